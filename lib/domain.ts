@@ -1,0 +1,28 @@
+/**
+ * Domain types shared by workflows (as `import type`), activities, the CLI and the sandbox.
+ * Nothing here may carry PHI: these shapes cross into Temporal histories.
+ */
+export const RESOURCE_TYPES = [
+  'Patient',
+  'Encounter',
+  'Observation',
+  'Condition',
+  'MedicationRequest',
+  'AllergyIntolerance',
+  'Appointment',
+] as const;
+export type ResourceType = (typeof RESOURCE_TYPES)[number];
+
+export function isResourceType(value: string): value is ResourceType {
+  return (RESOURCE_TYPES as readonly string[]).includes(value);
+}
+
+/** SMART v2 system scope for reading and searching one resource type. */
+export function readScopeFor(type: ResourceType): string {
+  return `system/${type}.rs`;
+}
+
+export const SEARCH_ATTRIBUTES = { tenantId: 'TenantId', integrationId: 'IntegrationId', vendor: 'Vendor' } as const;
+
+/** Identifier rule for tenants and integrations: they appear in workflow ids, so keep them boring. */
+export const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;

@@ -1,0 +1,157 @@
+/**
+ * The one errors module. Every error the product raises on purpose is an EhrError with a stable
+ * `code` (used as the Temporal ApplicationFailure type), readonly context fields that are safe to
+ * show (identifiers, statuses, counts — never PHI, never secrets), and a retry class.
+ * `toApplicationFailure` is the single place where errors cross the activity boundary.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+
+export abstract class EhrError extends Error {
+  abstract readonly code: string;
+  abstract readonly retryable: boolean;
+  /** When the peer told us how long to wait (Retry-After), in milliseconds. */
+  readonly retryAfterMs: number | undefined = undefined;
+  override get name(): string {
+    return this.constructor.name;
+  }
+}
+
+export class ConfigError extends EhrError {
+  readonly code = 'CONFIG_INVALID';
+  readonly retryable = false;
+  constructor(readonly field: string, readonly problem: string) {
+    super(`configuration ${field}: ${problem}`);
+  }
+}
+
+export class InfrastructureUnavailableError extends EhrError {
+  readonly code = 'INFRASTRUCTURE_UNAVAILABLE';
+  readonly retryable = true;
+  constructor(readonly component: 'temporal' | 'postgres' | 'sandbox' | 'kek', readonly address: string, readonly hint: string) {
+    super(`${component} is not reachable at ${address}: ${hint}`);
+  }
+}
+
+export class NotFoundError extends EhrError {
+  readonly code = 'NOT_FOUND';
+  readonly retryable = false;
+  constructor(readonly entity: string, readonly id: string) {
+    super(`${entity} ${JSON.stringify(id)} does not exist`);
+  }
+}
+
+export class ConflictError extends EhrError {
+  readonly code = 'CONFLICT';
+  readonly retryable = false;
+  constructor(readonly entity: string, readonly id: string, detail = 'already exists') {
+    super(`${entity} ${JSON.stringify(id)} ${detail}`);
+  }
+}
+
+export class InvalidArgumentError extends EhrError {
+  readonly code = 'INVALID_ARGUMENT';
+  readonly retryable = false;
+  constructor(readonly argument: string, readonly problem: string) {
+    super(`${argument}: ${problem}`);
+  }
+}
+
+export class PolicyViolationError extends EhrError {
+  readonly code = 'POLICY_VIOLATION';
+  readonly retryable = false;
+  constructor(readonly rule: string, detail: string) {
+    super(`${rule}: ${detail}`);
+  }
+}
+
+/** A vendor answered with an HTTP error status. `path` never includes the query string. */
+export class VendorHttpError extends EhrError {
+  readonly code: string;
+  readonly retryable: boolean;
+  override readonly retryAfterMs: number | undefined;
+  constructor(readonly status: number, readonly method: string, readonly path: string, retryAfterMs?: number) {
+    super(`vendor answered ${status} to ${method} ${path}`);
+    this.code = status === 429 ? 'VENDOR_RATE_LIMITED' : status >= 500 ? 'VENDOR_UNAVAILABLE' : `VENDOR_HTTP_${status}`;
+    this.retryable = status === 408 || status === 429 || status >= 500;
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+export class VendorNetworkError extends EhrError {
+  readonly code = 'VENDOR_NETWORK';
+  readonly retryable = true;
+  constructor(readonly method: string, readonly path: string, readonly reason: string) {
+    super(`network failure on ${method} ${path}: ${reason}`);
+  }
+}
+
+export class VendorAuthError extends EhrError {
+  readonly code = 'VENDOR_AUTH_FAILED';
+  readonly retryable: boolean;
+  constructor(readonly integrationId: string, readonly reason: string, retryable = false) {
+    super(`authentication with the vendor failed for integration ${integrationId}: ${reason}`);
+    this.retryable = retryable;
+  }
+}
+
+export class TlsPolicyError extends EhrError {
+  readonly code = 'TLS_REQUIRED';
+  readonly retryable = false;
+  constructor(readonly host: string) {
+    super(`refusing plain http to ${host}: TLS is required except for loopback sandbox vendors`);
+  }
+}
+
+export class ResponseTooLargeError extends EhrError {
+  readonly code = 'VENDOR_RESPONSE_TOO_LARGE';
+  readonly retryable = false;
+  constructor(readonly path: string, readonly limitBytes: number) {
+    super(`vendor response for ${path} exceeded ${limitBytes} bytes`);
+  }
+}
+
+/** A vendor page we cannot trust: nothing from it is written. */
+export class MalformedVendorDataError extends EhrError {
+  readonly code = 'VENDOR_DATA_MALFORMED';
+  readonly retryable = false;
+  constructor(readonly resourceType: string, readonly reason: string) {
+    super(`malformed ${resourceType} page from vendor: ${reason}`);
+  }
+}
+
+export class DecryptionError extends EhrError {
+  readonly code = 'DECRYPTION_FAILED';
+  readonly retryable = false;
+  constructor(readonly reason: string) {
+    super(`decryption failed: ${reason}`);
+  }
+}
+
+export class AuditWriteError extends EhrError {
+  readonly code = 'AUDIT_WRITE_FAILED';
+  readonly retryable = true;
+  constructor(readonly action: string, readonly reason: string) {
+    super(`audit event ${action} could not be written (${reason}); the operation it records was not performed`);
+  }
+}
+
+/** Errors we did not classify are retryable: the retry policy's attempt limit bounds them. */
+export function toApplicationFailure(err: unknown): ApplicationFailure {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof EhrError) {
+    return ApplicationFailure.create({
+      message: err.message,
+      type: err.code,
+      nonRetryable: !err.retryable,
+      nextRetryDelay: err.retryable && err.retryAfterMs !== undefined ? err.retryAfterMs : undefined,
+    });
+  }
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : 'unknown error';
+  return ApplicationFailure.create({ message, type: 'UNCLASSIFIED', nonRetryable: false });
+}
+
+export function errorCode(err: unknown): string {
+  if (err instanceof EhrError) return err.code;
+  if (err instanceof ApplicationFailure && err.type) return err.type;
+  return 'UNCLASSIFIED';
+}

@@ -1,0 +1,51 @@
+import pg from 'pg';
+import type { Pool, PoolClient } from 'pg';
+import { InfrastructureUnavailableError } from '../errors/index.js';
+
+export type { Pool, PoolClient };
+
+/** Queries run either on the pool or inside a transaction's client. */
+export type Queryable = Pick<Pool, 'query'> | PoolClient;
+
+export function createPool(databaseUrl: string, max = 10): Pool {
+  return new pg.Pool({ connectionString: databaseUrl, max, application_name: 'ehr-connectors' });
+}
+
+export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const result = await fn(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Fails fast with a message that says what to do when PostgreSQL cannot be reached. */
+export async function assertDatabaseReachable(pool: Pool, displayAddress: string): Promise<void> {
+  try {
+    await pool.query('SELECT 1');
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new InfrastructureUnavailableError(
+      'postgres',
+      displayAddress,
+      `${reason}. Start the embedded stack with \`ehrctl dev up\` or set DATABASE_URL to a reachable server.`,
+    );
+  }
+}
+
+/** host:port/db of a DATABASE_URL, without credentials, for messages. */
+export function describeDatabaseUrl(databaseUrl: string): string {
+  try {
+    const u = new URL(databaseUrl);
+    return `${u.hostname}:${u.port || '5432'}${u.pathname}`;
+  } catch {
+    return '(unparseable DATABASE_URL)';
+  }
+}
