@@ -1,0 +1,280 @@
+/**
+ * Per-tenant data keys (DEKs), stored in `data_keys` only wrapped by a KEK that lives outside the
+ * database (DESIGN §4 invariants 3, 4, 10). Unwrapped keys are cached in memory for `cacheTtlMs`.
+ * Every key operation is audited: creation commits in the same transaction as its audit event, and an
+ * unwrap (a cache miss) returns the key only after its audit event is written (fail closed).
+ *
+ * Pseudonyms (for audit rows and indexes) are keyed from the tenant's DEK version 1 so they stay
+ * stable across DEK rotation; DEK v1 therefore must not be destroyed without re-keying pseudonyms.
+ */
+import { createHmac, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import { appendAuditEvents, recordAuditEvent } from '../audit/chain.js';
+import type { AuditContext } from '../audit/chain.js';
+import { ID_PATTERN } from '../domain.js';
+import { ConflictError, DecryptionError, EhrError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
+import { withTransaction } from '../store/pool.js';
+import type { Pool } from '../store/pool.js';
+import type { DataKey, DataKeyLookup } from './envelope.js';
+import type { KekProvider } from './kek-provider.js';
+
+export type { AuditContext };
+
+export interface TenantKeyringOptions {
+  pool: Pool;
+  kek: KekProvider;
+  /** How long an unwrapped key stays in memory; default 5 minutes. */
+  cacheTtlMs?: number;
+}
+
+interface DataKeyRow {
+  key_version: number;
+  kek_id: string;
+  kek_version: number;
+  wrapped_key: Buffer;
+  status: 'primary' | 'decrypt_only' | 'destroyed';
+}
+
+interface Cached<T> {
+  value: T;
+  expiresAt: number;
+}
+
+const DEK_BYTES = 32;
+const PSEUDONYM_INFO = 'ehr-connectors/pseudonym/v1';
+const PSEUDONYM_KEY_VERSION = 1;
+const SYSTEM_ACTOR = 'system:keyring';
+
+/** The AAD a DEK is wrapped under: tenant, DEK version and the KEK id/version that wrap it. */
+export function dataKeyWrapAad(tenantId: string, keyVersion: number, kekId: string, kekVersion: number): Buffer {
+  return Buffer.from(canonicalize({ purpose: 'ehr-connectors/dek/v1', tenantId, keyVersion, kekId, kekVersion })!, 'utf8');
+}
+
+/** A DataKey whose key bytes are not enumerable, so a stray JSON.stringify or log call skips them. */
+function makeDataKey(tenantId: string, version: number, key: Buffer): DataKey {
+  const dek = { tenantId, version } as DataKey;
+  Object.defineProperty(dek, 'key', { value: key, enumerable: false, writable: false });
+  return dek;
+}
+
+function assertTenantId(tenantId: string): void {
+  if (typeof tenantId !== 'string' || !ID_PATTERN.test(tenantId)) throw new InvalidArgumentError('tenantId', 'is not a valid tenant id');
+}
+
+export class TenantKeyring {
+  readonly #pool: Pool;
+  readonly #kek: KekProvider;
+  readonly #ttlMs: number;
+  readonly #keys = new Map<string, Cached<DataKey>>();
+  readonly #primary = new Map<string, Cached<number>>();
+  readonly #pseudonymKeys = new Map<string, Cached<Buffer>>();
+  readonly #inflight = new Map<string, Promise<DataKey>>();
+
+  constructor(opts: TenantKeyringOptions) {
+    this.#pool = opts.pool;
+    this.#kek = opts.kek;
+    this.#ttlMs = opts.cacheTtlMs ?? 5 * 60_000;
+    if (!Number.isFinite(this.#ttlMs) || this.#ttlMs < 0) throw new InvalidArgumentError('cacheTtlMs', 'must be >= 0');
+  }
+
+  /** A lookup for decryptRecord. */
+  readonly lookup: DataKeyLookup = (tenantId, keyVersion) => this.dataKey(tenantId, keyVersion);
+
+  /** The tenant's primary DEK; creates DEK v1 (audited, same transaction) when the tenant has none. */
+  async primaryDataKey(tenantId: string, audit: AuditContext): Promise<DataKey> {
+    assertTenantId(tenantId);
+    const version = this.#fresh(this.#primary, tenantId);
+    if (version !== undefined) {
+      const cached = this.#fresh(this.#keys, cacheKey(tenantId, version));
+      if (cached) return cached;
+    }
+    const found = await this.#pool.query<{ key_version: number }>(
+      `SELECT key_version FROM data_keys WHERE tenant_id = $1 AND status = 'primary'`,
+      [tenantId],
+    );
+    let primaryVersion = found.rows[0]?.key_version;
+    if (primaryVersion === undefined) {
+      const created = await this.#createFirstKey(tenantId, audit);
+      if (created) return created;
+      const reread = await this.#pool.query<{ key_version: number }>(
+        `SELECT key_version FROM data_keys WHERE tenant_id = $1 AND status = 'primary'`,
+        [tenantId],
+      );
+      primaryVersion = reread.rows[0]?.key_version;
+      if (primaryVersion === undefined) throw new NotFoundError('primary data key of tenant', tenantId);
+    }
+    const dek = await this.dataKey(tenantId, primaryVersion, audit);
+    this.#primary.set(tenantId, { value: primaryVersion, expiresAt: Date.now() + this.#ttlMs });
+    return dek;
+  }
+
+  /** A DEK version of the tenant (primary or decrypt-only); DecryptionError when missing or destroyed. */
+  async dataKey(tenantId: string, version: number, audit?: AuditContext): Promise<DataKey> {
+    assertTenantId(tenantId);
+    if (!Number.isInteger(version) || version < 1) throw new DecryptionError('data key version is invalid');
+    const key = cacheKey(tenantId, version);
+    const cached = this.#fresh(this.#keys, key);
+    if (cached) return cached;
+    let pending = this.#inflight.get(key);
+    if (!pending) {
+      pending = this.#loadKey(tenantId, version, audit ?? systemAudit()).finally(() => this.#inflight.delete(key));
+      this.#inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * `psn_` + 22 base64url chars of HMAC-SHA256(HKDF-SHA256(DEK v1, info 'ehr-connectors/pseudonym/v1'), value).
+   * Stable per tenant, different across tenants. Callers normalise `value` (e.g. `system|identifier`).
+   */
+  async pseudonymise(tenantId: string, value: string, audit?: AuditContext): Promise<string> {
+    assertTenantId(tenantId);
+    if (typeof value !== 'string' || value.length === 0) throw new InvalidArgumentError('value', 'must be a non-empty string');
+    let pk = this.#fresh(this.#pseudonymKeys, tenantId);
+    if (!pk) {
+      const ctx = audit ?? systemAudit();
+      const exists = await this.#pool.query('SELECT 1 FROM data_keys WHERE tenant_id = $1 LIMIT 1', [tenantId]);
+      if (exists.rowCount === 0) await this.primaryDataKey(tenantId, ctx);
+      const dek = await this.dataKey(tenantId, PSEUDONYM_KEY_VERSION, ctx);
+      pk = Buffer.from(hkdfSync('sha256', dek.key, Buffer.alloc(0), PSEUDONYM_INFO, 32));
+      this.#pseudonymKeys.set(tenantId, { value: pk, expiresAt: Date.now() + this.#ttlMs });
+    }
+    const mac = createHmac('sha256', pk).update(value, 'utf8').digest('base64url');
+    return `psn_${mac.slice(0, 22)}`;
+  }
+
+  /** Drops cached keys (one tenant, or all) — e.g. after revocation or rotation commits. */
+  forget(tenantId?: string): void {
+    if (tenantId === undefined) {
+      this.#keys.clear();
+      this.#primary.clear();
+      this.#pseudonymKeys.clear();
+      return;
+    }
+    for (const k of [...this.#keys.keys()]) if (k.startsWith(`${tenantId}\0`)) this.#keys.delete(k);
+    this.#primary.delete(tenantId);
+    this.#pseudonymKeys.delete(tenantId);
+  }
+
+  #fresh<T>(map: Map<string, Cached<T>>, key: string): T | undefined {
+    const entry = map.get(key);
+    if (!entry) return undefined;
+    if (entry.expiresAt <= Date.now()) {
+      map.delete(key);
+      return undefined;
+    }
+    return entry.value;
+  }
+
+  #remember(dek: DataKey): void {
+    this.#keys.set(cacheKey(dek.tenantId, dek.version), { value: dek, expiresAt: Date.now() + this.#ttlMs });
+  }
+
+  /** Returns the new key when this call created it, undefined when another caller won the race. */
+  async #createFirstKey(tenantId: string, audit: AuditContext): Promise<DataKey | undefined> {
+    const kekId = this.#kek.id;
+    const kekVersion = this.#kek.primaryVersion();
+    const raw = randomBytes(DEK_BYTES);
+    try {
+      const wrapped = await this.#kek.wrap(raw, dataKeyWrapAad(tenantId, 1, kekId, kekVersion));
+      if (wrapped.kekId !== kekId || wrapped.kekVersion !== kekVersion) {
+        throw new ConflictError('key-encryption key', kekId, 'changed its primary version during a wrap; retry');
+      }
+      const inserted = await withTransaction(this.#pool, async (client) => {
+        const res = await client.query(
+          `INSERT INTO data_keys (tenant_id, key_version, kek_id, kek_version, wrapped_key, status)
+           VALUES ($1, 1, $2, $3, $4, 'primary')
+           ON CONFLICT DO NOTHING`,
+          [tenantId, wrapped.kekId, wrapped.kekVersion, wrapped.wrapped],
+        );
+        if (res.rowCount !== 1) return false;
+        await appendAuditEvents(client, [
+          {
+            actor: audit.actor,
+            action: 'key.dek.created',
+            outcome: 'success',
+            tenantId,
+            correlationId: audit.correlationId,
+            details: { keyVersion: 1, kekId: wrapped.kekId, kekVersion: wrapped.kekVersion },
+          },
+        ]);
+        return true;
+      });
+      if (!inserted) {
+        raw.fill(0);
+        return undefined;
+      }
+      const dek = makeDataKey(tenantId, 1, raw);
+      this.#remember(dek);
+      this.#primary.set(tenantId, { value: 1, expiresAt: Date.now() + this.#ttlMs });
+      return dek;
+    } catch (err) {
+      raw.fill(0);
+      const failure = isForeignKeyViolation(err) ? new NotFoundError('tenant', tenantId) : err;
+      await this.#auditFailure('key.dek.created', tenantId, audit, { keyVersion: 1, kekId, kekVersion }, failure);
+      throw failure;
+    }
+  }
+
+  async #loadKey(tenantId: string, version: number, audit: AuditContext): Promise<DataKey> {
+    const res = await this.#pool.query<DataKeyRow>(
+      `SELECT key_version, kek_id, kek_version, wrapped_key, status FROM data_keys WHERE tenant_id = $1 AND key_version = $2`,
+      [tenantId, version],
+    );
+    const row = res.rows[0];
+    if (!row) throw new DecryptionError('data key version does not exist for this tenant');
+    if (row.status === 'destroyed') throw new DecryptionError('data key version has been destroyed');
+    const details = { keyVersion: version, kekId: row.kek_id, kekVersion: row.kek_version };
+    let raw: Buffer;
+    try {
+      raw = await this.#kek.unwrap(
+        { kekId: row.kek_id, kekVersion: row.kek_version, wrapped: row.wrapped_key },
+        dataKeyWrapAad(tenantId, version, row.kek_id, row.kek_version),
+      );
+    } catch (err) {
+      await this.#auditFailure('key.dek.unwrapped', tenantId, audit, details, err);
+      throw err;
+    }
+    try {
+      await recordAuditEvent(this.#pool, {
+        actor: audit.actor,
+        action: 'key.dek.unwrapped',
+        outcome: 'success',
+        tenantId,
+        correlationId: audit.correlationId,
+        details,
+      });
+    } catch (err) {
+      raw.fill(0);
+      throw err;
+    }
+    const dek = makeDataKey(tenantId, version, raw);
+    this.#remember(dek);
+    return dek;
+  }
+
+  /** Best effort: the original error is what the caller sees. */
+  async #auditFailure(action: string, tenantId: string, audit: AuditContext, details: Record<string, unknown>, err: unknown): Promise<void> {
+    const errorCode = err instanceof EhrError ? err.code : 'UNCLASSIFIED';
+    await recordAuditEvent(this.#pool, {
+      actor: audit.actor,
+      action,
+      outcome: 'failure',
+      tenantId,
+      correlationId: audit.correlationId,
+      details: { ...details, errorCode },
+    }).catch(() => undefined);
+  }
+}
+
+function cacheKey(tenantId: string, version: number): string {
+  return `${tenantId}\0${version}`;
+}
+
+function systemAudit(): AuditContext {
+  return { actor: SYSTEM_ACTOR, correlationId: `keyring:${randomUUID()}` };
+}
+
+function isForeignKeyViolation(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23503';
+}

