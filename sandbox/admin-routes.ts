@@ -1,0 +1,149 @@
+/**
+ * Admin API for tests and the demo. Every route requires `x-sandbox-admin: <adminToken>`.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { JWK } from 'jose';
+import { z } from 'zod';
+import { RESOURCE_TYPES, isResourceType } from '../lib/domain.js';
+import type { SandboxContext } from './context.js';
+import { identityStrings, patientIdentity } from './data.js';
+import { FaultRequest } from './faults.js';
+import type { RecordRef } from './store.js';
+
+export const ADMIN_HEADER = 'x-sandbox-admin';
+const FULL_IDENTIFIERS_MAX_SIZE = 20_000;
+const TRUNCATED_PATIENTS = 5_000;
+const MAX_BATCH = 100_000;
+
+const PUBLIC_JWK_FIELDS = new Set(['kty', 'kid', 'alg', 'use', 'key_ops', 'n', 'e', 'crv', 'x', 'y', 'x5c', 'x5t', 'x5t#S256', 'ext']);
+const Jwk = z
+  .object({ kty: z.enum(['RSA', 'EC']), kid: z.string().min(1).max(200) })
+  .catchall(z.unknown())
+  .refine((k) => Object.keys(k).every((name) => PUBLIC_JWK_FIELDS.has(name)), 'only public JWK members are accepted');
+const ClientBody = z
+  .object({
+    client_id: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/).optional(),
+    jwks: z.object({ keys: z.array(Jwk).min(1).max(20) }),
+    scopes: z.array(z.string().regex(/^[A-Za-z0-9/*._:-]{1,100}$/)).min(1).max(100),
+    jku: z.string().max(2000).optional(),
+  })
+  .strict();
+const TypeName = z.enum(RESOURCE_TYPES);
+const ModifyBody = z
+  .object({
+    resourceType: TypeName,
+    count: z.number().int().min(0).max(MAX_BATCH).optional(),
+    ids: z.array(z.string().max(64)).max(MAX_BATCH).optional(),
+  })
+  .strict()
+  .refine((b) => (b.count === undefined) !== (b.ids === undefined), 'give exactly one of count or ids');
+const CreateBody = z.object({ resourceType: TypeName, count: z.number().int().min(1).max(MAX_BATCH) }).strict();
+const ExpireBody = z.object({ client_id: z.string().max(128).optional() }).strict();
+
+function digest(value: string): Buffer {
+  return createHash('sha256').update(value, 'utf8').digest();
+}
+
+function summary(refs: readonly RecordRef[]): Array<{ id: string; versionId: string; lastUpdated: string }> {
+  return refs.map((r) => ({ id: r.id, versionId: String(r.version), lastUpdated: new Date(r.lastUpdatedMs).toISOString() }));
+}
+
+function badRequest(reply: FastifyReply, error: z.ZodError): FastifyReply {
+  const paths = error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).slice(0, 5);
+  return reply.code(400).send({ error: 'invalid_request', details: paths });
+}
+
+export function registerAdminRoutes(app: FastifyInstance, ctx: SandboxContext): void {
+  const expected = digest(ctx.adminToken);
+  app.register(
+    async (admin) => {
+      admin.addHook('onRequest', async (req, reply) => {
+        const given = req.headers[ADMIN_HEADER];
+        if (typeof given !== 'string' || !timingSafeEqual(digest(given), expected)) {
+          return reply.code(401).send({ error: 'unauthorized', error_description: `missing or wrong ${ADMIN_HEADER} header` });
+        }
+      });
+
+      admin.post('/clients', async (req, reply) => {
+        const parsed = ClientBody.safeParse(req.body);
+        if (!parsed.success) return badRequest(reply, parsed.error);
+        const clientId = parsed.data.client_id ?? `sandbox-client-${randomBytes(8).toString('hex')}`;
+        if (ctx.auth.hasClient(clientId)) return reply.code(409).send({ error: 'conflict', error_description: 'client_id is taken' });
+        ctx.auth.register({
+          clientId,
+          jwks: { keys: parsed.data.jwks.keys as JWK[] },
+          scopes: parsed.data.scopes,
+          ...(parsed.data.jku ? { jku: parsed.data.jku } : {}),
+        });
+        return reply.code(201).send({ client_id: clientId });
+      });
+
+      admin.post('/records/modify', async (req, reply) => {
+        const parsed = ModifyBody.safeParse(req.body);
+        if (!parsed.success) return badRequest(reply, parsed.error);
+        const { resourceType, ids, count } = parsed.data;
+        if (ids) {
+          const result = ctx.store.modifyByIds(resourceType, ids);
+          if (result.unknown.length > 0) return reply.code(404).send({ error: 'not_found', unknownIds: result.unknown.slice(0, 20) });
+          return { modified: summary(result.modified) };
+        }
+        return { modified: summary(ctx.store.modifySpread(resourceType, count ?? 0)) };
+      });
+
+      admin.post('/records/create', async (req, reply) => {
+        const parsed = CreateBody.safeParse(req.body);
+        if (!parsed.success) return badRequest(reply, parsed.error);
+        return { created: summary(ctx.store.create(parsed.data.resourceType, parsed.data.count)) };
+      });
+
+      admin.get<{ Querystring: { type?: string } }>('/manifest', async (req, reply) => {
+        const type = req.query.type;
+        if (typeof type !== 'string' || !isResourceType(type)) {
+          return reply.code(400).send({ error: 'invalid_request', error_description: 'type must be a supported resource type' });
+        }
+        return { resourceType: type, records: summary(ctx.store.manifest(type)) };
+      });
+
+      admin.get<{ Params: { type: string; id: string } }>('/resource/:type/:id', async (req, reply) => {
+        const { type, id } = req.params;
+        const ref = isResourceType(type) ? ctx.store.lookup(type, id) : undefined;
+        if (!ref) return reply.code(404).send({ error: 'not_found' });
+        return reply.type('application/fhir+json; charset=utf-8').send(JSON.stringify(ctx.store.render(ref)));
+      });
+
+      admin.post('/tokens/expire', async (req, reply) => {
+        const parsed = ExpireBody.safeParse(req.body ?? {});
+        if (!parsed.success) return badRequest(reply, parsed.error);
+        return { expired: ctx.auth.expireTokens(parsed.data.client_id) };
+      });
+
+      admin.get('/identifiers', async () => {
+        const truncated = ctx.size > FULL_IDENTIFIERS_MAX_SIZE;
+        const base = ctx.store.baseCount('Patient');
+        const limit = truncated ? Math.min(base, TRUNCATED_PATIENTS) : base;
+        const strings = new Set<string>();
+        const seed = ctx.store.seed;
+        for (let i = 0; i < limit; i++) for (const s of identityStrings(patientIdentity(seed, i))) strings.add(s);
+        for (const i of ctx.store.createdPatientIndices()) for (const s of identityStrings(patientIdentity(seed, i))) strings.add(s);
+        return { strings: [...strings], truncated, patients: limit + ctx.store.createdPatientIndices().length };
+      });
+
+      admin.get('/stats', async () => ctx.stats.toJSON());
+      admin.post('/stats/reset', async () => {
+        ctx.stats.reset();
+        return ctx.stats.toJSON();
+      });
+
+      admin.post('/faults', async (req, reply) => {
+        const parsed = FaultRequest.safeParse(req.body);
+        if (!parsed.success) return badRequest(reply, parsed.error);
+        const fault = ctx.faults.add(parsed.data);
+        return reply.code(201).send({ fault, pending: ctx.faults.pending() });
+      });
+      admin.delete('/faults', async () => ({ cleared: ctx.faults.clear() }));
+      admin.get('/faults', async () => ({ pending: ctx.faults.pending() }));
+    },
+    { prefix: '/admin' },
+  );
+}

@@ -1,0 +1,99 @@
+/**
+ * A simulated EHR vendor speaking real HTTP, real JWTs (SMART Backend Services) and FHIR R4 JSON over
+ * synthetic data generated on demand. Used by tests and the demo; imports nothing of the product except
+ * lib/domain.ts.
+ */
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyError } from 'fastify';
+import { registerAdminRoutes } from './admin-routes.js';
+import { SandboxStats, type SandboxContext } from './context.js';
+import { FaultQueue, operationOutcome } from './faults.js';
+import { FHIR_JSON, registerFhirRoutes } from './fhir-routes.js';
+import { SmartAuth, registerSmartRoutes } from './smart.js';
+import { RecordStore } from './store.js';
+
+export interface SandboxOptions {
+  seed?: number;
+  size?: number;
+  host?: string;
+  port?: number;
+  tokenTtlSeconds?: number;
+  adminToken?: string;
+  maxPageSize?: number;
+}
+
+export interface SandboxHandle {
+  url: string;
+  fhirBaseUrl: string;
+  tokenUrl: string;
+  adminToken: string;
+  close(): Promise<void>;
+}
+
+function positiveInt(name: string, value: number, min: number): number {
+  if (!Number.isSafeInteger(value) || value < min) throw new RangeError(`sandbox option ${name} must be an integer >= ${min}`);
+  return value;
+}
+
+export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHandle> {
+  const seed = positiveInt('seed', opts.seed ?? 42, 0);
+  const size = positiveInt('size', opts.size ?? 2000, 1);
+  const tokenTtlSeconds = positiveInt('tokenTtlSeconds', opts.tokenTtlSeconds ?? 300, 1);
+  const maxPageSize = positiveInt('maxPageSize', opts.maxPageSize ?? 5000, 1);
+  const host = opts.host ?? '127.0.0.1';
+  const adminToken = opts.adminToken ?? randomBytes(24).toString('base64url');
+
+  const ctx: SandboxContext = {
+    urls: { url: '', fhirBaseUrl: '', tokenUrl: '' },
+    store: new RecordStore(seed, size),
+    auth: new SmartAuth(),
+    faults: new FaultQueue(),
+    stats: new SandboxStats(),
+    size,
+    maxPageSize,
+    adminToken,
+    tokenTtlSeconds,
+  };
+
+  const app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 2 * 1024 * 1024 });
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    const path = req.url;
+    if (path.startsWith('/oauth/')) {
+      return reply.code(status < 500 ? 400 : 500).header('cache-control', 'no-store').send({
+        error: status < 500 ? 'invalid_request' : 'server_error',
+        error_description: status < 500 ? 'the token request could not be parsed' : 'internal error',
+      });
+    }
+    if (path.startsWith('/admin/')) return reply.code(status).send({ error: status < 500 ? 'invalid_request' : 'server_error' });
+    return reply
+      .code(status)
+      .type(FHIR_JSON)
+      .send(JSON.stringify(operationOutcome(status < 500 ? 'invalid' : 'exception', status < 500 ? 'bad request' : 'internal error')));
+  });
+  app.setNotFoundHandler((_req, reply) =>
+    reply.code(404).type(FHIR_JSON).send(JSON.stringify(operationOutcome('not-found', 'no such endpoint'))),
+  );
+
+  registerSmartRoutes(app, ctx);
+  registerFhirRoutes(app, ctx);
+  registerAdminRoutes(app, ctx);
+
+  await app.listen({ host, port: opts.port ?? 0 });
+  const address = app.server.address() as AddressInfo;
+  const hostForUrl = host.includes(':') ? `[${host}]` : host;
+  const url = `http://${hostForUrl}:${address.port}`;
+  ctx.urls.url = url;
+  ctx.urls.fhirBaseUrl = `${url}/fhir`;
+  ctx.urls.tokenUrl = `${url}/oauth/token`;
+
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    fhirBaseUrl: ctx.urls.fhirBaseUrl,
+    tokenUrl: ctx.urls.tokenUrl,
+    adminToken,
+    close: () => (closed ??= app.close().then(() => undefined)),
+  };
+}

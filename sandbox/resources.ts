@@ -1,0 +1,304 @@
+/**
+ * FHIR R4 resource builders. `version` > 1 deterministically changes a clinical field, so a modified record
+ * is regenerated from (seed, type, index, version) and only its version and lastUpdated are stored.
+ */
+import type { ResourceType } from '../lib/domain.js';
+import { MRN_SYSTEM, patientFamily, patientIdentity, resourceId, typeIndex } from './data.js';
+import { Rng, hash32 } from './prng.js';
+
+export type FhirResource = { resourceType: string; id: string; meta: { versionId: string; lastUpdated: string } } & Record<string, unknown>;
+
+export interface GenerationContext {
+  seed: number;
+  /** Number of base patients that other resources may reference. */
+  patientCount: number;
+}
+
+const LOINC = 'http://loinc.org';
+const SNOMED = 'http://snomed.info/sct';
+const RXNORM = 'http://www.nlm.nih.gov/research/umls/rxnorm';
+const UCUM = 'http://unitsofmeasure.org';
+const DAY_MS = 86_400_000;
+const CLINICAL_EPOCH_MS = Date.UTC(2022, 0, 1);
+/** A 1x1 transparent PNG: stands in for a patient photo. */
+const TINY_PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=';
+
+function coding(system: string, code: string, display?: string): { coding: Array<Record<string, string>> } {
+  return { coding: [display === undefined ? { system, code } : { system, code, display }] };
+}
+function concept(system: string, code: string, display: string): { coding: Array<Record<string, string>>; text: string } {
+  return { coding: [{ system, code, display }], text: display };
+}
+/** Deep-freezes shared catalogue objects: they are reused by many resources and only ever serialised. */
+function frozen<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) frozen(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+const VITALS = frozen(
+  [
+    ['8867-4', 'Heart rate', '/min', 50, 60, 'vital-signs'],
+    ['8480-6', 'Systolic blood pressure', 'mm[Hg]', 95, 60, 'vital-signs'],
+    ['8462-4', 'Diastolic blood pressure', 'mm[Hg]', 55, 40, 'vital-signs'],
+    ['8310-5', 'Body temperature', 'Cel', 36, 3, 'vital-signs'],
+    ['29463-7', 'Body weight', 'kg', 40, 80, 'vital-signs'],
+    ['59408-5', 'Oxygen saturation in Arterial blood by Pulse oximetry', '%', 90, 10, 'vital-signs'],
+    ['2339-0', 'Glucose [Mass/volume] in Blood', 'mg/dL', 70, 120, 'laboratory'],
+    ['4548-4', 'Hemoglobin A1c/Hemoglobin.total in Blood', '%', 4.5, 5, 'laboratory'],
+  ].map(([code, display, unit, min, span, category]) => ({
+    min: min as number,
+    span: span as number,
+    unit: unit as string,
+    noteLabel: (display as string).toLowerCase(),
+    code: concept(LOINC, code as string, display as string),
+    category: [coding('http://terminology.hl7.org/CodeSystem/observation-category', category as string)],
+  })),
+);
+const CONDITIONS = frozen(
+  [
+    ['44054006', 'Diabetes mellitus type 2'],
+    ['38341003', 'Hypertensive disorder, systemic arterial'],
+    ['195967001', 'Asthma'],
+    ['55822004', 'Hyperlipidemia'],
+    ['35489007', 'Depressive disorder'],
+    ['69896004', 'Rheumatoid arthritis'],
+  ].map(([code, display]) => concept(SNOMED, code as string, display as string)),
+);
+const MEDICATIONS = frozen(
+  [
+    ['197361', 'Amlodipine 5 MG Oral Tablet', 'Take 1 tablet by mouth once daily'],
+    ['860975', 'Metformin hydrochloride 500 MG Extended Release Oral Tablet', 'Take 1 tablet by mouth with evening meal'],
+    ['617312', 'Atorvastatin 10 MG Oral Tablet', 'Take 1 tablet by mouth at bedtime'],
+    ['314076', 'Lisinopril 10 MG Oral Tablet', 'Take 1 tablet by mouth once daily'],
+    ['310965', 'Ibuprofen 200 MG Oral Tablet', 'Take 1 tablet by mouth every 6 hours as needed for pain'],
+  ].map(([code, display, sig]) => ({
+    medication: concept(RXNORM, code as string, display as string),
+    dosage: [{ sequence: 1, text: sig as string, timing: { code: { text: 'daily' } } }],
+  })),
+);
+const ALLERGENS = frozen(
+  [
+    ['764146007', 'Penicillin', 'medication'],
+    ['227493005', 'Cashew nuts', 'food'],
+    ['256259004', 'Pollen', 'environment'],
+    ['102263004', 'Eggs', 'food'],
+    ['111088007', 'Latex', 'environment'],
+  ].map(([code, display, category]) => ({ code: concept(SNOMED, code as string, display as string), category: [category as string] })),
+);
+const REACTIONS = frozen(
+  [
+    ['247472004', 'Hives'],
+    ['271807003', 'Eruption of skin'],
+    ['39579001', 'Anaphylaxis'],
+    ['267036007', 'Dyspnea'],
+  ].map(([code, display]) => [coding(SNOMED, code as string, display as string)]),
+);
+const SEVERITIES = ['mild', 'moderate', 'severe'] as const;
+const C = frozen({
+  conditionClinical: ['active', 'remission', 'resolved'].map((c) => coding('http://terminology.hl7.org/CodeSystem/condition-clinical', c)),
+  conditionConfirmed: coding('http://terminology.hl7.org/CodeSystem/condition-ver-status', 'confirmed'),
+  problemList: [coding('http://terminology.hl7.org/CodeSystem/condition-category', 'problem-list-item')],
+  allergyClinical: ['active', 'inactive', 'resolved'].map((c) => coding('http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical', c)),
+  allergyConfirmed: coding('http://terminology.hl7.org/CodeSystem/allergyintolerance-verification', 'confirmed'),
+  ambulatory: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB', display: 'ambulatory' },
+  inpatient: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP', display: 'inpatient encounter' },
+  checkUp: [concept(SNOMED, '185349003', 'Encounter for check up')],
+  generalPractice: [concept(SNOMED, '394814009', 'General practice')],
+  mrType: coding('http://terminology.hl7.org/CodeSystem/v2-0203', 'MR', 'Medical record number'),
+  marital: [['S', 'Never Married'], ['M', 'Married'], ['W', 'Widowed'], ['D', 'Divorced']].map(([c, d]) =>
+    coding('http://terminology.hl7.org/CodeSystem/v3-MaritalStatus', c as string, d as string),
+  ),
+  photo: [{ contentType: 'image/png', data: TINY_PNG }],
+});
+const ENCOUNTER_STATUS = ['finished', 'in-progress', 'cancelled', 'finished'] as const;
+const MED_STATUS = ['active', 'completed', 'stopped', 'on-hold'] as const;
+const CRITICALITY = ['low', 'high', 'unable-to-assess'] as const;
+const APPOINTMENT_STATUS = ['booked', 'fulfilled', 'cancelled', 'noshow'] as const;
+const MINUTES = [15, 20, 30, 45, 60] as const;
+
+const PAD2 = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0'));
+const PAD3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
+const dayPrefixes = new Map<number, string>();
+const YEAR_10000_MS = Date.UTC(10000, 0, 1);
+/** Date#toISOString, several times faster (day prefixes cached, time of day from lookup tables). */
+export function iso(ms: number): string {
+  if (!(ms >= 0 && ms < YEAR_10000_MS) || !Number.isInteger(ms)) return new Date(ms).toISOString();
+  const day = Math.floor(ms / DAY_MS);
+  let prefix = dayPrefixes.get(day);
+  if (prefix === undefined) {
+    prefix = new Date(day * DAY_MS).toISOString().slice(0, 11);
+    if (dayPrefixes.size >= 20_000) dayPrefixes.clear();
+    dayPrefixes.set(day, prefix);
+  }
+  let rest = ms - day * DAY_MS;
+  const milli = rest % 1000;
+  rest = (rest - milli) / 1000;
+  const sec = rest % 60;
+  rest = (rest - sec) / 60;
+  return `${prefix}${PAD2[Math.floor(rest / 60)]}:${PAD2[rest % 60]}:${PAD2[sec]}.${PAD3[milli]}Z`;
+}
+/** A clinical instant in 2022–2024, seconds precision. */
+function clinicalMs(rng: Rng): number {
+  return CLINICAL_EPOCH_MS + rng.int(3 * 365) * DAY_MS + rng.int(86_400) * 1000;
+}
+function cycle<T>(items: readonly T[], start: number, version: number): T {
+  return items[(start + version - 1) % items.length] as T;
+}
+
+export function generateResource(
+  ctx: GenerationContext,
+  type: ResourceType,
+  index: number,
+  version: number,
+  lastUpdatedMs: number,
+): FhirResource {
+  const rng = new Rng(hash32(ctx.seed, typeIndex(type), index));
+  const id = resourceId(ctx.seed, type, index);
+  const meta = { versionId: String(version), lastUpdated: iso(lastUpdatedMs) };
+  if (type === 'Patient') return patient(ctx, index, version, id, meta, rng);
+  const patientIndex = rng.int(ctx.patientCount);
+  const ref = { reference: `Patient/${resourceId(ctx.seed, 'Patient', patientIndex)}` };
+  const when = clinicalMs(rng);
+  switch (type) {
+    case 'Observation': {
+      const vital = rng.pick(VITALS);
+      const raw = vital.min + rng.next() * vital.span + (version - 1) * 0.5;
+      return {
+        resourceType: type,
+        id,
+        meta,
+        status: version === 1 ? 'final' : 'amended',
+        category: vital.category,
+        code: vital.code,
+        subject: ref,
+        effectiveDateTime: iso(when),
+        issued: iso(when + 3_600_000),
+        valueQuantity: { value: Math.round(raw * 10) / 10, unit: vital.unit, system: UCUM, code: vital.unit },
+        note: [{ text: `Synthetic ${vital.noteLabel} reading for patient ${patientFamily(ctx.seed, patientIndex)} (version ${version}).` }],
+      };
+    }
+    case 'Encounter': {
+      const status = cycle(ENCOUNTER_STATUS, rng.int(4), version);
+      const amb = rng.next() < 0.8;
+      return {
+        resourceType: type,
+        id,
+        meta,
+        status,
+        class: amb ? C.ambulatory : C.inpatient,
+        type: C.checkUp,
+        subject: ref,
+        period: { start: iso(when), end: iso(when + (amb ? 1800_000 : 3 * DAY_MS) + (version - 1) * 600_000) },
+      };
+    }
+    case 'Condition': {
+      const code = rng.pick(CONDITIONS);
+      const clinical = (version - 1) % 3;
+      const resource: FhirResource = {
+        resourceType: type,
+        id,
+        meta,
+        clinicalStatus: C.conditionClinical[clinical],
+        verificationStatus: C.conditionConfirmed,
+        category: C.problemList,
+        code,
+        subject: ref,
+        onsetDateTime: iso(when),
+        recordedDate: iso(when + DAY_MS),
+        note: [{ text: `Synthetic problem-list entry for ${patientFamily(ctx.seed, patientIndex)}; status ${['active', 'remission', 'resolved'][clinical]}.` }],
+      };
+      if (clinical === 2) resource.abatementDateTime = iso(when + 90 * DAY_MS);
+      return resource;
+    }
+    case 'MedicationRequest': {
+      const med = rng.pick(MEDICATIONS);
+      return {
+        resourceType: type,
+        id,
+        meta,
+        status: cycle(MED_STATUS, 0, version),
+        intent: 'order',
+        medicationCodeableConcept: med.medication,
+        subject: ref,
+        authoredOn: iso(when),
+        dosageInstruction: med.dosage,
+      };
+    }
+    case 'AllergyIntolerance': {
+      const allergen = rng.pick(ALLERGENS);
+      const manifestation = rng.pick(REACTIONS);
+      const criticality = cycle(CRITICALITY, rng.int(3), version);
+      return {
+        resourceType: type,
+        id,
+        meta,
+        clinicalStatus: C.allergyClinical[(version - 1) % 3],
+        verificationStatus: C.allergyConfirmed,
+        type: 'allergy',
+        category: allergen.category,
+        criticality,
+        code: allergen.code,
+        patient: ref,
+        recordedDate: iso(when),
+        reaction: [{ manifestation, severity: rng.pick(SEVERITIES) }],
+      };
+    }
+    case 'Appointment': {
+      const minutes = rng.pick(MINUTES);
+      return {
+        resourceType: type,
+        id,
+        meta,
+        status: cycle(APPOINTMENT_STATUS, 0, version),
+        serviceType: C.generalPractice,
+        start: iso(when),
+        end: iso(when + minutes * 60_000),
+        minutesDuration: minutes,
+        participant: [
+          { actor: ref, required: 'required', status: 'accepted' },
+          { actor: { display: `Synthetic Clinic Room ${1 + rng.int(9)}` }, required: 'required', status: 'accepted' },
+        ],
+      };
+    }
+  }
+}
+
+function patient(
+  ctx: GenerationContext,
+  index: number,
+  version: number,
+  id: string,
+  meta: FhirResource['meta'],
+  rng: Rng,
+): FhirResource {
+  const who = patientIdentity(ctx.seed, index);
+  const marital = cycle(C.marital, rng.int(4), version);
+  return {
+    resourceType: 'Patient',
+    id,
+    meta,
+    text: {
+      status: 'generated',
+      div: `<div xmlns="http://www.w3.org/1999/xhtml">${who.given} ${who.family}, MRN ${who.mrn}, born ${who.birthDate}</div>`,
+    },
+    identifier: [
+      {
+        use: 'usual',
+        type: C.mrType,
+        system: MRN_SYSTEM,
+        value: who.mrn,
+      },
+    ],
+    active: true,
+    name: [{ use: 'official', family: who.family, given: [who.given] }],
+    telecom: [{ system: 'phone', value: who.phone, use: 'home' }],
+    gender: who.gender,
+    birthDate: who.birthDate,
+    address: [{ use: 'home', line: [who.addressLine], city: 'Synthville', state: 'ZZ', postalCode: '00000', country: 'US' }],
+    maritalStatus: marital,
+    ...(rng.next() < 0.1 ? { photo: C.photo } : {}),
+  };
+}

@@ -1,0 +1,263 @@
+/**
+ * Records = generated base records (by index) + an overlay of modified/created ones.
+ *
+ * Order within a type is (lastUpdated, id). Base lastUpdated is strictly increasing with the index, and every
+ * overlay timestamp is strictly increasing and later than every base one, so the ordered stream is: base
+ * indices not in the overlay, then the overlay log. Seeking to a lastUpdated is arithmetic on the index
+ * (base) or a binary search (overlay log), so a page costs O(page), never a scan of the dataset.
+ */
+import { RESOURCE_TYPES, type ResourceType } from '../lib/domain.js';
+import { BASE_STEP_MS, BASE_LAST_UPDATED_MS, baseLastUpdatedMs, computeLayout, parseResourceId, resourceId } from './data.js';
+import { generateResource, type FhirResource, type GenerationContext } from './resources.js';
+
+export interface RecordRef {
+  type: ResourceType;
+  index: number;
+  id: string;
+  version: number;
+  lastUpdatedMs: number;
+}
+
+export interface Bound {
+  ms: number;
+  inclusive: boolean;
+}
+
+export interface SearchQuery {
+  lower?: Bound;
+  upper?: Bound;
+  /** Keyset cursor: only records strictly after (ms, id). */
+  after?: { ms: number; id: string };
+  count: number;
+}
+
+export interface SearchResult {
+  records: RecordRef[];
+  hasMore: boolean;
+  /** Matches of lower/upper (cursor ignored). */
+  total: number;
+}
+
+interface OverlayState {
+  version: number;
+  lastUpdatedMs: number;
+}
+interface LogEntry extends OverlayState {
+  index: number;
+}
+
+class TypeRecords {
+  readonly overlay = new Map<number, OverlayState>();
+  /** Append-only, sorted by lastUpdatedMs; an entry is stale when the overlay holds a newer version. */
+  readonly log: LogEntry[] = [];
+  created = 0;
+  lastOverlayMs = 0;
+  modifyCalls = 0;
+  constructor(readonly baseCount: number) {}
+  get size(): number {
+    return this.baseCount + this.created;
+  }
+  isCurrent(entry: LogEntry): boolean {
+    return this.overlay.get(entry.index)?.version === entry.version;
+  }
+}
+
+export class RecordStore {
+  readonly ctx: GenerationContext;
+  private readonly types = new Map<ResourceType, TypeRecords>();
+  private readonly baseMaxMs: number;
+
+  constructor(
+    readonly seed: number,
+    size: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    const layout = computeLayout(size);
+    let maxCount = 0;
+    for (const type of RESOURCE_TYPES) {
+      this.types.set(type, new TypeRecords(layout[type]));
+      maxCount = Math.max(maxCount, layout[type]);
+    }
+    this.baseMaxMs = baseLastUpdatedMs(Math.max(0, maxCount - 1));
+    this.ctx = { seed, patientCount: layout.Patient };
+  }
+
+  private recs(type: ResourceType): TypeRecords {
+    return this.types.get(type) as TypeRecords;
+  }
+
+  baseCount(type: ResourceType): number {
+    return this.recs(type).baseCount;
+  }
+
+  /** Current number of records of the type (base + created). */
+  count(type: ResourceType): number {
+    return this.recs(type).size;
+  }
+
+  private ref(type: ResourceType, index: number): RecordRef | undefined {
+    const recs = this.recs(type);
+    const over = recs.overlay.get(index);
+    if (over) return { type, index, id: resourceId(this.seed, type, index), ...over };
+    if (index >= 0 && index < recs.baseCount) {
+      return { type, index, id: resourceId(this.seed, type, index), version: 1, lastUpdatedMs: baseLastUpdatedMs(index) };
+    }
+    return undefined;
+  }
+
+  lookup(type: ResourceType, id: string): RecordRef | undefined {
+    const parsed = parseResourceId(this.seed, id);
+    if (!parsed || parsed.type !== type) return undefined;
+    return this.ref(type, parsed.index);
+  }
+
+  render(ref: RecordRef): FhirResource {
+    return generateResource(this.ctx, ref.type, ref.index, ref.version, ref.lastUpdatedMs);
+  }
+
+  private nextOverlayMs(recs: TypeRecords): number {
+    const ms = Math.max(this.now(), recs.lastOverlayMs + 1, this.baseMaxMs + 1);
+    recs.lastOverlayMs = ms;
+    return ms;
+  }
+
+  private write(type: ResourceType, index: number, version: number): RecordRef {
+    const recs = this.recs(type);
+    const state = { version, lastUpdatedMs: this.nextOverlayMs(recs) };
+    recs.overlay.set(index, state);
+    recs.log.push({ index, ...state });
+    return { type, index, id: resourceId(this.seed, type, index), ...state };
+  }
+
+  modifyByIds(type: ResourceType, ids: readonly string[]): { modified: RecordRef[]; unknown: string[] } {
+    const found: RecordRef[] = [];
+    const unknown: string[] = [];
+    for (const id of ids) {
+      const ref = this.lookup(type, id);
+      if (ref) found.push(ref);
+      else unknown.push(id);
+    }
+    if (unknown.length > 0) return { modified: [], unknown };
+    const seen = new Set<number>();
+    const modified: RecordRef[] = [];
+    for (const ref of found) {
+      if (seen.has(ref.index)) continue;
+      seen.add(ref.index);
+      const current = this.ref(type, ref.index) as RecordRef;
+      modified.push(this.write(type, ref.index, current.version + 1));
+    }
+    return { modified, unknown };
+  }
+
+  /** Modifies `count` distinct records spread evenly over the type; successive calls start elsewhere. */
+  modifySpread(type: ResourceType, count: number): RecordRef[] {
+    const recs = this.recs(type);
+    const n = recs.size;
+    const k = Math.min(count, n);
+    if (k <= 0) return [];
+    const offset = (recs.modifyCalls++ * 7919) % n;
+    const out: RecordRef[] = [];
+    for (let j = 0; j < k; j++) {
+      const index = (Math.floor((j * n) / k) + offset) % n;
+      const current = this.ref(type, index) as RecordRef;
+      out.push(this.write(type, index, current.version + 1));
+    }
+    return out;
+  }
+
+  create(type: ResourceType, count: number): RecordRef[] {
+    const recs = this.recs(type);
+    const out: RecordRef[] = [];
+    for (let j = 0; j < count; j++) {
+      const index = recs.baseCount + recs.created++;
+      out.push(this.write(type, index, 1));
+    }
+    return out;
+  }
+
+  search(type: ResourceType, q: SearchQuery): SearchResult {
+    const recs = this.recs(type);
+    const want = q.count + 1;
+    const out: RecordRef[] = [];
+    const startMs = Math.max(q.lower?.ms ?? -Infinity, q.after?.ms ?? -Infinity);
+    const afterStart = (ms: number, id: string): boolean =>
+      (!q.lower || (q.lower.inclusive ? ms >= q.lower.ms : ms > q.lower.ms)) &&
+      (!q.after || ms > q.after.ms || (ms === q.after.ms && id > q.after.id));
+    const beforeEnd = (ms: number): boolean => !q.upper || (q.upper.inclusive ? ms <= q.upper.ms : ms < q.upper.ms);
+
+    for (let i = firstBaseIndex(startMs); i < recs.baseCount && out.length < want; i++) {
+      const ms = baseLastUpdatedMs(i);
+      if (!beforeEnd(ms)) break;
+      if (recs.overlay.has(i)) continue;
+      const id = resourceId(this.seed, type, i);
+      if (afterStart(ms, id)) out.push({ type, index: i, id, version: 1, lastUpdatedMs: ms });
+    }
+    for (let p = firstLogPosition(recs.log, startMs); p < recs.log.length && out.length < want; p++) {
+      const entry = recs.log[p] as LogEntry;
+      if (!beforeEnd(entry.lastUpdatedMs)) break;
+      if (!recs.isCurrent(entry)) continue;
+      const id = resourceId(this.seed, type, entry.index);
+      if (afterStart(entry.lastUpdatedMs, id)) out.push({ type, id, ...entry });
+    }
+    const hasMore = out.length > q.count;
+    if (hasMore) out.length = q.count;
+    return { records: out, hasMore, total: this.total(recs, q.lower, q.upper) };
+  }
+
+  private total(recs: TypeRecords, lower: Bound | undefined, upper: Bound | undefined): number {
+    const inRange = (ms: number): boolean =>
+      (!lower || (lower.inclusive ? ms >= lower.ms : ms > lower.ms)) &&
+      (!upper || (upper.inclusive ? ms <= upper.ms : ms < upper.ms));
+    // Base indices in [from, to) are exactly those whose base lastUpdated satisfies the bounds.
+    let from = lower ? firstBaseIndex(lower.ms) : 0;
+    if (lower && !lower.inclusive && baseLastUpdatedMs(from) === lower.ms) from++;
+    let to = recs.baseCount;
+    if (upper) {
+      let last = Math.floor((upper.ms - BASE_LAST_UPDATED_MS) / BASE_STEP_MS);
+      if (!upper.inclusive && baseLastUpdatedMs(last) === upper.ms) last--;
+      to = Math.max(0, Math.min(to, last + 1));
+    }
+    let total = Math.max(0, to - from);
+    for (const [index, state] of recs.overlay) {
+      if (index < recs.baseCount && index >= from && index < to) total--;
+      if (inRange(state.lastUpdatedMs)) total++;
+    }
+    return total;
+  }
+
+  /** Every current record of the type in search order (O(n): for tests on small datasets). */
+  manifest(type: ResourceType): RecordRef[] {
+    const all: RecordRef[] = [];
+    let after: SearchQuery['after'];
+    for (;;) {
+      const page = this.search(type, { count: 10_000, ...(after ? { after } : {}) });
+      all.push(...page.records);
+      const last = page.records[page.records.length - 1];
+      if (!page.hasMore || !last) return all;
+      after = { ms: last.lastUpdatedMs, id: last.id };
+    }
+  }
+
+  /** Indices of the patients created through the admin API (beyond the base count). */
+  createdPatientIndices(): number[] {
+    const recs = this.recs('Patient');
+    return Array.from({ length: recs.created }, (_, j) => recs.baseCount + j);
+  }
+}
+
+/** First base index whose lastUpdated is >= ms. */
+function firstBaseIndex(ms: number): number {
+  if (ms === -Infinity) return 0;
+  return Math.max(0, Math.ceil((ms - BASE_LAST_UPDATED_MS) / BASE_STEP_MS));
+}
+
+function firstLogPosition(log: readonly LogEntry[], ms: number): number {
+  let lo = 0;
+  let hi = log.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((log[mid] as LogEntry).lastUpdatedMs < ms) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
