@@ -1,0 +1,21 @@
+/**
+ * The activity factory: workers call `createActivities(deps)`; workflows see only the types
+ * (`import type { SyncActivities }`), through proxyActivities with the presets in workflows/presets.ts.
+ */
+import { atActivityBoundary } from './boundary.js';
+import type { ActivityDeps } from './deps.js';
+import { createSyncPageActivities } from './sync-page.js';
+import { createSyncPlanningActivities } from './sync-planning.js';
+
+export type { ActivityDeps } from './deps.js';
+
+export function createActivities(deps: ActivityDeps) {
+  return atActivityBoundary({
+    ...createSyncPlanningActivities(deps),
+    ...createSyncPageActivities(deps),
+  });
+}
+
+export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;
+export type SyncPageActivities = ReturnType<typeof createSyncPageActivities>;
+export type Activities = ReturnType<typeof createActivities>;

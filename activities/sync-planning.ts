@@ -1,0 +1,63 @@
+/** Store-side steps of a sync: what to fetch, checkpoint advancement, and the closing report. */
+import { appendAuditEvents } from '../lib/audit/chain.js';
+import { PolicyViolationError } from '../lib/errors/index.js';
+import { advanceCheckpoint, readCheckpoints } from '../lib/store/checkpoints.js';
+import { getIntegration } from '../lib/store/integrations.js';
+import { withTransaction } from '../lib/store/pool.js';
+import type { ActivityDeps } from './deps.js';
+import { activityAuditContext } from './audit-context.js';
+import type { AdvanceCheckpointInput, PlanSyncInput, SyncPlan, SyncReportInput } from './types.js';
+
+export function createSyncPlanningActivities(deps: ActivityDeps) {
+  return {
+    /** The resource types the integration's policy allows, each with its checkpoint (none on --full). */
+    async planSync(input: PlanSyncInput): Promise<SyncPlan> {
+      const integration = await getIntegration(deps.pool, input.integrationId);
+      if (integration.tenantId !== input.tenantId) {
+        throw new PolicyViolationError('tenant-isolation', `integration ${input.integrationId} does not belong to tenant ${input.tenantId}`);
+      }
+      if (integration.status !== 'active') throw new PolicyViolationError('integration-suspended', `integration ${integration.id} is ${integration.status}`);
+      const checkpoints = input.full ? new Map<string, string>() : await readCheckpoints(deps.pool, input.tenantId, input.integrationId);
+      return {
+        vendor: integration.vendor,
+        pageSize: deps.defaultPageSize,
+        resourceTypes: integration.resourceTypes.map((resourceType) => ({ resourceType, since: checkpoints.get(resourceType) ?? null })),
+      };
+    },
+
+    /** Called after every page of a type has committed: the next run starts after `highWater`. */
+    async advanceSyncCheckpoint(input: AdvanceCheckpointInput): Promise<string> {
+      const ctx = activityAuditContext();
+      return withTransaction(deps.pool, async (client) => {
+        const stored = await advanceCheckpoint(client, { ...input, runId: ctx.correlationId });
+        await appendAuditEvents(client, [
+          {
+            ...ctx,
+            action: 'sync.checkpoint_advanced',
+            outcome: 'success',
+            tenantId: input.tenantId,
+            integrationId: input.integrationId,
+            details: { resourceType: input.resourceType, highWater: stored },
+          },
+        ]);
+        return stored;
+      });
+    },
+
+    async recordSyncReport(input: SyncReportInput): Promise<void> {
+      const ctx = activityAuditContext();
+      await withTransaction(deps.pool, (client) =>
+        appendAuditEvents(client, [
+          {
+            ...ctx,
+            action: `sync.${input.outcome}`,
+            outcome: 'success',
+            tenantId: input.tenantId,
+            integrationId: input.integrationId,
+            details: input.totals,
+          },
+        ]),
+      );
+    },
+  };
+}

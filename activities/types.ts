@@ -1,0 +1,47 @@
+/** Shapes that cross the workflow/activity boundary: identifiers, counts, cursors — never PHI. */
+import type { ResourceType } from '../lib/domain.js';
+
+export interface PlanSyncInput {
+  tenantId: string;
+  integrationId: string;
+  full: boolean;
+}
+
+export interface SyncPlan {
+  vendor: string;
+  pageSize: number;
+  resourceTypes: Array<{ resourceType: ResourceType; since: string | null }>;
+}
+
+export interface SyncPageInput {
+  tenantId: string;
+  integrationId: string;
+  resourceType: ResourceType;
+  since: string | null;
+  /** The vendor's opaque next-page URL, or null for the first page. */
+  cursor: string | null;
+  pageSize: number;
+}
+
+export interface SyncPageResult {
+  fetched: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+  nextCursor: string | null;
+  maxLastUpdated: string | null;
+}
+
+export interface AdvanceCheckpointInput {
+  tenantId: string;
+  integrationId: string;
+  resourceType: ResourceType;
+  highWater: string;
+}
+
+export interface SyncReportInput {
+  tenantId: string;
+  integrationId: string;
+  outcome: 'completed' | 'cancelled';
+  totals: { fetched: number; inserted: number; updated: number; unchanged: number };
+}

@@ -1,0 +1,185 @@
+/**
+ * The one door to vendors (DESIGN §4 invariant 5). Every request — token requests included —
+ * goes through `send`, which applies the TLS policy, a timeout, the response size cap and a
+ * correlation id header, classifies failures into retry classes, and writes one audit event per
+ * call, success or failure. An audit write failure fails the call (fail closed).
+ */
+import { randomUUID } from 'node:crypto';
+import type { AuditEvent } from '../audit/chain.js';
+import { EhrError, VendorAuthError, VendorNetworkError } from '../errors/index.js';
+import { assertTransportAllowed, errorForStatus, readBodyCapped, safePath } from './http-policy.js';
+import { TokenManager } from './token-manager.js';
+
+export interface IntegrationCredentials {
+  tenantId: string;
+  integrationId: string;
+  vendor: string;
+  baseUrl: string;
+  tokenUrl: string;
+  clientId: string;
+  scopes: string[];
+  /** Signs a fresh client assertion (new jti) for this integration's token endpoint. */
+  signAssertion(): Promise<string>;
+}
+
+export interface VendorClientDeps {
+  credentials(integrationId: string): Promise<IntegrationCredentials>;
+  audit(event: AuditEvent): Promise<void>;
+  timeoutMs: number;
+  maxResponseBytes: number;
+  actor: string;
+}
+
+export interface CallContext {
+  correlationId: string;
+  /** What the call is for, recorded in the audit event (e.g. 'sync.page'). */
+  purpose: string;
+}
+
+export interface VendorResponse {
+  status: number;
+  headers: Headers;
+  body: Buffer;
+}
+
+interface RawRequest {
+  method: 'GET' | 'POST';
+  url: URL;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+export class VendorClient {
+  readonly tokens: TokenManager;
+
+  constructor(private readonly deps: VendorClientDeps) {
+    this.tokens = new TokenManager((integrationId) => this.requestToken(integrationId));
+  }
+
+  /** An authenticated GET. A 401 invalidates the token and retries exactly once with a fresh one. */
+  async get(integrationId: string, url: string, ctx: CallContext, accept = 'application/fhir+json'): Promise<VendorResponse> {
+    const cred = await this.deps.credentials(integrationId);
+    const target = new URL(url);
+    assertSameOrigin(target, cred.baseUrl);
+    for (let attempt = 1; ; attempt++) {
+      const token = await this.tokens.accessToken(integrationId);
+      const res = await this.send(cred, ctx, {
+        method: 'GET',
+        url: target,
+        headers: { accept, authorization: `Bearer ${token}` },
+      });
+      if (res.status !== 401) return res;
+      this.tokens.invalidate(integrationId, token);
+      if (attempt === 2) throw new VendorAuthError(integrationId, 'the vendor refused a freshly issued access token (401)');
+    }
+  }
+
+  private async requestToken(integrationId: string): Promise<{ accessToken: string; expiresInSeconds: number; scope: string }> {
+    const cred = await this.deps.credentials(integrationId);
+    const form = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await cred.signAssertion(),
+      scope: cred.scopes.join(' '),
+    });
+    const ctx = { correlationId: randomUUID(), purpose: 'auth.token' };
+    const res = await this.send(cred, ctx, {
+      method: 'POST',
+      url: new URL(cred.tokenUrl),
+      headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
+      body: form.toString(),
+    });
+    if (res.status === 400 || res.status === 401) {
+      throw new VendorAuthError(integrationId, `token endpoint refused the client assertion (${oauthErrorCode(res.body)})`);
+    }
+    const parsed = parseTokenResponse(res.body);
+    if (!parsed) throw new VendorAuthError(integrationId, 'token endpoint returned an unreadable token response', true);
+    return parsed;
+  }
+
+  /** One HTTP exchange, audited. Non-2xx other than 401 becomes a classified VendorHttpError. */
+  private async send(cred: IntegrationCredentials, ctx: CallContext, req: RawRequest): Promise<VendorResponse> {
+    assertTransportAllowed(req.url);
+    const path = safePath(req.url);
+    const started = Date.now();
+    let status = 0;
+    let bytes = 0;
+    let failure: EhrError | undefined;
+    try {
+      const res = await fetch(req.url, {
+        method: req.method,
+        headers: { ...req.headers, 'x-correlation-id': ctx.correlationId },
+        body: req.body,
+        redirect: 'error',
+        signal: AbortSignal.timeout(this.deps.timeoutMs),
+      });
+      status = res.status;
+      if (!res.ok && res.status !== 401 && !(req.method === 'POST' && res.status === 400)) {
+        await res.body?.cancel().catch(() => undefined);
+        throw errorForStatus(res, req.method, path);
+      }
+      const body = await readBodyCapped(res, this.deps.maxResponseBytes, path);
+      bytes = body.byteLength;
+      return { status: res.status, headers: res.headers, body };
+    } catch (err) {
+      failure = err instanceof EhrError ? err : new VendorNetworkError(req.method, path, networkReason(err));
+      throw failure;
+    } finally {
+      await this.deps.audit({
+        actor: this.deps.actor,
+        action: ctx.purpose === 'auth.token' ? 'vendor.token_request' : 'vendor.call',
+        outcome: failure || status >= 400 ? 'failure' : 'success',
+        tenantId: cred.tenantId,
+        integrationId: cred.integrationId,
+        correlationId: ctx.correlationId,
+        details: {
+          vendor: cred.vendor,
+          method: req.method,
+          path,
+          status,
+          bytes,
+          durationMs: Date.now() - started,
+          purpose: ctx.purpose,
+          ...(failure ? { errorCode: failure.code } : {}),
+        },
+      });
+    }
+  }
+}
+
+/** A next link or any URL we are asked to follow must stay on the vendor's origin: our token goes with it. */
+function assertSameOrigin(target: URL, baseUrl: string): void {
+  const base = new URL(baseUrl);
+  if (target.origin !== base.origin || !target.pathname.startsWith(base.pathname.replace(/\/$/, ''))) {
+    throw new VendorAuthError('-', `refusing to send credentials to ${target.origin}${target.pathname}: outside the vendor base URL`);
+  }
+}
+
+function networkReason(err: unknown): string {
+  if (err instanceof Error) {
+    if (err.name === 'TimeoutError') return 'timed out';
+    const cause = (err as { cause?: { code?: string } }).cause;
+    return cause?.code ?? err.message;
+  }
+  return 'unknown';
+}
+
+function oauthErrorCode(body: Buffer): string {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { error?: unknown };
+    return typeof parsed.error === 'string' ? parsed.error.slice(0, 64) : 'no error code';
+  } catch {
+    return 'no error code';
+  }
+}
+
+function parseTokenResponse(body: Buffer): { accessToken: string; expiresInSeconds: number; scope: string } | undefined {
+  try {
+    const t = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+    if (typeof t.access_token !== 'string' || t.access_token.length === 0) return undefined;
+    const expiresIn = typeof t.expires_in === 'number' && t.expires_in > 0 ? t.expires_in : 300;
+    return { accessToken: t.access_token, expiresInSeconds: expiresIn, scope: typeof t.scope === 'string' ? t.scope : '' };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * Constructs the real dependencies of the activities from validated configuration: the pool, the
+ * key-encryption-key provider, the tenant keyring, the credential directory and the vendor wrapper.
+ * This and the other files in workers/ are the only places that build real clients and keys.
+ */
+import os from 'node:os';
+import type { ActivityDeps } from '../activities/index.js';
+import { recordAuditEvent } from '../lib/audit/chain.js';
+import type { Config } from '../lib/config/schema.js';
+import { LocalKekProvider } from '../lib/security/local-kek.js';
+import { TenantKeyring } from '../lib/security/keyring.js';
+import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
+import { createCredentialDirectory } from '../lib/vendors/credentials.js';
+import { VendorClient } from '../lib/vendors/vendor-client.js';
+
+export async function buildActivityDeps(config: Config): Promise<ActivityDeps & { close(): Promise<void> }> {
+  const pool = createPool(config.DATABASE_URL, config.WORKER_MAX_CONCURRENT_ACTIVITIES + 4);
+  await assertDatabaseReachable(pool, describeDatabaseUrl(config.DATABASE_URL));
+  const kek = await LocalKekProvider.load(config.EHR_KEK_DIR);
+  const keyring = new TenantKeyring({ pool, kek });
+  const directory = createCredentialDirectory(pool);
+  const vendors = new VendorClient({
+    credentials: (id) => directory.credentials(id),
+    audit: async (event) => {
+      await recordAuditEvent(pool, event);
+    },
+    timeoutMs: config.EHR_VENDOR_TIMEOUT_MS,
+    maxResponseBytes: config.EHR_VENDOR_MAX_RESPONSE_BYTES,
+    actor: `worker:${os.hostname()}:${process.pid}`,
+  });
+  return { pool, keyring, vendors, directory, defaultPageSize: config.EHR_SYNC_PAGE_SIZE, close: () => pool.end() };
+}

@@ -1,0 +1,54 @@
+/**
+ * The worker process. Configuration comes only from the environment (lib/config/schema.ts) and is
+ * validated before anything starts. SIGINT/SIGTERM drain in-flight activities, then exit 0.
+ */
+import path from 'node:path';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import type { Config } from '../lib/config/schema.js';
+import { loadConfig } from '../lib/config/schema.js';
+import { EhrError, InfrastructureUnavailableError } from '../lib/errors/index.js';
+import { createLogger } from '../lib/log/logger.js';
+import { buildActivityDeps } from './build-deps.js';
+import { installTemporalLogging } from './temporal-logging.js';
+
+export async function runWorker(config: Config): Promise<void> {
+  const logger = createLogger({ level: config.LOG_LEVEL, name: 'worker' });
+  installTemporalLogging(logger);
+  const deps = await buildActivityDeps(config);
+  let connection: NativeConnection;
+  try {
+    connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  } catch (err) {
+    await deps.close();
+    throw new InfrastructureUnavailableError('temporal', config.TEMPORAL_ADDRESS, `${(err as Error).message}. Start it with \`ehrctl dev up\` or set TEMPORAL_ADDRESS.`);
+  }
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      workflowsPath: path.join(__dirname, '../workflows/index.ts'),
+      activities: createActivities(deps),
+      maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+      shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE_MS,
+    });
+    logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
+    await worker.run();
+    logger.info('worker drained and stopped');
+  } finally {
+    await connection.close();
+    await deps.close();
+  }
+}
+
+if (require.main === module) {
+  runWorker(loadConfig()).then(
+    () => process.exit(0),
+    (err: unknown) => {
+      const message = err instanceof EhrError ? err.message : `unexpected failure: ${(err as Error)?.message ?? String(err)}`;
+      process.stderr.write(`worker: ${message}\n`);
+      process.exit(err instanceof EhrError && err.code === 'CONFIG_INVALID' ? 78 : 1);
+    },
+  );
+}

@@ -1,0 +1,2 @@
+// Every workflow the worker registers. One file per business process.
+export { nightlySync } from './nightly-sync.js';

@@ -1,0 +1,199 @@
+/**
+ * Nightly sync, per integration — the playbook:
+ *   1. plan: the resource types the integration's policy allows, each since its checkpoint;
+ *   2. for each type, page through the vendor: each page is fetched, minimised, encrypted and stored
+ *      in one activity that returns only counts and the next cursor;
+ *   3. when a type's pages have all committed, advance its checkpoint;
+ *   4. report. Pause, resume and cancel arrive as signals; progress is a query; the run continues
+ *      as new before its history grows large, carrying its place.
+ */
+import {
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { SyncPageActivities, SyncPlanningActivities } from '../activities/index.js';
+import type { SyncPlan } from '../activities/types.js';
+import type { ResourceType } from '../lib/domain.js';
+import { storePreset, vendorPagePreset } from './presets.js';
+
+export interface NightlySyncInput {
+  tenantId: string;
+  integrationId: string;
+  /** Ignore checkpoints and fetch everything. */
+  full?: boolean;
+  /** Continue as new once the history holds this many events (default 10,000). */
+  historyEventLimit?: number;
+  /** Set only by continueAsNew: where the previous run stopped. */
+  carried?: SyncState;
+}
+
+export interface TypeProgress {
+  resourceType: ResourceType;
+  pages: number;
+  fetched: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+  done: boolean;
+}
+
+export type SyncStatus = 'planning' | 'running' | 'paused' | 'completed' | 'cancelled';
+
+export interface SyncProgress {
+  status: SyncStatus;
+  currentResourceType: ResourceType | null;
+  types: TypeProgress[];
+  totals: { pages: number; fetched: number; inserted: number; updated: number; unchanged: number };
+  continuedAsNew: number;
+  pausedBy?: string;
+  cancelledBy?: string;
+}
+
+export interface SyncState {
+  plan: SyncPlan;
+  typeIndex: number;
+  cursor: string | null;
+  highWater: string | null;
+  paused: boolean;
+  progress: SyncProgress;
+}
+
+export interface SyncReport {
+  outcome: 'completed' | 'cancelled';
+  totals: SyncProgress['totals'];
+  types: TypeProgress[];
+  continuedAsNew: number;
+}
+
+export interface OperatorSignal {
+  by?: string;
+  reason?: string;
+}
+
+export const pauseSignal = defineSignal<[OperatorSignal?]>('pause');
+export const resumeSignal = defineSignal<[OperatorSignal?]>('resume');
+export const cancelSignal = defineSignal<[OperatorSignal?]>('cancel');
+export const progressQuery = defineQuery<SyncProgress>('progress');
+
+const store = proxyActivities<SyncPlanningActivities>(storePreset);
+const vendor = proxyActivities<SyncPageActivities>(vendorPagePreset);
+
+export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> {
+  const state = input.carried ?? freshState();
+  let cancelRequested = false;
+
+  setHandler(progressQuery, () => state.progress);
+  setHandler(pauseSignal, (s) => {
+    state.paused = true;
+    state.progress.pausedBy = s?.by ?? 'unknown';
+  });
+  setHandler(resumeSignal, () => {
+    state.paused = false;
+    delete state.progress.pausedBy;
+  });
+  setHandler(cancelSignal, (s) => {
+    cancelRequested = true;
+    state.progress.cancelledBy = s?.by ?? 'unknown';
+  });
+
+  if (!input.carried) {
+    state.plan = await store.planSync({ tenantId: input.tenantId, integrationId: input.integrationId, full: input.full ?? false });
+    state.progress.types = state.plan.resourceTypes.map((t) => emptyTypeProgress(t.resourceType));
+  }
+
+  while (state.typeIndex < state.plan.resourceTypes.length) {
+    const { resourceType, since } = state.plan.resourceTypes[state.typeIndex]!;
+    const typeProgress = state.progress.types[state.typeIndex]!;
+    state.progress.currentResourceType = resourceType;
+
+    do {
+      if (state.paused) {
+        state.progress.status = 'paused';
+        await condition(() => !state.paused || cancelRequested);
+      }
+      if (cancelRequested) return finish('cancelled');
+      state.progress.status = 'running';
+
+      const page = await vendor.syncPage({
+        tenantId: input.tenantId,
+        integrationId: input.integrationId,
+        resourceType,
+        since,
+        cursor: state.cursor,
+        pageSize: state.plan.pageSize,
+      });
+      record(typeProgress, page);
+      state.cursor = page.nextCursor;
+      state.highWater = later(state.highWater, page.maxLastUpdated);
+
+      if (historyIsLarge(input.historyEventLimit)) {
+        state.progress.continuedAsNew += 1;
+        await continueAsNew<typeof nightlySync>({ ...input, carried: state });
+      }
+    } while (state.cursor !== null);
+
+    if (state.highWater !== null) {
+      await store.advanceSyncCheckpoint({ tenantId: input.tenantId, integrationId: input.integrationId, resourceType, highWater: state.highWater });
+    }
+    typeProgress.done = true;
+    state.typeIndex += 1;
+    state.cursor = null;
+    state.highWater = null;
+  }
+  return finish('completed');
+
+  async function finish(outcome: SyncReport['outcome']): Promise<SyncReport> {
+    state.progress.status = outcome;
+    state.progress.currentResourceType = null;
+    const { pages: _pages, ...totals } = state.progress.totals;
+    await store.recordSyncReport({ tenantId: input.tenantId, integrationId: input.integrationId, outcome, totals });
+    return { outcome, totals: state.progress.totals, types: state.progress.types, continuedAsNew: state.progress.continuedAsNew };
+  }
+
+  function record(t: TypeProgress, page: { fetched: number; inserted: number; updated: number; unchanged: number }): void {
+    const totals = state.progress.totals;
+    t.pages += 1;
+    totals.pages += 1;
+    for (const key of ['fetched', 'inserted', 'updated', 'unchanged'] as const) {
+      t[key] += page[key];
+      totals[key] += page[key];
+    }
+  }
+}
+
+function freshState(): SyncState {
+  return {
+    plan: { vendor: '', pageSize: 0, resourceTypes: [] },
+    typeIndex: 0,
+    cursor: null,
+    highWater: null,
+    paused: false,
+    progress: {
+      status: 'planning',
+      currentResourceType: null,
+      types: [],
+      totals: { pages: 0, fetched: 0, inserted: 0, updated: 0, unchanged: 0 },
+      continuedAsNew: 0,
+    },
+  };
+}
+
+function emptyTypeProgress(resourceType: ResourceType): TypeProgress {
+  return { resourceType, pages: 0, fetched: 0, inserted: 0, updated: 0, unchanged: 0, done: false };
+}
+
+function later(a: string | null, b: string | null): string | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Date.parse(b) > Date.parse(a) ? b : a;
+}
+
+function historyIsLarge(limit = 10_000): boolean {
+  const info = workflowInfo();
+  return info.continueAsNewSuggested || info.historyLength >= limit;
+}
