@@ -1,0 +1,72 @@
+import type { Command } from 'commander';
+import { listIntegrations } from '../../lib/store/integrations.js';
+import { withContext } from '../context.js';
+import { registerIntegration } from '../integrations.js';
+import { print, printJson, table } from '../output.js';
+
+interface AddOptions {
+  id: string;
+  tenant: string;
+  vendor: string;
+  baseUrl?: string;
+  types?: string;
+  alg: 'ES384' | 'RS384';
+  clientId?: string;
+}
+
+export function registerIntegrationCommands(program: Command): void {
+  const integrations = program.command('integrations').description("a tenant's connections to EHR vendors");
+  integrations
+    .command('add')
+    .description('register an integration: generates its signing key and, for the sandbox, registers it')
+    .requiredOption('--id <id>', 'integration id (lowercase letters, digits, hyphens; max 63)')
+    .requiredOption('--tenant <tenant>', 'owning tenant id')
+    .requiredOption('--vendor <vendor>', 'vendor profile (sandbox, epic, …)')
+    .option('--base-url <url>', 'FHIR base URL (default for sandbox: the dev stack sandbox)')
+    .option('--types <list>', 'comma-separated resource types the policy allows (default: all supported)')
+    .option('--alg <alg>', 'client assertion algorithm: ES384 or RS384', 'ES384')
+    .option('--client-id <id>', 'client id assigned by the vendor (required except for sandbox)')
+    .action(async (opts: AddOptions) =>
+      withContext(async (ctx) => {
+        if (opts.alg !== 'ES384' && opts.alg !== 'RS384') throw new Error('--alg must be ES384 or RS384');
+        const sandboxUrl = ctx.stack('EHR_SANDBOX_URL');
+        const sandboxAdminToken = ctx.stack('EHR_SANDBOX_ADMIN_TOKEN');
+        const baseUrl = opts.baseUrl ?? (opts.vendor === 'sandbox' ? ctx.stack('EHR_SANDBOX_FHIR_BASE_URL') : undefined);
+        if (!baseUrl) throw new Error('--base-url is required (no running dev stack sandbox to default to)');
+        const integration = await registerIntegration(
+          await ctx.db(),
+          {
+            id: opts.id,
+            tenantId: opts.tenant,
+            vendor: opts.vendor,
+            baseUrl,
+            resourceTypes: opts.types?.split(',').map((t) => t.trim()).filter(Boolean),
+            alg: opts.alg,
+            clientId: opts.clientId,
+            secretsDir: ctx.config.EHR_SECRETS_DIR,
+            sandboxAdmin: sandboxUrl && sandboxAdminToken ? { url: sandboxUrl, adminToken: sandboxAdminToken } : undefined,
+          },
+          ctx.audit,
+        );
+        print(`integration ${integration.id} registered for tenant ${integration.tenantId} (client ${integration.clientId}, key ${integration.signingKid})`);
+        if (opts.vendor !== 'sandbox') {
+          print('Register this public key set with the vendor (or host it as your JWKS URL):');
+          printJson({ keys: [integration.publicJwk] });
+        }
+      }),
+    );
+  integrations
+    .command('list')
+    .description('list integrations')
+    .option('--tenant <tenant>', 'only this tenant')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { tenant?: string; json?: boolean }) =>
+      withContext(async (ctx) => {
+        const rows = await listIntegrations(await ctx.db(), opts.tenant);
+        const view = rows.map((i) => ({ id: i.id, tenant: i.tenantId, vendor: i.vendor, status: i.status, types: i.resourceTypes.join(','), baseUrl: i.baseUrl }));
+        if (opts.json) return printJson(view);
+        if (rows.length === 0) print('no integrations');
+        table(view);
+      }),
+    );
+}

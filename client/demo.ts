@@ -1,0 +1,109 @@
+/**
+ * `npm run demo`: the whole product on the embedded stack, driven through ehrctl as a user would.
+ * Brings the stack up, registers a tenant with two sandbox integrations, runs full syncs, changes
+ * records in the sandbox, runs incremental syncs, prints counts, verifies the audit chain, prints
+ * the Web UI URL and workflow ids, then stops everything it started (`npm run demo -- --keep`
+ * leaves it running). Exits non-zero if any step fails.
+ */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+const repoRoot = path.resolve(__dirname, '..');
+const keep = process.argv.includes('--keep');
+const workflowIds: string[] = [];
+
+function step(title: string): void {
+  console.log(`\n=== ${title}`);
+}
+
+/** Runs ehrctl, echoing its output; returns stdout. Throws with the exit code on failure. */
+function ehrctl(...args: string[]): string {
+  return ehrctlWith({ echo: true }, ...args);
+}
+
+function ehrctlWith(opts: { echo: boolean }, ...args: string[]): string {
+  if (opts.echo) console.log(`$ ehrctl ${args.join(' ')}`);
+  const res = spawnSync(process.execPath, [path.join(repoRoot, 'bin/ehrctl.js'), ...args], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, FORCE_COLOR: '0' },
+  });
+  if (res.stdout && opts.echo) process.stdout.write(res.stdout);
+  if (res.status !== 0) throw new Error(`ehrctl ${args[0]} ${args[1] ?? ''} failed with exit code ${res.status}`);
+  for (const m of res.stdout.matchAll(/^started (\S+)/gm)) workflowIds.push(m[1]!);
+  return res.stdout;
+}
+
+async function sandboxAdmin(status: StackStatus, route: string, body: unknown): Promise<unknown> {
+  const res = await fetch(`${status.sandboxUrl}${route}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-sandbox-admin': status.sandboxAdminToken },
+    body: JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`sandbox admin ${route} answered ${res.status}`);
+  return res.json();
+}
+
+interface StackStatus {
+  temporalUiUrl: string;
+  sandboxUrl: string;
+  sandboxAdminToken: string;
+}
+
+async function main(): Promise<void> {
+  let started = false;
+  try {
+    step('1. Bring up the embedded stack (PostgreSQL, Temporal dev server + UI, sandbox vendor, worker)');
+    ehrctl('dev', 'up');
+    started = true;
+    // Read quietly: status --json carries the database URL with its (local, generated) password.
+    const status = JSON.parse(ehrctlWith({ echo: false }, 'dev', 'status', '--json')) as StackStatus;
+
+    const suffix = new Date().toISOString().replace(/\D/g, '').slice(2, 14);
+    const tenant = `demo-${suffix}`;
+    step('2. Register a tenant with two sandbox integrations');
+    ehrctl('tenants', 'add', '--id', tenant, '--name', 'Demo Community Clinic (synthetic)');
+    ehrctl('integrations', 'add', '--id', `${tenant}-ehr`, '--tenant', tenant, '--vendor', 'sandbox', '--alg', 'ES384');
+    ehrctl('integrations', 'add', '--id', `${tenant}-sched`, '--tenant', tenant, '--vendor', 'sandbox', '--alg', 'RS384', '--types', 'Patient,Appointment,Encounter');
+    ehrctl('integrations', 'list', '--tenant', tenant);
+
+    step('3. Full sync of both integrations');
+    ehrctl('sync', 'run', '--integration', `${tenant}-ehr`, '--wait');
+    ehrctl('sync', 'run', '--integration', `${tenant}-sched`, '--wait');
+
+    step('4. The vendor changes some records');
+    await sandboxAdmin(status, '/admin/records/modify', { resourceType: 'Observation', count: 25 });
+    await sandboxAdmin(status, '/admin/records/modify', { resourceType: 'Patient', count: 5 });
+    await sandboxAdmin(status, '/admin/records/create', { resourceType: 'Appointment', count: 4 });
+    console.log('modified 25 Observations and 5 Patients, created 4 Appointments');
+
+    step('5. Incremental sync: only what changed since the checkpoints');
+    ehrctl('sync', 'run', '--integration', `${tenant}-ehr`, '--wait');
+    ehrctl('sync', 'run', '--integration', `${tenant}-sched`, '--wait');
+
+    step('6. Stored (encrypted) records per type');
+    ehrctl('records', 'count', '--tenant', tenant);
+
+    step('7. Nightly schedule at 02:00 America/Chicago');
+    ehrctl('schedule', 'nightly', '--integration', `${tenant}-ehr`, '--at', '02:00', '--timezone', 'America/Chicago');
+
+    step('8. Verify the audit chain');
+    ehrctl('audit', 'verify');
+
+    step('Done');
+    console.log(`Temporal Web UI: ${status.temporalUiUrl}`);
+    console.log('Workflow runs:');
+    for (const id of workflowIds) console.log(`  ${status.temporalUiUrl}/namespaces/default/workflows/${encodeURIComponent(id)}`);
+  } finally {
+    if (started && !keep) {
+      step('Stopping the stack (use `npm run demo -- --keep` to leave it running)');
+      ehrctl('dev', 'down');
+    } else if (keep) console.log('\nStack left running: `npx ehrctl dev status`, `npx ehrctl dev down` to stop.');
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`demo failed: ${(err as Error).message}`);
+  process.exit(1);
+});

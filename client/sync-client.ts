@@ -1,0 +1,86 @@
+/**
+ * The small typed client API for syncs: start, schedule, signal, query. The CLI, the demo, tests and
+ * benchmarks all go through it, so workflow ids, search attributes and schedule policies are
+ * decided in one place.
+ */
+import type { Client, ScheduleHandle, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { ScheduleOverlapPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { NightlySyncInput, SyncProgress, SyncReport } from '../workflows/nightly-sync.js';
+import { SEARCH_ATTRIBUTES } from '../lib/domain.js';
+
+export const TenantIdKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.tenantId, SearchAttributeType.KEYWORD);
+export const IntegrationIdKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.integrationId, SearchAttributeType.KEYWORD);
+export const VendorKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.vendor, SearchAttributeType.KEYWORD);
+
+export interface SyncTarget {
+  tenantId: string;
+  integrationId: string;
+  vendor: string;
+}
+
+function searchAttributesFor(t: SyncTarget) {
+  return [
+    { key: TenantIdKey, value: t.tenantId },
+    { key: IntegrationIdKey, value: t.integrationId },
+    { key: VendorKey, value: t.vendor },
+  ];
+}
+
+/** `sync/<tenant>/<integration>/<UTC date and time>`: readable in the Web UI, unique per start. */
+export function manualSyncWorkflowId(t: SyncTarget, now = new Date()): string {
+  return `sync/${t.tenantId}/${t.integrationId}/${now.toISOString().replace(/\.\d+Z$/, 'Z')}`;
+}
+
+export async function startSync(
+  client: Client,
+  taskQueue: string,
+  target: SyncTarget,
+  options: { full?: boolean; historyEventLimit?: number; workflowId?: string } = {},
+): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  const input: NightlySyncInput = { tenantId: target.tenantId, integrationId: target.integrationId, full: options.full ?? false };
+  if (options.historyEventLimit !== undefined) input.historyEventLimit = options.historyEventLimit;
+  return client.workflow.start('nightlySync', {
+    taskQueue,
+    workflowId: options.workflowId ?? manualSyncWorkflowId(target),
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    args: [input],
+    typedSearchAttributes: searchAttributesFor(target),
+  });
+}
+
+export async function syncProgress(handle: WorkflowHandle): Promise<SyncProgress> {
+  return handle.query<SyncProgress>('progress');
+}
+
+export async function syncResult(handle: WorkflowHandle): Promise<SyncReport> {
+  return (await handle.result()) as SyncReport;
+}
+
+export function scheduleIdFor(t: Pick<SyncTarget, 'tenantId' | 'integrationId'>): string {
+  return `nightly/${t.tenantId}/${t.integrationId}`;
+}
+
+/** A nightly Schedule: overlap SKIP (a slow night never stacks runs), one hour of catch-up after an outage. */
+export async function scheduleNightlySync(
+  client: Client,
+  taskQueue: string,
+  target: SyncTarget,
+  at: { hour: number; minute: number; timezone: string },
+): Promise<ScheduleHandle> {
+  const input: NightlySyncInput = { tenantId: target.tenantId, integrationId: target.integrationId };
+  return client.schedule.create({
+    scheduleId: scheduleIdFor(target),
+    spec: { calendars: [{ hour: at.hour, minute: at.minute }], timezone: at.timezone },
+    action: {
+      type: 'startWorkflow',
+      workflowType: 'nightlySync',
+      taskQueue,
+      workflowId: `sync/${target.tenantId}/${target.integrationId}/nightly`,
+      args: [input],
+      typedSearchAttributes: searchAttributesFor(target),
+    },
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
+    memo: { tenantId: target.tenantId, integrationId: target.integrationId },
+  });
+}

@@ -1,0 +1,32 @@
+/** The real worker entry point (workers/worker.ts) as a child process, for crash and shutdown tests. */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Config } from '../../lib/config/schema.js';
+
+export interface ChildWorker {
+  child: ChildProcess;
+  logPath: string;
+  exited: Promise<number | null>;
+}
+
+const repoRoot = path.resolve(__dirname, '../..');
+
+export async function startChildWorker(config: Config, logPath: string, readyTimeoutMs = 90_000): Promise<ChildWorker> {
+  const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' };
+  for (const [k, v] of Object.entries(config)) env[k] = String(v);
+  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/worker.ts'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const log = fs.createWriteStream(logPath, { flags: 'a' });
+  child.stdout!.pipe(log, { end: false });
+  child.stderr!.pipe(log, { end: false });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + readyTimeoutMs;
+  while (Date.now() < deadline) {
+    if (fs.existsSync(logPath) && fs.readFileSync(logPath, 'utf8').includes('worker started')) return { child, logPath, exited };
+    if (child.exitCode !== null) throw new Error(`worker exited early with ${child.exitCode}; see ${logPath}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`worker not ready after ${readyTimeoutMs} ms; see ${logPath}`);
+}

@@ -1,0 +1,157 @@
+/**
+ * Shared pieces of the integration tests: a real Temporal dev server and real PostgreSQL come from
+ * the global setup (test/global-setup.ts); each test file brings its own sandbox vendor, tenant,
+ * integrations and an in-process worker on its own task queue.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { createActivities } from '../../activities/index.js';
+import type { Config } from '../../lib/config/schema.js';
+import { loadConfig } from '../../lib/config/schema.js';
+import { createLogger } from '../../lib/log/logger.js';
+import type { Logger } from '../../lib/log/logger.js';
+import { createPool } from '../../lib/store/pool.js';
+import type { Pool } from '../../lib/store/pool.js';
+import { createTenant } from '../../lib/store/tenants.js';
+import { registerIntegration } from '../../client/integrations.js';
+import { buildActivityDeps } from '../../workers/build-deps.js';
+import { installTemporalLogging } from '../../workers/temporal-logging.js';
+import { startSandbox } from '../../sandbox/index.js';
+import type { SandboxHandle, SandboxOptions } from '../../sandbox/index.js';
+import { testEnv, uniqueId } from '../harness.js';
+
+export const testActor = { actor: 'test:integration', correlationId: randomUUID() };
+
+/** Every log line written by in-process workers of this test file, for leak scans. */
+export const logFile = path.join(os.tmpdir(), `ehr-test-logs-${process.pid}.ndjson`);
+let logger: Logger | undefined;
+
+export function testLogger(): Logger {
+  if (!logger) {
+    logger = createLogger({ level: 'info', name: 'test-worker', destination: fs.createWriteStream(logFile, { flags: 'a' }) });
+    installTemporalLogging(logger);
+  }
+  return logger;
+}
+
+export function testConfig(overrides: Partial<Record<string, string>> = {}): Config {
+  const env = testEnv();
+  return loadConfig({
+    TEMPORAL_ADDRESS: env.temporalAddress,
+    DATABASE_URL: env.databaseUrl,
+    EHR_KEK_DIR: env.kekDir,
+    EHR_SECRETS_DIR: env.secretsDir,
+    TEMPORAL_TASK_QUEUE: uniqueId('tq'),
+    LOG_LEVEL: 'info',
+    ...overrides,
+  });
+}
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundle ??= bundleWorkflowCode({ workflowsPath: path.resolve(__dirname, '../../workflows/index.ts'), logger: Runtime.instance().logger });
+  return bundle;
+}
+
+export interface RunningWorker {
+  stop(): Promise<void>;
+}
+
+/** The real worker code path (workers/build-deps.ts) running in this process. */
+export async function startInProcessWorker(config: Config): Promise<RunningWorker> {
+  testLogger();
+  const deps = await buildActivityDeps(config);
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const worker = await Worker.create({
+    connection,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    workflowBundle: await workflowBundle(),
+    activities: createActivities(deps),
+    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+  });
+  const running = worker.run();
+  return {
+    async stop() {
+      worker.shutdown();
+      await running;
+      await connection.close();
+      await deps.close();
+    },
+  };
+}
+
+export async function temporalClient(): Promise<{ client: Client; close(): Promise<void> }> {
+  const connection = await Connection.connect({ address: testEnv().temporalAddress });
+  return { client: new Client({ connection }), close: () => connection.close() };
+}
+
+export function testPool(): Pool {
+  return createPool(testEnv().databaseUrl, 4);
+}
+
+export async function startTestSandbox(opts: SandboxOptions = {}): Promise<SandboxHandle> {
+  return startSandbox({ seed: 7, size: 700, ...opts });
+}
+
+/** A fresh tenant with one sandbox integration registered through the real registration path. */
+export async function registerSandboxTenant(
+  pool: Pool,
+  sandbox: SandboxHandle,
+  options: { resourceTypes?: string[]; alg?: 'ES384' | 'RS384'; integrations?: number } = {},
+): Promise<{ tenantId: string; integrationIds: string[] }> {
+  const tenantId = uniqueId('t');
+  await createTenant(pool, { id: tenantId, name: 'Synthetic Test Clinic' }, testActor);
+  const integrationIds: string[] = [];
+  for (let i = 0; i < (options.integrations ?? 1); i++) {
+    const id = uniqueId('i');
+    await registerIntegration(
+      pool,
+      {
+        id,
+        tenantId,
+        vendor: 'sandbox',
+        baseUrl: sandbox.fhirBaseUrl,
+        resourceTypes: options.resourceTypes,
+        alg: options.alg,
+        secretsDir: testEnv().secretsDir,
+        sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken },
+      },
+      testActor,
+    );
+    integrationIds.push(id);
+  }
+  return { tenantId, integrationIds };
+}
+
+export async function sandboxAdmin<T>(sandbox: SandboxHandle, method: 'GET' | 'POST' | 'DELETE', route: string, body?: unknown): Promise<T> {
+  const res = await fetch(`${sandbox.url}${route}`, {
+    method,
+    headers: { 'x-sandbox-admin': sandbox.adminToken, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`sandbox admin ${method} ${route} answered ${res.status}`);
+  return (await res.json()) as T;
+}
+
+export interface ManifestEntry {
+  id: string;
+  versionId: string;
+  lastUpdated: string;
+}
+
+export async function sandboxManifest(sandbox: SandboxHandle, type: string): Promise<ManifestEntry[]> {
+  return (await sandboxAdmin<{ records: ManifestEntry[] }>(sandbox, 'GET', `/admin/manifest?type=${type}`)).records;
+}
+
+export async function storedVersions(pool: Pool, tenantId: string, integrationId: string, type: string): Promise<Map<string, string>> {
+  const res = await pool.query<{ resource_id: string; version_id: string }>(
+    'SELECT resource_id, version_id FROM records WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3',
+    [tenantId, integrationId, type],
+  );
+  return new Map(res.rows.map((r) => [r.resource_id, r.version_id]));
+}
