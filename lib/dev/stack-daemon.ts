@@ -1,0 +1,252 @@
+/**
+ * The embedded dev stack's daemon, spawned detached by `ehrctl dev up` (node --import tsx, stdio to
+ * .data/logs/stack.log). It starts, in order: PostgreSQL (+ migrations) and the Temporal dev server
+ * with its Web UI (in parallel), the KEK and secrets dirs, the sandbox vendor (in-process), the worker
+ * (child process); then writes .data/stack.json and stays up. SIGTERM/SIGINT stop the worker (drain),
+ * sandbox, Temporal and PostgreSQL in that order, remove stack.json and exit 0. If a part fails to
+ * start, what was started is stopped, the reason is logged and the exit code is 1.
+ * Progress is logged as JSON lines with `part` and `phase`, which `dev up` relays.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { configSchema } from '../config/schema.js';
+import { createLogger } from '../log/logger.js';
+import { ensureLocalKekDir } from '../security/local-kek.js';
+import { migrateUp } from '../store/migrate.js';
+import { startSandbox } from '../../sandbox/index.js';
+import { DevSetupError } from './errors.js';
+import { findFreePort } from './ports.js';
+import { startEmbeddedPostgres } from './postgres.js';
+import { hasExited, isPidAlive, spawnLogged, stopChild, terminateOnExit } from './process.js';
+import { removeStackFile, repoRoot, stackPaths, writeStackFile, type StackInfo } from './stack-files.js';
+import { resolveTemporalCli } from './temporal-cli.js';
+import { startTemporalDevServer } from './temporal-server.js';
+import { waitForWorkerPolling } from './worker-ready.js';
+
+const env = process.env;
+const paths = stackPaths(env);
+const logger = createLogger({ level: env.LOG_LEVEL ?? 'info', name: 'dev-stack' });
+
+interface Part {
+  name: string;
+  stop(): Promise<void>;
+}
+const started: Part[] = [];
+let stopRequested = false;
+let ready = false;
+
+class StopRequested extends Error {}
+
+async function step<T>(part: string, label: string, fn: () => Promise<T>): Promise<T> {
+  if (stopRequested) throw new StopRequested();
+  logger.info({ part, phase: 'starting' }, `starting ${label}`);
+  const t0 = Date.now();
+  const result = await fn();
+  logger.info({ part, phase: 'ready', ms: Date.now() - t0 }, `${label} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  return result;
+}
+
+async function stopAll(): Promise<void> {
+  for (const part of [...started].reverse()) {
+    logger.info({ part: part.name, phase: 'stopping' }, `stopping ${part.name}`);
+    try {
+      await part.stop();
+    } catch (err) {
+      logger.error({ part: part.name, err }, `stopping ${part.name} failed`);
+    }
+  }
+  started.length = 0;
+}
+
+function acquireLock(): void {
+  fs.mkdirSync(paths.dataDir, { recursive: true, mode: 0o755 });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(paths.lockFile, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(fs.readFileSync(paths.lockFile, 'utf8').trim());
+      if (isPidAlive(holder) && holder !== process.pid) {
+        throw new DevSetupError('dev stack', `another dev stack daemon (pid ${holder}) holds ${paths.lockFile}`);
+      }
+      fs.rmSync(paths.lockFile, { force: true });
+    }
+  }
+  throw new DevSetupError('dev stack', `could not take ${paths.lockFile}`);
+}
+
+function releaseLock(): void {
+  try {
+    if (Number(fs.readFileSync(paths.lockFile, 'utf8').trim()) === process.pid) fs.rmSync(paths.lockFile, { force: true });
+  } catch {
+    // not ours or already gone
+  }
+}
+
+async function startStack(): Promise<StackInfo> {
+  const namespace = env.TEMPORAL_NAMESPACE || configSchema.shape.TEMPORAL_NAMESPACE.parse(undefined);
+  const taskQueue = env.TEMPORAL_TASK_QUEUE || configSchema.shape.TEMPORAL_TASK_QUEUE.parse(undefined);
+  const sandboxSize = Number(env.EHR_SANDBOX_SIZE ?? 5000);
+  if (!Number.isInteger(sandboxSize) || sandboxSize <= 0) throw new DevSetupError('sandbox', `EHR_SANDBOX_SIZE must be a positive integer`);
+  fs.mkdirSync(paths.logDir, { recursive: true, mode: 0o700 });
+
+  const cliPath = await resolveTemporalCli({ onProgress: (line) => logger.info({ part: 'temporal-cli' }, line) });
+  const [pgResult, temporalResult] = await Promise.allSettled([
+    step('postgres', 'PostgreSQL', async () => {
+      const db = await startEmbeddedPostgres({ dataDir: paths.postgresDir, logFile: path.join(paths.logDir, 'postgres.log') });
+      try {
+        const applied = await migrateUp(db.databaseUrl);
+        logger.info({ part: 'postgres', applied }, `migrations applied: ${applied.length}`);
+      } catch (err) {
+        await db.stop();
+        throw err;
+      }
+      return db;
+    }),
+    step('temporal', 'Temporal dev server + Web UI', async () => {
+      const port = await findFreePort({ prefer: 7233 });
+      const uiPort = await findFreePort({ prefer: 8233, avoid: [port] });
+      return startTemporalDevServer({
+        cliPath,
+        port,
+        uiPort,
+        dbFile: paths.temporalDb,
+        namespace,
+        logFile: path.join(paths.logDir, 'temporal.log'),
+        uiCodecEndpoint: env.EHR_UI_CODEC_ENDPOINT || undefined,
+      });
+    }),
+  ]);
+  if (pgResult.status === 'fulfilled') started.push({ name: 'PostgreSQL', stop: () => pgResult.value.stop() });
+  if (temporalResult.status === 'fulfilled') started.push({ name: 'Temporal', stop: () => temporalResult.value.stop() });
+  if (pgResult.status === 'rejected') throw pgResult.reason;
+  if (temporalResult.status === 'rejected') throw temporalResult.reason;
+  const db = pgResult.value;
+  const temporal = temporalResult.value;
+
+  await step('keys', 'key and secrets directories', async () => {
+    await ensureLocalKekDir(paths.kekDir);
+    fs.mkdirSync(paths.secretsDir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(paths.secretsDir, 0o700);
+  });
+
+  const sandbox = await step('sandbox', `sandbox vendor (seed 42, ${sandboxSize} patients)`, () =>
+    startSandbox({ seed: 42, size: sandboxSize, host: '127.0.0.1' }),
+  );
+  started.push({ name: 'sandbox', stop: () => sandbox.close() });
+
+  const worker = await step('worker', 'worker', async () => {
+    const spawned = spawnLogged(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'workers', 'worker.ts')], {
+      cwd: repoRoot,
+      logFile: path.join(paths.logDir, 'worker.log'),
+      env: {
+        ...env,
+        TEMPORAL_ADDRESS: temporal.address,
+        TEMPORAL_NAMESPACE: namespace,
+        TEMPORAL_TASK_QUEUE: taskQueue,
+        DATABASE_URL: db.databaseUrl,
+        EHR_KEK_DIR: paths.kekDir,
+        EHR_SECRETS_DIR: paths.secretsDir,
+        LOG_LEVEL: env.LOG_LEVEL ?? 'info',
+      },
+    });
+    const child = spawned.child;
+    terminateOnExit(child);
+    const graceMs = Number(env.WORKER_SHUTDOWN_GRACE_MS ?? 30_000) + 15_000;
+    started.push({
+      name: 'worker',
+      stop: async () => {
+        const status = await stopChild(child, graceMs);
+        logger.info({ part: 'worker', code: status?.code, signal: status?.signal }, `worker exited (${status?.code ?? status?.signal ?? 'unknown'})`);
+      },
+    });
+    await waitForWorkerPolling(temporal.address, namespace, taskQueue, {
+      timeoutMs: 180_000,
+      abortIf: () =>
+        stopRequested
+          ? 'stop requested'
+          : hasExited(child)
+            ? `the worker exited (code ${child.exitCode ?? child.signalCode}); see ${path.join(paths.logDir, 'worker.log')}:\n${spawned.outputTail().trim()}`
+            : undefined,
+    });
+    return child;
+  });
+  watchWorker(worker);
+
+  return {
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    temporalAddress: temporal.address,
+    temporalUiUrl: temporal.uiUrl ?? '',
+    namespace,
+    taskQueue,
+    databaseUrl: db.databaseUrl,
+    sandboxUrl: sandbox.url,
+    sandboxFhirBaseUrl: sandbox.fhirBaseUrl,
+    sandboxTokenUrl: sandbox.tokenUrl,
+    sandboxAdminToken: sandbox.adminToken,
+    kekDir: paths.kekDir,
+    secretsDir: paths.secretsDir,
+    workerPid: worker.pid!,
+    logDir: paths.logDir,
+  };
+}
+
+function watchWorker(child: ChildProcess): void {
+  child.once('exit', (code, signal) => {
+    if (!stopRequested) {
+      logger.error({ part: 'worker', code, signal }, 'the worker exited unexpectedly; the rest of the stack stays up (restart with `ehrctl dev down && ehrctl dev up`)');
+    }
+  });
+}
+
+async function shutdown(signal: string): Promise<void> {
+  if (stopRequested) return;
+  stopRequested = true;
+  logger.info({ signal }, 'stop requested');
+  if (!ready) return; // the start-up sequence notices the flag and unwinds
+  await stopAll();
+  removeStackFile(paths);
+  releaseLock();
+  logger.info({ phase: 'stopped' }, 'dev stack stopped');
+  process.exit(0);
+}
+
+async function main(): Promise<void> {
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGHUP', () => undefined);
+  acquireLock();
+  logger.info({ phase: 'starting', dataDir: paths.dataDir }, 'dev stack starting');
+  try {
+    const info = await startStack();
+    if (stopRequested) throw new StopRequested();
+    writeStackFile(info, paths);
+    ready = true;
+    logger.info({ phase: 'ready', temporalAddress: info.temporalAddress, temporalUiUrl: info.temporalUiUrl, sandboxUrl: info.sandboxUrl }, 'dev stack ready');
+  } catch (err) {
+    const requested = err instanceof StopRequested || stopRequested;
+    if (requested) logger.info('stop requested during start-up; stopping what was started');
+    else logger.error({ phase: 'failed', err }, `dev stack failed to start: ${err instanceof Error ? err.message : String(err)}`);
+    await stopAll();
+    removeStackFile(paths);
+    releaseLock();
+    process.exit(requested ? 0 : 1);
+  }
+}
+
+process.on('uncaughtException', (err) => {
+  logger.fatal({ err }, 'uncaught exception in the dev stack daemon; stopping');
+  void stopAll().finally(() => {
+    removeStackFile(paths);
+    releaseLock();
+    process.exit(1);
+  });
+});
+
+main().catch((err: unknown) => {
+  logger.fatal({ err }, `dev stack daemon failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

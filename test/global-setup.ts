@@ -1,0 +1,86 @@
+/**
+ * Vitest global setup: starts ONE embedded PostgreSQL (temp dir, migrated) and ONE in-memory,
+ * headless Temporal dev server per test run, plus a KEK dir and a secrets dir, and provides their
+ * addresses to tests (see test/harness.ts). DATABASE_URL / TEMPORAL_ADDRESS, when set, are used
+ * instead (migrations and search attributes are still applied). EHR_TEST_INFRA=none skips both
+ * servers for runs that need neither. Teardown stops everything it started.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { startEmbeddedPostgres } from '../lib/dev/postgres.js';
+import { resolveTemporalCli } from '../lib/dev/temporal-cli.js';
+import { ensureSearchAttributes, startTemporalDevServer, waitForTemporal } from '../lib/dev/temporal-server.js';
+import { ensureLocalKekDir } from '../lib/security/local-kek.js';
+import { migrateUp } from '../lib/store/migrate.js';
+import type { TestInfra } from './harness.js';
+
+const log = (line: string) => console.log(`[global-setup] ${line}`);
+const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const stops: Array<() => Promise<void>> = [];
+  const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-test-'));
+  // Under root the embedded PostgreSQL runs as user `postgres`, which must traverse this directory.
+  fs.chmodSync(tmpRoot, 0o755);
+  const teardown = async () => {
+    for (const stop of stops.reverse()) await stop().catch((err: unknown) => log(`teardown: ${String(err)}`));
+    if (!process.env.EHR_TEST_KEEP_TMP) fs.rmSync(tmpRoot, { recursive: true, force: true });
+  };
+
+  try {
+    const namespace = process.env.TEMPORAL_NAMESPACE || 'default';
+    const kekDir = path.join(tmpRoot, 'keys');
+    const secretsDir = path.join(tmpRoot, 'secrets');
+    await ensureLocalKekDir(kekDir);
+    fs.mkdirSync(secretsDir, { mode: 0o700 });
+    const skip = process.env.EHR_TEST_INFRA === 'none';
+
+    const [databaseUrl, temporalAddress] = skip
+      ? ['', '']
+      : await Promise.all([startDatabase(tmpRoot, stops), startTemporal(tmpRoot, namespace, stops)]);
+
+    const infra: TestInfra = { temporalAddress, namespace, databaseUrl, kekDir, secretsDir };
+    for (const [key, value] of Object.entries(infra) as Array<[keyof TestInfra, string]>) project.provide(key, value);
+    return teardown;
+  } catch (err) {
+    await teardown();
+    throw err;
+  }
+}
+
+async function startDatabase(tmpRoot: string, stops: Array<() => Promise<void>>): Promise<string> {
+  const t0 = Date.now();
+  let databaseUrl = process.env.DATABASE_URL;
+  if (databaseUrl) {
+    log('using DATABASE_URL');
+  } else {
+    const db = await startEmbeddedPostgres({
+      dataDir: path.join(tmpRoot, 'postgres'),
+      logFile: path.join(tmpRoot, 'postgres.log'),
+      fast: true,
+    });
+    stops.push(() => db.stop());
+    databaseUrl = db.databaseUrl;
+  }
+  await migrateUp(databaseUrl);
+  log(`PostgreSQL ready and migrated in ${seconds(t0)}`);
+  return databaseUrl;
+}
+
+async function startTemporal(tmpRoot: string, namespace: string, stops: Array<() => Promise<void>>): Promise<string> {
+  const t0 = Date.now();
+  const existing = process.env.TEMPORAL_ADDRESS;
+  if (existing) {
+    await waitForTemporal(existing, { namespace, timeoutMs: 15_000 });
+    const added = await ensureSearchAttributes(existing, namespace);
+    log(`using TEMPORAL_ADDRESS=${existing}${added.length ? ` (registered search attributes ${added.join(', ')})` : ''}`);
+    return existing;
+  }
+  const cliPath = await resolveTemporalCli({ onProgress: log });
+  const server = await startTemporalDevServer({ cliPath, headless: true, namespace, logFile: path.join(tmpRoot, 'temporal.log') });
+  stops.push(() => server.stop());
+  log(`Temporal dev server ready at ${server.address} in ${seconds(t0)}`);
+  return server.address;
+}
