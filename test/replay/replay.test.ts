@@ -6,7 +6,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Worker } from '@temporalio/worker';
+import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { DeterminismViolationError } from '@temporalio/workflow';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { workflowBundle } from '../integration/support.js';
 
@@ -30,5 +31,17 @@ describe('replay of recorded histories', () => {
       replayed += 1;
     }
     expect(replayed).toBe(files.length);
+  });
+});
+
+describe('the replay check can fail', () => {
+  it('reports nondeterminism when the workflow code changes incompatibly', async () => {
+    const changed = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, 'fixtures/changed-workflows.ts') });
+    const history = historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, 'full-sync.json'), 'utf8')));
+    const failure = await Worker.runReplayHistory({ workflowBundle: changed, replayName: 'changed' }, history).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(failure).toBeInstanceOf(DeterminismViolationError);
   });
 });

@@ -1,0 +1,118 @@
+/**
+ * `npm run bench:sync` — end-to-end nightly-sync throughput on a 50k-resource sandbox dataset, beside
+ * a floor measured in the same run: the same pages fetched and inserted by plain code, without
+ * Temporal or encryption. Prints medians of BENCH_RUNS runs (default 3) and the worker's peak RSS.
+ * Figures, not pass/fail.
+ */
+import path from 'node:path';
+import fs from 'node:fs';
+import os from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { RESOURCE_TYPES, readScopeFor } from '../lib/domain.js';
+import { loadConfig } from '../lib/config/schema.js';
+import { createPool } from '../lib/store/pool.js';
+import type { Pool } from '../lib/store/pool.js';
+import { createTenant } from '../lib/store/tenants.js';
+import { registerIntegration } from '../client/integrations.js';
+import { startSync, syncResult } from '../client/sync-client.js';
+import { startSandbox } from '../sandbox/index.js';
+import type { SandboxHandle } from '../sandbox/index.js';
+import { createTestClient } from '../sandbox/test-client.js';
+import { startChildWorker } from '../test/integration/child-worker.js';
+import { median, peakRssMiB, startBenchInfra } from '../lib/dev/ephemeral.js';
+
+const SIZE = Number(process.env.BENCH_SIZE ?? 50_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const PAGE = Number(process.env.BENCH_PAGE_SIZE ?? 1_000);
+const actor = { actor: 'bench:sync', correlationId: randomUUID() };
+
+/** The floor: fetch every page with a bearer token, parse, insert plaintext rows. No Temporal, no crypto. */
+async function floorRun(sandbox: SandboxHandle, pool: Pool, token: string, run: number): Promise<number> {
+  await pool.query('CREATE TABLE IF NOT EXISTS bench_floor (run int, type text, id text, version text, last_updated timestamptz, body jsonb, PRIMARY KEY (run, type, id))');
+  const started = performance.now();
+  let count = 0;
+  for (const type of RESOURCE_TYPES) {
+    let url: string | undefined = `${sandbox.fhirBaseUrl}/${type}?_count=${PAGE}&_sort=_lastUpdated`;
+    while (url) {
+      const res = await fetch(url, { headers: { authorization: `Bearer ${token}`, accept: 'application/fhir+json' } });
+      const bundle = (await res.json()) as { entry?: Array<{ resource: { id: string; meta: { versionId: string; lastUpdated: string } } }>; link?: Array<{ relation: string; url: string }> };
+      const rows = (bundle.entry ?? []).map((e) => e.resource);
+      await pool.query(
+        `INSERT INTO bench_floor SELECT $1, $2, t.id, t.version, t.last_updated, t.body FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::jsonb[]) AS t(id, version, last_updated, body)`,
+        [run, type, rows.map((r) => r.id), rows.map((r) => r.meta.versionId), rows.map((r) => r.meta.lastUpdated), rows.map((r) => JSON.stringify(r))],
+      );
+      count += rows.length;
+      url = bundle.link?.find((l) => l.relation === 'next')?.url;
+    }
+  }
+  const seconds = (performance.now() - started) / 1000;
+  if (count !== SIZE) throw new Error(`floor fetched ${count}, expected ${SIZE}`);
+  return count / seconds;
+}
+
+async function main(): Promise<void> {
+  console.log(`bench:sync — ${SIZE} resources, page size ${PAGE}, ${RUNS} runs each; machine: ${os.cpus().length} cores`);
+  const infra = await startBenchInfra((line) => console.log(line));
+  const sandbox = await startSandbox({ seed: 2026, size: SIZE, maxPageSize: 5_000 });
+  const pool = createPool(infra.databaseUrl, 4);
+  const config = loadConfig({
+    DATABASE_URL: infra.databaseUrl,
+    TEMPORAL_ADDRESS: infra.temporalAddress,
+    EHR_KEK_DIR: infra.kekDir,
+    EHR_SECRETS_DIR: infra.secretsDir,
+    TEMPORAL_TASK_QUEUE: 'bench-sync',
+    EHR_SYNC_PAGE_SIZE: String(PAGE),
+    LOG_LEVEL: 'info',
+  });
+  const logPath = path.join(os.tmpdir(), `ehr-bench-worker-${process.pid}.log`);
+  const worker = await startChildWorker(config, logPath);
+  const connection = await Connection.connect({ address: infra.temporalAddress });
+  const client = new Client({ connection });
+  const floorClient = await createTestClient(sandbox, { scopes: RESOURCE_TYPES.map(readScopeFor) });
+  await createTenant(pool, { id: 'bench', name: 'Benchmark Clinic (synthetic)' }, actor);
+
+  const floor: number[] = [];
+  const e2e: number[] = [];
+  try {
+    for (let run = 1; run <= RUNS; run++) {
+      const f = await floorRun(sandbox, pool, await floorClient.token(), run);
+      floor.push(f);
+      const integrationId = `bench-${run}`;
+      await registerIntegration(
+        pool,
+        { id: integrationId, tenantId: 'bench', vendor: 'sandbox', baseUrl: sandbox.fhirBaseUrl, secretsDir: infra.secretsDir, sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken } },
+        actor,
+      );
+      const started = performance.now();
+      const handle = await startSync(client, config.TEMPORAL_TASK_QUEUE, { tenantId: 'bench', integrationId, vendor: 'sandbox' }, { full: true });
+      const report = await syncResult(handle);
+      const rate = report.totals.fetched / ((performance.now() - started) / 1000);
+      if (report.totals.inserted !== SIZE) throw new Error(`sync stored ${report.totals.inserted}, expected ${SIZE}`);
+      e2e.push(rate);
+      console.log(`run ${run}: floor ${f.toFixed(0)} resources/s, end-to-end ${rate.toFixed(0)} resources/s (${report.totals.pages} pages)`);
+    }
+    const rss = peakRssMiB(worker.child.pid!);
+    const e2eMedian = median(e2e);
+    const floorMedian = median(floor);
+    console.log('\nresults (medians)');
+    console.log(`  end-to-end sync (Temporal + auth + minimise + encrypt + audit): ${e2eMedian.toFixed(0)} resources/s`);
+    console.log(`  floor (plain fetch + insert, no Temporal, no encryption):      ${floorMedian.toFixed(0)} resources/s`);
+    console.log(`  end-to-end / floor: ${(e2eMedian / floorMedian).toFixed(2)} (floor is ${(floorMedian / e2eMedian).toFixed(2)}x faster)`);
+    console.log(`  worker peak RSS: ${rss.toFixed(0)} MiB`);
+    console.log(`  goals: >= 5000 resources/s ${e2eMedian >= 5000 ? 'met' : 'NOT met'}; within 3x of floor ${floorMedian / e2eMedian <= 3 ? 'met' : 'NOT met'}`);
+  } finally {
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+    await connection.close();
+    await pool.end();
+    await sandbox.close();
+    await infra.stop();
+    fs.rmSync(logPath, { force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench failed: ${(err as Error).stack ?? String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,117 @@
+/**
+ * Records the histories that test/replay/replay.test.ts replays on every test run:
+ *   npx tsx test/replay/record-histories.ts
+ * Runs real syncs (full, incremental, continued-as-new, cancelled, failed on a malformed page) on
+ * throwaway infrastructure with the sandbox, scans each history for the sandbox's synthetic
+ * identifiers (refusing to write one that leaks) and writes them as JSON. Re-record when a workflow
+ * change is intentionally incompatible (and version the workflow instead if runs may be in flight).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { temporal } from '@temporalio/proto';
+import { createActivities } from '../../activities/index.js';
+import { loadConfig } from '../../lib/config/schema.js';
+import { startBenchInfra } from '../../lib/dev/ephemeral.js';
+import { createPool } from '../../lib/store/pool.js';
+import { createTenant } from '../../lib/store/tenants.js';
+import { registerIntegration } from '../../client/integrations.js';
+import { startSync } from '../../client/sync-client.js';
+import { buildActivityDeps } from '../../workers/build-deps.js';
+import { startSandbox } from '../../sandbox/index.js';
+import { findLeaks, historyText } from '../security/leak-scan.js';
+
+const outDir = path.join(__dirname, 'histories');
+const actor = { actor: 'recorder', correlationId: randomUUID() };
+
+async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const infra = await startBenchInfra((line) => console.log(line));
+  const sandbox = await startSandbox({ seed: 99, size: 400 });
+  const pool = createPool(infra.databaseUrl, 4);
+  const config = loadConfig({
+    DATABASE_URL: infra.databaseUrl,
+    TEMPORAL_ADDRESS: infra.temporalAddress,
+    EHR_KEK_DIR: infra.kekDir,
+    EHR_SECRETS_DIR: infra.secretsDir,
+    TEMPORAL_TASK_QUEUE: 'record-histories',
+    EHR_SYNC_PAGE_SIZE: '25',
+    LOG_LEVEL: 'warn',
+  });
+  const deps = await buildActivityDeps(config);
+  const nativeConnection = await NativeConnection.connect({ address: infra.temporalAddress });
+  const worker = await Worker.create({
+    connection: nativeConnection,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    workflowsPath: require.resolve('../../workflows/index.ts'),
+    activities: createActivities(deps),
+  });
+  const running = worker.run();
+  const connection = await Connection.connect({ address: infra.temporalAddress });
+  const client = new Client({ connection });
+  const admin = (route: string, body: unknown) =>
+    fetch(`${sandbox.url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-sandbox-admin': sandbox.adminToken }, body: JSON.stringify(body) });
+
+  try {
+    await createTenant(pool, { id: 'replay', name: 'Replay Clinic (synthetic)' }, actor);
+    const register = (id: string, types?: string[]) =>
+      registerIntegration(pool, { id, tenantId: 'replay', vendor: 'sandbox', baseUrl: sandbox.fhirBaseUrl, resourceTypes: types, secretsDir: infra.secretsDir, sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken } }, actor);
+    await register('full');
+    await register('small', ['Patient', 'Condition']);
+    await register('faulty', ['Condition']);
+    const target = (integrationId: string) => ({ tenantId: 'replay', integrationId, vendor: 'sandbox' });
+    const recorded: Array<[string, WorkflowHandle]> = [];
+    const settle = async (h: WorkflowHandle) => h.result().catch(() => undefined);
+
+    const full = await startSync(client, config.TEMPORAL_TASK_QUEUE, target('full'), { workflowId: 'replay-full-sync' });
+    await settle(full);
+    recorded.push(['full-sync', full]);
+    await admin('/admin/records/modify', { resourceType: 'Observation', count: 7 });
+    const incremental = await startSync(client, config.TEMPORAL_TASK_QUEUE, target('full'), { workflowId: 'replay-incremental-sync' });
+    await settle(incremental);
+    recorded.push(['incremental-sync', incremental]);
+    const can = await startSync(client, config.TEMPORAL_TASK_QUEUE, target('small'), { workflowId: 'replay-continue-as-new', historyEventLimit: 30 });
+    await settle(can);
+    const firstRun = client.workflow.getHandle(can.workflowId, can.firstExecutionRunId);
+    recorded.push(['continue-as-new-first-run', firstRun], ['continue-as-new-last-run', client.workflow.getHandle(can.workflowId)]);
+    const paused = await startSync(client, config.TEMPORAL_TASK_QUEUE, target('full'), { workflowId: 'replay-paused-cancelled', full: true });
+    await paused.signal('pause', { by: 'recorder' });
+    await new Promise((r) => setTimeout(r, 1_000));
+    await paused.signal('resume', { by: 'recorder' });
+    await paused.signal('cancel', { by: 'recorder' });
+    await settle(paused);
+    recorded.push(['paused-resumed-cancelled', paused]);
+    await admin('/admin/faults', { kind: 'malformed-json', resourceType: 'Condition' });
+    const failed = await startSync(client, config.TEMPORAL_TASK_QUEUE, target('faulty'), { workflowId: 'replay-malformed-page' });
+    await settle(failed);
+    recorded.push(['malformed-page-failed', failed]);
+
+    const identifiers = ((await (await fetch(`${sandbox.url}/admin/identifiers`, { headers: { 'x-sandbox-admin': sandbox.adminToken } })).json()) as { strings: string[] }).strings;
+    fs.mkdirSync(outDir, { recursive: true });
+    for (const [name, handle] of recorded) {
+      const history = await handle.fetchHistory();
+      const leaks = findLeaks(historyText(history), identifiers);
+      if (leaks.length > 0) throw new Error(`history ${name} contains ${leaks.length} synthetic identifiers; not written`);
+      fs.writeFileSync(path.join(outDir, `${name}.json`), `${historyToJSON(temporal.api.history.v1.History.create(history))}\n`);
+      console.log(`wrote ${name}.json (${history.events?.length} events)`);
+    }
+  } finally {
+    worker.shutdown();
+    await running;
+    await nativeConnection.close();
+    await connection.close();
+    await deps.close();
+    await pool.end();
+    await sandbox.close();
+    await infra.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`recording failed: ${(err as Error).stack ?? String(err)}`);
+  process.exit(1);
+});
