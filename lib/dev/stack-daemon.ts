@@ -132,7 +132,7 @@ async function startStack(): Promise<StackInfo> {
     fs.chmodSync(paths.secretsDir, 0o700);
   });
 
-  const sandbox = await step('sandbox', `sandbox vendor (seed 42, ${sandboxSize} patients)`, () =>
+  const sandbox = await step('sandbox', `sandbox vendor (seed 42, ${sandboxSize} resources)`, () =>
     startSandbox({ seed: 42, size: sandboxSize, host: '127.0.0.1' }),
   );
   started.push({ name: 'sandbox', stop: () => sandbox.close() });

@@ -12,7 +12,8 @@ import type { Pool } from '../../lib/store/pool.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
 import { startSync, syncProgress, syncResult } from '../../client/sync-client.js';
 import { startChildWorker } from './child-worker.js';
-import { registerSandboxTenant, sandboxManifest, startTestSandbox, storedVersions, temporalClient, testConfig, testPool } from './support.js';
+import { findLeaks } from '../security/leak-scan.js';
+import { registerSandboxTenant, sandboxAdmin, sandboxManifest, startTestSandbox, storedVersions, temporalClient, testConfig, testPool } from './support.js';
 
 let sandbox: SandboxHandle;
 let pool: Pool;
@@ -68,5 +69,10 @@ describe('worker crash', () => {
       second.child.kill('SIGTERM');
       expect(await second.exited).toBe(0);
     }
+    // Nothing identifying reached either worker's log, crash included.
+    const { strings } = await sandboxAdmin<{ strings: string[] }>(sandbox, 'GET', '/admin/identifiers');
+    const logs = fs.readFileSync(first.logPath, 'utf8') + fs.readFileSync(second.logPath, 'utf8');
+    expect(logs).toContain('worker drained and stopped');
+    expect(findLeaks(logs, strings)).toEqual([]);
   });
 });

@@ -1,0 +1,216 @@
+/**
+ * ehrctl as an operator meets it: real processes, real exit codes, messages that name the problem.
+ * Bad input is refused clearly; unreachable dependencies say which one and how to fix it; a
+ * tampered audit trail is reported with the first broken sequence number.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { appendAuditEvents } from '../../lib/audit/chain.js';
+import type { Config } from '../../lib/config/schema.js';
+import { migrateUp } from '../../lib/store/migrate.js';
+import { createPool, withTransaction } from '../../lib/store/pool.js';
+import type { SandboxHandle } from '../../sandbox/index.js';
+import { testEnv, uniqueId } from '../harness.js';
+import type { RunningWorker } from './support.js';
+import { startInProcessWorker, startTestSandbox, testConfig } from './support.js';
+
+const repoRoot = path.resolve(__dirname, '../..');
+let sandbox: SandboxHandle;
+let config: Config;
+let worker: RunningWorker;
+const noStackDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehrctl-nostack-'));
+
+function baseEnv(): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/root',
+    EHR_DEV_DATA_DIR: noStackDir, // never pick up a developer's running dev stack
+    DATABASE_URL: config.DATABASE_URL,
+    TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS,
+    TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
+    EHR_KEK_DIR: config.EHR_KEK_DIR,
+    EHR_SECRETS_DIR: config.EHR_SECRETS_DIR,
+    EHR_SANDBOX_URL: sandbox.url,
+    EHR_SANDBOX_FHIR_BASE_URL: sandbox.fhirBaseUrl,
+    EHR_SANDBOX_ADMIN_TOKEN: sandbox.adminToken,
+  };
+}
+
+/** Runs ehrctl as a real process. Asynchronous: the sandbox and worker live in this process. */
+function ehrctl(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const merged = { ...baseEnv(), ...env };
+  for (const [k, v] of Object.entries(merged)) if (v === undefined) delete merged[k];
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/ehrctl.js'), ...args], { cwd: repoRoot, env: merged as NodeJS.ProcessEnv });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+}
+
+beforeAll(async () => {
+  sandbox = await startTestSandbox({ size: 300 });
+  config = testConfig();
+  worker = await startInProcessWorker(config);
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await sandbox?.close();
+});
+
+describe('ehrctl happy path', () => {
+  it('registers a tenant and integration, syncs with --wait, counts records', async () => {
+    const tenant = uniqueId('cli');
+    expect((await ehrctl(['tenants', 'add', '--id', tenant, '--name', 'CLI Test Clinic'])).code).toBe(0);
+    const add = await ehrctl(['integrations', 'add', '--id', `${tenant}-a`, '--tenant', tenant, '--vendor', 'sandbox', '--types', 'Patient,Condition']);
+    expect(add.stderr).toBe('');
+    expect(add.code).toBe(0);
+    const list = await ehrctl(['integrations', 'list', '--tenant', tenant, '--json']);
+    expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ id: `${tenant}-a`, tenant, vendor: 'sandbox', status: 'active', types: 'Patient,Condition' })]);
+    const run = await ehrctl(['sync', 'run', '--integration', `${tenant}-a`, '--wait']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`started sync/${tenant}/${tenant}-a/`));
+    expect(run.stdout).toMatch(/: completed/);
+    const count = await ehrctl(['records', 'count', '--integration', `${tenant}-a`, '--json']);
+    const rows = JSON.parse(count.stdout) as Array<{ resourceType: string; count: number }>;
+    expect(rows.map((r) => r.resourceType)).toEqual(['Condition', 'Patient']);
+    expect(rows.every((r) => r.count > 0)).toBe(true);
+  });
+
+  it('creates, lists, pauses and deletes a nightly schedule', async () => {
+    const tenant = uniqueId('cli');
+    await ehrctl(['tenants', 'add', '--id', tenant, '--name', 'Schedule Clinic']);
+    await ehrctl(['integrations', 'add', '--id', `${tenant}-s`, '--tenant', tenant, '--vendor', 'sandbox', '--types', 'Patient']);
+    const created = await ehrctl(['schedule', 'nightly', '--integration', `${tenant}-s`, '--at', '02:00', '--timezone', 'America/Chicago']);
+    expect(created.code).toBe(0);
+    expect((await ehrctl(['schedule', 'pause', '--integration', `${tenant}-s`])).code).toBe(0);
+    const listed = await ehrctl(['schedule', 'list']);
+    expect(listed.stdout).toMatch(new RegExp(`nightly/${tenant}/${tenant}-s\\s+true`));
+    expect((await ehrctl(['schedule', 'delete', '--integration', `${tenant}-s`])).code).toBe(0);
+  });
+});
+
+describe('ehrctl refuses bad input clearly', () => {
+  it('duplicate tenant and duplicate integration: exit 3, "already exists"', async () => {
+    const tenant = uniqueId('dup');
+    expect((await ehrctl(['tenants', 'add', '--id', tenant, '--name', 'Dup Clinic'])).code).toBe(0);
+    const again = await ehrctl(['tenants', 'add', '--id', tenant, '--name', 'Dup Clinic']);
+    expect(again.code).toBe(3);
+    expect(again.stderr).toMatch(/tenant "[a-z0-9-]+" already exists/);
+    expect((await ehrctl(['integrations', 'add', '--id', `${tenant}-x`, '--tenant', tenant, '--vendor', 'sandbox', '--types', 'Patient'])).code).toBe(0);
+    const dupIntegration = await ehrctl(['integrations', 'add', '--id', `${tenant}-x`, '--tenant', tenant, '--vendor', 'sandbox']);
+    expect(dupIntegration.code).toBe(3);
+    expect(dupIntegration.stderr).toMatch(/integration "[a-z0-9-]+" already exists/);
+  });
+
+  it('unknown ids: exit 3 naming the id', async () => {
+    const sync = await ehrctl(['sync', 'run', '--integration', 'no-such-integration']);
+    expect(sync.code).toBe(3);
+    expect(sync.stderr).toContain('integration "no-such-integration" does not exist');
+    const integ = await ehrctl(['integrations', 'add', '--id', 'orphan', '--tenant', 'no-such-tenant', '--vendor', 'sandbox']);
+    expect(integ.code).toBe(3);
+    expect(integ.stderr).toContain('tenant "no-such-tenant" does not exist');
+  });
+
+  it('malformed and over-long arguments: exit 2 with the argument named', async () => {
+    const badId = await ehrctl(['tenants', 'add', '--id', 'Bad_ID!', '--name', 'x']);
+    expect(badId.code).toBe(2);
+    expect(badId.stderr).toContain('tenant id');
+    const longName = await ehrctl(['tenants', 'add', '--id', uniqueId('long'), '--name', 'n'.repeat(201)]);
+    expect(longName.code).toBe(2);
+    expect(longName.stderr).toContain('tenant name');
+    const longId = await ehrctl(['tenants', 'add', '--id', 'a'.repeat(64), '--name', 'x']);
+    expect(longId.code).toBe(2);
+    const badTypes = await ehrctl(['integrations', 'add', '--id', 'x1', '--tenant', 'whoever', '--vendor', 'sandbox', '--types', 'Patient,Spaceship']);
+    expect(badTypes.code).toBe(2);
+    expect(badTypes.stderr).toContain('Spaceship');
+    const badTime = await ehrctl(['schedule', 'nightly', '--integration', 'x', '--at', '25:00', '--timezone', 'America/Chicago']);
+    expect(badTime.code).toBe(2);
+    expect(badTime.stderr).toContain('--at');
+    const badZone = await ehrctl(['schedule', 'nightly', '--integration', 'x', '--at', '02:00', '--timezone', 'Mars/Olympus_Mons']);
+    expect(badZone.code).toBe(2);
+    expect(badZone.stderr).toContain('--timezone');
+    const usage = await ehrctl(['sync', 'run']);
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('--integration');
+  });
+
+  it('invalid configuration names the field: exit 78', async () => {
+    const missing = await ehrctl(['tenants', 'list'], { DATABASE_URL: undefined });
+    expect(missing.code).toBe(78);
+    expect(missing.stderr).toContain('DATABASE_URL');
+    const badAddress = await ehrctl(['tenants', 'list'], { TEMPORAL_ADDRESS: 'not an address' });
+    expect(badAddress.code).toBe(78);
+    expect(badAddress.stderr).toContain('TEMPORAL_ADDRESS');
+  });
+
+  it('unreachable PostgreSQL or Temporal says which and how to fix it: exit 69', async () => {
+    const db = await ehrctl(['tenants', 'list'], { DATABASE_URL: 'postgresql://postgres:x@127.0.0.1:1/none' });
+    expect(db.code).toBe(69);
+    expect(db.stderr).toMatch(/postgres is not reachable at 127\.0\.0\.1:1.*ehrctl dev up.*DATABASE_URL/s);
+    expect(db.stderr).not.toContain('postgres:x@');
+    const tenant = uniqueId('unreach');
+    await ehrctl(['tenants', 'add', '--id', tenant, '--name', 'Unreachable Clinic']);
+    await ehrctl(['integrations', 'add', '--id', `${tenant}-u`, '--tenant', tenant, '--vendor', 'sandbox', '--types', 'Patient']);
+    const temporal = await ehrctl(['sync', 'run', '--integration', `${tenant}-u`], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
+    expect(temporal.code).toBe(69);
+    expect(temporal.stderr).toMatch(/temporal is not reachable at 127\.0\.0\.1:1.*ehrctl dev up.*TEMPORAL_ADDRESS/s);
+  });
+});
+
+describe('ehrctl audit verify', () => {
+  const admin = () => new pg.Client({ connectionString: testEnv().databaseUrl });
+
+  /** A database of its own, so tampering never touches the shared test chain. */
+  async function chainDatabase(events: number): Promise<string> {
+    const name = `audit_${uniqueId('db').replace(/-/g, '_')}`;
+    const client = admin();
+    await client.connect();
+    await client.query(`CREATE DATABASE ${name}`);
+    await client.end();
+    const url = new URL(testEnv().databaseUrl);
+    url.pathname = `/${name}`;
+    await migrateUp(url.toString());
+    const pool = createPool(url.toString(), 2);
+    await withTransaction(pool, (c) =>
+      appendAuditEvents(
+        c,
+        Array.from({ length: events }, (_, i) => ({ actor: 'test', action: 'test.event', outcome: 'success' as const, correlationId: `c${i}`, details: { i } })),
+      ),
+    );
+    await pool.end();
+    return url.toString();
+  }
+
+  async function tamper(url: string, sql: string): Promise<void> {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    await client.query('ALTER TABLE audit_events DISABLE TRIGGER USER');
+    await client.query(sql);
+    await client.end();
+  }
+
+  it('reports an intact chain with exit 0', async () => {
+    const url = await chainDatabase(20);
+    const res = await ehrctl(['audit', 'verify'], { DATABASE_URL: url });
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain('audit chain intact: 20 events verified');
+  });
+
+  it.each([
+    ['an edited row', `UPDATE audit_events SET details = '{"i": 99}' WHERE seq = 7`, 7],
+    ['a deleted row', 'DELETE FROM audit_events WHERE seq = 12', 12],
+    ['reordered rows', `UPDATE audit_events SET seq = CASE seq WHEN 4 THEN 5 ELSE 4 END WHERE seq IN (4, 5)`, 4],
+  ])('detects %s and prints its sequence number, exit 4', async (_label, sql, seq) => {
+    const url = await chainDatabase(20);
+    await tamper(url, sql.includes('CASE') ? `UPDATE audit_events SET seq = -seq WHERE seq IN (4, 5); UPDATE audit_events SET seq = CASE seq WHEN -4 THEN 5 ELSE 4 END WHERE seq IN (-4, -5)` : sql);
+    const res = await ehrctl(['audit', 'verify'], { DATABASE_URL: url });
+    expect(res.code).toBe(4);
+    expect(res.stdout).toContain(`audit chain BROKEN at seq ${seq}`);
+  });
+});
