@@ -14,6 +14,7 @@ interface Service {
   [key: string]: unknown;
 }
 
+const repoRoot = path.resolve(__dirname, '../..');
 const compose = parse(fs.readFileSync(path.resolve(__dirname, '../../docker-compose.yml'), 'utf8')) as { services: Record<string, Service> };
 const services = compose.services;
 
@@ -54,6 +55,13 @@ describe('docker-compose.yml', () => {
     expect(services['temporal-ui']!.image).toMatch(/^temporalio\/ui:/);
     expect(services.worker!.build).toBeDefined();
     expect(JSON.stringify(services.worker!.command)).toContain('workers/worker.ts');
+  });
+
+  it('builds the worker image from a Dockerfile that ships everything the worker imports', () => {
+    const dockerfile = fs.readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+    for (const dir of ['lib', 'activities', 'workflows', 'workers', 'migrations']) expect(dockerfile, dir).toMatch(new RegExp(`^COPY ${dir} \\./${dir}$`, 'm'));
+    expect(dockerfile).toMatch(/npm ci --omit=dev/);
+    expect(dockerfile).toMatch(/^USER node$/m);
   });
 
   it('gives the worker every required configuration field, and only known ones', () => {

@@ -1,0 +1,17 @@
+# One image for the worker and the one-shot migration job (docker-compose.yml). Runs the TypeScript
+# sources through tsx, as the dev stack does, so what is tested is what ships.
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY tsconfig.json ./
+COPY lib ./lib
+COPY activities ./activities
+COPY workflows ./workflows
+COPY workers ./workers
+COPY client ./client
+COPY migrations ./migrations
+COPY bin ./bin
+USER node
+CMD ["node", "--import", "tsx", "workers/worker.ts"]
