@@ -1,10 +1,6 @@
-/**
- * ehrctl — the operator CLI. Exit codes: 0 ok; 1 failed; 2 bad usage or argument; 3 not found or
- * already exists; 4 audit chain broken; 69 a dependency (Temporal, PostgreSQL) unreachable;
- * 78 invalid configuration.
- */
+/** ehrctl — the operator CLI. Exit codes: lib/errors/exit-codes.ts. */
 import { Command, CommanderError } from 'commander';
-import { EhrError } from '../lib/errors/index.js';
+import { EXIT, exitCodeForError } from '../lib/errors/exit-codes.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerDevCommands } from './commands/dev.js';
 import { registerIntegrationCommands } from './commands/integrations.js';
@@ -29,23 +25,8 @@ export function buildProgram(): Command {
 }
 
 export function exitCodeFor(err: unknown): number {
-  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-  if (err instanceof EhrError) {
-    switch (err.code) {
-      case 'CONFIG_INVALID':
-        return 78;
-      case 'INFRASTRUCTURE_UNAVAILABLE':
-        return 69;
-      case 'INVALID_ARGUMENT':
-        return 2;
-      case 'NOT_FOUND':
-      case 'CONFLICT':
-        return 3;
-      default:
-        return 1;
-    }
-  }
-  return 1;
+  if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  return exitCodeForError(err);
 }
 
 export async function main(argv: string[]): Promise<void> {

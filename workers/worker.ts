@@ -7,6 +7,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import type { Config } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/schema.js';
+import { exitCodeForError } from '../lib/errors/exit-codes.js';
 import { EhrError, InfrastructureUnavailableError } from '../lib/errors/index.js';
 import { createLogger } from '../lib/log/logger.js';
 import { buildActivityDeps } from './build-deps.js';
@@ -43,12 +44,14 @@ export async function runWorker(config: Config): Promise<void> {
 }
 
 if (require.main === module) {
-  runWorker(loadConfig()).then(
+  Promise.resolve()
+    .then(() => runWorker(loadConfig()))
+    .then(
     () => process.exit(0),
     (err: unknown) => {
       const message = err instanceof EhrError ? err.message : `unexpected failure: ${(err as Error)?.message ?? String(err)}`;
       process.stderr.write(`worker: ${message}\n`);
-      process.exit(err instanceof EhrError && err.code === 'CONFIG_INVALID' ? 78 : 1);
+      process.exit(exitCodeForError(err));
     },
   );
 }
