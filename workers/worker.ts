@@ -47,11 +47,11 @@ if (require.main === module) {
   Promise.resolve()
     .then(() => runWorker(loadConfig()))
     .then(
-    () => process.exit(0),
-    (err: unknown) => {
-      const message = err instanceof EhrError ? err.message : `unexpected failure: ${(err as Error)?.message ?? String(err)}`;
-      process.stderr.write(`worker: ${message}\n`);
-      process.exit(exitCodeForError(err));
-    },
-  );
+      () => process.exit(0),
+      (err: unknown) => {
+        const message = err instanceof EhrError ? err.message : `unexpected failure: ${(err as Error)?.message ?? String(err)}`;
+        process.stderr.write(`worker: ${message}\n`);
+        process.exit(exitCodeForError(err));
+      },
+    );
 }
