@@ -38,13 +38,15 @@ export default tseslint.config(
         {
           patterns: [
             {
-              regex: '^(?!@temporalio/workflow$|\\./)',
+              // Allowed: @temporalio/workflow and `./sibling` paths that never climb out with `..`.
+              regex: '^(?!@temporalio/workflow$|\\./(?!.*\\.\\.)).*',
               allowTypeImports: true,
               message: 'workflows/ may import only @temporalio/workflow, sibling workflow files, and types (import type).',
             },
           ],
         },
       ],
+      'no-restricted-syntax': ['error', { selector: 'ImportExpression', message: 'workflows/ may not load modules dynamically.' }],
     },
   },
   {

@@ -7,7 +7,11 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors/index.js';
 
-const hostPort = z.string().regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'expected host:port');
+const hostPort = z
+  .string()
+  .regex(/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/, 'expected host:port')
+  .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) <= 65_535, 'port must be 1-65535')
+  .refine((v) => Number(v.slice(v.lastIndexOf(':') + 1)) >= 1, 'port must be 1-65535');
 const positiveInt = z.coerce.number().int().positive();
 
 export const configSchema = z.object({

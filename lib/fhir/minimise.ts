@@ -31,7 +31,8 @@ export function minimise(type: ResourceType, resource: Record<string, unknown>):
 export function patientIdOf(type: ResourceType, resource: Record<string, unknown>): string | undefined {
   if (type === 'Patient') return typeof resource.id === 'string' ? resource.id : undefined;
   const ref = referenceOf(type === 'AllergyIntolerance' ? resource.patient : resource.subject) ?? appointmentPatient(resource);
-  return ref?.startsWith('Patient/') ? ref.slice('Patient/'.length) : undefined;
+  // `Patient/p-7/_history/2` names patient p-7: one patient, one pseudonym.
+  return ref?.startsWith('Patient/') ? ref.slice('Patient/'.length).split('/')[0] || undefined : undefined;
 }
 
 function referenceOf(value: unknown): string | undefined {

@@ -19,6 +19,8 @@ export interface SearchPage {
 }
 
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+/** FHIR `instant`: a full date-time with seconds and a zone. */
+const FHIR_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
 export function parseSearchBundle(type: ResourceType, body: Buffer): SearchPage {
   let bundle: unknown;
@@ -35,12 +37,13 @@ export function parseSearchBundle(type: ResourceType, body: Buffer): SearchPage 
   entries.forEach((entry, index) => {
     const resource = isObject(entry) ? entry.resource : undefined;
     if (!isObject(resource)) throw new MalformedVendorDataError(type, `entry ${index} has no resource`);
-    const mode = isObject(entry.search) ? entry.search.mode : 'match';
+    // search.mode is optional in FHIR: an entry without it is a match, never silently dropped.
+    const mode = isObject(entry.search) && typeof entry.search.mode === 'string' ? entry.search.mode : 'match';
     if (mode !== 'match') return; // includes and outcomes are not stored
     if (resource.resourceType !== type) throw new MalformedVendorDataError(type, `entry ${index} is not a ${type}`);
     const meta = isObject(resource.meta) ? resource.meta : {};
     if (typeof resource.id !== 'string' || !FHIR_ID.test(resource.id)) throw new MalformedVendorDataError(type, `entry ${index} has no valid id`);
-    if (typeof meta.lastUpdated !== 'string' || Number.isNaN(Date.parse(meta.lastUpdated))) {
+    if (typeof meta.lastUpdated !== 'string' || !FHIR_INSTANT.test(meta.lastUpdated) || Number.isNaN(Date.parse(meta.lastUpdated))) {
       throw new MalformedVendorDataError(type, `entry ${index} has no valid meta.lastUpdated`);
     }
     // Vendors that omit versionId get lastUpdated as the version: still monotonic per record.

@@ -4,6 +4,9 @@
  */
 import { ResponseTooLargeError, TlsPolicyError, VendorHttpError } from '../errors/index.js';
 
+/** RFC 9110 IMF-fixdate, e.g. `Wed, 21 Oct 2015 07:28:00 GMT`. */
+const HTTP_DATE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
+
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
 
 export function isLoopback(url: URL): boolean {
@@ -20,8 +23,11 @@ export function assertTransportAllowed(url: URL): void {
 /** Retry-After as delta-seconds or an HTTP date; capped at 10 minutes so a hostile value cannot park us. */
 export function parseRetryAfterMs(header: string | null, now = Date.now()): number | undefined {
   if (!header) return undefined;
-  const seconds = Number(header);
-  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - now;
+  const value = header.trim();
+  let ms: number;
+  if (/^\d+$/.test(value)) ms = Number(value) * 1000;
+  else if (HTTP_DATE.test(value)) ms = Date.parse(value) - now;
+  else return undefined; // not delta-seconds, not an HTTP-date: no hint
   if (!Number.isFinite(ms)) return undefined;
   return Math.min(Math.max(ms, 0), 600_000);
 }

@@ -3,9 +3,12 @@
  * request in flight per integration, and invalidated on a 401 so the caller can retry once.
  * SMART Backend Services issues no refresh token: "refresh" means a new signed client assertion.
  */
+import { VendorAuthError } from '../errors/index.js';
+
 export interface IssuedToken {
   accessToken: string;
-  expiresAtMs: number;
+  /** When to fetch a successor: ahead of expiry, but never before half the lifetime has passed. */
+  refreshAtMs: number;
   scope: string;
 }
 
@@ -14,6 +17,8 @@ export type TokenRequester = (integrationId: string) => Promise<{ accessToken: s
 export class TokenManager {
   private readonly cache = new Map<string, IssuedToken>();
   private readonly inflight = new Map<string, Promise<IssuedToken>>();
+  /** Bumped by forget(): a refresh that started before a revocation must not repopulate the cache. */
+  private readonly generation = new Map<string, number>();
 
   constructor(
     private readonly requestToken: TokenRequester,
@@ -23,7 +28,7 @@ export class TokenManager {
 
   async accessToken(integrationId: string): Promise<string> {
     const cached = this.cache.get(integrationId);
-    if (cached && cached.expiresAtMs - this.refreshAheadMs > this.now()) return cached.accessToken;
+    if (cached && cached.refreshAtMs > this.now()) return cached.accessToken;
     return (await this.refresh(integrationId)).accessToken;
   }
 
@@ -32,22 +37,32 @@ export class TokenManager {
     if (this.cache.get(integrationId)?.accessToken === refusedToken) this.cache.delete(integrationId);
   }
 
-  /** Forget every token of an integration (revocation, suspension). */
+  /** Forget every token of an integration (revocation, suspension), including one being fetched. */
   forget(integrationId: string): void {
     this.cache.delete(integrationId);
+    this.inflight.delete(integrationId);
+    this.generation.set(integrationId, (this.generation.get(integrationId) ?? 0) + 1);
   }
 
   private refresh(integrationId: string): Promise<IssuedToken> {
     const pending = this.inflight.get(integrationId);
     if (pending) return pending;
     const started = this.now();
+    const generation = this.generation.get(integrationId) ?? 0;
     const request = this.requestToken(integrationId)
       .then((t) => {
-        const issued = { accessToken: t.accessToken, scope: t.scope, expiresAtMs: started + t.expiresInSeconds * 1000 };
+        if ((this.generation.get(integrationId) ?? 0) !== generation) {
+          throw new VendorAuthError(integrationId, 'credentials were revoked while a token was being fetched');
+        }
+        const lifetimeMs = t.expiresInSeconds * 1000;
+        const refreshAtMs = started + Math.max(lifetimeMs - this.refreshAheadMs, lifetimeMs / 2);
+        const issued = { accessToken: t.accessToken, scope: t.scope, refreshAtMs };
         this.cache.set(integrationId, issued);
         return issued;
       })
-      .finally(() => this.inflight.delete(integrationId));
+      .finally(() => {
+        if (this.inflight.get(integrationId) === request) this.inflight.delete(integrationId);
+      });
     this.inflight.set(integrationId, request);
     return request;
   }

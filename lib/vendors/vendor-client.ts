@@ -60,6 +60,7 @@ export class VendorClient {
   async get(integrationId: string, url: string, ctx: CallContext, accept = 'application/fhir+json'): Promise<VendorResponse> {
     const cred = await this.deps.credentials(integrationId);
     const target = new URL(url);
+    assertTransportAllowed(target);
     assertSameOrigin(target, cred.baseUrl);
     for (let attempt = 1; ; attempt++) {
       const token = await this.tokens.accessToken(integrationId);
@@ -150,7 +151,9 @@ export class VendorClient {
 /** A next link or any URL we are asked to follow must stay on the vendor's origin: our token goes with it. */
 function assertSameOrigin(target: URL, baseUrl: string): void {
   const base = new URL(baseUrl);
-  if (target.origin !== base.origin || !target.pathname.startsWith(base.pathname.replace(/\/$/, ''))) {
+  const basePath = base.pathname.replace(/\/$/, '');
+  const inside = target.pathname === basePath || target.pathname.startsWith(`${basePath}/`);
+  if (target.origin !== base.origin || !inside) {
     throw new VendorAuthError('-', `refusing to send credentials to ${target.origin}${target.pathname}: outside the vendor base URL`);
   }
 }
