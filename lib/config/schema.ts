@@ -30,6 +30,37 @@ export const configSchema = z.object({
   EHR_SYNC_PAGE_SIZE: positiveInt.max(5_000).default(1_000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: positiveInt.max(1_000).default(16),
   WORKER_SHUTDOWN_GRACE_MS: positiveInt.default(30_000),
+
+  // Key hierarchy (lib/security). `local`: key files in EHR_KEK_DIR; `aws-kms`: data keys wrapped by KMS.
+  EHR_KEK_PROVIDER: z.enum(['local', 'aws-kms']).default('local'),
+  /** KMS key id or ARN (aws-kms only). AWS credentials come from the SDK's default chain, never from here. */
+  EHR_AWS_KMS_KEY_ID: z.string().min(1).optional(),
+  EHR_AWS_REGION: z.string().min(1).optional(),
+  /** A KMS-compatible endpoint (tests: moto's server); omit for AWS. */
+  EHR_AWS_KMS_ENDPOINT: z.string().url().optional(),
+  /** Minimum time between scheduling a key version's destruction and destroying it. */
+  EHR_KEY_DESTROY_DELAY_SECONDS: z.coerce.number().int().nonnegative().default(7 * 24 * 3600),
+
+  // Audit trail (lib/audit): signed checkpoints every N events or T seconds, copied to an anchor outside the database.
+  EHR_AUDIT_ANCHOR_PATH: z.string().min(1).default('.data/audit-anchor.jsonl'),
+  EHR_AUDIT_CHECKPOINT_EVERY: positiveInt.default(1_000),
+  EHR_AUDIT_CHECKPOINT_SECONDS: positiveInt.default(300),
+
+  // Codec server (workers/codec-server.ts), for the Temporal Web UI.
+  CODEC_HOST: z.string().min(1).default('127.0.0.1'),
+  CODEC_PORT: z.coerce.number().int().min(1).max(65_535).default(8888),
+  /** The Web UI's origin, exactly (CORS allows only it), e.g. https://temporal-ui.example.org. */
+  CODEC_UI_ORIGIN: z.string().url().optional(),
+  /** TLS certificate and key for the codec server: secret references (`file:` or `env:`). */
+  CODEC_TLS_CERT: z.string().min(1).optional(),
+  CODEC_TLS_KEY: z.string().min(1).optional(),
+  /** Bearer-token verification: a JWKS URL, or an issuer public key (JWK or PEM reference). */
+  CODEC_AUTH_JWKS_URL: z.string().url().optional(),
+  CODEC_AUTH_ISSUER_KEY: z.string().min(1).optional(),
+  CODEC_AUTH_ISSUER: z.string().min(1).optional(),
+  CODEC_AUTH_AUDIENCE: z.string().min(1).default('ehr-connectors-codec'),
+  /** Role (in the token's `roles` claim) allowed to decode payloads. */
+  CODEC_DECODE_ROLE: z.string().min(1).default('phi-decoder'),
 });
 
 export type Config = z.infer<typeof configSchema>;
