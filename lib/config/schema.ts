@@ -68,7 +68,7 @@ export type ConfigField = keyof Config;
 
 /** Field names with whether each must be supplied (no default). */
 export const configFields: ReadonlyArray<{ name: ConfigField; required: boolean }> = Object.entries(configSchema.shape).map(
-  ([name, schema]) => ({ name: name as ConfigField, required: !(schema instanceof z.ZodDefault) }),
+  ([name, schema]) => ({ name: name as ConfigField, required: !(schema instanceof z.ZodDefault || schema instanceof z.ZodOptional) }),
 );
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {

@@ -32,6 +32,15 @@ describe('loadConfig', () => {
       EHR_SYNC_PAGE_SIZE: 1_000,
       WORKER_MAX_CONCURRENT_ACTIVITIES: 16,
       WORKER_SHUTDOWN_GRACE_MS: 30_000,
+      EHR_KEK_PROVIDER: 'local',
+      EHR_KEY_DESTROY_DELAY_SECONDS: 7 * 24 * 3600,
+      EHR_AUDIT_ANCHOR_PATH: '.data/audit-anchor.jsonl',
+      EHR_AUDIT_CHECKPOINT_EVERY: 1_000,
+      EHR_AUDIT_CHECKPOINT_SECONDS: 300,
+      CODEC_HOST: '127.0.0.1',
+      CODEC_PORT: 8888,
+      CODEC_AUTH_AUDIENCE: 'ehr-connectors-codec',
+      CODEC_DECODE_ROLE: 'phi-decoder',
     });
   });
 
