@@ -3,20 +3,30 @@
  * key-encryption-key provider, the tenant keyring, the credential directory and the vendor wrapper.
  * This and the other files in workers/ are the only places that build real clients and keys.
  */
+import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { ActivityDeps } from '../activities/index.js';
 import { recordAuditEvent } from '../lib/audit/chain.js';
 import type { Config } from '../lib/config/schema.js';
-import { LocalKekProvider } from '../lib/security/local-kek.js';
+import { createKekProvider } from '../lib/security/kek-factory.js';
+import { KeyHierarchy } from '../lib/security/key-hierarchy.js';
 import { TenantKeyring } from '../lib/security/keyring.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
 import { createCredentialDirectory } from '../lib/vendors/credentials.js';
 import { VendorClient } from '../lib/vendors/vendor-client.js';
 
-export async function buildActivityDeps(config: Config): Promise<ActivityDeps & { close(): Promise<void> }> {
+export async function buildActivityDeps(config: Config): Promise<ActivityDeps & { kek: KeyHierarchy; close(): Promise<void> }> {
   const pool = createPool(config.DATABASE_URL, config.WORKER_MAX_CONCURRENT_ACTIVITIES + 4);
   await assertDatabaseReachable(pool, describeDatabaseUrl(config.DATABASE_URL));
-  const kek = await LocalKekProvider.load(config.EHR_KEK_DIR);
+  const actor = `worker:${os.hostname()}:${process.pid}`;
+  // EHR_KEK_PROVIDER selects the backend (local files or AWS KMS); its version states live in kek_versions.
+  let kek: KeyHierarchy;
+  try {
+    kek = await KeyHierarchy.open({ pool, backend: await createKekProvider(config), audit: { actor, correlationId: `worker-start:${randomUUID()}` } });
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
   const keyring = new TenantKeyring({ pool, kek });
   const directory = createCredentialDirectory(pool);
   const vendors = new VendorClient({
@@ -26,7 +36,7 @@ export async function buildActivityDeps(config: Config): Promise<ActivityDeps & 
     },
     timeoutMs: config.EHR_VENDOR_TIMEOUT_MS,
     maxResponseBytes: config.EHR_VENDOR_MAX_RESPONSE_BYTES,
-    actor: `worker:${os.hostname()}:${process.pid}`,
+    actor,
   });
-  return { pool, keyring, vendors, directory, defaultPageSize: config.EHR_SYNC_PAGE_SIZE, close: () => pool.end() };
+  return { pool, kek, keyring, vendors, directory, defaultPageSize: config.EHR_SYNC_PAGE_SIZE, close: () => pool.end() };
 }

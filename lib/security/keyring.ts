@@ -31,7 +31,7 @@ interface DataKeyRow {
   key_version: number;
   kek_id: string;
   kek_version: number;
-  wrapped_key: Buffer;
+  wrapped_key: Buffer | null;
   status: 'primary' | 'decrypt_only' | 'destroyed';
 }
 
@@ -223,7 +223,7 @@ export class TenantKeyring {
     );
     const row = res.rows[0];
     if (!row) throw new DecryptionError('data key version does not exist for this tenant');
-    if (row.status === 'destroyed') throw new DecryptionError('data key version has been destroyed');
+    if (row.status === 'destroyed' || row.wrapped_key === null) throw new DecryptionError('data key version has been destroyed');
     const details = { keyVersion: version, kekId: row.kek_id, kekVersion: row.kek_version };
     let raw: Buffer;
     try {

@@ -9,7 +9,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ConfigError, DecryptionError, InvalidArgumentError } from '../errors/index.js';
-import type { KekProvider, WrappedKey } from './kek-provider.js';
+import type { KekBackend, WrappedKey } from './kek-provider.js';
 
 const KEK_FILE = /^kek-v([1-9][0-9]{0,8})\.key$/;
 const KEY_BYTES = 32;
@@ -21,6 +21,29 @@ export const LOCAL_KEK_ID = 'local';
 
 function kekFileName(version: number): string {
   return `kek-v${version}.key`;
+}
+
+function versionOfFileName(name: string): number | undefined {
+  const m = KEK_FILE.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+async function readKeyFile(file: string): Promise<Buffer> {
+  let st;
+  try {
+    st = await fs.stat(file);
+  } catch (err) {
+    throw new ConfigError(FIELD, `key file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  if (!st.isFile()) throw new ConfigError(FIELD, `key file ${file} is not a regular file`);
+  const mode = st.mode & 0o777;
+  if ((mode & 0o077) !== 0) {
+    throw new ConfigError(FIELD, `key file ${file} has mode 0${mode.toString(8)}; it must be 0600 (chmod 600 it)`);
+  }
+  const text = (await fs.readFile(file, 'utf8')).trim();
+  const key = /^[A-Za-z0-9+/]+={0,2}$/.test(text) ? Buffer.from(text, 'base64') : Buffer.alloc(0);
+  if (key.length !== KEY_BYTES) throw new ConfigError(FIELD, `key file ${file} must hold the base64 of 32 bytes`);
+  return key;
 }
 
 async function listVersions(dir: string): Promise<number[]> {
@@ -46,12 +69,14 @@ function bindAad(kekId: string, version: number, aad: Buffer): Buffer {
   return Buffer.concat([prefix, v, aad]);
 }
 
-export class LocalKekProvider implements KekProvider {
+export class LocalKekProvider implements KekBackend {
   readonly id = LOCAL_KEK_ID;
-  readonly #keys: ReadonlyMap<number, Buffer>;
-  readonly #primary: number;
+  readonly #dir: string;
+  readonly #keys: Map<number, Buffer>;
+  #primary: number;
 
-  private constructor(keys: Map<number, Buffer>) {
+  private constructor(dir: string, keys: Map<number, Buffer>) {
+    this.#dir = dir;
     this.#keys = keys;
     this.#primary = Math.max(...keys.keys());
   }
@@ -63,20 +88,8 @@ export class LocalKekProvider implements KekProvider {
       throw new ConfigError(FIELD, `directory ${dir} holds no kek-v<N>.key files (create one with ensureLocalKekDir or \`ehrctl dev up\`)`);
     }
     const keys = new Map<number, Buffer>();
-    for (const version of versions) {
-      const file = path.join(dir, kekFileName(version));
-      const st = await fs.stat(file);
-      if (!st.isFile()) throw new ConfigError(FIELD, `key file ${file} is not a regular file`);
-      const mode = st.mode & 0o777;
-      if ((mode & 0o077) !== 0) {
-        throw new ConfigError(FIELD, `key file ${file} has mode 0${mode.toString(8)}; it must be 0600 (chmod 600 it)`);
-      }
-      const text = (await fs.readFile(file, 'utf8')).trim();
-      const key = /^[A-Za-z0-9+/]+={0,2}$/.test(text) ? Buffer.from(text, 'base64') : Buffer.alloc(0);
-      if (key.length !== KEY_BYTES) throw new ConfigError(FIELD, `key file ${file} must hold the base64 of 32 bytes`);
-      keys.set(version, key);
-    }
-    return new LocalKekProvider(keys);
+    for (const version of versions) keys.set(version, await readKeyFile(path.join(dir, kekFileName(version))));
+    return new LocalKekProvider(dir, keys);
   }
 
   primaryVersion(): number {
@@ -89,14 +102,64 @@ export class LocalKekProvider implements KekProvider {
   }
 
   async wrap(dek: Buffer, aad: Buffer): Promise<WrappedKey> {
+    return this.wrapWith(this.#primary, dek, aad);
+  }
+
+  async wrapWith(version: number, dek: Buffer, aad: Buffer): Promise<WrappedKey> {
     if (!Buffer.isBuffer(dek) || dek.length === 0) throw new InvalidArgumentError('dek', 'must be a non-empty Buffer');
-    const version = this.#primary;
-    const key = this.#keys.get(version)!;
+    const key = this.#keys.get(version);
+    if (!key) throw new InvalidArgumentError('kekVersion', 'is not loaded by this provider');
     const iv = randomBytes(IV_BYTES);
     const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(bindAad(this.id, version, aad));
     const body = Buffer.concat([cipher.update(dek), cipher.final()]);
     return { kekId: this.id, kekVersion: version, wrapped: Buffer.concat([iv, body, cipher.getAuthTag()]) };
+  }
+
+  async initialVersions(): Promise<Array<{ version: number; ref: string }>> {
+    return this.versions().map((version) => ({ version, ref: kekFileName(version) }));
+  }
+
+  hasVersion(version: number): boolean {
+    return this.#keys.has(version);
+  }
+
+  async adoptVersion(version: number, ref: string): Promise<void> {
+    if (this.#keys.has(version)) return;
+    if (versionOfFileName(ref) !== version) throw new ConfigError(FIELD, `KEK version ${version} names an unexpected file`);
+    this.#keys.set(version, await readKeyFile(path.join(this.#dir, ref)));
+    if (version > this.#primary) this.#primary = version;
+  }
+
+  async createVersion(version: number): Promise<{ ref: string }> {
+    if (!Number.isInteger(version) || version < 1) throw new InvalidArgumentError('kekVersion', 'must be a positive integer');
+    // A file left by a rotation whose metadata transaction failed is adopted: it never wrapped anything.
+    await writeKeyFile(this.#dir, version);
+    const ref = kekFileName(version);
+    this.#keys.delete(version);
+    await this.adoptVersion(version, ref);
+    return { ref };
+  }
+
+  /** Overwrites the key file with random bytes, syncs, deletes it, and zeroes the in-memory copy. */
+  async destroyVersion(version: number): Promise<void> {
+    const file = path.join(this.#dir, kekFileName(version));
+    try {
+      const handle = await fs.open(file, 'r+');
+      try {
+        const { size } = await handle.stat();
+        await handle.write(randomBytes(Math.max(size, 64)), 0, Math.max(size, 64), 0);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await fs.unlink(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    this.#keys.get(version)?.fill(0);
+    this.#keys.delete(version);
+    if (this.#primary === version) this.#primary = Math.max(0, ...this.#keys.keys());
   }
 
   async unwrap(w: WrappedKey, aad: Buffer): Promise<Buffer> {
