@@ -5,7 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import Fastify, { type FastifyError } from 'fastify';
+import type { SecureVersion } from 'node:tls';
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { registerAdminRoutes } from './admin-routes.js';
 import { SandboxStats, type SandboxContext } from './context.js';
 import { FaultQueue, operationOutcome } from './faults.js';
@@ -21,6 +22,19 @@ export interface SandboxOptions {
   tokenTtlSeconds?: number;
   adminToken?: string;
   maxPageSize?: number;
+  /** Serve HTTPS instead of plain http (URLs become https). */
+  tls?: SandboxTlsOptions;
+}
+
+export interface SandboxTlsOptions {
+  certPem: string;
+  keyPem: string;
+  /** CA whose client certificates are accepted (required with requireClientCert). */
+  caPem?: string;
+  /** Mutual TLS: a client without a certificate signed by caPem is refused during the handshake. */
+  requireClientCert?: boolean;
+  /** Protocol floor; default TLSv1.2. Nothing older can be configured. */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
 }
 
 export interface SandboxHandle {
@@ -29,6 +43,19 @@ export interface SandboxHandle {
   tokenUrl: string;
   adminToken: string;
   close(): Promise<void>;
+}
+
+function httpsOptions(t: SandboxTlsOptions): Record<string, unknown> {
+  const minVersion: SecureVersion = t.minVersion ?? 'TLSv1.2';
+  if (minVersion !== 'TLSv1.2' && minVersion !== 'TLSv1.3') throw new RangeError('sandbox option tls.minVersion must be TLSv1.2 or TLSv1.3');
+  if (typeof t.certPem !== 'string' || typeof t.keyPem !== 'string') throw new RangeError('sandbox option tls needs certPem and keyPem');
+  if (t.requireClientCert && !t.caPem) throw new RangeError('sandbox option tls.requireClientCert needs tls.caPem');
+  return {
+    cert: t.certPem,
+    key: t.keyPem,
+    minVersion,
+    ...(t.requireClientCert ? { ca: t.caPem, requestCert: true, rejectUnauthorized: true } : {}),
+  };
 }
 
 function positiveInt(name: string, value: number, min: number): number {
@@ -56,7 +83,9 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
     tokenTtlSeconds,
   };
 
-  const app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 2 * 1024 * 1024 });
+  const base = { logger: false, forceCloseConnections: true, bodyLimit: 2 * 1024 * 1024 } as const;
+  // Routes are written against the http-typed instance; https changes only the listening server.
+  const app = (opts.tls ? Fastify({ ...base, https: httpsOptions(opts.tls) }) : Fastify(base)) as unknown as FastifyInstance;
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     const path = req.url;
@@ -83,7 +112,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
   await app.listen({ host, port: opts.port ?? 0 });
   const address = app.server.address() as AddressInfo;
   const hostForUrl = host.includes(':') ? `[${host}]` : host;
-  const url = `http://${hostForUrl}:${address.port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${hostForUrl}:${address.port}`;
   ctx.urls.url = url;
   ctx.urls.fhirBaseUrl = `${url}/fhir`;
   ctx.urls.tokenUrl = `${url}/oauth/token`;

@@ -7,8 +7,14 @@ import { SignJWT, exportJWK, generateKeyPair, type CryptoKey, type JWTPayload } 
 import { ADMIN_HEADER } from './admin-routes.js';
 import type { SandboxHandle } from './index.js';
 import { ASSERTION_TYPE } from './smart.js';
+import { tlsFetch, type ClientTls } from './tls-client.js';
 
-export type SandboxRef = Pick<SandboxHandle, 'url' | 'tokenUrl' | 'adminToken'>;
+/** `tls`: how to reach a TLS sandbox (its CA, and a client certificate when it requires one). */
+export type SandboxRef = Pick<SandboxHandle, 'url' | 'tokenUrl' | 'adminToken'> & { tls?: ClientTls };
+
+function request(sb: SandboxRef, url: string, init: { method: string; headers: Record<string, string>; body?: string }): Promise<Response> {
+  return sb.tls ? tlsFetch(url, sb.tls, init) : fetch(url, init);
+}
 
 export interface AssertionOverrides {
   alg?: string;
@@ -34,7 +40,7 @@ export interface SandboxTestClient {
 export async function adminFetch(sb: SandboxRef, path: string, init: { method?: string; body?: unknown } = {}): Promise<Response> {
   const headers: Record<string, string> = { [ADMIN_HEADER]: sb.adminToken };
   if (init.body !== undefined) headers['content-type'] = 'application/json';
-  return fetch(`${sb.url}${path}`, {
+  return request(sb, `${sb.url}${path}`, {
     method: init.method ?? (init.body === undefined ? 'GET' : 'POST'),
     headers,
     ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
@@ -80,7 +86,7 @@ export async function createTestClient(
       client_assertion: await assertion(overrides),
       scope,
     });
-    const res = await fetch(sb.tokenUrl, {
+    const res = await request(sb, sb.tokenUrl, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: form.toString(),

@@ -155,3 +155,5 @@ export function errorCode(err: unknown): string {
   if (err instanceof ApplicationFailure && err.type) return err.type;
   return 'UNCLASSIFIED';
 }
+
+export class VendorTlsError extends EhrError { readonly code = 'VENDOR_TLS_FAILED'; readonly retryable = false; constructor(readonly method: string, readonly path: string, readonly reason: string) { super(`TLS with the vendor failed on ${method} ${path}: ${reason}`); } }

@@ -6,8 +6,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent } from '../audit/chain.js';
-import { EhrError, VendorAuthError, VendorNetworkError } from '../errors/index.js';
+import { EhrError, VendorAuthError, VendorNetworkError, VendorTlsError } from '../errors/index.js';
 import { assertTransportAllowed, errorForStatus, readBodyCapped, safePath } from './http-policy.js';
+import { VendorAgents, httpsExchange, tlsFailureCode } from './tls-options.js';
+import type { VendorTls } from './tls-options.js';
 import { TokenManager } from './token-manager.js';
 
 export interface IntegrationCredentials {
@@ -20,6 +22,8 @@ export interface IntegrationCredentials {
   scopes: string[];
   /** Signs a fresh client assertion (new jti) for this integration's token endpoint. */
   signAssertion(): Promise<string>;
+  /** Resolved TLS material (vendor CA, client certificate for mTLS); absent: system roots, no client cert. */
+  tls?: VendorTls;
 }
 
 export interface VendorClientDeps {
@@ -51,6 +55,8 @@ interface RawRequest {
 
 export class VendorClient {
   readonly tokens: TokenManager;
+  /** Per-integration https agents (trust, client certificate, TLS 1.2 floor); forget() on revocation. */
+  readonly agents = new VendorAgents();
 
   constructor(private readonly deps: VendorClientDeps) {
     this.tokens = new TokenManager((integrationId) => this.requestToken(integrationId));
@@ -107,13 +113,14 @@ export class VendorClient {
     let bytes = 0;
     let failure: EhrError | undefined;
     try {
-      const res = await fetch(req.url, {
-        method: req.method,
-        headers: { ...req.headers, 'x-correlation-id': ctx.correlationId },
-        body: req.body,
-        redirect: 'error',
-        signal: AbortSignal.timeout(this.deps.timeoutMs),
-      });
+      const headers = { ...req.headers, 'x-correlation-id': ctx.correlationId };
+      const signal = AbortSignal.timeout(this.deps.timeoutMs);
+      // https goes through the integration's agent (its trust, client certificate and TLS floor);
+      // plain http only ever reaches here for loopback (the sandbox).
+      const res =
+        req.url.protocol === 'https:'
+          ? await httpsExchange(req.url, { method: req.method, headers, body: req.body, agent: this.agents.agentFor(cred.integrationId, cred.tls), signal })
+          : await fetch(req.url, { method: req.method, headers, body: req.body, redirect: 'error', signal });
       status = res.status;
       if (!res.ok && res.status !== 401 && !(req.method === 'POST' && res.status === 400)) {
         await res.body?.cancel().catch(() => undefined);
@@ -123,7 +130,9 @@ export class VendorClient {
       bytes = body.byteLength;
       return { status: res.status, headers: res.headers, body };
     } catch (err) {
-      failure = err instanceof EhrError ? err : new VendorNetworkError(req.method, path, networkReason(err));
+      const tlsCode = err instanceof EhrError ? undefined : tlsFailureCode(err);
+      failure =
+        err instanceof EhrError ? err : tlsCode ? new VendorTlsError(req.method, path, tlsCode) : new VendorNetworkError(req.method, path, networkReason(err));
       throw failure;
     } finally {
       await this.deps.audit({
