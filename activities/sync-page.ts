@@ -7,7 +7,8 @@ import { Context } from '@temporalio/activity';
 import type { AuditEvent } from '../lib/audit/chain.js';
 import { appendAuditEvents } from '../lib/audit/chain.js';
 import { PolicyViolationError } from '../lib/errors/index.js';
-import { minimise, patientIdOf } from '../lib/fhir/minimise.js';
+import { purposePolicy } from '../lib/fhir/classification.js';
+import { minimiseForPurpose, patientIdOf } from '../lib/fhir/minimise.js';
 import { parseSearchBundle } from '../lib/fhir/search-bundle.js';
 import { encryptRecord } from '../lib/security/envelope.js';
 import type { EncryptedRecord } from '../lib/store/records.js';
@@ -31,6 +32,9 @@ export function createSyncPageActivities(deps: ActivityDeps) {
       if (!integration.resourceTypes.includes(input.resourceType)) {
         throw new PolicyViolationError('minimum-necessary', `${input.resourceType} is outside integration ${integration.id}'s policy`);
       }
+      if (!purposePolicy(integration.purpose).resourceTypes.includes(input.resourceType)) {
+        throw new PolicyViolationError('minimum-necessary', `${input.resourceType} is outside integration ${integration.id}'s purpose ${integration.purpose}`);
+      }
       const url = input.cursor ?? firstPageUrl(integration.baseUrl, input);
       Context.current().heartbeat({ phase: 'fetch' });
       const response = await deps.vendors.get(input.integrationId, url, { correlationId: ctx.correlationId, purpose: 'sync.page' });
@@ -41,11 +45,14 @@ export function createSyncPageActivities(deps: ActivityDeps) {
       const records: EncryptedRecord[] = [];
       const pseudonyms = new Set<string>();
       let maxLastUpdated: string | null = null;
+      let dropped = 0;
       for (const item of page.resources) {
         const patientId = patientIdOf(input.resourceType, item.resource);
         const pseudonym = patientId ? await deps.keyring.pseudonymise(input.tenantId, patientId) : null;
         if (pseudonym) pseudonyms.add(pseudonym);
-        const plaintext = Buffer.from(JSON.stringify(minimise(input.resourceType, item.resource)), 'utf8');
+        const minimised = minimiseForPurpose(input.resourceType, item.resource, integration.purpose);
+        dropped += minimised.dropped;
+        const plaintext = Buffer.from(JSON.stringify(minimised.resource), 'utf8');
         const recordCtx = { tenantId: input.tenantId, integrationId: input.integrationId, resourceType: input.resourceType, resourceId: item.id };
         records.push({
           resourceId: item.id,
@@ -60,10 +67,10 @@ export function createSyncPageActivities(deps: ActivityDeps) {
 
       const counts = await withTransaction(deps.pool, async (client) => {
         const upserted = await upsertRecords(client, { tenantId: input.tenantId, integrationId: input.integrationId, resourceType: input.resourceType }, records);
-        await appendAuditEvents(client, storedEvents(ctx, input, upserted, [...pseudonyms]));
+        await appendAuditEvents(client, storedEvents(ctx, input, { ...upserted, dropped }, [...pseudonyms]));
         return upserted;
       });
-      return { fetched: page.resources.length, ...counts, nextCursor: page.nextUrl ?? null, maxLastUpdated };
+      return { fetched: page.resources.length, ...counts, dropped, nextCursor: page.nextUrl ?? null, maxLastUpdated };
     },
   };
 }
@@ -79,7 +86,7 @@ function firstPageUrl(baseUrl: string, input: SyncPageInput): string {
 function storedEvents(
   ctx: { actor: string; correlationId: string },
   input: SyncPageInput,
-  counts: { inserted: number; updated: number; unchanged: number },
+  counts: { inserted: number; updated: number; unchanged: number; dropped: number },
   pseudonyms: string[],
 ): AuditEvent[] {
   const base = { ...ctx, action: 'records.stored', outcome: 'success' as const, tenantId: input.tenantId, integrationId: input.integrationId };

@@ -28,6 +28,11 @@ export interface SyncPageResult {
   inserted: number;
   updated: number;
   unchanged: number;
+  /**
+   * Top-level elements minimisation dropped on this page (unclassified, or of a data class the
+   * integration's purpose does not allow). Absent from results recorded before it existed.
+   */
+  dropped?: number;
   nextCursor: string | null;
   maxLastUpdated: string | null;
 }
@@ -43,5 +48,5 @@ export interface SyncReportInput {
   tenantId: string;
   integrationId: string;
   outcome: 'completed' | 'cancelled';
-  totals: { fetched: number; inserted: number; updated: number; unchanged: number };
+  totals: { fetched: number; inserted: number; updated: number; unchanged: number; dropped?: number };
 }

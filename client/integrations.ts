@@ -8,6 +8,8 @@ import type { AuditContext } from '../lib/audit/chain.js';
 import type { ResourceType } from '../lib/domain.js';
 import { ID_PATTERN, RESOURCE_TYPES, isResourceType, readScopeFor } from '../lib/domain.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, VendorHttpError } from '../lib/errors/index.js';
+import type { Purpose } from '../lib/fhir/classification.js';
+import { DEFAULT_PURPOSE, PURPOSES, assertTypesWithinPurpose, isPurpose, purposePolicy } from '../lib/fhir/classification.js';
 import { generateIntegrationSigningKey } from '../lib/security/signing-keys.js';
 import type { Integration } from '../lib/store/integrations.js';
 import { createIntegration, getIntegration } from '../lib/store/integrations.js';
@@ -21,6 +23,8 @@ export interface RegisterIntegrationRequest {
   vendor: string;
   baseUrl: string;
   resourceTypes?: string[];
+  /** The declared purpose (default clinical-sync): fixes the allowed resource types and data classes. */
+  purpose?: string;
   alg?: 'ES384' | 'RS384';
   /** Required for real vendors (they assign it); the sandbox assigns one on registration. */
   clientId?: string;
@@ -32,7 +36,8 @@ export interface RegisterIntegrationRequest {
 export async function registerIntegration(pool: Pool, req: RegisterIntegrationRequest, ctx: AuditContext): Promise<Integration> {
   if (!ID_PATTERN.test(req.id)) throw new InvalidArgumentError('integration id', 'use 1-63 lowercase letters, digits or hyphens');
   if (!/^[a-z][a-z0-9-]{1,31}$/.test(req.vendor)) throw new InvalidArgumentError('vendor', 'use a short lowercase vendor name such as sandbox or epic');
-  const resourceTypes = parseResourceTypes(req.resourceTypes);
+  const purpose = parsePurpose(req.purpose);
+  const resourceTypes = parseResourceTypes(req.resourceTypes, purpose);
   const baseUrl = parseBaseUrl(req.baseUrl);
   if (!(await tenantExists(pool, req.tenantId))) throw new NotFoundError('tenant', req.tenantId);
   const existing = await getIntegration(pool, req.id).catch((err: unknown) => (err instanceof NotFoundError ? undefined : Promise.reject(err)));
@@ -61,15 +66,24 @@ export async function registerIntegration(pool: Pool, req: RegisterIntegrationRe
       publicJwk: { ...key.publicJwk, kid: key.kid, alg, use: 'sig' },
       privateKeyRef: key.privateKeyRef,
       resourceTypes,
+      purpose,
     },
     ctx,
   );
 }
 
-function parseResourceTypes(types: string[] | undefined): ResourceType[] {
-  if (!types || types.length === 0) return [...RESOURCE_TYPES];
+function parsePurpose(purpose: string | undefined): Purpose {
+  if (purpose === undefined || purpose === '') return DEFAULT_PURPOSE;
+  if (!isPurpose(purpose)) throw new InvalidArgumentError('--purpose', `unknown purpose ${JSON.stringify(purpose)}; known: ${PURPOSES.join(', ')}`);
+  return purpose;
+}
+
+/** The purpose's types when none are given; otherwise the given ones, each supported and within the purpose. */
+function parseResourceTypes(types: string[] | undefined, purpose: Purpose): ResourceType[] {
+  if (!types || types.length === 0) return [...purposePolicy(purpose).resourceTypes];
   const unknown = types.filter((t) => !isResourceType(t));
   if (unknown.length > 0) throw new InvalidArgumentError('--types', `unsupported resource type(s) ${unknown.join(', ')}; supported: ${RESOURCE_TYPES.join(', ')}`);
+  assertTypesWithinPurpose(purpose, types);
   return [...new Set(types as ResourceType[])];
 }
 

@@ -39,6 +39,8 @@ export interface TypeProgress {
   inserted: number;
   updated: number;
   unchanged: number;
+  /** Elements minimisation dropped (not stored: unclassified or outside the integration's purpose). */
+  dropped: number;
   done: boolean;
 }
 
@@ -48,7 +50,7 @@ export interface SyncProgress {
   status: SyncStatus;
   currentResourceType: ResourceType | null;
   types: TypeProgress[];
-  totals: { pages: number; fetched: number; inserted: number; updated: number; unchanged: number };
+  totals: { pages: number; fetched: number; inserted: number; updated: number; unchanged: number; dropped: number };
   continuedAsNew: number;
   pausedBy?: string;
   cancelledBy?: string;
@@ -155,7 +157,7 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     return { outcome, totals: state.progress.totals, types: state.progress.types, continuedAsNew: state.progress.continuedAsNew };
   }
 
-  function record(t: TypeProgress, page: { fetched: number; inserted: number; updated: number; unchanged: number }): void {
+  function record(t: TypeProgress, page: { fetched: number; inserted: number; updated: number; unchanged: number; dropped?: number }): void {
     const totals = state.progress.totals;
     t.pages += 1;
     totals.pages += 1;
@@ -163,6 +165,9 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
       t[key] += page[key];
       totals[key] += page[key];
     }
+    // `dropped` is newer than some recorded results and carried states: absent counts as 0.
+    t.dropped = (t.dropped ?? 0) + (page.dropped ?? 0);
+    totals.dropped = (totals.dropped ?? 0) + (page.dropped ?? 0);
   }
 }
 
@@ -177,14 +182,14 @@ function freshState(): SyncState {
       status: 'planning',
       currentResourceType: null,
       types: [],
-      totals: { pages: 0, fetched: 0, inserted: 0, updated: 0, unchanged: 0 },
+      totals: { pages: 0, fetched: 0, inserted: 0, updated: 0, unchanged: 0, dropped: 0 },
       continuedAsNew: 0,
     },
   };
 }
 
 function emptyTypeProgress(resourceType: ResourceType): TypeProgress {
-  return { resourceType, pages: 0, fetched: 0, inserted: 0, updated: 0, unchanged: 0, done: false };
+  return { resourceType, pages: 0, fetched: 0, inserted: 0, updated: 0, unchanged: 0, dropped: 0, done: false };
 }
 
 function later(a: string | null, b: string | null): string | null {

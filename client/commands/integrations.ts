@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { PURPOSES } from '../../lib/fhir/classification.js';
 import { listIntegrations } from '../../lib/store/integrations.js';
 import { withContext } from '../context.js';
 import { registerIntegration } from '../integrations.js';
@@ -10,6 +11,7 @@ interface AddOptions {
   vendor: string;
   baseUrl?: string;
   types?: string;
+  purpose?: string;
   alg: 'ES384' | 'RS384';
   clientId?: string;
 }
@@ -23,7 +25,8 @@ export function registerIntegrationCommands(program: Command): void {
     .requiredOption('--tenant <tenant>', 'owning tenant id')
     .requiredOption('--vendor <vendor>', 'vendor profile (sandbox, epic, …)')
     .option('--base-url <url>', 'FHIR base URL (default for sandbox: the dev stack sandbox)')
-    .option('--types <list>', 'comma-separated resource types the policy allows (default: all supported)')
+    .option('--purpose <purpose>', `what the data is for, which fixes the allowed resource types and data classes: ${PURPOSES.join(', ')}`, 'clinical-sync')
+    .option('--types <list>', "comma-separated resource types the policy allows (default: all the purpose allows; others are refused)")
     .option('--alg <alg>', 'client assertion algorithm: ES384 or RS384', 'ES384')
     .option('--client-id <id>', 'client id assigned by the vendor (required except for sandbox)')
     .action(async (opts: AddOptions) =>
@@ -41,6 +44,7 @@ export function registerIntegrationCommands(program: Command): void {
             vendor: opts.vendor,
             baseUrl,
             resourceTypes: opts.types?.split(',').map((t) => t.trim()).filter(Boolean),
+            purpose: opts.purpose,
             alg: opts.alg,
             clientId: opts.clientId,
             secretsDir: ctx.config.EHR_SECRETS_DIR,
@@ -48,7 +52,7 @@ export function registerIntegrationCommands(program: Command): void {
           },
           ctx.audit,
         );
-        print(`integration ${integration.id} registered for tenant ${integration.tenantId} (client ${integration.clientId}, key ${integration.signingKid})`);
+        print(`integration ${integration.id} registered for tenant ${integration.tenantId} for ${integration.purpose}: ${integration.resourceTypes.join(', ')} (client ${integration.clientId}, key ${integration.signingKid})`);
         if (opts.vendor !== 'sandbox') {
           print('Register this public key set with the vendor (or host it as your JWKS URL):');
           printJson({ keys: [integration.publicJwk] });
@@ -63,7 +67,7 @@ export function registerIntegrationCommands(program: Command): void {
     .action(async (opts: { tenant?: string; json?: boolean }) =>
       withContext(async (ctx) => {
         const rows = await listIntegrations(await ctx.db(), opts.tenant);
-        const view = rows.map((i) => ({ id: i.id, tenant: i.tenantId, vendor: i.vendor, status: i.status, types: i.resourceTypes.join(','), baseUrl: i.baseUrl }));
+        const view = rows.map((i) => ({ id: i.id, tenant: i.tenantId, vendor: i.vendor, purpose: i.purpose, status: i.status, types: i.resourceTypes.join(','), baseUrl: i.baseUrl }));
         if (opts.json) return printJson(view);
         if (rows.length === 0) print('no integrations');
         table(view);

@@ -3,9 +3,13 @@
  * environment against it at startup; an invalid or missing value is refused with the field's name.
  * Secrets have no defaults: DATABASE_URL and the key directory must be given explicitly.
  * docker-compose.yml is checked against `configFields` by test/unit/docker-compose.test.ts.
+ *
+ * Secrets by reference (DESIGN §4 invariant 11, lib/config/secrets.ts): see SECRET_FIELDS. A value
+ * that inlines a secret is refused with the field's name; no error message ever quotes a value.
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors/index.js';
+import { checkSecretRef, containsPrivateKeyMaterial, parseSecretRef, resolveSecret, resolveSecretSync } from './secrets.js';
 
 const hostPort = z
   .string()
@@ -18,7 +22,10 @@ export const configSchema = z.object({
   TEMPORAL_ADDRESS: hostPort.default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).max(200).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).max(200).default('ehr-connectors'),
-  /** Secret (carries a password): no default. */
+  /**
+   * Secret (carries a password): no default. A literal URL is accepted only without a password or
+   * for a loopback host (the embedded dev/test database); otherwise give `file:`/`env:` (SECRET_FIELDS).
+   */
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL'),
   /** Directory of key-encryption-key files (kek-v<N>.key, mode 0600), outside the database. Secret: no default. */
   EHR_KEK_DIR: z.string().min(1),
@@ -51,10 +58,10 @@ export const configSchema = z.object({
   CODEC_PORT: z.coerce.number().int().min(1).max(65_535).default(8888),
   /** The Web UI's origin, exactly (CORS allows only it), e.g. https://temporal-ui.example.org. */
   CODEC_UI_ORIGIN: z.string().url().optional(),
-  /** TLS certificate and key for the codec server: secret references (`file:` or `env:`). */
+  /** TLS certificate (a reference or a literal PEM) and private key (a secret reference only) for the codec server. */
   CODEC_TLS_CERT: z.string().min(1).optional(),
   CODEC_TLS_KEY: z.string().min(1).optional(),
-  /** Bearer-token verification: a JWKS URL, or an issuer public key (JWK or PEM reference). */
+  /** Bearer-token verification: a JWKS URL, or an issuer PUBLIC key (JWK or PEM, literal or reference; a private key is refused). */
   CODEC_AUTH_JWKS_URL: z.string().url().optional(),
   CODEC_AUTH_ISSUER_KEY: z.string().min(1).optional(),
   CODEC_AUTH_ISSUER: z.string().min(1).optional(),
@@ -71,18 +78,108 @@ export const configFields: ReadonlyArray<{ name: ConfigField; required: boolean 
   ([name, schema]) => ({ name: name as ConfigField, required: !(schema instanceof z.ZodDefault || schema instanceof z.ZodOptional) }),
 );
 
-export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+/**
+ * Fields that hold secrets, and how they must be given:
+ *  - `reference`: only as a secret reference (`file:` 0600, `env:`, or a registered manager
+ *    scheme). The reference is checked at load (file exists and is private, variable is set) and
+ *    stays a reference in Config: its user resolves it with resolveSecret() when needed, so the
+ *    secret is not copied around with the configuration.
+ *  - `database-url`: a literal postgres URL is accepted when it has no password (PGPASSFILE /
+ *    ~/.pgpass supply one) or its host is loopback (the embedded dev/test database, reachable only
+ *    from this machine); any other literal with a password is refused. A reference is resolved at
+ *    load, and the Config holds the resolved URL (every database client needs the URL itself).
+ * Every other field is refused if its literal value contains private key material.
+ */
+export const SECRET_FIELDS: Readonly<Partial<Record<ConfigField, 'reference' | 'database-url'>>> = {
+  DATABASE_URL: 'database-url',
+  CODEC_TLS_KEY: 'reference',
+};
+
+const LOOPBACK_HOSTS = new Set(['localhost', '::1', '[::1]']);
+
+/** True for `localhost`, 127.0.0.0/8, ::1, and socket-directory URLs (no host at all). */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase();
+  return host === '' || LOOPBACK_HOSTS.has(host) || /^127(?:\.\d{1,3}){3}$/.test(host);
+}
+
+function inlinePasswordProblem(url: string): string | undefined {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    return undefined; // the schema reports the malformed URL
+  }
+  const password = parsed.password !== '' || (parsed.searchParams.get('password') ?? '') !== '';
+  const socketDir = (parsed.searchParams.get('host') ?? '').startsWith('/');
+  if (!password || isLoopbackHost(parsed.hostname) || (parsed.hostname === '' && socketDir)) return undefined;
+  return (
+    `inlines a database password for host ${parsed.hostname}; literal passwords are accepted only for loopback hosts. ` +
+    'Give the URL by reference (DATABASE_URL=file:/run/secrets/database-url with mode 0600, or env:<VAR>), ' +
+    'or leave the password out of the URL and supply it through PGPASSFILE'
+  );
+}
+
+function pick(env: Record<string, string | undefined>): Record<string, string> {
   const picked: Record<string, string> = {};
   for (const { name } of configFields) {
     const value = env[name];
     if (value !== undefined && value !== '') picked[name] = value;
+  }
+  return picked;
+}
+
+/**
+ * Validates the environment and applies the secret rules (SECRET_FIELDS). Synchronous: `file:` and
+ * `env:` references of fields resolved at load are read here; an external manager's reference in
+ * such a field needs loadConfigWithSecrets.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  return loadPicked(pick(env), env, new Set());
+}
+
+/** loadConfig, first resolving registered secret managers' references of fields resolved at load. */
+export async function loadConfigWithSecrets(env: Record<string, string | undefined> = process.env): Promise<Config> {
+  const picked = pick(env);
+  const resolved = new Set<ConfigField>();
+  for (const [field, rule] of Object.entries(SECRET_FIELDS) as Array<[ConfigField, string]>) {
+    const value = picked[field];
+    const ref = value === undefined ? undefined : parseSecretRef(value);
+    if (rule === 'database-url' && ref && ref.scheme !== 'file' && ref.scheme !== 'env') {
+      picked[field] = await resolveSecret(value!, { field, env });
+      resolved.add(field);
+    }
+  }
+  return loadPicked(picked, env, resolved);
+}
+
+function loadPicked(picked: Record<string, string>, env: Record<string, string | undefined>, alreadyResolved: Set<ConfigField>): Config {
+  const fromReference = new Set<ConfigField>(alreadyResolved);
+  for (const [field, value] of Object.entries(picked) as Array<[ConfigField, string]>) {
+    const rule = SECRET_FIELDS[field];
+    if (rule === 'database-url' && !fromReference.has(field) && parseSecretRef(value)) {
+      picked[field] = resolveSecretSync(value, { field, env });
+      fromReference.add(field);
+    } else if (rule === 'reference') {
+      if (!parseSecretRef(value)) {
+        throw new ConfigError(field, 'is a secret and must be given by reference (file:<absolute path> with mode 0600, or env:<VAR>), not inline');
+      }
+      checkSecretRef(value, { field, env });
+    } else if (!fromReference.has(field) && containsPrivateKeyMaterial(value)) {
+      throw new ConfigError(field, 'inlines a private key; give it by reference (file:<absolute path> with mode 0600, or env:<VAR>)');
+    }
   }
   const result = configSchema.safeParse(picked);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const field = issue.path.join('.') || 'configuration';
     const problem = issue.code === 'invalid_type' && picked[field] === undefined ? 'is required but not set' : issue.message;
-    throw new ConfigError(field, problem);
+    const via = fromReference.has(field as ConfigField) ? ' (in the value its secret reference names)' : '';
+    throw new ConfigError(field, `${problem}${via}`);
+  }
+  if (!fromReference.has('DATABASE_URL')) {
+    const problem = inlinePasswordProblem(result.data.DATABASE_URL);
+    if (problem) throw new ConfigError('DATABASE_URL', problem);
   }
   return result.data;
 }

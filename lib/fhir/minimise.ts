@@ -1,30 +1,56 @@
 /**
- * Minimum necessary (DESIGN §4 invariant 8): per resource type, the top-level elements the connector
- * keeps. Everything else — narrative `text`, photos, contacts, free-form extensions — is dropped
- * before encryption, so it is never stored at all. `meta` is reduced to versionId and lastUpdated.
+ * Minimum necessary (DESIGN §4 invariant 8): an integration's purpose keeps only the elements whose
+ * data class it allows (lib/fhir/classification.ts is the source of truth); everything else —
+ * narrative `text`, photos, contacts, free-form extensions, and classes outside the purpose — is
+ * dropped before encryption, so it is never stored at all, and counted. `meta` is reduced to
+ * versionId and lastUpdated.
  */
 import type { ResourceType } from '../domain.js';
+import type { Purpose } from './classification.js';
+import { DEFAULT_PURPOSE, retainedElements } from './classification.js';
 
-const COMMON = ['resourceType', 'id', 'meta', 'status'] as const;
-
-export const RETAINED_ELEMENTS: Record<ResourceType, readonly string[]> = {
-  Patient: [...COMMON, 'identifier', 'active', 'name', 'telecom', 'gender', 'birthDate', 'deceasedBoolean', 'deceasedDateTime', 'address'],
-  Encounter: [...COMMON, 'class', 'type', 'subject', 'period', 'reasonCode', 'serviceProvider'],
-  Observation: [...COMMON, 'category', 'code', 'subject', 'encounter', 'effectiveDateTime', 'issued', 'valueQuantity', 'valueCodeableConcept', 'valueString', 'interpretation', 'referenceRange'],
-  Condition: [...COMMON, 'clinicalStatus', 'verificationStatus', 'category', 'code', 'subject', 'encounter', 'onsetDateTime', 'recordedDate'],
-  MedicationRequest: [...COMMON, 'intent', 'medicationCodeableConcept', 'subject', 'encounter', 'authoredOn', 'dosageInstruction'],
-  AllergyIntolerance: [...COMMON, 'clinicalStatus', 'verificationStatus', 'type', 'category', 'criticality', 'code', 'patient', 'onsetDateTime', 'reaction'],
-  Appointment: [...COMMON, 'serviceType', 'appointmentType', 'start', 'end', 'minutesDuration', 'participant'],
+/** What the default purpose (clinical-sync) keeps per resource type; derived from the classification. */
+export const RETAINED_ELEMENTS: Readonly<Record<ResourceType, readonly string[]>> = {
+  Patient: retainedElements('Patient', DEFAULT_PURPOSE),
+  Encounter: retainedElements('Encounter', DEFAULT_PURPOSE),
+  Observation: retainedElements('Observation', DEFAULT_PURPOSE),
+  Condition: retainedElements('Condition', DEFAULT_PURPOSE),
+  MedicationRequest: retainedElements('MedicationRequest', DEFAULT_PURPOSE),
+  AllergyIntolerance: retainedElements('AllergyIntolerance', DEFAULT_PURPOSE),
+  Appointment: retainedElements('Appointment', DEFAULT_PURPOSE),
 };
 
-export function minimise(type: ResourceType, resource: Record<string, unknown>): Record<string, unknown> {
+export interface MinimisedResource {
+  resource: Record<string, unknown>;
+  /** Top-level elements present in the input that were not kept (unclassified or outside the purpose). */
+  dropped: number;
+}
+
+const retainedCache = new Map<string, ReadonlySet<string>>();
+function retainedSet(type: ResourceType, purpose: Purpose): ReadonlySet<string> {
+  const key = `${purpose}\0${type}`;
+  let set = retainedCache.get(key);
+  if (!set) retainedCache.set(key, (set = new Set(retainedElements(type, purpose))));
+  return set;
+}
+
+export function minimiseForPurpose(type: ResourceType, resource: Record<string, unknown>, purpose: Purpose): MinimisedResource {
+  const retained = retainedSet(type, purpose);
   const kept: Record<string, unknown> = {};
-  for (const element of RETAINED_ELEMENTS[type]) {
-    if (resource[element] !== undefined) kept[element] = resource[element];
+  let dropped = 0;
+  for (const [element, value] of Object.entries(resource)) {
+    if (value === undefined) continue;
+    if (retained.has(element)) kept[element] = value;
+    else dropped += 1;
   }
   const meta = resource.meta as { versionId?: unknown; lastUpdated?: unknown } | undefined;
-  if (meta) kept.meta = { versionId: meta.versionId, lastUpdated: meta.lastUpdated };
-  return kept;
+  if (meta && retained.has('meta')) kept.meta = { versionId: meta.versionId, lastUpdated: meta.lastUpdated };
+  return { resource: kept, dropped };
+}
+
+/** The stored form of a resource under `purpose` (default clinical-sync). */
+export function minimise(type: ResourceType, resource: Record<string, unknown>, purpose: Purpose = DEFAULT_PURPOSE): Record<string, unknown> {
+  return minimiseForPurpose(type, resource, purpose).resource;
 }
 
 /** The patient a resource belongs to (for pseudonymous audit), as a bare id, or undefined. */

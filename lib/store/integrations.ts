@@ -1,6 +1,7 @@
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
 import type { ResourceType } from '../domain.js';
+import type { Purpose } from '../fhir/classification.js';
 import { ConflictError, NotFoundError } from '../errors/index.js';
 import type { Pool, Queryable } from './pool.js';
 import { withTransaction } from './pool.js';
@@ -18,6 +19,8 @@ export interface Integration {
   /** Where the private key lives (`file:` or `env:`); the key itself is never in the database. */
   privateKeyRef: string;
   resourceTypes: ResourceType[];
+  /** The declared purpose: fixes the allowed resource types and data classes (lib/fhir/classification.ts). */
+  purpose: Purpose;
   status: 'active' | 'suspended';
   createdAt: Date;
 }
@@ -36,6 +39,7 @@ interface Row {
   public_jwk: Record<string, unknown>;
   private_key_ref: string;
   resource_types: ResourceType[];
+  purpose: Purpose;
   status: 'active' | 'suspended';
   created_at: Date;
 }
@@ -53,6 +57,7 @@ function fromRow(r: Row): Integration {
     publicJwk: r.public_jwk,
     privateKeyRef: r.private_key_ref,
     resourceTypes: r.resource_types,
+    purpose: r.purpose,
     status: r.status,
     createdAt: r.created_at,
   };
@@ -61,9 +66,9 @@ function fromRow(r: Row): Integration {
 export async function createIntegration(pool: Pool, i: NewIntegration, ctx: AuditContext): Promise<Integration> {
   return withTransaction(pool, async (client) => {
     const res = await client.query<Row>(
-      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (id) DO NOTHING RETURNING *`,
-      [i.id, i.tenantId, i.vendor, i.baseUrl, i.tokenUrl, i.clientId, i.signingAlg, i.signingKid, i.publicJwk, i.privateKeyRef, i.resourceTypes],
+      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types, purpose)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING RETURNING *`,
+      [i.id, i.tenantId, i.vendor, i.baseUrl, i.tokenUrl, i.clientId, i.signingAlg, i.signingKid, i.publicJwk, i.privateKeyRef, i.resourceTypes, i.purpose],
     );
     if (res.rowCount === 0) throw new ConflictError('integration', i.id);
     await appendAuditEvents(client, [
@@ -73,7 +78,7 @@ export async function createIntegration(pool: Pool, i: NewIntegration, ctx: Audi
         outcome: 'success',
         tenantId: i.tenantId,
         integrationId: i.id,
-        details: { vendor: i.vendor, resourceTypes: i.resourceTypes, signingKid: i.signingKid, signingAlg: i.signingAlg },
+        details: { vendor: i.vendor, purpose: i.purpose, resourceTypes: i.resourceTypes, signingKid: i.signingKid, signingAlg: i.signingAlg },
       },
     ]);
     return fromRow(res.rows[0]!);

@@ -15,11 +15,15 @@ interface Service {
 }
 
 const repoRoot = path.resolve(__dirname, '../..');
-const compose = parse(fs.readFileSync(path.resolve(__dirname, '../../docker-compose.yml'), 'utf8')) as { services: Record<string, Service> };
+const compose = parse(fs.readFileSync(path.resolve(__dirname, '../../docker-compose.yml'), 'utf8')) as {
+  services: Record<string, Service>;
+  secrets?: Record<string, { file?: string }>;
+};
 const services = compose.services;
 
 /** Worker environment keys that are not configuration fields but are allowed. */
-const ALLOWED_EXTRAS = new Set(['NODE_ENV']);
+/** Read by pg itself: where the database password lives (a docker secret), so DATABASE_URL carries none. */
+const ALLOWED_EXTRAS = new Set(['NODE_ENV', 'PGPASSFILE']);
 const SECRET_KEY = /PASSWORD|PASSWD|_PWD$|SECRET|TOKEN|API_KEY|PRIVATE/i;
 /** Names that point at where a secret lives (a directory or file), not at the secret itself. */
 const SECRET_REFERENCE_KEY = /_(DIR|FILE|PATH)$/;
@@ -77,8 +81,9 @@ describe('docker-compose.yml', () => {
       Object.entries(env).map(([k, v]) => [k, interpolate(v, { POSTGRES_PASSWORD: 'abc123', EHR_KEK_HOST_DIR: '/srv/keys' })]),
     );
     const config = loadConfig(resolved);
-    expect(config.DATABASE_URL).toBe('postgresql://ehr:abc123@postgresql:5432/ehr_connectors');
-    expect(() => interpolate(env.DATABASE_URL!, {})).toThrow(/POSTGRES_PASSWORD/);
+    expect(config.DATABASE_URL).toBe('postgresql://ehr@postgresql:5432/ehr_connectors');
+    expect(env.PGPASSFILE).toBe('/run/secrets/pgpass');
+    expect(compose.secrets?.pgpass?.file).toBe('${EHR_PGPASS_FILE:?set EHR_PGPASS_FILE}');
   });
 
   it('points TEMPORAL_ADDRESS at the temporal service and DATABASE_URL at the postgresql service', () => {
