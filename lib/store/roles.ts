@@ -1,0 +1,70 @@
+/**
+ * Database roles (DESIGN §4 invariant 6, least privilege). The migrations create `ehr_app`, a NOLOGIN
+ * role with full DML on the operational tables but only SELECT/INSERT on the audit tables (no UPDATE,
+ * DELETE or TRUNCATE — enforced by privileges, so disabling the append-only triggers does not help it).
+ * The application connects as a LOGIN role that is a member of `ehr_app`; the migration (owner) role
+ * is for migrations and operators only.
+ */
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { InvalidArgumentError } from '../errors/index.js';
+
+export const APP_GROUP_ROLE = 'ehr_app';
+const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export interface AppLoginRoleOptions {
+  /** Default `ehr_app_login`. */
+  role?: string;
+  /** Default: a new random password (the role's password is reset on every call then). */
+  password?: string;
+}
+
+/**
+ * Creates or updates (idempotently) a LOGIN role that is a member of `ehr_app` and inherits its
+ * privileges, and returns `adminDatabaseUrl` rewritten to log in as it. Needs a role with CREATEROLE
+ * (and ADMIN on ehr_app, e.g. a superuser) and the migrations applied (they create `ehr_app`).
+ * The password is only ever in the returned URL: do not log it.
+ */
+export async function ensureAppLoginRole(adminDatabaseUrl: string, opts: AppLoginRoleOptions = {}): Promise<string> {
+  const role = opts.role ?? 'ehr_app_login';
+  if (!ROLE_NAME.test(role)) throw new InvalidArgumentError('app role name', 'use lowercase letters, digits and underscores');
+  const password = opts.password ?? randomBytes(24).toString('base64url');
+  const client = new pg.Client({ connectionString: adminDatabaseUrl, application_name: 'ehr-connectors-roles' });
+  await client.connect();
+  try {
+    const group = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_GROUP_ROLE]);
+    if (group.rowCount === 0) throw new InvalidArgumentError('database', `role ${APP_GROUP_ROLE} does not exist: apply the migrations first`);
+    const ident = client.escapeIdentifier(role);
+    const literal = client.escapeLiteral(password);
+    // CREATE ROLE races with another process doing the same: retry once as ALTER.
+    const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+    const attrs = 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT';
+    if (exists.rowCount === 0) {
+      try {
+        await client.query(`CREATE ROLE ${ident} ${attrs} PASSWORD ${literal}`);
+      } catch (err) {
+        if ((err as { code?: string }).code !== '42710') throw err; // duplicate_object
+        await client.query(`ALTER ROLE ${ident} ${attrs} PASSWORD ${literal}`);
+      }
+    } else {
+      await client.query(`ALTER ROLE ${ident} ${attrs} PASSWORD ${literal}`);
+    }
+    const member = await client.query(
+      `SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
+        WHERE g.rolname = $1 AND u.rolname = $2`,
+      [APP_GROUP_ROLE, role],
+    );
+    if (member.rowCount === 0) await client.query(`GRANT ${client.escapeIdentifier(APP_GROUP_ROLE)} TO ${ident}`);
+  } catch (err) {
+    // A pg error can quote the statement, and the statement holds the password: carry the code only.
+    if (err instanceof InvalidArgumentError) throw err;
+    const code = (err as { code?: string }).code;
+    throw new Error(`could not ensure the application login role ${role}: database error ${code ?? 'unknown'}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(adminDatabaseUrl);
+  url.username = encodeURIComponent(role);
+  url.password = encodeURIComponent(password);
+  return url.toString();
+}
