@@ -13,6 +13,7 @@ import { readStackEnv } from '../lib/dev/stack.js';
 import { InfrastructureUnavailableError } from '../lib/errors/index.js';
 import type { Pool } from '../lib/store/pool.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
+import { openPayloadCodec } from '../workers/codec/payload-keys.js';
 
 export class CliContext {
   private pool?: Pool;
@@ -37,7 +38,7 @@ export class CliContext {
     return this.pool;
   }
 
-  async temporal(): Promise<Client> {
+  private async connect(): Promise<Connection> {
     if (!this.connection) {
       try {
         this.connection = await Connection.connect({ address: this.config.TEMPORAL_ADDRESS, connectTimeout: '5 seconds' });
@@ -49,7 +50,19 @@ export class CliContext {
         );
       }
     }
-    return new Client({ connection: this.connection, namespace: this.config.TEMPORAL_NAMESPACE });
+    return this.connection;
+  }
+
+  /** Temporal client with the payload codec (DESIGN §4.2): inputs, signals and results are encrypted. */
+  async temporal(): Promise<Client> {
+    const connection = await this.connect();
+    const codec = await openPayloadCodec(this.config, { pool: await this.db(), actor: this.audit.actor });
+    return new Client({ connection, namespace: this.config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [codec] } });
+  }
+
+  /** A Temporal client that does not decode payloads: histories as stored (audit history decodes via the codec server). */
+  async rawTemporal(): Promise<Client> {
+    return new Client({ connection: await this.connect(), namespace: this.config.TEMPORAL_NAMESPACE });
   }
 
   /** A setting of the running dev stack (e.g. the sandbox URL), if one is running. */

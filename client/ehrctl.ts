@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { EXIT, exitCodeForError } from '../lib/errors/exit-codes.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerAuditHistoryCommand } from './commands/audit-history.js';
 import { registerDevCommands } from './commands/dev.js';
 import { registerIntegrationCommands } from './commands/integrations.js';
 import { registerRecordCommands } from './commands/records.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerScheduleCommands(program);
   registerRecordCommands(program);
   registerAuditCommands(program);
+  registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;
 }
 

@@ -2,6 +2,7 @@
  * The worker process. Configuration comes only from the environment (lib/config/schema.ts) and is
  * validated before anything starts. SIGINT/SIGTERM drain in-flight activities, then exit 0.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
@@ -11,12 +12,14 @@ import { exitCodeForError } from '../lib/errors/exit-codes.js';
 import { EhrError, InfrastructureUnavailableError } from '../lib/errors/index.js';
 import { createLogger } from '../lib/log/logger.js';
 import { buildActivityDeps } from './build-deps.js';
+import { openPayloadCodec } from './codec/payload-keys.js';
 import { installTemporalLogging } from './temporal-logging.js';
 
 export async function runWorker(config: Config): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'worker' });
   installTemporalLogging(logger);
   const deps = await buildActivityDeps(config);
+  const codec = await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: `worker:${os.hostname()}:${process.pid}` });
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
@@ -29,6 +32,8 @@ export async function runWorker(config: Config): Promise<void> {
       connection,
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueue: config.TEMPORAL_TASK_QUEUE,
+      // Every payload (inputs, results, signals, heartbeats, failures' details) is encrypted (DESIGN §4.2).
+      dataConverter: { payloadCodecs: [codec] },
       workflowsPath: path.join(__dirname, '../workflows/index.ts'),
       activities: createActivities(deps),
       maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,

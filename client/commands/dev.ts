@@ -1,5 +1,7 @@
+import os from 'node:os';
 import type { Command } from 'commander';
-import { describeStack, devDown, devStatus, devUp } from '../../lib/dev/stack.js';
+import { issueDevToken } from '../../lib/dev/dev-tls.js';
+import { describeStack, devDown, devStatus, devUp, stackPaths } from '../../lib/dev/stack.js';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
 import { print, printJson } from '../output.js';
 
@@ -63,6 +65,24 @@ export function registerDevCommands(program: Command): void {
       } else {
         print('dev stack not running (start it with `ehrctl dev up`)');
       }
+    });
+
+  registerDevTokenCommand(dev);
+}
+
+export function registerDevTokenCommand(dev: Command): void {
+  dev
+    .command('token')
+    .description("print a short-lived token from the dev stack's token issuer, for the codec server (audit history --decode, the Web UI's /login)")
+    .option('--role <role>', 'a role for the roles claim (repeatable)', (v: string, acc: string[] | undefined) => [...(acc ?? []), v])
+    .option('--sub <name>', 'the subject the codec server audits decodes under (default: user@host)')
+    .option('--ttl <seconds>', 'lifetime, at most 28800', '3600')
+    .action(async (opts: { role?: string[]; sub?: string; ttl: string }) => {
+      const ttlSeconds = positiveInt('--ttl', opts.ttl);
+      if (ttlSeconds > 28_800) throw new InvalidArgumentError('--ttl', 'must be at most 28800 seconds (8 hours)');
+      const sub = opts.sub ?? `${os.userInfo().username}@${os.hostname()}`;
+      const token = await issueDevToken(stackPaths().tlsDir, { sub, roles: opts.role ?? ['phi-decoder'], ttlSeconds });
+      print(token);
     });
 }
 

@@ -1,9 +1,10 @@
 /**
  * The embedded dev stack's daemon, spawned detached by `ehrctl dev up` (node --import tsx, stdio to
  * .data/logs/stack.log). It starts, in order: PostgreSQL (+ migrations) and the Temporal dev server
- * with its Web UI (in parallel), the KEK and secrets dirs, the sandbox vendor (in-process), the worker
- * (child process); then writes .data/stack.json and stays up. SIGTERM/SIGINT stop the worker (drain),
- * sandbox, Temporal and PostgreSQL in that order, remove stack.json and exit 0. If a part fails to
+ * with its Web UI (in parallel; the UI is pointed at the codec server with --ui-codec-endpoint), the KEK
+ * and secrets dirs, the sandbox vendor (in-process), the codec server (child process, HTTPS with the dev
+ * CA under .data/tls/), the worker (child process); then writes .data/stack.json and stays up.
+ * SIGTERM/SIGINT stop the worker (drain), codec server, sandbox, Temporal and PostgreSQL in that order, remove stack.json and exit 0. If a part fails to
  * start, what was started is stopped, the reason is logged and the exit code is 1.
  * Progress is logged as JSON lines with `part` and `phase`, which `dev up` relays.
  */
@@ -15,6 +16,7 @@ import { createLogger } from '../log/logger.js';
 import { ensureLocalKekDir } from '../security/local-kek.js';
 import { migrateUp } from '../store/migrate.js';
 import { startSandbox } from '../../sandbox/index.js';
+import { DEV_TOKEN_AUDIENCE, DEV_TOKEN_ISSUER, ensureDevCodecMaterial, waitForCodecServer } from './dev-tls.js';
 import { DevSetupError } from './errors.js';
 import { findFreePort } from './ports.js';
 import { startEmbeddedPostgres } from './postgres.js';
@@ -93,6 +95,14 @@ async function startStack(): Promise<StackInfo> {
   fs.mkdirSync(paths.logDir, { recursive: true, mode: 0o700 });
 
   const cliPath = await resolveTemporalCli({ onProgress: (line) => logger.info({ part: 'temporal-cli' }, line) });
+  // The codec server's address must be known before the Web UI starts (--ui-codec-endpoint).
+  const tls = await step('tls', 'dev CA, codec server certificate and dev token issuer', async () => {
+    const material = await ensureDevCodecMaterial(paths.tlsDir);
+    logger.info({ part: 'tls', caPath: material.caCertPath }, `dev CA: ${material.caCertPath}${material.created.length ? ` (created ${material.created.join(', ')})` : ''}`);
+    return material;
+  });
+  const codecPort = await findFreePort({ prefer: 8888 });
+  const codecUrl = `https://127.0.0.1:${codecPort}`;
   const [pgResult, temporalResult] = await Promise.allSettled([
     step('postgres', 'PostgreSQL', async () => {
       const db = await startEmbeddedPostgres({ dataDir: paths.postgresDir, logFile: path.join(paths.logDir, 'postgres.log') });
@@ -106,8 +116,8 @@ async function startStack(): Promise<StackInfo> {
       return db;
     }),
     step('temporal', 'Temporal dev server + Web UI', async () => {
-      const port = await findFreePort({ prefer: 7233 });
-      const uiPort = await findFreePort({ prefer: 8233, avoid: [port] });
+      const port = await findFreePort({ prefer: 7233, avoid: [codecPort] });
+      const uiPort = await findFreePort({ prefer: 8233, avoid: [port, codecPort] });
       return startTemporalDevServer({
         cliPath,
         port,
@@ -115,7 +125,7 @@ async function startStack(): Promise<StackInfo> {
         dbFile: paths.temporalDb,
         namespace,
         logFile: path.join(paths.logDir, 'temporal.log'),
-        uiCodecEndpoint: env.EHR_UI_CODEC_ENDPOINT || undefined,
+        uiCodecEndpoint: env.EHR_UI_CODEC_ENDPOINT || codecUrl,
       });
     }),
   ]);
@@ -136,6 +146,46 @@ async function startStack(): Promise<StackInfo> {
     startSandbox({ seed: 42, size: sandboxSize, host: '127.0.0.1' }),
   );
   started.push({ name: 'sandbox', stop: () => sandbox.close() });
+
+  const codec = await step('codec', `codec server (${codecUrl})`, async () => {
+    const spawned = spawnLogged(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'workers', 'codec-server.ts')], {
+      cwd: repoRoot,
+      logFile: path.join(paths.logDir, 'codec-server.log'),
+      env: {
+        ...env,
+        DATABASE_URL: db.databaseUrl,
+        EHR_KEK_DIR: paths.kekDir,
+        EHR_SECRETS_DIR: paths.secretsDir,
+        CODEC_HOST: '127.0.0.1',
+        CODEC_PORT: String(codecPort),
+        CODEC_UI_ORIGIN: env.CODEC_UI_ORIGIN || new URL(temporal.uiUrl ?? 'http://127.0.0.1:8233').origin,
+        CODEC_TLS_CERT: `file:${tls.serverCertPath}`,
+        CODEC_TLS_KEY: `file:${tls.serverKeyPath}`,
+        CODEC_AUTH_ISSUER_KEY: `file:${tls.issuerPublicKeyPath}`,
+        CODEC_AUTH_ISSUER: DEV_TOKEN_ISSUER,
+        CODEC_AUTH_AUDIENCE: DEV_TOKEN_AUDIENCE,
+        LOG_LEVEL: env.LOG_LEVEL ?? 'info',
+      },
+    });
+    const child = spawned.child;
+    terminateOnExit(child);
+    started.push({
+      name: 'codec server',
+      stop: async () => {
+        await stopChild(child, 10_000);
+      },
+    });
+    await waitForCodecServer(codecUrl, fs.readFileSync(tls.caCertPath, 'utf8'), {
+      timeoutMs: 60_000,
+      abortIf: () =>
+        stopRequested
+          ? 'stop requested'
+          : hasExited(child)
+            ? `the codec server exited (code ${child.exitCode ?? child.signalCode}); see ${path.join(paths.logDir, 'codec-server.log')}:\n${spawned.outputTail().trim()}`
+            : undefined,
+    });
+    return child;
+  });
 
   const worker = await step('worker', 'worker', async () => {
     const spawned = spawnLogged(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'workers', 'worker.ts')], {
@@ -191,6 +241,9 @@ async function startStack(): Promise<StackInfo> {
     secretsDir: paths.secretsDir,
     workerPid: worker.pid!,
     logDir: paths.logDir,
+    codecUrl,
+    codecPid: codec.pid!,
+    devCaPath: tls.caCertPath,
   };
 }
 
@@ -225,7 +278,7 @@ async function main(): Promise<void> {
     if (stopRequested) throw new StopRequested();
     writeStackFile(info, paths);
     ready = true;
-    logger.info({ phase: 'ready', temporalAddress: info.temporalAddress, temporalUiUrl: info.temporalUiUrl, sandboxUrl: info.sandboxUrl }, 'dev stack ready');
+    logger.info({ phase: 'ready', temporalAddress: info.temporalAddress, temporalUiUrl: info.temporalUiUrl, sandboxUrl: info.sandboxUrl, codecUrl: info.codecUrl }, 'dev stack ready');
   } catch (err) {
     const requested = err instanceof StopRequested || stopRequested;
     if (requested) logger.info('stop requested during start-up; stopping what was started');

@@ -19,6 +19,8 @@ export interface StackPaths {
   temporalDb: string;
   kekDir: string;
   secretsDir: string;
+  /** Dev CA, codec server certificate and dev token issuer keys (0700; keys 0600). */
+  tlsDir: string;
 }
 
 /** `.data/` at the repository root, or EHR_DEV_DATA_DIR. */
@@ -35,6 +37,7 @@ export function stackPaths(env: NodeJS.ProcessEnv = process.env): StackPaths {
     temporalDb: path.join(dataDir, 'temporal.db'),
     kekDir: path.join(dataDir, 'keys'),
     secretsDir: path.join(dataDir, 'secrets'),
+    tlsDir: path.join(dataDir, 'tls'),
   };
 }
 
@@ -55,6 +58,10 @@ export const stackInfoSchema = z.object({
   secretsDir: z.string(),
   workerPid: z.number().int().positive(),
   logDir: z.string(),
+  /** The codec server (https) the Web UI decodes through; its certificate is signed by the dev CA below. */
+  codecUrl: z.string().optional(),
+  codecPid: z.number().int().positive().optional(),
+  devCaPath: z.string().optional(),
 });
 export type StackInfo = z.infer<typeof stackInfoSchema>;
 
@@ -116,6 +123,8 @@ export function stackEnvFromInfo(info: StackInfo): Record<string, string> {
     EHR_SANDBOX_FHIR_BASE_URL: info.sandboxFhirBaseUrl,
     EHR_SANDBOX_TOKEN_URL: info.sandboxTokenUrl,
     EHR_SANDBOX_ADMIN_TOKEN: info.sandboxAdminToken,
+    ...(info.codecUrl ? { EHR_CODEC_URL: info.codecUrl } : {}),
+    ...(info.devCaPath ? { EHR_CODEC_CA: info.devCaPath } : {}),
   };
 }
 

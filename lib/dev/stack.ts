@@ -155,6 +155,9 @@ export function describeStack(info: StackInfo, workerRunning = true): string[] {
     `  Web UI       ${info.temporalUiUrl}`,
     `  PostgreSQL   ${redactDatabaseUrl(info.databaseUrl)}  (full URL: ehrctl dev status --json)`,
     `  sandbox      ${info.sandboxUrl}  (FHIR ${info.sandboxFhirBaseUrl}, token ${info.sandboxTokenUrl})`,
+    ...(info.codecUrl
+      ? [`  codec server ${info.codecUrl}  (dev CA ${info.devCaPath ?? '?'}; token: ehrctl dev token --role phi-decoder)`]
+      : []),
     `  worker       pid ${info.workerPid}${workerRunning ? '' : '  — NOT RUNNING, see worker.log'}`,
     `  keys         ${info.kekDir}  (secrets ${info.secretsDir})`,
     `  logs         ${info.logDir}`,

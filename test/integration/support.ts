@@ -20,6 +20,7 @@ import type { Pool } from '../../lib/store/pool.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { registerIntegration } from '../../client/integrations.js';
 import { buildActivityDeps } from '../../workers/build-deps.js';
+import { openPayloadCodec } from '../../workers/codec/payload-keys.js';
 import { installTemporalLogging } from '../../workers/temporal-logging.js';
 import { startSandbox } from '../../sandbox/index.js';
 import type { SandboxHandle, SandboxOptions } from '../../sandbox/index.js';
@@ -70,6 +71,8 @@ export async function startInProcessWorker(config: Config): Promise<RunningWorke
   const worker = await Worker.create({
     connection,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
+    // The same payload codec as workers/worker.ts: every payload the tests produce is encrypted.
+    dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'test:worker' })] },
     workflowBundle: await workflowBundle(),
     activities: createActivities(deps),
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
@@ -85,9 +88,19 @@ export async function startInProcessWorker(config: Config): Promise<RunningWorke
   };
 }
 
-export async function temporalClient(): Promise<{ client: Client; close(): Promise<void> }> {
-  const connection = await Connection.connect({ address: testEnv().temporalAddress });
-  return { client: new Client({ connection }), close: () => connection.close() };
+/** A client with the product's payload codec (like client/context.ts); `raw: true` sees payloads as stored. */
+export async function temporalClient(options: { raw?: boolean } = {}): Promise<{ client: Client; close(): Promise<void> }> {
+  const env = testEnv();
+  const connection = await Connection.connect({ address: env.temporalAddress });
+  const pool = options.raw ? undefined : createPool(env.databaseUrl, 2);
+  const dataConverter = pool ? { payloadCodecs: [await openPayloadCodec({ EHR_KEK_DIR: env.kekDir }, { pool, actor: 'test:client' })] } : undefined;
+  return {
+    client: new Client({ connection, dataConverter }),
+    close: async () => {
+      await connection.close();
+      await pool?.end();
+    },
+  };
 }
 
 export function testPool(): Pool {

@@ -1,0 +1,77 @@
+/**
+ * Decoding payloads through the codec server (never with keys loaded locally): the same
+ * authorisation and the same audit as the Web UI. POST <codec>/decode with a bearer token, trusting
+ * the given CA (the dev stack's dev CA) in addition to the system's.
+ */
+import https from 'node:https';
+import { rootCertificates } from 'node:tls';
+import type { Payload } from '@temporalio/common';
+import { EhrError, PolicyViolationError } from '../lib/errors/index.js';
+import { fromWire, toWire } from '../workers/codec/wire.js';
+
+/** Exit code 69 like the other unreachable dependencies (same code as InfrastructureUnavailableError). */
+export class CodecServerUnavailableError extends EhrError {
+  readonly code = 'INFRASTRUCTURE_UNAVAILABLE';
+  readonly retryable = true;
+  constructor(readonly address: string, reason: string) {
+    super(`codec server is not reachable at ${address}: ${reason}. Start it with \`ehrctl dev up\` or pass --codec-url.`);
+  }
+}
+
+export interface RemoteCodecOptions {
+  url: string;
+  token: string;
+  namespace: string;
+  /** Extra CA certificate (PEM) to trust, e.g. the dev CA. */
+  caPem?: string;
+}
+
+export function remoteDecoder(opts: RemoteCodecOptions): (payloads: Payload[]) => Promise<Payload[]> {
+  const endpoint = new URL('/decode', opts.url);
+  if (endpoint.protocol !== 'https:') throw new PolicyViolationError('codec server', 'must be reached over https');
+  const ca = opts.caPem ? [...rootCertificates, opts.caPem] : undefined;
+  return (payloads) =>
+    new Promise<Payload[]>((resolve, reject) => {
+      const body = JSON.stringify(toWire(payloads));
+      const req = https.request(
+        endpoint,
+        {
+          method: 'POST',
+          ca,
+          timeout: 30_000,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+            authorization: `Bearer ${opts.token}`,
+            'x-namespace': opts.namespace,
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              parsed = undefined;
+            }
+            if (res.statusCode !== 200) {
+              const reason = (parsed as { reason?: unknown } | undefined)?.reason;
+              reject(new PolicyViolationError('codec server refused to decode', `${res.statusCode}: ${typeof reason === 'string' ? reason : 'no reason given'}`));
+              return;
+            }
+            try {
+              resolve(fromWire(parsed));
+            } catch (err) {
+              reject(new PolicyViolationError('codec server', `answered malformed payloads (${(err as Error).message})`));
+            }
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timed out after 30 s')));
+      req.on('error', (err) => reject(new CodecServerUnavailableError(endpoint.origin, err.message)));
+      req.end(body);
+    });
+}

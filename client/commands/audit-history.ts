@@ -1,0 +1,66 @@
+/**
+ * `ehrctl audit history <workflowId> [--decode]`: a workflow's history as an audit timeline. The
+ * history is read as stored (encrypted); with --decode its payloads go to the codec server's /decode
+ * with the caller's token — the same authorisation and audit as the Web UI, never keys loaded here.
+ */
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { InvalidArgumentError } from '../../lib/errors/index.js';
+import { convertPayloadsIn } from '../../lib/security/payload-codec.js';
+import { remoteDecoder } from '../codec-client.js';
+import { withContext } from '../context.js';
+import { buildTimeline, formatTimeline } from '../history-timeline.js';
+import { print, printJson } from '../output.js';
+
+interface HistoryOptions {
+  runId?: string;
+  decode?: boolean;
+  json?: boolean;
+  token?: string;
+  codecUrl?: string;
+  codecCa?: string;
+}
+
+export function registerAuditHistoryCommand(audit: Command): void {
+  audit
+    .command('history')
+    .description('a workflow history as a readable audit timeline (who started it, activities and outcomes, signals and senders)')
+    .argument('<workflowId>', 'the workflow id (e.g. a sync workflow id)')
+    .option('--run-id <runId>', 'a specific run (default: the latest)')
+    .option('--decode', 'decode payloads through the codec server (needs a token with the decode role; audited)')
+    .option('--token <jwt>', 'bearer token for the codec server (default: EHR_CODEC_TOKEN; dev: `ehrctl dev token`)')
+    .option('--codec-url <url>', 'codec server URL (default: EHR_CODEC_URL or the dev stack)')
+    .option('--codec-ca <file>', 'extra CA certificate to trust for the codec server (default: EHR_CODEC_CA or the dev CA)')
+    .option('--json', 'machine-readable output')
+    .action(async (workflowId: string, opts: HistoryOptions) =>
+      withContext(async (ctx) => {
+        let decoder: ReturnType<typeof remoteDecoder> | undefined;
+        if (opts.decode) {
+          const token = opts.token ?? process.env.EHR_CODEC_TOKEN;
+          if (!token) throw new InvalidArgumentError('--token', 'is required with --decode (or set EHR_CODEC_TOKEN; on a dev stack: ehrctl dev token)');
+          const url = opts.codecUrl ?? ctx.stack('EHR_CODEC_URL');
+          if (!url) throw new InvalidArgumentError('--codec-url', 'is required with --decode (or set EHR_CODEC_URL, or run the dev stack)');
+          const caFile = opts.codecCa ?? ctx.stack('EHR_CODEC_CA');
+          let caPem: string | undefined;
+          if (caFile) {
+            try {
+              caPem = fs.readFileSync(caFile, 'utf8');
+            } catch {
+              throw new InvalidArgumentError('--codec-ca', `${caFile} cannot be read`);
+            }
+          }
+          decoder = remoteDecoder({ url, token, caPem, namespace: ctx.config.TEMPORAL_NAMESPACE });
+        }
+        const client = await ctx.rawTemporal();
+        let history = await client.workflow.getHandle(workflowId, opts.runId).fetchHistory();
+        if (decoder) history = await convertPayloadsIn(history, decoder);
+        const timeline = buildTimeline(history, decoder !== undefined);
+        if (opts.json) {
+          printJson({ workflowId, runId: opts.runId ?? null, decoded: decoder !== undefined, events: timeline });
+          return;
+        }
+        print(`audit timeline of workflow ${workflowId}${opts.runId ? ` run ${opts.runId}` : ''}${decoder ? ' (payloads decoded by the codec server; this decode is audited)' : ' (payloads encrypted; --decode to read them)'}`);
+        for (const line of formatTimeline(timeline)) print(line);
+      }),
+    );
+}

@@ -1,0 +1,90 @@
+/** A real codec server for tests: a throwaway CA and server certificate, an Ed25519 token issuer, real audit rows. */
+import https from 'node:https';
+import { generateKeyPairSync } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { recordAuditEvent } from '../../lib/audit/chain.js';
+import type { Config } from '../../lib/config/schema.js';
+import { createCertificateAuthority, issueCertificate } from '../../lib/security/tls-certs.js';
+import type { Pool } from '../../lib/store/pool.js';
+import type { CodecServerHandle } from '../../workers/codec-server.js';
+import { startCodecServer } from '../../workers/codec-server.js';
+import { openPayloadCodec } from '../../workers/codec/payload-keys.js';
+
+export const ISSUER = 'https://issuer.test.invalid';
+export const AUDIENCE = 'ehr-connectors-codec';
+
+export interface TestCodecServer extends CodecServerHandle {
+  caPem: string;
+  issuerKey: KeyObject;
+  token(claims?: { sub?: string; roles?: string[]; aud?: string; expSeconds?: number; key?: KeyObject; iss?: string }): Promise<string>;
+}
+
+export async function startTestCodecServer(config: Config, pool: Pool, uiOrigin: string): Promise<TestCodecServer> {
+  const ca = await createCertificateAuthority('codec test CA');
+  const tls = await issueCertificate(ca, { commonName: '127.0.0.1', altNames: ['127.0.0.1', 'localhost'], usage: 'server' });
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const server = await startCodecServer(
+    {
+      ...config,
+      CODEC_HOST: '127.0.0.1',
+      CODEC_PORT: 0,
+      CODEC_UI_ORIGIN: uiOrigin,
+      CODEC_AUTH_ISSUER_KEY: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      CODEC_AUTH_ISSUER: ISSUER,
+      CODEC_AUTH_AUDIENCE: AUDIENCE,
+      CODEC_DECODE_ROLE: 'phi-decoder',
+    },
+    { codec: await openPayloadCodec(config, { pool, actor: 'test:codec-server' }), audit: (e) => recordAuditEvent(pool, e), tls },
+  );
+  return {
+    ...server,
+    caPem: ca.certPem,
+    issuerKey: privateKey,
+    token: (c = {}) =>
+      new SignJWT({ roles: c.roles ?? ['phi-decoder'] })
+        .setProtectedHeader({ alg: 'EdDSA' })
+        .setIssuer(c.iss ?? ISSUER)
+        .setAudience(c.aud ?? AUDIENCE)
+        .setSubject(c.sub ?? 'alice@example.test')
+        .setIssuedAt()
+        .setExpirationTime(Math.floor(Date.now() / 1000) + (c.expSeconds ?? 300))
+        .sign(c.key ?? privateKey),
+  };
+}
+
+export interface HttpsResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: unknown;
+}
+
+/** One HTTPS request that trusts only `caPem`. */
+export function httpsCall(url: string, caPem: string, opts: { method?: string; headers?: Record<string, string>; body?: unknown } = {}): Promise<HttpsResult> {
+  const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      url,
+      {
+        method: opts.method ?? 'POST',
+        ca: caPem,
+        headers: { ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}), ...opts.headers },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString('utf8')));
+        res.on('end', () => {
+          let parsed: unknown = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            // not JSON
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: parsed });
+        });
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
