@@ -12,14 +12,29 @@ import { exitCodeForError } from '../lib/errors/exit-codes.js';
 import { EhrError, InfrastructureUnavailableError } from '../lib/errors/index.js';
 import { createLogger } from '../lib/log/logger.js';
 import { buildActivityDeps } from './build-deps.js';
-import { openPayloadCodec } from './codec/payload-keys.js';
+import { CheckpointScheduler } from '../lib/audit/checkpoint.js';
+import { FileAuditAnchor } from '../lib/audit/anchor.js';
+import { createPayloadCodec } from '../lib/security/payload-codec.js';
+import { openPurposeKeys } from './codec/payload-keys.js';
 import { installTemporalLogging } from './temporal-logging.js';
 
 export async function runWorker(config: Config): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'worker' });
   installTemporalLogging(logger);
   const deps = await buildActivityDeps(config);
-  const codec = await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: `worker:${os.hostname()}:${process.pid}` });
+  const purposeKeys = await openPurposeKeys(config, { pool: deps.pool, kek: deps.kek, actor: `worker:${os.hostname()}:${process.pid}` });
+  const codec = createPayloadCodec(purposeKeys.payload);
+  const checkpoints =
+    config.EHR_AUDIT_CHECKPOINT_WRITER === 'on'
+      ? new CheckpointScheduler({
+          pool: deps.pool,
+          signer: purposeKeys.auditSigning,
+          anchor: new FileAuditAnchor(config.EHR_AUDIT_ANCHOR_PATH),
+          everyEvents: config.EHR_AUDIT_CHECKPOINT_EVERY,
+          everySeconds: config.EHR_AUDIT_CHECKPOINT_SECONDS,
+          onError: (err) => logger.error({ err }, 'audit checkpoint failed'),
+        })
+      : undefined;
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
@@ -39,10 +54,14 @@ export async function runWorker(config: Config): Promise<void> {
       maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
       shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE_MS,
     });
+    checkpoints?.start();
     logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
     await worker.run();
+    // A last signed checkpoint covers everything this worker recorded before it stopped.
+    await checkpoints?.stop({ final: true });
     logger.info('worker drained and stopped');
   } finally {
+    await checkpoints?.stop();
     await connection.close();
     await deps.close();
   }

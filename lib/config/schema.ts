@@ -52,6 +52,11 @@ export const configSchema = z.object({
   EHR_AUDIT_ANCHOR_PATH: z.string().min(1).default('.data/audit-anchor.jsonl'),
   EHR_AUDIT_CHECKPOINT_EVERY: positiveInt.default(1_000),
   EHR_AUDIT_CHECKPOINT_SECONDS: positiveInt.default(300),
+  /**
+   * Whether this worker writes checkpoints. Exactly one process per anchor may (every checkpoint must
+   * reach the anchor): with several worker replicas, turn it on in one of them only.
+   */
+  EHR_AUDIT_CHECKPOINT_WRITER: z.enum(['on', 'off']).default('on'),
 
   // Codec server (workers/codec-server.ts), for the Temporal Web UI.
   CODEC_HOST: z.string().min(1).default('127.0.0.1'),

@@ -15,6 +15,7 @@ import { configSchema } from '../config/schema.js';
 import { createLogger } from '../log/logger.js';
 import { ensureLocalKekDir } from '../security/local-kek.js';
 import { migrateUp } from '../store/migrate.js';
+import { ensureAppLoginRole } from '../store/roles.js';
 import { startSandbox } from '../../sandbox/index.js';
 import { DEV_TOKEN_AUDIENCE, DEV_TOKEN_ISSUER, ensureDevCodecMaterial, waitForCodecServer } from './dev-tls.js';
 import { DevSetupError } from './errors.js';
@@ -109,11 +110,14 @@ async function startStack(): Promise<StackInfo> {
       try {
         const applied = await migrateUp(db.databaseUrl);
         logger.info({ part: 'postgres', applied }, `migrations applied: ${applied.length}`);
+        // Migrations run as the owner; everything else connects as the app role, which may only
+        // insert into the audit tables (a fresh password per start; never logged).
+        const appDatabaseUrl = await ensureAppLoginRole(db.databaseUrl);
+        return { ...db, databaseUrl: appDatabaseUrl, stop: () => db.stop() };
       } catch (err) {
         await db.stop();
         throw err;
       }
-      return db;
     }),
     step('temporal', 'Temporal dev server + Web UI', async () => {
       const port = await findFreePort({ prefer: 7233, avoid: [codecPort] });
@@ -199,6 +203,7 @@ async function startStack(): Promise<StackInfo> {
         DATABASE_URL: db.databaseUrl,
         EHR_KEK_DIR: paths.kekDir,
         EHR_SECRETS_DIR: paths.secretsDir,
+        EHR_AUDIT_ANCHOR_PATH: paths.auditAnchor,
         LOG_LEVEL: env.LOG_LEVEL ?? 'info',
       },
     });

@@ -21,6 +21,8 @@ export interface StackPaths {
   secretsDir: string;
   /** Dev CA, codec server certificate and dev token issuer keys (0700; keys 0600). */
   tlsDir: string;
+  /** Signed audit checkpoints copied outside the database (lib/audit/anchor.ts). */
+  auditAnchor: string;
 }
 
 /** `.data/` at the repository root, or EHR_DEV_DATA_DIR. */
@@ -38,6 +40,7 @@ export function stackPaths(env: NodeJS.ProcessEnv = process.env): StackPaths {
     kekDir: path.join(dataDir, 'keys'),
     secretsDir: path.join(dataDir, 'secrets'),
     tlsDir: path.join(dataDir, 'tls'),
+    auditAnchor: path.join(dataDir, 'audit-anchor.jsonl'),
   };
 }
 
@@ -118,6 +121,7 @@ export function stackEnvFromInfo(info: StackInfo): Record<string, string> {
     DATABASE_URL: info.databaseUrl,
     EHR_KEK_DIR: info.kekDir,
     EHR_SECRETS_DIR: info.secretsDir,
+    EHR_AUDIT_ANCHOR_PATH: stackPaths().auditAnchor,
     TEMPORAL_UI_URL: info.temporalUiUrl,
     EHR_SANDBOX_URL: info.sandboxUrl,
     EHR_SANDBOX_FHIR_BASE_URL: info.sandboxFhirBaseUrl,

@@ -4,6 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../lib/config/schema.js';
+import { registerLogFile } from '../security/leak-registry.js';
 
 export interface ChildWorker {
   child: ChildProcess;
@@ -17,6 +18,7 @@ export async function startChildWorker(config: Config, logPath: string, readyTim
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' };
   for (const [k, v] of Object.entries(config)) env[k] = String(v);
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/worker.ts'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  registerLogFile(logPath); // scanned for PHI and secrets at the end of the run
   const log = fs.createWriteStream(logPath, { flags: 'a' });
   child.stdout!.pipe(log, { end: false });
   child.stderr!.pipe(log, { end: false });

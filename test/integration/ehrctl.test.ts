@@ -15,6 +15,7 @@ import { migrateUp } from '../../lib/store/migrate.js';
 import { createPool, withTransaction } from '../../lib/store/pool.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
 import { testEnv, uniqueId } from '../harness.js';
+import { recordErrorOutput } from '../security/leak-registry.js';
 import type { RunningWorker } from './support.js';
 import { startInProcessWorker, startTestSandbox, testConfig } from './support.js';
 
@@ -34,6 +35,7 @@ function baseEnv(): Record<string, string> {
     TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
     EHR_KEK_DIR: config.EHR_KEK_DIR,
     EHR_SECRETS_DIR: config.EHR_SECRETS_DIR,
+    EHR_AUDIT_ANCHOR_PATH: config.EHR_AUDIT_ANCHOR_PATH,
     EHR_SANDBOX_URL: sandbox.url,
     EHR_SANDBOX_FHIR_BASE_URL: sandbox.fhirBaseUrl,
     EHR_SANDBOX_ADMIN_TOKEN: sandbox.adminToken,
@@ -49,7 +51,12 @@ function ehrctl(args: string[], env: Record<string, string | undefined> = {}): P
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+  return new Promise((resolve) =>
+    child.on('close', (code) => {
+      recordErrorOutput(`ehrctl-${args[0] ?? ''}`, stderr); // scanned for PHI and secrets at the end of the run
+      resolve({ code, stdout, stderr });
+    }),
+  );
 }
 
 beforeAll(async () => {

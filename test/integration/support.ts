@@ -25,11 +25,12 @@ import { installTemporalLogging } from '../../workers/temporal-logging.js';
 import { startSandbox } from '../../sandbox/index.js';
 import type { SandboxHandle, SandboxOptions } from '../../sandbox/index.js';
 import { testEnv, uniqueId } from '../harness.js';
+import { leakLogFile, recordSandboxIdentifiers } from '../security/leak-registry.js';
 
 export const testActor = { actor: 'test:integration', correlationId: randomUUID() };
 
-/** Every log line written by in-process workers of this test file, for leak scans. */
-export const logFile = path.join(os.tmpdir(), `ehr-test-logs-${process.pid}.ndjson`);
+/** Every log line written by in-process workers of this test file; the end-of-run leak scan reads it. */
+export const logFile = leakLogFile('in-process-worker');
 let logger: Logger | undefined;
 
 export function testLogger(): Logger {
@@ -40,6 +41,8 @@ export function testLogger(): Logger {
   return logger;
 }
 
+const anchorPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-anchor-')), 'audit-anchor.jsonl');
+
 export function testConfig(overrides: Partial<Record<string, string>> = {}): Config {
   const env = testEnv();
   return loadConfig({
@@ -47,6 +50,8 @@ export function testConfig(overrides: Partial<Record<string, string>> = {}): Con
     DATABASE_URL: env.databaseUrl,
     EHR_KEK_DIR: env.kekDir,
     EHR_SECRETS_DIR: env.secretsDir,
+    // One anchor per test file: the dev stack's .data anchor belongs to another chain.
+    EHR_AUDIT_ANCHOR_PATH: anchorPath,
     TEMPORAL_TASK_QUEUE: uniqueId('tq'),
     LOG_LEVEL: 'info',
     ...overrides,
@@ -107,8 +112,21 @@ export function testPool(): Pool {
   return createPool(testEnv().databaseUrl, 4);
 }
 
+/**
+ * A sandbox whose synthetic identifying strings are registered with the end-of-run leak scan, at
+ * start and again at close (tests create patients on the way).
+ */
 export async function startTestSandbox(opts: SandboxOptions = {}): Promise<SandboxHandle> {
-  return startSandbox({ seed: 7, size: 700, ...opts });
+  const sandbox = await startSandbox({ seed: 7, size: 700, ...opts });
+  await recordSandboxIdentifiers(sandbox);
+  const close = sandbox.close.bind(sandbox);
+  return {
+    ...sandbox,
+    async close() {
+      await recordSandboxIdentifiers(sandbox).catch(() => undefined);
+      await close();
+    },
+  };
 }
 
 /** A fresh tenant with one sandbox integration registered through the real registration path. */

@@ -61,8 +61,11 @@ describe('worker crash', () => {
         expect(stored.size).toBe(manifest.length);
         for (const m of manifest) expect(stored.get(m.id)).toBe(m.versionId);
       }
-      // A page re-run after the crash finds its records already stored: counted unchanged, never inserted twice.
-      expect(report.totals.inserted).toBe(expected);
+      // A page whose commit raced the crash is re-run: its records are found stored (counted
+      // unchanged), never inserted twice. So inserted <= expected, and inserted + unchanged covers all.
+      expect(report.totals.inserted).toBeLessThanOrEqual(expected);
+      expect(report.totals.inserted + report.totals.unchanged).toBeGreaterThanOrEqual(expected);
+      expect(report.totals.updated).toBe(0);
       const rows = await pool.query<{ n: string }>('SELECT count(*) AS n FROM records WHERE tenant_id = $1', [tenantId]);
       expect(Number(rows.rows[0]!.n)).toBe(expected);
     } finally {

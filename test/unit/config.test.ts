@@ -37,6 +37,7 @@ describe('loadConfig', () => {
       EHR_AUDIT_ANCHOR_PATH: '.data/audit-anchor.jsonl',
       EHR_AUDIT_CHECKPOINT_EVERY: 1_000,
       EHR_AUDIT_CHECKPOINT_SECONDS: 300,
+      EHR_AUDIT_CHECKPOINT_WRITER: 'on',
       CODEC_HOST: '127.0.0.1',
       CODEC_PORT: 8888,
       CODEC_AUTH_AUDIENCE: 'ehr-connectors-codec',
