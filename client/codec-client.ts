@@ -6,17 +6,8 @@
 import https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { Payload } from '@temporalio/common';
-import { EhrError, PolicyViolationError } from '../lib/errors/index.js';
-import { fromWire, toWire } from '../workers/codec/wire.js';
-
-/** Exit code 69 like the other unreachable dependencies (same code as InfrastructureUnavailableError). */
-export class CodecServerUnavailableError extends EhrError {
-  readonly code = 'INFRASTRUCTURE_UNAVAILABLE';
-  readonly retryable = true;
-  constructor(readonly address: string, reason: string) {
-    super(`codec server is not reachable at ${address}: ${reason}. Start it with \`ehrctl dev up\` or pass --codec-url.`);
-  }
-}
+import { InfrastructureUnavailableError, PolicyViolationError } from '../lib/errors/index.js';
+import { fromWire, toWire } from '../lib/security/codec-wire.js';
 
 export interface RemoteCodecOptions {
   url: string;
@@ -71,7 +62,7 @@ export function remoteDecoder(opts: RemoteCodecOptions): (payloads: Payload[]) =
         },
       );
       req.on('timeout', () => req.destroy(new Error('timed out after 30 s')));
-      req.on('error', (err) => reject(new CodecServerUnavailableError(endpoint.origin, err.message)));
+      req.on('error', (err) => reject(new InfrastructureUnavailableError('codec', endpoint.origin, `${err.message}. Start it with \`ehrctl dev up\` or pass --codec-url.`)));
       req.end(body);
     });
 }

@@ -28,9 +28,9 @@ import { payloadKeyId } from '../lib/security/payload-codec.js';
 import { createPool } from '../lib/store/pool.js';
 import type { Principal, TokenVerifier } from './codec/auth.js';
 import { AuthRefusal, SESSION_COOKIE, createTokenVerifier, readCookie } from './codec/auth.js';
-import { openPayloadCodec } from './codec/payload-keys.js';
-import { fromWire, toWire } from './codec/wire.js';
-import { readRef } from './codec/refs.js';
+import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
+import { fromWire, toWire } from '../lib/security/codec-wire.js';
+import { resolveSecret } from '../lib/config/secrets.js';
 
 export type CodecServerConfig = Pick<
   Config,
@@ -69,8 +69,8 @@ async function tlsMaterial(config: CodecServerConfig, deps: CodecServerDeps): Pr
   if (!config.CODEC_TLS_CERT) throw new ConfigError('CODEC_TLS_CERT', 'is required: the codec server serves HTTPS only (the Web UI sends tokens only to https)');
   if (!config.CODEC_TLS_KEY) throw new ConfigError('CODEC_TLS_KEY', 'is required: the codec server serves HTTPS only');
   return {
-    cert: await readRef(config.CODEC_TLS_CERT, 'CODEC_TLS_CERT', { secret: false }),
-    key: await readRef(config.CODEC_TLS_KEY, 'CODEC_TLS_KEY', { secret: true }),
+    cert: await resolveSecret(config.CODEC_TLS_CERT, { field: 'CODEC_TLS_CERT', shareable: true }),
+    key: await resolveSecret(config.CODEC_TLS_KEY, { field: 'CODEC_TLS_KEY' }),
   };
 }
 

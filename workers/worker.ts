@@ -15,7 +15,7 @@ import { buildActivityDeps } from './build-deps.js';
 import { CheckpointScheduler } from '../lib/audit/checkpoint.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { createPayloadCodec } from '../lib/security/payload-codec.js';
-import { openPurposeKeys } from './codec/payload-keys.js';
+import { openPurposeKeys } from '../lib/security/open-purpose-keys.js';
 import { installTemporalLogging } from './temporal-logging.js';
 
 export async function runWorker(config: Config): Promise<void> {

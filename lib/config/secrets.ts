@@ -62,6 +62,11 @@ export function isSecretRef(value: string): boolean {
 export interface ResolveOptions {
   /** Configuration field the reference came from, for error messages. */
   field?: string;
+  /**
+   * Public material (certificates, CA bundles, public keys) read through the same references: a
+   * group- or world-readable file is fine. Everything else is a secret and must be 0600.
+   */
+  shareable?: boolean;
   /** Where `env:` references are looked up (default process.env). */
   env?: Record<string, string | undefined>;
 }
@@ -71,7 +76,7 @@ export function checkSecretRef(ref: string, options: ResolveOptions = {}): Parse
   const field = options.field ?? 'secret reference';
   const parsed = parseSecretRef(ref);
   if (!parsed) throw new ConfigError(field, 'must be a secret reference (file:<absolute path>, env:<VAR> or a registered secret manager scheme)');
-  if (parsed.scheme === 'file') statSecretFile(parsed.target, field);
+  if (parsed.scheme === 'file') statSecretFile(parsed.target, field, options.shareable);
   else if (parsed.scheme === 'env') readEnv(parsed.target, field, options.env ?? process.env);
   return parsed;
 }
@@ -80,8 +85,8 @@ export function checkSecretRef(ref: string, options: ResolveOptions = {}): Parse
 export function resolveSecretSync(ref: string, options: ResolveOptions = {}): string {
   const field = options.field ?? 'secret reference';
   const parsed = checkSecretRef(ref, options);
-  if (parsed.scheme === 'file') return readSecretFile(parsed.target, field);
-  if (parsed.scheme === 'env') return readEnv(parsed.target, field, options.env ?? process.env);
+  if (parsed.scheme === 'file') return readSecretFile(parsed.target, field, options.shareable);
+  if (parsed.scheme === 'env') return unescapePem(readEnv(parsed.target, field, options.env ?? process.env));
   throw new ConfigError(field, `${parsed.scheme}: references are resolved asynchronously (resolveSecret / loadConfigWithSecrets), not here`);
 }
 
@@ -108,7 +113,7 @@ export async function resolveSecret(ref: string, options: ResolveOptions = {}): 
   return resolveSecretSync(ref, options);
 }
 
-function statSecretFile(file: string, field: string): fs.Stats {
+function statSecretFile(file: string, field: string, shareable = false): fs.Stats {
   if (!path.isAbsolute(file)) throw new ConfigError(field, `file: references must name an absolute path (got a relative one)`);
   let st: fs.Stats;
   try {
@@ -118,7 +123,7 @@ function statSecretFile(file: string, field: string): fs.Stats {
   }
   if (!st.isFile()) throw new ConfigError(field, `secret file ${file} is not a regular file`);
   const mode = st.mode & 0o777;
-  if ((mode & 0o077) !== 0) {
+  if (!shareable && (mode & 0o077) !== 0) {
     throw new ConfigError(
       field,
       `secret file ${file} has mode 0${mode.toString(8)}; it must not be readable or writable by group or others (chmod 600 it)`,
@@ -127,8 +132,8 @@ function statSecretFile(file: string, field: string): fs.Stats {
   return st;
 }
 
-function readSecretFile(file: string, field: string): string {
-  statSecretFile(file, field);
+function readSecretFile(file: string, field: string, shareable = false): string {
+  statSecretFile(file, field, shareable);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -138,6 +143,11 @@ function readSecretFile(file: string, field: string): string {
   const value = text.replace(/\r?\n$/, '');
   if (value === '') throw new ConfigError(field, `secret file ${file} is empty`);
   return value;
+}
+
+/** PEMs in environment variables often arrive on one line with literal "\n". */
+function unescapePem(value: string): string {
+  return value.includes('-----BEGIN') && !value.includes('\n') ? value.replace(/\\n/g, '\n') : value;
 }
 
 function readEnv(name: string, field: string, env: Record<string, string | undefined>): string {

@@ -27,7 +27,7 @@ export class ConfigError extends EhrError {
 export class InfrastructureUnavailableError extends EhrError {
   readonly code = 'INFRASTRUCTURE_UNAVAILABLE';
   readonly retryable = true;
-  constructor(readonly component: 'temporal' | 'postgres' | 'sandbox' | 'kek', readonly address: string, readonly hint: string) {
+  constructor(readonly component: 'temporal' | 'postgres' | 'sandbox' | 'kek' | 'codec', readonly address: string, readonly hint: string) {
     super(`${component} is not reachable at ${address}: ${hint}`);
   }
 }

@@ -11,6 +11,7 @@ import { calculateJwkThumbprint, exportJWK, exportPKCS8, generateKeyPair, import
 import type { CryptoKey, JWK } from 'jose';
 import { ID_PATTERN } from '../domain.js';
 import { ConfigError, InvalidArgumentError } from '../errors/index.js';
+import { resolveSecret } from '../config/secrets.js';
 
 export type SigningAlg = 'ES384' | 'RS384';
 export const SIGNING_ALGS: readonly SigningAlg[] = ['ES384', 'RS384'];
@@ -51,47 +52,15 @@ export async function generateIntegrationSigningKey(opts: {
   return { kid, publicJwk, privateKeyRef: `file:${file}` };
 }
 
-async function readFileRef(file: string): Promise<string> {
-  if (!path.isAbsolute(file)) throw new ConfigError(REF_FIELD, 'file: references must name an absolute path');
-  let st;
-  try {
-    st = await fs.stat(file);
-  } catch (err) {
-    throw new ConfigError(REF_FIELD, `key file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  if (!st.isFile()) throw new ConfigError(REF_FIELD, `key file ${file} is not a regular file`);
-  const mode = st.mode & 0o777;
-  if ((mode & 0o077) !== 0) {
-    throw new ConfigError(REF_FIELD, `key file ${file} has mode 0${mode.toString(8)}; it must not be accessible by group or others (chmod 600 it)`);
-  }
-  return fs.readFile(file, 'utf8');
-}
-
-function readEnvRef(name: string): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new ConfigError(REF_FIELD, 'env: references must name an environment variable');
-  const value = process.env[name];
-  if (value === undefined || value.trim() === '') throw new ConfigError(REF_FIELD, `environment variable ${name} is not set`);
-  // PEMs in environment variables often arrive with literal "\n".
-  return value.includes('-----BEGIN') && !value.includes('\n') ? value.replace(/\\n/g, '\n') : value;
-}
-
 /**
  * Loads a private signing key from `file:<absolute path>` (refused when group/world-accessible) or
  * `env:VARNAME` (PKCS#8 PEM, or a private JWK as JSON). Returns a non-extractable CryptoKey.
  */
 export async function loadSigningKey(ref: string, alg: SigningAlg): Promise<CryptoKey> {
   assertAlg(alg);
-  let material: string;
-  let where: string;
-  if (typeof ref === 'string' && ref.startsWith('file:')) {
-    where = ref;
-    material = await readFileRef(ref.slice('file:'.length));
-  } else if (typeof ref === 'string' && ref.startsWith('env:')) {
-    where = ref;
-    material = readEnvRef(ref.slice('env:'.length));
-  } else {
-    throw new ConfigError(REF_FIELD, 'must start with file: or env:');
-  }
+  if (typeof ref !== 'string' || !/^(file|env):/.test(ref)) throw new ConfigError(REF_FIELD, 'must start with file: or env:');
+  const where = ref;
+  const material = await resolveSecret(ref, { field: REF_FIELD });
   const text = material.trim();
   try {
     if (text.startsWith('{')) {

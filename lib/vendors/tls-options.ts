@@ -9,12 +9,11 @@
  * rebuilt when its material changes, used for the token request and every resource request alike.
  */
 import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
-import { promises as fs } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import https from 'node:https';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import tls from 'node:tls';
+import { resolveSecret } from '../config/secrets.js';
 import { ConfigError } from '../errors/index.js';
 
 export type VendorTlsMinVersion = 'TLSv1.2' | 'TLSv1.3';
@@ -43,37 +42,11 @@ export interface VendorTlsRefs {
 
 const MIN_VERSIONS: readonly VendorTlsMinVersion[] = ['TLSv1.2', 'TLSv1.3'];
 
-async function readFileRef(field: string, file: string, secret: boolean): Promise<string> {
-  if (!path.isAbsolute(file)) throw new ConfigError(field, 'file: references must name an absolute path');
-  let st;
-  try {
-    st = await fs.stat(file);
-  } catch (err) {
-    throw new ConfigError(field, `file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-  }
-  if (!st.isFile()) throw new ConfigError(field, `file ${file} is not a regular file`);
-  const mode = st.mode & 0o777;
-  if (secret && (mode & 0o077) !== 0) {
-    throw new ConfigError(field, `key file ${file} has mode 0${mode.toString(8)}; it must not be accessible by group or others (chmod 600 it)`);
-  }
-  return fs.readFile(file, 'utf8');
+/** Certificates are public (shareable files); the client key is a secret (0600). */
+function readRef(field: string, ref: string, secret: boolean): Promise<string> {
+  return resolveSecret(ref, { field, shareable: !secret });
 }
 
-function readEnvRef(field: string, name: string): string {
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new ConfigError(field, 'env: references must name an environment variable');
-  const value = process.env[name];
-  if (value === undefined || value.trim() === '') throw new ConfigError(field, `environment variable ${name} is not set`);
-  // PEMs in environment variables often arrive with literal "\n".
-  return value.includes('-----BEGIN') && !value.includes('\n') ? value.replace(/\\n/g, '\n') : value;
-}
-
-async function readRef(field: string, ref: string, secret: boolean): Promise<string> {
-  if (typeof ref === 'string' && ref.startsWith('file:')) return readFileRef(field, ref.slice('file:'.length), secret);
-  if (typeof ref === 'string' && ref.startsWith('env:')) return readEnvRef(field, ref.slice('env:'.length));
-  throw new ConfigError(field, 'must start with file: or env:');
-}
-
-/** The PEM certificate blocks of a bundle (tolerates bundles concatenated without newlines). */
 function pemBlocks(pem: string): string[] {
   return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => `${b}\n`);
 }

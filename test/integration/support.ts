@@ -20,7 +20,7 @@ import type { Pool } from '../../lib/store/pool.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { registerIntegration } from '../../client/integrations.js';
 import { buildActivityDeps } from '../../workers/build-deps.js';
-import { openPayloadCodec } from '../../workers/codec/payload-keys.js';
+import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
 import { installTemporalLogging } from '../../workers/temporal-logging.js';
 import { startSandbox } from '../../sandbox/index.js';
 import type { SandboxHandle, SandboxOptions } from '../../sandbox/index.js';

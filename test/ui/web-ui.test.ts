@@ -22,7 +22,7 @@ import type { TemporalDevServer } from '../../lib/dev/temporal-server.js';
 import { ENCRYPTED_ENCODING } from '../../lib/security/payload-codec.js';
 import type { Pool } from '../../lib/store/pool.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
-import { openPayloadCodec } from '../../workers/codec/payload-keys.js';
+import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
 import { uniqueId } from '../harness.js';
 import type { TestCodecServer } from '../integration/codec-support.js';
 import { startTestCodecServer } from '../integration/codec-support.js';

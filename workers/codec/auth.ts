@@ -13,7 +13,7 @@ import { SignJWT, createRemoteJWKSet, errors as joseErrors, jwtVerify } from 'jo
 import type { JWTPayload, JWTVerifyGetKey } from 'jose';
 import type { Config } from '../../lib/config/schema.js';
 import { ConfigError } from '../../lib/errors/index.js';
-import { readRef } from './refs.js';
+import { resolveSecret } from '../../lib/config/secrets.js';
 
 export const SESSION_COOKIE = 'ehr_codec_session';
 const SESSION_ISSUER = 'ehr-connectors-codec-session';
@@ -43,7 +43,7 @@ export interface TokenVerifier {
 }
 
 async function issuerKey(ref: string): Promise<KeyObject> {
-  const text = (ref.startsWith('file:') || ref.startsWith('env:') ? await readRef(ref, 'CODEC_AUTH_ISSUER_KEY', { secret: false }) : ref).trim();
+  const text = (ref.startsWith('file:') || ref.startsWith('env:') ? await resolveSecret(ref, { field: 'CODEC_AUTH_ISSUER_KEY', shareable: true }) : ref).trim();
   try {
     if (text.startsWith('{')) {
       const jwk = JSON.parse(text) as Record<string, unknown>;

@@ -6,16 +6,16 @@
  * audited by the purpose-key store under `audit.actor`.
  */
 import { randomUUID } from 'node:crypto';
-import type { AuditContext } from '../../lib/audit/chain.js';
-import { createKekProvider } from '../../lib/security/kek-factory.js';
-import type { KekConfig } from '../../lib/security/kek-factory.js';
-import type { KekProvider } from '../../lib/security/kek-provider.js';
-import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
-import { createPayloadCodec } from '../../lib/security/payload-codec.js';
-import type { EncryptionPayloadCodec } from '../../lib/security/payload-codec.js';
-import { createPurposeKeys } from '../../lib/security/purpose-key-store.js';
-import type { PurposeKeys } from '../../lib/security/purpose-key-store.js';
-import type { Pool } from '../../lib/store/pool.js';
+import type { AuditContext } from '../audit/chain.js';
+import { createKekProvider } from './kek-factory.js';
+import type { KekConfig } from './kek-factory.js';
+import type { KekProvider } from './kek-provider.js';
+import { KeyHierarchy } from './key-hierarchy.js';
+import { createPayloadCodec } from './payload-codec.js';
+import type { EncryptionPayloadCodec } from './payload-codec.js';
+import { createPurposeKeys } from './purpose-key-store.js';
+import type { PurposeKeys } from './purpose-key-store.js';
+import type { Pool } from '../store/pool.js';
 
 export interface PayloadCodecDeps {
   pool: Pool;
