@@ -9,6 +9,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import type { Config } from '../lib/config/schema.js';
+import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
+import { buildActivityDeps } from '../workers/build-deps.js';
 import { RESOURCE_TYPES, readScopeFor } from '../lib/domain.js';
 import { loadConfig } from '../lib/config/schema.js';
 import { createPool } from '../lib/store/pool.js';
@@ -26,6 +31,46 @@ const SIZE = Number(process.env.BENCH_SIZE ?? 50_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PAGE = Number(process.env.BENCH_PAGE_SIZE ?? 1_000);
 const actor = { actor: 'bench:sync', correlationId: randomUUID() };
+
+/**
+ * Payload encryption on vs off: two in-process workers built alike, one with the payload codec and
+ * one without (clients matched), alternating full syncs of the same dataset. Medians, resources/s.
+ */
+async function codecComparison(config: Config, sandbox: SandboxHandle, pool: Pool, secretsDir: string): Promise<{ on: number; off: number }> {
+  const deps = await buildActivityDeps(config);
+  const codec = await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'bench:codec' });
+  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/index.ts'), logger: new DefaultLogger('WARN') });
+  const results: Record<'on' | 'off', number[]> = { on: [], off: [] };
+  const nativeConnection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  try {
+    for (let run = 1; run <= RUNS; run++) {
+      for (const mode of ['on', 'off'] as const) {
+        const taskQueue = `bench-codec-${mode}-${run}`;
+        const dataConverter = mode === 'on' ? { payloadCodecs: [codec] } : undefined;
+        const worker = await Worker.create({ connection: nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities(deps), dataConverter });
+        const running = worker.run();
+        const client = new Client({ connection, dataConverter });
+        const integrationId = `bench-codec-${mode}-${run}`;
+        await registerIntegration(
+          pool,
+          { id: integrationId, tenantId: 'bench', vendor: 'sandbox', baseUrl: sandbox.fhirBaseUrl, secretsDir, sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken } },
+          actor,
+        );
+        const started = performance.now();
+        const report = await syncResult(await startSync(client, taskQueue, { tenantId: 'bench', integrationId, vendor: 'sandbox' }, { full: true }));
+        results[mode].push(report.totals.fetched / ((performance.now() - started) / 1000));
+        worker.shutdown();
+        await running;
+      }
+    }
+  } finally {
+    await nativeConnection.close();
+    await connection.close();
+    await deps.close();
+  }
+  return { on: median(results.on), off: median(results.off) };
+}
 
 /** The floor: fetch every page with a bearer token, parse, insert plaintext rows. No Temporal, no crypto. */
 async function floorRun(sandbox: SandboxHandle, pool: Pool, token: string, run: number): Promise<number> {
@@ -52,6 +97,7 @@ async function floorRun(sandbox: SandboxHandle, pool: Pool, token: string, run: 
 }
 
 async function main(): Promise<void> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
   console.log(`bench:sync — ${SIZE} resources, page size ${PAGE}, ${RUNS} runs each; machine: ${os.cpus().length} cores`);
   const infra = await startBenchInfra((line) => console.log(line));
   const sandbox = await startSandbox({ seed: 2026, size: SIZE, maxPageSize: 5_000 });
@@ -68,7 +114,8 @@ async function main(): Promise<void> {
   const logPath = path.join(os.tmpdir(), `ehr-bench-worker-${process.pid}.log`);
   const worker = await startChildWorker(config, logPath);
   const connection = await Connection.connect({ address: infra.temporalAddress });
-  const client = new Client({ connection });
+  // The worker encrypts every payload; the client must read them the same way.
+  const client = new Client({ connection, dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool, actor: 'bench:client' })] } });
   const floorClient = await createTestClient(sandbox, { scopes: RESOURCE_TYPES.map(readScopeFor) });
   await createTenant(pool, { id: 'bench', name: 'Benchmark Clinic (synthetic)' }, actor);
 
@@ -101,6 +148,9 @@ async function main(): Promise<void> {
     console.log(`  end-to-end / floor: ${(e2eMedian / floorMedian).toFixed(2)} (floor is ${(floorMedian / e2eMedian).toFixed(2)}x faster)`);
     console.log(`  worker peak RSS: ${rss.toFixed(0)} MiB`);
     console.log(`  goals: >= 5000 resources/s ${e2eMedian >= 5000 ? 'met' : 'NOT met'}; within 3x of floor ${floorMedian / e2eMedian <= 3 ? 'met' : 'NOT met'}`);
+    const codec = await codecComparison(config, sandbox, pool, infra.secretsDir);
+    const cost = ((codec.off - codec.on) / codec.off) * 100;
+    console.log(`  payload encryption on vs off (in-process workers): ${codec.on.toFixed(0)} vs ${codec.off.toFixed(0)} resources/s (${cost.toFixed(1)} % slower with it; goal < 10 %: ${cost < 10 ? 'met' : 'NOT met'})`);
   } finally {
     worker.child.kill('SIGTERM');
     await worker.exited;
