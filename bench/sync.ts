@@ -25,7 +25,7 @@ import { startSandbox } from '../sandbox/index.js';
 import type { SandboxHandle } from '../sandbox/index.js';
 import { createTestClient } from '../sandbox/test-client.js';
 import { startChildWorker } from '../test/integration/child-worker.js';
-import { median, peakRssMiB, startBenchInfra } from '../lib/dev/ephemeral.js';
+import { benchInfraEnv, median, peakRssMiB, startBenchInfra } from '../lib/dev/ephemeral.js';
 
 const SIZE = Number(process.env.BENCH_SIZE ?? 50_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -103,10 +103,7 @@ async function main(): Promise<void> {
   const sandbox = await startSandbox({ seed: 2026, size: SIZE, maxPageSize: 5_000 });
   const pool = createPool(infra.databaseUrl, 4);
   const config = loadConfig({
-    DATABASE_URL: infra.databaseUrl,
-    TEMPORAL_ADDRESS: infra.temporalAddress,
-    EHR_KEK_DIR: infra.kekDir,
-    EHR_SECRETS_DIR: infra.secretsDir,
+    ...benchInfraEnv(infra),
     TEMPORAL_TASK_QUEUE: 'bench-sync',
     EHR_SYNC_PAGE_SIZE: String(PAGE),
     LOG_LEVEL: 'info',

@@ -27,9 +27,12 @@ function searchAttributesFor(t: SyncTarget) {
   ];
 }
 
-/** `sync/<tenant>/<integration>/<UTC date and time>`: readable in the Web UI, unique per start. */
+/**
+ * `sync/<tenant>/<integration>/<UTC date and time, ms>`: readable in the Web UI, and unique per start
+ * (two operators starting a sync in the same second get two runs, not an "already started" error).
+ */
 export function manualSyncWorkflowId(t: SyncTarget, now = new Date()): string {
-  return `sync/${t.tenantId}/${t.integrationId}/${now.toISOString().replace(/\.\d+Z$/, 'Z')}`;
+  return `sync/${t.tenantId}/${t.integrationId}/${now.toISOString()}`;
 }
 
 export async function startSync(

@@ -55,3 +55,13 @@ export function peakRssMiB(pid: number): number {
   const kb = Number(/VmHWM:\s+(\d+)\s+kB/.exec(status)?.[1] ?? NaN);
   return kb / 1024;
 }
+
+/** The config variables that point the product at this infrastructure (database, Temporal, key and secrets dirs). */
+export function benchInfraEnv(infra: BenchInfra): Record<string, string> {
+  return {
+    DATABASE_URL: infra.databaseUrl,
+    TEMPORAL_ADDRESS: infra.temporalAddress,
+    EHR_KEK_DIR: infra.kekDir,
+    EHR_SECRETS_DIR: infra.secretsDir,
+  };
+}

@@ -3,30 +3,21 @@
  * real HTTP with real JWTs. What a user notices: the right records land, encrypted; a second run
  * fetches only changes; a mid-sync token expiry is survived; a bad vendor page writes nothing.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { RESOURCE_TYPES, isResourceType } from '../../lib/domain.js';
 import { minimise } from '../../lib/fhir/minimise.js';
 import { decryptRecord } from '../../lib/security/envelope.js';
 import { LocalKekProvider } from '../../lib/security/local-kek.js';
 import { TenantKeyring } from '../../lib/security/keyring.js';
-import type { Pool } from '../../lib/store/pool.js';
-import type { SandboxHandle } from '../../sandbox/index.js';
 import { startSync, syncResult } from '../../client/sync-client.js';
-import type { Config } from '../../lib/config/schema.js';
-import type { Client } from '@temporalio/client';
 import {
   registerSandboxTenant,
   sandboxAdmin,
   sandboxManifest,
-  startInProcessWorker,
-  startTestSandbox,
   storedVersions,
-  temporalClient,
-  testConfig,
-  testPool,
+  useSyncHarness,
 } from './support.js';
-import type { RunningWorker } from './support.js';
 import { testEnv } from '../harness.js';
 
 interface Stats {
@@ -35,43 +26,24 @@ interface Stats {
   rejectedTokens: number;
 }
 
-let sandbox: SandboxHandle;
-let pool: Pool;
-let config: Config;
-let worker: RunningWorker;
-let temporal: { client: Client; close(): Promise<void> };
-
-beforeAll(async () => {
-  sandbox = await startTestSandbox({ size: 700 });
-  pool = testPool();
-  config = testConfig({ EHR_SYNC_PAGE_SIZE: '40' });
-  worker = await startInProcessWorker(config);
-  temporal = await temporalClient();
-});
-
-afterAll(async () => {
-  await worker?.stop();
-  await temporal?.close();
-  await pool?.end();
-  await sandbox?.close();
-});
+const harness = useSyncHarness({ sandbox: { size: 700 }, config: { EHR_SYNC_PAGE_SIZE: '40' } });
 
 async function runSync(tenantId: string, integrationId: string, full = false) {
-  const handle = await startSync(temporal.client, config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' }, { full });
+  const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' }, { full });
   return { handle, report: await syncResult(handle) };
 }
 
 describe('nightly sync', () => {
   it('stores exactly the sandbox records, encrypted, and decrypts back to the minimised resources', async () => {
-    const { tenantId, integrationIds } = await registerSandboxTenant(pool, sandbox);
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox);
     const integrationId = integrationIds[0]!;
     const { report } = await runSync(tenantId, integrationId);
     expect(report.outcome).toBe('completed');
 
     let expectedTotal = 0;
     for (const type of RESOURCE_TYPES) {
-      const manifest = await sandboxManifest(sandbox, type);
-      const stored = await storedVersions(pool, tenantId, integrationId, type);
+      const manifest = await sandboxManifest(harness.sandbox, type);
+      const stored = await storedVersions(harness.pool, tenantId, integrationId, type);
       expectedTotal += manifest.length;
       expect(stored.size, type).toBe(manifest.length);
       for (const m of manifest) expect(stored.get(m.id), `${type}/${m.id}`).toBe(m.versionId);
@@ -80,8 +52,8 @@ describe('nightly sync', () => {
     expect(report.totals.inserted).toBe(expectedTotal);
 
     // Spot samples: decrypting gives back the sandbox's resource after minimisation.
-    const keyring = new TenantKeyring({ pool, kek: await LocalKekProvider.load(testEnv().kekDir) });
-    const samples = await pool.query<{ resource_type: string; resource_id: string; ciphertext: Buffer }>(
+    const keyring = new TenantKeyring({ pool: harness.pool, kek: await LocalKekProvider.load(testEnv().kekDir) });
+    const samples = await harness.pool.query<{ resource_type: string; resource_id: string; ciphertext: Buffer }>(
       `SELECT resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2 ORDER BY md5(resource_id) LIMIT 12`,
       [tenantId, integrationId],
     );
@@ -93,7 +65,7 @@ describe('nightly sync', () => {
         { tenantId, integrationId, resourceType: row.resource_type, resourceId: row.resource_id },
         (t, v) => keyring.dataKey(t, v),
       );
-      const original = await sandboxAdmin<Record<string, unknown>>(sandbox, 'GET', `/admin/resource/${row.resource_type}/${row.resource_id}`);
+      const original = await sandboxAdmin<Record<string, unknown>>(harness.sandbox, 'GET', `/admin/resource/${row.resource_type}/${row.resource_id}`);
       expect(JSON.parse(plaintext.toString('utf8'))).toEqual(minimise(row.resource_type, original));
       // The stored bytes are not the plaintext.
       expect(row.ciphertext.includes(Buffer.from(String(row.resource_id)))).toBe(false);
@@ -101,40 +73,40 @@ describe('nightly sync', () => {
   });
 
   it('a second sync fetches only what changed since the checkpoint', async () => {
-    const { tenantId, integrationIds } = await registerSandboxTenant(pool, sandbox, { resourceTypes: ['Patient', 'Observation', 'Condition'] });
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient', 'Observation', 'Condition'] });
     const integrationId = integrationIds[0]!;
     await runSync(tenantId, integrationId);
 
-    const modifiedObs = await sandboxAdmin<{ modified: unknown[] }>(sandbox, 'POST', '/admin/records/modify', { resourceType: 'Observation', count: 5 });
-    const modifiedPat = await sandboxAdmin<{ modified: unknown[] }>(sandbox, 'POST', '/admin/records/modify', { resourceType: 'Patient', count: 3 });
-    await sandboxAdmin(sandbox, 'POST', '/admin/records/create', { resourceType: 'Condition', count: 2 });
-    await sandboxAdmin(sandbox, 'POST', '/admin/stats/reset');
+    const modifiedObs = await sandboxAdmin<{ modified: unknown[] }>(harness.sandbox, 'POST', '/admin/records/modify', { resourceType: 'Observation', count: 5 });
+    const modifiedPat = await sandboxAdmin<{ modified: unknown[] }>(harness.sandbox, 'POST', '/admin/records/modify', { resourceType: 'Patient', count: 3 });
+    await sandboxAdmin(harness.sandbox, 'POST', '/admin/records/create', { resourceType: 'Condition', count: 2 });
+    await sandboxAdmin(harness.sandbox, 'POST', '/admin/stats/reset');
 
     const { report } = await runSync(tenantId, integrationId);
-    const stats = await sandboxAdmin<Stats>(sandbox, 'GET', '/admin/stats');
+    const stats = await sandboxAdmin<Stats>(harness.sandbox, 'GET', '/admin/stats');
     expect(modifiedObs.modified).toHaveLength(5);
     expect(modifiedPat.modified).toHaveLength(3);
     expect(report.totals).toMatchObject({ fetched: 10, inserted: 2, updated: 8, unchanged: 0 });
     expect(stats.served).toMatchObject({ Observation: 5, Patient: 3, Condition: 2, Encounter: 0 });
     for (const type of ['Patient', 'Observation', 'Condition']) {
-      const manifest = await sandboxManifest(sandbox, type);
-      const stored = await storedVersions(pool, tenantId, integrationId, type);
+      const manifest = await sandboxManifest(harness.sandbox, type);
+      const stored = await storedVersions(harness.pool, tenantId, integrationId, type);
       expect(stored.size).toBe(manifest.length);
       for (const m of manifest) expect(stored.get(m.id)).toBe(m.versionId);
     }
   });
 
   it('refreshes a token the vendor expired mid-sync and completes', async () => {
-    const { tenantId, integrationIds } = await registerSandboxTenant(pool, sandbox, { resourceTypes: ['Observation'], alg: 'RS384' });
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Observation'], alg: 'RS384' });
     const integrationId = integrationIds[0]!;
-    await sandboxAdmin(sandbox, 'POST', '/admin/stats/reset');
-    const handle = await startSync(temporal.client, config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
+    await sandboxAdmin(harness.sandbox, 'POST', '/admin/stats/reset');
+    const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
     // Wait until a few pages are in, then expire every token the sandbox has issued.
     await expect.poll(async () => (await handle.query<{ totals: { pages: number } }>('progress')).totals.pages, { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
-    await sandboxAdmin(sandbox, 'POST', '/admin/tokens/expire', {});
+    await sandboxAdmin(harness.sandbox, 'POST', '/admin/tokens/expire', {});
     const report = await syncResult(handle);
-    const stats = await sandboxAdmin<Stats>(sandbox, 'GET', '/admin/stats');
-    const manifest = await sandboxManifest(sandbox, 'Observation');
+    const stats = await sandboxAdmin<Stats>(harness.sandbox, 'GET', '/admin/stats');
+    const manifest = await sandboxManifest(harness.sandbox, 'Observation');
     expect(report.outcome).toBe('completed');
     expect(report.totals.fetched).toBe(manifest.length);
     expect(stats.rejectedTokens).toBeGreaterThanOrEqual(1);
@@ -143,10 +115,10 @@ describe('nightly sync', () => {
 
   for (const kind of ['malformed-json', 'wrong-resource-type', 'truncated-body'] as const) {
     it(`fails a ${kind} vendor page non-retryably and writes nothing from it`, async () => {
-      const { tenantId, integrationIds } = await registerSandboxTenant(pool, sandbox, { resourceTypes: ['Condition'] });
+      const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Condition'] });
       const integrationId = integrationIds[0]!;
-      await sandboxAdmin(sandbox, 'POST', '/admin/faults', { kind, resourceType: 'Condition', times: 1 });
-      const { handle } = await startSync(temporal.client, config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' }).then((h) => ({ handle: h }));
+      await sandboxAdmin(harness.sandbox, 'POST', '/admin/faults', { kind, resourceType: 'Condition', times: 1 });
+      const { handle } = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' }).then((h) => ({ handle: h }));
       const failure = await handle.result().then(
         () => undefined,
         (err: unknown) => err,
@@ -158,21 +130,21 @@ describe('nightly sync', () => {
       const history = await handle.fetchHistory();
       const attempts = history.events?.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
       expect(attempts?.at(-1)).toBe(1); // not retried
-      expect((await storedVersions(pool, tenantId, integrationId, 'Condition')).size).toBe(0);
+      expect((await storedVersions(harness.pool, tenantId, integrationId, 'Condition')).size).toBe(0);
     });
   }
 });
 
 describe('vendor throttling and outages', () => {
   it('retries a 503 with Retry-After and a 429, then completes with every record', async () => {
-    const { tenantId, integrationIds } = await registerSandboxTenant(pool, sandbox, { resourceTypes: ['Condition'] });
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Condition'] });
     const integrationId = integrationIds[0]!;
-    await sandboxAdmin(sandbox, 'POST', '/admin/faults', { kind: 'status', status: 503, retryAfterSeconds: 1, resourceType: 'Condition', times: 1 });
-    await sandboxAdmin(sandbox, 'POST', '/admin/faults', { kind: 'status', status: 429, retryAfterSeconds: 1, resourceType: 'Condition', times: 1 });
+    await sandboxAdmin(harness.sandbox, 'POST', '/admin/faults', { kind: 'status', status: 503, retryAfterSeconds: 1, resourceType: 'Condition', times: 1 });
+    await sandboxAdmin(harness.sandbox, 'POST', '/admin/faults', { kind: 'status', status: 429, retryAfterSeconds: 1, resourceType: 'Condition', times: 1 });
     const { handle, report } = await runSync(tenantId, integrationId);
     expect(report.outcome).toBe('completed');
-    expect(report.totals.fetched).toBe((await sandboxManifest(sandbox, 'Condition')).length);
-    const failures = await pool.query<{ code: string }>(
+    expect(report.totals.fetched).toBe((await sandboxManifest(harness.sandbox, 'Condition')).length);
+    const failures = await harness.pool.query<{ code: string }>(
       `SELECT details->>'errorCode' AS code FROM audit_events WHERE integration_id = $1 AND action = 'vendor.call' AND outcome = 'failure' ORDER BY seq`,
       [integrationId],
     );

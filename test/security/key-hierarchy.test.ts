@@ -9,7 +9,7 @@ import type { JsonWebKey } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../lib/audit/verify.js';
 import { ConflictError, DecryptionError } from '../../lib/errors/index.js';
 import { decryptRecord, encryptRecord } from '../../lib/security/envelope.js';
@@ -19,11 +19,11 @@ import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
 import { TenantKeyring, dataKeyWrapAad } from '../../lib/security/keyring.js';
 import { LocalKekProvider, ensureLocalKekDir } from '../../lib/security/local-kek.js';
 import { createPurposeKeys } from '../../lib/security/purpose-key-store.js';
-import { startKeyTestDb } from './key-db.js';
-import type { KeyTestDb } from './key-db.js';
+import { useTestCluster } from '../db.js';
+import { rejection } from '../helpers.js';
 
 const TENANTS = ['tenant-a', 'tenant-b', 'tenant-c', 'tenant-race'];
-let db: KeyTestDb;
+const db = useTestCluster('key-hierarchy-', { tenants: TENANTS });
 let pool: pg.Pool;
 let kekDir: string;
 
@@ -44,15 +44,6 @@ async function open(opts: { delay?: number; p?: pg.Pool } = {}) {
     forget: { tenant: (t) => keyring.forget(t), purposeKeys: () => purpose.forget() },
   });
   return { kek, keyring, purpose, admin };
-}
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
 }
 
 const records: Array<{ ctx: RecordContext; text: string }> = [];
@@ -99,7 +90,6 @@ async function expectAllReadable(keyring: TenantKeyring, tenantId?: string): Pro
 }
 
 beforeAll(async () => {
-  db = await startKeyTestDb('key-hierarchy-', TENANTS);
   pool = db.pool;
   for (const t of TENANTS) {
     await pool.query(
@@ -110,11 +100,7 @@ beforeAll(async () => {
   }
   kekDir = path.join(db.tmp, 'kek');
   await ensureLocalKekDir(kekDir);
-}, 180_000);
-
-afterAll(async () => {
-  await db?.stop();
-}, 60_000);
+});
 
 describe('key hierarchy', () => {
   it('registers the local KEK files on first open (audited) and refuses a second primary', async () => {

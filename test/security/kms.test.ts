@@ -22,8 +22,9 @@ import { KeyAdmin } from '../../lib/security/key-admin.js';
 import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
 import { TenantKeyring } from '../../lib/security/keyring.js';
 import { createPurposeKeys } from '../../lib/security/purpose-key-store.js';
-import { freePort, startKeyTestDb } from './key-db.js';
-import type { KeyTestDb } from './key-db.js';
+import { freePort, startTestCluster } from '../db.js';
+import type { TestCluster } from '../db.js';
+import { rejection } from '../helpers.js';
 
 const python = spawnSync('python3', ['--version'], { encoding: 'utf8' });
 const hasPython = python.status === 0;
@@ -36,7 +37,7 @@ let moto: ChildProcess | undefined;
 let endpoint: string;
 let kms: KMSClient;
 let keyId: string;
-let db: KeyTestDb;
+let db: TestCluster;
 
 async function venvDir(): Promise<string> {
   if (process.env.EHR_MOTO_VENV) return path.resolve(process.env.EHR_MOTO_VENV);
@@ -101,20 +102,11 @@ function kmsConfig(overrides: Partial<KekConfig> = {}): KekConfig {
   };
 }
 
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected a rejection');
-}
-
 const ctx = (op: string) => ({ actor: 'user:kms-test', correlationId: `corr-${op}-${randomUUID()}` });
 
 describe.skipIf(!hasPython)('aws-kms KEK provider against moto', () => {
   beforeAll(async () => {
-    const [bin, started] = await Promise.all([ensureMoto(), startKeyTestDb('kms-', ['tenant-k1', 'tenant-k2'])]);
+    const [bin, started] = await Promise.all([ensureMoto(), startTestCluster('kms-', { tenants: ['tenant-k1', 'tenant-k2'] })]);
     db = started;
     await startMoto(bin);
     kms = new KMSClient({ region: REGION, endpoint, credentials });

@@ -4,51 +4,27 @@
  * in any audit row. The scanner is first shown to find a planted string, so it cannot pass vacuously.
  */
 import fs from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Client } from '@temporalio/client';
-import type { Config } from '../../lib/config/schema.js';
-import type { Pool } from '../../lib/store/pool.js';
-import type { SandboxHandle } from '../../sandbox/index.js';
+import { describe, expect, it } from 'vitest';
 import { startSync, syncResult } from '../../client/sync-client.js';
-import type { RunningWorker } from '../integration/support.js';
-import { logFile, registerSandboxTenant, sandboxAdmin, startInProcessWorker, startTestSandbox, temporalClient, testConfig, testPool } from '../integration/support.js';
+import { logFile, registerSandboxTenant, sandboxAdmin, useSyncHarness } from '../integration/support.js';
 import { findLeaks, historyText } from './leak-scan.js';
 
-let sandbox: SandboxHandle;
-let pool: Pool;
-let config: Config;
-let worker: RunningWorker;
-let temporal: { client: Client; close(): Promise<void> };
-
-beforeAll(async () => {
-  sandbox = await startTestSandbox({ seed: 11, size: 600 });
-  pool = testPool();
-  config = testConfig({ EHR_SYNC_PAGE_SIZE: '50' });
-  worker = await startInProcessWorker(config);
-  temporal = await temporalClient();
-});
-
-afterAll(async () => {
-  await worker?.stop();
-  await temporal?.close();
-  await pool?.end();
-  await sandbox?.close();
-});
+const harness = useSyncHarness({ sandbox: { seed: 11, size: 600 }, config: { EHR_SYNC_PAGE_SIZE: '50' } });
 
 describe('PHI leak scan', () => {
   it('finds no synthetic identifier in histories, worker logs or audit rows of a real sync', async () => {
-    const { strings } = await sandboxAdmin<{ strings: string[] }>(sandbox, 'GET', '/admin/identifiers');
+    const { strings } = await sandboxAdmin<{ strings: string[] }>(harness.sandbox, 'GET', '/admin/identifiers');
     expect(strings.length).toBeGreaterThan(100);
     // The scanner finds what it must: a planted identifier inside base64 payload-like data and plain text.
     expect(findLeaks(`xx ${strings[3]} yy`, strings)).toEqual([strings[3]]);
 
-    const { tenantId, integrationIds } = await registerSandboxTenant(pool, sandbox, { integrations: 2 });
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { integrations: 2 });
     const handles = [];
     for (const integrationId of integrationIds) {
-      const handle = await startSync(temporal.client, config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
+      const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
       await syncResult(handle);
-      await sandboxAdmin(sandbox, 'POST', '/admin/records/modify', { resourceType: 'Patient', count: 10 });
-      const incremental = await startSync(temporal.client, config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
+      await sandboxAdmin(harness.sandbox, 'POST', '/admin/records/modify', { resourceType: 'Patient', count: 10 });
+      const incremental = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
       await syncResult(incremental);
       handles.push(handle, incremental);
     }
@@ -60,7 +36,7 @@ describe('PHI leak scan', () => {
     }
     const logs = fs.readFileSync(logFile, 'utf8');
     expect(findLeaks(logs, strings)).toEqual([]);
-    const audit = await pool.query<{ row: string }>('SELECT row_to_json(a)::text AS row FROM audit_events a WHERE tenant_id = $1', [tenantId]);
+    const audit = await harness.pool.query<{ row: string }>('SELECT row_to_json(a)::text AS row FROM audit_events a WHERE tenant_id = $1', [tenantId]);
     expect(audit.rows.length).toBeGreaterThan(10);
     expect(findLeaks(audit.rows.map((r) => r.row).join('\n'), strings)).toEqual([]);
   });

