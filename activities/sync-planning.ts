@@ -1,6 +1,6 @@
 /** Store-side steps of a sync: what to fetch, checkpoint advancement, and the closing report. */
 import { appendAuditEvents } from '../lib/audit/chain.js';
-import { PolicyViolationError } from '../lib/errors/index.js';
+import { IntegrationRevokedError, PolicyViolationError } from '../lib/errors/index.js';
 import { advanceCheckpoint, readCheckpoints } from '../lib/store/checkpoints.js';
 import { getIntegration } from '../lib/store/integrations.js';
 import { withTransaction } from '../lib/store/pool.js';
@@ -16,7 +16,7 @@ export function createSyncPlanningActivities(deps: ActivityDeps) {
       if (integration.tenantId !== input.tenantId) {
         throw new PolicyViolationError('tenant-isolation', `integration ${input.integrationId} does not belong to tenant ${input.tenantId}`);
       }
-      if (integration.status !== 'active') throw new PolicyViolationError('integration-suspended', `integration ${integration.id} is ${integration.status}`);
+      if (integration.status !== 'active') throw new IntegrationRevokedError(integration.id, integration.status);
       const checkpoints = input.full ? new Map<string, string>() : await readCheckpoints(deps.pool, input.tenantId, input.integrationId);
       return {
         vendor: integration.vendor,

@@ -79,6 +79,21 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SandboxContext): 
         return reply.code(201).send({ client_id: clientId });
       });
 
+      admin.put<{ Params: { clientId: string } }>('/clients/:clientId', async (req, reply) => {
+        const parsed = ClientBody.safeParse(req.body);
+        if (!parsed.success) return badRequest(reply, parsed.error);
+        const replaced = ctx.auth.replaceKeys(req.params.clientId, { keys: parsed.data.jwks.keys as JWK[] }, parsed.data.scopes);
+        if (!replaced) return reply.code(404).send({ error: 'not_found' });
+        return { client_id: req.params.clientId };
+      });
+
+      // The request ledger: FHIR requests that arrived at or after `since` (ms since the epoch).
+      admin.get<{ Querystring: { since?: string } }>('/ledger', async (req, reply) => {
+        const since = req.query.since === undefined ? 0 : Number(req.query.since);
+        if (!Number.isFinite(since) || since < 0) return reply.code(400).send({ error: 'invalid_request', error_description: 'since must be ms since the epoch' });
+        return { entries: ctx.ledger.filter((e) => e.atMs >= since) };
+      });
+
       admin.post('/records/modify', async (req, reply) => {
         const parsed = ModifyBody.safeParse(req.body);
         if (!parsed.success) return badRequest(reply, parsed.error);

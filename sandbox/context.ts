@@ -21,6 +21,8 @@ export class SandboxStats {
   rejectedTokens = 0;
   forbidden = 0;
   faultsInjected = 0;
+  /** Access tokens revoked through the RFC 7009 endpoint. */
+  tokensRevoked = 0;
 
   reset(): void {
     Object.assign(this, new SandboxStats());
@@ -37,6 +39,7 @@ export class SandboxStats {
       rejectedTokens: this.rejectedTokens,
       forbidden: this.forbidden,
       faultsInjected: this.faultsInjected,
+      tokensRevoked: this.tokensRevoked,
     };
   }
 }
@@ -44,6 +47,20 @@ export class SandboxStats {
 function emptyServed(): Record<ResourceType, number> {
   return Object.fromEntries(RESOURCE_TYPES.map((type) => [type, 0])) as Record<ResourceType, number>;
 }
+
+/** One FHIR request as it arrived: when, and a hash prefix of its bearer token (never the token). */
+export interface LedgerEntry {
+  atMs: number;
+  /** First 16 hex digits of SHA-256 of the bearer token; '' when the request carried none. */
+  tokenHash: string;
+  method: string;
+  /** The resource type part of the path only (no ids, no query). */
+  resource: string;
+  /** Filled in when the response is sent. */
+  status?: number;
+}
+
+export const LEDGER_MAX = 200_000;
 
 export interface SandboxContext {
   /** Filled in once the server listens (routes read it per request). */
@@ -56,4 +73,6 @@ export interface SandboxContext {
   maxPageSize: number;
   adminToken: string;
   tokenTtlSeconds: number;
+  /** Every FHIR request's arrival (bounded: the oldest entries are dropped past LEDGER_MAX). */
+  ledger: LedgerEntry[];
 }

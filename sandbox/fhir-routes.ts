@@ -3,9 +3,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RESOURCE_TYPES, isResourceType, type ResourceType } from '../lib/domain.js';
-import type { SandboxContext } from './context.js';
+import { LEDGER_MAX, type LedgerEntry, type SandboxContext } from './context.js';
 import { faultResponse, operationOutcome } from './faults.js';
-import { scopeAllows, type AccessToken } from './smart.js';
+import { scopeAllows, tokenHash, type AccessToken } from './smart.js';
 import type { Bound, SearchQuery } from './store.js';
 
 export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -145,6 +145,28 @@ export function capabilityStatement(ctx: SandboxContext): Record<string, unknown
       },
     ],
   };
+}
+
+/** The sandbox's request ledger: arrival time and token hash of every FHIR request, then its status. */
+export function registerLedger(app: FastifyInstance, ctx: SandboxContext): void {
+  const entries = new WeakMap<FastifyRequest, LedgerEntry>();
+  app.addHook('onRequest', async (req) => {
+    if (!req.url.startsWith('/fhir/') || req.url.startsWith('/fhir/.well-known')) return;
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+    const entry: LedgerEntry = {
+      atMs: Date.now(),
+      tokenHash: match ? tokenHash(match[1] as string) : '',
+      method: req.method,
+      resource: /^\/fhir\/([A-Za-z]{1,64})/.exec(req.url)?.[1] ?? '',
+    };
+    entries.set(req, entry);
+    ctx.ledger.push(entry);
+    if (ctx.ledger.length > LEDGER_MAX) ctx.ledger.splice(0, ctx.ledger.length - LEDGER_MAX);
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const entry = entries.get(req);
+    if (entry) entry.status = reply.statusCode;
+  });
 }
 
 export function registerFhirRoutes(app: FastifyInstance, ctx: SandboxContext): void {

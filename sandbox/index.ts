@@ -10,7 +10,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { registerAdminRoutes } from './admin-routes.js';
 import { SandboxStats, type SandboxContext } from './context.js';
 import { FaultQueue, operationOutcome } from './faults.js';
-import { FHIR_JSON, registerFhirRoutes } from './fhir-routes.js';
+import { FHIR_JSON, registerFhirRoutes, registerLedger } from './fhir-routes.js';
 import { SmartAuth, registerSmartRoutes } from './smart.js';
 import { RecordStore } from './store.js';
 
@@ -81,6 +81,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
     maxPageSize,
     adminToken,
     tokenTtlSeconds,
+    ledger: [],
   };
 
   const base = { logger: false, forceCloseConnections: true, bodyLimit: 2 * 1024 * 1024 } as const;
@@ -105,6 +106,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
     reply.code(404).type(FHIR_JSON).send(JSON.stringify(operationOutcome('not-found', 'no such endpoint'))),
   );
 
+  registerLedger(app, ctx);
   registerSmartRoutes(app, ctx);
   registerFhirRoutes(app, ctx);
   registerAdminRoutes(app, ctx);

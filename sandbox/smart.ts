@@ -2,7 +2,7 @@
  * SMART Backend Services: client registry, `private_key_jwt` assertion verification (jose), opaque access
  * tokens, discovery. Error descriptions are fixed strings: they never echo the assertion or a token.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from 'jose';
 import { RESOURCE_TYPES, type ResourceType } from '../lib/domain.js';
@@ -39,6 +39,11 @@ class OAuthFailure extends Error {
   }
 }
 
+/** What the ledger and tests compare: a SHA-256 prefix of an access token, never the token. */
+export function tokenHash(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex').slice(0, 16);
+}
+
 export class SmartAuth {
   private readonly clients = new Map<string, RegisteredClient>();
   private readonly tokens = new Map<string, AccessToken>();
@@ -65,6 +70,32 @@ export class SmartAuth {
     const token = this.tokens.get(match[1] as string);
     if (!token || this.now() >= token.expiresAtMs) return undefined;
     return token;
+  }
+
+  /**
+   * RFC 7009 for an authenticated client: a token of another client (or an unknown one) is left
+   * alone, and the answer is the same either way. A token of this client is revoked together with
+   * every other token of the same grant (§2.1 allows it); for client_credentials the grant is the
+   * client itself, so all of the client's access tokens die.
+   */
+  revoke(client: RegisteredClient, token: string): number {
+    const found = this.tokens.get(token);
+    if (!found || found.clientId !== client.clientId) return 0;
+    let revoked = 0;
+    for (const [value, t] of this.tokens) {
+      if (t.clientId !== client.clientId) continue;
+      this.tokens.delete(value);
+      revoked++;
+    }
+    return revoked;
+  }
+
+  /** Replaces a registered client's key set and scopes (key rotation, restore after revocation). */
+  replaceKeys(clientId: string, jwks: { keys: JWK[] }, scopes: string[]): boolean {
+    const client = this.clients.get(clientId);
+    if (!client) return false;
+    this.register({ clientId, jwks, scopes, ...(client.jku ? { jku: client.jku } : {}) });
+    return true;
   }
 
   expireTokens(clientId?: string): number {
@@ -180,6 +211,8 @@ export function smartConfiguration(ctx: SandboxContext): Record<string, unknown>
   return {
     issuer: ctx.urls.fhirBaseUrl,
     token_endpoint: ctx.urls.tokenUrl,
+    revocation_endpoint: `${ctx.urls.url}/oauth/revoke`,
+    revocation_endpoint_auth_methods_supported: ['private_key_jwt'],
     grant_types_supported: ['client_credentials'],
     token_endpoint_auth_methods_supported: ['private_key_jwt'],
     token_endpoint_auth_signing_alg_values_supported: [...ALLOWED_ALGS],
@@ -196,6 +229,28 @@ export function registerSmartRoutes(app: FastifyInstance, ctx: SandboxContext): 
   const discovery = async (): Promise<Record<string, unknown>> => smartConfiguration(ctx);
   app.get('/.well-known/smart-configuration', discovery);
   app.get('/fhir/.well-known/smart-configuration', discovery);
+
+  // RFC 7009 token revocation, client authenticated by private_key_jwt (aud: the token endpoint).
+  app.post('/oauth/revoke', async (req, reply) => {
+    if (!(req.body instanceof URLSearchParams)) return oauthError(reply, 400, 'invalid_request', 'body must be application/x-www-form-urlencoded');
+    const form = req.body;
+    for (const name of ['token', 'token_type_hint', 'client_assertion_type', 'client_assertion', 'client_id']) {
+      if (form.getAll(name).length > 1) return oauthError(reply, 400, 'invalid_request', 'a parameter was repeated');
+    }
+    const token = form.get('token');
+    if (!token) return oauthError(reply, 400, 'invalid_request', 'token is required');
+    const hint = form.get('token_type_hint');
+    if (hint !== null && hint !== 'access_token' && hint !== 'refresh_token') return oauthError(reply, 400, 'unsupported_token_type', 'unknown token_type_hint');
+    if (form.get('client_assertion_type') !== ASSERTION_TYPE) return oauthError(reply, 401, 'invalid_client', 'client authentication is required');
+    try {
+      const client = await ctx.auth.verifyAssertion(form.get('client_assertion') ?? '', ctx.urls.tokenUrl, form.get('client_id') ?? undefined);
+      ctx.stats.tokensRevoked += ctx.auth.revoke(client, token);
+      return reply.code(200).header('cache-control', 'no-store').send();
+    } catch (err) {
+      if (err instanceof OAuthFailure) return oauthError(reply, err.status, err.code, err.description);
+      return oauthError(reply, 400, 'invalid_request', 'the revocation request could not be processed');
+    }
+  });
 
   app.post('/oauth/token', async (req, reply) => {
     ctx.stats.tokenRequests++;

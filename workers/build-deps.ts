@@ -13,9 +13,12 @@ import { KeyHierarchy } from '../lib/security/key-hierarchy.js';
 import { TenantKeyring } from '../lib/security/keyring.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
 import { createCredentialDirectory } from '../lib/vendors/credentials.js';
+import { RevocationWatcher } from '../lib/vendors/revocation-watcher.js';
 import { VendorClient } from '../lib/vendors/vendor-client.js';
 
-export async function buildActivityDeps(config: Config): Promise<ActivityDeps & { kek: KeyHierarchy; close(): Promise<void> }> {
+export async function buildActivityDeps(
+  config: Config,
+): Promise<ActivityDeps & { kek: KeyHierarchy; revocations: RevocationWatcher; close(): Promise<void> }> {
   const pool = createPool(config.DATABASE_URL, config.WORKER_MAX_CONCURRENT_ACTIVITIES + 4);
   await assertDatabaseReachable(pool, describeDatabaseUrl(config.DATABASE_URL));
   const actor = `worker:${os.hostname()}:${process.pid}`;
@@ -29,8 +32,13 @@ export async function buildActivityDeps(config: Config): Promise<ActivityDeps & 
   }
   const keyring = new TenantKeyring({ pool, kek });
   const directory = createCredentialDirectory(pool);
+  // Revocation fails closed: every vendor request passes the watcher's gate (memory kept current by
+  // LISTEN ehr_revocations; a database read per call whenever the listener is down).
+  const revocations = new RevocationWatcher({ databaseUrl: config.DATABASE_URL, db: pool });
   const vendors = new VendorClient({
     credentials: (id) => directory.credentials(id),
+    gate: (id) => revocations.check(id),
+    revocationTarget: (id) => directory.revocationTarget(id),
     audit: async (event) => {
       await recordAuditEvent(pool, event);
     },
@@ -38,5 +46,31 @@ export async function buildActivityDeps(config: Config): Promise<ActivityDeps & 
     maxResponseBytes: config.EHR_VENDOR_MAX_RESPONSE_BYTES,
     actor,
   });
-  return { pool, kek, keyring, vendors, directory, defaultPageSize: config.EHR_SYNC_PAGE_SIZE, close: () => pool.end() };
+  // On every change: drop the cached row and tokens; on revocation also revoke the held token at the
+  // vendor (RFC 7009). The watcher acknowledges (and revokeIntegration returns) once the requests
+  // that had passed the gate before the change have finished.
+  revocations.onChange((state) => {
+    directory.forget(state.integrationId);
+    if (state.status === 'active') {
+      vendors.forget(state.integrationId);
+      return vendors.settled(state.integrationId);
+    }
+    // revokeAtVendor drops the tokens synchronously, before anything is awaited.
+    const atVendor = vendors.revokeAtVendor(state.integrationId).catch(() => undefined);
+    return Promise.all([vendors.settled(state.integrationId), atVendor]);
+  });
+  await revocations.start();
+  return {
+    pool,
+    kek,
+    keyring,
+    vendors,
+    directory,
+    revocations,
+    defaultPageSize: config.EHR_SYNC_PAGE_SIZE,
+    close: async () => {
+      await revocations.close();
+      await pool.end();
+    },
+  };
 }

@@ -3,7 +3,9 @@ import { PURPOSES } from '../../lib/fhir/classification.js';
 import { listIntegrations } from '../../lib/store/integrations.js';
 import { withContext } from '../context.js';
 import { registerIntegration } from '../integrations.js';
+import { EXIT } from '../../lib/errors/exit-codes.js';
 import { print, printJson, table } from '../output.js';
+import { restoreIntegration, revokeIntegration } from '../../lib/vendors/revocation.js';
 
 interface AddOptions {
   id: string;
@@ -56,6 +58,39 @@ export function registerIntegrationCommands(program: Command): void {
         if (opts.vendor !== 'sandbox') {
           print('Register this public key set with the vendor (or host it as your JWKS URL):');
           printJson({ keys: [integration.publicJwk] });
+        }
+      }),
+    );
+  integrations
+    .command('revoke <id>')
+    .description('revoke an integration now: every worker refuses its vendor calls, running syncs stop at their next call')
+    .option('--reason <text>', 'why (recorded in the audit trail; no PHI)')
+    .action(async (id: string, opts: { reason?: string }) =>
+      withContext(async (ctx) => {
+        const result = await revokeIntegration(await ctx.db(), id, ctx.audit, { reason: opts.reason });
+        print(
+          result.alreadyRevoked
+            ? `integration ${id} was already revoked (credential generation ${result.generation})`
+            : `integration ${id} revoked: credential generation ${result.generation}; ${result.acknowledged}/${result.workers} listening workers confirmed they stopped`,
+        );
+        if (result.acknowledged < result.workers) process.exitCode = EXIT.failed;
+      }),
+    );
+  integrations
+    .command('restore <id>')
+    .description('issue fresh credentials (new signing key registered with the vendor) and make a revoked integration active again')
+    .action(async (id: string) =>
+      withContext(async (ctx) => {
+        const sandboxUrl = ctx.stack('EHR_SANDBOX_URL');
+        const sandboxAdminToken = ctx.stack('EHR_SANDBOX_ADMIN_TOKEN');
+        const restored = await restoreIntegration(await ctx.db(), id, ctx.audit, {
+          secretsDir: ctx.config.EHR_SECRETS_DIR,
+          sandboxAdmin: sandboxUrl && sandboxAdminToken ? { url: sandboxUrl, adminToken: sandboxAdminToken } : undefined,
+        });
+        print(`integration ${id} restored: new key ${restored.signingKid}, credential generation ${restored.credentialGeneration}`);
+        if (restored.vendor !== 'sandbox') {
+          print('Register this public key set with the vendor (the old key must be removed there):');
+          printJson({ keys: [restored.publicJwk] });
         }
       }),
     );

@@ -157,3 +157,6 @@ export function errorCode(err: unknown): string {
 }
 
 export class VendorTlsError extends EhrError { readonly code = 'VENDOR_TLS_FAILED'; readonly retryable = false; constructor(readonly method: string, readonly path: string, readonly reason: string) { super(`TLS with the vendor failed on ${method} ${path}: ${reason}`); } }
+
+/** The integration was revoked or suspended: no vendor call may be made with its credentials. */
+export class IntegrationRevokedError extends EhrError { readonly code = 'INTEGRATION_REVOKED'; readonly retryable = false; constructor(readonly integrationId: string, readonly status: string) { super(`integration ${integrationId} is ${status}: vendor calls are refused until it is restored`); } }

@@ -21,11 +21,16 @@ export interface Integration {
   resourceTypes: ResourceType[];
   /** The declared purpose: fixes the allowed resource types and data classes (lib/fhir/classification.ts). */
   purpose: Purpose;
-  status: 'active' | 'suspended';
+  status: IntegrationStatus;
+  /** Bumped by revoke and restore: anything cached for an older generation is stale. */
+  credentialGeneration: number;
+  revokedAt: Date | null;
   createdAt: Date;
 }
 
-export type NewIntegration = Omit<Integration, 'status' | 'createdAt'>;
+export type IntegrationStatus = 'active' | 'suspended' | 'revoked';
+
+export type NewIntegration = Omit<Integration, 'status' | 'createdAt' | 'credentialGeneration' | 'revokedAt'>;
 
 interface Row {
   id: string;
@@ -40,11 +45,13 @@ interface Row {
   private_key_ref: string;
   resource_types: ResourceType[];
   purpose: Purpose;
-  status: 'active' | 'suspended';
+  status: IntegrationStatus;
+  credential_generation: number;
+  revoked_at: Date | null;
   created_at: Date;
 }
 
-function fromRow(r: Row): Integration {
+export function fromRow(r: Row): Integration {
   return {
     id: r.id,
     tenantId: r.tenant_id,
@@ -59,6 +66,8 @@ function fromRow(r: Row): Integration {
     resourceTypes: r.resource_types,
     purpose: r.purpose,
     status: r.status,
+    credentialGeneration: r.credential_generation,
+    revokedAt: r.revoked_at,
     createdAt: r.created_at,
   };
 }

@@ -5,17 +5,22 @@
  * kept in process memory; they never enter the database, a log line or a workflow history.
  */
 import { readScopeFor } from '../domain.js';
-import { PolicyViolationError } from '../errors/index.js';
+import { IntegrationRevokedError } from '../errors/index.js';
 import { signClientAssertion } from '../security/client-assertion.js';
 import { loadSigningKey } from '../security/signing-keys.js';
 import type { Integration } from '../store/integrations.js';
 import { getIntegration } from '../store/integrations.js';
 import type { Queryable } from '../store/pool.js';
+import { assertTransportAllowed } from './http-policy.js';
 import type { IntegrationCredentials } from './vendor-client.js';
 
 export interface CredentialDirectory {
   credentials(integrationId: string): Promise<IntegrationCredentials>;
   integration(integrationId: string): Promise<Integration>;
+  /** Drops the cached integration row (revocation, restore: lib/vendors/revocation-watcher.ts). */
+  forget(integrationId: string): void;
+  /** Credentials (whatever the status) and the vendor's RFC 7009 endpoint, for revoking tokens there. */
+  revocationTarget(integrationId: string): Promise<{ cred: IntegrationCredentials; endpoint: string } | undefined>;
 }
 
 export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): CredentialDirectory {
@@ -32,7 +37,11 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
 
   async function credentials(integrationId: string): Promise<IntegrationCredentials> {
     const i = await integration(integrationId);
-    if (i.status !== 'active') throw new PolicyViolationError('integration-suspended', `integration ${i.id} is ${i.status}`);
+    if (i.status !== 'active') throw new IntegrationRevokedError(i.id, i.status);
+    return credentialsFor(i);
+  }
+
+  function credentialsFor(i: Integration): IntegrationCredentials {
     const keyCacheKey = `${i.privateKeyRef}#${i.signingKid}`;
     if (!keys.has(keyCacheKey)) keys.set(keyCacheKey, loadSigningKey(i.privateKeyRef, i.signingAlg));
     const privateKey = keys.get(keyCacheKey)!;
@@ -44,10 +53,39 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
       tokenUrl: i.tokenUrl,
       clientId: i.clientId,
       scopes: i.resourceTypes.map(readScopeFor),
+      generation: i.credentialGeneration,
       signAssertion: async () =>
         signClientAssertion({ clientId: i.clientId, audience: i.tokenUrl, kid: i.signingKid, alg: i.signingAlg, privateKey: await privateKey }),
     };
   }
 
-  return { credentials, integration };
+  function forget(integrationId: string): void {
+    integrations.delete(integrationId);
+  }
+
+  /** Discovered at revocation time from the vendor's SMART configuration (cached per base URL). */
+  const endpoints = new Map<string, Promise<string | undefined>>();
+  async function revocationTarget(integrationId: string): Promise<{ cred: IntegrationCredentials; endpoint: string } | undefined> {
+    const i = await getIntegration(db, integrationId);
+    let endpoint = endpoints.get(i.baseUrl);
+    if (!endpoint) {
+      endpoint = discoverRevocationEndpoint(i.baseUrl);
+      endpoints.set(i.baseUrl, endpoint);
+      endpoint.catch(() => endpoints.delete(i.baseUrl));
+    }
+    const url = await endpoint;
+    return url ? { cred: credentialsFor(i), endpoint: url } : undefined;
+  }
+
+  return { credentials, integration, forget, revocationTarget };
+}
+
+async function discoverRevocationEndpoint(baseUrl: string): Promise<string | undefined> {
+  const res = await fetch(`${baseUrl}/.well-known/smart-configuration`, { headers: { accept: 'application/json' }, redirect: 'error', signal: AbortSignal.timeout(5_000) });
+  if (!res.ok) return undefined;
+  const config = (await res.json()) as { revocation_endpoint?: unknown };
+  if (typeof config.revocation_endpoint !== 'string') return undefined;
+  const url = new URL(config.revocation_endpoint);
+  assertTransportAllowed(url);
+  return url.toString();
 }

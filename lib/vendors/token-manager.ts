@@ -37,6 +37,11 @@ export class TokenManager {
     if (this.cache.get(integrationId)?.accessToken === refusedToken) this.cache.delete(integrationId);
   }
 
+  /** The cached token, if any (read before forget() to revoke it at the vendor). */
+  peek(integrationId: string): string | undefined {
+    return this.cache.get(integrationId)?.accessToken;
+  }
+
   /** Forget every token of an integration (revocation, suspension), including one being fetched. */
   forget(integrationId: string): void {
     this.cache.delete(integrationId);

@@ -24,6 +24,8 @@ export interface IntegrationCredentials {
   signAssertion(): Promise<string>;
   /** Resolved TLS material (vendor CA, client certificate for mTLS); absent: system roots, no client cert. */
   tls?: VendorTls;
+  /** The credential generation these were loaded for (revoke and restore bump it). */
+  generation?: number;
 }
 
 export interface VendorClientDeps {
@@ -32,6 +34,17 @@ export interface VendorClientDeps {
   timeoutMs: number;
   maxResponseBytes: number;
   actor: string;
+  /**
+   * Fail-closed revocation gate, awaited immediately before every request (token requests included):
+   * throws IntegrationRevokedError for a revoked or suspended integration, else returns its current
+   * credential generation (lib/vendors/revocation-watcher.ts).
+   */
+  gate?(integrationId: string): Promise<{ generation: number }>;
+  /**
+   * Credentials and RFC 7009 revocation endpoint of an integration regardless of its status (used
+   * only to revoke its tokens at the vendor); undefined when the vendor publishes no endpoint.
+   */
+  revocationTarget?(integrationId: string): Promise<{ cred: IntegrationCredentials; endpoint: string } | undefined>;
 }
 
 export interface CallContext {
@@ -62,6 +75,49 @@ export class VendorClient {
     this.tokens = new TokenManager((integrationId) => this.requestToken(integrationId));
   }
 
+  /** Requests that passed the revocation gate and have not finished, per integration. */
+  private readonly inflight = new Map<string, Set<Promise<unknown>>>();
+
+  /** Drops every token and connection of an integration (revocation, restore). */
+  forget(integrationId: string): void {
+    this.tokens.forget(integrationId);
+    this.agents.forget(integrationId);
+  }
+
+  /**
+   * Resolves once every request of the integration that had passed the gate has finished (the
+   * vendor has received it). Requests starting later see the new state at the gate.
+   */
+  async settled(integrationId: string): Promise<void> {
+    await Promise.allSettled([...(this.inflight.get(integrationId) ?? [])]);
+  }
+
+  /**
+   * On revocation: forget the integration's tokens first (nothing more is sent with them), then, when
+   * a token was held and the vendor has an RFC 7009 endpoint, revoke it there. Audited as
+   * vendor.token_revocation; returns whether the vendor accepted it (undefined: nothing to revoke).
+   */
+  async revokeAtVendor(integrationId: string): Promise<boolean | undefined> {
+    const token = this.tokens.peek(integrationId);
+    this.forget(integrationId);
+    if (!token || !this.deps.revocationTarget) return undefined;
+    const target = await this.deps.revocationTarget(integrationId);
+    if (!target) return undefined;
+    const form = new URLSearchParams({
+      token,
+      token_type_hint: 'access_token',
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: await target.cred.signAssertion(),
+    });
+    const res = await this.send(
+      target.cred,
+      { correlationId: randomUUID(), purpose: 'auth.revoke' },
+      { method: 'POST', url: new URL(target.endpoint), headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() },
+      { ungated: true },
+    );
+    return res.status === 200;
+  }
+
   /** An authenticated GET. A 401 invalidates the token and retries exactly once with a fresh one. */
   async get(integrationId: string, url: string, ctx: CallContext, accept = 'application/fhir+json'): Promise<VendorResponse> {
     const cred = await this.deps.credentials(integrationId);
@@ -78,6 +134,18 @@ export class VendorClient {
       if (res.status !== 401) return res;
       this.tokens.invalidate(integrationId, token);
       if (attempt === 2) throw new VendorAuthError(integrationId, 'the vendor refused a freshly issued access token (401)');
+    }
+  }
+
+  private async track<T>(integrationId: string, exchange: Promise<T>): Promise<T> {
+    let set = this.inflight.get(integrationId);
+    if (!set) this.inflight.set(integrationId, (set = new Set()));
+    set.add(exchange);
+    try {
+      return await exchange;
+    } finally {
+      set.delete(exchange);
+      if (set.size === 0 && this.inflight.get(integrationId) === set) this.inflight.delete(integrationId);
     }
   }
 
@@ -105,7 +173,7 @@ export class VendorClient {
   }
 
   /** One HTTP exchange, audited. Non-2xx other than 401 becomes a classified VendorHttpError. */
-  private async send(cred: IntegrationCredentials, ctx: CallContext, req: RawRequest): Promise<VendorResponse> {
+  private async send(cred: IntegrationCredentials, ctx: CallContext, req: RawRequest, opts: { ungated?: boolean } = {}): Promise<VendorResponse> {
     assertTransportAllowed(req.url);
     const path = safePath(req.url);
     const started = Date.now();
@@ -113,14 +181,23 @@ export class VendorClient {
     let bytes = 0;
     let failure: EhrError | undefined;
     try {
+      if (this.deps.gate && !opts.ungated) {
+        const state = await this.deps.gate(cred.integrationId);
+        if (cred.generation !== undefined && state.generation !== cred.generation) {
+          this.forget(cred.integrationId);
+          throw new VendorAuthError(cred.integrationId, 'credentials changed while in use; retrying with the current generation', true);
+        }
+      }
       const headers = { ...req.headers, 'x-correlation-id': ctx.correlationId };
       const signal = AbortSignal.timeout(this.deps.timeoutMs);
       // https goes through the integration's agent (its trust, client certificate and TLS floor);
       // plain http only ever reaches here for loopback (the sandbox).
-      const res =
+      // No await between the gate and registering the exchange: a revocation either sees it in flight or it saw the revocation.
+      const exchange =
         req.url.protocol === 'https:'
-          ? await httpsExchange(req.url, { method: req.method, headers, body: req.body, agent: this.agents.agentFor(cred.integrationId, cred.tls), signal })
-          : await fetch(req.url, { method: req.method, headers, body: req.body, redirect: 'error', signal });
+          ? httpsExchange(req.url, { method: req.method, headers, body: req.body, agent: this.agents.agentFor(cred.integrationId, cred.tls), signal })
+          : fetch(req.url, { method: req.method, headers, body: req.body, redirect: 'error', signal });
+      const res = await this.track(cred.integrationId, exchange);
       status = res.status;
       if (!res.ok && res.status !== 401 && !(req.method === 'POST' && res.status === 400)) {
         await res.body?.cancel().catch(() => undefined);
@@ -137,7 +214,7 @@ export class VendorClient {
     } finally {
       await this.deps.audit({
         actor: this.deps.actor,
-        action: ctx.purpose === 'auth.token' ? 'vendor.token_request' : 'vendor.call',
+        action: ctx.purpose === 'auth.token' ? 'vendor.token_request' : ctx.purpose === 'auth.revoke' ? 'vendor.token_revocation' : 'vendor.call',
         outcome: failure || status >= 400 ? 'failure' : 'success',
         tenantId: cred.tenantId,
         integrationId: cred.integrationId,

@@ -89,6 +89,31 @@ describe('ehrctl happy path', () => {
     expect(rows.every((r) => r.count > 0)).toBe(true);
   });
 
+  it('revokes, restores and revokes a tenant, with clear messages and exit codes', async () => {
+    const tenant = uniqueId('rev');
+    await ehrctl(['tenants', 'add', '--id', tenant, '--name', 'Revocation Clinic']);
+    await ehrctl(['integrations', 'add', '--id', `${tenant}-r`, '--tenant', tenant, '--vendor', 'sandbox', '--types', 'Patient']);
+    const revoked = await ehrctl(['integrations', 'revoke', `${tenant}-r`, '--reason', 'cli test']);
+    expect(revoked.stderr).toBe('');
+    expect(revoked.code).toBe(0);
+    expect(revoked.stdout).toMatch(new RegExp(`integration ${tenant}-r revoked: credential generation 2; (\\d+)/\\1 listening workers confirmed`));
+    const list = await ehrctl(['integrations', 'list', '--tenant', tenant, '--json']);
+    expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ id: `${tenant}-r`, status: 'revoked' })]);
+    expect((await ehrctl(['integrations', 'revoke', `${tenant}-r`])).stdout).toContain('was already revoked');
+    const restored = await ehrctl(['integrations', 'restore', `${tenant}-r`]);
+    expect(restored.code).toBe(0);
+    expect(restored.stdout).toMatch(new RegExp(`integration ${tenant}-r restored: new key \\S+, credential generation 3`));
+    expect((await ehrctl(['integrations', 'restore', `${tenant}-r`])).code).toBe(3); // already active
+    const tenantRevoked = await ehrctl(['tenants', 'revoke', tenant]);
+    expect(tenantRevoked.code).toBe(0);
+    expect(tenantRevoked.stdout).toContain(`tenant ${tenant} revoked; integrations revoked: ${tenant}-r`);
+    const refused = await ehrctl(['integrations', 'restore', `${tenant}-r`]);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain(`tenant "${tenant}" is revoked`);
+    expect((await ehrctl(['integrations', 'revoke', 'no-such-integration'])).code).toBe(3);
+    expect((await ehrctl(['tenants', 'revoke', 'no-such-tenant'])).code).toBe(3);
+  });
+
   it('creates, lists, pauses and deletes a nightly schedule', async () => {
     const tenant = uniqueId('cli');
     await ehrctl(['tenants', 'add', '--id', tenant, '--name', 'Schedule Clinic']);

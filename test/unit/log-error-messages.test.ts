@@ -33,6 +33,7 @@ const SAMPLES: Record<string, unknown[]> = {
   MalformedVendorDataError: ['Patient', 'entry 3 has no valid id'],
   DecryptionError: ['authentication tag mismatch'],
   AuditWriteError: ['records.stored', 'connection lost'],
+  IntegrationRevokedError: ['i-1', 'revoked'],
 };
 
 const subclasses: Array<[string, Ctor]> = Object.entries(errors as Record<string, unknown>).flatMap(([name, value]) =>
