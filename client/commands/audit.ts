@@ -1,12 +1,15 @@
 import fs from 'node:fs';
 import { finished } from 'node:stream/promises';
 import type { Command } from 'commander';
+import { FileAuditAnchor } from '../../lib/audit/anchor.js';
 import { recordAuditEvent } from '../../lib/audit/chain.js';
+import { writeCheckpoint } from '../../lib/audit/checkpoint.js';
 import type { AuditExportFormat } from '../../lib/audit/export.js';
 import { exportAuditEvents } from '../../lib/audit/export.js';
 import type { AuditTrailVerification } from '../../lib/audit/verify.js';
 import { verifyAuditTrail } from '../../lib/audit/verify.js';
 import { EXIT } from '../../lib/errors/exit-codes.js';
+import { openPurposeKeys } from '../../lib/security/open-purpose-keys.js';
 import { ConflictError, InvalidArgumentError } from '../../lib/errors/index.js';
 import { withContext } from '../context.js';
 import { print, printJson } from '../output.js';
@@ -42,6 +45,18 @@ function parseDate(option: string, value: string | undefined): Date | undefined 
 
 export function registerAuditCommands(program: Command): void {
   const audit = program.command('audit').description('the tamper-evident audit trail');
+  audit
+    .command('checkpoint')
+    .description('sign a checkpoint over everything recorded so far and append it to the anchor (e.g. before an evidence export)')
+    .action(async () =>
+      withContext(async (ctx) => {
+        const pool = await ctx.db();
+        const keys = await openPurposeKeys(ctx.config, { pool, actor: ctx.audit.actor });
+        const cp = await writeCheckpoint(pool, keys.auditSigning, new FileAuditAnchor(ctx.config.EHR_AUDIT_ANCHOR_PATH));
+        if (cp) print(`checkpoint #${cp.checkpointSeq} signed over seq 1..${cp.eventSeq} (key ${cp.kid}), anchored in ${ctx.config.EHR_AUDIT_ANCHOR_PATH}`);
+        else print('nothing new since the last checkpoint');
+      }),
+    );
   audit
     .command('verify')
     .description('verify the hash chain, the signed checkpoints and the anchor; print the first broken sequence number (exit 4)')

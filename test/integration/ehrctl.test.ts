@@ -227,6 +227,18 @@ describe('ehrctl audit verify', () => {
     await client.end();
   }
 
+  it('signs a checkpoint on demand, and verify then checks it against the anchor', async () => {
+    const url = await chainDatabase(20);
+    const anchor = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ehrctl-anchor-')), 'anchor.jsonl');
+    const cp = await ehrctl(['audit', 'checkpoint'], { DATABASE_URL: url, EHR_AUDIT_ANCHOR_PATH: anchor });
+    expect(cp.code).toBe(0);
+    expect(cp.stdout).toMatch(/checkpoint #1 signed over seq 1\.\.2\d /);
+    expect(fs.readFileSync(anchor, 'utf8').trim().split('\n')).toHaveLength(1);
+    const res = await ehrctl(['audit', 'verify'], { DATABASE_URL: url, EHR_AUDIT_ANCHOR_PATH: anchor });
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain('checkpoints intact: 1 signed checkpoints match the anchor');
+  });
+
   it('reports an intact chain with exit 0', async () => {
     const url = await chainDatabase(20);
     const res = await ehrctl(['audit', 'verify'], { DATABASE_URL: url });
