@@ -7,7 +7,7 @@ import { VendorAuthError } from '../errors/index.js';
 
 export interface IssuedToken {
   accessToken: string;
-  /** When to fetch a successor: ahead of expiry, but never before half the lifetime has passed. */
+  /** When to fetch a successor: the earlier of 60 s before expiry and 80 % of the lifetime (never before half). */
   refreshAtMs: number;
   scope: string;
 }
@@ -60,7 +60,9 @@ export class TokenManager {
           throw new VendorAuthError(integrationId, 'credentials were revoked while a token was being fetched');
         }
         const lifetimeMs = t.expiresInSeconds * 1000;
-        const refreshAtMs = started + Math.max(lifetimeMs - this.refreshAheadMs, lifetimeMs / 2);
+        // Refresh at the earlier of `refreshAheadMs` before expiry and 80 % of the lifetime, but never
+        // before half of it: a very short-lived token is still reused for back-to-back calls.
+        const refreshAtMs = started + Math.max(Math.min(lifetimeMs - this.refreshAheadMs, lifetimeMs * 0.8), lifetimeMs / 2);
         const issued = { accessToken: t.accessToken, scope: t.scope, refreshAtMs };
         this.cache.set(integrationId, issued);
         return issued;

@@ -120,6 +120,17 @@ describe('TokenManager', () => {
     expect(calls).toHaveLength(2);
   });
 
+  it('refreshes a long-lived (1 h) token at 80 % of its lifetime, before the 60 s margin', async () => {
+    let now = 0;
+    let issued = 0;
+    const tm = new TokenManager(async () => ({ accessToken: `tok-${++issued}`, expiresInSeconds: 3600, scope: 's' }), 60_000, () => now);
+    expect(await tm.accessToken('i')).toBe('tok-1');
+    now = 2_880_000 - 1; // just under 80 % of an hour: still fresh
+    expect(await tm.accessToken('i')).toBe('tok-1');
+    now = 2_880_000; // 80 %: refreshed, long before 60 s before expiry
+    expect(await tm.accessToken('i')).toBe('tok-2');
+  });
+
   it('caches a short-lived (60 s) token for back-to-back calls', async () => {
     const { calls, requester } = counter(60);
     const tm = new TokenManager(requester, 60_000, () => 5_000_000);
