@@ -5,39 +5,27 @@
  * Every tamper happens in a database of its own (CREATE DATABASE ... TEMPLATE), never in the shared one.
  */
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { exportJWK } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileAuditAnchor } from '../../lib/audit/anchor.js';
 import { appendAuditEvents, computeAuditHash } from '../../lib/audit/chain.js';
-import type { AuditEvent } from '../../lib/audit/chain.js';
 import { AuditIntegrityError, CheckpointScheduler, checkpointDue, maybeCheckpoint, signCheckpoint, writeCheckpoint } from '../../lib/audit/checkpoint.js';
 import type { CheckpointPayload } from '../../lib/audit/checkpoint.js';
 import { readChainRows } from '../../lib/audit/rows.js';
 import { verifyAuditTrail } from '../../lib/audit/verify.js';
-import type { AuditSigningKeySource } from '../../lib/security/purpose-keys.js';
 import { migrateUp } from '../../lib/store/migrate.js';
 import { withTransaction } from '../../lib/store/pool.js';
 import { testEnv, uniqueId } from '../harness.js';
+import { testAuditSigner as testSigner, testAuditEvent as event } from '../helpers.js';
 
 const repoRoot = path.resolve(__dirname, '../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-trail-'));
 const databases: string[] = [];
 const pools: pg.Pool[] = [];
 
-function testSigner(): AuditSigningKeySource {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const kid = `audit-test-${randomBytes(3).toString('hex')}`;
-  const publicJwk = exportJWK(publicKey);
-  return {
-    current: async () => ({ kid, privateKey, publicJwk: await publicJwk }),
-    verificationKeys: async () => [{ kid, publicJwk: await publicJwk }],
-  };
-}
 
 function urlOf(name: string): string {
   const u = new URL(testEnv().databaseUrl);
@@ -86,18 +74,6 @@ async function tamper(pool: pg.Pool, sql: string, params: unknown[] = []): Promi
   }
 }
 
-function event(i: number, extra: Partial<AuditEvent> = {}): AuditEvent {
-  return {
-    actor: 'worker:sync',
-    action: 'record.upserted',
-    outcome: 'success',
-    tenantId: 'tenant-a',
-    integrationId: 'int-1',
-    correlationId: `corr-${i}`,
-    details: { i, resourceType: 'Observation', counts: { upserted: i % 7 } },
-    ...extra,
-  };
-}
 
 async function append(pool: pg.Pool, from: number, n: number, perTx = 10): Promise<void> {
   for (let s = 0; s < n; s += perTx) {

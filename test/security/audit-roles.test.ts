@@ -4,26 +4,24 @@
  * ensureAppLoginRole: a member of `ehr_app`, which may read and append to the audit tables but not
  * UPDATE, DELETE or TRUNCATE them — even while a superuser has the append-only triggers disabled.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { exportJWK } from 'jose';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileAuditAnchor } from '../../lib/audit/anchor.js';
 import { appendAuditEvents, computeAuditHash } from '../../lib/audit/chain.js';
-import type { AuditEvent } from '../../lib/audit/chain.js';
 import { writeCheckpoint } from '../../lib/audit/checkpoint.js';
 import { verifyAuditTrail } from '../../lib/audit/verify.js';
 import { AuditWriteError, InvalidArgumentError } from '../../lib/errors/index.js';
-import type { AuditSigningKeySource } from '../../lib/security/purpose-keys.js';
 import { migrateUp } from '../../lib/store/migrate.js';
 import { withTransaction } from '../../lib/store/pool.js';
 import { upsertRecords } from '../../lib/store/records.js';
 import { ensureAppLoginRole } from '../../lib/store/roles.js';
 import { createTenant, tenantExists } from '../../lib/store/tenants.js';
 import { testEnv, uniqueId } from '../harness.js';
+import { testAuditSigner as testSigner, testAuditEvent as event } from '../helpers.js';
 
 let adminUrl: string;
 let appUrl: string;
@@ -33,19 +31,7 @@ let dbName: string;
 const role = `ehr_app_login_${randomBytes(4).toString('hex')}`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-roles-'));
 
-function testSigner(): AuditSigningKeySource {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const kid = `audit-test-${randomBytes(3).toString('hex')}`;
-  const publicJwk = exportJWK(publicKey);
-  return {
-    current: async () => ({ kid, privateKey, publicJwk: await publicJwk }),
-    verificationKeys: async () => [{ kid, publicJwk: await publicJwk }],
-  };
-}
 
-function event(i: number, extra: Partial<AuditEvent> = {}): AuditEvent {
-  return { actor: 'worker:test', action: 'record.upserted', outcome: 'success', correlationId: `c-${i}`, details: { i }, ...extra };
-}
 
 const ctx = { actor: 'test:roles', correlationId: 'corr-roles' };
 

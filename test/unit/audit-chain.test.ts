@@ -11,6 +11,7 @@ import { verifyAuditChain } from '../../lib/audit/verify.js';
 import { AuditWriteError, InvalidArgumentError } from '../../lib/errors/index.js';
 import { withTransaction } from '../../lib/store/pool.js';
 import { useTestCluster } from '../db.js';
+import { testAuditEvent } from '../helpers.js';
 
 const db = useTestCluster('audit-chain-');
 let pool: pg.Pool;
@@ -41,18 +42,6 @@ async function resetChain(): Promise<void> {
   await pool.query(`UPDATE audit_head SET seq = 0, hash = $1`, [Buffer.alloc(32)]);
 }
 
-function event(i: number, extra: Partial<AuditEvent> = {}): AuditEvent {
-  return {
-    actor: 'user:alice',
-    action: 'record.upserted',
-    outcome: 'success',
-    tenantId: 'tenant-a',
-    integrationId: 'int-1',
-    correlationId: `corr-${i}`,
-    details: { i, resourceType: 'Observation', counts: { upserted: i % 7 } },
-    ...extra,
-  };
-}
 
 async function appendMany(n: number, perTx = 50): Promise<void> {
   for (let start = 0; start < n; start += perTx) {
@@ -60,6 +49,8 @@ async function appendMany(n: number, perTx = 50): Promise<void> {
     await withTransaction(pool, (c) => appendAuditEvents(c, batch));
   }
 }
+
+const event = (i: number, extra: Partial<AuditEvent> = {}): AuditEvent => testAuditEvent(i, extra, 'user:alice');
 
 describe('audit chain', () => {
   beforeEach(resetChain);

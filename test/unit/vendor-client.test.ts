@@ -83,8 +83,9 @@ describe('VendorClient against the sandbox', () => {
     await sb?.close();
   });
 
-  function sandboxHarness(scopes = ['system/Patient.rs'], key: CryptoKey = privateKey): Harness {
-    return harness({
+  function sandboxHarness(scopes = ['system/Patient.rs'], key: CryptoKey = privateKey, overrides: Partial<VendorClientDeps> = {}): Harness {
+    return harness(
+      {
       tenantId: 'tenant-test',
       integrationId: INTEGRATION,
       vendor: 'sandbox',
@@ -93,7 +94,9 @@ describe('VendorClient against the sandbox', () => {
       clientId,
       scopes,
       sign: () => signClientAssertion({ clientId, audience: sb.tokenUrl, kid, alg: 'ES384', privateKey: key }),
-    });
+      },
+      overrides,
+    );
   }
 
   it('GETs a page and writes one audit event per HTTP exchange, the token cached in between', async () => {
@@ -227,43 +230,17 @@ describe('VendorClient against the sandbox', () => {
   });
 
   it('fails closed when the audit sink throws', async () => {
-    const failing = new VendorClient({
-      credentials: async () => ({
-        tenantId: 'tenant-test',
-        integrationId: INTEGRATION,
-        vendor: 'sandbox',
-        baseUrl: sb.fhirBaseUrl,
-        tokenUrl: sb.tokenUrl,
-        clientId,
-        scopes: ['system/Patient.rs'],
-        signAssertion: () => signClientAssertion({ clientId, audience: sb.tokenUrl, kid, alg: 'ES384', privateKey }),
-      }),
+    const { client: failing } = sandboxHarness(undefined, undefined, {
       audit: async (e) => {
         if (e.action === 'vendor.call') throw new Error('audit store unavailable');
       },
-      timeoutMs: 5_000,
-      maxResponseBytes: 1024 * 1024,
-      actor: 'worker:test',
     });
     await expect(failing.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient?_count=1`, ctx())).rejects.toThrow('audit store unavailable');
 
-    const failingTokenAudit = new VendorClient({
-      credentials: async () => ({
-        tenantId: 'tenant-test',
-        integrationId: INTEGRATION,
-        vendor: 'sandbox',
-        baseUrl: sb.fhirBaseUrl,
-        tokenUrl: sb.tokenUrl,
-        clientId,
-        scopes: ['system/Patient.rs'],
-        signAssertion: () => signClientAssertion({ clientId, audience: sb.tokenUrl, kid, alg: 'ES384', privateKey }),
-      }),
+    const { client: failingTokenAudit } = sandboxHarness(undefined, undefined, {
       audit: async () => {
         throw new Error('audit store unavailable');
       },
-      timeoutMs: 5_000,
-      maxResponseBytes: 1024 * 1024,
-      actor: 'worker:test',
     });
     const before = await adminJson<{ searchRequests: number }>(sb, '/admin/stats');
     await expect(failingTokenAudit.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient?_count=1`, ctx())).rejects.toThrow('audit store unavailable');
