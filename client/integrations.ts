@@ -16,6 +16,7 @@ import { createIntegration, getIntegration } from '../lib/store/integrations.js'
 import type { Pool } from '../lib/store/pool.js';
 import { tenantExists } from '../lib/store/tenants.js';
 import { assertTransportAllowed } from '../lib/vendors/http-policy.js';
+import { discoverSmartConfiguration } from '../lib/vendors/smart-discovery.js';
 
 export interface RegisterIntegrationRequest {
   id: string;
@@ -100,15 +101,10 @@ function parseBaseUrl(raw: string): string {
   return url.toString().replace(/\/$/, '');
 }
 
-/** SMART discovery: `[base]/.well-known/smart-configuration` names the token endpoint. */
 async function discoverTokenEndpoint(baseUrl: string): Promise<string> {
-  const res = await fetch(`${baseUrl}/.well-known/smart-configuration`, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(10_000) });
-  if (!res.ok) throw new VendorHttpError(res.status, 'GET', '/.well-known/smart-configuration');
-  const config = (await res.json()) as { token_endpoint?: unknown };
-  if (typeof config.token_endpoint !== 'string') throw new InvalidArgumentError('--base-url', 'the vendor publishes no token_endpoint in its SMART configuration');
-  const tokenUrl = new URL(config.token_endpoint);
-  assertTransportAllowed(tokenUrl);
-  return tokenUrl.toString();
+  const { tokenEndpoint } = await discoverSmartConfiguration(baseUrl);
+  if (!tokenEndpoint) throw new InvalidArgumentError('--base-url', 'the vendor publishes no token_endpoint in its SMART configuration');
+  return tokenEndpoint;
 }
 
 async function registerWithSandbox(

@@ -11,7 +11,7 @@ import { loadSigningKey } from '../security/signing-keys.js';
 import type { Integration } from '../store/integrations.js';
 import { getIntegration } from '../store/integrations.js';
 import type { Queryable } from '../store/pool.js';
-import { assertTransportAllowed } from './http-policy.js';
+import { discoverSmartConfiguration } from './smart-discovery.js';
 import type { IntegrationCredentials } from './vendor-client.js';
 
 export interface CredentialDirectory {
@@ -43,7 +43,12 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
 
   function credentialsFor(i: Integration): IntegrationCredentials {
     const keyCacheKey = `${i.privateKeyRef}#${i.signingKid}`;
-    if (!keys.has(keyCacheKey)) keys.set(keyCacheKey, loadSigningKey(i.privateKeyRef, i.signingAlg));
+    if (!keys.has(keyCacheKey)) {
+      const loading = loadSigningKey(i.privateKeyRef, i.signingAlg);
+      // A failed load (e.g. a key file with the wrong mode) is not cached: fixing the file is enough.
+      loading.catch(() => keys.delete(keyCacheKey));
+      keys.set(keyCacheKey, loading);
+    }
     const privateKey = keys.get(keyCacheKey)!;
     return {
       tenantId: i.tenantId,
@@ -81,11 +86,5 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
 }
 
 async function discoverRevocationEndpoint(baseUrl: string): Promise<string | undefined> {
-  const res = await fetch(`${baseUrl}/.well-known/smart-configuration`, { headers: { accept: 'application/json' }, redirect: 'error', signal: AbortSignal.timeout(5_000) });
-  if (!res.ok) return undefined;
-  const config = (await res.json()) as { revocation_endpoint?: unknown };
-  if (typeof config.revocation_endpoint !== 'string') return undefined;
-  const url = new URL(config.revocation_endpoint);
-  assertTransportAllowed(url);
-  return url.toString();
+  return (await discoverSmartConfiguration(baseUrl, 5_000)).revocationEndpoint;
 }

@@ -1,0 +1,41 @@
+/**
+ * SMART discovery: `[base]/.well-known/smart-configuration`. Public metadata, fetched without a
+ * credential, so it does not go through the authenticated vendor wrapper, but it obeys the same
+ * transport rules: TLS except loopback, no redirects, a timeout and a size cap, and every endpoint it
+ * names must itself be allowed.
+ */
+import { VendorHttpError } from '../errors/index.js';
+import { assertTransportAllowed, readBodyCapped } from './http-policy.js';
+
+const PATH = '/.well-known/smart-configuration';
+const MAX_BYTES = 256 * 1024;
+
+export interface SmartConfiguration {
+  tokenEndpoint?: string;
+  revocationEndpoint?: string;
+}
+
+export async function discoverSmartConfiguration(baseUrl: string, timeoutMs = 10_000): Promise<SmartConfiguration> {
+  const url = new URL(`${baseUrl.replace(/\/$/, '')}${PATH}`);
+  assertTransportAllowed(url);
+  const res = await fetch(url, { headers: { accept: 'application/json' }, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+  if (!res.ok) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new VendorHttpError(res.status, 'GET', PATH);
+  }
+  let config: Record<string, unknown>;
+  try {
+    config = JSON.parse((await readBodyCapped(res, MAX_BYTES, PATH)).toString('utf8')) as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof SyntaxError) return {};
+    throw err;
+  }
+  return { tokenEndpoint: allowedUrl(config.token_endpoint), revocationEndpoint: allowedUrl(config.revocation_endpoint) };
+}
+
+function allowedUrl(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  const url = new URL(value);
+  assertTransportAllowed(url);
+  return url.toString();
+}
