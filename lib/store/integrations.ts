@@ -2,6 +2,8 @@ import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
 import type { ResourceType } from '../domain.js';
 import type { Purpose } from '../fhir/classification.js';
+import type { TokenAuthMethod } from '../vendors/profiles/types.js';
+import type { VendorTlsRefs } from '../vendors/tls-options.js';
 import { ConflictError, NotFoundError } from '../errors/index.js';
 import type { Pool, Queryable } from './pool.js';
 import { withTransaction } from './pool.js';
@@ -13,11 +15,20 @@ export interface Integration {
   baseUrl: string;
   tokenUrl: string;
   clientId: string;
-  signingAlg: 'RS384' | 'ES384';
-  signingKid: string;
-  publicJwk: Record<string, unknown>;
+  /** How the integration authenticates at the token endpoint (lib/vendors/profiles/types.ts). */
+  authMethod: TokenAuthMethod;
+  /** private_key_jwt only (null otherwise). */
+  signingAlg: 'RS384' | 'ES384' | null;
+  signingKid: string | null;
+  publicJwk: Record<string, unknown> | null;
   /** Where the private key lives (`file:` or `env:`); the key itself is never in the database. */
-  privateKeyRef: string;
+  privateKeyRef: string | null;
+  /** client_secret_basic/post: a secret reference (lib/config/secrets.ts); never the secret. */
+  clientSecretRef: string | null;
+  /** Vendor CA and client certificate references (mTLS, tls_client_auth); null: system roots, no client cert. */
+  tlsRefs: VendorTlsRefs | null;
+  /** The vendor profile's extra parameters (practice id, site id …); not secrets, not PHI. */
+  vendorParams: Record<string, string>;
   resourceTypes: ResourceType[];
   /** The declared purpose: fixes the allowed resource types and data classes (lib/fhir/classification.ts). */
   purpose: Purpose;
@@ -30,7 +41,9 @@ export interface Integration {
 
 export type IntegrationStatus = 'active' | 'suspended' | 'revoked';
 
-export type NewIntegration = Omit<Integration, 'status' | 'createdAt' | 'credentialGeneration' | 'revokedAt'>;
+type Defaulted = 'authMethod' | 'clientSecretRef' | 'tlsRefs' | 'vendorParams';
+export type NewIntegration = Omit<Integration, 'status' | 'createdAt' | 'credentialGeneration' | 'revokedAt' | Defaulted> &
+  Partial<Pick<Integration, Defaulted>>;
 
 interface Row {
   id: string;
@@ -39,10 +52,14 @@ interface Row {
   base_url: string;
   token_url: string;
   client_id: string;
-  signing_alg: 'RS384' | 'ES384';
-  signing_kid: string;
-  public_jwk: Record<string, unknown>;
-  private_key_ref: string;
+  auth_method: TokenAuthMethod;
+  signing_alg: 'RS384' | 'ES384' | null;
+  signing_kid: string | null;
+  public_jwk: Record<string, unknown> | null;
+  private_key_ref: string | null;
+  client_secret_ref: string | null;
+  tls_refs: VendorTlsRefs | null;
+  vendor_params: Record<string, string>;
   resource_types: ResourceType[];
   purpose: Purpose;
   status: IntegrationStatus;
@@ -59,10 +76,14 @@ export function fromRow(r: Row): Integration {
     baseUrl: r.base_url,
     tokenUrl: r.token_url,
     clientId: r.client_id,
+    authMethod: r.auth_method,
     signingAlg: r.signing_alg,
     signingKid: r.signing_kid,
     publicJwk: r.public_jwk,
     privateKeyRef: r.private_key_ref,
+    clientSecretRef: r.client_secret_ref,
+    tlsRefs: r.tls_refs,
+    vendorParams: r.vendor_params,
     resourceTypes: r.resource_types,
     purpose: r.purpose,
     status: r.status,
@@ -75,9 +96,13 @@ export function fromRow(r: Row): Integration {
 export async function createIntegration(pool: Pool, i: NewIntegration, ctx: AuditContext): Promise<Integration> {
   return withTransaction(pool, async (client) => {
     const res = await client.query<Row>(
-      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types, purpose)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING RETURNING *`,
-      [i.id, i.tenantId, i.vendor, i.baseUrl, i.tokenUrl, i.clientId, i.signingAlg, i.signingKid, i.publicJwk, i.privateKeyRef, i.resourceTypes, i.purpose],
+      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types, purpose,
+                                 auth_method, client_secret_ref, tls_refs, vendor_params)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) DO NOTHING RETURNING *`,
+      [
+        i.id, i.tenantId, i.vendor, i.baseUrl, i.tokenUrl, i.clientId, i.signingAlg, i.signingKid, i.publicJwk, i.privateKeyRef, i.resourceTypes, i.purpose,
+        i.authMethod ?? 'private_key_jwt', i.clientSecretRef ?? null, i.tlsRefs ?? null, i.vendorParams ?? {},
+      ],
     );
     if (res.rowCount === 0) throw new ConflictError('integration', i.id);
     await appendAuditEvents(client, [
@@ -87,7 +112,13 @@ export async function createIntegration(pool: Pool, i: NewIntegration, ctx: Audi
         outcome: 'success',
         tenantId: i.tenantId,
         integrationId: i.id,
-        details: { vendor: i.vendor, purpose: i.purpose, resourceTypes: i.resourceTypes, signingKid: i.signingKid, signingAlg: i.signingAlg },
+        details: {
+          vendor: i.vendor,
+          purpose: i.purpose,
+          resourceTypes: i.resourceTypes,
+          authMethod: i.authMethod ?? 'private_key_jwt',
+          ...(i.signingKid ? { signingKid: i.signingKid, signingAlg: i.signingAlg } : {}),
+        },
       },
     ]);
     return fromRow(res.rows[0]!);

@@ -5,7 +5,7 @@
  * kept in process memory; they never enter the database, a log line or a workflow history.
  */
 import { readScopeFor } from '../domain.js';
-import { IntegrationRevokedError } from '../errors/index.js';
+import { ConfigError, IntegrationRevokedError } from '../errors/index.js';
 import { signClientAssertion } from '../security/client-assertion.js';
 import { loadSigningKey } from '../security/signing-keys.js';
 import type { Integration } from '../store/integrations.js';
@@ -42,9 +42,13 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
   }
 
   function credentialsFor(i: Integration): IntegrationCredentials {
-    const keyCacheKey = `${i.privateKeyRef}#${i.signingKid}`;
+    if (i.authMethod !== 'private_key_jwt' || !i.privateKeyRef || !i.signingAlg || !i.signingKid) {
+      throw new ConfigError(`integration ${i.id}`, `auth method ${i.authMethod} is not supported by this worker yet`);
+    }
+    const { privateKeyRef, signingAlg, signingKid } = i;
+    const keyCacheKey = `${privateKeyRef}#${signingKid}`;
     if (!keys.has(keyCacheKey)) {
-      const loading = loadSigningKey(i.privateKeyRef, i.signingAlg);
+      const loading = loadSigningKey(privateKeyRef, signingAlg);
       // A failed load (e.g. a key file with the wrong mode) is not cached: fixing the file is enough.
       loading.catch(() => keys.delete(keyCacheKey));
       keys.set(keyCacheKey, loading);
@@ -60,7 +64,7 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
       scopes: i.resourceTypes.map(readScopeFor),
       generation: i.credentialGeneration,
       signAssertion: async () =>
-        signClientAssertion({ clientId: i.clientId, audience: i.tokenUrl, kid: i.signingKid, alg: i.signingAlg, privateKey: await privateKey }),
+        signClientAssertion({ clientId: i.clientId, audience: i.tokenUrl, kid: signingKid, alg: signingAlg, privateKey: await privateKey }),
     };
   }
 

@@ -197,6 +197,10 @@ export async function restoreIntegration(pool: Pool, integrationId: string, ctx:
   if (current.status === 'active') throw new ConflictError('integration', integrationId, 'is already active');
   const tenant = await pool.query<{ status: string }>('SELECT status FROM tenants WHERE id = $1', [current.tenantId]);
   if (tenant.rows[0]?.status !== 'active') throw new ConflictError('tenant', current.tenantId, 'is revoked: its integrations cannot be restored');
+  // TODO(issue 4, auth styles): secret and tls_client_auth integrations get fresh credentials their own way.
+  if (current.authMethod !== 'private_key_jwt' || !current.signingAlg) {
+    throw new ConflictError('integration', integrationId, `uses ${current.authMethod}: restore issues fresh private_key_jwt keys only`);
+  }
   const key = await generateIntegrationSigningKey({ alg: current.signingAlg, secretsDir: opts.secretsDir, integrationId });
   const publicJwk = { ...key.publicJwk, kid: key.kid, alg: current.signingAlg, use: 'sig' };
   if (current.vendor === 'sandbox') {
