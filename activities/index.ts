@@ -6,6 +6,7 @@ import { atActivityBoundary } from './boundary.js';
 import type { ActivityDeps } from './deps.js';
 import { createSyncPageActivities } from './sync-page.js';
 import { createSyncPlanningActivities } from './sync-planning.js';
+import { createVendorProbeActivities } from './vendor-probe.js';
 
 export type { ActivityDeps } from './deps.js';
 
@@ -13,9 +14,11 @@ export function createActivities(deps: ActivityDeps) {
   return atActivityBoundary({
     ...createSyncPlanningActivities(deps),
     ...createSyncPageActivities(deps),
+    ...createVendorProbeActivities(deps),
   });
 }
 
 export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;
 export type SyncPageActivities = ReturnType<typeof createSyncPageActivities>;
+export type VendorProbeActivities = ReturnType<typeof createVendorProbeActivities>;
 export type Activities = ReturnType<typeof createActivities>;
