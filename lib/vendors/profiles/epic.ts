@@ -9,7 +9,7 @@ export const epic: VendorProfile = {
   fhirVersion: fact('R4', 'fhir.epic.com', 'H'),
   auth: {
     methods: fact(['private_key_jwt'], BACKEND, 'H'),
-    algorithms: fact(['RS384', 'ES384'], BACKEND, 'M'),
+    algorithms: fact(['RS384', 'ES384'], `${BACKEND} (RS384); third-party guides: ES256/ES384 for apps that register a JWK Set URL`, 'M'),
     assertionAudience: fact('token-endpoint', BACKEND, 'H'),
     jwks: fact('hosted-url', 'third-party reports: hosted JWKS URL required for new clients', 'M'),
     jwksCacheSeconds: assumed(3600, 'not published; assume an hour'),
@@ -29,6 +29,6 @@ export const epic: VendorProfile = {
   push: fact('none', 'no backend push found', 'M'),
   rateLimit: fact(null, 'not published', 'L'),
   extraParameters: fact([], BACKEND, 'M'),
-  auditExport: assumed('coarse', 'access logs per app are available to the customer only'),
+  auditExport: fact('coarse', 'Epic backend OAuth docs: the customer maps the client id to an Epic user whose account audits the web service calls; the audit stays with the customer', 'M'),
   sandbox: fact('public', 'fhir.epic.com sandbox', 'H'),
 };
