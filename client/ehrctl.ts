@@ -9,6 +9,7 @@ import { registerRecordCommands } from './commands/records.js';
 import { registerScheduleCommands } from './commands/schedule.js';
 import { registerSyncCommands } from './commands/sync.js';
 import { registerTenantCommands } from './commands/tenants.js';
+import { registerVendorCommands } from './commands/vendors.js';
 
 export function buildProgram(): Command {
   const program = new Command('ehrctl')
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerScheduleCommands(program);
   registerRecordCommands(program);
   registerAuditCommands(program);
+  registerVendorCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;
 }
