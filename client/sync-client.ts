@@ -64,17 +64,23 @@ export function scheduleIdFor(t: Pick<SyncTarget, 'tenantId' | 'integrationId'>)
   return `nightly/${t.tenantId}/${t.integrationId}`;
 }
 
-/** A nightly Schedule: overlap SKIP (a slow night never stacks runs), one hour of catch-up after an outage. */
+/**
+ * A nightly Schedule: overlap SKIP (a slow night never stacks runs), one hour of catch-up after an outage.
+ * `everyHours` (a divisor of 24, default 24) runs it more often, at `at` and every that many hours
+ * after it in local time: the compensating control for vendors that cannot push changes.
+ */
 export async function scheduleNightlySync(
   client: Client,
   taskQueue: string,
   target: SyncTarget,
-  at: { hour: number; minute: number; timezone: string },
+  at: { hour: number; minute: number; timezone: string; everyHours?: number },
 ): Promise<ScheduleHandle> {
   const input: NightlySyncInput = { tenantId: target.tenantId, integrationId: target.integrationId };
+  const every = at.everyHours ?? 24;
+  const hours = Array.from({ length: Math.max(1, Math.floor(24 / every)) }, (_, k) => (at.hour + k * every) % 24).sort((a, b) => a - b);
   return client.schedule.create({
     scheduleId: scheduleIdFor(target),
-    spec: { calendars: [{ hour: at.hour, minute: at.minute }], timezone: at.timezone },
+    spec: { calendars: [{ hour: hours, minute: at.minute }], timezone: at.timezone },
     action: {
       type: 'startWorkflow',
       workflowType: 'nightlySync',

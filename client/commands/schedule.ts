@@ -2,6 +2,8 @@ import type { ScheduleHandle } from '@temporalio/client';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
 import { getIntegration } from '../../lib/store/integrations.js';
+import { recommendedSettings } from '../../lib/vendors/profiles/compensating.js';
+import { profileFor } from '../../lib/vendors/profiles/index.js';
 import { withContext } from '../context.js';
 import { print, table } from '../output.js';
 import { scheduleIdFor, scheduleNightlySync } from '../sync-client.js';
@@ -21,6 +23,28 @@ function parseTimezone(tz: string): string {
   return tz;
 }
 
+/** Intervals that divide a day, so every run falls at the same local times each day. */
+export const SYNC_INTERVAL_HOURS = [1, 2, 3, 4, 6, 8, 12, 24] as const;
+
+/**
+ * `--every`: `nightly` (the default: once a day, as before), `profile` (the vendor profile's
+ * recommended interval, e.g. 6 h for a vendor without push), or `<N>h` with N dividing 24.
+ */
+export function parseEvery(every: string): { hours: number } | 'profile' {
+  if (every === 'profile') return 'profile';
+  if (every === 'nightly') return { hours: 24 };
+  const m = /^(\d{1,2})h$/.exec(every);
+  const hours = m ? Number(m[1]) : NaN;
+  if (!(SYNC_INTERVAL_HOURS as readonly number[]).includes(hours)) {
+    throw new InvalidArgumentError('--every', `use nightly, profile, or hours that divide a day: ${SYNC_INTERVAL_HOURS.map((h) => `${h}h`).join(', ')}`);
+  }
+  return { hours };
+}
+
+export function intervalHoursFor(every: { hours: number } | 'profile', vendor: string): number {
+  return every === 'profile' ? recommendedSettings(profileFor(vendor)).syncIntervalHours : every.hours;
+}
+
 export function registerScheduleCommands(program: Command): void {
   const schedule = program.command('schedule').description('Temporal Schedules for nightly syncs');
   schedule
@@ -29,12 +53,17 @@ export function registerScheduleCommands(program: Command): void {
     .requiredOption('--integration <id>', 'integration id')
     .requiredOption('--at <HH:MM>', 'local time of day')
     .requiredOption('--timezone <Area/City>', 'IANA time zone')
-    .action(async (opts: { integration: string; at: string; timezone: string }) =>
+    .option('--every <interval>', "nightly, profile (the vendor profile's recommended interval, e.g. 6h without push) or 1h|2h|3h|4h|6h|8h|12h|24h", 'nightly')
+    .action(async (opts: { integration: string; at: string; timezone: string; every: string }) =>
       withContext(async (ctx) => {
+        const every = parseEvery(opts.every);
         const at = { ...parseAt(opts.at), timezone: parseTimezone(opts.timezone) };
         const integration = await getIntegration(await ctx.db(), opts.integration);
-        const handle = await scheduleNightlySync(await ctx.temporal(), ctx.config.TEMPORAL_TASK_QUEUE, { tenantId: integration.tenantId, integrationId: integration.id, vendor: integration.vendor }, at);
-        print(`schedule ${handle.scheduleId} created: daily at ${opts.at} ${at.timezone}`);
+        const everyHours = intervalHoursFor(every, integration.vendor);
+        const target = { tenantId: integration.tenantId, integrationId: integration.id, vendor: integration.vendor };
+        const handle = await scheduleNightlySync(await ctx.temporal(), ctx.config.TEMPORAL_TASK_QUEUE, target, { ...at, everyHours });
+        const source = every === 'profile' ? ` (the ${integration.vendor} profile's interval)` : '';
+        print(`schedule ${handle.scheduleId} created: ${everyHours === 24 ? 'daily' : `every ${everyHours} h from`} ${opts.at} ${at.timezone}${source}`);
       }),
     );
   schedule

@@ -3,6 +3,7 @@
  * has (scope syntax, a fixed 429 window, a practice id on every request) is checked without a vendor.
  */
 import { describe, expect, it } from 'vitest';
+import { intervalHoursFor, parseEvery } from '../../client/commands/schedule.js';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
 import {
   activityRatePerSecond,
@@ -169,6 +170,21 @@ describe('compensating controls', () => {
         expect(c.setting, `${id} ${c.weakness}`).toMatch(/\d|required|verified/);
         expect(c.control.length, `${id} ${c.weakness}`).toBeGreaterThan(10);
       }
+    }
+  });
+});
+
+describe('schedule interval (ehrctl schedule nightly --every)', () => {
+  it('defaults to nightly, follows the profile on request, and accepts hours that divide a day', () => {
+    expect(intervalHoursFor(parseEvery('nightly'), 'epic')).toBe(24);
+    expect(intervalHoursFor(parseEvery('profile'), 'epic')).toBe(6);
+    expect(intervalHoursFor(parseEvery('6h'), 'epic')).toBe(6);
+    expect(intervalHoursFor(parseEvery('12h'), 'sandbox')).toBe(12);
+  });
+
+  it('refuses intervals that would drift across days', () => {
+    for (const bad of ['5h', '0h', '36h', 'hourly', '6']) {
+      expect(errorOf(() => parseEvery(bad)).message, bad).toContain('--every: use nightly, profile, or hours that divide a day');
     }
   });
 });
