@@ -11,7 +11,7 @@ export const epic: VendorProfile = {
     methods: fact(['private_key_jwt'], BACKEND, 'H'),
     algorithms: fact(['RS384', 'ES384'], `${BACKEND} (RS384); third-party guides: ES256/ES384 for apps that register a JWK Set URL`, 'M'),
     assertionAudience: fact('token-endpoint', BACKEND, 'H'),
-    jwks: fact('hosted-url', 'third-party reports: hosted JWKS URL required for new clients', 'M'),
+    jwks: fact('hosted-url', 'Epic notice for the February 2024 version (quoted by reviewpoint.org): backend clients must host a JWK Set URL; public-key uploads end', 'M'),
     jwksCacheSeconds: assumed(3600, 'not published; assume an hour'),
     revocationEndpoint: assumed(false, 'none published for backend clients'),
     secretLifetimeDays: fact(null, BACKEND, 'H'),
