@@ -4,13 +4,14 @@
  * non-retryable failure naming the cause, with nothing written for the failing page. A vendor that
  * narrows our scopes later makes the next sync skip that type, say why, and sync the others.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { startSync, syncResult } from '../../client/sync-client.js';
 import { readCheckpoints } from '../../lib/store/checkpoints.js';
 import { adminJson } from '../../sandbox/test-client.js';
 import type { SyncProgress, SyncReport } from '../../workflows/nightly-sync.js';
-import { registerSandboxTenant, sandboxAdmin, sandboxManifest, storedVersions, useSyncHarness } from './support.js';
+import type { SandboxHandle } from '../../sandbox/index.js';
+import { registerSandboxTenant, sandboxAdmin, sandboxManifest, startTestSandbox, storedVersions, useSyncHarness } from './support.js';
 
 const PAGE_SIZE = 30;
 // Hangs end when the vendor client gives up; everything else on loopback answers well within this.
@@ -21,8 +22,8 @@ interface Target {
   integrationId: string;
 }
 
-async function integrationFor(resourceTypes: string[]): Promise<Target> {
-  const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes });
+async function integrationFor(resourceTypes: string[], sandbox: SandboxHandle = harness.sandbox): Promise<Target> {
+  const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, sandbox, { resourceTypes });
   return { tenantId, integrationId: integrationIds[0]! };
 }
 
@@ -35,10 +36,10 @@ async function fault(body: Record<string, unknown>): Promise<void> {
 }
 
 /** Stored ids and versions equal the sandbox's, type by type. */
-async function expectExactly(t: Target, types: string[]): Promise<number> {
+async function expectExactly(t: Target, types: string[], sandbox: SandboxHandle = harness.sandbox): Promise<number> {
   let total = 0;
   for (const type of types) {
-    const manifest = await sandboxManifest(harness.sandbox, type);
+    const manifest = await sandboxManifest(sandbox, type);
     const stored = await storedVersions(harness.pool, t.tenantId, t.integrationId, type);
     expect(stored.size, type).toBe(manifest.length);
     for (const m of manifest) expect(stored.get(m.id), `${type}/${m.id}`).toBe(m.versionId);
@@ -47,10 +48,10 @@ async function expectExactly(t: Target, types: string[]): Promise<number> {
   return total;
 }
 
-async function completesExactly(t: Target, types: string[]): Promise<SyncReport> {
+async function completesExactly(t: Target, types: string[], sandbox: SandboxHandle = harness.sandbox): Promise<SyncReport> {
   const report = await syncResult(await start(t));
   expect(report.outcome).toBe('completed');
-  const total = await expectExactly(t, types);
+  const total = await expectExactly(t, types, sandbox);
   expect(report.totals.inserted).toBe(total);
   return report;
 }
@@ -229,5 +230,25 @@ describe('scopes the vendor narrows', () => {
     expect(caughtUp.skipped).toEqual([]);
     expect(caughtUp.types.find((x) => x.resourceType === 'Condition')?.updated).toBe(3);
     await expectExactly(t, types);
+  });
+});
+
+describe('a vendor personality with a fixed-window limit and no Retry-After', () => {
+  let meditech: SandboxHandle | undefined;
+  afterAll(async () => {
+    await meditech?.close();
+  });
+
+  it('syncs through its own base path, waits out the throttled windows, and stores exactly its records', async () => {
+    // MEDITECH's base path and v2 scopes (what registration asks for today), with an eClinicalWorks-style
+    // limit scaled down: 2 calls per 2 s window, then 429 without Retry-After until the window ends.
+    meditech = await startTestSandbox({ personality: 'meditech', rateLimit: { requests: 2, windowMs: 2000, window: 'fixed' } });
+    expect(meditech.fhirBaseUrl).toMatch(/\/v2\/uscore\/STU6$/);
+    const types = ['Patient', 'Condition'];
+    const t = await integrationFor(types, meditech);
+    await completesExactly(t, types, meditech);
+    const state = await adminJson<{ rateLimit: { throttled: number } }>(meditech, '/admin/personality');
+    expect(state.rateLimit.throttled).toBeGreaterThan(0);
+    expect(new Set(await failedCallCodes(t.integrationId))).toEqual(new Set(['VENDOR_RATE_LIMITED']));
   });
 });
