@@ -166,6 +166,20 @@ describe('faults that stop the sync with a named, non-retryable failure and noth
     expect((await storedVersions(harness.pool, t.tenantId, t.integrationId, 'Condition')).size).toBe(0);
   });
 
+  for (const kind of ['truncated-body', 'malformed-json'] as const) {
+    it(`a ${kind} second page: the first page stays exactly, nothing of the second is written`, async () => {
+      const t = await integrationFor(['Condition']);
+      await fault({ kind: 'slow', delayMs: 0, resourceType: 'Condition', times: 1 }); // lets the first page through untouched
+      await fault({ kind, resourceType: 'Condition', times: 1 });
+      await failsNonRetryably(await start(t), 'VENDOR_DATA_MALFORMED', /malformed Condition page/);
+      const stored = await storedVersions(harness.pool, t.tenantId, t.integrationId, 'Condition');
+      const firstPage = (await sandboxManifest(harness.sandbox, 'Condition')).slice(0, PAGE_SIZE);
+      expect(stored.size).toBe(PAGE_SIZE);
+      for (const m of firstPage) expect(stored.get(m.id)).toBe(m.versionId);
+      expect((await readCheckpoints(harness.pool, t.tenantId, t.integrationId)).has('Condition')).toBe(false);
+    });
+  }
+
   it('a next link to another host is refused before our token goes there', async () => {
     const t = await integrationFor(['Condition']);
     const ledgerFrom = Date.now();
