@@ -6,7 +6,7 @@
 import { Context } from '@temporalio/activity';
 import type { AuditEvent } from '../lib/audit/chain.js';
 import { appendAuditEvents } from '../lib/audit/chain.js';
-import { PolicyViolationError } from '../lib/errors/index.js';
+import { PolicyViolationError, ScopeNotGrantedError, VendorHttpError } from '../lib/errors/index.js';
 import { purposePolicy } from '../lib/fhir/classification.js';
 import { minimiseForPurpose, patientIdOf } from '../lib/fhir/minimise.js';
 import { parseSearchBundle } from '../lib/fhir/search-bundle.js';
@@ -37,7 +37,13 @@ export function createSyncPageActivities(deps: ActivityDeps) {
       }
       const url = input.cursor ?? firstPageUrl(integration.baseUrl, input);
       Context.current().heartbeat({ phase: 'fetch' });
-      const response = await deps.vendors.get(input.integrationId, url, { correlationId: ctx.correlationId, purpose: 'sync.page' });
+      const response = await deps.vendors
+        .get(input.integrationId, url, { correlationId: ctx.correlationId, purpose: 'sync.page' })
+        .catch((err: unknown) => {
+          // A 403 on a type we asked for means the vendor no longer grants it: name the type, do not retry.
+          if (err instanceof VendorHttpError && err.status === 403) throw new ScopeNotGrantedError(input.integrationId, input.resourceType);
+          throw err;
+        });
       const page = parseSearchBundle(input.resourceType, response.body);
       Context.current().heartbeat({ phase: 'encrypt', resources: page.resources.length });
 

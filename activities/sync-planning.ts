@@ -54,7 +54,8 @@ export function createSyncPlanningActivities(deps: ActivityDeps) {
             outcome: 'success',
             tenantId: input.tenantId,
             integrationId: input.integrationId,
-            details: input.totals,
+            // Skipped types are named with their reason, so the report says what this run did not sync.
+            details: input.skipped && input.skipped.length > 0 ? { ...input.totals, skipped: input.skipped } : input.totals,
           },
         ]),
       );

@@ -49,4 +49,14 @@ export interface SyncReportInput {
   integrationId: string;
   outcome: 'completed' | 'cancelled';
   totals: { fetched: number; inserted: number; updated: number; unchanged: number; dropped?: number };
+  /** Types the run skipped and why (error code); absent when none was skipped. */
+  skipped?: SkippedType[];
+}
+
+export interface SkippedType {
+  resourceType: ResourceType;
+  /** The stable error code, e.g. VENDOR_SCOPE_NOT_GRANTED. */
+  reason: string;
+  /** The failure's message: identifiers only, never PHI. */
+  detail: string;
 }

@@ -10,6 +10,7 @@ import type { SandboxContext } from './context.js';
 import { identityStrings, patientIdentity } from './data.js';
 import { FaultRequest } from './faults.js';
 import type { RecordRef } from './store.js';
+import { narrowClientScopes } from './token-policy.js';
 
 export const ADMIN_HEADER = 'x-sandbox-admin';
 const FULL_IDENTIFIERS_MAX_SIZE = 20_000;
@@ -40,6 +41,14 @@ const ModifyBody = z
   .refine((b) => (b.count === undefined) !== (b.ids === undefined), 'give exactly one of count or ids');
 const CreateBody = z.object({ resourceType: TypeName, count: z.number().int().min(1).max(MAX_BATCH) }).strict();
 const ExpireBody = z.object({ client_id: z.string().max(128).optional() }).strict();
+const RateLimitBody = z
+  .object({ requests: z.number().int().min(1).max(1_000_000), windowMs: z.number().int().min(1).max(3_600_000), window: z.enum(['fixed', 'sliding']) })
+  .strict()
+  .nullable();
+/** Skew of the vendor's clock in seconds (positive: ahead of real time). */
+const ClockBody = z.object({ skewSeconds: z.number().int().min(-86_400).max(86_400) }).strict();
+const ScopesBody = z.object({ scopes: z.array(z.string().regex(/^[A-Za-z0-9/*._:-]{1,100}$/)).max(100).nullable() }).strict();
+const DisableBody = z.object({ disabled: z.boolean() }).strict();
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
@@ -148,6 +157,38 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SandboxContext): 
       admin.post('/stats/reset', async () => {
         ctx.stats.reset();
         return ctx.stats.toJSON();
+      });
+
+      // The personality and the live state of its rate limit.
+      admin.get('/personality', async () => ({ personality: ctx.personality, rateLimit: ctx.rateLimiter.state(), clockSkewSeconds: ctx.clock.skewMs / 1000 }));
+      admin.put('/rate-limit', async (req, reply) => {
+        const parsed = RateLimitBody.safeParse(req.body);
+        if (!parsed.success) return badRequest(reply, parsed.error);
+        ctx.rateLimiter.configure(parsed.data);
+        return { rateLimit: ctx.rateLimiter.state() };
+      });
+      admin.put('/clock', async (req, reply) => {
+        const parsed = ClockBody.safeParse(req.body);
+        if (!parsed.success) return badRequest(reply, parsed.error);
+        ctx.clock.skewMs = parsed.data.skewSeconds * 1000;
+        return { clockSkewSeconds: parsed.data.skewSeconds };
+      });
+      // The vendor disables (or re-enables) a client: its token requests get invalid_client.
+      admin.put<{ Params: { clientId: string } }>('/clients/:clientId/disabled', async (req, reply) => {
+        const parsed = DisableBody.safeParse(req.body);
+        if (!parsed.success) return badRequest(reply, parsed.error);
+        if (!ctx.auth.hasClient(req.params.clientId)) return reply.code(404).send({ error: 'not_found' });
+        if (parsed.data.disabled) ctx.disabledClients.add(req.params.clientId);
+        else ctx.disabledClients.delete(req.params.clientId);
+        return { client_id: req.params.clientId, disabled: parsed.data.disabled };
+      });
+      // The vendor narrows what a registered client may read (null lifts it): grants become the
+      // intersection with what is requested, and reads outside it get 403, existing tokens included.
+      admin.put<{ Params: { clientId: string } }>('/clients/:clientId/scopes', async (req, reply) => {
+        const parsed = ScopesBody.safeParse(req.body);
+        if (!parsed.success) return badRequest(reply, parsed.error);
+        if (!ctx.auth.hasClient(req.params.clientId)) return reply.code(404).send({ error: 'not_found' });
+        return { client_id: req.params.clientId, allowedTypes: narrowClientScopes(ctx, req.params.clientId, parsed.data.scopes) };
       });
 
       admin.post('/faults', async (req, reply) => {

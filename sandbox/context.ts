@@ -1,6 +1,8 @@
 /** Shared state of one running sandbox, handed to every route module. */
 import { RESOURCE_TYPES, type ResourceType } from '../lib/domain.js';
 import type { FaultQueue } from './faults.js';
+import type { Personality } from './personalities.js';
+import type { RateLimiter } from './rate-limit.js';
 import type { SmartAuth } from './smart.js';
 import type { RecordStore } from './store.js';
 
@@ -23,6 +25,10 @@ export class SandboxStats {
   faultsInjected = 0;
   /** Access tokens revoked through the RFC 7009 endpoint. */
   tokensRevoked = 0;
+  /** FHIR requests answered 429 by the personality's rate limit. */
+  rateLimited = 0;
+  /** FHIR requests refused 400 for a missing vendor parameter (practice id, site id). */
+  missingParameters = 0;
 
   reset(): void {
     Object.assign(this, new SandboxStats());
@@ -40,6 +46,8 @@ export class SandboxStats {
       forbidden: this.forbidden,
       faultsInjected: this.faultsInjected,
       tokensRevoked: this.tokensRevoked,
+      rateLimited: this.rateLimited,
+      missingParameters: this.missingParameters,
     };
   }
 }
@@ -75,4 +83,14 @@ export interface SandboxContext {
   tokenTtlSeconds: number;
   /** Every FHIR request's arrival (bounded: the oldest entries are dropped past LEDGER_MAX). */
   ledger: LedgerEntry[];
+  /** The vendor the sandbox impersonates (auth methods, scopes, paging, limits, base path). */
+  personality: Personality;
+  /** The personality's rate limit for this sandbox's one base URL (replaceable through the admin API). */
+  rateLimiter: RateLimiter;
+  /** Offset of the sandbox's clock from real time, used for assertion validation and token expiry. */
+  clock: { skewMs: number };
+  /** Clients the vendor has disabled: the token endpoint refuses them with invalid_client. */
+  disabledClients: Set<string>;
+  /** Resource types a client may still read after the vendor narrowed its scopes (absent: as registered). */
+  narrowedTypes: Map<string, ReadonlySet<ResourceType>>;
 }

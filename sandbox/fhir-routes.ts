@@ -1,16 +1,28 @@
 /**
- * FHIR R4 REST: search with `_lastUpdated` + keyset paging, read, CapabilityStatement.
+ * FHIR R4 REST under the personality's base path: search with `_lastUpdated` and keyset (`_cursor`) or
+ * offset (`_getpagesoffset`) paging, read, CapabilityStatement; the personality's rate limit and
+ * required parameters; injected faults.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { RESOURCE_TYPES, isResourceType, type ResourceType } from '../lib/domain.js';
 import { LEDGER_MAX, type LedgerEntry, type SandboxContext } from './context.js';
-import { faultResponse, operationOutcome } from './faults.js';
+import { faultResponse, operationOutcome, type SearchFault } from './faults.js';
+import { missingRequiredParameter, type Personality } from './personalities.js';
 import { scopeAllows, tokenHash, type AccessToken } from './smart.js';
 import type { Bound, SearchQuery } from './store.js';
+import { clientMayRead } from './token-policy.js';
 
 export const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 const DEFAULT_COUNT = 100;
-const SEARCH_PARAMS = new Set(['_count', '_lastUpdated', '_sort', '_cursor', '_format']);
+const COMMON_SEARCH_PARAMS = ['_count', '_lastUpdated', '_sort', '_format'];
+/** A hung request is let go after this long even if the client never gives up. */
+const HANG_LIMIT_MS = 600_000;
+const MAX_OFFSET = 10_000_000;
+
+function searchParamsOf(p: Personality): Set<string> {
+  const paging = p.paging === 'offset' ? '_getpagesoffset' : '_cursor';
+  return new Set([...COMMON_SEARCH_PARAMS, paging, ...p.requiredParameters.filter((r) => r.in === 'query').map((r) => r.key)]);
+}
 const INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
 class BadRequest extends Error {}
@@ -47,11 +59,12 @@ interface ParsedSearch {
   query: SearchQuery;
   lastUpdated: string[];
   sort: string | undefined;
+  offset: number;
 }
 
-function parseSearch(query: Query, maxPageSize: number): ParsedSearch {
+function parseSearch(query: Query, maxPageSize: number, allowed: ReadonlySet<string>): ParsedSearch {
   for (const name of Object.keys(query)) {
-    if (!SEARCH_PARAMS.has(name)) {
+    if (!allowed.has(name)) {
       throw new BadRequest(/^[A-Za-z_:.-]{1,40}$/.test(name) ? `unsupported search parameter ${name}` : 'unsupported search parameter');
     }
   }
@@ -85,7 +98,9 @@ function parseSearch(query: Query, maxPageSize: number): ParsedSearch {
   }
   const cursor = single(query, '_cursor');
   if (cursor !== undefined) q.after = decodeCursor(cursor);
-  return { query: q, lastUpdated, sort };
+  const offsetRaw = single(query, '_getpagesoffset');
+  if (offsetRaw !== undefined && (!/^\d{1,8}$/.test(offsetRaw) || Number(offsetRaw) > MAX_OFFSET)) throw new BadRequest('_getpagesoffset must be a non-negative integer');
+  return { query: q, lastUpdated, sort, offset: offsetRaw === undefined ? 0 : Number(offsetRaw) };
 }
 
 /** Checks the bearer token (401) and, when a type is given, its scopes (403). Sends the refusal itself. */
@@ -105,7 +120,7 @@ function checkType(ctx: SandboxContext, token: AccessToken, rawType: string, rep
     sendOutcome(reply, 404, 'not-supported', 'unknown or unsupported resource type');
     return undefined;
   }
-  if (!scopeAllows(token, rawType)) {
+  if (!scopeAllows(token, rawType) || !clientMayRead(ctx, token.clientId, rawType)) {
     ctx.stats.forbidden++;
     sendOutcome(reply, 403, 'forbidden', `access token lacks scope system/${rawType}.rs`);
     return undefined;
@@ -150,14 +165,16 @@ export function capabilityStatement(ctx: SandboxContext): Record<string, unknown
 /** The sandbox's request ledger: arrival time and token hash of every FHIR request, then its status. */
 export function registerLedger(app: FastifyInstance, ctx: SandboxContext): void {
   const entries = new WeakMap<FastifyRequest, LedgerEntry>();
+  const base = ctx.personality.basePath;
+  const resourceOf = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/([A-Za-z]{1,64})`);
   app.addHook('onRequest', async (req) => {
-    if (!req.url.startsWith('/fhir/') || req.url.startsWith('/fhir/.well-known')) return;
+    if (!req.url.startsWith(`${base}/`) || req.url.startsWith(`${base}/.well-known`)) return;
     const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
     const entry: LedgerEntry = {
       atMs: Date.now(),
       tokenHash: match ? tokenHash(match[1] as string) : '',
       method: req.method,
-      resource: /^\/fhir\/([A-Za-z]{1,64})/.exec(req.url)?.[1] ?? '',
+      resource: resourceOf.exec(req.url)?.[1] ?? '',
     };
     entries.set(req, entry);
     ctx.ledger.push(entry);
@@ -169,34 +186,79 @@ export function registerLedger(app: FastifyInstance, ctx: SandboxContext): void 
   });
 }
 
-export function registerFhirRoutes(app: FastifyInstance, ctx: SandboxContext): void {
-  app.get('/fhir/metadata', async (_req, reply) => reply.type(FHIR_JSON).send(JSON.stringify(capabilityStatement(ctx))));
+/**
+ * What every FHIR request meets before its own logic: the rate limit (every call counts), the bearer
+ * token, then the personality's required parameters. Sends the refusal itself.
+ */
+function admit(ctx: SandboxContext, req: FastifyRequest<{ Querystring: Query }>, reply: FastifyReply): AccessToken | undefined {
+  const decision = ctx.rateLimiter.take();
+  if (!decision.allowed) {
+    ctx.stats.rateLimited++;
+    if (decision.retryAfterSeconds !== undefined) reply.header('retry-after', String(decision.retryAfterSeconds));
+    sendOutcome(reply, 429, 'throttled', 'rate limit exceeded');
+    return undefined;
+  }
+  const token = authorize(ctx, req, reply);
+  if (!token) return undefined;
+  const missing = missingRequiredParameter(ctx.personality, req.query, req.headers);
+  if (missing !== undefined) {
+    ctx.stats.missingParameters++;
+    sendOutcome(reply, 400, 'required', `${missing} is required`);
+    return undefined;
+  }
+  return token;
+}
 
-  app.get<{ Params: { type: string }; Querystring: Query }>('/fhir/:type', async (req, reply) => {
+/** The next page's URL: the same search, one page on, with the personality's paging style. */
+function nextLink(ctx: SandboxContext, typeUrl: string, req: FastifyRequest<{ Querystring: Query }>, parsed: ParsedSearch, last: { lastUpdatedMs: number; id: string }): string {
+  const next = new URLSearchParams();
+  next.set('_count', String(parsed.query.count));
+  for (const v of parsed.lastUpdated) next.append('_lastUpdated', v);
+  if (parsed.sort) next.set('_sort', parsed.sort);
+  // Vendors echo their own required query parameters (athenahealth's practice) in next links.
+  for (const r of ctx.personality.requiredParameters) {
+    const v = req.query[r.key];
+    if (r.in === 'query' && typeof v === 'string') next.set(r.key, v);
+  }
+  if (ctx.personality.paging === 'offset') next.set('_getpagesoffset', String(parsed.offset + parsed.query.count));
+  else next.set('_cursor', encodeCursor(last.lastUpdatedMs, last.id));
+  return `${typeUrl}?${next.toString()}`;
+}
+
+/** 'slow' delays, 'hang' holds the connection until the client gives up; true when the request is taken over. */
+async function applyTimingFault(fault: SearchFault | undefined, req: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+  if (fault?.kind === 'slow') await new Promise((resolve) => setTimeout(resolve, fault.delayMs ?? 2_000));
+  if (fault?.kind !== 'hang') return false;
+  reply.hijack();
+  const letGo = setTimeout(() => req.raw.socket?.destroy(), HANG_LIMIT_MS);
+  letGo.unref();
+  req.raw.socket?.once('close', () => clearTimeout(letGo));
+  return true;
+}
+
+export function registerFhirRoutes(app: FastifyInstance, ctx: SandboxContext): void {
+  const base = ctx.personality.basePath;
+  const allowedParams = searchParamsOf(ctx.personality);
+  app.get(`${base}/metadata`, async (_req, reply) => reply.type(FHIR_JSON).send(JSON.stringify(capabilityStatement(ctx))));
+
+  app.get<{ Params: { type: string }; Querystring: Query }>(`${base}/:type`, async (req, reply) => {
     ctx.stats.searchRequests++;
-    const token = authorize(ctx, req, reply);
+    const token = admit(ctx, req, reply);
     if (!token) return reply;
     const type = checkType(ctx, token, req.params.type, reply);
     if (!type) return reply;
     let parsed: ParsedSearch;
     try {
-      parsed = parseSearch(req.query, ctx.maxPageSize);
+      parsed = parseSearch(req.query, ctx.maxPageSize, allowedParams);
     } catch (err) {
       if (err instanceof BadRequest) return sendOutcome(reply, 400, 'invalid', err.message);
       throw err;
     }
-    const result = ctx.store.search(type, parsed.query);
+    const result = ctx.store.searchAt(type, parsed.query, parsed.offset);
     const typeUrl = `${ctx.urls.fhirBaseUrl}/${type}`;
     const link: Array<{ relation: string; url: string }> = [{ relation: 'self', url: `${ctx.urls.url}${req.url}` }];
     const last = result.records[result.records.length - 1];
-    if (result.hasMore && last) {
-      const next = new URLSearchParams();
-      next.set('_count', String(parsed.query.count));
-      for (const v of parsed.lastUpdated) next.append('_lastUpdated', v);
-      if (parsed.sort) next.set('_sort', parsed.sort);
-      next.set('_cursor', encodeCursor(last.lastUpdatedMs, last.id));
-      link.push({ relation: 'next', url: `${typeUrl}?${next.toString()}` });
-    }
+    if (result.hasMore && last) link.push({ relation: 'next', url: nextLink(ctx, typeUrl, req, parsed, last) });
     const bundle = {
       resourceType: 'Bundle',
       type: 'searchset',
@@ -209,18 +271,19 @@ export function registerFhirRoutes(app: FastifyInstance, ctx: SandboxContext): v
       })),
     };
     const fault = ctx.faults.take(type);
-    if (fault) {
-      ctx.stats.faultsInjected++;
-      const raw = faultResponse(fault, type, bundle);
-      return reply.code(raw.status).headers(raw.headers).send(raw.body);
-    }
+    if (fault) ctx.stats.faultsInjected++;
+    if (await applyTimingFault(fault, req, reply)) return reply;
+    const raw = fault ? faultResponse(fault, type, bundle) : undefined;
+    if (raw) return reply.code(raw.status).headers(raw.headers).send(raw.body);
+    // This page is good; the token dies before the next one (a vendor expiring sessions mid-paging).
+    if (fault?.kind === 'expire-token') ctx.auth.expireTokens(token.clientId);
     ctx.stats.served[type] += bundle.entry.length;
     return reply.type(FHIR_JSON).send(JSON.stringify(bundle));
   });
 
-  app.get<{ Params: { type: string; id: string } }>('/fhir/:type/:id', async (req, reply) => {
+  app.get<{ Params: { type: string; id: string }; Querystring: Query }>(`${base}/:type/:id`, async (req, reply) => {
     ctx.stats.readRequests++;
-    const token = authorize(ctx, req, reply);
+    const token = admit(ctx, req, reply);
     if (!token) return reply;
     const type = checkType(ctx, token, req.params.type, reply);
     if (!type) return reply;

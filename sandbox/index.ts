@@ -11,6 +11,8 @@ import { registerAdminRoutes } from './admin-routes.js';
 import { SandboxStats, type SandboxContext } from './context.js';
 import { FaultQueue, operationOutcome } from './faults.js';
 import { FHIR_JSON, registerFhirRoutes, registerLedger } from './fhir-routes.js';
+import { PERSONALITIES, isPersonalityId, type PersonalityId, type RateLimitSpec } from './personalities.js';
+import { RateLimiter } from './rate-limit.js';
 import { SmartAuth, registerSmartRoutes } from './smart.js';
 import { RecordStore } from './store.js';
 
@@ -19,8 +21,13 @@ export interface SandboxOptions {
   size?: number;
   host?: string;
   port?: number;
+  /** Default: the personality's token lifetime. */
   tokenTtlSeconds?: number;
   adminToken?: string;
+  /** The vendor to impersonate (default 'standard': every auth method, both scope syntaxes, no limit). */
+  personality?: PersonalityId;
+  /** Replaces the personality's rate limit (null: none), so tests can use small numbers. */
+  rateLimit?: RateLimitSpec | null;
   maxPageSize?: number;
   /** Serve HTTPS instead of plain http (URLs become https). */
   tls?: SandboxTlsOptions;
@@ -39,7 +46,9 @@ export interface SandboxTlsOptions {
 
 export interface SandboxHandle {
   url: string;
+  /** The personality's base path on this server, e.g. http://127.0.0.1:port/api/FHIR/R4 for Epic. */
   fhirBaseUrl: string;
+  personality: PersonalityId;
   tokenUrl: string;
   adminToken: string;
   close(): Promise<void>;
@@ -64,17 +73,27 @@ function positiveInt(name: string, value: number, min: number): number {
 }
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHandle> {
+  const personalityId = opts.personality ?? 'standard';
+  if (!isPersonalityId(personalityId)) throw new RangeError(`sandbox option personality must be one of ${Object.keys(PERSONALITIES).join(', ')}`);
+  const personality = PERSONALITIES[personalityId];
   const seed = positiveInt('seed', opts.seed ?? 42, 0);
   const size = positiveInt('size', opts.size ?? 2000, 1);
-  const tokenTtlSeconds = positiveInt('tokenTtlSeconds', opts.tokenTtlSeconds ?? 300, 1);
+  const tokenTtlSeconds = positiveInt('tokenTtlSeconds', opts.tokenTtlSeconds ?? personality.tokenTtlSeconds, 1);
+  const rateLimit = opts.rateLimit === undefined ? personality.rateLimit : opts.rateLimit;
+  if (rateLimit) {
+    positiveInt('rateLimit.requests', rateLimit.requests, 1);
+    positiveInt('rateLimit.windowMs', rateLimit.windowMs, 1);
+  }
   const maxPageSize = positiveInt('maxPageSize', opts.maxPageSize ?? 5000, 1);
   const host = opts.host ?? '127.0.0.1';
   const adminToken = opts.adminToken ?? randomBytes(24).toString('base64url');
 
+  const clock = { skewMs: 0 };
   const ctx: SandboxContext = {
     urls: { url: '', fhirBaseUrl: '', tokenUrl: '' },
     store: new RecordStore(seed, size),
-    auth: new SmartAuth(),
+    // The vendor's clock (skewable through the admin API) judges assertions and token expiry.
+    auth: new SmartAuth(() => Date.now() + clock.skewMs),
     faults: new FaultQueue(),
     stats: new SandboxStats(),
     size,
@@ -82,6 +101,11 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
     adminToken,
     tokenTtlSeconds,
     ledger: [],
+    personality,
+    rateLimiter: new RateLimiter(rateLimit),
+    clock,
+    disabledClients: new Set(),
+    narrowedTypes: new Map(),
   };
 
   const base = { logger: false, forceCloseConnections: true, bodyLimit: 2 * 1024 * 1024 } as const;
@@ -116,13 +140,14 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
   const hostForUrl = host.includes(':') ? `[${host}]` : host;
   const url = `${opts.tls ? 'https' : 'http'}://${hostForUrl}:${address.port}`;
   ctx.urls.url = url;
-  ctx.urls.fhirBaseUrl = `${url}/fhir`;
+  ctx.urls.fhirBaseUrl = `${url}${personality.basePath}`;
   ctx.urls.tokenUrl = `${url}/oauth/token`;
 
   let closed: Promise<void> | undefined;
   return {
     url,
     fhirBaseUrl: ctx.urls.fhirBaseUrl,
+    personality: personality.id,
     tokenUrl: ctx.urls.tokenUrl,
     adminToken,
     close: () => (closed ??= app.close().then(() => undefined)),

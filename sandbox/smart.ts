@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from 'jose';
 import { RESOURCE_TYPES, type ResourceType } from '../lib/domain.js';
 import type { SandboxContext } from './context.js';
+import { TokenRefusal, assertAcceptedAuthMethod, assertClientMayAuthenticate, assertScopeSyntax, grantWithinNarrowing } from './token-policy.js';
 
 export const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const ALLOWED_ALGS = ['RS384', 'ES384'] as const;
@@ -228,7 +229,7 @@ export function registerSmartRoutes(app: FastifyInstance, ctx: SandboxContext): 
 
   const discovery = async (): Promise<Record<string, unknown>> => smartConfiguration(ctx);
   app.get('/.well-known/smart-configuration', discovery);
-  app.get('/fhir/.well-known/smart-configuration', discovery);
+  app.get(`${ctx.personality.basePath}/.well-known/smart-configuration`, discovery);
 
   // RFC 7009 token revocation, client authenticated by private_key_jwt (aud: the token endpoint).
   app.post('/oauth/revoke', async (req, reply) => {
@@ -268,6 +269,13 @@ export function registerSmartRoutes(app: FastifyInstance, ctx: SandboxContext): 
     const grantType = form.get('grant_type');
     if (grantType === null) return fail(400, 'invalid_request', 'grant_type is required');
     if (grantType !== 'client_credentials') return fail(400, 'unsupported_grant_type', 'only client_credentials is supported');
+    let method: ReturnType<typeof assertAcceptedAuthMethod>;
+    try {
+      method = assertAcceptedAuthMethod(ctx, req.headers.authorization, form);
+    } catch (err) {
+      if (err instanceof TokenRefusal) return fail(err.status, err.code, err.description);
+      throw err;
+    }
     if (form.get('client_assertion_type') !== ASSERTION_TYPE) {
       return fail(400, 'invalid_request', `client_assertion_type must be ${ASSERTION_TYPE}`);
     }
@@ -275,7 +283,9 @@ export function registerSmartRoutes(app: FastifyInstance, ctx: SandboxContext): 
     if (!assertion) return fail(400, 'invalid_request', 'client_assertion is required');
     try {
       const client = await ctx.auth.verifyAssertion(assertion, ctx.urls.tokenUrl, form.get('client_id') ?? undefined);
-      const scopes = ctx.auth.grantScopes(client, form.get('scope') ?? undefined);
+      assertClientMayAuthenticate(ctx, client.clientId, method);
+      assertScopeSyntax(ctx, form.get('scope') ?? undefined);
+      const scopes = grantWithinNarrowing(ctx, client.clientId, ctx.auth.grantScopes(client, form.get('scope') ?? undefined));
       const accessToken = ctx.auth.issue(client.clientId, scopes, ctx.tokenTtlSeconds);
       ctx.stats.tokensIssued++;
       return reply
@@ -283,7 +293,7 @@ export function registerSmartRoutes(app: FastifyInstance, ctx: SandboxContext): 
         .header('pragma', 'no-cache')
         .send({ access_token: accessToken, token_type: 'bearer', expires_in: ctx.tokenTtlSeconds, scope: scopes.join(' ') });
     } catch (err) {
-      if (err instanceof OAuthFailure) return fail(err.status, err.code, err.description);
+      if (err instanceof OAuthFailure || err instanceof TokenRefusal) return fail(err.status, err.code, err.description);
       return fail(400, 'invalid_request', 'the token request could not be processed');
     }
   });

@@ -204,6 +204,16 @@ export class RecordStore {
     return { records: out, hasMore, total: this.total(recs, q.lower, q.upper) };
   }
 
+  /**
+   * Offset paging (`_getpagesoffset`): the page starting `offset` matches in. Costs O(offset + count),
+   * as it does at vendors that page this way; stable only while the matches do not change.
+   */
+  searchAt(type: ResourceType, q: SearchQuery, offset: number): SearchResult {
+    if (offset === 0) return this.search(type, q);
+    const wide = this.search(type, { ...q, count: offset + q.count });
+    return { ...wide, records: wide.records.slice(offset) };
+  }
+
   private total(recs: TypeRecords, lower: Bound | undefined, upper: Bound | undefined): number {
     const inRange = (ms: number): boolean =>
       (!lower || (lower.inclusive ? ms >= lower.ms : ms > lower.ms)) &&

@@ -3,11 +3,14 @@
  *   1. plan: the resource types the integration's policy allows, each since its checkpoint;
  *   2. for each type, page through the vendor: each page is fetched, minimised, encrypted and stored
  *      in one activity that returns only counts and the next cursor;
- *   3. when a type's pages have all committed, advance its checkpoint;
+ *   3. when a type's pages have all committed, advance its checkpoint; a type the vendor refuses with
+ *      403 (scope no longer granted) is skipped with its reason, its checkpoint left alone;
  *   4. report. Pause, resume and cancel arrive as signals; progress is a query; the run continues
  *      as new before its history grows large, carrying its place.
  */
 import {
+  ActivityFailure,
+  ApplicationFailure,
   condition,
   continueAsNew,
   defineQuery,
@@ -17,7 +20,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { SyncPageActivities, SyncPlanningActivities } from '../activities/index.js';
-import type { SyncPlan } from '../activities/types.js';
+import type { SkippedType, SyncPlan } from '../activities/types.js';
 import type { ResourceType } from '../lib/domain.js';
 import { storePreset, vendorPagePreset } from './presets.js';
 
@@ -42,6 +45,10 @@ export interface TypeProgress {
   /** Elements minimisation dropped (not stored: unclassified or outside the integration's purpose). */
   dropped: number;
   done: boolean;
+  /** Set when the type was skipped: the stable error code (e.g. VENDOR_SCOPE_NOT_GRANTED). */
+  skippedReason?: string;
+  /** The failure's message (identifiers only), for people reading the report. */
+  skippedDetail?: string;
 }
 
 export type SyncStatus = 'planning' | 'running' | 'paused' | 'completed' | 'cancelled';
@@ -69,8 +76,13 @@ export interface SyncReport {
   outcome: 'completed' | 'cancelled';
   totals: SyncProgress['totals'];
   types: TypeProgress[];
+  /** Types not synced this run, with the reason; the next run tries them again from their checkpoint. */
+  skipped: SkippedType[];
   continuedAsNew: number;
 }
+
+/** lib/errors ScopeNotGrantedError's code (workflows may not import lib/errors). */
+const SCOPE_NOT_GRANTED = 'VENDOR_SCOPE_NOT_GRANTED';
 
 export interface OperatorSignal {
   by?: string;
@@ -121,14 +133,23 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
       if (cancelRequested) return finish('cancelled');
       state.progress.status = 'running';
 
-      const page = await vendor.syncPage({
-        tenantId: input.tenantId,
-        integrationId: input.integrationId,
-        resourceType,
-        since,
-        cursor: state.cursor,
-        pageSize: state.plan.pageSize,
-      });
+      let page: Awaited<ReturnType<typeof vendor.syncPage>>;
+      try {
+        page = await vendor.syncPage({
+          tenantId: input.tenantId,
+          integrationId: input.integrationId,
+          resourceType,
+          since,
+          cursor: state.cursor,
+          pageSize: state.plan.pageSize,
+        });
+      } catch (err) {
+        if (!isFailureOfType(err, SCOPE_NOT_GRANTED)) throw err;
+        // The vendor narrowed our scopes: this type waits (checkpoint untouched), the others go on.
+        typeProgress.skippedReason = SCOPE_NOT_GRANTED;
+        typeProgress.skippedDetail = (err as ActivityFailure).cause?.message ?? '';
+        break;
+      }
       record(typeProgress, page);
       state.cursor = page.nextCursor;
       state.highWater = later(state.highWater, page.maxLastUpdated);
@@ -139,10 +160,10 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
       }
     } while (state.cursor !== null);
 
-    if (state.highWater !== null) {
+    if (state.highWater !== null && typeProgress.skippedReason === undefined) {
       await store.advanceSyncCheckpoint({ tenantId: input.tenantId, integrationId: input.integrationId, resourceType, highWater: state.highWater });
     }
-    typeProgress.done = true;
+    typeProgress.done = typeProgress.skippedReason === undefined;
     state.typeIndex += 1;
     state.cursor = null;
     state.highWater = null;
@@ -153,8 +174,10 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     state.progress.status = outcome;
     state.progress.currentResourceType = null;
     const { pages: _pages, ...totals } = state.progress.totals;
-    await store.recordSyncReport({ tenantId: input.tenantId, integrationId: input.integrationId, outcome, totals });
-    return { outcome, totals: state.progress.totals, types: state.progress.types, continuedAsNew: state.progress.continuedAsNew };
+    const skipped = state.progress.types.flatMap((t) => (t.skippedReason ? [{ resourceType: t.resourceType, reason: t.skippedReason, detail: t.skippedDetail ?? '' }] : []));
+    // `skipped` only when there is one, so runs recorded before it existed replay with identical inputs.
+    await store.recordSyncReport({ tenantId: input.tenantId, integrationId: input.integrationId, outcome, totals, ...(skipped.length > 0 ? { skipped } : {}) });
+    return { outcome, totals: state.progress.totals, types: state.progress.types, skipped, continuedAsNew: state.progress.continuedAsNew };
   }
 
   function record(t: TypeProgress, page: { fetched: number; inserted: number; updated: number; unchanged: number; dropped?: number }): void {
@@ -196,6 +219,10 @@ function later(a: string | null, b: string | null): string | null {
   if (a === null) return b;
   if (b === null) return a;
   return Date.parse(b) > Date.parse(a) ? b : a;
+}
+
+function isFailureOfType(err: unknown, type: string): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === type;
 }
 
 function historyIsLarge(limit = 10_000): boolean {

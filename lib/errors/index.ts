@@ -160,3 +160,12 @@ export class VendorTlsError extends EhrError { readonly code = 'VENDOR_TLS_FAILE
 
 /** The integration was revoked or suspended: no vendor call may be made with its credentials. */
 export class IntegrationRevokedError extends EhrError { readonly code = 'INTEGRATION_REVOKED'; readonly retryable = false; constructor(readonly integrationId: string, readonly status: string) { super(`integration ${integrationId} is ${status}: vendor calls are refused until it is restored`); } }
+
+/** The vendor refused a resource type with 403: it no longer grants our scope for it (least privilege narrowed). */
+export class ScopeNotGrantedError extends EhrError {
+  readonly code = 'VENDOR_SCOPE_NOT_GRANTED';
+  readonly retryable = false;
+  constructor(readonly integrationId: string, readonly resourceType: string) {
+    super(`the vendor refused ${resourceType} for integration ${integrationId} (HTTP 403): its scope is not granted`);
+  }
+}
