@@ -1,5 +1,5 @@
 /**
- * CLI: `tsx sandbox/main.ts --port 0 --seed 42 --size 5000` starts a sandbox and prints one JSON line
+ * CLI: `tsx sandbox/main.ts --port 0 --seed 42 --size 5000 [--personality epic]` starts a sandbox and prints one JSON line
  * {"url","fhirBaseUrl","tokenUrl","adminToken"} on stdout. Stops on SIGTERM/SIGINT.
  * TLS: `--tls-cert <pem file> --tls-key <pem file> [--tls-client-ca <pem file> --require-client-cert]`.
  */
@@ -16,6 +16,7 @@ const FLAGS: Record<string, keyof SandboxOptions> = {
   '--token-ttl': 'tokenTtlSeconds',
   '--admin-token': 'adminToken',
   '--max-page-size': 'maxPageSize',
+  '--personality': 'personality',
 };
 
 function parseArgs(argv: readonly string[]): SandboxOptions {
@@ -39,7 +40,7 @@ function parseArgs(argv: readonly string[]): SandboxOptions {
     if (!key) throw new Error(`unknown argument ${flag} (known: ${[...Object.keys(FLAGS), ...Object.keys(TLS_FILES), '--require-client-cert'].join(', ')})`);
     const value = inline ?? argv[++i];
     if (value === undefined) throw new Error(`${flag} needs a value`);
-    opts[key] = key === 'host' || key === 'adminToken' ? value : Number(value);
+    opts[key] = key === 'host' || key === 'adminToken' || key === 'personality' ? value : Number(value);
   }
   if (Object.keys(tls).length > 0) return { ...(opts as SandboxOptions), tls: tls as unknown as NonNullable<SandboxOptions['tls']> };
   return opts as SandboxOptions;
