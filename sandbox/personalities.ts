@@ -70,12 +70,12 @@ export const PERSONALITIES: Readonly<Record<PersonalityId, Personality>> = {
   },
   athenahealth: {
     id: 'athenahealth',
-    authMethods: ['private_key_jwt', 'client_secret_basic', 'client_secret_post'],
-    tokenTtlSeconds: 300,
+    authMethods: ['private_key_jwt', 'client_secret_basic'],
+    tokenTtlSeconds: 3600,
     scopeSyntax: ['v2'],
     paging: 'offset',
     basePath: '/fhir/r4',
-    rateLimit: { requests: 150, windowMs: 1000, window: 'sliding' },
+    rateLimit: { requests: 10, windowMs: 1000, window: 'sliding' },
     requiredParameters: [{ in: 'query', key: 'ah-practice' }],
   },
   meditech: {
