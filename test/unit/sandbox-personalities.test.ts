@@ -98,7 +98,7 @@ describe('sandbox vendor personalities', () => {
   });
 
   it('athenahealth: a search without ah-practice is a 400 OperationOutcome; offset paging returns every record exactly once', async () => {
-    const sb = await sandbox('athenahealth');
+    const sb = await sandbox('athenahealth', { rateLimit: null }); // paging, not throttling, is under test here
     const token = await (await createTestClient(sb, { scopes: ['system/*.rs'] })).token();
     const missing = await fetch(`${sb.fhirBaseUrl}/Patient?_count=5`, { headers: { authorization: `Bearer ${token}` } });
     expect(missing.status).toBe(400);
