@@ -13,6 +13,7 @@ import { FaultQueue, operationOutcome } from './faults.js';
 import { FHIR_JSON, registerFhirRoutes, registerLedger } from './fhir-routes.js';
 import { SmartAuth, registerSmartRoutes } from './smart.js';
 import { RecordStore } from './store.js';
+import { registerWriteRoutes } from './write-routes.js';
 
 export interface SandboxOptions {
   seed?: number;
@@ -109,6 +110,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
   registerLedger(app, ctx);
   registerSmartRoutes(app, ctx);
   registerFhirRoutes(app, ctx);
+  registerWriteRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
 
   await app.listen({ host, port: opts.port ?? 0 });
