@@ -5,6 +5,8 @@
  * Idempotency-Key create once.
  */
 import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair } from 'jose';
 import type { CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -139,5 +141,47 @@ describe('resilient vendor HTTP against the sandbox', () => {
     expect((await update()).headers.get('etag')).toBe('W/"2"');
     expect((await update()).headers.get('etag')).toBe('W/"2"');
     expect(await adminJson(sb, '/admin/writes')).toMatchObject({ created: 1, updated: 1, replayed: 2, resources: 1 });
+  });
+});
+
+describe('vendor extra parameters', () => {
+  it('go on FHIR requests (athenahealth practice as a query parameter, NextGen site as a header), never on token requests', async () => {
+    const seen: Array<{ url: string; headers: http.IncomingHttpHeaders }> = [];
+    const server = http.createServer((req, res) => {
+      seen.push({ url: req.url ?? '', headers: req.headers });
+      req.resume();
+      req.on('end', () => {
+        if (req.url === '/oauth/token') {
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ access_token: `tok-${randomUUID()}`, expires_in: 300 }));
+        } else {
+          res.writeHead(200, { 'content-type': 'application/fhir+json' }).end(JSON.stringify({ resourceType: 'Bundle', type: 'searchset', entry: [] }));
+        }
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const clientFor = (vendor: string, vendorParams: Record<string, string>) =>
+        new VendorClient({
+          credentials: async (integrationId) => ({
+            tenantId: 't-params', integrationId, vendor, vendorParams, baseUrl: `${base}/fhir`, tokenUrl: `${base}/oauth/token`,
+            clientId: 'client-params', scopes: ['system/Patient.rs'], signAssertion: async () => 'not-a-real-assertion',
+          }),
+          audit: async () => undefined,
+          timeoutMs: 5_000,
+          maxResponseBytes: 1024 * 1024,
+          actor: 'worker:test',
+        });
+      await clientFor('athenahealth', { practiceId: 'Organization/a-1.Practice-195900' }).get('itg-athena', `${base}/fhir/Patient?_count=2`, ctx());
+      await clientFor('nextgen', { siteId: 'site-42' }).get('itg-ng', `${base}/fhir/Patient?_count=2`, ctx());
+      const [athenaToken, athenaPage, ngToken, ngPage] = seen;
+      expect(new URL(athenaPage!.url, base).searchParams.get('ah-practice')).toBe('Organization/a-1.Practice-195900');
+      expect(new URL(athenaPage!.url, base).searchParams.get('_count')).toBe('2');
+      expect(athenaToken!.url).toBe('/oauth/token');
+      expect(ngPage!.headers['x-ng-siteid']).toBe('site-42');
+      expect(ngToken!.headers['x-ng-siteid']).toBeUndefined();
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
