@@ -77,14 +77,16 @@ export class EndpointWorkers {
       maxConcurrentActivityTaskExecutions: this.opts.maxConcurrentActivityTaskExecutions,
       ...(this.opts.shutdownGraceTime !== undefined ? { shutdownGraceTime: this.opts.shutdownGraceTime } : {}),
     });
+    // A clean stop only follows a shutdown (stop(), or the runtime's SIGTERM/SIGINT drain): it stays
+    // listed so a check during the drain does not start it again. A failed worker is forgotten, so
+    // the next check restarts it.
     const done = worker.run().then(
       () => undefined,
-      (err: unknown) => this.opts.logger?.error({ err, taskQueue: q.taskQueue }, 'endpoint queue worker failed; it is restarted at the next check'),
+      (err: unknown) => {
+        this.opts.logger?.error({ err, taskQueue: q.taskQueue }, 'endpoint queue worker failed; it is restarted at the next check');
+        if (!this.stopped) this.running.delete(q.taskQueue);
+      },
     );
-    // A worker that stops on its own (not through stop()) is forgotten, so the next check restarts it.
-    void done.then(() => {
-      if (!this.stopped) this.running.delete(q.taskQueue);
-    });
     this.running.set(q.taskQueue, { worker, done });
     this.opts.logger?.info({ taskQueue: q.taskQueue, vendor: q.vendor, activitiesPerSecond: q.activitiesPerSecond }, 'serving vendor endpoint queue');
   }
