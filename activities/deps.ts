@@ -1,5 +1,6 @@
 import type { CredentialDirectory } from '../lib/vendors/credentials.js';
 import type { VendorClient } from '../lib/vendors/vendor-client.js';
+import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
 import type { TenantKeyring } from '../lib/security/keyring.js';
 import type { Pool } from '../lib/store/pool.js';
 
@@ -10,4 +11,6 @@ export interface ActivityDeps {
   vendors: VendorClient;
   directory: CredentialDirectory;
   defaultPageSize: number;
+  /** Routes page activities of rate-limited vendor endpoints to their own task queue; absent: no routing. */
+  endpointQueues?: EndpointQueuePolicy;
 }

@@ -4,6 +4,7 @@ import { IntegrationRevokedError, PolicyViolationError } from '../lib/errors/ind
 import { advanceCheckpoint, readCheckpoints } from '../lib/store/checkpoints.js';
 import { getIntegration } from '../lib/store/integrations.js';
 import { withTransaction } from '../lib/store/pool.js';
+import { endpointQueueFor } from '../lib/vendors/endpoint-queues.js';
 import type { ActivityDeps } from './deps.js';
 import { activityAuditContext } from './audit-context.js';
 import type { AdvanceCheckpointInput, PlanSyncInput, SyncPlan, SyncReportInput } from './types.js';
@@ -18,9 +19,11 @@ export function createSyncPlanningActivities(deps: ActivityDeps) {
       }
       if (integration.status !== 'active') throw new IntegrationRevokedError(integration.id, integration.status);
       const checkpoints = input.full ? new Map<string, string>() : await readCheckpoints(deps.pool, input.tenantId, input.integrationId);
+      const pageQueue = deps.endpointQueues ? endpointQueueFor(deps.endpointQueues, integration) : undefined;
       return {
         vendor: integration.vendor,
         pageSize: deps.defaultPageSize,
+        ...(pageQueue ? { pageTaskQueue: pageQueue.taskQueue } : {}),
         resourceTypes: integration.resourceTypes.map((resourceType) => ({ resourceType, since: checkpoints.get(resourceType) ?? null })),
       };
     },

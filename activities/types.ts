@@ -10,6 +10,11 @@ export interface PlanSyncInput {
 export interface SyncPlan {
   vendor: string;
   pageSize: number;
+  /**
+   * The task queue of the vendor endpoint's rate limit (lib/vendors/endpoint-queues.ts), where page
+   * activities run; absent when the vendor publishes no limit, and in plans recorded before it existed.
+   */
+  pageTaskQueue?: string;
   resourceTypes: Array<{ resourceType: ResourceType; since: string | null }>;
 }
 

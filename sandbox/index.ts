@@ -15,6 +15,7 @@ import { PERSONALITIES, isPersonalityId, type PersonalityId, type RateLimitSpec 
 import { RateLimiter } from './rate-limit.js';
 import { SmartAuth, registerSmartRoutes } from './smart.js';
 import { RecordStore } from './store.js';
+import { registerWriteRoutes } from './write-routes.js';
 
 export interface SandboxOptions {
   seed?: number;
@@ -133,6 +134,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
   registerLedger(app, ctx);
   registerSmartRoutes(app, ctx);
   registerFhirRoutes(app, ctx);
+  registerWriteRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
 
   await app.listen({ host, port: opts.port ?? 0 });

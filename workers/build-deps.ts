@@ -15,10 +15,14 @@ import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib
 import { createCredentialDirectory } from '../lib/vendors/credentials.js';
 import { RevocationWatcher } from '../lib/vendors/revocation-watcher.js';
 import { VendorClient } from '../lib/vendors/vendor-client.js';
+import { BREAKER_PRESETS, CircuitBreakers } from '../lib/vendors/circuit-breaker.js';
+import { parseRateOverrides } from '../lib/vendors/endpoint-queues.js';
+import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
+import { recordBreakerTransition } from '../lib/store/integration-health.js';
 
 export async function buildActivityDeps(
   config: Config,
-): Promise<ActivityDeps & { kek: KeyHierarchy; revocations: RevocationWatcher; close(): Promise<void> }> {
+): Promise<ActivityDeps & { kek: KeyHierarchy; revocations: RevocationWatcher; endpointQueues: EndpointQueuePolicy; close(): Promise<void> }> {
   const pool = createPool(config.DATABASE_URL, config.WORKER_MAX_CONCURRENT_ACTIVITIES + 4);
   await assertDatabaseReachable(pool, describeDatabaseUrl(config.DATABASE_URL));
   const actor = `worker:${os.hostname()}:${process.pid}`;
@@ -35,7 +39,15 @@ export async function buildActivityDeps(
   // Revocation fails closed: every vendor request passes the watcher's gate (memory kept current by
   // LISTEN ehr_revocations; a database read per call whenever the listener is down).
   const revocations = new RevocationWatcher({ databaseUrl: config.DATABASE_URL, db: pool });
+  // Circuit breaker per integration: live state in memory, every transition written for operators.
+  const preset = BREAKER_PRESETS[config.EHR_CIRCUIT_BREAKER];
+  const breaker = new CircuitBreakers({
+    preset: { ...preset, coolDownMs: config.EHR_CIRCUIT_COOLDOWN_MS ?? preset.coolDownMs },
+    // The in-memory breaker acts either way; a lost row only delays what `integrations list` shows.
+    onTransition: (t) => void recordBreakerTransition(pool, t, actor).catch(() => undefined),
+  });
   const vendors = new VendorClient({
+    breaker,
     credentials: (id) => directory.credentials(id),
     gate: (id) => revocations.check(id),
     revocationTarget: (id) => directory.revocationTarget(id),
@@ -68,6 +80,7 @@ export async function buildActivityDeps(
     directory,
     revocations,
     defaultPageSize: config.EHR_SYNC_PAGE_SIZE,
+    endpointQueues: { mainTaskQueue: config.TEMPORAL_TASK_QUEUE, overrides: parseRateOverrides(config.EHR_VENDOR_RATE_LIMITS) },
     close: async () => {
       await revocations.close();
       await pool.end();

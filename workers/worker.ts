@@ -17,6 +17,7 @@ import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { createPayloadCodec } from '../lib/security/payload-codec.js';
 import { openPurposeKeys } from '../lib/security/open-purpose-keys.js';
 import { installTemporalLogging } from './temporal-logging.js';
+import { EndpointWorkers } from './endpoint-workers.js';
 
 export async function runWorker(config: Config): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'worker' });
@@ -42,7 +43,9 @@ export async function runWorker(config: Config): Promise<void> {
     await deps.close();
     throw new InfrastructureUnavailableError('temporal', config.TEMPORAL_ADDRESS, `${(err as Error).message}. Start it with \`ehrctl dev up\` or set TEMPORAL_ADDRESS.`);
   }
+  let endpoints: EndpointWorkers | undefined;
   try {
+    const activities = createActivities(deps);
     const worker = await Worker.create({
       connection,
       namespace: config.TEMPORAL_NAMESPACE,
@@ -50,17 +53,32 @@ export async function runWorker(config: Config): Promise<void> {
       // Every payload (inputs, results, signals, heartbeats, failures' details) is encrypted (DESIGN §4.2).
       dataConverter: { payloadCodecs: [codec] },
       workflowsPath: path.join(__dirname, '../workflows/index.ts'),
-      activities: createActivities(deps),
+      activities,
       maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
       shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE_MS,
+    });
+    // Rate-limited vendor endpoints: one activity queue each, rate enforced by the Temporal server.
+    endpoints = await EndpointWorkers.start({
+      connection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      policy: deps.endpointQueues,
+      db: deps.pool,
+      activities,
+      dataConverter: { payloadCodecs: [codec] },
+      maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+      shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE_MS,
+      recheckMs: config.EHR_ENDPOINT_QUEUE_RECHECK_SECONDS * 1000,
+      logger,
     });
     checkpoints?.start();
     logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
     await worker.run();
+    await endpoints.stop();
     // A last signed checkpoint covers everything this worker recorded before it stopped.
     await checkpoints?.stop({ final: true });
     logger.info('worker drained and stopped');
   } finally {
+    await endpoints?.stop();
     await checkpoints?.stop();
     await connection.close();
     await deps.close();

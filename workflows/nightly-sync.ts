@@ -95,7 +95,6 @@ export const cancelSignal = defineSignal<[OperatorSignal?]>('cancel');
 export const progressQuery = defineQuery<SyncProgress>('progress');
 
 const store = proxyActivities<SyncPlanningActivities>(storePreset);
-const vendor = proxyActivities<SyncPageActivities>(vendorPagePreset);
 
 export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> {
   const state = input.carried ?? freshState();
@@ -119,6 +118,12 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     state.plan = await store.planSync({ tenantId: input.tenantId, integrationId: input.integrationId, full: input.full ?? false });
     state.progress.types = state.plan.resourceTypes.map((t) => emptyTypeProgress(t.resourceType));
   }
+
+  // Pages go to the vendor endpoint's rate-limited queue when the plan names one; a plan without
+  // the field (older runs, carried states) keeps the workflow's own queue, as before.
+  const vendor = proxyActivities<SyncPageActivities>(
+    state.plan.pageTaskQueue ? { ...vendorPagePreset, taskQueue: state.plan.pageTaskQueue } : vendorPagePreset,
+  );
 
   while (state.typeIndex < state.plan.resourceTypes.length) {
     const { resourceType, since } = state.plan.resourceTypes[state.typeIndex]!;

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { PURPOSES } from '../../lib/fhir/classification.js';
 import { listIntegrations } from '../../lib/store/integrations.js';
+import { readIntegrationHealth } from '../../lib/store/integration-health.js';
 import { withContext } from '../context.js';
 import { registerIntegration } from '../integrations.js';
 import { EXIT } from '../../lib/errors/exit-codes.js';
@@ -101,11 +102,31 @@ export function registerIntegrationCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (opts: { tenant?: string; json?: boolean }) =>
       withContext(async (ctx) => {
-        const rows = await listIntegrations(await ctx.db(), opts.tenant);
-        const view = rows.map((i) => ({ id: i.id, tenant: i.tenantId, vendor: i.vendor, purpose: i.purpose, status: i.status, types: i.resourceTypes.join(','), baseUrl: i.baseUrl }));
+        const db = await ctx.db();
+        const rows = await listIntegrations(db, opts.tenant);
+        // The circuit breaker's last recorded transition (lib/store/integration-health.ts); no row: never opened.
+        const health = await readIntegrationHealth(db, rows.map((i) => i.id));
+        const view = rows.map((i) => {
+          const h = health.get(i.id);
+          const breaker = {
+            state: h?.breakerState ?? 'closed',
+            consecutiveFailures: h?.consecutiveFailures ?? 0,
+            retryAt: h?.retryAt?.toISOString() ?? null,
+            lastErrorCode: h?.lastErrorCode ?? null,
+            since: h?.updatedAt.toISOString() ?? null,
+          };
+          return { id: i.id, tenant: i.tenantId, vendor: i.vendor, purpose: i.purpose, status: i.status, types: i.resourceTypes.join(','), baseUrl: i.baseUrl, breaker };
+        });
         if (opts.json) return printJson(view);
         if (rows.length === 0) print('no integrations');
-        table(view);
+        table(view.map(({ breaker, ...v }) => ({ ...v, breaker: breakerSummary(breaker) })));
       }),
     );
+}
+
+/** `closed`, or e.g. `open until 2026-11-26T14:05:03Z (VENDOR_UNAVAILABLE)`. */
+function breakerSummary(b: { state: string; retryAt: string | null; lastErrorCode: string | null }): string {
+  if (b.state === 'closed') return 'closed';
+  const until = b.state === 'open' && b.retryAt ? ` until ${b.retryAt.replace(/\.\d{3}Z$/, 'Z')}` : '';
+  return `${b.state}${until}${b.lastErrorCode ? ` (${b.lastErrorCode})` : ''}`;
 }

@@ -38,6 +38,22 @@ export const configSchema = z.object({
   WORKER_MAX_CONCURRENT_ACTIVITIES: positiveInt.max(1_000).default(16),
   WORKER_SHUTDOWN_GRACE_MS: positiveInt.default(30_000),
 
+  // Resilient vendor HTTP (lib/vendors/circuit-breaker.ts, lib/vendors/endpoint-queues.ts).
+  /** Circuit breaker preset per integration: standard (5 failures, 30 s), tolerant (10, 60 s), strict (3, 15 s). */
+  EHR_CIRCUIT_BREAKER: z.enum(['standard', 'tolerant', 'strict']).default('standard'),
+  /** Overrides the preset's cool-down (ms); for tests and incident response. */
+  EHR_CIRCUIT_COOLDOWN_MS: positiveInt.max(3_600_000).optional(),
+  /**
+   * Overrides of vendors' published request limits, `vendor=requests/seconds[,…]`, e.g.
+   * `eclinicalworks=200/60` (a contract with a lower limit, or a test that cannot wait minutes).
+   */
+  EHR_VENDOR_RATE_LIMITS: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{1,31}=\d{1,6}\/\d{1,5}(,[a-z][a-z0-9-]{1,31}=\d{1,6}\/\d{1,5})*$/, 'expected vendor=requests/seconds[,…]')
+    .optional(),
+  /** How often workers look for new rate-limited vendor endpoints to serve (seconds). */
+  EHR_ENDPOINT_QUEUE_RECHECK_SECONDS: positiveInt.max(3_600).default(10),
+
   // Key hierarchy (lib/security). `local`: key files in EHR_KEK_DIR; `aws-kms`: data keys wrapped by KMS.
   EHR_KEK_PROVIDER: z.enum(['local', 'aws-kms']).default('local'),
   /** KMS key id or ARN (aws-kms only). AWS credentials come from the SDK's default chain, never from here. */

@@ -169,3 +169,18 @@ export class ScopeNotGrantedError extends EhrError {
     super(`the vendor refused ${resourceType} for integration ${integrationId} (HTTP 403): its scope is not granted`);
   }
 }
+
+/**
+ * The integration's circuit breaker is open (lib/vendors/circuit-breaker.ts): the vendor failed
+ * repeatedly, so calls fail fast until the cool-down ends. Retryable; `retryAfterMs` is the
+ * remaining cool-down, so Temporal's next attempt is the half-open probe.
+ */
+export class CircuitOpenError extends EhrError {
+  readonly code = 'VENDOR_CIRCUIT_OPEN';
+  readonly retryable = true;
+  override readonly retryAfterMs: number;
+  constructor(readonly integrationId: string, retryAfterMs: number, readonly lastErrorCode: string | null) {
+    super(`circuit breaker for integration ${integrationId} is open after repeated vendor failures${lastErrorCode ? ` (${lastErrorCode})` : ''}; retry in ${Math.ceil(retryAfterMs / 1000)} s`);
+    this.retryAfterMs = retryAfterMs;
+  }
+}

@@ -6,8 +6,13 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent } from '../audit/chain.js';
-import { EhrError, VendorAuthError, VendorNetworkError, VendorTlsError } from '../errors/index.js';
+import { EhrError, InvalidArgumentError, VendorAuthError, VendorHttpError, VendorNetworkError, VendorTlsError } from '../errors/index.js';
+import type { CircuitBreakers } from './circuit-breaker.js';
 import { assertTransportAllowed, errorForStatus, readBodyCapped, safePath } from './http-policy.js';
+import { PROFILES } from './profiles/index.js';
+import { applyExtraParameters, throttleDelayMs } from './profiles/adapters.js';
+import type { VendorProfile } from './profiles/types.js';
+import { isVendorId } from './profiles/types.js';
 import { VendorAgents, httpsExchange, tlsFailureCode } from './tls-options.js';
 import type { VendorTls } from './tls-options.js';
 import { TokenManager } from './token-manager.js';
@@ -26,6 +31,8 @@ export interface IntegrationCredentials {
   tls?: VendorTls;
   /** The credential generation these were loaded for (revoke and restore bump it). */
   generation?: number;
+  /** The vendor profile's extra parameters (practice id, site id …), added to FHIR requests only. */
+  vendorParams?: Record<string, string>;
 }
 
 export interface VendorClientDeps {
@@ -45,6 +52,8 @@ export interface VendorClientDeps {
    * only to revoke its tokens at the vendor); undefined when the vendor publishes no endpoint.
    */
   revocationTarget?(integrationId: string): Promise<{ cred: IntegrationCredentials; endpoint: string } | undefined>;
+  /** Circuit breaker per integration (lib/vendors/circuit-breaker.ts); absent: none. */
+  breaker?: CircuitBreakers;
 }
 
 export interface CallContext {
@@ -59,8 +68,19 @@ export interface VendorResponse {
   body: Buffer;
 }
 
+/** A vendor write: the Idempotency-Key must be the same on every retry of the same logical write. */
+export interface WriteContext extends CallContext {
+  /** Derived from something stable across activity retries (workflow id + activity id, or a business key). */
+  idempotencyKey: string;
+}
+
+/** Idempotency keys travel as a header and land in vendor logs: identifiers only, bounded. */
+const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:/+=-]{8,255}$/;
+const FHIR_ID = /^[A-Za-z0-9.-]{1,64}$/;
+const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
+
 interface RawRequest {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT';
   url: URL;
   headers: Record<string, string>;
   body?: string;
@@ -120,17 +140,74 @@ export class VendorClient {
 
   /** An authenticated GET. A 401 invalidates the token and retries exactly once with a fresh one. */
   async get(integrationId: string, url: string, ctx: CallContext, accept = 'application/fhir+json'): Promise<VendorResponse> {
+    return this.authorized(integrationId, ctx, url, { method: 'GET', headers: { accept } });
+  }
+
+  /**
+   * POST a new FHIR resource with an Idempotency-Key: a retry with the same key returns the first
+   * result and creates nothing more (DESIGN §4 invariant 9). A non-2xx answer is a classified error.
+   */
+  async create(integrationId: string, resourceType: string, resource: Record<string, unknown>, ctx: WriteContext): Promise<VendorResponse> {
+    if (!RESOURCE_TYPE.test(resourceType)) throw new InvalidArgumentError('resourceType', 'expected a FHIR resource type name');
+    return this.write(integrationId, ctx, 'POST', resourceType, resource);
+  }
+
+  /** PUT (update or conditional create) a FHIR resource by id, with an Idempotency-Key and optional If-Match. */
+  async update(
+    integrationId: string,
+    resourceType: string,
+    id: string,
+    resource: Record<string, unknown>,
+    ctx: WriteContext & { ifMatch?: string },
+  ): Promise<VendorResponse> {
+    if (!RESOURCE_TYPE.test(resourceType)) throw new InvalidArgumentError('resourceType', 'expected a FHIR resource type name');
+    if (!FHIR_ID.test(id)) throw new InvalidArgumentError('id', 'expected a FHIR resource id');
+    return this.write(integrationId, ctx, 'PUT', `${resourceType}/${id}`, resource, ctx.ifMatch);
+  }
+
+  private async write(
+    integrationId: string,
+    ctx: WriteContext,
+    method: 'POST' | 'PUT',
+    relative: string,
+    resource: Record<string, unknown>,
+    ifMatch?: string,
+  ): Promise<VendorResponse> {
+    if (!IDEMPOTENCY_KEY.test(ctx.idempotencyKey)) throw new InvalidArgumentError('idempotencyKey', 'use 8-255 letters, digits and . _ : / + = -');
+    const cred = await this.deps.credentials(integrationId);
+    const url = `${cred.baseUrl.replace(/\/$/, '')}/${relative}`;
+    const headers: Record<string, string> = {
+      accept: 'application/fhir+json',
+      'content-type': 'application/fhir+json',
+      'idempotency-key': ctx.idempotencyKey,
+      ...(ifMatch ? { 'if-match': ifMatch } : {}),
+    };
+    const res = await this.authorized(integrationId, ctx, url, { method, headers, body: JSON.stringify(resource) });
+    // send() hands a POST's 400 back (token endpoints answer 400 for OAuth errors); a FHIR write's is an error.
+    if (res.status >= 400) throw new VendorHttpError(res.status, method, safePath(new URL(url)));
+    return res;
+  }
+
+  /**
+   * One authenticated FHIR request: same-origin check, the profile's extra parameters, a token from
+   * the token manager; a 401 invalidates the token and retries exactly once with a fresh one.
+   */
+  private async authorized(
+    integrationId: string,
+    ctx: CallContext,
+    url: string,
+    req: { method: RawRequest['method']; headers: Record<string, string>; body?: string },
+  ): Promise<VendorResponse> {
     const cred = await this.deps.credentials(integrationId);
     const target = new URL(url);
     assertTransportAllowed(target);
     assertSameOrigin(target, cred.baseUrl);
+    const headers = { ...req.headers };
+    const profile = profileOf(cred.vendor);
+    if (profile) applyExtraParameters(profile, target, headers, cred.vendorParams ?? {});
     for (let attempt = 1; ; attempt++) {
       const token = await this.tokens.accessToken(integrationId);
-      const res = await this.send(cred, ctx, {
-        method: 'GET',
-        url: target,
-        headers: { accept, authorization: `Bearer ${token}` },
-      });
+      const res = await this.send(cred, ctx, { method: req.method, url: target, headers: { ...headers, authorization: `Bearer ${token}` }, body: req.body });
       if (res.status !== 401) return res;
       this.tokens.invalidate(integrationId, token);
       if (attempt === 2) throw new VendorAuthError(integrationId, 'the vendor refused a freshly issued access token (401)');
@@ -180,6 +257,7 @@ export class VendorClient {
     let status = 0;
     let bytes = 0;
     let failure: EhrError | undefined;
+    let admission: ReturnType<CircuitBreakers['admit']> | undefined;
     try {
       if (this.deps.gate && !opts.ungated) {
         const state = await this.deps.gate(cred.integrationId);
@@ -188,6 +266,8 @@ export class VendorClient {
           throw new VendorAuthError(cred.integrationId, 'credentials changed while in use; retrying with the current generation', true);
         }
       }
+      // Revocation calls bypass the breaker: telling the vendor to drop a token must always be tried.
+      if (this.deps.breaker && !opts.ungated) admission = this.deps.breaker.admit(cred.integrationId, cred.tenantId);
       const headers = { ...req.headers, 'x-correlation-id': ctx.correlationId };
       const signal = AbortSignal.timeout(this.deps.timeoutMs);
       // https goes through the integration's agent (its trust, client certificate and TLS floor);
@@ -201,7 +281,7 @@ export class VendorClient {
       status = res.status;
       if (!res.ok && res.status !== 401 && !(req.method === 'POST' && res.status === 400)) {
         await res.body?.cancel().catch(() => undefined);
-        throw errorForStatus(res, req.method, path);
+        throw withThrottleDelay(errorForStatus(res, req.method, path), cred.vendor);
       }
       const body = await readBodyCapped(res, this.deps.maxResponseBytes, path);
       bytes = body.byteLength;
@@ -212,6 +292,7 @@ export class VendorClient {
         err instanceof EhrError ? err : tlsCode ? new VendorTlsError(req.method, path, tlsCode) : new VendorNetworkError(req.method, path, networkReason(err));
       throw failure;
     } finally {
+      admission?.done(failure);
       await this.deps.audit({
         actor: this.deps.actor,
         action: ctx.purpose === 'auth.token' ? 'vendor.token_request' : ctx.purpose === 'auth.revoke' ? 'vendor.token_revocation' : 'vendor.call',
@@ -232,6 +313,21 @@ export class VendorClient {
       });
     }
   }
+}
+
+function profileOf(vendor: string): VendorProfile | undefined {
+  return isVendorId(vendor) ? PROFILES[vendor] : undefined;
+}
+
+/**
+ * A 429's wait comes from the vendor's profile: Retry-After when sent, else (fixed-window vendors such
+ * as eClinicalWorks) the start of the next window. It reaches Temporal as nextRetryDelay (lib/errors).
+ */
+function withThrottleDelay(err: VendorHttpError, vendor: string): VendorHttpError {
+  const profile = profileOf(vendor);
+  if (err.status !== 429 || !profile) return err;
+  const delay = throttleDelayMs(profile, err.retryAfterMs);
+  return delay === err.retryAfterMs ? err : new VendorHttpError(err.status, err.method, err.path, delay);
 }
 
 /** A next link or any URL we are asked to follow must stay on the vendor's origin: our token goes with it. */

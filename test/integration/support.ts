@@ -23,6 +23,7 @@ import { registerIntegration } from '../../client/integrations.js';
 import { buildActivityDeps } from '../../workers/build-deps.js';
 import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
 import { installTemporalLogging } from '../../workers/temporal-logging.js';
+import { EndpointWorkers } from '../../workers/endpoint-workers.js';
 import { startSandbox } from '../../sandbox/index.js';
 import type { SandboxHandle, SandboxOptions } from '../../sandbox/index.js';
 import { testEnv, uniqueId } from '../harness.js';
@@ -74,18 +75,32 @@ export async function startInProcessWorker(config: Config): Promise<RunningWorke
   testLogger();
   const deps = await buildActivityDeps(config);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  // The same payload codec as workers/worker.ts: every payload the tests produce is encrypted.
+  const dataConverter = { payloadCodecs: [await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'test:worker' })] };
+  const activities = createActivities(deps);
   const worker = await Worker.create({
     connection,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
-    // The same payload codec as workers/worker.ts: every payload the tests produce is encrypted.
-    dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'test:worker' })] },
+    dataConverter,
     workflowBundle: await workflowBundle(),
-    activities: createActivities(deps),
+    activities,
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
   });
   const running = worker.run();
+  // Rate-limited vendor endpoints get their own queues, as in workers/worker.ts.
+  const endpoints = await EndpointWorkers.start({
+    connection,
+    policy: deps.endpointQueues,
+    db: deps.pool,
+    activities,
+    dataConverter,
+    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+    recheckMs: config.EHR_ENDPOINT_QUEUE_RECHECK_SECONDS * 1000,
+    logger: testLogger(),
+  });
   return {
     async stop() {
+      await endpoints.stop();
       worker.shutdown();
       await running;
       await connection.close();

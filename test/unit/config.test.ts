@@ -32,6 +32,8 @@ describe('loadConfig', () => {
       EHR_SYNC_PAGE_SIZE: 1_000,
       WORKER_MAX_CONCURRENT_ACTIVITIES: 16,
       WORKER_SHUTDOWN_GRACE_MS: 30_000,
+      EHR_CIRCUIT_BREAKER: 'standard',
+      EHR_ENDPOINT_QUEUE_RECHECK_SECONDS: 10,
       EHR_KEK_PROVIDER: 'local',
       EHR_KEY_DESTROY_DELAY_SECONDS: 7 * 24 * 3600,
       EHR_AUDIT_ANCHOR_PATH: '.data/audit-anchor.jsonl',
