@@ -138,7 +138,7 @@ export class SmartAuth {
   ): Promise<RegisteredClient> {
     const invalidClient = (why: string): OAuthFailure => new OAuthFailure(401, 'invalid_client', why);
     const presented = presentedClient(req.authorization, req.form, ASSERTION_TYPE);
-    if (presented === 'none') throw invalidClient('client authentication is required');
+    if (presented === 'none') throw new OAuthFailure(400, 'invalid_request', 'client authentication is required');
     if (presented === 'ambiguous') throw new OAuthFailure(400, 'invalid_request', 'more than one client authentication method was used');
     if (presented === 'malformed') throw new OAuthFailure(400, 'invalid_request', 'client authentication is malformed');
     let client: RegisteredClient;
