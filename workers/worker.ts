@@ -17,6 +17,7 @@ import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { createPayloadCodec } from '../lib/security/payload-codec.js';
 import { openPurposeKeys } from '../lib/security/open-purpose-keys.js';
 import { installTemporalLogging } from './temporal-logging.js';
+import { startJwksServer } from './jwks-server.js';
 
 export async function runWorker(config: Config): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'worker' });
@@ -35,10 +36,14 @@ export async function runWorker(config: Config): Promise<void> {
           onError: (err) => logger.error({ err }, 'audit checkpoint failed'),
         })
       : undefined;
+  // Our hosted JWKS, when configured: vendors fetch integrations' public keys from it.
+  const jwks = config.JWKS_LISTEN ? await startJwksServer({ db: deps.pool, listen: config.JWKS_LISTEN }) : undefined;
+  if (jwks) logger.info({ url: jwks.url }, 'jwks server started');
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   } catch (err) {
+    await jwks?.close();
     await deps.close();
     throw new InfrastructureUnavailableError('temporal', config.TEMPORAL_ADDRESS, `${(err as Error).message}. Start it with \`ehrctl dev up\` or set TEMPORAL_ADDRESS.`);
   }
@@ -62,6 +67,7 @@ export async function runWorker(config: Config): Promise<void> {
     logger.info('worker drained and stopped');
   } finally {
     await checkpoints?.stop();
+    await jwks?.close();
     await connection.close();
     await deps.close();
   }
