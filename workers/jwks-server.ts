@@ -26,10 +26,6 @@ export interface JwksServer {
   close(): Promise<void>;
 }
 
-export function jwksUrlFor(publicBaseUrl: string, integrationId: string): string {
-  return `${publicBaseUrl.replace(/\/$/, '')}/jwks/${encodeURIComponent(integrationId)}.json`;
-}
-
 export function cacheSecondsFor(vendor: string): number {
   const seconds = isVendorId(vendor) ? PROFILES[vendor].auth.jwksCacheSeconds.value : DEFAULT_CACHE_SECONDS;
   return Math.max(0, Math.min(seconds, MAX_JWKS_CACHE_SECONDS));
