@@ -10,8 +10,7 @@ import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import { ID_PATTERN } from '../lib/domain.js';
-import type { Queryable } from '../lib/store/pool.js';
-import { publishedSigningKeys } from '../lib/store/signing-keys.js';
+import type { IntegrationSigningKey } from '../lib/store/signing-keys.js';
 import { isVendorId } from '../lib/vendors/profiles/types.js';
 import { PROFILES } from '../lib/vendors/profiles/index.js';
 
@@ -38,7 +37,10 @@ function publicOnly(jwk: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-export async function startJwksServer(opts: { db: Queryable; listen: string }): Promise<JwksServer> {
+/** What to publish for an integration (lib/store/signing-keys.ts publishedSigningKeys); undefined: unknown id. */
+export type PublishedKeys = (integrationId: string) => Promise<{ vendor: string; keys: IntegrationSigningKey[] } | undefined>;
+
+export async function startJwksServer(opts: { published: PublishedKeys; listen: string }): Promise<JwksServer> {
   const sep = opts.listen.lastIndexOf(':');
   const host = opts.listen.slice(0, sep).replace(/^\[|\]$/g, '');
   const port = Number(opts.listen.slice(sep + 1));
@@ -48,9 +50,11 @@ export async function startJwksServer(opts: { db: Queryable; listen: string }): 
     const m = /^(.+)\.json$/.exec(req.params.file);
     const integrationId = m?.[1];
     if (!integrationId || !ID_PATTERN.test(integrationId)) return reply.code(404).send({ error: 'not_found' });
-    const published = await publishedSigningKeys(opts.db, integrationId);
+    const published = await opts.published(integrationId);
     if (!published) return reply.code(404).send({ error: 'not_found' });
-    const body = JSON.stringify({ keys: published.keys.map((k) => publicOnly({ ...k.publicJwk, kid: k.kid, alg: k.alg, use: 'sig' })) });
+    // Retired keys never leave, even if a caller's query returned them.
+    const keys = published.keys.filter((k) => k.state !== 'retired');
+    const body = JSON.stringify({ keys: keys.map((k) => publicOnly({ ...k.publicJwk, kid: k.kid, alg: k.alg, use: 'sig' })) });
     const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
     reply.header('cache-control', `public, max-age=${cacheSecondsFor(published.vendor)}`).header('etag', etag);
     if (req.headers['if-none-match'] === etag) return reply.code(304).send();

@@ -18,6 +18,7 @@ import { createPayloadCodec } from '../lib/security/payload-codec.js';
 import { openPurposeKeys } from '../lib/security/open-purpose-keys.js';
 import { installTemporalLogging } from './temporal-logging.js';
 import { startJwksServer } from './jwks-server.js';
+import { publishedSigningKeys } from '../lib/store/signing-keys.js';
 
 export async function runWorker(config: Config): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'worker' });
@@ -37,7 +38,7 @@ export async function runWorker(config: Config): Promise<void> {
         })
       : undefined;
   // Our hosted JWKS, when configured: vendors fetch integrations' public keys from it.
-  const jwks = config.JWKS_LISTEN ? await startJwksServer({ db: deps.pool, listen: config.JWKS_LISTEN }) : undefined;
+  const jwks = config.JWKS_LISTEN ? await startJwksServer({ published: (id) => publishedSigningKeys(deps.pool, id), listen: config.JWKS_LISTEN }) : undefined;
   if (jwks) logger.info({ url: jwks.url }, 'jwks server started');
   let connection: NativeConnection;
   try {

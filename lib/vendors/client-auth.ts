@@ -12,6 +12,7 @@
  */
 import { profileFor } from './profiles/index.js';
 import { assertionAudience, scopesFor } from './profiles/adapters.js';
+import { isVendorId } from './profiles/types.js';
 import type { IntegrationCredentials } from './vendor-client.js';
 
 export const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -30,7 +31,9 @@ export function basicAuthorization(clientId: string, secret: string): string {
 
 /** The `aud` of this integration's client assertions, from its vendor profile. */
 export function audienceFor(cred: Pick<IntegrationCredentials, 'vendor' | 'tokenUrl' | 'baseUrl'>): string {
-  // SMART discovery's `issuer` is the FHIR base URL, which is what the integration stores.
+  // SMART discovery's `issuer` is the FHIR base URL, which is what the integration stores. A vendor
+  // without a profile (registration refuses them; older rows, stubs) gets the SMART default.
+  if (!isVendorId(cred.vendor)) return cred.tokenUrl;
   return assertionAudience(profileFor(cred.vendor), { tokenUrl: cred.tokenUrl, issuer: cred.baseUrl });
 }
 
@@ -70,7 +73,7 @@ function formRequest(auth: ClientAuthentication, fields: Record<string, string>)
 
 /** A client_credentials token request; scopes in the profile's syntax (v1 `.read` or v2 `.rs`). */
 export async function tokenRequest(cred: IntegrationCredentials): Promise<FormRequest> {
-  const scope = cred.resourceTypes ? scopesFor(profileFor(cred.vendor), cred.resourceTypes).join(' ') : cred.scopes.join(' ');
+  const scope = cred.resourceTypes && isVendorId(cred.vendor) ? scopesFor(profileFor(cred.vendor), cred.resourceTypes).join(' ') : cred.scopes.join(' ');
   return formRequest(await clientAuthentication(cred), { grant_type: 'client_credentials', scope });
 }
 
