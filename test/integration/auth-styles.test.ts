@@ -16,6 +16,7 @@ import { startSync, syncResult } from '../../client/sync-client.js';
 import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type PemPair } from '../../lib/security/tls-certs.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { getIntegration } from '../../lib/store/integrations.js';
+import { restoreIntegration, revokeIntegration } from '../../lib/vendors/revocation.js';
 import { certificateThumbprint } from '../../lib/vendors/sandbox-registration.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';
 import { adminJson, type SandboxRef } from '../../sandbox/test-client.js';
@@ -196,6 +197,21 @@ describe('auth styles against the sandbox', () => {
       expect(await syncFailure(tenantId, id)).toBe('VENDOR_AUTH_FAILED');
       expect(await storedCount(id)).toBe(0);
     });
+  });
+
+  it('restore of a client_secret integration needs the rotated secret by a new reference, then syncs with it', async () => {
+    const tenantId = await newTenant();
+    const oldRef = fileRef('restore-old.secret', syntheticSecret());
+    const id = await register(harness.sandbox, tenantId, { authMethod: 'client_secret_basic', clientSecretRef: oldRef });
+    await revokeIntegration(harness.pool, id, testActor, { awaitWorkersMs: 0 });
+    const opts = { secretsDir: testEnv().secretsDir, sandboxAdmin: { url: harness.sandbox.url, adminToken: harness.sandbox.adminToken } };
+    await expect(restoreIntegration(harness.pool, id, testActor, opts)).rejects.toThrow(/rotate the secret at the vendor/);
+    await expect(restoreIntegration(harness.pool, id, testActor, { ...opts, clientSecretRef: oldRef })).rejects.toThrow(/must differ/);
+    const newRef = fileRef('restore-new.secret', syntheticSecret());
+    const restored = await restoreIntegration(harness.pool, id, testActor, { ...opts, clientSecretRef: newRef });
+    expect(restored.status).toBe('active');
+    expect(restored.clientSecretRef).toBe(newRef);
+    expect(await syncOk(tenantId, id)).toBeGreaterThan(0);
   });
 
   it('refuses an auth method the vendor profile does not list, naming the ones it does', async () => {
