@@ -67,7 +67,7 @@ export function registerIntegrationCommands(program: Command): void {
   const integrations = program.command('integrations').description("a tenant's connections to EHR vendors");
   integrations
     .command('add')
-    .description('register an integration: generates its signing key and, for the sandbox, registers it')
+    .description('register an integration: prepares its credentials for the auth method and, for a sandbox vendor, registers the client there')
     .requiredOption('--id <id>', 'integration id (lowercase letters, digits, hyphens; max 63)')
     .requiredOption('--tenant <tenant>', 'owning tenant id')
     .requiredOption('--vendor <vendor>', 'vendor profile (sandbox, epic, …)')
