@@ -15,6 +15,7 @@ import type { Integration } from '../store/integrations.js';
 import { getIntegration } from '../store/integrations.js';
 import type { Queryable } from '../store/pool.js';
 import { discoverSmartConfiguration } from './smart-discovery.js';
+import { discoverSmartConfigurationWith } from './tls-discovery.js';
 import { loadVendorTls } from './tls-options.js';
 import type { VendorTls } from './tls-options.js';
 import type { IntegrationCredentials } from './vendor-client.js';
@@ -107,7 +108,7 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
     const i = await getIntegration(db, integrationId);
     let endpoint = endpoints.get(i.baseUrl);
     if (!endpoint) {
-      endpoint = discoverRevocationEndpoint(i.baseUrl);
+      endpoint = discoverRevocationEndpoint(i);
       endpoints.set(i.baseUrl, endpoint);
       endpoint.catch(() => endpoints.delete(i.baseUrl));
     }
@@ -118,6 +119,8 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
   return { credentials, integration, forget, revocationTarget };
 }
 
-async function discoverRevocationEndpoint(baseUrl: string): Promise<string | undefined> {
-  return (await discoverSmartConfiguration(baseUrl, 5_000)).revocationEndpoint;
+async function discoverRevocationEndpoint(i: Integration): Promise<string | undefined> {
+  // A vendor behind a private CA or mTLS is reached with the integration's TLS material.
+  if (i.tlsRefs && i.baseUrl.startsWith('https:')) return (await discoverSmartConfigurationWith(i.baseUrl, await loadVendorTls(i.tlsRefs), 5_000)).revocationEndpoint;
+  return (await discoverSmartConfiguration(i.baseUrl, 5_000)).revocationEndpoint;
 }

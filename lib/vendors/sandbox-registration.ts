@@ -71,17 +71,3 @@ function adminRequest(url: URL, init: { method: string; headers: Record<string, 
   if (url.protocol === 'https:') return httpsExchange(url, { ...init, agent: new https.Agent({ ...agentOptions(tls), keepAlive: false }), signal });
   return fetch(url, { ...init, redirect: 'error', signal });
 }
-
-/** GET through the same transport (SMART discovery against a TLS sandbox with a private CA). */
-export async function discoverTokenEndpointWith(baseUrl: string, tls: VendorTls): Promise<{ tokenEndpoint?: string }> {
-  const url = new URL(`${baseUrl.replace(/\/$/, '')}/.well-known/smart-configuration`);
-  const res = await httpsExchange(url, {
-    method: 'GET',
-    headers: { accept: 'application/json' },
-    agent: new https.Agent({ ...agentOptions(tls), keepAlive: false }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  if (!res.ok) throw new VendorHttpError(res.status, 'GET', '/.well-known/smart-configuration');
-  const config = (await res.json()) as { token_endpoint?: unknown };
-  return typeof config.token_endpoint === 'string' ? { tokenEndpoint: config.token_endpoint } : {};
-}

@@ -186,6 +186,10 @@ describe('auth styles against the sandbox', () => {
       const view = await clientView(ref, integration.clientId);
       expect(view.token_endpoint_auth_method).toBe('tls_client_auth');
       expect(view.authentications).toBeGreaterThanOrEqual(1);
+      // Revocation reaches this vendor too: RFC 7009 over mTLS, authenticated by the certificate.
+      const revoked = await revokeIntegration(harness.pool, id, testActor);
+      expect(revoked.acknowledged).toBe(revoked.workers);
+      expect((await adminJson<{ tokensRevoked: number }>(ref, '/admin/stats')).tokensRevoked).toBeGreaterThanOrEqual(1);
     });
 
     it('a certificate the vendor did not register fails non-retryably and stores nothing', async () => {
