@@ -58,9 +58,9 @@ function sandboxAdminFor(ctx: { stack(name: string): string | undefined }, baseU
   return new URL(baseUrl).origin === new URL(url).origin ? { url, adminToken } : undefined;
 }
 
-/** Our hosted JWKS as vendors reach it: JWKS_PUBLIC_URL, else the dev stack's, else none (print the JWK). */
-function jwksPublicUrl(ctx: { config: { JWKS_PUBLIC_URL?: string; JWKS_LISTEN?: string }; stack(name: string): string | undefined }): string | undefined {
-  return ctx.config.JWKS_PUBLIC_URL ?? ctx.stack('EHR_JWKS_URL') ?? (ctx.config.JWKS_LISTEN ? `http://${ctx.config.JWKS_LISTEN}` : undefined);
+/** Our hosted JWKS as vendors reach it (the dev stack sets JWKS_PUBLIC_URL); none: print the public JWK. */
+function jwksPublicUrl(ctx: { config: { JWKS_PUBLIC_URL?: string; JWKS_LISTEN?: string } }): string | undefined {
+  return ctx.config.JWKS_PUBLIC_URL ?? (ctx.config.JWKS_LISTEN ? `http://${ctx.config.JWKS_LISTEN}` : undefined);
 }
 
 export function registerIntegrationCommands(program: Command): void {
