@@ -218,6 +218,18 @@ describe('auth styles against the sandbox', () => {
     expect(await syncOk(tenantId, id)).toBeGreaterThan(0);
   });
 
+  it('registers any vendor id with the sandbox, checking its parameters, and syncs with the chosen method', async () => {
+    const tenantId = await newTenant();
+    const base = { vendor: 'athenahealth', authMethod: 'client_secret_post' };
+    await expect(register(harness.sandbox, tenantId, { ...base, clientSecretRef: fileRef('athena-0.secret', syntheticSecret()) })).rejects.toThrow(/needs practiceId/);
+    const vendorParams = { practiceId: 'a-1.Practice-195900' };
+    const id = await register(harness.sandbox, tenantId, { ...base, vendorParams, clientSecretRef: fileRef('athena.secret', syntheticSecret()) });
+    const integration = await getIntegration(harness.pool, id);
+    expect(integration).toMatchObject({ vendor: 'athenahealth', authMethod: 'client_secret_post', vendorParams });
+    expect(await syncOk(tenantId, id)).toBeGreaterThan(0);
+    expect((await clientView(harness.sandbox, integration.clientId)).token_endpoint_auth_method).toBe('client_secret_post');
+  });
+
   it('refuses an auth method the vendor profile does not list, naming the ones it does', async () => {
     const tenantId = await newTenant();
     await expect(
