@@ -1,22 +1,33 @@
 /**
- * Registering an integration: validate the request against policy, discover the vendor's token
- * endpoint, generate the integration's own signing key pair (private half to a 0600 secret file,
- * never the database), register the public key with the vendor (automatic for the sandbox; printed
- * as a JWKS for real vendors), and store the integration with its audit event.
+ * Registering an integration: validate the request against policy and the vendor profile (vendor,
+ * auth method, vendor parameters), discover the vendor's token endpoint, prepare the method's
+ * credentials — for private_key_jwt a fresh signing key pair (private half to a 0600 secret file,
+ * never the database), for client secrets and certificates only their secret references — register
+ * the client with a sandbox vendor automatically (real vendors: `vendorNeeds` says what to give
+ * them), and store the integration with its audit event.
  */
 import type { AuditContext } from '../lib/audit/chain.js';
 import type { ResourceType } from '../lib/domain.js';
-import { ID_PATTERN, RESOURCE_TYPES, isResourceType, readScopeFor } from '../lib/domain.js';
-import { ConflictError, InvalidArgumentError, NotFoundError, VendorHttpError } from '../lib/errors/index.js';
+import { ID_PATTERN, RESOURCE_TYPES, isResourceType } from '../lib/domain.js';
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../lib/errors/index.js';
 import type { Purpose } from '../lib/fhir/classification.js';
 import { DEFAULT_PURPOSE, PURPOSES, assertTypesWithinPurpose, isPurpose, purposePolicy } from '../lib/fhir/classification.js';
-import { generateIntegrationSigningKey } from '../lib/security/signing-keys.js';
+import { generateIntegrationSigningKey, jwksUrlFor } from '../lib/security/signing-keys.js';
 import type { Integration } from '../lib/store/integrations.js';
 import { createIntegration, getIntegration } from '../lib/store/integrations.js';
 import type { Pool } from '../lib/store/pool.js';
 import { tenantExists } from '../lib/store/tenants.js';
 import { assertTransportAllowed } from '../lib/vendors/http-policy.js';
 import { discoverSmartConfiguration } from '../lib/vendors/smart-discovery.js';
+import { checkSecretRef } from '../lib/config/secrets.js';
+import { profileFor } from '../lib/vendors/profiles/index.js';
+import { scopesFor, validateVendorParams } from '../lib/vendors/profiles/adapters.js';
+import { TOKEN_AUTH_METHODS, type TokenAuthMethod, type VendorProfile } from '../lib/vendors/profiles/types.js';
+import { certificateThumbprint, registerSandboxClient } from '../lib/vendors/sandbox-registration.js';
+import { discoverSmartConfigurationWith } from '../lib/vendors/tls-discovery.js';
+import type { SandboxAdmin } from '../lib/vendors/sandbox-registration.js';
+import { loadVendorTls } from '../lib/vendors/tls-options.js';
+import type { VendorTls, VendorTlsRefs } from '../lib/vendors/tls-options.js';
 
 export interface RegisterIntegrationRequest {
   id: string;
@@ -30,28 +41,56 @@ export interface RegisterIntegrationRequest {
   /** Required for real vendors (they assign it); the sandbox assigns one on registration. */
   clientId?: string;
   secretsDir: string;
-  /** For vendor 'sandbox': its admin endpoint, used to register our public key. */
-  sandboxAdmin?: { url: string; adminToken: string };
+  /** A sandbox vendor's admin endpoint (any personality, any vendor id): the client is registered there. */
+  sandboxAdmin?: SandboxAdmin;
+  /** Default: the vendor profile's preferred method; otherwise one the profile lists. */
+  authMethod?: string;
+  /** client_secret_basic/post: a secret reference (file:/env:/manager), never the secret. */
+  clientSecretRef?: string;
+  /** Vendor CA and client certificate/key references (mTLS; required for tls_client_auth). */
+  tlsRefs?: VendorTlsRefs;
+  /** The profile's extra parameters (`--param practiceId=…`). */
+  vendorParams?: Record<string, string>;
+  /** Our hosted JWKS's public base URL (JWKS_PUBLIC_URL): private_key_jwt clients are registered by URL. */
+  jwksPublicUrl?: string;
 }
 
 export async function registerIntegration(pool: Pool, req: RegisterIntegrationRequest, ctx: AuditContext): Promise<Integration> {
   if (!ID_PATTERN.test(req.id)) throw new InvalidArgumentError('integration id', 'use 1-63 lowercase letters, digits or hyphens');
-  if (!/^[a-z][a-z0-9-]{1,31}$/.test(req.vendor)) throw new InvalidArgumentError('vendor', 'use a short lowercase vendor name such as sandbox or epic');
+  const profile = profileFor(req.vendor);
+  const authMethod = parseAuthMethod(profile, req.authMethod);
   const purpose = parsePurpose(req.purpose);
   const resourceTypes = parseResourceTypes(req.resourceTypes, purpose);
   const baseUrl = parseBaseUrl(req.baseUrl);
+  const vendorParams = req.vendorParams ?? {};
+  validateVendorParams(profile, vendorParams);
+  const material = checkMaterial(authMethod, req);
+  const alg = req.alg ?? (profile.auth.algorithms.value.includes('ES384') ? 'ES384' : 'RS384');
+  if (authMethod === 'private_key_jwt' && !profile.auth.algorithms.value.includes(alg)) {
+    throw new InvalidArgumentError('--alg', `${profile.name} accepts ${profile.auth.algorithms.value.join(', ')}`);
+  }
   if (!(await tenantExists(pool, req.tenantId))) throw new NotFoundError('tenant', req.tenantId);
   const existing = await getIntegration(pool, req.id).catch((err: unknown) => (err instanceof NotFoundError ? undefined : Promise.reject(err)));
   if (existing) throw new ConflictError('integration', req.id);
-  if (req.vendor !== 'sandbox' && !req.clientId) throw new InvalidArgumentError('--client-id', `required for vendor ${req.vendor} (the vendor assigns it)`);
+  if (req.vendor === 'sandbox' && !req.sandboxAdmin && !req.clientId) {
+    throw new InvalidArgumentError('sandbox', 'no running sandbox to register with: start the dev stack (`ehrctl dev up`)');
+  }
+  if (!req.sandboxAdmin && !req.clientId) throw new InvalidArgumentError('--client-id', `required for vendor ${req.vendor} (the vendor assigns it)`);
 
-  const tokenUrl = await discoverTokenEndpoint(baseUrl);
-  const alg = req.alg ?? 'ES384';
-  const key = await generateIntegrationSigningKey({ alg, secretsDir: req.secretsDir, integrationId: req.id });
+  const tls = req.tlsRefs ? await loadVendorTls(req.tlsRefs) : undefined;
+  const tokenUrl = await discoverTokenEndpoint(baseUrl, tls);
+  const key = authMethod === 'private_key_jwt' ? await generateIntegrationSigningKey({ alg, secretsDir: req.secretsDir, integrationId: req.id }) : undefined;
+  const publicJwk = key ? { ...key.publicJwk, kid: key.kid, alg, use: 'sig' } : null;
   let clientId = req.clientId;
-  if (req.vendor === 'sandbox') {
-    if (!req.sandboxAdmin) throw new InvalidArgumentError('sandbox', 'no running sandbox to register with: start the dev stack (`ehrctl dev up`)');
-    clientId = await registerWithSandbox(req.sandboxAdmin, { clientId, jwk: { ...key.publicJwk, kid: key.kid, alg, use: 'sig' }, scopes: resourceTypes.map(readScopeFor) });
+  if (req.sandboxAdmin) {
+    clientId = await registerSandboxClient(req.sandboxAdmin, profile, {
+      authMethod,
+      scopes: scopesFor(profile, resourceTypes),
+      ...(req.jwksPublicUrl ? { jwksUri: jwksUrlFor(req.jwksPublicUrl, req.id) } : {}),
+      ...(publicJwk ? { publicJwk } : {}),
+      clientSecretRef: material.clientSecretRef,
+      ...(tls ? { tls } : {}),
+    }, { clientId });
   }
   return createIntegration(
     pool,
@@ -62,15 +101,55 @@ export async function registerIntegration(pool: Pool, req: RegisterIntegrationRe
       baseUrl,
       tokenUrl,
       clientId: clientId!,
-      signingAlg: alg,
-      signingKid: key.kid,
-      publicJwk: { ...key.publicJwk, kid: key.kid, alg, use: 'sig' },
-      privateKeyRef: key.privateKeyRef,
+      authMethod,
+      signingAlg: key ? alg : null,
+      signingKid: key?.kid ?? null,
+      publicJwk,
+      privateKeyRef: key?.privateKeyRef ?? null,
+      clientSecretRef: material.clientSecretRef,
+      tlsRefs: material.tlsRefs,
+      vendorParams,
       resourceTypes,
       purpose,
     },
     ctx,
   );
+}
+
+/** What to hand the vendor's app registration for this integration (nothing secret). */
+export function vendorNeeds(i: Integration, jwksPublicUrl: string | undefined, tls?: VendorTls): Record<string, unknown> {
+  const base = { client_id: i.clientId, token_endpoint_auth_method: i.authMethod };
+  switch (i.authMethod) {
+    case 'private_key_jwt':
+      return jwksPublicUrl ? { ...base, jwks_uri: jwksUrlFor(jwksPublicUrl, i.id) } : { ...base, jwks: { keys: [i.publicJwk] } };
+    case 'client_secret_basic':
+    case 'client_secret_post':
+      return { ...base, client_secret: `the secret the vendor issued, stored at ${i.clientSecretRef ?? '?'}` };
+    case 'tls_client_auth':
+      return { ...base, tls_client_cert_thumbprint: tls?.clientCertPem ? certificateThumbprint(tls.clientCertPem) : 'see the certificate at ' + (i.tlsRefs?.clientCertRef ?? '?') };
+  }
+}
+
+function parseAuthMethod(profile: VendorProfile, method: string | undefined): TokenAuthMethod {
+  const accepted = profile.auth.methods.value;
+  if (method === undefined || method === '') return accepted[0]!;
+  if (!(TOKEN_AUTH_METHODS as readonly string[]).includes(method) || !accepted.includes(method as TokenAuthMethod)) {
+    throw new InvalidArgumentError('--auth-method', `${profile.name} accepts ${accepted.join(', ')}`);
+  }
+  return method as TokenAuthMethod;
+}
+
+/** The references each method needs, checked (well formed, readable, 0600 for secrets) but not read. */
+function checkMaterial(method: TokenAuthMethod, req: RegisterIntegrationRequest): { clientSecretRef: string | null; tlsRefs: VendorTlsRefs | null } {
+  const tlsRefs = req.tlsRefs && Object.values(req.tlsRefs).some((v) => v !== undefined) ? req.tlsRefs : null;
+  const secretMethod = method === 'client_secret_basic' || method === 'client_secret_post';
+  if (secretMethod && !req.clientSecretRef) throw new InvalidArgumentError('--client-secret-ref', `${method} needs the client secret by reference (file:/env:)`);
+  if (!secretMethod && req.clientSecretRef) throw new InvalidArgumentError('--client-secret-ref', `${method} uses no client secret`);
+  if (req.clientSecretRef) checkSecretRef(req.clientSecretRef, { field: '--client-secret-ref' });
+  if (method === 'tls_client_auth' && (!tlsRefs?.clientCertRef || !tlsRefs.clientKeyRef)) {
+    throw new InvalidArgumentError('--tls-cert-ref', 'tls_client_auth needs --tls-cert-ref and --tls-key-ref');
+  }
+  return { clientSecretRef: req.clientSecretRef ?? null, tlsRefs };
 }
 
 function parsePurpose(purpose: string | undefined): Purpose {
@@ -101,21 +180,10 @@ function parseBaseUrl(raw: string): string {
   return url.toString().replace(/\/$/, '');
 }
 
-async function discoverTokenEndpoint(baseUrl: string): Promise<string> {
-  const { tokenEndpoint } = await discoverSmartConfiguration(baseUrl);
+async function discoverTokenEndpoint(baseUrl: string, tls: VendorTls | undefined): Promise<string> {
+  // A vendor with a private CA or mTLS is reached with the integration's own TLS material.
+  const { tokenEndpoint } = tls && baseUrl.startsWith('https:') ? await discoverSmartConfigurationWith(baseUrl, tls) : await discoverSmartConfiguration(baseUrl);
   if (!tokenEndpoint) throw new InvalidArgumentError('--base-url', 'the vendor publishes no token_endpoint in its SMART configuration');
+  assertTransportAllowed(new URL(tokenEndpoint));
   return tokenEndpoint;
-}
-
-async function registerWithSandbox(
-  admin: { url: string; adminToken: string },
-  client: { clientId: string | undefined; jwk: Record<string, unknown>; scopes: string[] },
-): Promise<string> {
-  const res = await fetch(`${admin.url}/admin/clients`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-sandbox-admin': admin.adminToken },
-    body: JSON.stringify({ ...(client.clientId ? { client_id: client.clientId } : {}), jwks: { keys: [client.jwk] }, scopes: client.scopes }),
-  });
-  if (!res.ok) throw new VendorHttpError(res.status, 'POST', '/admin/clients');
-  return ((await res.json()) as { client_id: string }).client_id;
 }

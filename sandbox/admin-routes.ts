@@ -6,7 +6,9 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { JWK } from 'jose';
 import { z } from 'zod';
 import { RESOURCE_TYPES, isResourceType } from '../lib/domain.js';
+import { CLIENT_AUTH_METHODS } from './client-auth.js';
 import type { SandboxContext } from './context.js';
+import type { ClientRegistration } from './smart.js';
 import { identityStrings, patientIdentity } from './data.js';
 import { FaultRequest } from './faults.js';
 import type { RecordRef } from './store.js';
@@ -25,11 +27,45 @@ const Jwk = z
 const ClientBody = z
   .object({
     client_id: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/).optional(),
-    jwks: z.object({ keys: z.array(Jwk).min(1).max(20) }),
+    token_endpoint_auth_method: z.enum(CLIENT_AUTH_METHODS).default('private_key_jwt'),
+    jwks: z.object({ keys: z.array(Jwk).min(1).max(20) }).optional(),
+    jwks_uri: z.string().url().max(2000).optional(),
+    client_secret: z.string().min(16).max(512).optional(),
+    tls_client_auth_subject_dn: z.string().min(1).max(1000).optional(),
+    /** RFC 8705 `x5t#S256` of the client certificate. */
+    tls_client_cert_thumbprint: z.string().regex(/^[A-Za-z0-9_-]{43}$/).optional(),
+    assertion_audience: z.enum(['token-endpoint', 'issuer']).default('token-endpoint'),
     scopes: z.array(z.string().regex(/^[A-Za-z0-9/*._:-]{1,100}$/)).min(1).max(100),
     jku: z.string().max(2000).optional(),
   })
-  .strict();
+  .strict()
+  .refine((b) => {
+    switch (b.token_endpoint_auth_method) {
+      case 'private_key_jwt':
+        return (b.jwks === undefined) !== (b.jwks_uri === undefined);
+      case 'client_secret_basic':
+      case 'client_secret_post':
+        return b.client_secret !== undefined;
+      case 'tls_client_auth':
+        return b.tls_client_auth_subject_dn !== undefined || b.tls_client_cert_thumbprint !== undefined;
+    }
+  }, 'private_key_jwt needs exactly one of jwks or jwks_uri; client_secret_* need client_secret; tls_client_auth needs a subject DN or thumbprint');
+type ClientBody = z.infer<typeof ClientBody>;
+
+function registration(clientId: string, b: ClientBody): ClientRegistration {
+  return {
+    clientId,
+    scopes: b.scopes,
+    authMethod: b.token_endpoint_auth_method,
+    assertionAudience: b.assertion_audience,
+    ...(b.jwks ? { jwks: { keys: b.jwks.keys as JWK[] } } : {}),
+    ...(b.jwks_uri ? { jwksUri: b.jwks_uri } : {}),
+    ...(b.client_secret !== undefined ? { clientSecret: b.client_secret } : {}),
+    ...(b.tls_client_auth_subject_dn ? { tlsSubjectDn: b.tls_client_auth_subject_dn } : {}),
+    ...(b.tls_client_cert_thumbprint ? { tlsThumbprint: b.tls_client_cert_thumbprint } : {}),
+    ...(b.jku ? { jku: b.jku } : {}),
+  };
+}
 const TypeName = z.enum(RESOURCE_TYPES);
 const ModifyBody = z
   .object({
@@ -79,21 +115,32 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SandboxContext): 
         if (!parsed.success) return badRequest(reply, parsed.error);
         const clientId = parsed.data.client_id ?? `sandbox-client-${randomBytes(8).toString('hex')}`;
         if (ctx.auth.hasClient(clientId)) return reply.code(409).send({ error: 'conflict', error_description: 'client_id is taken' });
-        ctx.auth.register({
-          clientId,
-          jwks: { keys: parsed.data.jwks.keys as JWK[] },
-          scopes: parsed.data.scopes,
-          ...(parsed.data.jku ? { jku: parsed.data.jku } : {}),
-        });
+        ctx.auth.register(registration(clientId, parsed.data));
         return reply.code(201).send({ client_id: clientId });
       });
 
       admin.put<{ Params: { clientId: string } }>('/clients/:clientId', async (req, reply) => {
         const parsed = ClientBody.safeParse(req.body);
         if (!parsed.success) return badRequest(reply, parsed.error);
-        const replaced = ctx.auth.replaceKeys(req.params.clientId, { keys: parsed.data.jwks.keys as JWK[] }, parsed.data.scopes);
-        if (!replaced) return reply.code(404).send({ error: 'not_found' });
+        // A full re-registration under the same client id (rotated secret, new key, new certificate).
+        if (!ctx.auth.hasClient(req.params.clientId)) return reply.code(404).send({ error: 'not_found' });
+        ctx.auth.register(registration(req.params.clientId, parsed.data));
         return { client_id: req.params.clientId };
+      });
+
+      // How the client authenticates and what the sandbox has seen of it (never the secret or keys).
+      admin.get<{ Params: { clientId: string } }>('/clients/:clientId', async (req, reply) => {
+        const client = ctx.auth.client(req.params.clientId);
+        if (!client) return reply.code(404).send({ error: 'not_found' });
+        return {
+          client_id: client.clientId,
+          token_endpoint_auth_method: client.authMethod,
+          assertion_audience: client.assertionAudience,
+          authentications: client.authentications,
+          kids_seen: Object.fromEntries(client.kidsSeen),
+          known_kids: client.jwks ? client.jwks.knownKids() : [...client.keys.keys()],
+          jwks_fetches: client.jwks?.fetches ?? 0,
+        };
       });
 
       // The request ledger: FHIR requests that arrived at or after `since` (ms since the epoch).

@@ -3,11 +3,24 @@
  * tokens, discovery. Error descriptions are fixed strings: they never echo the assertion or a token.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from 'jose';
 import { RESOURCE_TYPES, type ResourceType } from '../lib/domain.js';
 import type { SandboxContext } from './context.js';
 import { TokenRefusal, assertAcceptedAuthMethod, assertClientMayAuthenticate, assertScopeSyntax, grantWithinNarrowing } from './token-policy.js';
+import {
+  CLIENT_AUTH_METHODS,
+  RemoteJwks,
+  certificateThumbprint,
+  hashSecret,
+  presentedClient,
+  secretMatches,
+  subjectDn,
+  type AssertionAudienceRule,
+  type ClientAuthMethod,
+  type StoredSecret,
+} from './client-auth.js';
 
 export const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const ALLOWED_ALGS = ['RS384', 'ES384'] as const;
@@ -20,6 +33,26 @@ export interface RegisteredClient {
   keys: Map<string, JWK>;
   scopes: readonly string[];
   jku?: string;
+  /** The one client authentication method accepted for this client (default private_key_jwt). */
+  authMethod: ClientAuthMethod;
+  /** private_key_jwt with a hosted JWKS instead of registered keys. */
+  jwks?: RemoteJwks;
+  /** client_secret_*: a salted hash, never the secret. */
+  secret?: StoredSecret;
+  /** tls_client_auth: the certificate's `x5t#S256` and/or subject DN. */
+  tlsThumbprint?: string;
+  tlsSubjectDn?: string;
+  /** Which `aud` a client assertion must carry. */
+  assertionAudience: AssertionAudienceRule;
+  /** Successful authentications, and the kids the client's assertions used (tests read these). */
+  authentications: number;
+  kidsSeen: Map<string, number>;
+}
+
+/** The TLS peer certificate of the request, when the sandbox serves TLS and the client sent one. */
+export interface PeerCertificate {
+  raw: Buffer;
+  subject?: Record<string, string | string[]>;
 }
 
 export interface AccessToken {
@@ -28,7 +61,18 @@ export interface AccessToken {
   expiresAtMs: number;
 }
 
-export type ClientRegistration = { clientId: string; jwks: { keys: JWK[] }; scopes: string[]; jku?: string };
+export type ClientRegistration = {
+  clientId: string;
+  jwks?: { keys: JWK[] };
+  scopes: string[];
+  jku?: string;
+  authMethod?: ClientAuthMethod;
+  jwksUri?: string;
+  clientSecret?: string;
+  tlsThumbprint?: string;
+  tlsSubjectDn?: string;
+  assertionAudience?: AssertionAudienceRule;
+};
 
 class OAuthFailure extends Error {
   constructor(
@@ -52,7 +96,15 @@ export class SmartAuth {
   private readonly usedJtis = new Map<string, number>();
   private lastSweepMs = 0;
 
-  constructor(private readonly now: () => number = Date.now) {}
+  /** jwksRefetchMinMs: on an unknown kid, a hosted JWKS is refetched at most this often. */
+  constructor(
+    private readonly now: () => number = Date.now,
+    private readonly jwksRefetchMinMs = 2_000,
+  ) {}
+
+  client(clientId: string): RegisteredClient | undefined {
+    return this.clients.get(clientId);
+  }
 
   hasClient(clientId: string): boolean {
     return this.clients.has(clientId);
@@ -60,8 +112,55 @@ export class SmartAuth {
 
   register(reg: ClientRegistration): void {
     const keys = new Map<string, JWK>();
-    for (const key of reg.jwks.keys) keys.set(key.kid as string, key);
-    this.clients.set(reg.clientId, { clientId: reg.clientId, keys, scopes: [...reg.scopes], ...(reg.jku ? { jku: reg.jku } : {}) });
+    for (const key of reg.jwks?.keys ?? []) keys.set(key.kid as string, key);
+    this.clients.set(reg.clientId, {
+      clientId: reg.clientId,
+      keys,
+      scopes: [...reg.scopes],
+      ...(reg.jku ? { jku: reg.jku } : {}),
+      authMethod: reg.authMethod ?? 'private_key_jwt',
+      ...(reg.jwksUri ? { jwks: new RemoteJwks(reg.jwksUri, this.now, this.jwksRefetchMinMs) } : {}),
+      ...(reg.clientSecret !== undefined ? { secret: hashSecret(reg.clientSecret) } : {}),
+      ...(reg.tlsThumbprint ? { tlsThumbprint: reg.tlsThumbprint } : {}),
+      ...(reg.tlsSubjectDn ? { tlsSubjectDn: reg.tlsSubjectDn } : {}),
+      assertionAudience: reg.assertionAudience ?? 'token-endpoint',
+      authentications: 0,
+      kidsSeen: new Map(),
+    });
+  }
+
+  /**
+   * Identifies and verifies the client of a token or revocation request by the method registered
+   * for it. Throws OAuthFailure (fixed descriptions) otherwise.
+   */
+  async authenticateClient(
+    req: { authorization: string | undefined; form: URLSearchParams; peer: PeerCertificate | undefined },
+    endpoints: { tokenUrl: string; issuer: string },
+  ): Promise<RegisteredClient> {
+    const invalidClient = (why: string): OAuthFailure => new OAuthFailure(401, 'invalid_client', why);
+    const presented = presentedClient(req.authorization, req.form, ASSERTION_TYPE);
+    if (presented === 'none') throw new OAuthFailure(400, 'invalid_request', 'client authentication is required');
+    if (presented === 'ambiguous') throw new OAuthFailure(400, 'invalid_request', 'more than one client authentication method was used');
+    if (presented === 'malformed') throw new OAuthFailure(400, 'invalid_request', 'client authentication is malformed');
+    let client: RegisteredClient;
+    if (presented.method === 'private_key_jwt') {
+      client = await this.verifyAssertion(presented.assertion, endpoints, presented.clientId);
+    } else {
+      const found = this.clients.get(presented.clientId);
+      if (!found) throw invalidClient('unknown client');
+      if (found.authMethod !== presented.method) throw invalidClient('client authentication method is not the one registered');
+      if (presented.method === 'tls_client_auth') {
+        if (!req.peer || req.peer.raw.length === 0) throw invalidClient('no client certificate was presented');
+        const thumbprintOk = found.tlsThumbprint === undefined || found.tlsThumbprint === certificateThumbprint(req.peer.raw);
+        const dnOk = found.tlsSubjectDn === undefined || found.tlsSubjectDn === subjectDn(req.peer.subject);
+        if (!thumbprintOk || !dnOk) throw invalidClient('client certificate does not match the registration');
+      } else if (!found.secret || !secretMatches(found.secret, presented.secret)) {
+        throw invalidClient('client secret is wrong');
+      }
+      client = found;
+    }
+    client.authentications++;
+    return client;
   }
 
   /** The token for a `Authorization` header value, or undefined when missing, unknown or expired. */
@@ -95,7 +194,7 @@ export class SmartAuth {
   replaceKeys(clientId: string, jwks: { keys: JWK[] }, scopes: string[]): boolean {
     const client = this.clients.get(clientId);
     if (!client) return false;
-    this.register({ clientId, jwks, scopes, ...(client.jku ? { jku: client.jku } : {}) });
+    this.register({ clientId, jwks, scopes, ...(client.jku ? { jku: client.jku } : {}), assertionAudience: client.assertionAudience });
     return true;
   }
 
@@ -119,7 +218,7 @@ export class SmartAuth {
   }
 
   /** Verifies a client assertion; returns the authenticated client or throws OAuthFailure. */
-  async verifyAssertion(assertion: string, tokenUrl: string, formClientId: string | undefined): Promise<RegisteredClient> {
+  async verifyAssertion(assertion: string, endpoints: { tokenUrl: string; issuer: string }, formClientId: string | undefined): Promise<RegisteredClient> {
     const invalidClient = (why: string): OAuthFailure => new OAuthFailure(401, 'invalid_client', why);
     if (assertion.split('.').length !== 3) throw new OAuthFailure(400, 'invalid_request', 'client_assertion is not a compact JWS');
     let header: ReturnType<typeof decodeProtectedHeader>;
@@ -136,10 +235,11 @@ export class SmartAuth {
     if (header.typ !== undefined && header.typ.toUpperCase() !== 'JWT') throw invalidClient('assertion typ must be JWT');
     const client = typeof claims.iss === 'string' ? this.clients.get(claims.iss) : undefined;
     if (!client) throw invalidClient('unknown client');
+    if (client.authMethod !== 'private_key_jwt') throw invalidClient('client authentication method is not the one registered');
     if (claims.sub !== client.clientId) throw invalidClient('iss and sub must both equal the client_id');
     if (formClientId !== undefined && formClientId !== client.clientId) throw invalidClient('client_id does not match the assertion');
     if (header.jku !== undefined && header.jku !== client.jku) throw invalidClient('jku does not match the registered JWKS URL');
-    const jwk = client.keys.get(header.kid);
+    const jwk = client.jwks ? await client.jwks.key(header.kid) : client.keys.get(header.kid);
     if (!jwk) throw invalidClient('unknown kid');
     if (jwk.alg !== undefined && jwk.alg !== alg) throw invalidClient('registered key is not for this alg');
     let key: Awaited<ReturnType<typeof importJWK>>;
@@ -153,7 +253,7 @@ export class SmartAuth {
         algorithms: [alg],
         issuer: client.clientId,
         subject: client.clientId,
-        audience: tokenUrl,
+        audience: client.assertionAudience === 'issuer' ? endpoints.issuer : endpoints.tokenUrl,
         clockTolerance: CLOCK_SKEW_S,
         requiredClaims: ['exp', 'jti', 'iss', 'sub', 'aud'],
         currentDate: new Date(this.now()),
@@ -172,6 +272,7 @@ export class SmartAuth {
     const jtiKey = `${client.clientId}\n${claims.jti}`;
     if (this.usedJtis.has(jtiKey)) throw invalidClient('assertion jti has already been used');
     this.usedJtis.set(jtiKey, (exp + CLOCK_SKEW_S) * 1000);
+    client.kidsSeen.set(header.kid, (client.kidsSeen.get(header.kid) ?? 0) + 1);
     return client;
   }
 
@@ -204,6 +305,18 @@ export function scopeAllows(token: AccessToken, type: ResourceType): boolean {
   return [`system/${type}.rs`, `system/${type}.read`, 'system/*.rs', 'system/*.read'].some((s) => token.scopes.has(s));
 }
 
+/** The parts of a request that can authenticate a client: Basic header, form, TLS peer certificate. */
+function clientAuthInput(req: FastifyRequest, form: URLSearchParams): { authorization: string | undefined; form: URLSearchParams; peer: PeerCertificate | undefined } {
+  const socket = req.raw.socket as Partial<TLSSocket>;
+  const cert = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
+  const peer = cert && Buffer.isBuffer(cert.raw) ? { raw: cert.raw, subject: cert.subject as unknown as Record<string, string | string[]> } : undefined;
+  return { authorization: req.headers.authorization, form, peer };
+}
+
+function endpointsOf(ctx: SandboxContext): { tokenUrl: string; issuer: string } {
+  return { tokenUrl: ctx.urls.tokenUrl, issuer: ctx.urls.fhirBaseUrl };
+}
+
 function oauthError(reply: FastifyReply, status: number, error: string, description: string): FastifyReply {
   return reply.code(status).header('cache-control', 'no-store').send({ error, error_description: description });
 }
@@ -213,9 +326,9 @@ export function smartConfiguration(ctx: SandboxContext): Record<string, unknown>
     issuer: ctx.urls.fhirBaseUrl,
     token_endpoint: ctx.urls.tokenUrl,
     revocation_endpoint: `${ctx.urls.url}/oauth/revoke`,
-    revocation_endpoint_auth_methods_supported: ['private_key_jwt'],
+    revocation_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
     grant_types_supported: ['client_credentials'],
-    token_endpoint_auth_methods_supported: ['private_key_jwt'],
+    token_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
     token_endpoint_auth_signing_alg_values_supported: [...ALLOWED_ALGS],
     scopes_supported: [...RESOURCE_TYPES.map((t) => `system/${t}.rs`), 'system/*.rs', ...RESOURCE_TYPES.map((t) => `system/${t}.read`)],
     capabilities: ['client-confidential-asymmetric', 'permission-v2'],
@@ -231,20 +344,19 @@ export function registerSmartRoutes(app: FastifyInstance, ctx: SandboxContext): 
   app.get('/.well-known/smart-configuration', discovery);
   app.get(`${ctx.personality.basePath}/.well-known/smart-configuration`, discovery);
 
-  // RFC 7009 token revocation, client authenticated by private_key_jwt (aud: the token endpoint).
+  // RFC 7009 token revocation, the client authenticated like at the token endpoint (assertion aud: the token endpoint).
   app.post('/oauth/revoke', async (req, reply) => {
     if (!(req.body instanceof URLSearchParams)) return oauthError(reply, 400, 'invalid_request', 'body must be application/x-www-form-urlencoded');
     const form = req.body;
-    for (const name of ['token', 'token_type_hint', 'client_assertion_type', 'client_assertion', 'client_id']) {
+    for (const name of ['token', 'token_type_hint', 'client_assertion_type', 'client_assertion', 'client_id', 'client_secret']) {
       if (form.getAll(name).length > 1) return oauthError(reply, 400, 'invalid_request', 'a parameter was repeated');
     }
     const token = form.get('token');
     if (!token) return oauthError(reply, 400, 'invalid_request', 'token is required');
     const hint = form.get('token_type_hint');
     if (hint !== null && hint !== 'access_token' && hint !== 'refresh_token') return oauthError(reply, 400, 'unsupported_token_type', 'unknown token_type_hint');
-    if (form.get('client_assertion_type') !== ASSERTION_TYPE) return oauthError(reply, 401, 'invalid_client', 'client authentication is required');
     try {
-      const client = await ctx.auth.verifyAssertion(form.get('client_assertion') ?? '', ctx.urls.tokenUrl, form.get('client_id') ?? undefined);
+      const client = await ctx.auth.authenticateClient(clientAuthInput(req, form), endpointsOf(ctx));
       ctx.stats.tokensRevoked += ctx.auth.revoke(client, token);
       return reply.code(200).header('cache-control', 'no-store').send();
     } catch (err) {
@@ -263,7 +375,7 @@ export function registerSmartRoutes(app: FastifyInstance, ctx: SandboxContext): 
       return fail(400, 'invalid_request', 'body must be application/x-www-form-urlencoded');
     }
     const form = req.body;
-    for (const name of ['grant_type', 'client_assertion_type', 'client_assertion', 'scope', 'client_id']) {
+    for (const name of ['grant_type', 'client_assertion_type', 'client_assertion', 'scope', 'client_id', 'client_secret']) {
       if (form.getAll(name).length > 1) return fail(400, 'invalid_request', 'a parameter was repeated');
     }
     const grantType = form.get('grant_type');
@@ -276,13 +388,12 @@ export function registerSmartRoutes(app: FastifyInstance, ctx: SandboxContext): 
       if (err instanceof TokenRefusal) return fail(err.status, err.code, err.description);
       throw err;
     }
-    if (form.get('client_assertion_type') !== ASSERTION_TYPE) {
+    if (form.has('client_assertion_type') && form.get('client_assertion_type') !== ASSERTION_TYPE) {
       return fail(400, 'invalid_request', `client_assertion_type must be ${ASSERTION_TYPE}`);
     }
-    const assertion = form.get('client_assertion');
-    if (!assertion) return fail(400, 'invalid_request', 'client_assertion is required');
+    if (form.has('client_assertion_type') && !form.get('client_assertion')) return fail(400, 'invalid_request', 'client_assertion is required');
     try {
-      const client = await ctx.auth.verifyAssertion(assertion, ctx.urls.tokenUrl, form.get('client_id') ?? undefined);
+      const client = await ctx.auth.authenticateClient(clientAuthInput(req, form), endpointsOf(ctx));
       assertClientMayAuthenticate(ctx, client.clientId, method);
       assertScopeSyntax(ctx, form.get('scope') ?? undefined);
       const scopes = grantWithinNarrowing(ctx, client.clientId, ctx.auth.grantScopes(client, form.get('scope') ?? undefined));

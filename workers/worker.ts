@@ -18,6 +18,8 @@ import { createPayloadCodec } from '../lib/security/payload-codec.js';
 import { openPurposeKeys } from '../lib/security/open-purpose-keys.js';
 import { installTemporalLogging } from './temporal-logging.js';
 import { EndpointWorkers } from './endpoint-workers.js';
+import { startJwksServer } from './jwks-server.js';
+import { publishedSigningKeys } from '../lib/store/signing-keys.js';
 
 export async function runWorker(config: Config): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'worker' });
@@ -36,10 +38,14 @@ export async function runWorker(config: Config): Promise<void> {
           onError: (err) => logger.error({ err }, 'audit checkpoint failed'),
         })
       : undefined;
+  // Our hosted JWKS, when configured: vendors fetch integrations' public keys from it.
+  const jwks = config.JWKS_LISTEN ? await startJwksServer({ published: (id) => publishedSigningKeys(deps.pool, id), listen: config.JWKS_LISTEN }) : undefined;
+  if (jwks) logger.info({ url: jwks.url }, 'jwks server started');
   let connection: NativeConnection;
   try {
     connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   } catch (err) {
+    await jwks?.close();
     await deps.close();
     throw new InfrastructureUnavailableError('temporal', config.TEMPORAL_ADDRESS, `${(err as Error).message}. Start it with \`ehrctl dev up\` or set TEMPORAL_ADDRESS.`);
   }
@@ -80,6 +86,7 @@ export async function runWorker(config: Config): Promise<void> {
   } finally {
     await endpoints?.stop();
     await checkpoints?.stop();
+    await jwks?.close();
     await connection.close();
     await deps.close();
   }

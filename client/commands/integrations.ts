@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
 import { PURPOSES } from '../../lib/fhir/classification.js';
-import { listIntegrations } from '../../lib/store/integrations.js';
+import { getIntegration, listIntegrations } from '../../lib/store/integrations.js';
 import { readIntegrationHealth } from '../../lib/store/integration-health.js';
 import { withContext } from '../context.js';
-import { registerIntegration } from '../integrations.js';
+import { registerIntegration, vendorNeeds } from '../integrations.js';
+import { InvalidArgumentError } from '../../lib/errors/index.js';
+import type { VendorTlsRefs } from '../../lib/vendors/tls-options.js';
 import { EXIT } from '../../lib/errors/exit-codes.js';
 import { print, printJson, table } from '../output.js';
 import { restoreIntegration, revokeIntegration } from '../../lib/vendors/revocation.js';
@@ -15,28 +17,75 @@ interface AddOptions {
   baseUrl?: string;
   types?: string;
   purpose?: string;
-  alg: 'ES384' | 'RS384';
+  alg?: 'ES384' | 'RS384';
   clientId?: string;
+  authMethod?: string;
+  clientSecretRef?: string;
+  tlsCaRef?: string;
+  tlsCertRef?: string;
+  tlsKeyRef?: string;
+  param: string[];
+}
+
+/** `--param key=value`, repeatable. */
+function collectParam(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function parseParams(values: string[]): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf('=');
+    if (eq <= 0) throw new InvalidArgumentError('--param', 'use key=value');
+    params[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return params;
+}
+
+function tlsRefs(opts: { tlsCaRef?: string; tlsCertRef?: string; tlsKeyRef?: string }): VendorTlsRefs | undefined {
+  const refs: VendorTlsRefs = {
+    ...(opts.tlsCaRef ? { caRef: opts.tlsCaRef } : {}),
+    ...(opts.tlsCertRef ? { clientCertRef: opts.tlsCertRef } : {}),
+    ...(opts.tlsKeyRef ? { clientKeyRef: opts.tlsKeyRef } : {}),
+  };
+  return Object.keys(refs).length > 0 ? refs : undefined;
+}
+
+/** The dev stack's sandbox admin endpoint, when the integration's base URL is that sandbox (any personality). */
+function sandboxAdminFor(ctx: { stack(name: string): string | undefined }, baseUrl: string): { url: string; adminToken: string } | undefined {
+  const url = ctx.stack('EHR_SANDBOX_URL');
+  const adminToken = ctx.stack('EHR_SANDBOX_ADMIN_TOKEN');
+  if (!url || !adminToken) return undefined;
+  return new URL(baseUrl).origin === new URL(url).origin ? { url, adminToken } : undefined;
+}
+
+/** Our hosted JWKS as vendors reach it (the dev stack sets JWKS_PUBLIC_URL); none: print the public JWK. */
+function jwksPublicUrl(ctx: { config: { JWKS_PUBLIC_URL?: string; JWKS_LISTEN?: string } }): string | undefined {
+  return ctx.config.JWKS_PUBLIC_URL ?? (ctx.config.JWKS_LISTEN ? `http://${ctx.config.JWKS_LISTEN}` : undefined);
 }
 
 export function registerIntegrationCommands(program: Command): void {
   const integrations = program.command('integrations').description("a tenant's connections to EHR vendors");
   integrations
     .command('add')
-    .description('register an integration: generates its signing key and, for the sandbox, registers it')
+    .description('register an integration: prepares its credentials for the auth method and, for a sandbox vendor, registers the client there')
     .requiredOption('--id <id>', 'integration id (lowercase letters, digits, hyphens; max 63)')
     .requiredOption('--tenant <tenant>', 'owning tenant id')
     .requiredOption('--vendor <vendor>', 'vendor profile (sandbox, epic, …)')
     .option('--base-url <url>', 'FHIR base URL (default for sandbox: the dev stack sandbox)')
     .option('--purpose <purpose>', `what the data is for, which fixes the allowed resource types and data classes: ${PURPOSES.join(', ')}`, 'clinical-sync')
     .option('--types <list>', "comma-separated resource types the policy allows (default: all the purpose allows; others are refused)")
-    .option('--alg <alg>', 'client assertion algorithm: ES384 or RS384', 'ES384')
-    .option('--client-id <id>', 'client id assigned by the vendor (required except for sandbox)')
+    .option('--alg <alg>', 'client assertion algorithm for private_key_jwt: ES384 or RS384 (default: ES384 where the vendor accepts it)')
+    .option('--client-id <id>', 'client id assigned by the vendor (required except for the sandbox)')
+    .option('--auth-method <method>', "token endpoint authentication (default: the vendor profile's preferred method)")
+    .option('--client-secret-ref <ref>', 'client_secret_basic/post: where the secret lives (file:<path> 0600 or env:<VAR>)')
+    .option('--tls-ca-ref <ref>', "the vendor's CA certificate(s) (file:/env:)")
+    .option('--tls-cert-ref <ref>', 'our client certificate for mTLS / tls_client_auth (file:/env:)')
+    .option('--tls-key-ref <ref>', "the client certificate's private key (file:<path> 0600 or env:<VAR>)")
+    .option('--param <key=value>', 'a vendor parameter such as an athenahealth practice id (repeatable)', collectParam, [])
     .action(async (opts: AddOptions) =>
       withContext(async (ctx) => {
-        if (opts.alg !== 'ES384' && opts.alg !== 'RS384') throw new Error('--alg must be ES384 or RS384');
-        const sandboxUrl = ctx.stack('EHR_SANDBOX_URL');
-        const sandboxAdminToken = ctx.stack('EHR_SANDBOX_ADMIN_TOKEN');
+        if (opts.alg !== undefined && opts.alg !== 'ES384' && opts.alg !== 'RS384') throw new Error('--alg must be ES384 or RS384');
         const baseUrl = opts.baseUrl ?? (opts.vendor === 'sandbox' ? ctx.stack('EHR_SANDBOX_FHIR_BASE_URL') : undefined);
         if (!baseUrl) throw new Error('--base-url is required (no running dev stack sandbox to default to)');
         const integration = await registerIntegration(
@@ -51,14 +100,20 @@ export function registerIntegrationCommands(program: Command): void {
             alg: opts.alg,
             clientId: opts.clientId,
             secretsDir: ctx.config.EHR_SECRETS_DIR,
-            sandboxAdmin: sandboxUrl && sandboxAdminToken ? { url: sandboxUrl, adminToken: sandboxAdminToken } : undefined,
+            sandboxAdmin: sandboxAdminFor(ctx, baseUrl),
+            authMethod: opts.authMethod,
+            clientSecretRef: opts.clientSecretRef,
+            tlsRefs: tlsRefs(opts),
+            vendorParams: parseParams(opts.param),
+            jwksPublicUrl: jwksPublicUrl(ctx),
           },
           ctx.audit,
         );
-        print(`integration ${integration.id} registered for tenant ${integration.tenantId} for ${integration.purpose}: ${integration.resourceTypes.join(', ')} (client ${integration.clientId}, key ${integration.signingKid})`);
-        if (opts.vendor !== 'sandbox') {
-          print('Register this public key set with the vendor (or host it as your JWKS URL):');
-          printJson({ keys: [integration.publicJwk] });
+        const credential = integration.signingKid ? `key ${integration.signingKid}` : integration.authMethod;
+        print(`integration ${integration.id} registered for tenant ${integration.tenantId} for ${integration.purpose}: ${integration.resourceTypes.join(', ')} (client ${integration.clientId}, ${credential})`);
+        if (!sandboxAdminFor(ctx, baseUrl)) {
+          print('Give the vendor this client registration:');
+          printJson(vendorNeeds(integration, jwksPublicUrl(ctx)));
         }
       }),
     );
@@ -79,19 +134,26 @@ export function registerIntegrationCommands(program: Command): void {
     );
   integrations
     .command('restore <id>')
-    .description('issue fresh credentials (new signing key registered with the vendor) and make a revoked integration active again')
-    .action(async (id: string) =>
+    .description('issue fresh credentials (a new signing key, or the rotated secret/certificate you name) and make a revoked integration active again')
+    .option('--client-secret-ref <ref>', 'client_secret_basic/post: the reference of the secret the vendor issued after rotation (required)')
+    .option('--tls-cert-ref <ref>', 'tls_client_auth: the new client certificate (required with --tls-key-ref)')
+    .option('--tls-key-ref <ref>', "tls_client_auth: the new certificate's private key")
+    .action(async (id: string, opts: { clientSecretRef?: string; tlsCertRef?: string; tlsKeyRef?: string }) =>
       withContext(async (ctx) => {
-        const sandboxUrl = ctx.stack('EHR_SANDBOX_URL');
-        const sandboxAdminToken = ctx.stack('EHR_SANDBOX_ADMIN_TOKEN');
-        const restored = await restoreIntegration(await ctx.db(), id, ctx.audit, {
+        const db = await ctx.db();
+        const current = await getIntegration(db, id);
+        const restored = await restoreIntegration(db, id, ctx.audit, {
           secretsDir: ctx.config.EHR_SECRETS_DIR,
-          sandboxAdmin: sandboxUrl && sandboxAdminToken ? { url: sandboxUrl, adminToken: sandboxAdminToken } : undefined,
+          sandboxAdmin: sandboxAdminFor(ctx, current.baseUrl),
+          jwksPublicUrl: jwksPublicUrl(ctx),
+          ...(opts.clientSecretRef ? { clientSecretRef: opts.clientSecretRef } : {}),
+          ...(opts.tlsCertRef || opts.tlsKeyRef ? { tlsRefs: { ...current.tlsRefs, ...tlsRefs(opts) } } : {}),
         });
-        print(`integration ${id} restored: new key ${restored.signingKid}, credential generation ${restored.credentialGeneration}`);
-        if (restored.vendor !== 'sandbox') {
-          print('Register this public key set with the vendor (the old key must be removed there):');
-          printJson({ keys: [restored.publicJwk] });
+        const credential = restored.signingKid ? `new key ${restored.signingKid}` : `new ${restored.authMethod} credentials`;
+        print(`integration ${id} restored: ${credential}, credential generation ${restored.credentialGeneration}`);
+        if (!sandboxAdminFor(ctx, restored.baseUrl)) {
+          print('Give the vendor this client registration (remove the old credential there):');
+          printJson(vendorNeeds(restored, jwksPublicUrl(ctx)));
         }
       }),
     );

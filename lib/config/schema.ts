@@ -89,6 +89,12 @@ export const configSchema = z.object({
   CODEC_AUTH_AUDIENCE: z.string().min(1).default('ehr-connectors-codec'),
   /** Role (in the token's `roles` claim) allowed to decode payloads. */
   CODEC_DECODE_ROLE: z.string().min(1).default('phi-decoder'),
+
+  // Hosted JWKS (workers/jwks-server.ts): integrations' public signing keys for vendors. Off unless set.
+  /** host:port the worker serves `GET /jwks/<integrationId>.json` on (plain HTTP: put TLS in front of it). */
+  JWKS_LISTEN: hostPort.optional(),
+  /** The URL vendors fetch it from (registration prints and registers `<this>/jwks/<id>.json`); default http://JWKS_LISTEN. */
+  JWKS_PUBLIC_URL: z.string().url().optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;

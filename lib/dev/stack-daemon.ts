@@ -103,6 +103,8 @@ async function startStack(): Promise<StackInfo> {
     return material;
   });
   const codecPort = await findFreePort({ prefer: 8888 });
+  // The worker serves our hosted JWKS here; the sandbox fetches integrations' keys from it.
+  const jwksPort = await findFreePort({ prefer: 8890, avoid: [codecPort] });
   const codecUrl = `https://127.0.0.1:${codecPort}`;
   const [pgResult, temporalResult] = await Promise.allSettled([
     step('postgres', 'PostgreSQL', async () => {
@@ -120,8 +122,8 @@ async function startStack(): Promise<StackInfo> {
       }
     }),
     step('temporal', 'Temporal dev server + Web UI', async () => {
-      const port = await findFreePort({ prefer: 7233, avoid: [codecPort] });
-      const uiPort = await findFreePort({ prefer: 8233, avoid: [port, codecPort] });
+      const port = await findFreePort({ prefer: 7233, avoid: [codecPort, jwksPort] });
+      const uiPort = await findFreePort({ prefer: 8233, avoid: [port, codecPort, jwksPort] });
       return startTemporalDevServer({
         cliPath,
         port,
@@ -204,6 +206,7 @@ async function startStack(): Promise<StackInfo> {
         EHR_KEK_DIR: paths.kekDir,
         EHR_SECRETS_DIR: paths.secretsDir,
         EHR_AUDIT_ANCHOR_PATH: paths.auditAnchor,
+        JWKS_LISTEN: `127.0.0.1:${jwksPort}`,
         LOG_LEVEL: env.LOG_LEVEL ?? 'info',
       },
     });
@@ -249,6 +252,7 @@ async function startStack(): Promise<StackInfo> {
     codecUrl,
     codecPid: codec.pid!,
     devCaPath: tls.caCertPath,
+    jwksUrl: `http://127.0.0.1:${jwksPort}`,
   };
 }
 

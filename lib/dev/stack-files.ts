@@ -65,6 +65,8 @@ export const stackInfoSchema = z.object({
   codecUrl: z.string().optional(),
   codecPid: z.number().int().positive().optional(),
   devCaPath: z.string().optional(),
+  /** Our hosted JWKS, served by the worker; sandbox clients are registered with its URL. */
+  jwksUrl: z.string().optional(),
 });
 export type StackInfo = z.infer<typeof stackInfoSchema>;
 
@@ -129,6 +131,7 @@ export function stackEnvFromInfo(info: StackInfo): Record<string, string> {
     EHR_SANDBOX_ADMIN_TOKEN: info.sandboxAdminToken,
     ...(info.codecUrl ? { EHR_CODEC_URL: info.codecUrl } : {}),
     ...(info.devCaPath ? { EHR_CODEC_CA: info.devCaPath } : {}),
+    ...(info.jwksUrl ? { JWKS_PUBLIC_URL: info.jwksUrl } : {}),
   };
 }
 

@@ -76,3 +76,8 @@ export async function loadSigningKey(ref: string, alg: SigningAlg): Promise<Cryp
     throw new ConfigError(REF_FIELD, `${where} does not hold a ${alg} private key (PKCS#8 PEM or private JWK)`);
   }
 }
+
+/** The URL of one integration's key set on our hosted JWKS (workers/jwks-server.ts). */
+export function jwksUrlFor(publicBaseUrl: string, integrationId: string): string {
+  return `${publicBaseUrl.replace(/\/$/, '')}/jwks/${encodeURIComponent(integrationId)}.json`;
+}

@@ -1,10 +1,13 @@
 /**
  * Resolves an integration id to what the vendor wrapper needs to authenticate: endpoint URLs,
- * client id, requested scopes (exactly the policy's resource types, read/search only) and a
- * signer for client assertions. Private keys are loaded from their secret reference once and
- * kept in process memory; they never enter the database, a log line or a workflow history.
+ * client id, requested scopes (exactly the policy's resource types, read/search only), its auth
+ * method with the matching material (a signer for client assertions, a client secret, TLS
+ * material for mTLS / tls_client_auth) and its vendor parameters. Private keys, secrets and client
+ * keys are loaded from their secret references once and kept in process memory; they never enter
+ * the database, a log line or a workflow history.
  */
 import { readScopeFor } from '../domain.js';
+import { resolveSecret } from '../config/secrets.js';
 import { ConfigError, IntegrationRevokedError } from '../errors/index.js';
 import { signClientAssertion } from '../security/client-assertion.js';
 import { loadSigningKey } from '../security/signing-keys.js';
@@ -12,6 +15,9 @@ import type { Integration } from '../store/integrations.js';
 import { getIntegration } from '../store/integrations.js';
 import type { Queryable } from '../store/pool.js';
 import { discoverSmartConfiguration } from './smart-discovery.js';
+import { discoverSmartConfigurationWith } from './tls-discovery.js';
+import { loadVendorTls } from './tls-options.js';
+import type { VendorTls } from './tls-options.js';
 import type { IntegrationCredentials } from './vendor-client.js';
 
 export interface CredentialDirectory {
@@ -25,7 +31,6 @@ export interface CredentialDirectory {
 
 export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): CredentialDirectory {
   const integrations = new Map<string, { value: Integration; loadedAt: number }>();
-  const keys = new Map<string, ReturnType<typeof loadSigningKey>>();
 
   async function integration(integrationId: string): Promise<Integration> {
     const cached = integrations.get(integrationId);
@@ -41,20 +46,21 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
     return credentialsFor(i);
   }
 
-  function credentialsFor(i: Integration): IntegrationCredentials {
-    if (i.authMethod !== 'private_key_jwt' || !i.privateKeyRef || !i.signingAlg || !i.signingKid) {
-      throw new ConfigError(`integration ${i.id}`, `auth method ${i.authMethod} is not supported by this worker yet`);
+  /** One load per reference (and kid); a failed load is not cached: fixing the file is enough. */
+  const material = new Map<string, Promise<unknown>>();
+  function once<T>(key: string, load: () => Promise<T>): Promise<T> {
+    let loading = material.get(key) as Promise<T> | undefined;
+    if (!loading) {
+      loading = load();
+      loading.catch(() => material.delete(key));
+      material.set(key, loading);
     }
-    const { privateKeyRef, signingAlg, signingKid } = i;
-    const keyCacheKey = `${privateKeyRef}#${signingKid}`;
-    if (!keys.has(keyCacheKey)) {
-      const loading = loadSigningKey(privateKeyRef, signingAlg);
-      // A failed load (e.g. a key file with the wrong mode) is not cached: fixing the file is enough.
-      loading.catch(() => keys.delete(keyCacheKey));
-      keys.set(keyCacheKey, loading);
-    }
-    const privateKey = keys.get(keyCacheKey)!;
-    return {
+    return loading;
+  }
+
+  async function credentialsFor(i: Integration): Promise<IntegrationCredentials> {
+    const tls = i.tlsRefs ? await once<VendorTls>(`tls:${JSON.stringify(i.tlsRefs)}`, () => loadVendorTls(i.tlsRefs!)) : undefined;
+    const base: Omit<IntegrationCredentials, 'signAssertion'> = {
       tenantId: i.tenantId,
       integrationId: i.id,
       vendor: i.vendor,
@@ -62,10 +68,34 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
       tokenUrl: i.tokenUrl,
       clientId: i.clientId,
       scopes: i.resourceTypes.map(readScopeFor),
+      resourceTypes: i.resourceTypes,
+      authMethod: i.authMethod,
       generation: i.credentialGeneration,
-      signAssertion: async () =>
-        signClientAssertion({ clientId: i.clientId, audience: i.tokenUrl, kid: signingKid, alg: signingAlg, privateKey: await privateKey }),
+      vendorParams: { ...i.vendorParams },
+      ...(tls ? { tls } : {}),
     };
+    const noAssertion = (): Promise<string> => Promise.reject(new ConfigError(`integration ${i.id}`, `auth method ${i.authMethod} signs no client assertion`));
+    switch (i.authMethod) {
+      case 'private_key_jwt': {
+        const { privateKeyRef, signingAlg, signingKid } = i;
+        if (!privateKeyRef || !signingAlg || !signingKid) throw new ConfigError(`integration ${i.id}`, 'private_key_jwt needs a signing key');
+        const privateKey = once(`key:${privateKeyRef}#${signingKid}`, () => loadSigningKey(privateKeyRef, signingAlg));
+        return {
+          ...base,
+          signAssertion: async (audience = i.tokenUrl) =>
+            signClientAssertion({ clientId: i.clientId, audience, kid: signingKid, alg: signingAlg, privateKey: await privateKey }),
+        };
+      }
+      case 'client_secret_basic':
+      case 'client_secret_post': {
+        const ref = i.clientSecretRef;
+        if (!ref) throw new ConfigError(`integration ${i.id}`, `${i.authMethod} needs a client secret reference`);
+        return { ...base, signAssertion: noAssertion, clientSecret: () => once(`secret:${ref}`, () => resolveSecret(ref, { field: 'clientSecretRef' })) };
+      }
+      case 'tls_client_auth':
+        if (!tls?.clientCertPem) throw new ConfigError(`integration ${i.id}`, 'tls_client_auth needs a client certificate and key (tls refs)');
+        return { ...base, signAssertion: noAssertion };
+    }
   }
 
   function forget(integrationId: string): void {
@@ -78,17 +108,19 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
     const i = await getIntegration(db, integrationId);
     let endpoint = endpoints.get(i.baseUrl);
     if (!endpoint) {
-      endpoint = discoverRevocationEndpoint(i.baseUrl);
+      endpoint = discoverRevocationEndpoint(i);
       endpoints.set(i.baseUrl, endpoint);
       endpoint.catch(() => endpoints.delete(i.baseUrl));
     }
     const url = await endpoint;
-    return url ? { cred: credentialsFor(i), endpoint: url } : undefined;
+    return url ? { cred: await credentialsFor(i), endpoint: url } : undefined;
   }
 
   return { credentials, integration, forget, revocationTarget };
 }
 
-async function discoverRevocationEndpoint(baseUrl: string): Promise<string | undefined> {
-  return (await discoverSmartConfiguration(baseUrl, 5_000)).revocationEndpoint;
+async function discoverRevocationEndpoint(i: Integration): Promise<string | undefined> {
+  // A vendor behind a private CA or mTLS is reached with the integration's TLS material.
+  if (i.tlsRefs && i.baseUrl.startsWith('https:')) return (await discoverSmartConfigurationWith(i.baseUrl, await loadVendorTls(i.tlsRefs), 5_000)).revocationEndpoint;
+  return (await discoverSmartConfiguration(i.baseUrl, 5_000)).revocationEndpoint;
 }

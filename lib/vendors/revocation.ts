@@ -3,14 +3,21 @@
  * workflow. Revocation commits first: status 'revoked', credential generation bumped and the audit
  * event `integration.revoked`, in one transaction whose trigger NOTIFYs every worker
  * (lib/vendors/revocation-watcher.ts). Workers then refuse every vendor call for it, before the
- * request is sent. `restoreIntegration` issues a fresh signing key, registers it with the vendor,
- * and makes the integration active again under a new generation.
+ * request is sent. `restoreIntegration` issues fresh credentials for the integration's auth method,
+ * registers them with a sandbox vendor, and makes the integration active again under a new generation.
  */
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
-import { ConflictError, InvalidArgumentError, NotFoundError, VendorHttpError } from '../errors/index.js';
-import { readScopeFor } from '../domain.js';
-import { generateIntegrationSigningKey } from '../security/signing-keys.js';
+import { checkSecretRef } from '../config/secrets.js';
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
+import { generateIntegrationSigningKey, jwksUrlFor } from '../security/signing-keys.js';
+import { insertSigningKey, mirrorCurrentKey, retireAllSigningKeys } from '../store/signing-keys.js';
+import { scopesFor } from './profiles/adapters.js';
+import { profileFor } from './profiles/index.js';
+import { registerSandboxClient } from './sandbox-registration.js';
+import type { SandboxAdmin } from './sandbox-registration.js';
+import { loadVendorTls } from './tls-options.js';
+import type { VendorTls, VendorTlsRefs } from './tls-options.js';
 import type { Integration } from '../store/integrations.js';
 import { fromRow } from '../store/integrations.js';
 import type { Pool, PoolClient } from '../store/pool.js';
@@ -184,39 +191,64 @@ export async function revokeTenant(pool: Pool, tenantId: string, ctx: AuditConte
 
 export interface RestoreOptions {
   secretsDir: string;
-  /** For vendor 'sandbox': its admin endpoint, used to register the fresh public key. */
-  sandboxAdmin?: { url: string; adminToken: string };
+  /** A sandbox vendor's admin endpoint (any personality): the fresh credentials are registered there. */
+  sandboxAdmin?: SandboxAdmin;
+  /** Our hosted JWKS's public base URL: the sandbox client is re-registered by URL. */
+  jwksPublicUrl?: string;
+  /** client_secret_basic/post: the reference of the secret the vendor issued after rotation (required). */
+  clientSecretRef?: string;
+  /** tls_client_auth: references of the new client certificate and key (required). */
+  tlsRefs?: VendorTlsRefs;
 }
 
 /**
- * Issues fresh credentials (a new signing key pair; the vendor learns the new public key) and makes
- * the integration active again under a new credential generation. The old key is no longer used.
+ * Issues fresh credentials and makes the integration active again under a new credential
+ * generation. private_key_jwt: a new key pair becomes the only published key (every older key is
+ * retired, so our JWKS stops serving them). Secret and certificate methods cannot mint their own
+ * credential — the vendor issues or signs it — so a new reference, different from the revoked one,
+ * must be given; restore refuses otherwise.
  */
 export async function restoreIntegration(pool: Pool, integrationId: string, ctx: AuditContext, opts: RestoreOptions): Promise<Integration> {
   const current = await withTransaction(pool, (client) => lockIntegration(client, integrationId));
   if (current.status === 'active') throw new ConflictError('integration', integrationId, 'is already active');
   const tenant = await pool.query<{ status: string }>('SELECT status FROM tenants WHERE id = $1', [current.tenantId]);
   if (tenant.rows[0]?.status !== 'active') throw new ConflictError('tenant', current.tenantId, 'is revoked: its integrations cannot be restored');
-  // TODO(issue 4, auth styles): secret and tls_client_auth integrations get fresh credentials their own way.
-  if (current.authMethod !== 'private_key_jwt' || !current.signingAlg) {
-    throw new ConflictError('integration', integrationId, `uses ${current.authMethod}: restore issues fresh private_key_jwt keys only`);
+  if (current.vendor === 'sandbox' && !opts.sandboxAdmin) {
+    throw new InvalidArgumentError('sandbox', 'no running sandbox to register the new credentials with: start the dev stack (`ehrctl dev up`)');
   }
-  const key = await generateIntegrationSigningKey({ alg: current.signingAlg, secretsDir: opts.secretsDir, integrationId });
-  const publicJwk = { ...key.publicJwk, kid: key.kid, alg: current.signingAlg, use: 'sig' };
-  if (current.vendor === 'sandbox') {
-    if (!opts.sandboxAdmin) throw new InvalidArgumentError('sandbox', 'no running sandbox to register the new key with: start the dev stack (`ehrctl dev up`)');
-    await replaceSandboxKey(opts.sandboxAdmin, current.clientId, publicJwk, current.resourceTypes.map(readScopeFor));
+  const fresh = await freshCredentials(current, opts);
+  const profile = profileFor(current.vendor);
+  if (opts.sandboxAdmin) {
+    await registerSandboxClient(
+      opts.sandboxAdmin,
+      profile,
+      {
+        authMethod: current.authMethod,
+        scopes: scopesFor(profile, current.resourceTypes),
+        ...(opts.jwksPublicUrl ? { jwksUri: jwksUrlFor(opts.jwksPublicUrl, integrationId) } : {}),
+        ...(fresh.key ? { publicJwk: fresh.key.publicJwk } : {}),
+        clientSecretRef: fresh.clientSecretRef,
+        ...(fresh.tls ? { tls: fresh.tls } : {}),
+      },
+      { clientId: current.clientId, replace: true },
+    );
   }
   return withTransaction(pool, async (client) => {
     const locked = await lockIntegration(client, integrationId);
     if (locked.status === 'active' || locked.credentialGeneration !== current.credentialGeneration) {
       throw new ConflictError('integration', integrationId, 'changed while being restored; try again');
     }
+    let retiredKids: string[] = [];
+    if (fresh.key) {
+      retiredKids = await retireAllSigningKeys(client, integrationId);
+      await insertSigningKey(client, { integrationId, ...fresh.key, state: 'current' });
+      await mirrorCurrentKey(client, { integrationId, ...fresh.key });
+    }
     const res = await client.query<IntegrationRow>(
       `UPDATE integrations SET status = 'active', credential_generation = credential_generation + 1, revoked_at = NULL,
-              signing_kid = $2, public_jwk = $3, private_key_ref = $4
+              client_secret_ref = $2, tls_refs = $3
         WHERE id = $1 RETURNING *`,
-      [integrationId, key.kid, publicJwk, key.privateKeyRef],
+      [integrationId, fresh.clientSecretRef, fresh.tlsRefs],
     );
     const restored = fromRow(res.rows[0]!);
     await appendAuditEvents(client, [
@@ -226,20 +258,49 @@ export async function restoreIntegration(pool: Pool, integrationId: string, ctx:
         outcome: 'success',
         tenantId: restored.tenantId,
         integrationId,
-        details: { generation: restored.credentialGeneration, previousKid: locked.signingKid, signingKid: key.kid, signingAlg: restored.signingAlg },
+        details: {
+          generation: restored.credentialGeneration,
+          authMethod: restored.authMethod,
+          ...(fresh.key ? { previousKid: locked.signingKid, signingKid: fresh.key.kid, signingAlg: fresh.key.alg, retiredKids } : {}),
+          ...(fresh.clientSecretRef !== locked.clientSecretRef ? { clientSecretRotated: true } : {}),
+          ...(fresh.tls && restored.authMethod === 'tls_client_auth' ? { certificateRotated: true } : {}),
+        },
       },
     ]);
     return restored;
   });
 }
 
-/** The sandbox's client registry: replace the client's key set with exactly the new key. */
-async function replaceSandboxKey(admin: { url: string; adminToken: string }, clientId: string, jwk: Record<string, unknown>, scopes: string[]): Promise<void> {
-  const res = await fetch(`${admin.url}/admin/clients/${encodeURIComponent(clientId)}`, {
-    method: 'PUT',
-    headers: { 'content-type': 'application/json', 'x-sandbox-admin': admin.adminToken },
-    body: JSON.stringify({ jwks: { keys: [jwk] }, scopes }),
-    signal: AbortSignal.timeout(10_000),
-  });
-  if (!res.ok) throw new VendorHttpError(res.status, 'PUT', '/admin/clients');
+interface FreshCredentials {
+  key?: { kid: string; alg: 'ES384' | 'RS384'; publicJwk: Record<string, unknown>; privateKeyRef: string };
+  clientSecretRef: string | null;
+  tlsRefs: VendorTlsRefs | null;
+  tls?: VendorTls;
+}
+
+async function freshCredentials(current: Integration, opts: RestoreOptions): Promise<FreshCredentials> {
+  const tlsRefs = opts.tlsRefs ?? current.tlsRefs;
+  const tls = tlsRefs ? await loadVendorTls(tlsRefs) : undefined;
+  const base = { clientSecretRef: current.clientSecretRef, tlsRefs, ...(tls ? { tls } : {}) };
+  switch (current.authMethod) {
+    case 'private_key_jwt': {
+      const alg = current.signingAlg ?? 'ES384';
+      const key = await generateIntegrationSigningKey({ alg, secretsDir: opts.secretsDir, integrationId: current.id });
+      return { ...base, key: { kid: key.kid, alg, publicJwk: { ...key.publicJwk, kid: key.kid, alg, use: 'sig' }, privateKeyRef: key.privateKeyRef } };
+    }
+    case 'client_secret_basic':
+    case 'client_secret_post':
+      if (!opts.clientSecretRef || opts.clientSecretRef === current.clientSecretRef) {
+        throw new InvalidArgumentError('--client-secret-ref', `integration ${current.id} uses ${current.authMethod}: rotate the secret at the vendor and give the new secret's reference (it must differ from the revoked one)`);
+      }
+      checkSecretRef(opts.clientSecretRef, { field: '--client-secret-ref' });
+      return { ...base, clientSecretRef: opts.clientSecretRef };
+    case 'tls_client_auth': {
+      const fresh = opts.tlsRefs;
+      if (!fresh?.clientCertRef || !fresh.clientKeyRef || (fresh.clientCertRef === current.tlsRefs?.clientCertRef && fresh.clientKeyRef === current.tlsRefs?.clientKeyRef)) {
+        throw new InvalidArgumentError('--tls-cert-ref', `integration ${current.id} uses tls_client_auth: give a new client certificate and key (--tls-cert-ref, --tls-key-ref) that differ from the revoked ones`);
+      }
+      return base;
+    }
+  }
 }

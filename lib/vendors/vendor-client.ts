@@ -16,6 +16,9 @@ import { isVendorId } from './profiles/types.js';
 import { VendorAgents, httpsExchange, tlsFailureCode } from './tls-options.js';
 import type { VendorTls } from './tls-options.js';
 import { TokenManager } from './token-manager.js';
+import { revocationRequest, tokenRequest } from './client-auth.js';
+import type { ResourceType } from '../domain.js';
+import type { TokenAuthMethod } from './profiles/types.js';
 
 export interface IntegrationCredentials {
   tenantId: string;
@@ -25,14 +28,20 @@ export interface IntegrationCredentials {
   tokenUrl: string;
   clientId: string;
   scopes: string[];
-  /** Signs a fresh client assertion (new jti) for this integration's token endpoint. */
-  signAssertion(): Promise<string>;
+  /** The policy's resource types; with them, scopes are written in the vendor profile's syntax. */
+  resourceTypes?: readonly ResourceType[];
+  /** Client authentication at the token endpoint (default private_key_jwt): lib/vendors/client-auth.ts. */
+  authMethod?: TokenAuthMethod;
+  /** Signs a fresh client assertion (new jti) with `aud` = audience (default: the token endpoint). */
+  signAssertion(audience?: string): Promise<string>;
+  /** client_secret_basic/post: the secret, resolved from its reference and kept only in memory. */
+  clientSecret?(): Promise<string>;
+  /** The vendor profile's extra parameters for FHIR requests (practice id, site id …); not secrets. */
+  vendorParams?: Record<string, string>;
   /** Resolved TLS material (vendor CA, client certificate for mTLS); absent: system roots, no client cert. */
   tls?: VendorTls;
   /** The credential generation these were loaded for (revoke and restore bump it). */
   generation?: number;
-  /** The vendor profile's extra parameters (practice id, site id …), added to FHIR requests only. */
-  vendorParams?: Record<string, string>;
 }
 
 export interface VendorClientDeps {
@@ -123,16 +132,11 @@ export class VendorClient {
     if (!token || !this.deps.revocationTarget) return undefined;
     const target = await this.deps.revocationTarget(integrationId);
     if (!target) return undefined;
-    const form = new URLSearchParams({
-      token,
-      token_type_hint: 'access_token',
-      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-      client_assertion: await target.cred.signAssertion(),
-    });
+    const request = await revocationRequest(target.cred, token);
     const res = await this.send(
       target.cred,
       { correlationId: randomUUID(), purpose: 'auth.revoke' },
-      { method: 'POST', url: new URL(target.endpoint), headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form.toString() },
+      { method: 'POST', url: new URL(target.endpoint), headers: request.headers, body: request.body },
       { ungated: true },
     );
     return res.status === 200;
@@ -228,21 +232,12 @@ export class VendorClient {
 
   private async requestToken(integrationId: string): Promise<{ accessToken: string; expiresInSeconds: number; scope: string }> {
     const cred = await this.deps.credentials(integrationId);
-    const form = new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-      client_assertion: await cred.signAssertion(),
-      scope: cred.scopes.join(' '),
-    });
+    // A fresh client authentication (a new assertion and jti) for every request, retries included.
+    const request = await tokenRequest(cred);
     const ctx = { correlationId: randomUUID(), purpose: 'auth.token' };
-    const res = await this.send(cred, ctx, {
-      method: 'POST',
-      url: new URL(cred.tokenUrl),
-      headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
-      body: form.toString(),
-    });
+    const res = await this.send(cred, ctx, { method: 'POST', url: new URL(cred.tokenUrl), headers: request.headers, body: request.body });
     if (res.status === 400 || res.status === 401) {
-      throw new VendorAuthError(integrationId, `token endpoint refused the client assertion (${oauthErrorCode(res.body)})`);
+      throw new VendorAuthError(integrationId, `token endpoint refused the client (${cred.authMethod ?? 'private_key_jwt'}: ${oauthErrorCode(res.body)})`);
     }
     const parsed = parseTokenResponse(res.body);
     if (!parsed) throw new VendorAuthError(integrationId, 'token endpoint returned an unreadable token response', true);
