@@ -344,10 +344,17 @@ function networkReason(err: unknown): string {
   return 'unknown';
 }
 
+/**
+ * The OAuth error code and, when the vendor sends one, its error_description — reduced to plain
+ * words and capped, because it is vendor text going into our errors, logs and workflow histories.
+ * The description is what tells an operator a disabled client from a replayed jti or a skewed clock.
+ */
 function oauthErrorCode(body: Buffer): string {
   try {
-    const parsed = JSON.parse(body.toString('utf8')) as { error?: unknown };
-    return typeof parsed.error === 'string' ? parsed.error.slice(0, 64) : 'no error code';
+    const parsed = JSON.parse(body.toString('utf8')) as { error?: unknown; error_description?: unknown };
+    const code = typeof parsed.error === 'string' ? parsed.error.replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 64) : 'no error code';
+    const description = typeof parsed.error_description === 'string' ? parsed.error_description.replace(/[^A-Za-z0-9 .,:;'()_/-]/g, '').trim().slice(0, 160) : '';
+    return description ? `${code}: ${description}` : code;
   } catch {
     return 'no error code';
   }

@@ -22,7 +22,7 @@ import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';
 import { adminJson, type SandboxRef } from '../../sandbox/test-client.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { recordIdentifiers } from '../security/leak-registry.js';
-import { sandboxManifest, testActor, useSyncHarness } from './support.js';
+import { sandboxManifest, testActor, useSyncHarness, startTestSandbox } from './support.js';
 
 const harness = useSyncHarness({ sandbox: { size: 60 }, config: { EHR_SYNC_PAGE_SIZE: '50' } });
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-auth-styles-'));
@@ -218,16 +218,22 @@ describe('auth styles against the sandbox', () => {
     expect(await syncOk(tenantId, id)).toBeGreaterThan(0);
   });
 
-  it('registers any vendor id with the sandbox, checking its parameters, and syncs with the chosen method', async () => {
+  it('registers a vendor id with its personality sandbox, checking its parameters, and syncs with the chosen method', async () => {
     const tenantId = await newTenant();
-    const base = { vendor: 'athenahealth', authMethod: 'client_secret_post' };
-    await expect(register(harness.sandbox, tenantId, { ...base, clientSecretRef: fileRef('athena-0.secret', syntheticSecret()) })).rejects.toThrow(/needs practiceId/);
+    // The athenahealth personality requires ah-practice on every search (a plain sandbox would refuse it as unknown).
+    const athena = await startTestSandbox({ personality: 'athenahealth', rateLimit: null });
+    try {
+    const base = { vendor: 'athenahealth', authMethod: 'client_secret_basic' };
+    await expect(register(athena, tenantId, { ...base, clientSecretRef: fileRef('athena-0.secret', syntheticSecret()) })).rejects.toThrow(/needs practiceId/);
     const vendorParams = { practiceId: 'a-1.Practice-195900' };
-    const id = await register(harness.sandbox, tenantId, { ...base, vendorParams, clientSecretRef: fileRef('athena.secret', syntheticSecret()) });
+    const id = await register(athena, tenantId, { ...base, vendorParams, clientSecretRef: fileRef('athena.secret', syntheticSecret()) });
     const integration = await getIntegration(harness.pool, id);
-    expect(integration).toMatchObject({ vendor: 'athenahealth', authMethod: 'client_secret_post', vendorParams });
+    expect(integration).toMatchObject({ vendor: 'athenahealth', authMethod: 'client_secret_basic', vendorParams });
     expect(await syncOk(tenantId, id)).toBeGreaterThan(0);
-    expect((await clientView(harness.sandbox, integration.clientId)).token_endpoint_auth_method).toBe('client_secret_post');
+    expect((await clientView(athena, integration.clientId)).token_endpoint_auth_method).toBe('client_secret_basic');
+  } finally {
+      await athena.close();
+    }
   });
 
   it('refuses an auth method the vendor profile does not list, naming the ones it does', async () => {

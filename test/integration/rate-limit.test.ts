@@ -12,8 +12,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSync, syncResult } from '../../client/sync-client.js';
 import { registerIntegration } from '../../client/integrations.js';
-import { readScopeFor } from '../../lib/domain.js';
 import { endpointQueueName } from '../../lib/vendors/endpoint-queues.js';
+import { scopesFor } from '../../lib/vendors/profiles/adapters.js';
+import { profileFor } from '../../lib/vendors/profiles/index.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { startChildWorker } from './child-worker.js';
@@ -51,7 +52,7 @@ async function registerEcw(tenantId: string): Promise<string> {
     { id, tenantId, vendor: 'eclinicalworks', baseUrl: ecw.fhirBaseUrl, resourceTypes: ['Patient'], clientId, alg: 'RS384', secretsDir: testEnv().secretsDir },
     testActor,
   );
-  await sandboxAdmin(ecw, 'POST', '/admin/clients', { client_id: clientId, jwks: { keys: [integration.publicJwk] }, scopes: [readScopeFor('Patient')] });
+  await sandboxAdmin(ecw, 'POST', '/admin/clients', { client_id: clientId, jwks: { keys: [integration.publicJwk] }, scopes: scopesFor(profileFor('eclinicalworks'), ['Patient']) });
   return id;
 }
 
