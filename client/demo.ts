@@ -1,11 +1,14 @@
 /**
  * `npm run demo`: the whole product on the embedded stack, driven through ehrctl as a user would.
  * Brings the stack up, registers a tenant with two sandbox integrations, runs full syncs, changes
- * records in the sandbox, runs incremental syncs, prints counts, verifies the audit chain, prints
+ * records in the sandbox, runs incremental syncs, syncs three vendor personalities side by side
+ * (Epic, Oracle Health, eClinicalWorks) with their own auth styles and limits, prints counts, verifies the audit chain, prints
  * the Web UI URL and workflow ids, then stops everything it started (`npm run demo -- --keep`
  * leaves it running). Exits non-zero if any step fails.
  */
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 
 const repoRoot = path.resolve(__dirname, '..');
@@ -49,6 +52,21 @@ interface StackStatus {
   temporalUiUrl: string;
   sandboxUrl: string;
   sandboxAdminToken: string;
+  secretsDir: string;
+}
+
+/**
+ * A client secret "issued by the vendor", kept the way an operator would: a 0600 file referenced by
+ * the integration (`file:`), never printed, never in the database.
+ */
+function issuedSecretRef(status: StackStatus, name: string): string {
+  const file = path.join(status.secretsDir, `${name}.client-secret`);
+  fs.writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600 });
+  return `file:${file}`;
+}
+
+function startedIds(output: string): string[] {
+  return [...output.matchAll(/^started (\S+)/gm)].map((m) => m[1]!);
 }
 
 async function main(): Promise<void> {
@@ -82,13 +100,22 @@ async function main(): Promise<void> {
     ehrctl('sync', 'run', '--integration', `${tenant}-ehr`, '--wait');
     ehrctl('sync', 'run', '--integration', `${tenant}-sched`, '--wait');
 
-    step('6. Stored (encrypted) records per type');
+    step('6. Three vendor personalities side by side: Epic (private_key_jwt, SMART v1 scopes), Oracle Health (client_secret_basic), eClinicalWorks (250 calls/min, no Retry-After)');
+    ehrctl('vendors', 'matrix');
+    ehrctl('integrations', 'add', '--id', `${tenant}-epic`, '--tenant', tenant, '--vendor', 'epic', '--alg', 'RS384');
+    ehrctl('integrations', 'add', '--id', `${tenant}-oracle`, '--tenant', tenant, '--vendor', 'oracle-health', '--client-secret-ref', issuedSecretRef(status, `${tenant}-oracle`));
+    ehrctl('integrations', 'add', '--id', `${tenant}-ecw`, '--tenant', tenant, '--vendor', 'eclinicalworks', '--purpose', 'scheduling-sync');
+    const sideBySide = [`${tenant}-epic`, `${tenant}-oracle`, `${tenant}-ecw`].flatMap((id) => startedIds(ehrctl('sync', 'run', '--integration', id)));
+    ehrctl('sync', 'wait', ...sideBySide);
+    ehrctl('integrations', 'list', '--tenant', tenant);
+
+    step('7. Stored (encrypted) records per type');
     ehrctl('records', 'count', '--tenant', tenant);
 
-    step('7. Nightly schedule at 02:00 America/Chicago');
+    step('8. Nightly schedule at 02:00 America/Chicago');
     ehrctl('schedule', 'nightly', '--integration', `${tenant}-ehr`, '--at', '02:00', '--timezone', 'America/Chicago');
 
-    step('8. Sign an audit checkpoint (copied to the anchor outside the database) and verify the trail');
+    step('9. Sign an audit checkpoint (copied to the anchor outside the database) and verify the trail');
     ehrctl('audit', 'checkpoint');
     ehrctl('audit', 'verify');
 

@@ -3,6 +3,7 @@ import { PURPOSES } from '../../lib/fhir/classification.js';
 import { getIntegration, listIntegrations } from '../../lib/store/integrations.js';
 import { readIntegrationHealth } from '../../lib/store/integration-health.js';
 import { withContext } from '../context.js';
+import { devBaseUrlFor, devSandboxAdminFor } from '../dev-sandboxes.js';
 import { registerIntegration, vendorNeeds } from '../integrations.js';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
 import type { VendorTlsRefs } from '../../lib/vendors/tls-options.js';
@@ -51,13 +52,8 @@ function tlsRefs(opts: { tlsCaRef?: string; tlsCertRef?: string; tlsKeyRef?: str
   return Object.keys(refs).length > 0 ? refs : undefined;
 }
 
-/** The dev stack's sandbox admin endpoint, when the integration's base URL is that sandbox (any personality). */
-function sandboxAdminFor(ctx: { stack(name: string): string | undefined }, baseUrl: string): { url: string; adminToken: string } | undefined {
-  const url = ctx.stack('EHR_SANDBOX_URL');
-  const adminToken = ctx.stack('EHR_SANDBOX_ADMIN_TOKEN');
-  if (!url || !adminToken) return undefined;
-  return new URL(baseUrl).origin === new URL(url).origin ? { url, adminToken } : undefined;
-}
+/** The dev stack's sandbox admin endpoint, when the integration's base URL is one of its sandboxes (any personality). */
+const sandboxAdminFor = devSandboxAdminFor;
 
 /** Our hosted JWKS as vendors reach it (the dev stack sets JWKS_PUBLIC_URL); none: print the public JWK. */
 function jwksPublicUrl(ctx: { config: { JWKS_PUBLIC_URL?: string; JWKS_LISTEN?: string } }): string | undefined {
@@ -72,7 +68,7 @@ export function registerIntegrationCommands(program: Command): void {
     .requiredOption('--id <id>', 'integration id (lowercase letters, digits, hyphens; max 63)')
     .requiredOption('--tenant <tenant>', 'owning tenant id')
     .requiredOption('--vendor <vendor>', 'vendor profile (sandbox, epic, …)')
-    .option('--base-url <url>', 'FHIR base URL (default for sandbox: the dev stack sandbox)')
+    .option('--base-url <url>', "FHIR base URL (default: the dev stack's sandbox for that vendor)")
     .option('--purpose <purpose>', `what the data is for, which fixes the allowed resource types and data classes: ${PURPOSES.join(', ')}`, 'clinical-sync')
     .option('--types <list>', "comma-separated resource types the policy allows (default: all the purpose allows; others are refused)")
     .option('--alg <alg>', 'client assertion algorithm for private_key_jwt: ES384 or RS384 (default: ES384 where the vendor accepts it)')
@@ -86,8 +82,8 @@ export function registerIntegrationCommands(program: Command): void {
     .action(async (opts: AddOptions) =>
       withContext(async (ctx) => {
         if (opts.alg !== undefined && opts.alg !== 'ES384' && opts.alg !== 'RS384') throw new Error('--alg must be ES384 or RS384');
-        const baseUrl = opts.baseUrl ?? (opts.vendor === 'sandbox' ? ctx.stack('EHR_SANDBOX_FHIR_BASE_URL') : undefined);
-        if (!baseUrl) throw new Error('--base-url is required (no running dev stack sandbox to default to)');
+        const baseUrl = opts.baseUrl ?? devBaseUrlFor(ctx, opts.vendor);
+        if (!baseUrl) throw new InvalidArgumentError('--base-url', `required (no running dev stack sandbox for vendor ${opts.vendor} to default to)`);
         const integration = await registerIntegration(
           await ctx.db(),
           {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { getIntegration } from '../../lib/store/integrations.js';
+import type { nightlySync } from '../../workflows/nightly-sync.js';
 import { withContext } from '../context.js';
 import { print, printJson } from '../output.js';
 import { startSync, syncProgress } from '../sync-client.js';
@@ -20,6 +21,18 @@ export function registerSyncCommands(program: Command): void {
         const handle = await startSync(client, ctx.config.TEMPORAL_TASK_QUEUE, { tenantId: integration.tenantId, integrationId: integration.id, vendor: integration.vendor }, { full: opts.full });
         print(`started ${handle.workflowId}`);
         if (opts.wait) printReport(handle.workflowId, await waitWithProgress(handle));
+      }),
+    );
+  sync
+    .command('wait')
+    .description('wait for running syncs (e.g. several started side by side) and print their reports')
+    .argument('<workflowIds...>', 'e.g. sync/<tenant>/<integration>/<time>')
+    .action(async (workflowIds: string[]) =>
+      withContext(async (ctx) => {
+        const client = await ctx.temporal();
+        const handles = workflowIds.map((id) => client.workflow.getHandle<typeof nightlySync>(id));
+        const reports = await Promise.all(handles.map((h) => h.result()));
+        reports.forEach((report, i) => printReport(workflowIds[i]!, report));
       }),
     );
   sync

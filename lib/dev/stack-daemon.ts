@@ -17,6 +17,7 @@ import { ensureLocalKekDir } from '../security/local-kek.js';
 import { migrateUp } from '../store/migrate.js';
 import { ensureAppLoginRole } from '../store/roles.js';
 import { startSandbox } from '../../sandbox/index.js';
+import { PERSONALITY_IDS, isPersonalityId, type PersonalityId } from '../../sandbox/personalities.js';
 import { DEV_TOKEN_AUDIENCE, DEV_TOKEN_ISSUER, ensureDevCodecMaterial, waitForCodecServer } from './dev-tls.js';
 import { DevSetupError } from './errors.js';
 import { findFreePort } from './ports.js';
@@ -88,6 +89,16 @@ function releaseLock(): void {
   }
 }
 
+/** EHR_SANDBOX_PERSONALITIES: comma-separated, 'none', or unset for every vendor personality. */
+function devPersonalities(value: string | undefined): PersonalityId[] {
+  if (value === undefined || value.trim() === '') return PERSONALITY_IDS.filter((p) => p !== 'standard');
+  if (value.trim() === 'none') return [];
+  const ids = value.split(',').map((v) => v.trim());
+  const unknown = ids.filter((id) => !isPersonalityId(id) || id === 'standard');
+  if (unknown.length > 0) throw new DevSetupError('sandbox', `EHR_SANDBOX_PERSONALITIES: unknown ${unknown.join(', ')}; known: ${PERSONALITY_IDS.filter((p) => p !== 'standard').join(', ')}`);
+  return ids as PersonalityId[];
+}
+
 async function startStack(): Promise<StackInfo> {
   const namespace = env.TEMPORAL_NAMESPACE || configSchema.shape.TEMPORAL_NAMESPACE.parse(undefined);
   const taskQueue = env.TEMPORAL_TASK_QUEUE || configSchema.shape.TEMPORAL_TASK_QUEUE.parse(undefined);
@@ -152,6 +163,19 @@ async function startStack(): Promise<StackInfo> {
     startSandbox({ seed: 42, size: sandboxSize, host: '127.0.0.1' }),
   );
   started.push({ name: 'sandbox', stop: () => sandbox.close() });
+
+  // One sandbox per vendor personality, so `integrations add --vendor epic` meets an Epic-shaped API.
+  const personalities = devPersonalities(env.EHR_SANDBOX_PERSONALITIES);
+  const personalitySize = Math.min(sandboxSize, 2000);
+  const sandboxes = await step('sandboxes', `vendor personality sandboxes (${personalities.join(', ') || 'none'}; ${personalitySize} resources each)`, async () => {
+    const handles = [];
+    for (const personality of personalities) {
+      const handle = await startSandbox({ seed: 42, size: personalitySize, host: '127.0.0.1', personality });
+      started.push({ name: `sandbox-${personality}`, stop: () => handle.close() });
+      handles.push({ personality, url: handle.url, fhirBaseUrl: handle.fhirBaseUrl, adminToken: handle.adminToken });
+    }
+    return handles;
+  });
 
   const codec = await step('codec', `codec server (${codecUrl})`, async () => {
     const spawned = spawnLogged(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'workers', 'codec-server.ts')], {
@@ -253,6 +277,7 @@ async function startStack(): Promise<StackInfo> {
     codecPid: codec.pid!,
     devCaPath: tls.caCertPath,
     jwksUrl: `http://127.0.0.1:${jwksPort}`,
+    sandboxes,
   };
 }
 

@@ -44,6 +44,10 @@ export function stackPaths(env: NodeJS.ProcessEnv = process.env): StackPaths {
   };
 }
 
+/** One personality sandbox of the dev stack (the admin token is local and generated, like the main sandbox's). */
+export const DevSandbox = z.object({ personality: z.string(), url: z.string(), fhirBaseUrl: z.string(), adminToken: z.string() });
+export type DevSandbox = z.infer<typeof DevSandbox>;
+
 export const stackInfoSchema = z.object({
   pid: z.number().int().positive(),
   startedAt: z.string(),
@@ -67,6 +71,8 @@ export const stackInfoSchema = z.object({
   devCaPath: z.string().optional(),
   /** Our hosted JWKS, served by the worker; sandbox clients are registered with its URL. */
   jwksUrl: z.string().optional(),
+  /** Sandboxes impersonating vendors (sandbox/personalities.ts), one per personality. */
+  sandboxes: z.array(DevSandbox).optional(),
 });
 export type StackInfo = z.infer<typeof stackInfoSchema>;
 
@@ -132,6 +138,7 @@ export function stackEnvFromInfo(info: StackInfo): Record<string, string> {
     ...(info.codecUrl ? { EHR_CODEC_URL: info.codecUrl } : {}),
     ...(info.devCaPath ? { EHR_CODEC_CA: info.devCaPath } : {}),
     ...(info.jwksUrl ? { JWKS_PUBLIC_URL: info.jwksUrl } : {}),
+    ...(info.sandboxes ? { EHR_SANDBOXES: JSON.stringify(info.sandboxes) } : {}),
   };
 }
 

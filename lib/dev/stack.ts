@@ -155,6 +155,7 @@ export function describeStack(info: StackInfo, workerRunning = true): string[] {
     `  Web UI       ${info.temporalUiUrl}`,
     `  PostgreSQL   ${redactDatabaseUrl(info.databaseUrl)}  (full URL: ehrctl dev status --json)`,
     `  sandbox      ${info.sandboxUrl}  (FHIR ${info.sandboxFhirBaseUrl}, token ${info.sandboxTokenUrl})`,
+    ...(info.sandboxes ?? []).map((s) => `    as ${s.personality.padEnd(15)} FHIR ${s.fhirBaseUrl}  (integrations add --vendor ${s.personality})`),
     ...(info.codecUrl
       ? [`  codec server ${info.codecUrl}  (dev CA ${info.devCaPath ?? '?'}; token: ehrctl dev token --role phi-decoder)`]
       : []),

@@ -34,6 +34,8 @@ const SAMPLES: Record<string, unknown[]> = {
   DecryptionError: ['authentication tag mismatch'],
   AuditWriteError: ['records.stored', 'connection lost'],
   IntegrationRevokedError: ['i-1', 'revoked'],
+  ScopeNotGrantedError: ['i-1', 'Observation'],
+  CircuitOpenError: ['i-1', 30_000, 'VENDOR_HTTP_503'],
 };
 
 const subclasses: Array<[string, Ctor]> = Object.entries(errors as Record<string, unknown>).flatMap(([name, value]) =>
