@@ -2,7 +2,8 @@
  * `npm run bench:sync` — end-to-end nightly-sync throughput on a 50k-resource sandbox dataset, beside
  * a floor measured in the same run: the same pages fetched and inserted by plain code, without
  * Temporal or encryption. Prints medians of BENCH_RUNS runs (default 3) and the worker's peak RSS.
- * Figures, not pass/fail.
+ * Figures, not pass/fail. Then three vendor personalities at once (bench/sync-vendors.ts; skip with
+ * BENCH_VENDORS=0, or run only that part with `npm run bench:sync:vendors`).
  */
 import path from 'node:path';
 import fs from 'node:fs';
@@ -26,6 +27,7 @@ import type { SandboxHandle } from '../sandbox/index.js';
 import { createTestClient } from '../sandbox/test-client.js';
 import { startChildWorker } from '../test/integration/child-worker.js';
 import { benchInfraEnv, median, peakRssMiB, startBenchInfra } from '../lib/dev/ephemeral.js';
+import { threeVendorBench } from './sync-vendors.js';
 
 const SIZE = Number(process.env.BENCH_SIZE ?? 50_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -96,8 +98,42 @@ async function floorRun(sandbox: SandboxHandle, pool: Pool, token: string, run: 
   return count / seconds;
 }
 
+/** The three-vendor section on its own worker: page size 100 so the limited vendor makes enough calls. */
+async function vendorSection(infra: Awaited<ReturnType<typeof startBenchInfra>>, pool: Pool): Promise<void> {
+  const config = loadConfig({
+    ...benchInfraEnv(infra),
+    TEMPORAL_TASK_QUEUE: 'bench-vendors',
+    EHR_SYNC_PAGE_SIZE: '100',
+    EHR_ENDPOINT_QUEUE_RECHECK_SECONDS: '1',
+    LOG_LEVEL: 'info',
+  });
+  const logPath = path.join(os.tmpdir(), `ehr-bench-vendors-worker-${process.pid}.log`);
+  const worker = await startChildWorker(config, logPath);
+  const connection = await Connection.connect({ address: infra.temporalAddress });
+  const client = new Client({ connection, dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool, actor: 'bench:client' })] } });
+  try {
+    await threeVendorBench({ pool, client, taskQueue: config.TEMPORAL_TASK_QUEUE, secretsDir: infra.secretsDir }, (line) => console.log(line));
+  } finally {
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+    await connection.close();
+    fs.rmSync(logPath, { force: true });
+  }
+}
+
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
+  if (process.argv.includes('--vendors-only')) {
+    const infra = await startBenchInfra((line) => console.log(line));
+    const pool = createPool(infra.databaseUrl, 4);
+    try {
+      await vendorSection(infra, pool);
+    } finally {
+      await pool.end();
+      await infra.stop();
+    }
+    return;
+  }
   console.log(`bench:sync — ${SIZE} resources, page size ${PAGE}, ${RUNS} runs each; machine: ${os.cpus().length} cores`);
   const infra = await startBenchInfra((line) => console.log(line));
   const sandbox = await startSandbox({ seed: 2026, size: SIZE, maxPageSize: 5_000 });
@@ -148,6 +184,7 @@ async function main(): Promise<void> {
     const codec = await codecComparison(config, sandbox, pool, infra.secretsDir);
     const cost = ((codec.off - codec.on) / codec.off) * 100;
     console.log(`  payload encryption on vs off (in-process workers): ${codec.on.toFixed(0)} vs ${codec.off.toFixed(0)} resources/s (${cost.toFixed(1)} % slower with it; goal < 10 %: ${cost < 10 ? 'met' : 'NOT met'})`);
+    if (process.env.BENCH_VENDORS !== '0') await vendorSection(infra, pool);
   } finally {
     worker.child.kill('SIGTERM');
     await worker.exited;

@@ -78,7 +78,7 @@ describe('docker-compose.yml', () => {
   it('yields a worker configuration that loadConfig accepts once the secrets are supplied', () => {
     const env = environmentOf(services.worker!);
     const resolved = Object.fromEntries(
-      Object.entries(env).map(([k, v]) => [k, interpolate(v, { POSTGRES_PASSWORD: 'abc123', EHR_KEK_HOST_DIR: '/srv/keys' })]),
+      Object.entries(env).map(([k, v]) => [k, interpolate(v, { POSTGRES_PASSWORD: 'abc123', EHR_KEK_HOST_DIR: '/srv/keys', EHR_JWKS_PUBLIC_URL: 'https://jwks.example.org' })]),
     );
     const config = loadConfig(resolved);
     expect(config.DATABASE_URL).toBe('postgresql://ehr@postgresql:5432/ehr_connectors');
