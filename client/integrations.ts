@@ -24,7 +24,6 @@ import { profileFor } from '../lib/vendors/profiles/index.js';
 import { scopesFor, validateVendorParams } from '../lib/vendors/profiles/adapters.js';
 import { TOKEN_AUTH_METHODS, type TokenAuthMethod, type VendorProfile } from '../lib/vendors/profiles/types.js';
 import { certificateThumbprint, registerSandboxClient } from '../lib/vendors/sandbox-registration.js';
-import { discoverSmartConfigurationWith } from '../lib/vendors/tls-discovery.js';
 import type { SandboxAdmin } from '../lib/vendors/sandbox-registration.js';
 import { loadVendorTls } from '../lib/vendors/tls-options.js';
 import type { VendorTls, VendorTlsRefs } from '../lib/vendors/tls-options.js';
@@ -182,7 +181,7 @@ function parseBaseUrl(raw: string): string {
 
 async function discoverTokenEndpoint(baseUrl: string, tls: VendorTls | undefined): Promise<string> {
   // A vendor with a private CA or mTLS is reached with the integration's own TLS material.
-  const { tokenEndpoint } = tls && baseUrl.startsWith('https:') ? await discoverSmartConfigurationWith(baseUrl, tls) : await discoverSmartConfiguration(baseUrl);
+  const { tokenEndpoint } = await discoverSmartConfiguration(baseUrl, undefined, tls);
   if (!tokenEndpoint) throw new InvalidArgumentError('--base-url', 'the vendor publishes no token_endpoint in its SMART configuration');
   assertTransportAllowed(new URL(tokenEndpoint));
   return tokenEndpoint;

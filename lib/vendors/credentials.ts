@@ -15,7 +15,6 @@ import type { Integration } from '../store/integrations.js';
 import { getIntegration } from '../store/integrations.js';
 import type { Queryable } from '../store/pool.js';
 import { discoverSmartConfiguration } from './smart-discovery.js';
-import { discoverSmartConfigurationWith } from './tls-discovery.js';
 import { loadVendorTls } from './tls-options.js';
 import type { VendorTls } from './tls-options.js';
 import type { IntegrationCredentials } from './vendor-client.js';
@@ -121,6 +120,5 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
 
 async function discoverRevocationEndpoint(i: Integration): Promise<string | undefined> {
   // A vendor behind a private CA or mTLS is reached with the integration's TLS material.
-  if (i.tlsRefs && i.baseUrl.startsWith('https:')) return (await discoverSmartConfigurationWith(i.baseUrl, await loadVendorTls(i.tlsRefs), 5_000)).revocationEndpoint;
-  return (await discoverSmartConfiguration(i.baseUrl, 5_000)).revocationEndpoint;
+  return (await discoverSmartConfiguration(i.baseUrl, 5_000, i.tlsRefs ? await loadVendorTls(i.tlsRefs) : undefined)).revocationEndpoint;
 }

@@ -2,10 +2,15 @@
  * SMART discovery: `[base]/.well-known/smart-configuration`. Public metadata, fetched without a
  * credential, so it does not go through the authenticated vendor wrapper, but it obeys the same
  * transport rules: TLS except loopback, no redirects, a timeout and a size cap, and every endpoint it
- * names must itself be allowed.
+ * names must itself be allowed. A vendor reached with the integration's own TLS material (a private CA,
+ * or a server that demands a client certificate) is asked through an agent built from it, which global
+ * fetch cannot be given.
  */
+import https from 'node:https';
 import { VendorHttpError } from '../errors/index.js';
 import { assertTransportAllowed, readBodyCapped } from './http-policy.js';
+import { agentOptions, httpsExchange } from './tls-options.js';
+import type { VendorTls } from './tls-options.js';
 
 const PATH = '/.well-known/smart-configuration';
 const MAX_BYTES = 256 * 1024;
@@ -15,10 +20,15 @@ export interface SmartConfiguration {
   revocationEndpoint?: string;
 }
 
-export async function discoverSmartConfiguration(baseUrl: string, timeoutMs = 10_000): Promise<SmartConfiguration> {
+export async function discoverSmartConfiguration(baseUrl: string, timeoutMs = 10_000, tls?: VendorTls): Promise<SmartConfiguration> {
   const url = new URL(`${baseUrl.replace(/\/$/, '')}${PATH}`);
   assertTransportAllowed(url);
-  const res = await fetch(url, { headers: { accept: 'application/json' }, redirect: 'error', signal: AbortSignal.timeout(timeoutMs) });
+  const signal = AbortSignal.timeout(timeoutMs);
+  const headers = { accept: 'application/json' };
+  const res =
+    tls && url.protocol === 'https:'
+      ? await httpsExchange(url, { method: 'GET', headers, agent: new https.Agent({ ...agentOptions(tls), keepAlive: false }), signal })
+      : await fetch(url, { headers, redirect: 'error', signal });
   if (!res.ok) {
     await res.body?.cancel().catch(() => undefined);
     throw new VendorHttpError(res.status, 'GET', PATH);
