@@ -11,14 +11,31 @@ import type { Config } from '../lib/config/schema.js';
 import { createKekProvider } from '../lib/security/kek-factory.js';
 import { KeyHierarchy } from '../lib/security/key-hierarchy.js';
 import { TenantKeyring } from '../lib/security/keyring.js';
-import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
+import { assertDatabaseReachable, createPool, describeDatabaseUrl, type Pool } from '../lib/store/pool.js';
 import { createCredentialDirectory } from '../lib/vendors/credentials.js';
 import { RevocationWatcher } from '../lib/vendors/revocation-watcher.js';
 import { VendorClient } from '../lib/vendors/vendor-client.js';
-import { BREAKER_PRESETS, CircuitBreakers } from '../lib/vendors/circuit-breaker.js';
+import { BREAKER_PRESETS, CircuitBreakers, type BreakerTransition } from '../lib/vendors/circuit-breaker.js';
 import { parseRateOverrides } from '../lib/vendors/endpoint-queues.js';
 import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
 import { recordBreakerTransition } from '../lib/store/integration-health.js';
+
+async function recordBreakerChange(pool: Pool, t: BreakerTransition, actor: string): Promise<void> {
+  try {
+    await recordBreakerTransition(pool, t, actor);
+    await recordAuditEvent(pool, {
+      actor,
+      action: `integration.circuit_${t.state.replace('-', '_')}`,
+      outcome: 'success',
+      tenantId: t.tenantId,
+      integrationId: t.integrationId,
+      correlationId: randomUUID(),
+      details: { consecutiveFailures: t.consecutiveFailures, lastErrorCode: t.lastErrorCode, retryAt: t.retryAt?.toISOString() ?? null },
+    });
+  } catch {
+    // Best effort by design: the breaker already acted in memory; the next transition rewrites the row.
+  }
+}
 
 export async function buildActivityDeps(
   config: Config,
@@ -41,10 +58,16 @@ export async function buildActivityDeps(
   const revocations = new RevocationWatcher({ databaseUrl: config.DATABASE_URL, db: pool });
   // Circuit breaker per integration: live state in memory, every transition written for operators.
   const preset = BREAKER_PRESETS[config.EHR_CIRCUIT_BREAKER];
+  const breakerWrites = new Map<string, Promise<void>>();
   const breaker = new CircuitBreakers({
     preset: { ...preset, coolDownMs: config.EHR_CIRCUIT_COOLDOWN_MS ?? preset.coolDownMs },
     // The in-memory breaker acts either way; a lost row only delays what `integrations list` shows.
-    onTransition: (t) => void recordBreakerTransition(pool, t, actor).catch(() => undefined),
+    // Each transition is also an audit event, so an outage's start and end are in the trail.
+    // Written one after another per integration, so the trail keeps the order they happened in.
+    onTransition: (t) => {
+      const previous = breakerWrites.get(t.integrationId) ?? Promise.resolve();
+      breakerWrites.set(t.integrationId, previous.then(() => recordBreakerChange(pool, t, actor)));
+    },
   });
   const vendors = new VendorClient({
     breaker,

@@ -35,6 +35,14 @@ describe('circuit breaker', () => {
     const report = await syncResult(handle);
     expect(report.outcome).toBe('completed');
     await expect.poll(() => breakerState(integrationId), { timeout: 10_000, interval: 100 }).toBe('closed');
+    // The outage's start, probe and end are in the audit trail, in that order.
+    const transitions = async () =>
+      (
+        await harness.pool.query<{ action: string }>("SELECT action FROM audit_events WHERE integration_id = $1 AND action LIKE 'integration.circuit_%' ORDER BY seq", [
+          integrationId,
+        ])
+      ).rows.map((r) => r.action);
+    await expect.poll(transitions, { timeout: 10_000, interval: 100 }).toEqual(['integration.circuit_open', 'integration.circuit_half_open', 'integration.circuit_closed']);
 
     const manifest = await sandboxManifest(harness.sandbox, 'Patient');
     const stored = await storedVersions(harness.pool, tenantId, integrationId, 'Patient');
