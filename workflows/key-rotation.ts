@@ -91,19 +91,23 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
     case 'kek': {
       const { version, previous } = await act.rotateKekVersion(actor);
       note('new KEK version is primary', { version, previous });
+      const rewrapAll = async (): Promise<number> => {
+        let moved = 0;
+        for (let remaining = Infinity; remaining > 0; ) {
+          const batch = await act.rewrapKeyBatch(actor, batchSize);
+          moved += batch.moved;
+          remaining = batch.remaining;
+          if (batch.moved === 0 && remaining > 0) await sleep('1 second'); // rows locked by a concurrent rewrap
+        }
+        return moved;
+      };
       return guarded(
         async () => {
-          let moved = 0;
-          for (let remaining = Infinity; remaining > 0; ) {
-            const batch = await act.rewrapKeyBatch(actor, batchSize);
-            moved += batch.moved;
-            remaining = batch.remaining;
-            if (batch.moved === 0 && remaining > 0) await sleep('1 second'); // rows locked by a concurrent rewrap
-          }
-          note('keys rewrapped', { moved });
+          note('keys rewrapped', { moved: await rewrapAll() });
           note('sample unwraps verified', await act.verifyKekSample(actor, version, KEK_VERIFY_SAMPLE));
           await sleep(grace * 1000);
-          note('grace period over', { seconds: grace });
+          // Processes that had not yet re-read the primary (30 s) may have wrapped new keys under the old one.
+          note('grace period over', { seconds: grace, stragglersRewrapped: await rewrapAll() });
           await act.raiseKekFloor(actor, version);
           note('decryption floor raised', { floor: version });
           note('old version retired', { version: previous, ...(await act.retireKekVersion(actor, previous)) });
