@@ -38,29 +38,45 @@ afterAll(async () => {
   await jwks?.close();
 });
 
-/** Full syncs back to back while `fn` runs; every one must complete, and at least one must finish during it. */
+/**
+ * Full syncs back to back while `fn` runs: `fn` starts once the first sync has started, at least one
+ * sync must overlap it, and every sync must complete (zero failed reads or writes).
+ */
 async function underSyncLoad<T>(tenantId: string, integrationId: string, fn: () => Promise<T>): Promise<{ value: T; reports: SyncReport[] }> {
   let stop = false;
   const reports: SyncReport[] = [];
+  const intervals: Array<{ start: number; end: number }> = [];
   const failures: unknown[] = [];
+  let started!: () => void;
+  const firstStarted = new Promise<void>((resolve) => (started = resolve));
   const load = (async () => {
     while (!stop) {
+      const start = Date.now();
       const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' }, {
         full: true,
         workflowId: uniqueId('sync-keys'),
       });
+      started();
       reports.push(await syncResult(handle));
+      intervals.push({ start, end: Date.now() });
     }
-  })().catch((err: unknown) => failures.push(err));
+  })().catch((err: unknown) => {
+    failures.push(err);
+    started();
+  });
   let value: T;
+  let window: { start: number; end: number };
   try {
+    await firstStarted;
+    const start = Date.now();
     value = await fn();
-    await expect.poll(() => reports.length + failures.length, { timeout: 60_000, interval: 200 }).toBeGreaterThan(0);
+    window = { start, end: Date.now() };
   } finally {
     stop = true;
     await load;
   }
   expect(failures).toEqual([]);
+  expect(intervals.some((i) => i.start <= window.end && i.end >= window.start)).toBe(true);
   for (const r of reports) expect(r.outcome).toBe('completed');
   return { value, reports };
 }
