@@ -46,12 +46,26 @@ function keysOf(deps: ActivityDeps): KeyRotationDeps {
 }
 
 export function createKeyRotationActivities(deps: ActivityDeps) {
+  /**
+   * The details of this rotation's earlier successful `action`, if any: the audit trail is the
+   * idempotency record, so a step retried after its commit (reply lost, worker crashed) returns what
+   * it did instead of creating a second key version.
+   */
+  const done = async (action: string, tenantId?: string): Promise<Record<string, unknown> | undefined> => {
+    const { rows } = await deps.pool.query<{ details: Record<string, unknown> }>(
+      `SELECT details FROM audit_events WHERE correlation_id = $1 AND action = $2 AND outcome = 'success' AND ($3::text IS NULL OR tenant_id = $3) ORDER BY seq DESC LIMIT 1`,
+      [Context.current().info.workflowExecution?.workflowId ?? '', action, tenantId ?? null],
+    );
+    return rows[0]?.details;
+  };
   return {
     async recordRotationEvent(actor: RotationActor, event: { phase: 'started' | 'completed' | 'rolled_back'; kind: string; scope: string; detail?: Record<string, unknown> }): Promise<void> {
       await recordAuditEvent(deps.pool, {
         ...auditCtx(actor),
         action: `key.rotation.${event.phase}`,
         outcome: event.phase === 'rolled_back' ? 'failure' : 'success',
+        tenantId: event.kind === 'tenant-dek' ? event.scope : null,
+        integrationId: event.kind === 'signing-key' || event.kind === 'webhook-secret' ? event.scope : null,
         details: { kind: event.kind, scope: event.scope, reason: actor.reason, incidentId: actor.incidentId ?? null, ...event.detail },
       });
     },
@@ -59,6 +73,8 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
     // ---- KEK -----------------------------------------------------------------------------------
     async rotateKekVersion(actor: RotationActor): Promise<{ version: number; previous: number }> {
       injectFault('rotateKekVersion');
+      const prior = await done('key.kek.rotated');
+      if (prior) return { version: Number(prior['kekVersion']), previous: Number(prior['previousKekVersion']) };
       return keysOf(deps).admin.rotateKek(auditCtx(actor));
     },
 
@@ -88,7 +104,10 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
 
     async raiseKekFloor(actor: RotationActor, version: number): Promise<void> {
       injectFault('raiseKekFloor');
-      await keysOf(deps).admin.raiseKekFloor(version, auditCtx(actor));
+      const { admin, kek } = keysOf(deps);
+      await kek.refresh();
+      if (kek.minDecryptionVersion() >= version) return; // already raised (a retry, or a later rotation)
+      await admin.raiseKekFloor(version, auditCtx(actor));
     },
 
     /** The replaced version stops being usable and is scheduled for destruction after the configured delay. */
@@ -111,6 +130,8 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
     // ---- tenant DEK ----------------------------------------------------------------------------
     async rotateTenantDek(actor: RotationActor, tenantId: string): Promise<{ keyVersion: number; previous: number | null }> {
       injectFault('rotateTenantDek');
+      const prior = await done('key.dek.rotated', tenantId);
+      if (prior) return { keyVersion: Number(prior['keyVersion']), previous: prior['previousKeyVersion'] === null ? null : Number(prior['previousKeyVersion']) };
       const out = await keysOf(deps).admin.rotateTenantKey(tenantId, auditCtx(actor));
       deps.keyring.forget(tenantId);
       return out;
@@ -169,6 +190,8 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
     // ---- webhook secret ------------------------------------------------------------------------
     async addWebhookSecretVersion(actor: RotationActor, integrationId: string): Promise<{ version: number; previousVersion: number | null }> {
       injectFault('addWebhookSecretVersion');
+      const prior = await done('webhook_secret.added');
+      if (prior) return { version: Number(prior['version']), previousVersion: prior['previousVersion'] === null ? null : Number(prior['previousVersion']) };
       return addWebhookSecret(deps.pool, integrationId, auditCtx(actor), { secretsDir: keysOf(deps).secretsDir });
     },
 
@@ -185,6 +208,8 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
     /** New payloads use the new key; older `payload-v<N>` keys stay readable by id, so histories still decode. */
     async rotatePayloadKeyVersion(actor: RotationActor): Promise<{ keyId: string; version: number }> {
       injectFault('rotatePayloadKeyVersion');
+      const prior = await done('key.payload.rotated');
+      if (prior) return { keyId: String(prior['keyId']), version: Number(prior['version']) };
       return keysOf(deps).purposeKeys.rotatePayloadKey(auditCtx(actor));
     },
   };

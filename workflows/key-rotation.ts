@@ -61,6 +61,8 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
     steps.push(detail ? { step, at: new Date().toISOString(), detail } : { step, at: new Date().toISOString() });
   };
   const actor: RotationActor = { requestedBy: input.requestedBy, reason: input.reason, ...(input.incidentId ? { incidentId: input.incidentId } : {}) };
+  if (input.kind === 'tenant-dek') required(input.tenantId, 'tenantId');
+  if (input.kind === 'signing-key' || input.kind === 'webhook-secret') required(input.integrationId, 'integrationId');
   const scope = input.tenantId ?? input.integrationId ?? 'global';
   const grace = input.graceSeconds ?? DEFAULT_GRACE_SECONDS[input.kind];
   const batchSize = input.batchSize ?? 500;

@@ -18,5 +18,13 @@ CREATE TABLE webhook_secrets (
 );
 CREATE UNIQUE INDEX webhook_secrets_one_current ON webhook_secrets (integration_id) WHERE state = 'current';
 
+-- A rotation's steps find what they already did by their workflow id (the correlation id), so a step
+-- retried after its commit does not create a second key version; `ehrctl keys status` reads the last
+-- rotations. Both would otherwise scan the whole audit trail.
+CREATE INDEX audit_events_correlation ON audit_events (correlation_id);
+CREATE INDEX audit_events_key_rotation ON audit_events (seq) WHERE action IN ('key.rotation.completed', 'key.rotation.rolled_back');
+
 -- Down Migration
+DROP INDEX audit_events_key_rotation;
+DROP INDEX audit_events_correlation;
 DROP TABLE webhook_secrets;
