@@ -29,10 +29,15 @@ export interface RotationActor {
  * Test-only fault injection (in-process workers): the named step fails once, non-retryably, as a
  * crashed KMS or database would after its retries, so tests can watch the rollback path.
  */
-export const keyRotationFaults: { failOnce: Set<string> } = { failOnce: new Set() };
+export const keyRotationFaults: { failOnce: Set<string>; loseReplyOnce: Set<string> } = { failOnce: new Set(), loseReplyOnce: new Set() };
 
 function injectFault(step: string): void {
   if (keyRotationFaults.failOnce.delete(step)) throw ApplicationFailure.nonRetryable(`injected fault in ${step}`, 'TEST_INJECTED_FAULT');
+}
+
+/** `loseReplyOnce`: the step commits, then its attempt fails retryably, as when a worker dies before replying. */
+function injectLostReply(step: string): void {
+  if (keyRotationFaults.loseReplyOnce.delete(step)) throw ApplicationFailure.retryable(`injected lost reply in ${step}`, 'TEST_INJECTED_FAULT');
 }
 
 function auditCtx(actor: RotationActor): AuditContext {
@@ -75,7 +80,9 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
       injectFault('rotateKekVersion');
       const prior = await done('key.kek.rotated');
       if (prior) return { version: Number(prior['kekVersion']), previous: Number(prior['previousKekVersion']) };
-      return keysOf(deps).admin.rotateKek(auditCtx(actor));
+      const out = await keysOf(deps).admin.rotateKek(auditCtx(actor));
+      injectLostReply('rotateKekVersion');
+      return out;
     },
 
     /** One batch; the workflow loops until nothing is left, so a crash loses at most one batch's work. */
@@ -134,6 +141,7 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
       if (prior) return { keyVersion: Number(prior['keyVersion']), previous: prior['previousKeyVersion'] === null ? null : Number(prior['previousKeyVersion']) };
       const out = await keysOf(deps).admin.rotateTenantKey(tenantId, auditCtx(actor));
       deps.keyring.forget(tenantId);
+      injectLostReply('rotateTenantDek');
       return out;
     },
 

@@ -199,6 +199,31 @@ describe('key rotation workflows under sync load', () => {
     expect(await decryptAll(tenantId)).toBeGreaterThanOrEqual(stored);
   });
 
+  it('tenant DEK: a step retried after it committed (reply lost) does not create a second key version', { timeout: 120_000 }, async () => {
+    const { tenantId, stored } = await syncedTenant();
+    keyRotationFaults.loseReplyOnce.add('rotateTenantDek');
+    const result = await rotate({ kind: 'tenant-dek', tenantId, graceSeconds: 1, batchSize: 100 });
+    expect(keyRotationFaults.loseReplyOnce.has('rotateTenantDek')).toBe(false); // the fault fired
+    expect(result.outcome).toBe('completed');
+    expect(result.steps.find((s) => s.step === 'new DEK is primary for writes')?.detail).toEqual({ keyVersion: 2, previous: 1 });
+    const keys = await harness.pool.query<{ key_version: number; status: string }>('SELECT key_version, status FROM data_keys WHERE tenant_id = $1 ORDER BY key_version', [tenantId]);
+    expect(keys.rows).toEqual([
+      { key_version: 1, status: 'decrypt_only' },
+      { key_version: 2, status: 'primary' },
+    ]);
+    expect(await decryptAll(tenantId)).toBe(stored);
+  });
+
+  it('webhook secret: a fault before the old secret is retired makes it current again', { timeout: 60_000 }, async () => {
+    const { integrationId } = await syncedTenant();
+    await addWebhookSecret(harness.pool, integrationId, testActor, { secretsDir: testEnv().secretsDir });
+    keyRotationFaults.failOnce.add('retireWebhookSecretVersion');
+    const result = await rotate({ kind: 'webhook-secret', integrationId, graceSeconds: 1 });
+    expect(result.outcome).toBe('rolled-back');
+    expect(result.steps.find((s) => s.step === 'rolled back')?.detail).toEqual({ restoredVersion: 1 });
+    expect((await listWebhookSecrets(harness.pool, integrationId)).map((s) => s.state)).toEqual(['current', 'retired']);
+  });
+
   it('signing key: successor published, kid switched after the JWKS cache, old key retired; no token request refused', { timeout: 180_000 }, async () => {
     const tenantId = uniqueId('t');
     await createTenant(harness.pool, { id: tenantId, name: 'Synthetic Rotation Clinic' }, testActor);
