@@ -148,17 +148,27 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
       const { kid, previousKid, jwksCacheSeconds } = await act.publishSigningKeySuccessor(actor, integrationId);
       note('successor published in the JWKS', { kid });
       const cache = input.vendorJwksCacheSeconds ?? jwksCacheSeconds;
+      let activated = false;
       return guarded(
         async () => {
           await sleep(cache * 1000);
           note('vendor JWKS cache waited out', { seconds: cache });
           await act.activateSigningKey(actor, integrationId, kid);
+          activated = true;
           note('assertions signed with the new kid', { kid, previousKid });
           await sleep((CREDENTIAL_CACHE_SECONDS + cache) * 1000);
           await act.retireSigningKey(actor, integrationId, previousKid);
           note('old key retired', { kid: previousKid });
         },
-        async () => ({ ...(await act.rollBackSigningKeyRotation(actor, integrationId, previousKid, kid)), currentKid: previousKid, retiredKid: kid }),
+        async () => {
+          const restored = await act.rollBackSigningKeyRotation(actor, integrationId, previousKid, kid);
+          // A new key that signed stays published until workers' cached rows and vendor caches turn over.
+          if (activated) {
+            await sleep((CREDENTIAL_CACHE_SECONDS + cache) * 1000);
+            await act.retireSigningKey(actor, integrationId, kid);
+          }
+          return { ...restored, currentKid: previousKid, retiredKid: kid };
+        },
       );
     }
     case 'webhook-secret': {

@@ -39,7 +39,9 @@ export async function restorePreviousKekPrimary(pool: Pool, kekId: string, previ
 
 /**
  * Signing-key rotation rollback: the key the rotation replaced (`previousKid`, still published as
- * `previous`) signs again and the new one is retired. Before activation, only the successor is retired.
+ * `previous`) signs again. A new key that already signed becomes `previous` — still published, since
+ * workers' cached rows may sign with it for a few more seconds; the workflow retires it after that
+ * wait. A successor that never signed is retired at once.
  */
 export async function restorePreviousSigningKey(pool: Pool, integrationId: string, previousKid: string, newKid: string, ctx: AuditContext): Promise<{ changed: boolean }> {
   return withTransaction(pool, async (client) => {
@@ -51,13 +53,13 @@ export async function restorePreviousSigningKey(pool: Pool, integrationId: strin
     const rotated = keys.find((k) => k.kid === newKid);
     if (!previous || previous.state === 'retired') throw new ConflictError('signing key', previousKid, 'is no longer published and cannot sign again');
     if (previous.state === 'current' && (!rotated || rotated.state === 'retired')) return { changed: false };
-    if (rotated && rotated.state !== 'retired') await setSigningKeyState(client, integrationId, newKid, 'retired');
+    if (rotated && rotated.state !== 'retired') await setSigningKeyState(client, integrationId, newKid, rotated.state === 'current' ? 'previous' : 'retired');
     if (previous.state !== 'current') {
       await setSigningKeyState(client, integrationId, previousKid, 'current');
       await mirrorCurrentKey(client, previous);
     }
     await appendAuditEvents(client, [
-      { ...ctx, action: 'signing_key.rotation_rolled_back', outcome: 'success', tenantId, integrationId, details: { kid: previousKid, retiredKid: newKid } },
+      { ...ctx, action: 'signing_key.rotation_rolled_back', outcome: 'success', tenantId, integrationId, details: { kid: previousKid, replacedKid: newKid, replacedKidState: rotated?.state === 'current' ? 'previous' : 'retired' } },
     ]);
     return { changed: true };
   });

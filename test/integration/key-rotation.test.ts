@@ -108,6 +108,29 @@ async function syncedTenant(): Promise<{ tenantId: string; integrationId: string
   return { tenantId, integrationId, stored: report.totals.inserted };
 }
 
+async function jwksIntegration(): Promise<{ tenantId: string; integrationId: string; clientId: string; oldKid: string }> {
+  const tenantId = uniqueId('t');
+  await createTenant(harness.pool, { id: tenantId, name: 'Synthetic Rotation Clinic' }, testActor);
+  const integrationId = uniqueId('i');
+  await registerIntegration(
+    harness.pool,
+    {
+      id: integrationId,
+      tenantId,
+      vendor: 'sandbox',
+      baseUrl: harness.sandbox.fhirBaseUrl,
+      resourceTypes: ['Patient'],
+      authMethod: 'private_key_jwt',
+      secretsDir: testEnv().secretsDir,
+      sandboxAdmin: { url: harness.sandbox.url, adminToken: harness.sandbox.adminToken },
+      jwksPublicUrl: jwks.url,
+    },
+    testActor,
+  );
+  const { clientId, signingKid } = await getIntegration(harness.pool, integrationId);
+  return { tenantId, integrationId, clientId, oldKid: signingKid! };
+}
+
 const stepsOf = (r: KeyRotationResult): string[] => r.steps.map((s) => s.step);
 
 async function kekState(): Promise<{ primary: number; floor: number; states: Map<number, string> }> {
@@ -225,33 +248,30 @@ describe('key rotation workflows under sync load', () => {
   });
 
   it('signing key: successor published, kid switched after the JWKS cache, old key retired; no token request refused', { timeout: 180_000 }, async () => {
-    const tenantId = uniqueId('t');
-    await createTenant(harness.pool, { id: tenantId, name: 'Synthetic Rotation Clinic' }, testActor);
-    const integrationId = uniqueId('i');
-    await registerIntegration(
-      harness.pool,
-      {
-        id: integrationId,
-        tenantId,
-        vendor: 'sandbox',
-        baseUrl: harness.sandbox.fhirBaseUrl,
-        resourceTypes: ['Patient'],
-        authMethod: 'private_key_jwt',
-        secretsDir: testEnv().secretsDir,
-        sandboxAdmin: { url: harness.sandbox.url, adminToken: harness.sandbox.adminToken },
-        jwksPublicUrl: jwks.url,
-      },
-      testActor,
-    );
-    const { clientId, signingKid: oldKid } = await getIntegration(harness.pool, integrationId);
+    const { tenantId, integrationId, clientId, oldKid } = await jwksIntegration();
     const { value: result } = await underSyncLoad(tenantId, integrationId, () => rotate({ kind: 'signing-key', integrationId }));
     expect(result.outcome).toBe('completed');
     const newKid = result.steps.find((s) => s.step === 'successor published in the JWKS')?.detail?.['kid'] as string;
     expect((await getIntegration(harness.pool, integrationId)).signingKid).toBe(newKid);
     const states = Object.fromEntries((await listSigningKeys(harness.pool, integrationId)).map((k) => [k.kid, k.state]));
-    expect(states).toEqual({ [oldKid!]: 'retired', [newKid]: 'current' });
+    expect(states).toEqual({ [oldKid]: 'retired', [newKid]: 'current' });
     const client = await sandboxAdmin<{ kids_seen: Record<string, number>; token_requests_rejected?: number }>(harness.sandbox, 'GET', `/admin/clients/${clientId}`);
     expect(client.kids_seen[newKid] ?? 0).toBeGreaterThanOrEqual(1);
+    const stats = await sandboxAdmin<{ tokenRequestsRejected: number }>(harness.sandbox, 'GET', '/admin/stats');
+    expect(stats.tokenRequestsRejected).toBe(0);
+  });
+
+  it('signing key: a fault before the old key is retired makes it sign again; the new one is retired after the caches turn over', { timeout: 180_000 }, async () => {
+    const { tenantId, integrationId, oldKid } = await jwksIntegration();
+    await sandboxAdmin(harness.sandbox, 'POST', '/admin/stats/reset');
+    keyRotationFaults.failOnce.add('retireSigningKey');
+    const { value: result } = await underSyncLoad(tenantId, integrationId, () => rotate({ kind: 'signing-key', integrationId }));
+    expect(result.outcome).toBe('rolled-back');
+    const newKid = result.steps.find((s) => s.step === 'successor published in the JWKS')?.detail?.['kid'] as string;
+    expect(result.steps.find((s) => s.step === 'rolled back')?.detail).toMatchObject({ changed: true, currentKid: oldKid, retiredKid: newKid });
+    expect((await getIntegration(harness.pool, integrationId)).signingKid).toBe(oldKid);
+    const states = Object.fromEntries((await listSigningKeys(harness.pool, integrationId)).map((k) => [k.kid, k.state]));
+    expect(states).toEqual({ [oldKid]: 'current', [newKid]: 'retired' });
     const stats = await sandboxAdmin<{ tokenRequestsRejected: number }>(harness.sandbox, 'GET', '/admin/stats');
     expect(stats.tokenRequestsRejected).toBe(0);
   });
