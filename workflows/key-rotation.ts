@@ -112,7 +112,13 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
           note('grace period over', { seconds: grace, stragglersRewrapped: await rewrapAll() });
           await act.raiseKekFloor(actor, version);
           note('decryption floor raised', { floor: version });
-          note('old version retired', { version: previous, ...(await act.retireKekVersion(actor, previous)) });
+          // Past the floor there is nothing to roll back: the old version is refused below the floor
+          // whether or not its destruction could be scheduled, so a failure here is reported, not undone.
+          try {
+            note('old version retired', { version: previous, ...(await act.retireKekVersion(actor, previous)) });
+          } catch (err) {
+            note('old version not scheduled for destruction (below the floor, so refused anyway)', { version: previous, ...describeFailure(err) });
+          }
         },
         async () => ({ ...(await act.rollBackKekRotation(actor, previous, version)), primary: previous, active: version, dualRead: true }),
       );

@@ -9,6 +9,7 @@ import { InvalidArgumentError } from '../../lib/errors/index.js';
 import type { Queryable } from '../../lib/store/pool.js';
 import type { KeyKind, KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation.js';
 import { withContext } from '../context.js';
+import { IntegrationIdKey, TenantIdKey } from '../sync-client.js';
 import { print, printJson, table } from '../output.js';
 
 const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
@@ -29,8 +30,13 @@ export function keyRotationWorkflowId(kind: KeyKind, scope: string, at: Date = n
   return `key-rotation/${kind}/${scope}/${at.toISOString()}`;
 }
 
+/** Starts a rotation; a tenant's or integration's rotation is findable in the Web UI by TenantId / IntegrationId. */
 export async function startKeyRotation(client: Client, taskQueue: string, input: KeyRotationInput): Promise<WorkflowHandle> {
-  return client.workflow.start('keyRotation', { taskQueue, workflowId: keyRotationWorkflowId(input.kind, rotationScope(input)), args: [input] });
+  const typedSearchAttributes = [
+    ...(input.tenantId ? [{ key: TenantIdKey, value: input.tenantId }] : []),
+    ...(input.integrationId ? [{ key: IntegrationIdKey, value: input.integrationId }] : []),
+  ];
+  return client.workflow.start('keyRotation', { taskQueue, workflowId: keyRotationWorkflowId(input.kind, rotationScope(input)), args: [input], typedSearchAttributes });
 }
 
 export async function keyRotationResult(handle: WorkflowHandle): Promise<KeyRotationResult> {

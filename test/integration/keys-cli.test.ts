@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { TenantIdKey } from '../../client/sync-client.js';
 import { uniqueId } from '../harness.js';
 import { recordErrorOutput } from '../security/leak-registry.js';
 import { registerSandboxTenant, useSyncHarness } from './support.js';
@@ -53,6 +54,8 @@ describe('ehrctl keys', () => {
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(new RegExp(`started key-rotation/tenant-dek/${tenantId}/\\d{4}-\\d{2}-\\d{2}T`));
     expect(first.stdout).toContain('outcome: completed');
+    const workflowId = /started (\S+)/.exec(first.stdout)![1]!;
+    expect((await harness.temporal.client.workflow.getHandle(workflowId).describe()).typedSearchAttributes.get(TenantIdKey)).toBe(tenantId);
     const second = await ehrctl(['keys', 'rotate', '--tenant', tenantId, '--grace', '1s', '--wait']);
     expect(second.stdout).toContain('old DEK retired');
     expect(second.stdout).toContain('outcome: completed');
