@@ -294,6 +294,9 @@ describe('key rotation workflows under sync load', () => {
       });
       await expect.poll(async () => (await acceptedWebhookSecrets(harness.pool, integrationId)).length, { timeout: 10_000, interval: 100 }).toBe(2);
       sawWindow = verifyWebhook(headers, body, await acceptedWebhookSecrets(harness.pool, integrationId), { nowSeconds: now }).ok;
+      // The status query shows the steps so far while the window is open.
+      const soFar = await handle.query<Array<{ step: string }>>('status');
+      expect(soFar.map((s) => s.step)).toEqual(['started', 'new secret is current; both accepted']);
       return keyRotationResult(handle);
     });
     expect(result.outcome).toBe('completed');
