@@ -7,6 +7,7 @@ import type { ActivityDeps } from './deps.js';
 import { createSyncPageActivities } from './sync-page.js';
 import { createSyncPlanningActivities } from './sync-planning.js';
 import { createVendorProbeActivities } from './vendor-probe.js';
+import { createKeyRotationActivities } from './key-rotation.js';
 
 export type { ActivityDeps } from './deps.js';
 
@@ -15,10 +16,12 @@ export function createActivities(deps: ActivityDeps) {
     ...createSyncPlanningActivities(deps),
     ...createSyncPageActivities(deps),
     ...createVendorProbeActivities(deps),
+    ...createKeyRotationActivities(deps),
   });
 }
 
 export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;
 export type SyncPageActivities = ReturnType<typeof createSyncPageActivities>;
 export type VendorProbeActivities = ReturnType<typeof createVendorProbeActivities>;
+export type KeyRotationActivities = ReturnType<typeof createKeyRotationActivities>;
 export type Activities = ReturnType<typeof createActivities>;

@@ -5,6 +5,7 @@ import { registerAuditCommands } from './commands/audit.js';
 import { registerAuditHistoryCommand } from './commands/audit-history.js';
 import { registerDevCommands } from './commands/dev.js';
 import { registerIntegrationCommands } from './commands/integrations.js';
+import { registerKeyCommands } from './commands/keys.js';
 import { registerRecordCommands } from './commands/records.js';
 import { registerScheduleCommands } from './commands/schedule.js';
 import { registerSyncCommands } from './commands/sync.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerRecordCommands(program);
   registerAuditCommands(program);
   registerVendorCommands(program);
+  registerKeyCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;
 }

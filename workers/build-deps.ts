@@ -11,6 +11,8 @@ import type { Config } from '../lib/config/schema.js';
 import { createKekProvider } from '../lib/security/kek-factory.js';
 import { KeyHierarchy } from '../lib/security/key-hierarchy.js';
 import { TenantKeyring } from '../lib/security/keyring.js';
+import { KeyAdmin } from '../lib/security/key-admin.js';
+import { openPurposeKeys } from '../lib/security/open-purpose-keys.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl, type Pool } from '../lib/store/pool.js';
 import { createCredentialDirectory } from '../lib/vendors/credentials.js';
 import { RevocationWatcher } from '../lib/vendors/revocation-watcher.js';
@@ -53,6 +55,14 @@ export async function buildActivityDeps(
   }
   const keyring = new TenantKeyring({ pool, kek });
   const directory = createCredentialDirectory(pool);
+  // Key rotation (workflows/key-rotation.ts): caches of this process are dropped as each change commits.
+  const purposeKeys = await openPurposeKeys(config, { pool, kek, actor });
+  const admin = new KeyAdmin({
+    pool,
+    kek,
+    destroyDelaySeconds: config.EHR_KEY_DESTROY_DELAY_SECONDS,
+    forget: { tenant: (t) => keyring.forget(t), purposeKeys: () => purposeKeys.forget() },
+  });
   // Revocation fails closed: every vendor request passes the watcher's gate (memory kept current by
   // LISTEN ehr_revocations; a database read per call whenever the listener is down).
   const revocations = new RevocationWatcher({ databaseUrl: config.DATABASE_URL, db: pool });
@@ -103,6 +113,7 @@ export async function buildActivityDeps(
     directory,
     revocations,
     defaultPageSize: config.EHR_SYNC_PAGE_SIZE,
+    keys: { admin, kek, purposeKeys, secretsDir: config.EHR_SECRETS_DIR },
     endpointQueues: { mainTaskQueue: config.TEMPORAL_TASK_QUEUE, overrides: parseRateOverrides(config.EHR_VENDOR_RATE_LIMITS) },
     close: async () => {
       await revocations.close();

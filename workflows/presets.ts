@@ -20,3 +20,14 @@ export const vendorPagePreset: ActivityOptions = {
   heartbeatTimeout: '20 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 8 },
 };
+
+/**
+ * Key rotation steps: database + KEK backend (KMS) work. Batch steps (rewrap, re-encrypt) heartbeat
+ * once per call, so a dead worker is noticed within 30 s and the batch runs again elsewhere; a batch
+ * is one transaction, so a repeated batch continues where the last commit left off.
+ */
+export const keyRotationPreset: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
+};

@@ -1,0 +1,224 @@
+/**
+ * Activities of the key rotation workflow (workflows/key-rotation.ts). Each step is a library
+ * operation that audits itself (KeyAdmin, signing-key rotation, webhook secrets, re-encryption) under
+ * the rotation's requester and its workflow id as correlation id, and is safe to repeat: a retried
+ * step that already happened changes nothing or moves on from where it stopped. Batch steps heartbeat.
+ */
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { recordAuditEvent } from '../lib/audit/chain.js';
+import type { AuditContext } from '../lib/audit/chain.js';
+import { ConfigError, ConflictError } from '../lib/errors/index.js';
+import { destroyTenantKeyVersion, reencryptRecordBatch, restoreTenantPrimaryKey } from '../lib/store/record-reencryption.js';
+import { restorePreviousKekPrimary, restorePreviousSigningKey } from '../lib/store/key-rotation-rollback.js';
+import { getIntegration } from '../lib/store/integrations.js';
+import { dataKeyWrapAad } from '../lib/security/keyring.js';
+import { activateSuccessorKey, publishSuccessorKey, retireKey } from '../lib/vendors/signing-key-rotation.js';
+import { profileFor } from '../lib/vendors/profiles/index.js';
+import { addWebhookSecret, restorePreviousWebhookSecret, retireWebhookSecret } from '../lib/webhooks/secrets.js';
+import type { ActivityDeps, KeyRotationDeps } from './deps.js';
+
+/** Who asked, and why: recorded on every audit event of the rotation. */
+export interface RotationActor {
+  requestedBy: string;
+  reason: string;
+  incidentId?: string;
+}
+
+/**
+ * Test-only fault injection (in-process workers): the named step fails once, non-retryably, as a
+ * crashed KMS or database would after its retries, so tests can watch the rollback path.
+ */
+export const keyRotationFaults: { failOnce: Set<string>; loseReplyOnce: Set<string> } = { failOnce: new Set(), loseReplyOnce: new Set() };
+
+function injectFault(step: string): void {
+  if (keyRotationFaults.failOnce.delete(step)) throw ApplicationFailure.nonRetryable(`injected fault in ${step}`, 'TEST_INJECTED_FAULT');
+}
+
+/** `loseReplyOnce`: the step commits, then its attempt fails retryably, as when a worker dies before replying. */
+function injectLostReply(step: string): void {
+  if (keyRotationFaults.loseReplyOnce.delete(step)) throw ApplicationFailure.retryable(`injected lost reply in ${step}`, 'TEST_INJECTED_FAULT');
+}
+
+function auditCtx(actor: RotationActor): AuditContext {
+  const info = Context.current().info;
+  return { actor: actor.requestedBy, correlationId: info.workflowExecution?.workflowId ?? `activity:${info.activityId}` };
+}
+
+function keysOf(deps: ActivityDeps): KeyRotationDeps {
+  if (!deps.keys) throw new ConfigError('worker', 'was built without key administration (ActivityDeps.keys)');
+  return deps.keys;
+}
+
+export function createKeyRotationActivities(deps: ActivityDeps) {
+  /**
+   * The details of this rotation's earlier successful `action`, if any: the audit trail is the
+   * idempotency record, so a step retried after its commit (reply lost, worker crashed) returns what
+   * it did instead of creating a second key version.
+   */
+  const done = async (action: string, tenantId?: string): Promise<Record<string, unknown> | undefined> => {
+    const { rows } = await deps.pool.query<{ details: Record<string, unknown> }>(
+      `SELECT details FROM audit_events WHERE correlation_id = $1 AND action = $2 AND outcome = 'success' AND ($3::text IS NULL OR tenant_id = $3) ORDER BY seq DESC LIMIT 1`,
+      [Context.current().info.workflowExecution?.workflowId ?? '', action, tenantId ?? null],
+    );
+    return rows[0]?.details;
+  };
+  return {
+    async recordRotationEvent(actor: RotationActor, event: { phase: 'started' | 'completed' | 'rolled_back'; kind: string; scope: string; detail?: Record<string, unknown> }): Promise<void> {
+      await recordAuditEvent(deps.pool, {
+        ...auditCtx(actor),
+        action: `key.rotation.${event.phase}`,
+        outcome: event.phase === 'rolled_back' ? 'failure' : 'success',
+        tenantId: event.kind === 'tenant-dek' ? event.scope : null,
+        integrationId: event.kind === 'signing-key' || event.kind === 'webhook-secret' ? event.scope : null,
+        details: { kind: event.kind, scope: event.scope, reason: actor.reason, incidentId: actor.incidentId ?? null, ...event.detail },
+      });
+    },
+
+    // ---- KEK -----------------------------------------------------------------------------------
+    async rotateKekVersion(actor: RotationActor): Promise<{ version: number; previous: number }> {
+      injectFault('rotateKekVersion');
+      const prior = await done('key.kek.rotated');
+      if (prior) return { version: Number(prior['kekVersion']), previous: Number(prior['previousKekVersion']) };
+      const out = await keysOf(deps).admin.rotateKek(auditCtx(actor));
+      injectLostReply('rotateKekVersion');
+      return out;
+    },
+
+    /** One batch; the workflow loops until nothing is left, so a crash loses at most one batch's work. */
+    async rewrapKeyBatch(actor: RotationActor, batchSize: number): Promise<{ moved: number; remaining: number }> {
+      injectFault('rewrapKeyBatch');
+      Context.current().heartbeat({ phase: 'rewrap' });
+      const r = await keysOf(deps).admin.rewrapDataKeys(batchSize, auditCtx(actor));
+      return { moved: r.dataKeys + r.purposeKeys, remaining: r.remaining };
+    },
+
+    /** Unwraps a sample of the keys now wrapped under `version` (fresh unwraps, not the keyring's cache). */
+    async verifyKekSample(actor: RotationActor, version: number, sampleSize: number): Promise<{ verified: number }> {
+      injectFault('verifyKekSample');
+      const { kek } = keysOf(deps);
+      const { rows } = await deps.pool.query<{ tenant_id: string; key_version: number; wrapped_key: Buffer }>(
+        `SELECT tenant_id, key_version, wrapped_key FROM data_keys WHERE kek_id = $1 AND kek_version = $2 AND wrapped_key IS NOT NULL ORDER BY random() LIMIT $3`,
+        [kek.id, version, sampleSize],
+      );
+      for (const r of rows) {
+        const raw = await kek.unwrap({ kekId: kek.id, kekVersion: version, wrapped: r.wrapped_key }, dataKeyWrapAad(r.tenant_id, r.key_version, kek.id, version));
+        raw.fill(0);
+      }
+      await recordAuditEvent(deps.pool, { ...auditCtx(actor), action: 'key.kek.verified', outcome: 'success', details: { kekId: kek.id, kekVersion: version, sampled: rows.length } });
+      return { verified: rows.length };
+    },
+
+    async raiseKekFloor(actor: RotationActor, version: number): Promise<void> {
+      injectFault('raiseKekFloor');
+      const { admin, kek } = keysOf(deps);
+      await kek.refresh();
+      if (kek.minDecryptionVersion() >= version) return; // already raised (a retry, or a later rotation)
+      await admin.raiseKekFloor(version, auditCtx(actor));
+    },
+
+    /** The replaced version stops being usable and is scheduled for destruction after the configured delay. */
+    async retireKekVersion(actor: RotationActor, version: number): Promise<{ destroyAfter: string }> {
+      const { admin, kek } = keysOf(deps);
+      const state = (await kek.versions()).find((v) => v.version === version)?.state;
+      if (state === 'destroy_scheduled' || state === 'destroyed') return { destroyAfter: 'already scheduled' };
+      const { destroyAfter } = await admin.scheduleKekDestroy(version, auditCtx(actor));
+      return { destroyAfter: destroyAfter.toISOString() };
+    },
+
+    async rollBackKekRotation(actor: RotationActor, previous: number, rotated: number): Promise<{ changed: boolean }> {
+      const { kek, purposeKeys } = keysOf(deps);
+      const out = await restorePreviousKekPrimary(deps.pool, kek.id, previous, rotated, auditCtx(actor));
+      await kek.refresh();
+      purposeKeys.forget();
+      return out;
+    },
+
+    // ---- tenant DEK ----------------------------------------------------------------------------
+    async rotateTenantDek(actor: RotationActor, tenantId: string): Promise<{ keyVersion: number; previous: number | null }> {
+      injectFault('rotateTenantDek');
+      const prior = await done('key.dek.rotated', tenantId);
+      if (prior) return { keyVersion: Number(prior['keyVersion']), previous: prior['previousKeyVersion'] === null ? null : Number(prior['previousKeyVersion']) };
+      const out = await keysOf(deps).admin.rotateTenantKey(tenantId, auditCtx(actor));
+      deps.keyring.forget(tenantId);
+      injectLostReply('rotateTenantDek');
+      return out;
+    },
+
+    async reencryptTenantBatch(actor: RotationActor, tenantId: string, keyVersion: number, batchSize: number): Promise<{ reencrypted: number; remaining: number }> {
+      injectFault('reencryptTenantBatch');
+      Context.current().heartbeat({ phase: 're-encrypt' });
+      const ctx = auditCtx(actor);
+      const target = await deps.keyring.dataKey(tenantId, keyVersion, ctx);
+      return reencryptRecordBatch(deps.pool, deps.keyring, { tenantId, target, batchSize }, ctx);
+    },
+
+    /**
+     * Destroys the superseded DEK. Version 1 is kept decrypt-only instead: the tenant's pseudonyms are
+     * derived from it (lib/security/keyring.ts), and destroying it would unlink every audit row.
+     */
+    async retireTenantDek(actor: RotationActor, tenantId: string, keyVersion: number): Promise<{ destroyed: boolean; keptFor?: string }> {
+      injectFault('retireTenantDek');
+      if (keyVersion === 1) return { destroyed: false, keptFor: 'pseudonym key (DEK v1)' };
+      await destroyTenantKeyVersion(deps.pool, tenantId, keyVersion, auditCtx(actor));
+      deps.keyring.forget(tenantId);
+      return { destroyed: true };
+    },
+
+    async rollBackTenantDekRotation(actor: RotationActor, tenantId: string, previous: number, rotated: number): Promise<{ changed: boolean }> {
+      const out = await restoreTenantPrimaryKey(deps.pool, tenantId, previous, rotated, auditCtx(actor));
+      deps.keyring.forget(tenantId);
+      return out;
+    },
+
+    // ---- integration signing key ---------------------------------------------------------------
+    async publishSigningKeySuccessor(actor: RotationActor, integrationId: string): Promise<{ kid: string; previousKid: string; jwksCacheSeconds: number }> {
+      injectFault('publishSigningKeySuccessor');
+      const integration = await getIntegration(deps.pool, integrationId);
+      const previousKid = integration.signingKid;
+      if (!previousKid) throw new ConflictError('integration', integrationId, 'has no current signing key');
+      const successor = await publishSuccessorKey(deps.pool, integrationId, auditCtx(actor), { secretsDir: keysOf(deps).secretsDir });
+      return { kid: successor.kid, previousKid, jwksCacheSeconds: profileFor(integration.vendor).auth.jwksCacheSeconds.value };
+    },
+
+    async activateSigningKey(actor: RotationActor, integrationId: string, kid: string): Promise<void> {
+      injectFault('activateSigningKey');
+      await activateSuccessorKey(deps.pool, integrationId, auditCtx(actor), { expectedKid: kid });
+    },
+
+    async retireSigningKey(actor: RotationActor, integrationId: string, kid: string): Promise<void> {
+      injectFault('retireSigningKey');
+      await retireKey(deps.pool, integrationId, kid, auditCtx(actor));
+    },
+
+    async rollBackSigningKeyRotation(actor: RotationActor, integrationId: string, previousKid: string, newKid: string): Promise<{ changed: boolean }> {
+      return restorePreviousSigningKey(deps.pool, integrationId, previousKid, newKid, auditCtx(actor));
+    },
+
+    // ---- webhook secret ------------------------------------------------------------------------
+    async addWebhookSecretVersion(actor: RotationActor, integrationId: string): Promise<{ version: number; previousVersion: number | null }> {
+      injectFault('addWebhookSecretVersion');
+      const prior = await done('webhook_secret.added');
+      if (prior) return { version: Number(prior['version']), previousVersion: prior['previousVersion'] === null ? null : Number(prior['previousVersion']) };
+      return addWebhookSecret(deps.pool, integrationId, auditCtx(actor), { secretsDir: keysOf(deps).secretsDir });
+    },
+
+    async retireWebhookSecretVersion(actor: RotationActor, integrationId: string, version: number): Promise<void> {
+      injectFault('retireWebhookSecretVersion');
+      await retireWebhookSecret(deps.pool, integrationId, version, auditCtx(actor));
+    },
+
+    async rollBackWebhookSecretRotation(actor: RotationActor, integrationId: string): Promise<{ restoredVersion: number | null }> {
+      return restorePreviousWebhookSecret(deps.pool, integrationId, auditCtx(actor));
+    },
+
+    // ---- payload key ---------------------------------------------------------------------------
+    /** New payloads use the new key; older `payload-v<N>` keys stay readable by id, so histories still decode. */
+    async rotatePayloadKeyVersion(actor: RotationActor): Promise<{ keyId: string; version: number }> {
+      injectFault('rotatePayloadKeyVersion');
+      const prior = await done('key.payload.rotated');
+      if (prior) return { keyId: String(prior['keyId']), version: Number(prior['version']) };
+      return keysOf(deps).purposeKeys.rotatePayloadKey(auditCtx(actor));
+    },
+  };
+}

@@ -1,0 +1,172 @@
+/**
+ * `ehrctl keys rotate | schedule | status`: key rotation as durable workflows (workflows/key-rotation.ts),
+ * started now or by a Temporal Schedule, and a view of every key's versions, states and floors.
+ */
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { ScheduleOverlapPolicy } from '@temporalio/client';
+import type { Command } from 'commander';
+import { InvalidArgumentError } from '../../lib/errors/index.js';
+import type { Queryable } from '../../lib/store/pool.js';
+import type { KeyKind, KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation.js';
+import { withContext } from '../context.js';
+import { IntegrationIdKey, TenantIdKey } from '../sync-client.js';
+import { print, printJson, table } from '../output.js';
+
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** `90d`, `12h`, `30m`, `45s` → seconds. */
+export function parseDurationSeconds(value: string, option: string): number {
+  const m = /^(\d{1,6})([smhd])$/.exec(value);
+  if (!m) throw new InvalidArgumentError(option, 'expected a number and a unit (s, m, h, d), e.g. 90d or 30s');
+  return Number(m[1]) * UNIT_SECONDS[m[2]!]!;
+}
+
+export function rotationScope(input: Pick<KeyRotationInput, 'tenantId' | 'integrationId'>): string {
+  return input.tenantId ?? input.integrationId ?? 'global';
+}
+
+/** `key-rotation/<kind>/<scope>/<ISO ms>`. */
+export function keyRotationWorkflowId(kind: KeyKind, scope: string, at: Date = new Date()): string {
+  return `key-rotation/${kind}/${scope}/${at.toISOString()}`;
+}
+
+/** Starts a rotation; a tenant's or integration's rotation is findable in the Web UI by TenantId / IntegrationId. */
+export async function startKeyRotation(client: Client, taskQueue: string, input: KeyRotationInput): Promise<WorkflowHandle> {
+  const typedSearchAttributes = [
+    ...(input.tenantId ? [{ key: TenantIdKey, value: input.tenantId }] : []),
+    ...(input.integrationId ? [{ key: IntegrationIdKey, value: input.integrationId }] : []),
+  ];
+  return client.workflow.start('keyRotation', { taskQueue, workflowId: keyRotationWorkflowId(input.kind, rotationScope(input)), args: [input], typedSearchAttributes });
+}
+
+export async function keyRotationResult(handle: WorkflowHandle): Promise<KeyRotationResult> {
+  return (await handle.result()) as KeyRotationResult;
+}
+
+interface KindOptions {
+  kek?: boolean;
+  tenant?: string;
+  signingKey?: boolean;
+  signingKeys?: boolean;
+  webhookSecret?: boolean;
+  payloadKey?: boolean;
+  integration?: string;
+}
+
+function kindOf(opts: KindOptions): Pick<KeyRotationInput, 'kind' | 'tenantId' | 'integrationId'> {
+  const chosen = [opts.kek, opts.tenant !== undefined, opts.signingKey || opts.signingKeys, opts.webhookSecret, opts.payloadKey].filter(Boolean).length;
+  if (chosen !== 1) throw new InvalidArgumentError('key', 'choose exactly one of --kek, --tenant T, --signing-key, --webhook-secret, --payload-key');
+  if (opts.kek) return { kind: 'kek' };
+  if (opts.payloadKey) return { kind: 'payload-key' };
+  if (opts.tenant !== undefined) return { kind: 'tenant-dek', tenantId: opts.tenant };
+  const kind: KeyKind = opts.webhookSecret ? 'webhook-secret' : 'signing-key';
+  if (!opts.integration && !opts.signingKeys) throw new InvalidArgumentError('--integration', `is required with --${kind}`);
+  return opts.integration ? { kind, integrationId: opts.integration } : { kind };
+}
+
+function printResult(result: KeyRotationResult): void {
+  table(result.steps.map((s) => ({ at: s.at, step: s.step, detail: s.detail ? JSON.stringify(s.detail) : '' })));
+  print(`outcome: ${result.outcome}`);
+}
+
+export function registerKeyCommands(program: Command): void {
+  const keys = program.command('keys').description('key rotation and key status');
+  const withKindOptions = (c: Command): Command =>
+    c
+      .option('--kek', 'the key-encryption key')
+      .option('--tenant <id>', "a tenant's data key (records are re-encrypted)")
+      .option('--webhook-secret', "an integration's webhook secret (with --integration)")
+      .option('--payload-key', 'the Temporal payload key')
+      .option('--integration <id>', 'integration id');
+  withKindOptions(keys.command('rotate').description('rotate a key now (a workflow; compensates on failure)'))
+    .option('--signing-key', "an integration's client-assertion signing key (with --integration)")
+    .option('--grace <duration>', 'grace / dual-acceptance window, e.g. 7d or 30s (default: per kind)')
+    .option('--reason <text>', 'why (recorded in the audit trail; no PHI)', 'operator rotation')
+    .option('--wait', 'wait for the result and print its steps')
+    .action(async (opts: KindOptions & { grace?: string; reason: string; wait?: boolean }) =>
+      withContext(async (ctx) => {
+        const input: KeyRotationInput = { ...kindOf(opts), requestedBy: ctx.audit.actor, reason: opts.reason };
+        if (opts.grace !== undefined) input.graceSeconds = parseDurationSeconds(opts.grace, '--grace');
+        const handle = await startKeyRotation(await ctx.temporal(), ctx.config.TEMPORAL_TASK_QUEUE, input);
+        print(`started ${handle.workflowId}`);
+        if (opts.wait) printResult(await keyRotationResult(handle));
+      }),
+    );
+  withKindOptions(keys.command('schedule').description('rotate a key on a Temporal Schedule (e.g. --kek --every 365d, --signing-keys --every 90d)'))
+    .option('--signing-keys', 'the signing key of every private_key_jwt integration (or one with --integration)')
+    .requiredOption('--every <duration>', 'interval, e.g. 365d or 90d')
+    .action(async (opts: KindOptions & { every: string }) =>
+      withContext(async (ctx) => {
+        const every = parseDurationSeconds(opts.every, '--every');
+        const base = kindOf(opts);
+        let targets: Array<Pick<KeyRotationInput, 'kind' | 'tenantId' | 'integrationId'>> = [base];
+        if (base.kind === 'signing-key' && !base.integrationId) {
+          const { rows } = await (await ctx.db()).query<{ id: string }>(`SELECT id FROM integrations WHERE auth_method = 'private_key_jwt' AND status = 'active' ORDER BY id`);
+          targets = rows.map((r) => ({ kind: 'signing-key', integrationId: r.id }));
+        }
+        const client = await ctx.temporal();
+        for (const t of targets) {
+          const scope = rotationScope(t);
+          const input: KeyRotationInput = { ...t, requestedBy: `schedule:${ctx.audit.actor}`, reason: `scheduled every ${opts.every}` };
+          const handle = await client.schedule.create({
+            scheduleId: `key-rotation/${t.kind}/${scope}`,
+            spec: { intervals: [{ every: `${every}s` }] },
+            action: { type: 'startWorkflow', workflowType: 'keyRotation', taskQueue: ctx.config.TEMPORAL_TASK_QUEUE, workflowId: `key-rotation/${t.kind}/${scope}/scheduled`, args: [input] },
+            policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
+          });
+          print(`schedule ${handle.scheduleId} created: every ${opts.every}`);
+        }
+        if (targets.length === 0) print('no private_key_jwt integrations to schedule');
+      }),
+    );
+  keys
+    .command('status')
+    .description('key versions, states, floors, last rotations and the next scheduled ones')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }) =>
+      withContext(async (ctx) => {
+        const db = await ctx.db();
+        const status = { ...(await keyStatus(db)), scheduled: [] as Array<{ id: string; next: string; paused: boolean }> };
+        for await (const s of (await ctx.temporal()).schedule.list()) {
+          if (s.scheduleId.startsWith('key-rotation/')) status.scheduled.push({ id: s.scheduleId, next: s.info.nextActionTimes[0]?.toISOString() ?? '-', paused: s.state.paused });
+        }
+        if (opts.json) return printJson(status);
+        print('key-encryption keys');
+        table(status.kek.map((k) => ({ kek: k.kekId, version: k.version, state: k.state, floor: k.floor, destroyAfter: k.destroyAfter ?? '' })));
+        print('\ntenant data keys');
+        table(status.tenantKeys.map((t) => ({ tenant: t.tenantId, primary: t.primary ?? '-', decryptOnly: t.decryptOnly.join(',') || '-', destroyed: t.destroyed.join(',') || '-' })));
+        print('\npayload keys');
+        table(status.payloadKeys.map((p) => ({ keyId: p.keyId, status: p.status })));
+        print('\nlast rotations');
+        if (status.lastRotations.length === 0) print('none');
+        table(status.lastRotations.map((r) => ({ kind: r.kind, scope: r.scope, outcome: r.outcome, at: r.at })));
+        print('\nscheduled rotations');
+        if (status.scheduled.length === 0) print('none');
+        table(status.scheduled.map((s) => ({ id: s.id, next: s.next, paused: String(s.paused) })));
+      }),
+    );
+}
+
+export async function keyStatus(db: Queryable) {
+  const kek = await db.query<{ kek_id: string; version: number; state: string; floor: number; destroy_after: Date | null }>(
+    `SELECT v.kek_id, v.version, v.state, k.min_decryption_version AS floor, v.destroy_after FROM kek_versions v JOIN kek_keys k USING (kek_id) ORDER BY v.kek_id, v.version`,
+  );
+  const deks = await db.query<{ tenant_id: string; primary: number | null; decrypt_only: number[]; destroyed: number[] }>(
+    `SELECT tenant_id, max(key_version) FILTER (WHERE status = 'primary') AS primary,
+            coalesce(array_agg(key_version ORDER BY key_version) FILTER (WHERE status = 'decrypt_only'), '{}') AS decrypt_only,
+            coalesce(array_agg(key_version ORDER BY key_version) FILTER (WHERE status = 'destroyed'), '{}') AS destroyed
+       FROM data_keys GROUP BY tenant_id ORDER BY tenant_id`,
+  );
+  const payload = await db.query<{ key_id: string; status: string }>(`SELECT key_id, status FROM purpose_keys WHERE purpose = 'payload' ORDER BY version`);
+  const last = await db.query<{ kind: string; scope: string; action: string; occurred_at: Date }>(
+    `SELECT DISTINCT ON (details->>'kind', details->>'scope') details->>'kind' AS kind, details->>'scope' AS scope, action, occurred_at
+       FROM audit_events WHERE action IN ('key.rotation.completed', 'key.rotation.rolled_back')
+      ORDER BY details->>'kind', details->>'scope', seq DESC`,
+  );
+  return {
+    kek: kek.rows.map((r) => ({ kekId: r.kek_id, version: r.version, state: r.state, floor: r.floor, destroyAfter: r.destroy_after?.toISOString() ?? null })),
+    tenantKeys: deks.rows.map((r) => ({ tenantId: r.tenant_id, primary: r.primary, decryptOnly: r.decrypt_only, destroyed: r.destroyed })),
+    payloadKeys: payload.rows.map((r) => ({ keyId: r.key_id, status: r.status })),
+    lastRotations: last.rows.map((r) => ({ kind: r.kind, scope: r.scope, outcome: r.action === 'key.rotation.completed' ? 'completed' : 'rolled-back', at: r.occurred_at.toISOString() })),
+  };
+}

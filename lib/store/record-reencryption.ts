@@ -1,0 +1,130 @@
+/**
+ * Tenant DEK rotation's storage side: re-encrypt a tenant's records from older DEK versions to the
+ * primary in batches, and the two key-metadata changes KeyAdmin has no operation for (a rotation's
+ * rollback, and destroying one superseded DEK version). Each call is one transaction with its audit
+ * event; the records' row locks (SKIP LOCKED) let concurrent batches share work, and the update checks
+ * the version and key version it read, so a sync write that lands in between is never overwritten.
+ */
+import type { AuditContext } from '../audit/chain.js';
+import { appendAuditEvents } from '../audit/chain.js';
+import type { DataKey } from '../security/envelope.js';
+import { decryptRecord, encryptRecord } from '../security/envelope.js';
+import type { TenantKeyring } from '../security/keyring.js';
+import { ConflictError, NotFoundError } from '../errors/index.js';
+import type { Pool, PoolClient, Queryable } from './pool.js';
+import { withTransaction } from './pool.js';
+
+interface StoredRow {
+  integration_id: string;
+  resource_type: string;
+  resource_id: string;
+  version_id: string;
+  key_version: number;
+  ciphertext: Buffer;
+}
+
+export async function countRecordsBelowKeyVersion(db: Queryable, tenantId: string, keyVersion: number): Promise<number> {
+  const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM records WHERE tenant_id = $1 AND key_version < $2', [tenantId, keyVersion]);
+  return Number(rows[0]?.n ?? 0);
+}
+
+/**
+ * Re-encrypts up to `batchSize` of the tenant's records stored under a DEK version below `target`
+ * (the new primary) and returns how many moved and how many are left.
+ */
+export async function reencryptRecordBatch(
+  pool: Pool,
+  keyring: TenantKeyring,
+  args: { tenantId: string; target: DataKey; batchSize: number },
+  ctx: AuditContext,
+): Promise<{ reencrypted: number; remaining: number }> {
+  const { tenantId, target, batchSize } = args;
+  const reencrypted = await withTransaction(pool, async (client) => {
+    const { rows } = await client.query<StoredRow>(
+      `SELECT integration_id, resource_type, resource_id, version_id, key_version, ciphertext FROM records
+        WHERE tenant_id = $1 AND key_version < $2 ORDER BY integration_id, resource_type, resource_id LIMIT $3 FOR UPDATE SKIP LOCKED`,
+      [tenantId, target.version, batchSize],
+    );
+    if (rows.length === 0) return 0;
+    const fresh: Buffer[] = [];
+    for (const r of rows) {
+      const recordCtx = { tenantId, integrationId: r.integration_id, resourceType: r.resource_type, resourceId: r.resource_id };
+      const plaintext = await decryptRecord(r.ciphertext, recordCtx, (t, v) => keyring.dataKey(t, v, ctx));
+      try {
+        fresh.push(encryptRecord(target, recordCtx, plaintext));
+      } finally {
+        plaintext.fill(0);
+      }
+    }
+    const res = await client.query(
+      `UPDATE records AS r SET ciphertext = t.ciphertext, key_version = $2
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bytea[])
+           AS t(integration_id, resource_type, resource_id, version_id, key_version, ciphertext)
+        WHERE r.tenant_id = $1 AND r.integration_id = t.integration_id AND r.resource_type = t.resource_type
+          AND r.resource_id = t.resource_id AND r.version_id = t.version_id AND r.key_version = t.key_version`,
+      [
+        tenantId,
+        target.version,
+        rows.map((r) => r.integration_id),
+        rows.map((r) => r.resource_type),
+        rows.map((r) => r.resource_id),
+        rows.map((r) => r.version_id),
+        rows.map((r) => r.key_version),
+        fresh,
+      ],
+    );
+    const fromVersions = [...new Set(rows.map((r) => r.key_version))].sort((a, b) => a - b);
+    await appendAuditEvents(client, [
+      { ...ctx, action: 'records.reencrypted', outcome: 'success', tenantId, details: { count: res.rowCount ?? 0, fromKeyVersions: fromVersions, toKeyVersion: target.version } },
+    ]);
+    return res.rowCount ?? 0;
+  });
+  return { reencrypted, remaining: await countRecordsBelowKeyVersion(pool, tenantId, target.version) };
+}
+
+async function lockTenant(client: PoolClient, tenantId: string): Promise<void> {
+  const t = await client.query('SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE', [tenantId]);
+  if (t.rowCount === 0) throw new NotFoundError('tenant', tenantId);
+}
+
+/**
+ * Rollback of a tenant DEK rotation: `previous` is the primary for writes again and `rotated` becomes
+ * decrypt-only, so records already re-encrypted under it stay readable (dual read). Idempotent.
+ */
+export async function restoreTenantPrimaryKey(pool: Pool, tenantId: string, previous: number, rotated: number, ctx: AuditContext): Promise<{ changed: boolean }> {
+  return withTransaction(pool, async (client) => {
+    await lockTenant(client, tenantId);
+    const { rows } = await client.query<{ key_version: number; status: string }>('SELECT key_version, status FROM data_keys WHERE tenant_id = $1 AND key_version IN ($2, $3)', [
+      tenantId,
+      previous,
+      rotated,
+    ]);
+    const prev = rows.find((r) => r.key_version === previous);
+    if (!prev || prev.status === 'destroyed') throw new ConflictError('data key of tenant', tenantId, `version ${previous} cannot become primary again`);
+    if (prev.status === 'primary') return { changed: false };
+    await client.query(`UPDATE data_keys SET status = 'decrypt_only' WHERE tenant_id = $1 AND key_version = $2 AND status = 'primary'`, [tenantId, rotated]);
+    await client.query(`UPDATE data_keys SET status = 'primary' WHERE tenant_id = $1 AND key_version = $2`, [tenantId, previous]);
+    await appendAuditEvents(client, [{ ...ctx, action: 'key.dek.rotation_rolled_back', outcome: 'success', tenantId, details: { primaryKeyVersion: previous, decryptOnlyKeyVersion: rotated } }]);
+    return { changed: true };
+  });
+}
+
+/**
+ * Destroys one superseded DEK version once no record is stored under it (checked in the same
+ * transaction). Idempotent.
+ */
+export async function destroyTenantKeyVersion(pool: Pool, tenantId: string, keyVersion: number, ctx: AuditContext): Promise<{ changed: boolean }> {
+  return withTransaction(pool, async (client) => {
+    await lockTenant(client, tenantId);
+    const { rows } = await client.query<{ status: string }>('SELECT status FROM data_keys WHERE tenant_id = $1 AND key_version = $2 FOR UPDATE', [tenantId, keyVersion]);
+    const status = rows[0]?.status;
+    if (!status) throw new NotFoundError(`data key of tenant ${tenantId}`, String(keyVersion));
+    if (status === 'destroyed') return { changed: false };
+    if (status === 'primary') throw new ConflictError('data key of tenant', tenantId, `version ${keyVersion} is the primary`);
+    const used = await client.query<{ n: string }>('SELECT count(*) AS n FROM records WHERE tenant_id = $1 AND key_version = $2', [tenantId, keyVersion]);
+    if (Number(used.rows[0]?.n ?? 0) > 0) throw new ConflictError('data key of tenant', tenantId, `version ${keyVersion} still encrypts ${used.rows[0]!.n} records`);
+    await client.query(`UPDATE data_keys SET status = 'destroyed', wrapped_key = NULL, destroyed_at = now() WHERE tenant_id = $1 AND key_version = $2`, [tenantId, keyVersion]);
+    await appendAuditEvents(client, [{ ...ctx, action: 'key.dek.destroyed', outcome: 'success', tenantId, details: { keyVersions: [keyVersion], count: 1 } }]);
+    return { changed: true };
+  });
+}

@@ -1,0 +1,91 @@
+/**
+ * `ehrctl keys` as an operator meets it (a real process): rotate with --wait prints the steps and the
+ * outcome, status shows versions and the last rotation, schedule creates a Temporal Schedule whose
+ * next run status shows, and a rotation asked for two keys at once is refused as bad usage.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { TenantIdKey } from '../../client/sync-client.js';
+import { uniqueId } from '../harness.js';
+import { recordErrorOutput } from '../security/leak-registry.js';
+import { registerSandboxTenant, useSyncHarness } from './support.js';
+
+const repoRoot = path.resolve(__dirname, '../..');
+const harness = useSyncHarness({ sandbox: { size: 50 } });
+
+function ehrctl(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const c = harness.config;
+  const env = {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/root',
+    EHR_DEV_DATA_DIR: path.join(c.EHR_SECRETS_DIR, `no-stack-${uniqueId('d')}`),
+    DATABASE_URL: c.DATABASE_URL,
+    TEMPORAL_ADDRESS: c.TEMPORAL_ADDRESS,
+    TEMPORAL_TASK_QUEUE: c.TEMPORAL_TASK_QUEUE,
+    EHR_KEK_DIR: c.EHR_KEK_DIR,
+    EHR_SECRETS_DIR: c.EHR_SECRETS_DIR,
+    EHR_AUDIT_ANCHOR_PATH: c.EHR_AUDIT_ANCHOR_PATH,
+  };
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/ehrctl.js'), ...args], { cwd: repoRoot, env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+  return new Promise((resolve) =>
+    child.on('close', (code) => {
+      recordErrorOutput(`ehrctl-keys`, stderr);
+      resolve({ code, stdout, stderr });
+    }),
+  );
+}
+
+interface Status {
+  tenantKeys: Array<{ tenantId: string; primary: number; decryptOnly: number[] }>;
+  lastRotations: Array<{ kind: string; scope: string; outcome: string }>;
+  scheduled: Array<{ id: string; next: string }>;
+}
+
+describe('ehrctl keys', () => {
+  it('rotates a tenant key with --wait, shows it in status, schedules the next one', { timeout: 120_000 }, async () => {
+    const { tenantId } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient'] });
+    const first = await ehrctl(['keys', 'rotate', '--tenant', tenantId, '--grace', '1s', '--wait']);
+    expect(first.stderr).toBe('');
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(new RegExp(`started key-rotation/tenant-dek/${tenantId}/\\d{4}-\\d{2}-\\d{2}T`));
+    expect(first.stdout).toContain('outcome: completed');
+    const workflowId = /started (\S+)/.exec(first.stdout)![1]!;
+    expect((await harness.temporal.client.workflow.getHandle(workflowId).describe()).typedSearchAttributes.get(TenantIdKey)).toBe(tenantId);
+    const second = await ehrctl(['keys', 'rotate', '--tenant', tenantId, '--grace', '1s', '--wait']);
+    expect(second.stdout).toContain('old DEK retired');
+    expect(second.stdout).toContain('outcome: completed');
+
+    const scheduled = await ehrctl(['keys', 'schedule', '--tenant', tenantId, '--every', '90d']);
+    expect(scheduled.code).toBe(0);
+    expect(scheduled.stdout).toContain(`schedule key-rotation/tenant-dek/${tenantId} created: every 90d`);
+    try {
+      const status = await ehrctl(['keys', 'status', '--json']);
+      expect(status.code).toBe(0);
+      const parsed = JSON.parse(status.stdout) as Status;
+      expect(parsed.tenantKeys.find((t) => t.tenantId === tenantId)).toMatchObject({ primary: 2, decryptOnly: [1] });
+      expect(parsed.lastRotations).toContainEqual(expect.objectContaining({ kind: 'tenant-dek', scope: tenantId, outcome: 'completed' }));
+      const next = parsed.scheduled.find((s) => s.id === `key-rotation/tenant-dek/${tenantId}`)?.next;
+      expect(Date.parse(next ?? '')).toBeGreaterThan(Date.now());
+      const text = await ehrctl(['keys', 'status']);
+      expect(text.stdout).toMatch(/key-encryption keys[\s\S]*tenant data keys[\s\S]*scheduled rotations/);
+    } finally {
+      await harness.temporal.client.schedule.getHandle(`key-rotation/tenant-dek/${tenantId}`).delete();
+    }
+  });
+
+  it('refuses a rotation that names two keys, or a signing key without an integration', async () => {
+    const both = await ehrctl(['keys', 'rotate', '--kek', '--payload-key']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('choose exactly one');
+    const noIntegration = await ehrctl(['keys', 'rotate', '--signing-key']);
+    expect(noIntegration.code).toBe(2);
+    expect(noIntegration.stderr).toContain('--integration');
+    const badGrace = await ehrctl(['keys', 'rotate', '--payload-key', '--grace', 'soon']);
+    expect(badGrace.code).toBe(2);
+  });
+});

@@ -1,0 +1,211 @@
+/**
+ * Key rotation, one workflow per rotation — the playbooks (DESIGN §5):
+ *   KEK: new version primary → keys rewrapped in resumable batches → sample unwraps → grace timer →
+ *        decryption floor raised → old version scheduled for destruction.
+ *   Tenant DEK: new DEK for writes → records re-encrypted in batches → none left under old versions →
+ *        grace timer → stragglers moved → old DEK destroyed (v1 kept: it keys the pseudonyms).
+ *   Signing key: successor published → vendor JWKS cache waited out → kid switched → workers' 15 s row
+ *        cache + vendor cache waited out → old key retired.
+ *   Webhook secret: new secret current, old one still accepted for the grace window, then retired.
+ *   Payload key: new key for new payloads; old keys stay readable by id.
+ * A failure after the first change compensates back to a consistent state (non-cancellable, so a
+ * cancelled rotation is rolled back too) and the result says `rolled-back` and what it did.
+ */
+import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, proxyActivities, setHandler, sleep } from '@temporalio/workflow';
+import type { KeyRotationActivities } from '../activities/index.js';
+import type { RotationActor } from '../activities/key-rotation.js';
+import { keyRotationPreset } from './presets.js';
+
+export type KeyKind = 'kek' | 'tenant-dek' | 'signing-key' | 'webhook-secret' | 'payload-key';
+
+export interface KeyRotationInput {
+  kind: KeyKind;
+  tenantId?: string; // tenant-dek
+  integrationId?: string; // signing-key, webhook-secret
+  requestedBy: string; // the actor recorded in every audit event
+  reason: string; // no PHI
+  incidentId?: string; // set when started by containment
+  /** Durations in seconds; defaults are production values (days), tests pass seconds. */
+  graceSeconds?: number; // KEK: before raising the decryption floor; DEK: before destroying the old key; webhook: dual-acceptance window
+  vendorJwksCacheSeconds?: number; // signing key: wait before switching kid (default from the vendor profile)
+  batchSize?: number;
+}
+
+export interface RotationStep {
+  step: string;
+  at: string;
+  detail?: Record<string, unknown>;
+}
+
+export interface KeyRotationResult {
+  kind: KeyKind;
+  steps: RotationStep[];
+  outcome: 'completed' | 'rolled-back';
+}
+
+export const keyRotationStatusQuery = defineQuery<RotationStep[]>('status');
+
+const DAY = 24 * 3600;
+/** Production grace periods: long enough for every cache (DEKs 5 min, rows 15 s) and for a second look. */
+const DEFAULT_GRACE_SECONDS: Record<KeyKind, number> = { kek: 7 * DAY, 'tenant-dek': DAY, 'signing-key': 0, 'webhook-secret': DAY, 'payload-key': 0 };
+/** Workers cache integration rows (and so the current kid) for 15 s (lib/vendors/credentials.ts). */
+const CREDENTIAL_CACHE_SECONDS = 15;
+const KEK_VERIFY_SAMPLE = 20;
+
+const act = proxyActivities<KeyRotationActivities>(keyRotationPreset);
+
+export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationResult> {
+  const steps: RotationStep[] = [];
+  setHandler(keyRotationStatusQuery, () => steps);
+  const note = (step: string, detail?: Record<string, unknown>): void => {
+    steps.push(detail ? { step, at: new Date().toISOString(), detail } : { step, at: new Date().toISOString() });
+  };
+  const actor: RotationActor = { requestedBy: input.requestedBy, reason: input.reason, ...(input.incidentId ? { incidentId: input.incidentId } : {}) };
+  if (input.kind === 'tenant-dek') required(input.tenantId, 'tenantId');
+  if (input.kind === 'signing-key' || input.kind === 'webhook-secret') required(input.integrationId, 'integrationId');
+  const scope = input.tenantId ?? input.integrationId ?? 'global';
+  const grace = input.graceSeconds ?? DEFAULT_GRACE_SECONDS[input.kind];
+  const batchSize = input.batchSize ?? 500;
+  await act.recordRotationEvent(actor, { phase: 'started', kind: input.kind, scope });
+  note('started', { scope, reason: input.reason });
+
+  /** Runs the forward steps after the first change; on failure runs `undo` and reports a rollback. */
+  const guarded = async (forward: () => Promise<void>, undo: () => Promise<Record<string, unknown>>): Promise<KeyRotationResult> => {
+    try {
+      await forward();
+    } catch (err) {
+      const failure = describeFailure(err);
+      note('failed', failure);
+      const undone = await CancellationScope.nonCancellable(async () => {
+        const detail = await undo();
+        await act.recordRotationEvent(actor, { phase: 'rolled_back', kind: input.kind, scope, detail: { ...failure, ...detail } });
+        return detail;
+      });
+      note('rolled back', undone);
+      return { kind: input.kind, steps, outcome: 'rolled-back' };
+    }
+    await act.recordRotationEvent(actor, { phase: 'completed', kind: input.kind, scope });
+    note('completed');
+    return { kind: input.kind, steps, outcome: 'completed' };
+  };
+
+  switch (input.kind) {
+    case 'kek': {
+      const { version, previous } = await act.rotateKekVersion(actor);
+      note('new KEK version is primary', { version, previous });
+      const rewrapAll = async (): Promise<number> => {
+        let moved = 0;
+        for (let remaining = Infinity; remaining > 0; ) {
+          const batch = await act.rewrapKeyBatch(actor, batchSize);
+          moved += batch.moved;
+          remaining = batch.remaining;
+          if (batch.moved === 0 && remaining > 0) await sleep('1 second'); // rows locked by a concurrent rewrap
+        }
+        return moved;
+      };
+      return guarded(
+        async () => {
+          note('keys rewrapped', { moved: await rewrapAll() });
+          note('sample unwraps verified', await act.verifyKekSample(actor, version, KEK_VERIFY_SAMPLE));
+          await sleep(grace * 1000);
+          // Processes that had not yet re-read the primary (30 s) may have wrapped new keys under the old one.
+          note('grace period over', { seconds: grace, stragglersRewrapped: await rewrapAll() });
+          await act.raiseKekFloor(actor, version);
+          note('decryption floor raised', { floor: version });
+          // Past the floor there is nothing to roll back: the old version is refused below the floor
+          // whether or not its destruction could be scheduled, so a failure here is reported, not undone.
+          try {
+            note('old version retired', { version: previous, ...(await act.retireKekVersion(actor, previous)) });
+          } catch (err) {
+            note('old version not scheduled for destruction (below the floor, so refused anyway)', { version: previous, ...describeFailure(err) });
+          }
+        },
+        async () => ({ ...(await act.rollBackKekRotation(actor, previous, version)), primary: previous, active: version, dualRead: true }),
+      );
+    }
+    case 'tenant-dek': {
+      const tenantId = required(input.tenantId, 'tenantId');
+      const { keyVersion, previous } = await act.rotateTenantDek(actor, tenantId);
+      note('new DEK is primary for writes', { keyVersion, previous });
+      if (previous === null) return guarded(async () => undefined, async () => ({}));
+      const reencryptAll = async (): Promise<number> => {
+        let total = 0;
+        for (let remaining = Infinity; remaining > 0; ) {
+          const batch = await act.reencryptTenantBatch(actor, tenantId, keyVersion, batchSize);
+          total += batch.reencrypted;
+          remaining = batch.remaining;
+          if (batch.reencrypted === 0 && remaining > 0) await sleep('1 second'); // rows locked by a sync page
+        }
+        return total;
+      };
+      return guarded(
+        async () => {
+          note('records re-encrypted', { count: await reencryptAll() });
+          note('verified: no record left under an older key', { remaining: 0 });
+          await sleep(grace * 1000);
+          note('grace period over', { seconds: grace, stragglersReencrypted: await reencryptAll() });
+          note('old DEK retired', { keyVersion: previous, ...(await act.retireTenantDek(actor, tenantId, previous)) });
+        },
+        async () => ({ ...(await act.rollBackTenantDekRotation(actor, tenantId, previous, keyVersion)), primary: previous, decryptOnly: keyVersion }),
+      );
+    }
+    case 'signing-key': {
+      const integrationId = required(input.integrationId, 'integrationId');
+      const { kid, previousKid, jwksCacheSeconds } = await act.publishSigningKeySuccessor(actor, integrationId);
+      note('successor published in the JWKS', { kid });
+      const cache = input.vendorJwksCacheSeconds ?? jwksCacheSeconds;
+      let activated = false;
+      return guarded(
+        async () => {
+          await sleep(cache * 1000);
+          note('vendor JWKS cache waited out', { seconds: cache });
+          await act.activateSigningKey(actor, integrationId, kid);
+          activated = true;
+          note('assertions signed with the new kid', { kid, previousKid });
+          await sleep((CREDENTIAL_CACHE_SECONDS + cache) * 1000);
+          await act.retireSigningKey(actor, integrationId, previousKid);
+          note('old key retired', { kid: previousKid });
+        },
+        async () => {
+          const restored = await act.rollBackSigningKeyRotation(actor, integrationId, previousKid, kid);
+          // A new key that signed stays published until workers' cached rows and vendor caches turn over.
+          if (activated) {
+            await sleep((CREDENTIAL_CACHE_SECONDS + cache) * 1000);
+            await act.retireSigningKey(actor, integrationId, kid);
+          }
+          return { ...restored, currentKid: previousKid, retiredKid: kid };
+        },
+      );
+    }
+    case 'webhook-secret': {
+      const integrationId = required(input.integrationId, 'integrationId');
+      const { version, previousVersion } = await act.addWebhookSecretVersion(actor, integrationId);
+      note('new secret is current; both accepted', { version, previousVersion });
+      if (previousVersion === null) return guarded(async () => undefined, async () => ({}));
+      return guarded(
+        async () => {
+          await sleep(grace * 1000);
+          await act.retireWebhookSecretVersion(actor, integrationId, previousVersion);
+          note('old secret refused', { version: previousVersion });
+        },
+        async () => ({ ...(await act.rollBackWebhookSecretRotation(actor, integrationId)) }),
+      );
+    }
+    case 'payload-key': {
+      const { keyId, version } = await act.rotatePayloadKeyVersion(actor);
+      note('new payload key for new payloads; older keys stay readable', { keyId, version });
+      return guarded(async () => undefined, async () => ({}));
+    }
+  }
+}
+
+function required(value: string | undefined, field: string): string {
+  if (!value) throw ApplicationFailure.nonRetryable(`${field} is required for this kind of rotation`, 'INVALID_ARGUMENT');
+  return value;
+}
+
+function describeFailure(err: unknown): Record<string, unknown> {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  const code = cause instanceof ApplicationFailure ? (cause.type ?? 'UNCLASSIFIED') : cause instanceof Error ? cause.name : 'UNCLASSIFIED';
+  return err instanceof ActivityFailure ? { errorCode: code, activity: err.activityType } : { errorCode: code };
+}
