@@ -3,6 +3,10 @@ import type { VendorClient } from '../lib/vendors/vendor-client.js';
 import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
 import type { TenantKeyring } from '../lib/security/keyring.js';
 import type { Pool } from '../lib/store/pool.js';
+import type { Client } from '@temporalio/client';
+import type { AuditAnchor } from '../lib/audit/anchor.js';
+import type { AuditSigningKeySource } from '../lib/security/purpose-keys.js';
+import type { SandboxAdmin } from '../lib/vendors/sandbox-registration.js';
 
 /** Everything activities depend on, built by workers/ (the only place real clients are constructed). */
 export interface ActivityDeps {
@@ -13,4 +17,20 @@ export interface ActivityDeps {
   defaultPageSize: number;
   /** Routes page activities of rate-limited vendor endpoints to their own task queue; absent: no routing. */
   endpointQueues?: EndpointQueuePolicy;
+  /** Breach containment (Temporal client, evidence signer and directory); absent: those activities refuse. */
+  containment?: ContainmentDeps;
+}
+
+/** What the breach-containment activities need beyond the sync's dependencies. */
+export interface ContainmentDeps {
+  /** A Temporal client (lazily connected): schedules, running syncs, histories for evidence. */
+  temporal(): Promise<Client>;
+  signer: AuditSigningKeySource;
+  anchor: AuditAnchor;
+  /** Evidence files are written here, 0400 (default: `evidence/` beside the audit anchor). */
+  evidenceDir: string;
+  secretsDir: string;
+  jwksPublicUrl?: string;
+  /** A sandbox vendor's admin endpoint for restore (lib/incidents/sandbox-admins.ts). */
+  sandboxAdminFor(baseUrl: string): SandboxAdmin | undefined;
 }

@@ -10,6 +10,8 @@ CREATE TABLE incidents (
   declared_by text NOT NULL,
   drill boolean NOT NULL DEFAULT false,
   declared_at timestamptz NOT NULL,
+  -- The integrations in scope and their status when declared: recovery restores only those it revoked.
+  affected jsonb NOT NULL,
   contained_at timestamptz,
   time_to_contain_ms integer,
   recovered_at timestamptz,
