@@ -20,3 +20,20 @@ export const vendorPagePreset: ActivityOptions = {
   heartbeatTimeout: '20 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 8 },
 };
+
+/**
+ * A containment step (revoke and wait for every worker's acknowledgement, pause schedules, cancel
+ * syncs): each is idempotent, so retry quickly and for as long as it takes; containment must not
+ * give up on a database or Temporal blip.
+ */
+export const containmentPreset: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds' },
+};
+
+/** Evidence: an audit export and history fetches can take a while; heartbeats notice a dead worker. */
+export const evidencePreset: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
+};
