@@ -12,6 +12,7 @@ import type { TenantKeyring } from '../security/keyring.js';
 import type { Pool } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
 import type { VendorClient } from '../vendors/vendor-client.js';
+import { VendorHttpError } from '../errors/index.js';
 import { writesHeld } from './holds.js';
 
 export interface VendorWrite {
@@ -91,8 +92,16 @@ export async function replayPendingWrites(
     };
     // A crash after the vendor answered and before this UPDATE resends with the same key: the vendor
     // returns its first answer and writes nothing more.
-    const res = await sendWrite(deps.vendors, write, correlationId);
-    await deps.pool.query('UPDATE pending_vendor_actions SET replayed_at = now(), replay_status = $2 WHERE id = $1', [r.id, res.status]);
+    let status: number;
+    try {
+      status = (await sendWrite(deps.vendors, write, correlationId)).status;
+    } catch (err) {
+      // A refusal the vendor will repeat (4xx) is recorded against the write, not retried forever;
+      // anything retryable propagates and the activity retries with the same key.
+      if (!(err instanceof VendorHttpError) || err.retryable) throw err;
+      status = err.status;
+    }
+    await deps.pool.query('UPDATE pending_vendor_actions SET replayed_at = now(), replay_status = $2 WHERE id = $1', [r.id, status]);
   }
   return rows.rows.length;
 }
