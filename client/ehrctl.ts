@@ -4,6 +4,7 @@ import { EXIT, exitCodeForError } from '../lib/errors/exit-codes.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerAuditHistoryCommand } from './commands/audit-history.js';
 import { registerDevCommands } from './commands/dev.js';
+import { registerIncidentCommands } from './commands/incident.js';
 import { registerIntegrationCommands } from './commands/integrations.js';
 import { registerRecordCommands } from './commands/records.js';
 import { registerScheduleCommands } from './commands/schedule.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerRecordCommands(program);
   registerAuditCommands(program);
   registerVendorCommands(program);
+  registerIncidentCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;
 }

@@ -41,3 +41,7 @@ export function scopeCovers(scope: string, target: { tenantId: string; integrati
   if (target.integrationId && scope === `integration:${target.integrationId}`) return true;
   return target.vendor !== undefined && scope === `vendor:${target.vendor}`;
 }
+
+/** The CLI's lists (workflows/breach-containment.ts keeps its own copy: workflows import no runtime code). */
+export const INCIDENT_SEVERITIES = ['low', 'moderate', 'high', 'critical'] as const;
+export const NOTIFICATION_RECIPIENTS = ['individuals', 'hhs', 'media', 'business-associate'] as const;
