@@ -4,6 +4,8 @@
  * identifiers, counts and times, never PHI.
  */
 import { Context } from '@temporalio/activity';
+import { ScheduleNotFoundError } from '@temporalio/client';
+import type { ScheduleHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { scheduleIdFor } from '../client/sync-client.js';
@@ -50,6 +52,16 @@ async function runsOf(client: Awaited<ReturnType<ContainmentDeps['temporal']>>, 
   return runs;
 }
 
+/** The schedule's state, or undefined when there is none; any other failure propagates (the step retries). */
+async function scheduleState(handle: ScheduleHandle) {
+  try {
+    return (await handle.describe()).state;
+  } catch (err) {
+    if (err instanceof ScheduleNotFoundError) return undefined;
+    throw err;
+  }
+}
+
 export function createContainmentActivities(deps: ActivityDeps) {
   const need = (): ContainmentDeps => {
     if (!deps.containment) throw new InvalidArgumentError('worker', 'this worker was built without containment dependencies');
@@ -81,7 +93,7 @@ export function createContainmentActivities(deps: ActivityDeps) {
       const paused: string[] = [];
       for (const i of affected) {
         const handle = client.schedule.getHandle(scheduleIdFor(i));
-        const state = await handle.describe().then((d) => d.state, () => undefined);
+        const state = await scheduleState(handle);
         if (!state) continue;
         if (state.paused && state.note !== note) continue;
         if (!state.paused) await handle.pause(note);
@@ -159,7 +171,7 @@ export function createContainmentActivities(deps: ActivityDeps) {
       const client = await need().temporal();
       for (const id of scheduleIds) {
         const handle = client.schedule.getHandle(id);
-        const state = await handle.describe().then((d) => d.state, () => undefined);
+        const state = await scheduleState(handle);
         if (state?.paused) await handle.unpause(`resumed after incident ${ref.incidentId}`);
       }
       return done({ schedules: scheduleIds });

@@ -24,6 +24,7 @@ import { recordBreakerTransition } from '../lib/store/integration-health.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { sandboxAdminFor } from '../lib/incidents/sandbox-admins.js';
 import { openPurposeKeys } from '../lib/security/open-purpose-keys.js';
+import { createPayloadCodec } from '../lib/security/payload-codec.js';
 
 export async function buildActivityDeps(
   config: Config,
@@ -77,12 +78,12 @@ export async function buildActivityDeps(
     return Promise.all([vendors.settled(state.integrationId), atVendor]);
   });
   await revocations.start();
-  // Breach containment: a Temporal client connected on first use, the audit signer and anchor for
+  // Breach containment: a Temporal client (with the payload codec: schedules' actions are encrypted) connected on first use, the audit signer and anchor for
   // evidence checkpoints, and evidence files beside the anchor (outside the database).
   const purposeKeys = await openPurposeKeys(config, { pool, kek, actor });
   let temporalClientPromise: Promise<Client> | undefined;
   const temporalClient = (): Promise<Client> => {
-    temporalClientPromise ??= Connection.connect({ address: config.TEMPORAL_ADDRESS }).then((connection) => new Client({ connection, namespace: config.TEMPORAL_NAMESPACE }));
+    temporalClientPromise ??= Connection.connect({ address: config.TEMPORAL_ADDRESS }).then((connection) => new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [createPayloadCodec(purposeKeys.payload)] } }));
     return temporalClientPromise;
   };
   return {

@@ -27,7 +27,8 @@ export const vendorPagePreset: ActivityOptions = {
  * give up on a database or Temporal blip.
  */
 export const containmentPreset: ActivityOptions = {
-  startToCloseTimeout: '2 minutes',
+  // Revoke waits at most 5 s for workers' acknowledgements; a dead worker's step is retried after 30 s.
+  startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds' },
 };
 

@@ -9,7 +9,7 @@
  */
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { startSync, syncResult } from '../../client/sync-client.js';
+import { scheduleIdFor, scheduleNightlySync, startSync, syncResult } from '../../client/sync-client.js';
 import { ScopeUnderIncidentError } from '../../lib/errors/index.js';
 import { addIncidentNote, approveResumption, declareIncident, incidentTimeline, recordIncidentNotification } from '../../lib/incidents/client.js';
 import { verifyEvidence } from '../../lib/incidents/evidence.js';
@@ -50,6 +50,9 @@ describe('breach containment', () => {
       registerSandboxAdmin(sandbox.fhirBaseUrl, { url: sandbox.url, adminToken: sandbox.adminToken });
       const breached = await registerSandboxTenant(pool, sandbox, { resourceTypes: ['Patient', 'Observation'], integrations: 2 });
       const bystander = await registerSandboxTenant(pool, other, { resourceTypes: ['Patient'] });
+      const scheduled = { tenantId: breached.tenantId, integrationId: breached.integrationIds[0]! };
+      await scheduleNightlySync(harness.temporal.client, config.TEMPORAL_TASK_QUEUE, { ...scheduled, vendor: 'sandbox' }, { hour: 2, minute: 0, timezone: 'UTC' });
+      const schedule = harness.temporal.client.schedule.getHandle(scheduleIdFor(scheduled));
       const syncs = await Promise.all(
         [...breached.integrationIds.map((integrationId) => ({ tenantId: breached.tenantId, integrationId })), { tenantId: bystander.tenantId, integrationId: bystander.integrationIds[0]! }].map((t) =>
           startSync(harness.temporal.client, config.TEMPORAL_TASK_QUEUE, { ...t, vendor: 'sandbox' }),
@@ -79,6 +82,7 @@ describe('breach containment', () => {
       for (const s of syncs.slice(0, 2)) await expect(s.result()).rejects.toBeDefined();
       expect(await ledger(sandbox, containedAtMs + 1)).toEqual([]);
       for (const id of breached.integrationIds) expect((await getIntegration(pool, id)).status).toBe('revoked');
+      expect((await schedule.describe()).state.paused).toBe(true);
       // The other tenant kept syncing to the end.
       expect((await syncResult(syncs[2]!)).outcome).toBe('completed');
 
@@ -122,13 +126,17 @@ describe('breach containment', () => {
       const final = (await handle.result()) as IncidentTimeline;
       expect(final.status).toBe('recovered');
       for (const id of breached.integrationIds) expect((await getIntegration(pool, id)).status).toBe('active');
+      expect((await schedule.describe()).state.paused).toBe(false);
+      await schedule.delete();
       // Catch-up syncs reached the vendor again with fresh credentials.
       await expect.poll(async () => (await ledger(sandbox, beforeApproval)).filter((e) => e.method === 'GET' && e.status === 200).length, { timeout: 60_000 }).toBeGreaterThan(0);
       // Each queued write reached the vendor exactly once.
       const posts = (await ledger(sandbox, beforeApproval)).filter((e) => e.method === 'POST' && e.resource === 'Observation');
       expect(posts).toHaveLength(2);
       const pending = await pool.query<{ replay_status: number | null }>('SELECT replay_status FROM pending_vendor_actions WHERE integration_id = $1', [breached.integrationIds[0]]);
-      expect(pending.rows.map((r) => r.replay_status).every((s) => s !== null)).toBe(true);
+      // The sandbox grants these integrations read scopes only, so it refuses the writes (403): the
+      // refusal is recorded on each queued write once, not retried.
+      expect(pending.rows.map((r) => r.replay_status)).toEqual([403, 403]);
       await expect(assertExportAllowed(pool, 'audit export', breached.tenantId)).resolves.toBeUndefined();
 
       // The timeline reads like the report: every step, with a time and an actor, and nothing identifying.
