@@ -10,7 +10,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { scheduleIdFor, scheduleNightlySync, startSync } from '../../client/sync-client.js';
-import { declareIncident, incidentTimeline } from '../../lib/incidents/client.js';
+import { approveResumption, declareIncident, incidentTimeline } from '../../lib/incidents/client.js';
 import { verifyEvidence } from '../../lib/incidents/evidence.js';
 import { REVOCATION_CHANNEL, WATCHER_APPLICATION_NAME } from '../../lib/vendors/revocation-watcher.js';
 import { testEnv, uniqueId } from '../harness.js';
@@ -54,6 +54,8 @@ describe('breach containment across a worker crash', () => {
       });
       // Revocations committed; the step is now waiting for acknowledgements. Kill the worker.
       await expect.poll(() => auditCount('integration.revoked', incidentId, integrationIds), { timeout: 60_000, interval: 50 }).toBe(2);
+      // Resumption cannot be approved while containment is still running, whoever asks.
+      await expect(approveResumption(handle, { by: 'bob@example.org' })).rejects.toThrow(/before containment and evidence/);
       first.child.kill('SIGKILL');
       await first.exited;
 
