@@ -18,7 +18,7 @@ import { replayPendingWrites } from '../lib/incidents/pending-writes.js';
 import type { IncidentScope, ScopedIntegration } from '../lib/incidents/scope.js';
 import { liftHold, markIncident, openIncident, raiseHold } from '../lib/incidents/store.js';
 import { getIntegration } from '../lib/store/integrations.js';
-import { restoreIntegration, revokeIntegration } from '../lib/vendors/revocation.js';
+import { restoreIntegration, revokeIntegrations } from '../lib/vendors/revocation.js';
 import type { ActivityDeps, ContainmentDeps } from './deps.js';
 
 export interface IncidentRef {
@@ -76,7 +76,7 @@ export function createContainmentActivities(deps: ActivityDeps) {
     /** Revokes every integration in scope that was active: tokens dropped at every worker and at the vendor, generation bumped. */
     async revokeScope(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
       const targets = wereActive(affected);
-      const results = await Promise.all(targets.map((i) => revokeIntegration(deps.pool, i.integrationId, audit(ref), { reason: `incident ${ref.incidentId}` })));
+      const results = await revokeIntegrations(deps.pool, targets.map((i) => i.integrationId), audit(ref), { reason: `incident ${ref.incidentId}`, via: `incident:${ref.incidentId}` });
       const unconfirmed = results.filter((r) => !r.alreadyRevoked && r.acknowledged < r.workers).map((r) => r.integrationId);
       return done({ revoked: results.length, unconfirmed });
     },

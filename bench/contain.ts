@@ -85,10 +85,15 @@ async function run(infra: Awaited<ReturnType<typeof startBenchInfra>>): Promise<
         drill: true,
         eradicate: false,
       });
-      let t = await incidentTimeline(handle);
-      while (t.status !== 'awaiting-approval') {
+      // A query can fail while the worker is saturated (100 syncs being cancelled): ask again.
+      const timeline = () => incidentTimeline(handle).catch((err: unknown) => {
+        console.log(`drill ${drill}: timeline query failed (${err instanceof Error ? err.message : String(err)}), retrying`);
+        return undefined;
+      });
+      let t = await timeline();
+      while (t?.status !== 'awaiting-approval') {
         await sleep(25);
-        t = await incidentTimeline(handle);
+        t = await timeline();
       }
       const evidenceDoneAt = Date.parse(t.entries.find((e) => e.step === 'evidence-preserved')!.at);
       await Promise.all(syncs.map((s) => s.result().catch(() => undefined)));
