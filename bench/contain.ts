@@ -7,6 +7,7 @@
  * between drills the bench restores the integrations itself (recovery is not what is measured).
  * Rotations are skipped (`eradicate: false`). Figures, not pass/fail.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -55,7 +56,9 @@ async function main(): Promise<void> {
 async function run(infra: Awaited<ReturnType<typeof startBenchInfra>>): Promise<void> {
   const sandbox = await startSandbox({ seed: 2026, size: 2000 });
   const pool = createPool(infra.databaseUrl, 8);
-  const config = loadConfig({ ...benchInfraEnv(infra), TEMPORAL_TASK_QUEUE: 'bench-contain', EHR_SYNC_PAGE_SIZE: '5', LOG_LEVEL: 'info', WORKER_MAX_CONCURRENT_ACTIVITIES: '32' });
+  // Its own anchor (and evidence beside it): a checkpoint refuses an anchor of another chain.
+  const anchorDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-bench-contain-anchor-'));
+  const config = loadConfig({ ...benchInfraEnv(infra), EHR_AUDIT_ANCHOR_PATH: path.join(anchorDir, 'audit-anchor.jsonl'), TEMPORAL_TASK_QUEUE: 'bench-contain', EHR_SYNC_PAGE_SIZE: '5', LOG_LEVEL: 'info', WORKER_MAX_CONCURRENT_ACTIVITIES: '32' });
   const worker = await startChildWorker(config, path.join(os.tmpdir(), `ehr-bench-contain-${process.pid}.log`));
   const connection = await Connection.connect({ address: infra.temporalAddress });
   const client = new Client({ connection, dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool, actor: 'bench:client' })] } });
@@ -86,7 +89,9 @@ async function run(infra: Awaited<ReturnType<typeof startBenchInfra>>): Promise<
         eradicate: false,
       });
       // A query can fail while the worker is saturated (100 syncs being cancelled): ask again.
-      const timeline = () => incidentTimeline(handle).catch((err: unknown) => {
+      const timeline = () => incidentTimeline(handle).catch(async (err: unknown) => {
+        const { status } = await handle.describe();
+        if (status.name !== 'RUNNING') throw new Error(`drill ${drill}: the incident workflow is ${status.name}`);
         console.log(`drill ${drill}: timeline query failed (${err instanceof Error ? err.message : String(err)}), retrying`);
         return undefined;
       });

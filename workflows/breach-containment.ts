@@ -14,6 +14,7 @@
  * the commander's own words (validated printable ASCII): no PHI.
  */
 import {
+  ActivityFailure,
   ApplicationFailure,
   ParentClosePolicy,
   condition,
@@ -21,6 +22,7 @@ import {
   defineUpdate,
   proxyActivities,
   setHandler,
+  sleep,
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -51,6 +53,8 @@ export interface BreachContainmentInput {
   reminderOffsetsSeconds?: number[];
   /** Notice to the affected business associates (the vendors in scope); default 24 h. */
   businessAssociateNoticeSeconds?: number;
+  /** After a non-retryable evidence failure, try again this much later (default 300 s). */
+  evidenceRetrySeconds?: number;
   /** Start a catch-up sync per restored integration (default true). */
   catchUpSync?: boolean;
 }
@@ -229,7 +233,18 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
 
   // 2. Preserve evidence.
   t.status = 'preserving-evidence';
-  const evidence = await evidenceActs.preserveIncidentEvidence(ref, input.scope, affected);
+  // A refusal (e.g. the audit anchor belongs to another chain) is on the timeline and tried again
+  // later: the scope stays held meanwhile, and an operator can fix the cause without a new incident.
+  let evidence: Awaited<ReturnType<typeof evidenceActs.preserveIncidentEvidence>> | undefined;
+  while (!evidence) {
+    try {
+      evidence = await evidenceActs.preserveIncidentEvidence(ref, input.scope, affected);
+    } catch (err) {
+      const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : 'unknown';
+      log('evidence-failed', system, { error: cause.slice(0, 300), retryInSeconds: input.evidenceRetrySeconds ?? 300 });
+      await sleep((input.evidenceRetrySeconds ?? 300) * 1000);
+    }
+  }
   t.evidenceId = evidence.manifestSha256;
   evidenceDone = true;
   log('evidence-preserved', system, { manifestSha256: evidence.manifestSha256, files: evidence.files, auditRows: evidence.auditRows, histories: evidence.histories, checkpointSeq: evidence.checkpointSeq ?? 0 }, evidence.doneAtMs);
