@@ -127,7 +127,7 @@ export function createContainmentActivities(deps: ActivityDeps) {
         }
       }
       const pkg = await preserveEvidence(
-        { pool: deps.pool, signer: c.signer, anchor: c.anchor, evidenceDir: c.evidenceDir },
+        { pool: deps.pool, signer: c.signer, anchor: c.anchor, evidenceDir: c.evidenceDir, checkpointWriter: c.checkpointWriter },
         { id: ref.incidentId, scope, ...(tenants.length === 1 && scope !== 'all' ? { tenantId: tenants[0]! } : {}) },
         histories(),
         audit(ref),

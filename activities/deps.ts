@@ -27,6 +27,8 @@ export interface ContainmentDeps {
   temporal(): Promise<Client>;
   signer: AuditSigningKeySource;
   anchor: AuditAnchor;
+  /** EHR_AUDIT_CHECKPOINT_WRITER: only the anchor's writer signs a fresh checkpoint for evidence. */
+  checkpointWriter: boolean;
   /** Evidence files are written here, 0400 (default: `evidence/` beside the audit anchor). */
   evidenceDir: string;
   secretsDir: string;

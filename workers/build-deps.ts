@@ -99,6 +99,7 @@ export async function buildActivityDeps(
       temporal: temporalClient,
       signer: purposeKeys.auditSigning,
       anchor: new FileAuditAnchor(config.EHR_AUDIT_ANCHOR_PATH),
+      checkpointWriter: config.EHR_AUDIT_CHECKPOINT_WRITER === 'on',
       evidenceDir: path.join(path.dirname(path.resolve(config.EHR_AUDIT_ANCHOR_PATH)), 'evidence'),
       secretsDir: config.EHR_SECRETS_DIR,
       ...(config.JWKS_PUBLIC_URL ? { jwksPublicUrl: config.JWKS_PUBLIC_URL } : {}),

@@ -12,7 +12,8 @@ import path from 'node:path';
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
 import type { AuditAnchor } from '../audit/anchor.js';
-import { writeCheckpoint } from '../audit/checkpoint.js';
+import { AuditIntegrityError, listCheckpoints, writeCheckpoint } from '../audit/checkpoint.js';
+import type { StoredCheckpoint } from '../audit/checkpoint.js';
 import { exportAuditEvents } from '../audit/export.js';
 import { ID_PATTERN } from '../domain.js';
 import { InvalidArgumentError } from '../errors/index.js';
@@ -25,6 +26,8 @@ export interface EvidenceDeps {
   signer: AuditSigningKeySource;
   anchor: AuditAnchor;
   evidenceDir: string;
+  /** Whether this process writes checkpoints to its anchor (EHR_AUDIT_CHECKPOINT_WRITER): one writer per anchor. */
+  checkpointWriter: boolean;
 }
 
 export interface HistoryEvidence {
@@ -63,6 +66,25 @@ export async function preservedEvidence(db: Queryable, incidentId: string): Prom
   };
 }
 
+/**
+ * A checkpoint signed now when this process is its anchor's writer; otherwise — or when the
+ * checkpoint is refused (anchor and database disagree, or the chain is broken: itself evidence) —
+ * the latest stored signed checkpoint, marked not fresh with the reason. The audit segment's hash in
+ * the insert-only manifest covers the events after it.
+ */
+async function checkpointForEvidence(deps: EvidenceDeps): Promise<{ cp: StoredCheckpoint | undefined; fresh: boolean; reason?: string }> {
+  if (deps.checkpointWriter) {
+    try {
+      const cp = await writeCheckpoint(deps.pool, deps.signer, deps.anchor, { force: true });
+      if (cp) return { cp, fresh: true };
+    } catch (err) {
+      if (!(err instanceof AuditIntegrityError)) throw err;
+      return { cp: (await listCheckpoints(deps.pool)).at(-1), fresh: false, reason: err.message.slice(0, 300) };
+    }
+  }
+  return { cp: (await listCheckpoints(deps.pool)).at(-1), fresh: false, reason: 'this worker is not the checkpoint writer' };
+}
+
 export async function preserveEvidence(
   deps: EvidenceDeps,
   incident: { id: string; scope: string; tenantId?: string },
@@ -81,8 +103,8 @@ export async function preserveEvidence(
     files.push({ name, kind, sha256: sha256(content), bytes: Buffer.byteLength(content), path: file });
   };
 
-  const cp = await writeCheckpoint(deps.pool, deps.signer, deps.anchor, { force: true });
-  put('checkpoint.json', 'audit-checkpoint', JSON.stringify(cp ? { checkpointSeq: cp.checkpointSeq, eventSeq: cp.eventSeq, headHash: cp.headHash, kid: cp.kid, jws: cp.jws } : null));
+  const { cp, fresh, reason } = await checkpointForEvidence(deps);
+  put('checkpoint.json', 'audit-checkpoint', JSON.stringify(cp ? { fresh, ...(reason ? { reason } : {}), checkpointSeq: cp.checkpointSeq, eventSeq: cp.eventSeq, headHash: cp.headHash, kid: cp.kid, jws: cp.jws } : { fresh, reason }));
 
   const segmentPath = path.join(dir, 'audit-segment.jsonl');
   const out = fs.createWriteStream(segmentPath, { mode: 0o400, flags: 'wx' });

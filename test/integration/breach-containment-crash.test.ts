@@ -55,7 +55,7 @@ describe('breach containment across a worker crash', () => {
       // Revocations committed; the step is now waiting for acknowledgements. Kill the worker.
       await expect.poll(() => auditCount('integration.revoked', incidentId, integrationIds), { timeout: 60_000, interval: 50 }).toBe(2);
       // Resumption cannot be approved while containment is still running, whoever asks.
-      await expect(approveResumption(handle, { by: 'bob@example.org' })).rejects.toThrow(/before containment and evidence/);
+      await expect(approveResumption(handle, { by: 'bob@example.org' })).rejects.toMatchObject({ cause: { message: expect.stringMatching(/before containment and evidence/) } });
       first.child.kill('SIGKILL');
       await first.exited;
 
