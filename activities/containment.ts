@@ -99,7 +99,12 @@ export function createContainmentActivities(deps: ActivityDeps) {
         if (!state.paused) await handle.pause(note);
         paused.push(handle.scheduleId);
       }
-      if (paused.length > 0) await recordAuditEvent(deps.pool, { ...audit(ref), action: 'incident.schedules_paused', outcome: 'success', details: { incidentId: ref.incidentId, schedules: paused } });
+      // Audited once per incident: a re-run after a crash (before or after this event) finds the
+      // schedules paused with our note, and the event written or not.
+      const audited = await deps.pool.query("SELECT 1 FROM audit_events WHERE action = 'incident.schedules_paused' AND correlation_id = $1 LIMIT 1", [ref.incidentId]);
+      if (paused.length > 0 && audited.rowCount === 0) {
+        await recordAuditEvent(deps.pool, { ...audit(ref), action: 'incident.schedules_paused', outcome: 'success', details: { incidentId: ref.incidentId, schedules: paused } });
+      }
       return done({ schedules: paused });
     },
 

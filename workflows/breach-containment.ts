@@ -21,6 +21,7 @@ import {
   defineQuery,
   defineUpdate,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   sleep,
   startChild,
@@ -29,7 +30,7 @@ import {
 import type { ContainmentActivities } from '../activities/index.js';
 import type { IncidentRef, StepDone } from '../activities/containment.js';
 import type { IncidentScope, ScopedIntegration } from '../lib/incidents/scope.js';
-import { containmentPreset, evidencePreset, storePreset } from './presets.js';
+import { containmentLocalPreset, containmentPreset, evidencePreset, storePreset } from './presets.js';
 
 export const SEVERITIES = ['low', 'moderate', 'high', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
@@ -98,6 +99,7 @@ export const approveResumptionUpdate = defineUpdate<string, [ApprovalInput]>('ap
 const acts = proxyActivities<ContainmentActivities>(containmentPreset);
 const store = proxyActivities<ContainmentActivities>(storePreset);
 const evidenceActs = proxyActivities<ContainmentActivities>(evidencePreset);
+const contain = proxyLocalActivities<ContainmentActivities>(containmentLocalPreset);
 
 /** Words only: the commander's text lands in histories and reports, so it must not carry PHI-shaped data. */
 const TEXT = /^[\x20-\x7e]{1,500}$/;
@@ -207,7 +209,7 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   const deadlines = watchDeadlines(input, declaredAtMs, { outstanding, notified, log, system, ref });
 
   // 1. Contain.
-  const { affected } = await store.openIncident(ref, {
+  const { affected } = await contain.openIncident(ref, {
     scope: input.scope,
     severity: input.severity,
     reason: input.reason,
@@ -217,16 +219,16 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   });
   t.integrations = affected.length;
   const steps: Array<[string, Promise<StepDone>]> = [
-    ['credentials-revoked', acts.revokeScope(ref, affected)],
-    ['scope-held', acts.holdScope(ref, input.scope)],
-    ['schedules-paused', acts.pauseScopeSchedules(ref, affected)],
-    ['syncs-cancelled', acts.cancelScopeSyncs(ref, affected)],
+    ['credentials-revoked', contain.revokeScope(ref, affected)],
+    ['scope-held', contain.holdScope(ref, input.scope)],
+    ['schedules-paused', contain.pauseScopeSchedules(ref, affected)],
+    ['syncs-cancelled', contain.cancelScopeSyncs(ref, affected)],
   ];
   const results = await Promise.all(steps.map(([, p]) => p));
   results.forEach((r, k) => log(steps[k]![0], system, r.detail, r.doneAtMs));
   const containedAtMs = Math.max(declaredAtMs, ...results.map((r) => r.doneAtMs));
   t.timeToContainMs = containedAtMs - declaredAtMs;
-  await store.markContained(ref, t.timeToContainMs);
+  await contain.markContained(ref, t.timeToContainMs);
   contained = true;
   log('contained', system, { timeToContainMs: t.timeToContainMs }, containedAtMs);
   const pausedSchedules = results[2]!.detail.schedules as string[];

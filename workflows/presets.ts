@@ -3,7 +3,7 @@
  * may import nothing but @temporalio/workflow and types; activities are retried by these policies,
  * and errors marked non-retryable at the activity boundary (lib/errors) stop retries at once.
  */
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 
 /** PostgreSQL-only steps: quick, and a database blip is worth a few retries. */
 export const storePreset: ActivityOptions = {
@@ -37,4 +37,15 @@ export const evidencePreset: ActivityOptions = {
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
+};
+
+/**
+ * The containment steps themselves, as local activities: they run in the worker that runs the
+ * incident's workflow task instead of waiting in the activity queue behind the sync load being
+ * contained. Same idempotent steps, same retry-until-done.
+ */
+export const containmentLocalPreset: LocalActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  localRetryThreshold: '10 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds' },
 };

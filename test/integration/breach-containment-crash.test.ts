@@ -54,12 +54,17 @@ describe('breach containment across a worker crash', () => {
       });
       // Revocations committed; the step is now waiting for acknowledgements. Kill the worker.
       await expect.poll(() => auditCount('integration.revoked', incidentId, integrationIds), { timeout: 60_000, interval: 50 }).toBe(2);
-      // Resumption cannot be approved while containment is still running, whoever asks.
-      await expect(approveResumption(handle, { by: 'bob@example.org' })).rejects.toMatchObject({ cause: { message: expect.stringMatching(/before containment and evidence/) } });
+      // Resumption cannot be approved while containment is still running, whoever asks (the update
+      // is answered by whichever worker runs the incident next).
+      const early = approveResumption(handle, { by: 'bob@example.org' }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
       first.child.kill('SIGKILL');
       await first.exited;
 
       second = await startChildWorker(config, path.join(logDir, 'worker-2.log'));
+      expect(await early).toMatchObject({ cause: { message: expect.stringMatching(/before containment and evidence/) } });
       await expect.poll(async () => (await incidentTimeline(handle)).status, { timeout: 120_000, interval: 250 }).toBe('awaiting-approval');
       const t = await incidentTimeline(handle);
       expect(t.entries.map((e) => e.step)).toEqual(expect.arrayContaining(['credentials-revoked', 'scope-held', 'schedules-paused', 'syncs-cancelled', 'contained', 'evidence-preserved']));
