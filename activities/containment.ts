@@ -16,7 +16,7 @@ import type { EvidencePackage, HistoryEvidence } from '../lib/incidents/evidence
 import { preserveEvidence } from '../lib/incidents/evidence.js';
 import { replayPendingWrites } from '../lib/incidents/pending-writes.js';
 import type { IncidentScope, ScopedIntegration } from '../lib/incidents/scope.js';
-import { liftHold, markIncident, openIncident, raiseHold } from '../lib/incidents/store.js';
+import { liftHold, markIncident, openIncident, raiseHold, recordPausedSchedules } from '../lib/incidents/store.js';
 import { getIntegration } from '../lib/store/integrations.js';
 import { restoreIntegration, revokeIntegrations } from '../lib/vendors/revocation.js';
 import type { ActivityDeps, ContainmentDeps } from './deps.js';
@@ -99,12 +99,9 @@ export function createContainmentActivities(deps: ActivityDeps) {
         if (!state.paused) await handle.pause(note);
         paused.push(handle.scheduleId);
       }
-      // Audited once per incident: a re-run after a crash (before or after this event) finds the
-      // schedules paused with our note, and the event written or not.
-      const audited = await deps.pool.query("SELECT 1 FROM audit_events WHERE action = 'incident.schedules_paused' AND correlation_id = $1 LIMIT 1", [ref.incidentId]);
-      if (paused.length > 0 && audited.rowCount === 0) {
-        await recordAuditEvent(deps.pool, { ...audit(ref), action: 'incident.schedules_paused', outcome: 'success', details: { incidentId: ref.incidentId, schedules: paused } });
-      }
+      // Recorded and audited once per incident: a re-run after a crash finds the schedules paused
+      // with our note, whether or not the record was written.
+      await recordPausedSchedules(deps.pool, ref.incidentId, paused, audit(ref));
       return done({ schedules: paused });
     },
 

@@ -12,6 +12,8 @@ CREATE TABLE incidents (
   declared_at timestamptz NOT NULL,
   -- The integrations in scope and their status when declared: recovery restores only those it revoked.
   affected jsonb NOT NULL,
+  -- The schedules this incident paused (set once; recovery unpauses exactly these).
+  paused_schedules jsonb,
   contained_at timestamptz,
   time_to_contain_ms integer,
   recovered_at timestamptz,

@@ -122,3 +122,12 @@ export async function markIncident(pool: Pool, incidentId: string, status: 'cont
     await appendAuditEvents(client, [{ ...ctx, action: `incident.${status}`, outcome: 'success', details: { incidentId, elapsedMs: Math.round(elapsedMs) } }]);
   });
 }
+
+/** Records (once per incident, with its audit event) which schedules the incident paused. */
+export async function recordPausedSchedules(pool: Pool, incidentId: string, schedules: string[], ctx: AuditContext): Promise<void> {
+  await withTransaction(pool, async (client) => {
+    const updated = await client.query('UPDATE incidents SET paused_schedules = $2 WHERE id = $1 AND paused_schedules IS NULL', [incidentId, JSON.stringify(schedules)]);
+    if (updated.rowCount === 0 || schedules.length === 0) return;
+    await appendAuditEvents(client, [{ ...ctx, action: 'incident.schedules_paused', outcome: 'success', details: { incidentId, schedules } }]);
+  });
+}
