@@ -4,6 +4,7 @@ import { EXIT, exitCodeForError } from '../lib/errors/exit-codes.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerAuditHistoryCommand } from './commands/audit-history.js';
 import { registerDevCommands } from './commands/dev.js';
+import { registerIncidentCommands } from './commands/incident.js';
 import { registerIntegrationCommands } from './commands/integrations.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerRecordCommands } from './commands/records.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerVendorCommands(program);
   registerKeyCommands(program);
+  registerIncidentCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;
 }

@@ -5,6 +5,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import type { ActivityDeps } from '../activities/index.js';
 import { recordAuditEvent } from '../lib/audit/chain.js';
 import type { Config } from '../lib/config/schema.js';
@@ -21,6 +23,10 @@ import { BREAKER_PRESETS, CircuitBreakers, type BreakerTransition } from '../lib
 import { parseRateOverrides } from '../lib/vendors/endpoint-queues.js';
 import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
 import { recordBreakerTransition } from '../lib/store/integration-health.js';
+import { FileAuditAnchor } from '../lib/audit/anchor.js';
+import { sandboxAdminFor } from '../lib/incidents/sandbox-admins.js';
+import { openPurposeKeys } from '../lib/security/open-purpose-keys.js';
+import { createPayloadCodec } from '../lib/security/payload-codec.js';
 
 async function recordBreakerChange(pool: Pool, t: BreakerTransition, actor: string): Promise<void> {
   try {
@@ -105,6 +111,14 @@ export async function buildActivityDeps(
     return Promise.all([vendors.settled(state.integrationId), atVendor]);
   });
   await revocations.start();
+  // Breach containment: a Temporal client (with the payload codec: schedules' actions are encrypted) connected on first use, the audit signer and anchor for
+  // evidence checkpoints, and evidence files beside the anchor (outside the database).
+  const purposeKeys = await openPurposeKeys(config, { pool, kek, actor });
+  let temporalClientPromise: Promise<Client> | undefined;
+  const temporalClient = (): Promise<Client> => {
+    temporalClientPromise ??= Connection.connect({ address: config.TEMPORAL_ADDRESS }).then((connection) => new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [createPayloadCodec(purposeKeys.payload)] } }));
+    return temporalClientPromise;
+  };
   return {
     pool,
     kek,
@@ -115,7 +129,18 @@ export async function buildActivityDeps(
     defaultPageSize: config.EHR_SYNC_PAGE_SIZE,
     keys: { admin, kek, purposeKeys, secretsDir: config.EHR_SECRETS_DIR },
     endpointQueues: { mainTaskQueue: config.TEMPORAL_TASK_QUEUE, overrides: parseRateOverrides(config.EHR_VENDOR_RATE_LIMITS) },
+    containment: {
+      temporal: temporalClient,
+      signer: purposeKeys.auditSigning,
+      anchor: new FileAuditAnchor(config.EHR_AUDIT_ANCHOR_PATH),
+      checkpointWriter: config.EHR_AUDIT_CHECKPOINT_WRITER === 'on',
+      evidenceDir: path.join(path.dirname(path.resolve(config.EHR_AUDIT_ANCHOR_PATH)), 'evidence'),
+      secretsDir: config.EHR_SECRETS_DIR,
+      ...(config.JWKS_PUBLIC_URL ? { jwksPublicUrl: config.JWKS_PUBLIC_URL } : {}),
+      sandboxAdminFor,
+    },
     close: async () => {
+      await (await temporalClientPromise?.catch(() => undefined))?.connection.close();
       await revocations.close();
       await pool.end();
     },

@@ -1,3 +1,4 @@
 // Every workflow the worker registers. One file per business process.
 export { nightlySync } from './nightly-sync.js';
 export { keyRotation } from './key-rotation.js';
+export { breachContainment } from './breach-containment.js';

@@ -3,7 +3,7 @@
  * may import nothing but @temporalio/workflow and types; activities are retried by these policies,
  * and errors marked non-retryable at the activity boundary (lib/errors) stop retries at once.
  */
-import type { ActivityOptions } from '@temporalio/workflow';
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 
 /** PostgreSQL-only steps: quick, and a database blip is worth a few retries. */
 export const storePreset: ActivityOptions = {
@@ -30,4 +30,33 @@ export const keyRotationPreset: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
+};
+
+/**
+ * A containment step (revoke and wait for every worker's acknowledgement, pause schedules, cancel
+ * syncs): each is idempotent, so retry quickly and for as long as it takes; containment must not
+ * give up on a database or Temporal blip.
+ */
+export const containmentPreset: ActivityOptions = {
+  // Revoke waits at most 5 s for workers' acknowledgements; a dead worker's step is retried after 30 s.
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds' },
+};
+
+/** Evidence: an audit export and history fetches can take a while; heartbeats notice a dead worker. */
+export const evidencePreset: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '1 minute',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
+};
+
+/**
+ * The containment steps themselves, as local activities: they run in the worker that runs the
+ * incident's workflow task instead of waiting in the activity queue behind the sync load being
+ * contained. Same idempotent steps, same retry-until-done.
+ */
+export const containmentLocalPreset: LocalActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  localRetryThreshold: '10 seconds',
+  retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds' },
 };

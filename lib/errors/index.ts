@@ -184,3 +184,12 @@ export class CircuitOpenError extends EhrError {
     this.retryAfterMs = retryAfterMs;
   }
 }
+
+/** A declared incident holds the scope (lib/incidents/holds.ts): exports, webhooks and direct vendor writes are refused. */
+export class ScopeUnderIncidentError extends EhrError {
+  readonly code = 'SCOPE_UNDER_INCIDENT';
+  readonly retryable = false;
+  constructor(readonly operation: string, readonly incidentId: string, readonly scope: string) {
+    super(`${operation} is refused: scope ${scope} is held by incident ${incidentId}`);
+  }
+}

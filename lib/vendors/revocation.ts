@@ -164,6 +164,20 @@ export async function revokeIntegration(pool: Pool, integrationId: string, ctx: 
 
 const DEFAULT_AWAIT_MS = 5_000;
 
+/**
+ * Revokes several integrations in one transaction (locked in id order), with one wait for the
+ * workers: containment of a scope. Revoking them one call each would hold a listening connection
+ * per call and can exhaust the pool with many integrations.
+ */
+export async function revokeIntegrations(pool: Pool, integrationIds: string[], ctx: AuditContext, opts: RevokeOptions & { via?: string } = {}): Promise<RevocationResult[]> {
+  const reason = checkReason(opts.reason);
+  return withPropagation(pool, ctx, opts.awaitWorkersMs ?? DEFAULT_AWAIT_MS, () => withTransaction(pool, async (client) => {
+    const results: RevocationResult[] = [];
+    for (const id of [...integrationIds].sort()) results.push(await revokeLocked(client, await lockIntegration(client, id), ctx, reason, opts.via ?? 'integrations'));
+    return results;
+  }));
+}
+
 /** Revokes a tenant and every one of its integrations, in one transaction. */
 export async function revokeTenant(pool: Pool, tenantId: string, ctx: AuditContext, opts: RevokeOptions = {}): Promise<RevocationResult[]> {
   const reason = checkReason(opts.reason);

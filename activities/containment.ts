@@ -1,0 +1,192 @@
+/**
+ * Breach containment activities (workflows/breach-containment.ts). Each is idempotent — a retry
+ * after a worker crash finds its own earlier effect and does not repeat it — and returns only
+ * identifiers, counts and times, never PHI.
+ */
+import { Context } from '@temporalio/activity';
+import { ScheduleNotFoundError } from '@temporalio/client';
+import type { ScheduleHandle } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { scheduleIdFor } from '../client/sync-client.js';
+import type { AuditContext } from '../lib/audit/chain.js';
+import { recordAuditEvent } from '../lib/audit/chain.js';
+import { InvalidArgumentError } from '../lib/errors/index.js';
+import type { EvidencePackage, HistoryEvidence } from '../lib/incidents/evidence.js';
+import { preserveEvidence } from '../lib/incidents/evidence.js';
+import { replayPendingWrites } from '../lib/incidents/pending-writes.js';
+import type { IncidentScope, ScopedIntegration } from '../lib/incidents/scope.js';
+import { liftHold, markIncident, openIncident, raiseHold, recordPausedSchedules } from '../lib/incidents/store.js';
+import { getIntegration } from '../lib/store/integrations.js';
+import { restoreIntegration, revokeIntegrations } from '../lib/vendors/revocation.js';
+import type { ActivityDeps, ContainmentDeps } from './deps.js';
+
+export interface IncidentRef {
+  incidentId: string;
+  /** Recorded as the audit actor: `incident/<id>` on behalf of whoever asked. */
+  onBehalfOf: string;
+}
+
+export interface StepDone {
+  /** Wall-clock time the step's side effects were complete. */
+  doneAtMs: number;
+  detail: Record<string, string | number | boolean | string[]>;
+}
+
+const audit = (ref: IncidentRef): AuditContext => ({ actor: `incident/${ref.incidentId} for ${ref.onBehalfOf}`, correlationId: ref.incidentId });
+const done = (detail: StepDone['detail']): StepDone => ({ doneAtMs: Date.now(), detail });
+
+/** Integrations the incident revoked (active when declared): only those are restored. */
+const wereActive = (affected: ScopedIntegration[]): ScopedIntegration[] => affected.filter((i) => i.status === 'active');
+
+/** Which of our runs of these integrations match a visibility query, most recent first. */
+async function runsOf(client: Awaited<ReturnType<ContainmentDeps['temporal']>>, integrationIds: string[], extra: string, limit: number) {
+  const runs: Array<{ workflowId: string; runId: string }> = [];
+  for (let i = 0; i < integrationIds.length && runs.length < limit; i += 50) {
+    const ids = integrationIds.slice(i, i + 50).map((id) => `'${id}'`).join(', ');
+    for await (const wf of client.workflow.list({ query: `WorkflowType = 'nightlySync' AND IntegrationId IN (${ids})${extra}` })) {
+      runs.push({ workflowId: wf.workflowId, runId: wf.runId });
+      if (runs.length >= limit) break;
+    }
+  }
+  return runs;
+}
+
+/** The schedule's state, or undefined when there is none; any other failure propagates (the step retries). */
+async function scheduleState(handle: ScheduleHandle) {
+  try {
+    return (await handle.describe()).state;
+  } catch (err) {
+    if (err instanceof ScheduleNotFoundError) return undefined;
+    throw err;
+  }
+}
+
+export function createContainmentActivities(deps: ActivityDeps) {
+  const need = (): ContainmentDeps => {
+    if (!deps.containment) throw new InvalidArgumentError('worker', 'this worker was built without containment dependencies');
+    return deps.containment;
+  };
+  return {
+    async openIncident(ref: IncidentRef, input: { scope: IncidentScope; severity: string; reason: string; declaredBy: string; drill: boolean; declaredAtMs: number }) {
+      const record = await openIncident(deps.pool, { id: ref.incidentId, ...input, declaredAt: new Date(input.declaredAtMs) }, audit(ref));
+      return { affected: record.affected };
+    },
+
+    /** Revokes every integration in scope that was active: tokens dropped at every worker and at the vendor, generation bumped. */
+    async revokeScope(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
+      const targets = wereActive(affected);
+      const results = await revokeIntegrations(deps.pool, targets.map((i) => i.integrationId), audit(ref), { reason: `incident ${ref.incidentId}`, via: `incident:${ref.incidentId}` });
+      const unconfirmed = results.filter((r) => !r.alreadyRevoked && r.acknowledged < r.workers).map((r) => r.integrationId);
+      return done({ revoked: results.length, unconfirmed });
+    },
+
+    async holdScope(ref: IncidentRef, scope: IncidentScope): Promise<StepDone> {
+      await raiseHold(deps.pool, ref.incidentId, scope, audit(ref));
+      return done({ exportsFrozen: true, webhooksRefused: true, writesQueued: true, legalHold: true });
+    },
+
+    /** Pauses each integration's schedule not already paused by someone else; returns the ones this incident paused. */
+    async pauseScopeSchedules(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
+      const client = await need().temporal();
+      const note = `paused by incident ${ref.incidentId}`;
+      const paused: string[] = [];
+      for (const i of affected) {
+        const handle = client.schedule.getHandle(scheduleIdFor(i));
+        const state = await scheduleState(handle);
+        if (!state) continue;
+        if (state.paused && state.note !== note) continue;
+        if (!state.paused) await handle.pause(note);
+        paused.push(handle.scheduleId);
+      }
+      // Recorded and audited once per incident: a re-run after a crash finds the schedules paused
+      // with our note, whether or not the record was written.
+      await recordPausedSchedules(deps.pool, ref.incidentId, paused, audit(ref));
+      return done({ schedules: paused });
+    },
+
+    /** Cancels the scope's running syncs (they also stop at their next vendor call: the gate refuses). */
+    async cancelScopeSyncs(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
+      const client = await need().temporal();
+      const running = await runsOf(client, affected.map((i) => i.integrationId), ` AND ExecutionStatus = 'Running'`, 10_000);
+      await Promise.all(running.map((r) => client.workflow.getHandle(r.workflowId).cancel().catch(() => undefined)));
+      return done({ cancelled: running.length });
+    },
+
+    async markContained(ref: IncidentRef, timeToContainMs: number): Promise<void> {
+      await markIncident(deps.pool, ref.incidentId, 'contained', timeToContainMs, audit(ref));
+    },
+
+    async preserveIncidentEvidence(ref: IncidentRef, scope: IncidentScope, affected: ScopedIntegration[]): Promise<EvidencePackage & { doneAtMs: number }> {
+      const c = need();
+      const client = await c.temporal();
+      const tenants = [...new Set(affected.map((i) => i.tenantId))];
+      async function* histories(): AsyncIterable<HistoryEvidence> {
+        for (const run of await runsOf(client, affected.map((i) => i.integrationId), '', 200)) {
+          Context.current().heartbeat();
+          const history = await client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
+          yield { ...run, json: historyToJSON(temporal.api.history.v1.History.create(history)) };
+        }
+      }
+      const pkg = await preserveEvidence(
+        { pool: deps.pool, signer: c.signer, anchor: c.anchor, evidenceDir: c.evidenceDir, checkpointWriter: c.checkpointWriter },
+        { id: ref.incidentId, scope, ...(tenants.length === 1 && scope !== 'all' ? { tenantId: tenants[0]! } : {}) },
+        histories(),
+        audit(ref),
+      );
+      return { ...pkg, doneAtMs: Date.now() };
+    },
+
+    /** A notification deadline is near or passed: audited (and so visible to compliance), returned to the timeline. */
+    async incidentReminder(ref: IncidentRef, reminder: { kind: string; dueAtMs: number; outstanding: string[] }): Promise<void> {
+      await recordAuditEvent(deps.pool, {
+        ...audit(ref),
+        action: 'incident.reminder',
+        outcome: 'success',
+        details: { incidentId: ref.incidentId, kind: reminder.kind, dueAt: new Date(reminder.dueAtMs).toISOString(), outstanding: reminder.outstanding },
+      });
+    },
+
+    /** Fresh credentials for every integration the incident revoked; one already active again is left alone. */
+    async restoreScope(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
+      const c = need();
+      const restored: string[] = [];
+      for (const i of wereActive(affected)) {
+        if ((await getIntegration(deps.pool, i.integrationId)).status === 'active') continue;
+        const admin = c.sandboxAdminFor(i.baseUrl);
+        await restoreIntegration(deps.pool, i.integrationId, audit(ref), {
+          secretsDir: c.secretsDir,
+          ...(admin ? { sandboxAdmin: admin } : {}),
+          ...(c.jwksPublicUrl ? { jwksPublicUrl: c.jwksPublicUrl } : {}),
+        });
+        restored.push(i.integrationId);
+      }
+      return done({ restored });
+    },
+
+    async liftScopeHold(ref: IncidentRef): Promise<StepDone> {
+      await liftHold(deps.pool, ref.incidentId, audit(ref));
+      return done({ exportsFrozen: false, webhooksRefused: false, writesQueued: false, legalHold: true });
+    },
+
+    async unpauseScopeSchedules(ref: IncidentRef, scheduleIds: string[]): Promise<StepDone> {
+      const client = await need().temporal();
+      for (const id of scheduleIds) {
+        const handle = client.schedule.getHandle(id);
+        const state = await scheduleState(handle);
+        if (state?.paused) await handle.unpause(`resumed after incident ${ref.incidentId}`);
+      }
+      return done({ schedules: scheduleIds });
+    },
+
+    async replayQueuedWrites(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
+      let replayed = 0;
+      for (const i of affected) replayed += await replayPendingWrites(deps, i.integrationId, ref.incidentId);
+      return done({ replayed });
+    },
+
+    async markRecovered(ref: IncidentRef, timeToRecoverMs: number): Promise<void> {
+      await markIncident(deps.pool, ref.incidentId, 'recovered', timeToRecoverMs, audit(ref));
+    },
+  };
+}

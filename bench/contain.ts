@@ -1,0 +1,132 @@
+/**
+ * `npm run bench:contain` — breach containment, measured. One tenant with BENCH_INTEGRATIONS (100)
+ * sandbox integrations, all syncing (page size 5) on a worker process; `incident declare` for the
+ * tenant; from the sandbox's request ledger (only this tenant talks to this sandbox), the time from
+ * the declare call to the last FHIR request the sandbox sees, plus the workflow's recorded
+ * time-to-contain and the time to a complete evidence package. BENCH_DRILLS drills (default 5);
+ * between drills the bench restores the integrations itself (recovery is not what is measured).
+ * Rotations are skipped (`eradicate: false`). Figures, not pass/fail.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { registerIntegration } from '../client/integrations.js';
+import { startSync } from '../client/sync-client.js';
+import { benchInfraEnv, startBenchInfra } from '../lib/dev/ephemeral.js';
+import { loadConfig } from '../lib/config/schema.js';
+import { declareIncident, incidentTimeline } from '../lib/incidents/client.js';
+import { liftHold } from '../lib/incidents/store.js';
+import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
+import { createPool } from '../lib/store/pool.js';
+import { createTenant } from '../lib/store/tenants.js';
+import { restoreIntegration } from '../lib/vendors/revocation.js';
+import { startSandbox } from '../sandbox/index.js';
+import type { SandboxHandle } from '../sandbox/index.js';
+import { startChildWorker } from '../test/integration/child-worker.js';
+
+const DRILLS = Number(process.env.BENCH_DRILLS ?? 5);
+const INTEGRATIONS = Number(process.env.BENCH_INTEGRATIONS ?? 100);
+const actor = { actor: 'bench:contain', correlationId: randomUUID() };
+
+async function ledger(sandbox: SandboxHandle, since: number): Promise<Array<{ atMs: number; status?: number }>> {
+  const res = await fetch(`${sandbox.url}/admin/ledger?since=${since}`, { headers: { 'x-sandbox-admin': sandbox.adminToken } });
+  return ((await res.json()) as { entries: Array<{ atMs: number; status?: number }> }).entries;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+const fmt = (ms: number): string => `${ms.toFixed(0)} ms`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function main(): Promise<void> {
+  console.log(`bench:contain — ${DRILLS} drills, ${INTEGRATIONS} integrations of one tenant syncing (page size 5), one worker process; machine: ${os.cpus().length} cores`);
+  const infra = await startBenchInfra((line) => console.log(line));
+  try {
+    await run(infra);
+  } finally {
+    await infra.stop();
+  }
+}
+
+async function run(infra: Awaited<ReturnType<typeof startBenchInfra>>): Promise<void> {
+  const sandbox = await startSandbox({ seed: 2026, size: 2000 });
+  const pool = createPool(infra.databaseUrl, 8);
+  // Its own anchor (and evidence beside it): a checkpoint refuses an anchor of another chain.
+  const anchorDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-bench-contain-anchor-'));
+  const config = loadConfig({ ...benchInfraEnv(infra), EHR_AUDIT_ANCHOR_PATH: path.join(anchorDir, 'audit-anchor.jsonl'), TEMPORAL_TASK_QUEUE: 'bench-contain', EHR_SYNC_PAGE_SIZE: '5', LOG_LEVEL: 'info', WORKER_MAX_CONCURRENT_ACTIVITIES: '32' });
+  const worker = await startChildWorker(config, path.join(os.tmpdir(), `ehr-bench-contain-${process.pid}.log`));
+  const connection = await Connection.connect({ address: infra.temporalAddress });
+  const client = new Client({ connection, dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool, actor: 'bench:client' })] } });
+  const sandboxAdmin = { url: sandbox.url, adminToken: sandbox.adminToken };
+  await createTenant(pool, { id: 'bench', name: 'Benchmark Clinic (synthetic)' }, actor);
+  const ids = Array.from({ length: INTEGRATIONS }, (_, k) => `bench-contain-${k + 1}`);
+  for (const id of ids) {
+    await registerIntegration(pool, { id, tenantId: 'bench', vendor: 'sandbox', baseUrl: sandbox.fhirBaseUrl, resourceTypes: ['Patient', 'Observation'], secretsDir: infra.secretsDir, sandboxAdmin }, actor);
+  }
+  const lastRequest: number[] = [];
+  const contain: number[] = [];
+  const evidence: number[] = [];
+  try {
+    for (let drill = 1; drill <= DRILLS; drill++) {
+      const start = Date.now();
+      const syncs = await Promise.all(ids.map((integrationId) => startSync(client, config.TEMPORAL_TASK_QUEUE, { tenantId: 'bench', integrationId, vendor: 'sandbox' }, { full: true })));
+      // Under load: wait until pages are flowing.
+      while ((await ledger(sandbox, start)).filter((e) => e.status === 200).length < INTEGRATIONS) await sleep(50);
+      const incidentId = `bench-${drill}-${randomUUID().slice(0, 8)}`;
+      const declaredAt = Date.now();
+      const handle = await declareIncident(client, config.TEMPORAL_TASK_QUEUE, {
+        incidentId,
+        scope: 'tenant:bench',
+        severity: 'high',
+        reason: 'benchmark drill',
+        declaredBy: 'bench@example.org',
+        drill: true,
+        eradicate: false,
+      });
+      // A query can fail while the worker is saturated (100 syncs being cancelled): ask again.
+      const timeline = () => incidentTimeline(handle).catch(async (err: unknown) => {
+        const { status } = await handle.describe();
+        if (status.name !== 'RUNNING') throw new Error(`drill ${drill}: the incident workflow is ${status.name}`);
+        console.log(`drill ${drill}: timeline query failed (${err instanceof Error ? err.message : String(err)}), retrying`);
+        return undefined;
+      });
+      let t = await timeline();
+      while (t?.status !== 'awaiting-approval') {
+        await sleep(25);
+        t = await timeline();
+      }
+      const evidenceDoneAt = Date.parse(t.entries.find((e) => e.step === 'evidence-preserved')!.at);
+      await Promise.all(syncs.map((s) => s.result().catch(() => undefined)));
+      const after = await ledger(sandbox, declaredAt);
+      lastRequest.push(after.length === 0 ? 0 : Math.max(...after.map((e) => e.atMs)) - declaredAt);
+      contain.push(t.timeToContainMs ?? NaN);
+      evidence.push(evidenceDoneAt - Date.parse(t.declaredAt));
+      console.log(`drill ${drill}: last vendor request ${fmt(lastRequest.at(-1)!)} after declare; contained in ${fmt(contain.at(-1)!)}; evidence ${fmt(evidence.at(-1)!)} (${t.entries.find((e) => e.step === 'evidence-preserved')?.detail?.files ?? '?'} files)`);
+      // Reset for the next drill: end the incident and restore the integrations directly.
+      await handle.terminate('benchmark drill done');
+      await liftHold(pool, incidentId, actor);
+      for (const id of ids) await restoreIntegration(pool, id, actor, { secretsDir: infra.secretsDir, sandboxAdmin });
+      await sleep(1000);
+    }
+  } finally {
+    await connection.close();
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+    await pool.end();
+    await sandbox.close();
+  }
+  console.log('');
+  console.log(`declare → last vendor request for the scope: p50 ${fmt(percentile(lastRequest, 50))}, p95 ${fmt(percentile(lastRequest, 95))}, max ${fmt(Math.max(...lastRequest))}`);
+  console.log(`time-to-contain recorded on the incident: p50 ${fmt(percentile(contain, 50))}, p95 ${fmt(percentile(contain, 95))}`);
+  console.log(`declare → complete evidence package: p50 ${fmt(percentile(evidence, 50))}, p95 ${fmt(percentile(evidence, 95))}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,46 @@
+/**
+ * Typed client calls for incidents: the CLI, tests and the benchmark start and steer the
+ * containment workflow only through these, so its id (`incident/<id>`), search attribute and
+ * update names are decided in one place.
+ */
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { WorkflowIdReusePolicy } from '@temporalio/client';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { SEARCH_ATTRIBUTES } from '../domain.js';
+import type { ApprovalInput, BreachContainmentInput, IncidentTimeline, NoteInput, NotificationInput } from '../../workflows/breach-containment.js';
+
+export const IncidentIdKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.incidentId, SearchAttributeType.KEYWORD);
+
+export const incidentWorkflowId = (incidentId: string): string => `incident/${incidentId}`;
+
+export async function declareIncident(client: Client, taskQueue: string, input: BreachContainmentInput): Promise<WorkflowHandle> {
+  return client.workflow.start('breachContainment', {
+    taskQueue,
+    workflowId: incidentWorkflowId(input.incidentId),
+    workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+    args: [input],
+    typedSearchAttributes: [{ key: IncidentIdKey, value: input.incidentId }],
+  });
+}
+
+export const incidentHandle = (client: Client, incidentId: string): WorkflowHandle => client.workflow.getHandle(incidentWorkflowId(incidentId));
+
+export async function incidentTimeline(handle: WorkflowHandle): Promise<IncidentTimeline> {
+  return handle.query<IncidentTimeline>('timeline');
+}
+
+export async function addIncidentNote(handle: WorkflowHandle, note: NoteInput): Promise<number> {
+  return handle.executeUpdate<number, [NoteInput]>('addNote', { args: [note] });
+}
+
+export async function recordIncidentNotification(handle: WorkflowHandle, n: NotificationInput): Promise<number> {
+  return handle.executeUpdate<number, [NotificationInput]>('recordNotification', { args: [n] });
+}
+
+export async function approveResumption(handle: WorkflowHandle, a: ApprovalInput): Promise<string> {
+  return handle.executeUpdate<string, [ApprovalInput]>('approveResumption', { args: [a] });
+}
+
+export async function escalateIncident(handle: WorkflowHandle, by: string, severity: BreachContainmentInput['severity']): Promise<string> {
+  return handle.executeUpdate<string, [{ by: string; severity: BreachContainmentInput['severity'] }]>('escalateSeverity', { args: [{ by, severity }] });
+}
