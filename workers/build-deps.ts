@@ -25,7 +25,6 @@ import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
 import { recordBreakerTransition } from '../lib/store/integration-health.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { sandboxAdminFor } from '../lib/incidents/sandbox-admins.js';
-import { openPurposeKeys } from '../lib/security/open-purpose-keys.js';
 import { createPayloadCodec } from '../lib/security/payload-codec.js';
 
 async function recordBreakerChange(pool: Pool, t: BreakerTransition, actor: string): Promise<void> {
@@ -112,8 +111,8 @@ export async function buildActivityDeps(
   });
   await revocations.start();
   // Breach containment: a Temporal client (with the payload codec: schedules' actions are encrypted) connected on first use, the audit signer and anchor for
-  // evidence checkpoints, and evidence files beside the anchor (outside the database).
-  const purposeKeys = await openPurposeKeys(config, { pool, kek, actor });
+  // evidence checkpoints, and evidence files beside the anchor (outside the database). The purpose keys
+  // are the ones opened above for key rotation.
   let temporalClientPromise: Promise<Client> | undefined;
   const temporalClient = (): Promise<Client> => {
     temporalClientPromise ??= Connection.connect({ address: config.TEMPORAL_ADDRESS }).then((connection) => new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [createPayloadCodec(purposeKeys.payload)] } }));

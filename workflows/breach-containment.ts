@@ -48,6 +48,8 @@ export interface BreachContainmentInput {
   drill?: boolean;
   /** Start child key rotations (default true). */
   eradicate?: boolean;
+  /** Grace periods of the child rotations (their production defaults are days; tests pass seconds). */
+  rotationGraceSeconds?: number;
   /** HIPAA: notify individuals and HHS within 60 days of discovery (default 60 days). */
   notificationDeadlineSeconds?: number;
   /** Reminders this long before the deadline while notifications are outstanding (default 30, 7 and 1 days). */
@@ -330,7 +332,12 @@ async function watchDeadlines(input: BreachContainmentInput, declaredAtMs: numbe
 
 /** Child rotations for the keys in scope, in parallel; a failed rotation is recorded, not fatal. */
 async function eradicate(input: BreachContainmentInput, affected: ScopedIntegration[], log: DeadlineContext['log'], system: string): Promise<void> {
-  const base = { requestedBy: input.declaredBy, reason: `incident ${input.incidentId}`, incidentId: input.incidentId };
+  const base = {
+    requestedBy: input.declaredBy,
+    reason: `incident ${input.incidentId}`,
+    incidentId: input.incidentId,
+    ...(input.rotationGraceSeconds !== undefined ? { graceSeconds: input.rotationGraceSeconds } : {}),
+  };
   const plans: Array<{ id: string; args: Record<string, unknown> }> = [];
   for (const i of affected.filter((a) => a.status === 'active')) {
     plans.push({ id: `signing-key/${i.integrationId}`, args: { ...base, kind: 'signing-key', tenantId: i.tenantId, integrationId: i.integrationId } });

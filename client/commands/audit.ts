@@ -11,6 +11,7 @@ import { verifyAuditTrail } from '../../lib/audit/verify.js';
 import { EXIT } from '../../lib/errors/exit-codes.js';
 import { openPurposeKeys } from '../../lib/security/open-purpose-keys.js';
 import { ConflictError, InvalidArgumentError } from '../../lib/errors/index.js';
+import { assertExportAllowed } from '../../lib/incidents/holds.js';
 import { withContext } from '../context.js';
 import { print, printJson } from '../output.js';
 
@@ -88,6 +89,8 @@ export function registerAuditCommands(program: Command): void {
         const until = parseDate('--until', opts.until);
         if (until && until <= since) throw new InvalidArgumentError('--until', 'must be after --since');
         const pool = await ctx.db();
+        // An incident freezes exports for its scope (the incident's own evidence package is the record meanwhile).
+        await assertExportAllowed(pool, 'audit export', opts.tenant);
         // Reading the audit trail is itself audited, before any row leaves (fail closed).
         await recordAuditEvent(pool, {
           ...ctx.audit,

@@ -4,8 +4,8 @@
  * The tenant's vendor calls stop at containment, the other tenant's sync completes, exports are
  * frozen and vendor writes queued, the evidence manifest verifies, reminders fire on short timers,
  * the declarer cannot approve their own resumption, and after approval the integrations sync again
- * and each queued write reaches the vendor exactly once. Rotations are skipped (`eradicate: false`):
- * the keyRotation workflow is another engineer's and not merged on this branch.
+ * and each queued write reaches the vendor exactly once. Eradication runs the real child rotations
+ * (signing key and webhook secret per integration, the tenant's data key) with 1 s grace periods.
  */
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
@@ -67,7 +67,7 @@ describe('breach containment', () => {
         severity: 'high',
         reason: 'synthetic drill: signing key exposed',
         declaredBy: 'alice@example.org',
-        eradicate: false,
+        rotationGraceSeconds: 1,
         notificationDeadlineSeconds: 12,
         reminderOffsetsSeconds: [9],
         businessAssociateNoticeSeconds: 2,
@@ -104,6 +104,13 @@ describe('breach containment', () => {
       expect(await enqueueVendorWrite(deps, write('w1'), testActor)).toEqual({ queued: true, incidentId });
       expect(await enqueueVendorWrite(deps, write('w1'), testActor)).toEqual({ queued: true, incidentId });
       expect(await enqueueVendorWrite(deps, write('w2'), testActor)).toEqual({ queued: true, incidentId });
+
+      // Eradicate: every key in scope rotated by a child keyRotation workflow, each completed.
+      const rotations = contained.entries.filter((e) => e.step === 'rotation-finished');
+      expect(rotations.map((e) => String(e.detail?.workflowId).replace(/^incident\/[^/]+\/rotate\//, '').split('/')[0]).sort()).toEqual(
+        ['signing-key', 'signing-key', 'tenant-dek', 'webhook-secret', 'webhook-secret'],
+      );
+      expect(rotations.map((e) => e.detail?.outcome)).toEqual(rotations.map(() => 'completed'));
 
       // Evidence: the manifest and every file verify against the insert-only rows; the app cannot alter them.
       expect(contained.evidenceId).toMatch(/^[0-9a-f]{64}$/);
