@@ -140,7 +140,18 @@ async function probeTemporal(address: string, options: WaitForTemporalOptions, c
     if (wanted.length > 0) {
       const listed = await connection.operatorService.listSearchAttributes({ namespace: options.namespace });
       const missing = wanted.filter((name) => !(name in (listed.customAttributes ?? {})));
-      if (missing.length > 0) return `search attributes not registered yet: ${missing.join(', ')}`;
+      if (missing.length > 0) {
+        // A dev database created by an older version lacks attributes added since (the CLI's
+        // --search-attribute applies only to a new database): register them, then probe again.
+        const types = productSearchAttributes();
+        await connection.operatorService
+          .addSearchAttributes({
+            namespace: options.namespace,
+            searchAttributes: Object.fromEntries(missing.map((name) => [name, indexedValueType[types[name] ?? 'Keyword']])),
+          })
+          .catch(() => undefined);
+        return `search attributes not registered yet: ${missing.join(', ')}`;
+      }
     }
     if (options.uiUrl) {
       const res = await fetch(options.uiUrl, { signal: AbortSignal.timeout(3_000) });
