@@ -24,7 +24,7 @@ import { parseRateOverrides } from '../lib/vendors/endpoint-queues.js';
 import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
 import { recordBreakerTransition } from '../lib/store/integration-health.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
-import { sandboxAdminFor } from '../lib/incidents/sandbox-admins.js';
+import { registerDevSandboxAdmins, sandboxAdminFor } from '../lib/incidents/sandbox-admins.js';
 import { createPayloadCodec } from '../lib/security/payload-codec.js';
 
 async function recordBreakerChange(pool: Pool, t: BreakerTransition, actor: string): Promise<void> {
@@ -59,6 +59,8 @@ export async function buildActivityDeps(
     throw err;
   }
   const keyring = new TenantKeyring({ pool, kek });
+  // Dev stack: its sandboxes' admin endpoints, for incident recovery (a drill) to register fresh credentials.
+  registerDevSandboxAdmins(config.EHR_DEV_SANDBOX_ADMINS);
   const directory = createCredentialDirectory(pool);
   // Key rotation (workflows/key-rotation.ts): caches of this process are dropped as each change commits.
   const purposeKeys = await openPurposeKeys(config, { pool, kek, actor });

@@ -336,7 +336,10 @@ async function eradicate(input: BreachContainmentInput, affected: ScopedIntegrat
     requestedBy: input.declaredBy,
     reason: `incident ${input.incidentId}`,
     incidentId: input.incidentId,
-    ...(input.rotationGraceSeconds !== undefined ? { graceSeconds: input.rotationGraceSeconds } : {}),
+    // The scope's integrations stay revoked while the incident holds, so no assertion is signed during a
+    // signing-key rotation's wait for the vendor's JWKS cache: the same grace bounds it (recovery then
+    // issues a fresh key anyway).
+    ...(input.rotationGraceSeconds !== undefined ? { graceSeconds: input.rotationGraceSeconds, vendorJwksCacheSeconds: input.rotationGraceSeconds } : {}),
   };
   const plans: Array<{ id: string; args: Record<string, unknown> }> = [];
   for (const i of affected.filter((a) => a.status === 'active')) {

@@ -19,6 +19,7 @@ import { INCIDENT_SEVERITIES as SEVERITIES, NOTIFICATION_RECIPIENTS as RECIPIENT
 import { listIncidents } from '../../lib/incidents/store.js';
 import { ID_PATTERN } from '../../lib/domain.js';
 import { withContext } from '../context.js';
+import { devSandboxAdminFor } from '../dev-sandboxes.js';
 import { print, printJson, table } from '../output.js';
 
 const defaultIdentity = (): string => `${os.userInfo().username}@${os.hostname()}`.replace(/[^A-Za-z0-9@._:+-]/g, '-');
@@ -53,9 +54,10 @@ export function registerIncidentCommands(program: Command): void {
     .option('--as <identity>', 'who declares (default: user@host)')
     .option('--drill', 'a tabletop drill: only sandbox integrations; waits for containment and prints the drill report')
     .option('--no-eradicate', 'skip the child key rotations')
+    .option('--rotation-grace-seconds <n>', "grace periods of the child rotations (default: each rotation's own, days); recovery waits for them")
     .option('--deadline-seconds <n>', 'notification deadline (default 60 days)')
     .option('--ba-notice-seconds <n>', 'business-associate notice (default 24 h)')
-    .action(async (opts: { scope: string; severity: string; reason: string; id?: string; as?: string; drill?: boolean; eradicate: boolean; deadlineSeconds?: string; baNoticeSeconds?: string }) =>
+    .action(async (opts: { scope: string; severity: string; reason: string; id?: string; as?: string; drill?: boolean; eradicate: boolean; rotationGraceSeconds?: string; deadlineSeconds?: string; baNoticeSeconds?: string }) =>
       withContext(async (ctx) => {
         const scope = parseScope(opts.scope);
         const severity = oneOf<Severity>('--severity', opts.severity, SEVERITIES);
@@ -68,11 +70,13 @@ export function registerIncidentCommands(program: Command): void {
           return Number(v);
         };
         const affected = await integrationsInScope(await ctx.db(), scope);
-        if (opts.drill && affected.some((i) => i.vendor !== 'sandbox')) {
+        // A drill touches only sandboxes: the vendor `sandbox`, or any vendor personality the dev stack serves.
+        if (opts.drill && affected.some((i) => i.vendor !== 'sandbox' && !devSandboxAdminFor(ctx, i.baseUrl))) {
           throw new InvalidArgumentError('--drill', 'a drill runs only against sandbox integrations; the scope includes real vendors');
         }
         const deadline = seconds('--deadline-seconds', opts.deadlineSeconds);
         const ba = seconds('--ba-notice-seconds', opts.baNoticeSeconds);
+        const grace = seconds('--rotation-grace-seconds', opts.rotationGraceSeconds);
         const handle = await declareIncident(await ctx.temporal(), ctx.config.TEMPORAL_TASK_QUEUE, {
           incidentId: id,
           scope,
@@ -83,6 +87,7 @@ export function registerIncidentCommands(program: Command): void {
           eradicate: opts.eradicate,
           ...(deadline ? { notificationDeadlineSeconds: deadline } : {}),
           ...(ba ? { businessAssociateNoticeSeconds: ba } : {}),
+          ...(grace ? { rotationGraceSeconds: grace } : {}),
         });
         print(`declared ${handle.workflowId} (${affected.length} integrations in scope)`);
         if (!opts.drill) return;

@@ -95,6 +95,11 @@ export const configSchema = z.object({
   JWKS_LISTEN: hostPort.optional(),
   /** The URL vendors fetch it from (registration prints and registers `<this>/jwks/<id>.json`); default http://JWKS_LISTEN. */
   JWKS_PUBLIC_URL: z.string().url().optional(),
+  /**
+   * Dev stack only: JSON `[{"fhirBaseUrl","url","adminToken"}]` of its sandboxes, so incident recovery
+   * (a drill) can register restored credentials there. Real vendors need none.
+   */
+  EHR_DEV_SANDBOX_ADMINS: z.string().optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;

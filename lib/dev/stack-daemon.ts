@@ -231,6 +231,10 @@ async function startStack(): Promise<StackInfo> {
         EHR_SECRETS_DIR: paths.secretsDir,
         EHR_AUDIT_ANCHOR_PATH: paths.auditAnchor,
         JWKS_LISTEN: `127.0.0.1:${jwksPort}`,
+        EHR_DEV_SANDBOX_ADMINS: JSON.stringify([
+          { fhirBaseUrl: sandbox.fhirBaseUrl, url: sandbox.url, adminToken: sandbox.adminToken },
+          ...sandboxes.map((s) => ({ fhirBaseUrl: s.fhirBaseUrl, url: s.url, adminToken: s.adminToken })),
+        ]),
         LOG_LEVEL: env.LOG_LEVEL ?? 'info',
       },
     });

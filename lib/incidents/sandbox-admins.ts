@@ -15,3 +15,23 @@ export function registerSandboxAdmin(fhirBaseUrl: string, admin: SandboxAdmin): 
 export function sandboxAdminFor(baseUrl: string): SandboxAdmin | undefined {
   return admins.get(baseUrl.replace(/\/+$/, ''));
 }
+
+/** The dev stack's sandboxes as the worker receives them (EHR_DEV_SANDBOX_ADMINS); malformed: ignored, none registered. */
+export function registerDevSandboxAdmins(json: string | undefined): number {
+  if (!json) return 0;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    return 0;
+  }
+  if (!Array.isArray(parsed)) return 0;
+  let n = 0;
+  for (const s of parsed as Array<Record<string, unknown>>) {
+    if (typeof s.fhirBaseUrl === 'string' && typeof s.url === 'string' && typeof s.adminToken === 'string') {
+      registerSandboxAdmin(s.fhirBaseUrl, { url: s.url, adminToken: s.adminToken });
+      n++;
+    }
+  }
+  return n;
+}
