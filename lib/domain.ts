@@ -26,3 +26,11 @@ export const SEARCH_ATTRIBUTES = { tenantId: 'TenantId', integrationId: 'Integra
 
 /** Identifier rule for tenants and integrations: they appear in workflow ids, so keep them boring. */
 export const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/**
+ * Incidents run on their own task queue beside the main one, polled by every worker: a containment's
+ * workflow tasks never wait behind the sync load it is containing.
+ */
+export function incidentTaskQueue(mainTaskQueue: string): string {
+  return `${mainTaskQueue}-incidents`;
+}

@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import type { Config } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/schema.js';
@@ -12,6 +12,7 @@ import { exitCodeForError } from '../lib/errors/exit-codes.js';
 import { EhrError, InfrastructureUnavailableError } from '../lib/errors/index.js';
 import { createLogger } from '../lib/log/logger.js';
 import { buildActivityDeps } from './build-deps.js';
+import { incidentTaskQueue } from '../lib/domain.js';
 import { CheckpointScheduler } from '../lib/audit/checkpoint.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { createPayloadCodec } from '../lib/security/payload-codec.js';
@@ -52,17 +53,19 @@ export async function runWorker(config: Config): Promise<void> {
   let endpoints: EndpointWorkers | undefined;
   try {
     const activities = createActivities(deps);
-    const worker = await Worker.create({
+    const workerOptions = {
       connection,
       namespace: config.TEMPORAL_NAMESPACE,
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
       // Every payload (inputs, results, signals, heartbeats, failures' details) is encrypted (DESIGN §4.2).
       dataConverter: { payloadCodecs: [codec] },
-      workflowsPath: path.join(__dirname, '../workflows/index.ts'),
+      workflowBundle: await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '../workflows/index.ts'), logger: Runtime.instance().logger }),
       activities,
       maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
       shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE_MS,
-    });
+    };
+    const worker = await Worker.create({ ...workerOptions, taskQueue: config.TEMPORAL_TASK_QUEUE });
+    // Incidents have their own queue so containment never waits behind the syncs it contains.
+    const incidentWorker = await Worker.create({ ...workerOptions, taskQueue: incidentTaskQueue(config.TEMPORAL_TASK_QUEUE) });
     // Rate-limited vendor endpoints: one activity queue each, rate enforced by the Temporal server.
     endpoints = await EndpointWorkers.start({
       connection,
@@ -78,7 +81,7 @@ export async function runWorker(config: Config): Promise<void> {
     });
     checkpoints?.start();
     logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, namespace: config.TEMPORAL_NAMESPACE }, 'worker started');
-    await worker.run();
+    await Promise.all([worker.run(), incidentWorker.run()]);
     await endpoints.stop();
     // A last signed checkpoint covers everything this worker recorded before it stopped.
     await checkpoints?.stop({ final: true });

@@ -6,16 +6,17 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { SEARCH_ATTRIBUTES } from '../domain.js';
+import { SEARCH_ATTRIBUTES, incidentTaskQueue } from '../domain.js';
 import type { ApprovalInput, BreachContainmentInput, IncidentTimeline, NoteInput, NotificationInput } from '../../workflows/breach-containment.js';
 
 export const IncidentIdKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.incidentId, SearchAttributeType.KEYWORD);
 
 export const incidentWorkflowId = (incidentId: string): string => `incident/${incidentId}`;
 
+/** `taskQueue` is the deployment's main queue; the incident runs on its incident queue (lib/domain.ts). */
 export async function declareIncident(client: Client, taskQueue: string, input: BreachContainmentInput): Promise<WorkflowHandle> {
   return client.workflow.start('breachContainment', {
-    taskQueue,
+    taskQueue: incidentTaskQueue(taskQueue),
     workflowId: incidentWorkflowId(input.incidentId),
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
     args: [input],

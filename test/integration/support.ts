@@ -24,6 +24,7 @@ import { buildActivityDeps } from '../../workers/build-deps.js';
 import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
 import { installTemporalLogging } from '../../workers/temporal-logging.js';
 import { EndpointWorkers } from '../../workers/endpoint-workers.js';
+import { incidentTaskQueue } from '../../lib/domain.js';
 import { startSandbox } from '../../sandbox/index.js';
 import type { SandboxHandle, SandboxOptions } from '../../sandbox/index.js';
 import { testEnv, uniqueId } from '../harness.js';
@@ -78,15 +79,11 @@ export async function startInProcessWorker(config: Config): Promise<RunningWorke
   // The same payload codec as workers/worker.ts: every payload the tests produce is encrypted.
   const dataConverter = { payloadCodecs: [await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'test:worker' })] };
   const activities = createActivities(deps);
-  const worker = await Worker.create({
-    connection,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    dataConverter,
-    workflowBundle: await workflowBundle(),
-    activities,
-    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
-  });
-  const running = worker.run();
+  const options = { connection, dataConverter, workflowBundle: await workflowBundle(), activities, maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES };
+  const worker = await Worker.create({ ...options, taskQueue: config.TEMPORAL_TASK_QUEUE });
+  // Incidents have their own queue, as in workers/worker.ts.
+  const incidentWorker = await Worker.create({ ...options, taskQueue: incidentTaskQueue(config.TEMPORAL_TASK_QUEUE) });
+  const running = Promise.all([worker.run(), incidentWorker.run()]);
   // Rate-limited vendor endpoints get their own queues, as in workers/worker.ts.
   const endpoints = await EndpointWorkers.start({
     connection,
@@ -102,6 +99,7 @@ export async function startInProcessWorker(config: Config): Promise<RunningWorke
     async stop() {
       await endpoints.stop();
       worker.shutdown();
+      incidentWorker.shutdown();
       await running;
       await connection.close();
       await deps.close();
