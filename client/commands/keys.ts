@@ -137,6 +137,12 @@ export function registerKeyCommands(program: Command): void {
         table(status.tenantKeys.map((t) => ({ tenant: t.tenantId, primary: t.primary ?? '-', decryptOnly: t.decryptOnly.join(',') || '-', destroyed: t.destroyed.join(',') || '-' })));
         print('\npayload keys');
         table(status.payloadKeys.map((p) => ({ keyId: p.keyId, status: p.status })));
+        print('\nintegration signing keys (kid)');
+        if (status.signingKeys.length === 0) print('none');
+        table(status.signingKeys.map((k) => ({ integration: k.integrationId, current: k.current ?? '-', successor: k.successor ?? '-', previous: k.previous ?? '-', retired: String(k.retired) })));
+        print('\nwebhook secrets (version)');
+        if (status.webhookSecrets.length === 0) print('none');
+        table(status.webhookSecrets.map((w) => ({ integration: w.integrationId, current: String(w.current ?? '-'), previous: String(w.previous ?? '-'), retired: String(w.retired) })));
         print('\nlast rotations');
         if (status.lastRotations.length === 0) print('none');
         table(status.lastRotations.map((r) => ({ kind: r.kind, scope: r.scope, outcome: r.outcome, at: r.at })));
@@ -158,6 +164,17 @@ export async function keyStatus(db: Queryable) {
        FROM data_keys GROUP BY tenant_id ORDER BY tenant_id`,
   );
   const payload = await db.query<{ key_id: string; status: string }>(`SELECT key_id, status FROM purpose_keys WHERE purpose = 'payload' ORDER BY version`);
+  // Per integration: signing keys (kid by state; retired ones counted) and webhook secret versions by state.
+  const signing = await db.query<{ integration_id: string; current: string | null; successor: string | null; previous: string | null; retired: number }>(
+    `SELECT integration_id, max(kid) FILTER (WHERE state = 'current') AS current, max(kid) FILTER (WHERE state = 'successor') AS successor,
+            max(kid) FILTER (WHERE state = 'previous') AS previous, count(*) FILTER (WHERE state = 'retired')::int AS retired
+       FROM integration_signing_keys GROUP BY integration_id ORDER BY integration_id`,
+  );
+  const webhooks = await db.query<{ integration_id: string; current: number | null; previous: number | null; retired: number }>(
+    `SELECT integration_id, max(version) FILTER (WHERE state = 'current') AS current, max(version) FILTER (WHERE state = 'previous') AS previous,
+            count(*) FILTER (WHERE state = 'retired')::int AS retired
+       FROM webhook_secrets GROUP BY integration_id ORDER BY integration_id`,
+  );
   const last = await db.query<{ kind: string; scope: string; action: string; occurred_at: Date }>(
     `SELECT DISTINCT ON (details->>'kind', details->>'scope') details->>'kind' AS kind, details->>'scope' AS scope, action, occurred_at
        FROM audit_events WHERE action IN ('key.rotation.completed', 'key.rotation.rolled_back')
@@ -167,6 +184,8 @@ export async function keyStatus(db: Queryable) {
     kek: kek.rows.map((r) => ({ kekId: r.kek_id, version: r.version, state: r.state, floor: r.floor, destroyAfter: r.destroy_after?.toISOString() ?? null })),
     tenantKeys: deks.rows.map((r) => ({ tenantId: r.tenant_id, primary: r.primary, decryptOnly: r.decrypt_only, destroyed: r.destroyed })),
     payloadKeys: payload.rows.map((r) => ({ keyId: r.key_id, status: r.status })),
+    signingKeys: signing.rows.map((r) => ({ integrationId: r.integration_id, current: r.current, successor: r.successor, previous: r.previous, retired: r.retired })),
+    webhookSecrets: webhooks.rows.map((r) => ({ integrationId: r.integration_id, current: r.current, previous: r.previous, retired: r.retired })),
     lastRotations: last.rows.map((r) => ({ kind: r.kind, scope: r.scope, outcome: r.action === 'key.rotation.completed' ? 'completed' : 'rolled-back', at: r.occurred_at.toISOString() })),
   };
 }

@@ -42,13 +42,14 @@ function ehrctl(args: string[]): Promise<{ code: number | null; stdout: string; 
 
 interface Status {
   tenantKeys: Array<{ tenantId: string; primary: number; decryptOnly: number[] }>;
+  signingKeys: Array<{ integrationId: string; current: string | null; successor: string | null; retired: number }>;
   lastRotations: Array<{ kind: string; scope: string; outcome: string }>;
   scheduled: Array<{ id: string; next: string }>;
 }
 
 describe('ehrctl keys', () => {
   it('rotates a tenant key with --wait, shows it in status, schedules the next one', { timeout: 120_000 }, async () => {
-    const { tenantId } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient'] });
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient'] });
     const first = await ehrctl(['keys', 'rotate', '--tenant', tenantId, '--grace', '1s', '--wait']);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
@@ -68,11 +69,13 @@ describe('ehrctl keys', () => {
       expect(status.code).toBe(0);
       const parsed = JSON.parse(status.stdout) as Status;
       expect(parsed.tenantKeys.find((t) => t.tenantId === tenantId)).toMatchObject({ primary: 2, decryptOnly: [1] });
+      // The integration's signing key: one current kid, no successor yet.
+      expect(parsed.signingKeys.find((k) => k.integrationId === integrationIds[0])).toMatchObject({ current: expect.any(String) as unknown, successor: null, retired: 0 });
       expect(parsed.lastRotations).toContainEqual(expect.objectContaining({ kind: 'tenant-dek', scope: tenantId, outcome: 'completed' }));
       const next = parsed.scheduled.find((s) => s.id === `key-rotation/tenant-dek/${tenantId}`)?.next;
       expect(Date.parse(next ?? '')).toBeGreaterThan(Date.now());
       const text = await ehrctl(['keys', 'status']);
-      expect(text.stdout).toMatch(/key-encryption keys[\s\S]*tenant data keys[\s\S]*scheduled rotations/);
+      expect(text.stdout).toMatch(/key-encryption keys[\s\S]*tenant data keys[\s\S]*integration signing keys[\s\S]*webhook secrets[\s\S]*scheduled rotations/);
     } finally {
       await harness.temporal.client.schedule.getHandle(`key-rotation/tenant-dek/${tenantId}`).delete();
     }
