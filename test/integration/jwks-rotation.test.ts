@@ -6,16 +6,14 @@
  * worker authenticate about once a second throughout, and not one token request is rejected.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerIntegration } from '../../client/integrations.js';
 import { startSync, syncResult } from '../../client/sync-client.js';
 import type { SyncReport } from '../../workflows/nightly-sync.js';
-import { createTenant } from '../../lib/store/tenants.js';
 import { getIntegration } from '../../lib/store/integrations.js';
 import { listSigningKeys, publishedSigningKeys } from '../../lib/store/signing-keys.js';
 import { activateSuccessorKey, publishSuccessorKey, retireKey } from '../../lib/vendors/signing-key-rotation.js';
 import { startJwksServer, type JwksServer } from '../../workers/jwks-server.js';
 import { testEnv, uniqueId } from '../harness.js';
-import { sandboxAdmin, testActor, useSyncHarness } from './support.js';
+import { registerSandboxTenant, sandboxAdmin, testActor, useSyncHarness } from './support.js';
 
 /** The sandbox profile's jwksCacheSeconds: how long the sandbox may keep serving a stale key set. */
 const CACHE_MS = 5_000;
@@ -35,24 +33,8 @@ interface ClientView {
 
 describe('signing key rotation through the hosted JWKS', () => {
   it('publishes, activates and retires a key under sync load with no rejected token request', { timeout: 120_000 }, async () => {
-    const tenantId = uniqueId('t');
-    await createTenant(harness.pool, { id: tenantId, name: 'Synthetic Rotation Clinic' }, testActor);
-    const integrationId = uniqueId('i');
-    await registerIntegration(
-      harness.pool,
-      {
-        id: integrationId,
-        tenantId,
-        vendor: 'sandbox',
-        baseUrl: harness.sandbox.fhirBaseUrl,
-        resourceTypes: ['Patient'],
-        authMethod: 'private_key_jwt',
-        secretsDir: testEnv().secretsDir,
-        sandboxAdmin: { url: harness.sandbox.url, adminToken: harness.sandbox.adminToken },
-        jwksPublicUrl: jwks.url,
-      },
-      testActor,
-    );
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient'], jwksPublicUrl: jwks.url });
+    const integrationId = integrationIds[0]!;
     const { clientId, signingKid: oldKid } = await getIntegration(harness.pool, integrationId);
     const view = (): Promise<ClientView> => sandboxAdmin<ClientView>(harness.sandbox, 'GET', `/admin/clients/${clientId}`);
     await sandboxAdmin(harness.sandbox, 'POST', '/admin/stats/reset');

@@ -7,7 +7,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyRotationFaults } from '../../activities/key-rotation.js';
-import { registerIntegration } from '../../client/integrations.js';
 import { keyRotationResult, keyStatus, startKeyRotation } from '../../client/commands/keys.js';
 import { startSync, syncResult } from '../../client/sync-client.js';
 import { isResourceType } from '../../lib/domain.js';
@@ -16,7 +15,6 @@ import { createKekProvider } from '../../lib/security/kek-factory.js';
 import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
 import { TenantKeyring, dataKeyWrapAad } from '../../lib/security/keyring.js';
 import { getIntegration } from '../../lib/store/integrations.js';
-import { createTenant } from '../../lib/store/tenants.js';
 import { listSigningKeys, publishedSigningKeys } from '../../lib/store/signing-keys.js';
 import { addWebhookSecret, acceptedWebhookSecrets, listWebhookSecrets } from '../../lib/webhooks/secrets.js';
 import { signWebhook, verifyWebhook } from '../../lib/webhooks/verify.js';
@@ -109,24 +107,8 @@ async function syncedTenant(): Promise<{ tenantId: string; integrationId: string
 }
 
 async function jwksIntegration(): Promise<{ tenantId: string; integrationId: string; clientId: string; oldKid: string }> {
-  const tenantId = uniqueId('t');
-  await createTenant(harness.pool, { id: tenantId, name: 'Synthetic Rotation Clinic' }, testActor);
-  const integrationId = uniqueId('i');
-  await registerIntegration(
-    harness.pool,
-    {
-      id: integrationId,
-      tenantId,
-      vendor: 'sandbox',
-      baseUrl: harness.sandbox.fhirBaseUrl,
-      resourceTypes: ['Patient'],
-      authMethod: 'private_key_jwt',
-      secretsDir: testEnv().secretsDir,
-      sandboxAdmin: { url: harness.sandbox.url, adminToken: harness.sandbox.adminToken },
-      jwksPublicUrl: jwks.url,
-    },
-    testActor,
-  );
+  const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient'], jwksPublicUrl: jwks.url });
+  const integrationId = integrationIds[0]!;
   const { clientId, signingKid } = await getIntegration(harness.pool, integrationId);
   return { tenantId, integrationId, clientId, oldKid: signingKid! };
 }

@@ -147,7 +147,7 @@ export async function startTestSandbox(opts: SandboxOptions = {}): Promise<Sandb
 export async function registerSandboxTenant(
   pool: Pool,
   sandbox: SandboxHandle,
-  options: { resourceTypes?: string[]; alg?: 'ES384' | 'RS384'; integrations?: number } = {},
+  options: { resourceTypes?: string[]; alg?: 'ES384' | 'RS384'; integrations?: number; jwksPublicUrl?: string } = {},
 ): Promise<{ tenantId: string; integrationIds: string[] }> {
   const tenantId = uniqueId('t');
   await createTenant(pool, { id: tenantId, name: 'Synthetic Test Clinic' }, testActor);
@@ -163,6 +163,8 @@ export async function registerSandboxTenant(
         baseUrl: sandbox.fhirBaseUrl,
         resourceTypes: options.resourceTypes,
         alg: options.alg,
+        // With our hosted JWKS: the sandbox learns the keys from it (and its cache), not from registration.
+        ...(options.jwksPublicUrl ? { jwksPublicUrl: options.jwksPublicUrl } : {}),
         secretsDir: testEnv().secretsDir,
         sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken },
       },

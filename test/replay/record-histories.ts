@@ -12,8 +12,6 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { temporal } from '@temporalio/proto';
 import { createActivities } from '../../activities/index.js';
 import { loadConfig } from '../../lib/config/schema.js';
 import { benchInfraEnv, startBenchInfra } from '../../lib/dev/ephemeral.js';
@@ -23,7 +21,7 @@ import { registerIntegration } from '../../client/integrations.js';
 import { startSync } from '../../client/sync-client.js';
 import { buildActivityDeps } from '../../workers/build-deps.js';
 import { startSandbox } from '../../sandbox/index.js';
-import { findLeaks, historyText } from '../security/leak-scan.js';
+import { sandboxIdentifiers, writeHistory } from './history-files.js';
 
 const outDir = path.join(__dirname, 'histories');
 const actor = { actor: 'recorder', correlationId: randomUUID() };
@@ -87,15 +85,9 @@ async function main(): Promise<void> {
     await settle(failed);
     recorded.push(['malformed-page-failed', failed]);
 
-    const identifiers = ((await (await fetch(`${sandbox.url}/admin/identifiers`, { headers: { 'x-sandbox-admin': sandbox.adminToken } })).json()) as { strings: string[] }).strings;
+    const identifiers = await sandboxIdentifiers(sandbox);
     fs.mkdirSync(outDir, { recursive: true });
-    for (const [name, handle] of recorded) {
-      const history = await handle.fetchHistory();
-      const leaks = findLeaks(historyText(history), identifiers);
-      if (leaks.length > 0) throw new Error(`history ${name} contains ${leaks.length} synthetic identifiers; not written`);
-      fs.writeFileSync(path.join(outDir, `${name}.json`), `${historyToJSON(temporal.api.history.v1.History.create(history))}\n`);
-      console.log(`wrote ${name}.json (${history.events?.length} events)`);
-    }
+    for (const [name, handle] of recorded) await writeHistory(name, handle, identifiers);
   } finally {
     worker.shutdown();
     await running;

@@ -6,13 +6,9 @@
  * rotations (1 s grace), a reminder on a short deadline, a note, two notifications, a second person's
  * approval, recovery. On throwaway infrastructure with the sandbox; no payload codec (histories as JSON).
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { temporal } from '@temporalio/proto';
 import { createActivities } from '../../activities/index.js';
 import { registerIntegration } from '../../client/integrations.js';
 import { startSync } from '../../client/sync-client.js';
@@ -25,9 +21,8 @@ import { createPool } from '../../lib/store/pool.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { startSandbox } from '../../sandbox/index.js';
 import { buildActivityDeps } from '../../workers/build-deps.js';
-import { findLeaks, historyText } from '../security/leak-scan.js';
+import { sandboxIdentifiers, writeHistory } from './history-files.js';
 
-const outDir = path.join(__dirname, 'histories');
 const actor = { actor: 'recorder', correlationId: randomUUID() };
 
 async function main(): Promise<void> {
@@ -77,12 +72,7 @@ async function main(): Promise<void> {
     await recordIncidentNotification(handle, { by: 'carol@example.org', recipient: 'hhs' });
     await handle.result();
 
-    const identifiers = ((await (await fetch(`${sandbox.url}/admin/identifiers`, { headers: { 'x-sandbox-admin': sandbox.adminToken } })).json()) as { strings: string[] }).strings;
-    const history = await handle.fetchHistory();
-    const leaks = findLeaks(historyText(history), identifiers);
-    if (leaks.length > 0) throw new Error(`the incident history contains ${leaks.length} synthetic identifiers; not written`);
-    fs.writeFileSync(path.join(outDir, 'breach-containment.json'), `${historyToJSON(temporal.api.history.v1.History.create(history))}\n`);
-    process.stdout.write(`wrote breach-containment.json (${history.events?.length} events)\n`);
+    await writeHistory('breach-containment', handle, await sandboxIdentifiers(sandbox));
   } finally {
     for (const w of workers) w.shutdown();
     await running;

@@ -5,14 +5,10 @@
  * A tenant DEK rotation (re-encryption loop, grace timer, retirement), a KEK rotation rolled back by an
  * injected fault, and a webhook secret rotation, on throwaway infrastructure with the sandbox.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { temporal } from '@temporalio/proto';
 import { createActivities } from '../../activities/index.js';
 import { keyRotationFaults } from '../../activities/key-rotation.js';
 import { loadConfig } from '../../lib/config/schema.js';
@@ -25,9 +21,8 @@ import { startSync } from '../../client/sync-client.js';
 import type { KeyRotationInput } from '../../workflows/key-rotation.js';
 import { buildActivityDeps } from '../../workers/build-deps.js';
 import { startSandbox } from '../../sandbox/index.js';
-import { findLeaks, historyText } from '../security/leak-scan.js';
+import { sandboxIdentifiers, writeHistory } from './history-files.js';
 
-const outDir = path.join(__dirname, 'histories');
 const actor = { actor: 'recorder', correlationId: randomUUID() };
 
 async function main(): Promise<void> {
@@ -70,14 +65,8 @@ async function main(): Promise<void> {
     await webhook.result();
     recorded.push(['key-rotation-webhook-secret', webhook]);
 
-    const identifiers = ((await (await fetch(`${sandbox.url}/admin/identifiers`, { headers: { 'x-sandbox-admin': sandbox.adminToken } })).json()) as { strings: string[] }).strings;
-    for (const [name, handle] of recorded) {
-      const history = await handle.fetchHistory();
-      const leaks = findLeaks(historyText(history), identifiers);
-      if (leaks.length > 0) throw new Error(`history ${name} contains ${leaks.length} synthetic identifiers; not written`);
-      fs.writeFileSync(path.join(outDir, `${name}.json`), `${historyToJSON(temporal.api.history.v1.History.create(history))}\n`);
-      process.stdout.write(`wrote ${name}.json (${history.events?.length} events)\n`);
-    }
+    const identifiers = await sandboxIdentifiers(sandbox);
+    for (const [name, handle] of recorded) await writeHistory(name, handle, identifiers);
   } finally {
     worker.shutdown();
     await running;
