@@ -1,10 +1,23 @@
 /**
- * What every history recorder does last: check a recorded history for the sandbox's synthetic
- * identifiers (refusing to write one that leaks) and write it as JSON under histories/.
+ * What the history recorders share: throwaway infrastructure with a worker, and the last step —
+ * check a recorded history for the sandbox's synthetic identifiers (refusing to write one that
+ * leaks) and write it as JSON under histories/.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { createActivities } from '../../activities/index.js';
+import type { Config } from '../../lib/config/schema.js';
+import { loadConfig } from '../../lib/config/schema.js';
+import type { BenchInfra } from '../../lib/dev/ephemeral.js';
+import { benchInfraEnv, startBenchInfra } from '../../lib/dev/ephemeral.js';
+import { incidentTaskQueue } from '../../lib/domain.js';
+import type { Pool } from '../../lib/store/pool.js';
+import { createPool } from '../../lib/store/pool.js';
+import { startSandbox } from '../../sandbox/index.js';
+import { buildActivityDeps } from '../../workers/build-deps.js';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { temporal } from '@temporalio/proto';
 import type { SandboxHandle } from '../../sandbox/index.js';
@@ -23,4 +36,57 @@ export async function writeHistory(name: string, handle: WorkflowHandle, identif
   if (leaks.length > 0) throw new Error(`history ${name} contains ${leaks.length} synthetic identifiers; not written`);
   fs.writeFileSync(path.join(outDir, `${name}.json`), `${historyToJSON(temporal.api.history.v1.History.create(history))}\n`);
   process.stdout.write(`wrote ${name}.json (${history.events?.length} events)\n`);
+}
+
+export interface RecordingStack {
+  infra: BenchInfra;
+  sandbox: SandboxHandle;
+  pool: Pool;
+  config: Config;
+  client: Client;
+  /** Throwaway infrastructure torn down in reverse order. */
+  close(): Promise<void>;
+}
+
+/**
+ * Throwaway infrastructure for a recorder: Temporal dev server, PostgreSQL, a sandbox, and a worker
+ * (no payload codec, so histories are stored as plain JSON) polling `taskQueue` and its incident queue.
+ */
+export async function startRecordingStack(opts: { taskQueue: string; sandboxSeed: number; sandboxSize: number }): Promise<RecordingStack> {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const infra = await startBenchInfra((line) => process.stdout.write(`${line}\n`));
+  const sandbox = await startSandbox({ seed: opts.sandboxSeed, size: opts.sandboxSize });
+  const pool = createPool(infra.databaseUrl, 4);
+  const config = loadConfig({ ...benchInfraEnv(infra), TEMPORAL_TASK_QUEUE: opts.taskQueue, EHR_SYNC_PAGE_SIZE: '25', LOG_LEVEL: 'warn' });
+  const deps = await buildActivityDeps(config);
+  const nativeConnection = await NativeConnection.connect({ address: infra.temporalAddress });
+  const options = { connection: nativeConnection, workflowsPath: require.resolve('../../workflows/index.ts'), activities: createActivities(deps) };
+  const workers = [await Worker.create({ ...options, taskQueue: opts.taskQueue }), await Worker.create({ ...options, taskQueue: incidentTaskQueue(opts.taskQueue) })];
+  const running = Promise.all(workers.map((w) => w.run()));
+  const connection = await Connection.connect({ address: infra.temporalAddress });
+  return {
+    infra,
+    sandbox,
+    pool,
+    config,
+    client: new Client({ connection }),
+    async close() {
+      for (const w of workers) w.shutdown();
+      await running;
+      await nativeConnection.close();
+      await connection.close();
+      await deps.close();
+      await pool.end();
+      await sandbox.close();
+      await infra.stop();
+    },
+  };
+}
+
+/** Runs a recorder's main, printing a failure and exiting 1. */
+export function runRecorder(main: () => Promise<void>): void {
+  main().catch((err: unknown) => {
+    process.stderr.write(`recording failed: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
 }

@@ -9,45 +9,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { createActivities } from '../../activities/index.js';
-import { loadConfig } from '../../lib/config/schema.js';
-import { benchInfraEnv, startBenchInfra } from '../../lib/dev/ephemeral.js';
-import { createPool } from '../../lib/store/pool.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { registerIntegration } from '../../client/integrations.js';
 import { startSync } from '../../client/sync-client.js';
-import { buildActivityDeps } from '../../workers/build-deps.js';
-import { startSandbox } from '../../sandbox/index.js';
-import { sandboxIdentifiers, writeHistory } from './history-files.js';
+import { runRecorder, sandboxIdentifiers, startRecordingStack, writeHistory } from './history-files.js';
 
 const outDir = path.join(__dirname, 'histories');
 const actor = { actor: 'recorder', correlationId: randomUUID() };
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-  const infra = await startBenchInfra((line) => console.log(line));
-  const sandbox = await startSandbox({ seed: 99, size: 400 });
-  const pool = createPool(infra.databaseUrl, 4);
-  const config = loadConfig({
-    ...benchInfraEnv(infra),
-    TEMPORAL_TASK_QUEUE: 'record-histories',
-    EHR_SYNC_PAGE_SIZE: '25',
-    LOG_LEVEL: 'warn',
-  });
-  const deps = await buildActivityDeps(config);
-  const nativeConnection = await NativeConnection.connect({ address: infra.temporalAddress });
-  const worker = await Worker.create({
-    connection: nativeConnection,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    workflowsPath: require.resolve('../../workflows/index.ts'),
-    activities: createActivities(deps),
-  });
-  const running = worker.run();
-  const connection = await Connection.connect({ address: infra.temporalAddress });
-  const client = new Client({ connection });
+  const { infra, sandbox, pool, config, client, close } = await startRecordingStack({ taskQueue: 'record-histories', sandboxSeed: 99, sandboxSize: 400 });
   const admin = (route: string, body: unknown) =>
     fetch(`${sandbox.url}${route}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-sandbox-admin': sandbox.adminToken }, body: JSON.stringify(body) });
 
@@ -89,18 +61,8 @@ async function main(): Promise<void> {
     fs.mkdirSync(outDir, { recursive: true });
     for (const [name, handle] of recorded) await writeHistory(name, handle, identifiers);
   } finally {
-    worker.shutdown();
-    await running;
-    await nativeConnection.close();
-    await connection.close();
-    await deps.close();
-    await pool.end();
-    await sandbox.close();
-    await infra.stop();
+    await close();
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(`recording failed: ${(err as Error).stack ?? String(err)}`);
-  process.exit(1);
-});
+runRecorder(main);

@@ -7,41 +7,18 @@
  * approval, recovery. On throwaway infrastructure with the sandbox; no payload codec (histories as JSON).
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { createActivities } from '../../activities/index.js';
 import { registerIntegration } from '../../client/integrations.js';
 import { startSync } from '../../client/sync-client.js';
-import { loadConfig } from '../../lib/config/schema.js';
-import { benchInfraEnv, startBenchInfra } from '../../lib/dev/ephemeral.js';
-import { incidentTaskQueue } from '../../lib/domain.js';
 import { addIncidentNote, approveResumption, declareIncident, incidentTimeline, recordIncidentNotification } from '../../lib/incidents/client.js';
 import { registerSandboxAdmin } from '../../lib/incidents/sandbox-admins.js';
-import { createPool } from '../../lib/store/pool.js';
 import { createTenant } from '../../lib/store/tenants.js';
-import { startSandbox } from '../../sandbox/index.js';
-import { buildActivityDeps } from '../../workers/build-deps.js';
-import { sandboxIdentifiers, writeHistory } from './history-files.js';
+import { runRecorder, sandboxIdentifiers, startRecordingStack, writeHistory } from './history-files.js';
 
 const actor = { actor: 'recorder', correlationId: randomUUID() };
 
 async function main(): Promise<void> {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-  const infra = await startBenchInfra((line) => process.stdout.write(`${line}\n`));
-  const sandbox = await startSandbox({ seed: 97, size: 120 });
+  const { infra, sandbox, pool, config, client, close } = await startRecordingStack({ taskQueue: 'record-incident', sandboxSeed: 97, sandboxSize: 120 });
   registerSandboxAdmin(sandbox.fhirBaseUrl, { url: sandbox.url, adminToken: sandbox.adminToken });
-  const pool = createPool(infra.databaseUrl, 4);
-  const config = loadConfig({ ...benchInfraEnv(infra), TEMPORAL_TASK_QUEUE: 'record-incident', EHR_SYNC_PAGE_SIZE: '25', LOG_LEVEL: 'warn' });
-  const deps = await buildActivityDeps(config);
-  const nativeConnection = await NativeConnection.connect({ address: infra.temporalAddress });
-  const options = { connection: nativeConnection, workflowsPath: require.resolve('../../workflows/index.ts'), activities: createActivities(deps) };
-  const workers = [
-    await Worker.create({ ...options, taskQueue: config.TEMPORAL_TASK_QUEUE }),
-    await Worker.create({ ...options, taskQueue: incidentTaskQueue(config.TEMPORAL_TASK_QUEUE) }),
-  ];
-  const running = Promise.all(workers.map((w) => w.run()));
-  const connection = await Connection.connect({ address: infra.temporalAddress });
-  const client = new Client({ connection });
   try {
     await createTenant(pool, { id: 'replay', name: 'Replay Clinic (synthetic)' }, actor);
     await registerIntegration(
@@ -74,18 +51,8 @@ async function main(): Promise<void> {
 
     await writeHistory('breach-containment', handle, await sandboxIdentifiers(sandbox));
   } finally {
-    for (const w of workers) w.shutdown();
-    await running;
-    await nativeConnection.close();
-    await connection.close();
-    await deps.close();
-    await pool.end();
-    await sandbox.close();
-    await infra.stop();
+    await close();
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`recording failed: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
-});
+runRecorder(main);
