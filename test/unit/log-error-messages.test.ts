@@ -36,6 +36,7 @@ const SAMPLES: Record<string, unknown[]> = {
   IntegrationRevokedError: ['i-1', 'revoked'],
   ScopeNotGrantedError: ['i-1', 'Observation'],
   CircuitOpenError: ['i-1', 30_000, 'VENDOR_HTTP_503'],
+  ScopeUnderIncidentError: ['audit export', 'inc-1', 'tenant:t-1'],
 };
 
 const subclasses: Array<[string, Ctor]> = Object.entries(errors as Record<string, unknown>).flatMap(([name, value]) =>
