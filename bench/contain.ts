@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { registerIntegration } from '../client/integrations.js';
 import { startSync } from '../client/sync-client.js';
-import { benchInfraEnv, startBenchInfra } from '../lib/dev/ephemeral.js';
+import { benchInfraEnv, percentile, startBenchInfra } from '../lib/dev/ephemeral.js';
 import { loadConfig } from '../lib/config/schema.js';
 import { declareIncident, incidentTimeline } from '../lib/incidents/client.js';
 import { liftHold } from '../lib/incidents/store.js';
@@ -33,11 +33,6 @@ const actor = { actor: 'bench:contain', correlationId: randomUUID() };
 async function ledger(sandbox: SandboxHandle, since: number): Promise<Array<{ atMs: number; status?: number }>> {
   const res = await fetch(`${sandbox.url}/admin/ledger?since=${since}`, { headers: { 'x-sandbox-admin': sandbox.adminToken } });
   return ((await res.json()) as { entries: Array<{ atMs: number; status?: number }> }).entries;
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 const fmt = (ms: number): string => `${ms.toFixed(0)} ms`;

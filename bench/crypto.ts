@@ -9,7 +9,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { appendAuditEvents } from '../lib/audit/chain.js';
 import { verifyAuditChain } from '../lib/audit/verify.js';
-import { startBenchInfra } from '../lib/dev/ephemeral.js';
+import { percentile, startBenchInfra } from '../lib/dev/ephemeral.js';
 import { decryptRecord, encryptRecord } from '../lib/security/envelope.js';
 import type { DataKey } from '../lib/security/envelope.js';
 import { createPool, withTransaction } from '../lib/store/pool.js';
@@ -20,11 +20,6 @@ import { median } from '../lib/dev/ephemeral.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const RECORDS = 20_000;
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 async function envelopeThroughput(): Promise<{ envelope: number; raw: number }> {
   const dek: DataKey = { tenantId: 'bench', version: 1, key: randomBytes(32) };

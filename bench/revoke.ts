@@ -12,7 +12,7 @@ import pg from 'pg';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { registerIntegration } from '../client/integrations.js';
 import { startSync } from '../client/sync-client.js';
-import { benchInfraEnv, startBenchInfra } from '../lib/dev/ephemeral.js';
+import { benchInfraEnv, percentile, startBenchInfra } from '../lib/dev/ephemeral.js';
 import { loadConfig } from '../lib/config/schema.js';
 import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
 import { createPool } from '../lib/store/pool.js';
@@ -35,11 +35,6 @@ interface LedgerEntry {
 async function ledger(sandbox: SandboxHandle, since: number): Promise<LedgerEntry[]> {
   const res = await fetch(`${sandbox.url}/admin/ledger?since=${since}`, { headers: { 'x-sandbox-admin': sandbox.adminToken } });
   return ((await res.json()) as { entries: LedgerEntry[] }).entries;
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 const fmt = (ms: number): string => `${ms.toFixed(1)} ms`;

@@ -4,7 +4,6 @@
  * chain, the checkpoint policy and scheduler, `ehrctl audit verify|export`, and throughput (100k rows).
  * Every tamper happens in a database of its own (CREATE DATABASE ... TEMPLATE), never in the shared one.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,8 +19,8 @@ import { migrateUp } from '../../lib/store/migrate.js';
 import { withTransaction } from '../../lib/store/pool.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { testAuditSigner as testSigner, testAuditEvent as event } from '../helpers.js';
+import { runEhrctl, type EhrctlResult } from './ehrctl-process.js';
 
-const repoRoot = path.resolve(__dirname, '../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-trail-'));
 const databases: string[] = [];
 const pools: pg.Pool[] = [];
@@ -268,16 +267,8 @@ describe('the full verifier on tampered copies (superuser attacker, triggers dis
   });
 });
 
-function ehrctl(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/ehrctl.js'), ...args], {
-    cwd: repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', EHR_DEV_DATA_DIR: path.join(tmp, 'nostack'), ...testEnv().configEnv, ...env },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
+function ehrctl(args: string[], env: Record<string, string>): Promise<EhrctlResult> {
+  return runEhrctl(args, { EHR_DEV_DATA_DIR: path.join(tmp, 'nostack'), ...testEnv().configEnv, ...env });
 }
 
 describe('ehrctl audit', () => {

@@ -3,7 +3,6 @@
  * Bad input is refused clearly; unreachable dependencies say which one and how to fix it; a
  * tampered audit trail is reported with the first broken sequence number.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,11 +14,10 @@ import { migrateUp } from '../../lib/store/migrate.js';
 import { createPool, withTransaction } from '../../lib/store/pool.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
 import { testEnv, uniqueId } from '../harness.js';
-import { recordErrorOutput } from '../security/leak-registry.js';
 import type { RunningWorker } from './support.js';
 import { startInProcessWorker, startTestSandbox, testConfig } from './support.js';
+import { runEhrctl, type EhrctlResult } from './ehrctl-process.js';
 
-const repoRoot = path.resolve(__dirname, '../..');
 let sandbox: SandboxHandle;
 let config: Config;
 let worker: RunningWorker;
@@ -27,8 +25,6 @@ const noStackDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehrctl-nostack-'));
 
 function baseEnv(): Record<string, string> {
   return {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/root',
     EHR_DEV_DATA_DIR: noStackDir, // never pick up a developer's running dev stack
     DATABASE_URL: config.DATABASE_URL,
     TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS,
@@ -42,21 +38,8 @@ function baseEnv(): Record<string, string> {
   };
 }
 
-/** Runs ehrctl as a real process. Asynchronous: the sandbox and worker live in this process. */
-function ehrctl(args: string[], env: Record<string, string | undefined> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const merged = { ...baseEnv(), ...env };
-  for (const [k, v] of Object.entries(merged)) if (v === undefined) delete merged[k];
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/ehrctl.js'), ...args], { cwd: repoRoot, env: merged as NodeJS.ProcessEnv });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-  return new Promise((resolve) =>
-    child.on('close', (code) => {
-      recordErrorOutput(`ehrctl-${args[0] ?? ''}`, stderr); // scanned for PHI and secrets at the end of the run
-      resolve({ code, stdout, stderr });
-    }),
-  );
+function ehrctl(args: string[], env: Record<string, string | undefined> = {}): Promise<EhrctlResult> {
+  return runEhrctl(args, { ...baseEnv(), ...env });
 }
 
 beforeAll(async () => {

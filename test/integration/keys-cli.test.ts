@@ -3,22 +3,18 @@
  * outcome, status shows versions and the last rotation, schedule creates a Temporal Schedule whose
  * next run status shows, and a rotation asked for two keys at once is refused as bad usage.
  */
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TenantIdKey } from '../../client/sync-client.js';
 import { uniqueId } from '../harness.js';
-import { recordErrorOutput } from '../security/leak-registry.js';
 import { registerSandboxTenant, useSyncHarness } from './support.js';
+import { runEhrctl, type EhrctlResult } from './ehrctl-process.js';
 
-const repoRoot = path.resolve(__dirname, '../..');
 const harness = useSyncHarness({ sandbox: { size: 50 } });
 
-function ehrctl(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function ehrctl(args: string[]): Promise<EhrctlResult> {
   const c = harness.config;
-  const env = {
-    PATH: process.env.PATH ?? '',
-    HOME: process.env.HOME ?? '/root',
+  return runEhrctl(args, {
     EHR_DEV_DATA_DIR: path.join(c.EHR_SECRETS_DIR, `no-stack-${uniqueId('d')}`),
     DATABASE_URL: c.DATABASE_URL,
     TEMPORAL_ADDRESS: c.TEMPORAL_ADDRESS,
@@ -26,18 +22,7 @@ function ehrctl(args: string[]): Promise<{ code: number | null; stdout: string; 
     EHR_KEK_DIR: c.EHR_KEK_DIR,
     EHR_SECRETS_DIR: c.EHR_SECRETS_DIR,
     EHR_AUDIT_ANCHOR_PATH: c.EHR_AUDIT_ANCHOR_PATH,
-  };
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/ehrctl.js'), ...args], { cwd: repoRoot, env });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-  return new Promise((resolve) =>
-    child.on('close', (code) => {
-      recordErrorOutput(`ehrctl-keys`, stderr);
-      resolve({ code, stdout, stderr });
-    }),
-  );
+  });
 }
 
 interface Status {
