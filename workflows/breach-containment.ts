@@ -4,12 +4,13 @@
  *      before revoke returns), hold the scope (exports frozen, webhooks refused, vendor writes queued,
  *      legal hold), pause its schedules, cancel its running syncs; time-to-contain is recorded;
  *   2. preserve evidence: signed checkpoint, audit segment, histories, SHA-256 manifest (insert-only);
- *   3. eradicate: child `keyRotation` workflows for the keys in scope (by type name);
+ *   3. eradicate: child `keyRotation` workflows for the keys in scope (by type name), running beside
  *   4. wait for the commander, durably: notes, severity, notifications sent, approval (four-eyes);
  *      the HIPAA notification deadline and the business-associate notice are durable timers whose
  *      reminders land in the timeline;
- *   5. recover after approval: fresh credentials, hold lifted, queued writes replayed once each,
- *      schedules unpaused, a catch-up sync per integration.
+ *   5. recover after approval and once every rotation has switched to its new key (not after the old
+ *      keys' grace periods, which are days): fresh credentials, hold lifted, queued writes replayed
+ *      once each, schedules unpaused, a catch-up sync per integration.
  * The `timeline` query reads like the incident report. Everything in it is identifiers, times and
  * the commander's own words (validated printable ASCII): no PHI.
  */
@@ -20,6 +21,7 @@ import {
   condition,
   defineQuery,
   defineUpdate,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -30,6 +32,7 @@ import {
 import type { ContainmentActivities } from '../activities/index.js';
 import type { IncidentRef, StepDone } from '../activities/containment.js';
 import type { IncidentScope, ScopedIntegration } from '../lib/incidents/scope.js';
+import { rotationSwitchedSignal } from './key-rotation.js';
 import { containmentLocalPreset, containmentPreset, evidencePreset, storePreset } from './presets.js';
 
 export const SEVERITIES = ['low', 'moderate', 'high', 'critical'] as const;
@@ -50,6 +53,8 @@ export interface BreachContainmentInput {
   eradicate?: boolean;
   /** Grace periods of the child rotations (their production defaults are days; tests pass seconds). */
   rotationGraceSeconds?: number;
+  /** Signing keys: how long to wait for the vendor's JWKS cache before switching kid (default: the profile's, bounded by rotationGraceSeconds). */
+  vendorJwksCacheSeconds?: number;
   /** HIPAA: notify individuals and HHS within 60 days of discovery (default 60 days). */
   notificationDeadlineSeconds?: number;
   /** Reminders this long before the deadline while notifications are outstanding (default 30, 7 and 1 days). */
@@ -140,8 +145,15 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   const outstanding = (): Recipient[] => required().filter((r) => !notified(r));
   let contained = false;
   let evidenceDone = false;
+  /** Child rotations that have switched to their new key (signalled) or ended. */
+  const switched = new Set<string>();
 
   setHandler(timelineQuery, () => t);
+  setHandler(rotationSwitchedSignal, (workflowId) => {
+    if (switched.has(workflowId)) return;
+    switched.add(workflowId);
+    log('rotation-switched', system, { workflowId });
+  });
   setHandler(
     addNoteUpdate,
     (n) => {
@@ -253,15 +265,32 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   evidenceDone = true;
   log('evidence-preserved', system, { manifestSha256: evidence.manifestSha256, files: evidence.files, auditRows: evidence.auditRows, histories: evidence.histories, checkpointSeq: evidence.checkpointSeq ?? 0 }, evidence.doneAtMs);
 
-  // 3. Eradicate.
-  if (input.eradicate !== false) {
+  // 3. Eradicate, beside 4. the commander's wait (histories from before the change ran them in turn).
+  const plans = input.eradicate === false ? [] : rotationPlans(input, affected);
+  const rotate = async (p: RotationPlan): Promise<void> => {
+    await runRotation(p, log, system);
+    switched.add(p.workflowId); // ended, whether or not it signalled its switch
+  };
+  let eradication: Promise<unknown> = Promise.resolve();
+  if (patched('eradicate-beside-approval')) {
+    eradication = Promise.all(plans.map(rotate));
+  } else if (plans.length > 0) {
     t.status = 'eradicating';
-    await eradicate(input, affected, log, system);
+    await Promise.all(plans.map(rotate));
   }
 
   // 4. Wait for the commander.
   t.status = 'awaiting-approval';
   await condition(() => t.approvedBy !== null);
+
+  // Recovery issues fresh credentials and lets traffic flow again: not while a key in scope is still
+  // the one in use. The old keys' grace periods and retirement carry on after recovery.
+  const unswitched = (): string[] => plans.map((p) => p.workflowId).filter((id) => !switched.has(id));
+  if (unswitched().length > 0) {
+    t.status = 'recovering';
+    log('recovery-waiting-for-key-switch', system, { rotations: unswitched() });
+    await condition(() => unswitched().length === 0);
+  }
 
   // 5. Recover.
   t.status = 'recovering';
@@ -292,8 +321,9 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   t.status = 'recovered';
   log('recovered', system, { timeToRecoverMs: t.timeToRecoverMs });
 
-  // Notification obligations outlive recovery: finish when they are met or their deadline passed.
-  await deadlines;
+  // Notification obligations and the rotations' grace periods outlive recovery: finish when the
+  // notifications are met or their deadline passed, and every rotation has retired its old key.
+  await Promise.all([deadlines, eradication]);
   return t;
 }
 
@@ -330,35 +360,46 @@ async function watchDeadlines(input: BreachContainmentInput, declaredAtMs: numbe
   await Promise.all([individualsAndHhs, businessAssociate]);
 }
 
-/** Child rotations for the keys in scope, in parallel; a failed rotation is recorded, not fatal. */
-async function eradicate(input: BreachContainmentInput, affected: ScopedIntegration[], log: DeadlineContext['log'], system: string): Promise<void> {
+interface RotationPlan {
+  workflowId: string;
+  args: Record<string, unknown>;
+}
+
+/** Child rotations for the keys in scope: signing keys and webhook secrets per integration, DEKs per tenant, the KEK for `all`. */
+function rotationPlans(input: BreachContainmentInput, affected: ScopedIntegration[]): RotationPlan[] {
   const base = {
     requestedBy: input.declaredBy,
     reason: `incident ${input.incidentId}`,
     incidentId: input.incidentId,
-    // The scope's integrations stay revoked while the incident holds, so no assertion is signed during a
-    // signing-key rotation's wait for the vendor's JWKS cache: the same grace bounds it (recovery then
-    // issues a fresh key anyway).
-    ...(input.rotationGraceSeconds !== undefined ? { graceSeconds: input.rotationGraceSeconds, vendorJwksCacheSeconds: input.rotationGraceSeconds } : {}),
+    ...(input.rotationGraceSeconds !== undefined ? { graceSeconds: input.rotationGraceSeconds } : {}),
   };
+  // The scope's integrations stay revoked while the incident holds, so no assertion is signed while a
+  // signing-key rotation waits for the vendor's JWKS cache; a short grace bounds that wait too.
+  const jwksWait = input.vendorJwksCacheSeconds ?? input.rotationGraceSeconds;
+  const signing = jwksWait !== undefined ? { vendorJwksCacheSeconds: jwksWait } : {};
+  // Webhooks for the scope are refused while it is held, so a dual-acceptance window would only keep a
+  // possibly leaked secret alive: the old secret is refused at once (the vendor gets the new one before
+  // the commander approves resumption).
+  const webhook = { graceSeconds: 0 };
   const plans: Array<{ id: string; args: Record<string, unknown> }> = [];
   for (const i of affected.filter((a) => a.status === 'active')) {
-    plans.push({ id: `signing-key/${i.integrationId}`, args: { ...base, kind: 'signing-key', tenantId: i.tenantId, integrationId: i.integrationId } });
-    plans.push({ id: `webhook-secret/${i.integrationId}`, args: { ...base, kind: 'webhook-secret', tenantId: i.tenantId, integrationId: i.integrationId } });
+    plans.push({ id: `signing-key/${i.integrationId}`, args: { ...base, ...signing, kind: 'signing-key', tenantId: i.tenantId, integrationId: i.integrationId } });
+    plans.push({ id: `webhook-secret/${i.integrationId}`, args: { ...base, ...webhook, kind: 'webhook-secret', tenantId: i.tenantId, integrationId: i.integrationId } });
   }
   for (const tenantId of [...new Set(affected.map((a) => a.tenantId))]) plans.push({ id: `tenant-dek/${tenantId}`, args: { ...base, kind: 'tenant-dek', tenantId } });
   if (input.scope === 'all') plans.push({ id: 'kek', args: { ...base, kind: 'kek' } });
-  await Promise.all(
-    plans.map(async (p) => {
-      const workflowId = `incident/${input.incidentId}/rotate/${p.id}`;
-      try {
-        const child = await startChild('keyRotation', { workflowId, args: [p.args] });
-        log('rotation-started', system, { workflowId });
-        const result = (await child.result()) as { outcome?: string; steps?: unknown[] };
-        log('rotation-finished', system, { workflowId, outcome: String(result.outcome ?? 'unknown') });
-      } catch (err) {
-        log('rotation-failed', system, { workflowId, error: err instanceof Error ? err.message.slice(0, 200) : 'unknown' });
-      }
-    }),
-  );
+  return plans.map((p) => ({ workflowId: `incident/${input.incidentId}/rotate/${p.id}`, args: p.args }));
+}
+
+/** One child rotation; a failed rotation is recorded, not fatal (the scope stays held either way). */
+async function runRotation(plan: RotationPlan, log: DeadlineContext['log'], system: string): Promise<void> {
+  const { workflowId } = plan;
+  try {
+    const child = await startChild('keyRotation', { workflowId, args: [plan.args] });
+    log('rotation-started', system, { workflowId });
+    const result = (await child.result()) as { outcome?: string; steps?: unknown[] };
+    log('rotation-finished', system, { workflowId, outcome: String(result.outcome ?? 'unknown') });
+  } catch (err) {
+    log('rotation-failed', system, { workflowId, error: err instanceof Error ? err.message.slice(0, 200) : 'unknown' });
+  }
 }

@@ -11,7 +11,19 @@
  * A failure after the first change compensates back to a consistent state (non-cancellable, so a
  * cancelled rotation is rolled back too) and the result says `rolled-back` and what it did.
  */
-import { ActivityFailure, ApplicationFailure, CancellationScope, defineQuery, proxyActivities, setHandler, sleep } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  defineSignal,
+  getExternalWorkflowHandle,
+  patched,
+  proxyActivities,
+  setHandler,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { KeyRotationActivities } from '../activities/index.js';
 import type { RotationActor } from '../activities/key-rotation.js';
 import { keyRotationPreset } from './presets.js';
@@ -44,6 +56,11 @@ export interface KeyRotationResult {
 }
 
 export const keyRotationStatusQuery = defineQuery<RotationStep[]>('status');
+/**
+ * Sent to the parent (breach containment) once nothing new depends on the old key any more — the
+ * point after which recovery is safe; what follows is only the old key's grace period and retirement.
+ */
+export const rotationSwitchedSignal = defineSignal<[string]>('rotationSwitched');
 
 const DAY = 24 * 3600;
 /** Production grace periods: long enough for every cache (DEKs 5 min, rows 15 s) and for a second look. */
@@ -68,6 +85,17 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
   const batchSize = input.batchSize ?? 500;
   await act.recordRotationEvent(actor, { phase: 'started', kind: input.kind, scope });
   note('started', { scope, reason: input.reason });
+
+  /** Tells a parent workflow that the rotation has switched to the new key (see rotationSwitchedSignal). */
+  const announceSwitch = async (): Promise<void> => {
+    const { parent, workflowId } = workflowInfo();
+    if (!parent || !patched('announce-key-switch')) return;
+    try {
+      await getExternalWorkflowHandle(parent.workflowId, parent.runId).signal(rotationSwitchedSignal, workflowId);
+    } catch {
+      // The parent has closed: nobody is waiting for the switch any more.
+    }
+  };
 
   /** Runs the forward steps after the first change; on failure runs `undo` and reports a rollback. */
   const guarded = async (forward: () => Promise<void>, undo: () => Promise<Record<string, unknown>>): Promise<KeyRotationResult> => {
@@ -107,6 +135,7 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
         async () => {
           note('keys rewrapped', { moved: await rewrapAll() });
           note('sample unwraps verified', await act.verifyKekSample(actor, version, KEK_VERIFY_SAMPLE));
+          await announceSwitch();
           await sleep(grace * 1000);
           // Processes that had not yet re-read the primary (30 s) may have wrapped new keys under the old one.
           note('grace period over', { seconds: grace, stragglersRewrapped: await rewrapAll() });
@@ -142,6 +171,7 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
         async () => {
           note('records re-encrypted', { count: await reencryptAll() });
           note('verified: no record left under an older key', { remaining: 0 });
+          await announceSwitch();
           await sleep(grace * 1000);
           note('grace period over', { seconds: grace, stragglersReencrypted: await reencryptAll() });
           note('old DEK retired', { keyVersion: previous, ...(await act.retireTenantDek(actor, tenantId, previous)) });
@@ -162,6 +192,7 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
           await act.activateSigningKey(actor, integrationId, kid);
           activated = true;
           note('assertions signed with the new kid', { kid, previousKid });
+          await announceSwitch();
           await sleep((CREDENTIAL_CACHE_SECONDS + cache) * 1000);
           await act.retireSigningKey(actor, integrationId, previousKid);
           note('old key retired', { kid: previousKid });
@@ -187,6 +218,7 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
           await sleep(grace * 1000);
           await act.retireWebhookSecretVersion(actor, integrationId, previousVersion);
           note('old secret refused', { version: previousVersion });
+          await announceSwitch();
         },
         async () => ({ ...(await act.rollBackWebhookSecretRotation(actor, integrationId)) }),
       );

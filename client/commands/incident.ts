@@ -54,10 +54,11 @@ export function registerIncidentCommands(program: Command): void {
     .option('--as <identity>', 'who declares (default: user@host)')
     .option('--drill', 'a tabletop drill: only sandbox integrations; waits for containment and prints the drill report')
     .option('--no-eradicate', 'skip the child key rotations')
-    .option('--rotation-grace-seconds <n>', "grace periods of the child rotations (default: each rotation's own, days); recovery waits for them")
+    .option('--rotation-grace-seconds <n>', "grace periods of the child rotations (default: each rotation's own, days); they run on after recovery, which waits only for each key to switch")
+    .option('--jwks-cache-seconds <n>', "signing keys: wait for the vendor's JWKS cache before switching kid (default: the vendor profile's, bounded by the grace)")
     .option('--deadline-seconds <n>', 'notification deadline (default 60 days)')
     .option('--ba-notice-seconds <n>', 'business-associate notice (default 24 h)')
-    .action(async (opts: { scope: string; severity: string; reason: string; id?: string; as?: string; drill?: boolean; eradicate: boolean; rotationGraceSeconds?: string; deadlineSeconds?: string; baNoticeSeconds?: string }) =>
+    .action(async (opts: { scope: string; severity: string; reason: string; id?: string; as?: string; drill?: boolean; eradicate: boolean; rotationGraceSeconds?: string; jwksCacheSeconds?: string; deadlineSeconds?: string; baNoticeSeconds?: string }) =>
       withContext(async (ctx) => {
         const scope = parseScope(opts.scope);
         const severity = oneOf<Severity>('--severity', opts.severity, SEVERITIES);
@@ -77,6 +78,7 @@ export function registerIncidentCommands(program: Command): void {
         const deadline = seconds('--deadline-seconds', opts.deadlineSeconds);
         const ba = seconds('--ba-notice-seconds', opts.baNoticeSeconds);
         const grace = seconds('--rotation-grace-seconds', opts.rotationGraceSeconds);
+        const jwksCache = seconds('--jwks-cache-seconds', opts.jwksCacheSeconds);
         const handle = await declareIncident(await ctx.temporal(), ctx.config.TEMPORAL_TASK_QUEUE, {
           incidentId: id,
           scope,
@@ -88,6 +90,7 @@ export function registerIncidentCommands(program: Command): void {
           ...(deadline ? { notificationDeadlineSeconds: deadline } : {}),
           ...(ba ? { businessAssociateNoticeSeconds: ba } : {}),
           ...(grace ? { rotationGraceSeconds: grace } : {}),
+          ...(jwksCache !== undefined ? { vendorJwksCacheSeconds: jwksCache } : {}),
         });
         print(`declared ${handle.workflowId} (${affected.length} integrations in scope)`);
         if (!opts.drill) return;

@@ -67,7 +67,9 @@ describe('breach containment', () => {
         severity: 'high',
         reason: 'synthetic drill: signing key exposed',
         declaredBy: 'alice@example.org',
-        rotationGraceSeconds: 1,
+        // Long enough that recovery (which waits only for each rotation to switch keys) ends first.
+        rotationGraceSeconds: 20,
+        vendorJwksCacheSeconds: 1,
         notificationDeadlineSeconds: 12,
         reminderOffsetsSeconds: [9],
         businessAssociateNoticeSeconds: 2,
@@ -105,12 +107,16 @@ describe('breach containment', () => {
       expect(await enqueueVendorWrite(deps, write('w1'), testActor)).toEqual({ queued: true, incidentId });
       expect(await enqueueVendorWrite(deps, write('w2'), testActor)).toEqual({ queued: true, incidentId });
 
-      // Eradicate: every key in scope rotated by a child keyRotation workflow, each completed.
-      const rotations = contained.entries.filter((e) => e.step === 'rotation-finished');
-      expect(rotations.map((e) => String(e.detail?.workflowId).replace(/^incident\/[^/]+\/rotate\//, '').split('/')[0]).sort()).toEqual(
-        ['signing-key', 'signing-key', 'tenant-dek', 'webhook-secret', 'webhook-secret'],
-      );
-      expect(rotations.map((e) => e.detail?.outcome)).toEqual(rotations.map(() => 'completed'));
+      // Eradicate: every key in scope is rotated by a child keyRotation workflow, beside the commander's
+      // wait; each tells the incident when it has switched to its new key.
+      // (A rotation with no old key to replace — the first webhook secret — simply finishes.)
+      const rotationKinds = (t: IncidentTimeline, ...steps: string[]) => {
+        const ids = new Set(t.entries.filter((e) => steps.includes(e.step)).map((e) => String(e.detail?.workflowId)));
+        return [...ids].map((id) => id.replace(/^incident\/[^/]+\/rotate\//, '').split('/')[0]).sort();
+      };
+      const inScope = ['signing-key', 'signing-key', 'tenant-dek', 'webhook-secret', 'webhook-secret'];
+      await expect.poll(async () => rotationKinds(await incidentTimeline(handle), 'rotation-switched', 'rotation-finished'), { timeout: 60_000, interval: 200 }).toEqual(inScope);
+      expect(rotationKinds(await incidentTimeline(handle), 'rotation-switched')).toEqual(['signing-key', 'signing-key', 'tenant-dek']);
 
       // Evidence: the manifest and every file verify against the insert-only rows; the app cannot alter them.
       expect(contained.evidenceId).toMatch(/^[0-9a-f]{64}$/);
@@ -145,6 +151,18 @@ describe('breach containment', () => {
       // refusal is recorded on each queued write once, not retried.
       expect(pending.rows.map((r) => r.replay_status)).toEqual([403, 403]);
       await expect(assertExportAllowed(pool, 'audit export', breached.tenantId)).resolves.toBeUndefined();
+
+      // Recovery waited for every key to switch, not for the old keys' grace periods, which ran on after
+      // it; the incident closed only once every rotation had completed.
+      const at = (e: { at: string } | undefined) => Date.parse(e!.at);
+      const restoredAt = at(entry(final, 'credentials-restored'));
+      const switchedOrEnded = final.entries.filter((x) => x.step === 'rotation-switched' || (x.step === 'rotation-finished' && !/signing-key|tenant-dek/.test(String(x.detail?.workflowId))));
+      expect(switchedOrEnded).toHaveLength(inScope.length);
+      for (const e of switchedOrEnded) expect(at(e)).toBeLessThanOrEqual(restoredAt);
+      expect(rotationKinds(final, 'rotation-finished')).toEqual(inScope);
+      expect(final.entries.filter((e) => e.step === 'rotation-finished').map((e) => e.detail?.outcome)).toEqual(inScope.map(() => 'completed'));
+      const dekFinished = final.entries.find((e) => e.step === 'rotation-finished' && String(e.detail?.workflowId).includes('/rotate/tenant-dek/'));
+      expect(at(entry(final, 'recovered'))).toBeLessThan(at(dekFinished));
 
       // The timeline reads like the report: every step, with a time and an actor, and nothing identifying.
       const steps = final.entries.map((e) => e.step);

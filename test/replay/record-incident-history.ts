@@ -5,6 +5,9 @@
  * One incident for a tenant with one sandbox integration, end to end: containment, evidence, child
  * rotations (1 s grace), a reminder on a short deadline, a note, two notifications, a second person's
  * approval, recovery. On throwaway infrastructure with the sandbox; no payload codec (histories as JSON).
+ * Writes the incident and its signing-key child rotation (which signals the incident when it switches).
+ * `breach-containment.json` is kept from before eradication ran beside the commander's wait (patch
+ * `eradicate-beside-approval`): it proves the old path still replays, so this recorder leaves it alone.
  */
 import { randomUUID } from 'node:crypto';
 import { registerIntegration } from '../../client/integrations.js';
@@ -49,7 +52,9 @@ async function main(): Promise<void> {
     await recordIncidentNotification(handle, { by: 'carol@example.org', recipient: 'hhs' });
     await handle.result();
 
-    await writeHistory('breach-containment', handle, await sandboxIdentifiers(sandbox));
+    const identifiers = await sandboxIdentifiers(sandbox);
+    await writeHistory('breach-containment-eradicate-beside-approval', handle, identifiers);
+    await writeHistory('key-rotation-signing-key-in-incident', client.workflow.getHandle('incident/replay-incident/rotate/signing-key/inc'), identifiers);
   } finally {
     await close();
   }
