@@ -99,6 +99,15 @@ async function run(infra: Awaited<ReturnType<typeof startBenchInfra>>): Promise<
       await Promise.all(syncs.map((s) => s.result().catch(() => undefined)));
       const after = await ledger(sandbox, declaredAt);
       lastRequest.push(after.length === 0 ? 0 : Math.max(...after.map((e) => e.atMs)) - declaredAt);
+      // Where the time goes: the incident's first workflow task, the revoking commit (its audit rows are
+      // written just before it), and the requests that still reached the vendor after it.
+      const events = (await handle.fetchHistory()).events ?? [];
+      const firstTask = events.find((e) => e.workflowTaskStartedEventAttributes);
+      const taskAt = firstTask?.eventTime ? Number(firstTask.eventTime.seconds) * 1000 + Math.floor((firstTask.eventTime.nanos ?? 0) / 1e6) : NaN;
+      const revoked = await pool.query<{ at: Date }>(`SELECT max(occurred_at) AS at FROM audit_events WHERE action = 'integration.revoked' AND correlation_id = $1`, [incidentId]);
+      const committedAt = revoked.rows[0]?.at?.getTime() ?? NaN;
+      const late = after.filter((e) => e.atMs > committedAt).length;
+      console.log(`drill ${drill}: first workflow task +${fmt(taskAt - declaredAt)}, revocation committed +${fmt(committedAt - declaredAt)}, ${late} requests after the commit`);
       contain.push(t.timeToContainMs ?? NaN);
       evidence.push(evidenceDoneAt - Date.parse(t.declaredAt));
       console.log(`drill ${drill}: last vendor request ${fmt(lastRequest.at(-1)!)} after declare; contained in ${fmt(contain.at(-1)!)}; evidence ${fmt(evidence.at(-1)!)} (${t.entries.find((e) => e.step === 'evidence-preserved')?.detail?.files ?? '?'} files)`);

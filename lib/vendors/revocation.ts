@@ -48,31 +48,60 @@ export interface RevokeOptions {
 
 type IntegrationRow = Parameters<typeof fromRow>[0];
 
+/**
+ * Row locks are FOR NO KEY UPDATE, not FOR UPDATE: every sync page inserting records takes a KEY SHARE
+ * lock on its integration row (the foreign key) and then waits for the audit head. A FOR UPDATE here
+ * conflicts with that KEY SHARE while our own audit append holds the head: a deadlock PostgreSQL breaks
+ * only after deadlock_timeout, which cost containment seconds under sync load. Revocation never
+ * changes the key, so NO KEY UPDATE is enough and lets those inserts proceed.
+ */
 async function lockIntegration(client: PoolClient, integrationId: string): Promise<Integration> {
-  const res = await client.query<IntegrationRow>('SELECT * FROM integrations WHERE id = $1 FOR UPDATE', [integrationId]);
-  if (res.rowCount === 0) throw new NotFoundError('integration', integrationId);
-  return fromRow(res.rows[0]!);
+  const [locked] = await lockIntegrations(client, [integrationId]);
+  return locked!;
 }
 
-async function revokeLocked(client: PoolClient, i: Integration, ctx: AuditContext, reason: string | undefined, via: string): Promise<RevocationResult> {
-  if (i.status === 'revoked') return { integrationId: i.id, tenantId: i.tenantId, generation: i.credentialGeneration, alreadyRevoked: true, workers: 0, acknowledged: 0 };
-  const updated = await client.query<{ credential_generation: number }>(
-    `UPDATE integrations SET status = 'revoked', credential_generation = credential_generation + 1, revoked_at = now()
-      WHERE id = $1 RETURNING credential_generation`,
-    [i.id],
-  );
-  const generation = updated.rows[0]!.credential_generation;
-  await appendAuditEvents(client, [
-    {
-      ...ctx,
-      action: 'integration.revoked',
-      outcome: 'success',
-      tenantId: i.tenantId,
-      integrationId: i.id,
-      details: { previousStatus: i.status, generation, signingKid: i.signingKid, via, ...(reason ? { reason } : {}) },
-    },
-  ]);
-  return { integrationId: i.id, tenantId: i.tenantId, generation, alreadyRevoked: false, workers: 0, acknowledged: 0 };
+/** Locks the rows in id order (so concurrent revocations cannot deadlock), all in one statement. */
+async function lockIntegrations(client: PoolClient, integrationIds: string[]): Promise<Integration[]> {
+  const res = await client.query<IntegrationRow>('SELECT * FROM integrations WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [integrationIds]);
+  const missing = integrationIds.find((id) => !res.rows.some((r) => r.id === id));
+  if (missing !== undefined) throw new NotFoundError('integration', missing);
+  return res.rows.map(fromRow);
+}
+
+/**
+ * Revokes the locked integrations not yet revoked: one UPDATE and one audit append for all of them,
+ * so a scope of hundreds commits in a few round trips (containment's time-to-contain).
+ */
+async function revokeLocked(client: PoolClient, locked: Integration[], ctx: AuditContext, reason: string | undefined, via: string): Promise<RevocationResult[]> {
+  const toRevoke = locked.filter((i) => i.status !== 'revoked');
+  const generations = new Map<string, number>();
+  if (toRevoke.length > 0) {
+    const updated = await client.query<{ id: string; credential_generation: number }>(
+      `UPDATE integrations SET status = 'revoked', credential_generation = credential_generation + 1, revoked_at = now()
+        WHERE id = ANY($1::text[]) RETURNING id, credential_generation`,
+      [toRevoke.map((i) => i.id)],
+    );
+    for (const r of updated.rows) generations.set(r.id, r.credential_generation);
+    await appendAuditEvents(
+      client,
+      toRevoke.map((i) => ({
+        ...ctx,
+        action: 'integration.revoked',
+        outcome: 'success' as const,
+        tenantId: i.tenantId,
+        integrationId: i.id,
+        details: { previousStatus: i.status, generation: generations.get(i.id)!, signingKid: i.signingKid, via, ...(reason ? { reason } : {}) },
+      })),
+    );
+  }
+  return locked.map((i) => ({
+    integrationId: i.id,
+    tenantId: i.tenantId,
+    generation: generations.get(i.id) ?? i.credentialGeneration,
+    alreadyRevoked: !generations.has(i.id),
+    workers: 0,
+    acknowledged: 0,
+  }));
 }
 
 /**
@@ -156,9 +185,9 @@ function checkReason(reason: string | undefined): string | undefined {
  */
 export async function revokeIntegration(pool: Pool, integrationId: string, ctx: AuditContext, opts: RevokeOptions = {}): Promise<RevocationResult> {
   const reason = checkReason(opts.reason);
-  const [result] = await withPropagation(pool, ctx, opts.awaitWorkersMs ?? DEFAULT_AWAIT_MS, async () => [
-    await withTransaction(pool, async (client) => revokeLocked(client, await lockIntegration(client, integrationId), ctx, reason, 'integration')),
-  ]);
+  const [result] = await withPropagation(pool, ctx, opts.awaitWorkersMs ?? DEFAULT_AWAIT_MS, () =>
+    withTransaction(pool, async (client) => revokeLocked(client, await lockIntegrations(client, [integrationId]), ctx, reason, 'integration')),
+  );
   return result!;
 }
 
@@ -171,11 +200,9 @@ const DEFAULT_AWAIT_MS = 5_000;
  */
 export async function revokeIntegrations(pool: Pool, integrationIds: string[], ctx: AuditContext, opts: RevokeOptions & { via?: string } = {}): Promise<RevocationResult[]> {
   const reason = checkReason(opts.reason);
-  return withPropagation(pool, ctx, opts.awaitWorkersMs ?? DEFAULT_AWAIT_MS, () => withTransaction(pool, async (client) => {
-    const results: RevocationResult[] = [];
-    for (const id of [...integrationIds].sort()) results.push(await revokeLocked(client, await lockIntegration(client, id), ctx, reason, opts.via ?? 'integrations'));
-    return results;
-  }));
+  return withPropagation(pool, ctx, opts.awaitWorkersMs ?? DEFAULT_AWAIT_MS, () =>
+    withTransaction(pool, async (client) => revokeLocked(client, await lockIntegrations(client, [...new Set(integrationIds)]), ctx, reason, opts.via ?? 'integrations')),
+  );
 }
 
 /** Revokes a tenant and every one of its integrations, in one transaction. */
@@ -188,8 +215,7 @@ export async function revokeTenant(pool: Pool, tenantId: string, ctx: AuditConte
       await client.query(`UPDATE tenants SET status = 'revoked', revoked_at = now() WHERE id = $1`, [tenantId]);
     }
     const ids = await client.query<{ id: string }>('SELECT id FROM integrations WHERE tenant_id = $1 ORDER BY id', [tenantId]);
-    const results: RevocationResult[] = [];
-    for (const { id } of ids.rows) results.push(await revokeLocked(client, await lockIntegration(client, id), ctx, reason, `tenant:${tenantId}`));
+    const results = await revokeLocked(client, await lockIntegrations(client, ids.rows.map((r) => r.id)), ctx, reason, `tenant:${tenantId}`);
     await appendAuditEvents(client, [
       {
         ...ctx,
