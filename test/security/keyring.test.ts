@@ -11,12 +11,13 @@ import { ConflictError, DecryptionError, NotFoundError } from '../../lib/errors/
 import { decryptRecord, encryptRecord } from '../../lib/security/envelope.js';
 import { TenantKeyring, dataKeyWrapAad } from '../../lib/security/keyring.js';
 import { pseudonymKeyWrapAad } from '../../lib/security/pseudonym-keys.js';
-import { destroyTenantKeyVersion } from '../../lib/store/record-reencryption.js';
+import { destroyTenantKeyVersion, destroyUnusedKeyVersions } from '../../lib/store/record-reencryption.js';
 import { LocalKekProvider, addLocalKekVersion, ensureLocalKekDir } from '../../lib/security/local-kek.js';
 import { useTestCluster } from '../db.js';
+import { rejection } from '../helpers.js';
 import type { TestCluster } from '../db.js';
 
-const db = useTestCluster('keyring-', { tenants: ['tenant-a', 'tenant-b', 'tenant-c', 'tenant-race', 'tenant-d', 'tenant-e', 'tenant-psn', 'tenant-psn-race', 'tenant-aad', 'tenant-psn-gate'] });
+const db = useTestCluster('keyring-', { tenants: ['tenant-a', 'tenant-b', 'tenant-c', 'tenant-race', 'tenant-d', 'tenant-e', 'tenant-psn', 'tenant-psn-race', 'tenant-aad', 'tenant-psn-gate', 'tenant-sweep'] });
 let pool: TestCluster['pool'];
 let kekDir: string;
 let kek: LocalKekProvider;
@@ -260,6 +261,44 @@ describe('TenantKeyring', () => {
       // Another tenant's pseudonym key row cannot stand in either (the AAD names the tenant).
       await pool.query(`UPDATE tenant_purpose_keys SET wrapped_key = (SELECT wrapped_key FROM tenant_purpose_keys WHERE tenant_id = 'tenant-psn') WHERE tenant_id = 'tenant-aad'`);
       await expect(new TenantKeyring({ pool, kek }).pseudonymise('tenant-aad', 'urn:mrn|1', audit)).rejects.toBeInstanceOf(DecryptionError);
+    });
+
+    it('the sweep destroys a DEK v1 that older rotations kept, once the pseudonym key is stored, but not a version queued vendor writes need', async () => {
+      // As rotations left it before the pseudonym key existed: v1 decrypt-only (kept), v2 decrypt-only, v3 primary.
+      const keyring = new TenantKeyring({ pool, kek });
+      const v1 = await keyring.primaryDataKey('tenant-sweep', audit);
+      for (const v of [2, 3]) {
+        await pool.query(`UPDATE data_keys SET status = 'decrypt_only' WHERE tenant_id = 'tenant-sweep' AND status = 'primary'`);
+        await pool.query(`INSERT INTO data_keys (tenant_id, key_version, kek_id, kek_version, wrapped_key, status) SELECT tenant_id, $1, kek_id, kek_version, wrapped_key, 'primary' FROM data_keys WHERE tenant_id = 'tenant-sweep' AND key_version = 1`, [v]);
+      }
+      const expected = await legacyPseudonym('tenant-sweep', 'urn:mrn|5');
+      // A vendor write queued during an incident, encrypted under v2 (re-encryption does not move the queue).
+      await pool.query(
+        `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
+         VALUES ('sweep-int', 'tenant-sweep', 'sandbox', 'https://vendor.invalid/fhir', 'https://vendor.invalid/token', 'client', 'ES384', 'kid', '{}'::jsonb, 'env:NONE', ARRAY['Observation'])`,
+      );
+      const v2 = { tenantId: 'tenant-sweep', version: 2 } as typeof v1;
+      Object.defineProperty(v2, 'key', { value: v1.key });
+      const queued = encryptRecord(v2, { tenantId: 'tenant-sweep', integrationId: 'sweep-int', resourceType: 'Observation', resourceId: 'q1' }, Buffer.from('{}'));
+      await pool.query(
+        `INSERT INTO pending_vendor_actions (tenant_id, integration_id, method, resource_type, idempotency_key, ciphertext, queued_by) VALUES ('tenant-sweep', 'sweep-int', 'create', 'Observation', 'idem-1', $1, 'test')`,
+        [queued],
+      );
+
+      expect(await rejection(destroyUnusedKeyVersions(pool, 'tenant-sweep', audit))).toBeInstanceOf(ConflictError);
+      await keyring.ensurePseudonymKey('tenant-sweep', audit);
+      expect(await destroyUnusedKeyVersions(pool, 'tenant-sweep', audit)).toEqual({ destroyed: [1] });
+      expect(await destroyTenantKeyVersion(pool, 'tenant-sweep', 2, audit)).toEqual({ changed: false, keptFor: 'queued vendor writes' });
+      const { rows } = await pool.query(`SELECT key_version, status FROM data_keys WHERE tenant_id = 'tenant-sweep' ORDER BY key_version`);
+      expect(rows).toEqual([
+        { key_version: 1, status: 'destroyed' },
+        { key_version: 2, status: 'decrypt_only' },
+        { key_version: 3, status: 'primary' },
+      ]);
+      expect(await new TenantKeyring({ pool, kek }).pseudonymise('tenant-sweep', 'urn:mrn|5', audit)).toBe(expected);
+      // Once the queue is replayed, the next sweep takes v2 as well.
+      await pool.query(`UPDATE pending_vendor_actions SET replayed_at = now(), replay_status = 201 WHERE tenant_id = 'tenant-sweep'`);
+      expect(await destroyUnusedKeyVersions(pool, 'tenant-sweep', audit)).toEqual({ destroyed: [2] });
     });
   });
 });
