@@ -9,10 +9,11 @@ import { ApplicationFailure } from '@temporalio/common';
 import { recordAuditEvent } from '../lib/audit/chain.js';
 import type { AuditContext } from '../lib/audit/chain.js';
 import { ConfigError, ConflictError } from '../lib/errors/index.js';
-import { destroyTenantKeyVersion, reencryptRecordBatch, restoreTenantPrimaryKey } from '../lib/store/record-reencryption.js';
+import { destroyTenantKeyVersion, destroyUnusedKeyVersions, reencryptRecordBatch, restoreTenantPrimaryKey } from '../lib/store/record-reencryption.js';
 import { restorePreviousKekPrimary, restorePreviousSigningKey } from '../lib/store/key-rotation-rollback.js';
 import { getIntegration } from '../lib/store/integrations.js';
 import { dataKeyWrapAad } from '../lib/security/keyring.js';
+import { pseudonymKeyWrapAad } from '../lib/security/pseudonym-keys.js';
 import { activateSuccessorKey, publishSuccessorKey, retireKey } from '../lib/vendors/signing-key-rotation.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
 import { addWebhookSecret, restorePreviousWebhookSecret, retireWebhookSecret } from '../lib/webhooks/secrets.js';
@@ -90,10 +91,10 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
       injectFault('rewrapKeyBatch');
       Context.current().heartbeat({ phase: 'rewrap' });
       const r = await keysOf(deps).admin.rewrapDataKeys(batchSize, auditCtx(actor));
-      return { moved: r.dataKeys + r.purposeKeys, remaining: r.remaining };
+      return { moved: r.dataKeys + r.purposeKeys + r.tenantPurposeKeys, remaining: r.remaining };
     },
 
-    /** Unwraps a sample of the keys now wrapped under `version` (fresh unwraps, not the keyring's cache). */
+    /** Unwraps a sample of the DEKs and of the pseudonym keys now wrapped under `version` (fresh unwraps, not the keyring's cache). */
     async verifyKekSample(actor: RotationActor, version: number, sampleSize: number): Promise<{ verified: number }> {
       injectFault('verifyKekSample');
       const { kek } = keysOf(deps);
@@ -105,8 +106,22 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
         const raw = await kek.unwrap({ kekId: kek.id, kekVersion: version, wrapped: r.wrapped_key }, dataKeyWrapAad(r.tenant_id, r.key_version, kek.id, version));
         raw.fill(0);
       }
-      await recordAuditEvent(deps.pool, { ...auditCtx(actor), action: 'key.kek.verified', outcome: 'success', details: { kekId: kek.id, kekVersion: version, sampled: rows.length } });
-      return { verified: rows.length };
+      const psks = await deps.pool.query<{ tenant_id: string; wrapped_key: Buffer }>(
+        `SELECT tenant_id, wrapped_key FROM tenant_purpose_keys WHERE purpose = 'pseudonym' AND kek_id = $1 AND kek_version = $2 AND wrapped_key IS NOT NULL ORDER BY random() LIMIT $3`,
+        [kek.id, version, sampleSize],
+      );
+      for (const r of psks.rows) {
+        const raw = await kek.unwrap({ kekId: kek.id, kekVersion: version, wrapped: r.wrapped_key }, pseudonymKeyWrapAad(r.tenant_id, kek.id, version));
+        raw.fill(0);
+      }
+      const sampled = rows.length + psks.rows.length;
+      await recordAuditEvent(deps.pool, {
+        ...auditCtx(actor),
+        action: 'key.kek.verified',
+        outcome: 'success',
+        details: { kekId: kek.id, kekVersion: version, sampled, sampledPseudonymKeys: psks.rows.length },
+      });
+      return { verified: sampled };
     },
 
     async raiseKekFloor(actor: RotationActor, version: number): Promise<void> {
@@ -154,15 +169,18 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
     },
 
     /**
-     * Destroys the superseded DEK. Version 1 is kept decrypt-only instead: the tenant's pseudonyms are
-     * derived from it (lib/security/keyring.ts), and destroying it would unlink every audit row.
+     * Destroys the superseded DEK — version 1 too: the pseudonym key it derives is stored first (its
+     * own purpose key), so pseudonyms survive it. Older decrypt-only versions no record uses (a v1 kept
+     * by rotations before the pseudonym key existed, a rolled-back rotation's key) go as well.
      */
-    async retireTenantDek(actor: RotationActor, tenantId: string, keyVersion: number): Promise<{ destroyed: boolean; keptFor?: string }> {
+    async retireTenantDek(actor: RotationActor, tenantId: string, keyVersion: number): Promise<{ destroyed: boolean; keptFor?: string; alsoDestroyed: number[] }> {
       injectFault('retireTenantDek');
-      if (keyVersion === 1) return { destroyed: false, keptFor: 'pseudonym key (DEK v1)' };
-      await destroyTenantKeyVersion(deps.pool, tenantId, keyVersion, auditCtx(actor));
+      const ctx = auditCtx(actor);
+      await deps.keyring.ensurePseudonymKey(tenantId, ctx);
+      const { keptFor } = await destroyTenantKeyVersion(deps.pool, tenantId, keyVersion, ctx);
+      const { destroyed } = await destroyUnusedKeyVersions(deps.pool, tenantId, ctx);
       deps.keyring.forget(tenantId);
-      return { destroyed: true };
+      return { destroyed: keptFor === undefined, ...(keptFor ? { keptFor } : {}), alsoDestroyed: destroyed };
     },
 
     async rollBackTenantDekRotation(actor: RotationActor, tenantId: string, previous: number, rotated: number): Promise<{ changed: boolean }> {

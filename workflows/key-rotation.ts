@@ -3,7 +3,7 @@
  *   KEK: new version primary → keys rewrapped in resumable batches → sample unwraps → grace timer →
  *        decryption floor raised → old version scheduled for destruction.
  *   Tenant DEK: new DEK for writes → records re-encrypted in batches → none left under old versions →
- *        grace timer → stragglers moved → old DEK destroyed (v1 kept: it keys the pseudonyms).
+ *        grace timer → stragglers moved → old DEK destroyed (v1 too: pseudonyms have their own stored key).
  *   Signing key: successor published → vendor JWKS cache waited out → kid switched → workers' 15 s row
  *        cache + vendor cache waited out → old key retired.
  *   Webhook secret: new secret current, old one still accepted for the grace window, then retired.

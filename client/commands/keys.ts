@@ -134,7 +134,15 @@ export function registerKeyCommands(program: Command): void {
         print('key-encryption keys');
         table(status.kek.map((k) => ({ kek: k.kekId, version: k.version, state: k.state, floor: k.floor, destroyAfter: k.destroyAfter ?? '' })));
         print('\ntenant data keys');
-        table(status.tenantKeys.map((t) => ({ tenant: t.tenantId, primary: t.primary ?? '-', decryptOnly: t.decryptOnly.join(',') || '-', destroyed: t.destroyed.join(',') || '-' })));
+        table(
+          status.tenantKeys.map((t) => ({
+            tenant: t.tenantId,
+            primary: t.primary ?? '-',
+            decryptOnly: t.decryptOnly.join(',') || '-',
+            destroyed: t.destroyed.join(',') || '-',
+            pseudonymKeyKek: t.pseudonymKey ?? 'not stored yet',
+          })),
+        );
         print('\npayload keys');
         table(status.payloadKeys.map((p) => ({ keyId: p.keyId, status: p.status })));
         print('\nintegration signing keys (kid)');
@@ -157,11 +165,15 @@ export async function keyStatus(db: Queryable) {
   const kek = await db.query<{ kek_id: string; version: number; state: string; floor: number; destroy_after: Date | null }>(
     `SELECT v.kek_id, v.version, v.state, k.min_decryption_version AS floor, v.destroy_after FROM kek_versions v JOIN kek_keys k USING (kek_id) ORDER BY v.kek_id, v.version`,
   );
-  const deks = await db.query<{ tenant_id: string; primary: number | null; decrypt_only: number[]; destroyed: number[] }>(
-    `SELECT tenant_id, max(key_version) FILTER (WHERE status = 'primary') AS primary,
-            coalesce(array_agg(key_version ORDER BY key_version) FILTER (WHERE status = 'decrypt_only'), '{}') AS decrypt_only,
-            coalesce(array_agg(key_version ORDER BY key_version) FILTER (WHERE status = 'destroyed'), '{}') AS destroyed
-       FROM data_keys GROUP BY tenant_id ORDER BY tenant_id`,
+  // Per tenant: DEK versions by status, and the pseudonym key's KEK version (null until first stored).
+  const deks = await db.query<{ tenant_id: string; primary: number | null; decrypt_only: number[]; destroyed: number[]; psk_kek: string | null; psk_status: string | null }>(
+    `SELECT d.tenant_id, d.primary, d.decrypt_only, d.destroyed, p.kek_id || ' v' || p.kek_version AS psk_kek, p.status AS psk_status
+       FROM (SELECT tenant_id, max(key_version) FILTER (WHERE status = 'primary') AS primary,
+                    coalesce(array_agg(key_version ORDER BY key_version) FILTER (WHERE status = 'decrypt_only'), '{}') AS decrypt_only,
+                    coalesce(array_agg(key_version ORDER BY key_version) FILTER (WHERE status = 'destroyed'), '{}') AS destroyed
+               FROM data_keys GROUP BY tenant_id) d
+       LEFT JOIN tenant_purpose_keys p ON p.tenant_id = d.tenant_id AND p.purpose = 'pseudonym'
+      ORDER BY d.tenant_id`,
   );
   const payload = await db.query<{ key_id: string; status: string }>(`SELECT key_id, status FROM purpose_keys WHERE purpose = 'payload' ORDER BY version`);
   // Per integration: signing keys (kid by state; retired ones counted) and webhook secret versions by state.
@@ -182,7 +194,13 @@ export async function keyStatus(db: Queryable) {
   );
   return {
     kek: kek.rows.map((r) => ({ kekId: r.kek_id, version: r.version, state: r.state, floor: r.floor, destroyAfter: r.destroy_after?.toISOString() ?? null })),
-    tenantKeys: deks.rows.map((r) => ({ tenantId: r.tenant_id, primary: r.primary, decryptOnly: r.decrypt_only, destroyed: r.destroyed })),
+    tenantKeys: deks.rows.map((r) => ({
+      tenantId: r.tenant_id,
+      primary: r.primary,
+      decryptOnly: r.decrypt_only,
+      destroyed: r.destroyed,
+      pseudonymKey: r.psk_status === null ? null : r.psk_status === 'destroyed' ? 'destroyed' : r.psk_kek,
+    })),
     payloadKeys: payload.rows.map((r) => ({ keyId: r.key_id, status: r.status })),
     signingKeys: signing.rows.map((r) => ({ integrationId: r.integration_id, current: r.current, successor: r.successor, previous: r.previous, retired: r.retired })),
     webhookSecrets: webhooks.rows.map((r) => ({ integrationId: r.integration_id, current: r.current, previous: r.previous, retired: r.retired })),

@@ -26,6 +26,8 @@ import type { WrappedKey } from './kek-provider.js';
 import type { KeyHierarchy, KekVersionState } from './key-hierarchy.js';
 import { dataKeyWrapAad } from './keyring.js';
 import { purposeKeyWrapAad } from './purpose-key-store.js';
+import { tenantPurposeKeyWrapAad } from './pseudonym-keys.js';
+import type { TenantKeyPurpose } from './pseudonym-keys.js';
 import type { KeyPurpose } from './purpose-keys.js';
 
 export interface KeyAdminOptions {
@@ -42,6 +44,8 @@ export interface RewrapResult {
   dataKeys: number;
   /** Payload and audit-signing keys moved in this call. */
   purposeKeys: number;
+  /** Per-tenant purpose keys (pseudonym keys, `tenant_purpose_keys`) moved in this call. */
+  tenantPurposeKeys: number;
   /** Keys still wrapped under a non-primary version of this KEK. */
   remaining: number;
 }
@@ -105,7 +109,7 @@ export class KeyAdmin {
   }
 
   /**
-   * Rewraps up to `batchSize` keys (tenant DEKs first, then purpose keys) that are wrapped under a
+   * Rewraps up to `batchSize` keys (tenant DEKs, then purpose keys, then tenant purpose keys) that are wrapped under a
    * non-primary version of this KEK. Rows are locked (SKIP LOCKED), so concurrent rewraps share work.
    */
   async rewrapDataKeys(batchSize: number, ctx: AuditContext): Promise<RewrapResult> {
@@ -163,8 +167,9 @@ export class KeyAdmin {
           }
           purposeCount = pks.rows.length;
         }
+        const tenantPurposeCount = await this.#rewrapTenantPurposeKeys(client, primary, left - purposeCount, ctx, events);
         if (events.length > 0) await appendAuditEvents(client, events);
-        return { dataKeys: deks.rows.length, purposeKeys: purposeCount };
+        return { dataKeys: deks.rows.length, purposeKeys: purposeCount, tenantPurposeKeys: tenantPurposeCount };
       });
       const remaining = await this.#countWrapped(this.#pool, { notVersion: this.#kek.primaryVersion() });
       return { ...moved, remaining };
@@ -289,8 +294,8 @@ export class KeyAdmin {
   }
 
   /**
-   * Crypto-shredding: every DEK version of the tenant loses its wrapped bytes and becomes destroyed,
-   * audited in the same transaction. The tenant's records can never be decrypted again; other
+   * Crypto-shredding: every DEK version of the tenant, and its pseudonym key, loses its wrapped bytes
+   * and becomes destroyed, audited in the same transaction. The tenant's records can never be decrypted again; other
    * tenants are untouched. Idempotent.
    */
   async destroyTenantKeys(tenantId: string, ctx: AuditContext): Promise<{ destroyed: number[] }> {
@@ -305,7 +310,15 @@ export class KeyAdmin {
           [tenantId],
         );
         const destroyed = rows.map((r) => r.key_version).sort((a, b) => a - b);
-        await appendAuditEvents(client, [{ ...event(ctx, 'key.dek.destroyed', { keyVersions: destroyed, count: destroyed.length }), tenantId }]);
+        // The pseudonym key goes too: the tenant's pseudonyms become unlinkable to patients.
+        const purposes = await client.query<{ purpose: TenantKeyPurpose; version: number }>(
+          `UPDATE tenant_purpose_keys SET status = 'destroyed', wrapped_key = NULL, destroyed_at = now()
+            WHERE tenant_id = $1 AND status <> 'destroyed' RETURNING purpose, version`,
+          [tenantId],
+        );
+        const events = [{ ...event(ctx, 'key.dek.destroyed', { keyVersions: destroyed, count: destroyed.length }), tenantId }];
+        for (const p of purposes.rows) events.push({ ...event(ctx, 'key.pseudonym.destroyed', { purpose: p.purpose, version: p.version }), tenantId });
+        await appendAuditEvents(client, events);
         return { destroyed };
       });
       this.#forget?.tenant?.(tenantId);
@@ -332,11 +345,41 @@ export class KeyAdmin {
     }
   }
 
+  /** The third stage of rewrapDataKeys: per-tenant purpose keys (the pseudonym keys). */
+  async #rewrapTenantPurposeKeys(client: PoolClient, primary: number, limit: number, ctx: AuditContext, events: AuditEvent[]): Promise<number> {
+    if (limit <= 0) return 0;
+    const kekId = this.#kek.id;
+    const { rows } = await client.query<{ tenant_id: string; purpose: TenantKeyPurpose; version: number; kek_version: number; wrapped_key: Buffer }>(
+      `SELECT tenant_id, purpose, version, kek_version, wrapped_key FROM tenant_purpose_keys
+        WHERE kek_id = $1 AND kek_version <> $2 AND wrapped_key IS NOT NULL
+        ORDER BY kek_version, tenant_id, purpose, version LIMIT $3 FOR UPDATE SKIP LOCKED`,
+      [kekId, primary, limit],
+    );
+    for (const r of rows) {
+      const moved = await this.#rewrapOne(
+        { kekId, kekVersion: r.kek_version, wrapped: r.wrapped_key },
+        tenantPurposeKeyWrapAad(r.tenant_id, r.purpose, r.version, kekId, r.kek_version),
+        primary,
+        tenantPurposeKeyWrapAad(r.tenant_id, r.purpose, r.version, kekId, primary),
+      );
+      await client.query(
+        `UPDATE tenant_purpose_keys SET kek_version = $4, wrapped_key = $5, rewrapped_at = now() WHERE tenant_id = $1 AND purpose = $2 AND version = $3`,
+        [r.tenant_id, r.purpose, r.version, moved.kekVersion, moved.wrapped],
+      );
+      events.push({
+        ...event(ctx, 'key.pseudonym.rewrapped', { purpose: r.purpose, version: r.version, kekId, fromKekVersion: r.kek_version, toKekVersion: primary }),
+        tenantId: r.tenant_id,
+      });
+    }
+    return rows.length;
+  }
+
   async #countWrapped(q: Pick<PoolClient, 'query'>, where: { below?: number; exactly?: number; notVersion?: number }): Promise<number> {
     const [op, v] = where.below !== undefined ? ['<', where.below] : where.exactly !== undefined ? ['=', where.exactly] : ['<>', where.notVersion!];
     const { rows } = await q.query<{ n: string }>(
       `SELECT (SELECT count(*) FROM data_keys WHERE kek_id = $1 AND kek_version ${op} $2 AND wrapped_key IS NOT NULL)
-            + (SELECT count(*) FROM purpose_keys WHERE kek_id = $1 AND kek_version ${op} $2 AND wrapped_key IS NOT NULL) AS n`,
+            + (SELECT count(*) FROM purpose_keys WHERE kek_id = $1 AND kek_version ${op} $2 AND wrapped_key IS NOT NULL)
+            + (SELECT count(*) FROM tenant_purpose_keys WHERE kek_id = $1 AND kek_version ${op} $2 AND wrapped_key IS NOT NULL) AS n`,
       [this.#kek.id, v],
     );
     return Number(rows[0]?.n ?? 0);

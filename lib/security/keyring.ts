@@ -4,10 +4,11 @@
  * Every key operation is audited: creation commits in the same transaction as its audit event, and an
  * unwrap (a cache miss) returns the key only after its audit event is written (fail closed).
  *
- * Pseudonyms (for audit rows and indexes) are keyed from the tenant's DEK version 1 so they stay
- * stable across DEK rotation; DEK v1 therefore must not be destroyed without re-keying pseudonyms.
+ * Pseudonyms (for audit rows and indexes) are keyed by the tenant's pseudonym key, a purpose key of
+ * its own (lib/security/pseudonym-keys.ts): derived from DEK v1 once, then stored wrapped, so they
+ * stay stable across DEK rotation and DEK v1 can be destroyed like any superseded version.
  */
-import { createHmac, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import canonicalize from 'canonicalize';
 import { appendAuditEvents, recordAuditEvent } from '../audit/chain.js';
 import type { AuditContext } from '../audit/chain.js';
@@ -17,6 +18,8 @@ import { withTransaction } from '../store/pool.js';
 import type { Pool } from '../store/pool.js';
 import type { DataKey, DataKeyLookup } from './envelope.js';
 import type { KekProvider } from './kek-provider.js';
+import { derivePseudonymKey, pseudonymKeyWrapAad, readPseudonymKeyRow, storePseudonymKey } from './pseudonym-keys.js';
+import type { PseudonymKeyRow } from './pseudonym-keys.js';
 
 export type { AuditContext };
 
@@ -41,8 +44,6 @@ interface Cached<T> {
 }
 
 const DEK_BYTES = 32;
-const PSEUDONYM_INFO = 'ehr-connectors/pseudonym/v1';
-const PSEUDONYM_KEY_VERSION = 1;
 const SYSTEM_ACTOR = 'system:keyring';
 
 /** The AAD a DEK is wrapped under: tenant, DEK version and the KEK id/version that wrap it. */
@@ -69,6 +70,7 @@ export class TenantKeyring {
   readonly #primary = new Map<string, Cached<number>>();
   readonly #pseudonymKeys = new Map<string, Cached<Buffer>>();
   readonly #inflight = new Map<string, Promise<DataKey>>();
+  readonly #pseudonymInflight = new Map<string, Promise<Buffer>>();
 
   constructor(opts: TenantKeyringOptions) {
     this.#pool = opts.pool;
@@ -124,23 +126,29 @@ export class TenantKeyring {
   }
 
   /**
-   * `psn_` + 22 base64url chars of HMAC-SHA256(HKDF-SHA256(DEK v1, info 'ehr-connectors/pseudonym/v1'), value).
+   * `psn_` + 22 base64url chars of HMAC-SHA256(pseudonym key, value); the pseudonym key is
+   * HKDF-SHA256(DEK v1, info 'ehr-connectors/pseudonym/v1'), stored wrapped on first use.
    * Stable per tenant, different across tenants. Callers normalise `value` (e.g. `system|identifier`).
    */
   async pseudonymise(tenantId: string, value: string, audit?: AuditContext): Promise<string> {
     assertTenantId(tenantId);
     if (typeof value !== 'string' || value.length === 0) throw new InvalidArgumentError('value', 'must be a non-empty string');
-    let pk = this.#fresh(this.#pseudonymKeys, tenantId);
-    if (!pk) {
-      const ctx = audit ?? systemAudit();
-      const exists = await this.#pool.query('SELECT 1 FROM data_keys WHERE tenant_id = $1 LIMIT 1', [tenantId]);
-      if (exists.rowCount === 0) await this.primaryDataKey(tenantId, ctx);
-      const dek = await this.dataKey(tenantId, PSEUDONYM_KEY_VERSION, ctx);
-      pk = Buffer.from(hkdfSync('sha256', dek.key, Buffer.alloc(0), PSEUDONYM_INFO, 32));
-      this.#pseudonymKeys.set(tenantId, { value: pk, expiresAt: Date.now() + this.#ttlMs });
-    }
+    const pk = await this.#pseudonymKey(tenantId, audit ?? systemAudit());
     const mac = createHmac('sha256', pk).update(value, 'utf8').digest('base64url');
     return `psn_${mac.slice(0, 22)}`;
+  }
+
+  /**
+   * Makes sure the tenant's pseudonym key is stored (reads the database, not the cache): DEK v1 may
+   * be destroyed only after this. Idempotent and safe under concurrent callers.
+   */
+  async ensurePseudonymKey(tenantId: string, audit: AuditContext): Promise<void> {
+    assertTenantId(tenantId);
+    const row = await readPseudonymKeyRow(this.#pool, tenantId);
+    if (row?.status === 'active') return;
+    if (row) throw new DecryptionError('pseudonym key has been destroyed');
+    this.#pseudonymKeys.delete(tenantId);
+    await this.#pseudonymKey(tenantId, audit);
   }
 
   /** Drops cached keys (one tenant, or all) — e.g. after revocation or rotation commits. */
@@ -154,6 +162,65 @@ export class TenantKeyring {
     for (const k of [...this.#keys.keys()]) if (k.startsWith(`${tenantId}\0`)) this.#keys.delete(k);
     this.#primary.delete(tenantId);
     this.#pseudonymKeys.delete(tenantId);
+  }
+
+  async #pseudonymKey(tenantId: string, audit: AuditContext): Promise<Buffer> {
+    const cached = this.#fresh(this.#pseudonymKeys, tenantId);
+    if (cached) return cached;
+    let pending = this.#pseudonymInflight.get(tenantId);
+    if (!pending) {
+      pending = this.#loadPseudonymKey(tenantId, audit).finally(() => this.#pseudonymInflight.delete(tenantId));
+      this.#pseudonymInflight.set(tenantId, pending);
+    }
+    return pending;
+  }
+
+  /** Stored key if any; otherwise derive from DEK v1 (created first for a new tenant), store, and use what is stored. */
+  async #loadPseudonymKey(tenantId: string, audit: AuditContext): Promise<Buffer> {
+    let row = await readPseudonymKeyRow(this.#pool, tenantId);
+    if (!row) {
+      const exists = await this.#pool.query('SELECT 1 FROM data_keys WHERE tenant_id = $1 LIMIT 1', [tenantId]);
+      if (exists.rowCount === 0) await this.primaryDataKey(tenantId, audit);
+      const material = derivePseudonymKey((await this.dataKey(tenantId, 1, audit)).key);
+      let stored: boolean;
+      try {
+        stored = await storePseudonymKey(this.#pool, this.#kek, tenantId, material, audit);
+      } catch (err) {
+        material.fill(0);
+        await this.#auditFailure('key.pseudonym.created', tenantId, audit, { purpose: 'pseudonym' }, err);
+        throw err;
+      }
+      if (stored) return this.#rememberPseudonymKey(tenantId, material);
+      material.fill(0);
+      row = await readPseudonymKeyRow(this.#pool, tenantId);
+      if (!row) throw new DecryptionError('pseudonym key vanished while being stored');
+    }
+    return this.#rememberPseudonymKey(tenantId, await this.#unwrapPseudonymKey(tenantId, row, audit));
+  }
+
+  /** Unwraps a stored pseudonym key; returns it only after its audit event is written (fail closed). */
+  async #unwrapPseudonymKey(tenantId: string, row: PseudonymKeyRow, audit: AuditContext): Promise<Buffer> {
+    if (row.status === 'destroyed' || row.wrapped_key === null) throw new DecryptionError('pseudonym key has been destroyed');
+    const details = { purpose: 'pseudonym', kekId: row.kek_id, kekVersion: row.kek_version };
+    let raw: Buffer;
+    try {
+      raw = await this.#kek.unwrap({ kekId: row.kek_id, kekVersion: row.kek_version, wrapped: row.wrapped_key }, pseudonymKeyWrapAad(tenantId, row.kek_id, row.kek_version));
+    } catch (err) {
+      await this.#auditFailure('key.pseudonym.unwrapped', tenantId, audit, details, err);
+      throw err;
+    }
+    try {
+      await recordAuditEvent(this.#pool, { actor: audit.actor, action: 'key.pseudonym.unwrapped', outcome: 'success', tenantId, correlationId: audit.correlationId, details });
+    } catch (err) {
+      raw.fill(0);
+      throw err;
+    }
+    return raw;
+  }
+
+  #rememberPseudonymKey(tenantId: string, key: Buffer): Buffer {
+    this.#pseudonymKeys.set(tenantId, { value: key, expiresAt: Date.now() + this.#ttlMs });
+    return key;
   }
 
   #fresh<T>(map: Map<string, Cached<T>>, key: string): T | undefined {

@@ -110,12 +110,43 @@ export async function restoreTenantPrimaryKey(pool: Pool, tenantId: string, prev
 }
 
 /**
- * Destroys one superseded DEK version once no record is stored under it (checked in the same
- * transaction). Idempotent.
+ * DEK v1 is the source of the tenant's pseudonym key: it may go only once that key is stored
+ * (TenantKeyring.ensurePseudonymKey), or every pseudonym would become unreproducible.
  */
-export async function destroyTenantKeyVersion(pool: Pool, tenantId: string, keyVersion: number, ctx: AuditContext): Promise<{ changed: boolean }> {
+async function assertPseudonymKeyStored(client: PoolClient, tenantId: string): Promise<void> {
+  const { rows } = await client.query<{ status: string }>(
+    `SELECT status FROM tenant_purpose_keys WHERE tenant_id = $1 AND purpose = 'pseudonym' FOR SHARE`,
+    [tenantId],
+  );
+  if (rows.length === 0) throw new ConflictError('data key of tenant', tenantId, 'version 1 derives the pseudonym key, which is not stored yet');
+}
+
+/**
+ * The DEK versions that vendor writes queued during an incident (pending_vendor_actions, not yet
+ * replayed) are encrypted under: re-encryption does not move them, so those versions must outlive the
+ * queue. The version is read from the envelope header (lib/security/envelope.ts: format byte, 2-byte
+ * key id length, key id, 4-byte key version).
+ */
+async function versionsHeldByQueuedWrites(client: PoolClient, tenantId: string): Promise<Set<number>> {
+  const { rows } = await client.query<{ v: string }>(
+    `SELECT DISTINCT (get_byte(c, 3 + l)::bigint << 24) + (get_byte(c, 4 + l) << 16) + (get_byte(c, 5 + l) << 8) + get_byte(c, 6 + l) AS v
+       FROM (SELECT ciphertext AS c, (get_byte(ciphertext, 1) << 8) + get_byte(ciphertext, 2) AS l
+               FROM pending_vendor_actions WHERE tenant_id = $1 AND replayed_at IS NULL AND length(ciphertext) >= 7) q
+      WHERE length(c) >= 7 + l`,
+    [tenantId],
+  );
+  return new Set(rows.map((r) => Number(r.v)));
+}
+
+/**
+ * Destroys one superseded DEK version once no record is stored under it (checked in the same
+ * transaction); version 1 only once the pseudonym key is stored. A version that queued vendor writes
+ * still need is kept (decrypt-only; a later rotation's sweep destroys it). Idempotent.
+ */
+export async function destroyTenantKeyVersion(pool: Pool, tenantId: string, keyVersion: number, ctx: AuditContext): Promise<{ changed: boolean; keptFor?: string }> {
   return withTransaction(pool, async (client) => {
     await lockTenant(client, tenantId);
+    if (keyVersion === 1) await assertPseudonymKeyStored(client, tenantId);
     const { rows } = await client.query<{ status: string }>('SELECT status FROM data_keys WHERE tenant_id = $1 AND key_version = $2 FOR UPDATE', [tenantId, keyVersion]);
     const status = rows[0]?.status;
     if (!status) throw new NotFoundError(`data key of tenant ${tenantId}`, String(keyVersion));
@@ -123,8 +154,37 @@ export async function destroyTenantKeyVersion(pool: Pool, tenantId: string, keyV
     if (status === 'primary') throw new ConflictError('data key of tenant', tenantId, `version ${keyVersion} is the primary`);
     const used = await client.query<{ n: string }>('SELECT count(*) AS n FROM records WHERE tenant_id = $1 AND key_version = $2', [tenantId, keyVersion]);
     if (Number(used.rows[0]?.n ?? 0) > 0) throw new ConflictError('data key of tenant', tenantId, `version ${keyVersion} still encrypts ${used.rows[0]!.n} records`);
+    if ((await versionsHeldByQueuedWrites(client, tenantId)).has(keyVersion)) return { changed: false, keptFor: 'queued vendor writes' };
     await client.query(`UPDATE data_keys SET status = 'destroyed', wrapped_key = NULL, destroyed_at = now() WHERE tenant_id = $1 AND key_version = $2`, [tenantId, keyVersion]);
     await appendAuditEvents(client, [{ ...ctx, action: 'key.dek.destroyed', outcome: 'success', tenantId, details: { keyVersions: [keyVersion], count: 1 } }]);
     return { changed: true };
+  });
+}
+
+/**
+ * Destroys every other superseded (decrypt-only) DEK version of the tenant that no record uses: DEK v1
+ * that rotations before the pseudonym key existed kept, and versions left decrypt-only by a rolled-back
+ * rotation. Versions still holding records or queued vendor writes are left alone. Returns the
+ * versions destroyed.
+ */
+export async function destroyUnusedKeyVersions(pool: Pool, tenantId: string, ctx: AuditContext): Promise<{ destroyed: number[] }> {
+  return withTransaction(pool, async (client) => {
+    await lockTenant(client, tenantId);
+    const { rows } = await client.query<{ key_version: number }>(
+      `SELECT key_version FROM data_keys d WHERE tenant_id = $1 AND status = 'decrypt_only'
+          AND NOT EXISTS (SELECT 1 FROM records r WHERE r.tenant_id = d.tenant_id AND r.key_version = d.key_version)
+        ORDER BY key_version FOR UPDATE`,
+      [tenantId],
+    );
+    const held = await versionsHeldByQueuedWrites(client, tenantId);
+    const versions = rows.map((r) => r.key_version).filter((v) => !held.has(v));
+    if (versions.length === 0) return { destroyed: [] };
+    if (versions.includes(1)) await assertPseudonymKeyStored(client, tenantId);
+    await client.query(`UPDATE data_keys SET status = 'destroyed', wrapped_key = NULL, destroyed_at = now() WHERE tenant_id = $1 AND key_version = ANY($2::int[])`, [
+      tenantId,
+      versions,
+    ]);
+    await appendAuditEvents(client, [{ ...ctx, action: 'key.dek.destroyed', outcome: 'success', tenantId, details: { keyVersions: versions, count: versions.length } }]);
+    return { destroyed: versions };
   });
 }

@@ -115,6 +115,38 @@ async function jwksIntegration(): Promise<{ tenantId: string; integrationId: str
 
 const stepsOf = (r: KeyRotationResult): string[] => r.steps.map((s) => s.step);
 
+/** Every pseudonym the tenant's `records.stored` audit events name (optionally of one sync workflow). */
+async function auditedPseudonyms(tenantId: string, workflowId?: string): Promise<Set<string>> {
+  const { rows } = await harness.pool.query<{ p: string }>(
+    `SELECT DISTINCT jsonb_array_elements_text(details->'patients') AS p FROM audit_events
+      WHERE action = 'records.stored' AND tenant_id = $1 AND ($2::text IS NULL OR actor = $2)`,
+    [tenantId, workflowId === undefined ? null : `workflow:${workflowId}`],
+  );
+  return new Set(rows.map((r) => r.p));
+}
+
+/** The tenant's pseudonym key row (null before first use). */
+async function pseudonymKeyRow(tenantId: string): Promise<{ kek_version: number; status: string } | null> {
+  const { rows } = await harness.pool.query<{ kek_version: number; status: string }>(
+    `SELECT kek_version, status FROM tenant_purpose_keys WHERE tenant_id = $1 AND purpose = 'pseudonym'`,
+    [tenantId],
+  );
+  return rows[0] ?? null;
+}
+
+/** Each stored Patient's pseudonym recomputed by a fresh keyring (new process, no cache) must equal the stored one. */
+async function expectPatientPseudonymsReproduce(tenantId: string): Promise<number> {
+  const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
+  const keyring = new TenantKeyring({ pool: harness.pool, kek });
+  const { rows } = await harness.pool.query<{ resource_id: string; patient_pseudonym: string }>(
+    `SELECT resource_id, patient_pseudonym FROM records WHERE tenant_id = $1 AND resource_type = 'Patient' ORDER BY resource_id LIMIT 10`,
+    [tenantId],
+  );
+  expect(rows.length).toBeGreaterThan(0);
+  for (const r of rows) expect(await keyring.pseudonymise(tenantId, r.resource_id)).toBe(r.patient_pseudonym);
+  return rows.length;
+}
+
 async function kekState(): Promise<{ primary: number; floor: number; states: Map<number, string> }> {
   const status = await keyStatus(harness.pool);
   const versions = status.kek.filter((k) => k.kekId === 'local');
@@ -127,6 +159,8 @@ describe('key rotation workflows under sync load', () => {
     const before = await kekState();
     const oldWrap = (await harness.pool.query<{ key_version: number; kek_version: number; wrapped_key: Buffer }>('SELECT key_version, kek_version, wrapped_key FROM data_keys WHERE tenant_id = $1', [tenantId])).rows[0]!;
     expect(oldWrap.kek_version).toBe(before.primary);
+    // The sync stored the tenant's pseudonym key, wrapped under the same KEK version.
+    expect(await pseudonymKeyRow(tenantId)).toEqual({ kek_version: before.primary, status: 'active' });
 
     const { value: result } = await underSyncLoad(tenantId, integrationId, () => rotate({ kind: 'kek', graceSeconds: 2, batchSize: 5 }));
     expect(result.outcome).toBe('completed');
@@ -137,6 +171,10 @@ describe('key rotation workflows under sync load', () => {
     expect(after.floor).toBe(after.primary);
     expect(after.states.get(before.primary)).toBe('destroy_scheduled');
     expect(await decryptAll(tenantId)).toBeGreaterThanOrEqual(stored);
+    // The pseudonym key was rewrapped too (the floor could not have risen otherwise), and still keys the same pseudonyms.
+    expect(await pseudonymKeyRow(tenantId)).toEqual({ kek_version: after.primary, status: 'active' });
+    expect((await keyStatus(harness.pool)).tenantKeys.find((t) => t.tenantId === tenantId)?.pseudonymKey).toBe(`local v${after.primary}`);
+    await expectPatientPseudonymsReproduce(tenantId);
     // A copy of the DEK as it was wrapped before the rotation (a backup, an old row version) is refused.
     const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
     await expect(
@@ -144,7 +182,16 @@ describe('key rotation workflows under sync load', () => {
     ).rejects.toThrow(/below the decryption floor/);
     const audited = await harness.pool.query<{ action: string }>(`SELECT DISTINCT action FROM audit_events WHERE correlation_id LIKE 'key-rotation/kek/global/%' AND actor = 'test:key-rotation'`);
     expect(audited.rows.map((r) => r.action)).toEqual(
-      expect.arrayContaining(['key.rotation.started', 'key.kek.rotated', 'key.dek.rewrapped', 'key.kek.verified', 'key.kek.floor_raised', 'key.kek.destroy_scheduled', 'key.rotation.completed']),
+      expect.arrayContaining([
+        'key.rotation.started',
+        'key.kek.rotated',
+        'key.dek.rewrapped',
+        'key.pseudonym.rewrapped',
+        'key.kek.verified',
+        'key.kek.floor_raised',
+        'key.kek.destroy_scheduled',
+        'key.rotation.completed',
+      ]),
     );
   });
 
@@ -167,13 +214,15 @@ describe('key rotation workflows under sync load', () => {
     expect(again.outcome).toBe('completed');
   });
 
-  it('tenant DEK: re-encrypts every record under the new key, then retires the old one', { timeout: 180_000 }, async () => {
+  it('tenant DEK: re-encrypts every record under the new key, then destroys the old one — v1 too; pseudonyms unchanged', { timeout: 240_000 }, async () => {
     const { tenantId, integrationId, stored } = await syncedTenant();
+    const pseudonymsBefore = await auditedPseudonyms(tenantId);
+    expect(pseudonymsBefore.size).toBeGreaterThan(0);
     const { value: first } = await underSyncLoad(tenantId, integrationId, () => rotate({ kind: 'tenant-dek', tenantId, graceSeconds: 2, batchSize: 25 }));
     expect(first.outcome).toBe('completed');
     expect(stepsOf(first)).toEqual(expect.arrayContaining(['new DEK is primary for writes', 'records re-encrypted', 'verified: no record left under an older key', 'old DEK retired']));
-    // DEK v1 keys the tenant's pseudonyms, so it is kept (decrypt-only) rather than destroyed.
-    expect(first.steps.find((s) => s.step === 'old DEK retired')?.detail).toMatchObject({ keyVersion: 1, destroyed: false });
+    // DEK v1 is destroyed like any superseded version: the pseudonyms have their own stored key.
+    expect(first.steps.find((s) => s.step === 'old DEK retired')?.detail).toMatchObject({ keyVersion: 1, destroyed: true });
     const versions = await harness.pool.query<{ key_version: number; n: string }>('SELECT key_version, count(*) AS n FROM records WHERE tenant_id = $1 GROUP BY 1', [tenantId]);
     expect(versions.rows.map((r) => r.key_version)).toEqual([2]);
     expect(await decryptAll(tenantId)).toBeGreaterThanOrEqual(stored);
@@ -181,13 +230,27 @@ describe('key rotation workflows under sync load', () => {
     // A second rotation destroys the superseded v2 once nothing is stored under it.
     const { value: second } = await underSyncLoad(tenantId, integrationId, () => rotate({ kind: 'tenant-dek', tenantId, graceSeconds: 1, batchSize: 100 }));
     expect(second.outcome).toBe('completed');
-    const keys = await harness.pool.query<{ key_version: number; status: string }>('SELECT key_version, status FROM data_keys WHERE tenant_id = $1 ORDER BY key_version', [tenantId]);
+    const keys = await harness.pool.query<{ key_version: number; status: string; wrapped: boolean }>(
+      'SELECT key_version, status, wrapped_key IS NOT NULL AS wrapped FROM data_keys WHERE tenant_id = $1 ORDER BY key_version',
+      [tenantId],
+    );
     expect(keys.rows).toEqual([
-      { key_version: 1, status: 'decrypt_only' },
-      { key_version: 2, status: 'destroyed' },
-      { key_version: 3, status: 'primary' },
+      { key_version: 1, status: 'destroyed', wrapped: false },
+      { key_version: 2, status: 'destroyed', wrapped: false },
+      { key_version: 3, status: 'primary', wrapped: true },
     ]);
     expect(await decryptAll(tenantId)).toBeGreaterThanOrEqual(stored);
+
+    // A new full sync of the same patients, DEK v1 gone: the very pseudonyms of before, in records and in the audit trail.
+    const after = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' }, { full: true, workflowId: uniqueId('sync-keys') });
+    expect((await syncResult(after)).outcome).toBe('completed');
+    const pseudonymsAfter = await auditedPseudonyms(tenantId, after.workflowId);
+    expect(pseudonymsAfter.size).toBeGreaterThan(0);
+    for (const p of pseudonymsAfter) expect(pseudonymsBefore.has(p), 'a pseudonym changed').toBe(true);
+    const inRecords = await harness.pool.query<{ p: string }>('SELECT DISTINCT patient_pseudonym AS p FROM records WHERE tenant_id = $1 AND patient_pseudonym IS NOT NULL', [tenantId]);
+    for (const r of inRecords.rows) expect(pseudonymsBefore.has(r.p)).toBe(true);
+    await expectPatientPseudonymsReproduce(tenantId);
+    expect((await keyStatus(harness.pool)).tenantKeys.find((t) => t.tenantId === tenantId)).toMatchObject({ primary: 3, decryptOnly: [], destroyed: [1, 2] });
   });
 
   it('tenant DEK: a fault before the old key is destroyed puts writes back on the old key, all records readable', { timeout: 120_000 }, async () => {
@@ -213,7 +276,7 @@ describe('key rotation workflows under sync load', () => {
     expect(result.steps.find((s) => s.step === 'new DEK is primary for writes')?.detail).toEqual({ keyVersion: 2, previous: 1 });
     const keys = await harness.pool.query<{ key_version: number; status: string }>('SELECT key_version, status FROM data_keys WHERE tenant_id = $1 ORDER BY key_version', [tenantId]);
     expect(keys.rows).toEqual([
-      { key_version: 1, status: 'decrypt_only' },
+      { key_version: 1, status: 'destroyed' },
       { key_version: 2, status: 'primary' },
     ]);
     expect(await decryptAll(tenantId)).toBe(stored);

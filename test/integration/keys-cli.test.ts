@@ -26,7 +26,7 @@ function ehrctl(args: string[]): Promise<EhrctlResult> {
 }
 
 interface Status {
-  tenantKeys: Array<{ tenantId: string; primary: number; decryptOnly: number[] }>;
+  tenantKeys: Array<{ tenantId: string; primary: number; decryptOnly: number[]; destroyed: number[]; pseudonymKey: string | null }>;
   signingKeys: Array<{ integrationId: string; current: string | null; successor: string | null; retired: number }>;
   lastRotations: Array<{ kind: string; scope: string; outcome: string }>;
   scheduled: Array<{ id: string; next: string }>;
@@ -53,7 +53,8 @@ describe('ehrctl keys', () => {
       const status = await ehrctl(['keys', 'status', '--json']);
       expect(status.code).toBe(0);
       const parsed = JSON.parse(status.stdout) as Status;
-      expect(parsed.tenantKeys.find((t) => t.tenantId === tenantId)).toMatchObject({ primary: 2, decryptOnly: [1] });
+      // v1 destroyed by the second rotation, after the pseudonym key it derives was stored (wrapped by the KEK).
+      expect(parsed.tenantKeys.find((t) => t.tenantId === tenantId)).toMatchObject({ primary: 2, decryptOnly: [], destroyed: [1], pseudonymKey: expect.stringMatching(/^local v\d+$/) as unknown });
       // The integration's signing key: one current kid, no successor yet.
       expect(parsed.signingKeys.find((k) => k.integrationId === integrationIds[0])).toMatchObject({ current: expect.any(String) as unknown, successor: null, retired: 0 });
       expect(parsed.lastRotations).toContainEqual(expect.objectContaining({ kind: 'tenant-dek', scope: tenantId, outcome: 'completed' }));

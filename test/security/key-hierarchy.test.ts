@@ -310,6 +310,37 @@ describe('key hierarchy', () => {
     await expectAllReadable((await open()).keyring, 'tenant-b');
   });
 
+  it('pseudonym keys: KEK rotation rewraps them, the floor waits for them, shredding destroys them', async () => {
+    const { keyring, admin } = await open();
+    const pseudonym = await keyring.pseudonymise('tenant-c', 'urn:mrn|0009');
+    const row = async () =>
+      (await pool.query<{ kek_version: number; wrapped_key: Buffer | null; status: string }>(`SELECT kek_version, wrapped_key, status FROM tenant_purpose_keys WHERE tenant_id = 'tenant-c'`)).rows;
+    const [stored] = await row();
+    const { version } = await admin.rotateKek(ctx('kek-rotate-psn'));
+    let moved = 0;
+    for (;;) {
+      const r = await admin.rewrapDataKeys(3, ctx('rewrap-psn'));
+      moved += r.tenantPurposeKeys;
+      if (r.remaining === 0) break;
+    }
+    expect(moved).toBe(1);
+    expect((await row())[0]!.kek_version).toBe(version);
+    // Put the pseudonym key back under the old version (a rewrap that has not reached it yet): the floor refuses to strand it.
+    await pool.query(`UPDATE tenant_purpose_keys SET kek_version = $1, wrapped_key = $2 WHERE tenant_id = 'tenant-c'`, [stored!.kek_version, stored!.wrapped_key]);
+    const refused = await rejection(admin.raiseKekFloor(version, ctx('floor-psn-early')));
+    expect(refused).toBeInstanceOf(ConflictError);
+    expect((refused as Error).message).toContain('1 keys are still wrapped below it');
+    expect(await admin.rewrapDataKeys(10, ctx('rewrap-psn-2'))).toMatchObject({ dataKeys: 0, purposeKeys: 0, tenantPurposeKeys: 1, remaining: 0 });
+    await admin.raiseKekFloor(version, ctx('floor-psn'));
+    // A new process, old KEK versions below the floor: the same pseudonym, from the rewrapped key.
+    expect(await (await open()).keyring.pseudonymise('tenant-c', 'urn:mrn|0009')).toBe(pseudonym);
+
+    await admin.destroyTenantKeys('tenant-c', ctx('shred-psn'));
+    expect(await row()).toEqual([{ kek_version: version, wrapped_key: null, status: 'destroyed' }]);
+    expect(await rejection((await open()).keyring.pseudonymise('tenant-c', 'urn:mrn|0009'))).toBeInstanceOf(DecryptionError);
+    expect(await rejection(keyring.pseudonymise('tenant-c', 'urn:mrn|0009'))).toBeInstanceOf(DecryptionError); // this process forgot it
+  });
+
   it('every key operation left an audit event with actor and correlation id, and the chain verifies', async () => {
     const { rows } = await pool.query<{ action: string; outcome: string; actor: string; correlation_id: string }>(
       `SELECT action, outcome, actor, correlation_id FROM audit_events WHERE action LIKE 'key.%' ORDER BY seq`,
@@ -323,6 +354,9 @@ describe('key hierarchy', () => {
       'key.dek.rotated',
       'key.dek.rewrapped',
       'key.purpose.rewrapped',
+      'key.pseudonym.created',
+      'key.pseudonym.rewrapped',
+      'key.pseudonym.destroyed',
       'key.kek.floor_raised',
       'key.kek.destroy_scheduled',
       'key.kek.destroy_cancelled',
