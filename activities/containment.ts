@@ -8,6 +8,7 @@ import { ScheduleNotFoundError } from '@temporalio/client';
 import type { ScheduleHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import pLimit from 'p-limit';
 import { scheduleIdFor } from '../client/sync-client.js';
 import type { AuditContext } from '../lib/audit/chain.js';
 import { recordAuditEvent } from '../lib/audit/chain.js';
@@ -38,6 +39,12 @@ const done = (detail: StepDone['detail']): StepDone => ({ doneAtMs: Date.now(), 
 
 /** Integrations the incident revoked (active when declared): only those are restored. */
 const wereActive = (affected: ScopedIntegration[]): ScopedIntegration[] => affected.filter((i) => i.status === 'active');
+
+/**
+ * Temporal calls per containment step in flight at once: one by one, a scope of 100 integrations took
+ * seconds of round trips; all at once would crowd out the worker's own task polls.
+ */
+const TEMPORAL_CALLS_IN_FLIGHT = 16;
 
 /** Which of our runs of these integrations match a visibility query, most recent first. */
 async function runsOf(client: Awaited<ReturnType<ContainmentDeps['temporal']>>, integrationIds: string[], extra: string, limit: number) {
@@ -90,15 +97,20 @@ export function createContainmentActivities(deps: ActivityDeps) {
     async pauseScopeSchedules(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
       const client = await need().temporal();
       const note = `paused by incident ${ref.incidentId}`;
-      const paused: string[] = [];
-      for (const i of affected) {
-        const handle = client.schedule.getHandle(scheduleIdFor(i));
-        const state = await scheduleState(handle);
-        if (!state) continue;
-        if (state.paused && state.note !== note) continue;
-        if (!state.paused) await handle.pause(note);
-        paused.push(handle.scheduleId);
-      }
+      const limit = pLimit(TEMPORAL_CALLS_IN_FLIGHT);
+      const outcomes = await Promise.all(
+        affected.map((i) =>
+          limit(async () => {
+            const handle = client.schedule.getHandle(scheduleIdFor(i));
+            const state = await scheduleState(handle);
+            if (!state) return undefined;
+            if (state.paused && state.note !== note) return undefined; // paused by someone else: theirs to resume
+            if (!state.paused) await handle.pause(note);
+            return handle.scheduleId;
+          }),
+        ),
+      );
+      const paused = outcomes.filter((id): id is string => id !== undefined);
       // Recorded and audited once per incident: a re-run after a crash finds the schedules paused
       // with our note, whether or not the record was written.
       await recordPausedSchedules(deps.pool, ref.incidentId, paused, audit(ref));
@@ -109,7 +121,8 @@ export function createContainmentActivities(deps: ActivityDeps) {
     async cancelScopeSyncs(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
       const client = await need().temporal();
       const running = await runsOf(client, affected.map((i) => i.integrationId), ` AND ExecutionStatus = 'Running'`, 10_000);
-      await Promise.all(running.map((r) => client.workflow.getHandle(r.workflowId).cancel().catch(() => undefined)));
+      const limit = pLimit(TEMPORAL_CALLS_IN_FLIGHT);
+      await Promise.all(running.map((r) => limit(() => client.workflow.getHandle(r.workflowId).cancel().catch(() => undefined))));
       return done({ cancelled: running.length });
     },
 

@@ -107,6 +107,8 @@ async function run(infra: Awaited<ReturnType<typeof startBenchInfra>>): Promise<
       const revoked = await pool.query<{ at: Date }>(`SELECT max(occurred_at) AS at FROM audit_events WHERE action = 'integration.revoked' AND correlation_id = $1`, [incidentId]);
       const committedAt = revoked.rows[0]?.at?.getTime() ?? NaN;
       const late = after.filter((e) => e.atMs > committedAt).length;
+      const stepAt = (step: string) => `${step} +${fmt(Date.parse(t.entries.find((e) => e.step === step)?.at ?? '') - declaredAt)}`;
+      console.log(`drill ${drill}: ${['credentials-revoked', 'scope-held', 'schedules-paused', 'syncs-cancelled'].map(stepAt).join(', ')}`);
       console.log(`drill ${drill}: first workflow task +${fmt(taskAt - declaredAt)}, revocation committed +${fmt(committedAt - declaredAt)}, ${late} requests after the commit`);
       contain.push(t.timeToContainMs ?? NaN);
       evidence.push(evidenceDoneAt - Date.parse(t.declaredAt));
