@@ -16,10 +16,11 @@ export async function notifyDeltaSync(
   taskQueue: string,
   target: SyncTarget,
   notification: ChangeNotification,
-  options: { debounceSeconds?: number } = {},
+  options: { debounceSeconds?: number; maxBatchesPerRun?: number } = {},
 ): Promise<void> {
   const input: WebhookDeltaSyncInput = { tenantId: target.tenantId, integrationId: target.integrationId, vendor: target.vendor };
   if (options.debounceSeconds !== undefined) input.debounceSeconds = options.debounceSeconds;
+  if (options.maxBatchesPerRun !== undefined) input.maxBatchesPerRun = options.maxBatchesPerRun;
   await client.workflow.signalWithStart('webhookDeltaSync', {
     taskQueue,
     workflowId: deltaSyncWorkflowId(target),

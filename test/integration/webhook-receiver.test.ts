@@ -184,6 +184,26 @@ describe('webhook receiver', () => {
     expect(await deliveries(integrationId)).toEqual([]);
   });
 
+  it('the delta sync batches a burst into one sync, continues as new carrying its state, and ignores a repeated id', { timeout: 120_000 }, async () => {
+    const { tenantId, integrationId } = await webhookIntegration();
+    const target = { tenantId, integrationId, vendor: 'sandbox' };
+    const notify = (webhookId: string, resourceTypes: ChangeNotification['resourceTypes']) =>
+      notifyDeltaSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, target, { webhookId, resourceTypes }, { debounceSeconds: 2, maxBatchesPerRun: 1 });
+    await notify('burst-a', ['Patient']);
+    await notify('burst-b', ['Observation']);
+    await notify('burst-c', ['Patient']);
+    const handle = deltaHandle(tenantId, integrationId);
+    const firstRunId = (await handle.describe()).runId;
+    await expect.poll(async () => (await pendingNotifications(handle)).batches, { timeout: 60_000, interval: 500 }).toBe(1);
+    expect((await pendingNotifications(handle)).lastBatch).toMatchObject({ notifications: 3, resourceTypes: ['Observation', 'Patient'], outcome: 'completed' });
+    expect((await handle.describe()).runId).not.toBe(firstRunId);
+
+    await notify('burst-a', ['Patient']);
+    await notify('burst-d', []);
+    await expect.poll(async () => (await pendingNotifications(handle)).batches, { timeout: 60_000, interval: 500 }).toBe(2);
+    expect(await pendingNotifications(handle)).toMatchObject({ received: 4, count: 0, lastBatch: { notifications: 1, resourceTypes: 'all', outcome: 'completed' } });
+  });
+
   it('leaves the audit chain intact, with webhook events that carry no PHI, resource ids or secrets', async () => {
     expect((await verifyAuditChain(harness.pool)).ok).toBe(true);
     const rows = await harness.pool.query<{ details: unknown }>(`SELECT details FROM audit_events WHERE action LIKE 'webhook.%'`);
