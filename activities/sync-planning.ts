@@ -11,7 +11,10 @@ import type { AdvanceCheckpointInput, PlanSyncInput, SyncPlan, SyncReportInput }
 
 export function createSyncPlanningActivities(deps: ActivityDeps) {
   return {
-    /** The resource types the integration's policy allows, each with its checkpoint (none on --full). */
+    /**
+     * The resource types the integration's policy allows (narrowed to `input.resourceTypes` when
+     * given), each with its checkpoint (none on --full).
+     */
     async planSync(input: PlanSyncInput): Promise<SyncPlan> {
       const integration = await getIntegration(deps.pool, input.integrationId);
       if (integration.tenantId !== input.tenantId) {
@@ -24,7 +27,9 @@ export function createSyncPlanningActivities(deps: ActivityDeps) {
         vendor: integration.vendor,
         pageSize: deps.defaultPageSize,
         ...(pageQueue ? { pageTaskQueue: pageQueue.taskQueue } : {}),
-        resourceTypes: integration.resourceTypes.map((resourceType) => ({ resourceType, since: checkpoints.get(resourceType) ?? null })),
+        resourceTypes: integration.resourceTypes
+          .filter((t) => input.resourceTypes === undefined || input.resourceTypes.includes(t))
+          .map((resourceType) => ({ resourceType, since: checkpoints.get(resourceType) ?? null })),
       };
     },
 

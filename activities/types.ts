@@ -5,6 +5,8 @@ export interface PlanSyncInput {
   tenantId: string;
   integrationId: string;
   full: boolean;
+  /** Restrict the plan to these of the allowed types (webhook delta syncs). */
+  resourceTypes?: ResourceType[];
 }
 
 export interface SyncPlan {

@@ -12,6 +12,7 @@ import { registerScheduleCommands } from './commands/schedule.js';
 import { registerSyncCommands } from './commands/sync.js';
 import { registerTenantCommands } from './commands/tenants.js';
 import { registerVendorCommands } from './commands/vendors.js';
+import { registerWebhookCommands } from './commands/webhooks.js';
 
 export function buildProgram(): Command {
   const program = new Command('ehrctl')
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerVendorCommands(program);
   registerKeyCommands(program);
   registerIncidentCommands(program);
+  registerWebhookCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;
 }

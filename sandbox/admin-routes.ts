@@ -13,6 +13,7 @@ import { identityStrings, patientIdentity } from './data.js';
 import { FaultRequest } from './faults.js';
 import type { RecordRef } from './store.js';
 import { narrowClientScopes } from './token-policy.js';
+import { registerWebhookSenderRoutes } from './webhook-sender.js';
 
 export const ADMIN_HEADER = 'x-sandbox-admin';
 const FULL_IDENTIFIERS_MAX_SIZE = 20_000;
@@ -246,6 +247,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SandboxContext): 
       });
       admin.delete('/faults', async () => ({ cleared: ctx.faults.clear() }));
       admin.get('/faults', async () => ({ pending: ctx.faults.pending() }));
+      // The vendor notifies a subscriber (Standard Webhooks).
+      registerWebhookSenderRoutes(admin, ctx);
     },
     { prefix: '/admin' },
   );

@@ -29,6 +29,11 @@ export interface NightlySyncInput {
   integrationId: string;
   /** Ignore checkpoints and fetch everything. */
   full?: boolean;
+  /**
+   * Only these of the integration's allowed types (a webhook delta sync names what changed); types
+   * the integration does not allow are ignored. Absent: every allowed type.
+   */
+  resourceTypes?: ResourceType[];
   /** Continue as new once the history holds this many events (default 10,000). */
   historyEventLimit?: number;
   /** Set only by continueAsNew: where the previous run stopped. */
@@ -115,7 +120,13 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
   });
 
   if (!input.carried) {
-    state.plan = await store.planSync({ tenantId: input.tenantId, integrationId: input.integrationId, full: input.full ?? false });
+    // `resourceTypes` only when given, so recorded histories replay with identical activity inputs.
+    state.plan = await store.planSync({
+      tenantId: input.tenantId,
+      integrationId: input.integrationId,
+      full: input.full ?? false,
+      ...(input.resourceTypes ? { resourceTypes: input.resourceTypes } : {}),
+    });
     state.progress.types = state.plan.resourceTypes.map((t) => emptyTypeProgress(t.resourceType));
   }
 

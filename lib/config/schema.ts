@@ -90,6 +90,16 @@ export const configSchema = z.object({
   /** Role (in the token's `roles` claim) allowed to decode payloads. */
   CODEC_DECODE_ROLE: z.string().min(1).default('phi-decoder'),
 
+  // Webhook receiver (workers/webhook-receiver.ts): POST /webhooks/<integrationId>, plain HTTP (put TLS in front of it).
+  WEBHOOK_HOST: z.string().min(1).default('127.0.0.1'),
+  WEBHOOK_PORT: z.coerce.number().int().min(0).max(65_535).default(8891),
+  /** Larger deliveries are refused with 413 before anything else is read. */
+  WEBHOOK_MAX_BODY_BYTES: positiveInt.max(16 * 1024 * 1024).default(1024 * 1024),
+  /** Retry-After (seconds) on a delivery refused with 503 while an incident holds its scope. */
+  WEBHOOK_RETRY_AFTER_SECONDS: positiveInt.max(86_400).default(300),
+  /** How long the delta-sync workflow gathers notifications before it syncs them as one batch. */
+  WEBHOOK_DEBOUNCE_SECONDS: positiveInt.max(3_600).default(10),
+
   // Hosted JWKS (workers/jwks-server.ts): integrations' public signing keys for vendors. Off unless set.
   /** host:port the worker serves `GET /jwks/<integrationId>.json` on (plain HTTP: put TLS in front of it). */
   JWKS_LISTEN: hostPort.optional(),

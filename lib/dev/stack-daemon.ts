@@ -3,8 +3,8 @@
  * .data/logs/stack.log). It starts, in order: PostgreSQL (+ migrations) and the Temporal dev server
  * with its Web UI (in parallel; the UI is pointed at the codec server with --ui-codec-endpoint), the KEK
  * and secrets dirs, the sandbox vendor (in-process), the codec server (child process, HTTPS with the dev
- * CA under .data/tls/), the worker (child process); then writes .data/stack.json and stays up.
- * SIGTERM/SIGINT stop the worker (drain), codec server, sandbox, Temporal and PostgreSQL in that order, remove stack.json and exit 0. If a part fails to
+ * CA under .data/tls/), the worker and the webhook receiver (child processes); then writes .data/stack.json
+ * and stays up. SIGTERM/SIGINT stop the webhook receiver, the worker (drain), codec server, sandbox, Temporal and PostgreSQL in that order, remove stack.json and exit 0. If a part fails to
  * start, what was started is stopped, the reason is logged and the exit code is 1.
  * Progress is logged as JSON lines with `part` and `phase`, which `dev up` relays.
  */
@@ -116,6 +116,8 @@ async function startStack(): Promise<StackInfo> {
   const codecPort = await findFreePort({ prefer: 8888 });
   // The worker serves our hosted JWKS here; the sandbox fetches integrations' keys from it.
   const jwksPort = await findFreePort({ prefer: 8890, avoid: [codecPort] });
+  // The webhook receiver: vendors (and the sandbox's sender) post to <webhookUrl>/webhooks/<integration>.
+  const webhookPort = await findFreePort({ prefer: 8891, avoid: [codecPort, jwksPort] });
   const codecUrl = `https://127.0.0.1:${codecPort}`;
   const [pgResult, temporalResult] = await Promise.allSettled([
     step('postgres', 'PostgreSQL', async () => {
@@ -133,8 +135,8 @@ async function startStack(): Promise<StackInfo> {
       }
     }),
     step('temporal', 'Temporal dev server + Web UI', async () => {
-      const port = await findFreePort({ prefer: 7233, avoid: [codecPort, jwksPort] });
-      const uiPort = await findFreePort({ prefer: 8233, avoid: [port, codecPort, jwksPort] });
+      const port = await findFreePort({ prefer: 7233, avoid: [codecPort, jwksPort, webhookPort] });
+      const uiPort = await findFreePort({ prefer: 8233, avoid: [port, codecPort, jwksPort, webhookPort] });
       return startTemporalDevServer({
         cliPath,
         port,
@@ -261,6 +263,44 @@ async function startStack(): Promise<StackInfo> {
   });
   watchWorker(worker);
 
+  const webhookUrl = `http://127.0.0.1:${webhookPort}`;
+  const webhooks = await step('webhooks', `webhook receiver (${webhookUrl})`, async () => {
+    const spawned = spawnLogged(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'workers', 'webhook-receiver.ts')], {
+      cwd: repoRoot,
+      logFile: path.join(paths.logDir, 'webhook-receiver.log'),
+      env: {
+        ...env,
+        TEMPORAL_ADDRESS: temporal.address,
+        TEMPORAL_NAMESPACE: namespace,
+        TEMPORAL_TASK_QUEUE: taskQueue,
+        DATABASE_URL: db.databaseUrl,
+        EHR_KEK_DIR: paths.kekDir,
+        EHR_SECRETS_DIR: paths.secretsDir,
+        WEBHOOK_HOST: '127.0.0.1',
+        WEBHOOK_PORT: String(webhookPort),
+        LOG_LEVEL: env.LOG_LEVEL ?? 'info',
+      },
+    });
+    const child = spawned.child;
+    terminateOnExit(child);
+    started.push({
+      name: 'webhook receiver',
+      stop: async () => {
+        await stopChild(child, 10_000);
+      },
+    });
+    await waitForHealthz(webhookUrl, {
+      timeoutMs: 60_000,
+      abortIf: () =>
+        stopRequested
+          ? 'stop requested'
+          : hasExited(child)
+            ? `the webhook receiver exited (code ${child.exitCode ?? child.signalCode}); see ${path.join(paths.logDir, 'webhook-receiver.log')}:\n${spawned.outputTail().trim()}`
+            : undefined,
+    });
+    return child;
+  });
+
   return {
     pid: process.pid,
     startedAt: new Date().toISOString(),
@@ -281,8 +321,29 @@ async function startStack(): Promise<StackInfo> {
     codecPid: codec.pid!,
     devCaPath: tls.caCertPath,
     jwksUrl: `http://127.0.0.1:${jwksPort}`,
+    webhookUrl,
+    webhookPid: webhooks.pid!,
     sandboxes,
   };
+}
+
+/** Polls `<url>/healthz` (plain HTTP, loopback) until it answers 200. */
+async function waitForHealthz(url: string, opts: { timeoutMs: number; abortIf: () => string | undefined }): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let last = 'not tried yet';
+  for (;;) {
+    const aborted = opts.abortIf();
+    if (aborted) throw new DevSetupError('webhook receiver', aborted);
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      if (res.ok) return;
+      last = `answered ${res.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline) throw new DevSetupError('webhook receiver', `not ready at ${url} (last problem: ${last})`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 function watchWorker(child: ChildProcess): void {

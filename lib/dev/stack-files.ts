@@ -71,6 +71,9 @@ export const stackInfoSchema = z.object({
   devCaPath: z.string().optional(),
   /** Our hosted JWKS, served by the worker; sandbox clients are registered with its URL. */
   jwksUrl: z.string().optional(),
+  /** The webhook receiver (workers/webhook-receiver.ts): vendors post to `<webhookUrl>/webhooks/<integrationId>`. */
+  webhookUrl: z.string().optional(),
+  webhookPid: z.number().int().positive().optional(),
   /** Sandboxes impersonating vendors (sandbox/personalities.ts), one per personality. */
   sandboxes: z.array(DevSandbox).optional(),
 });
@@ -138,6 +141,7 @@ export function stackEnvFromInfo(info: StackInfo): Record<string, string> {
     ...(info.codecUrl ? { EHR_CODEC_URL: info.codecUrl } : {}),
     ...(info.devCaPath ? { EHR_CODEC_CA: info.devCaPath } : {}),
     ...(info.jwksUrl ? { JWKS_PUBLIC_URL: info.jwksUrl } : {}),
+    ...(info.webhookUrl ? { EHR_WEBHOOK_URL: info.webhookUrl } : {}),
     ...(info.sandboxes ? { EHR_SANDBOXES: JSON.stringify(info.sandboxes) } : {}),
   };
 }

@@ -160,6 +160,7 @@ export function describeStack(info: StackInfo, workerRunning = true): string[] {
       ? [`  codec server ${info.codecUrl}  (dev CA ${info.devCaPath ?? '?'}; token: ehrctl dev token --role phi-decoder)`]
       : []),
     `  worker       pid ${info.workerPid}${workerRunning ? '' : '  — NOT RUNNING, see worker.log'}`,
+    ...(info.webhookUrl ? [`  webhooks     ${info.webhookUrl}/webhooks/<integrationId>  (pid ${info.webhookPid ?? '?'})`] : []),
     `  keys         ${info.kekDir}  (secrets ${info.secretsDir})`,
     `  logs         ${info.logDir}`,
     `  daemon       pid ${info.pid}, up since ${info.startedAt}`,

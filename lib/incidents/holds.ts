@@ -42,7 +42,7 @@ export async function assertExportAllowed(db: Queryable, operation: string, tena
   if (hold) throw new ScopeUnderIncidentError(operation, hold.incident_id, hold.scope);
 }
 
-/** For the webhook receiver (not built yet): call before accepting a delivery for the integration. */
+/** For the webhook receiver (workers/webhook-receiver.ts): called before a delivery is verified or stored. */
 export async function assertWebhookAccepted(db: Queryable, integrationId: string): Promise<void> {
   const hold = await holdCovering(db, 'webhooks_refused', await targetOf(db, integrationId));
   if (hold) throw new ScopeUnderIncidentError('webhook delivery', hold.incident_id, hold.scope);

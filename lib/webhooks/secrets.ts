@@ -1,5 +1,5 @@
 /**
- * Per-integration webhook secrets (the store the webhook receiver will verify against). Secrets are
+ * Per-integration webhook secrets (the store workers/webhook-receiver.ts verifies against). Secrets are
  * held by reference: an operator's `file:`/`env:`/manager reference, or one generated here into the
  * secrets directory (0600, `whsec_<base64>` as Standard Webhooks senders expect). States: `current`
  * (one per integration), `previous` (still accepted during a rotation's window), `retired` (refused).

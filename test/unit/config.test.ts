@@ -44,6 +44,11 @@ describe('loadConfig', () => {
       CODEC_PORT: 8888,
       CODEC_AUTH_AUDIENCE: 'ehr-connectors-codec',
       CODEC_DECODE_ROLE: 'phi-decoder',
+      WEBHOOK_HOST: '127.0.0.1',
+      WEBHOOK_PORT: 8891,
+      WEBHOOK_MAX_BODY_BYTES: 1024 * 1024,
+      WEBHOOK_RETRY_AFTER_SECONDS: 300,
+      WEBHOOK_DEBOUNCE_SECONDS: 10,
     });
   });
 

@@ -1,0 +1,111 @@
+/**
+ * Durable webhook intake: a delivery row (the dedupe record) and its `webhook.received` audit event
+ * commit in one transaction, or neither does. Refusals are audited too, at most once per integration
+ * and reason per window (a misconfigured sender retrying a bad signature would otherwise fill the
+ * chain); the next audited refusal says how many were left out.
+ */
+import type { AuditContext } from '../audit/chain.js';
+import { appendAuditEvents, recordAuditEvent } from '../audit/chain.js';
+import type { Pool, Queryable } from '../store/pool.js';
+import { withTransaction } from '../store/pool.js';
+import type { NotificationSummary } from './notification.js';
+
+export interface DeliveryTarget {
+  tenantId: string;
+  integrationId: string;
+  vendor: string;
+}
+
+export interface IncomingDelivery {
+  webhookId: string;
+  summary: NotificationSummary;
+  bodyBytes: number;
+  /** Which accepted secret verified it: `current`, or `previous` during a rotation's window. */
+  verifiedWith: 'current' | 'previous';
+}
+
+export type StoreOutcome = { stored: true } | { stored: false; signalled: boolean };
+
+/** Stores the delivery and audits it, unless its webhook id was stored before (then says whether that one was signalled). */
+export async function storeDelivery(pool: Pool, target: DeliveryTarget, d: IncomingDelivery, ctx: AuditContext): Promise<StoreOutcome> {
+  return withTransaction(pool, async (client) => {
+    const inserted = await client.query(
+      `INSERT INTO webhook_deliveries (tenant_id, integration_id, webhook_id, event_type, resource_types, entry_count, body_bytes)
+       VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (integration_id, webhook_id) DO NOTHING`,
+      [target.tenantId, target.integrationId, d.webhookId, d.summary.eventType, d.summary.resourceTypes, d.summary.entryCount, d.bodyBytes],
+    );
+    if (inserted.rowCount === 0) {
+      const prior = await client.query<{ signalled: boolean }>(
+        'SELECT signalled_at IS NOT NULL AS signalled FROM webhook_deliveries WHERE integration_id = $1 AND webhook_id = $2',
+        [target.integrationId, d.webhookId],
+      );
+      return { stored: false, signalled: prior.rows[0]?.signalled ?? true };
+    }
+    await appendAuditEvents(client, [
+      {
+        ...ctx,
+        action: 'webhook.received',
+        outcome: 'success',
+        tenantId: target.tenantId,
+        integrationId: target.integrationId,
+        details: {
+          webhookId: d.webhookId,
+          vendor: target.vendor,
+          eventType: d.summary.eventType,
+          kind: d.summary.kind,
+          resourceTypes: d.summary.resourceTypes,
+          unknownTypes: d.summary.unknownTypes,
+          entryCount: d.summary.entryCount,
+          bodyBytes: d.bodyBytes,
+          verifiedWith: d.verifiedWith,
+        },
+      },
+    ]);
+    return { stored: true };
+  });
+}
+
+/** The delta-sync workflow has the notification (or needs none: handshakes, heartbeats). */
+export async function markDeliverySignalled(db: Queryable, integrationId: string, webhookId: string): Promise<void> {
+  await db.query('UPDATE webhook_deliveries SET signalled_at = now() WHERE integration_id = $1 AND webhook_id = $2 AND signalled_at IS NULL', [integrationId, webhookId]);
+}
+
+export interface Refusal {
+  status: number;
+  reason: string;
+  /** Known only once the integration was found. */
+  target?: DeliveryTarget;
+  details?: Record<string, unknown>;
+}
+
+/** Lets one refusal per (integration, reason) through per window and counts the rest. */
+export class RefusalAuditLimiter {
+  private readonly windows = new Map<string, { until: number; suppressed: number }>();
+  constructor(private readonly windowMs = 60_000, private readonly maxKeys = 10_000) {}
+
+  /** undefined: skip this one; a number: audit it, with that many left out since the last. */
+  admit(key: string, nowMs = Date.now()): number | undefined {
+    const w = this.windows.get(key);
+    if (w && nowMs < w.until) {
+      w.suppressed += 1;
+      return undefined;
+    }
+    if (!w && this.windows.size >= this.maxKeys) this.windows.clear();
+    this.windows.set(key, { until: nowMs + this.windowMs, suppressed: 0 });
+    return w?.suppressed ?? 0;
+  }
+}
+
+export async function auditRefusal(pool: Pool, limiter: RefusalAuditLimiter, r: Refusal, ctx: AuditContext): Promise<boolean> {
+  const suppressed = limiter.admit(`${r.target?.integrationId ?? '?'}|${r.reason}`);
+  if (suppressed === undefined) return false;
+  await recordAuditEvent(pool, {
+    ...ctx,
+    action: 'webhook.refused',
+    outcome: 'failure',
+    tenantId: r.target?.tenantId ?? null,
+    integrationId: r.target?.integrationId ?? null,
+    details: { status: r.status, reason: r.reason, ...(r.target ? { vendor: r.target.vendor } : {}), ...r.details, suppressedBefore: suppressed },
+  });
+  return true;
+}
