@@ -169,6 +169,7 @@ export function createContainmentActivities(deps: ActivityDeps) {
         const admin = c.sandboxAdminFor(i.baseUrl);
         await restoreIntegration(deps.pool, i.integrationId, audit(ref), {
           secretsDir: c.secretsDir,
+          incidentId: ref.incidentId,
           ...(admin ? { sandboxAdmin: admin } : {}),
           ...(c.jwksPublicUrl ? { jwksPublicUrl: c.jwksPublicUrl } : {}),
         });

@@ -1,6 +1,7 @@
 import type { ScheduleHandle } from '@temporalio/client';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
+import { assertResumptionAllowed } from '../../lib/incidents/holds.js';
 import { getIntegration } from '../../lib/store/integrations.js';
 import { recommendedSettings } from '../../lib/vendors/profiles/compensating.js';
 import { profileFor } from '../../lib/vendors/profiles/index.js';
@@ -79,7 +80,8 @@ export function registerScheduleCommands(program: Command): void {
         table(rows);
       }),
     );
-  const byIntegration = (name: string, description: string, act: (handle: ScheduleHandle, note: string) => Promise<void>) =>
+  /** `resumes`: starting syncs again is the incident's to decide while a hold covers the integration. */
+  const byIntegration = (name: string, description: string, act: (handle: ScheduleHandle, note: string) => Promise<void>, resumes = false) =>
     schedule
       .command(name)
       .description(description)
@@ -87,13 +89,14 @@ export function registerScheduleCommands(program: Command): void {
       .action(async (opts: { integration: string }) =>
         withContext(async (ctx) => {
           const integration = await getIntegration(await ctx.db(), opts.integration);
+          if (resumes) await assertResumptionAllowed(await ctx.db(), `schedule ${name}`, integration.id);
           const id = scheduleIdFor({ tenantId: integration.tenantId, integrationId: integration.id });
           await act((await ctx.temporal()).schedule.getHandle(id), `${name} by ${ctx.audit.actor}`);
           print(`schedule ${id}: ${name} done`);
         }),
       );
   byIntegration('pause', 'pause the nightly schedule', (h, note) => h.pause(note));
-  byIntegration('unpause', 'unpause the nightly schedule', (h, note) => h.unpause(note));
-  byIntegration('trigger', 'start a run now (overlap policy applies)', (h) => h.trigger());
+  byIntegration('unpause', 'unpause the nightly schedule', (h, note) => h.unpause(note), true);
+  byIntegration('trigger', 'start a run now (overlap policy applies)', (h) => h.trigger(), true);
   byIntegration('delete', 'delete the nightly schedule', (h) => h.delete());
 }

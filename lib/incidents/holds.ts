@@ -48,6 +48,18 @@ export async function assertWebhookAccepted(db: Queryable, integrationId: string
   if (hold) throw new ScopeUnderIncidentError('webhook delivery', hold.incident_id, hold.scope);
 }
 
+/**
+ * Resumption belongs to the incident: restoring an integration (or unpausing or triggering its
+ * schedule) while an unreleased hold covers it is refused, except for the recovery of the incident
+ * that holds it (`byIncident`), which runs only after a second person approved.
+ */
+export async function assertResumptionAllowed(db: Queryable, operation: string, integrationId: string, byIncident?: string): Promise<void> {
+  const target = await targetOf(db, integrationId);
+  const res = await db.query<HoldRow>('SELECT incident_id, scope FROM incident_holds WHERE released_at IS NULL ORDER BY created_at');
+  const hold = res.rows.find((h) => h.incident_id !== byIncident && scopeCovers(h.scope, target));
+  if (hold) throw new ScopeUnderIncidentError(operation, hold.incident_id, hold.scope);
+}
+
 /** Whether vendor writes for the integration must be queued rather than sent. */
 export async function writesHeld(db: Queryable, integrationId: string): Promise<HoldRow | undefined> {
   return holdCovering(db, 'writes_queued', await targetOf(db, integrationId));

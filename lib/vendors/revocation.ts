@@ -12,6 +12,7 @@ import { checkSecretRef } from '../config/secrets.js';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
 import { generateIntegrationSigningKey, jwksUrlFor } from '../security/signing-keys.js';
 import { insertSigningKey, mirrorCurrentKey, retireAllSigningKeys } from '../store/signing-keys.js';
+import { assertResumptionAllowed } from '../incidents/holds.js';
 import { scopesFor } from './profiles/adapters.js';
 import { profileFor } from './profiles/index.js';
 import { registerSandboxClient } from './sandbox-registration.js';
@@ -239,6 +240,8 @@ export interface RestoreOptions {
   clientSecretRef?: string;
   /** tls_client_auth: references of the new client certificate and key (required). */
   tlsRefs?: VendorTlsRefs;
+  /** The incident whose approved recovery this is: its own hold does not refuse the restore. */
+  incidentId?: string;
 }
 
 /**
@@ -251,6 +254,7 @@ export interface RestoreOptions {
 export async function restoreIntegration(pool: Pool, integrationId: string, ctx: AuditContext, opts: RestoreOptions): Promise<Integration> {
   const current = await withTransaction(pool, (client) => lockIntegration(client, integrationId));
   if (current.status === 'active') throw new ConflictError('integration', integrationId, 'is already active');
+  await assertResumptionAllowed(pool, 'restore', integrationId, opts.incidentId);
   const tenant = await pool.query<{ status: string }>('SELECT status FROM tenants WHERE id = $1', [current.tenantId]);
   if (tenant.rows[0]?.status !== 'active') throw new ConflictError('tenant', current.tenantId, 'is revoked: its integrations cannot be restored');
   if (current.vendor === 'sandbox' && !opts.sandboxAdmin) {
@@ -278,6 +282,8 @@ export async function restoreIntegration(pool: Pool, integrationId: string, ctx:
     if (locked.status === 'active' || locked.credentialGeneration !== current.credentialGeneration) {
       throw new ConflictError('integration', integrationId, 'changed while being restored; try again');
     }
+    // Again under the lock: an incident declared while the vendor registered the new credentials wins.
+    await assertResumptionAllowed(client, 'restore', integrationId, opts.incidentId);
     let retiredKids: string[] = [];
     if (fresh.key) {
       retiredKids = await retireAllSigningKeys(client, integrationId);

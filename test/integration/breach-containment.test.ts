@@ -20,10 +20,11 @@ import { createKekProvider } from '../../lib/security/kek-factory.js';
 import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
 import { TenantKeyring } from '../../lib/security/keyring.js';
 import { getIntegration } from '../../lib/store/integrations.js';
+import { restoreIntegration } from '../../lib/vendors/revocation.js';
 import type { VendorClient } from '../../lib/vendors/vendor-client.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
 import type { IncidentTimeline } from '../../workflows/breach-containment.js';
-import { uniqueId } from '../harness.js';
+import { testEnv, uniqueId } from '../harness.js';
 import { findLeaks } from '../security/leak-scan.js';
 import { registerSandboxTenant, sandboxAdmin, startTestSandbox, testActor, useSyncHarness } from './support.js';
 
@@ -130,6 +131,11 @@ describe('breach containment', () => {
       // No resumption without a second person; the integrations stay revoked meanwhile.
       await expect(approveResumption(handle, { by: 'alice@example.org' })).rejects.toBeInstanceOf(WorkflowUpdateFailedError);
       await expect(addIncidentNote(handle, { by: 'bob@example.org', text: 'vendor confirmed key revoked' })).resolves.toBeGreaterThan(0);
+      expect((await getIntegration(pool, breached.integrationIds[0]!)).status).toBe('revoked');
+      // Nor around the incident: a direct restore is refused while the hold stands.
+      const restoreOpts = { secretsDir: testEnv().secretsDir, sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken } };
+      await expect(restoreIntegration(pool, breached.integrationIds[0]!, testActor, restoreOpts)).rejects.toMatchObject({ code: 'SCOPE_UNDER_INCIDENT' });
+      await expect(restoreIntegration(pool, breached.integrationIds[0]!, testActor, { ...restoreOpts, incidentId: 'another-incident' })).rejects.toMatchObject({ code: 'SCOPE_UNDER_INCIDENT' });
       expect((await getIntegration(pool, breached.integrationIds[0]!)).status).toBe('revoked');
       const beforeApproval = Date.now();
       expect(await approveResumption(handle, { by: 'bob@example.org', note: 'root cause fixed' })).toBe('bob@example.org');
