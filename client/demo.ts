@@ -2,7 +2,8 @@
  * `npm run demo`: the whole product on the embedded stack, driven through ehrctl as a user would.
  * Brings the stack up, registers a tenant with two sandbox integrations, runs full syncs, changes
  * records in the sandbox, runs incremental syncs, syncs three vendor personalities side by side
- * (Epic, Oracle Health, eClinicalWorks) with their own auth styles and limits, prints counts, verifies the audit chain, prints
+ * (Epic, Oracle Health, eClinicalWorks) with their own auth styles and limits, prints counts, takes a
+ * webhook through the delta sync, runs an incident drill to recovery, verifies the audit chain, prints
  * the Web UI URL and workflow ids, then stops everything it started (`npm run demo -- --keep`
  * leaves it running). Exits non-zero if any step fails.
  */
@@ -50,6 +51,7 @@ async function sandboxAdmin(status: StackStatus, route: string, body: unknown): 
 
 interface StackStatus {
   temporalUiUrl: string;
+  webhookUrl: string;
   sandboxUrl: string;
   sandboxAdminToken: string;
   secretsDir: string;
@@ -63,6 +65,13 @@ function issuedSecretRef(status: StackStatus, name: string): string {
   const file = path.join(status.secretsDir, `${name}.client-secret`);
   fs.writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600 });
   return `file:${file}`;
+}
+
+async function waitFor(what: string, timeoutMs: number, done: () => boolean): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !done(); ) {
+    if (Date.now() > deadline) throw new Error(`${what} did not finish within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 1000));
+  }
 }
 
 function startedIds(output: string): string[] {
@@ -115,7 +124,28 @@ async function main(): Promise<void> {
     step('8. Nightly schedule at 02:00 America/Chicago');
     ehrctl('schedule', 'nightly', '--integration', `${tenant}-ehr`, '--at', '02:00', '--timezone', 'America/Chicago');
 
-    step('9. Sign an audit checkpoint (copied to the anchor outside the database) and verify the trail');
+    step('9. The vendor notifies changes by webhook (Standard Webhooks); the delta sync fetches just those');
+    ehrctl('keys', 'rotate', '--webhook-secret', '--integration', `${tenant}-ehr`, '--wait');
+    // The vendor was handed the secret out of band; here the sandbox plays the vendor and reads it.
+    const secretFile = fs.readdirSync(status.secretsDir).find((f) => f.startsWith(`webhook-${tenant}-ehr-v`) && f.endsWith('.secret'));
+    if (!secretFile) throw new Error('the webhook secret file was not generated');
+    const secret = fs.readFileSync(path.join(status.secretsDir, secretFile), 'utf8').trim();
+    await sandboxAdmin(status, '/admin/webhooks/send', { url: `${status.webhookUrl}/webhooks/${tenant}-ehr`, secret, resourceTypes: ['Observation'], changes: 3 });
+    console.log('the sandbox changed 3 Observations and delivered a signed notification');
+    await waitFor('the delta sync', 120_000, () => {
+      const w = JSON.parse(ehrctlWith({ echo: false }, 'webhooks', 'status', '--integration', `${tenant}-ehr`, '--json')) as { workflow?: { lastBatch?: { outcome: string } } };
+      return w.workflow?.lastBatch !== undefined;
+    });
+    ehrctl('webhooks', 'status', '--integration', `${tenant}-ehr`);
+
+    step('10. Tabletop drill: contain the Epic integration, preserve evidence, rotate its keys, then recover after a second person approves');
+    const incidentId = `drill-${suffix}`;
+    ehrctl('incident', 'declare', '--id', incidentId, '--scope', `integration:${tenant}-epic`, '--severity', 'high', '--reason', 'demo tabletop drill: client key assumed exposed', '--drill', '--as', 'alice@example.org', '--rotation-grace-seconds', '5');
+    ehrctl('incident', 'approve', incidentId, '--as', 'bob@example.org', '--note', 'drill: vendor confirmed the old key is gone', '--wait');
+    ehrctl('incident', 'timeline', incidentId);
+    workflowIds.push(`incident/${incidentId}`);
+
+    step('11. Sign an audit checkpoint (copied to the anchor outside the database) and verify the trail');
     ehrctl('audit', 'checkpoint');
     ehrctl('audit', 'verify');
 

@@ -282,6 +282,8 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   // 4. Wait for the commander.
   t.status = 'awaiting-approval';
   await condition(() => t.approvedBy !== null);
+  // Time to recover runs from the approval, so it includes any wait for key switches below.
+  const approvedAtMs = Date.now();
 
   // Recovery issues fresh credentials and lets traffic flow again: not while a key in scope is still
   // the one in use. The old keys' grace periods and retirement carry on after recovery.
@@ -294,7 +296,6 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
 
   // 5. Recover.
   t.status = 'recovering';
-  const approvedAtMs = Date.now();
   const restored = await acts.restoreScope(ref, affected);
   log('credentials-restored', system, restored.detail, restored.doneAtMs);
   const lifted = await store.liftScopeHold(ref);

@@ -39,7 +39,9 @@ function printTimeline(t: IncidentTimeline): void {
   print(`declared by ${t.declaredBy} at ${t.declaredAt}: ${t.reason}`);
   print(`time to contain: ${t.timeToContainMs === null ? '-' : `${t.timeToContainMs} ms`}; time to recover: ${t.timeToRecoverMs === null ? '-' : `${t.timeToRecoverMs} ms`}`);
   print(`evidence: ${t.evidenceId ?? '-'}; approved by: ${t.approvedBy ?? '-'}`);
-  table(t.entries.map((e) => ({ at: e.at, step: e.step, actor: e.actor, detail: e.detail ? JSON.stringify(e.detail) : '' })));
+  // In time order (parallel steps are recorded together once all have finished); sort is stable.
+  const entries = [...t.entries].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+  table(entries.map((e) => ({ at: e.at, step: e.step, actor: e.actor, detail: e.detail ? JSON.stringify(e.detail) : '' })));
 }
 
 export function registerIncidentCommands(program: Command): void {
@@ -176,10 +178,23 @@ export function registerIncidentCommands(program: Command): void {
     .argument('<id>')
     .option('--note <text>')
     .option('--as <identity>')
-    .action(async (id: string, opts: { note?: string; as?: string }) =>
+    .option('--wait', 'wait until recovery is complete (it first waits for every key rotation to switch keys)')
+    .action(async (id: string, opts: { note?: string; as?: string; wait?: boolean }) =>
       withContext(async (ctx) => {
-        const by = await approveResumption(incidentHandle(await ctx.temporal(), id), { by: opts.as ?? defaultIdentity(), ...(opts.note ? { note: opts.note } : {}) });
-        print(`resumption approved by ${by}; recovery is running (ehrctl incident status ${id})`);
+        const handle = incidentHandle(await ctx.temporal(), id);
+        const by = await approveResumption(handle, { by: opts.as ?? defaultIdentity(), ...(opts.note ? { note: opts.note } : {}) });
+        if (!opts.wait) return print(`resumption approved by ${by}; recovery is running (ehrctl incident status ${id})`);
+        print(`resumption approved by ${by}; waiting for recovery`);
+        let seen = 0;
+        for (;;) {
+          const t = await incidentTimeline(handle);
+          // Progress: the recovery steps as they land (the wait for key switches can take minutes).
+          const fresh = t.entries.slice(seen).filter((e) => e.at >= t.entries.find((x) => x.step === 'resumption-approved')!.at);
+          seen = t.entries.length;
+          for (const e of fresh) print(`  ${e.at}  ${e.step}`);
+          if (t.status === 'recovered') return print(`recovered in ${t.timeToRecoverMs} ms after approval`);
+          await new Promise((r) => setTimeout(r, 500));
+        }
       }),
     );
 }
