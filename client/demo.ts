@@ -81,7 +81,7 @@ function startedIds(output: string): string[] {
 async function main(): Promise<void> {
   let started = false;
   try {
-    step('1. Bring up the embedded stack (PostgreSQL, Temporal dev server + UI, sandbox vendor, worker)');
+    step('1. Bring up the embedded stack (PostgreSQL, Temporal dev server + UI, sandbox vendors, worker, webhook receiver, codec server)');
     ehrctl('dev', 'up');
     started = true;
     // Read quietly: status --json carries the database URL with its (local, generated) password.

@@ -179,125 +179,79 @@ async function startStack(): Promise<StackInfo> {
     return handles;
   });
 
-  const codec = await step('codec', `codec server (${codecUrl})`, async () => {
-    const spawned = spawnLogged(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'workers', 'codec-server.ts')], {
+  /**
+   * One of our own processes (workers/<script>.ts) with its log file: stopped in reverse order with the
+   * rest, and `abortIf` for its readiness wait (a stop request, or the process already gone).
+   */
+  const startService = (name: string, script: string, serviceEnv: NodeJS.ProcessEnv, stopGraceMs = 10_000) => {
+    const logFile = path.join(paths.logDir, `${script}.log`);
+    const spawned = spawnLogged(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'workers', `${script}.ts`)], {
       cwd: repoRoot,
-      logFile: path.join(paths.logDir, 'codec-server.log'),
-      env: {
-        ...env,
-        DATABASE_URL: db.databaseUrl,
-        EHR_KEK_DIR: paths.kekDir,
-        EHR_SECRETS_DIR: paths.secretsDir,
-        CODEC_HOST: '127.0.0.1',
-        CODEC_PORT: String(codecPort),
-        CODEC_UI_ORIGIN: env.CODEC_UI_ORIGIN || new URL(temporal.uiUrl ?? 'http://127.0.0.1:8233').origin,
-        CODEC_TLS_CERT: `file:${tls.serverCertPath}`,
-        CODEC_TLS_KEY: `file:${tls.serverKeyPath}`,
-        CODEC_AUTH_ISSUER_KEY: `file:${tls.issuerPublicKeyPath}`,
-        CODEC_AUTH_ISSUER: DEV_TOKEN_ISSUER,
-        CODEC_AUTH_AUDIENCE: DEV_TOKEN_AUDIENCE,
-        LOG_LEVEL: env.LOG_LEVEL ?? 'info',
-      },
+      logFile,
+      // What every service shares: the database, the key directories, the log level.
+      env: { ...env, DATABASE_URL: db.databaseUrl, EHR_KEK_DIR: paths.kekDir, EHR_SECRETS_DIR: paths.secretsDir, LOG_LEVEL: env.LOG_LEVEL ?? 'info', ...serviceEnv },
     });
     const child = spawned.child;
     terminateOnExit(child);
     started.push({
-      name: 'codec server',
+      name,
       stop: async () => {
-        await stopChild(child, 10_000);
+        const status = await stopChild(child, stopGraceMs);
+        logger.info({ part: script, code: status?.code, signal: status?.signal }, `${name} exited (${status?.code ?? status?.signal ?? 'unknown'})`);
       },
     });
-    await waitForCodecServer(codecUrl, fs.readFileSync(tls.caCertPath, 'utf8'), {
-      timeoutMs: 60_000,
-      abortIf: () =>
-        stopRequested
-          ? 'stop requested'
-          : hasExited(child)
-            ? `the codec server exited (code ${child.exitCode ?? child.signalCode}); see ${path.join(paths.logDir, 'codec-server.log')}:\n${spawned.outputTail().trim()}`
-            : undefined,
+    const abortIf = (): string | undefined =>
+      stopRequested
+        ? 'stop requested'
+        : hasExited(child)
+          ? `the ${name} exited (code ${child.exitCode ?? child.signalCode}); see ${logFile}:\n${spawned.outputTail().trim()}`
+          : undefined;
+    return { child, abortIf };
+  };
+
+  const codec = await step('codec', `codec server (${codecUrl})`, async () => {
+    const { child, abortIf } = startService('codec server', 'codec-server', {
+      CODEC_HOST: '127.0.0.1',
+      CODEC_PORT: String(codecPort),
+      CODEC_UI_ORIGIN: env.CODEC_UI_ORIGIN || new URL(temporal.uiUrl ?? 'http://127.0.0.1:8233').origin,
+      CODEC_TLS_CERT: `file:${tls.serverCertPath}`,
+      CODEC_TLS_KEY: `file:${tls.serverKeyPath}`,
+      CODEC_AUTH_ISSUER_KEY: `file:${tls.issuerPublicKeyPath}`,
+      CODEC_AUTH_ISSUER: DEV_TOKEN_ISSUER,
+      CODEC_AUTH_AUDIENCE: DEV_TOKEN_AUDIENCE,
     });
+    await waitForCodecServer(codecUrl, fs.readFileSync(tls.caCertPath, 'utf8'), { timeoutMs: 60_000, abortIf });
     return child;
   });
 
   const worker = await step('worker', 'worker', async () => {
-    const spawned = spawnLogged(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'workers', 'worker.ts')], {
-      cwd: repoRoot,
-      logFile: path.join(paths.logDir, 'worker.log'),
-      env: {
-        ...env,
-        TEMPORAL_ADDRESS: temporal.address,
-        TEMPORAL_NAMESPACE: namespace,
-        TEMPORAL_TASK_QUEUE: taskQueue,
-        DATABASE_URL: db.databaseUrl,
-        EHR_KEK_DIR: paths.kekDir,
-        EHR_SECRETS_DIR: paths.secretsDir,
-        EHR_AUDIT_ANCHOR_PATH: paths.auditAnchor,
-        JWKS_LISTEN: `127.0.0.1:${jwksPort}`,
-        EHR_DEV_SANDBOX_ADMINS: JSON.stringify([
-          { fhirBaseUrl: sandbox.fhirBaseUrl, url: sandbox.url, adminToken: sandbox.adminToken },
-          ...sandboxes.map((s) => ({ fhirBaseUrl: s.fhirBaseUrl, url: s.url, adminToken: s.adminToken })),
-        ]),
-        LOG_LEVEL: env.LOG_LEVEL ?? 'info',
-      },
-    });
-    const child = spawned.child;
-    terminateOnExit(child);
     const graceMs = Number(env.WORKER_SHUTDOWN_GRACE_MS ?? 30_000) + 15_000;
-    started.push({
-      name: 'worker',
-      stop: async () => {
-        const status = await stopChild(child, graceMs);
-        logger.info({ part: 'worker', code: status?.code, signal: status?.signal }, `worker exited (${status?.code ?? status?.signal ?? 'unknown'})`);
-      },
-    });
-    await waitForWorkerPolling(temporal.address, namespace, taskQueue, {
-      timeoutMs: 180_000,
-      abortIf: () =>
-        stopRequested
-          ? 'stop requested'
-          : hasExited(child)
-            ? `the worker exited (code ${child.exitCode ?? child.signalCode}); see ${path.join(paths.logDir, 'worker.log')}:\n${spawned.outputTail().trim()}`
-            : undefined,
-    });
+    const { child, abortIf } = startService('worker', 'worker', {
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: namespace,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      EHR_AUDIT_ANCHOR_PATH: paths.auditAnchor,
+      JWKS_LISTEN: `127.0.0.1:${jwksPort}`,
+      EHR_DEV_SANDBOX_ADMINS: JSON.stringify([
+        { fhirBaseUrl: sandbox.fhirBaseUrl, url: sandbox.url, adminToken: sandbox.adminToken },
+        ...sandboxes.map((s) => ({ fhirBaseUrl: s.fhirBaseUrl, url: s.url, adminToken: s.adminToken })),
+      ]),
+    }, graceMs);
+    await waitForWorkerPolling(temporal.address, namespace, taskQueue, { timeoutMs: 180_000, abortIf });
     return child;
   });
   watchWorker(worker);
 
   const webhookUrl = `http://127.0.0.1:${webhookPort}`;
   const webhooks = await step('webhooks', `webhook receiver (${webhookUrl})`, async () => {
-    const spawned = spawnLogged(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'workers', 'webhook-receiver.ts')], {
-      cwd: repoRoot,
-      logFile: path.join(paths.logDir, 'webhook-receiver.log'),
-      env: {
-        ...env,
-        TEMPORAL_ADDRESS: temporal.address,
-        TEMPORAL_NAMESPACE: namespace,
-        TEMPORAL_TASK_QUEUE: taskQueue,
-        DATABASE_URL: db.databaseUrl,
-        EHR_KEK_DIR: paths.kekDir,
-        EHR_SECRETS_DIR: paths.secretsDir,
-        WEBHOOK_HOST: '127.0.0.1',
-        WEBHOOK_PORT: String(webhookPort),
-        LOG_LEVEL: env.LOG_LEVEL ?? 'info',
-      },
+    const { child, abortIf } = startService('webhook receiver', 'webhook-receiver', {
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: namespace,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      WEBHOOK_HOST: '127.0.0.1',
+      WEBHOOK_PORT: String(webhookPort),
     });
-    const child = spawned.child;
-    terminateOnExit(child);
-    started.push({
-      name: 'webhook receiver',
-      stop: async () => {
-        await stopChild(child, 10_000);
-      },
-    });
-    await waitForHealthz(webhookUrl, {
-      timeoutMs: 60_000,
-      abortIf: () =>
-        stopRequested
-          ? 'stop requested'
-          : hasExited(child)
-            ? `the webhook receiver exited (code ${child.exitCode ?? child.signalCode}); see ${path.join(paths.logDir, 'webhook-receiver.log')}:\n${spawned.outputTail().trim()}`
-            : undefined,
-    });
+    await waitForHealthz(webhookUrl, { timeoutMs: 60_000, abortIf });
     return child;
   });
 
