@@ -25,10 +25,9 @@ import type { Pool, PoolClient } from '../store/pool.js';
 import type { WrappedKey } from './kek-provider.js';
 import type { KeyHierarchy, KekVersionState } from './key-hierarchy.js';
 import { dataKeyWrapAad } from './keyring.js';
-import { purposeKeyWrapAad } from './purpose-key-store.js';
-import { tenantPurposeKeyWrapAad } from './pseudonym-keys.js';
+import { dataKeyStage, purposeKeyStage, tenantPurposeKeyStage } from './rewrap-stages.js';
+import type { RewrapStage, WrappedRow } from './rewrap-stages.js';
 import type { TenantKeyPurpose } from './pseudonym-keys.js';
-import type { KeyPurpose } from './purpose-keys.js';
 
 export interface KeyAdminOptions {
   pool: Pool;
@@ -121,55 +120,11 @@ export class KeyAdmin {
       const moved = await withTransaction(this.#pool, async (client) => {
         const primary = this.#kek.primaryVersion();
         const events: AuditEvent[] = [];
-        const deks = await client.query<{ tenant_id: string; key_version: number; kek_version: number; wrapped_key: Buffer }>(
-          `SELECT tenant_id, key_version, kek_version, wrapped_key FROM data_keys
-            WHERE kek_id = $1 AND kek_version <> $2 AND wrapped_key IS NOT NULL
-            ORDER BY kek_version, tenant_id, key_version LIMIT $3 FOR UPDATE SKIP LOCKED`,
-          [kekId, primary, batchSize],
-        );
-        for (const r of deks.rows) {
-          const moved = await this.#rewrapOne(
-            { kekId, kekVersion: r.kek_version, wrapped: r.wrapped_key },
-            dataKeyWrapAad(r.tenant_id, r.key_version, kekId, r.kek_version),
-            primary,
-            dataKeyWrapAad(r.tenant_id, r.key_version, kekId, primary),
-          );
-          await client.query(
-            `UPDATE data_keys SET kek_version = $3, wrapped_key = $4, rewrapped_at = now() WHERE tenant_id = $1 AND key_version = $2`,
-            [r.tenant_id, r.key_version, moved.kekVersion, moved.wrapped],
-          );
-          events.push({
-            ...event(ctx, 'key.dek.rewrapped', { keyVersion: r.key_version, kekId, fromKekVersion: r.kek_version, toKekVersion: primary }),
-            tenantId: r.tenant_id,
-          });
-        }
-        const left = batchSize - deks.rows.length;
-        let purposeCount = 0;
-        if (left > 0) {
-          const pks = await client.query<{ purpose: KeyPurpose; version: number; key_id: string; kek_version: number; wrapped_key: Buffer }>(
-            `SELECT purpose, version, key_id, kek_version, wrapped_key FROM purpose_keys
-              WHERE kek_id = $1 AND kek_version <> $2 AND wrapped_key IS NOT NULL
-              ORDER BY kek_version, purpose, version LIMIT $3 FOR UPDATE SKIP LOCKED`,
-            [kekId, primary, left],
-          );
-          for (const r of pks.rows) {
-            const moved = await this.#rewrapOne(
-              { kekId, kekVersion: r.kek_version, wrapped: r.wrapped_key },
-              purposeKeyWrapAad(r.purpose, r.version, r.key_id, kekId, r.kek_version),
-              primary,
-              purposeKeyWrapAad(r.purpose, r.version, r.key_id, kekId, primary),
-            );
-            await client.query(
-              `UPDATE purpose_keys SET kek_version = $3, wrapped_key = $4, rewrapped_at = now() WHERE purpose = $1 AND version = $2`,
-              [r.purpose, r.version, moved.kekVersion, moved.wrapped],
-            );
-            events.push(event(ctx, 'key.purpose.rewrapped', { purpose: r.purpose, version: r.version, keyId: r.key_id, kekId, fromKekVersion: r.kek_version, toKekVersion: primary }));
-          }
-          purposeCount = pks.rows.length;
-        }
-        const tenantPurposeCount = await this.#rewrapTenantPurposeKeys(client, primary, left - purposeCount, ctx, events);
+        const dataKeys = await this.#rewrapStage(client, dataKeyStage, primary, batchSize, ctx, events);
+        const purposeKeys = await this.#rewrapStage(client, purposeKeyStage, primary, batchSize - dataKeys, ctx, events);
+        const tenantPurposeKeys = await this.#rewrapStage(client, tenantPurposeKeyStage, primary, batchSize - dataKeys - purposeKeys, ctx, events);
         if (events.length > 0) await appendAuditEvents(client, events);
-        return { dataKeys: deks.rows.length, purposeKeys: purposeCount, tenantPurposeKeys: tenantPurposeCount };
+        return { dataKeys, purposeKeys, tenantPurposeKeys };
       });
       const remaining = await this.#countWrapped(this.#pool, { notVersion: this.#kek.primaryVersion() });
       return { ...moved, remaining };
@@ -345,31 +300,16 @@ export class KeyAdmin {
     }
   }
 
-  /** The third stage of rewrapDataKeys: per-tenant purpose keys (the pseudonym keys). */
-  async #rewrapTenantPurposeKeys(client: PoolClient, primary: number, limit: number, ctx: AuditContext, events: AuditEvent[]): Promise<number> {
+  /** One stage of rewrapDataKeys: up to `limit` keys of one kind moved to the primary version, each audited. */
+  async #rewrapStage<R extends WrappedRow>(client: PoolClient, stage: RewrapStage<R>, primary: number, limit: number, ctx: AuditContext, events: AuditEvent[]): Promise<number> {
     if (limit <= 0) return 0;
     const kekId = this.#kek.id;
-    const { rows } = await client.query<{ tenant_id: string; purpose: TenantKeyPurpose; version: number; kek_version: number; wrapped_key: Buffer }>(
-      `SELECT tenant_id, purpose, version, kek_version, wrapped_key FROM tenant_purpose_keys
-        WHERE kek_id = $1 AND kek_version <> $2 AND wrapped_key IS NOT NULL
-        ORDER BY kek_version, tenant_id, purpose, version LIMIT $3 FOR UPDATE SKIP LOCKED`,
-      [kekId, primary, limit],
-    );
+    const { rows } = await client.query<R>(stage.select, [kekId, primary, limit]);
     for (const r of rows) {
-      const moved = await this.#rewrapOne(
-        { kekId, kekVersion: r.kek_version, wrapped: r.wrapped_key },
-        tenantPurposeKeyWrapAad(r.tenant_id, r.purpose, r.version, kekId, r.kek_version),
-        primary,
-        tenantPurposeKeyWrapAad(r.tenant_id, r.purpose, r.version, kekId, primary),
-      );
-      await client.query(
-        `UPDATE tenant_purpose_keys SET kek_version = $4, wrapped_key = $5, rewrapped_at = now() WHERE tenant_id = $1 AND purpose = $2 AND version = $3`,
-        [r.tenant_id, r.purpose, r.version, moved.kekVersion, moved.wrapped],
-      );
-      events.push({
-        ...event(ctx, 'key.pseudonym.rewrapped', { purpose: r.purpose, version: r.version, kekId, fromKekVersion: r.kek_version, toKekVersion: primary }),
-        tenantId: r.tenant_id,
-      });
+      const moved = await this.#rewrapOne({ kekId, kekVersion: r.kek_version, wrapped: r.wrapped_key }, stage.aad(r, kekId, r.kek_version), primary, stage.aad(r, kekId, primary));
+      await client.query(stage.update, [...stage.keyOf(r), moved.kekVersion, moved.wrapped]);
+      const { action, details, tenantId } = stage.audit(r, kekId, primary);
+      events.push({ ...event(ctx, action, details), ...(tenantId !== undefined ? { tenantId } : {}) });
     }
     return rows.length;
   }
