@@ -121,16 +121,10 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
     case 'kek': {
       const { version, previous } = await act.rotateKekVersion(actor);
       note('new KEK version is primary', { version, previous });
-      const rewrapAll = async (): Promise<number> => {
-        let moved = 0;
-        for (let remaining = Infinity; remaining > 0; ) {
-          const batch = await act.rewrapKeyBatch(actor, batchSize);
-          moved += batch.moved;
-          remaining = batch.remaining;
-          if (batch.moved === 0 && remaining > 0) await sleep('1 second'); // rows locked by a concurrent rewrap
-        }
-        return moved;
-      };
+      const rewrapAll = () => inBatches(async () => {
+        const b = await act.rewrapKeyBatch(actor, batchSize);
+        return { done: b.moved, remaining: b.remaining };
+      });
       return guarded(
         async () => {
           note('keys rewrapped', { moved: await rewrapAll() });
@@ -157,16 +151,10 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
       const { keyVersion, previous } = await act.rotateTenantDek(actor, tenantId);
       note('new DEK is primary for writes', { keyVersion, previous });
       if (previous === null) return guarded(async () => undefined, async () => ({}));
-      const reencryptAll = async (): Promise<number> => {
-        let total = 0;
-        for (let remaining = Infinity; remaining > 0; ) {
-          const batch = await act.reencryptTenantBatch(actor, tenantId, keyVersion, batchSize);
-          total += batch.reencrypted;
-          remaining = batch.remaining;
-          if (batch.reencrypted === 0 && remaining > 0) await sleep('1 second'); // rows locked by a sync page
-        }
-        return total;
-      };
+      const reencryptAll = () => inBatches(async () => {
+        const b = await act.reencryptTenantBatch(actor, tenantId, keyVersion, batchSize);
+        return { done: b.reencrypted, remaining: b.remaining };
+      });
       return guarded(
         async () => {
           note('records re-encrypted', { count: await reencryptAll() });
@@ -229,6 +217,21 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
       return guarded(async () => undefined, async () => ({}));
     }
   }
+}
+
+/**
+ * Runs resumable batches until none remain. A batch that moved nothing while some remain found them
+ * locked (a concurrent rewrap, or a sync page holding records): wait a second and try again.
+ */
+async function inBatches(batch: () => Promise<{ done: number; remaining: number }>): Promise<number> {
+  let total = 0;
+  for (let remaining = Infinity; remaining > 0; ) {
+    const b = await batch();
+    total += b.done;
+    remaining = b.remaining;
+    if (b.done === 0 && remaining > 0) await sleep('1 second');
+  }
+  return total;
 }
 
 function required(value: string | undefined, field: string): string {
