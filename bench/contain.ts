@@ -23,17 +23,11 @@ import { createPool } from '../lib/store/pool.js';
 import { createTenant } from '../lib/store/tenants.js';
 import { restoreIntegration } from '../lib/vendors/revocation.js';
 import { startSandbox } from '../sandbox/index.js';
-import type { SandboxHandle } from '../sandbox/index.js';
 import { startChildWorker } from '../test/integration/child-worker.js';
 
 const DRILLS = Number(process.env.BENCH_DRILLS ?? 5);
 const INTEGRATIONS = Number(process.env.BENCH_INTEGRATIONS ?? 100);
 const actor = { actor: 'bench:contain', correlationId: randomUUID() };
-
-async function ledger(sandbox: SandboxHandle, since: number): Promise<Array<{ atMs: number; status?: number }>> {
-  const res = await fetch(`${sandbox.url}/admin/ledger?since=${since}`, { headers: { 'x-sandbox-admin': sandbox.adminToken } });
-  return ((await res.json()) as { entries: Array<{ atMs: number; status?: number }> }).entries;
-}
 
 const fmt = (ms: number): string => `${ms.toFixed(0)} ms`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -71,7 +65,7 @@ async function run(infra: Awaited<ReturnType<typeof startBenchInfra>>): Promise<
       const start = Date.now();
       const syncs = await Promise.all(ids.map((integrationId) => startSync(client, config.TEMPORAL_TASK_QUEUE, { tenantId: 'bench', integrationId, vendor: 'sandbox' }, { full: true })));
       // Under load: wait until pages are flowing.
-      while ((await ledger(sandbox, start)).filter((e) => e.status === 200).length < INTEGRATIONS) await sleep(50);
+      while (sandbox.ledger(start).filter((e) => e.status === 200).length < INTEGRATIONS) await sleep(50);
       const incidentId = `bench-${drill}-${randomUUID().slice(0, 8)}`;
       const declaredAt = Date.now();
       const handle = await declareIncident(client, config.TEMPORAL_TASK_QUEUE, {
@@ -97,7 +91,7 @@ async function run(infra: Awaited<ReturnType<typeof startBenchInfra>>): Promise<
       }
       const evidenceDoneAt = Date.parse(t.entries.find((e) => e.step === 'evidence-preserved')!.at);
       await Promise.all(syncs.map((s) => s.result().catch(() => undefined)));
-      const after = await ledger(sandbox, declaredAt);
+      const after = sandbox.ledger(declaredAt);
       lastRequest.push(after.length === 0 ? 0 : Math.max(...after.map((e) => e.atMs)) - declaredAt);
       // Where the time goes: the incident's first workflow task, the revoking commit (its audit rows are
       // written just before it), and the requests that still reached the vendor after it.

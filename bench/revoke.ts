@@ -20,22 +20,11 @@ import { createTenant } from '../lib/store/tenants.js';
 import { REVOCATION_ACK_CHANNEL, REVOCATION_CHANNEL } from '../lib/vendors/revocation-watcher.js';
 import { revokeIntegration } from '../lib/vendors/revocation.js';
 import { startSandbox } from '../sandbox/index.js';
-import type { SandboxHandle } from '../sandbox/index.js';
 import { startChildWorker } from '../test/integration/child-worker.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 50);
 const actor = { actor: 'bench:revoke', correlationId: randomUUID() };
 
-interface LedgerEntry {
-  atMs: number;
-  tokenHash: string;
-  status?: number;
-}
-
-async function ledger(sandbox: SandboxHandle, since: number): Promise<LedgerEntry[]> {
-  const res = await fetch(`${sandbox.url}/admin/ledger?since=${since}`, { headers: { 'x-sandbox-admin': sandbox.adminToken } });
-  return ((await res.json()) as { entries: LedgerEntry[] }).entries;
-}
 
 const fmt = (ms: number): string => `${ms.toFixed(1)} ms`;
 
@@ -93,7 +82,7 @@ async function run(infra: Awaited<ReturnType<typeof startBenchInfra>>): Promise<
       const handle = await startSync(client, config.TEMPORAL_TASK_QUEUE, { tenantId: 'bench', integrationId, vendor: 'sandbox' }, { full: true });
       // Under load: both workers have fetched pages with their own token.
       const deadline = Date.now() + 60_000;
-      while (new Set((await ledger(sandbox, trialStart)).filter((e) => e.status === 200).map((e) => e.tokenHash)).size < 2) {
+      while (new Set(sandbox.ledger(trialStart).filter((e) => e.status === 200).map((e) => e.tokenHash)).size < 2) {
         if (Date.now() > deadline) throw new Error(`trial ${trial}: both workers did not start fetching within 60 s`);
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -102,14 +91,14 @@ async function run(infra: Awaited<ReturnType<typeof startBenchInfra>>): Promise<
       const returned = performance.now();
       const returnedMs = Date.now();
       revokeMs.push(returned - started);
-      const entries = await ledger(sandbox, trialStart);
+      const entries = sandbox.ledger(trialStart);
       const oldTokens = new Set(entries.filter((e) => e.atMs <= returnedMs).map((e) => e.tokenHash));
       const outcome = await handle.result().then(
         () => 'completed',
         (err: unknown) => (err instanceof WorkflowFailedError ? ((err.cause?.cause as { type?: string } | undefined)?.type ?? 'failed') : 'error'),
       );
       if (outcome === 'INTEGRATION_REVOKED') failedRevoked++;
-      const after = (await ledger(sandbox, returnedMs + 1)).filter((e) => oldTokens.has(e.tokenHash));
+      const after = sandbox.ledger(returnedMs + 1).filter((e) => oldTokens.has(e.tokenHash));
       if (after.length > 0) lateTrials++;
       lastOld.push(after.length === 0 ? 0 : Math.max(...after.map((e) => e.atMs)) - returnedMs);
       const notifiedAt = seen.get(integrationId);

@@ -18,7 +18,7 @@ import type { Pool } from '../lib/store/pool.js';
 import { createTenant } from '../lib/store/tenants.js';
 import { activityRatePerSecond } from '../lib/vendors/profiles/adapters.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
-import { startSandbox, type SandboxHandle } from '../sandbox/index.js';
+import { startSandbox, type LedgerEntry, type SandboxHandle } from '../sandbox/index.js';
 import type { PersonalityId } from '../sandbox/personalities.js';
 
 const RUNS = Number(process.env.BENCH_VENDOR_RUNS ?? 3);
@@ -34,15 +34,6 @@ interface Setup {
   secretsDir: string;
 }
 
-interface LedgerEntry {
-  atMs: number;
-  status?: number;
-}
-
-async function ledger(sandbox: SandboxHandle): Promise<LedgerEntry[]> {
-  const res = await fetch(`${sandbox.url}/admin/ledger?since=0`, { headers: { 'x-sandbox-admin': sandbox.adminToken } });
-  return ((await res.json()) as { entries: LedgerEntry[] }).entries;
-}
 
 /** The most requests that arrived within any 60-second window. */
 function busiestMinute(entries: LedgerEntry[]): number {
@@ -105,7 +96,7 @@ export async function threeVendorBench(setup: Setup, log: (line: string) => void
       const limitedRun = timedSync('eclinicalworks', limitedId);
       for (const vendor of ['epic', 'oracle-health'] as const) beside[vendor].push((await timedSync(vendor, freeIds[vendor])).seconds);
       const limited = await limitedRun;
-      const entries = await ledger(sandboxes.eclinicalworks);
+      const entries = sandboxes.eclinicalworks.ledger();
       windows.push(busiestMinute(entries));
       throttled.push(entries.filter((e) => e.status === 429).length);
       limitedSeconds.push(limited.seconds);

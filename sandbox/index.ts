@@ -8,7 +8,9 @@ import type { AddressInfo } from 'node:net';
 import type { SecureVersion } from 'node:tls';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { registerAdminRoutes } from './admin-routes.js';
-import { SandboxStats, type SandboxContext } from './context.js';
+import { SandboxStats, type LedgerEntry, type SandboxContext } from './context.js';
+
+export type { LedgerEntry } from './context.js';
 import { FaultQueue, operationOutcome } from './faults.js';
 import { FHIR_JSON, registerFhirRoutes, registerLedger } from './fhir-routes.js';
 import { PERSONALITIES, isPersonalityId, type PersonalityId, type RateLimitSpec } from './personalities.js';
@@ -52,6 +54,8 @@ export interface SandboxHandle {
   personality: PersonalityId;
   tokenUrl: string;
   adminToken: string;
+  /** FHIR requests that arrived at or after `sinceMs` (what `GET /admin/ledger` answers, read in process). */
+  ledger(sinceMs?: number): LedgerEntry[];
   close(): Promise<void>;
 }
 
@@ -152,6 +156,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
     personality: personality.id,
     tokenUrl: ctx.urls.tokenUrl,
     adminToken,
+    ledger: (sinceMs = 0) => ctx.ledger.filter((e) => e.atMs >= sinceMs).map((e) => ({ ...e })),
     close: () => (closed ??= app.close().then(() => undefined)),
   };
 }

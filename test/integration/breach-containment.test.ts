@@ -22,7 +22,6 @@ import { TenantKeyring } from '../../lib/security/keyring.js';
 import { getIntegration } from '../../lib/store/integrations.js';
 import { restoreIntegration } from '../../lib/vendors/revocation.js';
 import type { VendorClient } from '../../lib/vendors/vendor-client.js';
-import type { SandboxHandle } from '../../sandbox/index.js';
 import type { IncidentTimeline } from '../../workflows/breach-containment.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { findLeaks } from '../security/leak-scan.js';
@@ -30,16 +29,7 @@ import { registerSandboxTenant, sandboxAdmin, startTestSandbox, testActor, useSy
 
 const harness = useSyncHarness({ sandbox: { size: 1000 }, config: { EHR_SYNC_PAGE_SIZE: '5' } });
 
-interface LedgerEntry {
-  atMs: number;
-  method: string;
-  resource: string;
-  status?: number;
-}
 
-async function ledger(sandbox: SandboxHandle, since = 0): Promise<LedgerEntry[]> {
-  return (await sandboxAdmin<{ entries: LedgerEntry[] }>(sandbox, 'GET', `/admin/ledger?since=${since}`)).entries;
-}
 
 const entry = (t: IncidentTimeline, step: string) => t.entries.find((e) => e.step === step);
 
@@ -59,7 +49,7 @@ describe('breach containment', () => {
           startSync(harness.temporal.client, config.TEMPORAL_TASK_QUEUE, { ...t, vendor: 'sandbox' }),
         ),
       );
-      await expect.poll(async () => (await ledger(sandbox)).filter((e) => e.status === 200).length, { timeout: 60_000, interval: 100 }).toBeGreaterThan(4);
+      await expect.poll(async () => sandbox.ledger().filter((e) => e.status === 200).length, { timeout: 60_000, interval: 100 }).toBeGreaterThan(4);
 
       const incidentId = uniqueId('inc');
       const handle = await declareIncident(harness.temporal.client, config.TEMPORAL_TASK_QUEUE, {
@@ -83,7 +73,7 @@ describe('breach containment', () => {
 
       // The tenant's vendor calls stopped; its syncs ended (cancelled or refused at the gate).
       for (const s of syncs.slice(0, 2)) await expect(s.result()).rejects.toBeDefined();
-      expect(await ledger(sandbox, containedAtMs + 1)).toEqual([]);
+      expect(sandbox.ledger(containedAtMs + 1)).toEqual([]);
       for (const id of breached.integrationIds) expect((await getIntegration(pool, id)).status).toBe('revoked');
       expect((await schedule.describe()).state.paused).toBe(true);
       // The other tenant kept syncing to the end.
@@ -148,9 +138,9 @@ describe('breach containment', () => {
       expect((await schedule.describe()).state.paused).toBe(false);
       await schedule.delete();
       // Catch-up syncs reached the vendor again with fresh credentials.
-      await expect.poll(async () => (await ledger(sandbox, beforeApproval)).filter((e) => e.method === 'GET' && e.status === 200).length, { timeout: 60_000 }).toBeGreaterThan(0);
+      await expect.poll(async () => sandbox.ledger(beforeApproval).filter((e) => e.method === 'GET' && e.status === 200).length, { timeout: 60_000 }).toBeGreaterThan(0);
       // Each queued write reached the vendor exactly once.
-      const posts = (await ledger(sandbox, beforeApproval)).filter((e) => e.method === 'POST' && e.resource === 'Observation');
+      const posts = sandbox.ledger(beforeApproval).filter((e) => e.method === 'POST' && e.resource === 'Observation');
       expect(posts).toHaveLength(2);
       const pending = await pool.query<{ replay_status: number | null }>('SELECT replay_status FROM pending_vendor_actions WHERE integration_id = $1', [breached.integrationIds[0]]);
       // The sandbox grants these integrations read scopes only, so it refuses the writes (403): the

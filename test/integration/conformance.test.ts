@@ -44,11 +44,6 @@ function issuedSecretRef(name: string): string {
   return `file:${file}`;
 }
 
-interface LedgerEntry {
-  atMs: number;
-  resource: string;
-  status?: number;
-}
 
 describe.each(VENDORS)('conformance: %s', (vendor) => {
   const profile = profileFor(vendor);
@@ -113,7 +108,7 @@ describe.each(VENDORS)('conformance: %s', (vendor) => {
     const stats = await sandboxAdmin<{ tokenRequestsRejected: number }>(sandbox, 'GET', '/admin/stats');
     expect(stats.tokenRequestsRejected).toBe(0);
     // Each page answered once (a throttled attempt, e.g. athenahealth's 10/s, is retried, not double-counted).
-    const answered = (await sandboxAdmin<{ entries: LedgerEntry[] }>(sandbox, 'GET', '/admin/ledger?since=0')).entries.filter((e) => e.status === 200);
+    const answered = sandbox.ledger().filter((e) => e.status === 200);
     expect(answered).toHaveLength(report.totals.pages);
   });
 
@@ -148,7 +143,7 @@ describe.each(VENDORS)('conformance: %s', (vendor) => {
     );
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect(((failure as WorkflowFailedError).cause?.cause as { type?: string } | undefined)?.type).toBe('INTEGRATION_REVOKED');
-    const late = (await sandboxAdmin<{ entries: LedgerEntry[] }>(sandbox, 'GET', `/admin/ledger?since=${returnedMs + 1}`)).entries;
+    const late = sandbox.ledger(returnedMs + 1);
     expect(late).toEqual([]);
   });
 });

@@ -22,16 +22,8 @@ import { registerSandboxTenant, sandboxAdmin, sandboxManifest, testActor, useSyn
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-revocation-logs-'));
 const harness = useSyncHarness({ sandbox: { size: 1000 }, config: { EHR_SYNC_PAGE_SIZE: '5' } });
 
-interface LedgerEntry {
-  atMs: number;
-  tokenHash: string;
-  resource: string;
-  status?: number;
-}
 
-async function ledger(since = 0): Promise<LedgerEntry[]> {
-  return (await sandboxAdmin<{ entries: LedgerEntry[] }>(harness.sandbox, 'GET', `/admin/ledger?since=${since}`)).entries;
-}
+const ledger = (since = 0) => harness.sandbox.ledger(since);
 
 async function auditActions(integrationId: string): Promise<Array<{ action: string; outcome: string; actor: string; correlation_id: string }>> {
   const res = await harness.pool.query<{ action: string; outcome: string; actor: string; correlation_id: string }>(

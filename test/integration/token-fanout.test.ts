@@ -14,7 +14,7 @@ import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
 import { buildActivityDeps } from '../../workers/build-deps.js';
 import { uniqueId } from '../harness.js';
 import { registerSandboxTenant, sandboxAdmin, startTestSandbox, testConfig, testLogger, useSyncHarness } from './support.js';
-import type { SandboxHandle } from '../../sandbox/index.js';
+import type { LedgerEntry, SandboxHandle } from '../../sandbox/index.js';
 import type { ProbeWaveResult, ProbeWavesInput } from './workflows/token-fanout.js';
 
 /** The harness sandbox keeps the default 300 s tokens: one refresh window spans the whole fan-out. */
@@ -23,12 +23,6 @@ const harness = useSyncHarness({ sandbox: { size: 50 }, worker: false });
 const SHORT_TTL_SECONDS = 20;
 let shortLived: SandboxHandle | undefined;
 
-interface LedgerEntry {
-  atMs: number;
-  tokenHash: string;
-  resource: string;
-  status?: number;
-}
 
 let stopWorker: (() => Promise<void>) | undefined;
 let taskQueue = '';
@@ -87,7 +81,7 @@ async function stats(sandbox: SandboxHandle): Promise<{ tokenRequests: number; t
 }
 
 async function probesSince(sandbox: SandboxHandle, sinceMs: number): Promise<LedgerEntry[]> {
-  const { entries } = await sandboxAdmin<{ entries: LedgerEntry[] }>(sandbox, 'GET', `/admin/ledger?since=${sinceMs}`);
+  const entries = sandbox.ledger(sinceMs);
   return entries.filter((e) => e.resource === 'Patient');
 }
 

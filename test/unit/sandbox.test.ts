@@ -215,4 +215,18 @@ describe('sandbox FHIR search and paging', () => {
     expect(stats.searchRequests).toBe(2);
     expect(stats.rejectedTokens).toBe(1);
   });
+
+  it('keeps a request ledger: over the admin API and in process, the same entries, without tokens or ids', async () => {
+    const since = Date.now();
+    await get(`${sb.fhirBaseUrl}/Encounter?_count=3`);
+    await get(`${sb.fhirBaseUrl}/Encounter?_count=3`, 'not-a-token');
+    const { entries } = await adminJson<{ entries: Array<{ method: string; resource: string; status?: number; tokenHash: string }> }>(sb, `/admin/ledger?since=${since}`);
+    expect(entries.map((e) => [e.method, e.resource, e.status])).toEqual([
+      ['GET', 'Encounter', 200],
+      ['GET', 'Encounter', 401],
+    ]);
+    expect(entries.every((e) => /^[0-9a-f]{16}$/.test(e.tokenHash))).toBe(true);
+    expect(sb.ledger(since)).toEqual(entries);
+    expect(sb.ledger(Date.now() + 1000)).toEqual([]);
+  });
 });
