@@ -6,10 +6,13 @@
  * - CORS by hand: only CODEC_UI_ORIGIN, exactly, with credentials; a request carrying any other
  *   Origin is refused (403, no CORS headers). Requests without Origin (CLI, curl) are not browsers.
  * - Authentication: a bearer JWT, or the session cookie set by POST /login (see codec/auth.ts).
- *   /decode also needs the CODEC_DECODE_ROLE role in the token's `roles` claim.
- * - Every decode writes an audit event `codec.decode` (actor = token sub; details: namespace, payload
- *   count, key ids — never payload content) BEFORE the decoded payloads leave; if the audit write
- *   fails the decode is refused (fail closed). Refusals are audited as failures.
+ *   /decode needs the CODEC_DECODE_ROLE role in the token's `roles` claim, /encode CODEC_ENCODE_ROLE.
+ *   Both are checked before the body is read: until then a request may send at most
+ *   PRE_AUTH_BODY_LIMIT bytes (the /login token), and a refused one is not read at all.
+ * - Every decode and encode writes an audit event (actor = token sub; details: namespace, payload
+ *   count, key ids — never payload content) BEFORE the payloads leave; if the audit write fails the
+ *   request is refused (fail closed). Refusals are audited by route (codec/refusals.ts).
+ * - Security headers on every answer (codec/security-headers.ts).
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
@@ -27,7 +30,15 @@ import { createLogger } from '../lib/log/logger.js';
 import { payloadKeyId } from '../lib/security/payload-codec.js';
 import { createPool } from '../lib/store/pool.js';
 import type { Principal, TokenVerifier } from './codec/auth.js';
-import { AuthRefusal, SESSION_COOKIE, createTokenVerifier, readCookie } from './codec/auth.js';
+import {
+  AuthRefusal,
+  SESSION_COOKIE,
+  authenticateRequest,
+  createTokenVerifier,
+  offersCredentials,
+} from './codec/auth.js';
+import { createRefuser, frameworkReason, matchedRoute, namespaceOf } from './codec/refusals.js';
+import { securityHeaders } from './codec/security-headers.js';
 import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
 import { fromWire, toWire } from '../lib/security/codec-wire.js';
 import { resolveSecret } from '../lib/config/secrets.js';
@@ -44,6 +55,7 @@ export type CodecServerConfig = Pick<
   | 'CODEC_AUTH_ISSUER'
   | 'CODEC_AUTH_AUDIENCE'
   | 'CODEC_DECODE_ROLE'
+  | 'CODEC_ENCODE_ROLE'
 >;
 
 export interface CodecServerDeps {
@@ -54,6 +66,8 @@ export interface CodecServerDeps {
   /** PEMs instead of the CODEC_TLS_CERT/KEY references (tests). */
   tls?: { certPem: string; keyPem: string };
   verifier?: TokenVerifier;
+  /** Audit at most one refusal of an unidentified caller per action, status and reason per this many ms (60 s). */
+  anonymousRefusalWindowMs?: number;
 }
 
 export interface CodecServerHandle {
@@ -63,6 +77,10 @@ export interface CodecServerHandle {
 }
 
 const ALLOWED_HEADERS = 'Authorization, Content-Type, X-Namespace';
+/** The most a request may send before its caller is authorised: a /login body holding one token. */
+export const PRE_AUTH_BODY_LIMIT = 8 * 1024;
+/** Payload batches for /decode and /encode, read only once the caller holds the route's role. */
+export const PAYLOAD_BODY_LIMIT = 16 * 1024 * 1024;
 
 async function tlsMaterial(config: CodecServerConfig, deps: CodecServerDeps): Promise<{ cert: string; key: string }> {
   if (deps.tls) return { cert: deps.tls.certPem, key: deps.tls.keyPem };
@@ -74,43 +92,37 @@ async function tlsMaterial(config: CodecServerConfig, deps: CodecServerDeps): Pr
   };
 }
 
-function namespaceOf(req: FastifyRequest): string {
-  const ns = req.headers['x-namespace'];
-  return typeof ns === 'string' && /^[\w.-]{1,200}$/.test(ns) ? ns : 'unspecified';
-}
-
 export async function startCodecServer(config: CodecServerConfig, deps: CodecServerDeps): Promise<CodecServerHandle> {
   const verifier = deps.verifier ?? (await createTokenVerifier(config));
   const { cert, key } = await tlsMaterial(config, deps);
   const allowedOrigin = config.CODEC_UI_ORIGIN ? new URL(config.CODEC_UI_ORIGIN).origin : undefined;
   const log = deps.logger;
-  const app = Fastify({ https: { cert, key, minVersion: 'TLSv1.2' }, logger: false, bodyLimit: 16 * 1024 * 1024 });
+  const app = Fastify({ https: { cert, key, minVersion: 'TLSv1.2' }, logger: false, bodyLimit: PRE_AUTH_BODY_LIMIT });
+  // JSON only: text/plain is a CORS "simple" type a page on any origin may send without a preflight.
+  app.removeContentTypeParser('text/plain');
+  const refuse = createRefuser({
+    audit: deps.audit,
+    logger: log,
+    anonymousWindowMs: deps.anonymousRefusalWindowMs,
+    drainUpTo: PRE_AUTH_BODY_LIMIT,
+  });
+  /** The caller each authorised request was admitted as (set before its body is read). */
+  const principals = new WeakMap<FastifyRequest, Principal>();
 
-  const refuse = async (req: FastifyRequest, reply: FastifyReply, status: number, reason: string, principal?: { sub?: string }) => {
-    if (req.url.startsWith('/decode') || req.url.startsWith('/login')) {
-      const action = req.url.startsWith('/decode') ? 'codec.decode' : 'codec.login';
-      await deps
-        .audit({
-          actor: principal?.sub ?? 'anonymous',
-          action,
-          outcome: 'failure',
-          correlationId: randomUUID(),
-          details: { namespace: namespaceOf(req), status, reason, origin: typeof req.headers.origin === 'string' ? req.headers.origin.slice(0, 200) : null },
-        })
-        .catch((err: unknown) => log?.error({ err: { message: (err as Error).message } }, 'could not audit a codec refusal'));
-    }
-    log?.warn({ status, reason, path: req.url, sub: principal?.sub }, 'codec request refused');
-    return reply.code(status).send({ error: status === 401 ? 'unauthorized' : status === 403 ? 'forbidden' : 'refused', reason });
-  };
+  app.addHook('onSend', async (req, reply) => {
+    reply.headers(securityHeaders(req.headers.host));
+  });
 
-  // CORS, by hand: the configured UI origin only, exactly.
+  // CORS, by hand: the configured UI origin only, exactly. Then unknown routes, before any body is read.
   app.addHook('onRequest', async (req, reply) => {
     reply.header('Vary', 'Origin');
     const origin = req.headers.origin;
-    if (origin === undefined || req.url === '/healthz') return;
-    if (origin !== allowedOrigin) return refuse(req, reply, 403, 'origin not allowed');
-    reply.header('Access-Control-Allow-Origin', origin).header('Access-Control-Allow-Credentials', 'true');
-    if (req.method === 'OPTIONS') {
+    if (origin !== undefined && matchedRoute(req) !== '/healthz') {
+      if (origin !== allowedOrigin) return refuse(req, reply, 403, 'origin not allowed', await verifiedCaller(req));
+      reply.header('Access-Control-Allow-Origin', origin).header('Access-Control-Allow-Credentials', 'true');
+    }
+    if (req.is404) return refuse(req, reply, 404, 'no such route', await verifiedCaller(req));
+    if (origin !== undefined && req.method === 'OPTIONS') {
       reply
         .header('Access-Control-Allow-Methods', 'GET, POST, OPTIONS')
         .header('Access-Control-Allow-Headers', ALLOWED_HEADERS)
@@ -120,17 +132,43 @@ export async function startCodecServer(config: CodecServerConfig, deps: CodecSer
   });
   app.options('/*', async (_req, reply) => reply.code(204).send());
 
-  const authenticate = async (req: FastifyRequest): Promise<Principal> => {
-    const auth = req.headers.authorization;
-    if (auth !== undefined) {
-      const m = /^Bearer\s+([A-Za-z0-9._~+/=-]+)$/i.exec(auth);
-      if (!m) throw new AuthRefusal(401, 'Authorization header must be "Bearer <JWT>"');
-      return verifier.verifyBearer(m[1]!);
+  /** Who a refused request came from, when its credentials verify (for the audit row's actor). */
+  async function verifiedCaller(req: FastifyRequest): Promise<{ sub?: string } | undefined> {
+    if (!offersCredentials(req.headers)) return undefined;
+    return authenticateRequest(verifier, req.headers).then(
+      (p) => ({ sub: p.sub }),
+      (err: unknown) => (err instanceof AuthRefusal && err.sub !== undefined ? { sub: err.sub } : undefined),
+    );
+  }
+
+  /** Route-level onRequest: authenticate and authorise before the body is read. */
+  const requireRole = (role: string, verb: string) => async (req: FastifyRequest, reply: FastifyReply) => {
+    let principal: Principal;
+    try {
+      principal = await authenticateRequest(verifier, req.headers);
+    } catch (err) {
+      if (err instanceof AuthRefusal) return refuse(req, reply, err.status, err.reason, { sub: err.sub });
+      throw err;
     }
-    const session = readCookie(req.headers.cookie, SESSION_COOKIE);
-    if (session) return verifier.verifySession(session);
-    throw new AuthRefusal(401, 'no bearer token or session cookie (POST /login with a bearer token to get one)');
+    if (!principal.roles.includes(role)) return refuse(req, reply, 403, `role ${role} required to ${verb}`, principal);
+    principals.set(req, principal);
   };
+  const admitted = (req: FastifyRequest): Principal => {
+    const principal = principals.get(req);
+    if (!principal) throw new Error('route reached without an authorised caller');
+    return principal;
+  };
+
+  app.setErrorHandler(async (err: { code?: string; statusCode?: number; message?: string }, req, reply) => {
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      const reason = frameworkReason(err, req.routeOptions.bodyLimit ?? PRE_AUTH_BODY_LIMIT);
+      return refuse(req, reply, status, reason, principals.get(req));
+    }
+    const message = err instanceof EhrError ? err.message : 'unexpected failure';
+    log?.error({ err: { code: err.code, message } }, 'codec request failed');
+    return reply.code(500).send({ error: 'internal', reason: 'unexpected failure' });
+  });
 
   app.get('/healthz', async () => ({ ok: true }));
 
@@ -141,7 +179,7 @@ export async function startCodecServer(config: CodecServerConfig, deps: CodecSer
       principal =
         req.headers.authorization === undefined && typeof bodyToken === 'string'
           ? await verifier.verifyBearer(bodyToken.trim())
-          : await authenticate(req);
+          : await authenticateRequest(verifier, req.headers);
       if (principal.via !== 'bearer') throw new AuthRefusal(401, 'log in with a bearer token, not a session');
     } catch (err) {
       if (err instanceof AuthRefusal) return refuse(req, reply, err.status, err.reason, { sub: err.sub });
@@ -156,7 +194,6 @@ export async function startCodecServer(config: CodecServerConfig, deps: CodecSer
     // Partitioned (CHIPS): browsers that block third-party cookies (Chromium does by default) still keep
     // it, scoped to the top-level site that logged in — the Web UI's page — and send it only from there.
     reply.header('Set-Cookie', `${SESSION_COOKIE}=${session.value}; Path=/; Max-Age=${session.maxAge}; Secure; HttpOnly; SameSite=None; Partitioned`);
-    reply.header('Cache-Control', 'no-store');
     return { sub: principal.sub, roles: principal.roles, expiresInSeconds: session.maxAge };
   });
 
@@ -165,41 +202,56 @@ export async function startCodecServer(config: CodecServerConfig, deps: CodecSer
     return { ok: true };
   });
 
-  app.post('/encode', async (req, reply) => {
+  /** Audits a decode or encode before its payloads leave; false when the audit could not be written. */
+  const auditPayloads = async (req: FastifyRequest, principal: Principal, action: string, payloads: Payload[]) => {
+    const keyIds = [...new Set(payloads.map(payloadKeyId).filter((k): k is string => k !== undefined))].slice(0, 20);
     try {
-      await authenticate(req);
-    } catch (err) {
-      if (err instanceof AuthRefusal) return refuse(req, reply, err.status, err.reason, { sub: err.sub });
-      throw err;
+      await deps.audit({
+        actor: principal.sub,
+        action,
+        outcome: 'success',
+        correlationId: randomUUID(),
+        details: {
+          namespace: namespaceOf(req),
+          payloadCount: payloads.length,
+          encryptedCount: payloads.filter((p) => payloadKeyId(p) !== undefined).length,
+          keyIds,
+          via: principal.via,
+        },
+      });
+      return true;
+    } catch {
+      log?.error({ sub: principal.sub, action }, 'refused: audit write failed');
+      return false;
     }
-    let payloads: Payload[];
-    try {
-      payloads = fromWire(req.body);
-    } catch (err) {
-      return reply.code(400).send({ error: 'bad_request', reason: (err as Error).message });
-    }
-    return toWire(await deps.codec.encode(payloads));
-  });
+  };
+  const auditUnavailable = (reply: FastifyReply, verb: string) =>
+    reply.code(503).send({ error: 'audit_unavailable', reason: `the ${verb} could not be audited; refused` });
 
-  app.post('/decode', async (req, reply) => {
-    let principal: Principal;
-    try {
-      principal = await authenticate(req);
-    } catch (err) {
-      if (err instanceof AuthRefusal) return refuse(req, reply, err.status, err.reason, { sub: err.sub });
-      throw err;
-    }
-    if (!principal.roles.includes(config.CODEC_DECODE_ROLE)) {
-      return refuse(req, reply, 403, `role ${config.CODEC_DECODE_ROLE} required to decode`, principal);
-    }
+  const encodeRoute = { bodyLimit: PAYLOAD_BODY_LIMIT, onRequest: requireRole(config.CODEC_ENCODE_ROLE, 'encode') };
+  const decodeRoute = { bodyLimit: PAYLOAD_BODY_LIMIT, onRequest: requireRole(config.CODEC_DECODE_ROLE, 'decode') };
+
+  app.post('/encode', encodeRoute, async (req, reply) => {
+    const principal = admitted(req);
     let payloads: Payload[];
     try {
       payloads = fromWire(req.body);
     } catch (err) {
       return refuse(req, reply, 400, (err as Error).message, principal);
     }
-    const namespace = namespaceOf(req);
-    const keyIds = [...new Set(payloads.map(payloadKeyId).filter((k): k is string => k !== undefined))].slice(0, 20);
+    const encoded = await deps.codec.encode(payloads);
+    if (!(await auditPayloads(req, principal, 'codec.encode', encoded))) return auditUnavailable(reply, 'encode');
+    return toWire(encoded);
+  });
+
+  app.post('/decode', decodeRoute, async (req, reply) => {
+    const principal = admitted(req);
+    let payloads: Payload[];
+    try {
+      payloads = fromWire(req.body);
+    } catch (err) {
+      return refuse(req, reply, 400, (err as Error).message, principal);
+    }
     let decoded: Payload[];
     try {
       decoded = await deps.codec.decode(payloads);
@@ -207,19 +259,7 @@ export async function startCodecServer(config: CodecServerConfig, deps: CodecSer
       const reason = err instanceof EhrError ? err.message : 'payloads could not be decoded';
       return refuse(req, reply, 422, reason, principal);
     }
-    try {
-      await deps.audit({
-        actor: principal.sub,
-        action: 'codec.decode',
-        outcome: 'success',
-        correlationId: randomUUID(),
-        details: { namespace, payloadCount: payloads.length, encryptedCount: payloads.filter((p) => payloadKeyId(p) !== undefined).length, keyIds, via: principal.via },
-      });
-    } catch {
-      log?.error({ sub: principal.sub, namespace }, 'decode refused: audit write failed');
-      return reply.code(503).send({ error: 'audit_unavailable', reason: 'the decode could not be audited; refused' });
-    }
-    reply.header('Cache-Control', 'no-store');
+    if (!(await auditPayloads(req, principal, 'codec.decode', payloads))) return auditUnavailable(reply, 'decode');
     return toWire(decoded);
   });
 

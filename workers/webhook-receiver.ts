@@ -1,30 +1,35 @@
 /**
  * The webhook receiver: `POST /webhooks/<integrationId>` (Standard Webhooks). Each delivery passes,
  * in this order:
- *   1. the body size limit (413) — nothing larger is read;
- *   2. the integration exists (404);
- *   3. no incident hold refuses the scope's webhooks (503 + Retry-After: the sender redelivers after
- *      recovery, so nothing is lost while we refuse);
- *   4. the signature, against the integration's accepted secrets — current, and previous during a
- *      rotation's window (401 with a reason code; never the secret);
- *   5. the integration is active (403) and the body is a notification we understand (400);
+ *   1. a JSON Content-Type (415 before the body is read: a retry will not fix it, so no 5xx);
+ *   2. the body size limit (413) — nothing larger is read;
+ *   3. the signature, against the named integration's accepted secrets — current, and previous during
+ *      a rotation's window (401 with the verifier's reason code; never the secret). An unknown
+ *      integration, one without a usable secret, and a held one with a wrong signature all get this
+ *      same 401, byte for byte and no sooner than UNVERIFIED_REFUSAL_FLOOR_MS: nothing about an
+ *      integration or an incident is told to a sender who has not proven the secret;
+ *   4. no incident hold refuses the scope's webhooks (503 + Retry-After, to a verified sender only:
+ *      it redelivers after recovery, so nothing is lost while we refuse);
+ *   5. the webhook id is well formed (400), the integration is active (403) and the body is a
+ *      notification we understand (400);
  *   6. the delivery row and its `webhook.received` audit event, in one transaction; a webhook id
  *      seen before answers 200 without storing again;
  *   7. signal-with-start of the integration's delta-sync workflow. If that fails the row stays
  *      unsignalled and we answer 503: the redelivery signals it then.
- * Refusals are audited (`webhook.refused`), rate-limited per integration and reason. The body is never
- * stored or logged: only ids, types and counts (lib/webhooks/notification.ts). Plain HTTP: production
- * puts its TLS-terminating ingress in front, like the hosted JWKS.
+ * Every refusal is audited (`webhook.refused`, with the real cause), rate-limited per integration and
+ * reason. The body is never stored or logged: only ids, types and counts (lib/webhooks/notification.ts).
+ * Plain HTTP: production puts its TLS-terminating ingress in front, like the hosted JWKS.
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Fastify from 'fastify';
 import type { FastifyReply } from 'fastify';
 import { Client, Connection } from '@temporalio/client';
 import type { AuditContext } from '../lib/audit/chain.js';
+import { RefusalAuditLimiter } from '../lib/audit/refusal-limiter.js';
 import type { Config } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/schema.js';
-import { resolveSecret } from '../lib/config/secrets.js';
 import { ID_PATTERN } from '../lib/domain.js';
 import { exitCodeForError } from '../lib/errors/exit-codes.js';
 import { EhrError, InvalidArgumentError, ScopeUnderIncidentError } from '../lib/errors/index.js';
@@ -34,11 +39,11 @@ import { createLogger } from '../lib/log/logger.js';
 import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
 import type { Pool } from '../lib/store/pool.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
+import { authenticateDelivery } from '../lib/webhooks/authenticate-delivery.js';
+import { checkWebhookContentType } from '../lib/webhooks/content-type.js';
 import type { DeliveryTarget, Refusal } from '../lib/webhooks/deliveries.js';
-import { RefusalAuditLimiter, auditRefusal, markDeliverySignalled, storeDelivery } from '../lib/webhooks/deliveries.js';
+import { auditRefusal, markDeliverySignalled, storeDelivery } from '../lib/webhooks/deliveries.js';
 import { summariseNotification } from '../lib/webhooks/notification.js';
-import { listWebhookSecrets } from '../lib/webhooks/secrets.js';
-import { verifyWebhook, webhookSecretBytes } from '../lib/webhooks/verify.js';
 import type { ChangeNotification } from '../workflows/webhook-delta-sync.js';
 import { notifyDeltaSync } from '../client/delta-sync-client.js';
 
@@ -54,6 +59,8 @@ export interface WebhookReceiverDeps {
   nowSeconds?: () => number;
   /** Audit at most one refusal per integration and reason per this many ms (default 60 s). */
   refusalAuditWindowMs?: number;
+  /** Answer an unverified sender no sooner than this many ms after its body arrived (UNVERIFIED_REFUSAL_FLOOR_MS). */
+  unverifiedRefusalFloorMs?: number;
 }
 
 export interface WebhookReceiverHandle {
@@ -64,26 +71,40 @@ export interface WebhookReceiverHandle {
 
 /** Retry-After when storing or signalling failed on our side. */
 const TRANSIENT_RETRY_SECONDS = 30;
+/**
+ * An unknown integration is answered without reading any secret, a known one after reading its
+ * secrets (a file, or a secret manager): the floor hides that difference in the response time.
+ */
+export const UNVERIFIED_REFUSAL_FLOOR_MS = 100;
 const WEBHOOK_ID = /^[A-Za-z0-9._:~-]{1,255}$/;
+const WEBHOOK_ROUTE = '/webhooks/:integrationId';
+const ERRORS: Readonly<Record<number, string>> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  503: 'unavailable',
+};
 
 function header(value: string | string[] | undefined): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-/** Accepted secrets, current first, with the state each had (for the audit's `verifiedWith`). */
-async function acceptedSecrets(db: Pool, integrationId: string): Promise<Array<{ state: 'current' | 'previous'; bytes: Buffer }>> {
-  const live = (await listWebhookSecrets(db, integrationId)).filter((s) => s.state !== 'retired').sort((a, b) => (a.state === 'current' ? -1 : b.state === 'current' ? 1 : b.version - a.version));
-  return Promise.all(
-    live.map(async (s) => ({ state: s.state as 'current' | 'previous', bytes: webhookSecretBytes(await resolveSecret(s.secretRef, { field: `webhook secret v${s.version}` })) })),
-  );
+/** The integration id in a delivery's path, for the audit of a refusal made before the route ran. */
+function claimedIntegration(url: string): Record<string, string> {
+  const claimed = /^\/webhooks\/([^/?]+)/.exec(url)?.[1];
+  return claimed && ID_PATTERN.test(claimed) ? { claimedIntegrationId: claimed } : {};
 }
 
 export async function startWebhookReceiver(config: WebhookReceiverConfig, deps: WebhookReceiverDeps): Promise<WebhookReceiverHandle> {
   const { pool, logger: log } = deps;
   const actor = deps.actor ?? `webhook-receiver:${os.hostname()}:${process.pid}`;
   const limiter = new RefusalAuditLimiter(deps.refusalAuditWindowMs);
+  const floorMs = deps.unverifiedRefusalFloorMs ?? UNVERIFIED_REFUSAL_FLOOR_MS;
   const app = Fastify({ logger: false, bodyLimit: config.WEBHOOK_MAX_BODY_BYTES, forceCloseConnections: true });
-  // The signature covers the exact bytes: keep the body raw, whatever its content type.
+  // The signature covers the exact bytes: keep the body raw (its media type is checked before it is read).
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
@@ -93,15 +114,39 @@ export async function startWebhookReceiver(config: WebhookReceiverConfig, deps: 
     } catch (err) {
       log?.error({ err: { message: (err as Error).message }, reason: r.reason }, 'could not audit a webhook refusal');
     }
-    const error = { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 413: 'payload_too_large', 503: 'unavailable' }[r.status] ?? 'refused';
-    return reply.code(r.status).headers(headers).send({ error, reason: r.reason });
+    return reply
+      .code(r.status)
+      .headers(headers)
+      .send({ error: ERRORS[r.status] ?? 'refused', reason: r.answerReason ?? r.reason });
   };
+
+  // Before any body is read: unknown routes, and deliveries whose media type we will not parse.
+  app.addHook('onRequest', async (req, reply) => {
+    const ctx = { actor, correlationId: randomUUID() };
+    // A body over the limit (or of unknown length) is cut off, not drained; a smaller one is drained so
+    // the sender reads its refusal (closing on unread bytes can reset the connection before it does).
+    const length = Number(req.headers['content-length'] ?? 0);
+    const cutOff = !(length <= config.WEBHOOK_MAX_BODY_BYTES) || req.headers['transfer-encoding'] !== undefined;
+    const unread: Record<string, string> = cutOff ? { connection: 'close' } : {};
+    if (req.is404) {
+      return refuse(reply, ctx, { status: 404, reason: 'unknown-route', details: { method: req.method } }, unread);
+    }
+    if (req.routeOptions.url !== WEBHOOK_ROUTE) return;
+    const media = checkWebhookContentType(req.headers['content-type']);
+    if (!media.ok) {
+      return refuse(reply, ctx, { status: 415, reason: media.reason, details: claimedIntegration(req.url) }, unread);
+    }
+  });
 
   app.setErrorHandler(async (err: { statusCode?: number; code?: string }, req, reply) => {
     const ctx = { actor, correlationId: randomUUID() };
     if (err.statusCode === 413) {
-      const claimed = /^\/webhooks\/([^/?]+)/.exec(req.url)?.[1];
-      return refuse(reply, ctx, { status: 413, reason: 'body-too-large', details: { limitBytes: config.WEBHOOK_MAX_BODY_BYTES, ...(claimed && ID_PATTERN.test(claimed) ? { claimedIntegrationId: claimed } : {}) } });
+      return refuse(reply, ctx, { status: 413, reason: 'body-too-large', details: { limitBytes: config.WEBHOOK_MAX_BODY_BYTES, ...claimedIntegration(req.url) } });
+    }
+    // The sender's malformed request (a Content-Length that lies, a broken stream): refused, never a 5xx to retry.
+    if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+      const details = { code: String(err.code ?? '').slice(0, 60), ...claimedIntegration(req.url) };
+      return refuse(reply, ctx, { status: 400, reason: 'malformed-request', details });
     }
     log?.error({ err: { message: err instanceof EhrError ? err.message : 'unexpected failure', code: err.code } }, 'webhook delivery failed');
     return reply.code(503).header('retry-after', String(TRANSIENT_RETRY_SECONDS)).send({ error: 'unavailable', reason: 'temporarily-unavailable' });
@@ -109,15 +154,23 @@ export async function startWebhookReceiver(config: WebhookReceiverConfig, deps: 
 
   app.get('/healthz', async () => ({ ok: true }));
 
-  app.post<{ Params: { integrationId: string } }>('/webhooks/:integrationId', async (req, reply) => {
+  app.post<{ Params: { integrationId: string } }>(WEBHOOK_ROUTE, async (req, reply) => {
+    const started = performance.now();
     const ctx = { actor, correlationId: randomUUID() };
-    const integrationId = req.params.integrationId;
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    if (!ID_PATTERN.test(integrationId)) return refuse(reply, ctx, { status: 404, reason: 'unknown-integration' });
-    const found = await pool.query<{ tenant_id: string; vendor: string; status: string }>('SELECT tenant_id, vendor, status FROM integrations WHERE id = $1', [integrationId]);
-    const row = found.rows[0];
-    if (!row) return refuse(reply, ctx, { status: 404, reason: 'unknown-integration', details: { claimedIntegrationId: integrationId } });
-    const target: DeliveryTarget = { tenantId: row.tenant_id, integrationId, vendor: row.vendor };
+    const headers = {
+      'webhook-id': header(req.headers['webhook-id']),
+      'webhook-timestamp': header(req.headers['webhook-timestamp']),
+      'webhook-signature': header(req.headers['webhook-signature']),
+    };
+    const clock = deps.nowSeconds ? { nowSeconds: deps.nowSeconds() } : {};
+    const auth = await authenticateDelivery(pool, req.params.integrationId, headers, body, clock);
+    if (!auth.ok) {
+      await sleep(Math.max(0, floorMs - (performance.now() - started)));
+      return refuse(reply, ctx, auth.refusal);
+    }
+    const { target } = auth;
+    const integrationId = target.integrationId;
 
     try {
       await assertWebhookAccepted(pool, integrationId);
@@ -128,14 +181,12 @@ export async function startWebhookReceiver(config: WebhookReceiverConfig, deps: 
       return refuse(reply, ctx, { status: 503, reason: 'scope-under-incident', target, details: { incidentId: err.incidentId } }, { 'retry-after': retryAfter });
     }
 
-    const secrets = await acceptedSecrets(pool, integrationId);
-    if (secrets.length === 0) return refuse(reply, ctx, { status: 401, reason: 'no-webhook-secret', target });
-    const headers = { 'webhook-id': header(req.headers['webhook-id']), 'webhook-timestamp': header(req.headers['webhook-timestamp']), 'webhook-signature': header(req.headers['webhook-signature']) };
-    const verdict = verifyWebhook(headers, body, secrets.map((s) => s.bytes), deps.nowSeconds ? { nowSeconds: deps.nowSeconds() } : {});
-    if (!verdict.ok) return refuse(reply, ctx, { status: 401, reason: verdict.reason, target });
     const webhookId = headers['webhook-id']!;
     if (!WEBHOOK_ID.test(webhookId)) return refuse(reply, ctx, { status: 400, reason: 'bad-webhook-id', target });
-    if (row.status !== 'active') return refuse(reply, ctx, { status: 403, reason: 'integration-not-active', target, details: { integrationStatus: row.status } });
+    if (auth.integrationStatus !== 'active') {
+      const details = { integrationStatus: auth.integrationStatus };
+      return refuse(reply, ctx, { status: 403, reason: 'integration-not-active', target, details });
+    }
 
     let summary: ReturnType<typeof summariseNotification>;
     try {
@@ -145,7 +196,8 @@ export async function startWebhookReceiver(config: WebhookReceiverConfig, deps: 
       return refuse(reply, ctx, { status: 400, reason: 'unrecognised-payload', target, details: { webhookId, problem: err.problem } });
     }
 
-    const outcome = await storeDelivery(pool, target, { webhookId, summary, bodyBytes: body.length, verifiedWith: secrets[verdict.secretIndex]!.state }, ctx);
+    const delivery = { webhookId, summary, bodyBytes: body.length, verifiedWith: auth.verifiedWith };
+    const outcome = await storeDelivery(pool, target, delivery, ctx);
     if (outcome.stored || !outcome.signalled) {
       // Handshakes and heartbeats change nothing; a change naming only types we do not sync neither.
       const syncs = summary.kind === 'change' && !(summary.resourceTypes.length === 0 && summary.unknownTypes > 0);

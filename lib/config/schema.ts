@@ -89,6 +89,8 @@ export const configSchema = z.object({
   CODEC_AUTH_AUDIENCE: z.string().min(1).default('ehr-connectors-codec'),
   /** Role (in the token's `roles` claim) allowed to decode payloads. */
   CODEC_DECODE_ROLE: z.string().min(1).default('phi-decoder'),
+  /** Role allowed to encode (mint ciphertext under the payload key that workers will trust); granted to no one by default. */
+  CODEC_ENCODE_ROLE: z.string().min(1).default('payload-encoder'),
 
   // Webhook receiver (workers/webhook-receiver.ts): POST /webhooks/<integrationId>, plain HTTP (put TLS in front of it).
   WEBHOOK_HOST: z.string().min(1).default('127.0.0.1'),

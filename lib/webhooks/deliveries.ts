@@ -6,6 +6,7 @@
  */
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents, recordAuditEvent } from '../audit/chain.js';
+import type { RefusalAuditLimiter } from '../audit/refusal-limiter.js';
 import type { Pool, Queryable } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
 import type { NotificationSummary } from './notification.js';
@@ -72,28 +73,26 @@ export async function markDeliverySignalled(db: Queryable, integrationId: string
 
 export interface Refusal {
   status: number;
+  /** What happened, for the audit row. */
   reason: string;
+  /** What the sender is told, when it must differ from `reason` (an unverified sender learns only "bad signature"). */
+  answerReason?: string;
   /** Known only once the integration was found. */
   target?: DeliveryTarget;
   details?: Record<string, unknown>;
 }
 
-/** Lets one refusal per (integration, reason) through per window and counts the rest. */
-export class RefusalAuditLimiter {
-  private readonly windows = new Map<string, { until: number; suppressed: number }>();
-  constructor(private readonly windowMs = 60_000, private readonly maxKeys = 10_000) {}
-
-  /** undefined: skip this one; a number: audit it, with that many left out since the last. */
-  admit(key: string, nowMs = Date.now()): number | undefined {
-    const w = this.windows.get(key);
-    if (w && nowMs < w.until) {
-      w.suppressed += 1;
-      return undefined;
-    }
-    if (!w && this.windows.size >= this.maxKeys) this.windows.clear();
-    this.windows.set(key, { until: nowMs + this.windowMs, suppressed: 0 });
-    return w?.suppressed ?? 0;
-  }
+/** The integration a delivery names, with its status; undefined when there is none. */
+export async function findWebhookIntegration(
+  db: Queryable,
+  integrationId: string,
+): Promise<(DeliveryTarget & { status: string }) | undefined> {
+  const res = await db.query<{ tenant_id: string; vendor: string; status: string }>(
+    'SELECT tenant_id, vendor, status FROM integrations WHERE id = $1',
+    [integrationId],
+  );
+  const row = res.rows[0];
+  return row && { tenantId: row.tenant_id, integrationId, vendor: row.vendor, status: row.status };
 }
 
 export async function auditRefusal(pool: Pool, limiter: RefusalAuditLimiter, r: Refusal, ctx: AuditContext): Promise<boolean> {

@@ -144,8 +144,8 @@ describe('codec server decodes for an authorised caller', () => {
     expect((await auditRows(sub, 'success'))[0]!.details).toMatchObject({ via: 'session' });
   });
 
-  it('encodes for an authenticated caller (round trip through /encode and /decode)', async () => {
-    const token = await server.token();
+  it('encodes for a caller with the encode role (round trip through /encode and /decode)', async () => {
+    const token = await server.token({ roles: ['payload-encoder', 'phi-decoder'] });
     const enc = await httpsCall(`${server.url}/encode`, server.caPem, { headers: { authorization: `Bearer ${token}` }, body: toWire([defaultPayloadConverter.toPayload({ x: 1 })]) });
     expect(enc.status).toBe(200);
     const meta = (enc.body as { payloads: Array<{ metadata: Record<string, string> }> }).payloads[0]!.metadata;

@@ -20,7 +20,12 @@ export interface TestCodecServer extends CodecServerHandle {
   token(claims?: { sub?: string; roles?: string[]; aud?: string; expSeconds?: number; key?: KeyObject; iss?: string }): Promise<string>;
 }
 
-export async function startTestCodecServer(config: Config, pool: Pool, uiOrigin: string): Promise<TestCodecServer> {
+export async function startTestCodecServer(
+  config: Config,
+  pool: Pool,
+  uiOrigin: string,
+  opts: { anonymousRefusalWindowMs?: number } = {},
+): Promise<TestCodecServer> {
   const ca = await createCertificateAuthority('codec test CA');
   const tls = await issueCertificate(ca, { commonName: '127.0.0.1', altNames: ['127.0.0.1', 'localhost'], usage: 'server' });
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
@@ -34,8 +39,14 @@ export async function startTestCodecServer(config: Config, pool: Pool, uiOrigin:
       CODEC_AUTH_ISSUER: ISSUER,
       CODEC_AUTH_AUDIENCE: AUDIENCE,
       CODEC_DECODE_ROLE: 'phi-decoder',
+      CODEC_ENCODE_ROLE: 'payload-encoder',
     },
-    { codec: await openPayloadCodec(config, { pool, actor: 'test:codec-server' }), audit: (e) => recordAuditEvent(pool, e), tls },
+    {
+      codec: await openPayloadCodec(config, { pool, actor: 'test:codec-server' }),
+      audit: (e) => recordAuditEvent(pool, e),
+      tls,
+      anonymousRefusalWindowMs: opts.anonymousRefusalWindowMs,
+    },
   );
   return {
     ...server,
@@ -86,5 +97,40 @@ export function httpsCall(url: string, caPem: string, opts: { method?: string; h
     );
     req.on('error', reject);
     req.end(body);
+  });
+}
+
+/**
+ * Declares a body of `declaredBytes`, sends only `sentBytes` of it and waits for an answer. A server
+ * that reads the whole body before deciding never answers ('no-answer' after `timeoutMs`); one that
+ * refuses first answers at once. The connection is destroyed either way.
+ */
+export function postWithoutFinishing(
+  url: string,
+  caPem: string,
+  opts: { headers?: Record<string, string>; declaredBytes: number; sentBytes: number; timeoutMs: number },
+): Promise<HttpsResult | 'no-answer'> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = (v: HttpsResult | 'no-answer') => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      req.destroy();
+      resolve(v);
+    };
+    const req = https.request(
+      url,
+      { method: 'POST', ca: caPem, headers: { 'content-type': 'application/json', 'content-length': String(opts.declaredBytes), ...opts.headers } },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString('utf8')));
+        res.on('end', () => settle({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text || 'null') as unknown }));
+      },
+    );
+    const timer = setTimeout(() => settle('no-answer'), opts.timeoutMs);
+    // The server may close while we still send: that is the point, not an error.
+    req.on('error', (err) => (settled ? undefined : reject(err)));
+    req.write(Buffer.alloc(opts.sentBytes, 0x20));
   });
 }

@@ -3,8 +3,9 @@
  * a signed delivery is stored once and starts the integration's delta sync, which syncs exactly the
  * notified type; a redelivery is answered 200 without a second row or signal; bad signatures and
  * stale timestamps get 401; a secret rotation accepts both secrets, then refuses the retired one; an
- * incident hold answers 503 + Retry-After and stores nothing (another tenant is unaffected, and the
- * redelivery after recovery is accepted); the audit chain holds the events and no PHI.
+ * incident hold answers the verified vendor 503 + Retry-After and stores nothing (another tenant is
+ * unaffected, and the redelivery after recovery is accepted); the audit chain holds the events and no
+ * PHI. What an unverified sender can and cannot learn: webhook-receiver-edges.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deltaSyncWorkflowId, notifyDeltaSync, pendingNotifications } from '../../client/delta-sync-client.js';
@@ -175,9 +176,9 @@ describe('webhook receiver', () => {
     expect((await deliveries(held.integrationId)).map((d) => d.webhook_id)).toEqual([webhookId]);
   });
 
-  it('answers 404 for an unknown integration and 413 for an oversized body, storing nothing', async () => {
+  it('answers 401 for an unknown integration (as for a bad signature) and 413 for an oversized body, storing nothing', async () => {
     const unknown = await fetch(`${receiver.url}/webhooks/${uniqueId('nobody')}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-    expect(unknown.status).toBe(404);
+    expect(unknown.status).toBe(401);
     const { integrationId } = await webhookIntegration();
     const big = await fetch(`${receiver.url}/webhooks/${integrationId}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ pad: 'x'.repeat(LIMIT) }) });
     expect(big.status).toBe(413);

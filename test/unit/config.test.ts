@@ -44,6 +44,7 @@ describe('loadConfig', () => {
       CODEC_PORT: 8888,
       CODEC_AUTH_AUDIENCE: 'ehr-connectors-codec',
       CODEC_DECODE_ROLE: 'phi-decoder',
+      CODEC_ENCODE_ROLE: 'payload-encoder',
       WEBHOOK_HOST: '127.0.0.1',
       WEBHOOK_PORT: 8891,
       WEBHOOK_MAX_BODY_BYTES: 1024 * 1024,

@@ -144,6 +144,30 @@ export async function createTokenVerifier(
   };
 }
 
+/**
+ * The caller of one request: the bearer token when an Authorization header is present (a malformed
+ * one is refused, never skipped in favour of the cookie), else the session cookie.
+ */
+export async function authenticateRequest(
+  verifier: TokenVerifier,
+  headers: { authorization?: string; cookie?: string },
+): Promise<Principal> {
+  const auth = headers.authorization;
+  if (auth !== undefined) {
+    const m = /^Bearer\s+([A-Za-z0-9._~+/=-]+)$/i.exec(auth);
+    if (!m) throw new AuthRefusal(401, 'Authorization header must be "Bearer <JWT>"');
+    return verifier.verifyBearer(m[1]!);
+  }
+  const session = readCookie(headers.cookie, SESSION_COOKIE);
+  if (session) return verifier.verifySession(session);
+  throw new AuthRefusal(401, 'no bearer token or session cookie (POST /login with a bearer token to get one)');
+}
+
+/** Whether a request offers any credential (verified or not). */
+export function offersCredentials(headers: { authorization?: string; cookie?: string }): boolean {
+  return headers.authorization !== undefined || readCookie(headers.cookie, SESSION_COOKIE) !== undefined;
+}
+
 /** Cookie header → value of one cookie. */
 export function readCookie(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined;
