@@ -12,7 +12,8 @@ const INCIDENT_PREFIX = 'incident/';
 
 export function fromTemporalError(err: unknown): unknown {
   if (err instanceof WorkflowNotFoundError) {
-    if (/already completed/i.test(err.message)) return new ConflictError('workflow', err.workflowId, 'has already completed');
+    const finished = /already completed/i.test(err.message);
+    if (finished) return new ConflictError('workflow', err.workflowId, 'has already completed');
     return err.workflowId.startsWith(INCIDENT_PREFIX)
       ? new NotFoundError('incident', err.workflowId.slice(INCIDENT_PREFIX.length))
       : new NotFoundError('workflow', err.workflowId);
@@ -29,7 +30,9 @@ export async function fetchWorkflowHistory(handle: WorkflowHandle): ReturnType<W
   try {
     return await handle.fetchHistory();
   } catch (err) {
-    if (isGrpcServiceError(err) && err.code === GRPC_NOT_FOUND) throw new WorkflowNotFoundError(err.details || 'workflow not found', handle.workflowId, undefined);
+    if (isGrpcServiceError(err) && err.code === GRPC_NOT_FOUND) {
+      throw new WorkflowNotFoundError(err.details || 'workflow not found', handle.workflowId, undefined);
+    }
     throw err;
   }
 }

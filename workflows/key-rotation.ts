@@ -53,7 +53,7 @@ export interface KeyRotationInput {
   carried?: CarriedRotation;
 }
 
-/** KEK rewrap / DEK re-encryption: `switch` moves everything to the new key; `stragglers` runs after the grace period. */
+/** A batch loop's phase: `switch` moves everything to the new key; `stragglers` runs after the grace period. */
 export type BatchPhase = 'switch' | 'stragglers';
 
 export interface CarriedRotation {
@@ -160,14 +160,16 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
    */
   const moved: Record<BatchPhase, number> = { switch: 0, stragglers: 0 };
   if (carried) moved[carried.phase] = carried.moved;
-  const drain = async (phase: BatchPhase, versions: { version: number; previous: number }, batch: () => Promise<{ done: number; remaining: number }>): Promise<number> => {
-    let batches = 0;
+  const maxBatches = input.maxBatchesPerRun ?? DEFAULT_MAX_BATCHES_PER_RUN;
+  let batches = 0; // in this run, over every loop
+  type Batch = () => Promise<{ done: number; remaining: number }>;
+  const drain = async (phase: BatchPhase, versions: { version: number; previous: number }, batch: Batch): Promise<number> => {
     for (let remaining = Infinity; remaining > 0; ) {
       const b = await batch();
       moved[phase] += b.done;
       remaining = b.remaining;
       batches += 1;
-      const runIsLong = batches >= (input.maxBatchesPerRun ?? DEFAULT_MAX_BATCHES_PER_RUN) || workflowInfo().continueAsNewSuggested;
+      const runIsLong = batches >= maxBatches || workflowInfo().continueAsNewSuggested;
       if (remaining > 0 && mayContinueAsNew && runIsLong) {
         const next: CarriedRotation = { steps, ...versions, phase, moved: moved[phase], continuedAsNew: continuedAsNew + 1 };
         await continueAsNew<typeof keyRotation>({ ...input, carried: next });
@@ -213,8 +215,9 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
     }
     case 'tenant-dek': {
       const tenantId = required(input.tenantId, 'tenantId');
-      const created = carried ? { keyVersion: carried.version, previous: carried.previous } : await act.rotateTenantDek(actor, tenantId);
-      const { keyVersion, previous } = created;
+      const { keyVersion, previous } = carried
+        ? { keyVersion: carried.version, previous: carried.previous }
+        : await act.rotateTenantDek(actor, tenantId);
       if (!carried) note('new DEK is primary for writes', { keyVersion, previous });
       if (previous === null) return guarded(async () => undefined, async () => ({}));
       const reencryptAll = (phase: BatchPhase) =>
@@ -222,15 +225,17 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
           const b = await act.reencryptTenantBatch(actor, tenantId, keyVersion, batchSize);
           return { done: b.reencrypted, remaining: b.remaining };
         });
-      /** The check behind "verified": records counted by their ciphertext headers; any left under an older key go round again. */
+      /** The check behind "verified": records counted by their headers; any still under an older key go round again. */
       const verifyByHeaders = async (): Promise<ReencryptionCheck> => {
         for (let pass = 1; ; pass += 1) {
           const check = await act.verifyTenantReencryption(actor, tenantId, keyVersion, DEK_VERIFY_SAMPLE);
           if (check.underOlderKeys === 0) return check;
           if (pass === DEK_VERIFY_PASSES) {
-            throw ApplicationFailure.nonRetryable(`${check.underOlderKeys} records are still under an older key after ${pass} checks`, 'REENCRYPTION_INCOMPLETE');
+            const left = `${check.underOlderKeys} records are still under an older key after ${pass} checks`;
+            throw ApplicationFailure.nonRetryable(left, 'REENCRYPTION_INCOMPLETE');
           }
-          note('records still under an older key, re-encrypted again', { underOlderKeys: check.underOlderKeys, total: await reencryptAll('switch') });
+          const total = await reencryptAll('switch');
+          note('records still under an older key, re-encrypted again', { underOlderKeys: check.underOlderKeys, total });
         }
       };
       return guarded(
@@ -239,7 +244,8 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
             note('records re-encrypted', { count: await reencryptAll('switch') });
             if (patched('verify-reencryption-by-header')) {
               const check = await verifyByHeaders();
-              note('verified: no record left under an older key', { records: check.records, underOlderKeys: 0, sampleDecrypted: check.sampleDecrypted });
+              const { records, sampleDecrypted } = check;
+              note('verified: no record left under an older key', { records, underOlderKeys: 0, sampleDecrypted });
             } else {
               note('verified: no record left under an older key', { remaining: 0 });
             }

@@ -101,7 +101,9 @@ export function registerKeyCommands(program: Command): void {
         if (!opts.wait) return;
         const result = await keyRotationResult(handle);
         printResult(result);
-        if (result.outcome === 'rolled-back') throw new KeyRotationRolledBackError(handle.workflowId, rollbackReason(result));
+        if (result.outcome === 'rolled-back') {
+          throw new KeyRotationRolledBackError(handle.workflowId, rollbackReason(result));
+        }
       }),
     );
   withKindOptions(keys.command('schedule').description('rotate a key on a Temporal Schedule (e.g. --kek --every 365d, --signing-keys --every 90d)'))

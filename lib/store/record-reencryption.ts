@@ -33,7 +33,10 @@ const HEADER_VERSION = 'envelope_key_version(ciphertext)';
 
 /** Records of the tenant whose ciphertext header names a DEK version below `keyVersion`. */
 export async function countRecordsBelowKeyVersion(db: Queryable, tenantId: string, keyVersion: number): Promise<number> {
-  const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM records WHERE tenant_id = $1 AND ${HEADER_VERSION} < $2`, [tenantId, keyVersion]);
+  const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM records WHERE tenant_id = $1 AND ${HEADER_VERSION} < $2`, [
+    tenantId,
+    keyVersion,
+  ]);
   return Number(rows[0]?.n ?? 0);
 }
 
@@ -50,8 +53,8 @@ export async function reencryptRecordBatch(
   const { tenantId, target, batchSize } = args;
   const reencrypted = await withTransaction(pool, async (client) => {
     const { rows } = await client.query<StoredRow>(
-      `SELECT integration_id, resource_type, resource_id, version_id, ${HEADER_VERSION}::int AS header_version, ciphertext FROM records
-        WHERE tenant_id = $1 AND ${HEADER_VERSION} < $2
+      `SELECT integration_id, resource_type, resource_id, version_id, ${HEADER_VERSION}::int AS header_version, ciphertext
+         FROM records WHERE tenant_id = $1 AND ${HEADER_VERSION} < $2
         ORDER BY integration_id, resource_type, resource_id LIMIT $3 FOR UPDATE SKIP LOCKED`,
       [tenantId, target.version, batchSize],
     );
@@ -71,7 +74,8 @@ export async function reencryptRecordBatch(
          FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::bytea[])
            AS t(integration_id, resource_type, resource_id, version_id, header_version, ciphertext)
         WHERE r.tenant_id = $1 AND r.integration_id = t.integration_id AND r.resource_type = t.resource_type
-          AND r.resource_id = t.resource_id AND r.version_id = t.version_id AND envelope_key_version(r.ciphertext) = t.header_version`,
+          AND r.resource_id = t.resource_id AND r.version_id = t.version_id
+          AND envelope_key_version(r.ciphertext) = t.header_version`,
       [
         tenantId,
         target.version,
@@ -124,13 +128,14 @@ export async function verifyReencryption(
        FROM (SELECT ${HEADER_VERSION} AS v FROM records WHERE tenant_id = $1) q`,
     [tenantId, keyVersion],
   );
-  const sample = await pool.query<{ integration_id: string; resource_type: string; resource_id: string; ciphertext: Buffer }>(
-    `SELECT integration_id, resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1 AND ${HEADER_VERSION} = $2 ORDER BY random() LIMIT $3`,
+  const sample = await pool.query<Omit<StoredRow, 'version_id' | 'header_version'>>(
+    `SELECT integration_id, resource_type, resource_id, ciphertext FROM records
+      WHERE tenant_id = $1 AND ${HEADER_VERSION} = $2 ORDER BY random() LIMIT $3`,
     [tenantId, keyVersion, sampleSize],
   );
   for (const r of sample.rows) {
-    const recordCtx = { tenantId, integrationId: r.integration_id, resourceType: r.resource_type, resourceId: r.resource_id };
-    (await decryptRecord(r.ciphertext, recordCtx, (t, v) => keyring.dataKey(t, v, ctx))).fill(0);
+    const at = { tenantId, integrationId: r.integration_id, resourceType: r.resource_type, resourceId: r.resource_id };
+    (await decryptRecord(r.ciphertext, at, (t, v) => keyring.dataKey(t, v, ctx))).fill(0);
   }
   const row = counts.rows[0];
   const check = {
@@ -220,7 +225,8 @@ async function assertNoRecordNeeds(client: PoolClient, tenantId: string, keyVers
   throw new ConflictError(
     'data key of tenant',
     tenantId,
-    `version ${keyVersion} cannot be destroyed: the ciphertext headers of ${total} records still name it (${where.join(', ')}); re-encrypt them first`,
+    `version ${keyVersion} cannot be destroyed: the ciphertext headers of ${total} records still name it ` +
+      `(${where.join(', ')}); re-encrypt them first`,
   );
 }
 
@@ -230,7 +236,12 @@ async function assertNoRecordNeeds(client: PoolClient, tenantId: string, keyVers
  * that queued vendor writes still need is kept (decrypt-only; a later rotation's sweep destroys it).
  * Idempotent. A refusal is audited (best effort) and thrown.
  */
-export async function destroyTenantKeyVersion(pool: Pool, tenantId: string, keyVersion: number, ctx: AuditContext): Promise<{ changed: boolean; keptFor?: string }> {
+export async function destroyTenantKeyVersion(
+  pool: Pool,
+  tenantId: string,
+  keyVersion: number,
+  ctx: AuditContext,
+): Promise<{ changed: boolean; keptFor?: string }> {
   try {
     return await withTransaction(pool, async (client) => {
       await lockTenant(client, tenantId);
@@ -248,7 +259,8 @@ export async function destroyTenantKeyVersion(pool: Pool, tenantId: string, keyV
     });
   } catch (err) {
     const errorCode = err instanceof EhrError ? err.code : 'UNCLASSIFIED';
-    await recordAuditEvent(pool, { ...ctx, action: 'key.dek.destroyed', outcome: 'failure', tenantId, details: { keyVersions: [keyVersion], errorCode } }).catch(() => undefined);
+    const details = { keyVersions: [keyVersion], errorCode };
+    await recordAuditEvent(pool, { ...ctx, action: 'key.dek.destroyed', outcome: 'failure', tenantId, details }).catch(() => undefined);
     throw err;
   }
 }
@@ -264,7 +276,8 @@ export async function destroyUnusedKeyVersions(pool: Pool, tenantId: string, ctx
     await lockTenant(client, tenantId);
     const { rows } = await client.query<{ key_version: number }>(
       `SELECT key_version FROM data_keys d WHERE tenant_id = $1 AND status = 'decrypt_only'
-          AND NOT EXISTS (SELECT 1 FROM records r WHERE r.tenant_id = d.tenant_id AND envelope_key_version(r.ciphertext) = d.key_version)
+          AND NOT EXISTS (SELECT 1 FROM records r
+                           WHERE r.tenant_id = d.tenant_id AND envelope_key_version(r.ciphertext) = d.key_version)
         ORDER BY key_version FOR UPDATE`,
       [tenantId],
     );

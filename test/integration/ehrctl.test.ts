@@ -134,7 +134,8 @@ describe('ehrctl refuses bad input clearly', () => {
 
   it('unknown workflow ids: exit 3 naming the workflow, for every command that takes one', async () => {
     const id = `sync/no-such-tenant/no-such-integration/${uniqueId('wf')}`;
-    for (const args of [['sync', 'status', id], ['sync', 'pause', id], ['sync', 'resume', id], ['sync', 'cancel', id], ['sync', 'wait', id], ['audit', 'history', id]]) {
+    const commands = [['sync', 'status'], ['sync', 'pause'], ['sync', 'resume'], ['sync', 'cancel'], ['sync', 'wait'], ['audit', 'history']];
+    for (const args of commands.map((c) => [...c, id])) {
       const res = await ehrctl(args);
       expect({ args, code: res.code }).toEqual({ args, code: 3 });
       expect(res.stderr).toContain(`workflow "${id}" does not exist`);

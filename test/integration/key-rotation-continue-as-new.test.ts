@@ -52,7 +52,8 @@ afterAll(async () => {
 const base = { requestedBy: 'test:key-rotation-can', reason: 'continue-as-new test' };
 
 async function syncedTenant(): Promise<{ tenantId: string; stored: number }> {
-  const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient', 'Observation'] });
+  const types = { resourceTypes: ['Patient', 'Observation'] };
+  const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, types);
   const target = { tenantId, integrationId: integrationIds[0]!, vendor: 'sandbox' };
   const report = await syncResult(await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, target));
   return { tenantId, stored: report.totals.inserted };
@@ -67,7 +68,8 @@ async function decryptAll(tenantId: string): Promise<number> {
   );
   for (const r of rows) {
     if (!isResourceType(r.resource_type)) throw new Error('unexpected resource type');
-    (await decryptRecord(r.ciphertext, { tenantId, integrationId: r.integration_id, resourceType: r.resource_type, resourceId: r.resource_id }, keyring.lookup)).fill(0);
+    const at = { tenantId, integrationId: r.integration_id, resourceType: r.resource_type, resourceId: r.resource_id };
+    (await decryptRecord(r.ciphertext, at, keyring.lookup)).fill(0);
   }
   return rows.length;
 }
@@ -76,7 +78,9 @@ async function decryptAll(tenantId: string): Promise<number> {
 async function runsOf(workflowId: string, count: number): Promise<string[]> {
   const list = async (): Promise<string[]> => {
     const runs: Array<{ startTime: Date; status: string }> = [];
-    for await (const w of harness.temporal.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runs.push({ startTime: w.startTime, status: w.status.name });
+    for await (const w of harness.temporal.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
+      runs.push({ startTime: w.startTime, status: w.status.name });
+    }
     return runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime()).map((r) => r.status);
   };
   await expect.poll(async () => (await list()).length, { timeout: 15_000, interval: 250 }).toBe(count);
@@ -86,7 +90,7 @@ async function runsOf(workflowId: string, count: number): Promise<string[]> {
 const detailOf = (r: KeyRotationResult, step: string) => r.steps.find((s) => s.step === step)?.detail;
 
 describe('key rotation batch loops continue as new', () => {
-  it('tenant DEK, as a child: several runs, exact counts, the parent gets the switch and the final result', { timeout: 240_000 }, async () => {
+  it('tenant DEK, as a child: several runs, exact counts; the parent gets the switch and the result', { timeout: 240_000 }, async () => {
     const { tenantId, stored } = await syncedTenant();
     expect(stored).toBeGreaterThan(24); // at least 7 batches of 4: two continue-as-new at 3 batches a run
     const childWorkflowId = `key-rotation/tenant-dek/${tenantId}/${uniqueId('can')}`;

@@ -45,7 +45,8 @@ async function main(): Promise<void> {
     await webhook.result();
     recorded.push(['key-rotation-webhook-secret', webhook]);
     // The tenant's Patients in batches of 10, one batch per run: several runs.
-    const continued = await rotate('replay-key-rotation-tenant-dek-continued', { kind: 'tenant-dek', tenantId: 'replay', graceSeconds: 1, batchSize: 10, maxBatchesPerRun: 1 });
+    const continuedInput = { kind: 'tenant-dek', tenantId: 'replay', graceSeconds: 1, batchSize: 10, maxBatchesPerRun: 1 } as const;
+    const continued = await rotate('replay-key-rotation-tenant-dek-continued', continuedInput);
     await continued.result();
     recorded.push(
       ['key-rotation-tenant-dek-continued-first-run', client.workflow.getHandle(continued.workflowId, continued.firstExecutionRunId)],

@@ -44,8 +44,10 @@ beforeAll(async () => {
   admin = new KeyAdmin({ pool, kek, destroyDelaySeconds: 0, forget: { tenant: (t) => keyring.forget(t) } });
   for (const t of ['tenant-drift', 'tenant-refuse', 'tenant-owner']) {
     await pool.query(
-      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-       VALUES ($1, $2, 'sandbox', 'http://127.0.0.1:1/fhir', 'http://127.0.0.1:1/token', 'client', 'ES384', 'kid', '{}', 'file:/nonexistent', ARRAY['Patient','Observation'])`,
+      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk,
+                                private_key_ref, resource_types)
+       VALUES ($1, $2, 'sandbox', 'http://127.0.0.1:1/fhir', 'http://127.0.0.1:1/token', 'client', 'ES384', 'kid', '{}',
+               'file:/nonexistent', ARRAY['Patient','Observation'])`,
       [`${t}-int`, t],
     );
   }
@@ -73,13 +75,15 @@ async function storeRecords(tenantId: string, n: number): Promise<RecordContext[
 async function raiseColumn(tenantId: string, to: number, limit: number): Promise<void> {
   await pool.query('ALTER TABLE records DROP CONSTRAINT IF EXISTS records_key_version_is_header');
   await pool.query(
-    `UPDATE records SET key_version = $2 WHERE (tenant_id, resource_id) IN (SELECT tenant_id, resource_id FROM records WHERE tenant_id = $1 ORDER BY resource_id LIMIT $3)`,
+    `UPDATE records SET key_version = $2
+      WHERE (tenant_id, resource_id) IN (SELECT tenant_id, resource_id FROM records WHERE tenant_id = $1 ORDER BY resource_id LIMIT $3)`,
     [tenantId, to, limit],
   );
 }
 
 async function decryptAll(records: RecordContext[]): Promise<number> {
-  const fresh = new TenantKeyring({ pool, kek: await KeyHierarchy.open({ pool, backend: await LocalKekProvider.load(path.join(db.tmp, 'kek')) }) });
+  const kek = await KeyHierarchy.open({ pool, backend: await LocalKekProvider.load(path.join(db.tmp, 'kek')) });
+  const fresh = new TenantKeyring({ pool, kek });
   for (const rc of records) {
     const { rows } = await pool.query<{ ciphertext: Buffer }>(
       'SELECT ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3 AND resource_id = $4',
@@ -90,21 +94,32 @@ async function decryptAll(records: RecordContext[]): Promise<number> {
   return records.length;
 }
 
-const headerVersions = async (tenantId: string): Promise<number[]> =>
-  (await pool.query<{ v: number }>('SELECT DISTINCT envelope_key_version(ciphertext)::int AS v FROM records WHERE tenant_id = $1 ORDER BY 1', [tenantId])).rows.map((r) => r.v);
+async function headerVersions(tenantId: string): Promise<number[]> {
+  const sql = 'SELECT DISTINCT envelope_key_version(ciphertext)::int AS v FROM records WHERE tenant_id = $1 ORDER BY 1';
+  return (await pool.query<{ v: number }>(sql, [tenantId])).rows.map((r) => r.v);
+}
+
+const AT = { integrationId: 'i', resourceType: 'Patient', resourceId: 'p' };
+const sealed = (tenantId: string, version: number): Buffer =>
+  encryptRecord({ tenantId, version, key: Buffer.alloc(32, 7) }, { tenantId, ...AT }, Buffer.from('synthetic'));
 
 describe('the envelope header read in SQL', () => {
   it('names the same version as the parser, for any tenant id and version; malformed headers read as NULL', async () => {
     await fc.assert(
       fc.asyncProperty(fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,62}$/), fc.integer({ min: 1, max: 0xffffffff }), async (tenantId, version) => {
-        const ct = encryptRecord({ tenantId, version, key: Buffer.alloc(32, 7) }, { tenantId, integrationId: 'i', resourceType: 'Patient', resourceId: 'p' }, Buffer.from('x'));
+        const ct = sealed(tenantId, version);
         const { rows } = await pool.query<{ v: string }>('SELECT envelope_key_version($1) AS v', [ct]);
         expect(Number(rows[0]!.v)).toBe(parseCiphertextHeader(ct).keyVersion);
       }),
       { numRuns: 60 },
     );
-    const valid = encryptRecord({ tenantId: 't', version: 3, key: Buffer.alloc(32, 7) }, { tenantId: 't', integrationId: 'i', resourceType: 'Patient', resourceId: 'p' }, Buffer.from('x'));
-    const malformed = [Buffer.alloc(0), Buffer.from([1, 0]), Buffer.from([2, 0, 1, 0x74, 0, 0, 0, 3]), valid.subarray(0, 6), Buffer.from([1, 0, 9, 0x74, 0, 0, 0, 3])];
+    const malformed = [
+      Buffer.alloc(0),
+      Buffer.from([1, 0]),
+      Buffer.from([2, 0, 1, 0x74, 0, 0, 0, 3]), // unknown format
+      sealed('t', 3).subarray(0, 6), // cut inside the header
+      Buffer.from([1, 0, 9, 0x74, 0, 0, 0, 3]), // key id longer than the bytes
+    ];
     for (const m of malformed) expect((await pool.query('SELECT envelope_key_version($1) AS v', [m])).rows[0].v).toBeNull();
   });
 });
@@ -112,9 +127,15 @@ describe('the envelope header read in SQL', () => {
 describe('key_version can no longer lie about the header', () => {
   it('refuses, even to the owner, a column that disagrees with the ciphertext header', async () => {
     await storeRecords('tenant-owner', 2);
-    const err = (await rejection(pool.query(`UPDATE records SET key_version = key_version + 1 WHERE tenant_id = 'tenant-owner'`))) as { code?: string; constraint?: string };
-    expect(err.code).toBe('23514');
-    expect(err.constraint).toBe('records_key_version_is_header');
+    const raise = pool.query(`UPDATE records SET key_version = key_version + 1 WHERE tenant_id = 'tenant-owner'`);
+    expect(await rejection(raise)).toMatchObject({ code: '23514', constraint: 'records_key_version_is_header' });
+    // Nor can a record be stored whose header cannot be read at all.
+    const unreadable = pool.query(
+      `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated, key_version, ciphertext)
+       VALUES ('tenant-owner', 'tenant-owner-int', 'Patient', 'unreadable', '1', now(), 1, $1)`,
+      [Buffer.from([2, 0, 0, 0, 0, 0, 1])],
+    );
+    expect(await rejection(unreadable)).toMatchObject({ code: '23514', constraint: 'records_key_version_is_header' });
   });
 });
 
@@ -154,14 +175,19 @@ describe('rotation reads and gates by the header even when the column lies', () 
     const audit = ctx('destroy-refused');
     const err = await rejection(destroyTenantKeyVersion(pool, 'tenant-refuse', 1, audit));
     expect(err).toBeInstanceOf(ConflictError);
-    expect((err as Error).message).toMatch(/version 1 cannot be destroyed: the ciphertext headers of 5 records still name it \(3 Patient of integration tenant-refuse-int, 2 Observation of integration tenant-refuse-int\)/);
+    expect((err as Error).message).toContain(
+      'version 1 cannot be destroyed: the ciphertext headers of 5 records still name it ' +
+        '(3 Patient of integration tenant-refuse-int, 2 Observation of integration tenant-refuse-int)',
+    );
     expect(await destroyUnusedKeyVersions(pool, 'tenant-refuse', ctx('sweep'))).toEqual({ destroyed: [] });
     const keys = await pool.query(`SELECT key_version, status FROM data_keys WHERE tenant_id = 'tenant-refuse' ORDER BY 1`);
     expect(keys.rows).toEqual([
       { key_version: 1, status: 'decrypt_only' },
       { key_version: 2, status: 'primary' },
     ]);
-    const refused = await pool.query(`SELECT outcome, details FROM audit_events WHERE correlation_id = $1 AND action = 'key.dek.destroyed'`, [audit.correlationId]);
+    const refused = await pool.query(`SELECT outcome, details FROM audit_events WHERE correlation_id = $1 AND action = 'key.dek.destroyed'`, [
+      audit.correlationId,
+    ]);
     expect(refused.rows).toEqual([{ outcome: 'failure', details: { keyVersions: [1], errorCode: 'CONFLICT' } }]);
     expect(await decryptAll(records)).toBe(5);
   });

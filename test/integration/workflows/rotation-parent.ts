@@ -25,7 +25,8 @@ export interface RotationParentResult {
 export async function rotationParent(input: RotationParentInput): Promise<RotationParentResult> {
   const switched: string[] = [];
   setHandler(rotationSwitchedSignal, (workflowId) => void switched.push(workflowId));
-  const child = await startChild('keyRotation', { workflowId: input.childWorkflowId, taskQueue: input.childTaskQueue, args: [input.rotation] });
+  const { childWorkflowId: workflowId, childTaskQueue: taskQueue, rotation } = input;
+  const child = await startChild('keyRotation', { workflowId, taskQueue, args: [rotation] });
   let finished = false;
   const result = child.result().finally(() => (finished = true));
   await condition(() => switched.length > 0 || finished);
