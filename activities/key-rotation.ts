@@ -9,7 +9,14 @@ import { ApplicationFailure } from '@temporalio/common';
 import { recordAuditEvent } from '../lib/audit/chain.js';
 import type { AuditContext } from '../lib/audit/chain.js';
 import { ConfigError, ConflictError } from '../lib/errors/index.js';
-import { destroyTenantKeyVersion, destroyUnusedKeyVersions, reencryptRecordBatch, restoreTenantPrimaryKey } from '../lib/store/record-reencryption.js';
+import {
+  destroyTenantKeyVersion,
+  destroyUnusedKeyVersions,
+  reencryptRecordBatch,
+  restoreTenantPrimaryKey,
+  verifyReencryption,
+} from '../lib/store/record-reencryption.js';
+import type { ReencryptionCheck } from '../lib/store/record-reencryption.js';
 import { restorePreviousKekPrimary, restorePreviousSigningKey } from '../lib/store/key-rotation-rollback.js';
 import { getIntegration } from '../lib/store/integrations.js';
 import { dataKeyWrapAad } from '../lib/security/keyring.js';
@@ -166,6 +173,17 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
       const ctx = auditCtx(actor);
       const target = await deps.keyring.dataKey(tenantId, keyVersion, ctx);
       return reencryptRecordBatch(deps.pool, deps.keyring, { tenantId, target, batchSize }, ctx);
+    },
+
+    /** Counts the tenant's records by the DEK version their headers name; decrypts a sample under `keyVersion`. */
+    async verifyTenantReencryption(
+      actor: RotationActor,
+      tenantId: string,
+      keyVersion: number,
+      sampleSize: number,
+    ): Promise<ReencryptionCheck> {
+      injectFault('verifyTenantReencryption');
+      return verifyReencryption(deps.pool, deps.keyring, { tenantId, keyVersion, sampleSize }, auditCtx(actor));
     },
 
     /**

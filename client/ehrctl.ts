@@ -13,6 +13,7 @@ import { registerSyncCommands } from './commands/sync.js';
 import { registerTenantCommands } from './commands/tenants.js';
 import { registerVendorCommands } from './commands/vendors.js';
 import { registerWebhookCommands } from './commands/webhooks.js';
+import { fromTemporalError } from './temporal-errors.js';
 
 export function buildProgram(): Command {
   const program = new Command('ehrctl')
@@ -36,13 +37,14 @@ export function buildProgram(): Command {
 
 export function exitCodeFor(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? EXIT.ok : EXIT.usage;
-  return exitCodeForError(err);
+  return exitCodeForError(fromTemporalError(err));
 }
 
 export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
-  } catch (err) {
+  } catch (thrown) {
+    const err = fromTemporalError(thrown);
     const code = exitCodeFor(err);
     if (!(err instanceof CommanderError)) {
       const message = err instanceof Error ? err.message : String(err);

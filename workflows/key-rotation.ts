@@ -10,11 +10,16 @@
  *   Payload key: new key for new payloads; old keys stay readable by id.
  * A failure after the first change compensates back to a consistent state (non-cancellable, so a
  * cancelled rotation is rolled back too) and the result says `rolled-back` and what it did.
+ * The batch loops (KEK rewrap, DEK re-encryption) continue as new after `maxBatchesPerRun` batches or
+ * when Temporal suggests it, carrying the steps, versions, phase and counts: a tenant with millions of
+ * records stays far below the history limit. A parent (breach containment) sees one child throughout.
  */
 import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  ContinueAsNew,
+  continueAsNew,
   defineQuery,
   defineSignal,
   getExternalWorkflowHandle,
@@ -26,6 +31,7 @@ import {
 } from '@temporalio/workflow';
 import type { KeyRotationActivities } from '../activities/index.js';
 import type { RotationActor } from '../activities/key-rotation.js';
+import type { ReencryptionCheck } from '../lib/store/record-reencryption.js';
 import { keyRotationPreset } from './presets.js';
 
 export type KeyKind = 'kek' | 'tenant-dek' | 'signing-key' | 'webhook-secret' | 'payload-key';
@@ -41,6 +47,24 @@ export interface KeyRotationInput {
   graceSeconds?: number; // KEK: before raising the decryption floor; DEK: before destroying the old key; webhook: dual-acceptance window
   vendorJwksCacheSeconds?: number; // signing key: wait before switching kid (default from the vendor profile)
   batchSize?: number;
+  /** Batches in one run before it continues as new (default 500); sooner when Temporal suggests it. */
+  maxBatchesPerRun?: number;
+  /** Set only by continueAsNew: where the previous run of this rotation stopped. */
+  carried?: CarriedRotation;
+}
+
+/** A batch loop's phase: `switch` moves everything to the new key; `stragglers` runs after the grace period. */
+export type BatchPhase = 'switch' | 'stragglers';
+
+export interface CarriedRotation {
+  steps: RotationStep[];
+  /** The version the rotation created (KEK version or DEK version) and the one it replaces. */
+  version: number;
+  previous: number;
+  phase: BatchPhase;
+  /** Keys rewrapped or records re-encrypted so far in `phase`, over every run. */
+  moved: number;
+  continuedAsNew: number;
 }
 
 export interface RotationStep {
@@ -53,6 +77,8 @@ export interface KeyRotationResult {
   kind: KeyKind;
   steps: RotationStep[];
   outcome: 'completed' | 'rolled-back';
+  /** How many times the rotation continued as new (its batch loops spanned that many more runs). */
+  continuedAsNew?: number;
 }
 
 export const keyRotationStatusQuery = defineQuery<RotationStep[]>('status');
@@ -68,11 +94,16 @@ const DEFAULT_GRACE_SECONDS: Record<KeyKind, number> = { kek: 7 * DAY, 'tenant-d
 /** Workers cache integration rows (and so the current kid) for 15 s (lib/vendors/credentials.ts). */
 const CREDENTIAL_CACHE_SECONDS = 15;
 const KEK_VERIFY_SAMPLE = 20;
+const DEK_VERIFY_SAMPLE = 20;
+/** Re-encryption passes before records still under an older key fail (and roll back) the rotation. */
+const DEK_VERIFY_PASSES = 3;
+const DEFAULT_MAX_BATCHES_PER_RUN = 500;
 
 const act = proxyActivities<KeyRotationActivities>(keyRotationPreset);
 
 export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationResult> {
-  const steps: RotationStep[] = [];
+  const { carried } = input;
+  const steps: RotationStep[] = carried?.steps ?? [];
   setHandler(keyRotationStatusQuery, () => steps);
   const note = (step: string, detail?: Record<string, unknown>): void => {
     steps.push(detail ? { step, at: new Date().toISOString(), detail } : { step, at: new Date().toISOString() });
@@ -83,8 +114,13 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
   const scope = input.tenantId ?? input.integrationId ?? 'global';
   const grace = input.graceSeconds ?? DEFAULT_GRACE_SECONDS[input.kind];
   const batchSize = input.batchSize ?? 500;
-  await act.recordRotationEvent(actor, { phase: 'started', kind: input.kind, scope });
-  note('started', { scope, reason: input.reason });
+  // Histories recorded before batch loops could continue as new replay without it.
+  const mayContinueAsNew = patched('key-rotation-continue-as-new');
+  const continuedAsNew = carried?.continuedAsNew ?? 0;
+  if (!carried) {
+    await act.recordRotationEvent(actor, { phase: 'started', kind: input.kind, scope });
+    note('started', { scope, reason: input.reason });
+  }
 
   /** Tells a parent workflow that the rotation has switched to the new key (see rotationSwitchedSignal). */
   const announceSwitch = async (): Promise<void> => {
@@ -102,37 +138,68 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
     try {
       await forward();
     } catch (err) {
+      if (err instanceof ContinueAsNew) throw err;
       const failure = describeFailure(err);
-      note('failed', failure);
+      note('failed', { ...failure, ...failureMessage(err) });
       const undone = await CancellationScope.nonCancellable(async () => {
         const detail = await undo();
         await act.recordRotationEvent(actor, { phase: 'rolled_back', kind: input.kind, scope, detail: { ...failure, ...detail } });
         return detail;
       });
       note('rolled back', undone);
-      return { kind: input.kind, steps, outcome: 'rolled-back' };
+      return { kind: input.kind, steps, outcome: 'rolled-back', continuedAsNew };
     }
     await act.recordRotationEvent(actor, { phase: 'completed', kind: input.kind, scope });
     note('completed');
-    return { kind: input.kind, steps, outcome: 'completed' };
+    return { kind: input.kind, steps, outcome: 'completed', continuedAsNew };
   };
+
+  /**
+   * Drains a batch loop of `phase`, counting over every run; after `maxBatchesPerRun` batches (or when
+   * Temporal suggests it) with work left, continues as new from this phase with the count so far.
+   */
+  const moved: Record<BatchPhase, number> = { switch: 0, stragglers: 0 };
+  if (carried) moved[carried.phase] = carried.moved;
+  const maxBatches = input.maxBatchesPerRun ?? DEFAULT_MAX_BATCHES_PER_RUN;
+  let batches = 0; // in this run, over every loop
+  type Batch = () => Promise<{ done: number; remaining: number }>;
+  const drain = async (phase: BatchPhase, versions: { version: number; previous: number }, batch: Batch): Promise<number> => {
+    for (let remaining = Infinity; remaining > 0; ) {
+      const b = await batch();
+      moved[phase] += b.done;
+      remaining = b.remaining;
+      batches += 1;
+      const runIsLong = batches >= maxBatches || workflowInfo().continueAsNewSuggested;
+      if (remaining > 0 && mayContinueAsNew && runIsLong) {
+        const next: CarriedRotation = { steps, ...versions, phase, moved: moved[phase], continuedAsNew: continuedAsNew + 1 };
+        await continueAsNew<typeof keyRotation>({ ...input, carried: next });
+      }
+      if (b.done === 0 && remaining > 0) await sleep('1 second');
+    }
+    return moved[phase];
+  };
+  /** A continued run resumes in the phase its predecessor was draining. */
+  const inSwitchPhase = (carried?.phase ?? 'switch') === 'switch';
 
   switch (input.kind) {
     case 'kek': {
-      const { version, previous } = await act.rotateKekVersion(actor);
-      note('new KEK version is primary', { version, previous });
-      const rewrapAll = () => inBatches(async () => {
-        const b = await act.rewrapKeyBatch(actor, batchSize);
-        return { done: b.moved, remaining: b.remaining };
-      });
+      const { version, previous } = carried ?? (await act.rotateKekVersion(actor));
+      if (!carried) note('new KEK version is primary', { version, previous });
+      const rewrapAll = (phase: BatchPhase) =>
+        drain(phase, { version, previous }, async () => {
+          const b = await act.rewrapKeyBatch(actor, batchSize);
+          return { done: b.moved, remaining: b.remaining };
+        });
       return guarded(
         async () => {
-          note('keys rewrapped', { moved: await rewrapAll() });
-          note('sample unwraps verified', await act.verifyKekSample(actor, version, KEK_VERIFY_SAMPLE));
-          await announceSwitch();
-          await sleep(grace * 1000);
+          if (inSwitchPhase) {
+            note('keys rewrapped', { moved: await rewrapAll('switch') });
+            note('sample unwraps verified', await act.verifyKekSample(actor, version, KEK_VERIFY_SAMPLE));
+            await announceSwitch();
+            await sleep(grace * 1000);
+          }
           // Processes that had not yet re-read the primary (30 s) may have wrapped new keys under the old one.
-          note('grace period over', { seconds: grace, stragglersRewrapped: await rewrapAll() });
+          note('grace period over', { seconds: grace, stragglersRewrapped: await rewrapAll('stragglers') });
           await act.raiseKekFloor(actor, version);
           note('decryption floor raised', { floor: version });
           // Past the floor there is nothing to roll back: the old version is refused below the floor
@@ -148,20 +215,44 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
     }
     case 'tenant-dek': {
       const tenantId = required(input.tenantId, 'tenantId');
-      const { keyVersion, previous } = await act.rotateTenantDek(actor, tenantId);
-      note('new DEK is primary for writes', { keyVersion, previous });
+      const { keyVersion, previous } = carried
+        ? { keyVersion: carried.version, previous: carried.previous }
+        : await act.rotateTenantDek(actor, tenantId);
+      if (!carried) note('new DEK is primary for writes', { keyVersion, previous });
       if (previous === null) return guarded(async () => undefined, async () => ({}));
-      const reencryptAll = () => inBatches(async () => {
-        const b = await act.reencryptTenantBatch(actor, tenantId, keyVersion, batchSize);
-        return { done: b.reencrypted, remaining: b.remaining };
-      });
+      const reencryptAll = (phase: BatchPhase) =>
+        drain(phase, { version: keyVersion, previous }, async () => {
+          const b = await act.reencryptTenantBatch(actor, tenantId, keyVersion, batchSize);
+          return { done: b.reencrypted, remaining: b.remaining };
+        });
+      /** The check behind "verified": records counted by their headers; any still under an older key go round again. */
+      const verifyByHeaders = async (): Promise<ReencryptionCheck> => {
+        for (let pass = 1; ; pass += 1) {
+          const check = await act.verifyTenantReencryption(actor, tenantId, keyVersion, DEK_VERIFY_SAMPLE);
+          if (check.underOlderKeys === 0) return check;
+          if (pass === DEK_VERIFY_PASSES) {
+            const left = `${check.underOlderKeys} records are still under an older key after ${pass} checks`;
+            throw ApplicationFailure.nonRetryable(left, 'REENCRYPTION_INCOMPLETE');
+          }
+          const total = await reencryptAll('switch');
+          note('records still under an older key, re-encrypted again', { underOlderKeys: check.underOlderKeys, total });
+        }
+      };
       return guarded(
         async () => {
-          note('records re-encrypted', { count: await reencryptAll() });
-          note('verified: no record left under an older key', { remaining: 0 });
-          await announceSwitch();
-          await sleep(grace * 1000);
-          note('grace period over', { seconds: grace, stragglersReencrypted: await reencryptAll() });
+          if (inSwitchPhase) {
+            note('records re-encrypted', { count: await reencryptAll('switch') });
+            if (patched('verify-reencryption-by-header')) {
+              const check = await verifyByHeaders();
+              const { records, sampleDecrypted } = check;
+              note('verified: no record left under an older key', { records, underOlderKeys: 0, sampleDecrypted });
+            } else {
+              note('verified: no record left under an older key', { remaining: 0 });
+            }
+            await announceSwitch();
+            await sleep(grace * 1000);
+          }
+          note('grace period over', { seconds: grace, stragglersReencrypted: await reencryptAll('stragglers') });
           note('old DEK retired', { keyVersion: previous, ...(await act.retireTenantDek(actor, tenantId, previous)) });
         },
         async () => ({ ...(await act.rollBackTenantDekRotation(actor, tenantId, previous, keyVersion)), primary: previous, decryptOnly: keyVersion }),
@@ -219,24 +310,15 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
   }
 }
 
-/**
- * Runs resumable batches until none remain. A batch that moved nothing while some remain found them
- * locked (a concurrent rewrap, or a sync page holding records): wait a second and try again.
- */
-async function inBatches(batch: () => Promise<{ done: number; remaining: number }>): Promise<number> {
-  let total = 0;
-  for (let remaining = Infinity; remaining > 0; ) {
-    const b = await batch();
-    total += b.done;
-    remaining = b.remaining;
-    if (b.done === 0 && remaining > 0) await sleep('1 second');
-  }
-  return total;
-}
-
 function required(value: string | undefined, field: string): string {
   if (!value) throw ApplicationFailure.nonRetryable(`${field} is required for this kind of rotation`, 'INVALID_ARGUMENT');
   return value;
+}
+
+/** The failure's message for the rotation's steps (what `keys rotate --wait` prints); not for audit rows. */
+function failureMessage(err: unknown): { message?: string } {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof Error && cause.message ? { message: cause.message.slice(0, 300) } : {};
 }
 
 function describeFailure(err: unknown): Record<string, unknown> {

@@ -10,6 +10,7 @@ import { convertPayloadsIn } from '../../lib/security/payload-codec.js';
 import { remoteDecoder } from '../codec-client.js';
 import { withContext } from '../context.js';
 import { buildTimeline, formatTimeline } from '../history-timeline.js';
+import { fetchWorkflowHistory } from '../temporal-errors.js';
 import { print, printJson } from '../output.js';
 
 interface HistoryOptions {
@@ -52,7 +53,7 @@ export function registerAuditHistoryCommand(audit: Command): void {
           decoder = remoteDecoder({ url, token, caPem, namespace: ctx.config.TEMPORAL_NAMESPACE });
         }
         const client = await ctx.rawTemporal();
-        let history = await client.workflow.getHandle(workflowId, opts.runId).fetchHistory();
+        let history = await fetchWorkflowHistory(client.workflow.getHandle(workflowId, opts.runId));
         if (decoder) history = await convertPayloadsIn(history, decoder);
         const timeline = buildTimeline(history, decoder !== undefined);
         if (opts.json) {

@@ -5,7 +5,7 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Command } from 'commander';
-import { InvalidArgumentError } from '../../lib/errors/index.js';
+import { InvalidArgumentError, KeyRotationRolledBackError } from '../../lib/errors/index.js';
 import type { Queryable } from '../../lib/store/pool.js';
 import type { KeyKind, KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation.js';
 import { withContext } from '../context.js';
@@ -69,6 +69,15 @@ function printResult(result: KeyRotationResult): void {
   print(`outcome: ${result.outcome}`);
 }
 
+/** Why a rotation rolled back, from its `failed` step: which step, its error code and message. */
+export function rollbackReason(result: KeyRotationResult): string {
+  const failed = result.steps.find((s) => s.step === 'failed')?.detail ?? {};
+  const step = typeof failed['activity'] === 'string' ? `step ${failed['activity']}` : 'a step';
+  const code = typeof failed['errorCode'] === 'string' ? failed['errorCode'] : 'UNCLASSIFIED';
+  const message = typeof failed['message'] === 'string' ? `: ${failed['message']}` : '';
+  return `${step} failed with ${code}${message}; the previous key is in use again`;
+}
+
 export function registerKeyCommands(program: Command): void {
   const keys = program.command('keys').description('key rotation and key status');
   const withKindOptions = (c: Command): Command =>
@@ -89,7 +98,12 @@ export function registerKeyCommands(program: Command): void {
         if (opts.grace !== undefined) input.graceSeconds = parseDurationSeconds(opts.grace, '--grace');
         const handle = await startKeyRotation(await ctx.temporal(), ctx.config.TEMPORAL_TASK_QUEUE, input);
         print(`started ${handle.workflowId}`);
-        if (opts.wait) printResult(await keyRotationResult(handle));
+        if (!opts.wait) return;
+        const result = await keyRotationResult(handle);
+        printResult(result);
+        if (result.outcome === 'rolled-back') {
+          throw new KeyRotationRolledBackError(handle.workflowId, rollbackReason(result));
+        }
       }),
     );
   withKindOptions(keys.command('schedule').description('rotate a key on a Temporal Schedule (e.g. --kek --every 365d, --signing-keys --every 90d)'))

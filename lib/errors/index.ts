@@ -193,3 +193,12 @@ export class ScopeUnderIncidentError extends EhrError {
     super(`${operation} is refused: scope ${scope} is held by incident ${incidentId}`);
   }
 }
+
+/** A key rotation failed after its first change and compensated: the old key is in use again. */
+export class KeyRotationRolledBackError extends EhrError {
+  readonly code = 'KEY_ROTATION_ROLLED_BACK';
+  readonly retryable = false;
+  constructor(readonly workflowId: string, readonly reason: string) {
+    super(`key rotation ${workflowId} rolled back: ${reason}`);
+  }
+}

@@ -132,6 +132,22 @@ describe('ehrctl refuses bad input clearly', () => {
     expect(integ.stderr).toContain('tenant "no-such-tenant" does not exist');
   });
 
+  it('unknown workflow ids: exit 3 naming the workflow, for every command that takes one', async () => {
+    const id = `sync/no-such-tenant/no-such-integration/${uniqueId('wf')}`;
+    const commands = [['sync', 'status'], ['sync', 'pause'], ['sync', 'resume'], ['sync', 'cancel'], ['sync', 'wait'], ['audit', 'history']];
+    for (const args of commands.map((c) => [...c, id])) {
+      const res = await ehrctl(args);
+      expect({ args, code: res.code }).toEqual({ args, code: 3 });
+      expect(res.stderr).toContain(`workflow "${id}" does not exist`);
+    }
+    const incident = uniqueId('no-such-incident');
+    for (const name of ['status', 'timeline']) {
+      const res = await ehrctl(['incident', name, incident]);
+      expect({ name, code: res.code }).toEqual({ name, code: 3 });
+      expect(res.stderr).toContain(`incident "${incident}" does not exist`);
+    }
+  });
+
   it('malformed and over-long arguments: exit 2 with the argument named', async () => {
     const badId = await ehrctl(['tenants', 'add', '--id', 'Bad_ID!', '--name', 'x']);
     expect(badId.code).toBe(2);

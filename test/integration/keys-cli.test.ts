@@ -4,13 +4,15 @@
  * next run status shows, and a rotation asked for two keys at once is refused as bad usage.
  */
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { keyRotationFaults } from '../../activities/key-rotation.js';
 import { TenantIdKey } from '../../client/sync-client.js';
 import { uniqueId } from '../harness.js';
 import { registerSandboxTenant, useSyncHarness } from './support.js';
 import { runEhrctl, type EhrctlResult } from './ehrctl-process.js';
 
 const harness = useSyncHarness({ sandbox: { size: 50 } });
+afterAll(() => keyRotationFaults.failOnce.clear());
 
 function ehrctl(args: string[]): Promise<EhrctlResult> {
   const c = harness.config;
@@ -45,6 +47,10 @@ describe('ehrctl keys', () => {
     const second = await ehrctl(['keys', 'rotate', '--tenant', tenantId, '--grace', '1s', '--wait']);
     expect(second.stdout).toContain('old DEK retired');
     expect(second.stdout).toContain('outcome: completed');
+    // A finished workflow refuses signals: exit 3, saying so.
+    const late = await ehrctl(['sync', 'pause', workflowId]);
+    expect(late.code).toBe(3);
+    expect(late.stderr).toContain(`workflow "${workflowId}" has already completed`);
 
     const scheduled = await ehrctl(['keys', 'schedule', '--tenant', tenantId, '--every', '90d']);
     expect(scheduled.code).toBe(0);
@@ -65,6 +71,19 @@ describe('ehrctl keys', () => {
     } finally {
       await harness.temporal.client.schedule.getHandle(`key-rotation/tenant-dek/${tenantId}`).delete();
     }
+  });
+
+  it('a rotation that rolled back exits 1 and prints why; the old key is primary again', { timeout: 120_000 }, async () => {
+    const { tenantId } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient'] });
+    expect((await ehrctl(['keys', 'rotate', '--tenant', tenantId, '--wait'])).code).toBe(0); // the tenant's first DEK
+    keyRotationFaults.failOnce.add('retireTenantDek'); // the worker runs in this process
+    const res = await ehrctl(['keys', 'rotate', '--tenant', tenantId, '--grace', '1s', '--wait']);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toContain('outcome: rolled-back');
+    const reason = 'step retireTenantDek failed with TEST_INJECTED_FAULT: injected fault in retireTenantDek; the previous key is in use again';
+    expect(res.stderr).toMatch(new RegExp(`^ehrctl: key rotation key-rotation/tenant-dek/${tenantId}/\\S+ rolled back: ${reason}\\n$`));
+    const status = JSON.parse((await ehrctl(['keys', 'status', '--json'])).stdout) as Status;
+    expect(status.tenantKeys.find((t) => t.tenantId === tenantId)).toMatchObject({ primary: 1, decryptOnly: [2] });
   });
 
   it('refuses a rotation that names two keys, or a signing key without an integration', async () => {

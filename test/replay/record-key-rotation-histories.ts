@@ -1,9 +1,12 @@
 /**
  * Records key rotation histories for test/replay/replay.test.ts (beside record-histories.ts, which
  * records the syncs; separate so re-recording one workflow leaves the other's files alone):
- *   npx tsx test/replay/record-key-rotation-histories.ts
+ *   npx tsx test/replay/record-key-rotation-histories.ts [name ...]
  * A tenant DEK rotation (re-encryption loop, grace timer, retirement), a KEK rotation rolled back by an
- * injected fault, and a webhook secret rotation, on throwaway infrastructure with the sandbox.
+ * injected fault, a webhook secret rotation, and a tenant DEK rotation whose re-encryption loop
+ * continues as new (its first and last runs), on throwaway infrastructure with the sandbox. Names
+ * given (e.g. key-rotation-tenant-dek-continued-first-run) write only those files: histories recorded
+ * by older code must stay as they are, so the paths they took keep replaying.
  */
 import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
@@ -41,9 +44,18 @@ async function main(): Promise<void> {
     const webhook = await rotate('replay-key-rotation-webhook-secret', { kind: 'webhook-secret', integrationId: 'rot', graceSeconds: 1 });
     await webhook.result();
     recorded.push(['key-rotation-webhook-secret', webhook]);
+    // The tenant's Patients in batches of 10, one batch per run: several runs.
+    const continuedInput = { kind: 'tenant-dek', tenantId: 'replay', graceSeconds: 1, batchSize: 10, maxBatchesPerRun: 1 } as const;
+    const continued = await rotate('replay-key-rotation-tenant-dek-continued', continuedInput);
+    await continued.result();
+    recorded.push(
+      ['key-rotation-tenant-dek-continued-first-run', client.workflow.getHandle(continued.workflowId, continued.firstExecutionRunId)],
+      ['key-rotation-tenant-dek-continued-last-run', client.workflow.getHandle(continued.workflowId)],
+    );
 
+    const only = process.argv.slice(2);
     const identifiers = await sandboxIdentifiers(sandbox);
-    for (const [name, handle] of recorded) await writeHistory(name, handle, identifiers);
+    for (const [name, handle] of recorded) if (only.length === 0 || only.includes(name)) await writeHistory(name, handle, identifiers);
   } finally {
     await close();
   }
