@@ -24,7 +24,6 @@ import { Client, Connection } from '@temporalio/client';
 import type { AuditContext } from '../lib/audit/chain.js';
 import type { Config } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/schema.js';
-import { resolveSecret } from '../lib/config/secrets.js';
 import { ID_PATTERN } from '../lib/domain.js';
 import { exitCodeForError } from '../lib/errors/exit-codes.js';
 import { EhrError, InvalidArgumentError, ScopeUnderIncidentError } from '../lib/errors/index.js';
@@ -37,8 +36,8 @@ import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib
 import type { DeliveryTarget, Refusal } from '../lib/webhooks/deliveries.js';
 import { RefusalAuditLimiter, auditRefusal, markDeliverySignalled, storeDelivery } from '../lib/webhooks/deliveries.js';
 import { summariseNotification } from '../lib/webhooks/notification.js';
-import { listWebhookSecrets } from '../lib/webhooks/secrets.js';
-import { verifyWebhook, webhookSecretBytes } from '../lib/webhooks/verify.js';
+import { listWebhookSecrets, resolveWebhookSecret } from '../lib/webhooks/secrets.js';
+import { verifyWebhook } from '../lib/webhooks/verify.js';
 import type { ChangeNotification } from '../workflows/webhook-delta-sync.js';
 import { notifyDeltaSync } from '../client/delta-sync-client.js';
 
@@ -74,7 +73,7 @@ function header(value: string | string[] | undefined): string | undefined {
 async function acceptedSecrets(db: Pool, integrationId: string): Promise<Array<{ state: 'current' | 'previous'; bytes: Buffer }>> {
   const live = (await listWebhookSecrets(db, integrationId)).filter((s) => s.state !== 'retired').sort((a, b) => (a.state === 'current' ? -1 : b.state === 'current' ? 1 : b.version - a.version));
   return Promise.all(
-    live.map(async (s) => ({ state: s.state as 'current' | 'previous', bytes: webhookSecretBytes(await resolveSecret(s.secretRef, { field: `webhook secret v${s.version}` })) })),
+    live.map(async (s) => ({ state: s.state as 'current' | 'previous', bytes: await resolveWebhookSecret(db, s) })),
   );
 }
 
