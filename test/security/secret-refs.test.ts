@@ -24,6 +24,7 @@ import type { Pool } from '../../lib/store/pool.js';
 import { ensureAppLoginRole } from '../../lib/store/roles.js';
 import { readStoredSecretPolicy } from '../../lib/store/secret-roots.js';
 import { createTenant } from '../../lib/store/tenants.js';
+import { restoreIntegration, revokeIntegration } from '../../lib/vendors/revocation.js';
 import { acceptedWebhookSecrets } from '../../lib/webhooks/secrets.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
 import { adminJson } from '../../sandbox/test-client.js';
@@ -119,6 +120,20 @@ describe('registration refuses a reference to the KEK, /proc or the process envi
   });
 });
 
+describe('restore refuses the same references (the incident commander hands them in there too)', () => {
+  it('a revoked client_secret integration is not restored with the KEK as its rotated secret; audited', async () => {
+    const id = await register(pool, `file:${secretFile('before-revoke')}`);
+    await revokeIntegration(pool, id, testActor, { awaitWorkersMs: 0 });
+    const opts = { secretsDir, sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken } };
+    const err = await restoreIntegration(pool, id, testActor, { ...opts, clientSecretRef: `file:${kekFile}` }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SecretRefRefusedError);
+    expect((await pool.query<{ status: string }>('SELECT status FROM integrations WHERE id = $1', [id])).rows[0]!.status).toBe('revoked');
+    expect(await refusalEvents(id)).toEqual([{ outcome: 'failure', details: { field: '--client-secret-ref', rule: 'excluded-path', stage: 'restore' } }]);
+    const restored = await restoreIntegration(pool, id, testActor, { ...opts, clientSecretRef: `file:${secretFile('after-revoke')}` });
+    expect(restored.status).toBe('active');
+  });
+});
+
 describe('the application role cannot write secret references itself', () => {
   it('registers through the definer function, but UPDATE/INSERT of reference columns is permission denied', async () => {
     const id = await register(app, `file:${secretFile('app-registered')}`);
@@ -157,6 +172,10 @@ describe('the application role cannot write secret references itself', () => {
       await expect(app.query(`SELECT add_webhook_secret($1, 7, $2)`, [id, ref])).rejects.toMatchObject({ code: '23514', detail: rule });
     }
     await expect(app.query(`SELECT set_integration_secret_refs($1, NULL, $2)`, [id, { clientKeyRef: `file:${kekFile}` }])).rejects.toMatchObject({ column: 'tls_refs.clientKeyRef' });
+    await expect(app.query(`SELECT add_integration_signing_key($1, 'kid-x', 'ES384', '{}', $2, 'successor')`, [id, 'file:/proc/self/environ'])).rejects.toMatchObject({
+      column: 'private_key_ref',
+      detail: 'system-path',
+    });
     const good = `file:${secretFile('rotated')}`;
     await app.query('SELECT set_integration_secret_refs($1, $2, NULL)', [id, good]);
     expect((await pool.query<{ client_secret_ref: string }>('SELECT client_secret_ref FROM integrations WHERE id = $1', [id])).rows[0]!.client_secret_ref).toBe(good);
@@ -208,24 +227,28 @@ describe('ehrctl', () => {
     await pool.query(`CREATE DATABASE ${name}`);
     const url = new URL(testEnv().databaseUrl);
     url.pathname = `/${name}`;
+    const check = new pg.Client({ connectionString: url.toString() });
+    check.on('error', () => undefined); // the database is dropped under it at the end
     try {
       const env = { DATABASE_URL: url.toString(), EHR_KEK_DIR: '/var/lib/ehr/keys', EHR_SECRET_ROOTS: '/run/secrets:/var/lib/ehr/secrets', PGPASSFILE: '/run/secrets/pgpass' };
       const first = await runEhrctl(['db', 'migrate'], env);
       expect(first.stderr).toBe('');
       expect(first.code).toBe(0);
       expect(first.stdout).toMatch(/secret roots recorded: \/run\/secrets, \/var\/lib\/ehr\/secrets/);
-      const check = new pg.Client({ connectionString: url.toString() });
       await check.connect();
       const { rows } = await check.query<{ path: string; kind: string }>(`SELECT path, kind FROM secret_roots WHERE path NOT LIKE '%.pgpass' ORDER BY path`);
-      await check.end();
       expect(rows).toEqual([
         { path: '/run/secrets', kind: 'root' },
         { path: '/run/secrets/pgpass', kind: 'excluded' },
         { path: '/var/lib/ehr/keys', kind: 'excluded' },
         { path: '/var/lib/ehr/secrets', kind: 'root' },
       ]);
+      const audited = async () => (await check.query(`SELECT 1 FROM audit_events WHERE action = 'secret_roots.configured'`)).rowCount;
+      expect(await audited()).toBe(1);
       expect((await runEhrctl(['db', 'migrate'], env)).stdout).toMatch(/migrations applied: 0\nsecret roots unchanged/);
+      expect(await audited()).toBe(1);
     } finally {
+      await check.end().catch(() => undefined);
       await pool.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     }
   });
