@@ -80,7 +80,10 @@ export async function registerIntegration(pool: Pool, req: RegisterIntegrationRe
 
   // Checked before any of them is read or sent (register_integration checks them again when stored).
   const scope = { stage: 'registration' as const, tenantId: req.tenantId, integrationId: req.id };
-  const given = [...(material.clientSecretRef ? [{ field: '--client-secret-ref', ref: material.clientSecretRef }] : []), ...tlsRefFields(material.tlsRefs)];
+  const given = [
+    ...(material.clientSecretRef ? [{ field: '--client-secret-ref', ref: material.clientSecretRef }] : []),
+    ...tlsRefFields(material.tlsRefs),
+  ];
   await assertStoredSecretRefsAllowed(pool, ctx, given, scope);
   if (material.clientSecretRef) checkSecretRef(material.clientSecretRef, { field: '--client-secret-ref' });
   const tls = req.tlsRefs ? await loadVendorTls(req.tlsRefs) : undefined;
@@ -182,7 +185,8 @@ function parseBaseUrl(raw: string): string {
   }
   // Checked first, and never echoed: a password in the URL would otherwise reach errors, output and audit rows.
   if (url.username !== '' || url.password !== '') {
-    throw new InvalidArgumentError('--base-url', 'must not carry a user name or password; vendor credentials are given by reference (--client-secret-ref, --tls-key-ref)');
+    const hint = 'vendor credentials are given by reference (--client-secret-ref, --tls-key-ref)';
+    throw new InvalidArgumentError('--base-url', `must not carry a user name or password; ${hint}`);
   }
   assertTransportAllowed(url);
   if (url.search || url.hash) throw new InvalidArgumentError('--base-url', 'must not carry a query or fragment');

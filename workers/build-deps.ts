@@ -66,7 +66,8 @@ export async function buildActivityDeps(
   // Stored secret references are checked against this process's configuration before every use; a refusal is audited.
   const directory = createCredentialDirectory(pool, {
     secretPolicy: storedSecretPolicyFromConfig(config),
-    onRefusal: (i, err) => auditSecretRefRefusal(pool, { actor, correlationId: randomUUID() }, err, { stage: 'use', tenantId: i.tenantId, integrationId: i.id }),
+    onRefusal: (i, err) =>
+      auditSecretRefRefusal(pool, { actor, correlationId: randomUUID() }, err, { stage: 'use', tenantId: i.tenantId, integrationId: i.id }),
   });
   // Key rotation (workflows/key-rotation.ts): caches of this process are dropped as each change commits.
   const purposeKeys = await openPurposeKeys(config, { pool, kek, actor });

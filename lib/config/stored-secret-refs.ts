@@ -31,15 +31,23 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 export const SYSTEM_PATHS: readonly string[] = ['/proc', '/sys', '/dev'];
 
 export const SECRET_REF_RULES = {
-  'not-a-reference': `must be a secret reference: file:<absolute path under a secret root>, env:${VENDOR_SECRET_ENV_PREFIX}<NAME> or a registered secret manager scheme`,
-  'env-prefix': `env: references stored for an integration must name a variable starting with ${VENDOR_SECRET_ENV_PREFIX} (the process's own settings are never sent to a vendor)`,
+  'not-a-reference':
+    `must be a secret reference: file:<absolute path under a secret root>, env:${VENDOR_SECRET_ENV_PREFIX}<NAME> ` +
+    'or a registered secret manager scheme',
+  'env-prefix':
+    `env: references stored for an integration must name a variable starting with ${VENDOR_SECRET_ENV_PREFIX} ` +
+    "(the process's own settings are never sent to a vendor)",
   'relative-path': 'file: references must name an absolute path',
   'not-normalised': 'file: references must name a normalised path (no ".", ".." or empty segments, no trailing slash)',
   'system-path': 'file: references must not name anything under /proc, /sys or /dev',
-  'excluded-path': 'file: references must not name the key-encryption-key directory (EHR_KEK_DIR) or the database password file (PGPASSFILE)',
-  'outside-secret-roots': 'file: references must name a file beneath a configured secret root (EHR_SECRET_ROOTS, default EHR_SECRETS_DIR)',
-  'symlink-escape': 'file: references must not resolve, through a symbolic link, outside the secret roots or into an excluded or system path',
-  'hard-link': 'file: references must name a file with a single link (a hard link can alias another secret, such as a key-encryption key)',
+  'excluded-path':
+    'file: references must not name the key-encryption-key directory (EHR_KEK_DIR) or the database password file (PGPASSFILE)',
+  'outside-secret-roots':
+    'file: references must name a file beneath a configured secret root (EHR_SECRET_ROOTS, default EHR_SECRETS_DIR)',
+  'symlink-escape':
+    'file: references must not resolve, through a symbolic link, outside the secret roots or into an excluded or system path',
+  'hard-link':
+    'file: references must name a file with a single link (a hard link can alias another secret, such as a key-encryption key)',
 } as const;
 export type SecretRefRule = keyof typeof SECRET_REF_RULES;
 
@@ -89,7 +97,10 @@ export function storedSecretPolicy(input: { roots: readonly string[]; excluded?:
  * The policy of a process's configuration: roots from EHR_SECRET_ROOTS (default EHR_SECRETS_DIR);
  * excluded the KEK directory and the database password file (PGPASSFILE, or libpq's ~/.pgpass).
  */
-export function storedSecretPolicyFromConfig(settings: SecretRootSettings, env: Record<string, string | undefined> = process.env): StoredSecretPolicy {
+export function storedSecretPolicyFromConfig(
+  settings: SecretRootSettings,
+  env: Record<string, string | undefined> = process.env,
+): StoredSecretPolicy {
   const roots = settings.EHR_SECRET_ROOTS ? settings.EHR_SECRET_ROOTS.split(':').map((r) => r.trim()) : [settings.EHR_SECRETS_DIR];
   const excluded = [settings.EHR_KEK_DIR, path.join(os.homedir(), '.pgpass'), ...(env.PGPASSFILE ? [env.PGPASSFILE] : [])];
   return storedSecretPolicy({ roots, excluded });
@@ -147,7 +158,8 @@ export function assertStoredSecretRefAllowed(ref: string, opts: { field: string;
     throw new ConfigError(opts.field, `the file its reference names cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
   if (real !== parsed.target) {
-    const resolved = { roots: [...opts.policy.roots, ...opts.policy.roots.map(realpathOr)], excluded: [...opts.policy.excluded, ...opts.policy.excluded.map(realpathOr)] };
+    const { roots, excluded } = opts.policy;
+    const resolved = { roots: [...roots, ...roots.map(realpathOr)], excluded: [...excluded, ...excluded.map(realpathOr)] };
     if (lexicalPathProblem(real, resolved)) return refuse('symlink-escape');
   }
   if (stat.isFile() && stat.nlink > 1) return refuse('hard-link');
@@ -162,9 +174,10 @@ export interface StoredSecretRef {
 
 /** The keys of an integration's TLS references that hold references (lib/vendors/tls-options.ts VendorTlsRefs). */
 export const TLS_REF_KEYS = ['caRef', 'clientCertRef', 'clientKeyRef'] as const;
+type TlsRefKey = (typeof TLS_REF_KEYS)[number];
 
 /** The references a row of TLS material stores, by field (`tls.caRef` …). */
-export function tlsRefFields(refs: Partial<Record<(typeof TLS_REF_KEYS)[number], string>> | null | undefined): StoredSecretRef[] {
+export function tlsRefFields(refs: Partial<Record<TlsRefKey, string>> | null | undefined): StoredSecretRef[] {
   if (!refs) return [];
   return TLS_REF_KEYS.flatMap((k) => (refs[k] === undefined ? [] : [{ field: `tls.${k}`, ref: refs[k] }]));
 }

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents, recordAuditEvent } from '../audit/chain.js';
-import type { StoredSecretPolicy, StoredSecretRef } from '../config/stored-secret-refs.js';
+import type { SecretRefRule, StoredSecretPolicy, StoredSecretRef } from '../config/stored-secret-refs.js';
 import { SECRET_REF_RULES, assertStoredSecretRefAllowed, storedSecretPolicy } from '../config/stored-secret-refs.js';
 import { SecretRefRefusedError } from '../errors/index.js';
 import type { Pool, Queryable } from './pool.js';
@@ -26,14 +26,18 @@ export async function readStoredSecretPolicy(db: Queryable): Promise<StoredSecre
  * Makes the `secret_roots` table equal to `policy` (run as the migration owner, after the migrations:
  * the application role cannot write it). Audited (`secret_roots.configured`) when it changed.
  */
-export async function writeSecretRoots(ownerDatabaseUrl: string, policy: StoredSecretPolicy, actor = 'migrations'): Promise<{ changed: boolean }> {
+export async function writeSecretRoots(
+  ownerDatabaseUrl: string,
+  policy: StoredSecretPolicy,
+  actor = 'migrations',
+): Promise<{ changed: boolean }> {
   const wanted = storedSecretPolicy(policy);
   const pool = createPool(ownerDatabaseUrl, 1);
   try {
     return await withTransaction(pool, async (client) => {
       await client.query('LOCK TABLE secret_roots IN EXCLUSIVE MODE');
       const current = await readStoredSecretPolicy(client);
-      const same = (a: readonly string[], b: readonly string[]) => a.length === b.length && [...a].sort().join('\0') === [...b].sort().join('\0');
+      const same = (a: readonly string[], b: readonly string[]) => [...a].sort().join('\0') === [...b].sort().join('\0');
       if (same(current.roots, wanted.roots) && same(current.excluded, wanted.excluded)) return { changed: false };
       await client.query('DELETE FROM secret_roots');
       await client.query(
@@ -41,9 +45,8 @@ export async function writeSecretRoots(ownerDatabaseUrl: string, policy: StoredS
          UNION ALL SELECT path, 'excluded' FROM unnest($2::text[]) AS path`,
         [wanted.roots, wanted.excluded],
       );
-      await appendAuditEvents(client, [
-        { actor, correlationId: randomUUID(), action: 'secret_roots.configured', outcome: 'success', details: { roots: wanted.roots, excluded: wanted.excluded } },
-      ]);
+      const details = { roots: wanted.roots, excluded: wanted.excluded };
+      await appendAuditEvents(client, [{ actor, correlationId: randomUUID(), action: 'secret_roots.configured', outcome: 'success', details }]);
       return { changed: true };
     });
   } finally {
@@ -55,7 +58,7 @@ export async function writeSecretRoots(ownerDatabaseUrl: string, policy: StoredS
 export function secretRefRefusalFrom(err: unknown): SecretRefRefusedError | undefined {
   const e = err as { code?: string; constraint?: string; detail?: string; column?: string } | null;
   if (e?.code !== '23514' || e.constraint !== 'stored_secret_reference') return undefined;
-  const rule = e.detail !== undefined && e.detail in SECRET_REF_RULES ? (e.detail as keyof typeof SECRET_REF_RULES) : 'not-a-reference';
+  const rule = e.detail !== undefined && e.detail in SECRET_REF_RULES ? (e.detail as SecretRefRule) : 'not-a-reference';
   return new SecretRefRefusedError(e.column ?? 'secret reference', rule, `${SECRET_REF_RULES[rule]} (refused by the database)`);
 }
 
@@ -88,7 +91,12 @@ export async function auditSecretRefRefusal(pool: Pool, ctx: AuditContext, err: 
 }
 
 /** Runs `fn`; a SecretRefRefusedError it throws is audited, then thrown again. */
-export async function auditingSecretRefRefusals<T>(pool: Pool, ctx: AuditContext, scope: RefusalScope, fn: () => Promise<T>): Promise<T> {
+export async function auditingSecretRefRefusals<T>(
+  pool: Pool,
+  ctx: AuditContext,
+  scope: RefusalScope,
+  fn: () => Promise<T>,
+): Promise<T> {
   try {
     return await fn();
   } catch (err) {

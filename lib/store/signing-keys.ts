@@ -75,7 +75,9 @@ export async function publishedSigningKeys(
 /** Through the database function add_integration_signing_key, which checks the private key's reference. */
 export async function insertSigningKey(db: Queryable, key: Omit<IntegrationSigningKey, 'createdAt' | 'activatedAt' | 'retiredAt'>): Promise<void> {
   await refusingStoredSecretRefs(() =>
-    db.query('SELECT add_integration_signing_key($1, $2, $3, $4, $5, $6)', [key.integrationId, key.kid, key.alg, key.publicJwk, key.privateKeyRef, key.state]),
+    db.query('SELECT add_integration_signing_key($1, $2, $3, $4, $5, $6)', [
+      key.integrationId, key.kid, key.alg, key.publicJwk, key.privateKeyRef, key.state,
+    ]),
   );
 }
 

@@ -18,7 +18,7 @@ import { getIntegration } from '../store/integrations.js';
 import type { Queryable } from '../store/pool.js';
 import { discoverSmartConfiguration } from './smart-discovery.js';
 import { loadVendorTls } from './tls-options.js';
-import type { VendorTls, VendorTlsRefs } from './tls-options.js';
+import type { VendorTls } from './tls-options.js';
 import type { IntegrationCredentials } from './vendor-client.js';
 
 export interface CredentialDirectory {
@@ -74,7 +74,7 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
   }
 
   /** The integration's references as they may be read now (file: → realpath), or a refusal, audited. */
-  async function checkedRefs(i: Integration): Promise<{ privateKeyRef: string | null; clientSecretRef: string | null; tlsRefs: VendorTlsRefs | null }> {
+  async function checkedRefs(i: Integration): Promise<Pick<Integration, 'privateKeyRef' | 'clientSecretRef' | 'tlsRefs'>> {
     const check = (field: string, ref: string): string => assertStoredSecretRefAllowed(ref, { field, policy: options.secretPolicy });
     try {
       const tlsRefs = i.tlsRefs ? { ...i.tlsRefs } : null;

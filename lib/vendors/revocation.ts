@@ -265,7 +265,10 @@ export async function restoreIntegration(pool: Pool, integrationId: string, ctx:
   }
   // Checked before anything is read or sent (the definer function checks them again when stored).
   const scope = { stage: 'restore' as const, tenantId: current.tenantId, integrationId };
-  const given = [...(opts.clientSecretRef ? [{ field: '--client-secret-ref', ref: opts.clientSecretRef }] : []), ...tlsRefFields(opts.tlsRefs ?? current.tlsRefs)];
+  const given = [
+    ...(opts.clientSecretRef ? [{ field: '--client-secret-ref', ref: opts.clientSecretRef }] : []),
+    ...tlsRefFields(opts.tlsRefs ?? current.tlsRefs),
+  ];
   await assertStoredSecretRefsAllowed(pool, ctx, given, scope);
   const fresh = await freshCredentials(current, opts);
   const profile = profileFor(current.vendor);
@@ -298,7 +301,8 @@ export async function restoreIntegration(pool: Pool, integrationId: string, ctx:
       await mirrorCurrentKey(client, { integrationId, ...fresh.key });
     }
     // The application role cannot write references itself: the definer function checks and stores them.
-    await refusingStoredSecretRefs(() => client.query('SELECT set_integration_secret_refs($1, $2, $3)', [integrationId, fresh.clientSecretRef, fresh.tlsRefs]));
+    const refs = [integrationId, fresh.clientSecretRef, fresh.tlsRefs];
+    await refusingStoredSecretRefs(() => client.query('SELECT set_integration_secret_refs($1, $2, $3)', refs));
     const res = await client.query<IntegrationRow>(
       `UPDATE integrations SET status = 'active', credential_generation = credential_generation + 1, revoked_at = NULL
         WHERE id = $1 RETURNING *`,

@@ -17,7 +17,13 @@ import { ID_PATTERN } from '../domain.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, SecretRefRefusedError } from '../errors/index.js';
 import type { PoolClient, Pool, Queryable } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
-import { assertStoredSecretRefsAllowed, auditSecretRefRefusal, auditingSecretRefRefusals, readStoredSecretPolicy, refusingStoredSecretRefs } from '../store/secret-roots.js';
+import {
+  assertStoredSecretRefsAllowed,
+  auditSecretRefRefusal,
+  auditingSecretRefRefusals,
+  readStoredSecretPolicy,
+  refusingStoredSecretRefs,
+} from '../store/secret-roots.js';
 import { webhookSecretBytes } from './verify.js';
 
 export type WebhookSecretState = 'current' | 'previous' | 'retired';
@@ -125,7 +131,11 @@ const REFUSAL_AUDIT_WINDOW_MS = 60_000;
  * (default: the database's, `secret_roots`). A refusal is audited (at most once a minute per secret
  * and rule) and thrown: the delivery cannot be verified, so it is not accepted.
  */
-export async function resolveWebhookSecret(pool: Pool, secret: WebhookSecret, opts: { policy?: StoredSecretPolicy; actor?: string } = {}): Promise<Buffer> {
+export async function resolveWebhookSecret(
+  pool: Pool,
+  secret: WebhookSecret,
+  opts: { policy?: StoredSecretPolicy; actor?: string } = {},
+): Promise<Buffer> {
   const field = `webhook secret v${secret.version}`;
   let ref: string;
   try {
@@ -146,7 +156,11 @@ export async function resolveWebhookSecret(pool: Pool, secret: WebhookSecret, op
 }
 
 /** The secrets a verifier accepts now (current first, then previous), resolved from their checked references. */
-export async function acceptedWebhookSecrets(pool: Pool, integrationId: string, opts: { policy?: StoredSecretPolicy } = {}): Promise<Buffer[]> {
+export async function acceptedWebhookSecrets(
+  pool: Pool,
+  integrationId: string,
+  opts: { policy?: StoredSecretPolicy } = {},
+): Promise<Buffer[]> {
   const accepted = (await listWebhookSecrets(pool, integrationId)).filter((s) => s.state !== 'retired').sort((a, b) => b.version - a.version);
   const policy = opts.policy ?? (await readStoredSecretPolicy(pool));
   return Promise.all(accepted.map((s) => resolveWebhookSecret(pool, s, { policy })));

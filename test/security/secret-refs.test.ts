@@ -67,6 +67,10 @@ async function register(db: Pool | pg.Pool, clientSecretRef: string, id = unique
   return id;
 }
 
+async function storedClientSecretRef(id: string): Promise<string | null> {
+  return (await pool.query<{ client_secret_ref: string | null }>('SELECT client_secret_ref FROM integrations WHERE id = $1', [id])).rows[0]!.client_secret_ref;
+}
+
 async function refusalEvents(integrationId: string): Promise<Array<{ outcome: string; details: Record<string, unknown> }>> {
   const { rows } = await pool.query<{ outcome: string; details: Record<string, unknown> }>(
     `SELECT outcome, details FROM audit_events WHERE action = 'secret_ref.refused' AND integration_id = $1 ORDER BY seq`,
@@ -141,21 +145,31 @@ describe('the application role cannot write secret references itself', () => {
     const keyed = uniqueId('i');
     await registerIntegration(
       app as unknown as Pool,
-      { id: keyed, tenantId, vendor: 'sandbox', baseUrl: sandbox.fhirBaseUrl, resourceTypes: ['Patient'], secretsDir, sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken } },
+      {
+        id: keyed,
+        tenantId,
+        vendor: 'sandbox',
+        baseUrl: sandbox.fhirBaseUrl,
+        resourceTypes: ['Patient'],
+        secretsDir,
+        sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken },
+      },
       testActor,
     );
     expect((await app.query(`SELECT state FROM integration_signing_keys WHERE integration_id = $1`, [keyed])).rows).toEqual([{ state: 'current' }]);
     const denied = { code: '42501' };
     await expect(app.query(`UPDATE integrations SET client_secret_ref = $2 WHERE id = $1`, [id, `file:${kekFile}`])).rejects.toMatchObject(denied);
-    await expect(app.query(`UPDATE integrations SET tls_refs = '{"clientKeyRef":"file:/proc/self/environ"}' WHERE id = $1`, [id])).rejects.toMatchObject(denied);
+    const procKey = { clientKeyRef: 'file:/proc/self/environ' };
+    await expect(app.query(`UPDATE integrations SET tls_refs = $2 WHERE id = $1`, [id, procKey])).rejects.toMatchObject(denied);
     await expect(app.query(`UPDATE integrations SET token_url = 'https://attacker.example/token' WHERE id = $1`, [id])).rejects.toMatchObject(denied);
     await expect(app.query(`UPDATE integration_signing_keys SET private_key_ref = $1`, [`file:${kekFile}`])).rejects.toMatchObject(denied);
-    await expect(app.query(`INSERT INTO webhook_secrets (integration_id, version, secret_ref, state) VALUES ($1, 99, $2, 'current')`, [id, `file:${kekFile}`])).rejects.toMatchObject(denied);
+    const insertSecret = `INSERT INTO webhook_secrets (integration_id, version, secret_ref, state) VALUES ($1, 99, $2, 'current')`;
+    await expect(app.query(insertSecret, [id, `file:${kekFile}`])).rejects.toMatchObject(denied);
     await expect(app.query(`DELETE FROM secret_roots`)).rejects.toMatchObject(denied);
     await expect(app.query(`INSERT INTO secret_roots (path, kind) VALUES ('/etc', 'root')`)).rejects.toMatchObject(denied);
     // What it has a reason to change, it still can (revocation).
     expect((await app.query(`UPDATE integrations SET revoked_at = NULL WHERE id = $1`, [id])).rowCount).toBe(1);
-    expect((await pool.query<{ client_secret_ref: string }>('SELECT client_secret_ref FROM integrations WHERE id = $1', [id])).rows[0]!.client_secret_ref).not.toContain(kekFile);
+    expect(await storedClientSecretRef(id)).not.toContain(kekFile);
   });
 
   it('the definer functions refuse the KEK, /proc, traversal and foreign variables', async () => {
@@ -168,17 +182,17 @@ describe('the application role cannot write secret references itself', () => {
       ['file:/etc/shadow', 'outside-secret-roots'],
     ];
     for (const [ref, rule] of cases) {
-      await expect(app.query('SELECT set_integration_secret_refs($1, $2, NULL)', [id, ref])).rejects.toMatchObject({ code: '23514', constraint: 'stored_secret_reference', detail: rule });
+      const refused = { code: '23514', constraint: 'stored_secret_reference', detail: rule };
+      await expect(app.query('SELECT set_integration_secret_refs($1, $2, NULL)', [id, ref])).rejects.toMatchObject(refused);
       await expect(app.query(`SELECT add_webhook_secret($1, 7, $2)`, [id, ref])).rejects.toMatchObject({ code: '23514', detail: rule });
     }
-    await expect(app.query(`SELECT set_integration_secret_refs($1, NULL, $2)`, [id, { clientKeyRef: `file:${kekFile}` }])).rejects.toMatchObject({ column: 'tls_refs.clientKeyRef' });
-    await expect(app.query(`SELECT add_integration_signing_key($1, 'kid-x', 'ES384', '{}', $2, 'successor')`, [id, 'file:/proc/self/environ'])).rejects.toMatchObject({
-      column: 'private_key_ref',
-      detail: 'system-path',
-    });
+    const kekKey = { clientKeyRef: `file:${kekFile}` };
+    await expect(app.query(`SELECT set_integration_secret_refs($1, NULL, $2)`, [id, kekKey])).rejects.toMatchObject({ column: 'tls_refs.clientKeyRef' });
+    const addKey = `SELECT add_integration_signing_key($1, 'kid-x', 'ES384', '{}', $2, 'successor')`;
+    await expect(app.query(addKey, [id, 'file:/proc/self/environ'])).rejects.toMatchObject({ column: 'private_key_ref', detail: 'system-path' });
     const good = `file:${secretFile('rotated')}`;
     await app.query('SELECT set_integration_secret_refs($1, $2, NULL)', [id, good]);
-    expect((await pool.query<{ client_secret_ref: string }>('SELECT client_secret_ref FROM integrations WHERE id = $1', [id])).rows[0]!.client_secret_ref).toBe(good);
+    expect(await storedClientSecretRef(id)).toBe(good);
   });
 
   it('the TypeScript and the SQL rules give the same verdict (property)', async () => {
@@ -189,7 +203,8 @@ describe('the application role cannot write secret references itself', () => {
       .map(([base, parts]) => `file:${[base, ...parts].join('/')}`);
     const env = fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,30}$/).chain((n) => fc.constantFrom(`env:${n}`, `env:EHR_VENDOR_SECRET_${n.toUpperCase()}`));
     const refs = fc.sample(fc.oneof(file, env, fc.constantFrom('vault:kv/x', 'file://host/x', 'plain', 'file:', 'Env:X', `file:${secretsDir}/a\tb`)), 400);
-    const { rows } = await pool.query<{ ref: string; rule: string | null }>('SELECT ref, stored_secret_ref_problem(ref) AS rule FROM unnest($1::text[]) AS ref', [refs]);
+    const sql = 'SELECT ref, stored_secret_ref_problem(ref) AS rule FROM unnest($1::text[]) AS ref';
+    const { rows } = await pool.query<{ ref: string; rule: string | null }>(sql, [refs]);
     for (const { ref, rule } of rows) expect({ ref, rule: storedSecretRefRule(ref, storedSecretPolicy(policy)) ?? null }).toEqual({ ref, rule });
   });
 });
@@ -230,7 +245,12 @@ describe('ehrctl', () => {
     const check = new pg.Client({ connectionString: url.toString() });
     check.on('error', () => undefined); // the database is dropped under it at the end
     try {
-      const env = { DATABASE_URL: url.toString(), EHR_KEK_DIR: '/var/lib/ehr/keys', EHR_SECRET_ROOTS: '/run/secrets:/var/lib/ehr/secrets', PGPASSFILE: '/run/secrets/pgpass' };
+      const env = {
+        DATABASE_URL: url.toString(),
+        EHR_KEK_DIR: '/var/lib/ehr/keys',
+        EHR_SECRET_ROOTS: '/run/secrets:/var/lib/ehr/secrets',
+        PGPASSFILE: '/run/secrets/pgpass',
+      };
       const first = await runEhrctl(['db', 'migrate'], env);
       expect(first.stderr).toBe('');
       expect(first.code).toBe(0);
@@ -257,7 +277,9 @@ describe('ehrctl', () => {
     const password = `Pw-${randomBytes(9).toString('hex')}`;
     const before = (await pool.query<{ seq: string }>('SELECT max(seq)::text AS seq FROM audit_events')).rows[0]!.seq;
     const result = await runEhrctl(
-      ['integrations', 'add', '--id', uniqueId('i'), '--tenant', tenantId, '--vendor', 'epic', '--client-id', 'c', '--base-url', `https://fhir-user:${password}@vendor.example/fhir`],
+      ['integrations', 'add', '--id', uniqueId('i'), '--tenant', tenantId, '--vendor', 'epic', '--client-id', 'c'].concat(
+        ['--base-url', `https://fhir-user:${password}@vendor.example/fhir`],
+      ),
       testEnv().configEnv,
     );
     expect(result.code).toBe(2);

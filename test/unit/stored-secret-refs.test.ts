@@ -177,10 +177,10 @@ describe('integrations add --base-url with a user name or password', () => {
   const actor = { actor: 'test:unit', correlationId: '00000000-0000-4000-8000-000000000000' };
 
   it('is refused with a message that repeats neither', async () => {
-    for (const baseUrl of ['https://fhir-user:Pa55-w0rd-XYZ@vendor.example/fhir', 'https://:Pa55-w0rd-XYZ@vendor.example/fhir', 'https://fhir-user@vendor.example/fhir']) {
-      const err = await registerIntegration(pool, { id: 'i-userinfo', tenantId: 't', vendor: 'epic', baseUrl, clientId: 'c', secretsDir: '/nonexistent' }, actor).catch(
-        (e: unknown) => e,
-      );
+    const urls = ['https://fhir-user:Pa55-w0rd-XYZ@vendor.example/fhir', 'https://:Pa55-w0rd-XYZ@vendor.example/fhir', 'https://fhir-user@vendor.example/fhir'];
+    for (const baseUrl of urls) {
+      const req = { id: 'i-userinfo', tenantId: 't', vendor: 'epic', baseUrl, clientId: 'c', secretsDir: '/nonexistent' };
+      const err = await registerIntegration(pool, req, actor).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(InvalidArgumentError);
       expect((err as Error).message).toMatch(/--base-url: must not carry a user name or password/);
       expect((err as Error).message).not.toMatch(/Pa55|fhir-user/);
