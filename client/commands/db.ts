@@ -8,12 +8,12 @@ import { print } from '../output.js';
 /**
  * `ehrctl db migrate`: what the database owner runs before the application starts (the dev stack does
  * the same itself): the migrations, then the secret roots the definer functions check stored secret
- * references against (EHR_SECRET_ROOTS or EHR_SECRETS_DIR; excluded EHR_KEK_DIR and PGPASSFILE).
+ * references against (EHR_SECRETS_DIR and EHR_SECRET_ROOTS; excluded EHR_KEK_DIR and PGPASSFILE).
  */
 export function registerDbCommands(program: Command): void {
   const db = program.command('db').description('the database schema (run as the database owner, not the application role)');
   db.command('migrate')
-    .description('apply pending migrations, then record where stored secret references may point (EHR_SECRET_ROOTS, EHR_KEK_DIR, PGPASSFILE)')
+    .description('apply pending migrations, then record where stored secret references may point (EHR_SECRETS_DIR, EHR_SECRET_ROOTS)')
     .action(async () =>
       withContext(async (ctx) => {
         const applied = await migrateUp(ctx.config.DATABASE_URL);

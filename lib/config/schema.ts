@@ -33,8 +33,8 @@ export const configSchema = z.object({
   /** Where registration writes integrations' private signing keys (0600 files). */
   EHR_SECRETS_DIR: z.string().min(1).default('.data/secrets'),
   /**
-   * Directories (`:`-separated) that `file:` secret references stored for integrations may point into;
-   * default EHR_SECRETS_DIR. Never `/`, /proc, /sys, /dev or inside EHR_KEK_DIR (lib/config/stored-secret-refs.ts).
+   * Further directories (`:`-separated) that `file:` secret references stored for integrations may point
+   * into, beside EHR_SECRETS_DIR. Never `/`, /proc, /sys, /dev or inside EHR_KEK_DIR (lib/config/stored-secret-refs.ts).
    */
   EHR_SECRET_ROOTS: z
     .string()

@@ -4,8 +4,8 @@
  * a client certificate key in the TLS handshake), so a reference that names the key-encryption key,
  * `/proc/self/environ` or `env:DATABASE_URL` is an exfiltration path. Stored references may name only:
  *
- *   file:<path>   a file strictly beneath a configured secret root (EHR_SECRET_ROOTS, default
- *                 EHR_SECRETS_DIR), never beneath an excluded path (EHR_KEK_DIR, PGPASSFILE,
+ *   file:<path>   a file strictly beneath a secret root (EHR_SECRETS_DIR, where the product writes
+ *                 the secrets it generates, and the directories of EHR_SECRET_ROOTS), never beneath an excluded path (EHR_KEK_DIR, PGPASSFILE,
  *                 ~/.pgpass) or /proc, /sys, /dev — checked on the path as written AND on its realpath,
  *                 so `..` and symbolic links cannot escape; a file with more than one hard link is refused
  *                 (a hard link can alias the KEK);
@@ -43,7 +43,7 @@ export const SECRET_REF_RULES = {
   'excluded-path':
     'file: references must not name the key-encryption-key directory (EHR_KEK_DIR) or the database password file (PGPASSFILE)',
   'outside-secret-roots':
-    'file: references must name a file beneath a configured secret root (EHR_SECRET_ROOTS, default EHR_SECRETS_DIR)',
+    'file: references must name a file beneath a secret root (EHR_SECRETS_DIR or a directory of EHR_SECRET_ROOTS)',
   'symlink-escape':
     'file: references must not resolve, through a symbolic link, outside the secret roots or into an excluded or system path',
   'hard-link':
@@ -94,14 +94,16 @@ export function storedSecretPolicy(input: { roots: readonly string[]; excluded?:
 }
 
 /**
- * The policy of a process's configuration: roots from EHR_SECRET_ROOTS (default EHR_SECRETS_DIR);
+ * The policy of a process's configuration: roots EHR_SECRETS_DIR (registration and rotation write the
+ * secrets they generate there) and the directories of EHR_SECRET_ROOTS;
  * excluded the KEK directory and the database password file (PGPASSFILE, or libpq's ~/.pgpass).
  */
 export function storedSecretPolicyFromConfig(
   settings: SecretRootSettings,
   env: Record<string, string | undefined> = process.env,
 ): StoredSecretPolicy {
-  const roots = settings.EHR_SECRET_ROOTS ? settings.EHR_SECRET_ROOTS.split(':').map((r) => r.trim()) : [settings.EHR_SECRETS_DIR];
+  const extra = settings.EHR_SECRET_ROOTS ? settings.EHR_SECRET_ROOTS.split(':').map((r) => r.trim()) : [];
+  const roots = [settings.EHR_SECRETS_DIR, ...extra];
   const excluded = [settings.EHR_KEK_DIR, path.join(os.homedir(), '.pgpass'), ...(env.PGPASSFILE ? [env.PGPASSFILE] : [])];
   return storedSecretPolicy({ roots, excluded });
 }

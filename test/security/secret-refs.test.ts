@@ -248,13 +248,14 @@ describe('ehrctl', () => {
       const env = {
         DATABASE_URL: url.toString(),
         EHR_KEK_DIR: '/var/lib/ehr/keys',
-        EHR_SECRET_ROOTS: '/run/secrets:/var/lib/ehr/secrets',
+        EHR_SECRETS_DIR: '/var/lib/ehr/secrets',
+        EHR_SECRET_ROOTS: '/run/secrets',
         PGPASSFILE: '/run/secrets/pgpass',
       };
       const first = await runEhrctl(['db', 'migrate'], env);
       expect(first.stderr).toBe('');
       expect(first.code).toBe(0);
-      expect(first.stdout).toMatch(/secret roots recorded: \/run\/secrets, \/var\/lib\/ehr\/secrets/);
+      expect(first.stdout).toMatch(/secret roots recorded: \/var\/lib\/ehr\/secrets, \/run\/secrets/);
       await check.connect();
       const { rows } = await check.query<{ path: string; kind: string }>(`SELECT path, kind FROM secret_roots WHERE path NOT LIKE '%.pgpass' ORDER BY path`);
       expect(rows).toEqual([

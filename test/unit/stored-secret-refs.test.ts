@@ -154,13 +154,13 @@ describe('a stored secret reference', () => {
 describe('EHR_SECRET_ROOTS', () => {
   const base = { DATABASE_URL: 'postgres://127.0.0.1/x', EHR_KEK_DIR: '/var/lib/ehr/keys', EHR_SECRETS_DIR: '/var/lib/ehr/secrets' };
 
-  it('defaults to EHR_SECRETS_DIR; excludes the KEK directory and the database password file', () => {
+  it('adds to EHR_SECRETS_DIR; excludes the KEK directory and the database password file', () => {
     const p = storedSecretPolicyFromConfig(loadConfig(base), { PGPASSFILE: '/run/secrets/pgpass' });
     expect(p.roots).toEqual(['/var/lib/ehr/secrets']);
     expect(p.excluded).toEqual(expect.arrayContaining(['/var/lib/ehr/keys', '/run/secrets/pgpass', path.join(os.homedir(), '.pgpass')]));
     expect(storedSecretPolicyFromConfig(loadConfig({ ...base, EHR_SECRET_ROOTS: '/run/secrets:/var/lib/ehr/secrets' }), {}).roots).toEqual([
-      '/run/secrets',
       '/var/lib/ehr/secrets',
+      '/run/secrets',
     ]);
   });
 
