@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT, exitCodeForError } from '../lib/errors/exit-codes.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerAuditHistoryCommand } from './commands/audit-history.js';
+import { registerDbCommands } from './commands/db.js';
 import { registerDevCommands } from './commands/dev.js';
 import { registerIncidentCommands } from './commands/incident.js';
 import { registerIntegrationCommands } from './commands/integrations.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerIncidentCommands(program);
   registerWebhookCommands(program);
+  registerDbCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;
 }

@@ -20,6 +20,8 @@ import { tenantExists } from '../lib/store/tenants.js';
 import { assertTransportAllowed } from '../lib/vendors/http-policy.js';
 import { discoverSmartConfiguration } from '../lib/vendors/smart-discovery.js';
 import { checkSecretRef } from '../lib/config/secrets.js';
+import { tlsRefFields } from '../lib/config/stored-secret-refs.js';
+import { assertStoredSecretRefsAllowed, auditingSecretRefRefusals } from '../lib/store/secret-roots.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
 import { scopesFor, validateVendorParams } from '../lib/vendors/profiles/adapters.js';
 import { TOKEN_AUTH_METHODS, type TokenAuthMethod, type VendorProfile } from '../lib/vendors/profiles/types.js';
@@ -76,6 +78,14 @@ export async function registerIntegration(pool: Pool, req: RegisterIntegrationRe
   }
   if (!req.sandboxAdmin && !req.clientId) throw new InvalidArgumentError('--client-id', `required for vendor ${req.vendor} (the vendor assigns it)`);
 
+  // Checked before any of them is read or sent (register_integration checks them again when stored).
+  const scope = { stage: 'registration' as const, tenantId: req.tenantId, integrationId: req.id };
+  const given = [
+    ...(material.clientSecretRef ? [{ field: '--client-secret-ref', ref: material.clientSecretRef }] : []),
+    ...tlsRefFields(material.tlsRefs),
+  ];
+  await assertStoredSecretRefsAllowed(pool, ctx, given, scope);
+  if (material.clientSecretRef) checkSecretRef(material.clientSecretRef, { field: '--client-secret-ref' });
   const tls = req.tlsRefs ? await loadVendorTls(req.tlsRefs) : undefined;
   const tokenUrl = await discoverTokenEndpoint(baseUrl, tls);
   const key = authMethod === 'private_key_jwt' ? await generateIntegrationSigningKey({ alg, secretsDir: req.secretsDir, integrationId: req.id }) : undefined;
@@ -91,7 +101,7 @@ export async function registerIntegration(pool: Pool, req: RegisterIntegrationRe
       ...(tls ? { tls } : {}),
     }, { clientId });
   }
-  return createIntegration(
+  return auditingSecretRefRefusals(pool, ctx, scope, () => createIntegration(
     pool,
     {
       id: req.id,
@@ -112,7 +122,7 @@ export async function registerIntegration(pool: Pool, req: RegisterIntegrationRe
       purpose,
     },
     ctx,
-  );
+  ));
 }
 
 /** What to hand the vendor's app registration for this integration (nothing secret). */
@@ -138,13 +148,12 @@ function parseAuthMethod(profile: VendorProfile, method: string | undefined): To
   return method as TokenAuthMethod;
 }
 
-/** The references each method needs, checked (well formed, readable, 0600 for secrets) but not read. */
+/** The references each method needs (checked against the stored-reference policy by the caller). */
 function checkMaterial(method: TokenAuthMethod, req: RegisterIntegrationRequest): { clientSecretRef: string | null; tlsRefs: VendorTlsRefs | null } {
   const tlsRefs = req.tlsRefs && Object.values(req.tlsRefs).some((v) => v !== undefined) ? req.tlsRefs : null;
   const secretMethod = method === 'client_secret_basic' || method === 'client_secret_post';
   if (secretMethod && !req.clientSecretRef) throw new InvalidArgumentError('--client-secret-ref', `${method} needs the client secret by reference (file:/env:)`);
   if (!secretMethod && req.clientSecretRef) throw new InvalidArgumentError('--client-secret-ref', `${method} uses no client secret`);
-  if (req.clientSecretRef) checkSecretRef(req.clientSecretRef, { field: '--client-secret-ref' });
   if (method === 'tls_client_auth' && (!tlsRefs?.clientCertRef || !tlsRefs.clientKeyRef)) {
     throw new InvalidArgumentError('--tls-cert-ref', 'tls_client_auth needs --tls-cert-ref and --tls-key-ref');
   }
@@ -173,6 +182,11 @@ function parseBaseUrl(raw: string): string {
     url = new URL(raw);
   } catch {
     throw new InvalidArgumentError('--base-url', 'not an absolute URL');
+  }
+  // Checked first, and never echoed: a password in the URL would otherwise reach errors, output and audit rows.
+  if (url.username !== '' || url.password !== '') {
+    const hint = 'vendor credentials are given by reference (--client-secret-ref, --tls-key-ref)';
+    throw new InvalidArgumentError('--base-url', `must not carry a user name or password; ${hint}`);
   }
   assertTransportAllowed(url);
   if (url.search || url.hash) throw new InvalidArgumentError('--base-url', 'must not carry a query or fragment');

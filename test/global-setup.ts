@@ -14,6 +14,7 @@ import { resolveTemporalCli } from '../lib/dev/temporal-cli.js';
 import { ensureSearchAttributes, startTemporalDevServer, waitForTemporal } from '../lib/dev/temporal-server.js';
 import { ensureLocalKekDir } from '../lib/security/local-kek.js';
 import { migrateUp } from '../lib/store/migrate.js';
+import { writeSecretRoots } from '../lib/store/secret-roots.js';
 import type { TestInfra } from './harness.js';
 
 const log = (line: string) => console.log(`[global-setup] ${line}`);
@@ -40,6 +41,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const [databaseUrl, temporalAddress] = skip
       ? ['', '']
       : await Promise.all([startDatabase(tmpRoot, stops), startTemporal(tmpRoot, namespace, stops)]);
+    if (!skip) await writeSecretRoots(databaseUrl, { roots: [secretsDir], excluded: [kekDir] }, 'test-setup');
 
     const infra: TestInfra = { temporalAddress, namespace, databaseUrl, kekDir, secretsDir };
     for (const [key, value] of Object.entries(infra) as Array<[keyof TestInfra, string]>) project.provide(key, value);

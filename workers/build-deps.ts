@@ -10,12 +10,14 @@ import { Client, Connection } from '@temporalio/client';
 import type { ActivityDeps } from '../activities/index.js';
 import { recordAuditEvent } from '../lib/audit/chain.js';
 import type { Config } from '../lib/config/schema.js';
+import { storedSecretPolicyFromConfig } from '../lib/config/stored-secret-refs.js';
 import { createKekProvider } from '../lib/security/kek-factory.js';
 import { KeyHierarchy } from '../lib/security/key-hierarchy.js';
 import { TenantKeyring } from '../lib/security/keyring.js';
 import { KeyAdmin } from '../lib/security/key-admin.js';
 import { openPurposeKeys } from '../lib/security/open-purpose-keys.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl, type Pool } from '../lib/store/pool.js';
+import { auditSecretRefRefusal } from '../lib/store/secret-roots.js';
 import { createCredentialDirectory } from '../lib/vendors/credentials.js';
 import { RevocationWatcher } from '../lib/vendors/revocation-watcher.js';
 import { VendorClient } from '../lib/vendors/vendor-client.js';
@@ -61,7 +63,12 @@ export async function buildActivityDeps(
   const keyring = new TenantKeyring({ pool, kek });
   // Dev stack: its sandboxes' admin endpoints, for incident recovery (a drill) to register fresh credentials.
   registerDevSandboxAdmins(config.EHR_DEV_SANDBOX_ADMINS);
-  const directory = createCredentialDirectory(pool);
+  // Stored secret references are checked against this process's configuration before every use; a refusal is audited.
+  const directory = createCredentialDirectory(pool, {
+    secretPolicy: storedSecretPolicyFromConfig(config),
+    onRefusal: (i, err) =>
+      auditSecretRefRefusal(pool, { actor, correlationId: randomUUID() }, err, { stage: 'use', tenantId: i.tenantId, integrationId: i.id }),
+  });
   // Key rotation (workflows/key-rotation.ts): caches of this process are dropped as each change commits.
   const purposeKeys = await openPurposeKeys(config, { pool, kek, actor });
   const admin = new KeyAdmin({

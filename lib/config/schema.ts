@@ -10,6 +10,7 @@
 import { z } from 'zod';
 import { ConfigError } from '../errors/index.js';
 import { checkSecretRef, containsPrivateKeyMaterial, parseSecretRef, resolveSecret, resolveSecretSync } from './secrets.js';
+import { secretRootsProblem, storedSecretPolicyFromConfig } from './stored-secret-refs.js';
 
 const hostPort = z
   .string()
@@ -31,6 +32,18 @@ export const configSchema = z.object({
   EHR_KEK_DIR: z.string().min(1),
   /** Where registration writes integrations' private signing keys (0600 files). */
   EHR_SECRETS_DIR: z.string().min(1).default('.data/secrets'),
+  /**
+   * Further directories (`:`-separated) that `file:` secret references stored for integrations may point
+   * into, beside EHR_SECRETS_DIR. Never `/`, /proc, /sys, /dev or inside EHR_KEK_DIR (lib/config/stored-secret-refs.ts).
+   */
+  EHR_SECRET_ROOTS: z
+    .string()
+    .min(1)
+    .superRefine((value, ctx) => {
+      const problem = secretRootsProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   EHR_VENDOR_TIMEOUT_MS: positiveInt.max(600_000).default(30_000),
   EHR_VENDOR_MAX_RESPONSE_BYTES: positiveInt.default(64 * 1024 * 1024),
@@ -225,5 +238,6 @@ function loadPicked(picked: Record<string, string>, env: Record<string, string |
     const problem = inlinePasswordProblem(result.data.DATABASE_URL);
     if (problem) throw new ConfigError('DATABASE_URL', problem);
   }
+  storedSecretPolicyFromConfig(result.data, env); // refuses a secret root inside EHR_KEK_DIR
   return result.data;
 }

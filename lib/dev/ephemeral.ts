@@ -7,6 +7,7 @@ import { resolveTemporalCli } from './temporal-cli.js';
 import { startTemporalDevServer } from './temporal-server.js';
 import { ensureLocalKekDir } from '../security/local-kek.js';
 import { migrateUp } from '../store/migrate.js';
+import { writeSecretRoots } from '../store/secret-roots.js';
 
 export interface BenchInfra {
   databaseUrl: string;
@@ -30,6 +31,7 @@ export async function startBenchInfra(onProgress: (line: string) => void = () =>
     ),
   ]);
   await migrateUp(db.databaseUrl);
+  await writeSecretRoots(db.databaseUrl, { roots: [secretsDir], excluded: [kekDir] });
   return {
     databaseUrl: db.databaseUrl,
     temporalAddress: temporal.address,

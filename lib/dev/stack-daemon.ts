@@ -16,6 +16,8 @@ import { createLogger } from '../log/logger.js';
 import { ensureLocalKekDir } from '../security/local-kek.js';
 import { migrateUp } from '../store/migrate.js';
 import { ensureAppLoginRole } from '../store/roles.js';
+import { writeSecretRoots } from '../store/secret-roots.js';
+import { storedSecretPolicyFromConfig } from '../config/stored-secret-refs.js';
 import { startSandbox } from '../../sandbox/index.js';
 import { PERSONALITY_IDS, isPersonalityId, type PersonalityId } from '../../sandbox/personalities.js';
 import { DEV_TOKEN_AUDIENCE, DEV_TOKEN_ISSUER, ensureDevCodecMaterial, waitForCodecServer } from './dev-tls.js';
@@ -125,6 +127,9 @@ async function startStack(): Promise<StackInfo> {
       try {
         const applied = await migrateUp(db.databaseUrl);
         logger.info({ part: 'postgres', applied }, `migrations applied: ${applied.length}`);
+        // As the owner: where the integrations' stored secret references may point (the app role cannot change it).
+        const secretRoots = { EHR_SECRET_ROOTS: env.EHR_SECRET_ROOTS, EHR_SECRETS_DIR: paths.secretsDir, EHR_KEK_DIR: paths.kekDir };
+        await writeSecretRoots(db.databaseUrl, storedSecretPolicyFromConfig(secretRoots, env), 'dev-stack');
         // Migrations run as the owner; everything else connects as the app role, which may only
         // insert into the audit tables (a fresh password per start; never logged).
         const appDatabaseUrl = await ensureAppLoginRole(db.databaseUrl);

@@ -24,6 +24,17 @@ export class ConfigError extends EhrError {
   }
 }
 
+/**
+ * A secret reference stored for an integration names something no stored reference may name
+ * (lib/config/stored-secret-refs.ts): `rule` is a stable code for audit rows; neither the message nor
+ * the error ever quotes the reference or what it points at.
+ */
+export class SecretRefRefusedError extends ConfigError {
+  constructor(field: string, readonly rule: string, problem: string) {
+    super(field, problem);
+  }
+}
+
 export class InfrastructureUnavailableError extends EhrError {
   readonly code = 'INFRASTRUCTURE_UNAVAILABLE';
   readonly retryable = true;

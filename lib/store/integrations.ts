@@ -7,6 +7,7 @@ import type { VendorTlsRefs } from '../vendors/tls-options.js';
 import { ConflictError, NotFoundError } from '../errors/index.js';
 import type { Pool, Queryable } from './pool.js';
 import { withTransaction } from './pool.js';
+import { refusingStoredSecretRefs } from './secret-roots.js';
 
 export interface Integration {
   id: string;
@@ -93,16 +94,18 @@ export function fromRow(r: Row): Integration {
   };
 }
 
+/**
+ * Stores a new integration with its audit event. The row is written by the database function
+ * register_integration (the application role may not INSERT integrations itself), which refuses a
+ * secret reference outside the stored-reference policy (SecretRefRefusedError).
+ */
 export async function createIntegration(pool: Pool, i: NewIntegration, ctx: AuditContext): Promise<Integration> {
   return withTransaction(pool, async (client) => {
-    const res = await client.query<Row>(
-      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types, purpose,
-                                 auth_method, client_secret_ref, tls_refs, vendor_params)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) DO NOTHING RETURNING *`,
-      [
+    const res = await refusingStoredSecretRefs(() =>
+      client.query<Row>('SELECT * FROM register_integration($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)', [
         i.id, i.tenantId, i.vendor, i.baseUrl, i.tokenUrl, i.clientId, i.signingAlg, i.signingKid, i.publicJwk, i.privateKeyRef, i.resourceTypes, i.purpose,
         i.authMethod ?? 'private_key_jwt', i.clientSecretRef ?? null, i.tlsRefs ?? null, i.vendorParams ?? {},
-      ],
+      ]),
     );
     if (res.rowCount === 0) throw new ConflictError('integration', i.id);
     await appendAuditEvents(client, [

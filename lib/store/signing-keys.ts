@@ -4,6 +4,7 @@
  * live here; private keys stay in their 0600 files. The integrations row mirrors the current key.
  */
 import type { Queryable } from './pool.js';
+import { refusingStoredSecretRefs } from './secret-roots.js';
 
 export type SigningKeyState = 'successor' | 'current' | 'previous' | 'retired';
 /** States whose public key our JWKS publishes. */
@@ -71,11 +72,12 @@ export async function publishedSigningKeys(
   return { vendor: row.vendor, keys: res.rows.map(fromRow) };
 }
 
+/** Through the database function add_integration_signing_key, which checks the private key's reference. */
 export async function insertSigningKey(db: Queryable, key: Omit<IntegrationSigningKey, 'createdAt' | 'activatedAt' | 'retiredAt'>): Promise<void> {
-  await db.query(
-    `INSERT INTO integration_signing_keys (integration_id, kid, alg, public_jwk, private_key_ref, state, activated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $6 = 'current' THEN now() END)`,
-    [key.integrationId, key.kid, key.alg, key.publicJwk, key.privateKeyRef, key.state],
+  await refusingStoredSecretRefs(() =>
+    db.query('SELECT add_integration_signing_key($1, $2, $3, $4, $5, $6)', [
+      key.integrationId, key.kid, key.alg, key.publicJwk, key.privateKeyRef, key.state,
+    ]),
   );
 }
 
@@ -100,13 +102,11 @@ export async function retireAllSigningKeys(db: Queryable, integrationId: string)
   return res.rows.map((r) => r.kid);
 }
 
-/** Keeps the integrations row's key columns equal to the current key. */
-export async function mirrorCurrentKey(db: Queryable, key: Pick<IntegrationSigningKey, 'integrationId' | 'kid' | 'alg' | 'publicJwk' | 'privateKeyRef'>): Promise<void> {
-  await db.query('UPDATE integrations SET signing_kid = $2, signing_alg = $3, public_jwk = $4, private_key_ref = $5 WHERE id = $1', [
-    key.integrationId,
-    key.kid,
-    key.alg,
-    key.publicJwk,
-    key.privateKeyRef,
-  ]);
+/**
+ * Keeps the integrations row's key columns equal to the current key: the database function copies
+ * them from integration_signing_keys (the key must already be `current` there), so no reference is
+ * written by the application.
+ */
+export async function mirrorCurrentKey(db: Queryable, key: Pick<IntegrationSigningKey, 'integrationId' | 'kid'>): Promise<void> {
+  await db.query('SELECT mirror_current_signing_key($1, $2)', [key.integrationId, key.kid]);
 }

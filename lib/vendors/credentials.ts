@@ -8,7 +8,9 @@
  */
 import { readScopeFor } from '../domain.js';
 import { resolveSecret } from '../config/secrets.js';
-import { ConfigError, IntegrationRevokedError } from '../errors/index.js';
+import type { StoredSecretPolicy } from '../config/stored-secret-refs.js';
+import { TLS_REF_KEYS, assertStoredSecretRefAllowed } from '../config/stored-secret-refs.js';
+import { ConfigError, IntegrationRevokedError, SecretRefRefusedError } from '../errors/index.js';
 import { signClientAssertion } from '../security/client-assertion.js';
 import { loadSigningKey } from '../security/signing-keys.js';
 import type { Integration } from '../store/integrations.js';
@@ -28,7 +30,21 @@ export interface CredentialDirectory {
   revocationTarget(integrationId: string): Promise<{ cred: IntegrationCredentials; endpoint: string } | undefined>;
 }
 
-export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): CredentialDirectory {
+export interface CredentialDirectoryOptions {
+  /**
+   * What the integration's stored secret references may name (the worker's own configuration:
+   * storedSecretPolicyFromConfig). Checked before every use, so a reference that reached the row
+   * some other way (an owner's write, a restored backup, a symbolic link swapped later) is refused
+   * before anything is read or sent.
+   */
+  secretPolicy: StoredSecretPolicy;
+  /** Called (and awaited) with each refusal before it is thrown: the worker audits it. */
+  onRefusal?: (integration: Integration, err: SecretRefRefusedError) => Promise<void>;
+  cacheTtlMs?: number;
+}
+
+export function createCredentialDirectory(db: Queryable, options: CredentialDirectoryOptions): CredentialDirectory {
+  const cacheTtlMs = options.cacheTtlMs ?? 15_000;
   const integrations = new Map<string, { value: Integration; loadedAt: number }>();
 
   async function integration(integrationId: string): Promise<Integration> {
@@ -57,8 +73,29 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
     return loading;
   }
 
+  /** The integration's references as they may be read now (file: → realpath), or a refusal, audited. */
+  async function checkedRefs(i: Integration): Promise<Pick<Integration, 'privateKeyRef' | 'clientSecretRef' | 'tlsRefs'>> {
+    const check = (field: string, ref: string): string => assertStoredSecretRefAllowed(ref, { field, policy: options.secretPolicy });
+    try {
+      const tlsRefs = i.tlsRefs ? { ...i.tlsRefs } : null;
+      for (const key of TLS_REF_KEYS) {
+        const ref = tlsRefs?.[key];
+        if (tlsRefs && ref !== undefined) tlsRefs[key] = check(`tls.${key}`, ref);
+      }
+      return {
+        privateKeyRef: i.privateKeyRef === null ? null : check('privateKeyRef', i.privateKeyRef),
+        clientSecretRef: i.clientSecretRef === null ? null : check('clientSecretRef', i.clientSecretRef),
+        tlsRefs,
+      };
+    } catch (err) {
+      if (err instanceof SecretRefRefusedError) await options.onRefusal?.(i, err);
+      throw err;
+    }
+  }
+
   async function credentialsFor(i: Integration): Promise<IntegrationCredentials> {
-    const tls = i.tlsRefs ? await once<VendorTls>(`tls:${JSON.stringify(i.tlsRefs)}`, () => loadVendorTls(i.tlsRefs!)) : undefined;
+    const refs = await checkedRefs(i);
+    const tls = refs.tlsRefs ? await once<VendorTls>(`tls:${JSON.stringify(refs.tlsRefs)}`, () => loadVendorTls(refs.tlsRefs!)) : undefined;
     const base: Omit<IntegrationCredentials, 'signAssertion'> = {
       tenantId: i.tenantId,
       integrationId: i.id,
@@ -76,7 +113,8 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
     const noAssertion = (): Promise<string> => Promise.reject(new ConfigError(`integration ${i.id}`, `auth method ${i.authMethod} signs no client assertion`));
     switch (i.authMethod) {
       case 'private_key_jwt': {
-        const { privateKeyRef, signingAlg, signingKid } = i;
+        const { signingAlg, signingKid } = i;
+        const { privateKeyRef } = refs;
         if (!privateKeyRef || !signingAlg || !signingKid) throw new ConfigError(`integration ${i.id}`, 'private_key_jwt needs a signing key');
         const privateKey = once(`key:${privateKeyRef}#${signingKid}`, () => loadSigningKey(privateKeyRef, signingAlg));
         return {
@@ -87,7 +125,7 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
       }
       case 'client_secret_basic':
       case 'client_secret_post': {
-        const ref = i.clientSecretRef;
+        const ref = refs.clientSecretRef;
         if (!ref) throw new ConfigError(`integration ${i.id}`, `${i.authMethod} needs a client secret reference`);
         return { ...base, signAssertion: noAssertion, clientSecret: () => once(`secret:${ref}`, () => resolveSecret(ref, { field: 'clientSecretRef' })) };
       }
@@ -115,10 +153,11 @@ export function createCredentialDirectory(db: Queryable, cacheTtlMs = 15_000): C
     return url ? { cred: await credentialsFor(i), endpoint: url } : undefined;
   }
 
-  return { credentials, integration, forget, revocationTarget };
-}
+  async function discoverRevocationEndpoint(i: Integration): Promise<string | undefined> {
+    // A vendor behind a private CA or mTLS is reached with the integration's TLS material.
+    const { tlsRefs } = await checkedRefs(i);
+    return (await discoverSmartConfiguration(i.baseUrl, 5_000, tlsRefs ? await loadVendorTls(tlsRefs) : undefined)).revocationEndpoint;
+  }
 
-async function discoverRevocationEndpoint(i: Integration): Promise<string | undefined> {
-  // A vendor behind a private CA or mTLS is reached with the integration's TLS material.
-  return (await discoverSmartConfiguration(i.baseUrl, 5_000, i.tlsRefs ? await loadVendorTls(i.tlsRefs) : undefined)).revocationEndpoint;
+  return { credentials, integration, forget, revocationTarget };
 }

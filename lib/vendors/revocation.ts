@@ -9,6 +9,7 @@
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
 import { checkSecretRef } from '../config/secrets.js';
+import { tlsRefFields } from '../config/stored-secret-refs.js';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
 import { generateIntegrationSigningKey, jwksUrlFor } from '../security/signing-keys.js';
 import { insertSigningKey, mirrorCurrentKey, retireAllSigningKeys } from '../store/signing-keys.js';
@@ -22,6 +23,7 @@ import type { VendorTls, VendorTlsRefs } from './tls-options.js';
 import type { Integration } from '../store/integrations.js';
 import { fromRow } from '../store/integrations.js';
 import type { Pool, PoolClient } from '../store/pool.js';
+import { assertStoredSecretRefsAllowed, auditingSecretRefRefusals, refusingStoredSecretRefs } from '../store/secret-roots.js';
 import { withTransaction } from '../store/pool.js';
 import { REVOCATION_ACK_CHANNEL, WATCHER_APPLICATION_NAME } from './revocation-watcher.js';
 
@@ -249,7 +251,8 @@ export interface RestoreOptions {
  * generation. private_key_jwt: a new key pair becomes the only published key (every older key is
  * retired, so our JWKS stops serving them). Secret and certificate methods cannot mint their own
  * credential — the vendor issues or signs it — so a new reference, different from the revoked one,
- * must be given; restore refuses otherwise.
+ * must be given; restore refuses otherwise. Every reference given, and the TLS references kept, must
+ * satisfy the stored-reference policy (lib/config/stored-secret-refs.ts); a refusal is audited.
  */
 export async function restoreIntegration(pool: Pool, integrationId: string, ctx: AuditContext, opts: RestoreOptions): Promise<Integration> {
   const current = await withTransaction(pool, (client) => lockIntegration(client, integrationId));
@@ -260,6 +263,13 @@ export async function restoreIntegration(pool: Pool, integrationId: string, ctx:
   if (current.vendor === 'sandbox' && !opts.sandboxAdmin) {
     throw new InvalidArgumentError('sandbox', 'no running sandbox to register the new credentials with: start the dev stack (`ehrctl dev up`)');
   }
+  // Checked before anything is read or sent (the definer function checks them again when stored).
+  const scope = { stage: 'restore' as const, tenantId: current.tenantId, integrationId };
+  const given = [
+    ...(opts.clientSecretRef ? [{ field: '--client-secret-ref', ref: opts.clientSecretRef }] : []),
+    ...tlsRefFields(opts.tlsRefs ?? current.tlsRefs),
+  ];
+  await assertStoredSecretRefsAllowed(pool, ctx, given, scope);
   const fresh = await freshCredentials(current, opts);
   const profile = profileFor(current.vendor);
   if (opts.sandboxAdmin) {
@@ -277,7 +287,7 @@ export async function restoreIntegration(pool: Pool, integrationId: string, ctx:
       { clientId: current.clientId, replace: true },
     );
   }
-  return withTransaction(pool, async (client) => {
+  return auditingSecretRefRefusals(pool, ctx, scope, () => withTransaction(pool, async (client) => {
     const locked = await lockIntegration(client, integrationId);
     if (locked.status === 'active' || locked.credentialGeneration !== current.credentialGeneration) {
       throw new ConflictError('integration', integrationId, 'changed while being restored; try again');
@@ -290,11 +300,13 @@ export async function restoreIntegration(pool: Pool, integrationId: string, ctx:
       await insertSigningKey(client, { integrationId, ...fresh.key, state: 'current' });
       await mirrorCurrentKey(client, { integrationId, ...fresh.key });
     }
+    // The application role cannot write references itself: the definer function checks and stores them.
+    const refs = [integrationId, fresh.clientSecretRef, fresh.tlsRefs];
+    await refusingStoredSecretRefs(() => client.query('SELECT set_integration_secret_refs($1, $2, $3)', refs));
     const res = await client.query<IntegrationRow>(
-      `UPDATE integrations SET status = 'active', credential_generation = credential_generation + 1, revoked_at = NULL,
-              client_secret_ref = $2, tls_refs = $3
+      `UPDATE integrations SET status = 'active', credential_generation = credential_generation + 1, revoked_at = NULL
         WHERE id = $1 RETURNING *`,
-      [integrationId, fresh.clientSecretRef, fresh.tlsRefs],
+      [integrationId],
     );
     const restored = fromRow(res.rows[0]!);
     await appendAuditEvents(client, [
@@ -314,7 +326,7 @@ export async function restoreIntegration(pool: Pool, integrationId: string, ctx:
       },
     ]);
     return restored;
-  });
+  }));
 }
 
 interface FreshCredentials {

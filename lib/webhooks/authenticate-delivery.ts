@@ -8,14 +8,14 @@
  * (workers/webhook-receiver.ts) for what cannot be equalised here: reading the secrets themselves.
  */
 import { randomBytes } from 'node:crypto';
-import { resolveSecret } from '../config/secrets.js';
 import { ID_PATTERN } from '../domain.js';
-import type { Queryable } from '../store/pool.js';
+import type { Pool } from '../store/pool.js';
+import { readStoredSecretPolicy } from '../store/secret-roots.js';
 import type { DeliveryTarget, Refusal } from './deliveries.js';
 import { findWebhookIntegration } from './deliveries.js';
-import { listWebhookSecrets } from './secrets.js';
+import { listWebhookSecrets, resolveWebhookSecret } from './secrets.js';
 import type { WebhookHeaders } from './verify.js';
-import { verifyWebhook, webhookSecretBytes } from './verify.js';
+import { verifyWebhook } from './verify.js';
 
 /** At most two secrets are accepted at once (current, and previous during a rotation's window). */
 const MIN_CANDIDATES = 2;
@@ -32,12 +32,12 @@ interface AcceptedSecret {
 
 /** Accepted secrets, current first; a reference that cannot be resolved is left out and counted. */
 async function acceptedSecrets(
-  db: Queryable,
+  db: Pool,
   integrationId: string,
   known: boolean,
 ): Promise<{ secrets: AcceptedSecret[]; unresolvable: number }> {
-  // Listed for unknown ids too (it finds none): the same queries either way.
-  const listed = await listWebhookSecrets(db, integrationId);
+  // Listed (and the stored-reference policy read) for unknown ids too: the same queries either way.
+  const [listed, policy] = await Promise.all([listWebhookSecrets(db, integrationId), readStoredSecretPolicy(db)]);
   if (!known) return { secrets: [], unresolvable: 0 };
   const live = listed
     .filter((s) => s.state !== 'retired')
@@ -45,8 +45,9 @@ async function acceptedSecrets(
   const resolved = await Promise.all(
     live.map(async (s) => {
       try {
-        const value = await resolveSecret(s.secretRef, { field: `webhook secret v${s.version}` });
-        return { state: s.state as AcceptedSecret['state'], bytes: webhookSecretBytes(value) };
+        // Checked against the secret roots at every use; a refused reference is audited there.
+        const bytes = await resolveWebhookSecret(db, s, { policy });
+        return { state: s.state as AcceptedSecret['state'], bytes };
       } catch {
         return undefined;
       }
@@ -57,7 +58,7 @@ async function acceptedSecrets(
 }
 
 export async function authenticateDelivery(
-  db: Queryable,
+  db: Pool,
   claimedIntegrationId: string,
   headers: WebhookHeaders,
   body: Buffer,

@@ -5,16 +5,25 @@
  * (one per integration), `previous` (still accepted during a rotation's window), `retired` (refused).
  * Each change is one transaction with its audit event and is safe to repeat.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
 import { checkSecretRef, resolveSecret } from '../config/secrets.js';
+import type { StoredSecretPolicy } from '../config/stored-secret-refs.js';
+import { assertStoredSecretRefAllowed } from '../config/stored-secret-refs.js';
 import { ID_PATTERN } from '../domain.js';
-import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, SecretRefRefusedError } from '../errors/index.js';
 import type { PoolClient, Pool, Queryable } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
+import {
+  assertStoredSecretRefsAllowed,
+  auditSecretRefRefusal,
+  auditingSecretRefRefusals,
+  readStoredSecretPolicy,
+  refusingStoredSecretRefs,
+} from '../store/secret-roots.js';
 import { webhookSecretBytes } from './verify.js';
 
 export type WebhookSecretState = 'current' | 'previous' | 'retired';
@@ -66,18 +75,23 @@ export async function addWebhookSecret(
   opts: { secretsDir: string; secretRef?: string },
 ): Promise<{ version: number; previousVersion: number | null }> {
   if (!ID_PATTERN.test(integrationId)) throw new InvalidArgumentError('integrationId', 'is not a valid integration id');
-  if (opts.secretRef !== undefined) checkSecretRef(opts.secretRef, { field: 'webhook secret' });
-  return withTransaction(pool, async (client) => {
+  const scope = { stage: 'rotation' as const, integrationId };
+  if (opts.secretRef !== undefined) {
+    await assertStoredSecretRefsAllowed(pool, ctx, [{ field: 'webhook secret', ref: opts.secretRef }], scope);
+    checkSecretRef(opts.secretRef, { field: 'webhook secret' });
+  }
+  // The reference is stored by the definer function add_webhook_secret, which checks it again.
+  return auditingSecretRefRefusals(pool, ctx, scope, () => withTransaction(pool, async (client) => {
     const locked = await lockIntegration(client, integrationId);
     const version = Math.max(0, ...locked.secrets.map((s) => s.version)) + 1;
     const current = locked.secrets.find((s) => s.state === 'current');
     const ref = opts.secretRef ?? (await generateSecretFile(opts.secretsDir, integrationId, version));
     await client.query(`UPDATE webhook_secrets SET state = 'retired', retired_at = now() WHERE integration_id = $1 AND state = 'previous'`, [integrationId]);
     if (current) await client.query(`UPDATE webhook_secrets SET state = 'previous' WHERE integration_id = $1 AND version = $2`, [integrationId, current.version]);
-    await client.query(`INSERT INTO webhook_secrets (integration_id, version, secret_ref, state) VALUES ($1, $2, $3, 'current')`, [integrationId, version, ref]);
+    await refusingStoredSecretRefs(() => client.query('SELECT add_webhook_secret($1, $2, $3)', [integrationId, version, ref]));
     await audit(client, ctx, locked.tenantId, integrationId, 'webhook_secret.added', { version, previousVersion: current?.version ?? null, generated: opts.secretRef === undefined });
     return { version, previousVersion: current?.version ?? null };
-  });
+  }));
 }
 
 /** Ends a secret's acceptance. The current secret cannot be retired (add a new one first). */
@@ -108,8 +122,46 @@ export async function restorePreviousWebhookSecret(pool: Pool, integrationId: st
   });
 }
 
-/** The secrets a verifier accepts now (current first, then previous), resolved from their references. */
-export async function acceptedWebhookSecrets(db: Queryable, integrationId: string): Promise<Buffer[]> {
-  const accepted = (await listWebhookSecrets(db, integrationId)).filter((s) => s.state !== 'retired').sort((a, b) => b.version - a.version);
-  return Promise.all(accepted.map(async (s) => webhookSecretBytes(await resolveSecret(s.secretRef, { field: `webhook secret v${s.version}` }))));
+/** Refusals audited in the last minute, so unauthenticated deliveries cannot flood the audit trail. */
+const recentRefusals = new Map<string, number>();
+const REFUSAL_AUDIT_WINDOW_MS = 60_000;
+
+/**
+ * One stored webhook secret's bytes, its reference checked first against the stored-reference policy
+ * (default: the database's, `secret_roots`). A refusal is audited (at most once a minute per secret
+ * and rule) and thrown: the delivery cannot be verified, so it is not accepted.
+ */
+export async function resolveWebhookSecret(
+  pool: Pool,
+  secret: WebhookSecret,
+  opts: { policy?: StoredSecretPolicy; actor?: string } = {},
+): Promise<Buffer> {
+  const field = `webhook secret v${secret.version}`;
+  let ref: string;
+  try {
+    ref = assertStoredSecretRefAllowed(secret.secretRef, { field, policy: opts.policy ?? (await readStoredSecretPolicy(pool)) });
+  } catch (err) {
+    if (err instanceof SecretRefRefusedError) {
+      const key = `${secret.integrationId}#${secret.version}#${err.rule}`;
+      const last = recentRefusals.get(key);
+      if (last === undefined || Date.now() - last >= REFUSAL_AUDIT_WINDOW_MS) {
+        recentRefusals.set(key, Date.now());
+        const ctx = { actor: opts.actor ?? 'webhook-receiver', correlationId: randomUUID() };
+        await auditSecretRefRefusal(pool, ctx, err, { stage: 'use', integrationId: secret.integrationId });
+      }
+    }
+    throw err;
+  }
+  return webhookSecretBytes(await resolveSecret(ref, { field }));
+}
+
+/** The secrets a verifier accepts now (current first, then previous), resolved from their checked references. */
+export async function acceptedWebhookSecrets(
+  pool: Pool,
+  integrationId: string,
+  opts: { policy?: StoredSecretPolicy } = {},
+): Promise<Buffer[]> {
+  const accepted = (await listWebhookSecrets(pool, integrationId)).filter((s) => s.state !== 'retired').sort((a, b) => b.version - a.version);
+  const policy = opts.policy ?? (await readStoredSecretPolicy(pool));
+  return Promise.all(accepted.map((s) => resolveWebhookSecret(pool, s, { policy })));
 }

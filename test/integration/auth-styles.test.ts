@@ -6,7 +6,6 @@
  * stores nothing.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
@@ -25,7 +24,8 @@ import { recordIdentifiers } from '../security/leak-registry.js';
 import { sandboxManifest, testActor, useSyncHarness, startTestSandbox } from './support.js';
 
 const harness = useSyncHarness({ sandbox: { size: 60 }, config: { EHR_SYNC_PAGE_SIZE: '50' } });
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-auth-styles-'));
+// Stored secret references must name files beneath a secret root: the run's secrets directory.
+const dir = fs.mkdtempSync(path.join(testEnv().secretsDir, 'auth-styles-'));
 
 /** A reference to a file holding `content` (0600 for secrets, 0644 for certificates). */
 function fileRef(name: string, content: string, mode = 0o600): string {

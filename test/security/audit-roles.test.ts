@@ -127,7 +127,8 @@ describe('the application role', () => {
   it('has full DML on the operational tables: a sync-style upsert into records works', async () => {
     const tenant = uniqueId('roles');
     await createTenant(app, { id: tenant, name: 'Roles Clinic' }, ctx);
-    await app.query(
+    // Integrations are created by the owner here: the app role creates them only through register_integration.
+    await admin.query(
       `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
        VALUES ($1, $2, 'sandbox', 'https://x.test/fhir', 'https://x.test/token', 'client', 'ES384', 'kid-1', '{}', 'file:k.pem', ARRAY['Observation'])`,
       [`${tenant}-i`, tenant],

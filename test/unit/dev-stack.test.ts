@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isPidAlive } from '../../lib/dev/process.js';
 import { readStackEnv, stackPaths } from '../../lib/dev/stack-files.js';
@@ -53,6 +54,13 @@ describe('ehrctl dev', () => {
     expect(up.stdout).not.toContain(password);
     expect((await ehrctl(['dev', 'status'])).stdout).not.toContain(password);
     expect(fs.statSync(path.join(dataDir, 'stack.json')).mode & 0o777).toBe(0o600);
+
+    // Recorded as the owner from the stack's directories: what stored secret references are checked against.
+    const db = new pg.Client({ connectionString: status.databaseUrl as string });
+    await db.connect();
+    const roots = (await db.query<{ path: string; kind: string }>('SELECT path, kind FROM secret_roots')).rows;
+    await db.end();
+    expect(roots).toEqual(expect.arrayContaining([{ path: status.secretsDir, kind: 'root' }, { path: status.kekDir, kind: 'excluded' }]));
 
     const ui = await fetch(status.temporalUiUrl as string);
     expect(ui.ok).toBe(true);
