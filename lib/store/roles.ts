@@ -30,6 +30,9 @@ export async function ensureAppLoginRole(adminDatabaseUrl: string, opts: AppLogi
   if (!ROLE_NAME.test(role)) throw new InvalidArgumentError('app role name', 'use lowercase letters, digits and underscores');
   const password = opts.password ?? randomBytes(24).toString('base64url');
   const client = new pg.Client({ connectionString: adminDatabaseUrl, application_name: 'ehr-connectors-roles' });
+  // A connection that breaks between statements also fails the statement in flight; without a
+  // listener the 'error' event would crash the process instead.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     const group = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_GROUP_ROLE]);
