@@ -1,7 +1,8 @@
 /**
  * Vitest global setup: starts ONE embedded PostgreSQL (temp dir, migrated) and ONE in-memory,
  * headless Temporal dev server per test run, plus a KEK dir and a secrets dir, and provides their
- * addresses to tests (see test/harness.ts). DATABASE_URL / TEMPORAL_ADDRESS, when set, are used
+ * addresses to tests (see test/harness.ts). As in production, migrations run as the owner and tests
+ * get the restricted application role's URL as `databaseUrl`; the owner's is `ownerDatabaseUrl`. DATABASE_URL / TEMPORAL_ADDRESS, when set, are used
  * instead (migrations and search attributes are still applied). EHR_TEST_INFRA=none skips both
  * servers for runs that need neither. Teardown stops everything it started.
  */
@@ -14,6 +15,7 @@ import { resolveTemporalCli } from '../lib/dev/temporal-cli.js';
 import { ensureSearchAttributes, startTemporalDevServer, waitForTemporal } from '../lib/dev/temporal-server.js';
 import { ensureLocalKekDir } from '../lib/security/local-kek.js';
 import { migrateUp } from '../lib/store/migrate.js';
+import { ensureAppLoginRole } from '../lib/store/roles.js';
 import type { TestInfra } from './harness.js';
 
 const log = (line: string) => console.log(`[global-setup] ${line}`);
@@ -37,11 +39,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     fs.mkdirSync(secretsDir, { mode: 0o700 });
     const skip = process.env.EHR_TEST_INFRA === 'none';
 
-    const [databaseUrl, temporalAddress] = skip
-      ? ['', '']
+    const [database, temporalAddress] = skip
+      ? [{ databaseUrl: '', ownerDatabaseUrl: '' }, '']
       : await Promise.all([startDatabase(tmpRoot, stops), startTemporal(tmpRoot, namespace, stops)]);
 
-    const infra: TestInfra = { temporalAddress, namespace, databaseUrl, kekDir, secretsDir };
+    const infra: TestInfra = { temporalAddress, namespace, ...database, kekDir, secretsDir };
     for (const [key, value] of Object.entries(infra) as Array<[keyof TestInfra, string]>) project.provide(key, value);
     return teardown;
   } catch (err) {
@@ -50,7 +52,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
 }
 
-async function startDatabase(tmpRoot: string, stops: Array<() => Promise<void>>): Promise<string> {
+async function startDatabase(
+  tmpRoot: string,
+  stops: Array<() => Promise<void>>,
+): Promise<{ databaseUrl: string; ownerDatabaseUrl: string }> {
   const t0 = Date.now();
   let databaseUrl = process.env.DATABASE_URL;
   if (databaseUrl) {
@@ -65,8 +70,10 @@ async function startDatabase(tmpRoot: string, stops: Array<() => Promise<void>>)
     databaseUrl = db.databaseUrl;
   }
   await migrateUp(databaseUrl);
-  log(`PostgreSQL ready and migrated in ${seconds(t0)}`);
-  return databaseUrl;
+  // What the worker, webhook receiver and codec server log in as in production (docker-compose.yml).
+  const appDatabaseUrl = await ensureAppLoginRole(databaseUrl);
+  log(`PostgreSQL ready and migrated in ${seconds(t0)}; tests connect as the application role`);
+  return { databaseUrl: appDatabaseUrl, ownerDatabaseUrl: databaseUrl };
 }
 
 async function startTemporal(tmpRoot: string, namespace: string, stops: Array<() => Promise<void>>): Promise<string> {
