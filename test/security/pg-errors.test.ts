@@ -71,7 +71,7 @@ describe('pg errors keep the password to themselves', () => {
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(Error);
-    expect((err as Error).message).toMatch(/could not ensure the application login role .*database error 42501/);
+    expect((err as Error).message).toMatch(/could not ensure the login role .*database error 42501/);
     expectNoSecret(err);
     expect(errorSerialisation(err)).not.toContain(new URL(testEnv().databaseUrl).password);
   });
