@@ -17,6 +17,7 @@ import { ensureLocalKekDir } from '../lib/security/local-kek.js';
 import { migrateUp } from '../lib/store/migrate.js';
 import { ensureAppLoginRole } from '../lib/store/roles.js';
 import type { TestInfra } from './harness.js';
+import { registerLogFile, registerTemporalServer } from './security/leak-registry.js';
 
 const log = (line: string) => console.log(`[global-setup] ${line}`);
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
@@ -61,11 +62,9 @@ async function startDatabase(
   if (databaseUrl) {
     log('using DATABASE_URL');
   } else {
-    const db = await startEmbeddedPostgres({
-      dataDir: path.join(tmpRoot, 'postgres'),
-      logFile: path.join(tmpRoot, 'postgres.log'),
-      fast: true,
-    });
+    const logFile = path.join(tmpRoot, 'postgres.log');
+    registerLogFile(logFile); // scanned by the end-of-run leak scan, like every log of the run
+    const db = await startEmbeddedPostgres({ dataDir: path.join(tmpRoot, 'postgres'), logFile, fast: true });
     stops.push(() => db.stop());
     databaseUrl = db.databaseUrl;
   }
@@ -86,8 +85,12 @@ async function startTemporal(tmpRoot: string, namespace: string, stops: Array<()
     return existing;
   }
   const cliPath = await resolveTemporalCli({ onProgress: log });
-  const server = await startTemporalDevServer({ cliPath, headless: true, namespace, logFile: path.join(tmpRoot, 'temporal.log') });
+  const logFile = path.join(tmpRoot, 'temporal.log');
+  registerLogFile(logFile);
+  const server = await startTemporalDevServer({ cliPath, headless: true, namespace, logFile });
   stops.push(() => server.stop());
+  // Scanned live at the end of the run, before it stops.
+  registerTemporalServer({ label: 'global-setup', address: server.address, namespace });
   log(`Temporal dev server ready at ${server.address} in ${seconds(t0)}`);
   return server.address;
 }
