@@ -2,8 +2,9 @@
  * Vitest global setup: starts ONE embedded PostgreSQL (temp dir, migrated) and ONE in-memory,
  * headless Temporal dev server per test run, plus a KEK dir and a secrets dir, and provides their
  * addresses to tests (see test/harness.ts). As in production, migrations run as the owner and tests
- * get the restricted application role's URL as `databaseUrl`; the owner's is `ownerDatabaseUrl`. DATABASE_URL / TEMPORAL_ADDRESS, when set, are used
- * instead (migrations and search attributes are still applied). EHR_TEST_INFRA=none skips both
+ * get the restricted application role's URL as `databaseUrl`; the owner's is `ownerDatabaseUrl`.
+ * DATABASE_URL / TEMPORAL_ADDRESS, when set, are used instead (migrations and search attributes are
+ * still applied). EHR_TEST_INFRA=none skips both
  * servers for runs that need neither. Teardown stops everything it started.
  */
 import fs from 'node:fs';

@@ -28,7 +28,8 @@ export async function runMigrate(config: MigrateConfig): Promise<MigrateReport> 
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'ETIMEDOUT') {
-      throw new InfrastructureUnavailableError('postgres', describeDatabaseUrl(config.ownerDatabaseUrl), `${code}. Is the postgresql service up?`);
+      const where = describeDatabaseUrl(config.ownerDatabaseUrl);
+      throw new InfrastructureUnavailableError('postgres', where, `${code}. Is the postgresql service up?`);
     }
     throw err;
   }
@@ -54,7 +55,8 @@ async function assertAppRoleLogsIn(config: MigrateConfig): Promise<void> {
     if (!row?.member || row.superuser) throw new Error(`${config.app.role} is not a plain member of ${APP_GROUP_ROLE}`);
   } catch (err) {
     const code = (err as { code?: string }).code;
-    throw new Error(`the application role ${config.app.role} cannot log in at ${describeDatabaseUrl(config.app.databaseUrl)}: ${code ?? (err as Error).message}`);
+    const where = describeDatabaseUrl(config.app.databaseUrl);
+    throw new Error(`the application role ${config.app.role} cannot log in at ${where}: ${code ?? (err as Error).message}`);
   } finally {
     await client.end().catch(() => undefined);
   }

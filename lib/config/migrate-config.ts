@@ -16,7 +16,9 @@ const ROLE = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lowercase r
 
 const migrateSchema = z.object({
   /** The application's URL as the services use it: its user is the login role to create or update. */
-  EHR_APP_DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\/[a-z_][a-z0-9_]*@/, 'expected postgres://<role>@host/database, without a password'),
+  EHR_APP_DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/[a-z_][a-z0-9_]*@/, 'expected postgres://<role>@host/database, without a password'),
   /**
    * The services' pgpass file (0600): the app role's password is read from its line for
    * EHR_APP_DATABASE_URL, so that file is the one place the password is written.
@@ -54,7 +56,9 @@ function readAppPassword(file: string, databaseUrl: string): string {
     throw new ConfigError('EHR_APP_PGPASSFILE', `${file} does not exist or cannot be read`);
   }
   // pg ignores a password file that others may read; refuse it here rather than set a password the services cannot use.
-  if ((stat.mode & 0o077) !== 0) throw new ConfigError('EHR_APP_PGPASSFILE', `${file} has mode 0${(stat.mode & 0o777).toString(8)}; it must be 0600`);
+  if ((stat.mode & 0o077) !== 0) {
+    throw new ConfigError('EHR_APP_PGPASSFILE', `${file} has mode 0${(stat.mode & 0o777).toString(8)}; it must be 0600`);
+  }
   const target = pgpassTargetOf(databaseUrl);
   const password = pgpassPassword(fs.readFileSync(file, 'utf8'), target);
   if (!password) {
@@ -81,7 +85,9 @@ export function loadMigrateConfig(env: Record<string, string | undefined> = proc
   const fields = parse(env);
   const appUrl = fields.EHR_APP_DATABASE_URL;
   const role = decodeURIComponent(new URL(appUrl).username);
-  if (new URL(appUrl).password !== '') throw new ConfigError('EHR_APP_DATABASE_URL', 'must not carry a password: it is read from EHR_APP_PGPASSFILE');
+  if (new URL(appUrl).password !== '') {
+    throw new ConfigError('EHR_APP_DATABASE_URL', 'must not carry a password: it is read from EHR_APP_PGPASSFILE');
+  }
   if (role === decodeURIComponent(new URL(owner).username)) {
     throw new ConfigError('EHR_APP_DATABASE_URL', 'names the owner of DATABASE_URL; the services need a role of their own');
   }
@@ -91,7 +97,8 @@ export function loadMigrateConfig(env: Record<string, string | undefined> = proc
   };
   if (fields.EHR_TEMPORAL_DB_ROLE || fields.EHR_TEMPORAL_DB_PASSWORD) {
     if (!fields.EHR_TEMPORAL_DB_ROLE || !fields.EHR_TEMPORAL_DB_PASSWORD) {
-      throw new ConfigError(fields.EHR_TEMPORAL_DB_ROLE ? 'EHR_TEMPORAL_DB_PASSWORD' : 'EHR_TEMPORAL_DB_ROLE', 'is required with the other EHR_TEMPORAL_DB_ field');
+      const missing = fields.EHR_TEMPORAL_DB_ROLE ? 'EHR_TEMPORAL_DB_PASSWORD' : 'EHR_TEMPORAL_DB_ROLE';
+      throw new ConfigError(missing, 'is required with the other EHR_TEMPORAL_DB_ field');
     }
     const value = fields.EHR_TEMPORAL_DB_PASSWORD;
     const scheme = parseSecretRef(value)?.scheme;

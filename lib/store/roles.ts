@@ -57,7 +57,8 @@ export async function ensureDatabaseCreatorRole(adminDatabaseUrl: string, opts: 
   await withRoleAdmin(adminDatabaseUrl, opts.role, async (client) => {
     await upsertLoginRole(client, opts.role, 'CREATEDB', opts.password);
     const group = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_GROUP_ROLE]);
-    if (group.rowCount !== 0) await client.query(`REVOKE ${client.escapeIdentifier(APP_GROUP_ROLE)} FROM ${client.escapeIdentifier(opts.role)}`);
+    if (group.rowCount === 0) return;
+    await client.query(`REVOKE ${client.escapeIdentifier(APP_GROUP_ROLE)} FROM ${client.escapeIdentifier(opts.role)}`);
   });
 }
 
