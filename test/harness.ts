@@ -9,7 +9,13 @@ import { inject } from 'vitest';
 export interface TestInfra {
   temporalAddress: string;
   namespace: string;
+  /** The restricted application role (a LOGIN member of `ehr_app`): what the product's processes use. */
   databaseUrl: string;
+  /**
+   * The migration owner. Only for tests that act as the operator or as an attacker with owner rights
+   * (tampering with the audit trail, creating databases, managing roles): never for the product's path.
+   */
+  ownerDatabaseUrl: string;
   kekDir: string;
   secretsDir: string;
 }
@@ -29,6 +35,7 @@ export function testEnv(): TestEnv {
     temporalAddress: inject('temporalAddress'),
     namespace: inject('namespace'),
     databaseUrl: inject('databaseUrl'),
+    ownerDatabaseUrl: inject('ownerDatabaseUrl'),
     kekDir: inject('kekDir'),
     secretsDir: inject('secretsDir'),
   };
@@ -59,4 +66,11 @@ export function uniqueId(prefix: string): string {
   const clean = prefix.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+/, '').slice(0, 32) || 'x';
   counter += 1;
   return `${clean}-${process.pid.toString(36)}-${counter.toString(36)}-${randomBytes(3).toString('hex')}`;
+}
+
+/** `url` (same role, same password) pointed at another database of the same cluster. */
+export function onDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${database}`;
+  return u.toString();
 }

@@ -5,6 +5,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { inspect } from 'node:util';
 import { exportJWK } from 'jose';
 import { afterEach, beforeEach } from 'vitest';
 import type { AuditEvent } from '../lib/audit/chain.js';
@@ -66,4 +67,38 @@ export function testAuditEvent(i: number, extra: Partial<AuditEvent> = {}, actor
     details: { i, resourceType: 'Observation', counts: { upserted: i % 7 } },
     ...extra,
   };
+}
+
+/**
+ * Everything an error reporter could print about `err`: `util.inspect` with hidden properties, and
+ * every own property name and primitive value (enumerable or not, through each prototype up to
+ * Object.prototype) — the walk vitest's serialiser does when it dumps an unhandled error. A test
+ * asserts that a secret is absent from this, not merely from `err.message`.
+ */
+export function errorSerialisation(err: unknown): string {
+  const out: string[] = [inspect(err, { showHidden: true, depth: 12, getters: false })];
+  const seen = new Set<object>();
+  const walk = (value: unknown, depth: number): void => {
+    if (value === null || value === undefined) return;
+    if (typeof value !== 'object' && typeof value !== 'function') {
+      out.push(String(value));
+      return;
+    }
+    if (seen.has(value) || depth > 12 || Buffer.isBuffer(value)) return;
+    seen.add(value);
+    for (let obj: object | null = value; obj && obj !== Object.prototype && obj !== Function.prototype; obj = Object.getPrototypeOf(obj) as object | null) {
+      for (const key of Object.getOwnPropertyNames(obj)) {
+        out.push(key);
+        let child: unknown;
+        try {
+          child = (value as Record<string, unknown>)[key];
+        } catch {
+          continue;
+        }
+        walk(child, depth + 1);
+      }
+    }
+  };
+  walk(err, 0);
+  return out.join('\n');
 }

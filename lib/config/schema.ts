@@ -160,7 +160,7 @@ export function isLoopbackHost(hostname: string): boolean {
   return host === '' || LOOPBACK_HOSTS.has(host) || /^127(?:\.\d{1,3}){3}$/.test(host);
 }
 
-function inlinePasswordProblem(url: string): string | undefined {
+export function inlinePasswordProblem(url: string): string | undefined {
   let parsed: URL;
   try {
     parsed = new URL(url);

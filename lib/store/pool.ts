@@ -7,8 +7,34 @@ export type { Pool, PoolClient };
 /** Queries run either on the pool or inside a transaction's client. */
 export type Queryable = Pick<Pool, 'query'> | PoolClient;
 
-export function createPool(databaseUrl: string, max = 10): Pool {
-  return new pg.Pool({ connectionString: databaseUrl, max, application_name: 'ehr-connectors' });
+export interface PoolOptions {
+  /** Told (with the client detached) when an idle connection breaks; the pool replaces it on the next query. */
+  onIdleError?: (err: Error) => void;
+}
+
+/**
+ * A pool that survives a broken idle connection (a server restart, a failover, an operator's
+ * pg_terminate_backend): pg-pool drops the connection and emits 'error', which without a listener
+ * crashes the process — and the error it emits carries the pg client, password included, into
+ * whatever prints the crash. The listener detaches the client first.
+ */
+export function createPool(databaseUrl: string, max = 10, options: PoolOptions = {}): Pool {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max, application_name: 'ehr-connectors' });
+  pool.on('error', (err) => {
+    detachPgClient(err);
+    options.onIdleError?.(err);
+  });
+  return pool;
+}
+
+/**
+ * Removes what pg attaches to an error beyond the server's report: pg-pool sets `err.client` on an
+ * idle connection's error, and the client holds the connection parameters (password included, as
+ * a non-enumerable property that error serialisers such as vitest's still walk). Returns `err`.
+ */
+export function detachPgClient<T>(err: T): T {
+  if (err !== null && typeof err === 'object' && 'client' in err) delete (err as { client?: unknown }).client;
+  return err;
 }
 
 export async function withTransaction<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {

@@ -10,10 +10,12 @@ import pg from 'pg';
 import { InvalidArgumentError } from '../errors/index.js';
 
 export const APP_GROUP_ROLE = 'ehr_app';
+/** The login role the product's processes use unless told otherwise (docker-compose.yml names it too). */
+export const APP_LOGIN_ROLE = 'ehr_app_login';
 const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export interface AppLoginRoleOptions {
-  /** Default `ehr_app_login`. */
+  /** Default APP_LOGIN_ROLE. */
   role?: string;
   /** Default: a new random password (the role's password is reset on every call then). */
   password?: string;
@@ -26,45 +28,73 @@ export interface AppLoginRoleOptions {
  * The password is only ever in the returned URL: do not log it.
  */
 export async function ensureAppLoginRole(adminDatabaseUrl: string, opts: AppLoginRoleOptions = {}): Promise<string> {
-  const role = opts.role ?? 'ehr_app_login';
-  if (!ROLE_NAME.test(role)) throw new InvalidArgumentError('app role name', 'use lowercase letters, digits and underscores');
+  const role = opts.role ?? APP_LOGIN_ROLE;
   const password = opts.password ?? randomBytes(24).toString('base64url');
-  const client = new pg.Client({ connectionString: adminDatabaseUrl, application_name: 'ehr-connectors-roles' });
-  await client.connect();
-  try {
+  await withRoleAdmin(adminDatabaseUrl, role, async (client) => {
     const group = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_GROUP_ROLE]);
     if (group.rowCount === 0) throw new InvalidArgumentError('database', `role ${APP_GROUP_ROLE} does not exist: apply the migrations first`);
-    const ident = client.escapeIdentifier(role);
-    const literal = client.escapeLiteral(password);
-    // CREATE ROLE races with another process doing the same: retry once as ALTER.
-    const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
-    const attrs = 'LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT';
-    if (exists.rowCount === 0) {
-      try {
-        await client.query(`CREATE ROLE ${ident} ${attrs} PASSWORD ${literal}`);
-      } catch (err) {
-        if ((err as { code?: string }).code !== '42710') throw err; // duplicate_object
-        await client.query(`ALTER ROLE ${ident} ${attrs} PASSWORD ${literal}`);
-      }
-    } else {
-      await client.query(`ALTER ROLE ${ident} ${attrs} PASSWORD ${literal}`);
-    }
+    await upsertLoginRole(client, role, 'NOCREATEDB', password);
     const member = await client.query(
       `SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
         WHERE g.rolname = $1 AND u.rolname = $2`,
       [APP_GROUP_ROLE, role],
     );
-    if (member.rowCount === 0) await client.query(`GRANT ${client.escapeIdentifier(APP_GROUP_ROLE)} TO ${ident}`);
-  } catch (err) {
-    // A pg error can quote the statement, and the statement holds the password: carry the code only.
-    if (err instanceof InvalidArgumentError) throw err;
-    const code = (err as { code?: string }).code;
-    throw new Error(`could not ensure the application login role ${role}: database error ${code ?? 'unknown'}`);
-  } finally {
-    await client.end();
-  }
+    if (member.rowCount === 0) await client.query(`GRANT ${client.escapeIdentifier(APP_GROUP_ROLE)} TO ${client.escapeIdentifier(role)}`);
+  });
   const url = new URL(adminDatabaseUrl);
   url.username = encodeURIComponent(role);
   url.password = encodeURIComponent(password);
   return url.toString();
+}
+
+/**
+ * Creates or updates (idempotently) a LOGIN role that may create databases and nothing else of the
+ * cluster's: no superuser, no role management, no membership in `ehr_app` (revoked if it had one).
+ * For the Temporal server sharing the PostgreSQL server (docker-compose.yml), which creates and
+ * owns its own databases and so never needs the product's owner or the superuser.
+ */
+export async function ensureDatabaseCreatorRole(adminDatabaseUrl: string, opts: { role: string; password: string }): Promise<void> {
+  await withRoleAdmin(adminDatabaseUrl, opts.role, async (client) => {
+    await upsertLoginRole(client, opts.role, 'CREATEDB', opts.password);
+    const group = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_GROUP_ROLE]);
+    if (group.rowCount === 0) return;
+    await client.query(`REVOKE ${client.escapeIdentifier(APP_GROUP_ROLE)} FROM ${client.escapeIdentifier(opts.role)}`);
+  });
+}
+
+async function withRoleAdmin(adminDatabaseUrl: string, role: string, fn: (client: pg.Client) => Promise<void>): Promise<void> {
+  if (!ROLE_NAME.test(role)) throw new InvalidArgumentError('role name', 'use lowercase letters, digits and underscores');
+  const client = new pg.Client({ connectionString: adminDatabaseUrl, application_name: 'ehr-connectors-roles' });
+  // A connection that breaks between statements also fails the statement in flight; without a
+  // listener the 'error' event would crash the process instead.
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    await fn(client);
+  } catch (err) {
+    // A pg error can quote the statement, and the statement holds the password: carry the code only.
+    if (err instanceof InvalidArgumentError) throw err;
+    const code = (err as { code?: string }).code;
+    throw new Error(`could not ensure the login role ${role}: database error ${code ?? 'unknown'}`);
+  } finally {
+    await client.end();
+  }
+}
+
+/** CREATE or ALTER: the attributes and the password are set either way (a changed secret takes effect). */
+async function upsertLoginRole(client: pg.Client, role: string, createdb: 'CREATEDB' | 'NOCREATEDB', password: string): Promise<void> {
+  const ident = client.escapeIdentifier(role);
+  const literal = client.escapeLiteral(password);
+  const attrs = `LOGIN NOSUPERUSER ${createdb} NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT`;
+  const exists = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [role]);
+  if (exists.rowCount === 0) {
+    try {
+      await client.query(`CREATE ROLE ${ident} ${attrs} PASSWORD ${literal}`);
+      return;
+    } catch (err) {
+      // CREATE ROLE races with another process doing the same: then ALTER it.
+      if ((err as { code?: string }).code !== '42710') throw err; // duplicate_object
+    }
+  }
+  await client.query(`ALTER ROLE ${ident} ${attrs} PASSWORD ${literal}`);
 }

@@ -17,7 +17,7 @@ import { readChainRows } from '../../lib/audit/rows.js';
 import { verifyAuditTrail } from '../../lib/audit/verify.js';
 import { migrateUp } from '../../lib/store/migrate.js';
 import { withTransaction } from '../../lib/store/pool.js';
-import { testEnv, uniqueId } from '../harness.js';
+import { onDatabase, testEnv, uniqueId } from '../harness.js';
 import { testAuditSigner as testSigner, testAuditEvent as event } from '../helpers.js';
 import { runEhrctl, type EhrctlResult } from './ehrctl-process.js';
 
@@ -26,14 +26,8 @@ const databases: string[] = [];
 const pools: pg.Pool[] = [];
 
 
-function urlOf(name: string): string {
-  const u = new URL(testEnv().databaseUrl);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
 async function adminQuery(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: testEnv().databaseUrl });
+  const c = new pg.Client({ connectionString: testEnv().ownerDatabaseUrl });
   await c.connect();
   try {
     await c.query(sql);
@@ -42,21 +36,37 @@ async function adminQuery(sql: string): Promise<void> {
   }
 }
 
-async function newDatabase(template?: string): Promise<{ name: string; url: string; pool: pg.Pool }> {
-  const name = `audit_${uniqueId('t').replace(/-/g, '_')}`;
-  await adminQuery(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
-  databases.push(name);
-  const url = urlOf(name);
-  if (!template) await migrateUp(url);
+function newPool(url: string): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max: 4 });
   pool.on('error', () => undefined);
   pools.push(pool);
-  return { name, url, pool };
+  return pool;
+}
+
+interface ChainDatabase {
+  name: string;
+  /** The application role's URL: what the product (and `ehrctl`) connects with. */
+  url: string;
+  /** The application role: appends, checkpoints, verifies. */
+  pool: pg.Pool;
+  /** The owner: the attacker of these tests (triggers off, then anything). */
+  owner: pg.Pool;
+}
+
+/** A database of its own, created and migrated by the owner (the operator), used by the application role. */
+async function newDatabase(template?: string): Promise<ChainDatabase> {
+  const name = `audit_${uniqueId('t').replace(/-/g, '_')}`;
+  await adminQuery(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`);
+  databases.push(name);
+  const ownerUrl = onDatabase(testEnv().ownerDatabaseUrl, name);
+  if (!template) await migrateUp(ownerUrl);
+  const url = onDatabase(testEnv().databaseUrl, name);
+  return { name, url, pool: newPool(url), owner: newPool(ownerUrl) };
 }
 
 /** What an attacker with superuser access does: triggers off, then anything. */
-async function tamper(pool: pg.Pool, sql: string, params: unknown[] = []): Promise<void> {
-  const c = await pool.connect();
+async function tamper(owner: pg.Pool, sql: string, params: unknown[] = []): Promise<void> {
+  const c = await owner.connect();
   try {
     await c.query('BEGIN');
     await c.query('ALTER TABLE audit_events DISABLE TRIGGER USER');
@@ -82,17 +92,17 @@ async function append(pool: pg.Pool, from: number, n: number, perTx = 10): Promi
 }
 
 // The base chain: 200 events, checkpoints at 50, 100, 150, 200, anchored in base.jsonl.
-let base: { name: string; url: string; pool: pg.Pool };
+let base: ChainDatabase;
 const signer = testSigner();
 const baseAnchorPath = path.join(tmp, 'base', 'anchor.jsonl');
 
 /** A copy of the base chain (database and anchor) to tamper with. */
-async function copyOfBase(): Promise<{ pool: pg.Pool; url: string; anchorPath: string }> {
+async function copyOfBase(): Promise<ChainDatabase & { anchorPath: string }> {
   const db = await newDatabase(base.name);
   const anchorPath = path.join(tmp, db.name, 'anchor.jsonl');
   fs.mkdirSync(path.dirname(anchorPath), { recursive: true });
   fs.copyFileSync(baseAnchorPath, anchorPath);
-  return { pool: db.pool, url: db.url, anchorPath };
+  return { ...db, anchorPath };
 }
 
 async function verify(pool: pg.Pool, anchorPath: string) {
@@ -106,8 +116,10 @@ beforeAll(async () => {
     await writeCheckpoint(base.pool, signer, new FileAuditAnchor(baseAnchorPath));
   }
   // The template must have no connections while it is copied.
-  await base.pool.end();
-  pools.splice(pools.indexOf(base.pool), 1);
+  for (const p of [base.pool, base.owner]) {
+    await p.end();
+    pools.splice(pools.indexOf(p), 1);
+  }
 }, 120_000);
 
 afterAll(async () => {
@@ -163,9 +175,9 @@ describe('signed checkpoints and the anchor', () => {
   });
 
   it('refuses to sign over a tampered tail, and names the first bad seq', async () => {
-    const { pool, anchorPath } = await copyOfBase();
+    const { pool, owner, anchorPath } = await copyOfBase();
     await append(pool, 201, 20);
-    await tamper(pool, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 210");
+    await tamper(owner, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 210");
     const err = await writeCheckpoint(pool, signer, new FileAuditAnchor(anchorPath)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AuditIntegrityError);
     expect(err).toMatchObject({ firstBrokenSeq: 210 });
@@ -173,10 +185,10 @@ describe('signed checkpoints and the anchor', () => {
   });
 
   it('a crash after the anchor fsync and before COMMIT is repaired by the next checkpoint', async () => {
-    const { pool, anchorPath } = await copyOfBase();
+    const { pool, owner, anchorPath } = await copyOfBase();
     await append(pool, 201, 5);
     await writeCheckpoint(pool, signer, new FileAuditAnchor(anchorPath));
-    await tamper(pool, 'DELETE FROM audit_checkpoints WHERE checkpoint_seq = 5'); // as if never committed
+    await tamper(owner, 'DELETE FROM audit_checkpoints WHERE checkpoint_seq = 5'); // as if never committed
     expect(await verify(pool, anchorPath)).toMatchObject({ ok: false, checkpointProblems: [{ checkpointSeq: 5, reason: expect.stringMatching(/missing from the database/) }] });
     await append(pool, 206, 5);
     expect(await writeCheckpoint(pool, signer, new FileAuditAnchor(anchorPath))).toMatchObject({ checkpointSeq: 6, eventSeq: 210 });
@@ -186,14 +198,14 @@ describe('signed checkpoints and the anchor', () => {
 
 describe('the full verifier on tampered copies (superuser attacker, triggers disabled)', () => {
   it('an edited event: its seq', async () => {
-    const { pool, anchorPath } = await copyOfBase();
-    await tamper(pool, `UPDATE audit_events SET details = jsonb_set(details, '{i}', '0') WHERE seq = 77`);
+    const { pool, owner, anchorPath } = await copyOfBase();
+    await tamper(owner, `UPDATE audit_events SET details = jsonb_set(details, '{i}', '0') WHERE seq = 77`);
     expect(await verify(pool, anchorPath)).toMatchObject({ ok: false, firstBrokenSeq: 77 });
   });
 
   it('a truncated tail with the head moved back and the checkpoints after it deleted: the first missing seq', async () => {
-    const { pool, anchorPath } = await copyOfBase();
-    await tamper(pool, `DELETE FROM audit_events WHERE seq > 120;
+    const { pool, owner, anchorPath } = await copyOfBase();
+    await tamper(owner, `DELETE FROM audit_events WHERE seq > 120;
       DELETE FROM audit_checkpoints WHERE event_seq > 120;
       UPDATE audit_head SET seq = 120, hash = (SELECT hash FROM audit_events WHERE seq = 120)`);
     const r = await verify(pool, anchorPath);
@@ -206,7 +218,7 @@ describe('the full verifier on tampered copies (superuser attacker, triggers dis
   });
 
   it('a rebuilt chain (event 130 edited, every later hash recomputed, head and DB checkpoints deleted): the first seq of the interval that no longer matches', async () => {
-    const { pool, anchorPath } = await copyOfBase();
+    const { pool, owner, anchorPath } = await copyOfBase();
     const c = await pool.connect();
     const rows = [];
     for await (const batch of readChainRows(c, { fromSeq: 1, batchSize: 500 })) rows.push(...batch);
@@ -220,14 +232,14 @@ describe('the full verifier on tampered copies (superuser attacker, triggers dis
       prev = hash;
     }
     await tamper(
-      pool,
+      owner,
       `UPDATE audit_events e SET actor = u.actor, prev_hash = u.prev_hash, hash = u.hash
          FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[]) AS u(seq, actor, prev_hash, hash) WHERE e.seq = u.seq;
        `.trim(),
       [updates.map((u) => u[0]), updates.map((u) => u[1]), updates.map((u) => u[2]), updates.map((u) => u[3])],
     );
-    await tamper(pool, 'DELETE FROM audit_checkpoints');
-    await pool.query('UPDATE audit_head SET hash = $1', [prev]);
+    await tamper(owner, 'DELETE FROM audit_checkpoints');
+    await owner.query('UPDATE audit_head SET hash = $1', [prev]);
     const r = await verify(pool, anchorPath);
     expect(r).toMatchObject({ ok: false, firstBrokenSeq: 101, reason: expect.stringMatching(/rewritten.*checkpoint 3/) });
     expect(r.checkpointProblems).toHaveLength(4); // all four deleted from the database
@@ -235,7 +247,7 @@ describe('the full verifier on tampered copies (superuser attacker, triggers dis
 
   it('checkpoint problems: deleted from the database, an anchor line altered or removed, a forged signature, another chain\'s anchor', async () => {
     const a = await copyOfBase();
-    await tamper(a.pool, 'DELETE FROM audit_checkpoints WHERE checkpoint_seq = 2');
+    await tamper(a.owner, 'DELETE FROM audit_checkpoints WHERE checkpoint_seq = 2');
     const deleted = await verify(a.pool, a.anchorPath);
     expect(deleted).toMatchObject({ ok: false, checkpointProblems: [{ checkpointSeq: 2, reason: 'checkpoint 2 is in the anchor but missing from the database' }] });
     expect(deleted.firstBrokenSeq).toBeUndefined();
@@ -255,7 +267,7 @@ describe('the full verifier on tampered copies (superuser attacker, triggers dis
     const other = testSigner();
     const forged: CheckpointPayload = { chainId: 'x', checkpointSeq: 4, eventSeq: 200, headHash: '00'.repeat(32), previousCheckpointHash: '00'.repeat(32), createdAt: new Date().toISOString(), kid: (await signer.current()).kid };
     const jws = await signCheckpoint(forged, (await other.current()).privateKey);
-    await tamper(c.pool, 'UPDATE audit_checkpoints SET jws = $1 WHERE checkpoint_seq = 4', [jws]);
+    await tamper(c.owner, 'UPDATE audit_checkpoints SET jws = $1 WHERE checkpoint_seq = 4', [jws]);
     expect((await verify(c.pool, c.anchorPath)).checkpointProblems).toEqual([expect.objectContaining({ checkpointSeq: 4, reason: expect.stringMatching(/signature does not verify/) })]);
 
     const fresh = await newDatabase();
@@ -273,13 +285,13 @@ function ehrctl(args: string[], env: Record<string, string>): Promise<EhrctlResu
 
 describe('ehrctl audit', () => {
   it('verify: chain + checkpoints + anchor; exit 4 with the first bad seq for a truncated tail', async () => {
-    const { url, pool, anchorPath } = await copyOfBase();
+    const { url, owner, anchorPath } = await copyOfBase();
     const ok = await ehrctl(['audit', 'verify', '--anchor', anchorPath], { DATABASE_URL: url });
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain('audit chain intact: 200 events verified');
     expect(ok.stdout).toMatch(/checkpoints intact: 4 signed checkpoints .* covers seq 1\.\.200/);
-    await tamper(pool, `DELETE FROM audit_events WHERE seq > 180; UPDATE audit_head SET seq = 180, hash = (SELECT hash FROM audit_events WHERE seq = 180)`);
+    await tamper(owner, `DELETE FROM audit_events WHERE seq > 180; UPDATE audit_head SET seq = 180, hash = (SELECT hash FROM audit_events WHERE seq = 180)`);
     const broken = await ehrctl(['audit', 'verify', '--json'], { DATABASE_URL: url, EHR_AUDIT_ANCHOR_PATH: anchorPath });
     expect(broken.code).toBe(4);
     expect(JSON.parse(broken.stdout)).toMatchObject({ ok: false, firstBrokenSeq: 181 });

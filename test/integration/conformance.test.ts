@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerIntegration } from '../../client/integrations.js';
-import { startSync, syncResult } from '../../client/sync-client.js';
+import { startSync, syncProgress, syncResult } from '../../client/sync-client.js';
 import type { ResourceType } from '../../lib/domain.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { scopesFor } from '../../lib/vendors/profiles/adapters.js';
@@ -133,17 +133,32 @@ describe.each(VENDORS)('conformance: %s', (vendor) => {
     expect(report.totals.updated).toBe(1);
   });
 
-  it('after revocation the sync stops with INTEGRATION_REVOKED and nothing more reaches the vendor', async () => {
+  it('revoked during a sync: the sync stops with INTEGRATION_REVOKED and nothing more reaches the vendor', async () => {
+    // Slow pages, so the sync is still running when the revocation lands mid-way.
+    await sandboxAdmin(sandbox, 'POST', '/admin/faults', { kind: 'slow', delayMs: 1_500, times: 1_000 });
+    const startedMs = Date.now();
+    const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor }, { full: true });
+    // The first page of this sync has reached the vendor and been answered; the sync goes on.
+    await expect.poll(() => sandbox.ledger(startedMs).filter((e) => e.status === 200).length, { timeout: 60_000, interval: 50 }).toBeGreaterThan(0);
+    expect((await syncProgress(handle)).status).toBe('running');
+
     const result = await revokeIntegration(harness.pool, integrationId, testActor, { reason: 'conformance' });
     const returnedMs = Date.now();
     expect(result.alreadyRevoked).toBe(false);
-    const failure = await sync().then(
+    const tokenRequests = async () => (await sandboxAdmin<{ tokenRequests: number }>(sandbox, 'GET', '/admin/stats')).tokenRequests;
+    const tokenRequestsAtRevoke = await tokenRequests();
+
+    const failure = await syncResult(handle).then(
       () => undefined,
       (err: unknown) => err,
     );
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect(((failure as WorkflowFailedError).cause?.cause as { type?: string } | undefined)?.type).toBe('INTEGRATION_REVOKED');
-    const late = sandbox.ledger(returnedMs + 1);
-    expect(late).toEqual([]);
+    // The revocation stopped a sync under way: its pages had reached the vendor, and it did not complete.
+    expect(sandbox.ledger(startedMs).filter((e) => e.atMs <= returnedMs).length).toBeGreaterThan(0);
+    // The guarantee: no FHIR request and no token request reached the vendor after revoke returned.
+    expect(sandbox.ledger(returnedMs + 1)).toEqual([]);
+    expect(await tokenRequests()).toBe(tokenRequestsAtRevoke);
+    await sandboxAdmin(sandbox, 'DELETE', '/admin/faults');
   });
 });

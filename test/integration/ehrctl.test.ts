@@ -13,7 +13,7 @@ import type { Config } from '../../lib/config/schema.js';
 import { migrateUp } from '../../lib/store/migrate.js';
 import { createPool, withTransaction } from '../../lib/store/pool.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
-import { testEnv, uniqueId } from '../harness.js';
+import { onDatabase, testEnv, uniqueId } from '../harness.js';
 import type { RunningWorker } from './support.js';
 import { startInProcessWorker, startTestSandbox, testConfig } from './support.js';
 import { runEhrctl, type EhrctlResult } from './ehrctl-process.js';
@@ -195,19 +195,21 @@ describe('ehrctl refuses bad input clearly', () => {
 });
 
 describe('ehrctl audit verify', () => {
-  const admin = () => new pg.Client({ connectionString: testEnv().databaseUrl });
+  const admin = () => new pg.Client({ connectionString: testEnv().ownerDatabaseUrl });
 
-  /** A database of its own, so tampering never touches the shared test chain. */
+  /**
+   * A database of its own, so tampering never touches the shared test chain: created and migrated by
+   * the owner, written and verified by the application role (whose URL it returns).
+   */
   async function chainDatabase(events: number): Promise<string> {
     const name = `audit_${uniqueId('db').replace(/-/g, '_')}`;
     const client = admin();
     await client.connect();
     await client.query(`CREATE DATABASE ${name}`);
     await client.end();
-    const url = new URL(testEnv().databaseUrl);
-    url.pathname = `/${name}`;
-    await migrateUp(url.toString());
-    const pool = createPool(url.toString(), 2);
+    await migrateUp(onDatabase(testEnv().ownerDatabaseUrl, name));
+    const url = onDatabase(testEnv().databaseUrl, name);
+    const pool = createPool(url, 2);
     await withTransaction(pool, (c) =>
       appendAuditEvents(
         c,
@@ -215,11 +217,12 @@ describe('ehrctl audit verify', () => {
       ),
     );
     await pool.end();
-    return url.toString();
+    return url;
   }
 
+  /** The attacker has the owner's rights: triggers off, then anything. */
   async function tamper(url: string, sql: string): Promise<void> {
-    const client = new pg.Client({ connectionString: url });
+    const client = new pg.Client({ connectionString: onDatabase(testEnv().ownerDatabaseUrl, new URL(url).pathname.slice(1)) });
     await client.connect();
     await client.query('ALTER TABLE audit_events DISABLE TRIGGER USER');
     await client.query(sql);

@@ -16,11 +16,11 @@ import { writeCheckpoint } from '../../lib/audit/checkpoint.js';
 import { verifyAuditTrail } from '../../lib/audit/verify.js';
 import { AuditWriteError, InvalidArgumentError } from '../../lib/errors/index.js';
 import { migrateUp } from '../../lib/store/migrate.js';
-import { withTransaction } from '../../lib/store/pool.js';
+import { createPool, withTransaction } from '../../lib/store/pool.js';
 import { upsertRecords } from '../../lib/store/records.js';
 import { ensureAppLoginRole } from '../../lib/store/roles.js';
 import { createTenant, tenantExists } from '../../lib/store/tenants.js';
-import { testEnv, uniqueId } from '../harness.js';
+import { onDatabase, testEnv, uniqueId } from '../harness.js';
 import { testAuditSigner as testSigner, testAuditEvent as event } from '../helpers.js';
 
 let adminUrl: string;
@@ -31,33 +31,36 @@ let dbName: string;
 const role = `ehr_app_login_${randomBytes(4).toString('hex')}`;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-roles-'));
 
-
-
 const ctx = { actor: 'test:roles', correlationId: 'corr-roles' };
+
+/** One statement as the cluster's owner, on the run's main database. */
+async function asOwner(sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: testEnv().ownerDatabaseUrl });
+  c.on('error', () => undefined); // a broken connection also fails the statement below
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
 
 beforeAll(async () => {
   dbName = `audit_roles_${uniqueId('db').replace(/-/g, '_')}`;
-  const c = new pg.Client({ connectionString: testEnv().databaseUrl });
-  await c.connect();
-  await c.query(`CREATE DATABASE ${dbName}`);
-  await c.end();
-  const u = new URL(testEnv().databaseUrl);
-  u.pathname = `/${dbName}`;
-  adminUrl = u.toString();
+  await asOwner(`CREATE DATABASE ${dbName}`);
+  adminUrl = onDatabase(testEnv().ownerDatabaseUrl, dbName);
   await migrateUp(adminUrl);
   appUrl = await ensureAppLoginRole(adminUrl, { role });
-  admin = new pg.Pool({ connectionString: adminUrl, max: 3 });
-  app = new pg.Pool({ connectionString: appUrl, max: 3 });
+  // createPool: broken idle connections (DROP DATABASE … WITH (FORCE) below) are dropped, not thrown.
+  admin = createPool(adminUrl, 3);
+  app = createPool(appUrl, 3);
 });
 
 afterAll(async () => {
   await app?.end();
   await admin?.end();
-  const c = new pg.Client({ connectionString: testEnv().databaseUrl });
-  await c.connect();
-  await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  await c.query(`DROP ROLE IF EXISTS ${role}`);
-  await c.end();
+  await asOwner(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+  await asOwner(`DROP ROLE IF EXISTS ${role}`);
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -67,12 +70,12 @@ describe('the application role', () => {
     expect(me.rows[0]).toEqual({ user: role, su: 'off' });
     const again = await ensureAppLoginRole(adminUrl, { role, password: 'second-password-for-test' });
     expect(new URL(again).username).toBe(role);
-    const p = new pg.Pool({ connectionString: again, max: 1 });
+    const p = createPool(again, 1);
     expect((await p.query('SELECT 1 AS one')).rows[0]).toEqual({ one: 1 });
     await p.end();
     appUrl = await ensureAppLoginRole(adminUrl, { role }); // back to a random password
     await app.end();
-    app = new pg.Pool({ connectionString: appUrl, max: 3 });
+    app = createPool(appUrl, 3);
     await expect(ensureAppLoginRole(adminUrl, { role: 'Bad-Name' })).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 

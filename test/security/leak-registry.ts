@@ -7,7 +7,13 @@
  *   <dir>/logs/               log files of test workers (write them here: leakLogDir())
  *   <dir>/log-files.txt       other log files to scan (registerLogFile)
  *   <dir>/errors/             error outputs (stderr of CLI runs, failure messages) to scan
+ *   <dir>/temporal-servers/   every Temporal server a test started (registerTemporalServer); the scan
+ *                             reads each one's histories live, or the copies preserved before it stopped
+ *   <dir>/histories/          those preserved copies (test/security/scanned-temporal.ts)
  *
+ * The first global setup (test/leak-scan-verdict.ts) creates it, so the global setup's own servers
+ * and logs can be registered too. In a vitest process a missing registry is an error, not a no-op:
+ * a scan that silently received nothing would report a clean run.
  * Files are 0600 in 0700 directories. Nothing here prints what it records.
  */
 import { randomBytes } from 'node:crypto';
@@ -23,6 +29,19 @@ export function leakRegistryDir(env: NodeJS.ProcessEnv = process.env): string | 
   return dir && dir.length > 0 ? dir : undefined;
 }
 
+/**
+ * The run directory for recording. Outside vitest (a recorder script) none is fine: recording is
+ * then a no-op. Inside vitest the leak-scan global setup must have exported it: otherwise whatever
+ * this process records would be lost and the end-of-run scan would pass having seen none of it.
+ */
+function recordingDir(): string | undefined {
+  const dir = leakRegistryDir();
+  if (!dir && process.env.VITEST) {
+    throw new Error(`${LEAK_REGISTRY_ENV} is not set in this vitest process: test/leak-scan-verdict.ts must be the first globalSetup`);
+  }
+  return dir;
+}
+
 function ensureDir(dir: string): string {
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   return dir;
@@ -34,7 +53,7 @@ function unique(prefix: string, ext: string): string {
 
 /** Creates the layout under `dir` (used by the global setup and by tests of the scanner). */
 export function initLeakRegistry(dir: string): string {
-  for (const sub of ['identifiers', 'logs', 'errors']) ensureDir(path.join(dir, sub));
+  for (const sub of ['identifiers', 'logs', 'errors', 'temporal-servers', 'histories']) ensureDir(path.join(dir, sub));
   return dir;
 }
 
@@ -43,7 +62,7 @@ export function initLeakRegistry(dir: string): string {
  * registry: a private temp directory (not scanned at the end of the run).
  */
 export function leakLogDir(): string {
-  const dir = leakRegistryDir();
+  const dir = recordingDir();
   return ensureDir(dir ? path.join(dir, 'logs') : path.join(os.tmpdir(), `ehr-test-logs-${process.pid}`));
 }
 
@@ -54,20 +73,20 @@ export function leakLogFile(name = 'worker'): string {
 
 /** Adds a log file kept elsewhere to the end-of-run scan. No-op without an active registry. */
 export function registerLogFile(file: string): void {
-  const dir = leakRegistryDir();
+  const dir = recordingDir();
   if (!dir) return;
   fs.appendFileSync(path.join(ensureDir(dir), 'log-files.txt'), `${path.resolve(file)}\n`, { mode: 0o600 });
 }
 
 /** Saves an error output (a CLI's stderr, a failure message) for the end-of-run scan. */
 export function recordErrorOutput(name: string, text: string): void {
-  const dir = leakRegistryDir();
+  const dir = recordingDir();
   if (!dir || text.length === 0) return;
   fs.writeFileSync(path.join(ensureDir(path.join(dir, 'errors')), unique(name.replace(/[^a-z0-9-]+/gi, '-'), '.txt')), text, { mode: 0o600 });
 }
 
 /** Records identifying strings the scan must never find. Returns how many were recorded. */
-export function recordIdentifiers(strings: readonly string[], dir = leakRegistryDir()): number {
+export function recordIdentifiers(strings: readonly string[], dir = recordingDir()): number {
   if (!dir || strings.length === 0) return 0;
   fs.writeFileSync(path.join(ensureDir(path.join(dir, 'identifiers')), unique('ids', '.txt')), `${strings.join('\n')}\n`, { mode: 0o600 });
   return strings.length;
@@ -79,7 +98,7 @@ export function recordIdentifiers(strings: readonly string[], dir = leakRegistry
  * before it closes (tests can create patients). No-op without an active registry.
  */
 export async function recordSandboxIdentifiers(sandbox: { url: string; adminToken: string }): Promise<number> {
-  if (!leakRegistryDir()) return 0;
+  if (!recordingDir()) return 0;
   const res = await fetch(`${sandbox.url}/admin/identifiers`, { headers: { 'x-sandbox-admin': sandbox.adminToken } });
   if (!res.ok) throw new Error(`sandbox admin GET /admin/identifiers answered ${res.status}`);
   const body = (await res.json()) as { strings?: unknown };
@@ -87,10 +106,49 @@ export async function recordSandboxIdentifiers(sandbox: { url: string; adminToke
   return recordIdentifiers(strings);
 }
 
+/** A Temporal server a test run started: scanned live at the end, or from copies preserved before it stopped. */
+export interface RegisteredTemporalServer {
+  /** The registration file's name (stable id). */
+  id: string;
+  label: string;
+  address: string;
+  namespace: string;
+  /** Set once its histories were copied under <dir>/histories/<id>/ (a server that stops before the scan). */
+  preservedAt?: string;
+}
+
+/**
+ * Registers a Temporal server for the end-of-run scan. A server that stops before the run ends must
+ * have its histories preserved first (test/security/scanned-temporal.ts); the scan fails on a
+ * registered server it can neither reach nor find preserved histories of. Returns its id.
+ */
+export function registerTemporalServer(server: { label: string; address: string; namespace: string }, dir = recordingDir()): string | undefined {
+  if (!dir) return undefined;
+  const id = unique(server.label.replace(/[^a-z0-9-]+/gi, '-'), '');
+  const entry: RegisteredTemporalServer = { id, label: server.label, address: server.address, namespace: server.namespace };
+  fs.writeFileSync(path.join(ensureDir(path.join(dir, 'temporal-servers')), `${id}.json`), JSON.stringify(entry), { mode: 0o600 });
+  return id;
+}
+
+/** Where a registered server's histories are preserved (created on demand). */
+export function preservedHistoryDir(id: string, dir: string): string {
+  return ensureDir(path.join(dir, 'histories', id));
+}
+
+/** Marks a registered server's histories as preserved (after they were written to preservedHistoryDir). */
+export function markTemporalServerPreserved(id: string, dir: string): void {
+  const file = path.join(dir, 'temporal-servers', `${id}.json`);
+  const entry = JSON.parse(fs.readFileSync(file, 'utf8')) as RegisteredTemporalServer;
+  fs.writeFileSync(file, JSON.stringify({ ...entry, preservedAt: new Date().toISOString() }), { mode: 0o600 });
+}
+
 export interface LeakRegistryContents {
   identifiers: string[];
   /** Files under logs/, those listed in log-files.txt, and files under errors/. */
   files: string[];
+  temporalServers: RegisteredTemporalServer[];
+  /** Preserved histories (JSON, one per workflow run) under histories/. */
+  historyFiles: string[];
 }
 
 export function readLeakRegistry(dir: string): LeakRegistryContents {
@@ -102,7 +160,10 @@ export function readLeakRegistry(dir: string): LeakRegistryContents {
     ? fs.readFileSync(path.join(dir, 'log-files.txt'), 'utf8').split('\n').filter((l) => l.length > 0)
     : [];
   const files = [...new Set([...listFiles(path.join(dir, 'logs')), ...listed, ...listFiles(path.join(dir, 'errors'))])];
-  return { identifiers: [...identifiers], files };
+  const temporalServers = listFiles(path.join(dir, 'temporal-servers')).map(
+    (file) => JSON.parse(fs.readFileSync(file, 'utf8')) as RegisteredTemporalServer,
+  );
+  return { identifiers: [...identifiers], files, temporalServers, historyFiles: listFiles(path.join(dir, 'histories')) };
 }
 
 function listFiles(dir: string): string[] {

@@ -7,11 +7,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
 import type { PayloadCodec } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { temporal } from '@temporalio/proto';
-import { readLeakRegistry } from './leak-registry.js';
 
 type History = temporal.api.history.v1.IHistory;
 type Payload = temporal.api.common.v1.IPayload;
@@ -22,7 +20,9 @@ export type LeakKind =
   | 'private-key-material'
   | 'kek-material'
   | 'access-token'
-  | 'undecodable-payload';
+  | 'undecodable-payload'
+  /** A registered Temporal server that was neither reachable at the end of the run nor preserved before it stopped. */
+  | 'unscanned-temporal-server';
 
 export interface LeakHit {
   /** `workflow <id> run <runId>`, or a file path. */
@@ -261,58 +261,4 @@ function safeRead(file: string): string {
 /** One line per hit, naming where and what kind — never the text found. */
 export function describeHits(hits: readonly LeakHit[]): string {
   return hits.map((h) => `  ${h.kind} ×${h.count} in ${h.source}`).join('\n');
-}
-
-export interface LeakScanOptions {
-  /** The run's leak registry (test/security/leak-registry.ts): identifiers and files to scan. */
-  registryDir: string;
-  /** List and scan every workflow started on this server (since `since`, when given). */
-  temporal?: { address: string; namespace: string; since?: Date };
-  /** Histories given directly (fixtures), scanned in addition. */
-  histories?: ReadonlyArray<{ source: string; history: History }>;
-  kekDir?: string;
-  secretsDir?: string;
-  /** The run's payload codec, when payloads are encrypted. */
-  codec?: PayloadCodec;
-  /** Extra identifying strings to look for. */
-  identifiers?: readonly string[];
-}
-
-export interface LeakScanReport {
-  hits: LeakHit[];
-  workflows: number;
-  files: number;
-  identifiers: number;
-  secrets: number;
-}
-
-/** Scans every history, registered log file and error output of a run. Never returns matched text. */
-export async function runLeakScan(options: LeakScanOptions): Promise<LeakScanReport> {
-  const registry = readLeakRegistry(options.registryDir);
-  const secrets = secretNeedles({ kekDir: options.kekDir, secretsDir: options.secretsDir });
-  const scanner = new LeakScanner({ identifiers: [...registry.identifiers, ...(options.identifiers ?? [])], secrets });
-  const hits: LeakHit[] = [];
-  let workflows = 0;
-  for (const { source, history } of options.histories ?? []) {
-    hits.push(...(await scanHistory(scanner, source, history, options.codec)));
-    workflows += 1;
-  }
-  if (options.temporal) {
-    const connection = await Connection.connect({ address: options.temporal.address });
-    try {
-      const client = new Client({ connection, namespace: options.temporal.namespace });
-      const since = options.temporal.since;
-      const query = since ? `StartTime >= "${since.toISOString()}"` : undefined;
-      for await (const execution of client.workflow.list(query ? { query } : {})) {
-        const source = `workflow ${execution.workflowId} run ${execution.runId}`;
-        const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
-        hits.push(...(await scanHistory(scanner, source, history, options.codec)));
-        workflows += 1;
-      }
-    } finally {
-      await connection.close();
-    }
-  }
-  hits.push(...scanFiles(scanner, registry.files));
-  return { hits, workflows, files: registry.files.length, identifiers: scanner.identifierCount, secrets: secrets.length };
 }

@@ -10,11 +10,25 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PayloadCodec } from '@temporalio/common';
-import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { historyFromJSON, historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { temporal } from '@temporalio/proto';
 import { startSandbox } from '../../sandbox/index.js';
-import { LEAK_REGISTRY_ENV, initLeakRegistry, leakLogDir, leakRegistryDir, readLeakRegistry, recordIdentifiers, recordSandboxIdentifiers } from './leak-registry.js';
-import { describeHits, runLeakScan } from './leak-scan.js';
+import {
+  LEAK_REGISTRY_ENV,
+  initLeakRegistry,
+  leakLogDir,
+  leakRegistryDir,
+  markTemporalServerPreserved,
+  preservedHistoryDir,
+  readLeakRegistry,
+  recordErrorOutput,
+  recordIdentifiers,
+  recordSandboxIdentifiers,
+  registerTemporalServer,
+} from './leak-registry.js';
+import { describeHits } from './leak-scan.js';
+import { leakScanProblem, runLeakScan } from './leak-scan-run.js';
+import { randomFreePort } from '../../lib/dev/ports.js';
 
 type History = temporal.api.history.v1.IHistory;
 
@@ -149,6 +163,45 @@ describe('leak registry', () => {
       if (previous === undefined) delete process.env[LEAK_REGISTRY_ENV];
       else process.env[LEAK_REGISTRY_ENV] = previous;
       await sandbox.close();
+    }
+  });
+});
+
+describe('every Temporal server of the run is scanned', () => {
+  it('a registered server that is gone and was not preserved fails the scan; preserved histories are scanned', async () => {
+    const dir = freshRegistry('servers');
+    const gone = `127.0.0.1:${await randomFreePort()}`;
+    registerTemporalServer({ label: 'forgotten', address: gone, namespace: 'default' }, dir);
+    const unscanned = await runLeakScan({ registryDir: dir });
+    expect(unscanned.hits).toEqual([{ source: `temporal server forgotten at ${gone}`, kind: 'unscanned-temporal-server', count: 1 }]);
+    expect(leakScanProblem(unscanned)).toMatch(/found 1 problem/);
+
+    const preservedDir = freshRegistry('preserved');
+    const id = registerTemporalServer({ label: 'ui', address: gone, namespace: 'default' }, preservedDir)!;
+    const history = JSON.parse(historyToJSON(plantedHistory(PLANTED) as temporal.api.history.v1.History)) as unknown;
+    fs.writeFileSync(path.join(preservedHistoryDir(id, preservedDir), '1.json'), JSON.stringify({ workflowId: 'wf-ui', runId: 'r1', history }));
+    markTemporalServerPreserved(id, preservedDir);
+    const report = await runLeakScan({ registryDir: preservedDir });
+    expect(report.temporalServers).toBe(1);
+    expect(report.workflows).toBe(1);
+    expect(report.hits).toEqual([{ source: expect.stringMatching(/^workflow wf-ui run r1 \(preserved in /), kind: 'synthetic-identifier', count: 1 }]);
+  });
+
+  it('histories scanned with no identifier registered fail the run: the scan looked for nothing', () => {
+    const clean = { hits: [], workflows: 3, files: 2, identifiers: 40, secrets: 5, temporalServers: 1 };
+    expect(leakScanProblem(clean)).toBeUndefined();
+    expect(leakScanProblem({ ...clean, identifiers: 0 })).toMatch(/looked for nothing/);
+    expect(leakScanProblem({ ...clean, workflows: 0, identifiers: 0 })).toBeUndefined(); // nothing ran that a sandbox fed
+  });
+
+  it('recording without the run registry is an error inside vitest, not a silent no-op', () => {
+    const previous = process.env[LEAK_REGISTRY_ENV];
+    delete process.env[LEAK_REGISTRY_ENV];
+    try {
+      expect(() => recordErrorOutput('x', 'some stderr')).toThrow(/EHR_LEAK_REGISTRY_DIR is not set in this vitest process/);
+      expect(() => leakLogDir()).toThrow(/EHR_LEAK_REGISTRY_DIR/);
+    } finally {
+      if (previous !== undefined) process.env[LEAK_REGISTRY_ENV] = previous;
     }
   });
 });

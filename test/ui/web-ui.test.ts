@@ -17,13 +17,13 @@ import { startSync, syncResult } from '../../client/sync-client.js';
 import type { Config } from '../../lib/config/schema.js';
 import { findFreePort } from '../../lib/dev/ports.js';
 import { resolveTemporalCli } from '../../lib/dev/temporal-cli.js';
-import { startTemporalDevServer } from '../../lib/dev/temporal-server.js';
 import type { TemporalDevServer } from '../../lib/dev/temporal-server.js';
 import { ENCRYPTED_ENCODING } from '../../lib/security/payload-codec.js';
 import type { Pool } from '../../lib/store/pool.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
 import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
 import { uniqueId } from '../harness.js';
+import { startScannedTemporalDevServer } from '../security/scanned-temporal.js';
 import type { TestCodecServer } from '../integration/codec-support.js';
 import { startTestCodecServer } from '../integration/codec-support.js';
 import type { RunningWorker } from '../integration/support.js';
@@ -55,7 +55,8 @@ describe.skipIf(!haveChromium)('Temporal Web UI with the codec server', () => {
     uiUrl = `http://127.0.0.1:${uiPort}`;
     config = testConfig();
     codec = await startTestCodecServer(config, pool, uiUrl);
-    temporal = await startTemporalDevServer({ cliPath: await resolveTemporalCli(), uiPort, uiCodecEndpoint: codec.url });
+    // Its histories are preserved for the end-of-run leak scan when it stops (it stops before the scan).
+    temporal = await startScannedTemporalDevServer({ label: 'web-ui', cliPath: await resolveTemporalCli(), uiPort, uiCodecEndpoint: codec.url });
     config = { ...config, TEMPORAL_ADDRESS: temporal.address };
     sandbox = await startTestSandbox({ size: 60 });
     worker = await startInProcessWorker(config);

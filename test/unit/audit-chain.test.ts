@@ -20,9 +20,9 @@ beforeAll(() => {
   pool = db.pool;
 });
 
-/** Superuser-only: what an attacker with database access would do, triggers disabled. */
+/** Owner (superuser) only: what an attacker with database access would do, triggers disabled. */
 async function asAttacker(sql: string, params: unknown[] = []): Promise<void> {
-  const client = await pool.connect();
+  const client = await db.ownerPool.connect();
   try {
     await client.query('BEGIN');
     await client.query('ALTER TABLE audit_events DISABLE TRIGGER USER');
@@ -39,7 +39,7 @@ async function asAttacker(sql: string, params: unknown[] = []): Promise<void> {
 
 async function resetChain(): Promise<void> {
   await asAttacker('TRUNCATE audit_events');
-  await pool.query(`UPDATE audit_head SET seq = 0, hash = $1`, [Buffer.alloc(32)]);
+  await db.ownerPool.query(`UPDATE audit_head SET seq = 0, hash = $1`, [Buffer.alloc(32)]);
 }
 
 
@@ -93,10 +93,11 @@ describe('audit chain', () => {
     );
   }, 60_000);
 
-  it('the database refuses UPDATE, DELETE and TRUNCATE on audit_events', async () => {
+  it('the database refuses UPDATE, DELETE and TRUNCATE on audit_events, even to the owner while the triggers are on', async () => {
     await appendMany(3);
     for (const sql of ["UPDATE audit_events SET actor = 'mallory' WHERE seq = 2", 'DELETE FROM audit_events WHERE seq = 3', 'TRUNCATE audit_events']) {
-      await expect(pool.query(sql)).rejects.toThrow(/append-only/);
+      await expect(db.ownerPool.query(sql)).rejects.toThrow(/append-only/);
+      await expect(pool.query(sql)).rejects.toMatchObject({ code: '42501' }); // the application role: no privilege at all
     }
     expect(await verifyAuditChain(pool)).toMatchObject({ ok: true, headSeq: 3 });
   });
@@ -214,9 +215,9 @@ describe('tamper detection (superuser with triggers disabled)', () => {
 
   it('a head moved back to hide the tail, or with a forged hash, is reported', async () => {
     const head = await pool.query<{ hash: Buffer }>('SELECT hash FROM audit_events WHERE seq = 38');
-    await pool.query('UPDATE audit_head SET seq = 38, hash = $1', [head.rows[0]!.hash]);
+    await db.ownerPool.query('UPDATE audit_head SET seq = 38, hash = $1', [head.rows[0]!.hash]);
     expect(await verifyAuditChain(pool)).toMatchObject({ ok: false, firstBrokenSeq: 39 });
-    await pool.query('UPDATE audit_head SET seq = 40, hash = $1', [randomBytes(32)]);
+    await db.ownerPool.query('UPDATE audit_head SET seq = 40, hash = $1', [randomBytes(32)]);
     expect(await verifyAuditChain(pool)).toMatchObject({ ok: false, firstBrokenSeq: 40 });
   });
 

@@ -7,6 +7,8 @@ import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isPidAlive } from '../../lib/dev/process.js';
 import { readStackEnv, stackPaths } from '../../lib/dev/stack-files.js';
+import { filesUnder } from '../security/leak-scan.js';
+import { preserveLogFiles, scanTemporalServer } from '../security/scanned-temporal.js';
 
 const repoRoot = path.resolve(__dirname, '../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-dev-up-'));
@@ -46,6 +48,8 @@ describe('ehrctl dev', () => {
 
     const status = JSON.parse((await ehrctl(['dev', 'status', '--json'])).stdout) as Record<string, unknown>;
     expect(status).toMatchObject({ running: true, workerRunning: true, namespace: 'default' });
+    // The stack's Temporal server and logs are part of the end-of-run leak scan.
+    const scanned = scanTemporalServer({ label: 'dev-stack', address: status.temporalAddress as string, namespace: 'default' });
     for (const key of ['temporalAddress', 'temporalUiUrl', 'databaseUrl', 'sandboxUrl', 'sandboxFhirBaseUrl', 'sandboxTokenUrl', 'kekDir', 'secretsDir']) {
       expect(status[key], key).toBeTruthy();
     }
@@ -71,7 +75,9 @@ describe('ehrctl dev', () => {
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/already running/);
 
+    await scanned.preserve();
     const down = await ehrctl(['dev', 'down']);
+    preserveLogFiles(filesUnder(stackPaths({ EHR_DEV_DATA_DIR: dataDir }).logDir), 'dev-stack');
     expect(down.code).toBe(0);
     expect(down.stdout).toMatch(/dev stack stopped/);
     expect(isPidAlive(status.pid as number)).toBe(false);

@@ -6,6 +6,8 @@ import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { configFields, loadConfig } from '../../lib/config/schema.js';
 import { SEARCH_ATTRIBUTES } from '../../lib/domain.js';
+import { loadMigrateConfig } from '../../lib/config/migrate-config.js';
+import { APP_LOGIN_ROLE } from '../../lib/store/roles.js';
 
 interface Service {
   image?: string;
@@ -55,8 +57,11 @@ function interpolate(value: string, vars: Record<string, string>): string {
 /** Services that run the product's other entry points from the worker's image. */
 const APP_ENTRY_POINTS: Record<string, string> = { 'webhook-receiver': 'workers/webhook-receiver.ts', 'codec-server': 'workers/codec-server.ts' };
 const APP_SERVICES = Object.keys(APP_ENTRY_POINTS);
+/** What the worker, webhook receiver and codec server connect as: the application's login role, password from app_pgpass. */
+const APP_DATABASE_URL = `postgresql://${APP_LOGIN_ROLE}@postgresql:5432/ehr_connectors`;
 const COMPOSE_VARS = {
   POSTGRES_PASSWORD: 'abc123',
+  TEMPORAL_DB_PASSWORD: 'def456',
   EHR_KEK_HOST_DIR: '/srv/keys',
   EHR_JWKS_PUBLIC_URL: 'https://jwks.example.org',
   CODEC_AUTH_JWKS_URL: 'https://idp.example.org/jwks.json',
@@ -114,7 +119,7 @@ describe('docker-compose.yml', () => {
 
   it.each(APP_SERVICES)('yields a %s configuration that loadConfig accepts once the secrets are supplied', (name) => {
     const config = loadConfig(resolvedEnvironment(name));
-    expect(config.DATABASE_URL).toBe('postgresql://ehr@postgresql:5432/ehr_connectors');
+    expect(config.DATABASE_URL).toBe(APP_DATABASE_URL);
     // Listeners must be reachable from the other containers, on the port the service exposes or publishes.
     if (name === 'webhook-receiver') {
       expect(config.WEBHOOK_HOST).toBe('0.0.0.0');
@@ -140,9 +145,9 @@ describe('docker-compose.yml', () => {
       Object.entries(env).map(([k, v]) => [k, interpolate(v, { POSTGRES_PASSWORD: 'abc123', EHR_KEK_HOST_DIR: '/srv/keys', EHR_JWKS_PUBLIC_URL: 'https://jwks.example.org' })]),
     );
     const config = loadConfig(resolved);
-    expect(config.DATABASE_URL).toBe('postgresql://ehr@postgresql:5432/ehr_connectors');
-    expect(env.PGPASSFILE).toBe('/run/secrets/pgpass');
-    expect(compose.secrets?.pgpass?.file).toBe('${EHR_PGPASS_FILE:?set EHR_PGPASS_FILE}');
+    expect(config.DATABASE_URL).toBe(APP_DATABASE_URL);
+    expect(env.PGPASSFILE).toBe('/run/secrets/app_pgpass');
+    expect(compose.secrets?.app_pgpass?.file).toBe('${EHR_APP_PGPASS_FILE:?set EHR_APP_PGPASS_FILE}');
   });
 
   it('points TEMPORAL_ADDRESS at the temporal service and DATABASE_URL at the postgresql service', () => {
@@ -166,6 +171,74 @@ describe('docker-compose.yml', () => {
     const text = fs.readFileSync(path.resolve(__dirname, '../../docker-compose.yml'), 'utf8');
     expect(text).not.toMatch(/BEGIN [A-Z ]*PRIVATE KEY/);
     expect(text).not.toMatch(/PASSWORD:-/);
+  });
+
+  describe('database roles: migrations as the owner, the product as the application role', () => {
+    const owner = environmentOf(services.postgresql!).POSTGRES_USER!;
+    // The compose variable that holds the owner's password, e.g. POSTGRES_PASSWORD in `${POSTGRES_PASSWORD:?…}`.
+    const ownerPasswordVar = /^\$\{([A-Z_][A-Z0-9_]*)/.exec(environmentOf(services.postgresql!).POSTGRES_PASSWORD!)![1]!;
+    const mentionsOwnerPassword = new RegExp(`\\$\\{?${ownerPasswordVar}\\b`);
+
+    it.each(['worker', ...APP_SERVICES])('%s logs in as the application login role with its own pgpass secret', (name) => {
+      const env = environmentOf(services[name]!);
+      expect(decodeURIComponent(new URL(env.DATABASE_URL!).username), `${name} DATABASE_URL user`).toBe(APP_LOGIN_ROLE);
+      expect(env.PGPASSFILE).toBe('/run/secrets/app_pgpass');
+      expect(services[name]!.secrets, name).toContain('app_pgpass');
+    });
+
+    it("gives the owner's credentials to migrate alone", () => {
+      expect(owner).toBe('ehr');
+      const migrate = environmentOf(services.migrate!);
+      expect(decodeURIComponent(new URL(migrate.DATABASE_URL!).username)).toBe(owner);
+      expect(migrate.PGPASSFILE).toBe('/run/secrets/pgpass');
+      expect(services.migrate!.secrets).toContain('pgpass');
+      for (const [name, service] of Object.entries(services)) {
+        if (name === 'migrate' || name === 'postgresql') continue;
+        expect(service.secrets ?? [], `${name} mounts the owner's pgpass`).not.toContain('pgpass');
+        for (const [key, value] of Object.entries(environmentOf(service))) {
+          const where = `${name}.${key}`;
+          expect(value, `${where} carries the owner's password`).not.toMatch(mentionsOwnerPassword);
+          expect(value, `${where} names the owner's pgpass`).not.toBe('/run/secrets/pgpass');
+          if (/^postgres(ql)?:\/\//.test(value)) expect(decodeURIComponent(new URL(value).username), `${where} user`).not.toBe(owner);
+          if (/(^|_)(USER|ROLE)$/.test(key)) expect(value, `${where}`).not.toBe(owner);
+        }
+      }
+    });
+
+    it('runs the Temporal server as its own role, which migrate creates before Temporal starts', () => {
+      const temporal = environmentOf(services.temporal!);
+      const migrate = environmentOf(services.migrate!);
+      expect(temporal.POSTGRES_USER).toBe(migrate.EHR_TEMPORAL_DB_ROLE);
+      expect(temporal.POSTGRES_PWD).toBe(migrate.EHR_TEMPORAL_DB_PASSWORD);
+      expect(temporal.POSTGRES_PWD).toMatch(REQUIRED_INTERPOLATION);
+      expect(services.temporal!.depends_on).toMatchObject({ migrate: { condition: 'service_completed_successfully' } });
+    });
+
+    it('migrate runs workers/migrate.ts and sets the role the services log in as, from the pgpass file they use', () => {
+      expect(JSON.stringify(services.migrate!.command)).toContain('workers/migrate.ts');
+      expect(fs.existsSync(path.join(repoRoot, 'workers/migrate.ts'))).toBe(true);
+      const migrate = environmentOf(services.migrate!);
+      expect(migrate.EHR_APP_DATABASE_URL).toBe(APP_DATABASE_URL);
+      expect(migrate.EHR_APP_PGPASSFILE).toBe(environmentOf(services.worker!).PGPASSFILE);
+      expect(services.migrate!.secrets).toContain('app_pgpass');
+      // The secret roots it records are the paths the services resolve stored references under.
+      for (const key of ['EHR_SECRETS_DIR', 'EHR_KEK_DIR']) expect(migrate[key], key).toBe(environmentOf(services.worker!)[key]);
+      for (const name of ['worker', ...APP_SERVICES]) {
+        expect(services[name]!.depends_on, name).toMatchObject({ migrate: { condition: 'service_completed_successfully' } });
+      }
+      // The job's configuration loads, with a stand-in for the app's pgpass file as docker would mount it.
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-pgpass-'));
+      const pgpass = path.join(dir, 'app_pgpass');
+      fs.writeFileSync(pgpass, `postgresql:5432:ehr_connectors:${APP_LOGIN_ROLE}:synthetic-app-pw\n`, { mode: 0o600 });
+      const resolved = Object.fromEntries(Object.entries(migrate).map(([k, v]) => [k, interpolate(v, { ...COMPOSE_VARS, TEMPORAL_DB_PASSWORD: 'synthetic-temporal-pw' })]));
+      const config = loadMigrateConfig({ ...resolved, EHR_APP_PGPASSFILE: pgpass });
+      expect(config).toMatchObject({
+        app: { role: APP_LOGIN_ROLE, password: 'synthetic-app-pw', databaseUrl: APP_DATABASE_URL },
+        temporal: { role: 'temporal', password: 'synthetic-temporal-pw' },
+      });
+      expect(decodeURIComponent(new URL(config.ownerDatabaseUrl).username)).toBe(owner);
+      fs.rmSync(dir, { recursive: true, force: true });
+    });
   });
 
   it('registers every product search attribute', () => {
