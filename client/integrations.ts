@@ -21,6 +21,7 @@ import { assertTransportAllowed } from '../lib/vendors/http-policy.js';
 import { discoverSmartConfiguration } from '../lib/vendors/smart-discovery.js';
 import { checkSecretRef } from '../lib/config/secrets.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
+import { integrationDefaults } from '../lib/vendors/profiles/compensating.js';
 import { scopesFor, validateVendorParams } from '../lib/vendors/profiles/adapters.js';
 import { TOKEN_AUTH_METHODS, type TokenAuthMethod, type VendorProfile } from '../lib/vendors/profiles/types.js';
 import { certificateThumbprint, registerSandboxClient } from '../lib/vendors/sandbox-registration.js';
@@ -110,6 +111,8 @@ export async function registerIntegration(pool: Pool, req: RegisterIntegrationRe
       vendorParams,
       resourceTypes,
       purpose,
+      // The vendor's compensating controls become this integration's own settings (overridable with a reason).
+      ...integrationDefaults(profile, authMethod),
     },
     ctx,
   );

@@ -37,12 +37,21 @@ export interface Integration {
   credentialGeneration: number;
   revokedAt: Date | null;
   createdAt: Date;
+  /** The compensating controls as this integration's settings (lib/store/integration-settings.ts); null: registered before they were stored. */
+  syncIntervalHours: number | null;
+  credentialRotationDays: number | null;
+  credentialRotatedAt: Date;
+  settingsOverrides: SettingsOverrides;
 }
+
+/** Who changed a setting away from its registration default, when and why. */
+export type SettingsOverrides = Partial<Record<'syncIntervalHours' | 'credentialRotationDays', { by: string; at: string; reason: string; from: number | null }>>;
 
 export type IntegrationStatus = 'active' | 'suspended' | 'revoked';
 
-type Defaulted = 'authMethod' | 'clientSecretRef' | 'tlsRefs' | 'vendorParams';
-export type NewIntegration = Omit<Integration, 'status' | 'createdAt' | 'credentialGeneration' | 'revokedAt' | Defaulted> &
+type Defaulted = 'authMethod' | 'clientSecretRef' | 'tlsRefs' | 'vendorParams' | 'syncIntervalHours' | 'credentialRotationDays';
+type Managed = 'status' | 'createdAt' | 'credentialGeneration' | 'revokedAt' | 'credentialRotatedAt' | 'settingsOverrides';
+export type NewIntegration = Omit<Integration, Managed | Defaulted> &
   Partial<Pick<Integration, Defaulted>>;
 
 interface Row {
@@ -66,6 +75,10 @@ interface Row {
   credential_generation: number;
   revoked_at: Date | null;
   created_at: Date;
+  sync_interval_hours: number | null;
+  credential_rotation_days: number | null;
+  credential_rotated_at: Date;
+  settings_overrides: SettingsOverrides;
 }
 
 export function fromRow(r: Row): Integration {
@@ -90,6 +103,10 @@ export function fromRow(r: Row): Integration {
     credentialGeneration: r.credential_generation,
     revokedAt: r.revoked_at,
     createdAt: r.created_at,
+    syncIntervalHours: r.sync_interval_hours,
+    credentialRotationDays: r.credential_rotation_days,
+    credentialRotatedAt: r.credential_rotated_at,
+    settingsOverrides: r.settings_overrides ?? {},
   };
 }
 
@@ -97,11 +114,12 @@ export async function createIntegration(pool: Pool, i: NewIntegration, ctx: Audi
   return withTransaction(pool, async (client) => {
     const res = await client.query<Row>(
       `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types, purpose,
-                                 auth_method, client_secret_ref, tls_refs, vendor_params)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (id) DO NOTHING RETURNING *`,
+                                 auth_method, client_secret_ref, tls_refs, vendor_params, sync_interval_hours, credential_rotation_days)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) ON CONFLICT (id) DO NOTHING RETURNING *`,
       [
         i.id, i.tenantId, i.vendor, i.baseUrl, i.tokenUrl, i.clientId, i.signingAlg, i.signingKid, i.publicJwk, i.privateKeyRef, i.resourceTypes, i.purpose,
         i.authMethod ?? 'private_key_jwt', i.clientSecretRef ?? null, i.tlsRefs ?? null, i.vendorParams ?? {},
+        i.syncIntervalHours ?? null, i.credentialRotationDays ?? null,
       ],
     );
     if (res.rowCount === 0) throw new ConflictError('integration', i.id);
@@ -118,6 +136,8 @@ export async function createIntegration(pool: Pool, i: NewIntegration, ctx: Audi
           resourceTypes: i.resourceTypes,
           authMethod: i.authMethod ?? 'private_key_jwt',
           ...(i.signingKid ? { signingKid: i.signingKid, signingAlg: i.signingAlg } : {}),
+          ...(i.syncIntervalHours ? { syncIntervalHours: i.syncIntervalHours } : {}),
+          ...(i.credentialRotationDays ? { credentialRotationDays: i.credentialRotationDays } : {}),
         },
       },
     ]);

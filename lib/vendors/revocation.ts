@@ -12,6 +12,7 @@ import { checkSecretRef } from '../config/secrets.js';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
 import { generateIntegrationSigningKey, jwksUrlFor } from '../security/signing-keys.js';
 import { insertSigningKey, mirrorCurrentKey, retireAllSigningKeys } from '../store/signing-keys.js';
+import { markCredentialRotated } from '../store/integration-settings.js';
 import { assertResumptionAllowed } from '../incidents/holds.js';
 import { scopesFor } from './profiles/adapters.js';
 import { profileFor } from './profiles/index.js';
@@ -290,6 +291,7 @@ export async function restoreIntegration(pool: Pool, integrationId: string, ctx:
       await insertSigningKey(client, { integrationId, ...fresh.key, state: 'current' });
       await mirrorCurrentKey(client, { integrationId, ...fresh.key });
     }
+    await markCredentialRotated(client, integrationId);
     const res = await client.query<IntegrationRow>(
       `UPDATE integrations SET status = 'active', credential_generation = credential_generation + 1, revoked_at = NULL,
               client_secret_ref = $2, tls_refs = $3
