@@ -334,16 +334,15 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
 
   // 3. Eradicate, beside 4. the commander's wait (histories from before the change ran them in turn).
   const gated = patched('recovery-gated-by-rotation-outcome');
-  const tracker = rotations;
-  tracker.gated = gated;
-  t.rotations = tracker.statuses;
+  rotations.gated = gated;
+  t.rotations = rotations.statuses;
   const plans = input.eradicate === false ? [] : rotationPlans(input, affected);
   if (patched('eradicate-beside-approval')) {
-    plans.forEach((p) => tracker.start(p));
+    plans.forEach((p) => rotations.start(p));
   } else if (plans.length > 0) {
     t.status = 'eradicating';
-    plans.forEach((p) => tracker.start(p));
-    await tracker.settled();
+    plans.forEach((p) => rotations.start(p));
+    await rotations.settled();
   }
 
   // 4. Wait for the commander; recovery issues fresh credentials and lets traffic flow again, so not
@@ -355,20 +354,21 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
     t.status = 'awaiting-approval';
     await condition(() => t.approvedBy !== null);
     approvedAtMs = Date.now();
-    if (tracker.waiting().length > 0) {
+    if (rotations.waiting().length > 0) {
       t.status = 'recovering';
-      log('recovery-waiting-for-key-switch', system, { rotations: tracker.waiting().map((r) => r.workflowId) });
-      await condition(() => tracker.waiting().length === 0);
+      log('recovery-waiting-for-key-switch', system, { rotations: rotations.waiting().map((r) => r.workflowId) });
+      await condition(() => rotations.waiting().length === 0);
     }
     t.status = 'recovering';
-    restored = await acts.restoreScope(ref, affected);
+    // An incident started before the gate but approved after the credential check still gets its credentials.
+    restored = Object.keys(credentials).length > 0 ? await acts.restoreScope(ref, affected, credentials) : await acts.restoreScope(ref, affected);
   } else {
     for (;;) {
       t.status = 'awaiting-approval';
       await condition(() => t.approvedBy !== null);
       // Time to recover runs from the approval, so it includes any wait for key switches.
       approvedAtMs = Date.now();
-      await keysReadyForRecovery(tracker, (status) => (t.status = status), log, system);
+      await keysReadyForRecovery(rotations, (status) => (t.status = status), log, system);
       t.status = 'recovering';
       try {
         restored = await acts.restoreScope(ref, affected, credentials);
@@ -407,12 +407,12 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   t.timeToRecoverMs = Date.now() - approvedAtMs;
   await store.markRecovered(ref, t.timeToRecoverMs);
   t.status = 'recovered';
-  tracker.recovered = true;
+  rotations.recovered = true;
   log('recovered', system, { timeToRecoverMs: t.timeToRecoverMs });
 
   // Notification obligations and the rotations' grace periods outlive recovery: finish when the
   // notifications are met or their deadline passed, and every rotation has retired its old key.
-  await Promise.all([deadlines, tracker.settled()]);
+  await Promise.all([deadlines, rotations.settled()]);
   return t;
 }
 

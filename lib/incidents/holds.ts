@@ -35,7 +35,7 @@ async function targetOf(db: Queryable, integrationId: string): Promise<HoldTarge
 }
 
 /**
- * For `ehrctl audit export` and records reads: refuses while an incident freezes the tenant (or,
+ * For `ehrctl audit export`: refuses while an incident freezes the tenant (or,
  * without a tenant filter, while any incident freezes anything — the export would include it).
  */
 export async function assertExportAllowed(db: Queryable, operation: string, tenantId?: string): Promise<void> {
