@@ -15,12 +15,15 @@ import { recordAuditEvent } from '../lib/audit/chain.js';
 import { InvalidArgumentError } from '../lib/errors/index.js';
 import type { EvidencePackage, HistoryEvidence } from '../lib/incidents/evidence.js';
 import { preserveEvidence } from '../lib/incidents/evidence.js';
+import type { RecoveryCredentials } from '../lib/incidents/recovery-credentials.js';
+import { recoveryCredentialProblems } from '../lib/incidents/recovery-credentials.js';
 import { replayPendingWrites } from '../lib/incidents/pending-writes.js';
 import type { IncidentScope, ScopedIntegration } from '../lib/incidents/scope.js';
 import { liftHold, markIncident, openIncident, raiseHold, recordPausedSchedules } from '../lib/incidents/store.js';
 import { getIntegration } from '../lib/store/integrations.js';
 import { restoreIntegration, revokeIntegrations } from '../lib/vendors/revocation.js';
 import type { ActivityDeps, ContainmentDeps } from './deps.js';
+import { NOT_CANCELLED_BY_CONTAINMENT, cancelEach, listRuns, scopeQueries } from './scope-workflows.js';
 
 export interface IncidentRef {
   incidentId: string;
@@ -46,17 +49,9 @@ const wereActive = (affected: ScopedIntegration[]): ScopedIntegration[] => affec
  */
 const TEMPORAL_CALLS_IN_FLIGHT = 16;
 
-/** Which of our runs of these integrations match a visibility query, most recent first. */
-async function runsOf(client: Awaited<ReturnType<ContainmentDeps['temporal']>>, integrationIds: string[], extra: string, limit: number) {
-  const runs: Array<{ workflowId: string; runId: string }> = [];
-  for (let i = 0; i < integrationIds.length && runs.length < limit; i += 50) {
-    const ids = integrationIds.slice(i, i + 50).map((id) => `'${id}'`).join(', ');
-    for await (const wf of client.workflow.list({ query: `WorkflowType = 'nightlySync' AND IntegrationId IN (${ids})${extra}` })) {
-      runs.push({ workflowId: wf.workflowId, runId: wf.runId });
-      if (runs.length >= limit) break;
-    }
-  }
-  return runs;
+/** Our sync runs of these integrations matching a visibility query (evidence: their histories), most recent first. */
+async function syncRunsOf(client: Awaited<ReturnType<ContainmentDeps['temporal']>>, integrationIds: string[], extra: string, limit: number) {
+  return listRuns(client, scopeQueries(undefined, integrationIds, [], ` AND WorkflowType = 'nightlySync'${extra}`), limit);
 }
 
 /** The schedule's state, or undefined when there is none; any other failure propagates (the step retries). */
@@ -117,13 +112,18 @@ export function createContainmentActivities(deps: ActivityDeps) {
       return done({ schedules: paused });
     },
 
-    /** Cancels the scope's running syncs (they also stop at their next vendor call: the gate refuses). */
-    async cancelScopeSyncs(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
+    /**
+     * Cancels every running workflow of the scope: syncs, webhook delta syncs, their children (they
+     * also stop at their next vendor call: the gate refuses). What could not be cancelled is reported,
+     * not swallowed; key rotations and incidents are left alone (scope-workflows.ts).
+     */
+    async cancelScopeSyncs(ref: IncidentRef, affected: ScopedIntegration[], scope?: IncidentScope): Promise<StepDone> {
       const client = await need().temporal();
-      const running = await runsOf(client, affected.map((i) => i.integrationId), ` AND ExecutionStatus = 'Running'`, 10_000);
-      const limit = pLimit(TEMPORAL_CALLS_IN_FLIGHT);
-      await Promise.all(running.map((r) => limit(() => client.workflow.getHandle(r.workflowId).cancel().catch(() => undefined))));
-      return done({ cancelled: running.length });
+      const queries = scopeQueries(scope, affected.map((i) => i.integrationId), [...new Set(affected.map((i) => i.tenantId))], ` AND ExecutionStatus = 'Running'`);
+      const running = (await listRuns(client, queries, 10_000)).filter((r) => !(NOT_CANCELLED_BY_CONTAINMENT as readonly string[]).includes(r.type));
+      const report = await cancelEach(running, (id) => client.workflow.getHandle(id).cancel(), { inFlight: TEMPORAL_CALLS_IN_FLIGHT, attempts: 3, backoffMs: 200 });
+      const types = [...new Set(running.map((r) => r.type))].sort();
+      return done({ cancelled: report.cancelled.length, types, alreadyClosed: report.alreadyClosed.length, notCancelled: report.notCancelled });
     },
 
     async markContained(ref: IncidentRef, timeToContainMs: number): Promise<void> {
@@ -135,7 +135,7 @@ export function createContainmentActivities(deps: ActivityDeps) {
       const client = await c.temporal();
       const tenants = [...new Set(affected.map((i) => i.tenantId))];
       async function* histories(): AsyncIterable<HistoryEvidence> {
-        for (const run of await runsOf(client, affected.map((i) => i.integrationId), '', 200)) {
+        for (const run of await syncRunsOf(client, affected.map((i) => i.integrationId), '', 200)) {
           Context.current().heartbeat();
           const history = await client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
           yield { ...run, json: historyToJSON(temporal.api.history.v1.History.create(history)) };
@@ -160,22 +160,47 @@ export function createContainmentActivities(deps: ActivityDeps) {
       });
     },
 
-    /** Fresh credentials for every integration the incident revoked; one already active again is left alone. */
-    async restoreScope(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
+    /**
+     * Fresh credentials for every integration the incident revoked; one already active again is left
+     * alone. Secrets and certificates come from the approval (`credentials`, checked before it was
+     * recorded by checkRecoveryCredentials).
+     */
+    async restoreScope(ref: IncidentRef, affected: ScopedIntegration[], credentials: RecoveryCredentials = {}): Promise<StepDone> {
       const c = need();
       const restored: string[] = [];
       for (const i of wereActive(affected)) {
-        if ((await getIntegration(deps.pool, i.integrationId)).status === 'active') continue;
+        const current = await getIntegration(deps.pool, i.integrationId);
+        if (current.status === 'active') continue;
         const admin = c.sandboxAdminFor(i.baseUrl);
+        const given = credentials[i.integrationId] ?? {};
+        const tls = given.tlsCertRef && given.tlsKeyRef ? { ...current.tlsRefs, clientCertRef: given.tlsCertRef, clientKeyRef: given.tlsKeyRef } : undefined;
         await restoreIntegration(deps.pool, i.integrationId, audit(ref), {
           secretsDir: c.secretsDir,
           incidentId: ref.incidentId,
           ...(admin ? { sandboxAdmin: admin } : {}),
           ...(c.jwksPublicUrl ? { jwksPublicUrl: c.jwksPublicUrl } : {}),
+          ...(given.clientSecretRef ? { clientSecretRef: given.clientSecretRef } : {}),
+          ...(tls ? { tlsRefs: tls } : {}),
         });
         restored.push(i.integrationId);
       }
       return done({ restored });
+    },
+
+    /** Before an approval is recorded: what is missing or wrong in the replacement credentials it carries. */
+    async checkRecoveryCredentials(ref: IncidentRef, affected: ScopedIntegration[], credentials: RecoveryCredentials): Promise<{ problems: string[] }> {
+      return { problems: await recoveryCredentialProblems(deps.pool, affected, credentials) };
+    },
+
+    /** A commander's decision that changes what recovery does (a rotation overridden): audited, with who and why. */
+    async recordIncidentDecision(ref: IncidentRef, decision: { action: string; by: string; detail: Record<string, string> }): Promise<void> {
+      await recordAuditEvent(deps.pool, {
+        actor: decision.by,
+        correlationId: ref.incidentId,
+        action: `incident.${decision.action}`,
+        outcome: 'success',
+        details: { incidentId: ref.incidentId, ...decision.detail },
+      });
     },
 
     async liftScopeHold(ref: IncidentRef): Promise<StepDone> {

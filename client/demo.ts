@@ -121,7 +121,8 @@ async function main(): Promise<void> {
     step('7. Stored (encrypted) records per type');
     ehrctl('records', 'count', '--tenant', tenant);
 
-    step('8. Nightly schedule at 02:00 America/Chicago');
+    step("8. The vendors' compensating controls are each integration's settings; a schedule from 02:00 America/Chicago at its sync interval");
+    ehrctl('integrations', 'show', `${tenant}-oracle`);
     ehrctl('schedule', 'nightly', '--integration', `${tenant}-ehr`, '--at', '02:00', '--timezone', 'America/Chicago');
 
     step('9. The vendor notifies changes by webhook (Standard Webhooks); the delta sync fetches just those');

@@ -23,6 +23,7 @@ import { checkSecretRef } from '../lib/config/secrets.js';
 import { tlsRefFields } from '../lib/config/stored-secret-refs.js';
 import { assertStoredSecretRefsAllowed, auditingSecretRefRefusals } from '../lib/store/secret-roots.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
+import { integrationDefaults } from '../lib/vendors/profiles/compensating.js';
 import { scopesFor, validateVendorParams } from '../lib/vendors/profiles/adapters.js';
 import { TOKEN_AUTH_METHODS, type TokenAuthMethod, type VendorProfile } from '../lib/vendors/profiles/types.js';
 import { certificateThumbprint, registerSandboxClient } from '../lib/vendors/sandbox-registration.js';
@@ -120,6 +121,8 @@ export async function registerIntegration(pool: Pool, req: RegisterIntegrationRe
       vendorParams,
       resourceTypes,
       purpose,
+      // The vendor's compensating controls become this integration's own settings (overridable with a reason).
+      ...integrationDefaults(profile, authMethod),
     },
     ctx,
   ));

@@ -9,8 +9,11 @@
  *      the HIPAA notification deadline and the business-associate notice are durable timers whose
  *      reminders land in the timeline;
  *   5. recover after approval and once every rotation has switched to its new key (not after the old
- *      keys' grace periods, which are days): fresh credentials, hold lifted, queued writes replayed
- *      once each, schedules unpaused, a catch-up sync per integration.
+ *      keys' grace periods, which are days): fresh credentials (rotated secrets and certificates come
+ *      with the approval, checked before it is recorded), hold lifted, queued writes replayed once
+ *      each, schedules unpaused, a catch-up sync per integration. A rotation that failed or rolled
+ *      back blocks recovery until it is retried or overridden (incident-rotations.ts); a restore that
+ *      fails anyway reopens the approval instead of failing the incident.
  * The `timeline` query reads like the incident report. Everything in it is identifiers, times and
  * the commander's own words (validated printable ASCII): no PHI.
  */
@@ -18,6 +21,7 @@ import {
   ActivityFailure,
   ApplicationFailure,
   ParentClosePolicy,
+  TemporalFailure,
   condition,
   defineQuery,
   defineUpdate,
@@ -31,7 +35,12 @@ import {
 } from '@temporalio/workflow';
 import type { ContainmentActivities } from '../activities/index.js';
 import type { IncidentRef, StepDone } from '../activities/containment.js';
+import type { RecoveryCredentials } from '../lib/incidents/recovery-credentials.js';
 import type { IncidentScope, ScopedIntegration } from '../lib/incidents/scope.js';
+import { IncidentRotations, keysReadyForRecovery, rotationPlans } from './incident-rotations.js';
+import { ACTOR, TEXT, checkCredentialsShape, invalid } from './incident-inputs.js';
+import type { RotationStatus } from './incident-rotations.js';
+import { watchDeadlines } from './incident-deadlines.js';
 import { rotationSwitchedSignal } from './key-rotation.js';
 import { containmentLocalPreset, containmentPreset, evidencePreset, storePreset } from './presets.js';
 
@@ -39,8 +48,6 @@ export const SEVERITIES = ['low', 'moderate', 'high', 'critical'] as const;
 export type Severity = (typeof SEVERITIES)[number];
 export const RECIPIENTS = ['individuals', 'hhs', 'media', 'business-associate'] as const;
 export type Recipient = (typeof RECIPIENTS)[number];
-
-const DAY = 24 * 3600;
 
 export interface BreachContainmentInput {
   incidentId: string;
@@ -82,39 +89,42 @@ export interface IncidentTimeline {
   declaredBy: string;
   declaredAt: string;
   drill: boolean;
-  status: 'containing' | 'preserving-evidence' | 'eradicating' | 'awaiting-approval' | 'recovering' | 'recovered';
+  status: 'containing' | 'preserving-evidence' | 'eradicating' | 'awaiting-approval' | 'recovery-blocked' | 'recovering' | 'recovered';
   integrations: number;
   timeToContainMs: number | null;
   timeToRecoverMs: number | null;
   evidenceId: string | null;
   notifications: Array<{ recipient: Recipient; by: string; at: string }>;
   approvedBy: string | null;
+  /** The child key rotations and where each stands (absent in timelines from before it was kept). */
+  rotations?: RotationStatus[];
   entries: TimelineEntry[];
 }
 
 export interface NoteInput { by: string; text: string }
 export interface EscalateInput { by: string; severity: Severity }
 export interface NotificationInput { by: string; recipient: Recipient; reference?: string }
-export interface ApprovalInput { by: string; note?: string }
+export interface ApprovalInput {
+  by: string;
+  note?: string;
+  /** Rotated client secrets and certificates by integration id, by reference; required for those that use them. */
+  credentials?: RecoveryCredentials;
+}
+export interface RetryRotationInput { by: string; rotation: string }
+export interface OverrideRotationInput { by: string; rotation: string; reason: string }
 
 export const timelineQuery = defineQuery<IncidentTimeline>('timeline');
 export const addNoteUpdate = defineUpdate<number, [NoteInput]>('addNote');
 export const escalateSeverityUpdate = defineUpdate<Severity, [EscalateInput]>('escalateSeverity');
 export const recordNotificationUpdate = defineUpdate<number, [NotificationInput]>('recordNotification');
 export const approveResumptionUpdate = defineUpdate<string, [ApprovalInput]>('approveResumption');
+export const retryRotationUpdate = defineUpdate<string, [RetryRotationInput]>('retryRotation');
+export const overrideRotationUpdate = defineUpdate<string, [OverrideRotationInput]>('overrideRotation');
 
 const acts = proxyActivities<ContainmentActivities>(containmentPreset);
 const store = proxyActivities<ContainmentActivities>(storePreset);
 const evidenceActs = proxyActivities<ContainmentActivities>(evidencePreset);
 const contain = proxyLocalActivities<ContainmentActivities>(containmentLocalPreset);
-
-/** Words only: the commander's text lands in histories and reports, so it must not carry PHI-shaped data. */
-const TEXT = /^[\x20-\x7e]{1,500}$/;
-const ACTOR = /^[A-Za-z0-9@._:+-]{1,128}$/;
-
-function invalid(message: string): never {
-  throw ApplicationFailure.nonRetryable(message, 'INVALID_ARGUMENT');
-}
 
 export async function breachContainment(input: BreachContainmentInput): Promise<IncidentTimeline> {
   const declaredAtMs = workflowInfo().startTime.getTime();
@@ -145,15 +155,15 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   const outstanding = (): Recipient[] => required().filter((r) => !notified(r));
   let contained = false;
   let evidenceDone = false;
-  /** Child rotations that have switched to their new key (signalled) or ended. */
-  const switched = new Set<string>();
+  let affected: ScopedIntegration[] = [];
+  /** The child rotations (from eradication on) and the commander's retries and overrides. */
+  const rotations = new IncidentRotations(log, system);
+  let approvalBeingChecked = false;
+  /** The replacement secrets and certificates of the approval recovery acts on. */
+  let credentials: RecoveryCredentials = {};
 
   setHandler(timelineQuery, () => t);
-  setHandler(rotationSwitchedSignal, (workflowId) => {
-    if (switched.has(workflowId)) return;
-    switched.add(workflowId);
-    log('rotation-switched', system, { workflowId });
-  });
+  setHandler(rotationSwitchedSignal, (workflowId) => rotations.switched(workflowId));
   setHandler(
     addNoteUpdate,
     (n) => {
@@ -200,7 +210,23 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   );
   setHandler(
     approveResumptionUpdate,
-    (a) => {
+    async (a) => {
+      // Secrets and certificates cannot be minted by recovery: the approval must name the rotated ones,
+      // and they are checked before it is recorded (older incidents approved without this check).
+      if (patched('approval-checks-credentials')) {
+        approvalBeingChecked = true;
+        let problems: string[];
+        try {
+          ({ problems } = await store.checkRecoveryCredentials(ref, affected, a.credentials ?? {}));
+        } finally {
+          approvalBeingChecked = false;
+        }
+        if (problems.length > 0) {
+          log('approval-refused', a.by, { problems });
+          throw ApplicationFailure.nonRetryable(`approval refused: ${problems.join('; ')}`, 'INVALID_ARGUMENT');
+        }
+        credentials = a.credentials ?? {};
+      }
       t.approvedBy = a.by;
       log('resumption-approved', a.by, a.note ? { note: a.note } : undefined);
       return a.by;
@@ -209,10 +235,44 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
       validator: (a) => {
         if (!ACTOR.test(a.by)) invalid('by: expected an identity');
         if (a.note !== undefined && !TEXT.test(a.note)) invalid('note: 1-500 printable ASCII characters (no PHI)');
+        checkCredentialsShape(a.credentials);
         if (!contained || !evidenceDone) invalid('resumption cannot be approved before containment and evidence preservation are complete');
         if (t.approvedBy) invalid(`resumption was already approved by ${t.approvedBy}`);
+        if (approvalBeingChecked) invalid('another approval is being checked');
         // Four eyes: whoever declared the incident cannot also end it.
         if (a.by === input.declaredBy) invalid('resumption must be approved by someone other than the declarer (four-eyes)');
+      },
+    },
+  );
+  /** A rotation that the commander may retry or override: it exists and it blocks recovery. */
+  const blockingRotation = (name: string): RotationStatus => {
+    const status = rotations.get(name);
+    if (!status) invalid(`no rotation ${JSON.stringify(name.slice(0, 100))}; rotations: ${rotations.statuses.map((s) => s.rotation).join(', ') || 'none'}`);
+    if (!rotations.isBlocking(status)) invalid(`rotation ${name} is ${status.overriddenBy ? 'overridden' : status.outcome}: only a failed or rolled-back rotation blocks recovery`);
+    if (rotations.overridePending(name)) invalid(`an override of rotation ${name} is being recorded`);
+    return status;
+  };
+  setHandler(retryRotationUpdate, (r) => rotations.retry(r.rotation, r.by), {
+    validator: (r) => {
+      if (!ACTOR.test(r.by)) invalid('by: expected an identity');
+      blockingRotation(r.rotation);
+    },
+  });
+  setHandler(
+    overrideRotationUpdate,
+    async (o) => {
+      const status = rotations.get(o.rotation)!;
+      const detail = { rotation: o.rotation, workflowId: status.workflowId, outcome: status.outcome, reason: o.reason };
+      await rotations.override(o.rotation, o.by, o.reason, () => store.recordIncidentDecision(ref, { action: 'rotation_overridden', by: o.by, detail }));
+      return o.rotation;
+    },
+    {
+      validator: (o) => {
+        if (!ACTOR.test(o.by)) invalid('by: expected an identity');
+        if (!TEXT.test(o.reason)) invalid('reason: 1-500 printable ASCII characters (no PHI)');
+        // Four eyes, as for approval: recovering on a key that may be compromised is not the declarer's call alone.
+        if (o.by === input.declaredBy) invalid('an override must come from someone other than the declarer (four-eyes)');
+        blockingRotation(o.rotation);
       },
     },
   );
@@ -220,26 +280,33 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   log('declared', input.declaredBy, { scope: input.scope, severity: input.severity, reason: input.reason, drill: t.drill }, declaredAtMs);
 
   // Deadlines run from discovery (= declaration), whatever the playbook is doing.
-  const deadlines = watchDeadlines(input, declaredAtMs, { outstanding, notified, log, system, ref });
+  const remind = async (kind: string, dueAtMs: number, missing: string[]): Promise<void> => {
+    await store.incidentReminder(ref, { kind, dueAtMs, outstanding: missing });
+    log(kind, system, { dueAt: new Date(dueAtMs).toISOString(), outstanding: missing });
+  };
+  const deadlines = watchDeadlines(input, declaredAtMs, { outstanding, notified: (r) => notified(r as Recipient), remind });
 
   // 1. Contain.
-  const { affected } = await contain.openIncident(ref, {
+  ({ affected } = await contain.openIncident(ref, {
     scope: input.scope,
     severity: input.severity,
     reason: input.reason,
     declaredBy: input.declaredBy,
     drill: t.drill,
     declaredAtMs,
-  });
+  }));
   t.integrations = affected.length;
   const steps: Array<[string, Promise<StepDone>]> = [
     ['credentials-revoked', contain.revokeScope(ref, affected)],
     ['scope-held', contain.holdScope(ref, input.scope)],
     ['schedules-paused', contain.pauseScopeSchedules(ref, affected)],
-    ['syncs-cancelled', contain.cancelScopeSyncs(ref, affected)],
+    ['syncs-cancelled', contain.cancelScopeSyncs(ref, affected, input.scope)],
   ];
   const results = await Promise.all(steps.map(([, p]) => p));
   results.forEach((r, k) => log(steps[k]![0], system, r.detail, r.doneAtMs));
+  const notCancelled = results[3]!.detail.notCancelled;
+  // Each still stops at its next vendor call (the gate refuses a revoked integration); the commander should know.
+  if (Array.isArray(notCancelled) && notCancelled.length > 0) log('workflows-not-cancelled', system, { workflows: notCancelled });
   const containedAtMs = Math.max(declaredAtMs, ...results.map((r) => r.doneAtMs));
   t.timeToContainMs = containedAtMs - declaredAtMs;
   await contain.markContained(ref, t.timeToContainMs);
@@ -266,37 +333,57 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   log('evidence-preserved', system, { manifestSha256: evidence.manifestSha256, files: evidence.files, auditRows: evidence.auditRows, histories: evidence.histories, checkpointSeq: evidence.checkpointSeq ?? 0 }, evidence.doneAtMs);
 
   // 3. Eradicate, beside 4. the commander's wait (histories from before the change ran them in turn).
+  const gated = patched('recovery-gated-by-rotation-outcome');
+  rotations.gated = gated;
+  t.rotations = rotations.statuses;
   const plans = input.eradicate === false ? [] : rotationPlans(input, affected);
-  const rotate = async (p: RotationPlan): Promise<void> => {
-    await runRotation(p, log, system);
-    switched.add(p.workflowId); // ended, whether or not it signalled its switch
-  };
-  let eradication: Promise<unknown> = Promise.resolve();
   if (patched('eradicate-beside-approval')) {
-    eradication = Promise.all(plans.map(rotate));
+    plans.forEach((p) => rotations.start(p));
   } else if (plans.length > 0) {
     t.status = 'eradicating';
-    await Promise.all(plans.map(rotate));
+    plans.forEach((p) => rotations.start(p));
+    await rotations.settled();
   }
 
-  // 4. Wait for the commander.
-  t.status = 'awaiting-approval';
-  await condition(() => t.approvedBy !== null);
-  // Time to recover runs from the approval, so it includes any wait for key switches below.
-  const approvedAtMs = Date.now();
-
-  // Recovery issues fresh credentials and lets traffic flow again: not while a key in scope is still
-  // the one in use. The old keys' grace periods and retirement carry on after recovery.
-  const unswitched = (): string[] => plans.map((p) => p.workflowId).filter((id) => !switched.has(id));
-  if (unswitched().length > 0) {
+  // 4. Wait for the commander; recovery issues fresh credentials and lets traffic flow again, so not
+  // while a key in scope is still the one in use (or its rotation failed). The old keys' grace periods
+  // and retirement carry on after recovery.
+  let approvedAtMs: number;
+  let restored: StepDone;
+  if (!gated) {
+    t.status = 'awaiting-approval';
+    await condition(() => t.approvedBy !== null);
+    approvedAtMs = Date.now();
+    if (rotations.waiting().length > 0) {
+      t.status = 'recovering';
+      log('recovery-waiting-for-key-switch', system, { rotations: rotations.waiting().map((r) => r.workflowId) });
+      await condition(() => rotations.waiting().length === 0);
+    }
     t.status = 'recovering';
-    log('recovery-waiting-for-key-switch', system, { rotations: unswitched() });
-    await condition(() => unswitched().length === 0);
+    // An incident started before the gate but approved after the credential check still gets its credentials.
+    restored = Object.keys(credentials).length > 0 ? await acts.restoreScope(ref, affected, credentials) : await acts.restoreScope(ref, affected);
+  } else {
+    for (;;) {
+      t.status = 'awaiting-approval';
+      await condition(() => t.approvedBy !== null);
+      // Time to recover runs from the approval, so it includes any wait for key switches.
+      approvedAtMs = Date.now();
+      await keysReadyForRecovery(rotations, (status) => (t.status = status), log, system);
+      t.status = 'recovering';
+      try {
+        restored = await acts.restoreScope(ref, affected, credentials);
+        break;
+      } catch (err) {
+        if (!(err instanceof TemporalFailure)) throw err;
+        // The scope stays held; a new approval (with corrected credentials) tries again.
+        log('recovery-failed', system, { error: failureMessage(err), next: 'approve again (ehrctl incident approve)' });
+        t.approvedBy = null;
+        credentials = {};
+      }
+    }
   }
 
   // 5. Recover.
-  t.status = 'recovering';
-  const restored = await acts.restoreScope(ref, affected);
   log('credentials-restored', system, restored.detail, restored.doneAtMs);
   const lifted = await store.liftScopeHold(ref);
   log('hold-lifted', system, lifted.detail, lifted.doneAtMs);
@@ -320,87 +407,16 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   t.timeToRecoverMs = Date.now() - approvedAtMs;
   await store.markRecovered(ref, t.timeToRecoverMs);
   t.status = 'recovered';
+  rotations.recovered = true;
   log('recovered', system, { timeToRecoverMs: t.timeToRecoverMs });
 
   // Notification obligations and the rotations' grace periods outlive recovery: finish when the
   // notifications are met or their deadline passed, and every rotation has retired its old key.
-  await Promise.all([deadlines, eradication]);
+  await Promise.all([deadlines, rotations.settled()]);
   return t;
 }
 
-interface DeadlineContext {
-  outstanding(): Recipient[];
-  notified(r: Recipient): boolean;
-  log(step: string, actor: string, detail?: TimelineEntry['detail']): void;
-  system: string;
-  ref: IncidentRef;
-}
-
-async function watchDeadlines(input: BreachContainmentInput, declaredAtMs: number, c: DeadlineContext): Promise<void> {
-  const deadlineMs = declaredAtMs + (input.notificationDeadlineSeconds ?? 60 * DAY) * 1000;
-  const offsets = [...(input.reminderOffsetsSeconds ?? [30 * DAY, 7 * DAY, DAY])].sort((a, b) => b - a);
-  const baDueMs = declaredAtMs + (input.businessAssociateNoticeSeconds ?? DAY) * 1000;
-  const remind = async (kind: string, dueAtMs: number, outstanding: Recipient[]): Promise<void> => {
-    await store.incidentReminder(c.ref, { kind, dueAtMs, outstanding });
-    c.log(kind, c.system, { dueAt: new Date(dueAtMs).toISOString(), outstanding });
-  };
-  const individualsAndHhs = (async () => {
-    for (const offset of offsets) {
-      const atMs = deadlineMs - offset * 1000;
-      if (atMs <= Date.now()) continue;
-      if (await condition(() => c.outstanding().length === 0, atMs - Date.now())) return;
-      await remind('notification-reminder', deadlineMs, c.outstanding());
-    }
-    if (await condition(() => c.outstanding().length === 0, Math.max(1, deadlineMs - Date.now()))) return;
-    await remind('notification-deadline-passed', deadlineMs, c.outstanding());
-  })();
-  const businessAssociate = (async () => {
-    if (await condition(() => c.notified('business-associate'), Math.max(1, baDueMs - Date.now()))) return;
-    await remind('business-associate-notice-overdue', baDueMs, ['business-associate']);
-  })();
-  await Promise.all([individualsAndHhs, businessAssociate]);
-}
-
-interface RotationPlan {
-  workflowId: string;
-  args: Record<string, unknown>;
-}
-
-/** Child rotations for the keys in scope: signing keys and webhook secrets per integration, DEKs per tenant, the KEK for `all`. */
-function rotationPlans(input: BreachContainmentInput, affected: ScopedIntegration[]): RotationPlan[] {
-  const base = {
-    requestedBy: input.declaredBy,
-    reason: `incident ${input.incidentId}`,
-    incidentId: input.incidentId,
-    ...(input.rotationGraceSeconds !== undefined ? { graceSeconds: input.rotationGraceSeconds } : {}),
-  };
-  // The scope's integrations stay revoked while the incident holds, so no assertion is signed while a
-  // signing-key rotation waits for the vendor's JWKS cache; a short grace bounds that wait too.
-  const jwksWait = input.vendorJwksCacheSeconds ?? input.rotationGraceSeconds;
-  const signing = jwksWait !== undefined ? { vendorJwksCacheSeconds: jwksWait } : {};
-  // Webhooks for the scope are refused while it is held, so a dual-acceptance window would only keep a
-  // possibly leaked secret alive: the old secret is refused at once (the vendor gets the new one before
-  // the commander approves resumption).
-  const webhook = { graceSeconds: 0 };
-  const plans: Array<{ id: string; args: Record<string, unknown> }> = [];
-  for (const i of affected.filter((a) => a.status === 'active')) {
-    plans.push({ id: `signing-key/${i.integrationId}`, args: { ...base, ...signing, kind: 'signing-key', tenantId: i.tenantId, integrationId: i.integrationId } });
-    plans.push({ id: `webhook-secret/${i.integrationId}`, args: { ...base, ...webhook, kind: 'webhook-secret', tenantId: i.tenantId, integrationId: i.integrationId } });
-  }
-  for (const tenantId of [...new Set(affected.map((a) => a.tenantId))]) plans.push({ id: `tenant-dek/${tenantId}`, args: { ...base, kind: 'tenant-dek', tenantId } });
-  if (input.scope === 'all') plans.push({ id: 'kek', args: { ...base, kind: 'kek' } });
-  return plans.map((p) => ({ workflowId: `incident/${input.incidentId}/rotate/${p.id}`, args: p.args }));
-}
-
-/** One child rotation; a failed rotation is recorded, not fatal (the scope stays held either way). */
-async function runRotation(plan: RotationPlan, log: DeadlineContext['log'], system: string): Promise<void> {
-  const { workflowId } = plan;
-  try {
-    const child = await startChild('keyRotation', { workflowId, args: [plan.args] });
-    log('rotation-started', system, { workflowId });
-    const result = (await child.result()) as { outcome?: string; steps?: unknown[] };
-    log('rotation-finished', system, { workflowId, outcome: String(result.outcome ?? 'unknown') });
-  } catch (err) {
-    log('rotation-failed', system, { workflowId, error: err instanceof Error ? err.message.slice(0, 200) : 'unknown' });
-  }
+function failureMessage(err: TemporalFailure): string {
+  const cause = err instanceof ActivityFailure && err.cause ? err.cause : err;
+  return cause.message.slice(0, 300);
 }

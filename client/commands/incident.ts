@@ -8,7 +8,6 @@ import { InvalidArgumentError } from '../../lib/errors/index.js';
 import type { IncidentTimeline, Recipient, Severity } from '../../workflows/breach-containment.js';
 import {
   addIncidentNote,
-  approveResumption,
   declareIncident,
   escalateIncident,
   incidentHandle,
@@ -21,6 +20,7 @@ import { ID_PATTERN } from '../../lib/domain.js';
 import { withContext } from '../context.js';
 import { devSandboxAdminFor } from '../dev-sandboxes.js';
 import { print, printJson, table } from '../output.js';
+import { registerIncidentRecoveryCommands } from './incident-recovery.js';
 
 const defaultIdentity = (): string => `${os.userInfo().username}@${os.hostname()}`.replace(/[^A-Za-z0-9@._:+-]/g, '-');
 
@@ -39,9 +39,26 @@ function printTimeline(t: IncidentTimeline): void {
   print(`declared by ${t.declaredBy} at ${t.declaredAt}: ${t.reason}`);
   print(`time to contain: ${t.timeToContainMs === null ? '-' : `${t.timeToContainMs} ms`}; time to recover: ${t.timeToRecoverMs === null ? '-' : `${t.timeToRecoverMs} ms`}`);
   print(`evidence: ${t.evidenceId ?? '-'}; approved by: ${t.approvedBy ?? '-'}`);
+  printRotations(t);
   // In time order (parallel steps are recorded together once all have finished); sort is stable.
   const entries = [...t.entries].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
   table(entries.map((e) => ({ at: e.at, step: e.step, actor: e.actor, detail: e.detail ? JSON.stringify(e.detail) : '' })));
+}
+
+/** The child rotations, and what to do about one that blocks recovery. */
+function printRotations(t: IncidentTimeline): void {
+  const rotations = t.rotations ?? [];
+  for (const r of rotations) {
+    const state = r.overriddenBy ? `${r.outcome}, overridden by ${r.overriddenBy}: ${r.overrideReason ?? ''}` : r.outcome;
+    print(`rotation ${r.rotation}: ${state} (${r.workflowId}${r.attempts > 1 ? `, attempt ${r.attempts}` : ''})`);
+  }
+  const blocking = rotations.filter((r) => (r.outcome === 'failed' || r.outcome === 'rolled-back') && !r.overriddenBy);
+  if (blocking.length === 0 || t.status === 'recovered') return;
+  print(`recovery is blocked by ${blocking.map((r) => r.rotation).join(', ')}: the old key may still be in use`);
+  for (const r of blocking) {
+    print(`  retry:    ehrctl incident retry-rotation ${t.incidentId} ${r.rotation}`);
+    print(`  override: ehrctl incident override-rotation ${t.incidentId} ${r.rotation} --reason <why> --as <not ${t.declaredBy}>`);
+  }
 }
 
 export function registerIncidentCommands(program: Command): void {
@@ -131,6 +148,9 @@ export function registerIncidentCommands(program: Command): void {
           if (opts.json) return printJson(name === 'status' ? { ...t, entries: undefined } : t);
           if (name === 'timeline') return printTimeline(t);
           print(`${t.incidentId}: ${t.status}, severity ${t.severity}, contained in ${t.timeToContainMs ?? '-'} ms, evidence ${t.evidenceId ?? '-'}, approved by ${t.approvedBy ?? '-'}`);
+          printRotations(t);
+          const refused = [...t.entries].reverse().find((e) => e.step === 'recovery-failed' || e.step === 'approval-refused');
+          if (refused && t.approvedBy === null) print(`last ${refused.step}: ${JSON.stringify(refused.detail)}`);
         }),
       );
   }
@@ -172,29 +192,5 @@ export function registerIncidentCommands(program: Command): void {
         print(`notification to ${recipient} recorded`);
       }),
     );
-  incident
-    .command('approve')
-    .description('approve resumption (refused before containment and evidence are done, and for the declarer)')
-    .argument('<id>')
-    .option('--note <text>')
-    .option('--as <identity>')
-    .option('--wait', 'wait until recovery is complete (it first waits for every key rotation to switch keys)')
-    .action(async (id: string, opts: { note?: string; as?: string; wait?: boolean }) =>
-      withContext(async (ctx) => {
-        const handle = incidentHandle(await ctx.temporal(), id);
-        const by = await approveResumption(handle, { by: opts.as ?? defaultIdentity(), ...(opts.note ? { note: opts.note } : {}) });
-        if (!opts.wait) return print(`resumption approved by ${by}; recovery is running (ehrctl incident status ${id})`);
-        print(`resumption approved by ${by}; waiting for recovery`);
-        let seen = 0;
-        for (;;) {
-          const t = await incidentTimeline(handle);
-          // Progress: the recovery steps as they land (the wait for key switches can take minutes).
-          const fresh = t.entries.slice(seen).filter((e) => e.at >= t.entries.find((x) => x.step === 'resumption-approved')!.at);
-          seen = t.entries.length;
-          for (const e of fresh) print(`  ${e.at}  ${e.step}`);
-          if (t.status === 'recovered') return print(`recovered in ${t.timeToRecoverMs} ms after approval`);
-          await new Promise((r) => setTimeout(r, 500));
-        }
-      }),
-    );
+  registerIncidentRecoveryCommands(incident, defaultIdentity);
 }

@@ -10,6 +10,7 @@ import type { VendorTlsRefs } from '../../lib/vendors/tls-options.js';
 import { EXIT } from '../../lib/errors/exit-codes.js';
 import { print, printJson, table } from '../output.js';
 import { restoreIntegration, revokeIntegration } from '../../lib/vendors/revocation.js';
+import { registerIntegrationSettingsCommands } from './integration-settings.js';
 
 interface AddOptions {
   id: string;
@@ -153,6 +154,7 @@ export function registerIntegrationCommands(program: Command): void {
         }
       }),
     );
+  registerIntegrationSettingsCommands(integrations);
   integrations
     .command('list')
     .description('list integrations')

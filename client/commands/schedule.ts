@@ -3,7 +3,8 @@ import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
 import { assertResumptionAllowed } from '../../lib/incidents/holds.js';
 import { getIntegration } from '../../lib/store/integrations.js';
-import { recommendedSettings } from '../../lib/vendors/profiles/compensating.js';
+import { SYNC_INTERVAL_HOURS, recommendedSettings } from '../../lib/vendors/profiles/compensating.js';
+import { effectiveSettings } from '../../lib/store/integration-settings.js';
 import { profileFor } from '../../lib/vendors/profiles/index.js';
 import { withContext } from '../context.js';
 import { print, table } from '../output.js';
@@ -24,14 +25,16 @@ function parseTimezone(tz: string): string {
   return tz;
 }
 
-/** Intervals that divide a day, so every run falls at the same local times each day. */
-export const SYNC_INTERVAL_HOURS = [1, 2, 3, 4, 6, 8, 12, 24] as const;
+export { SYNC_INTERVAL_HOURS };
 
 /**
- * `--every`: `nightly` (the default: once a day, as before), `profile` (the vendor profile's
- * recommended interval, e.g. 6 h for a vendor without push), or `<N>h` with N dividing 24.
+ * `--every`: absent — the integration's sync interval (set at registration from its vendor's
+ * compensating controls, e.g. 6 h for a vendor without push; `integrations update --sync-interval`
+ * changes it); `nightly` (once a day); `profile` (the vendor profile's recommended interval); or
+ * `<N>h` with N dividing 24.
  */
-export function parseEvery(every: string): { hours: number } | 'profile' {
+export function parseEvery(every: string | undefined): { hours: number } | 'profile' | 'integration' {
+  if (every === undefined) return 'integration';
   if (every === 'profile') return 'profile';
   if (every === 'nightly') return { hours: 24 };
   const m = /^(\d{1,2})h$/.exec(every);
@@ -42,28 +45,29 @@ export function parseEvery(every: string): { hours: number } | 'profile' {
   return { hours };
 }
 
-export function intervalHoursFor(every: { hours: number } | 'profile', vendor: string): number {
-  return every === 'profile' ? recommendedSettings(profileFor(vendor)).syncIntervalHours : every.hours;
+export function intervalHoursFor(every: { hours: number } | 'profile' | 'integration', vendor: string, integrationHours?: number): number {
+  if (every === 'integration' && integrationHours !== undefined) return integrationHours;
+  return every === 'profile' || every === 'integration' ? recommendedSettings(profileFor(vendor)).syncIntervalHours : every.hours;
 }
 
 export function registerScheduleCommands(program: Command): void {
   const schedule = program.command('schedule').description('Temporal Schedules for nightly syncs');
   schedule
     .command('nightly')
-    .description('run an integration sync every night (overlap SKIP, 1 h catch-up window)')
+    .description("run an integration's sync from --at every its sync interval (integrations show; once a night unless set otherwise), overlap SKIP, 1 h catch-up")
     .requiredOption('--integration <id>', 'integration id')
     .requiredOption('--at <HH:MM>', 'local time of day')
     .requiredOption('--timezone <Area/City>', 'IANA time zone')
-    .option('--every <interval>', "nightly, profile (the vendor profile's recommended interval, e.g. 6h without push) or 1h|2h|3h|4h|6h|8h|12h|24h", 'nightly')
-    .action(async (opts: { integration: string; at: string; timezone: string; every: string }) =>
+    .option('--every <interval>', "default: the integration's sync interval (integrations show); or nightly, profile, 1h|2h|3h|4h|6h|8h|12h|24h")
+    .action(async (opts: { integration: string; at: string; timezone: string; every?: string }) =>
       withContext(async (ctx) => {
         const every = parseEvery(opts.every);
         const at = { ...parseAt(opts.at), timezone: parseTimezone(opts.timezone) };
         const integration = await getIntegration(await ctx.db(), opts.integration);
-        const everyHours = intervalHoursFor(every, integration.vendor);
+        const everyHours = intervalHoursFor(every, integration.vendor, effectiveSettings(integration).syncIntervalHours);
         const target = { tenantId: integration.tenantId, integrationId: integration.id, vendor: integration.vendor };
         const handle = await scheduleNightlySync(await ctx.temporal(), ctx.config.TEMPORAL_TASK_QUEUE, target, { ...at, everyHours });
-        const source = every === 'profile' ? ` (the ${integration.vendor} profile's interval)` : '';
+        const source = every === 'profile' ? ` (the ${integration.vendor} profile's interval)` : every === 'integration' ? " (the integration's sync interval)" : '';
         print(`schedule ${handle.scheduleId} created: ${everyHours === 24 ? 'daily' : `every ${everyHours} h from`} ${opts.at} ${at.timezone}${source}`);
       }),
     );

@@ -7,7 +7,15 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { SEARCH_ATTRIBUTES, incidentTaskQueue } from '../domain.js';
-import type { ApprovalInput, BreachContainmentInput, IncidentTimeline, NoteInput, NotificationInput } from '../../workflows/breach-containment.js';
+import type {
+  ApprovalInput,
+  BreachContainmentInput,
+  IncidentTimeline,
+  NoteInput,
+  NotificationInput,
+  OverrideRotationInput,
+  RetryRotationInput,
+} from '../../workflows/breach-containment.js';
 
 export const IncidentIdKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.incidentId, SearchAttributeType.KEYWORD);
 
@@ -40,6 +48,16 @@ export async function recordIncidentNotification(handle: WorkflowHandle, n: Noti
 
 export async function approveResumption(handle: WorkflowHandle, a: ApprovalInput): Promise<string> {
   return handle.executeUpdate<string, [ApprovalInput]>('approveResumption', { args: [a] });
+}
+
+/** Starts a failed or rolled-back child rotation again; returns the new attempt's workflow id. */
+export async function retryIncidentRotation(handle: WorkflowHandle, r: RetryRotationInput): Promise<string> {
+  return handle.executeUpdate<string, [RetryRotationInput]>('retryRotation', { args: [r] });
+}
+
+/** Lets recovery go ahead despite a failed or rolled-back rotation: audited, with a reason, not by the declarer. */
+export async function overrideIncidentRotation(handle: WorkflowHandle, o: OverrideRotationInput): Promise<string> {
+  return handle.executeUpdate<string, [OverrideRotationInput]>('overrideRotation', { args: [o] });
 }
 
 export async function escalateIncident(handle: WorkflowHandle, by: string, severity: BreachContainmentInput['severity']): Promise<string> {

@@ -1,8 +1,9 @@
 /**
- * What a declared incident holds, as flags other code checks (incident_holds): exports and records
- * reads refuse, the webhook receiver refuses, vendor writes are queued (pending-writes.ts), and the
- * scope's retention and deletion clocks stop (legal hold). Checked against the database on every
- * call: holds are rare and must take effect at once in every process.
+ * What a declared incident holds, as flags other code checks (incident_holds): `ehrctl audit export`
+ * refuses (exports frozen), the webhook receiver refuses, vendor writes sent through
+ * enqueueVendorWrite are queued (pending-writes.ts), and crypto-shredding the scope's tenants is
+ * refused (legal hold, which outlives recovery until `incident release-legal-hold`). Checked against
+ * the database on every call: holds are rare and must take effect at once in every process.
  */
 import { NotFoundError, ScopeUnderIncidentError } from '../errors/index.js';
 import type { Queryable } from '../store/pool.js';
@@ -34,7 +35,7 @@ async function targetOf(db: Queryable, integrationId: string): Promise<HoldTarge
 }
 
 /**
- * For `ehrctl audit export` and records reads: refuses while an incident freezes the tenant (or,
+ * For `ehrctl audit export`: refuses while an incident freezes the tenant (or,
  * without a tenant filter, while any incident freezes anything — the export would include it).
  */
 export async function assertExportAllowed(db: Queryable, operation: string, tenantId?: string): Promise<void> {
@@ -42,7 +43,7 @@ export async function assertExportAllowed(db: Queryable, operation: string, tena
   if (hold) throw new ScopeUnderIncidentError(operation, hold.incident_id, hold.scope);
 }
 
-/** For the webhook receiver (workers/webhook-receiver.ts): called before a delivery is verified or stored. */
+/** For the webhook receiver: after the signature verifies (the hold is told only to a verified sender), before storing. */
 export async function assertWebhookAccepted(db: Queryable, integrationId: string): Promise<void> {
   const hold = await holdCovering(db, 'webhooks_refused', await targetOf(db, integrationId));
   if (hold) throw new ScopeUnderIncidentError('webhook delivery', hold.incident_id, hold.scope);
@@ -65,11 +66,24 @@ export async function writesHeld(db: Queryable, integrationId: string): Promise<
   return holdCovering(db, 'writes_queued', await targetOf(db, integrationId));
 }
 
-/** Retention and deletion jobs must skip a tenant any of whose integrations is under legal hold. */
-export async function legalHoldActive(db: Queryable, tenantId: string): Promise<boolean> {
-  const holds = (await db.query<HoldRow>('SELECT incident_id, scope FROM incident_holds WHERE legal_hold')).rows;
-  if (holds.length === 0) return false;
+/** The legal hold covering the tenant or any of its integrations, if one stands. */
+export async function legalHoldCovering(db: Queryable, tenantId: string): Promise<HoldRow | undefined> {
+  const holds = (await db.query<HoldRow>('SELECT incident_id, scope FROM incident_holds WHERE legal_hold ORDER BY created_at')).rows;
+  if (holds.length === 0) return undefined;
   const integrations = (await db.query<{ id: string; vendor: string }>('SELECT id, vendor FROM integrations WHERE tenant_id = $1', [tenantId])).rows;
   const targets: HoldTarget[] = [{ tenantId }, ...integrations.map((i) => ({ tenantId, integrationId: i.id, vendor: i.vendor }))];
-  return holds.some((h) => targets.some((t) => scopeCovers(h.scope, t)));
+  return holds.find((h) => targets.some((t) => scopeCovers(h.scope, t)));
+}
+
+export async function legalHoldActive(db: Queryable, tenantId: string): Promise<boolean> {
+  return (await legalHoldCovering(db, tenantId)) !== undefined;
+}
+
+/**
+ * Crypto-shredding a tenant (KeyAdmin.destroyTenantKeys) makes its stored records unreadable for
+ * good: refused while a legal hold covers the tenant. Nothing else in the product deletes records.
+ */
+export async function assertNoLegalHold(db: Queryable, operation: string, tenantId: string): Promise<void> {
+  const hold = await legalHoldCovering(db, tenantId);
+  if (hold) throw new ScopeUnderIncidentError(operation, hold.incident_id, hold.scope);
 }

@@ -21,17 +21,19 @@ export interface ScopedIntegration {
   vendor: string;
   baseUrl: string;
   status: string;
+  /** How it authenticates (absent in snapshots taken before it was recorded): recovery needs a replacement for secrets and certificates. */
+  authMethod?: string;
 }
 
 /** The integrations a scope covers, in a stable order. */
 export async function integrationsInScope(db: Queryable, scope: IncidentScope): Promise<ScopedIntegration[]> {
   const [kind, value] = scope === 'all' ? ['all', null] : (scope.split(/:(.*)/s, 2) as [string, string]);
   const column = kind === 'tenant' ? 'tenant_id' : kind === 'integration' ? 'id' : kind === 'vendor' ? 'vendor' : null;
-  const res = await db.query<{ id: string; tenant_id: string; vendor: string; base_url: string; status: string }>(
-    `SELECT id, tenant_id, vendor, base_url, status FROM integrations ${column ? `WHERE ${column} = $1` : ''} ORDER BY id`,
+  const res = await db.query<{ id: string; tenant_id: string; vendor: string; base_url: string; status: string; auth_method: string }>(
+    `SELECT id, tenant_id, vendor, base_url, status, auth_method FROM integrations ${column ? `WHERE ${column} = $1` : ''} ORDER BY id`,
     column ? [value] : [],
   );
-  return res.rows.map((r) => ({ integrationId: r.id, tenantId: r.tenant_id, vendor: r.vendor, baseUrl: r.base_url, status: r.status }));
+  return res.rows.map((r) => ({ integrationId: r.id, tenantId: r.tenant_id, vendor: r.vendor, baseUrl: r.base_url, status: r.status, authMethod: r.auth_method }));
 }
 
 /** Whether a scope covers the given integration (by its own id, its tenant or its vendor). */

@@ -4,6 +4,7 @@
  */
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
 import type { Pool, Queryable } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
 import type { IncidentScope, ScopedIntegration } from './scope.js';
@@ -129,5 +130,28 @@ export async function recordPausedSchedules(pool: Pool, incidentId: string, sche
     const updated = await client.query('UPDATE incidents SET paused_schedules = $2 WHERE id = $1 AND paused_schedules IS NULL', [incidentId, JSON.stringify(schedules)]);
     if (updated.rowCount === 0 || schedules.length === 0) return;
     await appendAuditEvents(client, [{ ...ctx, action: 'incident.schedules_paused', outcome: 'success', details: { incidentId, schedules } }]);
+  });
+}
+
+/**
+ * Releases the incident's legal hold (counsel's decision, outside the incident): only after recovery
+ * lifted its operational hold, with who and why audited. False when it was already released.
+ */
+export async function releaseLegalHold(pool: Pool, incidentId: string, release: { by: string; reason: string }, ctx: AuditContext): Promise<boolean> {
+  if (!/^[\x20-\x7e]{1,200}$/.test(release.reason)) throw new InvalidArgumentError('--reason', '1-200 printable ASCII characters (no PHI)');
+  return withTransaction(pool, async (client) => {
+    const hold = await client.query<{ legal_hold: boolean; released_at: Date | null }>('SELECT legal_hold, released_at FROM incident_holds WHERE incident_id = $1 FOR UPDATE', [incidentId]);
+    const row = hold.rows[0];
+    if (!row) throw new NotFoundError('incident hold', incidentId);
+    if (!row.legal_hold) return false;
+    if (!row.released_at) throw new ConflictError('incident', incidentId, 'has not recovered: its hold still stands, and the legal hold with it');
+    await client.query(
+      'UPDATE incident_holds SET legal_hold = false, legal_hold_released_at = now(), legal_hold_released_by = $2 WHERE incident_id = $1',
+      [incidentId, release.by],
+    );
+    await appendAuditEvents(client, [
+      { ...ctx, action: 'incident.legal_hold_released', outcome: 'success', details: { incidentId, by: release.by, reason: release.reason } },
+    ]);
+    return true;
   });
 }

@@ -20,6 +20,7 @@ import { appendAuditEvents, recordAuditEvent } from '../audit/chain.js';
 import type { AuditContext, AuditEvent } from '../audit/chain.js';
 import { ID_PATTERN } from '../domain.js';
 import { ConflictError, EhrError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
+import { assertNoLegalHold } from '../incidents/holds.js';
 import { withTransaction } from '../store/pool.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import type { WrappedKey } from './kek-provider.js';
@@ -251,7 +252,7 @@ export class KeyAdmin {
   /**
    * Crypto-shredding: every DEK version of the tenant, and its pseudonym key, loses its wrapped bytes
    * and becomes destroyed, audited in the same transaction. The tenant's records can never be decrypted again; other
-   * tenants are untouched. Idempotent.
+   * tenants are untouched. Idempotent. Refused (and the refusal audited) while an incident's legal hold covers the tenant.
    */
   async destroyTenantKeys(tenantId: string, ctx: AuditContext): Promise<{ destroyed: number[] }> {
     assertTenantId(tenantId);
@@ -259,6 +260,8 @@ export class KeyAdmin {
     try {
       const out = await withTransaction(this.#pool, async (client) => {
         await this.#lockTenant(client, tenantId);
+        // Evidence first: an incident's legal hold keeps the tenant's records readable.
+        await assertNoLegalHold(client, `crypto-shredding tenant ${tenantId}`, tenantId);
         const { rows } = await client.query<{ key_version: number }>(
           `UPDATE data_keys SET status = 'destroyed', wrapped_key = NULL, destroyed_at = now()
             WHERE tenant_id = $1 AND status <> 'destroyed' RETURNING key_version`,

@@ -38,12 +38,21 @@ export interface Integration {
   credentialGeneration: number;
   revokedAt: Date | null;
   createdAt: Date;
+  /** The compensating controls as this integration's settings (lib/store/integration-settings.ts); null: registered before they were stored. */
+  syncIntervalHours: number | null;
+  credentialRotationDays: number | null;
+  credentialRotatedAt: Date;
+  settingsOverrides: SettingsOverrides;
 }
+
+/** Who changed a setting away from its registration default, when and why. */
+export type SettingsOverrides = Partial<Record<'syncIntervalHours' | 'credentialRotationDays', { by: string; at: string; reason: string; from: number | null }>>;
 
 export type IntegrationStatus = 'active' | 'suspended' | 'revoked';
 
-type Defaulted = 'authMethod' | 'clientSecretRef' | 'tlsRefs' | 'vendorParams';
-export type NewIntegration = Omit<Integration, 'status' | 'createdAt' | 'credentialGeneration' | 'revokedAt' | Defaulted> &
+type Defaulted = 'authMethod' | 'clientSecretRef' | 'tlsRefs' | 'vendorParams' | 'syncIntervalHours' | 'credentialRotationDays';
+type Managed = 'status' | 'createdAt' | 'credentialGeneration' | 'revokedAt' | 'credentialRotatedAt' | 'settingsOverrides';
+export type NewIntegration = Omit<Integration, Managed | Defaulted> &
   Partial<Pick<Integration, Defaulted>>;
 
 interface Row {
@@ -67,6 +76,10 @@ interface Row {
   credential_generation: number;
   revoked_at: Date | null;
   created_at: Date;
+  sync_interval_hours: number | null;
+  credential_rotation_days: number | null;
+  credential_rotated_at: Date;
+  settings_overrides: SettingsOverrides;
 }
 
 export function fromRow(r: Row): Integration {
@@ -91,6 +104,10 @@ export function fromRow(r: Row): Integration {
     credentialGeneration: r.credential_generation,
     revokedAt: r.revoked_at,
     createdAt: r.created_at,
+    syncIntervalHours: r.sync_interval_hours,
+    credentialRotationDays: r.credential_rotation_days,
+    credentialRotatedAt: r.credential_rotated_at,
+    settingsOverrides: r.settings_overrides ?? {},
   };
 }
 
@@ -108,6 +125,11 @@ export async function createIntegration(pool: Pool, i: NewIntegration, ctx: Audi
       ]),
     );
     if (res.rowCount === 0) throw new ConflictError('integration', i.id);
+    // Settings are not secret references: the application role writes them itself (column grants).
+    const settled = await client.query<Row>(
+      'UPDATE integrations SET sync_interval_hours = $2, credential_rotation_days = $3 WHERE id = $1 RETURNING *',
+      [i.id, i.syncIntervalHours ?? null, i.credentialRotationDays ?? null],
+    );
     await appendAuditEvents(client, [
       {
         ...ctx,
@@ -121,10 +143,12 @@ export async function createIntegration(pool: Pool, i: NewIntegration, ctx: Audi
           resourceTypes: i.resourceTypes,
           authMethod: i.authMethod ?? 'private_key_jwt',
           ...(i.signingKid ? { signingKid: i.signingKid, signingAlg: i.signingAlg } : {}),
+          ...(i.syncIntervalHours ? { syncIntervalHours: i.syncIntervalHours } : {}),
+          ...(i.credentialRotationDays ? { credentialRotationDays: i.credentialRotationDays } : {}),
         },
       },
     ]);
-    return fromRow(res.rows[0]!);
+    return fromRow(settled.rows[0]!);
   });
 }
 

@@ -13,6 +13,7 @@ import { tlsRefFields } from '../config/stored-secret-refs.js';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
 import { generateIntegrationSigningKey, jwksUrlFor } from '../security/signing-keys.js';
 import { insertSigningKey, mirrorCurrentKey, retireAllSigningKeys } from '../store/signing-keys.js';
+import { markCredentialRotated } from '../store/integration-settings.js';
 import { assertResumptionAllowed } from '../incidents/holds.js';
 import { scopesFor } from './profiles/adapters.js';
 import { profileFor } from './profiles/index.js';
@@ -303,6 +304,7 @@ export async function restoreIntegration(pool: Pool, integrationId: string, ctx:
     // The application role cannot write references itself: the definer function checks and stores them.
     const refs = [integrationId, fresh.clientSecretRef, fresh.tlsRefs];
     await refusingStoredSecretRefs(() => client.query('SELECT set_integration_secret_refs($1, $2, $3)', refs));
+    await markCredentialRotated(client, integrationId);
     const res = await client.query<IntegrationRow>(
       `UPDATE integrations SET status = 'active', credential_generation = credential_generation + 1, revoked_at = NULL
         WHERE id = $1 RETURNING *`,

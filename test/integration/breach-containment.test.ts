@@ -15,6 +15,8 @@ import { addIncidentNote, approveResumption, declareIncident, incidentTimeline, 
 import { verifyEvidence } from '../../lib/incidents/evidence.js';
 import { assertExportAllowed, assertWebhookAccepted, legalHoldActive } from '../../lib/incidents/holds.js';
 import { enqueueVendorWrite } from '../../lib/incidents/pending-writes.js';
+import { releaseLegalHold } from '../../lib/incidents/store.js';
+import { KeyAdmin } from '../../lib/security/key-admin.js';
 import { registerSandboxAdmin } from '../../lib/incidents/sandbox-admins.js';
 import { createKekProvider } from '../../lib/security/kek-factory.js';
 import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
@@ -127,6 +129,8 @@ describe('breach containment', () => {
       await expect(restoreIntegration(pool, breached.integrationIds[0]!, testActor, restoreOpts)).rejects.toMatchObject({ code: 'SCOPE_UNDER_INCIDENT' });
       await expect(restoreIntegration(pool, breached.integrationIds[0]!, testActor, { ...restoreOpts, incidentId: 'another-incident' })).rejects.toMatchObject({ code: 'SCOPE_UNDER_INCIDENT' });
       expect((await getIntegration(pool, breached.integrationIds[0]!)).status).toBe('revoked');
+      // Nor can the legal hold be released while the incident holds the scope.
+      await expect(releaseLegalHold(pool, incidentId, { by: 'counsel@example.org', reason: 'too early' }, testActor)).rejects.toMatchObject({ code: 'CONFLICT' });
       const beforeApproval = Date.now();
       expect(await approveResumption(handle, { by: 'bob@example.org', note: 'root cause fixed' })).toBe('bob@example.org');
       await recordIncidentNotification(handle, { by: 'carol@example.org', recipient: 'individuals', reference: 'letter-2026-001' });
@@ -174,6 +178,23 @@ describe('breach containment', () => {
       expect(final.timeToRecoverMs).not.toBeNull();
       const { strings } = await sandboxAdmin<{ strings: string[] }>(sandbox, 'GET', '/admin/identifiers');
       expect(findLeaks(JSON.stringify(final), strings)).toEqual([]);
+
+      // The legal hold outlives recovery: crypto-shredding the tenant (the one operation that makes its
+      // records unreadable for good) is refused, and the refusal audited, until counsel releases it.
+      expect(await legalHoldActive(pool, breached.tenantId)).toBe(true);
+      const admin = new KeyAdmin({ pool, kek, destroyDelaySeconds: 0 });
+      const live = async () => (await pool.query('SELECT key_version FROM data_keys WHERE tenant_id = $1 AND status <> $2', [breached.tenantId, 'destroyed'])).rowCount;
+      const liveBefore = await live();
+      expect(liveBefore).toBeGreaterThan(0);
+      await expect(admin.destroyTenantKeys(breached.tenantId, testActor)).rejects.toMatchObject({ code: 'SCOPE_UNDER_INCIDENT', incidentId });
+      const refusals = await pool.query(`SELECT 1 FROM audit_events WHERE action = 'key.dek.destroyed' AND outcome = 'failure' AND tenant_id = $1`, [breached.tenantId]);
+      expect(refusals.rowCount).toBe(1);
+      expect(await live()).toBe(liveBefore);
+      await expect(releaseLegalHold(pool, incidentId, { by: 'counsel@example.org', reason: '' }, testActor)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      expect(await releaseLegalHold(pool, incidentId, { by: 'counsel@example.org', reason: 'matter closed' }, testActor)).toBe(true);
+      expect(await legalHoldActive(pool, breached.tenantId)).toBe(false);
+      expect((await admin.destroyTenantKeys(breached.tenantId, testActor)).destroyed).toHaveLength(liveBefore!);
+      expect(await live()).toBe(0);
     } finally {
       await other.close();
     }

@@ -14,7 +14,7 @@ import {
   typesGranted,
   validateVendorParams,
 } from '../../lib/vendors/profiles/adapters.js';
-import { compensatingControls, lowConfidenceFacts, recommendedSettings } from '../../lib/vendors/profiles/compensating.js';
+import { compensatingControls, integrationDefaults, lowConfidenceFacts, recommendedSettings } from '../../lib/vendors/profiles/compensating.js';
 import { PROFILES, profileFor } from '../../lib/vendors/profiles/index.js';
 import type { VendorProfile } from '../../lib/vendors/profiles/types.js';
 import { VENDOR_IDS } from '../../lib/vendors/profiles/types.js';
@@ -141,7 +141,7 @@ describe('compensating controls', () => {
   it('rotates a long-lived client secret every 90 days when the vendor’s preferred method is a secret', () => {
     for (const p of [oracle, nextgen]) {
       const secret = compensatingControls(p).find((c) => c.weakness === 'long-lived-secret');
-      expect(secret?.setting, p.id).toBe('secret rotation = every 90 days');
+      expect(secret?.setting, p.id).toBe("secret rotation = every 90 days (the integration's credential due date)");
       expect(recommendedSettings(p).secretRotationDays).toBe(90);
     }
     // athenahealth accepts a secret but the connector uses its preferred method, a signed assertion.
@@ -174,9 +174,23 @@ describe('compensating controls', () => {
   });
 });
 
+describe('compensating controls as an integration\'s defaults', () => {
+  it('sets the sync interval from push support and a secret rotation period only for client secrets', () => {
+    // Epic cannot push: every 6 h; it authenticates with keys, so no secret rotation period.
+    expect(integrationDefaults(profileFor('epic'), 'private_key_jwt')).toEqual({ syncIntervalHours: 6, credentialRotationDays: null });
+    // Oracle Health: a long-lived secret (a year) rotated every 90 days.
+    expect(integrationDefaults(profileFor('oracle-health'), 'client_secret_basic')).toEqual({ syncIntervalHours: 6, credentialRotationDays: 90 });
+    // A vendor that prefers keys but was registered with a secret: the secret still rotates.
+    expect(integrationDefaults(profileFor('sandbox'), 'client_secret_post').credentialRotationDays).toBe(90);
+    expect(integrationDefaults(profileFor('sandbox'), 'tls_client_auth').credentialRotationDays).toBeNull();
+  });
+});
+
 describe('schedule interval (ehrctl schedule nightly --every)', () => {
-  it('defaults to nightly, follows the profile on request, and accepts hours that divide a day', () => {
-    expect(intervalHoursFor(parseEvery('nightly'), 'epic')).toBe(24);
+  it("defaults to the integration's interval, and accepts nightly, the profile's, or hours that divide a day", () => {
+    expect(intervalHoursFor(parseEvery(undefined), 'epic', 12)).toBe(12);
+    expect(intervalHoursFor(parseEvery(undefined), 'epic')).toBe(6);
+    expect(intervalHoursFor(parseEvery('nightly'), 'epic', 12)).toBe(24);
     expect(intervalHoursFor(parseEvery('profile'), 'epic')).toBe(6);
     expect(intervalHoursFor(parseEvery('6h'), 'epic')).toBe(6);
     expect(intervalHoursFor(parseEvery('12h'), 'sandbox')).toBe(12);

@@ -1,8 +1,8 @@
 /**
  * Compensating controls: where a vendor is weak, the connector tightens its own settings instead.
  * Each weakness found in a profile comes with the control applied and one concrete setting, so the
- * integration matrix can say exactly what the connector does about it (and `ehrctl schedule nightly
- * --every profile` can follow the recommended sync interval).
+ * integration matrix can say exactly what the connector does about it. The sync interval and the
+ * secret rotation period become each integration's own settings at registration (integrationDefaults).
  */
 import type { Confidence, Fact, VendorProfile } from './types.js';
 
@@ -44,6 +44,29 @@ export const SECRET_ROTATION_DAYS = 90;
 
 const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
 
+/** Intervals that divide a day, so every scheduled run falls at the same local times each day. */
+export const SYNC_INTERVAL_HOURS = [1, 2, 3, 4, 6, 8, 12, 24] as const;
+
+/** The controls that become an integration's own settings at registration (lib/store/integration-settings.ts). */
+export interface IntegrationDefaults {
+  syncIntervalHours: number;
+  /** Client secrets only; null when the integration authenticates with a signing key or a certificate. */
+  credentialRotationDays: number | null;
+}
+
+/**
+ * An integration's defaults from its vendor's controls and its own auth method: the profile's sync
+ * interval; for a client secret, rotation every SECRET_ROTATION_DAYS or sooner if the vendor's secrets
+ * expire sooner — also when the vendor prefers keys but this integration was registered with a secret.
+ */
+export function integrationDefaults(profile: VendorProfile, authMethod: string): IntegrationDefaults {
+  const lifetime = profile.auth.secretLifetimeDays.value;
+  return {
+    syncIntervalHours: recommendedSettings(profile).syncIntervalHours,
+    credentialRotationDays: SECRET_METHODS.has(authMethod) ? Math.min(SECRET_ROTATION_DAYS, lifetime ?? SECRET_ROTATION_DAYS) : null,
+  };
+}
+
 /** The weaknesses of a profile and the control the connector applies to each, in a stable order. */
 export function compensatingControls(profile: VendorProfile): CompensatingControl[] {
   const controls: CompensatingControl[] = [];
@@ -53,7 +76,7 @@ export function compensatingControls(profile: VendorProfile): CompensatingContro
       weakness: 'no-push',
       finding: push === 'none' ? 'no change notifications' : `no dependable FHIR push (${push})`,
       control: 'sync more often than nightly, so a change waits hours rather than a day',
-      setting: `sync interval = ${NO_PUSH_SYNC_INTERVAL_HOURS} h (ehrctl schedule nightly --every profile)`,
+      setting: `sync interval = ${NO_PUSH_SYNC_INTERVAL_HOURS} h (the integration's default schedule)`,
     });
   }
   if (profile.auditExport.value !== 'granular') {
@@ -61,7 +84,8 @@ export function compensatingControls(profile: VendorProfile): CompensatingContro
       weakness: 'no-granular-audit-export',
       finding: profile.auditExport.value === 'none' ? 'no access-log export per API client' : 'access logs are coarse or stay with the customer',
       control: 'keep the connector’s own hash-chained audit of every vendor call for longer',
-      setting: `audit retention = ${SOLE_RECORD_AUDIT_RETENTION_DAYS} days (default ${DEFAULT_AUDIT_RETENTION_DAYS})`,
+      // Met by construction: nothing in the product deletes audit rows, so no per-integration setting exists.
+      setting: `audit retention ≥ ${SOLE_RECORD_AUDIT_RETENTION_DAYS} days (default ${DEFAULT_AUDIT_RETENTION_DAYS}; audit rows are never deleted)`,
     });
   }
   if (profile.scopes.granularity.value === 'coarse') {
@@ -78,7 +102,7 @@ export function compensatingControls(profile: VendorProfile): CompensatingContro
       weakness: 'long-lived-secret',
       finding: `authenticates with a client secret (${lifetime === null ? 'lifetime unknown' : `valid ${lifetime} days`})`,
       control: 'rotate the client secret on our own schedule, well inside the vendor’s lifetime',
-      setting: `secret rotation = every ${SECRET_ROTATION_DAYS} days`,
+      setting: `secret rotation = every ${SECRET_ROTATION_DAYS} days (the integration's credential due date)`,
     });
   }
   const unsure = lowConfidenceFacts(profile);
