@@ -3,13 +3,16 @@
  * headless Temporal dev server per test run, plus a KEK dir and a secrets dir, and provides their
  * addresses to tests (see test/harness.ts). DATABASE_URL / TEMPORAL_ADDRESS, when set, are used
  * instead (migrations and search attributes are still applied). EHR_TEST_INFRA=none skips both
- * servers for runs that need neither. Teardown stops everything it started.
+ * servers for runs that need neither. Teardown stops everything it started. Each server's stop is
+ * registered the moment its process is spawned, and the two start side by side with the first
+ * failure aborting the other, so a failed start leaves no process behind.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres } from '../lib/dev/postgres.js';
+import { StopList, startSideBySide } from '../lib/dev/stop-list.js';
 import { resolveTemporalCli } from '../lib/dev/temporal-cli.js';
 import { ensureSearchAttributes, startTemporalDevServer, waitForTemporal } from '../lib/dev/temporal-server.js';
 import { ensureLocalKekDir } from '../lib/security/local-kek.js';
@@ -20,12 +23,13 @@ const log = (line: string) => console.log(`[global-setup] ${line}`);
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const stops: Array<() => Promise<void>> = [];
+  const stops = new StopList();
   const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-test-'));
-  // Under root the embedded PostgreSQL runs as user `postgres`, which must traverse this directory.
+  // Under root PostgreSQL runs as `postgres`: a traversable tmp dir keeps its cluster here (else it is
+  // placed under /var/lib/ehr-connectors, see lib/dev/postgres-placement.ts).
   fs.chmodSync(tmpRoot, 0o755);
   const teardown = async () => {
-    for (const stop of stops.reverse()) await stop().catch((err: unknown) => log(`teardown: ${String(err)}`));
+    await stops.stopAll((name, err) => log(`teardown: stopping ${name} failed: ${String(err)}`));
     if (!process.env.EHR_TEST_KEEP_TMP) fs.rmSync(tmpRoot, { recursive: true, force: true });
   };
 
@@ -39,7 +43,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
     const [databaseUrl, temporalAddress] = skip
       ? ['', '']
-      : await Promise.all([startDatabase(tmpRoot, stops), startTemporal(tmpRoot, namespace, stops)]);
+      : await startSideBySide<[string, string]>([
+          (signal) => startDatabase(tmpRoot, stops, signal),
+          (signal) => startTemporal(tmpRoot, namespace, stops, signal),
+        ]);
 
     const infra: TestInfra = { temporalAddress, namespace, databaseUrl, kekDir, secretsDir };
     for (const [key, value] of Object.entries(infra) as Array<[keyof TestInfra, string]>) project.provide(key, value);
@@ -50,7 +57,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   }
 }
 
-async function startDatabase(tmpRoot: string, stops: Array<() => Promise<void>>): Promise<string> {
+async function startDatabase(tmpRoot: string, stops: StopList, signal: AbortSignal): Promise<string> {
   const t0 = Date.now();
   let databaseUrl = process.env.DATABASE_URL;
   if (databaseUrl) {
@@ -60,8 +67,11 @@ async function startDatabase(tmpRoot: string, stops: Array<() => Promise<void>>)
       dataDir: path.join(tmpRoot, 'postgres'),
       logFile: path.join(tmpRoot, 'postgres.log'),
       fast: true,
+      temporary: true,
+      stops,
+      signal,
+      onProgress: log,
     });
-    stops.push(() => db.stop());
     databaseUrl = db.databaseUrl;
   }
   await migrateUp(databaseUrl);
@@ -69,7 +79,7 @@ async function startDatabase(tmpRoot: string, stops: Array<() => Promise<void>>)
   return databaseUrl;
 }
 
-async function startTemporal(tmpRoot: string, namespace: string, stops: Array<() => Promise<void>>): Promise<string> {
+async function startTemporal(tmpRoot: string, namespace: string, stops: StopList, signal: AbortSignal): Promise<string> {
   const t0 = Date.now();
   const existing = process.env.TEMPORAL_ADDRESS;
   if (existing) {
@@ -79,8 +89,7 @@ async function startTemporal(tmpRoot: string, namespace: string, stops: Array<()
     return existing;
   }
   const cliPath = await resolveTemporalCli({ onProgress: log });
-  const server = await startTemporalDevServer({ cliPath, headless: true, namespace, logFile: path.join(tmpRoot, 'temporal.log') });
-  stops.push(() => server.stop());
+  const server = await startTemporalDevServer({ cliPath, headless: true, namespace, logFile: path.join(tmpRoot, 'temporal.log'), stops, signal });
   log(`Temporal dev server ready at ${server.address} in ${seconds(t0)}`);
   return server.address;
 }
