@@ -6,12 +6,12 @@
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { startBenchInfra } from '../../lib/dev/ephemeral.js';
+import { randomFreePort } from '../../lib/dev/ports.js';
 import setup from '../global-setup.js';
 import { PROCESS_MARK_ENV, newProcessMark, processesMarked, waitForNoneMarked } from '../process-scan.js';
 
@@ -43,40 +43,14 @@ async function expectNothingLeft(mark: string): Promise<void> {
   expect(processesMarked(mark)).toEqual([]);
 }
 
-/**
- * A "PostgreSQL" that fails the way an unreachable database does, but only once the Temporal dev
- * server started beside it exists as a process (so the failure lands while Temporal is coming up).
- */
-async function databaseFailingOnceTemporalSpawned(mark: string): Promise<{ url: string; close(): Promise<void> }> {
-  const server = net.createServer((socket) => {
-    const started = Date.now();
-    const poll = setInterval(() => {
-      const temporalUp = processesMarked(mark).some((p) => /\btemporal\b.*start-dev/.test(p.command));
-      if (temporalUp || Date.now() - started > 20_000) {
-        clearInterval(poll);
-        socket.destroy();
-      }
-    }, 20);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    url: `postgresql://nobody:nothing@127.0.0.1:${port}/none`,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
-}
-
 describe('the test run global setup', () => {
   it('stops the Temporal dev server it spawned when PostgreSQL fails before Temporal is ready', async () => {
     const mark = markProcesses();
-    const db = await databaseFailingOnceTemporalSpawned(mark);
-    process.env.DATABASE_URL = db.url;
+    process.env.DATABASE_URL = `postgresql://nobody:nothing@127.0.0.1:${await randomFreePort()}/none`; // nothing listens
     delete process.env.TEMPORAL_ADDRESS;
-    try {
-      await expect(setup(project)).rejects.toThrow(/Connection terminated|ECONNRESET|terminated unexpectedly/);
-    } finally {
-      await db.close();
-    }
+    process.env.TEMPORAL_CLI = FAKE_TEMPORAL;
+    process.env.FAKE_TEMPORAL_FAIL_AFTER_MS = '120000'; // a dev server that hangs without answering
+    await expect(setup(project)).rejects.toThrow(/ECONNREFUSED/);
     await expectNothingLeft(mark);
   }, 120_000);
 
