@@ -52,8 +52,10 @@ async function step<T>(part: string, label: string, fn: () => Promise<T>): Promi
 }
 
 async function stopAll(): Promise<void> {
-  for (const name of started.names().reverse()) logger.info({ part: name, phase: 'stopping' }, `stopping ${name}`);
-  await started.stopAll((name, err) => logger.error({ part: name, err }, `stopping ${name} failed`));
+  await started.stopAll(
+    (name, err) => logger.error({ part: name, err }, `stopping ${name} failed`),
+    (name) => logger.info({ part: name, phase: 'stopping' }, `stopping ${name}`),
+  );
 }
 
 function acquireLock(): void {

@@ -48,12 +48,13 @@ export class StopList {
 
   /**
    * Stops everything still registered, newest first. Every stop runs even when one fails; failures
-   * go to onError (default: rethrown together at the end).
+   * go to onError (default: rethrown together at the end). onStopping hears each name as it begins.
    */
-  async stopAll(onError?: (name: string, err: unknown) => void): Promise<void> {
+  async stopAll(onError?: (name: string, err: unknown) => void, onStopping?: (name: string) => void): Promise<void> {
     const failures: Error[] = [];
     while (this.entries.length > 0) {
       const entry = this.entries.pop()!;
+      onStopping?.(entry.name);
       try {
         await entry.stop();
       } catch (err) {
