@@ -9,7 +9,7 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { appendAuditEvents } from '../lib/audit/chain.js';
 import { verifyAuditChain } from '../lib/audit/verify.js';
-import { percentile, startBenchInfra } from '../lib/dev/ephemeral.js';
+import { percentile, withBenchInfra } from '../lib/dev/ephemeral.js';
 import { decryptRecord, encryptRecord } from '../lib/security/envelope.js';
 import type { DataKey } from '../lib/security/envelope.js';
 import { createPool, withTransaction } from '../lib/store/pool.js';
@@ -103,18 +103,15 @@ async function main(): Promise<void> {
   console.log(`bench:crypto — ${RUNS} runs, medians`);
   const env = await envelopeThroughput();
   console.log(`1. 1 KB records, encrypt+decrypt: envelope ${env.envelope.toFixed(1)} MB/s vs raw AES-256-GCM ${env.raw.toFixed(1)} MB/s (${((env.envelope / env.raw) * 100).toFixed(0)} % of raw)`);
-  const infra = await startBenchInfra((line) => console.log(line));
-  const pool = createPool(infra.databaseUrl, 4);
-  try {
+  await withBenchInfra((line) => console.log(line), async (infra) => {
+    const pool = createPool(infra.databaseUrl, 4);
+    infra.onStop('pool', () => pool.end());
     const rowsPerSecond = await auditVerify(pool, 100_000);
     console.log(`2. audit verification: ${Math.round(rowsPerSecond).toLocaleString('en-US')} rows/s over 100,000 rows (goal >= 100,000 rows/s: ${rowsPerSecond >= 100_000 ? 'met' : 'NOT met'})`);
     const lat = await appendLatency(pool);
     console.log(`3. audit append inside a 1,000-record page transaction: p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms (whole page transaction p50 ${lat.pageP50.toFixed(1)} ms)`);
     console.log('4. payload codec on vs off: run `npm run bench:sync` (it measures both)');
-  } finally {
-    await pool.end();
-    await infra.stop();
-  }
+  });
 }
 
 main().catch((err: unknown) => {

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { registerIntegration } from '../client/integrations.js';
 import { startSync } from '../client/sync-client.js';
-import { benchInfraEnv, percentile, startBenchInfra } from '../lib/dev/ephemeral.js';
+import { benchInfraEnv, percentile, withBenchInfra, type BenchInfra } from '../lib/dev/ephemeral.js';
 import { loadConfig } from '../lib/config/schema.js';
 import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
 import { createPool } from '../lib/store/pool.js';
@@ -30,27 +30,30 @@ const fmt = (ms: number): string => `${ms.toFixed(1)} ms`;
 
 async function main(): Promise<void> {
   console.log(`bench:revoke — ${TRIALS} trials, two worker processes, page size 5; machine: ${os.cpus().length} cores`);
-  const infra = await startBenchInfra((line) => console.log(line));
-  try {
-    await run(infra);
-  } finally {
-    await infra.stop();
-  }
+  await withBenchInfra((line) => console.log(line), run);
 }
 
-async function run(infra: Awaited<ReturnType<typeof startBenchInfra>>): Promise<void> {
+async function run(infra: BenchInfra): Promise<void> {
   const sandbox = await startSandbox({ seed: 2026, size: 2000 });
+  infra.onStop('sandbox', () => sandbox.close());
   const pool = createPool(infra.databaseUrl, 4);
+  infra.onStop('pool', () => pool.end());
   const config = loadConfig({ ...benchInfraEnv(infra), TEMPORAL_TASK_QUEUE: 'bench-revoke', EHR_SYNC_PAGE_SIZE: '5', LOG_LEVEL: 'info' });
-  const workers = [
-    await startChildWorker(config, path.join(os.tmpdir(), `ehr-bench-revoke-1-${process.pid}.log`)),
-    await startChildWorker(config, path.join(os.tmpdir(), `ehr-bench-revoke-2-${process.pid}.log`)),
-  ];
+  for (const n of [1, 2]) {
+    const worker = await startChildWorker(config, path.join(infra.root, `worker-${n}.log`));
+    infra.onStop(`worker ${n}`, async () => {
+      worker.child.kill('SIGTERM');
+      await worker.exited;
+    });
+  }
   const connection = await Connection.connect({ address: infra.temporalAddress });
+  infra.onStop('client connection', () => connection.close());
   const client = new Client({ connection, dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool, actor: 'bench:client' })] } });
   // Our own listener: when the notification reached a listener, and when each worker acknowledged.
   const listener = new pg.Client({ connectionString: infra.databaseUrl });
+  listener.on('error', () => undefined); // the server stops under it at the end; awaited calls report
   await listener.connect();
+  infra.onStop('listener', () => listener.end());
   const seen = new Map<string, number>();
   const acks = new Map<string, number[]>();
   listener.on('notification', (msg) => {
@@ -70,51 +73,40 @@ async function run(infra: Awaited<ReturnType<typeof startBenchInfra>>): Promise<
   const ackMs: number[] = [];
   let failedRevoked = 0;
   let lateTrials = 0;
-  try {
-    for (let trial = 1; trial <= TRIALS; trial++) {
-      const integrationId = `bench-revoke-${trial}`;
-      await registerIntegration(
-        pool,
-        { id: integrationId, tenantId: 'bench', vendor: 'sandbox', baseUrl: sandbox.fhirBaseUrl, resourceTypes: ['Patient'], secretsDir: infra.secretsDir, sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken } },
-        actor,
-      );
-      const trialStart = Date.now();
-      const handle = await startSync(client, config.TEMPORAL_TASK_QUEUE, { tenantId: 'bench', integrationId, vendor: 'sandbox' }, { full: true });
-      // Under load: both workers have fetched pages with their own token.
-      const deadline = Date.now() + 60_000;
-      while (new Set(sandbox.ledger(trialStart).filter((e) => e.status === 200).map((e) => e.tokenHash)).size < 2) {
-        if (Date.now() > deadline) throw new Error(`trial ${trial}: both workers did not start fetching within 60 s`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      const started = performance.now();
-      const result = await revokeIntegration(pool, integrationId, actor, { reason: 'benchmark' });
-      const returned = performance.now();
-      const returnedMs = Date.now();
-      revokeMs.push(returned - started);
-      const entries = sandbox.ledger(trialStart);
-      const oldTokens = new Set(entries.filter((e) => e.atMs <= returnedMs).map((e) => e.tokenHash));
-      const outcome = await handle.result().then(
-        () => 'completed',
-        (err: unknown) => (err instanceof WorkflowFailedError ? ((err.cause?.cause as { type?: string } | undefined)?.type ?? 'failed') : 'error'),
-      );
-      if (outcome === 'INTEGRATION_REVOKED') failedRevoked++;
-      const after = sandbox.ledger(returnedMs + 1).filter((e) => oldTokens.has(e.tokenHash));
-      if (after.length > 0) lateTrials++;
-      lastOld.push(after.length === 0 ? 0 : Math.max(...after.map((e) => e.atMs)) - returnedMs);
-      const notifiedAt = seen.get(integrationId);
-      if (notifiedAt !== undefined) notifyMs.push(notifiedAt - started);
-      for (const at of acks.get(integrationId) ?? []) ackMs.push(at - started);
-      if (result.acknowledged !== result.workers || result.workers < 2) console.log(`trial ${trial}: ${result.acknowledged}/${result.workers} workers confirmed`);
+  for (let trial = 1; trial <= TRIALS; trial++) {
+    const integrationId = `bench-revoke-${trial}`;
+    await registerIntegration(
+      pool,
+      { id: integrationId, tenantId: 'bench', vendor: 'sandbox', baseUrl: sandbox.fhirBaseUrl, resourceTypes: ['Patient'], secretsDir: infra.secretsDir, sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken } },
+      actor,
+    );
+    const trialStart = Date.now();
+    const handle = await startSync(client, config.TEMPORAL_TASK_QUEUE, { tenantId: 'bench', integrationId, vendor: 'sandbox' }, { full: true });
+    // Under load: both workers have fetched pages with their own token.
+    const deadline = Date.now() + 60_000;
+    while (new Set(sandbox.ledger(trialStart).filter((e) => e.status === 200).map((e) => e.tokenHash)).size < 2) {
+      if (Date.now() > deadline) throw new Error(`trial ${trial}: both workers did not start fetching within 60 s`);
+      await new Promise((r) => setTimeout(r, 20));
     }
-  } finally {
-    await listener.end();
-    await connection.close();
-    for (const w of workers) {
-      w.child.kill('SIGTERM');
-      await w.exited;
-    }
-    await pool.end();
-    await sandbox.close();
+    const started = performance.now();
+    const result = await revokeIntegration(pool, integrationId, actor, { reason: 'benchmark' });
+    const returned = performance.now();
+    const returnedMs = Date.now();
+    revokeMs.push(returned - started);
+    const entries = sandbox.ledger(trialStart);
+    const oldTokens = new Set(entries.filter((e) => e.atMs <= returnedMs).map((e) => e.tokenHash));
+    const outcome = await handle.result().then(
+      () => 'completed',
+      (err: unknown) => (err instanceof WorkflowFailedError ? ((err.cause?.cause as { type?: string } | undefined)?.type ?? 'failed') : 'error'),
+    );
+    if (outcome === 'INTEGRATION_REVOKED') failedRevoked++;
+    const after = sandbox.ledger(returnedMs + 1).filter((e) => oldTokens.has(e.tokenHash));
+    if (after.length > 0) lateTrials++;
+    lastOld.push(after.length === 0 ? 0 : Math.max(...after.map((e) => e.atMs)) - returnedMs);
+    const notifiedAt = seen.get(integrationId);
+    if (notifiedAt !== undefined) notifyMs.push(notifiedAt - started);
+    for (const at of acks.get(integrationId) ?? []) ackMs.push(at - started);
+    if (result.acknowledged !== result.workers || result.workers < 2) console.log(`trial ${trial}: ${result.acknowledged}/${result.workers} workers confirmed`);
   }
   console.log('');
   console.log(`revoke returned → last request with an old token at the sandbox: p50 ${fmt(percentile(lastOld, 50))}, p95 ${fmt(percentile(lastOld, 95))}, max ${fmt(Math.max(...lastOld))} (trials with any: ${lateTrials}/${TRIALS})`);

@@ -11,7 +11,7 @@
  * own cost per batch (one activity task each) is not included.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { median, startBenchInfra } from '../lib/dev/ephemeral.js';
+import { median, withBenchInfra } from '../lib/dev/ephemeral.js';
 import { createKekProvider } from '../lib/security/kek-factory.js';
 import { decryptRecord, encryptRecord } from '../lib/security/envelope.js';
 import { KeyAdmin } from '../lib/security/key-admin.js';
@@ -142,9 +142,9 @@ async function reencryptRun(pool: Pool, keyring: TenantKeyring, admin: KeyAdmin,
 
 async function main(): Promise<void> {
   process.stdout.write(`bench:rotate — ${TENANTS.toLocaleString('en-US')} tenant DEKs, ${RECORDS.toLocaleString('en-US')} records, batches of ${BATCH}, ${RUNS} runs, medians\n`);
-  const infra = await startBenchInfra((line) => process.stdout.write(`${line}\n`));
-  const pool = createPool(infra.databaseUrl, 8);
-  try {
+  await withBenchInfra((line) => process.stdout.write(`${line}\n`), async (infra) => {
+    const pool = createPool(infra.databaseUrl, 8);
+    infra.onStop('pool', () => pool.end());
     const kek = await KeyHierarchy.open({ pool, backend: await createKekProvider({ EHR_KEK_PROVIDER: 'local', EHR_KEK_DIR: infra.kekDir } as never), audit: ctx() });
     const keyring = new TenantKeyring({ pool, kek });
     const admin = new KeyAdmin({ pool, kek, destroyDelaySeconds: 0, forget: { tenant: (t) => keyring.forget(t) } });
@@ -167,10 +167,7 @@ async function main(): Promise<void> {
       `2. tenant DEK re-encryption under load: ${m(reenc.map((r) => r.rate))} records/s vs floor ${m(reenc.map((r) => r.floor))} records/s (decrypt+encrypt in memory); ` +
         `read errors ${sum(reenc.map((r) => r.readErrors))}, write errors ${sum(reenc.map((r) => r.writeErrors))}, records unreadable afterwards ${sum(reenc.map((r) => r.finalErrors))}\n`,
     );
-  } finally {
-    await pool.end();
-    await infra.stop();
-  }
+  });
 }
 
 main().catch((err: unknown) => {

@@ -6,7 +6,6 @@
  * BENCH_VENDORS=0, or run only that part with `npm run bench:sync:vendors`).
  */
 import path from 'node:path';
-import fs from 'node:fs';
 import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
@@ -25,8 +24,8 @@ import { startSync, syncResult } from '../client/sync-client.js';
 import { startSandbox } from '../sandbox/index.js';
 import type { SandboxHandle } from '../sandbox/index.js';
 import { createTestClient } from '../sandbox/test-client.js';
-import { startChildWorker } from '../test/integration/child-worker.js';
-import { benchInfraEnv, median, peakRssMiB, startBenchInfra } from '../lib/dev/ephemeral.js';
+import { startChildWorker, type ChildWorker } from '../test/integration/child-worker.js';
+import { benchInfraEnv, median, peakRssMiB, withBenchInfra, type BenchInfra } from '../lib/dev/ephemeral.js';
 import { threeVendorBench } from './sync-vendors.js';
 
 const SIZE = Number(process.env.BENCH_SIZE ?? 50_000);
@@ -98,8 +97,18 @@ async function floorRun(sandbox: SandboxHandle, pool: Pool, token: string, run: 
   return count / seconds;
 }
 
+/** A child worker process, registered for the infrastructure's stop the moment it is up. */
+async function trackedWorker(infra: BenchInfra, config: Config, logPath: string): Promise<ChildWorker> {
+  const worker = await startChildWorker(config, logPath);
+  infra.onStop(`worker (pid ${worker.child.pid})`, async () => {
+    worker.child.kill('SIGTERM');
+    await worker.exited;
+  });
+  return worker;
+}
+
 /** The three-vendor section on its own worker: page size 100 so the limited vendor makes enough calls. */
-async function vendorSection(infra: Awaited<ReturnType<typeof startBenchInfra>>, pool: Pool): Promise<void> {
+async function vendorSection(infra: BenchInfra, pool: Pool): Promise<void> {
   const config = loadConfig({
     ...benchInfraEnv(infra),
     TEMPORAL_TASK_QUEUE: 'bench-vendors',
@@ -107,54 +116,45 @@ async function vendorSection(infra: Awaited<ReturnType<typeof startBenchInfra>>,
     EHR_ENDPOINT_QUEUE_RECHECK_SECONDS: '1',
     LOG_LEVEL: 'info',
   });
-  const logPath = path.join(os.tmpdir(), `ehr-bench-vendors-worker-${process.pid}.log`);
-  const worker = await startChildWorker(config, logPath);
+  await trackedWorker(infra, config, path.join(infra.root, 'vendors-worker.log'));
   const connection = await Connection.connect({ address: infra.temporalAddress });
+  infra.onStop('vendors client connection', () => connection.close());
   const client = new Client({ connection, dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool, actor: 'bench:client' })] } });
-  try {
-    await threeVendorBench({ pool, client, taskQueue: config.TEMPORAL_TASK_QUEUE, secretsDir: infra.secretsDir }, (line) => console.log(line));
-  } finally {
-    worker.child.kill('SIGTERM');
-    await worker.exited;
-    await connection.close();
-    fs.rmSync(logPath, { force: true });
-  }
+  await threeVendorBench({ pool, client, taskQueue: config.TEMPORAL_TASK_QUEUE, secretsDir: infra.secretsDir }, (line) => console.log(line));
 }
 
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   if (process.argv.includes('--vendors-only')) {
-    const infra = await startBenchInfra((line) => console.log(line));
-    const pool = createPool(infra.databaseUrl, 4);
-    try {
+    await withBenchInfra((line) => console.log(line), async (infra) => {
+      const pool = createPool(infra.databaseUrl, 4);
+      infra.onStop('pool', () => pool.end());
       await vendorSection(infra, pool);
-    } finally {
-      await pool.end();
-      await infra.stop();
-    }
+    });
     return;
   }
   console.log(`bench:sync — ${SIZE} resources, page size ${PAGE}, ${RUNS} runs each; machine: ${os.cpus().length} cores`);
-  const infra = await startBenchInfra((line) => console.log(line));
-  const sandbox = await startSandbox({ seed: 2026, size: SIZE, maxPageSize: 5_000 });
-  const pool = createPool(infra.databaseUrl, 4);
-  const config = loadConfig({
-    ...benchInfraEnv(infra),
-    TEMPORAL_TASK_QUEUE: 'bench-sync',
-    EHR_SYNC_PAGE_SIZE: String(PAGE),
-    LOG_LEVEL: 'info',
-  });
-  const logPath = path.join(os.tmpdir(), `ehr-bench-worker-${process.pid}.log`);
-  const worker = await startChildWorker(config, logPath);
-  const connection = await Connection.connect({ address: infra.temporalAddress });
-  // The worker encrypts every payload; the client must read them the same way.
-  const client = new Client({ connection, dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool, actor: 'bench:client' })] } });
-  const floorClient = await createTestClient(sandbox, { scopes: RESOURCE_TYPES.map(readScopeFor) });
-  await createTenant(pool, { id: 'bench', name: 'Benchmark Clinic (synthetic)' }, actor);
+  await withBenchInfra((line) => console.log(line), async (infra) => {
+    const sandbox = await startSandbox({ seed: 2026, size: SIZE, maxPageSize: 5_000 });
+    infra.onStop('sandbox', () => sandbox.close());
+    const pool = createPool(infra.databaseUrl, 4);
+    infra.onStop('pool', () => pool.end());
+    const config = loadConfig({
+      ...benchInfraEnv(infra),
+      TEMPORAL_TASK_QUEUE: 'bench-sync',
+      EHR_SYNC_PAGE_SIZE: String(PAGE),
+      LOG_LEVEL: 'info',
+    });
+    const worker = await trackedWorker(infra, config, path.join(infra.root, 'worker.log'));
+    const connection = await Connection.connect({ address: infra.temporalAddress });
+    infra.onStop('client connection', () => connection.close());
+    // The worker encrypts every payload; the client must read them the same way.
+    const client = new Client({ connection, dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool, actor: 'bench:client' })] } });
+    const floorClient = await createTestClient(sandbox, { scopes: RESOURCE_TYPES.map(readScopeFor) });
+    await createTenant(pool, { id: 'bench', name: 'Benchmark Clinic (synthetic)' }, actor);
 
-  const floor: number[] = [];
-  const e2e: number[] = [];
-  try {
+    const floor: number[] = [];
+    const e2e: number[] = [];
     for (let run = 1; run <= RUNS; run++) {
       const f = await floorRun(sandbox, pool, await floorClient.token(), run);
       floor.push(f);
@@ -185,15 +185,7 @@ async function main(): Promise<void> {
     const cost = ((codec.off - codec.on) / codec.off) * 100;
     console.log(`  payload encryption on vs off (in-process workers): ${codec.on.toFixed(0)} vs ${codec.off.toFixed(0)} resources/s (${cost.toFixed(1)} % slower with it; goal < 10 %: ${cost < 10 ? 'met' : 'NOT met'})`);
     if (process.env.BENCH_VENDORS !== '0') await vendorSection(infra, pool);
-  } finally {
-    worker.child.kill('SIGTERM');
-    await worker.exited;
-    await connection.close();
-    await pool.end();
-    await sandbox.close();
-    await infra.stop();
-    fs.rmSync(logPath, { force: true });
-  }
+  });
 }
 
 main().catch((err: unknown) => {

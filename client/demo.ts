@@ -5,7 +5,8 @@
  * (Epic, Oracle Health, eClinicalWorks) with their own auth styles and limits, prints counts, takes a
  * webhook through the delta sync, runs an incident drill to recovery, verifies the audit chain, prints
  * the Web UI URL and workflow ids, then stops everything it started (`npm run demo -- --keep`
- * leaves it running). Exits non-zero if any step fails.
+ * leaves it running). A stack that was already running is used and left running. Exits non-zero if
+ * any step fails, and its last lines say what is still running — only what is.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -78,12 +79,49 @@ function startedIds(output: string): string[] {
   return [...output.matchAll(/^started (\S+)/gm)].map((m) => m[1]!);
 }
 
+/** Whether a dev stack runs (or is starting) right now, as `ehrctl dev status --json` sees it. */
+function stackRunning(): boolean {
+  try {
+    const s = JSON.parse(ehrctlWith({ echo: false }, 'dev', 'status', '--json')) as { running: boolean; starting?: boolean };
+    return s.running || s.starting === true;
+  } catch {
+    return false;
+  }
+}
+
+/** The demo's last word on the stack: what it did with it, and what is running now. */
+function finish(up: boolean, startedByDemo: boolean): void {
+  if (!up) {
+    console.log(
+      stackRunning()
+        ? '\nThe dev stack did not become ready but is running: `npx ehrctl dev status`, `npx ehrctl dev down` to stop it.'
+        : '\nThe dev stack did not start (the reason is above); nothing was left running.',
+    );
+  } else if (!startedByDemo) {
+    console.log('\nThe dev stack was running before the demo and stays running: `npx ehrctl dev down` stops it.');
+  } else if (keep) {
+    console.log('\nStack left running: `npx ehrctl dev status`, `npx ehrctl dev down` to stop.');
+  } else {
+    step('Stopping the stack (use `npm run demo -- --keep` to leave it running)');
+    try {
+      ehrctl('dev', 'down');
+    } catch (err) {
+      console.error(`could not stop the dev stack: ${(err as Error).message}; it may still run: \`npx ehrctl dev status\`, \`npx ehrctl dev down\``);
+      process.exitCode = 1;
+    }
+  }
+}
+
 async function main(): Promise<void> {
-  let started = false;
+  let up = false;
+  let startedByDemo = false;
   try {
     step('1. Bring up the embedded stack (PostgreSQL, Temporal dev server + UI, sandbox vendors, worker, webhook receiver, codec server)');
+    const runningBefore = stackRunning();
+    if (runningBefore) console.log('a dev stack is already running: the demo uses it and leaves it running');
     ehrctl('dev', 'up');
-    started = true;
+    up = true;
+    startedByDemo = !runningBefore;
     // Read quietly: status --json carries the database URL with its (local, generated) password.
     const status = JSON.parse(ehrctlWith({ echo: false }, 'dev', 'status', '--json')) as StackStatus;
 
@@ -154,11 +192,11 @@ async function main(): Promise<void> {
     console.log(`Temporal Web UI: ${status.temporalUiUrl}`);
     console.log('Workflow runs:');
     for (const id of workflowIds) console.log(`  ${status.temporalUiUrl}/namespaces/default/workflows/${encodeURIComponent(id)}`);
+  } catch (err) {
+    console.error(`demo failed: ${(err as Error).message}`);
+    process.exitCode = 1;
   } finally {
-    if (started && !keep) {
-      step('Stopping the stack (use `npm run demo -- --keep` to leave it running)');
-      ehrctl('dev', 'down');
-    } else if (keep) console.log('\nStack left running: `npx ehrctl dev status`, `npx ehrctl dev down` to stop.');
+    finish(up, startedByDemo);
   }
 }
 

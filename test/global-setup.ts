@@ -4,14 +4,17 @@
  * addresses to tests (see test/harness.ts). As in production, migrations run as the owner and tests
  * get the restricted application role's URL as `databaseUrl`; the owner's is `ownerDatabaseUrl`.
  * DATABASE_URL / TEMPORAL_ADDRESS, when set, are used instead (migrations and search attributes are
- * still applied). EHR_TEST_INFRA=none skips both
- * servers for runs that need neither. Teardown stops everything it started.
+ * still applied). EHR_TEST_INFRA=none skips both servers for runs that need neither. Teardown stops
+ * everything it started. Each server's stop is registered the moment its process is spawned, and the
+ * two start side by side with the first failure aborting the other, so a failed start leaves no
+ * process behind.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startEmbeddedPostgres } from '../lib/dev/postgres.js';
+import { StopList, startSideBySide } from '../lib/dev/stop-list.js';
 import { resolveTemporalCli } from '../lib/dev/temporal-cli.js';
 import { ensureSearchAttributes, startTemporalDevServer, waitForTemporal } from '../lib/dev/temporal-server.js';
 import { ensureLocalKekDir } from '../lib/security/local-kek.js';
@@ -25,12 +28,13 @@ const log = (line: string) => console.log(`[global-setup] ${line}`);
 const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)} s`;
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const stops: Array<() => Promise<void>> = [];
+  const stops = new StopList();
   const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-test-'));
-  // Under root the embedded PostgreSQL runs as user `postgres`, which must traverse this directory.
+  // Under root PostgreSQL runs as `postgres`: a traversable tmp dir keeps its cluster here (else it is
+  // placed under /var/lib/ehr-connectors, see lib/dev/postgres-placement.ts).
   fs.chmodSync(tmpRoot, 0o755);
   const teardown = async () => {
-    for (const stop of stops.reverse()) await stop().catch((err: unknown) => log(`teardown: ${String(err)}`));
+    await stops.stopAll((name, err) => log(`teardown: stopping ${name} failed: ${String(err)}`));
     if (!process.env.EHR_TEST_KEEP_TMP) fs.rmSync(tmpRoot, { recursive: true, force: true });
   };
 
@@ -44,7 +48,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
     const [database, temporalAddress] = skip
       ? [{ databaseUrl: '', ownerDatabaseUrl: '' }, '']
-      : await Promise.all([startDatabase(tmpRoot, stops), startTemporal(tmpRoot, namespace, stops)]);
+      : await startSideBySide<[{ databaseUrl: string; ownerDatabaseUrl: string }, string]>([
+          (signal) => startDatabase(tmpRoot, stops, signal),
+          (signal) => startTemporal(tmpRoot, namespace, stops, signal),
+        ]);
     if (!skip) await writeSecretRoots(database.ownerDatabaseUrl, { roots: [secretsDir], excluded: [kekDir] }, 'test-setup');
 
     const infra: TestInfra = { temporalAddress, namespace, ...database, kekDir, secretsDir };
@@ -58,7 +65,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
 
 async function startDatabase(
   tmpRoot: string,
-  stops: Array<() => Promise<void>>,
+  stops: StopList,
+  signal: AbortSignal,
 ): Promise<{ databaseUrl: string; ownerDatabaseUrl: string }> {
   const t0 = Date.now();
   let databaseUrl = process.env.DATABASE_URL;
@@ -67,8 +75,15 @@ async function startDatabase(
   } else {
     const logFile = path.join(tmpRoot, 'postgres.log');
     registerLogFile(logFile); // scanned by the end-of-run leak scan, like every log of the run
-    const db = await startEmbeddedPostgres({ dataDir: path.join(tmpRoot, 'postgres'), logFile, fast: true });
-    stops.push(() => db.stop());
+    const db = await startEmbeddedPostgres({
+      dataDir: path.join(tmpRoot, 'postgres'),
+      logFile,
+      fast: true,
+      temporary: true,
+      stops,
+      signal,
+      onProgress: log,
+    });
     databaseUrl = db.databaseUrl;
   }
   await migrateUp(databaseUrl);
@@ -78,7 +93,7 @@ async function startDatabase(
   return { databaseUrl: appDatabaseUrl, ownerDatabaseUrl: databaseUrl };
 }
 
-async function startTemporal(tmpRoot: string, namespace: string, stops: Array<() => Promise<void>>): Promise<string> {
+async function startTemporal(tmpRoot: string, namespace: string, stops: StopList, signal: AbortSignal): Promise<string> {
   const t0 = Date.now();
   const existing = process.env.TEMPORAL_ADDRESS;
   if (existing) {
@@ -90,8 +105,7 @@ async function startTemporal(tmpRoot: string, namespace: string, stops: Array<()
   const cliPath = await resolveTemporalCli({ onProgress: log });
   const logFile = path.join(tmpRoot, 'temporal.log');
   registerLogFile(logFile);
-  const server = await startTemporalDevServer({ cliPath, headless: true, namespace, logFile });
-  stops.push(() => server.stop());
+  const server = await startTemporalDevServer({ cliPath, headless: true, namespace, logFile, stops, signal });
   // Scanned live at the end of the run, before it stops.
   registerTemporalServer({ label: 'global-setup', address: server.address, namespace });
   log(`Temporal dev server ready at ${server.address} in ${seconds(t0)}`);

@@ -26,6 +26,7 @@ import { findFreePort } from './ports.js';
 import { startEmbeddedPostgres } from './postgres.js';
 import { hasExited, isPidAlive, spawnLogged, stopChild, terminateOnExit } from './process.js';
 import { removeStackFile, repoRoot, stackPaths, writeStackFile, type StackInfo } from './stack-files.js';
+import { StopList, startSideBySide } from './stop-list.js';
 import { resolveTemporalCli } from './temporal-cli.js';
 import { startTemporalDevServer } from './temporal-server.js';
 import { waitForWorkerPolling } from './worker-ready.js';
@@ -34,11 +35,10 @@ const env = process.env;
 const paths = stackPaths(env);
 const logger = createLogger({ level: env.LOG_LEVEL ?? 'info', name: 'dev-stack' });
 
-interface Part {
-  name: string;
-  stop(): Promise<void>;
-}
-const started: Part[] = [];
+/** Every process and server, registered the moment it exists (not when ready): a failed start stops them all. */
+const started = new StopList();
+/** Aborted by a stop request during start-up, so readiness waits end at once. */
+const startup = new AbortController();
 let stopRequested = false;
 let ready = false;
 
@@ -54,15 +54,10 @@ async function step<T>(part: string, label: string, fn: () => Promise<T>): Promi
 }
 
 async function stopAll(): Promise<void> {
-  for (const part of [...started].reverse()) {
-    logger.info({ part: part.name, phase: 'stopping' }, `stopping ${part.name}`);
-    try {
-      await part.stop();
-    } catch (err) {
-      logger.error({ part: part.name, err }, `stopping ${part.name} failed`);
-    }
-  }
-  started.length = 0;
+  await started.stopAll(
+    (name, err) => logger.error({ part: name, err }, `stopping ${name} failed`),
+    (name) => logger.info({ part: name, phase: 'stopping' }, `stopping ${name}`),
+  );
 }
 
 function acquireLock(): void {
@@ -121,44 +116,44 @@ async function startStack(): Promise<StackInfo> {
   // The webhook receiver: vendors (and the sandbox's sender) post to <webhookUrl>/webhooks/<integration>.
   const webhookPort = await findFreePort({ prefer: 8891, avoid: [codecPort, jwksPort] });
   const codecUrl = `https://127.0.0.1:${codecPort}`;
-  const [pgResult, temporalResult] = await Promise.allSettled([
-    step('postgres', 'PostgreSQL', async () => {
-      const db = await startEmbeddedPostgres({ dataDir: paths.postgresDir, logFile: path.join(paths.logDir, 'postgres.log') });
-      try {
-        const applied = await migrateUp(db.databaseUrl);
+  // Side by side; the first failure aborts the other, and each is registered in `started` once spawned.
+  const [db, temporal] = await startSideBySide([
+    (failed) =>
+      step('postgres', 'PostgreSQL', async () => {
+        const signal = AbortSignal.any([failed, startup.signal]);
+        const server = await startEmbeddedPostgres({
+          dataDir: paths.postgresDir,
+          logFile: path.join(paths.logDir, 'postgres.log'),
+          stops: started,
+          signal,
+          onProgress: (line) => logger.info({ part: 'postgres' }, line),
+        });
+        const applied = await migrateUp(server.databaseUrl);
         logger.info({ part: 'postgres', applied }, `migrations applied: ${applied.length}`);
         // As the owner: where the integrations' stored secret references may point (the app role cannot change it).
         const secretRoots = { EHR_SECRET_ROOTS: env.EHR_SECRET_ROOTS, EHR_SECRETS_DIR: paths.secretsDir, EHR_KEK_DIR: paths.kekDir };
         await writeSecretRoots(db.databaseUrl, storedSecretPolicyFromConfig(secretRoots, env), 'dev-stack');
         // Migrations run as the owner; everything else connects as the app role, which may only
         // insert into the audit tables (a fresh password per start; never logged).
-        const appDatabaseUrl = await ensureAppLoginRole(db.databaseUrl);
-        return { ...db, databaseUrl: appDatabaseUrl, stop: () => db.stop() };
-      } catch (err) {
-        await db.stop();
-        throw err;
-      }
-    }),
-    step('temporal', 'Temporal dev server + Web UI', async () => {
-      const port = await findFreePort({ prefer: 7233, avoid: [codecPort, jwksPort, webhookPort] });
-      const uiPort = await findFreePort({ prefer: 8233, avoid: [port, codecPort, jwksPort, webhookPort] });
-      return startTemporalDevServer({
-        cliPath,
-        port,
-        uiPort,
-        dbFile: paths.temporalDb,
-        namespace,
-        logFile: path.join(paths.logDir, 'temporal.log'),
-        uiCodecEndpoint: env.EHR_UI_CODEC_ENDPOINT || codecUrl,
-      });
-    }),
-  ]);
-  if (pgResult.status === 'fulfilled') started.push({ name: 'PostgreSQL', stop: () => pgResult.value.stop() });
-  if (temporalResult.status === 'fulfilled') started.push({ name: 'Temporal', stop: () => temporalResult.value.stop() });
-  if (pgResult.status === 'rejected') throw pgResult.reason;
-  if (temporalResult.status === 'rejected') throw temporalResult.reason;
-  const db = pgResult.value;
-  const temporal = temporalResult.value;
+        return { ...server, databaseUrl: await ensureAppLoginRole(server.databaseUrl) };
+      }),
+    (failed) =>
+      step('temporal', 'Temporal dev server + Web UI', async () => {
+        const port = await findFreePort({ prefer: 7233, avoid: [codecPort, jwksPort, webhookPort] });
+        const uiPort = await findFreePort({ prefer: 8233, avoid: [port, codecPort, jwksPort, webhookPort] });
+        return startTemporalDevServer({
+          cliPath,
+          port,
+          uiPort,
+          dbFile: paths.temporalDb,
+          namespace,
+          logFile: path.join(paths.logDir, 'temporal.log'),
+          uiCodecEndpoint: env.EHR_UI_CODEC_ENDPOINT || codecUrl,
+          stops: started,
+          signal: AbortSignal.any([failed, startup.signal]),
+        });
+      }),
+  ] as const);
 
   await step('keys', 'key and secrets directories', async () => {
     await ensureLocalKekDir(paths.kekDir);
@@ -169,7 +164,7 @@ async function startStack(): Promise<StackInfo> {
   const sandbox = await step('sandbox', `sandbox vendor (seed 42, ${sandboxSize} resources)`, () =>
     startSandbox({ seed: 42, size: sandboxSize, host: '127.0.0.1' }),
   );
-  started.push({ name: 'sandbox', stop: () => sandbox.close() });
+  started.add('sandbox', () => sandbox.close());
 
   // One sandbox per vendor personality, so `integrations add --vendor epic` meets an Epic-shaped API.
   const personalities = devPersonalities(env.EHR_SANDBOX_PERSONALITIES);
@@ -178,7 +173,7 @@ async function startStack(): Promise<StackInfo> {
     const handles = [];
     for (const personality of personalities) {
       const handle = await startSandbox({ seed: 42, size: personalitySize, host: '127.0.0.1', personality });
-      started.push({ name: `sandbox-${personality}`, stop: () => handle.close() });
+      started.add(`sandbox-${personality}`, () => handle.close());
       handles.push({ personality, url: handle.url, fhirBaseUrl: handle.fhirBaseUrl, adminToken: handle.adminToken });
     }
     return handles;
@@ -198,12 +193,9 @@ async function startStack(): Promise<StackInfo> {
     });
     const child = spawned.child;
     terminateOnExit(child);
-    started.push({
-      name,
-      stop: async () => {
-        const status = await stopChild(child, stopGraceMs);
-        logger.info({ part: script, code: status?.code, signal: status?.signal }, `${name} exited (${status?.code ?? status?.signal ?? 'unknown'})`);
-      },
+    started.add(name, async () => {
+      const status = await stopChild(child, stopGraceMs);
+      logger.info({ part: script, code: status?.code, signal: status?.signal }, `${name} exited (${status?.code ?? status?.signal ?? 'unknown'})`);
     });
     const abortIf = (): string | undefined =>
       stopRequested
@@ -317,7 +309,10 @@ async function shutdown(signal: string): Promise<void> {
   if (stopRequested) return;
   stopRequested = true;
   logger.info({ signal }, 'stop requested');
-  if (!ready) return; // the start-up sequence notices the flag and unwinds
+  if (!ready) {
+    startup.abort(new Error(`${signal} received`)); // the start-up sequence unwinds and stops what it started
+    return;
+  }
   await stopAll();
   removeStackFile(paths);
   releaseLock();

@@ -13,6 +13,7 @@ import { InfrastructureUnavailableError } from '../errors/index.js';
 import { DevSetupError } from './errors.js';
 import { findFreePort } from './ports.js';
 import { hasExited, sleep, spawnLogged, stopChild, terminateOnExit } from './process.js';
+import { abortedReason, type StopList } from './stop-list.js';
 
 export type SearchAttributeType = 'Text' | 'Keyword' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';
 
@@ -36,6 +37,10 @@ export interface TemporalDevServerOptions {
   uiCodecEndpoint?: string;
   searchAttributes?: Record<string, SearchAttributeType>;
   readyTimeoutMs?: number;
+  /** The server is registered here the moment it is spawned. */
+  stops?: StopList;
+  /** Abort the start (stopping the server) when another part of a start-up failed. */
+  signal?: AbortSignal;
 }
 
 export interface TemporalDevServer {
@@ -69,12 +74,15 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   if (options.uiCodecEndpoint && !headless) args.push('--ui-codec-endpoint', options.uiCodecEndpoint);
   args.push('--log-level', 'warn');
 
+  const aborted = abortedReason(options.signal);
+  if (aborted) throw new DevSetupError('Temporal dev server', aborted);
   const { child, outputTail } = spawnLogged(options.cliPath, args, { logFile: options.logFile });
   const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
   terminateOnExit(child);
-  const stop = async () => {
+  const stopChildNow = async () => {
     await stopChild(child, 10_000);
   };
+  const stop = options.stops?.add('Temporal dev server', stopChildNow).stop ?? stopChildNow;
 
   try {
     await Promise.race([
@@ -83,7 +91,8 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
         searchAttributes: Object.keys(searchAttributes),
         uiUrl,
         timeoutMs: options.readyTimeoutMs ?? 60_000,
-        abortIf: () => (hasExited(child) ? `the server exited (code ${child.exitCode ?? child.signalCode})` : undefined),
+        abortIf: () =>
+          hasExited(child) ? `the server exited (code ${child.exitCode ?? child.signalCode})` : abortedReason(options.signal),
       }),
       spawnError.then((err) => {
         throw new DevSetupError('Temporal dev server', `could not run ${options.cliPath}: ${err.message}`);
@@ -92,7 +101,12 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   } catch (err) {
     await stop();
     if (err instanceof InfrastructureUnavailableError) {
-      throw new InfrastructureUnavailableError('temporal', address, `${err.hint}\n--- server output (tail) ---\n${outputTail().trim()}`);
+      throw new InfrastructureUnavailableError(
+        'temporal',
+        address,
+        `${err.hint}\n--- server output (tail) ---\n${outputTail().trim()}\n  fix: the output above says why it did not start; ` +
+          'TEMPORAL_CLI=<path> picks another Temporal CLI, TEMPORAL_ADDRESS=<host:port> uses a running server instead',
+      );
     }
     throw err;
   }

@@ -1,17 +1,14 @@
 /**
- * The aws-kms KEK provider against a real KMS-compatible server: moto's server (PyPI `moto[server]`),
- * installed on first use into a cached venv (~/.cache/ehr-connectors/moto-venv, or under os.tmpdir()
- * when the home cache is not writable; EHR_MOTO_VENV overrides) and started on a free loopback port for this file. Skipped,
- * with the reason printed, only when python3 is absent; any other failure fails the file.
+ * The aws-kms KEK provider against a real KMS-compatible server: moto's server (test/security/moto.ts
+ * installs moto[server] into a cached venv on first use), started on a free loopback port for this
+ * file. When python3 cannot provide it, the suite is listed as not run at the end of `npm test`, and
+ * fails under CI=true (test/suites-not-run.ts); any other failure fails the file.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { promises as fs, existsSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { CreateKeyCommand, DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ConfigError, DecryptionError } from '../../lib/errors/index.js';
 import { AwsKmsKekProvider, kmsEncryptionContext } from '../../lib/security/aws-kms-kek.js';
 import { decryptRecord, encryptRecord } from '../../lib/security/envelope.js';
@@ -25,10 +22,8 @@ import { createPurposeKeys } from '../../lib/security/purpose-key-store.js';
 import { freePort, startTestCluster } from '../db.js';
 import type { TestCluster } from '../db.js';
 import { rejection } from '../helpers.js';
-
-const python = spawnSync('python3', ['--version'], { encoding: 'utf8' });
-const hasPython = python.status === 0;
-if (!hasPython) console.log('[kms.test] SKIPPED: python3 is not installed, so moto[server] (the local KMS) cannot run');
+import { describeWhenAvailable } from '../suites-not-run.js';
+import { ensureMoto, motoRequirement, motoVenvDir } from './moto.js';
 
 const REGION = 'us-east-1';
 const credentials = { accessKeyId: 'test', secretAccessKey: 'test' };
@@ -38,34 +33,6 @@ let endpoint: string;
 let kms: KMSClient;
 let keyId: string;
 let db: TestCluster;
-
-async function venvDir(): Promise<string> {
-  if (process.env.EHR_MOTO_VENV) return path.resolve(process.env.EHR_MOTO_VENV);
-  const home = path.join(os.homedir(), '.cache', 'ehr-connectors', 'moto-venv');
-  try {
-    await fs.mkdir(path.dirname(home), { recursive: true });
-    await fs.access(path.dirname(home), fs.constants.W_OK);
-    return home;
-  } catch {
-    return path.join(os.tmpdir(), 'ehr-connectors-moto-venv');
-  }
-}
-
-function run(cmd: string, args: string[]): void {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
-  if (r.status !== 0) throw new Error(`${path.basename(cmd)} ${args.slice(0, 3).join(' ')} failed (exit ${r.status}): ${(r.stderr || '').slice(-2000)}`);
-}
-
-async function ensureMoto(): Promise<string> {
-  const dir = await venvDir();
-  const bin = path.join(dir, 'bin', 'moto_server');
-  if (existsSync(bin)) return bin;
-  const t0 = Date.now();
-  if (!existsSync(path.join(dir, 'bin', 'pip'))) run('python3', ['-m', 'venv', dir]);
-  run(path.join(dir, 'bin', 'pip'), ['install', '--quiet', 'moto[server]']);
-  console.log(`[kms.test] installed moto[server] into ${dir} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  return bin;
-}
 
 async function startMoto(bin: string): Promise<void> {
   const port = await freePort();
@@ -104,9 +71,9 @@ function kmsConfig(overrides: Partial<KekConfig> = {}): KekConfig {
 
 const ctx = (op: string) => ({ actor: 'user:kms-test', correlationId: `corr-${op}-${randomUUID()}` });
 
-describe.skipIf(!hasPython)('aws-kms KEK provider against moto', () => {
+describeWhenAvailable(__filename, 'aws-kms KEK provider against moto', [motoRequirement(motoVenvDir())], () => {
   beforeAll(async () => {
-    const [bin, started] = await Promise.all([ensureMoto(), startTestCluster('kms-', { tenants: ['tenant-k1', 'tenant-k2'] })]);
+    const [bin, started] = await Promise.all([ensureMoto((line) => console.log(`[kms.test] ${line}`)), startTestCluster('kms-', { tenants: ['tenant-k1', 'tenant-k2'] })]);
     db = started;
     await startMoto(bin);
     kms = new KMSClient({ region: REGION, endpoint, credentials });

@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Client, Connection } from '@temporalio/client';
 import { chromium } from 'playwright-core';
 import type { BrowserContext } from 'playwright-core';
@@ -24,6 +24,7 @@ import type { SandboxHandle } from '../../sandbox/index.js';
 import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
 import { uniqueId } from '../harness.js';
 import { startScannedTemporalDevServer } from '../security/scanned-temporal.js';
+import { describeWhenAvailable } from '../suites-not-run.js';
 import type { TestCodecServer } from '../integration/codec-support.js';
 import { startTestCodecServer } from '../integration/codec-support.js';
 import type { RunningWorker } from '../integration/support.js';
@@ -34,10 +35,12 @@ declare const document: { body: { innerText: string }; cookie: string };
 declare const localStorage: { setItem(key: string, value: string): void };
 
 const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = fs.existsSync(CHROMIUM);
-if (!haveChromium) console.log(`[web-ui] SKIPPED: ${CHROMIUM} is not installed (apt-get install -y chromium; .ci/run does it)`);
+const chromiumInstalled = {
+  missing: fs.existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is not installed`,
+  fix: 'apt-get install -y chromium (.ci/run installs it)',
+};
 
-describe.skipIf(!haveChromium)('Temporal Web UI with the codec server', () => {
+describeWhenAvailable(__filename, 'Temporal Web UI with the codec server', [chromiumInstalled], () => {
   let temporal: TemporalDevServer;
   let codec: TestCodecServer;
   let pool: Pool;
