@@ -12,9 +12,11 @@ import { decryptRecord, parseCiphertextHeader } from '../../lib/security/envelop
 import { createKekProvider } from '../../lib/security/kek-factory.js';
 import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
 import { TenantKeyring } from '../../lib/security/keyring.js';
-import { withTransaction } from '../../lib/store/pool.js';
+import type { Pool } from '../../lib/store/pool.js';
+import { createPool, withTransaction } from '../../lib/store/pool.js';
 import type { KeyRotationResult } from '../../workflows/key-rotation.js';
 import { keyRotationResult, startKeyRotation } from '../../client/commands/keys.js';
+import { testEnv } from '../harness.js';
 import { rejection } from '../helpers.js';
 import { registerSandboxTenant, useSyncHarness } from './support.js';
 
@@ -42,7 +44,21 @@ async function firstRecordId(tenantId: string): Promise<string> {
  * only this row is left disagreeing.
  */
 async function raiseColumnPastHeader(tenantId: string, resourceId: string): Promise<void> {
-  await withTransaction(harness.pool, async (client) => {
+  await asOwner((owner) => raiseAsOwner(owner, tenantId, resourceId));
+}
+
+/** Altering the table is the owner's right: the tests' own connections are the application role's. */
+async function asOwner<T>(fn: (owner: Pool) => Promise<T>): Promise<T> {
+  const owner = createPool(testEnv().ownerDatabaseUrl, 1);
+  try {
+    return await fn(owner);
+  } finally {
+    await owner.end();
+  }
+}
+
+async function raiseAsOwner(owner: Pool, tenantId: string, resourceId: string): Promise<void> {
+  await withTransaction(owner, async (client) => {
     const { rows } = await client.query<{ def: string }>('SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = $1', [
       CONSTRAINT,
     ]);
@@ -105,6 +121,6 @@ describe('tenant DEK rotation follows the ciphertext header, not the key_version
       { key_version: 2, status: 'primary' },
     ]);
     // The rotation rewrote the drifted row, so the constraint holds for every row again.
-    await harness.pool.query(`ALTER TABLE records VALIDATE CONSTRAINT ${CONSTRAINT}`);
+    await asOwner((owner) => owner.query(`ALTER TABLE records VALIDATE CONSTRAINT ${CONSTRAINT}`));
   });
 });

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileAuditAnchor } from '../../lib/audit/anchor.js';
 import { appendAuditEvents, computeAuditHash } from '../../lib/audit/chain.js';
 import { writeCheckpoint } from '../../lib/audit/checkpoint.js';
+import { ENVELOPE_FORMAT_V1 } from '../../lib/security/envelope.js';
 import { verifyAuditTrail } from '../../lib/audit/verify.js';
 import { AuditWriteError, InvalidArgumentError } from '../../lib/errors/index.js';
 import { migrateUp } from '../../lib/store/migrate.js';
@@ -136,7 +137,7 @@ describe('the application role', () => {
        VALUES ($1, $2, 'sandbox', 'https://x.test/fhir', 'https://x.test/token', 'client', 'ES384', 'kid-1', '{}', 'file:k.pem', ARRAY['Observation'])`,
       [`${tenant}-i`, tenant],
     );
-    const rec = (v: string) => ({ resourceId: 'obs-1', versionId: v, lastUpdated: `2024-11-0${v}T00:00:00Z`, patientPseudonym: 'p1', keyVersion: 1, ciphertext: randomBytes(40) });
+    const rec = (v: string) => ({ resourceId: 'obs-1', versionId: v, lastUpdated: `2024-11-0${v}T00:00:00Z`, patientPseudonym: 'p1', keyVersion: 1, ciphertext: opaqueCiphertext(1, 40) });
     const scope = { tenantId: tenant, integrationId: `${tenant}-i`, resourceType: 'Observation' };
     const counts = await withTransaction(app, async (c) => {
       const first = await upsertRecords(c, scope, [rec('1')]);
@@ -175,7 +176,7 @@ describe('fail closed: when the audit row cannot be written, the change it recor
     await expect(
       withTransaction(app, async (c) => {
         await upsertRecords(c, { tenantId: tenant, integrationId: `${tenant}-i`, resourceType: 'Observation' }, [
-          { resourceId: 'obs-1', versionId: '1', lastUpdated: '2024-11-01T00:00:00Z', patientPseudonym: null, keyVersion: 1, ciphertext: randomBytes(16) },
+          { resourceId: 'obs-1', versionId: '1', lastUpdated: '2024-11-01T00:00:00Z', patientPseudonym: null, keyVersion: 1, ciphertext: opaqueCiphertext(1, 16) },
         ]);
         await appendAuditEvents(c, [event(1, { tenantId: tenant, details: { blob: 'x'.repeat(9000) } })]);
       }),
@@ -193,3 +194,14 @@ describe('fail closed: when the audit row cannot be written, the change it recor
     expect(result).toMatchObject({ ok: true, keySource: 'anchor' });
   });
 });
+
+/** Random bytes behind a well-formed envelope header naming `keyVersion` (records must agree with it). */
+function opaqueCiphertext(keyVersion: number, bodyBytes: number): Buffer {
+  const id = Buffer.from('tenant-key', 'utf8');
+  const header = Buffer.alloc(3 + id.length + 4);
+  header.writeUInt8(ENVELOPE_FORMAT_V1, 0);
+  header.writeUInt16BE(id.length, 1);
+  id.copy(header, 3);
+  header.writeUInt32BE(keyVersion, 3 + id.length);
+  return Buffer.concat([header, randomBytes(bodyBytes)]);
+}

@@ -92,7 +92,7 @@ async function expectAllReadable(keyring: TenantKeyring, tenantId?: string): Pro
 beforeAll(async () => {
   pool = db.pool;
   for (const t of TENANTS) {
-    await pool.query(
+    await db.ownerPool.query(
       `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
        VALUES ($1, $2, 'sandbox', 'https://vendor.invalid/fhir', 'https://vendor.invalid/token', 'client', 'ES384', 'kid', '{}'::jsonb, 'env:NONE', ARRAY['Observation'])`,
       [`${t}-int`, t],

@@ -273,7 +273,7 @@ describe('TenantKeyring', () => {
       }
       const expected = await legacyPseudonym('tenant-sweep', 'urn:mrn|5');
       // A vendor write queued during an incident, encrypted under v2 (re-encryption does not move the queue).
-      await pool.query(
+      await db.ownerPool.query(
         `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
          VALUES ('sweep-int', 'tenant-sweep', 'sandbox', 'https://vendor.invalid/fhir', 'https://vendor.invalid/token', 'client', 'ES384', 'kid', '{}'::jsonb, 'env:NONE', ARRAY['Observation'])`,
       );

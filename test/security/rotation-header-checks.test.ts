@@ -43,7 +43,7 @@ beforeAll(async () => {
   keyring = new TenantKeyring({ pool, kek });
   admin = new KeyAdmin({ pool, kek, destroyDelaySeconds: 0, forget: { tenant: (t) => keyring.forget(t) } });
   for (const t of ['tenant-drift', 'tenant-refuse', 'tenant-owner']) {
-    await pool.query(
+    await db.ownerPool.query(
       `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk,
                                 private_key_ref, resource_types)
        VALUES ($1, $2, 'sandbox', 'http://127.0.0.1:1/fhir', 'http://127.0.0.1:1/token', 'client', 'ES384', 'kid', '{}',
@@ -73,8 +73,8 @@ async function storeRecords(tenantId: string, n: number): Promise<RecordContext[
 
 /** What the issue found: an owner sets the column above the version the header names. */
 async function raiseColumn(tenantId: string, to: number, limit: number): Promise<void> {
-  await pool.query('ALTER TABLE records DROP CONSTRAINT IF EXISTS records_key_version_is_header');
-  await pool.query(
+  await db.ownerPool.query('ALTER TABLE records DROP CONSTRAINT IF EXISTS records_key_version_is_header');
+  await db.ownerPool.query(
     `UPDATE records SET key_version = $2
       WHERE (tenant_id, resource_id) IN (SELECT tenant_id, resource_id FROM records WHERE tenant_id = $1 ORDER BY resource_id LIMIT $3)`,
     [tenantId, to, limit],

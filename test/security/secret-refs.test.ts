@@ -21,6 +21,7 @@ import { registerIntegration } from '../../client/integrations.js';
 import { storedSecretPolicy, storedSecretRefRule } from '../../lib/config/stored-secret-refs.js';
 import { SecretRefRefusedError } from '../../lib/errors/index.js';
 import type { Pool } from '../../lib/store/pool.js';
+import { createPool } from '../../lib/store/pool.js';
 import { ensureAppLoginRole } from '../../lib/store/roles.js';
 import { readStoredSecretPolicy } from '../../lib/store/secret-roots.js';
 import { createTenant } from '../../lib/store/tenants.js';
@@ -34,6 +35,7 @@ import { runEhrctl } from '../integration/ehrctl-process.js';
 import { startTestSandbox, testActor, testConfig, testPool } from '../integration/support.js';
 
 let pool: Pool;
+let owner: Pool;
 let app: pg.Pool;
 let sandbox: SandboxHandle;
 let tenantId: string;
@@ -81,18 +83,20 @@ async function refusalEvents(integrationId: string): Promise<Array<{ outcome: st
 
 beforeAll(async () => {
   pool = testPool();
+  owner = createPool(testEnv().ownerDatabaseUrl, 2);
   secretsDir = testEnv().secretsDir;
   const kek = fs.readdirSync(testEnv().kekDir).find((f) => /^kek-v\d+\.key$/.test(f));
   kekFile = path.join(testEnv().kekDir, kek!);
   sandbox = await startTestSandbox({ size: 20 });
   tenantId = uniqueId('t');
   await createTenant(pool, { id: tenantId, name: 'Synthetic Secrets Clinic' }, testActor);
-  app = new pg.Pool({ connectionString: await ensureAppLoginRole(testEnv().databaseUrl, { role: appRole }), max: 2 });
+  app = new pg.Pool({ connectionString: await ensureAppLoginRole(testEnv().ownerDatabaseUrl, { role: appRole }), max: 2 });
   app.on('error', () => undefined);
 });
 
 afterAll(async () => {
   await app?.end();
+  await owner?.end();
   await pool?.query(`DROP ROLE IF EXISTS ${appRole}`).catch(() => undefined);
   await pool?.end();
   await sandbox?.close();
@@ -213,7 +217,7 @@ describe('a bad reference that reached the row anyway is refused at use', () => 
   it('no request reaches the vendor, and the refusal is audited', async () => {
     const id = await register(pool, `file:${secretFile('legit')}`);
     // A compromised operator path (the owner role) writes what the definer function would refuse.
-    await pool.query('UPDATE integrations SET client_secret_ref = $2 WHERE id = $1', [id, `file:${kekFile}`]);
+    await owner.query('UPDATE integrations SET client_secret_ref = $2 WHERE id = $1', [id, `file:${kekFile}`]);
     const since = Date.now();
     const statsBefore = await adminJson<{ tokenRequests: number }>(sandbox, '/admin/stats');
     const deps = await buildActivityDeps(testConfig());
@@ -230,7 +234,7 @@ describe('a bad reference that reached the row anyway is refused at use', () => 
 
   it('a webhook secret reference under /proc is refused when deliveries are verified, and audited', async () => {
     const id = await register(pool, `file:${secretFile('webhook')}`);
-    await pool.query(`INSERT INTO webhook_secrets (integration_id, version, secret_ref, state) VALUES ($1, 1, 'file:/proc/self/environ', 'current')`, [id]);
+    await owner.query(`INSERT INTO webhook_secrets (integration_id, version, secret_ref, state) VALUES ($1, 1, 'file:/proc/self/environ', 'current')`, [id]);
     await expect(acceptedWebhookSecrets(pool, id)).rejects.toBeInstanceOf(SecretRefRefusedError);
     expect(await refusalEvents(id)).toEqual([{ outcome: 'failure', details: { field: 'webhook secret v1', rule: 'system-path', stage: 'use' } }]);
   });
@@ -239,8 +243,8 @@ describe('a bad reference that reached the row anyway is refused at use', () => 
 describe('ehrctl', () => {
   it('db migrate records the secret roots from configuration, as the owner', async () => {
     const name = `roots_${uniqueId('db').replace(/-/g, '_')}`;
-    await pool.query(`CREATE DATABASE ${name}`);
-    const url = new URL(testEnv().databaseUrl);
+    await owner.query(`CREATE DATABASE ${name}`);
+    const url = new URL(testEnv().ownerDatabaseUrl);
     url.pathname = `/${name}`;
     const check = new pg.Client({ connectionString: url.toString() });
     check.on('error', () => undefined); // the database is dropped under it at the end
@@ -270,7 +274,7 @@ describe('ehrctl', () => {
       expect(await audited()).toBe(1);
     } finally {
       await check.end().catch(() => undefined);
-      await pool.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await owner.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     }
   });
 

@@ -37,6 +37,8 @@ const SAMPLES: Record<string, unknown[]> = {
   ScopeNotGrantedError: ['i-1', 'Observation'],
   CircuitOpenError: ['i-1', 30_000, 'VENDOR_HTTP_503'],
   ScopeUnderIncidentError: ['audit export', 'inc-1', 'tenant:t-1'],
+  SecretRefRefusedError: ['--client-secret-ref', 'outside-secret-roots', 'must name a file under a secret root'],
+  KeyRotationRolledBackError: ['keys/t-1/dek/2026-12-05T00:00:00Z', 'retireTenantDek failed (TEST_FAULT)'],
 };
 
 const subclasses: Array<[string, Ctor]> = Object.entries(errors as Record<string, unknown>).flatMap(([name, value]) =>
