@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROCESS_MARK_ENV, newProcessMark, processesMarked, waitForNoneMarked } from '../process-scan.js';
+import { preserveLogFiles, scanTemporalServer } from '../security/scanned-temporal.js';
 
 const repoRoot = path.resolve(__dirname, '../..');
 const asRoot = process.getuid?.() === 0;
@@ -115,6 +116,9 @@ describe('from a clone inside a private directory', () => {
     const up = await ehrctl('dev', 'up');
     expect(up.code, up.output).toBe(0);
     expect(up.output).toMatch(/dev stack ready in/);
+    // The clone's stack is scanned for leaks at the end of the run like every other Temporal server.
+    const status = JSON.parse((await ehrctl('dev', 'status', '--json')).output) as { temporalAddress: string };
+    const scanned = scanTemporalServer({ label: 'private-clone', address: status.temporalAddress, namespace: 'default' });
     const postgresDir = path.join(clone, '.data', 'postgres');
     if (asRoot && fs.lstatSync(postgresDir).isSymbolicLink()) relocated.push(fs.realpathSync(postgresDir));
     if (asRoot) {
@@ -132,7 +136,10 @@ describe('from a clone inside a private directory', () => {
     const verify = await ehrctl('audit', 'verify');
     expect(verify.code, verify.output).toBe(0);
 
+    await scanned.preserve();
     const down = await ehrctl('dev', 'down');
+    const logDir = path.join(clone, '.data', 'logs');
+    preserveLogFiles(fs.existsSync(logDir) ? fs.readdirSync(logDir).map((f) => path.join(logDir, f)) : [], 'private-clone');
     expect(down.code, down.output).toBe(0);
     expect(down.output).toMatch(/dev stack stopped/);
     expect(await waitForNoneMarked(mark, 15_000)).toEqual([]);

@@ -14,6 +14,7 @@ import { startBenchInfra } from '../../lib/dev/ephemeral.js';
 import { randomFreePort } from '../../lib/dev/ports.js';
 import setup from '../global-setup.js';
 import { PROCESS_MARK_ENV, newProcessMark, processesMarked, waitForNoneMarked } from '../process-scan.js';
+import { preserveLogFiles } from '../security/scanned-temporal.js';
 
 const repoRoot = path.resolve(__dirname, '../..');
 const FAKE_TEMPORAL = path.join(repoRoot, 'test', 'fixtures', 'fake-temporal', 'temporal');
@@ -88,6 +89,9 @@ describe('ehrctl dev up', () => {
         resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr });
       });
     });
+    // The stack never had a Temporal server to scan, but its logs are part of the end-of-run leak scan.
+    const logDir = path.join(dataDir, 'logs');
+    preserveLogFiles(fs.existsSync(logDir) ? fs.readdirSync(logDir).map((f) => path.join(logDir, f)) : [], 'start-failure');
     expect(up.code, up.output).toBe(1);
     expect(up.output).toMatch(/fake temporal: this dev server never starts/);
     expect(up.output).toMatch(/fix: the output above says why it did not start; TEMPORAL_CLI=<path> picks another/);
