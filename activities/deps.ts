@@ -1,11 +1,11 @@
 import type { CredentialDirectory } from '../lib/vendors/credentials.js';
 import type { VendorClient } from '../lib/vendors/vendor-client.js';
 import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
-import type { TenantKeyring } from '../lib/security/keyring.js';
+import type { TenantKeyring } from '../lib/keys/keyring.js';
 import type { Pool } from '../lib/store/pool.js';
-import type { KeyAdmin } from '../lib/security/key-admin.js';
-import type { KeyHierarchy } from '../lib/security/key-hierarchy.js';
-import type { PurposeKeys } from '../lib/security/purpose-key-store.js';
+import type { KeyAdmin } from '../lib/keys/key-admin.js';
+import type { KeyHierarchy } from '../lib/keys/key-hierarchy.js';
+import type { PurposeKeys } from '../lib/keys/purpose-key-store.js';
 
 /** What the key rotation activities administer (activities/key-rotation.ts). */
 export interface KeyRotationDeps {
@@ -17,7 +17,7 @@ export interface KeyRotationDeps {
 }
 import type { Client } from '@temporalio/client';
 import type { AuditAnchor } from '../lib/audit/anchor.js';
-import type { AuditSigningKeySource } from '../lib/security/purpose-keys.js';
+import type { AuditSigningKeySource } from '../lib/keys/purpose-keys.js';
 import type { SandboxAdmin } from '../lib/vendors/sandbox-registration.js';
 
 /** Everything activities depend on, built by workers/ (the only place real clients are constructed). */

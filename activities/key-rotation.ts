@@ -15,13 +15,13 @@ import {
   reencryptRecordBatch,
   restoreTenantPrimaryKey,
   verifyReencryption,
-} from '../lib/store/record-reencryption.js';
-import type { ReencryptionCheck } from '../lib/store/record-reencryption.js';
-import { restorePreviousKekPrimary, restorePreviousSigningKey } from '../lib/store/key-rotation-rollback.js';
+} from '../lib/keys/record-reencryption.js';
+import type { ReencryptionCheck } from '../lib/keys/record-reencryption.js';
+import { restorePreviousKekPrimary, restorePreviousSigningKey } from '../lib/keys/rotation-rollback.js';
 import { getIntegration } from '../lib/store/integrations.js';
-import { dataKeyWrapAad } from '../lib/security/keyring.js';
-import { pseudonymKeyWrapAad } from '../lib/security/pseudonym-keys.js';
-import { activateSuccessorKey, publishSuccessorKey, retireKey } from '../lib/vendors/signing-key-rotation.js';
+import { dataKeyWrapAad } from '../lib/keys/keyring.js';
+import { pseudonymKeyWrapAad } from '../lib/keys/pseudonym-keys.js';
+import { activateSuccessorKey, publishSuccessorKey, retireKey } from '../lib/keys/signing-key-rotation.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
 import { addWebhookSecret, restorePreviousWebhookSecret, retireWebhookSecret } from '../lib/webhooks/secrets.js';
 import type { ActivityDeps, KeyRotationDeps } from './deps.js';

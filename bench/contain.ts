@@ -17,7 +17,7 @@ import { benchInfraEnv, percentile, withBenchInfra, type BenchInfra } from '../l
 import { loadConfig } from '../lib/config/schema.js';
 import { declareIncident, incidentTimeline } from '../lib/incidents/client.js';
 import { liftHold } from '../lib/incidents/store.js';
-import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 import { createPool } from '../lib/store/pool.js';
 import { createTenant } from '../lib/store/tenants.js';
 import { restoreIntegration } from '../lib/vendors/revocation.js';

@@ -14,7 +14,7 @@ import { registerIntegration } from '../client/integrations.js';
 import { startSync } from '../client/sync-client.js';
 import { benchInfraEnv, percentile, withBenchInfra, type BenchInfra } from '../lib/dev/ephemeral.js';
 import { loadConfig } from '../lib/config/schema.js';
-import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 import { createPool } from '../lib/store/pool.js';
 import { createTenant } from '../lib/store/tenants.js';
 import { REVOCATION_ACK_CHANNEL, REVOCATION_CHANNEL } from '../lib/vendors/revocation-watcher.js';

@@ -12,14 +12,14 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { median, withBenchInfra } from '../lib/dev/ephemeral.js';
-import { createKekProvider } from '../lib/security/kek-factory.js';
+import { createKekProvider } from '../lib/keys/kek-factory.js';
 import { decryptRecord, encryptRecord } from '../lib/security/envelope.js';
-import { KeyAdmin } from '../lib/security/key-admin.js';
-import { KeyHierarchy } from '../lib/security/key-hierarchy.js';
-import { TenantKeyring, dataKeyWrapAad } from '../lib/security/keyring.js';
+import { KeyAdmin } from '../lib/keys/key-admin.js';
+import { KeyHierarchy } from '../lib/keys/key-hierarchy.js';
+import { TenantKeyring, dataKeyWrapAad } from '../lib/keys/keyring.js';
 import { createPool, withTransaction } from '../lib/store/pool.js';
 import type { Pool } from '../lib/store/pool.js';
-import { reencryptRecordBatch } from '../lib/store/record-reencryption.js';
+import { reencryptRecordBatch } from '../lib/keys/record-reencryption.js';
 import { upsertRecords } from '../lib/store/records.js';
 import { createTenant } from '../lib/store/tenants.js';
 

@@ -12,7 +12,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import type { Config } from '../lib/config/schema.js';
-import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 import { buildActivityDeps } from '../workers/build-deps.js';
 import { RESOURCE_TYPES, readScopeFor } from '../lib/domain.js';
 import { loadConfig } from '../lib/config/schema.js';

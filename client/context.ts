@@ -13,7 +13,7 @@ import { readStackEnv } from '../lib/dev/stack.js';
 import { InfrastructureUnavailableError } from '../lib/errors/index.js';
 import type { Pool } from '../lib/store/pool.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
-import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 
 export class CliContext {
   private pool?: Pool;

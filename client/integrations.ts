@@ -12,7 +12,7 @@ import { ID_PATTERN, RESOURCE_TYPES, isResourceType } from '../lib/domain.js';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../lib/errors/index.js';
 import type { Purpose } from '../lib/fhir/classification.js';
 import { DEFAULT_PURPOSE, PURPOSES, assertTypesWithinPurpose, isPurpose, purposePolicy } from '../lib/fhir/classification.js';
-import { generateIntegrationSigningKey, jwksUrlFor } from '../lib/security/signing-keys.js';
+import { generateIntegrationSigningKey, jwksUrlFor } from '../lib/keys/signing-keys.js';
 import type { Integration } from '../lib/store/integrations.js';
 import { createIntegration, getIntegration } from '../lib/store/integrations.js';
 import type { Pool } from '../lib/store/pool.js';

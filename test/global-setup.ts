@@ -17,7 +17,7 @@ import { startEmbeddedPostgres } from '../lib/dev/postgres.js';
 import { StopList, startSideBySide } from '../lib/dev/stop-list.js';
 import { resolveTemporalCli } from '../lib/dev/temporal-cli.js';
 import { ensureSearchAttributes, startTemporalDevServer, waitForTemporal } from '../lib/dev/temporal-server.js';
-import { ensureLocalKekDir } from '../lib/security/local-kek.js';
+import { ensureLocalKekDir } from '../lib/keys/local-kek.js';
 import { migrateUp } from '../lib/store/migrate.js';
 import { ensureAppLoginRole } from '../lib/store/roles.js';
 import { writeSecretRoots } from '../lib/store/secret-roots.js';

@@ -9,7 +9,7 @@ import { inspect } from 'node:util';
 import { exportJWK } from 'jose';
 import { afterEach, beforeEach } from 'vitest';
 import type { AuditEvent } from '../lib/audit/chain.js';
-import type { AuditSigningKeySource } from '../lib/security/purpose-keys.js';
+import type { AuditSigningKeySource } from '../lib/keys/purpose-keys.js';
 
 /** The error a promise rejects with; fails the test if it resolves. */
 export async function rejection(p: Promise<unknown>): Promise<unknown> {

@@ -39,7 +39,7 @@ import {
 } from './codec/auth.js';
 import { createRefuser, frameworkReason, matchedRoute, namespaceOf } from './codec/refusals.js';
 import { securityHeaders } from './codec/security-headers.js';
-import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 import { fromWire, toWire } from '../lib/security/codec-wire.js';
 import { resolveSecret } from '../lib/config/secrets.js';
 

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import { ID_PATTERN } from '../lib/domain.js';
-import type { IntegrationSigningKey } from '../lib/store/signing-keys.js';
+import type { IntegrationSigningKey } from '../lib/keys/signing-key-repository.js';
 import { isVendorId } from '../lib/vendors/profiles/types.js';
 import { PROFILES } from '../lib/vendors/profiles/index.js';
 
@@ -37,7 +37,7 @@ function publicOnly(jwk: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/** What to publish for an integration (lib/store/signing-keys.ts publishedSigningKeys); undefined: unknown id. */
+/** What to publish for an integration (lib/keys/signing-key-repository.ts publishedSigningKeys); undefined: unknown id. */
 export type PublishedKeys = (integrationId: string) => Promise<{ vendor: string; keys: IntegrationSigningKey[] } | undefined>;
 
 export async function startJwksServer(opts: { published: PublishedKeys; listen: string }): Promise<JwksServer> {

@@ -36,7 +36,7 @@ import { EhrError, InvalidArgumentError, ScopeUnderIncidentError } from '../lib/
 import { assertWebhookAccepted } from '../lib/incidents/holds.js';
 import type { Logger } from '../lib/log/logger.js';
 import { createLogger } from '../lib/log/logger.js';
-import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 import type { Pool } from '../lib/store/pool.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
 import { authenticateDelivery } from '../lib/webhooks/authenticate-delivery.js';

@@ -16,11 +16,11 @@ import { incidentTaskQueue } from '../lib/domain.js';
 import { CheckpointScheduler } from '../lib/audit/checkpoint.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { createPayloadCodec } from '../lib/security/payload-codec.js';
-import { openPurposeKeys } from '../lib/security/open-purpose-keys.js';
+import { openPurposeKeys } from '../lib/keys/open-purpose-keys.js';
 import { installTemporalLogging } from './temporal-logging.js';
 import { EndpointWorkers } from './endpoint-workers.js';
 import { startJwksServer } from './jwks-server.js';
-import { publishedSigningKeys } from '../lib/store/signing-keys.js';
+import { publishedSigningKeys } from '../lib/keys/signing-key-repository.js';
 
 export async function runWorker(config: Config): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'worker' });

@@ -31,7 +31,7 @@ import {
 } from '@temporalio/workflow';
 import type { KeyRotationActivities } from '../activities/index.js';
 import type { RotationActor } from '../activities/key-rotation.js';
-import type { ReencryptionCheck } from '../lib/store/record-reencryption.js';
+import type { ReencryptionCheck } from '../lib/keys/record-reencryption.js';
 import { keyRotationPreset } from './presets.js';
 
 export type KeyKind = 'kek' | 'tenant-dek' | 'signing-key' | 'webhook-secret' | 'payload-key';

@@ -9,7 +9,7 @@ import { exportAuditEvents } from '../../lib/audit/export.js';
 import type { AuditTrailVerification } from '../../lib/audit/verify.js';
 import { verifyAuditTrail } from '../../lib/audit/verify.js';
 import { EXIT } from '../../lib/errors/exit-codes.js';
-import { openPurposeKeys } from '../../lib/security/open-purpose-keys.js';
+import { openPurposeKeys } from '../../lib/keys/open-purpose-keys.js';
 import { ConflictError, InvalidArgumentError } from '../../lib/errors/index.js';
 import { assertExportAllowed } from '../../lib/incidents/holds.js';
 import { withContext } from '../context.js';

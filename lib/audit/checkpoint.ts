@@ -14,7 +14,7 @@ import canonicalize from 'canonicalize';
 import { CompactSign, compactVerify, decodeProtectedHeader } from 'jose';
 import type { JWK } from 'jose';
 import { AuditWriteError, EhrError } from '../errors/index.js';
-import type { AuditSigningKeySource } from '../security/purpose-keys.js';
+import type { AuditSigningKeySource } from '../keys/purpose-keys.js';
 import type { Pool, PoolClient, Queryable } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
 import type { AnchorLine, AuditAnchor } from './anchor.js';

@@ -12,7 +12,7 @@ import { startEmbeddedPostgres } from './postgres.js';
 import { StopList, startSideBySide } from './stop-list.js';
 import { resolveTemporalCli } from './temporal-cli.js';
 import { startTemporalDevServer } from './temporal-server.js';
-import { ensureLocalKekDir } from '../security/local-kek.js';
+import { ensureLocalKekDir } from '../keys/local-kek.js';
 import { migrateUp } from '../store/migrate.js';
 import { writeSecretRoots } from '../store/secret-roots.js';
 

@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { configSchema } from '../config/schema.js';
 import { createLogger } from '../log/logger.js';
-import { ensureLocalKekDir } from '../security/local-kek.js';
+import { ensureLocalKekDir } from '../keys/local-kek.js';
 import { migrateUp } from '../store/migrate.js';
 import { ensureAppLoginRole } from '../store/roles.js';
 import { writeSecretRoots } from '../store/secret-roots.js';

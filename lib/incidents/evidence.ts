@@ -17,7 +17,7 @@ import type { StoredCheckpoint } from '../audit/checkpoint.js';
 import { exportAuditEvents } from '../audit/export.js';
 import { ID_PATTERN } from '../domain.js';
 import { InvalidArgumentError } from '../errors/index.js';
-import type { AuditSigningKeySource } from '../security/purpose-keys.js';
+import type { AuditSigningKeySource } from '../keys/purpose-keys.js';
 import type { Pool, Queryable } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
 

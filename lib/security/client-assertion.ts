@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { CryptoKey, KeyObject } from 'jose';
 import { InvalidArgumentError } from '../errors/index.js';
-import type { SigningAlg } from './signing-keys.js';
+import type { SigningAlg } from '../keys/signing-keys.js';
 
 export const MAX_ASSERTION_LIFETIME_SECONDS = 300;
 

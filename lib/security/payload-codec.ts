@@ -18,7 +18,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { DecryptionError } from '../errors/index.js';
-import type { PayloadKey, PayloadKeySource } from './purpose-keys.js';
+import type { PayloadKey, PayloadKeySource } from '../keys/purpose-keys.js';
 
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
 export const KEY_ID_METADATA = 'encryption-key-id';

@@ -337,7 +337,7 @@ describe('ehrctl audit', () => {
 
 describe('with the real audit signing key (the key hierarchy\'s audit-signing purpose)', () => {
   it('checkpoints signed by auditSigning.current() verify with auditSigning.verificationKeys()', async () => {
-    const { openPurposeKeys } = await import('../../lib/security/open-purpose-keys.js');
+    const { openPurposeKeys } = await import('../../lib/keys/open-purpose-keys.js');
     const { pool } = await newDatabase();
     const keys = await openPurposeKeys({ EHR_KEK_DIR: testEnv().kekDir }, { pool, actor: 'test:audit-trail' });
     const anchor = new FileAuditAnchor(path.join(tmp, 'real-key', 'anchor.jsonl'));

@@ -10,7 +10,7 @@ import type { Payload } from '@temporalio/common';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../../lib/config/schema.js';
 import { toWire } from '../../lib/security/codec-wire.js';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { uniqueId } from '../harness.js';
 import type { HttpsResult, TestCodecServer } from './codec-support.js';

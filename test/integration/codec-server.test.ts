@@ -14,7 +14,7 @@ import type { SandboxHandle } from '../../sandbox/index.js';
 import { remoteDecoder } from '../../client/codec-client.js';
 import { buildTimeline, formatTimeline } from '../../client/history-timeline.js';
 import { startSync, syncResult } from '../../client/sync-client.js';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import { toWire } from '../../lib/security/codec-wire.js';
 import { uniqueId } from '../harness.js';
 import type { TestCodecServer } from './codec-support.js';

@@ -9,7 +9,7 @@ import { createCertificateAuthority, issueCertificate } from '../../lib/security
 import type { Pool } from '../../lib/store/pool.js';
 import type { CodecServerHandle } from '../../workers/codec-server.js';
 import { startCodecServer } from '../../workers/codec-server.js';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 
 export const ISSUER = 'https://issuer.test.invalid';
 export const AUDIENCE = 'ehr-connectors-codec';

@@ -11,11 +11,11 @@ import { keyRotationResult, keyStatus, startKeyRotation } from '../../client/com
 import { startSync, syncResult } from '../../client/sync-client.js';
 import { isResourceType } from '../../lib/domain.js';
 import { decryptRecord } from '../../lib/security/envelope.js';
-import { createKekProvider } from '../../lib/security/kek-factory.js';
-import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
-import { TenantKeyring, dataKeyWrapAad } from '../../lib/security/keyring.js';
+import { createKekProvider } from '../../lib/keys/kek-factory.js';
+import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
+import { TenantKeyring, dataKeyWrapAad } from '../../lib/keys/keyring.js';
 import { getIntegration } from '../../lib/store/integrations.js';
-import { listSigningKeys, publishedSigningKeys } from '../../lib/store/signing-keys.js';
+import { listSigningKeys, publishedSigningKeys } from '../../lib/keys/signing-key-repository.js';
 import { addWebhookSecret, acceptedWebhookSecrets, listWebhookSecrets } from '../../lib/webhooks/secrets.js';
 import { signWebhook, verifyWebhook } from '../../lib/webhooks/verify.js';
 import { startJwksServer, type JwksServer } from '../../workers/jwks-server.js';

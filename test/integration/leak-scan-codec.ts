@@ -6,7 +6,7 @@
  */
 import pg from 'pg';
 import type { Payload, PayloadCodec } from '@temporalio/common';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import type { TestInfra } from '../harness.js';
 
 export function createLeakScanCodec(infra: TestInfra): PayloadCodec {

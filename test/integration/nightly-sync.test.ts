@@ -8,8 +8,8 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { RESOURCE_TYPES, isResourceType } from '../../lib/domain.js';
 import { minimise } from '../../lib/fhir/minimise.js';
 import { decryptRecord } from '../../lib/security/envelope.js';
-import { LocalKekProvider } from '../../lib/security/local-kek.js';
-import { TenantKeyring } from '../../lib/security/keyring.js';
+import { LocalKekProvider } from '../../lib/keys/local-kek.js';
+import { TenantKeyring } from '../../lib/keys/keyring.js';
 import { startSync, syncResult } from '../../client/sync-client.js';
 import {
   registerSandboxTenant,

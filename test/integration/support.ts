@@ -21,7 +21,7 @@ import type { Pool } from '../../lib/store/pool.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { registerIntegration } from '../../client/integrations.js';
 import { buildActivityDeps } from '../../workers/build-deps.js';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import { installTemporalLogging } from '../../workers/temporal-logging.js';
 import { EndpointWorkers } from '../../workers/endpoint-workers.js';
 import { incidentTaskQueue } from '../../lib/domain.js';

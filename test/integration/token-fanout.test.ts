@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createActivities } from '../../activities/index.js';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import { buildActivityDeps } from '../../workers/build-deps.js';
 import { uniqueId } from '../harness.js';
 import { registerSandboxTenant, sandboxAdmin, startTestSandbox, testConfig, testLogger, useSyncHarness } from './support.js';

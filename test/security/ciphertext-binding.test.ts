@@ -8,8 +8,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DecryptionError } from '../../lib/errors/index.js';
 import { decryptRecord, encryptRecord, parseCiphertextHeader } from '../../lib/security/envelope.js';
 import type { RecordContext } from '../../lib/security/envelope.js';
-import { TenantKeyring } from '../../lib/security/keyring.js';
-import { LocalKekProvider, ensureLocalKekDir } from '../../lib/security/local-kek.js';
+import { TenantKeyring } from '../../lib/keys/keyring.js';
+import { LocalKekProvider, ensureLocalKekDir } from '../../lib/keys/local-kek.js';
 import { useTestCluster } from '../db.js';
 import type { TestCluster } from '../db.js';
 

@@ -14,11 +14,11 @@ import { verifyAuditChain } from '../../lib/audit/verify.js';
 import { ConflictError, DecryptionError } from '../../lib/errors/index.js';
 import { decryptRecord, encryptRecord } from '../../lib/security/envelope.js';
 import type { RecordContext } from '../../lib/security/envelope.js';
-import { KeyAdmin } from '../../lib/security/key-admin.js';
-import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
-import { TenantKeyring, dataKeyWrapAad } from '../../lib/security/keyring.js';
-import { LocalKekProvider, ensureLocalKekDir } from '../../lib/security/local-kek.js';
-import { createPurposeKeys } from '../../lib/security/purpose-key-store.js';
+import { KeyAdmin } from '../../lib/keys/key-admin.js';
+import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
+import { TenantKeyring, dataKeyWrapAad } from '../../lib/keys/keyring.js';
+import { LocalKekProvider, ensureLocalKekDir } from '../../lib/keys/local-kek.js';
+import { createPurposeKeys } from '../../lib/keys/purpose-key-store.js';
 import { useTestCluster } from '../db.js';
 import { rejection } from '../helpers.js';
 

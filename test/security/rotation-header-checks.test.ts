@@ -14,17 +14,17 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError } from '../../lib/errors/index.js';
 import { decryptRecord, encryptRecord, parseCiphertextHeader } from '../../lib/security/envelope.js';
 import type { RecordContext } from '../../lib/security/envelope.js';
-import { KeyAdmin } from '../../lib/security/key-admin.js';
-import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
-import { TenantKeyring } from '../../lib/security/keyring.js';
-import { LocalKekProvider, ensureLocalKekDir } from '../../lib/security/local-kek.js';
+import { KeyAdmin } from '../../lib/keys/key-admin.js';
+import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
+import { TenantKeyring } from '../../lib/keys/keyring.js';
+import { LocalKekProvider, ensureLocalKekDir } from '../../lib/keys/local-kek.js';
 import {
   countRecordsBelowKeyVersion,
   destroyTenantKeyVersion,
   destroyUnusedKeyVersions,
   reencryptRecordBatch,
   verifyReencryption,
-} from '../../lib/store/record-reencryption.js';
+} from '../../lib/keys/record-reencryption.js';
 import { useTestCluster } from '../db.js';
 import { rejection } from '../helpers.js';
 

@@ -21,7 +21,7 @@ import type { TemporalDevServer } from '../../lib/dev/temporal-server.js';
 import { ENCRYPTED_ENCODING } from '../../lib/security/payload-codec.js';
 import type { Pool } from '../../lib/store/pool.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import { uniqueId } from '../harness.js';
 import { startScannedTemporalDevServer } from '../security/scanned-temporal.js';
 import { describeWhenAvailable } from '../suites-not-run.js';

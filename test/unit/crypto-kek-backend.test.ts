@@ -9,9 +9,9 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DecryptionError, InvalidArgumentError } from '../../lib/errors/index.js';
-import { AwsKmsKekProvider, kmsEncryptionContext } from '../../lib/security/aws-kms-kek.js';
-import { createKekProvider } from '../../lib/security/kek-factory.js';
-import { LocalKekProvider, ensureLocalKekDir } from '../../lib/security/local-kek.js';
+import { AwsKmsKekProvider, kmsEncryptionContext } from '../../lib/keys/aws-kms-kek.js';
+import { createKekProvider } from '../../lib/keys/kek-factory.js';
+import { LocalKekProvider, ensureLocalKekDir } from '../../lib/keys/local-kek.js';
 import { settledError, useTempDirPerTest } from '../helpers.js';
 
 const tmp = useTempDirPerTest('kek-backend-');

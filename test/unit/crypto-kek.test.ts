@@ -4,7 +4,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DecryptionError } from '../../lib/errors/index.js';
-import { LocalKekProvider, addLocalKekVersion, ensureLocalKekDir } from '../../lib/security/local-kek.js';
+import { LocalKekProvider, addLocalKekVersion, ensureLocalKekDir } from '../../lib/keys/local-kek.js';
 import { settledError, useTempDirPerTest } from '../helpers.js';
 
 const tmp = useTempDirPerTest('kek-test-');

@@ -6,8 +6,8 @@ import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify } f
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, InvalidArgumentError } from '../../lib/errors/index.js';
 import { signClientAssertion } from '../../lib/security/client-assertion.js';
-import { generateIntegrationSigningKey, loadSigningKey } from '../../lib/security/signing-keys.js';
-import type { GeneratedSigningKey, SigningAlg } from '../../lib/security/signing-keys.js';
+import { generateIntegrationSigningKey, loadSigningKey } from '../../lib/keys/signing-keys.js';
+import type { GeneratedSigningKey, SigningAlg } from '../../lib/keys/signing-keys.js';
 import { settledError } from '../helpers.js';
 
 let root: string;

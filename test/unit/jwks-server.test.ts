@@ -5,7 +5,7 @@
  */
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IntegrationSigningKey, SigningKeyState } from '../../lib/store/signing-keys.js';
+import type { IntegrationSigningKey, SigningKeyState } from '../../lib/keys/signing-key-repository.js';
 import { MAX_JWKS_CACHE_SECONDS, startJwksServer, type JwksServer } from '../../workers/jwks-server.js';
 
 async function key(kid: string, state: SigningKeyState): Promise<IntegrationSigningKey> {

@@ -11,7 +11,7 @@ import {
   createPayloadCodec,
   isEncryptedPayload,
 } from '../../lib/security/payload-codec.js';
-import type { PayloadKey, PayloadKeySource } from '../../lib/security/purpose-keys.js';
+import type { PayloadKey, PayloadKeySource } from '../../lib/keys/purpose-keys.js';
 import { settledError } from '../helpers.js';
 
 /** An in-memory key source: versions payload-v1…vN, the newest is primary. */

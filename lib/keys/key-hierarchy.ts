@@ -9,7 +9,7 @@
  *   unwrapped by their users) and refuses with DecryptionError a version that is below the floor,
  *   disabled, scheduled for destruction, destroyed or unknown.
  *
- * The operations that change states are in KeyAdmin (lib/security/key-admin.ts).
+ * The operations that change states are in KeyAdmin (lib/keys/key-admin.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { appendAuditEvents } from '../audit/chain.js';

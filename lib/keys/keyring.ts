@@ -5,7 +5,7 @@
  * unwrap (a cache miss) returns the key only after its audit event is written (fail closed).
  *
  * Pseudonyms (for audit rows and indexes) are keyed by the tenant's pseudonym key, a purpose key of
- * its own (lib/security/pseudonym-keys.ts): derived from DEK v1 once, then stored wrapped, so they
+ * its own (lib/keys/pseudonym-keys.ts): derived from DEK v1 once, then stored wrapped, so they
  * stay stable across DEK rotation and DEK v1 can be destroyed like any superseded version.
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
@@ -16,7 +16,7 @@ import { ID_PATTERN } from '../domain.js';
 import { ConflictError, DecryptionError, EhrError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
 import { withTransaction } from '../store/pool.js';
 import type { Pool } from '../store/pool.js';
-import type { DataKey, DataKeyLookup } from './envelope.js';
+import type { DataKey, DataKeyLookup } from '../security/envelope.js';
 import type { KekProvider } from './kek-provider.js';
 import { derivePseudonymKey, pseudonymKeyWrapAad, readPseudonymKeyRow, storePseudonymKey } from './pseudonym-keys.js';
 import type { PseudonymKeyRow } from './pseudonym-keys.js';

@@ -9,11 +9,11 @@
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
-import { generateIntegrationSigningKey } from '../security/signing-keys.js';
+import { generateIntegrationSigningKey } from './signing-keys.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
-import type { IntegrationSigningKey } from '../store/signing-keys.js';
-import { insertSigningKey, listSigningKeys, mirrorCurrentKey, setSigningKeyState } from '../store/signing-keys.js';
+import type { IntegrationSigningKey } from './signing-key-repository.js';
+import { insertSigningKey, listSigningKeys, mirrorCurrentKey, setSigningKeyState } from './signing-key-repository.js';
 
 interface Locked {
   tenantId: string;

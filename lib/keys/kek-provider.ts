@@ -22,7 +22,7 @@ export interface KekProvider {
 }
 
 /**
- * A KEK provider whose versions the key hierarchy manages (lib/security/key-hierarchy.ts). Version
+ * A KEK provider whose versions the key hierarchy manages (lib/keys/key-hierarchy.ts). Version
  * metadata and states live in `kek_versions`; `provider_ref` names the version's material (local: a
  * file name in EHR_KEK_DIR; aws-kms: a KMS key id/ARN). The backend never decides which version is
  * primary: the hierarchy passes the version explicitly.

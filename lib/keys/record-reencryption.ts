@@ -14,10 +14,10 @@ import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents, recordAuditEvent } from '../audit/chain.js';
 import type { DataKey } from '../security/envelope.js';
 import { decryptRecord, encryptRecord } from '../security/envelope.js';
-import type { TenantKeyring } from '../security/keyring.js';
+import type { TenantKeyring } from './keyring.js';
 import { ConflictError, EhrError, NotFoundError } from '../errors/index.js';
-import type { Pool, PoolClient, Queryable } from './pool.js';
-import { withTransaction } from './pool.js';
+import type { Pool, PoolClient, Queryable } from '../store/pool.js';
+import { withTransaction } from '../store/pool.js';
 
 interface StoredRow {
   integration_id: string;

@@ -5,9 +5,9 @@
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
 import { ConflictError, NotFoundError } from '../errors/index.js';
-import type { Pool } from './pool.js';
-import { withTransaction } from './pool.js';
-import { listSigningKeys, mirrorCurrentKey, setSigningKeyState } from './signing-keys.js';
+import type { Pool } from '../store/pool.js';
+import { withTransaction } from '../store/pool.js';
+import { listSigningKeys, mirrorCurrentKey, setSigningKeyState } from './signing-key-repository.js';
 
 /**
  * KEK rotation rollback: `previous` becomes the primary again and `rotated` active (decrypt-only), so

@@ -1,5 +1,5 @@
 /**
- * Keys by purpose, stored in `purpose_keys` only wrapped by the KEK (lib/security/purpose-keys.ts has
+ * Keys by purpose, stored in `purpose_keys` only wrapped by the KEK (lib/keys/purpose-keys.ts has
  * the interfaces their users depend on):
  * - payload: 32-byte AES-256-GCM keys for the Temporal payload codec, key ids `payload-v<N>`;
  * - audit-signing: Ed25519 key pairs for audit checkpoints, kid = RFC 7638 JWK thumbprint, public JWK

@@ -3,8 +3,8 @@
  * (migrations/1732900002000_integration-signing-keys.sql). Only public JWKs and secret references
  * live here; private keys stay in their 0600 files. The integrations row mirrors the current key.
  */
-import type { Queryable } from './pool.js';
-import { refusingStoredSecretRefs } from './secret-roots.js';
+import type { Queryable } from '../store/pool.js';
+import { refusingStoredSecretRefs } from '../store/secret-roots.js';
 
 export type SigningKeyState = 'successor' | 'current' | 'previous' | 'retired';
 /** States whose public key our JWKS publishes. */
