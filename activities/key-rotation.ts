@@ -8,19 +8,14 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { recordAuditEvent } from '../lib/audit/chain.js';
 import type { AuditContext } from '../lib/audit/chain.js';
+import { earlierSuccessDetails } from '../lib/audit/earlier-success.js';
 import { ConfigError, ConflictError } from '../lib/errors/index.js';
-import {
-  destroyTenantKeyVersion,
-  destroyUnusedKeyVersions,
-  reencryptRecordBatch,
-  restoreTenantPrimaryKey,
-  verifyReencryption,
-} from '../lib/keys/record-reencryption.js';
+import { verifyKekSample } from '../lib/keys/kek-verification.js';
+import { reencryptRecordBatch, verifyReencryption } from '../lib/keys/record-reencryption.js';
 import type { ReencryptionCheck } from '../lib/keys/record-reencryption.js';
-import { restorePreviousKekPrimary, restorePreviousSigningKey } from '../lib/keys/rotation-rollback.js';
+import { restorePreviousKekPrimary, restorePreviousSigningKey, restoreTenantPrimaryKey } from '../lib/keys/rotation-rollback.js';
+import { destroyTenantKeyVersion, destroyUnusedKeyVersions } from '../lib/keys/tenant-keys.js';
 import { getIntegration } from '../lib/store/integrations.js';
-import { dataKeyWrapAad } from '../lib/keys/keyring.js';
-import { pseudonymKeyWrapAad } from '../lib/keys/pseudonym-keys.js';
 import { activateSuccessorKey, publishSuccessorKey, retireKey } from '../lib/keys/signing-key-rotation.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
 import { addWebhookSecret, restorePreviousWebhookSecret, retireWebhookSecret } from '../lib/webhooks/secrets.js';
@@ -64,12 +59,9 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
    * idempotency record, so a step retried after its commit (reply lost, worker crashed) returns what
    * it did instead of creating a second key version.
    */
-  const done = async (action: string, tenantId?: string): Promise<Record<string, unknown> | undefined> => {
-    const { rows } = await deps.pool.query<{ details: Record<string, unknown> }>(
-      `SELECT details FROM audit_events WHERE correlation_id = $1 AND action = $2 AND outcome = 'success' AND ($3::text IS NULL OR tenant_id = $3) ORDER BY seq DESC LIMIT 1`,
-      [Context.current().info.workflowExecution?.workflowId ?? '', action, tenantId ?? null],
-    );
-    return rows[0]?.details;
+  const done = (action: string, tenantId?: string): Promise<Record<string, unknown> | undefined> => {
+    const correlationId = Context.current().info.workflowExecution?.workflowId ?? '';
+    return earlierSuccessDetails(deps.pool, { correlationId, action, ...(tenantId !== undefined ? { tenantId } : {}) });
   };
   return {
     async recordRotationEvent(actor: RotationActor, event: { phase: 'started' | 'completed' | 'rolled_back'; kind: string; scope: string; detail?: Record<string, unknown> }): Promise<void> {
@@ -104,31 +96,7 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
     /** Unwraps a sample of the DEKs and of the pseudonym keys now wrapped under `version` (fresh unwraps, not the keyring's cache). */
     async verifyKekSample(actor: RotationActor, version: number, sampleSize: number): Promise<{ verified: number }> {
       injectFault('verifyKekSample');
-      const { kek } = keysOf(deps);
-      const { rows } = await deps.pool.query<{ tenant_id: string; key_version: number; wrapped_key: Buffer }>(
-        `SELECT tenant_id, key_version, wrapped_key FROM data_keys WHERE kek_id = $1 AND kek_version = $2 AND wrapped_key IS NOT NULL ORDER BY random() LIMIT $3`,
-        [kek.id, version, sampleSize],
-      );
-      for (const r of rows) {
-        const raw = await kek.unwrap({ kekId: kek.id, kekVersion: version, wrapped: r.wrapped_key }, dataKeyWrapAad(r.tenant_id, r.key_version, kek.id, version));
-        raw.fill(0);
-      }
-      const psks = await deps.pool.query<{ tenant_id: string; wrapped_key: Buffer }>(
-        `SELECT tenant_id, wrapped_key FROM tenant_purpose_keys WHERE purpose = 'pseudonym' AND kek_id = $1 AND kek_version = $2 AND wrapped_key IS NOT NULL ORDER BY random() LIMIT $3`,
-        [kek.id, version, sampleSize],
-      );
-      for (const r of psks.rows) {
-        const raw = await kek.unwrap({ kekId: kek.id, kekVersion: version, wrapped: r.wrapped_key }, pseudonymKeyWrapAad(r.tenant_id, kek.id, version));
-        raw.fill(0);
-      }
-      const sampled = rows.length + psks.rows.length;
-      await recordAuditEvent(deps.pool, {
-        ...auditCtx(actor),
-        action: 'key.kek.verified',
-        outcome: 'success',
-        details: { kekId: kek.id, kekVersion: version, sampled, sampledPseudonymKeys: psks.rows.length },
-      });
-      return { verified: sampled };
+      return verifyKekSample({ pool: deps.pool, kek: keysOf(deps).kek }, version, sampleSize, auditCtx(actor));
     },
 
     async raiseKekFloor(actor: RotationActor, version: number): Promise<void> {

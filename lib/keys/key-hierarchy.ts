@@ -9,17 +9,28 @@
  *   unwrapped by their users) and refuses with DecryptionError a version that is below the floor,
  *   disabled, scheduled for destruction, destroyed or unknown.
  *
- * The operations that change states are in KeyAdmin (lib/keys/key-admin.ts).
+ * The operations that change states are in KeyAdmin (lib/keys/key-admin.ts); the SQL is in
+ * lib/keys/kek-repository.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { appendAuditEvents } from '../audit/chain.js';
 import type { AuditContext } from '../audit/chain.js';
 import { ConfigError, DecryptionError, InvalidArgumentError } from '../errors/index.js';
 import { withTransaction } from '../store/pool.js';
-import type { Pool, PoolClient } from '../store/pool.js';
+import type { Pool, Queryable } from '../store/pool.js';
 import type { KekBackend, KekProvider, WrappedKey } from './kek-provider.js';
+import type { KekVersionState } from './kek-repository.js';
+import {
+  ensureKekRow,
+  hasKekVersions,
+  insertKekVersion,
+  listKekVersions,
+  lockKekRegistration,
+  readKekVersionWithFloor,
+  readKekVersionsWithFloor,
+} from './kek-repository.js';
 
-export type KekVersionState = 'primary' | 'active' | 'disabled' | 'destroy_scheduled' | 'destroyed';
+export type { KekVersionState };
 
 export interface KekVersionInfo {
   kekId: string;
@@ -36,13 +47,6 @@ export interface KeyHierarchyOptions {
   audit?: AuditContext;
   /** How often the primary version is re-read for wraps; default 30 s. */
   refreshMs?: number;
-}
-
-interface VersionRow {
-  version: number;
-  state: KekVersionState;
-  provider_ref: string;
-  destroy_after: Date | null;
 }
 
 /** States whose version may still unwrap. */
@@ -74,20 +78,14 @@ export class KeyHierarchy implements KekProvider {
     const audit = opts.audit ?? { actor: 'system:key-hierarchy', correlationId: `key-hierarchy:${randomUUID()}` };
     const kekId = opts.backend.id;
     await withTransaction(opts.pool, async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`kek_keys:${kekId}`]);
-      await client.query('INSERT INTO kek_keys (kek_id) VALUES ($1) ON CONFLICT DO NOTHING', [kekId]);
-      const existing = await client.query('SELECT 1 FROM kek_versions WHERE kek_id = $1 LIMIT 1', [kekId]);
-      if (existing.rowCount !== 0) return;
+      await lockKekRegistration(client, kekId);
+      await ensureKekRow(client, kekId);
+      if (await hasKekVersions(client, kekId)) return;
       const initial = [...(await opts.backend.initialVersions())].sort((a, b) => a.version - b.version);
       if (initial.length === 0) throw new ConfigError('EHR_KEK_PROVIDER', `KEK ${kekId} has no versions to register`);
       const primary = initial[initial.length - 1]!.version;
       for (const v of initial) {
-        await client.query(`INSERT INTO kek_versions (kek_id, version, state, provider_ref) VALUES ($1, $2, $3, $4)`, [
-          kekId,
-          v.version,
-          v.version === primary ? 'primary' : 'active',
-          v.ref,
-        ]);
+        await insertKekVersion(client, kekId, v.version, v.version === primary ? 'primary' : 'active', v.ref);
       }
       await appendAuditEvents(
         client,
@@ -125,14 +123,10 @@ export class KeyHierarchy implements KekProvider {
 
   /** Re-reads the primary and floor, and makes every readable version's material known to the backend. */
   async refresh(): Promise<void> {
-    const rows = await this.#pool.query<VersionRow & { floor: number }>(
-      `SELECT v.version, v.state, v.provider_ref, v.destroy_after, k.min_decryption_version AS floor
-         FROM kek_versions v JOIN kek_keys k USING (kek_id) WHERE v.kek_id = $1 ORDER BY v.version`,
-      [this.id],
-    );
-    const primary = rows.rows.find((r) => r.state === 'primary');
+    const rows = await readKekVersionsWithFloor(this.#pool, this.id);
+    const primary = rows.find((r) => r.state === 'primary');
     if (!primary) throw new ConfigError('EHR_KEK_PROVIDER', `KEK ${this.id} has no primary version in kek_versions`);
-    for (const r of rows.rows) {
+    for (const r of rows) {
       if (READABLE.has(r.state) && !this.#backend.hasVersion(r.version)) {
         await this.#backend.adoptVersion(r.version, r.provider_ref).catch(() => undefined);
       }
@@ -144,11 +138,8 @@ export class KeyHierarchy implements KekProvider {
   }
 
   /** Every version with its state, ascending. */
-  async versions(q: Pick<Pool, 'query'> | PoolClient = this.#pool): Promise<KekVersionInfo[]> {
-    const { rows } = await q.query<VersionRow>(
-      'SELECT version, state, provider_ref, destroy_after FROM kek_versions WHERE kek_id = $1 ORDER BY version',
-      [this.id],
-    );
+  async versions(q: Queryable = this.#pool): Promise<KekVersionInfo[]> {
+    const rows = await listKekVersions(q, this.id);
     return rows.map((r) => ({ kekId: this.id, version: r.version, state: r.state, providerRef: r.provider_ref, destroyAfter: r.destroy_after }));
   }
 
@@ -174,12 +165,7 @@ export class KeyHierarchy implements KekProvider {
   /** Refuses (DecryptionError) a wrapped key whose KEK version may not be used for decryption. */
   async assertReadable(w: WrappedKey): Promise<void> {
     if (w.kekId !== this.id) throw new DecryptionError('wrapped key names another key-encryption key');
-    const { rows } = await this.#pool.query<VersionRow & { floor: number }>(
-      `SELECT v.version, v.state, v.provider_ref, v.destroy_after, k.min_decryption_version AS floor
-         FROM kek_versions v JOIN kek_keys k USING (kek_id) WHERE v.kek_id = $1 AND v.version = $2`,
-      [this.id, w.kekVersion],
-    );
-    const row = rows[0];
+    const row = await readKekVersionWithFloor(this.#pool, this.id, w.kekVersion);
     if (!row) throw new DecryptionError('key-encryption key version is not registered');
     if (w.kekVersion < row.floor) throw new DecryptionError('key-encryption key version is below the decryption floor');
     if (!READABLE.has(row.state)) throw new DecryptionError(`key-encryption key version is ${row.state.replace('_', ' ')}`);

@@ -18,6 +18,7 @@ import { withTransaction } from '../store/pool.js';
 import type { Pool } from '../store/pool.js';
 import type { DataKey, DataKeyLookup } from '../security/envelope.js';
 import type { KekProvider } from './kek-provider.js';
+import { insertFirstDataKey, primaryDataKeyVersion, readDataKey, tenantHasDataKey } from './data-key-repository.js';
 import { derivePseudonymKey, pseudonymKeyWrapAad, readPseudonymKeyRow, storePseudonymKey } from './pseudonym-keys.js';
 import type { PseudonymKeyRow } from './pseudonym-keys.js';
 
@@ -28,14 +29,6 @@ export interface TenantKeyringOptions {
   kek: KekProvider;
   /** How long an unwrapped key stays in memory; default 5 minutes. */
   cacheTtlMs?: number;
-}
-
-interface DataKeyRow {
-  key_version: number;
-  kek_id: string;
-  kek_version: number;
-  wrapped_key: Buffer | null;
-  status: 'primary' | 'decrypt_only' | 'destroyed';
 }
 
 interface Cached<T> {
@@ -90,19 +83,11 @@ export class TenantKeyring {
       const cached = this.#fresh(this.#keys, cacheKey(tenantId, version));
       if (cached) return cached;
     }
-    const found = await this.#pool.query<{ key_version: number }>(
-      `SELECT key_version FROM data_keys WHERE tenant_id = $1 AND status = 'primary'`,
-      [tenantId],
-    );
-    let primaryVersion = found.rows[0]?.key_version;
+    let primaryVersion = await primaryDataKeyVersion(this.#pool, tenantId);
     if (primaryVersion === undefined) {
       const created = await this.#createFirstKey(tenantId, audit);
       if (created) return created;
-      const reread = await this.#pool.query<{ key_version: number }>(
-        `SELECT key_version FROM data_keys WHERE tenant_id = $1 AND status = 'primary'`,
-        [tenantId],
-      );
-      primaryVersion = reread.rows[0]?.key_version;
+      primaryVersion = await primaryDataKeyVersion(this.#pool, tenantId);
       if (primaryVersion === undefined) throw new NotFoundError('primary data key of tenant', tenantId);
     }
     const dek = await this.dataKey(tenantId, primaryVersion, audit);
@@ -179,8 +164,7 @@ export class TenantKeyring {
   async #loadPseudonymKey(tenantId: string, audit: AuditContext): Promise<Buffer> {
     let row = await readPseudonymKeyRow(this.#pool, tenantId);
     if (!row) {
-      const exists = await this.#pool.query('SELECT 1 FROM data_keys WHERE tenant_id = $1 LIMIT 1', [tenantId]);
-      if (exists.rowCount === 0) await this.primaryDataKey(tenantId, audit);
+      if (!(await tenantHasDataKey(this.#pool, tenantId))) await this.primaryDataKey(tenantId, audit);
       const material = derivePseudonymKey((await this.dataKey(tenantId, 1, audit)).key);
       let stored: boolean;
       try {
@@ -248,13 +232,7 @@ export class TenantKeyring {
         throw new ConflictError('key-encryption key', kekId, 'changed its primary version during a wrap; retry');
       }
       const inserted = await withTransaction(this.#pool, async (client) => {
-        const res = await client.query(
-          `INSERT INTO data_keys (tenant_id, key_version, kek_id, kek_version, wrapped_key, status)
-           VALUES ($1, 1, $2, $3, $4, 'primary')
-           ON CONFLICT DO NOTHING`,
-          [tenantId, wrapped.kekId, wrapped.kekVersion, wrapped.wrapped],
-        );
-        if (res.rowCount !== 1) return false;
+        if (!(await insertFirstDataKey(client, tenantId, wrapped))) return false;
         await appendAuditEvents(client, [
           {
             actor: audit.actor,
@@ -284,11 +262,7 @@ export class TenantKeyring {
   }
 
   async #loadKey(tenantId: string, version: number, audit: AuditContext): Promise<DataKey> {
-    const res = await this.#pool.query<DataKeyRow>(
-      `SELECT key_version, kek_id, kek_version, wrapped_key, status FROM data_keys WHERE tenant_id = $1 AND key_version = $2`,
-      [tenantId, version],
-    );
-    const row = res.rows[0];
+    const row = await readDataKey(this.#pool, tenantId, version);
     if (!row) throw new DecryptionError('data key version does not exist for this tenant');
     if (row.status === 'destroyed' || row.wrapped_key === null) throw new DecryptionError('data key version has been destroyed');
     const details = { keyVersion: version, kekId: row.kek_id, kekVersion: row.kek_version };

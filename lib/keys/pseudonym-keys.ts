@@ -17,19 +17,15 @@ import { ConflictError } from '../errors/index.js';
 import { withTransaction } from '../store/pool.js';
 import type { Pool, Queryable } from '../store/pool.js';
 import type { KekProvider, WrappedKey } from './kek-provider.js';
+import { insertPseudonymKey, readPseudonymKeyRow as readRow } from './purpose-key-repository.js';
+import type { PseudonymKeyRow } from './purpose-key-repository.js';
+import type { TenantKeyPurpose } from './purpose-keys.js';
 
-export type TenantKeyPurpose = 'pseudonym';
+export type { PseudonymKeyRow, TenantKeyPurpose };
 
 /** The info string the pseudonym key has always been derived with (changing it changes every pseudonym). */
 export const PSEUDONYM_INFO = 'ehr-connectors/pseudonym/v1';
 export const PSEUDONYM_KEY_VERSION = 1;
-
-export interface PseudonymKeyRow {
-  kek_id: string;
-  kek_version: number;
-  wrapped_key: Buffer | null;
-  status: 'active' | 'destroyed';
-}
 
 /** The AAD a per-tenant purpose key is wrapped under: tenant, purpose, version and the wrapping KEK id/version. */
 export function tenantPurposeKeyWrapAad(tenantId: string, keyPurpose: TenantKeyPurpose, version: number, kekId: string, kekVersion: number): Buffer {
@@ -46,11 +42,7 @@ export function derivePseudonymKey(dekV1: Buffer): Buffer {
 }
 
 export async function readPseudonymKeyRow(db: Queryable, tenantId: string): Promise<PseudonymKeyRow | undefined> {
-  const { rows } = await db.query<PseudonymKeyRow>(
-    `SELECT kek_id, kek_version, wrapped_key, status FROM tenant_purpose_keys WHERE tenant_id = $1 AND purpose = 'pseudonym' AND version = $2`,
-    [tenantId, PSEUDONYM_KEY_VERSION],
-  );
-  return rows[0];
+  return readRow(db, tenantId, PSEUDONYM_KEY_VERSION);
 }
 
 /**
@@ -66,13 +58,7 @@ export async function storePseudonymKey(pool: Pool, kek: KekProvider, tenantId: 
     throw new ConflictError('key-encryption key', kekId, 'changed its primary version during a wrap; retry');
   }
   return withTransaction(pool, async (client) => {
-    const res = await client.query(
-      `INSERT INTO tenant_purpose_keys (tenant_id, purpose, version, kek_id, kek_version, wrapped_key, derivation, status)
-       VALUES ($1, 'pseudonym', $2, $3, $4, $5, 'hkdf-dek-v1', 'active')
-       ON CONFLICT DO NOTHING`,
-      [tenantId, PSEUDONYM_KEY_VERSION, wrapped.kekId, wrapped.kekVersion, wrapped.wrapped],
-    );
-    if (res.rowCount !== 1) return false;
+    if (!(await insertPseudonymKey(client, tenantId, PSEUDONYM_KEY_VERSION, wrapped))) return false;
     await appendAuditEvents(client, [
       {
         actor: audit.actor,

@@ -17,9 +17,20 @@ import { appendAuditEvents, recordAuditEvent } from '../audit/chain.js';
 import type { AuditContext } from '../audit/chain.js';
 import { ConflictError, DecryptionError, EhrError, InvalidArgumentError } from '../errors/index.js';
 import { withTransaction } from '../store/pool.js';
-import type { Pool, PoolClient } from '../store/pool.js';
+import type { Pool } from '../store/pool.js';
 import type { KekProvider } from './kek-provider.js';
 import type { AuditSigningKey, AuditSigningKeySource, KeyPurpose, PayloadKey, PayloadKeySource } from './purpose-keys.js';
+import {
+  auditSigningPublicKeys,
+  demotePurposeKey,
+  insertPrimaryPurposeKey,
+  lockPurpose,
+  maxPurposeKeyVersion,
+  primaryPurposeKeyVersion,
+  purposeKeyId,
+  readPurposeKey,
+} from './purpose-key-repository.js';
+import type { PurposeKeyRow as PurposeRow } from './purpose-key-repository.js';
 
 export interface PurposeKeysOptions {
   pool: Pool;
@@ -42,16 +53,6 @@ export interface PurposeKeys {
   rotateAuditSigningKey(ctx: AuditContext): Promise<{ kid: string; version: number }>;
   /** Drops cached keys (e.g. after a KEK operation). */
   forget(): void;
-}
-
-interface PurposeRow {
-  version: number;
-  key_id: string;
-  kek_id: string;
-  kek_version: number;
-  wrapped_key: Buffer | null;
-  public_jwk: JWK | null;
-  status: 'primary' | 'decrypt_only' | 'destroyed';
 }
 
 interface Cached<T> {
@@ -119,7 +120,7 @@ class PurposeKeyStore {
     const cached = this.#primary.get(purpose);
     let version = cached && cached.expiresAt > Date.now() ? cached.value : undefined;
     if (version === undefined) {
-      version = await this.#readPrimaryVersion(this.#pool, purpose);
+      version = await primaryPurposeKeyVersion(this.#pool, purpose);
       if (version === undefined) version = await this.#rotate(purpose, this.#audit, true);
       this.#primary.set(purpose, { value: version, expiresAt: Date.now() + this.#primaryTtl });
     }
@@ -139,23 +140,14 @@ class PurposeKeyStore {
   }
 
   async publicKeys(): Promise<Array<{ kid: string; publicJwk: JWK }>> {
-    const { rows } = await this.#pool.query<{ key_id: string; public_jwk: JWK }>(
-      `SELECT key_id, public_jwk FROM purpose_keys WHERE purpose = 'audit-signing' ORDER BY version`,
-    );
-    return rows.map((r) => ({ kid: r.key_id, publicJwk: r.public_jwk }));
+    return auditSigningPublicKeys(this.#pool);
   }
 
   async rotate(purpose: KeyPurpose, ctx: AuditContext): Promise<{ keyId: string; version: number }> {
     if (!ctx?.actor || !ctx?.correlationId) throw new InvalidArgumentError('audit context', 'needs an actor and a correlation id');
     const version = await this.#rotate(purpose, ctx, false);
     this.#primary.set(purpose, { value: version, expiresAt: Date.now() + this.#primaryTtl });
-    const { rows } = await this.#pool.query<{ key_id: string }>('SELECT key_id FROM purpose_keys WHERE purpose = $1 AND version = $2', [purpose, version]);
-    return { keyId: rows[0]!.key_id, version };
-  }
-
-  async #readPrimaryVersion(q: Pick<PoolClient, 'query'>, purpose: KeyPurpose): Promise<number | undefined> {
-    const { rows } = await q.query<{ version: number }>(`SELECT version FROM purpose_keys WHERE purpose = $1 AND status = 'primary'`, [purpose]);
-    return rows[0]?.version;
+    return { keyId: (await purposeKeyId(this.#pool, purpose, version))!, version };
   }
 
   /** Creates a new primary under a per-purpose advisory lock. `onlyIfNone`: first use (another process may have won). */
@@ -163,11 +155,10 @@ class PurposeKeyStore {
     const action = `${AUDIT_ACTION[purpose]}.${onlyIfNone ? 'created' : 'rotated'}`;
     try {
       return await withTransaction(this.#pool, async (client) => {
-        await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`purpose_keys:${purpose}`]);
-        const current = await this.#readPrimaryVersion(client, purpose);
+        await lockPurpose(client, purpose);
+        const current = await primaryPurposeKeyVersion(client, purpose);
         if (onlyIfNone && current !== undefined) return current;
-        const max = await client.query<{ max: number | null }>('SELECT max(version) AS max FROM purpose_keys WHERE purpose = $1', [purpose]);
-        const version = (max.rows[0]?.max ?? 0) + 1;
+        const version = ((await maxPurposeKeyVersion(client, purpose)) ?? 0) + 1;
         const key = await newKey(purpose, version);
         const kekId = this.#kek.id;
         const kekVersion = this.#kek.primaryVersion();
@@ -180,14 +171,8 @@ class PurposeKeyStore {
         if (wrapped.kekId !== kekId || wrapped.kekVersion !== kekVersion) {
           throw new ConflictError('key-encryption key', kekId, 'changed its primary version during a wrap; retry');
         }
-        if (current !== undefined) {
-          await client.query(`UPDATE purpose_keys SET status = 'decrypt_only' WHERE purpose = $1 AND version = $2`, [purpose, current]);
-        }
-        await client.query(
-          `INSERT INTO purpose_keys (purpose, version, key_id, kek_id, kek_version, wrapped_key, public_jwk, status)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, 'primary')`,
-          [purpose, version, key.keyId, wrapped.kekId, wrapped.kekVersion, wrapped.wrapped, key.publicJwk === null ? null : JSON.stringify(key.publicJwk)],
-        );
+        if (current !== undefined) await demotePurposeKey(client, purpose, current);
+        await insertPrimaryPurposeKey(client, { purpose, version, keyId: key.keyId, wrapped, publicJwk: key.publicJwk });
         const details: Record<string, unknown> = { purpose, version, keyId: key.keyId, kekId, kekVersion };
         if (current !== undefined) details.previousVersion = current;
         await appendAuditEvents(client, [{ actor: ctx.actor, action, outcome: 'success', correlationId: ctx.correlationId, details }]);
@@ -200,11 +185,7 @@ class PurposeKeyStore {
   }
 
   async #load(purpose: KeyPurpose, version: number): Promise<{ row: PurposeRow; secret: Buffer }> {
-    const { rows } = await this.#pool.query<PurposeRow>(
-      `SELECT version, key_id, kek_id, kek_version, wrapped_key, public_jwk, status FROM purpose_keys WHERE purpose = $1 AND version = $2`,
-      [purpose, version],
-    );
-    const row = rows[0];
+    const row = await readPurposeKey(this.#pool, purpose, version);
     if (!row) throw new DecryptionError(`${purpose} key version does not exist`);
     if (row.status === 'destroyed' || !row.wrapped_key) throw new DecryptionError(`${purpose} key version has been destroyed`);
     const action = `${AUDIT_ACTION[purpose]}.unwrapped`;

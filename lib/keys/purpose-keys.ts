@@ -8,6 +8,9 @@ import type { JWK } from 'jose';
 
 export type KeyPurpose = 'payload' | 'audit-signing';
 
+/** Per-tenant purposes (`tenant_purpose_keys`): the pseudonym key (lib/keys/pseudonym-keys.ts). */
+export type TenantKeyPurpose = 'pseudonym';
+
 export interface PayloadKey {
   /** Stable id carried in payload metadata, e.g. `payload-v3`. */
   keyId: string;

@@ -1,47 +1,36 @@
 /**
- * The three kinds of key a KEK wraps, as rewrap stages for KeyAdmin.rewrapDataKeys: which rows are
- * still under an older KEK version (locked SKIP LOCKED, so concurrent rewraps share work), the AAD each
- * was wrapped under, how to store it rewrapped, and its audit event. One table each: tenant DEKs,
- * purpose keys (payload codec, audit signing), per-tenant purpose keys (pseudonym keys).
+ * The three kinds of key a KEK wraps, as rewrap stages for KeyAdmin.rewrapDataKeys: the table the
+ * rows live in (lib/keys/rewrap-repository.ts selects and stores them), the row's key, the AAD each
+ * was wrapped under, and its audit event. One table each: tenant DEKs, purpose keys (payload codec,
+ * audit signing), per-tenant purpose keys (pseudonym keys).
  */
 import { dataKeyWrapAad } from './keyring.js';
 import { tenantPurposeKeyWrapAad } from './pseudonym-keys.js';
-import type { TenantKeyPurpose } from './pseudonym-keys.js';
 import { purposeKeyWrapAad } from './purpose-key-store.js';
-import type { KeyPurpose } from './purpose-keys.js';
+import type { KeyPurpose, TenantKeyPurpose } from './purpose-keys.js';
+import type { WrappedKeyTable, WrappedRow } from './rewrap-repository.js';
 
-export interface WrappedRow {
-  kek_version: number;
-  wrapped_key: Buffer;
-}
+export type { WrappedRow };
 
 export interface RewrapStage<R extends WrappedRow> {
-  /** Parameters: $1 KEK id, $2 its primary version, $3 the most rows to take. */
-  select: string;
-  /** Parameters: the row's key (`keyOf`), then the new KEK version and wrapped key. */
-  update: string;
+  /** Where the rows live (lib/keys/rewrap-repository.ts has the statements). */
+  table: WrappedKeyTable;
+  /** The row's primary key, in the order the update statement takes it. */
   keyOf(row: R): unknown[];
   aad(row: R, kekId: string, kekVersion: number): Buffer;
   /** The audit event's action, details and tenant (the caller adds actor and outcome). */
   audit(row: R, kekId: string, toKekVersion: number): { action: string; details: Record<string, unknown>; tenantId?: string };
 }
 
-const stale = (table: string, columns: string, order: string): string =>
-  `SELECT ${columns}, kek_version, wrapped_key FROM ${table}
-    WHERE kek_id = $1 AND kek_version <> $2 AND wrapped_key IS NOT NULL
-    ORDER BY kek_version, ${order} LIMIT $3 FOR UPDATE SKIP LOCKED`;
-
 export const dataKeyStage: RewrapStage<WrappedRow & { tenant_id: string; key_version: number }> = {
-  select: stale('data_keys', 'tenant_id, key_version', 'tenant_id, key_version'),
-  update: `UPDATE data_keys SET kek_version = $3, wrapped_key = $4, rewrapped_at = now() WHERE tenant_id = $1 AND key_version = $2`,
+  table: 'data_keys',
   keyOf: (r) => [r.tenant_id, r.key_version],
   aad: (r, kekId, v) => dataKeyWrapAad(r.tenant_id, r.key_version, kekId, v),
   audit: (r, kekId, to) => ({ action: 'key.dek.rewrapped', details: { keyVersion: r.key_version, kekId, fromKekVersion: r.kek_version, toKekVersion: to }, tenantId: r.tenant_id }),
 };
 
 export const purposeKeyStage: RewrapStage<WrappedRow & { purpose: KeyPurpose; version: number; key_id: string }> = {
-  select: stale('purpose_keys', 'purpose, version, key_id', 'purpose, version'),
-  update: `UPDATE purpose_keys SET kek_version = $3, wrapped_key = $4, rewrapped_at = now() WHERE purpose = $1 AND version = $2`,
+  table: 'purpose_keys',
   keyOf: (r) => [r.purpose, r.version],
   aad: (r, kekId, v) => purposeKeyWrapAad(r.purpose, r.version, r.key_id, kekId, v),
   audit: (r, kekId, to) => ({
@@ -51,8 +40,7 @@ export const purposeKeyStage: RewrapStage<WrappedRow & { purpose: KeyPurpose; ve
 };
 
 export const tenantPurposeKeyStage: RewrapStage<WrappedRow & { tenant_id: string; purpose: TenantKeyPurpose; version: number }> = {
-  select: stale('tenant_purpose_keys', 'tenant_id, purpose, version', 'tenant_id, purpose, version'),
-  update: `UPDATE tenant_purpose_keys SET kek_version = $4, wrapped_key = $5, rewrapped_at = now() WHERE tenant_id = $1 AND purpose = $2 AND version = $3`,
+  table: 'tenant_purpose_keys',
   keyOf: (r) => [r.tenant_id, r.purpose, r.version],
   aad: (r, kekId, v) => tenantPurposeKeyWrapAad(r.tenant_id, r.purpose, r.version, kekId, v),
   audit: (r, kekId, to) => ({

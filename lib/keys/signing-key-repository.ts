@@ -3,7 +3,7 @@
  * (migrations/1732900002000_integration-signing-keys.sql). Only public JWKs and secret references
  * live here; private keys stay in their 0600 files. The integrations row mirrors the current key.
  */
-import type { Queryable } from '../store/pool.js';
+import type { PoolClient, Queryable } from '../store/pool.js';
 import { refusingStoredSecretRefs } from '../store/secret-roots.js';
 
 export type SigningKeyState = 'successor' | 'current' | 'previous' | 'retired';
@@ -109,4 +109,17 @@ export async function retireAllSigningKeys(db: Queryable, integrationId: string)
  */
 export async function mirrorCurrentKey(db: Queryable, key: Pick<IntegrationSigningKey, 'integrationId' | 'kid'>): Promise<void> {
   await db.query('SELECT mirror_current_signing_key($1, $2)', [key.integrationId, key.kid]);
+}
+
+/**
+ * Locks the integration row before its keys change (rotation steps, rollback): its tenant and auth
+ * method, or undefined for an unknown integration.
+ */
+export async function lockKeyOwner(client: PoolClient, integrationId: string): Promise<{ tenantId: string; authMethod: string } | undefined> {
+  const res = await client.query<{ tenant_id: string; auth_method: string }>(
+    'SELECT tenant_id, auth_method FROM integrations WHERE id = $1 FOR UPDATE',
+    [integrationId],
+  );
+  const row = res.rows[0];
+  return row ? { tenantId: row.tenant_id, authMethod: row.auth_method } : undefined;
 }

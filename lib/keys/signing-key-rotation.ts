@@ -13,7 +13,7 @@ import { generateIntegrationSigningKey } from './signing-keys.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
 import type { IntegrationSigningKey } from './signing-key-repository.js';
-import { insertSigningKey, listSigningKeys, mirrorCurrentKey, setSigningKeyState } from './signing-key-repository.js';
+import { insertSigningKey, listSigningKeys, lockKeyOwner, mirrorCurrentKey, setSigningKeyState } from './signing-key-repository.js';
 
 interface Locked {
   tenantId: string;
@@ -22,13 +22,12 @@ interface Locked {
 }
 
 async function lock(client: PoolClient, integrationId: string): Promise<Locked> {
-  const res = await client.query<{ tenant_id: string; auth_method: string }>('SELECT tenant_id, auth_method FROM integrations WHERE id = $1 FOR UPDATE', [
-    integrationId,
-  ]);
-  const row = res.rows[0];
-  if (!row) throw new NotFoundError('integration', integrationId);
-  if (row.auth_method !== 'private_key_jwt') throw new ConflictError('integration', integrationId, `uses ${row.auth_method}: it has no signing key to rotate`);
-  return { tenantId: row.tenant_id, authMethod: row.auth_method, keys: await listSigningKeys(client, integrationId) };
+  const owner = await lockKeyOwner(client, integrationId);
+  if (!owner) throw new NotFoundError('integration', integrationId);
+  if (owner.authMethod !== 'private_key_jwt') {
+    throw new ConflictError('integration', integrationId, `uses ${owner.authMethod}: it has no signing key to rotate`);
+  }
+  return { ...owner, keys: await listSigningKeys(client, integrationId) };
 }
 
 function audit(client: PoolClient, ctx: AuditContext, tenantId: string, integrationId: string, action: string, details: Record<string, unknown>): Promise<unknown> {

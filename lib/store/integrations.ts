@@ -164,3 +164,12 @@ export async function listIntegrations(db: Queryable, tenantId?: string): Promis
     : await db.query<Row>('SELECT * FROM integrations ORDER BY tenant_id, id');
   return res.rows.map(fromRow);
 }
+
+/** Ids of the active integrations (optionally of one auth method), in id order. */
+export async function activeIntegrationIds(db: Queryable, where: { authMethod?: TokenAuthMethod } = {}): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM integrations WHERE ($1::text IS NULL OR auth_method = $1) AND status = 'active' ORDER BY id`,
+    [where.authMethod ?? null],
+  );
+  return rows.map((r) => r.id);
+}

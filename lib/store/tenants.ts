@@ -1,8 +1,8 @@
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
-import { ConflictError, InvalidArgumentError } from '../errors/index.js';
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
 import { ID_PATTERN } from '../domain.js';
-import type { Pool, Queryable } from './pool.js';
+import type { Pool, PoolClient, Queryable } from './pool.js';
 import { withTransaction } from './pool.js';
 
 export interface Tenant {
@@ -35,4 +35,10 @@ export async function listTenants(db: Queryable): Promise<Tenant[]> {
 export async function tenantExists(db: Queryable, id: string): Promise<boolean> {
   const res = await db.query('SELECT 1 FROM tenants WHERE id = $1', [id]);
   return (res.rowCount ?? 0) > 0;
+}
+
+/** Locks the tenant's row: changes to one tenant's keys serialise on it. NotFoundError for an unknown tenant. */
+export async function lockTenant(client: PoolClient, tenantId: string): Promise<void> {
+  const t = await client.query('SELECT 1 FROM tenants WHERE id = $1 FOR UPDATE', [tenantId]);
+  if (t.rowCount === 0) throw new NotFoundError('tenant', tenantId);
 }

@@ -7,7 +7,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyRotationFaults } from '../../activities/key-rotation.js';
-import { keyRotationResult, keyStatus, startKeyRotation } from '../../client/commands/keys.js';
+import { keyRotationResult, startKeyRotation } from '../../client/commands/keys.js';
+import { keyStatus } from '../../lib/keys/key-status-repository.js';
 import { startSync, syncResult } from '../../client/sync-client.js';
 import { isResourceType } from '../../lib/domain.js';
 import { decryptRecord } from '../../lib/security/envelope.js';

@@ -11,7 +11,7 @@ import { ConflictError, DecryptionError, NotFoundError } from '../../lib/errors/
 import { decryptRecord, encryptRecord } from '../../lib/security/envelope.js';
 import { TenantKeyring, dataKeyWrapAad } from '../../lib/keys/keyring.js';
 import { pseudonymKeyWrapAad } from '../../lib/keys/pseudonym-keys.js';
-import { destroyTenantKeyVersion, destroyUnusedKeyVersions } from '../../lib/keys/record-reencryption.js';
+import { destroyTenantKeyVersion, destroyUnusedKeyVersions } from '../../lib/keys/tenant-keys.js';
 import { LocalKekProvider, addLocalKekVersion, ensureLocalKekDir } from '../../lib/keys/local-kek.js';
 import { useTestCluster } from '../db.js';
 import { rejection } from '../helpers.js';

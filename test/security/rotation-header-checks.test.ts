@@ -18,13 +18,8 @@ import { KeyAdmin } from '../../lib/keys/key-admin.js';
 import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
 import { TenantKeyring } from '../../lib/keys/keyring.js';
 import { LocalKekProvider, ensureLocalKekDir } from '../../lib/keys/local-kek.js';
-import {
-  countRecordsBelowKeyVersion,
-  destroyTenantKeyVersion,
-  destroyUnusedKeyVersions,
-  reencryptRecordBatch,
-  verifyReencryption,
-} from '../../lib/keys/record-reencryption.js';
+import { countRecordsBelowKeyVersion, reencryptRecordBatch, verifyReencryption } from '../../lib/keys/record-reencryption.js';
+import { destroyTenantKeyVersion, destroyUnusedKeyVersions } from '../../lib/keys/tenant-keys.js';
 import { useTestCluster } from '../db.js';
 import { rejection } from '../helpers.js';
 
