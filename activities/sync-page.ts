@@ -10,7 +10,7 @@ import { PolicyViolationError, ScopeNotGrantedError, VendorHttpError } from '../
 import { purposePolicy } from '../lib/fhir/classification.js';
 import { minimiseForPurpose, patientIdOf } from '../lib/fhir/minimise.js';
 import { parseSearchBundle } from '../lib/fhir/search-bundle.js';
-import { encryptRecord } from '../lib/security/envelope.js';
+import { encryptRecord } from '../lib/crypto/envelope.js';
 import type { EncryptedRecord } from '../lib/store/records.js';
 import { upsertRecords } from '../lib/store/records.js';
 import { withTransaction } from '../lib/store/pool.js';

@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { PayloadCodec } from '@temporalio/common';
 import { SignJWT } from 'jose';
 import type { CodecServerConfig, CodecServerDeps, CodecServerHandle } from '../workers/codec-server.js';
-import { createCertificateAuthority, issueCertificate } from '../lib/security/tls-certs.js';
+import { createCertificateAuthority, issueCertificate } from '../lib/crypto/tls-certs.js';
 
 const POSTS = 8;
 const BODY_BYTES = 15 * 1024 * 1024;

@@ -13,7 +13,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { median, withBenchInfra } from '../lib/dev/ephemeral.js';
 import { createKekProvider } from '../lib/keys/kek-factory.js';
-import { decryptRecord, encryptRecord } from '../lib/security/envelope.js';
+import { decryptRecord, encryptRecord } from '../lib/crypto/envelope.js';
 import { KeyAdmin } from '../lib/keys/key-admin.js';
 import { KeyHierarchy } from '../lib/keys/key-hierarchy.js';
 import { TenantKeyring, dataKeyWrapAad } from '../lib/keys/keyring.js';

@@ -7,7 +7,7 @@ import https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { Payload } from '@temporalio/common';
 import { InfrastructureUnavailableError, PolicyViolationError } from '../lib/errors/index.js';
-import { fromWire, toWire } from '../lib/security/codec-wire.js';
+import { fromWire, toWire } from '../lib/crypto/codec-wire.js';
 
 export interface RemoteCodecOptions {
   url: string;

@@ -5,7 +5,7 @@
  */
 import type { Payload } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { isEncryptedPayload } from '../lib/security/payload-codec.js';
+import { isEncryptedPayload } from '../lib/crypto/payload-codec.js';
 
 type History = temporal.api.history.v1.IHistory;
 type Event = temporal.api.history.v1.IHistoryEvent;

@@ -27,7 +27,7 @@ import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
 import { recordBreakerTransition } from '../lib/store/integration-health.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { registerDevSandboxAdmins, sandboxAdminFor } from '../lib/incidents/sandbox-admins.js';
-import { createPayloadCodec } from '../lib/security/payload-codec.js';
+import { createPayloadCodec } from '../lib/crypto/payload-codec.js';
 
 async function recordBreakerChange(pool: Pool, t: BreakerTransition, actor: string): Promise<void> {
   try {

@@ -27,7 +27,7 @@ import { exitCodeForError } from '../lib/errors/exit-codes.js';
 import { ConfigError, EhrError } from '../lib/errors/index.js';
 import type { Logger } from '../lib/log/logger.js';
 import { createLogger } from '../lib/log/logger.js';
-import { payloadKeyId } from '../lib/security/payload-codec.js';
+import { payloadKeyId } from '../lib/crypto/payload-codec.js';
 import { createPool } from '../lib/store/pool.js';
 import type { Principal, TokenVerifier } from './codec/auth.js';
 import {
@@ -40,7 +40,7 @@ import {
 import { createRefuser, frameworkReason, matchedRoute, namespaceOf } from './codec/refusals.js';
 import { securityHeaders } from './codec/security-headers.js';
 import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
-import { fromWire, toWire } from '../lib/security/codec-wire.js';
+import { fromWire, toWire } from '../lib/crypto/codec-wire.js';
 import { resolveSecret } from '../lib/config/secrets.js';
 
 export type CodecServerConfig = Pick<

@@ -15,7 +15,7 @@ import { buildActivityDeps } from './build-deps.js';
 import { incidentTaskQueue } from '../lib/domain.js';
 import { CheckpointScheduler } from '../lib/audit/checkpoint.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
-import { createPayloadCodec } from '../lib/security/payload-codec.js';
+import { createPayloadCodec } from '../lib/crypto/payload-codec.js';
 import { openPurposeKeys } from '../lib/keys/open-purpose-keys.js';
 import { installTemporalLogging } from './temporal-logging.js';
 import { EndpointWorkers } from './endpoint-workers.js';

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
-import { convertPayloadsIn } from '../../lib/security/payload-codec.js';
+import { convertPayloadsIn } from '../../lib/crypto/payload-codec.js';
 import { remoteDecoder } from '../codec-client.js';
 import { withContext } from '../context.js';
 import { buildTimeline, formatTimeline } from '../history-timeline.js';

@@ -67,7 +67,7 @@ export const configSchema = z.object({
   /** How often workers look for new rate-limited vendor endpoints to serve (seconds). */
   EHR_ENDPOINT_QUEUE_RECHECK_SECONDS: positiveInt.max(3_600).default(10),
 
-  // Key hierarchy (lib/security). `local`: key files in EHR_KEK_DIR; `aws-kms`: data keys wrapped by KMS.
+  // Key hierarchy (lib/keys). `local`: key files in EHR_KEK_DIR; `aws-kms`: data keys wrapped by KMS.
   EHR_KEK_PROVIDER: z.enum(['local', 'aws-kms']).default('local'),
   /** KMS key id or ARN (aws-kms only). AWS credentials come from the SDK's default chain, never from here. */
   EHR_AWS_KMS_KEY_ID: z.string().min(1).optional(),

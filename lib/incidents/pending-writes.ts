@@ -7,7 +7,7 @@
  */
 import { appendAuditEvents } from '../audit/chain.js';
 import type { AuditContext } from '../audit/chain.js';
-import { decryptRecord, encryptRecord } from '../security/envelope.js';
+import { decryptRecord, encryptRecord } from '../crypto/envelope.js';
 import type { TenantKeyring } from '../keys/keyring.js';
 import type { Pool } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';

@@ -16,7 +16,7 @@ import { ID_PATTERN } from '../domain.js';
 import { ConflictError, DecryptionError, EhrError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
 import { withTransaction } from '../store/pool.js';
 import type { Pool } from '../store/pool.js';
-import type { DataKey, DataKeyLookup } from '../security/envelope.js';
+import type { DataKey, DataKeyLookup } from '../crypto/envelope.js';
 import type { KekProvider } from './kek-provider.js';
 import { insertFirstDataKey, primaryDataKeyVersion, readDataKey, tenantHasDataKey } from './data-key-repository.js';
 import { derivePseudonymKey, pseudonymKeyWrapAad, readPseudonymKeyRow, storePseudonymKey } from './pseudonym-keys.js';

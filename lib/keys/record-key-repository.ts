@@ -115,7 +115,7 @@ export async function recordGroupsUnderKeyVersion(
 
 /**
  * The DEK versions that vendor writes queued during an incident (pending_vendor_actions, not yet
- * replayed) are encrypted under, read from the envelope header (lib/security/envelope.ts: format byte,
+ * replayed) are encrypted under, read from the envelope header (lib/crypto/envelope.ts: format byte,
  * 2-byte key id length, key id, 4-byte key version).
  */
 export async function versionsHeldByQueuedWrites(client: PoolClient, tenantId: string): Promise<Set<number>> {

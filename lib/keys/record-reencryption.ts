@@ -10,8 +10,8 @@
  */
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents, recordAuditEvent } from '../audit/chain.js';
-import type { DataKey } from '../security/envelope.js';
-import { decryptRecord, encryptRecord } from '../security/envelope.js';
+import type { DataKey } from '../crypto/envelope.js';
+import { decryptRecord, encryptRecord } from '../crypto/envelope.js';
 import type { TenantKeyring } from './keyring.js';
 import type { Pool } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';

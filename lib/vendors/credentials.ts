@@ -11,7 +11,7 @@ import { resolveSecret } from '../config/secrets.js';
 import type { StoredSecretPolicy } from '../config/stored-secret-refs.js';
 import { TLS_REF_KEYS, assertStoredSecretRefAllowed } from '../config/stored-secret-refs.js';
 import { ConfigError, IntegrationRevokedError, SecretRefRefusedError } from '../errors/index.js';
-import { signClientAssertion } from '../security/client-assertion.js';
+import { signClientAssertion } from '../crypto/client-assertion.js';
 import { loadSigningKey } from '../keys/signing-keys.js';
 import type { Integration } from '../store/integrations.js';
 import { getIntegration } from '../store/integrations.js';

@@ -12,7 +12,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { registerIntegration } from '../../client/integrations.js';
 import { startSync, syncResult } from '../../client/sync-client.js';
-import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type PemPair } from '../../lib/security/tls-certs.js';
+import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type PemPair } from '../../lib/crypto/tls-certs.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { getIntegration } from '../../lib/store/integrations.js';
 import { restoreIntegration, revokeIntegration } from '../../lib/vendors/revocation.js';

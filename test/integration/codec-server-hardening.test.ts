@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Payload } from '@temporalio/common';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../../lib/config/schema.js';
-import { toWire } from '../../lib/security/codec-wire.js';
+import { toWire } from '../../lib/crypto/codec-wire.js';
 import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { uniqueId } from '../harness.js';

@@ -5,7 +5,7 @@ import type { KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { recordAuditEvent } from '../../lib/audit/chain.js';
 import type { Config } from '../../lib/config/schema.js';
-import { createCertificateAuthority, issueCertificate } from '../../lib/security/tls-certs.js';
+import { createCertificateAuthority, issueCertificate } from '../../lib/crypto/tls-certs.js';
 import type { Pool } from '../../lib/store/pool.js';
 import type { CodecServerHandle } from '../../workers/codec-server.js';
 import { startCodecServer } from '../../workers/codec-server.js';

@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { startSync, syncResult } from '../../client/sync-client.js';
 import { isResourceType } from '../../lib/domain.js';
-import { decryptRecord, parseCiphertextHeader } from '../../lib/security/envelope.js';
+import { decryptRecord, parseCiphertextHeader } from '../../lib/crypto/envelope.js';
 import { createKekProvider } from '../../lib/keys/kek-factory.js';
 import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
 import { TenantKeyring } from '../../lib/keys/keyring.js';

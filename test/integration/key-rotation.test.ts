@@ -11,7 +11,7 @@ import { keyRotationResult, startKeyRotation } from '../../client/commands/keys.
 import { keyStatus } from '../../lib/keys/key-status-repository.js';
 import { startSync, syncResult } from '../../client/sync-client.js';
 import { isResourceType } from '../../lib/domain.js';
-import { decryptRecord } from '../../lib/security/envelope.js';
+import { decryptRecord } from '../../lib/crypto/envelope.js';
 import { createKekProvider } from '../../lib/keys/kek-factory.js';
 import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
 import { TenantKeyring, dataKeyWrapAad } from '../../lib/keys/keyring.js';

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { RESOURCE_TYPES, isResourceType } from '../../lib/domain.js';
 import { minimise } from '../../lib/fhir/minimise.js';
-import { decryptRecord } from '../../lib/security/envelope.js';
+import { decryptRecord } from '../../lib/crypto/envelope.js';
 import { LocalKekProvider } from '../../lib/keys/local-kek.js';
 import { TenantKeyring } from '../../lib/keys/keyring.js';
 import { startSync, syncResult } from '../../client/sync-client.js';

@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { startSync, syncResult } from '../../client/sync-client.js';
-import { decryptRecord } from '../../lib/security/envelope.js';
+import { decryptRecord } from '../../lib/crypto/envelope.js';
 import { createKekProvider } from '../../lib/keys/kek-factory.js';
 import { KeyAdmin } from '../../lib/keys/key-admin.js';
 import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileAuditAnchor } from '../../lib/audit/anchor.js';
 import { appendAuditEvents, computeAuditHash } from '../../lib/audit/chain.js';
 import { writeCheckpoint } from '../../lib/audit/checkpoint.js';
-import { ENVELOPE_FORMAT_V1 } from '../../lib/security/envelope.js';
+import { ENVELOPE_FORMAT_V1 } from '../../lib/crypto/envelope.js';
 import { verifyAuditTrail } from '../../lib/audit/verify.js';
 import { AuditWriteError, InvalidArgumentError } from '../../lib/errors/index.js';
 import { migrateUp } from '../../lib/store/migrate.js';

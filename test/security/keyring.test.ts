@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../lib/audit/verify.js';
 import { ConflictError, DecryptionError, NotFoundError } from '../../lib/errors/index.js';
-import { decryptRecord, encryptRecord } from '../../lib/security/envelope.js';
+import { decryptRecord, encryptRecord } from '../../lib/crypto/envelope.js';
 import { TenantKeyring, dataKeyWrapAad } from '../../lib/keys/keyring.js';
 import { pseudonymKeyWrapAad } from '../../lib/keys/pseudonym-keys.js';
 import { destroyTenantKeyVersion, destroyUnusedKeyVersions } from '../../lib/keys/tenant-keys.js';

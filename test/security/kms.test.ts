@@ -11,8 +11,8 @@ import { CreateKeyCommand, DescribeKeyCommand, KMSClient } from '@aws-sdk/client
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ConfigError, DecryptionError } from '../../lib/errors/index.js';
 import { AwsKmsKekProvider, kmsEncryptionContext } from '../../lib/keys/aws-kms-kek.js';
-import { decryptRecord, encryptRecord } from '../../lib/security/envelope.js';
-import type { RecordContext } from '../../lib/security/envelope.js';
+import { decryptRecord, encryptRecord } from '../../lib/crypto/envelope.js';
+import type { RecordContext } from '../../lib/crypto/envelope.js';
 import { createKekProvider } from '../../lib/keys/kek-factory.js';
 import type { KekConfig } from '../../lib/keys/kek-factory.js';
 import { KeyAdmin } from '../../lib/keys/key-admin.js';

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../lib/errors/index.js';
-import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type PemPair } from '../../lib/security/tls-certs.js';
+import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type PemPair } from '../../lib/crypto/tls-certs.js';
 import { VendorAgents, agentOptions, loadVendorTls, tlsFailureCode, validateVendorTls } from '../../lib/vendors/tls-options.js';
 
 let dir: string;

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../lib/audit/chain.js';
 import { TlsPolicyError, VendorNetworkError, VendorTlsError } from '../../lib/errors/index.js';
 import { parseSearchBundle } from '../../lib/fhir/search-bundle.js';
-import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type PemPair } from '../../lib/security/tls-certs.js';
+import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type PemPair } from '../../lib/crypto/tls-certs.js';
 import type { VendorTls } from '../../lib/vendors/tls-options.js';
 import { VendorClient, type CallContext, type IntegrationCredentials } from '../../lib/vendors/vendor-client.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';

@@ -18,7 +18,7 @@ import type { Config } from '../../lib/config/schema.js';
 import { findFreePort } from '../../lib/dev/ports.js';
 import { resolveTemporalCli } from '../../lib/dev/temporal-cli.js';
 import type { TemporalDevServer } from '../../lib/dev/temporal-server.js';
-import { ENCRYPTED_ENCODING } from '../../lib/security/payload-codec.js';
+import { ENCRYPTED_ENCODING } from '../../lib/crypto/payload-codec.js';
 import type { Pool } from '../../lib/store/pool.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
 import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DecryptionError, PolicyViolationError } from '../../lib/errors/index.js';
-import { decryptRecord, encryptRecord, parseCiphertextHeader, tenantKeyId } from '../../lib/security/envelope.js';
-import type { DataKey, RecordContext } from '../../lib/security/envelope.js';
+import { decryptRecord, encryptRecord, parseCiphertextHeader, tenantKeyId } from '../../lib/crypto/envelope.js';
+import type { DataKey, RecordContext } from '../../lib/crypto/envelope.js';
 
 const idArb = fc.string({ minLength: 1, maxLength: 40 });
 const ctxArb: fc.Arbitrary<RecordContext> = fc.record({

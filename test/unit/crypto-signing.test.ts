@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, InvalidArgumentError } from '../../lib/errors/index.js';
-import { signClientAssertion } from '../../lib/security/client-assertion.js';
+import { signClientAssertion } from '../../lib/crypto/client-assertion.js';
 import { generateIntegrationSigningKey, loadSigningKey } from '../../lib/keys/signing-keys.js';
 import type { GeneratedSigningKey, SigningAlg } from '../../lib/keys/signing-keys.js';
 import { settledError } from '../helpers.js';

@@ -10,7 +10,7 @@ import {
   KEY_ID_METADATA,
   createPayloadCodec,
   isEncryptedPayload,
-} from '../../lib/security/payload-codec.js';
+} from '../../lib/crypto/payload-codec.js';
 import type { PayloadKey, PayloadKeySource } from '../../lib/keys/purpose-keys.js';
 import { settledError } from '../helpers.js';
 

@@ -4,7 +4,7 @@
  */
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type PemPair } from '../../lib/security/tls-certs.js';
+import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type PemPair } from '../../lib/crypto/tls-certs.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';
 import { adminJson, createTestClient } from '../../sandbox/test-client.js';
 import { tlsFetch } from '../../sandbox/tls-client.js';

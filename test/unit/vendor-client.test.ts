@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../lib/audit/chain.js';
 import { EhrError, ResponseTooLargeError, TlsPolicyError, VendorAuthError, VendorHttpError, VendorNetworkError } from '../../lib/errors/index.js';
 import { parseSearchBundle } from '../../lib/fhir/search-bundle.js';
-import { signClientAssertion } from '../../lib/security/client-assertion.js';
+import { signClientAssertion } from '../../lib/crypto/client-assertion.js';
 import { VendorClient } from '../../lib/vendors/vendor-client.js';
 import type { CallContext, IntegrationCredentials, VendorClientDeps } from '../../lib/vendors/vendor-client.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';

@@ -12,7 +12,7 @@ import type { CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { atActivityBoundary } from '../../activities/boundary.js';
 import { CircuitOpenError, VendorHttpError, toApplicationFailure } from '../../lib/errors/index.js';
-import { signClientAssertion } from '../../lib/security/client-assertion.js';
+import { signClientAssertion } from '../../lib/crypto/client-assertion.js';
 import { CircuitBreakers } from '../../lib/vendors/circuit-breaker.js';
 import { errorForStatus } from '../../lib/vendors/http-policy.js';
 import { VendorClient } from '../../lib/vendors/vendor-client.js';
