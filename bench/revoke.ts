@@ -17,8 +17,8 @@ import { loadConfig } from '../lib/config/schema.js';
 import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 import { createPool } from '../lib/store/pool.js';
 import { createTenant } from '../lib/store/tenants.js';
-import { REVOCATION_ACK_CHANNEL, REVOCATION_CHANNEL } from '../lib/vendors/revocation-watcher.js';
-import { revokeIntegration } from '../lib/vendors/revocation.js';
+import { REVOCATION_ACK_CHANNEL, REVOCATION_CHANNEL } from '../lib/revocation/watcher.js';
+import { revokeIntegration } from '../lib/revocation/revoke.js';
 import { startSandbox } from '../sandbox/index.js';
 import { startChildWorker } from '../test/integration/child-worker.js';
 

@@ -19,7 +19,7 @@ import { openPurposeKeys } from '../lib/keys/open-purpose-keys.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl, type Pool } from '../lib/store/pool.js';
 import { auditSecretRefRefusal } from '../lib/store/secret-roots.js';
 import { createCredentialDirectory } from '../lib/vendors/credentials.js';
-import { RevocationWatcher } from '../lib/vendors/revocation-watcher.js';
+import { RevocationWatcher } from '../lib/revocation/watcher.js';
 import { VendorClient } from '../lib/vendors/vendor-client.js';
 import { BREAKER_PRESETS, CircuitBreakers, type BreakerTransition } from '../lib/vendors/circuit-breaker.js';
 import { parseRateOverrides } from '../lib/vendors/endpoint-queues.js';

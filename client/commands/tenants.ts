@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createTenant, listTenants } from '../../lib/store/tenants.js';
-import { revokeTenant } from '../../lib/vendors/revocation.js';
+import { revokeTenant } from '../../lib/revocation/revoke.js';
 import { withContext } from '../context.js';
 import { print, table } from '../output.js';
 

@@ -1,6 +1,6 @@
 /**
  * Where recovery registers fresh credentials for sandbox vendors. Restoring an integration at a
- * sandbox needs its admin endpoint (lib/vendors/revocation.ts restoreIntegration); the worker does not
+ * sandbox needs its admin endpoint (lib/revocation/revoke.ts restoreIntegration); the worker does not
  * know it from configuration, so whoever starts a sandbox in-process (tests, the benchmark, the dev
  * stack) registers it here by its FHIR base URL. Real vendors need none.
  */

@@ -24,7 +24,7 @@ import type { IntegrationCredentials } from './vendor-client.js';
 export interface CredentialDirectory {
   credentials(integrationId: string): Promise<IntegrationCredentials>;
   integration(integrationId: string): Promise<Integration>;
-  /** Drops the cached integration row (revocation, restore: lib/vendors/revocation-watcher.ts). */
+  /** Drops the cached integration row (revocation, restore: lib/revocation/watcher.ts). */
   forget(integrationId: string): void;
   /** Credentials (whatever the status) and the vendor's RFC 7009 endpoint, for revoking tokens there. */
   revocationTarget(integrationId: string): Promise<{ cred: IntegrationCredentials; endpoint: string } | undefined>;

@@ -53,7 +53,7 @@ export interface VendorClientDeps {
   /**
    * Fail-closed revocation gate, awaited immediately before every request (token requests included):
    * throws IntegrationRevokedError for a revoked or suspended integration, else returns its current
-   * credential generation (lib/vendors/revocation-watcher.ts).
+   * credential generation (lib/revocation/watcher.ts).
    */
   gate?(integrationId: string): Promise<{ generation: number }>;
   /**

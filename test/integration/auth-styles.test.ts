@@ -15,7 +15,7 @@ import { startSync, syncResult } from '../../client/sync-client.js';
 import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type PemPair } from '../../lib/crypto/tls-certs.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { getIntegration } from '../../lib/store/integrations.js';
-import { restoreIntegration, revokeIntegration } from '../../lib/vendors/revocation.js';
+import { restoreIntegration, revokeIntegration } from '../../lib/revocation/revoke.js';
 import { certificateThumbprint } from '../../lib/vendors/sandbox-registration.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';
 import { adminJson, type SandboxRef } from '../../sandbox/test-client.js';

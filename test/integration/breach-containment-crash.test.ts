@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { scheduleIdFor, scheduleNightlySync, startSync } from '../../client/sync-client.js';
 import { approveResumption, declareIncident, incidentTimeline } from '../../lib/incidents/client.js';
 import { verifyEvidence } from '../../lib/incidents/evidence.js';
-import { REVOCATION_CHANNEL, WATCHER_APPLICATION_NAME } from '../../lib/vendors/revocation-watcher.js';
+import { REVOCATION_CHANNEL, WATCHER_APPLICATION_NAME } from '../../lib/revocation/watcher.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { startChildWorker } from './child-worker.js';
 import { registerSandboxTenant, useSyncHarness } from './support.js';

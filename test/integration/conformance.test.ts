@@ -18,7 +18,7 @@ import { createTenant } from '../../lib/store/tenants.js';
 import { scopesFor } from '../../lib/vendors/profiles/adapters.js';
 import { profileFor } from '../../lib/vendors/profiles/index.js';
 import type { VendorId } from '../../lib/vendors/profiles/types.js';
-import { revokeIntegration } from '../../lib/vendors/revocation.js';
+import { revokeIntegration } from '../../lib/revocation/revoke.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { sandboxAdmin, sandboxManifest, startTestSandbox, storedVersions, testActor, useSyncHarness } from './support.js';

@@ -25,7 +25,7 @@ import { createPool } from '../../lib/store/pool.js';
 import { ensureAppLoginRole } from '../../lib/store/roles.js';
 import { readStoredSecretPolicy } from '../../lib/store/secret-roots.js';
 import { createTenant } from '../../lib/store/tenants.js';
-import { restoreIntegration, revokeIntegration } from '../../lib/vendors/revocation.js';
+import { restoreIntegration, revokeIntegration } from '../../lib/revocation/revoke.js';
 import { acceptedWebhookSecrets } from '../../lib/webhooks/secrets.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
 import { adminJson } from '../../sandbox/test-client.js';

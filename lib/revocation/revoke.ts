@@ -2,7 +2,7 @@
  * Revocation that fails closed (issue 4 item 4), as a library call for the CLI and the containment
  * workflow. Revocation commits first: status 'revoked', credential generation bumped and the audit
  * event `integration.revoked`, in one transaction whose trigger NOTIFYs every worker
- * (lib/vendors/revocation-watcher.ts). Workers then refuse every vendor call for it, before the
+ * (lib/revocation/watcher.ts). Workers then refuse every vendor call for it, before the
  * request is sent. `restoreIntegration` issues fresh credentials for the integration's auth method,
  * registers them with a sandbox vendor, and makes the integration active again under a new generation.
  */
@@ -15,18 +15,18 @@ import { generateIntegrationSigningKey, jwksUrlFor } from '../keys/signing-keys.
 import { insertSigningKey, mirrorCurrentKey, retireAllSigningKeys } from '../keys/signing-key-repository.js';
 import { markCredentialRotated } from '../store/integration-settings.js';
 import { assertResumptionAllowed } from '../incidents/holds.js';
-import { scopesFor } from './profiles/adapters.js';
-import { profileFor } from './profiles/index.js';
-import { registerSandboxClient } from './sandbox-registration.js';
-import type { SandboxAdmin } from './sandbox-registration.js';
-import { loadVendorTls } from './tls-options.js';
-import type { VendorTls, VendorTlsRefs } from './tls-options.js';
+import { scopesFor } from '../vendors/profiles/adapters.js';
+import { profileFor } from '../vendors/profiles/index.js';
+import { registerSandboxClient } from '../vendors/sandbox-registration.js';
+import type { SandboxAdmin } from '../vendors/sandbox-registration.js';
+import { loadVendorTls } from '../vendors/tls-options.js';
+import type { VendorTls, VendorTlsRefs } from '../vendors/tls-options.js';
 import type { Integration } from '../store/integrations.js';
 import { fromRow } from '../store/integrations.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { assertStoredSecretRefsAllowed, auditingSecretRefRefusals, refusingStoredSecretRefs } from '../store/secret-roots.js';
 import { withTransaction } from '../store/pool.js';
-import { REVOCATION_ACK_CHANNEL, WATCHER_APPLICATION_NAME } from './revocation-watcher.js';
+import { REVOCATION_ACK_CHANNEL, WATCHER_APPLICATION_NAME } from './watcher.js';
 
 export interface RevocationResult {
   integrationId: string;
