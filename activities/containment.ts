@@ -21,7 +21,8 @@ import { replayPendingWrites } from '../lib/incidents/pending-writes.js';
 import type { IncidentScope, ScopedIntegration } from '../lib/incidents/scope.js';
 import { liftHold, markIncident, openIncident, raiseHold, recordPausedSchedules } from '../lib/incidents/store.js';
 import { getIntegration } from '../lib/store/integrations.js';
-import { restoreIntegration, revokeIntegrations } from '../lib/revocation/revoke.js';
+import { restoreIntegration } from '../lib/revocation/restore.js';
+import { revokeIntegrations } from '../lib/revocation/revoke.js';
 import type { ActivityDeps, ContainmentDeps } from './deps.js';
 import { NOT_CANCELLED_BY_CONTAINMENT, cancelEach, listRuns, scopeQueries } from './scope-workflows.js';
 

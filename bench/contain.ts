@@ -20,7 +20,7 @@ import { liftHold } from '../lib/incidents/store.js';
 import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 import { createPool } from '../lib/store/pool.js';
 import { createTenant } from '../lib/store/tenants.js';
-import { restoreIntegration } from '../lib/revocation/revoke.js';
+import { restoreIntegration } from '../lib/revocation/restore.js';
 import { startSandbox } from '../sandbox/index.js';
 import { startChildWorker } from '../test/integration/child-worker.js';
 

@@ -9,7 +9,8 @@ import { InvalidArgumentError } from '../../lib/errors/index.js';
 import type { VendorTlsRefs } from '../../lib/vendors/tls-options.js';
 import { EXIT } from '../../lib/errors/exit-codes.js';
 import { print, printJson, table } from '../output.js';
-import { restoreIntegration, revokeIntegration } from '../../lib/revocation/revoke.js';
+import { restoreIntegration } from '../../lib/revocation/restore.js';
+import { revokeIntegration } from '../../lib/revocation/revoke.js';
 import { registerIntegrationSettingsCommands } from './integration-settings.js';
 
 interface AddOptions {

@@ -11,6 +11,7 @@
 import pg from 'pg';
 import { IntegrationRevokedError, NotFoundError } from '../errors/index.js';
 import type { Queryable } from '../store/pool.js';
+import { backendPid, notify, readCredentialState } from './repository.js';
 
 export const REVOCATION_CHANNEL = 'ehr_revocations';
 /** Each watcher answers every notification here once its listeners have settled (lib/revocation/revoke.ts waits for it). */
@@ -84,8 +85,7 @@ export class RevocationWatcher {
     });
     try {
       await client.connect();
-      const pid = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-      this.backendPid.set(client, pid.rows[0]!.pid);
+      this.backendPid.set(client, await backendPid(client));
       await client.query(`LISTEN ${REVOCATION_CHANNEL}`);
       if (this.client !== client) return;
       // Whatever was cached may have changed while we were not listening.
@@ -154,7 +154,7 @@ export class RevocationWatcher {
     await Promise.race([Promise.all(pending), timeout]);
     clearTimeout(timer);
     const ack = JSON.stringify({ integrationId: state.integrationId, generation: state.generation, pid: this.backendPid.get(client) });
-    await client.query('SELECT pg_notify($1, $2)', [REVOCATION_ACK_CHANNEL, ack]).catch(() => undefined);
+    await notify(client, REVOCATION_ACK_CHANNEL, ack).catch(() => undefined);
   }
 
   /**
@@ -171,24 +171,14 @@ export class RevocationWatcher {
   private async read(integrationId: string): Promise<CredentialState> {
     const epoch = this.epochs.get(integrationId) ?? 0;
     const wasConnected = this.connectedFlag;
-    const res = await this.opts.db.query<{ tenant_id: string; status: string; credential_generation: number; tenant_status: string }>(
-      `SELECT i.tenant_id, i.status, i.credential_generation, t.status AS tenant_status
-         FROM integrations i JOIN tenants t ON t.id = i.tenant_id WHERE i.id = $1`,
-      [integrationId],
-    );
-    const row = res.rows[0];
+    const row = await readCredentialState(this.opts.db, integrationId);
     if (!row) throw new NotFoundError('integration', integrationId);
     // A notification that arrived while we read is newer than (or as new as) what we read.
     if ((this.epochs.get(integrationId) ?? 0) !== epoch) {
       const notified = this.latest.get(integrationId);
       if (notified) return notified;
     }
-    const state: CredentialState = {
-      integrationId,
-      tenantId: row.tenant_id,
-      status: row.tenant_status === 'active' ? row.status : 'revoked',
-      generation: row.credential_generation,
-    };
+    const state: CredentialState = { integrationId, ...row };
     // Cache only if we listened throughout the read and no notification for it arrived meanwhile.
     if (wasConnected && this.connectedFlag && (this.epochs.get(integrationId) ?? 0) === epoch) this.states.set(integrationId, state);
     return state;

@@ -22,7 +22,7 @@ import { createKekProvider } from '../../lib/keys/kek-factory.js';
 import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
 import { TenantKeyring } from '../../lib/keys/keyring.js';
 import { getIntegration } from '../../lib/store/integrations.js';
-import { restoreIntegration } from '../../lib/revocation/revoke.js';
+import { restoreIntegration } from '../../lib/revocation/restore.js';
 import type { VendorClient } from '../../lib/vendors/vendor-client.js';
 import type { IncidentTimeline } from '../../workflows/breach-containment.js';
 import { testEnv, uniqueId } from '../harness.js';

@@ -14,7 +14,8 @@ import { startSync, syncProgress, syncResult } from '../../client/sync-client.js
 import { IntegrationRevokedError } from '../../lib/errors/index.js';
 import { getIntegration } from '../../lib/store/integrations.js';
 import { RevocationWatcher } from '../../lib/revocation/watcher.js';
-import { restoreIntegration, revokeIntegration } from '../../lib/revocation/revoke.js';
+import { restoreIntegration } from '../../lib/revocation/restore.js';
+import { revokeIntegration } from '../../lib/revocation/revoke.js';
 import { testEnv } from '../harness.js';
 import { startChildWorker } from './child-worker.js';
 import { registerSandboxTenant, sandboxAdmin, sandboxManifest, testActor, useSyncHarness } from './support.js';
