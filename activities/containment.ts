@@ -20,7 +20,7 @@ import { recoveryCredentialProblems } from '../lib/incidents/recovery-credential
 import { replayPendingWrites } from '../lib/incidents/pending-writes.js';
 import type { IncidentScope, ScopedIntegration } from '../lib/incidents/scope.js';
 import { liftHold, markIncident, openIncident, raiseHold, recordPausedSchedules } from '../lib/incidents/store.js';
-import { getIntegration } from '../lib/store/integrations.js';
+import { getIntegration } from '../lib/integrations/repository.js';
 import { restoreIntegration } from '../lib/revocation/restore.js';
 import { revokeIntegrations } from '../lib/revocation/revoke.js';
 import type { ActivityDeps, ContainmentDeps } from './deps.js';

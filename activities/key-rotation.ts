@@ -15,7 +15,7 @@ import { reencryptRecordBatch, verifyReencryption } from '../lib/keys/record-ree
 import type { ReencryptionCheck } from '../lib/keys/record-reencryption.js';
 import { restorePreviousKekPrimary, restorePreviousSigningKey, restoreTenantPrimaryKey } from '../lib/keys/rotation-rollback.js';
 import { destroyTenantKeyVersion, destroyUnusedKeyVersions } from '../lib/keys/tenant-keys.js';
-import { getIntegration } from '../lib/store/integrations.js';
+import { getIntegration } from '../lib/integrations/repository.js';
 import { activateSuccessorKey, publishSuccessorKey, retireKey } from '../lib/keys/signing-key-rotation.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
 import { addWebhookSecret, restorePreviousWebhookSecret, retireWebhookSecret } from '../lib/webhooks/secrets.js';

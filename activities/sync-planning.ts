@@ -2,7 +2,7 @@
 import { appendAuditEvents } from '../lib/audit/chain.js';
 import { IntegrationRevokedError, PolicyViolationError } from '../lib/errors/index.js';
 import { advanceCheckpoint, readCheckpoints } from '../lib/store/checkpoints.js';
-import { getIntegration } from '../lib/store/integrations.js';
+import { getIntegration } from '../lib/integrations/repository.js';
 import { withTransaction } from '../lib/store/pool.js';
 import { endpointQueueFor } from '../lib/vendors/endpoint-queues.js';
 import type { ActivityDeps } from './deps.js';

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { registerIntegration } from '../client/integrations.js';
+import { registerIntegration } from '../lib/integrations/registration.js';
 import { startSync } from '../client/sync-client.js';
 import { benchInfraEnv, percentile, withBenchInfra, type BenchInfra } from '../lib/dev/ephemeral.js';
 import { loadConfig } from '../lib/config/schema.js';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { registerIntegration } from '../client/integrations.js';
+import { registerIntegration } from '../lib/integrations/registration.js';
 import { startSync } from '../client/sync-client.js';
 import { benchInfraEnv, percentile, withBenchInfra, type BenchInfra } from '../lib/dev/ephemeral.js';
 import { loadConfig } from '../lib/config/schema.js';

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import { registerIntegration } from '../client/integrations.js';
+import { registerIntegration } from '../lib/integrations/registration.js';
 import { startSync, syncResult } from '../client/sync-client.js';
 import { median } from '../lib/dev/ephemeral.js';
 import type { Pool } from '../lib/store/pool.js';

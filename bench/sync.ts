@@ -19,7 +19,7 @@ import { loadConfig } from '../lib/config/schema.js';
 import { createPool } from '../lib/store/pool.js';
 import type { Pool } from '../lib/store/pool.js';
 import { createTenant } from '../lib/store/tenants.js';
-import { registerIntegration } from '../client/integrations.js';
+import { registerIntegration } from '../lib/integrations/registration.js';
 import { startSync, syncResult } from '../client/sync-client.js';
 import { startSandbox } from '../sandbox/index.js';
 import type { SandboxHandle } from '../sandbox/index.js';

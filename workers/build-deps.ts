@@ -24,7 +24,7 @@ import { VendorClient } from '../lib/vendors/vendor-client.js';
 import { BREAKER_PRESETS, CircuitBreakers, type BreakerTransition } from '../lib/vendors/circuit-breaker.js';
 import { parseRateOverrides } from '../lib/vendors/endpoint-queues.js';
 import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
-import { recordBreakerTransition } from '../lib/store/integration-health.js';
+import { recordBreakerTransition } from '../lib/integrations/health.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { registerDevSandboxAdmins, sandboxAdminFor } from '../lib/incidents/sandbox-admins.js';
 import { createPayloadCodec } from '../lib/crypto/payload-codec.js';

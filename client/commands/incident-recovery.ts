@@ -12,7 +12,7 @@ import { ConflictError, InvalidArgumentError, NotFoundError } from '../../lib/er
 import type { RecoveryCredentials, ReplacementCredentials } from '../../lib/incidents/recovery-credentials.js';
 import { approveResumption, incidentHandle, incidentTimeline, overrideIncidentRotation, retryIncidentRotation } from '../../lib/incidents/client.js';
 import { getIncident, releaseLegalHold } from '../../lib/incidents/store.js';
-import { getIntegration } from '../../lib/store/integrations.js';
+import { getIntegration } from '../../lib/integrations/repository.js';
 import type { Queryable } from '../../lib/store/pool.js';
 import { withContext } from '../context.js';
 import { print } from '../output.js';

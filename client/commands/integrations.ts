@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { PURPOSES } from '../../lib/fhir/classification.js';
-import { getIntegration, listIntegrations } from '../../lib/store/integrations.js';
-import { readIntegrationHealth } from '../../lib/store/integration-health.js';
+import { getIntegration, listIntegrations } from '../../lib/integrations/repository.js';
+import { readIntegrationHealth } from '../../lib/integrations/health.js';
 import { withContext } from '../context.js';
 import { devBaseUrlFor, devSandboxAdminFor } from '../dev-sandboxes.js';
-import { registerIntegration, vendorNeeds } from '../integrations.js';
+import { registerIntegration, vendorNeeds } from '../../lib/integrations/registration.js';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
 import type { VendorTlsRefs } from '../../lib/vendors/tls-options.js';
 import { EXIT } from '../../lib/errors/exit-codes.js';
@@ -165,7 +165,7 @@ export function registerIntegrationCommands(program: Command): void {
       withContext(async (ctx) => {
         const db = await ctx.db();
         const rows = await listIntegrations(db, opts.tenant);
-        // The circuit breaker's last recorded transition (lib/store/integration-health.ts); no row: never opened.
+        // The circuit breaker's last recorded transition (lib/integrations/health.ts); no row: never opened.
         const health = await readIntegrationHealth(db, rows.map((i) => i.id));
         const view = rows.map((i) => {
           const h = health.get(i.id);

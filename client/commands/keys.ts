@@ -7,7 +7,7 @@ import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Command } from 'commander';
 import { InvalidArgumentError, KeyRotationRolledBackError } from '../../lib/errors/index.js';
 import { keyStatus } from '../../lib/keys/key-status-repository.js';
-import { activeIntegrationIds } from '../../lib/store/integrations.js';
+import { activeIntegrationIds } from '../../lib/integrations/repository.js';
 import type { KeyKind, KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation.js';
 import { withContext } from '../context.js';
 import { IntegrationIdKey, TenantIdKey } from '../sync-client.js';

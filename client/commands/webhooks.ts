@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { getIntegration } from '../../lib/store/integrations.js';
+import { getIntegration } from '../../lib/integrations/repository.js';
 import { deltaSyncWorkflowId, pendingNotifications } from '../delta-sync-client.js';
 import { withContext } from '../context.js';
 import { print, printJson } from '../output.js';

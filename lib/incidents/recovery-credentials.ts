@@ -12,9 +12,9 @@ import { assertStoredSecretRefAllowed } from '../config/stored-secret-refs.js';
 import { ID_PATTERN } from '../domain.js';
 import { EhrError } from '../errors/index.js';
 import type { Queryable } from '../store/pool.js';
-import { getIntegration } from '../store/integrations.js';
+import { getIntegration } from '../integrations/repository.js';
 import { readStoredSecretPolicy } from '../store/secret-roots.js';
-import type { Integration } from '../store/integrations.js';
+import type { Integration } from '../integrations/repository.js';
 import { loadVendorTls } from '../vendors/tls-options.js';
 import type { ScopedIntegration } from './scope.js';
 

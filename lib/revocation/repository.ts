@@ -5,8 +5,8 @@
  * reads and answers on its own connection.
  */
 import { NotFoundError } from '../errors/index.js';
-import type { Integration } from '../store/integrations.js';
-import { fromRow } from '../store/integrations.js';
+import type { Integration } from '../integrations/repository.js';
+import { fromRow } from '../integrations/repository.js';
 import type { PoolClient, Queryable } from '../store/pool.js';
 import { refusingStoredSecretRefs } from '../store/secret-roots.js';
 import type { VendorTlsRefs } from '../vendors/tls-options.js';

@@ -8,7 +8,7 @@
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
 import { InvalidArgumentError, NotFoundError } from '../errors/index.js';
-import type { Integration } from '../store/integrations.js';
+import type { Integration } from '../integrations/repository.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
 import {

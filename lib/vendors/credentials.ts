@@ -13,8 +13,8 @@ import { TLS_REF_KEYS, assertStoredSecretRefAllowed } from '../config/stored-sec
 import { ConfigError, IntegrationRevokedError, SecretRefRefusedError } from '../errors/index.js';
 import { signClientAssertion } from '../crypto/client-assertion.js';
 import { loadSigningKey } from '../keys/signing-keys.js';
-import type { Integration } from '../store/integrations.js';
-import { getIntegration } from '../store/integrations.js';
+import type { Integration } from '../integrations/repository.js';
+import { getIntegration } from '../integrations/repository.js';
 import type { Queryable } from '../store/pool.js';
 import { discoverSmartConfiguration } from './smart-discovery.js';
 import { loadVendorTls } from './tls-options.js';

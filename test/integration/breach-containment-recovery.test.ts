@@ -15,7 +15,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { keyRotationFaults } from '../../activities/key-rotation.js';
 import { deltaSyncWorkflowId, notifyDeltaSync } from '../../client/delta-sync-client.js';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import {
   approveResumption,
   declareIncident,
@@ -24,7 +24,7 @@ import {
   retryIncidentRotation,
 } from '../../lib/incidents/client.js';
 import { registerSandboxAdmin } from '../../lib/incidents/sandbox-admins.js';
-import { getIntegration } from '../../lib/store/integrations.js';
+import { getIntegration } from '../../lib/integrations/repository.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import type { IncidentTimeline } from '../../workflows/breach-containment.js';
 import { testEnv, uniqueId } from '../harness.js';

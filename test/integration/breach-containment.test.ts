@@ -21,7 +21,7 @@ import { registerSandboxAdmin } from '../../lib/incidents/sandbox-admins.js';
 import { createKekProvider } from '../../lib/keys/kek-factory.js';
 import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
 import { TenantKeyring } from '../../lib/keys/keyring.js';
-import { getIntegration } from '../../lib/store/integrations.js';
+import { getIntegration } from '../../lib/integrations/repository.js';
 import { restoreIntegration } from '../../lib/revocation/restore.js';
 import type { VendorClient } from '../../lib/vendors/vendor-client.js';
 import type { IncidentTimeline } from '../../workflows/breach-containment.js';

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { startSync, syncResult } from '../../client/sync-client.js';
-import { readIntegrationHealth } from '../../lib/store/integration-health.js';
+import { readIntegrationHealth } from '../../lib/integrations/health.js';
 import { registerSandboxTenant, sandboxAdmin, sandboxManifest, storedVersions, useSyncHarness } from './support.js';
 
 const harness = useSyncHarness({

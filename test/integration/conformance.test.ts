@@ -11,7 +11,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { startSync, syncProgress, syncResult } from '../../client/sync-client.js';
 import type { ResourceType } from '../../lib/domain.js';
 import { createTenant } from '../../lib/store/tenants.js';

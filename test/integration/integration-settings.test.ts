@@ -11,7 +11,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { scheduleIdFor } from '../../client/sync-client.js';
-import { getIntegration } from '../../lib/store/integrations.js';
+import { getIntegration } from '../../lib/integrations/repository.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { recordIdentifiers } from '../security/leak-registry.js';
 import { runEhrctl } from './ehrctl-process.js';

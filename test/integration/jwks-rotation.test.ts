@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSync, syncResult } from '../../client/sync-client.js';
 import type { SyncReport } from '../../workflows/nightly-sync.js';
-import { getIntegration } from '../../lib/store/integrations.js';
+import { getIntegration } from '../../lib/integrations/repository.js';
 import { listSigningKeys, publishedSigningKeys } from '../../lib/keys/signing-key-repository.js';
 import { activateSuccessorKey, publishSuccessorKey, retireKey } from '../../lib/keys/signing-key-rotation.js';
 import { startJwksServer, type JwksServer } from '../../workers/jwks-server.js';

@@ -15,7 +15,7 @@ import { decryptRecord } from '../../lib/crypto/envelope.js';
 import { createKekProvider } from '../../lib/keys/kek-factory.js';
 import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
 import { TenantKeyring, dataKeyWrapAad } from '../../lib/keys/keyring.js';
-import { getIntegration } from '../../lib/store/integrations.js';
+import { getIntegration } from '../../lib/integrations/repository.js';
 import { listSigningKeys, publishedSigningKeys } from '../../lib/keys/signing-key-repository.js';
 import { addWebhookSecret, acceptedWebhookSecrets, listWebhookSecrets } from '../../lib/webhooks/secrets.js';
 import { signWebhook, verifyWebhook } from '../../lib/webhooks/verify.js';

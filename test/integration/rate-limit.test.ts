@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSync, syncResult } from '../../client/sync-client.js';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { endpointQueueName } from '../../lib/vendors/endpoint-queues.js';
 import { scopesFor } from '../../lib/vendors/profiles/adapters.js';
 import { profileFor } from '../../lib/vendors/profiles/index.js';

@@ -12,7 +12,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { startSync, syncProgress, syncResult } from '../../client/sync-client.js';
 import { IntegrationRevokedError } from '../../lib/errors/index.js';
-import { getIntegration } from '../../lib/store/integrations.js';
+import { getIntegration } from '../../lib/integrations/repository.js';
 import { RevocationWatcher } from '../../lib/revocation/watcher.js';
 import { restoreIntegration } from '../../lib/revocation/restore.js';
 import { revokeIntegration } from '../../lib/revocation/revoke.js';

@@ -19,7 +19,7 @@ import type { Logger } from '../../lib/log/logger.js';
 import { createPool } from '../../lib/store/pool.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { createTenant } from '../../lib/store/tenants.js';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { buildActivityDeps } from '../../workers/build-deps.js';
 import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import { installTemporalLogging } from '../../workers/temporal-logging.js';

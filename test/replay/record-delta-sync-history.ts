@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createTenant } from '../../lib/store/tenants.js';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { notifyDeltaSync, pendingNotifications, deltaSyncWorkflowId } from '../../client/delta-sync-client.js';
 import { runRecorder, sandboxIdentifiers, startRecordingStack, writeHistory } from './history-files.js';
 

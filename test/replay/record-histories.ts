@@ -11,7 +11,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import { createTenant } from '../../lib/store/tenants.js';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { startSync } from '../../client/sync-client.js';
 import { runRecorder, sandboxIdentifiers, startRecordingStack, writeHistory } from './history-files.js';
 

@@ -10,7 +10,7 @@
  * `eradicate-beside-approval`): it proves the old path still replays, so this recorder leaves it alone.
  */
 import { randomUUID } from 'node:crypto';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { startSync } from '../../client/sync-client.js';
 import { addIncidentNote, approveResumption, declareIncident, incidentTimeline, recordIncidentNotification } from '../../lib/incidents/client.js';
 import { registerSandboxAdmin } from '../../lib/incidents/sandbox-admins.js';

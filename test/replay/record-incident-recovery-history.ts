@@ -13,7 +13,7 @@ import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { keyRotationFaults } from '../../activities/key-rotation.js';
 import { notifyDeltaSync } from '../../client/delta-sync-client.js';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { approveResumption, declareIncident, incidentTimeline, overrideIncidentRotation, retryIncidentRotation } from '../../lib/incidents/client.js';
 import { registerSandboxAdmin } from '../../lib/incidents/sandbox-admins.js';
 import { createTenant } from '../../lib/store/tenants.js';

@@ -13,7 +13,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { keyRotationFaults } from '../../activities/key-rotation.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { addWebhookSecret } from '../../lib/webhooks/secrets.js';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { startSync } from '../../client/sync-client.js';
 import type { KeyRotationInput } from '../../workflows/key-rotation.js';
 import { runRecorder, sandboxIdentifiers, startRecordingStack, writeHistory } from './history-files.js';

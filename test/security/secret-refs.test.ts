@@ -17,7 +17,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { storedSecretPolicy, storedSecretRefRule } from '../../lib/config/stored-secret-refs.js';
 import { SecretRefRefusedError } from '../../lib/errors/index.js';
 import type { Pool } from '../../lib/store/pool.js';

@@ -3,7 +3,7 @@
  * counts, and which registrations it refuses.
  */
 import { describe, expect, it } from 'vitest';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { RESOURCE_TYPES } from '../../lib/domain.js';
 import type { ResourceType } from '../../lib/domain.js';
 import { InvalidArgumentError, PolicyViolationError } from '../../lib/errors/index.js';

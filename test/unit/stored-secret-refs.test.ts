@@ -19,7 +19,7 @@ import {
   storedSecretPolicyFromConfig,
   storedSecretRefRule,
 } from '../../lib/config/stored-secret-refs.js';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { ConfigError, InvalidArgumentError, SecretRefRefusedError } from '../../lib/errors/index.js';
 import type { Pool } from '../../lib/store/pool.js';
 

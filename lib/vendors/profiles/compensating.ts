@@ -47,7 +47,7 @@ const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
 /** Intervals that divide a day, so every scheduled run falls at the same local times each day. */
 export const SYNC_INTERVAL_HOURS = [1, 2, 3, 4, 6, 8, 12, 24] as const;
 
-/** The controls that become an integration's own settings at registration (lib/store/integration-settings.ts). */
+/** The controls that become an integration's own settings at registration (lib/integrations/settings.ts). */
 export interface IntegrationDefaults {
   syncIntervalHours: number;
   /** Client secrets only; null when the integration authenticates with a signing key or a certificate. */

@@ -9,10 +9,10 @@ import { appendAuditEvents } from '../audit/chain.js';
 import { InvalidArgumentError, NotFoundError } from '../errors/index.js';
 import { SYNC_INTERVAL_HOURS, integrationDefaults } from '../vendors/profiles/compensating.js';
 import { profileFor } from '../vendors/profiles/index.js';
-import type { Integration, SettingsOverrides } from './integrations.js';
-import { getIntegration, listIntegrations } from './integrations.js';
-import type { Pool, Queryable } from './pool.js';
-import { withTransaction } from './pool.js';
+import type { Integration, SettingsOverrides } from './repository.js';
+import { getIntegration, listIntegrations } from './repository.js';
+import type { Pool, Queryable } from '../store/pool.js';
+import { withTransaction } from '../store/pool.js';
 
 const DAY_MS = 24 * 3600 * 1000;
 

@@ -5,9 +5,9 @@ import type { Purpose } from '../fhir/classification.js';
 import type { TokenAuthMethod } from '../vendors/profiles/types.js';
 import type { VendorTlsRefs } from '../vendors/tls-options.js';
 import { ConflictError, NotFoundError } from '../errors/index.js';
-import type { Pool, Queryable } from './pool.js';
-import { withTransaction } from './pool.js';
-import { refusingStoredSecretRefs } from './secret-roots.js';
+import type { Pool, Queryable } from '../store/pool.js';
+import { withTransaction } from '../store/pool.js';
+import { refusingStoredSecretRefs } from '../store/secret-roots.js';
 
 export interface Integration {
   id: string;
@@ -38,7 +38,7 @@ export interface Integration {
   credentialGeneration: number;
   revokedAt: Date | null;
   createdAt: Date;
-  /** The compensating controls as this integration's settings (lib/store/integration-settings.ts); null: registered before they were stored. */
+  /** The compensating controls as this integration's settings (lib/integrations/settings.ts); null: registered before they were stored. */
   syncIntervalHours: number | null;
   credentialRotationDays: number | null;
   credentialRotatedAt: Date;

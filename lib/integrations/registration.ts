@@ -6,30 +6,30 @@
  * the client with a sandbox vendor automatically (real vendors: `vendorNeeds` says what to give
  * them), and store the integration with its audit event.
  */
-import type { AuditContext } from '../lib/audit/chain.js';
-import type { ResourceType } from '../lib/domain.js';
-import { ID_PATTERN, RESOURCE_TYPES, isResourceType } from '../lib/domain.js';
-import { ConflictError, InvalidArgumentError, NotFoundError } from '../lib/errors/index.js';
-import type { Purpose } from '../lib/fhir/classification.js';
-import { DEFAULT_PURPOSE, PURPOSES, assertTypesWithinPurpose, isPurpose, purposePolicy } from '../lib/fhir/classification.js';
-import { generateIntegrationSigningKey, jwksUrlFor } from '../lib/keys/signing-keys.js';
-import type { Integration } from '../lib/store/integrations.js';
-import { createIntegration, getIntegration } from '../lib/store/integrations.js';
-import type { Pool } from '../lib/store/pool.js';
-import { tenantExists } from '../lib/store/tenants.js';
-import { assertTransportAllowed } from '../lib/vendors/http-policy.js';
-import { discoverSmartConfiguration } from '../lib/vendors/smart-discovery.js';
-import { checkSecretRef } from '../lib/config/secrets.js';
-import { tlsRefFields } from '../lib/config/stored-secret-refs.js';
-import { assertStoredSecretRefsAllowed, auditingSecretRefRefusals } from '../lib/store/secret-roots.js';
-import { profileFor } from '../lib/vendors/profiles/index.js';
-import { integrationDefaults } from '../lib/vendors/profiles/compensating.js';
-import { scopesFor, validateVendorParams } from '../lib/vendors/profiles/adapters.js';
-import { TOKEN_AUTH_METHODS, type TokenAuthMethod, type VendorProfile } from '../lib/vendors/profiles/types.js';
-import { certificateThumbprint, registerSandboxClient } from '../lib/vendors/sandbox-registration.js';
-import type { SandboxAdmin } from '../lib/vendors/sandbox-registration.js';
-import { loadVendorTls } from '../lib/vendors/tls-options.js';
-import type { VendorTls, VendorTlsRefs } from '../lib/vendors/tls-options.js';
+import type { AuditContext } from '../audit/chain.js';
+import type { ResourceType } from '../domain.js';
+import { ID_PATTERN, RESOURCE_TYPES, isResourceType } from '../domain.js';
+import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
+import type { Purpose } from '../fhir/classification.js';
+import { DEFAULT_PURPOSE, PURPOSES, assertTypesWithinPurpose, isPurpose, purposePolicy } from '../fhir/classification.js';
+import { generateIntegrationSigningKey, jwksUrlFor } from '../keys/signing-keys.js';
+import type { Integration } from './repository.js';
+import { createIntegration, getIntegration } from './repository.js';
+import type { Pool } from '../store/pool.js';
+import { tenantExists } from '../store/tenants.js';
+import { assertTransportAllowed } from '../vendors/http-policy.js';
+import { discoverSmartConfiguration } from '../vendors/smart-discovery.js';
+import { checkSecretRef } from '../config/secrets.js';
+import { tlsRefFields } from '../config/stored-secret-refs.js';
+import { assertStoredSecretRefsAllowed, auditingSecretRefRefusals } from '../store/secret-roots.js';
+import { profileFor } from '../vendors/profiles/index.js';
+import { integrationDefaults } from '../vendors/profiles/compensating.js';
+import { scopesFor, validateVendorParams } from '../vendors/profiles/adapters.js';
+import { TOKEN_AUTH_METHODS, type TokenAuthMethod, type VendorProfile } from '../vendors/profiles/types.js';
+import { certificateThumbprint, registerSandboxClient } from '../vendors/sandbox-registration.js';
+import type { SandboxAdmin } from '../vendors/sandbox-registration.js';
+import { loadVendorTls } from '../vendors/tls-options.js';
+import type { VendorTls, VendorTlsRefs } from '../vendors/tls-options.js';
 
 export interface RegisterIntegrationRequest {
   id: string;

@@ -3,7 +3,7 @@
  * transition older than the stored one is ignored, so a slow write cannot hide a newer state.
  */
 import type { BreakerState, BreakerTransition } from '../vendors/circuit-breaker.js';
-import type { Queryable } from './pool.js';
+import type { Queryable } from '../store/pool.js';
 
 export interface IntegrationHealth {
   integrationId: string;
