@@ -9,14 +9,14 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { appendAuditEvents } from '../lib/audit/chain.js';
 import { verifyAuditChain } from '../lib/audit/verify.js';
-import { percentile, withBenchInfra } from '../lib/dev/ephemeral.js';
+import { percentile, withBenchInfra } from '../dev/ephemeral.js';
 import { decryptRecord, encryptRecord } from '../lib/crypto/envelope.js';
 import type { DataKey } from '../lib/crypto/envelope.js';
 import { createPool, withTransaction } from '../lib/store/pool.js';
 import type { Pool } from '../lib/store/pool.js';
 import { upsertRecords } from '../lib/store/records.js';
 import { createTenant } from '../lib/store/tenants.js';
-import { median } from '../lib/dev/ephemeral.js';
+import { median } from '../dev/ephemeral.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const RECORDS = 20_000;

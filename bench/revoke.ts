@@ -12,7 +12,7 @@ import pg from 'pg';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { registerIntegration } from '../lib/integrations/registration.js';
 import { startSync } from '../client/sync-client.js';
-import { benchInfraEnv, percentile, withBenchInfra, type BenchInfra } from '../lib/dev/ephemeral.js';
+import { benchInfraEnv, percentile, withBenchInfra, type BenchInfra } from '../dev/ephemeral.js';
 import { loadConfig } from '../lib/config/schema.js';
 import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 import { createPool } from '../lib/store/pool.js';

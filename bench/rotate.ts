@@ -11,7 +11,7 @@
  * own cost per batch (one activity task each) is not included.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { median, withBenchInfra } from '../lib/dev/ephemeral.js';
+import { median, withBenchInfra } from '../dev/ephemeral.js';
 import { createKekProvider } from '../lib/keys/kek-factory.js';
 import { decryptRecord, encryptRecord } from '../lib/crypto/envelope.js';
 import { KeyAdmin } from '../lib/keys/key-admin.js';

@@ -13,7 +13,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { registerIntegration } from '../lib/integrations/registration.js';
 import { startSync, syncResult } from '../client/sync-client.js';
-import { median } from '../lib/dev/ephemeral.js';
+import { median } from '../dev/ephemeral.js';
 import type { Pool } from '../lib/store/pool.js';
 import { createTenant } from '../lib/store/tenants.js';
 import { activityRatePerSecond } from '../lib/vendors/profiles/adapters.js';

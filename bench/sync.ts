@@ -25,7 +25,7 @@ import { startSandbox } from '../sandbox/index.js';
 import type { SandboxHandle } from '../sandbox/index.js';
 import { createTestClient } from '../sandbox/test-client.js';
 import { startChildWorker, type ChildWorker } from '../test/integration/child-worker.js';
-import { benchInfraEnv, median, peakRssMiB, withBenchInfra, type BenchInfra } from '../lib/dev/ephemeral.js';
+import { benchInfraEnv, median, peakRssMiB, withBenchInfra, type BenchInfra } from '../dev/ephemeral.js';
 import { threeVendorBench } from './sync-vendors.js';
 
 const SIZE = Number(process.env.BENCH_SIZE ?? 50_000);

@@ -9,7 +9,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { AuditContext } from '../lib/audit/chain.js';
 import type { Config } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/schema.js';
-import { readStackEnv } from '../lib/dev/stack.js';
+import { readStackEnv } from '../dev/stack.js';
 import { InfrastructureUnavailableError } from '../lib/errors/index.js';
 import type { Pool } from '../lib/store/pool.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';

@@ -13,10 +13,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedPostgres } from '../lib/dev/postgres.js';
-import { StopList, startSideBySide } from '../lib/dev/stop-list.js';
-import { resolveTemporalCli } from '../lib/dev/temporal-cli.js';
-import { ensureSearchAttributes, startTemporalDevServer, waitForTemporal } from '../lib/dev/temporal-server.js';
+import { startEmbeddedPostgres } from '../dev/postgres.js';
+import { StopList, startSideBySide } from '../dev/stop-list.js';
+import { resolveTemporalCli } from '../dev/temporal-cli.js';
+import { ensureSearchAttributes, startTemporalDevServer, waitForTemporal } from '../dev/temporal-server.js';
 import { ensureLocalKekDir } from '../lib/keys/local-kek.js';
 import { migrateUp } from '../lib/store/migrate.js';
 import { ensureAppLoginRole } from '../lib/store/roles.js';
@@ -31,7 +31,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const stops = new StopList();
   const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-test-'));
   // Under root PostgreSQL runs as `postgres`: a traversable tmp dir keeps its cluster here (else it is
-  // placed under /var/lib/ehr-connectors, see lib/dev/postgres-placement.ts).
+  // placed under /var/lib/ehr-connectors, see dev/postgres-placement.ts).
   fs.chmodSync(tmpRoot, 0o755);
   const teardown = async () => {
     await stops.stopAll((name, err) => log(`teardown: stopping ${name} failed: ${String(err)}`));

@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type { Command } from 'commander';
-import { issueDevToken } from '../../lib/dev/dev-tls.js';
-import { describeStack, devDown, devStatus, devUp, stackPaths } from '../../lib/dev/stack.js';
+import { issueDevToken } from '../../dev/dev-tls.js';
+import { describeStack, devDown, devStatus, devUp, stackPaths } from '../../dev/stack.js';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
 import { print, printJson } from '../output.js';
 

@@ -10,7 +10,7 @@ import type { Command } from 'commander';
 import { ID_PATTERN } from '../../lib/domain.js';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../../lib/errors/index.js';
 import type { RecoveryCredentials, ReplacementCredentials } from '../../lib/incidents/recovery-credentials.js';
-import { approveResumption, incidentHandle, incidentTimeline, overrideIncidentRotation, retryIncidentRotation } from '../../lib/incidents/client.js';
+import { approveResumption, incidentHandle, incidentTimeline, overrideIncidentRotation, retryIncidentRotation } from '../incident-client.js';
 import { getIncident, releaseLegalHold } from '../../lib/incidents/store.js';
 import { getIntegration } from '../../lib/integrations/repository.js';
 import type { Queryable } from '../../lib/store/pool.js';

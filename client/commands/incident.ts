@@ -13,7 +13,7 @@ import {
   incidentHandle,
   incidentTimeline,
   recordIncidentNotification,
-} from '../../lib/incidents/client.js';
+} from '../incident-client.js';
 import { INCIDENT_SEVERITIES as SEVERITIES, NOTIFICATION_RECIPIENTS as RECIPIENTS, integrationsInScope, parseScope } from '../../lib/incidents/scope.js';
 import { listIncidents } from '../../lib/incidents/store.js';
 import { ID_PATTERN } from '../../lib/domain.js';

@@ -10,7 +10,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { scheduleIdFor, scheduleNightlySync, startSync } from '../../client/sync-client.js';
-import { approveResumption, declareIncident, incidentTimeline } from '../../lib/incidents/client.js';
+import { approveResumption, declareIncident, incidentTimeline } from '../../client/incident-client.js';
 import { verifyEvidence } from '../../lib/incidents/evidence.js';
 import { REVOCATION_CHANNEL, WATCHER_APPLICATION_NAME } from '../../lib/revocation/watcher.js';
 import { testEnv, uniqueId } from '../harness.js';

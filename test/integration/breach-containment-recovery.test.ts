@@ -22,7 +22,7 @@ import {
   incidentTimeline,
   overrideIncidentRotation,
   retryIncidentRotation,
-} from '../../lib/incidents/client.js';
+} from '../../client/incident-client.js';
 import { registerSandboxAdmin } from '../../lib/incidents/sandbox-admins.js';
 import { getIntegration } from '../../lib/integrations/repository.js';
 import { createTenant } from '../../lib/store/tenants.js';

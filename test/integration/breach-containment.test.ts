@@ -11,7 +11,7 @@ import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { scheduleIdFor, scheduleNightlySync, startSync, syncResult } from '../../client/sync-client.js';
 import { ScopeUnderIncidentError } from '../../lib/errors/index.js';
-import { addIncidentNote, approveResumption, declareIncident, incidentTimeline, recordIncidentNotification } from '../../lib/incidents/client.js';
+import { addIncidentNote, approveResumption, declareIncident, incidentTimeline, recordIncidentNotification } from '../../client/incident-client.js';
 import { verifyEvidence } from '../../lib/incidents/evidence.js';
 import { assertExportAllowed, assertWebhookAccepted, legalHoldActive } from '../../lib/incidents/holds.js';
 import { enqueueVendorWrite } from '../../lib/incidents/pending-writes.js';

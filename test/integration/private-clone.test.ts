@@ -54,7 +54,7 @@ describe('from a clone inside a private directory', () => {
     fs.chmodSync(cacheRoot, 0o755);
     const dataDir = path.join(clone, '.data-probe', 'postgres');
     const script = `
-      import { startEmbeddedPostgres } from './lib/dev/postgres.js';
+      import { startEmbeddedPostgres } from './dev/postgres.js';
       import pg from 'pg';
       startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)}, fast: true, temporary: true, binaryCacheRoot: ${JSON.stringify(cacheRoot)}, onProgress: console.log })
         .then(async (db) => {

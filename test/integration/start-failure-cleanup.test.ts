@@ -10,8 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { startBenchInfra } from '../../lib/dev/ephemeral.js';
-import { randomFreePort } from '../../lib/dev/ports.js';
+import { startBenchInfra } from '../../dev/ephemeral.js';
+import { randomFreePort } from '../../dev/ports.js';
 import setup from '../global-setup.js';
 import { PROCESS_MARK_ENV, newProcessMark, processesMarked, waitForNoneMarked } from '../process-scan.js';
 

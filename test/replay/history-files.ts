@@ -11,8 +11,8 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import { createActivities } from '../../activities/index.js';
 import type { Config } from '../../lib/config/schema.js';
 import { loadConfig } from '../../lib/config/schema.js';
-import type { BenchInfra } from '../../lib/dev/ephemeral.js';
-import { benchInfraEnv, startBenchInfra } from '../../lib/dev/ephemeral.js';
+import type { BenchInfra } from '../../dev/ephemeral.js';
+import { benchInfraEnv, startBenchInfra } from '../../dev/ephemeral.js';
 import { incidentTaskQueue } from '../../lib/domain.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { createPool } from '../../lib/store/pool.js';

@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import { registerIntegration } from '../../lib/integrations/registration.js';
 import { startSync } from '../../client/sync-client.js';
-import { addIncidentNote, approveResumption, declareIncident, incidentTimeline, recordIncidentNotification } from '../../lib/incidents/client.js';
+import { addIncidentNote, approveResumption, declareIncident, incidentTimeline, recordIncidentNotification } from '../../client/incident-client.js';
 import { registerSandboxAdmin } from '../../lib/incidents/sandbox-admins.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { runRecorder, sandboxIdentifiers, startRecordingStack, writeHistory } from './history-files.js';

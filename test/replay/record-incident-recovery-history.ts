@@ -14,7 +14,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { keyRotationFaults } from '../../activities/key-rotation.js';
 import { notifyDeltaSync } from '../../client/delta-sync-client.js';
 import { registerIntegration } from '../../lib/integrations/registration.js';
-import { approveResumption, declareIncident, incidentTimeline, overrideIncidentRotation, retryIncidentRotation } from '../../lib/incidents/client.js';
+import { approveResumption, declareIncident, incidentTimeline, overrideIncidentRotation, retryIncidentRotation } from '../../client/incident-client.js';
 import { registerSandboxAdmin } from '../../lib/incidents/sandbox-admins.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import type { IncidentTimeline } from '../../workflows/breach-containment.js';

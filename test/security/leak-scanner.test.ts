@@ -28,7 +28,7 @@ import {
 } from './leak-registry.js';
 import { describeHits } from './leak-scan.js';
 import { leakScanProblem, runLeakScan } from './leak-scan-run.js';
-import { randomFreePort } from '../../lib/dev/ports.js';
+import { randomFreePort } from '../../dev/ports.js';
 
 type History = temporal.api.history.v1.IHistory;
 

@@ -11,8 +11,8 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { temporal } from '@temporalio/proto';
-import { startTemporalDevServer } from '../../lib/dev/temporal-server.js';
-import type { TemporalDevServer, TemporalDevServerOptions } from '../../lib/dev/temporal-server.js';
+import { startTemporalDevServer } from '../../dev/temporal-server.js';
+import type { TemporalDevServer, TemporalDevServerOptions } from '../../dev/temporal-server.js';
 import {
   leakLogFile,
   leakRegistryDir,

@@ -3,8 +3,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findFreePort, isPortFree, randomFreePort } from '../../lib/dev/ports.js';
-import { findOnPath, isPidAlive, spawnLogged, stopChild, waitForExit, waitForPidExit } from '../../lib/dev/process.js';
+import { findFreePort, isPortFree, randomFreePort } from '../../dev/ports.js';
+import { findOnPath, isPidAlive, spawnLogged, stopChild, waitForExit, waitForPidExit } from '../../dev/process.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-dev-proc-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

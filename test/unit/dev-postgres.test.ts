@@ -3,10 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../lib/dev/postgres.js';
-import { serverUser } from '../../lib/dev/postgres-binaries.js';
-import { runToCompletion, spawnServer } from '../../lib/dev/postgres-process.js';
-import { StopList } from '../../lib/dev/stop-list.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../dev/postgres.js';
+import { serverUser } from '../../dev/postgres-binaries.js';
+import { runToCompletion, spawnServer } from '../../dev/postgres-process.js';
+import { StopList } from '../../dev/stop-list.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-dev-pg-'));
 fs.chmodSync(tmp, 0o755); // under root the server runs as `postgres` and must traverse it

@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomFreePort } from '../../lib/dev/ports.js';
-import { isPidAlive } from '../../lib/dev/process.js';
-import { writeStackFile, stackPaths, type StackInfo } from '../../lib/dev/stack-files.js';
+import { randomFreePort } from '../../dev/ports.js';
+import { isPidAlive } from '../../dev/process.js';
+import { writeStackFile, stackPaths, type StackInfo } from '../../dev/stack-files.js';
 
 const repoRoot = path.resolve(__dirname, '../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-dev-report-'));

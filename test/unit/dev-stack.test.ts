@@ -5,8 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isPidAlive } from '../../lib/dev/process.js';
-import { readStackEnv, stackPaths } from '../../lib/dev/stack-files.js';
+import { isPidAlive } from '../../dev/process.js';
+import { readStackEnv, stackPaths } from '../../dev/stack-files.js';
 import { filesUnder } from '../security/leak-scan.js';
 import { preserveLogFiles, scanTemporalServer } from '../security/scanned-temporal.js';
 

@@ -3,14 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../lib/errors/index.js';
-import { DevSetupError } from '../../lib/dev/errors.js';
+import { DevSetupError } from '../../dev/errors.js';
 import {
   isSupportedCliVersion,
   parseTemporalCliVersion,
   resolveTemporalCli,
   temporalCliCachePath,
   TEMPORAL_CLI_VERSION,
-} from '../../lib/dev/temporal-cli.js';
+} from '../../dev/temporal-cli.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-dev-cli-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

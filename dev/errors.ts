@@ -1,4 +1,4 @@
-import { EhrError } from '../errors/index.js';
+import { EhrError } from '../lib/errors/index.js';
 
 /**
  * A part of the embedded dev stack or test harness could not be found, built or started. The message

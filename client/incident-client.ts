@@ -6,7 +6,7 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { WorkflowIdReusePolicy } from '@temporalio/client';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { SEARCH_ATTRIBUTES, incidentTaskQueue } from '../domain.js';
+import { SEARCH_ATTRIBUTES, incidentTaskQueue } from '../lib/domain.js';
 import type {
   ApprovalInput,
   BreachContainmentInput,
@@ -15,7 +15,7 @@ import type {
   NotificationInput,
   OverrideRotationInput,
   RetryRotationInput,
-} from '../../workflows/breach-containment.js';
+} from '../workflows/breach-containment.js';
 
 export const IncidentIdKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.incidentId, SearchAttributeType.KEYWORD);
 

@@ -10,7 +10,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { X509Certificate, createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { createCertificateAuthority, issueCertificate } from '../crypto/tls-certs.js';
+import { createCertificateAuthority, issueCertificate } from '../lib/crypto/tls-certs.js';
 import { DevSetupError } from './errors.js';
 import { sleep } from './process.js';
 

@@ -47,7 +47,7 @@ export async function devUp(options: DevUpOptions): Promise<DevUpResult> {
   }
 
   // 0755: under root PostgreSQL runs as `postgres`, and keeps its cluster in .data/postgres when it can reach it
-  // (otherwise lib/dev/postgres-placement.ts places it elsewhere and links it here).
+  // (otherwise dev/postgres-placement.ts places it elsewhere and links it here).
   fs.mkdirSync(paths.dataDir, { recursive: true, mode: 0o755 });
   fs.mkdirSync(paths.logDir, { recursive: true, mode: 0o700 });
   const logOffset = fileSize(paths.stackLog);

@@ -1,7 +1,7 @@
 /** Waits until some worker polls a task queue (the server lists it as a poller). */
 import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { InfrastructureUnavailableError } from '../errors/index.js';
+import { InfrastructureUnavailableError } from '../lib/errors/index.js';
 import { sleep } from './process.js';
 
 export async function waitForWorkerPolling(

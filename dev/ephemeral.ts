@@ -12,9 +12,9 @@ import { startEmbeddedPostgres } from './postgres.js';
 import { StopList, startSideBySide } from './stop-list.js';
 import { resolveTemporalCli } from './temporal-cli.js';
 import { startTemporalDevServer } from './temporal-server.js';
-import { ensureLocalKekDir } from '../keys/local-kek.js';
-import { migrateUp } from '../store/migrate.js';
-import { writeSecretRoots } from '../store/secret-roots.js';
+import { ensureLocalKekDir } from '../lib/keys/local-kek.js';
+import { migrateUp } from '../lib/store/migrate.js';
+import { writeSecretRoots } from '../lib/store/secret-roots.js';
 
 export interface BenchInfra {
   databaseUrl: string;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { isPidAlive } from './process.js';
 
-export const repoRoot = path.resolve(__dirname, '../..');
+export const repoRoot = path.resolve(__dirname, '..');
 
 export interface StackPaths {
   dataDir: string;

@@ -8,14 +8,14 @@
  * Measured: the first `go install` took 3m13s on a 2-core machine, module download included;
  * later runs find the cached binary instantly.
  *
- * Run directly (`npx tsx lib/dev/temporal-cli.ts`) it resolves/builds the CLI, prints progress to
+ * Run directly (`npx tsx dev/temporal-cli.ts`) it resolves/builds the CLI, prints progress to
  * stderr and the binary's path to stdout — .ci/run uses that to build before the tests.
  */
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError } from '../errors/index.js';
+import { ConfigError } from '../lib/errors/index.js';
 import { DevSetupError } from './errors.js';
 import { findOnPath, isExecutableFile } from './process.js';
 
