@@ -132,7 +132,7 @@ async function startStack(): Promise<StackInfo> {
         logger.info({ part: 'postgres', applied }, `migrations applied: ${applied.length}`);
         // As the owner: where the integrations' stored secret references may point (the app role cannot change it).
         const secretRoots = { EHR_SECRET_ROOTS: env.EHR_SECRET_ROOTS, EHR_SECRETS_DIR: paths.secretsDir, EHR_KEK_DIR: paths.kekDir };
-        await writeSecretRoots(db.databaseUrl, storedSecretPolicyFromConfig(secretRoots, env), 'dev-stack');
+        await writeSecretRoots(server.databaseUrl, storedSecretPolicyFromConfig(secretRoots, env), 'dev-stack');
         // Migrations run as the owner; everything else connects as the app role, which may only
         // insert into the audit tables (a fresh password per start; never logged).
         return { ...server, databaseUrl: await ensureAppLoginRole(server.databaseUrl) };
