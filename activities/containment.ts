@@ -9,7 +9,7 @@ import type { ScheduleHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import pLimit from 'p-limit';
-import { scheduleIdFor } from '../client/sync-client.js';
+import { scheduleIdFor } from '../lib/domain.js';
 import type { AuditContext } from '../lib/audit/chain.js';
 import { recordAuditEvent } from '../lib/audit/chain.js';
 import { InvalidArgumentError } from '../lib/errors/index.js';

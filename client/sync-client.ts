@@ -7,7 +7,7 @@ import type { Client, ScheduleHandle, WorkflowHandle, WorkflowHandleWithFirstExe
 import { ScheduleOverlapPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { NightlySyncInput, SyncProgress, SyncReport } from '../workflows/nightly-sync.js';
-import { SEARCH_ATTRIBUTES } from '../lib/domain.js';
+import { SEARCH_ATTRIBUTES, scheduleIdFor } from '../lib/domain.js';
 
 export const TenantIdKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.tenantId, SearchAttributeType.KEYWORD);
 export const IntegrationIdKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.integrationId, SearchAttributeType.KEYWORD);
@@ -58,10 +58,6 @@ export async function syncProgress(handle: WorkflowHandle): Promise<SyncProgress
 
 export async function syncResult(handle: WorkflowHandle): Promise<SyncReport> {
   return (await handle.result()) as SyncReport;
-}
-
-export function scheduleIdFor(t: Pick<SyncTarget, 'tenantId' | 'integrationId'>): string {
-  return `nightly/${t.tenantId}/${t.integrationId}`;
 }
 
 /**

@@ -34,3 +34,11 @@ export const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export function incidentTaskQueue(mainTaskQueue: string): string {
   return `${mainTaskQueue}-incidents`;
 }
+
+/**
+ * An integration's sync Schedule (`nightly/<tenant>/<integration>`): created by the CLI, paused and
+ * resumed by breach containment, so decided here where both can reach it.
+ */
+export function scheduleIdFor(t: { tenantId: string; integrationId: string }): string {
+  return `nightly/${t.tenantId}/${t.integrationId}`;
+}

@@ -15,7 +15,7 @@ import { compensatingControls } from '../../lib/vendors/profiles/compensating.js
 import { profileFor } from '../../lib/vendors/profiles/index.js';
 import { withContext } from '../context.js';
 import { print, printJson, table } from '../output.js';
-import { scheduleIdFor } from '../sync-client.js';
+import { scheduleIdFor } from '../../lib/domain.js';
 
 const day = (d: Date | null): string => (d ? d.toISOString().slice(0, 10) : '-');
 

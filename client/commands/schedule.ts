@@ -8,7 +8,8 @@ import { effectiveSettings } from '../../lib/integrations/settings.js';
 import { profileFor } from '../../lib/vendors/profiles/index.js';
 import { withContext } from '../context.js';
 import { print, table } from '../output.js';
-import { scheduleIdFor, scheduleNightlySync } from '../sync-client.js';
+import { scheduleIdFor } from '../../lib/domain.js';
+import { scheduleNightlySync } from '../sync-client.js';
 
 function parseAt(at: string): { hour: number; minute: number } {
   const m = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(at);

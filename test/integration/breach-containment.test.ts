@@ -9,7 +9,8 @@
  */
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { scheduleIdFor, scheduleNightlySync, startSync, syncResult } from '../../client/sync-client.js';
+import { scheduleIdFor } from '../../lib/domain.js';
+import { scheduleNightlySync, startSync, syncResult } from '../../client/sync-client.js';
 import { ScopeUnderIncidentError } from '../../lib/errors/index.js';
 import { addIncidentNote, approveResumption, declareIncident, incidentTimeline, recordIncidentNotification } from '../../client/incident-client.js';
 import { verifyEvidence } from '../../lib/incidents/evidence.js';

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { scheduleIdFor } from '../../client/sync-client.js';
+import { scheduleIdFor } from '../../lib/domain.js';
 import { getIntegration } from '../../lib/integrations/repository.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { recordIdentifiers } from '../security/leak-registry.js';
