@@ -12,7 +12,6 @@ import pLimit from 'p-limit';
 import { scheduleIdFor } from '../lib/domain.js';
 import type { AuditContext } from '../lib/audit/chain.js';
 import { recordAuditEvent } from '../lib/audit/chain.js';
-import { InvalidArgumentError } from '../lib/errors/index.js';
 import type { EvidencePackage, HistoryEvidence } from '../lib/incidents/evidence.js';
 import { preserveEvidence } from '../lib/incidents/evidence.js';
 import type { RecoveryCredentials } from '../lib/incidents/recovery-credentials.js';
@@ -23,7 +22,8 @@ import { liftHold, markIncident, openIncident, raiseHold, recordPausedSchedules 
 import { getIntegration } from '../lib/integrations/repository.js';
 import { restoreIntegration } from '../lib/revocation/restore.js';
 import { revokeIntegrations } from '../lib/revocation/revoke.js';
-import type { ActivityDeps, ContainmentDeps } from './deps.js';
+import { atActivityBoundary } from './boundary.js';
+import type { ContainmentActivityDeps } from './deps.js';
 import { NOT_CANCELLED_BY_CONTAINMENT, cancelEach, listRuns, scopeQueries } from './scope-workflows.js';
 
 export interface IncidentRef {
@@ -51,7 +51,7 @@ const wereActive = (affected: ScopedIntegration[]): ScopedIntegration[] => affec
 const TEMPORAL_CALLS_IN_FLIGHT = 16;
 
 /** Our sync runs of these integrations matching a visibility query (evidence: their histories), most recent first. */
-async function syncRunsOf(client: Awaited<ReturnType<ContainmentDeps['temporal']>>, integrationIds: string[], extra: string, limit: number) {
+async function syncRunsOf(client: Awaited<ReturnType<ContainmentActivityDeps['temporal']>>, integrationIds: string[], extra: string, limit: number) {
   return listRuns(client, scopeQueries(undefined, integrationIds, [], ` AND WorkflowType = 'nightlySync'${extra}`), limit);
 }
 
@@ -65,12 +65,8 @@ async function scheduleState(handle: ScheduleHandle) {
   }
 }
 
-export function createContainmentActivities(deps: ActivityDeps) {
-  const need = (): ContainmentDeps => {
-    if (!deps.containment) throw new InvalidArgumentError('worker', 'this worker was built without containment dependencies');
-    return deps.containment;
-  };
-  return {
+export function createContainmentActivities(deps: ContainmentActivityDeps) {
+  return atActivityBoundary({
     async openIncident(ref: IncidentRef, input: { scope: IncidentScope; severity: string; reason: string; declaredBy: string; drill: boolean; declaredAtMs: number }) {
       const record = await openIncident(deps.pool, { id: ref.incidentId, ...input, declaredAt: new Date(input.declaredAtMs) }, audit(ref));
       return { affected: record.affected };
@@ -91,7 +87,7 @@ export function createContainmentActivities(deps: ActivityDeps) {
 
     /** Pauses each integration's schedule not already paused by someone else; returns the ones this incident paused. */
     async pauseScopeSchedules(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
-      const client = await need().temporal();
+      const client = await deps.temporal();
       const note = `paused by incident ${ref.incidentId}`;
       const limit = pLimit(TEMPORAL_CALLS_IN_FLIGHT);
       const outcomes = await Promise.all(
@@ -119,7 +115,7 @@ export function createContainmentActivities(deps: ActivityDeps) {
      * not swallowed; key rotations and incidents are left alone (scope-workflows.ts).
      */
     async cancelScopeSyncs(ref: IncidentRef, affected: ScopedIntegration[], scope?: IncidentScope): Promise<StepDone> {
-      const client = await need().temporal();
+      const client = await deps.temporal();
       const queries = scopeQueries(scope, affected.map((i) => i.integrationId), [...new Set(affected.map((i) => i.tenantId))], ` AND ExecutionStatus = 'Running'`);
       const running = (await listRuns(client, queries, 10_000)).filter((r) => !(NOT_CANCELLED_BY_CONTAINMENT as readonly string[]).includes(r.type));
       const report = await cancelEach(running, (id) => client.workflow.getHandle(id).cancel(), { inFlight: TEMPORAL_CALLS_IN_FLIGHT, attempts: 3, backoffMs: 200 });
@@ -132,8 +128,7 @@ export function createContainmentActivities(deps: ActivityDeps) {
     },
 
     async preserveIncidentEvidence(ref: IncidentRef, scope: IncidentScope, affected: ScopedIntegration[]): Promise<EvidencePackage & { doneAtMs: number }> {
-      const c = need();
-      const client = await c.temporal();
+      const client = await deps.temporal();
       const tenants = [...new Set(affected.map((i) => i.tenantId))];
       async function* histories(): AsyncIterable<HistoryEvidence> {
         for (const run of await syncRunsOf(client, affected.map((i) => i.integrationId), '', 200)) {
@@ -143,7 +138,7 @@ export function createContainmentActivities(deps: ActivityDeps) {
         }
       }
       const pkg = await preserveEvidence(
-        { pool: deps.pool, signer: c.signer, anchor: c.anchor, evidenceDir: c.evidenceDir, checkpointWriter: c.checkpointWriter },
+        { pool: deps.pool, signer: deps.signer, anchor: deps.anchor, evidenceDir: deps.evidenceDir, checkpointWriter: deps.checkpointWriter },
         { id: ref.incidentId, scope, ...(tenants.length === 1 && scope !== 'all' ? { tenantId: tenants[0]! } : {}) },
         histories(),
         audit(ref),
@@ -167,19 +162,18 @@ export function createContainmentActivities(deps: ActivityDeps) {
      * recorded by checkRecoveryCredentials).
      */
     async restoreScope(ref: IncidentRef, affected: ScopedIntegration[], credentials: RecoveryCredentials = {}): Promise<StepDone> {
-      const c = need();
       const restored: string[] = [];
       for (const i of wereActive(affected)) {
         const current = await getIntegration(deps.pool, i.integrationId);
         if (current.status === 'active') continue;
-        const admin = c.sandboxAdminFor(i.baseUrl);
+        const admin = deps.sandboxAdminFor(i.baseUrl);
         const given = credentials[i.integrationId] ?? {};
         const tls = given.tlsCertRef && given.tlsKeyRef ? { ...current.tlsRefs, clientCertRef: given.tlsCertRef, clientKeyRef: given.tlsKeyRef } : undefined;
         await restoreIntegration(deps.pool, i.integrationId, audit(ref), {
-          secretsDir: c.secretsDir,
+          secretsDir: deps.secretsDir,
           incidentId: ref.incidentId,
           ...(admin ? { sandboxAdmin: admin } : {}),
-          ...(c.jwksPublicUrl ? { jwksPublicUrl: c.jwksPublicUrl } : {}),
+          ...(deps.jwksPublicUrl ? { jwksPublicUrl: deps.jwksPublicUrl } : {}),
           ...(given.clientSecretRef ? { clientSecretRef: given.clientSecretRef } : {}),
           ...(tls ? { tlsRefs: tls } : {}),
         });
@@ -210,7 +204,7 @@ export function createContainmentActivities(deps: ActivityDeps) {
     },
 
     async unpauseScopeSchedules(ref: IncidentRef, scheduleIds: string[]): Promise<StepDone> {
-      const client = await need().temporal();
+      const client = await deps.temporal();
       for (const id of scheduleIds) {
         const handle = client.schedule.getHandle(id);
         const state = await scheduleState(handle);
@@ -228,5 +222,5 @@ export function createContainmentActivities(deps: ActivityDeps) {
     async markRecovered(ref: IncidentRef, timeToRecoverMs: number): Promise<void> {
       await markIncident(deps.pool, ref.incidentId, 'recovered', timeToRecoverMs, audit(ref));
     },
-  };
+  });
 }

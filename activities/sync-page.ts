@@ -14,14 +14,14 @@ import { encryptRecord } from '../lib/crypto/envelope.js';
 import type { EncryptedRecord } from '../lib/store/records.js';
 import { upsertRecords } from '../lib/store/records.js';
 import { withTransaction } from '../lib/store/pool.js';
-import type { ActivityDeps } from './deps.js';
+import type { SyncActivityDeps } from './deps.js';
 import { activityAuditContext } from './audit-context.js';
 import type { SyncPageInput, SyncPageResult } from './types.js';
 
 /** Pseudonyms per audit event: keeps each event's details well under the 8 KB cap. */
 const PSEUDONYMS_PER_EVENT = 200;
 
-export function createSyncPageActivities(deps: ActivityDeps) {
+export function createSyncPageActivities(deps: Pick<SyncActivityDeps, 'pool' | 'keyring' | 'vendors' | 'directory'>) {
   return {
     async syncPage(input: SyncPageInput): Promise<SyncPageResult> {
       const ctx = activityAuditContext();

@@ -5,11 +5,11 @@ import { advanceCheckpoint, readCheckpoints } from '../lib/store/checkpoints.js'
 import { getIntegration } from '../lib/integrations/repository.js';
 import { withTransaction } from '../lib/store/pool.js';
 import { endpointQueueFor } from '../lib/vendors/endpoint-queues.js';
-import type { ActivityDeps } from './deps.js';
+import type { SyncActivityDeps } from './deps.js';
 import { activityAuditContext } from './audit-context.js';
 import type { AdvanceCheckpointInput, PlanSyncInput, SyncPlan, SyncReportInput } from './types.js';
 
-export function createSyncPlanningActivities(deps: ActivityDeps) {
+export function createSyncPlanningActivities(deps: Pick<SyncActivityDeps, 'pool' | 'defaultPageSize' | 'endpointQueues'>) {
   return {
     /**
      * The resource types the integration's policy allows (narrowed to `input.resourceTypes` when
@@ -22,7 +22,7 @@ export function createSyncPlanningActivities(deps: ActivityDeps) {
       }
       if (integration.status !== 'active') throw new IntegrationRevokedError(integration.id, integration.status);
       const checkpoints = input.full ? new Map<string, string>() : await readCheckpoints(deps.pool, input.tenantId, input.integrationId);
-      const pageQueue = deps.endpointQueues ? endpointQueueFor(deps.endpointQueues, integration) : undefined;
+      const pageQueue = endpointQueueFor(deps.endpointQueues, integration);
       return {
         vendor: integration.vendor,
         pageSize: deps.defaultPageSize,

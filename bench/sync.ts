@@ -10,10 +10,10 @@ import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
-import { createActivities } from '../activities/index.js';
 import type { Config } from '../lib/config/schema.js';
 import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
-import { buildActivityDeps } from '../workers/build-deps.js';
+import { buildWorkerDeps } from '../workers/build-deps.js';
+import { createWorkerActivities } from '../workers/worker-activities.js';
 import { RESOURCE_TYPES, readScopeFor } from '../lib/domain.js';
 import { loadConfig } from '../lib/config/schema.js';
 import { createPool } from '../lib/store/pool.js';
@@ -38,7 +38,7 @@ const actor = { actor: 'bench:sync', correlationId: randomUUID() };
  * one without (clients matched), alternating full syncs of the same dataset. Medians, resources/s.
  */
 async function codecComparison(config: Config, sandbox: SandboxHandle, pool: Pool, secretsDir: string): Promise<{ on: number; off: number }> {
-  const deps = await buildActivityDeps(config);
+  const deps = await buildWorkerDeps(config);
   const codec = await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'bench:codec' });
   const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows/index.ts'), logger: new DefaultLogger('WARN') });
   const results: Record<'on' | 'off', number[]> = { on: [], off: [] };
@@ -49,7 +49,7 @@ async function codecComparison(config: Config, sandbox: SandboxHandle, pool: Poo
       for (const mode of ['on', 'off'] as const) {
         const taskQueue = `bench-codec-${mode}-${run}`;
         const dataConverter = mode === 'on' ? { payloadCodecs: [codec] } : undefined;
-        const worker = await Worker.create({ connection: nativeConnection, taskQueue, workflowBundle: bundle, activities: createActivities(deps), dataConverter });
+        const worker = await Worker.create({ connection: nativeConnection, taskQueue, workflowBundle: bundle, activities: createWorkerActivities(deps), dataConverter });
         const running = worker.run();
         const client = new Client({ connection, dataConverter });
         const integrationId = `bench-codec-${mode}-${run}`;

@@ -1,13 +1,14 @@
 /**
- * Constructs the real dependencies of the activities from validated configuration: the pool, the
- * key-encryption-key provider, the tenant keyring, the credential directory and the vendor wrapper.
- * This and the other files in workers/ are the only places that build real clients and keys.
+ * Constructs the real dependencies of each workflow's activities from validated configuration: the
+ * pool, the key-encryption-key provider, the tenant keyring, the credential directory, the vendor
+ * wrapper, key administration and the containment's Temporal client. This and the other files in
+ * workers/ are the only places that build real clients and keys.
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import type { ActivityDeps } from '../activities/index.js';
+import type { WorkerActivityDeps } from './worker-activities.js';
 import { recordAuditEvent } from '../lib/audit/chain.js';
 import type { Config } from '../lib/config/schema.js';
 import { storedSecretPolicyFromConfig } from '../lib/config/stored-secret-refs.js';
@@ -46,9 +47,16 @@ async function recordBreakerChange(pool: Pool, t: BreakerTransition, actor: stri
   }
 }
 
-export async function buildActivityDeps(
-  config: Config,
-): Promise<ActivityDeps & { kek: KeyHierarchy; revocations: RevocationWatcher; endpointQueues: EndpointQueuePolicy; close(): Promise<void> }> {
+export interface WorkerDeps extends WorkerActivityDeps {
+  pool: Pool;
+  kek: KeyHierarchy;
+  vendors: VendorClient;
+  revocations: RevocationWatcher;
+  endpointQueues: EndpointQueuePolicy;
+  close(): Promise<void>;
+}
+
+export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
   const pool = createPool(config.DATABASE_URL, config.WORKER_MAX_CONCURRENT_ACTIVITIES + 4);
   await assertDatabaseReachable(pool, describeDatabaseUrl(config.DATABASE_URL));
   const actor = `worker:${os.hostname()}:${process.pid}`;
@@ -127,24 +135,26 @@ export async function buildActivityDeps(
     temporalClientPromise ??= Connection.connect({ address: config.TEMPORAL_ADDRESS }).then((connection) => new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [createPayloadCodec(purposeKeys.payload)] } }));
     return temporalClientPromise;
   };
+  const endpointQueues = { mainTaskQueue: config.TEMPORAL_TASK_QUEUE, overrides: parseRateOverrides(config.EHR_VENDOR_RATE_LIMITS) };
   return {
     pool,
     kek,
-    keyring,
     vendors,
-    directory,
     revocations,
-    defaultPageSize: config.EHR_SYNC_PAGE_SIZE,
-    keys: { admin, kek, purposeKeys, secretsDir: config.EHR_SECRETS_DIR },
-    endpointQueues: { mainTaskQueue: config.TEMPORAL_TASK_QUEUE, overrides: parseRateOverrides(config.EHR_VENDOR_RATE_LIMITS) },
+    endpointQueues,
+    sync: { pool, keyring, vendors, directory, defaultPageSize: config.EHR_SYNC_PAGE_SIZE, endpointQueues },
+    keyRotation: { pool, keyring, admin, kek, purposeKeys, secretsDir: config.EHR_SECRETS_DIR },
     containment: {
+      pool,
+      keyring,
+      vendors,
       temporal: temporalClient,
       signer: purposeKeys.auditSigning,
       anchor: new FileAuditAnchor(config.EHR_AUDIT_ANCHOR_PATH),
       checkpointWriter: config.EHR_AUDIT_CHECKPOINT_WRITER === 'on',
       evidenceDir: path.join(path.dirname(path.resolve(config.EHR_AUDIT_ANCHOR_PATH)), 'evidence'),
       secretsDir: config.EHR_SECRETS_DIR,
-      ...(config.JWKS_PUBLIC_URL ? { jwksPublicUrl: config.JWKS_PUBLIC_URL } : {}),
+      jwksPublicUrl: config.JWKS_PUBLIC_URL,
       sandboxAdminFor,
     },
     close: async () => {

@@ -5,13 +5,13 @@
 import os from 'node:os';
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
-import { createActivities } from '../activities/index.js';
 import type { Config } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/schema.js';
 import { exitCodeForError } from '../lib/errors/exit-codes.js';
 import { EhrError, InfrastructureUnavailableError } from '../lib/errors/index.js';
 import { createLogger } from '../lib/log/logger.js';
-import { buildActivityDeps } from './build-deps.js';
+import { buildWorkerDeps } from './build-deps.js';
+import { createWorkerActivities } from './worker-activities.js';
 import { incidentTaskQueue } from '../lib/domain.js';
 import { CheckpointScheduler } from '../lib/audit/checkpoint.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
@@ -25,7 +25,7 @@ import { publishedSigningKeys } from '../lib/keys/signing-key-repository.js';
 export async function runWorker(config: Config): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'worker' });
   installTemporalLogging(logger);
-  const deps = await buildActivityDeps(config);
+  const deps = await buildWorkerDeps(config);
   const purposeKeys = await openPurposeKeys(config, { pool: deps.pool, kek: deps.kek, actor: `worker:${os.hostname()}:${process.pid}` });
   const codec = createPayloadCodec(purposeKeys.payload);
   const checkpoints =
@@ -52,7 +52,7 @@ export async function runWorker(config: Config): Promise<void> {
   }
   let endpoints: EndpointWorkers | undefined;
   try {
-    const activities = createActivities(deps);
+    const activities = createWorkerActivities(deps);
     const workerOptions = {
       connection,
       namespace: config.TEMPORAL_NAMESPACE,

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { keyRotationFaults } from '../../activities/key-rotation.js';
+import { activityFaults } from '../activity-faults.js';
 import { deltaSyncWorkflowId, notifyDeltaSync } from '../../client/delta-sync-client.js';
 import { registerIntegration } from '../../lib/integrations/registration.js';
 import {
@@ -36,7 +36,7 @@ const harness = useSyncHarness({ sandbox: { size: 200 }, config: { EHR_SYNC_PAGE
 const noStackDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-recovery-nostack-'));
 const short = { rotationGraceSeconds: 1, vendorJwksCacheSeconds: 1, notificationDeadlineSeconds: 3600, businessAssociateNoticeSeconds: 3600 };
 
-afterEach(() => keyRotationFaults.failOnce.clear());
+afterEach(() => activityFaults.failOnce.clear());
 
 /** A 0600 file under the secrets directory holding a fresh synthetic secret (registered with the leak scan). */
 function secretRef(name: string): string {
@@ -131,8 +131,8 @@ describe('incident recovery', () => {
     const { pool, config } = harness;
     const { tenantId, integrationIds } = await registerSandboxTenant(pool, harness.sandbox, { resourceTypes: ['Patient'] });
     const integrationId = integrationIds[0]!;
-    keyRotationFaults.failOnce.add('activateSigningKey'); // the signing-key rotation rolls back
-    keyRotationFaults.failOnce.add('rotateTenantDek'); // the DEK rotation fails before any change
+    activityFaults.failOnce.add('activateSigningKey'); // the signing-key rotation rolls back
+    activityFaults.failOnce.add('rotateTenantDek'); // the DEK rotation fails before any change
     const incidentId = uniqueId('inc');
     const handle = await declareIncident(harness.temporal.client, config.TEMPORAL_TASK_QUEUE, {
       incidentId, scope: `tenant:${tenantId}`, severity: 'high', reason: 'synthetic drill: rotation fails', declaredBy: 'alice@example.org', ...short,

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { keyRotationFaults } from '../../activities/key-rotation.js';
+import { activityFaults } from '../activity-faults.js';
 import { keyRotationResult, startKeyRotation } from '../../client/commands/keys.js';
 import { keyStatus } from '../../lib/keys/key-status-repository.js';
 import { startSync, syncResult } from '../../client/sync-client.js';
@@ -33,7 +33,7 @@ beforeAll(async () => {
   jwks = await startJwksServer({ published: (id) => publishedSigningKeys(harness.pool, id), listen: '127.0.0.1:0' });
 });
 afterAll(async () => {
-  keyRotationFaults.failOnce.clear();
+  activityFaults.failOnce.clear();
   await jwks?.close();
 });
 
@@ -199,7 +199,7 @@ describe('key rotation workflows under sync load', () => {
   it('KEK: a fault after the rewrap rolls back to the previous primary, and every key stays readable', { timeout: 120_000 }, async () => {
     const { tenantId, integrationId, stored } = await syncedTenant();
     const before = await kekState();
-    keyRotationFaults.failOnce.add('verifyKekSample');
+    activityFaults.failOnce.add('verifyKekSample');
     const { value: result } = await underSyncLoad(tenantId, integrationId, () => rotate({ kind: 'kek', graceSeconds: 1, batchSize: 50 }));
     expect(result.outcome).toBe('rolled-back');
     const failed = result.steps.find((s) => s.step === 'failed');
@@ -256,7 +256,7 @@ describe('key rotation workflows under sync load', () => {
 
   it('tenant DEK: a fault before the old key is destroyed puts writes back on the old key, all records readable', { timeout: 120_000 }, async () => {
     const { tenantId, integrationId, stored } = await syncedTenant();
-    keyRotationFaults.failOnce.add('retireTenantDek');
+    activityFaults.failOnce.add('retireTenantDek');
     const { value: result } = await underSyncLoad(tenantId, integrationId, () => rotate({ kind: 'tenant-dek', tenantId, graceSeconds: 1, batchSize: 50 }));
     expect(result.outcome).toBe('rolled-back');
     expect(result.steps.find((s) => s.step === 'rolled back')?.detail).toMatchObject({ changed: true, primary: 1, decryptOnly: 2 });
@@ -270,9 +270,9 @@ describe('key rotation workflows under sync load', () => {
 
   it('tenant DEK: a step retried after it committed (reply lost) does not create a second key version', { timeout: 120_000 }, async () => {
     const { tenantId, stored } = await syncedTenant();
-    keyRotationFaults.loseReplyOnce.add('rotateTenantDek');
+    activityFaults.loseReplyOnce.add('rotateTenantDek');
     const result = await rotate({ kind: 'tenant-dek', tenantId, graceSeconds: 1, batchSize: 100 });
-    expect(keyRotationFaults.loseReplyOnce.has('rotateTenantDek')).toBe(false); // the fault fired
+    expect(activityFaults.loseReplyOnce.has('rotateTenantDek')).toBe(false); // the fault fired
     expect(result.outcome).toBe('completed');
     expect(result.steps.find((s) => s.step === 'new DEK is primary for writes')?.detail).toEqual({ keyVersion: 2, previous: 1 });
     const keys = await harness.pool.query<{ key_version: number; status: string }>('SELECT key_version, status FROM data_keys WHERE tenant_id = $1 ORDER BY key_version', [tenantId]);
@@ -286,7 +286,7 @@ describe('key rotation workflows under sync load', () => {
   it('webhook secret: a fault before the old secret is retired makes it current again', { timeout: 60_000 }, async () => {
     const { integrationId } = await syncedTenant();
     await addWebhookSecret(harness.pool, integrationId, testActor, { secretsDir: testEnv().secretsDir });
-    keyRotationFaults.failOnce.add('retireWebhookSecretVersion');
+    activityFaults.failOnce.add('retireWebhookSecretVersion');
     const result = await rotate({ kind: 'webhook-secret', integrationId, graceSeconds: 1 });
     expect(result.outcome).toBe('rolled-back');
     expect(result.steps.find((s) => s.step === 'rolled back')?.detail).toEqual({ restoredVersion: 1 });
@@ -310,7 +310,7 @@ describe('key rotation workflows under sync load', () => {
   it('signing key: a fault before the old key is retired makes it sign again; the new one is retired after the caches turn over', { timeout: 180_000 }, async () => {
     const { tenantId, integrationId, oldKid } = await jwksIntegration();
     await sandboxAdmin(harness.sandbox, 'POST', '/admin/stats/reset');
-    keyRotationFaults.failOnce.add('retireSigningKey');
+    activityFaults.failOnce.add('retireSigningKey');
     const { value: result } = await underSyncLoad(tenantId, integrationId, () => rotate({ kind: 'signing-key', integrationId }));
     expect(result.outcome).toBe('rolled-back');
     const newKid = result.steps.find((s) => s.step === 'successor published in the JWKS')?.detail?.['kid'] as string;

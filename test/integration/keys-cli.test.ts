@@ -5,14 +5,14 @@
  */
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { keyRotationFaults } from '../../activities/key-rotation.js';
+import { activityFaults } from '../activity-faults.js';
 import { TenantIdKey } from '../../client/sync-client.js';
 import { uniqueId } from '../harness.js';
 import { registerSandboxTenant, useSyncHarness } from './support.js';
 import { runEhrctl, type EhrctlResult } from './ehrctl-process.js';
 
 const harness = useSyncHarness({ sandbox: { size: 50 } });
-afterAll(() => keyRotationFaults.failOnce.clear());
+afterAll(() => activityFaults.failOnce.clear());
 
 function ehrctl(args: string[]): Promise<EhrctlResult> {
   const c = harness.config;
@@ -76,7 +76,7 @@ describe('ehrctl keys', () => {
   it('a rotation that rolled back exits 1 and prints why; the old key is primary again', { timeout: 120_000 }, async () => {
     const { tenantId } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient'] });
     expect((await ehrctl(['keys', 'rotate', '--tenant', tenantId, '--wait'])).code).toBe(0); // the tenant's first DEK
-    keyRotationFaults.failOnce.add('retireTenantDek'); // the worker runs in this process
+    activityFaults.failOnce.add('retireTenantDek'); // the worker runs in this process
     const res = await ehrctl(['keys', 'rotate', '--tenant', tenantId, '--grace', '1s', '--wait']);
     expect(res.code).toBe(1);
     expect(res.stdout).toContain('outcome: rolled-back');

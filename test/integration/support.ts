@@ -11,7 +11,6 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll } from 'vitest';
 import { bundleWorkflowCode, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { createActivities } from '../../activities/index.js';
 import type { Config } from '../../lib/config/schema.js';
 import { loadConfig } from '../../lib/config/schema.js';
 import { createLogger } from '../../lib/log/logger.js';
@@ -20,7 +19,9 @@ import { createPool } from '../../lib/store/pool.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { registerIntegration } from '../../lib/integrations/registration.js';
-import { buildActivityDeps } from '../../workers/build-deps.js';
+import { buildWorkerDeps } from '../../workers/build-deps.js';
+import { createWorkerActivities } from '../../workers/worker-activities.js';
+import { withActivityFaults } from '../activity-faults.js';
 import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import { installTemporalLogging } from '../../workers/temporal-logging.js';
 import { EndpointWorkers } from '../../workers/endpoint-workers.js';
@@ -71,14 +72,15 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-/** The real worker code path (workers/build-deps.ts) running in this process. */
+/** The real worker code path (workers/build-deps.ts, workers/worker-activities.ts) running in this process. */
 export async function startInProcessWorker(config: Config): Promise<RunningWorker> {
   testLogger();
-  const deps = await buildActivityDeps(config);
+  const deps = await buildWorkerDeps(config);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   // The same payload codec as workers/worker.ts: every payload the tests produce is encrypted.
   const dataConverter = { payloadCodecs: [await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'test:worker' })] };
-  const activities = createActivities(deps);
+  // Tests fail chosen activities on purpose (test/activity-faults.ts).
+  const activities = withActivityFaults(createWorkerActivities(deps));
   const options = { connection, dataConverter, workflowBundle: await workflowBundle(), activities, maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES };
   const worker = await Worker.create({ ...options, taskQueue: config.TEMPORAL_TASK_QUEUE });
   // Incidents have their own queue, as in workers/worker.ts.

@@ -9,9 +9,9 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities/index.js';
 import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
-import { buildActivityDeps } from '../../workers/build-deps.js';
+import { buildWorkerDeps } from '../../workers/build-deps.js';
+import { createVendorProbeActivities } from './vendor-probe-activities.js';
 import { uniqueId } from '../harness.js';
 import { registerSandboxTenant, sandboxAdmin, startTestSandbox, testConfig, testLogger, useSyncHarness } from './support.js';
 import type { LedgerEntry, SandboxHandle } from '../../sandbox/index.js';
@@ -32,14 +32,14 @@ beforeAll(async () => {
   const config = testConfig();
   taskQueue = uniqueId('tq-fanout');
   testLogger();
-  const deps = await buildActivityDeps(config);
+  const deps = await buildWorkerDeps(config);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
     connection,
     taskQueue,
     dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'test:worker' })] },
     workflowsPath: path.resolve(__dirname, 'workflows/token-fanout.ts'),
-    activities: createActivities(deps),
+    activities: createVendorProbeActivities(deps.sync),
     maxConcurrentActivityTaskExecutions: 1_000,
     maxConcurrentActivityTaskPolls: 20,
   });

@@ -11,7 +11,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { keyRotationFaults } from '../../activities/key-rotation.js';
+import { activityFaults } from '../activity-faults.js';
 import { notifyDeltaSync } from '../../client/delta-sync-client.js';
 import { registerIntegration } from '../../lib/integrations/registration.js';
 import { approveResumption, declareIncident, incidentTimeline, overrideIncidentRotation, retryIncidentRotation } from '../../client/incident-client.js';
@@ -47,8 +47,8 @@ async function main(): Promise<void> {
     const running = `IntegrationId = 'sec' AND WorkflowType = 'webhookDeltaSync' AND ExecutionStatus = 'Running'`;
     await until('the delta sync to be visible', async () => (await client.workflow.count(running)).count === 1);
 
-    keyRotationFaults.failOnce.add('activateSigningKey');
-    keyRotationFaults.failOnce.add('rotateTenantDek');
+    activityFaults.failOnce.add('activateSigningKey');
+    activityFaults.failOnce.add('rotateTenantDek');
     const handle = await declareIncident(client, config.TEMPORAL_TASK_QUEUE, {
       incidentId: 'replay-recovery',
       scope: 'tenant:replay',
@@ -77,7 +77,7 @@ async function main(): Promise<void> {
     await handle.result();
     await writeHistory('breach-containment-recovery-gated', handle, await sandboxIdentifiers(sandbox));
   } finally {
-    keyRotationFaults.failOnce.clear();
+    activityFaults.failOnce.clear();
     await close();
   }
 }

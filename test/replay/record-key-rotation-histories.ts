@@ -10,7 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
-import { keyRotationFaults } from '../../activities/key-rotation.js';
+import { activityFaults } from '../activity-faults.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { addWebhookSecret } from '../../lib/webhooks/secrets.js';
 import { registerIntegration } from '../../lib/integrations/registration.js';
@@ -36,7 +36,7 @@ async function main(): Promise<void> {
     const dek = await rotate('replay-key-rotation-tenant-dek', { kind: 'tenant-dek', tenantId: 'replay', graceSeconds: 1, batchSize: 40 });
     await dek.result();
     recorded.push(['key-rotation-tenant-dek', dek]);
-    keyRotationFaults.failOnce.add('verifyKekSample');
+    activityFaults.failOnce.add('verifyKekSample');
     const kek = await rotate('replay-key-rotation-kek-rolled-back', { kind: 'kek', graceSeconds: 1, batchSize: 2 });
     await kek.result();
     recorded.push(['key-rotation-kek-rolled-back', kek]);

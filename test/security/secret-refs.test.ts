@@ -30,7 +30,7 @@ import { revokeIntegration } from '../../lib/revocation/revoke.js';
 import { acceptedWebhookSecrets } from '../../lib/webhooks/secrets.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
 import { adminJson } from '../../sandbox/test-client.js';
-import { buildActivityDeps } from '../../workers/build-deps.js';
+import { buildWorkerDeps } from '../../workers/build-deps.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { runEhrctl } from '../integration/ehrctl-process.js';
 import { startTestSandbox, testActor, testConfig, testPool } from '../integration/support.js';
@@ -221,7 +221,7 @@ describe('a bad reference that reached the row anyway is refused at use', () => 
     await owner.query('UPDATE integrations SET client_secret_ref = $2 WHERE id = $1', [id, `file:${kekFile}`]);
     const since = Date.now();
     const statsBefore = await adminJson<{ tokenRequests: number }>(sandbox, '/admin/stats');
-    const deps = await buildActivityDeps(testConfig());
+    const deps = await buildWorkerDeps(testConfig());
     try {
       const call = deps.vendors.get(id, `${sandbox.fhirBaseUrl}/Patient`, { correlationId: uniqueId('c'), purpose: 'test.secret-ref' });
       await expect(call).rejects.toBeInstanceOf(SecretRefRefusedError);

@@ -4,7 +4,7 @@
  * A failed probe is not retried, so the vendor sees exactly one request per probe.
  */
 import { proxyActivities, sleep } from '@temporalio/workflow';
-import type { VendorProbeActivities } from '../../../activities/index.js';
+import type { VendorProbeActivities } from '../vendor-probe-activities.js';
 
 const { probeVendor } = proxyActivities<VendorProbeActivities>({
   startToCloseTimeout: '1 minute',
