@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { getIntegration } from '../../lib/integrations/repository.js';
+import { deliverySummary } from '../../lib/webhooks/deliveries.js';
 import { deltaSyncWorkflowId, pendingNotifications } from '../delta-sync-client.js';
 import { withContext } from '../context.js';
 import { print, printJson } from '../output.js';
@@ -16,20 +17,15 @@ export function registerWebhookCommands(program: Command): void {
       withContext(async (ctx) => {
         const db = await ctx.db();
         const integration = await getIntegration(db, opts.integration);
-        const counts = await db.query<{ deliveries: string; unsignalled: string; last: Date | null }>(
-          `SELECT count(*)::text AS deliveries, count(*) FILTER (WHERE signalled_at IS NULL)::text AS unsignalled, max(received_at) AS last
-             FROM webhook_deliveries WHERE integration_id = $1`,
-          [integration.id],
-        );
+        const stored = await deliverySummary(db, integration.id);
         const workflowId = deltaSyncWorkflowId({ tenantId: integration.tenantId, integrationId: integration.id });
         const client = await ctx.temporal();
         const workflow = await pendingNotifications(client.workflow.getHandle(workflowId)).catch(() => undefined);
-        const row = counts.rows[0]!;
         const status = {
           integrationId: integration.id,
-          deliveries: Number(row.deliveries),
-          unsignalled: Number(row.unsignalled),
-          lastReceivedAt: row.last?.toISOString() ?? null,
+          deliveries: stored.deliveries,
+          unsignalled: stored.unsignalled,
+          lastReceivedAt: stored.lastReceivedAt?.toISOString() ?? null,
           workflowId,
           workflow: workflow ?? null,
         };

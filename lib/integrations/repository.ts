@@ -173,3 +173,9 @@ export async function activeIntegrationIds(db: Queryable, where: { authMethod?: 
   );
   return rows.map((r) => r.id);
 }
+
+/** Distinct vendor endpoints (vendor and base URL) of the integrations that may still sync. */
+export async function activeEndpoints(db: Queryable): Promise<Array<{ vendor: string; baseUrl: string }>> {
+  const res = await db.query<{ vendor: string; base_url: string }>("SELECT DISTINCT vendor, base_url FROM integrations WHERE status = 'active'");
+  return res.rows.map((r) => ({ vendor: r.vendor, baseUrl: r.base_url }));
+}

@@ -98,3 +98,12 @@ async function upsertLoginRole(client: pg.Client, role: string, createdb: 'CREAT
   }
   await client.query(`ALTER ROLE ${ident} ${attrs} PASSWORD ${literal}`);
 }
+
+/** What the connected role is: a member of `ehr_app` (with USAGE), and whether it is a superuser. */
+export async function connectedRoleStanding(client: pg.Client): Promise<{ member: boolean; superuser: boolean } | undefined> {
+  const res = await client.query<{ member: boolean; superuser: boolean }>(
+    "SELECT pg_has_role(current_user, $1, 'USAGE') AS member, rolsuper AS superuser FROM pg_roles WHERE rolname = current_user",
+    [APP_GROUP_ROLE],
+  );
+  return res.rows[0];
+}

@@ -108,3 +108,17 @@ export async function auditRefusal(pool: Pool, limiter: RefusalAuditLimiter, r: 
   });
   return true;
 }
+
+/** What `ehrctl webhooks status` shows of an integration's stored deliveries: how many, how many not yet signalled, the last. */
+export async function deliverySummary(
+  db: Queryable,
+  integrationId: string,
+): Promise<{ deliveries: number; unsignalled: number; lastReceivedAt: Date | null }> {
+  const counts = await db.query<{ deliveries: string; unsignalled: string; last: Date | null }>(
+    `SELECT count(*)::text AS deliveries, count(*) FILTER (WHERE signalled_at IS NULL)::text AS unsignalled, max(received_at) AS last
+       FROM webhook_deliveries WHERE integration_id = $1`,
+    [integrationId],
+  );
+  const row = counts.rows[0]!;
+  return { deliveries: Number(row.deliveries), unsignalled: Number(row.unsignalled), lastReceivedAt: row.last };
+}
