@@ -9,7 +9,7 @@ import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescrip
 
 /** A statement in a string or template literal, as the house's SQL check greps for it. */
 const SQL = String.raw`/\b(SELECT|INSERT INTO|DELETE FROM)\b|\bUPDATE\s+\w+\s+SET\b/`;
-const SQL_MESSAGE = 'SQL lives in repositories (lib/store/ or a domain\'s *repository.ts), not here.';
+const SQL_MESSAGE = "SQL lives in repositories (lib/store/ or a domain's *repository.ts), not here.";
 
 export default tseslint.config(
   { ignores: ['node_modules/**', '.data/**', 'coverage/**', 'bin/**', 'eslint.config.mjs'] },
@@ -26,9 +26,15 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
-      '@typescript-eslint/consistent-type-imports': ['error', { prefer: 'type-imports', fixStyle: 'separate-type-imports' }],
+      '@typescript-eslint/consistent-type-imports': [
+        'error',
+        { prefer: 'type-imports', fixStyle: 'separate-type-imports' },
+      ],
       '@typescript-eslint/switch-exhaustiveness-check': 'error',
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' },
+      ],
       'import-x/no-cycle': ['error', { maxDepth: 10 }],
       'no-console': 'error',
     },
@@ -46,12 +52,16 @@ export default tseslint.config(
               // Allowed: @temporalio/workflow and `./sibling` paths that never climb out with `..`.
               regex: '^(?!@temporalio/workflow$|\\./(?!.*\\.\\.)).*',
               allowTypeImports: true,
-              message: 'workflows/ may import only @temporalio/workflow, sibling workflow files, and types (import type).',
+              message:
+                'workflows/ may import only @temporalio/workflow, sibling workflow files, and types (import type).',
             },
           ],
         },
       ],
-      'no-restricted-syntax': ['error', { selector: 'ImportExpression', message: 'workflows/ may not load modules dynamically.' }],
+      'no-restricted-syntax': [
+        'error',
+        { selector: 'ImportExpression', message: 'workflows/ may not load modules dynamically.' },
+      ],
     },
   },
   {
@@ -67,7 +77,8 @@ export default tseslint.config(
             {
               target: './lib',
               from: ['./client', './workers', './sandbox', './dev', './activities', './workflows'],
-              message: 'lib/ is the domain: it may not import client/, workers/, sandbox/, dev/, activities/ or workflows/ (move shared types into lib/).',
+              message:
+                'lib/ is the domain: it may not import client/, workers/, sandbox/, dev/, activities/ or workflows/ (move shared types into lib/).',
             },
             {
               target: './activities',

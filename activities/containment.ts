@@ -38,11 +38,15 @@ export interface StepDone {
   detail: Record<string, string | number | boolean | string[]>;
 }
 
-const audit = (ref: IncidentRef): AuditContext => ({ actor: `incident/${ref.incidentId} for ${ref.onBehalfOf}`, correlationId: ref.incidentId });
+const audit = (ref: IncidentRef): AuditContext => ({
+  actor: `incident/${ref.incidentId} for ${ref.onBehalfOf}`,
+  correlationId: ref.incidentId,
+});
 const done = (detail: StepDone['detail']): StepDone => ({ doneAtMs: Date.now(), detail });
 
 /** Integrations the incident revoked (active when declared): only those are restored. */
-const wereActive = (affected: ScopedIntegration[]): ScopedIntegration[] => affected.filter((i) => i.status === 'active');
+const wereActive = (affected: ScopedIntegration[]): ScopedIntegration[] =>
+  affected.filter((i) => i.status === 'active');
 
 /**
  * Temporal calls per containment step in flight at once: one by one, a scope of 100 integrations took
@@ -51,8 +55,17 @@ const wereActive = (affected: ScopedIntegration[]): ScopedIntegration[] => affec
 const TEMPORAL_CALLS_IN_FLIGHT = 16;
 
 /** Our sync runs of these integrations matching a visibility query (evidence: their histories), most recent first. */
-async function syncRunsOf(client: Awaited<ReturnType<ContainmentActivityDeps['temporal']>>, integrationIds: string[], extra: string, limit: number) {
-  return listRuns(client, scopeQueries(undefined, integrationIds, [], ` AND WorkflowType = 'nightlySync'${extra}`), limit);
+async function syncRunsOf(
+  client: Awaited<ReturnType<ContainmentActivityDeps['temporal']>>,
+  integrationIds: string[],
+  extra: string,
+  limit: number,
+) {
+  return listRuns(
+    client,
+    scopeQueries(undefined, integrationIds, [], ` AND WorkflowType = 'nightlySync'${extra}`),
+    limit,
+  );
 }
 
 /** The schedule's state, or undefined when there is none; any other failure propagates (the step retries). */
@@ -67,16 +80,37 @@ async function scheduleState(handle: ScheduleHandle) {
 
 export function createContainmentActivities(deps: ContainmentActivityDeps) {
   return atActivityBoundary({
-    async openIncident(ref: IncidentRef, input: { scope: IncidentScope; severity: string; reason: string; declaredBy: string; drill: boolean; declaredAtMs: number }) {
-      const record = await openIncident(deps.pool, { id: ref.incidentId, ...input, declaredAt: new Date(input.declaredAtMs) }, audit(ref));
+    async openIncident(
+      ref: IncidentRef,
+      input: {
+        scope: IncidentScope;
+        severity: string;
+        reason: string;
+        declaredBy: string;
+        drill: boolean;
+        declaredAtMs: number;
+      },
+    ) {
+      const record = await openIncident(
+        deps.pool,
+        { id: ref.incidentId, ...input, declaredAt: new Date(input.declaredAtMs) },
+        audit(ref),
+      );
       return { affected: record.affected };
     },
 
     /** Revokes every integration in scope that was active: tokens dropped at every worker and at the vendor, generation bumped. */
     async revokeScope(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
       const targets = wereActive(affected);
-      const results = await revokeIntegrations(deps.pool, targets.map((i) => i.integrationId), audit(ref), { reason: `incident ${ref.incidentId}`, via: `incident:${ref.incidentId}` });
-      const unconfirmed = results.filter((r) => !r.alreadyRevoked && r.acknowledged < r.workers).map((r) => r.integrationId);
+      const results = await revokeIntegrations(
+        deps.pool,
+        targets.map((i) => i.integrationId),
+        audit(ref),
+        { reason: `incident ${ref.incidentId}`, via: `incident:${ref.incidentId}` },
+      );
+      const unconfirmed = results
+        .filter((r) => !r.alreadyRevoked && r.acknowledged < r.workers)
+        .map((r) => r.integrationId);
       return done({ revoked: results.length, unconfirmed });
     },
 
@@ -116,29 +150,60 @@ export function createContainmentActivities(deps: ContainmentActivityDeps) {
      */
     async cancelScopeSyncs(ref: IncidentRef, affected: ScopedIntegration[], scope?: IncidentScope): Promise<StepDone> {
       const client = await deps.temporal();
-      const queries = scopeQueries(scope, affected.map((i) => i.integrationId), [...new Set(affected.map((i) => i.tenantId))], ` AND ExecutionStatus = 'Running'`);
-      const running = (await listRuns(client, queries, 10_000)).filter((r) => !(NOT_CANCELLED_BY_CONTAINMENT as readonly string[]).includes(r.type));
-      const report = await cancelEach(running, (id) => client.workflow.getHandle(id).cancel(), { inFlight: TEMPORAL_CALLS_IN_FLIGHT, attempts: 3, backoffMs: 200 });
+      const queries = scopeQueries(
+        scope,
+        affected.map((i) => i.integrationId),
+        [...new Set(affected.map((i) => i.tenantId))],
+        ` AND ExecutionStatus = 'Running'`,
+      );
+      const running = (await listRuns(client, queries, 10_000)).filter(
+        (r) => !(NOT_CANCELLED_BY_CONTAINMENT as readonly string[]).includes(r.type),
+      );
+      const report = await cancelEach(running, (id) => client.workflow.getHandle(id).cancel(), {
+        inFlight: TEMPORAL_CALLS_IN_FLIGHT,
+        attempts: 3,
+        backoffMs: 200,
+      });
       const types = [...new Set(running.map((r) => r.type))].sort();
-      return done({ cancelled: report.cancelled.length, types, alreadyClosed: report.alreadyClosed.length, notCancelled: report.notCancelled });
+      return done({
+        cancelled: report.cancelled.length,
+        types,
+        alreadyClosed: report.alreadyClosed.length,
+        notCancelled: report.notCancelled,
+      });
     },
 
     async markContained(ref: IncidentRef, timeToContainMs: number): Promise<void> {
       await markIncident(deps.pool, ref.incidentId, 'contained', timeToContainMs, audit(ref));
     },
 
-    async preserveIncidentEvidence(ref: IncidentRef, scope: IncidentScope, affected: ScopedIntegration[]): Promise<EvidencePackage & { doneAtMs: number }> {
+    async preserveIncidentEvidence(
+      ref: IncidentRef,
+      scope: IncidentScope,
+      affected: ScopedIntegration[],
+    ): Promise<EvidencePackage & { doneAtMs: number }> {
       const client = await deps.temporal();
       const tenants = [...new Set(affected.map((i) => i.tenantId))];
       async function* histories(): AsyncIterable<HistoryEvidence> {
-        for (const run of await syncRunsOf(client, affected.map((i) => i.integrationId), '', 200)) {
+        for (const run of await syncRunsOf(
+          client,
+          affected.map((i) => i.integrationId),
+          '',
+          200,
+        )) {
           Context.current().heartbeat();
           const history = await client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
           yield { ...run, json: historyToJSON(temporal.api.history.v1.History.create(history)) };
         }
       }
       const pkg = await preserveEvidence(
-        { pool: deps.pool, signer: deps.signer, anchor: deps.anchor, evidenceDir: deps.evidenceDir, checkpointWriter: deps.checkpointWriter },
+        {
+          pool: deps.pool,
+          signer: deps.signer,
+          anchor: deps.anchor,
+          evidenceDir: deps.evidenceDir,
+          checkpointWriter: deps.checkpointWriter,
+        },
         { id: ref.incidentId, scope, ...(tenants.length === 1 && scope !== 'all' ? { tenantId: tenants[0]! } : {}) },
         histories(),
         audit(ref),
@@ -147,12 +212,20 @@ export function createContainmentActivities(deps: ContainmentActivityDeps) {
     },
 
     /** A notification deadline is near or passed: audited (and so visible to compliance), returned to the timeline. */
-    async incidentReminder(ref: IncidentRef, reminder: { kind: string; dueAtMs: number; outstanding: string[] }): Promise<void> {
+    async incidentReminder(
+      ref: IncidentRef,
+      reminder: { kind: string; dueAtMs: number; outstanding: string[] },
+    ): Promise<void> {
       await recordAuditEvent(deps.pool, {
         ...audit(ref),
         action: 'incident.reminder',
         outcome: 'success',
-        details: { incidentId: ref.incidentId, kind: reminder.kind, dueAt: new Date(reminder.dueAtMs).toISOString(), outstanding: reminder.outstanding },
+        details: {
+          incidentId: ref.incidentId,
+          kind: reminder.kind,
+          dueAt: new Date(reminder.dueAtMs).toISOString(),
+          outstanding: reminder.outstanding,
+        },
       });
     },
 
@@ -161,14 +234,21 @@ export function createContainmentActivities(deps: ContainmentActivityDeps) {
      * alone. Secrets and certificates come from the approval (`credentials`, checked before it was
      * recorded by checkRecoveryCredentials).
      */
-    async restoreScope(ref: IncidentRef, affected: ScopedIntegration[], credentials: RecoveryCredentials = {}): Promise<StepDone> {
+    async restoreScope(
+      ref: IncidentRef,
+      affected: ScopedIntegration[],
+      credentials: RecoveryCredentials = {},
+    ): Promise<StepDone> {
       const restored: string[] = [];
       for (const i of wereActive(affected)) {
         const current = await getIntegration(deps.pool, i.integrationId);
         if (current.status === 'active') continue;
         const admin = deps.sandboxAdminFor(i.baseUrl);
         const given = credentials[i.integrationId] ?? {};
-        const tls = given.tlsCertRef && given.tlsKeyRef ? { ...current.tlsRefs, clientCertRef: given.tlsCertRef, clientKeyRef: given.tlsKeyRef } : undefined;
+        const tls =
+          given.tlsCertRef && given.tlsKeyRef
+            ? { ...current.tlsRefs, clientCertRef: given.tlsCertRef, clientKeyRef: given.tlsKeyRef }
+            : undefined;
         await restoreIntegration(deps.pool, i.integrationId, audit(ref), {
           secretsDir: deps.secretsDir,
           incidentId: ref.incidentId,
@@ -183,12 +263,19 @@ export function createContainmentActivities(deps: ContainmentActivityDeps) {
     },
 
     /** Before an approval is recorded: what is missing or wrong in the replacement credentials it carries. */
-    async checkRecoveryCredentials(ref: IncidentRef, affected: ScopedIntegration[], credentials: RecoveryCredentials): Promise<{ problems: string[] }> {
+    async checkRecoveryCredentials(
+      ref: IncidentRef,
+      affected: ScopedIntegration[],
+      credentials: RecoveryCredentials,
+    ): Promise<{ problems: string[] }> {
       return { problems: await recoveryCredentialProblems(deps.pool, affected, credentials) };
     },
 
     /** A commander's decision that changes what recovery does (a rotation overridden): audited, with who and why. */
-    async recordIncidentDecision(ref: IncidentRef, decision: { action: string; by: string; detail: Record<string, string> }): Promise<void> {
+    async recordIncidentDecision(
+      ref: IncidentRef,
+      decision: { action: string; by: string; detail: Record<string, string> },
+    ): Promise<void> {
       await recordAuditEvent(deps.pool, {
         actor: decision.by,
         correlationId: ref.incidentId,

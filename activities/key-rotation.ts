@@ -12,7 +12,11 @@ import { ConflictError } from '../lib/errors/index.js';
 import { verifyKekSample } from '../lib/keys/kek-verification.js';
 import { reencryptRecordBatch, verifyReencryption } from '../lib/keys/record-reencryption.js';
 import type { ReencryptionCheck } from '../lib/keys/record-reencryption.js';
-import { restorePreviousKekPrimary, restorePreviousSigningKey, restoreTenantPrimaryKey } from '../lib/keys/rotation-rollback.js';
+import {
+  restorePreviousKekPrimary,
+  restorePreviousSigningKey,
+  restoreTenantPrimaryKey,
+} from '../lib/keys/rotation-rollback.js';
 import { destroyTenantKeyVersion, destroyUnusedKeyVersions } from '../lib/keys/tenant-keys.js';
 import { getIntegration } from '../lib/integrations/repository.js';
 import { activateSuccessorKey, publishSuccessorKey, retireKey } from '../lib/keys/signing-key-rotation.js';
@@ -30,7 +34,10 @@ export interface RotationActor {
 
 function auditCtx(actor: RotationActor): AuditContext {
   const info = Context.current().info;
-  return { actor: actor.requestedBy, correlationId: info.workflowExecution?.workflowId ?? `activity:${info.activityId}` };
+  return {
+    actor: actor.requestedBy,
+    correlationId: info.workflowExecution?.workflowId ?? `activity:${info.activityId}`,
+  };
 }
 
 export function createKeyRotationActivities(deps: KeyRotationActivityDeps) {
@@ -44,14 +51,28 @@ export function createKeyRotationActivities(deps: KeyRotationActivityDeps) {
     return earlierSuccessDetails(deps.pool, { correlationId, action, ...(tenantId !== undefined ? { tenantId } : {}) });
   };
   return atActivityBoundary({
-    async recordRotationEvent(actor: RotationActor, event: { phase: 'started' | 'completed' | 'rolled_back'; kind: string; scope: string; detail?: Record<string, unknown> }): Promise<void> {
+    async recordRotationEvent(
+      actor: RotationActor,
+      event: {
+        phase: 'started' | 'completed' | 'rolled_back';
+        kind: string;
+        scope: string;
+        detail?: Record<string, unknown>;
+      },
+    ): Promise<void> {
       await recordAuditEvent(deps.pool, {
         ...auditCtx(actor),
         action: `key.rotation.${event.phase}`,
         outcome: event.phase === 'rolled_back' ? 'failure' : 'success',
         tenantId: event.kind === 'tenant-dek' ? event.scope : null,
         integrationId: event.kind === 'signing-key' || event.kind === 'webhook-secret' ? event.scope : null,
-        details: { kind: event.kind, scope: event.scope, reason: actor.reason, incidentId: actor.incidentId ?? null, ...event.detail },
+        details: {
+          kind: event.kind,
+          scope: event.scope,
+          reason: actor.reason,
+          incidentId: actor.incidentId ?? null,
+          ...event.detail,
+        },
       });
     },
 
@@ -100,15 +121,27 @@ export function createKeyRotationActivities(deps: KeyRotationActivityDeps) {
     },
 
     // ---- tenant DEK ----------------------------------------------------------------------------
-    async rotateTenantDek(actor: RotationActor, tenantId: string): Promise<{ keyVersion: number; previous: number | null }> {
+    async rotateTenantDek(
+      actor: RotationActor,
+      tenantId: string,
+    ): Promise<{ keyVersion: number; previous: number | null }> {
       const prior = await done('key.dek.rotated', tenantId);
-      if (prior) return { keyVersion: Number(prior['keyVersion']), previous: prior['previousKeyVersion'] === null ? null : Number(prior['previousKeyVersion']) };
+      if (prior)
+        return {
+          keyVersion: Number(prior['keyVersion']),
+          previous: prior['previousKeyVersion'] === null ? null : Number(prior['previousKeyVersion']),
+        };
       const out = await deps.admin.rotateTenantKey(tenantId, auditCtx(actor));
       deps.keyring.forget(tenantId);
       return out;
     },
 
-    async reencryptTenantBatch(actor: RotationActor, tenantId: string, keyVersion: number, batchSize: number): Promise<{ reencrypted: number; remaining: number }> {
+    async reencryptTenantBatch(
+      actor: RotationActor,
+      tenantId: string,
+      keyVersion: number,
+      batchSize: number,
+    ): Promise<{ reencrypted: number; remaining: number }> {
       Context.current().heartbeat({ phase: 're-encrypt' });
       const ctx = auditCtx(actor);
       const target = await deps.keyring.dataKey(tenantId, keyVersion, ctx);
@@ -130,7 +163,11 @@ export function createKeyRotationActivities(deps: KeyRotationActivityDeps) {
      * own purpose key), so pseudonyms survive it. Older decrypt-only versions no record uses (a v1 kept
      * by rotations before the pseudonym key existed, a rolled-back rotation's key) go as well.
      */
-    async retireTenantDek(actor: RotationActor, tenantId: string, keyVersion: number): Promise<{ destroyed: boolean; keptFor?: string; alsoDestroyed: number[] }> {
+    async retireTenantDek(
+      actor: RotationActor,
+      tenantId: string,
+      keyVersion: number,
+    ): Promise<{ destroyed: boolean; keptFor?: string; alsoDestroyed: number[] }> {
       const ctx = auditCtx(actor);
       await deps.keyring.ensurePseudonymKey(tenantId, ctx);
       const { keptFor } = await destroyTenantKeyVersion(deps.pool, tenantId, keyVersion, ctx);
@@ -139,19 +176,33 @@ export function createKeyRotationActivities(deps: KeyRotationActivityDeps) {
       return { destroyed: keptFor === undefined, ...(keptFor ? { keptFor } : {}), alsoDestroyed: destroyed };
     },
 
-    async rollBackTenantDekRotation(actor: RotationActor, tenantId: string, previous: number, rotated: number): Promise<{ changed: boolean }> {
+    async rollBackTenantDekRotation(
+      actor: RotationActor,
+      tenantId: string,
+      previous: number,
+      rotated: number,
+    ): Promise<{ changed: boolean }> {
       const out = await restoreTenantPrimaryKey(deps.pool, tenantId, previous, rotated, auditCtx(actor));
       deps.keyring.forget(tenantId);
       return out;
     },
 
     // ---- integration signing key ---------------------------------------------------------------
-    async publishSigningKeySuccessor(actor: RotationActor, integrationId: string): Promise<{ kid: string; previousKid: string; jwksCacheSeconds: number }> {
+    async publishSigningKeySuccessor(
+      actor: RotationActor,
+      integrationId: string,
+    ): Promise<{ kid: string; previousKid: string; jwksCacheSeconds: number }> {
       const integration = await getIntegration(deps.pool, integrationId);
       const previousKid = integration.signingKid;
       if (!previousKid) throw new ConflictError('integration', integrationId, 'has no current signing key');
-      const successor = await publishSuccessorKey(deps.pool, integrationId, auditCtx(actor), { secretsDir: deps.secretsDir });
-      return { kid: successor.kid, previousKid, jwksCacheSeconds: profileFor(integration.vendor).auth.jwksCacheSeconds.value };
+      const successor = await publishSuccessorKey(deps.pool, integrationId, auditCtx(actor), {
+        secretsDir: deps.secretsDir,
+      });
+      return {
+        kid: successor.kid,
+        previousKid,
+        jwksCacheSeconds: profileFor(integration.vendor).auth.jwksCacheSeconds.value,
+      };
     },
 
     async activateSigningKey(actor: RotationActor, integrationId: string, kid: string): Promise<void> {
@@ -162,14 +213,26 @@ export function createKeyRotationActivities(deps: KeyRotationActivityDeps) {
       await retireKey(deps.pool, integrationId, kid, auditCtx(actor));
     },
 
-    async rollBackSigningKeyRotation(actor: RotationActor, integrationId: string, previousKid: string, newKid: string): Promise<{ changed: boolean }> {
+    async rollBackSigningKeyRotation(
+      actor: RotationActor,
+      integrationId: string,
+      previousKid: string,
+      newKid: string,
+    ): Promise<{ changed: boolean }> {
       return restorePreviousSigningKey(deps.pool, integrationId, previousKid, newKid, auditCtx(actor));
     },
 
     // ---- webhook secret ------------------------------------------------------------------------
-    async addWebhookSecretVersion(actor: RotationActor, integrationId: string): Promise<{ version: number; previousVersion: number | null }> {
+    async addWebhookSecretVersion(
+      actor: RotationActor,
+      integrationId: string,
+    ): Promise<{ version: number; previousVersion: number | null }> {
       const prior = await done('webhook_secret.added');
-      if (prior) return { version: Number(prior['version']), previousVersion: prior['previousVersion'] === null ? null : Number(prior['previousVersion']) };
+      if (prior)
+        return {
+          version: Number(prior['version']),
+          previousVersion: prior['previousVersion'] === null ? null : Number(prior['previousVersion']),
+        };
       return addWebhookSecret(deps.pool, integrationId, auditCtx(actor), { secretsDir: deps.secretsDir });
     },
 
@@ -177,7 +240,10 @@ export function createKeyRotationActivities(deps: KeyRotationActivityDeps) {
       await retireWebhookSecret(deps.pool, integrationId, version, auditCtx(actor));
     },
 
-    async rollBackWebhookSecretRotation(actor: RotationActor, integrationId: string): Promise<{ restoredVersion: number | null }> {
+    async rollBackWebhookSecretRotation(
+      actor: RotationActor,
+      integrationId: string,
+    ): Promise<{ restoredVersion: number | null }> {
       return restorePreviousWebhookSecret(deps.pool, integrationId, auditCtx(actor));
     },
 

@@ -20,7 +20,10 @@ export class CliContext {
   private connection?: Connection;
   readonly audit: AuditContext;
 
-  constructor(readonly config: Config, readonly stackEnv: Record<string, string> | undefined) {
+  constructor(
+    readonly config: Config,
+    readonly stackEnv: Record<string, string> | undefined,
+  ) {
     this.audit = { actor: `cli:${os.userInfo().username}@${os.hostname()}`, correlationId: randomUUID() };
   }
 
@@ -41,7 +44,10 @@ export class CliContext {
   private async connect(): Promise<Connection> {
     if (!this.connection) {
       try {
-        this.connection = await Connection.connect({ address: this.config.TEMPORAL_ADDRESS, connectTimeout: '5 seconds' });
+        this.connection = await Connection.connect({
+          address: this.config.TEMPORAL_ADDRESS,
+          connectTimeout: '5 seconds',
+        });
       } catch (err) {
         throw new InfrastructureUnavailableError(
           'temporal',
@@ -57,7 +63,11 @@ export class CliContext {
   async temporal(): Promise<Client> {
     const connection = await this.connect();
     const codec = await openPayloadCodec(this.config, { pool: await this.db(), actor: this.audit.actor });
-    return new Client({ connection, namespace: this.config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [codec] } });
+    return new Client({
+      connection,
+      namespace: this.config.TEMPORAL_NAMESPACE,
+      dataConverter: { payloadCodecs: [codec] },
+    });
   }
 
   /** A Temporal client that does not decode payloads: histories as stored (audit history decodes via the codec server). */

@@ -22,7 +22,11 @@ export const IncidentIdKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.incident
 export const incidentWorkflowId = (incidentId: string): string => `incident/${incidentId}`;
 
 /** `taskQueue` is the deployment's main queue; the incident runs on its incident queue (lib/domain.ts). */
-export async function declareIncident(client: Client, taskQueue: string, input: BreachContainmentInput): Promise<WorkflowHandle> {
+export async function declareIncident(
+  client: Client,
+  taskQueue: string,
+  input: BreachContainmentInput,
+): Promise<WorkflowHandle> {
   return client.workflow.start('breachContainment', {
     taskQueue: incidentTaskQueue(taskQueue),
     workflowId: incidentWorkflowId(input.incidentId),
@@ -32,7 +36,8 @@ export async function declareIncident(client: Client, taskQueue: string, input: 
   });
 }
 
-export const incidentHandle = (client: Client, incidentId: string): WorkflowHandle => client.workflow.getHandle(incidentWorkflowId(incidentId));
+export const incidentHandle = (client: Client, incidentId: string): WorkflowHandle =>
+  client.workflow.getHandle(incidentWorkflowId(incidentId));
 
 export async function incidentTimeline(handle: WorkflowHandle): Promise<IncidentTimeline> {
   return handle.query<IncidentTimeline>('timeline');
@@ -60,6 +65,13 @@ export async function overrideIncidentRotation(handle: WorkflowHandle, o: Overri
   return handle.executeUpdate<string, [OverrideRotationInput]>('overrideRotation', { args: [o] });
 }
 
-export async function escalateIncident(handle: WorkflowHandle, by: string, severity: BreachContainmentInput['severity']): Promise<string> {
-  return handle.executeUpdate<string, [{ by: string; severity: BreachContainmentInput['severity'] }]>('escalateSeverity', { args: [{ by, severity }] });
+export async function escalateIncident(
+  handle: WorkflowHandle,
+  by: string,
+  severity: BreachContainmentInput['severity'],
+): Promise<string> {
+  return handle.executeUpdate<string, [{ by: string; severity: BreachContainmentInput['severity'] }]>(
+    'escalateSeverity',
+    { args: [{ by, severity }] },
+  );
 }

@@ -41,7 +41,11 @@ export async function startSync(
   target: SyncTarget,
   options: { full?: boolean; historyEventLimit?: number; workflowId?: string } = {},
 ): Promise<WorkflowHandleWithFirstExecutionRunId> {
-  const input: NightlySyncInput = { tenantId: target.tenantId, integrationId: target.integrationId, full: options.full ?? false };
+  const input: NightlySyncInput = {
+    tenantId: target.tenantId,
+    integrationId: target.integrationId,
+    full: options.full ?? false,
+  };
   if (options.historyEventLimit !== undefined) input.historyEventLimit = options.historyEventLimit;
   return client.workflow.start('nightlySync', {
     taskQueue,
@@ -73,7 +77,9 @@ export async function scheduleNightlySync(
 ): Promise<ScheduleHandle> {
   const input: NightlySyncInput = { tenantId: target.tenantId, integrationId: target.integrationId };
   const every = at.everyHours ?? 24;
-  const hours = Array.from({ length: Math.max(1, Math.floor(24 / every)) }, (_, k) => (at.hour + k * every) % 24).sort((a, b) => a - b);
+  const hours = Array.from({ length: Math.max(1, Math.floor(24 / every)) }, (_, k) => (at.hour + k * every) % 24).sort(
+    (a, b) => a - b,
+  );
   return client.schedule.create({
     scheduleId: scheduleIdFor(target),
     spec: { calendars: [{ hour: hours, minute: at.minute }], timezone: at.timezone },

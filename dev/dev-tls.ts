@@ -59,7 +59,12 @@ export async function ensureDevCodecMaterial(tlsDir: string): Promise<DevCodecMa
   fs.chmodSync(tlsDir, 0o700);
   if (!certStillGood(p.serverCertPath, p.serverKeyPath) || !fs.existsSync(p.caCertPath)) {
     const ca = await createCertificateAuthority('ehr-connectors dev CA (codec server)', 365);
-    const server = await issueCertificate(ca, { commonName: '127.0.0.1', altNames: ['127.0.0.1', 'localhost', '::1'], usage: 'server', days: 365 });
+    const server = await issueCertificate(ca, {
+      commonName: '127.0.0.1',
+      altNames: ['127.0.0.1', 'localhost', '::1'],
+      usage: 'server',
+      days: 365,
+    });
     fs.writeFileSync(p.caCertPath, ca.certPem, { mode: 0o644 });
     fs.writeFileSync(p.serverCertPath, server.certPem, { mode: 0o644 });
     writeSecret(p.serverKeyPath, server.keyPem);
@@ -68,7 +73,9 @@ export async function ensureDevCodecMaterial(tlsDir: string): Promise<DevCodecMa
   if (!fs.existsSync(p.issuerPrivateKeyPath) || !fs.existsSync(p.issuerPublicKeyPath)) {
     const { publicKey, privateKey } = generateKeyPairSync('ed25519');
     writeSecret(p.issuerPrivateKeyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
-    fs.writeFileSync(p.issuerPublicKeyPath, publicKey.export({ type: 'spki', format: 'pem' }).toString(), { mode: 0o644 });
+    fs.writeFileSync(p.issuerPublicKeyPath, publicKey.export({ type: 'spki', format: 'pem' }).toString(), {
+      mode: 0o644,
+    });
     created.push('dev token issuer key');
   }
   return { ...p, created };
@@ -88,7 +95,10 @@ export async function issueDevToken(tlsDir: string, opts: DevTokenOptions): Prom
   try {
     pem = fs.readFileSync(issuerPrivateKeyPath, 'utf8');
   } catch {
-    throw new DevSetupError('dev token', `no dev token issuer key at ${issuerPrivateKeyPath}; start the dev stack with \`ehrctl dev up\``);
+    throw new DevSetupError(
+      'dev token',
+      `no dev token issuer key at ${issuerPrivateKeyPath}; start the dev stack with \`ehrctl dev up\``,
+    );
   }
   const ttl = opts.ttlSeconds ?? 3600;
   return new SignJWT({ roles: opts.roles })
@@ -102,7 +112,11 @@ export async function issueDevToken(tlsDir: string, opts: DevTokenOptions): Prom
 }
 
 /** Polls GET <url>/healthz over TLS trusting only `caPem`, until it answers 200. */
-export async function waitForCodecServer(url: string, caPem: string, opts: { timeoutMs?: number; abortIf?: () => string | undefined } = {}): Promise<void> {
+export async function waitForCodecServer(
+  url: string,
+  caPem: string,
+  opts: { timeoutMs?: number; abortIf?: () => string | undefined } = {},
+): Promise<void> {
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   let last = 'not tried yet';
   for (;;) {

@@ -36,7 +36,10 @@ export async function startBenchInfra(onProgress: (line: string) => void = () =>
   fs.chmodSync(root, 0o755); // under root PostgreSQL runs as `postgres`, which must reach its cluster here
   const stops = new StopList();
   stops.add('temporary directory', () => fs.rmSync(root, { recursive: true, force: true }));
-  const stopAll = () => stops.stopAll((name, err) => onProgress(`stopping ${name} failed: ${err instanceof Error ? err.message : String(err)}`));
+  const stopAll = () =>
+    stops.stopAll((name, err) =>
+      onProgress(`stopping ${name} failed: ${err instanceof Error ? err.message : String(err)}`),
+    );
   const onSignal = (signal: NodeJS.Signals) => {
     onProgress(`${signal}: stopping what the benchmark started`);
     void stopAll().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
@@ -92,7 +95,10 @@ export async function startBenchInfra(onProgress: (line: string) => void = () =>
 }
 
 /** Runs `run` on fresh infrastructure and stops everything afterwards, whether it succeeded or not. */
-export async function withBenchInfra<T>(onProgress: (line: string) => void, run: (infra: BenchInfra) => Promise<T>): Promise<T> {
+export async function withBenchInfra<T>(
+  onProgress: (line: string) => void,
+  run: (infra: BenchInfra) => Promise<T>,
+): Promise<T> {
   const infra = await startBenchInfra(onProgress);
   try {
     return await run(infra);
@@ -110,7 +116,9 @@ export function median(values: number[]): number {
 /** Nearest-rank percentile (p in 0..100); NaN for no values. */
 export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+  return sorted.length === 0
+    ? NaN
+    : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
 /** Peak resident set size of a process (VmHWM), in MiB. */

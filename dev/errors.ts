@@ -8,7 +8,11 @@ import { EhrError } from '../lib/errors/index.js';
 export class DevSetupError extends EhrError {
   readonly code = 'DEV_SETUP_FAILED';
   readonly retryable = false;
-  constructor(readonly component: string, readonly detail: string, readonly fix?: string) {
+  constructor(
+    readonly component: string,
+    readonly detail: string,
+    readonly fix?: string,
+  ) {
     super(`${component}: ${detail}${fix ? `\n  fix: ${fix}` : ''}`);
   }
 }

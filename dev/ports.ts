@@ -31,10 +31,17 @@ export function randomFreePort(host = '127.0.0.1'): Promise<number> {
  * `prefer` when it is free on host, otherwise a random free port. `avoid` lists ports already
  * promised to another part of the same start-up (two picks in a row could otherwise collide).
  */
-export async function findFreePort(options: { prefer?: number; host?: string; avoid?: readonly number[] } = {}): Promise<number> {
+export async function findFreePort(
+  options: { prefer?: number; host?: string; avoid?: readonly number[] } = {},
+): Promise<number> {
   const host = options.host ?? '127.0.0.1';
   const avoid = new Set(options.avoid ?? []);
-  if (options.prefer !== undefined && options.prefer > 0 && !avoid.has(options.prefer) && (await isPortFree(options.prefer, host))) {
+  if (
+    options.prefer !== undefined &&
+    options.prefer > 0 &&
+    !avoid.has(options.prefer) &&
+    (await isPortFree(options.prefer, host))
+  ) {
     return options.prefer;
   }
   for (let attempt = 0; attempt < 20; attempt++) {

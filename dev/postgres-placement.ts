@@ -46,7 +46,9 @@ export function placeCluster(
   }
   const root = options.relocationRoot ?? RELOCATED_CLUSTERS;
   const dataDir = path.join(root, createHash('sha256').update(asked).digest('hex').slice(0, 16));
-  const notes = [`${asked} is out of reach of the \`${user.name}\` user (${closed} is private): the cluster lives in ${dataDir}`];
+  const notes = [
+    `${asked} is out of reach of the \`${user.name}\` user (${closed} is private): the cluster lives in ${dataDir}`,
+  ];
   mkdirTraversable(root);
   if (!canReachDir(user, root)) {
     throw new DevSetupError(
@@ -62,7 +64,11 @@ export function placeCluster(
   }
   if (fs.existsSync(asked)) {
     if (fs.readdirSync(asked).length > 0) {
-      throw new DevSetupError('PostgreSQL', `${asked} is not empty but holds no PostgreSQL cluster (no PG_VERSION)`, `move ${asked} away or delete it`);
+      throw new DevSetupError(
+        'PostgreSQL',
+        `${asked} is not empty but holds no PostgreSQL cluster (no PG_VERSION)`,
+        `move ${asked} away or delete it`,
+      );
     }
     fs.rmdirSync(asked);
   }

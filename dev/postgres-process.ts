@@ -13,7 +13,11 @@ interface SpawnOptions {
   onOutput: (text: string) => void;
 }
 
-function spawnAs(binary: string, args: readonly string[], o: SpawnOptions): { child: ChildProcess; spawnError: () => Error | undefined } {
+function spawnAs(
+  binary: string,
+  args: readonly string[],
+  o: SpawnOptions,
+): { child: ChildProcess; spawnError: () => Error | undefined } {
   let spawnError: Error | undefined;
   const child = spawn(binary, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -100,8 +104,10 @@ export function spawnServer(binary: string, args: readonly string[], o: SpawnOpt
       for (;;) {
         if (seen.includes(line)) return;
         const error = spawnError();
-        if (error) throw new Error(`could not run ${binary}${o.user ? ` as \`${o.user.name}\`` : ''}: ${error.message}`);
-        if (hasExited(child)) throw new Error(`the server exited during start-up (${child.exitCode ?? child.signalCode})`);
+        if (error)
+          throw new Error(`could not run ${binary}${o.user ? ` as \`${o.user.name}\`` : ''}: ${error.message}`);
+        if (hasExited(child))
+          throw new Error(`the server exited during start-up (${child.exitCode ?? child.signalCode})`);
         const aborted = w.abortIf?.();
         if (aborted) throw new Error(aborted);
         if (Date.now() > deadline) throw new Error(`not ready within ${Math.round(w.timeoutMs / 1000)} s`);

@@ -16,7 +16,13 @@ import pg from 'pg';
 import { DevSetupError } from './errors.js';
 import { findFreePort } from './ports.js';
 import { readTail } from './process.js';
-import { mkdirTraversable, runnableBinaries, serverUser, type PostgresBinaries, type ServerUser } from './postgres-binaries.js';
+import {
+  mkdirTraversable,
+  runnableBinaries,
+  serverUser,
+  type PostgresBinaries,
+  type ServerUser,
+} from './postgres-binaries.js';
 import { placeCluster, removeCluster, type ClusterPlace } from './postgres-placement.js';
 import { runToCompletion, spawnServer, type ServerProcess } from './postgres-process.js';
 import { abortedReason, type StopList } from './stop-list.js';
@@ -74,7 +80,16 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   if (!exists) {
     checkAborted(options.signal);
     try {
-      await initialise({ binaries, user, dataDir, password, fast: options.fast ?? false, log, stops: options.stops, signal: options.signal });
+      await initialise({
+        binaries,
+        user,
+        dataDir,
+        password,
+        fast: options.fast ?? false,
+        log,
+        stops: options.stops,
+        signal: options.signal,
+      });
     } catch (err) {
       if (options.temporary) removeCluster(place);
       throw err;
@@ -83,7 +98,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 
   checkAborted(options.signal);
   const port = options.port ?? (await findFreePort());
-  const server = spawnServer(binaries.postgres, serverArgs(dataDir, port, options.fast ?? false), { user, onOutput: (s) => log.write(s) });
+  const server = spawnServer(binaries.postgres, serverArgs(dataDir, port, options.fast ?? false), {
+    user,
+    onOutput: (s) => log.write(s),
+  });
   let stopping: Promise<void> | undefined;
   const stopAndClean = () =>
     (stopping ??= stopServer(server, dataDir).then(() => {
@@ -106,7 +124,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     await ensureDatabase(port, password, database);
   } catch (err) {
     await stop().catch(() => undefined);
-    throw new DevSetupError('PostgreSQL', `could not create database ${database}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new DevSetupError(
+      'PostgreSQL',
+      `could not create database ${database}: ${err instanceof Error ? err.message : String(err)}`,
+    );
   }
 
   return {
@@ -133,7 +154,11 @@ function readPassword(passwordFile: string, place: ClusterPlace): string {
 
 function newPassword(dataDir: string, passwordFile: string): string {
   if (fs.existsSync(dataDir) && fs.readdirSync(dataDir).length > 0) {
-    throw new DevSetupError('PostgreSQL', `${dataDir} is not empty but holds no PostgreSQL cluster (no PG_VERSION)`, `move ${dataDir} away or delete it`);
+    throw new DevSetupError(
+      'PostgreSQL',
+      `${dataDir} is not empty but holds no PostgreSQL cluster (no PG_VERSION)`,
+      `move ${dataDir} away or delete it`,
+    );
   }
   const password = randomBytes(24).toString('hex');
   fs.writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
@@ -156,7 +181,10 @@ interface InitOptions {
 async function initialise(o: InitOptions): Promise<void> {
   mkdirTraversable(path.dirname(o.dataDir));
   fs.mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
-  const pwfile = path.join(path.dirname(o.dataDir), `.${path.basename(o.dataDir)}.pw-${randomBytes(6).toString('hex')}`);
+  const pwfile = path.join(
+    path.dirname(o.dataDir),
+    `.${path.basename(o.dataDir)}.pw-${randomBytes(6).toString('hex')}`,
+  );
   fs.writeFileSync(pwfile, `${o.password}\n`, { mode: 0o600 });
   if (o.user) {
     fs.chownSync(o.dataDir, o.user.uid, o.user.gid);
@@ -204,16 +232,24 @@ async function initialise(o: InitOptions): Promise<void> {
 
 function serverArgs(dataDir: string, port: number, fast: boolean): string[] {
   return [
-    '-D', dataDir,
-    '-p', String(port),
-    '-c', 'listen_addresses=127.0.0.1',
-    '-c', 'unix_socket_directories=',
-    '-c', 'lc_messages=C',
+    '-D',
+    dataDir,
+    '-p',
+    String(port),
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'unix_socket_directories=',
+    '-c',
+    'lc_messages=C',
     ...(fast ? ['-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'] : []),
   ];
 }
 
-function startFailure(err: unknown, o: { port: number; binaries: PostgresBinaries; user: ServerUser | undefined; log: ServerLog }): DevSetupError {
+function startFailure(
+  err: unknown,
+  o: { port: number; binaries: PostgresBinaries; user: ServerUser | undefined; log: ServerLog },
+): DevSetupError {
   if (err instanceof DevSetupError) return err;
   const reason = err instanceof Error ? err.message : String(err);
   const tail = o.log.tail();
@@ -223,7 +259,11 @@ function startFailure(err: unknown, o: { port: number; binaries: PostgresBinarie
     : /Address already in use/.test(tail)
       ? `another process took port ${o.port}; start again (a free port is chosen each time)`
       : 'the server log above says why it stopped';
-  return new DevSetupError('PostgreSQL', `could not start on 127.0.0.1:${o.port}: ${reason}${tail ? `\n--- log (tail) ---\n${tail}` : ''}`, fix);
+  return new DevSetupError(
+    'PostgreSQL',
+    `could not start on 127.0.0.1:${o.port}: ${reason}${tail ? `\n--- log (tail) ---\n${tail}` : ''}`,
+    fix,
+  );
 }
 
 async function ensureDatabase(port: number, password: string, database: string): Promise<void> {

@@ -102,10 +102,13 @@ export interface ExitStatus {
 export function waitForExit(child: ChildProcess, timeoutMs?: number): Promise<ExitStatus | undefined> {
   if (hasExited(child)) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((resolve) => {
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(undefined);
-    }, timeoutMs);
+    const timer =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            child.off('exit', onExit);
+            resolve(undefined);
+          }, timeoutMs);
     function onExit(code: number | null, signal: NodeJS.Signals | null) {
       if (timer) clearTimeout(timer);
       resolve({ code, signal });

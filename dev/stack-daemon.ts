@@ -49,7 +49,10 @@ async function step<T>(part: string, label: string, fn: () => Promise<T>): Promi
   logger.info({ part, phase: 'starting' }, `starting ${label}`);
   const t0 = Date.now();
   const result = await fn();
-  logger.info({ part, phase: 'ready', ms: Date.now() - t0 }, `${label} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  logger.info(
+    { part, phase: 'ready', ms: Date.now() - t0 },
+    `${label} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
   return result;
 }
 
@@ -80,7 +83,8 @@ function acquireLock(): void {
 
 function releaseLock(): void {
   try {
-    if (Number(fs.readFileSync(paths.lockFile, 'utf8').trim()) === process.pid) fs.rmSync(paths.lockFile, { force: true });
+    if (Number(fs.readFileSync(paths.lockFile, 'utf8').trim()) === process.pid)
+      fs.rmSync(paths.lockFile, { force: true });
   } catch {
     // not ours or already gone
   }
@@ -92,7 +96,11 @@ function devPersonalities(value: string | undefined): PersonalityId[] {
   if (value.trim() === 'none') return [];
   const ids = value.split(',').map((v) => v.trim());
   const unknown = ids.filter((id) => !isPersonalityId(id) || id === 'standard');
-  if (unknown.length > 0) throw new DevSetupError('sandbox', `EHR_SANDBOX_PERSONALITIES: unknown ${unknown.join(', ')}; known: ${PERSONALITY_IDS.filter((p) => p !== 'standard').join(', ')}`);
+  if (unknown.length > 0)
+    throw new DevSetupError(
+      'sandbox',
+      `EHR_SANDBOX_PERSONALITIES: unknown ${unknown.join(', ')}; known: ${PERSONALITY_IDS.filter((p) => p !== 'standard').join(', ')}`,
+    );
   return ids as PersonalityId[];
 }
 
@@ -100,14 +108,18 @@ async function startStack(): Promise<StackInfo> {
   const namespace = env.TEMPORAL_NAMESPACE || configSchema.shape.TEMPORAL_NAMESPACE.parse(undefined);
   const taskQueue = env.TEMPORAL_TASK_QUEUE || configSchema.shape.TEMPORAL_TASK_QUEUE.parse(undefined);
   const sandboxSize = Number(env.EHR_SANDBOX_SIZE ?? 5000);
-  if (!Number.isInteger(sandboxSize) || sandboxSize <= 0) throw new DevSetupError('sandbox', `EHR_SANDBOX_SIZE must be a positive integer`);
+  if (!Number.isInteger(sandboxSize) || sandboxSize <= 0)
+    throw new DevSetupError('sandbox', `EHR_SANDBOX_SIZE must be a positive integer`);
   fs.mkdirSync(paths.logDir, { recursive: true, mode: 0o700 });
 
   const cliPath = await resolveTemporalCli({ onProgress: (line) => logger.info({ part: 'temporal-cli' }, line) });
   // The codec server's address must be known before the Web UI starts (--ui-codec-endpoint).
   const tls = await step('tls', 'dev CA, codec server certificate and dev token issuer', async () => {
     const material = await ensureDevCodecMaterial(paths.tlsDir);
-    logger.info({ part: 'tls', caPath: material.caCertPath }, `dev CA: ${material.caCertPath}${material.created.length ? ` (created ${material.created.join(', ')})` : ''}`);
+    logger.info(
+      { part: 'tls', caPath: material.caCertPath },
+      `dev CA: ${material.caCertPath}${material.created.length ? ` (created ${material.created.join(', ')})` : ''}`,
+    );
     return material;
   });
   const codecPort = await findFreePort({ prefer: 8888 });
@@ -131,7 +143,11 @@ async function startStack(): Promise<StackInfo> {
         const applied = await migrateUp(server.databaseUrl);
         logger.info({ part: 'postgres', applied }, `migrations applied: ${applied.length}`);
         // As the owner: where the integrations' stored secret references may point (the app role cannot change it).
-        const secretRoots = { EHR_SECRET_ROOTS: env.EHR_SECRET_ROOTS, EHR_SECRETS_DIR: paths.secretsDir, EHR_KEK_DIR: paths.kekDir };
+        const secretRoots = {
+          EHR_SECRET_ROOTS: env.EHR_SECRET_ROOTS,
+          EHR_SECRETS_DIR: paths.secretsDir,
+          EHR_KEK_DIR: paths.kekDir,
+        };
         await writeSecretRoots(server.databaseUrl, storedSecretPolicyFromConfig(secretRoots, env), 'dev-stack');
         // Migrations run as the owner; everything else connects as the app role, which may only
         // insert into the audit tables (a fresh password per start; never logged).
@@ -169,15 +185,19 @@ async function startStack(): Promise<StackInfo> {
   // One sandbox per vendor personality, so `integrations add --vendor epic` meets an Epic-shaped API.
   const personalities = devPersonalities(env.EHR_SANDBOX_PERSONALITIES);
   const personalitySize = Math.min(sandboxSize, 2000);
-  const sandboxes = await step('sandboxes', `vendor personality sandboxes (${personalities.join(', ') || 'none'}; ${personalitySize} resources each)`, async () => {
-    const handles = [];
-    for (const personality of personalities) {
-      const handle = await startSandbox({ seed: 42, size: personalitySize, host: '127.0.0.1', personality });
-      started.add(`sandbox-${personality}`, () => handle.close());
-      handles.push({ personality, url: handle.url, fhirBaseUrl: handle.fhirBaseUrl, adminToken: handle.adminToken });
-    }
-    return handles;
-  });
+  const sandboxes = await step(
+    'sandboxes',
+    `vendor personality sandboxes (${personalities.join(', ') || 'none'}; ${personalitySize} resources each)`,
+    async () => {
+      const handles = [];
+      for (const personality of personalities) {
+        const handle = await startSandbox({ seed: 42, size: personalitySize, host: '127.0.0.1', personality });
+        started.add(`sandbox-${personality}`, () => handle.close());
+        handles.push({ personality, url: handle.url, fhirBaseUrl: handle.fhirBaseUrl, adminToken: handle.adminToken });
+      }
+      return handles;
+    },
+  );
 
   /**
    * One of our own processes (workers/<script>.ts) with its log file: stopped in reverse order with the
@@ -189,13 +209,23 @@ async function startStack(): Promise<StackInfo> {
       cwd: repoRoot,
       logFile,
       // What every service shares: the database, the key directories, the log level.
-      env: { ...env, DATABASE_URL: db.databaseUrl, EHR_KEK_DIR: paths.kekDir, EHR_SECRETS_DIR: paths.secretsDir, LOG_LEVEL: env.LOG_LEVEL ?? 'info', ...serviceEnv },
+      env: {
+        ...env,
+        DATABASE_URL: db.databaseUrl,
+        EHR_KEK_DIR: paths.kekDir,
+        EHR_SECRETS_DIR: paths.secretsDir,
+        LOG_LEVEL: env.LOG_LEVEL ?? 'info',
+        ...serviceEnv,
+      },
     });
     const child = spawned.child;
     terminateOnExit(child);
     started.add(name, async () => {
       const status = await stopChild(child, stopGraceMs);
-      logger.info({ part: script, code: status?.code, signal: status?.signal }, `${name} exited (${status?.code ?? status?.signal ?? 'unknown'})`);
+      logger.info(
+        { part: script, code: status?.code, signal: status?.signal },
+        `${name} exited (${status?.code ?? status?.signal ?? 'unknown'})`,
+      );
     });
     const abortIf = (): string | undefined =>
       stopRequested
@@ -223,17 +253,22 @@ async function startStack(): Promise<StackInfo> {
 
   const worker = await step('worker', 'worker', async () => {
     const graceMs = Number(env.WORKER_SHUTDOWN_GRACE_MS ?? 30_000) + 15_000;
-    const { child, abortIf } = startService('worker', 'worker', {
-      TEMPORAL_ADDRESS: temporal.address,
-      TEMPORAL_NAMESPACE: namespace,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      EHR_AUDIT_ANCHOR_PATH: paths.auditAnchor,
-      JWKS_LISTEN: `127.0.0.1:${jwksPort}`,
-      EHR_DEV_SANDBOX_ADMINS: JSON.stringify([
-        { fhirBaseUrl: sandbox.fhirBaseUrl, url: sandbox.url, adminToken: sandbox.adminToken },
-        ...sandboxes.map((s) => ({ fhirBaseUrl: s.fhirBaseUrl, url: s.url, adminToken: s.adminToken })),
-      ]),
-    }, graceMs);
+    const { child, abortIf } = startService(
+      'worker',
+      'worker',
+      {
+        TEMPORAL_ADDRESS: temporal.address,
+        TEMPORAL_NAMESPACE: namespace,
+        TEMPORAL_TASK_QUEUE: taskQueue,
+        EHR_AUDIT_ANCHOR_PATH: paths.auditAnchor,
+        JWKS_LISTEN: `127.0.0.1:${jwksPort}`,
+        EHR_DEV_SANDBOX_ADMINS: JSON.stringify([
+          { fhirBaseUrl: sandbox.fhirBaseUrl, url: sandbox.url, adminToken: sandbox.adminToken },
+          ...sandboxes.map((s) => ({ fhirBaseUrl: s.fhirBaseUrl, url: s.url, adminToken: s.adminToken })),
+        ]),
+      },
+      graceMs,
+    );
     await waitForWorkerPolling(temporal.address, namespace, taskQueue, { timeoutMs: 180_000, abortIf });
     return child;
   });
@@ -279,7 +314,10 @@ async function startStack(): Promise<StackInfo> {
 }
 
 /** Polls `<url>/healthz` (plain HTTP, loopback) until it answers 200. */
-async function waitForHealthz(url: string, opts: { timeoutMs: number; abortIf: () => string | undefined }): Promise<void> {
+async function waitForHealthz(
+  url: string,
+  opts: { timeoutMs: number; abortIf: () => string | undefined },
+): Promise<void> {
   const deadline = Date.now() + opts.timeoutMs;
   let last = 'not tried yet';
   for (;;) {
@@ -292,7 +330,8 @@ async function waitForHealthz(url: string, opts: { timeoutMs: number; abortIf: (
     } catch (err) {
       last = (err as Error).message;
     }
-    if (Date.now() > deadline) throw new DevSetupError('webhook receiver', `not ready at ${url} (last problem: ${last})`);
+    if (Date.now() > deadline)
+      throw new DevSetupError('webhook receiver', `not ready at ${url} (last problem: ${last})`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
 }
@@ -300,7 +339,10 @@ async function waitForHealthz(url: string, opts: { timeoutMs: number; abortIf: (
 function watchWorker(child: ChildProcess): void {
   child.once('exit', (code, signal) => {
     if (!stopRequested) {
-      logger.error({ part: 'worker', code, signal }, 'the worker exited unexpectedly; the rest of the stack stays up (restart with `ehrctl dev down && ehrctl dev up`)');
+      logger.error(
+        { part: 'worker', code, signal },
+        'the worker exited unexpectedly; the rest of the stack stays up (restart with `ehrctl dev down && ehrctl dev up`)',
+      );
     }
   });
 }
@@ -331,11 +373,24 @@ async function main(): Promise<void> {
     if (stopRequested) throw new StopRequested();
     writeStackFile(info, paths);
     ready = true;
-    logger.info({ phase: 'ready', temporalAddress: info.temporalAddress, temporalUiUrl: info.temporalUiUrl, sandboxUrl: info.sandboxUrl, codecUrl: info.codecUrl }, 'dev stack ready');
+    logger.info(
+      {
+        phase: 'ready',
+        temporalAddress: info.temporalAddress,
+        temporalUiUrl: info.temporalUiUrl,
+        sandboxUrl: info.sandboxUrl,
+        codecUrl: info.codecUrl,
+      },
+      'dev stack ready',
+    );
   } catch (err) {
     const requested = err instanceof StopRequested || stopRequested;
     if (requested) logger.info('stop requested during start-up; stopping what was started');
-    else logger.error({ phase: 'failed', err }, `dev stack failed to start: ${err instanceof Error ? err.message : String(err)}`);
+    else
+      logger.error(
+        { phase: 'failed', err },
+        `dev stack failed to start: ${err instanceof Error ? err.message : String(err)}`,
+      );
     await stopAll();
     removeStackFile(paths);
     releaseLock();

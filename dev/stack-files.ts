@@ -45,7 +45,12 @@ export function stackPaths(env: NodeJS.ProcessEnv = process.env): StackPaths {
 }
 
 /** One personality sandbox of the dev stack (the admin token is local and generated, like the main sandbox's). */
-export const DevSandbox = z.object({ personality: z.string(), url: z.string(), fhirBaseUrl: z.string(), adminToken: z.string() });
+export const DevSandbox = z.object({
+  personality: z.string(),
+  url: z.string(),
+  fhirBaseUrl: z.string(),
+  adminToken: z.string(),
+});
 export type DevSandbox = z.infer<typeof DevSandbox>;
 
 export const stackInfoSchema = z.object({

@@ -19,7 +19,14 @@ import {
 } from './stack-files.js';
 import { resolveTemporalCli } from './temporal-cli.js';
 
-export { readStackEnv, readRunningStack, stackEnvFromInfo, stackPaths, type StackInfo, type StackPaths } from './stack-files.js';
+export {
+  readStackEnv,
+  readRunningStack,
+  stackEnvFromInfo,
+  stackPaths,
+  type StackInfo,
+  type StackPaths,
+} from './stack-files.js';
 
 export interface DevUpOptions {
   /** One line of progress per call. */
@@ -42,7 +49,9 @@ export async function devUp(options: DevUpOptions): Promise<DevUpResult> {
   if (running) return { status: 'already-running', info: running };
   const stale = readStackFile(paths);
   if (stale) {
-    options.out(`removing stale ${paths.stackFile} (daemon pid ${stale.pid} is gone; check ${paths.logDir} for leftover processes)`);
+    options.out(
+      `removing stale ${paths.stackFile} (daemon pid ${stale.pid} is gone; check ${paths.logDir} for leftover processes)`,
+    );
     removeStackFile(paths);
   }
 
@@ -92,12 +101,19 @@ export async function devUp(options: DevUpOptions): Promise<DevUpResult> {
     }
     if (Date.now() > deadline) {
       process.kill(daemonPid, 'SIGTERM');
-      throw new DevSetupError('dev stack', `not ready after ${Math.round((options.timeoutMs ?? 600_000) / 1000)} s; stopping it (see ${paths.stackLog})`);
+      throw new DevSetupError(
+        'dev stack',
+        `not ready after ${Math.round((options.timeoutMs ?? 600_000) / 1000)} s; stopping it (see ${paths.stackLog})`,
+      );
     }
   }
 }
 
-export async function devDown(options: { out: (line: string) => void; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<'stopped' | 'not-running'> {
+export async function devDown(options: {
+  out: (line: string) => void;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}): Promise<'stopped' | 'not-running'> {
   const paths = stackPaths(options.env ?? process.env);
   const info = readStackFile(paths);
   const pid = info && isPidAlive(info.pid) ? info.pid : readLockPid(paths);
@@ -113,7 +129,10 @@ export async function devDown(options: { out: (line: string) => void; timeoutMs?
   while (!(await waitForPidExit(pid, 500))) {
     relay.poll();
     if (Date.now() > deadline) {
-      throw new DevSetupError('dev stack', `daemon pid ${pid} did not stop within ${Math.round(timeoutMs / 1000)} s; see ${paths.stackLog} (kill -9 ${pid} ends it, leaving its children)`);
+      throw new DevSetupError(
+        'dev stack',
+        `daemon pid ${pid} did not stop within ${Math.round(timeoutMs / 1000)} s; see ${paths.stackLog} (kill -9 ${pid} ends it, leaving its children)`,
+      );
     }
   }
   relay.poll();
@@ -133,9 +152,12 @@ export interface DevStatus {
 export function devStatus(env: NodeJS.ProcessEnv = process.env): DevStatus {
   const paths = stackPaths(env);
   const info = readRunningStack(paths);
-  if (info) return { running: true, starting: false, daemonPid: info.pid, workerRunning: isPidAlive(info.workerPid), info };
+  if (info)
+    return { running: true, starting: false, daemonPid: info.pid, workerRunning: isPidAlive(info.workerPid), info };
   const lockPid = readLockPid(paths);
-  return lockPid === undefined ? { running: false, starting: false } : { running: false, starting: true, daemonPid: lockPid };
+  return lockPid === undefined
+    ? { running: false, starting: false }
+    : { running: false, starting: true, daemonPid: lockPid };
 }
 
 /** postgresql://user:***@host:port/db — for display. */
@@ -156,12 +178,18 @@ export function describeStack(info: StackInfo, workerRunning = true): string[] {
     `  Web UI       ${info.temporalUiUrl}`,
     `  PostgreSQL   ${redactDatabaseUrl(info.databaseUrl)}  (full URL: ehrctl dev status --json)`,
     `  sandbox      ${info.sandboxUrl}  (FHIR ${info.sandboxFhirBaseUrl}, token ${info.sandboxTokenUrl})`,
-    ...(info.sandboxes ?? []).map((s) => `    as ${s.personality.padEnd(15)} FHIR ${s.fhirBaseUrl}  (integrations add --vendor ${s.personality})`),
+    ...(info.sandboxes ?? []).map(
+      (s) => `    as ${s.personality.padEnd(15)} FHIR ${s.fhirBaseUrl}  (integrations add --vendor ${s.personality})`,
+    ),
     ...(info.codecUrl
-      ? [`  codec server ${info.codecUrl}  (dev CA ${info.devCaPath ?? '?'}; token: ehrctl dev token --role phi-decoder)`]
+      ? [
+          `  codec server ${info.codecUrl}  (dev CA ${info.devCaPath ?? '?'}; token: ehrctl dev token --role phi-decoder)`,
+        ]
       : []),
     `  worker       pid ${info.workerPid}${workerRunning ? '' : '  — NOT RUNNING, see worker.log'}`,
-    ...(info.webhookUrl ? [`  webhooks     ${info.webhookUrl}/webhooks/<integrationId>  (pid ${info.webhookPid ?? '?'})`] : []),
+    ...(info.webhookUrl
+      ? [`  webhooks     ${info.webhookUrl}/webhooks/<integrationId>  (pid ${info.webhookPid ?? '?'})`]
+      : []),
     `  keys         ${info.kekDir}  (secrets ${info.secretsDir})`,
     `  logs         ${info.logDir}`,
     `  daemon       pid ${info.pid}, up since ${info.startedAt}`,
@@ -179,7 +207,11 @@ function fileSize(file: string): number {
 /** Relays new lines of the daemon's JSON log as progress (starting/ready/errors) and raw lines verbatim. */
 class LogRelay {
   private partial = '';
-  constructor(private readonly file: string, private offset: number, private readonly out: (line: string) => void) {}
+  constructor(
+    private readonly file: string,
+    private offset: number,
+    private readonly out: (line: string) => void,
+  ) {}
 
   poll(): void {
     const size = fileSize(this.file);
@@ -208,7 +240,10 @@ class LogRelay {
       return;
     }
     const level = entry.level ?? 30;
-    if (level >= 50) this.out(`  error: ${entry.msg ?? ''}${entry.err?.message && !entry.msg?.includes(entry.err.message) ? ` (${entry.err.message})` : ''}`);
+    if (level >= 50)
+      this.out(
+        `  error: ${entry.msg ?? ''}${entry.err?.message && !entry.msg?.includes(entry.err.message) ? ` (${entry.err.message})` : ''}`,
+      );
     else if (level >= 40) this.out(`  warning: ${entry.msg ?? ''}`);
     else if (entry.phase === 'starting' && entry.part) this.out(`  ${entry.msg ?? ''}…`);
     else if (entry.part && entry.msg) this.out(`  ${entry.msg}`);

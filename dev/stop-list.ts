@@ -59,7 +59,10 @@ export class StopList {
         await entry.stop();
       } catch (err) {
         if (onError) onError(entry.name, err);
-        else failures.push(new Error(`stopping ${entry.name} failed: ${err instanceof Error ? err.message : String(err)}`));
+        else
+          failures.push(
+            new Error(`stopping ${entry.name} failed: ${err instanceof Error ? err.message : String(err)}`),
+          );
       }
     }
     if (failures.length === 1) throw failures[0]!;
@@ -72,9 +75,9 @@ export class StopList {
  * watch `signal`); every start is awaited before this returns or throws, so nothing is still
  * spawning once the caller runs its StopList. Throws the first failure.
  */
-export async function startSideBySide<T extends readonly unknown[]>(
-  starts: { [K in keyof T]: (signal: AbortSignal) => Promise<T[K]> },
-): Promise<T> {
+export async function startSideBySide<T extends readonly unknown[]>(starts: {
+  [K in keyof T]: (signal: AbortSignal) => Promise<T[K]>;
+}): Promise<T> {
   const abort = new AbortController();
   const settled = await Promise.allSettled(
     starts.map((start) =>

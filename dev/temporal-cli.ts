@@ -30,7 +30,8 @@ export interface ResolveTemporalCliOptions {
 }
 
 export function temporalCliCacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
+  const base =
+    env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
   return path.join(base, 'ehr-connectors', 'temporal-cli', TEMPORAL_CLI_VERSION);
 }
 
@@ -56,7 +57,7 @@ export function isSupportedCliVersion(version: string): boolean {
 function cliVersion(binary: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
   return new Promise((resolve) => {
     execFile(binary, ['--version'], { env, timeout: 20_000 }, (err, stdout) => {
-      resolve(err ? undefined : parseTemporalCliVersion(stdout) ?? stdout.trim());
+      resolve(err ? undefined : (parseTemporalCliVersion(stdout) ?? stdout.trim()));
     });
   });
 }
@@ -81,7 +82,9 @@ export async function resolveTemporalCli(options: ResolveTemporalCliOptions = {}
       progress(`ignoring ${onPath}: \`temporal --version\` failed`);
     } else {
       if (!isSupportedCliVersion(version)) {
-        progress(`warning: ${onPath} is Temporal CLI ${version}; ${TEMPORAL_CLI_VERSION} or newer is expected — using it anyway`);
+        progress(
+          `warning: ${onPath} is Temporal CLI ${version}; ${TEMPORAL_CLI_VERSION} or newer is expected — using it anyway`,
+        );
       }
       return onPath;
     }
@@ -102,7 +105,12 @@ export async function resolveTemporalCli(options: ResolveTemporalCliOptions = {}
   return buildWithGo(go, cached, env, progress);
 }
 
-async function buildWithGo(go: string, target: string, env: NodeJS.ProcessEnv, progress: (line: string) => void): Promise<string> {
+async function buildWithGo(
+  go: string,
+  target: string,
+  env: NodeJS.ProcessEnv,
+  progress: (line: string) => void,
+): Promise<string> {
   const parent = path.dirname(path.dirname(target));
   fs.mkdirSync(parent, { recursive: true });
   // GOBIN is a fresh directory beside the cache entry, so the rename into place is atomic and a

@@ -58,7 +58,7 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
   const headless = options.headless ?? false;
   const searchAttributes = options.searchAttributes ?? productSearchAttributes();
   const port = options.port ?? (await findFreePort());
-  const uiPort = headless ? undefined : options.uiPort ?? (await findFreePort({ avoid: [port] }));
+  const uiPort = headless ? undefined : (options.uiPort ?? (await findFreePort({ avoid: [port] })));
   const address = `127.0.0.1:${port}`;
   const uiUrl = uiPort === undefined ? undefined : `http://127.0.0.1:${uiPort}`;
 
@@ -92,7 +92,9 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
         uiUrl,
         timeoutMs: options.readyTimeoutMs ?? 60_000,
         abortIf: () =>
-          hasExited(child) ? `the server exited (code ${child.exitCode ?? child.signalCode})` : abortedReason(options.signal),
+          hasExited(child)
+            ? `the server exited (code ${child.exitCode ?? child.signalCode})`
+            : abortedReason(options.signal),
       }),
       spawnError.then((err) => {
         throw new DevSetupError('Temporal dev server', `could not run ${options.cliPath}: ${err.message}`);
@@ -144,7 +146,11 @@ export async function waitForTemporal(address: string, options: WaitForTemporalO
 }
 
 /** '' when ready, else what is missing. */
-async function probeTemporal(address: string, options: WaitForTemporalOptions, connectTimeoutMs: number): Promise<string> {
+async function probeTemporal(
+  address: string,
+  options: WaitForTemporalOptions,
+  connectTimeoutMs: number,
+): Promise<string> {
   let connection: Connection | undefined;
   try {
     connection = await Connection.connect({ address, connectTimeout: connectTimeoutMs });
@@ -161,7 +167,9 @@ async function probeTemporal(address: string, options: WaitForTemporalOptions, c
         await connection.operatorService
           .addSearchAttributes({
             namespace: options.namespace,
-            searchAttributes: Object.fromEntries(missing.map((name) => [name, indexedValueType[types[name] ?? 'Keyword']])),
+            searchAttributes: Object.fromEntries(
+              missing.map((name) => [name, indexedValueType[types[name] ?? 'Keyword']]),
+            ),
           })
           .catch(() => undefined);
         return `search attributes not registered yet: ${missing.join(', ')}`;

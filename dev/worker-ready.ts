@@ -15,7 +15,12 @@ export async function waitForWorkerPolling(
   try {
     for (;;) {
       const aborted = options.abortIf?.();
-      if (aborted) throw new InfrastructureUnavailableError('temporal', address, `no worker on task queue ${taskQueue}: ${aborted}`);
+      if (aborted)
+        throw new InfrastructureUnavailableError(
+          'temporal',
+          address,
+          `no worker on task queue ${taskQueue}: ${aborted}`,
+        );
       const described = await connection.workflowService.describeTaskQueue({
         namespace,
         taskQueue: { name: taskQueue, kind: temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },

@@ -22,7 +22,12 @@ export function readScopeFor(type: ResourceType): string {
   return `system/${type}.rs`;
 }
 
-export const SEARCH_ATTRIBUTES = { tenantId: 'TenantId', integrationId: 'IntegrationId', vendor: 'Vendor', incidentId: 'IncidentId' } as const;
+export const SEARCH_ATTRIBUTES = {
+  tenantId: 'TenantId',
+  integrationId: 'IntegrationId',
+  vendor: 'Vendor',
+  incidentId: 'IncidentId',
+} as const;
 
 /** Identifier rule for tenants and integrations: they appear in workflow ids, so keep them boring. */
 export const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;

@@ -6,7 +6,10 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 
-export const activityFaults: { failOnce: Set<string>; loseReplyOnce: Set<string> } = { failOnce: new Set(), loseReplyOnce: new Set() };
+export const activityFaults: { failOnce: Set<string>; loseReplyOnce: Set<string> } = {
+  failOnce: new Set(),
+  loseReplyOnce: new Set(),
+};
 
 type ActivityFunctions = Record<string, (...args: never[]) => Promise<unknown>>;
 
@@ -14,9 +17,11 @@ export function withActivityFaults<T extends ActivityFunctions>(activities: T): 
   const wrapped: ActivityFunctions = {};
   for (const [name, fn] of Object.entries(activities)) {
     wrapped[name] = async (...args: never[]) => {
-      if (activityFaults.failOnce.delete(name)) throw ApplicationFailure.nonRetryable(`injected fault in ${name}`, 'TEST_INJECTED_FAULT');
+      if (activityFaults.failOnce.delete(name))
+        throw ApplicationFailure.nonRetryable(`injected fault in ${name}`, 'TEST_INJECTED_FAULT');
       const result = await fn(...args);
-      if (activityFaults.loseReplyOnce.delete(name)) throw ApplicationFailure.retryable(`injected lost reply in ${name}`, 'TEST_INJECTED_FAULT');
+      if (activityFaults.loseReplyOnce.delete(name))
+        throw ApplicationFailure.retryable(`injected lost reply in ${name}`, 'TEST_INJECTED_FAULT');
       return result;
     };
   }

@@ -51,12 +51,15 @@ export async function startTestCluster(prefix: string, options: TestClusterOptio
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
   await fs.chmod(tmp, 0o755); // under root the server runs as `postgres`, which then reaches its cluster here
   // The same code path as the test run's own cluster and `ehrctl dev up` (dev/postgres.ts).
-  const server = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'pg'), database: 'postgres', fast: true, temporary: true }).catch(
-    async (err: unknown) => {
-      await fs.rm(tmp, { recursive: true, force: true });
-      throw err;
-    },
-  );
+  const server = await startEmbeddedPostgres({
+    dataDir: path.join(tmp, 'pg'),
+    database: 'postgres',
+    fast: true,
+    temporary: true,
+  }).catch(async (err: unknown) => {
+    await fs.rm(tmp, { recursive: true, force: true });
+    throw err;
+  });
   const ownerUrl = server.databaseUrl;
   let url: string;
   try {
@@ -76,7 +79,8 @@ export async function startTestCluster(prefix: string, options: TestClusterOptio
   };
   const pool = newPool(options.poolMax ?? 12);
   const ownerPool = newPool(2, 'owner');
-  for (const t of options.tenants ?? []) await ownerPool.query('INSERT INTO tenants (id, name) VALUES ($1, $2)', [t, `Tenant ${t}`]);
+  for (const t of options.tenants ?? [])
+    await ownerPool.query('INSERT INTO tenants (id, name) VALUES ($1, $2)', [t, `Tenant ${t}`]);
   return {
     tmp,
     url,

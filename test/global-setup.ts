@@ -52,7 +52,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
           (signal) => startDatabase(tmpRoot, stops, signal),
           (signal) => startTemporal(tmpRoot, namespace, stops, signal),
         ]);
-    if (!skip) await writeSecretRoots(database.ownerDatabaseUrl, { roots: [secretsDir], excluded: [kekDir] }, 'test-setup');
+    if (!skip)
+      await writeSecretRoots(database.ownerDatabaseUrl, { roots: [secretsDir], excluded: [kekDir] }, 'test-setup');
 
     const infra: TestInfra = { temporalAddress, namespace, ...database, kekDir, secretsDir };
     for (const [key, value] of Object.entries(infra) as Array<[keyof TestInfra, string]>) project.provide(key, value);
@@ -93,13 +94,20 @@ async function startDatabase(
   return { databaseUrl: appDatabaseUrl, ownerDatabaseUrl: databaseUrl };
 }
 
-async function startTemporal(tmpRoot: string, namespace: string, stops: StopList, signal: AbortSignal): Promise<string> {
+async function startTemporal(
+  tmpRoot: string,
+  namespace: string,
+  stops: StopList,
+  signal: AbortSignal,
+): Promise<string> {
   const t0 = Date.now();
   const existing = process.env.TEMPORAL_ADDRESS;
   if (existing) {
     await waitForTemporal(existing, { namespace, timeoutMs: 15_000 });
     const added = await ensureSearchAttributes(existing, namespace);
-    log(`using TEMPORAL_ADDRESS=${existing}${added.length ? ` (registered search attributes ${added.join(', ')})` : ''}`);
+    log(
+      `using TEMPORAL_ADDRESS=${existing}${added.length ? ` (registered search attributes ${added.join(', ')})` : ''}`,
+    );
     return existing;
   }
   const cliPath = await resolveTemporalCli({ onProgress: log });

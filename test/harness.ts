@@ -63,7 +63,12 @@ let counter = 0;
  * `<prefix>-<pid>-<n>-<random>`. Use it for tenants, integrations, task queues, workflow ids.
  */
 export function uniqueId(prefix: string): string {
-  const clean = prefix.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+/, '').slice(0, 32) || 'x';
+  const clean =
+    prefix
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+/, '')
+      .slice(0, 32) || 'x';
   counter += 1;
   return `${clean}-${process.pid.toString(36)}-${counter.toString(36)}-${randomBytes(3).toString('hex')}`;
 }

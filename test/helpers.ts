@@ -86,7 +86,11 @@ export function errorSerialisation(err: unknown): string {
     }
     if (seen.has(value) || depth > 12 || Buffer.isBuffer(value)) return;
     seen.add(value);
-    for (let obj: object | null = value; obj && obj !== Object.prototype && obj !== Function.prototype; obj = Object.getPrototypeOf(obj) as object | null) {
+    for (
+      let obj: object | null = value;
+      obj && obj !== Object.prototype && obj !== Function.prototype;
+      obj = Object.getPrototypeOf(obj) as object | null
+    ) {
       for (const key of Object.getOwnPropertyNames(obj)) {
         out.push(key);
         let child: unknown;

@@ -40,7 +40,11 @@ async function recordBreakerChange(pool: Pool, t: BreakerTransition, actor: stri
       tenantId: t.tenantId,
       integrationId: t.integrationId,
       correlationId: randomUUID(),
-      details: { consecutiveFailures: t.consecutiveFailures, lastErrorCode: t.lastErrorCode, retryAt: t.retryAt?.toISOString() ?? null },
+      details: {
+        consecutiveFailures: t.consecutiveFailures,
+        lastErrorCode: t.lastErrorCode,
+        retryAt: t.retryAt?.toISOString() ?? null,
+      },
     });
   } catch {
     // Best effort by design: the breaker already acted in memory; the next transition rewrites the row.
@@ -63,7 +67,11 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
   // EHR_KEK_PROVIDER selects the backend (local files or AWS KMS); its version states live in kek_versions.
   let kek: KeyHierarchy;
   try {
-    kek = await KeyHierarchy.open({ pool, backend: await createKekProvider(config), audit: { actor, correlationId: `worker-start:${randomUUID()}` } });
+    kek = await KeyHierarchy.open({
+      pool,
+      backend: await createKekProvider(config),
+      audit: { actor, correlationId: `worker-start:${randomUUID()}` },
+    });
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw err;
@@ -75,7 +83,11 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
   const directory = createCredentialDirectory(pool, {
     secretPolicy: storedSecretPolicyFromConfig(config),
     onRefusal: (i, err) =>
-      auditSecretRefRefusal(pool, { actor, correlationId: randomUUID() }, err, { stage: 'use', tenantId: i.tenantId, integrationId: i.id }),
+      auditSecretRefRefusal(pool, { actor, correlationId: randomUUID() }, err, {
+        stage: 'use',
+        tenantId: i.tenantId,
+        integrationId: i.id,
+      }),
   });
   // Key rotation (workflows/key-rotation.ts): caches of this process are dropped as each change commits.
   const purposeKeys = await openPurposeKeys(config, { pool, kek, actor });
@@ -98,7 +110,10 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
     // Written one after another per integration, so the trail keeps the order they happened in.
     onTransition: (t) => {
       const previous = breakerWrites.get(t.integrationId) ?? Promise.resolve();
-      breakerWrites.set(t.integrationId, previous.then(() => recordBreakerChange(pool, t, actor)));
+      breakerWrites.set(
+        t.integrationId,
+        previous.then(() => recordBreakerChange(pool, t, actor)),
+      );
     },
   });
   const vendors = new VendorClient({
@@ -132,10 +147,20 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
   // are the ones opened above for key rotation.
   let temporalClientPromise: Promise<Client> | undefined;
   const temporalClient = (): Promise<Client> => {
-    temporalClientPromise ??= Connection.connect({ address: config.TEMPORAL_ADDRESS }).then((connection) => new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [createPayloadCodec(purposeKeys.payload)] } }));
+    temporalClientPromise ??= Connection.connect({ address: config.TEMPORAL_ADDRESS }).then(
+      (connection) =>
+        new Client({
+          connection,
+          namespace: config.TEMPORAL_NAMESPACE,
+          dataConverter: { payloadCodecs: [createPayloadCodec(purposeKeys.payload)] },
+        }),
+    );
     return temporalClientPromise;
   };
-  const endpointQueues = { mainTaskQueue: config.TEMPORAL_TASK_QUEUE, overrides: parseRateOverrides(config.EHR_VENDOR_RATE_LIMITS) };
+  const endpointQueues = {
+    mainTaskQueue: config.TEMPORAL_TASK_QUEUE,
+    overrides: parseRateOverrides(config.EHR_VENDOR_RATE_LIMITS),
+  };
   return {
     pool,
     kek,

@@ -78,12 +78,18 @@ export class EndpointWorkers {
     const done = worker.run().then(
       () => undefined,
       (err: unknown) => {
-        this.opts.logger?.error({ err, taskQueue: q.taskQueue }, 'endpoint queue worker failed; it is restarted at the next check');
+        this.opts.logger?.error(
+          { err, taskQueue: q.taskQueue },
+          'endpoint queue worker failed; it is restarted at the next check',
+        );
         if (!this.stopped) this.running.delete(q.taskQueue);
       },
     );
     this.running.set(q.taskQueue, { worker, done });
-    this.opts.logger?.info({ taskQueue: q.taskQueue, vendor: q.vendor, activitiesPerSecond: q.activitiesPerSecond }, 'serving vendor endpoint queue');
+    this.opts.logger?.info(
+      { taskQueue: q.taskQueue, vendor: q.vendor, activitiesPerSecond: q.activitiesPerSecond },
+      'serving vendor endpoint queue',
+    );
   }
 
   /** Stops discovery and drains every endpoint worker (in-flight activities finish within the grace time). */

@@ -15,7 +15,12 @@ import { EhrError, InfrastructureUnavailableError } from '../lib/errors/index.js
 import { migrateUp } from '../lib/store/migrate.js';
 import { writeSecretRoots } from '../lib/store/secret-roots.js';
 import { describeDatabaseUrl } from '../lib/store/pool.js';
-import { APP_GROUP_ROLE, connectedRoleStanding, ensureAppLoginRole, ensureDatabaseCreatorRole } from '../lib/store/roles.js';
+import {
+  APP_GROUP_ROLE,
+  connectedRoleStanding,
+  ensureAppLoginRole,
+  ensureDatabaseCreatorRole,
+} from '../lib/store/roles.js';
 
 export interface MigrateReport {
   applied: string[];
@@ -56,7 +61,9 @@ async function assertAppRoleLogsIn(config: MigrateConfig): Promise<void> {
   } catch (err) {
     const code = (err as { code?: string }).code;
     const where = describeDatabaseUrl(config.app.databaseUrl);
-    throw new Error(`the application role ${config.app.role} cannot log in at ${where}: ${code ?? (err as Error).message}`);
+    throw new Error(
+      `the application role ${config.app.role} cannot log in at ${where}: ${code ?? (err as Error).message}`,
+    );
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -32,12 +32,21 @@ export function keyRotationWorkflowId(kind: KeyKind, scope: string, at: Date = n
 }
 
 /** Starts a rotation; a tenant's or integration's rotation is findable in the Web UI by TenantId / IntegrationId. */
-export async function startKeyRotation(client: Client, taskQueue: string, input: KeyRotationInput): Promise<WorkflowHandle> {
+export async function startKeyRotation(
+  client: Client,
+  taskQueue: string,
+  input: KeyRotationInput,
+): Promise<WorkflowHandle> {
   const typedSearchAttributes = [
     ...(input.tenantId ? [{ key: TenantIdKey, value: input.tenantId }] : []),
     ...(input.integrationId ? [{ key: IntegrationIdKey, value: input.integrationId }] : []),
   ];
-  return client.workflow.start('keyRotation', { taskQueue, workflowId: keyRotationWorkflowId(input.kind, rotationScope(input)), args: [input], typedSearchAttributes });
+  return client.workflow.start('keyRotation', {
+    taskQueue,
+    workflowId: keyRotationWorkflowId(input.kind, rotationScope(input)),
+    args: [input],
+    typedSearchAttributes,
+  });
 }
 
 export async function keyRotationResult(handle: WorkflowHandle): Promise<KeyRotationResult> {
@@ -55,13 +64,24 @@ interface KindOptions {
 }
 
 function kindOf(opts: KindOptions): Pick<KeyRotationInput, 'kind' | 'tenantId' | 'integrationId'> {
-  const chosen = [opts.kek, opts.tenant !== undefined, opts.signingKey || opts.signingKeys, opts.webhookSecret, opts.payloadKey].filter(Boolean).length;
-  if (chosen !== 1) throw new InvalidArgumentError('key', 'choose exactly one of --kek, --tenant T, --signing-key, --webhook-secret, --payload-key');
+  const chosen = [
+    opts.kek,
+    opts.tenant !== undefined,
+    opts.signingKey || opts.signingKeys,
+    opts.webhookSecret,
+    opts.payloadKey,
+  ].filter(Boolean).length;
+  if (chosen !== 1)
+    throw new InvalidArgumentError(
+      'key',
+      'choose exactly one of --kek, --tenant T, --signing-key, --webhook-secret, --payload-key',
+    );
   if (opts.kek) return { kind: 'kek' };
   if (opts.payloadKey) return { kind: 'payload-key' };
   if (opts.tenant !== undefined) return { kind: 'tenant-dek', tenantId: opts.tenant };
   const kind: KeyKind = opts.webhookSecret ? 'webhook-secret' : 'signing-key';
-  if (!opts.integration && !opts.signingKeys) throw new InvalidArgumentError('--integration', `is required with --${kind}`);
+  if (!opts.integration && !opts.signingKeys)
+    throw new InvalidArgumentError('--integration', `is required with --${kind}`);
   return opts.integration ? { kind, integrationId: opts.integration } : { kind };
 }
 
@@ -107,7 +127,11 @@ export function registerKeyCommands(program: Command): void {
         }
       }),
     );
-  withKindOptions(keys.command('schedule').description('rotate a key on a Temporal Schedule (e.g. --kek --every 365d, --signing-keys --every 90d)'))
+  withKindOptions(
+    keys
+      .command('schedule')
+      .description('rotate a key on a Temporal Schedule (e.g. --kek --every 365d, --signing-keys --every 90d)'),
+  )
     .option('--signing-keys', 'the signing key of every private_key_jwt integration (or one with --integration)')
     .requiredOption('--every <duration>', 'interval, e.g. 365d or 90d')
     .action(async (opts: KindOptions & { every: string }) =>
@@ -122,11 +146,21 @@ export function registerKeyCommands(program: Command): void {
         const client = await ctx.temporal();
         for (const t of targets) {
           const scope = rotationScope(t);
-          const input: KeyRotationInput = { ...t, requestedBy: `schedule:${ctx.audit.actor}`, reason: `scheduled every ${opts.every}` };
+          const input: KeyRotationInput = {
+            ...t,
+            requestedBy: `schedule:${ctx.audit.actor}`,
+            reason: `scheduled every ${opts.every}`,
+          };
           const handle = await client.schedule.create({
             scheduleId: `key-rotation/${t.kind}/${scope}`,
             spec: { intervals: [{ every: `${every}s` }] },
-            action: { type: 'startWorkflow', workflowType: 'keyRotation', taskQueue: ctx.config.TEMPORAL_TASK_QUEUE, workflowId: `key-rotation/${t.kind}/${scope}/scheduled`, args: [input] },
+            action: {
+              type: 'startWorkflow',
+              workflowType: 'keyRotation',
+              taskQueue: ctx.config.TEMPORAL_TASK_QUEUE,
+              workflowId: `key-rotation/${t.kind}/${scope}/scheduled`,
+              args: [input],
+            },
             policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
           });
           print(`schedule ${handle.scheduleId} created: every ${opts.every}`);
@@ -141,13 +175,29 @@ export function registerKeyCommands(program: Command): void {
     .action(async (opts: { json?: boolean }) =>
       withContext(async (ctx) => {
         const db = await ctx.db();
-        const status = { ...(await keyStatus(db)), scheduled: [] as Array<{ id: string; next: string; paused: boolean }> };
+        const status = {
+          ...(await keyStatus(db)),
+          scheduled: [] as Array<{ id: string; next: string; paused: boolean }>,
+        };
         for await (const s of (await ctx.temporal()).schedule.list()) {
-          if (s.scheduleId.startsWith('key-rotation/')) status.scheduled.push({ id: s.scheduleId, next: s.info.nextActionTimes[0]?.toISOString() ?? '-', paused: s.state.paused });
+          if (s.scheduleId.startsWith('key-rotation/'))
+            status.scheduled.push({
+              id: s.scheduleId,
+              next: s.info.nextActionTimes[0]?.toISOString() ?? '-',
+              paused: s.state.paused,
+            });
         }
         if (opts.json) return printJson(status);
         print('key-encryption keys');
-        table(status.kek.map((k) => ({ kek: k.kekId, version: k.version, state: k.state, floor: k.floor, destroyAfter: k.destroyAfter ?? '' })));
+        table(
+          status.kek.map((k) => ({
+            kek: k.kekId,
+            version: k.version,
+            state: k.state,
+            floor: k.floor,
+            destroyAfter: k.destroyAfter ?? '',
+          })),
+        );
         print('\ntenant data keys');
         table(
           status.tenantKeys.map((t) => ({
@@ -162,10 +212,25 @@ export function registerKeyCommands(program: Command): void {
         table(status.payloadKeys.map((p) => ({ keyId: p.keyId, status: p.status })));
         print('\nintegration signing keys (kid)');
         if (status.signingKeys.length === 0) print('none');
-        table(status.signingKeys.map((k) => ({ integration: k.integrationId, current: k.current ?? '-', successor: k.successor ?? '-', previous: k.previous ?? '-', retired: String(k.retired) })));
+        table(
+          status.signingKeys.map((k) => ({
+            integration: k.integrationId,
+            current: k.current ?? '-',
+            successor: k.successor ?? '-',
+            previous: k.previous ?? '-',
+            retired: String(k.retired),
+          })),
+        );
         print('\nwebhook secrets (version)');
         if (status.webhookSecrets.length === 0) print('none');
-        table(status.webhookSecrets.map((w) => ({ integration: w.integrationId, current: String(w.current ?? '-'), previous: String(w.previous ?? '-'), retired: String(w.retired) })));
+        table(
+          status.webhookSecrets.map((w) => ({
+            integration: w.integrationId,
+            current: String(w.current ?? '-'),
+            previous: String(w.previous ?? '-'),
+            retired: String(w.retired),
+          })),
+        );
         print('\nlast rotations');
         if (status.lastRotations.length === 0) print('none');
         table(status.lastRotations.map((r) => ({ kind: r.kind, scope: r.scope, outcome: r.outcome, at: r.at })));

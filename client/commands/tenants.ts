@@ -19,12 +19,14 @@ export function registerTenantCommands(program: Command): void {
     );
   tenants
     .command('revoke <id>')
-    .description("revoke a tenant and every one of its integrations")
+    .description('revoke a tenant and every one of its integrations')
     .option('--reason <text>', 'why (recorded in the audit trail; no PHI)')
     .action(async (id: string, opts: { reason?: string }) =>
       withContext(async (ctx) => {
         const results = await revokeTenant(await ctx.db(), id, ctx.audit, { reason: opts.reason });
-        print(`tenant ${id} revoked; integrations revoked: ${results.length === 0 ? 'none' : results.map((r) => r.integrationId).join(', ')}`);
+        print(
+          `tenant ${id} revoked; integrations revoked: ${results.length === 0 ? 'none' : results.map((r) => r.integrationId).join(', ')}`,
+        );
       }),
     );
   tenants

@@ -30,10 +30,17 @@ export function registerWebhookCommands(program: Command): void {
           workflow: workflow ?? null,
         };
         if (opts.json) return printJson(status);
-        print(`deliveries ${status.deliveries} (unsignalled ${status.unsignalled}), last ${status.lastReceivedAt ?? 'never'}`);
+        print(
+          `deliveries ${status.deliveries} (unsignalled ${status.unsignalled}), last ${status.lastReceivedAt ?? 'never'}`,
+        );
         if (!workflow) return print(`${workflowId}: not started yet (the first accepted delivery starts it)`);
-        print(`${workflowId}: ${workflow.count} pending (${workflow.resourceTypes === 'all' ? 'all types' : workflow.resourceTypes.join(', ') || '-'}), ${workflow.received} received, ${workflow.batches} batches`);
-        if (workflow.lastBatch) print(`last batch: ${workflow.lastBatch.outcome} ${workflow.lastBatch.childWorkflowId} (${workflow.lastBatch.notifications} notifications${workflow.lastBatch.failure ? `, ${workflow.lastBatch.failure}` : ''})`);
+        print(
+          `${workflowId}: ${workflow.count} pending (${workflow.resourceTypes === 'all' ? 'all types' : workflow.resourceTypes.join(', ') || '-'}), ${workflow.received} received, ${workflow.batches} batches`,
+        );
+        if (workflow.lastBatch)
+          print(
+            `last batch: ${workflow.lastBatch.outcome} ${workflow.lastBatch.childWorkflowId} (${workflow.lastBatch.notifications} notifications${workflow.lastBatch.failure ? `, ${workflow.lastBatch.failure}` : ''})`,
+          );
       }),
     );
 }

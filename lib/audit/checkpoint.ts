@@ -47,7 +47,10 @@ export interface StoredCheckpoint extends CheckpointPayload {
 export class AuditIntegrityError extends EhrError {
   readonly code = 'AUDIT_INTEGRITY';
   readonly retryable = false;
-  constructor(readonly reason: string, readonly firstBrokenSeq?: number) {
+  constructor(
+    readonly reason: string,
+    readonly firstBrokenSeq?: number,
+  ) {
     super(`audit checkpoint refused: ${reason}`);
   }
 }
@@ -161,7 +164,9 @@ export async function listCheckpoints(db: Queryable): Promise<StoredCheckpoint[]
 }
 
 async function lastCheckpoint(db: Queryable): Promise<StoredCheckpoint | undefined> {
-  const { rows } = await db.query<DbCheckpoint>(`${SELECT_CHECKPOINTS} ORDER BY audit_checkpoints.checkpoint_seq DESC LIMIT 1`);
+  const { rows } = await db.query<DbCheckpoint>(
+    `${SELECT_CHECKPOINTS} ORDER BY audit_checkpoints.checkpoint_seq DESC LIMIT 1`,
+  );
   return rows[0] ? fromDb(rows[0]) : undefined;
 }
 
@@ -179,7 +184,9 @@ async function insertCheckpoint(client: PoolClient, cp: StoredCheckpoint, public
     cp.kid,
     JSON.stringify(publicJwk),
   ]);
-  const stored = await client.query<{ public_jwk: JWK }>('SELECT public_jwk FROM audit_signing_keys WHERE kid = $1', [cp.kid]);
+  const stored = await client.query<{ public_jwk: JWK }>('SELECT public_jwk FROM audit_signing_keys WHERE kid = $1', [
+    cp.kid,
+  ]);
   if (stored.rows[0]?.public_jwk.x !== publicJwk.x) {
     throw new AuditIntegrityError(`audit_signing_keys holds a different public key for kid ${cp.kid}`);
   }
@@ -213,14 +220,22 @@ function anchorLineOf(cp: StoredCheckpoint, publicJwk: JWK): AnchorLine {
 }
 
 /** Verifies events (from.seq, to.seq] link on from the trusted point and end in to.hash. */
-async function verifySince(client: PoolClient, from: { seq: number; hash: Buffer }, to: { seq: number; hash: Buffer }): Promise<void> {
+async function verifySince(
+  client: PoolClient,
+  from: { seq: number; hash: Buffer },
+  to: { seq: number; hash: Buffer },
+): Promise<void> {
   const v = new ChainVerifier([], from);
   for await (const batch of readChainRows(client, { fromSeq: from.seq + 1, toSeq: to.seq, batchSize: 5000 })) {
     for (const row of batch) v.push(row);
     if (v.done) break;
   }
   const result = v.finish(to);
-  if (!result.ok) throw new AuditIntegrityError(`the audit chain is broken at seq ${result.firstBrokenSeq}: ${result.reason}`, result.firstBrokenSeq);
+  if (!result.ok)
+    throw new AuditIntegrityError(
+      `the audit chain is broken at seq ${result.firstBrokenSeq}: ${result.reason}`,
+      result.firstBrokenSeq,
+    );
 }
 
 /**
@@ -238,27 +253,42 @@ async function reconcile(
   const anchorLast = await anchor.last();
   const dbSeq = dbLast?.checkpointSeq ?? 0;
   if (!anchorLast) {
-    if (dbLast) throw new AuditIntegrityError(`the anchor ${anchor.description} holds no checkpoints, the database holds ${dbSeq}`);
+    if (dbLast)
+      throw new AuditIntegrityError(
+        `the anchor ${anchor.description} holds no checkpoints, the database holds ${dbSeq}`,
+      );
     return undefined;
   }
   if (anchorLast.chainId !== chainId) {
-    throw new AuditIntegrityError(`the anchor ${anchor.description} belongs to another audit chain (${anchorLast.chainId}, this database: ${chainId})`);
+    throw new AuditIntegrityError(
+      `the anchor ${anchor.description} belongs to another audit chain (${anchorLast.chainId}, this database: ${chainId})`,
+    );
   }
   if (anchorLast.checkpointSeq === dbSeq) {
-    if (dbLast && anchorLast.jws !== dbLast.jws) throw new AuditIntegrityError(`checkpoint ${dbSeq} differs between the anchor and the database`);
+    if (dbLast && anchorLast.jws !== dbLast.jws)
+      throw new AuditIntegrityError(`checkpoint ${dbSeq} differs between the anchor and the database`);
     return dbLast;
   }
   if (anchorLast.checkpointSeq !== dbSeq + 1) {
-    throw new AuditIntegrityError(`the anchor ends at checkpoint ${anchorLast.checkpointSeq}, the database at ${dbSeq}`);
+    throw new AuditIntegrityError(
+      `the anchor ends at checkpoint ${anchorLast.checkpointSeq}, the database at ${dbSeq}`,
+    );
   }
   const keys = new Map<string, KeyObject>();
   for (const k of await signer.verificationKeys()) keys.set(k.kid, publicKeyFromJwk(k.publicJwk));
   const verified = await verifyCheckpointJws(anchorLast.jws, keys);
-  if ('error' in verified) throw new AuditIntegrityError(`anchored checkpoint ${anchorLast.checkpointSeq}: ${verified.error}`);
+  if ('error' in verified)
+    throw new AuditIntegrityError(`anchored checkpoint ${anchorLast.checkpointSeq}: ${verified.error}`);
   const p = verified.payload;
   const expectedPrev = dbLast?.checkpointHash ?? CHECKPOINT_GENESIS_HASH;
-  if (p.checkpointSeq !== anchorLast.checkpointSeq || p.previousCheckpointHash !== expectedPrev || p.chainId !== chainId) {
-    throw new AuditIntegrityError(`anchored checkpoint ${anchorLast.checkpointSeq} does not follow checkpoint ${dbSeq}`);
+  if (
+    p.checkpointSeq !== anchorLast.checkpointSeq ||
+    p.previousCheckpointHash !== expectedPrev ||
+    p.chainId !== chainId
+  ) {
+    throw new AuditIntegrityError(
+      `anchored checkpoint ${anchorLast.checkpointSeq} does not follow checkpoint ${dbSeq}`,
+    );
   }
   const from = { seq: dbLast?.eventSeq ?? 0, hash: Buffer.from(dbLast?.headHash ?? CHECKPOINT_GENESIS_HASH, 'hex') };
   await verifySince(client, from, { seq: p.eventSeq, hash: Buffer.from(p.headHash, 'hex') });
@@ -295,7 +325,10 @@ export async function writeCheckpoint(
       const last = await reconcile(client, anchor, signer, head.chainId, await lastCheckpoint(client));
       const lastEventSeq = last?.eventSeq ?? 0;
       if (head.seq < lastEventSeq) {
-        throw new AuditIntegrityError(`the head (seq ${head.seq}) is behind checkpoint ${last?.checkpointSeq} (seq ${lastEventSeq})`, head.seq + 1);
+        throw new AuditIntegrityError(
+          `the head (seq ${head.seq}) is behind checkpoint ${last?.checkpointSeq} (seq ${lastEventSeq})`,
+          head.seq + 1,
+        );
       }
       if (last && head.seq === lastEventSeq && !opts.force) return undefined;
       const from = { seq: lastEventSeq, hash: Buffer.from(last?.headHash ?? CHECKPOINT_GENESIS_HASH, 'hex') };
@@ -320,8 +353,12 @@ export async function writeCheckpoint(
     });
   } catch (err) {
     if (err instanceof EhrError) throw err;
-    const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
-    throw new AuditWriteError('audit.checkpoint', code ? `database or anchor error ${code}` : (err as Error)?.message ?? 'unknown error');
+    const code =
+      typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+    throw new AuditWriteError(
+      'audit.checkpoint',
+      code ? `database or anchor error ${code}` : ((err as Error)?.message ?? 'unknown error'),
+    );
   }
 }
 
@@ -336,7 +373,12 @@ export interface CheckpointPolicy {
 /** What the policy says now, without writing. */
 export async function checkpointDue(db: Queryable, policy: CheckpointPolicy): Promise<boolean> {
   const now = (policy.now?.() ?? new Date()).getTime();
-  const { rows } = await db.query<{ head_seq: string; cp_seq: string | null; cp_at: Date | null; first_at: Date | null }>(
+  const { rows } = await db.query<{
+    head_seq: string;
+    cp_seq: string | null;
+    cp_at: Date | null;
+    first_at: Date | null;
+  }>(
     `SELECT (SELECT seq::text FROM audit_head) AS head_seq,
             (SELECT event_seq::text FROM audit_checkpoints ORDER BY audit_checkpoints.checkpoint_seq DESC LIMIT 1) AS cp_seq,
             (SELECT created_at FROM audit_checkpoints ORDER BY audit_checkpoints.checkpoint_seq DESC LIMIT 1) AS cp_at,
@@ -423,4 +465,3 @@ export class CheckpointScheduler {
     }
   }
 }
-

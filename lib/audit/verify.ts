@@ -20,7 +20,13 @@ import { FileAuditAnchor } from './anchor.js';
 import type { AnchoredHead, ChainHead } from './chain-verifier.js';
 import { ChainVerifier } from './chain-verifier.js';
 import type { CheckpointPayload, StoredCheckpoint } from './checkpoint.js';
-import { CHECKPOINT_GENESIS_HASH, checkpointHashOf, listCheckpoints, publicKeyFromJwk, verifyCheckpointJws } from './checkpoint.js';
+import {
+  CHECKPOINT_GENESIS_HASH,
+  checkpointHashOf,
+  listCheckpoints,
+  publicKeyFromJwk,
+  verifyCheckpointJws,
+} from './checkpoint.js';
 import { readChainRows } from './rows.js';
 
 export interface AuditVerification {
@@ -35,7 +41,9 @@ export interface AuditVerification {
 
 async function readHead(client: PoolClient): Promise<(ChainHead & { chainId: string | undefined }) | undefined> {
   // chain_id arrives with the checkpoint migration; tolerate its absence for the chain-only check.
-  const head = await client.query<{ seq: string; hash: Buffer; chain_id?: string }>('SELECT seq::text AS seq, hash, to_jsonb(h) ->> \'chain_id\' AS chain_id FROM audit_head h');
+  const head = await client.query<{ seq: string; hash: Buffer; chain_id?: string }>(
+    "SELECT seq::text AS seq, hash, to_jsonb(h) ->> 'chain_id' AS chain_id FROM audit_head h",
+  );
   const r = head.rows[0];
   return r ? { seq: Number(r.seq), hash: r.hash, chainId: r.chain_id ?? undefined } : undefined;
 }
@@ -72,11 +80,18 @@ export async function verifyAuditChain(pool: Pool, opts: { batchSize?: number } 
   checkBatchSize(batchSize);
   return inSnapshot(pool, async (client) => {
     const head = await readHead(client);
-    if (!head) return { ok: false, eventsChecked: 0, headSeq: 0, firstBrokenSeq: 1, reason: 'audit head row is missing' };
+    if (!head)
+      return { ok: false, eventsChecked: 0, headSeq: 0, firstBrokenSeq: 1, reason: 'audit head row is missing' };
     const r = await walk(client, [], head, batchSize);
     return r.ok
       ? { ok: true, eventsChecked: r.eventsChecked, headSeq: head.seq }
-      : { ok: false, eventsChecked: r.eventsChecked, headSeq: head.seq, firstBrokenSeq: r.firstBrokenSeq, reason: r.reason };
+      : {
+          ok: false,
+          eventsChecked: r.eventsChecked,
+          headSeq: head.seq,
+          firstBrokenSeq: r.firstBrokenSeq,
+          reason: r.reason,
+        };
   });
 }
 
@@ -135,12 +150,22 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
     const base = { anchor: anchor.description, anchorLines: lines ? lines.length : null };
     if (!head) {
       return {
-        ok: false, eventsChecked: 0, headSeq: 0, firstBrokenSeq: 1, reason: 'audit head row is missing',
-        checkpoints: 0, keySource: 'none', checkpointProblems: [], elapsedMs: performance.now() - t0, ...base,
+        ok: false,
+        eventsChecked: 0,
+        headSeq: 0,
+        firstBrokenSeq: 1,
+        reason: 'audit head row is missing',
+        checkpoints: 0,
+        keySource: 'none',
+        checkpointProblems: [],
+        elapsedMs: performance.now() - t0,
+        ...base,
       };
     }
     const dbCheckpoints = await listCheckpoints(client);
-    const dbKeys = await client.query<{ kid: string; public_jwk: JWK }>('SELECT kid, public_jwk FROM audit_signing_keys ORDER BY kid');
+    const dbKeys = await client.query<{ kid: string; public_jwk: JWK }>(
+      'SELECT kid, public_jwk FROM audit_signing_keys ORDER BY kid',
+    );
 
     // Trusted keys: the purpose-key source; else the anchor's; else the database's. Disagreements are problems.
     const keys = new Map<string, KeyObject>();
@@ -164,11 +189,12 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
       keySource = 'purpose-keys';
       for (const k of opts.verificationKeys) addKey(k.kid, k.publicJwk, 'purpose-key source');
     }
-    for (const l of lines ?? []) if ('entry' in l) {
-      if (keySource === 'none') keySource = 'anchor';
-      if (opts.verificationKeys && !keys.has(l.entry.kid)) continue; // reported when its signature is checked
-      addKey(l.entry.kid, l.entry.publicJwk, `anchor (line ${l.line})`);
-    }
+    for (const l of lines ?? [])
+      if ('entry' in l) {
+        if (keySource === 'none') keySource = 'anchor';
+        if (opts.verificationKeys && !keys.has(l.entry.kid)) continue; // reported when its signature is checked
+        addKey(l.entry.kid, l.entry.publicJwk, `anchor (line ${l.line})`);
+      }
     for (const k of dbKeys.rows) {
       if (keySource === 'none') keySource = 'database';
       if (opts.verificationKeys && !keys.has(k.kid)) continue;
@@ -183,7 +209,10 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
     let prevEventSeq = 0;
     let expectedCp = 1;
     if (!lines) {
-      if (dbCheckpoints.length > 0) problem({ reason: `the anchor ${anchor.description} does not exist, the database holds ${dbCheckpoints.length} checkpoints` });
+      if (dbCheckpoints.length > 0)
+        problem({
+          reason: `the anchor ${anchor.description} does not exist, the database holds ${dbCheckpoints.length} checkpoints`,
+        });
     } else {
       for (const l of lines) {
         if ('error' in l) {
@@ -199,24 +228,46 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
         }
         const p = verified.payload;
         if (p.chainId !== head.chainId) {
-          problem({ ...at, reason: `anchor line ${l.line} belongs to another audit chain (${p.chainId}; this database: ${head.chainId ?? 'none'})` });
+          problem({
+            ...at,
+            reason: `anchor line ${l.line} belongs to another audit chain (${p.chainId}; this database: ${head.chainId ?? 'none'})`,
+          });
           continue;
         }
-        if (e.checkpointSeq !== p.checkpointSeq || e.eventSeq !== p.eventSeq || e.headHash !== p.headHash || e.kid !== p.kid || e.chainId !== p.chainId) {
+        if (
+          e.checkpointSeq !== p.checkpointSeq ||
+          e.eventSeq !== p.eventSeq ||
+          e.headHash !== p.headHash ||
+          e.kid !== p.kid ||
+          e.chainId !== p.chainId
+        ) {
           problem({ ...at, reason: `anchor line ${l.line} was altered: its fields differ from its signed payload` });
         }
         if (p.checkpointSeq !== expectedCp) {
-          problem({ ...at, reason: `anchor line ${l.line} holds checkpoint ${p.checkpointSeq}, expected ${expectedCp}: anchor lines are missing or out of order` });
+          problem({
+            ...at,
+            reason: `anchor line ${l.line} holds checkpoint ${p.checkpointSeq}, expected ${expectedCp}: anchor lines are missing or out of order`,
+          });
         } else if (p.previousCheckpointHash !== prevHash) {
-          problem({ ...at, reason: `anchored checkpoint ${p.checkpointSeq} does not chain to checkpoint ${p.checkpointSeq - 1}` });
+          problem({
+            ...at,
+            reason: `anchored checkpoint ${p.checkpointSeq} does not chain to checkpoint ${p.checkpointSeq - 1}`,
+          });
         } else if (p.eventSeq < prevEventSeq) {
-          problem({ ...at, reason: `anchored checkpoint ${p.checkpointSeq} covers fewer events than checkpoint ${p.checkpointSeq - 1}` });
+          problem({
+            ...at,
+            reason: `anchored checkpoint ${p.checkpointSeq} covers fewer events than checkpoint ${p.checkpointSeq - 1}`,
+          });
         }
         expectedCp = p.checkpointSeq + 1;
         prevHash = checkpointHashOf(e.jws);
         prevEventSeq = p.eventSeq;
         if (!anchored.has(p.checkpointSeq)) anchored.set(p.checkpointSeq, { jws: e.jws, payload: p });
-        trusted.push({ checkpointSeq: p.checkpointSeq, eventSeq: p.eventSeq, headHash: Buffer.from(p.headHash, 'hex') });
+        trusted.push({
+          checkpointSeq: p.checkpointSeq,
+          eventSeq: p.eventSeq,
+          headHash: Buffer.from(p.headHash, 'hex'),
+        });
       }
     }
 
@@ -228,7 +279,8 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
       const at = { checkpointSeq: cp.checkpointSeq };
       if (cp.checkpointSeq !== expectedDb && !lines) {
         // With an anchor, a missing one is reported below, against the anchor.
-        for (let k = expectedDb; k < cp.checkpointSeq && k < expectedDb + 5; k++) problem({ checkpointSeq: k, reason: `checkpoint ${k} is missing from the database` });
+        for (let k = expectedDb; k < cp.checkpointSeq && k < expectedDb + 5; k++)
+          problem({ checkpointSeq: k, reason: `checkpoint ${k} is missing from the database` });
       }
       expectedDb = cp.checkpointSeq + 1;
       const verified = await verifyCheckpointJws(cp.jws, keys);
@@ -238,27 +290,43 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
       }
       const p = verified.payload;
       if (!sameColumns(cp, p) || checkpointHashOf(cp.jws) !== cp.checkpointHash) {
-        problem({ ...at, reason: `database checkpoint ${cp.checkpointSeq} was altered: its columns differ from its signed payload` });
+        problem({
+          ...at,
+          reason: `database checkpoint ${cp.checkpointSeq} was altered: its columns differ from its signed payload`,
+        });
       }
       if (lines) {
         const a = anchored.get(cp.checkpointSeq);
         if (!a) problem({ ...at, reason: `checkpoint ${cp.checkpointSeq} is in the database but not in the anchor` });
-        else if (a.jws !== cp.jws) problem({ ...at, reason: `checkpoint ${cp.checkpointSeq} differs between the database and the anchor` });
+        else if (a.jws !== cp.jws)
+          problem({ ...at, reason: `checkpoint ${cp.checkpointSeq} differs between the database and the anchor` });
       } else if (p.chainId === head.chainId) {
         // No anchor: the database's signed checkpoints are the best evidence there is.
-        trusted.push({ checkpointSeq: p.checkpointSeq, eventSeq: p.eventSeq, headHash: Buffer.from(p.headHash, 'hex') });
+        trusted.push({
+          checkpointSeq: p.checkpointSeq,
+          eventSeq: p.eventSeq,
+          headHash: Buffer.from(p.headHash, 'hex'),
+        });
       }
     }
     for (const k of anchored.keys()) {
-      if (!inDb.has(k)) problem({ checkpointSeq: k, reason: `checkpoint ${k} is in the anchor but missing from the database` });
+      if (!inDb.has(k))
+        problem({ checkpointSeq: k, reason: `checkpoint ${k} is in the anchor but missing from the database` });
     }
 
     const chain = await walk(client, trusted, head, batchSize);
     if (chain.ok) {
-      const best = trusted.reduce<AnchoredHead | undefined>((m, c) => (!m || c.checkpointSeq > m.checkpointSeq ? c : m), undefined);
+      const best = trusted.reduce<AnchoredHead | undefined>(
+        (m, c) => (!m || c.checkpointSeq > m.checkpointSeq ? c : m),
+        undefined,
+      );
       if (best) {
         const p = anchored.get(best.checkpointSeq)?.payload;
-        lastTrusted = { checkpointSeq: best.checkpointSeq, eventSeq: best.eventSeq, createdAt: p?.createdAt ?? dbCheckpoints.find((c) => c.checkpointSeq === best.checkpointSeq)?.createdAt ?? '' };
+        lastTrusted = {
+          checkpointSeq: best.checkpointSeq,
+          eventSeq: best.eventSeq,
+          createdAt: p?.createdAt ?? dbCheckpoints.find((c) => c.checkpointSeq === best.checkpointSeq)?.createdAt ?? '',
+        };
       }
     }
     problems.sort((a, b) => (a.checkpointSeq ?? 0) - (b.checkpointSeq ?? 0));

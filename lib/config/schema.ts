@@ -9,7 +9,13 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors/index.js';
-import { checkSecretRef, containsPrivateKeyMaterial, parseSecretRef, resolveSecret, resolveSecretSync } from './secrets.js';
+import {
+  checkSecretRef,
+  containsPrivateKeyMaterial,
+  parseSecretRef,
+  resolveSecret,
+  resolveSecretSync,
+} from './secrets.js';
 import { secretRootsProblem, storedSecretPolicyFromConfig } from './stored-secret-refs.js';
 
 const hostPort = z
@@ -62,7 +68,10 @@ export const configSchema = z.object({
    */
   EHR_VENDOR_RATE_LIMITS: z
     .string()
-    .regex(/^[a-z][a-z0-9-]{1,31}=\d{1,6}\/\d{1,5}(,[a-z][a-z0-9-]{1,31}=\d{1,6}\/\d{1,5})*$/, 'expected vendor=requests/seconds[,…]')
+    .regex(
+      /^[a-z][a-z0-9-]{1,31}=\d{1,6}\/\d{1,5}(,[a-z][a-z0-9-]{1,31}=\d{1,6}\/\d{1,5})*$/,
+      'expected vendor=requests/seconds[,…]',
+    )
     .optional(),
   /** How often workers look for new rate-limited vendor endpoints to serve (seconds). */
   EHR_ENDPOINT_QUEUE_RECHECK_SECONDS: positiveInt.max(3_600).default(10),
@@ -75,7 +84,11 @@ export const configSchema = z.object({
   /** A KMS-compatible endpoint (tests: moto's server); omit for AWS. */
   EHR_AWS_KMS_ENDPOINT: z.string().url().optional(),
   /** Minimum time between scheduling a key version's destruction and destroying it. */
-  EHR_KEY_DESTROY_DELAY_SECONDS: z.coerce.number().int().nonnegative().default(7 * 24 * 3600),
+  EHR_KEY_DESTROY_DELAY_SECONDS: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .default(7 * 24 * 3600),
 
   // Audit trail (lib/audit): signed checkpoints every N events or T seconds, copied to an anchor outside the database.
   EHR_AUDIT_ANCHOR_PATH: z.string().min(1).default('.data/audit-anchor.jsonl'),
@@ -131,9 +144,12 @@ export type Config = z.infer<typeof configSchema>;
 export type ConfigField = keyof Config;
 
 /** Field names with whether each must be supplied (no default). */
-export const configFields: ReadonlyArray<{ name: ConfigField; required: boolean }> = Object.entries(configSchema.shape).map(
-  ([name, schema]) => ({ name: name as ConfigField, required: !(schema instanceof z.ZodDefault || schema instanceof z.ZodOptional) }),
-);
+export const configFields: ReadonlyArray<{ name: ConfigField; required: boolean }> = Object.entries(
+  configSchema.shape,
+).map(([name, schema]) => ({
+  name: name as ConfigField,
+  required: !(schema instanceof z.ZodDefault || schema instanceof z.ZodOptional),
+}));
 
 /**
  * Fields that hold secrets, and how they must be given:
@@ -210,7 +226,11 @@ export async function loadConfigWithSecrets(env: Record<string, string | undefin
   return loadPicked(picked, env, resolved);
 }
 
-function loadPicked(picked: Record<string, string>, env: Record<string, string | undefined>, alreadyResolved: Set<ConfigField>): Config {
+function loadPicked(
+  picked: Record<string, string>,
+  env: Record<string, string | undefined>,
+  alreadyResolved: Set<ConfigField>,
+): Config {
   const fromReference = new Set<ConfigField>(alreadyResolved);
   for (const [field, value] of Object.entries(picked) as Array<[ConfigField, string]>) {
     const rule = SECRET_FIELDS[field];
@@ -219,18 +239,25 @@ function loadPicked(picked: Record<string, string>, env: Record<string, string |
       fromReference.add(field);
     } else if (rule === 'reference') {
       if (!parseSecretRef(value)) {
-        throw new ConfigError(field, 'is a secret and must be given by reference (file:<absolute path> with mode 0600, or env:<VAR>), not inline');
+        throw new ConfigError(
+          field,
+          'is a secret and must be given by reference (file:<absolute path> with mode 0600, or env:<VAR>), not inline',
+        );
       }
       checkSecretRef(value, { field, env });
     } else if (!fromReference.has(field) && containsPrivateKeyMaterial(value)) {
-      throw new ConfigError(field, 'inlines a private key; give it by reference (file:<absolute path> with mode 0600, or env:<VAR>)');
+      throw new ConfigError(
+        field,
+        'inlines a private key; give it by reference (file:<absolute path> with mode 0600, or env:<VAR>)',
+      );
     }
   }
   const result = configSchema.safeParse(picked);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const field = issue.path.join('.') || 'configuration';
-    const problem = issue.code === 'invalid_type' && picked[field] === undefined ? 'is required but not set' : issue.message;
+    const problem =
+      issue.code === 'invalid_type' && picked[field] === undefined ? 'is required but not set' : issue.message;
     const via = fromReference.has(field as ConfigField) ? ' (in the value its secret reference names)' : '';
     throw new ConfigError(field, `${problem}${via}`);
   }

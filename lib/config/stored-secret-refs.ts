@@ -80,14 +80,20 @@ export function secretRootsProblem(value: string): string | undefined {
 }
 
 /** Normalises roots and exclusions to absolute paths; refuses a root that lies inside an excluded path. */
-export function storedSecretPolicy(input: { roots: readonly string[]; excluded?: readonly string[] }): StoredSecretPolicy {
+export function storedSecretPolicy(input: {
+  roots: readonly string[];
+  excluded?: readonly string[];
+}): StoredSecretPolicy {
   const roots = [...new Set(input.roots.map((r) => path.resolve(r)))];
   const excluded = [...new Set((input.excluded ?? []).map((e) => path.resolve(e)))];
   for (const root of roots) {
     const problem = secretRootsProblem(root);
     if (problem) throw new ConfigError('EHR_SECRET_ROOTS', problem);
     if (excluded.some((e) => isUnder(root, e))) {
-      throw new ConfigError('EHR_SECRET_ROOTS', 'a secret root must not lie inside EHR_KEK_DIR or the database password file');
+      throw new ConfigError(
+        'EHR_SECRET_ROOTS',
+        'a secret root must not lie inside EHR_KEK_DIR or the database password file',
+      );
     }
   }
   return { roots, excluded };
@@ -104,7 +110,11 @@ export function storedSecretPolicyFromConfig(
 ): StoredSecretPolicy {
   const extra = settings.EHR_SECRET_ROOTS ? settings.EHR_SECRET_ROOTS.split(':').map((r) => r.trim()) : [];
   const roots = [settings.EHR_SECRETS_DIR, ...extra];
-  const excluded = [settings.EHR_KEK_DIR, path.join(os.homedir(), '.pgpass'), ...(env.PGPASSFILE ? [env.PGPASSFILE] : [])];
+  const excluded = [
+    settings.EHR_KEK_DIR,
+    path.join(os.homedir(), '.pgpass'),
+    ...(env.PGPASSFILE ? [env.PGPASSFILE] : []),
+  ];
   return storedSecretPolicy({ roots, excluded });
 }
 
@@ -123,7 +133,8 @@ export function lexicalPathProblem(target: string, policy: StoredSecretPolicy): 
  * answers for the same policy), or undefined. No filesystem access.
  */
 export function storedSecretRefRule(ref: string, policy: StoredSecretPolicy): SecretRefRule | undefined {
-  const parsed = typeof ref === 'string' && Array.from(ref).length <= 2048 && !CONTROL.test(ref) ? parseSecretRef(ref) : undefined;
+  const parsed =
+    typeof ref === 'string' && Array.from(ref).length <= 2048 && !CONTROL.test(ref) ? parseSecretRef(ref) : undefined;
   if (!parsed) return 'not-a-reference';
   if (parsed.scheme === 'env') return VENDOR_SECRET_ENV.test(parsed.target) ? undefined : 'env-prefix';
   if (parsed.scheme !== 'file') return undefined;
@@ -157,11 +168,17 @@ export function assertStoredSecretRefAllowed(ref: string, opts: { field: string;
     real = fs.realpathSync.native(parsed.target);
     stat = fs.statSync(real);
   } catch (err) {
-    throw new ConfigError(opts.field, `the file its reference names cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new ConfigError(
+      opts.field,
+      `the file its reference names cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   if (real !== parsed.target) {
     const { roots, excluded } = opts.policy;
-    const resolved = { roots: [...roots, ...roots.map(realpathOr)], excluded: [...excluded, ...excluded.map(realpathOr)] };
+    const resolved = {
+      roots: [...roots, ...roots.map(realpathOr)],
+      excluded: [...excluded, ...excluded.map(realpathOr)],
+    };
     if (lexicalPathProblem(real, resolved)) return refuse('symlink-escape');
   }
   if (stat.isFile() && stat.nlink > 1) return refuse('hard-link');

@@ -24,7 +24,8 @@ export interface ClientAssertionInput {
 }
 
 function nonEmpty(name: string, value: unknown): void {
-  if (typeof value !== 'string' || value.length === 0) throw new InvalidArgumentError(name, 'must be a non-empty string');
+  if (typeof value !== 'string' || value.length === 0)
+    throw new InvalidArgumentError(name, 'must be a non-empty string');
 }
 
 export async function signClientAssertion(input: ClientAssertionInput): Promise<string> {
@@ -34,7 +35,10 @@ export async function signClientAssertion(input: ClientAssertionInput): Promise<
   nonEmpty('kid', kid);
   if (alg !== 'ES384' && alg !== 'RS384') throw new InvalidArgumentError('alg', 'must be ES384 or RS384');
   if (!Number.isInteger(lifetimeSeconds) || lifetimeSeconds < 1 || lifetimeSeconds > MAX_ASSERTION_LIFETIME_SECONDS) {
-    throw new InvalidArgumentError('lifetimeSeconds', `must be an integer from 1 to ${MAX_ASSERTION_LIFETIME_SECONDS} (exp ≤ 5 minutes)`);
+    throw new InvalidArgumentError(
+      'lifetimeSeconds',
+      `must be an integer from 1 to ${MAX_ASSERTION_LIFETIME_SECONDS} (exp ≤ 5 minutes)`,
+    );
   }
   const nowMs = (now ?? new Date()).getTime();
   if (!Number.isFinite(nowMs)) throw new InvalidArgumentError('now', 'must be a valid date');

@@ -27,14 +27,19 @@ export function fromWire(body: unknown): Payload[] {
       if (typeof metadata !== 'object') throw new Error(`payloads[${i}].metadata must be an object`);
       for (const [k, v] of Object.entries(metadata)) meta[k] = b64(v, `payloads[${i}].metadata.${k.slice(0, 40)}`);
     }
-    return { metadata: meta, data: data === undefined || data === null ? new Uint8Array() : b64(data, `payloads[${i}].data`) };
+    return {
+      metadata: meta,
+      data: data === undefined || data === null ? new Uint8Array() : b64(data, `payloads[${i}].data`),
+    };
   });
 }
 
 export function toWire(payloads: Payload[]): { payloads: WirePayload[] } {
   return {
     payloads: payloads.map((p) => ({
-      metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v ?? new Uint8Array()).toString('base64')])),
+      metadata: Object.fromEntries(
+        Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v ?? new Uint8Array()).toString('base64')]),
+      ),
       data: Buffer.from(p.data ?? new Uint8Array()).toString('base64'),
     })),
   };

@@ -111,8 +111,10 @@ export function encryptRecord(dek: DataKey, ctx: RecordContext, plaintext: Buffe
   if (dek.tenantId !== ctx.tenantId) {
     throw new PolicyViolationError('tenant-isolation', 'a data key may only encrypt its own tenant records');
   }
-  if (!isValidVersion(dek.version)) throw new InvalidArgumentError('data key version', 'must be an integer in 1..2^32-1');
-  if (!Buffer.isBuffer(dek.key) || dek.key.length !== KEY_BYTES) throw new InvalidArgumentError('data key', 'must be 32 bytes');
+  if (!isValidVersion(dek.version))
+    throw new InvalidArgumentError('data key version', 'must be an integer in 1..2^32-1');
+  if (!Buffer.isBuffer(dek.key) || dek.key.length !== KEY_BYTES)
+    throw new InvalidArgumentError('data key', 'must be 32 bytes');
   if (!Buffer.isBuffer(plaintext)) throw new InvalidArgumentError('plaintext', 'must be a Buffer');
 
   const header = encodeHeader(tenantKeyId(ctx.tenantId), dek.version);
@@ -126,8 +128,10 @@ export function encryptRecord(dek: DataKey, ctx: RecordContext, plaintext: Buffe
 export async function decryptRecord(ciphertext: Buffer, ctx: RecordContext, lookup: DataKeyLookup): Promise<Buffer> {
   assertContext(ctx);
   const header = readHeader(ciphertext);
-  if (ciphertext.length < header.headerLength + IV_BYTES + TAG_BYTES) throw new DecryptionError('ciphertext is malformed');
-  if (header.keyId !== tenantKeyId(ctx.tenantId)) throw new DecryptionError('ciphertext key id does not belong to this tenant');
+  if (ciphertext.length < header.headerLength + IV_BYTES + TAG_BYTES)
+    throw new DecryptionError('ciphertext is malformed');
+  if (header.keyId !== tenantKeyId(ctx.tenantId))
+    throw new DecryptionError('ciphertext key id does not belong to this tenant');
   if (!isValidVersion(header.keyVersion)) throw new DecryptionError('ciphertext key version is invalid');
 
   let dek: DataKey;

@@ -64,7 +64,10 @@ export class EncryptionPayloadCodec implements PayloadCodec {
   private readonly byIdCache = new Map<string, Cached>();
   private readonly ttlMs: number;
 
-  constructor(private readonly keys: PayloadKeySource, options: PayloadCodecOptions = {}) {
+  constructor(
+    private readonly keys: PayloadKeySource,
+    options: PayloadCodecOptions = {},
+  ) {
     this.ttlMs = options.cacheTtlMs ?? 30_000;
   }
 
@@ -108,7 +111,9 @@ export class EncryptionPayloadCodec implements PayloadCodec {
     let cached = this.byIdCache.get(keyId);
     if (!this.fresh(cached)) {
       const key = this.keys.byId(keyId).then(checkKey, (err: unknown) => {
-        throw err instanceof DecryptionError ? err : new DecryptionError(`payload key ${JSON.stringify(keyId)} is not available`);
+        throw err instanceof DecryptionError
+          ? err
+          : new DecryptionError(`payload key ${JSON.stringify(keyId)} is not available`);
       });
       cached = { at: Date.now(), key };
       this.byIdCache.set(keyId, cached);
@@ -147,7 +152,8 @@ export function encryptPayload(key: PayloadKey, payload: Payload): Payload {
 
 export function decryptPayload(key: PayloadKey, payload: Payload): Payload {
   const keyId = payloadKeyId(payload);
-  if (keyId !== key.keyId) throw new DecryptionError(`payload names key ${JSON.stringify(keyId ?? '')}, not ${JSON.stringify(key.keyId)}`);
+  if (keyId !== key.keyId)
+    throw new DecryptionError(`payload names key ${JSON.stringify(keyId ?? '')}, not ${JSON.stringify(key.keyId)}`);
   const data = payload.data ? Buffer.from(payload.data) : Buffer.alloc(0);
   if (data.length < 1 + IV_BYTES + TAG_BYTES || data[0] !== FORMAT_V1) {
     throw new DecryptionError(`encrypted payload (key ${JSON.stringify(keyId)}) is truncated or has an unknown format`);
@@ -174,7 +180,11 @@ export function decryptPayload(key: PayloadKey, payload: Payload): Payload {
 function isPayloadLike(value: unknown): value is Payload {
   if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return false;
   const metadata = (value as { metadata?: unknown }).metadata;
-  return metadata !== null && typeof metadata === 'object' && (metadata as Record<string, unknown>).encoding instanceof Uint8Array;
+  return (
+    metadata !== null &&
+    typeof metadata === 'object' &&
+    (metadata as Record<string, unknown>).encoding instanceof Uint8Array
+  );
 }
 
 /**
@@ -186,7 +196,9 @@ export async function convertPayloadsIn<T>(root: T, convert: (payloads: Payload[
   const slots: Array<{ parent: Record<string, unknown> | unknown[]; key: string | number; payload: Payload }> = [];
   const visit = (value: unknown): void => {
     if (value === null || typeof value !== 'object' || value instanceof Uint8Array) return;
-    const entries: Array<[string | number, unknown]> = Array.isArray(value) ? value.map((v, i) => [i, v]) : Object.entries(value);
+    const entries: Array<[string | number, unknown]> = Array.isArray(value)
+      ? value.map((v, i) => [i, v])
+      : Object.entries(value);
     for (const [key, child] of entries) {
       if (isPayloadLike(child)) slots.push({ parent: value as Record<string, unknown>, key, payload: child });
       else visit(child);
@@ -195,7 +207,8 @@ export async function convertPayloadsIn<T>(root: T, convert: (payloads: Payload[
   visit(root);
   if (slots.length === 0) return root;
   const converted = await convert(slots.map((s) => s.payload));
-  if (converted.length !== slots.length) throw new DecryptionError(`expected ${slots.length} payloads back, got ${converted.length}`);
+  if (converted.length !== slots.length)
+    throw new DecryptionError(`expected ${slots.length} payloads back, got ${converted.length}`);
   slots.forEach((s, i) => ((s.parent as Record<string | number, unknown>)[s.key] = converted[i]));
   return root;
 }

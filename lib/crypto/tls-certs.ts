@@ -31,12 +31,21 @@ async function keyPair(): Promise<CryptoKeyPair> {
 
 async function privateKeyPem(key: CryptoKey): Promise<string> {
   const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
-  return `-----BEGIN PRIVATE KEY-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END PRIVATE KEY-----\n`;
+  return `-----BEGIN PRIVATE KEY-----\n${der
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '')}\n-----END PRIVATE KEY-----\n`;
 }
 
-const serial = () => randomBytes(12).toString('hex').replace(/^[89a-f]/, '1');
+const serial = () =>
+  randomBytes(12)
+    .toString('hex')
+    .replace(/^[89a-f]/, '1');
 
-export async function createCertificateAuthority(commonName = 'ehr-connectors dev CA', days = 365): Promise<CertificateAuthority> {
+export async function createCertificateAuthority(
+  commonName = 'ehr-connectors dev CA',
+  days = 365,
+): Promise<CertificateAuthority> {
   const keys = await keyPair();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -51,7 +60,11 @@ export async function createCertificateAuthority(commonName = 'ehr-connectors de
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
-  return { certPem: cert.toString('pem'), keyPem: await privateKeyPem(keys.privateKey), issuer: { cert, privateKey: keys.privateKey } };
+  return {
+    certPem: cert.toString('pem'),
+    keyPem: await privateKeyPem(keys.privateKey),
+    issuer: { cert, privateKey: keys.privateKey },
+  };
 }
 
 export interface IssueOptions {
@@ -64,7 +77,9 @@ export interface IssueOptions {
 
 export async function issueCertificate(ca: CertificateAuthority, opts: IssueOptions): Promise<PemPair> {
   const keys = await keyPair();
-  const altNames = (opts.altNames ?? []).map((n) => (/^[\d.]+$|:/.test(n) ? { type: 'ip' as const, value: n } : { type: 'dns' as const, value: n }));
+  const altNames = (opts.altNames ?? []).map((n) =>
+    /^[\d.]+$|:/.test(n) ? { type: 'ip' as const, value: n } : { type: 'dns' as const, value: n },
+  );
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: `CN=${opts.commonName}`,
@@ -77,7 +92,9 @@ export async function issueCertificate(ca: CertificateAuthority, opts: IssueOpti
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyAgreement, true),
-      new x509.ExtendedKeyUsageExtension([opts.usage === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth]),
+      new x509.ExtendedKeyUsageExtension([
+        opts.usage === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth,
+      ]),
       ...(altNames.length > 0 ? [new x509.SubjectAlternativeNameExtension(altNames)] : []),
       await x509.AuthorityKeyIdentifierExtension.create(ca.issuer.cert),
     ],

@@ -40,7 +40,10 @@ export async function recordBreakerTransition(db: Queryable, t: BreakerTransitio
 }
 
 /** Health rows by integration id; an integration without a row has never left `closed`. */
-export async function readIntegrationHealth(db: Queryable, integrationIds: readonly string[]): Promise<Map<string, IntegrationHealth>> {
+export async function readIntegrationHealth(
+  db: Queryable,
+  integrationIds: readonly string[],
+): Promise<Map<string, IntegrationHealth>> {
   if (integrationIds.length === 0) return new Map();
   const res = await db.query<Row>('SELECT * FROM integration_health WHERE integration_id = ANY($1)', [integrationIds]);
   return new Map(

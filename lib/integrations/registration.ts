@@ -11,7 +11,13 @@ import type { ResourceType } from '../domain.js';
 import { ID_PATTERN, RESOURCE_TYPES, isResourceType } from '../domain.js';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
 import type { Purpose } from '../fhir/classification.js';
-import { DEFAULT_PURPOSE, PURPOSES, assertTypesWithinPurpose, isPurpose, purposePolicy } from '../fhir/classification.js';
+import {
+  DEFAULT_PURPOSE,
+  PURPOSES,
+  assertTypesWithinPurpose,
+  isPurpose,
+  purposePolicy,
+} from '../fhir/classification.js';
 import { generateIntegrationSigningKey, jwksUrlFor } from '../keys/signing-keys.js';
 import type { Integration } from './repository.js';
 import { createIntegration, getIntegration } from './repository.js';
@@ -57,8 +63,13 @@ export interface RegisterIntegrationRequest {
   jwksPublicUrl?: string;
 }
 
-export async function registerIntegration(pool: Pool, req: RegisterIntegrationRequest, ctx: AuditContext): Promise<Integration> {
-  if (!ID_PATTERN.test(req.id)) throw new InvalidArgumentError('integration id', 'use 1-63 lowercase letters, digits or hyphens');
+export async function registerIntegration(
+  pool: Pool,
+  req: RegisterIntegrationRequest,
+  ctx: AuditContext,
+): Promise<Integration> {
+  if (!ID_PATTERN.test(req.id))
+    throw new InvalidArgumentError('integration id', 'use 1-63 lowercase letters, digits or hyphens');
   const profile = profileFor(req.vendor);
   const authMethod = parseAuthMethod(profile, req.authMethod);
   const purpose = parsePurpose(req.purpose);
@@ -72,12 +83,18 @@ export async function registerIntegration(pool: Pool, req: RegisterIntegrationRe
     throw new InvalidArgumentError('--alg', `${profile.name} accepts ${profile.auth.algorithms.value.join(', ')}`);
   }
   if (!(await tenantExists(pool, req.tenantId))) throw new NotFoundError('tenant', req.tenantId);
-  const existing = await getIntegration(pool, req.id).catch((err: unknown) => (err instanceof NotFoundError ? undefined : Promise.reject(err)));
+  const existing = await getIntegration(pool, req.id).catch((err: unknown) =>
+    err instanceof NotFoundError ? undefined : Promise.reject(err),
+  );
   if (existing) throw new ConflictError('integration', req.id);
   if (req.vendor === 'sandbox' && !req.sandboxAdmin && !req.clientId) {
-    throw new InvalidArgumentError('sandbox', 'no running sandbox to register with: start the dev stack (`ehrctl dev up`)');
+    throw new InvalidArgumentError(
+      'sandbox',
+      'no running sandbox to register with: start the dev stack (`ehrctl dev up`)',
+    );
   }
-  if (!req.sandboxAdmin && !req.clientId) throw new InvalidArgumentError('--client-id', `required for vendor ${req.vendor} (the vendor assigns it)`);
+  if (!req.sandboxAdmin && !req.clientId)
+    throw new InvalidArgumentError('--client-id', `required for vendor ${req.vendor} (the vendor assigns it)`);
 
   // Checked before any of them is read or sent (register_integration checks them again when stored).
   const scope = { stage: 'registration' as const, tenantId: req.tenantId, integrationId: req.id };
@@ -89,56 +106,77 @@ export async function registerIntegration(pool: Pool, req: RegisterIntegrationRe
   if (material.clientSecretRef) checkSecretRef(material.clientSecretRef, { field: '--client-secret-ref' });
   const tls = req.tlsRefs ? await loadVendorTls(req.tlsRefs) : undefined;
   const tokenUrl = await discoverTokenEndpoint(baseUrl, tls);
-  const key = authMethod === 'private_key_jwt' ? await generateIntegrationSigningKey({ alg, secretsDir: req.secretsDir, integrationId: req.id }) : undefined;
+  const key =
+    authMethod === 'private_key_jwt'
+      ? await generateIntegrationSigningKey({ alg, secretsDir: req.secretsDir, integrationId: req.id })
+      : undefined;
   const publicJwk = key ? { ...key.publicJwk, kid: key.kid, alg, use: 'sig' } : null;
   let clientId = req.clientId;
   if (req.sandboxAdmin) {
-    clientId = await registerSandboxClient(req.sandboxAdmin, profile, {
-      authMethod,
-      scopes: scopesFor(profile, resourceTypes),
-      ...(req.jwksPublicUrl ? { jwksUri: jwksUrlFor(req.jwksPublicUrl, req.id) } : {}),
-      ...(publicJwk ? { publicJwk } : {}),
-      clientSecretRef: material.clientSecretRef,
-      ...(tls ? { tls } : {}),
-    }, { clientId });
+    clientId = await registerSandboxClient(
+      req.sandboxAdmin,
+      profile,
+      {
+        authMethod,
+        scopes: scopesFor(profile, resourceTypes),
+        ...(req.jwksPublicUrl ? { jwksUri: jwksUrlFor(req.jwksPublicUrl, req.id) } : {}),
+        ...(publicJwk ? { publicJwk } : {}),
+        clientSecretRef: material.clientSecretRef,
+        ...(tls ? { tls } : {}),
+      },
+      { clientId },
+    );
   }
-  return auditingSecretRefRefusals(pool, ctx, scope, () => createIntegration(
-    pool,
-    {
-      id: req.id,
-      tenantId: req.tenantId,
-      vendor: req.vendor,
-      baseUrl,
-      tokenUrl,
-      clientId: clientId!,
-      authMethod,
-      signingAlg: key ? alg : null,
-      signingKid: key?.kid ?? null,
-      publicJwk,
-      privateKeyRef: key?.privateKeyRef ?? null,
-      clientSecretRef: material.clientSecretRef,
-      tlsRefs: material.tlsRefs,
-      vendorParams,
-      resourceTypes,
-      purpose,
-      // The vendor's compensating controls become this integration's own settings (overridable with a reason).
-      ...integrationDefaults(profile, authMethod),
-    },
-    ctx,
-  ));
+  return auditingSecretRefRefusals(pool, ctx, scope, () =>
+    createIntegration(
+      pool,
+      {
+        id: req.id,
+        tenantId: req.tenantId,
+        vendor: req.vendor,
+        baseUrl,
+        tokenUrl,
+        clientId: clientId!,
+        authMethod,
+        signingAlg: key ? alg : null,
+        signingKid: key?.kid ?? null,
+        publicJwk,
+        privateKeyRef: key?.privateKeyRef ?? null,
+        clientSecretRef: material.clientSecretRef,
+        tlsRefs: material.tlsRefs,
+        vendorParams,
+        resourceTypes,
+        purpose,
+        // The vendor's compensating controls become this integration's own settings (overridable with a reason).
+        ...integrationDefaults(profile, authMethod),
+      },
+      ctx,
+    ),
+  );
 }
 
 /** What to hand the vendor's app registration for this integration (nothing secret). */
-export function vendorNeeds(i: Integration, jwksPublicUrl: string | undefined, tls?: VendorTls): Record<string, unknown> {
+export function vendorNeeds(
+  i: Integration,
+  jwksPublicUrl: string | undefined,
+  tls?: VendorTls,
+): Record<string, unknown> {
   const base = { client_id: i.clientId, token_endpoint_auth_method: i.authMethod };
   switch (i.authMethod) {
     case 'private_key_jwt':
-      return jwksPublicUrl ? { ...base, jwks_uri: jwksUrlFor(jwksPublicUrl, i.id) } : { ...base, jwks: { keys: [i.publicJwk] } };
+      return jwksPublicUrl
+        ? { ...base, jwks_uri: jwksUrlFor(jwksPublicUrl, i.id) }
+        : { ...base, jwks: { keys: [i.publicJwk] } };
     case 'client_secret_basic':
     case 'client_secret_post':
       return { ...base, client_secret: `the secret the vendor issued, stored at ${i.clientSecretRef ?? '?'}` };
     case 'tls_client_auth':
-      return { ...base, tls_client_cert_thumbprint: tls?.clientCertPem ? certificateThumbprint(tls.clientCertPem) : 'see the certificate at ' + (i.tlsRefs?.clientCertRef ?? '?') };
+      return {
+        ...base,
+        tls_client_cert_thumbprint: tls?.clientCertPem
+          ? certificateThumbprint(tls.clientCertPem)
+          : 'see the certificate at ' + (i.tlsRefs?.clientCertRef ?? '?'),
+      };
   }
 }
 
@@ -152,11 +190,19 @@ function parseAuthMethod(profile: VendorProfile, method: string | undefined): To
 }
 
 /** The references each method needs (checked against the stored-reference policy by the caller). */
-function checkMaterial(method: TokenAuthMethod, req: RegisterIntegrationRequest): { clientSecretRef: string | null; tlsRefs: VendorTlsRefs | null } {
+function checkMaterial(
+  method: TokenAuthMethod,
+  req: RegisterIntegrationRequest,
+): { clientSecretRef: string | null; tlsRefs: VendorTlsRefs | null } {
   const tlsRefs = req.tlsRefs && Object.values(req.tlsRefs).some((v) => v !== undefined) ? req.tlsRefs : null;
   const secretMethod = method === 'client_secret_basic' || method === 'client_secret_post';
-  if (secretMethod && !req.clientSecretRef) throw new InvalidArgumentError('--client-secret-ref', `${method} needs the client secret by reference (file:/env:)`);
-  if (!secretMethod && req.clientSecretRef) throw new InvalidArgumentError('--client-secret-ref', `${method} uses no client secret`);
+  if (secretMethod && !req.clientSecretRef)
+    throw new InvalidArgumentError(
+      '--client-secret-ref',
+      `${method} needs the client secret by reference (file:/env:)`,
+    );
+  if (!secretMethod && req.clientSecretRef)
+    throw new InvalidArgumentError('--client-secret-ref', `${method} uses no client secret`);
   if (method === 'tls_client_auth' && (!tlsRefs?.clientCertRef || !tlsRefs.clientKeyRef)) {
     throw new InvalidArgumentError('--tls-cert-ref', 'tls_client_auth needs --tls-cert-ref and --tls-key-ref');
   }
@@ -165,7 +211,11 @@ function checkMaterial(method: TokenAuthMethod, req: RegisterIntegrationRequest)
 
 function parsePurpose(purpose: string | undefined): Purpose {
   if (purpose === undefined || purpose === '') return DEFAULT_PURPOSE;
-  if (!isPurpose(purpose)) throw new InvalidArgumentError('--purpose', `unknown purpose ${JSON.stringify(purpose)}; known: ${PURPOSES.join(', ')}`);
+  if (!isPurpose(purpose))
+    throw new InvalidArgumentError(
+      '--purpose',
+      `unknown purpose ${JSON.stringify(purpose)}; known: ${PURPOSES.join(', ')}`,
+    );
   return purpose;
 }
 
@@ -173,7 +223,11 @@ function parsePurpose(purpose: string | undefined): Purpose {
 function parseResourceTypes(types: string[] | undefined, purpose: Purpose): ResourceType[] {
   if (!types || types.length === 0) return [...purposePolicy(purpose).resourceTypes];
   const unknown = types.filter((t) => !isResourceType(t));
-  if (unknown.length > 0) throw new InvalidArgumentError('--types', `unsupported resource type(s) ${unknown.join(', ')}; supported: ${RESOURCE_TYPES.join(', ')}`);
+  if (unknown.length > 0)
+    throw new InvalidArgumentError(
+      '--types',
+      `unsupported resource type(s) ${unknown.join(', ')}; supported: ${RESOURCE_TYPES.join(', ')}`,
+    );
   assertTypesWithinPurpose(purpose, types);
   return [...new Set(types as ResourceType[])];
 }
@@ -199,7 +253,8 @@ function parseBaseUrl(raw: string): string {
 async function discoverTokenEndpoint(baseUrl: string, tls: VendorTls | undefined): Promise<string> {
   // A vendor with a private CA or mTLS is reached with the integration's own TLS material.
   const { tokenEndpoint } = await discoverSmartConfiguration(baseUrl, undefined, tls);
-  if (!tokenEndpoint) throw new InvalidArgumentError('--base-url', 'the vendor publishes no token_endpoint in its SMART configuration');
+  if (!tokenEndpoint)
+    throw new InvalidArgumentError('--base-url', 'the vendor publishes no token_endpoint in its SMART configuration');
   assertTransportAllowed(new URL(tokenEndpoint));
   return tokenEndpoint;
 }

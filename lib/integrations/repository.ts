@@ -46,14 +46,20 @@ export interface Integration {
 }
 
 /** Who changed a setting away from its registration default, when and why. */
-export type SettingsOverrides = Partial<Record<'syncIntervalHours' | 'credentialRotationDays', { by: string; at: string; reason: string; from: number | null }>>;
+export type SettingsOverrides = Partial<
+  Record<
+    'syncIntervalHours' | 'credentialRotationDays',
+    { by: string; at: string; reason: string; from: number | null }
+  >
+>;
 
 export type IntegrationStatus = 'active' | 'suspended' | 'revoked';
 
-type Defaulted = 'authMethod' | 'clientSecretRef' | 'tlsRefs' | 'vendorParams' | 'syncIntervalHours' | 'credentialRotationDays';
-type Managed = 'status' | 'createdAt' | 'credentialGeneration' | 'revokedAt' | 'credentialRotatedAt' | 'settingsOverrides';
-export type NewIntegration = Omit<Integration, Managed | Defaulted> &
-  Partial<Pick<Integration, Defaulted>>;
+type Defaulted =
+  'authMethod' | 'clientSecretRef' | 'tlsRefs' | 'vendorParams' | 'syncIntervalHours' | 'credentialRotationDays';
+type Managed =
+  'status' | 'createdAt' | 'credentialGeneration' | 'revokedAt' | 'credentialRotatedAt' | 'settingsOverrides';
+export type NewIntegration = Omit<Integration, Managed | Defaulted> & Partial<Pick<Integration, Defaulted>>;
 
 interface Row {
   id: string;
@@ -119,10 +125,27 @@ export function fromRow(r: Row): Integration {
 export async function createIntegration(pool: Pool, i: NewIntegration, ctx: AuditContext): Promise<Integration> {
   return withTransaction(pool, async (client) => {
     const res = await refusingStoredSecretRefs(() =>
-      client.query<Row>('SELECT * FROM register_integration($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)', [
-        i.id, i.tenantId, i.vendor, i.baseUrl, i.tokenUrl, i.clientId, i.signingAlg, i.signingKid, i.publicJwk, i.privateKeyRef, i.resourceTypes, i.purpose,
-        i.authMethod ?? 'private_key_jwt', i.clientSecretRef ?? null, i.tlsRefs ?? null, i.vendorParams ?? {},
-      ]),
+      client.query<Row>(
+        'SELECT * FROM register_integration($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)',
+        [
+          i.id,
+          i.tenantId,
+          i.vendor,
+          i.baseUrl,
+          i.tokenUrl,
+          i.clientId,
+          i.signingAlg,
+          i.signingKid,
+          i.publicJwk,
+          i.privateKeyRef,
+          i.resourceTypes,
+          i.purpose,
+          i.authMethod ?? 'private_key_jwt',
+          i.clientSecretRef ?? null,
+          i.tlsRefs ?? null,
+          i.vendorParams ?? {},
+        ],
+      ),
     );
     if (res.rowCount === 0) throw new ConflictError('integration', i.id);
     // Settings are not secret references: the application role writes them itself (column grants).
@@ -166,7 +189,10 @@ export async function listIntegrations(db: Queryable, tenantId?: string): Promis
 }
 
 /** Ids of the active integrations (optionally of one auth method), in id order. */
-export async function activeIntegrationIds(db: Queryable, where: { authMethod?: TokenAuthMethod } = {}): Promise<string[]> {
+export async function activeIntegrationIds(
+  db: Queryable,
+  where: { authMethod?: TokenAuthMethod } = {},
+): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
     `SELECT id FROM integrations WHERE ($1::text IS NULL OR auth_method = $1) AND status = 'active' ORDER BY id`,
     [where.authMethod ?? null],
@@ -176,6 +202,8 @@ export async function activeIntegrationIds(db: Queryable, where: { authMethod?: 
 
 /** Distinct vendor endpoints (vendor and base URL) of the integrations that may still sync. */
 export async function activeEndpoints(db: Queryable): Promise<Array<{ vendor: string; baseUrl: string }>> {
-  const res = await db.query<{ vendor: string; base_url: string }>("SELECT DISTINCT vendor, base_url FROM integrations WHERE status = 'active'");
+  const res = await db.query<{ vendor: string; base_url: string }>(
+    "SELECT DISTINCT vendor, base_url FROM integrations WHERE status = 'active'",
+  );
   return res.rows.map((r) => ({ vendor: r.vendor, baseUrl: r.base_url }));
 }

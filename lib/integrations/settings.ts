@@ -30,11 +30,15 @@ export function effectiveSettings(i: Integration): EffectiveSettings {
   // profile's defaults apply to both (an override writes both columns).
   const legacy = i.syncIntervalHours === null;
   const defaults = integrationDefaults(profileFor(i.vendor), i.authMethod);
-  const source = (key: keyof SettingsOverrides): SettingSource => (i.settingsOverrides[key] ? 'override' : legacy ? 'profile' : 'registration');
+  const source = (key: keyof SettingsOverrides): SettingSource =>
+    i.settingsOverrides[key] ? 'override' : legacy ? 'profile' : 'registration';
   return {
     syncIntervalHours: legacy ? defaults.syncIntervalHours : i.syncIntervalHours!,
     credentialRotationDays: legacy ? defaults.credentialRotationDays : i.credentialRotationDays,
-    sources: { syncIntervalHours: source('syncIntervalHours'), credentialRotationDays: source('credentialRotationDays') },
+    sources: {
+      syncIntervalHours: source('syncIntervalHours'),
+      credentialRotationDays: source('credentialRotationDays'),
+    },
   };
 }
 
@@ -65,7 +69,12 @@ export function credentialDue(i: Integration, now = new Date()): CredentialDue {
 }
 
 /** Active integrations whose credential is overdue or due within `withinDays`, most urgent first. */
-export async function credentialsDue(db: Queryable, withinDays: number, tenantId?: string, now = new Date()): Promise<CredentialDue[]> {
+export async function credentialsDue(
+  db: Queryable,
+  withinDays: number,
+  tenantId?: string,
+  now = new Date(),
+): Promise<CredentialDue[]> {
   return (await listIntegrations(db, tenantId))
     .filter((i) => i.status === 'active')
     .map((i) => credentialDue(i, now))
@@ -79,13 +88,26 @@ export interface SettingsChange {
 }
 
 /** Changes settings away from their defaults: a reason is required, and who, when and why are kept and audited. */
-export async function updateIntegrationSettings(pool: Pool, integrationId: string, change: SettingsChange, by: { reason: string }, ctx: AuditContext): Promise<Integration> {
-  if (!/^[\x20-\x7e]{1,200}$/.test(by.reason)) throw new InvalidArgumentError('--reason', 'required: 1-200 printable ASCII characters (no PHI)');
+export async function updateIntegrationSettings(
+  pool: Pool,
+  integrationId: string,
+  change: SettingsChange,
+  by: { reason: string },
+  ctx: AuditContext,
+): Promise<Integration> {
+  if (!/^[\x20-\x7e]{1,200}$/.test(by.reason))
+    throw new InvalidArgumentError('--reason', 'required: 1-200 printable ASCII characters (no PHI)');
   if (change.syncIntervalHours === undefined && change.credentialRotationDays === undefined) {
     throw new InvalidArgumentError('settings', 'nothing to change (--sync-interval, --rotation-days)');
   }
-  if (change.syncIntervalHours !== undefined && !(SYNC_INTERVAL_HOURS as readonly number[]).includes(change.syncIntervalHours)) {
-    throw new InvalidArgumentError('--sync-interval', `hours that divide a day: ${SYNC_INTERVAL_HOURS.map((h) => `${h}h`).join(', ')}`);
+  if (
+    change.syncIntervalHours !== undefined &&
+    !(SYNC_INTERVAL_HOURS as readonly number[]).includes(change.syncIntervalHours)
+  ) {
+    throw new InvalidArgumentError(
+      '--sync-interval',
+      `hours that divide a day: ${SYNC_INTERVAL_HOURS.map((h) => `${h}h`).join(', ')}`,
+    );
   }
   return withTransaction(pool, async (client) => {
     const locked = await client.query('SELECT id FROM integrations WHERE id = $1 FOR NO KEY UPDATE', [integrationId]);
@@ -94,9 +116,16 @@ export async function updateIntegrationSettings(pool: Pool, integrationId: strin
     const now = effectiveSettings(current);
     if (change.credentialRotationDays !== undefined) {
       if (now.credentialRotationDays === null) {
-        throw new InvalidArgumentError('--rotation-days', `${integrationId} uses ${current.authMethod}: only client secrets have a rotation period here`);
+        throw new InvalidArgumentError(
+          '--rotation-days',
+          `${integrationId} uses ${current.authMethod}: only client secrets have a rotation period here`,
+        );
       }
-      if (!Number.isInteger(change.credentialRotationDays) || change.credentialRotationDays < 1 || change.credentialRotationDays > 730) {
+      if (
+        !Number.isInteger(change.credentialRotationDays) ||
+        change.credentialRotationDays < 1 ||
+        change.credentialRotationDays > 730
+      ) {
         throw new InvalidArgumentError('--rotation-days', 'a whole number of days from 1 to 730');
       }
     }
@@ -113,10 +142,22 @@ export async function updateIntegrationSettings(pool: Pool, integrationId: strin
     // Both columns are written, so a row from before settings were stored keeps the profile's other value.
     await client.query(
       'UPDATE integrations SET sync_interval_hours = $2, credential_rotation_days = $3, settings_overrides = $4 WHERE id = $1',
-      [integrationId, change.syncIntervalHours ?? now.syncIntervalHours, change.credentialRotationDays ?? now.credentialRotationDays, overrides],
+      [
+        integrationId,
+        change.syncIntervalHours ?? now.syncIntervalHours,
+        change.credentialRotationDays ?? now.credentialRotationDays,
+        overrides,
+      ],
     );
     await appendAuditEvents(client, [
-      { ...ctx, action: 'integration.settings_changed', outcome: 'success', tenantId: current.tenantId, integrationId, details: { ...changed, reason: by.reason } },
+      {
+        ...ctx,
+        action: 'integration.settings_changed',
+        outcome: 'success',
+        tenantId: current.tenantId,
+        integrationId,
+        details: { ...changed, reason: by.reason },
+      },
     ]);
     return getIntegration(client, integrationId);
   });

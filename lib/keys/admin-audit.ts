@@ -9,15 +9,23 @@ import { EhrError, InvalidArgumentError } from '../errors/index.js';
 import type { Pool } from '../store/pool.js';
 
 export function assertKekVersion(v: number): void {
-  if (!Number.isInteger(v) || v < 1 || v > 0x7fffffff) throw new InvalidArgumentError('kekVersion', 'must be a positive integer');
+  if (!Number.isInteger(v) || v < 1 || v > 0x7fffffff)
+    throw new InvalidArgumentError('kekVersion', 'must be a positive integer');
 }
 
 export function assertTenantId(tenantId: string): void {
-  if (typeof tenantId !== 'string' || !ID_PATTERN.test(tenantId)) throw new InvalidArgumentError('tenantId', 'is not a valid tenant id');
+  if (typeof tenantId !== 'string' || !ID_PATTERN.test(tenantId))
+    throw new InvalidArgumentError('tenantId', 'is not a valid tenant id');
 }
 
 export function assertAudit(ctx: AuditContext): void {
-  if (!ctx || typeof ctx.actor !== 'string' || ctx.actor === '' || typeof ctx.correlationId !== 'string' || ctx.correlationId === '') {
+  if (
+    !ctx ||
+    typeof ctx.actor !== 'string' ||
+    ctx.actor === '' ||
+    typeof ctx.correlationId !== 'string' ||
+    ctx.correlationId === ''
+  ) {
     throw new InvalidArgumentError('audit context', 'needs an actor and a correlation id');
   }
 }
@@ -37,6 +45,10 @@ export async function auditAdminFailure(
 ): Promise<void> {
   if (!ctx?.actor || !ctx?.correlationId) return;
   const errorCode = err instanceof EhrError ? err.code : 'UNCLASSIFIED';
-  const failure = { ...adminEvent(ctx, action, { ...details, errorCode }), outcome: 'failure' as const, tenantId: tenantId ?? null };
+  const failure = {
+    ...adminEvent(ctx, action, { ...details, errorCode }),
+    outcome: 'failure' as const,
+    tenantId: tenantId ?? null,
+  };
   await recordAuditEvent(pool, failure).catch(() => undefined);
 }

@@ -76,7 +76,9 @@ export function kmsEncryptionContext(kekVersion: number, aad: Buffer): Record<st
 }
 
 function errorName(err: unknown): string {
-  return typeof err === 'object' && err !== null && typeof (err as { name?: unknown }).name === 'string' ? (err as { name: string }).name : 'Error';
+  return typeof err === 'object' && err !== null && typeof (err as { name?: unknown }).name === 'string'
+    ? (err as { name: string }).name
+    : 'Error';
 }
 
 export class AwsKmsKekProvider implements KekBackend {
@@ -88,8 +90,10 @@ export class AwsKmsKekProvider implements KekBackend {
   readonly #versions = new Map<number, string>();
 
   constructor(opts: AwsKmsKekOptions) {
-    if (typeof opts.keyId !== 'string' || opts.keyId.trim() === '') throw new ConfigError('EHR_AWS_KMS_KEY_ID', 'is required for the aws-kms KEK provider');
-    if (!opts.client && (typeof opts.region !== 'string' || opts.region.trim() === '')) throw new ConfigError('EHR_AWS_REGION', 'is required for the aws-kms KEK provider');
+    if (typeof opts.keyId !== 'string' || opts.keyId.trim() === '')
+      throw new ConfigError('EHR_AWS_KMS_KEY_ID', 'is required for the aws-kms KEK provider');
+    if (!opts.client && (typeof opts.region !== 'string' || opts.region.trim() === ''))
+      throw new ConfigError('EHR_AWS_REGION', 'is required for the aws-kms KEK provider');
     this.#initialKeyId = opts.keyId;
     this.#pendingDays = opts.pendingWindowInDays ?? 7;
     if (!Number.isInteger(this.#pendingDays) || this.#pendingDays < 7 || this.#pendingDays > 30) {
@@ -119,7 +123,8 @@ export class AwsKmsKekProvider implements KekBackend {
   }
 
   async adoptVersion(version: number, ref: string): Promise<void> {
-    if (typeof ref !== 'string' || ref === '' || ref === 'unknown') throw new ConfigError('kek_versions.provider_ref', `KEK version ${version} names no KMS key`);
+    if (typeof ref !== 'string' || ref === '' || ref === 'unknown')
+      throw new ConfigError('kek_versions.provider_ref', `KEK version ${version} names no KMS key`);
     this.#versions.set(version, ref);
   }
 
@@ -128,7 +133,9 @@ export class AwsKmsKekProvider implements KekBackend {
       if ([...this.#versions.entries()].some(([v, r]) => r === ref && v !== version)) {
         throw new InvalidArgumentError('providerRef', 'already names another KEK version');
       }
-      const described = await this.#send('DescribeKey', () => this.#client.send(new DescribeKeyCommand({ KeyId: ref })));
+      const described = await this.#send('DescribeKey', () =>
+        this.#client.send(new DescribeKeyCommand({ KeyId: ref })),
+      );
       const meta = described.KeyMetadata;
       if (!meta || meta.KeyState !== 'Enabled' || meta.KeyUsage !== 'ENCRYPT_DECRYPT') {
         throw new InvalidArgumentError('providerRef', 'must name an enabled symmetric ENCRYPT_DECRYPT KMS key');
@@ -160,7 +167,11 @@ export class AwsKmsKekProvider implements KekBackend {
     } catch (err) {
       // Already pending deletion or gone: destroying again is a no-op.
       if (!['KMSInvalidStateException', 'NotFoundException'].includes(errorName(err))) {
-        throw new InfrastructureUnavailableError('kek', this.#endpointLabel, `ScheduleKeyDeletion failed (${errorName(err)})`);
+        throw new InfrastructureUnavailableError(
+          'kek',
+          this.#endpointLabel,
+          `ScheduleKeyDeletion failed (${errorName(err)})`,
+        );
       }
     }
     this.#versions.delete(version);
@@ -171,13 +182,17 @@ export class AwsKmsKekProvider implements KekBackend {
   }
 
   async wrapWith(version: number, dek: Buffer, aad: Buffer): Promise<WrappedKey> {
-    if (!Buffer.isBuffer(dek) || dek.length === 0 || dek.length > 4096) throw new InvalidArgumentError('dek', 'must be a non-empty Buffer of at most 4096 bytes');
+    if (!Buffer.isBuffer(dek) || dek.length === 0 || dek.length > 4096)
+      throw new InvalidArgumentError('dek', 'must be a non-empty Buffer of at most 4096 bytes');
     const keyId = this.#versions.get(version);
     if (!keyId) throw new InvalidArgumentError('kekVersion', 'is not known to this provider');
     const out = await this.#send('Encrypt', () =>
-      this.#client.send(new EncryptCommand({ KeyId: keyId, Plaintext: dek, EncryptionContext: kmsEncryptionContext(version, aad) })),
+      this.#client.send(
+        new EncryptCommand({ KeyId: keyId, Plaintext: dek, EncryptionContext: kmsEncryptionContext(version, aad) }),
+      ),
     );
-    if (!out.CiphertextBlob) throw new InfrastructureUnavailableError('kek', this.#endpointLabel, 'Encrypt returned no ciphertext');
+    if (!out.CiphertextBlob)
+      throw new InfrastructureUnavailableError('kek', this.#endpointLabel, 'Encrypt returned no ciphertext');
     return { kekId: this.id, kekVersion: version, wrapped: Buffer.from(out.CiphertextBlob) };
   }
 
@@ -190,7 +205,11 @@ export class AwsKmsKekProvider implements KekBackend {
       'Decrypt',
       () =>
         this.#client.send(
-          new DecryptCommand({ KeyId: keyId, CiphertextBlob: w.wrapped, EncryptionContext: kmsEncryptionContext(w.kekVersion, aad) }),
+          new DecryptCommand({
+            KeyId: keyId,
+            CiphertextBlob: w.wrapped,
+            EncryptionContext: kmsEncryptionContext(w.kekVersion, aad),
+          }),
         ),
       true,
     );
@@ -221,7 +240,8 @@ export class AwsKmsKekProvider implements KekBackend {
         ),
       true,
     );
-    if (!out.CiphertextBlob) throw new InfrastructureUnavailableError('kek', this.#endpointLabel, 'ReEncrypt returned no ciphertext');
+    if (!out.CiphertextBlob)
+      throw new InfrastructureUnavailableError('kek', this.#endpointLabel, 'ReEncrypt returned no ciphertext');
     return { kekId: this.id, kekVersion: toVersion, wrapped: Buffer.from(out.CiphertextBlob) };
   }
 

@@ -20,9 +20,10 @@ export interface DataKeyRow {
 // ---- keyring --------------------------------------------------------------------------------------
 
 export async function primaryDataKeyVersion(db: Queryable, tenantId: string): Promise<number | undefined> {
-  const found = await db.query<{ key_version: number }>(`SELECT key_version FROM data_keys WHERE tenant_id = $1 AND status = 'primary'`, [
-    tenantId,
-  ]);
+  const found = await db.query<{ key_version: number }>(
+    `SELECT key_version FROM data_keys WHERE tenant_id = $1 AND status = 'primary'`,
+    [tenantId],
+  );
   return found.rows[0]?.key_version;
 }
 
@@ -53,7 +54,10 @@ export async function insertFirstDataKey(client: PoolClient, tenantId: string, w
 // ---- rotation -------------------------------------------------------------------------------------
 
 /** The highest DEK version of the tenant and its primary one (null when there is none). */
-export async function dataKeyVersionSummary(client: PoolClient, tenantId: string): Promise<{ max: number | null; primary: number | null } | undefined> {
+export async function dataKeyVersionSummary(
+  client: PoolClient,
+  tenantId: string,
+): Promise<{ max: number | null; primary: number | null } | undefined> {
   const { rows } = await client.query<{ max: number | null; primary: number | null }>(
     `SELECT max(key_version) AS max, max(key_version) FILTER (WHERE status = 'primary') AS primary FROM data_keys WHERE tenant_id = $1`,
     [tenantId],
@@ -63,10 +67,18 @@ export async function dataKeyVersionSummary(client: PoolClient, tenantId: string
 
 /** The old primary after a rotation: decrypt-only (dual read). */
 export async function demoteDataKey(client: PoolClient, tenantId: string, keyVersion: number): Promise<void> {
-  await client.query(`UPDATE data_keys SET status = 'decrypt_only' WHERE tenant_id = $1 AND key_version = $2`, [tenantId, keyVersion]);
+  await client.query(`UPDATE data_keys SET status = 'decrypt_only' WHERE tenant_id = $1 AND key_version = $2`, [
+    tenantId,
+    keyVersion,
+  ]);
 }
 
-export async function insertPrimaryDataKey(client: PoolClient, tenantId: string, keyVersion: number, wrapped: WrappedKey): Promise<void> {
+export async function insertPrimaryDataKey(
+  client: PoolClient,
+  tenantId: string,
+  keyVersion: number,
+  wrapped: WrappedKey,
+): Promise<void> {
   await client.query(
     `INSERT INTO data_keys (tenant_id, key_version, kek_id, kek_version, wrapped_key, status) VALUES ($1, $2, $3, $4, $5, 'primary')`,
     [tenantId, keyVersion, wrapped.kekId, wrapped.kekVersion, wrapped.wrapped],
@@ -86,15 +98,23 @@ export async function destroyAllDataKeys(client: PoolClient, tenantId: string): 
 }
 
 /** Locks one DEK version's row; its status, or undefined when it does not exist. */
-export async function lockDataKeyStatus(client: PoolClient, tenantId: string, keyVersion: number): Promise<string | undefined> {
-  const { rows } = await client.query<{ status: string }>('SELECT status FROM data_keys WHERE tenant_id = $1 AND key_version = $2 FOR UPDATE', [
-    tenantId,
-    keyVersion,
-  ]);
+export async function lockDataKeyStatus(
+  client: PoolClient,
+  tenantId: string,
+  keyVersion: number,
+): Promise<string | undefined> {
+  const { rows } = await client.query<{ status: string }>(
+    'SELECT status FROM data_keys WHERE tenant_id = $1 AND key_version = $2 FOR UPDATE',
+    [tenantId, keyVersion],
+  );
   return rows[0]?.status;
 }
 
-export async function destroyDataKeyVersions(client: PoolClient, tenantId: string, keyVersions: number[]): Promise<void> {
+export async function destroyDataKeyVersions(
+  client: PoolClient,
+  tenantId: string,
+  keyVersions: number[],
+): Promise<void> {
   await client.query(
     `UPDATE data_keys SET status = 'destroyed', wrapped_key = NULL, destroyed_at = now() WHERE tenant_id = $1 AND key_version = ANY($2::int[])`,
     [tenantId, keyVersions],
@@ -131,12 +151,20 @@ export async function readDataKeyStatuses(
 }
 
 /** `rotated` stops being the primary (if it still is) and `previous` becomes it again. */
-export async function swapDataKeyPrimaryBack(client: PoolClient, tenantId: string, previous: number, rotated: number): Promise<void> {
-  await client.query(`UPDATE data_keys SET status = 'decrypt_only' WHERE tenant_id = $1 AND key_version = $2 AND status = 'primary'`, [
+export async function swapDataKeyPrimaryBack(
+  client: PoolClient,
+  tenantId: string,
+  previous: number,
+  rotated: number,
+): Promise<void> {
+  await client.query(
+    `UPDATE data_keys SET status = 'decrypt_only' WHERE tenant_id = $1 AND key_version = $2 AND status = 'primary'`,
+    [tenantId, rotated],
+  );
+  await client.query(`UPDATE data_keys SET status = 'primary' WHERE tenant_id = $1 AND key_version = $2`, [
     tenantId,
-    rotated,
+    previous,
   ]);
-  await client.query(`UPDATE data_keys SET status = 'primary' WHERE tenant_id = $1 AND key_version = $2`, [tenantId, previous]);
 }
 
 // ---- verification of a KEK rotation ---------------------------------------------------------------

@@ -48,7 +48,10 @@ export async function insertKekVersion(
 // ---- reads ---------------------------------------------------------------------------------------
 
 /** Every version with the KEK's floor, ascending. */
-export async function readKekVersionsWithFloor(db: Queryable, kekId: string): Promise<Array<KekVersionRow & { floor: number }>> {
+export async function readKekVersionsWithFloor(
+  db: Queryable,
+  kekId: string,
+): Promise<Array<KekVersionRow & { floor: number }>> {
   const { rows } = await db.query<KekVersionRow & { floor: number }>(
     `SELECT v.version, v.state, v.provider_ref, v.destroy_after, k.min_decryption_version AS floor
        FROM kek_versions v JOIN kek_keys k USING (kek_id) WHERE v.kek_id = $1 ORDER BY v.version`,
@@ -91,7 +94,10 @@ export async function lockKek(client: PoolClient, kekId: string): Promise<number
 }
 
 /** The highest version and the primary one (null when there is none). */
-export async function kekVersionSummary(client: PoolClient, kekId: string): Promise<{ max: number; primary: number | null } | undefined> {
+export async function kekVersionSummary(
+  client: PoolClient,
+  kekId: string,
+): Promise<{ max: number; primary: number | null } | undefined> {
   const { rows } = await client.query<{ max: number; primary: number | null }>(
     `SELECT max(version) AS max, max(version) FILTER (WHERE state = 'primary') AS primary FROM kek_versions WHERE kek_id = $1`,
     [kekId],
@@ -100,21 +106,34 @@ export async function kekVersionSummary(client: PoolClient, kekId: string): Prom
 }
 
 export async function primaryKekVersion(client: PoolClient, kekId: string): Promise<number | undefined> {
-  const primary = await client.query<{ version: number }>(`SELECT version FROM kek_versions WHERE kek_id = $1 AND state = 'primary'`, [kekId]);
+  const primary = await client.query<{ version: number }>(
+    `SELECT version FROM kek_versions WHERE kek_id = $1 AND state = 'primary'`,
+    [kekId],
+  );
   return primary.rows[0]?.version;
 }
 
 /** The old primary after a rotation: active (decrypt-only). */
 export async function demoteKekVersion(client: PoolClient, kekId: string, version: number): Promise<void> {
-  await client.query(`UPDATE kek_versions SET state = 'active', updated_at = now() WHERE kek_id = $1 AND version = $2`, [kekId, version]);
+  await client.query(
+    `UPDATE kek_versions SET state = 'active', updated_at = now() WHERE kek_id = $1 AND version = $2`,
+    [kekId, version],
+  );
 }
 
 export async function setKekFloor(client: PoolClient, kekId: string, version: number): Promise<void> {
-  await client.query('UPDATE kek_keys SET min_decryption_version = $2, updated_at = now() WHERE kek_id = $1', [kekId, version]);
+  await client.query('UPDATE kek_keys SET min_decryption_version = $2, updated_at = now() WHERE kek_id = $1', [
+    kekId,
+    version,
+  ]);
 }
 
 /** Locks one version's row; its state, or undefined when it does not exist. */
-export async function lockKekVersion(client: PoolClient, kekId: string, version: number): Promise<KekVersionState | undefined> {
+export async function lockKekVersion(
+  client: PoolClient,
+  kekId: string,
+  version: number,
+): Promise<KekVersionState | undefined> {
   const { rows } = await client.query<{ state: KekVersionState }>(
     `SELECT state FROM kek_versions WHERE kek_id = $1 AND version = $2 FOR UPDATE`,
     [kekId, version],
@@ -123,16 +142,25 @@ export async function lockKekVersion(client: PoolClient, kekId: string, version:
 }
 
 /** A state change by an operator (disable, enable, cancel a destruction): any scheduled destruction is dropped. */
-export async function setKekVersionState(client: PoolClient, kekId: string, version: number, to: KekVersionState): Promise<void> {
-  await client.query(`UPDATE kek_versions SET state = $3, destroy_after = NULL, updated_at = now() WHERE kek_id = $1 AND version = $2`, [
-    kekId,
-    version,
-    to,
-  ]);
+export async function setKekVersionState(
+  client: PoolClient,
+  kekId: string,
+  version: number,
+  to: KekVersionState,
+): Promise<void> {
+  await client.query(
+    `UPDATE kek_versions SET state = $3, destroy_after = NULL, updated_at = now() WHERE kek_id = $1 AND version = $2`,
+    [kekId, version, to],
+  );
 }
 
 /** destroy_scheduled, destroyable `delaySeconds` from now; returns that time. */
-export async function scheduleKekVersionDestroy(client: PoolClient, kekId: string, version: number, delaySeconds: number): Promise<Date> {
+export async function scheduleKekVersionDestroy(
+  client: PoolClient,
+  kekId: string,
+  version: number,
+  delaySeconds: number,
+): Promise<Date> {
   const { rows } = await client.query<{ destroy_after: Date }>(
     `UPDATE kek_versions SET state = 'destroy_scheduled', destroy_after = now() + make_interval(secs => $3), updated_at = now()
       WHERE kek_id = $1 AND version = $2 RETURNING destroy_after`,
@@ -165,9 +193,17 @@ export async function markKekVersionDestroyed(client: PoolClient, kekId: string,
  * Keys the KEK still wraps — tenant DEKs, purpose keys and per-tenant purpose keys — under a version
  * below, exactly at, or other than `version`.
  */
-export async function countWrappedKeys(db: Queryable, kekId: string, where: { below?: number; exactly?: number; notVersion?: number }): Promise<number> {
+export async function countWrappedKeys(
+  db: Queryable,
+  kekId: string,
+  where: { below?: number; exactly?: number; notVersion?: number },
+): Promise<number> {
   const [op, v] =
-    where.below !== undefined ? ['<', where.below] : where.exactly !== undefined ? ['=', where.exactly] : ['<>', where.notVersion!];
+    where.below !== undefined
+      ? ['<', where.below]
+      : where.exactly !== undefined
+        ? ['=', where.exactly]
+        : ['<>', where.notVersion!];
   const { rows } = await db.query<{ n: string }>(
     `SELECT (SELECT count(*) FROM data_keys WHERE kek_id = $1 AND kek_version ${op} $2 AND wrapped_key IS NOT NULL)
           + (SELECT count(*) FROM purpose_keys WHERE kek_id = $1 AND kek_version ${op} $2 AND wrapped_key IS NOT NULL)
@@ -192,10 +228,18 @@ export async function lockKekVersionStates(
 }
 
 /** `rotated` stops being the primary (if it still is) and `previous` becomes it again. */
-export async function swapKekPrimaryBack(client: PoolClient, kekId: string, previous: number, rotated: number): Promise<void> {
-  await client.query(`UPDATE kek_versions SET state = 'active', updated_at = now() WHERE kek_id = $1 AND version = $2 AND state = 'primary'`, [
-    kekId,
-    rotated,
-  ]);
-  await client.query(`UPDATE kek_versions SET state = 'primary', updated_at = now() WHERE kek_id = $1 AND version = $2`, [kekId, previous]);
+export async function swapKekPrimaryBack(
+  client: PoolClient,
+  kekId: string,
+  previous: number,
+  rotated: number,
+): Promise<void> {
+  await client.query(
+    `UPDATE kek_versions SET state = 'active', updated_at = now() WHERE kek_id = $1 AND version = $2 AND state = 'primary'`,
+    [kekId, rotated],
+  );
+  await client.query(
+    `UPDATE kek_versions SET state = 'primary', updated_at = now() WHERE kek_id = $1 AND version = $2`,
+    [kekId, previous],
+  );
 }

@@ -75,7 +75,8 @@ export class KeyAdmin {
     this.#kek = opts.kek;
     this.#delay = opts.destroyDelaySeconds;
     this.#forget = opts.forget;
-    if (!Number.isInteger(this.#delay) || this.#delay < 0) throw new InvalidArgumentError('destroyDelaySeconds', 'must be a non-negative integer');
+    if (!Number.isInteger(this.#delay) || this.#delay < 0)
+      throw new InvalidArgumentError('destroyDelaySeconds', 'must be a non-negative integer');
   }
 
   get kekId(): string {
@@ -89,7 +90,10 @@ export class KeyAdmin {
    * (decrypt-only). `providerRef` adopts an existing backend key (aws-kms: a KMS key id/ARN made by
    * an operator) instead of creating one.
    */
-  async rotateKek(ctx: AuditContext, opts: { providerRef?: string } = {}): Promise<{ version: number; previous: number }> {
+  async rotateKek(
+    ctx: AuditContext,
+    opts: { providerRef?: string } = {},
+  ): Promise<{ version: number; previous: number }> {
     return this.#kekOp('key.kek.rotated', ctx, {}, async (client, kekId) => {
       const summary = await kekVersionSummary(client, kekId);
       const previous = summary?.primary ?? null;
@@ -120,7 +124,8 @@ export class KeyAdmin {
       const moved = await withTransaction(this.#pool, async (client) => {
         const primary = this.#kek.primaryVersion();
         const events: AuditEvent[] = [];
-        const stage = <R extends WrappedRow>(s: RewrapStage<R>, limit: number) => this.#rewrapStage(client, s, primary, limit, ctx, events);
+        const stage = <R extends WrappedRow>(s: RewrapStage<R>, limit: number) =>
+          this.#rewrapStage(client, s, primary, limit, ctx, events);
         const dataKeys = await stage(dataKeyStage, batchSize);
         const purposeKeys = await stage(purposeKeyStage, batchSize - dataKeys);
         const tenantPurposeKeys = await stage(tenantPurposeKeyStage, batchSize - dataKeys - purposeKeys);
@@ -141,11 +146,16 @@ export class KeyAdmin {
     await this.#kekOp('key.kek.floor_raised', ctx, { kekVersion: version }, async (client, kekId, floor) => {
       const refuse = (why: string) => new ConflictError('decryption floor of KEK', kekId, why);
       if (version < floor) throw refuse(`is ${floor}; it can only be raised`);
-      if (version > ((await primaryKekVersion(client, kekId)) ?? 0)) throw refuse('cannot rise above the primary version');
+      if (version > ((await primaryKekVersion(client, kekId)) ?? 0))
+        throw refuse('cannot rise above the primary version');
       const below = await countWrappedKeys(client, kekId, { below: version });
-      if (below > 0) throw refuse(`cannot rise to ${version}: ${below} keys are still wrapped below it (run rewrapDataKeys)`);
+      if (below > 0)
+        throw refuse(`cannot rise to ${version}: ${below} keys are still wrapped below it (run rewrapDataKeys)`);
       await setKekFloor(client, kekId, version);
-      return { result: undefined, events: [event(ctx, 'key.kek.floor_raised', { kekId, fromVersion: floor, toVersion: version })] };
+      return {
+        result: undefined,
+        events: [event(ctx, 'key.kek.floor_raised', { kekId, fromVersion: floor, toVersion: version })],
+      };
     });
   }
 
@@ -168,10 +178,16 @@ export class KeyAdmin {
     return this.#kekOp('key.kek.destroy_scheduled', ctx, { kekVersion: version }, async (client, kekId, floor) => {
       const refuse = (why: string) => new ConflictError(`KEK ${kekId} version`, String(version), why);
       const state = await this.#versionState(client, kekId, version);
-      if (state !== 'active' && state !== 'disabled') throw refuse(`is ${state}; only active or disabled versions can be scheduled`);
+      if (state !== 'active' && state !== 'disabled')
+        throw refuse(`is ${state}; only active or disabled versions can be scheduled`);
       if (version >= floor) throw refuse(`is not below the decryption floor ${floor}; raise the floor first`);
       const destroyAfter = await scheduleKekVersionDestroy(client, kekId, version, this.#delay);
-      const details = { kekId, kekVersion: version, destroyAfter: destroyAfter.toISOString(), delaySeconds: this.#delay };
+      const details = {
+        kekId,
+        kekVersion: version,
+        destroyAfter: destroyAfter.toISOString(),
+        delaySeconds: this.#delay,
+      };
       return { result: { destroyAfter }, events: [event(ctx, 'key.kek.destroy_scheduled', details)] };
     });
   }
@@ -188,7 +204,8 @@ export class KeyAdmin {
       const refuse = (why: string) => new ConflictError(`KEK ${kekId} version`, String(version), why);
       const row = await lockKekVersionForDestroy(client, kekId, version);
       if (!row) throw new NotFoundError(`KEK ${kekId} version`, String(version));
-      if (row.state !== 'destroy_scheduled' || !row.destroy_after) throw refuse(`is ${row.state}; schedule its destruction first`);
+      if (row.state !== 'destroy_scheduled' || !row.destroy_after)
+        throw refuse(`is ${row.state}; schedule its destruction first`);
       if (!row.due) throw refuse(`may not be destroyed before ${row.destroy_after.toISOString()}`);
       const still = await countWrappedKeys(client, kekId, { exactly: version });
       if (still > 0) throw refuse(`still wraps ${still} keys`);
@@ -247,7 +264,12 @@ export class KeyAdmin {
     const rows = await lockStaleWrappedKeys<R>(client, stage.table, kekId, primary, limit);
     for (const r of rows) {
       const wrapped = { kekId, kekVersion: r.kek_version, wrapped: r.wrapped_key };
-      const moved = await this.#rewrapOne(wrapped, stage.aad(r, kekId, r.kek_version), primary, stage.aad(r, kekId, primary));
+      const moved = await this.#rewrapOne(
+        wrapped,
+        stage.aad(r, kekId, r.kek_version),
+        primary,
+        stage.aad(r, kekId, primary),
+      );
       await storeRewrappedKey(client, stage.table, stage.keyOf(r), moved.kekVersion, moved.wrapped);
       const { action, details, tenantId } = stage.audit(r, kekId, primary);
       events.push({ ...event(ctx, action, details), ...(tenantId !== undefined ? { tenantId } : {}) });
@@ -261,7 +283,13 @@ export class KeyAdmin {
     return state;
   }
 
-  async #transition(version: number, ctx: AuditContext, action: string, from: KekVersionState[], to: KekVersionState): Promise<void> {
+  async #transition(
+    version: number,
+    ctx: AuditContext,
+    action: string,
+    from: KekVersionState[],
+    to: KekVersionState,
+  ): Promise<void> {
     assertKekVersion(version);
     await this.#kekOp(action, ctx, { kekVersion: version }, async (client, kekId, floor) => {
       const refuse = (why: string) => new ConflictError(`KEK ${kekId} version`, String(version), why);
@@ -269,7 +297,10 @@ export class KeyAdmin {
       if (!from.includes(state)) throw refuse(`is ${state}; expected ${from.join(' or ')}`);
       if (to === 'active' && version < floor) throw refuse(`is below the decryption floor ${floor}`);
       await setKekVersionState(client, kekId, version, to);
-      return { result: undefined, events: [event(ctx, action, { kekId, kekVersion: version, fromState: state, toState: to })] };
+      return {
+        result: undefined,
+        events: [event(ctx, action, { kekId, kekVersion: version, fromState: state, toState: to })],
+      };
     });
   }
 

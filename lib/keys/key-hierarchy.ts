@@ -65,7 +65,8 @@ export class KeyHierarchy implements KekProvider {
     this.#pool = opts.pool;
     this.#backend = opts.backend;
     this.#refreshMs = opts.refreshMs ?? 30_000;
-    if (!Number.isFinite(this.#refreshMs) || this.#refreshMs < 0) throw new InvalidArgumentError('refreshMs', 'must be >= 0');
+    if (!Number.isFinite(this.#refreshMs) || this.#refreshMs < 0)
+      throw new InvalidArgumentError('refreshMs', 'must be >= 0');
   }
 
   /**
@@ -94,7 +95,12 @@ export class KeyHierarchy implements KekProvider {
           action: 'key.kek.created',
           outcome: 'success' as const,
           correlationId: audit.correlationId,
-          details: { kekId, kekVersion: v.version, state: v.version === primary ? 'primary' : 'active', registered: true },
+          details: {
+            kekId,
+            kekVersion: v.version,
+            state: v.version === primary ? 'primary' : 'active',
+            registered: true,
+          },
         })),
       );
     });
@@ -131,7 +137,8 @@ export class KeyHierarchy implements KekProvider {
         await this.#backend.adoptVersion(r.version, r.provider_ref).catch(() => undefined);
       }
     }
-    if (!this.#backend.hasVersion(primary.version)) await this.#backend.adoptVersion(primary.version, primary.provider_ref);
+    if (!this.#backend.hasVersion(primary.version))
+      await this.#backend.adoptVersion(primary.version, primary.provider_ref);
     this.#primary = primary.version;
     this.#floor = primary.floor;
     this.#refreshedAt = Date.now();
@@ -140,7 +147,13 @@ export class KeyHierarchy implements KekProvider {
   /** Every version with its state, ascending. */
   async versions(q: Queryable = this.#pool): Promise<KekVersionInfo[]> {
     const rows = await listKekVersions(q, this.id);
-    return rows.map((r) => ({ kekId: this.id, version: r.version, state: r.state, providerRef: r.provider_ref, destroyAfter: r.destroy_after }));
+    return rows.map((r) => ({
+      kekId: this.id,
+      version: r.version,
+      state: r.state,
+      providerRef: r.provider_ref,
+      destroyAfter: r.destroy_after,
+    }));
   }
 
   /** Wraps with the primary version (read synchronously, so primaryVersion() then wrap() agree). */
@@ -168,7 +181,8 @@ export class KeyHierarchy implements KekProvider {
     const row = await readKekVersionWithFloor(this.#pool, this.id, w.kekVersion);
     if (!row) throw new DecryptionError('key-encryption key version is not registered');
     if (w.kekVersion < row.floor) throw new DecryptionError('key-encryption key version is below the decryption floor');
-    if (!READABLE.has(row.state)) throw new DecryptionError(`key-encryption key version is ${row.state.replace('_', ' ')}`);
+    if (!READABLE.has(row.state))
+      throw new DecryptionError(`key-encryption key version is ${row.state.replace('_', ' ')}`);
     if (!this.#backend.hasVersion(w.kekVersion)) {
       try {
         await this.#backend.adoptVersion(w.kekVersion, row.provider_ref);

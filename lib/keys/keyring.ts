@@ -41,7 +41,10 @@ const SYSTEM_ACTOR = 'system:keyring';
 
 /** The AAD a DEK is wrapped under: tenant, DEK version and the KEK id/version that wrap it. */
 export function dataKeyWrapAad(tenantId: string, keyVersion: number, kekId: string, kekVersion: number): Buffer {
-  return Buffer.from(canonicalize({ purpose: 'ehr-connectors/dek/v1', tenantId, keyVersion, kekId, kekVersion })!, 'utf8');
+  return Buffer.from(
+    canonicalize({ purpose: 'ehr-connectors/dek/v1', tenantId, keyVersion, kekId, kekVersion })!,
+    'utf8',
+  );
 }
 
 /** A DataKey whose key bytes are not enumerable, so a stray JSON.stringify or log call skips them. */
@@ -52,7 +55,8 @@ function makeDataKey(tenantId: string, version: number, key: Buffer): DataKey {
 }
 
 function assertTenantId(tenantId: string): void {
-  if (typeof tenantId !== 'string' || !ID_PATTERN.test(tenantId)) throw new InvalidArgumentError('tenantId', 'is not a valid tenant id');
+  if (typeof tenantId !== 'string' || !ID_PATTERN.test(tenantId))
+    throw new InvalidArgumentError('tenantId', 'is not a valid tenant id');
 }
 
 export class TenantKeyring {
@@ -117,7 +121,8 @@ export class TenantKeyring {
    */
   async pseudonymise(tenantId: string, value: string, audit?: AuditContext): Promise<string> {
     assertTenantId(tenantId);
-    if (typeof value !== 'string' || value.length === 0) throw new InvalidArgumentError('value', 'must be a non-empty string');
+    if (typeof value !== 'string' || value.length === 0)
+      throw new InvalidArgumentError('value', 'must be a non-empty string');
     const pk = await this.#pseudonymKey(tenantId, audit ?? systemAudit());
     const mac = createHmac('sha256', pk).update(value, 'utf8').digest('base64url');
     return `psn_${mac.slice(0, 22)}`;
@@ -184,17 +189,28 @@ export class TenantKeyring {
 
   /** Unwraps a stored pseudonym key; returns it only after its audit event is written (fail closed). */
   async #unwrapPseudonymKey(tenantId: string, row: PseudonymKeyRow, audit: AuditContext): Promise<Buffer> {
-    if (row.status === 'destroyed' || row.wrapped_key === null) throw new DecryptionError('pseudonym key has been destroyed');
+    if (row.status === 'destroyed' || row.wrapped_key === null)
+      throw new DecryptionError('pseudonym key has been destroyed');
     const details = { purpose: 'pseudonym', kekId: row.kek_id, kekVersion: row.kek_version };
     let raw: Buffer;
     try {
-      raw = await this.#kek.unwrap({ kekId: row.kek_id, kekVersion: row.kek_version, wrapped: row.wrapped_key }, pseudonymKeyWrapAad(tenantId, row.kek_id, row.kek_version));
+      raw = await this.#kek.unwrap(
+        { kekId: row.kek_id, kekVersion: row.kek_version, wrapped: row.wrapped_key },
+        pseudonymKeyWrapAad(tenantId, row.kek_id, row.kek_version),
+      );
     } catch (err) {
       await this.#auditFailure('key.pseudonym.unwrapped', tenantId, audit, details, err);
       throw err;
     }
     try {
-      await recordAuditEvent(this.#pool, { actor: audit.actor, action: 'key.pseudonym.unwrapped', outcome: 'success', tenantId, correlationId: audit.correlationId, details });
+      await recordAuditEvent(this.#pool, {
+        actor: audit.actor,
+        action: 'key.pseudonym.unwrapped',
+        outcome: 'success',
+        tenantId,
+        correlationId: audit.correlationId,
+        details,
+      });
     } catch (err) {
       raw.fill(0);
       throw err;
@@ -264,7 +280,8 @@ export class TenantKeyring {
   async #loadKey(tenantId: string, version: number, audit: AuditContext): Promise<DataKey> {
     const row = await readDataKey(this.#pool, tenantId, version);
     if (!row) throw new DecryptionError('data key version does not exist for this tenant');
-    if (row.status === 'destroyed' || row.wrapped_key === null) throw new DecryptionError('data key version has been destroyed');
+    if (row.status === 'destroyed' || row.wrapped_key === null)
+      throw new DecryptionError('data key version has been destroyed');
     const details = { keyVersion: version, kekId: row.kek_id, kekVersion: row.kek_version };
     let raw: Buffer;
     try {
@@ -295,7 +312,13 @@ export class TenantKeyring {
   }
 
   /** Best effort: the original error is what the caller sees. */
-  async #auditFailure(action: string, tenantId: string, audit: AuditContext, details: Record<string, unknown>, err: unknown): Promise<void> {
+  async #auditFailure(
+    action: string,
+    tenantId: string,
+    audit: AuditContext,
+    details: Record<string, unknown>,
+    err: unknown,
+  ): Promise<void> {
     const errorCode = err instanceof EhrError ? err.code : 'UNCLASSIFIED';
     await recordAuditEvent(this.#pool, {
       actor: audit.actor,

@@ -85,7 +85,10 @@ export class LocalKekProvider implements KekBackend {
   static async load(dir: string): Promise<LocalKekProvider> {
     const versions = await listVersions(dir);
     if (versions.length === 0) {
-      throw new ConfigError(FIELD, `directory ${dir} holds no kek-v<N>.key files (create one with ensureLocalKekDir or \`ehrctl dev up\`)`);
+      throw new ConfigError(
+        FIELD,
+        `directory ${dir} holds no kek-v<N>.key files (create one with ensureLocalKekDir or \`ehrctl dev up\`)`,
+      );
     }
     const keys = new Map<number, Buffer>();
     for (const version of versions) keys.set(version, await readKeyFile(path.join(dir, kekFileName(version))));
@@ -126,13 +129,15 @@ export class LocalKekProvider implements KekBackend {
 
   async adoptVersion(version: number, ref: string): Promise<void> {
     if (this.#keys.has(version)) return;
-    if (versionOfFileName(ref) !== version) throw new ConfigError(FIELD, `KEK version ${version} names an unexpected file`);
+    if (versionOfFileName(ref) !== version)
+      throw new ConfigError(FIELD, `KEK version ${version} names an unexpected file`);
     this.#keys.set(version, await readKeyFile(path.join(this.#dir, ref)));
     if (version > this.#primary) this.#primary = version;
   }
 
   async createVersion(version: number): Promise<{ ref: string }> {
-    if (!Number.isInteger(version) || version < 1) throw new InvalidArgumentError('kekVersion', 'must be a positive integer');
+    if (!Number.isInteger(version) || version < 1)
+      throw new InvalidArgumentError('kekVersion', 'must be a positive integer');
     // A file left by a rotation whose metadata transaction failed is adopted: it never wrapped anything.
     await writeKeyFile(this.#dir, version);
     const ref = kekFileName(version);
@@ -166,7 +171,8 @@ export class LocalKekProvider implements KekBackend {
     if (w.kekId !== this.id) throw new DecryptionError('wrapped key names another key-encryption key');
     const key = this.#keys.get(w.kekVersion);
     if (!key) throw new DecryptionError('key-encryption key version is not available');
-    if (!Buffer.isBuffer(w.wrapped) || w.wrapped.length <= IV_BYTES + TAG_BYTES) throw new DecryptionError('wrapped key is malformed');
+    if (!Buffer.isBuffer(w.wrapped) || w.wrapped.length <= IV_BYTES + TAG_BYTES)
+      throw new DecryptionError('wrapped key is malformed');
     const iv = w.wrapped.subarray(0, IV_BYTES);
     const body = w.wrapped.subarray(IV_BYTES, w.wrapped.length - TAG_BYTES);
     const tag = w.wrapped.subarray(w.wrapped.length - TAG_BYTES);
@@ -209,6 +215,7 @@ export async function ensureLocalKekDir(dir: string): Promise<{ created: boolean
 export async function addLocalKekVersion(dir: string): Promise<number> {
   const versions = await listVersions(dir);
   const next = (versions[versions.length - 1] ?? 0) + 1;
-  if (!(await writeKeyFile(dir, next))) throw new ConfigError(FIELD, `key file ${kekFileName(next)} appeared concurrently; retry`);
+  if (!(await writeKeyFile(dir, next)))
+    throw new ConfigError(FIELD, `key file ${kekFileName(next)} appeared concurrently; retry`);
   return next;
 }

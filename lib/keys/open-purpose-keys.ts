@@ -29,11 +29,18 @@ export async function openPurposeKeys(config: Partial<KekConfig>, deps: PayloadC
   const audit: AuditContext = { actor: deps.actor, correlationId: `payload-codec:${randomUUID()}` };
   const kek =
     deps.kek ??
-    (await KeyHierarchy.open({ pool: deps.pool, backend: await createKekProvider({ EHR_KEK_PROVIDER: 'local', ...config } as KekConfig), audit }));
+    (await KeyHierarchy.open({
+      pool: deps.pool,
+      backend: await createKekProvider({ EHR_KEK_PROVIDER: 'local', ...config } as KekConfig),
+      audit,
+    }));
   return createPurposeKeys({ pool: deps.pool, kek, audit });
 }
 
 /** The payload codec every process uses: `dataConverter: { payloadCodecs: [codec] }`. */
-export async function openPayloadCodec(config: Partial<KekConfig>, deps: PayloadCodecDeps): Promise<EncryptionPayloadCodec> {
+export async function openPayloadCodec(
+  config: Partial<KekConfig>,
+  deps: PayloadCodecDeps,
+): Promise<EncryptionPayloadCodec> {
   return createPayloadCodec((await openPurposeKeys(config, deps)).payload);
 }

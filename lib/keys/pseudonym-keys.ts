@@ -28,8 +28,24 @@ export const PSEUDONYM_INFO = 'ehr-connectors/pseudonym/v1';
 export const PSEUDONYM_KEY_VERSION = 1;
 
 /** The AAD a per-tenant purpose key is wrapped under: tenant, purpose, version and the wrapping KEK id/version. */
-export function tenantPurposeKeyWrapAad(tenantId: string, keyPurpose: TenantKeyPurpose, version: number, kekId: string, kekVersion: number): Buffer {
-  return Buffer.from(canonicalize({ purpose: 'ehr-connectors/tenant-purpose-key/v1', keyPurpose, tenantId, version, kekId, kekVersion })!, 'utf8');
+export function tenantPurposeKeyWrapAad(
+  tenantId: string,
+  keyPurpose: TenantKeyPurpose,
+  version: number,
+  kekId: string,
+  kekVersion: number,
+): Buffer {
+  return Buffer.from(
+    canonicalize({
+      purpose: 'ehr-connectors/tenant-purpose-key/v1',
+      keyPurpose,
+      tenantId,
+      version,
+      kekId,
+      kekVersion,
+    })!,
+    'utf8',
+  );
 }
 
 export function pseudonymKeyWrapAad(tenantId: string, kekId: string, kekVersion: number): Buffer {
@@ -50,7 +66,13 @@ export async function readPseudonymKeyRow(db: Queryable, tenantId: string): Prom
  * key.pseudonym.created in the same transaction. Returns false when another process stored it first:
  * the caller then reads the stored row (same material, by derivation) instead of using its own.
  */
-export async function storePseudonymKey(pool: Pool, kek: KekProvider, tenantId: string, material: Buffer, audit: AuditContext): Promise<boolean> {
+export async function storePseudonymKey(
+  pool: Pool,
+  kek: KekProvider,
+  tenantId: string,
+  material: Buffer,
+  audit: AuditContext,
+): Promise<boolean> {
   const kekId = kek.id;
   const kekVersion = kek.primaryVersion();
   const wrapped: WrappedKey = await kek.wrap(material, pseudonymKeyWrapAad(tenantId, kekId, kekVersion));
@@ -66,7 +88,13 @@ export async function storePseudonymKey(pool: Pool, kek: KekProvider, tenantId: 
         outcome: 'success',
         tenantId,
         correlationId: audit.correlationId,
-        details: { purpose: 'pseudonym', version: PSEUDONYM_KEY_VERSION, derivation: 'hkdf-dek-v1', kekId: wrapped.kekId, kekVersion: wrapped.kekVersion },
+        details: {
+          purpose: 'pseudonym',
+          version: PSEUDONYM_KEY_VERSION,
+          derivation: 'hkdf-dek-v1',
+          kekId: wrapped.kekId,
+          kekVersion: wrapped.kekVersion,
+        },
       },
     ]);
     return true;

@@ -21,7 +21,11 @@ export interface PurposeKeyRow {
 
 // ---- purpose_keys ---------------------------------------------------------------------------------
 
-export async function readPurposeKey(db: Queryable, purpose: KeyPurpose, version: number): Promise<PurposeKeyRow | undefined> {
+export async function readPurposeKey(
+  db: Queryable,
+  purpose: KeyPurpose,
+  version: number,
+): Promise<PurposeKeyRow | undefined> {
   const { rows } = await db.query<PurposeKeyRow>(
     `SELECT version, key_id, kek_id, kek_version, wrapped_key, public_jwk, status FROM purpose_keys WHERE purpose = $1 AND version = $2`,
     [purpose, version],
@@ -30,12 +34,18 @@ export async function readPurposeKey(db: Queryable, purpose: KeyPurpose, version
 }
 
 export async function primaryPurposeKeyVersion(db: Queryable, purpose: KeyPurpose): Promise<number | undefined> {
-  const { rows } = await db.query<{ version: number }>(`SELECT version FROM purpose_keys WHERE purpose = $1 AND status = 'primary'`, [purpose]);
+  const { rows } = await db.query<{ version: number }>(
+    `SELECT version FROM purpose_keys WHERE purpose = $1 AND status = 'primary'`,
+    [purpose],
+  );
   return rows[0]?.version;
 }
 
 export async function purposeKeyId(db: Queryable, purpose: KeyPurpose, version: number): Promise<string | undefined> {
-  const { rows } = await db.query<{ key_id: string }>('SELECT key_id FROM purpose_keys WHERE purpose = $1 AND version = $2', [purpose, version]);
+  const { rows } = await db.query<{ key_id: string }>(
+    'SELECT key_id FROM purpose_keys WHERE purpose = $1 AND version = $2',
+    [purpose, version],
+  );
   return rows[0]?.key_id;
 }
 
@@ -53,13 +63,19 @@ export async function lockPurpose(client: PoolClient, purpose: KeyPurpose): Prom
 }
 
 export async function maxPurposeKeyVersion(client: PoolClient, purpose: KeyPurpose): Promise<number | null> {
-  const max = await client.query<{ max: number | null }>('SELECT max(version) AS max FROM purpose_keys WHERE purpose = $1', [purpose]);
+  const max = await client.query<{ max: number | null }>(
+    'SELECT max(version) AS max FROM purpose_keys WHERE purpose = $1',
+    [purpose],
+  );
   return max.rows[0]?.max ?? null;
 }
 
 /** The old primary after a rotation: decrypt-only (payload keys) or verification-only (signing keys). */
 export async function demotePurposeKey(client: PoolClient, purpose: KeyPurpose, version: number): Promise<void> {
-  await client.query(`UPDATE purpose_keys SET status = 'decrypt_only' WHERE purpose = $1 AND version = $2`, [purpose, version]);
+  await client.query(`UPDATE purpose_keys SET status = 'decrypt_only' WHERE purpose = $1 AND version = $2`, [
+    purpose,
+    version,
+  ]);
 }
 
 export async function insertPrimaryPurposeKey(
@@ -90,7 +106,11 @@ export interface PseudonymKeyRow {
   status: 'active' | 'destroyed';
 }
 
-export async function readPseudonymKeyRow(db: Queryable, tenantId: string, version: number): Promise<PseudonymKeyRow | undefined> {
+export async function readPseudonymKeyRow(
+  db: Queryable,
+  tenantId: string,
+  version: number,
+): Promise<PseudonymKeyRow | undefined> {
   const { rows } = await db.query<PseudonymKeyRow>(
     `SELECT kek_id, kek_version, wrapped_key, status FROM tenant_purpose_keys WHERE tenant_id = $1 AND purpose = 'pseudonym' AND version = $2`,
     [tenantId, version],
@@ -99,7 +119,12 @@ export async function readPseudonymKeyRow(db: Queryable, tenantId: string, versi
 }
 
 /** The pseudonym key, derived from DEK v1; false when another process stored it first. */
-export async function insertPseudonymKey(client: PoolClient, tenantId: string, version: number, wrapped: WrappedKey): Promise<boolean> {
+export async function insertPseudonymKey(
+  client: PoolClient,
+  tenantId: string,
+  version: number,
+  wrapped: WrappedKey,
+): Promise<boolean> {
   const res = await client.query(
     `INSERT INTO tenant_purpose_keys (tenant_id, purpose, version, kek_id, kek_version, wrapped_key, derivation, status)
      VALUES ($1, 'pseudonym', $2, $3, $4, $5, 'hkdf-dek-v1', 'active')

@@ -19,7 +19,13 @@ import { ConflictError, DecryptionError, EhrError, InvalidArgumentError } from '
 import { withTransaction } from '../store/pool.js';
 import type { Pool } from '../store/pool.js';
 import type { KekProvider } from './kek-provider.js';
-import type { AuditSigningKey, AuditSigningKeySource, KeyPurpose, PayloadKey, PayloadKeySource } from './purpose-keys.js';
+import type {
+  AuditSigningKey,
+  AuditSigningKeySource,
+  KeyPurpose,
+  PayloadKey,
+  PayloadKeySource,
+} from './purpose-keys.js';
 import {
   auditSigningPublicKeys,
   demotePurposeKey,
@@ -64,8 +70,17 @@ const PAYLOAD_KEY_ID = /^payload-v([1-9][0-9]{0,8})$/;
 const AUDIT_ACTION: Record<KeyPurpose, string> = { payload: 'key.payload', 'audit-signing': 'key.audit_signing' };
 
 /** The AAD a purpose key is wrapped under. */
-export function purposeKeyWrapAad(purpose: KeyPurpose, version: number, keyId: string, kekId: string, kekVersion: number): Buffer {
-  return Buffer.from(canonicalize({ purpose: 'ehr-connectors/purpose-key/v1', keyPurpose: purpose, version, keyId, kekId, kekVersion })!, 'utf8');
+export function purposeKeyWrapAad(
+  purpose: KeyPurpose,
+  version: number,
+  keyId: string,
+  kekId: string,
+  kekVersion: number,
+): Buffer {
+  return Buffer.from(
+    canonicalize({ purpose: 'ehr-connectors/purpose-key/v1', keyPurpose: purpose, version, keyId, kekId, kekVersion })!,
+    'utf8',
+  );
 }
 
 export function payloadKeyId(version: number): string {
@@ -108,7 +123,8 @@ class PurposeKeyStore {
     this.#audit = opts.audit;
     this.#ttl = opts.cacheTtlMs ?? 5 * 60_000;
     this.#primaryTtl = opts.primaryTtlMs ?? 60_000;
-    if (!opts.audit?.actor || !opts.audit?.correlationId) throw new InvalidArgumentError('audit', 'needs an actor and a correlation id');
+    if (!opts.audit?.actor || !opts.audit?.correlationId)
+      throw new InvalidArgumentError('audit', 'needs an actor and a correlation id');
   }
 
   forget(): void {
@@ -144,7 +160,8 @@ class PurposeKeyStore {
   }
 
   async rotate(purpose: KeyPurpose, ctx: AuditContext): Promise<{ keyId: string; version: number }> {
-    if (!ctx?.actor || !ctx?.correlationId) throw new InvalidArgumentError('audit context', 'needs an actor and a correlation id');
+    if (!ctx?.actor || !ctx?.correlationId)
+      throw new InvalidArgumentError('audit context', 'needs an actor and a correlation id');
     const version = await this.#rotate(purpose, ctx, false);
     this.#primary.set(purpose, { value: version, expiresAt: Date.now() + this.#primaryTtl });
     return { keyId: (await purposeKeyId(this.#pool, purpose, version))!, version };
@@ -172,10 +189,18 @@ class PurposeKeyStore {
           throw new ConflictError('key-encryption key', kekId, 'changed its primary version during a wrap; retry');
         }
         if (current !== undefined) await demotePurposeKey(client, purpose, current);
-        await insertPrimaryPurposeKey(client, { purpose, version, keyId: key.keyId, wrapped, publicJwk: key.publicJwk });
+        await insertPrimaryPurposeKey(client, {
+          purpose,
+          version,
+          keyId: key.keyId,
+          wrapped,
+          publicJwk: key.publicJwk,
+        });
         const details: Record<string, unknown> = { purpose, version, keyId: key.keyId, kekId, kekVersion };
         if (current !== undefined) details.previousVersion = current;
-        await appendAuditEvents(client, [{ actor: ctx.actor, action, outcome: 'success', correlationId: ctx.correlationId, details }]);
+        await appendAuditEvents(client, [
+          { actor: ctx.actor, action, outcome: 'success', correlationId: ctx.correlationId, details },
+        ]);
         return version;
       });
     } catch (err) {
@@ -187,7 +212,8 @@ class PurposeKeyStore {
   async #load(purpose: KeyPurpose, version: number): Promise<{ row: PurposeRow; secret: Buffer }> {
     const row = await readPurposeKey(this.#pool, purpose, version);
     if (!row) throw new DecryptionError(`${purpose} key version does not exist`);
-    if (row.status === 'destroyed' || !row.wrapped_key) throw new DecryptionError(`${purpose} key version has been destroyed`);
+    if (row.status === 'destroyed' || !row.wrapped_key)
+      throw new DecryptionError(`${purpose} key version has been destroyed`);
     const action = `${AUDIT_ACTION[purpose]}.unwrapped`;
     const details = { purpose, version, keyId: row.key_id, kekId: row.kek_id, kekVersion: row.kek_version };
     let secret: Buffer;
@@ -201,7 +227,13 @@ class PurposeKeyStore {
       throw err;
     }
     try {
-      await recordAuditEvent(this.#pool, { actor: this.#audit.actor, action, outcome: 'success', correlationId: this.#audit.correlationId, details });
+      await recordAuditEvent(this.#pool, {
+        actor: this.#audit.actor,
+        action,
+        outcome: 'success',
+        correlationId: this.#audit.correlationId,
+        details,
+      });
     } catch (err) {
       secret.fill(0);
       throw err;
@@ -211,7 +243,12 @@ class PurposeKeyStore {
     return value;
   }
 
-  async #auditFailure(action: string, ctx: AuditContext, details: Record<string, unknown>, err: unknown): Promise<void> {
+  async #auditFailure(
+    action: string,
+    ctx: AuditContext,
+    details: Record<string, unknown>,
+    err: unknown,
+  ): Promise<void> {
     const errorCode = err instanceof EhrError ? err.code : 'UNCLASSIFIED';
     await recordAuditEvent(this.#pool, {
       actor: ctx.actor,

@@ -18,16 +18,25 @@ export interface StoredRecordRow {
 }
 
 /** Records of the tenant whose ciphertext header names a DEK version below `keyVersion`. */
-export async function countRecordsBelowKeyVersion(db: Queryable, tenantId: string, keyVersion: number): Promise<number> {
-  const { rows } = await db.query<{ n: string }>(`SELECT count(*) AS n FROM records WHERE tenant_id = $1 AND ${HEADER_VERSION} < $2`, [
-    tenantId,
-    keyVersion,
-  ]);
+export async function countRecordsBelowKeyVersion(
+  db: Queryable,
+  tenantId: string,
+  keyVersion: number,
+): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(
+    `SELECT count(*) AS n FROM records WHERE tenant_id = $1 AND ${HEADER_VERSION} < $2`,
+    [tenantId, keyVersion],
+  );
   return Number(rows[0]?.n ?? 0);
 }
 
 /** Up to `limit` records whose header names a version below `keyVersion`, locked (SKIP LOCKED: batches share work). */
-export async function lockRecordsBelowKeyVersion(client: PoolClient, tenantId: string, keyVersion: number, limit: number): Promise<StoredRecordRow[]> {
+export async function lockRecordsBelowKeyVersion(
+  client: PoolClient,
+  tenantId: string,
+  keyVersion: number,
+  limit: number,
+): Promise<StoredRecordRow[]> {
   const { rows } = await client.query<StoredRecordRow>(
     `SELECT integration_id, resource_type, resource_id, version_id, ${HEADER_VERSION}::int AS header_version, ciphertext
        FROM records WHERE tenant_id = $1 AND ${HEADER_VERSION} < $2

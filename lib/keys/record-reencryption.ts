@@ -41,7 +41,12 @@ export async function reencryptRecordBatch(
     if (rows.length === 0) return 0;
     const fresh: Buffer[] = [];
     for (const r of rows) {
-      const recordCtx = { tenantId, integrationId: r.integration_id, resourceType: r.resource_type, resourceId: r.resource_id };
+      const recordCtx = {
+        tenantId,
+        integrationId: r.integration_id,
+        resourceType: r.resource_type,
+        resourceId: r.resource_id,
+      };
       const plaintext = await decryptRecord(r.ciphertext, recordCtx, (t, v) => keyring.dataKey(t, v, ctx));
       try {
         fresh.push(encryptRecord(target, recordCtx, plaintext));

@@ -19,14 +19,22 @@ export interface RewrapStage<R extends WrappedRow> {
   keyOf(row: R): unknown[];
   aad(row: R, kekId: string, kekVersion: number): Buffer;
   /** The audit event's action, details and tenant (the caller adds actor and outcome). */
-  audit(row: R, kekId: string, toKekVersion: number): { action: string; details: Record<string, unknown>; tenantId?: string };
+  audit(
+    row: R,
+    kekId: string,
+    toKekVersion: number,
+  ): { action: string; details: Record<string, unknown>; tenantId?: string };
 }
 
 export const dataKeyStage: RewrapStage<WrappedRow & { tenant_id: string; key_version: number }> = {
   table: 'data_keys',
   keyOf: (r) => [r.tenant_id, r.key_version],
   aad: (r, kekId, v) => dataKeyWrapAad(r.tenant_id, r.key_version, kekId, v),
-  audit: (r, kekId, to) => ({ action: 'key.dek.rewrapped', details: { keyVersion: r.key_version, kekId, fromKekVersion: r.kek_version, toKekVersion: to }, tenantId: r.tenant_id }),
+  audit: (r, kekId, to) => ({
+    action: 'key.dek.rewrapped',
+    details: { keyVersion: r.key_version, kekId, fromKekVersion: r.kek_version, toKekVersion: to },
+    tenantId: r.tenant_id,
+  }),
 };
 
 export const purposeKeyStage: RewrapStage<WrappedRow & { purpose: KeyPurpose; version: number; key_id: string }> = {
@@ -35,11 +43,20 @@ export const purposeKeyStage: RewrapStage<WrappedRow & { purpose: KeyPurpose; ve
   aad: (r, kekId, v) => purposeKeyWrapAad(r.purpose, r.version, r.key_id, kekId, v),
   audit: (r, kekId, to) => ({
     action: 'key.purpose.rewrapped',
-    details: { purpose: r.purpose, version: r.version, keyId: r.key_id, kekId, fromKekVersion: r.kek_version, toKekVersion: to },
+    details: {
+      purpose: r.purpose,
+      version: r.version,
+      keyId: r.key_id,
+      kekId,
+      fromKekVersion: r.kek_version,
+      toKekVersion: to,
+    },
   }),
 };
 
-export const tenantPurposeKeyStage: RewrapStage<WrappedRow & { tenant_id: string; purpose: TenantKeyPurpose; version: number }> = {
+export const tenantPurposeKeyStage: RewrapStage<
+  WrappedRow & { tenant_id: string; purpose: TenantKeyPurpose; version: number }
+> = {
   table: 'tenant_purpose_keys',
   keyOf: (r) => [r.tenant_id, r.purpose, r.version],
   aad: (r, kekId, v) => tenantPurposeKeyWrapAad(r.tenant_id, r.purpose, r.version, kekId, v),

@@ -28,13 +28,18 @@ export async function restorePreviousKekPrimary(
   return withTransaction(pool, async (client) => {
     const floor = await lockKek(client, kekId);
     if (floor === undefined) throw new NotFoundError('key-encryption key', kekId);
-    if (previous < floor) throw new ConflictError(`KEK ${kekId} version`, String(previous), `is below the decryption floor ${floor}`);
+    if (previous < floor)
+      throw new ConflictError(`KEK ${kekId} version`, String(previous), `is below the decryption floor ${floor}`);
     const rows = await lockKekVersionStates(client, kekId, [previous, rotated]);
     const prev = rows.find((r) => r.version === previous);
     if (prev?.state === 'primary') return { changed: false };
     if (prev?.state !== 'active') {
       const state = prev?.state ?? 'unknown';
-      throw new ConflictError(`KEK ${kekId} version`, String(previous), `is ${state}; only an active version can become primary again`);
+      throw new ConflictError(
+        `KEK ${kekId} version`,
+        String(previous),
+        `is ${state}; only an active version can become primary again`,
+      );
     }
     await swapKekPrimaryBack(client, kekId, previous, rotated);
     const details = { kekId, primaryKekVersion: previous, activeKekVersion: rotated };
@@ -64,7 +69,9 @@ export async function restoreTenantPrimaryKey(
     if (prev.status === 'primary') return { changed: false };
     await swapDataKeyPrimaryBack(client, tenantId, previous, rotated);
     const details = { primaryKeyVersion: previous, decryptOnlyKeyVersion: rotated };
-    await appendAuditEvents(client, [{ ...ctx, action: 'key.dek.rotation_rolled_back', outcome: 'success', tenantId, details }]);
+    await appendAuditEvents(client, [
+      { ...ctx, action: 'key.dek.rotation_rolled_back', outcome: 'success', tenantId, details },
+    ]);
     return { changed: true };
   });
 }
@@ -99,7 +106,11 @@ export async function restorePreviousSigningKey(
       await setSigningKeyState(client, integrationId, previousKid, 'current');
       await mirrorCurrentKey(client, previous);
     }
-    const details = { kid: previousKid, replacedKid: newKid, replacedKidState: rotated?.state === 'current' ? 'previous' : 'retired' };
+    const details = {
+      kid: previousKid,
+      replacedKid: newKid,
+      replacedKidState: rotated?.state === 'current' ? 'previous' : 'retired',
+    };
     await appendAuditEvents(client, [
       { ...ctx, action: 'signing_key.rotation_rolled_back', outcome: 'success', tenantId, integrationId, details },
     ]);

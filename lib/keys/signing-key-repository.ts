@@ -49,7 +49,10 @@ function fromRow(r: Row): IntegrationSigningKey {
 }
 
 export async function listSigningKeys(db: Queryable, integrationId: string): Promise<IntegrationSigningKey[]> {
-  const res = await db.query<Row>('SELECT * FROM integration_signing_keys WHERE integration_id = $1 ORDER BY created_at, kid', [integrationId]);
+  const res = await db.query<Row>(
+    'SELECT * FROM integration_signing_keys WHERE integration_id = $1 ORDER BY created_at, kid',
+    [integrationId],
+  );
   return res.rows.map(fromRow);
 }
 
@@ -61,7 +64,10 @@ export async function publishedSigningKeys(
   db: Queryable,
   integrationId: string,
 ): Promise<{ vendor: string; keys: IntegrationSigningKey[] } | undefined> {
-  const integration = await db.query<{ vendor: string; status: string }>('SELECT vendor, status FROM integrations WHERE id = $1', [integrationId]);
+  const integration = await db.query<{ vendor: string; status: string }>(
+    'SELECT vendor, status FROM integrations WHERE id = $1',
+    [integrationId],
+  );
   const row = integration.rows[0];
   if (!row) return undefined;
   if (row.status !== 'active') return { vendor: row.vendor, keys: [] };
@@ -73,15 +79,28 @@ export async function publishedSigningKeys(
 }
 
 /** Through the database function add_integration_signing_key, which checks the private key's reference. */
-export async function insertSigningKey(db: Queryable, key: Omit<IntegrationSigningKey, 'createdAt' | 'activatedAt' | 'retiredAt'>): Promise<void> {
+export async function insertSigningKey(
+  db: Queryable,
+  key: Omit<IntegrationSigningKey, 'createdAt' | 'activatedAt' | 'retiredAt'>,
+): Promise<void> {
   await refusingStoredSecretRefs(() =>
     db.query('SELECT add_integration_signing_key($1, $2, $3, $4, $5, $6)', [
-      key.integrationId, key.kid, key.alg, key.publicJwk, key.privateKeyRef, key.state,
+      key.integrationId,
+      key.kid,
+      key.alg,
+      key.publicJwk,
+      key.privateKeyRef,
+      key.state,
     ]),
   );
 }
 
-export async function setSigningKeyState(db: Queryable, integrationId: string, kid: string, state: SigningKeyState): Promise<void> {
+export async function setSigningKeyState(
+  db: Queryable,
+  integrationId: string,
+  kid: string,
+  state: SigningKeyState,
+): Promise<void> {
   await db.query(
     `UPDATE integration_signing_keys
         SET state = $3,
@@ -107,7 +126,10 @@ export async function retireAllSigningKeys(db: Queryable, integrationId: string)
  * them from integration_signing_keys (the key must already be `current` there), so no reference is
  * written by the application.
  */
-export async function mirrorCurrentKey(db: Queryable, key: Pick<IntegrationSigningKey, 'integrationId' | 'kid'>): Promise<void> {
+export async function mirrorCurrentKey(
+  db: Queryable,
+  key: Pick<IntegrationSigningKey, 'integrationId' | 'kid'>,
+): Promise<void> {
   await db.query('SELECT mirror_current_signing_key($1, $2)', [key.integrationId, key.kid]);
 }
 
@@ -115,7 +137,10 @@ export async function mirrorCurrentKey(db: Queryable, key: Pick<IntegrationSigni
  * Locks the integration row before its keys change (rotation steps, rollback): its tenant and auth
  * method, or undefined for an unknown integration.
  */
-export async function lockKeyOwner(client: PoolClient, integrationId: string): Promise<{ tenantId: string; authMethod: string } | undefined> {
+export async function lockKeyOwner(
+  client: PoolClient,
+  integrationId: string,
+): Promise<{ tenantId: string; authMethod: string } | undefined> {
   const res = await client.query<{ tenant_id: string; auth_method: string }>(
     'SELECT tenant_id, auth_method FROM integrations WHERE id = $1 FOR UPDATE',
     [integrationId],

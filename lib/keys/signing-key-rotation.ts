@@ -13,7 +13,13 @@ import { generateIntegrationSigningKey } from './signing-keys.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
 import type { IntegrationSigningKey } from './signing-key-repository.js';
-import { insertSigningKey, listSigningKeys, lockKeyOwner, mirrorCurrentKey, setSigningKeyState } from './signing-key-repository.js';
+import {
+  insertSigningKey,
+  listSigningKeys,
+  lockKeyOwner,
+  mirrorCurrentKey,
+  setSigningKeyState,
+} from './signing-key-repository.js';
 
 interface Locked {
   tenantId: string;
@@ -30,7 +36,14 @@ async function lock(client: PoolClient, integrationId: string): Promise<Locked> 
   return { ...owner, keys: await listSigningKeys(client, integrationId) };
 }
 
-function audit(client: PoolClient, ctx: AuditContext, tenantId: string, integrationId: string, action: string, details: Record<string, unknown>): Promise<unknown> {
+function audit(
+  client: PoolClient,
+  ctx: AuditContext,
+  tenantId: string,
+  integrationId: string,
+  action: string,
+  details: Record<string, unknown>,
+): Promise<unknown> {
   return appendAuditEvents(client, [{ ...ctx, action, outcome: 'success', tenantId, integrationId, details }]);
 }
 
@@ -51,9 +64,20 @@ export async function publishSuccessorKey(
     const current = locked.keys.find((k) => k.state === 'current');
     const alg = opts.alg ?? current?.alg ?? 'ES384';
     const generated = await generateIntegrationSigningKey({ alg, secretsDir: opts.secretsDir, integrationId });
-    const key = { integrationId, kid: generated.kid, alg, publicJwk: generated.publicJwk as Record<string, unknown>, privateKeyRef: generated.privateKeyRef, state: 'successor' as const };
+    const key = {
+      integrationId,
+      kid: generated.kid,
+      alg,
+      publicJwk: generated.publicJwk as Record<string, unknown>,
+      privateKeyRef: generated.privateKeyRef,
+      state: 'successor' as const,
+    };
     await insertSigningKey(client, key);
-    await audit(client, ctx, locked.tenantId, integrationId, 'signing_key.published', { kid: key.kid, alg, currentKid: current?.kid ?? null });
+    await audit(client, ctx, locked.tenantId, integrationId, 'signing_key.published', {
+      kid: key.kid,
+      alg,
+      currentKid: current?.kid ?? null,
+    });
     return (await listSigningKeys(client, integrationId)).find((k) => k.kid === key.kid)!;
   });
 }
@@ -74,7 +98,8 @@ export async function activateSuccessorKey(
     const current = locked.keys.find((k) => k.state === 'current');
     const successor = locked.keys.find((k) => k.state === 'successor');
     if (!successor) {
-      if (current && (opts.expectedKid === undefined || current.kid === opts.expectedKid)) return { kid: current.kid, previousKid: null, changed: false };
+      if (current && (opts.expectedKid === undefined || current.kid === opts.expectedKid))
+        return { kid: current.kid, previousKid: null, changed: false };
       throw new ConflictError('integration', integrationId, 'has no published successor key to activate');
     }
     if (opts.expectedKid !== undefined && successor.kid !== opts.expectedKid) {
@@ -83,19 +108,28 @@ export async function activateSuccessorKey(
     if (current) await setSigningKeyState(client, integrationId, current.kid, 'previous');
     await setSigningKeyState(client, integrationId, successor.kid, 'current');
     await mirrorCurrentKey(client, successor);
-    await audit(client, ctx, locked.tenantId, integrationId, 'signing_key.activated', { kid: successor.kid, previousKid: current?.kid ?? null });
+    await audit(client, ctx, locked.tenantId, integrationId, 'signing_key.activated', {
+      kid: successor.kid,
+      previousKid: current?.kid ?? null,
+    });
     return { kid: successor.kid, previousKid: current?.kid ?? null, changed: true };
   });
 }
 
 /** Stops publishing a key that no longer signs. The current key cannot be retired (activate a successor first). */
-export async function retireKey(pool: Pool, integrationId: string, kid: string, ctx: AuditContext): Promise<{ changed: boolean }> {
+export async function retireKey(
+  pool: Pool,
+  integrationId: string,
+  kid: string,
+  ctx: AuditContext,
+): Promise<{ changed: boolean }> {
   return withTransaction(pool, async (client) => {
     const locked = await lock(client, integrationId);
     const key = locked.keys.find((k) => k.kid === kid);
     if (!key) throw new InvalidArgumentError('kid', `integration ${integrationId} has no key ${kid}`);
     if (key.state === 'retired') return { changed: false };
-    if (key.state === 'current') throw new ConflictError('signing key', kid, 'is the current key: activate a successor before retiring it');
+    if (key.state === 'current')
+      throw new ConflictError('signing key', kid, 'is the current key: activate a successor before retiring it');
     await setSigningKeyState(client, integrationId, kid, 'retired');
     await audit(client, ctx, locked.tenantId, integrationId, 'signing_key.retired', { kid, previousState: key.state });
     return { changed: true };

@@ -28,7 +28,8 @@ export interface GeneratedSigningKey {
 const REF_FIELD = 'privateKeyRef';
 
 function assertAlg(alg: string): asserts alg is SigningAlg {
-  if (!(SIGNING_ALGS as readonly string[]).includes(alg)) throw new InvalidArgumentError('alg', 'must be ES384 or RS384');
+  if (!(SIGNING_ALGS as readonly string[]).includes(alg))
+    throw new InvalidArgumentError('alg', 'must be ES384 or RS384');
 }
 
 export async function generateIntegrationSigningKey(opts: {
@@ -37,7 +38,8 @@ export async function generateIntegrationSigningKey(opts: {
   integrationId: string;
 }): Promise<GeneratedSigningKey> {
   assertAlg(opts.alg);
-  if (!ID_PATTERN.test(opts.integrationId)) throw new InvalidArgumentError('integrationId', 'is not a valid integration id');
+  if (!ID_PATTERN.test(opts.integrationId))
+    throw new InvalidArgumentError('integrationId', 'is not a valid integration id');
   const { publicKey, privateKey } = await generateKeyPair(opts.alg, { extractable: true, modulusLength: 2048 });
   const jwk = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(jwk, 'sha256');
@@ -58,7 +60,8 @@ export async function generateIntegrationSigningKey(opts: {
  */
 export async function loadSigningKey(ref: string, alg: SigningAlg): Promise<CryptoKey> {
   assertAlg(alg);
-  if (typeof ref !== 'string' || !/^(file|env):/.test(ref)) throw new ConfigError(REF_FIELD, 'must start with file: or env:');
+  if (typeof ref !== 'string' || !/^(file|env):/.test(ref))
+    throw new ConfigError(REF_FIELD, 'must start with file: or env:');
   const where = ref;
   const material = await resolveSecret(ref, { field: REF_FIELD });
   const text = material.trim();

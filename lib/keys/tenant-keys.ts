@@ -54,7 +54,12 @@ export async function rotateTenantDataKey(
       }
       if (previous !== null) await demoteDataKey(client, tenantId, previous);
       await insertPrimaryDataKey(client, tenantId, keyVersion, wrapped);
-      const details = { keyVersion, previousKeyVersion: previous, kekId: wrapped.kekId, kekVersion: wrapped.kekVersion };
+      const details = {
+        keyVersion,
+        previousKeyVersion: previous,
+        kekId: wrapped.kekId,
+        kekVersion: wrapped.kekVersion,
+      };
       await appendAuditEvents(client, [{ ...adminEvent(ctx, 'key.dek.rotated', details), tenantId }]);
       return { keyVersion, previous };
     });
@@ -70,7 +75,11 @@ export async function rotateTenantDataKey(
  * again; other tenants are untouched. Idempotent. Refused (and the refusal audited) while an
  * incident's legal hold covers the tenant.
  */
-export async function shredTenantKeys(pool: Pool, tenantId: string, ctx: AuditContext): Promise<{ destroyed: number[] }> {
+export async function shredTenantKeys(
+  pool: Pool,
+  tenantId: string,
+  ctx: AuditContext,
+): Promise<{ destroyed: number[] }> {
   assertTenantId(tenantId);
   assertAudit(ctx);
   try {
@@ -81,8 +90,14 @@ export async function shredTenantKeys(pool: Pool, tenantId: string, ctx: AuditCo
       const destroyed = (await destroyAllDataKeys(client, tenantId)).sort((a, b) => a - b);
       // The pseudonym key goes too: the tenant's pseudonyms become unlinkable to patients.
       const purposes = await destroyTenantPurposeKeys(client, tenantId);
-      const events = [{ ...adminEvent(ctx, 'key.dek.destroyed', { keyVersions: destroyed, count: destroyed.length }), tenantId }];
-      for (const p of purposes) events.push({ ...adminEvent(ctx, 'key.pseudonym.destroyed', { purpose: p.purpose, version: p.version }), tenantId });
+      const events = [
+        { ...adminEvent(ctx, 'key.dek.destroyed', { keyVersions: destroyed, count: destroyed.length }), tenantId },
+      ];
+      for (const p of purposes)
+        events.push({
+          ...adminEvent(ctx, 'key.pseudonym.destroyed', { purpose: p.purpose, version: p.version }),
+          tenantId,
+        });
       await appendAuditEvents(client, events);
       return { destroyed };
     });
@@ -98,7 +113,11 @@ export async function shredTenantKeys(pool: Pool, tenantId: string, ctx: AuditCo
  */
 async function assertPseudonymKeyStored(client: PoolClient, tenantId: string): Promise<void> {
   if (!(await pseudonymKeyStored(client, tenantId))) {
-    throw new ConflictError('data key of tenant', tenantId, 'version 1 derives the pseudonym key, which is not stored yet');
+    throw new ConflictError(
+      'data key of tenant',
+      tenantId,
+      'version 1 derives the pseudonym key, which is not stored yet',
+    );
   }
 }
 
@@ -140,9 +159,11 @@ export async function destroyTenantKeyVersion(
       const status = await lockDataKeyStatus(client, tenantId, keyVersion);
       if (!status) throw new NotFoundError(`data key of tenant ${tenantId}`, String(keyVersion));
       if (status === 'destroyed') return { changed: false };
-      if (status === 'primary') throw new ConflictError('data key of tenant', tenantId, `version ${keyVersion} is the primary`);
+      if (status === 'primary')
+        throw new ConflictError('data key of tenant', tenantId, `version ${keyVersion} is the primary`);
       await assertNoRecordNeeds(client, tenantId, keyVersion);
-      if ((await versionsHeldByQueuedWrites(client, tenantId)).has(keyVersion)) return { changed: false, keptFor: 'queued vendor writes' };
+      if ((await versionsHeldByQueuedWrites(client, tenantId)).has(keyVersion))
+        return { changed: false, keptFor: 'queued vendor writes' };
       await destroyDataKeyVersions(client, tenantId, [keyVersion]);
       const details = { keyVersions: [keyVersion], count: 1 };
       await appendAuditEvents(client, [{ ...ctx, action: 'key.dek.destroyed', outcome: 'success', tenantId, details }]);
@@ -160,7 +181,11 @@ export async function destroyTenantKeyVersion(
  * decrypt-only by a rolled-back rotation. Versions still holding records or queued vendor writes are
  * left alone. Returns the versions destroyed.
  */
-export async function destroyUnusedKeyVersions(pool: Pool, tenantId: string, ctx: AuditContext): Promise<{ destroyed: number[] }> {
+export async function destroyUnusedKeyVersions(
+  pool: Pool,
+  tenantId: string,
+  ctx: AuditContext,
+): Promise<{ destroyed: number[] }> {
   return withTransaction(pool, async (client) => {
     await lockTenant(client, tenantId);
     const unused = await lockUnusedDecryptOnlyVersions(client, tenantId);

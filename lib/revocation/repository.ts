@@ -23,9 +23,10 @@ type IntegrationRow = Parameters<typeof fromRow>[0];
  * changes the key, so NO KEY UPDATE is enough and lets those inserts proceed.
  */
 export async function lockIntegrations(client: PoolClient, integrationIds: string[]): Promise<Integration[]> {
-  const res = await client.query<IntegrationRow>('SELECT * FROM integrations WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE', [
-    integrationIds,
-  ]);
+  const res = await client.query<IntegrationRow>(
+    'SELECT * FROM integrations WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE',
+    [integrationIds],
+  );
   const missing = integrationIds.find((id) => !res.rows.some((r) => r.id === id));
   if (missing !== undefined) throw new NotFoundError('integration', missing);
   return res.rows.map(fromRow);
@@ -37,7 +38,10 @@ export async function lockIntegration(client: PoolClient, integrationId: string)
 }
 
 /** Revoked, under a new credential generation; returns each integration's new generation. */
-export async function markIntegrationsRevoked(client: PoolClient, integrationIds: string[]): Promise<Map<string, number>> {
+export async function markIntegrationsRevoked(
+  client: PoolClient,
+  integrationIds: string[],
+): Promise<Map<string, number>> {
   const updated = await client.query<{ id: string; credential_generation: number }>(
     `UPDATE integrations SET status = 'revoked', credential_generation = credential_generation + 1, revoked_at = now()
       WHERE id = ANY($1::text[]) RETURNING id, credential_generation`,
@@ -63,12 +67,16 @@ export async function storeRestoredSecretRefs(
   clientSecretRef: string | null,
   tlsRefs: VendorTlsRefs | null,
 ): Promise<void> {
-  await refusingStoredSecretRefs(() => client.query('SELECT set_integration_secret_refs($1, $2, $3)', [integrationId, clientSecretRef, tlsRefs]));
+  await refusingStoredSecretRefs(() =>
+    client.query('SELECT set_integration_secret_refs($1, $2, $3)', [integrationId, clientSecretRef, tlsRefs]),
+  );
 }
 
 /** Locks the tenant row; its status, or undefined for an unknown tenant. */
 export async function lockTenantStatus(client: PoolClient, tenantId: string): Promise<string | undefined> {
-  const tenant = await client.query<{ status: string }>('SELECT status FROM tenants WHERE id = $1 FOR UPDATE', [tenantId]);
+  const tenant = await client.query<{ status: string }>('SELECT status FROM tenants WHERE id = $1 FOR UPDATE', [
+    tenantId,
+  ]);
   return tenant.rows[0]?.status;
 }
 
@@ -82,15 +90,18 @@ export async function markTenantRevoked(client: PoolClient, tenantId: string): P
 }
 
 export async function tenantIntegrationIds(client: PoolClient, tenantId: string): Promise<string[]> {
-  const ids = await client.query<{ id: string }>('SELECT id FROM integrations WHERE tenant_id = $1 ORDER BY id', [tenantId]);
+  const ids = await client.query<{ id: string }>('SELECT id FROM integrations WHERE tenant_id = $1 ORDER BY id', [
+    tenantId,
+  ]);
   return ids.rows.map((r) => r.id);
 }
 
 /** Backend pids of the watcher connections (by their application_name) to this database. */
 export async function watcherBackendPids(db: Queryable, applicationName: string): Promise<number[]> {
-  const res = await db.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()', [
-    applicationName,
-  ]);
+  const res = await db.query<{ pid: number }>(
+    'SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()',
+    [applicationName],
+  );
   return res.rows.map((r) => r.pid);
 }
 
@@ -101,14 +112,23 @@ export async function readCredentialState(
   db: Queryable,
   integrationId: string,
 ): Promise<{ tenantId: string; status: string; generation: number } | undefined> {
-  const res = await db.query<{ tenant_id: string; status: string; credential_generation: number; tenant_status: string }>(
+  const res = await db.query<{
+    tenant_id: string;
+    status: string;
+    credential_generation: number;
+    tenant_status: string;
+  }>(
     `SELECT i.tenant_id, i.status, i.credential_generation, t.status AS tenant_status
        FROM integrations i JOIN tenants t ON t.id = i.tenant_id WHERE i.id = $1`,
     [integrationId],
   );
   const row = res.rows[0];
   if (!row) return undefined;
-  return { tenantId: row.tenant_id, status: row.tenant_status === 'active' ? row.status : 'revoked', generation: row.credential_generation };
+  return {
+    tenantId: row.tenant_id,
+    status: row.tenant_status === 'active' ? row.status : 'revoked',
+    generation: row.credential_generation,
+  };
 }
 
 export async function backendPid(client: Queryable): Promise<number> {

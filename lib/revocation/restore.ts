@@ -46,13 +46,22 @@ export interface RestoreOptions {
  * must be given; restore refuses otherwise. Every reference given, and the TLS references kept, must
  * satisfy the stored-reference policy (lib/config/stored-secret-refs.ts); a refusal is audited.
  */
-export async function restoreIntegration(pool: Pool, integrationId: string, ctx: AuditContext, opts: RestoreOptions): Promise<Integration> {
+export async function restoreIntegration(
+  pool: Pool,
+  integrationId: string,
+  ctx: AuditContext,
+  opts: RestoreOptions,
+): Promise<Integration> {
   const current = await withTransaction(pool, (client) => lockIntegration(client, integrationId));
   if (current.status === 'active') throw new ConflictError('integration', integrationId, 'is already active');
   await assertResumptionAllowed(pool, 'restore', integrationId, opts.incidentId);
-  if ((await tenantStatus(pool, current.tenantId)) !== 'active') throw new ConflictError('tenant', current.tenantId, 'is revoked: its integrations cannot be restored');
+  if ((await tenantStatus(pool, current.tenantId)) !== 'active')
+    throw new ConflictError('tenant', current.tenantId, 'is revoked: its integrations cannot be restored');
   if (current.vendor === 'sandbox' && !opts.sandboxAdmin) {
-    throw new InvalidArgumentError('sandbox', 'no running sandbox to register the new credentials with: start the dev stack (`ehrctl dev up`)');
+    throw new InvalidArgumentError(
+      'sandbox',
+      'no running sandbox to register the new credentials with: start the dev stack (`ehrctl dev up`)',
+    );
   }
   // Checked before anything is read or sent (the definer function checks them again when stored).
   const scope = { stage: 'restore' as const, tenantId: current.tenantId, integrationId };
@@ -78,41 +87,45 @@ export async function restoreIntegration(pool: Pool, integrationId: string, ctx:
       { clientId: current.clientId, replace: true },
     );
   }
-  return auditingSecretRefRefusals(pool, ctx, scope, () => withTransaction(pool, async (client) => {
-    const locked = await lockIntegration(client, integrationId);
-    if (locked.status === 'active' || locked.credentialGeneration !== current.credentialGeneration) {
-      throw new ConflictError('integration', integrationId, 'changed while being restored; try again');
-    }
-    // Again under the lock: an incident declared while the vendor registered the new credentials wins.
-    await assertResumptionAllowed(client, 'restore', integrationId, opts.incidentId);
-    let retiredKids: string[] = [];
-    if (fresh.key) {
-      retiredKids = await retireAllSigningKeys(client, integrationId);
-      await insertSigningKey(client, { integrationId, ...fresh.key, state: 'current' });
-      await mirrorCurrentKey(client, { integrationId, ...fresh.key });
-    }
-    // The application role cannot write references itself: the definer function checks and stores them.
-    await storeRestoredSecretRefs(client, integrationId, fresh.clientSecretRef, fresh.tlsRefs);
-    await markCredentialRotated(client, integrationId);
-    const restored = await markIntegrationActive(client, integrationId);
-    await appendAuditEvents(client, [
-      {
-        ...ctx,
-        action: 'integration.restored',
-        outcome: 'success',
-        tenantId: restored.tenantId,
-        integrationId,
-        details: {
-          generation: restored.credentialGeneration,
-          authMethod: restored.authMethod,
-          ...(fresh.key ? { previousKid: locked.signingKid, signingKid: fresh.key.kid, signingAlg: fresh.key.alg, retiredKids } : {}),
-          ...(fresh.clientSecretRef !== locked.clientSecretRef ? { clientSecretRotated: true } : {}),
-          ...(fresh.tls && restored.authMethod === 'tls_client_auth' ? { certificateRotated: true } : {}),
+  return auditingSecretRefRefusals(pool, ctx, scope, () =>
+    withTransaction(pool, async (client) => {
+      const locked = await lockIntegration(client, integrationId);
+      if (locked.status === 'active' || locked.credentialGeneration !== current.credentialGeneration) {
+        throw new ConflictError('integration', integrationId, 'changed while being restored; try again');
+      }
+      // Again under the lock: an incident declared while the vendor registered the new credentials wins.
+      await assertResumptionAllowed(client, 'restore', integrationId, opts.incidentId);
+      let retiredKids: string[] = [];
+      if (fresh.key) {
+        retiredKids = await retireAllSigningKeys(client, integrationId);
+        await insertSigningKey(client, { integrationId, ...fresh.key, state: 'current' });
+        await mirrorCurrentKey(client, { integrationId, ...fresh.key });
+      }
+      // The application role cannot write references itself: the definer function checks and stores them.
+      await storeRestoredSecretRefs(client, integrationId, fresh.clientSecretRef, fresh.tlsRefs);
+      await markCredentialRotated(client, integrationId);
+      const restored = await markIntegrationActive(client, integrationId);
+      await appendAuditEvents(client, [
+        {
+          ...ctx,
+          action: 'integration.restored',
+          outcome: 'success',
+          tenantId: restored.tenantId,
+          integrationId,
+          details: {
+            generation: restored.credentialGeneration,
+            authMethod: restored.authMethod,
+            ...(fresh.key
+              ? { previousKid: locked.signingKid, signingKid: fresh.key.kid, signingAlg: fresh.key.alg, retiredKids }
+              : {}),
+            ...(fresh.clientSecretRef !== locked.clientSecretRef ? { clientSecretRotated: true } : {}),
+            ...(fresh.tls && restored.authMethod === 'tls_client_auth' ? { certificateRotated: true } : {}),
+          },
         },
-      },
-    ]);
-    return restored;
-  }));
+      ]);
+      return restored;
+    }),
+  );
 }
 
 interface FreshCredentials {
@@ -130,19 +143,37 @@ async function freshCredentials(current: Integration, opts: RestoreOptions): Pro
     case 'private_key_jwt': {
       const alg = current.signingAlg ?? 'ES384';
       const key = await generateIntegrationSigningKey({ alg, secretsDir: opts.secretsDir, integrationId: current.id });
-      return { ...base, key: { kid: key.kid, alg, publicJwk: { ...key.publicJwk, kid: key.kid, alg, use: 'sig' }, privateKeyRef: key.privateKeyRef } };
+      return {
+        ...base,
+        key: {
+          kid: key.kid,
+          alg,
+          publicJwk: { ...key.publicJwk, kid: key.kid, alg, use: 'sig' },
+          privateKeyRef: key.privateKeyRef,
+        },
+      };
     }
     case 'client_secret_basic':
     case 'client_secret_post':
       if (!opts.clientSecretRef || opts.clientSecretRef === current.clientSecretRef) {
-        throw new InvalidArgumentError('--client-secret-ref', `integration ${current.id} uses ${current.authMethod}: rotate the secret at the vendor and give the new secret's reference (it must differ from the revoked one)`);
+        throw new InvalidArgumentError(
+          '--client-secret-ref',
+          `integration ${current.id} uses ${current.authMethod}: rotate the secret at the vendor and give the new secret's reference (it must differ from the revoked one)`,
+        );
       }
       checkSecretRef(opts.clientSecretRef, { field: '--client-secret-ref' });
       return { ...base, clientSecretRef: opts.clientSecretRef };
     case 'tls_client_auth': {
       const fresh = opts.tlsRefs;
-      if (!fresh?.clientCertRef || !fresh.clientKeyRef || (fresh.clientCertRef === current.tlsRefs?.clientCertRef && fresh.clientKeyRef === current.tlsRefs?.clientKeyRef)) {
-        throw new InvalidArgumentError('--tls-cert-ref', `integration ${current.id} uses tls_client_auth: give a new client certificate and key (--tls-cert-ref, --tls-key-ref) that differ from the revoked ones`);
+      if (
+        !fresh?.clientCertRef ||
+        !fresh.clientKeyRef ||
+        (fresh.clientCertRef === current.tlsRefs?.clientCertRef && fresh.clientKeyRef === current.tlsRefs?.clientKeyRef)
+      ) {
+        throw new InvalidArgumentError(
+          '--tls-cert-ref',
+          `integration ${current.id} uses tls_client_auth: give a new client certificate and key (--tls-cert-ref, --tls-key-ref) that differ from the revoked ones`,
+        );
       }
       return base;
     }

@@ -47,11 +47,20 @@ export interface RevokeOptions {
  * Revokes the locked integrations not yet revoked: one UPDATE and one audit append for all of them,
  * so a scope of hundreds commits in a few round trips (containment's time-to-contain).
  */
-async function revokeLocked(client: PoolClient, locked: Integration[], ctx: AuditContext, reason: string | undefined, via: string): Promise<RevocationResult[]> {
+async function revokeLocked(
+  client: PoolClient,
+  locked: Integration[],
+  ctx: AuditContext,
+  reason: string | undefined,
+  via: string,
+): Promise<RevocationResult[]> {
   const toRevoke = locked.filter((i) => i.status !== 'revoked');
   let generations = new Map<string, number>();
   if (toRevoke.length > 0) {
-    generations = await markIntegrationsRevoked(client, toRevoke.map((i) => i.id));
+    generations = await markIntegrationsRevoked(
+      client,
+      toRevoke.map((i) => i.id),
+    );
     await appendAuditEvents(
       client,
       toRevoke.map((i) => ({
@@ -60,7 +69,13 @@ async function revokeLocked(client: PoolClient, locked: Integration[], ctx: Audi
         outcome: 'success' as const,
         tenantId: i.tenantId,
         integrationId: i.id,
-        details: { previousStatus: i.status, generation: generations.get(i.id)!, signingKid: i.signingKid, via, ...(reason ? { reason } : {}) },
+        details: {
+          previousStatus: i.status,
+          generation: generations.get(i.id)!,
+          signingKid: i.signingKid,
+          via,
+          ...(reason ? { reason } : {}),
+        },
       })),
     );
   }
@@ -79,7 +94,12 @@ async function revokeLocked(client: PoolClient, locked: Integration[], ctx: Audi
  * every watcher connection that was listening at commit has confirmed each revoked generation (or
  * the wait ends), and audits how far the revocation got.
  */
-async function withPropagation(pool: Pool, ctx: AuditContext, waitMs: number, commit: () => Promise<RevocationResult[]>): Promise<RevocationResult[]> {
+async function withPropagation(
+  pool: Pool,
+  ctx: AuditContext,
+  waitMs: number,
+  commit: () => Promise<RevocationResult[]>,
+): Promise<RevocationResult[]> {
   const listener = await pool.connect();
   const acks = new Map<string, Set<number>>();
   let wake: (() => void) | undefined;
@@ -104,7 +124,8 @@ async function withPropagation(pool: Pool, ctx: AuditContext, waitMs: number, co
     if (changed.length === 0 || waitMs <= 0) return results;
     const started = Date.now();
     const workers = await watcherBackendPids(pool, WATCHER_APPLICATION_NAME);
-    const count = (r: RevocationResult): number => workers.filter((pid) => acks.get(`${r.integrationId}#${r.generation}`)?.has(pid)).length;
+    const count = (r: RevocationResult): number =>
+      workers.filter((pid) => acks.get(`${r.integrationId}#${r.generation}`)?.has(pid)).length;
     const complete = (): boolean => changed.every((r) => count(r) === workers.length);
     const deadline = started + waitMs;
     while (!complete() && Date.now() < deadline) {
@@ -126,7 +147,12 @@ async function withPropagation(pool: Pool, ctx: AuditContext, waitMs: number, co
         outcome: r.acknowledged === r.workers ? ('success' as const) : ('failure' as const),
         tenantId: r.tenantId,
         integrationId: r.integrationId,
-        details: { generation: r.generation, workers: r.workers, acknowledged: r.acknowledged, waitedMs: Date.now() - started },
+        details: {
+          generation: r.generation,
+          workers: r.workers,
+          acknowledged: r.acknowledged,
+          waitedMs: Date.now() - started,
+        },
       })),
     );
     return results;
@@ -143,7 +169,8 @@ async function recordAuditEvents(pool: Pool, events: Parameters<typeof appendAud
 
 function checkReason(reason: string | undefined): string | undefined {
   if (reason === undefined || reason === '') return undefined;
-  if (reason.length > 200 || !/^[\x20-\x7e]+$/.test(reason)) throw new InvalidArgumentError('--reason', 'use at most 200 printable ASCII characters (no PHI)');
+  if (reason.length > 200 || !/^[\x20-\x7e]+$/.test(reason))
+    throw new InvalidArgumentError('--reason', 'use at most 200 printable ASCII characters (no PHI)');
   return reason;
 }
 
@@ -151,10 +178,17 @@ function checkReason(reason: string | undefined): string | undefined {
  * Revokes an integration. When this returns, the revocation is committed and every listening worker
  * has been notified (delivery is asynchronous; see docs/decisions.md for the exact guarantee).
  */
-export async function revokeIntegration(pool: Pool, integrationId: string, ctx: AuditContext, opts: RevokeOptions = {}): Promise<RevocationResult> {
+export async function revokeIntegration(
+  pool: Pool,
+  integrationId: string,
+  ctx: AuditContext,
+  opts: RevokeOptions = {},
+): Promise<RevocationResult> {
   const reason = checkReason(opts.reason);
   const [result] = await withPropagation(pool, ctx, opts.awaitWorkersMs ?? DEFAULT_AWAIT_MS, () =>
-    withTransaction(pool, async (client) => revokeLocked(client, await lockIntegrations(client, [integrationId]), ctx, reason, 'integration')),
+    withTransaction(pool, async (client) =>
+      revokeLocked(client, await lockIntegrations(client, [integrationId]), ctx, reason, 'integration'),
+    ),
   );
   return result!;
 }
@@ -166,31 +200,57 @@ const DEFAULT_AWAIT_MS = 5_000;
  * workers: containment of a scope. Revoking them one call each would hold a listening connection
  * per call and can exhaust the pool with many integrations.
  */
-export async function revokeIntegrations(pool: Pool, integrationIds: string[], ctx: AuditContext, opts: RevokeOptions & { via?: string } = {}): Promise<RevocationResult[]> {
+export async function revokeIntegrations(
+  pool: Pool,
+  integrationIds: string[],
+  ctx: AuditContext,
+  opts: RevokeOptions & { via?: string } = {},
+): Promise<RevocationResult[]> {
   const reason = checkReason(opts.reason);
   return withPropagation(pool, ctx, opts.awaitWorkersMs ?? DEFAULT_AWAIT_MS, () =>
-    withTransaction(pool, async (client) => revokeLocked(client, await lockIntegrations(client, [...new Set(integrationIds)]), ctx, reason, opts.via ?? 'integrations')),
+    withTransaction(pool, async (client) =>
+      revokeLocked(
+        client,
+        await lockIntegrations(client, [...new Set(integrationIds)]),
+        ctx,
+        reason,
+        opts.via ?? 'integrations',
+      ),
+    ),
   );
 }
 
 /** Revokes a tenant and every one of its integrations, in one transaction. */
-export async function revokeTenant(pool: Pool, tenantId: string, ctx: AuditContext, opts: RevokeOptions = {}): Promise<RevocationResult[]> {
+export async function revokeTenant(
+  pool: Pool,
+  tenantId: string,
+  ctx: AuditContext,
+  opts: RevokeOptions = {},
+): Promise<RevocationResult[]> {
   const reason = checkReason(opts.reason);
-  return withPropagation(pool, ctx, opts.awaitWorkersMs ?? DEFAULT_AWAIT_MS, () => withTransaction(pool, async (client) => {
-    const status = await lockTenantStatus(client, tenantId);
-    if (status === undefined) throw new NotFoundError('tenant', tenantId);
-    if (status !== 'revoked') await markTenantRevoked(client, tenantId);
-    const ids = await tenantIntegrationIds(client, tenantId);
-    const results = await revokeLocked(client, await lockIntegrations(client, ids), ctx, reason, `tenant:${tenantId}`);
-    await appendAuditEvents(client, [
-      {
-        ...ctx,
-        action: 'tenant.revoked',
-        outcome: 'success',
-        tenantId,
-        details: { integrations: results.map((r) => r.integrationId), ...(reason ? { reason } : {}) },
-      },
-    ]);
-    return results;
-  }));
+  return withPropagation(pool, ctx, opts.awaitWorkersMs ?? DEFAULT_AWAIT_MS, () =>
+    withTransaction(pool, async (client) => {
+      const status = await lockTenantStatus(client, tenantId);
+      if (status === undefined) throw new NotFoundError('tenant', tenantId);
+      if (status !== 'revoked') await markTenantRevoked(client, tenantId);
+      const ids = await tenantIntegrationIds(client, tenantId);
+      const results = await revokeLocked(
+        client,
+        await lockIntegrations(client, ids),
+        ctx,
+        reason,
+        `tenant:${tenantId}`,
+      );
+      await appendAuditEvents(client, [
+        {
+          ...ctx,
+          action: 'tenant.revoked',
+          outcome: 'success',
+          tenantId,
+          details: { integrations: results.map((r) => r.integrationId), ...(reason ? { reason } : {}) },
+        },
+      ]);
+      return results;
+    }),
+  );
 }

@@ -66,7 +66,10 @@ export class RevocationWatcher {
 
   private async connect(): Promise<void> {
     if (this.closed) return;
-    const client = new pg.Client({ connectionString: this.opts.databaseUrl, application_name: WATCHER_APPLICATION_NAME });
+    const client = new pg.Client({
+      connectionString: this.opts.databaseUrl,
+      application_name: WATCHER_APPLICATION_NAME,
+    });
     this.client = client;
     const lost = (reason: string): void => {
       if (this.client !== client) return;
@@ -76,7 +79,9 @@ export class RevocationWatcher {
       client.end().catch(() => undefined);
       this.scheduleReconnect();
     };
-    client.on('error', (err) => lost(`revocation listener connection error: ${err instanceof Error ? err.message : 'unknown'}`));
+    client.on('error', (err) =>
+      lost(`revocation listener connection error: ${err instanceof Error ? err.message : 'unknown'}`),
+    );
     client.on('end', () => lost('revocation listener connection ended'));
     client.on('notification', (msg) => {
       if (msg.channel !== REVOCATION_CHANNEL || !msg.payload) return;
@@ -117,7 +122,12 @@ export class RevocationWatcher {
     } catch {
       return undefined;
     }
-    if (typeof parsed.integrationId !== 'string' || typeof parsed.generation !== 'number' || typeof parsed.status !== 'string') return undefined;
+    if (
+      typeof parsed.integrationId !== 'string' ||
+      typeof parsed.generation !== 'number' ||
+      typeof parsed.status !== 'string'
+    )
+      return undefined;
     const state: CredentialState = {
       integrationId: parsed.integrationId,
       tenantId: typeof parsed.tenantId === 'string' ? parsed.tenantId : '',
@@ -153,7 +163,11 @@ export class RevocationWatcher {
     });
     await Promise.race([Promise.all(pending), timeout]);
     clearTimeout(timer);
-    const ack = JSON.stringify({ integrationId: state.integrationId, generation: state.generation, pid: this.backendPid.get(client) });
+    const ack = JSON.stringify({
+      integrationId: state.integrationId,
+      generation: state.generation,
+      pid: this.backendPid.get(client),
+    });
     await notify(client, REVOCATION_ACK_CHANNEL, ack).catch(() => undefined);
   }
 
@@ -180,7 +194,8 @@ export class RevocationWatcher {
     }
     const state: CredentialState = { integrationId, ...row };
     // Cache only if we listened throughout the read and no notification for it arrived meanwhile.
-    if (wasConnected && this.connectedFlag && (this.epochs.get(integrationId) ?? 0) === epoch) this.states.set(integrationId, state);
+    if (wasConnected && this.connectedFlag && (this.epochs.get(integrationId) ?? 0) === epoch)
+      this.states.set(integrationId, state);
     return state;
   }
 

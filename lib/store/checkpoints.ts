@@ -1,7 +1,11 @@
 import type { PoolClient, Queryable } from './pool.js';
 
 /** The high-water mark (max meta.lastUpdated committed) per resource type of an integration. */
-export async function readCheckpoints(db: Queryable, tenantId: string, integrationId: string): Promise<Map<string, string>> {
+export async function readCheckpoints(
+  db: Queryable,
+  tenantId: string,
+  integrationId: string,
+): Promise<Map<string, string>> {
   const res = await db.query<{ resource_type: string; high_water: Date }>(
     'SELECT resource_type, high_water FROM sync_checkpoints WHERE tenant_id = $1 AND integration_id = $2',
     [tenantId, integrationId],

@@ -64,12 +64,20 @@ function latestPerId(records: EncryptedRecord[]): EncryptedRecord[] {
   return [...byId.values()];
 }
 
-export async function countRecords(db: Queryable, filter: { tenantId?: string; integrationId?: string }): Promise<Array<{ tenantId: string; integrationId: string; resourceType: string; count: number }>> {
+export async function countRecords(
+  db: Queryable,
+  filter: { tenantId?: string; integrationId?: string },
+): Promise<Array<{ tenantId: string; integrationId: string; resourceType: string; count: number }>> {
   const res = await db.query<{ tenant_id: string; integration_id: string; resource_type: string; count: string }>(
     `SELECT tenant_id, integration_id, resource_type, count(*) AS count FROM records
       WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR integration_id = $2)
       GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
     [filter.tenantId ?? null, filter.integrationId ?? null],
   );
-  return res.rows.map((r) => ({ tenantId: r.tenant_id, integrationId: r.integration_id, resourceType: r.resource_type, count: Number(r.count) }));
+  return res.rows.map((r) => ({
+    tenantId: r.tenant_id,
+    integrationId: r.integration_id,
+    resourceType: r.resource_type,
+    count: Number(r.count),
+  }));
 }

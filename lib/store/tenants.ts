@@ -11,9 +11,15 @@ export interface Tenant {
   createdAt: Date;
 }
 
-export async function createTenant(pool: Pool, tenant: { id: string; name: string }, ctx: AuditContext): Promise<Tenant> {
-  if (!ID_PATTERN.test(tenant.id)) throw new InvalidArgumentError('tenant id', 'use 1-63 lowercase letters, digits or hyphens');
-  if (tenant.name.length === 0 || tenant.name.length > 200) throw new InvalidArgumentError('tenant name', 'must be 1-200 characters');
+export async function createTenant(
+  pool: Pool,
+  tenant: { id: string; name: string },
+  ctx: AuditContext,
+): Promise<Tenant> {
+  if (!ID_PATTERN.test(tenant.id))
+    throw new InvalidArgumentError('tenant id', 'use 1-63 lowercase letters, digits or hyphens');
+  if (tenant.name.length === 0 || tenant.name.length > 200)
+    throw new InvalidArgumentError('tenant name', 'must be 1-200 characters');
   return withTransaction(pool, async (client) => {
     const inserted = await client.query<{ created_at: Date }>(
       'INSERT INTO tenants (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING RETURNING created_at',
@@ -28,7 +34,9 @@ export async function createTenant(pool: Pool, tenant: { id: string; name: strin
 }
 
 export async function listTenants(db: Queryable): Promise<Tenant[]> {
-  const res = await db.query<{ id: string; name: string; created_at: Date }>('SELECT id, name, created_at FROM tenants ORDER BY id');
+  const res = await db.query<{ id: string; name: string; created_at: Date }>(
+    'SELECT id, name, created_at FROM tenants ORDER BY id',
+  );
   return res.rows.map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at }));
 }
 

@@ -6,7 +6,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent } from '../audit/chain.js';
-import { EhrError, InvalidArgumentError, VendorAuthError, VendorHttpError, VendorNetworkError, VendorTlsError } from '../errors/index.js';
+import {
+  EhrError,
+  InvalidArgumentError,
+  VendorAuthError,
+  VendorHttpError,
+  VendorNetworkError,
+  VendorTlsError,
+} from '../errors/index.js';
 import type { CircuitBreakers } from './circuit-breaker.js';
 import { assertTransportAllowed, errorForStatus, readBodyCapped, safePath } from './http-policy.js';
 import { PROFILES } from './profiles/index.js';
@@ -143,7 +150,12 @@ export class VendorClient {
   }
 
   /** An authenticated GET. A 401 invalidates the token and retries exactly once with a fresh one. */
-  async get(integrationId: string, url: string, ctx: CallContext, accept = 'application/fhir+json'): Promise<VendorResponse> {
+  async get(
+    integrationId: string,
+    url: string,
+    ctx: CallContext,
+    accept = 'application/fhir+json',
+  ): Promise<VendorResponse> {
     return this.authorized(integrationId, ctx, url, { method: 'GET', headers: { accept } });
   }
 
@@ -151,8 +163,14 @@ export class VendorClient {
    * POST a new FHIR resource with an Idempotency-Key: a retry with the same key returns the first
    * result and creates nothing more (DESIGN §4 invariant 9). A non-2xx answer is a classified error.
    */
-  async create(integrationId: string, resourceType: string, resource: Record<string, unknown>, ctx: WriteContext): Promise<VendorResponse> {
-    if (!RESOURCE_TYPE.test(resourceType)) throw new InvalidArgumentError('resourceType', 'expected a FHIR resource type name');
+  async create(
+    integrationId: string,
+    resourceType: string,
+    resource: Record<string, unknown>,
+    ctx: WriteContext,
+  ): Promise<VendorResponse> {
+    if (!RESOURCE_TYPE.test(resourceType))
+      throw new InvalidArgumentError('resourceType', 'expected a FHIR resource type name');
     return this.write(integrationId, ctx, 'POST', resourceType, resource);
   }
 
@@ -164,7 +182,8 @@ export class VendorClient {
     resource: Record<string, unknown>,
     ctx: WriteContext & { ifMatch?: string },
   ): Promise<VendorResponse> {
-    if (!RESOURCE_TYPE.test(resourceType)) throw new InvalidArgumentError('resourceType', 'expected a FHIR resource type name');
+    if (!RESOURCE_TYPE.test(resourceType))
+      throw new InvalidArgumentError('resourceType', 'expected a FHIR resource type name');
     if (!FHIR_ID.test(id)) throw new InvalidArgumentError('id', 'expected a FHIR resource id');
     return this.write(integrationId, ctx, 'PUT', `${resourceType}/${id}`, resource, ctx.ifMatch);
   }
@@ -177,7 +196,8 @@ export class VendorClient {
     resource: Record<string, unknown>,
     ifMatch?: string,
   ): Promise<VendorResponse> {
-    if (!IDEMPOTENCY_KEY.test(ctx.idempotencyKey)) throw new InvalidArgumentError('idempotencyKey', 'use 8-255 letters, digits and . _ : / + = -');
+    if (!IDEMPOTENCY_KEY.test(ctx.idempotencyKey))
+      throw new InvalidArgumentError('idempotencyKey', 'use 8-255 letters, digits and . _ : / + = -');
     const cred = await this.deps.credentials(integrationId);
     const url = `${cred.baseUrl.replace(/\/$/, '')}/${relative}`;
     const headers: Record<string, string> = {
@@ -211,10 +231,16 @@ export class VendorClient {
     if (profile) applyExtraParameters(profile, target, headers, cred.vendorParams ?? {});
     for (let attempt = 1; ; attempt++) {
       const token = await this.tokens.accessToken(integrationId);
-      const res = await this.send(cred, ctx, { method: req.method, url: target, headers: { ...headers, authorization: `Bearer ${token}` }, body: req.body });
+      const res = await this.send(cred, ctx, {
+        method: req.method,
+        url: target,
+        headers: { ...headers, authorization: `Bearer ${token}` },
+        body: req.body,
+      });
       if (res.status !== 401) return res;
       this.tokens.invalidate(integrationId, token);
-      if (attempt === 2) throw new VendorAuthError(integrationId, 'the vendor refused a freshly issued access token (401)');
+      if (attempt === 2)
+        throw new VendorAuthError(integrationId, 'the vendor refused a freshly issued access token (401)');
     }
   }
 
@@ -230,14 +256,24 @@ export class VendorClient {
     }
   }
 
-  private async requestToken(integrationId: string): Promise<{ accessToken: string; expiresInSeconds: number; scope: string }> {
+  private async requestToken(
+    integrationId: string,
+  ): Promise<{ accessToken: string; expiresInSeconds: number; scope: string }> {
     const cred = await this.deps.credentials(integrationId);
     // A fresh client authentication (a new assertion and jti) for every request, retries included.
     const request = await tokenRequest(cred);
     const ctx = { correlationId: randomUUID(), purpose: 'auth.token' };
-    const res = await this.send(cred, ctx, { method: 'POST', url: new URL(cred.tokenUrl), headers: request.headers, body: request.body });
+    const res = await this.send(cred, ctx, {
+      method: 'POST',
+      url: new URL(cred.tokenUrl),
+      headers: request.headers,
+      body: request.body,
+    });
     if (res.status === 400 || res.status === 401) {
-      throw new VendorAuthError(integrationId, `token endpoint refused the client (${cred.authMethod ?? 'private_key_jwt'}: ${oauthErrorCode(res.body)})`);
+      throw new VendorAuthError(
+        integrationId,
+        `token endpoint refused the client (${cred.authMethod ?? 'private_key_jwt'}: ${oauthErrorCode(res.body)})`,
+      );
     }
     const parsed = parseTokenResponse(res.body);
     if (!parsed) throw new VendorAuthError(integrationId, 'token endpoint returned an unreadable token response', true);
@@ -245,7 +281,12 @@ export class VendorClient {
   }
 
   /** One HTTP exchange, audited. Non-2xx other than 401 becomes a classified VendorHttpError. */
-  private async send(cred: IntegrationCredentials, ctx: CallContext, req: RawRequest, opts: { ungated?: boolean } = {}): Promise<VendorResponse> {
+  private async send(
+    cred: IntegrationCredentials,
+    ctx: CallContext,
+    req: RawRequest,
+    opts: { ungated?: boolean } = {},
+  ): Promise<VendorResponse> {
     assertTransportAllowed(req.url);
     const path = safePath(req.url);
     const started = Date.now();
@@ -258,7 +299,11 @@ export class VendorClient {
         const state = await this.deps.gate(cred.integrationId);
         if (cred.generation !== undefined && state.generation !== cred.generation) {
           this.forget(cred.integrationId);
-          throw new VendorAuthError(cred.integrationId, 'credentials changed while in use; retrying with the current generation', true);
+          throw new VendorAuthError(
+            cred.integrationId,
+            'credentials changed while in use; retrying with the current generation',
+            true,
+          );
         }
       }
       // Revocation calls bypass the breaker: telling the vendor to drop a token must always be tried.
@@ -270,7 +315,13 @@ export class VendorClient {
       // No await between the gate and registering the exchange: a revocation either sees it in flight or it saw the revocation.
       const exchange =
         req.url.protocol === 'https:'
-          ? httpsExchange(req.url, { method: req.method, headers, body: req.body, agent: this.agents.agentFor(cred.integrationId, cred.tls), signal })
+          ? httpsExchange(req.url, {
+              method: req.method,
+              headers,
+              body: req.body,
+              agent: this.agents.agentFor(cred.integrationId, cred.tls),
+              signal,
+            })
           : fetch(req.url, { method: req.method, headers, body: req.body, redirect: 'error', signal });
       const res = await this.track(cred.integrationId, exchange);
       status = res.status;
@@ -284,13 +335,22 @@ export class VendorClient {
     } catch (err) {
       const tlsCode = err instanceof EhrError ? undefined : tlsFailureCode(err);
       failure =
-        err instanceof EhrError ? err : tlsCode ? new VendorTlsError(req.method, path, tlsCode) : new VendorNetworkError(req.method, path, networkReason(err));
+        err instanceof EhrError
+          ? err
+          : tlsCode
+            ? new VendorTlsError(req.method, path, tlsCode)
+            : new VendorNetworkError(req.method, path, networkReason(err));
       throw failure;
     } finally {
       admission?.done(failure);
       await this.deps.audit({
         actor: this.deps.actor,
-        action: ctx.purpose === 'auth.token' ? 'vendor.token_request' : ctx.purpose === 'auth.revoke' ? 'vendor.token_revocation' : 'vendor.call',
+        action:
+          ctx.purpose === 'auth.token'
+            ? 'vendor.token_request'
+            : ctx.purpose === 'auth.revoke'
+              ? 'vendor.token_revocation'
+              : 'vendor.call',
         outcome: failure || status >= 400 ? 'failure' : 'success',
         tenantId: cred.tenantId,
         integrationId: cred.integrationId,
@@ -331,7 +391,10 @@ function assertSameOrigin(target: URL, baseUrl: string): void {
   const basePath = base.pathname.replace(/\/$/, '');
   const inside = target.pathname === basePath || target.pathname.startsWith(`${basePath}/`);
   if (target.origin !== base.origin || !inside) {
-    throw new VendorAuthError('-', `refusing to send credentials to ${target.origin}${target.pathname}: outside the vendor base URL`);
+    throw new VendorAuthError(
+      '-',
+      `refusing to send credentials to ${target.origin}${target.pathname}: outside the vendor base URL`,
+    );
   }
 }
 
@@ -352,20 +415,33 @@ function networkReason(err: unknown): string {
 function oauthErrorCode(body: Buffer): string {
   try {
     const parsed = JSON.parse(body.toString('utf8')) as { error?: unknown; error_description?: unknown };
-    const code = typeof parsed.error === 'string' ? parsed.error.replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 64) : 'no error code';
-    const description = typeof parsed.error_description === 'string' ? parsed.error_description.replace(/[^A-Za-z0-9 .,:;'()_/-]/g, '').trim().slice(0, 160) : '';
+    const code =
+      typeof parsed.error === 'string' ? parsed.error.replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 64) : 'no error code';
+    const description =
+      typeof parsed.error_description === 'string'
+        ? parsed.error_description
+            .replace(/[^A-Za-z0-9 .,:;'()_/-]/g, '')
+            .trim()
+            .slice(0, 160)
+        : '';
     return description ? `${code}: ${description}` : code;
   } catch {
     return 'no error code';
   }
 }
 
-function parseTokenResponse(body: Buffer): { accessToken: string; expiresInSeconds: number; scope: string } | undefined {
+function parseTokenResponse(
+  body: Buffer,
+): { accessToken: string; expiresInSeconds: number; scope: string } | undefined {
   try {
     const t = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
     if (typeof t.access_token !== 'string' || t.access_token.length === 0) return undefined;
     const expiresIn = typeof t.expires_in === 'number' && t.expires_in > 0 ? t.expires_in : 300;
-    return { accessToken: t.access_token, expiresInSeconds: expiresIn, scope: typeof t.scope === 'string' ? t.scope : '' };
+    return {
+      accessToken: t.access_token,
+      expiresInSeconds: expiresIn,
+      scope: typeof t.scope === 'string' ? t.scope : '',
+    };
   } catch {
     return undefined;
   }

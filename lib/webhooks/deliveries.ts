@@ -28,12 +28,25 @@ export interface IncomingDelivery {
 export type StoreOutcome = { stored: true } | { stored: false; signalled: boolean };
 
 /** Stores the delivery and audits it, unless its webhook id was stored before (then says whether that one was signalled). */
-export async function storeDelivery(pool: Pool, target: DeliveryTarget, d: IncomingDelivery, ctx: AuditContext): Promise<StoreOutcome> {
+export async function storeDelivery(
+  pool: Pool,
+  target: DeliveryTarget,
+  d: IncomingDelivery,
+  ctx: AuditContext,
+): Promise<StoreOutcome> {
   return withTransaction(pool, async (client) => {
     const inserted = await client.query(
       `INSERT INTO webhook_deliveries (tenant_id, integration_id, webhook_id, event_type, resource_types, entry_count, body_bytes)
        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (integration_id, webhook_id) DO NOTHING`,
-      [target.tenantId, target.integrationId, d.webhookId, d.summary.eventType, d.summary.resourceTypes, d.summary.entryCount, d.bodyBytes],
+      [
+        target.tenantId,
+        target.integrationId,
+        d.webhookId,
+        d.summary.eventType,
+        d.summary.resourceTypes,
+        d.summary.entryCount,
+        d.bodyBytes,
+      ],
     );
     if (inserted.rowCount === 0) {
       const prior = await client.query<{ signalled: boolean }>(
@@ -68,7 +81,10 @@ export async function storeDelivery(pool: Pool, target: DeliveryTarget, d: Incom
 
 /** The delta-sync workflow has the notification (or needs none: handshakes, heartbeats). */
 export async function markDeliverySignalled(db: Queryable, integrationId: string, webhookId: string): Promise<void> {
-  await db.query('UPDATE webhook_deliveries SET signalled_at = now() WHERE integration_id = $1 AND webhook_id = $2 AND signalled_at IS NULL', [integrationId, webhookId]);
+  await db.query(
+    'UPDATE webhook_deliveries SET signalled_at = now() WHERE integration_id = $1 AND webhook_id = $2 AND signalled_at IS NULL',
+    [integrationId, webhookId],
+  );
 }
 
 export interface Refusal {
@@ -95,7 +111,12 @@ export async function findWebhookIntegration(
   return row && { tenantId: row.tenant_id, integrationId, vendor: row.vendor, status: row.status };
 }
 
-export async function auditRefusal(pool: Pool, limiter: RefusalAuditLimiter, r: Refusal, ctx: AuditContext): Promise<boolean> {
+export async function auditRefusal(
+  pool: Pool,
+  limiter: RefusalAuditLimiter,
+  r: Refusal,
+  ctx: AuditContext,
+): Promise<boolean> {
   const suppressed = limiter.admit(`${r.target?.integrationId ?? '?'}|${r.reason}`);
   if (suppressed === undefined) return false;
   await recordAuditEvent(pool, {
@@ -104,7 +125,13 @@ export async function auditRefusal(pool: Pool, limiter: RefusalAuditLimiter, r: 
     outcome: 'failure',
     tenantId: r.target?.tenantId ?? null,
     integrationId: r.target?.integrationId ?? null,
-    details: { status: r.status, reason: r.reason, ...(r.target ? { vendor: r.target.vendor } : {}), ...r.details, suppressedBefore: suppressed },
+    details: {
+      status: r.status,
+      reason: r.reason,
+      ...(r.target ? { vendor: r.target.vendor } : {}),
+      ...r.details,
+      suppressedBefore: suppressed,
+    },
   });
   return true;
 }

@@ -59,9 +59,10 @@ async function asOwner<T>(fn: (owner: Pool) => Promise<T>): Promise<T> {
 
 async function raiseAsOwner(owner: Pool, tenantId: string, resourceId: string): Promise<void> {
   await withTransaction(owner, async (client) => {
-    const { rows } = await client.query<{ def: string }>('SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = $1', [
-      CONSTRAINT,
-    ]);
+    const { rows } = await client.query<{ def: string }>(
+      'SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = $1',
+      [CONSTRAINT],
+    );
     if (rows[0]) await client.query(`ALTER TABLE records DROP CONSTRAINT ${CONSTRAINT}`);
     await client.query(RAISE_ONE, [tenantId, resourceId]);
     if (rows[0]) await client.query(`ALTER TABLE records ADD CONSTRAINT ${CONSTRAINT} ${rows[0].def} NOT VALID`);
@@ -72,10 +73,12 @@ async function raiseAsOwner(owner: Pool, tenantId: string, resourceId: string): 
 async function headersAndDecrypt(tenantId: string): Promise<{ versions: number[]; decrypted: number }> {
   const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
   const keyring = new TenantKeyring({ pool: harness.pool, kek });
-  const { rows } = await harness.pool.query<{ integration_id: string; resource_type: string; resource_id: string; ciphertext: Buffer }>(
-    'SELECT integration_id, resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1',
-    [tenantId],
-  );
+  const { rows } = await harness.pool.query<{
+    integration_id: string;
+    resource_type: string;
+    resource_id: string;
+    ciphertext: Buffer;
+  }>('SELECT integration_id, resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1', [tenantId]);
   const versions = new Set<number>();
   let decrypted = 0;
   for (const r of rows) {
@@ -97,30 +100,40 @@ describe('tenant DEK rotation follows the ciphertext header, not the key_version
     expect(await rejection(raise)).toMatchObject({ code: '23514', constraint: CONSTRAINT });
   });
 
-  it('re-encrypts a record whose column was raised, verifies by headers, destroys v1 only then', { timeout: 180_000 }, async () => {
-    const { tenantId, stored } = await syncedTenant();
-    await raiseColumnPastHeader(tenantId, await firstRecordId(tenantId));
-    const handle = await startKeyRotation(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
-      kind: 'tenant-dek',
-      tenantId,
-      requestedBy: 'test:key-rotation-drift',
-      reason: 'integration test',
-      graceSeconds: 1,
-      batchSize: 7,
-    });
-    const result = await keyRotationResult(handle);
-    expect(result.outcome).toBe('completed');
-    // First what a user would notice: every record is under the new key and readable.
-    expect(await headersAndDecrypt(tenantId)).toEqual({ versions: [2], decrypted: stored });
-    expect(detailOf(result, 'records re-encrypted')).toEqual({ count: stored });
-    expect(detailOf(result, 'verified: no record left under an older key')).toMatchObject({ records: stored, underOlderKeys: 0 });
-    expect(detailOf(result, 'old DEK retired')).toMatchObject({ keyVersion: 1, destroyed: true });
-    const keys = await harness.pool.query('SELECT key_version, status FROM data_keys WHERE tenant_id = $1 ORDER BY 1', [tenantId]);
-    expect(keys.rows).toEqual([
-      { key_version: 1, status: 'destroyed' },
-      { key_version: 2, status: 'primary' },
-    ]);
-    // The rotation rewrote the drifted row, so the constraint holds for every row again.
-    await asOwner((owner) => owner.query(`ALTER TABLE records VALIDATE CONSTRAINT ${CONSTRAINT}`));
-  });
+  it(
+    're-encrypts a record whose column was raised, verifies by headers, destroys v1 only then',
+    { timeout: 180_000 },
+    async () => {
+      const { tenantId, stored } = await syncedTenant();
+      await raiseColumnPastHeader(tenantId, await firstRecordId(tenantId));
+      const handle = await startKeyRotation(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
+        kind: 'tenant-dek',
+        tenantId,
+        requestedBy: 'test:key-rotation-drift',
+        reason: 'integration test',
+        graceSeconds: 1,
+        batchSize: 7,
+      });
+      const result = await keyRotationResult(handle);
+      expect(result.outcome).toBe('completed');
+      // First what a user would notice: every record is under the new key and readable.
+      expect(await headersAndDecrypt(tenantId)).toEqual({ versions: [2], decrypted: stored });
+      expect(detailOf(result, 'records re-encrypted')).toEqual({ count: stored });
+      expect(detailOf(result, 'verified: no record left under an older key')).toMatchObject({
+        records: stored,
+        underOlderKeys: 0,
+      });
+      expect(detailOf(result, 'old DEK retired')).toMatchObject({ keyVersion: 1, destroyed: true });
+      const keys = await harness.pool.query(
+        'SELECT key_version, status FROM data_keys WHERE tenant_id = $1 ORDER BY 1',
+        [tenantId],
+      );
+      expect(keys.rows).toEqual([
+        { key_version: 1, status: 'destroyed' },
+        { key_version: 2, status: 'primary' },
+      ]);
+      // The rotation rewrote the drifted row, so the constraint holds for every row again.
+      await asOwner((owner) => owner.query(`ALTER TABLE records VALIDATE CONSTRAINT ${CONSTRAINT}`));
+    },
+  );
 });

@@ -81,12 +81,22 @@ describe('ehrctl dev up', () => {
   it('prints why it failed, and stops every process of the stack, the daemon included', async () => {
     const mark = markProcesses();
     const dataDir = path.join(tmp, 'dev-data');
-    const env: NodeJS.ProcessEnv = { ...process.env, EHR_DEV_DATA_DIR: dataDir, TEMPORAL_CLI: FAKE_TEMPORAL, EHR_SANDBOX_SIZE: '50' };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      EHR_DEV_DATA_DIR: dataDir,
+      TEMPORAL_CLI: FAKE_TEMPORAL,
+      EHR_SANDBOX_SIZE: '50',
+    };
     for (const name of ['TEMPORAL_ADDRESS', 'DATABASE_URL', 'EHR_KEK_DIR', 'EHR_SECRETS_DIR']) delete env[name];
     const up = await new Promise<{ code: number; output: string }>((resolve) => {
-      execFile(process.execPath, [path.join(repoRoot, 'bin', 'ehrctl.js'), 'dev', 'up'], { env, cwd: repoRoot, timeout: 300_000 }, (err, stdout, stderr) => {
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr });
-      });
+      execFile(
+        process.execPath,
+        [path.join(repoRoot, 'bin', 'ehrctl.js'), 'dev', 'up'],
+        { env, cwd: repoRoot, timeout: 300_000 },
+        (err, stdout, stderr) => {
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr });
+        },
+      );
     });
     expect(up.code, up.output).toBe(1);
     expect(up.output).toMatch(/fake temporal: this dev server never starts/);

@@ -39,7 +39,11 @@ let logger: Logger | undefined;
 
 export function testLogger(): Logger {
   if (!logger) {
-    logger = createLogger({ level: 'info', name: 'test-worker', destination: fs.createWriteStream(logFile, { flags: 'a' }) });
+    logger = createLogger({
+      level: 'info',
+      name: 'test-worker',
+      destination: fs.createWriteStream(logFile, { flags: 'a' }),
+    });
     installTemporalLogging(logger);
   }
   return logger;
@@ -64,7 +68,10 @@ export function testConfig(overrides: Partial<Record<string, string>> = {}): Con
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: path.resolve(__dirname, '../../workflows/index.ts'), logger: Runtime.instance().logger });
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: path.resolve(__dirname, '../../workflows/index.ts'),
+    logger: Runtime.instance().logger,
+  });
   return bundle;
 }
 
@@ -78,10 +85,18 @@ export async function startInProcessWorker(config: Config): Promise<RunningWorke
   const deps = await buildWorkerDeps(config);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   // The same payload codec as workers/worker.ts: every payload the tests produce is encrypted.
-  const dataConverter = { payloadCodecs: [await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'test:worker' })] };
+  const dataConverter = {
+    payloadCodecs: [await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'test:worker' })],
+  };
   // Tests fail chosen activities on purpose (test/activity-faults.ts).
   const activities = withActivityFaults(createWorkerActivities(deps));
-  const options = { connection, dataConverter, workflowBundle: await workflowBundle(), activities, maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES };
+  const options = {
+    connection,
+    dataConverter,
+    workflowBundle: await workflowBundle(),
+    activities,
+    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+  };
   const worker = await Worker.create({ ...options, taskQueue: config.TEMPORAL_TASK_QUEUE });
   // Incidents have their own queue, as in workers/worker.ts.
   const incidentWorker = await Worker.create({ ...options, taskQueue: incidentTaskQueue(config.TEMPORAL_TASK_QUEUE) });
@@ -110,11 +125,15 @@ export async function startInProcessWorker(config: Config): Promise<RunningWorke
 }
 
 /** A client with the product's payload codec (like client/context.ts); `raw: true` sees payloads as stored. */
-export async function temporalClient(options: { raw?: boolean } = {}): Promise<{ client: Client; close(): Promise<void> }> {
+export async function temporalClient(
+  options: { raw?: boolean } = {},
+): Promise<{ client: Client; close(): Promise<void> }> {
   const env = testEnv();
   const connection = await Connection.connect({ address: env.temporalAddress });
   const pool = options.raw ? undefined : createPool(env.databaseUrl, 2);
-  const dataConverter = pool ? { payloadCodecs: [await openPayloadCodec({ EHR_KEK_DIR: env.kekDir }, { pool, actor: 'test:client' })] } : undefined;
+  const dataConverter = pool
+    ? { payloadCodecs: [await openPayloadCodec({ EHR_KEK_DIR: env.kekDir }, { pool, actor: 'test:client' })] }
+    : undefined;
   return {
     client: new Client({ connection, dataConverter }),
     close: async () => {
@@ -177,10 +196,18 @@ export async function registerSandboxTenant(
   return { tenantId, integrationIds };
 }
 
-export async function sandboxAdmin<T>(sandbox: SandboxHandle, method: 'GET' | 'POST' | 'DELETE', route: string, body?: unknown): Promise<T> {
+export async function sandboxAdmin<T>(
+  sandbox: SandboxHandle,
+  method: 'GET' | 'POST' | 'DELETE',
+  route: string,
+  body?: unknown,
+): Promise<T> {
   const res = await fetch(`${sandbox.url}${route}`, {
     method,
-    headers: { 'x-sandbox-admin': sandbox.adminToken, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      'x-sandbox-admin': sandbox.adminToken,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!res.ok) throw new Error(`sandbox admin ${method} ${route} answered ${res.status}`);
@@ -197,7 +224,12 @@ export async function sandboxManifest(sandbox: SandboxHandle, type: string): Pro
   return (await sandboxAdmin<{ records: ManifestEntry[] }>(sandbox, 'GET', `/admin/manifest?type=${type}`)).records;
 }
 
-export async function storedVersions(pool: Pool, tenantId: string, integrationId: string, type: string): Promise<Map<string, string>> {
+export async function storedVersions(
+  pool: Pool,
+  tenantId: string,
+  integrationId: string,
+  type: string,
+): Promise<Map<string, string>> {
   const res = await pool.query<{ resource_id: string; version_id: string }>(
     'SELECT resource_id, version_id FROM records WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3',
     [tenantId, integrationId, type],

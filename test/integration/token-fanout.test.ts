@@ -13,7 +13,14 @@ import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import { buildWorkerDeps } from '../../workers/build-deps.js';
 import { createVendorProbeActivities } from './vendor-probe-activities.js';
 import { uniqueId } from '../harness.js';
-import { registerSandboxTenant, sandboxAdmin, startTestSandbox, testConfig, testLogger, useSyncHarness } from './support.js';
+import {
+  registerSandboxTenant,
+  sandboxAdmin,
+  startTestSandbox,
+  testConfig,
+  testLogger,
+  useSyncHarness,
+} from './support.js';
 import type { LedgerEntry, SandboxHandle } from '../../sandbox/index.js';
 import type { ProbeWaveResult, ProbeWavesInput } from './workflows/token-fanout.js';
 
@@ -22,7 +29,6 @@ const harness = useSyncHarness({ sandbox: { size: 50 }, worker: false });
 /** The short-lived sandbox's tokens live 20 s, so the token manager fetches a successor 10 s after the first request. */
 const SHORT_TTL_SECONDS = 20;
 let shortLived: SandboxHandle | undefined;
-
 
 let stopWorker: (() => Promise<void>) | undefined;
 let taskQueue = '';
@@ -37,7 +43,9 @@ beforeAll(async () => {
   const worker = await Worker.create({
     connection,
     taskQueue,
-    dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'test:worker' })] },
+    dataConverter: {
+      payloadCodecs: [await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'test:worker' })],
+    },
     workflowsPath: path.resolve(__dirname, 'workflows/token-fanout.ts'),
     activities: createVendorProbeActivities(deps.sync),
     maxConcurrentActivityTaskExecutions: 1_000,
@@ -62,7 +70,9 @@ async function probeWaves(
   sandbox: SandboxHandle,
   input: Omit<ProbeWavesInput, 'tenantId' | 'integrationId'>,
 ): Promise<{ results: ProbeWaveResult[]; startedMs: number }> {
-  const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, sandbox, { resourceTypes: ['Patient'] });
+  const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, sandbox, {
+    resourceTypes: ['Patient'],
+  });
   await sandboxAdmin(sandbox, 'POST', '/admin/stats/reset');
   const startedMs = Date.now();
   const results = await harness.temporal.client.workflow.execute('probeWaves', {
@@ -76,7 +86,9 @@ async function probeWaves(
   return { results: results as ProbeWaveResult[], startedMs };
 }
 
-async function stats(sandbox: SandboxHandle): Promise<{ tokenRequests: number; tokensIssued: number; searchRequests: number; rejectedTokens: number }> {
+async function stats(
+  sandbox: SandboxHandle,
+): Promise<{ tokenRequests: number; tokensIssued: number; searchRequests: number; rejectedTokens: number }> {
   return sandboxAdmin(sandbox, 'GET', '/admin/stats');
 }
 
@@ -102,7 +114,10 @@ describe('token fan-out', () => {
     // Wave one finishes well inside the first 10 s; the pause carries wave two past the refresh point
     // and wave two finishes long before the second token's own refresh point.
     const sandbox = shortLived!;
-    const { results, startedMs } = await probeWaves(sandbox, { waves: [100, 100], pauseBetweenWavesMs: (SHORT_TTL_SECONDS / 2 + 1) * 1000 });
+    const { results, startedMs } = await probeWaves(sandbox, {
+      waves: [100, 100],
+      pauseBetweenWavesMs: (SHORT_TTL_SECONDS / 2 + 1) * 1000,
+    });
     expect(results).toEqual([{ statuses: { '200': 100 } }, { statuses: { '200': 100 } }]);
     const s = await stats(sandbox);
     expect(s.tokenRequests).toBe(2);

@@ -29,13 +29,23 @@ export function createVendorProbeActivities(deps: Pick<SyncActivityDeps, 'direct
       const ctx = activityAuditContext();
       const integration = await deps.directory.integration(input.integrationId);
       if (integration.tenantId !== input.tenantId) {
-        throw new PolicyViolationError('tenant-isolation', `integration ${input.integrationId} does not belong to tenant ${input.tenantId}`);
+        throw new PolicyViolationError(
+          'tenant-isolation',
+          `integration ${input.integrationId} does not belong to tenant ${input.tenantId}`,
+        );
       }
       const started = Date.now();
       const type = integration.resourceTypes[0];
-      if (!type) throw new PolicyViolationError('minimum-necessary', `integration ${integration.id} allows no resource type to probe`);
+      if (!type)
+        throw new PolicyViolationError(
+          'minimum-necessary',
+          `integration ${integration.id} allows no resource type to probe`,
+        );
       const url = `${integration.baseUrl.replace(/\/$/, '')}/${type}?_count=0`;
-      const response = await deps.vendors.get(input.integrationId, url, { correlationId: ctx.correlationId, purpose: 'vendor.probe' });
+      const response = await deps.vendors.get(input.integrationId, url, {
+        correlationId: ctx.correlationId,
+        purpose: 'vendor.probe',
+      });
       return { status: response.status, durationMs: Date.now() - started };
     },
   });

@@ -31,11 +31,18 @@ export async function sandboxIdentifiers(sandbox: SandboxHandle): Promise<string
   return ((await res.json()) as { strings: string[] }).strings;
 }
 
-export async function writeHistory(name: string, handle: WorkflowHandle, identifiers: readonly string[]): Promise<void> {
+export async function writeHistory(
+  name: string,
+  handle: WorkflowHandle,
+  identifiers: readonly string[],
+): Promise<void> {
   const history = await handle.fetchHistory();
   const leaks = findLeaks(historyText(history), [...identifiers]);
   if (leaks.length > 0) throw new Error(`history ${name} contains ${leaks.length} synthetic identifiers; not written`);
-  fs.writeFileSync(path.join(outDir, `${name}.json`), `${historyToJSON(temporal.api.history.v1.History.create(history))}\n`);
+  fs.writeFileSync(
+    path.join(outDir, `${name}.json`),
+    `${historyToJSON(temporal.api.history.v1.History.create(history))}\n`,
+  );
   process.stdout.write(`wrote ${name}.json (${history.events?.length} events)\n`);
 }
 
@@ -53,16 +60,32 @@ export interface RecordingStack {
  * Throwaway infrastructure for a recorder: Temporal dev server, PostgreSQL, a sandbox, and a worker
  * (no payload codec, so histories are stored as plain JSON) polling `taskQueue` and its incident queue.
  */
-export async function startRecordingStack(opts: { taskQueue: string; sandboxSeed: number; sandboxSize: number }): Promise<RecordingStack> {
+export async function startRecordingStack(opts: {
+  taskQueue: string;
+  sandboxSeed: number;
+  sandboxSize: number;
+}): Promise<RecordingStack> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const infra = await startBenchInfra((line) => process.stdout.write(`${line}\n`));
   const sandbox = await startSandbox({ seed: opts.sandboxSeed, size: opts.sandboxSize });
   const pool = createPool(infra.databaseUrl, 4);
-  const config = loadConfig({ ...benchInfraEnv(infra), TEMPORAL_TASK_QUEUE: opts.taskQueue, EHR_SYNC_PAGE_SIZE: '25', LOG_LEVEL: 'warn' });
+  const config = loadConfig({
+    ...benchInfraEnv(infra),
+    TEMPORAL_TASK_QUEUE: opts.taskQueue,
+    EHR_SYNC_PAGE_SIZE: '25',
+    LOG_LEVEL: 'warn',
+  });
   const deps = await buildWorkerDeps(config);
   const nativeConnection = await NativeConnection.connect({ address: infra.temporalAddress });
-  const options = { connection: nativeConnection, workflowsPath: require.resolve('../../workflows/index.ts'), activities: withActivityFaults(createWorkerActivities(deps)) };
-  const workers = [await Worker.create({ ...options, taskQueue: opts.taskQueue }), await Worker.create({ ...options, taskQueue: incidentTaskQueue(opts.taskQueue) })];
+  const options = {
+    connection: nativeConnection,
+    workflowsPath: require.resolve('../../workflows/index.ts'),
+    activities: withActivityFaults(createWorkerActivities(deps)),
+  };
+  const workers = [
+    await Worker.create({ ...options, taskQueue: opts.taskQueue }),
+    await Worker.create({ ...options, taskQueue: incidentTaskQueue(opts.taskQueue) }),
+  ];
   const running = Promise.all(workers.map((w) => w.run()));
   const connection = await Connection.connect({ address: infra.temporalAddress });
   return {

@@ -30,7 +30,13 @@ const ROWS: RecordContext[] = [
 ];
 
 function syntheticResource(ctx: RecordContext): Buffer {
-  return Buffer.from(JSON.stringify({ resourceType: ctx.resourceType, id: ctx.resourceId, note: `synthetic ${ctx.tenantId}/${ctx.integrationId}` }));
+  return Buffer.from(
+    JSON.stringify({
+      resourceType: ctx.resourceType,
+      id: ctx.resourceId,
+      note: `synthetic ${ctx.tenantId}/${ctx.integrationId}`,
+    }),
+  );
 }
 
 async function storeRecord(ctx: RecordContext): Promise<void> {
@@ -120,7 +126,9 @@ describe('ciphertext binding (acceptance)', () => {
     forged.write('tenant:tenant-b', 3, 'utf8');
     expect(parseCiphertextHeader(forged).keyId).toBe('tenant:tenant-b');
     await expect(decryptRecord(forged, target, keyring.lookup)).rejects.toBeInstanceOf(DecryptionError);
-    await expect(decryptRecord(forged, { ...target, integrationId: source.integrationId }, keyring.lookup)).rejects.toBeInstanceOf(DecryptionError);
+    await expect(
+      decryptRecord(forged, { ...target, integrationId: source.integrationId }, keyring.lookup),
+    ).rejects.toBeInstanceOf(DecryptionError);
   });
 
   it('for any pair of distinct rows, moving the ciphertext makes the target unreadable (property)', async () => {

@@ -22,7 +22,11 @@ const sources = filesUnder(testRoot)
 const STARTS_TEMPORAL = /\bstartTemporalDevServer\s*\(|\bTestWorkflowEnvironment\b|['"]start-dev['"]/;
 const STARTS_DEV_STACK = /['"]dev['"]\s*,\s*['"]up['"]/;
 /** Where a Temporal server may be started: the run's own, and the scanned wrapper. */
-const ALLOWED = new Set(['test/global-setup.ts', 'test/security/scanned-temporal.ts', 'test/security/leak-scan-coverage.test.ts']);
+const ALLOWED = new Set([
+  'test/global-setup.ts',
+  'test/security/scanned-temporal.ts',
+  'test/security/leak-scan-coverage.test.ts',
+]);
 
 describe('leak-scan coverage', () => {
   it('reads the test sources (the check below has something to check)', () => {
@@ -36,7 +40,9 @@ describe('leak-scan coverage', () => {
   });
 
   it('a test that brings a dev stack up registers its Temporal server and keeps its logs', () => {
-    const stacks = sources.filter((s) => s.file !== 'test/security/leak-scan-coverage.test.ts' && STARTS_DEV_STACK.test(s.text));
+    const stacks = sources.filter(
+      (s) => s.file !== 'test/security/leak-scan-coverage.test.ts' && STARTS_DEV_STACK.test(s.text),
+    );
     expect(stacks.map((s) => s.file)).toContain('test/unit/dev-stack.test.ts');
     for (const { file, text } of stacks) {
       expect(text, file).toMatch(/\bscanTemporalServer\s*\(/);
@@ -50,7 +56,10 @@ describe('leak-scan coverage', () => {
     expect(setup).toMatch(/\bregisterTemporalServer\s*\(/);
     expect((setup.match(/\bregisterLogFile\s*\(/g) ?? []).length).toBeGreaterThanOrEqual(2);
     const config = fs.readFileSync(path.join(repoRoot, 'vitest.config.ts'), 'utf8');
-    const order = /globalSetup:\s*\[([^\]]*)\]/.exec(config)?.[1]?.match(/'[^']+'/g)?.map((s) => s.slice(1, -1));
+    const order = /globalSetup:\s*\[([^\]]*)\]/
+      .exec(config)?.[1]
+      ?.match(/'[^']+'/g)
+      ?.map((s) => s.slice(1, -1));
     expect(order?.[0]).toBe('test/leak-scan-verdict.ts'); // creates the registry first, fails the run last
     expect(order?.at(-1)).toBe('test/leak-scan-setup.ts'); // scans first on teardown, while servers are up
     expect(order).toContain('test/global-setup.ts');

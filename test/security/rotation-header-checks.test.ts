@@ -18,7 +18,11 @@ import { KeyAdmin } from '../../lib/keys/key-admin.js';
 import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
 import { TenantKeyring } from '../../lib/keys/keyring.js';
 import { LocalKekProvider, ensureLocalKekDir } from '../../lib/keys/local-kek.js';
-import { countRecordsBelowKeyVersion, reencryptRecordBatch, verifyReencryption } from '../../lib/keys/record-reencryption.js';
+import {
+  countRecordsBelowKeyVersion,
+  reencryptRecordBatch,
+  verifyReencryption,
+} from '../../lib/keys/record-reencryption.js';
 import { destroyTenantKeyVersion, destroyUnusedKeyVersions } from '../../lib/keys/tenant-keys.js';
 import { useTestCluster } from '../db.js';
 import { rejection } from '../helpers.js';
@@ -53,11 +57,23 @@ async function storeRecords(tenantId: string, n: number): Promise<RecordContext[
   const dek = await keyring.primaryDataKey(tenantId, ctx('store'));
   const stored: RecordContext[] = [];
   for (let i = 0; i < n; i++) {
-    const rc = { tenantId, integrationId: `${tenantId}-int`, resourceType: i % 2 ? 'Observation' : 'Patient', resourceId: `r-${i}` };
+    const rc = {
+      tenantId,
+      integrationId: `${tenantId}-int`,
+      resourceType: i % 2 ? 'Observation' : 'Patient',
+      resourceId: `r-${i}`,
+    };
     await pool.query(
       `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated, key_version, ciphertext)
        VALUES ($1, $2, $3, $4, '1', now(), $5, $6)`,
-      [tenantId, rc.integrationId, rc.resourceType, rc.resourceId, dek.version, encryptRecord(dek, rc, Buffer.from(`synthetic ${i}`))],
+      [
+        tenantId,
+        rc.integrationId,
+        rc.resourceType,
+        rc.resourceId,
+        dek.version,
+        encryptRecord(dek, rc, Buffer.from(`synthetic ${i}`)),
+      ],
     );
     stored.push(rc);
   }
@@ -101,11 +117,15 @@ const sealed = (tenantId: string, version: number): Buffer =>
 describe('the envelope header read in SQL', () => {
   it('names the same version as the parser, for any tenant id and version; malformed headers read as NULL', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,62}$/), fc.integer({ min: 1, max: 0xffffffff }), async (tenantId, version) => {
-        const ct = sealed(tenantId, version);
-        const { rows } = await pool.query<{ v: string }>('SELECT envelope_key_version($1) AS v', [ct]);
-        expect(Number(rows[0]!.v)).toBe(parseCiphertextHeader(ct).keyVersion);
-      }),
+      fc.asyncProperty(
+        fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,62}$/),
+        fc.integer({ min: 1, max: 0xffffffff }),
+        async (tenantId, version) => {
+          const ct = sealed(tenantId, version);
+          const { rows } = await pool.query<{ v: string }>('SELECT envelope_key_version($1) AS v', [ct]);
+          expect(Number(rows[0]!.v)).toBe(parseCiphertextHeader(ct).keyVersion);
+        },
+      ),
       { numRuns: 60 },
     );
     const malformed = [
@@ -115,7 +135,8 @@ describe('the envelope header read in SQL', () => {
       sealed('t', 3).subarray(0, 6), // cut inside the header
       Buffer.from([1, 0, 9, 0x74, 0, 0, 0, 3]), // key id longer than the bytes
     ];
-    for (const m of malformed) expect((await pool.query('SELECT envelope_key_version($1) AS v', [m])).rows[0].v).toBeNull();
+    for (const m of malformed)
+      expect((await pool.query('SELECT envelope_key_version($1) AS v', [m])).rows[0].v).toBeNull();
   });
 });
 
@@ -143,14 +164,26 @@ describe('rotation reads and gates by the header even when the column lies', () 
 
     const target = await keyring.dataKey('tenant-drift', 2);
     let moved = 0;
-    for (let left = Infinity; left > 0; ) {
-      const b = await reencryptRecordBatch(pool, keyring, { tenantId: 'tenant-drift', target, batchSize: 3 }, ctx('reencrypt'));
+    for (let left = Infinity; left > 0;) {
+      const b = await reencryptRecordBatch(
+        pool,
+        keyring,
+        { tenantId: 'tenant-drift', target, batchSize: 3 },
+        ctx('reencrypt'),
+      );
       moved += b.reencrypted;
       left = b.remaining;
     }
     expect(moved).toBe(7);
     expect(await headerVersions('tenant-drift')).toEqual([2]);
-    expect(await verifyReencryption(pool, keyring, { tenantId: 'tenant-drift', keyVersion: 2, sampleSize: 3 }, ctx('verify'))).toEqual({
+    expect(
+      await verifyReencryption(
+        pool,
+        keyring,
+        { tenantId: 'tenant-drift', keyVersion: 2, sampleSize: 3 },
+        ctx('verify'),
+      ),
+    ).toEqual({
       records: 7,
       underOlderKeys: 0,
       underKeyVersion: 7,
@@ -164,7 +197,12 @@ describe('rotation reads and gates by the header even when the column lies', () 
     const records = await storeRecords('tenant-refuse', 5);
     await admin.rotateTenantKey('tenant-refuse', ctx('rotate'));
     await raiseColumn('tenant-refuse', 2, 5); // every column says v2; every header says v1
-    const check = await verifyReencryption(pool, keyring, { tenantId: 'tenant-refuse', keyVersion: 2, sampleSize: 3 }, ctx('verify'));
+    const check = await verifyReencryption(
+      pool,
+      keyring,
+      { tenantId: 'tenant-refuse', keyVersion: 2, sampleSize: 3 },
+      ctx('verify'),
+    );
     expect(check).toMatchObject({ records: 5, underOlderKeys: 5, underKeyVersion: 0 });
 
     const audit = ctx('destroy-refused');
@@ -175,14 +213,17 @@ describe('rotation reads and gates by the header even when the column lies', () 
         '(3 Patient of integration tenant-refuse-int, 2 Observation of integration tenant-refuse-int)',
     );
     expect(await destroyUnusedKeyVersions(pool, 'tenant-refuse', ctx('sweep'))).toEqual({ destroyed: [] });
-    const keys = await pool.query(`SELECT key_version, status FROM data_keys WHERE tenant_id = 'tenant-refuse' ORDER BY 1`);
+    const keys = await pool.query(
+      `SELECT key_version, status FROM data_keys WHERE tenant_id = 'tenant-refuse' ORDER BY 1`,
+    );
     expect(keys.rows).toEqual([
       { key_version: 1, status: 'decrypt_only' },
       { key_version: 2, status: 'primary' },
     ]);
-    const refused = await pool.query(`SELECT outcome, details FROM audit_events WHERE correlation_id = $1 AND action = 'key.dek.destroyed'`, [
-      audit.correlationId,
-    ]);
+    const refused = await pool.query(
+      `SELECT outcome, details FROM audit_events WHERE correlation_id = $1 AND action = 'key.dek.destroyed'`,
+      [audit.correlationId],
+    );
     expect(refused.rows).toEqual([{ outcome: 'failure', details: { keyVersions: [1], errorCode: 'CONFLICT' } }]);
     expect(await decryptAll(records)).toBe(5);
   });

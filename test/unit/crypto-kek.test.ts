@@ -64,7 +64,9 @@ describe('LocalKekProvider', () => {
     await ensureLocalKekDir(a);
     await ensureLocalKekDir(b);
     const w = await (await LocalKekProvider.load(a)).wrap(randomBytes(32), Buffer.from('x'));
-    expect(await settledError((await LocalKekProvider.load(b)).unwrap(w, Buffer.from('x')))).toBeInstanceOf(DecryptionError);
+    expect(await settledError((await LocalKekProvider.load(b)).unwrap(w, Buffer.from('x')))).toBeInstanceOf(
+      DecryptionError,
+    );
   });
 
   it('dual-read: after addLocalKekVersion, old wraps still unwrap and new wraps use the new primary', async () => {

@@ -12,7 +12,8 @@ describe('Temporal dev server (from the global setup)', () => {
     const connection = await Connection.connect({ address: temporalAddress });
     try {
       const listed = await connection.operatorService.listSearchAttributes({ namespace });
-      for (const name of Object.values(SEARCH_ATTRIBUTES)) expect(Object.keys(listed.customAttributes ?? {})).toContain(name);
+      for (const name of Object.values(SEARCH_ATTRIBUTES))
+        expect(Object.keys(listed.customAttributes ?? {})).toContain(name);
     } finally {
       await connection.close();
     }

@@ -38,15 +38,17 @@ const workflowFixtures = {
 type WorkflowFixture = keyof typeof workflowFixtures;
 
 const libFixtures = {
-  floating: "export function start(): void {\n  Promise.resolve(1);\n}\n",
-  handled: "export async function start(): Promise<void> {\n  await Promise.resolve(1);\n  void Promise.resolve(2);\n}\n",
+  floating: 'export function start(): void {\n  Promise.resolve(1);\n}\n',
+  handled:
+    'export async function start(): Promise<void> {\n  await Promise.resolve(1);\n  void Promise.resolve(2);\n}\n',
 } as const;
 type LibFixture = keyof typeof libFixtures;
 
 /** One import from each folder the layer may not reach (README "Layout"); each names a real file. */
 const FORBIDDEN = {
   client: "import { print } from '../client/output.js';\nexport const used = print;\n",
-  workers: "import { installTemporalLogging } from '../workers/temporal-logging.js';\nexport const used = installTemporalLogging;\n",
+  workers:
+    "import { installTemporalLogging } from '../workers/temporal-logging.js';\nexport const used = installTemporalLogging;\n",
   sandbox: "import { createRng } from '../sandbox/prng.js';\nexport const used = createRng;\n",
   dev: "import { findFreePort } from '../dev/ports.js';\nexport const used = findFreePort;\n",
   activities: "import type { SyncPlan } from '../activities/types.js';\nexport type Used = SyncPlan;\n",
@@ -124,11 +126,14 @@ afterAll(() => {
 });
 
 describe('workflows/ import fence', () => {
-  it.each(['pg', 'nodeFs', 'jose', 'storePool', 'activity', 'reexport'] as const)('rejects a value import (%s)', (name) => {
-    const found = fence(name);
-    expect(found).toHaveLength(1);
-    expect(found[0]).toContain('workflows/ may import only @temporalio/workflow');
-  });
+  it.each(['pg', 'nodeFs', 'jose', 'storePool', 'activity', 'reexport'] as const)(
+    'rejects a value import (%s)',
+    (name) => {
+      const found = fence(name);
+      expect(found).toHaveLength(1);
+      expect(found[0]).toContain('workflows/ may import only @temporalio/workflow');
+    },
+  );
 
   it('accepts @temporalio/workflow, sibling files and type-only imports of anything', () => {
     expect(fence('allowed')).toEqual([]);
@@ -143,7 +148,9 @@ describe('workflows/ import fence', () => {
   // Gap (eslint.config.mjs): no-restricted-imports does not see dynamic import(), so
   // `await import('pg')` in a workflow file passes lint.
   it('rejects a dynamic import() of a non-workflow module', () => {
-    expect(messages(fileFor('workflows', 'dynamicImport'), 'no-restricted-syntax')).toEqual(['workflows/ may not load modules dynamically.']);
+    expect(messages(fileFor('workflows', 'dynamicImport'), 'no-restricted-syntax')).toEqual([
+      'workflows/ may not load modules dynamically.',
+    ]);
   });
 
   it('does not apply the fence outside workflows/', () => {

@@ -6,7 +6,8 @@
  */
 import type { Confidence, Fact, VendorProfile } from './types.js';
 
-export type Weakness = 'no-push' | 'no-granular-audit-export' | 'coarse-scopes' | 'long-lived-secret' | 'low-confidence-facts';
+export type Weakness =
+  'no-push' | 'no-granular-audit-export' | 'coarse-scopes' | 'long-lived-secret' | 'low-confidence-facts';
 
 export interface CompensatingControl {
   weakness: Weakness;
@@ -63,7 +64,9 @@ export function integrationDefaults(profile: VendorProfile, authMethod: string):
   const lifetime = profile.auth.secretLifetimeDays.value;
   return {
     syncIntervalHours: recommendedSettings(profile).syncIntervalHours,
-    credentialRotationDays: SECRET_METHODS.has(authMethod) ? Math.min(SECRET_ROTATION_DAYS, lifetime ?? SECRET_ROTATION_DAYS) : null,
+    credentialRotationDays: SECRET_METHODS.has(authMethod)
+      ? Math.min(SECRET_ROTATION_DAYS, lifetime ?? SECRET_ROTATION_DAYS)
+      : null,
   };
 }
 
@@ -82,7 +85,10 @@ export function compensatingControls(profile: VendorProfile): CompensatingContro
   if (profile.auditExport.value !== 'granular') {
     controls.push({
       weakness: 'no-granular-audit-export',
-      finding: profile.auditExport.value === 'none' ? 'no access-log export per API client' : 'access logs are coarse or stay with the customer',
+      finding:
+        profile.auditExport.value === 'none'
+          ? 'no access-log export per API client'
+          : 'access logs are coarse or stay with the customer',
       control: 'keep the connector’s own hash-chained audit of every vendor call for longer',
       // Met by construction: nothing in the product deletes audit rows, so no per-integration setting exists.
       setting: `audit retention ≥ ${SOLE_RECORD_AUDIT_RETENTION_DAYS} days (default ${DEFAULT_AUDIT_RETENTION_DAYS}; audit rows are never deleted)`,
@@ -92,7 +98,8 @@ export function compensatingControls(profile: VendorProfile): CompensatingContro
     controls.push({
       weakness: 'coarse-scopes',
       finding: 'one scope grants more than a purpose needs',
-      control: 'purpose-based field minimisation (lib/fhir/minimise.ts) drops every element outside the purpose before encryption',
+      control:
+        'purpose-based field minimisation (lib/fhir/minimise.ts) drops every element outside the purpose before encryption',
       setting: 'field minimisation = required (cannot be relaxed for this vendor)',
     });
   }
@@ -110,7 +117,8 @@ export function compensatingControls(profile: VendorProfile): CompensatingContro
     controls.push({
       weakness: 'low-confidence-facts',
       finding: `${unsure.length} unverified fact${unsure.length === 1 ? '' : 's'}: ${unsure.join(', ')}`,
-      control: 'check each against the live endpoint at registration (discovery, token response) and in the conformance run',
+      control:
+        'check each against the live endpoint at registration (discovery, token response) and in the conformance run',
       setting: 'verified at registration / conformance run',
     });
   }
@@ -121,7 +129,9 @@ export function recommendedSettings(profile: VendorProfile): RecommendedSettings
   const weaknesses = new Set(compensatingControls(profile).map((c) => c.weakness));
   return {
     syncIntervalHours: weaknesses.has('no-push') ? NO_PUSH_SYNC_INTERVAL_HOURS : DEFAULT_SYNC_INTERVAL_HOURS,
-    auditRetentionDays: weaknesses.has('no-granular-audit-export') ? SOLE_RECORD_AUDIT_RETENTION_DAYS : DEFAULT_AUDIT_RETENTION_DAYS,
+    auditRetentionDays: weaknesses.has('no-granular-audit-export')
+      ? SOLE_RECORD_AUDIT_RETENTION_DAYS
+      : DEFAULT_AUDIT_RETENTION_DAYS,
     fieldMinimisation: weaknesses.has('coarse-scopes') ? 'required' : 'on',
     secretRotationDays: weaknesses.has('long-lived-secret') ? SECRET_ROTATION_DAYS : null,
     verifyAtRegistration: lowConfidenceFacts(profile),

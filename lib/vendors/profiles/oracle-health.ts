@@ -29,7 +29,17 @@ export const oracleHealth: VendorProfile = {
     granularity: fact('resource', MILLENNIUM, 'M'),
   },
   paging: fact('next-link', MILLENNIUM, 'H'),
-  bulk: fact({ supported: true, version: '1.0.1', levels: ['group', 'patient'], incremental: true, note: 'files expire after 30 days' }, 'Oracle Health Bulk Data (Millennium)', 'H'),
+  bulk: fact(
+    {
+      supported: true,
+      version: '1.0.1',
+      levels: ['group', 'patient'],
+      incremental: true,
+      note: 'files expire after 30 days',
+    },
+    'Oracle Health Bulk Data (Millennium)',
+    'H',
+  ),
   push: fact('none', 'no backend push found', 'M'),
   rateLimit: fact(null, 'none published', 'M'),
   extraParameters: fact([], MILLENNIUM, 'M'),

@@ -28,7 +28,9 @@ export async function probeWaves(input: ProbeWavesInput): Promise<ProbeWaveResul
   const results: ProbeWaveResult[] = [];
   for (const [i, size] of input.waves.entries()) {
     if (i > 0) await sleep(input.pauseBetweenWavesMs);
-    const probes = await Promise.all(Array.from({ length: size }, () => probeVendor({ tenantId: input.tenantId, integrationId: input.integrationId })));
+    const probes = await Promise.all(
+      Array.from({ length: size }, () => probeVendor({ tenantId: input.tenantId, integrationId: input.integrationId })),
+    );
     const statuses: Record<string, number> = {};
     for (const p of probes) statuses[p.status] = (statuses[p.status] ?? 0) + 1;
     results.push({ statuses });
