@@ -37,6 +37,12 @@ export default tseslint.config(
       ],
       'import-x/no-cycle': ['error', { maxDepth: 10 }],
       'no-console': 'error',
+      // Prettier breaks code at 120 columns; this keeps long code and comments from coming back. Strings,
+      // template literals, URLs and regular expressions may run longer (breaking them hurts grep more).
+      'max-len': [
+        'error',
+        { code: 120, ignoreStrings: true, ignoreTemplateLiterals: true, ignoreUrls: true, ignoreRegExpLiterals: true },
+      ],
     },
   },
   {

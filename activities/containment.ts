@@ -99,7 +99,10 @@ export function createContainmentActivities(deps: ContainmentActivityDeps) {
       return { affected: record.affected };
     },
 
-    /** Revokes every integration in scope that was active: tokens dropped at every worker and at the vendor, generation bumped. */
+    /**
+     * Revokes every integration in scope that was active: tokens dropped at every worker and at the vendor,
+     * generation bumped.
+     */
     async revokeScope(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
       const targets = wereActive(affected);
       const results = await revokeIntegrations(

@@ -91,7 +91,10 @@ export function createKeyRotationActivities(deps: KeyRotationActivityDeps) {
       return { moved: r.dataKeys + r.purposeKeys + r.tenantPurposeKeys, remaining: r.remaining };
     },
 
-    /** Unwraps a sample of the DEKs and of the pseudonym keys now wrapped under `version` (fresh unwraps, not the keyring's cache). */
+    /**
+     * Unwraps a sample of the DEKs and of the pseudonym keys now wrapped under `version` (fresh unwraps, not
+     * the keyring's cache).
+     */
     async verifyKekSample(actor: RotationActor, version: number, sampleSize: number): Promise<{ verified: number }> {
       return verifyKekSample({ pool: deps.pool, kek: deps.kek }, version, sampleSize, auditCtx(actor));
     },

@@ -39,7 +39,10 @@ export function scopeQueries(
   return queries;
 }
 
-/** Runs matching the queries, each run once (a tenant query may find what an integration query found), at most `limit`. */
+/**
+ * Runs matching the queries, each run once (a tenant query may find what an integration query found), at most
+ * `limit`.
+ */
 export async function listRuns(client: Client, queries: string[], limit: number): Promise<ScopeRun[]> {
   const seen = new Map<string, ScopeRun>();
   for (const query of queries) {

@@ -70,7 +70,10 @@ async function serve(modulePath: string): Promise<void> {
   process.send!({ url: server.url, caPem: ca.certPem, token } satisfies Ready);
 }
 
-/** Streams one JSON body of BODY_BYTES from a reused chunk; resolves with the status and the bytes sent before the answer. */
+/**
+ * Streams one JSON body of BODY_BYTES from a reused chunk; resolves with the status and the bytes sent before
+ * the answer.
+ */
 function post(ready: Ready, headers: Record<string, string>): Promise<{ status: number; sentBeforeAnswer: number }> {
   const chunk = Buffer.alloc(64 * 1024, 'x');
   const head = Buffer.from('{"pad":"');

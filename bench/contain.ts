@@ -33,7 +33,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
   console.log(
-    `bench:contain — ${DRILLS} drills, ${INTEGRATIONS} integrations of one tenant syncing (page size 5), one worker process; machine: ${os.cpus().length} cores`,
+    `bench:contain — ${DRILLS} drills, ` +
+      `${INTEGRATIONS} integrations of one tenant syncing (page size 5), one worker process; machine: ${os.cpus().length} cores`,
   );
   await withBenchInfra((line) => console.log(line), run);
 }
@@ -146,12 +147,15 @@ async function run(infra: BenchInfra): Promise<void> {
       `drill ${drill}: ${['credentials-revoked', 'scope-held', 'schedules-paused', 'syncs-cancelled'].map(stepAt).join(', ')}`,
     );
     console.log(
-      `drill ${drill}: first workflow task +${fmt(taskAt - declaredAt)}, revocation committed +${fmt(committedAt - declaredAt)}, ${late} requests after the commit`,
+      `drill ${drill}: first workflow task +${fmt(taskAt - declaredAt)}, ` +
+        `revocation committed +${fmt(committedAt - declaredAt)}, ${late} requests after the commit`,
     );
     contain.push(t.timeToContainMs ?? NaN);
     evidence.push(evidenceDoneAt - Date.parse(t.declaredAt));
     console.log(
-      `drill ${drill}: last vendor request ${fmt(lastRequest.at(-1)!)} after declare; contained in ${fmt(contain.at(-1)!)}; evidence ${fmt(evidence.at(-1)!)} (${t.entries.find((e) => e.step === 'evidence-preserved')?.detail?.files ?? '?'} files)`,
+      `drill ${drill}: last vendor request ${fmt(lastRequest.at(-1)!)} after declare; ` +
+        `contained in ${fmt(contain.at(-1)!)}; ` +
+        `evidence ${fmt(evidence.at(-1)!)} (${t.entries.find((e) => e.step === 'evidence-preserved')?.detail?.files ?? '?'} files)`,
     );
     // Reset for the next drill: end the incident and restore the integrations directly.
     await handle.terminate('benchmark drill done');
@@ -161,7 +165,8 @@ async function run(infra: BenchInfra): Promise<void> {
   }
   console.log('');
   console.log(
-    `declare → last vendor request for the scope: p50 ${fmt(percentile(lastRequest, 50))}, p95 ${fmt(percentile(lastRequest, 95))}, max ${fmt(Math.max(...lastRequest))}`,
+    `declare → last vendor request for the scope: p50 ${fmt(percentile(lastRequest, 50))}, ` +
+      `p95 ${fmt(percentile(lastRequest, 95))}, max ${fmt(Math.max(...lastRequest))}`,
   );
   console.log(
     `time-to-contain recorded on the incident: p50 ${fmt(percentile(contain, 50))}, p95 ${fmt(percentile(contain, 95))}`,

@@ -82,8 +82,10 @@ async function appendLatency(pool: Pool): Promise<{ p50: number; p99: number; pa
     { id: 'bench-lat', name: 'Latency Clinic (synthetic)' },
     { actor: 'bench', correlationId: 'bench' },
   );
-  await pool.query(`INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-    VALUES ('bench-lat-i', 'bench-lat', 'sandbox', 'http://127.0.0.1/fhir', 'http://127.0.0.1/token', 'c', 'ES384', 'k', '{}', 'file:/dev/null', '{Observation}')`);
+  await pool.query(`INSERT INTO integrations
+      (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
+    VALUES ('bench-lat-i', 'bench-lat', 'sandbox', 'http://127.0.0.1/fhir', 'http://127.0.0.1/token', 'c', 'ES384', 'k', '{}',
+            'file:/dev/null', '{Observation}')`);
   const appendMs: number[] = [];
   const pageMs: number[] = [];
   for (let page = 0; page < 200; page++) {
@@ -125,7 +127,8 @@ async function main(): Promise<void> {
   console.log(`bench:crypto — ${RUNS} runs, medians`);
   const env = await envelopeThroughput();
   console.log(
-    `1. 1 KB records, encrypt+decrypt: envelope ${env.envelope.toFixed(1)} MB/s vs raw AES-256-GCM ${env.raw.toFixed(1)} MB/s (${((env.envelope / env.raw) * 100).toFixed(0)} % of raw)`,
+    `1. 1 KB records, encrypt+decrypt: ` +
+      `envelope ${env.envelope.toFixed(1)} MB/s vs raw AES-256-GCM ${env.raw.toFixed(1)} MB/s (${((env.envelope / env.raw) * 100).toFixed(0)} % of raw)`,
   );
   await withBenchInfra(
     (line) => console.log(line),
@@ -134,11 +137,14 @@ async function main(): Promise<void> {
       infra.onStop('pool', () => pool.end());
       const rowsPerSecond = await auditVerify(pool, 100_000);
       console.log(
-        `2. audit verification: ${Math.round(rowsPerSecond).toLocaleString('en-US')} rows/s over 100,000 rows (goal >= 100,000 rows/s: ${rowsPerSecond >= 100_000 ? 'met' : 'NOT met'})`,
+        `2. audit verification: ` +
+          `${Math.round(rowsPerSecond).toLocaleString('en-US')} rows/s over 100,000 rows (goal >= ` +
+          `100,000 rows/s: ${rowsPerSecond >= 100_000 ? 'met' : 'NOT met'})`,
       );
       const lat = await appendLatency(pool);
       console.log(
-        `3. audit append inside a 1,000-record page transaction: p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms (whole page transaction p50 ${lat.pageP50.toFixed(1)} ms)`,
+        `3. audit append inside a 1,000-record page transaction: p50 ${lat.p50.toFixed(2)} ms, ` +
+          `p99 ${lat.p99.toFixed(2)} ms (whole page transaction p50 ${lat.pageP50.toFixed(1)} ms)`,
       );
       console.log('4. payload codec on vs off: run `npm run bench:sync` (it measures both)');
     },

@@ -142,7 +142,8 @@ async function run(infra: BenchInfra): Promise<void> {
   }
   console.log('');
   console.log(
-    `revoke returned → last request with an old token at the sandbox: p50 ${fmt(percentile(lastOld, 50))}, p95 ${fmt(percentile(lastOld, 95))}, max ${fmt(Math.max(...lastOld))} (trials with any: ${lateTrials}/${TRIALS})`,
+    `revoke returned → last request with an old token at the sandbox: ` +
+      `p50 ${fmt(percentile(lastOld, 50))}, p95 ${fmt(percentile(lastOld, 95))}, max ${fmt(Math.max(...lastOld))} (trials with any: ${lateTrials}/${TRIALS})`,
   );
   console.log(
     `revokeIntegration call (commit + both workers confirmed): p50 ${fmt(percentile(revokeMs, 50))}, p95 ${fmt(percentile(revokeMs, 95))}`,

@@ -227,11 +227,14 @@ async function main(): Promise<void> {
       const m = (xs: number[]) => Math.round(median(xs)).toLocaleString('en-US');
       const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
       process.stdout.write(
-        `1. KEK rewrap: ${m(rewrap.map((r) => r.rate))} keys/s (batches of ${BATCH}, audited) vs floor ${m(rewrap.map((r) => r.floor))} keys/s (unwrap+wrap in memory)\n`,
+        `1. KEK rewrap: ${m(rewrap.map((r) => r.rate))} keys/s (batches of ${BATCH}, audited) ` +
+          `vs floor ${m(rewrap.map((r) => r.floor))} keys/s (unwrap+wrap in memory)\n`,
       );
       process.stdout.write(
-        `2. tenant DEK re-encryption under load: ${m(reenc.map((r) => r.rate))} records/s vs floor ${m(reenc.map((r) => r.floor))} records/s (decrypt+encrypt in memory); ` +
-          `read errors ${sum(reenc.map((r) => r.readErrors))}, write errors ${sum(reenc.map((r) => r.writeErrors))}, records unreadable afterwards ${sum(reenc.map((r) => r.finalErrors))}\n`,
+        `2. tenant DEK re-encryption under load: ` +
+          `${m(reenc.map((r) => r.rate))} records/s vs floor ${m(reenc.map((r) => r.floor))} records/s (decrypt+encrypt in memory); ` +
+          `read errors ${sum(reenc.map((r) => r.readErrors))}, ` +
+          `write errors ${sum(reenc.map((r) => r.writeErrors))}, records unreadable afterwards ${sum(reenc.map((r) => r.finalErrors))}\n`,
       );
     },
   );

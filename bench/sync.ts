@@ -113,7 +113,8 @@ async function floorRun(sandbox: SandboxHandle, pool: Pool, token: string, run: 
       };
       const rows = (bundle.entry ?? []).map((e) => e.resource);
       await pool.query(
-        `INSERT INTO bench_floor SELECT $1, $2, t.id, t.version, t.last_updated, t.body FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::jsonb[]) AS t(id, version, last_updated, body)`,
+        `INSERT INTO bench_floor SELECT $1, $2, t.id, t.version, t.last_updated, t.body
+            FROM unnest($3::text[], $4::text[], $5::timestamptz[], $6::jsonb[]) AS t(id, version, last_updated, body)`,
         [
           run,
           type,
@@ -257,7 +258,8 @@ async function main(): Promise<void> {
       const codec = await codecComparison(config, sandbox, pool, infra.secretsDir);
       const cost = ((codec.off - codec.on) / codec.off) * 100;
       console.log(
-        `  payload encryption on vs off (in-process workers): ${codec.on.toFixed(0)} vs ${codec.off.toFixed(0)} resources/s (${cost.toFixed(1)} % slower with it; goal < 10 %: ${cost < 10 ? 'met' : 'NOT met'})`,
+        `  payload encryption on vs off (in-process workers): ` +
+          `${codec.on.toFixed(0)} vs ${codec.off.toFixed(0)} resources/s (${cost.toFixed(1)} % slower with it; goal < 10 %: ${cost < 10 ? 'met' : 'NOT met'})`,
       );
       if (process.env.BENCH_VENDORS !== '0') await vendorSection(infra, pool);
     },

@@ -70,7 +70,10 @@ export class CliContext {
     });
   }
 
-  /** A Temporal client that does not decode payloads: histories as stored (audit history decodes via the codec server). */
+  /**
+   * A Temporal client that does not decode payloads: histories as stored (audit history decodes via the codec
+   * server).
+   */
   async rawTemporal(): Promise<Client> {
     return new Client({ connection: await this.connect(), namespace: this.config.TEMPORAL_NAMESPACE });
   }

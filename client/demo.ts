@@ -168,7 +168,8 @@ async function main(): Promise<void> {
     ehrctl('sync', 'run', '--integration', `${tenant}-sched`, '--wait');
 
     step(
-      '6. Three vendor personalities side by side: Epic (private_key_jwt, SMART v1 scopes), Oracle Health (client_secret_basic), eClinicalWorks (250 calls/min, no Retry-After)',
+      '6. Three vendor personalities side by side: Epic (private_key_jwt, SMART v1 scopes), ' +
+        'Oracle Health (client_secret_basic), eClinicalWorks (250 calls/min, no Retry-After)',
     );
     ehrctl('vendors', 'matrix');
     ehrctl('integrations', 'add', '--id', `${tenant}-epic`, '--tenant', tenant, '--vendor', 'epic', '--alg', 'RS384');

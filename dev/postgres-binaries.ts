@@ -190,7 +190,8 @@ export function runnableBinaries(
   const complete = path.join(cacheDir, '.complete');
   if (!fs.existsSync(complete)) {
     options.onProgress?.(
-      `the \`${user?.name ?? os.userInfo().username}\` user cannot reach ${packaged.dir} (${firstClosedAncestor(packaged.dir) ?? 'a parent'} is private): linking the binaries into ${cacheDir}`,
+      `the \`${user?.name ?? os.userInfo().username}\` user cannot reach ${packaged.dir} ` +
+        `(${firstClosedAncestor(packaged.dir) ?? 'a parent'} is private): linking the binaries into ${cacheDir}`,
     );
     fillCache(packaged.dir, cacheDir, packaged.version);
   }

@@ -74,7 +74,10 @@ export async function runToCompletion(
 
 export interface ServerProcess {
   child: ChildProcess;
-  /** Resolves once `line` appears in the output; rejects when the process cannot start or exits, on timeout, or on abortIf. */
+  /**
+   * Resolves once `line` appears in the output; rejects when the process cannot start or exits, on timeout,
+   * or on abortIf.
+   */
   ready(line: string, o: { timeoutMs: number; abortIf?: () => string | undefined }): Promise<void>;
   /** Sends `signal`, waits `graceMs`, then SIGKILL; true when it ended within the grace period. */
   stop(signal: NodeJS.Signals, graceMs: number): Promise<boolean>;

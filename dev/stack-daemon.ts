@@ -4,9 +4,10 @@
  * with its Web UI (in parallel; the UI is pointed at the codec server with --ui-codec-endpoint), the KEK
  * and secrets dirs, the sandbox vendor (in-process), the codec server (child process, HTTPS with the dev
  * CA under .data/tls/), the worker and the webhook receiver (child processes); then writes .data/stack.json
- * and stays up. SIGTERM/SIGINT stop the webhook receiver, the worker (drain), codec server, sandbox, Temporal and PostgreSQL in that order, remove stack.json and exit 0. If a part fails to
- * start, what was started is stopped, the reason is logged and the exit code is 1.
- * Progress is logged as JSON lines with `part` and `phase`, which `dev up` relays.
+ * and stays up. SIGTERM/SIGINT stop the webhook receiver, the worker (drain), codec server, sandbox, Temporal
+ * and PostgreSQL in that order, remove stack.json and exit 0. If a part fails to start, what was started is
+ * stopped, the reason is logged and the exit code is 1. Progress is logged as JSON lines with `part` and
+ * `phase`, which `dev up` relays.
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -1,7 +1,7 @@
 /**
- * CLI: `tsx sandbox/main.ts --port 0 --seed 42 --size 5000 [--personality epic]` starts a sandbox and prints one JSON line
- * {"url","fhirBaseUrl","tokenUrl","adminToken"} on stdout. Stops on SIGTERM/SIGINT.
- * TLS: `--tls-cert <pem file> --tls-key <pem file> [--tls-client-ca <pem file> --require-client-cert]`.
+ * CLI: `tsx sandbox/main.ts --port 0 --seed 42 --size 5000 [--personality epic]` starts a sandbox and prints
+ * one JSON line {"url","fhirBaseUrl","tokenUrl","adminToken"} on stdout. Stops on SIGTERM/SIGINT. TLS:
+ * `--tls-cert <pem file> --tls-key <pem file> [--tls-client-ca <pem file> --require-client-cert]`.
  */
 import { readFileSync } from 'node:fs';
 import { startSandbox, type SandboxOptions } from './index.js';

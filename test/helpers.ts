@@ -29,7 +29,10 @@ export async function settledError(p: Promise<unknown>): Promise<unknown> {
   );
 }
 
-/** A fresh temp dir for every test of the calling file (created in beforeEach, removed in afterEach); returns its path getter. */
+/**
+ * A fresh temp dir for every test of the calling file (created in beforeEach, removed in afterEach); returns
+ * its path getter.
+ */
 export function useTempDirPerTest(prefix: string): () => string {
   let dir: string | undefined;
   beforeEach(async () => {

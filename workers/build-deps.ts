@@ -142,9 +142,9 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
     return Promise.all([vendors.settled(state.integrationId), atVendor]);
   });
   await revocations.start();
-  // Breach containment: a Temporal client (with the payload codec: schedules' actions are encrypted) connected on first use, the audit signer and anchor for
-  // evidence checkpoints, and evidence files beside the anchor (outside the database). The purpose keys
-  // are the ones opened above for key rotation.
+  // Breach containment: a Temporal client (with the payload codec: schedules' actions are encrypted)
+  // connected on first use, the audit signer and anchor for evidence checkpoints, and evidence files beside
+  // the anchor (outside the database). The purpose keys are the ones opened above for key rotation.
   let temporalClientPromise: Promise<Client> | undefined;
   const temporalClient = (): Promise<Client> => {
     temporalClientPromise ??= Connection.connect({ address: config.TEMPORAL_ADDRESS }).then(

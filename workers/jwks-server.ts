@@ -37,7 +37,10 @@ function publicOnly(jwk: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/** What to publish for an integration (lib/keys/signing-key-repository.ts publishedSigningKeys); undefined: unknown id. */
+/**
+ * What to publish for an integration (lib/keys/signing-key-repository.ts publishedSigningKeys); undefined:
+ * unknown id.
+ */
 export type PublishedKeys = (
   integrationId: string,
 ) => Promise<{ vendor: string; keys: IntegrationSigningKey[] } | undefined>;

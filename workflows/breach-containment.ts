@@ -60,7 +60,10 @@ export interface BreachContainmentInput {
   eradicate?: boolean;
   /** Grace periods of the child rotations (their production defaults are days; tests pass seconds). */
   rotationGraceSeconds?: number;
-  /** Signing keys: how long to wait for the vendor's JWKS cache before switching kid (default: the profile's, bounded by rotationGraceSeconds). */
+  /**
+   * Signing keys: how long to wait for the vendor's JWKS cache before switching kid (default: the profile's,
+   * bounded by rotationGraceSeconds).
+   */
   vendorJwksCacheSeconds?: number;
   /** HIPAA: notify individuals and HHS within 60 days of discovery (default 60 days). */
   notificationDeadlineSeconds?: number;

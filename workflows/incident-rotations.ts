@@ -38,7 +38,10 @@ export interface RotationPlanInput {
 
 type Log = (step: string, actor: string, detail?: Record<string, string | number | boolean | string[]>) => void;
 
-/** Child rotations for the keys in scope: signing keys and webhook secrets per integration, DEKs per tenant, the KEK for `all`. */
+/**
+ * Child rotations for the keys in scope: signing keys and webhook secrets per integration, DEKs per tenant,
+ * the KEK for `all`.
+ */
 export function rotationPlans(input: RotationPlanInput, affected: ScopedIntegration[]): RotationPlan[] {
   const base = {
     requestedBy: input.declaredBy,

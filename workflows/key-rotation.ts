@@ -44,7 +44,8 @@ export interface KeyRotationInput {
   reason: string; // no PHI
   incidentId?: string; // set when started by containment
   /** Durations in seconds; defaults are production values (days), tests pass seconds. */
-  graceSeconds?: number; // KEK: before raising the decryption floor; DEK: before destroying the old key; webhook: dual-acceptance window
+  // KEK: before raising the decryption floor; DEK: before destroying the old key; webhook: dual acceptance
+  graceSeconds?: number;
   vendorJwksCacheSeconds?: number; // signing key: wait before switching kid (default from the vendor profile)
   batchSize?: number;
   /** Batches in one run before it continues as new (default 500); sooner when Temporal suggests it. */

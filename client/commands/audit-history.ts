@@ -73,9 +73,11 @@ export function registerAuditHistoryCommand(audit: Command): void {
           printJson({ workflowId, runId: opts.runId ?? null, decoded: decoder !== undefined, events: timeline });
           return;
         }
-        print(
-          `audit timeline of workflow ${workflowId}${opts.runId ? ` run ${opts.runId}` : ''}${decoder ? ' (payloads decoded by the codec server; this decode is audited)' : ' (payloads encrypted; --decode to read them)'}`,
-        );
+        const run = opts.runId ? ` run ${opts.runId}` : '';
+        const payloads = decoder
+          ? ' (payloads decoded by the codec server; this decode is audited)'
+          : ' (payloads encrypted; --decode to read them)';
+        print(`audit timeline of workflow ${workflowId}${run}${payloads}`);
         for (const line of formatTimeline(timeline)) print(line);
       }),
     );

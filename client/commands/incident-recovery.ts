@@ -85,7 +85,8 @@ export function registerIncidentRecoveryCommands(incident: Command, defaultIdent
   incident
     .command('approve')
     .description(
-      'approve resumption (refused before containment and evidence are done, for the declarer, and without the rotated secret or certificate of each integration that uses one)',
+      'approve resumption (refused before containment and evidence are done, for the declarer, ' +
+        'and without the rotated secret or certificate of each integration that uses one)',
     )
     .argument('<id>')
     .option('--note <text>')

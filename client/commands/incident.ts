@@ -46,7 +46,8 @@ function printTimeline(t: IncidentTimeline): void {
   );
   print(`declared by ${t.declaredBy} at ${t.declaredAt}: ${t.reason}`);
   print(
-    `time to contain: ${t.timeToContainMs === null ? '-' : `${t.timeToContainMs} ms`}; time to recover: ${t.timeToRecoverMs === null ? '-' : `${t.timeToRecoverMs} ms`}`,
+    `time to contain: ${t.timeToContainMs === null ? '-' : `${t.timeToContainMs} ms`}; ` +
+      `time to recover: ${t.timeToRecoverMs === null ? '-' : `${t.timeToRecoverMs} ms`}`,
   );
   print(`evidence: ${t.evidenceId ?? '-'}; approved by: ${t.approvedBy ?? '-'}`);
   printRotations(t);
@@ -205,7 +206,8 @@ export function registerIncidentCommands(program: Command): void {
           if (opts.json) return printJson(name === 'status' ? { ...t, entries: undefined } : t);
           if (name === 'timeline') return printTimeline(t);
           print(
-            `${t.incidentId}: ${t.status}, severity ${t.severity}, contained in ${t.timeToContainMs ?? '-'} ms, evidence ${t.evidenceId ?? '-'}, approved by ${t.approvedBy ?? '-'}`,
+            `${t.incidentId}: ${t.status}, severity ${t.severity}, ` +
+              `contained in ${t.timeToContainMs ?? '-'} ms, evidence ${t.evidenceId ?? '-'}, approved by ${t.approvedBy ?? '-'}`,
           );
           printRotations(t);
           const refused = [...t.entries]

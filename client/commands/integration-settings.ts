@@ -111,7 +111,8 @@ export function registerIntegrationSettingsCommands(integrations: Command): void
         const updated = await updateIntegrationSettings(await ctx.db(), id, change, { reason: opts.reason }, ctx.audit);
         const s = effectiveSettings(updated);
         print(
-          `integration ${id}: sync every ${s.syncIntervalHours} h, secret rotation ${s.credentialRotationDays === null ? 'none' : `every ${s.credentialRotationDays} days`}`,
+          `integration ${id}: sync every ${s.syncIntervalHours} h, ` +
+            `secret rotation ${s.credentialRotationDays === null ? 'none' : `every ${s.credentialRotationDays} days`}`,
         );
         if (change.syncIntervalHours === undefined) return;
         // An existing schedule keeps its calendar: say so rather than leave two intervals in silence.

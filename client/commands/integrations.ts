@@ -54,7 +54,10 @@ function tlsRefs(opts: { tlsCaRef?: string; tlsCertRef?: string; tlsKeyRef?: str
   return Object.keys(refs).length > 0 ? refs : undefined;
 }
 
-/** The dev stack's sandbox admin endpoint, when the integration's base URL is one of its sandboxes (any personality). */
+/**
+ * The dev stack's sandbox admin endpoint, when the integration's base URL is one of its sandboxes (any
+ * personality).
+ */
 const sandboxAdminFor = devSandboxAdminFor;
 
 /** Our hosted JWKS as vendors reach it (the dev stack sets JWKS_PUBLIC_URL); none: print the public JWK. */
@@ -137,7 +140,8 @@ export function registerIntegrationCommands(program: Command): void {
         );
         const credential = integration.signingKid ? `key ${integration.signingKid}` : integration.authMethod;
         print(
-          `integration ${integration.id} registered for tenant ${integration.tenantId} for ${integration.purpose}: ${integration.resourceTypes.join(', ')} (client ${integration.clientId}, ${credential})`,
+          `integration ${integration.id} registered for tenant ${integration.tenantId} for ` +
+            `${integration.purpose}: ${integration.resourceTypes.join(', ')} (client ${integration.clientId}, ${credential})`,
         );
         if (!sandboxAdminFor(ctx, baseUrl)) {
           print('Give the vendor this client registration:');
@@ -157,7 +161,8 @@ export function registerIntegrationCommands(program: Command): void {
         print(
           result.alreadyRevoked
             ? `integration ${id} was already revoked (credential generation ${result.generation})`
-            : `integration ${id} revoked: credential generation ${result.generation}; ${result.acknowledged}/${result.workers} listening workers confirmed they stopped`,
+            : `integration ${id} revoked: credential generation ${result.generation}; ` +
+                `${result.acknowledged}/${result.workers} listening workers confirmed they stopped`,
         );
         if (result.acknowledged < result.workers) process.exitCode = EXIT.failed;
       }),

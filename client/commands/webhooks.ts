@@ -35,12 +35,18 @@ export function registerWebhookCommands(program: Command): void {
         );
         if (!workflow) return print(`${workflowId}: not started yet (the first accepted delivery starts it)`);
         print(
-          `${workflowId}: ${workflow.count} pending (${workflow.resourceTypes === 'all' ? 'all types' : workflow.resourceTypes.join(', ') || '-'}), ${workflow.received} received, ${workflow.batches} batches`,
+          `${workflowId}: ` +
+            `${workflow.count} pending ` +
+            `(${workflow.resourceTypes === 'all' ? 'all types' : workflow.resourceTypes.join(', ') || '-'}), ` +
+            `${workflow.received} received, ${workflow.batches} batches`,
         );
-        if (workflow.lastBatch)
+        if (workflow.lastBatch) {
+          const batch = workflow.lastBatch;
+          const failure = batch.failure ? `, ${batch.failure}` : '';
           print(
-            `last batch: ${workflow.lastBatch.outcome} ${workflow.lastBatch.childWorkflowId} (${workflow.lastBatch.notifications} notifications${workflow.lastBatch.failure ? `, ${workflow.lastBatch.failure}` : ''})`,
+            `last batch: ${batch.outcome} ${batch.childWorkflowId} (${batch.notifications} notifications${failure})`,
           );
+        }
       }),
     );
 }

@@ -34,7 +34,10 @@ const migrateSchema = z.object({
   EHR_SECRET_ROOTS: z.string().optional(),
   EHR_KEK_DIR: z.string().startsWith('/', 'expected an absolute path'),
   EHR_TEMPORAL_DB_ROLE: ROLE.optional(),
-  /** Its password: `file:`/`env:` reference or the value itself (the Temporal image takes it from the environment anyway). */
+  /**
+   * Its password: `file:`/`env:` reference or the value itself (the Temporal image takes it from the
+   * environment anyway).
+   */
   EHR_TEMPORAL_DB_PASSWORD: z.string().min(1).optional(),
 });
 
@@ -83,7 +86,10 @@ function readAppPassword(file: string, databaseUrl: string): string {
   return password;
 }
 
-/** DATABASE_URL (the owner's) under the product's rules: a reference is resolved; no inline password for a remote host. */
+/**
+ * DATABASE_URL (the owner's) under the product's rules: a reference is resolved; no inline password for a
+ * remote host.
+ */
 function ownerDatabaseUrl(env: Record<string, string | undefined>): string {
   const value = env.DATABASE_URL;
   if (!value) throw new ConfigError('DATABASE_URL', 'is required but not set');

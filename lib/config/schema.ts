@@ -40,7 +40,8 @@ export const configSchema = z.object({
   EHR_SECRETS_DIR: z.string().min(1).default('.data/secrets'),
   /**
    * Further directories (`:`-separated) that `file:` secret references stored for integrations may point
-   * into, beside EHR_SECRETS_DIR. Never `/`, /proc, /sys, /dev or inside EHR_KEK_DIR (lib/config/stored-secret-refs.ts).
+   * into, beside EHR_SECRETS_DIR. Never `/`, /proc, /sys, /dev or inside EHR_KEK_DIR
+   * (lib/config/stored-secret-refs.ts).
    */
   EHR_SECRET_ROOTS: z
     .string()
@@ -108,17 +109,24 @@ export const configSchema = z.object({
   /** TLS certificate (a reference or a literal PEM) and private key (a secret reference only) for the codec server. */
   CODEC_TLS_CERT: z.string().min(1).optional(),
   CODEC_TLS_KEY: z.string().min(1).optional(),
-  /** Bearer-token verification: a JWKS URL, or an issuer PUBLIC key (JWK or PEM, literal or reference; a private key is refused). */
+  /**
+   * Bearer-token verification: a JWKS URL, or an issuer PUBLIC key (JWK or PEM, literal or reference; a
+   * private key is refused).
+   */
   CODEC_AUTH_JWKS_URL: z.string().url().optional(),
   CODEC_AUTH_ISSUER_KEY: z.string().min(1).optional(),
   CODEC_AUTH_ISSUER: z.string().min(1).optional(),
   CODEC_AUTH_AUDIENCE: z.string().min(1).default('ehr-connectors-codec'),
   /** Role (in the token's `roles` claim) allowed to decode payloads. */
   CODEC_DECODE_ROLE: z.string().min(1).default('phi-decoder'),
-  /** Role allowed to encode (mint ciphertext under the payload key that workers will trust); granted to no one by default. */
+  /**
+   * Role allowed to encode (mint ciphertext under the payload key that workers will trust); granted to no one
+   * by default.
+   */
   CODEC_ENCODE_ROLE: z.string().min(1).default('payload-encoder'),
 
-  // Webhook receiver (workers/webhook-receiver.ts): POST /webhooks/<integrationId>, plain HTTP (put TLS in front of it).
+  // Webhook receiver (workers/webhook-receiver.ts): POST /webhooks/<integrationId>, plain HTTP (put TLS in
+  // front of it).
   WEBHOOK_HOST: z.string().min(1).default('127.0.0.1'),
   WEBHOOK_PORT: z.coerce.number().int().min(0).max(65_535).default(8891),
   /** Larger deliveries are refused with 413 before anything else is read. */
@@ -131,7 +139,10 @@ export const configSchema = z.object({
   // Hosted JWKS (workers/jwks-server.ts): integrations' public signing keys for vendors. Off unless set.
   /** host:port the worker serves `GET /jwks/<integrationId>.json` on (plain HTTP: put TLS in front of it). */
   JWKS_LISTEN: hostPort.optional(),
-  /** The URL vendors fetch it from (registration prints and registers `<this>/jwks/<id>.json`); default http://JWKS_LISTEN. */
+  /**
+   * The URL vendors fetch it from (registration prints and registers `<this>/jwks/<id>.json`); default
+   * http://JWKS_LISTEN.
+   */
   JWKS_PUBLIC_URL: z.string().url().optional(),
   /**
    * Dev stack only: JSON `[{"fhirBaseUrl","url","adminToken"}]` of its sandboxes, so incident recovery

@@ -5,10 +5,10 @@
  * `/proc/self/environ` or `env:DATABASE_URL` is an exfiltration path. Stored references may name only:
  *
  *   file:<path>   a file strictly beneath a secret root (EHR_SECRETS_DIR, where the product writes
- *                 the secrets it generates, and the directories of EHR_SECRET_ROOTS), never beneath an excluded path (EHR_KEK_DIR, PGPASSFILE,
- *                 ~/.pgpass) or /proc, /sys, /dev — checked on the path as written AND on its realpath,
- *                 so `..` and symbolic links cannot escape; a file with more than one hard link is refused
- *                 (a hard link can alias the KEK);
+ *                 the secrets it generates, and the directories of EHR_SECRET_ROOTS), never beneath an
+ *                 excluded path (EHR_KEK_DIR, PGPASSFILE, ~/.pgpass) or /proc, /sys, /dev — checked on
+ *                 the path as written AND on its realpath, so `..` and symbolic links cannot escape; a
+ *                 file with more than one hard link is refused (a hard link can alias the KEK);
  *   env:EHR_VENDOR_SECRET_<NAME>   only variables with this prefix, never the process's own settings;
  *   <scheme>:<locator>             a registered secret manager, as for configuration.
  *

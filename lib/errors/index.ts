@@ -264,13 +264,17 @@ export class CircuitOpenError extends EhrError {
     readonly lastErrorCode: string | null,
   ) {
     super(
-      `circuit breaker for integration ${integrationId} is open after repeated vendor failures${lastErrorCode ? ` (${lastErrorCode})` : ''}; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+      `circuit breaker for integration ${integrationId} is open after repeated vendor ` +
+        `failures${lastErrorCode ? ` (${lastErrorCode})` : ''}; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
     );
     this.retryAfterMs = retryAfterMs;
   }
 }
 
-/** A declared incident holds the scope (lib/incidents/holds.ts): exports, webhooks and direct vendor writes are refused. */
+/**
+ * A declared incident holds the scope (lib/incidents/holds.ts): exports, webhooks and direct vendor writes
+ * are refused.
+ */
 export class ScopeUnderIncidentError extends EhrError {
   readonly code = 'SCOPE_UNDER_INCIDENT';
   readonly retryable = false;

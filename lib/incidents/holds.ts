@@ -22,7 +22,10 @@ interface HoldRow {
   scope: string;
 }
 
-/** The first active hold with the flag that covers the target (every hold when the target is undefined = everything). */
+/**
+ * The first active hold with the flag that covers the target (every hold when the target is undefined =
+ * everything).
+ */
 export async function holdCovering(
   db: Queryable,
   flag: HoldFlag,
@@ -52,7 +55,10 @@ export async function assertExportAllowed(db: Queryable, operation: string, tena
   if (hold) throw new ScopeUnderIncidentError(operation, hold.incident_id, hold.scope);
 }
 
-/** For the webhook receiver: after the signature verifies (the hold is told only to a verified sender), before storing. */
+/**
+ * For the webhook receiver: after the signature verifies (the hold is told only to a verified sender), before
+ * storing.
+ */
 export async function assertWebhookAccepted(db: Queryable, integrationId: string): Promise<void> {
   const hold = await holdCovering(db, 'webhooks_refused', await targetOf(db, integrationId));
   if (hold) throw new ScopeUnderIncidentError('webhook delivery', hold.incident_id, hold.scope);

@@ -109,7 +109,8 @@ export async function replayPendingWrites(
     idempotency_key: string;
     ciphertext: Buffer;
   }>(
-    'SELECT id, tenant_id, method, resource_type, resource_id, idempotency_key, ciphertext FROM pending_vendor_actions WHERE integration_id = $1 AND replayed_at IS NULL ORDER BY id',
+    `SELECT id, tenant_id, method, resource_type, resource_id, idempotency_key, ciphertext
+        FROM pending_vendor_actions WHERE integration_id = $1 AND replayed_at IS NULL ORDER BY id`,
     [integrationId],
   );
   for (const r of rows.rows) {

@@ -16,7 +16,10 @@ export function sandboxAdminFor(baseUrl: string): SandboxAdmin | undefined {
   return admins.get(baseUrl.replace(/\/+$/, ''));
 }
 
-/** The dev stack's sandboxes as the worker receives them (EHR_DEV_SANDBOX_ADMINS); malformed: ignored, none registered. */
+/**
+ * The dev stack's sandboxes as the worker receives them (EHR_DEV_SANDBOX_ADMINS); malformed: ignored, none
+ * registered.
+ */
 export function registerDevSandboxAdmins(json: string | undefined): number {
   if (!json) return 0;
   let parsed: unknown;

@@ -22,7 +22,10 @@ export interface ScopedIntegration {
   vendor: string;
   baseUrl: string;
   status: string;
-  /** How it authenticates (absent in snapshots taken before it was recorded): recovery needs a replacement for secrets and certificates. */
+  /**
+   * How it authenticates (absent in snapshots taken before it was recorded): recovery needs a replacement for
+   * secrets and certificates.
+   */
   authMethod?: string;
 }
 

@@ -38,7 +38,10 @@ export interface Integration {
   credentialGeneration: number;
   revokedAt: Date | null;
   createdAt: Date;
-  /** The compensating controls as this integration's settings (lib/integrations/settings.ts); null: registered before they were stored. */
+  /**
+   * The compensating controls as this integration's settings (lib/integrations/settings.ts); null: registered
+   * before they were stored.
+   */
   syncIntervalHours: number | null;
   credentialRotationDays: number | null;
   credentialRotatedAt: Date;

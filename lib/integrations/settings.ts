@@ -21,7 +21,10 @@ export type SettingSource = 'registration' | 'override' | 'profile';
 export interface EffectiveSettings {
   syncIntervalHours: number;
   credentialRotationDays: number | null;
-  /** registration: stored when registered; override: changed since (settingsOverrides says who and why); profile: not stored (registered before settings were). */
+  /**
+   * registration: stored when registered; override: changed since (settingsOverrides says who and why);
+   * profile: not stored (registered before settings were).
+   */
   sources: { syncIntervalHours: SettingSource; credentialRotationDays: SettingSource };
 }
 

@@ -28,7 +28,10 @@ export interface KekProvider {
  * primary: the hierarchy passes the version explicitly.
  */
 export interface KekBackend extends KekProvider {
-  /** Versions the backend can register when no metadata exists yet (local: files; aws-kms: the configured key as v1). */
+  /**
+   * Versions the backend can register when no metadata exists yet (local: files; aws-kms: the configured key
+   * as v1).
+   */
   initialVersions(): Promise<Array<{ version: number; ref: string }>>;
   /** Whether the material of `version` is usable in this process right now. */
   hasVersion(version: number): boolean;

@@ -14,7 +14,8 @@ export async function keyStatus(db: Queryable) {
     floor: number;
     destroy_after: Date | null;
   }>(
-    `SELECT v.kek_id, v.version, v.state, k.min_decryption_version AS floor, v.destroy_after FROM kek_versions v JOIN kek_keys k USING (kek_id) ORDER BY v.kek_id, v.version`,
+    `SELECT v.kek_id, v.version, v.state, k.min_decryption_version AS floor, v.destroy_after
+        FROM kek_versions v JOIN kek_keys k USING (kek_id) ORDER BY v.kek_id, v.version`,
   );
   // Per tenant: DEK versions by status, and the pseudonym key's KEK version (null until first stored).
   const deks = await db.query<{

@@ -165,7 +165,10 @@ export class TenantKeyring {
     return pending;
   }
 
-  /** Stored key if any; otherwise derive from DEK v1 (created first for a new tenant), store, and use what is stored. */
+  /**
+   * Stored key if any; otherwise derive from DEK v1 (created first for a new tenant), store, and use what is
+   * stored.
+   */
   async #loadPseudonymKey(tenantId: string, audit: AuditContext): Promise<Buffer> {
     let row = await readPseudonymKeyRow(this.#pool, tenantId);
     if (!row) {

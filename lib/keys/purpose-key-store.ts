@@ -167,7 +167,10 @@ class PurposeKeyStore {
     return { keyId: (await purposeKeyId(this.#pool, purpose, version))!, version };
   }
 
-  /** Creates a new primary under a per-purpose advisory lock. `onlyIfNone`: first use (another process may have won). */
+  /**
+   * Creates a new primary under a per-purpose advisory lock. `onlyIfNone`: first use (another process may
+   * have won).
+   */
   async #rotate(purpose: KeyPurpose, ctx: AuditContext, onlyIfNone: boolean): Promise<number> {
     const action = `${AUDIT_ACTION[purpose]}.${onlyIfNone ? 'created' : 'rotated'}`;
     try {

@@ -17,7 +17,10 @@ const stale = (table: WrappedKeyTable, columns: string, order: string): string =
     WHERE kek_id = $1 AND kek_version <> $2 AND wrapped_key IS NOT NULL
     ORDER BY kek_version, ${order} LIMIT $3 FOR UPDATE SKIP LOCKED`;
 
-/** Per table: select ($1 KEK id, $2 its primary version, $3 most rows); update (the row's key, then the new KEK version and wrapped key). */
+/**
+ * Per table: select ($1 KEK id, $2 its primary version, $3 most rows); update (the row's key, then the new
+ * KEK version and wrapped key).
+ */
 const STATEMENTS: Record<WrappedKeyTable, { select: string; update: string }> = {
   data_keys: {
     select: stale('data_keys', 'tenant_id, key_version', 'tenant_id, key_version'),

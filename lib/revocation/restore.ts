@@ -158,7 +158,8 @@ async function freshCredentials(current: Integration, opts: RestoreOptions): Pro
       if (!opts.clientSecretRef || opts.clientSecretRef === current.clientSecretRef) {
         throw new InvalidArgumentError(
           '--client-secret-ref',
-          `integration ${current.id} uses ${current.authMethod}: rotate the secret at the vendor and give the new secret's reference (it must differ from the revoked one)`,
+          `integration ${current.id} uses ${current.authMethod}: ` +
+            `rotate the secret at the vendor and give the new secret's reference (it must differ from the revoked one)`,
         );
       }
       checkSecretRef(opts.clientSecretRef, { field: '--client-secret-ref' });
@@ -172,7 +173,8 @@ async function freshCredentials(current: Integration, opts: RestoreOptions): Pro
       ) {
         throw new InvalidArgumentError(
           '--tls-cert-ref',
-          `integration ${current.id} uses tls_client_auth: give a new client certificate and key (--tls-cert-ref, --tls-key-ref) that differ from the revoked ones`,
+          `integration ${current.id} uses tls_client_auth: ` +
+            `give a new client certificate and key (--tls-cert-ref, --tls-key-ref) that differ from the revoked ones`,
         );
       }
       return base;

@@ -14,7 +14,10 @@ import type { Queryable } from '../store/pool.js';
 import { backendPid, notify, readCredentialState } from './repository.js';
 
 export const REVOCATION_CHANNEL = 'ehr_revocations';
-/** Each watcher answers every notification here once its listeners have settled (lib/revocation/revoke.ts waits for it). */
+/**
+ * Each watcher answers every notification here once its listeners have settled (lib/revocation/revoke.ts
+ * waits for it).
+ */
 export const REVOCATION_ACK_CHANNEL = 'ehr_revocation_acks';
 /** The application_name of watcher connections: revocation counts them in pg_stat_activity. */
 export const WATCHER_APPLICATION_NAME = 'ehr-connectors-revocations';

@@ -312,7 +312,8 @@ export class VendorClient {
       const signal = AbortSignal.timeout(this.deps.timeoutMs);
       // https goes through the integration's agent (its trust, client certificate and TLS floor);
       // plain http only ever reaches here for loopback (the sandbox).
-      // No await between the gate and registering the exchange: a revocation either sees it in flight or it saw the revocation.
+      // No await between the gate and registering the exchange: a revocation either sees it in flight or it
+      // saw the revocation.
       const exchange =
         req.url.protocol === 'https:'
           ? httpsExchange(req.url, {

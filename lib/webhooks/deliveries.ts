@@ -27,7 +27,10 @@ export interface IncomingDelivery {
 
 export type StoreOutcome = { stored: true } | { stored: false; signalled: boolean };
 
-/** Stores the delivery and audits it, unless its webhook id was stored before (then says whether that one was signalled). */
+/**
+ * Stores the delivery and audits it, unless its webhook id was stored before (then says whether that one was
+ * signalled).
+ */
 export async function storeDelivery(
   pool: Pool,
   target: DeliveryTarget,
@@ -136,7 +139,10 @@ export async function auditRefusal(
   return true;
 }
 
-/** What `ehrctl webhooks status` shows of an integration's stored deliveries: how many, how many not yet signalled, the last. */
+/**
+ * What `ehrctl webhooks status` shows of an integration's stored deliveries: how many, how many not yet
+ * signalled, the last.
+ */
 export async function deliverySummary(
   db: Queryable,
   integrationId: string,

@@ -45,7 +45,10 @@ function statusType(status: Json): string | undefined {
   return undefined;
 }
 
-/** Focus references of the notification events (R5 `notificationEvent[].focus`, backport `notification-event.focus` parts). */
+/**
+ * Focus references of the notification events (R5 `notificationEvent[].focus`, backport
+ * `notification-event.focus` parts).
+ */
 function focusReferences(status: Json): unknown[] {
   const refs: unknown[] = [];
   for (const e of Array.isArray(status['notificationEvent']) ? (status['notificationEvent'] as unknown[]) : []) {

@@ -157,7 +157,10 @@ export async function retireWebhookSecret(
   });
 }
 
-/** Rollback of a rotation: the new secret is retired and `previous` is current again. No-op when nothing is previous. */
+/**
+ * Rollback of a rotation: the new secret is retired and `previous` is current again. No-op when nothing is
+ * previous.
+ */
 export async function restorePreviousWebhookSecret(
   pool: Pool,
   integrationId: string,

@@ -274,47 +274,51 @@ describe('the full verifier on tampered copies (superuser attacker, triggers dis
     expect(chainOnly.firstBrokenSeq).toBeUndefined();
   });
 
-  it('a rebuilt chain (event 130 edited, every later hash recomputed, head and DB checkpoints deleted): the first seq of the interval that no longer matches', async () => {
-    const { pool, owner, anchorPath } = await copyOfBase();
-    const c = await pool.connect();
-    const rows = [];
-    for await (const batch of readChainRows(c, { fromSeq: 1, batchSize: 500 })) rows.push(...batch);
-    c.release();
-    let prev = rows[128]!.hash;
-    const updates: unknown[][] = [];
-    for (const r of rows.slice(129)) {
-      const actor = r.seq === 130 ? 'user:mallory' : r.actor;
-      const hash = computeAuditHash(prev, {
-        seq: r.seq,
-        occurredAt: r.occurredAt!,
-        actor,
-        action: r.action,
-        outcome: r.outcome as 'success',
-        tenantId: r.tenantId,
-        integrationId: r.integrationId,
-        correlationId: r.correlationId,
-        details: r.details!,
-      });
-      updates.push([r.seq, actor, prev, hash]);
-      prev = hash;
-    }
-    await tamper(
-      owner,
-      `UPDATE audit_events e SET actor = u.actor, prev_hash = u.prev_hash, hash = u.hash
+  it(
+    'a rebuilt chain (event 130 edited, every later hash recomputed, ' +
+      'head and DB checkpoints deleted): the first seq of the interval that no longer matches',
+    async () => {
+      const { pool, owner, anchorPath } = await copyOfBase();
+      const c = await pool.connect();
+      const rows = [];
+      for await (const batch of readChainRows(c, { fromSeq: 1, batchSize: 500 })) rows.push(...batch);
+      c.release();
+      let prev = rows[128]!.hash;
+      const updates: unknown[][] = [];
+      for (const r of rows.slice(129)) {
+        const actor = r.seq === 130 ? 'user:mallory' : r.actor;
+        const hash = computeAuditHash(prev, {
+          seq: r.seq,
+          occurredAt: r.occurredAt!,
+          actor,
+          action: r.action,
+          outcome: r.outcome as 'success',
+          tenantId: r.tenantId,
+          integrationId: r.integrationId,
+          correlationId: r.correlationId,
+          details: r.details!,
+        });
+        updates.push([r.seq, actor, prev, hash]);
+        prev = hash;
+      }
+      await tamper(
+        owner,
+        `UPDATE audit_events e SET actor = u.actor, prev_hash = u.prev_hash, hash = u.hash
          FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[]) AS u(seq, actor, prev_hash, hash) WHERE e.seq = u.seq;
        `.trim(),
-      [updates.map((u) => u[0]), updates.map((u) => u[1]), updates.map((u) => u[2]), updates.map((u) => u[3])],
-    );
-    await tamper(owner, 'DELETE FROM audit_checkpoints');
-    await owner.query('UPDATE audit_head SET hash = $1', [prev]);
-    const r = await verify(pool, anchorPath);
-    expect(r).toMatchObject({
-      ok: false,
-      firstBrokenSeq: 101,
-      reason: expect.stringMatching(/rewritten.*checkpoint 3/),
-    });
-    expect(r.checkpointProblems).toHaveLength(4); // all four deleted from the database
-  });
+        [updates.map((u) => u[0]), updates.map((u) => u[1]), updates.map((u) => u[2]), updates.map((u) => u[3])],
+      );
+      await tamper(owner, 'DELETE FROM audit_checkpoints');
+      await owner.query('UPDATE audit_head SET hash = $1', [prev]);
+      const r = await verify(pool, anchorPath);
+      expect(r).toMatchObject({
+        ok: false,
+        firstBrokenSeq: 101,
+        reason: expect.stringMatching(/rewritten.*checkpoint 3/),
+      });
+      expect(r.checkpointProblems).toHaveLength(4); // all four deleted from the database
+    },
+  );
 
   it("checkpoint problems: deleted from the database, an anchor line altered or removed, a forged signature, another chain's anchor", async () => {
     const a = await copyOfBase();
@@ -550,7 +554,8 @@ describe('throughput', () => {
     const rowsPerSecond = Math.round(100_000 / (best / 1000));
     const cpuRowsPerSecond = Math.round(100_000 / (bestCpuMs / 1000));
     console.log(
-      `[audit-trail] verified 100,000 events + ${result!.checkpoints} checkpoints in ${best.toFixed(0)} ms wall: ${rowsPerSecond.toLocaleString('en-US')} rows/s ` +
+      `[audit-trail] verified 100,000 events + ${result!.checkpoints} checkpoints in ` +
+        `${best.toFixed(0)} ms wall: ${rowsPerSecond.toLocaleString('en-US')} rows/s ` +
         `(${cpuRowsPerSecond.toLocaleString('en-US')} rows/s of this process's CPU; PostgreSQL runs beside it); ` +
         `append of 5 events in its own transaction: p50 ${p(0.5)} ms, p99 ${p(0.99)} ms`,
     );

@@ -107,7 +107,8 @@ describe('signing key rotation through the hosted JWKS', () => {
           .poll(async () => (await view()).known_kids, { timeout: CACHE_MS + 3_000, interval: 200 })
           .toEqual([successor.kid]);
         const beforeStop = reports.length;
-        await expect.poll(() => reports.length, { timeout: 30_000, interval: 200 }).toBeGreaterThan(beforeStop); // a sync completes after retirement
+        // a sync completes after retirement
+        await expect.poll(() => reports.length, { timeout: 30_000, interval: 200 }).toBeGreaterThan(beforeStop);
       } finally {
         stop = true;
         await load;

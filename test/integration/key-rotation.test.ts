@@ -234,7 +234,8 @@ describe('key rotation workflows under sync load', () => {
       expect(after.floor).toBe(after.primary);
       expect(after.states.get(before.primary)).toBe('destroy_scheduled');
       expect(await decryptAll(tenantId)).toBeGreaterThanOrEqual(stored);
-      // The pseudonym key was rewrapped too (the floor could not have risen otherwise), and still keys the same pseudonyms.
+      // The pseudonym key was rewrapped too (the floor could not have risen otherwise), and still keys the
+      // same pseudonyms.
       expect(await pseudonymKeyRow(tenantId)).toEqual({ kek_version: after.primary, status: 'active' });
       expect((await keyStatus(harness.pool)).tenantKeys.find((t) => t.tenantId === tenantId)?.pseudonymKey).toBe(
         `local v${after.primary}`,
@@ -349,7 +350,8 @@ describe('key rotation workflows under sync load', () => {
       ]);
       expect(await decryptAll(tenantId)).toBeGreaterThanOrEqual(stored);
 
-      // A new full sync of the same patients, DEK v1 gone: the very pseudonyms of before, in records and in the audit trail.
+      // A new full sync of the same patients, DEK v1 gone: the very pseudonyms of before, in records and in
+      // the audit trail.
       const after = await startSync(
         harness.temporal.client,
         harness.config.TEMPORAL_TASK_QUEUE,

@@ -131,7 +131,8 @@ describe('the migration job', () => {
     });
 
     const temporal = await owner.query<{ su: boolean; createdb: boolean; createrole: boolean; member: boolean }>(
-      "SELECT rolsuper AS su, rolcreatedb AS createdb, rolcreaterole AS createrole, pg_has_role(oid, 'ehr_app', 'MEMBER') AS member FROM pg_roles WHERE rolname = $1",
+      `SELECT rolsuper AS su, rolcreatedb AS createdb, rolcreaterole AS createrole,
+              pg_has_role(oid, 'ehr_app', 'MEMBER') AS member FROM pg_roles WHERE rolname = $1`,
       [temporalRole],
     );
     expect(temporal.rows[0]).toEqual({ su: false, createdb: true, createrole: false, member: false });

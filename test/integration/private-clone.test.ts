@@ -74,7 +74,13 @@ describe('from a clone inside a private directory', () => {
     const script = `
       import { startEmbeddedPostgres } from './dev/postgres.js';
       import pg from 'pg';
-      startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)}, fast: true, temporary: true, binaryCacheRoot: ${JSON.stringify(cacheRoot)}, onProgress: console.log })
+      startEmbeddedPostgres({
+        dataDir: ${JSON.stringify(dataDir)},
+        fast: true,
+        temporary: true,
+        binaryCacheRoot: ${JSON.stringify(cacheRoot)},
+        onProgress: console.log,
+      })
         .then(async (db) => {
           const client = new pg.Client(db.databaseUrl);
           await client.connect();

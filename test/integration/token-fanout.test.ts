@@ -26,7 +26,10 @@ import type { ProbeWaveResult, ProbeWavesInput } from './workflows/token-fanout.
 
 /** The harness sandbox keeps the default 300 s tokens: one refresh window spans the whole fan-out. */
 const harness = useSyncHarness({ sandbox: { size: 50 }, worker: false });
-/** The short-lived sandbox's tokens live 20 s, so the token manager fetches a successor 10 s after the first request. */
+/**
+ * The short-lived sandbox's tokens live 20 s, so the token manager fetches a successor 10 s after the first
+ * request.
+ */
 const SHORT_TTL_SECONDS = 20;
 let shortLived: SandboxHandle | undefined;
 

@@ -82,8 +82,10 @@ beforeAll(async () => {
   for (const pair of integrations) {
     const [tenantId, id] = pair.split('/');
     await db.ownerPool.query(
-      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-       VALUES ($1, $2, 'sandbox', 'http://127.0.0.1:1/fhir', 'http://127.0.0.1:1/token', 'client', 'ES384', 'kid', '{}', 'file:/nonexistent', ARRAY['Patient','Observation'])`,
+      `INSERT INTO integrations
+         (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
+       VALUES ($1, $2, 'sandbox', 'http://127.0.0.1:1/fhir', 'http://127.0.0.1:1/token', 'client', 'ES384', 'kid', '{}',
+               'file:/nonexistent', ARRAY['Patient','Observation'])`,
       [id, tenantId],
     );
   }

@@ -100,8 +100,10 @@ beforeAll(async () => {
   pool = db.pool;
   for (const t of TENANTS) {
     await db.ownerPool.query(
-      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-       VALUES ($1, $2, 'sandbox', 'https://vendor.invalid/fhir', 'https://vendor.invalid/token', 'client', 'ES384', 'kid', '{}'::jsonb, 'env:NONE', ARRAY['Observation'])`,
+      `INSERT INTO integrations
+         (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
+       VALUES ($1, $2, 'sandbox', 'https://vendor.invalid/fhir', 'https://vendor.invalid/token', 'client', 'ES384', 'kid',
+               '{}'::jsonb, 'env:NONE', ARRAY['Observation'])`,
       [`${t}-int`, t],
     );
   }
@@ -382,7 +384,8 @@ describe('key hierarchy', () => {
     }
     expect(moved).toBe(1);
     expect((await row())[0]!.kek_version).toBe(version);
-    // Put the pseudonym key back under the old version (a rewrap that has not reached it yet): the floor refuses to strand it.
+    // Put the pseudonym key back under the old version (a rewrap that has not reached it yet): the floor
+    // refuses to strand it.
     await pool.query(`UPDATE tenant_purpose_keys SET kek_version = $1, wrapped_key = $2 WHERE tenant_id = 'tenant-c'`, [
       stored!.kek_version,
       stored!.wrapped_key,
@@ -405,7 +408,8 @@ describe('key hierarchy', () => {
     expect(await rejection((await open()).keyring.pseudonymise('tenant-c', 'urn:mrn|0009'))).toBeInstanceOf(
       DecryptionError,
     );
-    expect(await rejection(keyring.pseudonymise('tenant-c', 'urn:mrn|0009'))).toBeInstanceOf(DecryptionError); // this process forgot it
+    // this process forgot it
+    expect(await rejection(keyring.pseudonymise('tenant-c', 'urn:mrn|0009'))).toBeInstanceOf(DecryptionError);
   });
 
   it('every key operation left an audit event with actor and correlation id, and the chain verifies', async () => {

@@ -252,7 +252,8 @@ describe('TenantKeyring', () => {
       // Stored only wrapped: the key's bytes appear nowhere in the row or the audit trail.
       expect(rows[0]!.wrapped_key!.includes(key.subarray(0, 8))).toBe(false);
       const text = await pool.query<{ t: string }>(
-        `SELECT (SELECT string_agg(row_to_json(p)::text, '') FROM tenant_purpose_keys p) || (SELECT string_agg(row_to_json(a)::text, '') FROM audit_events a) AS t`,
+        `SELECT (SELECT string_agg(row_to_json(p)::text, '')
+            FROM tenant_purpose_keys p) || (SELECT string_agg(row_to_json(a)::text, '') FROM audit_events a) AS t`,
       );
       for (const enc of ['hex', 'base64', 'base64url'] as const)
         expect(text.rows[0]!.t).not.toContain(key.toString(enc));
@@ -339,7 +340,8 @@ describe('TenantKeyring', () => {
       expect(failed.rows).toContainEqual({ outcome: 'failure' });
       // Another tenant's pseudonym key row cannot stand in either (the AAD names the tenant).
       await pool.query(
-        `UPDATE tenant_purpose_keys SET wrapped_key = (SELECT wrapped_key FROM tenant_purpose_keys WHERE tenant_id = 'tenant-psn') WHERE tenant_id = 'tenant-aad'`,
+        `UPDATE tenant_purpose_keys SET wrapped_key = (SELECT wrapped_key FROM tenant_purpose_keys
+            WHERE tenant_id = 'tenant-psn') WHERE tenant_id = 'tenant-aad'`,
       );
       await expect(
         new TenantKeyring({ pool, kek }).pseudonymise('tenant-aad', 'urn:mrn|1', audit),
@@ -355,15 +357,18 @@ describe('TenantKeyring', () => {
           `UPDATE data_keys SET status = 'decrypt_only' WHERE tenant_id = 'tenant-sweep' AND status = 'primary'`,
         );
         await pool.query(
-          `INSERT INTO data_keys (tenant_id, key_version, kek_id, kek_version, wrapped_key, status) SELECT tenant_id, $1, kek_id, kek_version, wrapped_key, 'primary' FROM data_keys WHERE tenant_id = 'tenant-sweep' AND key_version = 1`,
+          `INSERT INTO data_keys (tenant_id, key_version, kek_id, kek_version, wrapped_key, status)
+              SELECT tenant_id, $1, kek_id, kek_version, wrapped_key, 'primary' FROM data_keys WHERE tenant_id = 'tenant-sweep' AND key_version = 1`,
           [v],
         );
       }
       const expected = await legacyPseudonym('tenant-sweep', 'urn:mrn|5');
       // A vendor write queued during an incident, encrypted under v2 (re-encryption does not move the queue).
       await db.ownerPool.query(
-        `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-         VALUES ('sweep-int', 'tenant-sweep', 'sandbox', 'https://vendor.invalid/fhir', 'https://vendor.invalid/token', 'client', 'ES384', 'kid', '{}'::jsonb, 'env:NONE', ARRAY['Observation'])`,
+        `INSERT INTO integrations
+           (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
+         VALUES ('sweep-int', 'tenant-sweep', 'sandbox', 'https://vendor.invalid/fhir', 'https://vendor.invalid/token',
+                 'client', 'ES384', 'kid', '{}'::jsonb, 'env:NONE', ARRAY['Observation'])`,
       );
       const v2 = { tenantId: 'tenant-sweep', version: 2 } as typeof v1;
       Object.defineProperty(v2, 'key', { value: v1.key });
@@ -373,7 +378,8 @@ describe('TenantKeyring', () => {
         Buffer.from('{}'),
       );
       await pool.query(
-        `INSERT INTO pending_vendor_actions (tenant_id, integration_id, method, resource_type, idempotency_key, ciphertext, queued_by) VALUES ('tenant-sweep', 'sweep-int', 'create', 'Observation', 'idem-1', $1, 'test')`,
+        `INSERT INTO pending_vendor_actions (tenant_id, integration_id, method, resource_type, idempotency_key, ciphertext, queued_by)
+         VALUES ('tenant-sweep', 'sweep-int', 'create', 'Observation', 'idem-1', $1, 'test')`,
         [queued],
       );
 

@@ -112,9 +112,10 @@ describe('leak scanner', () => {
   it('finds an identifier that is base64-encoded inside a log line', async () => {
     const dir = freshRegistry('log');
     const log = path.join(dir, 'logs', 'worker.ndjson');
+    const planted = { level: 30, blob: Buffer.from(`x ${PLANTED} y`).toString('base64') };
     fs.writeFileSync(
       log,
-      `${JSON.stringify({ level: 30, msg: 'page stored', count: 50 })}\n${JSON.stringify({ level: 30, blob: Buffer.from(`x ${PLANTED} y`).toString('base64') })}\n`,
+      `${JSON.stringify({ level: 30, msg: 'page stored', count: 50 })}\n${JSON.stringify(planted)}\n`,
     );
     const report = await runLeakScan({ registryDir: dir });
     expect(report.hits).toEqual([{ source: log, kind: 'synthetic-identifier', count: 1 }]);
@@ -230,7 +231,8 @@ describe('every Temporal server of the run is scanned', () => {
     const clean = { hits: [], workflows: 3, files: 2, identifiers: 40, secrets: 5, temporalServers: 1 };
     expect(leakScanProblem(clean)).toBeUndefined();
     expect(leakScanProblem({ ...clean, identifiers: 0 })).toMatch(/looked for nothing/);
-    expect(leakScanProblem({ ...clean, workflows: 0, identifiers: 0 })).toBeUndefined(); // nothing ran that a sandbox fed
+    // nothing ran that a sandbox fed
+    expect(leakScanProblem({ ...clean, workflows: 0, identifiers: 0 })).toBeUndefined();
   });
 
   it('recording without the run registry is an error inside vitest, not a silent no-op', () => {

@@ -65,7 +65,10 @@ const APP_ENTRY_POINTS: Record<string, string> = {
   'codec-server': 'workers/codec-server.ts',
 };
 const APP_SERVICES = Object.keys(APP_ENTRY_POINTS);
-/** What the worker, webhook receiver and codec server connect as: the application's login role, password from app_pgpass. */
+/**
+ * What the worker, webhook receiver and codec server connect as: the application's login role, password from
+ * app_pgpass.
+ */
 const APP_DATABASE_URL = `postgresql://${APP_LOGIN_ROLE}@postgresql:5432/ehr_connectors`;
 const COMPOSE_VARS = {
   POSTGRES_PASSWORD: 'abc123',

@@ -36,8 +36,9 @@ function vitest(ci: boolean): Promise<{ code: number; output: string }> {
 describe('suites that cannot run', () => {
   it('are listed at the end of the run with how to get what they need; the run passes outside CI', async () => {
     const run = await vitest(false);
-    expect(run.output).toMatch(
-      /Suites not run \(1\):\n {2}- suite needing the frobnicator \(test\/fixtures\/not-run\/needs-a-tool\.fixture\.ts\): \/usr\/bin\/frobnicate is not installed\n {6}get it: apt-get install -y frobnicator/,
+    expect(run.output).toContain(
+      'Suites not run (1):\n  - suite needing the frobnicator (test/fixtures/not-run/needs-a-tool.fixture.ts): ' +
+        '/usr/bin/frobnicate is not installed\n      get it: apt-get install -y frobnicator',
     );
     expect(run.output).toMatch(/Tests {2}1 passed \| 1 skipped/);
     // The list comes after vitest's own summary, where a reader looks last.

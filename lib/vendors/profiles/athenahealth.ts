@@ -48,7 +48,8 @@ export const athenahealth: VendorProfile = {
   push: fact('alpha', 'event push reported in alpha', 'L'),
   rateLimit: fact(
     { requests: 10, perSeconds: 1, scope: 'client', window: 'sliding', retryAfter: false },
-    'apis.io rate-limit profile: ~10 requests/s per app per environment, exact figure disclosed to registered developers; the portal documents a daily API quota in response headers',
+    'apis.io rate-limit profile: ~10 requests/s per app per environment, ' +
+      'exact figure disclosed to registered developers; the portal documents a daily API quota in response headers',
     'L',
   ),
   extraParameters: fact(

@@ -24,7 +24,10 @@ export interface RecommendedSettings {
   syncIntervalHours: number;
   /** How long the connector keeps its own audit trail of vendor calls, in days. */
   auditRetentionDays: number;
-  /** Purpose-based field minimisation (lib/fhir/minimise.ts) is always on; 'required' when the vendor's scopes cannot narrow what it sends. */
+  /**
+   * Purpose-based field minimisation (lib/fhir/minimise.ts) is always on; 'required' when the vendor's scopes
+   * cannot narrow what it sends.
+   */
   fieldMinimisation: 'on' | 'required';
   /** Days between client-secret rotations; null when the vendor authenticates by key, not by secret. */
   secretRotationDays: number | null;

@@ -34,7 +34,8 @@ export const eclinicalworks: VendorProfile = {
   ),
   rateLimit: fact(
     { requests: 250, perSeconds: 60, scope: 'base-url', window: 'fixed', retryAfter: false },
-    `${GUIDE}: since 2025-10-07, 250 calls/min per practice base URL counting FHIR, /authorize and /token; a 429 blocks the rest of the minute, the counter resets on the minute`,
+    `${GUIDE}: since 2025-10-07, 250 calls/min per practice base URL counting FHIR, ` +
+      `/authorize and /token; a 429 blocks the rest of the minute, the counter resets on the minute`,
     'M',
   ),
   extraParameters: fact([], ECW, 'L'),

@@ -42,7 +42,8 @@ export const nextgen: VendorProfile = {
         description: 'the NextGen enterprise site the practice lives in',
       },
     ],
-    `${NG}: site_id goes with the token request and every call carries an X-NG-SessionId header naming enterprise and practice; a session adapter is still needed, this header is a placeholder`,
+    `${NG}: site_id goes with the token request and every call carries an X-NG-SessionId header naming ` +
+      'enterprise and practice; a session adapter is still needed, this header is a placeholder',
     'L',
   ),
   auditExport: assumed('none', 'not found'),

@@ -10,7 +10,9 @@ export const oracleHealth: VendorProfile = {
   auth: {
     methods: fact(
       ['client_secret_basic', 'private_key_jwt'],
-      'Millennium Authorization Framework, requesting authorization on behalf of a system (docs.oracle.com): system account id and secret in a Basic header; third-party guides also register a JWKS on Cerner Central',
+      'Millennium Authorization Framework, ' +
+        'requesting authorization on behalf of a system (docs.oracle.com): ' +
+        'system account id and secret in a Basic header; third-party guides also register a JWKS on Cerner Central',
       'M',
     ),
     algorithms: fact(['RS384', 'ES384'], 'only with private_key_jwt; not published', 'L'),

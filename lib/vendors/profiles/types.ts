@@ -39,7 +39,10 @@ export type TokenAuthMethod = (typeof TOKEN_AUTH_METHODS)[number];
 
 export type AssertionAlg = 'RS384' | 'ES384';
 
-/** Who the client assertion's `aud` names: the token endpoint URL (SMART) or the issuer identifier (newer IETF rule). */
+/**
+ * Who the client assertion's `aud` names: the token endpoint URL (SMART) or the issuer identifier (newer IETF
+ * rule).
+ */
 export type AssertionAudience = 'token-endpoint' | 'issuer';
 
 /** A value the vendor needs on every request beyond the token, e.g. athenahealth's practice id. */
