@@ -13,6 +13,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROCESS_MARK_ENV, newProcessMark, processesMarked, waitForNoneMarked } from '../process-scan.js';
+import { readStackFile, stackPaths } from '../../dev/stack-files.js';
+import { filesUnder } from '../security/leak-scan.js';
+import { preserveLogFiles, scanTemporalServer } from '../security/scanned-temporal.js';
 
 const repoRoot = path.resolve(__dirname, '../..');
 const asRoot = process.getuid?.() === 0;
@@ -162,6 +165,14 @@ describe('from a clone inside a private directory', () => {
     const up = await ehrctl('dev', 'up');
     expect(up.code, up.output).toBe(0);
     expect(up.output).toMatch(/dev stack ready in/);
+    // The clone's stack, its Temporal server and its logs, are part of the end-of-run leak scan.
+    const stack = readStackFile(stackPaths({ EHR_DEV_DATA_DIR: path.join(clone, '.data') }));
+    expect(stack).toBeDefined();
+    const scanned = scanTemporalServer({
+      label: 'private-clone',
+      address: stack!.temporalAddress,
+      namespace: stack!.namespace,
+    });
     const postgresDir = path.join(clone, '.data', 'postgres');
     if (asRoot && fs.lstatSync(postgresDir).isSymbolicLink()) relocated.push(fs.realpathSync(postgresDir));
     if (asRoot) {
@@ -179,7 +190,9 @@ describe('from a clone inside a private directory', () => {
     const verify = await ehrctl('audit', 'verify');
     expect(verify.code, verify.output).toBe(0);
 
+    await scanned.preserve();
     const down = await ehrctl('dev', 'down');
+    preserveLogFiles(filesUnder(stack!.logDir), 'private-clone');
     expect(down.code, down.output).toBe(0);
     expect(down.output).toMatch(/dev stack stopped/);
     expect(await waitForNoneMarked(mark, 15_000)).toEqual([]);
