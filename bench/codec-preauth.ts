@@ -143,7 +143,8 @@ async function main(): Promise<void> {
     `${r.rss.toFixed(0)} MiB (${delta(r.rss - from.rss)}), after GC ${r.gc.toFixed(0)} MiB (${delta(r.gc - from.gc)})`;
   // Status 0: the connection was closed on the client while it was still sending, before it read the answer.
   const answers = (rs: Array<{ status: number; sentBeforeAnswer: number }>) =>
-    `answered ${[...new Set(rs.map((r) => r.status))].sort().join(',')} after at most ${kib(rs).toFixed(0)} KiB of 15360 sent`;
+    `answered ${[...new Set(rs.map((r) => r.status))].sort().join(',')} after at most ` +
+    `${kib(rs).toFixed(0)} KiB of 15360 sent`;
   console.log(`codec server: ${path.relative(process.cwd(), modulePath)}`);
   console.log(
     `  RSS before:                                ${before.rss.toFixed(0)} MiB, after GC ${before.gc.toFixed(0)} MiB`,
@@ -152,7 +153,8 @@ async function main(): Promise<void> {
     `  after ${POSTS} unauthenticated 15 MiB POSTs:      ${mib(afterAnonymous, before)}; ${answers(anonymous)}`,
   );
   console.log(
-    `  after ${POSTS} authorised 15 MiB POSTs (floor):   ${mib(afterAuthorised, afterAnonymous)}; ${answers(authorised)}`,
+    `  after ${POSTS} authorised 15 MiB POSTs (floor):   ${mib(afterAuthorised, afterAnonymous)}; ` +
+      `${answers(authorised)}`,
   );
 }
 

@@ -34,7 +34,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function main(): Promise<void> {
   console.log(
     `bench:contain — ${DRILLS} drills, ` +
-      `${INTEGRATIONS} integrations of one tenant syncing (page size 5), one worker process; machine: ${os.cpus().length} cores`,
+      `${INTEGRATIONS} integrations of one tenant syncing (page size 5), one worker process; ` +
+      `machine: ${os.cpus().length} cores`,
   );
   await withBenchInfra((line) => console.log(line), run);
 }
@@ -144,7 +145,8 @@ async function run(infra: BenchInfra): Promise<void> {
     const stepAt = (step: string) =>
       `${step} +${fmt(Date.parse(t.entries.find((e) => e.step === step)?.at ?? '') - declaredAt)}`;
     console.log(
-      `drill ${drill}: ${['credentials-revoked', 'scope-held', 'schedules-paused', 'syncs-cancelled'].map(stepAt).join(', ')}`,
+      `drill ${drill}: ` +
+        `${['credentials-revoked', 'scope-held', 'schedules-paused', 'syncs-cancelled'].map(stepAt).join(', ')}`,
     );
     console.log(
       `drill ${drill}: first workflow task +${fmt(taskAt - declaredAt)}, ` +
@@ -155,7 +157,8 @@ async function run(infra: BenchInfra): Promise<void> {
     console.log(
       `drill ${drill}: last vendor request ${fmt(lastRequest.at(-1)!)} after declare; ` +
         `contained in ${fmt(contain.at(-1)!)}; ` +
-        `evidence ${fmt(evidence.at(-1)!)} (${t.entries.find((e) => e.step === 'evidence-preserved')?.detail?.files ?? '?'} files)`,
+        `evidence ${fmt(evidence.at(-1)!)} ` +
+        `(${t.entries.find((e) => e.step === 'evidence-preserved')?.detail?.files ?? '?'} files)`,
     );
     // Reset for the next drill: end the incident and restore the integrations directly.
     await handle.terminate('benchmark drill done');
@@ -169,7 +172,8 @@ async function run(infra: BenchInfra): Promise<void> {
       `p95 ${fmt(percentile(lastRequest, 95))}, max ${fmt(Math.max(...lastRequest))}`,
   );
   console.log(
-    `time-to-contain recorded on the incident: p50 ${fmt(percentile(contain, 50))}, p95 ${fmt(percentile(contain, 95))}`,
+    `time-to-contain recorded on the incident: p50 ${fmt(percentile(contain, 50))}, ` +
+      `p95 ${fmt(percentile(contain, 95))}`,
   );
   console.log(
     `declare → complete evidence package: p50 ${fmt(percentile(evidence, 50))}, p95 ${fmt(percentile(evidence, 95))}`,

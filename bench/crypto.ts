@@ -83,9 +83,10 @@ async function appendLatency(pool: Pool): Promise<{ p50: number; p99: number; pa
     { actor: 'bench', correlationId: 'bench' },
   );
   await pool.query(`INSERT INTO integrations
-      (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-    VALUES ('bench-lat-i', 'bench-lat', 'sandbox', 'http://127.0.0.1/fhir', 'http://127.0.0.1/token', 'c', 'ES384', 'k', '{}',
-            'file:/dev/null', '{Observation}')`);
+      (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk,
+       private_key_ref, resource_types)
+    VALUES ('bench-lat-i', 'bench-lat', 'sandbox', 'http://127.0.0.1/fhir', 'http://127.0.0.1/token', 'c', 'ES384', 'k',
+            '{}', 'file:/dev/null', '{Observation}')`);
   const appendMs: number[] = [];
   const pageMs: number[] = [];
   for (let page = 0; page < 200; page++) {
@@ -128,7 +129,8 @@ async function main(): Promise<void> {
   const env = await envelopeThroughput();
   console.log(
     `1. 1 KB records, encrypt+decrypt: ` +
-      `envelope ${env.envelope.toFixed(1)} MB/s vs raw AES-256-GCM ${env.raw.toFixed(1)} MB/s (${((env.envelope / env.raw) * 100).toFixed(0)} % of raw)`,
+      `envelope ${env.envelope.toFixed(1)} MB/s vs raw AES-256-GCM ${env.raw.toFixed(1)} MB/s ` +
+      `(${((env.envelope / env.raw) * 100).toFixed(0)} % of raw)`,
   );
   await withBenchInfra(
     (line) => console.log(line),

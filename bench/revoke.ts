@@ -28,7 +28,9 @@ const actor = { actor: 'bench:revoke', correlationId: randomUUID() };
 const fmt = (ms: number): string => `${ms.toFixed(1)} ms`;
 
 async function main(): Promise<void> {
-  console.log(`bench:revoke — ${TRIALS} trials, two worker processes, page size 5; machine: ${os.cpus().length} cores`);
+  console.log(
+    `bench:revoke — ${TRIALS} trials, two worker processes, page size 5; ` + `machine: ${os.cpus().length} cores`,
+  );
   await withBenchInfra((line) => console.log(line), run);
 }
 
@@ -143,16 +145,20 @@ async function run(infra: BenchInfra): Promise<void> {
   console.log('');
   console.log(
     `revoke returned → last request with an old token at the sandbox: ` +
-      `p50 ${fmt(percentile(lastOld, 50))}, p95 ${fmt(percentile(lastOld, 95))}, max ${fmt(Math.max(...lastOld))} (trials with any: ${lateTrials}/${TRIALS})`,
+      `p50 ${fmt(percentile(lastOld, 50))}, p95 ${fmt(percentile(lastOld, 95))}, ` +
+      `max ${fmt(Math.max(...lastOld))} (trials with any: ${lateTrials}/${TRIALS})`,
   );
   console.log(
-    `revokeIntegration call (commit + both workers confirmed): p50 ${fmt(percentile(revokeMs, 50))}, p95 ${fmt(percentile(revokeMs, 95))}`,
+    `revokeIntegration call (commit + both workers confirmed): ` +
+      `p50 ${fmt(percentile(revokeMs, 50))}, p95 ${fmt(percentile(revokeMs, 95))}`,
   );
   console.log(
-    `revoke called → notification at a listener: p50 ${fmt(percentile(notifyMs, 50))}, p95 ${fmt(percentile(notifyMs, 95))}`,
+    `revoke called → notification at a listener: p50 ${fmt(percentile(notifyMs, 50))}, ` +
+      `p95 ${fmt(percentile(notifyMs, 95))}`,
   );
   console.log(
-    `revoke called → each worker's watcher confirmed (${ackMs.length} confirmations): p50 ${fmt(percentile(ackMs, 50))}, p95 ${fmt(percentile(ackMs, 95))}`,
+    `revoke called → each worker's watcher confirmed (${ackMs.length} confirmations): ` +
+      `p50 ${fmt(percentile(ackMs, 50))}, p95 ${fmt(percentile(ackMs, 95))}`,
   );
   console.log(`syncs failed with INTEGRATION_REVOKED: ${failedRevoked}/${TRIALS}`);
 }

@@ -189,7 +189,8 @@ async function reencryptRun(
 
 async function main(): Promise<void> {
   process.stdout.write(
-    `bench:rotate — ${TENANTS.toLocaleString('en-US')} tenant DEKs, ${RECORDS.toLocaleString('en-US')} records, batches of ${BATCH}, ${RUNS} runs, medians\n`,
+    `bench:rotate — ${TENANTS.toLocaleString('en-US')} tenant DEKs, ` +
+      `${RECORDS.toLocaleString('en-US')} records, batches of ${BATCH}, ${RUNS} runs, medians\n`,
   );
   await withBenchInfra(
     (line) => process.stdout.write(`${line}\n`),
@@ -206,8 +207,10 @@ async function main(): Promise<void> {
       await seedTenantKeys(pool, kek);
       await createTenant(pool, { id: TENANT, name: 'Synthetic Bench Clinic' }, ctx());
       await pool.query(
-        `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-      VALUES ($1, $2, 'sandbox', 'http://127.0.0.1/fhir', 'http://127.0.0.1/token', 'c', 'ES384', 'k', '{}', 'file:/dev/null', '{Observation}')`,
+        `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg,
+           signing_kid, public_jwk, private_key_ref, resource_types)
+      VALUES ($1, $2, 'sandbox', 'http://127.0.0.1/fhir', 'http://127.0.0.1/token', 'c', 'ES384', 'k',
+        '{}', 'file:/dev/null', '{Observation}')`,
         [INTEGRATION, TENANT],
       );
       for (let start = 0; start < RECORDS; start += 1_000)
@@ -232,9 +235,11 @@ async function main(): Promise<void> {
       );
       process.stdout.write(
         `2. tenant DEK re-encryption under load: ` +
-          `${m(reenc.map((r) => r.rate))} records/s vs floor ${m(reenc.map((r) => r.floor))} records/s (decrypt+encrypt in memory); ` +
+          `${m(reenc.map((r) => r.rate))} records/s vs floor ${m(reenc.map((r) => r.floor))} ` +
+          `records/s (decrypt+encrypt in memory); ` +
           `read errors ${sum(reenc.map((r) => r.readErrors))}, ` +
-          `write errors ${sum(reenc.map((r) => r.writeErrors))}, records unreadable afterwards ${sum(reenc.map((r) => r.finalErrors))}\n`,
+          `write errors ${sum(reenc.map((r) => r.writeErrors))}, ` +
+          `records unreadable afterwards ${sum(reenc.map((r) => r.finalErrors))}\n`,
       );
     },
   );

@@ -122,21 +122,24 @@ export async function threeVendorBench(setup: Setup, log: (line: string) => void
       log(
         `run ${run}: eCW ${limited.fetched} resources in ${limited.seconds.toFixed(1)} s, ` +
           `busiest minute ${windows.at(-1)} requests (limit ${limit.requests}), 429s ${throttled.at(-1)}; ` +
-          `Epic alone ${alone.epic.at(-1)!.toFixed(2)} s / beside ${beside.epic.at(-1)!.toFixed(2)} ` +
-          `s; Oracle alone ${alone['oracle-health'].at(-1)!.toFixed(2)} s / beside ${beside['oracle-health'].at(-1)!.toFixed(2)} s`,
+          `Epic alone ${alone.epic.at(-1)!.toFixed(2)} s / beside ${beside.epic.at(-1)!.toFixed(2)} s; ` +
+          `Oracle alone ${alone['oracle-health'].at(-1)!.toFixed(2)} s / ` +
+          `beside ${beside['oracle-health'].at(-1)!.toFixed(2)} s`,
       );
     }
     log('results (medians)');
     log(
       `  eClinicalWorks busiest 60 s window: ` +
         `${median(windows)} FHIR requests (limit ${limit.requests}; ` +
-        `${median(windows) <= limit.requests ? 'within' : 'OVER'}), 429s answered: ${median(throttled)}, sync time ${median(limitedSeconds).toFixed(1)} s`,
+        `${median(windows) <= limit.requests ? 'within' : 'OVER'}), 429s answered: ` +
+        `${median(throttled)}, sync time ${median(limitedSeconds).toFixed(1)} s`,
     );
     for (const vendor of ['epic', 'oracle-health'] as const) {
       const slowdown = (median(beside[vendor]) / median(alone[vendor]) - 1) * 100;
       log(
         `  ${vendor.padEnd(13)} alone ${median(alone[vendor]).toFixed(2)} s (floor), ` +
-          `beside the limited vendor ${median(beside[vendor]).toFixed(2)} s (${slowdown >= 0 ? '+' : ''}${slowdown.toFixed(0)} %)`,
+          `beside the limited vendor ${median(beside[vendor]).toFixed(2)} s ` +
+          `(${slowdown >= 0 ? '+' : ''}${slowdown.toFixed(0)} %)`,
       );
     }
   } finally {

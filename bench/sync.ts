@@ -99,7 +99,8 @@ async function codecComparison(
 /** The floor: fetch every page with a bearer token, parse, insert plaintext rows. No Temporal, no crypto. */
 async function floorRun(sandbox: SandboxHandle, pool: Pool, token: string, run: number): Promise<number> {
   await pool.query(
-    'CREATE TABLE IF NOT EXISTS bench_floor (run int, type text, id text, version text, last_updated timestamptz, body jsonb, PRIMARY KEY (run, type, id))',
+    'CREATE TABLE IF NOT EXISTS bench_floor (run int, type text, id text, version text, ' +
+      'last_updated timestamptz, body jsonb, PRIMARY KEY (run, type, id))',
   );
   const started = performance.now();
   let count = 0;
@@ -235,7 +236,8 @@ async function main(): Promise<void> {
         if (report.totals.inserted !== SIZE) throw new Error(`sync stored ${report.totals.inserted}, expected ${SIZE}`);
         e2e.push(rate);
         console.log(
-          `run ${run}: floor ${f.toFixed(0)} resources/s, end-to-end ${rate.toFixed(0)} resources/s (${report.totals.pages} pages)`,
+          `run ${run}: floor ${f.toFixed(0)} resources/s, ` +
+            `end-to-end ${rate.toFixed(0)} resources/s (${report.totals.pages} pages)`,
         );
       }
       const rss = peakRssMiB(worker.child.pid!);
@@ -249,17 +251,20 @@ async function main(): Promise<void> {
         `  floor (plain fetch + insert, no Temporal, no encryption):      ${floorMedian.toFixed(0)} resources/s`,
       );
       console.log(
-        `  end-to-end / floor: ${(e2eMedian / floorMedian).toFixed(2)} (floor is ${(floorMedian / e2eMedian).toFixed(2)}x faster)`,
+        `  end-to-end / floor: ` +
+          `${(e2eMedian / floorMedian).toFixed(2)} (floor is ${(floorMedian / e2eMedian).toFixed(2)}x faster)`,
       );
       console.log(`  worker peak RSS: ${rss.toFixed(0)} MiB`);
       console.log(
-        `  goals: >= 5000 resources/s ${e2eMedian >= 5000 ? 'met' : 'NOT met'}; within 3x of floor ${floorMedian / e2eMedian <= 3 ? 'met' : 'NOT met'}`,
+        `  goals: >= 5000 resources/s ${e2eMedian >= 5000 ? 'met' : 'NOT met'}; ` +
+          `within 3x of floor ${floorMedian / e2eMedian <= 3 ? 'met' : 'NOT met'}`,
       );
       const codec = await codecComparison(config, sandbox, pool, infra.secretsDir);
       const cost = ((codec.off - codec.on) / codec.off) * 100;
       console.log(
         `  payload encryption on vs off (in-process workers): ` +
-          `${codec.on.toFixed(0)} vs ${codec.off.toFixed(0)} resources/s (${cost.toFixed(1)} % slower with it; goal < 10 %: ${cost < 10 ? 'met' : 'NOT met'})`,
+          `${codec.on.toFixed(0)} vs ${codec.off.toFixed(0)} resources/s (${cost.toFixed(1)} % ` +
+          `slower with it; goal < 10 %: ${cost < 10 ? 'met' : 'NOT met'})`,
       );
       if (process.env.BENCH_VENDORS !== '0') await vendorSection(infra, pool);
     },

@@ -97,7 +97,8 @@ function finish(up: boolean, startedByDemo: boolean): void {
   if (!up) {
     console.log(
       stackRunning()
-        ? '\nThe dev stack did not become ready but is running: `npx ehrctl dev status`, `npx ehrctl dev down` to stop it.'
+        ? '\nThe dev stack did not become ready but is running: `npx ehrctl dev status`, ' +
+            '`npx ehrctl dev down` to stop it.'
         : '\nThe dev stack did not start (the reason is above); nothing was left running.',
     );
   } else if (!startedByDemo) {
@@ -110,7 +111,8 @@ function finish(up: boolean, startedByDemo: boolean): void {
       ehrctl('dev', 'down');
     } catch (err) {
       console.error(
-        `could not stop the dev stack: ${(err as Error).message}; it may still run: \`npx ehrctl dev status\`, \`npx ehrctl dev down\``,
+        `could not stop the dev stack: ${(err as Error).message}; it may still run: ` +
+          `\`npx ehrctl dev status\`, \`npx ehrctl dev down\``,
       );
       process.exitCode = 1;
     }
@@ -122,7 +124,8 @@ async function main(): Promise<void> {
   let startedByDemo = false;
   try {
     step(
-      '1. Bring up the embedded stack (PostgreSQL, Temporal dev server + UI, sandbox vendors, worker, webhook receiver, codec server)',
+      '1. Bring up the embedded stack (PostgreSQL, Temporal dev server + UI, sandbox vendors, ' +
+        'worker, webhook receiver, codec server)',
     );
     const runningBefore = stackRunning();
     if (runningBefore) console.log('a dev stack is already running: the demo uses it and leaves it running');
@@ -207,7 +210,8 @@ async function main(): Promise<void> {
     ehrctl('records', 'count', '--tenant', tenant);
 
     step(
-      "8. The vendors' compensating controls are each integration's settings; a schedule from 02:00 America/Chicago at its sync interval",
+      "8. The vendors' compensating controls are each integration's settings; " +
+        'a schedule from 02:00 America/Chicago at its sync interval',
     );
     ehrctl('integrations', 'show', `${tenant}-oracle`);
     ehrctl('schedule', 'nightly', '--integration', `${tenant}-ehr`, '--at', '02:00', '--timezone', 'America/Chicago');
@@ -236,7 +240,8 @@ async function main(): Promise<void> {
     ehrctl('webhooks', 'status', '--integration', `${tenant}-ehr`);
 
     step(
-      '10. Tabletop drill: contain the Epic integration, preserve evidence, rotate its keys, then recover after a second person approves',
+      '10. Tabletop drill: contain the Epic integration, preserve evidence, rotate its keys, ' +
+        'then recover after a second person approves',
     );
     const incidentId = `drill-${suffix}`;
     ehrctl(

@@ -135,7 +135,9 @@ export function buildTimeline(history: History, decoded: boolean): TimelineEntry
       const s = scheduled.get(num(a.scheduledEventId));
       push({
         kind: 'activity',
-        summary: `${s?.type ?? '?'} TIMED OUT (attempt ${started.get(num(a.scheduledEventId))?.attempt ?? 1}): ${failureText(a.failure)}`,
+        summary:
+          `${s?.type ?? '?'} TIMED OUT (attempt ` +
+          `${started.get(num(a.scheduledEventId))?.attempt ?? 1}): ${failureText(a.failure)}`,
       });
     } else if (e.activityTaskCanceledEventAttributes) {
       const a = e.activityTaskCanceledEventAttributes;
@@ -215,7 +217,9 @@ export function buildTimeline(history: History, decoded: boolean): TimelineEntry
 
 export function formatTimeline(entries: TimelineEntry[]): string[] {
   return entries.flatMap((t) => {
-    const line = `${t.at}  #${String(t.eventId).padEnd(4)} ${t.kind.padEnd(16)} ${t.summary}${t.who ? `  — by ${t.who}` : ''}`;
+    const line =
+      `${t.at}  #${String(t.eventId).padEnd(4)} ${t.kind.padEnd(16)} ` +
+      `${t.summary}${t.who ? `  — by ${t.who}` : ''}`;
     return t.data === undefined ? [line] : [line, `${' '.repeat(48)}${t.data}`];
   });
 }

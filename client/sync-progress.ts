@@ -57,15 +57,18 @@ export function printReport(workflowId: string, report: SyncReport): void {
   for (const t of report.types) {
     if (t.skippedReason) {
       print(
-        `  ${t.resourceType.padEnd(20)} SKIPPED: ${t.skippedReason}${t.skippedDetail ? ` (${t.skippedDetail})` : ''}; its checkpoint is unchanged`,
+        `  ${t.resourceType.padEnd(20)} SKIPPED: ` +
+          `${t.skippedReason}${t.skippedDetail ? ` (${t.skippedDetail})` : ''}; its checkpoint is unchanged`,
       );
       continue;
     }
     print(
-      `  ${t.resourceType.padEnd(20)} fetched ${t.fetched}, new ${t.inserted}, updated ${t.updated}, unchanged ${t.unchanged} (${t.pages} pages)`,
+      `  ${t.resourceType.padEnd(20)} fetched ${t.fetched}, new ${t.inserted}, ` +
+        `updated ${t.updated}, unchanged ${t.unchanged} (${t.pages} pages)`,
     );
   }
   print(
-    `  total: fetched ${report.totals.fetched}, new ${report.totals.inserted}, updated ${report.totals.updated}, unchanged ${report.totals.unchanged}`,
+    `  total: fetched ${report.totals.fetched}, new ${report.totals.inserted}, ` +
+      `updated ${report.totals.updated}, unchanged ${report.totals.unchanged}`,
   );
 }

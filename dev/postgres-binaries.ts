@@ -81,7 +81,8 @@ function assertHydrated(dir: string, packageName: string): void {
   if (missing.length > 0) {
     throw new DevSetupError(
       'PostgreSQL',
-      `${packageName} is installed without its library symlinks (its install script did not run; e.g. ${missing[0]!.target})`,
+      `${packageName} is installed without its library symlinks (its install script did not run; ` +
+        `e.g. ${missing[0]!.target})`,
       `npm rebuild ${packageName} (package.json's allowScripts must list it)`,
     );
   }
@@ -125,7 +126,8 @@ export function serverUser(): ServerUser | undefined {
       `PostgreSQL does not run as root, and the \`postgres\` user it would run as could not be created (useradd: ${
         created.error?.message ?? (created.stderr.trim() || `exit ${created.status}`)
       })`,
-      'create it (`useradd --system postgres`), run as a non-root user, or set DATABASE_URL to a PostgreSQL of your own',
+      'create it (`useradd --system postgres`), run as a non-root user, ' +
+        'or set DATABASE_URL to a PostgreSQL of your own',
     );
   }
   return user;

@@ -100,7 +100,8 @@ function devPersonalities(value: string | undefined): PersonalityId[] {
   if (unknown.length > 0)
     throw new DevSetupError(
       'sandbox',
-      `EHR_SANDBOX_PERSONALITIES: unknown ${unknown.join(', ')}; known: ${PERSONALITY_IDS.filter((p) => p !== 'standard').join(', ')}`,
+      `EHR_SANDBOX_PERSONALITIES: unknown ${unknown.join(', ')}; known: ` +
+        `${PERSONALITY_IDS.filter((p) => p !== 'standard').join(', ')}`,
     );
   return ids as PersonalityId[];
 }
@@ -232,7 +233,8 @@ async function startStack(): Promise<StackInfo> {
       stopRequested
         ? 'stop requested'
         : hasExited(child)
-          ? `the ${name} exited (code ${child.exitCode ?? child.signalCode}); see ${logFile}:\n${spawned.outputTail().trim()}`
+          ? `the ${name} exited (code ${child.exitCode ?? child.signalCode}); ` +
+            `see ${logFile}:\n${spawned.outputTail().trim()}`
           : undefined;
     return { child, abortIf };
   };
@@ -342,7 +344,8 @@ function watchWorker(child: ChildProcess): void {
     if (!stopRequested) {
       logger.error(
         { part: 'worker', code, signal },
-        'the worker exited unexpectedly; the rest of the stack stays up (restart with `ehrctl dev down && ehrctl dev up`)',
+        'the worker exited unexpectedly; ' +
+          'the rest of the stack stays up (restart with `ehrctl dev down && ehrctl dev up`)',
       );
     }
   });

@@ -50,7 +50,8 @@ export async function devUp(options: DevUpOptions): Promise<DevUpResult> {
   const stale = readStackFile(paths);
   if (stale) {
     options.out(
-      `removing stale ${paths.stackFile} (daemon pid ${stale.pid} is gone; check ${paths.logDir} for leftover processes)`,
+      `removing stale ${paths.stackFile} (daemon pid ${stale.pid} is gone; ` +
+        `check ${paths.logDir} for leftover processes)`,
     );
     removeStackFile(paths);
   }
@@ -131,7 +132,8 @@ export async function devDown(options: {
     if (Date.now() > deadline) {
       throw new DevSetupError(
         'dev stack',
-        `daemon pid ${pid} did not stop within ${Math.round(timeoutMs / 1000)} s; see ${paths.stackLog} (kill -9 ${pid} ends it, leaving its children)`,
+        `daemon pid ${pid} did not stop within ${Math.round(timeoutMs / 1000)} s; ` +
+          `see ${paths.stackLog} (kill -9 ${pid} ends it, leaving its children)`,
       );
     }
   }
@@ -183,7 +185,8 @@ export function describeStack(info: StackInfo, workerRunning = true): string[] {
     ),
     ...(info.codecUrl
       ? [
-          `  codec server ${info.codecUrl}  (dev CA ${info.devCaPath ?? '?'}; token: ehrctl dev token --role phi-decoder)`,
+          `  codec server ${info.codecUrl}  (dev CA ${info.devCaPath ?? '?'}; token: ` +
+            `ehrctl dev token --role phi-decoder)`,
         ]
       : []),
     `  worker       pid ${info.workerPid}${workerRunning ? '' : '  — NOT RUNNING, see worker.log'}`,
@@ -240,10 +243,8 @@ class LogRelay {
       return;
     }
     const level = entry.level ?? 30;
-    if (level >= 50)
-      this.out(
-        `  error: ${entry.msg ?? ''}${entry.err?.message && !entry.msg?.includes(entry.err.message) ? ` (${entry.err.message})` : ''}`,
-      );
+    const cause = entry.err?.message && !entry.msg?.includes(entry.err.message) ? ` (${entry.err.message})` : '';
+    if (level >= 50) this.out(`  error: ${entry.msg ?? ''}${cause}`);
     else if (level >= 40) this.out(`  warning: ${entry.msg ?? ''}`);
     else if (entry.phase === 'starting' && entry.part) this.out(`  ${entry.msg ?? ''}…`);
     else if (entry.part && entry.msg) this.out(`  ${entry.msg}`);

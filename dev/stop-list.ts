@@ -96,5 +96,8 @@ export async function startSideBySide<T extends readonly unknown[]>(starts: {
 export function abortedReason(signal: AbortSignal | undefined): string | undefined {
   if (!signal?.aborted) return undefined;
   const reason = signal.reason as unknown;
-  return `stopped because another part failed (${reason instanceof Error ? reason.message.split('\n')[0] : String(reason)})`;
+  return (
+    `stopped because another part failed ` +
+    `(${reason instanceof Error ? reason.message.split('\n')[0] : String(reason)})`
+  );
 }

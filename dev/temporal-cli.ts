@@ -83,7 +83,8 @@ export async function resolveTemporalCli(options: ResolveTemporalCliOptions = {}
     } else {
       if (!isSupportedCliVersion(version)) {
         progress(
-          `warning: ${onPath} is Temporal CLI ${version}; ${TEMPORAL_CLI_VERSION} or newer is expected — using it anyway`,
+          `warning: ${onPath} is Temporal CLI ${version}; ` +
+            `${TEMPORAL_CLI_VERSION} or newer is expected — using it anyway`,
         );
       }
       return onPath;
@@ -97,9 +98,12 @@ export async function resolveTemporalCli(options: ResolveTemporalCliOptions = {}
   if (!go) {
     throw new DevSetupError(
       'Temporal CLI',
-      `not found (TEMPORAL_CLI unset, no \`temporal\` on PATH, nothing at ${cached}) and Go is not installed to build it. ` +
-        `Install Go ≥ 1.25 (https://go.dev/dl/, or your package manager) and retry — the CLI is then built once into ${cached} — ` +
-        `or install the Temporal CLI yourself (https://docs.temporal.io/cli) and put it on PATH or set TEMPORAL_CLI=/path/to/temporal.`,
+      `not found (TEMPORAL_CLI unset, no \`temporal\` on PATH, nothing at ${cached}) ` +
+        `and Go is not installed to build it. ` +
+        `Install Go ≥ 1.25 (https://go.dev/dl/, or your package manager) ` +
+        `and retry — the CLI is then built once into ${cached} — ` +
+        `or install the Temporal CLI yourself (https://docs.temporal.io/cli) ` +
+        `and put it on PATH or set TEMPORAL_CLI=/path/to/temporal.`,
     );
   }
   return buildWithGo(go, cached, env, progress);
@@ -118,7 +122,8 @@ async function buildWithGo(
   const gobin = fs.mkdtempSync(path.join(parent, '.build-'));
   const started = Date.now();
   const line = () =>
-    `building Temporal CLI ${TEMPORAL_CLI_VERSION} with go install (first build takes a few minutes)… ${Math.round((Date.now() - started) / 1000)}s elapsed`;
+    `building Temporal CLI ${TEMPORAL_CLI_VERSION} with go install (first build takes a few ` +
+    `minutes)… ${Math.round((Date.now() - started) / 1000)}s elapsed`;
   progress(line());
   const timer = setInterval(() => progress(line()), PROGRESS_EVERY_MS);
   try {
@@ -140,13 +145,15 @@ async function buildWithGo(
     if (status !== 0 || !isExecutableFile(built)) {
       throw new DevSetupError(
         'Temporal CLI',
-        `go install ${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION} failed (exit ${status}). It needs Go ≥ 1.25 and network access to the Go module proxy. ` +
+        `go install ${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION} failed (exit ${status}). ` +
+          `It needs Go ≥ 1.25 and network access to the Go module proxy. ` +
           `Output:\n${output.trim()}\nAlternatively install the CLI yourself and set TEMPORAL_CLI=/path/to/temporal.`,
       );
     }
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.renameSync(built, target);
-    progress(`built Temporal CLI ${TEMPORAL_CLI_VERSION} in ${Math.round((Date.now() - started) / 1000)}s → ${target}`);
+    const seconds = Math.round((Date.now() - started) / 1000);
+    progress(`built Temporal CLI ${TEMPORAL_CLI_VERSION} in ${seconds}s → ${target}`);
     return target;
   } finally {
     clearInterval(timer);

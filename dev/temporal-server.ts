@@ -106,7 +106,8 @@ export async function startTemporalDevServer(options: TemporalDevServerOptions):
       throw new InfrastructureUnavailableError(
         'temporal',
         address,
-        `${err.hint}\n--- server output (tail) ---\n${outputTail().trim()}\n  fix: the output above says why it did not start; ` +
+        `${err.hint}\n--- server output (tail) ---\n${outputTail().trim()}\n  fix: ` +
+          `the output above says why it did not start; ` +
           'TEMPORAL_CLI=<path> picks another Temporal CLI, TEMPORAL_ADDRESS=<host:port> uses a running server instead',
       );
     }

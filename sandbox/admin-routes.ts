@@ -64,17 +64,22 @@ const ClientBody = z
     jku: z.string().max(2000).optional(),
   })
   .strict()
-  .refine((b) => {
-    switch (b.token_endpoint_auth_method) {
-      case 'private_key_jwt':
-        return (b.jwks === undefined) !== (b.jwks_uri === undefined);
-      case 'client_secret_basic':
-      case 'client_secret_post':
-        return b.client_secret !== undefined;
-      case 'tls_client_auth':
-        return b.tls_client_auth_subject_dn !== undefined || b.tls_client_cert_thumbprint !== undefined;
-    }
-  }, 'private_key_jwt needs exactly one of jwks or jwks_uri; client_secret_* need client_secret; tls_client_auth needs a subject DN or thumbprint');
+  .refine(
+    (b) => {
+      switch (b.token_endpoint_auth_method) {
+        case 'private_key_jwt':
+          return (b.jwks === undefined) !== (b.jwks_uri === undefined);
+        case 'client_secret_basic':
+        case 'client_secret_post':
+          return b.client_secret !== undefined;
+        case 'tls_client_auth':
+          return b.tls_client_auth_subject_dn !== undefined || b.tls_client_cert_thumbprint !== undefined;
+      }
+    },
+    'private_key_jwt needs exactly one of jwks or jwks_uri; ' +
+      'client_secret_* need client_secret; ' +
+      'tls_client_auth needs a subject DN or thumbprint',
+  );
 type ClientBody = z.infer<typeof ClientBody>;
 
 function registration(clientId: string, b: ClientBody): ClientRegistration {

@@ -218,7 +218,8 @@ export function patientIdentity(seed: number, index: number): PatientIdentity {
   const given = capitalise(rng.pick(GIVEN_HEAD) + rng.pick(GIVEN_TAIL));
   const mrnDigits = (index * 7919 + (hash32(seed, 0x3a1) % 100_000_000)) % 100_000_000;
   const phoneDigits = (index * 7877 + (hash32(seed, 0x9f3) % 1_000_000)) % 1_000_000;
-  const phone = `555-01${String(Math.floor(phoneDigits / 10_000)).padStart(2, '0')}-${String(phoneDigits % 10_000).padStart(4, '0')}`;
+  const phoneExchange = String(Math.floor(phoneDigits / 10_000)).padStart(2, '0');
+  const phone = `555-01${phoneExchange}-${String(phoneDigits % 10_000).padStart(4, '0')}`;
   const street = capitalise(rng.pick(FAMILY_HEAD) + rng.pick(FAMILY_MID));
   const addressLine = `${1 + rng.int(9899)} Synthetic ${street} Way`;
   const gender = rng.pick(GENDERS);

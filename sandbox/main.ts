@@ -43,7 +43,8 @@ function parseArgs(argv: readonly string[]): SandboxOptions {
     const key = FLAGS[flag];
     if (!key)
       throw new Error(
-        `unknown argument ${flag} (known: ${[...Object.keys(FLAGS), ...Object.keys(TLS_FILES), '--require-client-cert'].join(', ')})`,
+        `unknown argument ${flag} (known: ` +
+          `${[...Object.keys(FLAGS), ...Object.keys(TLS_FILES), '--require-client-cert'].join(', ')})`,
       );
     const value = inline ?? argv[++i];
     if (value === undefined) throw new Error(`${flag} needs a value`);

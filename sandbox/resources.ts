@@ -205,7 +205,9 @@ export function generateResource(
         valueQuantity: { value: Math.round(raw * 10) / 10, unit: vital.unit, system: UCUM, code: vital.unit },
         note: [
           {
-            text: `Synthetic ${vital.noteLabel} reading for patient ${patientFamily(ctx.seed, patientIndex)} (version ${version}).`,
+            text:
+              `Synthetic ${vital.noteLabel} reading for patient ` +
+              `${patientFamily(ctx.seed, patientIndex)} (version ${version}).`,
           },
         ],
       };
@@ -240,7 +242,9 @@ export function generateResource(
         recordedDate: iso(when + DAY_MS),
         note: [
           {
-            text: `Synthetic problem-list entry for ${patientFamily(ctx.seed, patientIndex)}; status ${['active', 'remission', 'resolved'][clinical]}.`,
+            text:
+              `Synthetic problem-list entry for ${patientFamily(ctx.seed, patientIndex)}; ` +
+              `status ${['active', 'remission', 'resolved'][clinical]}.`,
           },
         ],
       };
@@ -316,7 +320,9 @@ function patient(
     meta,
     text: {
       status: 'generated',
-      div: `<div xmlns="http://www.w3.org/1999/xhtml">${who.given} ${who.family}, MRN ${who.mrn}, born ${who.birthDate}</div>`,
+      div:
+        `<div xmlns="http://www.w3.org/1999/xhtml">${who.given} ${who.family}, MRN ${who.mrn}, ` +
+        `born ${who.birthDate}</div>`,
     },
     identifier: [
       {

@@ -44,7 +44,8 @@ function secretBytes(secret: string): Buffer {
 }
 
 export function standardWebhookSignature(secret: string, id: string, timestamp: number, body: string): string {
-  return `v1,${createHmac('sha256', secretBytes(secret)).update(`${id}.${timestamp}.${body}`, 'utf8').digest('base64')}`;
+  const mac = createHmac('sha256', secretBytes(secret)).update(`${id}.${timestamp}.${body}`, 'utf8');
+  return `v1,${mac.digest('base64')}`;
 }
 
 function notificationBundle(ctx: SandboxContext, b: SendBody, changed: RecordRef[], types: ResourceType[]): unknown {
@@ -94,12 +95,10 @@ export function registerWebhookSenderRoutes(admin: FastifyInstance, ctx: Sandbox
   admin.post('/webhooks/send', async (req, reply) => {
     const parsed = SendBody.safeParse(req.body);
     if (!parsed.success)
-      return reply
-        .code(400)
-        .send({
-          error: 'invalid_request',
-          error_description: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
-        });
+      return reply.code(400).send({
+        error: 'invalid_request',
+        error_description: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+      });
     const b = parsed.data;
     const changed =
       b.eventType === 'event-notification' ? b.resourceTypes.flatMap((t) => ctx.store.modifySpread(t, b.changes)) : [];

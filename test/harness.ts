@@ -41,7 +41,8 @@ export function testEnv(): TestEnv {
   };
   if (!infra.temporalAddress || !infra.databaseUrl) {
     throw new Error(
-      'this test needs Temporal and PostgreSQL, but the global setup did not start them (EHR_TEST_INFRA=none); unset EHR_TEST_INFRA',
+      'this test needs Temporal and PostgreSQL, ' +
+        'but the global setup did not start them (EHR_TEST_INFRA=none); unset EHR_TEST_INFRA',
     );
   }
   return {

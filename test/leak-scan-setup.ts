@@ -111,7 +111,8 @@ export default function setup(project: TestProject): () => Promise<void> {
       codec,
     });
     const summary =
-      `${report.workflows} workflow histories of ${report.temporalServers} Temporal server(s), ${report.files} log/error files; ` +
+      `${report.workflows} workflow histories of ${report.temporalServers} Temporal server(s), ` +
+      `${report.files} log/error files; ` +
       `${report.identifiers} synthetic identifiers, ${report.secrets} secret needles${codec ? ', payload codec' : ''}`;
     const problem = leakScanProblem(report);
     if (problem) {

@@ -205,7 +205,8 @@ export async function startCodecServer(config: CodecServerConfig, deps: CodecSer
     // it, scoped to the top-level site that logged in — the Web UI's page — and send it only from there.
     reply.header(
       'Set-Cookie',
-      `${SESSION_COOKIE}=${session.value}; Path=/; Max-Age=${session.maxAge}; Secure; HttpOnly; SameSite=None; Partitioned`,
+      `${SESSION_COOKIE}=${session.value}; Path=/; Max-Age=${session.maxAge}; Secure; HttpOnly; ` +
+        `SameSite=None; Partitioned`,
     );
     return { sub: principal.sub, roles: principal.roles, expiresInSeconds: session.maxAge };
   });

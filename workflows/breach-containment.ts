@@ -281,11 +281,13 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
     const status = rotations.get(name);
     if (!status)
       invalid(
-        `no rotation ${JSON.stringify(name.slice(0, 100))}; rotations: ${rotations.statuses.map((s) => s.rotation).join(', ') || 'none'}`,
+        `no rotation ${JSON.stringify(name.slice(0, 100))}; rotations: ` +
+          `${rotations.statuses.map((s) => s.rotation).join(', ') || 'none'}`,
       );
     if (!rotations.isBlocking(status))
       invalid(
-        `rotation ${name} is ${status.overriddenBy ? 'overridden' : status.outcome}: only a failed or rolled-back rotation blocks recovery`,
+        `rotation ${name} is ${status.overriddenBy ? 'overridden' : status.outcome}: ` +
+          `only a failed or rolled-back rotation blocks recovery`,
       );
     if (rotations.overridePending(name)) invalid(`an override of rotation ${name} is being recorded`);
     return status;

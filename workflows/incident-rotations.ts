@@ -230,7 +230,8 @@ export async function keysReadyForRecovery(
         rotations: blocked.map((r) => `${r.rotation}: ${r.outcome} (${r.workflowId})`),
         reason: 'the old key may still be in use; recovery would restore traffic on it',
         wayForward:
-          'ehrctl incident retry-rotation <id> <rotation>, or override-rotation <id> <rotation> --reason R (not the declarer)',
+          'ehrctl incident retry-rotation <id> <rotation>, ' +
+          'or override-rotation <id> <rotation> --reason R (not the declarer)',
       });
       await condition(() => tracker.blocked().length === 0);
       continue;

@@ -31,11 +31,13 @@ function describe(result: AuditTrailVerification): string[] {
     if (result.lastCheckpoint) {
       out.push(
         `checkpoints intact: ${result.checkpoints} signed checkpoints match the anchor ${result.anchor} ` +
-          `(keys from ${result.keySource}); the last, #${result.lastCheckpoint.checkpointSeq}, covers seq 1..${result.lastCheckpoint.eventSeq}`,
+          `(keys from ${result.keySource}); the last, #${result.lastCheckpoint.checkpointSeq}, ` +
+          `covers seq 1..${result.lastCheckpoint.eventSeq}`,
       );
     } else if (result.firstBrokenSeq === undefined) {
       out.push(
-        `no signed checkpoints yet (anchor ${result.anchor}): a truncated tail or a rebuilt chain cannot be detected until the first one`,
+        `no signed checkpoints yet (anchor ${result.anchor}): ` +
+          `a truncated tail or a rebuilt chain cannot be detected until the first one`,
       );
     }
   }
@@ -71,7 +73,8 @@ export function registerAuditCommands(program: Command): void {
         );
         if (cp)
           print(
-            `checkpoint #${cp.checkpointSeq} signed over seq 1..${cp.eventSeq} (key ${cp.kid}), anchored in ${ctx.config.EHR_AUDIT_ANCHOR_PATH}`,
+            `checkpoint #${cp.checkpointSeq} signed over seq 1..${cp.eventSeq} (key ${cp.kid}), ` +
+              `anchored in ${ctx.config.EHR_AUDIT_ANCHOR_PATH}`,
           );
         else print('nothing new since the last checkpoint');
       }),

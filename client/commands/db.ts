@@ -16,7 +16,8 @@ export function registerDbCommands(program: Command): void {
     .description('the database schema (run as the database owner, not the application role)');
   db.command('migrate')
     .description(
-      'apply pending migrations, then record where stored secret references may point (EHR_SECRETS_DIR, EHR_SECRET_ROOTS)',
+      'apply pending migrations, ' +
+        'then record where stored secret references may point (EHR_SECRETS_DIR, EHR_SECRET_ROOTS)',
     )
     .action(async () =>
       withContext(async (ctx) => {
@@ -25,7 +26,8 @@ export function registerDbCommands(program: Command): void {
         const { changed } = await writeSecretRoots(ctx.config.DATABASE_URL, policy, ctx.audit.actor);
         print(`migrations applied: ${applied.length}`);
         print(
-          `secret roots ${changed ? 'recorded' : 'unchanged'}: ${policy.roots.join(', ')} (excluded: ${policy.excluded.join(', ')})`,
+          `secret roots ${changed ? 'recorded' : 'unchanged'}: ` +
+            `${policy.roots.join(', ')} (excluded: ${policy.excluded.join(', ')})`,
         );
       }),
     );

@@ -77,7 +77,8 @@ export function registerDevTokenCommand(dev: Command): void {
   dev
     .command('token')
     .description(
-      "print a short-lived token from the dev stack's token issuer, for the codec server (audit history --decode, the Web UI's /login)",
+      "print a short-lived token from the dev stack's token issuer, " +
+        "for the codec server (audit history --decode, the Web UI's /login)",
     )
     .option('--role <role>', 'a role for the roles claim (repeatable)', (v: string, acc: string[] | undefined) => [
       ...(acc ?? []),

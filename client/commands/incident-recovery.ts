@@ -136,15 +136,17 @@ export function registerIncidentRecoveryCommands(incident: Command, defaultIdent
             const approvedAt = [...t.entries].reverse().find((x) => x.step === 'resumption-approved')?.at ?? '';
             const fresh = t.entries.slice(seen).filter((e) => e.at >= approvedAt);
             seen = t.entries.length;
-            for (const e of fresh)
-              print(
-                `  ${e.at}  ${e.step}${e.step === 'recovery-blocked' || e.step === 'recovery-failed' ? ` ${JSON.stringify(e.detail)}` : ''}`,
-              );
+            for (const e of fresh) {
+              const why =
+                e.step === 'recovery-blocked' || e.step === 'recovery-failed' ? ` ${JSON.stringify(e.detail)}` : '';
+              print(`  ${e.at}  ${e.step}${why}`);
+            }
             if (t.status === 'recovered') return print(`recovered in ${t.timeToRecoverMs} ms after approval`);
             if (t.status === 'recovery-blocked' || t.approvedBy === null) {
               process.exitCode = 1;
               return print(
-                `recovery is ${t.approvedBy === null ? 'waiting for a new approval' : 'blocked'}: ehrctl incident status ${id}`,
+                `recovery is ${t.approvedBy === null ? 'waiting for a new approval' : 'blocked'}: ` +
+                  `ehrctl incident status ${id}`,
               );
             }
             await new Promise((r) => setTimeout(r, 500));
@@ -189,7 +191,8 @@ export function registerIncidentRecoveryCommands(incident: Command, defaultIdent
   incident
     .command('release-legal-hold')
     .description(
-      "release the incident's legal hold after recovery (counsel's decision; audited): crypto-shredding its tenants is refused until then",
+      "release the incident's legal hold after recovery (counsel's decision; audited): " +
+        'crypto-shredding its tenants is refused until then',
     )
     .argument('<id>')
     .requiredOption('--reason <text>', 'e.g. the matter it was kept for (no PHI)')

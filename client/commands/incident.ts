@@ -42,7 +42,8 @@ function newIncidentId(): string {
 
 function printTimeline(t: IncidentTimeline): void {
   print(
-    `incident ${t.incidentId}${t.drill ? ' (DRILL)' : ''}: ${t.status}, severity ${t.severity}, scope ${t.scope} (${t.integrations} integrations)`,
+    `incident ${t.incidentId}${t.drill ? ' (DRILL)' : ''}: ${t.status}, severity ${t.severity}, ` +
+      `scope ${t.scope} (${t.integrations} integrations)`,
   );
   print(`declared by ${t.declaredBy} at ${t.declaredAt}: ${t.reason}`);
   print(
@@ -73,7 +74,8 @@ function printRotations(t: IncidentTimeline): void {
   for (const r of blocking) {
     print(`  retry:    ehrctl incident retry-rotation ${t.incidentId} ${r.rotation}`);
     print(
-      `  override: ehrctl incident override-rotation ${t.incidentId} ${r.rotation} --reason <why> --as <not ${t.declaredBy}>`,
+      `  override: ehrctl incident override-rotation ${t.incidentId} ${r.rotation} --reason <why>` +
+        ` --as <not ${t.declaredBy}>`,
     );
   }
 }
@@ -94,11 +96,13 @@ export function registerIncidentCommands(program: Command): void {
     .option('--no-eradicate', 'skip the child key rotations')
     .option(
       '--rotation-grace-seconds <n>',
-      "grace periods of the child rotations (default: each rotation's own, days); they run on after recovery, which waits only for each key to switch",
+      "grace periods of the child rotations (default: each rotation's own, days); " +
+        'they run on after recovery, which waits only for each key to switch',
     )
     .option(
       '--jwks-cache-seconds <n>',
-      "signing keys: wait for the vendor's JWKS cache before switching kid (default: the vendor profile's, bounded by the grace)",
+      "signing keys: wait for the vendor's JWKS cache before switching kid (default: " +
+        "the vendor profile's, bounded by the grace)",
     )
     .option('--deadline-seconds <n>', 'notification deadline (default 60 days)')
     .option('--ba-notice-seconds <n>', 'business-associate notice (default 24 h)')
@@ -207,7 +211,8 @@ export function registerIncidentCommands(program: Command): void {
           if (name === 'timeline') return printTimeline(t);
           print(
             `${t.incidentId}: ${t.status}, severity ${t.severity}, ` +
-              `contained in ${t.timeToContainMs ?? '-'} ms, evidence ${t.evidenceId ?? '-'}, approved by ${t.approvedBy ?? '-'}`,
+              `contained in ${t.timeToContainMs ?? '-'} ms, evidence ${t.evidenceId ?? '-'}, ` +
+              `approved by ${t.approvedBy ?? '-'}`,
           );
           printRotations(t);
           const refused = [...t.entries]
@@ -238,9 +243,8 @@ export function registerIncidentCommands(program: Command): void {
     .action(async (id: string, opts: { severity: string; as?: string }) =>
       withContext(async (ctx) => {
         const severity = oneOf<Severity>('--severity', opts.severity, SEVERITIES);
-        print(
-          `severity ${await escalateIncident(incidentHandle(await ctx.temporal(), id), opts.as ?? defaultIdentity(), severity)}`,
-        );
+        const handle = incidentHandle(await ctx.temporal(), id);
+        print(`severity ${await escalateIncident(handle, opts.as ?? defaultIdentity(), severity)}`);
       }),
     );
   incident

@@ -57,7 +57,8 @@ export function registerIntegrationSettingsCommands(integrations: Command): void
   integrations
     .command('show <id>')
     .description(
-      "one integration: status, credentials, its settings (from the vendor's compensating controls) and when its credential is due",
+      "one integration: status, credentials, its settings (from the vendor's compensating controls) " +
+        'and when its credential is due',
     )
     .option('--json', 'machine-readable output')
     .action(async (id: string, opts: { json?: boolean }) =>
@@ -78,9 +79,11 @@ export function registerIntegrationSettingsCommands(integrations: Command): void
         print(`integration ${i.id}: ${i.status}, tenant ${i.tenantId}, vendor ${i.vendor}, purpose ${i.purpose}`);
         print(`types: ${i.resourceTypes.join(', ')}; base URL ${i.baseUrl}; client ${i.clientId}`);
         print(
-          `credential: ${i.authMethod}${i.signingKid ? ` (key ${i.signingKid})` : ''}, generation ${i.credentialGeneration}; ${dueText(due)}`,
+          `credential: ${i.authMethod}${i.signingKid ? ` (key ${i.signingKid})` : ''}, ` +
+            `generation ${i.credentialGeneration}; ${dueText(due)}`,
         );
-        print(`sync interval: every ${settings.syncIntervalHours} h — ${sourceText(i, settings, 'syncIntervalHours')}`);
+        const intervalSource = sourceText(i, settings, 'syncIntervalHours');
+        print(`sync interval: every ${settings.syncIntervalHours} h — ${intervalSource}`);
         const rotation =
           settings.credentialRotationDays === null
             ? 'none (not a client secret)'
@@ -128,7 +131,8 @@ export function registerIntegrationSettingsCommands(integrations: Command): void
           );
         if (exists)
           print(
-            `schedule ${scheduleId} still runs on its old calendar: \`ehrctl schedule delete\`, then \`schedule nightly\` to follow the new interval`,
+            `schedule ${scheduleId} still runs on its old calendar: \`ehrctl schedule delete\`, ` +
+              `then \`schedule nightly\` to follow the new interval`,
           );
       }),
     );

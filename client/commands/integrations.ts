@@ -70,7 +70,8 @@ export function registerIntegrationCommands(program: Command): void {
   integrations
     .command('add')
     .description(
-      'register an integration: prepares its credentials for the auth method and, for a sandbox vendor, registers the client there',
+      'register an integration: prepares its credentials for the auth method and, ' +
+        'for a sandbox vendor, registers the client there',
     )
     .requiredOption('--id <id>', 'integration id (lowercase letters, digits, hyphens; max 63)')
     .requiredOption('--tenant <tenant>', 'owning tenant id')
@@ -141,7 +142,8 @@ export function registerIntegrationCommands(program: Command): void {
         const credential = integration.signingKid ? `key ${integration.signingKid}` : integration.authMethod;
         print(
           `integration ${integration.id} registered for tenant ${integration.tenantId} for ` +
-            `${integration.purpose}: ${integration.resourceTypes.join(', ')} (client ${integration.clientId}, ${credential})`,
+            `${integration.purpose}: ` +
+            `${integration.resourceTypes.join(', ')} (client ${integration.clientId}, ${credential})`,
         );
         if (!sandboxAdminFor(ctx, baseUrl)) {
           print('Give the vendor this client registration:');
@@ -170,7 +172,8 @@ export function registerIntegrationCommands(program: Command): void {
   integrations
     .command('restore <id>')
     .description(
-      'issue fresh credentials (a new signing key, or the rotated secret/certificate you name) and make a revoked integration active again',
+      'issue fresh credentials (a new signing key, or the rotated secret/certificate you name) ' +
+        'and make a revoked integration active again',
     )
     .option(
       '--client-secret-ref <ref>',

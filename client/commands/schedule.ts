@@ -68,7 +68,8 @@ export function registerScheduleCommands(program: Command): void {
   schedule
     .command('nightly')
     .description(
-      "run an integration's sync from --at every its sync interval (integrations show; once a night unless set otherwise), overlap SKIP, 1 h catch-up",
+      "run an integration's sync from --at every its sync interval (integrations show; " +
+        'once a night unless set otherwise), overlap SKIP, 1 h catch-up',
     )
     .requiredOption('--integration <id>', 'integration id')
     .requiredOption('--at <HH:MM>', 'local time of day')
@@ -99,7 +100,8 @@ export function registerScheduleCommands(program: Command): void {
               ? " (the integration's sync interval)"
               : '';
         print(
-          `schedule ${handle.scheduleId} created: ${everyHours === 24 ? 'daily' : `every ${everyHours} h from`} ${opts.at} ${at.timezone}${source}`,
+          `schedule ${handle.scheduleId} created: ` +
+            `${everyHours === 24 ? 'daily' : `every ${everyHours} h from`} ${opts.at} ${at.timezone}${source}`,
         );
       }),
     );

@@ -25,7 +25,8 @@ export function registerTenantCommands(program: Command): void {
       withContext(async (ctx) => {
         const results = await revokeTenant(await ctx.db(), id, ctx.audit, { reason: opts.reason });
         print(
-          `tenant ${id} revoked; integrations revoked: ${results.length === 0 ? 'none' : results.map((r) => r.integrationId).join(', ')}`,
+          `tenant ${id} revoked; integrations revoked: ` +
+            `${results.length === 0 ? 'none' : results.map((r) => r.integrationId).join(', ')}`,
         );
       }),
     );

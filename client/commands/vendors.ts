@@ -20,7 +20,8 @@ export function registerVendorCommands(program: Command): void {
   vendors
     .command('matrix')
     .description(
-      'every vendor’s auth, tokens, scopes, paging, bulk, push, limits and the controls we add (values carry confidence H/M/L)',
+      'every vendor’s auth, tokens, scopes, paging, bulk, push, ' +
+        'limits and the controls we add (values carry confidence H/M/L)',
     )
     .option('--format <format>', 'table, json or md', 'table')
     .action((opts: { format: string }) => {
@@ -66,7 +67,8 @@ export function registerVendorCommands(program: Command): void {
       print();
       const s = entry.recommendedSettings;
       print(
-        `recommended: sync every ${s.syncIntervalHours} h · audit retention ${s.auditRetentionDays} days · field minimisation ${s.fieldMinimisation}` +
+        `recommended: sync every ${s.syncIntervalHours} h · audit retention ${s.auditRetentionDays} days` +
+          ` · field minimisation ${s.fieldMinimisation}` +
           ` · secret rotation ${s.secretRotationDays === null ? 'n/a' : `${s.secretRotationDays} days`}`,
       );
     });

@@ -31,7 +31,8 @@ export function registerWebhookCommands(program: Command): void {
         };
         if (opts.json) return printJson(status);
         print(
-          `deliveries ${status.deliveries} (unsignalled ${status.unsignalled}), last ${status.lastReceivedAt ?? 'never'}`,
+          `deliveries ${status.deliveries} (unsignalled ${status.unsignalled}), ` +
+            `last ${status.lastReceivedAt ?? 'never'}`,
         );
         if (!workflow) return print(`${workflowId}: not started yet (the first accepted delivery starts it)`);
         print(

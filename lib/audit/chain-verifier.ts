@@ -194,7 +194,8 @@ export class ChainVerifier {
       if (max && max.eventSeq > lastSeq) {
         this.fail(
           lastSeq + 1,
-          `the tail was truncated: checkpoint ${max.checkpointSeq} signed ${max.eventSeq} events, only ${lastSeq} remain`,
+          `the tail was truncated: checkpoint ${max.checkpointSeq} signed ${max.eventSeq} events, ` +
+            `only ${lastSeq} remain`,
         );
       } else if (head && head.seq > lastSeq) {
         this.fail(lastSeq + 1, `the tail was truncated: the head is at seq ${head.seq}, the last event is ${lastSeq}`);

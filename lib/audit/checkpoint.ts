@@ -191,7 +191,8 @@ async function insertCheckpoint(client: PoolClient, cp: StoredCheckpoint, public
     throw new AuditIntegrityError(`audit_signing_keys holds a different public key for kid ${cp.kid}`);
   }
   await client.query(
-    `INSERT INTO audit_checkpoints (checkpoint_seq, event_seq, head_hash, previous_checkpoint_hash, created_at, kid, jws, checkpoint_hash)
+    `INSERT INTO audit_checkpoints (checkpoint_seq, event_seq, head_hash, previous_checkpoint_hash,
+       created_at, kid, jws, checkpoint_hash)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
     [
       String(cp.checkpointSeq),
@@ -261,7 +262,8 @@ async function reconcile(
   }
   if (anchorLast.chainId !== chainId) {
     throw new AuditIntegrityError(
-      `the anchor ${anchor.description} belongs to another audit chain (${anchorLast.chainId}, this database: ${chainId})`,
+      `the anchor ${anchor.description} belongs to another audit chain (${anchorLast.chainId}, ` +
+        `this database: ${chainId})`,
     );
   }
   if (anchorLast.checkpointSeq === dbSeq) {
@@ -380,7 +382,8 @@ export async function checkpointDue(db: Queryable, policy: CheckpointPolicy): Pr
     first_at: Date | null;
   }>(
     `SELECT (SELECT seq::text FROM audit_head) AS head_seq,
-            (SELECT event_seq::text FROM audit_checkpoints ORDER BY audit_checkpoints.checkpoint_seq DESC LIMIT 1) AS cp_seq,
+            (SELECT event_seq::text FROM audit_checkpoints ORDER BY audit_checkpoints.checkpoint_seq DESC
+              LIMIT 1) AS cp_seq,
             (SELECT created_at FROM audit_checkpoints ORDER BY audit_checkpoints.checkpoint_seq DESC LIMIT 1) AS cp_at,
             (SELECT occurred_at FROM audit_events WHERE seq = 1) AS first_at`,
   );

@@ -211,7 +211,9 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
     if (!lines) {
       if (dbCheckpoints.length > 0)
         problem({
-          reason: `the anchor ${anchor.description} does not exist, the database holds ${dbCheckpoints.length} checkpoints`,
+          reason:
+            `the anchor ${anchor.description} does not exist, ` +
+            `the database holds ${dbCheckpoints.length} checkpoints`,
         });
     } else {
       for (const l of lines) {
@@ -230,7 +232,9 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
         if (p.chainId !== head.chainId) {
           problem({
             ...at,
-            reason: `anchor line ${l.line} belongs to another audit chain (${p.chainId}; this database: ${head.chainId ?? 'none'})`,
+            reason:
+              `anchor line ${l.line} belongs to another audit chain (${p.chainId}; ` +
+              `this database: ${head.chainId ?? 'none'})`,
           });
           continue;
         }
@@ -246,7 +250,9 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
         if (p.checkpointSeq !== expectedCp) {
           problem({
             ...at,
-            reason: `anchor line ${l.line} holds checkpoint ${p.checkpointSeq}, expected ${expectedCp}: anchor lines are missing or out of order`,
+            reason:
+              `anchor line ${l.line} holds checkpoint ${p.checkpointSeq}, ` +
+              `expected ${expectedCp}: anchor lines are missing or out of order`,
           });
         } else if (p.previousCheckpointHash !== prevHash) {
           problem({

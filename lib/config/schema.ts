@@ -198,7 +198,8 @@ export function inlinePasswordProblem(url: string): string | undefined {
   const socketDir = (parsed.searchParams.get('host') ?? '').startsWith('/');
   if (!password || isLoopbackHost(parsed.hostname) || (parsed.hostname === '' && socketDir)) return undefined;
   return (
-    `inlines a database password for host ${parsed.hostname}; literal passwords are accepted only for loopback hosts. ` +
+    `inlines a database password for host ${parsed.hostname}; ` +
+    `literal passwords are accepted only for loopback hosts. ` +
     'Give the URL by reference (DATABASE_URL=file:/run/secrets/database-url with mode 0600, or env:<VAR>), ' +
     'or leave the password out of the URL and supply it through PGPASSFILE'
   );

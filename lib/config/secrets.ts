@@ -141,7 +141,8 @@ function statSecretFile(file: string, field: string, shareable = false): fs.Stat
   if (!shareable && (mode & 0o077) !== 0) {
     throw new ConfigError(
       field,
-      `secret file ${file} has mode 0${mode.toString(8)}; it must not be readable or writable by group or others (chmod 600 it)`,
+      `secret file ${file} has mode 0${mode.toString(8)}; ` +
+        `it must not be readable or writable by group or others (chmod 600 it)`,
     );
   }
   return st;

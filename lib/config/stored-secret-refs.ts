@@ -41,13 +41,16 @@ export const SECRET_REF_RULES = {
   'not-normalised': 'file: references must name a normalised path (no ".", ".." or empty segments, no trailing slash)',
   'system-path': 'file: references must not name anything under /proc, /sys or /dev',
   'excluded-path':
-    'file: references must not name the key-encryption-key directory (EHR_KEK_DIR) or the database password file (PGPASSFILE)',
+    'file: references must not name the key-encryption-key directory (EHR_KEK_DIR) ' +
+    'or the database password file (PGPASSFILE)',
   'outside-secret-roots':
     'file: references must name a file beneath a secret root (EHR_SECRETS_DIR or a directory of EHR_SECRET_ROOTS)',
   'symlink-escape':
-    'file: references must not resolve, through a symbolic link, outside the secret roots or into an excluded or system path',
+    'file: references must not resolve, through a symbolic link, ' +
+    'outside the secret roots or into an excluded or system path',
   'hard-link':
-    'file: references must name a file with a single link (a hard link can alias another secret, such as a key-encryption key)',
+    'file: references must name a file with a single link (a hard link can alias another secret, ' +
+    'such as a key-encryption key)',
 } as const;
 export type SecretRefRule = keyof typeof SECRET_REF_RULES;
 

@@ -195,7 +195,8 @@ export function assertTypesWithinPurpose(purpose: Purpose, types: readonly strin
   if (outside.length > 0) {
     throw new PolicyViolationError(
       'minimum-necessary',
-      `purpose ${purpose} does not allow resource type(s) ${outside.join(', ')}; it allows ${PURPOSE_POLICIES[purpose].resourceTypes.join(', ')}`,
+      `purpose ${purpose} does not allow resource type(s) ${outside.join(', ')}; ` +
+        `it allows ${PURPOSE_POLICIES[purpose].resourceTypes.join(', ')}`,
     );
   }
 }

@@ -59,7 +59,8 @@ export async function enqueueVendorWrite(
   const ciphertext = encryptRecord(dek, recordContext(tenantId, write), Buffer.from(JSON.stringify(write.resource)));
   await withTransaction(deps.pool, async (client) => {
     const inserted = await client.query(
-      `INSERT INTO pending_vendor_actions (tenant_id, integration_id, method, resource_type, resource_id, idempotency_key, ciphertext, queued_by)
+      `INSERT INTO pending_vendor_actions (tenant_id, integration_id, method, resource_type, resource_id,
+         idempotency_key, ciphertext, queued_by)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (integration_id, idempotency_key) DO NOTHING`,
       [
         tenantId,

@@ -96,7 +96,8 @@ async function problemsOf(i: Integration, c: ReplacementCredentials, policy: Sto
       if (!ref)
         return [
           ...problems,
-          `${i.id} uses ${i.authMethod}: rotate the secret at the vendor and give the new one (--client-secret-ref ${i.id}=file:…)`,
+          `${i.id} uses ${i.authMethod}: ` +
+            `rotate the secret at the vendor and give the new one (--client-secret-ref ${i.id}=file:…)`,
         ];
       if (ref === i.clientSecretRef)
         return [...problems, `${i.id}: --client-secret-ref names the revoked secret; give the rotated one`];
@@ -113,7 +114,8 @@ async function problemsOf(i: Integration, c: ReplacementCredentials, policy: Sto
       if (!cert || !key)
         return [
           ...problems,
-          `${i.id} uses tls_client_auth: give the new client certificate and key (--tls-cert-ref ${i.id}=… --tls-key-ref ${i.id}=…)`,
+          `${i.id} uses tls_client_auth: ` +
+            `give the new client certificate and key (--tls-cert-ref ${i.id}=… --tls-key-ref ${i.id}=…)`,
         ];
       if (cert === i.tlsRefs?.clientCertRef || key === i.tlsRefs?.clientKeyRef) {
         return [...problems, `${i.id}: the certificate and key must both differ from the revoked ones`];

@@ -41,7 +41,8 @@ export async function integrationsInScope(db: Queryable, scope: IncidentScope): 
     status: string;
     auth_method: string;
   }>(
-    `SELECT id, tenant_id, vendor, base_url, status, auth_method FROM integrations ${column ? `WHERE ${column} = $1` : ''} ORDER BY id`,
+    `SELECT id, tenant_id, vendor, base_url, status, auth_method
+        FROM integrations ${column ? `WHERE ${column} = $1` : ''} ORDER BY id`,
     column ? [value] : [],
   );
   return res.rows.map((r) => ({

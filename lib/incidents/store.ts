@@ -83,7 +83,8 @@ export async function openIncident(
     if (existing) return existing;
     const affected = await integrationsInScope(client, incident.scope);
     await client.query(
-      `INSERT INTO incidents (id, scope, severity, reason, declared_by, drill, declared_at, affected) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      `INSERT INTO incidents (id, scope, severity, reason, declared_by, drill, declared_at, affected)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
       [
         incident.id,
         incident.scope,
@@ -137,7 +138,8 @@ export async function raiseHold(pool: Pool, incidentId: string, scope: string, c
 export async function liftHold(pool: Pool, incidentId: string, ctx: AuditContext): Promise<void> {
   await withTransaction(pool, async (client) => {
     const updated = await client.query(
-      `UPDATE incident_holds SET exports_frozen = false, webhooks_refused = false, writes_queued = false, released_at = now()
+      `UPDATE incident_holds SET exports_frozen = false, webhooks_refused = false, writes_queued = false,
+         released_at = now()
         WHERE incident_id = $1 AND released_at IS NULL`,
       [incidentId],
     );
@@ -158,8 +160,10 @@ export async function markIncident(
   await withTransaction(pool, async (client) => {
     const sql =
       status === 'contained'
-        ? `UPDATE incidents SET status = 'contained', contained_at = now(), time_to_contain_ms = $2 WHERE id = $1 AND status = 'containing'`
-        : `UPDATE incidents SET status = 'recovered', recovered_at = now(), time_to_recover_ms = $2 WHERE id = $1 AND status <> 'recovered'`;
+        ? `UPDATE incidents SET status = 'contained', contained_at = now(), time_to_contain_ms = $2
+            WHERE id = $1 AND status = 'containing'`
+        : `UPDATE incidents SET status = 'recovered', recovered_at = now(), time_to_recover_ms = $2
+            WHERE id = $1 AND status <> 'recovered'`;
     const updated = await client.query(sql, [incidentId, Math.round(elapsedMs)]);
     if (updated.rowCount === 0) return;
     await appendAuditEvents(client, [
@@ -219,7 +223,8 @@ export async function releaseLegalHold(
         'has not recovered: its hold still stands, and the legal hold with it',
       );
     await client.query(
-      'UPDATE incident_holds SET legal_hold = false, legal_hold_released_at = now(), legal_hold_released_by = $2 WHERE incident_id = $1',
+      `UPDATE incident_holds
+          SET legal_hold = false, legal_hold_released_at = now(), legal_hold_released_by = $2 WHERE incident_id = $1`,
       [incidentId, release.by],
     );
     await appendAuditEvents(client, [

@@ -29,11 +29,13 @@ interface Row {
 
 export async function recordBreakerTransition(db: Queryable, t: BreakerTransition, by: string): Promise<void> {
   await db.query(
-    `INSERT INTO integration_health (integration_id, tenant_id, breaker_state, consecutive_failures, retry_at, last_error_code, updated_at, updated_by)
+    `INSERT INTO integration_health (integration_id, tenant_id, breaker_state, consecutive_failures, retry_at,
+       last_error_code, updated_at, updated_by)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      ON CONFLICT (integration_id) DO UPDATE SET
-       breaker_state = EXCLUDED.breaker_state, consecutive_failures = EXCLUDED.consecutive_failures, retry_at = EXCLUDED.retry_at,
-       last_error_code = EXCLUDED.last_error_code, updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by
+       breaker_state = EXCLUDED.breaker_state, consecutive_failures = EXCLUDED.consecutive_failures,
+       retry_at = EXCLUDED.retry_at, last_error_code = EXCLUDED.last_error_code,
+       updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by
      WHERE integration_health.updated_at <= EXCLUDED.updated_at`,
     [t.integrationId, t.tenantId, t.state, t.consecutiveFailures, t.retryAt, t.lastErrorCode, t.at, by],
   );

@@ -144,7 +144,8 @@ export async function updateIntegrationSettings(
     if (Object.keys(changed).length === 0) return current;
     // Both columns are written, so a row from before settings were stored keeps the profile's other value.
     await client.query(
-      'UPDATE integrations SET sync_interval_hours = $2, credential_rotation_days = $3, settings_overrides = $4 WHERE id = $1',
+      `UPDATE integrations SET sync_interval_hours = $2, credential_rotation_days = $3, settings_overrides = $4
+        WHERE id = $1`,
       [
         integrationId,
         change.syncIntervalHours ?? now.syncIntervalHours,

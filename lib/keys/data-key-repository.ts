@@ -29,7 +29,8 @@ export async function primaryDataKeyVersion(db: Queryable, tenantId: string): Pr
 
 export async function readDataKey(db: Queryable, tenantId: string, version: number): Promise<DataKeyRow | undefined> {
   const res = await db.query<DataKeyRow>(
-    `SELECT key_version, kek_id, kek_version, wrapped_key, status FROM data_keys WHERE tenant_id = $1 AND key_version = $2`,
+    `SELECT key_version, kek_id, kek_version, wrapped_key, status FROM data_keys
+        WHERE tenant_id = $1 AND key_version = $2`,
     [tenantId, version],
   );
   return res.rows[0];
@@ -59,7 +60,8 @@ export async function dataKeyVersionSummary(
   tenantId: string,
 ): Promise<{ max: number | null; primary: number | null } | undefined> {
   const { rows } = await client.query<{ max: number | null; primary: number | null }>(
-    `SELECT max(key_version) AS max, max(key_version) FILTER (WHERE status = 'primary') AS primary FROM data_keys WHERE tenant_id = $1`,
+    `SELECT max(key_version) AS max, max(key_version) FILTER (WHERE status = 'primary') AS primary
+        FROM data_keys WHERE tenant_id = $1`,
     [tenantId],
   );
   return rows[0];
@@ -80,7 +82,8 @@ export async function insertPrimaryDataKey(
   wrapped: WrappedKey,
 ): Promise<void> {
   await client.query(
-    `INSERT INTO data_keys (tenant_id, key_version, kek_id, kek_version, wrapped_key, status) VALUES ($1, $2, $3, $4, $5, 'primary')`,
+    `INSERT INTO data_keys (tenant_id, key_version, kek_id, kek_version, wrapped_key, status)
+        VALUES ($1, $2, $3, $4, $5, 'primary')`,
     [tenantId, keyVersion, wrapped.kekId, wrapped.kekVersion, wrapped.wrapped],
   );
 }
@@ -116,7 +119,8 @@ export async function destroyDataKeyVersions(
   keyVersions: number[],
 ): Promise<void> {
   await client.query(
-    `UPDATE data_keys SET status = 'destroyed', wrapped_key = NULL, destroyed_at = now() WHERE tenant_id = $1 AND key_version = ANY($2::int[])`,
+    `UPDATE data_keys SET status = 'destroyed', wrapped_key = NULL, destroyed_at = now()
+        WHERE tenant_id = $1 AND key_version = ANY($2::int[])`,
     [tenantId, keyVersions],
   );
 }

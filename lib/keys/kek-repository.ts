@@ -99,7 +99,8 @@ export async function kekVersionSummary(
   kekId: string,
 ): Promise<{ max: number; primary: number | null } | undefined> {
   const { rows } = await client.query<{ max: number; primary: number | null }>(
-    `SELECT max(version) AS max, max(version) FILTER (WHERE state = 'primary') AS primary FROM kek_versions WHERE kek_id = $1`,
+    `SELECT max(version) AS max, max(version) FILTER (WHERE state = 'primary') AS primary
+        FROM kek_versions WHERE kek_id = $1`,
     [kekId],
   );
   return rows[0];
@@ -162,7 +163,8 @@ export async function scheduleKekVersionDestroy(
   delaySeconds: number,
 ): Promise<Date> {
   const { rows } = await client.query<{ destroy_after: Date }>(
-    `UPDATE kek_versions SET state = 'destroy_scheduled', destroy_after = now() + make_interval(secs => $3), updated_at = now()
+    `UPDATE kek_versions SET state = 'destroy_scheduled', destroy_after = now() + make_interval(secs => $3),
+       updated_at = now()
       WHERE kek_id = $1 AND version = $2 RETURNING destroy_after`,
     [kekId, version, delaySeconds],
   );
@@ -176,7 +178,8 @@ export async function lockKekVersionForDestroy(
   version: number,
 ): Promise<{ state: KekVersionState; destroy_after: Date | null; due: boolean } | undefined> {
   const { rows } = await client.query<{ state: KekVersionState; destroy_after: Date | null; due: boolean }>(
-    `SELECT state, destroy_after, destroy_after <= now() AS due FROM kek_versions WHERE kek_id = $1 AND version = $2 FOR UPDATE`,
+    `SELECT state, destroy_after, destroy_after <= now() AS due FROM kek_versions WHERE kek_id = $1
+        AND version = $2 FOR UPDATE`,
     [kekId, version],
   );
   return rows[0];
@@ -184,7 +187,8 @@ export async function lockKekVersionForDestroy(
 
 export async function markKekVersionDestroyed(client: PoolClient, kekId: string, version: number): Promise<void> {
   await client.query(
-    `UPDATE kek_versions SET state = 'destroyed', destroyed_at = now(), updated_at = now() WHERE kek_id = $1 AND version = $2`,
+    `UPDATE kek_versions SET state = 'destroyed', destroyed_at = now(), updated_at = now()
+        WHERE kek_id = $1 AND version = $2`,
     [kekId, version],
   );
 }
@@ -207,7 +211,8 @@ export async function countWrappedKeys(
   const { rows } = await db.query<{ n: string }>(
     `SELECT (SELECT count(*) FROM data_keys WHERE kek_id = $1 AND kek_version ${op} $2 AND wrapped_key IS NOT NULL)
           + (SELECT count(*) FROM purpose_keys WHERE kek_id = $1 AND kek_version ${op} $2 AND wrapped_key IS NOT NULL)
-          + (SELECT count(*) FROM tenant_purpose_keys WHERE kek_id = $1 AND kek_version ${op} $2 AND wrapped_key IS NOT NULL) AS n`,
+          + (SELECT count(*) FROM tenant_purpose_keys WHERE kek_id = $1 AND kek_version ${op} $2
+            AND wrapped_key IS NOT NULL) AS n`,
     [kekId, v],
   );
   return Number(rows[0]?.n ?? 0);
@@ -235,7 +240,8 @@ export async function swapKekPrimaryBack(
   rotated: number,
 ): Promise<void> {
   await client.query(
-    `UPDATE kek_versions SET state = 'active', updated_at = now() WHERE kek_id = $1 AND version = $2 AND state = 'primary'`,
+    `UPDATE kek_versions SET state = 'active', updated_at = now() WHERE kek_id = $1 AND version = $2
+        AND state = 'primary'`,
     [kekId, rotated],
   );
   await client.query(

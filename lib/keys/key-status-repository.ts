@@ -26,10 +26,13 @@ export async function keyStatus(db: Queryable) {
     psk_kek: string | null;
     psk_status: string | null;
   }>(
-    `SELECT d.tenant_id, d.primary, d.decrypt_only, d.destroyed, p.kek_id || ' v' || p.kek_version AS psk_kek, p.status AS psk_status
+    `SELECT d.tenant_id, d.primary, d.decrypt_only, d.destroyed,
+            p.kek_id || ' v' || p.kek_version AS psk_kek, p.status AS psk_status
        FROM (SELECT tenant_id, max(key_version) FILTER (WHERE status = 'primary') AS primary,
-                    coalesce(array_agg(key_version ORDER BY key_version) FILTER (WHERE status = 'decrypt_only'), '{}') AS decrypt_only,
-                    coalesce(array_agg(key_version ORDER BY key_version) FILTER (WHERE status = 'destroyed'), '{}') AS destroyed
+                    coalesce(array_agg(key_version ORDER BY key_version) FILTER (WHERE status = 'decrypt_only'),
+                             '{}') AS decrypt_only,
+                    coalesce(array_agg(key_version ORDER BY key_version) FILTER (WHERE status = 'destroyed'),
+                             '{}') AS destroyed
                FROM data_keys GROUP BY tenant_id) d
        LEFT JOIN tenant_purpose_keys p ON p.tenant_id = d.tenant_id AND p.purpose = 'pseudonym'
       ORDER BY d.tenant_id`,
@@ -45,8 +48,11 @@ export async function keyStatus(db: Queryable) {
     previous: string | null;
     retired: number;
   }>(
-    `SELECT integration_id, max(kid) FILTER (WHERE state = 'current') AS current, max(kid) FILTER (WHERE state = 'successor') AS successor,
-            max(kid) FILTER (WHERE state = 'previous') AS previous, count(*) FILTER (WHERE state = 'retired')::int AS retired
+    `SELECT integration_id,
+            max(kid) FILTER (WHERE state = 'current') AS current,
+            max(kid) FILTER (WHERE state = 'successor') AS successor,
+            max(kid) FILTER (WHERE state = 'previous') AS previous,
+            count(*) FILTER (WHERE state = 'retired')::int AS retired
        FROM integration_signing_keys GROUP BY integration_id ORDER BY integration_id`,
   );
   const webhooks = await db.query<{
@@ -55,12 +61,15 @@ export async function keyStatus(db: Queryable) {
     previous: number | null;
     retired: number;
   }>(
-    `SELECT integration_id, max(version) FILTER (WHERE state = 'current') AS current, max(version) FILTER (WHERE state = 'previous') AS previous,
+    `SELECT integration_id,
+            max(version) FILTER (WHERE state = 'current') AS current,
+            max(version) FILTER (WHERE state = 'previous') AS previous,
             count(*) FILTER (WHERE state = 'retired')::int AS retired
        FROM webhook_secrets GROUP BY integration_id ORDER BY integration_id`,
   );
   const last = await db.query<{ kind: string; scope: string; action: string; occurred_at: Date }>(
-    `SELECT DISTINCT ON (details->>'kind', details->>'scope') details->>'kind' AS kind, details->>'scope' AS scope, action, occurred_at
+    `SELECT DISTINCT ON (details->>'kind', details->>'scope')
+            details->>'kind' AS kind, details->>'scope' AS scope, action, occurred_at
        FROM audit_events WHERE action IN ('key.rotation.completed', 'key.rotation.rolled_back')
       ORDER BY details->>'kind', details->>'scope', seq DESC`,
   );

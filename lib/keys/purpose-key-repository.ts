@@ -27,7 +27,8 @@ export async function readPurposeKey(
   version: number,
 ): Promise<PurposeKeyRow | undefined> {
   const { rows } = await db.query<PurposeKeyRow>(
-    `SELECT version, key_id, kek_id, kek_version, wrapped_key, public_jwk, status FROM purpose_keys WHERE purpose = $1 AND version = $2`,
+    `SELECT version, key_id, kek_id, kek_version, wrapped_key, public_jwk, status FROM purpose_keys
+        WHERE purpose = $1 AND version = $2`,
     [purpose, version],
   );
   return rows[0];
@@ -112,7 +113,8 @@ export async function readPseudonymKeyRow(
   version: number,
 ): Promise<PseudonymKeyRow | undefined> {
   const { rows } = await db.query<PseudonymKeyRow>(
-    `SELECT kek_id, kek_version, wrapped_key, status FROM tenant_purpose_keys WHERE tenant_id = $1 AND purpose = 'pseudonym' AND version = $2`,
+    `SELECT kek_id, kek_version, wrapped_key, status FROM tenant_purpose_keys WHERE tenant_id = $1
+        AND purpose = 'pseudonym' AND version = $2`,
     [tenantId, version],
   );
   return rows[0];
@@ -165,7 +167,8 @@ export async function samplePseudonymKeysWrappedUnder(
 ): Promise<Array<{ tenant_id: string; wrapped_key: Buffer }>> {
   const { rows } = await db.query<{ tenant_id: string; wrapped_key: Buffer }>(
     `SELECT tenant_id, wrapped_key FROM tenant_purpose_keys
-      WHERE purpose = 'pseudonym' AND kek_id = $1 AND kek_version = $2 AND wrapped_key IS NOT NULL ORDER BY random() LIMIT $3`,
+      WHERE purpose = 'pseudonym' AND kek_id = $1 AND kek_version = $2 AND wrapped_key IS NOT NULL
+        ORDER BY random() LIMIT $3`,
     [kekId, kekVersion, sampleSize],
   );
   return rows;

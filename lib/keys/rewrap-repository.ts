@@ -24,11 +24,13 @@ const stale = (table: WrappedKeyTable, columns: string, order: string): string =
 const STATEMENTS: Record<WrappedKeyTable, { select: string; update: string }> = {
   data_keys: {
     select: stale('data_keys', 'tenant_id, key_version', 'tenant_id, key_version'),
-    update: `UPDATE data_keys SET kek_version = $3, wrapped_key = $4, rewrapped_at = now() WHERE tenant_id = $1 AND key_version = $2`,
+    update: `UPDATE data_keys SET kek_version = $3, wrapped_key = $4, rewrapped_at = now()
+        WHERE tenant_id = $1 AND key_version = $2`,
   },
   purpose_keys: {
     select: stale('purpose_keys', 'purpose, version, key_id', 'purpose, version'),
-    update: `UPDATE purpose_keys SET kek_version = $3, wrapped_key = $4, rewrapped_at = now() WHERE purpose = $1 AND version = $2`,
+    update: `UPDATE purpose_keys SET kek_version = $3, wrapped_key = $4, rewrapped_at = now()
+        WHERE purpose = $1 AND version = $2`,
   },
   tenant_purpose_keys: {
     select: stale('tenant_purpose_keys', 'tenant_id, purpose, version', 'tenant_id, purpose, version'),

@@ -22,7 +22,8 @@ export async function advanceCheckpoint(
     `INSERT INTO sync_checkpoints AS s (tenant_id, integration_id, resource_type, high_water, updated_by_run)
      VALUES ($1, $2, $3, $4, $5)
      ON CONFLICT (tenant_id, integration_id, resource_type) DO UPDATE
-       SET high_water = GREATEST(s.high_water, EXCLUDED.high_water), updated_at = now(), updated_by_run = EXCLUDED.updated_by_run
+       SET high_water = GREATEST(s.high_water, EXCLUDED.high_water), updated_at = now(),
+         updated_by_run = EXCLUDED.updated_by_run
      RETURNING high_water`,
     [c.tenantId, c.integrationId, c.resourceType, c.highWater, c.runId],
   );

@@ -27,7 +27,8 @@ export async function upsertRecords(
   const unique = latestPerId(records);
   if (unique.length === 0) return { inserted: 0, updated: 0, unchanged: 0 };
   const res = await client.query<{ inserted: boolean }>(
-    `INSERT INTO records AS r (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated, patient_pseudonym, key_version, ciphertext)
+    `INSERT INTO records AS r (tenant_id, integration_id, resource_type, resource_id, version_id,
+       last_updated, patient_pseudonym, key_version, ciphertext)
      SELECT $1, $2, $3, t.resource_id, t.version_id, t.last_updated, t.patient_pseudonym, t.key_version, t.ciphertext
        FROM unnest($4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::int[], $9::bytea[])
          AS t(resource_id, version_id, last_updated, patient_pseudonym, key_version, ciphertext)

@@ -119,7 +119,8 @@ export async function connectedRoleStanding(
   client: pg.Client,
 ): Promise<{ member: boolean; superuser: boolean } | undefined> {
   const res = await client.query<{ member: boolean; superuser: boolean }>(
-    "SELECT pg_has_role(current_user, $1, 'USAGE') AS member, rolsuper AS superuser FROM pg_roles WHERE rolname = current_user",
+    `SELECT pg_has_role(current_user, $1, 'USAGE') AS member, rolsuper AS superuser FROM pg_roles
+        WHERE rolname = current_user`,
     [APP_GROUP_ROLE],
   );
   return res.rows[0];

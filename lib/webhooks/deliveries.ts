@@ -39,7 +39,8 @@ export async function storeDelivery(
 ): Promise<StoreOutcome> {
   return withTransaction(pool, async (client) => {
     const inserted = await client.query(
-      `INSERT INTO webhook_deliveries (tenant_id, integration_id, webhook_id, event_type, resource_types, entry_count, body_bytes)
+      `INSERT INTO webhook_deliveries (tenant_id, integration_id, webhook_id, event_type, resource_types,
+         entry_count, body_bytes)
        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (integration_id, webhook_id) DO NOTHING`,
       [
         target.tenantId,
@@ -53,7 +54,8 @@ export async function storeDelivery(
     );
     if (inserted.rowCount === 0) {
       const prior = await client.query<{ signalled: boolean }>(
-        'SELECT signalled_at IS NOT NULL AS signalled FROM webhook_deliveries WHERE integration_id = $1 AND webhook_id = $2',
+        `SELECT signalled_at IS NOT NULL AS signalled FROM webhook_deliveries
+            WHERE integration_id = $1 AND webhook_id = $2`,
         [target.integrationId, d.webhookId],
       );
       return { stored: false, signalled: prior.rows[0]?.signalled ?? true };
@@ -85,7 +87,8 @@ export async function storeDelivery(
 /** The delta-sync workflow has the notification (or needs none: handshakes, heartbeats). */
 export async function markDeliverySignalled(db: Queryable, integrationId: string, webhookId: string): Promise<void> {
   await db.query(
-    'UPDATE webhook_deliveries SET signalled_at = now() WHERE integration_id = $1 AND webhook_id = $2 AND signalled_at IS NULL',
+    `UPDATE webhook_deliveries SET signalled_at = now() WHERE integration_id = $1
+        AND webhook_id = $2 AND signalled_at IS NULL`,
     [integrationId, webhookId],
   );
 }
@@ -148,7 +151,8 @@ export async function deliverySummary(
   integrationId: string,
 ): Promise<{ deliveries: number; unsignalled: number; lastReceivedAt: Date | null }> {
   const counts = await db.query<{ deliveries: string; unsignalled: string; last: Date | null }>(
-    `SELECT count(*)::text AS deliveries, count(*) FILTER (WHERE signalled_at IS NULL)::text AS unsignalled, max(received_at) AS last
+    `SELECT count(*)::text AS deliveries, count(*) FILTER (WHERE signalled_at IS NULL)::text AS unsignalled,
+       max(received_at) AS last
        FROM webhook_deliveries WHERE integration_id = $1`,
     [integrationId],
   );

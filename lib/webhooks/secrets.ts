@@ -45,7 +45,8 @@ export async function listWebhookSecrets(db: Queryable, integrationId: string): 
     created_at: Date;
     retired_at: Date | null;
   }>(
-    'SELECT version, secret_ref, state, created_at, retired_at FROM webhook_secrets WHERE integration_id = $1 ORDER BY version',
+    `SELECT version, secret_ref, state, created_at, retired_at FROM webhook_secrets
+        WHERE integration_id = $1 ORDER BY version`,
     [integrationId],
   );
   return rows.map((r) => ({
@@ -113,7 +114,8 @@ export async function addWebhookSecret(
       const current = locked.secrets.find((s) => s.state === 'current');
       const ref = opts.secretRef ?? (await generateSecretFile(opts.secretsDir, integrationId, version));
       await client.query(
-        `UPDATE webhook_secrets SET state = 'retired', retired_at = now() WHERE integration_id = $1 AND state = 'previous'`,
+        `UPDATE webhook_secrets SET state = 'retired', retired_at = now() WHERE integration_id = $1
+            AND state = 'previous'`,
         [integrationId],
       );
       if (current)

@@ -304,7 +304,8 @@ describe('the full verifier on tampered copies (superuser attacker, triggers dis
       await tamper(
         owner,
         `UPDATE audit_events e SET actor = u.actor, prev_hash = u.prev_hash, hash = u.hash
-         FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[]) AS u(seq, actor, prev_hash, hash) WHERE e.seq = u.seq;
+         FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[]) AS u(seq, actor, prev_hash, hash)
+           WHERE e.seq = u.seq;
        `.trim(),
         [updates.map((u) => u[0]), updates.map((u) => u[1]), updates.map((u) => u[2]), updates.map((u) => u[3])],
       );
@@ -387,7 +388,8 @@ describe('ehrctl audit', () => {
     expect(ok.stdout).toMatch(/checkpoints intact: 4 signed checkpoints .* covers seq 1\.\.200/);
     await tamper(
       owner,
-      `DELETE FROM audit_events WHERE seq > 180; UPDATE audit_head SET seq = 180, hash = (SELECT hash FROM audit_events WHERE seq = 180)`,
+      `DELETE FROM audit_events WHERE seq > 180; UPDATE audit_head
+          SET seq = 180, hash = (SELECT hash FROM audit_events WHERE seq = 180)`,
     );
     const broken = await ehrctl(['audit', 'verify', '--json'], {
       DATABASE_URL: url,
@@ -439,7 +441,8 @@ describe('ehrctl audit', () => {
       .rows[0]!.h;
     expect(body).toBe(
       'seq,occurredAt,actor,action,outcome,tenantId,integrationId,correlationId,details,hash\r\n' +
-        `2,2024-11-02T00:00:00.000Z,'=cmd|x,record.upserted,success,tenant-b,int-1,corr-2,"{""note"": ""a \\""quoted\\"", comma\\nline""}",${hash}\r\n`,
+        `2,2024-11-02T00:00:00.000Z,'=cmd|x,record.upserted,success,tenant-b,int-1,corr-2,"{""note"": ` +
+        `""a \\""quoted\\"", comma\\nline""}",${hash}\r\n`,
     );
     expect(
       (

@@ -101,7 +101,8 @@ describe('incident recovery', () => {
       { webhookId: uniqueId('wh'), resourceTypes: ['Patient'] },
       { debounceSeconds: 3600 },
     );
-    const running = `IntegrationId = '${integrationId}' AND WorkflowType = 'webhookDeltaSync' AND ExecutionStatus = 'Running'`;
+    const running =
+      `IntegrationId = '${integrationId}' AND WorkflowType = 'webhookDeltaSync' AND ` + `ExecutionStatus = 'Running'`;
     await expect
       .poll(async () => (await client.workflow.count(running)).count, { timeout: 30_000, interval: 200 })
       .toBe(1);

@@ -52,7 +52,8 @@ describe('circuit breaker', () => {
     const transitions = async () =>
       (
         await harness.pool.query<{ action: string }>(
-          "SELECT action FROM audit_events WHERE integration_id = $1 AND action LIKE 'integration.circuit_%' ORDER BY seq",
+          `SELECT action FROM audit_events WHERE integration_id = $1
+              AND action LIKE 'integration.circuit_%' ORDER BY seq`,
           [integrationId],
         )
       ).rows.map((r) => r.action);
@@ -74,7 +75,8 @@ describe('circuit breaker', () => {
     // While open, an attempt was refused here (audited) instead of reaching the vendor: the vendor
     // saw the 3 failed searches and then only the pages.
     const calls = await harness.pool.query<{ error_code: string | null }>(
-      "SELECT details->>'errorCode' AS error_code FROM audit_events WHERE integration_id = $1 AND action = 'vendor.call' ORDER BY seq",
+      `SELECT details->>'errorCode' AS error_code FROM audit_events WHERE integration_id = $1
+          AND action = 'vendor.call' ORDER BY seq`,
       [integrationId],
     );
     expect(calls.rows.filter((r) => r.error_code === 'VENDOR_CIRCUIT_OPEN').length).toBeGreaterThanOrEqual(1);

@@ -55,7 +55,8 @@ const decode = (headers: Record<string, string>, body: unknown = toWire(encrypte
 
 async function auditRows(sub: string, outcome: 'success' | 'failure') {
   const res = await pool.query<{ actor: string; details: Record<string, unknown> }>(
-    `SELECT actor, details FROM audit_events WHERE action = 'codec.decode' AND actor = $1 AND outcome = $2 ORDER BY seq`,
+    `SELECT actor, details FROM audit_events WHERE action = 'codec.decode' AND actor = $1
+        AND outcome = $2 ORDER BY seq`,
     [sub, outcome],
   );
   return res.rows;

@@ -399,7 +399,8 @@ describe('ehrctl audit verify', () => {
     await tamper(
       url,
       sql.includes('CASE')
-        ? `UPDATE audit_events SET seq = -seq WHERE seq IN (4, 5); UPDATE audit_events SET seq = CASE seq WHEN -4 THEN 5 ELSE 4 END WHERE seq IN (-4, -5)`
+        ? `UPDATE audit_events SET seq = -seq WHERE seq IN (4, 5); UPDATE audit_events
+            SET seq = CASE seq WHEN -4 THEN 5 ELSE 4 END WHERE seq IN (-4, -5)`
         : sql,
     );
     const res = await ehrctl(['audit', 'verify'], { DATABASE_URL: url });

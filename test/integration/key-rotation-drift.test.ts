@@ -22,7 +22,8 @@ import { registerSandboxTenant, useSyncHarness } from './support.js';
 
 const harness = useSyncHarness({ sandbox: { seed: 43, size: 40 }, config: { EHR_SYNC_PAGE_SIZE: '25' } });
 const CONSTRAINT = 'records_key_version_is_header';
-const RAISE_ONE = `UPDATE records SET key_version = key_version + 1 WHERE tenant_id = $1 AND resource_type = 'Patient' AND resource_id = $2`;
+const RAISE_ONE = `UPDATE records SET key_version = key_version + 1 WHERE tenant_id = $1
+    AND resource_type = 'Patient' AND resource_id = $2`;
 
 async function syncedTenant(): Promise<{ tenantId: string; stored: number }> {
   const types = { resourceTypes: ['Patient', 'Observation'] };
@@ -33,7 +34,8 @@ async function syncedTenant(): Promise<{ tenantId: string; stored: number }> {
 }
 
 async function firstRecordId(tenantId: string): Promise<string> {
-  const sql = `SELECT resource_id FROM records WHERE tenant_id = $1 AND resource_type = 'Patient' ORDER BY resource_id LIMIT 1`;
+  const sql = `SELECT resource_id FROM records WHERE tenant_id = $1 AND resource_type = 'Patient'
+      ORDER BY resource_id LIMIT 1`;
   const { rows } = await harness.pool.query<{ resource_id: string }>(sql, [tenantId]);
   return rows[0]!.resource_id;
 }

@@ -178,7 +178,8 @@ async function expectPatientPseudonymsReproduce(tenantId: string): Promise<numbe
   const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
   const keyring = new TenantKeyring({ pool: harness.pool, kek });
   const { rows } = await harness.pool.query<{ resource_id: string; patient_pseudonym: string }>(
-    `SELECT resource_id, patient_pseudonym FROM records WHERE tenant_id = $1 AND resource_type = 'Patient' ORDER BY resource_id LIMIT 10`,
+    `SELECT resource_id, patient_pseudonym FROM records WHERE tenant_id = $1
+        AND resource_type = 'Patient' ORDER BY resource_id LIMIT 10`,
     [tenantId],
   );
   expect(rows.length).toBeGreaterThan(0);
@@ -250,7 +251,8 @@ describe('key rotation workflows under sync load', () => {
         ),
       ).rejects.toThrow(/below the decryption floor/);
       const audited = await harness.pool.query<{ action: string }>(
-        `SELECT DISTINCT action FROM audit_events WHERE correlation_id LIKE 'key-rotation/kek/global/%' AND actor = 'test:key-rotation'`,
+        `SELECT DISTINCT action FROM audit_events
+            WHERE correlation_id LIKE 'key-rotation/kek/global/%' AND actor = 'test:key-rotation'`,
       );
       expect(audited.rows.map((r) => r.action)).toEqual(
         expect.arrayContaining([
@@ -340,7 +342,8 @@ describe('key rotation workflows under sync load', () => {
       );
       expect(second.outcome).toBe('completed');
       const keys = await harness.pool.query<{ key_version: number; status: string; wrapped: boolean }>(
-        'SELECT key_version, status, wrapped_key IS NOT NULL AS wrapped FROM data_keys WHERE tenant_id = $1 ORDER BY key_version',
+        `SELECT key_version, status, wrapped_key IS NOT NULL AS wrapped FROM data_keys
+            WHERE tenant_id = $1 ORDER BY key_version`,
         [tenantId],
       );
       expect(keys.rows).toEqual([
@@ -472,7 +475,8 @@ describe('key rotation workflows under sync load', () => {
   );
 
   it(
-    'signing key: a fault before the old key is retired makes it sign again; the new one is retired after the caches turn over',
+    'signing key: a fault before the old key is retired makes it sign again; ' +
+      'the new one is retired after the caches turn over',
     { timeout: 180_000 },
     async () => {
       const { tenantId, integrationId, oldKid } = await jwksIntegration();

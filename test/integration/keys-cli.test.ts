@@ -88,9 +88,8 @@ describe('ehrctl keys', () => {
       const next = parsed.scheduled.find((s) => s.id === `key-rotation/tenant-dek/${tenantId}`)?.next;
       expect(Date.parse(next ?? '')).toBeGreaterThan(Date.now());
       const text = await ehrctl(['keys', 'status']);
-      expect(text.stdout).toMatch(
-        /key-encryption keys[\s\S]*tenant data keys[\s\S]*integration signing keys[\s\S]*webhook secrets[\s\S]*scheduled rotations/,
-      );
+      const sections = ['key-encryption keys', 'tenant data keys', 'integration signing keys', 'webhook secrets'];
+      expect(text.stdout).toMatch(new RegExp([...sections, 'scheduled rotations'].join('[\\s\\S]*')));
     } finally {
       await harness.temporal.client.schedule.getHandle(`key-rotation/tenant-dek/${tenantId}`).delete();
     }
@@ -107,7 +106,8 @@ describe('ehrctl keys', () => {
       expect(res.code).toBe(1);
       expect(res.stdout).toContain('outcome: rolled-back');
       const reason =
-        'step retireTenantDek failed with TEST_INJECTED_FAULT: injected fault in retireTenantDek; the previous key is in use again';
+        'step retireTenantDek failed with TEST_INJECTED_FAULT: injected fault in retireTenantDek; ' +
+        'the previous key is in use again';
       expect(res.stderr).toMatch(
         new RegExp(`^ehrctl: key rotation key-rotation/tenant-dek/${tenantId}/\\S+ rolled back: ${reason}\\n$`),
       );

@@ -107,14 +107,16 @@ describe('the migration job', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(
       new RegExp(
-        `migrate: [1-9]\\d* migration\\(s\\) applied; application role ${appRole} ready; Temporal role ${temporalRole} ready`,
+        `migrate: [1-9]\\d* migration\\(s\\) applied; application role ${appRole} ready; ` +
+          `Temporal role ${temporalRole} ready`,
       ),
     );
     for (const secret of [firstPassword, temporalPassword]) expect(run.stdout + run.stderr).not.toContain(secret);
 
     await asService(app, async (c) => {
       const me = await c.query<{ user: string; su: boolean; member: boolean }>(
-        "SELECT current_user AS user, rolsuper AS su, pg_has_role(current_user, 'ehr_app', 'USAGE') AS member FROM pg_roles WHERE rolname = current_user",
+        `SELECT current_user AS user, rolsuper AS su, pg_has_role(current_user, 'ehr_app', 'USAGE') AS member
+           FROM pg_roles WHERE rolname = current_user`,
       );
       expect(me.rows[0]).toEqual({ user: appRole, su: false, member: true });
       // The only event so far: the secret roots the definer functions will check stored references against.

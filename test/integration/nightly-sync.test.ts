@@ -53,7 +53,8 @@ describe('nightly sync', () => {
     // Spot samples: decrypting gives back the sandbox's resource after minimisation.
     const keyring = new TenantKeyring({ pool: harness.pool, kek: await LocalKekProvider.load(testEnv().kekDir) });
     const samples = await harness.pool.query<{ resource_type: string; resource_id: string; ciphertext: Buffer }>(
-      `SELECT resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2 ORDER BY md5(resource_id) LIMIT 12`,
+      `SELECT resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1
+          AND integration_id = $2 ORDER BY md5(resource_id) LIMIT 12`,
       [tenantId, integrationId],
     );
     expect(samples.rows.length).toBe(12);
@@ -190,7 +191,8 @@ describe('vendor throttling and outages', () => {
     expect(report.outcome).toBe('completed');
     expect(report.totals.fetched).toBe((await sandboxManifest(harness.sandbox, 'Condition')).length);
     const failures = await harness.pool.query<{ code: string }>(
-      `SELECT details->>'errorCode' AS code FROM audit_events WHERE integration_id = $1 AND action = 'vendor.call' AND outcome = 'failure' ORDER BY seq`,
+      `SELECT details->>'errorCode' AS code FROM audit_events WHERE integration_id = $1
+          AND action = 'vendor.call' AND outcome = 'failure' ORDER BY seq`,
       [integrationId],
     );
     expect(failures.rows.map((r) => r.code)).toEqual(['VENDOR_UNAVAILABLE', 'VENDOR_RATE_LIMITED']);

@@ -117,7 +117,8 @@ describe('rotation keeps every existing record and history readable', () => {
       await worker.stop();
     }
     const audit = await harness.pool.query<{ action: string }>(
-      `SELECT DISTINCT action FROM audit_events WHERE action LIKE 'key.%' AND correlation_id LIKE ANY (ARRAY['payload-%', 'kek-%', 'rewrap-%', 'floor-%'])`,
+      `SELECT DISTINCT action FROM audit_events WHERE action LIKE 'key.%'
+          AND correlation_id LIKE ANY (ARRAY['payload-%', 'kek-%', 'rewrap-%', 'floor-%'])`,
     );
     expect(audit.rows.map((r) => r.action).length).toBeGreaterThanOrEqual(3);
   });

@@ -46,7 +46,8 @@ async function expectNothingLeft(mark: string): Promise<void> {
 describe('the test run global setup', () => {
   it('stops the Temporal dev server it spawned when PostgreSQL fails before Temporal is ready', async () => {
     const mark = markProcesses();
-    process.env.DATABASE_URL = `postgresql://nobody:nothing@127.0.0.1:${await randomFreePort()}/none`; // nothing listens
+    // nothing listens
+    process.env.DATABASE_URL = `postgresql://nobody:nothing@127.0.0.1:${await randomFreePort()}/none`;
     delete process.env.TEMPORAL_ADDRESS;
     process.env.TEMPORAL_CLI = FAKE_TEMPORAL;
     process.env.FAKE_TEMPORAL_FAIL_AFTER_MS = '120000'; // a dev server that hangs without answering

@@ -91,7 +91,8 @@ async function failsNonRetryably(handle: WorkflowHandle, type: string, message: 
 
 async function failedCallCodes(integrationId: string): Promise<string[]> {
   const res = await harness.pool.query<{ code: string }>(
-    `SELECT details->>'errorCode' AS code FROM audit_events WHERE integration_id = $1 AND action = 'vendor.call' AND outcome = 'failure' ORDER BY seq`,
+    `SELECT details->>'errorCode' AS code FROM audit_events WHERE integration_id = $1
+        AND action = 'vendor.call' AND outcome = 'failure' ORDER BY seq`,
     [integrationId],
   );
   return res.rows.map((r) => r.code);
@@ -228,7 +229,8 @@ describe('faults that stop the sync with a named, non-retryable failure and noth
   for (const kind of ['truncated-body', 'malformed-json'] as const) {
     it(`a ${kind} second page: the first page stays exactly, nothing of the second is written`, async () => {
       const t = await integrationFor(['Condition']);
-      await fault({ kind: 'slow', delayMs: 0, resourceType: 'Condition', times: 1 }); // lets the first page through untouched
+      // lets the first page through untouched
+      await fault({ kind: 'slow', delayMs: 0, resourceType: 'Condition', times: 1 });
       await fault({ kind, resourceType: 'Condition', times: 1 });
       await failsNonRetryably(await start(t), 'VENDOR_DATA_MALFORMED', /malformed Condition page/);
       const stored = await storedVersions(harness.pool, t.tenantId, t.integrationId, 'Condition');
@@ -316,7 +318,8 @@ describe('scopes the vendor narrows', () => {
     expect(after.get('Condition')).toBe(before.get('Condition'));
     expect(after.get('Patient')).not.toBe(before.get('Patient'));
     const audited = await harness.pool.query<{ details: { skipped?: unknown[] } }>(
-      `SELECT details FROM audit_events WHERE integration_id = $1 AND action = 'sync.completed' ORDER BY seq DESC LIMIT 1`,
+      `SELECT details FROM audit_events WHERE integration_id = $1 AND action = 'sync.completed'
+          ORDER BY seq DESC LIMIT 1`,
       [t.integrationId],
     );
     expect(audited.rows[0]?.details.skipped).toEqual([

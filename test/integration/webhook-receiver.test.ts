@@ -91,7 +91,8 @@ async function deliveries(
   integrationId: string,
 ): Promise<Array<{ webhook_id: string; resource_types: string[]; signalled: boolean }>> {
   const res = await harness.pool.query<{ webhook_id: string; resource_types: string[]; signalled: boolean }>(
-    'SELECT webhook_id, resource_types, signalled_at IS NOT NULL AS signalled FROM webhook_deliveries WHERE integration_id = $1 ORDER BY id',
+    `SELECT webhook_id, resource_types, signalled_at IS NOT NULL AS signalled
+        FROM webhook_deliveries WHERE integration_id = $1 ORDER BY id`,
     [integrationId],
   );
   return res.rows;
@@ -208,7 +209,8 @@ describe('webhook receiver', () => {
   );
 
   it(
-    'refuses with 503 + Retry-After while an incident holds the scope; another tenant is accepted; the redelivery after recovery is',
+    'refuses with 503 + Retry-After while an incident holds the scope; another tenant is accepted; ' +
+      'the redelivery after recovery is',
     { timeout: 60_000 },
     async () => {
       const held = await webhookIntegration();

@@ -149,8 +149,10 @@ describe('the application role', () => {
     await createTenant(app, { id: tenant, name: 'Roles Clinic' }, ctx);
     // Integrations are created by the owner here: the app role creates them only through register_integration.
     await admin.query(
-      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-       VALUES ($1, $2, 'sandbox', 'https://x.test/fhir', 'https://x.test/token', 'client', 'ES384', 'kid-1', '{}', 'file:k.pem', ARRAY['Observation'])`,
+      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg,
+         signing_kid, public_jwk, private_key_ref, resource_types)
+       VALUES ($1, $2, 'sandbox', 'https://x.test/fhir', 'https://x.test/token', 'client', 'ES384', 'kid-1',
+         '{}', 'file:k.pem', ARRAY['Observation'])`,
       [`${tenant}-i`, tenant],
     );
     const rec = (v: string) => ({
@@ -196,8 +198,10 @@ describe('fail closed: when the audit row cannot be written, the change it recor
     const tenant = uniqueId('cap');
     await createTenant(app, { id: tenant, name: 'Cap Clinic' }, ctx);
     await admin.query(
-      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-       VALUES ($1, $2, 'sandbox', 'https://x.test/fhir', 'https://x.test/token', 'client', 'ES384', 'kid-1', '{}', 'file:k.pem', ARRAY['Observation'])`,
+      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg,
+         signing_kid, public_jwk, private_key_ref, resource_types)
+       VALUES ($1, $2, 'sandbox', 'https://x.test/fhir', 'https://x.test/token', 'client', 'ES384', 'kid-1',
+         '{}', 'file:k.pem', ARRAY['Observation'])`,
       [`${tenant}-i`, tenant],
     );
     const headBefore = (await app.query('SELECT seq::text AS seq FROM audit_head')).rows[0];

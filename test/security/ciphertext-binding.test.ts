@@ -43,16 +43,19 @@ async function storeRecord(ctx: RecordContext): Promise<void> {
   const dek = await keyring.primaryDataKey(ctx.tenantId, audit);
   const ciphertext = encryptRecord(dek, ctx, syntheticResource(ctx));
   await pool.query(
-    `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated, key_version, ciphertext)
+    `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated,
+       key_version, ciphertext)
      VALUES ($1, $2, $3, $4, '1', now(), $5, $6)
-     ON CONFLICT (tenant_id, integration_id, resource_type, resource_id) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, key_version = EXCLUDED.key_version`,
+     ON CONFLICT (tenant_id, integration_id, resource_type, resource_id) DO UPDATE
+       SET ciphertext = EXCLUDED.ciphertext, key_version = EXCLUDED.key_version`,
     [ctx.tenantId, ctx.integrationId, ctx.resourceType, ctx.resourceId, dek.version, ciphertext],
   );
 }
 
 async function readCiphertext(ctx: RecordContext): Promise<Buffer> {
   const { rows } = await pool.query<{ ciphertext: Buffer }>(
-    'SELECT ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3 AND resource_id = $4',
+    `SELECT ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2
+        AND resource_type = $3 AND resource_id = $4`,
     [ctx.tenantId, ctx.integrationId, ctx.resourceType, ctx.resourceId],
   );
   return rows[0]!.ciphertext;
@@ -83,7 +86,8 @@ beforeAll(async () => {
     const [tenantId, id] = pair.split('/');
     await db.ownerPool.query(
       `INSERT INTO integrations
-         (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
+         (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk,
+          private_key_ref, resource_types)
        VALUES ($1, $2, 'sandbox', 'http://127.0.0.1:1/fhir', 'http://127.0.0.1:1/token', 'client', 'ES384', 'kid', '{}',
                'file:/nonexistent', ARRAY['Patient','Observation'])`,
       [id, tenantId],

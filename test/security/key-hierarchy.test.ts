@@ -55,7 +55,8 @@ async function storeBatch(keyring: TenantKeyring, tag: string, n: number): Promi
       const rc = { tenantId, integrationId: `${tenantId}-int`, resourceType: 'Observation', resourceId: `${tag}-${i}` };
       const text = `synthetic ${tag} ${i}`;
       await pool.query(
-        `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated, key_version, ciphertext)
+        `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated,
+           key_version, ciphertext)
          VALUES ($1, $2, $3, $4, '1', now(), $5, $6)`,
         [
           tenantId,
@@ -77,7 +78,8 @@ async function readAll(keyring: TenantKeyring, tenantId?: string): Promise<Array
   const out: Array<string | Error> = [];
   for (const r of wanted) {
     const { rows } = await pool.query<{ ciphertext: Buffer }>(
-      'SELECT ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3 AND resource_id = $4',
+      `SELECT ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2
+          AND resource_type = $3 AND resource_id = $4`,
       [r.ctx.tenantId, r.ctx.integrationId, r.ctx.resourceType, r.ctx.resourceId],
     );
     try {
@@ -101,8 +103,10 @@ beforeAll(async () => {
   for (const t of TENANTS) {
     await db.ownerPool.query(
       `INSERT INTO integrations
-         (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-       VALUES ($1, $2, 'sandbox', 'https://vendor.invalid/fhir', 'https://vendor.invalid/token', 'client', 'ES384', 'kid',
+         (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk,
+          private_key_ref, resource_types)
+       VALUES ($1, $2, 'sandbox', 'https://vendor.invalid/fhir', 'https://vendor.invalid/token', 'client',
+         'ES384', 'kid',
                '{}'::jsonb, 'env:NONE', ARRAY['Observation'])`,
       [`${t}-int`, t],
     );
@@ -198,7 +202,8 @@ describe('key hierarchy', () => {
 
     // Only wrapped: the key bytes appear nowhere in the database.
     const dump = await pool.query<{ t: string }>(
-      `SELECT (SELECT string_agg(row_to_json(p)::text || encode(coalesce(p.wrapped_key, ''::bytea), 'hex'), '') FROM purpose_keys p)
+      `SELECT (SELECT string_agg(row_to_json(p)::text || encode(coalesce(p.wrapped_key, ''::bytea), 'hex'),
+         '') FROM purpose_keys p)
            || (SELECT string_agg(row_to_json(a)::text, '') FROM audit_events a) AS t`,
     );
     for (const enc of ['hex', 'base64', 'base64url'] as const)
@@ -328,7 +333,8 @@ describe('key hierarchy', () => {
     // Shredding is idempotent and audited each time.
     expect(await admin.destroyTenantKeys('tenant-a', ctx('shred-again'))).toEqual({ destroyed: [] });
     const ev = await pool.query(
-      `SELECT actor, outcome, details FROM audit_events WHERE action = 'key.dek.destroyed' AND tenant_id = 'tenant-a' ORDER BY seq`,
+      `SELECT actor, outcome, details FROM audit_events WHERE action = 'key.dek.destroyed'
+          AND tenant_id = 'tenant-a' ORDER BY seq`,
     );
     expect(ev.rows[0]).toEqual({
       actor: 'user:key-admin-test',

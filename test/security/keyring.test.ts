@@ -210,7 +210,8 @@ describe('TenantKeyring', () => {
 
     async function pseudonymRow(tenantId: string) {
       const { rows } = await pool.query<{ status: string; wrapped_key: Buffer | null; kek_version: number }>(
-        `SELECT status, wrapped_key, kek_version FROM tenant_purpose_keys WHERE tenant_id = $1 AND purpose = 'pseudonym'`,
+        `SELECT status, wrapped_key, kek_version FROM tenant_purpose_keys WHERE tenant_id = $1
+            AND purpose = 'pseudonym'`,
         [tenantId],
       );
       return rows;
@@ -323,7 +324,8 @@ describe('TenantKeyring', () => {
       ).rejects.toBeInstanceOf(DecryptionError);
       // Through the keyring: the pseudonym key's bytes planted as DEK v2 are refused…
       await pool.query(
-        `INSERT INTO data_keys (tenant_id, key_version, kek_id, kek_version, wrapped_key, status) VALUES ('tenant-aad', 2, $1, $2, $3, 'decrypt_only')`,
+        `INSERT INTO data_keys (tenant_id, key_version, kek_id, kek_version, wrapped_key, status)
+            VALUES ('tenant-aad', 2, $1, $2, $3, 'decrypt_only')`,
         [psk.kek_id, psk.kek_version, psk.wrapped_key],
       );
       await expect(new TenantKeyring({ pool, kek }).dataKey('tenant-aad', 2)).rejects.toBeInstanceOf(DecryptionError);
@@ -358,7 +360,8 @@ describe('TenantKeyring', () => {
         );
         await pool.query(
           `INSERT INTO data_keys (tenant_id, key_version, kek_id, kek_version, wrapped_key, status)
-              SELECT tenant_id, $1, kek_id, kek_version, wrapped_key, 'primary' FROM data_keys WHERE tenant_id = 'tenant-sweep' AND key_version = 1`,
+              SELECT tenant_id, $1, kek_id, kek_version, wrapped_key, 'primary' FROM data_keys
+                WHERE tenant_id = 'tenant-sweep' AND key_version = 1`,
           [v],
         );
       }
@@ -366,7 +369,8 @@ describe('TenantKeyring', () => {
       // A vendor write queued during an incident, encrypted under v2 (re-encryption does not move the queue).
       await db.ownerPool.query(
         `INSERT INTO integrations
-           (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
+           (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk,
+            private_key_ref, resource_types)
          VALUES ('sweep-int', 'tenant-sweep', 'sandbox', 'https://vendor.invalid/fhir', 'https://vendor.invalid/token',
                  'client', 'ES384', 'kid', '{}'::jsonb, 'env:NONE', ARRAY['Observation'])`,
       );
@@ -378,7 +382,8 @@ describe('TenantKeyring', () => {
         Buffer.from('{}'),
       );
       await pool.query(
-        `INSERT INTO pending_vendor_actions (tenant_id, integration_id, method, resource_type, idempotency_key, ciphertext, queued_by)
+        `INSERT INTO pending_vendor_actions (tenant_id, integration_id, method, resource_type,
+           idempotency_key, ciphertext, queued_by)
          VALUES ('tenant-sweep', 'sweep-int', 'create', 'Observation', 'idem-1', $1, 'test')`,
         [queued],
       );

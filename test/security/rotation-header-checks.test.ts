@@ -43,7 +43,8 @@ beforeAll(async () => {
   admin = new KeyAdmin({ pool, kek, destroyDelaySeconds: 0, forget: { tenant: (t) => keyring.forget(t) } });
   for (const t of ['tenant-drift', 'tenant-refuse', 'tenant-owner']) {
     await db.ownerPool.query(
-      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk,
+      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg,
+         signing_kid, public_jwk,
                                 private_key_ref, resource_types)
        VALUES ($1, $2, 'sandbox', 'http://127.0.0.1:1/fhir', 'http://127.0.0.1:1/token', 'client', 'ES384', 'kid', '{}',
                'file:/nonexistent', ARRAY['Patient','Observation'])`,
@@ -64,7 +65,8 @@ async function storeRecords(tenantId: string, n: number): Promise<RecordContext[
       resourceId: `r-${i}`,
     };
     await pool.query(
-      `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated, key_version, ciphertext)
+      `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated,
+         key_version, ciphertext)
        VALUES ($1, $2, $3, $4, '1', now(), $5, $6)`,
       [
         tenantId,
@@ -87,7 +89,8 @@ async function raiseColumn(tenantId: string, to: number, limit: number): Promise
   await db.ownerPool.query('ALTER TABLE records DROP CONSTRAINT IF EXISTS records_key_version_is_header');
   await db.ownerPool.query(
     `UPDATE records SET key_version = $2
-      WHERE (tenant_id, resource_id) IN (SELECT tenant_id, resource_id FROM records WHERE tenant_id = $1 ORDER BY resource_id LIMIT $3)`,
+      WHERE (tenant_id, resource_id) IN (SELECT tenant_id, resource_id FROM records WHERE tenant_id = $1
+        ORDER BY resource_id LIMIT $3)`,
     [tenantId, to, limit],
   );
 }
@@ -97,7 +100,8 @@ async function decryptAll(records: RecordContext[]): Promise<number> {
   const fresh = new TenantKeyring({ pool, kek });
   for (const rc of records) {
     const { rows } = await pool.query<{ ciphertext: Buffer }>(
-      'SELECT ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3 AND resource_id = $4',
+      `SELECT ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2
+          AND resource_type = $3 AND resource_id = $4`,
       [rc.tenantId, rc.integrationId, rc.resourceType, rc.resourceId],
     );
     (await decryptRecord(rows[0]!.ciphertext, rc, fresh.lookup)).fill(0);
@@ -147,7 +151,8 @@ describe('key_version can no longer lie about the header', () => {
     expect(await rejection(raise)).toMatchObject({ code: '23514', constraint: 'records_key_version_is_header' });
     // Nor can a record be stored whose header cannot be read at all.
     const unreadable = pool.query(
-      `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated, key_version, ciphertext)
+      `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated,
+         key_version, ciphertext)
        VALUES ('tenant-owner', 'tenant-owner-int', 'Patient', 'unreadable', '1', now(), 1, $1)`,
       [Buffer.from([2, 0, 0, 0, 0, 0, 1])],
     );

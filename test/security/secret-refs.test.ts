@@ -82,7 +82,8 @@ async function refusalEvents(
   integrationId: string,
 ): Promise<Array<{ outcome: string; details: Record<string, unknown> }>> {
   const { rows } = await pool.query<{ outcome: string; details: Record<string, unknown> }>(
-    `SELECT outcome, details FROM audit_events WHERE action = 'secret_ref.refused' AND integration_id = $1 ORDER BY seq`,
+    `SELECT outcome, details FROM audit_events WHERE action = 'secret_ref.refused'
+        AND integration_id = $1 ORDER BY seq`,
     [integrationId],
   );
   return rows;
@@ -200,7 +201,8 @@ describe('the application role cannot write secret references itself', () => {
     await expect(
       app.query(`UPDATE integration_signing_keys SET private_key_ref = $1`, [`file:${kekFile}`]),
     ).rejects.toMatchObject(denied);
-    const insertSecret = `INSERT INTO webhook_secrets (integration_id, version, secret_ref, state) VALUES ($1, 99, $2, 'current')`;
+    const insertSecret = `INSERT INTO webhook_secrets (integration_id, version, secret_ref, state)
+        VALUES ($1, 99, $2, 'current')`;
     await expect(app.query(insertSecret, [id, `file:${kekFile}`])).rejects.toMatchObject(denied);
     await expect(app.query(`DELETE FROM secret_roots`)).rejects.toMatchObject(denied);
     await expect(app.query(`INSERT INTO secret_roots (path, kind) VALUES ('/etc', 'root')`)).rejects.toMatchObject(
@@ -303,7 +305,8 @@ describe('a bad reference that reached the row anyway is refused at use', () => 
   it('a webhook secret reference under /proc is refused when deliveries are verified, and audited', async () => {
     const id = await register(pool, `file:${secretFile('webhook')}`);
     await owner.query(
-      `INSERT INTO webhook_secrets (integration_id, version, secret_ref, state) VALUES ($1, 1, 'file:/proc/self/environ', 'current')`,
+      `INSERT INTO webhook_secrets (integration_id, version, secret_ref, state)
+          VALUES ($1, 1, 'file:/proc/self/environ', 'current')`,
       [id],
     );
     await expect(acceptedWebhookSecrets(pool, id)).rejects.toBeInstanceOf(SecretRefRefusedError);

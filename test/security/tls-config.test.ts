@@ -92,7 +92,8 @@ describe('loadVendorTls', () => {
     await configError(loadVendorTls({ caRef: 'file:relative/ca.pem' }));
     await configError(loadVendorTls({ caRef: `file:${path.join(dir, 'missing.pem')}` }));
     await configError(loadVendorTls({ caRef: 'env:NOT_SET_ANYWHERE_42' }));
-    await configError(loadVendorTls({ clientCertRef: `file:${certFile}`, clientKeyRef: `file:${keyFile}` })); // key of another cert
+    // key of another cert
+    await configError(loadVendorTls({ clientCertRef: `file:${certFile}`, clientKeyRef: `file:${keyFile}` }));
     await configError(loadVendorTls({ clientCertRef: `file:${certFile}` }));
     const notPem = await write('junk.pem', 'not a certificate', 0o644);
     await configError(loadVendorTls({ caRef: `file:${notPem}` }));

@@ -192,11 +192,13 @@ describeWhenAvailable(__filename, 'Temporal Web UI with the codec server', [chro
     const screenshot = path.join(os.tmpdir(), 'ehr-web-ui-decoded-input.png');
     await page.screenshot({ path: screenshot, fullPage: true });
     console.log(
-      `[web-ui] decoded input visible ${((Date.now() - t0) / 1000).toFixed(1)} s after the sync started; screenshot: ${screenshot}`,
+      `[web-ui] decoded input visible ${((Date.now() - t0) / 1000).toFixed(1)} s after the sync ` +
+        `started; screenshot: ${screenshot}`,
     );
 
     const audited = await pool.query<{ n: string }>(
-      `SELECT count(*)::text AS n FROM audit_events WHERE action = 'codec.decode' AND actor = $1 AND outcome = 'success' AND details->>'via' = 'session'`,
+      `SELECT count(*)::text AS n FROM audit_events WHERE action = 'codec.decode' AND actor = $1
+          AND outcome = 'success' AND details->>'via' = 'session'`,
       [sub],
     );
     expect(Number(audited.rows[0]!.n)).toBeGreaterThan(0);

@@ -108,7 +108,8 @@ describe('audit chain', () => {
       'TRUNCATE audit_events',
     ]) {
       await expect(db.ownerPool.query(sql)).rejects.toThrow(/append-only/);
-      await expect(pool.query(sql)).rejects.toMatchObject({ code: '42501' }); // the application role: no privilege at all
+      // the application role: no privilege at all
+      await expect(pool.query(sql)).rejects.toMatchObject({ code: '42501' });
     }
     expect(await verifyAuditChain(pool)).toMatchObject({ ok: true, headSeq: 3 });
   });

@@ -148,7 +148,8 @@ describe('registering an integration with a purpose', () => {
     ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PolicyViolationError);
     expect((err as Error).message).toBe(
-      'minimum-necessary: purpose scheduling-sync does not allow resource type(s) MedicationRequest; it allows Patient, Appointment, Encounter',
+      'minimum-necessary: purpose scheduling-sync does not allow resource type(s) ' +
+        'MedicationRequest; it allows Patient, Appointment, Encounter',
     );
   });
 

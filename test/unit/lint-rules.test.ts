@@ -48,7 +48,8 @@ type LibFixture = keyof typeof libFixtures;
 const FORBIDDEN = {
   client: "import { print } from '../client/output.js';\nexport const used = print;\n",
   workers:
-    "import { installTemporalLogging } from '../workers/temporal-logging.js';\nexport const used = installTemporalLogging;\n",
+    "import { installTemporalLogging } from '../workers/temporal-logging.js';\nexport const used = " +
+    'installTemporalLogging;\n',
   sandbox: "import { createRng } from '../sandbox/prng.js';\nexport const used = createRng;\n",
   dev: "import { findFreePort } from '../dev/ports.js';\nexport const used = findFreePort;\n",
   activities: "import type { SyncPlan } from '../activities/types.js';\nexport type Used = SyncPlan;\n",

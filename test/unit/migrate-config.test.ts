@@ -21,8 +21,10 @@ describe('pgpassPassword', () => {
     expect(pgpassPassword(text, target)).toBe('pa:ss\\word');
     expect(pgpassPassword(text, { ...target, user: 'ehr' })).toBe('the-owners');
     expect(pgpassPassword(text, { ...target, user: 'nobody' })).toBe('catch-all');
-    expect(pgpassPassword('postgresql:5432:ehr_connectors:ehr_app_login\n', target)).toBeUndefined(); // four fields: malformed
-    expect(pgpassPassword('postgresql:5432:ehr_connectors:ehr_app_login:a:b\r\n', target)).toBe('a:b'); // the password keeps its colons
+    // four fields: malformed
+    expect(pgpassPassword('postgresql:5432:ehr_connectors:ehr_app_login\n', target)).toBeUndefined();
+    // the password keeps its colons
+    expect(pgpassPassword('postgresql:5432:ehr_connectors:ehr_app_login:a:b\r\n', target)).toBe('a:b');
   });
 
   it('looks a URL up the way pg does (default port 5432, database defaults to the user)', () => {

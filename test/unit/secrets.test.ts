@@ -19,7 +19,8 @@ import { ConfigError } from '../../lib/errors/index.js';
 // Obviously fake values: nothing here is a real secret.
 const REMOTE_URL = 'postgresql://app:fake-remote-pw-1234@db.internal.example:5432/ehr';
 const PEM =
-  '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgFAKEFAKEFAKE\n-----END PRIVATE KEY-----\n';
+  '-----BEGIN PRIVATE ' +
+  'KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgFAKEFAKEFAKE\n-----END PRIVATE KEY-----\n';
 let dir: string;
 
 function write(name: string, content: string, mode: number): string {

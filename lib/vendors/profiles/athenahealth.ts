@@ -24,7 +24,8 @@ export const athenahealth: VendorProfile = {
   tokens: {
     lifetimeSeconds: fact(
       3600,
-      `${AUTH_GUIDE}: each token is valid for one hour; token requests limited to 50/min in production, 5/min in preview`,
+      `${AUTH_GUIDE}: each token is valid for one hour; ` +
+        `token requests limited to 50/min in production, 5/min in preview`,
       'H',
     ),
     refresh: fact('new-assertion', `${AUTH_GUIDE}: 2-legged OAuth returns only an access token`, 'H'),
@@ -62,7 +63,9 @@ export const athenahealth: VendorProfile = {
         description: 'the athenahealth practice, e.g. Organization/a-1.Practice-195900',
       },
     ],
-    'fhir.athena.io Athena Core IG, extension ah-practice (practice = Organization a-1.Practice-{id}); the search parameter name is from third-party guides',
+    'fhir.athena.io Athena Core IG, ' +
+      'extension ah-practice (practice = Organization a-1.Practice-{id}); ' +
+      'the search parameter name is from third-party guides',
     'M',
   ),
   auditExport: assumed('coarse', 'not published'),

@@ -94,7 +94,9 @@ export function compensatingControls(profile: VendorProfile): CompensatingContro
           : 'access logs are coarse or stay with the customer',
       control: 'keep the connector’s own hash-chained audit of every vendor call for longer',
       // Met by construction: nothing in the product deletes audit rows, so no per-integration setting exists.
-      setting: `audit retention ≥ ${SOLE_RECORD_AUDIT_RETENTION_DAYS} days (default ${DEFAULT_AUDIT_RETENTION_DAYS}; audit rows are never deleted)`,
+      setting:
+        `audit retention ≥ ${SOLE_RECORD_AUDIT_RETENTION_DAYS} days (default ` +
+        `${DEFAULT_AUDIT_RETENTION_DAYS}; audit rows are never deleted)`,
     });
   }
   if (profile.scopes.granularity.value === 'coarse') {
@@ -102,7 +104,8 @@ export function compensatingControls(profile: VendorProfile): CompensatingContro
       weakness: 'coarse-scopes',
       finding: 'one scope grants more than a purpose needs',
       control:
-        'purpose-based field minimisation (lib/fhir/minimise.ts) drops every element outside the purpose before encryption',
+        'purpose-based field minimisation (lib/fhir/minimise.ts) ' +
+        'drops every element outside the purpose before encryption',
       setting: 'field minimisation = required (cannot be relaxed for this vendor)',
     });
   }
@@ -110,7 +113,9 @@ export function compensatingControls(profile: VendorProfile): CompensatingContro
     const lifetime = profile.auth.secretLifetimeDays.value;
     controls.push({
       weakness: 'long-lived-secret',
-      finding: `authenticates with a client secret (${lifetime === null ? 'lifetime unknown' : `valid ${lifetime} days`})`,
+      finding:
+        `authenticates with a client secret ` +
+        `(${lifetime === null ? 'lifetime unknown' : `valid ${lifetime} days`})`,
       control: 'rotate the client secret on our own schedule, well inside the vendor’s lifetime',
       setting: `secret rotation = every ${SECRET_ROTATION_DAYS} days (the integration's credential due date)`,
     });

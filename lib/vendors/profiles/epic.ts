@@ -17,7 +17,8 @@ export const epic: VendorProfile = {
     assertionAudience: fact('token-endpoint', BACKEND, 'H'),
     jwks: fact(
       'hosted-url',
-      'Epic notice for the February 2024 version (quoted by reviewpoint.org): backend clients must host a JWK Set URL; public-key uploads end',
+      'Epic notice for the February 2024 version (quoted by reviewpoint.org): ' +
+        'backend clients must host a JWK Set URL; public-key uploads end',
       'M',
     ),
     jwksCacheSeconds: assumed(3600, 'not published; assume an hour'),
@@ -49,7 +50,9 @@ export const epic: VendorProfile = {
   extraParameters: fact([], BACKEND, 'M'),
   auditExport: fact(
     'coarse',
-    'Epic backend OAuth docs: the customer maps the client id to an Epic user whose account audits the web service calls; the audit stays with the customer',
+    'Epic backend OAuth docs: ' +
+      'the customer maps the client id to an Epic user whose account audits the web service calls; ' +
+      'the audit stays with the customer',
     'M',
   ),
   sandbox: fact('public', 'fhir.epic.com sandbox', 'H'),
