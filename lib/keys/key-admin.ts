@@ -3,7 +3,7 @@
  * gated and delayed destruction, and — through lib/keys/tenant-keys.ts — tenant DEK rotation and
  * crypto-shredding. Every operation writes its audit event (actor, correlation id) in the same
  * transaction as the metadata change; a refused operation leaves a failure event (best effort) and
- * throws. The statements are in lib/keys/kek-repository.ts and lib/keys/rewrap-repository.ts.
+ * throws. The statements are in lib/keys/kek-repository.ts; the rewrap is lib/keys/kek-rewrap.ts.
  *
  * Concurrency: each operation locks one row first (kek_keys for KEK operations, tenants for a
  * tenant's DEKs, an advisory lock per purpose), so concurrent admins serialise; the partial unique
@@ -22,7 +22,6 @@ import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors/in
 import { withTransaction } from '../store/pool.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { adminEvent as event, assertAudit, assertKekVersion, auditAdminFailure } from './admin-audit.js';
-import type { WrappedKey } from './kek-provider.js';
 import {
   countWrappedKeys,
   demoteKekVersion,
@@ -39,9 +38,8 @@ import {
 } from './kek-repository.js';
 import type { KekVersionState } from './kek-repository.js';
 import type { KeyHierarchy } from './key-hierarchy.js';
-import { lockStaleWrappedKeys, storeRewrappedKey } from './rewrap-repository.js';
-import { dataKeyStage, purposeKeyStage, tenantPurposeKeyStage } from './rewrap-stages.js';
-import type { RewrapStage, WrappedRow } from './rewrap-stages.js';
+import { rewrapBatch } from './kek-rewrap.js';
+import type { RewrapResult } from './kek-rewrap.js';
 import { rotateTenantDataKey, shredTenantKeys } from './tenant-keys.js';
 
 export interface KeyAdminOptions {
@@ -53,16 +51,7 @@ export interface KeyAdminOptions {
   forget?: { tenant?(tenantId: string): void; purposeKeys?(): void };
 }
 
-export interface RewrapResult {
-  /** Tenant DEKs moved to the primary KEK version in this call. */
-  dataKeys: number;
-  /** Payload and audit-signing keys moved in this call. */
-  purposeKeys: number;
-  /** Per-tenant purpose keys (pseudonym keys, `tenant_purpose_keys`) moved in this call. */
-  tenantPurposeKeys: number;
-  /** Keys still wrapped under a non-primary version of this KEK. */
-  remaining: number;
-}
+export type { RewrapResult };
 
 export class KeyAdmin {
   readonly #pool: Pool;
@@ -110,34 +99,10 @@ export class KeyAdmin {
 
   /**
    * Rewraps up to `batchSize` keys (tenant DEKs, then purpose keys, then tenant purpose keys) that are
-   * wrapped under a non-primary version of this KEK. Rows are locked (SKIP LOCKED), so concurrent
-   * rewraps share work.
+   * wrapped under a non-primary version of this KEK (lib/keys/kek-rewrap.ts).
    */
   async rewrapDataKeys(batchSize: number, ctx: AuditContext): Promise<RewrapResult> {
-    assertAudit(ctx);
-    if (!Number.isInteger(batchSize) || batchSize < 1 || batchSize > 10_000) {
-      throw new InvalidArgumentError('batchSize', 'must be an integer in 1..10000');
-    }
-    await this.#kek.refresh();
-    const kekId = this.#kek.id;
-    try {
-      const moved = await withTransaction(this.#pool, async (client) => {
-        const primary = this.#kek.primaryVersion();
-        const events: AuditEvent[] = [];
-        const stage = <R extends WrappedRow>(s: RewrapStage<R>, limit: number) =>
-          this.#rewrapStage(client, s, primary, limit, ctx, events);
-        const dataKeys = await stage(dataKeyStage, batchSize);
-        const purposeKeys = await stage(purposeKeyStage, batchSize - dataKeys);
-        const tenantPurposeKeys = await stage(tenantPurposeKeyStage, batchSize - dataKeys - purposeKeys);
-        if (events.length > 0) await appendAuditEvents(client, events);
-        return { dataKeys, purposeKeys, tenantPurposeKeys };
-      });
-      const remaining = await countWrappedKeys(this.#pool, kekId, { notVersion: this.#kek.primaryVersion() });
-      return { ...moved, remaining };
-    } catch (err) {
-      await auditAdminFailure(this.#pool, 'key.dek.rewrapped', ctx, { kekId }, err);
-      throw err;
-    }
+    return rewrapBatch({ pool: this.#pool, kek: this.#kek }, batchSize, ctx);
   }
 
   /** Raises the decryption floor: versions below it are refused. Refused while any key is still wrapped below it. */
@@ -235,47 +200,6 @@ export class KeyAdmin {
   }
 
   // ---- internals ----------------------------------------------------------------------------
-
-  async #rewrapOne(w: WrappedKey, oldAad: Buffer, toVersion: number, newAad: Buffer): Promise<WrappedKey> {
-    const backend = this.#kek.backend;
-    if (backend.rewrap) {
-      await this.#kek.assertReadable(w);
-      return backend.rewrap(w, oldAad, toVersion, newAad);
-    }
-    const raw = await this.#kek.unwrap(w, oldAad);
-    try {
-      return await backend.wrapWith(toVersion, raw, newAad);
-    } finally {
-      raw.fill(0);
-    }
-  }
-
-  /** One stage of rewrapDataKeys: up to `limit` keys of one kind moved to the primary version, each audited. */
-  async #rewrapStage<R extends WrappedRow>(
-    client: PoolClient,
-    stage: RewrapStage<R>,
-    primary: number,
-    limit: number,
-    ctx: AuditContext,
-    events: AuditEvent[],
-  ): Promise<number> {
-    if (limit <= 0) return 0;
-    const kekId = this.#kek.id;
-    const rows = await lockStaleWrappedKeys<R>(client, stage.table, kekId, primary, limit);
-    for (const r of rows) {
-      const wrapped = { kekId, kekVersion: r.kek_version, wrapped: r.wrapped_key };
-      const moved = await this.#rewrapOne(
-        wrapped,
-        stage.aad(r, kekId, r.kek_version),
-        primary,
-        stage.aad(r, kekId, primary),
-      );
-      await storeRewrappedKey(client, stage.table, stage.keyOf(r), moved.kekVersion, moved.wrapped);
-      const { action, details, tenantId } = stage.audit(r, kekId, primary);
-      events.push({ ...event(ctx, action, details), ...(tenantId !== undefined ? { tenantId } : {}) });
-    }
-    return rows.length;
-  }
 
   async #versionState(client: PoolClient, kekId: string, version: number): Promise<KekVersionState> {
     const state = await lockKekVersion(client, kekId, version);

@@ -5,8 +5,9 @@
  * unwrap (a cache miss) returns the key only after its audit event is written (fail closed).
  *
  * Pseudonyms (for audit rows and indexes) are keyed by the tenant's pseudonym key, a purpose key of
- * its own (lib/keys/pseudonym-keys.ts): derived from DEK v1 once, then stored wrapped, so they
- * stay stable across DEK rotation and DEK v1 can be destroyed like any superseded version.
+ * its own (lib/keys/pseudonym-keys.ts, cached by lib/keys/pseudonym-key-cache.ts): derived from DEK v1
+ * once, then stored wrapped, so they stay stable across DEK rotation and DEK v1 can be destroyed like
+ * any superseded version.
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import canonicalize from 'canonicalize';
@@ -19,8 +20,7 @@ import type { Pool } from '../store/pool.js';
 import type { DataKey, DataKeyLookup } from '../crypto/envelope.js';
 import type { KekProvider } from './kek-provider.js';
 import { insertFirstDataKey, primaryDataKeyVersion, readDataKey, tenantHasDataKey } from './data-key-repository.js';
-import { derivePseudonymKey, pseudonymKeyWrapAad, readPseudonymKeyRow, storePseudonymKey } from './pseudonym-keys.js';
-import type { PseudonymKeyRow } from './pseudonym-keys.js';
+import { PseudonymKeyCache } from './pseudonym-key-cache.js';
 
 export type { AuditContext };
 
@@ -65,15 +65,23 @@ export class TenantKeyring {
   readonly #ttlMs: number;
   readonly #keys = new Map<string, Cached<DataKey>>();
   readonly #primary = new Map<string, Cached<number>>();
-  readonly #pseudonymKeys = new Map<string, Cached<Buffer>>();
+  readonly #pseudonyms: PseudonymKeyCache;
   readonly #inflight = new Map<string, Promise<DataKey>>();
-  readonly #pseudonymInflight = new Map<string, Promise<Buffer>>();
 
   constructor(opts: TenantKeyringOptions) {
     this.#pool = opts.pool;
     this.#kek = opts.kek;
     this.#ttlMs = opts.cacheTtlMs ?? 5 * 60_000;
     if (!Number.isFinite(this.#ttlMs) || this.#ttlMs < 0) throw new InvalidArgumentError('cacheTtlMs', 'must be >= 0');
+    this.#pseudonyms = new PseudonymKeyCache({
+      pool: this.#pool,
+      kek: this.#kek,
+      ttlMs: this.#ttlMs,
+      dataKeyV1: async (tenantId, audit) => {
+        if (!(await tenantHasDataKey(this.#pool, tenantId))) await this.primaryDataKey(tenantId, audit);
+        return this.dataKey(tenantId, 1, audit);
+      },
+    });
   }
 
   /** A lookup for decryptRecord. */
@@ -123,7 +131,7 @@ export class TenantKeyring {
     assertTenantId(tenantId);
     if (typeof value !== 'string' || value.length === 0)
       throw new InvalidArgumentError('value', 'must be a non-empty string');
-    const pk = await this.#pseudonymKey(tenantId, audit ?? systemAudit());
+    const pk = await this.#pseudonyms.key(tenantId, audit ?? systemAudit());
     const mac = createHmac('sha256', pk).update(value, 'utf8').digest('base64url');
     return `psn_${mac.slice(0, 22)}`;
   }
@@ -134,11 +142,7 @@ export class TenantKeyring {
    */
   async ensurePseudonymKey(tenantId: string, audit: AuditContext): Promise<void> {
     assertTenantId(tenantId);
-    const row = await readPseudonymKeyRow(this.#pool, tenantId);
-    if (row?.status === 'active') return;
-    if (row) throw new DecryptionError('pseudonym key has been destroyed');
-    this.#pseudonymKeys.delete(tenantId);
-    await this.#pseudonymKey(tenantId, audit);
+    await this.#pseudonyms.ensureStored(tenantId, audit);
   }
 
   /** Drops cached keys (one tenant, or all) — e.g. after revocation or rotation commits. */
@@ -146,84 +150,12 @@ export class TenantKeyring {
     if (tenantId === undefined) {
       this.#keys.clear();
       this.#primary.clear();
-      this.#pseudonymKeys.clear();
+      this.#pseudonyms.forget();
       return;
     }
     for (const k of [...this.#keys.keys()]) if (k.startsWith(`${tenantId}\0`)) this.#keys.delete(k);
     this.#primary.delete(tenantId);
-    this.#pseudonymKeys.delete(tenantId);
-  }
-
-  async #pseudonymKey(tenantId: string, audit: AuditContext): Promise<Buffer> {
-    const cached = this.#fresh(this.#pseudonymKeys, tenantId);
-    if (cached) return cached;
-    let pending = this.#pseudonymInflight.get(tenantId);
-    if (!pending) {
-      pending = this.#loadPseudonymKey(tenantId, audit).finally(() => this.#pseudonymInflight.delete(tenantId));
-      this.#pseudonymInflight.set(tenantId, pending);
-    }
-    return pending;
-  }
-
-  /**
-   * Stored key if any; otherwise derive from DEK v1 (created first for a new tenant), store, and use what is
-   * stored.
-   */
-  async #loadPseudonymKey(tenantId: string, audit: AuditContext): Promise<Buffer> {
-    let row = await readPseudonymKeyRow(this.#pool, tenantId);
-    if (!row) {
-      if (!(await tenantHasDataKey(this.#pool, tenantId))) await this.primaryDataKey(tenantId, audit);
-      const material = derivePseudonymKey((await this.dataKey(tenantId, 1, audit)).key);
-      let stored: boolean;
-      try {
-        stored = await storePseudonymKey(this.#pool, this.#kek, tenantId, material, audit);
-      } catch (err) {
-        material.fill(0);
-        await this.#auditFailure('key.pseudonym.created', tenantId, audit, { purpose: 'pseudonym' }, err);
-        throw err;
-      }
-      if (stored) return this.#rememberPseudonymKey(tenantId, material);
-      material.fill(0);
-      row = await readPseudonymKeyRow(this.#pool, tenantId);
-      if (!row) throw new DecryptionError('pseudonym key vanished while being stored');
-    }
-    return this.#rememberPseudonymKey(tenantId, await this.#unwrapPseudonymKey(tenantId, row, audit));
-  }
-
-  /** Unwraps a stored pseudonym key; returns it only after its audit event is written (fail closed). */
-  async #unwrapPseudonymKey(tenantId: string, row: PseudonymKeyRow, audit: AuditContext): Promise<Buffer> {
-    if (row.status === 'destroyed' || row.wrapped_key === null)
-      throw new DecryptionError('pseudonym key has been destroyed');
-    const details = { purpose: 'pseudonym', kekId: row.kek_id, kekVersion: row.kek_version };
-    let raw: Buffer;
-    try {
-      raw = await this.#kek.unwrap(
-        { kekId: row.kek_id, kekVersion: row.kek_version, wrapped: row.wrapped_key },
-        pseudonymKeyWrapAad(tenantId, row.kek_id, row.kek_version),
-      );
-    } catch (err) {
-      await this.#auditFailure('key.pseudonym.unwrapped', tenantId, audit, details, err);
-      throw err;
-    }
-    try {
-      await recordAuditEvent(this.#pool, {
-        actor: audit.actor,
-        action: 'key.pseudonym.unwrapped',
-        outcome: 'success',
-        tenantId,
-        correlationId: audit.correlationId,
-        details,
-      });
-    } catch (err) {
-      raw.fill(0);
-      throw err;
-    }
-    return raw;
-  }
-
-  #rememberPseudonymKey(tenantId: string, key: Buffer): Buffer {
-    this.#pseudonymKeys.set(tenantId, { value: key, expiresAt: Date.now() + this.#ttlMs });
-    return key;
+    this.#pseudonyms.forget(tenantId);
   }
 
   #fresh<T>(map: Map<string, Cached<T>>, key: string): T | undefined {
