@@ -8,7 +8,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { appendAuditEvents } from '../lib/audit/chain.js';
-import { verifyAuditChain } from '../lib/audit/verify.js';
+import { verifyAuditChain } from '../lib/audit/verify-chain.js';
 import { percentile, withBenchInfra } from '../dev/ephemeral.js';
 import { decryptRecord, encryptRecord } from '../lib/crypto/envelope.js';
 import type { DataKey } from '../lib/crypto/envelope.js';

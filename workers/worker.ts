@@ -13,7 +13,7 @@ import { createLogger } from '../lib/log/logger.js';
 import { buildWorkerDeps } from './build-deps.js';
 import { createWorkerActivities } from './worker-activities.js';
 import { incidentTaskQueue } from '../lib/domain.js';
-import { CheckpointScheduler } from '../lib/audit/checkpoint.js';
+import { CheckpointScheduler } from '../lib/audit/checkpoint-scheduler.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { createPayloadCodec } from '../lib/crypto/payload-codec.js';
 import { openPurposeKeys } from '../lib/keys/open-purpose-keys.js';

@@ -2,8 +2,7 @@
  * Verifies the audit trail (DESIGN §4 invariant 6, §6 "Audit anchors"), streaming the events in seq
  * order in batches (constant memory; millions of rows) inside one REPEATABLE READ snapshot.
  *
- * `verifyAuditChain`: the hash chain alone — edited rows, deleted rows, rewritten links, swapped or
- * reordered rows (seq is inside the hash), a head that does not match the last row.
+ * `verifyAuditChain` (lib/audit/verify-chain.ts): the hash chain alone.
  *
  * `verifyAuditTrail`: the chain plus the signed checkpoints and the anchor kept outside the
  * database — every checkpoint's Ed25519 signature, the checkpoints' own chain, the anchor's lines
@@ -14,86 +13,17 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
-import type { Pool, PoolClient } from '../store/pool.js';
+import type { Pool } from '../store/pool.js';
 import type { AuditAnchor, ReadAnchorLine } from './anchor.js';
 import { FileAuditAnchor } from './anchor.js';
-import type { AnchoredHead, ChainHead } from './chain-verifier.js';
-import { ChainVerifier } from './chain-verifier.js';
-import type { CheckpointPayload, StoredCheckpoint } from './checkpoint.js';
-import {
-  CHECKPOINT_GENESIS_HASH,
-  checkpointHashOf,
-  listCheckpoints,
-  publicKeyFromJwk,
-  verifyCheckpointJws,
-} from './checkpoint.js';
-import { readChainRows } from './rows.js';
+import type { AnchoredHead } from './chain-verifier.js';
+import { listCheckpoints } from './checkpoint.js';
+import type { CheckpointPayload, StoredCheckpoint } from './checkpoint-jws.js';
+import { CHECKPOINT_GENESIS_HASH, checkpointHashOf, publicKeyFromJwk, verifyCheckpointJws } from './checkpoint-jws.js';
+import { checkBatchSize, inSnapshot, readHead, walk } from './verify-chain.js';
+import type { AuditVerification } from './verify-chain.js';
 
-export interface AuditVerification {
-  ok: boolean;
-  /** Rows read and checked, including the first broken one. */
-  eventsChecked: number;
-  headSeq: number;
-  /** The lowest seq at which the chain no longer holds. */
-  firstBrokenSeq?: number;
-  reason?: string;
-}
-
-async function readHead(client: PoolClient): Promise<(ChainHead & { chainId: string | undefined }) | undefined> {
-  // chain_id arrives with the checkpoint migration; tolerate its absence for the chain-only check.
-  const head = await client.query<{ seq: string; hash: Buffer; chain_id?: string }>(
-    "SELECT seq::text AS seq, hash, to_jsonb(h) ->> 'chain_id' AS chain_id FROM audit_head h",
-  );
-  const r = head.rows[0];
-  return r ? { seq: Number(r.seq), hash: r.hash, chainId: r.chain_id ?? undefined } : undefined;
-}
-
-async function walk(client: PoolClient, checkpoints: AnchoredHead[], head: ChainHead, batchSize: number) {
-  const v = new ChainVerifier(checkpoints);
-  for await (const batch of readChainRows(client, { fromSeq: 1, batchSize })) {
-    for (const row of batch) {
-      v.push(row);
-      if (v.done) break;
-    }
-    if (v.done) break;
-  }
-  return v.finish(head);
-}
-
-async function inSnapshot<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    return await fn(client);
-  } finally {
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release();
-  }
-}
-
-function checkBatchSize(batchSize: number): void {
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError('batchSize must be a positive integer');
-}
-
-export async function verifyAuditChain(pool: Pool, opts: { batchSize?: number } = {}): Promise<AuditVerification> {
-  const batchSize = opts.batchSize ?? 2000;
-  checkBatchSize(batchSize);
-  return inSnapshot(pool, async (client) => {
-    const head = await readHead(client);
-    if (!head)
-      return { ok: false, eventsChecked: 0, headSeq: 0, firstBrokenSeq: 1, reason: 'audit head row is missing' };
-    const r = await walk(client, [], head, batchSize);
-    return r.ok
-      ? { ok: true, eventsChecked: r.eventsChecked, headSeq: head.seq }
-      : {
-          ok: false,
-          eventsChecked: r.eventsChecked,
-          headSeq: head.seq,
-          firstBrokenSeq: r.firstBrokenSeq,
-          reason: r.reason,
-        };
-  });
-}
+export type { AuditVerification };
 
 export interface CheckpointProblem {
   /** The checkpoint concerned, when known. */

@@ -11,15 +11,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileAuditAnchor } from '../../lib/audit/anchor.js';
 import { appendAuditEvents, computeAuditHash } from '../../lib/audit/chain.js';
-import {
-  AuditIntegrityError,
-  CheckpointScheduler,
-  checkpointDue,
-  maybeCheckpoint,
-  signCheckpoint,
-  writeCheckpoint,
-} from '../../lib/audit/checkpoint.js';
-import type { CheckpointPayload } from '../../lib/audit/checkpoint.js';
+import { writeCheckpoint } from '../../lib/audit/checkpoint.js';
+import { AuditIntegrityError, signCheckpoint } from '../../lib/audit/checkpoint-jws.js';
+import type { CheckpointPayload } from '../../lib/audit/checkpoint-jws.js';
+import { CheckpointScheduler, checkpointDue, maybeCheckpoint } from '../../lib/audit/checkpoint-scheduler.js';
 import { readChainRows } from '../../lib/audit/rows.js';
 import { verifyAuditTrail } from '../../lib/audit/verify.js';
 import { migrateUp } from '../../lib/store/migrate.js';

@@ -10,7 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deltaSyncWorkflowId, notifyDeltaSync, pendingNotifications } from '../../client/delta-sync-client.js';
 import { TenantIdKey } from '../../client/sync-client.js';
-import { verifyAuditChain } from '../../lib/audit/verify.js';
+import { verifyAuditChain } from '../../lib/audit/verify-chain.js';
 import { resolveSecret } from '../../lib/config/secrets.js';
 import { liftHold, openIncident, raiseHold } from '../../lib/incidents/store.js';
 import { addWebhookSecret, listWebhookSecrets, retireWebhookSecret } from '../../lib/webhooks/secrets.js';

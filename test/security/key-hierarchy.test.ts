@@ -10,7 +10,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { verifyAuditChain } from '../../lib/audit/verify.js';
+import { verifyAuditChain } from '../../lib/audit/verify-chain.js';
 import { ConflictError, DecryptionError } from '../../lib/errors/index.js';
 import { decryptRecord, encryptRecord } from '../../lib/crypto/envelope.js';
 import type { RecordContext } from '../../lib/crypto/envelope.js';

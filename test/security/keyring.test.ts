@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { verifyAuditChain } from '../../lib/audit/verify.js';
+import { verifyAuditChain } from '../../lib/audit/verify-chain.js';
 import { ConflictError, DecryptionError, NotFoundError } from '../../lib/errors/index.js';
 import { decryptRecord, encryptRecord } from '../../lib/crypto/envelope.js';
 import { TenantKeyring, dataKeyWrapAad } from '../../lib/keys/keyring.js';

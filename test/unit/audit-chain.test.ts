@@ -7,7 +7,7 @@ import pg from 'pg';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { appendAuditEvents, computeAuditHash, recordAuditEvent } from '../../lib/audit/chain.js';
 import type { AuditEvent } from '../../lib/audit/chain.js';
-import { verifyAuditChain } from '../../lib/audit/verify.js';
+import { verifyAuditChain } from '../../lib/audit/verify-chain.js';
 import { AuditWriteError, InvalidArgumentError } from '../../lib/errors/index.js';
 import { withTransaction } from '../../lib/store/pool.js';
 import { useTestCluster } from '../db.js';
