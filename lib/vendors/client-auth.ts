@@ -13,7 +13,7 @@
 import { profileFor } from './profiles/index.js';
 import { assertionAudience, scopesFor } from './profiles/adapters.js';
 import { isVendorId } from './profiles/types.js';
-import type { IntegrationCredentials } from './vendor-client.js';
+import type { IntegrationCredentials } from './vendor-call.js';
 
 export const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 

@@ -19,7 +19,7 @@ import type { Queryable } from '../store/pool.js';
 import { discoverSmartConfiguration } from './smart-discovery.js';
 import { loadVendorTls } from './tls-options.js';
 import type { VendorTls } from './tls-options.js';
-import type { IntegrationCredentials } from './vendor-client.js';
+import type { IntegrationCredentials } from './vendor-call.js';
 
 export interface CredentialDirectory {
   credentials(integrationId: string): Promise<IntegrationCredentials>;

@@ -5,7 +5,6 @@
  * call, success or failure. An audit write failure fails the call (fail closed).
  */
 import { randomUUID } from 'node:crypto';
-import type { AuditEvent } from '../audit/chain.js';
 import {
   EhrError,
   InvalidArgumentError,
@@ -14,81 +13,27 @@ import {
   VendorNetworkError,
   VendorTlsError,
 } from '../errors/index.js';
-import type { CircuitBreakers } from './circuit-breaker.js';
 import { assertTransportAllowed, errorForStatus, readBodyCapped, safePath } from './http-policy.js';
-import { PROFILES } from './profiles/index.js';
-import { applyExtraParameters, throttleDelayMs } from './profiles/adapters.js';
-import type { VendorProfile } from './profiles/types.js';
-import { isVendorId } from './profiles/types.js';
+import type { CircuitBreakers } from './circuit-breaker.js';
+import { applyExtraParameters } from './profiles/adapters.js';
 import { VendorAgents, httpsExchange, tlsFailureCode } from './tls-options.js';
-import type { VendorTls } from './tls-options.js';
 import { TokenManager } from './token-manager.js';
 import { revocationRequest, tokenRequest } from './client-auth.js';
-import type { ResourceType } from '../domain.js';
-import type { TokenAuthMethod } from './profiles/types.js';
-
-export interface IntegrationCredentials {
-  tenantId: string;
-  integrationId: string;
-  vendor: string;
-  baseUrl: string;
-  tokenUrl: string;
-  clientId: string;
-  scopes: string[];
-  /** The policy's resource types; with them, scopes are written in the vendor profile's syntax. */
-  resourceTypes?: readonly ResourceType[];
-  /** Client authentication at the token endpoint (default private_key_jwt): lib/vendors/client-auth.ts. */
-  authMethod?: TokenAuthMethod;
-  /** Signs a fresh client assertion (new jti) with `aud` = audience (default: the token endpoint). */
-  signAssertion(audience?: string): Promise<string>;
-  /** client_secret_basic/post: the secret, resolved from its reference and kept only in memory. */
-  clientSecret?(): Promise<string>;
-  /** The vendor profile's extra parameters for FHIR requests (practice id, site id …); not secrets. */
-  vendorParams?: Record<string, string>;
-  /** Resolved TLS material (vendor CA, client certificate for mTLS); absent: system roots, no client cert. */
-  tls?: VendorTls;
-  /** The credential generation these were loaded for (revoke and restore bump it). */
-  generation?: number;
-}
-
-export interface VendorClientDeps {
-  credentials(integrationId: string): Promise<IntegrationCredentials>;
-  audit(event: AuditEvent): Promise<void>;
-  timeoutMs: number;
-  maxResponseBytes: number;
-  actor: string;
-  /**
-   * Fail-closed revocation gate, awaited immediately before every request (token requests included):
-   * throws IntegrationRevokedError for a revoked or suspended integration, else returns its current
-   * credential generation (lib/revocation/watcher.ts).
-   */
-  gate?(integrationId: string): Promise<{ generation: number }>;
-  /**
-   * Credentials and RFC 7009 revocation endpoint of an integration regardless of its status (used
-   * only to revoke its tokens at the vendor); undefined when the vendor publishes no endpoint.
-   */
-  revocationTarget?(integrationId: string): Promise<{ cred: IntegrationCredentials; endpoint: string } | undefined>;
-  /** Circuit breaker per integration (lib/vendors/circuit-breaker.ts); absent: none. */
-  breaker?: CircuitBreakers;
-}
-
-export interface CallContext {
-  correlationId: string;
-  /** What the call is for, recorded in the audit event (e.g. 'sync.page'). */
-  purpose: string;
-}
-
-export interface VendorResponse {
-  status: number;
-  headers: Headers;
-  body: Buffer;
-}
-
-/** A vendor write: the Idempotency-Key must be the same on every retry of the same logical write. */
-export interface WriteContext extends CallContext {
-  /** Derived from something stable across activity retries (workflow id + activity id, or a business key). */
-  idempotencyKey: string;
-}
+import type {
+  CallContext,
+  IntegrationCredentials,
+  VendorClientDeps,
+  VendorResponse,
+  WriteContext,
+} from './vendor-call.js';
+import {
+  assertSameOrigin,
+  networkReason,
+  oauthErrorCode,
+  parseTokenResponse,
+  profileOf,
+  withThrottleDelay,
+} from './vendor-answers.js';
 
 /** Idempotency keys travel as a header and land in vendor logs: identifiers only, bounded. */
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:/+=-]{8,255}$/;
@@ -368,82 +313,5 @@ export class VendorClient {
         },
       });
     }
-  }
-}
-
-function profileOf(vendor: string): VendorProfile | undefined {
-  return isVendorId(vendor) ? PROFILES[vendor] : undefined;
-}
-
-/**
- * A 429's wait comes from the vendor's profile: Retry-After when sent, else (fixed-window vendors such
- * as eClinicalWorks) the start of the next window. It reaches Temporal as nextRetryDelay (lib/errors).
- */
-function withThrottleDelay(err: VendorHttpError, vendor: string): VendorHttpError {
-  const profile = profileOf(vendor);
-  if (err.status !== 429 || !profile) return err;
-  const delay = throttleDelayMs(profile, err.retryAfterMs);
-  return delay === err.retryAfterMs ? err : new VendorHttpError(err.status, err.method, err.path, delay);
-}
-
-/** A next link or any URL we are asked to follow must stay on the vendor's origin: our token goes with it. */
-function assertSameOrigin(target: URL, baseUrl: string): void {
-  const base = new URL(baseUrl);
-  const basePath = base.pathname.replace(/\/$/, '');
-  const inside = target.pathname === basePath || target.pathname.startsWith(`${basePath}/`);
-  if (target.origin !== base.origin || !inside) {
-    throw new VendorAuthError(
-      '-',
-      `refusing to send credentials to ${target.origin}${target.pathname}: outside the vendor base URL`,
-    );
-  }
-}
-
-function networkReason(err: unknown): string {
-  if (err instanceof Error) {
-    if (err.name === 'TimeoutError') return 'timed out';
-    const cause = (err as { cause?: { code?: string } }).cause;
-    return cause?.code ?? err.message;
-  }
-  return 'unknown';
-}
-
-/**
- * The OAuth error code and, when the vendor sends one, its error_description — reduced to plain
- * words and capped, because it is vendor text going into our errors, logs and workflow histories.
- * The description is what tells an operator a disabled client from a replayed jti or a skewed clock.
- */
-function oauthErrorCode(body: Buffer): string {
-  try {
-    const parsed = JSON.parse(body.toString('utf8')) as { error?: unknown; error_description?: unknown };
-    const code =
-      typeof parsed.error === 'string' ? parsed.error.replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 64) : 'no error code';
-    const description =
-      typeof parsed.error_description === 'string'
-        ? parsed.error_description
-            .replace(/[^A-Za-z0-9 .,:;'()_/-]/g, '')
-            .trim()
-            .slice(0, 160)
-        : '';
-    return description ? `${code}: ${description}` : code;
-  } catch {
-    return 'no error code';
-  }
-}
-
-function parseTokenResponse(
-  body: Buffer,
-): { accessToken: string; expiresInSeconds: number; scope: string } | undefined {
-  try {
-    const t = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
-    if (typeof t.access_token !== 'string' || t.access_token.length === 0) return undefined;
-    const expiresIn = typeof t.expires_in === 'number' && t.expires_in > 0 ? t.expires_in : 300;
-    return {
-      accessToken: t.access_token,
-      expiresInSeconds: expiresIn,
-      scope: typeof t.scope === 'string' ? t.scope : '',
-    };
-  } catch {
-    return undefined;
   }
 }

@@ -21,7 +21,8 @@ import {
   type PemPair,
 } from '../../lib/crypto/tls-certs.js';
 import type { VendorTls } from '../../lib/vendors/tls-options.js';
-import { VendorClient, type CallContext, type IntegrationCredentials } from '../../lib/vendors/vendor-client.js';
+import type { CallContext, IntegrationCredentials } from '../../lib/vendors/vendor-call.js';
+import { VendorClient } from '../../lib/vendors/vendor-client.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';
 import { adminJson, createTestClient, type SandboxRef, type SandboxTestClient } from '../../sandbox/test-client.js';
 import { rejection } from '../helpers.js';

@@ -8,7 +8,7 @@ import { decodeJwt, generateKeyPair } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { signClientAssertion } from '../../lib/crypto/client-assertion.js';
 import { basicAuthorization, revocationRequest, tokenRequest } from '../../lib/vendors/client-auth.js';
-import type { IntegrationCredentials } from '../../lib/vendors/vendor-client.js';
+import type { IntegrationCredentials } from '../../lib/vendors/vendor-call.js';
 import { presentedClient } from '../../sandbox/client-auth.js';
 import { ASSERTION_TYPE } from '../../sandbox/smart.js';
 

@@ -16,7 +16,7 @@ import {
 import { parseSearchBundle } from '../../lib/fhir/search-bundle.js';
 import { signClientAssertion } from '../../lib/crypto/client-assertion.js';
 import { VendorClient } from '../../lib/vendors/vendor-client.js';
-import type { CallContext, IntegrationCredentials, VendorClientDeps } from '../../lib/vendors/vendor-client.js';
+import type { CallContext, IntegrationCredentials, VendorClientDeps } from '../../lib/vendors/vendor-call.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';
 import { adminJson } from '../../sandbox/test-client.js';
 import { rejection } from '../helpers.js';

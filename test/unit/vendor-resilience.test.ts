@@ -16,7 +16,7 @@ import { signClientAssertion } from '../../lib/crypto/client-assertion.js';
 import { CircuitBreakers } from '../../lib/vendors/circuit-breaker.js';
 import { errorForStatus } from '../../lib/vendors/http-policy.js';
 import { VendorClient } from '../../lib/vendors/vendor-client.js';
-import type { CallContext, VendorClientDeps } from '../../lib/vendors/vendor-client.js';
+import type { CallContext, VendorClientDeps } from '../../lib/vendors/vendor-call.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';
 import { adminJson } from '../../sandbox/test-client.js';
 import { rejection } from '../helpers.js';
