@@ -15,7 +15,7 @@ import type {
   NotificationInput,
   OverrideRotationInput,
   RetryRotationInput,
-} from '../workflows/breach-containment.js';
+} from '../workflows/incident-api.js';
 
 export const IncidentIdKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.incidentId, SearchAttributeType.KEYWORD);
 

@@ -5,7 +5,7 @@
 import os from 'node:os';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
-import type { IncidentTimeline, Recipient, Severity } from '../../workflows/breach-containment.js';
+import type { IncidentTimeline, Recipient, Severity } from '../../workflows/incident-api.js';
 import {
   addIncidentNote,
   declareIncident,

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { InvalidArgumentError, KeyRotationRolledBackError } from '../../lib/errors/index.js';
 import { keyStatus } from '../../lib/keys/key-status-repository.js';
 import { activeIntegrationIds } from '../../lib/integrations/repository.js';
-import type { KeyKind, KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation.js';
+import type { KeyKind, KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation-api.js';
 import { withContext } from '../context.js';
 import { IntegrationIdKey, TenantIdKey } from '../sync-client.js';
 import { print, printJson, table } from '../output.js';

@@ -26,7 +26,7 @@ import {
 import { registerSandboxAdmin } from '../../lib/incidents/sandbox-admins.js';
 import { getIntegration } from '../../lib/integrations/repository.js';
 import { createTenant } from '../../lib/store/tenants.js';
-import type { IncidentTimeline } from '../../workflows/breach-containment.js';
+import type { IncidentTimeline } from '../../workflows/incident-api.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { recordIdentifiers } from '../security/leak-registry.js';
 import { runEhrctl } from './ehrctl-process.js';

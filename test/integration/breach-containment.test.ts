@@ -31,7 +31,7 @@ import { TenantKeyring } from '../../lib/keys/keyring.js';
 import { getIntegration } from '../../lib/integrations/repository.js';
 import { restoreIntegration } from '../../lib/revocation/restore.js';
 import type { VendorClient } from '../../lib/vendors/vendor-client.js';
-import type { IncidentTimeline } from '../../workflows/breach-containment.js';
+import type { IncidentTimeline } from '../../workflows/incident-api.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { findLeaks } from '../security/leak-scan.js';
 import { registerSandboxTenant, sandboxAdmin, startTestSandbox, testActor, useSyncHarness } from './support.js';

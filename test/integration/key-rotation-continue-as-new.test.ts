@@ -16,7 +16,7 @@ import { TenantKeyring } from '../../lib/keys/keyring.js';
 import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { createPool } from '../../lib/store/pool.js';
-import type { KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation.js';
+import type { KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation-api.js';
 import { uniqueId } from '../harness.js';
 import { registerSandboxTenant, testLogger, useSyncHarness } from './support.js';
 import type { RotationParentInput, RotationParentResult } from './workflows/rotation-parent.js';

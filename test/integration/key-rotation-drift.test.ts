@@ -14,7 +14,7 @@ import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
 import { TenantKeyring } from '../../lib/keys/keyring.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { createPool, withTransaction } from '../../lib/store/pool.js';
-import type { KeyRotationResult } from '../../workflows/key-rotation.js';
+import type { KeyRotationResult } from '../../workflows/key-rotation-api.js';
 import { keyRotationResult, startKeyRotation } from '../../client/commands/keys.js';
 import { testEnv } from '../harness.js';
 import { rejection } from '../helpers.js';

@@ -21,7 +21,7 @@ import { addWebhookSecret, acceptedWebhookSecrets, listWebhookSecrets } from '..
 import { signWebhook, verifyWebhook } from '../../lib/webhooks/verify.js';
 import { startJwksServer, type JwksServer } from '../../workers/jwks-server.js';
 import type { SyncReport } from '../../workflows/nightly-sync.js';
-import type { KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation.js';
+import type { KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation-api.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { registerSandboxTenant, sandboxAdmin, testActor, useSyncHarness } from './support.js';
 

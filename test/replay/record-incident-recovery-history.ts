@@ -23,7 +23,7 @@ import {
 } from '../../client/incident-client.js';
 import { registerSandboxAdmin } from '../../lib/incidents/sandbox-admins.js';
 import { createTenant } from '../../lib/store/tenants.js';
-import type { IncidentTimeline } from '../../workflows/breach-containment.js';
+import type { IncidentTimeline } from '../../workflows/incident-api.js';
 import { runRecorder, sandboxIdentifiers, startRecordingStack, writeHistory } from './history-files.js';
 
 const actor = { actor: 'recorder', correlationId: randomUUID() };

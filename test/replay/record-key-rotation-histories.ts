@@ -15,7 +15,7 @@ import { createTenant } from '../../lib/store/tenants.js';
 import { addWebhookSecret } from '../../lib/webhooks/secrets.js';
 import { registerIntegration } from '../../lib/integrations/registration.js';
 import { startSync } from '../../client/sync-client.js';
-import type { KeyRotationInput } from '../../workflows/key-rotation.js';
+import type { KeyRotationInput } from '../../workflows/key-rotation-api.js';
 import { runRecorder, sandboxIdentifiers, startRecordingStack, writeHistory } from './history-files.js';
 
 const actor = { actor: 'recorder', correlationId: randomUUID() };
