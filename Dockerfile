@@ -11,6 +11,8 @@ COPY activities ./activities
 COPY workflows ./workflows
 COPY workers ./workers
 COPY client ./client
+# ehrctl reads a running dev stack's settings (dev/stack-files.ts) when its environment names none.
+COPY dev ./dev
 COPY migrations ./migrations
 COPY bin ./bin
 USER node

@@ -9,10 +9,9 @@ import type { ScheduleHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import pLimit from 'p-limit';
-import { scheduleIdFor } from '../client/sync-client.js';
+import { scheduleIdFor } from '../lib/domain.js';
 import type { AuditContext } from '../lib/audit/chain.js';
 import { recordAuditEvent } from '../lib/audit/chain.js';
-import { InvalidArgumentError } from '../lib/errors/index.js';
 import type { EvidencePackage, HistoryEvidence } from '../lib/incidents/evidence.js';
 import { preserveEvidence } from '../lib/incidents/evidence.js';
 import type { RecoveryCredentials } from '../lib/incidents/recovery-credentials.js';
@@ -20,9 +19,11 @@ import { recoveryCredentialProblems } from '../lib/incidents/recovery-credential
 import { replayPendingWrites } from '../lib/incidents/pending-writes.js';
 import type { IncidentScope, ScopedIntegration } from '../lib/incidents/scope.js';
 import { liftHold, markIncident, openIncident, raiseHold, recordPausedSchedules } from '../lib/incidents/store.js';
-import { getIntegration } from '../lib/store/integrations.js';
-import { restoreIntegration, revokeIntegrations } from '../lib/vendors/revocation.js';
-import type { ActivityDeps, ContainmentDeps } from './deps.js';
+import { getIntegration } from '../lib/integrations/repository.js';
+import { restoreIntegration } from '../lib/revocation/restore.js';
+import { revokeIntegrations } from '../lib/revocation/revoke.js';
+import { atActivityBoundary } from './boundary.js';
+import type { ContainmentActivityDeps } from './deps.js';
 import { NOT_CANCELLED_BY_CONTAINMENT, cancelEach, listRuns, scopeQueries } from './scope-workflows.js';
 
 export interface IncidentRef {
@@ -37,11 +38,15 @@ export interface StepDone {
   detail: Record<string, string | number | boolean | string[]>;
 }
 
-const audit = (ref: IncidentRef): AuditContext => ({ actor: `incident/${ref.incidentId} for ${ref.onBehalfOf}`, correlationId: ref.incidentId });
+const audit = (ref: IncidentRef): AuditContext => ({
+  actor: `incident/${ref.incidentId} for ${ref.onBehalfOf}`,
+  correlationId: ref.incidentId,
+});
 const done = (detail: StepDone['detail']): StepDone => ({ doneAtMs: Date.now(), detail });
 
 /** Integrations the incident revoked (active when declared): only those are restored. */
-const wereActive = (affected: ScopedIntegration[]): ScopedIntegration[] => affected.filter((i) => i.status === 'active');
+const wereActive = (affected: ScopedIntegration[]): ScopedIntegration[] =>
+  affected.filter((i) => i.status === 'active');
 
 /**
  * Temporal calls per containment step in flight at once: one by one, a scope of 100 integrations took
@@ -50,8 +55,17 @@ const wereActive = (affected: ScopedIntegration[]): ScopedIntegration[] => affec
 const TEMPORAL_CALLS_IN_FLIGHT = 16;
 
 /** Our sync runs of these integrations matching a visibility query (evidence: their histories), most recent first. */
-async function syncRunsOf(client: Awaited<ReturnType<ContainmentDeps['temporal']>>, integrationIds: string[], extra: string, limit: number) {
-  return listRuns(client, scopeQueries(undefined, integrationIds, [], ` AND WorkflowType = 'nightlySync'${extra}`), limit);
+async function syncRunsOf(
+  client: Awaited<ReturnType<ContainmentActivityDeps['temporal']>>,
+  integrationIds: string[],
+  extra: string,
+  limit: number,
+) {
+  return listRuns(
+    client,
+    scopeQueries(undefined, integrationIds, [], ` AND WorkflowType = 'nightlySync'${extra}`),
+    limit,
+  );
 }
 
 /** The schedule's state, or undefined when there is none; any other failure propagates (the step retries). */
@@ -64,22 +78,42 @@ async function scheduleState(handle: ScheduleHandle) {
   }
 }
 
-export function createContainmentActivities(deps: ActivityDeps) {
-  const need = (): ContainmentDeps => {
-    if (!deps.containment) throw new InvalidArgumentError('worker', 'this worker was built without containment dependencies');
-    return deps.containment;
-  };
-  return {
-    async openIncident(ref: IncidentRef, input: { scope: IncidentScope; severity: string; reason: string; declaredBy: string; drill: boolean; declaredAtMs: number }) {
-      const record = await openIncident(deps.pool, { id: ref.incidentId, ...input, declaredAt: new Date(input.declaredAtMs) }, audit(ref));
+export function createContainmentActivities(deps: ContainmentActivityDeps) {
+  return atActivityBoundary({
+    async openIncident(
+      ref: IncidentRef,
+      input: {
+        scope: IncidentScope;
+        severity: string;
+        reason: string;
+        declaredBy: string;
+        drill: boolean;
+        declaredAtMs: number;
+      },
+    ) {
+      const record = await openIncident(
+        deps.pool,
+        { id: ref.incidentId, ...input, declaredAt: new Date(input.declaredAtMs) },
+        audit(ref),
+      );
       return { affected: record.affected };
     },
 
-    /** Revokes every integration in scope that was active: tokens dropped at every worker and at the vendor, generation bumped. */
+    /**
+     * Revokes every integration in scope that was active: tokens dropped at every worker and at the vendor,
+     * generation bumped.
+     */
     async revokeScope(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
       const targets = wereActive(affected);
-      const results = await revokeIntegrations(deps.pool, targets.map((i) => i.integrationId), audit(ref), { reason: `incident ${ref.incidentId}`, via: `incident:${ref.incidentId}` });
-      const unconfirmed = results.filter((r) => !r.alreadyRevoked && r.acknowledged < r.workers).map((r) => r.integrationId);
+      const results = await revokeIntegrations(
+        deps.pool,
+        targets.map((i) => i.integrationId),
+        audit(ref),
+        { reason: `incident ${ref.incidentId}`, via: `incident:${ref.incidentId}` },
+      );
+      const unconfirmed = results
+        .filter((r) => !r.alreadyRevoked && r.acknowledged < r.workers)
+        .map((r) => r.integrationId);
       return done({ revoked: results.length, unconfirmed });
     },
 
@@ -90,7 +124,7 @@ export function createContainmentActivities(deps: ActivityDeps) {
 
     /** Pauses each integration's schedule not already paused by someone else; returns the ones this incident paused. */
     async pauseScopeSchedules(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
-      const client = await need().temporal();
+      const client = await deps.temporal();
       const note = `paused by incident ${ref.incidentId}`;
       const limit = pLimit(TEMPORAL_CALLS_IN_FLIGHT);
       const outcomes = await Promise.all(
@@ -118,31 +152,61 @@ export function createContainmentActivities(deps: ActivityDeps) {
      * not swallowed; key rotations and incidents are left alone (scope-workflows.ts).
      */
     async cancelScopeSyncs(ref: IncidentRef, affected: ScopedIntegration[], scope?: IncidentScope): Promise<StepDone> {
-      const client = await need().temporal();
-      const queries = scopeQueries(scope, affected.map((i) => i.integrationId), [...new Set(affected.map((i) => i.tenantId))], ` AND ExecutionStatus = 'Running'`);
-      const running = (await listRuns(client, queries, 10_000)).filter((r) => !(NOT_CANCELLED_BY_CONTAINMENT as readonly string[]).includes(r.type));
-      const report = await cancelEach(running, (id) => client.workflow.getHandle(id).cancel(), { inFlight: TEMPORAL_CALLS_IN_FLIGHT, attempts: 3, backoffMs: 200 });
+      const client = await deps.temporal();
+      const queries = scopeQueries(
+        scope,
+        affected.map((i) => i.integrationId),
+        [...new Set(affected.map((i) => i.tenantId))],
+        ` AND ExecutionStatus = 'Running'`,
+      );
+      const running = (await listRuns(client, queries, 10_000)).filter(
+        (r) => !(NOT_CANCELLED_BY_CONTAINMENT as readonly string[]).includes(r.type),
+      );
+      const report = await cancelEach(running, (id) => client.workflow.getHandle(id).cancel(), {
+        inFlight: TEMPORAL_CALLS_IN_FLIGHT,
+        attempts: 3,
+        backoffMs: 200,
+      });
       const types = [...new Set(running.map((r) => r.type))].sort();
-      return done({ cancelled: report.cancelled.length, types, alreadyClosed: report.alreadyClosed.length, notCancelled: report.notCancelled });
+      return done({
+        cancelled: report.cancelled.length,
+        types,
+        alreadyClosed: report.alreadyClosed.length,
+        notCancelled: report.notCancelled,
+      });
     },
 
     async markContained(ref: IncidentRef, timeToContainMs: number): Promise<void> {
       await markIncident(deps.pool, ref.incidentId, 'contained', timeToContainMs, audit(ref));
     },
 
-    async preserveIncidentEvidence(ref: IncidentRef, scope: IncidentScope, affected: ScopedIntegration[]): Promise<EvidencePackage & { doneAtMs: number }> {
-      const c = need();
-      const client = await c.temporal();
+    async preserveIncidentEvidence(
+      ref: IncidentRef,
+      scope: IncidentScope,
+      affected: ScopedIntegration[],
+    ): Promise<EvidencePackage & { doneAtMs: number }> {
+      const client = await deps.temporal();
       const tenants = [...new Set(affected.map((i) => i.tenantId))];
       async function* histories(): AsyncIterable<HistoryEvidence> {
-        for (const run of await syncRunsOf(client, affected.map((i) => i.integrationId), '', 200)) {
+        for (const run of await syncRunsOf(
+          client,
+          affected.map((i) => i.integrationId),
+          '',
+          200,
+        )) {
           Context.current().heartbeat();
           const history = await client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
           yield { ...run, json: historyToJSON(temporal.api.history.v1.History.create(history)) };
         }
       }
       const pkg = await preserveEvidence(
-        { pool: deps.pool, signer: c.signer, anchor: c.anchor, evidenceDir: c.evidenceDir, checkpointWriter: c.checkpointWriter },
+        {
+          pool: deps.pool,
+          signer: deps.signer,
+          anchor: deps.anchor,
+          evidenceDir: deps.evidenceDir,
+          checkpointWriter: deps.checkpointWriter,
+        },
         { id: ref.incidentId, scope, ...(tenants.length === 1 && scope !== 'all' ? { tenantId: tenants[0]! } : {}) },
         histories(),
         audit(ref),
@@ -151,12 +215,20 @@ export function createContainmentActivities(deps: ActivityDeps) {
     },
 
     /** A notification deadline is near or passed: audited (and so visible to compliance), returned to the timeline. */
-    async incidentReminder(ref: IncidentRef, reminder: { kind: string; dueAtMs: number; outstanding: string[] }): Promise<void> {
+    async incidentReminder(
+      ref: IncidentRef,
+      reminder: { kind: string; dueAtMs: number; outstanding: string[] },
+    ): Promise<void> {
       await recordAuditEvent(deps.pool, {
         ...audit(ref),
         action: 'incident.reminder',
         outcome: 'success',
-        details: { incidentId: ref.incidentId, kind: reminder.kind, dueAt: new Date(reminder.dueAtMs).toISOString(), outstanding: reminder.outstanding },
+        details: {
+          incidentId: ref.incidentId,
+          kind: reminder.kind,
+          dueAt: new Date(reminder.dueAtMs).toISOString(),
+          outstanding: reminder.outstanding,
+        },
       });
     },
 
@@ -165,20 +237,26 @@ export function createContainmentActivities(deps: ActivityDeps) {
      * alone. Secrets and certificates come from the approval (`credentials`, checked before it was
      * recorded by checkRecoveryCredentials).
      */
-    async restoreScope(ref: IncidentRef, affected: ScopedIntegration[], credentials: RecoveryCredentials = {}): Promise<StepDone> {
-      const c = need();
+    async restoreScope(
+      ref: IncidentRef,
+      affected: ScopedIntegration[],
+      credentials: RecoveryCredentials = {},
+    ): Promise<StepDone> {
       const restored: string[] = [];
       for (const i of wereActive(affected)) {
         const current = await getIntegration(deps.pool, i.integrationId);
         if (current.status === 'active') continue;
-        const admin = c.sandboxAdminFor(i.baseUrl);
+        const admin = deps.sandboxAdminFor(i.baseUrl);
         const given = credentials[i.integrationId] ?? {};
-        const tls = given.tlsCertRef && given.tlsKeyRef ? { ...current.tlsRefs, clientCertRef: given.tlsCertRef, clientKeyRef: given.tlsKeyRef } : undefined;
+        const tls =
+          given.tlsCertRef && given.tlsKeyRef
+            ? { ...current.tlsRefs, clientCertRef: given.tlsCertRef, clientKeyRef: given.tlsKeyRef }
+            : undefined;
         await restoreIntegration(deps.pool, i.integrationId, audit(ref), {
-          secretsDir: c.secretsDir,
+          secretsDir: deps.secretsDir,
           incidentId: ref.incidentId,
           ...(admin ? { sandboxAdmin: admin } : {}),
-          ...(c.jwksPublicUrl ? { jwksPublicUrl: c.jwksPublicUrl } : {}),
+          ...(deps.jwksPublicUrl ? { jwksPublicUrl: deps.jwksPublicUrl } : {}),
           ...(given.clientSecretRef ? { clientSecretRef: given.clientSecretRef } : {}),
           ...(tls ? { tlsRefs: tls } : {}),
         });
@@ -188,12 +266,19 @@ export function createContainmentActivities(deps: ActivityDeps) {
     },
 
     /** Before an approval is recorded: what is missing or wrong in the replacement credentials it carries. */
-    async checkRecoveryCredentials(ref: IncidentRef, affected: ScopedIntegration[], credentials: RecoveryCredentials): Promise<{ problems: string[] }> {
+    async checkRecoveryCredentials(
+      ref: IncidentRef,
+      affected: ScopedIntegration[],
+      credentials: RecoveryCredentials,
+    ): Promise<{ problems: string[] }> {
       return { problems: await recoveryCredentialProblems(deps.pool, affected, credentials) };
     },
 
     /** A commander's decision that changes what recovery does (a rotation overridden): audited, with who and why. */
-    async recordIncidentDecision(ref: IncidentRef, decision: { action: string; by: string; detail: Record<string, string> }): Promise<void> {
+    async recordIncidentDecision(
+      ref: IncidentRef,
+      decision: { action: string; by: string; detail: Record<string, string> },
+    ): Promise<void> {
       await recordAuditEvent(deps.pool, {
         actor: decision.by,
         correlationId: ref.incidentId,
@@ -209,7 +294,7 @@ export function createContainmentActivities(deps: ActivityDeps) {
     },
 
     async unpauseScopeSchedules(ref: IncidentRef, scheduleIds: string[]): Promise<StepDone> {
-      const client = await need().temporal();
+      const client = await deps.temporal();
       for (const id of scheduleIds) {
         const handle = client.schedule.getHandle(id);
         const state = await scheduleState(handle);
@@ -227,5 +312,5 @@ export function createContainmentActivities(deps: ActivityDeps) {
     async markRecovered(ref: IncidentRef, timeToRecoverMs: number): Promise<void> {
       await markIncident(deps.pool, ref.incidentId, 'recovered', timeToRecoverMs, audit(ref));
     },
-  };
+  });
 }

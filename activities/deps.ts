@@ -1,42 +1,48 @@
-import type { CredentialDirectory } from '../lib/vendors/credentials.js';
-import type { VendorClient } from '../lib/vendors/vendor-client.js';
-import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
-import type { TenantKeyring } from '../lib/security/keyring.js';
+/**
+ * What each workflow's activities depend on: one set per workflow, every member required. workers/
+ * builds each (the only place real clients, pools and keys are constructed) and registers the union.
+ */
+import type { Client } from '@temporalio/client';
+import type { AuditAnchor } from '../lib/audit/anchor.js';
+import type { KeyAdmin } from '../lib/keys/key-admin.js';
+import type { KeyHierarchy } from '../lib/keys/key-hierarchy.js';
+import type { TenantKeyring } from '../lib/keys/keyring.js';
+import type { PurposeKeys } from '../lib/keys/purpose-key-store.js';
+import type { AuditSigningKeySource } from '../lib/keys/purpose-keys.js';
 import type { Pool } from '../lib/store/pool.js';
-import type { KeyAdmin } from '../lib/security/key-admin.js';
-import type { KeyHierarchy } from '../lib/security/key-hierarchy.js';
-import type { PurposeKeys } from '../lib/security/purpose-key-store.js';
+import type { CredentialDirectory } from '../lib/vendors/credentials.js';
+import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
+import type { SandboxAdmin } from '../lib/vendors/sandbox-registration.js';
+import type { VendorClient } from '../lib/vendors/vendor-client.js';
 
-/** What the key rotation activities administer (activities/key-rotation.ts). */
-export interface KeyRotationDeps {
+/** The nightly sync's activities (workflows/nightly-sync.ts; the webhook delta sync runs it as a child). */
+export interface SyncActivityDeps {
+  pool: Pool;
+  keyring: TenantKeyring;
+  vendors: VendorClient;
+  directory: CredentialDirectory;
+  defaultPageSize: number;
+  /** Routes page activities of rate-limited vendor endpoints to their own task queue. */
+  endpointQueues: EndpointQueuePolicy;
+}
+
+/** The key rotation's activities (workflows/key-rotation.ts). */
+export interface KeyRotationActivityDeps {
+  pool: Pool;
+  keyring: TenantKeyring;
   admin: KeyAdmin;
   kek: KeyHierarchy;
   purposeKeys: Pick<PurposeKeys, 'rotatePayloadKey' | 'forget'>;
   /** Where generated signing keys and webhook secrets are written (EHR_SECRETS_DIR). */
   secretsDir: string;
 }
-import type { Client } from '@temporalio/client';
-import type { AuditAnchor } from '../lib/audit/anchor.js';
-import type { AuditSigningKeySource } from '../lib/security/purpose-keys.js';
-import type { SandboxAdmin } from '../lib/vendors/sandbox-registration.js';
 
-/** Everything activities depend on, built by workers/ (the only place real clients are constructed). */
-export interface ActivityDeps {
+/** Breach containment's activities (workflows/breach-containment.ts). */
+export interface ContainmentActivityDeps {
   pool: Pool;
+  /** Queued vendor writes are replayed through these after recovery. */
   keyring: TenantKeyring;
   vendors: VendorClient;
-  directory: CredentialDirectory;
-  defaultPageSize: number;
-  /** Routes page activities of rate-limited vendor endpoints to their own task queue; absent: no routing. */
-  endpointQueues?: EndpointQueuePolicy;
-  /** Key administration for the rotation workflow; absent: those activities refuse. */
-  keys?: KeyRotationDeps;
-  /** Breach containment (Temporal client, evidence signer and directory); absent: those activities refuse. */
-  containment?: ContainmentDeps;
-}
-
-/** What the breach-containment activities need beyond the sync's dependencies. */
-export interface ContainmentDeps {
   /** A Temporal client (lazily connected): schedules, running syncs, histories for evidence. */
   temporal(): Promise<Client>;
   signer: AuditSigningKeySource;
@@ -45,8 +51,10 @@ export interface ContainmentDeps {
   checkpointWriter: boolean;
   /** Evidence files are written here, 0400 (default: `evidence/` beside the audit anchor). */
   evidenceDir: string;
+  /** Where restore writes fresh signing keys (EHR_SECRETS_DIR). */
   secretsDir: string;
-  jwksPublicUrl?: string;
+  /** JWKS_PUBLIC_URL when set: sandbox clients are re-registered by our JWKS URL. */
+  jwksPublicUrl: string | undefined;
   /** A sandbox vendor's admin endpoint for restore (lib/incidents/sandbox-admins.ts). */
   sandboxAdminFor(baseUrl: string): SandboxAdmin | undefined;
 }

@@ -1,30 +1,25 @@
 /**
- * The activity factory: workers call `createActivities(deps)`; workflows see only the types
- * (`import type { SyncActivities }`), through proxyActivities with the presets in workflows/presets.ts.
+ * Each workflow's activity set, built from its own dependencies (activities/deps.ts): workers/
+ * registers the union; workflows see only the types (`import type { SyncPageActivities }`), through
+ * proxyActivities with the presets in workflows/presets.ts. Every set leaves through the activity
+ * boundary (activities/boundary.ts): errors become ApplicationFailures with stable codes.
  */
 import { atActivityBoundary } from './boundary.js';
 import { createContainmentActivities } from './containment.js';
-import type { ActivityDeps } from './deps.js';
+import type { SyncActivityDeps } from './deps.js';
+import { createKeyRotationActivities } from './key-rotation.js';
 import { createSyncPageActivities } from './sync-page.js';
 import { createSyncPlanningActivities } from './sync-planning.js';
-import { createVendorProbeActivities } from './vendor-probe.js';
-import { createKeyRotationActivities } from './key-rotation.js';
 
-export type { ActivityDeps, ContainmentDeps } from './deps.js';
+export type { ContainmentActivityDeps, KeyRotationActivityDeps, SyncActivityDeps } from './deps.js';
+export { createContainmentActivities, createKeyRotationActivities };
 
-export function createActivities(deps: ActivityDeps) {
-  return atActivityBoundary({
-    ...createSyncPlanningActivities(deps),
-    ...createSyncPageActivities(deps),
-    ...createVendorProbeActivities(deps),
-    ...createKeyRotationActivities(deps),
-    ...createContainmentActivities(deps),
-  });
+export function createSyncActivities(deps: SyncActivityDeps) {
+  return atActivityBoundary({ ...createSyncPlanningActivities(deps), ...createSyncPageActivities(deps) });
 }
 
 export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;
 export type SyncPageActivities = ReturnType<typeof createSyncPageActivities>;
-export type VendorProbeActivities = ReturnType<typeof createVendorProbeActivities>;
+export type SyncActivities = ReturnType<typeof createSyncActivities>;
 export type KeyRotationActivities = ReturnType<typeof createKeyRotationActivities>;
 export type ContainmentActivities = ReturnType<typeof createContainmentActivities>;
-export type Activities = ReturnType<typeof createActivities>;

@@ -5,26 +5,25 @@
  * step that already happened changes nothing or moves on from where it stopped. Batch steps heartbeat.
  */
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { recordAuditEvent } from '../lib/audit/chain.js';
 import type { AuditContext } from '../lib/audit/chain.js';
-import { ConfigError, ConflictError } from '../lib/errors/index.js';
+import { earlierSuccessDetails } from '../lib/audit/earlier-success.js';
+import { ConflictError } from '../lib/errors/index.js';
+import { verifyKekSample } from '../lib/keys/kek-verification.js';
+import { reencryptRecordBatch, verifyReencryption } from '../lib/keys/record-reencryption.js';
+import type { ReencryptionCheck } from '../lib/keys/record-reencryption.js';
 import {
-  destroyTenantKeyVersion,
-  destroyUnusedKeyVersions,
-  reencryptRecordBatch,
+  restorePreviousKekPrimary,
+  restorePreviousSigningKey,
   restoreTenantPrimaryKey,
-  verifyReencryption,
-} from '../lib/store/record-reencryption.js';
-import type { ReencryptionCheck } from '../lib/store/record-reencryption.js';
-import { restorePreviousKekPrimary, restorePreviousSigningKey } from '../lib/store/key-rotation-rollback.js';
-import { getIntegration } from '../lib/store/integrations.js';
-import { dataKeyWrapAad } from '../lib/security/keyring.js';
-import { pseudonymKeyWrapAad } from '../lib/security/pseudonym-keys.js';
-import { activateSuccessorKey, publishSuccessorKey, retireKey } from '../lib/vendors/signing-key-rotation.js';
+} from '../lib/keys/rotation-rollback.js';
+import { destroyTenantKeyVersion, destroyUnusedKeyVersions } from '../lib/keys/tenant-keys.js';
+import { getIntegration } from '../lib/integrations/repository.js';
+import { activateSuccessorKey, publishSuccessorKey, retireKey } from '../lib/keys/signing-key-rotation.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
 import { addWebhookSecret, restorePreviousWebhookSecret, retireWebhookSecret } from '../lib/webhooks/secrets.js';
-import type { ActivityDeps, KeyRotationDeps } from './deps.js';
+import { atActivityBoundary } from './boundary.js';
+import type { KeyRotationActivityDeps } from './deps.js';
 
 /** Who asked, and why: recorded on every audit event of the rotation. */
 export interface RotationActor {
@@ -33,107 +32,75 @@ export interface RotationActor {
   incidentId?: string;
 }
 
-/**
- * Test-only fault injection (in-process workers): the named step fails once, non-retryably, as a
- * crashed KMS or database would after its retries, so tests can watch the rollback path.
- */
-export const keyRotationFaults: { failOnce: Set<string>; loseReplyOnce: Set<string> } = { failOnce: new Set(), loseReplyOnce: new Set() };
-
-function injectFault(step: string): void {
-  if (keyRotationFaults.failOnce.delete(step)) throw ApplicationFailure.nonRetryable(`injected fault in ${step}`, 'TEST_INJECTED_FAULT');
-}
-
-/** `loseReplyOnce`: the step commits, then its attempt fails retryably, as when a worker dies before replying. */
-function injectLostReply(step: string): void {
-  if (keyRotationFaults.loseReplyOnce.delete(step)) throw ApplicationFailure.retryable(`injected lost reply in ${step}`, 'TEST_INJECTED_FAULT');
-}
-
 function auditCtx(actor: RotationActor): AuditContext {
   const info = Context.current().info;
-  return { actor: actor.requestedBy, correlationId: info.workflowExecution?.workflowId ?? `activity:${info.activityId}` };
+  return {
+    actor: actor.requestedBy,
+    correlationId: info.workflowExecution?.workflowId ?? `activity:${info.activityId}`,
+  };
 }
 
-function keysOf(deps: ActivityDeps): KeyRotationDeps {
-  if (!deps.keys) throw new ConfigError('worker', 'was built without key administration (ActivityDeps.keys)');
-  return deps.keys;
-}
-
-export function createKeyRotationActivities(deps: ActivityDeps) {
+export function createKeyRotationActivities(deps: KeyRotationActivityDeps) {
   /**
    * The details of this rotation's earlier successful `action`, if any: the audit trail is the
    * idempotency record, so a step retried after its commit (reply lost, worker crashed) returns what
    * it did instead of creating a second key version.
    */
-  const done = async (action: string, tenantId?: string): Promise<Record<string, unknown> | undefined> => {
-    const { rows } = await deps.pool.query<{ details: Record<string, unknown> }>(
-      `SELECT details FROM audit_events WHERE correlation_id = $1 AND action = $2 AND outcome = 'success' AND ($3::text IS NULL OR tenant_id = $3) ORDER BY seq DESC LIMIT 1`,
-      [Context.current().info.workflowExecution?.workflowId ?? '', action, tenantId ?? null],
-    );
-    return rows[0]?.details;
+  const done = (action: string, tenantId?: string): Promise<Record<string, unknown> | undefined> => {
+    const correlationId = Context.current().info.workflowExecution?.workflowId ?? '';
+    return earlierSuccessDetails(deps.pool, { correlationId, action, ...(tenantId !== undefined ? { tenantId } : {}) });
   };
-  return {
-    async recordRotationEvent(actor: RotationActor, event: { phase: 'started' | 'completed' | 'rolled_back'; kind: string; scope: string; detail?: Record<string, unknown> }): Promise<void> {
+  return atActivityBoundary({
+    async recordRotationEvent(
+      actor: RotationActor,
+      event: {
+        phase: 'started' | 'completed' | 'rolled_back';
+        kind: string;
+        scope: string;
+        detail?: Record<string, unknown>;
+      },
+    ): Promise<void> {
       await recordAuditEvent(deps.pool, {
         ...auditCtx(actor),
         action: `key.rotation.${event.phase}`,
         outcome: event.phase === 'rolled_back' ? 'failure' : 'success',
         tenantId: event.kind === 'tenant-dek' ? event.scope : null,
         integrationId: event.kind === 'signing-key' || event.kind === 'webhook-secret' ? event.scope : null,
-        details: { kind: event.kind, scope: event.scope, reason: actor.reason, incidentId: actor.incidentId ?? null, ...event.detail },
+        details: {
+          kind: event.kind,
+          scope: event.scope,
+          reason: actor.reason,
+          incidentId: actor.incidentId ?? null,
+          ...event.detail,
+        },
       });
     },
 
     // ---- KEK -----------------------------------------------------------------------------------
     async rotateKekVersion(actor: RotationActor): Promise<{ version: number; previous: number }> {
-      injectFault('rotateKekVersion');
       const prior = await done('key.kek.rotated');
       if (prior) return { version: Number(prior['kekVersion']), previous: Number(prior['previousKekVersion']) };
-      const out = await keysOf(deps).admin.rotateKek(auditCtx(actor));
-      injectLostReply('rotateKekVersion');
+      const out = await deps.admin.rotateKek(auditCtx(actor));
       return out;
     },
 
     /** One batch; the workflow loops until nothing is left, so a crash loses at most one batch's work. */
     async rewrapKeyBatch(actor: RotationActor, batchSize: number): Promise<{ moved: number; remaining: number }> {
-      injectFault('rewrapKeyBatch');
       Context.current().heartbeat({ phase: 'rewrap' });
-      const r = await keysOf(deps).admin.rewrapDataKeys(batchSize, auditCtx(actor));
+      const r = await deps.admin.rewrapDataKeys(batchSize, auditCtx(actor));
       return { moved: r.dataKeys + r.purposeKeys + r.tenantPurposeKeys, remaining: r.remaining };
     },
 
-    /** Unwraps a sample of the DEKs and of the pseudonym keys now wrapped under `version` (fresh unwraps, not the keyring's cache). */
+    /**
+     * Unwraps a sample of the DEKs and of the pseudonym keys now wrapped under `version` (fresh unwraps, not
+     * the keyring's cache).
+     */
     async verifyKekSample(actor: RotationActor, version: number, sampleSize: number): Promise<{ verified: number }> {
-      injectFault('verifyKekSample');
-      const { kek } = keysOf(deps);
-      const { rows } = await deps.pool.query<{ tenant_id: string; key_version: number; wrapped_key: Buffer }>(
-        `SELECT tenant_id, key_version, wrapped_key FROM data_keys WHERE kek_id = $1 AND kek_version = $2 AND wrapped_key IS NOT NULL ORDER BY random() LIMIT $3`,
-        [kek.id, version, sampleSize],
-      );
-      for (const r of rows) {
-        const raw = await kek.unwrap({ kekId: kek.id, kekVersion: version, wrapped: r.wrapped_key }, dataKeyWrapAad(r.tenant_id, r.key_version, kek.id, version));
-        raw.fill(0);
-      }
-      const psks = await deps.pool.query<{ tenant_id: string; wrapped_key: Buffer }>(
-        `SELECT tenant_id, wrapped_key FROM tenant_purpose_keys WHERE purpose = 'pseudonym' AND kek_id = $1 AND kek_version = $2 AND wrapped_key IS NOT NULL ORDER BY random() LIMIT $3`,
-        [kek.id, version, sampleSize],
-      );
-      for (const r of psks.rows) {
-        const raw = await kek.unwrap({ kekId: kek.id, kekVersion: version, wrapped: r.wrapped_key }, pseudonymKeyWrapAad(r.tenant_id, kek.id, version));
-        raw.fill(0);
-      }
-      const sampled = rows.length + psks.rows.length;
-      await recordAuditEvent(deps.pool, {
-        ...auditCtx(actor),
-        action: 'key.kek.verified',
-        outcome: 'success',
-        details: { kekId: kek.id, kekVersion: version, sampled, sampledPseudonymKeys: psks.rows.length },
-      });
-      return { verified: sampled };
+      return verifyKekSample({ pool: deps.pool, kek: deps.kek }, version, sampleSize, auditCtx(actor));
     },
 
     async raiseKekFloor(actor: RotationActor, version: number): Promise<void> {
-      injectFault('raiseKekFloor');
-      const { admin, kek } = keysOf(deps);
+      const { admin, kek } = deps;
       await kek.refresh();
       if (kek.minDecryptionVersion() >= version) return; // already raised (a retry, or a later rotation)
       await admin.raiseKekFloor(version, auditCtx(actor));
@@ -141,7 +108,7 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
 
     /** The replaced version stops being usable and is scheduled for destruction after the configured delay. */
     async retireKekVersion(actor: RotationActor, version: number): Promise<{ destroyAfter: string }> {
-      const { admin, kek } = keysOf(deps);
+      const { admin, kek } = deps;
       const state = (await kek.versions()).find((v) => v.version === version)?.state;
       if (state === 'destroy_scheduled' || state === 'destroyed') return { destroyAfter: 'already scheduled' };
       const { destroyAfter } = await admin.scheduleKekDestroy(version, auditCtx(actor));
@@ -149,7 +116,7 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
     },
 
     async rollBackKekRotation(actor: RotationActor, previous: number, rotated: number): Promise<{ changed: boolean }> {
-      const { kek, purposeKeys } = keysOf(deps);
+      const { kek, purposeKeys } = deps;
       const out = await restorePreviousKekPrimary(deps.pool, kek.id, previous, rotated, auditCtx(actor));
       await kek.refresh();
       purposeKeys.forget();
@@ -157,18 +124,27 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
     },
 
     // ---- tenant DEK ----------------------------------------------------------------------------
-    async rotateTenantDek(actor: RotationActor, tenantId: string): Promise<{ keyVersion: number; previous: number | null }> {
-      injectFault('rotateTenantDek');
+    async rotateTenantDek(
+      actor: RotationActor,
+      tenantId: string,
+    ): Promise<{ keyVersion: number; previous: number | null }> {
       const prior = await done('key.dek.rotated', tenantId);
-      if (prior) return { keyVersion: Number(prior['keyVersion']), previous: prior['previousKeyVersion'] === null ? null : Number(prior['previousKeyVersion']) };
-      const out = await keysOf(deps).admin.rotateTenantKey(tenantId, auditCtx(actor));
+      if (prior)
+        return {
+          keyVersion: Number(prior['keyVersion']),
+          previous: prior['previousKeyVersion'] === null ? null : Number(prior['previousKeyVersion']),
+        };
+      const out = await deps.admin.rotateTenantKey(tenantId, auditCtx(actor));
       deps.keyring.forget(tenantId);
-      injectLostReply('rotateTenantDek');
       return out;
     },
 
-    async reencryptTenantBatch(actor: RotationActor, tenantId: string, keyVersion: number, batchSize: number): Promise<{ reencrypted: number; remaining: number }> {
-      injectFault('reencryptTenantBatch');
+    async reencryptTenantBatch(
+      actor: RotationActor,
+      tenantId: string,
+      keyVersion: number,
+      batchSize: number,
+    ): Promise<{ reencrypted: number; remaining: number }> {
       Context.current().heartbeat({ phase: 're-encrypt' });
       const ctx = auditCtx(actor);
       const target = await deps.keyring.dataKey(tenantId, keyVersion, ctx);
@@ -182,7 +158,6 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
       keyVersion: number,
       sampleSize: number,
     ): Promise<ReencryptionCheck> {
-      injectFault('verifyTenantReencryption');
       return verifyReencryption(deps.pool, deps.keyring, { tenantId, keyVersion, sampleSize }, auditCtx(actor));
     },
 
@@ -191,8 +166,11 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
      * own purpose key), so pseudonyms survive it. Older decrypt-only versions no record uses (a v1 kept
      * by rotations before the pseudonym key existed, a rolled-back rotation's key) go as well.
      */
-    async retireTenantDek(actor: RotationActor, tenantId: string, keyVersion: number): Promise<{ destroyed: boolean; keptFor?: string; alsoDestroyed: number[] }> {
-      injectFault('retireTenantDek');
+    async retireTenantDek(
+      actor: RotationActor,
+      tenantId: string,
+      keyVersion: number,
+    ): Promise<{ destroyed: boolean; keptFor?: string; alsoDestroyed: number[] }> {
       const ctx = auditCtx(actor);
       await deps.keyring.ensurePseudonymKey(tenantId, ctx);
       const { keptFor } = await destroyTenantKeyVersion(deps.pool, tenantId, keyVersion, ctx);
@@ -201,60 +179,83 @@ export function createKeyRotationActivities(deps: ActivityDeps) {
       return { destroyed: keptFor === undefined, ...(keptFor ? { keptFor } : {}), alsoDestroyed: destroyed };
     },
 
-    async rollBackTenantDekRotation(actor: RotationActor, tenantId: string, previous: number, rotated: number): Promise<{ changed: boolean }> {
+    async rollBackTenantDekRotation(
+      actor: RotationActor,
+      tenantId: string,
+      previous: number,
+      rotated: number,
+    ): Promise<{ changed: boolean }> {
       const out = await restoreTenantPrimaryKey(deps.pool, tenantId, previous, rotated, auditCtx(actor));
       deps.keyring.forget(tenantId);
       return out;
     },
 
     // ---- integration signing key ---------------------------------------------------------------
-    async publishSigningKeySuccessor(actor: RotationActor, integrationId: string): Promise<{ kid: string; previousKid: string; jwksCacheSeconds: number }> {
-      injectFault('publishSigningKeySuccessor');
+    async publishSigningKeySuccessor(
+      actor: RotationActor,
+      integrationId: string,
+    ): Promise<{ kid: string; previousKid: string; jwksCacheSeconds: number }> {
       const integration = await getIntegration(deps.pool, integrationId);
       const previousKid = integration.signingKid;
       if (!previousKid) throw new ConflictError('integration', integrationId, 'has no current signing key');
-      const successor = await publishSuccessorKey(deps.pool, integrationId, auditCtx(actor), { secretsDir: keysOf(deps).secretsDir });
-      return { kid: successor.kid, previousKid, jwksCacheSeconds: profileFor(integration.vendor).auth.jwksCacheSeconds.value };
+      const successor = await publishSuccessorKey(deps.pool, integrationId, auditCtx(actor), {
+        secretsDir: deps.secretsDir,
+      });
+      return {
+        kid: successor.kid,
+        previousKid,
+        jwksCacheSeconds: profileFor(integration.vendor).auth.jwksCacheSeconds.value,
+      };
     },
 
     async activateSigningKey(actor: RotationActor, integrationId: string, kid: string): Promise<void> {
-      injectFault('activateSigningKey');
       await activateSuccessorKey(deps.pool, integrationId, auditCtx(actor), { expectedKid: kid });
     },
 
     async retireSigningKey(actor: RotationActor, integrationId: string, kid: string): Promise<void> {
-      injectFault('retireSigningKey');
       await retireKey(deps.pool, integrationId, kid, auditCtx(actor));
     },
 
-    async rollBackSigningKeyRotation(actor: RotationActor, integrationId: string, previousKid: string, newKid: string): Promise<{ changed: boolean }> {
+    async rollBackSigningKeyRotation(
+      actor: RotationActor,
+      integrationId: string,
+      previousKid: string,
+      newKid: string,
+    ): Promise<{ changed: boolean }> {
       return restorePreviousSigningKey(deps.pool, integrationId, previousKid, newKid, auditCtx(actor));
     },
 
     // ---- webhook secret ------------------------------------------------------------------------
-    async addWebhookSecretVersion(actor: RotationActor, integrationId: string): Promise<{ version: number; previousVersion: number | null }> {
-      injectFault('addWebhookSecretVersion');
+    async addWebhookSecretVersion(
+      actor: RotationActor,
+      integrationId: string,
+    ): Promise<{ version: number; previousVersion: number | null }> {
       const prior = await done('webhook_secret.added');
-      if (prior) return { version: Number(prior['version']), previousVersion: prior['previousVersion'] === null ? null : Number(prior['previousVersion']) };
-      return addWebhookSecret(deps.pool, integrationId, auditCtx(actor), { secretsDir: keysOf(deps).secretsDir });
+      if (prior)
+        return {
+          version: Number(prior['version']),
+          previousVersion: prior['previousVersion'] === null ? null : Number(prior['previousVersion']),
+        };
+      return addWebhookSecret(deps.pool, integrationId, auditCtx(actor), { secretsDir: deps.secretsDir });
     },
 
     async retireWebhookSecretVersion(actor: RotationActor, integrationId: string, version: number): Promise<void> {
-      injectFault('retireWebhookSecretVersion');
       await retireWebhookSecret(deps.pool, integrationId, version, auditCtx(actor));
     },
 
-    async rollBackWebhookSecretRotation(actor: RotationActor, integrationId: string): Promise<{ restoredVersion: number | null }> {
+    async rollBackWebhookSecretRotation(
+      actor: RotationActor,
+      integrationId: string,
+    ): Promise<{ restoredVersion: number | null }> {
       return restorePreviousWebhookSecret(deps.pool, integrationId, auditCtx(actor));
     },
 
     // ---- payload key ---------------------------------------------------------------------------
     /** New payloads use the new key; older `payload-v<N>` keys stay readable by id, so histories still decode. */
     async rotatePayloadKeyVersion(actor: RotationActor): Promise<{ keyId: string; version: number }> {
-      injectFault('rotatePayloadKeyVersion');
       const prior = await done('key.payload.rotated');
       if (prior) return { keyId: String(prior['keyId']), version: Number(prior['version']) };
-      return keysOf(deps).purposeKeys.rotatePayloadKey(auditCtx(actor));
+      return deps.purposeKeys.rotatePayloadKey(auditCtx(actor));
     },
-  };
+  });
 }

@@ -22,17 +22,27 @@ export interface ScopeRun {
 const quoted = (ids: string[]): string => ids.map((id) => `'${id}'`).join(', ');
 
 /** Visibility queries for the scope, 50 ids each (the ids are ID_PATTERN-checked, so quoting is safe). */
-export function scopeQueries(scope: IncidentScope | undefined, integrationIds: string[], tenantIds: string[], extra: string): string[] {
+export function scopeQueries(
+  scope: IncidentScope | undefined,
+  integrationIds: string[],
+  tenantIds: string[],
+  extra: string,
+): string[] {
   const queries: string[] = [];
-  for (let i = 0; i < integrationIds.length; i += 50) queries.push(`IntegrationId IN (${quoted(integrationIds.slice(i, i + 50))})${extra}`);
+  for (let i = 0; i < integrationIds.length; i += 50)
+    queries.push(`IntegrationId IN (${quoted(integrationIds.slice(i, i + 50))})${extra}`);
   // Tenant-wide workflows need not carry an IntegrationId; an integration or vendor scope must not touch them.
   if (scope === 'all' || scope?.startsWith('tenant:')) {
-    for (let i = 0; i < tenantIds.length; i += 50) queries.push(`TenantId IN (${quoted(tenantIds.slice(i, i + 50))})${extra}`);
+    for (let i = 0; i < tenantIds.length; i += 50)
+      queries.push(`TenantId IN (${quoted(tenantIds.slice(i, i + 50))})${extra}`);
   }
   return queries;
 }
 
-/** Runs matching the queries, each run once (a tenant query may find what an integration query found), at most `limit`. */
+/**
+ * Runs matching the queries, each run once (a tenant query may find what an integration query found), at most
+ * `limit`.
+ */
 export async function listRuns(client: Client, queries: string[], limit: number): Promise<ScopeRun[]> {
   const seen = new Map<string, ScopeRun>();
   for (const query of queries) {

@@ -10,30 +10,39 @@ import { PolicyViolationError, ScopeNotGrantedError, VendorHttpError } from '../
 import { purposePolicy } from '../lib/fhir/classification.js';
 import { minimiseForPurpose, patientIdOf } from '../lib/fhir/minimise.js';
 import { parseSearchBundle } from '../lib/fhir/search-bundle.js';
-import { encryptRecord } from '../lib/security/envelope.js';
+import { encryptRecord } from '../lib/crypto/envelope.js';
 import type { EncryptedRecord } from '../lib/store/records.js';
 import { upsertRecords } from '../lib/store/records.js';
 import { withTransaction } from '../lib/store/pool.js';
-import type { ActivityDeps } from './deps.js';
+import type { SyncActivityDeps } from './deps.js';
 import { activityAuditContext } from './audit-context.js';
 import type { SyncPageInput, SyncPageResult } from './types.js';
 
 /** Pseudonyms per audit event: keeps each event's details well under the 8 KB cap. */
 const PSEUDONYMS_PER_EVENT = 200;
 
-export function createSyncPageActivities(deps: ActivityDeps) {
+export function createSyncPageActivities(deps: Pick<SyncActivityDeps, 'pool' | 'keyring' | 'vendors' | 'directory'>) {
   return {
     async syncPage(input: SyncPageInput): Promise<SyncPageResult> {
       const ctx = activityAuditContext();
       const integration = await deps.directory.integration(input.integrationId);
       if (integration.tenantId !== input.tenantId) {
-        throw new PolicyViolationError('tenant-isolation', `integration ${input.integrationId} does not belong to tenant ${input.tenantId}`);
+        throw new PolicyViolationError(
+          'tenant-isolation',
+          `integration ${input.integrationId} does not belong to tenant ${input.tenantId}`,
+        );
       }
       if (!integration.resourceTypes.includes(input.resourceType)) {
-        throw new PolicyViolationError('minimum-necessary', `${input.resourceType} is outside integration ${integration.id}'s policy`);
+        throw new PolicyViolationError(
+          'minimum-necessary',
+          `${input.resourceType} is outside integration ${integration.id}'s policy`,
+        );
       }
       if (!purposePolicy(integration.purpose).resourceTypes.includes(input.resourceType)) {
-        throw new PolicyViolationError('minimum-necessary', `${input.resourceType} is outside integration ${integration.id}'s purpose ${integration.purpose}`);
+        throw new PolicyViolationError(
+          'minimum-necessary',
+          `${input.resourceType} is outside integration ${integration.id}'s purpose ${integration.purpose}`,
+        );
       }
       const url = input.cursor ?? firstPageUrl(integration.baseUrl, input);
       Context.current().heartbeat({ phase: 'fetch' });
@@ -41,7 +50,8 @@ export function createSyncPageActivities(deps: ActivityDeps) {
         .get(input.integrationId, url, { correlationId: ctx.correlationId, purpose: 'sync.page' })
         .catch((err: unknown) => {
           // A 403 on a type we asked for means the vendor no longer grants it: name the type, do not retry.
-          if (err instanceof VendorHttpError && err.status === 403) throw new ScopeNotGrantedError(input.integrationId, input.resourceType);
+          if (err instanceof VendorHttpError && err.status === 403)
+            throw new ScopeNotGrantedError(input.integrationId, input.resourceType);
           throw err;
         });
       const page = parseSearchBundle(input.resourceType, response.body);
@@ -59,7 +69,12 @@ export function createSyncPageActivities(deps: ActivityDeps) {
         const minimised = minimiseForPurpose(input.resourceType, item.resource, integration.purpose);
         dropped += minimised.dropped;
         const plaintext = Buffer.from(JSON.stringify(minimised.resource), 'utf8');
-        const recordCtx = { tenantId: input.tenantId, integrationId: input.integrationId, resourceType: input.resourceType, resourceId: item.id };
+        const recordCtx = {
+          tenantId: input.tenantId,
+          integrationId: input.integrationId,
+          resourceType: input.resourceType,
+          resourceId: item.id,
+        };
         records.push({
           resourceId: item.id,
           versionId: item.versionId,
@@ -68,11 +83,16 @@ export function createSyncPageActivities(deps: ActivityDeps) {
           keyVersion: dataKey.version,
           ciphertext: encryptRecord(dataKey, recordCtx, plaintext),
         });
-        if (maxLastUpdated === null || Date.parse(item.lastUpdated) > Date.parse(maxLastUpdated)) maxLastUpdated = item.lastUpdated;
+        if (maxLastUpdated === null || Date.parse(item.lastUpdated) > Date.parse(maxLastUpdated))
+          maxLastUpdated = item.lastUpdated;
       }
 
       const counts = await withTransaction(deps.pool, async (client) => {
-        const upserted = await upsertRecords(client, { tenantId: input.tenantId, integrationId: input.integrationId, resourceType: input.resourceType }, records);
+        const upserted = await upsertRecords(
+          client,
+          { tenantId: input.tenantId, integrationId: input.integrationId, resourceType: input.resourceType },
+          records,
+        );
         await appendAuditEvents(client, storedEvents(ctx, input, { ...upserted, dropped }, [...pseudonyms]));
         return upserted;
       });
@@ -95,12 +115,22 @@ function storedEvents(
   counts: { inserted: number; updated: number; unchanged: number; dropped: number },
   pseudonyms: string[],
 ): AuditEvent[] {
-  const base = { ...ctx, action: 'records.stored', outcome: 'success' as const, tenantId: input.tenantId, integrationId: input.integrationId };
+  const base = {
+    ...ctx,
+    action: 'records.stored',
+    outcome: 'success' as const,
+    tenantId: input.tenantId,
+    integrationId: input.integrationId,
+  };
   const events: AuditEvent[] = [];
   for (let i = 0; i === 0 || i < pseudonyms.length; i += PSEUDONYMS_PER_EVENT) {
     events.push({
       ...base,
-      details: { resourceType: input.resourceType, ...(i === 0 ? counts : {}), patients: pseudonyms.slice(i, i + PSEUDONYMS_PER_EVENT) },
+      details: {
+        resourceType: input.resourceType,
+        ...(i === 0 ? counts : {}),
+        patients: pseudonyms.slice(i, i + PSEUDONYMS_PER_EVENT),
+      },
     });
   }
   return events;

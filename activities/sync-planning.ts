@@ -2,14 +2,16 @@
 import { appendAuditEvents } from '../lib/audit/chain.js';
 import { IntegrationRevokedError, PolicyViolationError } from '../lib/errors/index.js';
 import { advanceCheckpoint, readCheckpoints } from '../lib/store/checkpoints.js';
-import { getIntegration } from '../lib/store/integrations.js';
+import { getIntegration } from '../lib/integrations/repository.js';
 import { withTransaction } from '../lib/store/pool.js';
 import { endpointQueueFor } from '../lib/vendors/endpoint-queues.js';
-import type { ActivityDeps } from './deps.js';
+import type { SyncActivityDeps } from './deps.js';
 import { activityAuditContext } from './audit-context.js';
 import type { AdvanceCheckpointInput, PlanSyncInput, SyncPlan, SyncReportInput } from './types.js';
 
-export function createSyncPlanningActivities(deps: ActivityDeps) {
+export function createSyncPlanningActivities(
+  deps: Pick<SyncActivityDeps, 'pool' | 'defaultPageSize' | 'endpointQueues'>,
+) {
   return {
     /**
      * The resource types the integration's policy allows (narrowed to `input.resourceTypes` when
@@ -18,11 +20,16 @@ export function createSyncPlanningActivities(deps: ActivityDeps) {
     async planSync(input: PlanSyncInput): Promise<SyncPlan> {
       const integration = await getIntegration(deps.pool, input.integrationId);
       if (integration.tenantId !== input.tenantId) {
-        throw new PolicyViolationError('tenant-isolation', `integration ${input.integrationId} does not belong to tenant ${input.tenantId}`);
+        throw new PolicyViolationError(
+          'tenant-isolation',
+          `integration ${input.integrationId} does not belong to tenant ${input.tenantId}`,
+        );
       }
       if (integration.status !== 'active') throw new IntegrationRevokedError(integration.id, integration.status);
-      const checkpoints = input.full ? new Map<string, string>() : await readCheckpoints(deps.pool, input.tenantId, input.integrationId);
-      const pageQueue = deps.endpointQueues ? endpointQueueFor(deps.endpointQueues, integration) : undefined;
+      const checkpoints = input.full
+        ? new Map<string, string>()
+        : await readCheckpoints(deps.pool, input.tenantId, input.integrationId);
+      const pageQueue = endpointQueueFor(deps.endpointQueues, integration);
       return {
         vendor: integration.vendor,
         pageSize: deps.defaultPageSize,
@@ -63,7 +70,8 @@ export function createSyncPlanningActivities(deps: ActivityDeps) {
             tenantId: input.tenantId,
             integrationId: input.integrationId,
             // Skipped types are named with their reason, so the report says what this run did not sync.
-            details: input.skipped && input.skipped.length > 0 ? { ...input.totals, skipped: input.skipped } : input.totals,
+            details:
+              input.skipped && input.skipped.length > 0 ? { ...input.totals, skipped: input.skipped } : input.totals,
           },
         ]),
       );

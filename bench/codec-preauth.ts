@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { PayloadCodec } from '@temporalio/common';
 import { SignJWT } from 'jose';
 import type { CodecServerConfig, CodecServerDeps, CodecServerHandle } from '../workers/codec-server.js';
-import { createCertificateAuthority, issueCertificate } from '../lib/security/tls-certs.js';
+import { createCertificateAuthority, issueCertificate } from '../lib/crypto/tls-certs.js';
 
 const POSTS = 8;
 const BODY_BYTES = 15 * 1024 * 1024;
@@ -28,7 +28,9 @@ interface Ready {
 }
 
 async function serve(modulePath: string): Promise<void> {
-  const mod = (await import(modulePath)) as { startCodecServer(c: CodecServerConfig, d: CodecServerDeps): Promise<CodecServerHandle> };
+  const mod = (await import(modulePath)) as {
+    startCodecServer(c: CodecServerConfig, d: CodecServerDeps): Promise<CodecServerHandle>;
+  };
   const ca = await createCertificateAuthority('bench CA');
   const tls = await issueCertificate(ca, { commonName: '127.0.0.1', altNames: ['127.0.0.1'], usage: 'server' });
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
@@ -68,7 +70,10 @@ async function serve(modulePath: string): Promise<void> {
   process.send!({ url: server.url, caPem: ca.certPem, token } satisfies Ready);
 }
 
-/** Streams one JSON body of BODY_BYTES from a reused chunk; resolves with the status and the bytes sent before the answer. */
+/**
+ * Streams one JSON body of BODY_BYTES from a reused chunk; resolves with the status and the bytes sent before
+ * the answer.
+ */
 function post(ready: Ready, headers: Record<string, string>): Promise<{ status: number; sentBeforeAnswer: number }> {
   const chunk = Buffer.alloc(64 * 1024, 'x');
   const head = Buffer.from('{"pad":"');
@@ -94,7 +99,12 @@ function post(ready: Ready, headers: Record<string, string>): Promise<{ status: 
     const pump = () => {
       while (sent < BODY_BYTES && answeredAt < 0 && !req.destroyed) {
         const left = BODY_BYTES - sent;
-        const piece = sent === 0 ? head : left === tail.length ? tail : chunk.subarray(0, Math.min(chunk.length, left - tail.length));
+        const piece =
+          sent === 0
+            ? head
+            : left === tail.length
+              ? tail
+              : chunk.subarray(0, Math.min(chunk.length, left - tail.length));
         sent += piece.length;
         if (!req.write(piece)) return void req.once('drain', pump);
       }
@@ -106,7 +116,10 @@ function post(ready: Ready, headers: Record<string, string>): Promise<{ status: 
 
 async function main(): Promise<void> {
   const modulePath = path.resolve(process.argv[2] ?? path.join(__dirname, '../workers/codec-server.ts'));
-  const child = fork(__filename, ['--serve', modulePath], { execArgv: [...process.execArgv, '--expose-gc'], stdio: 'inherit' });
+  const child = fork(__filename, ['--serve', modulePath], {
+    execArgv: [...process.execArgv, '--expose-gc'],
+    stdio: 'inherit',
+  });
   const next = <T>() => new Promise<T>((resolve) => child.once('message', (m) => resolve(m as T)));
   const ready = await next<Ready>();
   const rss = async () => {
@@ -119,7 +132,9 @@ async function main(): Promise<void> {
   const before = await rss();
   const anonymous = await Promise.all(Array.from({ length: POSTS }, () => post(ready, {})));
   const afterAnonymous = await rss();
-  const authorised = await Promise.all(Array.from({ length: POSTS }, () => post(ready, { authorization: `Bearer ${ready.token}` })));
+  const authorised = await Promise.all(
+    Array.from({ length: POSTS }, () => post(ready, { authorization: `Bearer ${ready.token}` })),
+  );
   const afterAuthorised = await rss();
   child.send('stop');
   const kib = (rs: Array<{ sentBeforeAnswer: number }>) => Math.max(...rs.map((r) => r.sentBeforeAnswer)) / 1024;
@@ -128,11 +143,19 @@ async function main(): Promise<void> {
     `${r.rss.toFixed(0)} MiB (${delta(r.rss - from.rss)}), after GC ${r.gc.toFixed(0)} MiB (${delta(r.gc - from.gc)})`;
   // Status 0: the connection was closed on the client while it was still sending, before it read the answer.
   const answers = (rs: Array<{ status: number; sentBeforeAnswer: number }>) =>
-    `answered ${[...new Set(rs.map((r) => r.status))].sort().join(',')} after at most ${kib(rs).toFixed(0)} KiB of 15360 sent`;
+    `answered ${[...new Set(rs.map((r) => r.status))].sort().join(',')} after at most ` +
+    `${kib(rs).toFixed(0)} KiB of 15360 sent`;
   console.log(`codec server: ${path.relative(process.cwd(), modulePath)}`);
-  console.log(`  RSS before:                                ${before.rss.toFixed(0)} MiB, after GC ${before.gc.toFixed(0)} MiB`);
-  console.log(`  after ${POSTS} unauthenticated 15 MiB POSTs:      ${mib(afterAnonymous, before)}; ${answers(anonymous)}`);
-  console.log(`  after ${POSTS} authorised 15 MiB POSTs (floor):   ${mib(afterAuthorised, afterAnonymous)}; ${answers(authorised)}`);
+  console.log(
+    `  RSS before:                                ${before.rss.toFixed(0)} MiB, after GC ${before.gc.toFixed(0)} MiB`,
+  );
+  console.log(
+    `  after ${POSTS} unauthenticated 15 MiB POSTs:      ${mib(afterAnonymous, before)}; ${answers(anonymous)}`,
+  );
+  console.log(
+    `  after ${POSTS} authorised 15 MiB POSTs (floor):   ${mib(afterAuthorised, afterAnonymous)}; ` +
+      `${answers(authorised)}`,
+  );
 }
 
 if (process.argv[2] === '--serve') void serve(process.argv[3]!);

@@ -8,15 +8,15 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { appendAuditEvents } from '../lib/audit/chain.js';
-import { verifyAuditChain } from '../lib/audit/verify.js';
-import { percentile, withBenchInfra } from '../lib/dev/ephemeral.js';
-import { decryptRecord, encryptRecord } from '../lib/security/envelope.js';
-import type { DataKey } from '../lib/security/envelope.js';
+import { verifyAuditChain } from '../lib/audit/verify-chain.js';
+import { percentile, withBenchInfra } from '../dev/ephemeral.js';
+import { decryptRecord, encryptRecord } from '../lib/crypto/envelope.js';
+import type { DataKey } from '../lib/crypto/envelope.js';
 import { createPool, withTransaction } from '../lib/store/pool.js';
 import type { Pool } from '../lib/store/pool.js';
 import { upsertRecords } from '../lib/store/records.js';
 import { createTenant } from '../lib/store/tenants.js';
-import { median } from '../lib/dev/ephemeral.js';
+import { median } from '../dev/ephemeral.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const RECORDS = 20_000;
@@ -56,7 +56,13 @@ async function auditVerify(pool: Pool, rows: number): Promise<number> {
     await withTransaction(pool, (c) =>
       appendAuditEvents(
         c,
-        Array.from({ length: batch }, (_, i) => ({ actor: 'bench', action: 'bench.event', outcome: 'success' as const, correlationId: `c${done + i}`, details: { n: done + i } })),
+        Array.from({ length: batch }, (_, i) => ({
+          actor: 'bench',
+          action: 'bench.event',
+          outcome: 'success' as const,
+          correlationId: `c${done + i}`,
+          details: { n: done + i },
+        })),
       ),
     );
   }
@@ -71,9 +77,16 @@ async function auditVerify(pool: Pool, rows: number): Promise<number> {
 }
 
 async function appendLatency(pool: Pool): Promise<{ p50: number; p99: number; pageP50: number }> {
-  await createTenant(pool, { id: 'bench-lat', name: 'Latency Clinic (synthetic)' }, { actor: 'bench', correlationId: 'bench' });
-  await pool.query(`INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-    VALUES ('bench-lat-i', 'bench-lat', 'sandbox', 'http://127.0.0.1/fhir', 'http://127.0.0.1/token', 'c', 'ES384', 'k', '{}', 'file:/dev/null', '{Observation}')`);
+  await createTenant(
+    pool,
+    { id: 'bench-lat', name: 'Latency Clinic (synthetic)' },
+    { actor: 'bench', correlationId: 'bench' },
+  );
+  await pool.query(`INSERT INTO integrations
+      (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk,
+       private_key_ref, resource_types)
+    VALUES ('bench-lat-i', 'bench-lat', 'sandbox', 'http://127.0.0.1/fhir', 'http://127.0.0.1/token', 'c', 'ES384', 'k',
+            '{}', 'file:/dev/null', '{Observation}')`);
   const appendMs: number[] = [];
   const pageMs: number[] = [];
   for (let page = 0; page < 200; page++) {
@@ -87,10 +100,22 @@ async function appendLatency(pool: Pool): Promise<{ p50: number; p99: number; pa
     }));
     const pageStart = performance.now();
     await withTransaction(pool, async (c) => {
-      const counts = await upsertRecords(c, { tenantId: 'bench-lat', integrationId: 'bench-lat-i', resourceType: 'Observation' }, records);
+      const counts = await upsertRecords(
+        c,
+        { tenantId: 'bench-lat', integrationId: 'bench-lat-i', resourceType: 'Observation' },
+        records,
+      );
       const t = performance.now();
       await appendAuditEvents(c, [
-        { actor: 'bench', action: 'records.stored', outcome: 'success', tenantId: 'bench-lat', integrationId: 'bench-lat-i', correlationId: 'run', details: { ...counts, patients: records.slice(0, 50).map((r) => r.patientPseudonym) } },
+        {
+          actor: 'bench',
+          action: 'records.stored',
+          outcome: 'success',
+          tenantId: 'bench-lat',
+          integrationId: 'bench-lat-i',
+          correlationId: 'run',
+          details: { ...counts, patients: records.slice(0, 50).map((r) => r.patientPseudonym) },
+        },
       ]);
       appendMs.push(performance.now() - t);
     });
@@ -102,16 +127,30 @@ async function appendLatency(pool: Pool): Promise<{ p50: number; p99: number; pa
 async function main(): Promise<void> {
   console.log(`bench:crypto — ${RUNS} runs, medians`);
   const env = await envelopeThroughput();
-  console.log(`1. 1 KB records, encrypt+decrypt: envelope ${env.envelope.toFixed(1)} MB/s vs raw AES-256-GCM ${env.raw.toFixed(1)} MB/s (${((env.envelope / env.raw) * 100).toFixed(0)} % of raw)`);
-  await withBenchInfra((line) => console.log(line), async (infra) => {
-    const pool = createPool(infra.databaseUrl, 4);
-    infra.onStop('pool', () => pool.end());
-    const rowsPerSecond = await auditVerify(pool, 100_000);
-    console.log(`2. audit verification: ${Math.round(rowsPerSecond).toLocaleString('en-US')} rows/s over 100,000 rows (goal >= 100,000 rows/s: ${rowsPerSecond >= 100_000 ? 'met' : 'NOT met'})`);
-    const lat = await appendLatency(pool);
-    console.log(`3. audit append inside a 1,000-record page transaction: p50 ${lat.p50.toFixed(2)} ms, p99 ${lat.p99.toFixed(2)} ms (whole page transaction p50 ${lat.pageP50.toFixed(1)} ms)`);
-    console.log('4. payload codec on vs off: run `npm run bench:sync` (it measures both)');
-  });
+  console.log(
+    `1. 1 KB records, encrypt+decrypt: ` +
+      `envelope ${env.envelope.toFixed(1)} MB/s vs raw AES-256-GCM ${env.raw.toFixed(1)} MB/s ` +
+      `(${((env.envelope / env.raw) * 100).toFixed(0)} % of raw)`,
+  );
+  await withBenchInfra(
+    (line) => console.log(line),
+    async (infra) => {
+      const pool = createPool(infra.databaseUrl, 4);
+      infra.onStop('pool', () => pool.end());
+      const rowsPerSecond = await auditVerify(pool, 100_000);
+      console.log(
+        `2. audit verification: ` +
+          `${Math.round(rowsPerSecond).toLocaleString('en-US')} rows/s over 100,000 rows (goal >= ` +
+          `100,000 rows/s: ${rowsPerSecond >= 100_000 ? 'met' : 'NOT met'})`,
+      );
+      const lat = await appendLatency(pool);
+      console.log(
+        `3. audit append inside a 1,000-record page transaction: p50 ${lat.p50.toFixed(2)} ms, ` +
+          `p99 ${lat.p99.toFixed(2)} ms (whole page transaction p50 ${lat.pageP50.toFixed(1)} ms)`,
+      );
+      console.log('4. payload codec on vs off: run `npm run bench:sync` (it measures both)');
+    },
+  );
 }
 
 main().catch((err: unknown) => {

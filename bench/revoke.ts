@@ -10,26 +10,27 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { registerIntegration } from '../client/integrations.js';
+import { registerIntegration } from '../lib/integrations/registration.js';
 import { startSync } from '../client/sync-client.js';
-import { benchInfraEnv, percentile, withBenchInfra, type BenchInfra } from '../lib/dev/ephemeral.js';
+import { benchInfraEnv, percentile, withBenchInfra, type BenchInfra } from '../dev/ephemeral.js';
 import { loadConfig } from '../lib/config/schema.js';
-import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 import { createPool } from '../lib/store/pool.js';
 import { createTenant } from '../lib/store/tenants.js';
-import { REVOCATION_ACK_CHANNEL, REVOCATION_CHANNEL } from '../lib/vendors/revocation-watcher.js';
-import { revokeIntegration } from '../lib/vendors/revocation.js';
+import { REVOCATION_ACK_CHANNEL, REVOCATION_CHANNEL } from '../lib/revocation/watcher.js';
+import { revokeIntegration } from '../lib/revocation/revoke.js';
 import { startSandbox } from '../sandbox/index.js';
 import { startChildWorker } from '../test/integration/child-worker.js';
 
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 50);
 const actor = { actor: 'bench:revoke', correlationId: randomUUID() };
 
-
 const fmt = (ms: number): string => `${ms.toFixed(1)} ms`;
 
 async function main(): Promise<void> {
-  console.log(`bench:revoke — ${TRIALS} trials, two worker processes, page size 5; machine: ${os.cpus().length} cores`);
+  console.log(
+    `bench:revoke — ${TRIALS} trials, two worker processes, page size 5; ` + `machine: ${os.cpus().length} cores`,
+  );
   await withBenchInfra((line) => console.log(line), run);
 }
 
@@ -38,7 +39,12 @@ async function run(infra: BenchInfra): Promise<void> {
   infra.onStop('sandbox', () => sandbox.close());
   const pool = createPool(infra.databaseUrl, 4);
   infra.onStop('pool', () => pool.end());
-  const config = loadConfig({ ...benchInfraEnv(infra), TEMPORAL_TASK_QUEUE: 'bench-revoke', EHR_SYNC_PAGE_SIZE: '5', LOG_LEVEL: 'info' });
+  const config = loadConfig({
+    ...benchInfraEnv(infra),
+    TEMPORAL_TASK_QUEUE: 'bench-revoke',
+    EHR_SYNC_PAGE_SIZE: '5',
+    LOG_LEVEL: 'info',
+  });
   for (const n of [1, 2]) {
     const worker = await startChildWorker(config, path.join(infra.root, `worker-${n}.log`));
     infra.onStop(`worker ${n}`, async () => {
@@ -48,7 +54,10 @@ async function run(infra: BenchInfra): Promise<void> {
   }
   const connection = await Connection.connect({ address: infra.temporalAddress });
   infra.onStop('client connection', () => connection.close());
-  const client = new Client({ connection, dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool, actor: 'bench:client' })] } });
+  const client = new Client({
+    connection,
+    dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool, actor: 'bench:client' })] },
+  });
   // Our own listener: when the notification reached a listener, and when each worker acknowledged.
   const listener = new pg.Client({ connectionString: infra.databaseUrl });
   listener.on('error', () => undefined); // the server stops under it at the end; awaited calls report
@@ -61,7 +70,8 @@ async function run(infra: BenchInfra): Promise<void> {
     const body = JSON.parse(msg.payload ?? '{}') as { integrationId?: string };
     if (!body.integrationId) return;
     if (msg.channel === REVOCATION_CHANNEL && !seen.has(body.integrationId)) seen.set(body.integrationId, now);
-    if (msg.channel === REVOCATION_ACK_CHANNEL) acks.set(body.integrationId, [...(acks.get(body.integrationId) ?? []), now]);
+    if (msg.channel === REVOCATION_ACK_CHANNEL)
+      acks.set(body.integrationId, [...(acks.get(body.integrationId) ?? []), now]);
   });
   await listener.query(`LISTEN ${REVOCATION_CHANNEL}`);
   await listener.query(`LISTEN ${REVOCATION_ACK_CHANNEL}`);
@@ -77,14 +87,34 @@ async function run(infra: BenchInfra): Promise<void> {
     const integrationId = `bench-revoke-${trial}`;
     await registerIntegration(
       pool,
-      { id: integrationId, tenantId: 'bench', vendor: 'sandbox', baseUrl: sandbox.fhirBaseUrl, resourceTypes: ['Patient'], secretsDir: infra.secretsDir, sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken } },
+      {
+        id: integrationId,
+        tenantId: 'bench',
+        vendor: 'sandbox',
+        baseUrl: sandbox.fhirBaseUrl,
+        resourceTypes: ['Patient'],
+        secretsDir: infra.secretsDir,
+        sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken },
+      },
       actor,
     );
     const trialStart = Date.now();
-    const handle = await startSync(client, config.TEMPORAL_TASK_QUEUE, { tenantId: 'bench', integrationId, vendor: 'sandbox' }, { full: true });
+    const handle = await startSync(
+      client,
+      config.TEMPORAL_TASK_QUEUE,
+      { tenantId: 'bench', integrationId, vendor: 'sandbox' },
+      { full: true },
+    );
     // Under load: both workers have fetched pages with their own token.
     const deadline = Date.now() + 60_000;
-    while (new Set(sandbox.ledger(trialStart).filter((e) => e.status === 200).map((e) => e.tokenHash)).size < 2) {
+    while (
+      new Set(
+        sandbox
+          .ledger(trialStart)
+          .filter((e) => e.status === 200)
+          .map((e) => e.tokenHash),
+      ).size < 2
+    ) {
       if (Date.now() > deadline) throw new Error(`trial ${trial}: both workers did not start fetching within 60 s`);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -97,7 +127,10 @@ async function run(infra: BenchInfra): Promise<void> {
     const oldTokens = new Set(entries.filter((e) => e.atMs <= returnedMs).map((e) => e.tokenHash));
     const outcome = await handle.result().then(
       () => 'completed',
-      (err: unknown) => (err instanceof WorkflowFailedError ? ((err.cause?.cause as { type?: string } | undefined)?.type ?? 'failed') : 'error'),
+      (err: unknown) =>
+        err instanceof WorkflowFailedError
+          ? ((err.cause?.cause as { type?: string } | undefined)?.type ?? 'failed')
+          : 'error',
     );
     if (outcome === 'INTEGRATION_REVOKED') failedRevoked++;
     const after = sandbox.ledger(returnedMs + 1).filter((e) => oldTokens.has(e.tokenHash));
@@ -106,13 +139,27 @@ async function run(infra: BenchInfra): Promise<void> {
     const notifiedAt = seen.get(integrationId);
     if (notifiedAt !== undefined) notifyMs.push(notifiedAt - started);
     for (const at of acks.get(integrationId) ?? []) ackMs.push(at - started);
-    if (result.acknowledged !== result.workers || result.workers < 2) console.log(`trial ${trial}: ${result.acknowledged}/${result.workers} workers confirmed`);
+    if (result.acknowledged !== result.workers || result.workers < 2)
+      console.log(`trial ${trial}: ${result.acknowledged}/${result.workers} workers confirmed`);
   }
   console.log('');
-  console.log(`revoke returned → last request with an old token at the sandbox: p50 ${fmt(percentile(lastOld, 50))}, p95 ${fmt(percentile(lastOld, 95))}, max ${fmt(Math.max(...lastOld))} (trials with any: ${lateTrials}/${TRIALS})`);
-  console.log(`revokeIntegration call (commit + both workers confirmed): p50 ${fmt(percentile(revokeMs, 50))}, p95 ${fmt(percentile(revokeMs, 95))}`);
-  console.log(`revoke called → notification at a listener: p50 ${fmt(percentile(notifyMs, 50))}, p95 ${fmt(percentile(notifyMs, 95))}`);
-  console.log(`revoke called → each worker's watcher confirmed (${ackMs.length} confirmations): p50 ${fmt(percentile(ackMs, 50))}, p95 ${fmt(percentile(ackMs, 95))}`);
+  console.log(
+    `revoke returned → last request with an old token at the sandbox: ` +
+      `p50 ${fmt(percentile(lastOld, 50))}, p95 ${fmt(percentile(lastOld, 95))}, ` +
+      `max ${fmt(Math.max(...lastOld))} (trials with any: ${lateTrials}/${TRIALS})`,
+  );
+  console.log(
+    `revokeIntegration call (commit + both workers confirmed): ` +
+      `p50 ${fmt(percentile(revokeMs, 50))}, p95 ${fmt(percentile(revokeMs, 95))}`,
+  );
+  console.log(
+    `revoke called → notification at a listener: p50 ${fmt(percentile(notifyMs, 50))}, ` +
+      `p95 ${fmt(percentile(notifyMs, 95))}`,
+  );
+  console.log(
+    `revoke called → each worker's watcher confirmed (${ackMs.length} confirmations): ` +
+      `p50 ${fmt(percentile(ackMs, 50))}, p95 ${fmt(percentile(ackMs, 95))}`,
+  );
   console.log(`syncs failed with INTEGRATION_REVOKED: ${failedRevoked}/${TRIALS}`);
 }
 

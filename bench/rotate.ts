@@ -11,15 +11,15 @@
  * own cost per batch (one activity task each) is not included.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { median, withBenchInfra } from '../lib/dev/ephemeral.js';
-import { createKekProvider } from '../lib/security/kek-factory.js';
-import { decryptRecord, encryptRecord } from '../lib/security/envelope.js';
-import { KeyAdmin } from '../lib/security/key-admin.js';
-import { KeyHierarchy } from '../lib/security/key-hierarchy.js';
-import { TenantKeyring, dataKeyWrapAad } from '../lib/security/keyring.js';
+import { median, withBenchInfra } from '../dev/ephemeral.js';
+import { createKekProvider } from '../lib/keys/kek-factory.js';
+import { decryptRecord, encryptRecord } from '../lib/crypto/envelope.js';
+import { KeyAdmin } from '../lib/keys/key-admin.js';
+import { KeyHierarchy } from '../lib/keys/key-hierarchy.js';
+import { TenantKeyring, dataKeyWrapAad } from '../lib/keys/keyring.js';
 import { createPool, withTransaction } from '../lib/store/pool.js';
 import type { Pool } from '../lib/store/pool.js';
-import { reencryptRecordBatch } from '../lib/store/record-reencryption.js';
+import { reencryptRecordBatch } from '../lib/keys/record-reencryption.js';
 import { upsertRecords } from '../lib/store/records.js';
 import { createTenant } from '../lib/store/tenants.js';
 
@@ -35,9 +35,14 @@ const TYPE = 'Observation';
 async function seedTenantKeys(pool: Pool, kek: KeyHierarchy): Promise<void> {
   for (let start = 0; start < TENANTS; start += 1_000) {
     const ids = Array.from({ length: Math.min(1_000, TENANTS - start) }, (_, i) => `bench-t${start + i}`);
-    const wrapped = await Promise.all(ids.map((id) => kek.wrapWithPrimary(randomBytes(32), (kv) => dataKeyWrapAad(id, 1, kek.id, kv))));
+    const wrapped = await Promise.all(
+      ids.map((id) => kek.wrapWithPrimary(randomBytes(32), (kv) => dataKeyWrapAad(id, 1, kek.id, kv))),
+    );
     await withTransaction(pool, async (c) => {
-      await c.query(`INSERT INTO tenants (id, name) SELECT id, 'Synthetic Bench Clinic' FROM unnest($1::text[]) AS t(id)`, [ids]);
+      await c.query(
+        `INSERT INTO tenants (id, name) SELECT id, 'Synthetic Bench Clinic' FROM unnest($1::text[]) AS t(id)`,
+        [ids],
+      );
       await c.query(
         `INSERT INTO data_keys (tenant_id, key_version, kek_id, kek_version, wrapped_key, status)
          SELECT t.id, 1, $2, t.kv, t.w, 'primary' FROM unnest($1::text[], $3::int[], $4::bytea[]) AS t(id, kv, w)`,
@@ -51,17 +56,22 @@ async function rewrapRun(pool: Pool, kek: KeyHierarchy, admin: KeyAdmin): Promis
   await admin.rotateKek(ctx());
   let moved = 0;
   const t = performance.now();
-  for (let remaining = Infinity; remaining > 0; ) {
+  for (let remaining = Infinity; remaining > 0;) {
     const r = await admin.rewrapDataKeys(BATCH, ctx());
     moved += r.dataKeys + r.purposeKeys;
     remaining = r.remaining;
   }
   const rate = moved / ((performance.now() - t) / 1000);
   // Floor: the same keys unwrapped and wrapped again in memory.
-  const { rows } = await pool.query<{ tenant_id: string; kek_version: number; wrapped_key: Buffer }>(`SELECT tenant_id, kek_version, wrapped_key FROM data_keys WHERE tenant_id LIKE 'bench-t%' AND key_version = 1`);
+  const { rows } = await pool.query<{ tenant_id: string; kek_version: number; wrapped_key: Buffer }>(
+    `SELECT tenant_id, kek_version, wrapped_key FROM data_keys WHERE tenant_id LIKE 'bench-t%' AND key_version = 1`,
+  );
   const f = performance.now();
   for (const r of rows) {
-    const raw = await kek.backend.unwrap({ kekId: kek.id, kekVersion: r.kek_version, wrapped: r.wrapped_key }, dataKeyWrapAad(r.tenant_id, 1, kek.id, r.kek_version));
+    const raw = await kek.backend.unwrap(
+      { kekId: kek.id, kekVersion: r.kek_version, wrapped: r.wrapped_key },
+      dataKeyWrapAad(r.tenant_id, 1, kek.id, r.kek_version),
+    );
     await kek.backend.wrapWith(r.kek_version, raw, dataKeyWrapAad(r.tenant_id, 1, kek.id, r.kek_version));
     raw.fill(0);
   }
@@ -69,7 +79,15 @@ async function rewrapRun(pool: Pool, kek: KeyHierarchy, admin: KeyAdmin): Promis
 }
 
 function plaintext(i: number, version: number): Buffer {
-  return Buffer.from(JSON.stringify({ resourceType: TYPE, id: `obs-${i}`, meta: { versionId: String(version) }, valueQuantity: { value: i % 200 }, pad: 'x'.repeat(800) }));
+  return Buffer.from(
+    JSON.stringify({
+      resourceType: TYPE,
+      id: `obs-${i}`,
+      meta: { versionId: String(version) },
+      valueQuantity: { value: i % 200 },
+      pad: 'x'.repeat(800),
+    }),
+  );
 }
 
 async function writePage(pool: Pool, keyring: TenantKeyring, ids: number[], version: number): Promise<void> {
@@ -80,26 +98,52 @@ async function writePage(pool: Pool, keyring: TenantKeyring, ids: number[], vers
     lastUpdated: new Date(Date.UTC(2024, 0, 1) + version * 1000).toISOString(),
     patientPseudonym: null,
     keyVersion: dek.version,
-    ciphertext: encryptRecord(dek, { tenantId: TENANT, integrationId: INTEGRATION, resourceType: TYPE, resourceId: `obs-${i}` }, plaintext(i, version)),
+    ciphertext: encryptRecord(
+      dek,
+      { tenantId: TENANT, integrationId: INTEGRATION, resourceType: TYPE, resourceId: `obs-${i}` },
+      plaintext(i, version),
+    ),
   }));
-  await withTransaction(pool, (c) => upsertRecords(c, { tenantId: TENANT, integrationId: INTEGRATION, resourceType: TYPE }, records));
+  await withTransaction(pool, (c) =>
+    upsertRecords(c, { tenantId: TENANT, integrationId: INTEGRATION, resourceType: TYPE }, records),
+  );
 }
 
 async function readSample(pool: Pool, keyring: TenantKeyring, n: number): Promise<void> {
-  const { rows } = await pool.query<{ resource_id: string; ciphertext: Buffer }>(`SELECT resource_id, ciphertext FROM records WHERE tenant_id = $1 ORDER BY random() LIMIT $2`, [TENANT, n]);
-  for (const r of rows) await decryptRecord(r.ciphertext, { tenantId: TENANT, integrationId: INTEGRATION, resourceType: TYPE, resourceId: r.resource_id }, keyring.lookup);
+  const { rows } = await pool.query<{ resource_id: string; ciphertext: Buffer }>(
+    `SELECT resource_id, ciphertext FROM records WHERE tenant_id = $1 ORDER BY random() LIMIT $2`,
+    [TENANT, n],
+  );
+  for (const r of rows)
+    await decryptRecord(
+      r.ciphertext,
+      { tenantId: TENANT, integrationId: INTEGRATION, resourceType: TYPE, resourceId: r.resource_id },
+      keyring.lookup,
+    );
 }
 
 async function decryptEverything(pool: Pool, keyring: TenantKeyring): Promise<number> {
-  const { rows } = await pool.query<{ resource_id: string; ciphertext: Buffer }>(`SELECT resource_id, ciphertext FROM records WHERE tenant_id = $1`, [TENANT]);
+  const { rows } = await pool.query<{ resource_id: string; ciphertext: Buffer }>(
+    `SELECT resource_id, ciphertext FROM records WHERE tenant_id = $1`,
+    [TENANT],
+  );
   let errors = 0;
   for (const r of rows) {
-    await decryptRecord(r.ciphertext, { tenantId: TENANT, integrationId: INTEGRATION, resourceType: TYPE, resourceId: r.resource_id }, keyring.lookup).catch(() => errors++);
+    await decryptRecord(
+      r.ciphertext,
+      { tenantId: TENANT, integrationId: INTEGRATION, resourceType: TYPE, resourceId: r.resource_id },
+      keyring.lookup,
+    ).catch(() => errors++);
   }
   return errors;
 }
 
-async function reencryptRun(pool: Pool, keyring: TenantKeyring, admin: KeyAdmin, run: number): Promise<{ rate: number; floor: number; readErrors: number; writeErrors: number; finalErrors: number }> {
+async function reencryptRun(
+  pool: Pool,
+  keyring: TenantKeyring,
+  admin: KeyAdmin,
+  run: number,
+): Promise<{ rate: number; floor: number; readErrors: number; writeErrors: number; finalErrors: number }> {
   const { keyVersion } = await admin.rotateTenantKey(TENANT, ctx());
   const target = await keyring.dataKey(TENANT, keyVersion, ctx());
   let stop = false;
@@ -119,7 +163,7 @@ async function reencryptRun(pool: Pool, keyring: TenantKeyring, admin: KeyAdmin,
   let moved = 0;
   const t = performance.now();
   try {
-    for (let remaining = Infinity; remaining > 0; ) {
+    for (let remaining = Infinity; remaining > 0;) {
       const r = await reencryptRecordBatch(pool, keyring, { tenantId: TENANT, target, batchSize: BATCH }, ctx());
       moved += r.reencrypted;
       remaining = r.remaining;
@@ -131,7 +175,10 @@ async function reencryptRun(pool: Pool, keyring: TenantKeyring, admin: KeyAdmin,
   const rate = moved / ((performance.now() - t) / 1000);
   const finalErrors = await decryptEverything(pool, keyring);
   // Floor: the same records decrypted and encrypted again in memory.
-  const { rows } = await pool.query<{ resource_id: string; ciphertext: Buffer }>(`SELECT resource_id, ciphertext FROM records WHERE tenant_id = $1`, [TENANT]);
+  const { rows } = await pool.query<{ resource_id: string; ciphertext: Buffer }>(
+    `SELECT resource_id, ciphertext FROM records WHERE tenant_id = $1`,
+    [TENANT],
+  );
   const f = performance.now();
   for (const r of rows) {
     const recordCtx = { tenantId: TENANT, integrationId: INTEGRATION, resourceType: TYPE, resourceId: r.resource_id };
@@ -141,33 +188,61 @@ async function reencryptRun(pool: Pool, keyring: TenantKeyring, admin: KeyAdmin,
 }
 
 async function main(): Promise<void> {
-  process.stdout.write(`bench:rotate — ${TENANTS.toLocaleString('en-US')} tenant DEKs, ${RECORDS.toLocaleString('en-US')} records, batches of ${BATCH}, ${RUNS} runs, medians\n`);
-  await withBenchInfra((line) => process.stdout.write(`${line}\n`), async (infra) => {
-    const pool = createPool(infra.databaseUrl, 8);
-    infra.onStop('pool', () => pool.end());
-    const kek = await KeyHierarchy.open({ pool, backend: await createKekProvider({ EHR_KEK_PROVIDER: 'local', EHR_KEK_DIR: infra.kekDir } as never), audit: ctx() });
-    const keyring = new TenantKeyring({ pool, kek });
-    const admin = new KeyAdmin({ pool, kek, destroyDelaySeconds: 0, forget: { tenant: (t) => keyring.forget(t) } });
-    await seedTenantKeys(pool, kek);
-    await createTenant(pool, { id: TENANT, name: 'Synthetic Bench Clinic' }, ctx());
-    await pool.query(`INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-      VALUES ($1, $2, 'sandbox', 'http://127.0.0.1/fhir', 'http://127.0.0.1/token', 'c', 'ES384', 'k', '{}', 'file:/dev/null', '{Observation}')`, [INTEGRATION, TENANT]);
-    for (let start = 0; start < RECORDS; start += 1_000) await writePage(pool, keyring, Array.from({ length: Math.min(1_000, RECORDS - start) }, (_, k) => start + k), 1);
+  process.stdout.write(
+    `bench:rotate — ${TENANTS.toLocaleString('en-US')} tenant DEKs, ` +
+      `${RECORDS.toLocaleString('en-US')} records, batches of ${BATCH}, ${RUNS} runs, medians\n`,
+  );
+  await withBenchInfra(
+    (line) => process.stdout.write(`${line}\n`),
+    async (infra) => {
+      const pool = createPool(infra.databaseUrl, 8);
+      infra.onStop('pool', () => pool.end());
+      const kek = await KeyHierarchy.open({
+        pool,
+        backend: await createKekProvider({ EHR_KEK_PROVIDER: 'local', EHR_KEK_DIR: infra.kekDir } as never),
+        audit: ctx(),
+      });
+      const keyring = new TenantKeyring({ pool, kek });
+      const admin = new KeyAdmin({ pool, kek, destroyDelaySeconds: 0, forget: { tenant: (t) => keyring.forget(t) } });
+      await seedTenantKeys(pool, kek);
+      await createTenant(pool, { id: TENANT, name: 'Synthetic Bench Clinic' }, ctx());
+      await pool.query(
+        `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg,
+           signing_kid, public_jwk, private_key_ref, resource_types)
+      VALUES ($1, $2, 'sandbox', 'http://127.0.0.1/fhir', 'http://127.0.0.1/token', 'c', 'ES384', 'k',
+        '{}', 'file:/dev/null', '{Observation}')`,
+        [INTEGRATION, TENANT],
+      );
+      for (let start = 0; start < RECORDS; start += 1_000)
+        await writePage(
+          pool,
+          keyring,
+          Array.from({ length: Math.min(1_000, RECORDS - start) }, (_, k) => start + k),
+          1,
+        );
 
-    const rewrap: Array<{ rate: number; floor: number }> = [];
-    const reenc: Array<Awaited<ReturnType<typeof reencryptRun>>> = [];
-    for (let run = 0; run < RUNS; run++) {
-      rewrap.push(await rewrapRun(pool, kek, admin));
-      reenc.push(await reencryptRun(pool, keyring, admin, run));
-    }
-    const m = (xs: number[]) => Math.round(median(xs)).toLocaleString('en-US');
-    const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
-    process.stdout.write(`1. KEK rewrap: ${m(rewrap.map((r) => r.rate))} keys/s (batches of ${BATCH}, audited) vs floor ${m(rewrap.map((r) => r.floor))} keys/s (unwrap+wrap in memory)\n`);
-    process.stdout.write(
-      `2. tenant DEK re-encryption under load: ${m(reenc.map((r) => r.rate))} records/s vs floor ${m(reenc.map((r) => r.floor))} records/s (decrypt+encrypt in memory); ` +
-        `read errors ${sum(reenc.map((r) => r.readErrors))}, write errors ${sum(reenc.map((r) => r.writeErrors))}, records unreadable afterwards ${sum(reenc.map((r) => r.finalErrors))}\n`,
-    );
-  });
+      const rewrap: Array<{ rate: number; floor: number }> = [];
+      const reenc: Array<Awaited<ReturnType<typeof reencryptRun>>> = [];
+      for (let run = 0; run < RUNS; run++) {
+        rewrap.push(await rewrapRun(pool, kek, admin));
+        reenc.push(await reencryptRun(pool, keyring, admin, run));
+      }
+      const m = (xs: number[]) => Math.round(median(xs)).toLocaleString('en-US');
+      const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+      process.stdout.write(
+        `1. KEK rewrap: ${m(rewrap.map((r) => r.rate))} keys/s (batches of ${BATCH}, audited) ` +
+          `vs floor ${m(rewrap.map((r) => r.floor))} keys/s (unwrap+wrap in memory)\n`,
+      );
+      process.stdout.write(
+        `2. tenant DEK re-encryption under load: ` +
+          `${m(reenc.map((r) => r.rate))} records/s vs floor ${m(reenc.map((r) => r.floor))} ` +
+          `records/s (decrypt+encrypt in memory); ` +
+          `read errors ${sum(reenc.map((r) => r.readErrors))}, ` +
+          `write errors ${sum(reenc.map((r) => r.writeErrors))}, ` +
+          `records unreadable afterwards ${sum(reenc.map((r) => r.finalErrors))}\n`,
+      );
+    },
+  );
 }
 
 main().catch((err: unknown) => {

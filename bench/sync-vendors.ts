@@ -11,9 +11,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import { registerIntegration } from '../client/integrations.js';
+import { registerIntegration } from '../lib/integrations/registration.js';
 import { startSync, syncResult } from '../client/sync-client.js';
-import { median } from '../lib/dev/ephemeral.js';
+import { median } from '../dev/ephemeral.js';
 import type { Pool } from '../lib/store/pool.js';
 import { createTenant } from '../lib/store/tenants.js';
 import { activityRatePerSecond } from '../lib/vendors/profiles/adapters.js';
@@ -34,7 +34,6 @@ interface Setup {
   secretsDir: string;
 }
 
-
 /** The most requests that arrived within any 60-second window. */
 function busiestMinute(entries: LedgerEntry[]): number {
   const times = entries.map((e) => e.atMs).sort((a, b) => a - b);
@@ -49,7 +48,12 @@ function busiestMinute(entries: LedgerEntry[]): number {
 export async function threeVendorBench(setup: Setup, log: (line: string) => void): Promise<void> {
   const limitedProfile = profileFor('eclinicalworks');
   const limit = limitedProfile.rateLimit.value!;
-  log(`\nthree vendors at once — eClinicalWorks (${limit.requests}/${limit.perSeconds}s, ${LIMITED_SIZE} resources; connector paces its endpoint queue at ${activityRatePerSecond(limitedProfile)!.toFixed(2)} pages/s) beside Epic and Oracle Health (${FREE_SIZE} resources each), ${RUNS} runs`);
+  log(
+    `\nthree vendors at once — eClinicalWorks (${limit.requests}/${limit.perSeconds}s, ` +
+      `${LIMITED_SIZE} resources; ` +
+      `connector paces its endpoint queue at ${activityRatePerSecond(limitedProfile)!.toFixed(2)} ` +
+      `pages/s) beside Epic and Oracle Health (${FREE_SIZE} resources each), ${RUNS} runs`,
+  );
   const tenantId = `bench-vendors-${Date.now().toString(36)}`;
   await createTenant(setup.pool, { id: tenantId, name: 'Benchmark Vendors Clinic (synthetic)' }, actor);
   const sandboxes: Partial<Record<PersonalityId, SandboxHandle>> = {};
@@ -65,14 +69,27 @@ export async function threeVendorBench(setup: Setup, log: (line: string) => void
     }
     await registerIntegration(
       setup.pool,
-      { id, tenantId, vendor, baseUrl: sandbox.fhirBaseUrl, secretsDir: setup.secretsDir, sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken }, ...(clientSecretRef ? { clientSecretRef } : {}) },
+      {
+        id,
+        tenantId,
+        vendor,
+        baseUrl: sandbox.fhirBaseUrl,
+        secretsDir: setup.secretsDir,
+        sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken },
+        ...(clientSecretRef ? { clientSecretRef } : {}),
+      },
       actor,
     );
     return id;
   };
-  const timedSync = async (vendor: 'epic' | 'oracle-health' | 'eclinicalworks', integrationId: string): Promise<{ seconds: number; fetched: number }> => {
+  const timedSync = async (
+    vendor: 'epic' | 'oracle-health' | 'eclinicalworks',
+    integrationId: string,
+  ): Promise<{ seconds: number; fetched: number }> => {
     const started = performance.now();
-    const report = await syncResult(await startSync(setup.client, setup.taskQueue, { tenantId, integrationId, vendor }, { full: true }));
+    const report = await syncResult(
+      await startSync(setup.client, setup.taskQueue, { tenantId, integrationId, vendor }, { full: true }),
+    );
     if (report.outcome !== 'completed') throw new Error(`${vendor} sync ended ${report.outcome}`);
     return { seconds: (performance.now() - started) / 1000, fetched: report.totals.fetched };
   };
@@ -89,27 +106,41 @@ export async function threeVendorBench(setup: Setup, log: (line: string) => void
       // A fresh eCW sandbox per run: its ledger and its fixed window start empty.
       await sandboxes.eclinicalworks?.close();
       sandboxes.eclinicalworks = await startSandbox({ seed: 13, size: LIMITED_SIZE, personality: 'eclinicalworks' });
-      for (const vendor of ['epic', 'oracle-health'] as const) alone[vendor].push((await timedSync(vendor, await register(vendor))).seconds);
+      for (const vendor of ['epic', 'oracle-health'] as const)
+        alone[vendor].push((await timedSync(vendor, await register(vendor))).seconds);
 
       const limitedId = await register('eclinicalworks');
       const freeIds = { epic: await register('epic'), 'oracle-health': await register('oracle-health') };
       const limitedRun = timedSync('eclinicalworks', limitedId);
-      for (const vendor of ['epic', 'oracle-health'] as const) beside[vendor].push((await timedSync(vendor, freeIds[vendor])).seconds);
+      for (const vendor of ['epic', 'oracle-health'] as const)
+        beside[vendor].push((await timedSync(vendor, freeIds[vendor])).seconds);
       const limited = await limitedRun;
       const entries = sandboxes.eclinicalworks.ledger();
       windows.push(busiestMinute(entries));
       throttled.push(entries.filter((e) => e.status === 429).length);
       limitedSeconds.push(limited.seconds);
       log(
-        `run ${run}: eCW ${limited.fetched} resources in ${limited.seconds.toFixed(1)} s, busiest minute ${windows.at(-1)} requests (limit ${limit.requests}), 429s ${throttled.at(-1)}; ` +
-          `Epic alone ${alone.epic.at(-1)!.toFixed(2)} s / beside ${beside.epic.at(-1)!.toFixed(2)} s; Oracle alone ${alone['oracle-health'].at(-1)!.toFixed(2)} s / beside ${beside['oracle-health'].at(-1)!.toFixed(2)} s`,
+        `run ${run}: eCW ${limited.fetched} resources in ${limited.seconds.toFixed(1)} s, ` +
+          `busiest minute ${windows.at(-1)} requests (limit ${limit.requests}), 429s ${throttled.at(-1)}; ` +
+          `Epic alone ${alone.epic.at(-1)!.toFixed(2)} s / beside ${beside.epic.at(-1)!.toFixed(2)} s; ` +
+          `Oracle alone ${alone['oracle-health'].at(-1)!.toFixed(2)} s / ` +
+          `beside ${beside['oracle-health'].at(-1)!.toFixed(2)} s`,
       );
     }
     log('results (medians)');
-    log(`  eClinicalWorks busiest 60 s window: ${median(windows)} FHIR requests (limit ${limit.requests}; ${median(windows) <= limit.requests ? 'within' : 'OVER'}), 429s answered: ${median(throttled)}, sync time ${median(limitedSeconds).toFixed(1)} s`);
+    log(
+      `  eClinicalWorks busiest 60 s window: ` +
+        `${median(windows)} FHIR requests (limit ${limit.requests}; ` +
+        `${median(windows) <= limit.requests ? 'within' : 'OVER'}), 429s answered: ` +
+        `${median(throttled)}, sync time ${median(limitedSeconds).toFixed(1)} s`,
+    );
     for (const vendor of ['epic', 'oracle-health'] as const) {
       const slowdown = (median(beside[vendor]) / median(alone[vendor]) - 1) * 100;
-      log(`  ${vendor.padEnd(13)} alone ${median(alone[vendor]).toFixed(2)} s (floor), beside the limited vendor ${median(beside[vendor]).toFixed(2)} s (${slowdown >= 0 ? '+' : ''}${slowdown.toFixed(0)} %)`);
+      log(
+        `  ${vendor.padEnd(13)} alone ${median(alone[vendor]).toFixed(2)} s (floor), ` +
+          `beside the limited vendor ${median(beside[vendor]).toFixed(2)} s ` +
+          `(${slowdown >= 0 ? '+' : ''}${slowdown.toFixed(0)} %)`,
+      );
     }
   } finally {
     for (const sandbox of Object.values(sandboxes)) await sandbox?.close();

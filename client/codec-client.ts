@@ -7,7 +7,7 @@ import https from 'node:https';
 import { rootCertificates } from 'node:tls';
 import type { Payload } from '@temporalio/common';
 import { InfrastructureUnavailableError, PolicyViolationError } from '../lib/errors/index.js';
-import { fromWire, toWire } from '../lib/security/codec-wire.js';
+import { fromWire, toWire } from '../lib/crypto/codec-wire.js';
 
 export interface RemoteCodecOptions {
   url: string;
@@ -50,19 +50,34 @@ export function remoteDecoder(opts: RemoteCodecOptions): (payloads: Payload[]) =
             }
             if (res.statusCode !== 200) {
               const reason = (parsed as { reason?: unknown } | undefined)?.reason;
-              reject(new PolicyViolationError('codec server refused to decode', `${res.statusCode}: ${typeof reason === 'string' ? reason : 'no reason given'}`));
+              reject(
+                new PolicyViolationError(
+                  'codec server refused to decode',
+                  `${res.statusCode}: ${typeof reason === 'string' ? reason : 'no reason given'}`,
+                ),
+              );
               return;
             }
             try {
               resolve(fromWire(parsed));
             } catch (err) {
-              reject(new PolicyViolationError('codec server', `answered malformed payloads (${(err as Error).message})`));
+              reject(
+                new PolicyViolationError('codec server', `answered malformed payloads (${(err as Error).message})`),
+              );
             }
           });
         },
       );
       req.on('timeout', () => req.destroy(new Error('timed out after 30 s')));
-      req.on('error', (err) => reject(new InfrastructureUnavailableError('codec', endpoint.origin, `${err.message}. Start it with \`ehrctl dev up\` or pass --codec-url.`)));
+      req.on('error', (err) =>
+        reject(
+          new InfrastructureUnavailableError(
+            'codec',
+            endpoint.origin,
+            `${err.message}. Start it with \`ehrctl dev up\` or pass --codec-url.`,
+          ),
+        ),
+      );
       req.end(body);
     });
 }

@@ -9,18 +9,21 @@ import { Client, Connection } from '@temporalio/client';
 import type { AuditContext } from '../lib/audit/chain.js';
 import type { Config } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/schema.js';
-import { readStackEnv } from '../lib/dev/stack.js';
+import { readStackEnv } from '../dev/stack.js';
 import { InfrastructureUnavailableError } from '../lib/errors/index.js';
 import type { Pool } from '../lib/store/pool.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
-import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 
 export class CliContext {
   private pool?: Pool;
   private connection?: Connection;
   readonly audit: AuditContext;
 
-  constructor(readonly config: Config, readonly stackEnv: Record<string, string> | undefined) {
+  constructor(
+    readonly config: Config,
+    readonly stackEnv: Record<string, string> | undefined,
+  ) {
     this.audit = { actor: `cli:${os.userInfo().username}@${os.hostname()}`, correlationId: randomUUID() };
   }
 
@@ -41,7 +44,10 @@ export class CliContext {
   private async connect(): Promise<Connection> {
     if (!this.connection) {
       try {
-        this.connection = await Connection.connect({ address: this.config.TEMPORAL_ADDRESS, connectTimeout: '5 seconds' });
+        this.connection = await Connection.connect({
+          address: this.config.TEMPORAL_ADDRESS,
+          connectTimeout: '5 seconds',
+        });
       } catch (err) {
         throw new InfrastructureUnavailableError(
           'temporal',
@@ -57,10 +63,17 @@ export class CliContext {
   async temporal(): Promise<Client> {
     const connection = await this.connect();
     const codec = await openPayloadCodec(this.config, { pool: await this.db(), actor: this.audit.actor });
-    return new Client({ connection, namespace: this.config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [codec] } });
+    return new Client({
+      connection,
+      namespace: this.config.TEMPORAL_NAMESPACE,
+      dataConverter: { payloadCodecs: [codec] },
+    });
   }
 
-  /** A Temporal client that does not decode payloads: histories as stored (audit history decodes via the codec server). */
+  /**
+   * A Temporal client that does not decode payloads: histories as stored (audit history decodes via the codec
+   * server).
+   */
   async rawTemporal(): Promise<Client> {
     return new Client({ connection: await this.connect(), namespace: this.config.TEMPORAL_NAMESPACE });
   }

@@ -3,7 +3,11 @@
  * `pending` query. The webhook receiver, tests and ehrctl go through it.
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import type { ChangeNotification, PendingNotifications, WebhookDeltaSyncInput } from '../workflows/webhook-delta-sync.js';
+import type {
+  ChangeNotification,
+  PendingNotifications,
+  WebhookDeltaSyncInput,
+} from '../workflows/webhook-delta-sync.js';
 import { IntegrationIdKey, TenantIdKey, VendorKey, type SyncTarget } from './sync-client.js';
 
 export function deltaSyncWorkflowId(t: Pick<SyncTarget, 'tenantId' | 'integrationId'>): string {
@@ -18,7 +22,11 @@ export async function notifyDeltaSync(
   notification: ChangeNotification,
   options: { debounceSeconds?: number; maxBatchesPerRun?: number } = {},
 ): Promise<void> {
-  const input: WebhookDeltaSyncInput = { tenantId: target.tenantId, integrationId: target.integrationId, vendor: target.vendor };
+  const input: WebhookDeltaSyncInput = {
+    tenantId: target.tenantId,
+    integrationId: target.integrationId,
+    vendor: target.vendor,
+  };
   if (options.debounceSeconds !== undefined) input.debounceSeconds = options.debounceSeconds;
   if (options.maxBatchesPerRun !== undefined) input.maxBatchesPerRun = options.maxBatchesPerRun;
   await client.workflow.signalWithStart('webhookDeltaSync', {

@@ -69,7 +69,7 @@ function issuedSecretRef(status: StackStatus, name: string): string {
 }
 
 async function waitFor(what: string, timeoutMs: number, done: () => boolean): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !done(); ) {
+  for (const deadline = Date.now() + timeoutMs; !done();) {
     if (Date.now() > deadline) throw new Error(`${what} did not finish within ${timeoutMs / 1000} s`);
     await new Promise((r) => setTimeout(r, 1000));
   }
@@ -82,7 +82,10 @@ function startedIds(output: string): string[] {
 /** Whether a dev stack runs (or is starting) right now, as `ehrctl dev status --json` sees it. */
 function stackRunning(): boolean {
   try {
-    const s = JSON.parse(ehrctlWith({ echo: false }, 'dev', 'status', '--json')) as { running: boolean; starting?: boolean };
+    const s = JSON.parse(ehrctlWith({ echo: false }, 'dev', 'status', '--json')) as {
+      running: boolean;
+      starting?: boolean;
+    };
     return s.running || s.starting === true;
   } catch {
     return false;
@@ -94,7 +97,8 @@ function finish(up: boolean, startedByDemo: boolean): void {
   if (!up) {
     console.log(
       stackRunning()
-        ? '\nThe dev stack did not become ready but is running: `npx ehrctl dev status`, `npx ehrctl dev down` to stop it.'
+        ? '\nThe dev stack did not become ready but is running: `npx ehrctl dev status`, ' +
+            '`npx ehrctl dev down` to stop it.'
         : '\nThe dev stack did not start (the reason is above); nothing was left running.',
     );
   } else if (!startedByDemo) {
@@ -106,7 +110,10 @@ function finish(up: boolean, startedByDemo: boolean): void {
     try {
       ehrctl('dev', 'down');
     } catch (err) {
-      console.error(`could not stop the dev stack: ${(err as Error).message}; it may still run: \`npx ehrctl dev status\`, \`npx ehrctl dev down\``);
+      console.error(
+        `could not stop the dev stack: ${(err as Error).message}; it may still run: ` +
+          `\`npx ehrctl dev status\`, \`npx ehrctl dev down\``,
+      );
       process.exitCode = 1;
     }
   }
@@ -116,7 +123,10 @@ async function main(): Promise<void> {
   let up = false;
   let startedByDemo = false;
   try {
-    step('1. Bring up the embedded stack (PostgreSQL, Temporal dev server + UI, sandbox vendors, worker, webhook receiver, codec server)');
+    step(
+      '1. Bring up the embedded stack (PostgreSQL, Temporal dev server + UI, sandbox vendors, ' +
+        'worker, webhook receiver, codec server)',
+    );
     const runningBefore = stackRunning();
     if (runningBefore) console.log('a dev stack is already running: the demo uses it and leaves it running');
     ehrctl('dev', 'up');
@@ -130,7 +140,20 @@ async function main(): Promise<void> {
     step('2. Register a tenant with two sandbox integrations');
     ehrctl('tenants', 'add', '--id', tenant, '--name', 'Demo Community Clinic (synthetic)');
     ehrctl('integrations', 'add', '--id', `${tenant}-ehr`, '--tenant', tenant, '--vendor', 'sandbox', '--alg', 'ES384');
-    ehrctl('integrations', 'add', '--id', `${tenant}-sched`, '--tenant', tenant, '--vendor', 'sandbox', '--alg', 'RS384', '--types', 'Patient,Appointment,Encounter');
+    ehrctl(
+      'integrations',
+      'add',
+      '--id',
+      `${tenant}-sched`,
+      '--tenant',
+      tenant,
+      '--vendor',
+      'sandbox',
+      '--alg',
+      'RS384',
+      '--types',
+      'Patient,Appointment,Encounter',
+    );
     ehrctl('integrations', 'list', '--tenant', tenant);
 
     step('3. Full sync of both integrations');
@@ -147,40 +170,107 @@ async function main(): Promise<void> {
     ehrctl('sync', 'run', '--integration', `${tenant}-ehr`, '--wait');
     ehrctl('sync', 'run', '--integration', `${tenant}-sched`, '--wait');
 
-    step('6. Three vendor personalities side by side: Epic (private_key_jwt, SMART v1 scopes), Oracle Health (client_secret_basic), eClinicalWorks (250 calls/min, no Retry-After)');
+    step(
+      '6. Three vendor personalities side by side: Epic (private_key_jwt, SMART v1 scopes), ' +
+        'Oracle Health (client_secret_basic), eClinicalWorks (250 calls/min, no Retry-After)',
+    );
     ehrctl('vendors', 'matrix');
     ehrctl('integrations', 'add', '--id', `${tenant}-epic`, '--tenant', tenant, '--vendor', 'epic', '--alg', 'RS384');
-    ehrctl('integrations', 'add', '--id', `${tenant}-oracle`, '--tenant', tenant, '--vendor', 'oracle-health', '--client-secret-ref', issuedSecretRef(status, `${tenant}-oracle`));
-    ehrctl('integrations', 'add', '--id', `${tenant}-ecw`, '--tenant', tenant, '--vendor', 'eclinicalworks', '--purpose', 'scheduling-sync');
-    const sideBySide = [`${tenant}-epic`, `${tenant}-oracle`, `${tenant}-ecw`].flatMap((id) => startedIds(ehrctl('sync', 'run', '--integration', id)));
+    ehrctl(
+      'integrations',
+      'add',
+      '--id',
+      `${tenant}-oracle`,
+      '--tenant',
+      tenant,
+      '--vendor',
+      'oracle-health',
+      '--client-secret-ref',
+      issuedSecretRef(status, `${tenant}-oracle`),
+    );
+    ehrctl(
+      'integrations',
+      'add',
+      '--id',
+      `${tenant}-ecw`,
+      '--tenant',
+      tenant,
+      '--vendor',
+      'eclinicalworks',
+      '--purpose',
+      'scheduling-sync',
+    );
+    const sideBySide = [`${tenant}-epic`, `${tenant}-oracle`, `${tenant}-ecw`].flatMap((id) =>
+      startedIds(ehrctl('sync', 'run', '--integration', id)),
+    );
     ehrctl('sync', 'wait', ...sideBySide);
     ehrctl('integrations', 'list', '--tenant', tenant);
 
     step('7. Stored (encrypted) records per type');
     ehrctl('records', 'count', '--tenant', tenant);
 
-    step("8. The vendors' compensating controls are each integration's settings; a schedule from 02:00 America/Chicago at its sync interval");
+    step(
+      "8. The vendors' compensating controls are each integration's settings; " +
+        'a schedule from 02:00 America/Chicago at its sync interval',
+    );
     ehrctl('integrations', 'show', `${tenant}-oracle`);
     ehrctl('schedule', 'nightly', '--integration', `${tenant}-ehr`, '--at', '02:00', '--timezone', 'America/Chicago');
 
     step('9. The vendor notifies changes by webhook (Standard Webhooks); the delta sync fetches just those');
     ehrctl('keys', 'rotate', '--webhook-secret', '--integration', `${tenant}-ehr`, '--wait');
     // The vendor was handed the secret out of band; here the sandbox plays the vendor and reads it.
-    const secretFile = fs.readdirSync(status.secretsDir).find((f) => f.startsWith(`webhook-${tenant}-ehr-v`) && f.endsWith('.secret'));
+    const secretFile = fs
+      .readdirSync(status.secretsDir)
+      .find((f) => f.startsWith(`webhook-${tenant}-ehr-v`) && f.endsWith('.secret'));
     if (!secretFile) throw new Error('the webhook secret file was not generated');
     const secret = fs.readFileSync(path.join(status.secretsDir, secretFile), 'utf8').trim();
-    await sandboxAdmin(status, '/admin/webhooks/send', { url: `${status.webhookUrl}/webhooks/${tenant}-ehr`, secret, resourceTypes: ['Observation'], changes: 3 });
+    await sandboxAdmin(status, '/admin/webhooks/send', {
+      url: `${status.webhookUrl}/webhooks/${tenant}-ehr`,
+      secret,
+      resourceTypes: ['Observation'],
+      changes: 3,
+    });
     console.log('the sandbox changed 3 Observations and delivered a signed notification');
     await waitFor('the delta sync', 120_000, () => {
-      const w = JSON.parse(ehrctlWith({ echo: false }, 'webhooks', 'status', '--integration', `${tenant}-ehr`, '--json')) as { workflow?: { lastBatch?: { outcome: string } } };
+      const w = JSON.parse(
+        ehrctlWith({ echo: false }, 'webhooks', 'status', '--integration', `${tenant}-ehr`, '--json'),
+      ) as { workflow?: { lastBatch?: { outcome: string } } };
       return w.workflow?.lastBatch !== undefined;
     });
     ehrctl('webhooks', 'status', '--integration', `${tenant}-ehr`);
 
-    step('10. Tabletop drill: contain the Epic integration, preserve evidence, rotate its keys, then recover after a second person approves');
+    step(
+      '10. Tabletop drill: contain the Epic integration, preserve evidence, rotate its keys, ' +
+        'then recover after a second person approves',
+    );
     const incidentId = `drill-${suffix}`;
-    ehrctl('incident', 'declare', '--id', incidentId, '--scope', `integration:${tenant}-epic`, '--severity', 'high', '--reason', 'demo tabletop drill: client key assumed exposed', '--drill', '--as', 'alice@example.org', '--rotation-grace-seconds', '5');
-    ehrctl('incident', 'approve', incidentId, '--as', 'bob@example.org', '--note', 'drill: vendor confirmed the old key is gone', '--wait');
+    ehrctl(
+      'incident',
+      'declare',
+      '--id',
+      incidentId,
+      '--scope',
+      `integration:${tenant}-epic`,
+      '--severity',
+      'high',
+      '--reason',
+      'demo tabletop drill: client key assumed exposed',
+      '--drill',
+      '--as',
+      'alice@example.org',
+      '--rotation-grace-seconds',
+      '5',
+    );
+    ehrctl(
+      'incident',
+      'approve',
+      incidentId,
+      '--as',
+      'bob@example.org',
+      '--note',
+      'drill: vendor confirmed the old key is gone',
+      '--wait',
+    );
     ehrctl('incident', 'timeline', incidentId);
     workflowIds.push(`incident/${incidentId}`);
 
@@ -191,7 +281,8 @@ async function main(): Promise<void> {
     step('Done');
     console.log(`Temporal Web UI: ${status.temporalUiUrl}`);
     console.log('Workflow runs:');
-    for (const id of workflowIds) console.log(`  ${status.temporalUiUrl}/namespaces/default/workflows/${encodeURIComponent(id)}`);
+    for (const id of workflowIds)
+      console.log(`  ${status.temporalUiUrl}/namespaces/default/workflows/${encodeURIComponent(id)}`);
   } catch (err) {
     console.error(`demo failed: ${(err as Error).message}`);
     process.exitCode = 1;

@@ -3,7 +3,7 @@
  * vendor personality (vendor `epic` meets the Epic-shaped sandbox). Registration defaults the base URL
  * from here and registers the client with whichever sandbox the base URL belongs to.
  */
-import { DevSandbox } from '../lib/dev/stack-files.js';
+import { DevSandbox } from '../dev/stack-files.js';
 
 interface StackReader {
   stack(name: string): string | undefined;

@@ -5,7 +5,7 @@
  */
 import type { Payload } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { isEncryptedPayload } from '../lib/security/payload-codec.js';
+import { isEncryptedPayload } from '../lib/crypto/payload-codec.js';
 
 type History = temporal.api.history.v1.IHistory;
 type Event = temporal.api.history.v1.IHistoryEvent;
@@ -21,7 +21,12 @@ export interface TimelineEntry {
   data?: string;
 }
 
-const num = (v: unknown): number => (v === null || v === undefined ? 0 : typeof v === 'object' && 'toNumber' in v ? (v as { toNumber(): number }).toNumber() : Number(v));
+const num = (v: unknown): number =>
+  v === null || v === undefined
+    ? 0
+    : typeof v === 'object' && 'toNumber' in v
+      ? (v as { toNumber(): number }).toNumber()
+      : Number(v);
 
 function timeOf(e: Event): string {
   const t = e.eventTime;
@@ -59,12 +64,22 @@ function signalSender(payloads: Payload[] | null | undefined): string | undefine
   const first = payloads?.[0];
   if (!first) return undefined;
   const v = payloadValue(first);
-  return v !== null && typeof v === 'object' && typeof (v as { by?: unknown }).by === 'string' ? (v as { by: string }).by : undefined;
+  return v !== null && typeof v === 'object' && typeof (v as { by?: unknown }).by === 'string'
+    ? (v as { by: string }).by
+    : undefined;
 }
 
 function failureText(f: temporal.api.failure.v1.IFailure | null | undefined): string {
   if (!f) return 'no failure details';
-  const type = f.applicationFailureInfo?.type ?? (f.timeoutFailureInfo ? 'Timeout' : f.canceledFailureInfo ? 'Cancelled' : f.terminatedFailureInfo ? 'Terminated' : 'Failure');
+  const type =
+    f.applicationFailureInfo?.type ??
+    (f.timeoutFailureInfo
+      ? 'Timeout'
+      : f.canceledFailureInfo
+        ? 'Cancelled'
+        : f.terminatedFailureInfo
+          ? 'Terminated'
+          : 'Failure');
   const nonRetryable = f.applicationFailureInfo?.nonRetryable ? ', non-retryable' : '';
   return `${type}${nonRetryable}: ${f.message ?? ''}`.trim();
 }
@@ -79,8 +94,17 @@ export function buildTimeline(history: History, decoded: boolean): TimelineEntry
     const push = (entry: Omit<TimelineEntry, 'eventId' | 'at'>) => out.push({ ...base, ...entry });
     if (e.workflowExecutionStartedEventAttributes) {
       const a = e.workflowExecutionStartedEventAttributes;
-      const how = a.continuedExecutionRunId ? ` (continued from run ${a.continuedExecutionRunId})` : a.attempt && a.attempt > 1 ? ` (attempt ${a.attempt})` : '';
-      push({ kind: 'started', who: a.identity ?? undefined, summary: `${a.workflowType?.name ?? 'workflow'} on task queue ${a.taskQueue?.name ?? '?'}${how}`, data: summarise(a.input?.payloads, decoded) });
+      const how = a.continuedExecutionRunId
+        ? ` (continued from run ${a.continuedExecutionRunId})`
+        : a.attempt && a.attempt > 1
+          ? ` (attempt ${a.attempt})`
+          : '';
+      push({
+        kind: 'started',
+        who: a.identity ?? undefined,
+        summary: `${a.workflowType?.name ?? 'workflow'} on task queue ${a.taskQueue?.name ?? '?'}${how}`,
+        data: summarise(a.input?.payloads, decoded),
+      });
     } else if (e.activityTaskScheduledEventAttributes) {
       const a = e.activityTaskScheduledEventAttributes;
       scheduled.set(base.eventId, { type: a.activityType?.name ?? '?', activityId: a.activityId ?? '' });
@@ -91,44 +115,99 @@ export function buildTimeline(history: History, decoded: boolean): TimelineEntry
       const a = e.activityTaskCompletedEventAttributes;
       const s = scheduled.get(num(a.scheduledEventId));
       const st = started.get(num(a.scheduledEventId));
-      push({ kind: 'activity', who: st?.identity || a.identity || undefined, summary: `${s?.type ?? '?'} completed (attempt ${st?.attempt ?? 1})`, data: summarise(a.result?.payloads, decoded) });
+      push({
+        kind: 'activity',
+        who: st?.identity || a.identity || undefined,
+        summary: `${s?.type ?? '?'} completed (attempt ${st?.attempt ?? 1})`,
+        data: summarise(a.result?.payloads, decoded),
+      });
     } else if (e.activityTaskFailedEventAttributes) {
       const a = e.activityTaskFailedEventAttributes;
       const s = scheduled.get(num(a.scheduledEventId));
       const st = started.get(num(a.scheduledEventId));
-      push({ kind: 'activity', who: st?.identity || a.identity || undefined, summary: `${s?.type ?? '?'} FAILED (attempt ${st?.attempt ?? 1}): ${failureText(a.failure)}` });
+      push({
+        kind: 'activity',
+        who: st?.identity || a.identity || undefined,
+        summary: `${s?.type ?? '?'} FAILED (attempt ${st?.attempt ?? 1}): ${failureText(a.failure)}`,
+      });
     } else if (e.activityTaskTimedOutEventAttributes) {
       const a = e.activityTaskTimedOutEventAttributes;
       const s = scheduled.get(num(a.scheduledEventId));
-      push({ kind: 'activity', summary: `${s?.type ?? '?'} TIMED OUT (attempt ${started.get(num(a.scheduledEventId))?.attempt ?? 1}): ${failureText(a.failure)}` });
+      push({
+        kind: 'activity',
+        summary:
+          `${s?.type ?? '?'} TIMED OUT (attempt ` +
+          `${started.get(num(a.scheduledEventId))?.attempt ?? 1}): ${failureText(a.failure)}`,
+      });
     } else if (e.activityTaskCanceledEventAttributes) {
       const a = e.activityTaskCanceledEventAttributes;
-      push({ kind: 'activity', who: a.identity ?? undefined, summary: `${scheduled.get(num(a.scheduledEventId))?.type ?? '?'} cancelled` });
+      push({
+        kind: 'activity',
+        who: a.identity ?? undefined,
+        summary: `${scheduled.get(num(a.scheduledEventId))?.type ?? '?'} cancelled`,
+      });
     } else if (e.workflowExecutionSignaledEventAttributes) {
       const a = e.workflowExecutionSignaledEventAttributes;
       const by = decoded ? signalSender(a.input?.payloads) : undefined;
-      push({ kind: 'signal', who: by ?? a.identity ?? undefined, summary: `signal ${a.signalName ?? '?'}${by ? '' : ' (sender from the client identity)'}`, data: summarise(a.input?.payloads, decoded) });
+      push({
+        kind: 'signal',
+        who: by ?? a.identity ?? undefined,
+        summary: `signal ${a.signalName ?? '?'}${by ? '' : ' (sender from the client identity)'}`,
+        data: summarise(a.input?.payloads, decoded),
+      });
     } else if (e.workflowExecutionCancelRequestedEventAttributes) {
       const a = e.workflowExecutionCancelRequestedEventAttributes;
-      push({ kind: 'cancel-requested', who: a.identity ?? undefined, summary: `cancellation requested${a.cause ? `: ${a.cause}` : ''}` });
+      push({
+        kind: 'cancel-requested',
+        who: a.identity ?? undefined,
+        summary: `cancellation requested${a.cause ? `: ${a.cause}` : ''}`,
+      });
     } else if (e.workflowExecutionUpdateAcceptedEventAttributes) {
       const a = e.workflowExecutionUpdateAcceptedEventAttributes;
-      push({ kind: 'update', who: a.acceptedRequest?.meta?.identity ?? undefined, summary: `update ${a.acceptedRequest?.input?.name ?? '?'} accepted`, data: summarise(a.acceptedRequest?.input?.args?.payloads, decoded) });
+      push({
+        kind: 'update',
+        who: a.acceptedRequest?.meta?.identity ?? undefined,
+        summary: `update ${a.acceptedRequest?.input?.name ?? '?'} accepted`,
+        data: summarise(a.acceptedRequest?.input?.args?.payloads, decoded),
+      });
     } else if (e.startChildWorkflowExecutionInitiatedEventAttributes) {
       const a = e.startChildWorkflowExecutionInitiatedEventAttributes;
-      push({ kind: 'child', summary: `child ${a.workflowType?.name ?? '?'} ${a.workflowId ?? ''} started`, data: summarise(a.input?.payloads, decoded) });
+      push({
+        kind: 'child',
+        summary: `child ${a.workflowType?.name ?? '?'} ${a.workflowId ?? ''} started`,
+        data: summarise(a.input?.payloads, decoded),
+      });
     } else if (e.workflowExecutionContinuedAsNewEventAttributes) {
       const a = e.workflowExecutionContinuedAsNewEventAttributes;
-      push({ kind: 'continued-as-new', summary: `continued as new run ${a.newExecutionRunId ?? '?'} (see --run-id)`, data: summarise(a.input?.payloads, decoded) });
+      push({
+        kind: 'continued-as-new',
+        summary: `continued as new run ${a.newExecutionRunId ?? '?'} (see --run-id)`,
+        data: summarise(a.input?.payloads, decoded),
+      });
     } else if (e.workflowExecutionCompletedEventAttributes) {
-      push({ kind: 'completed', summary: 'workflow completed', data: summarise(e.workflowExecutionCompletedEventAttributes.result?.payloads, decoded) });
+      push({
+        kind: 'completed',
+        summary: 'workflow completed',
+        data: summarise(e.workflowExecutionCompletedEventAttributes.result?.payloads, decoded),
+      });
     } else if (e.workflowExecutionFailedEventAttributes) {
-      push({ kind: 'failed', summary: `workflow FAILED: ${failureText(e.workflowExecutionFailedEventAttributes.failure)}` });
+      push({
+        kind: 'failed',
+        summary: `workflow FAILED: ${failureText(e.workflowExecutionFailedEventAttributes.failure)}`,
+      });
     } else if (e.workflowExecutionCanceledEventAttributes) {
-      push({ kind: 'cancelled', summary: 'workflow cancelled', data: summarise(e.workflowExecutionCanceledEventAttributes.details?.payloads, decoded) });
+      push({
+        kind: 'cancelled',
+        summary: 'workflow cancelled',
+        data: summarise(e.workflowExecutionCanceledEventAttributes.details?.payloads, decoded),
+      });
     } else if (e.workflowExecutionTerminatedEventAttributes) {
       const a = e.workflowExecutionTerminatedEventAttributes;
-      push({ kind: 'terminated', who: a.identity ?? undefined, summary: `workflow TERMINATED${a.reason ? `: ${a.reason}` : ''}` });
+      push({
+        kind: 'terminated',
+        who: a.identity ?? undefined,
+        summary: `workflow TERMINATED${a.reason ? `: ${a.reason}` : ''}`,
+      });
     } else if (e.workflowExecutionTimedOutEventAttributes) {
       push({ kind: 'timed-out', summary: 'workflow TIMED OUT' });
     }
@@ -138,7 +217,9 @@ export function buildTimeline(history: History, decoded: boolean): TimelineEntry
 
 export function formatTimeline(entries: TimelineEntry[]): string[] {
   return entries.flatMap((t) => {
-    const line = `${t.at}  #${String(t.eventId).padEnd(4)} ${t.kind.padEnd(16)} ${t.summary}${t.who ? `  — by ${t.who}` : ''}`;
+    const line =
+      `${t.at}  #${String(t.eventId).padEnd(4)} ${t.kind.padEnd(16)} ` +
+      `${t.summary}${t.who ? `  — by ${t.who}` : ''}`;
     return t.data === undefined ? [line] : [line, `${' '.repeat(48)}${t.data}`];
   });
 }

@@ -7,7 +7,7 @@ import type { Client, ScheduleHandle, WorkflowHandle, WorkflowHandleWithFirstExe
 import { ScheduleOverlapPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { NightlySyncInput, SyncProgress, SyncReport } from '../workflows/nightly-sync.js';
-import { SEARCH_ATTRIBUTES } from '../lib/domain.js';
+import { SEARCH_ATTRIBUTES, scheduleIdFor } from '../lib/domain.js';
 
 export const TenantIdKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.tenantId, SearchAttributeType.KEYWORD);
 export const IntegrationIdKey = defineSearchAttributeKey(SEARCH_ATTRIBUTES.integrationId, SearchAttributeType.KEYWORD);
@@ -41,7 +41,11 @@ export async function startSync(
   target: SyncTarget,
   options: { full?: boolean; historyEventLimit?: number; workflowId?: string } = {},
 ): Promise<WorkflowHandleWithFirstExecutionRunId> {
-  const input: NightlySyncInput = { tenantId: target.tenantId, integrationId: target.integrationId, full: options.full ?? false };
+  const input: NightlySyncInput = {
+    tenantId: target.tenantId,
+    integrationId: target.integrationId,
+    full: options.full ?? false,
+  };
   if (options.historyEventLimit !== undefined) input.historyEventLimit = options.historyEventLimit;
   return client.workflow.start('nightlySync', {
     taskQueue,
@@ -60,10 +64,6 @@ export async function syncResult(handle: WorkflowHandle): Promise<SyncReport> {
   return (await handle.result()) as SyncReport;
 }
 
-export function scheduleIdFor(t: Pick<SyncTarget, 'tenantId' | 'integrationId'>): string {
-  return `nightly/${t.tenantId}/${t.integrationId}`;
-}
-
 /**
  * A nightly Schedule: overlap SKIP (a slow night never stacks runs), one hour of catch-up after an outage.
  * `everyHours` (a divisor of 24, default 24) runs it more often, at `at` and every that many hours
@@ -77,7 +77,9 @@ export async function scheduleNightlySync(
 ): Promise<ScheduleHandle> {
   const input: NightlySyncInput = { tenantId: target.tenantId, integrationId: target.integrationId };
   const every = at.everyHours ?? 24;
-  const hours = Array.from({ length: Math.max(1, Math.floor(24 / every)) }, (_, k) => (at.hour + k * every) % 24).sort((a, b) => a - b);
+  const hours = Array.from({ length: Math.max(1, Math.floor(24 / every)) }, (_, k) => (at.hour + k * every) % 24).sort(
+    (a, b) => a - b,
+  );
   return client.schedule.create({
     scheduleId: scheduleIdFor(target),
     spec: { calendars: [{ hour: hours, minute: at.minute }], timezone: at.timezone },

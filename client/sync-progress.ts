@@ -12,7 +12,8 @@ export async function waitWithProgress(handle: WorkflowHandle, pollMs = 1_000): 
   const interactive = Boolean(process.stdout.isTTY);
   const bar = new cliProgress.SingleBar(
     {
-      format: '  {bar} {value}/{total} types | {fetched} fetched, {inserted} new, {updated} updated | {status} {current}',
+      format:
+        '  {bar} {value}/{total} types | {fetched} fetched, {inserted} new, {updated} updated | {status} {current}',
       hideCursor: true,
       noTTYOutput: !interactive,
       notTTYSchedule: 5_000,
@@ -43,7 +44,8 @@ export async function waitWithProgress(handle: WorkflowHandle, pollMs = 1_000): 
       await Promise.race([result.catch(() => undefined), new Promise((r) => setTimeout(r, pollMs))]);
     }
     const report = await result;
-    if (started) bar.update(report.types.filter((t) => t.done).length, { ...report.totals, status: report.outcome, current: '' });
+    if (started)
+      bar.update(report.types.filter((t) => t.done).length, { ...report.totals, status: report.outcome, current: '' });
     return report;
   } finally {
     if (started) bar.stop();
@@ -54,10 +56,19 @@ export function printReport(workflowId: string, report: SyncReport): void {
   print(`sync ${workflowId}: ${report.outcome}`);
   for (const t of report.types) {
     if (t.skippedReason) {
-      print(`  ${t.resourceType.padEnd(20)} SKIPPED: ${t.skippedReason}${t.skippedDetail ? ` (${t.skippedDetail})` : ''}; its checkpoint is unchanged`);
+      print(
+        `  ${t.resourceType.padEnd(20)} SKIPPED: ` +
+          `${t.skippedReason}${t.skippedDetail ? ` (${t.skippedDetail})` : ''}; its checkpoint is unchanged`,
+      );
       continue;
     }
-    print(`  ${t.resourceType.padEnd(20)} fetched ${t.fetched}, new ${t.inserted}, updated ${t.updated}, unchanged ${t.unchanged} (${t.pages} pages)`);
+    print(
+      `  ${t.resourceType.padEnd(20)} fetched ${t.fetched}, new ${t.inserted}, ` +
+        `updated ${t.updated}, unchanged ${t.unchanged} (${t.pages} pages)`,
+    );
   }
-  print(`  total: fetched ${report.totals.fetched}, new ${report.totals.inserted}, updated ${report.totals.updated}, unchanged ${report.totals.unchanged}`);
+  print(
+    `  total: fetched ${report.totals.fetched}, new ${report.totals.inserted}, ` +
+      `updated ${report.totals.updated}, unchanged ${report.totals.unchanged}`,
+  );
 }

@@ -22,7 +22,12 @@ export function readScopeFor(type: ResourceType): string {
   return `system/${type}.rs`;
 }
 
-export const SEARCH_ATTRIBUTES = { tenantId: 'TenantId', integrationId: 'IntegrationId', vendor: 'Vendor', incidentId: 'IncidentId' } as const;
+export const SEARCH_ATTRIBUTES = {
+  tenantId: 'TenantId',
+  integrationId: 'IntegrationId',
+  vendor: 'Vendor',
+  incidentId: 'IncidentId',
+} as const;
 
 /** Identifier rule for tenants and integrations: they appear in workflow ids, so keep them boring. */
 export const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -33,4 +38,12 @@ export const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
  */
 export function incidentTaskQueue(mainTaskQueue: string): string {
   return `${mainTaskQueue}-incidents`;
+}
+
+/**
+ * An integration's sync Schedule (`nightly/<tenant>/<integration>`): created by the CLI, paused and
+ * resumed by breach containment, so decided here where both can reach it.
+ */
+export function scheduleIdFor(t: { tenantId: string; integrationId: string }): string {
+  return `nightly/${t.tenantId}/${t.integrationId}`;
 }

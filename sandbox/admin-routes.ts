@@ -20,37 +20,66 @@ const FULL_IDENTIFIERS_MAX_SIZE = 20_000;
 const TRUNCATED_PATIENTS = 5_000;
 const MAX_BATCH = 100_000;
 
-const PUBLIC_JWK_FIELDS = new Set(['kty', 'kid', 'alg', 'use', 'key_ops', 'n', 'e', 'crv', 'x', 'y', 'x5c', 'x5t', 'x5t#S256', 'ext']);
+const PUBLIC_JWK_FIELDS = new Set([
+  'kty',
+  'kid',
+  'alg',
+  'use',
+  'key_ops',
+  'n',
+  'e',
+  'crv',
+  'x',
+  'y',
+  'x5c',
+  'x5t',
+  'x5t#S256',
+  'ext',
+]);
 const Jwk = z
   .object({ kty: z.enum(['RSA', 'EC']), kid: z.string().min(1).max(200) })
   .catchall(z.unknown())
   .refine((k) => Object.keys(k).every((name) => PUBLIC_JWK_FIELDS.has(name)), 'only public JWK members are accepted');
 const ClientBody = z
   .object({
-    client_id: z.string().regex(/^[A-Za-z0-9._~-]{1,128}$/).optional(),
+    client_id: z
+      .string()
+      .regex(/^[A-Za-z0-9._~-]{1,128}$/)
+      .optional(),
     token_endpoint_auth_method: z.enum(CLIENT_AUTH_METHODS).default('private_key_jwt'),
     jwks: z.object({ keys: z.array(Jwk).min(1).max(20) }).optional(),
     jwks_uri: z.string().url().max(2000).optional(),
     client_secret: z.string().min(16).max(512).optional(),
     tls_client_auth_subject_dn: z.string().min(1).max(1000).optional(),
     /** RFC 8705 `x5t#S256` of the client certificate. */
-    tls_client_cert_thumbprint: z.string().regex(/^[A-Za-z0-9_-]{43}$/).optional(),
+    tls_client_cert_thumbprint: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{43}$/)
+      .optional(),
     assertion_audience: z.enum(['token-endpoint', 'issuer']).default('token-endpoint'),
-    scopes: z.array(z.string().regex(/^[A-Za-z0-9/*._:-]{1,100}$/)).min(1).max(100),
+    scopes: z
+      .array(z.string().regex(/^[A-Za-z0-9/*._:-]{1,100}$/))
+      .min(1)
+      .max(100),
     jku: z.string().max(2000).optional(),
   })
   .strict()
-  .refine((b) => {
-    switch (b.token_endpoint_auth_method) {
-      case 'private_key_jwt':
-        return (b.jwks === undefined) !== (b.jwks_uri === undefined);
-      case 'client_secret_basic':
-      case 'client_secret_post':
-        return b.client_secret !== undefined;
-      case 'tls_client_auth':
-        return b.tls_client_auth_subject_dn !== undefined || b.tls_client_cert_thumbprint !== undefined;
-    }
-  }, 'private_key_jwt needs exactly one of jwks or jwks_uri; client_secret_* need client_secret; tls_client_auth needs a subject DN or thumbprint');
+  .refine(
+    (b) => {
+      switch (b.token_endpoint_auth_method) {
+        case 'private_key_jwt':
+          return (b.jwks === undefined) !== (b.jwks_uri === undefined);
+        case 'client_secret_basic':
+        case 'client_secret_post':
+          return b.client_secret !== undefined;
+        case 'tls_client_auth':
+          return b.tls_client_auth_subject_dn !== undefined || b.tls_client_cert_thumbprint !== undefined;
+      }
+    },
+    'private_key_jwt needs exactly one of jwks or jwks_uri; ' +
+      'client_secret_* need client_secret; ' +
+      'tls_client_auth needs a subject DN or thumbprint',
+  );
 type ClientBody = z.infer<typeof ClientBody>;
 
 function registration(clientId: string, b: ClientBody): ClientRegistration {
@@ -79,12 +108,23 @@ const ModifyBody = z
 const CreateBody = z.object({ resourceType: TypeName, count: z.number().int().min(1).max(MAX_BATCH) }).strict();
 const ExpireBody = z.object({ client_id: z.string().max(128).optional() }).strict();
 const RateLimitBody = z
-  .object({ requests: z.number().int().min(1).max(1_000_000), windowMs: z.number().int().min(1).max(3_600_000), window: z.enum(['fixed', 'sliding']) })
+  .object({
+    requests: z.number().int().min(1).max(1_000_000),
+    windowMs: z.number().int().min(1).max(3_600_000),
+    window: z.enum(['fixed', 'sliding']),
+  })
   .strict()
   .nullable();
 /** Skew of the vendor's clock in seconds (positive: ahead of real time). */
 const ClockBody = z.object({ skewSeconds: z.number().int().min(-86_400).max(86_400) }).strict();
-const ScopesBody = z.object({ scopes: z.array(z.string().regex(/^[A-Za-z0-9/*._:-]{1,100}$/)).max(100).nullable() }).strict();
+const ScopesBody = z
+  .object({
+    scopes: z
+      .array(z.string().regex(/^[A-Za-z0-9/*._:-]{1,100}$/))
+      .max(100)
+      .nullable(),
+  })
+  .strict();
 const DisableBody = z.object({ disabled: z.boolean() }).strict();
 
 function digest(value: string): Buffer {
@@ -92,7 +132,11 @@ function digest(value: string): Buffer {
 }
 
 function summary(refs: readonly RecordRef[]): Array<{ id: string; versionId: string; lastUpdated: string }> {
-  return refs.map((r) => ({ id: r.id, versionId: String(r.version), lastUpdated: new Date(r.lastUpdatedMs).toISOString() }));
+  return refs.map((r) => ({
+    id: r.id,
+    versionId: String(r.version),
+    lastUpdated: new Date(r.lastUpdatedMs).toISOString(),
+  }));
 }
 
 function badRequest(reply: FastifyReply, error: z.ZodError): FastifyReply {
@@ -107,7 +151,9 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SandboxContext): 
       admin.addHook('onRequest', async (req, reply) => {
         const given = req.headers[ADMIN_HEADER];
         if (typeof given !== 'string' || !timingSafeEqual(digest(given), expected)) {
-          return reply.code(401).send({ error: 'unauthorized', error_description: `missing or wrong ${ADMIN_HEADER} header` });
+          return reply
+            .code(401)
+            .send({ error: 'unauthorized', error_description: `missing or wrong ${ADMIN_HEADER} header` });
         }
       });
 
@@ -115,7 +161,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SandboxContext): 
         const parsed = ClientBody.safeParse(req.body);
         if (!parsed.success) return badRequest(reply, parsed.error);
         const clientId = parsed.data.client_id ?? `sandbox-client-${randomBytes(8).toString('hex')}`;
-        if (ctx.auth.hasClient(clientId)) return reply.code(409).send({ error: 'conflict', error_description: 'client_id is taken' });
+        if (ctx.auth.hasClient(clientId))
+          return reply.code(409).send({ error: 'conflict', error_description: 'client_id is taken' });
         ctx.auth.register(registration(clientId, parsed.data));
         return reply.code(201).send({ client_id: clientId });
       });
@@ -147,7 +194,10 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SandboxContext): 
       // The request ledger: FHIR requests that arrived at or after `since` (ms since the epoch).
       admin.get<{ Querystring: { since?: string } }>('/ledger', async (req, reply) => {
         const since = req.query.since === undefined ? 0 : Number(req.query.since);
-        if (!Number.isFinite(since) || since < 0) return reply.code(400).send({ error: 'invalid_request', error_description: 'since must be ms since the epoch' });
+        if (!Number.isFinite(since) || since < 0)
+          return reply
+            .code(400)
+            .send({ error: 'invalid_request', error_description: 'since must be ms since the epoch' });
         return { entries: ctx.ledger.filter((e) => e.atMs >= since) };
       });
 
@@ -157,7 +207,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SandboxContext): 
         const { resourceType, ids, count } = parsed.data;
         if (ids) {
           const result = ctx.store.modifyByIds(resourceType, ids);
-          if (result.unknown.length > 0) return reply.code(404).send({ error: 'not_found', unknownIds: result.unknown.slice(0, 20) });
+          if (result.unknown.length > 0)
+            return reply.code(404).send({ error: 'not_found', unknownIds: result.unknown.slice(0, 20) });
           return { modified: summary(result.modified) };
         }
         return { modified: summary(ctx.store.modifySpread(resourceType, count ?? 0)) };
@@ -172,7 +223,9 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SandboxContext): 
       admin.get<{ Querystring: { type?: string } }>('/manifest', async (req, reply) => {
         const type = req.query.type;
         if (typeof type !== 'string' || !isResourceType(type)) {
-          return reply.code(400).send({ error: 'invalid_request', error_description: 'type must be a supported resource type' });
+          return reply
+            .code(400)
+            .send({ error: 'invalid_request', error_description: 'type must be a supported resource type' });
         }
         return { resourceType: type, records: summary(ctx.store.manifest(type)) };
       });
@@ -197,7 +250,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SandboxContext): 
         const strings = new Set<string>();
         const seed = ctx.store.seed;
         for (let i = 0; i < limit; i++) for (const s of identityStrings(patientIdentity(seed, i))) strings.add(s);
-        for (const i of ctx.store.createdPatientIndices()) for (const s of identityStrings(patientIdentity(seed, i))) strings.add(s);
+        for (const i of ctx.store.createdPatientIndices())
+          for (const s of identityStrings(patientIdentity(seed, i))) strings.add(s);
         return { strings: [...strings], truncated, patients: limit + ctx.store.createdPatientIndices().length };
       });
 
@@ -208,7 +262,11 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SandboxContext): 
       });
 
       // The personality and the live state of its rate limit.
-      admin.get('/personality', async () => ({ personality: ctx.personality, rateLimit: ctx.rateLimiter.state(), clockSkewSeconds: ctx.clock.skewMs / 1000 }));
+      admin.get('/personality', async () => ({
+        personality: ctx.personality,
+        rateLimit: ctx.rateLimiter.state(),
+        clockSkewSeconds: ctx.clock.skewMs / 1000,
+      }));
       admin.put('/rate-limit', async (req, reply) => {
         const parsed = RateLimitBody.safeParse(req.body);
         if (!parsed.success) return badRequest(reply, parsed.error);
@@ -236,7 +294,10 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SandboxContext): 
         const parsed = ScopesBody.safeParse(req.body);
         if (!parsed.success) return badRequest(reply, parsed.error);
         if (!ctx.auth.hasClient(req.params.clientId)) return reply.code(404).send({ error: 'not_found' });
-        return { client_id: req.params.clientId, allowedTypes: narrowClientScopes(ctx, req.params.clientId, parsed.data.scopes) };
+        return {
+          client_id: req.params.clientId,
+          allowedTypes: narrowClientScopes(ctx, req.params.clientId, parsed.data.scopes),
+        };
       });
 
       admin.post('/faults', async (req, reply) => {

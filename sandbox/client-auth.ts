@@ -8,7 +8,12 @@
 import { createHash, randomBytes, scryptSync, timingSafeEqual } from 'node:crypto';
 import type { JWK } from 'jose';
 
-export const CLIENT_AUTH_METHODS = ['private_key_jwt', 'client_secret_basic', 'client_secret_post', 'tls_client_auth'] as const;
+export const CLIENT_AUTH_METHODS = [
+  'private_key_jwt',
+  'client_secret_basic',
+  'client_secret_post',
+  'tls_client_auth',
+] as const;
 export type ClientAuthMethod = (typeof CLIENT_AUTH_METHODS)[number];
 export type AssertionAudienceRule = 'token-endpoint' | 'issuer';
 
@@ -58,7 +63,11 @@ export function presentedClient(
     const colon = decoded.indexOf(':');
     if (colon < 0) return 'malformed';
     try {
-      found.push({ method: 'client_secret_basic', clientId: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) });
+      found.push({
+        method: 'client_secret_basic',
+        clientId: formDecode(decoded.slice(0, colon)),
+        secret: formDecode(decoded.slice(colon + 1)),
+      });
     } catch {
       return 'malformed';
     }
@@ -121,7 +130,11 @@ export class RemoteJwks {
     this.fetches++;
     this.fetchedAtMs = this.now();
     try {
-      const res = await fetch(this.url, { headers: { accept: 'application/json' }, redirect: 'error', signal: AbortSignal.timeout(5_000) });
+      const res = await fetch(this.url, {
+        headers: { accept: 'application/json' },
+        redirect: 'error',
+        signal: AbortSignal.timeout(5_000),
+      });
       if (!res.ok) throw new Error('jwks fetch failed');
       const text = await res.text();
       if (text.length > MAX_JWKS_BYTES) throw new Error('jwks too large');

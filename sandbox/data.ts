@@ -33,9 +33,7 @@ const ID_PREFIX: Record<ResourceType, string> = {
   AllergyIntolerance: 'alg',
   Appointment: 'apt',
 };
-const TYPE_BY_PREFIX = new Map<string, ResourceType>(
-  RESOURCE_TYPES.map((type) => [ID_PREFIX[type], type] as const),
-);
+const TYPE_BY_PREFIX = new Map<string, ResourceType>(RESOURCE_TYPES.map((type) => [ID_PREFIX[type], type] as const));
 const ID_PATTERN = /^([a-z]+)-([0-9a-z]{7,11})-([0-9a-z]{2})$/;
 const INDEX_WIDTH = 7;
 
@@ -87,19 +85,109 @@ export function parseResourceId(seed: number, id: string): { type: ResourceType;
 // --- synthetic identities ----------------------------------------------------------------------------
 
 const FAMILY_HEAD = [
-  'zal', 'vor', 'quen', 'thrax', 'morv', 'kel', 'dras', 'vix', 'bron', 'yul', 'zen', 'krat', 'ulm', 'fex',
-  'gorv', 'hask', 'jorn', 'lusk', 'nyx', 'plov', 'qar', 'rusk', 'sorv', 'tav', 'vask', 'wex', 'xan', 'yorv',
-  'zim', 'brex', 'drov', 'kavn',
+  'zal',
+  'vor',
+  'quen',
+  'thrax',
+  'morv',
+  'kel',
+  'dras',
+  'vix',
+  'bron',
+  'yul',
+  'zen',
+  'krat',
+  'ulm',
+  'fex',
+  'gorv',
+  'hask',
+  'jorn',
+  'lusk',
+  'nyx',
+  'plov',
+  'qar',
+  'rusk',
+  'sorv',
+  'tav',
+  'vask',
+  'wex',
+  'xan',
+  'yorv',
+  'zim',
+  'brex',
+  'drov',
+  'kavn',
 ] as const;
-const FAMILY_MID = ['ik', 'ov', 'ar', 'un', 'el', 'ax', 'or', 'im', 'ul', 'yr', 'esh', 'orn', 'ith', 'ast', 'umb', 'ekk'] as const;
+const FAMILY_MID = [
+  'ik',
+  'ov',
+  'ar',
+  'un',
+  'el',
+  'ax',
+  'or',
+  'im',
+  'ul',
+  'yr',
+  'esh',
+  'orn',
+  'ith',
+  'ast',
+  'umb',
+  'ekk',
+] as const;
 const FAMILY_MARK = ['kov', 'rix', 'synth', 'vane', 'dorf', 'strom', 'wick', 'zaro'] as const;
 const GIVEN_HEAD = [
-  'ael', 'bry', 'cyr', 'dov', 'eth', 'fyn', 'gal', 'hyl', 'ilv', 'jas', 'kyr', 'lor', 'mav', 'nel', 'ors', 'pyr',
-  'quil', 'ryn', 'sel', 'tav', 'uly', 'vel', 'wyn', 'xen', 'yav', 'zor', 'bel', 'cor', 'dal', 'fen', 'gil', 'hal',
+  'ael',
+  'bry',
+  'cyr',
+  'dov',
+  'eth',
+  'fyn',
+  'gal',
+  'hyl',
+  'ilv',
+  'jas',
+  'kyr',
+  'lor',
+  'mav',
+  'nel',
+  'ors',
+  'pyr',
+  'quil',
+  'ryn',
+  'sel',
+  'tav',
+  'uly',
+  'vel',
+  'wyn',
+  'xen',
+  'yav',
+  'zor',
+  'bel',
+  'cor',
+  'dal',
+  'fen',
+  'gil',
+  'hal',
 ] as const;
 const GIVEN_TAIL = [
-  'andra', 'ionel', 'ettra', 'orick', 'iusta', 'arvin', 'ondra', 'ellix', 'irova', 'avian', 'emond', 'ulvar',
-  'istra', 'edora', 'inova', 'olanth',
+  'andra',
+  'ionel',
+  'ettra',
+  'orick',
+  'iusta',
+  'arvin',
+  'ondra',
+  'ellix',
+  'irova',
+  'avian',
+  'emond',
+  'ulvar',
+  'istra',
+  'edora',
+  'inova',
+  'olanth',
 ] as const;
 
 export interface PatientIdentity {
@@ -130,7 +218,8 @@ export function patientIdentity(seed: number, index: number): PatientIdentity {
   const given = capitalise(rng.pick(GIVEN_HEAD) + rng.pick(GIVEN_TAIL));
   const mrnDigits = (index * 7919 + (hash32(seed, 0x3a1) % 100_000_000)) % 100_000_000;
   const phoneDigits = (index * 7877 + (hash32(seed, 0x9f3) % 1_000_000)) % 1_000_000;
-  const phone = `555-01${String(Math.floor(phoneDigits / 10_000)).padStart(2, '0')}-${String(phoneDigits % 10_000).padStart(4, '0')}`;
+  const phoneExchange = String(Math.floor(phoneDigits / 10_000)).padStart(2, '0');
+  const phone = `555-01${phoneExchange}-${String(phoneDigits % 10_000).padStart(4, '0')}`;
   const street = capitalise(rng.pick(FAMILY_HEAD) + rng.pick(FAMILY_MID));
   const addressLine = `${1 + rng.int(9899)} Synthetic ${street} Way`;
   const gender = rng.pick(GENDERS);

@@ -35,15 +35,26 @@ export const FaultRequest = z
     /** 'slow': how long to wait before answering. */
     delayMs: z.number().int().min(0).max(600_000).optional(),
     /** 'foreign-next-link': the host the next link points to (default 127.0.0.2, same scheme and port). */
-    nextHost: z.string().regex(/^[A-Za-z0-9.-]{1,253}$/).optional(),
+    nextHost: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]{1,253}$/)
+      .optional(),
     resourceType: z.enum(RESOURCE_TYPES).optional(),
     times: z.number().int().min(1).max(1_000_000).default(1),
   })
   .strict()
   .refine((f) => f.kind !== 'status' || f.status === undefined || f.status >= 400, 'status must be 4xx or 5xx')
-  .refine((f) => f.kind === 'status' || (f.status === undefined && f.retryAfterSeconds === undefined && f.retryAfterAsDate === undefined), 'status and Retry-After belong to kind status')
+  .refine(
+    (f) =>
+      f.kind === 'status' ||
+      (f.status === undefined && f.retryAfterSeconds === undefined && f.retryAfterAsDate === undefined),
+    'status and Retry-After belong to kind status',
+  )
   .refine((f) => !f.retryAfterAsDate || f.retryAfterSeconds !== undefined, 'retryAfterAsDate needs retryAfterSeconds')
-  .refine((f) => f.kind !== 'jti-replay' || f.resourceType === undefined, 'jti-replay is a token-endpoint fault: no resourceType');
+  .refine(
+    (f) => f.kind !== 'jti-replay' || f.resourceType === undefined,
+    'jti-replay is a token-endpoint fault: no resourceType',
+  );
 export type FaultRequest = z.infer<typeof FaultRequest>;
 
 export interface Fault {
@@ -91,7 +102,8 @@ export class FaultQueue {
 
   /** Consumes one use of the first search fault that applies to a search of `type`. */
   take(type: ResourceType): SearchFault | undefined {
-    return this.consume((f) => !isTokenFault(f.kind) && (f.resourceType === undefined || f.resourceType === type)) as SearchFault | undefined;
+    return this.consume((f) => !isTokenFault(f.kind) && (f.resourceType === undefined || f.resourceType === type)) as
+      SearchFault | undefined;
   }
 
   /** Consumes one use of the first token-endpoint fault. */
@@ -135,18 +147,33 @@ export function httpDate(ms: number): string {
  * replace the response. 'slow', 'hang' and 'expire-token' change timing or state, not the body:
  * they answer undefined here and fhir-routes.ts applies them.
  */
-export function faultResponse(fault: SearchFault, type: ResourceType, bundle: SearchBundle, nowMs = Date.now()): RawResponse | undefined {
+export function faultResponse(
+  fault: SearchFault,
+  type: ResourceType,
+  bundle: SearchBundle,
+  nowMs = Date.now(),
+): RawResponse | undefined {
   switch (fault.kind) {
     case 'malformed-json': {
       const json = JSON.stringify(bundle);
-      return { status: 200, headers: { 'content-type': FHIR_JSON }, body: `${json.slice(0, -1)},"entry":[{"resource":}` };
+      return {
+        status: 200,
+        headers: { 'content-type': FHIR_JSON },
+        body: `${json.slice(0, -1)},"entry":[{"resource":}`,
+      };
     }
     case 'wrong-resource-type': {
       const wrong = wrongTypeFor(type);
       const entry =
         bundle.entry.length > 0
           ? bundle.entry.map((e) => ({ ...e, resource: { ...e.resource, resourceType: wrong } }))
-          : [{ fullUrl: `urn:uuid:00000000-0000-4000-8000-000000000000`, resource: { resourceType: wrong, id: 'sandbox-fault' }, search: { mode: 'match' } }];
+          : [
+              {
+                fullUrl: `urn:uuid:00000000-0000-4000-8000-000000000000`,
+                resource: { resourceType: wrong, id: 'sandbox-fault' },
+                search: { mode: 'match' },
+              },
+            ];
       return { status: 200, headers: { 'content-type': FHIR_JSON }, body: JSON.stringify({ ...bundle, entry }) };
     }
     case 'truncated-body': {
@@ -157,15 +184,27 @@ export function faultResponse(fault: SearchFault, type: ResourceType, bundle: Se
     case 'status': {
       const headers: Record<string, string> = { 'content-type': FHIR_JSON };
       if (fault.retryAfterSeconds !== undefined) {
-        headers['retry-after'] = fault.retryAfterAsDate ? httpDate(nowMs + fault.retryAfterSeconds * 1000) : String(fault.retryAfterSeconds);
+        headers['retry-after'] = fault.retryAfterAsDate
+          ? httpDate(nowMs + fault.retryAfterSeconds * 1000)
+          : String(fault.retryAfterSeconds);
       }
       const code = fault.status === 429 ? 'throttled' : fault.status >= 500 ? 'transient' : 'processing';
-      return { status: fault.status, headers, body: JSON.stringify(operationOutcome(code, `sandbox injected HTTP ${fault.status}`)) };
+      return {
+        status: fault.status,
+        headers,
+        body: JSON.stringify(operationOutcome(code, `sandbox injected HTTP ${fault.status}`)),
+      };
     }
     case 'scope-violation':
-      return { status: 403, headers: { 'content-type': FHIR_JSON }, body: JSON.stringify(operationOutcome('forbidden', `access token lacks scope for ${type}`)) };
+      return {
+        status: 403,
+        headers: { 'content-type': FHIR_JSON },
+        body: JSON.stringify(operationOutcome('forbidden', `access token lacks scope for ${type}`)),
+      };
     case 'foreign-next-link': {
-      const link = bundle.link.map((l) => (l.relation === 'next' ? { ...l, url: elsewhere(l.url, fault.nextHost ?? '127.0.0.2') } : l));
+      const link = bundle.link.map((l) =>
+        l.relation === 'next' ? { ...l, url: elsewhere(l.url, fault.nextHost ?? '127.0.0.2') } : l,
+      );
       if (!link.some((l) => l.relation === 'next')) {
         const self = bundle.link.find((l) => l.relation === 'self');
         if (self) link.push({ relation: 'next', url: elsewhere(self.url, fault.nextHost ?? '127.0.0.2') });
@@ -185,6 +224,10 @@ function elsewhere(url: string, host: string): string {
   return u.toString();
 }
 
-export function operationOutcome(code: string, diagnostics: string, severity: 'error' | 'fatal' = 'error'): Record<string, unknown> {
+export function operationOutcome(
+  code: string,
+  diagnostics: string,
+  severity: 'error' | 'fatal' = 'error',
+): Record<string, unknown> {
   return { resourceType: 'OperationOutcome', issue: [{ severity, code, diagnostics }] };
 }

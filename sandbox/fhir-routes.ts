@@ -21,7 +21,11 @@ const MAX_OFFSET = 10_000_000;
 
 function searchParamsOf(p: Personality): Set<string> {
   const paging = p.paging === 'offset' ? '_getpagesoffset' : '_cursor';
-  return new Set([...COMMON_SEARCH_PARAMS, paging, ...p.requiredParameters.filter((r) => r.in === 'query').map((r) => r.key)]);
+  return new Set([
+    ...COMMON_SEARCH_PARAMS,
+    paging,
+    ...p.requiredParameters.filter((r) => r.in === 'query').map((r) => r.key),
+  ]);
 }
 const INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/;
 
@@ -30,7 +34,10 @@ class BadRequest extends Error {}
 type Query = Record<string, string | string[] | undefined>;
 
 function sendOutcome(reply: FastifyReply, status: number, code: string, diagnostics: string): FastifyReply {
-  return reply.code(status).type(FHIR_JSON).send(JSON.stringify(operationOutcome(code, diagnostics)));
+  return reply
+    .code(status)
+    .type(FHIR_JSON)
+    .send(JSON.stringify(operationOutcome(code, diagnostics)));
 }
 
 function values(query: Query, name: string): string[] {
@@ -65,7 +72,9 @@ interface ParsedSearch {
 function parseSearch(query: Query, maxPageSize: number, allowed: ReadonlySet<string>): ParsedSearch {
   for (const name of Object.keys(query)) {
     if (!allowed.has(name)) {
-      throw new BadRequest(/^[A-Za-z_:.-]{1,40}$/.test(name) ? `unsupported search parameter ${name}` : 'unsupported search parameter');
+      throw new BadRequest(
+        /^[A-Za-z_:.-]{1,40}$/.test(name) ? `unsupported search parameter ${name}` : 'unsupported search parameter',
+      );
     }
   }
   const countRaw = single(query, '_count');
@@ -85,7 +94,8 @@ function parseSearch(query: Query, maxPageSize: number, allowed: ReadonlySet<str
   const lastUpdated = values(query, '_lastUpdated').map((v) => v.replace(/ /g, '+'));
   for (const value of lastUpdated) {
     const match = /^(gt|ge|lt|le)(.*)$/.exec(value);
-    if (!match || !INSTANT.test(match[2] as string)) throw new BadRequest('_lastUpdated must be gt|ge|lt|le followed by a date or instant');
+    if (!match || !INSTANT.test(match[2] as string))
+      throw new BadRequest('_lastUpdated must be gt|ge|lt|le followed by a date or instant');
     const ms = Date.parse(match[2] as string);
     if (Number.isNaN(ms)) throw new BadRequest('_lastUpdated is not a valid instant');
     const prefix = match[1] as string;
@@ -99,7 +109,8 @@ function parseSearch(query: Query, maxPageSize: number, allowed: ReadonlySet<str
   const cursor = single(query, '_cursor');
   if (cursor !== undefined) q.after = decodeCursor(cursor);
   const offsetRaw = single(query, '_getpagesoffset');
-  if (offsetRaw !== undefined && (!/^\d{1,8}$/.test(offsetRaw) || Number(offsetRaw) > MAX_OFFSET)) throw new BadRequest('_getpagesoffset must be a non-negative integer');
+  if (offsetRaw !== undefined && (!/^\d{1,8}$/.test(offsetRaw) || Number(offsetRaw) > MAX_OFFSET))
+    throw new BadRequest('_getpagesoffset must be a non-negative integer');
   return { query: q, lastUpdated, sort, offset: offsetRaw === undefined ? 0 : Number(offsetRaw) };
 }
 
@@ -115,7 +126,12 @@ function authorize(ctx: SandboxContext, req: FastifyRequest, reply: FastifyReply
   return token;
 }
 
-function checkType(ctx: SandboxContext, token: AccessToken, rawType: string, reply: FastifyReply): ResourceType | undefined {
+function checkType(
+  ctx: SandboxContext,
+  token: AccessToken,
+  rawType: string,
+  reply: FastifyReply,
+): ResourceType | undefined {
   if (!isResourceType(rawType)) {
     sendOutcome(reply, 404, 'not-supported', 'unknown or unsupported resource type');
     return undefined;
@@ -143,7 +159,13 @@ export function capabilityStatement(ctx: SandboxContext): Record<string, unknown
       {
         mode: 'server',
         security: {
-          service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
+          service: [
+            {
+              coding: [
+                { system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' },
+              ],
+            },
+          ],
           extension: [
             {
               url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
@@ -190,7 +212,11 @@ export function registerLedger(app: FastifyInstance, ctx: SandboxContext): void 
  * What every FHIR request meets before its own logic: the rate limit (every call counts), the bearer
  * token, then the personality's required parameters. Sends the refusal itself.
  */
-function admit(ctx: SandboxContext, req: FastifyRequest<{ Querystring: Query }>, reply: FastifyReply): AccessToken | undefined {
+function admit(
+  ctx: SandboxContext,
+  req: FastifyRequest<{ Querystring: Query }>,
+  reply: FastifyReply,
+): AccessToken | undefined {
   const decision = ctx.rateLimiter.take();
   if (!decision.allowed) {
     ctx.stats.rateLimited++;
@@ -210,7 +236,13 @@ function admit(ctx: SandboxContext, req: FastifyRequest<{ Querystring: Query }>,
 }
 
 /** The next page's URL: the same search, one page on, with the personality's paging style. */
-function nextLink(ctx: SandboxContext, typeUrl: string, req: FastifyRequest<{ Querystring: Query }>, parsed: ParsedSearch, last: { lastUpdatedMs: number; id: string }): string {
+function nextLink(
+  ctx: SandboxContext,
+  typeUrl: string,
+  req: FastifyRequest<{ Querystring: Query }>,
+  parsed: ParsedSearch,
+  last: { lastUpdatedMs: number; id: string },
+): string {
   const next = new URLSearchParams();
   next.set('_count', String(parsed.query.count));
   for (const v of parsed.lastUpdated) next.append('_lastUpdated', v);
@@ -226,7 +258,11 @@ function nextLink(ctx: SandboxContext, typeUrl: string, req: FastifyRequest<{ Qu
 }
 
 /** 'slow' delays, 'hang' holds the connection until the client gives up; true when the request is taken over. */
-async function applyTimingFault(fault: SearchFault | undefined, req: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+async function applyTimingFault(
+  fault: SearchFault | undefined,
+  req: FastifyRequest,
+  reply: FastifyReply,
+): Promise<boolean> {
   if (fault?.kind === 'slow') await new Promise((resolve) => setTimeout(resolve, fault.delayMs ?? 2_000));
   if (fault?.kind !== 'hang') return false;
   reply.hijack();
@@ -239,7 +275,9 @@ async function applyTimingFault(fault: SearchFault | undefined, req: FastifyRequ
 export function registerFhirRoutes(app: FastifyInstance, ctx: SandboxContext): void {
   const base = ctx.personality.basePath;
   const allowedParams = searchParamsOf(ctx.personality);
-  app.get(`${base}/metadata`, async (_req, reply) => reply.type(FHIR_JSON).send(JSON.stringify(capabilityStatement(ctx))));
+  app.get(`${base}/metadata`, async (_req, reply) =>
+    reply.type(FHIR_JSON).send(JSON.stringify(capabilityStatement(ctx))),
+  );
 
   app.get<{ Params: { type: string }; Querystring: Query }>(`${base}/:type`, async (req, reply) => {
     ctx.stats.searchRequests++;

@@ -61,8 +61,10 @@ export interface SandboxHandle {
 
 function httpsOptions(t: SandboxTlsOptions): Record<string, unknown> {
   const minVersion: SecureVersion = t.minVersion ?? 'TLSv1.2';
-  if (minVersion !== 'TLSv1.2' && minVersion !== 'TLSv1.3') throw new RangeError('sandbox option tls.minVersion must be TLSv1.2 or TLSv1.3');
-  if (typeof t.certPem !== 'string' || typeof t.keyPem !== 'string') throw new RangeError('sandbox option tls needs certPem and keyPem');
+  if (minVersion !== 'TLSv1.2' && minVersion !== 'TLSv1.3')
+    throw new RangeError('sandbox option tls.minVersion must be TLSv1.2 or TLSv1.3');
+  if (typeof t.certPem !== 'string' || typeof t.keyPem !== 'string')
+    throw new RangeError('sandbox option tls needs certPem and keyPem');
   if (t.requireClientCert && !t.caPem) throw new RangeError('sandbox option tls.requireClientCert needs tls.caPem');
   return {
     cert: t.certPem,
@@ -73,13 +75,15 @@ function httpsOptions(t: SandboxTlsOptions): Record<string, unknown> {
 }
 
 function positiveInt(name: string, value: number, min: number): number {
-  if (!Number.isSafeInteger(value) || value < min) throw new RangeError(`sandbox option ${name} must be an integer >= ${min}`);
+  if (!Number.isSafeInteger(value) || value < min)
+    throw new RangeError(`sandbox option ${name} must be an integer >= ${min}`);
   return value;
 }
 
 export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHandle> {
   const personalityId = opts.personality ?? 'standard';
-  if (!isPersonalityId(personalityId)) throw new RangeError(`sandbox option personality must be one of ${Object.keys(PERSONALITIES).join(', ')}`);
+  if (!isPersonalityId(personalityId))
+    throw new RangeError(`sandbox option personality must be one of ${Object.keys(PERSONALITIES).join(', ')}`);
   const personality = PERSONALITIES[personalityId];
   const seed = positiveInt('seed', opts.seed ?? 42, 0);
   const size = positiveInt('size', opts.size ?? 2000, 1);
@@ -115,24 +119,37 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
 
   const base = { logger: false, forceCloseConnections: true, bodyLimit: 2 * 1024 * 1024 } as const;
   // Routes are written against the http-typed instance; https changes only the listening server.
-  const app = (opts.tls ? Fastify({ ...base, https: httpsOptions(opts.tls) }) : Fastify(base)) as unknown as FastifyInstance;
+  const app = (opts.tls
+    ? Fastify({ ...base, https: httpsOptions(opts.tls) })
+    : Fastify(base)) as unknown as FastifyInstance;
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     const path = req.url;
     if (path.startsWith('/oauth/')) {
-      return reply.code(status < 500 ? 400 : 500).header('cache-control', 'no-store').send({
-        error: status < 500 ? 'invalid_request' : 'server_error',
-        error_description: status < 500 ? 'the token request could not be parsed' : 'internal error',
-      });
+      return reply
+        .code(status < 500 ? 400 : 500)
+        .header('cache-control', 'no-store')
+        .send({
+          error: status < 500 ? 'invalid_request' : 'server_error',
+          error_description: status < 500 ? 'the token request could not be parsed' : 'internal error',
+        });
     }
-    if (path.startsWith('/admin/')) return reply.code(status).send({ error: status < 500 ? 'invalid_request' : 'server_error' });
+    if (path.startsWith('/admin/'))
+      return reply.code(status).send({ error: status < 500 ? 'invalid_request' : 'server_error' });
     return reply
       .code(status)
       .type(FHIR_JSON)
-      .send(JSON.stringify(operationOutcome(status < 500 ? 'invalid' : 'exception', status < 500 ? 'bad request' : 'internal error')));
+      .send(
+        JSON.stringify(
+          operationOutcome(status < 500 ? 'invalid' : 'exception', status < 500 ? 'bad request' : 'internal error'),
+        ),
+      );
   });
   app.setNotFoundHandler((_req, reply) =>
-    reply.code(404).type(FHIR_JSON).send(JSON.stringify(operationOutcome('not-found', 'no such endpoint'))),
+    reply
+      .code(404)
+      .type(FHIR_JSON)
+      .send(JSON.stringify(operationOutcome('not-found', 'no such endpoint'))),
   );
 
   registerLedger(app, ctx);

@@ -1,12 +1,16 @@
 /**
- * CLI: `tsx sandbox/main.ts --port 0 --seed 42 --size 5000 [--personality epic]` starts a sandbox and prints one JSON line
- * {"url","fhirBaseUrl","tokenUrl","adminToken"} on stdout. Stops on SIGTERM/SIGINT.
- * TLS: `--tls-cert <pem file> --tls-key <pem file> [--tls-client-ca <pem file> --require-client-cert]`.
+ * CLI: `tsx sandbox/main.ts --port 0 --seed 42 --size 5000 [--personality epic]` starts a sandbox and prints
+ * one JSON line {"url","fhirBaseUrl","tokenUrl","adminToken"} on stdout. Stops on SIGTERM/SIGINT. TLS:
+ * `--tls-cert <pem file> --tls-key <pem file> [--tls-client-ca <pem file> --require-client-cert]`.
  */
 import { readFileSync } from 'node:fs';
 import { startSandbox, type SandboxOptions } from './index.js';
 
-const TLS_FILES: Record<string, 'certPem' | 'keyPem' | 'caPem'> = { '--tls-cert': 'certPem', '--tls-key': 'keyPem', '--tls-client-ca': 'caPem' };
+const TLS_FILES: Record<string, 'certPem' | 'keyPem' | 'caPem'> = {
+  '--tls-cert': 'certPem',
+  '--tls-key': 'keyPem',
+  '--tls-client-ca': 'caPem',
+};
 
 const FLAGS: Record<string, keyof SandboxOptions> = {
   '--port': 'port',
@@ -37,12 +41,17 @@ function parseArgs(argv: readonly string[]): SandboxOptions {
       continue;
     }
     const key = FLAGS[flag];
-    if (!key) throw new Error(`unknown argument ${flag} (known: ${[...Object.keys(FLAGS), ...Object.keys(TLS_FILES), '--require-client-cert'].join(', ')})`);
+    if (!key)
+      throw new Error(
+        `unknown argument ${flag} (known: ` +
+          `${[...Object.keys(FLAGS), ...Object.keys(TLS_FILES), '--require-client-cert'].join(', ')})`,
+      );
     const value = inline ?? argv[++i];
     if (value === undefined) throw new Error(`${flag} needs a value`);
     opts[key] = key === 'host' || key === 'adminToken' || key === 'personality' ? value : Number(value);
   }
-  if (Object.keys(tls).length > 0) return { ...(opts as SandboxOptions), tls: tls as unknown as NonNullable<SandboxOptions['tls']> };
+  if (Object.keys(tls).length > 0)
+    return { ...(opts as SandboxOptions), tls: tls as unknown as NonNullable<SandboxOptions['tls']> };
   return opts as SandboxOptions;
 }
 

@@ -4,14 +4,27 @@
  * personality is described here as the sandbox's own data; where a vendor publishes nothing, the
  * value is a plausible choice so the connector meets a realistic variety.
  */
-export const PERSONALITY_IDS = ['standard', 'epic', 'oracle-health', 'athenahealth', 'meditech', 'eclinicalworks', 'nextgen'] as const;
+export const PERSONALITY_IDS = [
+  'standard',
+  'epic',
+  'oracle-health',
+  'athenahealth',
+  'meditech',
+  'eclinicalworks',
+  'nextgen',
+] as const;
 export type PersonalityId = (typeof PERSONALITY_IDS)[number];
 
 export function isPersonalityId(value: string): value is PersonalityId {
   return (PERSONALITY_IDS as readonly string[]).includes(value);
 }
 
-export const CLIENT_AUTH_METHODS = ['private_key_jwt', 'client_secret_basic', 'client_secret_post', 'tls_client_auth'] as const;
+export const CLIENT_AUTH_METHODS = [
+  'private_key_jwt',
+  'client_secret_basic',
+  'client_secret_post',
+  'tls_client_auth',
+] as const;
 export type ClientAuthMethod = (typeof CLIENT_AUTH_METHODS)[number];
 
 export interface RateLimitSpec {
@@ -47,7 +60,16 @@ const ALL_SCOPE_SYNTAXES = ['v1', 'v2'] as const;
 
 export const PERSONALITIES: Readonly<Record<PersonalityId, Personality>> = {
   // Today's sandbox: every auth method, both scope syntaxes, keyset paging, no limit.
-  standard: { id: 'standard', authMethods: null, tokenTtlSeconds: 300, scopeSyntax: ALL_SCOPE_SYNTAXES, paging: 'next-link', basePath: '/fhir', rateLimit: null, requiredParameters: [] },
+  standard: {
+    id: 'standard',
+    authMethods: null,
+    tokenTtlSeconds: 300,
+    scopeSyntax: ALL_SCOPE_SYNTAXES,
+    paging: 'next-link',
+    basePath: '/fhir',
+    rateLimit: null,
+    requiredParameters: [],
+  },
   epic: {
     id: 'epic',
     authMethods: ['private_key_jwt'],
@@ -115,7 +137,10 @@ export const PERSONALITIES: Readonly<Record<PersonalityId, Personality>> = {
  * is smart.ts's job): a Basic header, a secret in the form, an assertion, or only a client_id (the
  * TLS client certificate authenticates). undefined: no recognisable client authentication.
  */
-export function clientAuthMethodOf(authorization: string | undefined, form: URLSearchParams): ClientAuthMethod | undefined {
+export function clientAuthMethodOf(
+  authorization: string | undefined,
+  form: URLSearchParams,
+): ClientAuthMethod | undefined {
   if (/^Basic\s/i.test(authorization ?? '')) return 'client_secret_basic';
   if (form.has('client_assertion') || form.has('client_assertion_type')) return 'private_key_jwt';
   if (form.has('client_secret')) return 'client_secret_post';
@@ -134,7 +159,11 @@ export function scopeSyntaxOf(scope: string): 'v1' | 'v2' | undefined {
 }
 
 /** The name of the first required parameter the request lacks, or undefined. */
-export function missingRequiredParameter(p: Personality, query: Record<string, unknown>, headers: Record<string, unknown>): string | undefined {
+export function missingRequiredParameter(
+  p: Personality,
+  query: Record<string, unknown>,
+  headers: Record<string, unknown>,
+): string | undefined {
   for (const param of p.requiredParameters) {
     const value = param.in === 'query' ? query[param.key] : headers[param.key.toLowerCase()];
     if (typeof value !== 'string' || value.length === 0) return param.key;

@@ -6,7 +6,11 @@ import type { ResourceType } from '../lib/domain.js';
 import { MRN_SYSTEM, patientFamily, patientIdentity, resourceId, typeIndex } from './data.js';
 import { Rng, hash32 } from './prng.js';
 
-export type FhirResource = { resourceType: string; id: string; meta: { versionId: string; lastUpdated: string } } & Record<string, unknown>;
+export type FhirResource = {
+  resourceType: string;
+  id: string;
+  meta: { versionId: string; lastUpdated: string };
+} & Record<string, unknown>;
 
 export interface GenerationContext {
   seed: number;
@@ -26,7 +30,11 @@ const TINY_PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYA
 function coding(system: string, code: string, display?: string): { coding: Array<Record<string, string>> } {
   return { coding: [display === undefined ? { system, code } : { system, code, display }] };
 }
-function concept(system: string, code: string, display: string): { coding: Array<Record<string, string>>; text: string } {
+function concept(
+  system: string,
+  code: string,
+  display: string,
+): { coding: Array<Record<string, string>>; text: string } {
   return { coding: [{ system, code, display }], text: display };
 }
 /** Deep-freezes shared catalogue objects: they are reused by many resources and only ever serialised. */
@@ -70,7 +78,11 @@ const CONDITIONS = frozen(
 const MEDICATIONS = frozen(
   [
     ['197361', 'Amlodipine 5 MG Oral Tablet', 'Take 1 tablet by mouth once daily'],
-    ['860975', 'Metformin hydrochloride 500 MG Extended Release Oral Tablet', 'Take 1 tablet by mouth with evening meal'],
+    [
+      '860975',
+      'Metformin hydrochloride 500 MG Extended Release Oral Tablet',
+      'Take 1 tablet by mouth with evening meal',
+    ],
     ['617312', 'Atorvastatin 10 MG Oral Tablet', 'Take 1 tablet by mouth at bedtime'],
     ['314076', 'Lisinopril 10 MG Oral Tablet', 'Take 1 tablet by mouth once daily'],
     ['310965', 'Ibuprofen 200 MG Oral Tablet', 'Take 1 tablet by mouth every 6 hours as needed for pain'],
@@ -86,7 +98,10 @@ const ALLERGENS = frozen(
     ['256259004', 'Pollen', 'environment'],
     ['102263004', 'Eggs', 'food'],
     ['111088007', 'Latex', 'environment'],
-  ].map(([code, display, category]) => ({ code: concept(SNOMED, code as string, display as string), category: [category as string] })),
+  ].map(([code, display, category]) => ({
+    code: concept(SNOMED, code as string, display as string),
+    category: [category as string],
+  })),
 );
 const REACTIONS = frozen(
   [
@@ -98,19 +113,30 @@ const REACTIONS = frozen(
 );
 const SEVERITIES = ['mild', 'moderate', 'severe'] as const;
 const C = frozen({
-  conditionClinical: ['active', 'remission', 'resolved'].map((c) => coding('http://terminology.hl7.org/CodeSystem/condition-clinical', c)),
+  conditionClinical: ['active', 'remission', 'resolved'].map((c) =>
+    coding('http://terminology.hl7.org/CodeSystem/condition-clinical', c),
+  ),
   conditionConfirmed: coding('http://terminology.hl7.org/CodeSystem/condition-ver-status', 'confirmed'),
   problemList: [coding('http://terminology.hl7.org/CodeSystem/condition-category', 'problem-list-item')],
-  allergyClinical: ['active', 'inactive', 'resolved'].map((c) => coding('http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical', c)),
+  allergyClinical: ['active', 'inactive', 'resolved'].map((c) =>
+    coding('http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical', c),
+  ),
   allergyConfirmed: coding('http://terminology.hl7.org/CodeSystem/allergyintolerance-verification', 'confirmed'),
   ambulatory: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'AMB', display: 'ambulatory' },
-  inpatient: { system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode', code: 'IMP', display: 'inpatient encounter' },
+  inpatient: {
+    system: 'http://terminology.hl7.org/CodeSystem/v3-ActCode',
+    code: 'IMP',
+    display: 'inpatient encounter',
+  },
   checkUp: [concept(SNOMED, '185349003', 'Encounter for check up')],
   generalPractice: [concept(SNOMED, '394814009', 'General practice')],
   mrType: coding('http://terminology.hl7.org/CodeSystem/v2-0203', 'MR', 'Medical record number'),
-  marital: [['S', 'Never Married'], ['M', 'Married'], ['W', 'Widowed'], ['D', 'Divorced']].map(([c, d]) =>
-    coding('http://terminology.hl7.org/CodeSystem/v3-MaritalStatus', c as string, d as string),
-  ),
+  marital: [
+    ['S', 'Never Married'],
+    ['M', 'Married'],
+    ['W', 'Widowed'],
+    ['D', 'Divorced'],
+  ].map(([c, d]) => coding('http://terminology.hl7.org/CodeSystem/v3-MaritalStatus', c as string, d as string)),
   photo: [{ contentType: 'image/png', data: TINY_PNG }],
 });
 const ENCOUNTER_STATUS = ['finished', 'in-progress', 'cancelled', 'finished'] as const;
@@ -177,7 +203,13 @@ export function generateResource(
         effectiveDateTime: iso(when),
         issued: iso(when + 3_600_000),
         valueQuantity: { value: Math.round(raw * 10) / 10, unit: vital.unit, system: UCUM, code: vital.unit },
-        note: [{ text: `Synthetic ${vital.noteLabel} reading for patient ${patientFamily(ctx.seed, patientIndex)} (version ${version}).` }],
+        note: [
+          {
+            text:
+              `Synthetic ${vital.noteLabel} reading for patient ` +
+              `${patientFamily(ctx.seed, patientIndex)} (version ${version}).`,
+          },
+        ],
       };
     }
     case 'Encounter': {
@@ -208,7 +240,13 @@ export function generateResource(
         subject: ref,
         onsetDateTime: iso(when),
         recordedDate: iso(when + DAY_MS),
-        note: [{ text: `Synthetic problem-list entry for ${patientFamily(ctx.seed, patientIndex)}; status ${['active', 'remission', 'resolved'][clinical]}.` }],
+        note: [
+          {
+            text:
+              `Synthetic problem-list entry for ${patientFamily(ctx.seed, patientIndex)}; ` +
+              `status ${['active', 'remission', 'resolved'][clinical]}.`,
+          },
+        ],
       };
       if (clinical === 2) resource.abatementDateTime = iso(when + 90 * DAY_MS);
       return resource;
@@ -282,7 +320,9 @@ function patient(
     meta,
     text: {
       status: 'generated',
-      div: `<div xmlns="http://www.w3.org/1999/xhtml">${who.given} ${who.family}, MRN ${who.mrn}, born ${who.birthDate}</div>`,
+      div:
+        `<div xmlns="http://www.w3.org/1999/xhtml">${who.given} ${who.family}, MRN ${who.mrn}, ` +
+        `born ${who.birthDate}</div>`,
     },
     identifier: [
       {
@@ -297,7 +337,9 @@ function patient(
     telecom: [{ system: 'phone', value: who.phone, use: 'home' }],
     gender: who.gender,
     birthDate: who.birthDate,
-    address: [{ use: 'home', line: [who.addressLine], city: 'Synthville', state: 'ZZ', postalCode: '00000', country: 'US' }],
+    address: [
+      { use: 'home', line: [who.addressLine], city: 'Synthville', state: 'ZZ', postalCode: '00000', country: 'US' },
+    ],
     maritalStatus: marital,
     ...(rng.next() < 0.1 ? { photo: C.photo } : {}),
   };

@@ -8,7 +8,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from 'jose';
 import { RESOURCE_TYPES, type ResourceType } from '../lib/domain.js';
 import type { SandboxContext } from './context.js';
-import { TokenRefusal, assertAcceptedAuthMethod, assertClientMayAuthenticate, assertScopeSyntax, grantWithinNarrowing } from './token-policy.js';
+import {
+  TokenRefusal,
+  assertAcceptedAuthMethod,
+  assertClientMayAuthenticate,
+  assertScopeSyntax,
+  grantWithinNarrowing,
+} from './token-policy.js';
 import {
   CLIENT_AUTH_METHODS,
   RemoteJwks,
@@ -140,7 +146,8 @@ export class SmartAuth {
     const invalidClient = (why: string): OAuthFailure => new OAuthFailure(401, 'invalid_client', why);
     const presented = presentedClient(req.authorization, req.form, ASSERTION_TYPE);
     if (presented === 'none') throw new OAuthFailure(400, 'invalid_request', 'client authentication is required');
-    if (presented === 'ambiguous') throw new OAuthFailure(400, 'invalid_request', 'more than one client authentication method was used');
+    if (presented === 'ambiguous')
+      throw new OAuthFailure(400, 'invalid_request', 'more than one client authentication method was used');
     if (presented === 'malformed') throw new OAuthFailure(400, 'invalid_request', 'client authentication is malformed');
     let client: RegisteredClient;
     if (presented.method === 'private_key_jwt') {
@@ -148,10 +155,12 @@ export class SmartAuth {
     } else {
       const found = this.clients.get(presented.clientId);
       if (!found) throw invalidClient('unknown client');
-      if (found.authMethod !== presented.method) throw invalidClient('client authentication method is not the one registered');
+      if (found.authMethod !== presented.method)
+        throw invalidClient('client authentication method is not the one registered');
       if (presented.method === 'tls_client_auth') {
         if (!req.peer || req.peer.raw.length === 0) throw invalidClient('no client certificate was presented');
-        const thumbprintOk = found.tlsThumbprint === undefined || found.tlsThumbprint === certificateThumbprint(req.peer.raw);
+        const thumbprintOk =
+          found.tlsThumbprint === undefined || found.tlsThumbprint === certificateThumbprint(req.peer.raw);
         const dnOk = found.tlsSubjectDn === undefined || found.tlsSubjectDn === subjectDn(req.peer.subject);
         if (!thumbprintOk || !dnOk) throw invalidClient('client certificate does not match the registration');
       } else if (!found.secret || !secretMatches(found.secret, presented.secret)) {
@@ -194,7 +203,13 @@ export class SmartAuth {
   replaceKeys(clientId: string, jwks: { keys: JWK[] }, scopes: string[]): boolean {
     const client = this.clients.get(clientId);
     if (!client) return false;
-    this.register({ clientId, jwks, scopes, ...(client.jku ? { jku: client.jku } : {}), assertionAudience: client.assertionAudience });
+    this.register({
+      clientId,
+      jwks,
+      scopes,
+      ...(client.jku ? { jku: client.jku } : {}),
+      assertionAudience: client.assertionAudience,
+    });
     return true;
   }
 
@@ -218,9 +233,14 @@ export class SmartAuth {
   }
 
   /** Verifies a client assertion; returns the authenticated client or throws OAuthFailure. */
-  async verifyAssertion(assertion: string, endpoints: { tokenUrl: string; issuer: string }, formClientId: string | undefined): Promise<RegisteredClient> {
+  async verifyAssertion(
+    assertion: string,
+    endpoints: { tokenUrl: string; issuer: string },
+    formClientId: string | undefined,
+  ): Promise<RegisteredClient> {
     const invalidClient = (why: string): OAuthFailure => new OAuthFailure(401, 'invalid_client', why);
-    if (assertion.split('.').length !== 3) throw new OAuthFailure(400, 'invalid_request', 'client_assertion is not a compact JWS');
+    if (assertion.split('.').length !== 3)
+      throw new OAuthFailure(400, 'invalid_request', 'client_assertion is not a compact JWS');
     let header: ReturnType<typeof decodeProtectedHeader>;
     let claims: ReturnType<typeof decodeJwt>;
     try {
@@ -232,13 +252,17 @@ export class SmartAuth {
     if (!ALLOWED_ALGS.includes(header.alg as AllowedAlg)) throw invalidClient('assertion alg must be RS384 or ES384');
     const alg = header.alg as AllowedAlg;
     if (typeof header.kid !== 'string' || header.kid.length === 0) throw invalidClient('assertion header lacks kid');
-    if (header.typ !== undefined && header.typ.toUpperCase() !== 'JWT') throw invalidClient('assertion typ must be JWT');
+    if (header.typ !== undefined && header.typ.toUpperCase() !== 'JWT')
+      throw invalidClient('assertion typ must be JWT');
     const client = typeof claims.iss === 'string' ? this.clients.get(claims.iss) : undefined;
     if (!client) throw invalidClient('unknown client');
-    if (client.authMethod !== 'private_key_jwt') throw invalidClient('client authentication method is not the one registered');
+    if (client.authMethod !== 'private_key_jwt')
+      throw invalidClient('client authentication method is not the one registered');
     if (claims.sub !== client.clientId) throw invalidClient('iss and sub must both equal the client_id');
-    if (formClientId !== undefined && formClientId !== client.clientId) throw invalidClient('client_id does not match the assertion');
-    if (header.jku !== undefined && header.jku !== client.jku) throw invalidClient('jku does not match the registered JWKS URL');
+    if (formClientId !== undefined && formClientId !== client.clientId)
+      throw invalidClient('client_id does not match the assertion');
+    if (header.jku !== undefined && header.jku !== client.jku)
+      throw invalidClient('jku does not match the registered JWKS URL');
     const jwk = client.jwks ? await client.jwks.key(header.kid) : client.keys.get(header.kid);
     if (!jwk) throw invalidClient('unknown kid');
     if (jwk.alg !== undefined && jwk.alg !== alg) throw invalidClient('registered key is not for this alg');
@@ -260,13 +284,16 @@ export class SmartAuth {
       });
     } catch (err) {
       if (err instanceof errors.JWTExpired) throw invalidClient('assertion has expired');
-      if (err instanceof errors.JWTClaimValidationFailed) throw invalidClient(`assertion claim "${safeClaim(err.claim)}" is invalid`);
-      if (err instanceof errors.JWSSignatureVerificationFailed) throw invalidClient('assertion signature verification failed');
+      if (err instanceof errors.JWTClaimValidationFailed)
+        throw invalidClient(`assertion claim "${safeClaim(err.claim)}" is invalid`);
+      if (err instanceof errors.JWSSignatureVerificationFailed)
+        throw invalidClient('assertion signature verification failed');
       throw invalidClient('assertion verification failed');
     }
     const nowS = this.now() / 1000;
     const exp = claims.exp as number;
-    if (exp > nowS + MAX_ASSERTION_LIFETIME_S + CLOCK_SKEW_S) throw invalidClient('assertion exp is more than 5 minutes ahead');
+    if (exp > nowS + MAX_ASSERTION_LIFETIME_S + CLOCK_SKEW_S)
+      throw invalidClient('assertion exp is more than 5 minutes ahead');
     if (typeof claims.jti !== 'string' || claims.jti.length === 0) throw invalidClient('assertion lacks jti');
     this.sweep();
     const jtiKey = `${client.clientId}\n${claims.jti}`;
@@ -306,10 +333,16 @@ export function scopeAllows(token: AccessToken, type: ResourceType): boolean {
 }
 
 /** The parts of a request that can authenticate a client: Basic header, form, TLS peer certificate. */
-function clientAuthInput(req: FastifyRequest, form: URLSearchParams): { authorization: string | undefined; form: URLSearchParams; peer: PeerCertificate | undefined } {
+function clientAuthInput(
+  req: FastifyRequest,
+  form: URLSearchParams,
+): { authorization: string | undefined; form: URLSearchParams; peer: PeerCertificate | undefined } {
   const socket = req.raw.socket as Partial<TLSSocket>;
   const cert = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
-  const peer = cert && Buffer.isBuffer(cert.raw) ? { raw: cert.raw, subject: cert.subject as unknown as Record<string, string | string[]> } : undefined;
+  const peer =
+    cert && Buffer.isBuffer(cert.raw)
+      ? { raw: cert.raw, subject: cert.subject as unknown as Record<string, string | string[]> }
+      : undefined;
   return { authorization: req.headers.authorization, form, peer };
 }
 
@@ -330,7 +363,11 @@ export function smartConfiguration(ctx: SandboxContext): Record<string, unknown>
     grant_types_supported: ['client_credentials'],
     token_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
     token_endpoint_auth_signing_alg_values_supported: [...ALLOWED_ALGS],
-    scopes_supported: [...RESOURCE_TYPES.map((t) => `system/${t}.rs`), 'system/*.rs', ...RESOURCE_TYPES.map((t) => `system/${t}.read`)],
+    scopes_supported: [
+      ...RESOURCE_TYPES.map((t) => `system/${t}.rs`),
+      'system/*.rs',
+      ...RESOURCE_TYPES.map((t) => `system/${t}.read`),
+    ],
     capabilities: ['client-confidential-asymmetric', 'permission-v2'],
   };
 }
@@ -346,15 +383,24 @@ export function registerSmartRoutes(app: FastifyInstance, ctx: SandboxContext): 
 
   // RFC 7009 token revocation, the client authenticated like at the token endpoint (assertion aud: the token endpoint).
   app.post('/oauth/revoke', async (req, reply) => {
-    if (!(req.body instanceof URLSearchParams)) return oauthError(reply, 400, 'invalid_request', 'body must be application/x-www-form-urlencoded');
+    if (!(req.body instanceof URLSearchParams))
+      return oauthError(reply, 400, 'invalid_request', 'body must be application/x-www-form-urlencoded');
     const form = req.body;
-    for (const name of ['token', 'token_type_hint', 'client_assertion_type', 'client_assertion', 'client_id', 'client_secret']) {
+    for (const name of [
+      'token',
+      'token_type_hint',
+      'client_assertion_type',
+      'client_assertion',
+      'client_id',
+      'client_secret',
+    ]) {
       if (form.getAll(name).length > 1) return oauthError(reply, 400, 'invalid_request', 'a parameter was repeated');
     }
     const token = form.get('token');
     if (!token) return oauthError(reply, 400, 'invalid_request', 'token is required');
     const hint = form.get('token_type_hint');
-    if (hint !== null && hint !== 'access_token' && hint !== 'refresh_token') return oauthError(reply, 400, 'unsupported_token_type', 'unknown token_type_hint');
+    if (hint !== null && hint !== 'access_token' && hint !== 'refresh_token')
+      return oauthError(reply, 400, 'unsupported_token_type', 'unknown token_type_hint');
     try {
       const client = await ctx.auth.authenticateClient(clientAuthInput(req, form), endpointsOf(ctx));
       ctx.stats.tokensRevoked += ctx.auth.revoke(client, token);
@@ -375,12 +421,20 @@ export function registerSmartRoutes(app: FastifyInstance, ctx: SandboxContext): 
       return fail(400, 'invalid_request', 'body must be application/x-www-form-urlencoded');
     }
     const form = req.body;
-    for (const name of ['grant_type', 'client_assertion_type', 'client_assertion', 'scope', 'client_id', 'client_secret']) {
+    for (const name of [
+      'grant_type',
+      'client_assertion_type',
+      'client_assertion',
+      'scope',
+      'client_id',
+      'client_secret',
+    ]) {
       if (form.getAll(name).length > 1) return fail(400, 'invalid_request', 'a parameter was repeated');
     }
     const grantType = form.get('grant_type');
     if (grantType === null) return fail(400, 'invalid_request', 'grant_type is required');
-    if (grantType !== 'client_credentials') return fail(400, 'unsupported_grant_type', 'only client_credentials is supported');
+    if (grantType !== 'client_credentials')
+      return fail(400, 'unsupported_grant_type', 'only client_credentials is supported');
     let method: ReturnType<typeof assertAcceptedAuthMethod>;
     try {
       method = assertAcceptedAuthMethod(ctx, req.headers.authorization, form);
@@ -391,20 +445,31 @@ export function registerSmartRoutes(app: FastifyInstance, ctx: SandboxContext): 
     if (form.has('client_assertion_type') && form.get('client_assertion_type') !== ASSERTION_TYPE) {
       return fail(400, 'invalid_request', `client_assertion_type must be ${ASSERTION_TYPE}`);
     }
-    if (form.has('client_assertion_type') && !form.get('client_assertion')) return fail(400, 'invalid_request', 'client_assertion is required');
+    if (form.has('client_assertion_type') && !form.get('client_assertion'))
+      return fail(400, 'invalid_request', 'client_assertion is required');
     try {
       const client = await ctx.auth.authenticateClient(clientAuthInput(req, form), endpointsOf(ctx));
       assertClientMayAuthenticate(ctx, client.clientId, method);
       assertScopeSyntax(ctx, form.get('scope') ?? undefined);
-      const scopes = grantWithinNarrowing(ctx, client.clientId, ctx.auth.grantScopes(client, form.get('scope') ?? undefined));
+      const scopes = grantWithinNarrowing(
+        ctx,
+        client.clientId,
+        ctx.auth.grantScopes(client, form.get('scope') ?? undefined),
+      );
       const accessToken = ctx.auth.issue(client.clientId, scopes, ctx.tokenTtlSeconds);
       ctx.stats.tokensIssued++;
       return reply
         .header('cache-control', 'no-store')
         .header('pragma', 'no-cache')
-        .send({ access_token: accessToken, token_type: 'bearer', expires_in: ctx.tokenTtlSeconds, scope: scopes.join(' ') });
+        .send({
+          access_token: accessToken,
+          token_type: 'bearer',
+          expires_in: ctx.tokenTtlSeconds,
+          scope: scopes.join(' '),
+        });
     } catch (err) {
-      if (err instanceof OAuthFailure || err instanceof TokenRefusal) return fail(err.status, err.code, err.description);
+      if (err instanceof OAuthFailure || err instanceof TokenRefusal)
+        return fail(err.status, err.code, err.description);
       return fail(400, 'invalid_request', 'the token request could not be processed');
     }
   });

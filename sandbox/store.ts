@@ -7,7 +7,14 @@
  * (base) or a binary search (overlay log), so a page costs O(page), never a scan of the dataset.
  */
 import { RESOURCE_TYPES, type ResourceType } from '../lib/domain.js';
-import { BASE_STEP_MS, BASE_LAST_UPDATED_MS, baseLastUpdatedMs, computeLayout, parseResourceId, resourceId } from './data.js';
+import {
+  BASE_STEP_MS,
+  BASE_LAST_UPDATED_MS,
+  baseLastUpdatedMs,
+  computeLayout,
+  parseResourceId,
+  resourceId,
+} from './data.js';
 import { generateResource, type FhirResource, type GenerationContext } from './resources.js';
 
 export interface RecordRef {
@@ -100,7 +107,13 @@ export class RecordStore {
     const over = recs.overlay.get(index);
     if (over) return { type, index, id: resourceId(this.seed, type, index), ...over };
     if (index >= 0 && index < recs.baseCount) {
-      return { type, index, id: resourceId(this.seed, type, index), version: 1, lastUpdatedMs: baseLastUpdatedMs(index) };
+      return {
+        type,
+        index,
+        id: resourceId(this.seed, type, index),
+        version: 1,
+        lastUpdatedMs: baseLastUpdatedMs(index),
+      };
     }
     return undefined;
   }

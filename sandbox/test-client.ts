@@ -12,7 +12,11 @@ import { tlsFetch, type ClientTls } from './tls-client.js';
 /** `tls`: how to reach a TLS sandbox (its CA, and a client certificate when it requires one). */
 export type SandboxRef = Pick<SandboxHandle, 'url' | 'tokenUrl' | 'adminToken'> & { tls?: ClientTls };
 
-function request(sb: SandboxRef, url: string, init: { method: string; headers: Record<string, string>; body?: string }): Promise<Response> {
+function request(
+  sb: SandboxRef,
+  url: string,
+  init: { method: string; headers: Record<string, string>; body?: string },
+): Promise<Response> {
   return sb.tls ? tlsFetch(url, sb.tls, init) : fetch(url, init);
 }
 
@@ -32,12 +36,19 @@ export interface SandboxTestClient {
   privateKey: CryptoKey;
   assertion(overrides?: AssertionOverrides): Promise<string>;
   /** POSTs to the token endpoint; returns status and parsed JSON. */
-  requestToken(scope: string, overrides?: AssertionOverrides): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
+  requestToken(
+    scope: string,
+    overrides?: AssertionOverrides,
+  ): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }>;
   /** A fresh access token (throws if refused). */
   token(scope?: string): Promise<string>;
 }
 
-export async function adminFetch(sb: SandboxRef, path: string, init: { method?: string; body?: unknown } = {}): Promise<Response> {
+export async function adminFetch(
+  sb: SandboxRef,
+  path: string,
+  init: { method?: string; body?: unknown } = {},
+): Promise<Response> {
   const headers: Record<string, string> = { [ADMIN_HEADER]: sb.adminToken };
   if (init.body !== undefined) headers['content-type'] = 'application/json';
   return request(sb, `${sb.url}${path}`, {
@@ -47,7 +58,12 @@ export async function adminFetch(sb: SandboxRef, path: string, init: { method?: 
   });
 }
 
-export async function adminJson<T = Record<string, unknown>>(sb: SandboxRef, path: string, body?: unknown, method?: string): Promise<T> {
+export async function adminJson<T = Record<string, unknown>>(
+  sb: SandboxRef,
+  path: string,
+  body?: unknown,
+  method?: string,
+): Promise<T> {
   const res = await adminFetch(sb, path, { ...(body !== undefined ? { body } : {}), ...(method ? { method } : {}) });
   if (!res.ok) throw new Error(`sandbox admin ${path} answered ${res.status}`);
   return (await res.json()) as T;
@@ -55,7 +71,7 @@ export async function adminJson<T = Record<string, unknown>>(sb: SandboxRef, pat
 
 export async function createTestClient(
   sb: SandboxRef,
-  opts: { scopes: string[]; alg?: 'RS384' | 'ES384'; clientId?: string } ,
+  opts: { scopes: string[]; alg?: 'RS384' | 'ES384'; clientId?: string },
 ): Promise<SandboxTestClient> {
   const alg = opts.alg ?? 'ES384';
   const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true });
@@ -69,7 +85,14 @@ export async function createTestClient(
 
   const assertion = async (o: AssertionOverrides = {}): Promise<string> => {
     const now = Math.floor(Date.now() / 1000);
-    const claims: Record<string, unknown> = { iss: clientId, sub: clientId, aud: sb.tokenUrl, exp: now + 240, iat: now, jti: randomUUID() };
+    const claims: Record<string, unknown> = {
+      iss: clientId,
+      sub: clientId,
+      aud: sb.tokenUrl,
+      exp: now + 240,
+      iat: now,
+      jti: randomUUID(),
+    };
     for (const [name, value] of Object.entries(o.claims ?? {})) {
       if (value === undefined) delete claims[name];
       else claims[name] = value;

@@ -12,7 +12,11 @@ export interface ClientTls {
   keyPem?: string;
 }
 
-export function tlsFetch(url: string, tls: ClientTls, init: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Response> {
+export function tlsFetch(
+  url: string,
+  tls: ClientTls,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<Response> {
   return new Promise<Response>((resolve, reject) => {
     const req = https.request(
       url,
@@ -31,7 +35,8 @@ export function tlsFetch(url: string, tls: ClientTls, init: { method?: string; h
         res.once('error', reject);
         res.once('end', () => {
           const headers = new Headers();
-          for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) headers.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+          for (let i = 0; i + 1 < res.rawHeaders.length; i += 2)
+            headers.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
           const status = res.statusCode ?? 500;
           const body = status === 204 || status === 304 ? null : Buffer.concat(chunks);
           resolve(new Response(body, { status, headers }));

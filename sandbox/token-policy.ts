@@ -20,18 +20,31 @@ export class TokenRefusal extends Error {
 }
 
 /** Before client verification: the request's authentication method must be one the vendor accepts. */
-export function assertAcceptedAuthMethod(ctx: SandboxContext, authorization: string | undefined, form: URLSearchParams): ClientAuthMethod | undefined {
+export function assertAcceptedAuthMethod(
+  ctx: SandboxContext,
+  authorization: string | undefined,
+  form: URLSearchParams,
+): ClientAuthMethod | undefined {
   const method = clientAuthMethodOf(authorization, form);
   const accepted = ctx.personality.authMethods;
   if (accepted && (!method || !accepted.includes(method))) {
-    throw new TokenRefusal(401, 'invalid_client', `this server accepts client authentication by ${accepted.join(', ')} only`);
+    throw new TokenRefusal(
+      401,
+      'invalid_client',
+      `this server accepts client authentication by ${accepted.join(', ')} only`,
+    );
   }
   return method;
 }
 
 /** After client verification: a disabled client, or an assertion the operator asked to report as replayed. */
-export function assertClientMayAuthenticate(ctx: SandboxContext, clientId: string, method: ClientAuthMethod | undefined): void {
-  if (ctx.disabledClients.has(clientId)) throw new TokenRefusal(401, 'invalid_client', 'the client has been disabled by the vendor');
+export function assertClientMayAuthenticate(
+  ctx: SandboxContext,
+  clientId: string,
+  method: ClientAuthMethod | undefined,
+): void {
+  if (ctx.disabledClients.has(clientId))
+    throw new TokenRefusal(401, 'invalid_client', 'the client has been disabled by the vendor');
   if (method === 'private_key_jwt' && ctx.faults.takeToken()) {
     ctx.stats.faultsInjected++;
     throw new TokenRefusal(401, 'invalid_client', 'assertion jti has already been used');
@@ -43,7 +56,11 @@ export function assertScopeSyntax(ctx: SandboxContext, requested: string | undef
   for (const scope of (requested ?? '').split(' ').filter((s) => s.length > 0)) {
     const syntax = scopeSyntaxOf(scope);
     if (!syntax || !ctx.personality.scopeSyntax.includes(syntax)) {
-      throw new TokenRefusal(400, 'invalid_scope', `scopes must use SMART ${ctx.personality.scopeSyntax.join(' or ')} syntax`);
+      throw new TokenRefusal(
+        400,
+        'invalid_scope',
+        `scopes must use SMART ${ctx.personality.scopeSyntax.join(' or ')} syntax`,
+      );
     }
   }
 }
@@ -55,7 +72,10 @@ export function typesCovered(scopes: Iterable<string>): Set<ResourceType> {
     const m = /^system\/([A-Za-z*]+)\.([A-Za-z*]+)$/.exec(scope);
     if (!m) continue;
     const access = m[2] as string;
-    const reads = access === 'read' || access === '*' || (/^c?r?u?d?s?$/.test(access) && access.includes('r') && access.includes('s'));
+    const reads =
+      access === 'read' ||
+      access === '*' ||
+      (/^c?r?u?d?s?$/.test(access) && access.includes('r') && access.includes('s'));
     if (!reads) continue;
     if (m[1] === '*') RESOURCE_TYPES.forEach((t) => out.add(t));
     else if (isResourceType(m[1] as string)) out.add(m[1] as ResourceType);
@@ -64,7 +84,11 @@ export function typesCovered(scopes: Iterable<string>): Set<ResourceType> {
 }
 
 /** Narrows what a client may read from now on (the vendor changed the app's access); null lifts it. */
-export function narrowClientScopes(ctx: SandboxContext, clientId: string, scopes: readonly string[] | null): ResourceType[] | null {
+export function narrowClientScopes(
+  ctx: SandboxContext,
+  clientId: string,
+  scopes: readonly string[] | null,
+): ResourceType[] | null {
   if (scopes === null) {
     ctx.narrowedTypes.delete(clientId);
     return null;
@@ -88,7 +112,8 @@ export function grantWithinNarrowing(ctx: SandboxContext, clientId: string, requ
     if (m[1] === '*') for (const t of RESOURCE_TYPES) if (allowed.has(t)) granted.push(`system/${t}.${m[2] as string}`);
     if (m[1] !== '*' && isResourceType(m[1] as string) && allowed.has(m[1] as ResourceType)) granted.push(scope);
   }
-  if (granted.length === 0) throw new TokenRefusal(400, 'invalid_scope', 'none of the requested scopes is allowed for this client any more');
+  if (granted.length === 0)
+    throw new TokenRefusal(400, 'invalid_scope', 'none of the requested scopes is allowed for this client any more');
   return [...new Set(granted)];
 }
 

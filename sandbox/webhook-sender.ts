@@ -15,7 +15,11 @@ import type { RecordRef } from './store.js';
 
 const SendBody = z
   .object({
-    url: z.string().url().max(2000).refine((u) => /^https?:\/\//.test(u), 'http(s) only'),
+    url: z
+      .string()
+      .url()
+      .max(2000)
+      .refine((u) => /^https?:\/\//.test(u), 'http(s) only'),
     /** One secret (`whsec_<base64>` or raw), or several: one signature each, as during a rotation. */
     secret: z.union([z.string().min(1).max(1000), z.array(z.string().min(1).max(1000)).min(1).max(5)]),
     resourceTypes: z.array(z.enum(RESOURCE_TYPES)).max(RESOURCE_TYPES.length).default([]),
@@ -23,7 +27,10 @@ const SendBody = z
     changes: z.number().int().min(0).max(1000).default(1),
     format: z.enum(['fhir', 'simple']).default('fhir'),
     eventType: z.enum(['event-notification', 'handshake', 'heartbeat']).default('event-notification'),
-    webhookId: z.string().regex(/^[A-Za-z0-9._:~-]{1,255}$/).optional(),
+    webhookId: z
+      .string()
+      .regex(/^[A-Za-z0-9._:~-]{1,255}$/)
+      .optional(),
     /** Added to the sandbox clock for `webhook-timestamp` (e.g. -600: a stale delivery). */
     timestampOffsetSeconds: z.number().int().min(-86_400).max(86_400).default(0),
   })
@@ -37,7 +44,8 @@ function secretBytes(secret: string): Buffer {
 }
 
 export function standardWebhookSignature(secret: string, id: string, timestamp: number, body: string): string {
-  return `v1,${createHmac('sha256', secretBytes(secret)).update(`${id}.${timestamp}.${body}`, 'utf8').digest('base64')}`;
+  const mac = createHmac('sha256', secretBytes(secret)).update(`${id}.${timestamp}.${body}`, 'utf8');
+  return `v1,${mac.digest('base64')}`;
 }
 
 function notificationBundle(ctx: SandboxContext, b: SendBody, changed: RecordRef[], types: ResourceType[]): unknown {
@@ -51,7 +59,13 @@ function notificationBundle(ctx: SandboxContext, b: SendBody, changed: RecordRef
     { name: 'type', valueCode: b.eventType },
     { name: 'events-since-subscription-start', valueString: String(eventNumber) },
     ...(b.eventType === 'event-notification'
-      ? focus.map((reference) => ({ name: 'notification-event', part: [{ name: 'event-number', valueString: String(eventNumber) }, { name: 'focus', valueReference: { reference } }] }))
+      ? focus.map((reference) => ({
+          name: 'notification-event',
+          part: [
+            { name: 'event-number', valueString: String(eventNumber) },
+            { name: 'focus', valueReference: { reference } },
+          ],
+        }))
       : []),
   ];
   return {
@@ -60,9 +74,18 @@ function notificationBundle(ctx: SandboxContext, b: SendBody, changed: RecordRef
     type: 'history',
     timestamp: new Date(Date.now() + ctx.clock.skewMs).toISOString(),
     entry: [
-      { fullUrl: `urn:uuid:${randomUUID()}`, resource: { resourceType: 'Parameters', parameter: parameters }, request: { method: 'GET', url: 'Subscription/sandbox-subscription/$status' }, response: { status: '200' } },
+      {
+        fullUrl: `urn:uuid:${randomUUID()}`,
+        resource: { resourceType: 'Parameters', parameter: parameters },
+        request: { method: 'GET', url: 'Subscription/sandbox-subscription/$status' },
+        response: { status: '200' },
+      },
       ...(b.eventType === 'event-notification'
-        ? changed.map((r) => ({ fullUrl: `${ctx.urls.fhirBaseUrl}/${r.type}/${r.id}`, request: { method: 'PUT', url: `${r.type}/${r.id}` }, response: { status: '200' } }))
+        ? changed.map((r) => ({
+            fullUrl: `${ctx.urls.fhirBaseUrl}/${r.type}/${r.id}`,
+            request: { method: 'PUT', url: `${r.type}/${r.id}` },
+            response: { status: '200' },
+          }))
         : []),
     ],
   };
@@ -71,10 +94,19 @@ function notificationBundle(ctx: SandboxContext, b: SendBody, changed: RecordRef
 export function registerWebhookSenderRoutes(admin: FastifyInstance, ctx: SandboxContext): void {
   admin.post('/webhooks/send', async (req, reply) => {
     const parsed = SendBody.safeParse(req.body);
-    if (!parsed.success) return reply.code(400).send({ error: 'invalid_request', error_description: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ') });
+    if (!parsed.success)
+      return reply.code(400).send({
+        error: 'invalid_request',
+        error_description: parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+      });
     const b = parsed.data;
-    const changed = b.eventType === 'event-notification' ? b.resourceTypes.flatMap((t) => ctx.store.modifySpread(t, b.changes)) : [];
-    const body = JSON.stringify(b.format === 'fhir' ? notificationBundle(ctx, b, changed, b.resourceTypes) : { type: b.eventType, resourceTypes: b.resourceTypes });
+    const changed =
+      b.eventType === 'event-notification' ? b.resourceTypes.flatMap((t) => ctx.store.modifySpread(t, b.changes)) : [];
+    const body = JSON.stringify(
+      b.format === 'fhir'
+        ? notificationBundle(ctx, b, changed, b.resourceTypes)
+        : { type: b.eventType, resourceTypes: b.resourceTypes },
+    );
     const webhookId = b.webhookId ?? `msg_${randomUUID()}`;
     const timestamp = Math.floor((Date.now() + ctx.clock.skewMs) / 1000) + b.timestampOffsetSeconds;
     const secrets = Array.isArray(b.secret) ? b.secret : [b.secret];
@@ -96,6 +128,13 @@ export function registerWebhookSenderRoutes(admin: FastifyInstance, ctx: Sandbox
     } catch {
       // not JSON: kept as (truncated) text
     }
-    return { webhookId, status: res.status, retryAfter: res.headers.get('retry-after'), answer, changed: changed.length, bodyBytes: Buffer.byteLength(body) };
+    return {
+      webhookId,
+      status: res.status,
+      retryAfter: res.headers.get('retry-after'),
+      answer,
+      changed: changed.length,
+      bodyBytes: Buffer.byteLength(body),
+    };
   });
 }

@@ -52,7 +52,10 @@ function scopeAllowsWrite(token: AccessToken, type: ResourceType, access: 'c' | 
 }
 
 function outcome(reply: FastifyReply, status: number, code: string, diagnostics: string): FastifyReply {
-  return reply.code(status).type(FHIR_JSON).send(JSON.stringify(operationOutcome(code, diagnostics)));
+  return reply
+    .code(status)
+    .type(FHIR_JSON)
+    .send(JSON.stringify(operationOutcome(code, diagnostics)));
 }
 
 export function registerWriteRoutes(app: FastifyInstance, ctx: SandboxContext): void {
@@ -80,7 +83,12 @@ export function registerWriteRoutes(app: FastifyInstance, ctx: SandboxContext): 
     const token = ctx.auth.authenticate(req.headers.authorization);
     if (!token) {
       ctx.stats.rejectedTokens++;
-      return outcome(reply.header('www-authenticate', 'Bearer error="invalid_token"'), 401, 'login', 'missing, unknown or expired access token');
+      return outcome(
+        reply.header('www-authenticate', 'Bearer error="invalid_token"'),
+        401,
+        'login',
+        'missing, unknown or expired access token',
+      );
     }
     const type = req.params.type;
     if (!isResourceType(type)) return outcome(reply, 404, 'not-supported', 'unknown or unsupported resource type');
@@ -89,7 +97,8 @@ export function registerWriteRoutes(app: FastifyInstance, ctx: SandboxContext): 
       return outcome(reply, 403, 'forbidden', `access token lacks a write scope for ${type}`);
     }
     const key = req.headers['idempotency-key'];
-    if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key)) return outcome(reply, 400, 'required', 'Idempotency-Key header (8-255 visible characters) is required');
+    if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))
+      return outcome(reply, 400, 'required', 'Idempotency-Key header (8-255 visible characters) is required');
     const resource = req.body as Record<string, unknown> | undefined;
     if (!resource || typeof resource !== 'object' || Array.isArray(resource) || resource.resourceType !== type) {
       return outcome(reply, 400, 'invalid', `body must be a ${type} resource`);
@@ -103,19 +112,31 @@ export function registerWriteRoutes(app: FastifyInstance, ctx: SandboxContext): 
         return outcome(reply, 422, 'conflict', 'Idempotency-Key was already used for a different request');
       }
       stats.replayed++;
-      return reply.code(previous.status).headers({ ...previous.headers, 'idempotent-replayed': 'true' }).send(previous.body);
+      return reply
+        .code(previous.status)
+        .headers({ ...previous.headers, 'idempotent-replayed': 'true' })
+        .send(previous.body);
     }
     const answer = write(type, resource);
     if (answer.status < 500) answers.set(storeKey, { requestDigest, ...answer });
     return reply.code(answer.status).headers(answer.headers).send(answer.body);
   }
 
-  function save(type: ResourceType, id: string, resource: Record<string, unknown>, version: number): Omit<StoredAnswer, 'requestDigest'> {
+  function save(
+    type: ResourceType,
+    id: string,
+    resource: Record<string, unknown>,
+    version: number,
+  ): Omit<StoredAnswer, 'requestDigest'> {
     const stored = { ...resource, id, meta: { versionId: String(version), lastUpdated: new Date().toISOString() } };
     written.set(`${type}/${id}`, { version, resource: stored });
     return {
       status: version === 1 ? 201 : 200,
-      headers: { 'content-type': FHIR_JSON, location: `${ctx.urls.fhirBaseUrl}/${type}/${id}/_history/${version}`, etag: `W/"${version}"` },
+      headers: {
+        'content-type': FHIR_JSON,
+        location: `${ctx.urls.fhirBaseUrl}/${type}/${id}/_history/${version}`,
+        etag: `W/"${version}"`,
+      },
       body: JSON.stringify(stored),
     };
   }
@@ -133,7 +154,11 @@ export function registerWriteRoutes(app: FastifyInstance, ctx: SandboxContext): 
     return handle(req, reply, existing ? 'u' : 'c', (type, resource) => {
       const ifMatch = req.headers['if-match'];
       if (existing && typeof ifMatch === 'string' && ifMatch !== `W/"${existing.version}"`) {
-        return { status: 412, headers: { 'content-type': FHIR_JSON }, body: JSON.stringify(operationOutcome('conflict', 'If-Match does not match the current version')) };
+        return {
+          status: 412,
+          headers: { 'content-type': FHIR_JSON },
+          body: JSON.stringify(operationOutcome('conflict', 'If-Match does not match the current version')),
+        };
       }
       if (existing) stats.updated++;
       else stats.created++;

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
-import { startEmbeddedPostgres } from '../lib/dev/postgres.js';
+import { startEmbeddedPostgres } from '../dev/postgres.js';
 import { migrateUp } from '../lib/store/migrate.js';
 import { ensureAppLoginRole } from '../lib/store/roles.js';
 
@@ -50,13 +50,16 @@ export interface TestClusterOptions {
 export async function startTestCluster(prefix: string, options: TestClusterOptions = {}): Promise<TestCluster> {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
   await fs.chmod(tmp, 0o755); // under root the server runs as `postgres`, which then reaches its cluster here
-  // The same code path as the test run's own cluster and `ehrctl dev up` (lib/dev/postgres.ts).
-  const server = await startEmbeddedPostgres({ dataDir: path.join(tmp, 'pg'), database: 'postgres', fast: true, temporary: true }).catch(
-    async (err: unknown) => {
-      await fs.rm(tmp, { recursive: true, force: true });
-      throw err;
-    },
-  );
+  // The same code path as the test run's own cluster and `ehrctl dev up` (dev/postgres.ts).
+  const server = await startEmbeddedPostgres({
+    dataDir: path.join(tmp, 'pg'),
+    database: 'postgres',
+    fast: true,
+    temporary: true,
+  }).catch(async (err: unknown) => {
+    await fs.rm(tmp, { recursive: true, force: true });
+    throw err;
+  });
   const ownerUrl = server.databaseUrl;
   let url: string;
   try {
@@ -76,7 +79,8 @@ export async function startTestCluster(prefix: string, options: TestClusterOptio
   };
   const pool = newPool(options.poolMax ?? 12);
   const ownerPool = newPool(2, 'owner');
-  for (const t of options.tenants ?? []) await ownerPool.query('INSERT INTO tenants (id, name) VALUES ($1, $2)', [t, `Tenant ${t}`]);
+  for (const t of options.tenants ?? [])
+    await ownerPool.query('INSERT INTO tenants (id, name) VALUES ($1, $2)', [t, `Tenant ${t}`]);
   return {
     tmp,
     url,

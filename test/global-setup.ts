@@ -13,11 +13,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { startEmbeddedPostgres } from '../lib/dev/postgres.js';
-import { StopList, startSideBySide } from '../lib/dev/stop-list.js';
-import { resolveTemporalCli } from '../lib/dev/temporal-cli.js';
-import { ensureSearchAttributes, startTemporalDevServer, waitForTemporal } from '../lib/dev/temporal-server.js';
-import { ensureLocalKekDir } from '../lib/security/local-kek.js';
+import { startEmbeddedPostgres } from '../dev/postgres.js';
+import { StopList, startSideBySide } from '../dev/stop-list.js';
+import { resolveTemporalCli } from '../dev/temporal-cli.js';
+import { ensureSearchAttributes, startTemporalDevServer, waitForTemporal } from '../dev/temporal-server.js';
+import { ensureLocalKekDir } from '../lib/keys/local-kek.js';
 import { migrateUp } from '../lib/store/migrate.js';
 import { ensureAppLoginRole } from '../lib/store/roles.js';
 import { writeSecretRoots } from '../lib/store/secret-roots.js';
@@ -31,7 +31,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const stops = new StopList();
   const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-test-'));
   // Under root PostgreSQL runs as `postgres`: a traversable tmp dir keeps its cluster here (else it is
-  // placed under /var/lib/ehr-connectors, see lib/dev/postgres-placement.ts).
+  // placed under /var/lib/ehr-connectors, see dev/postgres-placement.ts).
   fs.chmodSync(tmpRoot, 0o755);
   const teardown = async () => {
     await stops.stopAll((name, err) => log(`teardown: stopping ${name} failed: ${String(err)}`));
@@ -52,7 +52,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
           (signal) => startDatabase(tmpRoot, stops, signal),
           (signal) => startTemporal(tmpRoot, namespace, stops, signal),
         ]);
-    if (!skip) await writeSecretRoots(database.ownerDatabaseUrl, { roots: [secretsDir], excluded: [kekDir] }, 'test-setup');
+    if (!skip)
+      await writeSecretRoots(database.ownerDatabaseUrl, { roots: [secretsDir], excluded: [kekDir] }, 'test-setup');
 
     const infra: TestInfra = { temporalAddress, namespace, ...database, kekDir, secretsDir };
     for (const [key, value] of Object.entries(infra) as Array<[keyof TestInfra, string]>) project.provide(key, value);
@@ -93,13 +94,20 @@ async function startDatabase(
   return { databaseUrl: appDatabaseUrl, ownerDatabaseUrl: databaseUrl };
 }
 
-async function startTemporal(tmpRoot: string, namespace: string, stops: StopList, signal: AbortSignal): Promise<string> {
+async function startTemporal(
+  tmpRoot: string,
+  namespace: string,
+  stops: StopList,
+  signal: AbortSignal,
+): Promise<string> {
   const t0 = Date.now();
   const existing = process.env.TEMPORAL_ADDRESS;
   if (existing) {
     await waitForTemporal(existing, { namespace, timeoutMs: 15_000 });
     const added = await ensureSearchAttributes(existing, namespace);
-    log(`using TEMPORAL_ADDRESS=${existing}${added.length ? ` (registered search attributes ${added.join(', ')})` : ''}`);
+    log(
+      `using TEMPORAL_ADDRESS=${existing}${added.length ? ` (registered search attributes ${added.join(', ')})` : ''}`,
+    );
     return existing;
   }
   const cliPath = await resolveTemporalCli({ onProgress: log });

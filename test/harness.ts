@@ -41,7 +41,8 @@ export function testEnv(): TestEnv {
   };
   if (!infra.temporalAddress || !infra.databaseUrl) {
     throw new Error(
-      'this test needs Temporal and PostgreSQL, but the global setup did not start them (EHR_TEST_INFRA=none); unset EHR_TEST_INFRA',
+      'this test needs Temporal and PostgreSQL, ' +
+        'but the global setup did not start them (EHR_TEST_INFRA=none); unset EHR_TEST_INFRA',
     );
   }
   return {
@@ -63,7 +64,12 @@ let counter = 0;
  * `<prefix>-<pid>-<n>-<random>`. Use it for tenants, integrations, task queues, workflow ids.
  */
 export function uniqueId(prefix: string): string {
-  const clean = prefix.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+/, '').slice(0, 32) || 'x';
+  const clean =
+    prefix
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+/, '')
+      .slice(0, 32) || 'x';
   counter += 1;
   return `${clean}-${process.pid.toString(36)}-${counter.toString(36)}-${randomBytes(3).toString('hex')}`;
 }

@@ -9,7 +9,7 @@ import { inspect } from 'node:util';
 import { exportJWK } from 'jose';
 import { afterEach, beforeEach } from 'vitest';
 import type { AuditEvent } from '../lib/audit/chain.js';
-import type { AuditSigningKeySource } from '../lib/security/purpose-keys.js';
+import type { AuditSigningKeySource } from '../lib/keys/purpose-keys.js';
 
 /** The error a promise rejects with; fails the test if it resolves. */
 export async function rejection(p: Promise<unknown>): Promise<unknown> {
@@ -29,7 +29,10 @@ export async function settledError(p: Promise<unknown>): Promise<unknown> {
   );
 }
 
-/** A fresh temp dir for every test of the calling file (created in beforeEach, removed in afterEach); returns its path getter. */
+/**
+ * A fresh temp dir for every test of the calling file (created in beforeEach, removed in afterEach); returns
+ * its path getter.
+ */
 export function useTempDirPerTest(prefix: string): () => string {
   let dir: string | undefined;
   beforeEach(async () => {
@@ -86,7 +89,11 @@ export function errorSerialisation(err: unknown): string {
     }
     if (seen.has(value) || depth > 12 || Buffer.isBuffer(value)) return;
     seen.add(value);
-    for (let obj: object | null = value; obj && obj !== Object.prototype && obj !== Function.prototype; obj = Object.getPrototypeOf(obj) as object | null) {
+    for (
+      let obj: object | null = value;
+      obj && obj !== Object.prototype && obj !== Function.prototype;
+      obj = Object.getPrototypeOf(obj) as object | null
+    ) {
       for (const key of Object.getOwnPropertyNames(obj)) {
         out.push(key);
         let child: unknown;

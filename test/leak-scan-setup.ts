@@ -48,13 +48,20 @@ export function takeLeakScanVerdict(): Error | undefined {
 
 type CodecFactory = (infra: TestInfra) => PayloadCodec | Promise<PayloadCodec>;
 
-export async function loadScanCodec(modulePath: string | undefined, infra: TestInfra): Promise<PayloadCodec | undefined> {
+export async function loadScanCodec(
+  modulePath: string | undefined,
+  infra: TestInfra,
+): Promise<PayloadCodec | undefined> {
   if (!modulePath) return undefined;
   const resolved = path.isAbsolute(modulePath) ? modulePath : path.resolve(__dirname, '..', modulePath);
-  const mod = (await import(resolved)) as { createLeakScanCodec?: CodecFactory; default?: CodecFactory | { createLeakScanCodec?: CodecFactory } };
+  const mod = (await import(resolved)) as {
+    createLeakScanCodec?: CodecFactory;
+    default?: CodecFactory | { createLeakScanCodec?: CodecFactory };
+  };
   const factory =
     mod.createLeakScanCodec ?? (typeof mod.default === 'function' ? mod.default : mod.default?.createLeakScanCodec);
-  if (typeof factory !== 'function') throw new Error(`${CODEC_MODULE_ENV}=${modulePath} exports no createLeakScanCodec(infra)`);
+  if (typeof factory !== 'function')
+    throw new Error(`${CODEC_MODULE_ENV}=${modulePath} exports no createLeakScanCodec(infra)`);
   return factory(infra);
 }
 
@@ -73,7 +80,8 @@ export function createRunLeakRegistry(): string {
 export default function setup(project: TestProject): () => Promise<void> {
   const since = new Date(Date.now() - 5_000);
   const registered = leakRegistryDir();
-  if (!registered) throw new Error(`${LEAK_REGISTRY_ENV} is not set: test/leak-scan-verdict.ts must be the first globalSetup`);
+  if (!registered)
+    throw new Error(`${LEAK_REGISTRY_ENV} is not set: test/leak-scan-verdict.ts must be the first globalSetup`);
   const dir: string = registered;
 
   return async () => {
@@ -95,13 +103,16 @@ export default function setup(project: TestProject): () => Promise<void> {
     const codec = await loadScanCodec(process.env[CODEC_MODULE_ENV], infra as TestInfra);
     const report = await runLeakScan({
       registryDir: dir,
-      temporal: infra.temporalAddress ? { address: infra.temporalAddress, namespace: infra.namespace || 'default', since } : undefined,
+      temporal: infra.temporalAddress
+        ? { address: infra.temporalAddress, namespace: infra.namespace || 'default', since }
+        : undefined,
       kekDir: infra.kekDir || undefined,
       secretsDir: infra.secretsDir || undefined,
       codec,
     });
     const summary =
-      `${report.workflows} workflow histories of ${report.temporalServers} Temporal server(s), ${report.files} log/error files; ` +
+      `${report.workflows} workflow histories of ${report.temporalServers} Temporal server(s), ` +
+      `${report.files} log/error files; ` +
       `${report.identifiers} synthetic identifiers, ${report.secrets} secret needles${codec ? ', payload codec' : ''}`;
     const problem = leakScanProblem(report);
     if (problem) {

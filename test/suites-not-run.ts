@@ -21,7 +21,12 @@ export interface Requirement {
  * for the end-of-run list), and under CI=true a suite whose one test fails with what is missing.
  * `file` is the calling test file (`__filename`).
  */
-export function describeWhenAvailable(file: string, name: string, requirements: readonly Requirement[], fn: () => void): void {
+export function describeWhenAvailable(
+  file: string,
+  name: string,
+  requirements: readonly Requirement[],
+  fn: () => void,
+): void {
   const unmet = requirements.filter((r): r is Requirement & { missing: string } => r.missing !== undefined);
   if (unmet.length === 0) {
     describe(name, fn);

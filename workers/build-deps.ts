@@ -1,33 +1,34 @@
 /**
- * Constructs the real dependencies of the activities from validated configuration: the pool, the
- * key-encryption-key provider, the tenant keyring, the credential directory and the vendor wrapper.
- * This and the other files in workers/ are the only places that build real clients and keys.
+ * Constructs the real dependencies of each workflow's activities from validated configuration: the
+ * pool, the key-encryption-key provider, the tenant keyring, the credential directory, the vendor
+ * wrapper, key administration and the containment's Temporal client. This and the other files in
+ * workers/ are the only places that build real clients and keys.
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import type { ActivityDeps } from '../activities/index.js';
+import type { WorkerActivityDeps } from './worker-activities.js';
 import { recordAuditEvent } from '../lib/audit/chain.js';
 import type { Config } from '../lib/config/schema.js';
 import { storedSecretPolicyFromConfig } from '../lib/config/stored-secret-refs.js';
-import { createKekProvider } from '../lib/security/kek-factory.js';
-import { KeyHierarchy } from '../lib/security/key-hierarchy.js';
-import { TenantKeyring } from '../lib/security/keyring.js';
-import { KeyAdmin } from '../lib/security/key-admin.js';
-import { openPurposeKeys } from '../lib/security/open-purpose-keys.js';
+import { createKekProvider } from '../lib/keys/kek-factory.js';
+import { KeyHierarchy } from '../lib/keys/key-hierarchy.js';
+import { TenantKeyring } from '../lib/keys/keyring.js';
+import { KeyAdmin } from '../lib/keys/key-admin.js';
+import { openPurposeKeys } from '../lib/keys/open-purpose-keys.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl, type Pool } from '../lib/store/pool.js';
 import { auditSecretRefRefusal } from '../lib/store/secret-roots.js';
 import { createCredentialDirectory } from '../lib/vendors/credentials.js';
-import { RevocationWatcher } from '../lib/vendors/revocation-watcher.js';
+import { RevocationWatcher } from '../lib/revocation/watcher.js';
 import { VendorClient } from '../lib/vendors/vendor-client.js';
 import { BREAKER_PRESETS, CircuitBreakers, type BreakerTransition } from '../lib/vendors/circuit-breaker.js';
 import { parseRateOverrides } from '../lib/vendors/endpoint-queues.js';
 import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
-import { recordBreakerTransition } from '../lib/store/integration-health.js';
+import { recordBreakerTransition } from '../lib/integrations/health.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { registerDevSandboxAdmins, sandboxAdminFor } from '../lib/incidents/sandbox-admins.js';
-import { createPayloadCodec } from '../lib/security/payload-codec.js';
+import { createPayloadCodec } from '../lib/crypto/payload-codec.js';
 
 async function recordBreakerChange(pool: Pool, t: BreakerTransition, actor: string): Promise<void> {
   try {
@@ -39,23 +40,38 @@ async function recordBreakerChange(pool: Pool, t: BreakerTransition, actor: stri
       tenantId: t.tenantId,
       integrationId: t.integrationId,
       correlationId: randomUUID(),
-      details: { consecutiveFailures: t.consecutiveFailures, lastErrorCode: t.lastErrorCode, retryAt: t.retryAt?.toISOString() ?? null },
+      details: {
+        consecutiveFailures: t.consecutiveFailures,
+        lastErrorCode: t.lastErrorCode,
+        retryAt: t.retryAt?.toISOString() ?? null,
+      },
     });
   } catch {
     // Best effort by design: the breaker already acted in memory; the next transition rewrites the row.
   }
 }
 
-export async function buildActivityDeps(
-  config: Config,
-): Promise<ActivityDeps & { kek: KeyHierarchy; revocations: RevocationWatcher; endpointQueues: EndpointQueuePolicy; close(): Promise<void> }> {
+export interface WorkerDeps extends WorkerActivityDeps {
+  pool: Pool;
+  kek: KeyHierarchy;
+  vendors: VendorClient;
+  revocations: RevocationWatcher;
+  endpointQueues: EndpointQueuePolicy;
+  close(): Promise<void>;
+}
+
+export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
   const pool = createPool(config.DATABASE_URL, config.WORKER_MAX_CONCURRENT_ACTIVITIES + 4);
   await assertDatabaseReachable(pool, describeDatabaseUrl(config.DATABASE_URL));
   const actor = `worker:${os.hostname()}:${process.pid}`;
   // EHR_KEK_PROVIDER selects the backend (local files or AWS KMS); its version states live in kek_versions.
   let kek: KeyHierarchy;
   try {
-    kek = await KeyHierarchy.open({ pool, backend: await createKekProvider(config), audit: { actor, correlationId: `worker-start:${randomUUID()}` } });
+    kek = await KeyHierarchy.open({
+      pool,
+      backend: await createKekProvider(config),
+      audit: { actor, correlationId: `worker-start:${randomUUID()}` },
+    });
   } catch (err) {
     await pool.end().catch(() => undefined);
     throw err;
@@ -67,7 +83,11 @@ export async function buildActivityDeps(
   const directory = createCredentialDirectory(pool, {
     secretPolicy: storedSecretPolicyFromConfig(config),
     onRefusal: (i, err) =>
-      auditSecretRefRefusal(pool, { actor, correlationId: randomUUID() }, err, { stage: 'use', tenantId: i.tenantId, integrationId: i.id }),
+      auditSecretRefRefusal(pool, { actor, correlationId: randomUUID() }, err, {
+        stage: 'use',
+        tenantId: i.tenantId,
+        integrationId: i.id,
+      }),
   });
   // Key rotation (workflows/key-rotation.ts): caches of this process are dropped as each change commits.
   const purposeKeys = await openPurposeKeys(config, { pool, kek, actor });
@@ -90,7 +110,10 @@ export async function buildActivityDeps(
     // Written one after another per integration, so the trail keeps the order they happened in.
     onTransition: (t) => {
       const previous = breakerWrites.get(t.integrationId) ?? Promise.resolve();
-      breakerWrites.set(t.integrationId, previous.then(() => recordBreakerChange(pool, t, actor)));
+      breakerWrites.set(
+        t.integrationId,
+        previous.then(() => recordBreakerChange(pool, t, actor)),
+      );
     },
   });
   const vendors = new VendorClient({
@@ -119,32 +142,44 @@ export async function buildActivityDeps(
     return Promise.all([vendors.settled(state.integrationId), atVendor]);
   });
   await revocations.start();
-  // Breach containment: a Temporal client (with the payload codec: schedules' actions are encrypted) connected on first use, the audit signer and anchor for
-  // evidence checkpoints, and evidence files beside the anchor (outside the database). The purpose keys
-  // are the ones opened above for key rotation.
+  // Breach containment: a Temporal client (with the payload codec: schedules' actions are encrypted)
+  // connected on first use, the audit signer and anchor for evidence checkpoints, and evidence files beside
+  // the anchor (outside the database). The purpose keys are the ones opened above for key rotation.
   let temporalClientPromise: Promise<Client> | undefined;
   const temporalClient = (): Promise<Client> => {
-    temporalClientPromise ??= Connection.connect({ address: config.TEMPORAL_ADDRESS }).then((connection) => new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [createPayloadCodec(purposeKeys.payload)] } }));
+    temporalClientPromise ??= Connection.connect({ address: config.TEMPORAL_ADDRESS }).then(
+      (connection) =>
+        new Client({
+          connection,
+          namespace: config.TEMPORAL_NAMESPACE,
+          dataConverter: { payloadCodecs: [createPayloadCodec(purposeKeys.payload)] },
+        }),
+    );
     return temporalClientPromise;
+  };
+  const endpointQueues = {
+    mainTaskQueue: config.TEMPORAL_TASK_QUEUE,
+    overrides: parseRateOverrides(config.EHR_VENDOR_RATE_LIMITS),
   };
   return {
     pool,
     kek,
-    keyring,
     vendors,
-    directory,
     revocations,
-    defaultPageSize: config.EHR_SYNC_PAGE_SIZE,
-    keys: { admin, kek, purposeKeys, secretsDir: config.EHR_SECRETS_DIR },
-    endpointQueues: { mainTaskQueue: config.TEMPORAL_TASK_QUEUE, overrides: parseRateOverrides(config.EHR_VENDOR_RATE_LIMITS) },
+    endpointQueues,
+    sync: { pool, keyring, vendors, directory, defaultPageSize: config.EHR_SYNC_PAGE_SIZE, endpointQueues },
+    keyRotation: { pool, keyring, admin, kek, purposeKeys, secretsDir: config.EHR_SECRETS_DIR },
     containment: {
+      pool,
+      keyring,
+      vendors,
       temporal: temporalClient,
       signer: purposeKeys.auditSigning,
       anchor: new FileAuditAnchor(config.EHR_AUDIT_ANCHOR_PATH),
       checkpointWriter: config.EHR_AUDIT_CHECKPOINT_WRITER === 'on',
       evidenceDir: path.join(path.dirname(path.resolve(config.EHR_AUDIT_ANCHOR_PATH)), 'evidence'),
       secretsDir: config.EHR_SECRETS_DIR,
-      ...(config.JWKS_PUBLIC_URL ? { jwksPublicUrl: config.JWKS_PUBLIC_URL } : {}),
+      jwksPublicUrl: config.JWKS_PUBLIC_URL,
       sandboxAdminFor,
     },
     close: async () => {

@@ -27,7 +27,7 @@ import { exitCodeForError } from '../lib/errors/exit-codes.js';
 import { ConfigError, EhrError } from '../lib/errors/index.js';
 import type { Logger } from '../lib/log/logger.js';
 import { createLogger } from '../lib/log/logger.js';
-import { payloadKeyId } from '../lib/security/payload-codec.js';
+import { payloadKeyId } from '../lib/crypto/payload-codec.js';
 import { createPool } from '../lib/store/pool.js';
 import type { Principal, TokenVerifier } from './codec/auth.js';
 import {
@@ -39,8 +39,8 @@ import {
 } from './codec/auth.js';
 import { createRefuser, frameworkReason, matchedRoute, namespaceOf } from './codec/refusals.js';
 import { securityHeaders } from './codec/security-headers.js';
-import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
-import { fromWire, toWire } from '../lib/security/codec-wire.js';
+import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
+import { fromWire, toWire } from '../lib/crypto/codec-wire.js';
 import { resolveSecret } from '../lib/config/secrets.js';
 
 export type CodecServerConfig = Pick<
@@ -84,7 +84,11 @@ export const PAYLOAD_BODY_LIMIT = 16 * 1024 * 1024;
 
 async function tlsMaterial(config: CodecServerConfig, deps: CodecServerDeps): Promise<{ cert: string; key: string }> {
   if (deps.tls) return { cert: deps.tls.certPem, key: deps.tls.keyPem };
-  if (!config.CODEC_TLS_CERT) throw new ConfigError('CODEC_TLS_CERT', 'is required: the codec server serves HTTPS only (the Web UI sends tokens only to https)');
+  if (!config.CODEC_TLS_CERT)
+    throw new ConfigError(
+      'CODEC_TLS_CERT',
+      'is required: the codec server serves HTTPS only (the Web UI sends tokens only to https)',
+    );
   if (!config.CODEC_TLS_KEY) throw new ConfigError('CODEC_TLS_KEY', 'is required: the codec server serves HTTPS only');
   return {
     cert: await resolveSecret(config.CODEC_TLS_CERT, { field: 'CODEC_TLS_CERT', shareable: true }),
@@ -187,13 +191,23 @@ export async function startCodecServer(config: CodecServerConfig, deps: CodecSer
     }
     const session = await verifier.issueSession(principal);
     try {
-      await deps.audit({ actor: principal.sub, action: 'codec.login', outcome: 'success', correlationId: randomUUID(), details: { roles: principal.roles, expiresInSeconds: session.maxAge } });
+      await deps.audit({
+        actor: principal.sub,
+        action: 'codec.login',
+        outcome: 'success',
+        correlationId: randomUUID(),
+        details: { roles: principal.roles, expiresInSeconds: session.maxAge },
+      });
     } catch {
       return reply.code(503).send({ error: 'audit_unavailable', reason: 'the login could not be audited; refused' });
     }
     // Partitioned (CHIPS): browsers that block third-party cookies (Chromium does by default) still keep
     // it, scoped to the top-level site that logged in — the Web UI's page — and send it only from there.
-    reply.header('Set-Cookie', `${SESSION_COOKIE}=${session.value}; Path=/; Max-Age=${session.maxAge}; Secure; HttpOnly; SameSite=None; Partitioned`);
+    reply.header(
+      'Set-Cookie',
+      `${SESSION_COOKIE}=${session.value}; Path=/; Max-Age=${session.maxAge}; Secure; HttpOnly; ` +
+        `SameSite=None; Partitioned`,
+    );
     return { sub: principal.sub, roles: principal.roles, expiresInSeconds: session.maxAge };
   });
 
@@ -281,13 +295,17 @@ if (require.main === module) {
       const codec = await openPayloadCodec(config, { pool, actor: `codec-server:${os.hostname()}:${process.pid}` });
       const server = await startCodecServer(config, { codec, audit: (e) => recordAuditEvent(pool, e), logger });
       const stop = () => {
-        void server.close().then(() => pool.end()).then(() => process.exit(0));
+        void server
+          .close()
+          .then(() => pool.end())
+          .then(() => process.exit(0));
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
     })
     .catch((err: unknown) => {
-      const message = err instanceof EhrError ? err.message : `unexpected failure: ${(err as Error)?.message ?? String(err)}`;
+      const message =
+        err instanceof EhrError ? err.message : `unexpected failure: ${(err as Error)?.message ?? String(err)}`;
       process.stderr.write(`codec-server: ${message}\n`);
       void pool.end();
       process.exit(exitCodeForError(err));

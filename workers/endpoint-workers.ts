@@ -7,6 +7,7 @@
 import type { NativeConnection } from '@temporalio/worker';
 import { Worker } from '@temporalio/worker';
 import type { DataConverter } from '@temporalio/common';
+import { activeEndpoints } from '../lib/integrations/repository.js';
 import type { Logger } from '../lib/log/logger.js';
 import type { Queryable } from '../lib/store/pool.js';
 import type { EndpointQueue, EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
@@ -23,12 +24,6 @@ export interface EndpointWorkersOptions {
   shutdownGraceTime?: number;
   recheckMs: number;
   logger?: Logger;
-}
-
-/** Distinct endpoints of integrations that may still sync. */
-async function activeEndpoints(db: Queryable): Promise<Array<{ vendor: string; baseUrl: string }>> {
-  const res = await db.query<{ vendor: string; base_url: string }>("SELECT DISTINCT vendor, base_url FROM integrations WHERE status = 'active'");
-  return res.rows.map((r) => ({ vendor: r.vendor, baseUrl: r.base_url }));
 }
 
 export class EndpointWorkers {
@@ -83,12 +78,18 @@ export class EndpointWorkers {
     const done = worker.run().then(
       () => undefined,
       (err: unknown) => {
-        this.opts.logger?.error({ err, taskQueue: q.taskQueue }, 'endpoint queue worker failed; it is restarted at the next check');
+        this.opts.logger?.error(
+          { err, taskQueue: q.taskQueue },
+          'endpoint queue worker failed; it is restarted at the next check',
+        );
         if (!this.stopped) this.running.delete(q.taskQueue);
       },
     );
     this.running.set(q.taskQueue, { worker, done });
-    this.opts.logger?.info({ taskQueue: q.taskQueue, vendor: q.vendor, activitiesPerSecond: q.activitiesPerSecond }, 'serving vendor endpoint queue');
+    this.opts.logger?.info(
+      { taskQueue: q.taskQueue, vendor: q.vendor, activitiesPerSecond: q.activitiesPerSecond },
+      'serving vendor endpoint queue',
+    );
   }
 
   /** Stops discovery and drains every endpoint worker (in-flight activities finish within the grace time). */

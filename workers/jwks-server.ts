@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import Fastify from 'fastify';
 import { ID_PATTERN } from '../lib/domain.js';
-import type { IntegrationSigningKey } from '../lib/store/signing-keys.js';
+import type { IntegrationSigningKey } from '../lib/keys/signing-key-repository.js';
 import { isVendorId } from '../lib/vendors/profiles/types.js';
 import { PROFILES } from '../lib/vendors/profiles/index.js';
 
@@ -37,8 +37,13 @@ function publicOnly(jwk: Record<string, unknown>): Record<string, unknown> {
   return out;
 }
 
-/** What to publish for an integration (lib/store/signing-keys.ts publishedSigningKeys); undefined: unknown id. */
-export type PublishedKeys = (integrationId: string) => Promise<{ vendor: string; keys: IntegrationSigningKey[] } | undefined>;
+/**
+ * What to publish for an integration (lib/keys/signing-key-repository.ts publishedSigningKeys); undefined:
+ * unknown id.
+ */
+export type PublishedKeys = (
+  integrationId: string,
+) => Promise<{ vendor: string; keys: IntegrationSigningKey[] } | undefined>;
 
 export async function startJwksServer(opts: { published: PublishedKeys; listen: string }): Promise<JwksServer> {
   const sep = opts.listen.lastIndexOf(':');
@@ -54,7 +59,9 @@ export async function startJwksServer(opts: { published: PublishedKeys; listen: 
     if (!published) return reply.code(404).send({ error: 'not_found' });
     // Retired keys never leave, even if a caller's query returned them.
     const keys = published.keys.filter((k) => k.state !== 'retired');
-    const body = JSON.stringify({ keys: keys.map((k) => publicOnly({ ...k.publicJwk, kid: k.kid, alg: k.alg, use: 'sig' })) });
+    const body = JSON.stringify({
+      keys: keys.map((k) => publicOnly({ ...k.publicJwk, kid: k.kid, alg: k.alg, use: 'sig' })),
+    });
     const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
     reply.header('cache-control', `public, max-age=${cacheSecondsFor(published.vendor)}`).header('etag', etag);
     if (req.headers['if-none-match'] === etag) return reply.code(304).send();

@@ -15,7 +15,12 @@ import { EhrError, InfrastructureUnavailableError } from '../lib/errors/index.js
 import { migrateUp } from '../lib/store/migrate.js';
 import { writeSecretRoots } from '../lib/store/secret-roots.js';
 import { describeDatabaseUrl } from '../lib/store/pool.js';
-import { APP_GROUP_ROLE, ensureAppLoginRole, ensureDatabaseCreatorRole } from '../lib/store/roles.js';
+import {
+  APP_GROUP_ROLE,
+  connectedRoleStanding,
+  ensureAppLoginRole,
+  ensureDatabaseCreatorRole,
+} from '../lib/store/roles.js';
 
 export interface MigrateReport {
   applied: string[];
@@ -51,16 +56,14 @@ async function assertAppRoleLogsIn(config: MigrateConfig): Promise<void> {
   client.on('error', () => undefined);
   try {
     await client.connect();
-    const res = await client.query<{ member: boolean; superuser: boolean }>(
-      "SELECT pg_has_role(current_user, $1, 'USAGE') AS member, rolsuper AS superuser FROM pg_roles WHERE rolname = current_user",
-      [APP_GROUP_ROLE],
-    );
-    const row = res.rows[0];
+    const row = await connectedRoleStanding(client);
     if (!row?.member || row.superuser) throw new Error(`${config.app.role} is not a plain member of ${APP_GROUP_ROLE}`);
   } catch (err) {
     const code = (err as { code?: string }).code;
     const where = describeDatabaseUrl(config.app.databaseUrl);
-    throw new Error(`the application role ${config.app.role} cannot log in at ${where}: ${code ?? (err as Error).message}`);
+    throw new Error(
+      `the application role ${config.app.role} cannot log in at ${where}: ${code ?? (err as Error).message}`,
+    );
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -36,7 +36,7 @@ import { EhrError, InvalidArgumentError, ScopeUnderIncidentError } from '../lib/
 import { assertWebhookAccepted } from '../lib/incidents/holds.js';
 import type { Logger } from '../lib/log/logger.js';
 import { createLogger } from '../lib/log/logger.js';
-import { openPayloadCodec } from '../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 import type { Pool } from '../lib/store/pool.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
 import { authenticateDelivery } from '../lib/webhooks/authenticate-delivery.js';
@@ -47,7 +47,10 @@ import { summariseNotification } from '../lib/webhooks/notification.js';
 import type { ChangeNotification } from '../workflows/webhook-delta-sync.js';
 import { notifyDeltaSync } from '../client/delta-sync-client.js';
 
-export type WebhookReceiverConfig = Pick<Config, 'WEBHOOK_HOST' | 'WEBHOOK_PORT' | 'WEBHOOK_MAX_BODY_BYTES' | 'WEBHOOK_RETRY_AFTER_SECONDS'>;
+export type WebhookReceiverConfig = Pick<
+  Config,
+  'WEBHOOK_HOST' | 'WEBHOOK_PORT' | 'WEBHOOK_MAX_BODY_BYTES' | 'WEBHOOK_RETRY_AFTER_SECONDS'
+>;
 
 export interface WebhookReceiverDeps {
   pool: Pool;
@@ -98,7 +101,10 @@ function claimedIntegration(url: string): Record<string, string> {
   return claimed && ID_PATTERN.test(claimed) ? { claimedIntegrationId: claimed } : {};
 }
 
-export async function startWebhookReceiver(config: WebhookReceiverConfig, deps: WebhookReceiverDeps): Promise<WebhookReceiverHandle> {
+export async function startWebhookReceiver(
+  config: WebhookReceiverConfig,
+  deps: WebhookReceiverDeps,
+): Promise<WebhookReceiverHandle> {
   const { pool, logger: log } = deps;
   const actor = deps.actor ?? `webhook-receiver:${os.hostname()}:${process.pid}`;
   const limiter = new RefusalAuditLimiter(deps.refusalAuditWindowMs);
@@ -110,7 +116,8 @@ export async function startWebhookReceiver(config: WebhookReceiverConfig, deps: 
 
   const refuse = async (reply: FastifyReply, ctx: AuditContext, r: Refusal, headers: Record<string, string> = {}) => {
     try {
-      if (await auditRefusal(pool, limiter, r, ctx)) log?.warn({ status: r.status, reason: r.reason, integrationId: r.target?.integrationId }, 'webhook refused');
+      if (await auditRefusal(pool, limiter, r, ctx))
+        log?.warn({ status: r.status, reason: r.reason, integrationId: r.target?.integrationId }, 'webhook refused');
     } catch (err) {
       log?.error({ err: { message: (err as Error).message }, reason: r.reason }, 'could not audit a webhook refusal');
     }
@@ -141,15 +148,25 @@ export async function startWebhookReceiver(config: WebhookReceiverConfig, deps: 
   app.setErrorHandler(async (err: { statusCode?: number; code?: string }, req, reply) => {
     const ctx = { actor, correlationId: randomUUID() };
     if (err.statusCode === 413) {
-      return refuse(reply, ctx, { status: 413, reason: 'body-too-large', details: { limitBytes: config.WEBHOOK_MAX_BODY_BYTES, ...claimedIntegration(req.url) } });
+      return refuse(reply, ctx, {
+        status: 413,
+        reason: 'body-too-large',
+        details: { limitBytes: config.WEBHOOK_MAX_BODY_BYTES, ...claimedIntegration(req.url) },
+      });
     }
     // The sender's malformed request (a Content-Length that lies, a broken stream): refused, never a 5xx to retry.
     if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
       const details = { code: String(err.code ?? '').slice(0, 60), ...claimedIntegration(req.url) };
       return refuse(reply, ctx, { status: 400, reason: 'malformed-request', details });
     }
-    log?.error({ err: { message: err instanceof EhrError ? err.message : 'unexpected failure', code: err.code } }, 'webhook delivery failed');
-    return reply.code(503).header('retry-after', String(TRANSIENT_RETRY_SECONDS)).send({ error: 'unavailable', reason: 'temporarily-unavailable' });
+    log?.error(
+      { err: { message: err instanceof EhrError ? err.message : 'unexpected failure', code: err.code } },
+      'webhook delivery failed',
+    );
+    return reply
+      .code(503)
+      .header('retry-after', String(TRANSIENT_RETRY_SECONDS))
+      .send({ error: 'unavailable', reason: 'temporarily-unavailable' });
   });
 
   app.get('/healthz', async () => ({ ok: true }));
@@ -178,7 +195,12 @@ export async function startWebhookReceiver(config: WebhookReceiverConfig, deps: 
       if (!(err instanceof ScopeUnderIncidentError)) throw err;
       // The sender keeps the delivery and retries; the incident id stays on our side (audit only).
       const retryAfter = String(config.WEBHOOK_RETRY_AFTER_SECONDS);
-      return refuse(reply, ctx, { status: 503, reason: 'scope-under-incident', target, details: { incidentId: err.incidentId } }, { 'retry-after': retryAfter });
+      return refuse(
+        reply,
+        ctx,
+        { status: 503, reason: 'scope-under-incident', target, details: { incidentId: err.incidentId } },
+        { 'retry-after': retryAfter },
+      );
     }
 
     const webhookId = headers['webhook-id']!;
@@ -193,7 +215,12 @@ export async function startWebhookReceiver(config: WebhookReceiverConfig, deps: 
       summary = summariseNotification(body);
     } catch (err) {
       if (!(err instanceof InvalidArgumentError)) throw err;
-      return refuse(reply, ctx, { status: 400, reason: 'unrecognised-payload', target, details: { webhookId, problem: err.problem } });
+      return refuse(reply, ctx, {
+        status: 400,
+        reason: 'unrecognised-payload',
+        target,
+        details: { webhookId, problem: err.problem },
+      });
     }
 
     const delivery = { webhookId, summary, bodyBytes: body.length, verifiedWith: auth.verifiedWith };
@@ -205,13 +232,22 @@ export async function startWebhookReceiver(config: WebhookReceiverConfig, deps: 
         try {
           await deps.notify(target, { webhookId, resourceTypes: summary.resourceTypes });
         } catch (err) {
-          log?.error({ integrationId, webhookId, err: { message: (err as Error).message } }, 'delta sync not signalled; the redelivery will');
-          return reply.code(503).header('retry-after', String(TRANSIENT_RETRY_SECONDS)).send({ error: 'unavailable', reason: 'stored-not-signalled' });
+          log?.error(
+            { integrationId, webhookId, err: { message: (err as Error).message } },
+            'delta sync not signalled; the redelivery will',
+          );
+          return reply
+            .code(503)
+            .header('retry-after', String(TRANSIENT_RETRY_SECONDS))
+            .send({ error: 'unavailable', reason: 'stored-not-signalled' });
         }
       }
       await markDeliverySignalled(pool, integrationId, webhookId);
     }
-    log?.info({ integrationId, webhookId, duplicate: !outcome.stored, resourceTypes: summary.resourceTypes }, 'webhook accepted');
+    log?.info(
+      { integrationId, webhookId, duplicate: !outcome.stored, resourceTypes: summary.resourceTypes },
+      'webhook accepted',
+    );
     return reply.code(200).send({ accepted: true, duplicate: !outcome.stored });
   });
 
@@ -225,7 +261,10 @@ export async function startWebhookReceiver(config: WebhookReceiverConfig, deps: 
 }
 
 /** The process: its own pool, a Temporal client with the payload codec (signals are encrypted too). */
-export async function runWebhookReceiver(config: Config, logger: Logger): Promise<{ handle: WebhookReceiverHandle; stop(): Promise<void> }> {
+export async function runWebhookReceiver(
+  config: Config,
+  logger: Logger,
+): Promise<{ handle: WebhookReceiverHandle; stop(): Promise<void> }> {
   const pool = createPool(config.DATABASE_URL, 8);
   try {
     await assertDatabaseReachable(pool, describeDatabaseUrl(config.DATABASE_URL));
@@ -233,9 +272,15 @@ export async function runWebhookReceiver(config: Config, logger: Logger): Promis
     const codec = await openPayloadCodec(config, { pool, actor });
     // Lazy: the receiver starts (and stores deliveries) while Temporal is away; signals wait for it.
     const connection = Connection.lazy({ address: config.TEMPORAL_ADDRESS });
-    const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: { payloadCodecs: [codec] } });
+    const client = new Client({
+      connection,
+      namespace: config.TEMPORAL_NAMESPACE,
+      dataConverter: { payloadCodecs: [codec] },
+    });
     const notify = (target: DeliveryTarget, n: ChangeNotification) =>
-      notifyDeltaSync(client, config.TEMPORAL_TASK_QUEUE, target, n, { debounceSeconds: config.WEBHOOK_DEBOUNCE_SECONDS });
+      notifyDeltaSync(client, config.TEMPORAL_TASK_QUEUE, target, n, {
+        debounceSeconds: config.WEBHOOK_DEBOUNCE_SECONDS,
+      });
     const handle = await startWebhookReceiver(config, { pool, notify, logger, actor });
     return {
       handle,
@@ -261,7 +306,8 @@ if (require.main === module) {
       process.once('SIGINT', onSignal);
     })
     .catch((err: unknown) => {
-      const message = err instanceof EhrError ? err.message : `unexpected failure: ${(err as Error)?.message ?? String(err)}`;
+      const message =
+        err instanceof EhrError ? err.message : `unexpected failure: ${(err as Error)?.message ?? String(err)}`;
       process.stderr.write(`webhook-receiver: ${message}\n`);
       process.exit(exitCodeForError(err));
     });

@@ -5,28 +5,32 @@
 import os from 'node:os';
 import path from 'node:path';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
-import { createActivities } from '../activities/index.js';
 import type { Config } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/schema.js';
 import { exitCodeForError } from '../lib/errors/exit-codes.js';
 import { EhrError, InfrastructureUnavailableError } from '../lib/errors/index.js';
 import { createLogger } from '../lib/log/logger.js';
-import { buildActivityDeps } from './build-deps.js';
+import { buildWorkerDeps } from './build-deps.js';
+import { createWorkerActivities } from './worker-activities.js';
 import { incidentTaskQueue } from '../lib/domain.js';
-import { CheckpointScheduler } from '../lib/audit/checkpoint.js';
+import { CheckpointScheduler } from '../lib/audit/checkpoint-scheduler.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
-import { createPayloadCodec } from '../lib/security/payload-codec.js';
-import { openPurposeKeys } from '../lib/security/open-purpose-keys.js';
+import { createPayloadCodec } from '../lib/crypto/payload-codec.js';
+import { openPurposeKeys } from '../lib/keys/open-purpose-keys.js';
 import { installTemporalLogging } from './temporal-logging.js';
 import { EndpointWorkers } from './endpoint-workers.js';
 import { startJwksServer } from './jwks-server.js';
-import { publishedSigningKeys } from '../lib/store/signing-keys.js';
+import { publishedSigningKeys } from '../lib/keys/signing-key-repository.js';
 
 export async function runWorker(config: Config): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'worker' });
   installTemporalLogging(logger);
-  const deps = await buildActivityDeps(config);
-  const purposeKeys = await openPurposeKeys(config, { pool: deps.pool, kek: deps.kek, actor: `worker:${os.hostname()}:${process.pid}` });
+  const deps = await buildWorkerDeps(config);
+  const purposeKeys = await openPurposeKeys(config, {
+    pool: deps.pool,
+    kek: deps.kek,
+    actor: `worker:${os.hostname()}:${process.pid}`,
+  });
   const codec = createPayloadCodec(purposeKeys.payload);
   const checkpoints =
     config.EHR_AUDIT_CHECKPOINT_WRITER === 'on'
@@ -40,7 +44,9 @@ export async function runWorker(config: Config): Promise<void> {
         })
       : undefined;
   // Our hosted JWKS, when configured: vendors fetch integrations' public keys from it.
-  const jwks = config.JWKS_LISTEN ? await startJwksServer({ published: (id) => publishedSigningKeys(deps.pool, id), listen: config.JWKS_LISTEN }) : undefined;
+  const jwks = config.JWKS_LISTEN
+    ? await startJwksServer({ published: (id) => publishedSigningKeys(deps.pool, id), listen: config.JWKS_LISTEN })
+    : undefined;
   if (jwks) logger.info({ url: jwks.url }, 'jwks server started');
   let connection: NativeConnection;
   try {
@@ -48,24 +54,34 @@ export async function runWorker(config: Config): Promise<void> {
   } catch (err) {
     await jwks?.close();
     await deps.close();
-    throw new InfrastructureUnavailableError('temporal', config.TEMPORAL_ADDRESS, `${(err as Error).message}. Start it with \`ehrctl dev up\` or set TEMPORAL_ADDRESS.`);
+    throw new InfrastructureUnavailableError(
+      'temporal',
+      config.TEMPORAL_ADDRESS,
+      `${(err as Error).message}. Start it with \`ehrctl dev up\` or set TEMPORAL_ADDRESS.`,
+    );
   }
   let endpoints: EndpointWorkers | undefined;
   try {
-    const activities = createActivities(deps);
+    const activities = createWorkerActivities(deps);
     const workerOptions = {
       connection,
       namespace: config.TEMPORAL_NAMESPACE,
       // Every payload (inputs, results, signals, heartbeats, failures' details) is encrypted (DESIGN §4.2).
       dataConverter: { payloadCodecs: [codec] },
-      workflowBundle: await bundleWorkflowCode({ workflowsPath: path.join(__dirname, '../workflows/index.ts'), logger: Runtime.instance().logger }),
+      workflowBundle: await bundleWorkflowCode({
+        workflowsPath: path.join(__dirname, '../workflows/index.ts'),
+        logger: Runtime.instance().logger,
+      }),
       activities,
       maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
       shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE_MS,
     };
     const worker = await Worker.create({ ...workerOptions, taskQueue: config.TEMPORAL_TASK_QUEUE });
     // Incidents have their own queue so containment never waits behind the syncs it contains.
-    const incidentWorker = await Worker.create({ ...workerOptions, taskQueue: incidentTaskQueue(config.TEMPORAL_TASK_QUEUE) });
+    const incidentWorker = await Worker.create({
+      ...workerOptions,
+      taskQueue: incidentTaskQueue(config.TEMPORAL_TASK_QUEUE),
+    });
     // Rate-limited vendor endpoints: one activity queue each, rate enforced by the Temporal server.
     endpoints = await EndpointWorkers.start({
       connection,
@@ -101,7 +117,8 @@ if (require.main === module) {
     .then(
       () => process.exit(0),
       (err: unknown) => {
-        const message = err instanceof EhrError ? err.message : `unexpected failure: ${(err as Error)?.message ?? String(err)}`;
+        const message =
+          err instanceof EhrError ? err.message : `unexpected failure: ${(err as Error)?.message ?? String(err)}`;
         process.stderr.write(`worker: ${message}\n`);
         process.exit(exitCodeForError(err));
       },

@@ -15,7 +15,8 @@
  *      back blocks recovery until it is retried or overridden (incident-rotations.ts); a restore that
  *      fails anyway reopens the approval instead of failing the incident.
  * The `timeline` query reads like the incident report. Everything in it is identifiers, times and
- * the commander's own words (validated printable ASCII): no PHI.
+ * the commander's own words (validated printable ASCII): no PHI. Its input, timeline, query and
+ * updates are in incident-api.ts.
  */
 import {
   ActivityFailure,
@@ -23,8 +24,6 @@ import {
   ParentClosePolicy,
   TemporalFailure,
   condition,
-  defineQuery,
-  defineUpdate,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -36,90 +35,25 @@ import {
 import type { ContainmentActivities } from '../activities/index.js';
 import type { IncidentRef, StepDone } from '../activities/containment.js';
 import type { RecoveryCredentials } from '../lib/incidents/recovery-credentials.js';
-import type { IncidentScope, ScopedIntegration } from '../lib/incidents/scope.js';
+import type { ScopedIntegration } from '../lib/incidents/scope.js';
+import {
+  RECIPIENTS,
+  SEVERITIES,
+  addNoteUpdate,
+  approveResumptionUpdate,
+  escalateSeverityUpdate,
+  overrideRotationUpdate,
+  recordNotificationUpdate,
+  retryRotationUpdate,
+  timelineQuery,
+} from './incident-api.js';
+import type { BreachContainmentInput, IncidentTimeline, Recipient, TimelineEntry } from './incident-api.js';
 import { IncidentRotations, keysReadyForRecovery, rotationPlans } from './incident-rotations.js';
 import { ACTOR, TEXT, checkCredentialsShape, invalid } from './incident-inputs.js';
 import type { RotationStatus } from './incident-rotations.js';
 import { watchDeadlines } from './incident-deadlines.js';
-import { rotationSwitchedSignal } from './key-rotation.js';
+import { rotationSwitchedSignal } from './key-rotation-api.js';
 import { containmentLocalPreset, containmentPreset, evidencePreset, storePreset } from './presets.js';
-
-export const SEVERITIES = ['low', 'moderate', 'high', 'critical'] as const;
-export type Severity = (typeof SEVERITIES)[number];
-export const RECIPIENTS = ['individuals', 'hhs', 'media', 'business-associate'] as const;
-export type Recipient = (typeof RECIPIENTS)[number];
-
-export interface BreachContainmentInput {
-  incidentId: string;
-  scope: IncidentScope;
-  severity: Severity;
-  reason: string;
-  declaredBy: string;
-  drill?: boolean;
-  /** Start child key rotations (default true). */
-  eradicate?: boolean;
-  /** Grace periods of the child rotations (their production defaults are days; tests pass seconds). */
-  rotationGraceSeconds?: number;
-  /** Signing keys: how long to wait for the vendor's JWKS cache before switching kid (default: the profile's, bounded by rotationGraceSeconds). */
-  vendorJwksCacheSeconds?: number;
-  /** HIPAA: notify individuals and HHS within 60 days of discovery (default 60 days). */
-  notificationDeadlineSeconds?: number;
-  /** Reminders this long before the deadline while notifications are outstanding (default 30, 7 and 1 days). */
-  reminderOffsetsSeconds?: number[];
-  /** Notice to the affected business associates (the vendors in scope); default 24 h. */
-  businessAssociateNoticeSeconds?: number;
-  /** After a non-retryable evidence failure, try again this much later (default 300 s). */
-  evidenceRetrySeconds?: number;
-  /** Start a catch-up sync per restored integration (default true). */
-  catchUpSync?: boolean;
-}
-
-export interface TimelineEntry {
-  at: string;
-  step: string;
-  actor: string;
-  detail?: Record<string, string | number | boolean | string[]>;
-}
-
-export interface IncidentTimeline {
-  incidentId: string;
-  scope: IncidentScope;
-  severity: Severity;
-  reason: string;
-  declaredBy: string;
-  declaredAt: string;
-  drill: boolean;
-  status: 'containing' | 'preserving-evidence' | 'eradicating' | 'awaiting-approval' | 'recovery-blocked' | 'recovering' | 'recovered';
-  integrations: number;
-  timeToContainMs: number | null;
-  timeToRecoverMs: number | null;
-  evidenceId: string | null;
-  notifications: Array<{ recipient: Recipient; by: string; at: string }>;
-  approvedBy: string | null;
-  /** The child key rotations and where each stands (absent in timelines from before it was kept). */
-  rotations?: RotationStatus[];
-  entries: TimelineEntry[];
-}
-
-export interface NoteInput { by: string; text: string }
-export interface EscalateInput { by: string; severity: Severity }
-export interface NotificationInput { by: string; recipient: Recipient; reference?: string }
-export interface ApprovalInput {
-  by: string;
-  note?: string;
-  /** Rotated client secrets and certificates by integration id, by reference; required for those that use them. */
-  credentials?: RecoveryCredentials;
-}
-export interface RetryRotationInput { by: string; rotation: string }
-export interface OverrideRotationInput { by: string; rotation: string; reason: string }
-
-export const timelineQuery = defineQuery<IncidentTimeline>('timeline');
-export const addNoteUpdate = defineUpdate<number, [NoteInput]>('addNote');
-export const escalateSeverityUpdate = defineUpdate<Severity, [EscalateInput]>('escalateSeverity');
-export const recordNotificationUpdate = defineUpdate<number, [NotificationInput]>('recordNotification');
-export const approveResumptionUpdate = defineUpdate<string, [ApprovalInput]>('approveResumption');
-export const retryRotationUpdate = defineUpdate<string, [RetryRotationInput]>('retryRotation');
-export const overrideRotationUpdate = defineUpdate<string, [OverrideRotationInput]>('overrideRotation');
 
 const acts = proxyActivities<ContainmentActivities>(containmentPreset);
 const store = proxyActivities<ContainmentActivities>(storePreset);
@@ -151,7 +85,8 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   };
   const system = `incident/${input.incidentId}`;
   const notified = (r: Recipient): boolean => t.notifications.some((n) => n.recipient === r);
-  const required = (): Recipient[] => (t.severity === 'critical' ? ['individuals', 'hhs', 'media'] : ['individuals', 'hhs']);
+  const required = (): Recipient[] =>
+    t.severity === 'critical' ? ['individuals', 'hhs', 'media'] : ['individuals', 'hhs'];
   const outstanding = (): Recipient[] => required().filter((r) => !notified(r));
   let contained = false;
   let evidenceDone = false;
@@ -188,7 +123,8 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
       validator: (e) => {
         if (!ACTOR.test(e.by)) invalid('by: expected an identity');
         if (!SEVERITIES.includes(e.severity)) invalid(`severity: one of ${SEVERITIES.join(', ')}`);
-        if (SEVERITIES.indexOf(e.severity) <= SEVERITIES.indexOf(t.severity)) invalid(`severity is already ${t.severity}: escalation must raise it`);
+        if (SEVERITIES.indexOf(e.severity) <= SEVERITIES.indexOf(t.severity))
+          invalid(`severity is already ${t.severity}: escalation must raise it`);
       },
     },
   );
@@ -203,7 +139,8 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
       validator: (n) => {
         if (!ACTOR.test(n.by)) invalid('by: expected an identity');
         if (!RECIPIENTS.includes(n.recipient)) invalid(`recipient: one of ${RECIPIENTS.join(', ')}`);
-        if (n.reference !== undefined && !/^[A-Za-z0-9._:/-]{1,100}$/.test(n.reference)) invalid('reference: a letter or ticket id (letters, digits, ._:/-)');
+        if (n.reference !== undefined && !/^[A-Za-z0-9._:/-]{1,100}$/.test(n.reference))
+          invalid('reference: a letter or ticket id (letters, digits, ._:/-)');
         if (notified(n.recipient)) invalid(`a notification to ${n.recipient} is already recorded`);
       },
     },
@@ -236,19 +173,29 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
         if (!ACTOR.test(a.by)) invalid('by: expected an identity');
         if (a.note !== undefined && !TEXT.test(a.note)) invalid('note: 1-500 printable ASCII characters (no PHI)');
         checkCredentialsShape(a.credentials);
-        if (!contained || !evidenceDone) invalid('resumption cannot be approved before containment and evidence preservation are complete');
+        if (!contained || !evidenceDone)
+          invalid('resumption cannot be approved before containment and evidence preservation are complete');
         if (t.approvedBy) invalid(`resumption was already approved by ${t.approvedBy}`);
         if (approvalBeingChecked) invalid('another approval is being checked');
         // Four eyes: whoever declared the incident cannot also end it.
-        if (a.by === input.declaredBy) invalid('resumption must be approved by someone other than the declarer (four-eyes)');
+        if (a.by === input.declaredBy)
+          invalid('resumption must be approved by someone other than the declarer (four-eyes)');
       },
     },
   );
   /** A rotation that the commander may retry or override: it exists and it blocks recovery. */
   const blockingRotation = (name: string): RotationStatus => {
     const status = rotations.get(name);
-    if (!status) invalid(`no rotation ${JSON.stringify(name.slice(0, 100))}; rotations: ${rotations.statuses.map((s) => s.rotation).join(', ') || 'none'}`);
-    if (!rotations.isBlocking(status)) invalid(`rotation ${name} is ${status.overriddenBy ? 'overridden' : status.outcome}: only a failed or rolled-back rotation blocks recovery`);
+    if (!status)
+      invalid(
+        `no rotation ${JSON.stringify(name.slice(0, 100))}; rotations: ` +
+          `${rotations.statuses.map((s) => s.rotation).join(', ') || 'none'}`,
+      );
+    if (!rotations.isBlocking(status))
+      invalid(
+        `rotation ${name} is ${status.overriddenBy ? 'overridden' : status.outcome}: ` +
+          `only a failed or rolled-back rotation blocks recovery`,
+      );
     if (rotations.overridePending(name)) invalid(`an override of rotation ${name} is being recorded`);
     return status;
   };
@@ -263,7 +210,9 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
     async (o) => {
       const status = rotations.get(o.rotation)!;
       const detail = { rotation: o.rotation, workflowId: status.workflowId, outcome: status.outcome, reason: o.reason };
-      await rotations.override(o.rotation, o.by, o.reason, () => store.recordIncidentDecision(ref, { action: 'rotation_overridden', by: o.by, detail }));
+      await rotations.override(o.rotation, o.by, o.reason, () =>
+        store.recordIncidentDecision(ref, { action: 'rotation_overridden', by: o.by, detail }),
+      );
       return o.rotation;
     },
     {
@@ -271,20 +220,30 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
         if (!ACTOR.test(o.by)) invalid('by: expected an identity');
         if (!TEXT.test(o.reason)) invalid('reason: 1-500 printable ASCII characters (no PHI)');
         // Four eyes, as for approval: recovering on a key that may be compromised is not the declarer's call alone.
-        if (o.by === input.declaredBy) invalid('an override must come from someone other than the declarer (four-eyes)');
+        if (o.by === input.declaredBy)
+          invalid('an override must come from someone other than the declarer (four-eyes)');
         blockingRotation(o.rotation);
       },
     },
   );
 
-  log('declared', input.declaredBy, { scope: input.scope, severity: input.severity, reason: input.reason, drill: t.drill }, declaredAtMs);
+  log(
+    'declared',
+    input.declaredBy,
+    { scope: input.scope, severity: input.severity, reason: input.reason, drill: t.drill },
+    declaredAtMs,
+  );
 
   // Deadlines run from discovery (= declaration), whatever the playbook is doing.
   const remind = async (kind: string, dueAtMs: number, missing: string[]): Promise<void> => {
     await store.incidentReminder(ref, { kind, dueAtMs, outstanding: missing });
     log(kind, system, { dueAt: new Date(dueAtMs).toISOString(), outstanding: missing });
   };
-  const deadlines = watchDeadlines(input, declaredAtMs, { outstanding, notified: (r) => notified(r as Recipient), remind });
+  const deadlines = watchDeadlines(input, declaredAtMs, {
+    outstanding,
+    notified: (r) => notified(r as Recipient),
+    remind,
+  });
 
   // 1. Contain.
   ({ affected } = await contain.openIncident(ref, {
@@ -306,7 +265,8 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   results.forEach((r, k) => log(steps[k]![0], system, r.detail, r.doneAtMs));
   const notCancelled = results[3]!.detail.notCancelled;
   // Each still stops at its next vendor call (the gate refuses a revoked integration); the commander should know.
-  if (Array.isArray(notCancelled) && notCancelled.length > 0) log('workflows-not-cancelled', system, { workflows: notCancelled });
+  if (Array.isArray(notCancelled) && notCancelled.length > 0)
+    log('workflows-not-cancelled', system, { workflows: notCancelled });
   const containedAtMs = Math.max(declaredAtMs, ...results.map((r) => r.doneAtMs));
   t.timeToContainMs = containedAtMs - declaredAtMs;
   await contain.markContained(ref, t.timeToContainMs);
@@ -323,14 +283,30 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
     try {
       evidence = await evidenceActs.preserveIncidentEvidence(ref, input.scope, affected);
     } catch (err) {
-      const cause = err instanceof ActivityFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : 'unknown';
+      const cause =
+        err instanceof ActivityFailure && err.cause
+          ? err.cause.message
+          : err instanceof Error
+            ? err.message
+            : 'unknown';
       log('evidence-failed', system, { error: cause.slice(0, 300), retryInSeconds: input.evidenceRetrySeconds ?? 300 });
       await sleep((input.evidenceRetrySeconds ?? 300) * 1000);
     }
   }
   t.evidenceId = evidence.manifestSha256;
   evidenceDone = true;
-  log('evidence-preserved', system, { manifestSha256: evidence.manifestSha256, files: evidence.files, auditRows: evidence.auditRows, histories: evidence.histories, checkpointSeq: evidence.checkpointSeq ?? 0 }, evidence.doneAtMs);
+  log(
+    'evidence-preserved',
+    system,
+    {
+      manifestSha256: evidence.manifestSha256,
+      files: evidence.files,
+      auditRows: evidence.auditRows,
+      histories: evidence.histories,
+      checkpointSeq: evidence.checkpointSeq ?? 0,
+    },
+    evidence.doneAtMs,
+  );
 
   // 3. Eradicate, beside 4. the commander's wait (histories from before the change ran them in turn).
   const gated = patched('recovery-gated-by-rotation-outcome');
@@ -361,7 +337,10 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
     }
     t.status = 'recovering';
     // An incident started before the gate but approved after the credential check still gets its credentials.
-    restored = Object.keys(credentials).length > 0 ? await acts.restoreScope(ref, affected, credentials) : await acts.restoreScope(ref, affected);
+    restored =
+      Object.keys(credentials).length > 0
+        ? await acts.restoreScope(ref, affected, credentials)
+        : await acts.restoreScope(ref, affected);
   } else {
     for (;;) {
       t.status = 'awaiting-approval';

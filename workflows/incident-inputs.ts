@@ -14,15 +14,20 @@ const CREDENTIAL_FIELDS = ['clientSecretRef', 'tlsCertRef', 'tlsKeyRef'];
 
 export function checkCredentialsShape(credentials: unknown): void {
   if (credentials === undefined) return;
-  if (credentials === null || typeof credentials !== 'object' || Array.isArray(credentials)) invalid('credentials: expected { <integration id>: { clientSecretRef?, tlsCertRef?, tlsKeyRef? } }');
+  if (credentials === null || typeof credentials !== 'object' || Array.isArray(credentials))
+    invalid('credentials: expected { <integration id>: { clientSecretRef?, tlsCertRef?, tlsKeyRef? } }');
   const entries = Object.entries(credentials as Record<string, unknown>);
   if (entries.length > 1000) invalid('credentials: at most 1000 integrations');
   for (const [id, refs] of entries) {
-    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(id)) invalid(`credentials: ${JSON.stringify(id.slice(0, 64))} is not an integration id`);
-    if (refs === null || typeof refs !== 'object' || Array.isArray(refs)) invalid(`credentials.${id}: expected an object of references`);
+    if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(id))
+      invalid(`credentials: ${JSON.stringify(id.slice(0, 64))} is not an integration id`);
+    if (refs === null || typeof refs !== 'object' || Array.isArray(refs))
+      invalid(`credentials.${id}: expected an object of references`);
     for (const [field, ref] of Object.entries(refs as Record<string, unknown>)) {
-      if (!CREDENTIAL_FIELDS.includes(field)) invalid(`credentials.${id}.${field.slice(0, 40)}: unknown (${CREDENTIAL_FIELDS.join(', ')})`);
-      if (typeof ref !== 'string' || !REF.test(ref)) invalid(`credentials.${id}.${field}: a secret reference (file:<path>, env:<VAR>)`);
+      if (!CREDENTIAL_FIELDS.includes(field))
+        invalid(`credentials.${id}.${field.slice(0, 40)}: unknown (${CREDENTIAL_FIELDS.join(', ')})`);
+      if (typeof ref !== 'string' || !REF.test(ref))
+        invalid(`credentials.${id}.${field}: a secret reference (file:<path>, env:<VAR>)`);
     }
   }
 }

@@ -38,7 +38,10 @@ export interface RotationPlanInput {
 
 type Log = (step: string, actor: string, detail?: Record<string, string | number | boolean | string[]>) => void;
 
-/** Child rotations for the keys in scope: signing keys and webhook secrets per integration, DEKs per tenant, the KEK for `all`. */
+/**
+ * Child rotations for the keys in scope: signing keys and webhook secrets per integration, DEKs per tenant,
+ * the KEK for `all`.
+ */
 export function rotationPlans(input: RotationPlanInput, affected: ScopedIntegration[]): RotationPlan[] {
   const base = {
     requestedBy: input.declaredBy,
@@ -58,17 +61,37 @@ export function rotationPlans(input: RotationPlanInput, affected: ScopedIntegrat
   for (const i of affected.filter((a) => a.status === 'active')) {
     // A secret or certificate integration has no signing key: its rotation could only fail (and block
     // recovery). Its credential is replaced at recovery, from the approval.
-    const keyless = i.authMethod !== undefined && i.authMethod !== 'private_key_jwt' && patched('rotate-signing-keys-of-key-auth-only');
-    if (!keyless) plans.push({ id: `signing-key/${i.integrationId}`, args: { ...base, ...signing, kind: 'signing-key', tenantId: i.tenantId, integrationId: i.integrationId } });
-    plans.push({ id: `webhook-secret/${i.integrationId}`, args: { ...base, ...webhook, kind: 'webhook-secret', tenantId: i.tenantId, integrationId: i.integrationId } });
+    const keyless =
+      i.authMethod !== undefined &&
+      i.authMethod !== 'private_key_jwt' &&
+      patched('rotate-signing-keys-of-key-auth-only');
+    if (!keyless)
+      plans.push({
+        id: `signing-key/${i.integrationId}`,
+        args: { ...base, ...signing, kind: 'signing-key', tenantId: i.tenantId, integrationId: i.integrationId },
+      });
+    plans.push({
+      id: `webhook-secret/${i.integrationId}`,
+      args: { ...base, ...webhook, kind: 'webhook-secret', tenantId: i.tenantId, integrationId: i.integrationId },
+    });
   }
-  for (const tenantId of [...new Set(affected.map((a) => a.tenantId))]) plans.push({ id: `tenant-dek/${tenantId}`, args: { ...base, kind: 'tenant-dek', tenantId } });
+  for (const tenantId of [...new Set(affected.map((a) => a.tenantId))])
+    plans.push({ id: `tenant-dek/${tenantId}`, args: { ...base, kind: 'tenant-dek', tenantId } });
   if (input.scope === 'all') plans.push({ id: 'kek', args: { ...base, kind: 'kek' } });
-  return plans.map((p) => ({ rotation: p.id, workflowId: `incident/${input.incidentId}/rotate/${p.id}`, args: p.args }));
+  return plans.map((p) => ({
+    rotation: p.id,
+    workflowId: `incident/${input.incidentId}/rotate/${p.id}`,
+    args: p.args,
+  }));
 }
 
 /** One child rotation to its end; a failure is recorded, not fatal (the scope stays held either way). */
-async function runRotation(workflowId: string, args: Record<string, unknown>, log: Log, system: string): Promise<'completed' | 'rolled-back' | 'failed'> {
+async function runRotation(
+  workflowId: string,
+  args: Record<string, unknown>,
+  log: Log,
+  system: string,
+): Promise<'completed' | 'rolled-back' | 'failed'> {
   try {
     const child = await startChild('keyRotation', { workflowId, args: [args] });
     log('rotation-started', system, { workflowId });
@@ -94,10 +117,18 @@ export class IncidentRotations {
   /** Failed and rolled-back rotations block recovery (false only when replaying older incidents). */
   gated = false;
 
-  constructor(private readonly log: Log, private readonly system: string) {}
+  constructor(
+    private readonly log: Log,
+    private readonly system: string,
+  ) {}
 
   start(plan: RotationPlan): void {
-    const status: RotationStatus = { rotation: plan.rotation, workflowId: plan.workflowId, attempts: 1, outcome: 'running' };
+    const status: RotationStatus = {
+      rotation: plan.rotation,
+      workflowId: plan.workflowId,
+      attempts: 1,
+      outcome: 'running',
+    };
     this.plans.set(plan.rotation, plan);
     this.statuses.push(status);
     this.run(status, plan.args);
@@ -161,7 +192,7 @@ export class IncidentRotations {
 
   /** Resolves when every attempt so far, retries included, has ended. */
   async settled(): Promise<void> {
-    for (let seen = -1; seen !== this.runs.length; ) {
+    for (let seen = -1; seen !== this.runs.length;) {
       seen = this.runs.length;
       await Promise.all(this.runs);
     }
@@ -185,7 +216,12 @@ export class IncidentRotations {
  * Waits until every rotation has switched or completed. One that failed or rolled back blocks, with
  * the reason and the way forward on the timeline, until the commander retries or overrides it.
  */
-export async function keysReadyForRecovery(tracker: IncidentRotations, setStatus: (s: 'recovery-blocked' | 'recovering') => void, log: Log, system: string): Promise<void> {
+export async function keysReadyForRecovery(
+  tracker: IncidentRotations,
+  setStatus: (s: 'recovery-blocked' | 'recovering') => void,
+  log: Log,
+  system: string,
+): Promise<void> {
   for (;;) {
     const blocked = tracker.blocked();
     if (blocked.length > 0) {
@@ -193,7 +229,9 @@ export async function keysReadyForRecovery(tracker: IncidentRotations, setStatus
       log('recovery-blocked', system, {
         rotations: blocked.map((r) => `${r.rotation}: ${r.outcome} (${r.workflowId})`),
         reason: 'the old key may still be in use; recovery would restore traffic on it',
-        wayForward: 'ehrctl incident retry-rotation <id> <rotation>, or override-rotation <id> <rotation> --reason R (not the declarer)',
+        wayForward:
+          'ehrctl incident retry-rotation <id> <rotation>, ' +
+          'or override-rotation <id> <rotation> --reason R (not the declarer)',
       });
       await condition(() => tracker.blocked().length === 0);
       continue;

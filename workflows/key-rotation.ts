@@ -13,6 +13,7 @@
  * The batch loops (KEK rewrap, DEK re-encryption) continue as new after `maxBatchesPerRun` batches or
  * when Temporal suggests it, carrying the steps, versions, phase and counts: a tenant with millions of
  * records stays far below the history limit. A parent (breach containment) sees one child throughout.
+ * Its input, result, query and signal are in key-rotation-api.ts.
  */
 import {
   ActivityFailure,
@@ -20,8 +21,6 @@ import {
   CancellationScope,
   ContinueAsNew,
   continueAsNew,
-  defineQuery,
-  defineSignal,
   getExternalWorkflowHandle,
   patched,
   proxyActivities,
@@ -31,66 +30,27 @@ import {
 } from '@temporalio/workflow';
 import type { KeyRotationActivities } from '../activities/index.js';
 import type { RotationActor } from '../activities/key-rotation.js';
-import type { ReencryptionCheck } from '../lib/store/record-reencryption.js';
+import type { ReencryptionCheck } from '../lib/keys/record-reencryption.js';
+import { keyRotationStatusQuery, rotationSwitchedSignal } from './key-rotation-api.js';
+import type {
+  BatchPhase,
+  CarriedRotation,
+  KeyKind,
+  KeyRotationInput,
+  KeyRotationResult,
+  RotationStep,
+} from './key-rotation-api.js';
 import { keyRotationPreset } from './presets.js';
-
-export type KeyKind = 'kek' | 'tenant-dek' | 'signing-key' | 'webhook-secret' | 'payload-key';
-
-export interface KeyRotationInput {
-  kind: KeyKind;
-  tenantId?: string; // tenant-dek
-  integrationId?: string; // signing-key, webhook-secret
-  requestedBy: string; // the actor recorded in every audit event
-  reason: string; // no PHI
-  incidentId?: string; // set when started by containment
-  /** Durations in seconds; defaults are production values (days), tests pass seconds. */
-  graceSeconds?: number; // KEK: before raising the decryption floor; DEK: before destroying the old key; webhook: dual-acceptance window
-  vendorJwksCacheSeconds?: number; // signing key: wait before switching kid (default from the vendor profile)
-  batchSize?: number;
-  /** Batches in one run before it continues as new (default 500); sooner when Temporal suggests it. */
-  maxBatchesPerRun?: number;
-  /** Set only by continueAsNew: where the previous run of this rotation stopped. */
-  carried?: CarriedRotation;
-}
-
-/** A batch loop's phase: `switch` moves everything to the new key; `stragglers` runs after the grace period. */
-export type BatchPhase = 'switch' | 'stragglers';
-
-export interface CarriedRotation {
-  steps: RotationStep[];
-  /** The version the rotation created (KEK version or DEK version) and the one it replaces. */
-  version: number;
-  previous: number;
-  phase: BatchPhase;
-  /** Keys rewrapped or records re-encrypted so far in `phase`, over every run. */
-  moved: number;
-  continuedAsNew: number;
-}
-
-export interface RotationStep {
-  step: string;
-  at: string;
-  detail?: Record<string, unknown>;
-}
-
-export interface KeyRotationResult {
-  kind: KeyKind;
-  steps: RotationStep[];
-  outcome: 'completed' | 'rolled-back';
-  /** How many times the rotation continued as new (its batch loops spanned that many more runs). */
-  continuedAsNew?: number;
-}
-
-export const keyRotationStatusQuery = defineQuery<RotationStep[]>('status');
-/**
- * Sent to the parent (breach containment) once nothing new depends on the old key any more — the
- * point after which recovery is safe; what follows is only the old key's grace period and retirement.
- */
-export const rotationSwitchedSignal = defineSignal<[string]>('rotationSwitched');
 
 const DAY = 24 * 3600;
 /** Production grace periods: long enough for every cache (DEKs 5 min, rows 15 s) and for a second look. */
-const DEFAULT_GRACE_SECONDS: Record<KeyKind, number> = { kek: 7 * DAY, 'tenant-dek': DAY, 'signing-key': 0, 'webhook-secret': DAY, 'payload-key': 0 };
+const DEFAULT_GRACE_SECONDS: Record<KeyKind, number> = {
+  kek: 7 * DAY,
+  'tenant-dek': DAY,
+  'signing-key': 0,
+  'webhook-secret': DAY,
+  'payload-key': 0,
+};
 /** Workers cache integration rows (and so the current kid) for 15 s (lib/vendors/credentials.ts). */
 const CREDENTIAL_CACHE_SECONDS = 15;
 const KEK_VERIFY_SAMPLE = 20;
@@ -108,7 +68,11 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
   const note = (step: string, detail?: Record<string, unknown>): void => {
     steps.push(detail ? { step, at: new Date().toISOString(), detail } : { step, at: new Date().toISOString() });
   };
-  const actor: RotationActor = { requestedBy: input.requestedBy, reason: input.reason, ...(input.incidentId ? { incidentId: input.incidentId } : {}) };
+  const actor: RotationActor = {
+    requestedBy: input.requestedBy,
+    reason: input.reason,
+    ...(input.incidentId ? { incidentId: input.incidentId } : {}),
+  };
   if (input.kind === 'tenant-dek') required(input.tenantId, 'tenantId');
   if (input.kind === 'signing-key' || input.kind === 'webhook-secret') required(input.integrationId, 'integrationId');
   const scope = input.tenantId ?? input.integrationId ?? 'global';
@@ -134,7 +98,10 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
   };
 
   /** Runs the forward steps after the first change; on failure runs `undo` and reports a rollback. */
-  const guarded = async (forward: () => Promise<void>, undo: () => Promise<Record<string, unknown>>): Promise<KeyRotationResult> => {
+  const guarded = async (
+    forward: () => Promise<void>,
+    undo: () => Promise<Record<string, unknown>>,
+  ): Promise<KeyRotationResult> => {
     try {
       await forward();
     } catch (err) {
@@ -143,7 +110,12 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
       note('failed', { ...failure, ...failureMessage(err) });
       const undone = await CancellationScope.nonCancellable(async () => {
         const detail = await undo();
-        await act.recordRotationEvent(actor, { phase: 'rolled_back', kind: input.kind, scope, detail: { ...failure, ...detail } });
+        await act.recordRotationEvent(actor, {
+          phase: 'rolled_back',
+          kind: input.kind,
+          scope,
+          detail: { ...failure, ...detail },
+        });
         return detail;
       });
       note('rolled back', undone);
@@ -163,15 +135,25 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
   const maxBatches = input.maxBatchesPerRun ?? DEFAULT_MAX_BATCHES_PER_RUN;
   let batches = 0; // in this run, over every loop
   type Batch = () => Promise<{ done: number; remaining: number }>;
-  const drain = async (phase: BatchPhase, versions: { version: number; previous: number }, batch: Batch): Promise<number> => {
-    for (let remaining = Infinity; remaining > 0; ) {
+  const drain = async (
+    phase: BatchPhase,
+    versions: { version: number; previous: number },
+    batch: Batch,
+  ): Promise<number> => {
+    for (let remaining = Infinity; remaining > 0;) {
       const b = await batch();
       moved[phase] += b.done;
       remaining = b.remaining;
       batches += 1;
       const runIsLong = batches >= maxBatches || workflowInfo().continueAsNewSuggested;
       if (remaining > 0 && mayContinueAsNew && runIsLong) {
-        const next: CarriedRotation = { steps, ...versions, phase, moved: moved[phase], continuedAsNew: continuedAsNew + 1 };
+        const next: CarriedRotation = {
+          steps,
+          ...versions,
+          phase,
+          moved: moved[phase],
+          continuedAsNew: continuedAsNew + 1,
+        };
         await continueAsNew<typeof keyRotation>({ ...input, carried: next });
       }
       if (b.done === 0 && remaining > 0) await sleep('1 second');
@@ -207,10 +189,18 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
           try {
             note('old version retired', { version: previous, ...(await act.retireKekVersion(actor, previous)) });
           } catch (err) {
-            note('old version not scheduled for destruction (below the floor, so refused anyway)', { version: previous, ...describeFailure(err) });
+            note('old version not scheduled for destruction (below the floor, so refused anyway)', {
+              version: previous,
+              ...describeFailure(err),
+            });
           }
         },
-        async () => ({ ...(await act.rollBackKekRotation(actor, previous, version)), primary: previous, active: version, dualRead: true }),
+        async () => ({
+          ...(await act.rollBackKekRotation(actor, previous, version)),
+          primary: previous,
+          active: version,
+          dualRead: true,
+        }),
       );
     }
     case 'tenant-dek': {
@@ -219,7 +209,11 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
         ? { keyVersion: carried.version, previous: carried.previous }
         : await act.rotateTenantDek(actor, tenantId);
       if (!carried) note('new DEK is primary for writes', { keyVersion, previous });
-      if (previous === null) return guarded(async () => undefined, async () => ({}));
+      if (previous === null)
+        return guarded(
+          async () => undefined,
+          async () => ({}),
+        );
       const reencryptAll = (phase: BatchPhase) =>
         drain(phase, { version: keyVersion, previous }, async () => {
           const b = await act.reencryptTenantBatch(actor, tenantId, keyVersion, batchSize);
@@ -255,7 +249,11 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
           note('grace period over', { seconds: grace, stragglersReencrypted: await reencryptAll('stragglers') });
           note('old DEK retired', { keyVersion: previous, ...(await act.retireTenantDek(actor, tenantId, previous)) });
         },
-        async () => ({ ...(await act.rollBackTenantDekRotation(actor, tenantId, previous, keyVersion)), primary: previous, decryptOnly: keyVersion }),
+        async () => ({
+          ...(await act.rollBackTenantDekRotation(actor, tenantId, previous, keyVersion)),
+          primary: previous,
+          decryptOnly: keyVersion,
+        }),
       );
     }
     case 'signing-key': {
@@ -291,7 +289,11 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
       const integrationId = required(input.integrationId, 'integrationId');
       const { version, previousVersion } = await act.addWebhookSecretVersion(actor, integrationId);
       note('new secret is current; both accepted', { version, previousVersion });
-      if (previousVersion === null) return guarded(async () => undefined, async () => ({}));
+      if (previousVersion === null)
+        return guarded(
+          async () => undefined,
+          async () => ({}),
+        );
       return guarded(
         async () => {
           await sleep(grace * 1000);
@@ -305,13 +307,17 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
     case 'payload-key': {
       const { keyId, version } = await act.rotatePayloadKeyVersion(actor);
       note('new payload key for new payloads; older keys stay readable', { keyId, version });
-      return guarded(async () => undefined, async () => ({}));
+      return guarded(
+        async () => undefined,
+        async () => ({}),
+      );
     }
   }
 }
 
 function required(value: string | undefined, field: string): string {
-  if (!value) throw ApplicationFailure.nonRetryable(`${field} is required for this kind of rotation`, 'INVALID_ARGUMENT');
+  if (!value)
+    throw ApplicationFailure.nonRetryable(`${field} is required for this kind of rotation`, 'INVALID_ARGUMENT');
   return value;
 }
 
@@ -323,6 +329,11 @@ function failureMessage(err: unknown): { message?: string } {
 
 function describeFailure(err: unknown): Record<string, unknown> {
   const cause = err instanceof ActivityFailure ? err.cause : err;
-  const code = cause instanceof ApplicationFailure ? (cause.type ?? 'UNCLASSIFIED') : cause instanceof Error ? cause.name : 'UNCLASSIFIED';
+  const code =
+    cause instanceof ApplicationFailure
+      ? (cause.type ?? 'UNCLASSIFIED')
+      : cause instanceof Error
+        ? cause.name
+        : 'UNCLASSIFIED';
   return err instanceof ActivityFailure ? { errorCode: code, activity: err.activityType } : { errorCode: code };
 }

@@ -177,7 +177,12 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     } while (state.cursor !== null);
 
     if (state.highWater !== null && typeProgress.skippedReason === undefined) {
-      await store.advanceSyncCheckpoint({ tenantId: input.tenantId, integrationId: input.integrationId, resourceType, highWater: state.highWater });
+      await store.advanceSyncCheckpoint({
+        tenantId: input.tenantId,
+        integrationId: input.integrationId,
+        resourceType,
+        highWater: state.highWater,
+      });
     }
     typeProgress.done = typeProgress.skippedReason === undefined;
     state.typeIndex += 1;
@@ -190,13 +195,30 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     state.progress.status = outcome;
     state.progress.currentResourceType = null;
     const { pages: _pages, ...totals } = state.progress.totals;
-    const skipped = state.progress.types.flatMap((t) => (t.skippedReason ? [{ resourceType: t.resourceType, reason: t.skippedReason, detail: t.skippedDetail ?? '' }] : []));
+    const skipped = state.progress.types.flatMap((t) =>
+      t.skippedReason ? [{ resourceType: t.resourceType, reason: t.skippedReason, detail: t.skippedDetail ?? '' }] : [],
+    );
     // `skipped` only when there is one, so runs recorded before it existed replay with identical inputs.
-    await store.recordSyncReport({ tenantId: input.tenantId, integrationId: input.integrationId, outcome, totals, ...(skipped.length > 0 ? { skipped } : {}) });
-    return { outcome, totals: state.progress.totals, types: state.progress.types, skipped, continuedAsNew: state.progress.continuedAsNew };
+    await store.recordSyncReport({
+      tenantId: input.tenantId,
+      integrationId: input.integrationId,
+      outcome,
+      totals,
+      ...(skipped.length > 0 ? { skipped } : {}),
+    });
+    return {
+      outcome,
+      totals: state.progress.totals,
+      types: state.progress.types,
+      skipped,
+      continuedAsNew: state.progress.continuedAsNew,
+    };
   }
 
-  function record(t: TypeProgress, page: { fetched: number; inserted: number; updated: number; unchanged: number; dropped?: number }): void {
+  function record(
+    t: TypeProgress,
+    page: { fetched: number; inserted: number; updated: number; unchanged: number; dropped?: number },
+  ): void {
     const totals = state.progress.totals;
     t.pages += 1;
     totals.pages += 1;

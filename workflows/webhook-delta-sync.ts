@@ -115,7 +115,11 @@ export async function webhookDeltaSync(input: WebhookDeltaSyncInput): Promise<vo
 async function runBatch(input: WebhookDeltaSyncInput, batch: ChangeNotification[]): Promise<DeltaBatchOutcome> {
   const types = typesOf(batch);
   const childWorkflowId = `sync/${input.tenantId}/${input.integrationId}/webhook-${new Date().toISOString()}`;
-  const args: NightlySyncInput = { tenantId: input.tenantId, integrationId: input.integrationId, ...(types === 'all' ? {} : { resourceTypes: types }) };
+  const args: NightlySyncInput = {
+    tenantId: input.tenantId,
+    integrationId: input.integrationId,
+    ...(types === 'all' ? {} : { resourceTypes: types }),
+  };
   const base = { childWorkflowId, notifications: batch.length, resourceTypes: types };
   try {
     const report = await executeChild<(i: NightlySyncInput) => Promise<SyncReport>>('nightlySync', {

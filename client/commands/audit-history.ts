@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
-import { convertPayloadsIn } from '../../lib/security/payload-codec.js';
+import { convertPayloadsIn } from '../../lib/crypto/payload-codec.js';
 import { remoteDecoder } from '../codec-client.js';
 import { withContext } from '../context.js';
 import { buildTimeline, formatTimeline } from '../history-timeline.js';
@@ -25,22 +25,35 @@ interface HistoryOptions {
 export function registerAuditHistoryCommand(audit: Command): void {
   audit
     .command('history')
-    .description('a workflow history as a readable audit timeline (who started it, activities and outcomes, signals and senders)')
+    .description(
+      'a workflow history as a readable audit timeline (who started it, activities and outcomes, signals and senders)',
+    )
     .argument('<workflowId>', 'the workflow id (e.g. a sync workflow id)')
     .option('--run-id <runId>', 'a specific run (default: the latest)')
     .option('--decode', 'decode payloads through the codec server (needs a token with the decode role; audited)')
     .option('--token <jwt>', 'bearer token for the codec server (default: EHR_CODEC_TOKEN; dev: `ehrctl dev token`)')
     .option('--codec-url <url>', 'codec server URL (default: EHR_CODEC_URL or the dev stack)')
-    .option('--codec-ca <file>', 'extra CA certificate to trust for the codec server (default: EHR_CODEC_CA or the dev CA)')
+    .option(
+      '--codec-ca <file>',
+      'extra CA certificate to trust for the codec server (default: EHR_CODEC_CA or the dev CA)',
+    )
     .option('--json', 'machine-readable output')
     .action(async (workflowId: string, opts: HistoryOptions) =>
       withContext(async (ctx) => {
         let decoder: ReturnType<typeof remoteDecoder> | undefined;
         if (opts.decode) {
           const token = opts.token ?? process.env.EHR_CODEC_TOKEN;
-          if (!token) throw new InvalidArgumentError('--token', 'is required with --decode (or set EHR_CODEC_TOKEN; on a dev stack: ehrctl dev token)');
+          if (!token)
+            throw new InvalidArgumentError(
+              '--token',
+              'is required with --decode (or set EHR_CODEC_TOKEN; on a dev stack: ehrctl dev token)',
+            );
           const url = opts.codecUrl ?? ctx.stack('EHR_CODEC_URL');
-          if (!url) throw new InvalidArgumentError('--codec-url', 'is required with --decode (or set EHR_CODEC_URL, or run the dev stack)');
+          if (!url)
+            throw new InvalidArgumentError(
+              '--codec-url',
+              'is required with --decode (or set EHR_CODEC_URL, or run the dev stack)',
+            );
           const caFile = opts.codecCa ?? ctx.stack('EHR_CODEC_CA');
           let caPem: string | undefined;
           if (caFile) {
@@ -60,7 +73,11 @@ export function registerAuditHistoryCommand(audit: Command): void {
           printJson({ workflowId, runId: opts.runId ?? null, decoded: decoder !== undefined, events: timeline });
           return;
         }
-        print(`audit timeline of workflow ${workflowId}${opts.runId ? ` run ${opts.runId}` : ''}${decoder ? ' (payloads decoded by the codec server; this decode is audited)' : ' (payloads encrypted; --decode to read them)'}`);
+        const run = opts.runId ? ` run ${opts.runId}` : '';
+        const payloads = decoder
+          ? ' (payloads decoded by the codec server; this decode is audited)'
+          : ' (payloads encrypted; --decode to read them)';
+        print(`audit timeline of workflow ${workflowId}${run}${payloads}`);
         for (const line of formatTimeline(timeline)) print(line);
       }),
     );

@@ -11,16 +11,24 @@ import { print } from '../output.js';
  * references against (EHR_SECRETS_DIR and EHR_SECRET_ROOTS; excluded EHR_KEK_DIR and PGPASSFILE).
  */
 export function registerDbCommands(program: Command): void {
-  const db = program.command('db').description('the database schema (run as the database owner, not the application role)');
+  const db = program
+    .command('db')
+    .description('the database schema (run as the database owner, not the application role)');
   db.command('migrate')
-    .description('apply pending migrations, then record where stored secret references may point (EHR_SECRETS_DIR, EHR_SECRET_ROOTS)')
+    .description(
+      'apply pending migrations, ' +
+        'then record where stored secret references may point (EHR_SECRETS_DIR, EHR_SECRET_ROOTS)',
+    )
     .action(async () =>
       withContext(async (ctx) => {
         const applied = await migrateUp(ctx.config.DATABASE_URL);
         const policy = storedSecretPolicyFromConfig(ctx.config);
         const { changed } = await writeSecretRoots(ctx.config.DATABASE_URL, policy, ctx.audit.actor);
         print(`migrations applied: ${applied.length}`);
-        print(`secret roots ${changed ? 'recorded' : 'unchanged'}: ${policy.roots.join(', ')} (excluded: ${policy.excluded.join(', ')})`);
+        print(
+          `secret roots ${changed ? 'recorded' : 'unchanged'}: ` +
+            `${policy.roots.join(', ')} (excluded: ${policy.excluded.join(', ')})`,
+        );
       }),
     );
 }

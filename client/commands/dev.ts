@@ -1,7 +1,7 @@
 import os from 'node:os';
 import type { Command } from 'commander';
-import { issueDevToken } from '../../lib/dev/dev-tls.js';
-import { describeStack, devDown, devStatus, devUp, stackPaths } from '../../lib/dev/stack.js';
+import { issueDevToken } from '../../dev/dev-tls.js';
+import { describeStack, devDown, devStatus, devUp, stackPaths } from '../../dev/stack.js';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
 import { print, printJson } from '../output.js';
 
@@ -11,7 +11,9 @@ const OVERRIDING_ENV = ['TEMPORAL_ADDRESS', 'DATABASE_URL', 'EHR_KEK_DIR', 'EHR_
 export function registerDevCommands(program: Command): void {
   const dev = program
     .command('dev')
-    .description('the embedded dev stack: PostgreSQL, Temporal dev server + Web UI, sandbox vendor, worker (state under .data/)');
+    .description(
+      'the embedded dev stack: PostgreSQL, Temporal dev server + Web UI, sandbox vendor, worker (state under .data/)',
+    );
 
   dev
     .command('up')
@@ -31,7 +33,8 @@ export function registerDevCommands(program: Command): void {
       for (const line of describeStack(result.info, devStatus().workerRunning ?? true)) print(line);
       print('ehrctl commands use this stack automatically; stop it with `ehrctl dev down`.');
       const overriding = OVERRIDING_ENV.filter((name) => process.env[name]);
-      if (overriding.length > 0) print(`note: ${overriding.join(', ')} set in your environment take precedence over the dev stack.`);
+      if (overriding.length > 0)
+        print(`note: ${overriding.join(', ')} set in your environment take precedence over the dev stack.`);
     });
 
   dev
@@ -73,8 +76,14 @@ export function registerDevCommands(program: Command): void {
 export function registerDevTokenCommand(dev: Command): void {
   dev
     .command('token')
-    .description("print a short-lived token from the dev stack's token issuer, for the codec server (audit history --decode, the Web UI's /login)")
-    .option('--role <role>', 'a role for the roles claim (repeatable)', (v: string, acc: string[] | undefined) => [...(acc ?? []), v])
+    .description(
+      "print a short-lived token from the dev stack's token issuer, " +
+        "for the codec server (audit history --decode, the Web UI's /login)",
+    )
+    .option('--role <role>', 'a role for the roles claim (repeatable)', (v: string, acc: string[] | undefined) => [
+      ...(acc ?? []),
+      v,
+    ])
     .option('--sub <name>', 'the subject the codec server audits decodes under (default: user@host)')
     .option('--ttl <seconds>', 'lifetime, at most 28800', '3600')
     .action(async (opts: { role?: string[]; sub?: string; ttl: string }) => {
@@ -88,6 +97,7 @@ export function registerDevTokenCommand(dev: Command): void {
 
 function positiveInt(name: string, value: string): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(name, `expected a positive integer, got ${JSON.stringify(value)}`);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new InvalidArgumentError(name, `expected a positive integer, got ${JSON.stringify(value)}`);
   return n;
 }

@@ -1,15 +1,16 @@
 import type { Command } from 'commander';
 import { PURPOSES } from '../../lib/fhir/classification.js';
-import { getIntegration, listIntegrations } from '../../lib/store/integrations.js';
-import { readIntegrationHealth } from '../../lib/store/integration-health.js';
+import { getIntegration, listIntegrations } from '../../lib/integrations/repository.js';
+import { readIntegrationHealth } from '../../lib/integrations/health.js';
 import { withContext } from '../context.js';
 import { devBaseUrlFor, devSandboxAdminFor } from '../dev-sandboxes.js';
-import { registerIntegration, vendorNeeds } from '../integrations.js';
+import { registerIntegration, vendorNeeds } from '../../lib/integrations/registration.js';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
 import type { VendorTlsRefs } from '../../lib/vendors/tls-options.js';
 import { EXIT } from '../../lib/errors/exit-codes.js';
 import { print, printJson, table } from '../output.js';
-import { restoreIntegration, revokeIntegration } from '../../lib/vendors/revocation.js';
+import { restoreIntegration } from '../../lib/revocation/restore.js';
+import { revokeIntegration } from '../../lib/revocation/revoke.js';
 import { registerIntegrationSettingsCommands } from './integration-settings.js';
 
 interface AddOptions {
@@ -53,7 +54,10 @@ function tlsRefs(opts: { tlsCaRef?: string; tlsCertRef?: string; tlsKeyRef?: str
   return Object.keys(refs).length > 0 ? refs : undefined;
 }
 
-/** The dev stack's sandbox admin endpoint, when the integration's base URL is one of its sandboxes (any personality). */
+/**
+ * The dev stack's sandbox admin endpoint, when the integration's base URL is one of its sandboxes (any
+ * personality).
+ */
 const sandboxAdminFor = devSandboxAdminFor;
 
 /** Our hosted JWKS as vendors reach it (the dev stack sets JWKS_PUBLIC_URL); none: print the public JWK. */
@@ -65,26 +69,52 @@ export function registerIntegrationCommands(program: Command): void {
   const integrations = program.command('integrations').description("a tenant's connections to EHR vendors");
   integrations
     .command('add')
-    .description('register an integration: prepares its credentials for the auth method and, for a sandbox vendor, registers the client there')
+    .description(
+      'register an integration: prepares its credentials for the auth method and, ' +
+        'for a sandbox vendor, registers the client there',
+    )
     .requiredOption('--id <id>', 'integration id (lowercase letters, digits, hyphens; max 63)')
     .requiredOption('--tenant <tenant>', 'owning tenant id')
     .requiredOption('--vendor <vendor>', 'vendor profile (sandbox, epic, …)')
     .option('--base-url <url>', "FHIR base URL (default: the dev stack's sandbox for that vendor)")
-    .option('--purpose <purpose>', `what the data is for, which fixes the allowed resource types and data classes: ${PURPOSES.join(', ')}`, 'clinical-sync')
-    .option('--types <list>', "comma-separated resource types the policy allows (default: all the purpose allows; others are refused)")
-    .option('--alg <alg>', 'client assertion algorithm for private_key_jwt: ES384 or RS384 (default: ES384 where the vendor accepts it)')
+    .option(
+      '--purpose <purpose>',
+      `what the data is for, which fixes the allowed resource types and data classes: ${PURPOSES.join(', ')}`,
+      'clinical-sync',
+    )
+    .option(
+      '--types <list>',
+      'comma-separated resource types the policy allows (default: all the purpose allows; others are refused)',
+    )
+    .option(
+      '--alg <alg>',
+      'client assertion algorithm for private_key_jwt: ES384 or RS384 (default: ES384 where the vendor accepts it)',
+    )
     .option('--client-id <id>', 'client id assigned by the vendor (required except for the sandbox)')
     .option('--auth-method <method>', "token endpoint authentication (default: the vendor profile's preferred method)")
-    .option('--client-secret-ref <ref>', 'client_secret_basic/post: where the secret lives (file:<path> 0600 or env:<VAR>)')
+    .option(
+      '--client-secret-ref <ref>',
+      'client_secret_basic/post: where the secret lives (file:<path> 0600 or env:<VAR>)',
+    )
     .option('--tls-ca-ref <ref>', "the vendor's CA certificate(s) (file:/env:)")
     .option('--tls-cert-ref <ref>', 'our client certificate for mTLS / tls_client_auth (file:/env:)')
     .option('--tls-key-ref <ref>', "the client certificate's private key (file:<path> 0600 or env:<VAR>)")
-    .option('--param <key=value>', 'a vendor parameter such as an athenahealth practice id (repeatable)', collectParam, [])
+    .option(
+      '--param <key=value>',
+      'a vendor parameter such as an athenahealth practice id (repeatable)',
+      collectParam,
+      [],
+    )
     .action(async (opts: AddOptions) =>
       withContext(async (ctx) => {
-        if (opts.alg !== undefined && opts.alg !== 'ES384' && opts.alg !== 'RS384') throw new Error('--alg must be ES384 or RS384');
+        if (opts.alg !== undefined && opts.alg !== 'ES384' && opts.alg !== 'RS384')
+          throw new Error('--alg must be ES384 or RS384');
         const baseUrl = opts.baseUrl ?? devBaseUrlFor(ctx, opts.vendor);
-        if (!baseUrl) throw new InvalidArgumentError('--base-url', `required (no running dev stack sandbox for vendor ${opts.vendor} to default to)`);
+        if (!baseUrl)
+          throw new InvalidArgumentError(
+            '--base-url',
+            `required (no running dev stack sandbox for vendor ${opts.vendor} to default to)`,
+          );
         const integration = await registerIntegration(
           await ctx.db(),
           {
@@ -92,7 +122,10 @@ export function registerIntegrationCommands(program: Command): void {
             tenantId: opts.tenant,
             vendor: opts.vendor,
             baseUrl,
-            resourceTypes: opts.types?.split(',').map((t) => t.trim()).filter(Boolean),
+            resourceTypes: opts.types
+              ?.split(',')
+              .map((t) => t.trim())
+              .filter(Boolean),
             purpose: opts.purpose,
             alg: opts.alg,
             clientId: opts.clientId,
@@ -107,7 +140,11 @@ export function registerIntegrationCommands(program: Command): void {
           ctx.audit,
         );
         const credential = integration.signingKid ? `key ${integration.signingKid}` : integration.authMethod;
-        print(`integration ${integration.id} registered for tenant ${integration.tenantId} for ${integration.purpose}: ${integration.resourceTypes.join(', ')} (client ${integration.clientId}, ${credential})`);
+        print(
+          `integration ${integration.id} registered for tenant ${integration.tenantId} for ` +
+            `${integration.purpose}: ` +
+            `${integration.resourceTypes.join(', ')} (client ${integration.clientId}, ${credential})`,
+        );
         if (!sandboxAdminFor(ctx, baseUrl)) {
           print('Give the vendor this client registration:');
           printJson(vendorNeeds(integration, jwksPublicUrl(ctx)));
@@ -116,7 +153,9 @@ export function registerIntegrationCommands(program: Command): void {
     );
   integrations
     .command('revoke <id>')
-    .description('revoke an integration now: every worker refuses its vendor calls, running syncs stop at their next call')
+    .description(
+      'revoke an integration now: every worker refuses its vendor calls, running syncs stop at their next call',
+    )
     .option('--reason <text>', 'why (recorded in the audit trail; no PHI)')
     .action(async (id: string, opts: { reason?: string }) =>
       withContext(async (ctx) => {
@@ -124,15 +163,22 @@ export function registerIntegrationCommands(program: Command): void {
         print(
           result.alreadyRevoked
             ? `integration ${id} was already revoked (credential generation ${result.generation})`
-            : `integration ${id} revoked: credential generation ${result.generation}; ${result.acknowledged}/${result.workers} listening workers confirmed they stopped`,
+            : `integration ${id} revoked: credential generation ${result.generation}; ` +
+                `${result.acknowledged}/${result.workers} listening workers confirmed they stopped`,
         );
         if (result.acknowledged < result.workers) process.exitCode = EXIT.failed;
       }),
     );
   integrations
     .command('restore <id>')
-    .description('issue fresh credentials (a new signing key, or the rotated secret/certificate you name) and make a revoked integration active again')
-    .option('--client-secret-ref <ref>', 'client_secret_basic/post: the reference of the secret the vendor issued after rotation (required)')
+    .description(
+      'issue fresh credentials (a new signing key, or the rotated secret/certificate you name) ' +
+        'and make a revoked integration active again',
+    )
+    .option(
+      '--client-secret-ref <ref>',
+      'client_secret_basic/post: the reference of the secret the vendor issued after rotation (required)',
+    )
     .option('--tls-cert-ref <ref>', 'tls_client_auth: the new client certificate (required with --tls-key-ref)')
     .option('--tls-key-ref <ref>', "tls_client_auth: the new certificate's private key")
     .action(async (id: string, opts: { clientSecretRef?: string; tlsCertRef?: string; tlsKeyRef?: string }) =>
@@ -146,7 +192,9 @@ export function registerIntegrationCommands(program: Command): void {
           ...(opts.clientSecretRef ? { clientSecretRef: opts.clientSecretRef } : {}),
           ...(opts.tlsCertRef || opts.tlsKeyRef ? { tlsRefs: { ...current.tlsRefs, ...tlsRefs(opts) } } : {}),
         });
-        const credential = restored.signingKid ? `new key ${restored.signingKid}` : `new ${restored.authMethod} credentials`;
+        const credential = restored.signingKid
+          ? `new key ${restored.signingKid}`
+          : `new ${restored.authMethod} credentials`;
         print(`integration ${id} restored: ${credential}, credential generation ${restored.credentialGeneration}`);
         if (!sandboxAdminFor(ctx, restored.baseUrl)) {
           print('Give the vendor this client registration (remove the old credential there):');
@@ -164,8 +212,11 @@ export function registerIntegrationCommands(program: Command): void {
       withContext(async (ctx) => {
         const db = await ctx.db();
         const rows = await listIntegrations(db, opts.tenant);
-        // The circuit breaker's last recorded transition (lib/store/integration-health.ts); no row: never opened.
-        const health = await readIntegrationHealth(db, rows.map((i) => i.id));
+        // The circuit breaker's last recorded transition (lib/integrations/health.ts); no row: never opened.
+        const health = await readIntegrationHealth(
+          db,
+          rows.map((i) => i.id),
+        );
         const view = rows.map((i) => {
           const h = health.get(i.id);
           const breaker = {
@@ -175,7 +226,16 @@ export function registerIntegrationCommands(program: Command): void {
             lastErrorCode: h?.lastErrorCode ?? null,
             since: h?.updatedAt.toISOString() ?? null,
           };
-          return { id: i.id, tenant: i.tenantId, vendor: i.vendor, purpose: i.purpose, status: i.status, types: i.resourceTypes.join(','), baseUrl: i.baseUrl, breaker };
+          return {
+            id: i.id,
+            tenant: i.tenantId,
+            vendor: i.vendor,
+            purpose: i.purpose,
+            status: i.status,
+            types: i.resourceTypes.join(','),
+            baseUrl: i.baseUrl,
+            breaker,
+          };
         });
         if (opts.json) return printJson(view);
         if (rows.length === 0) print('no integrations');

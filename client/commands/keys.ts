@@ -6,8 +6,9 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Command } from 'commander';
 import { InvalidArgumentError, KeyRotationRolledBackError } from '../../lib/errors/index.js';
-import type { Queryable } from '../../lib/store/pool.js';
-import type { KeyKind, KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation.js';
+import { keyStatus } from '../../lib/keys/key-status-repository.js';
+import { activeIntegrationIds } from '../../lib/integrations/repository.js';
+import type { KeyKind, KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation-api.js';
 import { withContext } from '../context.js';
 import { IntegrationIdKey, TenantIdKey } from '../sync-client.js';
 import { print, printJson, table } from '../output.js';
@@ -31,12 +32,21 @@ export function keyRotationWorkflowId(kind: KeyKind, scope: string, at: Date = n
 }
 
 /** Starts a rotation; a tenant's or integration's rotation is findable in the Web UI by TenantId / IntegrationId. */
-export async function startKeyRotation(client: Client, taskQueue: string, input: KeyRotationInput): Promise<WorkflowHandle> {
+export async function startKeyRotation(
+  client: Client,
+  taskQueue: string,
+  input: KeyRotationInput,
+): Promise<WorkflowHandle> {
   const typedSearchAttributes = [
     ...(input.tenantId ? [{ key: TenantIdKey, value: input.tenantId }] : []),
     ...(input.integrationId ? [{ key: IntegrationIdKey, value: input.integrationId }] : []),
   ];
-  return client.workflow.start('keyRotation', { taskQueue, workflowId: keyRotationWorkflowId(input.kind, rotationScope(input)), args: [input], typedSearchAttributes });
+  return client.workflow.start('keyRotation', {
+    taskQueue,
+    workflowId: keyRotationWorkflowId(input.kind, rotationScope(input)),
+    args: [input],
+    typedSearchAttributes,
+  });
 }
 
 export async function keyRotationResult(handle: WorkflowHandle): Promise<KeyRotationResult> {
@@ -54,13 +64,24 @@ interface KindOptions {
 }
 
 function kindOf(opts: KindOptions): Pick<KeyRotationInput, 'kind' | 'tenantId' | 'integrationId'> {
-  const chosen = [opts.kek, opts.tenant !== undefined, opts.signingKey || opts.signingKeys, opts.webhookSecret, opts.payloadKey].filter(Boolean).length;
-  if (chosen !== 1) throw new InvalidArgumentError('key', 'choose exactly one of --kek, --tenant T, --signing-key, --webhook-secret, --payload-key');
+  const chosen = [
+    opts.kek,
+    opts.tenant !== undefined,
+    opts.signingKey || opts.signingKeys,
+    opts.webhookSecret,
+    opts.payloadKey,
+  ].filter(Boolean).length;
+  if (chosen !== 1)
+    throw new InvalidArgumentError(
+      'key',
+      'choose exactly one of --kek, --tenant T, --signing-key, --webhook-secret, --payload-key',
+    );
   if (opts.kek) return { kind: 'kek' };
   if (opts.payloadKey) return { kind: 'payload-key' };
   if (opts.tenant !== undefined) return { kind: 'tenant-dek', tenantId: opts.tenant };
   const kind: KeyKind = opts.webhookSecret ? 'webhook-secret' : 'signing-key';
-  if (!opts.integration && !opts.signingKeys) throw new InvalidArgumentError('--integration', `is required with --${kind}`);
+  if (!opts.integration && !opts.signingKeys)
+    throw new InvalidArgumentError('--integration', `is required with --${kind}`);
   return opts.integration ? { kind, integrationId: opts.integration } : { kind };
 }
 
@@ -106,7 +127,11 @@ export function registerKeyCommands(program: Command): void {
         }
       }),
     );
-  withKindOptions(keys.command('schedule').description('rotate a key on a Temporal Schedule (e.g. --kek --every 365d, --signing-keys --every 90d)'))
+  withKindOptions(
+    keys
+      .command('schedule')
+      .description('rotate a key on a Temporal Schedule (e.g. --kek --every 365d, --signing-keys --every 90d)'),
+  )
     .option('--signing-keys', 'the signing key of every private_key_jwt integration (or one with --integration)')
     .requiredOption('--every <duration>', 'interval, e.g. 365d or 90d')
     .action(async (opts: KindOptions & { every: string }) =>
@@ -115,17 +140,27 @@ export function registerKeyCommands(program: Command): void {
         const base = kindOf(opts);
         let targets: Array<Pick<KeyRotationInput, 'kind' | 'tenantId' | 'integrationId'>> = [base];
         if (base.kind === 'signing-key' && !base.integrationId) {
-          const { rows } = await (await ctx.db()).query<{ id: string }>(`SELECT id FROM integrations WHERE auth_method = 'private_key_jwt' AND status = 'active' ORDER BY id`);
-          targets = rows.map((r) => ({ kind: 'signing-key', integrationId: r.id }));
+          const ids = await activeIntegrationIds(await ctx.db(), { authMethod: 'private_key_jwt' });
+          targets = ids.map((id) => ({ kind: 'signing-key', integrationId: id }));
         }
         const client = await ctx.temporal();
         for (const t of targets) {
           const scope = rotationScope(t);
-          const input: KeyRotationInput = { ...t, requestedBy: `schedule:${ctx.audit.actor}`, reason: `scheduled every ${opts.every}` };
+          const input: KeyRotationInput = {
+            ...t,
+            requestedBy: `schedule:${ctx.audit.actor}`,
+            reason: `scheduled every ${opts.every}`,
+          };
           const handle = await client.schedule.create({
             scheduleId: `key-rotation/${t.kind}/${scope}`,
             spec: { intervals: [{ every: `${every}s` }] },
-            action: { type: 'startWorkflow', workflowType: 'keyRotation', taskQueue: ctx.config.TEMPORAL_TASK_QUEUE, workflowId: `key-rotation/${t.kind}/${scope}/scheduled`, args: [input] },
+            action: {
+              type: 'startWorkflow',
+              workflowType: 'keyRotation',
+              taskQueue: ctx.config.TEMPORAL_TASK_QUEUE,
+              workflowId: `key-rotation/${t.kind}/${scope}/scheduled`,
+              args: [input],
+            },
             policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 day' },
           });
           print(`schedule ${handle.scheduleId} created: every ${opts.every}`);
@@ -140,13 +175,29 @@ export function registerKeyCommands(program: Command): void {
     .action(async (opts: { json?: boolean }) =>
       withContext(async (ctx) => {
         const db = await ctx.db();
-        const status = { ...(await keyStatus(db)), scheduled: [] as Array<{ id: string; next: string; paused: boolean }> };
+        const status = {
+          ...(await keyStatus(db)),
+          scheduled: [] as Array<{ id: string; next: string; paused: boolean }>,
+        };
         for await (const s of (await ctx.temporal()).schedule.list()) {
-          if (s.scheduleId.startsWith('key-rotation/')) status.scheduled.push({ id: s.scheduleId, next: s.info.nextActionTimes[0]?.toISOString() ?? '-', paused: s.state.paused });
+          if (s.scheduleId.startsWith('key-rotation/'))
+            status.scheduled.push({
+              id: s.scheduleId,
+              next: s.info.nextActionTimes[0]?.toISOString() ?? '-',
+              paused: s.state.paused,
+            });
         }
         if (opts.json) return printJson(status);
         print('key-encryption keys');
-        table(status.kek.map((k) => ({ kek: k.kekId, version: k.version, state: k.state, floor: k.floor, destroyAfter: k.destroyAfter ?? '' })));
+        table(
+          status.kek.map((k) => ({
+            kek: k.kekId,
+            version: k.version,
+            state: k.state,
+            floor: k.floor,
+            destroyAfter: k.destroyAfter ?? '',
+          })),
+        );
         print('\ntenant data keys');
         table(
           status.tenantKeys.map((t) => ({
@@ -161,10 +212,25 @@ export function registerKeyCommands(program: Command): void {
         table(status.payloadKeys.map((p) => ({ keyId: p.keyId, status: p.status })));
         print('\nintegration signing keys (kid)');
         if (status.signingKeys.length === 0) print('none');
-        table(status.signingKeys.map((k) => ({ integration: k.integrationId, current: k.current ?? '-', successor: k.successor ?? '-', previous: k.previous ?? '-', retired: String(k.retired) })));
+        table(
+          status.signingKeys.map((k) => ({
+            integration: k.integrationId,
+            current: k.current ?? '-',
+            successor: k.successor ?? '-',
+            previous: k.previous ?? '-',
+            retired: String(k.retired),
+          })),
+        );
         print('\nwebhook secrets (version)');
         if (status.webhookSecrets.length === 0) print('none');
-        table(status.webhookSecrets.map((w) => ({ integration: w.integrationId, current: String(w.current ?? '-'), previous: String(w.previous ?? '-'), retired: String(w.retired) })));
+        table(
+          status.webhookSecrets.map((w) => ({
+            integration: w.integrationId,
+            current: String(w.current ?? '-'),
+            previous: String(w.previous ?? '-'),
+            retired: String(w.retired),
+          })),
+        );
         print('\nlast rotations');
         if (status.lastRotations.length === 0) print('none');
         table(status.lastRotations.map((r) => ({ kind: r.kind, scope: r.scope, outcome: r.outcome, at: r.at })));
@@ -173,51 +239,4 @@ export function registerKeyCommands(program: Command): void {
         table(status.scheduled.map((s) => ({ id: s.id, next: s.next, paused: String(s.paused) })));
       }),
     );
-}
-
-export async function keyStatus(db: Queryable) {
-  const kek = await db.query<{ kek_id: string; version: number; state: string; floor: number; destroy_after: Date | null }>(
-    `SELECT v.kek_id, v.version, v.state, k.min_decryption_version AS floor, v.destroy_after FROM kek_versions v JOIN kek_keys k USING (kek_id) ORDER BY v.kek_id, v.version`,
-  );
-  // Per tenant: DEK versions by status, and the pseudonym key's KEK version (null until first stored).
-  const deks = await db.query<{ tenant_id: string; primary: number | null; decrypt_only: number[]; destroyed: number[]; psk_kek: string | null; psk_status: string | null }>(
-    `SELECT d.tenant_id, d.primary, d.decrypt_only, d.destroyed, p.kek_id || ' v' || p.kek_version AS psk_kek, p.status AS psk_status
-       FROM (SELECT tenant_id, max(key_version) FILTER (WHERE status = 'primary') AS primary,
-                    coalesce(array_agg(key_version ORDER BY key_version) FILTER (WHERE status = 'decrypt_only'), '{}') AS decrypt_only,
-                    coalesce(array_agg(key_version ORDER BY key_version) FILTER (WHERE status = 'destroyed'), '{}') AS destroyed
-               FROM data_keys GROUP BY tenant_id) d
-       LEFT JOIN tenant_purpose_keys p ON p.tenant_id = d.tenant_id AND p.purpose = 'pseudonym'
-      ORDER BY d.tenant_id`,
-  );
-  const payload = await db.query<{ key_id: string; status: string }>(`SELECT key_id, status FROM purpose_keys WHERE purpose = 'payload' ORDER BY version`);
-  // Per integration: signing keys (kid by state; retired ones counted) and webhook secret versions by state.
-  const signing = await db.query<{ integration_id: string; current: string | null; successor: string | null; previous: string | null; retired: number }>(
-    `SELECT integration_id, max(kid) FILTER (WHERE state = 'current') AS current, max(kid) FILTER (WHERE state = 'successor') AS successor,
-            max(kid) FILTER (WHERE state = 'previous') AS previous, count(*) FILTER (WHERE state = 'retired')::int AS retired
-       FROM integration_signing_keys GROUP BY integration_id ORDER BY integration_id`,
-  );
-  const webhooks = await db.query<{ integration_id: string; current: number | null; previous: number | null; retired: number }>(
-    `SELECT integration_id, max(version) FILTER (WHERE state = 'current') AS current, max(version) FILTER (WHERE state = 'previous') AS previous,
-            count(*) FILTER (WHERE state = 'retired')::int AS retired
-       FROM webhook_secrets GROUP BY integration_id ORDER BY integration_id`,
-  );
-  const last = await db.query<{ kind: string; scope: string; action: string; occurred_at: Date }>(
-    `SELECT DISTINCT ON (details->>'kind', details->>'scope') details->>'kind' AS kind, details->>'scope' AS scope, action, occurred_at
-       FROM audit_events WHERE action IN ('key.rotation.completed', 'key.rotation.rolled_back')
-      ORDER BY details->>'kind', details->>'scope', seq DESC`,
-  );
-  return {
-    kek: kek.rows.map((r) => ({ kekId: r.kek_id, version: r.version, state: r.state, floor: r.floor, destroyAfter: r.destroy_after?.toISOString() ?? null })),
-    tenantKeys: deks.rows.map((r) => ({
-      tenantId: r.tenant_id,
-      primary: r.primary,
-      decryptOnly: r.decrypt_only,
-      destroyed: r.destroyed,
-      pseudonymKey: r.psk_status === null ? null : r.psk_status === 'destroyed' ? 'destroyed' : r.psk_kek,
-    })),
-    payloadKeys: payload.rows.map((r) => ({ keyId: r.key_id, status: r.status })),
-    signingKeys: signing.rows.map((r) => ({ integrationId: r.integration_id, current: r.current, successor: r.successor, previous: r.previous, retired: r.retired })),
-    webhookSecrets: webhooks.rows.map((r) => ({ integrationId: r.integration_id, current: r.current, previous: r.previous, retired: r.retired })),
-    lastRotations: last.rows.map((r) => ({ kind: r.kind, scope: r.scope, outcome: r.action === 'key.rotation.completed' ? 'completed' : 'rolled-back', at: r.occurred_at.toISOString() })),
-  };
 }

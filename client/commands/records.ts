@@ -16,7 +16,14 @@ export function registerRecordCommands(program: Command): void {
         const rows = await countRecords(await ctx.db(), { integrationId: opts.integration, tenantId: opts.tenant });
         if (opts.json) return printJson(rows);
         if (rows.length === 0) return print('no records');
-        table(rows.map((r) => ({ tenant: r.tenantId, integration: r.integrationId, type: r.resourceType, records: r.count })));
+        table(
+          rows.map((r) => ({
+            tenant: r.tenantId,
+            integration: r.integrationId,
+            type: r.resourceType,
+            records: r.count,
+          })),
+        );
         print(`total ${rows.reduce((n, r) => n + r.count, 0)}`);
       }),
     );

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { getIntegration } from '../../lib/store/integrations.js';
+import { getIntegration } from '../../lib/integrations/repository.js';
 import type { nightlySync } from '../../workflows/nightly-sync.js';
 import { withContext } from '../context.js';
 import { print, printJson } from '../output.js';
@@ -18,7 +18,12 @@ export function registerSyncCommands(program: Command): void {
       withContext(async (ctx) => {
         const integration = await getIntegration(await ctx.db(), opts.integration);
         const client = await ctx.temporal();
-        const handle = await startSync(client, ctx.config.TEMPORAL_TASK_QUEUE, { tenantId: integration.tenantId, integrationId: integration.id, vendor: integration.vendor }, { full: opts.full });
+        const handle = await startSync(
+          client,
+          ctx.config.TEMPORAL_TASK_QUEUE,
+          { tenantId: integration.tenantId, integrationId: integration.id, vendor: integration.vendor },
+          { full: opts.full },
+        );
         print(`started ${handle.workflowId}`);
         if (opts.wait) printReport(handle.workflowId, await waitWithProgress(handle));
       }),
@@ -58,7 +63,9 @@ export function registerSyncCommands(program: Command): void {
       .action(async (workflowId: string, opts: { reason?: string }) =>
         withContext(async (ctx) => {
           const client = await ctx.temporal();
-          await client.workflow.getHandle(workflowId).signal(name, { by: ctx.audit.actor, reason: opts.reason?.slice(0, 200) });
+          await client.workflow
+            .getHandle(workflowId)
+            .signal(name, { by: ctx.audit.actor, reason: opts.reason?.slice(0, 200) });
           print(`${name} sent to ${workflowId}`);
         }),
       );

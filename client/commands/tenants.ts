@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createTenant, listTenants } from '../../lib/store/tenants.js';
-import { revokeTenant } from '../../lib/vendors/revocation.js';
+import { revokeTenant } from '../../lib/revocation/revoke.js';
 import { withContext } from '../context.js';
 import { print, table } from '../output.js';
 
@@ -19,12 +19,15 @@ export function registerTenantCommands(program: Command): void {
     );
   tenants
     .command('revoke <id>')
-    .description("revoke a tenant and every one of its integrations")
+    .description('revoke a tenant and every one of its integrations')
     .option('--reason <text>', 'why (recorded in the audit trail; no PHI)')
     .action(async (id: string, opts: { reason?: string }) =>
       withContext(async (ctx) => {
         const results = await revokeTenant(await ctx.db(), id, ctx.audit, { reason: opts.reason });
-        print(`tenant ${id} revoked; integrations revoked: ${results.length === 0 ? 'none' : results.map((r) => r.integrationId).join(', ')}`);
+        print(
+          `tenant ${id} revoked; integrations revoked: ` +
+            `${results.length === 0 ? 'none' : results.map((r) => r.integrationId).join(', ')}`,
+        );
       }),
     );
   tenants

@@ -14,10 +14,15 @@ import { print, printJson, table } from '../output.js';
 const ALL = VENDOR_IDS.map((id) => PROFILES[id]);
 
 export function registerVendorCommands(program: Command): void {
-  const vendors = program.command('vendors').description('vendor profiles: the integration matrix and compensating controls');
+  const vendors = program
+    .command('vendors')
+    .description('vendor profiles: the integration matrix and compensating controls');
   vendors
     .command('matrix')
-    .description('every vendor’s auth, tokens, scopes, paging, bulk, push, limits and the controls we add (values carry confidence H/M/L)')
+    .description(
+      'every vendor’s auth, tokens, scopes, paging, bulk, push, ' +
+        'limits and the controls we add (values carry confidence H/M/L)',
+    )
     .option('--format <format>', 'table, json or md', 'table')
     .action((opts: { format: string }) => {
       switch (opts.format) {
@@ -47,14 +52,23 @@ export function registerVendorCommands(program: Command): void {
       }
       print(`${entry.profile.name} (${id})`);
       print();
-      table(factEntries(entry.profile).map(([fact, f]) => ({ fact, value: JSON.stringify(f.value), confidence: f.confidence, source: f.source })));
+      table(
+        factEntries(entry.profile).map(([fact, f]) => ({
+          fact,
+          value: JSON.stringify(f.value),
+          confidence: f.confidence,
+          source: f.source,
+        })),
+      );
       print();
       if (entry.compensatingControls.length === 0) print('no weaknesses found: no compensating control needed');
-      for (const c of entry.compensatingControls) print(`${c.weakness}: ${c.finding}\n  control: ${c.control}\n  setting: ${c.setting}`);
+      for (const c of entry.compensatingControls)
+        print(`${c.weakness}: ${c.finding}\n  control: ${c.control}\n  setting: ${c.setting}`);
       print();
       const s = entry.recommendedSettings;
       print(
-        `recommended: sync every ${s.syncIntervalHours} h · audit retention ${s.auditRetentionDays} days · field minimisation ${s.fieldMinimisation}` +
+        `recommended: sync every ${s.syncIntervalHours} h · audit retention ${s.auditRetentionDays} days` +
+          ` · field minimisation ${s.fieldMinimisation}` +
           ` · secret rotation ${s.secretRotationDays === null ? 'n/a' : `${s.secretRotationDays} days`}`,
       );
     });

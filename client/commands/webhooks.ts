@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { getIntegration } from '../../lib/store/integrations.js';
+import { getIntegration } from '../../lib/integrations/repository.js';
+import { deliverySummary } from '../../lib/webhooks/deliveries.js';
 import { deltaSyncWorkflowId, pendingNotifications } from '../delta-sync-client.js';
 import { withContext } from '../context.js';
 import { print, printJson } from '../output.js';
@@ -16,28 +17,37 @@ export function registerWebhookCommands(program: Command): void {
       withContext(async (ctx) => {
         const db = await ctx.db();
         const integration = await getIntegration(db, opts.integration);
-        const counts = await db.query<{ deliveries: string; unsignalled: string; last: Date | null }>(
-          `SELECT count(*)::text AS deliveries, count(*) FILTER (WHERE signalled_at IS NULL)::text AS unsignalled, max(received_at) AS last
-             FROM webhook_deliveries WHERE integration_id = $1`,
-          [integration.id],
-        );
+        const stored = await deliverySummary(db, integration.id);
         const workflowId = deltaSyncWorkflowId({ tenantId: integration.tenantId, integrationId: integration.id });
         const client = await ctx.temporal();
         const workflow = await pendingNotifications(client.workflow.getHandle(workflowId)).catch(() => undefined);
-        const row = counts.rows[0]!;
         const status = {
           integrationId: integration.id,
-          deliveries: Number(row.deliveries),
-          unsignalled: Number(row.unsignalled),
-          lastReceivedAt: row.last?.toISOString() ?? null,
+          deliveries: stored.deliveries,
+          unsignalled: stored.unsignalled,
+          lastReceivedAt: stored.lastReceivedAt?.toISOString() ?? null,
           workflowId,
           workflow: workflow ?? null,
         };
         if (opts.json) return printJson(status);
-        print(`deliveries ${status.deliveries} (unsignalled ${status.unsignalled}), last ${status.lastReceivedAt ?? 'never'}`);
+        print(
+          `deliveries ${status.deliveries} (unsignalled ${status.unsignalled}), ` +
+            `last ${status.lastReceivedAt ?? 'never'}`,
+        );
         if (!workflow) return print(`${workflowId}: not started yet (the first accepted delivery starts it)`);
-        print(`${workflowId}: ${workflow.count} pending (${workflow.resourceTypes === 'all' ? 'all types' : workflow.resourceTypes.join(', ') || '-'}), ${workflow.received} received, ${workflow.batches} batches`);
-        if (workflow.lastBatch) print(`last batch: ${workflow.lastBatch.outcome} ${workflow.lastBatch.childWorkflowId} (${workflow.lastBatch.notifications} notifications${workflow.lastBatch.failure ? `, ${workflow.lastBatch.failure}` : ''})`);
+        print(
+          `${workflowId}: ` +
+            `${workflow.count} pending ` +
+            `(${workflow.resourceTypes === 'all' ? 'all types' : workflow.resourceTypes.join(', ') || '-'}), ` +
+            `${workflow.received} received, ${workflow.batches} batches`,
+        );
+        if (workflow.lastBatch) {
+          const batch = workflow.lastBatch;
+          const failure = batch.failure ? `, ${batch.failure}` : '';
+          print(
+            `last batch: ${batch.outcome} ${batch.childWorkflowId} (${batch.notifications} notifications${failure})`,
+          );
+        }
       }),
     );
 }

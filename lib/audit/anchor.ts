@@ -89,7 +89,11 @@ export class FileAuditAnchor implements AuditAnchor {
     if (created) {
       // Make the new directory entry durable too.
       const dh = await fs.open(dir, 'r').catch(() => undefined);
-      if (dh) await dh.sync().catch(() => undefined).finally(() => dh.close());
+      if (dh)
+        await dh
+          .sync()
+          .catch(() => undefined)
+          .finally(() => dh.close());
     }
   }
 
@@ -126,7 +130,10 @@ export class FileAuditAnchor implements AuditAnchor {
         const start = Math.max(0, size - chunk);
         const buf = Buffer.alloc(size - start);
         await fh.read(buf, 0, buf.length, start);
-        const lines = buf.toString('utf8').split('\n').filter((l) => l.trim() !== '');
+        const lines = buf
+          .toString('utf8')
+          .split('\n')
+          .filter((l) => l.trim() !== '');
         // The first line of a partial chunk may be cut; it is only usable when the chunk starts the file.
         const usable = start === 0 ? lines : lines.slice(1);
         const lastText = usable[usable.length - 1];

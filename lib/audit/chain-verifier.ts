@@ -66,17 +66,21 @@ export function rowHash(prevHash: Buffer, seq: number, row: ChainRow): Buffer | 
   } catch {
     return undefined;
   }
-  return auditHashWithDetails(prevHash, {
-    seq,
-    occurredAt: row.occurredAt,
-    actor: row.actor,
-    action: row.action,
-    outcome: row.outcome as AuditOutcome,
-    tenantId: row.tenantId,
-    integrationId: row.integrationId,
-    correlationId: row.correlationId,
-    details: row.details,
-  }, details);
+  return auditHashWithDetails(
+    prevHash,
+    {
+      seq,
+      occurredAt: row.occurredAt,
+      actor: row.actor,
+      action: row.action,
+      outcome: row.outcome as AuditOutcome,
+      tenantId: row.tenantId,
+      integrationId: row.integrationId,
+      correlationId: row.correlationId,
+      details: row.details,
+    },
+    details,
+  );
 }
 
 export class ChainVerifier {
@@ -109,9 +113,11 @@ export class ChainVerifier {
     }
     this.maxAnchored = max;
     // A checkpoint of the empty chain anchors the genesis hash.
-    if (!from || from.seq === 0) for (const cp of this.anchored.get(0) ?? []) {
-      if (!sameBytes(cp.headHash, AUDIT_GENESIS_HASH)) this.fail(1, `checkpoint ${cp.checkpointSeq} anchors an empty chain with a non-genesis hash`);
-    }
+    if (!from || from.seq === 0)
+      for (const cp of this.anchored.get(0) ?? []) {
+        if (!sameBytes(cp.headHash, AUDIT_GENESIS_HASH))
+          this.fail(1, `checkpoint ${cp.checkpointSeq} anchors an empty chain with a non-genesis hash`);
+      }
   }
 
   /** True once a break has been found; further rows are ignored. */
@@ -140,7 +146,10 @@ export class ChainVerifier {
           // Event seq-1 was inserted: the original rows from there on were renumbered up by one.
           if (this.pendingRewrite && this.pendingRewrite.at === seq - 1) this.pendingRewrite = undefined;
           this.resolvePending();
-          return this.fail(seq - 1, `forged event inserted at seq ${seq - 1}: seq ${seq} is the original event ${seq - 1} renumbered`);
+          return this.fail(
+            seq - 1,
+            `forged event inserted at seq ${seq - 1}: seq ${seq} is the original event ${seq - 1} renumbered`,
+          );
         }
       }
       this.resolvePending();
@@ -183,7 +192,11 @@ export class ChainVerifier {
     if (!this.broken) {
       const max = this.maxAnchored;
       if (max && max.eventSeq > lastSeq) {
-        this.fail(lastSeq + 1, `the tail was truncated: checkpoint ${max.checkpointSeq} signed ${max.eventSeq} events, only ${lastSeq} remain`);
+        this.fail(
+          lastSeq + 1,
+          `the tail was truncated: checkpoint ${max.checkpointSeq} signed ${max.eventSeq} events, ` +
+            `only ${lastSeq} remain`,
+        );
       } else if (head && head.seq > lastSeq) {
         this.fail(lastSeq + 1, `the tail was truncated: the head is at seq ${head.seq}, the last event is ${lastSeq}`);
       } else if (head && head.seq < lastSeq) {
@@ -200,7 +213,11 @@ export class ChainVerifier {
 }
 
 /** In-memory verification of rows (any order; sorted by seq here) against trusted checkpoints. */
-export function verifyChainRows(rows: readonly ChainRow[], checkpoints: readonly AnchoredHead[] = [], head?: ChainHead): ChainResult {
+export function verifyChainRows(
+  rows: readonly ChainRow[],
+  checkpoints: readonly AnchoredHead[] = [],
+  head?: ChainHead,
+): ChainResult {
   const v = new ChainVerifier(checkpoints);
   const sorted = [...rows].sort((a, b) => a.seq - b.seq);
   for (const row of sorted) {

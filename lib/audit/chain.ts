@@ -134,7 +134,10 @@ function requireText(field: string, value: unknown, optional: boolean): string |
     throw new InvalidArgumentError(`audit event ${field}`, 'is required');
   }
   if (typeof value !== 'string' || value.length === 0 || value.length > MAX_TEXT_FIELD) {
-    throw new InvalidArgumentError(`audit event ${field}`, `must be a non-empty string of at most ${MAX_TEXT_FIELD} characters`);
+    throw new InvalidArgumentError(
+      `audit event ${field}`,
+      `must be a non-empty string of at most ${MAX_TEXT_FIELD} characters`,
+    );
   }
   return value;
 }
@@ -184,7 +187,8 @@ function prepare(event: AuditEvent): PreparedEvent {
 /** A pg error message can quote values; only its SQLSTATE code is safe to carry on. */
 function safeReason(err: unknown): string {
   if (err instanceof EhrError) return err.message;
-  const code = typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+  const code =
+    typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
   return code ? `database error ${code}` : 'database error';
 }
 
@@ -202,7 +206,9 @@ export async function appendAuditEvents(client: PoolClient, events: AuditEvent[]
       const head = await client.query<{ seq: string }>('SELECT seq::text AS seq FROM audit_head');
       return { lastSeq: Number(head.rows[0]?.seq ?? 0) };
     }
-    const head = await client.query<{ seq: string; hash: Buffer }>('SELECT seq::text AS seq, hash FROM audit_lock_head()');
+    const head = await client.query<{ seq: string; hash: Buffer }>(
+      'SELECT seq::text AS seq, hash FROM audit_lock_head()',
+    );
     const headRow = head.rows[0];
     if (!headRow) throw new AuditWriteError(firstAction, 'audit head row is missing');
 
@@ -224,17 +230,21 @@ export async function appendAuditEvents(client: PoolClient, events: AuditEvent[]
     for (const e of prepared) {
       seq += 1;
       const occurredAt = e.occurredAt.toISOString();
-      const hash = auditHashWithDetails(prevHash, {
-        seq,
-        occurredAt,
-        actor: e.actor,
-        action: e.action,
-        outcome: e.outcome,
-        tenantId: e.tenantId,
-        integrationId: e.integrationId,
-        correlationId: e.correlationId,
-        details: e.details,
-      }, e.detailsJson);
+      const hash = auditHashWithDetails(
+        prevHash,
+        {
+          seq,
+          occurredAt,
+          actor: e.actor,
+          action: e.action,
+          outcome: e.outcome,
+          tenantId: e.tenantId,
+          integrationId: e.integrationId,
+          correlationId: e.correlationId,
+          details: e.details,
+        },
+        e.detailsJson,
+      );
       cols.seq.push(String(seq));
       cols.occurredAt.push(occurredAt);
       cols.actor.push(e.actor);

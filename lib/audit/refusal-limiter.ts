@@ -7,7 +7,10 @@
  */
 export class RefusalAuditLimiter {
   private readonly windows = new Map<string, { until: number; suppressed: number }>();
-  constructor(private readonly windowMs = 60_000, private readonly maxKeys = 10_000) {}
+  constructor(
+    private readonly windowMs = 60_000,
+    private readonly maxKeys = 10_000,
+  ) {}
 
   /** undefined: skip this one; a number: audit it, with that many left out since the last. */
   admit(key: string, nowMs = Date.now()): number | undefined {

@@ -12,7 +12,19 @@ import type { ChainRow } from './chain-verifier.js';
  * [seq, occurred_at (UTC), actor, action, outcome, tenant_id, integration_id, correlation_id, details,
  *  prev_hash hex, hash hex]. `details` is the stored jsonb, rendered exactly as details::text would.
  */
-type DbAuditTuple = [number, string, string, string, string, string | null, string | null, string, unknown, string, string];
+type DbAuditTuple = [
+  number,
+  string,
+  string,
+  string,
+  string,
+  string | null,
+  string | null,
+  string,
+  unknown,
+  string,
+  string,
+];
 
 const SELECT_ROWS = `SELECT coalesce(json_agg(json_build_array(
          seq,

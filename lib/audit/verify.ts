@@ -2,8 +2,7 @@
  * Verifies the audit trail (DESIGN §4 invariant 6, §6 "Audit anchors"), streaming the events in seq
  * order in batches (constant memory; millions of rows) inside one REPEATABLE READ snapshot.
  *
- * `verifyAuditChain`: the hash chain alone — edited rows, deleted rows, rewritten links, swapped or
- * reordered rows (seq is inside the hash), a head that does not match the last row.
+ * `verifyAuditChain` (lib/audit/verify-chain.ts): the hash chain alone.
  *
  * `verifyAuditTrail`: the chain plus the signed checkpoints and the anchor kept outside the
  * database — every checkpoint's Ed25519 signature, the checkpoints' own chain, the anchor's lines
@@ -14,71 +13,17 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { JWK } from 'jose';
-import type { Pool, PoolClient } from '../store/pool.js';
+import type { Pool } from '../store/pool.js';
 import type { AuditAnchor, ReadAnchorLine } from './anchor.js';
 import { FileAuditAnchor } from './anchor.js';
-import type { AnchoredHead, ChainHead } from './chain-verifier.js';
-import { ChainVerifier } from './chain-verifier.js';
-import type { CheckpointPayload, StoredCheckpoint } from './checkpoint.js';
-import { CHECKPOINT_GENESIS_HASH, checkpointHashOf, listCheckpoints, publicKeyFromJwk, verifyCheckpointJws } from './checkpoint.js';
-import { readChainRows } from './rows.js';
+import type { AnchoredHead } from './chain-verifier.js';
+import { listCheckpoints } from './checkpoint.js';
+import type { CheckpointPayload, StoredCheckpoint } from './checkpoint-jws.js';
+import { CHECKPOINT_GENESIS_HASH, checkpointHashOf, publicKeyFromJwk, verifyCheckpointJws } from './checkpoint-jws.js';
+import { checkBatchSize, inSnapshot, readHead, walk } from './verify-chain.js';
+import type { AuditVerification } from './verify-chain.js';
 
-export interface AuditVerification {
-  ok: boolean;
-  /** Rows read and checked, including the first broken one. */
-  eventsChecked: number;
-  headSeq: number;
-  /** The lowest seq at which the chain no longer holds. */
-  firstBrokenSeq?: number;
-  reason?: string;
-}
-
-async function readHead(client: PoolClient): Promise<(ChainHead & { chainId: string | undefined }) | undefined> {
-  // chain_id arrives with the checkpoint migration; tolerate its absence for the chain-only check.
-  const head = await client.query<{ seq: string; hash: Buffer; chain_id?: string }>('SELECT seq::text AS seq, hash, to_jsonb(h) ->> \'chain_id\' AS chain_id FROM audit_head h');
-  const r = head.rows[0];
-  return r ? { seq: Number(r.seq), hash: r.hash, chainId: r.chain_id ?? undefined } : undefined;
-}
-
-async function walk(client: PoolClient, checkpoints: AnchoredHead[], head: ChainHead, batchSize: number) {
-  const v = new ChainVerifier(checkpoints);
-  for await (const batch of readChainRows(client, { fromSeq: 1, batchSize })) {
-    for (const row of batch) {
-      v.push(row);
-      if (v.done) break;
-    }
-    if (v.done) break;
-  }
-  return v.finish(head);
-}
-
-async function inSnapshot<T>(pool: Pool, fn: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    return await fn(client);
-  } finally {
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release();
-  }
-}
-
-function checkBatchSize(batchSize: number): void {
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError('batchSize must be a positive integer');
-}
-
-export async function verifyAuditChain(pool: Pool, opts: { batchSize?: number } = {}): Promise<AuditVerification> {
-  const batchSize = opts.batchSize ?? 2000;
-  checkBatchSize(batchSize);
-  return inSnapshot(pool, async (client) => {
-    const head = await readHead(client);
-    if (!head) return { ok: false, eventsChecked: 0, headSeq: 0, firstBrokenSeq: 1, reason: 'audit head row is missing' };
-    const r = await walk(client, [], head, batchSize);
-    return r.ok
-      ? { ok: true, eventsChecked: r.eventsChecked, headSeq: head.seq }
-      : { ok: false, eventsChecked: r.eventsChecked, headSeq: head.seq, firstBrokenSeq: r.firstBrokenSeq, reason: r.reason };
-  });
-}
+export type { AuditVerification };
 
 export interface CheckpointProblem {
   /** The checkpoint concerned, when known. */
@@ -135,12 +80,22 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
     const base = { anchor: anchor.description, anchorLines: lines ? lines.length : null };
     if (!head) {
       return {
-        ok: false, eventsChecked: 0, headSeq: 0, firstBrokenSeq: 1, reason: 'audit head row is missing',
-        checkpoints: 0, keySource: 'none', checkpointProblems: [], elapsedMs: performance.now() - t0, ...base,
+        ok: false,
+        eventsChecked: 0,
+        headSeq: 0,
+        firstBrokenSeq: 1,
+        reason: 'audit head row is missing',
+        checkpoints: 0,
+        keySource: 'none',
+        checkpointProblems: [],
+        elapsedMs: performance.now() - t0,
+        ...base,
       };
     }
     const dbCheckpoints = await listCheckpoints(client);
-    const dbKeys = await client.query<{ kid: string; public_jwk: JWK }>('SELECT kid, public_jwk FROM audit_signing_keys ORDER BY kid');
+    const dbKeys = await client.query<{ kid: string; public_jwk: JWK }>(
+      'SELECT kid, public_jwk FROM audit_signing_keys ORDER BY kid',
+    );
 
     // Trusted keys: the purpose-key source; else the anchor's; else the database's. Disagreements are problems.
     const keys = new Map<string, KeyObject>();
@@ -164,11 +119,12 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
       keySource = 'purpose-keys';
       for (const k of opts.verificationKeys) addKey(k.kid, k.publicJwk, 'purpose-key source');
     }
-    for (const l of lines ?? []) if ('entry' in l) {
-      if (keySource === 'none') keySource = 'anchor';
-      if (opts.verificationKeys && !keys.has(l.entry.kid)) continue; // reported when its signature is checked
-      addKey(l.entry.kid, l.entry.publicJwk, `anchor (line ${l.line})`);
-    }
+    for (const l of lines ?? [])
+      if ('entry' in l) {
+        if (keySource === 'none') keySource = 'anchor';
+        if (opts.verificationKeys && !keys.has(l.entry.kid)) continue; // reported when its signature is checked
+        addKey(l.entry.kid, l.entry.publicJwk, `anchor (line ${l.line})`);
+      }
     for (const k of dbKeys.rows) {
       if (keySource === 'none') keySource = 'database';
       if (opts.verificationKeys && !keys.has(k.kid)) continue;
@@ -183,7 +139,12 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
     let prevEventSeq = 0;
     let expectedCp = 1;
     if (!lines) {
-      if (dbCheckpoints.length > 0) problem({ reason: `the anchor ${anchor.description} does not exist, the database holds ${dbCheckpoints.length} checkpoints` });
+      if (dbCheckpoints.length > 0)
+        problem({
+          reason:
+            `the anchor ${anchor.description} does not exist, ` +
+            `the database holds ${dbCheckpoints.length} checkpoints`,
+        });
     } else {
       for (const l of lines) {
         if ('error' in l) {
@@ -199,24 +160,50 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
         }
         const p = verified.payload;
         if (p.chainId !== head.chainId) {
-          problem({ ...at, reason: `anchor line ${l.line} belongs to another audit chain (${p.chainId}; this database: ${head.chainId ?? 'none'})` });
+          problem({
+            ...at,
+            reason:
+              `anchor line ${l.line} belongs to another audit chain (${p.chainId}; ` +
+              `this database: ${head.chainId ?? 'none'})`,
+          });
           continue;
         }
-        if (e.checkpointSeq !== p.checkpointSeq || e.eventSeq !== p.eventSeq || e.headHash !== p.headHash || e.kid !== p.kid || e.chainId !== p.chainId) {
+        if (
+          e.checkpointSeq !== p.checkpointSeq ||
+          e.eventSeq !== p.eventSeq ||
+          e.headHash !== p.headHash ||
+          e.kid !== p.kid ||
+          e.chainId !== p.chainId
+        ) {
           problem({ ...at, reason: `anchor line ${l.line} was altered: its fields differ from its signed payload` });
         }
         if (p.checkpointSeq !== expectedCp) {
-          problem({ ...at, reason: `anchor line ${l.line} holds checkpoint ${p.checkpointSeq}, expected ${expectedCp}: anchor lines are missing or out of order` });
+          problem({
+            ...at,
+            reason:
+              `anchor line ${l.line} holds checkpoint ${p.checkpointSeq}, ` +
+              `expected ${expectedCp}: anchor lines are missing or out of order`,
+          });
         } else if (p.previousCheckpointHash !== prevHash) {
-          problem({ ...at, reason: `anchored checkpoint ${p.checkpointSeq} does not chain to checkpoint ${p.checkpointSeq - 1}` });
+          problem({
+            ...at,
+            reason: `anchored checkpoint ${p.checkpointSeq} does not chain to checkpoint ${p.checkpointSeq - 1}`,
+          });
         } else if (p.eventSeq < prevEventSeq) {
-          problem({ ...at, reason: `anchored checkpoint ${p.checkpointSeq} covers fewer events than checkpoint ${p.checkpointSeq - 1}` });
+          problem({
+            ...at,
+            reason: `anchored checkpoint ${p.checkpointSeq} covers fewer events than checkpoint ${p.checkpointSeq - 1}`,
+          });
         }
         expectedCp = p.checkpointSeq + 1;
         prevHash = checkpointHashOf(e.jws);
         prevEventSeq = p.eventSeq;
         if (!anchored.has(p.checkpointSeq)) anchored.set(p.checkpointSeq, { jws: e.jws, payload: p });
-        trusted.push({ checkpointSeq: p.checkpointSeq, eventSeq: p.eventSeq, headHash: Buffer.from(p.headHash, 'hex') });
+        trusted.push({
+          checkpointSeq: p.checkpointSeq,
+          eventSeq: p.eventSeq,
+          headHash: Buffer.from(p.headHash, 'hex'),
+        });
       }
     }
 
@@ -228,7 +215,8 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
       const at = { checkpointSeq: cp.checkpointSeq };
       if (cp.checkpointSeq !== expectedDb && !lines) {
         // With an anchor, a missing one is reported below, against the anchor.
-        for (let k = expectedDb; k < cp.checkpointSeq && k < expectedDb + 5; k++) problem({ checkpointSeq: k, reason: `checkpoint ${k} is missing from the database` });
+        for (let k = expectedDb; k < cp.checkpointSeq && k < expectedDb + 5; k++)
+          problem({ checkpointSeq: k, reason: `checkpoint ${k} is missing from the database` });
       }
       expectedDb = cp.checkpointSeq + 1;
       const verified = await verifyCheckpointJws(cp.jws, keys);
@@ -238,27 +226,43 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
       }
       const p = verified.payload;
       if (!sameColumns(cp, p) || checkpointHashOf(cp.jws) !== cp.checkpointHash) {
-        problem({ ...at, reason: `database checkpoint ${cp.checkpointSeq} was altered: its columns differ from its signed payload` });
+        problem({
+          ...at,
+          reason: `database checkpoint ${cp.checkpointSeq} was altered: its columns differ from its signed payload`,
+        });
       }
       if (lines) {
         const a = anchored.get(cp.checkpointSeq);
         if (!a) problem({ ...at, reason: `checkpoint ${cp.checkpointSeq} is in the database but not in the anchor` });
-        else if (a.jws !== cp.jws) problem({ ...at, reason: `checkpoint ${cp.checkpointSeq} differs between the database and the anchor` });
+        else if (a.jws !== cp.jws)
+          problem({ ...at, reason: `checkpoint ${cp.checkpointSeq} differs between the database and the anchor` });
       } else if (p.chainId === head.chainId) {
         // No anchor: the database's signed checkpoints are the best evidence there is.
-        trusted.push({ checkpointSeq: p.checkpointSeq, eventSeq: p.eventSeq, headHash: Buffer.from(p.headHash, 'hex') });
+        trusted.push({
+          checkpointSeq: p.checkpointSeq,
+          eventSeq: p.eventSeq,
+          headHash: Buffer.from(p.headHash, 'hex'),
+        });
       }
     }
     for (const k of anchored.keys()) {
-      if (!inDb.has(k)) problem({ checkpointSeq: k, reason: `checkpoint ${k} is in the anchor but missing from the database` });
+      if (!inDb.has(k))
+        problem({ checkpointSeq: k, reason: `checkpoint ${k} is in the anchor but missing from the database` });
     }
 
     const chain = await walk(client, trusted, head, batchSize);
     if (chain.ok) {
-      const best = trusted.reduce<AnchoredHead | undefined>((m, c) => (!m || c.checkpointSeq > m.checkpointSeq ? c : m), undefined);
+      const best = trusted.reduce<AnchoredHead | undefined>(
+        (m, c) => (!m || c.checkpointSeq > m.checkpointSeq ? c : m),
+        undefined,
+      );
       if (best) {
         const p = anchored.get(best.checkpointSeq)?.payload;
-        lastTrusted = { checkpointSeq: best.checkpointSeq, eventSeq: best.eventSeq, createdAt: p?.createdAt ?? dbCheckpoints.find((c) => c.checkpointSeq === best.checkpointSeq)?.createdAt ?? '' };
+        lastTrusted = {
+          checkpointSeq: best.checkpointSeq,
+          eventSeq: best.eventSeq,
+          createdAt: p?.createdAt ?? dbCheckpoints.find((c) => c.checkpointSeq === best.checkpointSeq)?.createdAt ?? '',
+        };
       }
     }
     problems.sort((a, b) => (a.checkpointSeq ?? 0) - (b.checkpointSeq ?? 0));

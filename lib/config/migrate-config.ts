@@ -14,7 +14,9 @@ import { parseSecretRef, resolveSecretSync } from './secrets.js';
 import type { StoredSecretPolicy } from './stored-secret-refs.js';
 import { storedSecretPolicy, storedSecretPolicyFromConfig } from './stored-secret-refs.js';
 
-const ROLE = z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lowercase role name (letters, digits, underscores)');
+const ROLE = z
+  .string()
+  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'expected a lowercase role name (letters, digits, underscores)');
 
 const migrateSchema = z.object({
   /** The application's URL as the services use it: its user is the login role to create or update. */
@@ -32,7 +34,10 @@ const migrateSchema = z.object({
   EHR_SECRET_ROOTS: z.string().optional(),
   EHR_KEK_DIR: z.string().startsWith('/', 'expected an absolute path'),
   EHR_TEMPORAL_DB_ROLE: ROLE.optional(),
-  /** Its password: `file:`/`env:` reference or the value itself (the Temporal image takes it from the environment anyway). */
+  /**
+   * Its password: `file:`/`env:` reference or the value itself (the Temporal image takes it from the
+   * environment anyway).
+   */
   EHR_TEMPORAL_DB_PASSWORD: z.string().min(1).optional(),
 });
 
@@ -65,17 +70,26 @@ function readAppPassword(file: string, databaseUrl: string): string {
   }
   // pg ignores a password file that others may read; refuse it here rather than set a password the services cannot use.
   if ((stat.mode & 0o077) !== 0) {
-    throw new ConfigError('EHR_APP_PGPASSFILE', `${file} has mode 0${(stat.mode & 0o777).toString(8)}; it must be 0600`);
+    throw new ConfigError(
+      'EHR_APP_PGPASSFILE',
+      `${file} has mode 0${(stat.mode & 0o777).toString(8)}; it must be 0600`,
+    );
   }
   const target = pgpassTargetOf(databaseUrl);
   const password = pgpassPassword(fs.readFileSync(file, 'utf8'), target);
   if (!password) {
-    throw new ConfigError('EHR_APP_PGPASSFILE', `${file} has no line for ${target.host}:${target.port}:${target.database}:${target.user}`);
+    throw new ConfigError(
+      'EHR_APP_PGPASSFILE',
+      `${file} has no line for ${target.host}:${target.port}:${target.database}:${target.user}`,
+    );
   }
   return password;
 }
 
-/** DATABASE_URL (the owner's) under the product's rules: a reference is resolved; no inline password for a remote host. */
+/**
+ * DATABASE_URL (the owner's) under the product's rules: a reference is resolved; no inline password for a
+ * remote host.
+ */
 function ownerDatabaseUrl(env: Record<string, string | undefined>): string {
   const value = env.DATABASE_URL;
   if (!value) throw new ConfigError('DATABASE_URL', 'is required but not set');
@@ -97,7 +111,10 @@ export function loadMigrateConfig(env: Record<string, string | undefined> = proc
     throw new ConfigError('EHR_APP_DATABASE_URL', 'must not carry a password: it is read from EHR_APP_PGPASSFILE');
   }
   if (role === decodeURIComponent(new URL(owner).username)) {
-    throw new ConfigError('EHR_APP_DATABASE_URL', 'names the owner of DATABASE_URL; the services need a role of their own');
+    throw new ConfigError(
+      'EHR_APP_DATABASE_URL',
+      'names the owner of DATABASE_URL; the services need a role of their own',
+    );
   }
   const config: MigrateConfig = {
     ownerDatabaseUrl: owner,
@@ -111,7 +128,10 @@ export function loadMigrateConfig(env: Record<string, string | undefined> = proc
     }
     const value = fields.EHR_TEMPORAL_DB_PASSWORD;
     const scheme = parseSecretRef(value)?.scheme;
-    const password = scheme === 'file' || scheme === 'env' ? resolveSecretSync(value, { field: 'EHR_TEMPORAL_DB_PASSWORD', env }) : value;
+    const password =
+      scheme === 'file' || scheme === 'env'
+        ? resolveSecretSync(value, { field: 'EHR_TEMPORAL_DB_PASSWORD', env })
+        : value;
     config.temporal = { role: fields.EHR_TEMPORAL_DB_ROLE, password };
   }
   return config;

@@ -9,7 +9,13 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors/index.js';
-import { checkSecretRef, containsPrivateKeyMaterial, parseSecretRef, resolveSecret, resolveSecretSync } from './secrets.js';
+import {
+  checkSecretRef,
+  containsPrivateKeyMaterial,
+  parseSecretRef,
+  resolveSecret,
+  resolveSecretSync,
+} from './secrets.js';
 import { secretRootsProblem, storedSecretPolicyFromConfig } from './stored-secret-refs.js';
 
 const hostPort = z
@@ -34,7 +40,8 @@ export const configSchema = z.object({
   EHR_SECRETS_DIR: z.string().min(1).default('.data/secrets'),
   /**
    * Further directories (`:`-separated) that `file:` secret references stored for integrations may point
-   * into, beside EHR_SECRETS_DIR. Never `/`, /proc, /sys, /dev or inside EHR_KEK_DIR (lib/config/stored-secret-refs.ts).
+   * into, beside EHR_SECRETS_DIR. Never `/`, /proc, /sys, /dev or inside EHR_KEK_DIR
+   * (lib/config/stored-secret-refs.ts).
    */
   EHR_SECRET_ROOTS: z
     .string()
@@ -62,12 +69,15 @@ export const configSchema = z.object({
    */
   EHR_VENDOR_RATE_LIMITS: z
     .string()
-    .regex(/^[a-z][a-z0-9-]{1,31}=\d{1,6}\/\d{1,5}(,[a-z][a-z0-9-]{1,31}=\d{1,6}\/\d{1,5})*$/, 'expected vendor=requests/seconds[,…]')
+    .regex(
+      /^[a-z][a-z0-9-]{1,31}=\d{1,6}\/\d{1,5}(,[a-z][a-z0-9-]{1,31}=\d{1,6}\/\d{1,5})*$/,
+      'expected vendor=requests/seconds[,…]',
+    )
     .optional(),
   /** How often workers look for new rate-limited vendor endpoints to serve (seconds). */
   EHR_ENDPOINT_QUEUE_RECHECK_SECONDS: positiveInt.max(3_600).default(10),
 
-  // Key hierarchy (lib/security). `local`: key files in EHR_KEK_DIR; `aws-kms`: data keys wrapped by KMS.
+  // Key hierarchy (lib/keys). `local`: key files in EHR_KEK_DIR; `aws-kms`: data keys wrapped by KMS.
   EHR_KEK_PROVIDER: z.enum(['local', 'aws-kms']).default('local'),
   /** KMS key id or ARN (aws-kms only). AWS credentials come from the SDK's default chain, never from here. */
   EHR_AWS_KMS_KEY_ID: z.string().min(1).optional(),
@@ -75,7 +85,11 @@ export const configSchema = z.object({
   /** A KMS-compatible endpoint (tests: moto's server); omit for AWS. */
   EHR_AWS_KMS_ENDPOINT: z.string().url().optional(),
   /** Minimum time between scheduling a key version's destruction and destroying it. */
-  EHR_KEY_DESTROY_DELAY_SECONDS: z.coerce.number().int().nonnegative().default(7 * 24 * 3600),
+  EHR_KEY_DESTROY_DELAY_SECONDS: z.coerce
+    .number()
+    .int()
+    .nonnegative()
+    .default(7 * 24 * 3600),
 
   // Audit trail (lib/audit): signed checkpoints every N events or T seconds, copied to an anchor outside the database.
   EHR_AUDIT_ANCHOR_PATH: z.string().min(1).default('.data/audit-anchor.jsonl'),
@@ -95,17 +109,24 @@ export const configSchema = z.object({
   /** TLS certificate (a reference or a literal PEM) and private key (a secret reference only) for the codec server. */
   CODEC_TLS_CERT: z.string().min(1).optional(),
   CODEC_TLS_KEY: z.string().min(1).optional(),
-  /** Bearer-token verification: a JWKS URL, or an issuer PUBLIC key (JWK or PEM, literal or reference; a private key is refused). */
+  /**
+   * Bearer-token verification: a JWKS URL, or an issuer PUBLIC key (JWK or PEM, literal or reference; a
+   * private key is refused).
+   */
   CODEC_AUTH_JWKS_URL: z.string().url().optional(),
   CODEC_AUTH_ISSUER_KEY: z.string().min(1).optional(),
   CODEC_AUTH_ISSUER: z.string().min(1).optional(),
   CODEC_AUTH_AUDIENCE: z.string().min(1).default('ehr-connectors-codec'),
   /** Role (in the token's `roles` claim) allowed to decode payloads. */
   CODEC_DECODE_ROLE: z.string().min(1).default('phi-decoder'),
-  /** Role allowed to encode (mint ciphertext under the payload key that workers will trust); granted to no one by default. */
+  /**
+   * Role allowed to encode (mint ciphertext under the payload key that workers will trust); granted to no one
+   * by default.
+   */
   CODEC_ENCODE_ROLE: z.string().min(1).default('payload-encoder'),
 
-  // Webhook receiver (workers/webhook-receiver.ts): POST /webhooks/<integrationId>, plain HTTP (put TLS in front of it).
+  // Webhook receiver (workers/webhook-receiver.ts): POST /webhooks/<integrationId>, plain HTTP (put TLS in
+  // front of it).
   WEBHOOK_HOST: z.string().min(1).default('127.0.0.1'),
   WEBHOOK_PORT: z.coerce.number().int().min(0).max(65_535).default(8891),
   /** Larger deliveries are refused with 413 before anything else is read. */
@@ -118,7 +139,10 @@ export const configSchema = z.object({
   // Hosted JWKS (workers/jwks-server.ts): integrations' public signing keys for vendors. Off unless set.
   /** host:port the worker serves `GET /jwks/<integrationId>.json` on (plain HTTP: put TLS in front of it). */
   JWKS_LISTEN: hostPort.optional(),
-  /** The URL vendors fetch it from (registration prints and registers `<this>/jwks/<id>.json`); default http://JWKS_LISTEN. */
+  /**
+   * The URL vendors fetch it from (registration prints and registers `<this>/jwks/<id>.json`); default
+   * http://JWKS_LISTEN.
+   */
   JWKS_PUBLIC_URL: z.string().url().optional(),
   /**
    * Dev stack only: JSON `[{"fhirBaseUrl","url","adminToken"}]` of its sandboxes, so incident recovery
@@ -131,9 +155,12 @@ export type Config = z.infer<typeof configSchema>;
 export type ConfigField = keyof Config;
 
 /** Field names with whether each must be supplied (no default). */
-export const configFields: ReadonlyArray<{ name: ConfigField; required: boolean }> = Object.entries(configSchema.shape).map(
-  ([name, schema]) => ({ name: name as ConfigField, required: !(schema instanceof z.ZodDefault || schema instanceof z.ZodOptional) }),
-);
+export const configFields: ReadonlyArray<{ name: ConfigField; required: boolean }> = Object.entries(
+  configSchema.shape,
+).map(([name, schema]) => ({
+  name: name as ConfigField,
+  required: !(schema instanceof z.ZodDefault || schema instanceof z.ZodOptional),
+}));
 
 /**
  * Fields that hold secrets, and how they must be given:
@@ -171,7 +198,8 @@ export function inlinePasswordProblem(url: string): string | undefined {
   const socketDir = (parsed.searchParams.get('host') ?? '').startsWith('/');
   if (!password || isLoopbackHost(parsed.hostname) || (parsed.hostname === '' && socketDir)) return undefined;
   return (
-    `inlines a database password for host ${parsed.hostname}; literal passwords are accepted only for loopback hosts. ` +
+    `inlines a database password for host ${parsed.hostname}; ` +
+    `literal passwords are accepted only for loopback hosts. ` +
     'Give the URL by reference (DATABASE_URL=file:/run/secrets/database-url with mode 0600, or env:<VAR>), ' +
     'or leave the password out of the URL and supply it through PGPASSFILE'
   );
@@ -210,7 +238,11 @@ export async function loadConfigWithSecrets(env: Record<string, string | undefin
   return loadPicked(picked, env, resolved);
 }
 
-function loadPicked(picked: Record<string, string>, env: Record<string, string | undefined>, alreadyResolved: Set<ConfigField>): Config {
+function loadPicked(
+  picked: Record<string, string>,
+  env: Record<string, string | undefined>,
+  alreadyResolved: Set<ConfigField>,
+): Config {
   const fromReference = new Set<ConfigField>(alreadyResolved);
   for (const [field, value] of Object.entries(picked) as Array<[ConfigField, string]>) {
     const rule = SECRET_FIELDS[field];
@@ -219,18 +251,25 @@ function loadPicked(picked: Record<string, string>, env: Record<string, string |
       fromReference.add(field);
     } else if (rule === 'reference') {
       if (!parseSecretRef(value)) {
-        throw new ConfigError(field, 'is a secret and must be given by reference (file:<absolute path> with mode 0600, or env:<VAR>), not inline');
+        throw new ConfigError(
+          field,
+          'is a secret and must be given by reference (file:<absolute path> with mode 0600, or env:<VAR>), not inline',
+        );
       }
       checkSecretRef(value, { field, env });
     } else if (!fromReference.has(field) && containsPrivateKeyMaterial(value)) {
-      throw new ConfigError(field, 'inlines a private key; give it by reference (file:<absolute path> with mode 0600, or env:<VAR>)');
+      throw new ConfigError(
+        field,
+        'inlines a private key; give it by reference (file:<absolute path> with mode 0600, or env:<VAR>)',
+      );
     }
   }
   const result = configSchema.safeParse(picked);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const field = issue.path.join('.') || 'configuration';
-    const problem = issue.code === 'invalid_type' && picked[field] === undefined ? 'is required but not set' : issue.message;
+    const problem =
+      issue.code === 'invalid_type' && picked[field] === undefined ? 'is required but not set' : issue.message;
     const via = fromReference.has(field as ConfigField) ? ' (in the value its secret reference names)' : '';
     throw new ConfigError(field, `${problem}${via}`);
   }

@@ -75,7 +75,11 @@ export interface ResolveOptions {
 export function checkSecretRef(ref: string, options: ResolveOptions = {}): ParsedSecretRef {
   const field = options.field ?? 'secret reference';
   const parsed = parseSecretRef(ref);
-  if (!parsed) throw new ConfigError(field, 'must be a secret reference (file:<absolute path>, env:<VAR> or a registered secret manager scheme)');
+  if (!parsed)
+    throw new ConfigError(
+      field,
+      'must be a secret reference (file:<absolute path>, env:<VAR> or a registered secret manager scheme)',
+    );
   if (parsed.scheme === 'file') statSecretFile(parsed.target, field, options.shareable);
   else if (parsed.scheme === 'env') readEnv(parsed.target, field, options.env ?? process.env);
   return parsed;
@@ -87,7 +91,10 @@ export function resolveSecretSync(ref: string, options: ResolveOptions = {}): st
   const parsed = checkSecretRef(ref, options);
   if (parsed.scheme === 'file') return readSecretFile(parsed.target, field, options.shareable);
   if (parsed.scheme === 'env') return unescapePem(readEnv(parsed.target, field, options.env ?? process.env));
-  throw new ConfigError(field, `${parsed.scheme}: references are resolved asynchronously (resolveSecret / loadConfigWithSecrets), not here`);
+  throw new ConfigError(
+    field,
+    `${parsed.scheme}: references are resolved asynchronously (resolveSecret / loadConfigWithSecrets), not here`,
+  );
 }
 
 /** Resolves any reference: file:, env:, or a registered secret manager's scheme. */
@@ -97,7 +104,10 @@ export async function resolveSecret(ref: string, options: ResolveOptions = {}): 
   if (parsed && !BUILT_IN.has(parsed.scheme)) {
     const manager = managers.get(parsed.scheme);
     if (!manager) {
-      throw new ConfigError(field, `no secret manager provider registered for scheme ${parsed.scheme}: (built in: file:, env:)`);
+      throw new ConfigError(
+        field,
+        `no secret manager provider registered for scheme ${parsed.scheme}: (built in: file:, env:)`,
+      );
     }
     let value: string;
     try {
@@ -107,26 +117,32 @@ export async function resolveSecret(ref: string, options: ResolveOptions = {}): 
       // The provider's own message may quote what it fetched: name only the scheme.
       throw new ConfigError(field, `secret manager ${parsed.scheme}: could not resolve the reference`);
     }
-    if (typeof value !== 'string' || value === '') throw new ConfigError(field, `secret manager ${parsed.scheme}: returned an empty secret`);
+    if (typeof value !== 'string' || value === '')
+      throw new ConfigError(field, `secret manager ${parsed.scheme}: returned an empty secret`);
     return value;
   }
   return resolveSecretSync(ref, options);
 }
 
 function statSecretFile(file: string, field: string, shareable = false): fs.Stats {
-  if (!path.isAbsolute(file)) throw new ConfigError(field, `file: references must name an absolute path (got a relative one)`);
+  if (!path.isAbsolute(file))
+    throw new ConfigError(field, `file: references must name an absolute path (got a relative one)`);
   let st: fs.Stats;
   try {
     st = fs.statSync(file);
   } catch (err) {
-    throw new ConfigError(field, `secret file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new ConfigError(
+      field,
+      `secret file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   if (!st.isFile()) throw new ConfigError(field, `secret file ${file} is not a regular file`);
   const mode = st.mode & 0o777;
   if (!shareable && (mode & 0o077) !== 0) {
     throw new ConfigError(
       field,
-      `secret file ${file} has mode 0${mode.toString(8)}; it must not be readable or writable by group or others (chmod 600 it)`,
+      `secret file ${file} has mode 0${mode.toString(8)}; ` +
+        `it must not be readable or writable by group or others (chmod 600 it)`,
     );
   }
   return st;
@@ -138,7 +154,10 @@ function readSecretFile(file: string, field: string, shareable = false): string 
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(field, `secret file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new ConfigError(
+      field,
+      `secret file ${file} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   const value = text.replace(/\r?\n$/, '');
   if (value === '') throw new ConfigError(field, `secret file ${file} is empty`);
@@ -153,7 +172,8 @@ function unescapePem(value: string): string {
 function readEnv(name: string, field: string, env: Record<string, string | undefined>): string {
   if (!ENV_NAME.test(name)) throw new ConfigError(field, 'env: references must name an environment variable');
   const value = env[name];
-  if (value === undefined || value === '') throw new ConfigError(field, `environment variable ${name} (named by env:${name}) is not set`);
+  if (value === undefined || value === '')
+    throw new ConfigError(field, `environment variable ${name} (named by env:${name}) is not set`);
   return value;
 }
 

@@ -5,10 +5,10 @@
  * `/proc/self/environ` or `env:DATABASE_URL` is an exfiltration path. Stored references may name only:
  *
  *   file:<path>   a file strictly beneath a secret root (EHR_SECRETS_DIR, where the product writes
- *                 the secrets it generates, and the directories of EHR_SECRET_ROOTS), never beneath an excluded path (EHR_KEK_DIR, PGPASSFILE,
- *                 ~/.pgpass) or /proc, /sys, /dev — checked on the path as written AND on its realpath,
- *                 so `..` and symbolic links cannot escape; a file with more than one hard link is refused
- *                 (a hard link can alias the KEK);
+ *                 the secrets it generates, and the directories of EHR_SECRET_ROOTS), never beneath an
+ *                 excluded path (EHR_KEK_DIR, PGPASSFILE, ~/.pgpass) or /proc, /sys, /dev — checked on
+ *                 the path as written AND on its realpath, so `..` and symbolic links cannot escape; a
+ *                 file with more than one hard link is refused (a hard link can alias the KEK);
  *   env:EHR_VENDOR_SECRET_<NAME>   only variables with this prefix, never the process's own settings;
  *   <scheme>:<locator>             a registered secret manager, as for configuration.
  *
@@ -41,13 +41,16 @@ export const SECRET_REF_RULES = {
   'not-normalised': 'file: references must name a normalised path (no ".", ".." or empty segments, no trailing slash)',
   'system-path': 'file: references must not name anything under /proc, /sys or /dev',
   'excluded-path':
-    'file: references must not name the key-encryption-key directory (EHR_KEK_DIR) or the database password file (PGPASSFILE)',
+    'file: references must not name the key-encryption-key directory (EHR_KEK_DIR) ' +
+    'or the database password file (PGPASSFILE)',
   'outside-secret-roots':
     'file: references must name a file beneath a secret root (EHR_SECRETS_DIR or a directory of EHR_SECRET_ROOTS)',
   'symlink-escape':
-    'file: references must not resolve, through a symbolic link, outside the secret roots or into an excluded or system path',
+    'file: references must not resolve, through a symbolic link, ' +
+    'outside the secret roots or into an excluded or system path',
   'hard-link':
-    'file: references must name a file with a single link (a hard link can alias another secret, such as a key-encryption key)',
+    'file: references must name a file with a single link (a hard link can alias another secret, ' +
+    'such as a key-encryption key)',
 } as const;
 export type SecretRefRule = keyof typeof SECRET_REF_RULES;
 
@@ -80,14 +83,20 @@ export function secretRootsProblem(value: string): string | undefined {
 }
 
 /** Normalises roots and exclusions to absolute paths; refuses a root that lies inside an excluded path. */
-export function storedSecretPolicy(input: { roots: readonly string[]; excluded?: readonly string[] }): StoredSecretPolicy {
+export function storedSecretPolicy(input: {
+  roots: readonly string[];
+  excluded?: readonly string[];
+}): StoredSecretPolicy {
   const roots = [...new Set(input.roots.map((r) => path.resolve(r)))];
   const excluded = [...new Set((input.excluded ?? []).map((e) => path.resolve(e)))];
   for (const root of roots) {
     const problem = secretRootsProblem(root);
     if (problem) throw new ConfigError('EHR_SECRET_ROOTS', problem);
     if (excluded.some((e) => isUnder(root, e))) {
-      throw new ConfigError('EHR_SECRET_ROOTS', 'a secret root must not lie inside EHR_KEK_DIR or the database password file');
+      throw new ConfigError(
+        'EHR_SECRET_ROOTS',
+        'a secret root must not lie inside EHR_KEK_DIR or the database password file',
+      );
     }
   }
   return { roots, excluded };
@@ -104,7 +113,11 @@ export function storedSecretPolicyFromConfig(
 ): StoredSecretPolicy {
   const extra = settings.EHR_SECRET_ROOTS ? settings.EHR_SECRET_ROOTS.split(':').map((r) => r.trim()) : [];
   const roots = [settings.EHR_SECRETS_DIR, ...extra];
-  const excluded = [settings.EHR_KEK_DIR, path.join(os.homedir(), '.pgpass'), ...(env.PGPASSFILE ? [env.PGPASSFILE] : [])];
+  const excluded = [
+    settings.EHR_KEK_DIR,
+    path.join(os.homedir(), '.pgpass'),
+    ...(env.PGPASSFILE ? [env.PGPASSFILE] : []),
+  ];
   return storedSecretPolicy({ roots, excluded });
 }
 
@@ -123,7 +136,8 @@ export function lexicalPathProblem(target: string, policy: StoredSecretPolicy): 
  * answers for the same policy), or undefined. No filesystem access.
  */
 export function storedSecretRefRule(ref: string, policy: StoredSecretPolicy): SecretRefRule | undefined {
-  const parsed = typeof ref === 'string' && Array.from(ref).length <= 2048 && !CONTROL.test(ref) ? parseSecretRef(ref) : undefined;
+  const parsed =
+    typeof ref === 'string' && Array.from(ref).length <= 2048 && !CONTROL.test(ref) ? parseSecretRef(ref) : undefined;
   if (!parsed) return 'not-a-reference';
   if (parsed.scheme === 'env') return VENDOR_SECRET_ENV.test(parsed.target) ? undefined : 'env-prefix';
   if (parsed.scheme !== 'file') return undefined;
@@ -157,11 +171,17 @@ export function assertStoredSecretRefAllowed(ref: string, opts: { field: string;
     real = fs.realpathSync.native(parsed.target);
     stat = fs.statSync(real);
   } catch (err) {
-    throw new ConfigError(opts.field, `the file its reference names cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    throw new ConfigError(
+      opts.field,
+      `the file its reference names cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`,
+    );
   }
   if (real !== parsed.target) {
     const { roots, excluded } = opts.policy;
-    const resolved = { roots: [...roots, ...roots.map(realpathOr)], excluded: [...excluded, ...excluded.map(realpathOr)] };
+    const resolved = {
+      roots: [...roots, ...roots.map(realpathOr)],
+      excluded: [...excluded, ...excluded.map(realpathOr)],
+    };
     if (lexicalPathProblem(real, resolved)) return refuse('symlink-escape');
   }
   if (stat.isFile() && stat.nlink > 1) return refuse('hard-link');

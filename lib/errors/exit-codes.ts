@@ -6,7 +6,15 @@ import { EhrError } from './index.js';
  * broken; 69 a dependency (Temporal, PostgreSQL) unreachable (EX_UNAVAILABLE); 78 invalid
  * configuration (EX_CONFIG).
  */
-export const EXIT = { ok: 0, failed: 1, usage: 2, notFoundOrConflict: 3, auditBroken: 4, unavailable: 69, config: 78 } as const;
+export const EXIT = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  notFoundOrConflict: 3,
+  auditBroken: 4,
+  unavailable: 69,
+  config: 78,
+} as const;
 
 export function exitCodeForError(err: unknown): number {
   if (!(err instanceof EhrError)) return EXIT.failed;

@@ -19,7 +19,10 @@ export abstract class EhrError extends Error {
 export class ConfigError extends EhrError {
   readonly code = 'CONFIG_INVALID';
   readonly retryable = false;
-  constructor(readonly field: string, readonly problem: string) {
+  constructor(
+    readonly field: string,
+    readonly problem: string,
+  ) {
     super(`configuration ${field}: ${problem}`);
   }
 }
@@ -30,7 +33,11 @@ export class ConfigError extends EhrError {
  * the error ever quotes the reference or what it points at.
  */
 export class SecretRefRefusedError extends ConfigError {
-  constructor(field: string, readonly rule: string, problem: string) {
+  constructor(
+    field: string,
+    readonly rule: string,
+    problem: string,
+  ) {
     super(field, problem);
   }
 }
@@ -38,7 +45,11 @@ export class SecretRefRefusedError extends ConfigError {
 export class InfrastructureUnavailableError extends EhrError {
   readonly code = 'INFRASTRUCTURE_UNAVAILABLE';
   readonly retryable = true;
-  constructor(readonly component: 'temporal' | 'postgres' | 'sandbox' | 'kek' | 'codec', readonly address: string, readonly hint: string) {
+  constructor(
+    readonly component: 'temporal' | 'postgres' | 'sandbox' | 'kek' | 'codec',
+    readonly address: string,
+    readonly hint: string,
+  ) {
     super(`${component} is not reachable at ${address}: ${hint}`);
   }
 }
@@ -46,7 +57,10 @@ export class InfrastructureUnavailableError extends EhrError {
 export class NotFoundError extends EhrError {
   readonly code = 'NOT_FOUND';
   readonly retryable = false;
-  constructor(readonly entity: string, readonly id: string) {
+  constructor(
+    readonly entity: string,
+    readonly id: string,
+  ) {
     super(`${entity} ${JSON.stringify(id)} does not exist`);
   }
 }
@@ -54,7 +68,11 @@ export class NotFoundError extends EhrError {
 export class ConflictError extends EhrError {
   readonly code = 'CONFLICT';
   readonly retryable = false;
-  constructor(readonly entity: string, readonly id: string, detail = 'already exists') {
+  constructor(
+    readonly entity: string,
+    readonly id: string,
+    detail = 'already exists',
+  ) {
     super(`${entity} ${JSON.stringify(id)} ${detail}`);
   }
 }
@@ -62,7 +80,10 @@ export class ConflictError extends EhrError {
 export class InvalidArgumentError extends EhrError {
   readonly code = 'INVALID_ARGUMENT';
   readonly retryable = false;
-  constructor(readonly argument: string, readonly problem: string) {
+  constructor(
+    readonly argument: string,
+    readonly problem: string,
+  ) {
     super(`${argument}: ${problem}`);
   }
 }
@@ -70,7 +91,10 @@ export class InvalidArgumentError extends EhrError {
 export class PolicyViolationError extends EhrError {
   readonly code = 'POLICY_VIOLATION';
   readonly retryable = false;
-  constructor(readonly rule: string, detail: string) {
+  constructor(
+    readonly rule: string,
+    detail: string,
+  ) {
     super(`${rule}: ${detail}`);
   }
 }
@@ -80,7 +104,12 @@ export class VendorHttpError extends EhrError {
   readonly code: string;
   readonly retryable: boolean;
   override readonly retryAfterMs: number | undefined;
-  constructor(readonly status: number, readonly method: string, readonly path: string, retryAfterMs?: number) {
+  constructor(
+    readonly status: number,
+    readonly method: string,
+    readonly path: string,
+    retryAfterMs?: number,
+  ) {
     super(`vendor answered ${status} to ${method} ${path}`);
     this.code = status === 429 ? 'VENDOR_RATE_LIMITED' : status >= 500 ? 'VENDOR_UNAVAILABLE' : `VENDOR_HTTP_${status}`;
     this.retryable = status === 408 || status === 429 || status >= 500;
@@ -91,7 +120,11 @@ export class VendorHttpError extends EhrError {
 export class VendorNetworkError extends EhrError {
   readonly code = 'VENDOR_NETWORK';
   readonly retryable = true;
-  constructor(readonly method: string, readonly path: string, readonly reason: string) {
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly reason: string,
+  ) {
     super(`network failure on ${method} ${path}: ${reason}`);
   }
 }
@@ -99,7 +132,11 @@ export class VendorNetworkError extends EhrError {
 export class VendorAuthError extends EhrError {
   readonly code = 'VENDOR_AUTH_FAILED';
   readonly retryable: boolean;
-  constructor(readonly integrationId: string, readonly reason: string, retryable = false) {
+  constructor(
+    readonly integrationId: string,
+    readonly reason: string,
+    retryable = false,
+  ) {
     super(`authentication with the vendor failed for integration ${integrationId}: ${reason}`);
     this.retryable = retryable;
   }
@@ -116,7 +153,10 @@ export class TlsPolicyError extends EhrError {
 export class ResponseTooLargeError extends EhrError {
   readonly code = 'VENDOR_RESPONSE_TOO_LARGE';
   readonly retryable = false;
-  constructor(readonly path: string, readonly limitBytes: number) {
+  constructor(
+    readonly path: string,
+    readonly limitBytes: number,
+  ) {
     super(`vendor response for ${path} exceeded ${limitBytes} bytes`);
   }
 }
@@ -125,7 +165,10 @@ export class ResponseTooLargeError extends EhrError {
 export class MalformedVendorDataError extends EhrError {
   readonly code = 'VENDOR_DATA_MALFORMED';
   readonly retryable = false;
-  constructor(readonly resourceType: string, readonly reason: string) {
+  constructor(
+    readonly resourceType: string,
+    readonly reason: string,
+  ) {
     super(`malformed ${resourceType} page from vendor: ${reason}`);
   }
 }
@@ -141,7 +184,10 @@ export class DecryptionError extends EhrError {
 export class AuditWriteError extends EhrError {
   readonly code = 'AUDIT_WRITE_FAILED';
   readonly retryable = true;
-  constructor(readonly action: string, readonly reason: string) {
+  constructor(
+    readonly action: string,
+    readonly reason: string,
+  ) {
     super(`audit event ${action} could not be written (${reason}); the operation it records was not performed`);
   }
 }
@@ -167,16 +213,38 @@ export function errorCode(err: unknown): string {
   return 'UNCLASSIFIED';
 }
 
-export class VendorTlsError extends EhrError { readonly code = 'VENDOR_TLS_FAILED'; readonly retryable = false; constructor(readonly method: string, readonly path: string, readonly reason: string) { super(`TLS with the vendor failed on ${method} ${path}: ${reason}`); } }
+export class VendorTlsError extends EhrError {
+  readonly code = 'VENDOR_TLS_FAILED';
+  readonly retryable = false;
+  constructor(
+    readonly method: string,
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`TLS with the vendor failed on ${method} ${path}: ${reason}`);
+  }
+}
 
 /** The integration was revoked or suspended: no vendor call may be made with its credentials. */
-export class IntegrationRevokedError extends EhrError { readonly code = 'INTEGRATION_REVOKED'; readonly retryable = false; constructor(readonly integrationId: string, readonly status: string) { super(`integration ${integrationId} is ${status}: vendor calls are refused until it is restored`); } }
+export class IntegrationRevokedError extends EhrError {
+  readonly code = 'INTEGRATION_REVOKED';
+  readonly retryable = false;
+  constructor(
+    readonly integrationId: string,
+    readonly status: string,
+  ) {
+    super(`integration ${integrationId} is ${status}: vendor calls are refused until it is restored`);
+  }
+}
 
 /** The vendor refused a resource type with 403: it no longer grants our scope for it (least privilege narrowed). */
 export class ScopeNotGrantedError extends EhrError {
   readonly code = 'VENDOR_SCOPE_NOT_GRANTED';
   readonly retryable = false;
-  constructor(readonly integrationId: string, readonly resourceType: string) {
+  constructor(
+    readonly integrationId: string,
+    readonly resourceType: string,
+  ) {
     super(`the vendor refused ${resourceType} for integration ${integrationId} (HTTP 403): its scope is not granted`);
   }
 }
@@ -190,17 +258,31 @@ export class CircuitOpenError extends EhrError {
   readonly code = 'VENDOR_CIRCUIT_OPEN';
   readonly retryable = true;
   override readonly retryAfterMs: number;
-  constructor(readonly integrationId: string, retryAfterMs: number, readonly lastErrorCode: string | null) {
-    super(`circuit breaker for integration ${integrationId} is open after repeated vendor failures${lastErrorCode ? ` (${lastErrorCode})` : ''}; retry in ${Math.ceil(retryAfterMs / 1000)} s`);
+  constructor(
+    readonly integrationId: string,
+    retryAfterMs: number,
+    readonly lastErrorCode: string | null,
+  ) {
+    super(
+      `circuit breaker for integration ${integrationId} is open after repeated vendor ` +
+        `failures${lastErrorCode ? ` (${lastErrorCode})` : ''}; retry in ${Math.ceil(retryAfterMs / 1000)} s`,
+    );
     this.retryAfterMs = retryAfterMs;
   }
 }
 
-/** A declared incident holds the scope (lib/incidents/holds.ts): exports, webhooks and direct vendor writes are refused. */
+/**
+ * A declared incident holds the scope (lib/incidents/holds.ts): exports, webhooks and direct vendor writes
+ * are refused.
+ */
 export class ScopeUnderIncidentError extends EhrError {
   readonly code = 'SCOPE_UNDER_INCIDENT';
   readonly retryable = false;
-  constructor(readonly operation: string, readonly incidentId: string, readonly scope: string) {
+  constructor(
+    readonly operation: string,
+    readonly incidentId: string,
+    readonly scope: string,
+  ) {
     super(`${operation} is refused: scope ${scope} is held by incident ${incidentId}`);
   }
 }
@@ -209,7 +291,10 @@ export class ScopeUnderIncidentError extends EhrError {
 export class KeyRotationRolledBackError extends EhrError {
   readonly code = 'KEY_ROTATION_ROLLED_BACK';
   readonly retryable = false;
-  constructor(readonly workflowId: string, readonly reason: string) {
+  constructor(
+    readonly workflowId: string,
+    readonly reason: string,
+  ) {
     super(`key rotation ${workflowId} rolled back: ${reason}`);
   }
 }

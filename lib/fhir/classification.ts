@@ -27,7 +27,12 @@ export const DATA_CLASSES = [
 ] as const;
 export type DataClass = (typeof DATA_CLASSES)[number];
 
-const ADMIN = { resourceType: 'administrative', id: 'administrative', meta: 'administrative', status: 'administrative' } as const;
+const ADMIN = {
+  resourceType: 'administrative',
+  id: 'administrative',
+  meta: 'administrative',
+  status: 'administrative',
+} as const;
 
 /** Element → data class, per resource type. Only elements listed here can ever be stored. */
 export const CLASSIFICATION: Readonly<Record<ResourceType, Readonly<Record<string, DataClass>>>> = {
@@ -129,7 +134,16 @@ export const PURPOSE_POLICIES: Readonly<Record<Purpose, PurposePolicy>> = {
     purpose: 'clinical-sync',
     description: 'the clinical record: every clinical class, no billing',
     resourceTypes: RESOURCE_TYPES,
-    classes: ['administrative', 'identifiers', 'demographics', 'clinical-notes', 'diagnoses', 'medications', 'labs-vitals', 'scheduling'],
+    classes: [
+      'administrative',
+      'identifiers',
+      'demographics',
+      'clinical-notes',
+      'diagnoses',
+      'medications',
+      'labs-vitals',
+      'scheduling',
+    ],
   },
   'scheduling-sync': {
     purpose: 'scheduling-sync',
@@ -155,7 +169,9 @@ export function purposePolicy(purpose: Purpose): PurposePolicy {
 
 /** The data class of one top-level element, or undefined when the element is never stored. */
 export function classOf(type: ResourceType, element: string): DataClass | undefined {
-  return Object.prototype.hasOwnProperty.call(CLASSIFICATION[type], element) ? CLASSIFICATION[type][element] : undefined;
+  return Object.prototype.hasOwnProperty.call(CLASSIFICATION[type], element)
+    ? CLASSIFICATION[type][element]
+    : undefined;
 }
 
 /** The elements a purpose keeps for a resource type (empty when the type is outside the purpose). */
@@ -179,7 +195,8 @@ export function assertTypesWithinPurpose(purpose: Purpose, types: readonly strin
   if (outside.length > 0) {
     throw new PolicyViolationError(
       'minimum-necessary',
-      `purpose ${purpose} does not allow resource type(s) ${outside.join(', ')}; it allows ${PURPOSE_POLICIES[purpose].resourceTypes.join(', ')}`,
+      `purpose ${purpose} does not allow resource type(s) ${outside.join(', ')}; ` +
+        `it allows ${PURPOSE_POLICIES[purpose].resourceTypes.join(', ')}`,
     );
   }
 }

@@ -34,7 +34,11 @@ function retainedSet(type: ResourceType, purpose: Purpose): ReadonlySet<string> 
   return set;
 }
 
-export function minimiseForPurpose(type: ResourceType, resource: Record<string, unknown>, purpose: Purpose): MinimisedResource {
+export function minimiseForPurpose(
+  type: ResourceType,
+  resource: Record<string, unknown>,
+  purpose: Purpose,
+): MinimisedResource {
   const retained = retainedSet(type, purpose);
   const kept: Record<string, unknown> = {};
   let dropped = 0;
@@ -49,14 +53,19 @@ export function minimiseForPurpose(type: ResourceType, resource: Record<string, 
 }
 
 /** The stored form of a resource under `purpose` (default clinical-sync). */
-export function minimise(type: ResourceType, resource: Record<string, unknown>, purpose: Purpose = DEFAULT_PURPOSE): Record<string, unknown> {
+export function minimise(
+  type: ResourceType,
+  resource: Record<string, unknown>,
+  purpose: Purpose = DEFAULT_PURPOSE,
+): Record<string, unknown> {
   return minimiseForPurpose(type, resource, purpose).resource;
 }
 
 /** The patient a resource belongs to (for pseudonymous audit), as a bare id, or undefined. */
 export function patientIdOf(type: ResourceType, resource: Record<string, unknown>): string | undefined {
   if (type === 'Patient') return typeof resource.id === 'string' ? resource.id : undefined;
-  const ref = referenceOf(type === 'AllergyIntolerance' ? resource.patient : resource.subject) ?? appointmentPatient(resource);
+  const ref =
+    referenceOf(type === 'AllergyIntolerance' ? resource.patient : resource.subject) ?? appointmentPatient(resource);
   // `Patient/p-7/_history/2` names patient p-7: one patient, one pseudonym.
   return ref?.startsWith('Patient/') ? ref.slice('Patient/'.length).split('/')[0] || undefined : undefined;
 }

@@ -29,7 +29,8 @@ export function parseSearchBundle(type: ResourceType, body: Buffer): SearchPage 
   } catch {
     throw new MalformedVendorDataError(type, `body is not valid JSON (${body.byteLength} bytes)`);
   }
-  if (!isObject(bundle) || bundle.resourceType !== 'Bundle') throw new MalformedVendorDataError(type, 'body is not a FHIR Bundle');
+  if (!isObject(bundle) || bundle.resourceType !== 'Bundle')
+    throw new MalformedVendorDataError(type, 'body is not a FHIR Bundle');
   if (bundle.type !== 'searchset') throw new MalformedVendorDataError(type, 'Bundle.type is not searchset');
   const entries = bundle.entry === undefined ? [] : bundle.entry;
   if (!Array.isArray(entries)) throw new MalformedVendorDataError(type, 'Bundle.entry is not an array');
@@ -42,17 +43,24 @@ export function parseSearchBundle(type: ResourceType, body: Buffer): SearchPage 
     if (mode !== 'match') return; // includes and outcomes are not stored
     if (resource.resourceType !== type) throw new MalformedVendorDataError(type, `entry ${index} is not a ${type}`);
     const meta = isObject(resource.meta) ? resource.meta : {};
-    if (typeof resource.id !== 'string' || !FHIR_ID.test(resource.id)) throw new MalformedVendorDataError(type, `entry ${index} has no valid id`);
-    if (typeof meta.lastUpdated !== 'string' || !FHIR_INSTANT.test(meta.lastUpdated) || Number.isNaN(Date.parse(meta.lastUpdated))) {
+    if (typeof resource.id !== 'string' || !FHIR_ID.test(resource.id))
+      throw new MalformedVendorDataError(type, `entry ${index} has no valid id`);
+    if (
+      typeof meta.lastUpdated !== 'string' ||
+      !FHIR_INSTANT.test(meta.lastUpdated) ||
+      Number.isNaN(Date.parse(meta.lastUpdated))
+    ) {
       throw new MalformedVendorDataError(type, `entry ${index} has no valid meta.lastUpdated`);
     }
     // Vendors that omit versionId get lastUpdated as the version: still monotonic per record.
-    const versionId = typeof meta.versionId === 'string' && meta.versionId.length > 0 ? meta.versionId : meta.lastUpdated;
+    const versionId =
+      typeof meta.versionId === 'string' && meta.versionId.length > 0 ? meta.versionId : meta.lastUpdated;
     resources.push({ id: resource.id, versionId, lastUpdated: meta.lastUpdated, resource });
   });
   const links = Array.isArray(bundle.link) ? bundle.link : [];
   const next = links.find((l) => isObject(l) && l.relation === 'next') as { url?: unknown } | undefined;
-  if (next !== undefined && typeof next.url !== 'string') throw new MalformedVendorDataError(type, 'next link has no url');
+  if (next !== undefined && typeof next.url !== 'string')
+    throw new MalformedVendorDataError(type, 'next link has no url');
   return { resources, nextUrl: next?.url as string | undefined };
 }
 

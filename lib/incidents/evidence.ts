@@ -12,12 +12,13 @@ import path from 'node:path';
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
 import type { AuditAnchor } from '../audit/anchor.js';
-import { AuditIntegrityError, listCheckpoints, writeCheckpoint } from '../audit/checkpoint.js';
-import type { StoredCheckpoint } from '../audit/checkpoint.js';
+import { listCheckpoints, writeCheckpoint } from '../audit/checkpoint.js';
+import { AuditIntegrityError } from '../audit/checkpoint-jws.js';
+import type { StoredCheckpoint } from '../audit/checkpoint-jws.js';
 import { exportAuditEvents } from '../audit/export.js';
 import { ID_PATTERN } from '../domain.js';
 import { InvalidArgumentError } from '../errors/index.js';
-import type { AuditSigningKeySource } from '../security/purpose-keys.js';
+import type { AuditSigningKeySource } from '../keys/purpose-keys.js';
 import type { Pool, Queryable } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
 
@@ -51,10 +52,17 @@ export interface EvidencePackage {
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
 export async function preservedEvidence(db: Queryable, incidentId: string): Promise<EvidencePackage | undefined> {
-  const rows = await db.query<{ name: string; kind: string; sha256: string; path: string }>('SELECT name, kind, sha256, path FROM incident_evidence WHERE incident_id = $1', [incidentId]);
+  const rows = await db.query<{ name: string; kind: string; sha256: string; path: string }>(
+    'SELECT name, kind, sha256, path FROM incident_evidence WHERE incident_id = $1',
+    [incidentId],
+  );
   const manifest = rows.rows.find((r) => r.name === 'manifest.json');
   if (!manifest) return undefined;
-  const parsed = JSON.parse(fs.readFileSync(manifest.path, 'utf8')) as { checkpointSeq: number | null; auditRows: number; histories: number };
+  const parsed = JSON.parse(fs.readFileSync(manifest.path, 'utf8')) as {
+    checkpointSeq: number | null;
+    auditRows: number;
+    histories: number;
+  };
   return {
     incidentId,
     manifestSha256: manifest.sha256,
@@ -72,7 +80,9 @@ export async function preservedEvidence(db: Queryable, incidentId: string): Prom
  * the latest stored signed checkpoint, marked not fresh with the reason. The audit segment's hash in
  * the insert-only manifest covers the events after it.
  */
-async function checkpointForEvidence(deps: EvidenceDeps): Promise<{ cp: StoredCheckpoint | undefined; fresh: boolean; reason?: string }> {
+async function checkpointForEvidence(
+  deps: EvidenceDeps,
+): Promise<{ cp: StoredCheckpoint | undefined; fresh: boolean; reason?: string }> {
   if (deps.checkpointWriter) {
     try {
       const cp = await writeCheckpoint(deps.pool, deps.signer, deps.anchor, { force: true });
@@ -82,7 +92,11 @@ async function checkpointForEvidence(deps: EvidenceDeps): Promise<{ cp: StoredCh
       return { cp: (await listCheckpoints(deps.pool)).at(-1), fresh: false, reason: err.message.slice(0, 300) };
     }
   }
-  return { cp: (await listCheckpoints(deps.pool)).at(-1), fresh: false, reason: 'this worker is not the checkpoint writer' };
+  return {
+    cp: (await listCheckpoints(deps.pool)).at(-1),
+    fresh: false,
+    reason: 'this worker is not the checkpoint writer',
+  };
 }
 
 export async function preserveEvidence(
@@ -104,21 +118,59 @@ export async function preserveEvidence(
   };
 
   const { cp, fresh, reason } = await checkpointForEvidence(deps);
-  put('checkpoint.json', 'audit-checkpoint', JSON.stringify(cp ? { fresh, ...(reason ? { reason } : {}), checkpointSeq: cp.checkpointSeq, eventSeq: cp.eventSeq, headHash: cp.headHash, kid: cp.kid, jws: cp.jws } : { fresh, reason }));
+  put(
+    'checkpoint.json',
+    'audit-checkpoint',
+    JSON.stringify(
+      cp
+        ? {
+            fresh,
+            ...(reason ? { reason } : {}),
+            checkpointSeq: cp.checkpointSeq,
+            eventSeq: cp.eventSeq,
+            headHash: cp.headHash,
+            kid: cp.kid,
+            jws: cp.jws,
+          }
+        : { fresh, reason },
+    ),
+  );
 
   const segmentPath = path.join(dir, 'audit-segment.jsonl');
   const out = fs.createWriteStream(segmentPath, { mode: 0o400, flags: 'wx' });
-  const { rows: auditRows } = await exportAuditEvents(deps.pool, { since: new Date(0), ...(incident.tenantId ? { tenantId: incident.tenantId } : {}) }, 'jsonl', out);
+  const { rows: auditRows } = await exportAuditEvents(
+    deps.pool,
+    { since: new Date(0), ...(incident.tenantId ? { tenantId: incident.tenantId } : {}) },
+    'jsonl',
+    out,
+  );
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   const segment = fs.readFileSync(segmentPath);
-  files.push({ name: 'audit-segment.jsonl', kind: 'audit-segment', sha256: sha256(segment), bytes: segment.length, path: segmentPath });
+  files.push({
+    name: 'audit-segment.jsonl',
+    kind: 'audit-segment',
+    sha256: sha256(segment),
+    bytes: segment.length,
+    path: segmentPath,
+  });
 
   let historyCount = 0;
   for await (const h of histories) {
-    put(`history-${String(++historyCount).padStart(4, '0')}.json`, 'workflow-history', JSON.stringify({ workflowId: h.workflowId, runId: h.runId, history: JSON.parse(h.json) as unknown }));
+    put(
+      `history-${String(++historyCount).padStart(4, '0')}.json`,
+      'workflow-history',
+      JSON.stringify({ workflowId: h.workflowId, runId: h.runId, history: JSON.parse(h.json) as unknown }),
+    );
   }
   const manifest = JSON.stringify(
-    { incidentId: incident.id, scope: incident.scope, checkpointSeq: cp?.checkpointSeq ?? null, auditRows, histories: historyCount, files: files.map(({ name, kind, sha256: h, bytes }) => ({ name, kind, sha256: h, bytes })) },
+    {
+      incidentId: incident.id,
+      scope: incident.scope,
+      checkpointSeq: cp?.checkpointSeq ?? null,
+      auditRows,
+      histories: historyCount,
+      files: files.map(({ name, kind, sha256: h, bytes }) => ({ name, kind, sha256: h, bytes })),
+    },
     null,
     2,
   );
@@ -128,13 +180,34 @@ export async function preserveEvidence(
   const manifestSha256 = sha256(manifest);
   await withTransaction(deps.pool, async (client) => {
     for (const f of files) {
-      await client.query('INSERT INTO incident_evidence (incident_id, name, kind, sha256, bytes, path) VALUES ($1, $2, $3, $4, $5, $6)', [incident.id, f.name, f.kind, f.sha256, f.bytes, f.path]);
+      await client.query(
+        'INSERT INTO incident_evidence (incident_id, name, kind, sha256, bytes, path) VALUES ($1, $2, $3, $4, $5, $6)',
+        [incident.id, f.name, f.kind, f.sha256, f.bytes, f.path],
+      );
     }
     await appendAuditEvents(client, [
-      { ...ctx, action: 'incident.evidence_preserved', outcome: 'success', details: { incidentId: incident.id, manifestSha256, files: files.length, checkpointSeq: cp?.checkpointSeq ?? null } },
+      {
+        ...ctx,
+        action: 'incident.evidence_preserved',
+        outcome: 'success',
+        details: {
+          incidentId: incident.id,
+          manifestSha256,
+          files: files.length,
+          checkpointSeq: cp?.checkpointSeq ?? null,
+        },
+      },
     ]);
   });
-  return { incidentId: incident.id, manifestSha256, files: files.length, checkpointSeq: cp?.checkpointSeq ?? null, auditRows, histories: historyCount, directory: dir };
+  return {
+    incidentId: incident.id,
+    manifestSha256,
+    files: files.length,
+    checkpointSeq: cp?.checkpointSeq ?? null,
+    auditRows,
+    histories: historyCount,
+    directory: dir,
+  };
 }
 
 export interface EvidenceVerification {
@@ -144,7 +217,10 @@ export interface EvidenceVerification {
 
 /** Re-hashes every preserved file against the insert-only rows and the manifest. */
 export async function verifyEvidence(db: Queryable, incidentId: string): Promise<EvidenceVerification> {
-  const rows = await db.query<{ name: string; sha256: string; path: string }>('SELECT name, sha256, path FROM incident_evidence WHERE incident_id = $1 ORDER BY name', [incidentId]);
+  const rows = await db.query<{ name: string; sha256: string; path: string }>(
+    'SELECT name, sha256, path FROM incident_evidence WHERE incident_id = $1 ORDER BY name',
+    [incidentId],
+  );
   const files = rows.rows.map((r) => {
     if (!fs.existsSync(r.path)) return { name: r.name, ok: false, problem: 'missing' };
     const ok = sha256(fs.readFileSync(r.path)) === r.sha256;
@@ -152,10 +228,13 @@ export async function verifyEvidence(db: Queryable, incidentId: string): Promise
   });
   const manifestRow = rows.rows.find((r) => r.name === 'manifest.json');
   if (manifestRow && fs.existsSync(manifestRow.path)) {
-    const listed = (JSON.parse(fs.readFileSync(manifestRow.path, 'utf8')) as { files: Array<{ name: string; sha256: string }> }).files;
+    const listed = (
+      JSON.parse(fs.readFileSync(manifestRow.path, 'utf8')) as { files: Array<{ name: string; sha256: string }> }
+    ).files;
     for (const l of listed) {
       const row = rows.rows.find((r) => r.name === l.name);
-      if (!row || row.sha256 !== l.sha256) files.push({ name: l.name, ok: false, problem: 'manifest and database disagree' });
+      if (!row || row.sha256 !== l.sha256)
+        files.push({ name: l.name, ok: false, problem: 'manifest and database disagree' });
     }
   }
   return { ok: rows.rows.length > 0 && !!manifestRow && files.every((f) => f.ok), files };

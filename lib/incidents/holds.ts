@@ -22,14 +22,26 @@ interface HoldRow {
   scope: string;
 }
 
-/** The first active hold with the flag that covers the target (every hold when the target is undefined = everything). */
-export async function holdCovering(db: Queryable, flag: HoldFlag, target: HoldTarget | undefined): Promise<HoldRow | undefined> {
-  const res = await db.query<HoldRow>(`SELECT incident_id, scope FROM incident_holds WHERE ${flag} ORDER BY created_at`);
+/**
+ * The first active hold with the flag that covers the target (every hold when the target is undefined =
+ * everything).
+ */
+export async function holdCovering(
+  db: Queryable,
+  flag: HoldFlag,
+  target: HoldTarget | undefined,
+): Promise<HoldRow | undefined> {
+  const res = await db.query<HoldRow>(
+    `SELECT incident_id, scope FROM incident_holds WHERE ${flag} ORDER BY created_at`,
+  );
   return res.rows.find((h) => target === undefined || scopeCovers(h.scope, target));
 }
 
 async function targetOf(db: Queryable, integrationId: string): Promise<HoldTarget> {
-  const res = await db.query<{ tenant_id: string; vendor: string }>('SELECT tenant_id, vendor FROM integrations WHERE id = $1', [integrationId]);
+  const res = await db.query<{ tenant_id: string; vendor: string }>(
+    'SELECT tenant_id, vendor FROM integrations WHERE id = $1',
+    [integrationId],
+  );
   if (res.rowCount === 0) throw new NotFoundError('integration', integrationId);
   return { tenantId: res.rows[0]!.tenant_id, integrationId, vendor: res.rows[0]!.vendor };
 }
@@ -43,7 +55,10 @@ export async function assertExportAllowed(db: Queryable, operation: string, tena
   if (hold) throw new ScopeUnderIncidentError(operation, hold.incident_id, hold.scope);
 }
 
-/** For the webhook receiver: after the signature verifies (the hold is told only to a verified sender), before storing. */
+/**
+ * For the webhook receiver: after the signature verifies (the hold is told only to a verified sender), before
+ * storing.
+ */
 export async function assertWebhookAccepted(db: Queryable, integrationId: string): Promise<void> {
   const hold = await holdCovering(db, 'webhooks_refused', await targetOf(db, integrationId));
   if (hold) throw new ScopeUnderIncidentError('webhook delivery', hold.incident_id, hold.scope);
@@ -54,9 +69,16 @@ export async function assertWebhookAccepted(db: Queryable, integrationId: string
  * schedule) while an unreleased hold covers it is refused, except for the recovery of the incident
  * that holds it (`byIncident`), which runs only after a second person approved.
  */
-export async function assertResumptionAllowed(db: Queryable, operation: string, integrationId: string, byIncident?: string): Promise<void> {
+export async function assertResumptionAllowed(
+  db: Queryable,
+  operation: string,
+  integrationId: string,
+  byIncident?: string,
+): Promise<void> {
   const target = await targetOf(db, integrationId);
-  const res = await db.query<HoldRow>('SELECT incident_id, scope FROM incident_holds WHERE released_at IS NULL ORDER BY created_at');
+  const res = await db.query<HoldRow>(
+    'SELECT incident_id, scope FROM incident_holds WHERE released_at IS NULL ORDER BY created_at',
+  );
   const hold = res.rows.find((h) => h.incident_id !== byIncident && scopeCovers(h.scope, target));
   if (hold) throw new ScopeUnderIncidentError(operation, hold.incident_id, hold.scope);
 }
@@ -68,10 +90,19 @@ export async function writesHeld(db: Queryable, integrationId: string): Promise<
 
 /** The legal hold covering the tenant or any of its integrations, if one stands. */
 export async function legalHoldCovering(db: Queryable, tenantId: string): Promise<HoldRow | undefined> {
-  const holds = (await db.query<HoldRow>('SELECT incident_id, scope FROM incident_holds WHERE legal_hold ORDER BY created_at')).rows;
+  const holds = (
+    await db.query<HoldRow>('SELECT incident_id, scope FROM incident_holds WHERE legal_hold ORDER BY created_at')
+  ).rows;
   if (holds.length === 0) return undefined;
-  const integrations = (await db.query<{ id: string; vendor: string }>('SELECT id, vendor FROM integrations WHERE tenant_id = $1', [tenantId])).rows;
-  const targets: HoldTarget[] = [{ tenantId }, ...integrations.map((i) => ({ tenantId, integrationId: i.id, vendor: i.vendor }))];
+  const integrations = (
+    await db.query<{ id: string; vendor: string }>('SELECT id, vendor FROM integrations WHERE tenant_id = $1', [
+      tenantId,
+    ])
+  ).rows;
+  const targets: HoldTarget[] = [
+    { tenantId },
+    ...integrations.map((i) => ({ tenantId, integrationId: i.id, vendor: i.vendor })),
+  ];
   return holds.find((h) => targets.some((t) => scopeCovers(h.scope, t)));
 }
 

@@ -7,8 +7,8 @@
  */
 import { appendAuditEvents } from '../audit/chain.js';
 import type { AuditContext } from '../audit/chain.js';
-import { decryptRecord, encryptRecord } from '../security/envelope.js';
-import type { TenantKeyring } from '../security/keyring.js';
+import { decryptRecord, encryptRecord } from '../crypto/envelope.js';
+import type { TenantKeyring } from '../keys/keyring.js';
 import type { Pool } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
 import type { VendorClient } from '../vendors/vendor-client.js';
@@ -27,7 +27,12 @@ export interface VendorWrite {
 
 /** The AAD names the queue row by its idempotency key, so a ciphertext moved to another row fails. */
 function recordContext(tenantId: string, w: Pick<VendorWrite, 'integrationId' | 'idempotencyKey'>) {
-  return { tenantId, integrationId: w.integrationId, resourceType: 'PendingVendorAction', resourceId: w.idempotencyKey };
+  return {
+    tenantId,
+    integrationId: w.integrationId,
+    resourceType: 'PendingVendorAction',
+    resourceId: w.idempotencyKey,
+  };
 }
 
 export type WriteOutcome = { queued: true; incidentId: string } | { queued: false; status: number };
@@ -46,19 +51,38 @@ export async function enqueueVendorWrite(
     const res = await sendWrite(deps.vendors, write, ctx.correlationId);
     return { queued: false, status: res.status };
   }
-  const tenant = await deps.pool.query<{ tenant_id: string }>('SELECT tenant_id FROM integrations WHERE id = $1', [write.integrationId]);
+  const tenant = await deps.pool.query<{ tenant_id: string }>('SELECT tenant_id FROM integrations WHERE id = $1', [
+    write.integrationId,
+  ]);
   const tenantId = tenant.rows[0]!.tenant_id;
   const dek = await deps.keyring.primaryDataKey(tenantId, ctx);
   const ciphertext = encryptRecord(dek, recordContext(tenantId, write), Buffer.from(JSON.stringify(write.resource)));
   await withTransaction(deps.pool, async (client) => {
     const inserted = await client.query(
-      `INSERT INTO pending_vendor_actions (tenant_id, integration_id, method, resource_type, resource_id, idempotency_key, ciphertext, queued_by)
+      `INSERT INTO pending_vendor_actions (tenant_id, integration_id, method, resource_type, resource_id,
+         idempotency_key, ciphertext, queued_by)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (integration_id, idempotency_key) DO NOTHING`,
-      [tenantId, write.integrationId, write.method, write.resourceType, write.resourceId ?? null, write.idempotencyKey, ciphertext, ctx.actor],
+      [
+        tenantId,
+        write.integrationId,
+        write.method,
+        write.resourceType,
+        write.resourceId ?? null,
+        write.idempotencyKey,
+        ciphertext,
+        ctx.actor,
+      ],
     );
     if (inserted.rowCount === 0) return;
     await appendAuditEvents(client, [
-      { ...ctx, action: 'vendor.write_queued', outcome: 'success', tenantId, integrationId: write.integrationId, details: { incidentId: hold.incident_id, method: write.method, resourceType: write.resourceType } },
+      {
+        ...ctx,
+        action: 'vendor.write_queued',
+        outcome: 'success',
+        tenantId,
+        integrationId: write.integrationId,
+        details: { incidentId: hold.incident_id, method: write.method, resourceType: write.resourceType },
+      },
     ]);
   });
   return { queued: true, incidentId: hold.incident_id };
@@ -66,7 +90,8 @@ export async function enqueueVendorWrite(
 
 async function sendWrite(vendors: VendorClient, w: VendorWrite, correlationId: string) {
   const ctx = { correlationId, purpose: 'vendor.write', idempotencyKey: w.idempotencyKey };
-  if (w.method === 'update') return vendors.update(w.integrationId, w.resourceType, w.resourceId ?? '', w.resource, ctx);
+  if (w.method === 'update')
+    return vendors.update(w.integrationId, w.resourceType, w.resourceId ?? '', w.resource, ctx);
   return vendors.create(w.integrationId, w.resourceType, w.resource, ctx);
 }
 
@@ -76,12 +101,25 @@ export async function replayPendingWrites(
   integrationId: string,
   correlationId: string,
 ): Promise<number> {
-  const rows = await deps.pool.query<{ id: string; tenant_id: string; method: 'create' | 'update'; resource_type: string; resource_id: string | null; idempotency_key: string; ciphertext: Buffer }>(
-    'SELECT id, tenant_id, method, resource_type, resource_id, idempotency_key, ciphertext FROM pending_vendor_actions WHERE integration_id = $1 AND replayed_at IS NULL ORDER BY id',
+  const rows = await deps.pool.query<{
+    id: string;
+    tenant_id: string;
+    method: 'create' | 'update';
+    resource_type: string;
+    resource_id: string | null;
+    idempotency_key: string;
+    ciphertext: Buffer;
+  }>(
+    `SELECT id, tenant_id, method, resource_type, resource_id, idempotency_key, ciphertext
+        FROM pending_vendor_actions WHERE integration_id = $1 AND replayed_at IS NULL ORDER BY id`,
     [integrationId],
   );
   for (const r of rows.rows) {
-    const plain = await decryptRecord(r.ciphertext, recordContext(r.tenant_id, { integrationId, idempotencyKey: r.idempotency_key }), (t, v) => deps.keyring.dataKey(t, v));
+    const plain = await decryptRecord(
+      r.ciphertext,
+      recordContext(r.tenant_id, { integrationId, idempotencyKey: r.idempotency_key }),
+      (t, v) => deps.keyring.dataKey(t, v),
+    );
     const write: VendorWrite = {
       integrationId,
       method: r.method,
@@ -101,7 +139,10 @@ export async function replayPendingWrites(
       if (!(err instanceof VendorHttpError) || err.retryable) throw err;
       status = err.status;
     }
-    await deps.pool.query('UPDATE pending_vendor_actions SET replayed_at = now(), replay_status = $2 WHERE id = $1', [r.id, status]);
+    await deps.pool.query('UPDATE pending_vendor_actions SET replayed_at = now(), replay_status = $2 WHERE id = $1', [
+      r.id,
+      status,
+    ]);
   }
   return rows.rows.length;
 }

@@ -12,9 +12,9 @@ import { assertStoredSecretRefAllowed } from '../config/stored-secret-refs.js';
 import { ID_PATTERN } from '../domain.js';
 import { EhrError } from '../errors/index.js';
 import type { Queryable } from '../store/pool.js';
-import { getIntegration } from '../store/integrations.js';
+import { getIntegration } from '../integrations/repository.js';
 import { readStoredSecretPolicy } from '../store/secret-roots.js';
-import type { Integration } from '../store/integrations.js';
+import type { Integration } from '../integrations/repository.js';
 import { loadVendorTls } from '../vendors/tls-options.js';
 import type { ScopedIntegration } from './scope.js';
 
@@ -29,7 +29,11 @@ export interface ReplacementCredentials {
 export type RecoveryCredentials = Record<string, ReplacementCredentials>;
 
 const REF_FIELDS = ['clientSecretRef', 'tlsCertRef', 'tlsKeyRef'] as const;
-const FLAG: Record<(typeof REF_FIELDS)[number], string> = { clientSecretRef: '--client-secret-ref', tlsCertRef: '--tls-cert-ref', tlsKeyRef: '--tls-key-ref' };
+const FLAG: Record<(typeof REF_FIELDS)[number], string> = {
+  clientSecretRef: '--client-secret-ref',
+  tlsCertRef: '--tls-cert-ref',
+  tlsKeyRef: '--tls-key-ref',
+};
 
 /**
  * The check every replacement reference passes before it is accepted: what registration and restore
@@ -44,7 +48,10 @@ export function checkReplacementRef(ref: string, field: string, policy: StoredSe
 
 /** Integrations the incident revoked and that are still revoked: the ones recovery will restore. */
 export function toRestore(affected: ScopedIntegration[], current: Map<string, Integration>): Integration[] {
-  return affected.filter((a) => a.status === 'active').map((a) => current.get(a.integrationId)).filter((i): i is Integration => i?.status === 'revoked');
+  return affected
+    .filter((a) => a.status === 'active')
+    .map((a) => current.get(a.integrationId))
+    .filter((i): i is Integration => i?.status === 'revoked');
 }
 
 const message = (err: unknown): string => (err instanceof EhrError ? err.message : 'could not be checked');
@@ -53,7 +60,11 @@ const message = (err: unknown): string => (err instanceof EhrError ? err.message
  * Every problem with the credentials given for recovering `affected` (empty: acceptable). Problems
  * name the integration and the option, never a secret.
  */
-export async function recoveryCredentialProblems(db: Queryable, affected: ScopedIntegration[], given: RecoveryCredentials): Promise<string[]> {
+export async function recoveryCredentialProblems(
+  db: Queryable,
+  affected: ScopedIntegration[],
+  given: RecoveryCredentials,
+): Promise<string[]> {
   const current = new Map<string, Integration>();
   for (const a of affected) current.set(a.integrationId, await getIntegration(db, a.integrationId));
   const restoring = toRestore(affected, current);
@@ -72,7 +83,9 @@ export async function recoveryCredentialProblems(db: Queryable, affected: Scoped
 async function problemsOf(i: Integration, c: ReplacementCredentials, policy: StoredSecretPolicy): Promise<string[]> {
   const named = REF_FIELDS.filter((f) => c[f] !== undefined);
   const extra = (allowed: readonly string[]): string[] =>
-    named.filter((f) => !allowed.includes(f)).map((f) => `${i.id}: ${FLAG[f]} does not apply (it authenticates with ${i.authMethod})`);
+    named
+      .filter((f) => !allowed.includes(f))
+      .map((f) => `${i.id}: ${FLAG[f]} does not apply (it authenticates with ${i.authMethod})`);
   switch (i.authMethod) {
     case 'private_key_jwt':
       return extra([]);
@@ -80,8 +93,14 @@ async function problemsOf(i: Integration, c: ReplacementCredentials, policy: Sto
     case 'client_secret_post': {
       const problems = extra(['clientSecretRef']);
       const ref = c.clientSecretRef;
-      if (!ref) return [...problems, `${i.id} uses ${i.authMethod}: rotate the secret at the vendor and give the new one (--client-secret-ref ${i.id}=file:…)`];
-      if (ref === i.clientSecretRef) return [...problems, `${i.id}: --client-secret-ref names the revoked secret; give the rotated one`];
+      if (!ref)
+        return [
+          ...problems,
+          `${i.id} uses ${i.authMethod}: ` +
+            `rotate the secret at the vendor and give the new one (--client-secret-ref ${i.id}=file:…)`,
+        ];
+      if (ref === i.clientSecretRef)
+        return [...problems, `${i.id}: --client-secret-ref names the revoked secret; give the rotated one`];
       try {
         checkReplacementRef(ref, `--client-secret-ref ${i.id}`, policy);
       } catch (err) {
@@ -92,7 +111,12 @@ async function problemsOf(i: Integration, c: ReplacementCredentials, policy: Sto
     case 'tls_client_auth': {
       const problems = extra(['tlsCertRef', 'tlsKeyRef']);
       const { tlsCertRef: cert, tlsKeyRef: key } = c;
-      if (!cert || !key) return [...problems, `${i.id} uses tls_client_auth: give the new client certificate and key (--tls-cert-ref ${i.id}=… --tls-key-ref ${i.id}=…)`];
+      if (!cert || !key)
+        return [
+          ...problems,
+          `${i.id} uses tls_client_auth: ` +
+            `give the new client certificate and key (--tls-cert-ref ${i.id}=… --tls-key-ref ${i.id}=…)`,
+        ];
       if (cert === i.tlsRefs?.clientCertRef || key === i.tlsRefs?.clientKeyRef) {
         return [...problems, `${i.id}: the certificate and key must both differ from the revoked ones`];
       }

@@ -1,6 +1,6 @@
 /**
  * Where recovery registers fresh credentials for sandbox vendors. Restoring an integration at a
- * sandbox needs its admin endpoint (lib/vendors/revocation.ts restoreIntegration); the worker does not
+ * sandbox needs its admin endpoint (lib/revocation/revoke.ts restoreIntegration); the worker does not
  * know it from configuration, so whoever starts a sandbox in-process (tests, the benchmark, the dev
  * stack) registers it here by its FHIR base URL. Real vendors need none.
  */
@@ -16,7 +16,10 @@ export function sandboxAdminFor(baseUrl: string): SandboxAdmin | undefined {
   return admins.get(baseUrl.replace(/\/+$/, ''));
 }
 
-/** The dev stack's sandboxes as the worker receives them (EHR_DEV_SANDBOX_ADMINS); malformed: ignored, none registered. */
+/**
+ * The dev stack's sandboxes as the worker receives them (EHR_DEV_SANDBOX_ADMINS); malformed: ignored, none
+ * registered.
+ */
 export function registerDevSandboxAdmins(json: string | undefined): number {
   if (!json) return 0;
   let parsed: unknown;

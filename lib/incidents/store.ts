@@ -67,7 +67,15 @@ export async function listIncidents(db: Queryable): Promise<IncidentRecord[]> {
  */
 export async function openIncident(
   pool: Pool,
-  incident: { id: string; scope: IncidentScope; severity: string; reason: string; declaredBy: string; drill: boolean; declaredAt: Date },
+  incident: {
+    id: string;
+    scope: IncidentScope;
+    severity: string;
+    reason: string;
+    declaredBy: string;
+    drill: boolean;
+    declaredAt: Date;
+  },
   ctx: AuditContext,
 ): Promise<IncidentRecord> {
   return withTransaction(pool, async (client) => {
@@ -75,15 +83,32 @@ export async function openIncident(
     if (existing) return existing;
     const affected = await integrationsInScope(client, incident.scope);
     await client.query(
-      `INSERT INTO incidents (id, scope, severity, reason, declared_by, drill, declared_at, affected) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-      [incident.id, incident.scope, incident.severity, incident.reason, incident.declaredBy, incident.drill, incident.declaredAt, JSON.stringify(affected)],
+      `INSERT INTO incidents (id, scope, severity, reason, declared_by, drill, declared_at, affected)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+      [
+        incident.id,
+        incident.scope,
+        incident.severity,
+        incident.reason,
+        incident.declaredBy,
+        incident.drill,
+        incident.declaredAt,
+        JSON.stringify(affected),
+      ],
     );
     await appendAuditEvents(client, [
       {
         ...ctx,
         action: 'incident.declared',
         outcome: 'success',
-        details: { incidentId: incident.id, scope: incident.scope, severity: incident.severity, declaredBy: incident.declaredBy, drill: incident.drill, integrations: affected.length },
+        details: {
+          incidentId: incident.id,
+          scope: incident.scope,
+          severity: incident.severity,
+          declaredBy: incident.declaredBy,
+          drill: incident.drill,
+          integrations: affected.length,
+        },
       },
     ]);
     return (await getIncident(client, incident.id))!;
@@ -93,9 +118,19 @@ export async function openIncident(
 /** Exports frozen, webhooks refused, vendor writes queued, legal hold on. */
 export async function raiseHold(pool: Pool, incidentId: string, scope: string, ctx: AuditContext): Promise<void> {
   await withTransaction(pool, async (client) => {
-    const inserted = await client.query('INSERT INTO incident_holds (incident_id, scope) VALUES ($1, $2) ON CONFLICT DO NOTHING', [incidentId, scope]);
+    const inserted = await client.query(
+      'INSERT INTO incident_holds (incident_id, scope) VALUES ($1, $2) ON CONFLICT DO NOTHING',
+      [incidentId, scope],
+    );
     if (inserted.rowCount === 0) return;
-    await appendAuditEvents(client, [{ ...ctx, action: 'incident.hold_raised', outcome: 'success', details: { incidentId, scope, exportsFrozen: true, webhooksRefused: true, writesQueued: true, legalHold: true } }]);
+    await appendAuditEvents(client, [
+      {
+        ...ctx,
+        action: 'incident.hold_raised',
+        outcome: 'success',
+        details: { incidentId, scope, exportsFrozen: true, webhooksRefused: true, writesQueued: true, legalHold: true },
+      },
+    ]);
   });
 }
 
@@ -103,33 +138,61 @@ export async function raiseHold(pool: Pool, incidentId: string, scope: string, c
 export async function liftHold(pool: Pool, incidentId: string, ctx: AuditContext): Promise<void> {
   await withTransaction(pool, async (client) => {
     const updated = await client.query(
-      `UPDATE incident_holds SET exports_frozen = false, webhooks_refused = false, writes_queued = false, released_at = now()
+      `UPDATE incident_holds SET exports_frozen = false, webhooks_refused = false, writes_queued = false,
+         released_at = now()
         WHERE incident_id = $1 AND released_at IS NULL`,
       [incidentId],
     );
     if (updated.rowCount === 0) return;
-    await appendAuditEvents(client, [{ ...ctx, action: 'incident.hold_lifted', outcome: 'success', details: { incidentId, legalHold: true } }]);
+    await appendAuditEvents(client, [
+      { ...ctx, action: 'incident.hold_lifted', outcome: 'success', details: { incidentId, legalHold: true } },
+    ]);
   });
 }
 
-export async function markIncident(pool: Pool, incidentId: string, status: 'contained' | 'recovered', elapsedMs: number, ctx: AuditContext): Promise<void> {
+export async function markIncident(
+  pool: Pool,
+  incidentId: string,
+  status: 'contained' | 'recovered',
+  elapsedMs: number,
+  ctx: AuditContext,
+): Promise<void> {
   await withTransaction(pool, async (client) => {
     const sql =
       status === 'contained'
-        ? `UPDATE incidents SET status = 'contained', contained_at = now(), time_to_contain_ms = $2 WHERE id = $1 AND status = 'containing'`
-        : `UPDATE incidents SET status = 'recovered', recovered_at = now(), time_to_recover_ms = $2 WHERE id = $1 AND status <> 'recovered'`;
+        ? `UPDATE incidents SET status = 'contained', contained_at = now(), time_to_contain_ms = $2
+            WHERE id = $1 AND status = 'containing'`
+        : `UPDATE incidents SET status = 'recovered', recovered_at = now(), time_to_recover_ms = $2
+            WHERE id = $1 AND status <> 'recovered'`;
     const updated = await client.query(sql, [incidentId, Math.round(elapsedMs)]);
     if (updated.rowCount === 0) return;
-    await appendAuditEvents(client, [{ ...ctx, action: `incident.${status}`, outcome: 'success', details: { incidentId, elapsedMs: Math.round(elapsedMs) } }]);
+    await appendAuditEvents(client, [
+      {
+        ...ctx,
+        action: `incident.${status}`,
+        outcome: 'success',
+        details: { incidentId, elapsedMs: Math.round(elapsedMs) },
+      },
+    ]);
   });
 }
 
 /** Records (once per incident, with its audit event) which schedules the incident paused. */
-export async function recordPausedSchedules(pool: Pool, incidentId: string, schedules: string[], ctx: AuditContext): Promise<void> {
+export async function recordPausedSchedules(
+  pool: Pool,
+  incidentId: string,
+  schedules: string[],
+  ctx: AuditContext,
+): Promise<void> {
   await withTransaction(pool, async (client) => {
-    const updated = await client.query('UPDATE incidents SET paused_schedules = $2 WHERE id = $1 AND paused_schedules IS NULL', [incidentId, JSON.stringify(schedules)]);
+    const updated = await client.query(
+      'UPDATE incidents SET paused_schedules = $2 WHERE id = $1 AND paused_schedules IS NULL',
+      [incidentId, JSON.stringify(schedules)],
+    );
     if (updated.rowCount === 0 || schedules.length === 0) return;
-    await appendAuditEvents(client, [{ ...ctx, action: 'incident.schedules_paused', outcome: 'success', details: { incidentId, schedules } }]);
+    await appendAuditEvents(client, [
+      { ...ctx, action: 'incident.schedules_paused', outcome: 'success', details: { incidentId, schedules } },
+    ]);
   });
 }
 
@@ -137,20 +200,40 @@ export async function recordPausedSchedules(pool: Pool, incidentId: string, sche
  * Releases the incident's legal hold (counsel's decision, outside the incident): only after recovery
  * lifted its operational hold, with who and why audited. False when it was already released.
  */
-export async function releaseLegalHold(pool: Pool, incidentId: string, release: { by: string; reason: string }, ctx: AuditContext): Promise<boolean> {
-  if (!/^[\x20-\x7e]{1,200}$/.test(release.reason)) throw new InvalidArgumentError('--reason', '1-200 printable ASCII characters (no PHI)');
+export async function releaseLegalHold(
+  pool: Pool,
+  incidentId: string,
+  release: { by: string; reason: string },
+  ctx: AuditContext,
+): Promise<boolean> {
+  if (!/^[\x20-\x7e]{1,200}$/.test(release.reason))
+    throw new InvalidArgumentError('--reason', '1-200 printable ASCII characters (no PHI)');
   return withTransaction(pool, async (client) => {
-    const hold = await client.query<{ legal_hold: boolean; released_at: Date | null }>('SELECT legal_hold, released_at FROM incident_holds WHERE incident_id = $1 FOR UPDATE', [incidentId]);
+    const hold = await client.query<{ legal_hold: boolean; released_at: Date | null }>(
+      'SELECT legal_hold, released_at FROM incident_holds WHERE incident_id = $1 FOR UPDATE',
+      [incidentId],
+    );
     const row = hold.rows[0];
     if (!row) throw new NotFoundError('incident hold', incidentId);
     if (!row.legal_hold) return false;
-    if (!row.released_at) throw new ConflictError('incident', incidentId, 'has not recovered: its hold still stands, and the legal hold with it');
+    if (!row.released_at)
+      throw new ConflictError(
+        'incident',
+        incidentId,
+        'has not recovered: its hold still stands, and the legal hold with it',
+      );
     await client.query(
-      'UPDATE incident_holds SET legal_hold = false, legal_hold_released_at = now(), legal_hold_released_by = $2 WHERE incident_id = $1',
+      `UPDATE incident_holds
+          SET legal_hold = false, legal_hold_released_at = now(), legal_hold_released_by = $2 WHERE incident_id = $1`,
       [incidentId, release.by],
     );
     await appendAuditEvents(client, [
-      { ...ctx, action: 'incident.legal_hold_released', outcome: 'success', details: { incidentId, by: release.by, reason: release.reason } },
+      {
+        ...ctx,
+        action: 'incident.legal_hold_released',
+        outcome: 'success',
+        details: { incidentId, by: release.by, reason: release.reason },
+      },
     ]);
     return true;
   });

@@ -218,7 +218,11 @@ export function createLogger(options: { level: string; name: string; destination
   );
   // pino never runs child bindings through formatters.bindings; sanitise them here. Children are
   // created with Object.create(parent), so they inherit this `child` too.
-  const pinoChild = logger.child as unknown as (this: Logger, bindings: pino.Bindings, childOptions?: pino.ChildLoggerOptions) => Logger;
+  const pinoChild = logger.child as unknown as (
+    this: Logger,
+    bindings: pino.Bindings,
+    childOptions?: pino.ChildLoggerOptions,
+  ) => Logger;
   logger.child = function child(this: Logger, bindings: pino.Bindings, childOptions?: pino.ChildLoggerOptions): Logger {
     return pinoChild.call(this, sanitizeRecord(bindings), childOptions);
   } as unknown as Logger['child'];

@@ -27,7 +27,8 @@ export async function upsertRecords(
   const unique = latestPerId(records);
   if (unique.length === 0) return { inserted: 0, updated: 0, unchanged: 0 };
   const res = await client.query<{ inserted: boolean }>(
-    `INSERT INTO records AS r (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated, patient_pseudonym, key_version, ciphertext)
+    `INSERT INTO records AS r (tenant_id, integration_id, resource_type, resource_id, version_id,
+       last_updated, patient_pseudonym, key_version, ciphertext)
      SELECT $1, $2, $3, t.resource_id, t.version_id, t.last_updated, t.patient_pseudonym, t.key_version, t.ciphertext
        FROM unnest($4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::int[], $9::bytea[])
          AS t(resource_id, version_id, last_updated, patient_pseudonym, key_version, ciphertext)
@@ -64,12 +65,20 @@ function latestPerId(records: EncryptedRecord[]): EncryptedRecord[] {
   return [...byId.values()];
 }
 
-export async function countRecords(db: Queryable, filter: { tenantId?: string; integrationId?: string }): Promise<Array<{ tenantId: string; integrationId: string; resourceType: string; count: number }>> {
+export async function countRecords(
+  db: Queryable,
+  filter: { tenantId?: string; integrationId?: string },
+): Promise<Array<{ tenantId: string; integrationId: string; resourceType: string; count: number }>> {
   const res = await db.query<{ tenant_id: string; integration_id: string; resource_type: string; count: string }>(
     `SELECT tenant_id, integration_id, resource_type, count(*) AS count FROM records
       WHERE ($1::text IS NULL OR tenant_id = $1) AND ($2::text IS NULL OR integration_id = $2)
       GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
     [filter.tenantId ?? null, filter.integrationId ?? null],
   );
-  return res.rows.map((r) => ({ tenantId: r.tenant_id, integrationId: r.integration_id, resourceType: r.resource_type, count: Number(r.count) }));
+  return res.rows.map((r) => ({
+    tenantId: r.tenant_id,
+    integrationId: r.integration_id,
+    resourceType: r.resource_type,
+    count: Number(r.count),
+  }));
 }

@@ -32,14 +32,16 @@ export async function ensureAppLoginRole(adminDatabaseUrl: string, opts: AppLogi
   const password = opts.password ?? randomBytes(24).toString('base64url');
   await withRoleAdmin(adminDatabaseUrl, role, async (client) => {
     const group = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_GROUP_ROLE]);
-    if (group.rowCount === 0) throw new InvalidArgumentError('database', `role ${APP_GROUP_ROLE} does not exist: apply the migrations first`);
+    if (group.rowCount === 0)
+      throw new InvalidArgumentError('database', `role ${APP_GROUP_ROLE} does not exist: apply the migrations first`);
     await upsertLoginRole(client, role, 'NOCREATEDB', password);
     const member = await client.query(
       `SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
         WHERE g.rolname = $1 AND u.rolname = $2`,
       [APP_GROUP_ROLE, role],
     );
-    if (member.rowCount === 0) await client.query(`GRANT ${client.escapeIdentifier(APP_GROUP_ROLE)} TO ${client.escapeIdentifier(role)}`);
+    if (member.rowCount === 0)
+      await client.query(`GRANT ${client.escapeIdentifier(APP_GROUP_ROLE)} TO ${client.escapeIdentifier(role)}`);
   });
   const url = new URL(adminDatabaseUrl);
   url.username = encodeURIComponent(role);
@@ -53,7 +55,10 @@ export async function ensureAppLoginRole(adminDatabaseUrl: string, opts: AppLogi
  * For the Temporal server sharing the PostgreSQL server (docker-compose.yml), which creates and
  * owns its own databases and so never needs the product's owner or the superuser.
  */
-export async function ensureDatabaseCreatorRole(adminDatabaseUrl: string, opts: { role: string; password: string }): Promise<void> {
+export async function ensureDatabaseCreatorRole(
+  adminDatabaseUrl: string,
+  opts: { role: string; password: string },
+): Promise<void> {
   await withRoleAdmin(adminDatabaseUrl, opts.role, async (client) => {
     await upsertLoginRole(client, opts.role, 'CREATEDB', opts.password);
     const group = await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [APP_GROUP_ROLE]);
@@ -62,8 +67,13 @@ export async function ensureDatabaseCreatorRole(adminDatabaseUrl: string, opts: 
   });
 }
 
-async function withRoleAdmin(adminDatabaseUrl: string, role: string, fn: (client: pg.Client) => Promise<void>): Promise<void> {
-  if (!ROLE_NAME.test(role)) throw new InvalidArgumentError('role name', 'use lowercase letters, digits and underscores');
+async function withRoleAdmin(
+  adminDatabaseUrl: string,
+  role: string,
+  fn: (client: pg.Client) => Promise<void>,
+): Promise<void> {
+  if (!ROLE_NAME.test(role))
+    throw new InvalidArgumentError('role name', 'use lowercase letters, digits and underscores');
   const client = new pg.Client({ connectionString: adminDatabaseUrl, application_name: 'ehr-connectors-roles' });
   // A connection that breaks between statements also fails the statement in flight; without a
   // listener the 'error' event would crash the process instead.
@@ -82,7 +92,12 @@ async function withRoleAdmin(adminDatabaseUrl: string, role: string, fn: (client
 }
 
 /** CREATE or ALTER: the attributes and the password are set either way (a changed secret takes effect). */
-async function upsertLoginRole(client: pg.Client, role: string, createdb: 'CREATEDB' | 'NOCREATEDB', password: string): Promise<void> {
+async function upsertLoginRole(
+  client: pg.Client,
+  role: string,
+  createdb: 'CREATEDB' | 'NOCREATEDB',
+  password: string,
+): Promise<void> {
   const ident = client.escapeIdentifier(role);
   const literal = client.escapeLiteral(password);
   const attrs = `LOGIN NOSUPERUSER ${createdb} NOCREATEROLE NOREPLICATION NOBYPASSRLS INHERIT`;
@@ -97,4 +112,16 @@ async function upsertLoginRole(client: pg.Client, role: string, createdb: 'CREAT
     }
   }
   await client.query(`ALTER ROLE ${ident} ${attrs} PASSWORD ${literal}`);
+}
+
+/** What the connected role is: a member of `ehr_app` (with USAGE), and whether it is a superuser. */
+export async function connectedRoleStanding(
+  client: pg.Client,
+): Promise<{ member: boolean; superuser: boolean } | undefined> {
+  const res = await client.query<{ member: boolean; superuser: boolean }>(
+    `SELECT pg_has_role(current_user, $1, 'USAGE') AS member, rolsuper AS superuser FROM pg_roles
+        WHERE rolname = current_user`,
+    [APP_GROUP_ROLE],
+  );
+  return res.rows[0];
 }

@@ -15,7 +15,9 @@ import { createPool, withTransaction } from './pool.js';
 
 /** The policy the database enforces: its roots and exclusions (readable by the application role). */
 export async function readStoredSecretPolicy(db: Queryable): Promise<StoredSecretPolicy> {
-  const { rows } = await db.query<{ path: string; kind: 'root' | 'excluded' }>('SELECT path, kind FROM secret_roots ORDER BY path');
+  const { rows } = await db.query<{ path: string; kind: 'root' | 'excluded' }>(
+    'SELECT path, kind FROM secret_roots ORDER BY path',
+  );
   return {
     roots: rows.filter((r) => r.kind === 'root').map((r) => r.path),
     excluded: rows.filter((r) => r.kind === 'excluded').map((r) => r.path),
@@ -37,7 +39,8 @@ export async function writeSecretRoots(
     return await withTransaction(pool, async (client) => {
       await client.query('LOCK TABLE secret_roots IN EXCLUSIVE MODE');
       const current = await readStoredSecretPolicy(client);
-      const same = (a: readonly string[], b: readonly string[]) => [...a].sort().join('\0') === [...b].sort().join('\0');
+      const same = (a: readonly string[], b: readonly string[]) =>
+        [...a].sort().join('\0') === [...b].sort().join('\0');
       if (same(current.roots, wanted.roots) && same(current.excluded, wanted.excluded)) return { changed: false };
       await client.query('DELETE FROM secret_roots');
       await client.query(
@@ -46,7 +49,9 @@ export async function writeSecretRoots(
         [wanted.roots, wanted.excluded],
       );
       const details = { roots: wanted.roots, excluded: wanted.excluded };
-      await appendAuditEvents(client, [{ actor, correlationId: randomUUID(), action: 'secret_roots.configured', outcome: 'success', details }]);
+      await appendAuditEvents(client, [
+        { actor, correlationId: randomUUID(), action: 'secret_roots.configured', outcome: 'success', details },
+      ]);
       return { changed: true };
     });
   } finally {
@@ -59,7 +64,11 @@ export function secretRefRefusalFrom(err: unknown): SecretRefRefusedError | unde
   const e = err as { code?: string; constraint?: string; detail?: string; column?: string } | null;
   if (e?.code !== '23514' || e.constraint !== 'stored_secret_reference') return undefined;
   const rule = e.detail !== undefined && e.detail in SECRET_REF_RULES ? (e.detail as SecretRefRule) : 'not-a-reference';
-  return new SecretRefRefusedError(e.column ?? 'secret reference', rule, `${SECRET_REF_RULES[rule]} (refused by the database)`);
+  return new SecretRefRefusedError(
+    e.column ?? 'secret reference',
+    rule,
+    `${SECRET_REF_RULES[rule]} (refused by the database)`,
+  );
 }
 
 /** Runs a write through a definer function, turning its refusal into SecretRefRefusedError. */
@@ -79,7 +88,12 @@ export interface RefusalScope {
 }
 
 /** Records `secret_ref.refused` (field, rule, stage; never the reference). */
-export async function auditSecretRefRefusal(pool: Pool, ctx: AuditContext, err: SecretRefRefusedError, scope: RefusalScope): Promise<void> {
+export async function auditSecretRefRefusal(
+  pool: Pool,
+  ctx: AuditContext,
+  err: SecretRefRefusedError,
+  scope: RefusalScope,
+): Promise<void> {
   await recordAuditEvent(pool, {
     ...ctx,
     action: 'secret_ref.refused',

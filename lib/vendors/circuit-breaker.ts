@@ -59,7 +59,8 @@ export type CallOutcome = 'success' | 'failure' | 'neutral';
 /** 5xx, 408, network failures and timeouts mean the vendor is unwell; 429 is neutral; other answers mean it is up. */
 export function outcomeOf(err: unknown): CallOutcome {
   if (err === undefined) return 'success';
-  if (err instanceof VendorHttpError) return err.status === 429 ? 'neutral' : err.status >= 500 || err.status === 408 ? 'failure' : 'success';
+  if (err instanceof VendorHttpError)
+    return err.status === 429 ? 'neutral' : err.status >= 500 || err.status === 408 ? 'failure' : 'success';
   if (err instanceof VendorNetworkError) return 'failure';
   // Our own refusals (revoked, TLS policy, size cap …) say nothing about the vendor's health.
   if (err instanceof EhrError) return 'neutral';

@@ -13,7 +13,7 @@
 import { profileFor } from './profiles/index.js';
 import { assertionAudience, scopesFor } from './profiles/adapters.js';
 import { isVendorId } from './profiles/types.js';
-import type { IntegrationCredentials } from './vendor-client.js';
+import type { IntegrationCredentials } from './vendor-call.js';
 
 export const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
@@ -43,7 +43,10 @@ export async function clientAuthentication(cred: IntegrationCredentials): Promis
     case 'private_key_jwt':
       return {
         headers: {},
-        params: { client_assertion_type: ASSERTION_TYPE, client_assertion: await cred.signAssertion(audienceFor(cred)) },
+        params: {
+          client_assertion_type: ASSERTION_TYPE,
+          client_assertion: await cred.signAssertion(audienceFor(cred)),
+        },
       };
     case 'client_secret_basic':
       return { headers: { authorization: basicAuthorization(cred.clientId, await secretOf(cred)) }, params: {} };
@@ -55,7 +58,8 @@ export async function clientAuthentication(cred: IntegrationCredentials): Promis
 }
 
 async function secretOf(cred: IntegrationCredentials): Promise<string> {
-  if (!cred.clientSecret) throw new TypeError(`integration ${cred.integrationId}: ${cred.authMethod} credentials carry no client secret`);
+  if (!cred.clientSecret)
+    throw new TypeError(`integration ${cred.integrationId}: ${cred.authMethod} credentials carry no client secret`);
   return cred.clientSecret();
 }
 
@@ -73,7 +77,10 @@ function formRequest(auth: ClientAuthentication, fields: Record<string, string>)
 
 /** A client_credentials token request; scopes in the profile's syntax (v1 `.read` or v2 `.rs`). */
 export async function tokenRequest(cred: IntegrationCredentials): Promise<FormRequest> {
-  const scope = cred.resourceTypes && isVendorId(cred.vendor) ? scopesFor(profileFor(cred.vendor), cred.resourceTypes).join(' ') : cred.scopes.join(' ');
+  const scope =
+    cred.resourceTypes && isVendorId(cred.vendor)
+      ? scopesFor(profileFor(cred.vendor), cred.resourceTypes).join(' ')
+      : cred.scopes.join(' ');
   return formRequest(await clientAuthentication(cred), { grant_type: 'client_credentials', scope });
 }
 

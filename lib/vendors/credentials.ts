@@ -11,20 +11,20 @@ import { resolveSecret } from '../config/secrets.js';
 import type { StoredSecretPolicy } from '../config/stored-secret-refs.js';
 import { TLS_REF_KEYS, assertStoredSecretRefAllowed } from '../config/stored-secret-refs.js';
 import { ConfigError, IntegrationRevokedError, SecretRefRefusedError } from '../errors/index.js';
-import { signClientAssertion } from '../security/client-assertion.js';
-import { loadSigningKey } from '../security/signing-keys.js';
-import type { Integration } from '../store/integrations.js';
-import { getIntegration } from '../store/integrations.js';
+import { signClientAssertion } from '../crypto/client-assertion.js';
+import { loadSigningKey } from '../keys/signing-keys.js';
+import type { Integration } from '../integrations/repository.js';
+import { getIntegration } from '../integrations/repository.js';
 import type { Queryable } from '../store/pool.js';
 import { discoverSmartConfiguration } from './smart-discovery.js';
 import { loadVendorTls } from './tls-options.js';
 import type { VendorTls } from './tls-options.js';
-import type { IntegrationCredentials } from './vendor-client.js';
+import type { IntegrationCredentials } from './vendor-call.js';
 
 export interface CredentialDirectory {
   credentials(integrationId: string): Promise<IntegrationCredentials>;
   integration(integrationId: string): Promise<Integration>;
-  /** Drops the cached integration row (revocation, restore: lib/vendors/revocation-watcher.ts). */
+  /** Drops the cached integration row (revocation, restore: lib/revocation/watcher.ts). */
   forget(integrationId: string): void;
   /** Credentials (whatever the status) and the vendor's RFC 7009 endpoint, for revoking tokens there. */
   revocationTarget(integrationId: string): Promise<{ cred: IntegrationCredentials; endpoint: string } | undefined>;
@@ -74,8 +74,11 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
   }
 
   /** The integration's references as they may be read now (file: → realpath), or a refusal, audited. */
-  async function checkedRefs(i: Integration): Promise<Pick<Integration, 'privateKeyRef' | 'clientSecretRef' | 'tlsRefs'>> {
-    const check = (field: string, ref: string): string => assertStoredSecretRefAllowed(ref, { field, policy: options.secretPolicy });
+  async function checkedRefs(
+    i: Integration,
+  ): Promise<Pick<Integration, 'privateKeyRef' | 'clientSecretRef' | 'tlsRefs'>> {
+    const check = (field: string, ref: string): string =>
+      assertStoredSecretRefAllowed(ref, { field, policy: options.secretPolicy });
     try {
       const tlsRefs = i.tlsRefs ? { ...i.tlsRefs } : null;
       for (const key of TLS_REF_KEYS) {
@@ -95,7 +98,9 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
 
   async function credentialsFor(i: Integration): Promise<IntegrationCredentials> {
     const refs = await checkedRefs(i);
-    const tls = refs.tlsRefs ? await once<VendorTls>(`tls:${JSON.stringify(refs.tlsRefs)}`, () => loadVendorTls(refs.tlsRefs!)) : undefined;
+    const tls = refs.tlsRefs
+      ? await once<VendorTls>(`tls:${JSON.stringify(refs.tlsRefs)}`, () => loadVendorTls(refs.tlsRefs!))
+      : undefined;
     const base: Omit<IntegrationCredentials, 'signAssertion'> = {
       tenantId: i.tenantId,
       integrationId: i.id,
@@ -110,27 +115,40 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
       vendorParams: { ...i.vendorParams },
       ...(tls ? { tls } : {}),
     };
-    const noAssertion = (): Promise<string> => Promise.reject(new ConfigError(`integration ${i.id}`, `auth method ${i.authMethod} signs no client assertion`));
+    const noAssertion = (): Promise<string> =>
+      Promise.reject(new ConfigError(`integration ${i.id}`, `auth method ${i.authMethod} signs no client assertion`));
     switch (i.authMethod) {
       case 'private_key_jwt': {
         const { signingAlg, signingKid } = i;
         const { privateKeyRef } = refs;
-        if (!privateKeyRef || !signingAlg || !signingKid) throw new ConfigError(`integration ${i.id}`, 'private_key_jwt needs a signing key');
+        if (!privateKeyRef || !signingAlg || !signingKid)
+          throw new ConfigError(`integration ${i.id}`, 'private_key_jwt needs a signing key');
         const privateKey = once(`key:${privateKeyRef}#${signingKid}`, () => loadSigningKey(privateKeyRef, signingAlg));
         return {
           ...base,
           signAssertion: async (audience = i.tokenUrl) =>
-            signClientAssertion({ clientId: i.clientId, audience, kid: signingKid, alg: signingAlg, privateKey: await privateKey }),
+            signClientAssertion({
+              clientId: i.clientId,
+              audience,
+              kid: signingKid,
+              alg: signingAlg,
+              privateKey: await privateKey,
+            }),
         };
       }
       case 'client_secret_basic':
       case 'client_secret_post': {
         const ref = refs.clientSecretRef;
         if (!ref) throw new ConfigError(`integration ${i.id}`, `${i.authMethod} needs a client secret reference`);
-        return { ...base, signAssertion: noAssertion, clientSecret: () => once(`secret:${ref}`, () => resolveSecret(ref, { field: 'clientSecretRef' })) };
+        return {
+          ...base,
+          signAssertion: noAssertion,
+          clientSecret: () => once(`secret:${ref}`, () => resolveSecret(ref, { field: 'clientSecretRef' })),
+        };
       }
       case 'tls_client_auth':
-        if (!tls?.clientCertPem) throw new ConfigError(`integration ${i.id}`, 'tls_client_auth needs a client certificate and key (tls refs)');
+        if (!tls?.clientCertPem)
+          throw new ConfigError(`integration ${i.id}`, 'tls_client_auth needs a client certificate and key (tls refs)');
         return { ...base, signAssertion: noAssertion };
     }
   }
@@ -141,7 +159,9 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
 
   /** Discovered at revocation time from the vendor's SMART configuration (cached per base URL). */
   const endpoints = new Map<string, Promise<string | undefined>>();
-  async function revocationTarget(integrationId: string): Promise<{ cred: IntegrationCredentials; endpoint: string } | undefined> {
+  async function revocationTarget(
+    integrationId: string,
+  ): Promise<{ cred: IntegrationCredentials; endpoint: string } | undefined> {
     const i = await getIntegration(db, integrationId);
     let endpoint = endpoints.get(i.baseUrl);
     if (!endpoint) {
@@ -156,7 +176,8 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
   async function discoverRevocationEndpoint(i: Integration): Promise<string | undefined> {
     // A vendor behind a private CA or mTLS is reached with the integration's TLS material.
     const { tlsRefs } = await checkedRefs(i);
-    return (await discoverSmartConfiguration(i.baseUrl, 5_000, tlsRefs ? await loadVendorTls(tlsRefs) : undefined)).revocationEndpoint;
+    return (await discoverSmartConfiguration(i.baseUrl, 5_000, tlsRefs ? await loadVendorTls(tlsRefs) : undefined))
+      .revocationEndpoint;
   }
 
   return { credentials, integration, forget, revocationTarget };

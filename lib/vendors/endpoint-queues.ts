@@ -57,16 +57,30 @@ export function endpointQueueName(mainTaskQueue: string, vendor: string, baseUrl
 }
 
 /** The profile with its limit replaced by an override (a vendor without a published limit gets a sliding one). */
-function effectiveProfile(profile: VendorProfile, override: { requests: number; perSeconds: number } | undefined): VendorProfile {
+function effectiveProfile(
+  profile: VendorProfile,
+  override: { requests: number; perSeconds: number } | undefined,
+): VendorProfile {
   if (!override) return profile;
-  const base: RateLimit = profile.rateLimit.value ?? { requests: 0, perSeconds: 1, scope: 'base-url', window: 'sliding', retryAfter: true };
+  const base: RateLimit = profile.rateLimit.value ?? {
+    requests: 0,
+    perSeconds: 1,
+    scope: 'base-url',
+    window: 'sliding',
+    retryAfter: true,
+  };
   return { ...profile, rateLimit: { ...profile.rateLimit, value: { ...base, ...override } } };
 }
 
 /** The queue for an integration's vendor endpoint, or undefined when its vendor has no limit. */
-export function endpointQueueFor(policy: EndpointQueuePolicy, integration: { vendor: string; baseUrl: string }): EndpointQueue | undefined {
+export function endpointQueueFor(
+  policy: EndpointQueuePolicy,
+  integration: { vendor: string; baseUrl: string },
+): EndpointQueue | undefined {
   if (!isVendorId(integration.vendor)) return undefined;
-  const rate = activityRatePerSecond(effectiveProfile(PROFILES[integration.vendor], policy.overrides.get(integration.vendor)));
+  const rate = activityRatePerSecond(
+    effectiveProfile(PROFILES[integration.vendor], policy.overrides.get(integration.vendor)),
+  );
   if (rate === undefined || rate <= 0) return undefined;
   return {
     taskQueue: endpointQueueName(policy.mainTaskQueue, integration.vendor, integration.baseUrl),
@@ -77,7 +91,10 @@ export function endpointQueueFor(policy: EndpointQueuePolicy, integration: { ven
 }
 
 /** One queue per distinct rate-limited endpoint among the integrations. */
-export function endpointQueuesFor(policy: EndpointQueuePolicy, integrations: ReadonlyArray<{ vendor: string; baseUrl: string }>): EndpointQueue[] {
+export function endpointQueuesFor(
+  policy: EndpointQueuePolicy,
+  integrations: ReadonlyArray<{ vendor: string; baseUrl: string }>,
+): EndpointQueue[] {
   const queues = new Map<string, EndpointQueue>();
   for (const i of integrations) {
     const q = endpointQueueFor(policy, i);

@@ -34,7 +34,11 @@ export function certificateThumbprint(certPem: string): string {
 }
 
 async function body(profile: VendorProfile, m: SandboxClientMaterial): Promise<Record<string, unknown>> {
-  const common = { token_endpoint_auth_method: m.authMethod, scopes: m.scopes, assertion_audience: profile.auth.assertionAudience.value };
+  const common = {
+    token_endpoint_auth_method: m.authMethod,
+    scopes: m.scopes,
+    assertion_audience: profile.auth.assertionAudience.value,
+  };
   switch (m.authMethod) {
     case 'private_key_jwt':
       return { ...common, ...(m.jwksUri ? { jwks_uri: m.jwksUri } : { jwks: { keys: [m.publicJwk] } }) };
@@ -53,21 +57,33 @@ export async function registerSandboxClient(
   material: SandboxClientMaterial,
   opts: { clientId?: string; replace?: boolean } = {},
 ): Promise<string> {
-  const payload = { ...(await body(profile, material)), ...(opts.clientId && !opts.replace ? { client_id: opts.clientId } : {}) };
+  const payload = {
+    ...(await body(profile, material)),
+    ...(opts.clientId && !opts.replace ? { client_id: opts.clientId } : {}),
+  };
   const path = opts.replace ? `/admin/clients/${encodeURIComponent(opts.clientId ?? '')}` : '/admin/clients';
   const method = opts.replace ? 'PUT' : 'POST';
-  const res = await adminRequest(new URL(`${admin.url}${path}`), {
-    method,
-    headers: { 'content-type': 'application/json', 'x-sandbox-admin': admin.adminToken },
-    body: JSON.stringify(payload),
-  }, material.tls);
+  const res = await adminRequest(
+    new URL(`${admin.url}${path}`),
+    {
+      method,
+      headers: { 'content-type': 'application/json', 'x-sandbox-admin': admin.adminToken },
+      body: JSON.stringify(payload),
+    },
+    material.tls,
+  );
   if (!res.ok) throw new VendorHttpError(res.status, method, opts.replace ? '/admin/clients/{id}' : '/admin/clients');
   return ((await res.json()) as { client_id: string }).client_id;
 }
 
 /** An https sandbox (mTLS personality) is reached with the integration's own trust and certificate. */
-function adminRequest(url: URL, init: { method: string; headers: Record<string, string>; body: string }, tls: VendorTls | undefined): Promise<Response> {
+function adminRequest(
+  url: URL,
+  init: { method: string; headers: Record<string, string>; body: string },
+  tls: VendorTls | undefined,
+): Promise<Response> {
   const signal = AbortSignal.timeout(10_000);
-  if (url.protocol === 'https:') return httpsExchange(url, { ...init, agent: new https.Agent({ ...agentOptions(tls), keepAlive: false }), signal });
+  if (url.protocol === 'https:')
+    return httpsExchange(url, { ...init, agent: new https.Agent({ ...agentOptions(tls), keepAlive: false }), signal });
   return fetch(url, { ...init, redirect: 'error', signal });
 }

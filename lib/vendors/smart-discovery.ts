@@ -20,14 +20,23 @@ export interface SmartConfiguration {
   revocationEndpoint?: string;
 }
 
-export async function discoverSmartConfiguration(baseUrl: string, timeoutMs = 10_000, tls?: VendorTls): Promise<SmartConfiguration> {
+export async function discoverSmartConfiguration(
+  baseUrl: string,
+  timeoutMs = 10_000,
+  tls?: VendorTls,
+): Promise<SmartConfiguration> {
   const url = new URL(`${baseUrl.replace(/\/$/, '')}${PATH}`);
   assertTransportAllowed(url);
   const signal = AbortSignal.timeout(timeoutMs);
   const headers = { accept: 'application/json' };
   const res =
     tls && url.protocol === 'https:'
-      ? await httpsExchange(url, { method: 'GET', headers, agent: new https.Agent({ ...agentOptions(tls), keepAlive: false }), signal })
+      ? await httpsExchange(url, {
+          method: 'GET',
+          headers,
+          agent: new https.Agent({ ...agentOptions(tls), keepAlive: false }),
+          signal,
+        })
       : await fetch(url, { headers, redirect: 'error', signal });
   if (!res.ok) {
     await res.body?.cancel().catch(() => undefined);
@@ -40,7 +49,10 @@ export async function discoverSmartConfiguration(baseUrl: string, timeoutMs = 10
     if (err instanceof SyntaxError) return {};
     throw err;
   }
-  return { tokenEndpoint: allowedUrl(config.token_endpoint), revocationEndpoint: allowedUrl(config.revocation_endpoint) };
+  return {
+    tokenEndpoint: allowedUrl(config.token_endpoint),
+    revocationEndpoint: allowedUrl(config.revocation_endpoint),
+  };
 }
 
 function allowedUrl(value: unknown): string | undefined {

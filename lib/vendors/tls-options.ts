@@ -85,7 +85,10 @@ export function validateVendorTls(t: VendorTls, where: Partial<Record<'ca' | 'ce
       throw new ConfigError('tls.clientKeyRef', `${where.key ?? 'the client key'} does not hold a PEM private key`);
     }
     if (!leaf!.checkPrivateKey(key)) {
-      throw new ConfigError('tls.clientKeyRef', `${where.key ?? 'the client key'} does not match the client certificate`);
+      throw new ConfigError(
+        'tls.clientKeyRef',
+        `${where.key ?? 'the client key'} does not match the client certificate`,
+      );
     }
   }
   return { ...t, minVersion };
@@ -95,7 +98,8 @@ export function validateVendorTls(t: VendorTls, where: Partial<Record<'ca' | 'ce
 export async function loadVendorTls(refs: VendorTlsRefs): Promise<VendorTls> {
   const out: VendorTls = {};
   if (refs.caRef !== undefined) out.caPem = await readRef('tls.caRef', refs.caRef, false);
-  if (refs.clientCertRef !== undefined) out.clientCertPem = await readRef('tls.clientCertRef', refs.clientCertRef, false);
+  if (refs.clientCertRef !== undefined)
+    out.clientCertPem = await readRef('tls.clientCertRef', refs.clientCertRef, false);
   if (refs.clientKeyRef !== undefined) out.clientKeyPem = await readRef('tls.clientKeyRef', refs.clientKeyRef, true);
   if (refs.includeSystemRoots !== undefined) out.includeSystemRoots = refs.includeSystemRoots;
   if (refs.minVersion !== undefined) out.minVersion = refs.minVersion as VendorTlsMinVersion;
@@ -110,14 +114,22 @@ export function agentOptions(t: VendorTls | undefined): https.AgentOptions {
     maxSockets: 16,
     minVersion: v.minVersion,
     rejectUnauthorized: true, // explicit: NODE_TLS_REJECT_UNAUTHORIZED=0 cannot switch verification off
-    ...(v.caPem !== undefined ? { ca: [...(v.includeSystemRoots ? tls.rootCertificates : []), ...pemBlocks(v.caPem)] } : {}),
+    ...(v.caPem !== undefined
+      ? { ca: [...(v.includeSystemRoots ? tls.rootCertificates : []), ...pemBlocks(v.caPem)] }
+      : {}),
     ...(v.clientCertPem !== undefined ? { cert: v.clientCertPem, key: v.clientKeyPem } : {}),
   };
 }
 
 function fingerprint(t: VendorTls | undefined): string {
   const h = createHash('sha256');
-  for (const part of [t?.caPem, String(t?.includeSystemRoots ?? false), t?.clientCertPem, t?.clientKeyPem, t?.minVersion ?? 'TLSv1.2']) {
+  for (const part of [
+    t?.caPem,
+    String(t?.includeSystemRoots ?? false),
+    t?.clientCertPem,
+    t?.clientKeyPem,
+    t?.minVersion ?? 'TLSv1.2',
+  ]) {
     h.update(part ?? '\0').update('\x1f');
   }
   return h.digest('base64url');
@@ -199,7 +211,8 @@ export function httpsExchange(url: URL, x: HttpsExchange): Promise<Response> {
 }
 
 /** OpenSSL handshake and certificate-verification failures as Node reports them in `err.code`. */
-const VERIFY_CODES = /^(?:ERR_SSL_|ERR_TLS_)|CERT|^UNABLE_TO_|^INVALID_CA$|^PATH_LENGTH_EXCEEDED$|^INVALID_PURPOSE$|^HOSTNAME_MISMATCH$/;
+const VERIFY_CODES =
+  /^(?:ERR_SSL_|ERR_TLS_)|CERT|^UNABLE_TO_|^INVALID_CA$|^PATH_LENGTH_EXCEEDED$|^INVALID_PURPOSE$|^HOSTNAME_MISMATCH$/;
 /** A protocol-version alert can surface as a plain EPROTO from the socket write; its message says which. */
 const VERSION_MESSAGE = /alert protocol version|unsupported protocol|wrong version number/i;
 
@@ -209,6 +222,7 @@ const VERSION_MESSAGE = /alert protocol version|unsupported protocol|wrong versi
  */
 export function tlsFailureCode(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
-  if (code === 'EPROTO') return err instanceof Error && VERSION_MESSAGE.test(err.message) ? 'TLS_PROTOCOL_VERSION' : 'EPROTO';
+  if (code === 'EPROTO')
+    return err instanceof Error && VERSION_MESSAGE.test(err.message) ? 'TLS_PROTOCOL_VERSION' : 'EPROTO';
   return typeof code === 'string' && VERIFY_CODES.test(code) ? code : undefined;
 }

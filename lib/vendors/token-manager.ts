@@ -12,7 +12,9 @@ export interface IssuedToken {
   scope: string;
 }
 
-export type TokenRequester = (integrationId: string) => Promise<{ accessToken: string; expiresInSeconds: number; scope: string }>;
+export type TokenRequester = (
+  integrationId: string,
+) => Promise<{ accessToken: string; expiresInSeconds: number; scope: string }>;
 
 export class TokenManager {
   private readonly cache = new Map<string, IssuedToken>();
@@ -62,7 +64,8 @@ export class TokenManager {
         const lifetimeMs = t.expiresInSeconds * 1000;
         // Refresh at the earlier of `refreshAheadMs` before expiry and 80 % of the lifetime, but never
         // before half of it: a very short-lived token is still reused for back-to-back calls.
-        const refreshAtMs = started + Math.max(Math.min(lifetimeMs - this.refreshAheadMs, lifetimeMs * 0.8), lifetimeMs / 2);
+        const refreshAtMs =
+          started + Math.max(Math.min(lifetimeMs - this.refreshAheadMs, lifetimeMs * 0.8), lifetimeMs / 2);
         const issued = { accessToken: t.accessToken, scope: t.scope, refreshAtMs };
         this.cache.set(integrationId, issued);
         return issued;

@@ -5,83 +5,35 @@
  * call, success or failure. An audit write failure fails the call (fail closed).
  */
 import { randomUUID } from 'node:crypto';
-import type { AuditEvent } from '../audit/chain.js';
-import { EhrError, InvalidArgumentError, VendorAuthError, VendorHttpError, VendorNetworkError, VendorTlsError } from '../errors/index.js';
-import type { CircuitBreakers } from './circuit-breaker.js';
+import {
+  EhrError,
+  InvalidArgumentError,
+  VendorAuthError,
+  VendorHttpError,
+  VendorNetworkError,
+  VendorTlsError,
+} from '../errors/index.js';
 import { assertTransportAllowed, errorForStatus, readBodyCapped, safePath } from './http-policy.js';
-import { PROFILES } from './profiles/index.js';
-import { applyExtraParameters, throttleDelayMs } from './profiles/adapters.js';
-import type { VendorProfile } from './profiles/types.js';
-import { isVendorId } from './profiles/types.js';
+import type { CircuitBreakers } from './circuit-breaker.js';
+import { applyExtraParameters } from './profiles/adapters.js';
 import { VendorAgents, httpsExchange, tlsFailureCode } from './tls-options.js';
-import type { VendorTls } from './tls-options.js';
 import { TokenManager } from './token-manager.js';
 import { revocationRequest, tokenRequest } from './client-auth.js';
-import type { ResourceType } from '../domain.js';
-import type { TokenAuthMethod } from './profiles/types.js';
-
-export interface IntegrationCredentials {
-  tenantId: string;
-  integrationId: string;
-  vendor: string;
-  baseUrl: string;
-  tokenUrl: string;
-  clientId: string;
-  scopes: string[];
-  /** The policy's resource types; with them, scopes are written in the vendor profile's syntax. */
-  resourceTypes?: readonly ResourceType[];
-  /** Client authentication at the token endpoint (default private_key_jwt): lib/vendors/client-auth.ts. */
-  authMethod?: TokenAuthMethod;
-  /** Signs a fresh client assertion (new jti) with `aud` = audience (default: the token endpoint). */
-  signAssertion(audience?: string): Promise<string>;
-  /** client_secret_basic/post: the secret, resolved from its reference and kept only in memory. */
-  clientSecret?(): Promise<string>;
-  /** The vendor profile's extra parameters for FHIR requests (practice id, site id …); not secrets. */
-  vendorParams?: Record<string, string>;
-  /** Resolved TLS material (vendor CA, client certificate for mTLS); absent: system roots, no client cert. */
-  tls?: VendorTls;
-  /** The credential generation these were loaded for (revoke and restore bump it). */
-  generation?: number;
-}
-
-export interface VendorClientDeps {
-  credentials(integrationId: string): Promise<IntegrationCredentials>;
-  audit(event: AuditEvent): Promise<void>;
-  timeoutMs: number;
-  maxResponseBytes: number;
-  actor: string;
-  /**
-   * Fail-closed revocation gate, awaited immediately before every request (token requests included):
-   * throws IntegrationRevokedError for a revoked or suspended integration, else returns its current
-   * credential generation (lib/vendors/revocation-watcher.ts).
-   */
-  gate?(integrationId: string): Promise<{ generation: number }>;
-  /**
-   * Credentials and RFC 7009 revocation endpoint of an integration regardless of its status (used
-   * only to revoke its tokens at the vendor); undefined when the vendor publishes no endpoint.
-   */
-  revocationTarget?(integrationId: string): Promise<{ cred: IntegrationCredentials; endpoint: string } | undefined>;
-  /** Circuit breaker per integration (lib/vendors/circuit-breaker.ts); absent: none. */
-  breaker?: CircuitBreakers;
-}
-
-export interface CallContext {
-  correlationId: string;
-  /** What the call is for, recorded in the audit event (e.g. 'sync.page'). */
-  purpose: string;
-}
-
-export interface VendorResponse {
-  status: number;
-  headers: Headers;
-  body: Buffer;
-}
-
-/** A vendor write: the Idempotency-Key must be the same on every retry of the same logical write. */
-export interface WriteContext extends CallContext {
-  /** Derived from something stable across activity retries (workflow id + activity id, or a business key). */
-  idempotencyKey: string;
-}
+import type {
+  CallContext,
+  IntegrationCredentials,
+  VendorClientDeps,
+  VendorResponse,
+  WriteContext,
+} from './vendor-call.js';
+import {
+  assertSameOrigin,
+  networkReason,
+  oauthErrorCode,
+  parseTokenResponse,
+  profileOf,
+  withThrottleDelay,
+} from './vendor-answers.js';
 
 /** Idempotency keys travel as a header and land in vendor logs: identifiers only, bounded. */
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:/+=-]{8,255}$/;
@@ -143,7 +95,12 @@ export class VendorClient {
   }
 
   /** An authenticated GET. A 401 invalidates the token and retries exactly once with a fresh one. */
-  async get(integrationId: string, url: string, ctx: CallContext, accept = 'application/fhir+json'): Promise<VendorResponse> {
+  async get(
+    integrationId: string,
+    url: string,
+    ctx: CallContext,
+    accept = 'application/fhir+json',
+  ): Promise<VendorResponse> {
     return this.authorized(integrationId, ctx, url, { method: 'GET', headers: { accept } });
   }
 
@@ -151,8 +108,14 @@ export class VendorClient {
    * POST a new FHIR resource with an Idempotency-Key: a retry with the same key returns the first
    * result and creates nothing more (DESIGN §4 invariant 9). A non-2xx answer is a classified error.
    */
-  async create(integrationId: string, resourceType: string, resource: Record<string, unknown>, ctx: WriteContext): Promise<VendorResponse> {
-    if (!RESOURCE_TYPE.test(resourceType)) throw new InvalidArgumentError('resourceType', 'expected a FHIR resource type name');
+  async create(
+    integrationId: string,
+    resourceType: string,
+    resource: Record<string, unknown>,
+    ctx: WriteContext,
+  ): Promise<VendorResponse> {
+    if (!RESOURCE_TYPE.test(resourceType))
+      throw new InvalidArgumentError('resourceType', 'expected a FHIR resource type name');
     return this.write(integrationId, ctx, 'POST', resourceType, resource);
   }
 
@@ -164,7 +127,8 @@ export class VendorClient {
     resource: Record<string, unknown>,
     ctx: WriteContext & { ifMatch?: string },
   ): Promise<VendorResponse> {
-    if (!RESOURCE_TYPE.test(resourceType)) throw new InvalidArgumentError('resourceType', 'expected a FHIR resource type name');
+    if (!RESOURCE_TYPE.test(resourceType))
+      throw new InvalidArgumentError('resourceType', 'expected a FHIR resource type name');
     if (!FHIR_ID.test(id)) throw new InvalidArgumentError('id', 'expected a FHIR resource id');
     return this.write(integrationId, ctx, 'PUT', `${resourceType}/${id}`, resource, ctx.ifMatch);
   }
@@ -177,7 +141,8 @@ export class VendorClient {
     resource: Record<string, unknown>,
     ifMatch?: string,
   ): Promise<VendorResponse> {
-    if (!IDEMPOTENCY_KEY.test(ctx.idempotencyKey)) throw new InvalidArgumentError('idempotencyKey', 'use 8-255 letters, digits and . _ : / + = -');
+    if (!IDEMPOTENCY_KEY.test(ctx.idempotencyKey))
+      throw new InvalidArgumentError('idempotencyKey', 'use 8-255 letters, digits and . _ : / + = -');
     const cred = await this.deps.credentials(integrationId);
     const url = `${cred.baseUrl.replace(/\/$/, '')}/${relative}`;
     const headers: Record<string, string> = {
@@ -211,10 +176,16 @@ export class VendorClient {
     if (profile) applyExtraParameters(profile, target, headers, cred.vendorParams ?? {});
     for (let attempt = 1; ; attempt++) {
       const token = await this.tokens.accessToken(integrationId);
-      const res = await this.send(cred, ctx, { method: req.method, url: target, headers: { ...headers, authorization: `Bearer ${token}` }, body: req.body });
+      const res = await this.send(cred, ctx, {
+        method: req.method,
+        url: target,
+        headers: { ...headers, authorization: `Bearer ${token}` },
+        body: req.body,
+      });
       if (res.status !== 401) return res;
       this.tokens.invalidate(integrationId, token);
-      if (attempt === 2) throw new VendorAuthError(integrationId, 'the vendor refused a freshly issued access token (401)');
+      if (attempt === 2)
+        throw new VendorAuthError(integrationId, 'the vendor refused a freshly issued access token (401)');
     }
   }
 
@@ -230,14 +201,24 @@ export class VendorClient {
     }
   }
 
-  private async requestToken(integrationId: string): Promise<{ accessToken: string; expiresInSeconds: number; scope: string }> {
+  private async requestToken(
+    integrationId: string,
+  ): Promise<{ accessToken: string; expiresInSeconds: number; scope: string }> {
     const cred = await this.deps.credentials(integrationId);
     // A fresh client authentication (a new assertion and jti) for every request, retries included.
     const request = await tokenRequest(cred);
     const ctx = { correlationId: randomUUID(), purpose: 'auth.token' };
-    const res = await this.send(cred, ctx, { method: 'POST', url: new URL(cred.tokenUrl), headers: request.headers, body: request.body });
+    const res = await this.send(cred, ctx, {
+      method: 'POST',
+      url: new URL(cred.tokenUrl),
+      headers: request.headers,
+      body: request.body,
+    });
     if (res.status === 400 || res.status === 401) {
-      throw new VendorAuthError(integrationId, `token endpoint refused the client (${cred.authMethod ?? 'private_key_jwt'}: ${oauthErrorCode(res.body)})`);
+      throw new VendorAuthError(
+        integrationId,
+        `token endpoint refused the client (${cred.authMethod ?? 'private_key_jwt'}: ${oauthErrorCode(res.body)})`,
+      );
     }
     const parsed = parseTokenResponse(res.body);
     if (!parsed) throw new VendorAuthError(integrationId, 'token endpoint returned an unreadable token response', true);
@@ -245,7 +226,12 @@ export class VendorClient {
   }
 
   /** One HTTP exchange, audited. Non-2xx other than 401 becomes a classified VendorHttpError. */
-  private async send(cred: IntegrationCredentials, ctx: CallContext, req: RawRequest, opts: { ungated?: boolean } = {}): Promise<VendorResponse> {
+  private async send(
+    cred: IntegrationCredentials,
+    ctx: CallContext,
+    req: RawRequest,
+    opts: { ungated?: boolean } = {},
+  ): Promise<VendorResponse> {
     assertTransportAllowed(req.url);
     const path = safePath(req.url);
     const started = Date.now();
@@ -258,7 +244,11 @@ export class VendorClient {
         const state = await this.deps.gate(cred.integrationId);
         if (cred.generation !== undefined && state.generation !== cred.generation) {
           this.forget(cred.integrationId);
-          throw new VendorAuthError(cred.integrationId, 'credentials changed while in use; retrying with the current generation', true);
+          throw new VendorAuthError(
+            cred.integrationId,
+            'credentials changed while in use; retrying with the current generation',
+            true,
+          );
         }
       }
       // Revocation calls bypass the breaker: telling the vendor to drop a token must always be tried.
@@ -267,10 +257,17 @@ export class VendorClient {
       const signal = AbortSignal.timeout(this.deps.timeoutMs);
       // https goes through the integration's agent (its trust, client certificate and TLS floor);
       // plain http only ever reaches here for loopback (the sandbox).
-      // No await between the gate and registering the exchange: a revocation either sees it in flight or it saw the revocation.
+      // No await between the gate and registering the exchange: a revocation either sees it in flight or it
+      // saw the revocation.
       const exchange =
         req.url.protocol === 'https:'
-          ? httpsExchange(req.url, { method: req.method, headers, body: req.body, agent: this.agents.agentFor(cred.integrationId, cred.tls), signal })
+          ? httpsExchange(req.url, {
+              method: req.method,
+              headers,
+              body: req.body,
+              agent: this.agents.agentFor(cred.integrationId, cred.tls),
+              signal,
+            })
           : fetch(req.url, { method: req.method, headers, body: req.body, redirect: 'error', signal });
       const res = await this.track(cred.integrationId, exchange);
       status = res.status;
@@ -284,13 +281,22 @@ export class VendorClient {
     } catch (err) {
       const tlsCode = err instanceof EhrError ? undefined : tlsFailureCode(err);
       failure =
-        err instanceof EhrError ? err : tlsCode ? new VendorTlsError(req.method, path, tlsCode) : new VendorNetworkError(req.method, path, networkReason(err));
+        err instanceof EhrError
+          ? err
+          : tlsCode
+            ? new VendorTlsError(req.method, path, tlsCode)
+            : new VendorNetworkError(req.method, path, networkReason(err));
       throw failure;
     } finally {
       admission?.done(failure);
       await this.deps.audit({
         actor: this.deps.actor,
-        action: ctx.purpose === 'auth.token' ? 'vendor.token_request' : ctx.purpose === 'auth.revoke' ? 'vendor.token_revocation' : 'vendor.call',
+        action:
+          ctx.purpose === 'auth.token'
+            ? 'vendor.token_request'
+            : ctx.purpose === 'auth.revoke'
+              ? 'vendor.token_revocation'
+              : 'vendor.call',
         outcome: failure || status >= 400 ? 'failure' : 'success',
         tenantId: cred.tenantId,
         integrationId: cred.integrationId,
@@ -307,66 +313,5 @@ export class VendorClient {
         },
       });
     }
-  }
-}
-
-function profileOf(vendor: string): VendorProfile | undefined {
-  return isVendorId(vendor) ? PROFILES[vendor] : undefined;
-}
-
-/**
- * A 429's wait comes from the vendor's profile: Retry-After when sent, else (fixed-window vendors such
- * as eClinicalWorks) the start of the next window. It reaches Temporal as nextRetryDelay (lib/errors).
- */
-function withThrottleDelay(err: VendorHttpError, vendor: string): VendorHttpError {
-  const profile = profileOf(vendor);
-  if (err.status !== 429 || !profile) return err;
-  const delay = throttleDelayMs(profile, err.retryAfterMs);
-  return delay === err.retryAfterMs ? err : new VendorHttpError(err.status, err.method, err.path, delay);
-}
-
-/** A next link or any URL we are asked to follow must stay on the vendor's origin: our token goes with it. */
-function assertSameOrigin(target: URL, baseUrl: string): void {
-  const base = new URL(baseUrl);
-  const basePath = base.pathname.replace(/\/$/, '');
-  const inside = target.pathname === basePath || target.pathname.startsWith(`${basePath}/`);
-  if (target.origin !== base.origin || !inside) {
-    throw new VendorAuthError('-', `refusing to send credentials to ${target.origin}${target.pathname}: outside the vendor base URL`);
-  }
-}
-
-function networkReason(err: unknown): string {
-  if (err instanceof Error) {
-    if (err.name === 'TimeoutError') return 'timed out';
-    const cause = (err as { cause?: { code?: string } }).cause;
-    return cause?.code ?? err.message;
-  }
-  return 'unknown';
-}
-
-/**
- * The OAuth error code and, when the vendor sends one, its error_description — reduced to plain
- * words and capped, because it is vendor text going into our errors, logs and workflow histories.
- * The description is what tells an operator a disabled client from a replayed jti or a skewed clock.
- */
-function oauthErrorCode(body: Buffer): string {
-  try {
-    const parsed = JSON.parse(body.toString('utf8')) as { error?: unknown; error_description?: unknown };
-    const code = typeof parsed.error === 'string' ? parsed.error.replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 64) : 'no error code';
-    const description = typeof parsed.error_description === 'string' ? parsed.error_description.replace(/[^A-Za-z0-9 .,:;'()_/-]/g, '').trim().slice(0, 160) : '';
-    return description ? `${code}: ${description}` : code;
-  } catch {
-    return 'no error code';
-  }
-}
-
-function parseTokenResponse(body: Buffer): { accessToken: string; expiresInSeconds: number; scope: string } | undefined {
-  try {
-    const t = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
-    if (typeof t.access_token !== 'string' || t.access_token.length === 0) return undefined;
-    const expiresIn = typeof t.expires_in === 'number' && t.expires_in > 0 ? t.expires_in : 300;
-    return { accessToken: t.access_token, expiresInSeconds: expiresIn, scope: typeof t.scope === 'string' ? t.scope : '' };
-  } catch {
-    return undefined;
   }
 }

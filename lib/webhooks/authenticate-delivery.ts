@@ -83,7 +83,10 @@ export async function authenticateDelivery(
   const { status: _status, ...target } = integration;
   if (secrets.length === 0) {
     const reason = unresolvable > 0 ? 'webhook-secret-unresolvable' : 'no-webhook-secret';
-    return { ok: false, refusal: { status: 401, reason, answerReason, target, details: { signatureCheck: answerReason } } };
+    return {
+      ok: false,
+      refusal: { status: 401, reason, answerReason, target, details: { signatureCheck: answerReason } },
+    };
   }
   const details = unresolvable > 0 ? { details: { unresolvableSecrets: unresolvable } } : {};
   return { ok: false, refusal: { status: 401, reason: answerReason, target, ...details } };

@@ -27,17 +27,35 @@ export interface IncomingDelivery {
 
 export type StoreOutcome = { stored: true } | { stored: false; signalled: boolean };
 
-/** Stores the delivery and audits it, unless its webhook id was stored before (then says whether that one was signalled). */
-export async function storeDelivery(pool: Pool, target: DeliveryTarget, d: IncomingDelivery, ctx: AuditContext): Promise<StoreOutcome> {
+/**
+ * Stores the delivery and audits it, unless its webhook id was stored before (then says whether that one was
+ * signalled).
+ */
+export async function storeDelivery(
+  pool: Pool,
+  target: DeliveryTarget,
+  d: IncomingDelivery,
+  ctx: AuditContext,
+): Promise<StoreOutcome> {
   return withTransaction(pool, async (client) => {
     const inserted = await client.query(
-      `INSERT INTO webhook_deliveries (tenant_id, integration_id, webhook_id, event_type, resource_types, entry_count, body_bytes)
+      `INSERT INTO webhook_deliveries (tenant_id, integration_id, webhook_id, event_type, resource_types,
+         entry_count, body_bytes)
        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (integration_id, webhook_id) DO NOTHING`,
-      [target.tenantId, target.integrationId, d.webhookId, d.summary.eventType, d.summary.resourceTypes, d.summary.entryCount, d.bodyBytes],
+      [
+        target.tenantId,
+        target.integrationId,
+        d.webhookId,
+        d.summary.eventType,
+        d.summary.resourceTypes,
+        d.summary.entryCount,
+        d.bodyBytes,
+      ],
     );
     if (inserted.rowCount === 0) {
       const prior = await client.query<{ signalled: boolean }>(
-        'SELECT signalled_at IS NOT NULL AS signalled FROM webhook_deliveries WHERE integration_id = $1 AND webhook_id = $2',
+        `SELECT signalled_at IS NOT NULL AS signalled FROM webhook_deliveries
+            WHERE integration_id = $1 AND webhook_id = $2`,
         [target.integrationId, d.webhookId],
       );
       return { stored: false, signalled: prior.rows[0]?.signalled ?? true };
@@ -68,7 +86,11 @@ export async function storeDelivery(pool: Pool, target: DeliveryTarget, d: Incom
 
 /** The delta-sync workflow has the notification (or needs none: handshakes, heartbeats). */
 export async function markDeliverySignalled(db: Queryable, integrationId: string, webhookId: string): Promise<void> {
-  await db.query('UPDATE webhook_deliveries SET signalled_at = now() WHERE integration_id = $1 AND webhook_id = $2 AND signalled_at IS NULL', [integrationId, webhookId]);
+  await db.query(
+    `UPDATE webhook_deliveries SET signalled_at = now() WHERE integration_id = $1
+        AND webhook_id = $2 AND signalled_at IS NULL`,
+    [integrationId, webhookId],
+  );
 }
 
 export interface Refusal {
@@ -95,7 +117,12 @@ export async function findWebhookIntegration(
   return row && { tenantId: row.tenant_id, integrationId, vendor: row.vendor, status: row.status };
 }
 
-export async function auditRefusal(pool: Pool, limiter: RefusalAuditLimiter, r: Refusal, ctx: AuditContext): Promise<boolean> {
+export async function auditRefusal(
+  pool: Pool,
+  limiter: RefusalAuditLimiter,
+  r: Refusal,
+  ctx: AuditContext,
+): Promise<boolean> {
   const suppressed = limiter.admit(`${r.target?.integrationId ?? '?'}|${r.reason}`);
   if (suppressed === undefined) return false;
   await recordAuditEvent(pool, {
@@ -104,7 +131,31 @@ export async function auditRefusal(pool: Pool, limiter: RefusalAuditLimiter, r: 
     outcome: 'failure',
     tenantId: r.target?.tenantId ?? null,
     integrationId: r.target?.integrationId ?? null,
-    details: { status: r.status, reason: r.reason, ...(r.target ? { vendor: r.target.vendor } : {}), ...r.details, suppressedBefore: suppressed },
+    details: {
+      status: r.status,
+      reason: r.reason,
+      ...(r.target ? { vendor: r.target.vendor } : {}),
+      ...r.details,
+      suppressedBefore: suppressed,
+    },
   });
   return true;
+}
+
+/**
+ * What `ehrctl webhooks status` shows of an integration's stored deliveries: how many, how many not yet
+ * signalled, the last.
+ */
+export async function deliverySummary(
+  db: Queryable,
+  integrationId: string,
+): Promise<{ deliveries: number; unsignalled: number; lastReceivedAt: Date | null }> {
+  const counts = await db.query<{ deliveries: string; unsignalled: string; last: Date | null }>(
+    `SELECT count(*)::text AS deliveries, count(*) FILTER (WHERE signalled_at IS NULL)::text AS unsignalled,
+       max(received_at) AS last
+       FROM webhook_deliveries WHERE integration_id = $1`,
+    [integrationId],
+  );
+  const row = counts.rows[0]!;
+  return { deliveries: Number(row.deliveries), unsignalled: Number(row.unsignalled), lastReceivedAt: row.last };
 }

@@ -45,7 +45,10 @@ function statusType(status: Json): string | undefined {
   return undefined;
 }
 
-/** Focus references of the notification events (R5 `notificationEvent[].focus`, backport `notification-event.focus` parts). */
+/**
+ * Focus references of the notification events (R5 `notificationEvent[].focus`, backport
+ * `notification-event.focus` parts).
+ */
 function focusReferences(status: Json): unknown[] {
   const refs: unknown[] = [];
   for (const e of Array.isArray(status['notificationEvent']) ? (status['notificationEvent'] as unknown[]) : []) {
@@ -54,7 +57,8 @@ function focusReferences(status: Json): unknown[] {
   for (const p of Array.isArray(status['parameter']) ? (status['parameter'] as unknown[]) : []) {
     if (!isObject(p) || p['name'] !== 'notification-event') continue;
     for (const part of Array.isArray(p['part']) ? (p['part'] as unknown[]) : []) {
-      if (isObject(part) && part['name'] === 'focus' && isObject(part['valueReference'])) refs.push(part['valueReference']['reference']);
+      if (isObject(part) && part['name'] === 'focus' && isObject(part['valueReference']))
+        refs.push(part['valueReference']['reference']);
     }
   }
   return refs;
@@ -64,7 +68,11 @@ function kindOf(eventType: string): NotificationKind {
   return eventType === 'handshake' ? 'handshake' : eventType === 'heartbeat' ? 'heartbeat' : 'change';
 }
 
-function summarise(eventType: string | undefined, named: Array<string | undefined>, entryCount: number): NotificationSummary {
+function summarise(
+  eventType: string | undefined,
+  named: Array<string | undefined>,
+  entryCount: number,
+): NotificationSummary {
   const known = new Set<ResourceType>();
   const unknown = new Set<string>();
   for (const t of named.slice(0, MAX_NAMED_TYPES)) {
@@ -73,7 +81,13 @@ function summarise(eventType: string | undefined, named: Array<string | undefine
     else unknown.add(t);
   }
   const type = eventType !== undefined && EVENT_TYPE.test(eventType) ? eventType : 'unspecified';
-  return { kind: kindOf(type), eventType: type, resourceTypes: [...known].sort(), unknownTypes: unknown.size, entryCount };
+  return {
+    kind: kindOf(type),
+    eventType: type,
+    resourceTypes: [...known].sort(),
+    unknownTypes: unknown.size,
+    entryCount,
+  };
 }
 
 /** Throws InvalidArgumentError (naming no content) when the body is not a notification we understand. */
@@ -87,11 +101,21 @@ export function summariseNotification(body: Buffer | string): NotificationSummar
   if (!isObject(parsed)) throw new InvalidArgumentError('webhook body', 'is not a JSON object');
   if (parsed['resourceType'] === 'Bundle') {
     const entries = (Array.isArray(parsed['entry']) ? (parsed['entry'] as unknown[]) : []).filter(isObject);
-    const status = entries.map((e) => e['resource']).find((r): r is Json => isObject(r) && (r['resourceType'] === 'SubscriptionStatus' || r['resourceType'] === 'Parameters'));
+    const status = entries
+      .map((e) => e['resource'])
+      .find(
+        (r): r is Json =>
+          isObject(r) && (r['resourceType'] === 'SubscriptionStatus' || r['resourceType'] === 'Parameters'),
+      );
     if (!status) throw new InvalidArgumentError('webhook body', 'is a Bundle without a SubscriptionStatus');
     const changed = entries.filter((e) => e['resource'] !== status);
     const named = [
-      ...changed.map((e) => (isObject(e['resource']) ? str(e['resource']['resourceType']) : undefined) ?? typeOfReference(e['fullUrl']) ?? (isObject(e['request']) ? typeOfReference(e['request']['url']) : undefined)),
+      ...changed.map(
+        (e) =>
+          (isObject(e['resource']) ? str(e['resource']['resourceType']) : undefined) ??
+          typeOfReference(e['fullUrl']) ??
+          (isObject(e['request']) ? typeOfReference(e['request']['url']) : undefined),
+      ),
       ...focusReferences(status).map(typeOfReference),
     ];
     return summarise(statusType(status), named, changed.length);

@@ -38,20 +38,46 @@ export interface WebhookSecret {
 }
 
 export async function listWebhookSecrets(db: Queryable, integrationId: string): Promise<WebhookSecret[]> {
-  const { rows } = await db.query<{ version: number; secret_ref: string; state: WebhookSecretState; created_at: Date; retired_at: Date | null }>(
-    'SELECT version, secret_ref, state, created_at, retired_at FROM webhook_secrets WHERE integration_id = $1 ORDER BY version',
+  const { rows } = await db.query<{
+    version: number;
+    secret_ref: string;
+    state: WebhookSecretState;
+    created_at: Date;
+    retired_at: Date | null;
+  }>(
+    `SELECT version, secret_ref, state, created_at, retired_at FROM webhook_secrets
+        WHERE integration_id = $1 ORDER BY version`,
     [integrationId],
   );
-  return rows.map((r) => ({ integrationId, version: r.version, secretRef: r.secret_ref, state: r.state, createdAt: r.created_at, retiredAt: r.retired_at }));
+  return rows.map((r) => ({
+    integrationId,
+    version: r.version,
+    secretRef: r.secret_ref,
+    state: r.state,
+    createdAt: r.created_at,
+    retiredAt: r.retired_at,
+  }));
 }
 
-async function lockIntegration(client: PoolClient, integrationId: string): Promise<{ tenantId: string; secrets: WebhookSecret[] }> {
-  const res = await client.query<{ tenant_id: string }>('SELECT tenant_id FROM integrations WHERE id = $1 FOR UPDATE', [integrationId]);
+async function lockIntegration(
+  client: PoolClient,
+  integrationId: string,
+): Promise<{ tenantId: string; secrets: WebhookSecret[] }> {
+  const res = await client.query<{ tenant_id: string }>('SELECT tenant_id FROM integrations WHERE id = $1 FOR UPDATE', [
+    integrationId,
+  ]);
   if (!res.rows[0]) throw new NotFoundError('integration', integrationId);
   return { tenantId: res.rows[0].tenant_id, secrets: await listWebhookSecrets(client, integrationId) };
 }
 
-function audit(client: PoolClient, ctx: AuditContext, tenantId: string, integrationId: string, action: string, details: Record<string, unknown>): Promise<unknown> {
+function audit(
+  client: PoolClient,
+  ctx: AuditContext,
+  tenantId: string,
+  integrationId: string,
+  action: string,
+  details: Record<string, unknown>,
+): Promise<unknown> {
   return appendAuditEvents(client, [{ ...ctx, action, outcome: 'success', tenantId, integrationId, details }]);
 }
 
@@ -81,43 +107,85 @@ export async function addWebhookSecret(
     checkSecretRef(opts.secretRef, { field: 'webhook secret' });
   }
   // The reference is stored by the definer function add_webhook_secret, which checks it again.
-  return auditingSecretRefRefusals(pool, ctx, scope, () => withTransaction(pool, async (client) => {
-    const locked = await lockIntegration(client, integrationId);
-    const version = Math.max(0, ...locked.secrets.map((s) => s.version)) + 1;
-    const current = locked.secrets.find((s) => s.state === 'current');
-    const ref = opts.secretRef ?? (await generateSecretFile(opts.secretsDir, integrationId, version));
-    await client.query(`UPDATE webhook_secrets SET state = 'retired', retired_at = now() WHERE integration_id = $1 AND state = 'previous'`, [integrationId]);
-    if (current) await client.query(`UPDATE webhook_secrets SET state = 'previous' WHERE integration_id = $1 AND version = $2`, [integrationId, current.version]);
-    await refusingStoredSecretRefs(() => client.query('SELECT add_webhook_secret($1, $2, $3)', [integrationId, version, ref]));
-    await audit(client, ctx, locked.tenantId, integrationId, 'webhook_secret.added', { version, previousVersion: current?.version ?? null, generated: opts.secretRef === undefined });
-    return { version, previousVersion: current?.version ?? null };
-  }));
+  return auditingSecretRefRefusals(pool, ctx, scope, () =>
+    withTransaction(pool, async (client) => {
+      const locked = await lockIntegration(client, integrationId);
+      const version = Math.max(0, ...locked.secrets.map((s) => s.version)) + 1;
+      const current = locked.secrets.find((s) => s.state === 'current');
+      const ref = opts.secretRef ?? (await generateSecretFile(opts.secretsDir, integrationId, version));
+      await client.query(
+        `UPDATE webhook_secrets SET state = 'retired', retired_at = now() WHERE integration_id = $1
+            AND state = 'previous'`,
+        [integrationId],
+      );
+      if (current)
+        await client.query(`UPDATE webhook_secrets SET state = 'previous' WHERE integration_id = $1 AND version = $2`, [
+          integrationId,
+          current.version,
+        ]);
+      await refusingStoredSecretRefs(() =>
+        client.query('SELECT add_webhook_secret($1, $2, $3)', [integrationId, version, ref]),
+      );
+      await audit(client, ctx, locked.tenantId, integrationId, 'webhook_secret.added', {
+        version,
+        previousVersion: current?.version ?? null,
+        generated: opts.secretRef === undefined,
+      });
+      return { version, previousVersion: current?.version ?? null };
+    }),
+  );
 }
 
 /** Ends a secret's acceptance. The current secret cannot be retired (add a new one first). */
-export async function retireWebhookSecret(pool: Pool, integrationId: string, version: number, ctx: AuditContext): Promise<{ changed: boolean }> {
+export async function retireWebhookSecret(
+  pool: Pool,
+  integrationId: string,
+  version: number,
+  ctx: AuditContext,
+): Promise<{ changed: boolean }> {
   return withTransaction(pool, async (client) => {
     const locked = await lockIntegration(client, integrationId);
     const secret = locked.secrets.find((s) => s.version === version);
     if (!secret) throw new NotFoundError(`webhook secret of integration ${integrationId}`, String(version));
     if (secret.state === 'retired') return { changed: false };
-    if (secret.state === 'current') throw new ConflictError('webhook secret', String(version), 'is current: add a new secret before retiring it');
-    await client.query(`UPDATE webhook_secrets SET state = 'retired', retired_at = now() WHERE integration_id = $1 AND version = $2`, [integrationId, version]);
+    if (secret.state === 'current')
+      throw new ConflictError('webhook secret', String(version), 'is current: add a new secret before retiring it');
+    await client.query(
+      `UPDATE webhook_secrets SET state = 'retired', retired_at = now() WHERE integration_id = $1 AND version = $2`,
+      [integrationId, version],
+    );
     await audit(client, ctx, locked.tenantId, integrationId, 'webhook_secret.retired', { version });
     return { changed: true };
   });
 }
 
-/** Rollback of a rotation: the new secret is retired and `previous` is current again. No-op when nothing is previous. */
-export async function restorePreviousWebhookSecret(pool: Pool, integrationId: string, ctx: AuditContext): Promise<{ restoredVersion: number | null }> {
+/**
+ * Rollback of a rotation: the new secret is retired and `previous` is current again. No-op when nothing is
+ * previous.
+ */
+export async function restorePreviousWebhookSecret(
+  pool: Pool,
+  integrationId: string,
+  ctx: AuditContext,
+): Promise<{ restoredVersion: number | null }> {
   return withTransaction(pool, async (client) => {
     const locked = await lockIntegration(client, integrationId);
     const previous = locked.secrets.find((s) => s.state === 'previous');
     const current = locked.secrets.find((s) => s.state === 'current');
     if (!previous) return { restoredVersion: null };
-    if (current) await client.query(`UPDATE webhook_secrets SET state = 'retired', retired_at = now() WHERE integration_id = $1 AND version = $2`, [integrationId, current.version]);
-    await client.query(`UPDATE webhook_secrets SET state = 'current' WHERE integration_id = $1 AND version = $2`, [integrationId, previous.version]);
-    await audit(client, ctx, locked.tenantId, integrationId, 'webhook_secret.restored', { version: previous.version, retiredVersion: current?.version ?? null });
+    if (current)
+      await client.query(
+        `UPDATE webhook_secrets SET state = 'retired', retired_at = now() WHERE integration_id = $1 AND version = $2`,
+        [integrationId, current.version],
+      );
+    await client.query(`UPDATE webhook_secrets SET state = 'current' WHERE integration_id = $1 AND version = $2`, [
+      integrationId,
+      previous.version,
+    ]);
+    await audit(client, ctx, locked.tenantId, integrationId, 'webhook_secret.restored', {
+      version: previous.version,
+      retiredVersion: current?.version ?? null,
+    });
     return { restoredVersion: previous.version };
   });
 }
@@ -139,7 +207,10 @@ export async function resolveWebhookSecret(
   const field = `webhook secret v${secret.version}`;
   let ref: string;
   try {
-    ref = assertStoredSecretRefAllowed(secret.secretRef, { field, policy: opts.policy ?? (await readStoredSecretPolicy(pool)) });
+    ref = assertStoredSecretRefAllowed(secret.secretRef, {
+      field,
+      policy: opts.policy ?? (await readStoredSecretPolicy(pool)),
+    });
   } catch (err) {
     if (err instanceof SecretRefRefusedError) {
       const key = `${secret.integrationId}#${secret.version}#${err.rule}`;
@@ -161,7 +232,9 @@ export async function acceptedWebhookSecrets(
   integrationId: string,
   opts: { policy?: StoredSecretPolicy } = {},
 ): Promise<Buffer[]> {
-  const accepted = (await listWebhookSecrets(pool, integrationId)).filter((s) => s.state !== 'retired').sort((a, b) => b.version - a.version);
+  const accepted = (await listWebhookSecrets(pool, integrationId))
+    .filter((s) => s.state !== 'retired')
+    .sort((a, b) => b.version - a.version);
   const policy = opts.policy ?? (await readStoredSecretPolicy(pool));
   return Promise.all(accepted.map((s) => resolveWebhookSecret(pool, s, { policy })));
 }

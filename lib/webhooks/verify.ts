@@ -15,12 +15,16 @@ export interface WebhookHeaders {
   'webhook-signature'?: string;
 }
 
-export type WebhookVerdict = { ok: true; secretIndex: number } | { ok: false; reason: 'missing-headers' | 'bad-timestamp' | 'timestamp-out-of-tolerance' | 'no-matching-signature' };
+export type WebhookVerdict =
+  | { ok: true; secretIndex: number }
+  | { ok: false; reason: 'missing-headers' | 'bad-timestamp' | 'timestamp-out-of-tolerance' | 'no-matching-signature' };
 
 /** Secrets as raw bytes; a `whsec_<base64>` string (the spec's format) is decoded, anything else taken as utf8. */
 export function webhookSecretBytes(secret: string | Buffer): Buffer {
   if (Buffer.isBuffer(secret)) return secret;
-  return secret.startsWith('whsec_') ? Buffer.from(secret.slice('whsec_'.length), 'base64') : Buffer.from(secret, 'utf8');
+  return secret.startsWith('whsec_')
+    ? Buffer.from(secret.slice('whsec_'.length), 'base64')
+    : Buffer.from(secret, 'utf8');
 }
 
 function hmac(secret: Buffer, id: string, timestamp: string, body: Buffer | string): Buffer {
@@ -28,7 +32,12 @@ function hmac(secret: Buffer, id: string, timestamp: string, body: Buffer | stri
 }
 
 /** The `webhook-signature` value for one secret (what a sender, or a test, puts on the message). */
-export function signWebhook(secret: string | Buffer, id: string, timestampSeconds: number, body: Buffer | string): string {
+export function signWebhook(
+  secret: string | Buffer,
+  id: string,
+  timestampSeconds: number,
+  body: Buffer | string,
+): string {
   return `v1,${hmac(webhookSecretBytes(secret), id, String(timestampSeconds), body).toString('base64')}`;
 }
 
@@ -44,7 +53,8 @@ export function verifyWebhook(
   if (!id || !timestamp || !signatures) return { ok: false, reason: 'missing-headers' };
   if (!/^[0-9]{1,12}$/.test(timestamp)) return { ok: false, reason: 'bad-timestamp' };
   const now = opts.nowSeconds ?? Math.floor(Date.now() / 1000);
-  if (Math.abs(now - Number(timestamp)) > (opts.toleranceSeconds ?? WEBHOOK_TOLERANCE_SECONDS)) return { ok: false, reason: 'timestamp-out-of-tolerance' };
+  if (Math.abs(now - Number(timestamp)) > (opts.toleranceSeconds ?? WEBHOOK_TOLERANCE_SECONDS))
+    return { ok: false, reason: 'timestamp-out-of-tolerance' };
   const offered = signatures
     .split(' ')
     .filter((s) => s.startsWith('v1,'))

@@ -11,8 +11,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileAuditAnchor } from '../../lib/audit/anchor.js';
 import { appendAuditEvents, computeAuditHash } from '../../lib/audit/chain.js';
-import { AuditIntegrityError, CheckpointScheduler, checkpointDue, maybeCheckpoint, signCheckpoint, writeCheckpoint } from '../../lib/audit/checkpoint.js';
-import type { CheckpointPayload } from '../../lib/audit/checkpoint.js';
+import { writeCheckpoint } from '../../lib/audit/checkpoint.js';
+import { AuditIntegrityError, signCheckpoint } from '../../lib/audit/checkpoint-jws.js';
+import type { CheckpointPayload } from '../../lib/audit/checkpoint-jws.js';
+import { CheckpointScheduler, checkpointDue, maybeCheckpoint } from '../../lib/audit/checkpoint-scheduler.js';
 import { readChainRows } from '../../lib/audit/rows.js';
 import { verifyAuditTrail } from '../../lib/audit/verify.js';
 import { migrateUp } from '../../lib/store/migrate.js';
@@ -24,7 +26,6 @@ import { runEhrctl, type EhrctlResult } from './ehrctl-process.js';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'audit-trail-'));
 const databases: string[] = [];
 const pools: pg.Pool[] = [];
-
 
 async function adminQuery(sql: string): Promise<void> {
   const c = new pg.Client({ connectionString: testEnv().ownerDatabaseUrl });
@@ -83,7 +84,6 @@ async function tamper(owner: pg.Pool, sql: string, params: unknown[] = []): Prom
   }
 }
 
-
 async function append(pool: pg.Pool, from: number, n: number, perTx = 10): Promise<void> {
   for (let s = 0; s < n; s += perTx) {
     const batch = Array.from({ length: Math.min(perTx, n - s) }, (_, k) => event(from + s + k));
@@ -134,18 +134,41 @@ describe('signed checkpoints and the anchor', () => {
     const rows = await pool.query<{ checkpoint_seq: string; event_seq: string; jws: string }>(
       'SELECT checkpoint_seq::text, event_seq::text, jws FROM audit_checkpoints ORDER BY 1::int',
     );
-    expect(rows.rows.map((r) => [r.checkpoint_seq, r.event_seq])).toEqual([['1', '50'], ['2', '100'], ['3', '150'], ['4', '200']]);
-    const lines = fs.readFileSync(baseAnchorPath, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { jws: string; publicJwk: Record<string, unknown> });
+    expect(rows.rows.map((r) => [r.checkpoint_seq, r.event_seq])).toEqual([
+      ['1', '50'],
+      ['2', '100'],
+      ['3', '150'],
+      ['4', '200'],
+    ]);
+    const lines = fs
+      .readFileSync(baseAnchorPath, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { jws: string; publicJwk: Record<string, unknown> });
     expect(lines.map((l) => l.jws)).toEqual(rows.rows.map((r) => r.jws));
     expect(lines[0]!.publicJwk).toEqual({ kty: 'OKP', crv: 'Ed25519', x: expect.any(String) }); // public part only
     expect(fs.statSync(baseAnchorPath).mode & 0o777).toBe(0o600);
     expect(fs.statSync(path.dirname(baseAnchorPath)).mode & 0o777).toBe(0o700);
-    const header = JSON.parse(Buffer.from(rows.rows[0]!.jws.split('.')[0]!, 'base64url').toString()) as Record<string, unknown>;
+    const header = JSON.parse(Buffer.from(rows.rows[0]!.jws.split('.')[0]!, 'base64url').toString()) as Record<
+      string,
+      unknown
+    >;
     expect(header).toMatchObject({ alg: 'EdDSA', kid: expect.any(String) });
-    expect(await verify(pool, anchorPath)).toMatchObject({ ok: true, eventsChecked: 200, headSeq: 200, checkpoints: 4, anchorLines: 4, lastCheckpoint: { checkpointSeq: 4, eventSeq: 200 }, checkpointProblems: [] });
+    expect(await verify(pool, anchorPath)).toMatchObject({
+      ok: true,
+      eventsChecked: 200,
+      headSeq: 200,
+      checkpoints: 4,
+      anchorLines: 4,
+      lastCheckpoint: { checkpointSeq: 4, eventSeq: 200 },
+      checkpointProblems: [],
+    });
     // Nothing new: no checkpoint; forced: a fresh one over the same head.
     expect(await writeCheckpoint(pool, signer, new FileAuditAnchor(anchorPath))).toBeUndefined();
-    expect(await writeCheckpoint(pool, signer, new FileAuditAnchor(anchorPath), { force: true })).toMatchObject({ checkpointSeq: 5, eventSeq: 200 });
+    expect(await writeCheckpoint(pool, signer, new FileAuditAnchor(anchorPath), { force: true })).toMatchObject({
+      checkpointSeq: 5,
+      eventSeq: 200,
+    });
     expect(await verify(pool, anchorPath)).toMatchObject({ ok: true, checkpoints: 5 });
   });
 
@@ -155,7 +178,12 @@ describe('signed checkpoints and the anchor', () => {
     let now = new Date('2024-11-01T00:00:00Z');
     const policy = { everyEvents: 10, everySeconds: 60, now: () => now };
     expect(await checkpointDue(pool, policy)).toBe(false); // empty chain
-    await withTransaction(pool, (c) => appendAuditEvents(c, Array.from({ length: 9 }, (_, i) => event(i, { occurredAt: now }))));
+    await withTransaction(pool, (c) =>
+      appendAuditEvents(
+        c,
+        Array.from({ length: 9 }, (_, i) => event(i, { occurredAt: now })),
+      ),
+    );
     expect(await maybeCheckpoint(pool, signer, anchor, policy)).toBeUndefined();
     await withTransaction(pool, (c) => appendAuditEvents(c, [event(10, { occurredAt: now })]));
     expect(await maybeCheckpoint(pool, signer, anchor, policy)).toMatchObject({ checkpointSeq: 1, eventSeq: 10 });
@@ -164,14 +192,26 @@ describe('signed checkpoints and the anchor', () => {
     now = new Date(Date.now() + 61_000); // the last checkpoint is now older than T
     const seen: number[] = [];
     const errors: unknown[] = [];
-    const scheduler = new CheckpointScheduler({ pool, signer, anchor, ...policy, pollMs: 60_000, onCheckpoint: (cp) => seen.push(cp.eventSeq), onError: (e) => errors.push(e) });
+    const scheduler = new CheckpointScheduler({
+      pool,
+      signer,
+      anchor,
+      ...policy,
+      pollMs: 60_000,
+      onCheckpoint: (cp) => seen.push(cp.eventSeq),
+      onError: (e) => errors.push(e),
+    });
     scheduler.start();
     expect(await scheduler.tick()).toMatchObject({ checkpointSeq: 2, eventSeq: 11 });
     await withTransaction(pool, (c) => appendAuditEvents(c, [event(12)]));
     await scheduler.stop({ final: true });
     expect(seen).toEqual([11, 12]);
     expect(errors).toEqual([]);
-    expect(await verifyAuditTrail(pool, { anchor })).toMatchObject({ ok: true, checkpoints: 3, lastCheckpoint: { eventSeq: 12 } });
+    expect(await verifyAuditTrail(pool, { anchor })).toMatchObject({
+      ok: true,
+      checkpoints: 3,
+      lastCheckpoint: { eventSeq: 12 },
+    });
   });
 
   it('refuses to sign over a tampered tail, and names the first bad seq', async () => {
@@ -189,9 +229,15 @@ describe('signed checkpoints and the anchor', () => {
     await append(pool, 201, 5);
     await writeCheckpoint(pool, signer, new FileAuditAnchor(anchorPath));
     await tamper(owner, 'DELETE FROM audit_checkpoints WHERE checkpoint_seq = 5'); // as if never committed
-    expect(await verify(pool, anchorPath)).toMatchObject({ ok: false, checkpointProblems: [{ checkpointSeq: 5, reason: expect.stringMatching(/missing from the database/) }] });
+    expect(await verify(pool, anchorPath)).toMatchObject({
+      ok: false,
+      checkpointProblems: [{ checkpointSeq: 5, reason: expect.stringMatching(/missing from the database/) }],
+    });
     await append(pool, 206, 5);
-    expect(await writeCheckpoint(pool, signer, new FileAuditAnchor(anchorPath))).toMatchObject({ checkpointSeq: 6, eventSeq: 210 });
+    expect(await writeCheckpoint(pool, signer, new FileAuditAnchor(anchorPath))).toMatchObject({
+      checkpointSeq: 6,
+      eventSeq: 210,
+    });
     expect(await verify(pool, anchorPath)).toMatchObject({ ok: true, checkpoints: 6 });
   });
 });
@@ -205,51 +251,79 @@ describe('the full verifier on tampered copies (superuser attacker, triggers dis
 
   it('a truncated tail with the head moved back and the checkpoints after it deleted: the first missing seq', async () => {
     const { pool, owner, anchorPath } = await copyOfBase();
-    await tamper(owner, `DELETE FROM audit_events WHERE seq > 120;
+    await tamper(
+      owner,
+      `DELETE FROM audit_events WHERE seq > 120;
       DELETE FROM audit_checkpoints WHERE event_seq > 120;
-      UPDATE audit_head SET seq = 120, hash = (SELECT hash FROM audit_events WHERE seq = 120)`);
+      UPDATE audit_head SET seq = 120, hash = (SELECT hash FROM audit_events WHERE seq = 120)`,
+    );
     const r = await verify(pool, anchorPath);
     expect(r).toMatchObject({ ok: false, firstBrokenSeq: 121, reason: expect.stringMatching(/truncated/) });
     expect(r.checkpointProblems.map((p) => p.checkpointSeq)).toEqual([3, 4]);
     // The hash chain alone sees nothing wrong: that is what the anchor is for.
     const chainOnly = await verifyAuditTrail(pool, { anchorPath: path.join(tmp, 'none.jsonl') });
-    expect(chainOnly).toMatchObject({ eventsChecked: 120, checkpointProblems: [{ reason: expect.stringMatching(/anchor .* does not exist/) }] });
+    expect(chainOnly).toMatchObject({
+      eventsChecked: 120,
+      checkpointProblems: [{ reason: expect.stringMatching(/anchor .* does not exist/) }],
+    });
     expect(chainOnly.firstBrokenSeq).toBeUndefined();
   });
 
-  it('a rebuilt chain (event 130 edited, every later hash recomputed, head and DB checkpoints deleted): the first seq of the interval that no longer matches', async () => {
-    const { pool, owner, anchorPath } = await copyOfBase();
-    const c = await pool.connect();
-    const rows = [];
-    for await (const batch of readChainRows(c, { fromSeq: 1, batchSize: 500 })) rows.push(...batch);
-    c.release();
-    let prev = rows[128]!.hash;
-    const updates: unknown[][] = [];
-    for (const r of rows.slice(129)) {
-      const actor = r.seq === 130 ? 'user:mallory' : r.actor;
-      const hash = computeAuditHash(prev, { seq: r.seq, occurredAt: r.occurredAt!, actor, action: r.action, outcome: r.outcome as 'success', tenantId: r.tenantId, integrationId: r.integrationId, correlationId: r.correlationId, details: r.details! });
-      updates.push([r.seq, actor, prev, hash]);
-      prev = hash;
-    }
-    await tamper(
-      owner,
-      `UPDATE audit_events e SET actor = u.actor, prev_hash = u.prev_hash, hash = u.hash
-         FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[]) AS u(seq, actor, prev_hash, hash) WHERE e.seq = u.seq;
+  it(
+    'a rebuilt chain (event 130 edited, every later hash recomputed, ' +
+      'head and DB checkpoints deleted): the first seq of the interval that no longer matches',
+    async () => {
+      const { pool, owner, anchorPath } = await copyOfBase();
+      const c = await pool.connect();
+      const rows = [];
+      for await (const batch of readChainRows(c, { fromSeq: 1, batchSize: 500 })) rows.push(...batch);
+      c.release();
+      let prev = rows[128]!.hash;
+      const updates: unknown[][] = [];
+      for (const r of rows.slice(129)) {
+        const actor = r.seq === 130 ? 'user:mallory' : r.actor;
+        const hash = computeAuditHash(prev, {
+          seq: r.seq,
+          occurredAt: r.occurredAt!,
+          actor,
+          action: r.action,
+          outcome: r.outcome as 'success',
+          tenantId: r.tenantId,
+          integrationId: r.integrationId,
+          correlationId: r.correlationId,
+          details: r.details!,
+        });
+        updates.push([r.seq, actor, prev, hash]);
+        prev = hash;
+      }
+      await tamper(
+        owner,
+        `UPDATE audit_events e SET actor = u.actor, prev_hash = u.prev_hash, hash = u.hash
+         FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bytea[]) AS u(seq, actor, prev_hash, hash)
+           WHERE e.seq = u.seq;
        `.trim(),
-      [updates.map((u) => u[0]), updates.map((u) => u[1]), updates.map((u) => u[2]), updates.map((u) => u[3])],
-    );
-    await tamper(owner, 'DELETE FROM audit_checkpoints');
-    await owner.query('UPDATE audit_head SET hash = $1', [prev]);
-    const r = await verify(pool, anchorPath);
-    expect(r).toMatchObject({ ok: false, firstBrokenSeq: 101, reason: expect.stringMatching(/rewritten.*checkpoint 3/) });
-    expect(r.checkpointProblems).toHaveLength(4); // all four deleted from the database
-  });
+        [updates.map((u) => u[0]), updates.map((u) => u[1]), updates.map((u) => u[2]), updates.map((u) => u[3])],
+      );
+      await tamper(owner, 'DELETE FROM audit_checkpoints');
+      await owner.query('UPDATE audit_head SET hash = $1', [prev]);
+      const r = await verify(pool, anchorPath);
+      expect(r).toMatchObject({
+        ok: false,
+        firstBrokenSeq: 101,
+        reason: expect.stringMatching(/rewritten.*checkpoint 3/),
+      });
+      expect(r.checkpointProblems).toHaveLength(4); // all four deleted from the database
+    },
+  );
 
-  it('checkpoint problems: deleted from the database, an anchor line altered or removed, a forged signature, another chain\'s anchor', async () => {
+  it("checkpoint problems: deleted from the database, an anchor line altered or removed, a forged signature, another chain's anchor", async () => {
     const a = await copyOfBase();
     await tamper(a.owner, 'DELETE FROM audit_checkpoints WHERE checkpoint_seq = 2');
     const deleted = await verify(a.pool, a.anchorPath);
-    expect(deleted).toMatchObject({ ok: false, checkpointProblems: [{ checkpointSeq: 2, reason: 'checkpoint 2 is in the anchor but missing from the database' }] });
+    expect(deleted).toMatchObject({
+      ok: false,
+      checkpointProblems: [{ checkpointSeq: 2, reason: 'checkpoint 2 is in the anchor but missing from the database' }],
+    });
     expect(deleted.firstBrokenSeq).toBeUndefined();
 
     const b = await copyOfBase();
@@ -257,25 +331,41 @@ describe('the full verifier on tampered copies (superuser attacker, triggers dis
     const altered = JSON.parse(lines[2]!) as { eventSeq: number };
     altered.eventSeq = 149;
     fs.writeFileSync(b.anchorPath, [lines[0], lines[1], JSON.stringify(altered), lines[3]].join('\n') + '\n');
-    expect((await verify(b.pool, b.anchorPath)).checkpointProblems).toEqual([expect.objectContaining({ anchorLine: 3, reason: expect.stringMatching(/altered/) })]);
+    expect((await verify(b.pool, b.anchorPath)).checkpointProblems).toEqual([
+      expect.objectContaining({ anchorLine: 3, reason: expect.stringMatching(/altered/) }),
+    ]);
     fs.writeFileSync(b.anchorPath, [lines[0], lines[2], lines[3]].join('\n') + '\n');
     const removed = await verify(b.pool, b.anchorPath);
     expect(removed.ok).toBe(false);
-    expect(removed.checkpointProblems.map((p) => p.reason).join('\n')).toMatch(/checkpoint 2 is in the database but not in the anchor/);
+    expect(removed.checkpointProblems.map((p) => p.reason).join('\n')).toMatch(
+      /checkpoint 2 is in the database but not in the anchor/,
+    );
 
     const c = await copyOfBase();
     const other = testSigner();
-    const forged: CheckpointPayload = { chainId: 'x', checkpointSeq: 4, eventSeq: 200, headHash: '00'.repeat(32), previousCheckpointHash: '00'.repeat(32), createdAt: new Date().toISOString(), kid: (await signer.current()).kid };
+    const forged: CheckpointPayload = {
+      chainId: 'x',
+      checkpointSeq: 4,
+      eventSeq: 200,
+      headHash: '00'.repeat(32),
+      previousCheckpointHash: '00'.repeat(32),
+      createdAt: new Date().toISOString(),
+      kid: (await signer.current()).kid,
+    };
     const jws = await signCheckpoint(forged, (await other.current()).privateKey);
     await tamper(c.owner, 'UPDATE audit_checkpoints SET jws = $1 WHERE checkpoint_seq = 4', [jws]);
-    expect((await verify(c.pool, c.anchorPath)).checkpointProblems).toEqual([expect.objectContaining({ checkpointSeq: 4, reason: expect.stringMatching(/signature does not verify/) })]);
+    expect((await verify(c.pool, c.anchorPath)).checkpointProblems).toEqual([
+      expect.objectContaining({ checkpointSeq: 4, reason: expect.stringMatching(/signature does not verify/) }),
+    ]);
 
     const fresh = await newDatabase();
     await append(fresh.pool, 1, 3);
     const foreign = await verify(fresh.pool, baseAnchorPath);
     expect(foreign.ok).toBe(false);
     expect(foreign.checkpointProblems[0]!.reason).toMatch(/belongs to another audit chain/);
-    await expect(writeCheckpoint(fresh.pool, signer, new FileAuditAnchor(baseAnchorPath))).rejects.toThrow(/belongs to another audit chain/);
+    await expect(writeCheckpoint(fresh.pool, signer, new FileAuditAnchor(baseAnchorPath))).rejects.toThrow(
+      /belongs to another audit chain/,
+    );
   });
 });
 
@@ -291,8 +381,15 @@ describe('ehrctl audit', () => {
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain('audit chain intact: 200 events verified');
     expect(ok.stdout).toMatch(/checkpoints intact: 4 signed checkpoints .* covers seq 1\.\.200/);
-    await tamper(owner, `DELETE FROM audit_events WHERE seq > 180; UPDATE audit_head SET seq = 180, hash = (SELECT hash FROM audit_events WHERE seq = 180)`);
-    const broken = await ehrctl(['audit', 'verify', '--json'], { DATABASE_URL: url, EHR_AUDIT_ANCHOR_PATH: anchorPath });
+    await tamper(
+      owner,
+      `DELETE FROM audit_events WHERE seq > 180; UPDATE audit_head
+          SET seq = 180, hash = (SELECT hash FROM audit_events WHERE seq = 180)`,
+    );
+    const broken = await ehrctl(['audit', 'verify', '--json'], {
+      DATABASE_URL: url,
+      EHR_AUDIT_ANCHOR_PATH: anchorPath,
+    });
     expect(broken.code).toBe(4);
     expect(JSON.parse(broken.stdout)).toMatchObject({ ok: false, firstBrokenSeq: 181 });
     const text = await ehrctl(['audit', 'verify', '--anchor', anchorPath], { DATABASE_URL: url });
@@ -306,50 +403,113 @@ describe('ehrctl audit', () => {
     await withTransaction(pool, (c) =>
       appendAuditEvents(c, [
         event(1, { occurredAt: t0 }),
-        event(2, { occurredAt: new Date('2024-11-02T00:00:00Z'), actor: '=cmd|x', tenantId: 'tenant-b', details: { note: 'a "quoted", comma\nline' } }),
+        event(2, {
+          occurredAt: new Date('2024-11-02T00:00:00Z'),
+          actor: '=cmd|x',
+          tenantId: 'tenant-b',
+          details: { note: 'a "quoted", comma\nline' },
+        }),
         event(3, { occurredAt: new Date('2024-11-03T00:00:00Z') }),
       ]),
     );
     const out = path.join(tmp, 'export.csv');
-    const csv = await ehrctl(['audit', 'export', '--since', '2024-11-02', '--until', '2024-11-03T00:00:00Z', '--format', 'csv', '--output', out], { DATABASE_URL: url });
+    const csv = await ehrctl(
+      [
+        'audit',
+        'export',
+        '--since',
+        '2024-11-02',
+        '--until',
+        '2024-11-03T00:00:00Z',
+        '--format',
+        'csv',
+        '--output',
+        out,
+      ],
+      { DATABASE_URL: url },
+    );
     expect(csv.stderr).toBe('');
     expect(csv.stdout).toContain('exported 1 audit events');
     const body = fs.readFileSync(out, 'utf8');
     expect(fs.statSync(out).mode & 0o777).toBe(0o600);
-    const hash = (await pool.query<{ h: string }>("SELECT encode(hash, 'hex') AS h FROM audit_events WHERE seq = 2")).rows[0]!.h;
+    const hash = (await pool.query<{ h: string }>("SELECT encode(hash, 'hex') AS h FROM audit_events WHERE seq = 2"))
+      .rows[0]!.h;
     expect(body).toBe(
       'seq,occurredAt,actor,action,outcome,tenantId,integrationId,correlationId,details,hash\r\n' +
-        `2,2024-11-02T00:00:00.000Z,'=cmd|x,record.upserted,success,tenant-b,int-1,corr-2,"{""note"": ""a \\""quoted\\"", comma\\nline""}",${hash}\r\n`,
+        `2,2024-11-02T00:00:00.000Z,'=cmd|x,record.upserted,success,tenant-b,int-1,corr-2,"{""note"": ` +
+        `""a \\""quoted\\"", comma\\nline""}",${hash}\r\n`,
     );
-    expect((await ehrctl(['audit', 'export', '--since', '2024-11-02', '--format', 'csv', '--output', out], { DATABASE_URL: url })).code).toBe(3);
-    const jsonl = await ehrctl(['audit', 'export', '--since', '2024-01-01', '--tenant', 'tenant-a', '--format', 'jsonl'], { DATABASE_URL: url });
+    expect(
+      (
+        await ehrctl(['audit', 'export', '--since', '2024-11-02', '--format', 'csv', '--output', out], {
+          DATABASE_URL: url,
+        })
+      ).code,
+    ).toBe(3);
+    const jsonl = await ehrctl(
+      ['audit', 'export', '--since', '2024-01-01', '--tenant', 'tenant-a', '--format', 'jsonl'],
+      { DATABASE_URL: url },
+    );
     expect(jsonl.code).toBe(0);
-    const lines = jsonl.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = jsonl.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     // seq 6 is this export's own audit event (tenant-a), written before the rows were read.
-    expect(lines.map((l) => [l.seq, l.action])).toEqual([[1, 'record.upserted'], [3, 'record.upserted'], [6, 'audit.exported']]);
-    expect(lines[0]).toEqual({ seq: 1, occurredAt: '2024-11-01T00:00:00.000Z', actor: 'worker:sync', action: 'record.upserted', outcome: 'success', tenantId: 'tenant-a', integrationId: 'int-1', correlationId: 'corr-1', details: { i: 1, resourceType: 'Observation', counts: { upserted: 1 } }, hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
-    expect((await ehrctl(['audit', 'export', '--since', 'yesterday', '--format', 'csv'], { DATABASE_URL: url })).code).toBe(2);
+    expect(lines.map((l) => [l.seq, l.action])).toEqual([
+      [1, 'record.upserted'],
+      [3, 'record.upserted'],
+      [6, 'audit.exported'],
+    ]);
+    expect(lines[0]).toEqual({
+      seq: 1,
+      occurredAt: '2024-11-01T00:00:00.000Z',
+      actor: 'worker:sync',
+      action: 'record.upserted',
+      outcome: 'success',
+      tenantId: 'tenant-a',
+      integrationId: 'int-1',
+      correlationId: 'corr-1',
+      details: { i: 1, resourceType: 'Observation', counts: { upserted: 1 } },
+      hash: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
+    expect(
+      (await ehrctl(['audit', 'export', '--since', 'yesterday', '--format', 'csv'], { DATABASE_URL: url })).code,
+    ).toBe(2);
     // Each export is itself an audit event, written before any row left.
-    const audited = await pool.query<{ action: string }>("SELECT action FROM audit_events WHERE action = 'audit.exported'");
+    const audited = await pool.query<{ action: string }>(
+      "SELECT action FROM audit_events WHERE action = 'audit.exported'",
+    );
     expect(audited.rows).toHaveLength(3);
   });
 });
 
-describe('with the real audit signing key (the key hierarchy\'s audit-signing purpose)', () => {
+describe("with the real audit signing key (the key hierarchy's audit-signing purpose)", () => {
   it('checkpoints signed by auditSigning.current() verify with auditSigning.verificationKeys()', async () => {
-    const { openPurposeKeys } = await import('../../lib/security/open-purpose-keys.js');
+    const { openPurposeKeys } = await import('../../lib/keys/open-purpose-keys.js');
     const { pool } = await newDatabase();
     const keys = await openPurposeKeys({ EHR_KEK_DIR: testEnv().kekDir }, { pool, actor: 'test:audit-trail' });
     const anchor = new FileAuditAnchor(path.join(tmp, 'real-key', 'anchor.jsonl'));
     await append(pool, 1, 30);
-    expect(await writeCheckpoint(pool, keys.auditSigning, anchor)).toMatchObject({ checkpointSeq: 1, kid: (await keys.auditSigning.current()).kid });
+    expect(await writeCheckpoint(pool, keys.auditSigning, anchor)).toMatchObject({
+      checkpointSeq: 1,
+      kid: (await keys.auditSigning.current()).kid,
+    });
     await append(pool, 31, 5);
     await writeCheckpoint(pool, keys.auditSigning, anchor);
     const verificationKeys = await keys.auditSigning.verificationKeys();
-    expect(await verifyAuditTrail(pool, { anchor, verificationKeys })).toMatchObject({ ok: true, keySource: 'purpose-keys', checkpoints: 2, checkpointProblems: [] });
+    expect(await verifyAuditTrail(pool, { anchor, verificationKeys })).toMatchObject({
+      ok: true,
+      keySource: 'purpose-keys',
+      checkpoints: 2,
+      checkpointProblems: [],
+    });
     // A key that did not sign them is not accepted in its place.
     const stranger = await testSigner().verificationKeys();
-    const wrong = await verifyAuditTrail(pool, { anchor, verificationKeys: stranger.map((k) => ({ ...k, kid: verificationKeys[0]!.kid })) });
+    const wrong = await verifyAuditTrail(pool, {
+      anchor,
+      verificationKeys: stranger.map((k) => ({ ...k, kid: verificationKeys[0]!.kid })),
+    });
     expect(wrong.ok).toBe(false);
     expect(wrong.checkpointProblems[0]!.reason).toMatch(/signature does not verify|different public key/);
   });
@@ -363,7 +523,12 @@ describe('throughput', () => {
     const latencies: number[] = [];
     for (let i = 0; i < 200; i++) {
       const t = performance.now();
-      await withTransaction(pool, (c) => appendAuditEvents(c, Array.from({ length: 5 }, (_, k) => event(i * 5 + k))));
+      await withTransaction(pool, (c) =>
+        appendAuditEvents(
+          c,
+          Array.from({ length: 5 }, (_, k) => event(i * 5 + k)),
+        ),
+      );
       latencies.push(performance.now() - t);
     }
     latencies.sort((a, b) => a - b);
@@ -387,7 +552,8 @@ describe('throughput', () => {
     const rowsPerSecond = Math.round(100_000 / (best / 1000));
     const cpuRowsPerSecond = Math.round(100_000 / (bestCpuMs / 1000));
     console.log(
-      `[audit-trail] verified 100,000 events + ${result!.checkpoints} checkpoints in ${best.toFixed(0)} ms wall: ${rowsPerSecond.toLocaleString('en-US')} rows/s ` +
+      `[audit-trail] verified 100,000 events + ${result!.checkpoints} checkpoints in ` +
+        `${best.toFixed(0)} ms wall: ${rowsPerSecond.toLocaleString('en-US')} rows/s ` +
         `(${cpuRowsPerSecond.toLocaleString('en-US')} rows/s of this process's CPU; PostgreSQL runs beside it); ` +
         `append of 5 events in its own transaction: p50 ${p(0.5)} ms, p99 ${p(0.99)} ms`,
     );

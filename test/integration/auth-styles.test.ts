@@ -10,12 +10,18 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { startSync, syncResult } from '../../client/sync-client.js';
-import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type PemPair } from '../../lib/security/tls-certs.js';
+import {
+  createCertificateAuthority,
+  issueCertificate,
+  type CertificateAuthority,
+  type PemPair,
+} from '../../lib/crypto/tls-certs.js';
 import { createTenant } from '../../lib/store/tenants.js';
-import { getIntegration } from '../../lib/store/integrations.js';
-import { restoreIntegration, revokeIntegration } from '../../lib/vendors/revocation.js';
+import { getIntegration } from '../../lib/integrations/repository.js';
+import { restoreIntegration } from '../../lib/revocation/restore.js';
+import { revokeIntegration } from '../../lib/revocation/revoke.js';
 import { certificateThumbprint } from '../../lib/vendors/sandbox-registration.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';
 import { adminJson, type SandboxRef } from '../../sandbox/test-client.js';
@@ -57,7 +63,11 @@ async function newTenant(): Promise<string> {
   return tenantId;
 }
 
-async function register(sandbox: SandboxHandle, tenantId: string, extra: Partial<Parameters<typeof registerIntegration>[1]>): Promise<string> {
+async function register(
+  sandbox: SandboxHandle,
+  tenantId: string,
+  extra: Partial<Parameters<typeof registerIntegration>[1]>,
+): Promise<string> {
   const id = uniqueId('i');
   await registerIntegration(
     harness.pool,
@@ -77,7 +87,11 @@ async function register(sandbox: SandboxHandle, tenantId: string, extra: Partial
 }
 
 async function syncOk(tenantId: string, integrationId: string): Promise<number> {
-  const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
+  const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
+    tenantId,
+    integrationId,
+    vendor: 'sandbox',
+  });
   const report = await syncResult(handle);
   expect(report.outcome).toBe('completed');
   return report.totals.fetched;
@@ -85,7 +99,11 @@ async function syncOk(tenantId: string, integrationId: string): Promise<number> 
 
 /** The sync's failure type, and how many attempts its failing activity made. */
 async function syncFailure(tenantId: string, integrationId: string): Promise<string | undefined> {
-  const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
+  const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
+    tenantId,
+    integrationId,
+    vendor: 'sandbox',
+  });
   const failure = await handle.result().then(
     () => undefined,
     (err: unknown) => err,
@@ -97,7 +115,9 @@ async function syncFailure(tenantId: string, integrationId: string): Promise<str
 }
 
 async function storedCount(integrationId: string): Promise<number> {
-  const res = await harness.pool.query<{ n: string }>('SELECT count(*) AS n FROM records WHERE integration_id = $1', [integrationId]);
+  const res = await harness.pool.query<{ n: string }>('SELECT count(*) AS n FROM records WHERE integration_id = $1', [
+    integrationId,
+  ]);
   return Number(res.rows[0]!.n);
 }
 
@@ -131,10 +151,22 @@ describe('auth styles against the sandbox', () => {
 
   it('a wrong client secret fails the sync non-retryably with VENDOR_AUTH_FAILED and stores nothing', async () => {
     const tenantId = await newTenant();
-    const id = await register(harness.sandbox, tenantId, { authMethod: 'client_secret_post', clientSecretRef: fileRef('wrong.secret', syntheticSecret()) });
+    const id = await register(harness.sandbox, tenantId, {
+      authMethod: 'client_secret_post',
+      clientSecretRef: fileRef('wrong.secret', syntheticSecret()),
+    });
     const { clientId } = await getIntegration(harness.pool, id);
     // The vendor rotated the secret; ours is stale.
-    await adminJson(harness.sandbox, `/admin/clients/${clientId}`, { token_endpoint_auth_method: 'client_secret_post', client_secret: syntheticSecret(), scopes: ['system/Patient.rs'] }, 'PUT');
+    await adminJson(
+      harness.sandbox,
+      `/admin/clients/${clientId}`,
+      {
+        token_endpoint_auth_method: 'client_secret_post',
+        client_secret: syntheticSecret(),
+        scopes: ['system/Patient.rs'],
+      },
+      'PUT',
+    );
     expect(await syncFailure(tenantId, id)).toBe('VENDOR_AUTH_FAILED');
     expect(await storedCount(id)).toBe(0);
   });
@@ -163,10 +195,18 @@ describe('auth styles against the sandbox', () => {
 
     beforeAll(async () => {
       ca = await createCertificateAuthority('auth-styles test CA');
-      const server = await issueCertificate(ca, { commonName: 'localhost', altNames: ['localhost', '127.0.0.1'], usage: 'server' });
+      const server = await issueCertificate(ca, {
+        commonName: 'localhost',
+        altNames: ['localhost', '127.0.0.1'],
+        usage: 'server',
+      });
       client = await issueCertificate(ca, { commonName: 'connector-a', usage: 'client' });
       other = await issueCertificate(ca, { commonName: 'connector-b', usage: 'client' });
-      tlsSandbox = await startSandbox({ seed: 7, size: 60, tls: { certPem: server.certPem, keyPem: server.keyPem, caPem: ca.certPem, requireClientCert: true } });
+      tlsSandbox = await startSandbox({
+        seed: 7,
+        size: 60,
+        tls: { certPem: server.certPem, keyPem: server.keyPem, caPem: ca.certPem, requireClientCert: true },
+      });
       ref = { ...tlsSandbox, tls: { caPem: ca.certPem, certPem: client.certPem, keyPem: client.keyPem } };
       // startTestSandbox's registration uses plain fetch; this sandbox needs our CA and certificate.
       recordIdentifiers((await adminJson<{ strings: string[] }>(ref, '/admin/identifiers')).strings);
@@ -197,7 +237,16 @@ describe('auth styles against the sandbox', () => {
       const id = await register(tlsSandbox, tenantId, { authMethod: 'tls_client_auth', tlsRefs });
       const { clientId } = await getIntegration(harness.pool, id);
       // The vendor has another certificate on file for this client.
-      await adminJson(ref, `/admin/clients/${clientId}`, { token_endpoint_auth_method: 'tls_client_auth', tls_client_cert_thumbprint: certificateThumbprint(other.certPem), scopes: ['system/Patient.rs'] }, 'PUT');
+      await adminJson(
+        ref,
+        `/admin/clients/${clientId}`,
+        {
+          token_endpoint_auth_method: 'tls_client_auth',
+          tls_client_cert_thumbprint: certificateThumbprint(other.certPem),
+          scopes: ['system/Patient.rs'],
+        },
+        'PUT',
+      );
       expect(await syncFailure(tenantId, id)).toBe('VENDOR_AUTH_FAILED');
       expect(await storedCount(id)).toBe(0);
     });
@@ -206,11 +255,21 @@ describe('auth styles against the sandbox', () => {
   it('restore of a client_secret integration needs the rotated secret by a new reference, then syncs with it', async () => {
     const tenantId = await newTenant();
     const oldRef = fileRef('restore-old.secret', syntheticSecret());
-    const id = await register(harness.sandbox, tenantId, { authMethod: 'client_secret_basic', clientSecretRef: oldRef });
+    const id = await register(harness.sandbox, tenantId, {
+      authMethod: 'client_secret_basic',
+      clientSecretRef: oldRef,
+    });
     await revokeIntegration(harness.pool, id, testActor, { awaitWorkersMs: 0 });
-    const opts = { secretsDir: testEnv().secretsDir, sandboxAdmin: { url: harness.sandbox.url, adminToken: harness.sandbox.adminToken } };
-    await expect(restoreIntegration(harness.pool, id, testActor, opts)).rejects.toThrow(/rotate the secret at the vendor/);
-    await expect(restoreIntegration(harness.pool, id, testActor, { ...opts, clientSecretRef: oldRef })).rejects.toThrow(/must differ/);
+    const opts = {
+      secretsDir: testEnv().secretsDir,
+      sandboxAdmin: { url: harness.sandbox.url, adminToken: harness.sandbox.adminToken },
+    };
+    await expect(restoreIntegration(harness.pool, id, testActor, opts)).rejects.toThrow(
+      /rotate the secret at the vendor/,
+    );
+    await expect(restoreIntegration(harness.pool, id, testActor, { ...opts, clientSecretRef: oldRef })).rejects.toThrow(
+      /must differ/,
+    );
     const newRef = fileRef('restore-new.secret', syntheticSecret());
     const restored = await restoreIntegration(harness.pool, id, testActor, { ...opts, clientSecretRef: newRef });
     expect(restored.status).toBe('active');
@@ -223,15 +282,21 @@ describe('auth styles against the sandbox', () => {
     // The athenahealth personality requires ah-practice on every search (a plain sandbox would refuse it as unknown).
     const athena = await startTestSandbox({ personality: 'athenahealth', rateLimit: null });
     try {
-    const base = { vendor: 'athenahealth', authMethod: 'client_secret_basic' };
-    await expect(register(athena, tenantId, { ...base, clientSecretRef: fileRef('athena-0.secret', syntheticSecret()) })).rejects.toThrow(/needs practiceId/);
-    const vendorParams = { practiceId: 'a-1.Practice-195900' };
-    const id = await register(athena, tenantId, { ...base, vendorParams, clientSecretRef: fileRef('athena.secret', syntheticSecret()) });
-    const integration = await getIntegration(harness.pool, id);
-    expect(integration).toMatchObject({ vendor: 'athenahealth', authMethod: 'client_secret_basic', vendorParams });
-    expect(await syncOk(tenantId, id)).toBeGreaterThan(0);
-    expect((await clientView(athena, integration.clientId)).token_endpoint_auth_method).toBe('client_secret_basic');
-  } finally {
+      const base = { vendor: 'athenahealth', authMethod: 'client_secret_basic' };
+      await expect(
+        register(athena, tenantId, { ...base, clientSecretRef: fileRef('athena-0.secret', syntheticSecret()) }),
+      ).rejects.toThrow(/needs practiceId/);
+      const vendorParams = { practiceId: 'a-1.Practice-195900' };
+      const id = await register(athena, tenantId, {
+        ...base,
+        vendorParams,
+        clientSecretRef: fileRef('athena.secret', syntheticSecret()),
+      });
+      const integration = await getIntegration(harness.pool, id);
+      expect(integration).toMatchObject({ vendor: 'athenahealth', authMethod: 'client_secret_basic', vendorParams });
+      expect(await syncOk(tenantId, id)).toBeGreaterThan(0);
+      expect((await clientView(athena, integration.clientId)).token_endpoint_auth_method).toBe('client_secret_basic');
+    } finally {
       await athena.close();
     }
   });
@@ -239,7 +304,19 @@ describe('auth styles against the sandbox', () => {
   it('refuses an auth method the vendor profile does not list, naming the ones it does', async () => {
     const tenantId = await newTenant();
     await expect(
-      registerIntegration(harness.pool, { id: uniqueId('i'), tenantId, vendor: 'epic', baseUrl: harness.sandbox.fhirBaseUrl, authMethod: 'client_secret_basic', clientId: 'c', secretsDir: testEnv().secretsDir }, testActor),
+      registerIntegration(
+        harness.pool,
+        {
+          id: uniqueId('i'),
+          tenantId,
+          vendor: 'epic',
+          baseUrl: harness.sandbox.fhirBaseUrl,
+          authMethod: 'client_secret_basic',
+          clientId: 'c',
+          secretsDir: testEnv().secretsDir,
+        },
+        testActor,
+      ),
     ).rejects.toThrow(/Epic accepts private_key_jwt/);
   });
 });

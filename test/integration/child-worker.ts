@@ -17,7 +17,11 @@ const repoRoot = path.resolve(__dirname, '../..');
 export async function startChildWorker(config: Config, logPath: string, readyTimeoutMs = 90_000): Promise<ChildWorker> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' };
   for (const [k, v] of Object.entries(config)) env[k] = String(v);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/worker.ts'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/worker.ts'], {
+    cwd: repoRoot,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   registerLogFile(logPath); // scanned for PHI and secrets at the end of the run
   const log = fs.createWriteStream(logPath, { flags: 'a' });
   child.stdout!.pipe(log, { end: false });
@@ -25,7 +29,8 @@ export async function startChildWorker(config: Config, logPath: string, readyTim
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const deadline = Date.now() + readyTimeoutMs;
   while (Date.now() < deadline) {
-    if (fs.existsSync(logPath) && fs.readFileSync(logPath, 'utf8').includes('worker started')) return { child, logPath, exited };
+    if (fs.existsSync(logPath) && fs.readFileSync(logPath, 'utf8').includes('worker started'))
+      return { child, logPath, exited };
     if (child.exitCode !== null) throw new Error(`worker exited early with ${child.exitCode}; see ${logPath}`);
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Payload } from '@temporalio/common';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../../lib/config/schema.js';
-import { toWire } from '../../lib/security/codec-wire.js';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
+import { toWire } from '../../lib/crypto/codec-wire.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { uniqueId } from '../harness.js';
 import type { HttpsResult, TestCodecServer } from './codec-support.js';
@@ -29,7 +29,9 @@ beforeAll(async () => {
   config = testConfig();
   // Every anonymous refusal audited here (window 0), so each probe can be matched to its row.
   server = await startTestCodecServer(config, pool, UI_ORIGIN, { anonymousRefusalWindowMs: 0 });
-  encrypted = await (await openPayloadCodec(config, { pool, actor: 'test:codec-hardening' })).encode([defaultPayloadConverter.toPayload({ probe: 1 })]);
+  encrypted = await (
+    await openPayloadCodec(config, { pool, actor: 'test:codec-hardening' })
+  ).encode([defaultPayloadConverter.toPayload({ probe: 1 })]);
 });
 
 afterAll(async () => {
@@ -45,7 +47,10 @@ interface Row {
 }
 
 async function rowsWhere(where: string, param: string): Promise<Row[]> {
-  const res = await pool.query<Row>(`SELECT actor, action, outcome, details FROM audit_events WHERE action LIKE 'codec.%' AND ${where} ORDER BY seq`, [param]);
+  const res = await pool.query<Row>(
+    `SELECT actor, action, outcome, details FROM audit_events WHERE action LIKE 'codec.%' AND ${where} ORDER BY seq`,
+    [param],
+  );
   return res.rows;
 }
 
@@ -84,7 +89,13 @@ describe('refusals are audited by the route the router matched', () => {
     const res = await call('/%64ecode', { 'x-namespace': namespace });
     expect(res.status).toBe(401);
     const rows = await rowsWhere(`details->>'namespace' = $1`, namespace);
-    expect(rows).toEqual([expect.objectContaining({ actor: 'anonymous', action: 'codec.decode', details: expect.objectContaining({ route: '/decode', path: '/%64ecode', status: 401 }) })]);
+    expect(rows).toEqual([
+      expect.objectContaining({
+        actor: 'anonymous',
+        action: 'codec.decode',
+        details: expect.objectContaining({ route: '/decode', path: '/%64ecode', status: 401 }),
+      }),
+    ]);
   });
 
   it('writes one row per window for refusals of callers who proved nothing, with the count of those left out', async () => {
@@ -92,14 +103,28 @@ describe('refusals are audited by the route the router matched', () => {
     try {
       const first = uniqueId('ns-burst');
       for (let i = 0; i < 3; i++) {
-        const res = await httpsCall(`${limited.url}/decode`, limited.caPem, { headers: { 'x-namespace': first }, body: toWire(encrypted) });
+        const res = await httpsCall(`${limited.url}/decode`, limited.caPem, {
+          headers: { 'x-namespace': first },
+          body: toWire(encrypted),
+        });
         expect(res.status).toBe(401);
       }
       await sleep(500);
       const next = uniqueId('ns-burst');
-      expect((await httpsCall(`${limited.url}/decode`, limited.caPem, { headers: { 'x-namespace': next }, body: toWire(encrypted) })).status).toBe(401);
-      expect((await rowsWhere(`details->>'namespace' = $1`, first)).map((r) => r.details['suppressedBefore'])).toEqual([0]);
-      expect((await rowsWhere(`details->>'namespace' = $1`, next)).map((r) => r.details['suppressedBefore'])).toEqual([2]);
+      expect(
+        (
+          await httpsCall(`${limited.url}/decode`, limited.caPem, {
+            headers: { 'x-namespace': next },
+            body: toWire(encrypted),
+          })
+        ).status,
+      ).toBe(401);
+      expect((await rowsWhere(`details->>'namespace' = $1`, first)).map((r) => r.details['suppressedBefore'])).toEqual([
+        0,
+      ]);
+      expect((await rowsWhere(`details->>'namespace' = $1`, next)).map((r) => r.details['suppressedBefore'])).toEqual([
+        2,
+      ]);
     } finally {
       await limited.close();
     }
@@ -108,7 +133,12 @@ describe('refusals are audited by the route the router matched', () => {
 
 describe('a body is read only for an authorised caller', () => {
   const probe = (path: string, headers: Record<string, string> = {}, timeoutMs = 10_000) =>
-    postWithoutFinishing(`${server.url}${path}`, server.caPem, { headers, declaredBytes: 15 * MIB, sentBytes: 4 * 1024, timeoutMs });
+    postWithoutFinishing(`${server.url}${path}`, server.caPem, {
+      headers,
+      declaredBytes: 15 * MIB,
+      sentBytes: 4 * 1024,
+      timeoutMs,
+    });
 
   it('refuses an unauthenticated, unauthorised or misrouted 15 MiB POST without waiting for its body', async () => {
     const noRole = { authorization: `Bearer ${await server.token({ roles: ['viewer'] })}` };
@@ -145,17 +175,36 @@ describe('/encode needs the encode role', () => {
   it('refuses a decoder and an anonymous caller, and encodes for the role, audited either way', async () => {
     const decoder = uniqueId('decoder-only');
     const plain = toWire([defaultPayloadConverter.toPayload({ minted: true })]);
-    const refused = await call('/encode', { authorization: `Bearer ${await server.token({ sub: decoder, roles: ['phi-decoder'] })}` }, plain);
+    const refused = await call(
+      '/encode',
+      { authorization: `Bearer ${await server.token({ sub: decoder, roles: ['phi-decoder'] })}` },
+      plain,
+    );
     expect(refused.status).toBe(403);
     expect((refused.body as { reason: string }).reason).toContain('payload-encoder');
     expect((await call('/encode', {}, plain)).status).toBe(401);
-    expect((await rowsWhere('actor = $1', decoder)).map((r) => [r.action, r.outcome, r.details['status']])).toEqual([['codec.encode', 'failure', 403]]);
+    expect((await rowsWhere('actor = $1', decoder)).map((r) => [r.action, r.outcome, r.details['status']])).toEqual([
+      ['codec.encode', 'failure', 403],
+    ]);
 
     const encoder = uniqueId('encoder');
-    const ok = await call('/encode', { authorization: `Bearer ${await server.token({ sub: encoder, roles: ['payload-encoder'] })}`, 'x-namespace': 'default' }, plain);
+    const ok = await call(
+      '/encode',
+      {
+        authorization: `Bearer ${await server.token({ sub: encoder, roles: ['payload-encoder'] })}`,
+        'x-namespace': 'default',
+      },
+      plain,
+    );
     expect(ok.status).toBe(200);
     const rows = await rowsWhere('actor = $1', encoder);
-    expect(rows).toEqual([expect.objectContaining({ action: 'codec.encode', outcome: 'success', details: expect.objectContaining({ payloadCount: 1, encryptedCount: 1, namespace: 'default' }) })]);
+    expect(rows).toEqual([
+      expect.objectContaining({
+        action: 'codec.encode',
+        outcome: 'success',
+        details: expect.objectContaining({ payloadCount: 1, encryptedCount: 1, namespace: 'default' }),
+      }),
+    ]);
     expect((rows[0]!.details['keyIds'] as string[]).length).toBe(1);
   });
 });
@@ -180,9 +229,17 @@ describe('security headers on every answer', () => {
     expectHardened(decoded, 'decode 200');
     expectHardened(await call('/decode'), 'decode 401');
     expectHardened(await call('/nowhere', { authorization: `Bearer ${token}` }), 'unknown route 404');
-    expectHardened(await call('/decode', { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, 'x'), 'text/plain 415');
+    expectHardened(
+      await call('/decode', { authorization: `Bearer ${token}`, 'content-type': 'text/plain' }, 'x'),
+      'text/plain 415',
+    );
     expectHardened(await call('/login', {}, { token: 'x'.repeat(9000) }), 'login 413');
-    const preflight = await call('/decode', { origin: UI_ORIGIN, 'access-control-request-method': 'POST' }, undefined, 'OPTIONS');
+    const preflight = await call(
+      '/decode',
+      { origin: UI_ORIGIN, 'access-control-request-method': 'POST' },
+      undefined,
+      'OPTIONS',
+    );
     expect(preflight.status).toBe(204);
     expectHardened(preflight, 'preflight 204');
     expectHardened(await call('/healthz', {}, undefined, 'GET'), 'healthz');

@@ -8,19 +8,26 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Payload } from '@temporalio/common';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { Config } from '../../lib/config/schema.js';
-import { ENCRYPTED_ENCODING, convertPayloadsIn } from '../../lib/security/payload-codec.js';
+import { ENCRYPTED_ENCODING, convertPayloadsIn } from '../../lib/crypto/payload-codec.js';
 import type { Pool } from '../../lib/store/pool.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
 import { remoteDecoder } from '../../client/codec-client.js';
 import { buildTimeline, formatTimeline } from '../../client/history-timeline.js';
 import { startSync, syncResult } from '../../client/sync-client.js';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
-import { toWire } from '../../lib/security/codec-wire.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
+import { toWire } from '../../lib/crypto/codec-wire.js';
 import { uniqueId } from '../harness.js';
 import type { TestCodecServer } from './codec-support.js';
 import { httpsCall, startTestCodecServer } from './codec-support.js';
 import type { RunningWorker } from './support.js';
-import { registerSandboxTenant, startInProcessWorker, startTestSandbox, temporalClient, testConfig, testPool } from './support.js';
+import {
+  registerSandboxTenant,
+  startInProcessWorker,
+  startTestSandbox,
+  temporalClient,
+  testConfig,
+  testPool,
+} from './support.js';
 
 const UI_ORIGIN = 'http://127.0.0.1:18233';
 let pool: Pool;
@@ -33,7 +40,9 @@ beforeAll(async () => {
   pool = testPool();
   config = testConfig();
   server = await startTestCodecServer(config, pool, UI_ORIGIN);
-  encrypted = await (await openPayloadCodec(config, { pool, actor: 'test:codec' })).encode([defaultPayloadConverter.toPayload(secretValue)]);
+  encrypted = await (
+    await openPayloadCodec(config, { pool, actor: 'test:codec' })
+  ).encode([defaultPayloadConverter.toPayload(secretValue)]);
 });
 
 afterAll(async () => {
@@ -46,7 +55,8 @@ const decode = (headers: Record<string, string>, body: unknown = toWire(encrypte
 
 async function auditRows(sub: string, outcome: 'success' | 'failure') {
   const res = await pool.query<{ actor: string; details: Record<string, unknown> }>(
-    `SELECT actor, details FROM audit_events WHERE action = 'codec.decode' AND actor = $1 AND outcome = $2 ORDER BY seq`,
+    `SELECT actor, details FROM audit_events WHERE action = 'codec.decode' AND actor = $1
+        AND outcome = $2 ORDER BY seq`,
     [sub, outcome],
   );
   return res.rows;
@@ -100,7 +110,11 @@ describe('codec server refusals', () => {
 
     const preflight = await httpsCall(`${server.url}/decode`, server.caPem, {
       method: 'OPTIONS',
-      headers: { origin: UI_ORIGIN, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type,x-namespace,authorization' },
+      headers: {
+        origin: UI_ORIGIN,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type,x-namespace,authorization',
+      },
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers['access-control-allow-origin']).toBe(UI_ORIGIN);
@@ -133,11 +147,14 @@ describe('codec server decodes for an authorised caller', () => {
 
   it('logs in with a bearer token, sets a Secure HttpOnly SameSite=None Partitioned cookie, and accepts it instead of the header', async () => {
     const sub = uniqueId('cookie');
-    const login = await httpsCall(`${server.url}/login`, server.caPem, { headers: { authorization: `Bearer ${await server.token({ sub })}`, origin: UI_ORIGIN } });
+    const login = await httpsCall(`${server.url}/login`, server.caPem, {
+      headers: { authorization: `Bearer ${await server.token({ sub })}`, origin: UI_ORIGIN },
+    });
     expect(login.status).toBe(200);
     const setCookie = String(login.headers['set-cookie']);
     expect(setCookie).toMatch(/^ehr_codec_session=[\w-]+\.[\w-]+\.[\w-]+;/);
-    for (const attr of ['Secure', 'HttpOnly', 'SameSite=None', 'Partitioned', 'Path=/']) expect(setCookie).toContain(attr);
+    for (const attr of ['Secure', 'HttpOnly', 'SameSite=None', 'Partitioned', 'Path=/'])
+      expect(setCookie).toContain(attr);
     const cookie = setCookie.split(';')[0]!;
     const res = await decode({ cookie, origin: UI_ORIGIN });
     expect(res.status).toBe(200);
@@ -146,7 +163,10 @@ describe('codec server decodes for an authorised caller', () => {
 
   it('encodes for a caller with the encode role (round trip through /encode and /decode)', async () => {
     const token = await server.token({ roles: ['payload-encoder', 'phi-decoder'] });
-    const enc = await httpsCall(`${server.url}/encode`, server.caPem, { headers: { authorization: `Bearer ${token}` }, body: toWire([defaultPayloadConverter.toPayload({ x: 1 })]) });
+    const enc = await httpsCall(`${server.url}/encode`, server.caPem, {
+      headers: { authorization: `Bearer ${token}` },
+      body: toWire([defaultPayloadConverter.toPayload({ x: 1 })]),
+    });
     expect(enc.status).toBe(200);
     const meta = (enc.body as { payloads: Array<{ metadata: Record<string, string> }> }).payloads[0]!.metadata;
     expect(Buffer.from(meta.encoding!, 'base64').toString()).toBe(ENCRYPTED_ENCODING);
@@ -177,7 +197,11 @@ describe('a real sync is encrypted in Temporal, and readable only through the co
 
   it('stores only binary/encrypted payloads (search attributes aside), and the audit timeline decodes them', async () => {
     const { tenantId, integrationIds } = await registerSandboxTenant(pool, sandbox);
-    const handle = await startSync(temporal.client, config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId: integrationIds[0]!, vendor: 'sandbox' });
+    const handle = await startSync(temporal.client, config.TEMPORAL_TASK_QUEUE, {
+      tenantId,
+      integrationId: integrationIds[0]!,
+      vendor: 'sandbox',
+    });
     await syncResult(handle);
 
     const history = await raw.client.workflow.getHandle(handle.workflowId).fetchHistory();
@@ -186,7 +210,10 @@ describe('a real sync is encrypted in Temporal, and readable only through the co
     const events = history.events?.map((e) => ({
       ...e,
       upsertWorkflowSearchAttributesEventAttributes: undefined,
-      workflowExecutionStartedEventAttributes: e.workflowExecutionStartedEventAttributes && { ...e.workflowExecutionStartedEventAttributes, searchAttributes: undefined },
+      workflowExecutionStartedEventAttributes: e.workflowExecutionStartedEventAttributes && {
+        ...e.workflowExecutionStartedEventAttributes,
+        searchAttributes: undefined,
+      },
     }));
     await convertPayloadsIn({ events }, async (ps) => {
       seen.push(...ps);
@@ -204,13 +231,23 @@ describe('a real sync is encrypted in Temporal, and readable only through the co
     expect(plain.at(-1)?.kind).toBe('completed');
 
     const sub = uniqueId('auditor');
-    const decoder = remoteDecoder({ url: server.url, token: await server.token({ sub }), caPem: server.caPem, namespace: 'default' });
+    const decoder = remoteDecoder({
+      url: server.url,
+      token: await server.token({ sub }),
+      caPem: server.caPem,
+      namespace: 'default',
+    });
     const decoded = buildTimeline(await convertPayloadsIn(history, decoder), true);
     expect(decoded[0]!.data).toContain(`"tenantId":"${tenantId}"`);
     expect(formatTimeline(decoded).join('\n')).toContain('completed');
     expect((await auditRows(sub, 'success'))[0]!.details).toMatchObject({ namespace: 'default' });
 
-    const refused = remoteDecoder({ url: server.url, token: await server.token({ roles: [] }), caPem: server.caPem, namespace: 'default' });
+    const refused = remoteDecoder({
+      url: server.url,
+      token: await server.token({ roles: [] }),
+      caPem: server.caPem,
+      namespace: 'default',
+    });
     await expect(convertPayloadsIn(history, refused)).rejects.toThrow(/403/);
   });
 });

@@ -5,11 +5,11 @@ import type { KeyObject } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { recordAuditEvent } from '../../lib/audit/chain.js';
 import type { Config } from '../../lib/config/schema.js';
-import { createCertificateAuthority, issueCertificate } from '../../lib/security/tls-certs.js';
+import { createCertificateAuthority, issueCertificate } from '../../lib/crypto/tls-certs.js';
 import type { Pool } from '../../lib/store/pool.js';
 import type { CodecServerHandle } from '../../workers/codec-server.js';
 import { startCodecServer } from '../../workers/codec-server.js';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 
 export const ISSUER = 'https://issuer.test.invalid';
 export const AUDIENCE = 'ehr-connectors-codec';
@@ -17,7 +17,14 @@ export const AUDIENCE = 'ehr-connectors-codec';
 export interface TestCodecServer extends CodecServerHandle {
   caPem: string;
   issuerKey: KeyObject;
-  token(claims?: { sub?: string; roles?: string[]; aud?: string; expSeconds?: number; key?: KeyObject; iss?: string }): Promise<string>;
+  token(claims?: {
+    sub?: string;
+    roles?: string[];
+    aud?: string;
+    expSeconds?: number;
+    key?: KeyObject;
+    iss?: string;
+  }): Promise<string>;
 }
 
 export async function startTestCodecServer(
@@ -27,7 +34,11 @@ export async function startTestCodecServer(
   opts: { anonymousRefusalWindowMs?: number } = {},
 ): Promise<TestCodecServer> {
   const ca = await createCertificateAuthority('codec test CA');
-  const tls = await issueCertificate(ca, { commonName: '127.0.0.1', altNames: ['127.0.0.1', 'localhost'], usage: 'server' });
+  const tls = await issueCertificate(ca, {
+    commonName: '127.0.0.1',
+    altNames: ['127.0.0.1', 'localhost'],
+    usage: 'server',
+  });
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');
   const server = await startCodecServer(
     {
@@ -71,15 +82,25 @@ export interface HttpsResult {
 }
 
 /** One HTTPS request that trusts only `caPem`. */
-export function httpsCall(url: string, caPem: string, opts: { method?: string; headers?: Record<string, string>; body?: unknown } = {}): Promise<HttpsResult> {
-  const body = opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
+export function httpsCall(
+  url: string,
+  caPem: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: unknown } = {},
+): Promise<HttpsResult> {
+  const body =
+    opts.body === undefined ? undefined : typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body);
   return new Promise((resolve, reject) => {
     const req = https.request(
       url,
       {
         method: opts.method ?? 'POST',
         ca: caPem,
-        headers: { ...(body !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) } : {}), ...opts.headers },
+        headers: {
+          ...(body !== undefined
+            ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) }
+            : {}),
+          ...opts.headers,
+        },
       },
       (res) => {
         let text = '';
@@ -121,11 +142,17 @@ export function postWithoutFinishing(
     };
     const req = https.request(
       url,
-      { method: 'POST', ca: caPem, headers: { 'content-type': 'application/json', 'content-length': String(opts.declaredBytes), ...opts.headers } },
+      {
+        method: 'POST',
+        ca: caPem,
+        headers: { 'content-type': 'application/json', 'content-length': String(opts.declaredBytes), ...opts.headers },
+      },
       (res) => {
         let text = '';
         res.on('data', (d: Buffer) => (text += d.toString('utf8')));
-        res.on('end', () => settle({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text || 'null') as unknown }));
+        res.on('end', () =>
+          settle({ status: res.statusCode ?? 0, headers: res.headers, body: JSON.parse(text || 'null') as unknown }),
+        );
       },
     );
     const timer = setTimeout(() => settle('no-answer'), opts.timeoutMs);

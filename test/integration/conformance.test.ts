@@ -11,19 +11,33 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { startSync, syncProgress, syncResult } from '../../client/sync-client.js';
 import type { ResourceType } from '../../lib/domain.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { scopesFor } from '../../lib/vendors/profiles/adapters.js';
 import { profileFor } from '../../lib/vendors/profiles/index.js';
 import type { VendorId } from '../../lib/vendors/profiles/types.js';
-import { revokeIntegration } from '../../lib/vendors/revocation.js';
+import { revokeIntegration } from '../../lib/revocation/revoke.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
 import { testEnv, uniqueId } from '../harness.js';
-import { sandboxAdmin, sandboxManifest, startTestSandbox, storedVersions, testActor, useSyncHarness } from './support.js';
+import {
+  sandboxAdmin,
+  sandboxManifest,
+  startTestSandbox,
+  storedVersions,
+  testActor,
+  useSyncHarness,
+} from './support.js';
 
-const VENDORS: ReadonlyArray<Exclude<VendorId, 'sandbox'>> = ['epic', 'oracle-health', 'athenahealth', 'meditech', 'eclinicalworks', 'nextgen'];
+const VENDORS: ReadonlyArray<Exclude<VendorId, 'sandbox'>> = [
+  'epic',
+  'oracle-health',
+  'athenahealth',
+  'meditech',
+  'eclinicalworks',
+  'nextgen',
+];
 const TYPES: ResourceType[] = ['Patient', 'Observation', 'Appointment'];
 /** What each vendor needs besides credentials (profile extraParameters), with synthetic values. */
 const PARAMS: Partial<Record<VendorId, Record<string, string>>> = {
@@ -44,7 +58,6 @@ function issuedSecretRef(name: string): string {
   return `file:${file}`;
 }
 
-
 describe.each(VENDORS)('conformance: %s', (vendor) => {
   const profile = profileFor(vendor);
   const method = profile.auth.methods.value[0]!;
@@ -64,7 +77,9 @@ describe.each(VENDORS)('conformance: %s', (vendor) => {
   });
 
   const sync = async (): Promise<Awaited<ReturnType<typeof syncResult>>> =>
-    syncResult(await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor }));
+    syncResult(
+      await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor }),
+    );
 
   const register = (id: string, extra: { purpose?: string; resourceTypes?: string[] } = {}) =>
     registerIntegration(
@@ -78,16 +93,18 @@ describe.each(VENDORS)('conformance: %s', (vendor) => {
         ...(extra.purpose ? { purpose: extra.purpose } : {}),
         secretsDir: testEnv().secretsDir,
         sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken },
-        ...(method === 'client_secret_basic' || method === 'client_secret_post' ? { clientSecretRef: issuedSecretRef(id) } : {}),
+        ...(method === 'client_secret_basic' || method === 'client_secret_post'
+          ? { clientSecretRef: issuedSecretRef(id) }
+          : {}),
         ...(PARAMS[vendor] ? { vendorParams: PARAMS[vendor] } : {}),
       },
       testActor,
     );
 
   it(`registers with ${method} and the vendor's parameters; an over-scoped purpose is refused`, async () => {
-    await expect(register(uniqueId('i'), { purpose: 'scheduling-sync', resourceTypes: ['Patient', 'Observation'] })).rejects.toThrow(
-      /purpose scheduling-sync does not allow resource type\(s\) Observation/,
-    );
+    await expect(
+      register(uniqueId('i'), { purpose: 'scheduling-sync', resourceTypes: ['Patient', 'Observation'] }),
+    ).rejects.toThrow(/purpose scheduling-sync does not allow resource type\(s\) Observation/);
     integrationId = uniqueId('i');
     const integration = await register(integrationId);
     expect(integration).toMatchObject({ vendor, authMethod: method, vendorParams: PARAMS[vendor] ?? {} });
@@ -100,9 +117,15 @@ describe.each(VENDORS)('conformance: %s', (vendor) => {
     for (const type of TYPES) {
       const manifest = await sandboxManifest(sandbox, type);
       expect(manifest.length).toBeGreaterThan(0);
-      expect(await storedVersions(harness.pool, tenantId, integrationId, type)).toEqual(new Map(manifest.map((r) => [r.id, r.versionId])));
+      expect(await storedVersions(harness.pool, tenantId, integrationId, type)).toEqual(
+        new Map(manifest.map((r) => [r.id, r.versionId])),
+      );
     }
-    const client = await sandboxAdmin<{ token_endpoint_auth_method: string; authentications: number }>(sandbox, 'GET', `/admin/clients/${clientId}`);
+    const client = await sandboxAdmin<{ token_endpoint_auth_method: string; authentications: number }>(
+      sandbox,
+      'GET',
+      `/admin/clients/${clientId}`,
+    );
     expect(client.token_endpoint_auth_method).toBe(method);
     expect(client.authentications).toBeGreaterThanOrEqual(1);
     const stats = await sandboxAdmin<{ tokenRequestsRejected: number }>(sandbox, 'GET', '/admin/stats');
@@ -113,7 +136,8 @@ describe.each(VENDORS)('conformance: %s', (vendor) => {
   });
 
   it('an incremental sync fetches only what the vendor changed', async () => {
-    for (const type of TYPES) await sandboxAdmin(sandbox, 'POST', '/admin/records/modify', { resourceType: type, count: 2 });
+    for (const type of TYPES)
+      await sandboxAdmin(sandbox, 'POST', '/admin/records/modify', { resourceType: type, count: 2 });
     const report = await sync();
     expect(report.outcome).toBe('completed');
     expect(report.totals).toMatchObject({ fetched: 2 * TYPES.length, updated: 2 * TYPES.length, inserted: 0 });
@@ -129,7 +153,9 @@ describe.each(VENDORS)('conformance: %s', (vendor) => {
     await sandboxAdmin(sandbox, 'POST', '/admin/records/modify', { resourceType: 'Patient', count: 1 });
     const report = await sync();
     expect(report.outcome).toBe('completed');
-    expect(report.skipped).toEqual([expect.objectContaining({ resourceType: 'Observation', reason: 'VENDOR_SCOPE_NOT_GRANTED' })]);
+    expect(report.skipped).toEqual([
+      expect.objectContaining({ resourceType: 'Observation', reason: 'VENDOR_SCOPE_NOT_GRANTED' }),
+    ]);
     expect(report.totals.updated).toBe(1);
   });
 
@@ -137,15 +163,23 @@ describe.each(VENDORS)('conformance: %s', (vendor) => {
     // Slow pages, so the sync is still running when the revocation lands mid-way.
     await sandboxAdmin(sandbox, 'POST', '/admin/faults', { kind: 'slow', delayMs: 1_500, times: 1_000 });
     const startedMs = Date.now();
-    const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor }, { full: true });
+    const handle = await startSync(
+      harness.temporal.client,
+      harness.config.TEMPORAL_TASK_QUEUE,
+      { tenantId, integrationId, vendor },
+      { full: true },
+    );
     // The first page of this sync has reached the vendor and been answered; the sync goes on.
-    await expect.poll(() => sandbox.ledger(startedMs).filter((e) => e.status === 200).length, { timeout: 60_000, interval: 50 }).toBeGreaterThan(0);
+    await expect
+      .poll(() => sandbox.ledger(startedMs).filter((e) => e.status === 200).length, { timeout: 60_000, interval: 50 })
+      .toBeGreaterThan(0);
     expect((await syncProgress(handle)).status).toBe('running');
 
     const result = await revokeIntegration(harness.pool, integrationId, testActor, { reason: 'conformance' });
     const returnedMs = Date.now();
     expect(result.alreadyRevoked).toBe(false);
-    const tokenRequests = async () => (await sandboxAdmin<{ tokenRequests: number }>(sandbox, 'GET', '/admin/stats')).tokenRequests;
+    const tokenRequests = async () =>
+      (await sandboxAdmin<{ tokenRequests: number }>(sandbox, 'GET', '/admin/stats')).tokenRequests;
     const tokenRequestsAtRevoke = await tokenRequests();
 
     const failure = await syncResult(handle).then(
@@ -153,7 +187,9 @@ describe.each(VENDORS)('conformance: %s', (vendor) => {
       (err: unknown) => err,
     );
     expect(failure).toBeInstanceOf(WorkflowFailedError);
-    expect(((failure as WorkflowFailedError).cause?.cause as { type?: string } | undefined)?.type).toBe('INTEGRATION_REVOKED');
+    expect(((failure as WorkflowFailedError).cause?.cause as { type?: string } | undefined)?.type).toBe(
+      'INTEGRATION_REVOKED',
+    );
     // The revocation stopped a sync under way: its pages had reached the vendor, and it did not complete.
     expect(sandbox.ledger(startedMs).filter((e) => e.atMs <= returnedMs).length).toBeGreaterThan(0);
     // The guarantee: no FHIR request and no token request reached the vendor after revoke returned.

@@ -18,7 +18,10 @@ export interface EhrctlResult {
 export function runEhrctl(args: string[], env: Record<string, string | undefined>): Promise<EhrctlResult> {
   const merged: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' };
   for (const [k, v] of Object.entries(env)) if (v !== undefined) merged[k] = v;
-  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/ehrctl.js'), ...args], { cwd: repoRoot, env: merged });
+  const child = spawn(process.execPath, [path.join(repoRoot, 'bin/ehrctl.js'), ...args], {
+    cwd: repoRoot,
+    env: merged,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));

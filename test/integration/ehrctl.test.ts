@@ -57,11 +57,30 @@ describe('ehrctl happy path', () => {
   it('registers a tenant and integration, syncs with --wait, counts records', async () => {
     const tenant = uniqueId('cli');
     expect((await ehrctl(['tenants', 'add', '--id', tenant, '--name', 'CLI Test Clinic'])).code).toBe(0);
-    const add = await ehrctl(['integrations', 'add', '--id', `${tenant}-a`, '--tenant', tenant, '--vendor', 'sandbox', '--types', 'Patient,Condition']);
+    const add = await ehrctl([
+      'integrations',
+      'add',
+      '--id',
+      `${tenant}-a`,
+      '--tenant',
+      tenant,
+      '--vendor',
+      'sandbox',
+      '--types',
+      'Patient,Condition',
+    ]);
     expect(add.stderr).toBe('');
     expect(add.code).toBe(0);
     const list = await ehrctl(['integrations', 'list', '--tenant', tenant, '--json']);
-    expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ id: `${tenant}-a`, tenant, vendor: 'sandbox', status: 'active', types: 'Patient,Condition' })]);
+    expect(JSON.parse(list.stdout)).toEqual([
+      expect.objectContaining({
+        id: `${tenant}-a`,
+        tenant,
+        vendor: 'sandbox',
+        status: 'active',
+        types: 'Patient,Condition',
+      }),
+    ]);
     const run = await ehrctl(['sync', 'run', '--integration', `${tenant}-a`, '--wait']);
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(new RegExp(`started sync/${tenant}/${tenant}-a/`));
@@ -75,17 +94,32 @@ describe('ehrctl happy path', () => {
   it('revokes, restores and revokes a tenant, with clear messages and exit codes', async () => {
     const tenant = uniqueId('rev');
     await ehrctl(['tenants', 'add', '--id', tenant, '--name', 'Revocation Clinic']);
-    await ehrctl(['integrations', 'add', '--id', `${tenant}-r`, '--tenant', tenant, '--vendor', 'sandbox', '--types', 'Patient']);
+    await ehrctl([
+      'integrations',
+      'add',
+      '--id',
+      `${tenant}-r`,
+      '--tenant',
+      tenant,
+      '--vendor',
+      'sandbox',
+      '--types',
+      'Patient',
+    ]);
     const revoked = await ehrctl(['integrations', 'revoke', `${tenant}-r`, '--reason', 'cli test']);
     expect(revoked.stderr).toBe('');
     expect(revoked.code).toBe(0);
-    expect(revoked.stdout).toMatch(new RegExp(`integration ${tenant}-r revoked: credential generation 2; (\\d+)/\\1 listening workers confirmed`));
+    expect(revoked.stdout).toMatch(
+      new RegExp(`integration ${tenant}-r revoked: credential generation 2; (\\d+)/\\1 listening workers confirmed`),
+    );
     const list = await ehrctl(['integrations', 'list', '--tenant', tenant, '--json']);
     expect(JSON.parse(list.stdout)).toEqual([expect.objectContaining({ id: `${tenant}-r`, status: 'revoked' })]);
     expect((await ehrctl(['integrations', 'revoke', `${tenant}-r`])).stdout).toContain('was already revoked');
     const restored = await ehrctl(['integrations', 'restore', `${tenant}-r`]);
     expect(restored.code).toBe(0);
-    expect(restored.stdout).toMatch(new RegExp(`integration ${tenant}-r restored: new key \\S+, credential generation 3`));
+    expect(restored.stdout).toMatch(
+      new RegExp(`integration ${tenant}-r restored: new key \\S+, credential generation 3`),
+    );
     expect((await ehrctl(['integrations', 'restore', `${tenant}-r`])).code).toBe(3); // already active
     const tenantRevoked = await ehrctl(['tenants', 'revoke', tenant]);
     expect(tenantRevoked.code).toBe(0);
@@ -100,8 +134,28 @@ describe('ehrctl happy path', () => {
   it('creates, lists, pauses and deletes a nightly schedule', async () => {
     const tenant = uniqueId('cli');
     await ehrctl(['tenants', 'add', '--id', tenant, '--name', 'Schedule Clinic']);
-    await ehrctl(['integrations', 'add', '--id', `${tenant}-s`, '--tenant', tenant, '--vendor', 'sandbox', '--types', 'Patient']);
-    const created = await ehrctl(['schedule', 'nightly', '--integration', `${tenant}-s`, '--at', '02:00', '--timezone', 'America/Chicago']);
+    await ehrctl([
+      'integrations',
+      'add',
+      '--id',
+      `${tenant}-s`,
+      '--tenant',
+      tenant,
+      '--vendor',
+      'sandbox',
+      '--types',
+      'Patient',
+    ]);
+    const created = await ehrctl([
+      'schedule',
+      'nightly',
+      '--integration',
+      `${tenant}-s`,
+      '--at',
+      '02:00',
+      '--timezone',
+      'America/Chicago',
+    ]);
     expect(created.code).toBe(0);
     expect((await ehrctl(['schedule', 'pause', '--integration', `${tenant}-s`])).code).toBe(0);
     const listed = await ehrctl(['schedule', 'list']);
@@ -117,8 +171,32 @@ describe('ehrctl refuses bad input clearly', () => {
     const again = await ehrctl(['tenants', 'add', '--id', tenant, '--name', 'Dup Clinic']);
     expect(again.code).toBe(3);
     expect(again.stderr).toMatch(/tenant "[a-z0-9-]+" already exists/);
-    expect((await ehrctl(['integrations', 'add', '--id', `${tenant}-x`, '--tenant', tenant, '--vendor', 'sandbox', '--types', 'Patient'])).code).toBe(0);
-    const dupIntegration = await ehrctl(['integrations', 'add', '--id', `${tenant}-x`, '--tenant', tenant, '--vendor', 'sandbox']);
+    expect(
+      (
+        await ehrctl([
+          'integrations',
+          'add',
+          '--id',
+          `${tenant}-x`,
+          '--tenant',
+          tenant,
+          '--vendor',
+          'sandbox',
+          '--types',
+          'Patient',
+        ])
+      ).code,
+    ).toBe(0);
+    const dupIntegration = await ehrctl([
+      'integrations',
+      'add',
+      '--id',
+      `${tenant}-x`,
+      '--tenant',
+      tenant,
+      '--vendor',
+      'sandbox',
+    ]);
     expect(dupIntegration.code).toBe(3);
     expect(dupIntegration.stderr).toMatch(/integration "[a-z0-9-]+" already exists/);
   });
@@ -127,14 +205,30 @@ describe('ehrctl refuses bad input clearly', () => {
     const sync = await ehrctl(['sync', 'run', '--integration', 'no-such-integration']);
     expect(sync.code).toBe(3);
     expect(sync.stderr).toContain('integration "no-such-integration" does not exist');
-    const integ = await ehrctl(['integrations', 'add', '--id', 'orphan', '--tenant', 'no-such-tenant', '--vendor', 'sandbox']);
+    const integ = await ehrctl([
+      'integrations',
+      'add',
+      '--id',
+      'orphan',
+      '--tenant',
+      'no-such-tenant',
+      '--vendor',
+      'sandbox',
+    ]);
     expect(integ.code).toBe(3);
     expect(integ.stderr).toContain('tenant "no-such-tenant" does not exist');
   });
 
   it('unknown workflow ids: exit 3 naming the workflow, for every command that takes one', async () => {
     const id = `sync/no-such-tenant/no-such-integration/${uniqueId('wf')}`;
-    const commands = [['sync', 'status'], ['sync', 'pause'], ['sync', 'resume'], ['sync', 'cancel'], ['sync', 'wait'], ['audit', 'history']];
+    const commands = [
+      ['sync', 'status'],
+      ['sync', 'pause'],
+      ['sync', 'resume'],
+      ['sync', 'cancel'],
+      ['sync', 'wait'],
+      ['audit', 'history'],
+    ];
     for (const args of commands.map((c) => [...c, id])) {
       const res = await ehrctl(args);
       expect({ args, code: res.code }).toEqual({ args, code: 3 });
@@ -157,13 +251,42 @@ describe('ehrctl refuses bad input clearly', () => {
     expect(longName.stderr).toContain('tenant name');
     const longId = await ehrctl(['tenants', 'add', '--id', 'a'.repeat(64), '--name', 'x']);
     expect(longId.code).toBe(2);
-    const badTypes = await ehrctl(['integrations', 'add', '--id', 'x1', '--tenant', 'whoever', '--vendor', 'sandbox', '--types', 'Patient,Spaceship']);
+    const badTypes = await ehrctl([
+      'integrations',
+      'add',
+      '--id',
+      'x1',
+      '--tenant',
+      'whoever',
+      '--vendor',
+      'sandbox',
+      '--types',
+      'Patient,Spaceship',
+    ]);
     expect(badTypes.code).toBe(2);
     expect(badTypes.stderr).toContain('Spaceship');
-    const badTime = await ehrctl(['schedule', 'nightly', '--integration', 'x', '--at', '25:00', '--timezone', 'America/Chicago']);
+    const badTime = await ehrctl([
+      'schedule',
+      'nightly',
+      '--integration',
+      'x',
+      '--at',
+      '25:00',
+      '--timezone',
+      'America/Chicago',
+    ]);
     expect(badTime.code).toBe(2);
     expect(badTime.stderr).toContain('--at');
-    const badZone = await ehrctl(['schedule', 'nightly', '--integration', 'x', '--at', '02:00', '--timezone', 'Mars/Olympus_Mons']);
+    const badZone = await ehrctl([
+      'schedule',
+      'nightly',
+      '--integration',
+      'x',
+      '--at',
+      '02:00',
+      '--timezone',
+      'Mars/Olympus_Mons',
+    ]);
     expect(badZone.code).toBe(2);
     expect(badZone.stderr).toContain('--timezone');
     const usage = await ehrctl(['sync', 'run']);
@@ -187,7 +310,18 @@ describe('ehrctl refuses bad input clearly', () => {
     expect(db.stderr).not.toContain('postgres:x@');
     const tenant = uniqueId('unreach');
     await ehrctl(['tenants', 'add', '--id', tenant, '--name', 'Unreachable Clinic']);
-    await ehrctl(['integrations', 'add', '--id', `${tenant}-u`, '--tenant', tenant, '--vendor', 'sandbox', '--types', 'Patient']);
+    await ehrctl([
+      'integrations',
+      'add',
+      '--id',
+      `${tenant}-u`,
+      '--tenant',
+      tenant,
+      '--vendor',
+      'sandbox',
+      '--types',
+      'Patient',
+    ]);
     const temporal = await ehrctl(['sync', 'run', '--integration', `${tenant}-u`], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
     expect(temporal.code).toBe(69);
     expect(temporal.stderr).toMatch(/temporal is not reachable at 127\.0\.0\.1:1.*ehrctl dev up.*TEMPORAL_ADDRESS/s);
@@ -213,7 +347,13 @@ describe('ehrctl audit verify', () => {
     await withTransaction(pool, (c) =>
       appendAuditEvents(
         c,
-        Array.from({ length: events }, (_, i) => ({ actor: 'test', action: 'test.event', outcome: 'success' as const, correlationId: `c${i}`, details: { i } })),
+        Array.from({ length: events }, (_, i) => ({
+          actor: 'test',
+          action: 'test.event',
+          outcome: 'success' as const,
+          correlationId: `c${i}`,
+          details: { i },
+        })),
       ),
     );
     await pool.end();
@@ -222,7 +362,9 @@ describe('ehrctl audit verify', () => {
 
   /** The attacker has the owner's rights: triggers off, then anything. */
   async function tamper(url: string, sql: string): Promise<void> {
-    const client = new pg.Client({ connectionString: onDatabase(testEnv().ownerDatabaseUrl, new URL(url).pathname.slice(1)) });
+    const client = new pg.Client({
+      connectionString: onDatabase(testEnv().ownerDatabaseUrl, new URL(url).pathname.slice(1)),
+    });
     await client.connect();
     await client.query('ALTER TABLE audit_events DISABLE TRIGGER USER');
     await client.query(sql);
@@ -254,7 +396,13 @@ describe('ehrctl audit verify', () => {
     ['reordered rows', `UPDATE audit_events SET seq = CASE seq WHEN 4 THEN 5 ELSE 4 END WHERE seq IN (4, 5)`, 4],
   ])('detects %s and prints its sequence number, exit 4', async (_label, sql, seq) => {
     const url = await chainDatabase(20);
-    await tamper(url, sql.includes('CASE') ? `UPDATE audit_events SET seq = -seq WHERE seq IN (4, 5); UPDATE audit_events SET seq = CASE seq WHEN -4 THEN 5 ELSE 4 END WHERE seq IN (-4, -5)` : sql);
+    await tamper(
+      url,
+      sql.includes('CASE')
+        ? `UPDATE audit_events SET seq = -seq WHERE seq IN (4, 5); UPDATE audit_events
+            SET seq = CASE seq WHEN -4 THEN 5 ELSE 4 END WHERE seq IN (-4, -5)`
+        : sql,
+    );
     const res = await ehrctl(['audit', 'verify'], { DATABASE_URL: url });
     expect(res.code).toBe(4);
     expect(res.stdout).toContain(`audit chain BROKEN at seq ${seq}`);

@@ -9,14 +9,14 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSync, syncResult } from '../../client/sync-client.js';
 import { isResourceType } from '../../lib/domain.js';
-import { decryptRecord } from '../../lib/security/envelope.js';
-import { createKekProvider } from '../../lib/security/kek-factory.js';
-import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
-import { TenantKeyring } from '../../lib/security/keyring.js';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
+import { decryptRecord } from '../../lib/crypto/envelope.js';
+import { createKekProvider } from '../../lib/keys/kek-factory.js';
+import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
+import { TenantKeyring } from '../../lib/keys/keyring.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { createPool } from '../../lib/store/pool.js';
-import type { KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation.js';
+import type { KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation-api.js';
 import { uniqueId } from '../harness.js';
 import { registerSandboxTenant, testLogger, useSyncHarness } from './support.js';
 import type { RotationParentInput, RotationParentResult } from './workflows/rotation-parent.js';
@@ -62,10 +62,12 @@ async function syncedTenant(): Promise<{ tenantId: string; stored: number }> {
 async function decryptAll(tenantId: string): Promise<number> {
   const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
   const keyring = new TenantKeyring({ pool: harness.pool, kek });
-  const { rows } = await harness.pool.query<{ integration_id: string; resource_type: string; resource_id: string; ciphertext: Buffer }>(
-    'SELECT integration_id, resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1',
-    [tenantId],
-  );
+  const { rows } = await harness.pool.query<{
+    integration_id: string;
+    resource_type: string;
+    resource_id: string;
+    ciphertext: Buffer;
+  }>('SELECT integration_id, resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1', [tenantId]);
   for (const r of rows) {
     if (!isResourceType(r.resource_type)) throw new Error('unexpected resource type');
     const at = { tenantId, integrationId: r.integration_id, resourceType: r.resource_type, resourceId: r.resource_id };
@@ -90,48 +92,69 @@ async function runsOf(workflowId: string, count: number): Promise<string[]> {
 const detailOf = (r: KeyRotationResult, step: string) => r.steps.find((s) => s.step === step)?.detail;
 
 describe('key rotation batch loops continue as new', () => {
-  it('tenant DEK, as a child: several runs, exact counts; the parent gets the switch and the result', { timeout: 240_000 }, async () => {
-    const { tenantId, stored } = await syncedTenant();
-    expect(stored).toBeGreaterThan(24); // at least 7 batches of 4: two continue-as-new at 3 batches a run
-    const childWorkflowId = `key-rotation/tenant-dek/${tenantId}/${uniqueId('can')}`;
-    const rotation: KeyRotationInput = { ...base, kind: 'tenant-dek', tenantId, graceSeconds: 1, batchSize: 4, maxBatchesPerRun: 3 };
-    const input: RotationParentInput = { childWorkflowId, childTaskQueue: harness.config.TEMPORAL_TASK_QUEUE, rotation };
-    const parent = (await harness.temporal.client.workflow.execute('rotationParent', {
-      taskQueue: parentQueue,
-      workflowId: uniqueId('rotation-parent'),
-      args: [input],
-    })) as RotationParentResult;
+  it(
+    'tenant DEK, as a child: several runs, exact counts; the parent gets the switch and the result',
+    { timeout: 240_000 },
+    async () => {
+      const { tenantId, stored } = await syncedTenant();
+      expect(stored).toBeGreaterThan(24); // at least 7 batches of 4: two continue-as-new at 3 batches a run
+      const childWorkflowId = `key-rotation/tenant-dek/${tenantId}/${uniqueId('can')}`;
+      const rotation: KeyRotationInput = {
+        ...base,
+        kind: 'tenant-dek',
+        tenantId,
+        graceSeconds: 1,
+        batchSize: 4,
+        maxBatchesPerRun: 3,
+      };
+      const input: RotationParentInput = {
+        childWorkflowId,
+        childTaskQueue: harness.config.TEMPORAL_TASK_QUEUE,
+        rotation,
+      };
+      const parent = (await harness.temporal.client.workflow.execute('rotationParent', {
+        taskQueue: parentQueue,
+        workflowId: uniqueId('rotation-parent'),
+        args: [input],
+      })) as RotationParentResult;
 
-    const { child } = parent;
-    expect(child.outcome).toBe('completed');
-    const batches = Math.ceil(stored / 4);
-    expect(child.continuedAsNew).toBe(Math.floor((batches - 1) / 3));
-    expect(child.continuedAsNew).toBeGreaterThanOrEqual(2);
-    // Each step once, across every run, with the counts of all runs together.
-    expect(child.steps.map((s) => s.step)).toEqual([
-      'started',
-      'new DEK is primary for writes',
-      'records re-encrypted',
-      'verified: no record left under an older key',
-      'grace period over',
-      'old DEK retired',
-      'completed',
-    ]);
-    expect(detailOf(child, 'records re-encrypted')).toEqual({ count: stored });
-    expect(detailOf(child, 'verified: no record left under an older key')).toMatchObject({ records: stored, underOlderKeys: 0 });
-    expect(detailOf(child, 'old DEK retired')).toMatchObject({ keyVersion: 1, destroyed: true });
-    expect(parent.switched).toEqual([childWorkflowId]);
-    expect(parent.switchedBeforeResult).toBe(true);
+      const { child } = parent;
+      expect(child.outcome).toBe('completed');
+      const batches = Math.ceil(stored / 4);
+      expect(child.continuedAsNew).toBe(Math.floor((batches - 1) / 3));
+      expect(child.continuedAsNew).toBeGreaterThanOrEqual(2);
+      // Each step once, across every run, with the counts of all runs together.
+      expect(child.steps.map((s) => s.step)).toEqual([
+        'started',
+        'new DEK is primary for writes',
+        'records re-encrypted',
+        'verified: no record left under an older key',
+        'grace period over',
+        'old DEK retired',
+        'completed',
+      ]);
+      expect(detailOf(child, 'records re-encrypted')).toEqual({ count: stored });
+      expect(detailOf(child, 'verified: no record left under an older key')).toMatchObject({
+        records: stored,
+        underOlderKeys: 0,
+      });
+      expect(detailOf(child, 'old DEK retired')).toMatchObject({ keyVersion: 1, destroyed: true });
+      expect(parent.switched).toEqual([childWorkflowId]);
+      expect(parent.switchedBeforeResult).toBe(true);
 
-    const runs = await runsOf(childWorkflowId, child.continuedAsNew! + 1);
-    expect(runs).toEqual([...Array<string>(child.continuedAsNew!).fill('CONTINUED_AS_NEW'), 'COMPLETED']);
-    expect(await decryptAll(tenantId)).toBe(stored);
-    const keys = await harness.pool.query('SELECT key_version, status FROM data_keys WHERE tenant_id = $1 ORDER BY 1', [tenantId]);
-    expect(keys.rows).toEqual([
-      { key_version: 1, status: 'destroyed' },
-      { key_version: 2, status: 'primary' },
-    ]);
-  });
+      const runs = await runsOf(childWorkflowId, child.continuedAsNew! + 1);
+      expect(runs).toEqual([...Array<string>(child.continuedAsNew!).fill('CONTINUED_AS_NEW'), 'COMPLETED']);
+      expect(await decryptAll(tenantId)).toBe(stored);
+      const keys = await harness.pool.query(
+        'SELECT key_version, status FROM data_keys WHERE tenant_id = $1 ORDER BY 1',
+        [tenantId],
+      );
+      expect(keys.rows).toEqual([
+        { key_version: 1, status: 'destroyed' },
+        { key_version: 2, status: 'primary' },
+      ]);
+    },
+  );
 
   it('KEK: the rewrap loop continues as new and counts every wrapped key once', { timeout: 240_000 }, async () => {
     await syncedTenant();

@@ -8,13 +8,13 @@
 import { describe, expect, it } from 'vitest';
 import { startSync, syncResult } from '../../client/sync-client.js';
 import { isResourceType } from '../../lib/domain.js';
-import { decryptRecord, parseCiphertextHeader } from '../../lib/security/envelope.js';
-import { createKekProvider } from '../../lib/security/kek-factory.js';
-import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
-import { TenantKeyring } from '../../lib/security/keyring.js';
+import { decryptRecord, parseCiphertextHeader } from '../../lib/crypto/envelope.js';
+import { createKekProvider } from '../../lib/keys/kek-factory.js';
+import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
+import { TenantKeyring } from '../../lib/keys/keyring.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { createPool, withTransaction } from '../../lib/store/pool.js';
-import type { KeyRotationResult } from '../../workflows/key-rotation.js';
+import type { KeyRotationResult } from '../../workflows/key-rotation-api.js';
 import { keyRotationResult, startKeyRotation } from '../../client/commands/keys.js';
 import { testEnv } from '../harness.js';
 import { rejection } from '../helpers.js';
@@ -22,7 +22,8 @@ import { registerSandboxTenant, useSyncHarness } from './support.js';
 
 const harness = useSyncHarness({ sandbox: { seed: 43, size: 40 }, config: { EHR_SYNC_PAGE_SIZE: '25' } });
 const CONSTRAINT = 'records_key_version_is_header';
-const RAISE_ONE = `UPDATE records SET key_version = key_version + 1 WHERE tenant_id = $1 AND resource_type = 'Patient' AND resource_id = $2`;
+const RAISE_ONE = `UPDATE records SET key_version = key_version + 1 WHERE tenant_id = $1
+    AND resource_type = 'Patient' AND resource_id = $2`;
 
 async function syncedTenant(): Promise<{ tenantId: string; stored: number }> {
   const types = { resourceTypes: ['Patient', 'Observation'] };
@@ -33,7 +34,8 @@ async function syncedTenant(): Promise<{ tenantId: string; stored: number }> {
 }
 
 async function firstRecordId(tenantId: string): Promise<string> {
-  const sql = `SELECT resource_id FROM records WHERE tenant_id = $1 AND resource_type = 'Patient' ORDER BY resource_id LIMIT 1`;
+  const sql = `SELECT resource_id FROM records WHERE tenant_id = $1 AND resource_type = 'Patient'
+      ORDER BY resource_id LIMIT 1`;
   const { rows } = await harness.pool.query<{ resource_id: string }>(sql, [tenantId]);
   return rows[0]!.resource_id;
 }
@@ -59,9 +61,10 @@ async function asOwner<T>(fn: (owner: Pool) => Promise<T>): Promise<T> {
 
 async function raiseAsOwner(owner: Pool, tenantId: string, resourceId: string): Promise<void> {
   await withTransaction(owner, async (client) => {
-    const { rows } = await client.query<{ def: string }>('SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = $1', [
-      CONSTRAINT,
-    ]);
+    const { rows } = await client.query<{ def: string }>(
+      'SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conname = $1',
+      [CONSTRAINT],
+    );
     if (rows[0]) await client.query(`ALTER TABLE records DROP CONSTRAINT ${CONSTRAINT}`);
     await client.query(RAISE_ONE, [tenantId, resourceId]);
     if (rows[0]) await client.query(`ALTER TABLE records ADD CONSTRAINT ${CONSTRAINT} ${rows[0].def} NOT VALID`);
@@ -72,10 +75,12 @@ async function raiseAsOwner(owner: Pool, tenantId: string, resourceId: string): 
 async function headersAndDecrypt(tenantId: string): Promise<{ versions: number[]; decrypted: number }> {
   const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
   const keyring = new TenantKeyring({ pool: harness.pool, kek });
-  const { rows } = await harness.pool.query<{ integration_id: string; resource_type: string; resource_id: string; ciphertext: Buffer }>(
-    'SELECT integration_id, resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1',
-    [tenantId],
-  );
+  const { rows } = await harness.pool.query<{
+    integration_id: string;
+    resource_type: string;
+    resource_id: string;
+    ciphertext: Buffer;
+  }>('SELECT integration_id, resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1', [tenantId]);
   const versions = new Set<number>();
   let decrypted = 0;
   for (const r of rows) {
@@ -97,30 +102,40 @@ describe('tenant DEK rotation follows the ciphertext header, not the key_version
     expect(await rejection(raise)).toMatchObject({ code: '23514', constraint: CONSTRAINT });
   });
 
-  it('re-encrypts a record whose column was raised, verifies by headers, destroys v1 only then', { timeout: 180_000 }, async () => {
-    const { tenantId, stored } = await syncedTenant();
-    await raiseColumnPastHeader(tenantId, await firstRecordId(tenantId));
-    const handle = await startKeyRotation(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
-      kind: 'tenant-dek',
-      tenantId,
-      requestedBy: 'test:key-rotation-drift',
-      reason: 'integration test',
-      graceSeconds: 1,
-      batchSize: 7,
-    });
-    const result = await keyRotationResult(handle);
-    expect(result.outcome).toBe('completed');
-    // First what a user would notice: every record is under the new key and readable.
-    expect(await headersAndDecrypt(tenantId)).toEqual({ versions: [2], decrypted: stored });
-    expect(detailOf(result, 'records re-encrypted')).toEqual({ count: stored });
-    expect(detailOf(result, 'verified: no record left under an older key')).toMatchObject({ records: stored, underOlderKeys: 0 });
-    expect(detailOf(result, 'old DEK retired')).toMatchObject({ keyVersion: 1, destroyed: true });
-    const keys = await harness.pool.query('SELECT key_version, status FROM data_keys WHERE tenant_id = $1 ORDER BY 1', [tenantId]);
-    expect(keys.rows).toEqual([
-      { key_version: 1, status: 'destroyed' },
-      { key_version: 2, status: 'primary' },
-    ]);
-    // The rotation rewrote the drifted row, so the constraint holds for every row again.
-    await asOwner((owner) => owner.query(`ALTER TABLE records VALIDATE CONSTRAINT ${CONSTRAINT}`));
-  });
+  it(
+    're-encrypts a record whose column was raised, verifies by headers, destroys v1 only then',
+    { timeout: 180_000 },
+    async () => {
+      const { tenantId, stored } = await syncedTenant();
+      await raiseColumnPastHeader(tenantId, await firstRecordId(tenantId));
+      const handle = await startKeyRotation(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
+        kind: 'tenant-dek',
+        tenantId,
+        requestedBy: 'test:key-rotation-drift',
+        reason: 'integration test',
+        graceSeconds: 1,
+        batchSize: 7,
+      });
+      const result = await keyRotationResult(handle);
+      expect(result.outcome).toBe('completed');
+      // First what a user would notice: every record is under the new key and readable.
+      expect(await headersAndDecrypt(tenantId)).toEqual({ versions: [2], decrypted: stored });
+      expect(detailOf(result, 'records re-encrypted')).toEqual({ count: stored });
+      expect(detailOf(result, 'verified: no record left under an older key')).toMatchObject({
+        records: stored,
+        underOlderKeys: 0,
+      });
+      expect(detailOf(result, 'old DEK retired')).toMatchObject({ keyVersion: 1, destroyed: true });
+      const keys = await harness.pool.query(
+        'SELECT key_version, status FROM data_keys WHERE tenant_id = $1 ORDER BY 1',
+        [tenantId],
+      );
+      expect(keys.rows).toEqual([
+        { key_version: 1, status: 'destroyed' },
+        { key_version: 2, status: 'primary' },
+      ]);
+      // The rotation rewrote the drifted row, so the constraint holds for every row again.
+      await asOwner((owner) => owner.query(`ALTER TABLE records VALIDATE CONSTRAINT ${CONSTRAINT}`));
+    },
+  );
 });

@@ -6,14 +6,19 @@
  */
 import pg from 'pg';
 import type { Payload, PayloadCodec } from '@temporalio/common';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import type { TestInfra } from '../harness.js';
 
 export function createLeakScanCodec(infra: TestInfra): PayloadCodec {
   let codec: Promise<PayloadCodec> | undefined;
   const open = () => {
     if (!infra.databaseUrl) throw new Error('the leak-scan codec needs the test PostgreSQL (EHR_TEST_INFRA=none?)');
-    const pool = new pg.Pool({ connectionString: infra.databaseUrl, max: 2, idleTimeoutMillis: 1_000, allowExitOnIdle: true });
+    const pool = new pg.Pool({
+      connectionString: infra.databaseUrl,
+      max: 2,
+      idleTimeoutMillis: 1_000,
+      allowExitOnIdle: true,
+    });
     pool.on('error', () => undefined);
     return openPayloadCodec({ EHR_KEK_DIR: infra.kekDir }, { pool, actor: 'test:leak-scan' });
   };

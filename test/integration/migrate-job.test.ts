@@ -25,7 +25,9 @@ const temporalPassword = `synthetic-temporal-${randomBytes(8).toString('hex')}`;
 const dbName = `migrate_job_${uniqueId('db').replace(/-/g, '_')}`;
 let owner: pg.Pool;
 
-function runMigrate(env: Record<string, string | undefined>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runMigrate(
+  env: Record<string, string | undefined>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const full: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' };
   for (const [k, v] of Object.entries(env)) if (v !== undefined) full[k] = v;
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/migrate.ts'], { cwd: repoRoot, env: full });
@@ -46,7 +48,11 @@ function appSide(password: string, mode = 0o600): { url: string; pgpass: string 
   const u = new URL(testEnv().ownerDatabaseUrl);
   const url = `postgresql://${appRole}@${u.hostname}:${u.port}/${dbName}`;
   const pgpass = path.join(tmp, `app-pgpass-${randomBytes(3).toString('hex')}`);
-  fs.writeFileSync(pgpass, `# the application's login role\n${u.hostname}:${u.port}:${dbName}:${appRole}:${password.replace(/:/g, '\\:')}\n`, { mode });
+  fs.writeFileSync(
+    pgpass,
+    `# the application's login role\n${u.hostname}:${u.port}:${dbName}:${appRole}:${password.replace(/:/g, '\\:')}\n`,
+    { mode },
+  );
   fs.chmodSync(pgpass, mode);
   return { url, pgpass };
 }
@@ -99,17 +105,25 @@ describe('the migration job', () => {
     const run = await runMigrate(jobEnv(app));
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(new RegExp(`migrate: [1-9]\\d* migration\\(s\\) applied; application role ${appRole} ready; Temporal role ${temporalRole} ready`));
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `migrate: [1-9]\\d* migration\\(s\\) applied; application role ${appRole} ready; ` +
+          `Temporal role ${temporalRole} ready`,
+      ),
+    );
     for (const secret of [firstPassword, temporalPassword]) expect(run.stdout + run.stderr).not.toContain(secret);
 
     await asService(app, async (c) => {
       const me = await c.query<{ user: string; su: boolean; member: boolean }>(
-        "SELECT current_user AS user, rolsuper AS su, pg_has_role(current_user, 'ehr_app', 'USAGE') AS member FROM pg_roles WHERE rolname = current_user",
+        `SELECT current_user AS user, rolsuper AS su, pg_has_role(current_user, 'ehr_app', 'USAGE') AS member
+           FROM pg_roles WHERE rolname = current_user`,
       );
       expect(me.rows[0]).toEqual({ user: appRole, su: false, member: true });
       // The only event so far: the secret roots the definer functions will check stored references against.
       expect((await c.query('SELECT action FROM audit_events')).rows).toEqual([{ action: 'secret_roots.configured' }]);
-      const roots = await c.query<{ path: string; kind: string }>('SELECT path, kind FROM secret_roots ORDER BY kind, path');
+      const roots = await c.query<{ path: string; kind: string }>(
+        'SELECT path, kind FROM secret_roots ORDER BY kind, path',
+      );
       expect(roots.rows).toContainEqual({ path: path.join(tmp, 'secrets'), kind: 'root' });
       expect(roots.rows).toContainEqual({ path: path.join(tmp, 'keys'), kind: 'excluded' });
       expect(roots.rows).toContainEqual({ path: app.pgpass, kind: 'excluded' });
@@ -119,7 +133,8 @@ describe('the migration job', () => {
     });
 
     const temporal = await owner.query<{ su: boolean; createdb: boolean; createrole: boolean; member: boolean }>(
-      "SELECT rolsuper AS su, rolcreatedb AS createdb, rolcreaterole AS createrole, pg_has_role(oid, 'ehr_app', 'MEMBER') AS member FROM pg_roles WHERE rolname = $1",
+      `SELECT rolsuper AS su, rolcreatedb AS createdb, rolcreaterole AS createrole,
+              pg_has_role(oid, 'ehr_app', 'MEMBER') AS member FROM pg_roles WHERE rolname = $1`,
       [temporalRole],
     );
     expect(temporal.rows[0]).toEqual({ su: false, createdb: true, createrole: false, member: false });
@@ -143,7 +158,9 @@ describe('the migration job', () => {
     const run = await runMigrate(jobEnv(app));
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('0 migration(s) applied');
-    expect(await asService(app, async (c) => (await c.query<{ u: string }>('SELECT current_user AS u')).rows[0]!.u)).toBe(appRole);
+    expect(
+      await asService(app, async (c) => (await c.query<{ u: string }>('SELECT current_user AS u')).rows[0]!.u),
+    ).toBe(appRole);
     await expect(asService(appSide(firstPassword), async () => undefined)).rejects.toMatchObject({ code: '28P01' });
   });
 
@@ -154,7 +171,10 @@ describe('the migration job', () => {
     expect(refused.stderr).toMatch(/EHR_APP_PGPASSFILE.*mode 0644; it must be 0600/);
 
     const app = appSide(firstPassword);
-    const unreachable = await runMigrate({ ...jobEnv(app), DATABASE_URL: 'postgresql://ehr:hunter2-synthetic@127.0.0.1:1/x' });
+    const unreachable = await runMigrate({
+      ...jobEnv(app),
+      DATABASE_URL: 'postgresql://ehr:hunter2-synthetic@127.0.0.1:1/x',
+    });
     expect(unreachable.code).toBe(69);
     expect(unreachable.stderr).toMatch(/postgres is not reachable at 127\.0\.0\.1:1/);
     expect(unreachable.stderr).not.toContain('hunter2-synthetic');

@@ -7,17 +7,11 @@ import { describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
 import { RESOURCE_TYPES, isResourceType } from '../../lib/domain.js';
 import { minimise } from '../../lib/fhir/minimise.js';
-import { decryptRecord } from '../../lib/security/envelope.js';
-import { LocalKekProvider } from '../../lib/security/local-kek.js';
-import { TenantKeyring } from '../../lib/security/keyring.js';
+import { decryptRecord } from '../../lib/crypto/envelope.js';
+import { LocalKekProvider } from '../../lib/keys/local-kek.js';
+import { TenantKeyring } from '../../lib/keys/keyring.js';
 import { startSync, syncResult } from '../../client/sync-client.js';
-import {
-  registerSandboxTenant,
-  sandboxAdmin,
-  sandboxManifest,
-  storedVersions,
-  useSyncHarness,
-} from './support.js';
+import { registerSandboxTenant, sandboxAdmin, sandboxManifest, storedVersions, useSyncHarness } from './support.js';
 import { testEnv } from '../harness.js';
 
 interface Stats {
@@ -29,7 +23,12 @@ interface Stats {
 const harness = useSyncHarness({ sandbox: { size: 700 }, config: { EHR_SYNC_PAGE_SIZE: '40' } });
 
 async function runSync(tenantId: string, integrationId: string, full = false) {
-  const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' }, { full });
+  const handle = await startSync(
+    harness.temporal.client,
+    harness.config.TEMPORAL_TASK_QUEUE,
+    { tenantId, integrationId, vendor: 'sandbox' },
+    { full },
+  );
   return { handle, report: await syncResult(handle) };
 }
 
@@ -54,7 +53,8 @@ describe('nightly sync', () => {
     // Spot samples: decrypting gives back the sandbox's resource after minimisation.
     const keyring = new TenantKeyring({ pool: harness.pool, kek: await LocalKekProvider.load(testEnv().kekDir) });
     const samples = await harness.pool.query<{ resource_type: string; resource_id: string; ciphertext: Buffer }>(
-      `SELECT resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2 ORDER BY md5(resource_id) LIMIT 12`,
+      `SELECT resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1
+          AND integration_id = $2 ORDER BY md5(resource_id) LIMIT 12`,
       [tenantId, integrationId],
     );
     expect(samples.rows.length).toBe(12);
@@ -65,7 +65,11 @@ describe('nightly sync', () => {
         { tenantId, integrationId, resourceType: row.resource_type, resourceId: row.resource_id },
         (t, v) => keyring.dataKey(t, v),
       );
-      const original = await sandboxAdmin<Record<string, unknown>>(harness.sandbox, 'GET', `/admin/resource/${row.resource_type}/${row.resource_id}`);
+      const original = await sandboxAdmin<Record<string, unknown>>(
+        harness.sandbox,
+        'GET',
+        `/admin/resource/${row.resource_type}/${row.resource_id}`,
+      );
       expect(JSON.parse(plaintext.toString('utf8'))).toEqual(minimise(row.resource_type, original));
       // The stored bytes are not the plaintext.
       expect(row.ciphertext.includes(Buffer.from(String(row.resource_id)))).toBe(false);
@@ -73,12 +77,20 @@ describe('nightly sync', () => {
   });
 
   it('a second sync fetches only what changed since the checkpoint', async () => {
-    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient', 'Observation', 'Condition'] });
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
+      resourceTypes: ['Patient', 'Observation', 'Condition'],
+    });
     const integrationId = integrationIds[0]!;
     await runSync(tenantId, integrationId);
 
-    const modifiedObs = await sandboxAdmin<{ modified: unknown[] }>(harness.sandbox, 'POST', '/admin/records/modify', { resourceType: 'Observation', count: 5 });
-    const modifiedPat = await sandboxAdmin<{ modified: unknown[] }>(harness.sandbox, 'POST', '/admin/records/modify', { resourceType: 'Patient', count: 3 });
+    const modifiedObs = await sandboxAdmin<{ modified: unknown[] }>(harness.sandbox, 'POST', '/admin/records/modify', {
+      resourceType: 'Observation',
+      count: 5,
+    });
+    const modifiedPat = await sandboxAdmin<{ modified: unknown[] }>(harness.sandbox, 'POST', '/admin/records/modify', {
+      resourceType: 'Patient',
+      count: 3,
+    });
     await sandboxAdmin(harness.sandbox, 'POST', '/admin/records/create', { resourceType: 'Condition', count: 2 });
     await sandboxAdmin(harness.sandbox, 'POST', '/admin/stats/reset');
 
@@ -97,12 +109,23 @@ describe('nightly sync', () => {
   });
 
   it('refreshes a token the vendor expired mid-sync and completes', async () => {
-    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Observation'], alg: 'RS384' });
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
+      resourceTypes: ['Observation'],
+      alg: 'RS384',
+    });
     const integrationId = integrationIds[0]!;
     await sandboxAdmin(harness.sandbox, 'POST', '/admin/stats/reset');
-    const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
+    const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
+      tenantId,
+      integrationId,
+      vendor: 'sandbox',
+    });
     // Wait until a few pages are in, then expire every token the sandbox has issued.
-    await expect.poll(async () => (await handle.query<{ totals: { pages: number } }>('progress')).totals.pages, { timeout: 30_000 }).toBeGreaterThanOrEqual(2);
+    await expect
+      .poll(async () => (await handle.query<{ totals: { pages: number } }>('progress')).totals.pages, {
+        timeout: 30_000,
+      })
+      .toBeGreaterThanOrEqual(2);
     await sandboxAdmin(harness.sandbox, 'POST', '/admin/tokens/expire', {});
     const report = await syncResult(handle);
     const stats = await sandboxAdmin<Stats>(harness.sandbox, 'GET', '/admin/stats');
@@ -115,20 +138,29 @@ describe('nightly sync', () => {
 
   for (const kind of ['malformed-json', 'wrong-resource-type', 'truncated-body'] as const) {
     it(`fails a ${kind} vendor page non-retryably and writes nothing from it`, async () => {
-      const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Condition'] });
+      const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
+        resourceTypes: ['Condition'],
+      });
       const integrationId = integrationIds[0]!;
       await sandboxAdmin(harness.sandbox, 'POST', '/admin/faults', { kind, resourceType: 'Condition', times: 1 });
-      const { handle } = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' }).then((h) => ({ handle: h }));
+      const { handle } = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
+        tenantId,
+        integrationId,
+        vendor: 'sandbox',
+      }).then((h) => ({ handle: h }));
       const failure = await handle.result().then(
         () => undefined,
         (err: unknown) => err,
       );
       expect(failure).toBeInstanceOf(WorkflowFailedError);
-      const cause = (failure as WorkflowFailedError).cause?.cause as { type?: string; nonRetryable?: boolean; message?: string } | undefined;
+      const cause = (failure as WorkflowFailedError).cause?.cause as
+        { type?: string; nonRetryable?: boolean; message?: string } | undefined;
       expect(cause?.type).toBe('VENDOR_DATA_MALFORMED');
       expect(cause?.message).toMatch(/malformed Condition page/);
       const history = await handle.fetchHistory();
-      const attempts = history.events?.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+      const attempts = history.events
+        ?.filter((e) => e.activityTaskStartedEventAttributes)
+        .map((e) => e.activityTaskStartedEventAttributes!.attempt);
       expect(attempts?.at(-1)).toBe(1); // not retried
       expect((await storedVersions(harness.pool, tenantId, integrationId, 'Condition')).size).toBe(0);
     });
@@ -137,15 +169,30 @@ describe('nightly sync', () => {
 
 describe('vendor throttling and outages', () => {
   it('retries a 503 with Retry-After and a 429, then completes with every record', async () => {
-    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Condition'] });
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
+      resourceTypes: ['Condition'],
+    });
     const integrationId = integrationIds[0]!;
-    await sandboxAdmin(harness.sandbox, 'POST', '/admin/faults', { kind: 'status', status: 503, retryAfterSeconds: 1, resourceType: 'Condition', times: 1 });
-    await sandboxAdmin(harness.sandbox, 'POST', '/admin/faults', { kind: 'status', status: 429, retryAfterSeconds: 1, resourceType: 'Condition', times: 1 });
+    await sandboxAdmin(harness.sandbox, 'POST', '/admin/faults', {
+      kind: 'status',
+      status: 503,
+      retryAfterSeconds: 1,
+      resourceType: 'Condition',
+      times: 1,
+    });
+    await sandboxAdmin(harness.sandbox, 'POST', '/admin/faults', {
+      kind: 'status',
+      status: 429,
+      retryAfterSeconds: 1,
+      resourceType: 'Condition',
+      times: 1,
+    });
     const { handle, report } = await runSync(tenantId, integrationId);
     expect(report.outcome).toBe('completed');
     expect(report.totals.fetched).toBe((await sandboxManifest(harness.sandbox, 'Condition')).length);
     const failures = await harness.pool.query<{ code: string }>(
-      `SELECT details->>'errorCode' AS code FROM audit_events WHERE integration_id = $1 AND action = 'vendor.call' AND outcome = 'failure' ORDER BY seq`,
+      `SELECT details->>'errorCode' AS code FROM audit_events WHERE integration_id = $1
+          AND action = 'vendor.call' AND outcome = 'failure' ORDER BY seq`,
       [integrationId],
     );
     expect(failures.rows.map((r) => r.code)).toEqual(['VENDOR_UNAVAILABLE', 'VENDOR_RATE_LIMITED']);

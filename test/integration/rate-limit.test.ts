@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSync, syncResult } from '../../client/sync-client.js';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { endpointQueueName } from '../../lib/vendors/endpoint-queues.js';
 import { scopesFor } from '../../lib/vendors/profiles/adapters.js';
 import { profileFor } from '../../lib/vendors/profiles/index.js';
@@ -19,7 +19,15 @@ import type { SandboxHandle } from '../../sandbox/index.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { startChildWorker } from './child-worker.js';
 import type { ChildWorker } from './child-worker.js';
-import { registerSandboxTenant, sandboxAdmin, sandboxManifest, startTestSandbox, storedVersions, testActor, useSyncHarness } from './support.js';
+import {
+  registerSandboxTenant,
+  sandboxAdmin,
+  sandboxManifest,
+  startTestSandbox,
+  storedVersions,
+  testActor,
+  useSyncHarness,
+} from './support.js';
 
 const LIMIT = { requests: 20, perSeconds: 5 };
 const harness = useSyncHarness({
@@ -49,16 +57,38 @@ async function registerEcw(tenantId: string): Promise<string> {
   const clientId = uniqueId('ecw-client');
   const integration = await registerIntegration(
     harness.pool,
-    { id, tenantId, vendor: 'eclinicalworks', baseUrl: ecw.fhirBaseUrl, resourceTypes: ['Patient'], clientId, alg: 'RS384', secretsDir: testEnv().secretsDir },
+    {
+      id,
+      tenantId,
+      vendor: 'eclinicalworks',
+      baseUrl: ecw.fhirBaseUrl,
+      resourceTypes: ['Patient'],
+      clientId,
+      alg: 'RS384',
+      secretsDir: testEnv().secretsDir,
+    },
     testActor,
   );
-  await sandboxAdmin(ecw, 'POST', '/admin/clients', { client_id: clientId, jwks: { keys: [integration.publicJwk] }, scopes: scopesFor(profileFor('eclinicalworks'), ['Patient']) });
+  await sandboxAdmin(ecw, 'POST', '/admin/clients', {
+    client_id: clientId,
+    jwks: { keys: [integration.publicJwk] },
+    scopes: scopesFor(profileFor('eclinicalworks'), ['Patient']),
+  });
   return id;
 }
 
-async function timedSync(tenantId: string, integrationId: string, vendor: string): Promise<{ ms: number; fetched: number }> {
+async function timedSync(
+  tenantId: string,
+  integrationId: string,
+  vendor: string,
+): Promise<{ ms: number; fetched: number }> {
   const started = Date.now();
-  const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor }, { full: true });
+  const handle = await startSync(
+    harness.temporal.client,
+    harness.config.TEMPORAL_TASK_QUEUE,
+    { tenantId, integrationId, vendor },
+    { full: true },
+  );
   const report = await syncResult(handle);
   expect(report.outcome).toBe('completed');
   return { ms: Date.now() - started, fetched: report.totals.fetched };
@@ -77,14 +107,18 @@ function busiestWindow(times: number[], windowMs: number): number {
 
 describe('rate limit per vendor endpoint', () => {
   it('holds across two workers while another vendor syncs at full speed', async () => {
-    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient'] });
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
+      resourceTypes: ['Patient'],
+    });
     const other = integrationIds[0]!;
     const limited = [await registerEcw(tenantId), await registerEcw(tenantId)];
     const queue = endpointQueueName(harness.config.TEMPORAL_TASK_QUEUE, 'eclinicalworks', ecw.fhirBaseUrl);
 
     // A second worker process serving the same queues: the limit is the server's, not a worker's.
     child = await startChildWorker(harness.config, path.join(logDir, 'child-worker.log'));
-    await expect.poll(() => fs.readFileSync(child!.logPath, 'utf8').includes(queue), { timeout: 30_000, interval: 200 }).toBe(true);
+    await expect
+      .poll(() => fs.readFileSync(child!.logPath, 'utf8').includes(queue), { timeout: 30_000, interval: 200 })
+      .toBe(true);
 
     const alone = await timedSync(tenantId, other, 'sandbox');
     const patients = (await sandboxManifest(ecw, 'Patient')).length;
@@ -105,7 +139,12 @@ describe('rate limit per vendor endpoint', () => {
     const ledger = ecw.ledger(since);
     const pages = Math.ceil(patients / 5) * limited.length;
     expect(ledger.length).toBeGreaterThanOrEqual(pages);
-    expect(busiestWindow(ledger.map((e) => e.atMs), LIMIT.perSeconds * 1000)).toBeLessThanOrEqual(LIMIT.requests);
+    expect(
+      busiestWindow(
+        ledger.map((e) => e.atMs),
+        LIMIT.perSeconds * 1000,
+      ),
+    ).toBeLessThanOrEqual(LIMIT.requests);
     // The limit, not the work, set the pace: the limited syncs took at least the windows their pages needed.
     const slowest = Math.max(...limitedRuns.map((r) => r.ms));
     expect(slowest).toBeGreaterThanOrEqual(((pages - LIMIT.requests) / LIMIT.requests) * LIMIT.perSeconds * 1000);

@@ -12,9 +12,10 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { startSync, syncProgress, syncResult } from '../../client/sync-client.js';
 import { IntegrationRevokedError } from '../../lib/errors/index.js';
-import { getIntegration } from '../../lib/store/integrations.js';
-import { RevocationWatcher } from '../../lib/vendors/revocation-watcher.js';
-import { restoreIntegration, revokeIntegration } from '../../lib/vendors/revocation.js';
+import { getIntegration } from '../../lib/integrations/repository.js';
+import { RevocationWatcher } from '../../lib/revocation/watcher.js';
+import { restoreIntegration } from '../../lib/revocation/restore.js';
+import { revokeIntegration } from '../../lib/revocation/revoke.js';
 import { testEnv } from '../harness.js';
 import { startChildWorker } from './child-worker.js';
 import { registerSandboxTenant, sandboxAdmin, sandboxManifest, testActor, useSyncHarness } from './support.js';
@@ -22,10 +23,11 @@ import { registerSandboxTenant, sandboxAdmin, sandboxManifest, testActor, useSyn
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-revocation-logs-'));
 const harness = useSyncHarness({ sandbox: { size: 1000 }, config: { EHR_SYNC_PAGE_SIZE: '5' } });
 
-
 const ledger = (since = 0) => harness.sandbox.ledger(since);
 
-async function auditActions(integrationId: string): Promise<Array<{ action: string; outcome: string; actor: string; correlation_id: string }>> {
+async function auditActions(
+  integrationId: string,
+): Promise<Array<{ action: string; outcome: string; actor: string; correlation_id: string }>> {
   const res = await harness.pool.query<{ action: string; outcome: string; actor: string; correlation_id: string }>(
     'SELECT action, outcome, actor, correlation_id FROM audit_events WHERE integration_id = $1 ORDER BY seq',
     [integrationId],
@@ -37,13 +39,22 @@ describe('revocation', () => {
   it('stops both workers before revoke returns, fails the sync with INTEGRATION_REVOKED, and restore syncs with a new key', async () => {
     const child = await startChildWorker(harness.config, path.join(logDir, 'child-worker.log'));
     try {
-      const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient'] });
+      const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
+        resourceTypes: ['Patient'],
+      });
       const integrationId = integrationIds[0]!;
       const before = await getIntegration(harness.pool, integrationId);
-      const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
+      const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
+        tenantId,
+        integrationId,
+        vendor: 'sandbox',
+      });
       // Both workers are fetching pages: two different access tokens served.
       await expect
-        .poll(async () => new Set((await ledger()).filter((e) => e.status === 200).map((e) => e.tokenHash)).size, { timeout: 60_000, interval: 100 })
+        .poll(async () => new Set((await ledger()).filter((e) => e.status === 200).map((e) => e.tokenHash)).size, {
+          timeout: 60_000,
+          interval: 100,
+        })
         .toBeGreaterThanOrEqual(2);
       expect((await syncProgress(handle)).status).not.toBe('completed');
 
@@ -73,9 +84,15 @@ describe('revocation', () => {
 
       const events = await auditActions(integrationId);
       const revoked = events.find((e) => e.action === 'integration.revoked');
-      expect(revoked).toMatchObject({ outcome: 'success', actor: testActor.actor, correlation_id: testActor.correlationId });
+      expect(revoked).toMatchObject({
+        outcome: 'success',
+        actor: testActor.actor,
+        correlation_id: testActor.correlationId,
+      });
       expect(events.find((e) => e.action === 'integration.revocation_propagated')?.outcome).toBe('success');
-      expect(events.filter((e) => e.action === 'vendor.token_revocation' && e.outcome === 'success').length).toBeGreaterThanOrEqual(2);
+      expect(
+        events.filter((e) => e.action === 'vendor.token_revocation' && e.outcome === 'success').length,
+      ).toBeGreaterThanOrEqual(2);
 
       // Restore: a fresh key registered with the vendor, a new generation, and a sync that completes.
       const restored = await restoreIntegration(harness.pool, integrationId, testActor, {
@@ -85,7 +102,11 @@ describe('revocation', () => {
       expect(restored.status).toBe('active');
       expect(restored.signingKid).not.toBe(before.signingKid);
       expect(restored.credentialGeneration).toBe(result.generation + 1);
-      const again = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
+      const again = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
+        tenantId,
+        integrationId,
+        vendor: 'sandbox',
+      });
       const report = await syncResult(again);
       expect(report.outcome).toBe('completed');
       expect(report.totals.fetched).toBe((await sandboxManifest(harness.sandbox, 'Patient')).length);
@@ -97,7 +118,9 @@ describe('revocation', () => {
   });
 
   it('refuses a revoked integration from the database on every call while the watcher is disconnected', async () => {
-    const { integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient'] });
+    const { integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
+      resourceTypes: ['Patient'],
+    });
     const integrationId = integrationIds[0]!;
     const watcher = new RevocationWatcher({ databaseUrl: testEnv().databaseUrl, db: harness.pool });
     await watcher.start();
@@ -116,15 +139,19 @@ describe('revocation', () => {
   });
 
   it('a connected watcher learns of a revocation by notification', async () => {
-    const { integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: ['Patient'] });
+    const { integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
+      resourceTypes: ['Patient'],
+    });
     const integrationId = integrationIds[0]!;
     const watcher = new RevocationWatcher({ databaseUrl: testEnv().databaseUrl, db: harness.pool });
     await watcher.start();
     try {
       await watcher.check(integrationId);
-      const seen = new Promise<string>((resolve) => watcher.onChange((s) => {
+      const seen = new Promise<string>((resolve) =>
+        watcher.onChange((s) => {
           if (s.integrationId === integrationId) resolve(s.status);
-        }));
+        }),
+      );
       await revokeIntegration(harness.pool, integrationId, testActor, { awaitWorkersMs: 0 });
       expect(await seen).toBe('revoked');
       await expect(watcher.check(integrationId)).rejects.toBeInstanceOf(IntegrationRevokedError);

@@ -10,8 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { startBenchInfra } from '../../lib/dev/ephemeral.js';
-import { randomFreePort } from '../../lib/dev/ports.js';
+import { startBenchInfra } from '../../dev/ephemeral.js';
+import { randomFreePort } from '../../dev/ports.js';
 import setup from '../global-setup.js';
 import { PROCESS_MARK_ENV, newProcessMark, processesMarked, waitForNoneMarked } from '../process-scan.js';
 import { preserveLogFiles } from '../security/scanned-temporal.js';
@@ -47,7 +47,8 @@ async function expectNothingLeft(mark: string): Promise<void> {
 describe('the test run global setup', () => {
   it('stops the Temporal dev server it spawned when PostgreSQL fails before Temporal is ready', async () => {
     const mark = markProcesses();
-    process.env.DATABASE_URL = `postgresql://nobody:nothing@127.0.0.1:${await randomFreePort()}/none`; // nothing listens
+    // nothing listens
+    process.env.DATABASE_URL = `postgresql://nobody:nothing@127.0.0.1:${await randomFreePort()}/none`;
     delete process.env.TEMPORAL_ADDRESS;
     process.env.TEMPORAL_CLI = FAKE_TEMPORAL;
     process.env.FAKE_TEMPORAL_FAIL_AFTER_MS = '120000'; // a dev server that hangs without answering
@@ -82,16 +83,29 @@ describe('ehrctl dev up', () => {
   it('prints why it failed, and stops every process of the stack, the daemon included', async () => {
     const mark = markProcesses();
     const dataDir = path.join(tmp, 'dev-data');
-    const env: NodeJS.ProcessEnv = { ...process.env, EHR_DEV_DATA_DIR: dataDir, TEMPORAL_CLI: FAKE_TEMPORAL, EHR_SANDBOX_SIZE: '50' };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      EHR_DEV_DATA_DIR: dataDir,
+      TEMPORAL_CLI: FAKE_TEMPORAL,
+      EHR_SANDBOX_SIZE: '50',
+    };
     for (const name of ['TEMPORAL_ADDRESS', 'DATABASE_URL', 'EHR_KEK_DIR', 'EHR_SECRETS_DIR']) delete env[name];
     const up = await new Promise<{ code: number; output: string }>((resolve) => {
-      execFile(process.execPath, [path.join(repoRoot, 'bin', 'ehrctl.js'), 'dev', 'up'], { env, cwd: repoRoot, timeout: 300_000 }, (err, stdout, stderr) => {
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr });
-      });
+      execFile(
+        process.execPath,
+        [path.join(repoRoot, 'bin', 'ehrctl.js'), 'dev', 'up'],
+        { env, cwd: repoRoot, timeout: 300_000 },
+        (err, stdout, stderr) => {
+          resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout + stderr });
+        },
+      );
     });
     // The stack never had a Temporal server to scan, but its logs are part of the end-of-run leak scan.
     const logDir = path.join(dataDir, 'logs');
-    preserveLogFiles(fs.existsSync(logDir) ? fs.readdirSync(logDir).map((f) => path.join(logDir, f)) : [], 'start-failure');
+    preserveLogFiles(
+      fs.existsSync(logDir) ? fs.readdirSync(logDir).map((f) => path.join(logDir, f)) : [],
+      'start-failure',
+    );
     expect(up.code, up.output).toBe(1);
     expect(up.output).toMatch(/fake temporal: this dev server never starts/);
     expect(up.output).toMatch(/fix: the output above says why it did not start; TEMPORAL_CLI=<path> picks another/);

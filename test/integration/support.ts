@@ -11,7 +11,6 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll } from 'vitest';
 import { bundleWorkflowCode, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { createActivities } from '../../activities/index.js';
 import type { Config } from '../../lib/config/schema.js';
 import { loadConfig } from '../../lib/config/schema.js';
 import { createLogger } from '../../lib/log/logger.js';
@@ -19,9 +18,11 @@ import type { Logger } from '../../lib/log/logger.js';
 import { createPool } from '../../lib/store/pool.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { createTenant } from '../../lib/store/tenants.js';
-import { registerIntegration } from '../../client/integrations.js';
-import { buildActivityDeps } from '../../workers/build-deps.js';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
+import { buildWorkerDeps } from '../../workers/build-deps.js';
+import { createWorkerActivities } from '../../workers/worker-activities.js';
+import { withActivityFaults } from '../activity-faults.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import { installTemporalLogging } from '../../workers/temporal-logging.js';
 import { EndpointWorkers } from '../../workers/endpoint-workers.js';
 import { incidentTaskQueue } from '../../lib/domain.js';
@@ -38,7 +39,11 @@ let logger: Logger | undefined;
 
 export function testLogger(): Logger {
   if (!logger) {
-    logger = createLogger({ level: 'info', name: 'test-worker', destination: fs.createWriteStream(logFile, { flags: 'a' }) });
+    logger = createLogger({
+      level: 'info',
+      name: 'test-worker',
+      destination: fs.createWriteStream(logFile, { flags: 'a' }),
+    });
     installTemporalLogging(logger);
   }
   return logger;
@@ -63,7 +68,10 @@ export function testConfig(overrides: Partial<Record<string, string>> = {}): Con
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({ workflowsPath: path.resolve(__dirname, '../../workflows/index.ts'), logger: Runtime.instance().logger });
+  bundle ??= bundleWorkflowCode({
+    workflowsPath: path.resolve(__dirname, '../../workflows/index.ts'),
+    logger: Runtime.instance().logger,
+  });
   return bundle;
 }
 
@@ -71,15 +79,24 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-/** The real worker code path (workers/build-deps.ts) running in this process. */
+/** The real worker code path (workers/build-deps.ts, workers/worker-activities.ts) running in this process. */
 export async function startInProcessWorker(config: Config): Promise<RunningWorker> {
   testLogger();
-  const deps = await buildActivityDeps(config);
+  const deps = await buildWorkerDeps(config);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   // The same payload codec as workers/worker.ts: every payload the tests produce is encrypted.
-  const dataConverter = { payloadCodecs: [await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'test:worker' })] };
-  const activities = createActivities(deps);
-  const options = { connection, dataConverter, workflowBundle: await workflowBundle(), activities, maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES };
+  const dataConverter = {
+    payloadCodecs: [await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'test:worker' })],
+  };
+  // Tests fail chosen activities on purpose (test/activity-faults.ts).
+  const activities = withActivityFaults(createWorkerActivities(deps));
+  const options = {
+    connection,
+    dataConverter,
+    workflowBundle: await workflowBundle(),
+    activities,
+    maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+  };
   const worker = await Worker.create({ ...options, taskQueue: config.TEMPORAL_TASK_QUEUE });
   // Incidents have their own queue, as in workers/worker.ts.
   const incidentWorker = await Worker.create({ ...options, taskQueue: incidentTaskQueue(config.TEMPORAL_TASK_QUEUE) });
@@ -108,11 +125,15 @@ export async function startInProcessWorker(config: Config): Promise<RunningWorke
 }
 
 /** A client with the product's payload codec (like client/context.ts); `raw: true` sees payloads as stored. */
-export async function temporalClient(options: { raw?: boolean } = {}): Promise<{ client: Client; close(): Promise<void> }> {
+export async function temporalClient(
+  options: { raw?: boolean } = {},
+): Promise<{ client: Client; close(): Promise<void> }> {
   const env = testEnv();
   const connection = await Connection.connect({ address: env.temporalAddress });
   const pool = options.raw ? undefined : createPool(env.databaseUrl, 2);
-  const dataConverter = pool ? { payloadCodecs: [await openPayloadCodec({ EHR_KEK_DIR: env.kekDir }, { pool, actor: 'test:client' })] } : undefined;
+  const dataConverter = pool
+    ? { payloadCodecs: [await openPayloadCodec({ EHR_KEK_DIR: env.kekDir }, { pool, actor: 'test:client' })] }
+    : undefined;
   return {
     client: new Client({ connection, dataConverter }),
     close: async () => {
@@ -175,10 +196,18 @@ export async function registerSandboxTenant(
   return { tenantId, integrationIds };
 }
 
-export async function sandboxAdmin<T>(sandbox: SandboxHandle, method: 'GET' | 'POST' | 'DELETE', route: string, body?: unknown): Promise<T> {
+export async function sandboxAdmin<T>(
+  sandbox: SandboxHandle,
+  method: 'GET' | 'POST' | 'DELETE',
+  route: string,
+  body?: unknown,
+): Promise<T> {
   const res = await fetch(`${sandbox.url}${route}`, {
     method,
-    headers: { 'x-sandbox-admin': sandbox.adminToken, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      'x-sandbox-admin': sandbox.adminToken,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!res.ok) throw new Error(`sandbox admin ${method} ${route} answered ${res.status}`);
@@ -195,7 +224,12 @@ export async function sandboxManifest(sandbox: SandboxHandle, type: string): Pro
   return (await sandboxAdmin<{ records: ManifestEntry[] }>(sandbox, 'GET', `/admin/manifest?type=${type}`)).records;
 }
 
-export async function storedVersions(pool: Pool, tenantId: string, integrationId: string, type: string): Promise<Map<string, string>> {
+export async function storedVersions(
+  pool: Pool,
+  tenantId: string,
+  integrationId: string,
+  type: string,
+): Promise<Map<string, string>> {
   const res = await pool.query<{ resource_id: string; version_id: string }>(
     'SELECT resource_id, version_id FROM records WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3',
     [tenantId, integrationId, type],

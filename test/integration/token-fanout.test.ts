@@ -9,20 +9,29 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createActivities } from '../../activities/index.js';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
-import { buildActivityDeps } from '../../workers/build-deps.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
+import { buildWorkerDeps } from '../../workers/build-deps.js';
+import { createVendorProbeActivities } from './vendor-probe-activities.js';
 import { uniqueId } from '../harness.js';
-import { registerSandboxTenant, sandboxAdmin, startTestSandbox, testConfig, testLogger, useSyncHarness } from './support.js';
+import {
+  registerSandboxTenant,
+  sandboxAdmin,
+  startTestSandbox,
+  testConfig,
+  testLogger,
+  useSyncHarness,
+} from './support.js';
 import type { LedgerEntry, SandboxHandle } from '../../sandbox/index.js';
 import type { ProbeWaveResult, ProbeWavesInput } from './workflows/token-fanout.js';
 
 /** The harness sandbox keeps the default 300 s tokens: one refresh window spans the whole fan-out. */
 const harness = useSyncHarness({ sandbox: { size: 50 }, worker: false });
-/** The short-lived sandbox's tokens live 20 s, so the token manager fetches a successor 10 s after the first request. */
+/**
+ * The short-lived sandbox's tokens live 20 s, so the token manager fetches a successor 10 s after the first
+ * request.
+ */
 const SHORT_TTL_SECONDS = 20;
 let shortLived: SandboxHandle | undefined;
-
 
 let stopWorker: (() => Promise<void>) | undefined;
 let taskQueue = '';
@@ -32,14 +41,16 @@ beforeAll(async () => {
   const config = testConfig();
   taskQueue = uniqueId('tq-fanout');
   testLogger();
-  const deps = await buildActivityDeps(config);
+  const deps = await buildWorkerDeps(config);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
     connection,
     taskQueue,
-    dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'test:worker' })] },
+    dataConverter: {
+      payloadCodecs: [await openPayloadCodec(config, { pool: deps.pool, kek: deps.kek, actor: 'test:worker' })],
+    },
     workflowsPath: path.resolve(__dirname, 'workflows/token-fanout.ts'),
-    activities: createActivities(deps),
+    activities: createVendorProbeActivities(deps.sync),
     maxConcurrentActivityTaskExecutions: 1_000,
     maxConcurrentActivityTaskPolls: 20,
   });
@@ -62,7 +73,9 @@ async function probeWaves(
   sandbox: SandboxHandle,
   input: Omit<ProbeWavesInput, 'tenantId' | 'integrationId'>,
 ): Promise<{ results: ProbeWaveResult[]; startedMs: number }> {
-  const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, sandbox, { resourceTypes: ['Patient'] });
+  const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, sandbox, {
+    resourceTypes: ['Patient'],
+  });
   await sandboxAdmin(sandbox, 'POST', '/admin/stats/reset');
   const startedMs = Date.now();
   const results = await harness.temporal.client.workflow.execute('probeWaves', {
@@ -76,7 +89,9 @@ async function probeWaves(
   return { results: results as ProbeWaveResult[], startedMs };
 }
 
-async function stats(sandbox: SandboxHandle): Promise<{ tokenRequests: number; tokensIssued: number; searchRequests: number; rejectedTokens: number }> {
+async function stats(
+  sandbox: SandboxHandle,
+): Promise<{ tokenRequests: number; tokensIssued: number; searchRequests: number; rejectedTokens: number }> {
   return sandboxAdmin(sandbox, 'GET', '/admin/stats');
 }
 
@@ -102,7 +117,10 @@ describe('token fan-out', () => {
     // Wave one finishes well inside the first 10 s; the pause carries wave two past the refresh point
     // and wave two finishes long before the second token's own refresh point.
     const sandbox = shortLived!;
-    const { results, startedMs } = await probeWaves(sandbox, { waves: [100, 100], pauseBetweenWavesMs: (SHORT_TTL_SECONDS / 2 + 1) * 1000 });
+    const { results, startedMs } = await probeWaves(sandbox, {
+      waves: [100, 100],
+      pauseBetweenWavesMs: (SHORT_TTL_SECONDS / 2 + 1) * 1000,
+    });
     expect(results).toEqual([{ statuses: { '200': 100 } }, { statuses: { '200': 100 } }]);
     const s = await stats(sandbox);
     expect(s.tokenRequests).toBe(2);

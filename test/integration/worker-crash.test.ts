@@ -18,10 +18,16 @@ const harness = useSyncHarness({ sandbox: { size: 2000 }, config: { EHR_SYNC_PAG
 describe('worker crash', () => {
   it('a SIGKILLed worker is restarted and the sync completes with no lost and no duplicated record', async () => {
     const types = ['Encounter', 'Observation'];
-    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { resourceTypes: types });
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
+      resourceTypes: types,
+    });
     const integrationId = integrationIds[0]!;
     const first = await startChildWorker(harness.config, path.join(logDir, 'worker-1.log'));
-    const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
+    const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
+      tenantId,
+      integrationId,
+      vendor: 'sandbox',
+    });
     let pagesAtCrash = 0;
     await expect
       .poll(async () => (pagesAtCrash = (await syncProgress(handle)).totals.pages), { timeout: 60_000, interval: 100 })
@@ -47,7 +53,9 @@ describe('worker crash', () => {
       expect(report.totals.inserted).toBeLessThanOrEqual(expected);
       expect(report.totals.inserted + report.totals.unchanged).toBeGreaterThanOrEqual(expected);
       expect(report.totals.updated).toBe(0);
-      const rows = await harness.pool.query<{ n: string }>('SELECT count(*) AS n FROM records WHERE tenant_id = $1', [tenantId]);
+      const rows = await harness.pool.query<{ n: string }>('SELECT count(*) AS n FROM records WHERE tenant_id = $1', [
+        tenantId,
+      ]);
       expect(Number(rows.rows[0]!.n)).toBe(expected);
     } finally {
       second.child.kill('SIGTERM');

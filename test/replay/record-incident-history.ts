@@ -10,9 +10,15 @@
  * `eradicate-beside-approval`): it proves the old path still replays, so this recorder leaves it alone.
  */
 import { randomUUID } from 'node:crypto';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { startSync } from '../../client/sync-client.js';
-import { addIncidentNote, approveResumption, declareIncident, incidentTimeline, recordIncidentNotification } from '../../lib/incidents/client.js';
+import {
+  addIncidentNote,
+  approveResumption,
+  declareIncident,
+  incidentTimeline,
+  recordIncidentNotification,
+} from '../../client/incident-client.js';
 import { registerSandboxAdmin } from '../../lib/incidents/sandbox-admins.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { runRecorder, sandboxIdentifiers, startRecordingStack, writeHistory } from './history-files.js';
@@ -20,16 +26,35 @@ import { runRecorder, sandboxIdentifiers, startRecordingStack, writeHistory } fr
 const actor = { actor: 'recorder', correlationId: randomUUID() };
 
 async function main(): Promise<void> {
-  const { infra, sandbox, pool, config, client, close } = await startRecordingStack({ taskQueue: 'record-incident', sandboxSeed: 97, sandboxSize: 120 });
+  const { infra, sandbox, pool, config, client, close } = await startRecordingStack({
+    taskQueue: 'record-incident',
+    sandboxSeed: 97,
+    sandboxSize: 120,
+  });
   registerSandboxAdmin(sandbox.fhirBaseUrl, { url: sandbox.url, adminToken: sandbox.adminToken });
   try {
     await createTenant(pool, { id: 'replay', name: 'Replay Clinic (synthetic)' }, actor);
     await registerIntegration(
       pool,
-      { id: 'inc', tenantId: 'replay', vendor: 'sandbox', baseUrl: sandbox.fhirBaseUrl, resourceTypes: ['Patient'], secretsDir: infra.secretsDir, sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken } },
+      {
+        id: 'inc',
+        tenantId: 'replay',
+        vendor: 'sandbox',
+        baseUrl: sandbox.fhirBaseUrl,
+        resourceTypes: ['Patient'],
+        secretsDir: infra.secretsDir,
+        sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken },
+      },
       actor,
     );
-    await (await startSync(client, config.TEMPORAL_TASK_QUEUE, { tenantId: 'replay', integrationId: 'inc', vendor: 'sandbox' }, { workflowId: 'replay-incident-seed' })).result();
+    await (
+      await startSync(
+        client,
+        config.TEMPORAL_TASK_QUEUE,
+        { tenantId: 'replay', integrationId: 'inc', vendor: 'sandbox' },
+        { workflowId: 'replay-incident-seed' },
+      )
+    ).result();
     const handle = await declareIncident(client, config.TEMPORAL_TASK_QUEUE, {
       incidentId: 'replay-incident',
       scope: 'tenant:replay',
@@ -48,13 +73,21 @@ async function main(): Promise<void> {
     }
     await addIncidentNote(handle, { by: 'bob@example.org', text: 'vendor confirmed key revoked' });
     await approveResumption(handle, { by: 'bob@example.org', note: 'root cause fixed' });
-    await recordIncidentNotification(handle, { by: 'carol@example.org', recipient: 'individuals', reference: 'letter-0001' });
+    await recordIncidentNotification(handle, {
+      by: 'carol@example.org',
+      recipient: 'individuals',
+      reference: 'letter-0001',
+    });
     await recordIncidentNotification(handle, { by: 'carol@example.org', recipient: 'hhs' });
     await handle.result();
 
     const identifiers = await sandboxIdentifiers(sandbox);
     await writeHistory('breach-containment-eradicate-beside-approval', handle, identifiers);
-    await writeHistory('key-rotation-signing-key-in-incident', client.workflow.getHandle('incident/replay-incident/rotate/signing-key/inc'), identifiers);
+    await writeHistory(
+      'key-rotation-signing-key-in-incident',
+      client.workflow.getHandle('incident/replay-incident/rotate/signing-key/inc'),
+      identifiers,
+    );
   } finally {
     await close();
   }

@@ -11,26 +11,36 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { keyRotationFaults } from '../../activities/key-rotation.js';
+import { activityFaults } from '../activity-faults.js';
 import { notifyDeltaSync } from '../../client/delta-sync-client.js';
-import { registerIntegration } from '../../client/integrations.js';
-import { approveResumption, declareIncident, incidentTimeline, overrideIncidentRotation, retryIncidentRotation } from '../../lib/incidents/client.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
+import {
+  approveResumption,
+  declareIncident,
+  incidentTimeline,
+  overrideIncidentRotation,
+  retryIncidentRotation,
+} from '../../client/incident-client.js';
 import { registerSandboxAdmin } from '../../lib/incidents/sandbox-admins.js';
 import { createTenant } from '../../lib/store/tenants.js';
-import type { IncidentTimeline } from '../../workflows/breach-containment.js';
+import type { IncidentTimeline } from '../../workflows/incident-api.js';
 import { runRecorder, sandboxIdentifiers, startRecordingStack, writeHistory } from './history-files.js';
 
 const actor = { actor: 'recorder', correlationId: randomUUID() };
 
 async function until(what: string, check: () => Promise<boolean>, seconds = 90): Promise<void> {
-  for (const started = Date.now(); !(await check()); ) {
+  for (const started = Date.now(); !(await check());) {
     if (Date.now() - started > seconds * 1000) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
 async function main(): Promise<void> {
-  const { infra, sandbox, pool, config, client, close } = await startRecordingStack({ taskQueue: 'record-incident-recovery', sandboxSeed: 98, sandboxSize: 60 });
+  const { infra, sandbox, pool, config, client, close } = await startRecordingStack({
+    taskQueue: 'record-incident-recovery',
+    sandboxSeed: 98,
+    sandboxSize: 60,
+  });
   registerSandboxAdmin(sandbox.fhirBaseUrl, { url: sandbox.url, adminToken: sandbox.adminToken });
   const secretFile = (name: string): string => {
     const file = path.join(infra.secretsDir, name);
@@ -39,16 +49,33 @@ async function main(): Promise<void> {
   };
   try {
     await createTenant(pool, { id: 'replay', name: 'Replay Clinic (synthetic)' }, actor);
-    const common = { tenantId: 'replay', vendor: 'sandbox', baseUrl: sandbox.fhirBaseUrl, resourceTypes: ['Patient'], secretsDir: infra.secretsDir, sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken } };
+    const common = {
+      tenantId: 'replay',
+      vendor: 'sandbox',
+      baseUrl: sandbox.fhirBaseUrl,
+      resourceTypes: ['Patient'],
+      secretsDir: infra.secretsDir,
+      sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken },
+    };
     await registerIntegration(pool, { ...common, id: 'key' }, actor);
-    await registerIntegration(pool, { ...common, id: 'sec', authMethod: 'client_secret_basic', clientSecretRef: secretFile('sec-old.secret') }, actor);
+    await registerIntegration(
+      pool,
+      { ...common, id: 'sec', authMethod: 'client_secret_basic', clientSecretRef: secretFile('sec-old.secret') },
+      actor,
+    );
     const target = { tenantId: 'replay', integrationId: 'sec', vendor: 'sandbox' };
-    await notifyDeltaSync(client, config.TEMPORAL_TASK_QUEUE, target, { webhookId: 'replay-webhook-1', resourceTypes: ['Patient'] }, { debounceSeconds: 3600 });
+    await notifyDeltaSync(
+      client,
+      config.TEMPORAL_TASK_QUEUE,
+      target,
+      { webhookId: 'replay-webhook-1', resourceTypes: ['Patient'] },
+      { debounceSeconds: 3600 },
+    );
     const running = `IntegrationId = 'sec' AND WorkflowType = 'webhookDeltaSync' AND ExecutionStatus = 'Running'`;
     await until('the delta sync to be visible', async () => (await client.workflow.count(running)).count === 1);
 
-    keyRotationFaults.failOnce.add('activateSigningKey');
-    keyRotationFaults.failOnce.add('rotateTenantDek');
+    activityFaults.failOnce.add('activateSigningKey');
+    activityFaults.failOnce.add('rotateTenantDek');
     const handle = await declareIncident(client, config.TEMPORAL_TASK_QUEUE, {
       incidentId: 'replay-recovery',
       scope: 'tenant:replay',
@@ -62,22 +89,39 @@ async function main(): Promise<void> {
       businessAssociateNoticeSeconds: 2,
       catchUpSync: false,
     });
-    const outcome = (t: IncidentTimeline, prefix: string) => t.rotations?.find((r) => r.rotation.startsWith(prefix))?.outcome;
+    const outcome = (t: IncidentTimeline, prefix: string) =>
+      t.rotations?.find((r) => r.rotation.startsWith(prefix))?.outcome;
     await until('containment, a rolled-back and a failed rotation', async () => {
       const t = await incidentTimeline(handle);
-      return t.status === 'awaiting-approval' && outcome(t, 'signing-key/') === 'rolled-back' && outcome(t, 'tenant-dek/') === 'failed';
+      return (
+        t.status === 'awaiting-approval' &&
+        outcome(t, 'signing-key/') === 'rolled-back' &&
+        outcome(t, 'tenant-dek/') === 'failed'
+      );
     });
-    const refused = await approveResumption(handle, { by: 'bob@example.org' }).then(() => false, () => true);
+    const refused = await approveResumption(handle, { by: 'bob@example.org' }).then(
+      () => false,
+      () => true,
+    );
     if (!refused) throw new Error('an approval without the rotated secret was accepted');
-    await approveResumption(handle, { by: 'bob@example.org', credentials: { sec: { clientSecretRef: secretFile('sec-new.secret') } } });
+    await approveResumption(handle, {
+      by: 'bob@example.org',
+      credentials: { sec: { clientSecretRef: secretFile('sec-new.secret') } },
+    });
     await until('recovery to be blocked', async () => (await incidentTimeline(handle)).status === 'recovery-blocked');
     await retryIncidentRotation(handle, { by: 'bob@example.org', rotation: 'signing-key/key' });
-    await until('the retried rotation to switch', async () => /^(switched|completed)$/.test(String(outcome(await incidentTimeline(handle), 'signing-key/'))));
-    await overrideIncidentRotation(handle, { by: 'carol@example.org', rotation: 'tenant-dek/replay', reason: 'replay history' });
+    await until('the retried rotation to switch', async () =>
+      /^(switched|completed)$/.test(String(outcome(await incidentTimeline(handle), 'signing-key/'))),
+    );
+    await overrideIncidentRotation(handle, {
+      by: 'carol@example.org',
+      rotation: 'tenant-dek/replay',
+      reason: 'replay history',
+    });
     await handle.result();
     await writeHistory('breach-containment-recovery-gated', handle, await sandboxIdentifiers(sandbox));
   } finally {
-    keyRotationFaults.failOnce.clear();
+    activityFaults.failOnce.clear();
     await close();
   }
 }

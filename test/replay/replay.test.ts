@@ -12,7 +12,12 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { workflowBundle } from '../integration/support.js';
 
 const dir = path.join(__dirname, 'histories');
-const files = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort() : [];
+const files = fs.existsSync(dir)
+  ? fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort()
+  : [];
 
 describe('replay of recorded histories', () => {
   it('has recorded histories of full, incremental and continued-as-new syncs to replay', () => {
@@ -24,7 +29,10 @@ describe('replay of recorded histories', () => {
       workflowId: f.replace(/\.json$/, ''),
       history: historyFromJSON(JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'))),
     }));
-    const results = Worker.runReplayHistories({ workflowBundle: await workflowBundle(), replayName: 'recorded-syncs' }, histories);
+    const results = Worker.runReplayHistories(
+      { workflowBundle: await workflowBundle(), replayName: 'recorded-syncs' },
+      histories,
+    );
     let replayed = 0;
     for await (const result of results) {
       expect(result.error, result.workflowId).toBeUndefined();

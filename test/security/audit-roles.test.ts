@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileAuditAnchor } from '../../lib/audit/anchor.js';
 import { appendAuditEvents, computeAuditHash } from '../../lib/audit/chain.js';
 import { writeCheckpoint } from '../../lib/audit/checkpoint.js';
-import { ENVELOPE_FORMAT_V1 } from '../../lib/security/envelope.js';
+import { ENVELOPE_FORMAT_V1 } from '../../lib/crypto/envelope.js';
 import { verifyAuditTrail } from '../../lib/audit/verify.js';
 import { AuditWriteError, InvalidArgumentError } from '../../lib/errors/index.js';
 import { migrateUp } from '../../lib/store/migrate.js';
@@ -67,7 +67,9 @@ afterAll(async () => {
 
 describe('the application role', () => {
   it('is a non-superuser LOGIN member of ehr_app; ensureAppLoginRole is idempotent and keeps the password out of errors', async () => {
-    const me = await app.query<{ user: string; su: string }>("SELECT current_user AS user, current_setting('is_superuser') AS su");
+    const me = await app.query<{ user: string; su: string }>(
+      "SELECT current_user AS user, current_setting('is_superuser') AS su",
+    );
     expect(me.rows[0]).toEqual({ user: role, su: 'off' });
     const again = await ensureAppLoginRole(adminUrl, { role, password: 'second-password-for-test' });
     expect(new URL(again).username).toBe(role);
@@ -105,7 +107,10 @@ describe('the application role', () => {
     await admin.query('ALTER TABLE audit_events DISABLE TRIGGER USER');
     await admin.query('ALTER TABLE audit_checkpoints DISABLE TRIGGER USER');
     try {
-      await expect(app.query(sql)).rejects.toMatchObject({ code: '42501', message: expect.stringMatching(/permission denied/) });
+      await expect(app.query(sql)).rejects.toMatchObject({
+        code: '42501',
+        message: expect.stringMatching(/permission denied/),
+      });
       await expect(app.query('ALTER TABLE audit_events DISABLE TRIGGER USER')).rejects.toMatchObject({ code: '42501' });
     } finally {
       await admin.query('ALTER TABLE audit_events ENABLE TRIGGER USER');
@@ -114,9 +119,20 @@ describe('the application role', () => {
   });
 
   it('cannot insert a row that does not extend the chain head (the database checks seq and prev_hash)', async () => {
-    const head = (await app.query<{ seq: string; hash: Buffer }>('SELECT seq::text AS seq, hash FROM audit_head')).rows[0]!;
+    const head = (await app.query<{ seq: string; hash: Buffer }>('SELECT seq::text AS seq, hash FROM audit_head'))
+      .rows[0]!;
     const seq = Number(head.seq);
-    const rec = { seq: seq + 2, occurredAt: new Date().toISOString(), actor: 'm', action: 'a', outcome: 'success' as const, tenantId: null, integrationId: null, correlationId: 'c', details: {} };
+    const rec = {
+      seq: seq + 2,
+      occurredAt: new Date().toISOString(),
+      actor: 'm',
+      action: 'a',
+      outcome: 'success' as const,
+      tenantId: null,
+      integrationId: null,
+      correlationId: 'c',
+      details: {},
+    };
     const insert = (s: number, prev: Buffer) =>
       app.query(
         `INSERT INTO audit_events (seq, occurred_at, actor, action, outcome, correlation_id, details, prev_hash, hash)
@@ -133,19 +149,33 @@ describe('the application role', () => {
     await createTenant(app, { id: tenant, name: 'Roles Clinic' }, ctx);
     // Integrations are created by the owner here: the app role creates them only through register_integration.
     await admin.query(
-      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-       VALUES ($1, $2, 'sandbox', 'https://x.test/fhir', 'https://x.test/token', 'client', 'ES384', 'kid-1', '{}', 'file:k.pem', ARRAY['Observation'])`,
+      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg,
+         signing_kid, public_jwk, private_key_ref, resource_types)
+       VALUES ($1, $2, 'sandbox', 'https://x.test/fhir', 'https://x.test/token', 'client', 'ES384', 'kid-1',
+         '{}', 'file:k.pem', ARRAY['Observation'])`,
       [`${tenant}-i`, tenant],
     );
-    const rec = (v: string) => ({ resourceId: 'obs-1', versionId: v, lastUpdated: `2024-11-0${v}T00:00:00Z`, patientPseudonym: 'p1', keyVersion: 1, ciphertext: opaqueCiphertext(1, 40) });
+    const rec = (v: string) => ({
+      resourceId: 'obs-1',
+      versionId: v,
+      lastUpdated: `2024-11-0${v}T00:00:00Z`,
+      patientPseudonym: 'p1',
+      keyVersion: 1,
+      ciphertext: opaqueCiphertext(1, 40),
+    });
     const scope = { tenantId: tenant, integrationId: `${tenant}-i`, resourceType: 'Observation' };
     const counts = await withTransaction(app, async (c) => {
       const first = await upsertRecords(c, scope, [rec('1')]);
       const second = await upsertRecords(c, scope, [rec('2')]);
-      await appendAuditEvents(c, [event(10, { tenantId: tenant, action: 'sync.page', details: { ...first, second: second.updated } })]);
+      await appendAuditEvents(c, [
+        event(10, { tenantId: tenant, action: 'sync.page', details: { ...first, second: second.updated } }),
+      ]);
       return { first, second };
     });
-    expect(counts).toEqual({ first: { inserted: 1, updated: 0, unchanged: 0 }, second: { inserted: 0, updated: 1, unchanged: 0 } });
+    expect(counts).toEqual({
+      first: { inserted: 1, updated: 0, unchanged: 0 },
+      second: { inserted: 0, updated: 1, unchanged: 0 },
+    });
     await app.query('DELETE FROM records WHERE tenant_id = $1', [tenant]);
   });
 });
@@ -168,20 +198,31 @@ describe('fail closed: when the audit row cannot be written, the change it recor
     const tenant = uniqueId('cap');
     await createTenant(app, { id: tenant, name: 'Cap Clinic' }, ctx);
     await admin.query(
-      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-       VALUES ($1, $2, 'sandbox', 'https://x.test/fhir', 'https://x.test/token', 'client', 'ES384', 'kid-1', '{}', 'file:k.pem', ARRAY['Observation'])`,
+      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg,
+         signing_kid, public_jwk, private_key_ref, resource_types)
+       VALUES ($1, $2, 'sandbox', 'https://x.test/fhir', 'https://x.test/token', 'client', 'ES384', 'kid-1',
+         '{}', 'file:k.pem', ARRAY['Observation'])`,
       [`${tenant}-i`, tenant],
     );
     const headBefore = (await app.query('SELECT seq::text AS seq FROM audit_head')).rows[0];
     await expect(
       withTransaction(app, async (c) => {
         await upsertRecords(c, { tenantId: tenant, integrationId: `${tenant}-i`, resourceType: 'Observation' }, [
-          { resourceId: 'obs-1', versionId: '1', lastUpdated: '2024-11-01T00:00:00Z', patientPseudonym: null, keyVersion: 1, ciphertext: opaqueCiphertext(1, 16) },
+          {
+            resourceId: 'obs-1',
+            versionId: '1',
+            lastUpdated: '2024-11-01T00:00:00Z',
+            patientPseudonym: null,
+            keyVersion: 1,
+            ciphertext: opaqueCiphertext(1, 16),
+          },
         ]);
         await appendAuditEvents(c, [event(1, { tenantId: tenant, details: { blob: 'x'.repeat(9000) } })]);
       }),
     ).rejects.toBeInstanceOf(InvalidArgumentError);
-    expect((await admin.query('SELECT count(*)::int AS n FROM records WHERE tenant_id = $1', [tenant])).rows[0]).toEqual({ n: 0 });
+    expect(
+      (await admin.query('SELECT count(*)::int AS n FROM records WHERE tenant_id = $1', [tenant])).rows[0],
+    ).toEqual({ n: 0 });
     expect((await app.query('SELECT seq::text AS seq FROM audit_head')).rows[0]).toEqual(headBefore);
   });
 

@@ -6,10 +6,10 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DecryptionError } from '../../lib/errors/index.js';
-import { decryptRecord, encryptRecord, parseCiphertextHeader } from '../../lib/security/envelope.js';
-import type { RecordContext } from '../../lib/security/envelope.js';
-import { TenantKeyring } from '../../lib/security/keyring.js';
-import { LocalKekProvider, ensureLocalKekDir } from '../../lib/security/local-kek.js';
+import { decryptRecord, encryptRecord, parseCiphertextHeader } from '../../lib/crypto/envelope.js';
+import type { RecordContext } from '../../lib/crypto/envelope.js';
+import { TenantKeyring } from '../../lib/keys/keyring.js';
+import { LocalKekProvider, ensureLocalKekDir } from '../../lib/keys/local-kek.js';
 import { useTestCluster } from '../db.js';
 import type { TestCluster } from '../db.js';
 
@@ -30,23 +30,32 @@ const ROWS: RecordContext[] = [
 ];
 
 function syntheticResource(ctx: RecordContext): Buffer {
-  return Buffer.from(JSON.stringify({ resourceType: ctx.resourceType, id: ctx.resourceId, note: `synthetic ${ctx.tenantId}/${ctx.integrationId}` }));
+  return Buffer.from(
+    JSON.stringify({
+      resourceType: ctx.resourceType,
+      id: ctx.resourceId,
+      note: `synthetic ${ctx.tenantId}/${ctx.integrationId}`,
+    }),
+  );
 }
 
 async function storeRecord(ctx: RecordContext): Promise<void> {
   const dek = await keyring.primaryDataKey(ctx.tenantId, audit);
   const ciphertext = encryptRecord(dek, ctx, syntheticResource(ctx));
   await pool.query(
-    `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated, key_version, ciphertext)
+    `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated,
+       key_version, ciphertext)
      VALUES ($1, $2, $3, $4, '1', now(), $5, $6)
-     ON CONFLICT (tenant_id, integration_id, resource_type, resource_id) DO UPDATE SET ciphertext = EXCLUDED.ciphertext, key_version = EXCLUDED.key_version`,
+     ON CONFLICT (tenant_id, integration_id, resource_type, resource_id) DO UPDATE
+       SET ciphertext = EXCLUDED.ciphertext, key_version = EXCLUDED.key_version`,
     [ctx.tenantId, ctx.integrationId, ctx.resourceType, ctx.resourceId, dek.version, ciphertext],
   );
 }
 
 async function readCiphertext(ctx: RecordContext): Promise<Buffer> {
   const { rows } = await pool.query<{ ciphertext: Buffer }>(
-    'SELECT ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3 AND resource_id = $4',
+    `SELECT ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2
+        AND resource_type = $3 AND resource_id = $4`,
     [ctx.tenantId, ctx.integrationId, ctx.resourceType, ctx.resourceId],
   );
   return rows[0]!.ciphertext;
@@ -76,8 +85,11 @@ beforeAll(async () => {
   for (const pair of integrations) {
     const [tenantId, id] = pair.split('/');
     await db.ownerPool.query(
-      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-       VALUES ($1, $2, 'sandbox', 'http://127.0.0.1:1/fhir', 'http://127.0.0.1:1/token', 'client', 'ES384', 'kid', '{}', 'file:/nonexistent', ARRAY['Patient','Observation'])`,
+      `INSERT INTO integrations
+         (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk,
+          private_key_ref, resource_types)
+       VALUES ($1, $2, 'sandbox', 'http://127.0.0.1:1/fhir', 'http://127.0.0.1:1/token', 'client', 'ES384', 'kid', '{}',
+               'file:/nonexistent', ARRAY['Patient','Observation'])`,
       [id, tenantId],
     );
   }
@@ -120,7 +132,9 @@ describe('ciphertext binding (acceptance)', () => {
     forged.write('tenant:tenant-b', 3, 'utf8');
     expect(parseCiphertextHeader(forged).keyId).toBe('tenant:tenant-b');
     await expect(decryptRecord(forged, target, keyring.lookup)).rejects.toBeInstanceOf(DecryptionError);
-    await expect(decryptRecord(forged, { ...target, integrationId: source.integrationId }, keyring.lookup)).rejects.toBeInstanceOf(DecryptionError);
+    await expect(
+      decryptRecord(forged, { ...target, integrationId: source.integrationId }, keyring.lookup),
+    ).rejects.toBeInstanceOf(DecryptionError);
   });
 
   it('for any pair of distinct rows, moving the ciphertext makes the target unreadable (property)', async () => {

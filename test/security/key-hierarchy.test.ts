@@ -10,15 +10,15 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { verifyAuditChain } from '../../lib/audit/verify.js';
+import { verifyAuditChain } from '../../lib/audit/verify-chain.js';
 import { ConflictError, DecryptionError } from '../../lib/errors/index.js';
-import { decryptRecord, encryptRecord } from '../../lib/security/envelope.js';
-import type { RecordContext } from '../../lib/security/envelope.js';
-import { KeyAdmin } from '../../lib/security/key-admin.js';
-import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
-import { TenantKeyring, dataKeyWrapAad } from '../../lib/security/keyring.js';
-import { LocalKekProvider, ensureLocalKekDir } from '../../lib/security/local-kek.js';
-import { createPurposeKeys } from '../../lib/security/purpose-key-store.js';
+import { decryptRecord, encryptRecord } from '../../lib/crypto/envelope.js';
+import type { RecordContext } from '../../lib/crypto/envelope.js';
+import { KeyAdmin } from '../../lib/keys/key-admin.js';
+import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
+import { TenantKeyring, dataKeyWrapAad } from '../../lib/keys/keyring.js';
+import { LocalKekProvider, ensureLocalKekDir } from '../../lib/keys/local-kek.js';
+import { createPurposeKeys } from '../../lib/keys/purpose-key-store.js';
 import { useTestCluster } from '../db.js';
 import { rejection } from '../helpers.js';
 
@@ -55,9 +55,17 @@ async function storeBatch(keyring: TenantKeyring, tag: string, n: number): Promi
       const rc = { tenantId, integrationId: `${tenantId}-int`, resourceType: 'Observation', resourceId: `${tag}-${i}` };
       const text = `synthetic ${tag} ${i}`;
       await pool.query(
-        `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated, key_version, ciphertext)
+        `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated,
+           key_version, ciphertext)
          VALUES ($1, $2, $3, $4, '1', now(), $5, $6)`,
-        [tenantId, rc.integrationId, rc.resourceType, rc.resourceId, dek.version, encryptRecord(dek, rc, Buffer.from(text))],
+        [
+          tenantId,
+          rc.integrationId,
+          rc.resourceType,
+          rc.resourceId,
+          dek.version,
+          encryptRecord(dek, rc, Buffer.from(text)),
+        ],
       );
       records.push({ ctx: rc, text });
     }
@@ -70,7 +78,8 @@ async function readAll(keyring: TenantKeyring, tenantId?: string): Promise<Array
   const out: Array<string | Error> = [];
   for (const r of wanted) {
     const { rows } = await pool.query<{ ciphertext: Buffer }>(
-      'SELECT ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3 AND resource_id = $4',
+      `SELECT ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2
+          AND resource_type = $3 AND resource_id = $4`,
       [r.ctx.tenantId, r.ctx.integrationId, r.ctx.resourceType, r.ctx.resourceId],
     );
     try {
@@ -93,8 +102,12 @@ beforeAll(async () => {
   pool = db.pool;
   for (const t of TENANTS) {
     await db.ownerPool.query(
-      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk, private_key_ref, resource_types)
-       VALUES ($1, $2, 'sandbox', 'https://vendor.invalid/fhir', 'https://vendor.invalid/token', 'client', 'ES384', 'kid', '{}'::jsonb, 'env:NONE', ARRAY['Observation'])`,
+      `INSERT INTO integrations
+         (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk,
+          private_key_ref, resource_types)
+       VALUES ($1, $2, 'sandbox', 'https://vendor.invalid/fhir', 'https://vendor.invalid/token', 'client',
+         'ES384', 'kid',
+               '{}'::jsonb, 'env:NONE', ARRAY['Observation'])`,
       [`${t}-int`, t],
     );
   }
@@ -112,7 +125,11 @@ describe('key hierarchy', () => {
     // Opening again registers nothing new.
     await open();
     expect((await pool.query(`SELECT 1 FROM audit_events WHERE action = 'key.kek.created'`)).rowCount).toBe(1);
-    const err = await rejection(pool.query(`INSERT INTO kek_versions (kek_id, version, state, provider_ref) VALUES ('local', 99, 'primary', 'x')`));
+    const err = await rejection(
+      pool.query(
+        `INSERT INTO kek_versions (kek_id, version, state, provider_ref) VALUES ('local', 99, 'primary', 'x')`,
+      ),
+    );
     expect((err as { code?: string }).code).toBe('23505');
   });
 
@@ -123,7 +140,9 @@ describe('key hierarchy', () => {
     expect(r).toEqual({ keyVersion: 2, previous: 1 });
     expect((await keyring.primaryDataKey('tenant-a', ctx('store'))).version).toBe(2);
     await storeBatch(keyring, 'after-dek-rotation', 5);
-    const { rows } = await pool.query(`SELECT key_version, status FROM data_keys WHERE tenant_id = 'tenant-a' ORDER BY key_version`);
+    const { rows } = await pool.query(
+      `SELECT key_version, status FROM data_keys WHERE tenant_id = 'tenant-a' ORDER BY key_version`,
+    );
     expect(rows).toEqual([
       { key_version: 1, status: 'decrypt_only' },
       { key_version: 2, status: 'primary' },
@@ -136,8 +155,12 @@ describe('key hierarchy', () => {
     const v1 = records.find((r) => r.ctx.tenantId === 'tenant-a' && r.ctx.resourceId.startsWith('before'))!;
     const v2 = records.find((r) => r.ctx.tenantId === 'tenant-a' && r.ctx.resourceId.startsWith('after'))!;
     const ct = async (r: { ctx: RecordContext }) =>
-      (await pool.query<{ ciphertext: Buffer }>('SELECT ciphertext FROM records WHERE tenant_id = $1 AND resource_id = $2', [r.ctx.tenantId, r.ctx.resourceId])).rows[0]!
-        .ciphertext;
+      (
+        await pool.query<{ ciphertext: Buffer }>(
+          'SELECT ciphertext FROM records WHERE tenant_id = $1 AND resource_id = $2',
+          [r.ctx.tenantId, r.ctx.resourceId],
+        )
+      ).rows[0]!.ciphertext;
     // Rewrite the key version in the header (v1 → v2 and v2 → v1): authenticated, so it fails.
     for (const [r, to] of [
       [v1, 2],
@@ -179,17 +202,23 @@ describe('key hierarchy', () => {
 
     // Only wrapped: the key bytes appear nowhere in the database.
     const dump = await pool.query<{ t: string }>(
-      `SELECT (SELECT string_agg(row_to_json(p)::text || encode(coalesce(p.wrapped_key, ''::bytea), 'hex'), '') FROM purpose_keys p)
+      `SELECT (SELECT string_agg(row_to_json(p)::text || encode(coalesce(p.wrapped_key, ''::bytea), 'hex'),
+         '') FROM purpose_keys p)
            || (SELECT string_agg(row_to_json(a)::text, '') FROM audit_events a) AS t`,
     );
-    for (const enc of ['hex', 'base64', 'base64url'] as const) expect(dump.rows[0]!.t).not.toContain(p1.key.toString(enc));
+    for (const enc of ['hex', 'base64', 'base64url'] as const)
+      expect(dump.rows[0]!.t).not.toContain(p1.key.toString(enc));
   });
 
   it('KEK rotation, rewrap, floor, delayed destruction: every record and payload key stays readable', async () => {
     const { admin, kek, purpose } = await open({ delay: 2 });
     await storeBatch((await open()).keyring, 'before-kek-rotation', 10);
     const p1 = await purpose.payload.byId('payload-v1');
-    const oldWrap = (await pool.query<{ wrapped_key: Buffer; key_version: number }>(`SELECT key_version, wrapped_key FROM data_keys WHERE tenant_id = 'tenant-b'`)).rows[0]!;
+    const oldWrap = (
+      await pool.query<{ wrapped_key: Buffer; key_version: number }>(
+        `SELECT key_version, wrapped_key FROM data_keys WHERE tenant_id = 'tenant-b'`,
+      )
+    ).rows[0]!;
 
     expect(await admin.rotateKek(ctx('kek-rotate'))).toEqual({ version: 2, previous: 1 });
     expect((await fs.stat(path.join(kekDir, 'kek-v2.key'))).mode & 0o777).toBe(0o600);
@@ -200,7 +229,9 @@ describe('key hierarchy', () => {
     // Dual read/single write: old DEKs still unwrap; a new tenant's DEK is wrapped by v2.
     await expectAllReadable((await open()).keyring);
     await (await open()).keyring.primaryDataKey('tenant-c', ctx('store'));
-    expect((await pool.query(`SELECT kek_version FROM data_keys WHERE tenant_id = 'tenant-c'`)).rows).toEqual([{ kek_version: 2 }]);
+    expect((await pool.query(`SELECT kek_version FROM data_keys WHERE tenant_id = 'tenant-c'`)).rows).toEqual([
+      { kek_version: 2 },
+    ]);
 
     // The floor cannot rise while keys are wrapped below it.
     const refused = await rejection(admin.raiseKekFloor(2, ctx('floor-too-early')));
@@ -219,13 +250,23 @@ describe('key hierarchy', () => {
     await admin.raiseKekFloor(2, ctx('floor'));
     // Versions below the floor are rejected, even for a wrapped key copied from before the rewrap (a backup).
     const below = await rejection(
-      kek.unwrap({ kekId: 'local', kekVersion: 1, wrapped: oldWrap.wrapped_key }, dataKeyWrapAad('tenant-b', oldWrap.key_version, 'local', 1)),
+      kek.unwrap(
+        { kekId: 'local', kekVersion: 1, wrapped: oldWrap.wrapped_key },
+        dataKeyWrapAad('tenant-b', oldWrap.key_version, 'local', 1),
+      ),
     );
     expect(below).toBeInstanceOf(DecryptionError);
     expect((below as Error).message).toContain('below the decryption floor');
     // …and nothing can be written back under it.
     expect(
-      (await rejection(pool.query(`UPDATE data_keys SET kek_version = 1, wrapped_key = $1 WHERE tenant_id = 'tenant-b' AND key_version = 1`, [oldWrap.wrapped_key])) as { code?: string }).code,
+      (
+        (await rejection(
+          pool.query(
+            `UPDATE data_keys SET kek_version = 1, wrapped_key = $1 WHERE tenant_id = 'tenant-b' AND key_version = 1`,
+            [oldWrap.wrapped_key],
+          ),
+        )) as { code?: string }
+      ).code,
     ).toBe('23514');
 
     const fresh = await open();
@@ -265,7 +306,9 @@ describe('key hierarchy', () => {
     expect(destroyAfter.getTime() - Date.now()).toBeGreaterThan(6 * 24 * 3600 * 1000);
     expect(await rejection(admin.destroyKek(2, ctx('destroy-2-early')))).toBeInstanceOf(ConflictError);
     await admin.cancelKekDestroy(2, ctx('cancel-2'));
-    expect((await pool.query(`SELECT state, destroy_after FROM kek_versions WHERE version = 2`)).rows).toEqual([{ state: 'disabled', destroy_after: null }]);
+    expect((await pool.query(`SELECT state, destroy_after FROM kek_versions WHERE version = 2`)).rows).toEqual([
+      { state: 'disabled', destroy_after: null },
+    ]);
     await expectAllReadable((await open()).keyring);
   });
 
@@ -274,7 +317,9 @@ describe('key hierarchy', () => {
     await expectAllReadable(keyring, 'tenant-a');
     const out = await admin.destroyTenantKeys('tenant-a', ctx('shred'));
     expect(out).toEqual({ destroyed: [1, 2] });
-    const { rows } = await pool.query(`SELECT key_version, status, wrapped_key FROM data_keys WHERE tenant_id = 'tenant-a' ORDER BY key_version`);
+    const { rows } = await pool.query(
+      `SELECT key_version, status, wrapped_key FROM data_keys WHERE tenant_id = 'tenant-a' ORDER BY key_version`,
+    );
     expect(rows).toEqual([
       { key_version: 1, status: 'destroyed', wrapped_key: null },
       { key_version: 2, status: 'destroyed', wrapped_key: null },
@@ -287,8 +332,15 @@ describe('key hierarchy', () => {
     }
     // Shredding is idempotent and audited each time.
     expect(await admin.destroyTenantKeys('tenant-a', ctx('shred-again'))).toEqual({ destroyed: [] });
-    const ev = await pool.query(`SELECT actor, outcome, details FROM audit_events WHERE action = 'key.dek.destroyed' AND tenant_id = 'tenant-a' ORDER BY seq`);
-    expect(ev.rows[0]).toEqual({ actor: 'user:key-admin-test', outcome: 'success', details: { keyVersions: [1, 2], count: 2 } });
+    const ev = await pool.query(
+      `SELECT actor, outcome, details FROM audit_events WHERE action = 'key.dek.destroyed'
+          AND tenant_id = 'tenant-a' ORDER BY seq`,
+    );
+    expect(ev.rows[0]).toEqual({
+      actor: 'user:key-admin-test',
+      outcome: 'success',
+      details: { keyVersions: [1, 2], count: 2 },
+    });
   });
 
   it('concurrent rotations (separate pools = separate processes) never produce two primaries', async () => {
@@ -296,17 +348,26 @@ describe('key hierarchy', () => {
     const before = (await pool.query<{ max: number }>(`SELECT max(version) AS max FROM kek_versions`)).rows[0]!.max;
     const kekResults = await Promise.all(procs.map((p, i) => p.admin.rotateKek(ctx(`race-kek-${i}`))));
     expect(kekResults.map((r) => r.version).sort()).toEqual([1, 2, 3, 4].map((i) => before + i));
-    expect((await pool.query(`SELECT version FROM kek_versions WHERE state = 'primary'`)).rows).toEqual([{ version: before + 4 }]);
+    expect((await pool.query(`SELECT version FROM kek_versions WHERE state = 'primary'`)).rows).toEqual([
+      { version: before + 4 },
+    ]);
 
     await Promise.all(procs.map((p) => p.keyring.primaryDataKey('tenant-race', ctx('race-first'))));
     await Promise.all(procs.map((p, i) => p.admin.rotateTenantKey('tenant-race', ctx(`race-dek-${i}`))));
-    const deks = await pool.query(`SELECT key_version, status FROM data_keys WHERE tenant_id = 'tenant-race' ORDER BY key_version`);
+    const deks = await pool.query(
+      `SELECT key_version, status FROM data_keys WHERE tenant_id = 'tenant-race' ORDER BY key_version`,
+    );
     expect(deks.rows.filter((r) => r.status === 'primary')).toEqual([{ key_version: 5, status: 'primary' }]);
     expect(deks.rows).toHaveLength(5);
 
     await Promise.all(procs.map((p, i) => p.purpose.rotatePayloadKey(ctx(`race-payload-${i}`))));
-    expect((await pool.query(`SELECT count(*)::int AS n FROM purpose_keys WHERE purpose = 'payload' AND status = 'primary'`)).rows).toEqual([{ n: 1 }]);
-    expect((await pool.query(`SELECT max(version) AS v FROM purpose_keys WHERE purpose = 'payload'`)).rows).toEqual([{ v: 6 }]);
+    expect(
+      (await pool.query(`SELECT count(*)::int AS n FROM purpose_keys WHERE purpose = 'payload' AND status = 'primary'`))
+        .rows,
+    ).toEqual([{ n: 1 }]);
+    expect((await pool.query(`SELECT max(version) AS v FROM purpose_keys WHERE purpose = 'payload'`)).rows).toEqual([
+      { v: 6 },
+    ]);
     await expectAllReadable((await open()).keyring, 'tenant-b');
   });
 
@@ -314,7 +375,11 @@ describe('key hierarchy', () => {
     const { keyring, admin } = await open();
     const pseudonym = await keyring.pseudonymise('tenant-c', 'urn:mrn|0009');
     const row = async () =>
-      (await pool.query<{ kek_version: number; wrapped_key: Buffer | null; status: string }>(`SELECT kek_version, wrapped_key, status FROM tenant_purpose_keys WHERE tenant_id = 'tenant-c'`)).rows;
+      (
+        await pool.query<{ kek_version: number; wrapped_key: Buffer | null; status: string }>(
+          `SELECT kek_version, wrapped_key, status FROM tenant_purpose_keys WHERE tenant_id = 'tenant-c'`,
+        )
+      ).rows;
     const [stored] = await row();
     const { version } = await admin.rotateKek(ctx('kek-rotate-psn'));
     let moved = 0;
@@ -325,20 +390,32 @@ describe('key hierarchy', () => {
     }
     expect(moved).toBe(1);
     expect((await row())[0]!.kek_version).toBe(version);
-    // Put the pseudonym key back under the old version (a rewrap that has not reached it yet): the floor refuses to strand it.
-    await pool.query(`UPDATE tenant_purpose_keys SET kek_version = $1, wrapped_key = $2 WHERE tenant_id = 'tenant-c'`, [stored!.kek_version, stored!.wrapped_key]);
+    // Put the pseudonym key back under the old version (a rewrap that has not reached it yet): the floor
+    // refuses to strand it.
+    await pool.query(`UPDATE tenant_purpose_keys SET kek_version = $1, wrapped_key = $2 WHERE tenant_id = 'tenant-c'`, [
+      stored!.kek_version,
+      stored!.wrapped_key,
+    ]);
     const refused = await rejection(admin.raiseKekFloor(version, ctx('floor-psn-early')));
     expect(refused).toBeInstanceOf(ConflictError);
     expect((refused as Error).message).toContain('1 keys are still wrapped below it');
-    expect(await admin.rewrapDataKeys(10, ctx('rewrap-psn-2'))).toMatchObject({ dataKeys: 0, purposeKeys: 0, tenantPurposeKeys: 1, remaining: 0 });
+    expect(await admin.rewrapDataKeys(10, ctx('rewrap-psn-2'))).toMatchObject({
+      dataKeys: 0,
+      purposeKeys: 0,
+      tenantPurposeKeys: 1,
+      remaining: 0,
+    });
     await admin.raiseKekFloor(version, ctx('floor-psn'));
     // A new process, old KEK versions below the floor: the same pseudonym, from the rewrapped key.
     expect(await (await open()).keyring.pseudonymise('tenant-c', 'urn:mrn|0009')).toBe(pseudonym);
 
     await admin.destroyTenantKeys('tenant-c', ctx('shred-psn'));
     expect(await row()).toEqual([{ kek_version: version, wrapped_key: null, status: 'destroyed' }]);
-    expect(await rejection((await open()).keyring.pseudonymise('tenant-c', 'urn:mrn|0009'))).toBeInstanceOf(DecryptionError);
-    expect(await rejection(keyring.pseudonymise('tenant-c', 'urn:mrn|0009'))).toBeInstanceOf(DecryptionError); // this process forgot it
+    expect(await rejection((await open()).keyring.pseudonymise('tenant-c', 'urn:mrn|0009'))).toBeInstanceOf(
+      DecryptionError,
+    );
+    // this process forgot it
+    expect(await rejection(keyring.pseudonymise('tenant-c', 'urn:mrn|0009'))).toBeInstanceOf(DecryptionError);
   });
 
   it('every key operation left an audit event with actor and correlation id, and the chain verifies', async () => {
@@ -377,7 +454,9 @@ describe('key hierarchy', () => {
     }
     // Refusals are audited too, with the caller's correlation id.
     const failures = rows.filter((r) => r.outcome === 'failure');
-    expect(failures.map((r) => r.action)).toEqual(expect.arrayContaining(['key.kek.floor_raised', 'key.kek.destroyed', 'key.kek.destroy_scheduled']));
+    expect(failures.map((r) => r.action)).toEqual(
+      expect.arrayContaining(['key.kek.floor_raised', 'key.kek.destroyed', 'key.kek.destroy_scheduled']),
+    );
     expect(failures.some((r) => r.correlation_id.startsWith('corr-destroy-early-'))).toBe(true);
     const chain = await verifyAuditChain(pool);
     expect(chain, JSON.stringify(chain)).toMatchObject({ ok: true });

@@ -10,15 +10,15 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { CreateKeyCommand, DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ConfigError, DecryptionError } from '../../lib/errors/index.js';
-import { AwsKmsKekProvider, kmsEncryptionContext } from '../../lib/security/aws-kms-kek.js';
-import { decryptRecord, encryptRecord } from '../../lib/security/envelope.js';
-import type { RecordContext } from '../../lib/security/envelope.js';
-import { createKekProvider } from '../../lib/security/kek-factory.js';
-import type { KekConfig } from '../../lib/security/kek-factory.js';
-import { KeyAdmin } from '../../lib/security/key-admin.js';
-import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
-import { TenantKeyring } from '../../lib/security/keyring.js';
-import { createPurposeKeys } from '../../lib/security/purpose-key-store.js';
+import { AwsKmsKekProvider, kmsEncryptionContext } from '../../lib/keys/aws-kms-kek.js';
+import { decryptRecord, encryptRecord } from '../../lib/crypto/envelope.js';
+import type { RecordContext } from '../../lib/crypto/envelope.js';
+import { createKekProvider } from '../../lib/keys/kek-factory.js';
+import type { KekConfig } from '../../lib/keys/kek-factory.js';
+import { KeyAdmin } from '../../lib/keys/key-admin.js';
+import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
+import { TenantKeyring } from '../../lib/keys/keyring.js';
+import { createPurposeKeys } from '../../lib/keys/purpose-key-store.js';
 import { freePort, startTestCluster } from '../db.js';
 import type { TestCluster } from '../db.js';
 import { rejection } from '../helpers.js';
@@ -73,7 +73,10 @@ const ctx = (op: string) => ({ actor: 'user:kms-test', correlationId: `corr-${op
 
 describeWhenAvailable(__filename, 'aws-kms KEK provider against moto', [motoRequirement(motoVenvDir())], () => {
   beforeAll(async () => {
-    const [bin, started] = await Promise.all([ensureMoto((line) => console.log(`[kms.test] ${line}`)), startTestCluster('kms-', { tenants: ['tenant-k1', 'tenant-k2'] })]);
+    const [bin, started] = await Promise.all([
+      ensureMoto((line) => console.log(`[kms.test] ${line}`)),
+      startTestCluster('kms-', { tenants: ['tenant-k1', 'tenant-k2'] }),
+    ]);
     db = started;
     await startMoto(bin);
     kms = new KMSClient({ region: REGION, endpoint, credentials });
@@ -108,10 +111,18 @@ describeWhenAvailable(__filename, 'aws-kms KEK provider against moto', [motoRequ
     expect(w).toMatchObject({ kekId: 'aws-kms', kekVersion: 1 });
     expect(w.wrapped.includes(dek)).toBe(false);
     expect((await kek.unwrap(w, aad)).equals(dek)).toBe(true);
-    expect(kmsEncryptionContext(1, aad)).toMatchObject({ 'ehr:tenantId': 'tenant-k1', 'ehr:keyVersion': '1', 'ehr:kek-version': '1' });
+    expect(kmsEncryptionContext(1, aad)).toMatchObject({
+      'ehr:tenantId': 'tenant-k1',
+      'ehr:keyVersion': '1',
+      'ehr:kek-version': '1',
+    });
 
-    const otherTenant = Buffer.from(JSON.stringify({ purpose: 'ehr-connectors/dek/v1', tenantId: 'tenant-k2', keyVersion: 1 }));
-    const otherVersion = Buffer.from(JSON.stringify({ purpose: 'ehr-connectors/dek/v1', tenantId: 'tenant-k1', keyVersion: 2 }));
+    const otherTenant = Buffer.from(
+      JSON.stringify({ purpose: 'ehr-connectors/dek/v1', tenantId: 'tenant-k2', keyVersion: 1 }),
+    );
+    const otherVersion = Buffer.from(
+      JSON.stringify({ purpose: 'ehr-connectors/dek/v1', tenantId: 'tenant-k1', keyVersion: 2 }),
+    );
     for (const bad of [otherTenant, otherVersion, Buffer.from('not json')]) {
       expect(await rejection(kek.unwrap(w, bad))).toBeInstanceOf(DecryptionError);
     }
@@ -127,7 +138,11 @@ describeWhenAvailable(__filename, 'aws-kms KEK provider against moto', [motoRequ
   it('full round trip through PostgreSQL: keyring + payload keys, KEK rotation with ReEncrypt, floor, destroy', async () => {
     const pool = db.pool;
     const open = async () => {
-      const kek = await KeyHierarchy.open({ pool, backend: await createKekProvider(kmsConfig(), { credentials }), audit: ctx('open') });
+      const kek = await KeyHierarchy.open({
+        pool,
+        backend: await createKekProvider(kmsConfig(), { credentials }),
+        audit: ctx('open'),
+      });
       return {
         kek,
         keyring: new TenantKeyring({ pool, kek }),
@@ -176,11 +191,25 @@ describeWhenAvailable(__filename, 'aws-kms KEK provider against moto', [motoRequ
     await readAll(last.keyring);
     // A DEK wrapped under v1 (a backup copy) is refused: below the floor and destroyed.
     expect(
-      await rejection(last.kek.unwrap({ kekId: 'aws-kms', kekVersion: 1, wrapped: wrappedRows.rows[0]!.wrapped_key }, Buffer.from('{}'))),
+      await rejection(
+        last.kek.unwrap(
+          { kekId: 'aws-kms', kekVersion: 1, wrapped: wrappedRows.rows[0]!.wrapped_key },
+          Buffer.from('{}'),
+        ),
+      ),
     ).toBeInstanceOf(DecryptionError);
-    const audit = await pool.query<{ action: string }>(`SELECT DISTINCT action FROM audit_events WHERE action LIKE 'key.%' AND outcome = 'success'`);
+    const audit = await pool.query<{ action: string }>(
+      `SELECT DISTINCT action FROM audit_events WHERE action LIKE 'key.%' AND outcome = 'success'`,
+    );
     expect(audit.rows.map((a) => a.action)).toEqual(
-      expect.arrayContaining(['key.kek.created', 'key.kek.rotated', 'key.dek.rewrapped', 'key.kek.floor_raised', 'key.kek.destroyed', 'key.dek.unwrapped']),
+      expect.arrayContaining([
+        'key.kek.created',
+        'key.kek.rotated',
+        'key.dek.rewrapped',
+        'key.kek.floor_raised',
+        'key.kek.destroyed',
+        'key.dek.unwrapped',
+      ]),
     );
   });
 });

@@ -37,7 +37,9 @@ export function leakRegistryDir(env: NodeJS.ProcessEnv = process.env): string | 
 function recordingDir(): string | undefined {
   const dir = leakRegistryDir();
   if (!dir && process.env.VITEST) {
-    throw new Error(`${LEAK_REGISTRY_ENV} is not set in this vitest process: test/leak-scan-verdict.ts must be the first globalSetup`);
+    throw new Error(
+      `${LEAK_REGISTRY_ENV} is not set in this vitest process: test/leak-scan-verdict.ts must be the first globalSetup`,
+    );
   }
   return dir;
 }
@@ -82,13 +84,21 @@ export function registerLogFile(file: string): void {
 export function recordErrorOutput(name: string, text: string): void {
   const dir = recordingDir();
   if (!dir || text.length === 0) return;
-  fs.writeFileSync(path.join(ensureDir(path.join(dir, 'errors')), unique(name.replace(/[^a-z0-9-]+/gi, '-'), '.txt')), text, { mode: 0o600 });
+  fs.writeFileSync(
+    path.join(ensureDir(path.join(dir, 'errors')), unique(name.replace(/[^a-z0-9-]+/gi, '-'), '.txt')),
+    text,
+    { mode: 0o600 },
+  );
 }
 
 /** Records identifying strings the scan must never find. Returns how many were recorded. */
 export function recordIdentifiers(strings: readonly string[], dir = recordingDir()): number {
   if (!dir || strings.length === 0) return 0;
-  fs.writeFileSync(path.join(ensureDir(path.join(dir, 'identifiers')), unique('ids', '.txt')), `${strings.join('\n')}\n`, { mode: 0o600 });
+  fs.writeFileSync(
+    path.join(ensureDir(path.join(dir, 'identifiers')), unique('ids', '.txt')),
+    `${strings.join('\n')}\n`,
+    { mode: 0o600 },
+  );
   return strings.length;
 }
 
@@ -122,11 +132,21 @@ export interface RegisteredTemporalServer {
  * have its histories preserved first (test/security/scanned-temporal.ts); the scan fails on a
  * registered server it can neither reach nor find preserved histories of. Returns its id.
  */
-export function registerTemporalServer(server: { label: string; address: string; namespace: string }, dir = recordingDir()): string | undefined {
+export function registerTemporalServer(
+  server: { label: string; address: string; namespace: string },
+  dir = recordingDir(),
+): string | undefined {
   if (!dir) return undefined;
   const id = unique(server.label.replace(/[^a-z0-9-]+/gi, '-'), '');
-  const entry: RegisteredTemporalServer = { id, label: server.label, address: server.address, namespace: server.namespace };
-  fs.writeFileSync(path.join(ensureDir(path.join(dir, 'temporal-servers')), `${id}.json`), JSON.stringify(entry), { mode: 0o600 });
+  const entry: RegisteredTemporalServer = {
+    id,
+    label: server.label,
+    address: server.address,
+    namespace: server.namespace,
+  };
+  fs.writeFileSync(path.join(ensureDir(path.join(dir, 'temporal-servers')), `${id}.json`), JSON.stringify(entry), {
+    mode: 0o600,
+  });
   return id;
 }
 
@@ -157,13 +177,21 @@ export function readLeakRegistry(dir: string): LeakRegistryContents {
     for (const line of fs.readFileSync(file, 'utf8').split('\n')) if (line.length > 0) identifiers.add(line);
   }
   const listed = fs.existsSync(path.join(dir, 'log-files.txt'))
-    ? fs.readFileSync(path.join(dir, 'log-files.txt'), 'utf8').split('\n').filter((l) => l.length > 0)
+    ? fs
+        .readFileSync(path.join(dir, 'log-files.txt'), 'utf8')
+        .split('\n')
+        .filter((l) => l.length > 0)
     : [];
   const files = [...new Set([...listFiles(path.join(dir, 'logs')), ...listed, ...listFiles(path.join(dir, 'errors'))])];
   const temporalServers = listFiles(path.join(dir, 'temporal-servers')).map(
     (file) => JSON.parse(fs.readFileSync(file, 'utf8')) as RegisteredTemporalServer,
   );
-  return { identifiers: [...identifiers], files, temporalServers, historyFiles: listFiles(path.join(dir, 'histories')) };
+  return {
+    identifiers: [...identifiers],
+    files,
+    temporalServers,
+    historyFiles: listFiles(path.join(dir, 'histories')),
+  };
 }
 
 function listFiles(dir: string): string[] {

@@ -73,15 +73,29 @@ export async function runLeakScan(options: LeakScanOptions): Promise<LeakScanRep
     } else if (server.preservedAt) {
       temporalServers += 1; // its histories are among the preserved files below
     } else {
-      hits.push({ source: `temporal server ${server.label} at ${server.address}`, kind: 'unscanned-temporal-server', count: 1 });
+      hits.push({
+        source: `temporal server ${server.label} at ${server.address}`,
+        kind: 'unscanned-temporal-server',
+        count: 1,
+      });
     }
   }
   for (const file of registry.historyFiles) {
     const record = JSON.parse(fs.readFileSync(file, 'utf8')) as { workflowId: string; runId: string; history: unknown };
-    await scan(`workflow ${record.workflowId} run ${record.runId} (preserved in ${file})`, historyFromJSON(record.history));
+    await scan(
+      `workflow ${record.workflowId} run ${record.runId} (preserved in ${file})`,
+      historyFromJSON(record.history),
+    );
   }
   hits.push(...scanFiles(scanner, registry.files));
-  return { hits, workflows, files: registry.files.length, identifiers: scanner.identifierCount, secrets: secrets.length, temporalServers };
+  return {
+    hits,
+    workflows,
+    files: registry.files.length,
+    identifiers: scanner.identifierCount,
+    secrets: secrets.length,
+    temporalServers,
+  };
 }
 
 /** Why the run fails, or undefined when it passes: a hit, or histories scanned with nothing to look for. */

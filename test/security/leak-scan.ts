@@ -144,7 +144,10 @@ const ENCRYPTED_ENCODINGS = new Set(['binary/encrypted']);
  * given — plus every base64 run in all of that decoded. `undecodable` counts encrypted payloads
  * that could not be decoded (no codec, or the codec failed): those were not really scanned.
  */
-export async function historyTextDecoded(history: History, codec?: PayloadCodec): Promise<{ text: string; undecodable: number }> {
+export async function historyTextDecoded(
+  history: History,
+  codec?: PayloadCodec,
+): Promise<{ text: string; undecodable: number }> {
   const payloads: Payload[] = [];
   collectPayloads(history, payloads);
   const parts: string[] = [historyToJSON(history as temporal.api.history.v1.History)];
@@ -189,7 +192,12 @@ export function findLeaks(text: string, identifiers: readonly string[]): string[
 }
 
 /** Scans one history: a hit per kind found, plus `undecodable-payload` when payloads could not be read. */
-export async function scanHistory(scanner: LeakScanner, source: string, history: History, codec?: PayloadCodec): Promise<LeakHit[]> {
+export async function scanHistory(
+  scanner: LeakScanner,
+  source: string,
+  history: History,
+  codec?: PayloadCodec,
+): Promise<LeakHit[]> {
   const { text, undecodable } = await historyTextDecoded(history, codec);
   const hits = scanner.scan(source, text);
   if (undecodable > 0) hits.push({ source, kind: 'undecodable-payload', count: undecodable });
@@ -228,7 +236,10 @@ export function filesUnder(dir: string): string[] {
  * stored, plus hex and base64url of the decoded key), and the body of every PEM private key in the
  * secrets directory. Values are never printed.
  */
-export function secretNeedles(dirs: { kekDir?: string; secretsDir?: string }): Array<{ kind: LeakKind; value: string }> {
+export function secretNeedles(dirs: {
+  kekDir?: string;
+  secretsDir?: string;
+}): Array<{ kind: LeakKind; value: string }> {
   const needles: Array<{ kind: LeakKind; value: string }> = [];
   for (const file of dirs.kekDir ? filesUnder(dirs.kekDir) : []) {
     const text = safeRead(file).trim();
@@ -236,7 +247,11 @@ export function secretNeedles(dirs: { kekDir?: string; secretsDir?: string }): A
     needles.push({ kind: 'kek-material', value: text });
     if (/^[A-Za-z0-9+/]+=*$/.test(text)) {
       const raw = Buffer.from(text, 'base64');
-      if (raw.length >= 16) needles.push({ kind: 'kek-material', value: raw.toString('hex') }, { kind: 'kek-material', value: raw.toString('base64url') });
+      if (raw.length >= 16)
+        needles.push(
+          { kind: 'kek-material', value: raw.toString('hex') },
+          { kind: 'kek-material', value: raw.toString('base64url') },
+        );
     }
   }
   for (const file of dirs.secretsDir ? filesUnder(dirs.secretsDir) : []) {
@@ -244,7 +259,8 @@ export function secretNeedles(dirs: { kekDir?: string; secretsDir?: string }): A
     for (const m of text.matchAll(/-----BEGIN [A-Z ]*PRIVATE KEY-----([\s\S]*?)-----END/g)) {
       // A 48-character slice of the body from each line: found even when the PEM is re-wrapped or escaped.
       const body = m[1]!.replace(/\s+/g, '');
-      for (let i = 0; i + 48 <= body.length; i += 256) needles.push({ kind: 'private-key-material', value: body.slice(i, i + 48) });
+      for (let i = 0; i + 48 <= body.length; i += 256)
+        needles.push({ kind: 'private-key-material', value: body.slice(i, i + 48) });
     }
   }
   return needles;

@@ -28,7 +28,7 @@ import {
 } from './leak-registry.js';
 import { describeHits } from './leak-scan.js';
 import { leakScanProblem, runLeakScan } from './leak-scan-run.js';
-import { randomFreePort } from '../../lib/dev/ports.js';
+import { randomFreePort } from '../../dev/ports.js';
 
 type History = temporal.api.history.v1.IHistory;
 
@@ -51,7 +51,10 @@ function loadFixture(): History {
 }
 
 /** The fixture with `text` planted inside the workflow input payload (as a PHI-carrying input would be). */
-function plantedHistory(text: string, transform: (data: Uint8Array) => { data: Uint8Array; encoding?: string } = (d) => ({ data: d })): History {
+function plantedHistory(
+  text: string,
+  transform: (data: Uint8Array) => { data: Uint8Array; encoding?: string } = (d) => ({ data: d }),
+): History {
   const history = loadFixture();
   const payload = history.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
   const input = JSON.parse(Buffer.from(payload.data!).toString('utf8')) as Record<string, unknown>;
@@ -85,14 +88,20 @@ afterAll(() => {
 
 describe('leak scanner', () => {
   it('finds nothing in a clean recorded history, while looking for real identifiers', async () => {
-    const report = await runLeakScan({ registryDir: registry, histories: [{ source: 'fixture full-sync', history: loadFixture() }] });
+    const report = await runLeakScan({
+      registryDir: registry,
+      histories: [{ source: 'fixture full-sync', history: loadFixture() }],
+    });
     expect(report.identifiers).toBe(1 + ABSENT.length);
     expect(report.workflows).toBe(1);
     expect(report.hits).toEqual([]);
   });
 
   it('finds an identifier planted in a history payload, and reports where and what kind but not the text', async () => {
-    const report = await runLeakScan({ registryDir: registry, histories: [{ source: 'fixture planted', history: plantedHistory(PLANTED) }] });
+    const report = await runLeakScan({
+      registryDir: registry,
+      histories: [{ source: 'fixture planted', history: plantedHistory(PLANTED) }],
+    });
     expect(report.hits).toEqual([{ source: 'fixture planted', kind: 'synthetic-identifier', count: 1 }]);
     const message = describeHits(report.hits);
     expect(message).toContain('synthetic-identifier');
@@ -103,7 +112,11 @@ describe('leak scanner', () => {
   it('finds an identifier that is base64-encoded inside a log line', async () => {
     const dir = freshRegistry('log');
     const log = path.join(dir, 'logs', 'worker.ndjson');
-    fs.writeFileSync(log, `${JSON.stringify({ level: 30, msg: 'page stored', count: 50 })}\n${JSON.stringify({ level: 30, blob: Buffer.from(`x ${PLANTED} y`).toString('base64') })}\n`);
+    const planted = { level: 30, blob: Buffer.from(`x ${PLANTED} y`).toString('base64') };
+    fs.writeFileSync(
+      log,
+      `${JSON.stringify({ level: 30, msg: 'page stored', count: 50 })}\n${JSON.stringify(planted)}\n`,
+    );
     const report = await runLeakScan({ registryDir: dir });
     expect(report.hits).toEqual([{ source: log, kind: 'synthetic-identifier', count: 1 }]);
   });
@@ -114,8 +127,14 @@ describe('leak scanner', () => {
     fs.mkdirSync(kekDir, { mode: 0o700 });
     const kek = randomBytes(32).toString('base64');
     fs.writeFileSync(path.join(kekDir, 'kek-v1.key'), `${kek}\n`, { mode: 0o600 });
-    fs.writeFileSync(path.join(dir, 'errors', 'cli-stderr.txt'), 'error: could not parse\n-----BEGIN PRIVATE KEY-----\nMIIsynthetic\n');
-    fs.writeFileSync(path.join(dir, 'errors', 'dump.txt'), `config dump: kek=${Buffer.from(kek, 'base64').toString('hex')}\n`);
+    fs.writeFileSync(
+      path.join(dir, 'errors', 'cli-stderr.txt'),
+      'error: could not parse\n-----BEGIN PRIVATE KEY-----\nMIIsynthetic\n',
+    );
+    fs.writeFileSync(
+      path.join(dir, 'errors', 'dump.txt'),
+      `config dump: kek=${Buffer.from(kek, 'base64').toString('hex')}\n`,
+    );
     fs.writeFileSync(path.join(dir, 'errors', 'clean.txt'), 'configuration DATABASE_URL: is required but not set\n');
     const report = await runLeakScan({ registryDir: dir, kekDir });
     expect(report.hits).toEqual([
@@ -129,7 +148,11 @@ describe('leak scanner', () => {
     const history = plantedHistory(PLANTED, (d) => ({ data: xor(d), encoding: 'binary/encrypted' }));
     const withoutCodec = await runLeakScan({ registryDir: registry, histories: [{ source: 'encrypted', history }] });
     expect(withoutCodec.hits).toEqual([{ source: 'encrypted', kind: 'undecodable-payload', count: 1 }]);
-    const withCodec = await runLeakScan({ registryDir: registry, histories: [{ source: 'encrypted', history }], codec: fakeCodec });
+    const withCodec = await runLeakScan({
+      registryDir: registry,
+      histories: [{ source: 'encrypted', history }],
+      codec: fakeCodec,
+    });
     expect(withCodec.hits).toEqual([{ source: 'encrypted', kind: 'synthetic-identifier', count: 1 }]);
   });
 });
@@ -152,10 +175,16 @@ describe('leak registry', () => {
       expect(recorded).toBeGreaterThan(10);
       expect(readLeakRegistry(dir).identifiers.length).toBe(recorded + 1 + ABSENT.length);
       // A resource the sandbox serves carries one of them: the scanner would find it in a log.
-      const patients = (await (await fetch(`${sandbox.url}/admin/manifest?type=Patient`, { headers: { 'x-sandbox-admin': sandbox.adminToken } })).json()) as {
+      const patients = (await (
+        await fetch(`${sandbox.url}/admin/manifest?type=Patient`, {
+          headers: { 'x-sandbox-admin': sandbox.adminToken },
+        })
+      ).json()) as {
         records: Array<{ id: string }>;
       };
-      const res = await fetch(`${sandbox.url}/admin/resource/Patient/${patients.records[0]!.id}`, { headers: { 'x-sandbox-admin': sandbox.adminToken } });
+      const res = await fetch(`${sandbox.url}/admin/resource/Patient/${patients.records[0]!.id}`, {
+        headers: { 'x-sandbox-admin': sandbox.adminToken },
+      });
       fs.writeFileSync(path.join(dir, 'logs', 'leaky.ndjson'), await res.text());
       const report = await runLeakScan({ registryDir: dir });
       expect(report.hits.map((h) => h.kind)).toEqual(['synthetic-identifier']);
@@ -173,32 +202,46 @@ describe('every Temporal server of the run is scanned', () => {
     const gone = `127.0.0.1:${await randomFreePort()}`;
     registerTemporalServer({ label: 'forgotten', address: gone, namespace: 'default' }, dir);
     const unscanned = await runLeakScan({ registryDir: dir });
-    expect(unscanned.hits).toEqual([{ source: `temporal server forgotten at ${gone}`, kind: 'unscanned-temporal-server', count: 1 }]);
+    expect(unscanned.hits).toEqual([
+      { source: `temporal server forgotten at ${gone}`, kind: 'unscanned-temporal-server', count: 1 },
+    ]);
     expect(leakScanProblem(unscanned)).toMatch(/found 1 problem/);
 
     const preservedDir = freshRegistry('preserved');
     const id = registerTemporalServer({ label: 'ui', address: gone, namespace: 'default' }, preservedDir)!;
     const history = JSON.parse(historyToJSON(plantedHistory(PLANTED) as temporal.api.history.v1.History)) as unknown;
-    fs.writeFileSync(path.join(preservedHistoryDir(id, preservedDir), '1.json'), JSON.stringify({ workflowId: 'wf-ui', runId: 'r1', history }));
+    fs.writeFileSync(
+      path.join(preservedHistoryDir(id, preservedDir), '1.json'),
+      JSON.stringify({ workflowId: 'wf-ui', runId: 'r1', history }),
+    );
     markTemporalServerPreserved(id, preservedDir);
     const report = await runLeakScan({ registryDir: preservedDir });
     expect(report.temporalServers).toBe(1);
     expect(report.workflows).toBe(1);
-    expect(report.hits).toEqual([{ source: expect.stringMatching(/^workflow wf-ui run r1 \(preserved in /), kind: 'synthetic-identifier', count: 1 }]);
+    expect(report.hits).toEqual([
+      {
+        source: expect.stringMatching(/^workflow wf-ui run r1 \(preserved in /),
+        kind: 'synthetic-identifier',
+        count: 1,
+      },
+    ]);
   });
 
   it('histories scanned with no identifier registered fail the run: the scan looked for nothing', () => {
     const clean = { hits: [], workflows: 3, files: 2, identifiers: 40, secrets: 5, temporalServers: 1 };
     expect(leakScanProblem(clean)).toBeUndefined();
     expect(leakScanProblem({ ...clean, identifiers: 0 })).toMatch(/looked for nothing/);
-    expect(leakScanProblem({ ...clean, workflows: 0, identifiers: 0 })).toBeUndefined(); // nothing ran that a sandbox fed
+    // nothing ran that a sandbox fed
+    expect(leakScanProblem({ ...clean, workflows: 0, identifiers: 0 })).toBeUndefined();
   });
 
   it('recording without the run registry is an error inside vitest, not a silent no-op', () => {
     const previous = process.env[LEAK_REGISTRY_ENV];
     delete process.env[LEAK_REGISTRY_ENV];
     try {
-      expect(() => recordErrorOutput('x', 'some stderr')).toThrow(/EHR_LEAK_REGISTRY_DIR is not set in this vitest process/);
+      expect(() => recordErrorOutput('x', 'some stderr')).toThrow(
+        /EHR_LEAK_REGISTRY_DIR is not set in this vitest process/,
+      );
       expect(() => leakLogDir()).toThrow(/EHR_LEAK_REGISTRY_DIR/);
     } finally {
       if (previous !== undefined) process.env[LEAK_REGISTRY_ENV] = previous;

@@ -25,7 +25,10 @@ export function motoVenvDir(): string {
 
 function run(cmd: string, args: string[]): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 600_000 });
-  if (r.status !== 0) throw new Error(`${path.basename(cmd)} ${args.slice(0, 3).join(' ')} failed (exit ${r.status}): ${(r.stderr || '').slice(-2000)}`);
+  if (r.status !== 0)
+    throw new Error(
+      `${path.basename(cmd)} ${args.slice(0, 3).join(' ')} failed (exit ${r.status}): ${(r.stderr || '').slice(-2000)}`,
+    );
 }
 
 /** moto_server's path, installing moto[server] into the venv first when it is not there. */
@@ -45,10 +48,12 @@ export async function ensureMoto(log: (line: string) => void = () => undefined):
  * into (Debian splits the venv module into python3-venv).
  */
 export function motoRequirement(venvDir: string): Requirement {
-  const fix = 'apt-get install -y python3 python3-venv (the suite then installs moto[server] itself; .ci/run does both)';
+  const fix =
+    'apt-get install -y python3 python3-venv (the suite then installs moto[server] itself; .ci/run does both)';
   if (existsSync(path.join(venvDir, 'bin', 'moto_server'))) return { missing: undefined, fix };
   const python = spawnSync('python3', ['-c', 'import venv, ensurepip'], { stdio: 'ignore' });
-  if (python.error) return { missing: 'python3 is not installed, so moto[server] (the local KMS) cannot be installed', fix };
+  if (python.error)
+    return { missing: 'python3 is not installed, so moto[server] (the local KMS) cannot be installed', fix };
   if (python.status !== 0) return { missing: "python3 cannot create a venv (no 'venv'/'ensurepip' module)", fix };
   return { missing: undefined, fix };
 }

@@ -42,7 +42,10 @@ describe('pg errors keep the password to themselves', () => {
     const pool = createPool(url, 1, { onIdleError: (err) => errors.push(err) });
     try {
       await pool.query('SELECT 1'); // the one connection is idle in the pool now
-      const killed = await owner.query<{ ok: boolean }>('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE usename = $1', [role]);
+      const killed = await owner.query<{ ok: boolean }>(
+        'SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE usename = $1',
+        [role],
+      );
       expect(killed.rows.map((r) => r.ok)).toEqual([true]);
       await expect.poll(() => errors.length, { timeout: 10_000 }).toBe(1);
       expect(errors[0]).toMatchObject({ code: '57P01' }); // admin_shutdown: the server's report survives

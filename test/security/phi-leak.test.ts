@@ -18,13 +18,23 @@ describe('PHI leak scan', () => {
     // The scanner finds what it must: a planted identifier inside base64 payload-like data and plain text.
     expect(findLeaks(`xx ${strings[3]} yy`, strings)).toEqual([strings[3]]);
 
-    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, { integrations: 2 });
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
+      integrations: 2,
+    });
     const handles = [];
     for (const integrationId of integrationIds) {
-      const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
+      const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
+        tenantId,
+        integrationId,
+        vendor: 'sandbox',
+      });
       await syncResult(handle);
       await sandboxAdmin(harness.sandbox, 'POST', '/admin/records/modify', { resourceType: 'Patient', count: 10 });
-      const incremental = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId, vendor: 'sandbox' });
+      const incremental = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
+        tenantId,
+        integrationId,
+        vendor: 'sandbox',
+      });
       await syncResult(incremental);
       handles.push(handle, incremental);
     }
@@ -36,7 +46,10 @@ describe('PHI leak scan', () => {
     }
     const logs = fs.readFileSync(logFile, 'utf8');
     expect(findLeaks(logs, strings)).toEqual([]);
-    const audit = await harness.pool.query<{ row: string }>('SELECT row_to_json(a)::text AS row FROM audit_events a WHERE tenant_id = $1', [tenantId]);
+    const audit = await harness.pool.query<{ row: string }>(
+      'SELECT row_to_json(a)::text AS row FROM audit_events a WHERE tenant_id = $1',
+      [tenantId],
+    );
     expect(audit.rows.length).toBeGreaterThan(10);
     expect(findLeaks(audit.rows.map((r) => r.row).join('\n'), strings)).toEqual([]);
   });

@@ -12,19 +12,18 @@ import fc from 'fast-check';
 import type pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConflictError } from '../../lib/errors/index.js';
-import { decryptRecord, encryptRecord, parseCiphertextHeader } from '../../lib/security/envelope.js';
-import type { RecordContext } from '../../lib/security/envelope.js';
-import { KeyAdmin } from '../../lib/security/key-admin.js';
-import { KeyHierarchy } from '../../lib/security/key-hierarchy.js';
-import { TenantKeyring } from '../../lib/security/keyring.js';
-import { LocalKekProvider, ensureLocalKekDir } from '../../lib/security/local-kek.js';
+import { decryptRecord, encryptRecord, parseCiphertextHeader } from '../../lib/crypto/envelope.js';
+import type { RecordContext } from '../../lib/crypto/envelope.js';
+import { KeyAdmin } from '../../lib/keys/key-admin.js';
+import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
+import { TenantKeyring } from '../../lib/keys/keyring.js';
+import { LocalKekProvider, ensureLocalKekDir } from '../../lib/keys/local-kek.js';
 import {
   countRecordsBelowKeyVersion,
-  destroyTenantKeyVersion,
-  destroyUnusedKeyVersions,
   reencryptRecordBatch,
   verifyReencryption,
-} from '../../lib/store/record-reencryption.js';
+} from '../../lib/keys/record-reencryption.js';
+import { destroyTenantKeyVersion, destroyUnusedKeyVersions } from '../../lib/keys/tenant-keys.js';
 import { useTestCluster } from '../db.js';
 import { rejection } from '../helpers.js';
 
@@ -44,7 +43,8 @@ beforeAll(async () => {
   admin = new KeyAdmin({ pool, kek, destroyDelaySeconds: 0, forget: { tenant: (t) => keyring.forget(t) } });
   for (const t of ['tenant-drift', 'tenant-refuse', 'tenant-owner']) {
     await db.ownerPool.query(
-      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg, signing_kid, public_jwk,
+      `INSERT INTO integrations (id, tenant_id, vendor, base_url, token_url, client_id, signing_alg,
+         signing_kid, public_jwk,
                                 private_key_ref, resource_types)
        VALUES ($1, $2, 'sandbox', 'http://127.0.0.1:1/fhir', 'http://127.0.0.1:1/token', 'client', 'ES384', 'kid', '{}',
                'file:/nonexistent', ARRAY['Patient','Observation'])`,
@@ -58,11 +58,24 @@ async function storeRecords(tenantId: string, n: number): Promise<RecordContext[
   const dek = await keyring.primaryDataKey(tenantId, ctx('store'));
   const stored: RecordContext[] = [];
   for (let i = 0; i < n; i++) {
-    const rc = { tenantId, integrationId: `${tenantId}-int`, resourceType: i % 2 ? 'Observation' : 'Patient', resourceId: `r-${i}` };
+    const rc = {
+      tenantId,
+      integrationId: `${tenantId}-int`,
+      resourceType: i % 2 ? 'Observation' : 'Patient',
+      resourceId: `r-${i}`,
+    };
     await pool.query(
-      `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated, key_version, ciphertext)
+      `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated,
+         key_version, ciphertext)
        VALUES ($1, $2, $3, $4, '1', now(), $5, $6)`,
-      [tenantId, rc.integrationId, rc.resourceType, rc.resourceId, dek.version, encryptRecord(dek, rc, Buffer.from(`synthetic ${i}`))],
+      [
+        tenantId,
+        rc.integrationId,
+        rc.resourceType,
+        rc.resourceId,
+        dek.version,
+        encryptRecord(dek, rc, Buffer.from(`synthetic ${i}`)),
+      ],
     );
     stored.push(rc);
   }
@@ -76,7 +89,8 @@ async function raiseColumn(tenantId: string, to: number, limit: number): Promise
   await db.ownerPool.query('ALTER TABLE records DROP CONSTRAINT IF EXISTS records_key_version_is_header');
   await db.ownerPool.query(
     `UPDATE records SET key_version = $2
-      WHERE (tenant_id, resource_id) IN (SELECT tenant_id, resource_id FROM records WHERE tenant_id = $1 ORDER BY resource_id LIMIT $3)`,
+      WHERE (tenant_id, resource_id) IN (SELECT tenant_id, resource_id FROM records WHERE tenant_id = $1
+        ORDER BY resource_id LIMIT $3)`,
     [tenantId, to, limit],
   );
 }
@@ -86,7 +100,8 @@ async function decryptAll(records: RecordContext[]): Promise<number> {
   const fresh = new TenantKeyring({ pool, kek });
   for (const rc of records) {
     const { rows } = await pool.query<{ ciphertext: Buffer }>(
-      'SELECT ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3 AND resource_id = $4',
+      `SELECT ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2
+          AND resource_type = $3 AND resource_id = $4`,
       [rc.tenantId, rc.integrationId, rc.resourceType, rc.resourceId],
     );
     (await decryptRecord(rows[0]!.ciphertext, rc, fresh.lookup)).fill(0);
@@ -106,11 +121,15 @@ const sealed = (tenantId: string, version: number): Buffer =>
 describe('the envelope header read in SQL', () => {
   it('names the same version as the parser, for any tenant id and version; malformed headers read as NULL', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,62}$/), fc.integer({ min: 1, max: 0xffffffff }), async (tenantId, version) => {
-        const ct = sealed(tenantId, version);
-        const { rows } = await pool.query<{ v: string }>('SELECT envelope_key_version($1) AS v', [ct]);
-        expect(Number(rows[0]!.v)).toBe(parseCiphertextHeader(ct).keyVersion);
-      }),
+      fc.asyncProperty(
+        fc.stringMatching(/^[a-z0-9][a-z0-9-]{0,62}$/),
+        fc.integer({ min: 1, max: 0xffffffff }),
+        async (tenantId, version) => {
+          const ct = sealed(tenantId, version);
+          const { rows } = await pool.query<{ v: string }>('SELECT envelope_key_version($1) AS v', [ct]);
+          expect(Number(rows[0]!.v)).toBe(parseCiphertextHeader(ct).keyVersion);
+        },
+      ),
       { numRuns: 60 },
     );
     const malformed = [
@@ -120,7 +139,8 @@ describe('the envelope header read in SQL', () => {
       sealed('t', 3).subarray(0, 6), // cut inside the header
       Buffer.from([1, 0, 9, 0x74, 0, 0, 0, 3]), // key id longer than the bytes
     ];
-    for (const m of malformed) expect((await pool.query('SELECT envelope_key_version($1) AS v', [m])).rows[0].v).toBeNull();
+    for (const m of malformed)
+      expect((await pool.query('SELECT envelope_key_version($1) AS v', [m])).rows[0].v).toBeNull();
   });
 });
 
@@ -131,7 +151,8 @@ describe('key_version can no longer lie about the header', () => {
     expect(await rejection(raise)).toMatchObject({ code: '23514', constraint: 'records_key_version_is_header' });
     // Nor can a record be stored whose header cannot be read at all.
     const unreadable = pool.query(
-      `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated, key_version, ciphertext)
+      `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated,
+         key_version, ciphertext)
        VALUES ('tenant-owner', 'tenant-owner-int', 'Patient', 'unreadable', '1', now(), 1, $1)`,
       [Buffer.from([2, 0, 0, 0, 0, 0, 1])],
     );
@@ -148,14 +169,26 @@ describe('rotation reads and gates by the header even when the column lies', () 
 
     const target = await keyring.dataKey('tenant-drift', 2);
     let moved = 0;
-    for (let left = Infinity; left > 0; ) {
-      const b = await reencryptRecordBatch(pool, keyring, { tenantId: 'tenant-drift', target, batchSize: 3 }, ctx('reencrypt'));
+    for (let left = Infinity; left > 0;) {
+      const b = await reencryptRecordBatch(
+        pool,
+        keyring,
+        { tenantId: 'tenant-drift', target, batchSize: 3 },
+        ctx('reencrypt'),
+      );
       moved += b.reencrypted;
       left = b.remaining;
     }
     expect(moved).toBe(7);
     expect(await headerVersions('tenant-drift')).toEqual([2]);
-    expect(await verifyReencryption(pool, keyring, { tenantId: 'tenant-drift', keyVersion: 2, sampleSize: 3 }, ctx('verify'))).toEqual({
+    expect(
+      await verifyReencryption(
+        pool,
+        keyring,
+        { tenantId: 'tenant-drift', keyVersion: 2, sampleSize: 3 },
+        ctx('verify'),
+      ),
+    ).toEqual({
       records: 7,
       underOlderKeys: 0,
       underKeyVersion: 7,
@@ -169,7 +202,12 @@ describe('rotation reads and gates by the header even when the column lies', () 
     const records = await storeRecords('tenant-refuse', 5);
     await admin.rotateTenantKey('tenant-refuse', ctx('rotate'));
     await raiseColumn('tenant-refuse', 2, 5); // every column says v2; every header says v1
-    const check = await verifyReencryption(pool, keyring, { tenantId: 'tenant-refuse', keyVersion: 2, sampleSize: 3 }, ctx('verify'));
+    const check = await verifyReencryption(
+      pool,
+      keyring,
+      { tenantId: 'tenant-refuse', keyVersion: 2, sampleSize: 3 },
+      ctx('verify'),
+    );
     expect(check).toMatchObject({ records: 5, underOlderKeys: 5, underKeyVersion: 0 });
 
     const audit = ctx('destroy-refused');
@@ -180,14 +218,17 @@ describe('rotation reads and gates by the header even when the column lies', () 
         '(3 Patient of integration tenant-refuse-int, 2 Observation of integration tenant-refuse-int)',
     );
     expect(await destroyUnusedKeyVersions(pool, 'tenant-refuse', ctx('sweep'))).toEqual({ destroyed: [] });
-    const keys = await pool.query(`SELECT key_version, status FROM data_keys WHERE tenant_id = 'tenant-refuse' ORDER BY 1`);
+    const keys = await pool.query(
+      `SELECT key_version, status FROM data_keys WHERE tenant_id = 'tenant-refuse' ORDER BY 1`,
+    );
     expect(keys.rows).toEqual([
       { key_version: 1, status: 'decrypt_only' },
       { key_version: 2, status: 'primary' },
     ]);
-    const refused = await pool.query(`SELECT outcome, details FROM audit_events WHERE correlation_id = $1 AND action = 'key.dek.destroyed'`, [
-      audit.correlationId,
-    ]);
+    const refused = await pool.query(
+      `SELECT outcome, details FROM audit_events WHERE correlation_id = $1 AND action = 'key.dek.destroyed'`,
+      [audit.correlationId],
+    );
     expect(refused.rows).toEqual([{ outcome: 'failure', details: { keyVersions: [1], errorCode: 'CONFLICT' } }]);
     expect(await decryptAll(records)).toBe(5);
   });

@@ -11,8 +11,8 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { temporal } from '@temporalio/proto';
-import { startTemporalDevServer } from '../../lib/dev/temporal-server.js';
-import type { TemporalDevServer, TemporalDevServerOptions } from '../../lib/dev/temporal-server.js';
+import { startTemporalDevServer } from '../../dev/temporal-server.js';
+import type { TemporalDevServer, TemporalDevServerOptions } from '../../dev/temporal-server.js';
 import {
   leakLogFile,
   leakRegistryDir,
@@ -28,7 +28,10 @@ export interface ScannedTemporal {
 }
 
 /** Registers a running server (one the test did not start itself, e.g. a dev stack's) for the scan. */
-export function scanTemporalServer(server: { label: string; address: string; namespace: string }, dir = leakRegistryDir()): ScannedTemporal {
+export function scanTemporalServer(
+  server: { label: string; address: string; namespace: string },
+  dir = leakRegistryDir(),
+): ScannedTemporal {
   const id = registerTemporalServer(server, dir);
   return {
     async preserve() {
@@ -41,7 +44,9 @@ export function scanTemporalServer(server: { label: string; address: string; nam
 }
 
 /** startTemporalDevServer, registered for the scan, logging into the registry, preserving its histories on stop. */
-export async function startScannedTemporalDevServer(options: TemporalDevServerOptions & { label: string }): Promise<TemporalDevServer> {
+export async function startScannedTemporalDevServer(
+  options: TemporalDevServerOptions & { label: string },
+): Promise<TemporalDevServer> {
   const { label, ...serverOptions } = options;
   const logFile = serverOptions.logFile ?? leakLogFile(`temporal-${label}`);
   if (serverOptions.logFile) registerLogFile(serverOptions.logFile);
@@ -77,7 +82,11 @@ async function copyHistories(address: string, namespace: string, into: string): 
     for await (const execution of client.workflow.list()) {
       const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
       const file = path.join(into, `${(n += 1)}.json`);
-      const record = { workflowId: execution.workflowId, runId: execution.runId, history: JSON.parse(historyToJSON(history as temporal.api.history.v1.History)) as unknown };
+      const record = {
+        workflowId: execution.workflowId,
+        runId: execution.runId,
+        history: JSON.parse(historyToJSON(history as temporal.api.history.v1.History)) as unknown,
+      };
       fs.writeFileSync(file, JSON.stringify(record), { mode: 0o600 });
     }
     return n;

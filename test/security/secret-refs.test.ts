@@ -17,7 +17,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { storedSecretPolicy, storedSecretRefRule } from '../../lib/config/stored-secret-refs.js';
 import { SecretRefRefusedError } from '../../lib/errors/index.js';
 import type { Pool } from '../../lib/store/pool.js';
@@ -25,11 +25,12 @@ import { createPool } from '../../lib/store/pool.js';
 import { ensureAppLoginRole } from '../../lib/store/roles.js';
 import { readStoredSecretPolicy } from '../../lib/store/secret-roots.js';
 import { createTenant } from '../../lib/store/tenants.js';
-import { restoreIntegration, revokeIntegration } from '../../lib/vendors/revocation.js';
+import { restoreIntegration } from '../../lib/revocation/restore.js';
+import { revokeIntegration } from '../../lib/revocation/revoke.js';
 import { acceptedWebhookSecrets } from '../../lib/webhooks/secrets.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
 import { adminJson } from '../../sandbox/test-client.js';
-import { buildActivityDeps } from '../../workers/build-deps.js';
+import { buildWorkerDeps } from '../../workers/build-deps.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { runEhrctl } from '../integration/ehrctl-process.js';
 import { startTestSandbox, testActor, testConfig, testPool } from '../integration/support.js';
@@ -70,12 +71,19 @@ async function register(db: Pool | pg.Pool, clientSecretRef: string, id = unique
 }
 
 async function storedClientSecretRef(id: string): Promise<string | null> {
-  return (await pool.query<{ client_secret_ref: string | null }>('SELECT client_secret_ref FROM integrations WHERE id = $1', [id])).rows[0]!.client_secret_ref;
+  return (
+    await pool.query<{ client_secret_ref: string | null }>('SELECT client_secret_ref FROM integrations WHERE id = $1', [
+      id,
+    ])
+  ).rows[0]!.client_secret_ref;
 }
 
-async function refusalEvents(integrationId: string): Promise<Array<{ outcome: string; details: Record<string, unknown> }>> {
+async function refusalEvents(
+  integrationId: string,
+): Promise<Array<{ outcome: string; details: Record<string, unknown> }>> {
   const { rows } = await pool.query<{ outcome: string; details: Record<string, unknown> }>(
-    `SELECT outcome, details FROM audit_events WHERE action = 'secret_ref.refused' AND integration_id = $1 ORDER BY seq`,
+    `SELECT outcome, details FROM audit_events WHERE action = 'secret_ref.refused'
+        AND integration_id = $1 ORDER BY seq`,
     [integrationId],
   );
   return rows;
@@ -90,7 +98,10 @@ beforeAll(async () => {
   sandbox = await startTestSandbox({ size: 20 });
   tenantId = uniqueId('t');
   await createTenant(pool, { id: tenantId, name: 'Synthetic Secrets Clinic' }, testActor);
-  app = new pg.Pool({ connectionString: await ensureAppLoginRole(testEnv().ownerDatabaseUrl, { role: appRole }), max: 2 });
+  app = new pg.Pool({
+    connectionString: await ensureAppLoginRole(testEnv().ownerDatabaseUrl, { role: appRole }),
+    max: 2,
+  });
   app.on('error', () => undefined);
 });
 
@@ -114,7 +125,9 @@ describe('registration refuses a reference to the KEK, /proc or the process envi
     expect((err as SecretRefRefusedError).rule).toBe(rule);
     expect((err as Error).message).not.toContain(ref().slice(ref().indexOf(':') + 1));
     expect((await pool.query('SELECT 1 FROM integrations WHERE id = $1', [id])).rowCount).toBe(0);
-    expect(await refusalEvents(id)).toEqual([{ outcome: 'failure', details: { field: '--client-secret-ref', rule, stage: 'registration' } }]);
+    expect(await refusalEvents(id)).toEqual([
+      { outcome: 'failure', details: { field: '--client-secret-ref', rule, stage: 'registration' } },
+    ]);
   });
 
   it('a symbolic link under the secrets root that points at the KEK', async () => {
@@ -124,7 +137,9 @@ describe('registration refuses a reference to the KEK, /proc or the process envi
     const err = await register(pool, `file:${link}`, id).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(SecretRefRefusedError);
     expect((err as SecretRefRefusedError).rule).toBe('symlink-escape');
-    expect(await refusalEvents(id)).toEqual([{ outcome: 'failure', details: { field: '--client-secret-ref', rule: 'symlink-escape', stage: 'registration' } }]);
+    expect(await refusalEvents(id)).toEqual([
+      { outcome: 'failure', details: { field: '--client-secret-ref', rule: 'symlink-escape', stage: 'registration' } },
+    ]);
   });
 });
 
@@ -133,11 +148,20 @@ describe('restore refuses the same references (the incident commander hands them
     const id = await register(pool, `file:${secretFile('before-revoke')}`);
     await revokeIntegration(pool, id, testActor, { awaitWorkersMs: 0 });
     const opts = { secretsDir, sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken } };
-    const err = await restoreIntegration(pool, id, testActor, { ...opts, clientSecretRef: `file:${kekFile}` }).catch((e: unknown) => e);
+    const err = await restoreIntegration(pool, id, testActor, { ...opts, clientSecretRef: `file:${kekFile}` }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(SecretRefRefusedError);
-    expect((await pool.query<{ status: string }>('SELECT status FROM integrations WHERE id = $1', [id])).rows[0]!.status).toBe('revoked');
-    expect(await refusalEvents(id)).toEqual([{ outcome: 'failure', details: { field: '--client-secret-ref', rule: 'excluded-path', stage: 'restore' } }]);
-    const restored = await restoreIntegration(pool, id, testActor, { ...opts, clientSecretRef: `file:${secretFile('after-revoke')}` });
+    expect(
+      (await pool.query<{ status: string }>('SELECT status FROM integrations WHERE id = $1', [id])).rows[0]!.status,
+    ).toBe('revoked');
+    expect(await refusalEvents(id)).toEqual([
+      { outcome: 'failure', details: { field: '--client-secret-ref', rule: 'excluded-path', stage: 'restore' } },
+    ]);
+    const restored = await restoreIntegration(pool, id, testActor, {
+      ...opts,
+      clientSecretRef: `file:${secretFile('after-revoke')}`,
+    });
     expect(restored.status).toBe('active');
   });
 });
@@ -160,17 +184,30 @@ describe('the application role cannot write secret references itself', () => {
       },
       testActor,
     );
-    expect((await app.query(`SELECT state FROM integration_signing_keys WHERE integration_id = $1`, [keyed])).rows).toEqual([{ state: 'current' }]);
+    expect(
+      (await app.query(`SELECT state FROM integration_signing_keys WHERE integration_id = $1`, [keyed])).rows,
+    ).toEqual([{ state: 'current' }]);
     const denied = { code: '42501' };
-    await expect(app.query(`UPDATE integrations SET client_secret_ref = $2 WHERE id = $1`, [id, `file:${kekFile}`])).rejects.toMatchObject(denied);
+    await expect(
+      app.query(`UPDATE integrations SET client_secret_ref = $2 WHERE id = $1`, [id, `file:${kekFile}`]),
+    ).rejects.toMatchObject(denied);
     const procKey = { clientKeyRef: 'file:/proc/self/environ' };
-    await expect(app.query(`UPDATE integrations SET tls_refs = $2 WHERE id = $1`, [id, procKey])).rejects.toMatchObject(denied);
-    await expect(app.query(`UPDATE integrations SET token_url = 'https://attacker.example/token' WHERE id = $1`, [id])).rejects.toMatchObject(denied);
-    await expect(app.query(`UPDATE integration_signing_keys SET private_key_ref = $1`, [`file:${kekFile}`])).rejects.toMatchObject(denied);
-    const insertSecret = `INSERT INTO webhook_secrets (integration_id, version, secret_ref, state) VALUES ($1, 99, $2, 'current')`;
+    await expect(app.query(`UPDATE integrations SET tls_refs = $2 WHERE id = $1`, [id, procKey])).rejects.toMatchObject(
+      denied,
+    );
+    await expect(
+      app.query(`UPDATE integrations SET token_url = 'https://attacker.example/token' WHERE id = $1`, [id]),
+    ).rejects.toMatchObject(denied);
+    await expect(
+      app.query(`UPDATE integration_signing_keys SET private_key_ref = $1`, [`file:${kekFile}`]),
+    ).rejects.toMatchObject(denied);
+    const insertSecret = `INSERT INTO webhook_secrets (integration_id, version, secret_ref, state)
+        VALUES ($1, 99, $2, 'current')`;
     await expect(app.query(insertSecret, [id, `file:${kekFile}`])).rejects.toMatchObject(denied);
     await expect(app.query(`DELETE FROM secret_roots`)).rejects.toMatchObject(denied);
-    await expect(app.query(`INSERT INTO secret_roots (path, kind) VALUES ('/etc', 'root')`)).rejects.toMatchObject(denied);
+    await expect(app.query(`INSERT INTO secret_roots (path, kind) VALUES ('/etc', 'root')`)).rejects.toMatchObject(
+      denied,
+    );
     // What it has a reason to change, it still can (revocation).
     expect((await app.query(`UPDATE integrations SET revoked_at = NULL WHERE id = $1`, [id])).rowCount).toBe(1);
     expect(await storedClientSecretRef(id)).not.toContain(kekFile);
@@ -187,13 +224,23 @@ describe('the application role cannot write secret references itself', () => {
     ];
     for (const [ref, rule] of cases) {
       const refused = { code: '23514', constraint: 'stored_secret_reference', detail: rule };
-      await expect(app.query('SELECT set_integration_secret_refs($1, $2, NULL)', [id, ref])).rejects.toMatchObject(refused);
-      await expect(app.query(`SELECT add_webhook_secret($1, 7, $2)`, [id, ref])).rejects.toMatchObject({ code: '23514', detail: rule });
+      await expect(app.query('SELECT set_integration_secret_refs($1, $2, NULL)', [id, ref])).rejects.toMatchObject(
+        refused,
+      );
+      await expect(app.query(`SELECT add_webhook_secret($1, 7, $2)`, [id, ref])).rejects.toMatchObject({
+        code: '23514',
+        detail: rule,
+      });
     }
     const kekKey = { clientKeyRef: `file:${kekFile}` };
-    await expect(app.query(`SELECT set_integration_secret_refs($1, NULL, $2)`, [id, kekKey])).rejects.toMatchObject({ column: 'tls_refs.clientKeyRef' });
+    await expect(app.query(`SELECT set_integration_secret_refs($1, NULL, $2)`, [id, kekKey])).rejects.toMatchObject({
+      column: 'tls_refs.clientKeyRef',
+    });
     const addKey = `SELECT add_integration_signing_key($1, 'kid-x', 'ES384', '{}', $2, 'successor')`;
-    await expect(app.query(addKey, [id, 'file:/proc/self/environ'])).rejects.toMatchObject({ column: 'private_key_ref', detail: 'system-path' });
+    await expect(app.query(addKey, [id, 'file:/proc/self/environ'])).rejects.toMatchObject({
+      column: 'private_key_ref',
+      detail: 'system-path',
+    });
     const good = `file:${secretFile('rotated')}`;
     await app.query('SELECT set_integration_secret_refs($1, $2, NULL)', [id, good]);
     expect(await storedClientSecretRef(id)).toBe(good);
@@ -201,15 +248,31 @@ describe('the application role cannot write secret references itself', () => {
 
   it('the TypeScript and the SQL rules give the same verdict (property)', async () => {
     const policy = await readStoredSecretPolicy(pool);
-    const name = fc.oneof(fc.constantFrom('..', '.', '', 'proc', 'environ', 'x', '...'), fc.stringMatching(/^[A-Za-z0-9._-]{1,6}$/));
+    const name = fc.oneof(
+      fc.constantFrom('..', '.', '', 'proc', 'environ', 'x', '...'),
+      fc.stringMatching(/^[A-Za-z0-9._-]{1,6}$/),
+    );
     const file = fc
-      .tuple(fc.constantFrom(secretsDir, path.dirname(kekFile), '/proc/self', '', 'rel', path.dirname(secretsDir)), fc.array(name, { maxLength: 5 }))
+      .tuple(
+        fc.constantFrom(secretsDir, path.dirname(kekFile), '/proc/self', '', 'rel', path.dirname(secretsDir)),
+        fc.array(name, { maxLength: 5 }),
+      )
       .map(([base, parts]) => `file:${[base, ...parts].join('/')}`);
-    const env = fc.stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,30}$/).chain((n) => fc.constantFrom(`env:${n}`, `env:EHR_VENDOR_SECRET_${n.toUpperCase()}`));
-    const refs = fc.sample(fc.oneof(file, env, fc.constantFrom('vault:kv/x', 'file://host/x', 'plain', 'file:', 'Env:X', `file:${secretsDir}/a\tb`)), 400);
+    const env = fc
+      .stringMatching(/^[A-Za-z_][A-Za-z0-9_]{0,30}$/)
+      .chain((n) => fc.constantFrom(`env:${n}`, `env:EHR_VENDOR_SECRET_${n.toUpperCase()}`));
+    const refs = fc.sample(
+      fc.oneof(
+        file,
+        env,
+        fc.constantFrom('vault:kv/x', 'file://host/x', 'plain', 'file:', 'Env:X', `file:${secretsDir}/a\tb`),
+      ),
+      400,
+    );
     const sql = 'SELECT ref, stored_secret_ref_problem(ref) AS rule FROM unnest($1::text[]) AS ref';
     const { rows } = await pool.query<{ ref: string; rule: string | null }>(sql, [refs]);
-    for (const { ref, rule } of rows) expect({ ref, rule: storedSecretRefRule(ref, storedSecretPolicy(policy)) ?? null }).toEqual({ ref, rule });
+    for (const { ref, rule } of rows)
+      expect({ ref, rule: storedSecretRefRule(ref, storedSecretPolicy(policy)) ?? null }).toEqual({ ref, rule });
   });
 });
 
@@ -220,23 +283,36 @@ describe('a bad reference that reached the row anyway is refused at use', () => 
     await owner.query('UPDATE integrations SET client_secret_ref = $2 WHERE id = $1', [id, `file:${kekFile}`]);
     const since = Date.now();
     const statsBefore = await adminJson<{ tokenRequests: number }>(sandbox, '/admin/stats');
-    const deps = await buildActivityDeps(testConfig());
+    const deps = await buildWorkerDeps(testConfig());
     try {
-      const call = deps.vendors.get(id, `${sandbox.fhirBaseUrl}/Patient`, { correlationId: uniqueId('c'), purpose: 'test.secret-ref' });
+      const call = deps.vendors.get(id, `${sandbox.fhirBaseUrl}/Patient`, {
+        correlationId: uniqueId('c'),
+        purpose: 'test.secret-ref',
+      });
       await expect(call).rejects.toBeInstanceOf(SecretRefRefusedError);
     } finally {
       await deps.close();
     }
     expect(sandbox.ledger(since)).toEqual([]);
-    expect((await adminJson<{ tokenRequests: number }>(sandbox, '/admin/stats')).tokenRequests).toBe(statsBefore.tokenRequests);
-    expect(await refusalEvents(id)).toEqual([{ outcome: 'failure', details: { field: 'clientSecretRef', rule: 'excluded-path', stage: 'use' } }]);
+    expect((await adminJson<{ tokenRequests: number }>(sandbox, '/admin/stats')).tokenRequests).toBe(
+      statsBefore.tokenRequests,
+    );
+    expect(await refusalEvents(id)).toEqual([
+      { outcome: 'failure', details: { field: 'clientSecretRef', rule: 'excluded-path', stage: 'use' } },
+    ]);
   });
 
   it('a webhook secret reference under /proc is refused when deliveries are verified, and audited', async () => {
     const id = await register(pool, `file:${secretFile('webhook')}`);
-    await owner.query(`INSERT INTO webhook_secrets (integration_id, version, secret_ref, state) VALUES ($1, 1, 'file:/proc/self/environ', 'current')`, [id]);
+    await owner.query(
+      `INSERT INTO webhook_secrets (integration_id, version, secret_ref, state)
+          VALUES ($1, 1, 'file:/proc/self/environ', 'current')`,
+      [id],
+    );
     await expect(acceptedWebhookSecrets(pool, id)).rejects.toBeInstanceOf(SecretRefRefusedError);
-    expect(await refusalEvents(id)).toEqual([{ outcome: 'failure', details: { field: 'webhook secret v1', rule: 'system-path', stage: 'use' } }]);
+    expect(await refusalEvents(id)).toEqual([
+      { outcome: 'failure', details: { field: 'webhook secret v1', rule: 'system-path', stage: 'use' } },
+    ]);
   });
 });
 
@@ -261,14 +337,17 @@ describe('ehrctl', () => {
       expect(first.code).toBe(0);
       expect(first.stdout).toMatch(/secret roots recorded: \/var\/lib\/ehr\/secrets, \/run\/secrets/);
       await check.connect();
-      const { rows } = await check.query<{ path: string; kind: string }>(`SELECT path, kind FROM secret_roots WHERE path NOT LIKE '%.pgpass' ORDER BY path`);
+      const { rows } = await check.query<{ path: string; kind: string }>(
+        `SELECT path, kind FROM secret_roots WHERE path NOT LIKE '%.pgpass' ORDER BY path`,
+      );
       expect(rows).toEqual([
         { path: '/run/secrets', kind: 'root' },
         { path: '/run/secrets/pgpass', kind: 'excluded' },
         { path: '/var/lib/ehr/keys', kind: 'excluded' },
         { path: '/var/lib/ehr/secrets', kind: 'root' },
       ]);
-      const audited = async () => (await check.query(`SELECT 1 FROM audit_events WHERE action = 'secret_roots.configured'`)).rowCount;
+      const audited = async () =>
+        (await check.query(`SELECT 1 FROM audit_events WHERE action = 'secret_roots.configured'`)).rowCount;
       expect(await audited()).toBe(1);
       expect((await runEhrctl(['db', 'migrate'], env)).stdout).toMatch(/migrations applied: 0\nsecret roots unchanged/);
       expect(await audited()).toBe(1);
@@ -282,15 +361,27 @@ describe('ehrctl', () => {
     const password = `Pw-${randomBytes(9).toString('hex')}`;
     const before = (await pool.query<{ seq: string }>('SELECT max(seq)::text AS seq FROM audit_events')).rows[0]!.seq;
     const result = await runEhrctl(
-      ['integrations', 'add', '--id', uniqueId('i'), '--tenant', tenantId, '--vendor', 'epic', '--client-id', 'c'].concat(
-        ['--base-url', `https://fhir-user:${password}@vendor.example/fhir`],
-      ),
+      [
+        'integrations',
+        'add',
+        '--id',
+        uniqueId('i'),
+        '--tenant',
+        tenantId,
+        '--vendor',
+        'epic',
+        '--client-id',
+        'c',
+      ].concat(['--base-url', `https://fhir-user:${password}@vendor.example/fhir`]),
       testEnv().configEnv,
     );
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/--base-url: must not carry a user name or password/);
     expect(`${result.stdout}${result.stderr}`).not.toContain(password);
-    const leaked = await pool.query('SELECT 1 FROM audit_events WHERE seq > $1 AND details::text LIKE $2', [before, `%${password}%`]);
+    const leaked = await pool.query('SELECT 1 FROM audit_events WHERE seq > $1 AND details::text LIKE $2', [
+      before,
+      `%${password}%`,
+    ]);
     expect(leaked.rowCount).toBe(0);
   });
 });

@@ -14,9 +14,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../lib/audit/chain.js';
 import { TlsPolicyError, VendorNetworkError, VendorTlsError } from '../../lib/errors/index.js';
 import { parseSearchBundle } from '../../lib/fhir/search-bundle.js';
-import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type PemPair } from '../../lib/security/tls-certs.js';
+import {
+  createCertificateAuthority,
+  issueCertificate,
+  type CertificateAuthority,
+  type PemPair,
+} from '../../lib/crypto/tls-certs.js';
 import type { VendorTls } from '../../lib/vendors/tls-options.js';
-import { VendorClient, type CallContext, type IntegrationCredentials } from '../../lib/vendors/vendor-client.js';
+import type { CallContext, IntegrationCredentials } from '../../lib/vendors/vendor-call.js';
+import { VendorClient } from '../../lib/vendors/vendor-client.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';
 import { adminJson, createTestClient, type SandboxRef, type SandboxTestClient } from '../../sandbox/test-client.js';
 import { rejection } from '../helpers.js';
@@ -33,7 +39,11 @@ const closers: (() => Promise<unknown>)[] = [];
 beforeAll(async () => {
   ca = await createCertificateAuthority('vendor test CA');
   otherCa = await createCertificateAuthority('some other CA');
-  serverCert = await issueCertificate(ca, { commonName: 'localhost', altNames: ['localhost', '127.0.0.1'], usage: 'server' });
+  serverCert = await issueCertificate(ca, {
+    commonName: 'localhost',
+    altNames: ['localhost', '127.0.0.1'],
+    usage: 'server',
+  });
   clientCert = await issueCertificate(ca, { commonName: 'connector-client', usage: 'client' });
   strangerClientCert = await issueCertificate(otherCa, { commonName: 'connector-client', usage: 'client' });
 });
@@ -47,7 +57,14 @@ interface Harness {
   assertions: string[];
 }
 
-function harness(opts: { integrationId: string; baseUrl: string; tokenUrl: string; tc: SandboxTestClient; tls?: VendorTls; timeoutMs?: number }): Harness {
+function harness(opts: {
+  integrationId: string;
+  baseUrl: string;
+  tokenUrl: string;
+  tc: SandboxTestClient;
+  tls?: VendorTls;
+  timeoutMs?: number;
+}): Harness {
   const events: AuditEvent[] = [];
   const assertions: string[] = [];
   const cred: IntegrationCredentials = {
@@ -108,7 +125,13 @@ describe('VendorClient → TLS sandbox', () => {
   });
 
   const h = (tlsOpts?: VendorTls, id = `itg-${randomUUID()}`): Harness =>
-    harness({ integrationId: id, baseUrl: sb.fhirBaseUrl, tokenUrl: sb.tokenUrl, tc, ...(tlsOpts ? { tls: tlsOpts } : {}) });
+    harness({
+      integrationId: id,
+      baseUrl: sb.fhirBaseUrl,
+      tokenUrl: sb.tokenUrl,
+      tc,
+      ...(tlsOpts ? { tls: tlsOpts } : {}),
+    });
 
   it('with the vendor CA trusted: token request and search succeed over https', async () => {
     const x = h({ caPem: ca.certPem });
@@ -132,11 +155,23 @@ describe('VendorClient → TLS sandbox', () => {
   it('a wrong CA fails as VENDOR_TLS_FAILED, non-retryable, audited, nothing leaked, nothing sent', async () => {
     const before = await stats(ref);
     const x = h({ caPem: otherCa.certPem });
-    const err = await rejection(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1&name=secret-search-value`, ctx()));
+    const err = await rejection(
+      x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1&name=secret-search-value`, ctx()),
+    );
     expect(err).toBeInstanceOf(VendorTlsError);
-    expect(err).toMatchObject({ code: 'VENDOR_TLS_FAILED', retryable: false, method: 'POST', path: '/oauth/token', reason: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' });
+    expect(err).toMatchObject({
+      code: 'VENDOR_TLS_FAILED',
+      retryable: false,
+      method: 'POST',
+      path: '/oauth/token',
+      reason: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    });
     expect(x.events).toHaveLength(1);
-    expect(x.events[0]).toMatchObject({ action: 'vendor.token_request', outcome: 'failure', details: { status: 0, errorCode: 'VENDOR_TLS_FAILED' } });
+    expect(x.events[0]).toMatchObject({
+      action: 'vendor.token_request',
+      outcome: 'failure',
+      details: { status: 0, errorCode: 'VENDOR_TLS_FAILED' },
+    });
     const text = exposed(err, x.events);
     expectNoSecrets(text, [x.assertions[0]!, sb.adminToken]);
     expect(text).not.toContain('secret-search-value');
@@ -156,7 +191,9 @@ describe('VendorClient → TLS sandbox', () => {
     process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0';
     try {
       const x = h({ caPem: otherCa.certPem });
-      expect(await rejection(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()))).toBeInstanceOf(VendorTlsError);
+      expect(await rejection(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()))).toBeInstanceOf(
+        VendorTlsError,
+      );
     } finally {
       if (previous === undefined) delete process.env.NODE_TLS_REJECT_UNAUTHORIZED;
       else process.env.NODE_TLS_REJECT_UNAUTHORIZED = previous;
@@ -165,17 +202,35 @@ describe('VendorClient → TLS sandbox', () => {
   });
 
   it('a certificate for another name is refused (hostname verification is on)', async () => {
-    const wrongName = await issueCertificate(ca, { commonName: 'vendor.example.com', altNames: ['vendor.example.com'], usage: 'server' });
-    const other = await startSandbox({ seed: 11, size: 5, tls: { certPem: wrongName.certPem, keyPem: wrongName.keyPem } });
+    const wrongName = await issueCertificate(ca, {
+      commonName: 'vendor.example.com',
+      altNames: ['vendor.example.com'],
+      usage: 'server',
+    });
+    const other = await startSandbox({
+      seed: 11,
+      size: 5,
+      tls: { certPem: wrongName.certPem, keyPem: wrongName.keyPem },
+    });
     closers.push(() => other.close());
-    const x = harness({ integrationId: 'itg-name', baseUrl: other.fhirBaseUrl, tokenUrl: other.tokenUrl, tc, tls: { caPem: ca.certPem } });
+    const x = harness({
+      integrationId: 'itg-name',
+      baseUrl: other.fhirBaseUrl,
+      tokenUrl: other.tokenUrl,
+      tc,
+      tls: { caPem: ca.certPem },
+    });
     const err = await rejection(x.client.get('itg-name', `${other.fhirBaseUrl}/Patient`, ctx()));
     expect(err).toMatchObject({ code: 'VENDOR_TLS_FAILED', reason: 'ERR_TLS_CERT_ALTNAME_INVALID' });
   });
 
   it('the access token is never sent to a server whose handshake fails', async () => {
     // Token from the good sandbox; resources on a server with a certificate from a CA we do not trust.
-    const impostorCert = await issueCertificate(otherCa, { commonName: 'localhost', altNames: ['localhost', '127.0.0.1'], usage: 'server' });
+    const impostorCert = await issueCertificate(otherCa, {
+      commonName: 'localhost',
+      altNames: ['localhost', '127.0.0.1'],
+      usage: 'server',
+    });
     const seen: http.IncomingHttpHeaders[] = [];
     const rawBytes: number[] = [];
     const impostor = https.createServer({ cert: impostorCert.certPem, key: impostorCert.keyPem }, (req, res) => {
@@ -187,17 +242,32 @@ describe('VendorClient → TLS sandbox', () => {
     closers.push(() => new Promise((r) => impostor.close(r)));
     const base = `https://127.0.0.1:${(impostor.address() as AddressInfo).port}/fhir`;
 
-    const x = harness({ integrationId: 'itg-impostor', baseUrl: base, tokenUrl: sb.tokenUrl, tc, tls: { caPem: ca.certPem } });
+    const x = harness({
+      integrationId: 'itg-impostor',
+      baseUrl: base,
+      tokenUrl: sb.tokenUrl,
+      tc,
+      tls: { caPem: ca.certPem },
+    });
     const err = await rejection(x.client.get('itg-impostor', `${base}/Patient`, ctx()));
     expect(err).toBeInstanceOf(VendorTlsError);
     const token = await x.client.tokens.accessToken('itg-impostor'); // cached: it was issued before the GET
-    expect(x.events.map((e) => `${e.action}:${e.outcome}`)).toEqual(['vendor.token_request:success', 'vendor.call:failure']);
+    expect(x.events.map((e) => `${e.action}:${e.outcome}`)).toEqual([
+      'vendor.token_request:success',
+      'vendor.call:failure',
+    ]);
     expect(seen).toHaveLength(0);
     expect(rawBytes).toHaveLength(0);
     expectNoSecrets(exposed(err, x.events), [token]);
 
     // Control: a client that trusts the impostor's CA does reach it, so "nothing seen" is meaningful.
-    const control = harness({ integrationId: 'itg-control', baseUrl: base, tokenUrl: sb.tokenUrl, tc, tls: { caPem: `${ca.certPem}${otherCa.certPem}` } });
+    const control = harness({
+      integrationId: 'itg-control',
+      baseUrl: base,
+      tokenUrl: sb.tokenUrl,
+      tc,
+      tls: { caPem: `${ca.certPem}${otherCa.certPem}` },
+    });
     await control.client.get('itg-control', `${base}/Patient`, ctx());
     expect(seen).toHaveLength(1);
     expect(seen[0]?.authorization).toMatch(/^Bearer /);
@@ -210,7 +280,11 @@ describe('VendorClient → mutual TLS sandbox', () => {
   let tc: SandboxTestClient;
 
   beforeAll(async () => {
-    sb = await startSandbox({ seed: 12, size: 50, tls: { certPem: serverCert.certPem, keyPem: serverCert.keyPem, caPem: ca.certPem, requireClientCert: true } });
+    sb = await startSandbox({
+      seed: 12,
+      size: 50,
+      tls: { certPem: serverCert.certPem, keyPem: serverCert.keyPem, caPem: ca.certPem, requireClientCert: true },
+    });
     closers.push(() => sb.close());
     ref = { ...sb, tls: { caPem: ca.certPem, certPem: clientCert.certPem, keyPem: clientCert.keyPem } };
     tc = await createTestClient(ref, { scopes: ['system/Patient.rs'] });
@@ -230,20 +304,32 @@ describe('VendorClient → mutual TLS sandbox', () => {
     const before = await stats(ref);
     const x = h({ caPem: ca.certPem });
     const err = await rejection(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
-    expect(err).toMatchObject({ code: 'VENDOR_TLS_FAILED', retryable: false, reason: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' });
+    expect(err).toMatchObject({
+      code: 'VENDOR_TLS_FAILED',
+      retryable: false,
+      reason: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED',
+    });
     expect(x.events.at(-1)).toMatchObject({ outcome: 'failure', details: { errorCode: 'VENDOR_TLS_FAILED' } });
     expect(await stats(ref)).toEqual(before);
   });
 
   it('fails with a client certificate from another CA; no request is seen', async () => {
     const before = await stats(ref);
-    const x = h({ caPem: ca.certPem, clientCertPem: strangerClientCert.certPem, clientKeyPem: strangerClientCert.keyPem });
+    const x = h({
+      caPem: ca.certPem,
+      clientCertPem: strangerClientCert.certPem,
+      clientKeyPem: strangerClientCert.keyPem,
+    });
     const err = await rejection(x.client.get('itg', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
     // Node's TLS server refuses a TLS 1.3 client certificate by closing the connection without an alert,
     // so the client sees a reset rather than a certificate alert; either way the call fails, audited.
     expect(err instanceof VendorTlsError || err instanceof VendorNetworkError).toBe(true);
     expect((err as { code: string }).code).toMatch(/^VENDOR_(TLS_FAILED|NETWORK)$/);
-    expect(x.events.at(-1)).toMatchObject({ action: 'vendor.token_request', outcome: 'failure', details: { status: 0 } });
+    expect(x.events.at(-1)).toMatchObject({
+      action: 'vendor.token_request',
+      outcome: 'failure',
+      details: { status: 0 },
+    });
     expectNoSecrets(exposed(err, x.events), [x.assertions[0]!]);
     expect(await stats(ref)).toEqual(before);
   });
@@ -272,7 +358,14 @@ describe('https timeouts', () => {
     );
     const base = `https://127.0.0.1:${(stalled.address() as AddressInfo).port}`;
     const tc = { clientId: 'c', assertion: async () => 'a' } as unknown as SandboxTestClient;
-    const x = harness({ integrationId: 'itg-slow', baseUrl: `${base}/fhir`, tokenUrl: `${base}/oauth/token`, tc, tls: { caPem: ca.certPem }, timeoutMs: 300 });
+    const x = harness({
+      integrationId: 'itg-slow',
+      baseUrl: `${base}/fhir`,
+      tokenUrl: `${base}/oauth/token`,
+      tc,
+      tls: { caPem: ca.certPem },
+      timeoutMs: 300,
+    });
     for (const p of ['/fhir/Slow', '/fhir/Stall']) {
       const started = Date.now();
       const err = await rejection(x.client.get('itg-slow', `${base}${p}`, ctx()));
@@ -288,7 +381,13 @@ describe('protocol versions', () => {
     const requests: string[] = [];
     const legacy = https.createServer(
       // SECLEVEL=0: OpenSSL 3 in Node 20 will not negotiate TLS 1.0/1.1 otherwise.
-      { cert: serverCert.certPem, key: serverCert.keyPem, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' },
+      {
+        cert: serverCert.certPem,
+        key: serverCert.keyPem,
+        minVersion: 'TLSv1',
+        maxVersion: 'TLSv1.1',
+        ciphers: 'DEFAULT@SECLEVEL=0',
+      },
       (req, res) => {
         requests.push(req.url ?? '');
         res.end('{}');
@@ -300,7 +399,15 @@ describe('protocol versions', () => {
 
     // Positive control: the server really does complete a TLS 1.1 handshake with a client that allows it.
     const negotiated = await new Promise<string>((resolve, reject) => {
-      const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca: ca.certPem, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' });
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port,
+        servername: 'localhost',
+        ca: ca.certPem,
+        minVersion: 'TLSv1',
+        maxVersion: 'TLSv1.1',
+        ciphers: 'DEFAULT@SECLEVEL=0',
+      });
       s.once('secureConnect', () => {
         resolve(s.getProtocol() ?? '');
         s.destroy();
@@ -310,7 +417,13 @@ describe('protocol versions', () => {
     expect(negotiated).toBe('TLSv1.1');
 
     const tc = { clientId: 'c', assertion: async () => 'assertion-not-a-secret' } as unknown as SandboxTestClient;
-    const x = harness({ integrationId: 'itg-legacy', baseUrl: `https://127.0.0.1:${port}/fhir`, tokenUrl: `https://127.0.0.1:${port}/oauth/token`, tc, tls: { caPem: ca.certPem } });
+    const x = harness({
+      integrationId: 'itg-legacy',
+      baseUrl: `https://127.0.0.1:${port}/fhir`,
+      tokenUrl: `https://127.0.0.1:${port}/oauth/token`,
+      tc,
+      tls: { caPem: ca.certPem },
+    });
     const err = await rejection(x.client.get('itg-legacy', `https://127.0.0.1:${port}/fhir/Patient`, ctx()));
     expect(err).toMatchObject({ code: 'VENDOR_TLS_FAILED', retryable: false });
     expect((err as VendorTlsError).reason).toMatch(/^ERR_SSL_|^TLS_PROTOCOL_VERSION$/);
@@ -325,13 +438,22 @@ describe('protocol versions', () => {
       tc: { clientId: 'c', assertion: async () => 'a' } as unknown as SandboxTestClient,
       tls: { minVersion: 'TLSv1.1' as 'TLSv1.2' },
     });
-    await expect(x.client.get('itg-floor', 'https://127.0.0.1:1/fhir/Patient', ctx())).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+    await expect(x.client.get('itg-floor', 'https://127.0.0.1:1/fhir/Patient', ctx())).rejects.toMatchObject({
+      code: 'CONFIG_INVALID',
+    });
   });
 
   it('plain http to a non-loopback host is still refused before anything is sent', async () => {
     const tc = { clientId: 'c', assertion: async () => 'a' } as unknown as SandboxTestClient;
-    const x = harness({ integrationId: 'itg-http', baseUrl: 'http://vendor.example.com/fhir', tokenUrl: 'http://vendor.example.com/oauth/token', tc });
-    await expect(x.client.get('itg-http', 'http://vendor.example.com/fhir/Patient', ctx())).rejects.toBeInstanceOf(TlsPolicyError);
+    const x = harness({
+      integrationId: 'itg-http',
+      baseUrl: 'http://vendor.example.com/fhir',
+      tokenUrl: 'http://vendor.example.com/oauth/token',
+      tc,
+    });
+    await expect(x.client.get('itg-http', 'http://vendor.example.com/fhir/Patient', ctx())).rejects.toBeInstanceOf(
+      TlsPolicyError,
+    );
     expect(x.events).toHaveLength(0);
   });
 });

@@ -15,20 +15,26 @@ import { chromium } from 'playwright-core';
 import type { BrowserContext } from 'playwright-core';
 import { startSync, syncResult } from '../../client/sync-client.js';
 import type { Config } from '../../lib/config/schema.js';
-import { findFreePort } from '../../lib/dev/ports.js';
-import { resolveTemporalCli } from '../../lib/dev/temporal-cli.js';
-import type { TemporalDevServer } from '../../lib/dev/temporal-server.js';
-import { ENCRYPTED_ENCODING } from '../../lib/security/payload-codec.js';
+import { findFreePort } from '../../dev/ports.js';
+import { resolveTemporalCli } from '../../dev/temporal-cli.js';
+import type { TemporalDevServer } from '../../dev/temporal-server.js';
+import { ENCRYPTED_ENCODING } from '../../lib/crypto/payload-codec.js';
 import type { Pool } from '../../lib/store/pool.js';
 import type { SandboxHandle } from '../../sandbox/index.js';
-import { openPayloadCodec } from '../../lib/security/open-purpose-keys.js';
+import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import { uniqueId } from '../harness.js';
 import { startScannedTemporalDevServer } from '../security/scanned-temporal.js';
 import { describeWhenAvailable } from '../suites-not-run.js';
 import type { TestCodecServer } from '../integration/codec-support.js';
 import { startTestCodecServer } from '../integration/codec-support.js';
 import type { RunningWorker } from '../integration/support.js';
-import { registerSandboxTenant, startInProcessWorker, startTestSandbox, testConfig, testPool } from '../integration/support.js';
+import {
+  registerSandboxTenant,
+  startInProcessWorker,
+  startTestSandbox,
+  testConfig,
+  testPool,
+} from '../integration/support.js';
 
 // The browser globals used inside page.evaluate callbacks (this project compiles without the DOM lib).
 declare const document: { body: { innerText: string }; cookie: string };
@@ -59,7 +65,12 @@ describeWhenAvailable(__filename, 'Temporal Web UI with the codec server', [chro
     config = testConfig();
     codec = await startTestCodecServer(config, pool, uiUrl);
     // Its histories are preserved for the end-of-run leak scan when it stops (it stops before the scan).
-    temporal = await startScannedTemporalDevServer({ label: 'web-ui', cliPath: await resolveTemporalCli(), uiPort, uiCodecEndpoint: codec.url });
+    temporal = await startScannedTemporalDevServer({
+      label: 'web-ui',
+      cliPath: await resolveTemporalCli(),
+      uiPort,
+      uiCodecEndpoint: codec.url,
+    });
     config = { ...config, TEMPORAL_ADDRESS: temporal.address };
     sandbox = await startTestSandbox({ size: 60 });
     worker = await startInProcessWorker(config);
@@ -80,10 +91,18 @@ describeWhenAvailable(__filename, 'Temporal Web UI with the codec server', [chro
   it('shows the decoded sync input only after the codec server login, and audits the decode', async () => {
     const t0 = Date.now();
     const { tenantId, integrationIds } = await registerSandboxTenant(pool, sandbox);
-    const client = new Client({ connection, dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool, actor: 'test:web-ui' })] } });
+    const client = new Client({
+      connection,
+      dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool, actor: 'test:web-ui' })] },
+    });
     // A workflow id without the tenant id, so the tenant id on the page can only come from the decoded input.
     const workflowId = uniqueId('ui-sync');
-    const handle = await startSync(client, config.TEMPORAL_TASK_QUEUE, { tenantId, integrationId: integrationIds[0]!, vendor: 'sandbox' }, { workflowId });
+    const handle = await startSync(
+      client,
+      config.TEMPORAL_TASK_QUEUE,
+      { tenantId, integrationId: integrationIds[0]!, vendor: 'sandbox' },
+      { workflowId },
+    );
     await syncResult(handle);
     const runId = handle.firstExecutionRunId;
 
@@ -99,17 +118,30 @@ describeWhenAvailable(__filename, 'Temporal Web UI with the codec server', [chro
       headless: true,
       ignoreHTTPSErrors: true,
       viewport: { width: 1400, height: 1000 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--ignore-certificate-errors'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--ignore-certificate-errors',
+      ],
     });
     const page = browser.pages()[0] ?? (await browser.newPage());
     const cdp = await browser.newCDPSession(page);
     await cdp.send('Network.enable');
-    cdp.on('Network.responseReceivedExtraInfo', (e: { blockedCookies?: unknown[]; headers?: Record<string, string> }) => {
-      // Names and reasons only: never print a cookie's value.
-      for (const b of (e.blockedCookies ?? []) as Array<{ blockedReasons: string[]; cookie?: { name: string } }>) {
-        console.log(`[web-ui] browser blocked cookie ${b.cookie?.name ?? '?'}: ${b.blockedReasons.join(', ')}`);
-      }
-    });
+    cdp.on(
+      'Network.responseReceivedExtraInfo',
+      (e: { blockedCookies?: unknown[]; headers?: Record<string, string> }) => {
+        // Names and reasons only: never print a cookie's value.
+        for (const b of (e.blockedCookies ?? []) as Array<{ blockedReasons: string[]; cookie?: { name: string } }>) {
+          console.log(`[web-ui] browser blocked cookie ${b.cookie?.name ?? '?'}: ${b.blockedReasons.join(', ')}`);
+        }
+      },
+    );
     await page.goto(`${uiUrl}/namespaces/default/workflows`, { waitUntil: 'domcontentloaded' });
     // The UI's Codec Server settings ("include cross-origin credentials"), as an engineer would set them.
     await page.evaluate((endpoint) => {
@@ -134,7 +166,11 @@ describeWhenAvailable(__filename, 'Temporal Web UI with the codec server', [chro
     const token = await codec.token({ sub });
     const login = await page.evaluate(
       async ({ url, token }) => {
-        const res = await fetch(`${url}/login`, { method: 'POST', credentials: 'include', headers: { authorization: `Bearer ${token}` } });
+        const res = await fetch(`${url}/login`, {
+          method: 'POST',
+          credentials: 'include',
+          headers: { authorization: `Bearer ${token}` },
+        });
         return { status: res.status, cookieVisibleToScript: document.cookie.includes('ehr_codec_session') };
       },
       { url: codec.url, token },
@@ -155,10 +191,14 @@ describeWhenAvailable(__filename, 'Temporal Web UI with the codec server', [chro
     expect(shown).toContain(integrationIds[0]!);
     const screenshot = path.join(os.tmpdir(), 'ehr-web-ui-decoded-input.png');
     await page.screenshot({ path: screenshot, fullPage: true });
-    console.log(`[web-ui] decoded input visible ${((Date.now() - t0) / 1000).toFixed(1)} s after the sync started; screenshot: ${screenshot}`);
+    console.log(
+      `[web-ui] decoded input visible ${((Date.now() - t0) / 1000).toFixed(1)} s after the sync ` +
+        `started; screenshot: ${screenshot}`,
+    );
 
     const audited = await pool.query<{ n: string }>(
-      `SELECT count(*)::text AS n FROM audit_events WHERE action = 'codec.decode' AND actor = $1 AND outcome = 'success' AND details->>'via' = 'session'`,
+      `SELECT count(*)::text AS n FROM audit_events WHERE action = 'codec.decode' AND actor = $1
+          AND outcome = 'success' AND details->>'via' = 'session'`,
       [sub],
     );
     expect(Number(audited.rows[0]!.n)).toBeGreaterThan(0);

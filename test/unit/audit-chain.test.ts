@@ -7,7 +7,7 @@ import pg from 'pg';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { appendAuditEvents, computeAuditHash, recordAuditEvent } from '../../lib/audit/chain.js';
 import type { AuditEvent } from '../../lib/audit/chain.js';
-import { verifyAuditChain } from '../../lib/audit/verify.js';
+import { verifyAuditChain } from '../../lib/audit/verify-chain.js';
 import { AuditWriteError, InvalidArgumentError } from '../../lib/errors/index.js';
 import { withTransaction } from '../../lib/store/pool.js';
 import { useTestCluster } from '../db.js';
@@ -42,7 +42,6 @@ async function resetChain(): Promise<void> {
   await db.ownerPool.query(`UPDATE audit_head SET seq = 0, hash = $1`, [Buffer.alloc(32)]);
 }
 
-
 async function appendMany(n: number, perTx = 50): Promise<void> {
   for (let start = 0; start < n; start += perTx) {
     const batch = Array.from({ length: Math.min(perTx, n - start) }, (_, k) => event(start + k + 1));
@@ -75,8 +74,16 @@ describe('audit chain', () => {
       fc.asyncProperty(
         fc.array(
           fc.record({
-            details: fc.dictionary(fc.string({ maxLength: 10 }).filter((k) => !k.includes('\u0000')), jsonNoNul, { maxKeys: 5 }),
-            occurredAt: fc.date({ min: new Date('1970-01-01T00:00:00Z'), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }),
+            details: fc.dictionary(
+              fc.string({ maxLength: 10 }).filter((k) => !k.includes('\u0000')),
+              jsonNoNul,
+              { maxKeys: 5 },
+            ),
+            occurredAt: fc.date({
+              min: new Date('1970-01-01T00:00:00Z'),
+              max: new Date('9999-12-31T23:59:59Z'),
+              noInvalidDate: true,
+            }),
           }),
           { minLength: 1, maxLength: 5 },
         ),
@@ -95,9 +102,14 @@ describe('audit chain', () => {
 
   it('the database refuses UPDATE, DELETE and TRUNCATE on audit_events, even to the owner while the triggers are on', async () => {
     await appendMany(3);
-    for (const sql of ["UPDATE audit_events SET actor = 'mallory' WHERE seq = 2", 'DELETE FROM audit_events WHERE seq = 3', 'TRUNCATE audit_events']) {
+    for (const sql of [
+      "UPDATE audit_events SET actor = 'mallory' WHERE seq = 2",
+      'DELETE FROM audit_events WHERE seq = 3',
+      'TRUNCATE audit_events',
+    ]) {
       await expect(db.ownerPool.query(sql)).rejects.toThrow(/append-only/);
-      await expect(pool.query(sql)).rejects.toMatchObject({ code: '42501' }); // the application role: no privilege at all
+      // the application role: no privilege at all
+      await expect(pool.query(sql)).rejects.toMatchObject({ code: '42501' });
     }
     expect(await verifyAuditChain(pool)).toMatchObject({ ok: true, headSeq: 3 });
   });
@@ -116,7 +128,9 @@ describe('audit chain', () => {
 
   it('refuses details over 8 KB; recordAuditEvent fails closed with AuditWriteError', async () => {
     const big = event(1, { details: { blob: 'x'.repeat(9000) } });
-    await expect(withTransaction(pool, (c) => appendAuditEvents(c, [big]))).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(withTransaction(pool, (c) => appendAuditEvents(c, [big]))).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
     await expect(recordAuditEvent(pool, big)).rejects.toBeInstanceOf(AuditWriteError);
     // A database failure (audit_head locked out from this role) is also AuditWriteError.
     const broken = new pg.Pool({ connectionString: 'postgres://nobody:wrong@127.0.0.1:1/none', max: 1 });
@@ -132,18 +146,28 @@ describe('audit chain', () => {
     const workers = Array.from({ length: 8 }, (_, w) =>
       (async () => {
         for (let round = 0; round < 15; round++) {
-          const batch = Array.from({ length: 1 + ((w + round) % 4) }, (_, k) => event(w * 1000 + round * 10 + k, { actor: `worker:${w}` }));
+          const batch = Array.from({ length: 1 + ((w + round) % 4) }, (_, k) =>
+            event(w * 1000 + round * 10 + k, { actor: `worker:${w}` }),
+          );
           await withTransaction(pool, (c) => appendAuditEvents(c, batch));
         }
       })(),
     );
     await Promise.all(workers);
-    const expected = Array.from({ length: 8 }, (_, w) => Array.from({ length: 15 }, (_, r) => 1 + ((w + r) % 4)).reduce((a, b) => a + b, 0)).reduce((a, b) => a + b, 0);
-    const { rows } = await pool.query<{ n: string; min: string; max: string }>('SELECT count(*) AS n, min(seq) AS min, max(seq) AS max FROM audit_events');
+    const expected = Array.from({ length: 8 }, (_, w) =>
+      Array.from({ length: 15 }, (_, r) => 1 + ((w + r) % 4)).reduce((a, b) => a + b, 0),
+    ).reduce((a, b) => a + b, 0);
+    const { rows } = await pool.query<{ n: string; min: string; max: string }>(
+      'SELECT count(*) AS n, min(seq) AS min, max(seq) AS max FROM audit_events',
+    );
     expect(Number(rows[0]!.n)).toBe(expected);
     expect(Number(rows[0]!.min)).toBe(1);
     expect(Number(rows[0]!.max)).toBe(expected);
-    expect(await verifyAuditChain(pool, { batchSize: 64 })).toEqual({ ok: true, eventsChecked: expected, headSeq: expected });
+    expect(await verifyAuditChain(pool, { batchSize: 64 })).toEqual({
+      ok: true,
+      eventsChecked: expected,
+      headSeq: expected,
+    });
   }, 60_000);
 });
 
@@ -155,7 +179,11 @@ describe('tamper detection (superuser with triggers disabled)', () => {
 
   it('an edited row is reported at its seq', async () => {
     await asAttacker(`UPDATE audit_events SET details = jsonb_set(details, '{i}', '999') WHERE seq = 17`);
-    expect(await verifyAuditChain(pool, { batchSize: 8 })).toMatchObject({ ok: false, firstBrokenSeq: 17, headSeq: 40 });
+    expect(await verifyAuditChain(pool, { batchSize: 8 })).toMatchObject({
+      ok: false,
+      firstBrokenSeq: 17,
+      headSeq: 40,
+    });
   });
 
   it('an edited row with a correctly recomputed hash breaks the next link', async () => {
@@ -173,7 +201,11 @@ describe('tamper detection (superuser with triggers disabled)', () => {
       details: r.details,
     });
     await asAttacker(`UPDATE audit_events SET actor = 'user:mallory', hash = $1 WHERE seq = 17`, [forged]);
-    expect(await verifyAuditChain(pool)).toMatchObject({ ok: false, firstBrokenSeq: 18, reason: expect.stringMatching(/prev_hash/) });
+    expect(await verifyAuditChain(pool)).toMatchObject({
+      ok: false,
+      firstBrokenSeq: 18,
+      reason: expect.stringMatching(/prev_hash/),
+    });
   });
 
   it('a microsecond edit of occurred_at is detected', async () => {
@@ -210,7 +242,12 @@ describe('tamper detection (superuser with triggers disabled)', () => {
 
   it('a truncated tail (last rows deleted, head left) is reported after the last surviving row', async () => {
     await asAttacker('DELETE FROM audit_events WHERE seq > 34');
-    expect(await verifyAuditChain(pool, { batchSize: 10 })).toMatchObject({ ok: false, firstBrokenSeq: 35, headSeq: 40, eventsChecked: 34 });
+    expect(await verifyAuditChain(pool, { batchSize: 10 })).toMatchObject({
+      ok: false,
+      firstBrokenSeq: 35,
+      headSeq: 40,
+      eventsChecked: 34,
+    });
   });
 
   it('a head moved back to hide the tail, or with a forged hash, is reported', async () => {
@@ -223,14 +260,18 @@ describe('tamper detection (superuser with triggers disabled)', () => {
 
   it('any single tampered row is found at exactly its seq (property)', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1, max: 40 }), fc.constantFrom('actor', 'action', 'correlation_id', 'tenant_id'), async (seq, column) => {
-        const before = await pool.query(`SELECT ${column} AS v FROM audit_events WHERE seq = $1`, [seq]);
-        await asAttacker(`UPDATE audit_events SET ${column} = 'x-' || coalesce(${column}, '') WHERE seq = $1`, [seq]);
-        const result = await verifyAuditChain(pool, { batchSize: 9 });
-        await asAttacker(`UPDATE audit_events SET ${column} = $2 WHERE seq = $1`, [seq, before.rows[0].v]);
-        expect(result).toMatchObject({ ok: false, firstBrokenSeq: seq });
-        expect((await verifyAuditChain(pool)).ok).toBe(true);
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 40 }),
+        fc.constantFrom('actor', 'action', 'correlation_id', 'tenant_id'),
+        async (seq, column) => {
+          const before = await pool.query(`SELECT ${column} AS v FROM audit_events WHERE seq = $1`, [seq]);
+          await asAttacker(`UPDATE audit_events SET ${column} = 'x-' || coalesce(${column}, '') WHERE seq = $1`, [seq]);
+          const result = await verifyAuditChain(pool, { batchSize: 9 });
+          await asAttacker(`UPDATE audit_events SET ${column} = $2 WHERE seq = $1`, [seq, before.rows[0].v]);
+          expect(result).toMatchObject({ ok: false, firstBrokenSeq: seq });
+          expect((await verifyAuditChain(pool)).ok).toBe(true);
+        },
+      ),
       { numRuns: 15 },
     );
   }, 60_000);

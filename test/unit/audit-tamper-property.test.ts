@@ -21,7 +21,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import canonicalize from 'canonicalize';
-import { AUDIT_GENESIS_HASH, auditHashWithDetails, canonicalJsonValue, computeAuditHash } from '../../lib/audit/chain.js';
+import {
+  AUDIT_GENESIS_HASH,
+  auditHashWithDetails,
+  canonicalJsonValue,
+  computeAuditHash,
+} from '../../lib/audit/chain.js';
 import type { AnchoredHead, ChainHead, ChainRow } from '../../lib/audit/chain-verifier.js';
 import { rowHash, verifyChainRows } from '../../lib/audit/chain-verifier.js';
 
@@ -64,7 +69,8 @@ interface Chain {
 function chain(n: number, k: number): Chain {
   const rows = base.slice(0, n).map((r) => ({ ...r }));
   const checkpoints: AnchoredHead[] = [];
-  for (let s = k, cp = 1; s <= n; s += k, cp++) checkpoints.push({ checkpointSeq: cp, eventSeq: s, headHash: rows[s - 1]!.hash });
+  for (let s = k, cp = 1; s <= n; s += k, cp++)
+    checkpoints.push({ checkpointSeq: cp, eventSeq: s, headHash: rows[s - 1]!.hash });
   return { rows, checkpoints, head: { seq: n, hash: rows[n - 1]!.hash }, k };
 }
 
@@ -79,7 +85,18 @@ function rehash(rows: ChainRow[], from: number): void {
   }
 }
 
-const FIELDS = ['actor', 'action', 'outcome', 'tenantId', 'integrationId', 'correlationId', 'details', 'occurredAt', 'prevHash', 'hash'] as const;
+const FIELDS = [
+  'actor',
+  'action',
+  'outcome',
+  'tenantId',
+  'integrationId',
+  'correlationId',
+  'details',
+  'occurredAt',
+  'prevHash',
+  'hash',
+] as const;
 
 function edit(row: ChainRow, field: (typeof FIELDS)[number], salt: number): void {
   switch (field) {
@@ -134,7 +151,9 @@ describe('the fast canonical form used for verification equals RFC 8785 (canonic
       fc.property(
         fc.record({
           seq: fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
-          occurredAt: fc.date({ min: new Date(0), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true }).map((d) => d.toISOString()),
+          occurredAt: fc
+            .date({ min: new Date(0), max: new Date('9999-12-31T23:59:59Z'), noInvalidDate: true })
+            .map((d) => d.toISOString()),
           actor: text,
           action: text,
           outcome: fc.constantFrom('success' as const, 'failure' as const),
@@ -194,19 +213,25 @@ describe('audit tamper detection: 10,000 randomized trials, each with the right 
 
   it('insert a forged row with a recomputed hash (1,650 trials): reported at the forged seq', () => {
     fc.assert(
-      fc.property(chainArb, fc.nat(), fc.boolean(), fc.string({ minLength: 1, maxLength: 12 }), ({ n, k }, pick, moveHead, actor) => {
-        count('insert');
-        const c = chain(n, k);
-        const s = (pick % n) + 1;
-        const prev = s === 1 ? AUDIT_GENESIS_HASH : c.rows[s - 2]!.hash;
-        const forged = { ...c.rows[s - 1]!, seq: s, actor: `forged:${actor}`, correlationId: `forged-${pick}` };
-        forged.prevHash = prev;
-        forged.hash = hashRow(prev, forged);
-        for (const r of c.rows.slice(s - 1)) r.seq += 1; // the originals move up, hashes kept
-        c.rows.splice(s - 1, 0, forged);
-        const head = moveHead ? { seq: n + 1, hash: c.rows[n]!.hash } : c.head;
-        expect(verifyChainRows(c.rows, c.checkpoints, head)).toMatchObject({ ok: false, firstBrokenSeq: s });
-      }),
+      fc.property(
+        chainArb,
+        fc.nat(),
+        fc.boolean(),
+        fc.string({ minLength: 1, maxLength: 12 }),
+        ({ n, k }, pick, moveHead, actor) => {
+          count('insert');
+          const c = chain(n, k);
+          const s = (pick % n) + 1;
+          const prev = s === 1 ? AUDIT_GENESIS_HASH : c.rows[s - 2]!.hash;
+          const forged = { ...c.rows[s - 1]!, seq: s, actor: `forged:${actor}`, correlationId: `forged-${pick}` };
+          forged.prevHash = prev;
+          forged.hash = hashRow(prev, forged);
+          for (const r of c.rows.slice(s - 1)) r.seq += 1; // the originals move up, hashes kept
+          c.rows.splice(s - 1, 0, forged);
+          const head = moveHead ? { seq: n + 1, hash: c.rows[n]!.hash } : c.head;
+          expect(verifyChainRows(c.rows, c.checkpoints, head)).toMatchObject({ ok: false, firstBrokenSeq: s });
+        },
+      ),
       { numRuns: 1650 },
     );
   });
@@ -254,19 +279,25 @@ describe('audit tamper detection: 10,000 randomized trials, each with the right 
 
   it('rebuild the whole chain with recomputed hashes (1,650 trials): reported at the start of the first checkpoint interval that no longer matches', () => {
     fc.assert(
-      fc.property(chainArb, fc.nat(), fc.constantFrom(...FIELDS.filter((f) => f !== 'prevHash' && f !== 'hash')), fc.nat(1000), ({ n, k }, pick, field, salt) => {
-        count('rebuild');
-        const c = chain(n, k);
-        const lastCp = c.checkpoints[c.checkpoints.length - 1]!.eventSeq;
-        const s = (pick % lastCp) + 1;
-        edit(c.rows[s - 1]!, field, salt);
-        rehash(c.rows, s - 1);
-        const head = { seq: n, hash: c.rows[n - 1]!.hash };
-        // Without checkpoints the rebuilt chain is self-consistent: that is why checkpoints exist.
-        expect(verifyChainRows(c.rows, [], head).ok).toBe(true);
-        const expected = Math.floor((s - 1) / k) * k + 1;
-        expect(verifyChainRows(c.rows, c.checkpoints, head)).toMatchObject({ ok: false, firstBrokenSeq: expected });
-      }),
+      fc.property(
+        chainArb,
+        fc.nat(),
+        fc.constantFrom(...FIELDS.filter((f) => f !== 'prevHash' && f !== 'hash')),
+        fc.nat(1000),
+        ({ n, k }, pick, field, salt) => {
+          count('rebuild');
+          const c = chain(n, k);
+          const lastCp = c.checkpoints[c.checkpoints.length - 1]!.eventSeq;
+          const s = (pick % lastCp) + 1;
+          edit(c.rows[s - 1]!, field, salt);
+          rehash(c.rows, s - 1);
+          const head = { seq: n, hash: c.rows[n - 1]!.hash };
+          // Without checkpoints the rebuilt chain is self-consistent: that is why checkpoints exist.
+          expect(verifyChainRows(c.rows, [], head).ok).toBe(true);
+          const expected = Math.floor((s - 1) / k) * k + 1;
+          expect(verifyChainRows(c.rows, c.checkpoints, head)).toMatchObject({ ok: false, firstBrokenSeq: expected });
+        },
+      ),
       { numRuns: 1650 },
     );
   });

@@ -1,6 +1,11 @@
 /** The circuit breaker's state machine, on a fake clock: what an operator and a retrying activity see. */
 import { describe, expect, it } from 'vitest';
-import { CircuitOpenError, IntegrationRevokedError, VendorHttpError, VendorNetworkError } from '../../lib/errors/index.js';
+import {
+  CircuitOpenError,
+  IntegrationRevokedError,
+  VendorHttpError,
+  VendorNetworkError,
+} from '../../lib/errors/index.js';
 import type { BreakerTransition } from '../../lib/vendors/circuit-breaker.js';
 import { CircuitBreakers } from '../../lib/vendors/circuit-breaker.js';
 
@@ -11,7 +16,11 @@ const unavailable = new VendorHttpError(503, 'GET', '/fhir/Patient');
 function setup(failureThreshold = 3, coolDownMs = 10_000) {
   let now = 1_000_000;
   const transitions: BreakerTransition[] = [];
-  const breakers = new CircuitBreakers({ preset: { failureThreshold, coolDownMs }, onTransition: (t) => transitions.push(t), now: () => now });
+  const breakers = new CircuitBreakers({
+    preset: { failureThreshold, coolDownMs },
+    onTransition: (t) => transitions.push(t),
+    now: () => now,
+  });
   const call = (err?: unknown) => breakers.admit(ID, TENANT).done(err);
   return { breakers, transitions, call, advance: (ms: number) => (now += ms) };
 }
@@ -34,7 +43,15 @@ describe('circuit breaker', () => {
     expect(b.breakers.state(ID)).toBe('closed');
     b.call(unavailable);
     expect(b.breakers.state(ID)).toBe('open');
-    expect(b.transitions).toEqual([expect.objectContaining({ integrationId: ID, tenantId: TENANT, state: 'open', consecutiveFailures: 3, lastErrorCode: 'VENDOR_UNAVAILABLE' })]);
+    expect(b.transitions).toEqual([
+      expect.objectContaining({
+        integrationId: ID,
+        tenantId: TENANT,
+        state: 'open',
+        consecutiveFailures: 3,
+        lastErrorCode: 'VENDOR_UNAVAILABLE',
+      }),
+    ]);
     b.advance(4_000);
     const err = openError(() => b.breakers.admit(ID, TENANT));
     expect(err).toMatchObject({ code: 'VENDOR_CIRCUIT_OPEN', retryable: true, retryAfterMs: 6_000 });

@@ -3,7 +3,7 @@
  * counts, and which registrations it refuses.
  */
 import { describe, expect, it } from 'vitest';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { RESOURCE_TYPES } from '../../lib/domain.js';
 import type { ResourceType } from '../../lib/domain.js';
 import { InvalidArgumentError, PolicyViolationError } from '../../lib/errors/index.js';
@@ -21,7 +21,8 @@ import type { Pool } from '../../lib/store/pool.js';
 import { generateResource } from '../../sandbox/resources.js';
 
 const gen = { seed: 3, patientCount: 20 };
-const sample = (type: ResourceType, index = 1) => generateResource(gen, type, index, 1, Date.UTC(2024, 0, 1)) as Record<string, unknown>;
+const sample = (type: ResourceType, index = 1) =>
+  generateResource(gen, type, index, 1, Date.UTC(2024, 0, 1)) as Record<string, unknown>;
 
 // Synthetic data only.
 const encounter = {
@@ -40,8 +41,11 @@ const encounter = {
 describe('classification', () => {
   it('maps every element any purpose can store to a known data class', () => {
     for (const type of RESOURCE_TYPES) {
-      for (const [element, cls] of Object.entries(CLASSIFICATION[type])) expect(DATA_CLASSES, `${type}.${element}`).toContain(cls);
-      for (const purpose of PURPOSES) for (const element of retainedElements(type, purpose)) expect(classOf(type, element), `${purpose} ${type}.${element}`).toBeDefined();
+      for (const [element, cls] of Object.entries(CLASSIFICATION[type]))
+        expect(DATA_CLASSES, `${type}.${element}`).toContain(cls);
+      for (const purpose of PURPOSES)
+        for (const element of retainedElements(type, purpose))
+          expect(classOf(type, element), `${purpose} ${type}.${element}`).toBeDefined();
     }
   });
 
@@ -51,7 +55,9 @@ describe('classification', () => {
         const resource = sample(type, i);
         const { resource: kept, dropped } = minimiseForPurpose(type, resource, 'clinical-sync');
         for (const element of Object.keys(kept)) expect(classOf(type, element), `${type}.${element}`).toBeDefined();
-        expect(dropped, type).toBe(Object.keys(resource).filter((k) => resource[k] !== undefined && !(k in kept)).length);
+        expect(dropped, type).toBe(
+          Object.keys(resource).filter((k) => resource[k] !== undefined && !(k in kept)).length,
+        );
         expect(kept, type).not.toHaveProperty('text');
         expect(kept, type).not.toHaveProperty('photo');
         expect(kept, type).not.toHaveProperty('maritalStatus');
@@ -63,7 +69,9 @@ describe('classification', () => {
 
   it('keeps the old clinical retention as the default purpose', () => {
     for (const type of RESOURCE_TYPES) expect(RETAINED_ELEMENTS[type]).toEqual(retainedElements(type, 'clinical-sync'));
-    expect(minimise('Encounter', encounter)).toEqual(minimiseForPurpose('Encounter', encounter, 'clinical-sync').resource);
+    expect(minimise('Encounter', encounter)).toEqual(
+      minimiseForPurpose('Encounter', encounter, 'clinical-sync').resource,
+    );
   });
 
   it('drops the diagnosis from an Encounter synced for scheduling, and counts it', () => {
@@ -103,7 +111,9 @@ describe('classification', () => {
   });
 
   it('refuses resource types outside the purpose, naming them', () => {
-    expect(() => assertTypesWithinPurpose('scheduling-sync', ['Patient', 'Observation', 'Condition'])).toThrow(PolicyViolationError);
+    expect(() => assertTypesWithinPurpose('scheduling-sync', ['Patient', 'Observation', 'Condition'])).toThrow(
+      PolicyViolationError,
+    );
     expect(() => assertTypesWithinPurpose('scheduling-sync', ['Patient', 'Observation', 'Condition'])).toThrow(
       /scheduling-sync does not allow resource type\(s\) Observation, Condition/,
     );
@@ -113,15 +123,33 @@ describe('classification', () => {
 
 describe('registering an integration with a purpose', () => {
   // Validation happens before any database or network access: this pool is never touched.
-  const pool = new Proxy({}, { get: () => { throw new Error('the database was used'); } }) as unknown as Pool;
-  const base = { id: 'i-purpose', tenantId: 't-purpose', vendor: 'sandbox', baseUrl: 'http://127.0.0.1:1/fhir', secretsDir: '/nonexistent' };
+  const pool = new Proxy(
+    {},
+    {
+      get: () => {
+        throw new Error('the database was used');
+      },
+    },
+  ) as unknown as Pool;
+  const base = {
+    id: 'i-purpose',
+    tenantId: 't-purpose',
+    vendor: 'sandbox',
+    baseUrl: 'http://127.0.0.1:1/fhir',
+    secretsDir: '/nonexistent',
+  };
   const actor = { actor: 'test:unit', correlationId: '00000000-0000-4000-8000-000000000000' };
 
   it('refuses --types outside the purpose with a message naming them', async () => {
-    const err = await registerIntegration(pool, { ...base, purpose: 'scheduling-sync', resourceTypes: ['Patient', 'MedicationRequest'] }, actor).catch((e: unknown) => e);
+    const err = await registerIntegration(
+      pool,
+      { ...base, purpose: 'scheduling-sync', resourceTypes: ['Patient', 'MedicationRequest'] },
+      actor,
+    ).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(PolicyViolationError);
     expect((err as Error).message).toBe(
-      'minimum-necessary: purpose scheduling-sync does not allow resource type(s) MedicationRequest; it allows Patient, Appointment, Encounter',
+      'minimum-necessary: purpose scheduling-sync does not allow resource type(s) ' +
+        'MedicationRequest; it allows Patient, Appointment, Encounter',
     );
   });
 

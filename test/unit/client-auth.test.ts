@@ -6,9 +6,9 @@
  */
 import { decodeJwt, generateKeyPair } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { signClientAssertion } from '../../lib/security/client-assertion.js';
+import { signClientAssertion } from '../../lib/crypto/client-assertion.js';
 import { basicAuthorization, revocationRequest, tokenRequest } from '../../lib/vendors/client-auth.js';
-import type { IntegrationCredentials } from '../../lib/vendors/vendor-client.js';
+import type { IntegrationCredentials } from '../../lib/vendors/vendor-call.js';
 import { presentedClient } from '../../sandbox/client-auth.js';
 import { ASSERTION_TYPE } from '../../sandbox/smart.js';
 
@@ -26,7 +26,8 @@ async function credentials(overrides: Partial<IntegrationCredentials> = {}): Pro
   };
   return {
     ...base,
-    signAssertion: (audience = base.tokenUrl) => signClientAssertion({ clientId: base.clientId, audience, kid: 'k1', alg: 'ES384', privateKey }),
+    signAssertion: (audience = base.tokenUrl) =>
+      signClientAssertion({ clientId: base.clientId, audience, kid: 'k1', alg: 'ES384', privateKey }),
     ...overrides,
   };
 }
@@ -67,10 +68,14 @@ describe('client authentication at the token endpoint', () => {
 
   it('client_secret_basic sends the secret only in the Authorization header; client_secret_post only in the form', async () => {
     const secret = 'synthetic-secret-value-0123456789';
-    const basic = await tokenRequest(await credentials({ authMethod: 'client_secret_basic', clientSecret: async () => secret }));
+    const basic = await tokenRequest(
+      await credentials({ authMethod: 'client_secret_basic', clientSecret: async () => secret }),
+    );
     expect(basic.headers.authorization).toBe(basicAuthorization('client-1', secret));
     expect(basic.body.includes(secret)).toBe(false);
-    const post = await tokenRequest(await credentials({ authMethod: 'client_secret_post', clientSecret: async () => secret }));
+    const post = await tokenRequest(
+      await credentials({ authMethod: 'client_secret_post', clientSecret: async () => secret }),
+    );
     expect(post.headers.authorization).toBeUndefined();
     expect(form(post.body).get('client_id')).toBe('client-1');
     expect(form(post.body).get('client_secret')).toBe(secret);

@@ -76,7 +76,11 @@ describe('loadConfig', () => {
   });
 
   it('names a missing DATABASE_URL', () => {
-    for (const env of [{ EHR_KEK_DIR: '/k' }, { EHR_KEK_DIR: '/k', DATABASE_URL: '' }, { EHR_KEK_DIR: '/k', DATABASE_URL: undefined }]) {
+    for (const env of [
+      { EHR_KEK_DIR: '/k' },
+      { EHR_KEK_DIR: '/k', DATABASE_URL: '' },
+      { EHR_KEK_DIR: '/k', DATABASE_URL: undefined },
+    ]) {
       const err = configError(env);
       expect(err.field).toBe('DATABASE_URL');
       expect(err.message).toContain('DATABASE_URL');
@@ -140,7 +144,10 @@ describe('loadConfig', () => {
 
 describe('configFields', () => {
   it('marks secrets as required (no default) and everything else as defaulted', () => {
-    const required = configFields.filter((f) => f.required).map((f) => f.name).sort();
+    const required = configFields
+      .filter((f) => f.required)
+      .map((f) => f.name)
+      .sort();
     expect(required).toEqual(['DATABASE_URL', 'EHR_KEK_DIR']);
     expect(configFields.map((f) => f.name)).toContain('TEMPORAL_ADDRESS');
     expect(configFields.find((f) => f.name === 'TEMPORAL_ADDRESS')?.required).toBe(false);

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DecryptionError, PolicyViolationError } from '../../lib/errors/index.js';
-import { decryptRecord, encryptRecord, parseCiphertextHeader, tenantKeyId } from '../../lib/security/envelope.js';
-import type { DataKey, RecordContext } from '../../lib/security/envelope.js';
+import { decryptRecord, encryptRecord, parseCiphertextHeader, tenantKeyId } from '../../lib/crypto/envelope.js';
+import type { DataKey, RecordContext } from '../../lib/crypto/envelope.js';
 
 const idArb = fc.string({ minLength: 1, maxLength: 40 });
 const ctxArb: fc.Arbitrary<RecordContext> = fc.record({
@@ -44,7 +44,11 @@ describe('envelope encryption', () => {
       fc.asyncProperty(ctxArb, versionArb, keyArb, plaintextArb, async (ctx, version, key, plaintext) => {
         const dek: DataKey = { tenantId: ctx.tenantId, version, key };
         const ct = encryptRecord(dek, ctx, plaintext);
-        expect(parseCiphertextHeader(ct)).toEqual({ formatVersion: 1, keyId: tenantKeyId(ctx.tenantId), keyVersion: version });
+        expect(parseCiphertextHeader(ct)).toEqual({
+          formatVersion: 1,
+          keyId: tenantKeyId(ctx.tenantId),
+          keyVersion: version,
+        });
         expect((await decryptRecord(ct, ctx, lookupFor(dek))).equals(plaintext)).toBe(true);
       }),
       { numRuns: 150 },
@@ -143,7 +147,9 @@ describe('envelope encryption', () => {
 
   it('refuses to encrypt a tenant record with another tenant key', () => {
     const ctx = { tenantId: 'a', integrationId: 'i', resourceType: 'Patient', resourceId: 'p' };
-    expect(() => encryptRecord({ tenantId: 'b', version: 1, key: randomBytes(32) }, ctx, Buffer.from('x'))).toThrow(PolicyViolationError);
+    expect(() => encryptRecord({ tenantId: 'b', version: 1, key: randomBytes(32) }, ctx, Buffer.from('x'))).toThrow(
+      PolicyViolationError,
+    );
   });
 
   it('rejects unknown format versions and garbage headers', async () => {

@@ -9,9 +9,9 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DecryptionError, InvalidArgumentError } from '../../lib/errors/index.js';
-import { AwsKmsKekProvider, kmsEncryptionContext } from '../../lib/security/aws-kms-kek.js';
-import { createKekProvider } from '../../lib/security/kek-factory.js';
-import { LocalKekProvider, ensureLocalKekDir } from '../../lib/security/local-kek.js';
+import { AwsKmsKekProvider, kmsEncryptionContext } from '../../lib/keys/aws-kms-kek.js';
+import { createKekProvider } from '../../lib/keys/kek-factory.js';
+import { LocalKekProvider, ensureLocalKekDir } from '../../lib/keys/local-kek.js';
 import { settledError, useTempDirPerTest } from '../helpers.js';
 
 const tmp = useTempDirPerTest('kek-backend-');
@@ -62,9 +62,16 @@ describe('LocalKekProvider as a managed backend', () => {
 
 describe('kmsEncryptionContext', () => {
   it('binds the exact AAD bytes and the KEK version, and exposes simple AAD fields', () => {
-    const aad = Buffer.from(JSON.stringify({ purpose: 'ehr-connectors/dek/v1', tenantId: 't-1', keyVersion: 3, nested: { x: 1 } }));
+    const aad = Buffer.from(
+      JSON.stringify({ purpose: 'ehr-connectors/dek/v1', tenantId: 't-1', keyVersion: 3, nested: { x: 1 } }),
+    );
     const c = kmsEncryptionContext(2, aad);
-    expect(c).toMatchObject({ 'ehr:purpose': 'ehr-connectors/dek/v1', 'ehr:tenantId': 't-1', 'ehr:keyVersion': '3', 'ehr:kek-version': '2' });
+    expect(c).toMatchObject({
+      'ehr:purpose': 'ehr-connectors/dek/v1',
+      'ehr:tenantId': 't-1',
+      'ehr:keyVersion': '3',
+      'ehr:kek-version': '2',
+    });
     expect(c).not.toHaveProperty('ehr:nested');
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), fc.uint8Array({ maxLength: 64 }), (x, y) => {
@@ -74,29 +81,49 @@ describe('kmsEncryptionContext', () => {
         expect(cx['ehr:aad-sha256'] === cy['ehr:aad-sha256']).toBe(same);
       }),
     );
-    expect(kmsEncryptionContext(1, aad)['ehr:aad-sha256']).not.toBe(kmsEncryptionContext(1, Buffer.concat([aad, Buffer.from(' ')]))['ehr:aad-sha256']);
+    expect(kmsEncryptionContext(1, aad)['ehr:aad-sha256']).not.toBe(
+      kmsEncryptionContext(1, Buffer.concat([aad, Buffer.from(' ')]))['ehr:aad-sha256'],
+    );
   });
 });
 
 describe('createKekProvider', () => {
-  const base = { EHR_KEK_DIR: '/nonexistent', EHR_AWS_KMS_KEY_ID: undefined, EHR_AWS_REGION: undefined, EHR_AWS_KMS_ENDPOINT: undefined };
+  const base = {
+    EHR_KEK_DIR: '/nonexistent',
+    EHR_AWS_KMS_KEY_ID: undefined,
+    EHR_AWS_REGION: undefined,
+    EHR_AWS_KMS_ENDPOINT: undefined,
+  };
 
   it('local: loads EHR_KEK_DIR, and names it when it is missing', async () => {
     await ensureLocalKekDir(tmp());
-    expect(await createKekProvider({ ...base, EHR_KEK_PROVIDER: 'local', EHR_KEK_DIR: tmp() })).toBeInstanceOf(LocalKekProvider);
-    const err = await settledError(createKekProvider({ ...base, EHR_KEK_PROVIDER: 'local', EHR_KEK_DIR: path.join(tmp(), 'missing') }));
+    expect(await createKekProvider({ ...base, EHR_KEK_PROVIDER: 'local', EHR_KEK_DIR: tmp() })).toBeInstanceOf(
+      LocalKekProvider,
+    );
+    const err = await settledError(
+      createKekProvider({ ...base, EHR_KEK_PROVIDER: 'local', EHR_KEK_DIR: path.join(tmp(), 'missing') }),
+    );
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).field).toBe('EHR_KEK_DIR');
   });
 
   it('aws-kms: names EHR_AWS_KMS_KEY_ID, then EHR_AWS_REGION, when missing', async () => {
-    const noKey = await settledError(createKekProvider({ ...base, EHR_KEK_PROVIDER: 'aws-kms', EHR_AWS_REGION: 'us-east-1' }));
+    const noKey = await settledError(
+      createKekProvider({ ...base, EHR_KEK_PROVIDER: 'aws-kms', EHR_AWS_REGION: 'us-east-1' }),
+    );
     expect(noKey).toBeInstanceOf(ConfigError);
     expect((noKey as ConfigError).field).toBe('EHR_AWS_KMS_KEY_ID');
     expect((noKey as Error).message).toContain('EHR_KEK_PROVIDER=aws-kms');
-    const noRegion = await settledError(createKekProvider({ ...base, EHR_KEK_PROVIDER: 'aws-kms', EHR_AWS_KMS_KEY_ID: 'alias/ehr' }));
+    const noRegion = await settledError(
+      createKekProvider({ ...base, EHR_KEK_PROVIDER: 'aws-kms', EHR_AWS_KMS_KEY_ID: 'alias/ehr' }),
+    );
     expect((noRegion as ConfigError).field).toBe('EHR_AWS_REGION');
-    const ok = await createKekProvider({ ...base, EHR_KEK_PROVIDER: 'aws-kms', EHR_AWS_KMS_KEY_ID: 'alias/ehr', EHR_AWS_REGION: 'us-east-1' });
+    const ok = await createKekProvider({
+      ...base,
+      EHR_KEK_PROVIDER: 'aws-kms',
+      EHR_AWS_KMS_KEY_ID: 'alias/ehr',
+      EHR_AWS_REGION: 'us-east-1',
+    });
     expect(ok).toBeInstanceOf(AwsKmsKekProvider);
     expect(JSON.parse(JSON.stringify(ok))).toEqual({ id: 'aws-kms', versions: [1] });
   });

@@ -4,7 +4,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, DecryptionError } from '../../lib/errors/index.js';
-import { LocalKekProvider, addLocalKekVersion, ensureLocalKekDir } from '../../lib/security/local-kek.js';
+import { LocalKekProvider, addLocalKekVersion, ensureLocalKekDir } from '../../lib/keys/local-kek.js';
 import { settledError, useTempDirPerTest } from '../helpers.js';
 
 const tmp = useTempDirPerTest('kek-test-');
@@ -64,7 +64,9 @@ describe('LocalKekProvider', () => {
     await ensureLocalKekDir(a);
     await ensureLocalKekDir(b);
     const w = await (await LocalKekProvider.load(a)).wrap(randomBytes(32), Buffer.from('x'));
-    expect(await settledError((await LocalKekProvider.load(b)).unwrap(w, Buffer.from('x')))).toBeInstanceOf(DecryptionError);
+    expect(await settledError((await LocalKekProvider.load(b)).unwrap(w, Buffer.from('x')))).toBeInstanceOf(
+      DecryptionError,
+    );
   });
 
   it('dual-read: after addLocalKekVersion, old wraps still unwrap and new wraps use the new primary', async () => {

@@ -5,9 +5,9 @@ import fc from 'fast-check';
 import { calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, InvalidArgumentError } from '../../lib/errors/index.js';
-import { signClientAssertion } from '../../lib/security/client-assertion.js';
-import { generateIntegrationSigningKey, loadSigningKey } from '../../lib/security/signing-keys.js';
-import type { GeneratedSigningKey, SigningAlg } from '../../lib/security/signing-keys.js';
+import { signClientAssertion } from '../../lib/crypto/client-assertion.js';
+import { generateIntegrationSigningKey, loadSigningKey } from '../../lib/keys/signing-keys.js';
+import type { GeneratedSigningKey, SigningAlg } from '../../lib/keys/signing-keys.js';
 import { settledError } from '../helpers.js';
 
 let root: string;
@@ -16,7 +16,11 @@ const generated: Partial<Record<SigningAlg, GeneratedSigningKey>> = {};
 beforeAll(async () => {
   root = await fs.mkdtemp(path.join(os.tmpdir(), 'signing-test-'));
   for (const alg of ['ES384', 'RS384'] as const) {
-    generated[alg] = await generateIntegrationSigningKey({ alg, secretsDir: path.join(root, 'secrets'), integrationId: `int-${alg.toLowerCase()}` });
+    generated[alg] = await generateIntegrationSigningKey({
+      alg,
+      secretsDir: path.join(root, 'secrets'),
+      integrationId: `int-${alg.toLowerCase()}`,
+    });
   }
 }, 60_000);
 afterAll(async () => {
@@ -24,7 +28,10 @@ afterAll(async () => {
 });
 
 function pemBody(pem: string): string {
-  return pem.split('\n').filter((l) => l && !l.startsWith('-----')).join('');
+  return pem
+    .split('\n')
+    .filter((l) => l && !l.startsWith('-----'))
+    .join('');
 }
 
 describe.each(['ES384', 'RS384'] as const)('integration signing key (%s)', (alg) => {
@@ -71,14 +78,26 @@ describe('signClientAssertion', () => {
     const privateKey = await loadSigningKey(g.privateKeyRef, 'ES384');
     const seen = new Set<string>();
     await fc.assert(
-      fc.asyncProperty(fc.integer({ min: 1, max: 300 }), fc.date({ min: new Date('2020-01-01'), max: new Date('2040-01-01'), noInvalidDate: true }), async (lifetimeSeconds, now) => {
-        const jwt = await signClientAssertion({ clientId: 'c', audience: 'https://a.test/token', kid: g.kid, alg: 'ES384', privateKey, lifetimeSeconds, now });
-        const { payload } = await jwtVerify(jwt, await importJWK(g.publicJwk, 'ES384'), { currentDate: now });
-        expect(payload.exp! - payload.iat!).toBe(lifetimeSeconds);
-        expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(300);
-        expect(seen.has(payload.jti!)).toBe(false);
-        seen.add(payload.jti!);
-      }),
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 300 }),
+        fc.date({ min: new Date('2020-01-01'), max: new Date('2040-01-01'), noInvalidDate: true }),
+        async (lifetimeSeconds, now) => {
+          const jwt = await signClientAssertion({
+            clientId: 'c',
+            audience: 'https://a.test/token',
+            kid: g.kid,
+            alg: 'ES384',
+            privateKey,
+            lifetimeSeconds,
+            now,
+          });
+          const { payload } = await jwtVerify(jwt, await importJWK(g.publicJwk, 'ES384'), { currentDate: now });
+          expect(payload.exp! - payload.iat!).toBe(lifetimeSeconds);
+          expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(300);
+          expect(seen.has(payload.jti!)).toBe(false);
+          seen.add(payload.jti!);
+        },
+      ),
       { numRuns: 50 },
     );
   });
@@ -87,7 +106,9 @@ describe('signClientAssertion', () => {
     const g = generated.ES384!;
     const privateKey = await loadSigningKey(g.privateKeyRef, 'ES384');
     for (const lifetimeSeconds of [301, 3600, 0, -1, 1.5]) {
-      const err = await settledError(signClientAssertion({ clientId: 'c', audience: 'a', kid: g.kid, alg: 'ES384', privateKey, lifetimeSeconds }));
+      const err = await settledError(
+        signClientAssertion({ clientId: 'c', audience: 'a', kid: g.kid, alg: 'ES384', privateKey, lifetimeSeconds }),
+      );
       expect(err).toBeInstanceOf(InvalidArgumentError);
     }
   });
@@ -114,7 +135,13 @@ describe('loadSigningKey', () => {
     process.env[name] = pem.trim().replace(/\n/g, '\\n');
     try {
       const key = await loadSigningKey(`env:${name}`, 'ES384');
-      const jwt = await signClientAssertion({ clientId: 'c', audience: 'a', kid: g.kid, alg: 'ES384', privateKey: key });
+      const jwt = await signClientAssertion({
+        clientId: 'c',
+        audience: 'a',
+        kid: g.kid,
+        alg: 'ES384',
+        privateKey: key,
+      });
       await jwtVerify(jwt, await importJWK(g.publicJwk, 'ES384'));
       // An EC key cannot be used as RS384; the error names the reference, not the key.
       const err = await settledError(loadSigningKey(`env:${name}`, 'RS384'));

@@ -3,8 +3,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { findFreePort, isPortFree, randomFreePort } from '../../lib/dev/ports.js';
-import { findOnPath, isPidAlive, spawnLogged, stopChild, waitForExit, waitForPidExit } from '../../lib/dev/process.js';
+import { findFreePort, isPortFree, randomFreePort } from '../../dev/ports.js';
+import { findOnPath, isPidAlive, spawnLogged, stopChild, waitForExit, waitForPidExit } from '../../dev/process.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-dev-proc-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -37,7 +37,11 @@ describe('ports', () => {
 describe('process helpers', () => {
   it('spawns with output appended to a 0600 log file and reports the exit', async () => {
     const logFile = path.join(tmp, 'logs', 'echo.log');
-    const { child, outputTail } = spawnLogged(process.execPath, ['-e', 'console.log("hello out"); console.error("hello err"); process.exit(3)'], { logFile });
+    const { child, outputTail } = spawnLogged(
+      process.execPath,
+      ['-e', 'console.log("hello out"); console.error("hello err"); process.exit(3)'],
+      { logFile },
+    );
     expect(await waitForExit(child, 10_000)).toEqual({ code: 3, signal: null });
     expect(outputTail()).toContain('hello out');
     expect(outputTail()).toContain('hello err');
@@ -45,7 +49,10 @@ describe('process helpers', () => {
   });
 
   it('stopChild escalates to SIGKILL when SIGTERM is ignored', async () => {
-    const { child } = spawnLogged(process.execPath, ['-e', 'process.on("SIGTERM", () => {}); console.log("up"); setInterval(() => {}, 1000)']);
+    const { child } = spawnLogged(process.execPath, [
+      '-e',
+      'process.on("SIGTERM", () => {}); console.log("up"); setInterval(() => {}, 1000)',
+    ]);
     await new Promise((resolve) => child.stdout!.once('data', resolve));
     const pid = child.pid!;
     expect(isPidAlive(pid)).toBe(true);

@@ -3,10 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../lib/dev/postgres.js';
-import { serverUser } from '../../lib/dev/postgres-binaries.js';
-import { runToCompletion, spawnServer } from '../../lib/dev/postgres-process.js';
-import { StopList } from '../../lib/dev/stop-list.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../dev/postgres.js';
+import { serverUser } from '../../dev/postgres-binaries.js';
+import { runToCompletion, spawnServer } from '../../dev/postgres-process.js';
+import { StopList } from '../../dev/stop-list.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-dev-pg-'));
 fs.chmodSync(tmp, 0o755); // under root the server runs as `postgres` and must traverse it
@@ -42,7 +42,9 @@ describe('embedded PostgreSQL', () => {
       expect(new URL(second.databaseUrl).password).toBe(new URL(first.databaseUrl).password);
       expect(await query(second.databaseUrl, 'SELECT v FROM kept')).toEqual([{ v: 42 }]);
       // Loopback TCP only.
-      expect(await query(second.databaseUrl, "SELECT current_setting('listen_addresses') AS l")).toEqual([{ l: '127.0.0.1' }]);
+      expect(await query(second.databaseUrl, "SELECT current_setting('listen_addresses') AS l")).toEqual([
+        { l: '127.0.0.1' },
+      ]);
     } finally {
       await second.stop();
     }
@@ -53,14 +55,18 @@ describe('embedded PostgreSQL', () => {
     const db = await startEmbeddedPostgres({ dataDir, fast: true });
     await db.stop();
     fs.rmSync(path.join(tmp, 'orphan', 'postgres.password'));
-    await expect(startEmbeddedPostgres({ dataDir, fast: true })).rejects.toThrow(/password file .* is missing\n {2}fix: delete .* to start over/);
+    await expect(startEmbeddedPostgres({ dataDir, fast: true })).rejects.toThrow(
+      /password file .* is missing\n {2}fix: delete .* to start over/,
+    );
   });
 
   it('refuses a non-empty directory that is not a cluster', async () => {
     const dataDir = path.join(tmp, 'junk', 'postgres');
     fs.mkdirSync(dataDir, { recursive: true });
     fs.writeFileSync(path.join(dataDir, 'something'), 'x');
-    await expect(startEmbeddedPostgres({ dataDir })).rejects.toThrow(/not empty but holds no PostgreSQL cluster \(no PG_VERSION\)\n {2}fix: move/);
+    await expect(startEmbeddedPostgres({ dataDir })).rejects.toThrow(
+      /not empty but holds no PostgreSQL cluster \(no PG_VERSION\)\n {2}fix: move/,
+    );
   });
 
   it('runs a cluster asked for inside a private (0700) directory, and finds it again on the next start', async () => {
@@ -68,7 +74,11 @@ describe('embedded PostgreSQL', () => {
     expect(fs.statSync(privateDir).mode & 0o777).toBe(0o700);
     const asked = path.join(privateDir, '.data', 'postgres');
     const progress: string[] = [];
-    const first = await startEmbeddedPostgres({ dataDir: asked, fast: true, onProgress: (line) => progress.push(line) });
+    const first = await startEmbeddedPostgres({
+      dataDir: asked,
+      fast: true,
+      onProgress: (line) => progress.push(line),
+    });
     let second: EmbeddedPostgres | undefined;
     try {
       expect(await query(first.databaseUrl, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
@@ -95,7 +105,12 @@ describe('embedded PostgreSQL', () => {
     // Deleting the private data dir (password included) orphans the relocated cluster: the next start
     // in its place removes it and begins afresh instead of failing on a password nobody has.
     fs.rmSync(path.join(privateDir, '.data'), { recursive: true, force: true });
-    const fresh = await startEmbeddedPostgres({ dataDir: asked, fast: true, temporary: true, onProgress: (line) => progress.push(line) });
+    const fresh = await startEmbeddedPostgres({
+      dataDir: asked,
+      fast: true,
+      temporary: true,
+      onProgress: (line) => progress.push(line),
+    });
     try {
       expect(fresh.initialised).toBe(true);
       expect(fresh.dataDir).toBe(first.dataDir);
@@ -111,10 +126,16 @@ describe('embedded PostgreSQL', () => {
     const notExecutable = path.join(tmp, 'initdb');
     fs.writeFileSync(notExecutable, '#!/bin/sh\n', { mode: 0o644 });
     const user = serverUser();
-    const run = await runToCompletion(notExecutable, ['--version'], { user, onOutput: () => undefined, timeoutMs: 10_000 });
+    const run = await runToCompletion(notExecutable, ['--version'], {
+      user,
+      onOutput: () => undefined,
+      timeoutMs: 10_000,
+    });
     expect(run.spawnError?.message).toMatch(/EACCES/);
     const server = spawnServer(notExecutable, [], { user, onOutput: () => undefined });
-    await expect(server.ready('ready to accept connections', { timeoutMs: 10_000 })).rejects.toThrow(/^could not run .*initdb.*EACCES/);
+    await expect(server.ready('ready to accept connections', { timeoutMs: 10_000 })).rejects.toThrow(
+      /^could not run .*initdb.*EACCES/,
+    );
     expect(await server.stop('SIGINT', 1_000)).toBe(true);
   });
 

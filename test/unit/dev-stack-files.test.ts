@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { configFields, loadConfig } from '../../lib/config/schema.js';
-import { readRunningStack, readStackEnv, stackPaths, writeStackFile, type StackInfo } from '../../lib/dev/stack-files.js';
-import { describeStack, devStatus, redactDatabaseUrl } from '../../lib/dev/stack.js';
+import { readRunningStack, readStackEnv, stackPaths, writeStackFile, type StackInfo } from '../../dev/stack-files.js';
+import { describeStack, devStatus, redactDatabaseUrl } from '../../dev/stack.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-dev-stack-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));

@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomFreePort } from '../../lib/dev/ports.js';
-import { isPidAlive } from '../../lib/dev/process.js';
-import { writeStackFile, stackPaths, type StackInfo } from '../../lib/dev/stack-files.js';
+import { randomFreePort } from '../../dev/ports.js';
+import { isPidAlive } from '../../dev/process.js';
+import { writeStackFile, stackPaths, type StackInfo } from '../../dev/stack-files.js';
 
 const repoRoot = path.resolve(__dirname, '../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-dev-report-'));
@@ -19,7 +19,11 @@ const PASSWORD = 'synthetic-db-password-4711';
 const ADMIN_TOKEN = 'synthetic-sandbox-admin-token-0815';
 const EPIC_ADMIN_TOKEN = 'synthetic-epic-admin-token-2342';
 
-function run(args: string[], dataDir: string, extraEnv: Record<string, string> = {}): Promise<{ code: number; output: string; stdout: string }> {
+function run(
+  args: string[],
+  dataDir: string,
+  extraEnv: Record<string, string> = {},
+): Promise<{ code: number; output: string; stdout: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, EHR_DEV_DATA_DIR: dataDir, FORCE_COLOR: '0', ...extraEnv };
   for (const name of ['TEMPORAL_ADDRESS', 'DATABASE_URL', 'EHR_KEK_DIR', 'EHR_SECRETS_DIR']) delete env[name];
   return new Promise((resolve) => {
@@ -28,8 +32,10 @@ function run(args: string[], dataDir: string, extraEnv: Record<string, string> =
     });
   });
 }
-const ehrctl = (args: string[], dataDir: string, env?: Record<string, string>) => run([path.join(repoRoot, 'bin', 'ehrctl.js'), ...args], dataDir, env);
-const demo = (args: string[], dataDir: string, env?: Record<string, string>) => run(['--import', 'tsx', path.join(repoRoot, 'client', 'demo.ts'), ...args], dataDir, env);
+const ehrctl = (args: string[], dataDir: string, env?: Record<string, string>) =>
+  run([path.join(repoRoot, 'bin', 'ehrctl.js'), ...args], dataDir, env);
+const demo = (args: string[], dataDir: string, env?: Record<string, string>) =>
+  run(['--import', 'tsx', path.join(repoRoot, 'client', 'demo.ts'), ...args], dataDir, env);
 
 describe('with a dev stack running', () => {
   const dataDir = path.join(tmp, 'running');
@@ -54,7 +60,14 @@ describe('with a dev stack running', () => {
       secretsDir: path.join(dataDir, 'secrets'),
       workerPid: daemon.pid!,
       logDir: path.join(dataDir, 'logs'),
-      sandboxes: [{ personality: 'epic', url: 'http://127.0.0.1:4', fhirBaseUrl: 'http://127.0.0.1:4/fhir', adminToken: EPIC_ADMIN_TOKEN }],
+      sandboxes: [
+        {
+          personality: 'epic',
+          url: 'http://127.0.0.1:4',
+          fhirBaseUrl: 'http://127.0.0.1:4/fhir',
+          adminToken: EPIC_ADMIN_TOKEN,
+        },
+      ],
     };
     fs.mkdirSync(path.join(dataDir, 'secrets'), { recursive: true, mode: 0o700 });
     writeStackFile(info, stackPaths({ EHR_DEV_DATA_DIR: dataDir }));
@@ -65,7 +78,10 @@ describe('with a dev stack running', () => {
   });
 
   it('plain `dev status` and `dev up` never print the database password or an admin token; `--json` does', async () => {
-    for (const args of [['dev', 'status'], ['dev', 'up']]) {
+    for (const args of [
+      ['dev', 'status'],
+      ['dev', 'up'],
+    ]) {
       const res = await ehrctl(args, dataDir);
       expect(res.code, res.output).toBe(0);
       expect(res.output).toMatch(/PostgreSQL +postgresql:\/\/ehr_app:\*\*\*@/);

@@ -5,8 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isPidAlive } from '../../lib/dev/process.js';
-import { readStackEnv, stackPaths } from '../../lib/dev/stack-files.js';
+import { isPidAlive } from '../../dev/process.js';
+import { readStackEnv, stackPaths } from '../../dev/stack-files.js';
 import { filesUnder } from '../security/leak-scan.js';
 import { preserveLogFiles, scanTemporalServer } from '../security/scanned-temporal.js';
 
@@ -15,13 +15,21 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-dev-up-'));
 fs.chmodSync(tmp, 0o755); // under root the embedded PostgreSQL runs as `postgres`
 const dataDir = path.join(tmp, 'data');
 
-function ehrctl(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function ehrctl(
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, EHR_DEV_DATA_DIR: dataDir, EHR_SANDBOX_SIZE: '50', ...extraEnv };
   for (const name of ['TEMPORAL_ADDRESS', 'DATABASE_URL', 'EHR_KEK_DIR', 'EHR_SECRETS_DIR']) delete env[name];
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(repoRoot, 'bin', 'ehrctl.js'), ...args], { env, cwd: repoRoot, timeout: 300_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [path.join(repoRoot, 'bin', 'ehrctl.js'), ...args],
+      { env, cwd: repoRoot, timeout: 300_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -49,8 +57,21 @@ describe('ehrctl dev', () => {
     const status = JSON.parse((await ehrctl(['dev', 'status', '--json'])).stdout) as Record<string, unknown>;
     expect(status).toMatchObject({ running: true, workerRunning: true, namespace: 'default' });
     // The stack's Temporal server and logs are part of the end-of-run leak scan.
-    const scanned = scanTemporalServer({ label: 'dev-stack', address: status.temporalAddress as string, namespace: 'default' });
-    for (const key of ['temporalAddress', 'temporalUiUrl', 'databaseUrl', 'sandboxUrl', 'sandboxFhirBaseUrl', 'sandboxTokenUrl', 'kekDir', 'secretsDir']) {
+    const scanned = scanTemporalServer({
+      label: 'dev-stack',
+      address: status.temporalAddress as string,
+      namespace: 'default',
+    });
+    for (const key of [
+      'temporalAddress',
+      'temporalUiUrl',
+      'databaseUrl',
+      'sandboxUrl',
+      'sandboxFhirBaseUrl',
+      'sandboxTokenUrl',
+      'kekDir',
+      'secretsDir',
+    ]) {
       expect(status[key], key).toBeTruthy();
     }
     // The human output never carries the database password.
@@ -64,7 +85,12 @@ describe('ehrctl dev', () => {
     await db.connect();
     const roots = (await db.query<{ path: string; kind: string }>('SELECT path, kind FROM secret_roots')).rows;
     await db.end();
-    expect(roots).toEqual(expect.arrayContaining([{ path: status.secretsDir, kind: 'root' }, { path: status.kekDir, kind: 'excluded' }]));
+    expect(roots).toEqual(
+      expect.arrayContaining([
+        { path: status.secretsDir, kind: 'root' },
+        { path: status.kekDir, kind: 'excluded' },
+      ]),
+    );
 
     const ui = await fetch(status.temporalUiUrl as string);
     expect(ui.ok).toBe(true);

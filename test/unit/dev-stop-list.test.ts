@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { StopList, abortedReason, startSideBySide } from '../../lib/dev/stop-list.js';
+import { StopList, abortedReason, startSideBySide } from '../../dev/stop-list.js';
 
 describe('StopList', () => {
   it('stops newest first, each once, and runs every stop even when one fails', async () => {

@@ -3,14 +3,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../lib/errors/index.js';
-import { DevSetupError } from '../../lib/dev/errors.js';
+import { DevSetupError } from '../../dev/errors.js';
 import {
   isSupportedCliVersion,
   parseTemporalCliVersion,
   resolveTemporalCli,
   temporalCliCachePath,
   TEMPORAL_CLI_VERSION,
-} from '../../lib/dev/temporal-cli.js';
+} from '../../dev/temporal-cli.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-dev-cli-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -43,7 +43,10 @@ describe('resolveTemporalCli', () => {
   it('takes `temporal` on PATH next, even an older one (with a warning)', async () => {
     const onPath = fakeBin('temporal', 'echo "temporal version 1.1.0 (Server 1.25.0, UI 2.30.0)"');
     const lines: string[] = [];
-    const found = await resolveTemporalCli({ env: { PATH: onPath, XDG_CACHE_HOME: freshCache() }, onProgress: (l) => lines.push(l) });
+    const found = await resolveTemporalCli({
+      env: { PATH: onPath, XDG_CACHE_HOME: freshCache() },
+      onProgress: (l) => lines.push(l),
+    });
     expect(found).toBe(path.join(onPath, 'temporal'));
     expect(lines.join('\n')).toMatch(/1\.1\.0/);
   });
@@ -54,7 +57,9 @@ describe('resolveTemporalCli', () => {
     expect(cached).toBe(path.join(cache, 'ehr-connectors', 'temporal-cli', TEMPORAL_CLI_VERSION, 'temporal'));
     fs.mkdirSync(path.dirname(cached), { recursive: true });
     fs.writeFileSync(cached, '#!/bin/sh\n', { mode: 0o755 });
-    expect(await resolveTemporalCli({ env: { PATH: fakeBin('unrelated', 'true'), XDG_CACHE_HOME: cache } })).toBe(cached);
+    expect(await resolveTemporalCli({ env: { PATH: fakeBin('unrelated', 'true'), XDG_CACHE_HOME: cache } })).toBe(
+      cached,
+    );
   });
 
   it('then builds with go install into the cache (atomic rename, progress lines)', async () => {
@@ -68,7 +73,10 @@ describe('resolveTemporalCli', () => {
       ].join('\n'),
     );
     const lines: string[] = [];
-    const built = await resolveTemporalCli({ env: { PATH: go, XDG_CACHE_HOME: cache }, onProgress: (l) => lines.push(l) });
+    const built = await resolveTemporalCli({
+      env: { PATH: go, XDG_CACHE_HOME: cache },
+      onProgress: (l) => lines.push(l),
+    });
     expect(built).toBe(temporalCliCachePath({ XDG_CACHE_HOME: cache }));
     expect(fs.statSync(built).mode & 0o111).not.toBe(0);
     expect(lines[0]).toMatch(/^building Temporal CLI v1\.5\.1 with go install \(first build takes a few minutes\)…/);
@@ -78,7 +86,9 @@ describe('resolveTemporalCli', () => {
 
   it('reports a failed go install with its output', async () => {
     const go = fakeBin('go', 'echo "go: module lookup disabled" >&2; exit 1');
-    await expect(resolveTemporalCli({ env: { PATH: go, XDG_CACHE_HOME: freshCache() } })).rejects.toThrow(/module lookup disabled/);
+    await expect(resolveTemporalCli({ env: { PATH: go, XDG_CACHE_HOME: freshCache() } })).rejects.toThrow(
+      /module lookup disabled/,
+    );
   });
 
   it('without Go, says how to install Go or set TEMPORAL_CLI', async () => {

@@ -2,8 +2,8 @@ import { Connection } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { SEARCH_ATTRIBUTES } from '../../lib/domain.js';
 import { InfrastructureUnavailableError } from '../../lib/errors/index.js';
-import { randomFreePort } from '../../lib/dev/ports.js';
-import { ensureSearchAttributes, productSearchAttributes, waitForTemporal } from '../../lib/dev/temporal-server.js';
+import { randomFreePort } from '../../dev/ports.js';
+import { ensureSearchAttributes, productSearchAttributes, waitForTemporal } from '../../dev/temporal-server.js';
 import { testEnv } from '../harness.js';
 
 describe('Temporal dev server (from the global setup)', () => {
@@ -12,7 +12,8 @@ describe('Temporal dev server (from the global setup)', () => {
     const connection = await Connection.connect({ address: temporalAddress });
     try {
       const listed = await connection.operatorService.listSearchAttributes({ namespace });
-      for (const name of Object.values(SEARCH_ATTRIBUTES)) expect(Object.keys(listed.customAttributes ?? {})).toContain(name);
+      for (const name of Object.values(SEARCH_ATTRIBUTES))
+        expect(Object.keys(listed.customAttributes ?? {})).toContain(name);
     } finally {
       await connection.close();
     }

@@ -36,28 +36,39 @@ const REQUIRED_INTERPOLATION = /^\$\{[A-Z_][A-Z0-9_]*:?\?[^}]*\}$/;
 function environmentOf(service: Service): Record<string, string> {
   const env = service.environment ?? {};
   if (Array.isArray(env)) {
-    return Object.fromEntries(env.map((entry) => {
-      const i = entry.indexOf('=');
-      return i < 0 ? [entry, ''] : [entry.slice(0, i), entry.slice(i + 1)];
-    }));
+    return Object.fromEntries(
+      env.map((entry) => {
+        const i = entry.indexOf('=');
+        return i < 0 ? [entry, ''] : [entry.slice(0, i), entry.slice(i + 1)];
+      }),
+    );
   }
   return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, v === null ? '' : String(v)]));
 }
 
 /** Substitutes compose interpolation the way `docker compose` would with the given variables set. */
 function interpolate(value: string, vars: Record<string, string>): string {
-  return value.replace(/\$\{([A-Z_][A-Z0-9_]*)(?:(:?[-?])([^}]*))?\}/g, (_m, name: string, op: string | undefined, arg: string | undefined) => {
-    const set = vars[name];
-    if (op?.endsWith('-')) return set !== undefined && set !== '' ? set : arg ?? '';
-    if (set === undefined) throw new Error(`\${${name}} is required`);
-    return set;
-  });
+  return value.replace(
+    /\$\{([A-Z_][A-Z0-9_]*)(?:(:?[-?])([^}]*))?\}/g,
+    (_m, name: string, op: string | undefined, arg: string | undefined) => {
+      const set = vars[name];
+      if (op?.endsWith('-')) return set !== undefined && set !== '' ? set : (arg ?? '');
+      if (set === undefined) throw new Error(`\${${name}} is required`);
+      return set;
+    },
+  );
 }
 
 /** Services that run the product's other entry points from the worker's image. */
-const APP_ENTRY_POINTS: Record<string, string> = { 'webhook-receiver': 'workers/webhook-receiver.ts', 'codec-server': 'workers/codec-server.ts' };
+const APP_ENTRY_POINTS: Record<string, string> = {
+  'webhook-receiver': 'workers/webhook-receiver.ts',
+  'codec-server': 'workers/codec-server.ts',
+};
 const APP_SERVICES = Object.keys(APP_ENTRY_POINTS);
-/** What the worker, webhook receiver and codec server connect as: the application's login role, password from app_pgpass. */
+/**
+ * What the worker, webhook receiver and codec server connect as: the application's login role, password from
+ * app_pgpass.
+ */
 const APP_DATABASE_URL = `postgresql://${APP_LOGIN_ROLE}@postgresql:5432/ehr_connectors`;
 const COMPOSE_VARS = {
   POSTGRES_PASSWORD: 'abc123',
@@ -90,7 +101,8 @@ function resolvedEnvironment(name: string): Record<string, string> {
 
 describe('docker-compose.yml', () => {
   it('has the production services', () => {
-    for (const name of ['postgresql', 'temporal', 'temporal-ui', 'worker', ...APP_SERVICES]) expect(services[name], name).toBeDefined();
+    for (const name of ['postgresql', 'temporal', 'temporal-ui', 'worker', ...APP_SERVICES])
+      expect(services[name], name).toBeDefined();
     expect(services.postgresql!.image).toMatch(/^postgres:16/);
     expect(services.temporal!.image).toMatch(/^temporalio\/auto-setup:/);
     expect(services['temporal-ui']!.image).toMatch(/^temporalio\/ui:/);
@@ -105,17 +117,23 @@ describe('docker-compose.yml', () => {
 
   it('builds the worker image from a Dockerfile that ships everything the worker imports', () => {
     const dockerfile = fs.readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
-    for (const dir of ['lib', 'activities', 'workflows', 'workers', 'migrations']) expect(dockerfile, dir).toMatch(new RegExp(`^COPY ${dir} \\./${dir}$`, 'm'));
+    for (const dir of ['lib', 'activities', 'workflows', 'workers', 'migrations'])
+      expect(dockerfile, dir).toMatch(new RegExp(`^COPY ${dir} \\./${dir}$`, 'm'));
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
     expect(dockerfile).toMatch(/^USER node$/m);
   });
 
-  it.each(['worker', ...APP_SERVICES])('gives the %s every required configuration field, and only known ones', (name) => {
-    const env = environmentOf(services[name]!);
-    const known = new Set<string>(configFields.map((f) => f.name));
-    for (const { name: field, required } of configFields) if (required) expect(Object.keys(env), `${name}: required ${field}`).toContain(field);
-    for (const key of Object.keys(env)) expect(known.has(key) || ALLOWED_EXTRAS.has(key), `unknown ${name} variable ${key}`).toBe(true);
-  });
+  it.each(['worker', ...APP_SERVICES])(
+    'gives the %s every required configuration field, and only known ones',
+    (name) => {
+      const env = environmentOf(services[name]!);
+      const known = new Set<string>(configFields.map((f) => f.name));
+      for (const { name: field, required } of configFields)
+        if (required) expect(Object.keys(env), `${name}: required ${field}`).toContain(field);
+      for (const key of Object.keys(env))
+        expect(known.has(key) || ALLOWED_EXTRAS.has(key), `unknown ${name} variable ${key}`).toBe(true);
+    },
+  );
 
   it.each(APP_SERVICES)('yields a %s configuration that loadConfig accepts once the secrets are supplied', (name) => {
     const config = loadConfig(resolvedEnvironment(name));
@@ -142,7 +160,14 @@ describe('docker-compose.yml', () => {
   it('yields a worker configuration that loadConfig accepts once the secrets are supplied', () => {
     const env = environmentOf(services.worker!);
     const resolved = Object.fromEntries(
-      Object.entries(env).map(([k, v]) => [k, interpolate(v, { POSTGRES_PASSWORD: 'abc123', EHR_KEK_HOST_DIR: '/srv/keys', EHR_JWKS_PUBLIC_URL: 'https://jwks.example.org' })]),
+      Object.entries(env).map(([k, v]) => [
+        k,
+        interpolate(v, {
+          POSTGRES_PASSWORD: 'abc123',
+          EHR_KEK_HOST_DIR: '/srv/keys',
+          EHR_JWKS_PUBLIC_URL: 'https://jwks.example.org',
+        }),
+      ]),
     );
     const config = loadConfig(resolved);
     expect(config.DATABASE_URL).toBe(APP_DATABASE_URL);
@@ -155,14 +180,17 @@ describe('docker-compose.yml', () => {
       const address = environmentOf(services[name]!).TEMPORAL_ADDRESS ?? '';
       expect(address, name).toBe('temporal:7233');
     }
-    expect(new URL(interpolate(environmentOf(services.worker!).DATABASE_URL!, { POSTGRES_PASSWORD: 'x' })).host).toBe('postgresql:5432');
+    expect(new URL(interpolate(environmentOf(services.worker!).DATABASE_URL!, { POSTGRES_PASSWORD: 'x' })).host).toBe(
+      'postgresql:5432',
+    );
   });
 
   it('contains no literal secret values', () => {
     for (const [serviceName, service] of Object.entries(services)) {
       for (const [key, value] of Object.entries(environmentOf(service))) {
         const where = `${serviceName}.${key}`;
-        if (SECRET_KEY.test(key) && !SECRET_REFERENCE_KEY.test(key)) expect(value, where).toMatch(REQUIRED_INTERPOLATION);
+        if (SECRET_KEY.test(key) && !SECRET_REFERENCE_KEY.test(key))
+          expect(value, where).toMatch(REQUIRED_INTERPOLATION);
         const userinfo = /^[a-z][a-z0-9+.-]*:\/\/[^/:@]*:([^@]*)@/i.exec(value);
         if (userinfo) expect(userinfo[1], `${where} password part`).toMatch(REQUIRED_INTERPOLATION);
       }
@@ -176,15 +204,22 @@ describe('docker-compose.yml', () => {
   describe('database roles: migrations as the owner, the product as the application role', () => {
     const owner = environmentOf(services.postgresql!).POSTGRES_USER!;
     // The compose variable that holds the owner's password, e.g. POSTGRES_PASSWORD in `${POSTGRES_PASSWORD:?…}`.
-    const ownerPasswordVar = /^\$\{([A-Z_][A-Z0-9_]*)/.exec(environmentOf(services.postgresql!).POSTGRES_PASSWORD!)![1]!;
+    const ownerPasswordVar = /^\$\{([A-Z_][A-Z0-9_]*)/.exec(
+      environmentOf(services.postgresql!).POSTGRES_PASSWORD!,
+    )![1]!;
     const mentionsOwnerPassword = new RegExp(`\\$\\{?${ownerPasswordVar}\\b`);
 
-    it.each(['worker', ...APP_SERVICES])('%s logs in as the application login role with its own pgpass secret', (name) => {
-      const env = environmentOf(services[name]!);
-      expect(decodeURIComponent(new URL(env.DATABASE_URL!).username), `${name} DATABASE_URL user`).toBe(APP_LOGIN_ROLE);
-      expect(env.PGPASSFILE).toBe('/run/secrets/app_pgpass');
-      expect(services[name]!.secrets, name).toContain('app_pgpass');
-    });
+    it.each(['worker', ...APP_SERVICES])(
+      '%s logs in as the application login role with its own pgpass secret',
+      (name) => {
+        const env = environmentOf(services[name]!);
+        expect(decodeURIComponent(new URL(env.DATABASE_URL!).username), `${name} DATABASE_URL user`).toBe(
+          APP_LOGIN_ROLE,
+        );
+        expect(env.PGPASSFILE).toBe('/run/secrets/app_pgpass');
+        expect(services[name]!.secrets, name).toContain('app_pgpass');
+      },
+    );
 
     it("gives the owner's credentials to migrate alone", () => {
       expect(owner).toBe('ehr');
@@ -199,7 +234,8 @@ describe('docker-compose.yml', () => {
           const where = `${name}.${key}`;
           expect(value, `${where} carries the owner's password`).not.toMatch(mentionsOwnerPassword);
           expect(value, `${where} names the owner's pgpass`).not.toBe('/run/secrets/pgpass');
-          if (/^postgres(ql)?:\/\//.test(value)) expect(decodeURIComponent(new URL(value).username), `${where} user`).not.toBe(owner);
+          if (/^postgres(ql)?:\/\//.test(value))
+            expect(decodeURIComponent(new URL(value).username), `${where} user`).not.toBe(owner);
           if (/(^|_)(USER|ROLE)$/.test(key)) expect(value, `${where}`).not.toBe(owner);
         }
       }
@@ -222,15 +258,23 @@ describe('docker-compose.yml', () => {
       expect(migrate.EHR_APP_PGPASSFILE).toBe(environmentOf(services.worker!).PGPASSFILE);
       expect(services.migrate!.secrets).toContain('app_pgpass');
       // The secret roots it records are the paths the services resolve stored references under.
-      for (const key of ['EHR_SECRETS_DIR', 'EHR_KEK_DIR']) expect(migrate[key], key).toBe(environmentOf(services.worker!)[key]);
+      for (const key of ['EHR_SECRETS_DIR', 'EHR_KEK_DIR'])
+        expect(migrate[key], key).toBe(environmentOf(services.worker!)[key]);
       for (const name of ['worker', ...APP_SERVICES]) {
-        expect(services[name]!.depends_on, name).toMatchObject({ migrate: { condition: 'service_completed_successfully' } });
+        expect(services[name]!.depends_on, name).toMatchObject({
+          migrate: { condition: 'service_completed_successfully' },
+        });
       }
       // The job's configuration loads, with a stand-in for the app's pgpass file as docker would mount it.
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-pgpass-'));
       const pgpass = path.join(dir, 'app_pgpass');
       fs.writeFileSync(pgpass, `postgresql:5432:ehr_connectors:${APP_LOGIN_ROLE}:synthetic-app-pw\n`, { mode: 0o600 });
-      const resolved = Object.fromEntries(Object.entries(migrate).map(([k, v]) => [k, interpolate(v, { ...COMPOSE_VARS, TEMPORAL_DB_PASSWORD: 'synthetic-temporal-pw' })]));
+      const resolved = Object.fromEntries(
+        Object.entries(migrate).map(([k, v]) => [
+          k,
+          interpolate(v, { ...COMPOSE_VARS, TEMPORAL_DB_PASSWORD: 'synthetic-temporal-pw' }),
+        ]),
+      );
       const config = loadMigrateConfig({ ...resolved, EHR_APP_PGPASSFILE: pgpass });
       expect(config).toMatchObject({
         app: { role: APP_LOGIN_ROLE, password: 'synthetic-app-pw', databaseUrl: APP_DATABASE_URL },

@@ -27,14 +27,21 @@ describe('endpoint queues', () => {
     expect(endpointQueueFor(policy, { vendor: 'epic', baseUrl: 'https://epic.example/api/FHIR/R4' })).toBeUndefined();
     expect(endpointQueueFor(policy, { vendor: 'stub', baseUrl: 'https://stub.example/fhir' })).toBeUndefined();
     const overridden = { ...policy, overrides: parseRateOverrides('epic=10/1,eclinicalworks=20/5') };
-    expect(endpointQueueFor(overridden, { vendor: 'epic', baseUrl: 'https://epic.example/api/FHIR/R4' })!.activitiesPerSecond).toBeCloseTo(9);
+    expect(
+      endpointQueueFor(overridden, { vendor: 'epic', baseUrl: 'https://epic.example/api/FHIR/R4' })!
+        .activitiesPerSecond,
+    ).toBeCloseTo(9);
     expect(endpointQueueFor(overridden, ecw)!.activitiesPerSecond).toBeCloseTo(3.6);
   });
 
   it('configuration refuses a malformed EHR_VENDOR_RATE_LIMITS by name', () => {
     const base = { DATABASE_URL: 'postgres://app@127.0.0.1:5432/ehr', EHR_KEK_DIR: '/tmp/k' };
-    expect(loadConfig({ ...base, EHR_VENDOR_RATE_LIMITS: 'eclinicalworks=200/60' }).EHR_VENDOR_RATE_LIMITS).toBe('eclinicalworks=200/60');
+    expect(loadConfig({ ...base, EHR_VENDOR_RATE_LIMITS: 'eclinicalworks=200/60' }).EHR_VENDOR_RATE_LIMITS).toBe(
+      'eclinicalworks=200/60',
+    );
     expect(() => loadConfig({ ...base, EHR_VENDOR_RATE_LIMITS: 'eclinicalworks=fast' })).toThrow(ConfigError);
-    expect(() => loadConfig({ ...base, EHR_VENDOR_RATE_LIMITS: 'eclinicalworks=fast' })).toThrow(/EHR_VENDOR_RATE_LIMITS/);
+    expect(() => loadConfig({ ...base, EHR_VENDOR_RATE_LIMITS: 'eclinicalworks=fast' })).toThrow(
+      /EHR_VENDOR_RATE_LIMITS/,
+    );
   });
 });

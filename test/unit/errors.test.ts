@@ -19,11 +19,19 @@ describe('toApplicationFailure', () => {
     const cases = [
       { err: new ConfigError('DATABASE_URL', 'is required but not set'), type: 'CONFIG_INVALID', nonRetryable: true },
       { err: new NotFoundError('integration', 'acme-epic'), type: 'NOT_FOUND', nonRetryable: true },
-      { err: new MalformedVendorDataError('Patient', 'entry 3 has no valid id'), type: 'VENDOR_DATA_MALFORMED', nonRetryable: true },
+      {
+        err: new MalformedVendorDataError('Patient', 'entry 3 has no valid id'),
+        type: 'VENDOR_DATA_MALFORMED',
+        nonRetryable: true,
+      },
       { err: new TlsPolicyError('vendor.example.com'), type: 'TLS_REQUIRED', nonRetryable: true },
       { err: new ResponseTooLargeError('/fhir/Patient', 1024), type: 'VENDOR_RESPONSE_TOO_LARGE', nonRetryable: true },
       { err: new VendorAuthError('acme-epic', 'refused'), type: 'VENDOR_AUTH_FAILED', nonRetryable: true },
-      { err: new VendorAuthError('acme-epic', 'unreadable token response', true), type: 'VENDOR_AUTH_FAILED', nonRetryable: false },
+      {
+        err: new VendorAuthError('acme-epic', 'unreadable token response', true),
+        type: 'VENDOR_AUTH_FAILED',
+        nonRetryable: false,
+      },
       { err: new VendorNetworkError('GET', '/fhir/Patient', 'timed out'), type: 'VENDOR_NETWORK', nonRetryable: false },
       { err: new AuditWriteError('vendor.call', 'db down'), type: 'AUDIT_WRITE_FAILED', nonRetryable: false },
       { err: new VendorHttpError(404, 'GET', '/fhir/Patient/x'), type: 'VENDOR_HTTP_404', nonRetryable: true },
@@ -48,9 +56,13 @@ describe('toApplicationFailure', () => {
 
   it('turns Retry-After into nextRetryDelay for retryable errors only', () => {
     expect(toApplicationFailure(new VendorHttpError(429, 'GET', '/fhir/Patient', 3_000)).nextRetryDelay).toBe(3_000);
-    expect(toApplicationFailure(new VendorHttpError(503, 'GET', '/fhir/Patient', 120_000)).nextRetryDelay).toBe(120_000);
+    expect(toApplicationFailure(new VendorHttpError(503, 'GET', '/fhir/Patient', 120_000)).nextRetryDelay).toBe(
+      120_000,
+    );
     expect(toApplicationFailure(new VendorHttpError(503, 'GET', '/fhir/Patient')).nextRetryDelay).toBeUndefined();
-    expect(toApplicationFailure(new VendorNetworkError('GET', '/fhir/Patient', 'timed out')).nextRetryDelay).toBeUndefined();
+    expect(
+      toApplicationFailure(new VendorNetworkError('GET', '/fhir/Patient', 'timed out')).nextRetryDelay,
+    ).toBeUndefined();
     // A non-retryable status never schedules a retry, whatever the vendor says.
     const notFound = toApplicationFailure(new VendorHttpError(404, 'GET', '/fhir/Patient/x', 5_000));
     expect(notFound.nonRetryable).toBe(true);

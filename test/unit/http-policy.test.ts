@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { ResponseTooLargeError, TlsPolicyError, VendorHttpError } from '../../lib/errors/index.js';
-import { assertTransportAllowed, errorForStatus, isLoopback, parseRetryAfterMs, readBodyCapped, safePath } from '../../lib/vendors/http-policy.js';
+import {
+  assertTransportAllowed,
+  errorForStatus,
+  isLoopback,
+  parseRetryAfterMs,
+  readBodyCapped,
+  safePath,
+} from '../../lib/vendors/http-policy.js';
 
 describe('parseRetryAfterMs', () => {
   const now = Date.parse('2024-06-01T12:00:00Z');
@@ -57,10 +64,22 @@ describe('isLoopback / assertTransportAllowed', () => {
   });
 
   it('recognises loopback hosts, including all of 127/8 and [::1]', () => {
-    for (const u of ['http://127.0.0.1/', 'http://127.255.0.1/', 'http://localhost/', 'http://[::1]/', 'http://127.1/']) {
+    for (const u of [
+      'http://127.0.0.1/',
+      'http://127.255.0.1/',
+      'http://localhost/',
+      'http://[::1]/',
+      'http://127.1/',
+    ]) {
       expect(isLoopback(new URL(u))).toBe(true);
     }
-    for (const u of ['http://128.0.0.1/', 'http://10.0.0.1/', 'http://127.0.0.1.nip.io/', 'http://localhost.example.com/', 'http://[::2]/']) {
+    for (const u of [
+      'http://128.0.0.1/',
+      'http://10.0.0.1/',
+      'http://127.0.0.1.nip.io/',
+      'http://localhost.example.com/',
+      'http://[::2]/',
+    ]) {
       expect(isLoopback(new URL(u))).toBe(false);
     }
   });
@@ -111,16 +130,28 @@ describe('readBodyCapped', () => {
 
 describe('errorForStatus / safePath', () => {
   it('classifies statuses and carries Retry-After', () => {
-    const e429 = errorForStatus(new Response(null, { status: 429, headers: { 'retry-after': '3' } }), 'GET', '/fhir/Patient');
+    const e429 = errorForStatus(
+      new Response(null, { status: 429, headers: { 'retry-after': '3' } }),
+      'GET',
+      '/fhir/Patient',
+    );
     expect(e429).toBeInstanceOf(VendorHttpError);
     expect(e429).toMatchObject({ status: 429, retryable: true, retryAfterMs: 3_000, code: 'VENDOR_RATE_LIMITED' });
-    expect(errorForStatus(new Response(null, { status: 503 }), 'GET', '/p')).toMatchObject({ retryable: true, code: 'VENDOR_UNAVAILABLE' });
+    expect(errorForStatus(new Response(null, { status: 503 }), 'GET', '/p')).toMatchObject({
+      retryable: true,
+      code: 'VENDOR_UNAVAILABLE',
+    });
     for (const status of [400, 403, 404, 422]) {
-      expect(errorForStatus(new Response(null, { status }), 'GET', '/p')).toMatchObject({ retryable: false, code: `VENDOR_HTTP_${status}` });
+      expect(errorForStatus(new Response(null, { status }), 'GET', '/p')).toMatchObject({
+        retryable: false,
+        code: `VENDOR_HTTP_${status}`,
+      });
     }
   });
 
   it('never includes the query string', () => {
-    expect(safePath(new URL('https://v.example.com/fhir/Patient?name=Smith&birthdate=1970-01-01'))).toBe('/fhir/Patient');
+    expect(safePath(new URL('https://v.example.com/fhir/Patient?name=Smith&birthdate=1970-01-01'))).toBe(
+      '/fhir/Patient',
+    );
   });
 });

@@ -5,24 +5,40 @@
  */
 import { exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IntegrationSigningKey, SigningKeyState } from '../../lib/store/signing-keys.js';
+import type { IntegrationSigningKey, SigningKeyState } from '../../lib/keys/signing-key-repository.js';
 import { MAX_JWKS_CACHE_SECONDS, startJwksServer, type JwksServer } from '../../workers/jwks-server.js';
 
 async function key(kid: string, state: SigningKeyState): Promise<IntegrationSigningKey> {
   const { privateKey } = await generateKeyPair('ES384', { extractable: true });
   // The row deliberately carries a private member: the server must never let it out.
   const jwk = { ...(await exportJWK(privateKey)), kid, alg: 'ES384', use: 'sig' };
-  return { integrationId: 'i-1', kid, alg: 'ES384', publicJwk: jwk, privateKeyRef: 'file:/nowhere', state, createdAt: new Date(), activatedAt: null, retiredAt: null };
+  return {
+    integrationId: 'i-1',
+    kid,
+    alg: 'ES384',
+    publicJwk: jwk,
+    privateKeyRef: 'file:/nowhere',
+    state,
+    createdAt: new Date(),
+    activatedAt: null,
+    retiredAt: null,
+  };
 }
 
 let server: JwksServer;
 let keys: IntegrationSigningKey[];
 
 beforeAll(async () => {
-  keys = [await key('old', 'previous'), await key('now', 'current'), await key('next', 'successor'), await key('gone', 'retired')];
+  keys = [
+    await key('old', 'previous'),
+    await key('now', 'current'),
+    await key('next', 'successor'),
+    await key('gone', 'retired'),
+  ];
   server = await startJwksServer({
     listen: '127.0.0.1:0',
-    published: async (id) => (id === 'i-1' ? { vendor: 'sandbox', keys } : id === 'i-epic' ? { vendor: 'epic', keys: [] } : undefined),
+    published: async (id) =>
+      id === 'i-1' ? { vendor: 'sandbox', keys } : id === 'i-epic' ? { vendor: 'epic', keys: [] } : undefined,
   });
 });
 afterAll(async () => server.close());

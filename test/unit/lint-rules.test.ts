@@ -38,15 +38,58 @@ const workflowFixtures = {
 type WorkflowFixture = keyof typeof workflowFixtures;
 
 const libFixtures = {
-  floating: "export function start(): void {\n  Promise.resolve(1);\n}\n",
-  handled: "export async function start(): Promise<void> {\n  await Promise.resolve(1);\n  void Promise.resolve(2);\n}\n",
+  floating: 'export function start(): void {\n  Promise.resolve(1);\n}\n',
+  handled:
+    'export async function start(): Promise<void> {\n  await Promise.resolve(1);\n  void Promise.resolve(2);\n}\n',
 } as const;
 type LibFixture = keyof typeof libFixtures;
+
+/** One import from each folder the layer may not reach (README "Layout"); each names a real file. */
+const FORBIDDEN = {
+  client: "import { print } from '../client/output.js';\nexport const used = print;\n",
+  workers:
+    "import { installTemporalLogging } from '../workers/temporal-logging.js';\nexport const used = " +
+    'installTemporalLogging;\n',
+  sandbox: "import { createRng } from '../sandbox/prng.js';\nexport const used = createRng;\n",
+  dev: "import { findFreePort } from '../dev/ports.js';\nexport const used = findFreePort;\n",
+  activities: "import type { SyncPlan } from '../activities/types.js';\nexport type Used = SyncPlan;\n",
+  workflows: "import { storePreset } from '../workflows/presets.js';\nexport const used = storePreset;\n",
+} as const;
+type Layer = keyof typeof FORBIDDEN;
+const LIB_FORBIDDEN: Layer[] = ['client', 'workers', 'sandbox', 'dev', 'activities', 'workflows'];
+const ACTIVITIES_FORBIDDEN: Layer[] = ['client', 'workers', 'sandbox', 'dev'];
+const ZONE_RULE = 'import-x/no-restricted-paths';
+
+const zoneFixtures = {
+  lib: {
+    ...Object.fromEntries(LIB_FORBIDDEN.map((layer) => [`imports-${layer}`, FORBIDDEN[layer]])),
+    'imports-lib': "import { withTransaction } from './store/pool.js';\nexport const used = withTransaction;\n",
+  },
+  activities: {
+    ...Object.fromEntries(ACTIVITIES_FORBIDDEN.map((layer) => [`imports-${layer}`, FORBIDDEN[layer]])),
+    'imports-lib': "import { withTransaction } from '../lib/store/pool.js';\nexport const used = withTransaction;\n",
+  },
+} as const;
+
+const SQL_RULE = 'no-restricted-syntax';
+const sqlCode = [
+  "import type { Queryable } from '../store/pool.js';",
+  'export async function ids(db: Queryable): Promise<unknown> {',
+  "  await db.query(`UPDATE integrations SET status = 'revoked' WHERE id = $1`, ['x']);",
+  "  return db.query('SELECT id FROM integrations');",
+  '}',
+  '',
+].join('\n');
+/** The same statements in a CLI command, in a key-domain module, and in a key-domain repository. */
+const sqlFixtures = {
+  client: { sql: sqlCode.replace('../store/pool.js', '../lib/store/pool.js') },
+  'lib/keys': { sql: sqlCode, 'sql-repository': sqlCode },
+} as const;
 
 const files = new Map<string, string>();
 const results = new Map<string, ESLint.LintResult>();
 
-function fileFor(dir: 'workflows' | 'lib', name: string): string {
+function fileFor(dir: 'workflows' | 'lib' | 'activities' | 'client' | 'lib/keys', name: string): string {
   return path.join(ROOT, dir, `${TAG}-${name}.ts`);
 }
 
@@ -64,6 +107,12 @@ const floating = (name: LibFixture): string[] => messages(fileFor('lib', name), 
 beforeAll(async () => {
   for (const [name, code] of Object.entries(workflowFixtures)) files.set(fileFor('workflows', name), code);
   for (const [name, code] of Object.entries(libFixtures)) files.set(fileFor('lib', name), code);
+  for (const [dir, fixtures] of Object.entries(zoneFixtures)) {
+    for (const [name, code] of Object.entries(fixtures)) files.set(fileFor(dir as 'lib' | 'activities', name), code);
+  }
+  for (const [dir, fixtures] of Object.entries(sqlFixtures)) {
+    for (const [name, code] of Object.entries(fixtures)) files.set(fileFor(dir as 'client' | 'lib/keys', name), code);
+  }
   try {
     for (const [file, code] of files) fs.writeFileSync(file, code, { flag: 'wx' });
     const eslint = new ESLint({ cwd: ROOT });
@@ -78,11 +127,14 @@ afterAll(() => {
 });
 
 describe('workflows/ import fence', () => {
-  it.each(['pg', 'nodeFs', 'jose', 'storePool', 'activity', 'reexport'] as const)('rejects a value import (%s)', (name) => {
-    const found = fence(name);
-    expect(found).toHaveLength(1);
-    expect(found[0]).toContain('workflows/ may import only @temporalio/workflow');
-  });
+  it.each(['pg', 'nodeFs', 'jose', 'storePool', 'activity', 'reexport'] as const)(
+    'rejects a value import (%s)',
+    (name) => {
+      const found = fence(name);
+      expect(found).toHaveLength(1);
+      expect(found[0]).toContain('workflows/ may import only @temporalio/workflow');
+    },
+  );
 
   it('accepts @temporalio/workflow, sibling files and type-only imports of anything', () => {
     expect(fence('allowed')).toEqual([]);
@@ -97,7 +149,9 @@ describe('workflows/ import fence', () => {
   // Gap (eslint.config.mjs): no-restricted-imports does not see dynamic import(), so
   // `await import('pg')` in a workflow file passes lint.
   it('rejects a dynamic import() of a non-workflow module', () => {
-    expect(messages(fileFor('workflows', 'dynamicImport'), 'no-restricted-syntax')).toEqual(['workflows/ may not load modules dynamically.']);
+    expect(messages(fileFor('workflows', 'dynamicImport'), 'no-restricted-syntax')).toEqual([
+      'workflows/ may not load modules dynamically.',
+    ]);
   });
 
   it('does not apply the fence outside workflows/', () => {
@@ -112,5 +166,35 @@ describe('typed promise rules', () => {
 
   it('is satisfied by await or an explicit void', () => {
     expect(floating('handled')).toEqual([]);
+  });
+});
+
+describe('layer zones (import-x/no-restricted-paths)', () => {
+  it.each(LIB_FORBIDDEN)('lib/ may not import %s/', (layer) => {
+    const found = messages(fileFor('lib', `imports-${layer}`), ZONE_RULE);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toContain('lib/ is the domain');
+  });
+
+  it.each(ACTIVITIES_FORBIDDEN)('activities/ may not import %s/', (layer) => {
+    const found = messages(fileFor('activities', `imports-${layer}`), ZONE_RULE);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toContain('activities/ import lib/');
+  });
+
+  it('lets lib/ and activities/ import lib/', () => {
+    expect(messages(fileFor('lib', 'imports-lib'), ZONE_RULE)).toEqual([]);
+    expect(messages(fileFor('activities', 'imports-lib'), ZONE_RULE)).toEqual([]);
+  });
+});
+
+describe('SQL only in repositories', () => {
+  it('refuses a statement in a CLI command and in key-domain logic, string and template alike', () => {
+    expect(messages(fileFor('client', 'sql'), SQL_RULE)).toHaveLength(2);
+    expect(messages(fileFor('lib/keys', 'sql'), SQL_RULE)).toHaveLength(2);
+  });
+
+  it("accepts it in a domain's repository", () => {
+    expect(messages(fileFor('lib/keys', 'sql-repository'), SQL_RULE)).toEqual([]);
   });
 });

@@ -56,12 +56,15 @@ describe('EhrError messages', () => {
     const err = new Ctor(...(args as never[]));
     // Strip every argument and the fixed template: nothing of substance may remain.
     let rest = err.message;
-    for (const arg of [...args].sort((a, b) => String(b).length - String(a).length)) rest = rest.split(String(arg)).join(' ');
+    for (const arg of [...args].sort((a, b) => String(b).length - String(a).length))
+      rest = rest.split(String(arg)).join(' ');
     const words = rest.match(/[A-Za-z0-9]{4,}/g) ?? [];
     // What remains is the class's own wording: it does not vary with input.
     const other = new Ctor(...(args.map((a) => (typeof a === 'string' ? `${a}-x` : a)) as never[]));
     let otherRest = other.message;
-    for (const arg of args.map((a) => (typeof a === 'string' ? `${a}-x` : a)).sort((a, b) => String(b).length - String(a).length)) {
+    for (const arg of args
+      .map((a) => (typeof a === 'string' ? `${a}-x` : a))
+      .sort((a, b) => String(b).length - String(a).length)) {
       otherRest = otherRest.split(String(arg)).join(' ');
     }
     expect(otherRest.match(/[A-Za-z0-9]{4,}/g) ?? []).toEqual(words);
@@ -71,18 +74,49 @@ describe('EhrError messages', () => {
 
 describe('vendor-derived error text', () => {
   it('puts the path of a vendor URL into HTTP errors, never its query string', () => {
-    const url = new URL('https://vendor.example/fhir/Patient?family=Synthfamily&birthdate=1970-01-01&identifier=SYN-MRN-00000001');
+    const url = new URL(
+      'https://vendor.example/fhir/Patient?family=Synthfamily&birthdate=1970-01-01&identifier=SYN-MRN-00000001',
+    );
     const err = errorForStatus(new Response(null, { status: 404 }), 'GET', safePath(url));
     expect(err.message).toBe('vendor answered 404 to GET /fhir/Patient');
     for (const phi of ['Synthfamily', '1970-01-01', 'SYN-MRN-00000001', '?']) expect(err.message).not.toContain(phi);
   });
 
   it('describes a malformed page by position and shape, never by the content of its resources', () => {
-    const phi = { name: [{ family: 'Synthfamily' }], birthDate: '1970-01-01', identifier: [{ value: 'SYN-MRN-00000001' }] };
+    const phi = {
+      name: [{ family: 'Synthfamily' }],
+      birthDate: '1970-01-01',
+      identifier: [{ value: 'SYN-MRN-00000001' }],
+    };
     const pages: unknown[] = [
-      { resourceType: 'Bundle', type: 'searchset', entry: [{ resource: { resourceType: 'Patient', id: 'p 1 Synthfamily', meta: { lastUpdated: '2024-01-01T00:00:00Z' }, ...phi } }] },
-      { resourceType: 'Bundle', type: 'searchset', entry: [{ resource: { resourceType: 'Observation', id: 'o-1', meta: { lastUpdated: '2024-01-01T00:00:00Z' }, ...phi } }] },
-      { resourceType: 'Bundle', type: 'searchset', entry: [{ resource: { resourceType: 'Patient', id: 'p-1', meta: { lastUpdated: 'Synthfamily' }, ...phi } }] },
+      {
+        resourceType: 'Bundle',
+        type: 'searchset',
+        entry: [
+          {
+            resource: {
+              resourceType: 'Patient',
+              id: 'p 1 Synthfamily',
+              meta: { lastUpdated: '2024-01-01T00:00:00Z' },
+              ...phi,
+            },
+          },
+        ],
+      },
+      {
+        resourceType: 'Bundle',
+        type: 'searchset',
+        entry: [
+          {
+            resource: { resourceType: 'Observation', id: 'o-1', meta: { lastUpdated: '2024-01-01T00:00:00Z' }, ...phi },
+          },
+        ],
+      },
+      {
+        resourceType: 'Bundle',
+        type: 'searchset',
+        entry: [{ resource: { resourceType: 'Patient', id: 'p-1', meta: { lastUpdated: 'Synthfamily' }, ...phi } }],
+      },
       { resourceType: 'Synthfamily', ...phi },
       '{"resourceType":"Bundle","entry":[{"family":"Synthfamily"',
     ];

@@ -12,7 +12,11 @@ const FAKE_TOKEN = 'fake-access-token-0123456789';
 const FAKE_PEM = '-----BEGIN PRIVATE KEY-----\nMIIFAKEFAKEFAKEFAKE\n-----END PRIVATE KEY-----';
 const FAKE_JWT = 'eyJhbGciOiJFUzM4NCJ9.eyJzdWIiOiJmYWtlLWNsaWVudCJ9.ZmFrZS1zaWduYXR1cmUtZmFrZS1zaWduYXR1cmU';
 
-function capture(): { logger: ReturnType<typeof createLogger>; lines: () => Array<Record<string, unknown>>; raw: () => string } {
+function capture(): {
+  logger: ReturnType<typeof createLogger>;
+  lines: () => Array<Record<string, unknown>>;
+  raw: () => string;
+} {
   const chunks: string[] = [];
   const destination = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -21,7 +25,16 @@ function capture(): { logger: ReturnType<typeof createLogger>; lines: () => Arra
     },
   });
   const logger = createLogger({ level: 'info', name: 'test', destination });
-  return { logger, raw: () => chunks.join(''), lines: () => chunks.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>) };
+  return {
+    logger,
+    raw: () => chunks.join(''),
+    lines: () =>
+      chunks
+        .join('')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
 }
 
 describe('log redaction', () => {
@@ -29,19 +42,38 @@ describe('log redaction', () => {
     const { logger, raw, lines } = capture();
     logger.info(
       {
-        headers: { authorization: `Bearer ${FAKE_TOKEN}`, cookie: 'sid=fake-cookie-value', 'set-cookie': ['sid=fake-cookie-value'] },
+        headers: {
+          authorization: `Bearer ${FAKE_TOKEN}`,
+          cookie: 'sid=fake-cookie-value',
+          'set-cookie': ['sid=fake-cookie-value'],
+        },
         token: { access_token: FAKE_TOKEN },
         grant: { access_token: FAKE_TOKEN, refresh_token: FAKE_TOKEN, token_type: 'Bearer', expires_in: 300 },
         request: { body: { client_assertion: FAKE_JWT, client_secret: 'fake-client-secret' } },
-        config: { DATABASE_URL: 'postgres://app:fake-db-pw@db.example/ehr', CODEC_TLS_KEY: 'file:/run/secrets/key', EHR_SECRETS_DIR: '/var/lib/ehr/secrets' },
-        deep: { a: { b: { c: { password: 'fake-password', privateKey: FAKE_PEM, webhookSecret: 'fake-webhook-secret' } } } },
+        config: {
+          DATABASE_URL: 'postgres://app:fake-db-pw@db.example/ehr',
+          CODEC_TLS_KEY: 'file:/run/secrets/key',
+          EHR_SECRETS_DIR: '/var/lib/ehr/secrets',
+        },
+        deep: {
+          a: { b: { c: { password: 'fake-password', privateKey: FAKE_PEM, webhookSecret: 'fake-webhook-secret' } } },
+        },
         tokenUrl: 'https://vendor.example/token',
         privateKeyRef: 'file:/var/lib/ehr/secrets/i-1.pem',
       },
       'calling the vendor',
     );
     const text = raw();
-    for (const secret of [FAKE_TOKEN, 'fake-cookie-value', 'fake-client-secret', 'fake-db-pw', 'fake-password', 'MIIFAKE', 'fake-webhook-secret', FAKE_JWT]) {
+    for (const secret of [
+      FAKE_TOKEN,
+      'fake-cookie-value',
+      'fake-client-secret',
+      'fake-db-pw',
+      'fake-password',
+      'MIIFAKE',
+      'fake-webhook-secret',
+      FAKE_JWT,
+    ]) {
       expect(text.includes(secret), `a secret reached the log (${secret.slice(0, 8)}…)`).toBe(false);
     }
     const [line] = lines();
@@ -50,7 +82,12 @@ describe('log redaction', () => {
     expect(line!.privateKeyRef).toBe('file:/var/lib/ehr/secrets/i-1.pem');
     expect((line!.config as Record<string, unknown>).EHR_SECRETS_DIR).toBe('/var/lib/ehr/secrets');
     expect(line!.token).toBe('[redacted]');
-    expect(line!.grant).toEqual({ access_token: '[redacted]', refresh_token: '[redacted]', token_type: 'Bearer', expires_in: 300 });
+    expect(line!.grant).toEqual({
+      access_token: '[redacted]',
+      refresh_token: '[redacted]',
+      token_type: 'Bearer',
+      expires_in: 300,
+    });
   });
 
   it('scrubs secrets out of messages and error messages', () => {
@@ -79,9 +116,14 @@ describe('log redaction', () => {
     expect(raw()).not.toContain(name);
     const [merge, nested, bundle, interpolated, child] = lines();
     expect(merge).toMatchObject({ resourceType: 'Patient', id: '[redacted]', refused: 'fhir-resource' });
-    expect(nested).toMatchObject({ resource: { resourceType: 'Patient', id: '[redacted]', refused: 'fhir-resource' }, page: 3 });
+    expect(nested).toMatchObject({
+      resource: { resourceType: 'Patient', id: '[redacted]', refused: 'fhir-resource' },
+      page: 3,
+    });
     expect(bundle!.bundle).toEqual({ resourceType: 'Bundle', id: '[redacted]', refused: 'fhir-resource' });
-    expect(interpolated!.msg).toBe('interpolated {"resourceType":"Patient","id":"[redacted]","refused":"fhir-resource"}');
+    expect(interpolated!.msg).toBe(
+      'interpolated {"resourceType":"Patient","id":"[redacted]","refused":"fhir-resource"}',
+    );
     expect(child!.resource).toEqual({ resourceType: 'Patient', id: '[redacted]', refused: 'fhir-resource' });
   });
 
@@ -89,7 +131,12 @@ describe('log redaction', () => {
     const { logger, raw, lines } = capture();
     logger.info(
       {
-        patient: { name: [{ family: 'Synthfamily' }], birthDate: '1970-01-01', telecom: [{ value: '555-0100-1234' }], address: [{ line: ['1 Synthetic Way'] }] },
+        patient: {
+          name: [{ family: 'Synthfamily' }],
+          birthDate: '1970-01-01',
+          telecom: [{ value: '555-0100-1234' }],
+          address: [{ line: ['1 Synthetic Way'] }],
+        },
         identifier: [{ value: 'SYN-MRN-00000001' }],
         note: [{ text: 'Synthetic note about Synthfamily' }],
         tenantId: 't-1',
@@ -100,8 +147,16 @@ describe('log redaction', () => {
       'page stored',
     );
     const text = raw();
-    for (const phi of ['Synthfamily', '1970-01-01', '555-0100-1234', 'Synthetic Way', 'SYN-MRN-00000001']) expect(text).not.toContain(phi);
-    expect(lines()[0]).toMatchObject({ tenantId: 't-1', resourceType: 'Observation', count: 50, code: 'VENDOR_HTTP_404', identifier: '[phi-redacted]', note: '[phi-redacted]' });
+    for (const phi of ['Synthfamily', '1970-01-01', '555-0100-1234', 'Synthetic Way', 'SYN-MRN-00000001'])
+      expect(text).not.toContain(phi);
+    expect(lines()[0]).toMatchObject({
+      tenantId: 't-1',
+      resourceType: 'Observation',
+      count: 50,
+      code: 'VENDOR_HTTP_404',
+      identifier: '[phi-redacted]',
+      note: '[phi-redacted]',
+    });
     expect((lines()[0]!.patient as Record<string, unknown>).name).toBe('[phi-redacted]');
   });
 

@@ -21,13 +21,20 @@ describe('pgpassPassword', () => {
     expect(pgpassPassword(text, target)).toBe('pa:ss\\word');
     expect(pgpassPassword(text, { ...target, user: 'ehr' })).toBe('the-owners');
     expect(pgpassPassword(text, { ...target, user: 'nobody' })).toBe('catch-all');
-    expect(pgpassPassword('postgresql:5432:ehr_connectors:ehr_app_login\n', target)).toBeUndefined(); // four fields: malformed
-    expect(pgpassPassword('postgresql:5432:ehr_connectors:ehr_app_login:a:b\r\n', target)).toBe('a:b'); // the password keeps its colons
+    // four fields: malformed
+    expect(pgpassPassword('postgresql:5432:ehr_connectors:ehr_app_login\n', target)).toBeUndefined();
+    // the password keeps its colons
+    expect(pgpassPassword('postgresql:5432:ehr_connectors:ehr_app_login:a:b\r\n', target)).toBe('a:b');
   });
 
   it('looks a URL up the way pg does (default port 5432, database defaults to the user)', () => {
     expect(pgpassTargetOf('postgresql://ehr_app_login@postgresql/ehr_connectors')).toEqual(target);
-    expect(pgpassTargetOf('postgres://u%5Fx@db.example:6543')).toEqual({ host: 'db.example', port: '6543', database: 'u_x', user: 'u_x' });
+    expect(pgpassTargetOf('postgres://u%5Fx@db.example:6543')).toEqual({
+      host: 'db.example',
+      port: '6543',
+      database: 'u_x',
+      user: 'u_x',
+    });
   });
 });
 
@@ -62,14 +69,22 @@ describe('loadMigrateConfig', () => {
     const e = env();
     expect(loadMigrateConfig(e)).toEqual({
       ownerDatabaseUrl: 'postgresql://ehr@postgresql:5432/ehr_connectors',
-      app: { role: 'ehr_app_login', databaseUrl: 'postgresql://ehr_app_login@postgresql:5432/ehr_connectors', password: 'synthetic-app-pw' },
+      app: {
+        role: 'ehr_app_login',
+        databaseUrl: 'postgresql://ehr_app_login@postgresql:5432/ehr_connectors',
+        password: 'synthetic-app-pw',
+      },
       secretRoots: {
         roots: ['/var/lib/ehr/secrets'],
         excluded: expect.arrayContaining(['/run/ehr/keys', e.EHR_APP_PGPASSFILE]) as string[],
       },
     });
     for (const value of ['synthetic-temporal-pw', 'env:TEMPORAL_PW']) {
-      const e = env({ EHR_TEMPORAL_DB_ROLE: 'temporal', EHR_TEMPORAL_DB_PASSWORD: value, TEMPORAL_PW: 'synthetic-temporal-pw' });
+      const e = env({
+        EHR_TEMPORAL_DB_ROLE: 'temporal',
+        EHR_TEMPORAL_DB_PASSWORD: value,
+        TEMPORAL_PW: 'synthetic-temporal-pw',
+      });
       expect(loadMigrateConfig(e).temporal).toEqual({ role: 'temporal', password: 'synthetic-temporal-pw' });
     }
   });
@@ -82,13 +97,26 @@ describe('loadMigrateConfig', () => {
     expect(refusal(env({ EHR_APP_DATABASE_URL: undefined })).field).toBe('EHR_APP_DATABASE_URL');
     expect(refusal(env({ EHR_SECRETS_DIR: undefined })).field).toBe('EHR_SECRETS_DIR');
     expect(refusal(env({ EHR_SECRET_ROOTS: '/run/ehr/keys/inside' })).field).toBe('EHR_SECRET_ROOTS');
-    expect(refusal(env({ EHR_APP_DATABASE_URL: 'postgresql://ehr_app_login:synthetic-app-pw@postgresql/ehr_connectors' })).message).not.toContain('synthetic-app-pw');
-    expect(refusal(env({ EHR_APP_DATABASE_URL: 'postgresql://ehr@postgresql:5432/ehr_connectors' })).message).toMatch(/names the owner/);
-    expect(refusal(env({ EHR_APP_PGPASSFILE: pgpass('postgresql:5432:ehr_connectors:ehr_app_login:synthetic-app-pw', 0o640) })).message).toMatch(/mode 0640; it must be 0600/);
-    const missing = refusal(env({ EHR_APP_PGPASSFILE: pgpass('postgresql:5432:ehr_connectors:someone_else:synthetic-app-pw') }));
+    expect(
+      refusal(env({ EHR_APP_DATABASE_URL: 'postgresql://ehr_app_login:synthetic-app-pw@postgresql/ehr_connectors' }))
+        .message,
+    ).not.toContain('synthetic-app-pw');
+    expect(refusal(env({ EHR_APP_DATABASE_URL: 'postgresql://ehr@postgresql:5432/ehr_connectors' })).message).toMatch(
+      /names the owner/,
+    );
+    expect(
+      refusal(
+        env({ EHR_APP_PGPASSFILE: pgpass('postgresql:5432:ehr_connectors:ehr_app_login:synthetic-app-pw', 0o640) }),
+      ).message,
+    ).toMatch(/mode 0640; it must be 0600/);
+    const missing = refusal(
+      env({ EHR_APP_PGPASSFILE: pgpass('postgresql:5432:ehr_connectors:someone_else:synthetic-app-pw') }),
+    );
     expect(missing.message).toMatch(/has no line for postgresql:5432:ehr_connectors:ehr_app_login/);
     expect(missing.message).not.toContain('synthetic-app-pw');
     expect(refusal(env({ EHR_TEMPORAL_DB_ROLE: 'temporal' })).field).toBe('EHR_TEMPORAL_DB_PASSWORD');
-    expect(refusal(env({ EHR_TEMPORAL_DB_ROLE: 'Temporal!', EHR_TEMPORAL_DB_PASSWORD: 'x' })).field).toBe('EHR_TEMPORAL_DB_ROLE');
+    expect(refusal(env({ EHR_TEMPORAL_DB_ROLE: 'Temporal!', EHR_TEMPORAL_DB_PASSWORD: 'x' })).field).toBe(
+      'EHR_TEMPORAL_DB_ROLE',
+    );
   });
 });

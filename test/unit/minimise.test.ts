@@ -6,7 +6,13 @@ import { RETAINED_ELEMENTS, minimise, patientIdOf } from '../../lib/fhir/minimis
 const fullPatient = {
   resourceType: 'Patient',
   id: 'p-1',
-  meta: { versionId: '3', lastUpdated: '2024-05-01T10:00:00.000Z', source: '#vendor-node-7', security: [{ code: 'R' }], tag: [{ code: 't' }] },
+  meta: {
+    versionId: '3',
+    lastUpdated: '2024-05-01T10:00:00.000Z',
+    source: '#vendor-node-7',
+    security: [{ code: 'R' }],
+    tag: [{ code: 't' }],
+  },
   text: { status: 'generated', div: '<div>Synthetic Person, born 1970</div>' },
   photo: [{ contentType: 'image/png', data: 'iVBORw0KGgo=' }],
   contact: [{ name: { family: 'Synthetic-Contact' }, telecom: [{ system: 'phone', value: '555-0100' }] }],
@@ -30,9 +36,31 @@ describe('minimise', () => {
   it('keeps only the retained Patient elements', () => {
     const kept = minimise('Patient', fullPatient);
     expect(Object.keys(kept).sort()).toEqual(
-      ['resourceType', 'id', 'meta', 'identifier', 'active', 'name', 'telecom', 'gender', 'birthDate', 'deceasedBoolean', 'address'].sort(),
+      [
+        'resourceType',
+        'id',
+        'meta',
+        'identifier',
+        'active',
+        'name',
+        'telecom',
+        'gender',
+        'birthDate',
+        'deceasedBoolean',
+        'address',
+      ].sort(),
     );
-    for (const dropped of ['text', 'photo', 'contact', 'extension', 'modifierExtension', 'contained', 'communication', 'generalPractitioner', 'vendorSpecificNote']) {
+    for (const dropped of [
+      'text',
+      'photo',
+      'contact',
+      'extension',
+      'modifierExtension',
+      'contained',
+      'communication',
+      'generalPractitioner',
+      'vendorSpecificNote',
+    ]) {
       expect(kept, dropped).not.toHaveProperty(dropped);
     }
     expect(JSON.stringify(kept)).not.toContain('Synthetic-Contact');
@@ -75,7 +103,10 @@ describe('minimise', () => {
   });
 
   it('leaves absent elements absent', () => {
-    expect(minimise('Observation', { resourceType: 'Observation', id: 'o' })).toEqual({ resourceType: 'Observation', id: 'o' });
+    expect(minimise('Observation', { resourceType: 'Observation', id: 'o' })).toEqual({
+      resourceType: 'Observation',
+      id: 'o',
+    });
   });
 });
 
@@ -83,30 +114,55 @@ describe('patientIdOf', () => {
   it('finds the patient for each resource type', () => {
     expect(patientIdOf('Patient', { resourceType: 'Patient', id: 'p-7' })).toBe('p-7');
     for (const type of ['Encounter', 'Observation', 'Condition', 'MedicationRequest'] as const) {
-      expect(patientIdOf(type, { resourceType: type, id: 'x', subject: { reference: 'Patient/p-7' } }), type).toBe('p-7');
+      expect(patientIdOf(type, { resourceType: type, id: 'x', subject: { reference: 'Patient/p-7' } }), type).toBe(
+        'p-7',
+      );
     }
-    expect(patientIdOf('AllergyIntolerance', { resourceType: 'AllergyIntolerance', id: 'a', patient: { reference: 'Patient/p-8' } })).toBe('p-8');
+    expect(
+      patientIdOf('AllergyIntolerance', {
+        resourceType: 'AllergyIntolerance',
+        id: 'a',
+        patient: { reference: 'Patient/p-8' },
+      }),
+    ).toBe('p-8');
     expect(
       patientIdOf('Appointment', {
         resourceType: 'Appointment',
         id: 'ap',
-        participant: [{ actor: { reference: 'Practitioner/dr-1' } }, { actor: { reference: 'Patient/p-9' } }, { actor: { reference: 'Location/l' } }],
+        participant: [
+          { actor: { reference: 'Practitioner/dr-1' } },
+          { actor: { reference: 'Patient/p-9' } },
+          { actor: { reference: 'Location/l' } },
+        ],
       }),
     ).toBe('p-9');
   });
 
   it('returns undefined when there is no patient', () => {
     expect(patientIdOf('Patient', { resourceType: 'Patient' })).toBeUndefined();
-    expect(patientIdOf('Observation', { resourceType: 'Observation', subject: { reference: 'Group/g-1' } })).toBeUndefined();
+    expect(
+      patientIdOf('Observation', { resourceType: 'Observation', subject: { reference: 'Group/g-1' } }),
+    ).toBeUndefined();
     expect(patientIdOf('Observation', { resourceType: 'Observation' })).toBeUndefined();
-    expect(patientIdOf('Condition', { resourceType: 'Condition', subject: { display: 'no reference' } })).toBeUndefined();
+    expect(
+      patientIdOf('Condition', { resourceType: 'Condition', subject: { display: 'no reference' } }),
+    ).toBeUndefined();
     // AllergyIntolerance uses `patient`, not `subject`.
-    expect(patientIdOf('AllergyIntolerance', { resourceType: 'AllergyIntolerance', subject: { reference: 'Patient/p' } })).toBeUndefined();
-    expect(patientIdOf('Appointment', { resourceType: 'Appointment', participant: [{ actor: { reference: 'Practitioner/1' } }, {}] })).toBeUndefined();
+    expect(
+      patientIdOf('AllergyIntolerance', { resourceType: 'AllergyIntolerance', subject: { reference: 'Patient/p' } }),
+    ).toBeUndefined();
+    expect(
+      patientIdOf('Appointment', {
+        resourceType: 'Appointment',
+        participant: [{ actor: { reference: 'Practitioner/1' } }, {}],
+      }),
+    ).toBeUndefined();
     expect(patientIdOf('Appointment', { resourceType: 'Appointment', participant: 'not-an-array' })).toBeUndefined();
   });
 
   it('strips a _history suffix from versioned references', () => {
-    expect(patientIdOf('Observation', { resourceType: 'Observation', subject: { reference: 'Patient/p-7/_history/2' } })).toBe('p-7');
+    expect(
+      patientIdOf('Observation', { resourceType: 'Observation', subject: { reference: 'Patient/p-7/_history/2' } }),
+    ).toBe('p-7');
   });
 });

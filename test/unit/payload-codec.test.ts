@@ -10,8 +10,8 @@ import {
   KEY_ID_METADATA,
   createPayloadCodec,
   isEncryptedPayload,
-} from '../../lib/security/payload-codec.js';
-import type { PayloadKey, PayloadKeySource } from '../../lib/security/purpose-keys.js';
+} from '../../lib/crypto/payload-codec.js';
+import type { PayloadKey, PayloadKeySource } from '../../lib/keys/purpose-keys.js';
 import { settledError } from '../helpers.js';
 
 /** An in-memory key source: versions payload-v1…vN, the newest is primary. */
@@ -57,8 +57,11 @@ describe('payload codec', () => {
           if (data && data.length >= 8) expect(Buffer.from(e.data!).includes(Buffer.from(data))).toBe(false);
         }
         const decoded = await codec.decode(encoded);
-        expect(decoded.map((d) => defaultPayloadConverter.fromPayload(d))).toEqual(payloads.map((p) => defaultPayloadConverter.fromPayload(p)));
-        for (const [i, d] of decoded.entries()) expect(text(d.metadata?.encoding)).toBe(text(payloads[i]!.metadata?.encoding));
+        expect(decoded.map((d) => defaultPayloadConverter.fromPayload(d))).toEqual(
+          payloads.map((p) => defaultPayloadConverter.fromPayload(p)),
+        );
+        for (const [i, d] of decoded.entries())
+          expect(text(d.metadata?.encoding)).toBe(text(payloads[i]!.metadata?.encoding));
       }),
       { numRuns: 200 },
     );
@@ -148,7 +151,10 @@ describe('payload codec', () => {
   });
 
   it('refuses a key source that hands out a key of the wrong length', async () => {
-    const codec = createPayloadCodec({ primary: async () => ({ keyId: 'short', version: 1, key: randomBytes(16) }), byId: async () => ({ keyId: 'short', version: 1, key: randomBytes(16) }) });
+    const codec = createPayloadCodec({
+      primary: async () => ({ keyId: 'short', version: 1, key: randomBytes(16) }),
+      byId: async () => ({ keyId: 'short', version: 1, key: randomBytes(16) }),
+    });
     expect(await settledError(codec.encode([defaultPayloadConverter.toPayload(1)]))).toBeInstanceOf(DecryptionError);
   });
 });

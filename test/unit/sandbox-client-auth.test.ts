@@ -60,12 +60,29 @@ describe('sandbox hosted-JWKS cache', () => {
 
   it('identifies the method a request used, and refuses two at once or a malformed one', () => {
     const basic = `Basic ${Buffer.from('c1:s%3A1').toString('base64')}`;
-    expect(presentedClient(basic, new URLSearchParams(), ASSERTION_TYPE)).toEqual({ method: 'client_secret_basic', clientId: 'c1', secret: 's:1' });
-    expect(presentedClient(undefined, new URLSearchParams({ client_id: 'c1', client_secret: 'x' }), ASSERTION_TYPE)).toMatchObject({ method: 'client_secret_post' });
-    expect(presentedClient(undefined, new URLSearchParams({ client_id: 'c1' }), ASSERTION_TYPE)).toEqual({ method: 'tls_client_auth', clientId: 'c1' });
-    expect(presentedClient(basic, new URLSearchParams({ client_id: 'c1', client_secret: 'x' }), ASSERTION_TYPE)).toBe('ambiguous');
+    expect(presentedClient(basic, new URLSearchParams(), ASSERTION_TYPE)).toEqual({
+      method: 'client_secret_basic',
+      clientId: 'c1',
+      secret: 's:1',
+    });
+    expect(
+      presentedClient(undefined, new URLSearchParams({ client_id: 'c1', client_secret: 'x' }), ASSERTION_TYPE),
+    ).toMatchObject({ method: 'client_secret_post' });
+    expect(presentedClient(undefined, new URLSearchParams({ client_id: 'c1' }), ASSERTION_TYPE)).toEqual({
+      method: 'tls_client_auth',
+      clientId: 'c1',
+    });
+    expect(presentedClient(basic, new URLSearchParams({ client_id: 'c1', client_secret: 'x' }), ASSERTION_TYPE)).toBe(
+      'ambiguous',
+    );
     expect(presentedClient('Bearer abc', new URLSearchParams(), ASSERTION_TYPE)).toBe('malformed');
-    expect(presentedClient(undefined, new URLSearchParams({ client_assertion_type: 'other', client_assertion: 'a.b.c' }), ASSERTION_TYPE)).toBe('malformed');
+    expect(
+      presentedClient(
+        undefined,
+        new URLSearchParams({ client_assertion_type: 'other', client_assertion: 'a.b.c' }),
+        ASSERTION_TYPE,
+      ),
+    ).toBe('malformed');
     expect(presentedClient(undefined, new URLSearchParams(), ASSERTION_TYPE)).toBe('none');
   });
 

@@ -40,7 +40,10 @@ describe('sandbox fault injection', () => {
   it('wrong-resource-type: entries carry another resourceType', async () => {
     await adminJson(sb, '/admin/faults', { kind: 'wrong-resource-type', resourceType: 'Observation' });
     expect(await isHealthy('Patient')).toBe(true); // fault scoped to Observation
-    const bundle = (await (await search('Observation')).json()) as { resourceType: string; entry: Array<{ resource: { resourceType: string } }> };
+    const bundle = (await (await search('Observation')).json()) as {
+      resourceType: string;
+      entry: Array<{ resource: { resourceType: string } }>;
+    };
     expect(bundle.resourceType).toBe('Bundle');
     expect(bundle.entry.length).toBeGreaterThan(0);
     for (const e of bundle.entry) expect(e.resource.resourceType).not.toBe('Observation');

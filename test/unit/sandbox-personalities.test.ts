@@ -17,13 +17,19 @@ afterAll(async () => {
   await Promise.all(open.map((sb) => sb.close()));
 });
 
-const ALL_METHODS: ClientAuthMethod[] = ['private_key_jwt', 'client_secret_basic', 'client_secret_post', 'tls_client_auth'];
+const ALL_METHODS: ClientAuthMethod[] = [
+  'private_key_jwt',
+  'client_secret_basic',
+  'client_secret_post',
+  'tls_client_auth',
+];
 
 /** A token request shaped like `method` (credentials are made up: only the shape matters here). */
 function tokenRequestOfShape(sb: SandboxHandle, method: ClientAuthMethod): Promise<Response> {
   const form = new URLSearchParams({ grant_type: 'client_credentials', scope: 'system/Patient.read' });
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-  if (method === 'client_secret_basic') headers.authorization = `Basic ${Buffer.from('some-client:not-a-real-secret').toString('base64')}`;
+  if (method === 'client_secret_basic')
+    headers.authorization = `Basic ${Buffer.from('some-client:not-a-real-secret').toString('base64')}`;
   if (method === 'client_secret_post') {
     form.set('client_id', 'some-client');
     form.set('client_secret', 'not-a-real-secret');
@@ -39,10 +45,13 @@ function tokenRequestOfShape(sb: SandboxHandle, method: ClientAuthMethod): Promi
 async function follow(sb: SandboxHandle, token: string, first: string): Promise<{ ids: string[]; links: string[] }> {
   const ids: string[] = [];
   const links: string[] = [];
-  for (let url: string | undefined = first; url; ) {
+  for (let url: string | undefined = first; url;) {
     const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } });
     expect(res.status).toBe(200);
-    const bundle = (await res.json()) as { entry: Array<{ resource: { id: string } }>; link: Array<{ relation: string; url: string }> };
+    const bundle = (await res.json()) as {
+      entry: Array<{ resource: { id: string } }>;
+      link: Array<{ relation: string; url: string }>;
+    };
     ids.push(...bundle.entry.map((e) => e.resource.id));
     url = bundle.link.find((l) => l.relation === 'next')?.url;
     if (url) links.push(url);
@@ -83,8 +92,12 @@ describe('sandbox vendor personalities', () => {
     expect(granted.body.scope).toBe('system/Patient.read');
     expect(granted.body.expires_in).toBe(3600);
     const token = granted.body.access_token as string;
-    expect((await fetch(`${epic.fhirBaseUrl}/Patient?_count=2`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
-    expect((await fetch(`${epic.url}/fhir/Patient?_count=2`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
+    expect(
+      (await fetch(`${epic.fhirBaseUrl}/Patient?_count=2`, { headers: { authorization: `Bearer ${token}` } })).status,
+    ).toBe(200);
+    expect(
+      (await fetch(`${epic.url}/fhir/Patient?_count=2`, { headers: { authorization: `Bearer ${token}` } })).status,
+    ).toBe(404);
 
     const meditech = await sandbox('meditech');
     const v2 = await createTestClient(meditech, { scopes: ['system/Patient.read', 'system/Patient.rs'] });
@@ -100,15 +113,23 @@ describe('sandbox vendor personalities', () => {
   it('athenahealth: a search without ah-practice is a 400 OperationOutcome; offset paging returns every record exactly once', async () => {
     const sb = await sandbox('athenahealth', { rateLimit: null }); // paging, not throttling, is under test here
     const token = await (await createTestClient(sb, { scopes: ['system/*.rs'] })).token();
-    const missing = await fetch(`${sb.fhirBaseUrl}/Patient?_count=5`, { headers: { authorization: `Bearer ${token}` } });
+    const missing = await fetch(`${sb.fhirBaseUrl}/Patient?_count=5`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     expect(missing.status).toBe(400);
     const outcome = (await missing.json()) as { resourceType: string; issue: Array<{ diagnostics: string }> };
     expect(outcome.resourceType).toBe('OperationOutcome');
     expect(outcome.issue[0]?.diagnostics).toMatch(/ah-practice/);
 
     const practice = 'a-1.Practice-195900';
-    const { ids, links } = await follow(sb, token, `${sb.fhirBaseUrl}/Observation?_count=7&_sort=_lastUpdated&ah-practice=${practice}`);
-    const manifest = (await adminJson<{ records: Array<{ id: string }> }>(sb, '/admin/manifest?type=Observation')).records.map((r) => r.id);
+    const { ids, links } = await follow(
+      sb,
+      token,
+      `${sb.fhirBaseUrl}/Observation?_count=7&_sort=_lastUpdated&ah-practice=${practice}`,
+    );
+    const manifest = (
+      await adminJson<{ records: Array<{ id: string }> }>(sb, '/admin/manifest?type=Observation')
+    ).records.map((r) => r.id);
     expect(ids).toEqual(manifest);
     expect(new Set(ids).size).toBe(ids.length);
     expect(links.length).toBeGreaterThan(2);
@@ -123,7 +144,8 @@ describe('sandbox vendor personalities', () => {
   it('athenahealth: a sliding limit answers 429 with Retry-After until a slot frees', async () => {
     const sb = await sandbox('athenahealth', { rateLimit: { requests: 2, windowMs: 1500, window: 'sliding' } });
     const token = await (await createTestClient(sb, { scopes: ['system/*.rs'] })).token();
-    const get = (): Promise<Response> => fetch(`${sb.fhirBaseUrl}/Patient?_count=1&ah-practice=p1`, { headers: { authorization: `Bearer ${token}` } });
+    const get = (): Promise<Response> =>
+      fetch(`${sb.fhirBaseUrl}/Patient?_count=1&ah-practice=p1`, { headers: { authorization: `Bearer ${token}` } });
     expect((await get()).status).toBe(200);
     expect((await get()).status).toBe(200);
     const limited = await get();
@@ -135,13 +157,17 @@ describe('sandbox vendor personalities', () => {
 
   it('eClinicalWorks: 250 calls/min by default; past the limit a 429 without Retry-After until the next window', async () => {
     const defaults = await sandbox('eclinicalworks');
-    const state = await adminJson<{ rateLimit: { spec: { requests: number; windowMs: number; window: string } } }>(defaults, '/admin/personality');
+    const state = await adminJson<{ rateLimit: { spec: { requests: number; windowMs: number; window: string } } }>(
+      defaults,
+      '/admin/personality',
+    );
     expect(state.rateLimit.spec).toEqual({ requests: 250, windowMs: 60_000, window: 'fixed' });
 
     const windowMs = 2000;
     const sb = await sandbox('eclinicalworks', { rateLimit: { requests: 3, windowMs, window: 'fixed' } });
     const token = await (await createTestClient(sb, { scopes: ['system/*.read'] })).token('system/*.read');
-    const get = (): Promise<Response> => fetch(`${sb.fhirBaseUrl}/Condition?_count=1`, { headers: { authorization: `Bearer ${token}` } });
+    const get = (): Promise<Response> =>
+      fetch(`${sb.fhirBaseUrl}/Condition?_count=1`, { headers: { authorization: `Bearer ${token}` } });
     // Start at the beginning of a window so the burst below falls inside one.
     await new Promise((r) => setTimeout(r, windowMs - (Date.now() % windowMs) + 20));
     for (let i = 0; i < 3; i++) expect((await get()).status).toBe(200);
@@ -150,7 +176,10 @@ describe('sandbox vendor personalities', () => {
       expect(limited.status).toBe(429);
       expect(limited.headers.get('retry-after')).toBeNull();
     }
-    const during = await adminJson<{ rateLimit: { used: number; throttled: number; resetsAtMs: number } }>(sb, '/admin/personality');
+    const during = await adminJson<{ rateLimit: { used: number; throttled: number; resetsAtMs: number } }>(
+      sb,
+      '/admin/personality',
+    );
     expect(during.rateLimit.throttled).toBe(2);
     await new Promise((r) => setTimeout(r, Math.max(0, during.rateLimit.resetsAtMs - Date.now()) + 20));
     expect((await get()).status).toBe(200);

@@ -32,7 +32,9 @@ describe('sandbox at 1,000,000 resources', () => {
     const first = await get(`${sb.fhirBaseUrl}/Observation?_lastUpdated=gt${late}&_count=1000&_sort=_lastUpdated`);
     expect(first.entry).toHaveLength(1000);
     expect(first.total).toBe(350_000 - 315_001);
-    expect(first.entry[0]?.resource.meta.lastUpdated).toBe(new Date(Date.UTC(2024, 0, 1) + 315_001 * 1000).toISOString());
+    expect(first.entry[0]?.resource.meta.lastUpdated).toBe(
+      new Date(Date.UTC(2024, 0, 1) + 315_001 * 1000).toISOString(),
+    );
     const next = first.link.find((l) => l.relation === 'next')?.url as string;
     expect(next.startsWith(sb.fhirBaseUrl)).toBe(true);
     const second = await get(next);
@@ -41,7 +43,8 @@ describe('sandbox at 1,000,000 resources', () => {
     expect(second.entry.some((e) => firstIds.has(e.resource.id))).toBe(false);
     expect(second.entry[0]!.resource.meta.lastUpdated > first.entry[999]!.resource.meta.lastUpdated).toBe(true);
 
-    const tail = await get(`${sb.fhirBaseUrl}/Observation?_lastUpdated=ge${new Date(Date.UTC(2024, 0, 1) + 349_990 * 1000).toISOString()}&_count=100`);
+    const since = new Date(Date.UTC(2024, 0, 1) + 349_990 * 1000).toISOString();
+    const tail = await get(`${sb.fhirBaseUrl}/Observation?_lastUpdated=ge${since}&_count=100`);
     expect(tail.entry).toHaveLength(10);
     expect(tail.link.some((l) => l.relation === 'next')).toBe(false);
 

@@ -31,7 +31,9 @@ describe('sandbox SMART token endpoint', () => {
       expect(res.headers.get('cache-control')).toBe('no-store');
       expect(res.body).toMatchObject({ token_type: 'bearer', expires_in: 300, scope: 'system/Patient.rs' });
       expect(res.body.access_token).toMatch(/^[A-Za-z0-9_-]{43,}$/);
-      const fhir = await fetch(`${sb.fhirBaseUrl}/Patient?_count=1`, { headers: { authorization: `Bearer ${String(res.body.access_token)}` } });
+      const fhir = await fetch(`${sb.fhirBaseUrl}/Patient?_count=1`, {
+        headers: { authorization: `Bearer ${String(res.body.access_token)}` },
+      });
       expect(fhir.status).toBe(200);
     }
     const wildcard = await rs.requestToken('system/Condition.rs system/Encounter.rs');
@@ -40,18 +42,38 @@ describe('sandbox SMART token endpoint', () => {
 
   it('rejects bad assertions', async () => {
     const now = Math.floor(Date.now() / 1000);
-    expectRejected(await es.requestToken('system/Patient.rs', { claims: { aud: `${sb.url}/other/token` } }), 401, 'invalid_client');
+    expectRejected(
+      await es.requestToken('system/Patient.rs', { claims: { aud: `${sb.url}/other/token` } }),
+      401,
+      'invalid_client',
+    );
     expectRejected(await es.requestToken('system/Patient.rs', { claims: { exp: now + 600 } }), 401, 'invalid_client');
     expectRejected(await es.requestToken('system/Patient.rs', { claims: { exp: now - 120 } }), 401, 'invalid_client');
     expectRejected(await es.requestToken('system/Patient.rs', { claims: { exp: undefined } }), 401, 'invalid_client');
     expectRejected(await es.requestToken('system/Patient.rs', { claims: { jti: undefined } }), 401, 'invalid_client');
     expectRejected(await es.requestToken('system/Patient.rs', { kid: 'kid-unknown' }), 401, 'invalid_client');
-    expectRejected(await es.requestToken('system/Patient.rs', { claims: { sub: 'someone-else' } }), 401, 'invalid_client');
-    expectRejected(await es.requestToken('system/Patient.rs', { claims: { iss: 'nobody', sub: 'nobody' } }), 401, 'invalid_client');
+    expectRejected(
+      await es.requestToken('system/Patient.rs', { claims: { sub: 'someone-else' } }),
+      401,
+      'invalid_client',
+    );
+    expectRejected(
+      await es.requestToken('system/Patient.rs', { claims: { iss: 'nobody', sub: 'nobody' } }),
+      401,
+      'invalid_client',
+    );
     // HS256 with a guessable secret, and RS256 with a real RSA key: both refused on alg.
-    expectRejected(await es.requestToken('system/Patient.rs', { alg: 'HS256', key: new TextEncoder().encode('x'.repeat(32)) }), 401, 'invalid_client');
+    expectRejected(
+      await es.requestToken('system/Patient.rs', { alg: 'HS256', key: new TextEncoder().encode('x'.repeat(32)) }),
+      401,
+      'invalid_client',
+    );
     const rsa = await generateKeyPair('RS256');
-    expectRejected(await rs.requestToken('system/Patient.rs', { alg: 'RS256', key: rsa.privateKey }), 401, 'invalid_client');
+    expectRejected(
+      await rs.requestToken('system/Patient.rs', { alg: 'RS256', key: rsa.privateKey }),
+      401,
+      'invalid_client',
+    );
     // A right-looking header signed by a key that is not the registered one.
     const other = await generateKeyPair('ES384');
     expectRejected(await es.requestToken('system/Patient.rs', { key: other.privateKey }), 401, 'invalid_client');
@@ -82,15 +104,27 @@ describe('sandbox SMART token endpoint', () => {
     expectRejected(await es.requestToken('system/Condition.rs'), 400, 'invalid_scope');
     expectRejected(await es.requestToken(''), 400, 'invalid_scope');
     const form = (fields: Record<string, string>): Promise<Response> =>
-      fetch(sb.tokenUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(fields).toString() });
+      fetch(sb.tokenUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(fields).toString(),
+      });
     const assertion = await es.assertion();
-    const base = { client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion, scope: 'system/Patient.rs' };
+    const base = {
+      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion: assertion,
+      scope: 'system/Patient.rs',
+    };
     let res = await form({ ...base, grant_type: 'password' });
     expect(res.status).toBe(400);
     expect(((await res.json()) as Record<string, string>).error).toBe('unsupported_grant_type');
     res = await form({ grant_type: 'client_credentials', scope: 'system/Patient.rs' });
     expect(((await res.json()) as Record<string, string>).error).toBe('invalid_request');
-    res = await fetch(sb.tokenUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(base) });
+    res = await fetch(sb.tokenUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(base),
+    });
     expect(res.status).toBe(400);
     expect(((await res.json()) as Record<string, string>).error).toBe('invalid_request');
   });
@@ -115,19 +149,34 @@ describe('sandbox SMART token endpoint', () => {
     expect(after.headers.get('www-authenticate')).toBe('Bearer error="invalid_token"');
     expect(((await after.json()) as Record<string, string>).resourceType).toBe('OperationOutcome');
     // Other clients' tokens survive a targeted expiry; a fresh assertion gets a working token again.
-    expect((await fetch(`${sb.fhirBaseUrl}/Patient?_count=1`, { headers: { authorization: `Bearer ${rsToken}` } })).status).toBe(200);
-    expect((await fetch(`${sb.fhirBaseUrl}/Patient?_count=1`, { headers: { authorization: `Bearer ${await es.token()}` } })).status).toBe(200);
+    expect(
+      (await fetch(`${sb.fhirBaseUrl}/Patient?_count=1`, { headers: { authorization: `Bearer ${rsToken}` } })).status,
+    ).toBe(200);
+    expect(
+      (await fetch(`${sb.fhirBaseUrl}/Patient?_count=1`, { headers: { authorization: `Bearer ${await es.token()}` } }))
+        .status,
+    ).toBe(200);
     await adminJson(sb, '/admin/tokens/expire', {});
-    expect((await fetch(`${sb.fhirBaseUrl}/Patient?_count=1`, { headers: { authorization: `Bearer ${rsToken}` } })).status).toBe(401);
+    expect(
+      (await fetch(`${sb.fhirBaseUrl}/Patient?_count=1`, { headers: { authorization: `Bearer ${rsToken}` } })).status,
+    ).toBe(401);
   });
 
   it('registers clients only with public keys and unique ids', async () => {
     const { privateKey } = await generateKeyPair('ES384', { extractable: true });
     const { exportJWK } = await import('jose');
     const priv = { ...(await exportJWK(privateKey)), kid: 'k1' };
-    expect((await adminFetch(sb, '/admin/clients', { body: { jwks: { keys: [priv] }, scopes: ['system/*.rs'] } })).status).toBe(400);
+    expect(
+      (await adminFetch(sb, '/admin/clients', { body: { jwks: { keys: [priv] }, scopes: ['system/*.rs'] } })).status,
+    ).toBe(400);
     const pub = { kty: priv.kty, crv: priv.crv, x: priv.x, y: priv.y, kid: 'k1' };
-    expect((await adminFetch(sb, '/admin/clients', { body: { client_id: 'rs-client', jwks: { keys: [pub] }, scopes: ['system/*.rs'] } })).status).toBe(409);
+    expect(
+      (
+        await adminFetch(sb, '/admin/clients', {
+          body: { client_id: 'rs-client', jwks: { keys: [pub] }, scopes: ['system/*.rs'] },
+        })
+      ).status,
+    ).toBe(409);
     const stats = await adminJson<{ tokenRequests: number; tokensIssued: number }>(sb, '/admin/stats');
     expect(stats.tokenRequests).toBeGreaterThan(stats.tokensIssued);
   });

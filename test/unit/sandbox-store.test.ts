@@ -12,7 +12,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   fc.record({ kind: fc.constant('create' as const), count: fc.integer({ min: 1, max: 4 }) }),
 );
 
-const key = (r: { lastUpdatedMs: number; id: string }): string => `${String(r.lastUpdatedMs).padStart(16, '0')}|${r.id}`;
+const key = (r: { lastUpdatedMs: number; id: string }): string =>
+  `${String(r.lastUpdatedMs).padStart(16, '0')}|${r.id}`;
 
 describe('sandbox record store (model-based)', () => {
   it('keyset paging from any bound returns exactly the current records after it, once each, in order', () => {
@@ -43,7 +44,10 @@ describe('sandbox record store (model-based)', () => {
                   ? store.create(type, op.count)
                   : ids.length === 0
                     ? []
-                    : store.modifyByIds(type, op.picks.map((p) => ids[p % ids.length] as string)).modified;
+                    : store.modifyByIds(
+                        type,
+                        op.picks.map((p) => ids[p % ids.length] as string),
+                      ).modified;
             if (op.kind === 'spread') expect(new Set(refs.map((r) => r.id)).size).toBe(refs.length);
             for (const r of refs) {
               const before = model.get(r.id);
@@ -58,7 +62,8 @@ describe('sandbox record store (model-based)', () => {
           const q: SearchQuery = { count: pageSize };
           let wanted = expected;
           if (bound && expected.length > 0) {
-            const ms = (expected[bound.pick % expected.length] as { lastUpdatedMs: number }).lastUpdatedMs + bound.jitter;
+            const ms =
+              (expected[bound.pick % expected.length] as { lastUpdatedMs: number }).lastUpdatedMs + bound.jitter;
             q.lower = { ms, inclusive: bound.inclusive };
             wanted = expected.filter((r) => (bound.inclusive ? r.lastUpdatedMs >= ms : r.lastUpdatedMs > ms));
           }
@@ -78,7 +83,10 @@ describe('sandbox record store (model-based)', () => {
           }
           for (const r of wanted.slice(0, 5)) {
             const rendered = store.render(store.lookup(type, r.id)!);
-            expect(rendered.meta).toEqual({ versionId: String(r.version), lastUpdated: new Date(r.lastUpdatedMs).toISOString() });
+            expect(rendered.meta).toEqual({
+              versionId: String(r.version),
+              lastUpdated: new Date(r.lastUpdatedMs).toISOString(),
+            });
           }
         },
       ),
@@ -88,14 +96,19 @@ describe('sandbox record store (model-based)', () => {
 
   it('ids are opaque but invertible, and reject tampering', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 ** 31 }), fc.constantFrom(...RESOURCE_TYPES), fc.nat({ max: 50_000_000 }), (seed, type, i) => {
-        const id = resourceId(seed, type, i);
-        expect(id).toMatch(/^[a-z]+-[0-9a-z]{7,}-[0-9a-z]{2}$/);
-        expect(parseResourceId(seed, id)).toEqual({ type, index: i });
-        const last = id.charAt(id.length - 1);
-        const tampered = id.slice(0, -1) + (last === 'a' ? 'b' : 'a');
-        expect(parseResourceId(seed, tampered)).toBeUndefined();
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 31 }),
+        fc.constantFrom(...RESOURCE_TYPES),
+        fc.nat({ max: 50_000_000 }),
+        (seed, type, i) => {
+          const id = resourceId(seed, type, i);
+          expect(id).toMatch(/^[a-z]+-[0-9a-z]{7,}-[0-9a-z]{2}$/);
+          expect(parseResourceId(seed, id)).toEqual({ type, index: i });
+          const last = id.charAt(id.length - 1);
+          const tampered = id.slice(0, -1) + (last === 'a' ? 'b' : 'a');
+          expect(parseResourceId(seed, tampered)).toBeUndefined();
+        },
+      ),
     );
   });
 

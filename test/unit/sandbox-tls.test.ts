@@ -4,7 +4,12 @@
  */
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createCertificateAuthority, issueCertificate, type CertificateAuthority, type PemPair } from '../../lib/security/tls-certs.js';
+import {
+  createCertificateAuthority,
+  issueCertificate,
+  type CertificateAuthority,
+  type PemPair,
+} from '../../lib/crypto/tls-certs.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';
 import { adminJson, createTestClient } from '../../sandbox/test-client.js';
 import { tlsFetch } from '../../sandbox/tls-client.js';
@@ -18,7 +23,11 @@ let strangerClient: PemPair;
 beforeAll(async () => {
   ca = await createCertificateAuthority('sandbox-tls test CA');
   otherCa = await createCertificateAuthority('unrelated CA');
-  server = await issueCertificate(ca, { commonName: 'localhost', altNames: ['localhost', '127.0.0.1'], usage: 'server' });
+  server = await issueCertificate(ca, {
+    commonName: 'localhost',
+    altNames: ['localhost', '127.0.0.1'],
+    usage: 'server',
+  });
   client = await issueCertificate(ca, { commonName: 'connector', usage: 'client' });
   strangerClient = await issueCertificate(otherCa, { commonName: 'connector', usage: 'client' });
 });
@@ -41,7 +50,9 @@ async function rejection(p: Promise<unknown>): Promise<{ code?: string }> {
 function handshake(port: number, opts: tls.ConnectionOptions): Promise<string> {
   return new Promise((resolve, reject) => {
     const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ...opts });
-    s.once('secureConnect', () => s.write('GET /fhir/metadata HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n'));
+    s.once('secureConnect', () =>
+      s.write('GET /fhir/metadata HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n'),
+    );
     s.once('data', () => {
       resolve(s.getProtocol() ?? '');
       s.destroy();
@@ -67,7 +78,11 @@ describe('sandbox over TLS', () => {
     expect(typeof stats.tokenRequests).toBe('number');
     const tc = await createTestClient(ref, { scopes: ['system/Patient.rs'] });
     const token = await tc.token();
-    const res = await tlsFetch(`${sb.fhirBaseUrl}/Patient?_count=2`, { caPem: ca.certPem }, { headers: { authorization: `Bearer ${token}` } });
+    const res = await tlsFetch(
+      `${sb.fhirBaseUrl}/Patient?_count=2`,
+      { caPem: ca.certPem },
+      { headers: { authorization: `Bearer ${token}` } },
+    );
     expect(res.status).toBe(200);
   });
 
@@ -81,12 +96,16 @@ describe('sandbox over TLS', () => {
     const port = Number(new URL(sb.url).port);
     await expect(handshake(port, { ca: ca.certPem, maxVersion: 'TLSv1.2' })).resolves.toBe('TLSv1.2');
     await expect(handshake(port, { ca: ca.certPem })).resolves.toBe('TLSv1.3');
-    const err = await rejection(handshake(port, { ca: ca.certPem, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }));
+    const err = await rejection(
+      handshake(port, { ca: ca.certPem, minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }),
+    );
     expect(err.code).toMatch(/^ERR_SSL_/);
   });
 
   it('refuses option values that would weaken it', async () => {
-    await expect(startSandbox({ size: 1, tls: { ...server, minVersion: 'TLSv1.1' as 'TLSv1.2' } })).rejects.toThrow(/minVersion/);
+    await expect(startSandbox({ size: 1, tls: { ...server, minVersion: 'TLSv1.1' as 'TLSv1.2' } })).rejects.toThrow(
+      /minVersion/,
+    );
     await expect(startSandbox({ size: 1, tls: { ...server, requireClientCert: true } })).rejects.toThrow(/caPem/);
   });
 });
@@ -94,7 +113,11 @@ describe('sandbox over TLS', () => {
 describe('sandbox with mutual TLS', () => {
   let sb: SandboxHandle;
   beforeAll(async () => {
-    sb = await startSandbox({ seed: 3, size: 10, tls: { certPem: server.certPem, keyPem: server.keyPem, caPem: ca.certPem, requireClientCert: true } });
+    sb = await startSandbox({
+      seed: 3,
+      size: 10,
+      tls: { certPem: server.certPem, keyPem: server.keyPem, caPem: ca.certPem, requireClientCert: true },
+    });
   });
   afterAll(async () => sb?.close());
 
@@ -109,11 +132,18 @@ describe('sandbox with mutual TLS', () => {
     for (const identity of [{}, { cert: strangerClient.certPem, key: strangerClient.keyPem }]) {
       const err = await rejection(handshake(port, { ca: ca.certPem, ...identity }));
       expect(err.code).toMatch(/^ERR_SSL_|^ECONNRESET$|^CLOSED_BY_SERVER$/);
-      await expect(tlsFetch(`${sb.url}/admin/stats`, { caPem: ca.certPem, ...(identity.cert ? { certPem: identity.cert, keyPem: identity.key } : {}) })).rejects.toThrow();
+      await expect(
+        tlsFetch(`${sb.url}/admin/stats`, {
+          caPem: ca.certPem,
+          ...(identity.cert ? { certPem: identity.cert, keyPem: identity.key } : {}),
+        }),
+      ).rejects.toThrow();
     }
     // Same story at TLS 1.2, where the refusal happens before the client's Finished.
     const err12 = await rejection(handshake(port, { ca: ca.certPem, maxVersion: 'TLSv1.2' }));
     expect(err12.code).toMatch(/^ERR_SSL_|^ECONNRESET$/);
-    await expect(handshake(port, { ca: ca.certPem, cert: client.certPem, key: client.keyPem })).resolves.toBe('TLSv1.3');
+    await expect(handshake(port, { ca: ca.certPem, cert: client.certPem, key: client.keyPem })).resolves.toBe(
+      'TLSv1.3',
+    );
   });
 });

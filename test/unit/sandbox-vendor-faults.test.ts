@@ -11,7 +11,8 @@ let sb: SandboxHandle;
 let client: SandboxTestClient;
 let token: string;
 
-const search = (url: string, bearer = token): Promise<Response> => fetch(url, { headers: { authorization: `Bearer ${bearer}` } });
+const search = (url: string, bearer = token): Promise<Response> =>
+  fetch(url, { headers: { authorization: `Bearer ${bearer}` } });
 const firstPage = (type: string): string => `${sb.fhirBaseUrl}/${type}?_count=5`;
 
 beforeAll(async () => {
@@ -36,13 +37,18 @@ describe('sandbox vendor faults', () => {
     const header = res.headers.get('retry-after') ?? '';
     expect(header).toMatch(/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/);
     expect(Date.parse(header)).toBeGreaterThanOrEqual(Math.floor((before + 3000) / 1000) * 1000);
-    expect((await adminFetch(sb, '/admin/faults', { body: { kind: 'status', retryAfterAsDate: true } })).status).toBe(400);
+    expect((await adminFetch(sb, '/admin/faults', { body: { kind: 'status', retryAfterAsDate: true } })).status).toBe(
+      400,
+    );
   });
 
   it('hang: no answer until the client gives up; slow: answers late but whole', async () => {
     await adminJson(sb, '/admin/faults', { kind: 'hang' });
     const started = Date.now();
-    const hung = await fetch(firstPage('Patient'), { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(400) }).then(
+    const hung = await fetch(firstPage('Patient'), {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(400),
+    }).then(
       () => 'answered',
       (err: unknown) => (err as Error).name,
     );
@@ -61,7 +67,9 @@ describe('sandbox vendor faults', () => {
     await adminJson(sb, '/admin/faults', { kind: 'expire-token', resourceType: 'Encounter' });
     const page = await search(firstPage('Encounter'), own);
     expect(page.status).toBe(200);
-    const next = ((await page.json()) as { link: Array<{ relation: string; url: string }> }).link.find((l) => l.relation === 'next')!.url;
+    const next = ((await page.json()) as { link: Array<{ relation: string; url: string }> }).link.find(
+      (l) => l.relation === 'next',
+    )!.url;
     expect((await search(next, own)).status).toBe(401);
     token = await client.token();
     expect((await search(next)).status).toBe(200);
@@ -69,7 +77,9 @@ describe('sandbox vendor faults', () => {
 
   it('foreign-next-link: the next link keeps path and query but names another host', async () => {
     await adminJson(sb, '/admin/faults', { kind: 'foreign-next-link', nextHost: 'elsewhere.invalid' });
-    const bundle = (await (await search(firstPage('Condition'))).json()) as { link: Array<{ relation: string; url: string }> };
+    const bundle = (await (await search(firstPage('Condition'))).json()) as {
+      link: Array<{ relation: string; url: string }>;
+    };
     const next = new URL(bundle.link.find((l) => l.relation === 'next')!.url);
     expect(next.hostname).toBe('elsewhere.invalid');
     expect(next.pathname).toBe(new URL(sb.fhirBaseUrl).pathname + '/Condition');
@@ -90,7 +100,10 @@ describe('sandbox token endpoint policy', () => {
     await adminJson(sb, '/admin/faults', { kind: 'jti-replay' });
     const replayed = await client.requestToken('system/Patient.rs');
     expect(replayed.status).toBe(401);
-    expect(replayed.body).toMatchObject({ error: 'invalid_client', error_description: 'assertion jti has already been used' });
+    expect(replayed.body).toMatchObject({
+      error: 'invalid_client',
+      error_description: 'assertion jti has already been used',
+    });
     expect((await client.requestToken('system/Patient.rs')).status).toBe(200);
   });
 
@@ -113,13 +126,22 @@ describe('sandbox token endpoint policy', () => {
     expect(refused.body.error).toBe('invalid_client');
     await adminJson(sb, `/admin/clients/${other.clientId}/disabled`, { disabled: false }, 'PUT');
     expect((await other.requestToken('system/Patient.rs')).status).toBe(200);
-    expect((await adminFetch(sb, '/admin/clients/nobody/disabled', { body: { disabled: true }, method: 'PUT' })).status).toBe(404);
+    expect(
+      (await adminFetch(sb, '/admin/clients/nobody/disabled', { body: { disabled: true }, method: 'PUT' })).status,
+    ).toBe(404);
   });
 
   it('narrowed scopes: the grant is the intersection, and existing tokens lose the narrowed types', async () => {
-    const narrowed = await createTestClient(sb, { scopes: ['system/Patient.rs', 'system/Condition.rs', 'system/Observation.rs'] });
+    const narrowed = await createTestClient(sb, {
+      scopes: ['system/Patient.rs', 'system/Condition.rs', 'system/Observation.rs'],
+    });
     const early = await narrowed.token();
-    await adminJson(sb, `/admin/clients/${narrowed.clientId}/scopes`, { scopes: ['system/Patient.rs', 'system/Observation.rs'] }, 'PUT');
+    await adminJson(
+      sb,
+      `/admin/clients/${narrowed.clientId}/scopes`,
+      { scopes: ['system/Patient.rs', 'system/Observation.rs'] },
+      'PUT',
+    );
     const granted = await narrowed.requestToken('system/Patient.rs system/Condition.rs');
     expect(granted.status).toBe(200);
     expect(granted.body.scope).toBe('system/Patient.rs');

@@ -8,7 +8,13 @@ type Bundle = {
   type: string;
   total?: number;
   link: Array<{ relation: string; url: string }>;
-  entry?: Array<{ fullUrl: string; resource: { resourceType: string; id: string; meta: { versionId: string; lastUpdated: string } } & Record<string, unknown> }>;
+  entry?: Array<{
+    fullUrl: string;
+    resource: { resourceType: string; id: string; meta: { versionId: string; lastUpdated: string } } & Record<
+      string,
+      unknown
+    >;
+  }>;
 };
 interface PatientShape {
   resourceType: string;
@@ -99,11 +105,23 @@ describe('sandbox data', () => {
 
     const { strings, truncated } = await adminJson<{ strings: string[]; truncated: boolean }>(sb, '/admin/identifiers');
     expect(truncated).toBe(false);
-    for (const s of [p.name[0].family, p.name[0].given[0], p.identifier[0].value, p.telecom[0].value, p.address[0].line[0]]) {
+    for (const s of [
+      p.name[0].family,
+      p.name[0].given[0],
+      p.identifier[0].value,
+      p.telecom[0].value,
+      p.address[0].line[0],
+    ]) {
       expect(strings.includes(s)).toBe(true);
     }
 
-    const refField = { Encounter: 'subject', Observation: 'subject', Condition: 'subject', MedicationRequest: 'subject', AllergyIntolerance: 'patient' } as const;
+    const refField = {
+      Encounter: 'subject',
+      Observation: 'subject',
+      Condition: 'subject',
+      MedicationRequest: 'subject',
+      AllergyIntolerance: 'patient',
+    } as const;
     for (const [type, field] of Object.entries(refField)) {
       const b = (await (await get(`${sb.fhirBaseUrl}/${type}?_count=2`)).json()) as Bundle;
       const r = b.entry?.[0]?.resource as unknown as ClinicalShape;
@@ -112,9 +130,11 @@ describe('sandbox data', () => {
       const patient = await get(`${sb.fhirBaseUrl}/${r[field].reference}`);
       expect(patient.status).toBe(200);
     }
-    const appt = ((await (await get(`${sb.fhirBaseUrl}/Appointment?_count=1`)).json()) as Bundle).entry?.[0]?.resource as unknown as ClinicalShape;
+    const appt = ((await (await get(`${sb.fhirBaseUrl}/Appointment?_count=1`)).json()) as Bundle).entry?.[0]
+      ?.resource as unknown as ClinicalShape;
     expect(appt.participant[0].actor.reference).toMatch(/^Patient\/pt-/);
-    const obs = ((await (await get(`${sb.fhirBaseUrl}/Observation?_count=1`)).json()) as Bundle).entry?.[0]?.resource as unknown as ClinicalShape;
+    const obs = ((await (await get(`${sb.fhirBaseUrl}/Observation?_count=1`)).json()) as Bundle).entry?.[0]
+      ?.resource as unknown as ClinicalShape;
     expect(obs.code.coding[0].system).toBe('http://loinc.org');
     expect(typeof obs.valueQuantity.value).toBe('number');
     const subject = (await (await get(`${sb.fhirBaseUrl}/${obs.subject.reference}`)).json()) as PatientShape;
@@ -141,12 +161,18 @@ describe('sandbox FHIR search and paging', () => {
   it('returns exactly the modified and created records after _lastUpdated=gt, each once at its new position', async () => {
     const before = await pageAll(`${sb.fhirBaseUrl}/Condition?_count=500`);
     const highWater = before[before.length - 1]?.resource.meta.lastUpdated as string;
-    const { modified } = await adminJson<{ modified: Manifest['records'] }>(sb, '/admin/records/modify', { resourceType: 'Condition', count: 9 });
+    const { modified } = await adminJson<{ modified: Manifest['records'] }>(sb, '/admin/records/modify', {
+      resourceType: 'Condition',
+      count: 9,
+    });
     const byId = await adminJson<{ modified: Manifest['records'] }>(sb, '/admin/records/modify', {
       resourceType: 'Condition',
       ids: [modified[0]?.id],
     });
-    const { created } = await adminJson<{ created: Manifest['records'] }>(sb, '/admin/records/create', { resourceType: 'Condition', count: 3 });
+    const { created } = await adminJson<{ created: Manifest['records'] }>(sb, '/admin/records/create', {
+      resourceType: 'Condition',
+      count: 3,
+    });
     expect(byId.modified[0]?.versionId).toBe('3');
 
     const delta = await pageAll(`${sb.fhirBaseUrl}/Condition?_lastUpdated=gt${encodeURIComponent(highWater)}&_count=4`);
@@ -168,7 +194,11 @@ describe('sandbox FHIR search and paging', () => {
     const admin = await adminFetch(sb, `/admin/resource/Condition/${modified[0]?.id}`);
     expect(await admin.json()).toEqual(await read.json());
 
-    const ge = (await (await get(`${sb.fhirBaseUrl}/Condition?_lastUpdated=ge${encodeURIComponent(first?.resource.meta.lastUpdated as string)}`)).json()) as Bundle;
+    const ge = (await (
+      await get(
+        `${sb.fhirBaseUrl}/Condition?_lastUpdated=ge${encodeURIComponent(first?.resource.meta.lastUpdated as string)}`,
+      )
+    ).json()) as Bundle;
     expect(ge.entry?.[0]?.resource.id).toBe(modified[0]?.id);
     expect(ge.total).toBe(ge.entry?.length);
   });
@@ -210,7 +240,10 @@ describe('sandbox FHIR search and paging', () => {
     await adminJson(sb, '/admin/stats/reset', {});
     await get(`${sb.fhirBaseUrl}/Encounter?_count=10`);
     await get(`${sb.fhirBaseUrl}/Encounter?_count=10`, 'not-a-token');
-    const stats = await adminJson<{ served: Record<string, number>; searchRequests: number; rejectedTokens: number }>(sb, '/admin/stats');
+    const stats = await adminJson<{ served: Record<string, number>; searchRequests: number; rejectedTokens: number }>(
+      sb,
+      '/admin/stats',
+    );
     expect(stats.served.Encounter).toBe(10);
     expect(stats.searchRequests).toBe(2);
     expect(stats.rejectedTokens).toBe(1);
@@ -220,7 +253,9 @@ describe('sandbox FHIR search and paging', () => {
     const since = Date.now();
     await get(`${sb.fhirBaseUrl}/Encounter?_count=3`);
     await get(`${sb.fhirBaseUrl}/Encounter?_count=3`, 'not-a-token');
-    const { entries } = await adminJson<{ entries: Array<{ method: string; resource: string; status?: number; tokenHash: string }> }>(sb, `/admin/ledger?since=${since}`);
+    const { entries } = await adminJson<{
+      entries: Array<{ method: string; resource: string; status?: number; tokenHash: string }>;
+    }>(sb, `/admin/ledger?since=${since}`);
     expect(entries.map((e) => [e.method, e.resource, e.status])).toEqual([
       ['GET', 'Encounter', 200],
       ['GET', 'Encounter', 401],

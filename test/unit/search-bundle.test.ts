@@ -36,10 +36,19 @@ describe('parseSearchBundle', () => {
       bytes(
         bundle(
           [
-            { fullUrl: 'https://vendor.example.com/fhir/Patient/p-1', resource: patient('p-1'), search: { mode: 'match' } },
+            {
+              fullUrl: 'https://vendor.example.com/fhir/Patient/p-1',
+              resource: patient('p-1'),
+              search: { mode: 'match' },
+            },
             { resource: { resourceType: 'Patient', id: 'p-2', meta: { lastUpdated: '2024-05-02T00:00:00Z' } } },
           ],
-          { link: [{ relation: 'self', url: 'https://vendor.example.com/fhir/Patient?_count=2' }, { relation: 'next', url: next }] },
+          {
+            link: [
+              { relation: 'self', url: 'https://vendor.example.com/fhir/Patient?_count=2' },
+              { relation: 'next', url: next },
+            ],
+          },
         ),
       ),
     );
@@ -52,8 +61,13 @@ describe('parseSearchBundle', () => {
   });
 
   it('parses the last page (no next link) and an empty page', () => {
-    expect(parseSearchBundle('Patient', bytes(bundle([patient('a')].map((resource) => ({ resource })))))).toMatchObject({ nextUrl: undefined });
-    expect(parseSearchBundle('Patient', bytes({ resourceType: 'Bundle', type: 'searchset', total: 0 }))).toEqual({ resources: [], nextUrl: undefined });
+    expect(parseSearchBundle('Patient', bytes(bundle([patient('a')].map((resource) => ({ resource })))))).toMatchObject(
+      { nextUrl: undefined },
+    );
+    expect(parseSearchBundle('Patient', bytes({ resourceType: 'Bundle', type: 'searchset', total: 0 }))).toEqual({
+      resources: [],
+      nextUrl: undefined,
+    });
   });
 
   it('ignores include-mode and outcome entries, even of other types', () => {
@@ -61,7 +75,10 @@ describe('parseSearchBundle', () => {
       'Observation',
       bytes(
         bundle([
-          { resource: { resourceType: 'Observation', id: 'o-1', meta: { lastUpdated: '2024-01-01T00:00:00Z' } }, search: { mode: 'match' } },
+          {
+            resource: { resourceType: 'Observation', id: 'o-1', meta: { lastUpdated: '2024-01-01T00:00:00Z' } },
+            search: { mode: 'match' },
+          },
           { resource: { resourceType: 'Patient', id: 'p-1' }, search: { mode: 'include' } },
           { resource: { resourceType: 'OperationOutcome' }, search: { mode: 'outcome' } },
         ]),
@@ -77,13 +94,21 @@ describe('parseSearchBundle', () => {
   });
 
   it('rejects a body that is not a Bundle', () => {
-    for (const body of [null, 42, 'Bundle', [], { resourceType: 'OperationOutcome', issue: [] }, { type: 'searchset' }]) {
+    for (const body of [
+      null,
+      42,
+      'Bundle',
+      [],
+      { resourceType: 'OperationOutcome', issue: [] },
+      { type: 'searchset' },
+    ]) {
       malformed(body);
     }
   });
 
   it('rejects a Bundle that is not a searchset', () => {
-    for (const type of ['batch-response', 'collection', 'history', undefined]) malformed({ resourceType: 'Bundle', type, entry: [] });
+    for (const type of ['batch-response', 'collection', 'history', undefined])
+      malformed({ resourceType: 'Bundle', type, entry: [] });
   });
 
   it('rejects a non-array entry', () => {
@@ -97,13 +122,16 @@ describe('parseSearchBundle', () => {
   });
 
   it('rejects a match entry of the wrong resourceType', () => {
-    const err = malformed(bundle([{ resource: patient('ok') }, { resource: { ...patient('x'), resourceType: 'Observation' } }]));
+    const err = malformed(
+      bundle([{ resource: patient('ok') }, { resource: { ...patient('x'), resourceType: 'Observation' } }]),
+    );
     expect(err.message).toContain('entry 1');
   });
 
   it('rejects a missing or invalid id', () => {
     malformed(bundle([{ resource: { resourceType: 'Patient', meta: { lastUpdated: '2024-01-01T00:00:00Z' } } }]));
-    for (const id of ['', 'has space', 'slash/id', 'x'.repeat(65), 42]) malformed(bundle([{ resource: patient('a', { id }) }]));
+    for (const id of ['', 'has space', 'slash/id', 'x'.repeat(65), 42])
+      malformed(bundle([{ resource: patient('a', { id }) }]));
   });
 
   it('rejects a missing or invalid meta.lastUpdated', () => {
@@ -118,7 +146,9 @@ describe('parseSearchBundle', () => {
   });
 
   it('says nothing about the resource contents in its message', () => {
-    const err = malformed(bundle([{ resource: { resourceType: 'Observation', id: 'o', name: [{ family: 'Synthetic-Secretname' }] } }]));
+    const err = malformed(
+      bundle([{ resource: { resourceType: 'Observation', id: 'o', name: [{ family: 'Synthetic-Secretname' }] } }]),
+    );
     expect(err.message).not.toContain('Synthetic-Secretname');
   });
 

@@ -8,12 +8,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, loadConfigWithSecrets } from '../../lib/config/schema.js';
-import { registerSecretManager, resolveSecret, resolveSecretSync, unregisterSecretManager } from '../../lib/config/secrets.js';
+import {
+  registerSecretManager,
+  resolveSecret,
+  resolveSecretSync,
+  unregisterSecretManager,
+} from '../../lib/config/secrets.js';
 import { ConfigError } from '../../lib/errors/index.js';
 
 // Obviously fake values: nothing here is a real secret.
 const REMOTE_URL = 'postgresql://app:fake-remote-pw-1234@db.internal.example:5432/ehr';
-const PEM = '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgFAKEFAKEFAKE\n-----END PRIVATE KEY-----\n';
+const PEM =
+  '-----BEGIN PRIVATE ' +
+  'KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgFAKEFAKEFAKE\n-----END PRIVATE KEY-----\n';
 let dir: string;
 
 function write(name: string, content: string, mode: number): string {
@@ -65,22 +72,35 @@ describe('secret references', () => {
   });
 
   it('reads env: references, and names an unset variable', () => {
-    expect(resolveSecretSync('env:EHR_TEST_FAKE_SECRET', { env: { EHR_TEST_FAKE_SECRET: 'fake-env-secret' } })).toBe('fake-env-secret');
+    expect(resolveSecretSync('env:EHR_TEST_FAKE_SECRET', { env: { EHR_TEST_FAKE_SECRET: 'fake-env-secret' } })).toBe(
+      'fake-env-secret',
+    );
     const err = configError(() => resolveSecretSync('env:EHR_TEST_UNSET', { field: 'DATABASE_URL', env: {} }));
-    expect(err.message).toBe('configuration DATABASE_URL: environment variable EHR_TEST_UNSET (named by env:EHR_TEST_UNSET) is not set');
+    expect(err.message).toBe(
+      'configuration DATABASE_URL: environment variable EHR_TEST_UNSET (named by env:EHR_TEST_UNSET) is not set',
+    );
   });
 
   it('resolves external schemes through a registered secret manager, and names a scheme without one', async () => {
     await expect(resolveSecret('vault:kv/ehr#db', { field: 'DATABASE_URL' })).rejects.toThrow(
       'configuration DATABASE_URL: no secret manager provider registered for scheme vault: (built in: file:, env:)',
     );
-    registerSecretManager({ scheme: 'vault', resolve: async (ref) => (ref === 'vault:kv/ehr#db' ? REMOTE_URL : Promise.reject(new Error(`not found: ${ref} fake-leak`))) });
+    registerSecretManager({
+      scheme: 'vault',
+      resolve: async (ref) =>
+        ref === 'vault:kv/ehr#db' ? REMOTE_URL : Promise.reject(new Error(`not found: ${ref} fake-leak`)),
+    });
     try {
       expect(await resolveSecret('vault:kv/ehr#db')).toBe(REMOTE_URL);
-      const err = (await resolveSecret('vault:kv/other', { field: 'X' }).then(() => new Error('resolved'), (e: unknown) => e)) as Error;
+      const err = (await resolveSecret('vault:kv/other', { field: 'X' }).then(
+        () => new Error('resolved'),
+        (e: unknown) => e,
+      )) as Error;
       expect(err.message).toBe('configuration X: secret manager vault: could not resolve the reference');
       // loadConfig is synchronous and cannot reach a manager; loadConfigWithSecrets can.
-      expect(configError(() => loadConfig({ ...base, DATABASE_URL: 'vault:kv/ehr#db' })).message).toMatch(/resolved asynchronously/);
+      expect(configError(() => loadConfig({ ...base, DATABASE_URL: 'vault:kv/ehr#db' })).message).toMatch(
+        /resolved asynchronously/,
+      );
       expect((await loadConfigWithSecrets({ ...base, DATABASE_URL: 'vault:kv/ehr#db' })).DATABASE_URL).toBe(REMOTE_URL);
     } finally {
       unregisterSecretManager('vault');
@@ -90,7 +110,12 @@ describe('secret references', () => {
 
 describe('configuration secrets', () => {
   it('accepts a literal DATABASE_URL with a password only for a loopback host', () => {
-    for (const url of ['postgres://app:pw@127.0.0.1:5432/ehr', 'postgresql://app:pw@localhost/ehr', 'postgresql://app:pw@[::1]:5432/ehr', 'postgresql://app@db.internal.example/ehr']) {
+    for (const url of [
+      'postgres://app:pw@127.0.0.1:5432/ehr',
+      'postgresql://app:pw@localhost/ehr',
+      'postgresql://app:pw@[::1]:5432/ehr',
+      'postgresql://app@db.internal.example/ehr',
+    ]) {
       expect(loadConfig({ ...base, DATABASE_URL: url }).DATABASE_URL).toBe(url);
     }
   });
@@ -107,12 +132,16 @@ describe('configuration secrets', () => {
   it('resolves DATABASE_URL from file: and env: references', () => {
     const file = write('database-url', `${REMOTE_URL}\n`, 0o600);
     expect(loadConfig({ ...base, DATABASE_URL: `file:${file}` }).DATABASE_URL).toBe(REMOTE_URL);
-    expect(loadConfig({ ...base, DATABASE_URL: 'env:EHR_DB_URL_SECRET', EHR_DB_URL_SECRET: REMOTE_URL }).DATABASE_URL).toBe(REMOTE_URL);
+    expect(
+      loadConfig({ ...base, DATABASE_URL: 'env:EHR_DB_URL_SECRET', EHR_DB_URL_SECRET: REMOTE_URL }).DATABASE_URL,
+    ).toBe(REMOTE_URL);
     const open = write('database-url-open', REMOTE_URL, 0o644);
     expect(configError(() => loadConfig({ ...base, DATABASE_URL: `file:${open}` })).field).toBe('DATABASE_URL');
     const bad = write('database-url-bad', 'not a url fake-remote-pw-1234', 0o600);
     const err = configError(() => loadConfig({ ...base, DATABASE_URL: `file:${bad}` }));
-    expect(err.message).toBe('configuration DATABASE_URL: expected a postgres:// URL (in the value its secret reference names)');
+    expect(err.message).toBe(
+      'configuration DATABASE_URL: expected a postgres:// URL (in the value its secret reference names)',
+    );
   });
 
   it('requires CODEC_TLS_KEY by reference, checks it at load, and keeps the reference', () => {
@@ -121,11 +150,17 @@ describe('configuration secrets', () => {
     expect(inline.field).toBe('CODEC_TLS_KEY');
     expect(inline.message).toMatch(/must be given by reference/);
     expect(inline.message).not.toContain('FAKEFAKE');
-    expect(configError(() => loadConfig({ ...base, DATABASE_URL: dbUrl, CODEC_TLS_KEY: '/etc/codec/key.pem' })).field).toBe('CODEC_TLS_KEY');
+    expect(
+      configError(() => loadConfig({ ...base, DATABASE_URL: dbUrl, CODEC_TLS_KEY: '/etc/codec/key.pem' })).field,
+    ).toBe('CODEC_TLS_KEY');
     const open = write('codec-open.pem', PEM, 0o644);
-    expect(configError(() => loadConfig({ ...base, DATABASE_URL: dbUrl, CODEC_TLS_KEY: `file:${open}` })).message).toMatch(/mode 0644/);
+    expect(
+      configError(() => loadConfig({ ...base, DATABASE_URL: dbUrl, CODEC_TLS_KEY: `file:${open}` })).message,
+    ).toMatch(/mode 0644/);
     const key = write('codec.pem', PEM, 0o600);
-    expect(loadConfig({ ...base, DATABASE_URL: dbUrl, CODEC_TLS_KEY: `file:${key}` }).CODEC_TLS_KEY).toBe(`file:${key}`);
+    expect(loadConfig({ ...base, DATABASE_URL: dbUrl, CODEC_TLS_KEY: `file:${key}` }).CODEC_TLS_KEY).toBe(
+      `file:${key}`,
+    );
   });
 
   it('refuses a private key pasted into any other field, naming it', () => {
@@ -134,8 +169,12 @@ describe('configuration secrets', () => {
     expect(pem.field).toBe('CODEC_AUTH_ISSUER_KEY');
     expect(pem.message).toMatch(/inlines a private key/);
     const jwk = JSON.stringify({ kty: 'EC', crv: 'P-256', x: 'x', y: 'y', d: 'fake-private-d' });
-    expect(configError(() => loadConfig({ ...base, DATABASE_URL: dbUrl, CODEC_AUTH_ISSUER_KEY: jwk })).field).toBe('CODEC_AUTH_ISSUER_KEY');
+    expect(configError(() => loadConfig({ ...base, DATABASE_URL: dbUrl, CODEC_AUTH_ISSUER_KEY: jwk })).field).toBe(
+      'CODEC_AUTH_ISSUER_KEY',
+    );
     const publicJwk = JSON.stringify({ kty: 'EC', crv: 'P-256', x: 'x', y: 'y' });
-    expect(loadConfig({ ...base, DATABASE_URL: dbUrl, CODEC_AUTH_ISSUER_KEY: publicJwk }).CODEC_AUTH_ISSUER_KEY).toBe(publicJwk);
+    expect(loadConfig({ ...base, DATABASE_URL: dbUrl, CODEC_AUTH_ISSUER_KEY: publicJwk }).CODEC_AUTH_ISSUER_KEY).toBe(
+      publicJwk,
+    );
   });
 });

@@ -19,7 +19,7 @@ import {
   storedSecretPolicyFromConfig,
   storedSecretRefRule,
 } from '../../lib/config/stored-secret-refs.js';
-import { registerIntegration } from '../../client/integrations.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
 import { ConfigError, InvalidArgumentError, SecretRefRefusedError } from '../../lib/errors/index.js';
 import type { Pool } from '../../lib/store/pool.js';
 
@@ -44,7 +44,9 @@ function refusal(ref: string, p: StoredSecretPolicy = policy): SecretRefRefusedE
     const refused = err as SecretRefRefusedError;
     expect(refused.field).toBe('--client-secret-ref');
     // The field and the rule, word for word: never the reference, nor where it points.
-    expect(refused.message).toBe(`configuration --client-secret-ref: ${SECRET_REF_RULES[refused.rule as SecretRefRule]}`);
+    expect(refused.message).toBe(
+      `configuration --client-secret-ref: ${SECRET_REF_RULES[refused.rule as SecretRefRule]}`,
+    );
     return refused;
   }
   throw new Error('expected the reference to be refused');
@@ -65,18 +67,28 @@ describe('a stored secret reference', () => {
   it('may name a 0600 file under a secret root (read through its realpath), an EHR_VENDOR_SECRET_ variable, or a manager', () => {
     const file = write(path.join(root, 'vendor.secret'), 'fake-client-secret');
     expect(assertStoredSecretRefAllowed(`file:${file}`, { field: 'f', policy })).toBe(`file:${file}`);
-    expect(assertStoredSecretRefAllowed('env:EHR_VENDOR_SECRET_ORACLE_PROD', { field: 'f', policy })).toBe('env:EHR_VENDOR_SECRET_ORACLE_PROD');
+    expect(assertStoredSecretRefAllowed('env:EHR_VENDOR_SECRET_ORACLE_PROD', { field: 'f', policy })).toBe(
+      'env:EHR_VENDOR_SECRET_ORACLE_PROD',
+    );
     expect(assertStoredSecretRefAllowed('vault:kv/ehr#oracle', { field: 'f', policy })).toBe('vault:kv/ehr#oracle');
   });
 
   it('refuses the key-encryption key, its directory, /proc, /sys and /dev', () => {
     expect(refusal(`file:${kekFile}`).rule).toBe('excluded-path');
     expect(refusal(`file:${kekDir}`).rule).toBe('excluded-path');
-    for (const p of ['/proc/self/environ', '/proc/1/mem', '/sys/kernel/notes', '/dev/shm/x', '/proc']) expect(refusal(`file:${p}`).rule).toBe('system-path');
+    for (const p of ['/proc/self/environ', '/proc/1/mem', '/sys/kernel/notes', '/dev/shm/x', '/proc'])
+      expect(refusal(`file:${p}`).rule).toBe('system-path');
   });
 
   it("refuses the process's own environment variables: only the EHR_VENDOR_SECRET_ prefix", () => {
-    for (const name of ['DATABASE_URL', 'AWS_SECRET_ACCESS_KEY', 'PGPASSWORD', 'EHR_KEK_DIR', 'ehr_vendor_secret_x', 'EHR_VENDOR_SECRET_']) {
+    for (const name of [
+      'DATABASE_URL',
+      'AWS_SECRET_ACCESS_KEY',
+      'PGPASSWORD',
+      'EHR_KEK_DIR',
+      'ehr_vendor_secret_x',
+      'EHR_VENDOR_SECRET_',
+    ]) {
       expect(refusal(`env:${name}`).rule).toBe('env-prefix');
     }
   });
@@ -119,49 +131,64 @@ describe('a stored secret reference', () => {
       fc.stringMatching(/^[a-z0-9._-]{1,8}$/),
     );
     fc.assert(
-      fc.property(fc.array(segment, { minLength: 1, maxLength: 8 }), fc.constantFrom(root, tmp, kekDir, '/proc/self', ''), (segments, base) => {
-        const target = [base, ...segments].join('/');
-        const rule = storedSecretRefRule(`file:${target}`, policy);
-        const normalised = path.posix.normalize(target) === target && !target.endsWith('/') && target.startsWith('/');
-        const under = (dir: string) => target.startsWith(`${dir}/`);
-        if (rule === undefined) {
-          // Allowed only when the path, exactly as written, lies strictly under the root and outside the KEK.
-          expect(normalised && under(root) && !under(kekDir) && !target.startsWith('/proc')).toBe(true);
-          expect(path.resolve(target).startsWith(`${root}/`)).toBe(true);
-        }
-        if (segments.includes('..') || segments.includes('.') || segments.slice(0, -1).includes('')) expect(rule).toBeDefined();
-        if (under(kekDir) && normalised) expect(rule).toBe('excluded-path');
-      }),
+      fc.property(
+        fc.array(segment, { minLength: 1, maxLength: 8 }),
+        fc.constantFrom(root, tmp, kekDir, '/proc/self', ''),
+        (segments, base) => {
+          const target = [base, ...segments].join('/');
+          const rule = storedSecretRefRule(`file:${target}`, policy);
+          const normalised = path.posix.normalize(target) === target && !target.endsWith('/') && target.startsWith('/');
+          const under = (dir: string) => target.startsWith(`${dir}/`);
+          if (rule === undefined) {
+            // Allowed only when the path, exactly as written, lies strictly under the root and outside the KEK.
+            expect(normalised && under(root) && !under(kekDir) && !target.startsWith('/proc')).toBe(true);
+            expect(path.resolve(target).startsWith(`${root}/`)).toBe(true);
+          }
+          if (segments.includes('..') || segments.includes('.') || segments.slice(0, -1).includes(''))
+            expect(rule).toBeDefined();
+          if (under(kekDir) && normalised) expect(rule).toBe('excluded-path');
+        },
+      ),
       { numRuns: 2_000 },
     );
   });
 
   it('never quotes the reference in a refusal (property)', () => {
     fc.assert(
-      fc.property(fc.stringMatching(/^[A-Za-z0-9_]{6,20}$/), fc.constantFrom('env:', 'file:/proc/', 'file:relative/', `file:${tmp}/`), (name, prefix) => {
-        const ref = `${prefix}TOKEN${name}`;
-        try {
-          assertStoredSecretRefAllowed(ref, { field: 'f', policy });
-        } catch (err) {
-          expect(err).toBeInstanceOf(ConfigError);
-          expect((err as Error).message).not.toContain(`TOKEN${name}`);
-        }
-      }),
+      fc.property(
+        fc.stringMatching(/^[A-Za-z0-9_]{6,20}$/),
+        fc.constantFrom('env:', 'file:/proc/', 'file:relative/', `file:${tmp}/`),
+        (name, prefix) => {
+          const ref = `${prefix}TOKEN${name}`;
+          try {
+            assertStoredSecretRefAllowed(ref, { field: 'f', policy });
+          } catch (err) {
+            expect(err).toBeInstanceOf(ConfigError);
+            expect((err as Error).message).not.toContain(`TOKEN${name}`);
+          }
+        },
+      ),
     );
   });
 });
 
 describe('EHR_SECRET_ROOTS', () => {
-  const base = { DATABASE_URL: 'postgres://127.0.0.1/x', EHR_KEK_DIR: '/var/lib/ehr/keys', EHR_SECRETS_DIR: '/var/lib/ehr/secrets' };
+  const base = {
+    DATABASE_URL: 'postgres://127.0.0.1/x',
+    EHR_KEK_DIR: '/var/lib/ehr/keys',
+    EHR_SECRETS_DIR: '/var/lib/ehr/secrets',
+  };
 
   it('adds to EHR_SECRETS_DIR; excludes the KEK directory and the database password file', () => {
     const p = storedSecretPolicyFromConfig(loadConfig(base), { PGPASSFILE: '/run/secrets/pgpass' });
     expect(p.roots).toEqual(['/var/lib/ehr/secrets']);
-    expect(p.excluded).toEqual(expect.arrayContaining(['/var/lib/ehr/keys', '/run/secrets/pgpass', path.join(os.homedir(), '.pgpass')]));
-    expect(storedSecretPolicyFromConfig(loadConfig({ ...base, EHR_SECRET_ROOTS: '/run/secrets:/var/lib/ehr/secrets' }), {}).roots).toEqual([
-      '/var/lib/ehr/secrets',
-      '/run/secrets',
-    ]);
+    expect(p.excluded).toEqual(
+      expect.arrayContaining(['/var/lib/ehr/keys', '/run/secrets/pgpass', path.join(os.homedir(), '.pgpass')]),
+    );
+    expect(
+      storedSecretPolicyFromConfig(loadConfig({ ...base, EHR_SECRET_ROOTS: '/run/secrets:/var/lib/ehr/secrets' }), {})
+        .roots,
+    ).toEqual(['/var/lib/ehr/secrets', '/run/secrets']);
   });
 
   it('refuses /, system paths, empty entries and a root inside the KEK directory, naming the field', () => {
@@ -173,13 +200,31 @@ describe('EHR_SECRET_ROOTS', () => {
 
 describe('integrations add --base-url with a user name or password', () => {
   // Refused before any database or network access: this pool is never touched.
-  const pool = new Proxy({}, { get: () => { throw new Error('the database was used'); } }) as unknown as Pool;
+  const pool = new Proxy(
+    {},
+    {
+      get: () => {
+        throw new Error('the database was used');
+      },
+    },
+  ) as unknown as Pool;
   const actor = { actor: 'test:unit', correlationId: '00000000-0000-4000-8000-000000000000' };
 
   it('is refused with a message that repeats neither', async () => {
-    const urls = ['https://fhir-user:Pa55-w0rd-XYZ@vendor.example/fhir', 'https://:Pa55-w0rd-XYZ@vendor.example/fhir', 'https://fhir-user@vendor.example/fhir'];
+    const urls = [
+      'https://fhir-user:Pa55-w0rd-XYZ@vendor.example/fhir',
+      'https://:Pa55-w0rd-XYZ@vendor.example/fhir',
+      'https://fhir-user@vendor.example/fhir',
+    ];
     for (const baseUrl of urls) {
-      const req = { id: 'i-userinfo', tenantId: 't', vendor: 'epic', baseUrl, clientId: 'c', secretsDir: '/nonexistent' };
+      const req = {
+        id: 'i-userinfo',
+        tenantId: 't',
+        vendor: 'epic',
+        baseUrl,
+        clientId: 'c',
+        secretsDir: '/nonexistent',
+      };
       const err = await registerIntegration(pool, req, actor).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(InvalidArgumentError);
       expect((err as Error).message).toMatch(/--base-url: must not carry a user name or password/);

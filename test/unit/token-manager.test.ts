@@ -73,7 +73,12 @@ describe('TokenManager', () => {
   it('does not single-flight across integrations', async () => {
     const { calls, requester } = counter();
     const tm = new TokenManager(requester);
-    const tokens = await Promise.all([tm.accessToken('a'), tm.accessToken('b'), tm.accessToken('a'), tm.accessToken('b')]);
+    const tokens = await Promise.all([
+      tm.accessToken('a'),
+      tm.accessToken('b'),
+      tm.accessToken('a'),
+      tm.accessToken('b'),
+    ]);
     expect(calls.sort()).toEqual(['a', 'b']);
     expect(new Set(tokens).size).toBe(2);
   });
@@ -123,7 +128,11 @@ describe('TokenManager', () => {
   it('refreshes a long-lived (1 h) token at 80 % of its lifetime, before the 60 s margin', async () => {
     let now = 0;
     let issued = 0;
-    const tm = new TokenManager(async () => ({ accessToken: `tok-${++issued}`, expiresInSeconds: 3600, scope: 's' }), 60_000, () => now);
+    const tm = new TokenManager(
+      async () => ({ accessToken: `tok-${++issued}`, expiresInSeconds: 3600, scope: 's' }),
+      60_000,
+      () => now,
+    );
     expect(await tm.accessToken('i')).toBe('tok-1');
     now = 2_880_000 - 1; // just under 80 % of an hour: still fresh
     expect(await tm.accessToken('i')).toBe('tok-1');
@@ -144,7 +153,9 @@ describe('TokenManager', () => {
     let requests = 0;
     const tm = new TokenManager(() => {
       requests++;
-      return requests === 1 ? first.promise : Promise.resolve({ accessToken: 'after-forget', expiresInSeconds: 300, scope: '' });
+      return requests === 1
+        ? first.promise
+        : Promise.resolve({ accessToken: 'after-forget', expiresInSeconds: 300, scope: '' });
     });
     const inflight = tm.accessToken('a');
     tm.forget('a');

@@ -5,11 +5,18 @@ import { exportJWK, generateKeyPair } from 'jose';
 import type { CryptoKey } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../../lib/audit/chain.js';
-import { EhrError, ResponseTooLargeError, TlsPolicyError, VendorAuthError, VendorHttpError, VendorNetworkError } from '../../lib/errors/index.js';
+import {
+  EhrError,
+  ResponseTooLargeError,
+  TlsPolicyError,
+  VendorAuthError,
+  VendorHttpError,
+  VendorNetworkError,
+} from '../../lib/errors/index.js';
 import { parseSearchBundle } from '../../lib/fhir/search-bundle.js';
-import { signClientAssertion } from '../../lib/security/client-assertion.js';
+import { signClientAssertion } from '../../lib/crypto/client-assertion.js';
 import { VendorClient } from '../../lib/vendors/vendor-client.js';
-import type { CallContext, IntegrationCredentials, VendorClientDeps } from '../../lib/vendors/vendor-client.js';
+import type { CallContext, IntegrationCredentials, VendorClientDeps } from '../../lib/vendors/vendor-call.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';
 import { adminJson } from '../../sandbox/test-client.js';
 import { rejection } from '../helpers.js';
@@ -29,7 +36,10 @@ interface Harness {
   assertions: string[];
 }
 
-function harness(credentials: Omit<IntegrationCredentials, 'signAssertion'> & { sign(): Promise<string> }, overrides: Partial<VendorClientDeps> = {}): Harness {
+function harness(
+  credentials: Omit<IntegrationCredentials, 'signAssertion'> & { sign(): Promise<string> },
+  overrides: Partial<VendorClientDeps> = {},
+): Harness {
   const events: AuditEvent[] = [];
   const assertions: string[] = [];
   const cred: IntegrationCredentials = {
@@ -83,17 +93,21 @@ describe('VendorClient against the sandbox', () => {
     await sb?.close();
   });
 
-  function sandboxHarness(scopes = ['system/Patient.rs'], key: CryptoKey = privateKey, overrides: Partial<VendorClientDeps> = {}): Harness {
+  function sandboxHarness(
+    scopes = ['system/Patient.rs'],
+    key: CryptoKey = privateKey,
+    overrides: Partial<VendorClientDeps> = {},
+  ): Harness {
     return harness(
       {
-      tenantId: 'tenant-test',
-      integrationId: INTEGRATION,
-      vendor: 'sandbox',
-      baseUrl: sb.fhirBaseUrl,
-      tokenUrl: sb.tokenUrl,
-      clientId,
-      scopes,
-      sign: () => signClientAssertion({ clientId, audience: sb.tokenUrl, kid, alg: 'ES384', privateKey: key }),
+        tenantId: 'tenant-test',
+        integrationId: INTEGRATION,
+        vendor: 'sandbox',
+        baseUrl: sb.fhirBaseUrl,
+        tokenUrl: sb.tokenUrl,
+        clientId,
+        scopes,
+        sign: () => signClientAssertion({ clientId, audience: sb.tokenUrl, kid, alg: 'ES384', privateKey: key }),
       },
       overrides,
     );
@@ -129,7 +143,11 @@ describe('VendorClient against the sandbox', () => {
     const second = await h.client.get(INTEGRATION, page.nextUrl!, ctx('sync.page'));
     expect(second.status).toBe(200);
     expect(h.events).toHaveLength(3);
-    expect(h.events[2]).toMatchObject({ action: 'vendor.call', outcome: 'success', details: { path: '/fhir/Patient', status: 200 } });
+    expect(h.events[2]).toMatchObject({
+      action: 'vendor.call',
+      outcome: 'success',
+      details: { path: '/fhir/Patient', status: 200 },
+    });
     expect(h.assertions).toHaveLength(1);
 
     // Nothing secret or query-like in the audit trail.
@@ -171,14 +189,21 @@ describe('VendorClient against the sandbox', () => {
     const err = await rejection(h.client.get(INTEGRATION, `${sb.fhirBaseUrl}/Observation?_count=1`, ctx()));
     expect(err).toBeInstanceOf(VendorHttpError);
     expect(err).toMatchObject({ status: 403, retryable: false, code: 'VENDOR_HTTP_403' });
-    expect(h.events.at(-1)).toMatchObject({ action: 'vendor.call', outcome: 'failure', details: { status: 403, errorCode: 'VENDOR_HTTP_403' } });
+    expect(h.events.at(-1)).toMatchObject({
+      action: 'vendor.call',
+      outcome: 'failure',
+      details: { status: 403, errorCode: 'VENDOR_HTTP_403' },
+    });
   });
 
   it('a 404 is non-retryable', async () => {
     const h = sandboxHarness();
     const err = await rejection(h.client.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient/does-not-exist`, ctx()));
     expect(err).toMatchObject({ status: 404, retryable: false, code: 'VENDOR_HTTP_404' });
-    expect(h.events.at(-1)).toMatchObject({ outcome: 'failure', details: { status: 404, path: '/fhir/Patient/does-not-exist' } });
+    expect(h.events.at(-1)).toMatchObject({
+      outcome: 'failure',
+      details: { status: 404, path: '/fhir/Patient/does-not-exist' },
+    });
   });
 
   it('injected 500 is retryable; injected 429 carries Retry-After', async () => {
@@ -188,10 +213,18 @@ describe('VendorClient against the sandbox', () => {
     expect(e500).toBeInstanceOf(VendorHttpError);
     expect(e500).toMatchObject({ status: 500, retryable: true, code: 'VENDOR_UNAVAILABLE' });
 
-    await adminJson(sb, '/admin/faults', { kind: 'status', status: 429, retryAfterSeconds: 3, resourceType: 'Patient' });
+    await adminJson(sb, '/admin/faults', {
+      kind: 'status',
+      status: 429,
+      retryAfterSeconds: 3,
+      resourceType: 'Patient',
+    });
     const e429 = await rejection(h.client.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
     expect(e429).toMatchObject({ status: 429, retryable: true, retryAfterMs: 3_000, code: 'VENDOR_RATE_LIMITED' });
-    expect(h.events.filter((e) => e.action === 'vendor.call').map((e) => e.details.errorCode)).toEqual(['VENDOR_UNAVAILABLE', 'VENDOR_RATE_LIMITED']);
+    expect(h.events.filter((e) => e.action === 'vendor.call').map((e) => e.details.errorCode)).toEqual([
+      'VENDOR_UNAVAILABLE',
+      'VENDOR_RATE_LIMITED',
+    ]);
   });
 
   it('a refused client assertion is a non-retryable VendorAuthError, audited', async () => {
@@ -235,7 +268,9 @@ describe('VendorClient against the sandbox', () => {
         if (e.action === 'vendor.call') throw new Error('audit store unavailable');
       },
     });
-    await expect(failing.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient?_count=1`, ctx())).rejects.toThrow('audit store unavailable');
+    await expect(failing.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient?_count=1`, ctx())).rejects.toThrow(
+      'audit store unavailable',
+    );
 
     const { client: failingTokenAudit } = sandboxHarness(undefined, undefined, {
       audit: async () => {
@@ -243,7 +278,9 @@ describe('VendorClient against the sandbox', () => {
       },
     });
     const before = await adminJson<{ searchRequests: number }>(sb, '/admin/stats');
-    await expect(failingTokenAudit.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient?_count=1`, ctx())).rejects.toThrow('audit store unavailable');
+    await expect(failingTokenAudit.get(INTEGRATION, `${sb.fhirBaseUrl}/Patient?_count=1`, ctx())).rejects.toThrow(
+      'audit store unavailable',
+    );
     const after = await adminJson<{ searchRequests: number }>(sb, '/admin/stats');
     // The token exchange could not be audited, so no resource request followed it.
     expect(after.searchRequests).toBe(before.searchRequests);
@@ -279,14 +316,23 @@ async function stub(
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const r: SeenRequest = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      const r: SeenRequest = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
       seen.push(r);
       if (r.url === '/oauth/token') {
         res.writeHead(tokenStatus, { 'content-type': 'application/json' });
         res.end(
           tokenBody ??
             (tokenStatus === 200
-            ? JSON.stringify({ access_token: randomBytes(24).toString('base64url'), token_type: 'bearer', expires_in: 300 })
+              ? JSON.stringify({
+                  access_token: randomBytes(24).toString('base64url'),
+                  token_type: 'bearer',
+                  expires_in: 300,
+                })
               : JSON.stringify({ error: 'invalid_client' })),
         );
         return;
@@ -309,7 +355,11 @@ async function stub(
   return s;
 }
 
-function stubHarness(s: Pick<Stub, 'url'>, overrides: Partial<VendorClientDeps> = {}, tokenUrl = `${s.url}/oauth/token`): Harness {
+function stubHarness(
+  s: Pick<Stub, 'url'>,
+  overrides: Partial<VendorClientDeps> = {},
+  tokenUrl = `${s.url}/oauth/token`,
+): Harness {
   return harness(
     {
       tenantId: 'tenant-test',
@@ -365,7 +415,9 @@ describe('VendorClient against loopback stubs', () => {
   it('refuses a plain-http remote base URL before requesting a token', async () => {
     const s = await stub((_req, res) => res.end('{}'));
     const h = stubHarness({ url: 'http://vendor.example.com' }, {}, `${s.url}/oauth/token`);
-    await expect(h.client.get(INTEGRATION, 'http://vendor.example.com/fhir/Patient', ctx())).rejects.toBeInstanceOf(TlsPolicyError);
+    await expect(h.client.get(INTEGRATION, 'http://vendor.example.com/fhir/Patient', ctx())).rejects.toBeInstanceOf(
+      TlsPolicyError,
+    );
     expect(s.seen).toHaveLength(0);
   });
 
@@ -379,7 +431,10 @@ describe('VendorClient against loopback stubs', () => {
     const err = await rejection(h.client.get(INTEGRATION, `${s.url}/fhir/Patient`, ctx()));
     expect(err).toBeInstanceOf(ResponseTooLargeError);
     expect((err as ResponseTooLargeError).retryable).toBe(false);
-    expect(h.events.at(-1)).toMatchObject({ outcome: 'failure', details: { status: 200, errorCode: 'VENDOR_RESPONSE_TOO_LARGE' } });
+    expect(h.events.at(-1)).toMatchObject({
+      outcome: 'failure',
+      details: { status: 200, errorCode: 'VENDOR_RESPONSE_TOO_LARGE' },
+    });
   });
 
   it('refuses a chunked response (no content-length) once it crosses maxResponseBytes', async () => {
@@ -454,21 +509,30 @@ describe('VendorClient against loopback stubs', () => {
     [403, undefined, false, undefined],
     [404, undefined, false, undefined],
     [422, undefined, false, undefined],
-  ])('status %i (Retry-After %s) → retryable %s, retryAfterMs %s', async (status, retryAfter, retryable, retryAfterMs) => {
-    const s = await stub((_req, res) => {
-      res.writeHead(status, { 'content-type': 'application/fhir+json', ...(retryAfter ? { 'retry-after': retryAfter } : {}) });
-      res.end('{"resourceType":"OperationOutcome"}');
-    });
-    const h = stubHarness(s);
-    const err = await rejection(h.client.get(INTEGRATION, `${s.url}/fhir/Patient?name=secret-search-value`, ctx()));
-    expect(err).toBeInstanceOf(VendorHttpError);
-    expect(err).toMatchObject({ status, retryable, retryAfterMs, path: '/fhir/Patient' });
-    expect((err as Error).message).not.toContain('secret-search-value');
-    expect(JSON.stringify(h.events)).not.toContain('secret-search-value');
-    expect(resourceRequests(s)).toHaveLength(1);
-    expect(h.events.filter((e) => e.action === 'vendor.call')).toHaveLength(1);
-    expect(h.events.at(-1)).toMatchObject({ outcome: 'failure', details: { status, errorCode: (err as EhrError).code } });
-  });
+  ])(
+    'status %i (Retry-After %s) → retryable %s, retryAfterMs %s',
+    async (status, retryAfter, retryable, retryAfterMs) => {
+      const s = await stub((_req, res) => {
+        res.writeHead(status, {
+          'content-type': 'application/fhir+json',
+          ...(retryAfter ? { 'retry-after': retryAfter } : {}),
+        });
+        res.end('{"resourceType":"OperationOutcome"}');
+      });
+      const h = stubHarness(s);
+      const err = await rejection(h.client.get(INTEGRATION, `${s.url}/fhir/Patient?name=secret-search-value`, ctx()));
+      expect(err).toBeInstanceOf(VendorHttpError);
+      expect(err).toMatchObject({ status, retryable, retryAfterMs, path: '/fhir/Patient' });
+      expect((err as Error).message).not.toContain('secret-search-value');
+      expect(JSON.stringify(h.events)).not.toContain('secret-search-value');
+      expect(resourceRequests(s)).toHaveLength(1);
+      expect(h.events.filter((e) => e.action === 'vendor.call')).toHaveLength(1);
+      expect(h.events.at(-1)).toMatchObject({
+        outcome: 'failure',
+        details: { status, errorCode: (err as EhrError).code },
+      });
+    },
+  );
 
   it('a server that always answers 401 gives VendorAuthError after exactly one refresh', async () => {
     const s = await stub((_req, res) => {

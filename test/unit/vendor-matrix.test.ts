@@ -35,7 +35,10 @@ describe('vendor matrix', () => {
   it('docs/vendor-matrix.md is the generated markdown', () => {
     const generated = renderMatrixMarkdown(VENDOR_IDS.map((id) => PROFILES[id]));
     const committed = fs.existsSync(docPath) ? fs.readFileSync(docPath, 'utf8') : '';
-    expect(committed, `docs/vendor-matrix.md is out of date with lib/vendors/profiles; regenerate it: ${REGENERATE_MATRIX_COMMAND}`).toBe(generated);
+    expect(
+      committed,
+      `docs/vendor-matrix.md is out of date with lib/vendors/profiles; regenerate it: ${REGENERATE_MATRIX_COMMAND}`,
+    ).toBe(generated);
   });
 
   it('--format md prints what the doc holds', async () => {

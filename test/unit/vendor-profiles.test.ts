@@ -14,7 +14,12 @@ import {
   typesGranted,
   validateVendorParams,
 } from '../../lib/vendors/profiles/adapters.js';
-import { compensatingControls, integrationDefaults, lowConfidenceFacts, recommendedSettings } from '../../lib/vendors/profiles/compensating.js';
+import {
+  compensatingControls,
+  integrationDefaults,
+  lowConfidenceFacts,
+  recommendedSettings,
+} from '../../lib/vendors/profiles/compensating.js';
 import { PROFILES, profileFor } from '../../lib/vendors/profiles/index.js';
 import type { VendorProfile } from '../../lib/vendors/profiles/types.js';
 import { VENDOR_IDS } from '../../lib/vendors/profiles/types.js';
@@ -62,7 +67,9 @@ describe('assertion audience', () => {
     expect(assertionAudience(epic, { tokenUrl, issuer: 'https://auth.vendor.example' })).toBe(tokenUrl);
     const issuerVendor = structuredClone(epic);
     issuerVendor.auth.assertionAudience = { value: 'issuer', source: 'test', confidence: 'H' };
-    expect(assertionAudience(issuerVendor, { tokenUrl, issuer: 'https://issuer.vendor.example' })).toBe('https://issuer.vendor.example');
+    expect(assertionAudience(issuerVendor, { tokenUrl, issuer: 'https://issuer.vendor.example' })).toBe(
+      'https://issuer.vendor.example',
+    );
     expect(assertionAudience(issuerVendor, { tokenUrl })).toBe('https://auth.vendor.example');
   });
 });
@@ -76,8 +83,12 @@ describe('vendor parameters', () => {
   });
 
   it('refuses a parameter the vendor does not take, naming it', () => {
-    expect(errorOf(() => validateVendorParams(epic, { siteId: 'x' })).message).toBe('--param: Epic takes no parameter siteId; expected: none');
-    expect(errorOf(() => validateVendorParams(athenahealth, { practiceId: '195900', region: 'us' })).message).toContain('takes no parameter region');
+    expect(errorOf(() => validateVendorParams(epic, { siteId: 'x' })).message).toBe(
+      '--param: Epic takes no parameter siteId; expected: none',
+    );
+    expect(errorOf(() => validateVendorParams(athenahealth, { practiceId: '195900', region: 'us' })).message).toContain(
+      'takes no parameter region',
+    );
   });
 
   it('refuses values outside a plain identifier alphabet, without echoing the value', () => {
@@ -128,7 +139,12 @@ describe('429 handling and endpoint rate', () => {
 
 describe('compensating controls', () => {
   it('gives Epic a 6-hourly sync, longer audit retention and required minimisation, and lists what to verify', () => {
-    expect(compensatingControls(epic).map((c) => c.weakness)).toEqual(['no-push', 'no-granular-audit-export', 'coarse-scopes', 'low-confidence-facts']);
+    expect(compensatingControls(epic).map((c) => c.weakness)).toEqual([
+      'no-push',
+      'no-granular-audit-export',
+      'coarse-scopes',
+      'low-confidence-facts',
+    ]);
     expect(recommendedSettings(epic)).toEqual({
       syncIntervalHours: 6,
       auditRetentionDays: 3650,
@@ -150,13 +166,21 @@ describe('compensating controls', () => {
 
   it('says minimisation is on, not required, where scopes are per type', () => {
     expect(recommendedSettings(athenahealth).fieldMinimisation).toBe('on');
-    expect(compensatingControls(eclinicalworks).find((c) => c.weakness === 'coarse-scopes')?.control).toContain('lib/fhir/minimise.ts');
+    expect(compensatingControls(eclinicalworks).find((c) => c.weakness === 'coarse-scopes')?.control).toContain(
+      'lib/fhir/minimise.ts',
+    );
   });
 
   it('adds nothing for a vendor without weaknesses: nightly sync, six-year retention', () => {
     const vendor = exemplaryVendor();
     expect(compensatingControls(vendor)).toEqual([]);
-    expect(recommendedSettings(vendor)).toEqual({ syncIntervalHours: 24, auditRetentionDays: 2190, fieldMinimisation: 'on', secretRotationDays: null, verifyAtRegistration: [] });
+    expect(recommendedSettings(vendor)).toEqual({
+      syncIntervalHours: 24,
+      auditRetentionDays: 2190,
+      fieldMinimisation: 'on',
+      secretRotationDays: null,
+      verifyAtRegistration: [],
+    });
   });
 
   it('counts connector defaults as facts to verify', () => {
@@ -174,12 +198,18 @@ describe('compensating controls', () => {
   });
 });
 
-describe('compensating controls as an integration\'s defaults', () => {
+describe("compensating controls as an integration's defaults", () => {
   it('sets the sync interval from push support and a secret rotation period only for client secrets', () => {
     // Epic cannot push: every 6 h; it authenticates with keys, so no secret rotation period.
-    expect(integrationDefaults(profileFor('epic'), 'private_key_jwt')).toEqual({ syncIntervalHours: 6, credentialRotationDays: null });
+    expect(integrationDefaults(profileFor('epic'), 'private_key_jwt')).toEqual({
+      syncIntervalHours: 6,
+      credentialRotationDays: null,
+    });
     // Oracle Health: a long-lived secret (a year) rotated every 90 days.
-    expect(integrationDefaults(profileFor('oracle-health'), 'client_secret_basic')).toEqual({ syncIntervalHours: 6, credentialRotationDays: 90 });
+    expect(integrationDefaults(profileFor('oracle-health'), 'client_secret_basic')).toEqual({
+      syncIntervalHours: 6,
+      credentialRotationDays: 90,
+    });
     // A vendor that prefers keys but was registered with a secret: the secret still rotates.
     expect(integrationDefaults(profileFor('sandbox'), 'client_secret_post').credentialRotationDays).toBe(90);
     expect(integrationDefaults(profileFor('sandbox'), 'tls_client_auth').credentialRotationDays).toBeNull();
@@ -198,7 +228,9 @@ describe('schedule interval (ehrctl schedule nightly --every)', () => {
 
   it('refuses intervals that would drift across days', () => {
     for (const bad of ['5h', '0h', '36h', 'hourly', '6']) {
-      expect(errorOf(() => parseEvery(bad)).message, bad).toContain('--every: use nightly, profile, or hours that divide a day');
+      expect(errorOf(() => parseEvery(bad)).message, bad).toContain(
+        '--every: use nightly, profile, or hours that divide a day',
+      );
     }
   });
 });

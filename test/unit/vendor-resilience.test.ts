@@ -12,11 +12,11 @@ import type { CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { atActivityBoundary } from '../../activities/boundary.js';
 import { CircuitOpenError, VendorHttpError, toApplicationFailure } from '../../lib/errors/index.js';
-import { signClientAssertion } from '../../lib/security/client-assertion.js';
+import { signClientAssertion } from '../../lib/crypto/client-assertion.js';
 import { CircuitBreakers } from '../../lib/vendors/circuit-breaker.js';
 import { errorForStatus } from '../../lib/vendors/http-policy.js';
 import { VendorClient } from '../../lib/vendors/vendor-client.js';
-import type { CallContext, VendorClientDeps } from '../../lib/vendors/vendor-client.js';
+import type { CallContext, VendorClientDeps } from '../../lib/vendors/vendor-call.js';
 import { startSandbox, type SandboxHandle } from '../../sandbox/index.js';
 import { adminJson } from '../../sandbox/test-client.js';
 import { rejection } from '../helpers.js';
@@ -36,7 +36,10 @@ describe('resilient vendor HTTP against the sandbox', () => {
     privateKey = pair.privateKey;
     kid = `kid-${randomUUID()}`;
     const publicJwk = { ...(await exportJWK(pair.publicKey)), kid, alg: 'ES384', use: 'sig' };
-    ({ client_id: clientId } = await adminJson<{ client_id: string }>(sb, '/admin/clients', { jwks: { keys: [publicJwk] }, scopes: SCOPES }));
+    ({ client_id: clientId } = await adminJson<{ client_id: string }>(sb, '/admin/clients', {
+      jwks: { keys: [publicJwk] },
+      scopes: SCOPES,
+    }));
   });
   afterAll(async () => {
     await sb.close();
@@ -82,8 +85,15 @@ describe('resilient vendor HTTP against the sandbox', () => {
     const bare = await rejection(client.get('itg-sbx', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
     expect(toApplicationFailure(bare).nextRetryDelay).toBeUndefined();
 
-    await adminJson(sb, '/admin/faults', { kind: 'status', status: 429, retryAfterSeconds: 7, resourceType: 'Patient' });
-    const told = await rejection(vendorClient('eclinicalworks').get('itg-ecw', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()));
+    await adminJson(sb, '/admin/faults', {
+      kind: 'status',
+      status: 429,
+      retryAfterSeconds: 7,
+      resourceType: 'Patient',
+    });
+    const told = await rejection(
+      vendorClient('eclinicalworks').get('itg-ecw', `${sb.fhirBaseUrl}/Patient?_count=1`, ctx()),
+    );
     expect(toApplicationFailure(told).nextRetryDelay).toBe(7_000);
   });
 
@@ -131,13 +141,27 @@ describe('resilient vendor HTTP against the sandbox', () => {
     expect(await adminJson(sb, '/admin/writes')).toMatchObject({ created: 1, replayed: 1, resources: 1 });
 
     // The same key for a different request is refused, not silently replayed.
-    const misuse = await rejection(client.create('itg-w', 'Patient', { ...resource, active: false }, { ...ctx('write.create'), idempotencyKey: key }));
+    const misuse = await rejection(
+      client.create(
+        'itg-w',
+        'Patient',
+        { ...resource, active: false },
+        { ...ctx('write.create'), idempotencyKey: key },
+      ),
+    );
     expect(misuse).toBeInstanceOf(VendorHttpError);
     expect(misuse).toMatchObject({ status: 422, retryable: false });
 
     // An update with If-Match of the current version, retried with its key, bumps the version once.
     const updateKey = `${key}/update`;
-    const update = () => client.update('itg-w', 'Patient', id, { ...resource, id, active: false }, { ...ctx('write.update'), idempotencyKey: updateKey, ifMatch: 'W/"1"' });
+    const update = () =>
+      client.update(
+        'itg-w',
+        'Patient',
+        id,
+        { ...resource, id, active: false },
+        { ...ctx('write.update'), idempotencyKey: updateKey, ifMatch: 'W/"1"' },
+      );
     expect((await update()).headers.get('etag')).toBe('W/"2"');
     expect((await update()).headers.get('etag')).toBe('W/"2"');
     expect(await adminJson(sb, '/admin/writes')).toMatchObject({ created: 1, updated: 1, replayed: 2, resources: 1 });
@@ -152,9 +176,13 @@ describe('vendor extra parameters', () => {
       req.resume();
       req.on('end', () => {
         if (req.url === '/oauth/token') {
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ access_token: `tok-${randomUUID()}`, expires_in: 300 }));
+          res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ access_token: `tok-${randomUUID()}`, expires_in: 300 }));
         } else {
-          res.writeHead(200, { 'content-type': 'application/fhir+json' }).end(JSON.stringify({ resourceType: 'Bundle', type: 'searchset', entry: [] }));
+          res
+            .writeHead(200, { 'content-type': 'application/fhir+json' })
+            .end(JSON.stringify({ resourceType: 'Bundle', type: 'searchset', entry: [] }));
         }
       });
     });
@@ -164,15 +192,26 @@ describe('vendor extra parameters', () => {
       const clientFor = (vendor: string, vendorParams: Record<string, string>) =>
         new VendorClient({
           credentials: async (integrationId) => ({
-            tenantId: 't-params', integrationId, vendor, vendorParams, baseUrl: `${base}/fhir`, tokenUrl: `${base}/oauth/token`,
-            clientId: 'client-params', scopes: ['system/Patient.rs'], signAssertion: async () => 'not-a-real-assertion',
+            tenantId: 't-params',
+            integrationId,
+            vendor,
+            vendorParams,
+            baseUrl: `${base}/fhir`,
+            tokenUrl: `${base}/oauth/token`,
+            clientId: 'client-params',
+            scopes: ['system/Patient.rs'],
+            signAssertion: async () => 'not-a-real-assertion',
           }),
           audit: async () => undefined,
           timeoutMs: 5_000,
           maxResponseBytes: 1024 * 1024,
           actor: 'worker:test',
         });
-      await clientFor('athenahealth', { practiceId: 'Organization/a-1.Practice-195900' }).get('itg-athena', `${base}/fhir/Patient?_count=2`, ctx());
+      await clientFor('athenahealth', { practiceId: 'Organization/a-1.Practice-195900' }).get(
+        'itg-athena',
+        `${base}/fhir/Patient?_count=2`,
+        ctx(),
+      );
       await clientFor('nextgen', { siteId: 'site-42' }).get('itg-ng', `${base}/fhir/Patient?_count=2`, ctx());
       const [athenaToken, athenaPage, ngToken, ngPage] = seen;
       expect(new URL(athenaPage!.url, base).searchParams.get('ah-practice')).toBe('Organization/a-1.Practice-195900');

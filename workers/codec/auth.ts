@@ -29,7 +29,11 @@ export interface Principal {
 }
 
 export class AuthRefusal extends Error {
-  constructor(readonly status: 401 | 403, readonly reason: string, readonly sub?: string) {
+  constructor(
+    readonly status: 401 | 403,
+    readonly reason: string,
+    readonly sub?: string,
+  ) {
     super(reason);
   }
 }
@@ -43,7 +47,11 @@ export interface TokenVerifier {
 }
 
 async function issuerKey(ref: string): Promise<KeyObject> {
-  const text = (ref.startsWith('file:') || ref.startsWith('env:') ? await resolveSecret(ref, { field: 'CODEC_AUTH_ISSUER_KEY', shareable: true }) : ref).trim();
+  const text = (
+    ref.startsWith('file:') || ref.startsWith('env:')
+      ? await resolveSecret(ref, { field: 'CODEC_AUTH_ISSUER_KEY', shareable: true })
+      : ref
+  ).trim();
   try {
     if (text.startsWith('{')) {
       const jwk = JSON.parse(text) as Record<string, unknown>;
@@ -52,7 +60,10 @@ async function issuerKey(ref: string): Promise<KeyObject> {
     }
     return createPublicKey(text);
   } catch {
-    throw new ConfigError('CODEC_AUTH_ISSUER_KEY', 'must be a public key (SPKI PEM or public JWK), inline or as file:/env: reference');
+    throw new ConfigError(
+      'CODEC_AUTH_ISSUER_KEY',
+      'must be a public key (SPKI PEM or public JWK), inline or as file:/env: reference',
+    );
   }
 }
 
@@ -61,19 +72,29 @@ function refusalFor(err: unknown): AuthRefusal {
   if (err instanceof joseErrors.JWTExpired) return new AuthRefusal(401, 'token expired');
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     const claim = err.claim;
-    const what = claim === 'aud' ? 'wrong audience' : claim === 'iss' ? 'wrong issuer' : claim === 'nbf' ? 'token not yet valid' : `claim ${claim} invalid`;
+    const what =
+      claim === 'aud'
+        ? 'wrong audience'
+        : claim === 'iss'
+          ? 'wrong issuer'
+          : claim === 'nbf'
+            ? 'token not yet valid'
+            : `claim ${claim} invalid`;
     return new AuthRefusal(401, `${what}`);
   }
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new AuthRefusal(401, 'bad token signature');
-  if (err instanceof joseErrors.JWKSNoMatchingKey) return new AuthRefusal(401, 'no issuer key matches the token (kid/alg)');
+  if (err instanceof joseErrors.JWKSNoMatchingKey)
+    return new AuthRefusal(401, 'no issuer key matches the token (kid/alg)');
   if (err instanceof joseErrors.JOSEAlgNotAllowed) return new AuthRefusal(401, 'token algorithm not allowed');
-  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) return new AuthRefusal(401, 'issuer keys (JWKS) unavailable');
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid)
+    return new AuthRefusal(401, 'issuer keys (JWKS) unavailable');
   if (err instanceof joseErrors.JOSEError) return new AuthRefusal(401, 'malformed token');
   return new AuthRefusal(401, 'token could not be verified');
 }
 
 function principalFrom(payload: JWTPayload, via: Principal['via']): Principal {
-  if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200) throw new AuthRefusal(401, 'token has no sub');
+  if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 200)
+    throw new AuthRefusal(401, 'token has no sub');
   const roles = payload.roles;
   if (roles !== undefined && !(Array.isArray(roles) && roles.every((r) => typeof r === 'string'))) {
     throw new AuthRefusal(401, 'token roles claim must be an array of strings', payload.sub);
@@ -84,17 +105,22 @@ function principalFrom(payload: JWTPayload, via: Principal['via']): Principal {
 export async function createTokenVerifier(
   config: Pick<Config, 'CODEC_AUTH_JWKS_URL' | 'CODEC_AUTH_ISSUER_KEY' | 'CODEC_AUTH_ISSUER' | 'CODEC_AUTH_AUDIENCE'>,
 ): Promise<TokenVerifier> {
-  if (!config.CODEC_AUTH_ISSUER) throw new ConfigError('CODEC_AUTH_ISSUER', 'is required by the codec server (the token issuer it trusts)');
+  if (!config.CODEC_AUTH_ISSUER)
+    throw new ConfigError('CODEC_AUTH_ISSUER', 'is required by the codec server (the token issuer it trusts)');
   let key: KeyObject | JWTVerifyGetKey;
   if (config.CODEC_AUTH_JWKS_URL) {
     const url = new URL(config.CODEC_AUTH_JWKS_URL);
     const loopback = ['127.0.0.1', 'localhost', '[::1]'].includes(url.hostname);
-    if (url.protocol !== 'https:' && !loopback) throw new ConfigError('CODEC_AUTH_JWKS_URL', 'must be https (plain http only on loopback)');
+    if (url.protocol !== 'https:' && !loopback)
+      throw new ConfigError('CODEC_AUTH_JWKS_URL', 'must be https (plain http only on loopback)');
     key = createRemoteJWKSet(url, { timeoutDuration: 5_000, cooldownDuration: 30_000 });
   } else if (config.CODEC_AUTH_ISSUER_KEY) {
     key = await issuerKey(config.CODEC_AUTH_ISSUER_KEY);
   } else {
-    throw new ConfigError('CODEC_AUTH_JWKS_URL', 'the codec server needs CODEC_AUTH_JWKS_URL or CODEC_AUTH_ISSUER_KEY to verify tokens');
+    throw new ConfigError(
+      'CODEC_AUTH_JWKS_URL',
+      'the codec server needs CODEC_AUTH_JWKS_URL or CODEC_AUTH_ISSUER_KEY to verify tokens',
+    );
   }
   const verifyOptions = {
     issuer: config.CODEC_AUTH_ISSUER,

@@ -21,7 +21,11 @@ export function typesGranted(scope: string, requested: readonly ResourceType[]):
       const m = /^system\/([A-Za-z*]+)\.(.+)$/.exec(s);
       if (!m || (m[1] !== t && m[1] !== '*')) return false;
       const access = m[2]!;
-      return access === 'read' || access === '*' || (/^[cruds]+$/.test(access) && access.includes('r') && access.includes('s'));
+      return (
+        access === 'read' ||
+        access === '*' ||
+        (/^[cruds]+$/.test(access) && access.includes('r') && access.includes('s'))
+      );
     }),
   );
 }
@@ -46,16 +50,27 @@ export function validateVendorParams(profile: VendorProfile, params: Readonly<Re
   const known = new Set(profile.extraParameters.value.map((p) => p.name));
   const unknown = Object.keys(params).filter((k) => !known.has(k));
   const expected = profile.extraParameters.value.map((p) => `${p.name} (${p.description})`).join('; ') || 'none';
-  if (unknown.length > 0) throw new InvalidArgumentError('--param', `${profile.name} takes no parameter ${unknown.join(', ')}; expected: ${expected}`);
+  if (unknown.length > 0)
+    throw new InvalidArgumentError(
+      '--param',
+      `${profile.name} takes no parameter ${unknown.join(', ')}; expected: ${expected}`,
+    );
   const missing = missingParameters(profile, params);
-  if (missing.length > 0) throw new InvalidArgumentError('--param', `${profile.name} needs ${missing.join(', ')}; expected: ${expected}`);
+  if (missing.length > 0)
+    throw new InvalidArgumentError('--param', `${profile.name} needs ${missing.join(', ')}; expected: ${expected}`);
   for (const [k, v] of Object.entries(params)) {
-    if (!/^[A-Za-z0-9._:/-]{1,128}$/.test(v)) throw new InvalidArgumentError('--param', `${k}: use 1-128 letters, digits and . _ : / -`);
+    if (!/^[A-Za-z0-9._:/-]{1,128}$/.test(v))
+      throw new InvalidArgumentError('--param', `${k}: use 1-128 letters, digits and . _ : / -`);
   }
 }
 
 /** Adds the profile's extra parameters to a FHIR request (not to token requests). */
-export function applyExtraParameters(profile: VendorProfile, url: URL, headers: Record<string, string>, params: Readonly<Record<string, string>>): void {
+export function applyExtraParameters(
+  profile: VendorProfile,
+  url: URL,
+  headers: Record<string, string>,
+  params: Readonly<Record<string, string>>,
+): void {
   for (const p of profile.extraParameters.value) {
     const value = params[p.name];
     if (value === undefined) continue;
@@ -69,7 +84,12 @@ export function applyExtraParameters(profile: VendorProfile, url: URL, headers: 
  * sends none (eClinicalWorks) blocks the rest of the window, so wait for the next window boundary
  * plus a little jitter so every waiting activity does not arrive on the same millisecond.
  */
-export function throttleDelayMs(profile: VendorProfile, retryAfterMs: number | undefined, nowMs = Date.now(), random = Math.random): number | undefined {
+export function throttleDelayMs(
+  profile: VendorProfile,
+  retryAfterMs: number | undefined,
+  nowMs = Date.now(),
+  random = Math.random,
+): number | undefined {
   if (retryAfterMs !== undefined) return retryAfterMs;
   const limit = profile.rateLimit.value;
   if (!limit || limit.window !== 'fixed') return undefined;

@@ -9,7 +9,11 @@ export const athenahealth: VendorProfile = {
   name: 'athenahealth',
   fhirVersion: fact('R4 (US Core 3.1.1)', ATHENA, 'H'),
   auth: {
-    methods: fact(['private_key_jwt', 'client_secret_basic'], `${AUTH_GUIDE}: 2-legged OAuth (client_credentials) with a client assertion JWT or the secret in a Basic header`, 'H'),
+    methods: fact(
+      ['private_key_jwt', 'client_secret_basic'],
+      `${AUTH_GUIDE}: 2-legged OAuth (client_credentials) with a client assertion JWT or the secret in a Basic header`,
+      'H',
+    ),
     algorithms: fact(['RS384', 'ES384'], ATHENA, 'M'),
     assertionAudience: fact('token-endpoint', ATHENA, 'M'),
     jwks: fact('either', `${AUTH_GUIDE}: imported public JWKS or self-hosted JWKS URL`, 'H'),
@@ -18,7 +22,12 @@ export const athenahealth: VendorProfile = {
     secretLifetimeDays: assumed(365, 'not published; assume a year'),
   },
   tokens: {
-    lifetimeSeconds: fact(3600, `${AUTH_GUIDE}: each token is valid for one hour; token requests limited to 50/min in production, 5/min in preview`, 'H'),
+    lifetimeSeconds: fact(
+      3600,
+      `${AUTH_GUIDE}: each token is valid for one hour; ` +
+        `token requests limited to 50/min in production, 5/min in preview`,
+      'H',
+    ),
     refresh: fact('new-assertion', `${AUTH_GUIDE}: 2-legged OAuth returns only an access token`, 'H'),
   },
   scopes: {
@@ -26,16 +35,37 @@ export const athenahealth: VendorProfile = {
     granularity: fact('resource', ATHENA, 'M'),
   },
   paging: fact('offset', 'athenahealth FHIR search paging by offset in next links', 'L'),
-  bulk: fact({ supported: true, version: '2.0.0', levels: ['group'], incremental: true, note: 'not recommended for daily sync; bulk backfills need athenahealth approval' }, `${ATHENA}, best practices: data backfills`, 'H'),
+  bulk: fact(
+    {
+      supported: true,
+      version: '2.0.0',
+      levels: ['group'],
+      incremental: true,
+      note: 'not recommended for daily sync; bulk backfills need athenahealth approval',
+    },
+    `${ATHENA}, best practices: data backfills`,
+    'H',
+  ),
   push: fact('alpha', 'event push reported in alpha', 'L'),
   rateLimit: fact(
     { requests: 10, perSeconds: 1, scope: 'client', window: 'sliding', retryAfter: false },
-    'apis.io rate-limit profile: ~10 requests/s per app per environment, exact figure disclosed to registered developers; the portal documents a daily API quota in response headers',
+    'apis.io rate-limit profile: ~10 requests/s per app per environment, ' +
+      'exact figure disclosed to registered developers; the portal documents a daily API quota in response headers',
     'L',
   ),
   extraParameters: fact(
-    [{ name: 'practiceId', in: 'query', key: 'ah-practice', required: true, description: 'the athenahealth practice, e.g. Organization/a-1.Practice-195900' }],
-    'fhir.athena.io Athena Core IG, extension ah-practice (practice = Organization a-1.Practice-{id}); the search parameter name is from third-party guides',
+    [
+      {
+        name: 'practiceId',
+        in: 'query',
+        key: 'ah-practice',
+        required: true,
+        description: 'the athenahealth practice, e.g. Organization/a-1.Practice-195900',
+      },
+    ],
+    'fhir.athena.io Athena Core IG, ' +
+      'extension ah-practice (practice = Organization a-1.Practice-{id}); ' +
+      'the search parameter name is from third-party guides',
     'M',
   ),
   auditExport: assumed('coarse', 'not published'),

@@ -6,7 +6,8 @@
  */
 import type { Confidence, Fact, VendorProfile } from './types.js';
 
-export type Weakness = 'no-push' | 'no-granular-audit-export' | 'coarse-scopes' | 'long-lived-secret' | 'low-confidence-facts';
+export type Weakness =
+  'no-push' | 'no-granular-audit-export' | 'coarse-scopes' | 'long-lived-secret' | 'low-confidence-facts';
 
 export interface CompensatingControl {
   weakness: Weakness;
@@ -23,7 +24,10 @@ export interface RecommendedSettings {
   syncIntervalHours: number;
   /** How long the connector keeps its own audit trail of vendor calls, in days. */
   auditRetentionDays: number;
-  /** Purpose-based field minimisation (lib/fhir/minimise.ts) is always on; 'required' when the vendor's scopes cannot narrow what it sends. */
+  /**
+   * Purpose-based field minimisation (lib/fhir/minimise.ts) is always on; 'required' when the vendor's scopes
+   * cannot narrow what it sends.
+   */
   fieldMinimisation: 'on' | 'required';
   /** Days between client-secret rotations; null when the vendor authenticates by key, not by secret. */
   secretRotationDays: number | null;
@@ -47,7 +51,7 @@ const SECRET_METHODS = new Set(['client_secret_basic', 'client_secret_post']);
 /** Intervals that divide a day, so every scheduled run falls at the same local times each day. */
 export const SYNC_INTERVAL_HOURS = [1, 2, 3, 4, 6, 8, 12, 24] as const;
 
-/** The controls that become an integration's own settings at registration (lib/store/integration-settings.ts). */
+/** The controls that become an integration's own settings at registration (lib/integrations/settings.ts). */
 export interface IntegrationDefaults {
   syncIntervalHours: number;
   /** Client secrets only; null when the integration authenticates with a signing key or a certificate. */
@@ -63,7 +67,9 @@ export function integrationDefaults(profile: VendorProfile, authMethod: string):
   const lifetime = profile.auth.secretLifetimeDays.value;
   return {
     syncIntervalHours: recommendedSettings(profile).syncIntervalHours,
-    credentialRotationDays: SECRET_METHODS.has(authMethod) ? Math.min(SECRET_ROTATION_DAYS, lifetime ?? SECRET_ROTATION_DAYS) : null,
+    credentialRotationDays: SECRET_METHODS.has(authMethod)
+      ? Math.min(SECRET_ROTATION_DAYS, lifetime ?? SECRET_ROTATION_DAYS)
+      : null,
   };
 }
 
@@ -82,17 +88,24 @@ export function compensatingControls(profile: VendorProfile): CompensatingContro
   if (profile.auditExport.value !== 'granular') {
     controls.push({
       weakness: 'no-granular-audit-export',
-      finding: profile.auditExport.value === 'none' ? 'no access-log export per API client' : 'access logs are coarse or stay with the customer',
+      finding:
+        profile.auditExport.value === 'none'
+          ? 'no access-log export per API client'
+          : 'access logs are coarse or stay with the customer',
       control: 'keep the connector’s own hash-chained audit of every vendor call for longer',
       // Met by construction: nothing in the product deletes audit rows, so no per-integration setting exists.
-      setting: `audit retention ≥ ${SOLE_RECORD_AUDIT_RETENTION_DAYS} days (default ${DEFAULT_AUDIT_RETENTION_DAYS}; audit rows are never deleted)`,
+      setting:
+        `audit retention ≥ ${SOLE_RECORD_AUDIT_RETENTION_DAYS} days (default ` +
+        `${DEFAULT_AUDIT_RETENTION_DAYS}; audit rows are never deleted)`,
     });
   }
   if (profile.scopes.granularity.value === 'coarse') {
     controls.push({
       weakness: 'coarse-scopes',
       finding: 'one scope grants more than a purpose needs',
-      control: 'purpose-based field minimisation (lib/fhir/minimise.ts) drops every element outside the purpose before encryption',
+      control:
+        'purpose-based field minimisation (lib/fhir/minimise.ts) ' +
+        'drops every element outside the purpose before encryption',
       setting: 'field minimisation = required (cannot be relaxed for this vendor)',
     });
   }
@@ -100,7 +113,9 @@ export function compensatingControls(profile: VendorProfile): CompensatingContro
     const lifetime = profile.auth.secretLifetimeDays.value;
     controls.push({
       weakness: 'long-lived-secret',
-      finding: `authenticates with a client secret (${lifetime === null ? 'lifetime unknown' : `valid ${lifetime} days`})`,
+      finding:
+        `authenticates with a client secret ` +
+        `(${lifetime === null ? 'lifetime unknown' : `valid ${lifetime} days`})`,
       control: 'rotate the client secret on our own schedule, well inside the vendor’s lifetime',
       setting: `secret rotation = every ${SECRET_ROTATION_DAYS} days (the integration's credential due date)`,
     });
@@ -110,7 +125,8 @@ export function compensatingControls(profile: VendorProfile): CompensatingContro
     controls.push({
       weakness: 'low-confidence-facts',
       finding: `${unsure.length} unverified fact${unsure.length === 1 ? '' : 's'}: ${unsure.join(', ')}`,
-      control: 'check each against the live endpoint at registration (discovery, token response) and in the conformance run',
+      control:
+        'check each against the live endpoint at registration (discovery, token response) and in the conformance run',
       setting: 'verified at registration / conformance run',
     });
   }
@@ -121,7 +137,9 @@ export function recommendedSettings(profile: VendorProfile): RecommendedSettings
   const weaknesses = new Set(compensatingControls(profile).map((c) => c.weakness));
   return {
     syncIntervalHours: weaknesses.has('no-push') ? NO_PUSH_SYNC_INTERVAL_HOURS : DEFAULT_SYNC_INTERVAL_HOURS,
-    auditRetentionDays: weaknesses.has('no-granular-audit-export') ? SOLE_RECORD_AUDIT_RETENTION_DAYS : DEFAULT_AUDIT_RETENTION_DAYS,
+    auditRetentionDays: weaknesses.has('no-granular-audit-export')
+      ? SOLE_RECORD_AUDIT_RETENTION_DAYS
+      : DEFAULT_AUDIT_RETENTION_DAYS,
     fieldMinimisation: weaknesses.has('coarse-scopes') ? 'required' : 'on',
     secretRotationDays: weaknesses.has('long-lived-secret') ? SECRET_ROTATION_DAYS : null,
     verifyAtRegistration: lowConfidenceFacts(profile),

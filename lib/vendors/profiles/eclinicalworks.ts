@@ -27,10 +27,15 @@ export const eclinicalworks: VendorProfile = {
   },
   paging: fact('next-link', 'FHIR R4 searchset Bundle link[next]', 'M'),
   bulk: fact({ supported: true, version: '1.0.1', levels: ['group'], incremental: false }, 'third-party reports', 'M'),
-  push: fact('hl7v2-middleware', 'third-party surveys: no webhooks or FHIR Subscriptions; HL7v2 ADT via middleware', 'M'),
+  push: fact(
+    'hl7v2-middleware',
+    'third-party surveys: no webhooks or FHIR Subscriptions; HL7v2 ADT via middleware',
+    'M',
+  ),
   rateLimit: fact(
     { requests: 250, perSeconds: 60, scope: 'base-url', window: 'fixed', retryAfter: false },
-    `${GUIDE}: since 2025-10-07, 250 calls/min per practice base URL counting FHIR, /authorize and /token; a 429 blocks the rest of the minute, the counter resets on the minute`,
+    `${GUIDE}: since 2025-10-07, 250 calls/min per practice base URL counting FHIR, ` +
+      `/authorize and /token; a 429 blocks the rest of the minute, the counter resets on the minute`,
     'M',
   ),
   extraParameters: fact([], ECW, 'L'),

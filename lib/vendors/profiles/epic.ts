@@ -9,9 +9,18 @@ export const epic: VendorProfile = {
   fhirVersion: fact('R4', 'fhir.epic.com', 'H'),
   auth: {
     methods: fact(['private_key_jwt'], BACKEND, 'H'),
-    algorithms: fact(['RS384', 'ES384'], `${BACKEND} (RS384); third-party guides: ES256/ES384 for apps that register a JWK Set URL`, 'M'),
+    algorithms: fact(
+      ['RS384', 'ES384'],
+      `${BACKEND} (RS384); third-party guides: ES256/ES384 for apps that register a JWK Set URL`,
+      'M',
+    ),
     assertionAudience: fact('token-endpoint', BACKEND, 'H'),
-    jwks: fact('hosted-url', 'Epic notice for the February 2024 version (quoted by reviewpoint.org): backend clients must host a JWK Set URL; public-key uploads end', 'M'),
+    jwks: fact(
+      'hosted-url',
+      'Epic notice for the February 2024 version (quoted by reviewpoint.org): ' +
+        'backend clients must host a JWK Set URL; public-key uploads end',
+      'M',
+    ),
     jwksCacheSeconds: assumed(3600, 'not published; assume an hour'),
     revocationEndpoint: assumed(false, 'none published for backend clients'),
     secretLifetimeDays: fact(null, BACKEND, 'H'),
@@ -25,10 +34,26 @@ export const epic: VendorProfile = {
     granularity: fact('coarse', 'scopes granted per app registration, not per request', 'M'),
   },
   paging: fact('next-link', 'FHIR R4 searchset Bundle link[next]', 'H'),
-  bulk: fact({ supported: true, version: '1.0.1', levels: ['group'], incremental: false, note: 'Group $export only, not incremental' }, 'fhir.epic.com Bulk FHIR', 'H'),
+  bulk: fact(
+    {
+      supported: true,
+      version: '1.0.1',
+      levels: ['group'],
+      incremental: false,
+      note: 'Group $export only, not incremental',
+    },
+    'fhir.epic.com Bulk FHIR',
+    'H',
+  ),
   push: fact('none', 'no backend push found', 'M'),
   rateLimit: fact(null, 'not published', 'L'),
   extraParameters: fact([], BACKEND, 'M'),
-  auditExport: fact('coarse', 'Epic backend OAuth docs: the customer maps the client id to an Epic user whose account audits the web service calls; the audit stays with the customer', 'M'),
+  auditExport: fact(
+    'coarse',
+    'Epic backend OAuth docs: ' +
+      'the customer maps the client id to an Epic user whose account audits the web service calls; ' +
+      'the audit stays with the customer',
+    'M',
+  ),
   sandbox: fact('public', 'fhir.epic.com sandbox', 'H'),
 };

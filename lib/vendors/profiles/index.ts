@@ -24,7 +24,11 @@ export const PROFILES: Readonly<Record<VendorId, VendorProfile>> = {
 };
 
 export function profileFor(vendor: string): VendorProfile {
-  if (!isVendorId(vendor)) throw new InvalidArgumentError('vendor', `unknown vendor ${JSON.stringify(vendor)}; known: ${VENDOR_IDS.join(', ')}`);
+  if (!isVendorId(vendor))
+    throw new InvalidArgumentError(
+      'vendor',
+      `unknown vendor ${JSON.stringify(vendor)}; known: ${VENDOR_IDS.join(', ')}`,
+    );
   return PROFILES[vendor];
 }
 

@@ -88,7 +88,17 @@ export function renderMatrixMarkdown(profiles: readonly VendorProfile[]): string
     '',
     'Where a vendor is weak, the connector tightens its own settings (lib/vendors/profiles/compensating.ts).',
     '',
-    ...mdTable(profiles.flatMap((p) => compensatingControls(p).map((c) => ({ vendor: p.id, weakness: c.weakness, finding: c.finding, control: c.control, setting: c.setting })))),
+    ...mdTable(
+      profiles.flatMap((p) =>
+        compensatingControls(p).map((c) => ({
+          vendor: p.id,
+          weakness: c.weakness,
+          finding: c.finding,
+          control: c.control,
+          setting: c.setting,
+        })),
+      ),
+    ),
     '',
     '## Recommended settings',
     '',
@@ -108,7 +118,12 @@ export function renderMatrixMarkdown(profiles: readonly VendorProfile[]): string
     '## Sources',
   ];
   for (const p of profiles) {
-    lines.push('', `### ${p.name} (\`${p.id}\`)`, '', ...mdTable(factEntries(p).map(([path, f]) => ({ fact: path, confidence: f.confidence, source: f.source }))));
+    lines.push(
+      '',
+      `### ${p.name} (\`${p.id}\`)`,
+      '',
+      ...mdTable(factEntries(p).map(([path, f]) => ({ fact: path, confidence: f.confidence, source: f.source }))),
+    );
   }
   return `${lines.join('\n')}\n`;
 }

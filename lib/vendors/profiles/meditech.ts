@@ -8,7 +8,11 @@ export const meditech: VendorProfile = {
   name: 'MEDITECH Expanse (Greenfield)',
   fhirVersion: fact('R4 (US Core STU6)', GREENFIELD, 'M'),
   auth: {
-    methods: fact(['private_key_jwt', 'client_secret_basic'], 'third-party reports: client_credentials with private_key_jwt or secret, production only', 'M'),
+    methods: fact(
+      ['private_key_jwt', 'client_secret_basic'],
+      'third-party reports: client_credentials with private_key_jwt or secret, production only',
+      'M',
+    ),
     algorithms: fact(['RS384'], GREENFIELD, 'L'),
     assertionAudience: fact('token-endpoint', GREENFIELD, 'L'),
     jwks: fact('registered', GREENFIELD, 'L'),

@@ -8,7 +8,11 @@ export const nextgen: VendorProfile = {
   name: 'NextGen Healthcare',
   fhirVersion: fact('R4 / DSTU2', 'NextGen API developer portal', 'M'),
   auth: {
-    methods: fact(['client_secret_post'], `${NG}: Global Service Account auth sends client_id, client_secret and site_id as request parameters`, 'M'),
+    methods: fact(
+      ['client_secret_post'],
+      `${NG}: Global Service Account auth sends client_id, client_secret and site_id as request parameters`,
+      'M',
+    ),
     algorithms: fact([], 'secret-based', 'M'),
     assertionAudience: fact('token-endpoint', 'not applicable to secrets', 'M'),
     jwks: fact('not-applicable', 'secret-based', 'M'),
@@ -29,8 +33,17 @@ export const nextgen: VendorProfile = {
   push: fact('none', 'not found', 'L'),
   rateLimit: fact(null, 'not disclosed', 'M'),
   extraParameters: fact(
-    [{ name: 'siteId', in: 'header', key: 'X-NG-SiteId', required: true, description: 'the NextGen enterprise site the practice lives in' }],
-    `${NG}: site_id goes with the token request and every call carries an X-NG-SessionId header naming enterprise and practice; a session adapter is still needed, this header is a placeholder`,
+    [
+      {
+        name: 'siteId',
+        in: 'header',
+        key: 'X-NG-SiteId',
+        required: true,
+        description: 'the NextGen enterprise site the practice lives in',
+      },
+    ],
+    `${NG}: site_id goes with the token request and every call carries an X-NG-SessionId header naming ` +
+      'enterprise and practice; a session adapter is still needed, this header is a placeholder',
     'L',
   ),
   auditExport: assumed('none', 'not found'),

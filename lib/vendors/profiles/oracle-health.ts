@@ -10,7 +10,9 @@ export const oracleHealth: VendorProfile = {
   auth: {
     methods: fact(
       ['client_secret_basic', 'private_key_jwt'],
-      'Millennium Authorization Framework, requesting authorization on behalf of a system (docs.oracle.com): system account id and secret in a Basic header; third-party guides also register a JWKS on Cerner Central',
+      'Millennium Authorization Framework, ' +
+        'requesting authorization on behalf of a system (docs.oracle.com): ' +
+        'system account id and secret in a Basic header; third-party guides also register a JWKS on Cerner Central',
       'M',
     ),
     algorithms: fact(['RS384', 'ES384'], 'only with private_key_jwt; not published', 'L'),
@@ -29,7 +31,17 @@ export const oracleHealth: VendorProfile = {
     granularity: fact('resource', MILLENNIUM, 'M'),
   },
   paging: fact('next-link', MILLENNIUM, 'H'),
-  bulk: fact({ supported: true, version: '1.0.1', levels: ['group', 'patient'], incremental: true, note: 'files expire after 30 days' }, 'Oracle Health Bulk Data (Millennium)', 'H'),
+  bulk: fact(
+    {
+      supported: true,
+      version: '1.0.1',
+      levels: ['group', 'patient'],
+      incremental: true,
+      note: 'files expire after 30 days',
+    },
+    'Oracle Health Bulk Data (Millennium)',
+    'H',
+  ),
   push: fact('none', 'no backend push found', 'M'),
   rateLimit: fact(null, 'none published', 'M'),
   extraParameters: fact([], MILLENNIUM, 'M'),

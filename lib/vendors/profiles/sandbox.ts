@@ -8,7 +8,11 @@ export const sandbox: VendorProfile = {
   name: 'ehr-connectors sandbox',
   fhirVersion: { value: 'R4', source: OURS, confidence: 'H' },
   auth: {
-    methods: { value: ['private_key_jwt', 'client_secret_basic', 'client_secret_post', 'tls_client_auth'], source: OURS, confidence: 'H' },
+    methods: {
+      value: ['private_key_jwt', 'client_secret_basic', 'client_secret_post', 'tls_client_auth'],
+      source: OURS,
+      confidence: 'H',
+    },
     algorithms: { value: ['ES384', 'RS384'], source: OURS, confidence: 'H' },
     assertionAudience: { value: 'token-endpoint', source: OURS, confidence: 'H' },
     jwks: { value: 'either', source: OURS, confidence: 'H' },

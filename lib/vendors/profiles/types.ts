@@ -13,7 +13,15 @@ export interface Fact<T> {
   confidence: Confidence;
 }
 
-export const VENDOR_IDS = ['epic', 'oracle-health', 'athenahealth', 'meditech', 'eclinicalworks', 'nextgen', 'sandbox'] as const;
+export const VENDOR_IDS = [
+  'epic',
+  'oracle-health',
+  'athenahealth',
+  'meditech',
+  'eclinicalworks',
+  'nextgen',
+  'sandbox',
+] as const;
 export type VendorId = (typeof VENDOR_IDS)[number];
 
 export function isVendorId(value: string): value is VendorId {
@@ -21,12 +29,20 @@ export function isVendorId(value: string): value is VendorId {
 }
 
 /** OAuth client authentication at the token endpoint (RFC 7591 names; tls_client_auth is RFC 8705). */
-export const TOKEN_AUTH_METHODS = ['private_key_jwt', 'client_secret_basic', 'client_secret_post', 'tls_client_auth'] as const;
+export const TOKEN_AUTH_METHODS = [
+  'private_key_jwt',
+  'client_secret_basic',
+  'client_secret_post',
+  'tls_client_auth',
+] as const;
 export type TokenAuthMethod = (typeof TOKEN_AUTH_METHODS)[number];
 
 export type AssertionAlg = 'RS384' | 'ES384';
 
-/** Who the client assertion's `aud` names: the token endpoint URL (SMART) or the issuer identifier (newer IETF rule). */
+/**
+ * Who the client assertion's `aud` names: the token endpoint URL (SMART) or the issuer identifier (newer IETF
+ * rule).
+ */
 export type AssertionAudience = 'token-endpoint' | 'issuer';
 
 /** A value the vendor needs on every request beyond the token, e.g. athenahealth's practice id. */

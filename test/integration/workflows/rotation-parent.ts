@@ -5,8 +5,8 @@
  * product worker's task queue.
  */
 import { condition, setHandler, startChild } from '@temporalio/workflow';
-import { rotationSwitchedSignal } from '../../../workflows/key-rotation.js';
-import type { KeyRotationInput, KeyRotationResult } from '../../../workflows/key-rotation.js';
+import { rotationSwitchedSignal } from '../../../workflows/key-rotation-api.js';
+import type { KeyRotationInput, KeyRotationResult } from '../../../workflows/key-rotation-api.js';
 
 export interface RotationParentInput {
   childWorkflowId: string;

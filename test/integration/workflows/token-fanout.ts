@@ -4,7 +4,7 @@
  * A failed probe is not retried, so the vendor sees exactly one request per probe.
  */
 import { proxyActivities, sleep } from '@temporalio/workflow';
-import type { VendorProbeActivities } from '../../../activities/index.js';
+import type { VendorProbeActivities } from '../vendor-probe-activities.js';
 
 const { probeVendor } = proxyActivities<VendorProbeActivities>({
   startToCloseTimeout: '1 minute',
@@ -28,7 +28,9 @@ export async function probeWaves(input: ProbeWavesInput): Promise<ProbeWaveResul
   const results: ProbeWaveResult[] = [];
   for (const [i, size] of input.waves.entries()) {
     if (i > 0) await sleep(input.pauseBetweenWavesMs);
-    const probes = await Promise.all(Array.from({ length: size }, () => probeVendor({ tenantId: input.tenantId, integrationId: input.integrationId })));
+    const probes = await Promise.all(
+      Array.from({ length: size }, () => probeVendor({ tenantId: input.tenantId, integrationId: input.integrationId })),
+    );
     const statuses: Record<string, number> = {};
     for (const p of probes) statuses[p.status] = (statuses[p.status] ?? 0) + 1;
     results.push({ statuses });

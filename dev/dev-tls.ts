@@ -1,0 +1,137 @@
+/**
+ * Development-only TLS and token material for the codec server, under `.data/tls/` (0700; private
+ * keys 0600): a dev CA (its private key is not kept: certificates are re-issued with a new CA when
+ * missing or near expiry), the codec server's certificate for 127.0.0.1/localhost, and a dev token
+ * issuer (Ed25519) whose public key the dev codec server trusts. `ehrctl dev token` signs
+ * short-lived tokens with it. Never used in production: there the operator's PKI and IdP apply.
+ */
+import fs from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import { X509Certificate, createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { createCertificateAuthority, issueCertificate } from '../lib/crypto/tls-certs.js';
+import { DevSetupError } from './errors.js';
+import { sleep } from './process.js';
+
+export const DEV_TOKEN_ISSUER = 'ehr-connectors-dev-issuer';
+export const DEV_TOKEN_AUDIENCE = 'ehr-connectors-codec';
+
+export interface DevCodecMaterial {
+  tlsDir: string;
+  caCertPath: string;
+  serverCertPath: string;
+  serverKeyPath: string;
+  issuerPublicKeyPath: string;
+  issuerPrivateKeyPath: string;
+}
+
+export function devCodecPaths(tlsDir: string): DevCodecMaterial {
+  return {
+    tlsDir,
+    caCertPath: path.join(tlsDir, 'dev-ca.pem'),
+    serverCertPath: path.join(tlsDir, 'codec-server.pem'),
+    serverKeyPath: path.join(tlsDir, 'codec-server.key'),
+    issuerPublicKeyPath: path.join(tlsDir, 'dev-token-issuer.pub.pem'),
+    issuerPrivateKeyPath: path.join(tlsDir, 'dev-token-issuer.key'),
+  };
+}
+
+function writeSecret(file: string, text: string): void {
+  fs.writeFileSync(file, text, { mode: 0o600 });
+  fs.chmodSync(file, 0o600);
+}
+
+function certStillGood(certPath: string, keyPath: string): boolean {
+  try {
+    const cert = new X509Certificate(fs.readFileSync(certPath));
+    return fs.existsSync(keyPath) && new Date(cert.validTo).getTime() - Date.now() > 7 * 86_400_000;
+  } catch {
+    return false;
+  }
+}
+
+/** Creates (first `dev up`) or reuses the dev CA, codec server certificate and token issuer key pair. */
+export async function ensureDevCodecMaterial(tlsDir: string): Promise<DevCodecMaterial & { created: string[] }> {
+  const p = devCodecPaths(tlsDir);
+  const created: string[] = [];
+  fs.mkdirSync(tlsDir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(tlsDir, 0o700);
+  if (!certStillGood(p.serverCertPath, p.serverKeyPath) || !fs.existsSync(p.caCertPath)) {
+    const ca = await createCertificateAuthority('ehr-connectors dev CA (codec server)', 365);
+    const server = await issueCertificate(ca, {
+      commonName: '127.0.0.1',
+      altNames: ['127.0.0.1', 'localhost', '::1'],
+      usage: 'server',
+      days: 365,
+    });
+    fs.writeFileSync(p.caCertPath, ca.certPem, { mode: 0o644 });
+    fs.writeFileSync(p.serverCertPath, server.certPem, { mode: 0o644 });
+    writeSecret(p.serverKeyPath, server.keyPem);
+    created.push('dev CA', 'codec server certificate');
+  }
+  if (!fs.existsSync(p.issuerPrivateKeyPath) || !fs.existsSync(p.issuerPublicKeyPath)) {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    writeSecret(p.issuerPrivateKeyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    fs.writeFileSync(p.issuerPublicKeyPath, publicKey.export({ type: 'spki', format: 'pem' }).toString(), {
+      mode: 0o644,
+    });
+    created.push('dev token issuer key');
+  }
+  return { ...p, created };
+}
+
+export interface DevTokenOptions {
+  sub: string;
+  roles: string[];
+  ttlSeconds?: number;
+  audience?: string;
+}
+
+/** A short-lived EdDSA JWT from the dev issuer (for `ehrctl dev token` and tests). */
+export async function issueDevToken(tlsDir: string, opts: DevTokenOptions): Promise<string> {
+  const { issuerPrivateKeyPath } = devCodecPaths(tlsDir);
+  let pem: string;
+  try {
+    pem = fs.readFileSync(issuerPrivateKeyPath, 'utf8');
+  } catch {
+    throw new DevSetupError(
+      'dev token',
+      `no dev token issuer key at ${issuerPrivateKeyPath}; start the dev stack with \`ehrctl dev up\``,
+    );
+  }
+  const ttl = opts.ttlSeconds ?? 3600;
+  return new SignJWT({ roles: opts.roles })
+    .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT' })
+    .setIssuer(DEV_TOKEN_ISSUER)
+    .setAudience(opts.audience ?? DEV_TOKEN_AUDIENCE)
+    .setSubject(opts.sub)
+    .setIssuedAt()
+    .setExpirationTime(Math.floor(Date.now() / 1000) + ttl)
+    .sign(createPrivateKey(pem));
+}
+
+/** Polls GET <url>/healthz over TLS trusting only `caPem`, until it answers 200. */
+export async function waitForCodecServer(
+  url: string,
+  caPem: string,
+  opts: { timeoutMs?: number; abortIf?: () => string | undefined } = {},
+): Promise<void> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
+  let last = 'not tried yet';
+  for (;;) {
+    const aborted = opts.abortIf?.();
+    if (aborted) throw new DevSetupError('codec server', aborted);
+    last = await new Promise<string>((resolve) => {
+      const req = https.get(`${url}/healthz`, { ca: caPem, timeout: 2_000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200 ? '' : `answered ${res.statusCode}`);
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (err) => resolve(err.message));
+    });
+    if (last === '') return;
+    if (Date.now() > deadline) throw new DevSetupError('codec server', `not ready at ${url} (last problem: ${last})`);
+    await sleep(200);
+  }
+}

@@ -1,0 +1,417 @@
+/**
+ * The embedded dev stack's daemon, spawned detached by `ehrctl dev up` (node --import tsx, stdio to
+ * .data/logs/stack.log). It starts, in order: PostgreSQL (+ migrations) and the Temporal dev server
+ * with its Web UI (in parallel; the UI is pointed at the codec server with --ui-codec-endpoint), the KEK
+ * and secrets dirs, the sandbox vendor (in-process), the codec server (child process, HTTPS with the dev
+ * CA under .data/tls/), the worker and the webhook receiver (child processes); then writes .data/stack.json
+ * and stays up. SIGTERM/SIGINT stop the webhook receiver, the worker (drain), codec server, sandbox, Temporal
+ * and PostgreSQL in that order, remove stack.json and exit 0. If a part fails to start, what was started is
+ * stopped, the reason is logged and the exit code is 1. Progress is logged as JSON lines with `part` and
+ * `phase`, which `dev up` relays.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { configSchema } from '../lib/config/schema.js';
+import { createLogger } from '../lib/log/logger.js';
+import { ensureLocalKekDir } from '../lib/keys/local-kek.js';
+import { migrateUp } from '../lib/store/migrate.js';
+import { ensureAppLoginRole } from '../lib/store/roles.js';
+import { writeSecretRoots } from '../lib/store/secret-roots.js';
+import { storedSecretPolicyFromConfig } from '../lib/config/stored-secret-refs.js';
+import { startSandbox } from '../sandbox/index.js';
+import { PERSONALITY_IDS, isPersonalityId, type PersonalityId } from '../sandbox/personalities.js';
+import { DEV_TOKEN_AUDIENCE, DEV_TOKEN_ISSUER, ensureDevCodecMaterial, waitForCodecServer } from './dev-tls.js';
+import { DevSetupError } from './errors.js';
+import { findFreePort } from './ports.js';
+import { startEmbeddedPostgres } from './postgres.js';
+import { hasExited, isPidAlive, spawnLogged, stopChild, terminateOnExit } from './process.js';
+import { removeStackFile, repoRoot, stackPaths, writeStackFile, type StackInfo } from './stack-files.js';
+import { StopList, startSideBySide } from './stop-list.js';
+import { resolveTemporalCli } from './temporal-cli.js';
+import { startTemporalDevServer } from './temporal-server.js';
+import { waitForWorkerPolling } from './worker-ready.js';
+
+const env = process.env;
+const paths = stackPaths(env);
+const logger = createLogger({ level: env.LOG_LEVEL ?? 'info', name: 'dev-stack' });
+
+/** Every process and server, registered the moment it exists (not when ready): a failed start stops them all. */
+const started = new StopList();
+/** Aborted by a stop request during start-up, so readiness waits end at once. */
+const startup = new AbortController();
+let stopRequested = false;
+let ready = false;
+
+class StopRequested extends Error {}
+
+async function step<T>(part: string, label: string, fn: () => Promise<T>): Promise<T> {
+  if (stopRequested) throw new StopRequested();
+  logger.info({ part, phase: 'starting' }, `starting ${label}`);
+  const t0 = Date.now();
+  const result = await fn();
+  logger.info(
+    { part, phase: 'ready', ms: Date.now() - t0 },
+    `${label} ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  return result;
+}
+
+async function stopAll(): Promise<void> {
+  await started.stopAll(
+    (name, err) => logger.error({ part: name, err }, `stopping ${name} failed`),
+    (name) => logger.info({ part: name, phase: 'stopping' }, `stopping ${name}`),
+  );
+}
+
+function acquireLock(): void {
+  fs.mkdirSync(paths.dataDir, { recursive: true, mode: 0o755 });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(paths.lockFile, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = Number(fs.readFileSync(paths.lockFile, 'utf8').trim());
+      if (isPidAlive(holder) && holder !== process.pid) {
+        throw new DevSetupError('dev stack', `another dev stack daemon (pid ${holder}) holds ${paths.lockFile}`);
+      }
+      fs.rmSync(paths.lockFile, { force: true });
+    }
+  }
+  throw new DevSetupError('dev stack', `could not take ${paths.lockFile}`);
+}
+
+function releaseLock(): void {
+  try {
+    if (Number(fs.readFileSync(paths.lockFile, 'utf8').trim()) === process.pid)
+      fs.rmSync(paths.lockFile, { force: true });
+  } catch {
+    // not ours or already gone
+  }
+}
+
+/** EHR_SANDBOX_PERSONALITIES: comma-separated, 'none', or unset for every vendor personality. */
+function devPersonalities(value: string | undefined): PersonalityId[] {
+  if (value === undefined || value.trim() === '') return PERSONALITY_IDS.filter((p) => p !== 'standard');
+  if (value.trim() === 'none') return [];
+  const ids = value.split(',').map((v) => v.trim());
+  const unknown = ids.filter((id) => !isPersonalityId(id) || id === 'standard');
+  if (unknown.length > 0)
+    throw new DevSetupError(
+      'sandbox',
+      `EHR_SANDBOX_PERSONALITIES: unknown ${unknown.join(', ')}; known: ` +
+        `${PERSONALITY_IDS.filter((p) => p !== 'standard').join(', ')}`,
+    );
+  return ids as PersonalityId[];
+}
+
+async function startStack(): Promise<StackInfo> {
+  const namespace = env.TEMPORAL_NAMESPACE || configSchema.shape.TEMPORAL_NAMESPACE.parse(undefined);
+  const taskQueue = env.TEMPORAL_TASK_QUEUE || configSchema.shape.TEMPORAL_TASK_QUEUE.parse(undefined);
+  const sandboxSize = Number(env.EHR_SANDBOX_SIZE ?? 5000);
+  if (!Number.isInteger(sandboxSize) || sandboxSize <= 0)
+    throw new DevSetupError('sandbox', `EHR_SANDBOX_SIZE must be a positive integer`);
+  fs.mkdirSync(paths.logDir, { recursive: true, mode: 0o700 });
+
+  const cliPath = await resolveTemporalCli({ onProgress: (line) => logger.info({ part: 'temporal-cli' }, line) });
+  // The codec server's address must be known before the Web UI starts (--ui-codec-endpoint).
+  const tls = await step('tls', 'dev CA, codec server certificate and dev token issuer', async () => {
+    const material = await ensureDevCodecMaterial(paths.tlsDir);
+    logger.info(
+      { part: 'tls', caPath: material.caCertPath },
+      `dev CA: ${material.caCertPath}${material.created.length ? ` (created ${material.created.join(', ')})` : ''}`,
+    );
+    return material;
+  });
+  const codecPort = await findFreePort({ prefer: 8888 });
+  // The worker serves our hosted JWKS here; the sandbox fetches integrations' keys from it.
+  const jwksPort = await findFreePort({ prefer: 8890, avoid: [codecPort] });
+  // The webhook receiver: vendors (and the sandbox's sender) post to <webhookUrl>/webhooks/<integration>.
+  const webhookPort = await findFreePort({ prefer: 8891, avoid: [codecPort, jwksPort] });
+  const codecUrl = `https://127.0.0.1:${codecPort}`;
+  // Side by side; the first failure aborts the other, and each is registered in `started` once spawned.
+  const [db, temporal] = await startSideBySide([
+    (failed) =>
+      step('postgres', 'PostgreSQL', async () => {
+        const signal = AbortSignal.any([failed, startup.signal]);
+        const server = await startEmbeddedPostgres({
+          dataDir: paths.postgresDir,
+          logFile: path.join(paths.logDir, 'postgres.log'),
+          stops: started,
+          signal,
+          onProgress: (line) => logger.info({ part: 'postgres' }, line),
+        });
+        const applied = await migrateUp(server.databaseUrl);
+        logger.info({ part: 'postgres', applied }, `migrations applied: ${applied.length}`);
+        // As the owner: where the integrations' stored secret references may point (the app role cannot change it).
+        const secretRoots = {
+          EHR_SECRET_ROOTS: env.EHR_SECRET_ROOTS,
+          EHR_SECRETS_DIR: paths.secretsDir,
+          EHR_KEK_DIR: paths.kekDir,
+        };
+        await writeSecretRoots(server.databaseUrl, storedSecretPolicyFromConfig(secretRoots, env), 'dev-stack');
+        // Migrations run as the owner; everything else connects as the app role, which may only
+        // insert into the audit tables (a fresh password per start; never logged).
+        return { ...server, databaseUrl: await ensureAppLoginRole(server.databaseUrl) };
+      }),
+    (failed) =>
+      step('temporal', 'Temporal dev server + Web UI', async () => {
+        const port = await findFreePort({ prefer: 7233, avoid: [codecPort, jwksPort, webhookPort] });
+        const uiPort = await findFreePort({ prefer: 8233, avoid: [port, codecPort, jwksPort, webhookPort] });
+        return startTemporalDevServer({
+          cliPath,
+          port,
+          uiPort,
+          dbFile: paths.temporalDb,
+          namespace,
+          logFile: path.join(paths.logDir, 'temporal.log'),
+          uiCodecEndpoint: env.EHR_UI_CODEC_ENDPOINT || codecUrl,
+          stops: started,
+          signal: AbortSignal.any([failed, startup.signal]),
+        });
+      }),
+  ] as const);
+
+  await step('keys', 'key and secrets directories', async () => {
+    await ensureLocalKekDir(paths.kekDir);
+    fs.mkdirSync(paths.secretsDir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(paths.secretsDir, 0o700);
+  });
+
+  const sandbox = await step('sandbox', `sandbox vendor (seed 42, ${sandboxSize} resources)`, () =>
+    startSandbox({ seed: 42, size: sandboxSize, host: '127.0.0.1' }),
+  );
+  started.add('sandbox', () => sandbox.close());
+
+  // One sandbox per vendor personality, so `integrations add --vendor epic` meets an Epic-shaped API.
+  const personalities = devPersonalities(env.EHR_SANDBOX_PERSONALITIES);
+  const personalitySize = Math.min(sandboxSize, 2000);
+  const sandboxes = await step(
+    'sandboxes',
+    `vendor personality sandboxes (${personalities.join(', ') || 'none'}; ${personalitySize} resources each)`,
+    async () => {
+      const handles = [];
+      for (const personality of personalities) {
+        const handle = await startSandbox({ seed: 42, size: personalitySize, host: '127.0.0.1', personality });
+        started.add(`sandbox-${personality}`, () => handle.close());
+        handles.push({ personality, url: handle.url, fhirBaseUrl: handle.fhirBaseUrl, adminToken: handle.adminToken });
+      }
+      return handles;
+    },
+  );
+
+  /**
+   * One of our own processes (workers/<script>.ts) with its log file: stopped in reverse order with the
+   * rest, and `abortIf` for its readiness wait (a stop request, or the process already gone).
+   */
+  const startService = (name: string, script: string, serviceEnv: NodeJS.ProcessEnv, stopGraceMs = 10_000) => {
+    const logFile = path.join(paths.logDir, `${script}.log`);
+    const spawned = spawnLogged(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'workers', `${script}.ts`)], {
+      cwd: repoRoot,
+      logFile,
+      // What every service shares: the database, the key directories, the log level.
+      env: {
+        ...env,
+        DATABASE_URL: db.databaseUrl,
+        EHR_KEK_DIR: paths.kekDir,
+        EHR_SECRETS_DIR: paths.secretsDir,
+        LOG_LEVEL: env.LOG_LEVEL ?? 'info',
+        ...serviceEnv,
+      },
+    });
+    const child = spawned.child;
+    terminateOnExit(child);
+    started.add(name, async () => {
+      const status = await stopChild(child, stopGraceMs);
+      logger.info(
+        { part: script, code: status?.code, signal: status?.signal },
+        `${name} exited (${status?.code ?? status?.signal ?? 'unknown'})`,
+      );
+    });
+    const abortIf = (): string | undefined =>
+      stopRequested
+        ? 'stop requested'
+        : hasExited(child)
+          ? `the ${name} exited (code ${child.exitCode ?? child.signalCode}); ` +
+            `see ${logFile}:\n${spawned.outputTail().trim()}`
+          : undefined;
+    return { child, abortIf };
+  };
+
+  const codec = await step('codec', `codec server (${codecUrl})`, async () => {
+    const { child, abortIf } = startService('codec server', 'codec-server', {
+      CODEC_HOST: '127.0.0.1',
+      CODEC_PORT: String(codecPort),
+      CODEC_UI_ORIGIN: env.CODEC_UI_ORIGIN || new URL(temporal.uiUrl ?? 'http://127.0.0.1:8233').origin,
+      CODEC_TLS_CERT: `file:${tls.serverCertPath}`,
+      CODEC_TLS_KEY: `file:${tls.serverKeyPath}`,
+      CODEC_AUTH_ISSUER_KEY: `file:${tls.issuerPublicKeyPath}`,
+      CODEC_AUTH_ISSUER: DEV_TOKEN_ISSUER,
+      CODEC_AUTH_AUDIENCE: DEV_TOKEN_AUDIENCE,
+    });
+    await waitForCodecServer(codecUrl, fs.readFileSync(tls.caCertPath, 'utf8'), { timeoutMs: 60_000, abortIf });
+    return child;
+  });
+
+  const worker = await step('worker', 'worker', async () => {
+    const graceMs = Number(env.WORKER_SHUTDOWN_GRACE_MS ?? 30_000) + 15_000;
+    const { child, abortIf } = startService(
+      'worker',
+      'worker',
+      {
+        TEMPORAL_ADDRESS: temporal.address,
+        TEMPORAL_NAMESPACE: namespace,
+        TEMPORAL_TASK_QUEUE: taskQueue,
+        EHR_AUDIT_ANCHOR_PATH: paths.auditAnchor,
+        JWKS_LISTEN: `127.0.0.1:${jwksPort}`,
+        EHR_DEV_SANDBOX_ADMINS: JSON.stringify([
+          { fhirBaseUrl: sandbox.fhirBaseUrl, url: sandbox.url, adminToken: sandbox.adminToken },
+          ...sandboxes.map((s) => ({ fhirBaseUrl: s.fhirBaseUrl, url: s.url, adminToken: s.adminToken })),
+        ]),
+      },
+      graceMs,
+    );
+    await waitForWorkerPolling(temporal.address, namespace, taskQueue, { timeoutMs: 180_000, abortIf });
+    return child;
+  });
+  watchWorker(worker);
+
+  const webhookUrl = `http://127.0.0.1:${webhookPort}`;
+  const webhooks = await step('webhooks', `webhook receiver (${webhookUrl})`, async () => {
+    const { child, abortIf } = startService('webhook receiver', 'webhook-receiver', {
+      TEMPORAL_ADDRESS: temporal.address,
+      TEMPORAL_NAMESPACE: namespace,
+      TEMPORAL_TASK_QUEUE: taskQueue,
+      WEBHOOK_HOST: '127.0.0.1',
+      WEBHOOK_PORT: String(webhookPort),
+    });
+    await waitForHealthz(webhookUrl, { timeoutMs: 60_000, abortIf });
+    return child;
+  });
+
+  return {
+    pid: process.pid,
+    startedAt: new Date().toISOString(),
+    temporalAddress: temporal.address,
+    temporalUiUrl: temporal.uiUrl ?? '',
+    namespace,
+    taskQueue,
+    databaseUrl: db.databaseUrl,
+    sandboxUrl: sandbox.url,
+    sandboxFhirBaseUrl: sandbox.fhirBaseUrl,
+    sandboxTokenUrl: sandbox.tokenUrl,
+    sandboxAdminToken: sandbox.adminToken,
+    kekDir: paths.kekDir,
+    secretsDir: paths.secretsDir,
+    workerPid: worker.pid!,
+    logDir: paths.logDir,
+    codecUrl,
+    codecPid: codec.pid!,
+    devCaPath: tls.caCertPath,
+    jwksUrl: `http://127.0.0.1:${jwksPort}`,
+    webhookUrl,
+    webhookPid: webhooks.pid!,
+    sandboxes,
+  };
+}
+
+/** Polls `<url>/healthz` (plain HTTP, loopback) until it answers 200. */
+async function waitForHealthz(
+  url: string,
+  opts: { timeoutMs: number; abortIf: () => string | undefined },
+): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let last = 'not tried yet';
+  for (;;) {
+    const aborted = opts.abortIf();
+    if (aborted) throw new DevSetupError('webhook receiver', aborted);
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
+      if (res.ok) return;
+      last = `answered ${res.status}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (Date.now() > deadline)
+      throw new DevSetupError('webhook receiver', `not ready at ${url} (last problem: ${last})`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+function watchWorker(child: ChildProcess): void {
+  child.once('exit', (code, signal) => {
+    if (!stopRequested) {
+      logger.error(
+        { part: 'worker', code, signal },
+        'the worker exited unexpectedly; ' +
+          'the rest of the stack stays up (restart with `ehrctl dev down && ehrctl dev up`)',
+      );
+    }
+  });
+}
+
+async function shutdown(signal: string): Promise<void> {
+  if (stopRequested) return;
+  stopRequested = true;
+  logger.info({ signal }, 'stop requested');
+  if (!ready) {
+    startup.abort(new Error(`${signal} received`)); // the start-up sequence unwinds and stops what it started
+    return;
+  }
+  await stopAll();
+  removeStackFile(paths);
+  releaseLock();
+  logger.info({ phase: 'stopped' }, 'dev stack stopped');
+  process.exit(0);
+}
+
+async function main(): Promise<void> {
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGHUP', () => undefined);
+  acquireLock();
+  logger.info({ phase: 'starting', dataDir: paths.dataDir }, 'dev stack starting');
+  try {
+    const info = await startStack();
+    if (stopRequested) throw new StopRequested();
+    writeStackFile(info, paths);
+    ready = true;
+    logger.info(
+      {
+        phase: 'ready',
+        temporalAddress: info.temporalAddress,
+        temporalUiUrl: info.temporalUiUrl,
+        sandboxUrl: info.sandboxUrl,
+        codecUrl: info.codecUrl,
+      },
+      'dev stack ready',
+    );
+  } catch (err) {
+    const requested = err instanceof StopRequested || stopRequested;
+    if (requested) logger.info('stop requested during start-up; stopping what was started');
+    else
+      logger.error(
+        { phase: 'failed', err },
+        `dev stack failed to start: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    await stopAll();
+    removeStackFile(paths);
+    releaseLock();
+    process.exit(requested ? 0 : 1);
+  }
+}
+
+process.on('uncaughtException', (err) => {
+  logger.fatal({ err }, 'uncaught exception in the dev stack daemon; stopping');
+  void stopAll().finally(() => {
+    removeStackFile(paths);
+    releaseLock();
+    process.exit(1);
+  });
+});
+
+main().catch((err: unknown) => {
+  logger.fatal({ err }, `dev stack daemon failed: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});

@@ -1,0 +1,161 @@
+/**
+ * Record encryption with a tenant's data key (DESIGN §4 invariant 3).
+ *
+ * Ciphertext layout (format 0x01):
+ *   [0]        format version 0x01
+ *   [1..2]     key id length (uint16 BE)
+ *   [3..]      key id, utf8: `tenant:<tenantId>`
+ *   [..+4]     data key version (uint32 BE)
+ *   [..+12]    random IV
+ *   [..]       AES-256-GCM ciphertext
+ *   [last 16]  GCM tag
+ *
+ * AAD = header bytes (format version, key id, key version) || canonical JSON (RFC 8785) of
+ * {tenantId, integrationId, resourceType, resourceId, keyVersion}. So the header is authenticated, and
+ * a ciphertext moved to another row, type, integration or tenant fails to decrypt.
+ * DecryptionError reasons never carry data (no ids, no bytes).
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import canonicalize from 'canonicalize';
+import { DecryptionError, EhrError, InvalidArgumentError, PolicyViolationError } from '../errors/index.js';
+
+export const ENVELOPE_FORMAT_V1 = 0x01;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const KEY_BYTES = 32;
+const MAX_KEY_ID_BYTES = 0xffff;
+
+export interface DataKey {
+  tenantId: string;
+  version: number;
+  key: Buffer;
+}
+
+export interface RecordContext {
+  tenantId: string;
+  integrationId: string;
+  resourceType: string;
+  resourceId: string;
+}
+
+export interface CiphertextHeader {
+  formatVersion: number;
+  keyId: string;
+  keyVersion: number;
+}
+
+export type DataKeyLookup = (tenantId: string, keyVersion: number) => Promise<DataKey> | DataKey;
+
+/** The key id written into ciphertext for a tenant's data keys. */
+export function tenantKeyId(tenantId: string): string {
+  return `tenant:${tenantId}`;
+}
+
+function assertContext(ctx: RecordContext): void {
+  for (const field of ['tenantId', 'integrationId', 'resourceType', 'resourceId'] as const) {
+    const value = ctx?.[field];
+    if (typeof value !== 'string' || value.length === 0) {
+      throw new InvalidArgumentError(`record context ${field}`, 'must be a non-empty string');
+    }
+  }
+}
+
+function isValidVersion(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v > 0 && v <= 0xffffffff;
+}
+
+function encodeHeader(keyId: string, keyVersion: number): Buffer {
+  const id = Buffer.from(keyId, 'utf8');
+  if (id.length > MAX_KEY_ID_BYTES) throw new InvalidArgumentError('tenantId', 'is too long');
+  const header = Buffer.alloc(1 + 2 + id.length + 4);
+  header.writeUInt8(ENVELOPE_FORMAT_V1, 0);
+  header.writeUInt16BE(id.length, 1);
+  id.copy(header, 3);
+  header.writeUInt32BE(keyVersion, 3 + id.length);
+  return header;
+}
+
+function buildAad(header: Buffer, ctx: RecordContext, keyVersion: number): Buffer {
+  const bound = canonicalize({
+    tenantId: ctx.tenantId,
+    integrationId: ctx.integrationId,
+    resourceType: ctx.resourceType,
+    resourceId: ctx.resourceId,
+    keyVersion,
+  });
+  return Buffer.concat([header, Buffer.from(bound!, 'utf8')]);
+}
+
+function readHeader(buf: Buffer): CiphertextHeader & { headerLength: number } {
+  if (!Buffer.isBuffer(buf) || buf.length < 3) throw new DecryptionError('ciphertext is malformed');
+  const formatVersion = buf.readUInt8(0);
+  if (formatVersion !== ENVELOPE_FORMAT_V1) throw new DecryptionError('unsupported ciphertext format version');
+  const idLength = buf.readUInt16BE(1);
+  const headerLength = 3 + idLength + 4;
+  if (buf.length < headerLength) throw new DecryptionError('ciphertext is malformed');
+  const idBytes = buf.subarray(3, 3 + idLength);
+  const keyId = idBytes.toString('utf8');
+  if (!Buffer.from(keyId, 'utf8').equals(idBytes)) throw new DecryptionError('ciphertext is malformed');
+  const keyVersion = buf.readUInt32BE(3 + idLength);
+  return { formatVersion, keyId, keyVersion, headerLength };
+}
+
+/** Reads the unauthenticated header (format, key id, key version); authenticity is checked on decrypt. */
+export function parseCiphertextHeader(buf: Buffer): CiphertextHeader {
+  const { formatVersion, keyId, keyVersion } = readHeader(buf);
+  return { formatVersion, keyId, keyVersion };
+}
+
+export function encryptRecord(dek: DataKey, ctx: RecordContext, plaintext: Buffer): Buffer {
+  assertContext(ctx);
+  if (dek.tenantId !== ctx.tenantId) {
+    throw new PolicyViolationError('tenant-isolation', 'a data key may only encrypt its own tenant records');
+  }
+  if (!isValidVersion(dek.version))
+    throw new InvalidArgumentError('data key version', 'must be an integer in 1..2^32-1');
+  if (!Buffer.isBuffer(dek.key) || dek.key.length !== KEY_BYTES)
+    throw new InvalidArgumentError('data key', 'must be 32 bytes');
+  if (!Buffer.isBuffer(plaintext)) throw new InvalidArgumentError('plaintext', 'must be a Buffer');
+
+  const header = encodeHeader(tenantKeyId(ctx.tenantId), dek.version);
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', dek.key, iv, { authTagLength: TAG_BYTES });
+  cipher.setAAD(buildAad(header, ctx, dek.version));
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return Buffer.concat([header, iv, body, cipher.getAuthTag()]);
+}
+
+export async function decryptRecord(ciphertext: Buffer, ctx: RecordContext, lookup: DataKeyLookup): Promise<Buffer> {
+  assertContext(ctx);
+  const header = readHeader(ciphertext);
+  if (ciphertext.length < header.headerLength + IV_BYTES + TAG_BYTES)
+    throw new DecryptionError('ciphertext is malformed');
+  if (header.keyId !== tenantKeyId(ctx.tenantId))
+    throw new DecryptionError('ciphertext key id does not belong to this tenant');
+  if (!isValidVersion(header.keyVersion)) throw new DecryptionError('ciphertext key version is invalid');
+
+  let dek: DataKey;
+  try {
+    dek = await lookup(ctx.tenantId, header.keyVersion);
+  } catch (err) {
+    if (err instanceof EhrError) throw err;
+    throw new DecryptionError('data key lookup failed');
+  }
+  if (!dek || dek.tenantId !== ctx.tenantId || dek.version !== header.keyVersion) {
+    throw new DecryptionError('data key does not match the ciphertext key id and version');
+  }
+  if (!Buffer.isBuffer(dek.key) || dek.key.length !== KEY_BYTES) throw new DecryptionError('data key is malformed');
+
+  const headerBytes = ciphertext.subarray(0, header.headerLength);
+  const iv = ciphertext.subarray(header.headerLength, header.headerLength + IV_BYTES);
+  const body = ciphertext.subarray(header.headerLength + IV_BYTES, ciphertext.length - TAG_BYTES);
+  const tag = ciphertext.subarray(ciphertext.length - TAG_BYTES);
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', dek.key, iv, { authTagLength: TAG_BYTES });
+    decipher.setAAD(buildAad(headerBytes, ctx, header.keyVersion));
+    decipher.setAuthTag(tag);
+    return Buffer.concat([decipher.update(body), decipher.final()]);
+  } catch {
+    throw new DecryptionError('authentication failed: ciphertext, header or record context does not match');
+  }
+}

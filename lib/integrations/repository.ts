@@ -1,0 +1,212 @@
+import type { AuditContext } from '../audit/chain.js';
+import { appendAuditEvents } from '../audit/chain.js';
+import type { ResourceType } from '../domain.js';
+import type { Purpose } from '../fhir/classification.js';
+import type { TokenAuthMethod } from '../vendors/profiles/types.js';
+import type { VendorTlsRefs } from '../vendors/tls-options.js';
+import { ConflictError, NotFoundError } from '../errors/index.js';
+import type { Pool, Queryable } from '../store/pool.js';
+import { withTransaction } from '../store/pool.js';
+import { refusingStoredSecretRefs } from '../store/secret-roots.js';
+
+export interface Integration {
+  id: string;
+  tenantId: string;
+  vendor: string;
+  baseUrl: string;
+  tokenUrl: string;
+  clientId: string;
+  /** How the integration authenticates at the token endpoint (lib/vendors/profiles/types.ts). */
+  authMethod: TokenAuthMethod;
+  /** private_key_jwt only (null otherwise). */
+  signingAlg: 'RS384' | 'ES384' | null;
+  signingKid: string | null;
+  publicJwk: Record<string, unknown> | null;
+  /** Where the private key lives (`file:` or `env:`); the key itself is never in the database. */
+  privateKeyRef: string | null;
+  /** client_secret_basic/post: a secret reference (lib/config/secrets.ts); never the secret. */
+  clientSecretRef: string | null;
+  /** Vendor CA and client certificate references (mTLS, tls_client_auth); null: system roots, no client cert. */
+  tlsRefs: VendorTlsRefs | null;
+  /** The vendor profile's extra parameters (practice id, site id …); not secrets, not PHI. */
+  vendorParams: Record<string, string>;
+  resourceTypes: ResourceType[];
+  /** The declared purpose: fixes the allowed resource types and data classes (lib/fhir/classification.ts). */
+  purpose: Purpose;
+  status: IntegrationStatus;
+  /** Bumped by revoke and restore: anything cached for an older generation is stale. */
+  credentialGeneration: number;
+  revokedAt: Date | null;
+  createdAt: Date;
+  /**
+   * The compensating controls as this integration's settings (lib/integrations/settings.ts); null: registered
+   * before they were stored.
+   */
+  syncIntervalHours: number | null;
+  credentialRotationDays: number | null;
+  credentialRotatedAt: Date;
+  settingsOverrides: SettingsOverrides;
+}
+
+/** Who changed a setting away from its registration default, when and why. */
+export type SettingsOverrides = Partial<
+  Record<
+    'syncIntervalHours' | 'credentialRotationDays',
+    { by: string; at: string; reason: string; from: number | null }
+  >
+>;
+
+export type IntegrationStatus = 'active' | 'suspended' | 'revoked';
+
+type Defaulted =
+  'authMethod' | 'clientSecretRef' | 'tlsRefs' | 'vendorParams' | 'syncIntervalHours' | 'credentialRotationDays';
+type Managed =
+  'status' | 'createdAt' | 'credentialGeneration' | 'revokedAt' | 'credentialRotatedAt' | 'settingsOverrides';
+export type NewIntegration = Omit<Integration, Managed | Defaulted> & Partial<Pick<Integration, Defaulted>>;
+
+interface Row {
+  id: string;
+  tenant_id: string;
+  vendor: string;
+  base_url: string;
+  token_url: string;
+  client_id: string;
+  auth_method: TokenAuthMethod;
+  signing_alg: 'RS384' | 'ES384' | null;
+  signing_kid: string | null;
+  public_jwk: Record<string, unknown> | null;
+  private_key_ref: string | null;
+  client_secret_ref: string | null;
+  tls_refs: VendorTlsRefs | null;
+  vendor_params: Record<string, string>;
+  resource_types: ResourceType[];
+  purpose: Purpose;
+  status: IntegrationStatus;
+  credential_generation: number;
+  revoked_at: Date | null;
+  created_at: Date;
+  sync_interval_hours: number | null;
+  credential_rotation_days: number | null;
+  credential_rotated_at: Date;
+  settings_overrides: SettingsOverrides;
+}
+
+export function fromRow(r: Row): Integration {
+  return {
+    id: r.id,
+    tenantId: r.tenant_id,
+    vendor: r.vendor,
+    baseUrl: r.base_url,
+    tokenUrl: r.token_url,
+    clientId: r.client_id,
+    authMethod: r.auth_method,
+    signingAlg: r.signing_alg,
+    signingKid: r.signing_kid,
+    publicJwk: r.public_jwk,
+    privateKeyRef: r.private_key_ref,
+    clientSecretRef: r.client_secret_ref,
+    tlsRefs: r.tls_refs,
+    vendorParams: r.vendor_params,
+    resourceTypes: r.resource_types,
+    purpose: r.purpose,
+    status: r.status,
+    credentialGeneration: r.credential_generation,
+    revokedAt: r.revoked_at,
+    createdAt: r.created_at,
+    syncIntervalHours: r.sync_interval_hours,
+    credentialRotationDays: r.credential_rotation_days,
+    credentialRotatedAt: r.credential_rotated_at,
+    settingsOverrides: r.settings_overrides ?? {},
+  };
+}
+
+/**
+ * Stores a new integration with its audit event. The row is written by the database function
+ * register_integration (the application role may not INSERT integrations itself), which refuses a
+ * secret reference outside the stored-reference policy (SecretRefRefusedError).
+ */
+export async function createIntegration(pool: Pool, i: NewIntegration, ctx: AuditContext): Promise<Integration> {
+  return withTransaction(pool, async (client) => {
+    const res = await refusingStoredSecretRefs(() =>
+      client.query<Row>(
+        'SELECT * FROM register_integration($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)',
+        [
+          i.id,
+          i.tenantId,
+          i.vendor,
+          i.baseUrl,
+          i.tokenUrl,
+          i.clientId,
+          i.signingAlg,
+          i.signingKid,
+          i.publicJwk,
+          i.privateKeyRef,
+          i.resourceTypes,
+          i.purpose,
+          i.authMethod ?? 'private_key_jwt',
+          i.clientSecretRef ?? null,
+          i.tlsRefs ?? null,
+          i.vendorParams ?? {},
+        ],
+      ),
+    );
+    if (res.rowCount === 0) throw new ConflictError('integration', i.id);
+    // Settings are not secret references: the application role writes them itself (column grants).
+    const settled = await client.query<Row>(
+      'UPDATE integrations SET sync_interval_hours = $2, credential_rotation_days = $3 WHERE id = $1 RETURNING *',
+      [i.id, i.syncIntervalHours ?? null, i.credentialRotationDays ?? null],
+    );
+    await appendAuditEvents(client, [
+      {
+        ...ctx,
+        action: 'integration.registered',
+        outcome: 'success',
+        tenantId: i.tenantId,
+        integrationId: i.id,
+        details: {
+          vendor: i.vendor,
+          purpose: i.purpose,
+          resourceTypes: i.resourceTypes,
+          authMethod: i.authMethod ?? 'private_key_jwt',
+          ...(i.signingKid ? { signingKid: i.signingKid, signingAlg: i.signingAlg } : {}),
+          ...(i.syncIntervalHours ? { syncIntervalHours: i.syncIntervalHours } : {}),
+          ...(i.credentialRotationDays ? { credentialRotationDays: i.credentialRotationDays } : {}),
+        },
+      },
+    ]);
+    return fromRow(settled.rows[0]!);
+  });
+}
+
+export async function getIntegration(db: Queryable, id: string): Promise<Integration> {
+  const res = await db.query<Row>('SELECT * FROM integrations WHERE id = $1', [id]);
+  if (res.rowCount === 0) throw new NotFoundError('integration', id);
+  return fromRow(res.rows[0]!);
+}
+
+export async function listIntegrations(db: Queryable, tenantId?: string): Promise<Integration[]> {
+  const res = tenantId
+    ? await db.query<Row>('SELECT * FROM integrations WHERE tenant_id = $1 ORDER BY id', [tenantId])
+    : await db.query<Row>('SELECT * FROM integrations ORDER BY tenant_id, id');
+  return res.rows.map(fromRow);
+}
+
+/** Ids of the active integrations (optionally of one auth method), in id order. */
+export async function activeIntegrationIds(
+  db: Queryable,
+  where: { authMethod?: TokenAuthMethod } = {},
+): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT id FROM integrations WHERE ($1::text IS NULL OR auth_method = $1) AND status = 'active' ORDER BY id`,
+    [where.authMethod ?? null],
+  );
+  return rows.map((r) => r.id);
+}
+
+/** Distinct vendor endpoints (vendor and base URL) of the integrations that may still sync. */
+export async function activeEndpoints(db: Queryable): Promise<Array<{ vendor: string; baseUrl: string }>> {
+  const res = await db.query<{ vendor: string; base_url: string }>(
+    "SELECT DISTINCT vendor, base_url FROM integrations WHERE status = 'active'",
+  );
+  return res.rows.map((r) => ({ vendor: r.vendor, baseUrl: r.base_url }));
+}

@@ -1,0 +1,23 @@
+/**
+ * The activities a worker registers: each workflow's own set, built from its own dependencies
+ * (activities/deps.ts). Activity names are global on a task queue, so two sets naming the same
+ * activity is refused here rather than one silently replacing the other.
+ */
+import type { ContainmentActivityDeps, KeyRotationActivityDeps, SyncActivityDeps } from '../activities/index.js';
+import { createContainmentActivities, createKeyRotationActivities, createSyncActivities } from '../activities/index.js';
+
+export interface WorkerActivityDeps {
+  sync: SyncActivityDeps;
+  keyRotation: KeyRotationActivityDeps;
+  containment: ContainmentActivityDeps;
+}
+
+export function createWorkerActivities(deps: WorkerActivityDeps) {
+  const sync = createSyncActivities(deps.sync);
+  const keyRotation = createKeyRotationActivities(deps.keyRotation);
+  const containment = createContainmentActivities(deps.containment);
+  const names = [sync, keyRotation, containment].flatMap((set) => Object.keys(set));
+  const twice = names.find((name, i) => names.indexOf(name) !== i);
+  if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
+  return { ...sync, ...keyRotation, ...containment };
+}
