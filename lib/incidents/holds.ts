@@ -111,8 +111,9 @@ export async function legalHoldActive(db: Queryable, tenantId: string): Promise<
 }
 
 /**
- * Crypto-shredding a tenant (KeyAdmin.destroyTenantKeys) makes its stored records unreadable for
- * good: refused while a legal hold covers the tenant. Nothing else in the product deletes records.
+ * Crypto-shredding a tenant (`ehrctl tenants shred`, KeyAdmin.destroyTenantKeys) makes its stored
+ * records unreadable for good: refused while a legal hold covers the tenant. Nothing else in the
+ * product deletes records.
  */
 export async function assertNoLegalHold(db: Queryable, operation: string, tenantId: string): Promise<void> {
   const hold = await legalHoldCovering(db, tenantId);

@@ -194,11 +194,13 @@ export async function listIntegrations(db: Queryable, tenantId?: string): Promis
 /** Ids of the active integrations (optionally of one auth method), in id order. */
 export async function activeIntegrationIds(
   db: Queryable,
-  where: { authMethod?: TokenAuthMethod } = {},
+  where: { authMethod?: TokenAuthMethod; tenantId?: string } = {},
 ): Promise<string[]> {
   const { rows } = await db.query<{ id: string }>(
-    `SELECT id FROM integrations WHERE ($1::text IS NULL OR auth_method = $1) AND status = 'active' ORDER BY id`,
-    [where.authMethod ?? null],
+    `SELECT id FROM integrations
+      WHERE ($1::text IS NULL OR auth_method = $1) AND ($2::text IS NULL OR tenant_id = $2) AND status = 'active'
+      ORDER BY id`,
+    [where.authMethod ?? null, where.tenantId ?? null],
   );
   return rows.map((r) => r.id);
 }

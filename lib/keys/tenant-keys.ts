@@ -9,6 +9,7 @@ import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
 import { ConflictError, NotFoundError } from '../errors/index.js';
 import { assertNoLegalHold } from '../incidents/holds.js';
+import { activeIntegrationIds } from '../integrations/repository.js';
 import type { Pool, PoolClient } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
 import { lockTenant } from '../store/tenants.js';
@@ -75,10 +76,21 @@ export async function rotateTenantDataKey(
  * again; other tenants are untouched. Idempotent. Refused (and the refusal audited) while an
  * incident's legal hold covers the tenant.
  */
+export interface ShredOptions {
+  /**
+   * Refuse while any integration of the tenant is active: a sync would otherwise store new records under
+   * a fresh data key right after the shredding (what `ehrctl tenants shred` asks for).
+   */
+  requireRevoked?: boolean;
+  /** Why (recorded in the audit event; no PHI). */
+  reason?: string;
+}
+
 export async function shredTenantKeys(
   pool: Pool,
   tenantId: string,
   ctx: AuditContext,
+  opts: ShredOptions = {},
 ): Promise<{ destroyed: number[] }> {
   assertTenantId(tenantId);
   assertAudit(ctx);
@@ -87,11 +99,25 @@ export async function shredTenantKeys(
       await lockTenant(client, tenantId);
       // Evidence first: an incident's legal hold keeps the tenant's records readable.
       await assertNoLegalHold(client, `crypto-shredding tenant ${tenantId}`, tenantId);
+      if (opts.requireRevoked) {
+        const active = await activeIntegrationIds(client, { tenantId });
+        if (active.length > 0) {
+          const which = active.join(', ');
+          throw new ConflictError('tenant', tenantId, `has active integrations (${which}): revoke it first`);
+        }
+      }
       const destroyed = (await destroyAllDataKeys(client, tenantId)).sort((a, b) => a - b);
       // The pseudonym key goes too: the tenant's pseudonyms become unlinkable to patients.
       const purposes = await destroyTenantPurposeKeys(client, tenantId);
       const events = [
-        { ...adminEvent(ctx, 'key.dek.destroyed', { keyVersions: destroyed, count: destroyed.length }), tenantId },
+        {
+          ...adminEvent(ctx, 'key.dek.destroyed', {
+            keyVersions: destroyed,
+            count: destroyed.length,
+            ...(opts.reason ? { reason: opts.reason } : {}),
+          }),
+          tenantId,
+        },
       ];
       for (const p of purposes)
         events.push({

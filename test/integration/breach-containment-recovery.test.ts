@@ -8,7 +8,6 @@
  *     second person overrides it with a reason (audited); `incident status` says which and how.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
@@ -29,11 +28,10 @@ import { createTenant } from '../../lib/store/tenants.js';
 import type { IncidentTimeline } from '../../workflows/incident-api.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { recordIdentifiers } from '../security/leak-registry.js';
-import { runEhrctl } from './ehrctl-process.js';
+import { ehrctlEnv, runEhrctl } from './ehrctl-process.js';
 import { registerSandboxTenant, testActor, useSyncHarness } from './support.js';
 
 const harness = useSyncHarness({ sandbox: { size: 200 }, config: { EHR_SYNC_PAGE_SIZE: '20' } });
-const noStackDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-recovery-nostack-'));
 const short = {
   rotationGraceSeconds: 1,
   vendorJwksCacheSeconds: 1,
@@ -53,16 +51,7 @@ function secretRef(name: string): string {
 }
 
 function ehrctl(args: string[]) {
-  const { config } = harness;
-  return runEhrctl(args, {
-    EHR_DEV_DATA_DIR: noStackDir,
-    DATABASE_URL: config.DATABASE_URL,
-    TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS,
-    TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
-    EHR_KEK_DIR: config.EHR_KEK_DIR,
-    EHR_SECRETS_DIR: config.EHR_SECRETS_DIR,
-    EHR_AUDIT_ANCHOR_PATH: config.EHR_AUDIT_ANCHOR_PATH,
-  });
+  return runEhrctl(args, ehrctlEnv({ config: harness.config }));
 }
 
 const entry = (t: IncidentTimeline, step: string) => t.entries.find((e) => e.step === step);

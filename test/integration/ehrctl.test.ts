@@ -16,26 +16,14 @@ import type { SandboxHandle } from '../../sandbox/index.js';
 import { onDatabase, testEnv, uniqueId } from '../harness.js';
 import type { RunningWorker } from './support.js';
 import { startInProcessWorker, startTestSandbox, testConfig } from './support.js';
-import { runEhrctl, type EhrctlResult } from './ehrctl-process.js';
+import { ehrctlEnv, runEhrctl, type EhrctlResult } from './ehrctl-process.js';
 
 let sandbox: SandboxHandle;
 let config: Config;
 let worker: RunningWorker;
-const noStackDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehrctl-nostack-'));
 
 function baseEnv(): Record<string, string> {
-  return {
-    EHR_DEV_DATA_DIR: noStackDir, // never pick up a developer's running dev stack
-    DATABASE_URL: config.DATABASE_URL,
-    TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS,
-    TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
-    EHR_KEK_DIR: config.EHR_KEK_DIR,
-    EHR_SECRETS_DIR: config.EHR_SECRETS_DIR,
-    EHR_AUDIT_ANCHOR_PATH: config.EHR_AUDIT_ANCHOR_PATH,
-    EHR_SANDBOX_URL: sandbox.url,
-    EHR_SANDBOX_FHIR_BASE_URL: sandbox.fhirBaseUrl,
-    EHR_SANDBOX_ADMIN_TOKEN: sandbox.adminToken,
-  };
+  return ehrctlEnv({ config, sandbox });
 }
 
 function ehrctl(args: string[], env: Record<string, string | undefined> = {}): Promise<EhrctlResult> {

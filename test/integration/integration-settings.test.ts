@@ -6,7 +6,6 @@
  * `integrations due` flags an overdue secret with exit 1.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -14,26 +13,13 @@ import { scheduleIdFor } from '../../lib/domain.js';
 import { getIntegration } from '../../lib/integrations/repository.js';
 import { testEnv, uniqueId } from '../harness.js';
 import { recordIdentifiers } from '../security/leak-registry.js';
-import { runEhrctl } from './ehrctl-process.js';
+import { ehrctlEnv, runEhrctl } from './ehrctl-process.js';
 import { useSyncHarness } from './support.js';
 
 const harness = useSyncHarness({ sandbox: { size: 20 }, worker: false });
-const noStackDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-settings-nostack-'));
 
 function ehrctl(args: string[]) {
-  const { config, sandbox } = harness;
-  return runEhrctl(args, {
-    EHR_DEV_DATA_DIR: noStackDir,
-    DATABASE_URL: config.DATABASE_URL,
-    TEMPORAL_ADDRESS: config.TEMPORAL_ADDRESS,
-    TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE,
-    EHR_KEK_DIR: config.EHR_KEK_DIR,
-    EHR_SECRETS_DIR: config.EHR_SECRETS_DIR,
-    EHR_AUDIT_ANCHOR_PATH: config.EHR_AUDIT_ANCHOR_PATH,
-    EHR_SANDBOX_URL: sandbox.url,
-    EHR_SANDBOX_FHIR_BASE_URL: sandbox.fhirBaseUrl,
-    EHR_SANDBOX_ADMIN_TOKEN: sandbox.adminToken,
-  });
+  return runEhrctl(args, ehrctlEnv({ config: harness.config, sandbox: harness.sandbox }));
 }
 
 function secretRef(): string {
