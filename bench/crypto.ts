@@ -9,14 +9,13 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { appendAuditEvents } from '../lib/audit/chain.js';
 import { verifyAuditChain } from '../lib/audit/verify-chain.js';
-import { percentile, withBenchInfra } from '../dev/ephemeral.js';
-import { decryptRecord, encryptRecord } from '../lib/crypto/envelope.js';
+import { median, percentile, withBenchInfra } from '../dev/ephemeral.js';
+import { decryptRecord, encryptRecord, envelopeHeader } from '../lib/crypto/envelope.js';
 import type { DataKey } from '../lib/crypto/envelope.js';
 import { createPool, withTransaction } from '../lib/store/pool.js';
 import type { Pool } from '../lib/store/pool.js';
 import { upsertRecords } from '../lib/store/records.js';
 import { createTenant } from '../lib/store/tenants.js';
-import { median } from '../dev/ephemeral.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const RECORDS = 20_000;
@@ -96,7 +95,7 @@ async function appendLatency(pool: Pool): Promise<{ p50: number; p99: number; pa
       lastUpdated: new Date(Date.UTC(2024, 0, 1) + page * 1000 + i).toISOString(),
       patientPseudonym: `psn_${i % 50}`,
       keyVersion: 1,
-      ciphertext: randomBytes(600),
+      ciphertext: Buffer.concat([envelopeHeader('bench-lat', 1), randomBytes(600)]),
     }));
     const pageStart = performance.now();
     await withTransaction(pool, async (c) => {

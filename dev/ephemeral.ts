@@ -121,6 +121,17 @@ export function percentile(values: number[], p: number): number {
     : sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
+/**
+ * A tail percentile for a report, or why it is not given: with fewer than 100 / (100 - p) samples
+ * (20 for p95, 100 for p99) the "percentile" is just the maximum, so it is not quoted.
+ */
+export function tailPercentileText(values: number[], p: number, fmt: (value: number) => string): string {
+  const needed = Math.ceil(100 / (100 - p));
+  return values.length >= needed
+    ? `p${p} ${fmt(percentile(values, p))}`
+    : `p${p} not given (${values.length} samples; needs ≥ ${needed})`;
+}
+
 /** Peak resident set size of a process (VmHWM), in MiB. */
 export function peakRssMiB(pid: number): number {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');

@@ -75,6 +75,15 @@ function encodeHeader(keyId: string, keyVersion: number): Buffer {
   return header;
 }
 
+/**
+ * The (unauthenticated) header a tenant's record ciphertext starts with. Stored records must agree with
+ * it (the records table checks their key_version against it), so fixtures that store opaque bytes as
+ * ciphertext prefix them with this.
+ */
+export function envelopeHeader(tenantId: string, keyVersion: number): Buffer {
+  return encodeHeader(tenantKeyId(tenantId), keyVersion);
+}
+
 function buildAad(header: Buffer, ctx: RecordContext, keyVersion: number): Buffer {
   const bound = canonicalize({
     tenantId: ctx.tenantId,

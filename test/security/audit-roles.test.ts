@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileAuditAnchor } from '../../lib/audit/anchor.js';
 import { appendAuditEvents, computeAuditHash } from '../../lib/audit/chain.js';
 import { writeCheckpoint } from '../../lib/audit/checkpoint.js';
-import { ENVELOPE_FORMAT_V1 } from '../../lib/crypto/envelope.js';
+import { envelopeHeader } from '../../lib/crypto/envelope.js';
 import { verifyAuditTrail } from '../../lib/audit/verify.js';
 import { AuditWriteError, InvalidArgumentError } from '../../lib/errors/index.js';
 import { migrateUp } from '../../lib/store/migrate.js';
@@ -238,11 +238,5 @@ describe('fail closed: when the audit row cannot be written, the change it recor
 
 /** Random bytes behind a well-formed envelope header naming `keyVersion` (records must agree with it). */
 function opaqueCiphertext(keyVersion: number, bodyBytes: number): Buffer {
-  const id = Buffer.from('tenant-key', 'utf8');
-  const header = Buffer.alloc(3 + id.length + 4);
-  header.writeUInt8(ENVELOPE_FORMAT_V1, 0);
-  header.writeUInt16BE(id.length, 1);
-  id.copy(header, 3);
-  header.writeUInt32BE(keyVersion, 3 + id.length);
-  return Buffer.concat([header, randomBytes(bodyBytes)]);
+  return Buffer.concat([envelopeHeader('roles-tenant', keyVersion), randomBytes(bodyBytes)]);
 }
