@@ -20,7 +20,6 @@
  */
 import {
   ActivityFailure,
-  ApplicationFailure,
   ParentClosePolicy,
   TemporalFailure,
   condition,
@@ -34,23 +33,11 @@ import {
 } from '@temporalio/workflow';
 import type { ContainmentActivities } from '../activities/index.js';
 import type { IncidentRef, StepDone } from '../activities/containment.js';
-import type { RecoveryCredentials } from '../lib/incidents/recovery-credentials.js';
-import type { ScopedIntegration } from '../lib/incidents/scope.js';
-import {
-  RECIPIENTS,
-  SEVERITIES,
-  addNoteUpdate,
-  approveResumptionUpdate,
-  escalateSeverityUpdate,
-  overrideRotationUpdate,
-  recordNotificationUpdate,
-  retryRotationUpdate,
-  timelineQuery,
-} from './incident-api.js';
+import { timelineQuery } from './incident-api.js';
 import type { BreachContainmentInput, IncidentTimeline, Recipient, TimelineEntry } from './incident-api.js';
 import { IncidentRotations, keysReadyForRecovery, rotationPlans } from './incident-rotations.js';
-import { ACTOR, TEXT, checkCredentialsShape, invalid } from './incident-inputs.js';
-import type { RotationStatus } from './incident-rotations.js';
+import { acceptCommanderUpdates } from './incident-commander.js';
+import type { CommanderState } from './incident-commander.js';
 import { watchDeadlines } from './incident-deadlines.js';
 import { rotationSwitchedSignal } from './key-rotation-api.js';
 import { containmentLocalPreset, containmentPreset, evidencePreset, storePreset } from './presets.js';
@@ -88,144 +75,19 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   const required = (): Recipient[] =>
     t.severity === 'critical' ? ['individuals', 'hhs', 'media'] : ['individuals', 'hhs'];
   const outstanding = (): Recipient[] => required().filter((r) => !notified(r));
-  let contained = false;
-  let evidenceDone = false;
-  let affected: ScopedIntegration[] = [];
   /** The child rotations (from eradication on) and the commander's retries and overrides. */
   const rotations = new IncidentRotations(log, system);
-  let approvalBeingChecked = false;
-  /** The replacement secrets and certificates of the approval recovery acts on. */
-  let credentials: RecoveryCredentials = {};
+  const state: CommanderState = {
+    contained: false,
+    evidenceDone: false,
+    affected: [],
+    credentials: {},
+    approvalBeingChecked: false,
+  };
 
   setHandler(timelineQuery, () => t);
   setHandler(rotationSwitchedSignal, (workflowId) => rotations.switched(workflowId));
-  setHandler(
-    addNoteUpdate,
-    (n) => {
-      log('note', n.by, { text: n.text });
-      return t.entries.length;
-    },
-    {
-      validator: (n) => {
-        if (!ACTOR.test(n.by)) invalid('by: expected an identity (letters, digits, @._:+-)');
-        if (!TEXT.test(n.text)) invalid('text: 1-500 printable ASCII characters (no PHI)');
-      },
-    },
-  );
-  setHandler(
-    escalateSeverityUpdate,
-    (e) => {
-      log('severity-escalated', e.by, { from: t.severity, to: e.severity });
-      t.severity = e.severity;
-      return t.severity;
-    },
-    {
-      validator: (e) => {
-        if (!ACTOR.test(e.by)) invalid('by: expected an identity');
-        if (!SEVERITIES.includes(e.severity)) invalid(`severity: one of ${SEVERITIES.join(', ')}`);
-        if (SEVERITIES.indexOf(e.severity) <= SEVERITIES.indexOf(t.severity))
-          invalid(`severity is already ${t.severity}: escalation must raise it`);
-      },
-    },
-  );
-  setHandler(
-    recordNotificationUpdate,
-    (n) => {
-      t.notifications.push({ recipient: n.recipient, by: n.by, at: new Date(Date.now()).toISOString() });
-      log('notification-sent', n.by, { recipient: n.recipient, ...(n.reference ? { reference: n.reference } : {}) });
-      return t.notifications.length;
-    },
-    {
-      validator: (n) => {
-        if (!ACTOR.test(n.by)) invalid('by: expected an identity');
-        if (!RECIPIENTS.includes(n.recipient)) invalid(`recipient: one of ${RECIPIENTS.join(', ')}`);
-        if (n.reference !== undefined && !/^[A-Za-z0-9._:/-]{1,100}$/.test(n.reference))
-          invalid('reference: a letter or ticket id (letters, digits, ._:/-)');
-        if (notified(n.recipient)) invalid(`a notification to ${n.recipient} is already recorded`);
-      },
-    },
-  );
-  setHandler(
-    approveResumptionUpdate,
-    async (a) => {
-      // Secrets and certificates cannot be minted by recovery: the approval must name the rotated ones,
-      // and they are checked before it is recorded (older incidents approved without this check).
-      if (patched('approval-checks-credentials')) {
-        approvalBeingChecked = true;
-        let problems: string[];
-        try {
-          ({ problems } = await store.checkRecoveryCredentials(ref, affected, a.credentials ?? {}));
-        } finally {
-          approvalBeingChecked = false;
-        }
-        if (problems.length > 0) {
-          log('approval-refused', a.by, { problems });
-          throw ApplicationFailure.nonRetryable(`approval refused: ${problems.join('; ')}`, 'INVALID_ARGUMENT');
-        }
-        credentials = a.credentials ?? {};
-      }
-      t.approvedBy = a.by;
-      log('resumption-approved', a.by, a.note ? { note: a.note } : undefined);
-      return a.by;
-    },
-    {
-      validator: (a) => {
-        if (!ACTOR.test(a.by)) invalid('by: expected an identity');
-        if (a.note !== undefined && !TEXT.test(a.note)) invalid('note: 1-500 printable ASCII characters (no PHI)');
-        checkCredentialsShape(a.credentials);
-        if (!contained || !evidenceDone)
-          invalid('resumption cannot be approved before containment and evidence preservation are complete');
-        if (t.approvedBy) invalid(`resumption was already approved by ${t.approvedBy}`);
-        if (approvalBeingChecked) invalid('another approval is being checked');
-        // Four eyes: whoever declared the incident cannot also end it.
-        if (a.by === input.declaredBy)
-          invalid('resumption must be approved by someone other than the declarer (four-eyes)');
-      },
-    },
-  );
-  /** A rotation that the commander may retry or override: it exists and it blocks recovery. */
-  const blockingRotation = (name: string): RotationStatus => {
-    const status = rotations.get(name);
-    if (!status)
-      invalid(
-        `no rotation ${JSON.stringify(name.slice(0, 100))}; rotations: ` +
-          `${rotations.statuses.map((s) => s.rotation).join(', ') || 'none'}`,
-      );
-    if (!rotations.isBlocking(status))
-      invalid(
-        `rotation ${name} is ${status.overriddenBy ? 'overridden' : status.outcome}: ` +
-          `only a failed or rolled-back rotation blocks recovery`,
-      );
-    if (rotations.overridePending(name)) invalid(`an override of rotation ${name} is being recorded`);
-    return status;
-  };
-  setHandler(retryRotationUpdate, (r) => rotations.retry(r.rotation, r.by), {
-    validator: (r) => {
-      if (!ACTOR.test(r.by)) invalid('by: expected an identity');
-      blockingRotation(r.rotation);
-    },
-  });
-  setHandler(
-    overrideRotationUpdate,
-    async (o) => {
-      const status = rotations.get(o.rotation)!;
-      const detail = { rotation: o.rotation, workflowId: status.workflowId, outcome: status.outcome, reason: o.reason };
-      await rotations.override(o.rotation, o.by, o.reason, () =>
-        store.recordIncidentDecision(ref, { action: 'rotation_overridden', by: o.by, detail }),
-      );
-      return o.rotation;
-    },
-    {
-      validator: (o) => {
-        if (!ACTOR.test(o.by)) invalid('by: expected an identity');
-        if (!TEXT.test(o.reason)) invalid('reason: 1-500 printable ASCII characters (no PHI)');
-        // Four eyes, as for approval: recovering on a key that may be compromised is not the declarer's call alone.
-        if (o.by === input.declaredBy)
-          invalid('an override must come from someone other than the declarer (four-eyes)');
-        blockingRotation(o.rotation);
-      },
-    },
-  );
+  acceptCommanderUpdates({ input, ref, t, log, rotations, state, store });
 
   log(
     'declared',
@@ -246,14 +108,15 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   });
 
   // 1. Contain.
-  ({ affected } = await contain.openIncident(ref, {
+  const { affected } = await contain.openIncident(ref, {
     scope: input.scope,
     severity: input.severity,
     reason: input.reason,
     declaredBy: input.declaredBy,
     drill: t.drill,
     declaredAtMs,
-  }));
+  });
+  state.affected = affected;
   t.integrations = affected.length;
   const steps: Array<[string, Promise<StepDone>]> = [
     ['credentials-revoked', contain.revokeScope(ref, affected)],
@@ -270,7 +133,7 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
   const containedAtMs = Math.max(declaredAtMs, ...results.map((r) => r.doneAtMs));
   t.timeToContainMs = containedAtMs - declaredAtMs;
   await contain.markContained(ref, t.timeToContainMs);
-  contained = true;
+  state.contained = true;
   log('contained', system, { timeToContainMs: t.timeToContainMs }, containedAtMs);
   const pausedSchedules = results[2]!.detail.schedules as string[];
 
@@ -294,7 +157,7 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
     }
   }
   t.evidenceId = evidence.manifestSha256;
-  evidenceDone = true;
+  state.evidenceDone = true;
   log(
     'evidence-preserved',
     system,
@@ -338,8 +201,8 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
     t.status = 'recovering';
     // An incident started before the gate but approved after the credential check still gets its credentials.
     restored =
-      Object.keys(credentials).length > 0
-        ? await acts.restoreScope(ref, affected, credentials)
+      Object.keys(state.credentials).length > 0
+        ? await acts.restoreScope(ref, affected, state.credentials)
         : await acts.restoreScope(ref, affected);
   } else {
     for (;;) {
@@ -350,14 +213,14 @@ export async function breachContainment(input: BreachContainmentInput): Promise<
       await keysReadyForRecovery(rotations, (status) => (t.status = status), log, system);
       t.status = 'recovering';
       try {
-        restored = await acts.restoreScope(ref, affected, credentials);
+        restored = await acts.restoreScope(ref, affected, state.credentials);
         break;
       } catch (err) {
         if (!(err instanceof TemporalFailure)) throw err;
         // The scope stays held; a new approval (with corrected credentials) tries again.
         log('recovery-failed', system, { error: failureMessage(err), next: 'approve again (ehrctl incident approve)' });
         t.approvedBy = null;
-        credentials = {};
+        state.credentials = {};
       }
     }
   }
