@@ -46,6 +46,7 @@ import { auditRefusal, markDeliverySignalled, storeDelivery } from '../lib/webho
 import { summariseNotification } from '../lib/webhooks/notification.js';
 import type { ChangeNotification } from '../workflows/webhook-delta-sync.js';
 import { notifyDeltaSync } from '../client/delta-sync-client.js';
+import { HTTP_ERROR_NAMES } from './http-error-names.js';
 
 export type WebhookReceiverConfig = Pick<
   Config,
@@ -81,15 +82,6 @@ const TRANSIENT_RETRY_SECONDS = 30;
 export const UNVERIFIED_REFUSAL_FLOOR_MS = 100;
 const WEBHOOK_ID = /^[A-Za-z0-9._:~-]{1,255}$/;
 const WEBHOOK_ROUTE = '/webhooks/:integrationId';
-const ERRORS: Readonly<Record<number, string>> = {
-  400: 'bad_request',
-  401: 'unauthorized',
-  403: 'forbidden',
-  404: 'not_found',
-  413: 'payload_too_large',
-  415: 'unsupported_media_type',
-  503: 'unavailable',
-};
 
 function header(value: string | string[] | undefined): string | undefined {
   return typeof value === 'string' ? value : undefined;
@@ -124,7 +116,7 @@ export async function startWebhookReceiver(
     return reply
       .code(r.status)
       .headers(headers)
-      .send({ error: ERRORS[r.status] ?? 'refused', reason: r.answerReason ?? r.reason });
+      .send({ error: HTTP_ERROR_NAMES[r.status] ?? 'refused', reason: r.answerReason ?? r.reason });
   };
 
   // Before any body is read: unknown routes, and deliveries whose media type we will not parse.

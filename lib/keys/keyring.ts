@@ -11,16 +11,17 @@
  */
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
 import canonicalize from 'canonicalize';
-import { appendAuditEvents, recordAuditEvent } from '../audit/chain.js';
+import { appendAuditEvents } from '../audit/chain.js';
 import type { AuditContext } from '../audit/chain.js';
 import { ID_PATTERN } from '../domain.js';
-import { ConflictError, DecryptionError, EhrError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
+import { ConflictError, DecryptionError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
 import { withTransaction } from '../store/pool.js';
 import type { Pool } from '../store/pool.js';
 import type { DataKey, DataKeyLookup } from '../crypto/envelope.js';
 import type { KekProvider } from './kek-provider.js';
 import { insertFirstDataKey, primaryDataKeyVersion, readDataKey, tenantHasDataKey } from './data-key-repository.js';
 import { PseudonymKeyCache } from './pseudonym-key-cache.js';
+import { auditUnwrapFailure, auditUnwrapped } from './unwrap-audit.js';
 
 export type { AuditContext };
 
@@ -207,7 +208,11 @@ export class TenantKeyring {
     } catch (err) {
       raw.fill(0);
       const failure = isForeignKeyViolation(err) ? new NotFoundError('tenant', tenantId) : err;
-      await this.#auditFailure('key.dek.created', tenantId, audit, { keyVersion: 1, kekId, kekVersion }, failure);
+      await auditUnwrapFailure(
+        this.#pool,
+        { action: 'key.dek.created', tenantId, audit, details: { keyVersion: 1, kekId, kekVersion } },
+        failure,
+      );
       throw failure;
     }
   }
@@ -225,44 +230,13 @@ export class TenantKeyring {
         dataKeyWrapAad(tenantId, version, row.kek_id, row.kek_version),
       );
     } catch (err) {
-      await this.#auditFailure('key.dek.unwrapped', tenantId, audit, details, err);
+      await auditUnwrapFailure(this.#pool, { action: 'key.dek.unwrapped', tenantId, audit, details }, err);
       throw err;
     }
-    try {
-      await recordAuditEvent(this.#pool, {
-        actor: audit.actor,
-        action: 'key.dek.unwrapped',
-        outcome: 'success',
-        tenantId,
-        correlationId: audit.correlationId,
-        details,
-      });
-    } catch (err) {
-      raw.fill(0);
-      throw err;
-    }
+    await auditUnwrapped(this.#pool, { action: 'key.dek.unwrapped', tenantId, audit, details }, raw);
     const dek = makeDataKey(tenantId, version, raw);
     this.#remember(dek);
     return dek;
-  }
-
-  /** Best effort: the original error is what the caller sees. */
-  async #auditFailure(
-    action: string,
-    tenantId: string,
-    audit: AuditContext,
-    details: Record<string, unknown>,
-    err: unknown,
-  ): Promise<void> {
-    const errorCode = err instanceof EhrError ? err.code : 'UNCLASSIFIED';
-    await recordAuditEvent(this.#pool, {
-      actor: audit.actor,
-      action,
-      outcome: 'failure',
-      tenantId,
-      correlationId: audit.correlationId,
-      details: { ...details, errorCode },
-    }).catch(() => undefined);
   }
 }
 

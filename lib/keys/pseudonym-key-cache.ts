@@ -3,14 +3,14 @@
  * cached like the DEKs; on first use derived from DEK v1, stored wrapped, and then used as stored.
  * Every unwrap (a cache miss) returns the key only after its audit event is written (fail closed).
  */
-import { recordAuditEvent } from '../audit/chain.js';
 import type { AuditContext } from '../audit/chain.js';
 import type { DataKey } from '../crypto/envelope.js';
-import { DecryptionError, EhrError } from '../errors/index.js';
+import { DecryptionError } from '../errors/index.js';
 import type { Pool } from '../store/pool.js';
 import type { KekProvider } from './kek-provider.js';
 import { derivePseudonymKey, pseudonymKeyWrapAad, readPseudonymKeyRow, storePseudonymKey } from './pseudonym-keys.js';
 import type { PseudonymKeyRow } from './pseudonym-keys.js';
+import { auditUnwrapFailure, auditUnwrapped } from './unwrap-audit.js';
 
 export interface PseudonymKeyCacheOptions {
   pool: Pool;
@@ -70,7 +70,11 @@ export class PseudonymKeyCache {
         stored = await storePseudonymKey(pool, kek, tenantId, material, audit);
       } catch (err) {
         material.fill(0);
-        await this.#auditFailure('key.pseudonym.created', tenantId, audit, { purpose: 'pseudonym' }, err);
+        await auditUnwrapFailure(
+          this.#opts.pool,
+          { action: 'key.pseudonym.created', tenantId, audit, details: { purpose: 'pseudonym' } },
+          err,
+        );
         throw err;
       }
       if (stored) return this.#remember(tenantId, material);
@@ -94,46 +98,15 @@ export class PseudonymKeyCache {
         pseudonymKeyWrapAad(tenantId, row.kek_id, row.kek_version),
       );
     } catch (err) {
-      await this.#auditFailure('key.pseudonym.unwrapped', tenantId, audit, details, err);
+      await auditUnwrapFailure(this.#opts.pool, { action: 'key.pseudonym.unwrapped', tenantId, audit, details }, err);
       throw err;
     }
-    try {
-      await recordAuditEvent(this.#opts.pool, {
-        actor: audit.actor,
-        action: 'key.pseudonym.unwrapped',
-        outcome: 'success',
-        tenantId,
-        correlationId: audit.correlationId,
-        details,
-      });
-    } catch (err) {
-      raw.fill(0);
-      throw err;
-    }
+    await auditUnwrapped(this.#opts.pool, { action: 'key.pseudonym.unwrapped', tenantId, audit, details }, raw);
     return raw;
   }
 
   #remember(tenantId: string, key: Buffer): Buffer {
     this.#keys.set(tenantId, { value: key, expiresAt: Date.now() + this.#opts.ttlMs });
     return key;
-  }
-
-  /** Best effort: the original error is what the caller sees. */
-  async #auditFailure(
-    action: string,
-    tenantId: string,
-    audit: AuditContext,
-    details: object,
-    err: unknown,
-  ): Promise<void> {
-    const errorCode = err instanceof EhrError ? err.code : 'UNCLASSIFIED';
-    const event = {
-      actor: audit.actor,
-      action,
-      outcome: 'failure' as const,
-      tenantId,
-      correlationId: audit.correlationId,
-    };
-    await recordAuditEvent(this.#opts.pool, { ...event, details: { ...details, errorCode } }).catch(() => undefined);
   }
 }

@@ -7,18 +7,13 @@
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSync, syncResult } from '../../client/sync-client.js';
-import { isResourceType } from '../../lib/domain.js';
-import { decryptRecord } from '../../lib/crypto/envelope.js';
-import { createKekProvider } from '../../lib/keys/kek-factory.js';
-import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
-import { TenantKeyring } from '../../lib/keys/keyring.js';
 import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { createPool } from '../../lib/store/pool.js';
 import type { KeyRotationInput, KeyRotationResult } from '../../workflows/key-rotation-api.js';
 import { uniqueId } from '../harness.js';
-import { registerSandboxTenant, testLogger, useSyncHarness } from './support.js';
+import { testLogger, useSyncHarness } from './support.js';
+import { decryptTenantRecords, syncedSandboxTenant } from './stored-records.js';
 import type { RotationParentInput, RotationParentResult } from './workflows/rotation-parent.js';
 
 const harness = useSyncHarness({ sandbox: { seed: 57, size: 60 }, config: { EHR_SYNC_PAGE_SIZE: '50' } });
@@ -51,31 +46,6 @@ afterAll(async () => {
 
 const base = { requestedBy: 'test:key-rotation-can', reason: 'continue-as-new test' };
 
-async function syncedTenant(): Promise<{ tenantId: string; stored: number }> {
-  const types = { resourceTypes: ['Patient', 'Observation'] };
-  const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, types);
-  const target = { tenantId, integrationId: integrationIds[0]!, vendor: 'sandbox' };
-  const report = await syncResult(await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, target));
-  return { tenantId, stored: report.totals.inserted };
-}
-
-async function decryptAll(tenantId: string): Promise<number> {
-  const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
-  const keyring = new TenantKeyring({ pool: harness.pool, kek });
-  const { rows } = await harness.pool.query<{
-    integration_id: string;
-    resource_type: string;
-    resource_id: string;
-    ciphertext: Buffer;
-  }>('SELECT integration_id, resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1', [tenantId]);
-  for (const r of rows) {
-    if (!isResourceType(r.resource_type)) throw new Error('unexpected resource type');
-    const at = { tenantId, integrationId: r.integration_id, resourceType: r.resource_type, resourceId: r.resource_id };
-    (await decryptRecord(r.ciphertext, at, keyring.lookup)).fill(0);
-  }
-  return rows.length;
-}
-
 /** How each run of a workflow id closed, oldest first; polls until `count` runs are visible (visibility lags). */
 async function runsOf(workflowId: string, count: number): Promise<string[]> {
   const list = async (): Promise<string[]> => {
@@ -96,7 +66,7 @@ describe('key rotation batch loops continue as new', () => {
     'tenant DEK, as a child: several runs, exact counts; the parent gets the switch and the result',
     { timeout: 240_000 },
     async () => {
-      const { tenantId, stored } = await syncedTenant();
+      const { tenantId, stored } = await syncedSandboxTenant(harness);
       expect(stored).toBeGreaterThan(24); // at least 7 batches of 4: two continue-as-new at 3 batches a run
       const childWorkflowId = `key-rotation/tenant-dek/${tenantId}/${uniqueId('can')}`;
       const rotation: KeyRotationInput = {
@@ -144,7 +114,7 @@ describe('key rotation batch loops continue as new', () => {
 
       const runs = await runsOf(childWorkflowId, child.continuedAsNew! + 1);
       expect(runs).toEqual([...Array<string>(child.continuedAsNew!).fill('CONTINUED_AS_NEW'), 'COMPLETED']);
-      expect(await decryptAll(tenantId)).toBe(stored);
+      expect(await decryptTenantRecords(harness, tenantId)).toMatchObject({ decrypted: stored, failures: [] });
       const keys = await harness.pool.query(
         'SELECT key_version, status FROM data_keys WHERE tenant_id = $1 ORDER BY 1',
         [tenantId],
@@ -157,7 +127,7 @@ describe('key rotation batch loops continue as new', () => {
   );
 
   it('KEK: the rewrap loop continues as new and counts every wrapped key once', { timeout: 240_000 }, async () => {
-    await syncedTenant();
+    await syncedSandboxTenant(harness);
     const wrapped = await harness.pool.query<{ n: string }>(
       `SELECT (SELECT count(*) FROM data_keys WHERE kek_id = 'local' AND wrapped_key IS NOT NULL)
             + (SELECT count(*) FROM purpose_keys WHERE kek_id = 'local' AND wrapped_key IS NOT NULL)

@@ -6,32 +6,19 @@
  * its ciphertext header, verifies by counting headers, destroys v1 only then, and every record decrypts.
  */
 import { describe, expect, it } from 'vitest';
-import { startSync, syncResult } from '../../client/sync-client.js';
-import { isResourceType } from '../../lib/domain.js';
-import { decryptRecord, parseCiphertextHeader } from '../../lib/crypto/envelope.js';
-import { createKekProvider } from '../../lib/keys/kek-factory.js';
-import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
-import { TenantKeyring } from '../../lib/keys/keyring.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { createPool, withTransaction } from '../../lib/store/pool.js';
 import type { KeyRotationResult } from '../../workflows/key-rotation-api.js';
 import { keyRotationResult, startKeyRotation } from '../../client/commands/keys.js';
 import { testEnv } from '../harness.js';
 import { rejection } from '../helpers.js';
-import { registerSandboxTenant, useSyncHarness } from './support.js';
+import { useSyncHarness } from './support.js';
+import { decryptTenantRecords, syncedSandboxTenant } from './stored-records.js';
 
 const harness = useSyncHarness({ sandbox: { seed: 43, size: 40 }, config: { EHR_SYNC_PAGE_SIZE: '25' } });
 const CONSTRAINT = 'records_key_version_is_header';
 const RAISE_ONE = `UPDATE records SET key_version = key_version + 1 WHERE tenant_id = $1
     AND resource_type = 'Patient' AND resource_id = $2`;
-
-async function syncedTenant(): Promise<{ tenantId: string; stored: number }> {
-  const types = { resourceTypes: ['Patient', 'Observation'] };
-  const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, types);
-  const target = { tenantId, integrationId: integrationIds[0]!, vendor: 'sandbox' };
-  const report = await syncResult(await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, target));
-  return { tenantId, stored: report.totals.inserted };
-}
 
 async function firstRecordId(tenantId: string): Promise<string> {
   const sql = `SELECT resource_id FROM records WHERE tenant_id = $1 AND resource_type = 'Patient'
@@ -71,33 +58,11 @@ async function raiseAsOwner(owner: Pool, tenantId: string, resourceId: string): 
   });
 }
 
-/** Every record of the tenant: the DEK version its header names, decrypted with a fresh keyring. */
-async function headersAndDecrypt(tenantId: string): Promise<{ versions: number[]; decrypted: number }> {
-  const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
-  const keyring = new TenantKeyring({ pool: harness.pool, kek });
-  const { rows } = await harness.pool.query<{
-    integration_id: string;
-    resource_type: string;
-    resource_id: string;
-    ciphertext: Buffer;
-  }>('SELECT integration_id, resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1', [tenantId]);
-  const versions = new Set<number>();
-  let decrypted = 0;
-  for (const r of rows) {
-    if (!isResourceType(r.resource_type)) throw new Error('unexpected resource type');
-    versions.add(parseCiphertextHeader(r.ciphertext).keyVersion);
-    const ctx = { tenantId, integrationId: r.integration_id, resourceType: r.resource_type, resourceId: r.resource_id };
-    (await decryptRecord(r.ciphertext, ctx, keyring.lookup)).fill(0);
-    decrypted += 1;
-  }
-  return { versions: [...versions].sort(), decrypted };
-}
-
 const detailOf = (r: KeyRotationResult, step: string) => r.steps.find((s) => s.step === step)?.detail;
 
 describe('tenant DEK rotation follows the ciphertext header, not the key_version column', () => {
   it("refuses the owner's raise of key_version past the ciphertext header", async () => {
-    const { tenantId } = await syncedTenant();
+    const { tenantId } = await syncedSandboxTenant(harness);
     const raise = harness.pool.query(RAISE_ONE, [tenantId, await firstRecordId(tenantId)]);
     expect(await rejection(raise)).toMatchObject({ code: '23514', constraint: CONSTRAINT });
   });
@@ -106,7 +71,7 @@ describe('tenant DEK rotation follows the ciphertext header, not the key_version
     're-encrypts a record whose column was raised, verifies by headers, destroys v1 only then',
     { timeout: 180_000 },
     async () => {
-      const { tenantId, stored } = await syncedTenant();
+      const { tenantId, stored } = await syncedSandboxTenant(harness);
       await raiseColumnPastHeader(tenantId, await firstRecordId(tenantId));
       const handle = await startKeyRotation(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
         kind: 'tenant-dek',
@@ -119,7 +84,11 @@ describe('tenant DEK rotation follows the ciphertext header, not the key_version
       const result = await keyRotationResult(handle);
       expect(result.outcome).toBe('completed');
       // First what a user would notice: every record is under the new key and readable.
-      expect(await headersAndDecrypt(tenantId)).toEqual({ versions: [2], decrypted: stored });
+      expect(await decryptTenantRecords(harness, tenantId)).toMatchObject({
+        versions: [2],
+        decrypted: stored,
+        failures: [],
+      });
       expect(detailOf(result, 'records re-encrypted')).toEqual({ count: stored });
       expect(detailOf(result, 'verified: no record left under an older key')).toMatchObject({
         records: stored,

@@ -6,19 +6,14 @@
  * decrypted: checked on the ciphertexts themselves, with a fresh keyring.
  */
 import { describe, expect, it } from 'vitest';
-import { startSync, syncResult } from '../../client/sync-client.js';
-import { decryptRecord } from '../../lib/crypto/envelope.js';
-import { isResourceType } from '../../lib/domain.js';
 import { DecryptionError } from '../../lib/errors/index.js';
-import { createKekProvider } from '../../lib/keys/kek-factory.js';
-import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
-import { TenantKeyring } from '../../lib/keys/keyring.js';
 import { revokeTenant } from '../../lib/revocation/revoke.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { createPool } from '../../lib/store/pool.js';
 import { testEnv } from '../harness.js';
 import { ehrctlEnv, runEhrctl } from './ehrctl-process.js';
-import { registerSandboxTenant, testActor, useSyncHarness } from './support.js';
+import { testActor, useSyncHarness } from './support.js';
+import { decryptTenantRecords, syncedSandboxTenant } from './stored-records.js';
 
 const harness = useSyncHarness({ sandbox: { seed: 7, size: 10 } });
 
@@ -33,28 +28,6 @@ async function asOwner<T>(fn: (owner: Pool) => Promise<T>): Promise<T> {
   }
 }
 
-/** Decrypts every stored record of the tenant with a fresh keyring; the errors of those that fail. */
-async function decryptAll(tenantId: string): Promise<{ records: number; failures: unknown[] }> {
-  const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
-  const keyring = new TenantKeyring({ pool: harness.pool, kek });
-  const { rows } = await harness.pool.query<{
-    integration_id: string;
-    resource_type: string;
-    resource_id: string;
-    ciphertext: Buffer;
-  }>('SELECT integration_id, resource_type, resource_id, ciphertext FROM records WHERE tenant_id = $1', [tenantId]);
-  const failures: unknown[] = [];
-  for (const r of rows) {
-    if (!isResourceType(r.resource_type)) throw new Error('unexpected resource type');
-    const ctx = { tenantId, integrationId: r.integration_id, resourceType: r.resource_type, resourceId: r.resource_id };
-    await decryptRecord(r.ciphertext, ctx, keyring.lookup).then(
-      (plain) => plain.fill(0),
-      (err: unknown) => failures.push(err),
-    );
-  }
-  return { records: rows.length, failures };
-}
-
 async function dataKeyStatuses(tenantId: string): Promise<string[]> {
   const sql = 'SELECT status FROM data_keys WHERE tenant_id = $1 ORDER BY key_version';
   return (await harness.pool.query<{ status: string }>(sql, [tenantId])).rows.map((r) => r.status);
@@ -67,12 +40,8 @@ async function auditOutcomes(tenantId: string): Promise<string[]> {
 
 describe('ehrctl tenants shred', () => {
   it('refuses an active tenant, a wrong confirmation and a legal hold; then no record can be decrypted', async () => {
-    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
-      resourceTypes: ['Patient', 'Observation'],
-    });
-    const target = { tenantId, integrationId: integrationIds[0]!, vendor: 'sandbox' };
-    await syncResult(await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, target));
-    const before = await decryptAll(tenantId);
+    const { tenantId, integrationIds } = await syncedSandboxTenant(harness);
+    const before = await decryptTenantRecords(harness, tenantId);
     expect(before.records).toBeGreaterThan(0);
     expect(before.failures).toEqual([]);
     const shred = (confirm = tenantId) =>
@@ -106,7 +75,7 @@ describe('ehrctl tenants shred', () => {
     expect(held.code, held.stderr).toBe(1);
     expect(held.stderr).toMatch(/crypto-shredding tenant .* incident/i);
     expect(await dataKeyStatuses(tenantId)).toEqual(['primary']);
-    expect((await decryptAll(tenantId)).failures).toEqual([]);
+    expect((await decryptTenantRecords(harness, tenantId)).failures).toEqual([]);
 
     await asOwner((owner) =>
       owner.query(
@@ -119,7 +88,7 @@ describe('ehrctl tenants shred', () => {
     expect(done.code, done.stderr).toBe(0);
     expect(done.stdout).toMatch(new RegExp(`tenant ${tenantId} crypto-shredded: data key versions 1 destroyed`));
     expect(await dataKeyStatuses(tenantId)).toEqual(['destroyed']);
-    const after = await decryptAll(tenantId);
+    const after = await decryptTenantRecords(harness, tenantId);
     expect(after.records).toBe(before.records);
     expect(after.failures).toHaveLength(before.records);
     for (const err of after.failures) expect(err).toBeInstanceOf(DecryptionError);

@@ -13,6 +13,7 @@ import type { AuditEvent } from '../../lib/audit/chain.js';
 import { RefusalAuditLimiter } from '../../lib/audit/refusal-limiter.js';
 import type { Logger } from '../../lib/log/logger.js';
 import { offersCredentials } from './auth.js';
+import { HTTP_ERROR_NAMES } from '../http-error-names.js';
 
 /** Audit action per route pattern (as registered with the router). */
 const ROUTE_ACTIONS: Readonly<Record<string, string>> = {
@@ -24,16 +25,6 @@ const ROUTE_ACTIONS: Readonly<Record<string, string>> = {
   '/*': 'codec.preflight',
 };
 export const UNKNOWN_ROUTE_ACTION = 'codec.unknown-route';
-
-const ERRORS: Readonly<Record<number, string>> = {
-  400: 'bad_request',
-  401: 'unauthorized',
-  403: 'forbidden',
-  404: 'not_found',
-  413: 'payload_too_large',
-  415: 'unsupported_media_type',
-  422: 'unprocessable',
-};
 
 /** Fixed reasons for what the framework refuses (never its message: a JSON parse error quotes the body). */
 const FRAMEWORK_REASONS: Readonly<Record<string, string>> = {
@@ -122,6 +113,6 @@ export function createRefuser(deps: {
       }
     }
     log?.warn({ status, reason, route: route ?? null, path: rawPath(req), sub }, 'codec request refused');
-    return reply.code(status).send({ error: ERRORS[status] ?? 'refused', reason });
+    return reply.code(status).send({ error: HTTP_ERROR_NAMES[status] ?? 'refused', reason });
   };
 }
