@@ -1,6 +1,6 @@
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
-import type { ResourceType } from '../domain.js';
+import type { ReadOptions, ReadStrategy, ResourceType } from '../domain.js';
 import type { Purpose } from '../fhir/classification.js';
 import type { TokenAuthMethod } from '../vendors/profiles/types.js';
 import type { VendorTlsRefs } from '../vendors/tls-options.js';
@@ -46,6 +46,11 @@ export interface Integration {
   credentialRotationDays: number | null;
   credentialRotatedAt: Date;
   settingsOverrides: SettingsOverrides;
+  /** null: the vendor profile's default (lib/sync/read-strategy.ts `readStrategyOf`). */
+  readStrategy: ReadStrategy | null;
+  readOptions: ReadOptions;
+  /** Hosts besides the vendor's own that may serve Bulk Data output files (set only through owner functions). */
+  bulkFileHosts: string[];
 }
 
 /** Who changed a setting away from its registration default, when and why. */
@@ -59,7 +64,15 @@ export type SettingsOverrides = Partial<
 export type IntegrationStatus = 'active' | 'suspended' | 'revoked';
 
 type Defaulted =
-  'authMethod' | 'clientSecretRef' | 'tlsRefs' | 'vendorParams' | 'syncIntervalHours' | 'credentialRotationDays';
+  | 'authMethod'
+  | 'clientSecretRef'
+  | 'tlsRefs'
+  | 'vendorParams'
+  | 'syncIntervalHours'
+  | 'credentialRotationDays'
+  | 'readStrategy'
+  | 'readOptions'
+  | 'bulkFileHosts';
 type Managed =
   'status' | 'createdAt' | 'credentialGeneration' | 'revokedAt' | 'credentialRotatedAt' | 'settingsOverrides';
 export type NewIntegration = Omit<Integration, Managed | Defaulted> & Partial<Pick<Integration, Defaulted>>;
@@ -89,6 +102,9 @@ interface Row {
   credential_rotation_days: number | null;
   credential_rotated_at: Date;
   settings_overrides: SettingsOverrides;
+  read_strategy: ReadStrategy | null;
+  read_options: ReadOptions | null;
+  bulk_file_hosts: string[] | null;
 }
 
 export function fromRow(r: Row): Integration {
@@ -117,6 +133,9 @@ export function fromRow(r: Row): Integration {
     credentialRotationDays: r.credential_rotation_days,
     credentialRotatedAt: r.credential_rotated_at,
     settingsOverrides: r.settings_overrides ?? {},
+    readStrategy: r.read_strategy ?? null,
+    readOptions: r.read_options ?? {},
+    bulkFileHosts: r.bulk_file_hosts ?? [],
   };
 }
 
@@ -153,8 +172,15 @@ export async function createIntegration(pool: Pool, i: NewIntegration, ctx: Audi
     if (res.rowCount === 0) throw new ConflictError('integration', i.id);
     // Settings are not secret references: the application role writes them itself (column grants).
     const settled = await client.query<Row>(
-      'UPDATE integrations SET sync_interval_hours = $2, credential_rotation_days = $3 WHERE id = $1 RETURNING *',
-      [i.id, i.syncIntervalHours ?? null, i.credentialRotationDays ?? null],
+      `UPDATE integrations SET sync_interval_hours = $2, credential_rotation_days = $3, read_strategy = $4,
+         read_options = $5 WHERE id = $1 RETURNING *`,
+      [
+        i.id,
+        i.syncIntervalHours ?? null,
+        i.credentialRotationDays ?? null,
+        i.readStrategy ?? null,
+        i.readOptions ?? {},
+      ],
     );
     await appendAuditEvents(client, [
       {
@@ -171,6 +197,7 @@ export async function createIntegration(pool: Pool, i: NewIntegration, ctx: Audi
           ...(i.signingKid ? { signingKid: i.signingKid, signingAlg: i.signingAlg } : {}),
           ...(i.syncIntervalHours ? { syncIntervalHours: i.syncIntervalHours } : {}),
           ...(i.credentialRotationDays ? { credentialRotationDays: i.credentialRotationDays } : {}),
+          ...(i.readStrategy ? { readStrategy: i.readStrategy } : {}),
         },
       },
     ]);

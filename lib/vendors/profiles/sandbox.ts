@@ -30,6 +30,17 @@ export const sandbox: VendorProfile = {
   },
   paging: { value: 'next-link', source: OURS, confidence: 'H' },
   bulk: { value: { supported: false, levels: [], incremental: false }, source: OURS, confidence: 'H' },
+  reads: {
+    value: {
+      defaultStrategy: 'search',
+      systemSearch: true,
+      lastUpdatedSearch: true,
+      overlapSeconds: 120,
+      maxPageSize: 1000,
+    },
+    source: OURS,
+    confidence: 'H',
+  },
   push: { value: 'none', source: OURS, confidence: 'H' },
   rateLimit: { value: null, source: OURS, confidence: 'H' },
   extraParameters: { value: [], source: OURS, confidence: 'H' },
