@@ -32,6 +32,22 @@ CREATE TABLE record_tombstones (
 );
 GRANT SELECT, INSERT, UPDATE, DELETE ON record_tombstones TO ehr_app;
 
+-- The patient strategy's roster for one sync run: the vendor's patient ids, in the order the run reads them.
+-- They stay here, never in the workflow history (which carries positions and counts only), and are dropped when
+-- the run ends; a roster older than a day belongs to a run that died and is swept by the next run's roster.
+CREATE TABLE sync_rosters (
+  roster_id      text NOT NULL,
+  position       integer NOT NULL,
+  tenant_id      text NOT NULL,
+  integration_id text NOT NULL,
+  patient_id     text NOT NULL,
+  created_at     timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (roster_id, position),
+  FOREIGN KEY (tenant_id, integration_id) REFERENCES integrations (tenant_id, id)
+);
+GRANT SELECT, INSERT, DELETE ON sync_rosters TO ehr_app;
+
 -- Down Migration
+DROP TABLE sync_rosters;
 DROP TABLE record_tombstones;
 ALTER TABLE integrations DROP COLUMN bulk_file_hosts, DROP COLUMN read_options, DROP COLUMN read_strategy;

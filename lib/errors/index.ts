@@ -162,6 +162,19 @@ export class ResponseTooLargeError extends EhrError {
 }
 
 /** A vendor page we cannot trust: nothing from it is written. */
+/** An integration's read strategy cannot run as configured (e.g. Group `$export` with no group id). */
+export class ReadPlanError extends EhrError {
+  readonly code = 'READ_PLAN_INVALID';
+  readonly retryable = false;
+  constructor(
+    readonly integrationId: string,
+    readonly problem: string,
+    readonly fix: string,
+  ) {
+    super(`integration ${integrationId} cannot be read: ${problem} (fix: ${fix})`);
+  }
+}
+
 export class MalformedVendorDataError extends EhrError {
   readonly code = 'VENDOR_DATA_MALFORMED';
   readonly retryable = false;

@@ -100,8 +100,10 @@ export class VendorClient {
     url: string,
     ctx: CallContext,
     accept = 'application/fhir+json',
+    /** e.g. `Cache-Control: no-cache` on searches; never authorization (the door sets it). */
+    headers: Record<string, string> = {},
   ): Promise<VendorResponse> {
-    return this.authorized(integrationId, ctx, url, { method: 'GET', headers: { accept } });
+    return this.authorized(integrationId, ctx, url, { method: 'GET', headers: { ...headers, accept } });
   }
 
   /**
