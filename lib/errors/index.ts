@@ -246,7 +246,7 @@ export class ClientIdPendingError extends EhrError {
   readonly retryable = false;
   constructor(readonly integrationId: string) {
     super(
-      `integration ${integrationId} has no client id yet: set the one the vendor issued with ` +
+      `integration ${integrationId} is pending-client-id (the vendor has not issued one): set it with ` +
         `\`ehrctl integrations update ${integrationId} --client-id <id> --reason <text>\``,
     );
   }
