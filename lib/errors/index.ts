@@ -250,6 +250,21 @@ export class IntegrationRevokedError extends EhrError {
   }
 }
 
+/**
+ * The integration was registered before the vendor issued its client id: nothing can be asked of the vendor
+ * until `ehrctl integrations update <id> --client-id …` sets it.
+ */
+export class ClientIdPendingError extends EhrError {
+  readonly code = 'INTEGRATION_PENDING_CLIENT_ID';
+  readonly retryable = false;
+  constructor(readonly integrationId: string) {
+    super(
+      `integration ${integrationId} is pending-client-id (the vendor has not issued one): set it with ` +
+        `\`ehrctl integrations update ${integrationId} --client-id <id> --reason <text>\``,
+    );
+  }
+}
+
 /** The vendor refused a resource type with 403: it no longer grants our scope for it (least privilege narrowed). */
 export class ScopeNotGrantedError extends EhrError {
   readonly code = 'VENDOR_SCOPE_NOT_GRANTED';

@@ -14,8 +14,10 @@ export interface Integration {
   tenantId: string;
   vendor: string;
   baseUrl: string;
-  tokenUrl: string;
-  clientId: string;
+  /** null: auth method none (no token endpoint). */
+  tokenUrl: string | null;
+  /** null: not yet issued by the vendor (status pending-client-id), or auth method none. */
+  clientId: string | null;
   /** How the integration authenticates at the token endpoint (lib/vendors/profiles/types.ts). */
   authMethod: TokenAuthMethod;
   /** private_key_jwt only (null otherwise). */
@@ -61,7 +63,8 @@ export type SettingsOverrides = Partial<
   >
 >;
 
-export type IntegrationStatus = 'active' | 'suspended' | 'revoked';
+/** pending-client-id: registered before the vendor issued a client id; refused until `integrations update`. */
+export type IntegrationStatus = 'active' | 'suspended' | 'revoked' | 'pending-client-id';
 
 type Defaulted =
   | 'authMethod'
@@ -82,8 +85,8 @@ interface Row {
   tenant_id: string;
   vendor: string;
   base_url: string;
-  token_url: string;
-  client_id: string;
+  token_url: string | null;
+  client_id: string | null;
   auth_method: TokenAuthMethod;
   signing_alg: 'RS384' | 'ES384' | null;
   signing_kid: string | null;
@@ -144,7 +147,12 @@ export function fromRow(r: Row): Integration {
  * register_integration (the application role may not INSERT integrations itself), which refuses a
  * secret reference outside the stored-reference policy (SecretRefRefusedError).
  */
-export async function createIntegration(pool: Pool, i: NewIntegration, ctx: AuditContext): Promise<Integration> {
+export async function createIntegration(
+  pool: Pool,
+  i: NewIntegration,
+  ctx: AuditContext,
+  extraDetails: Record<string, unknown> = {},
+): Promise<Integration> {
   return withTransaction(pool, async (client) => {
     const res = await refusingStoredSecretRefs(() =>
       client.query<Row>(
@@ -182,6 +190,12 @@ export async function createIntegration(pool: Pool, i: NewIntegration, ctx: Audi
         i.readOptions ?? {},
       ],
     );
+    // File hosts decide where downloads (and maybe a bearer token) go: only the owner's function writes them.
+    if (i.bulkFileHosts && i.bulkFileHosts.length > 0)
+      await client.query('SELECT 1 FROM update_integration_endpoints($1, NULL, NULL, NULL, $2)', [
+        i.id,
+        i.bulkFileHosts,
+      ]);
     await appendAuditEvents(client, [
       {
         ...ctx,
@@ -198,10 +212,14 @@ export async function createIntegration(pool: Pool, i: NewIntegration, ctx: Audi
           ...(i.syncIntervalHours ? { syncIntervalHours: i.syncIntervalHours } : {}),
           ...(i.credentialRotationDays ? { credentialRotationDays: i.credentialRotationDays } : {}),
           ...(i.readStrategy ? { readStrategy: i.readStrategy } : {}),
+          ...(i.readOptions && Object.keys(i.readOptions).length > 0 ? { readOptions: i.readOptions } : {}),
+          ...(i.bulkFileHosts && i.bulkFileHosts.length > 0 ? { bulkFileHosts: i.bulkFileHosts } : {}),
+          ...(i.clientId === null && i.authMethod !== 'none' ? { status: 'pending-client-id' } : {}),
+          ...extraDetails,
         },
       },
     ]);
-    return fromRow(settled.rows[0]!);
+    return i.bulkFileHosts && i.bulkFileHosts.length > 0 ? getIntegration(client, i.id) : fromRow(settled.rows[0]!);
   });
 }
 

@@ -176,6 +176,12 @@ export class VendorClient {
     const headers = { ...req.headers };
     const profile = profileOf(cred.vendor);
     if (profile) applyExtraParameters(profile, target, headers, cred.vendorParams ?? {});
+    if (cred.authMethod === 'none') {
+      // An open server (registered with an acknowledgement): no token, no Authorization header.
+      const res = await this.send(cred, ctx, { method: req.method, url: target, headers, body: req.body });
+      if (res.status === 401) throw new VendorAuthError(integrationId, 'the server demands authentication (401)');
+      return res;
+    }
     for (let attempt = 1; ; attempt++) {
       const token = await this.tokens.accessToken(integrationId);
       const res = await this.send(cred, ctx, {

@@ -20,6 +20,7 @@ export const VENDOR_IDS = [
   'meditech',
   'eclinicalworks',
   'nextgen',
+  'fhir-server',
   'sandbox',
 ] as const;
 export type VendorId = (typeof VENDOR_IDS)[number];
@@ -34,6 +35,9 @@ export const TOKEN_AUTH_METHODS = [
   'client_secret_basic',
   'client_secret_post',
   'tls_client_auth',
+  // No client authentication and no token: an open FHIR server on a network the organisation controls
+  // (registration demands TLS or loopback and an explicit acknowledgement; a residual risk in the matrix).
+  'none',
 ] as const;
 export type TokenAuthMethod = (typeof TOKEN_AUTH_METHODS)[number];
 
