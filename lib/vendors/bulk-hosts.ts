@@ -1,0 +1,30 @@
+/**
+ * Where Bulk Data files may come from. A manifest's file URL is followed only on the vendor's own origin
+ * or on a host the integration names (`bulkFileHosts`: a storage bucket, a CDN); anything else is refused
+ * before a request leaves. Whether the bearer token goes along is the manifest's `requiresAccessToken`,
+ * decided by the caller: a file host never gets a token the manifest did not ask for.
+ */
+import { isLoopback } from './http-policy.js';
+
+export type FileOrigin = 'vendor' | 'file-host' | 'refused';
+
+/** A host entry as an operator writes it (`files.example.com`, `files.example.com:8443`), compared case-blind. */
+function hostMatches(target: URL, entry: string): boolean {
+  const want = entry.trim().toLowerCase();
+  if (want.length === 0) return false;
+  return want === target.host.toLowerCase() || (!want.includes(':') && want === target.hostname.toLowerCase());
+}
+
+export function fileOrigin(target: URL, baseUrl: string, fileHosts: readonly string[]): FileOrigin {
+  if (target.protocol !== 'https:' && !(target.protocol === 'http:' && isLoopback(target))) return 'refused';
+  if (target.username || target.password) return 'refused';
+  if (target.origin === new URL(baseUrl).origin) return 'vendor';
+  return fileHosts.some((entry) => hostMatches(target, entry)) ? 'file-host' : 'refused';
+}
+
+/** A status URL must be the vendor's own (origin and base path): our token goes to it on every poll. */
+export function isVendorUrl(target: URL, baseUrl: string): boolean {
+  const base = new URL(baseUrl);
+  const basePath = base.pathname.replace(/\/$/, '');
+  return target.origin === base.origin && (target.pathname === basePath || target.pathname.startsWith(`${basePath}/`));
+}
