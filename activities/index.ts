@@ -5,19 +5,30 @@
  * boundary (activities/boundary.ts): errors become ApplicationFailures with stable codes.
  */
 import { atActivityBoundary } from './boundary.js';
+import { createBulkExportActivities as createBulkExportSteps } from './bulk-export.js';
 import { createContainmentActivities } from './containment.js';
-import type { SyncActivityDeps } from './deps.js';
+import type { BulkExportActivityDeps, SyncActivityDeps } from './deps.js';
 import { createKeyRotationActivities } from './key-rotation.js';
 import { createSyncPageActivities } from './sync-page.js';
 import { createSyncPlanningActivities } from './sync-planning.js';
 
-export type { ContainmentActivityDeps, KeyRotationActivityDeps, SyncActivityDeps } from './deps.js';
+export type {
+  BulkExportActivityDeps,
+  ContainmentActivityDeps,
+  KeyRotationActivityDeps,
+  SyncActivityDeps,
+} from './deps.js';
 export { createContainmentActivities, createKeyRotationActivities };
 
 export function createSyncActivities(deps: SyncActivityDeps) {
   return atActivityBoundary({ ...createSyncPlanningActivities(deps), ...createSyncPageActivities(deps) });
 }
 
+export function createBulkExportActivities(deps: BulkExportActivityDeps) {
+  return atActivityBoundary(createBulkExportSteps(deps));
+}
+
+export type BulkExportActivities = ReturnType<typeof createBulkExportSteps>;
 export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;
 export type SyncPageActivities = ReturnType<typeof createSyncPageActivities>;
 export type SyncActivities = ReturnType<typeof createSyncActivities>;

@@ -3,21 +3,33 @@
  * (activities/deps.ts). Activity names are global on a task queue, so two sets naming the same
  * activity is refused here rather than one silently replacing the other.
  */
-import type { ContainmentActivityDeps, KeyRotationActivityDeps, SyncActivityDeps } from '../activities/index.js';
-import { createContainmentActivities, createKeyRotationActivities, createSyncActivities } from '../activities/index.js';
+import type {
+  BulkExportActivityDeps,
+  ContainmentActivityDeps,
+  KeyRotationActivityDeps,
+  SyncActivityDeps,
+} from '../activities/index.js';
+import {
+  createBulkExportActivities,
+  createContainmentActivities,
+  createKeyRotationActivities,
+  createSyncActivities,
+} from '../activities/index.js';
 
 export interface WorkerActivityDeps {
   sync: SyncActivityDeps;
+  bulk: BulkExportActivityDeps;
   keyRotation: KeyRotationActivityDeps;
   containment: ContainmentActivityDeps;
 }
 
 export function createWorkerActivities(deps: WorkerActivityDeps) {
   const sync = createSyncActivities(deps.sync);
+  const bulk = createBulkExportActivities(deps.bulk);
   const keyRotation = createKeyRotationActivities(deps.keyRotation);
   const containment = createContainmentActivities(deps.containment);
-  const names = [sync, keyRotation, containment].flatMap((set) => Object.keys(set));
+  const names = [sync, bulk, keyRotation, containment].flatMap((set) => Object.keys(set));
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
-  return { ...sync, ...keyRotation, ...containment };
+  return { ...sync, ...bulk, ...keyRotation, ...containment };
 }
