@@ -8,7 +8,7 @@ import { BulkExportError, EhrError, VendorHttpError } from '../lib/errors/index.
 import { kickoffUrl, parseManifest, progressText } from '../lib/sync/bulk-manifest.js';
 import { advanceCheckpoint } from '../lib/store/checkpoints.js';
 import { withTransaction } from '../lib/store/pool.js';
-import { isVendorUrl } from '../lib/vendors/bulk-hosts.js';
+import { isVendorOrigin } from '../lib/vendors/bulk-hosts.js';
 import { parseRetryAfterMs } from '../lib/vendors/http-policy.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
 import { activityAuditContext } from './audit-context.js';
@@ -61,11 +61,11 @@ export function createBulkExportActivities(deps: BulkExportActivityDeps) {
       if (!location)
         throw new BulkExportError('BULK_KICKOFF_REFUSED', 'kick-off', 'the answer has no Content-Location');
       const statusUrl = new URL(location, url);
-      if (!isVendorUrl(statusUrl, integration.baseUrl)) {
+      if (!isVendorOrigin(statusUrl, integration.baseUrl)) {
         throw new BulkExportError(
           'BULK_HOST_REFUSED',
           'kick-off',
-          `the status URL is on ${statusUrl.host}${statusUrl.pathname}, outside the vendor's base URL`,
+          `the status URL is on ${statusUrl.host}, not the vendor's origin`,
         );
       }
       return { statusUrl: statusUrl.toString(), sinceSent: since };
@@ -84,6 +84,7 @@ export function createBulkExportActivities(deps: BulkExportActivityDeps) {
           method: 'GET',
           headers: { accept: 'application/json' },
           outcomeOnError: true,
+          anywhereOnOrigin: true,
         });
       } catch (err) {
         if (err instanceof EhrError && err.retryable)
@@ -118,6 +119,7 @@ export function createBulkExportActivities(deps: BulkExportActivityDeps) {
         const res = await deps.vendors.request(input.integrationId, input.statusUrl, call('bulk.delete'), {
           method: 'DELETE',
           headers: { accept: 'application/fhir+json' },
+          anywhereOnOrigin: true,
         });
         return { status: res.status };
       } catch (err) {
@@ -150,10 +152,6 @@ export function createBulkExportActivities(deps: BulkExportActivityDeps) {
 
 function assertStatusUrl(statusUrl: string, baseUrl: string, step: 'status'): void {
   const url = new URL(statusUrl);
-  if (!isVendorUrl(url, baseUrl))
-    throw new BulkExportError(
-      'BULK_HOST_REFUSED',
-      step,
-      `the status URL is on ${url.host}, outside the vendor's base URL`,
-    );
+  if (!isVendorOrigin(url, baseUrl))
+    throw new BulkExportError('BULK_HOST_REFUSED', step, `the status URL is on ${url.host}, not the vendor's origin`);
 }

@@ -28,6 +28,8 @@ import { assertTypeAllowed, integrationOfTenant } from './integration-policy.js'
 
 /** While skipping already-committed lines, heartbeat this often so a long skip is not taken for a dead worker. */
 const SKIP_HEARTBEAT_LINES = 10_000;
+/** The last heartbeat is repeated this often while a file is read (the preset's heartbeat timeout is 30 s). */
+const KEEP_ALIVE_MS = 5_000;
 
 type FileInput = Omit<BulkOutputFileInput, 'resourceType'>;
 
@@ -54,10 +56,15 @@ export function createBulkFileActivities(deps: BulkExportActivityDeps) {
     const resume = activity.info.heartbeatDetails as Resume<R> | undefined;
     const result = resume?.result ?? fresh;
     const skip = resume?.line ?? 0;
-    // A copy each time: the SDK may send a heartbeat later than asked, and `result` moves on meanwhile.
-    const beat = (line: number): void =>
-      activity.heartbeat({ line, result: structuredClone(result) } satisfies Resume<R>);
+    // A copy each time: the SDK may send a heartbeat later than asked, and `result` moves on meanwhile. The
+    // last one is repeated on a timer, so a slow vendor (bounded by the door's idle timeout) is not a dead worker.
+    let last: Resume<R> = { line: skip, result: structuredClone(result) };
+    const beat = (line: number): void => {
+      last = { line, result: structuredClone(result) };
+      activity.heartbeat(last);
+    };
     beat(skip);
+    const keepAlive = setInterval(() => activity.heartbeat(last), KEEP_ALIVE_MS);
     const ctx = { correlationId: activityAuditContext().correlationId, purpose };
     const options = {
       withToken: input.requiresAccessToken,
@@ -67,26 +74,28 @@ export function createBulkFileActivities(deps: BulkExportActivityDeps) {
     };
     try {
       await deps.vendors.streamLines(input.integrationId, input.url, ctx, options, async (lines) => {
-        let last = skip;
+        let reached = skip;
         for await (const line of lines) {
           if (line.number <= skip) {
             if (line.number % SKIP_HEARTBEAT_LINES === 0) beat(skip);
             continue;
           }
-          last = line.number;
+          reached = line.number;
           if (each(line, result)) {
-            await commit(result, last);
-            result.lines = last;
-            beat(last);
+            await commit(result, reached);
+            result.lines = reached;
+            beat(reached);
           }
         }
-        await commit(result, last);
-        result.lines = Math.max(result.lines, last);
+        await commit(result, reached);
+        result.lines = Math.max(result.lines, reached);
       });
     } catch (err) {
       if (err instanceof VendorHttpError && (err.status === 404 || err.status === 410))
         throw new BulkFileExpiredError(input.fileIndex, err.status);
       throw err;
+    } finally {
+      clearInterval(keepAlive);
     }
     return result;
   }

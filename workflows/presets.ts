@@ -71,12 +71,12 @@ export const bulkStatusPreset: ActivityOptions = {
 };
 
 /**
- * One Bulk Data file, streamed and stored in batches: long-running, so a heartbeat after each committed batch
- * (within a minute) tells a dead worker from a big file; the retry resumes after the last heartbeat's line.
+ * One Bulk Data file, streamed and stored in batches: long-running, so heartbeats (after each committed batch,
+ * and every few seconds) tell a dead worker from a big file; the retry resumes after the last heartbeat's line.
  */
 export const bulkFilePreset: ActivityOptions = {
   startToCloseTimeout: '4 hours',
-  heartbeatTimeout: '1 minute',
+  heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10 },
 };
 

@@ -22,9 +22,10 @@ export function fileOrigin(target: URL, baseUrl: string, fileHosts: readonly str
   return fileHosts.some((entry) => hostMatches(target, entry)) ? 'file-host' : 'refused';
 }
 
-/** A status URL must be the vendor's own (origin and base path): our token goes to it on every poll. */
-export function isVendorUrl(target: URL, baseUrl: string): boolean {
-  const base = new URL(baseUrl);
-  const basePath = base.pathname.replace(/\/$/, '');
-  return target.origin === base.origin && (target.pathname === basePath || target.pathname.startsWith(`${basePath}/`));
+/**
+ * A status URL must be on the vendor's own origin (https, or loopback http): our token goes to it on every
+ * poll. Any path: the IG does not put status URLs under the FHIR base, and many servers do not.
+ */
+export function isVendorOrigin(target: URL, baseUrl: string): boolean {
+  return target.origin === new URL(baseUrl).origin && !target.username && !target.password;
 }

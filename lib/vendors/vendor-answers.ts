@@ -26,11 +26,14 @@ export function withThrottleDelay(err: VendorHttpError, vendor: string): VendorH
     : new VendorHttpError(err.status, err.method, err.path, delay, err.outcomeCode);
 }
 
-/** A next link or any URL we are asked to follow must stay on the vendor's origin: our token goes with it. */
-export function assertSameOrigin(target: URL, baseUrl: string): void {
+/**
+ * A next link or any URL we are asked to follow must stay on the vendor's origin: our token goes with it.
+ * Inside the base URL's path too, unless `anywhereOnOrigin` (Bulk Data status URLs).
+ */
+export function assertSameOrigin(target: URL, baseUrl: string, anywhereOnOrigin = false): void {
   const base = new URL(baseUrl);
   const basePath = base.pathname.replace(/\/$/, '');
-  const inside = target.pathname === basePath || target.pathname.startsWith(`${basePath}/`);
+  const inside = anywhereOnOrigin || target.pathname === basePath || target.pathname.startsWith(`${basePath}/`);
   if (target.origin !== base.origin || !inside) {
     throw new VendorAuthError(
       '-',

@@ -104,18 +104,24 @@ export class VendorClient {
 
   /**
    * An authenticated request with headers of the caller's choosing (Bulk Data: `Prefer: respond-async` on a
-   * kick-off, DELETE on a status URL), same rules as get(). The answer's headers come back (Content-Location,
-   * Retry-After, X-Progress); with `outcomeOnError` a refusal's VendorHttpError carries the vendor's
-   * OperationOutcome issue code.
+   * kick-off, DELETE on a status URL), same rules as get() except that `anywhereOnOrigin` lets it reach any
+   * path of the vendor's origin (the IG puts status URLs wherever the server likes; many servers, and the
+   * sandbox, outside the FHIR base). The answer's headers come back (Content-Location, Retry-After,
+   * X-Progress); with `outcomeOnError` a refusal's VendorHttpError carries the vendor's OperationOutcome code.
    */
   async request(
     integrationId: string,
     url: string,
     ctx: CallContext,
-    opts: { method: 'GET' | 'DELETE'; headers: Record<string, string>; outcomeOnError?: boolean },
+    opts: {
+      method: 'GET' | 'DELETE';
+      headers: Record<string, string>;
+      outcomeOnError?: boolean;
+      anywhereOnOrigin?: boolean;
+    },
   ): Promise<VendorResponse> {
-    const { method, headers, outcomeOnError } = opts;
-    return this.authorized(integrationId, ctx, url, { method, headers }, { outcomeOnError });
+    const { method, headers, outcomeOnError, anywhereOnOrigin } = opts;
+    return this.authorized(integrationId, ctx, url, { method, headers }, { outcomeOnError, anywhereOnOrigin });
   }
 
   /**
@@ -236,12 +242,12 @@ export class VendorClient {
     ctx: CallContext,
     url: string,
     req: { method: RawRequest['method']; headers: Record<string, string>; body?: string },
-    sendOptions: SendOptions = {},
+    sendOptions: SendOptions & { anywhereOnOrigin?: boolean } = {},
   ): Promise<VendorResponse> {
     const cred = await this.deps.credentials(integrationId);
     const target = new URL(url);
     assertTransportAllowed(target);
-    assertSameOrigin(target, cred.baseUrl);
+    assertSameOrigin(target, cred.baseUrl, sendOptions.anywhereOnOrigin);
     const headers = { ...req.headers };
     const profile = profileOf(cred.vendor);
     if (profile) applyExtraParameters(profile, target, headers, cred.vendorParams ?? {});

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { BulkExportError } from '../../lib/errors/index.js';
 import { outcomeIssueCodes, parseDeletedLine, parseOutputLine } from '../../lib/sync/bulk-lines.js';
 import { kickoffUrl, parseManifest, progressText } from '../../lib/sync/bulk-manifest.js';
-import { fileOrigin, isVendorUrl } from '../../lib/vendors/bulk-hosts.js';
+import { fileOrigin, isVendorOrigin } from '../../lib/vendors/bulk-hosts.js';
 import { parseRetryAfterMs } from '../../lib/vendors/http-policy.js';
 import { ndjsonLines, type NdjsonLine } from '../../lib/vendors/ndjson-lines.js';
 
@@ -151,10 +151,11 @@ describe('where files and status URLs may be', () => {
     expect(fileOrigin(new URL('http://127.0.0.1:9/f'), 'http://127.0.0.1:8/fhir', ['127.0.0.1:9'])).toBe('file-host');
   });
 
-  it('status URLs: only inside the vendor base URL (the token goes there on every poll)', () => {
-    expect(isVendorUrl(new URL(`${BASE}/$export-poll-status?job=1`), BASE)).toBe(true);
-    expect(isVendorUrl(new URL('https://ehr.example.com/fhir/r4-other/status'), BASE)).toBe(false);
-    expect(isVendorUrl(new URL('https://status.example.com/fhir/r4/status'), BASE)).toBe(false);
+  it('status URLs: only on the vendor origin, any path (the token goes there on every poll)', () => {
+    expect(isVendorOrigin(new URL(`${BASE}/$export-poll-status?job=1`), BASE)).toBe(true);
+    expect(isVendorOrigin(new URL('https://ehr.example.com/bulk/status/1'), BASE)).toBe(true);
+    expect(isVendorOrigin(new URL('https://status.example.com/fhir/r4/status'), BASE)).toBe(false);
+    expect(isVendorOrigin(new URL('https://ehr.example.com:8443/fhir/r4/status'), BASE)).toBe(false);
   });
 });
 
