@@ -16,6 +16,13 @@ import {
   createSyncActivities,
 } from '../activities/index.js';
 
+/**
+ * How often a running activity's heartbeat reaches the server at most. The SDK's default (0.8 × the heartbeat
+ * timeout, e.g. 24 s) would let a killed worker's retry resume from a heartbeat tens of seconds old: a Bulk
+ * Data download would store that much again. Every worker (main, incident, endpoint queues) uses this.
+ */
+export const HEARTBEAT_THROTTLE = '2 seconds';
+
 export interface WorkerActivityDeps {
   sync: SyncActivityDeps;
   bulk: BulkExportActivityDeps;
