@@ -5,15 +5,21 @@
  * boundary (activities/boundary.ts): errors become ApplicationFailures with stable codes.
  */
 import { atActivityBoundary } from './boundary.js';
+import { createBulkExportActivities as createBulkExportSteps } from './bulk-export.js';
 import { createContainmentActivities } from './containment.js';
-import type { SyncActivityDeps } from './deps.js';
+import type { BulkExportActivityDeps, SyncActivityDeps } from './deps.js';
 import { createKeyRotationActivities } from './key-rotation.js';
 import { createSyncDeletionActivities } from './sync-deletions.js';
 import { createSyncPageActivities } from './sync-page.js';
 import { createSyncPatientActivities } from './sync-patients.js';
 import { createSyncPlanningActivities } from './sync-planning.js';
 
-export type { ContainmentActivityDeps, KeyRotationActivityDeps, SyncActivityDeps } from './deps.js';
+export type {
+  BulkExportActivityDeps,
+  ContainmentActivityDeps,
+  KeyRotationActivityDeps,
+  SyncActivityDeps,
+} from './deps.js';
 export { createContainmentActivities, createKeyRotationActivities };
 
 export function createSyncActivities(deps: SyncActivityDeps) {
@@ -25,6 +31,11 @@ export function createSyncActivities(deps: SyncActivityDeps) {
   });
 }
 
+export function createBulkExportActivities(deps: BulkExportActivityDeps) {
+  return atActivityBoundary(createBulkExportSteps(deps));
+}
+
+export type BulkExportActivities = ReturnType<typeof createBulkExportSteps>;
 export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;
 export type SyncPageActivities = ReturnType<typeof createSyncPageActivities> &
   ReturnType<typeof createSyncDeletionActivities> &

@@ -109,8 +109,10 @@ export class VendorHttpError extends EhrError {
     readonly method: string,
     readonly path: string,
     retryAfterMs?: number,
+    /** The first issue code of the OperationOutcome the vendor sent with it, when asked for (a FHIR code, no text). */
+    readonly outcomeCode?: string,
   ) {
-    super(`vendor answered ${status} to ${method} ${path}`);
+    super(`vendor answered ${status} to ${method} ${path}${outcomeCode ? ` (OperationOutcome ${outcomeCode})` : ''}`);
     this.code = status === 429 ? 'VENDOR_RATE_LIMITED' : status >= 500 ? 'VENDOR_UNAVAILABLE' : `VENDOR_HTTP_${status}`;
     this.retryable = status === 408 || status === 429 || status >= 500;
     this.retryAfterMs = retryAfterMs;
@@ -324,5 +326,37 @@ export class KeyRotationRolledBackError extends EhrError {
     readonly reason: string,
   ) {
     super(`key rotation ${workflowId} rolled back: ${reason}`);
+  }
+}
+
+/** The Bulk Data steps a failure can name (workflows/bulk-export.ts). */
+export type BulkStep = 'kick-off' | 'status' | 'manifest' | 'file' | 'error-file' | 'deleted-file';
+
+/**
+ * A Bulk Data `$export` cannot go on: the vendor refused the kick-off or failed the job (4xx), the manifest
+ * is not what the IG describes, or a URL it gave points where we may not go. Names the step and, when the
+ * vendor sent one, its OperationOutcome issue code; never a URL's query or a file's content.
+ */
+export class BulkExportError extends EhrError {
+  readonly retryable = false;
+  constructor(
+    readonly code: 'BULK_KICKOFF_REFUSED' | 'BULK_EXPORT_FAILED' | 'BULK_MANIFEST_INVALID' | 'BULK_HOST_REFUSED',
+    readonly step: BulkStep,
+    readonly detail: string,
+    readonly outcomeCode?: string,
+  ) {
+    super(`bulk export ${step}: ${detail}${outcomeCode ? ` (OperationOutcome ${outcomeCode})` : ''}`);
+  }
+}
+
+/** A Bulk Data file answered 404/410: the export's files expired before we read them (one new kick-off follows). */
+export class BulkFileExpiredError extends EhrError {
+  readonly code = 'BULK_FILE_EXPIRED';
+  readonly retryable = false;
+  constructor(
+    readonly fileIndex: number,
+    readonly status: number,
+  ) {
+    super(`bulk export file ${fileIndex} is gone (HTTP ${status}): the export expired`);
   }
 }
