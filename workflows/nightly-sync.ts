@@ -14,7 +14,10 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
+  ChildWorkflowFailure,
   condition,
+  executeChild,
   continueAsNew,
   proxyActivities,
   setHandler,
@@ -22,6 +25,7 @@ import {
 } from '@temporalio/workflow';
 import type { SyncPageActivities, SyncPlanningActivities } from '../activities/index.js';
 import type { PatientBatchResult, SyncPageResult } from '../activities/types.js';
+import type { BulkExportInput, BulkExportResult } from './bulk-export.js';
 import type { NightlySyncInput, SyncReport, SyncState, TypeProgress } from './nightly-sync-api.js';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal } from './nightly-sync-api.js';
 import { storePreset, vendorPagePreset } from './presets.js';
@@ -82,6 +86,8 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     state.plan.pageTaskQueue ? { ...vendorPagePreset, taskQueue: state.plan.pageTaskQueue } : vendorPagePreset,
   );
   const scope = { tenantId: input.tenantId, integrationId: input.integrationId };
+
+  if (read?.strategy === 'bulk') return readByBulk();
 
   if (read?.strategy === 'patient' && !state.roster) {
     const info = workflowInfo();
@@ -211,6 +217,53 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     return 'read';
   }
 
+  /**
+   * Bulk Data `$export` of every planned type, as a child workflow (its own history: polls, files, checkpoints).
+   * Cancel reaches it (it then DELETEs the export at the vendor); pause does not stop an export under way.
+   */
+  async function readByBulk(): Promise<SyncReport> {
+    const bulk = read!.bulk!;
+    const info = workflowInfo();
+    const exportInput: BulkExportInput = {
+      ...scope,
+      level: bulk.level,
+      ...(bulk.groupId ? { groupId: bulk.groupId } : {}),
+      types: state.plan.resourceTypes,
+      ...(bulk.typeFilter ? { typeFilter: bulk.typeFilter } : {}),
+      ...(state.plan.pageTaskQueue ? { pageTaskQueue: state.plan.pageTaskQueue } : {}),
+    };
+    if (await held()) return finish('cancelled');
+    const exporting = new CancellationScope();
+    let result: BulkExportResult;
+    try {
+      result = await exporting.run(async () => {
+        const child = executeChild<(i: BulkExportInput) => Promise<BulkExportResult>>('bulkExport', {
+          workflowId: `${info.workflowId}/bulk/${info.firstExecutionRunId}`,
+          args: [exportInput],
+        });
+        void condition(() => cancelRequested).then(() => exporting.cancel());
+        return child;
+      });
+    } catch (err) {
+      if (cancelRequested && (err instanceof ChildWorkflowFailure || isCancellation(err))) return finish('cancelled');
+      throw err;
+    }
+    for (const r of result.types) {
+      const t = state.progress.types.find((p) => p.resourceType === r.resourceType);
+      if (!t) continue;
+      record(t, r);
+      t.pages = r.files;
+      t.deleted = (t.deleted ?? 0) + r.deleted;
+      state.progress.totals.deleted = (state.progress.totals.deleted ?? 0) + r.deleted;
+      if (r.incomplete) {
+        t.incompleteReason = r.incomplete;
+        t.incompleteDetail = r.incompleteDetail ?? '';
+      }
+      t.done = r.checkpoint !== null && !r.incomplete;
+    }
+    return finish(state.progress.types.some((t) => t.incompleteReason) ? 'incomplete' : 'completed');
+  }
+
   /** One type, patient by patient over the run's roster, in batches of roster positions. */
   async function readByPatient(t: TypeProgress, since: string | null): Promise<'read' | 'cancelled'> {
     const roster = state.roster!;
@@ -316,6 +369,10 @@ function later(a: string | null, b: string | null): string | null {
 
 function isFailureOfType(err: unknown, type: string): boolean {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === type;
+}
+
+function isCancellation(err: unknown): boolean {
+  return err instanceof Error && err.name === 'CancelledFailure';
 }
 
 function historyIsLarge(limit = 10_000): boolean {

@@ -29,7 +29,11 @@ export const sandbox: VendorProfile = {
     granularity: { value: 'resource', source: OURS, confidence: 'H' },
   },
   paging: { value: 'next-link', source: OURS, confidence: 'H' },
-  bulk: { value: { supported: false, levels: [], incremental: false }, source: OURS, confidence: 'H' },
+  bulk: {
+    value: { supported: true, version: '2.0.0', levels: ['system', 'group', 'patient'], incremental: true },
+    source: OURS,
+    confidence: 'H',
+  },
   reads: {
     value: {
       defaultStrategy: 'search',
