@@ -26,6 +26,7 @@ import org.springframework.context.annotation.Import;
 public class InteropHapiServer {
 
   public static void main(String[] args) {
+    ParentWatch.start(ParentWatch.parentPid(args));
     SpringApplication app = new SpringApplication(InteropHapiServer.class);
     app.setDefaultProperties(
         Map.of(
