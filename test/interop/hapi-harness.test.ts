@@ -4,14 +4,15 @@
  * and deletes in _history, honours Cache-Control: no-cache, runs Bulk Data $export at every level,
  * and leaves no java process behind. The product's interop sync tests stand on these guarantees.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { findOnPath } from '../../dev/process.js';
+import { findOnPath, stopChild, waitForPidExit } from '../../dev/process.js';
 import { PROCESS_MARK_ENV, newProcessMark, processesMarked, waitForNoneMarked } from '../process-scan.js';
 import { describeWhenAvailable } from '../suites-not-run.js';
 import { ensureHapiJar, hapiCacheRoot, startHapi, type HapiServer } from './hapi.js';
-import { hapiSourceHash } from './hapi-build.js';
+import { hapiSourceHash, resolveJava } from './hapi-build.js';
 import { allPages, bulkExport, fhirJson, postBundle, typeHistory, type Bundle } from './hapi-fhir.js';
 import {
   currentVersions,
@@ -143,6 +144,36 @@ describeWhenAvailable(__filename, 'HAPI FHIR interop harness', [javaAndMaven], (
     expect(patient.resources.Condition!.map((r) => r.id!).sort()).toEqual(conditions);
     const group = await bulkExport(base, { kind: 'group', groupId: corpus.group.id }, { types: ['Observation'] });
     expect(group.resources.Observation!.length).toBe(corpus.byType.Observation!.length);
+  });
+
+  it('throws with the end of the log when the JVM cannot start, leaving no JVM', async () => {
+    const failedMark = newProcessMark();
+    const env = { ...process.env, [PROCESS_MARK_ENV]: failedMark };
+    const err = await startHapi({ env, maxHeap: '1m' }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(err?.message).toMatch(/HAPI FHIR server: the JVM exited .*the end of its log:/s);
+    expect(err?.message).toMatch(/heap/i);
+    expect(await waitForNoneMarked(failedMark, 10_000)).toEqual([]);
+  });
+
+  it('exits by itself when the process that started it is gone', async () => {
+    const parent = spawn('sleep', ['600'], { stdio: 'ignore' });
+    const jvm = spawn(
+      await resolveJava(),
+      ['-Xmx256m', '-jar', await ensureHapiJar(), '--server.port=0', `--interop.parent-pid=${parent.pid}`],
+      { stdio: 'ignore' },
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(jvm.exitCode).toBeNull();
+      parent.kill('SIGKILL');
+      expect(await waitForPidExit(jvm.pid!, 10_000)).toBe(true);
+    } finally {
+      parent.kill('SIGKILL');
+      await stopChild(jvm, 5_000);
+    }
   });
 
   it('stops, leaving no java process behind', async () => {
