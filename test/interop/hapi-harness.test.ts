@@ -11,8 +11,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { findOnPath, stopChild, waitForPidExit } from '../../dev/process.js';
 import { PROCESS_MARK_ENV, newProcessMark, processesMarked, waitForNoneMarked } from '../process-scan.js';
 import { describeWhenAvailable } from '../suites-not-run.js';
-import { ensureHapiJar, hapiCacheRoot, startHapi, type HapiServer } from './hapi.js';
-import { hapiSourceHash, resolveJava } from './hapi-build.js';
+import { ensureHapiJar, startHapi, type HapiServer } from './hapi.js';
+import { cachedHapiJarPath, resolveJava } from './hapi-build.js';
 import { allPages, bulkExport, fhirJson, postBundle, typeHistory, type Bundle } from './hapi-fhir.js';
 import {
   currentVersions,
@@ -24,7 +24,7 @@ import {
 } from './hapi-data.js';
 
 const javaHome = process.env.JAVA_HOME ? path.join(process.env.JAVA_HOME, 'bin', 'java') : undefined;
-const jarCached = fs.existsSync(path.join(hapiCacheRoot(), hapiSourceHash(), 'hapi-interop-server.jar'));
+const jarCached = fs.existsSync(cachedHapiJarPath());
 const javaAndMaven = {
   missing:
     !(javaHome && fs.existsSync(javaHome)) && !findOnPath('java')
