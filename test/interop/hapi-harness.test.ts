@@ -199,6 +199,7 @@ describeWhenAvailable(
         defaultPageSize: 7,
         maxPageSize: 9,
         reuseCachedSearchResultsMillis: 0,
+        resultCap: 10,
         bulkExport: false,
       });
       await loadCorpus(server.baseUrl, { patients: 3, perPatient: 1 }); // 12 Observations
@@ -208,12 +209,16 @@ describeWhenAvailable(
       await server?.stop();
     });
 
-    it('takes its page sizes, search reuse and $export from the options', async () => {
+    it('takes its page sizes, result cap, search reuse and $export from the options', async () => {
       const base = server.baseUrl;
       const page = await fhirJson<Bundle>(`${base}/Observation`);
       expect(page.entry).toHaveLength(7);
       const capped = await fhirJson<Bundle>(`${base}/Observation?_count=50`);
       expect(capped.entry).toHaveLength(9);
+      // 12 Observations stored; the cap truncates the search and its total alike (HAPI loads cap + 1).
+      const truncated = await allPages(`${base}/Observation?_count=3&_total=accurate`);
+      expect(truncated.entries).toHaveLength(11);
+      expect(truncated.total).toBe(11);
       const url = `${base}/Patient?_total=accurate`;
       const before = await fhirJson<Bundle>(url);
       await postBundle(base, 'transaction', [

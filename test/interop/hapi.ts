@@ -26,7 +26,10 @@ export interface HapiSettings {
   defaultPageSize?: number;
   /** Largest page served whatever _count asks (HAPI default 200). */
   maxPageSize?: number;
-  /** Caps how many results one search loads (HAPI's fetchSizeDefaultMaximum); unset: no cap. */
+  /**
+   * Truncates every search after about this many matches, Bundle.total included (HAPI's last search
+   * pre-fetch threshold; it loads max(cap, page size) + 1); unset: no cap, HAPI's default.
+   */
   resultCap?: number;
   /** Registers $export at system, Patient and Group level (default true). */
   bulkExport?: boolean;

@@ -16,6 +16,7 @@ import ca.uhn.fhir.jpa.model.dialect.HapiFhirH2Dialect;
 import ca.uhn.fhir.jpa.subscription.channel.config.SubscriptionChannelConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import jakarta.persistence.EntityManagerFactory;
+import java.util.List;
 import java.util.Properties;
 import javax.sql.DataSource;
 import org.springframework.beans.factory.config.ConfigurableListableBeanFactory;
@@ -59,7 +60,12 @@ public class HapiJpaWiring {
     s.setDeleteExpungeEnabled(false);
     s.setAllowMultipleDelete(true);
     s.setReuseCachedSearchResultsForMillis(settings.reuseCachedSearchResultsMillis);
-    if (settings.resultCap > 0) s.setFetchSizeDefaultMaximum(settings.resultCap);
+    if (settings.resultCap > 0) {
+      // HAPI loads a search's matches in rounds (13, 503, 2003, 6003, then all: the -1); ending the
+      // list with a positive number stops there, so no search ever yields more than that many.
+      s.setSearchPreFetchThresholds(
+          settings.resultCap > 13 ? List.of(13, settings.resultCap) : List.of(settings.resultCap));
+    }
     s.setEnableBulkExportJobReuse(settings.bulkExportReuse);
     return s;
   }

@@ -22,8 +22,8 @@ public class InteropSettings {
   public int maxPageSize;
 
   /**
-   * Caps how many results one search loads (JpaStorageSettings.fetchSizeDefaultMaximum); 0 means no
-   * cap, HAPI's default.
+   * No search yields more than this many matches (the last of HAPI's search pre-fetch thresholds);
+   * 0 means no cap, HAPI's default.
    */
   @Value("${interop.result-cap:0}")
   public int resultCap;
