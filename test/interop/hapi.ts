@@ -47,6 +47,8 @@ export interface StartHapiOptions extends HapiSettings {
   env?: NodeJS.ProcessEnv;
   /** Registered here the moment the JVM exists, taken off on stop(). */
   stops?: StopList;
+  /** Aborts the start (the JVM is stopped), as startSideBySide does when a sibling fails. */
+  signal?: AbortSignal;
   onProgress?: HapiBuildOptions['onProgress'];
 }
 
@@ -83,6 +85,21 @@ export async function startHapi(options: StartHapiOptions = {}): Promise<HapiSer
   const env = options.env ?? process.env;
   const jar = await ensureHapiJar({ env, onProgress: options.onProgress });
   const java = await resolveJava(env);
+  // The port is free when picked but bound only at the end of start-up; one retry covers a thief.
+  try {
+    return await startOnce(java, jar, env, options);
+  } catch (err) {
+    if (!(err instanceof DevSetupError && /Port \d+ (is|was) already in use/.test(err.message))) throw err;
+    return startOnce(java, jar, env, options);
+  }
+}
+
+async function startOnce(
+  java: string,
+  jar: string,
+  env: NodeJS.ProcessEnv,
+  options: StartHapiOptions,
+): Promise<HapiServer> {
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-hapi-'));
   const logFile = path.join(logDir, 'hapi.log');
   const port = await findFreePort();
@@ -117,7 +134,10 @@ export async function startHapi(options: StartHapiOptions = {}): Promise<HapiSer
   const baseUrl = `http://127.0.0.1:${port}/fhir`;
   const started = Date.now();
   try {
-    await waitForMetadata(baseUrl, child, options.startTimeoutMs ?? 180_000, () => spawnError);
+    await waitForMetadata(baseUrl, child, options.startTimeoutMs ?? 180_000, () => {
+      if (options.signal?.aborted) return new Error('start aborted');
+      return spawnError;
+    });
   } catch (err) {
     const tail = spawned.outputTail();
     await stop();
@@ -133,12 +153,12 @@ async function waitForMetadata(
   baseUrl: string,
   child: Parameters<typeof hasExited>[0],
   timeoutMs: number,
-  spawnError: () => Error | undefined,
+  failure: () => Error | undefined,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const failed = spawnError();
-    if (failed) throw new Error(`the JVM could not be started: ${failed.message}`);
+    const failed = failure();
+    if (failed) throw new Error(`the JVM did not start: ${failed.message}`);
     if (hasExited(child)) throw new Error(`the JVM exited (code ${child.exitCode}, signal ${child.signalCode})`);
     try {
       const res = await fetch(`${baseUrl}/metadata`, {
