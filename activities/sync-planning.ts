@@ -1,10 +1,12 @@
 /** Store-side steps of a sync: what to fetch, checkpoint advancement, and the closing report. */
 import { appendAuditEvents } from '../lib/audit/chain.js';
 import { IntegrationRevokedError, PolicyViolationError, ReadPlanError } from '../lib/errors/index.js';
+import type { ScopeNotGrantedError } from '../lib/errors/index.js';
 import type { ServerCapabilities } from '../lib/fhir/capabilities.js';
 import { UNKNOWN_CAPABILITIES, parseCapabilityStatement } from '../lib/fhir/capabilities.js';
 import type { ReadPlan } from '../lib/sync/read-strategy.js';
 import { planRead } from '../lib/sync/read-strategy.js';
+import { typesNotGranted } from '../lib/vendors/granted-scopes.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
 import { advanceCheckpoint, readCheckpoints } from '../lib/store/checkpoints.js';
 import { getIntegration } from '../lib/integrations/repository.js';
@@ -13,6 +15,8 @@ import { endpointQueueFor } from '../lib/vendors/endpoint-queues.js';
 import type { SyncActivityDeps } from './deps.js';
 import { activityAuditContext } from './audit-context.js';
 import type { AdvanceCheckpointInput, PlanSyncInput, SyncPlan, SyncReportInput } from './types.js';
+
+const SCOPE_NOT_GRANTED: ScopeNotGrantedError['code'] = 'VENDOR_SCOPE_NOT_GRANTED';
 
 export function createSyncPlanningActivities(
   deps: Pick<SyncActivityDeps, 'pool' | 'defaultPageSize' | 'endpointQueues' | 'vendors'>,
@@ -59,6 +63,24 @@ export function createSyncPlanningActivities(
       );
       const read = planRead({ integration, capabilities, types, checkpoints: stored });
       assertRunnable(integration.id, read);
+      if (read.strategy === 'bulk') {
+        // One export asks for every type at once, and a vendor refuses the whole kick-off for one type it does not
+        // grant: such a type is skipped here with its reason, as a 403 on a search skips it for the other strategies.
+        // A fresh token: the vendor may have narrowed the grant since the cached one was issued.
+        deps.vendors.tokens.invalidate(integration.id, await deps.vendors.tokens.accessToken(integration.id));
+        const scope = await deps.vendors.tokens.grantedScope(integration.id);
+        const refused = typesNotGranted(
+          scope,
+          types.map((t) => t.resourceType),
+        );
+        if (refused.length > 0) {
+          read.skip = refused.map((resourceType) => ({
+            resourceType,
+            reason: SCOPE_NOT_GRANTED,
+            detail: `the vendor did not grant a read scope for ${resourceType}`,
+          }));
+        }
+      }
       const maxPageSize = profileFor(integration.vendor).reads.value.maxPageSize;
       return {
         vendor: integration.vendor,

@@ -77,6 +77,11 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
       ...(input.resourceTypes ? { resourceTypes: input.resourceTypes } : {}),
     });
     state.progress.types = state.plan.resourceTypes.map((t) => emptyTypeProgress(t.resourceType));
+    for (const skip of state.plan.read?.skip ?? []) {
+      const t = state.progress.types.find((p) => p.resourceType === skip.resourceType);
+      if (t) Object.assign(t, { skippedReason: skip.reason, skippedDetail: skip.detail });
+    }
+    if (state.plan.read) state.progress.status = 'running';
   }
   const read = state.plan.read;
 
@@ -102,7 +107,9 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     state.progress.currentResourceType = resourceType;
 
     try {
-      if (state.roster) {
+      if (typeProgress.skippedReason !== undefined) {
+        // Skipped by the plan (e.g. a scope the vendor did not grant): nothing to read.
+      } else if (state.roster) {
         if ((await readByPatient(typeProgress, since)) === 'cancelled') return finish('cancelled');
       } else if ((await readBySearch(typeProgress, since)) === 'cancelled') {
         return finish('cancelled');
@@ -228,7 +235,7 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
       ...scope,
       level: bulk.level,
       ...(bulk.groupId ? { groupId: bulk.groupId } : {}),
-      types: state.plan.resourceTypes,
+      types: state.plan.resourceTypes.filter((t) => !read!.skip?.some((s) => s.resourceType === t.resourceType)),
       ...(bulk.typeFilter ? { typeFilter: bulk.typeFilter } : {}),
       ...(state.plan.pageTaskQueue ? { pageTaskQueue: state.plan.pageTaskQueue } : {}),
     };

@@ -41,6 +41,8 @@ export interface ReadPlan {
   typeHistory: Array<{ resourceType: ResourceType; since: string }>;
   /** bulk: the export's level and settings. */
   bulk?: { level: 'system' | 'group' | 'patient'; groupId?: string; typeFilter?: string[]; incremental: boolean };
+  /** Types this run does not read, each with its stable reason code (e.g. a scope the vendor did not grant). */
+  skip?: Array<{ resourceType: ResourceType; reason: string; detail: string }>;
   /** patient: where the roster comes from (a Group, or a Patient search). */
   roster?: { groupId?: string; search?: string };
 }

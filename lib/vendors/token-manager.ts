@@ -34,6 +34,13 @@ export class TokenManager {
     return (await this.refresh(integrationId)).accessToken;
   }
 
+  /** The scope the vendor granted with the current token (a fresh token when none is cached). */
+  async grantedScope(integrationId: string): Promise<string> {
+    const cached = this.cache.get(integrationId);
+    if (cached && cached.refreshAtMs > this.now()) return cached.scope;
+    return (await this.refresh(integrationId)).scope;
+  }
+
   /** Drops a token the vendor refused, unless a newer one has already replaced it. */
   invalidate(integrationId: string, refusedToken: string): void {
     if (this.cache.get(integrationId)?.accessToken === refusedToken) this.cache.delete(integrationId);
