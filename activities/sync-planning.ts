@@ -1,6 +1,6 @@
 /** Store-side steps of a sync: what to fetch, checkpoint advancement, and the closing report. */
 import { appendAuditEvents } from '../lib/audit/chain.js';
-import { IntegrationRevokedError, PolicyViolationError, ReadPlanError } from '../lib/errors/index.js';
+import { IntegrationRevokedError, PolicyViolationError, ReadPlanError, VendorHttpError } from '../lib/errors/index.js';
 import type { ScopeNotGrantedError } from '../lib/errors/index.js';
 import type { ServerCapabilities } from '../lib/fhir/capabilities.js';
 import { UNKNOWN_CAPABILITIES, parseCapabilityStatement } from '../lib/fhir/capabilities.js';
@@ -30,8 +30,11 @@ export function createSyncPlanningActivities(
       });
       return parseCapabilityStatement(res.body);
     } catch (err) {
-      if (err instanceof IntegrationRevokedError) throw err;
-      return UNKNOWN_CAPABILITIES;
+      // No statement there (404, 401 on an unauthenticated metadata route…): nothing optional. Anything else
+      // (our credentials refused, the vendor down, revoked) is the run's problem, not a missing statement.
+      if (err instanceof VendorHttpError && err.status >= 400 && err.status < 500 && err.status !== 429)
+        return UNKNOWN_CAPABILITIES;
+      throw err;
     }
   }
 

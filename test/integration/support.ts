@@ -3,6 +3,7 @@
  * the global setup (test/global-setup.ts); each test file brings its own sandbox vendor, tenant,
  * integrations and an in-process worker on its own task queue.
  */
+import type { ReadChoiceInput } from '../../lib/integrations/read-choice.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -169,7 +170,14 @@ export async function startTestSandbox(opts: SandboxOptions = {}): Promise<Sandb
 export async function registerSandboxTenant(
   pool: Pool,
   sandbox: SandboxHandle,
-  options: { resourceTypes?: string[]; alg?: 'ES384' | 'RS384'; integrations?: number; jwksPublicUrl?: string } = {},
+  options: {
+    resourceTypes?: string[];
+    alg?: 'ES384' | 'RS384';
+    integrations?: number;
+    jwksPublicUrl?: string;
+    /** A read strategy and its options, as `integrations add --strategy …` takes them. */
+    read?: ReadChoiceInput;
+  } = {},
 ): Promise<{ tenantId: string; integrationIds: string[] }> {
   const tenantId = uniqueId('t');
   await createTenant(pool, { id: tenantId, name: 'Synthetic Test Clinic' }, testActor);
@@ -187,6 +195,7 @@ export async function registerSandboxTenant(
         alg: options.alg,
         // With our hosted JWKS: the sandbox learns the keys from it (and its cache), not from registration.
         ...(options.jwksPublicUrl ? { jwksPublicUrl: options.jwksPublicUrl } : {}),
+        ...(options.read ? { read: options.read } : {}),
         secretsDir: testEnv().secretsDir,
         sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken },
       },

@@ -4,6 +4,7 @@
  * non-retryable failure naming the cause, with nothing written for the failing page. A vendor that
  * narrows our scopes later makes the next sync skip that type, say why, and sync the others.
  */
+import type { ReadChoiceInput } from '../../lib/integrations/read-choice.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { startSync, syncResult } from '../../client/sync-client.js';
@@ -32,8 +33,15 @@ interface Target {
   integrationId: string;
 }
 
-async function integrationFor(resourceTypes: string[], sandbox: SandboxHandle = harness.sandbox): Promise<Target> {
-  const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, sandbox, { resourceTypes });
+async function integrationFor(
+  resourceTypes: string[],
+  sandbox: SandboxHandle = harness.sandbox,
+  read?: ReadChoiceInput,
+): Promise<Target> {
+  const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, sandbox, {
+    resourceTypes,
+    ...(read ? { read } : {}),
+  });
   return { tenantId, integrationId: integrationIds[0]! };
 }
 
@@ -261,7 +269,12 @@ describe('faults that stop the sync with a named, non-retryable failure and noth
       'GET',
       `/admin/ledger?since=${ledgerFrom}`,
     );
-    expect(ledger.entries).toHaveLength(1);
+    // The statement, the count and the first page reached the vendor; nothing followed the foreign link.
+    expect(ledger.entries.map((e) => (e as { resource: string }).resource)).toEqual([
+      'metadata',
+      'Condition',
+      'Condition',
+    ]);
   });
 });
 
@@ -351,10 +364,12 @@ describe('a vendor personality with a fixed-window limit and no Retry-After', ()
     meditech = await startTestSandbox({
       personality: 'meditech',
       rateLimit: { requests: 2, windowMs: 2000, window: 'fixed' },
+      size: 60,
     });
     expect(meditech.fhirBaseUrl).toMatch(/\/v2\/uscore\/STU6$/);
     const types = ['Patient', 'Condition'];
-    const t = await integrationFor(types, meditech);
+    // MEDITECH serves clinical types per patient only: the patient strategy, as its profile says.
+    const t = await integrationFor(types, meditech, { strategy: 'patient', rosterSearch: '_count=50' });
     await completesExactly(t, types, meditech);
     const state = await adminJson<{ rateLimit: { throttled: number } }>(meditech, '/admin/personality');
     expect(state.rateLimit.throttled).toBeGreaterThan(0);
