@@ -14,14 +14,38 @@ export const BASE_LAST_UPDATED_MS = Date.UTC(2024, 0, 1, 0, 0, 0, 0);
 export const BASE_STEP_MS = 1000;
 export const MRN_SYSTEM = 'urn:oid:2.16.840.1.113883.3.SANDBOX.mrn';
 
+/**
+ * Each type's share of the data set. The original seven keep their proportions among themselves (80%
+ * of the data set); every other US Core type has 1%, so a default data set of 700 holds 7 of each.
+ */
 const SHARES: Record<ResourceType, number> = {
-  Patient: 0.1,
-  Encounter: 0.2,
-  Observation: 0.35,
-  Condition: 0.1,
-  MedicationRequest: 0.1,
-  AllergyIntolerance: 0.075,
-  Appointment: 0.075,
+  Patient: 0.08,
+  Encounter: 0.16,
+  Observation: 0.28,
+  Condition: 0.08,
+  MedicationRequest: 0.08,
+  AllergyIntolerance: 0.06,
+  Appointment: 0.06,
+  CarePlan: 0.01,
+  CareTeam: 0.01,
+  Coverage: 0.01,
+  Device: 0.01,
+  DiagnosticReport: 0.01,
+  DocumentReference: 0.01,
+  Goal: 0.01,
+  Immunization: 0.01,
+  Location: 0.01,
+  Medication: 0.01,
+  MedicationDispense: 0.01,
+  Organization: 0.01,
+  Practitioner: 0.01,
+  PractitionerRole: 0.01,
+  Procedure: 0.01,
+  Provenance: 0.01,
+  QuestionnaireResponse: 0.01,
+  RelatedPerson: 0.01,
+  ServiceRequest: 0.01,
+  Specimen: 0.01,
 };
 
 const ID_PREFIX: Record<ResourceType, string> = {
@@ -32,6 +56,26 @@ const ID_PREFIX: Record<ResourceType, string> = {
   MedicationRequest: 'mrx',
   AllergyIntolerance: 'alg',
   Appointment: 'apt',
+  CarePlan: 'cpl',
+  CareTeam: 'ctm',
+  Coverage: 'cov',
+  Device: 'dev',
+  DiagnosticReport: 'dxr',
+  DocumentReference: 'doc',
+  Goal: 'gol',
+  Immunization: 'imm',
+  Location: 'loc',
+  Medication: 'med',
+  MedicationDispense: 'mdp',
+  Organization: 'org',
+  Practitioner: 'prc',
+  PractitionerRole: 'prr',
+  Procedure: 'prd',
+  Provenance: 'prv',
+  QuestionnaireResponse: 'qrs',
+  RelatedPerson: 'rlp',
+  ServiceRequest: 'srq',
+  Specimen: 'spc',
 };
 const TYPE_BY_PREFIX = new Map<string, ResourceType>(RESOURCE_TYPES.map((type) => [ID_PREFIX[type], type] as const));
 const ID_PATTERN = /^([a-z]+)-([0-9a-z]{7,11})-([0-9a-z]{2})$/;
@@ -39,12 +83,12 @@ const INDEX_WIDTH = 7;
 
 export type Layout = Record<ResourceType, number>;
 
-/** Per-type base counts: the shares of `size`, at least one Patient, rounding remainder to Observation. */
+/** Per-type base counts: the shares of `size` (whole percents), at least one Patient, the rest to Observation. */
 export function computeLayout(size: number): Layout {
   const layout = {} as Layout;
   let sum = 0;
   for (const type of RESOURCE_TYPES) {
-    layout[type] = Math.floor(size * SHARES[type]);
+    layout[type] = Math.floor((size * Math.round(SHARES[type] * 100)) / 100);
     sum += layout[type];
   }
   if (layout.Patient < 1) {
