@@ -1,26 +1,13 @@
 /**
- * The rest of the US Core record: builders for the clinical types beyond the original seven, and the
- * awkward Observation shapes (a blood-pressure panel with systolic/diastolic `component`, a lab panel
- * with `hasMember`, valueString / valueBoolean / valuePeriod, effectivePeriod / effectiveInstant).
- * Directory and coverage types are in resources-directory.ts. Like everything the sandbox serves, each
- * resource is a pure function of (seed, type, index, version); a version > 1 changes a clinical field.
+ * The rest of the US Core clinical record: builders for the clinical types beyond the original seven
+ * (the awkward Observation shapes are in resources-observation.ts, directory and coverage types in
+ * resources-directory.ts). Like everything the sandbox serves, each resource is a pure function of
+ * (seed, type, index, version); a version > 1 changes a clinical field.
  */
 import type { ResourceType } from '../lib/domain.js';
-import { patientFamily, resourceId } from './data.js';
 import type { FhirResource, ResourceBase } from './fhir-values.js';
-import {
-  CATEGORY_SYSTEM,
-  DAY_MS,
-  LOINC,
-  RXNORM,
-  SNOMED,
-  UCUM,
-  coding,
-  concept,
-  cycle,
-  frozen,
-  iso,
-} from './fhir-values.js';
+import { DAY_MS, LOINC, RXNORM, SNOMED, coding, concept, cycle, frozen, iso } from './fhir-values.js';
+import { note, quantity, ref } from './resources-observation.js';
 import {
   coverage,
   location,
@@ -36,17 +23,8 @@ type RecordType = Exclude<
 >;
 
 const CVX = 'http://hl7.org/fhir/sid/cvx';
-const vitalSigns = frozen([coding(CATEGORY_SYSTEM, 'vital-signs')]);
-const laboratory = frozen([coding(CATEGORY_SYSTEM, 'laboratory')]);
-const socialHistory = frozen([coding(CATEGORY_SYSTEM, 'social-history')]);
 const K = frozen({
-  bpPanel: concept(LOINC, '85354-9', 'Blood pressure panel with all children optional'),
-  systolic: concept(LOINC, '8480-6', 'Systolic blood pressure'),
-  diastolic: concept(LOINC, '8462-4', 'Diastolic blood pressure'),
   cbc: concept(LOINC, '58410-2', 'CBC panel - Blood by Automated count'),
-  bloodType: concept(LOINC, '882-1', 'ABO and Rh group [Type] in Blood'),
-  fallRisk: concept(LOINC, '73830-2', 'Fall risk assessment'),
-  employment: concept(LOINC, '74165-2', 'History of employment status'),
   progressNote: concept(LOINC, '11506-3', 'Progress note'),
   clinicalNote: coding('http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category', 'clinical-note'),
   assessPlan: coding('http://hl7.org/fhir/us/core/CodeSystem/careplan-category', 'assess-plan'),
@@ -85,78 +63,12 @@ const DRUGS = frozen(
 const PLAN_STATUS = ['active', 'completed', 'revoked'] as const;
 const REQUEST_STATUS = ['active', 'completed', 'on-hold'] as const;
 
-function ref(b: ResourceBase, type: ResourceType, n: number): { reference: string } {
-  return { reference: `${type}/${resourceId(b.ctx.seed, type, n)}` };
-}
 /** A practitioner of the data set (plausible: about one per eight patients; may not resolve in tiny sets). */
 function practitionerRef(b: ResourceBase): { reference: string } {
   return ref(b, 'Practitioner', b.rng.int(Math.max(1, Math.floor(b.ctx.patientCount / 8))));
 }
 function head(b: ResourceBase, type: RecordType | 'Observation'): FhirResource {
   return { resourceType: type, id: b.id, meta: b.meta };
-}
-function note(b: ResourceBase, what: string): Array<{ text: string }> {
-  return [{ text: `Synthetic ${what} for ${patientFamily(b.ctx.seed, b.patientIndex)} (version ${b.version}).` }];
-}
-
-/** The unusual Observations (indices 1, 3, 5, 7, 9 modulo 10), or undefined for an ordinary vital sign. */
-export function observationVariant(b: ResourceBase): FhirResource | undefined {
-  const status = b.version === 1 ? 'final' : 'amended';
-  const common = { ...head(b, 'Observation'), status, subject: b.ref };
-  const shift = b.version - 1;
-  switch (b.index % 10) {
-    case 1:
-      return {
-        ...common,
-        category: vitalSigns,
-        code: K.bpPanel,
-        effectiveDateTime: iso(b.when),
-        component: [
-          { code: K.systolic, valueQuantity: quantity(110 + b.rng.int(50) + shift, 'mm[Hg]') },
-          { code: K.diastolic, valueQuantity: quantity(65 + b.rng.int(30), 'mm[Hg]') },
-        ],
-      };
-    case 3:
-      return {
-        ...common,
-        category: laboratory,
-        code: K.cbc,
-        effectiveDateTime: iso(b.when),
-        issued: iso(b.when + 7_200_000),
-        hasMember: [1, 2, 3].map((k) => ref(b, 'Observation', b.index + 10 * k + shift)),
-      };
-    case 5:
-      return {
-        ...common,
-        category: laboratory,
-        code: K.bloodType,
-        effectivePeriod: { start: iso(b.when), end: iso(b.when + 1_800_000) },
-        valueString: cycle(['A Rh positive', 'O Rh negative', 'B Rh positive'], b.rng.int(3), b.version),
-        note: note(b, 'blood type comment'),
-      };
-    case 7:
-      return {
-        ...common,
-        category: socialHistory,
-        code: K.fallRisk,
-        effectiveInstant: iso(b.when),
-        valueBoolean: (b.rng.int(2) + shift) % 2 === 0,
-      };
-    case 9:
-      return {
-        ...common,
-        category: socialHistory,
-        code: K.employment,
-        effectiveDateTime: iso(b.when),
-        valuePeriod: { start: iso(b.when - 400 * DAY_MS), end: iso(b.when - (30 - shift) * DAY_MS) },
-      };
-    default:
-      return undefined;
-  }
-}
-
-function quantity(value: number, unit: string): Record<string, unknown> {
-  return { value, unit, system: UCUM, code: unit };
 }
 
 export function recordResource(type: RecordType, b: ResourceBase): FhirResource {

@@ -20,7 +20,8 @@ import {
   frozen,
   iso,
 } from './fhir-values.js';
-import { observationVariant, recordResource } from './resources-record.js';
+import { observationVariant } from './resources-observation.js';
+import { recordResource } from './resources-record.js';
 
 export { iso } from './fhir-values.js';
 
