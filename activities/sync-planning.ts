@@ -1,6 +1,6 @@
 /** Store-side steps of a sync: what to fetch, checkpoint advancement, and the closing report. */
 import { appendAuditEvents } from '../lib/audit/chain.js';
-import { IntegrationRevokedError, PolicyViolationError } from '../lib/errors/index.js';
+import { IntegrationRevokedError, PolicyViolationError, ScopeNotAdvertisedError } from '../lib/errors/index.js';
 import { advanceCheckpoint, readCheckpoints } from '../lib/store/checkpoints.js';
 import { getIntegration } from '../lib/integrations/repository.js';
 import { withTransaction } from '../lib/store/pool.js';
@@ -10,7 +10,7 @@ import { activityAuditContext } from './audit-context.js';
 import type { AdvanceCheckpointInput, PlanSyncInput, SyncPlan, SyncReportInput } from './types.js';
 
 export function createSyncPlanningActivities(
-  deps: Pick<SyncActivityDeps, 'pool' | 'defaultPageSize' | 'endpointQueues'>,
+  deps: Pick<SyncActivityDeps, 'pool' | 'defaultPageSize' | 'endpointQueues' | 'directory'>,
 ) {
   return {
     /**
@@ -30,13 +30,23 @@ export function createSyncPlanningActivities(
         ? new Map<string, string>()
         : await readCheckpoints(deps.pool, input.tenantId, input.integrationId);
       const pageQueue = endpointQueueFor(deps.endpointQueues, integration);
+      // Types the vendor's discovery does not advertise are skipped with their reason, not fetched.
+      const wanted = integration.resourceTypes.filter((t) => !input.resourceTypes || input.resourceTypes.includes(t));
+      const unadvertised = new Set(await deps.directory.unadvertisedTypes(integration.id));
+      const skipped = wanted
+        .filter((t) => unadvertised.has(t))
+        .map((resourceType) => {
+          const e = new ScopeNotAdvertisedError(integration.id, resourceType);
+          return { resourceType, reason: e.code, detail: e.message };
+        });
       return {
         vendor: integration.vendor,
         pageSize: deps.defaultPageSize,
         ...(pageQueue ? { pageTaskQueue: pageQueue.taskQueue } : {}),
-        resourceTypes: integration.resourceTypes
-          .filter((t) => input.resourceTypes === undefined || input.resourceTypes.includes(t))
+        resourceTypes: wanted
+          .filter((t) => !unadvertised.has(t))
           .map((resourceType) => ({ resourceType, since: checkpoints.get(resourceType) ?? null })),
+        ...(skipped.length > 0 ? { skipped } : {}),
       };
     },
 

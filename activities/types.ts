@@ -18,6 +18,8 @@ export interface SyncPlan {
    */
   pageTaskQueue?: string;
   resourceTypes: Array<{ resourceType: ResourceType; since: string | null }>;
+  /** Types left out of `resourceTypes` and why (VENDOR_SCOPE_NOT_ADVERTISED); absent when none. */
+  skipped?: SkippedType[];
 }
 
 export interface SyncPageInput {
