@@ -15,17 +15,18 @@ export const BASE_STEP_MS = 1000;
 export const MRN_SYSTEM = 'urn:oid:2.16.840.1.113883.3.SANDBOX.mrn';
 
 /**
- * Each type's share of the data set. The original seven keep their proportions among themselves (80%
- * of the data set); every other US Core type has 1%, so a default data set of 700 holds 7 of each.
+ * Each type's share of `size`. The original seven types share `size` exactly as they always did, so
+ * every count (and page boundary) that tests and benchmarks knew stays what it was; each other US Core
+ * type adds 1% of `size` on top (20% in all): a data set of size 700 holds 840 resources, 7 of each new type.
  */
 const SHARES: Record<ResourceType, number> = {
-  Patient: 0.08,
-  Encounter: 0.16,
-  Observation: 0.28,
-  Condition: 0.08,
-  MedicationRequest: 0.08,
-  AllergyIntolerance: 0.06,
-  Appointment: 0.06,
+  Patient: 0.1,
+  Encounter: 0.2,
+  Observation: 0.35,
+  Condition: 0.1,
+  MedicationRequest: 0.1,
+  AllergyIntolerance: 0.075,
+  Appointment: 0.075,
   CarePlan: 0.01,
   CareTeam: 0.01,
   Coverage: 0.01,
@@ -47,6 +48,7 @@ const SHARES: Record<ResourceType, number> = {
   ServiceRequest: 0.01,
   Specimen: 0.01,
 };
+const ORIGINAL_TYPES = RESOURCE_TYPES.slice(0, 7);
 
 const ID_PREFIX: Record<ResourceType, string> = {
   Patient: 'pt',
@@ -83,13 +85,16 @@ const INDEX_WIDTH = 7;
 
 export type Layout = Record<ResourceType, number>;
 
-/** Per-type base counts: the shares of `size` (whole percents), at least one Patient, the rest to Observation. */
+/**
+ * Per-type base counts: the original seven types' shares of `size` (at least one Patient, the rounding
+ * remainder to Observation), plus 1% of `size` for each other type.
+ */
 export function computeLayout(size: number): Layout {
   const layout = {} as Layout;
   let sum = 0;
   for (const type of RESOURCE_TYPES) {
-    layout[type] = Math.floor((size * Math.round(SHARES[type] * 100)) / 100);
-    sum += layout[type];
+    layout[type] = Math.floor(size * SHARES[type]);
+    if (ORIGINAL_TYPES.includes(type)) sum += layout[type];
   }
   if (layout.Patient < 1) {
     layout.Patient = 1;

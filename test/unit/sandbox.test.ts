@@ -155,7 +155,7 @@ describe('sandbox FHIR search and paging', () => {
       expect([...stamps].sort()).toEqual(stamps);
     }
     const totalObservations = (await adminJson<Manifest>(sb, '/admin/manifest?type=Observation')).records.length;
-    expect(totalObservations).toBe(560); // 28% of the 2,000 (the original seven types are 80% of the set)
+    expect(totalObservations).toBe(700);
   });
 
   it('returns exactly the modified and created records after _lastUpdated=gt, each once at its new position', async () => {
@@ -219,8 +219,8 @@ describe('sandbox FHIR search and paging', () => {
       expect(((await res.json()) as { resourceType: string }).resourceType).toBe('OperationOutcome');
     }
     const capped = (await (await get(`${sb.fhirBaseUrl}/Observation?_count=999999`)).json()) as Bundle;
-    expect(capped.entry).toHaveLength(560);
-    expect(capped.total).toBe(560);
+    expect(capped.entry).toHaveLength(700);
+    expect(capped.total).toBe(700);
   });
 
   it('serves metadata and SMART discovery without auth', async () => {
