@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { RESOURCE_TYPES } from '../../lib/domain.js';
 import { PURPOSE_POLICIES } from '../../lib/fhir/classification.js';
 import { RETAINED_ELEMENTS, minimise, patientIdOf } from '../../lib/fhir/minimise.js';
 
