@@ -26,6 +26,18 @@ export interface SyncActivityDeps {
   endpointQueues: EndpointQueuePolicy;
 }
 
+/** The Bulk Data export's activities (workflows/bulk-export.ts, a child of the nightly sync). */
+export interface BulkExportActivityDeps {
+  pool: Pool;
+  keyring: TenantKeyring;
+  vendors: VendorClient;
+  directory: CredentialDirectory;
+  /** Lines stored per transaction (and per heartbeat): a resumed download repeats at most one batch. */
+  batchSize: number;
+  /** Longest NDJSON line accepted; a longer one is reported malformed (by number) and skipped. */
+  maxLineBytes: number;
+}
+
 /** The key rotation's activities (workflows/key-rotation.ts). */
 export interface KeyRotationActivityDeps {
   pool: Pool;

@@ -5,21 +5,41 @@
  * boundary (activities/boundary.ts): errors become ApplicationFailures with stable codes.
  */
 import { atActivityBoundary } from './boundary.js';
+import { createBulkExportActivities as createBulkExportSteps } from './bulk-export.js';
 import { createContainmentActivities } from './containment.js';
-import type { SyncActivityDeps } from './deps.js';
+import type { BulkExportActivityDeps, SyncActivityDeps } from './deps.js';
 import { createKeyRotationActivities } from './key-rotation.js';
+import { createSyncDeletionActivities } from './sync-deletions.js';
 import { createSyncPageActivities } from './sync-page.js';
+import { createSyncPatientActivities } from './sync-patients.js';
 import { createSyncPlanningActivities } from './sync-planning.js';
 
-export type { ContainmentActivityDeps, KeyRotationActivityDeps, SyncActivityDeps } from './deps.js';
+export type {
+  BulkExportActivityDeps,
+  ContainmentActivityDeps,
+  KeyRotationActivityDeps,
+  SyncActivityDeps,
+} from './deps.js';
 export { createContainmentActivities, createKeyRotationActivities };
 
 export function createSyncActivities(deps: SyncActivityDeps) {
-  return atActivityBoundary({ ...createSyncPlanningActivities(deps), ...createSyncPageActivities(deps) });
+  return atActivityBoundary({
+    ...createSyncPlanningActivities(deps),
+    ...createSyncPageActivities(deps),
+    ...createSyncDeletionActivities(deps),
+    ...createSyncPatientActivities(deps),
+  });
 }
 
+export function createBulkExportActivities(deps: BulkExportActivityDeps) {
+  return atActivityBoundary(createBulkExportSteps(deps));
+}
+
+export type BulkExportActivities = ReturnType<typeof createBulkExportSteps>;
 export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;
-export type SyncPageActivities = ReturnType<typeof createSyncPageActivities>;
+export type SyncPageActivities = ReturnType<typeof createSyncPageActivities> &
+  ReturnType<typeof createSyncDeletionActivities> &
+  ReturnType<typeof createSyncPatientActivities>;
 export type SyncActivities = ReturnType<typeof createSyncActivities>;
 export type KeyRotationActivities = ReturnType<typeof createKeyRotationActivities>;
 export type ContainmentActivities = ReturnType<typeof createContainmentActivities>;

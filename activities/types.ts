@@ -1,5 +1,8 @@
 /** Shapes that cross the workflow/activity boundary: identifiers, counts, cursors — never PHI. */
 import type { ResourceType } from '../lib/domain.js';
+import type { ReadPlan } from '../lib/sync/read-strategy.js';
+
+export type { ReadPlan };
 
 export interface PlanSyncInput {
   tenantId: string;
@@ -18,6 +21,8 @@ export interface SyncPlan {
    */
   pageTaskQueue?: string;
   resourceTypes: Array<{ resourceType: ResourceType; since: string | null }>;
+  /** How this run reads (lib/sync/read-strategy.ts); absent in plans recorded before strategies existed. */
+  read?: ReadPlan;
   /** Types left out of `resourceTypes` and why (VENDOR_SCOPE_NOT_ADVERTISED); absent when none. */
   skipped?: SkippedType[];
 }
@@ -30,6 +35,11 @@ export interface SyncPageInput {
   /** The vendor's opaque next-page URL, or null for the first page. */
   cursor: string | null;
   pageSize: number;
+  /** Set only by plans with a read plan (so recorded histories replay with identical inputs). */
+  overlapSeconds?: number;
+  sort?: boolean;
+  /** First page only: ask the server for the true count (`_summary=count`) to detect a capped result set. */
+  countCheck?: boolean;
 }
 
 export interface SyncPageResult {
@@ -44,6 +54,26 @@ export interface SyncPageResult {
   dropped?: number;
   nextCursor: string | null;
   maxLastUpdated: string | null;
+  /** First page of a count-checked search: the number of matches the server counts (null: it would not say). */
+  expected?: number | null;
+}
+
+export interface SyncDeletionsInput {
+  tenantId: string;
+  integrationId: string;
+  resourceType: ResourceType;
+  /** Deletions after this instant (the previous checkpoint, less the overlap window). */
+  since: string;
+  cursor: string | null;
+  pageSize: number;
+}
+
+export interface SyncDeletionsResult {
+  /** Deletions found on this page of the type's history. */
+  deletions: number;
+  /** Stored records they removed. */
+  removed: number;
+  nextCursor: string | null;
 }
 
 export interface AdvanceCheckpointInput {
@@ -56,10 +86,12 @@ export interface AdvanceCheckpointInput {
 export interface SyncReportInput {
   tenantId: string;
   integrationId: string;
-  outcome: 'completed' | 'cancelled';
-  totals: { fetched: number; inserted: number; updated: number; unchanged: number; dropped?: number };
+  outcome: 'completed' | 'incomplete' | 'cancelled';
+  totals: { fetched: number; inserted: number; updated: number; unchanged: number; dropped?: number; deleted?: number };
   /** Types the run skipped and why (error code); absent when none was skipped. */
   skipped?: SkippedType[];
+  /** Types read only in part (a shortfall against the server's count); absent when none. */
+  incomplete?: SkippedType[];
 }
 
 export interface SkippedType {
@@ -68,4 +100,43 @@ export interface SkippedType {
   reason: string;
   /** The failure's message: identifiers only, never PHI. */
   detail: string;
+}
+
+export interface BuildRosterInput {
+  tenantId: string;
+  integrationId: string;
+  /** The run's roster id (the workflow's id and first run id): positions refer to it. */
+  rosterId: string;
+  groupId?: string;
+  /** A Patient search (query string without `?`) when there is no Group. */
+  search?: string;
+}
+
+export interface PatientBatchInput {
+  tenantId: string;
+  integrationId: string;
+  rosterId: string;
+  resourceType: ResourceType;
+  /** Roster positions [from, to). */
+  from: number;
+  to: number;
+  since: string | null;
+  overlapSeconds: number;
+  /** The vendor honours `_lastUpdated` on patient searches. */
+  lastUpdated: boolean;
+  pageSize: number;
+}
+
+export interface PatientBatchResult {
+  /** The next roster position to read (== `to` when the batch is done). */
+  position: number;
+  patients: number;
+  fetched: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+  dropped: number;
+  /** Deletions learned (a Patient read answered 410 or 404). */
+  deleted: number;
+  maxLastUpdated: string | null;
 }

@@ -42,6 +42,32 @@ export function isResourceType(value: string): value is ResourceType {
   return (RESOURCE_TYPES as readonly string[]).includes(value);
 }
 
+/**
+ * How an integration reads from its vendor (lib/sync/read-strategy.ts): Bulk Data `$export`, a roster then
+ * searches per patient and type, or system-wide searches (for servers that allow them). Chosen from the vendor
+ * profile (`reads.defaultStrategy`), overridable per integration.
+ */
+export const READ_STRATEGIES = ['bulk', 'patient', 'search'] as const;
+export type ReadStrategy = (typeof READ_STRATEGIES)[number];
+
+export function isReadStrategy(value: string): value is ReadStrategy {
+  return (READ_STRATEGIES as readonly string[]).includes(value);
+}
+
+/** The strategy's settings per integration: identifiers and numbers only (they reach workflow histories). */
+export interface ReadOptions {
+  /** bulk: the `$export` level; absent: the first the vendor profile lists (group needs `groupId`). */
+  bulkLevel?: 'system' | 'group' | 'patient';
+  /** bulk at group level, and the patient strategy's roster: the vendor's Group id. */
+  groupId?: string;
+  /** bulk: `_typeFilter` queries, e.g. `Observation?category=laboratory`. */
+  typeFilter?: string[];
+  /** patient: the roster as a Patient search (query string without `?`) when there is no Group. */
+  rosterSearch?: string;
+  /** Incremental searches start this many seconds before the checkpoint (default: the vendor profile's). */
+  overlapSeconds?: number;
+}
+
 /** SMART v2 system scope for reading and searching one resource type. */
 export function readScopeFor(type: ResourceType): string {
   return `system/${type}.rs`;

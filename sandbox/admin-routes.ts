@@ -13,6 +13,7 @@ import { identityStrings, patientIdentity } from './data.js';
 import { FaultRequest } from './faults.js';
 import type { RecordRef } from './store.js';
 import { narrowClientScopes } from './token-policy.js';
+import { registerConsistencyAdminRoutes } from './consistency-admin.js';
 import { registerWebhookSenderRoutes } from './webhook-sender.js';
 
 export const ADMIN_HEADER = 'x-sandbox-admin';
@@ -310,6 +311,8 @@ export function registerAdminRoutes(app: FastifyInstance, ctx: SandboxContext): 
       admin.get('/faults', async () => ({ pending: ctx.faults.pending() }));
       // The vendor notifies a subscriber (Standard Webhooks).
       registerWebhookSenderRoutes(admin, ctx);
+      // Deletions, transactions, ties, search cap/cache/page size, and Bulk Data misbehaviour.
+      registerConsistencyAdminRoutes(admin, ctx);
     },
     { prefix: '/admin' },
   );

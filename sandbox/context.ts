@@ -1,9 +1,14 @@
 /** Shared state of one running sandbox, handed to every route module. */
 import { RESOURCE_TYPES, type ResourceType } from '../lib/domain.js';
+import type { BulkState } from './bulk-jobs.js';
 import type { FaultQueue } from './faults.js';
+import type { PatientIndex } from './patient-index.js';
 import type { Personality } from './personalities.js';
 import type { RateLimiter } from './rate-limit.js';
+import type { ReadPaths } from './read-paths.js';
+import type { SearchBehaviour } from './search-exec.js';
 import type { SmartAuth } from './smart.js';
+import type { StoreChanges } from './store-changes.js';
 import type { RecordStore } from './store.js';
 
 export interface SandboxUrls {
@@ -93,4 +98,11 @@ export interface SandboxContext {
   disabledClients: Set<string>;
   /** Resource types a client may still read after the vendor narrowed its scopes (absent: as registered). */
   narrowedTypes: Map<string, ReadonlySet<ResourceType>>;
+  /** The personality's read paths (a copy: the admin API can change the page-size maximum). */
+  reads: ReadPaths;
+  /** Deletions, transactions, ties and history over the store. */
+  changes: StoreChanges;
+  patients: PatientIndex;
+  searchBehaviour: SearchBehaviour;
+  bulk: BulkState;
 }

@@ -8,14 +8,22 @@ import type { AddressInfo } from 'node:net';
 import type { SecureVersion } from 'node:tls';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { registerAdminRoutes } from './admin-routes.js';
+import { registerBulkExportRoutes } from './bulk-export.js';
+import { newBulkState } from './bulk-jobs.js';
+import { registerBulkStatusRoutes } from './bulk-status.js';
 import { SandboxStats, type LedgerEntry, type SandboxContext } from './context.js';
 
 export type { LedgerEntry } from './context.js';
 import { FaultQueue, operationOutcome } from './faults.js';
 import { FHIR_JSON, registerFhirRoutes, registerLedger } from './fhir-routes.js';
 import { PERSONALITIES, isPersonalityId, type PersonalityId, type RateLimitSpec } from './personalities.js';
+import { PatientIndex } from './patient-index.js';
 import { RateLimiter } from './rate-limit.js';
+import { READ_PATHS } from './read-paths.js';
+import { registerReadRoutes } from './read-routes.js';
+import { newSearchBehaviour } from './search-exec.js';
 import { SmartAuth, registerSmartRoutes } from './smart.js';
+import { StoreChanges } from './store-changes.js';
 import { RecordStore } from './store.js';
 import { registerWriteRoutes } from './write-routes.js';
 
@@ -54,6 +62,8 @@ export interface SandboxHandle {
   personality: PersonalityId;
   tokenUrl: string;
   adminToken: string;
+  /** Origin of the second listener (Bulk Data files and status URLs "on another host"). */
+  otherOrigin: string;
   /** FHIR requests that arrived at or after `sinceMs` (what `GET /admin/ledger` answers, read in process). */
   ledger(sinceMs?: number): LedgerEntry[];
   close(): Promise<void>;
@@ -93,14 +103,16 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
     positiveInt('rateLimit.requests', rateLimit.requests, 1);
     positiveInt('rateLimit.windowMs', rateLimit.windowMs, 1);
   }
-  const maxPageSize = positiveInt('maxPageSize', opts.maxPageSize ?? 5000, 1);
+  const reads = { ...READ_PATHS[personalityId] };
+  const maxPageSize = positiveInt('maxPageSize', opts.maxPageSize ?? reads.maxPageSize, 1);
   const host = opts.host ?? '127.0.0.1';
   const adminToken = opts.adminToken ?? randomBytes(24).toString('base64url');
 
   const clock = { skewMs: 0 };
+  const store = new RecordStore(seed, size);
   const ctx: SandboxContext = {
     urls: { url: '', fhirBaseUrl: '', tokenUrl: '' },
-    store: new RecordStore(seed, size),
+    store,
     // The vendor's clock (skewable through the admin API) judges assertions and token expiry.
     auth: new SmartAuth(() => Date.now() + clock.skewMs),
     faults: new FaultQueue(),
@@ -115,13 +127,18 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
     clock,
     disabledClients: new Set(),
     narrowedTypes: new Map(),
+    reads,
+    changes: new StoreChanges(store),
+    patients: new PatientIndex(store),
+    searchBehaviour: newSearchBehaviour(),
+    bulk: newBulkState(),
   };
 
   const base = { logger: false, forceCloseConnections: true, bodyLimit: 2 * 1024 * 1024 } as const;
   // Routes are written against the http-typed instance; https changes only the listening server.
-  const app = (opts.tls
-    ? Fastify({ ...base, https: httpsOptions(opts.tls) })
-    : Fastify(base)) as unknown as FastifyInstance;
+  const newApp = (): FastifyInstance =>
+    (opts.tls ? Fastify({ ...base, https: httpsOptions(opts.tls) }) : Fastify(base)) as unknown as FastifyInstance;
+  const app = newApp();
   app.setErrorHandler((err: FastifyError, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
     const path = req.url;
@@ -157,14 +174,22 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
   registerFhirRoutes(app, ctx);
   registerWriteRoutes(app, ctx);
   registerAdminRoutes(app, ctx);
+  registerReadRoutes(app, ctx);
+  registerBulkExportRoutes(app, ctx);
+  registerBulkStatusRoutes(app, ctx, 'primary');
+  // A second listener on another port (another origin): export files and status URLs "on another host".
+  const other = newApp();
+  registerBulkStatusRoutes(other, ctx, 'other');
 
   await app.listen({ host, port: opts.port ?? 0 });
+  await other.listen({ host, port: 0 });
   const address = app.server.address() as AddressInfo;
   const hostForUrl = host.includes(':') ? `[${host}]` : host;
   const url = `${opts.tls ? 'https' : 'http'}://${hostForUrl}:${address.port}`;
   ctx.urls.url = url;
   ctx.urls.fhirBaseUrl = `${url}${personality.basePath}`;
   ctx.urls.tokenUrl = `${url}/oauth/token`;
+  ctx.bulk.otherOrigin = `${opts.tls ? 'https' : 'http'}://${hostForUrl}:${(other.server.address() as AddressInfo).port}`;
 
   let closed: Promise<void> | undefined;
   return {
@@ -174,6 +199,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
     tokenUrl: ctx.urls.tokenUrl,
     adminToken,
     ledger: (sinceMs = 0) => ctx.ledger.filter((e) => e.atMs >= sinceMs).map((e) => ({ ...e })),
-    close: () => (closed ??= app.close().then(() => undefined)),
+    otherOrigin: ctx.bulk.otherOrigin,
+    close: () => (closed ??= Promise.all([app.close(), other.close()]).then(() => undefined)),
   };
 }

@@ -23,6 +23,8 @@ export interface RecordRef {
   id: string;
   version: number;
   lastUpdatedMs: number;
+  /** Set on the version that deleted the record (reads answer 410, searches omit it). */
+  deleted?: true;
 }
 
 export interface Bound {
@@ -48,12 +50,21 @@ export interface SearchResult {
 interface OverlayState {
   version: number;
   lastUpdatedMs: number;
+  deleted?: true;
 }
-interface LogEntry extends OverlayState {
+export interface LogEntry extends OverlayState {
   index: number;
 }
 
-class TypeRecords {
+/** Writes stamped at a transaction's start and made visible only at its commit (store-changes.ts). */
+export interface PendingWrite {
+  type: ResourceType;
+  index: number;
+  lastUpdatedMs: number;
+  deleted?: true;
+}
+
+export class TypeRecords {
   readonly overlay = new Map<number, OverlayState>();
   /** Append-only, sorted by lastUpdatedMs; an entry is stale when the overlay holds a newer version. */
   readonly log: LogEntry[] = [];
@@ -89,7 +100,8 @@ export class RecordStore {
     this.ctx = { seed, patientCount: layout.Patient };
   }
 
-  private recs(type: ResourceType): TypeRecords {
+  /** @internal store-changes.ts and the history route read the per-type state. */
+  recs(type: ResourceType): TypeRecords {
     return this.types.get(type) as TypeRecords;
   }
 
@@ -102,7 +114,8 @@ export class RecordStore {
     return this.recs(type).size;
   }
 
-  private ref(type: ResourceType, index: number): RecordRef | undefined {
+  /** The current version of a record (deleted ones included, flagged). */
+  ref(type: ResourceType, index: number): RecordRef | undefined {
     const recs = this.recs(type);
     const over = recs.overlay.get(index);
     if (over) return { type, index, id: resourceId(this.seed, type, index), ...over };
@@ -128,18 +141,40 @@ export class RecordStore {
     return generateResource(this.ctx, ref.type, ref.index, ref.version, ref.lastUpdatedMs);
   }
 
-  private nextOverlayMs(recs: TypeRecords): number {
+  /** A fresh overlay timestamp for the type: now, strictly after every earlier one and every base one. */
+  nextOverlayMs(recs: TypeRecords): number {
     const ms = Math.max(this.now(), recs.lastOverlayMs + 1, this.baseMaxMs + 1);
     recs.lastOverlayMs = ms;
     return ms;
   }
 
   private write(type: ResourceType, index: number, version: number): RecordRef {
+    return this.writeAt(type, index, version, this.nextOverlayMs(this.recs(type)));
+  }
+
+  /**
+   * Makes a version current at `lastUpdatedMs`, keeping the log sorted by (lastUpdated, id): a write
+   * stamped earlier than the newest (a transaction committing late) is inserted at its place.
+   */
+  writeAt(type: ResourceType, index: number, version: number, lastUpdatedMs: number, deleted = false): RecordRef {
     const recs = this.recs(type);
-    const state = { version, lastUpdatedMs: this.nextOverlayMs(recs) };
+    const state: OverlayState = { version, lastUpdatedMs, ...(deleted ? { deleted: true as const } : {}) };
     recs.overlay.set(index, state);
-    recs.log.push({ index, ...state });
-    return { type, index, id: resourceId(this.seed, type, index), ...state };
+    const entry: LogEntry = { index, ...state };
+    const id = resourceId(this.seed, type, index);
+    const last = recs.log[recs.log.length - 1];
+    if (!last || last.lastUpdatedMs < lastUpdatedMs) recs.log.push(entry);
+    else {
+      let at = firstLogPosition(recs.log, lastUpdatedMs);
+      while (at < recs.log.length) {
+        const e = recs.log[at] as LogEntry;
+        if (e.lastUpdatedMs > lastUpdatedMs || resourceId(this.seed, type, e.index) > id) break;
+        at++;
+      }
+      recs.log.splice(at, 0, entry);
+    }
+    recs.lastOverlayMs = Math.max(recs.lastOverlayMs, lastUpdatedMs);
+    return { type, index, id, ...state };
   }
 
   modifyByIds(type: ResourceType, ids: readonly string[]): { modified: RecordRef[]; unknown: string[] } {
@@ -208,9 +243,10 @@ export class RecordStore {
     for (let p = firstLogPosition(recs.log, startMs); p < recs.log.length && out.length < want; p++) {
       const entry = recs.log[p] as LogEntry;
       if (!beforeEnd(entry.lastUpdatedMs)) break;
-      if (!recs.isCurrent(entry)) continue;
+      if (!recs.isCurrent(entry) || entry.deleted) continue;
       const id = resourceId(this.seed, type, entry.index);
-      if (afterStart(entry.lastUpdatedMs, id)) out.push({ type, id, ...entry });
+      if (afterStart(entry.lastUpdatedMs, id))
+        out.push({ type, id, index: entry.index, version: entry.version, lastUpdatedMs: entry.lastUpdatedMs });
     }
     const hasMore = out.length > q.count;
     if (hasMore) out.length = q.count;
@@ -243,7 +279,7 @@ export class RecordStore {
     let total = Math.max(0, to - from);
     for (const [index, state] of recs.overlay) {
       if (index < recs.baseCount && index >= from && index < to) total--;
-      if (inRange(state.lastUpdatedMs)) total++;
+      if (!state.deleted && inRange(state.lastUpdatedMs)) total++;
     }
     return total;
   }
@@ -274,7 +310,7 @@ function firstBaseIndex(ms: number): number {
   return Math.max(0, Math.ceil((ms - BASE_LAST_UPDATED_MS) / BASE_STEP_MS));
 }
 
-function firstLogPosition(log: readonly LogEntry[], ms: number): number {
+export function firstLogPosition(log: readonly LogEntry[], ms: number): number {
   let lo = 0;
   let hi = log.length;
   while (lo < hi) {

@@ -168,6 +168,8 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
     revocations,
     endpointQueues,
     sync: { pool, keyring, vendors, directory, defaultPageSize: config.EHR_SYNC_PAGE_SIZE, endpointQueues },
+    // Bulk Data files: 1,000 lines per store transaction (and heartbeat); a line over 16 MiB is refused.
+    bulk: { pool, keyring, vendors, directory, batchSize: 1_000, maxLineBytes: 16 * 1024 * 1024 },
     keyRotation: { pool, keyring, admin, kek, purposeKeys, secretsDir: config.EHR_SECRETS_DIR },
     containment: {
       pool,

@@ -12,6 +12,7 @@ import type { Logger } from '../lib/log/logger.js';
 import type { Queryable } from '../lib/store/pool.js';
 import type { EndpointQueue, EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
 import { endpointQueuesFor } from '../lib/vendors/endpoint-queues.js';
+import { HEARTBEAT_THROTTLE } from './worker-activities.js';
 
 export interface EndpointWorkersOptions {
   connection: NativeConnection;
@@ -70,6 +71,7 @@ export class EndpointWorkers {
       ...(this.opts.dataConverter ? { dataConverter: this.opts.dataConverter } : {}),
       maxTaskQueueActivitiesPerSecond: q.activitiesPerSecond,
       maxConcurrentActivityTaskExecutions: this.opts.maxConcurrentActivityTaskExecutions,
+      maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
       ...(this.opts.shutdownGraceTime !== undefined ? { shutdownGraceTime: this.opts.shutdownGraceTime } : {}),
     });
     // A clean stop only follows a shutdown (stop(), or the runtime's SIGTERM/SIGINT drain): it stays

@@ -3,21 +3,40 @@
  * (activities/deps.ts). Activity names are global on a task queue, so two sets naming the same
  * activity is refused here rather than one silently replacing the other.
  */
-import type { ContainmentActivityDeps, KeyRotationActivityDeps, SyncActivityDeps } from '../activities/index.js';
-import { createContainmentActivities, createKeyRotationActivities, createSyncActivities } from '../activities/index.js';
+import type {
+  BulkExportActivityDeps,
+  ContainmentActivityDeps,
+  KeyRotationActivityDeps,
+  SyncActivityDeps,
+} from '../activities/index.js';
+import {
+  createBulkExportActivities,
+  createContainmentActivities,
+  createKeyRotationActivities,
+  createSyncActivities,
+} from '../activities/index.js';
+
+/**
+ * How often a running activity's heartbeat reaches the server at most. The SDK's default (0.8 × the heartbeat
+ * timeout, e.g. 24 s) would let a killed worker's retry resume from a heartbeat tens of seconds old: a Bulk
+ * Data download would store that much again. Every worker (main, incident, endpoint queues) uses this.
+ */
+export const HEARTBEAT_THROTTLE = '2 seconds';
 
 export interface WorkerActivityDeps {
   sync: SyncActivityDeps;
+  bulk: BulkExportActivityDeps;
   keyRotation: KeyRotationActivityDeps;
   containment: ContainmentActivityDeps;
 }
 
 export function createWorkerActivities(deps: WorkerActivityDeps) {
   const sync = createSyncActivities(deps.sync);
+  const bulk = createBulkExportActivities(deps.bulk);
   const keyRotation = createKeyRotationActivities(deps.keyRotation);
   const containment = createContainmentActivities(deps.containment);
-  const names = [sync, keyRotation, containment].flatMap((set) => Object.keys(set));
+  const names = [sync, bulk, keyRotation, containment].flatMap((set) => Object.keys(set));
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
-  return { ...sync, ...keyRotation, ...containment };
+  return { ...sync, ...bulk, ...keyRotation, ...containment };
 }

@@ -11,7 +11,7 @@ import { exitCodeForError } from '../lib/errors/exit-codes.js';
 import { EhrError, InfrastructureUnavailableError } from '../lib/errors/index.js';
 import { createLogger } from '../lib/log/logger.js';
 import { buildWorkerDeps } from './build-deps.js';
-import { createWorkerActivities } from './worker-activities.js';
+import { HEARTBEAT_THROTTLE, createWorkerActivities } from './worker-activities.js';
 import { incidentTaskQueue } from '../lib/domain.js';
 import { CheckpointScheduler } from '../lib/audit/checkpoint-scheduler.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
@@ -74,6 +74,7 @@ export async function runWorker(config: Config): Promise<void> {
       }),
       activities,
       maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+      maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
       shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE_MS,
     };
     const worker = await Worker.create({ ...workerOptions, taskQueue: config.TEMPORAL_TASK_QUEUE });

@@ -3,3 +3,4 @@ export { nightlySync } from './nightly-sync.js';
 export { keyRotation } from './key-rotation.js';
 export { breachContainment } from './breach-containment.js';
 export { webhookDeltaSync } from './webhook-delta-sync.js';
+export { bulkExport } from './bulk-export.js';

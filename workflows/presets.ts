@@ -60,3 +60,28 @@ export const containmentLocalPreset: LocalActivityOptions = {
   localRetryThreshold: '10 seconds',
   retry: { initialInterval: '500 milliseconds', backoffCoefficient: 2, maximumInterval: '10 seconds' },
 };
+
+/**
+ * A Bulk Data kick-off or status poll: one short vendor call. The waiting between polls is the workflow's
+ * timer; 429 and 5xx on a kick-off are retried here with the vendor's Retry-After.
+ */
+export const bulkStatusPreset: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 8 },
+};
+
+/**
+ * One Bulk Data file, streamed and stored in batches: long-running, so heartbeats (after each committed batch,
+ * and every few seconds) tell a dead worker from a big file; the retry resumes after the last heartbeat's line.
+ */
+export const bulkFilePreset: ActivityOptions = {
+  startToCloseTimeout: '4 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10 },
+};
+
+/** DELETE on a status URL when an export ends (done, failed, cancelled): courtesy, so a few quick tries only. */
+export const bulkCleanupPreset: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 3 },
+};

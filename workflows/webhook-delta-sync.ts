@@ -36,7 +36,7 @@ export interface DeltaBatchOutcome {
   childWorkflowId: string;
   notifications: number;
   resourceTypes: ResourceType[] | 'all';
-  outcome: 'completed' | 'cancelled' | 'failed';
+  outcome: 'completed' | 'incomplete' | 'cancelled' | 'failed';
   fetched?: number;
   /** Stable failure type (e.g. INTEGRATION_REVOKED) when the child failed. */
   failure?: string;

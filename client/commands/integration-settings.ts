@@ -1,18 +1,15 @@
 /**
- * `ehrctl integrations show | update | due`: an integration's compensating controls as its own
- * settings — set at registration from the vendor profile, changed only with a reason (audited) —
- * and the credentials due for rotation.
+ * `ehrctl integrations show | update | due`: an integration with what the vendor's registration form needs
+ * (JWKS URL, public key), its compensating controls as its own settings — set at registration from the
+ * vendor profile, changed only with a reason (audited; `update` in ./integration-update.ts) — and the
+ * credentials due for rotation.
  */
-import { ScheduleNotFoundError } from '@temporalio/client';
 import type { Command } from 'commander';
 import { EXIT } from '../../lib/errors/exit-codes.js';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
-import {
-  credentialDue,
-  credentialsDue,
-  effectiveSettings,
-  updateIntegrationSettings,
-} from '../../lib/integrations/settings.js';
+import { credentialDue, credentialsDue, effectiveSettings } from '../../lib/integrations/settings.js';
+import { jwksPublicBaseUrl, onboardingLines, vendorNeeds } from '../../lib/integrations/onboarding.js';
+import { readStrategyOf } from '../../lib/sync/read-strategy.js';
 import type { CredentialDue, EffectiveSettings } from '../../lib/integrations/settings.js';
 import type { Integration } from '../../lib/integrations/repository.js';
 import { getIntegration } from '../../lib/integrations/repository.js';
@@ -20,7 +17,7 @@ import { compensatingControls } from '../../lib/vendors/profiles/compensating.js
 import { profileFor } from '../../lib/vendors/profiles/index.js';
 import { withContext } from '../context.js';
 import { print, printJson, table } from '../output.js';
-import { scheduleIdFor } from '../../lib/domain.js';
+import { registerIntegrationUpdateCommand } from './integration-update.js';
 
 const day = (d: Date | null): string => (d ? d.toISOString().slice(0, 10) : '-');
 
@@ -41,18 +38,6 @@ function sourceText(i: Integration, s: EffectiveSettings, key: 'syncIntervalHour
     : `the ${i.vendor} profile at registration`;
 }
 
-/** `12h` or `12` → 12. */
-function parseHours(value: string): number {
-  const m = /^(\d{1,2})h?$/.exec(value);
-  if (!m) throw new InvalidArgumentError('--sync-interval', 'hours, e.g. 6h');
-  return Number(m[1]);
-}
-
-function parseDays(value: string): number {
-  if (!/^\d{1,3}$/.test(value)) throw new InvalidArgumentError('--rotation-days', 'a whole number of days, e.g. 90');
-  return Number(value);
-}
-
 export function registerIntegrationSettingsCommands(integrations: Command): void {
   integrations
     .command('show <id>')
@@ -67,17 +52,29 @@ export function registerIntegrationSettingsCommands(integrations: Command): void
         const settings = effectiveSettings(i);
         const due = credentialDue(i);
         const controls = compensatingControls(profileFor(i.vendor));
+        const jwks = jwksPublicBaseUrl(ctx.config);
+        const read = readStrategyOf(i);
         if (opts.json) {
           const { publicJwk: _jwk, ...rest } = i;
           return printJson({
             ...rest,
+            vendorRegistration: vendorNeeds(i, jwks),
+            read: { strategy: read.strategy, overlapSeconds: read.overlapSeconds, options: read.options },
             settings,
             credential: { ...due, dueAt: due.dueAt?.toISOString() ?? null },
             compensatingControls: controls,
           });
         }
         print(`integration ${i.id}: ${i.status}, tenant ${i.tenantId}, vendor ${i.vendor}, purpose ${i.purpose}`);
-        print(`types: ${i.resourceTypes.join(', ')}; base URL ${i.baseUrl}; client ${i.clientId}`);
+        print(`types: ${i.resourceTypes.join(', ')}; base URL ${i.baseUrl}; token URL ${i.tokenUrl ?? '-'}`);
+        const how = i.readStrategy ? 'set for this integration' : `the ${i.vendor} profile's default`;
+        const opt = Object.keys(read.options).length > 0 ? `, options ${JSON.stringify(read.options)}` : '';
+        print(`read strategy: ${read.strategy} (${how}), overlap ${read.overlapSeconds} s${opt}`);
+        if (i.bulkFileHosts.length > 0) print(`bulk file hosts: ${i.bulkFileHosts.join(', ')}`);
+        if (i.authMethod === 'none')
+          print('WARNING: auth method none — requests carry no credential (acknowledged at registration, audited)');
+        print('vendor registration:');
+        for (const line of onboardingLines(i, jwks)) print(`  ${line}`);
         print(
           `credential: ${i.authMethod}${i.signingKid ? ` (key ${i.signingKid})` : ''}, ` +
             `generation ${i.credentialGeneration}; ${dueText(due)}`,
@@ -96,46 +93,7 @@ export function registerIntegrationSettingsCommands(integrations: Command): void
         }
       }),
     );
-  integrations
-    .command('update <id>')
-    .description('change a setting away from its registration default (audited, with the reason)')
-    .option(
-      '--sync-interval <hours>',
-      'hours between scheduled syncs: 1h|2h|3h|4h|6h|8h|12h|24h (the default of `schedule nightly`)',
-    )
-    .option('--rotation-days <n>', 'client secrets: days between rotations (1-730)')
-    .requiredOption('--reason <text>', 'why the default does not fit (recorded in the audit trail; no PHI)')
-    .action(async (id: string, opts: { syncInterval?: string; rotationDays?: string; reason: string }) =>
-      withContext(async (ctx) => {
-        const change = {
-          ...(opts.syncInterval !== undefined ? { syncIntervalHours: parseHours(opts.syncInterval) } : {}),
-          ...(opts.rotationDays !== undefined ? { credentialRotationDays: parseDays(opts.rotationDays) } : {}),
-        };
-        const updated = await updateIntegrationSettings(await ctx.db(), id, change, { reason: opts.reason }, ctx.audit);
-        const s = effectiveSettings(updated);
-        print(
-          `integration ${id}: sync every ${s.syncIntervalHours} h, ` +
-            `secret rotation ${s.credentialRotationDays === null ? 'none' : `every ${s.credentialRotationDays} days`}`,
-        );
-        if (change.syncIntervalHours === undefined) return;
-        // An existing schedule keeps its calendar: say so rather than leave two intervals in silence.
-        const scheduleId = scheduleIdFor({ tenantId: updated.tenantId, integrationId: id });
-        const exists = await (
-          await ctx.temporal()
-        ).schedule
-          .getHandle(scheduleId)
-          .describe()
-          .then(
-            () => true,
-            (err: unknown) => (err instanceof ScheduleNotFoundError ? false : Promise.reject(err)),
-          );
-        if (exists)
-          print(
-            `schedule ${scheduleId} still runs on its old calendar: \`ehrctl schedule delete\`, ` +
-              `then \`schedule nightly\` to follow the new interval`,
-          );
-      }),
-    );
+  registerIntegrationUpdateCommand(integrations);
   integrations
     .command('due')
     .description('client secrets overdue for rotation or due soon (exit 1 when one is overdue)')

@@ -5,7 +5,10 @@ import { getIntegration, listIntegrations } from '../../lib/integrations/reposit
 import { readIntegrationHealth } from '../../lib/integrations/health.js';
 import { withContext } from '../context.js';
 import { devBaseUrlFor, devSandboxAdminFor } from '../dev-sandboxes.js';
-import { registerIntegration, vendorNeeds } from '../../lib/integrations/registration.js';
+import { registerIntegration } from '../../lib/integrations/registration.js';
+import { jwksPublicBaseUrl, onboardingLines, vendorNeeds } from '../../lib/integrations/onboarding.js';
+import type { ReadFlags } from './read-flags.js';
+import { readInput, withReadFlags } from './read-flags.js';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
 import type { VendorTlsRefs } from '../../lib/vendors/tls-options.js';
 import { EXIT } from '../../lib/errors/exit-codes.js';
@@ -14,7 +17,7 @@ import { restoreIntegration } from '../../lib/revocation/restore.js';
 import { revokeIntegration } from '../../lib/revocation/revoke.js';
 import { registerIntegrationSettingsCommands } from './integration-settings.js';
 
-interface AddOptions {
+interface AddOptions extends ReadFlags {
   id: string;
   tenant: string;
   vendor: string;
@@ -23,7 +26,9 @@ interface AddOptions {
   purpose?: string;
   alg?: 'ES384' | 'RS384';
   clientId?: string;
+  tokenUrl?: string;
   authMethod?: string;
+  acknowledgeUnauthenticatedServer?: boolean;
   clientSecretRef?: string;
   tlsCaRef?: string;
   tlsCertRef?: string;
@@ -63,12 +68,12 @@ const sandboxAdminFor = devSandboxAdminFor;
 
 /** Our hosted JWKS as vendors reach it (the dev stack sets JWKS_PUBLIC_URL); none: print the public JWK. */
 function jwksPublicUrl(ctx: { config: { JWKS_PUBLIC_URL?: string; JWKS_LISTEN?: string } }): string | undefined {
-  return ctx.config.JWKS_PUBLIC_URL ?? (ctx.config.JWKS_LISTEN ? `http://${ctx.config.JWKS_LISTEN}` : undefined);
+  return jwksPublicBaseUrl(ctx.config);
 }
 
 export function registerIntegrationCommands(program: Command): void {
   const integrations = program.command('integrations').description("a tenant's connections to EHR vendors");
-  integrations
+  const add = integrations
     .command('add')
     .description(
       'register an integration: prepares its credentials for the auth method and, ' +
@@ -92,8 +97,20 @@ export function registerIntegrationCommands(program: Command): void {
       '--alg <alg>',
       'client assertion algorithm for private_key_jwt: ES384 or RS384 (default: ES384 where the vendor accepts it)',
     )
-    .option('--client-id <id>', 'client id assigned by the vendor (required except for the sandbox)')
-    .option('--auth-method <method>', "token endpoint authentication (default: the vendor profile's preferred method)")
+    .option(
+      '--client-id <id>',
+      'client id assigned by the vendor; without it (real vendors) the integration waits as pending-client-id',
+    )
+    .option('--token-url <url>', 'the token endpoint, for a server without .well-known/smart-configuration')
+    .option(
+      '--auth-method <method>',
+      "token endpoint authentication (default: the vendor profile's preferred method); " +
+        'none: an open server (https or loopback only, with --acknowledge-unauthenticated-server)',
+    )
+    .option(
+      '--acknowledge-unauthenticated-server',
+      'with --auth-method none: the server is open and on a network the organisation controls (audited)',
+    )
     .option(
       '--client-secret-ref <ref>',
       'client_secret_basic/post: where the secret lives (file:<path> 0600 or env:<VAR>)',
@@ -106,53 +123,59 @@ export function registerIntegrationCommands(program: Command): void {
       'a vendor parameter such as an athenahealth practice id (repeatable)',
       collectParam,
       [],
-    )
-    .action(async (opts: AddOptions) =>
-      withContext(async (ctx) => {
-        if (opts.alg !== undefined && opts.alg !== 'ES384' && opts.alg !== 'RS384')
-          throw new Error('--alg must be ES384 or RS384');
-        const baseUrl = opts.baseUrl ?? devBaseUrlFor(ctx, opts.vendor);
-        if (!baseUrl)
-          throw new InvalidArgumentError(
-            '--base-url',
-            `required (no running dev stack sandbox for vendor ${opts.vendor} to default to)`,
-          );
-        const integration = await registerIntegration(
-          await ctx.db(),
-          {
-            id: opts.id,
-            tenantId: opts.tenant,
-            vendor: opts.vendor,
-            baseUrl,
-            resourceTypes: opts.types
-              ?.split(',')
-              .map((t) => t.trim())
-              .filter(Boolean),
-            purpose: opts.purpose,
-            alg: opts.alg,
-            clientId: opts.clientId,
-            secretsDir: ctx.config.EHR_SECRETS_DIR,
-            sandboxAdmin: sandboxAdminFor(ctx, baseUrl),
-            authMethod: opts.authMethod,
-            clientSecretRef: opts.clientSecretRef,
-            tlsRefs: tlsRefs(opts),
-            vendorParams: parseParams(opts.param),
-            jwksPublicUrl: jwksPublicUrl(ctx),
-          },
-          ctx.audit,
-        );
-        const credential = integration.signingKid ? `key ${integration.signingKid}` : integration.authMethod;
-        print(
-          `integration ${integration.id} registered for tenant ${integration.tenantId} for ` +
-            `${integration.purpose}: ` +
-            `${integration.resourceTypes.join(', ')} (client ${integration.clientId}, ${credential})`,
-        );
-        if (!sandboxAdminFor(ctx, baseUrl)) {
-          print('Give the vendor this client registration:');
-          printJson(vendorNeeds(integration, jwksPublicUrl(ctx)));
-        }
-      }),
     );
+  withReadFlags(add).action(async (opts: AddOptions) =>
+    withContext(async (ctx) => {
+      if (opts.alg !== undefined && opts.alg !== 'ES384' && opts.alg !== 'RS384')
+        throw new Error('--alg must be ES384 or RS384');
+      const baseUrl = opts.baseUrl ?? devBaseUrlFor(ctx, opts.vendor);
+      if (!baseUrl)
+        throw new InvalidArgumentError(
+          '--base-url',
+          `required (no running dev stack sandbox for vendor ${opts.vendor} to default to)`,
+        );
+      const integration = await registerIntegration(
+        await ctx.db(),
+        {
+          id: opts.id,
+          tenantId: opts.tenant,
+          vendor: opts.vendor,
+          baseUrl,
+          resourceTypes: opts.types
+            ?.split(',')
+            .map((t) => t.trim())
+            .filter(Boolean),
+          purpose: opts.purpose,
+          alg: opts.alg,
+          clientId: opts.clientId,
+          ...(opts.tokenUrl !== undefined ? { tokenUrl: opts.tokenUrl } : {}),
+          ...(opts.acknowledgeUnauthenticatedServer ? { acknowledgeUnauthenticatedServer: true } : {}),
+          read: readInput(opts),
+          bulkFileHosts: opts.bulkFileHost,
+          secretsDir: ctx.config.EHR_SECRETS_DIR,
+          sandboxAdmin: sandboxAdminFor(ctx, baseUrl),
+          authMethod: opts.authMethod,
+          clientSecretRef: opts.clientSecretRef,
+          tlsRefs: tlsRefs(opts),
+          vendorParams: parseParams(opts.param),
+          jwksPublicUrl: jwksPublicUrl(ctx),
+        },
+        ctx.audit,
+      );
+      const credential = integration.signingKid ? `key ${integration.signingKid}` : integration.authMethod;
+      print(
+        `integration ${integration.id} registered for tenant ${integration.tenantId} for ` +
+          `${integration.purpose}: ` +
+          `${integration.resourceTypes.join(', ')} (client ${integration.clientId ?? 'pending'}, ${credential})`,
+      );
+      if (integration.authMethod === 'none')
+        print('WARNING: auth method none — requests carry no credential (acknowledged; recorded in the audit trail)');
+      if (!sandboxAdminFor(ctx, baseUrl)) {
+        print('For the vendor’s client registration:');
+        for (const line of onboardingLines(integration, jwksPublicUrl(ctx))) print(`  ${line}`);
+      }
+    }),
+  );
   integrations
     .command('revoke <id>')
     .description(

@@ -3,6 +3,8 @@ import { getIntegration } from '../../lib/integrations/repository.js';
 import type { nightlySync } from '../../workflows/nightly-sync.js';
 import { withContext } from '../context.js';
 import { print, printJson } from '../output.js';
+import { ClientIdPendingError } from '../../lib/errors/index.js';
+import { closedSyncFailure, failureLine, syncFailureOf } from '../sync-failure.js';
 import { startSync, syncProgress } from '../sync-client.js';
 import { printReport, waitWithProgress } from '../sync-progress.js';
 
@@ -17,6 +19,8 @@ export function registerSyncCommands(program: Command): void {
     .action(async (opts: { integration: string; full?: boolean; wait?: boolean }) =>
       withContext(async (ctx) => {
         const integration = await getIntegration(await ctx.db(), opts.integration);
+        // Refused here rather than as a failed run: nothing can be asked of the vendor without a client id.
+        if (integration.status === 'pending-client-id') throw new ClientIdPendingError(integration.id);
         const client = await ctx.temporal();
         const handle = await startSync(
           client,
@@ -25,7 +29,15 @@ export function registerSyncCommands(program: Command): void {
           { full: opts.full },
         );
         print(`started ${handle.workflowId}`);
-        if (opts.wait) printReport(handle.workflowId, await waitWithProgress(handle));
+        if (!opts.wait) return;
+        try {
+          printReport(handle.workflowId, await waitWithProgress(handle));
+        } catch (err) {
+          const failure = syncFailureOf(err);
+          if (!failure) throw err;
+          print(failureLine(handle.workflowId, failure));
+          process.exitCode = failure.exitCode;
+        }
       }),
     );
   sync
@@ -36,18 +48,31 @@ export function registerSyncCommands(program: Command): void {
       withContext(async (ctx) => {
         const client = await ctx.temporal();
         const handles = workflowIds.map((id) => client.workflow.getHandle<typeof nightlySync>(id));
-        const reports = await Promise.all(handles.map((h) => h.result()));
-        reports.forEach((report, i) => printReport(workflowIds[i]!, report));
+        const reports = await Promise.allSettled(handles.map((h) => h.result()));
+        reports.forEach((r, i) => {
+          if (r.status === 'fulfilled') return printReport(workflowIds[i]!, r.value);
+          const failure = syncFailureOf(r.reason);
+          if (!failure) throw r.reason;
+          print(failureLine(workflowIds[i]!, failure));
+          process.exitCode = Math.max(Number(process.exitCode ?? 0), failure.exitCode);
+        });
       }),
     );
   sync
     .command('status')
-    .description('progress of a running or finished sync')
+    .description('progress of a running or finished sync; a failed one: its cause and stable error code')
     .argument('<workflowId>', 'e.g. sync/<tenant>/<integration>/<time>')
     .action(async (workflowId: string) =>
       withContext(async (ctx) => {
         const client = await ctx.temporal();
-        printJson(await syncProgress(client.workflow.getHandle(workflowId)));
+        const handle = client.workflow.getHandle(workflowId);
+        const failure = await closedSyncFailure(handle);
+        if (failure) {
+          printJson({ workflowId, status: failure.status, error: { code: failure.code, message: failure.message } });
+          process.exitCode = failure.exitCode;
+          return;
+        }
+        printJson(await syncProgress(handle));
       }),
     );
   for (const [name, description] of [

@@ -18,7 +18,12 @@ export const EXIT = {
 
 export function exitCodeForError(err: unknown): number {
   if (!(err instanceof EhrError)) return EXIT.failed;
-  switch (err.code) {
+  return exitCodeForCode(err.code);
+}
+
+/** The exit code for a stable error code (also one read back from a failed workflow's root cause). */
+export function exitCodeForCode(code: string): number {
+  switch (code) {
     case 'CONFIG_INVALID':
       return EXIT.config;
     case 'INFRASTRUCTURE_UNAVAILABLE':

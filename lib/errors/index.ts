@@ -109,8 +109,10 @@ export class VendorHttpError extends EhrError {
     readonly method: string,
     readonly path: string,
     retryAfterMs?: number,
+    /** The first issue code of the OperationOutcome the vendor sent with it, when asked for (a FHIR code, no text). */
+    readonly outcomeCode?: string,
   ) {
-    super(`vendor answered ${status} to ${method} ${path}`);
+    super(`vendor answered ${status} to ${method} ${path}${outcomeCode ? ` (OperationOutcome ${outcomeCode})` : ''}`);
     this.code = status === 429 ? 'VENDOR_RATE_LIMITED' : status >= 500 ? 'VENDOR_UNAVAILABLE' : `VENDOR_HTTP_${status}`;
     this.retryable = status === 408 || status === 429 || status >= 500;
     this.retryAfterMs = retryAfterMs;
@@ -162,6 +164,19 @@ export class ResponseTooLargeError extends EhrError {
 }
 
 /** A vendor page we cannot trust: nothing from it is written. */
+/** An integration's read strategy cannot run as configured (e.g. Group `$export` with no group id). */
+export class ReadPlanError extends EhrError {
+  readonly code = 'READ_PLAN_INVALID';
+  readonly retryable = false;
+  constructor(
+    readonly integrationId: string,
+    readonly problem: string,
+    readonly fix: string,
+  ) {
+    super(`integration ${integrationId} cannot be read: ${problem} (fix: ${fix})`);
+  }
+}
+
 export class MalformedVendorDataError extends EhrError {
   readonly code = 'VENDOR_DATA_MALFORMED';
   readonly retryable = false;
@@ -234,6 +249,21 @@ export class IntegrationRevokedError extends EhrError {
     readonly status: string,
   ) {
     super(`integration ${integrationId} is ${status}: vendor calls are refused until it is restored`);
+  }
+}
+
+/**
+ * The integration was registered before the vendor issued its client id: nothing can be asked of the vendor
+ * until `ehrctl integrations update <id> --client-id …` sets it.
+ */
+export class ClientIdPendingError extends EhrError {
+  readonly code = 'INTEGRATION_PENDING_CLIENT_ID';
+  readonly retryable = false;
+  constructor(readonly integrationId: string) {
+    super(
+      `integration ${integrationId} is pending-client-id (the vendor has not issued one): set it with ` +
+        `\`ehrctl integrations update ${integrationId} --client-id <id> --reason <text>\``,
+    );
   }
 }
 
@@ -312,5 +342,37 @@ export class KeyRotationRolledBackError extends EhrError {
     readonly reason: string,
   ) {
     super(`key rotation ${workflowId} rolled back: ${reason}`);
+  }
+}
+
+/** The Bulk Data steps a failure can name (workflows/bulk-export.ts). */
+export type BulkStep = 'kick-off' | 'status' | 'manifest' | 'file' | 'error-file' | 'deleted-file';
+
+/**
+ * A Bulk Data `$export` cannot go on: the vendor refused the kick-off or failed the job (4xx), the manifest
+ * is not what the IG describes, or a URL it gave points where we may not go. Names the step and, when the
+ * vendor sent one, its OperationOutcome issue code; never a URL's query or a file's content.
+ */
+export class BulkExportError extends EhrError {
+  readonly retryable = false;
+  constructor(
+    readonly code: 'BULK_KICKOFF_REFUSED' | 'BULK_EXPORT_FAILED' | 'BULK_MANIFEST_INVALID' | 'BULK_HOST_REFUSED',
+    readonly step: BulkStep,
+    readonly detail: string,
+    readonly outcomeCode?: string,
+  ) {
+    super(`bulk export ${step}: ${detail}${outcomeCode ? ` (OperationOutcome ${outcomeCode})` : ''}`);
+  }
+}
+
+/** A Bulk Data file answered 404/410: the export's files expired before we read them (one new kick-off follows). */
+export class BulkFileExpiredError extends EhrError {
+  readonly code = 'BULK_FILE_EXPIRED';
+  readonly retryable = false;
+  constructor(
+    readonly fileIndex: number,
+    readonly status: number,
+  ) {
+    super(`bulk export file ${fileIndex} is gone (HTTP ${status}): the export expired`);
   }
 }

@@ -16,6 +16,8 @@ export interface SearchPageResource {
 export interface SearchPage {
   resources: SearchPageResource[];
   nextUrl: string | undefined;
+  /** `Bundle.total` when the server gave one: the number of matches of the whole search, not this page. */
+  total: number | undefined;
 }
 
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
@@ -61,7 +63,8 @@ export function parseSearchBundle(type: ResourceType, body: Buffer): SearchPage 
   const next = links.find((l) => isObject(l) && l.relation === 'next') as { url?: unknown } | undefined;
   if (next !== undefined && typeof next.url !== 'string')
     throw new MalformedVendorDataError(type, 'next link has no url');
-  return { resources, nextUrl: next?.url as string | undefined };
+  const total = typeof bundle.total === 'number' && Number.isInteger(bundle.total) ? bundle.total : undefined;
+  return { resources, nextUrl: next?.url as string | undefined, total };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

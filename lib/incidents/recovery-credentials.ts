@@ -88,6 +88,7 @@ async function problemsOf(i: Integration, c: ReplacementCredentials, policy: Sto
       .map((f) => `${i.id}: ${FLAG[f]} does not apply (it authenticates with ${i.authMethod})`);
   switch (i.authMethod) {
     case 'private_key_jwt':
+    case 'none':
       return extra([]);
     case 'client_secret_basic':
     case 'client_secret_post': {

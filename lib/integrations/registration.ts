@@ -1,29 +1,32 @@
 /**
  * Registering an integration: validate the request against policy and the vendor profile (vendor,
- * auth method, vendor parameters), discover the vendor's token endpoint, prepare the method's
- * credentials — for private_key_jwt a fresh signing key pair (private half to a 0600 secret file,
- * never the database), for client secrets and certificates only their secret references — register
- * the client with a sandbox vendor automatically (real vendors: `vendorNeeds` says what to give
- * them), and store the integration with its audit event.
+ * auth method, vendor parameters, read strategy), find the vendor's token endpoint (SMART discovery, or
+ * the one given for a server without it), prepare the method's credentials — for private_key_jwt a fresh
+ * signing key pair (private half to a 0600 secret file, never the database), for client secrets and
+ * certificates only their secret references — register the client with a sandbox vendor automatically
+ * (real vendors: lib/integrations/onboarding.ts says what to give them; without a client id yet the
+ * integration waits as pending-client-id), and store the integration with its audit event.
+ * Auth method none (an open server) needs TLS or loopback and an explicit acknowledgement, audited.
  */
 import type { AuditContext } from '../audit/chain.js';
-import type { ResourceType } from '../domain.js';
-import { ID_PATTERN, RESOURCE_TYPES, isResourceType } from '../domain.js';
-import { ConflictError, InvalidArgumentError, NotFoundError } from '../errors/index.js';
-import type { Purpose } from '../fhir/classification.js';
-import {
-  DEFAULT_PURPOSE,
-  PURPOSES,
-  assertTypesWithinPurpose,
-  isPurpose,
-  purposePolicy,
-} from '../fhir/classification.js';
+import { ID_PATTERN } from '../domain.js';
+import { ConflictError, InvalidArgumentError, NotFoundError, VendorHttpError } from '../errors/index.js';
 import { generateIntegrationSigningKey, jwksUrlFor } from '../keys/signing-keys.js';
 import type { Integration } from './repository.js';
 import { createIntegration, getIntegration } from './repository.js';
+import { parseReadChoice } from './read-choice.js';
+import type { ReadChoiceInput } from './read-choice.js';
+import {
+  parseBaseUrl,
+  parseClientId,
+  parseEndpointUrl,
+  parseFileHosts,
+  parsePurpose,
+  parseResourceTypes,
+} from './registration-input.js';
 import type { Pool } from '../store/pool.js';
 import { tenantExists } from '../store/tenants.js';
-import { assertTransportAllowed } from '../vendors/http-policy.js';
+import { assertTransportAllowed, isLoopback } from '../vendors/http-policy.js';
 import { discoverSmartConfiguration } from '../vendors/smart-discovery.js';
 import { checkSecretRef } from '../config/secrets.js';
 import { tlsRefFields } from '../config/stored-secret-refs.js';
@@ -32,10 +35,12 @@ import { profileFor } from '../vendors/profiles/index.js';
 import { integrationDefaults } from '../vendors/profiles/compensating.js';
 import { scopesFor, validateVendorParams } from '../vendors/profiles/adapters.js';
 import { TOKEN_AUTH_METHODS, type TokenAuthMethod, type VendorProfile } from '../vendors/profiles/types.js';
-import { certificateThumbprint, registerSandboxClient } from '../vendors/sandbox-registration.js';
+import { registerSandboxClient } from '../vendors/sandbox-registration.js';
 import type { SandboxAdmin } from '../vendors/sandbox-registration.js';
 import { loadVendorTls } from '../vendors/tls-options.js';
 import type { VendorTls, VendorTlsRefs } from '../vendors/tls-options.js';
+
+export { vendorNeeds } from './onboarding.js';
 
 export interface RegisterIntegrationRequest {
   id: string;
@@ -46,13 +51,20 @@ export interface RegisterIntegrationRequest {
   /** The declared purpose (default clinical-sync): fixes the allowed resource types and data classes. */
   purpose?: string;
   alg?: 'ES384' | 'RS384';
-  /** Required for real vendors (they assign it); the sandbox assigns one on registration. */
+  /**
+   * Assigned by real vendors (the sandbox assigns one on registration). Absent for a real vendor: the
+   * integration is stored as pending-client-id until `integrations update --client-id`.
+   */
   clientId?: string;
+  /** The token endpoint, for a server that publishes no `.well-known/smart-configuration`. */
+  tokenUrl?: string;
   secretsDir: string;
   /** A sandbox vendor's admin endpoint (any personality, any vendor id): the client is registered there. */
   sandboxAdmin?: SandboxAdmin;
   /** Default: the vendor profile's preferred method; otherwise one the profile lists. */
   authMethod?: string;
+  /** Auth method none only: the operator's explicit acceptance of an unauthenticated server (audited). */
+  acknowledgeUnauthenticatedServer?: boolean;
   /** client_secret_basic/post: a secret reference (file:/env:/manager), never the secret. */
   clientSecretRef?: string;
   /** Vendor CA and client certificate/key references (mTLS; required for tls_client_auth). */
@@ -61,6 +73,10 @@ export interface RegisterIntegrationRequest {
   vendorParams?: Record<string, string>;
   /** Our hosted JWKS's public base URL (JWKS_PUBLIC_URL): private_key_jwt clients are registered by URL. */
   jwksPublicUrl?: string;
+  /** `--strategy` and its options; absent: the vendor profile's default. */
+  read?: ReadChoiceInput;
+  /** Hosts besides the vendor's own that may serve Bulk Data output files. */
+  bulkFileHosts?: string[];
 }
 
 export async function registerIntegration(
@@ -78,6 +94,10 @@ export async function registerIntegration(
   const vendorParams = req.vendorParams ?? {};
   validateVendorParams(profile, vendorParams);
   const material = checkMaterial(authMethod, req);
+  const read = parseReadChoice(profile, req.read ?? {});
+  const bulkFileHosts = parseFileHosts(req.bulkFileHosts ?? []);
+  const givenTokenUrl = req.tokenUrl === undefined ? undefined : parseEndpointUrl(req.tokenUrl, '--token-url');
+  if (authMethod === 'none') checkUnauthenticated(req, baseUrl, givenTokenUrl);
   const alg = req.alg ?? (profile.auth.algorithms.value.includes('ES384') ? 'ES384' : 'RS384');
   if (authMethod === 'private_key_jwt' && !profile.auth.algorithms.value.includes(alg)) {
     throw new InvalidArgumentError('--alg', `${profile.name} accepts ${profile.auth.algorithms.value.join(', ')}`);
@@ -93,8 +113,7 @@ export async function registerIntegration(
       'no running sandbox to register with: start the dev stack (`ehrctl dev up`)',
     );
   }
-  if (!req.sandboxAdmin && !req.clientId)
-    throw new InvalidArgumentError('--client-id', `required for vendor ${req.vendor} (the vendor assigns it)`);
+  const givenClientId = req.clientId === undefined ? undefined : parseClientId(req.clientId);
 
   // Checked before any of them is read or sent (register_integration checks them again when stored).
   const scope = { stage: 'registration' as const, tenantId: req.tenantId, integrationId: req.id };
@@ -105,13 +124,13 @@ export async function registerIntegration(
   await assertStoredSecretRefsAllowed(pool, ctx, given, scope);
   if (material.clientSecretRef) checkSecretRef(material.clientSecretRef, { field: '--client-secret-ref' });
   const tls = req.tlsRefs ? await loadVendorTls(req.tlsRefs) : undefined;
-  const tokenUrl = await discoverTokenEndpoint(baseUrl, tls);
+  const tokenUrl = authMethod === 'none' ? null : (givenTokenUrl ?? (await discoverTokenEndpoint(baseUrl, tls)));
   const key =
     authMethod === 'private_key_jwt'
       ? await generateIntegrationSigningKey({ alg, secretsDir: req.secretsDir, integrationId: req.id })
       : undefined;
   const publicJwk = key ? { ...key.publicJwk, kid: key.kid, alg, use: 'sig' } : null;
-  let clientId = req.clientId;
+  let clientId = givenClientId ?? null;
   if (req.sandboxAdmin) {
     clientId = await registerSandboxClient(
       req.sandboxAdmin,
@@ -124,7 +143,7 @@ export async function registerIntegration(
         clientSecretRef: material.clientSecretRef,
         ...(tls ? { tls } : {}),
       },
-      { clientId },
+      { clientId: givenClientId },
     );
   }
   return auditingSecretRefRefusals(pool, ctx, scope, () =>
@@ -136,7 +155,7 @@ export async function registerIntegration(
         vendor: req.vendor,
         baseUrl,
         tokenUrl,
-        clientId: clientId!,
+        clientId,
         authMethod,
         signingAlg: key ? alg : null,
         signingKid: key?.kid ?? null,
@@ -147,37 +166,39 @@ export async function registerIntegration(
         vendorParams,
         resourceTypes,
         purpose,
+        readStrategy: read.strategy,
+        readOptions: read.options,
+        bulkFileHosts,
         // The vendor's compensating controls become this integration's own settings (overridable with a reason).
         ...integrationDefaults(profile, authMethod),
       },
       ctx,
+      {
+        tokenUrlSource: authMethod === 'none' ? 'none' : givenTokenUrl ? 'given' : 'smart-discovery',
+        ...(authMethod === 'none' ? { unauthenticatedServerAcknowledged: true } : {}),
+      },
     ),
   );
 }
 
-/** What to hand the vendor's app registration for this integration (nothing secret). */
-export function vendorNeeds(
-  i: Integration,
-  jwksPublicUrl: string | undefined,
-  tls?: VendorTls,
-): Record<string, unknown> {
-  const base = { client_id: i.clientId, token_endpoint_auth_method: i.authMethod };
-  switch (i.authMethod) {
-    case 'private_key_jwt':
-      return jwksPublicUrl
-        ? { ...base, jwks_uri: jwksUrlFor(jwksPublicUrl, i.id) }
-        : { ...base, jwks: { keys: [i.publicJwk] } };
-    case 'client_secret_basic':
-    case 'client_secret_post':
-      return { ...base, client_secret: `the secret the vendor issued, stored at ${i.clientSecretRef ?? '?'}` };
-    case 'tls_client_auth':
-      return {
-        ...base,
-        tls_client_cert_thumbprint: tls?.clientCertPem
-          ? certificateThumbprint(tls.clientCertPem)
-          : 'see the certificate at ' + (i.tlsRefs?.clientCertRef ?? '?'),
-      };
-  }
+/**
+ * An open server: no token, no client, so TLS (or loopback) is all that protects the exchange and the
+ * network is the organisation's to guard. Refused unless both hold and the operator says so explicitly.
+ */
+function checkUnauthenticated(req: RegisterIntegrationRequest, baseUrl: string, tokenUrl: string | undefined): void {
+  const url = new URL(baseUrl);
+  if (url.protocol !== 'https:' && !isLoopback(url))
+    throw new InvalidArgumentError('--auth-method', 'none needs an https base URL (or a loopback address)');
+  if (req.acknowledgeUnauthenticatedServer !== true)
+    throw new InvalidArgumentError(
+      '--acknowledge-unauthenticated-server',
+      'auth method none sends requests without any credential: only for an open server on a network the ' +
+        'organisation controls; say so with --acknowledge-unauthenticated-server (recorded in the audit trail)',
+    );
+  if (tokenUrl !== undefined) throw new InvalidArgumentError('--token-url', 'auth method none requests no token');
+  if (req.clientId !== undefined) throw new InvalidArgumentError('--client-id', 'auth method none has no client');
+  if (req.sandboxAdmin)
+    throw new InvalidArgumentError('--auth-method', 'the sandbox registers no unauthenticated clients');
 }
 
 function parseAuthMethod(profile: VendorProfile, method: string | undefined): TokenAuthMethod {
@@ -209,52 +230,21 @@ function checkMaterial(
   return { clientSecretRef: req.clientSecretRef ?? null, tlsRefs };
 }
 
-function parsePurpose(purpose: string | undefined): Purpose {
-  if (purpose === undefined || purpose === '') return DEFAULT_PURPOSE;
-  if (!isPurpose(purpose))
-    throw new InvalidArgumentError(
-      '--purpose',
-      `unknown purpose ${JSON.stringify(purpose)}; known: ${PURPOSES.join(', ')}`,
-    );
-  return purpose;
-}
-
-/** The purpose's types when none are given; otherwise the given ones, each supported and within the purpose. */
-function parseResourceTypes(types: string[] | undefined, purpose: Purpose): ResourceType[] {
-  if (!types || types.length === 0) return [...purposePolicy(purpose).resourceTypes];
-  const unknown = types.filter((t) => !isResourceType(t));
-  if (unknown.length > 0)
-    throw new InvalidArgumentError(
-      '--types',
-      `unsupported resource type(s) ${unknown.join(', ')}; supported: ${RESOURCE_TYPES.join(', ')}`,
-    );
-  assertTypesWithinPurpose(purpose, types);
-  return [...new Set(types as ResourceType[])];
-}
-
-function parseBaseUrl(raw: string): string {
-  if (raw.length > 2048) throw new InvalidArgumentError('--base-url', 'longer than 2048 characters');
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new InvalidArgumentError('--base-url', 'not an absolute URL');
-  }
-  // Checked first, and never echoed: a password in the URL would otherwise reach errors, output and audit rows.
-  if (url.username !== '' || url.password !== '') {
-    const hint = 'vendor credentials are given by reference (--client-secret-ref, --tls-key-ref)';
-    throw new InvalidArgumentError('--base-url', `must not carry a user name or password; ${hint}`);
-  }
-  assertTransportAllowed(url);
-  if (url.search || url.hash) throw new InvalidArgumentError('--base-url', 'must not carry a query or fragment');
-  return url.toString().replace(/\/$/, '');
-}
-
 async function discoverTokenEndpoint(baseUrl: string, tls: VendorTls | undefined): Promise<string> {
   // A vendor with a private CA or mTLS is reached with the integration's own TLS material.
-  const { tokenEndpoint } = await discoverSmartConfiguration(baseUrl, undefined, tls);
+  const { tokenEndpoint } = await discoverSmartConfiguration(baseUrl, undefined, tls).catch((err: unknown) => {
+    if (err instanceof VendorHttpError && err.status === 404)
+      throw new InvalidArgumentError(
+        '--token-url',
+        'the server publishes no .well-known/smart-configuration (HTTP 404): give its token endpoint with --token-url',
+      );
+    throw err;
+  });
   if (!tokenEndpoint)
-    throw new InvalidArgumentError('--base-url', 'the vendor publishes no token_endpoint in its SMART configuration');
+    throw new InvalidArgumentError(
+      '--token-url',
+      'the vendor publishes no token_endpoint in its SMART configuration: give it with --token-url',
+    );
   assertTransportAllowed(new URL(tokenEndpoint));
   return tokenEndpoint;
 }

@@ -1,6 +1,6 @@
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
-import type { ResourceType } from '../domain.js';
+import type { ReadOptions, ReadStrategy, ResourceType } from '../domain.js';
 import type { Purpose } from '../fhir/classification.js';
 import type { TokenAuthMethod } from '../vendors/profiles/types.js';
 import type { VendorTlsRefs } from '../vendors/tls-options.js';
@@ -14,8 +14,10 @@ export interface Integration {
   tenantId: string;
   vendor: string;
   baseUrl: string;
-  tokenUrl: string;
-  clientId: string;
+  /** null: auth method none (no token endpoint). */
+  tokenUrl: string | null;
+  /** null: not yet issued by the vendor (status pending-client-id), or auth method none. */
+  clientId: string | null;
   /** How the integration authenticates at the token endpoint (lib/vendors/profiles/types.ts). */
   authMethod: TokenAuthMethod;
   /** private_key_jwt only (null otherwise). */
@@ -46,6 +48,11 @@ export interface Integration {
   credentialRotationDays: number | null;
   credentialRotatedAt: Date;
   settingsOverrides: SettingsOverrides;
+  /** null: the vendor profile's default (lib/sync/read-strategy.ts `readStrategyOf`). */
+  readStrategy: ReadStrategy | null;
+  readOptions: ReadOptions;
+  /** Hosts besides the vendor's own that may serve Bulk Data output files (set only through owner functions). */
+  bulkFileHosts: string[];
 }
 
 /** Who changed a setting away from its registration default, when and why. */
@@ -56,10 +63,19 @@ export type SettingsOverrides = Partial<
   >
 >;
 
-export type IntegrationStatus = 'active' | 'suspended' | 'revoked';
+/** pending-client-id: registered before the vendor issued a client id; refused until `integrations update`. */
+export type IntegrationStatus = 'active' | 'suspended' | 'revoked' | 'pending-client-id';
 
 type Defaulted =
-  'authMethod' | 'clientSecretRef' | 'tlsRefs' | 'vendorParams' | 'syncIntervalHours' | 'credentialRotationDays';
+  | 'authMethod'
+  | 'clientSecretRef'
+  | 'tlsRefs'
+  | 'vendorParams'
+  | 'syncIntervalHours'
+  | 'credentialRotationDays'
+  | 'readStrategy'
+  | 'readOptions'
+  | 'bulkFileHosts';
 type Managed =
   'status' | 'createdAt' | 'credentialGeneration' | 'revokedAt' | 'credentialRotatedAt' | 'settingsOverrides';
 export type NewIntegration = Omit<Integration, Managed | Defaulted> & Partial<Pick<Integration, Defaulted>>;
@@ -69,8 +85,8 @@ interface Row {
   tenant_id: string;
   vendor: string;
   base_url: string;
-  token_url: string;
-  client_id: string;
+  token_url: string | null;
+  client_id: string | null;
   auth_method: TokenAuthMethod;
   signing_alg: 'RS384' | 'ES384' | null;
   signing_kid: string | null;
@@ -89,6 +105,9 @@ interface Row {
   credential_rotation_days: number | null;
   credential_rotated_at: Date;
   settings_overrides: SettingsOverrides;
+  read_strategy: ReadStrategy | null;
+  read_options: ReadOptions | null;
+  bulk_file_hosts: string[] | null;
 }
 
 export function fromRow(r: Row): Integration {
@@ -117,6 +136,9 @@ export function fromRow(r: Row): Integration {
     credentialRotationDays: r.credential_rotation_days,
     credentialRotatedAt: r.credential_rotated_at,
     settingsOverrides: r.settings_overrides ?? {},
+    readStrategy: r.read_strategy ?? null,
+    readOptions: r.read_options ?? {},
+    bulkFileHosts: r.bulk_file_hosts ?? [],
   };
 }
 
@@ -125,7 +147,12 @@ export function fromRow(r: Row): Integration {
  * register_integration (the application role may not INSERT integrations itself), which refuses a
  * secret reference outside the stored-reference policy (SecretRefRefusedError).
  */
-export async function createIntegration(pool: Pool, i: NewIntegration, ctx: AuditContext): Promise<Integration> {
+export async function createIntegration(
+  pool: Pool,
+  i: NewIntegration,
+  ctx: AuditContext,
+  extraDetails: Record<string, unknown> = {},
+): Promise<Integration> {
   return withTransaction(pool, async (client) => {
     const res = await refusingStoredSecretRefs(() =>
       client.query<Row>(
@@ -153,9 +180,22 @@ export async function createIntegration(pool: Pool, i: NewIntegration, ctx: Audi
     if (res.rowCount === 0) throw new ConflictError('integration', i.id);
     // Settings are not secret references: the application role writes them itself (column grants).
     const settled = await client.query<Row>(
-      'UPDATE integrations SET sync_interval_hours = $2, credential_rotation_days = $3 WHERE id = $1 RETURNING *',
-      [i.id, i.syncIntervalHours ?? null, i.credentialRotationDays ?? null],
+      `UPDATE integrations SET sync_interval_hours = $2, credential_rotation_days = $3, read_strategy = $4,
+         read_options = $5 WHERE id = $1 RETURNING *`,
+      [
+        i.id,
+        i.syncIntervalHours ?? null,
+        i.credentialRotationDays ?? null,
+        i.readStrategy ?? null,
+        i.readOptions ?? {},
+      ],
     );
+    // File hosts decide where downloads (and maybe a bearer token) go: only the owner's function writes them.
+    if (i.bulkFileHosts && i.bulkFileHosts.length > 0)
+      await client.query('SELECT 1 FROM update_integration_endpoints($1, NULL, NULL, NULL, $2)', [
+        i.id,
+        i.bulkFileHosts,
+      ]);
     await appendAuditEvents(client, [
       {
         ...ctx,
@@ -171,10 +211,15 @@ export async function createIntegration(pool: Pool, i: NewIntegration, ctx: Audi
           ...(i.signingKid ? { signingKid: i.signingKid, signingAlg: i.signingAlg } : {}),
           ...(i.syncIntervalHours ? { syncIntervalHours: i.syncIntervalHours } : {}),
           ...(i.credentialRotationDays ? { credentialRotationDays: i.credentialRotationDays } : {}),
+          ...(i.readStrategy ? { readStrategy: i.readStrategy } : {}),
+          ...(i.readOptions && Object.keys(i.readOptions).length > 0 ? { readOptions: i.readOptions } : {}),
+          ...(i.bulkFileHosts && i.bulkFileHosts.length > 0 ? { bulkFileHosts: i.bulkFileHosts } : {}),
+          ...(i.clientId === null && i.authMethod !== 'none' ? { status: 'pending-client-id' } : {}),
+          ...extraDetails,
         },
       },
     ]);
-    return fromRow(settled.rows[0]!);
+    return i.bulkFileHosts && i.bulkFileHosts.length > 0 ? getIntegration(client, i.id) : fromRow(settled.rows[0]!);
   });
 }
 

@@ -54,6 +54,12 @@ export async function restoreIntegration(
 ): Promise<Integration> {
   const current = await withTransaction(pool, (client) => lockIntegration(client, integrationId));
   if (current.status === 'active') throw new ConflictError('integration', integrationId, 'is already active');
+  if (current.clientId === null && current.authMethod !== 'none')
+    throw new ConflictError(
+      'integration',
+      integrationId,
+      'has no client id yet: set it with `ehrctl integrations update --client-id`',
+    );
   await assertResumptionAllowed(pool, 'restore', integrationId, opts.incidentId);
   if ((await tenantStatus(pool, current.tenantId)) !== 'active')
     throw new ConflictError('tenant', current.tenantId, 'is revoked: its integrations cannot be restored');
@@ -84,7 +90,7 @@ export async function restoreIntegration(
         clientSecretRef: fresh.clientSecretRef,
         ...(fresh.tls ? { tls: fresh.tls } : {}),
       },
-      { clientId: current.clientId, replace: true },
+      { clientId: current.clientId ?? undefined, replace: true },
     );
   }
   return auditingSecretRefRefusals(pool, ctx, scope, () =>
@@ -179,5 +185,7 @@ async function freshCredentials(current: Integration, opts: RestoreOptions): Pro
       }
       return base;
     }
+    case 'none':
+      return base; // an open server: no credential to replace
   }
 }

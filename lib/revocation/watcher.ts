@@ -9,7 +9,7 @@
  * On reconnect the memory is dropped (notifications sent while disconnected are lost).
  */
 import pg from 'pg';
-import { IntegrationRevokedError, NotFoundError } from '../errors/index.js';
+import { ClientIdPendingError, IntegrationRevokedError, NotFoundError } from '../errors/index.js';
 import type { Queryable } from '../store/pool.js';
 import { backendPid, notify, readCredentialState } from './repository.js';
 
@@ -181,6 +181,7 @@ export class RevocationWatcher {
   async check(integrationId: string): Promise<CredentialState> {
     const cached = this.connectedFlag ? this.states.get(integrationId) : undefined;
     const state = cached ?? (await this.read(integrationId));
+    if (state.status === 'pending-client-id') throw new ClientIdPendingError(integrationId);
     if (state.status !== 'active') throw new IntegrationRevokedError(integrationId, state.status);
     return state;
   }

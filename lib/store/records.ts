@@ -32,6 +32,11 @@ export async function upsertRecords(
      SELECT $1, $2, $3, t.resource_id, t.version_id, t.last_updated, t.patient_pseudonym, t.key_version, t.ciphertext
        FROM unnest($4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::int[], $9::bytea[])
          AS t(resource_id, version_id, last_updated, patient_pseudonym, key_version, ciphertext)
+      -- A version the vendor had already deleted (an overlap window re-reading it, a slow replica) stays deleted.
+      WHERE NOT EXISTS (
+        SELECT 1 FROM record_tombstones tb
+         WHERE tb.tenant_id = $1 AND tb.integration_id = $2 AND tb.resource_type = $3
+           AND tb.resource_id = t.resource_id AND tb.deleted_at >= t.last_updated)
      ON CONFLICT (tenant_id, integration_id, resource_type, resource_id) DO UPDATE
        SET version_id = EXCLUDED.version_id, last_updated = EXCLUDED.last_updated,
            patient_pseudonym = EXCLUDED.patient_pseudonym, key_version = EXCLUDED.key_version,
@@ -50,9 +55,75 @@ export async function upsertRecords(
       unique.map((r) => r.ciphertext),
     ],
   );
+  // A resource re-created after its deletion (a newer version) is live again: its tombstone goes.
+  await client.query(
+    `DELETE FROM record_tombstones tb USING records r
+      WHERE tb.tenant_id = $1 AND tb.integration_id = $2 AND tb.resource_type = $3 AND tb.resource_id = ANY($4)
+        AND r.tenant_id = tb.tenant_id AND r.integration_id = tb.integration_id AND r.resource_type = tb.resource_type
+        AND r.resource_id = tb.resource_id AND r.last_updated > tb.deleted_at`,
+    [scope.tenantId, scope.integrationId, scope.resourceType, unique.map((r) => r.resourceId)],
+  );
   const inserted = res.rows.filter((r) => r.inserted).length;
   const updated = res.rows.length - inserted;
   return { inserted, updated, unchanged: unique.length - res.rows.length };
+}
+
+export type DeletionSource = 'bulk-deleted' | 'read-gone' | 'history';
+
+export interface Deletion {
+  resourceId: string;
+  /** When the vendor deleted it (its history entry, the export's transactionTime), else when we learned it. */
+  deletedAt: string;
+}
+
+export interface TombstoneCounts {
+  /** Stored records removed (their ciphertext is gone). */
+  removed: number;
+  /** Tombstones written or moved forward (a deletion of a resource never stored still counts here). */
+  tombstoned: number;
+  /** Pseudonyms of the patients whose records were removed, for the audit event. */
+  pseudonyms: string[];
+}
+
+/**
+ * Records deletions: each becomes a tombstone (kept at its latest deletion time) and the stored record, when it
+ * is not newer than the deletion, is removed. Runs in the caller's transaction, beside its audit event.
+ */
+export async function tombstoneRecords(
+  client: PoolClient,
+  scope: { tenantId: string; integrationId: string; resourceType: string },
+  deletions: readonly Deletion[],
+  how: DeletionSource,
+  runId: string,
+): Promise<TombstoneCounts> {
+  if (deletions.length === 0) return { removed: 0, tombstoned: 0, pseudonyms: [] };
+  const latest = new Map<string, string>();
+  for (const d of deletions) {
+    const seen = latest.get(d.resourceId);
+    if (!seen || Date.parse(seen) < Date.parse(d.deletedAt)) latest.set(d.resourceId, d.deletedAt);
+  }
+  const ids = [...latest.keys()];
+  const times = ids.map((id) => latest.get(id)!);
+  const tomb = await client.query(
+    `INSERT INTO record_tombstones AS tb (tenant_id, integration_id, resource_type, resource_id, deleted_at,
+       learned_how, run_id)
+     SELECT $1, $2, $3, t.resource_id, t.deleted_at, $6, $7
+       FROM unnest($4::text[], $5::timestamptz[]) AS t(resource_id, deleted_at)
+     ON CONFLICT (tenant_id, integration_id, resource_type, resource_id) DO UPDATE
+       SET deleted_at = EXCLUDED.deleted_at, learned_at = now(), learned_how = EXCLUDED.learned_how,
+           run_id = EXCLUDED.run_id
+       WHERE tb.deleted_at < EXCLUDED.deleted_at`,
+    [scope.tenantId, scope.integrationId, scope.resourceType, ids, times, how, runId],
+  );
+  const removed = await client.query<{ patient_pseudonym: string | null }>(
+    `DELETE FROM records r USING unnest($4::text[], $5::timestamptz[]) AS t(resource_id, deleted_at)
+      WHERE r.tenant_id = $1 AND r.integration_id = $2 AND r.resource_type = $3
+        AND r.resource_id = t.resource_id AND r.last_updated <= t.deleted_at
+     RETURNING r.patient_pseudonym`,
+    [scope.tenantId, scope.integrationId, scope.resourceType, ids, times],
+  );
+  const pseudonyms = new Set(removed.rows.flatMap((r) => (r.patient_pseudonym ? [r.patient_pseudonym] : [])));
+  return { removed: removed.rowCount ?? 0, tombstoned: tomb.rowCount ?? 0, pseudonyms: [...pseudonyms] };
 }
 
 /** A page may, in principle, carry one id twice; one statement may not touch a row twice. */

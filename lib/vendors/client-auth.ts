@@ -7,12 +7,15 @@
  *                        ':' and base64-encoded (a ':' or '%' in a secret must survive the round trip);
  *   client_secret_post   id and secret in the form body;
  *   tls_client_auth      RFC 8705: only `client_id` in the form; the client certificate is presented
- *                        by the integration's TLS agent (vendor-client.ts), which the vendor checks.
+ *                        by the integration's TLS agent (vendor-client.ts), which the vendor checks;
+ *   none                 an open server: no token is ever requested (vendor-client.ts sends no
+ *                        Authorization header), so asking for client authentication is a bug.
  * The secret is resolved by reference on demand and lives only in this process's memory.
  */
 import { profileFor } from './profiles/index.js';
 import { assertionAudience, scopesFor } from './profiles/adapters.js';
 import { isVendorId } from './profiles/types.js';
+import { ConfigError } from '../errors/index.js';
 import type { IntegrationCredentials } from './vendor-call.js';
 
 export const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -54,6 +57,8 @@ export async function clientAuthentication(cred: IntegrationCredentials): Promis
       return { headers: {}, params: { client_id: cred.clientId, client_secret: await secretOf(cred) } };
     case 'tls_client_auth':
       return { headers: {}, params: { client_id: cred.clientId } };
+    case 'none':
+      throw new ConfigError(`integration ${cred.integrationId}`, 'auth method none authenticates no client');
   }
 }
 

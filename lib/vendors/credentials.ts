@@ -12,7 +12,7 @@ import { readScopeFor } from '../domain.js';
 import { resolveSecret } from '../config/secrets.js';
 import type { StoredSecretPolicy } from '../config/stored-secret-refs.js';
 import { TLS_REF_KEYS, assertStoredSecretRefAllowed } from '../config/stored-secret-refs.js';
-import { ConfigError, IntegrationRevokedError, SecretRefRefusedError } from '../errors/index.js';
+import { ClientIdPendingError, ConfigError, IntegrationRevokedError, SecretRefRefusedError } from '../errors/index.js';
 import { signClientAssertion } from '../crypto/client-assertion.js';
 import { loadSigningKey } from '../keys/signing-keys.js';
 import type { Integration } from '../integrations/repository.js';
@@ -68,6 +68,7 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
 
   async function credentials(integrationId: string): Promise<IntegrationCredentials> {
     const i = await integration(integrationId);
+    if (i.status === 'pending-client-id') throw new ClientIdPendingError(i.id);
     if (i.status !== 'active') throw new IntegrationRevokedError(i.id, i.status);
     return credentialsFor(i);
   }
@@ -134,6 +135,7 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
   }
 
   async function credentialsFor(i: Integration): Promise<IntegrationCredentials> {
+    if (i.authMethod !== 'none' && (i.clientId === null || i.tokenUrl === null)) throw new ClientIdPendingError(i.id);
     const refs = await checkedRefs(i);
     const tls = await tlsOf(refs);
     // Only what the vendor advertises: one unheld type must not fail the token request for all.
@@ -143,8 +145,9 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
       integrationId: i.id,
       vendor: i.vendor,
       baseUrl: i.baseUrl,
-      tokenUrl: i.tokenUrl,
-      clientId: i.clientId,
+      // Auth method none: no token endpoint and no client id; nothing is ever requested with them.
+      tokenUrl: i.tokenUrl ?? '',
+      clientId: i.clientId ?? '',
       scopes: types.map(readScopeFor),
       resourceTypes: types,
       authMethod: i.authMethod,
@@ -163,9 +166,9 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
         const privateKey = once(`key:${privateKeyRef}#${signingKid}`, () => loadSigningKey(privateKeyRef, signingAlg));
         return {
           ...base,
-          signAssertion: async (audience = i.tokenUrl) =>
+          signAssertion: async (audience = i.tokenUrl ?? '') =>
             signClientAssertion({
-              clientId: i.clientId,
+              clientId: i.clientId ?? '',
               audience,
               kid: signingKid,
               alg: signingAlg,
@@ -187,6 +190,8 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
         if (!tls?.clientCertPem)
           throw new ConfigError(`integration ${i.id}`, 'tls_client_auth needs a client certificate and key (tls refs)');
         return { ...base, signAssertion: noAssertion };
+      case 'none':
+        return { ...base, signAssertion: noAssertion };
     }
   }
 
@@ -200,6 +205,7 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
     integrationId: string,
   ): Promise<{ cred: IntegrationCredentials; endpoint: string } | undefined> {
     const i = await getIntegration(db, integrationId);
+    if (i.authMethod === 'none') return undefined; // no token was ever issued
     let endpoint = endpoints.get(i.baseUrl);
     if (!endpoint) {
       endpoint = discoverRevocationEndpoint(i);

@@ -56,8 +56,8 @@ export async function readBodyCapped(res: Response, limitBytes: number, path: st
   return Buffer.concat(chunks, total);
 }
 
-export function errorForStatus(res: Response, method: string, path: string): VendorHttpError {
-  return new VendorHttpError(res.status, method, path, parseRetryAfterMs(res.headers.get('retry-after')));
+export function errorForStatus(res: Response, method: string, path: string, outcomeCode?: string): VendorHttpError {
+  return new VendorHttpError(res.status, method, path, parseRetryAfterMs(res.headers.get('retry-after')), outcomeCode);
 }
 
 /** The path of a URL for messages and audit rows: never the query string (it can carry search values). */

@@ -7,7 +7,7 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import https from 'node:https';
 import { resolveSecret } from '../config/secrets.js';
-import { VendorHttpError } from '../errors/index.js';
+import { InvalidArgumentError, VendorHttpError } from '../errors/index.js';
 import type { VendorProfile } from './profiles/types.js';
 import type { TokenAuthMethod } from './profiles/types.js';
 import { agentOptions, httpsExchange } from './tls-options.js';
@@ -47,6 +47,9 @@ async function body(profile: VendorProfile, m: SandboxClientMaterial): Promise<R
       return { ...common, client_secret: await resolveSecret(m.clientSecretRef ?? '', { field: 'clientSecretRef' }) };
     case 'tls_client_auth':
       return { ...common, tls_client_cert_thumbprint: certificateThumbprint(m.tls?.clientCertPem ?? '') };
+    case 'none':
+      // The sandbox, like every SMART server, issues tokens only to authenticated clients.
+      throw new InvalidArgumentError('--auth-method', 'the sandbox registers no unauthenticated clients');
   }
 }
 

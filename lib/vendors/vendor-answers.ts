@@ -21,14 +21,19 @@ export function withThrottleDelay(err: VendorHttpError, vendor: string): VendorH
   const profile = profileOf(vendor);
   if (err.status !== 429 || !profile) return err;
   const delay = throttleDelayMs(profile, err.retryAfterMs);
-  return delay === err.retryAfterMs ? err : new VendorHttpError(err.status, err.method, err.path, delay);
+  return delay === err.retryAfterMs
+    ? err
+    : new VendorHttpError(err.status, err.method, err.path, delay, err.outcomeCode);
 }
 
-/** A next link or any URL we are asked to follow must stay on the vendor's origin: our token goes with it. */
-export function assertSameOrigin(target: URL, baseUrl: string): void {
+/**
+ * A next link or any URL we are asked to follow must stay on the vendor's origin: our token goes with it.
+ * Inside the base URL's path too, unless `anywhereOnOrigin` (Bulk Data status URLs).
+ */
+export function assertSameOrigin(target: URL, baseUrl: string, anywhereOnOrigin = false): void {
   const base = new URL(baseUrl);
   const basePath = base.pathname.replace(/\/$/, '');
-  const inside = target.pathname === basePath || target.pathname.startsWith(`${basePath}/`);
+  const inside = anywhereOnOrigin || target.pathname === basePath || target.pathname.startsWith(`${basePath}/`);
   if (target.origin !== base.origin || !inside) {
     throw new VendorAuthError(
       '-',
@@ -81,6 +86,21 @@ export function parseTokenResponse(
       expiresInSeconds: expiresIn,
       scope: typeof t.scope === 'string' ? t.scope : '',
     };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The first issue code of an OperationOutcome body (a FHIR code such as `not-supported`), or undefined. Only
+ * the code: diagnostics and details are vendor text that can quote what was asked for.
+ */
+export function outcomeCodeOf(body: Buffer): string | undefined {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { resourceType?: unknown; issue?: unknown };
+    if (parsed.resourceType !== 'OperationOutcome' || !Array.isArray(parsed.issue)) return undefined;
+    const code = (parsed.issue[0] as { code?: unknown } | undefined)?.code;
+    return typeof code === 'string' && /^[a-z][a-z-]{0,63}$/.test(code) ? code : undefined;
   } catch {
     return undefined;
   }

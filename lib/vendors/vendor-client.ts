@@ -1,22 +1,19 @@
 /**
  * The one door to vendors (DESIGN §4 invariant 5). Every request — token requests included —
- * goes through `send`, which applies the TLS policy, a timeout, the response size cap and a
- * correlation id header, classifies failures into retry classes, and writes one audit event per
+ * goes through `send` (vendor-exchange.ts), which applies the TLS policy, a timeout, the response size
+ * cap and a correlation id header, classifies failures into retry classes, and writes one audit event per
  * call, success or failure. An audit write failure fails the call (fail closed).
  */
 import { randomUUID } from 'node:crypto';
-import {
-  EhrError,
-  InvalidArgumentError,
-  VendorAuthError,
-  VendorHttpError,
-  VendorNetworkError,
-  VendorTlsError,
-} from '../errors/index.js';
-import { assertTransportAllowed, errorForStatus, readBodyCapped, safePath } from './http-policy.js';
-import type { CircuitBreakers } from './circuit-breaker.js';
+import { BulkExportError, InvalidArgumentError, VendorAuthError, VendorHttpError } from '../errors/index.js';
+import { assertTransportAllowed, safePath } from './http-policy.js';
+import { fileOrigin } from './bulk-hosts.js';
+import type { NdjsonLine } from './ndjson-lines.js';
+import { ndjsonLines } from './ndjson-lines.js';
 import { applyExtraParameters } from './profiles/adapters.js';
-import { VendorAgents, httpsExchange, tlsFailureCode } from './tls-options.js';
+import type { IdleTimeout } from './stream-body.js';
+import { bodyChunks } from './stream-body.js';
+import { VendorAgents } from './tls-options.js';
 import { TokenManager } from './token-manager.js';
 import { revocationRequest, tokenRequest } from './client-auth.js';
 import type {
@@ -26,43 +23,44 @@ import type {
   VendorResponse,
   WriteContext,
 } from './vendor-call.js';
-import {
-  assertSameOrigin,
-  networkReason,
-  oauthErrorCode,
-  parseTokenResponse,
-  profileOf,
-  withThrottleDelay,
-} from './vendor-answers.js';
+import { assertSameOrigin, oauthErrorCode, parseTokenResponse, profileOf } from './vendor-answers.js';
+import type { ExchangeHost, RawRequest, SendOptions } from './vendor-exchange.js';
+import { auditedExchange } from './vendor-exchange.js';
 
 /** Idempotency keys travel as a header and land in vendor logs: identifiers only, bounded. */
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:/+=-]{8,255}$/;
 const FHIR_ID = /^[A-Za-z0-9.-]{1,64}$/;
 const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 
-interface RawRequest {
-  method: 'GET' | 'POST' | 'PUT';
-  url: URL;
-  headers: Record<string, string>;
-  body?: string;
-}
-
 export class VendorClient {
   readonly tokens: TokenManager;
   /** Per-integration https agents (trust, client certificate, TLS 1.2 floor); forget() on revocation. */
   readonly agents = new VendorAgents();
 
+  private readonly exchangeHost: ExchangeHost;
+
   constructor(private readonly deps: VendorClientDeps) {
     this.tokens = new TokenManager((integrationId) => this.requestToken(integrationId));
+    this.exchangeHost = {
+      deps,
+      agents: this.agents,
+      track: (integrationId, exchange) => this.track(integrationId, exchange),
+      forget: (integrationId) => this.forget(integrationId),
+    };
   }
 
   /** Requests that passed the revocation gate and have not finished, per integration. */
   private readonly inflight = new Map<string, Set<Promise<unknown>>>();
 
-  /** Drops every token and connection of an integration (revocation, restore). */
+  /** Streamed downloads in progress, per integration: forget() stops them mid-file. */
+  private readonly streams = new Map<string, Set<AbortController>>();
+
+  /** Drops every token and connection of an integration (revocation, restore) and stops its downloads. */
   forget(integrationId: string): void {
     this.tokens.forget(integrationId);
     this.agents.forget(integrationId);
+    for (const stream of this.streams.get(integrationId) ?? [])
+      stream.abort(new Error('integration credentials changed'));
   }
 
   /**
@@ -100,8 +98,88 @@ export class VendorClient {
     url: string,
     ctx: CallContext,
     accept = 'application/fhir+json',
+    /** e.g. `Cache-Control: no-cache` on searches; never authorization (the door sets it). */
+    headers: Record<string, string> = {},
   ): Promise<VendorResponse> {
-    return this.authorized(integrationId, ctx, url, { method: 'GET', headers: { accept } });
+    return this.authorized(integrationId, ctx, url, { method: 'GET', headers: { ...headers, accept } });
+  }
+
+  /**
+   * An authenticated request with headers of the caller's choosing (Bulk Data: `Prefer: respond-async` on a
+   * kick-off, DELETE on a status URL), same rules as get() except that `anywhereOnOrigin` lets it reach any
+   * path of the vendor's origin (the IG puts status URLs wherever the server likes; many servers, and the
+   * sandbox, outside the FHIR base). The answer's headers come back (Content-Location, Retry-After,
+   * X-Progress); with `outcomeOnError` a refusal's VendorHttpError carries the vendor's OperationOutcome code.
+   */
+  async request(
+    integrationId: string,
+    url: string,
+    ctx: CallContext,
+    opts: {
+      method: 'GET' | 'DELETE';
+      headers: Record<string, string>;
+      outcomeOnError?: boolean;
+      anywhereOnOrigin?: boolean;
+    },
+  ): Promise<VendorResponse> {
+    const { method, headers, outcomeOnError, anywhereOnOrigin } = opts;
+    return this.authorized(integrationId, ctx, url, { method, headers }, { outcomeOnError, anywhereOnOrigin });
+  }
+
+  /**
+   * A Bulk Data file, streamed: `consume` reads its lines as they arrive (never the whole file in memory; no
+   * response size cap, a line cap instead, and an idle timeout rather than a total one). The URL must be on
+   * the vendor's origin or a host in `fileHosts`; the bearer token goes only when `withToken` (the manifest's
+   * requiresAccessToken). One audit event per download, written when the body has been read.
+   */
+  async streamLines<T>(
+    integrationId: string,
+    url: string,
+    ctx: CallContext,
+    opts: { withToken: boolean; fileHosts: readonly string[]; maxLineBytes: number; signal?: AbortSignal },
+    consume: (lines: AsyncIterable<NdjsonLine>) => Promise<T>,
+  ): Promise<T> {
+    const cred = await this.deps.credentials(integrationId);
+    const target = new URL(url);
+    if (fileOrigin(target, cred.baseUrl, opts.fileHosts) === 'refused')
+      throw new BulkExportError(
+        'BULK_HOST_REFUSED',
+        'file',
+        `a file URL on ${target.host} is not an allowed file host`,
+      );
+    const stop = new AbortController();
+    let mine = this.streams.get(integrationId);
+    if (!mine) this.streams.set(integrationId, (mine = new Set()));
+    mine.add(stop);
+    const signal = opts.signal ? AbortSignal.any([stop.signal, opts.signal]) : stop.signal;
+    const holder: { done: boolean; value?: T } = { done: false };
+    const stream = async (res: Response, idle: IdleTimeout): Promise<number> => {
+      const counter = { bytes: 0 };
+      const chunks = bodyChunks(res.body, idle, counter, safePath(target));
+      holder.value = await consume(ndjsonLines(chunks, opts.maxLineBytes));
+      holder.done = true;
+      return counter.bytes;
+    };
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const token = opts.withToken ? await this.tokens.accessToken(integrationId) : undefined;
+        const headers: Record<string, string> = { accept: 'application/fhir+ndjson' };
+        if (token) headers.authorization = `Bearer ${token}`;
+        const res = await this.send(cred, ctx, { method: 'GET', url: target, headers }, { stream, signal });
+        if (holder.done) return holder.value as T;
+        if (res.status === 401 && token && attempt === 1) {
+          this.tokens.invalidate(integrationId, token);
+          continue;
+        }
+        throw new VendorAuthError(
+          integrationId,
+          `the file download was refused (401${token ? '' : ', no token sent'})`,
+        );
+      }
+    } finally {
+      mine.delete(stop);
+      if (mine.size === 0 && this.streams.get(integrationId) === mine) this.streams.delete(integrationId);
+    }
   }
 
   /**
@@ -166,22 +244,29 @@ export class VendorClient {
     ctx: CallContext,
     url: string,
     req: { method: RawRequest['method']; headers: Record<string, string>; body?: string },
+    sendOptions: SendOptions & { anywhereOnOrigin?: boolean } = {},
   ): Promise<VendorResponse> {
     const cred = await this.deps.credentials(integrationId);
     const target = new URL(url);
     assertTransportAllowed(target);
-    assertSameOrigin(target, cred.baseUrl);
+    assertSameOrigin(target, cred.baseUrl, sendOptions.anywhereOnOrigin);
     const headers = { ...req.headers };
     const profile = profileOf(cred.vendor);
     if (profile) applyExtraParameters(profile, target, headers, cred.vendorParams ?? {});
+    if (cred.authMethod === 'none') {
+      // An open server (registered with an acknowledgement): no token, no Authorization header.
+      const res = await this.send(cred, ctx, { method: req.method, url: target, headers, body: req.body });
+      if (res.status === 401) throw new VendorAuthError(integrationId, 'the server demands authentication (401)');
+      return res;
+    }
     for (let attempt = 1; ; attempt++) {
       const token = await this.tokens.accessToken(integrationId);
-      const res = await this.send(cred, ctx, {
-        method: req.method,
-        url: target,
-        headers: { ...headers, authorization: `Bearer ${token}` },
-        body: req.body,
-      });
+      const res = await this.send(
+        cred,
+        ctx,
+        { method: req.method, url: target, headers: { ...headers, authorization: `Bearer ${token}` }, body: req.body },
+        sendOptions,
+      );
       if (res.status !== 401) return res;
       this.tokens.invalidate(integrationId, token);
       if (attempt === 2)
@@ -225,93 +310,8 @@ export class VendorClient {
     return parsed;
   }
 
-  /** One HTTP exchange, audited. Non-2xx other than 401 becomes a classified VendorHttpError. */
-  private async send(
-    cred: IntegrationCredentials,
-    ctx: CallContext,
-    req: RawRequest,
-    opts: { ungated?: boolean } = {},
-  ): Promise<VendorResponse> {
-    assertTransportAllowed(req.url);
-    const path = safePath(req.url);
-    const started = Date.now();
-    let status = 0;
-    let bytes = 0;
-    let failure: EhrError | undefined;
-    let admission: ReturnType<CircuitBreakers['admit']> | undefined;
-    try {
-      if (this.deps.gate && !opts.ungated) {
-        const state = await this.deps.gate(cred.integrationId);
-        if (cred.generation !== undefined && state.generation !== cred.generation) {
-          this.forget(cred.integrationId);
-          throw new VendorAuthError(
-            cred.integrationId,
-            'credentials changed while in use; retrying with the current generation',
-            true,
-          );
-        }
-      }
-      // Revocation calls bypass the breaker: telling the vendor to drop a token must always be tried.
-      if (this.deps.breaker && !opts.ungated) admission = this.deps.breaker.admit(cred.integrationId, cred.tenantId);
-      const headers = { ...req.headers, 'x-correlation-id': ctx.correlationId };
-      const signal = AbortSignal.timeout(this.deps.timeoutMs);
-      // https goes through the integration's agent (its trust, client certificate and TLS floor);
-      // plain http only ever reaches here for loopback (the sandbox).
-      // No await between the gate and registering the exchange: a revocation either sees it in flight or it
-      // saw the revocation.
-      const exchange =
-        req.url.protocol === 'https:'
-          ? httpsExchange(req.url, {
-              method: req.method,
-              headers,
-              body: req.body,
-              agent: this.agents.agentFor(cred.integrationId, cred.tls),
-              signal,
-            })
-          : fetch(req.url, { method: req.method, headers, body: req.body, redirect: 'error', signal });
-      const res = await this.track(cred.integrationId, exchange);
-      status = res.status;
-      if (!res.ok && res.status !== 401 && !(req.method === 'POST' && res.status === 400)) {
-        await res.body?.cancel().catch(() => undefined);
-        throw withThrottleDelay(errorForStatus(res, req.method, path), cred.vendor);
-      }
-      const body = await readBodyCapped(res, this.deps.maxResponseBytes, path);
-      bytes = body.byteLength;
-      return { status: res.status, headers: res.headers, body };
-    } catch (err) {
-      const tlsCode = err instanceof EhrError ? undefined : tlsFailureCode(err);
-      failure =
-        err instanceof EhrError
-          ? err
-          : tlsCode
-            ? new VendorTlsError(req.method, path, tlsCode)
-            : new VendorNetworkError(req.method, path, networkReason(err));
-      throw failure;
-    } finally {
-      admission?.done(failure);
-      await this.deps.audit({
-        actor: this.deps.actor,
-        action:
-          ctx.purpose === 'auth.token'
-            ? 'vendor.token_request'
-            : ctx.purpose === 'auth.revoke'
-              ? 'vendor.token_revocation'
-              : 'vendor.call',
-        outcome: failure || status >= 400 ? 'failure' : 'success',
-        tenantId: cred.tenantId,
-        integrationId: cred.integrationId,
-        correlationId: ctx.correlationId,
-        details: {
-          vendor: cred.vendor,
-          method: req.method,
-          path,
-          status,
-          bytes,
-          durationMs: Date.now() - started,
-          purpose: ctx.purpose,
-          ...(failure ? { errorCode: failure.code } : {}),
-        },
-      });
-    }
+  /** One HTTP exchange, audited (vendor-exchange.ts). */
+  private send(cred: IntegrationCredentials, ctx: CallContext, req: RawRequest, opts: SendOptions = {}) {
+    return auditedExchange(this.exchangeHost, cred, ctx, req, opts);
   }
 }

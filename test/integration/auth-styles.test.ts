@@ -128,7 +128,7 @@ describe('auth styles against the sandbox', () => {
       const id = await register(harness.sandbox, tenantId, { authMethod: 'private_key_jwt', alg });
       const integration = await getIntegration(harness.pool, id);
       expect(await syncOk(tenantId, id)).toBe((await sandboxManifest(harness.sandbox, 'Patient')).length);
-      const view = await clientView(harness.sandbox, integration.clientId);
+      const view = await clientView(harness.sandbox, integration.clientId!);
       expect(view.token_endpoint_auth_method).toBe('private_key_jwt');
       expect(view.kids_seen[integration.signingKid!]).toBeGreaterThanOrEqual(1);
     });
@@ -143,7 +143,7 @@ describe('auth styles against the sandbox', () => {
       expect(integration.clientSecretRef).toBe(clientSecretRef);
       expect(integration.signingKid).toBeNull();
       expect(await syncOk(tenantId, id)).toBeGreaterThan(0);
-      const view = await clientView(harness.sandbox, integration.clientId);
+      const view = await clientView(harness.sandbox, integration.clientId!);
       expect(view.token_endpoint_auth_method).toBe(method);
       expect(view.authentications).toBeGreaterThanOrEqual(1);
     });
@@ -223,7 +223,7 @@ describe('auth styles against the sandbox', () => {
       const id = await register(tlsSandbox, tenantId, { authMethod: 'tls_client_auth', tlsRefs });
       const integration = await getIntegration(harness.pool, id);
       expect(await syncOk(tenantId, id)).toBeGreaterThan(0);
-      const view = await clientView(ref, integration.clientId);
+      const view = await clientView(ref, integration.clientId!);
       expect(view.token_endpoint_auth_method).toBe('tls_client_auth');
       expect(view.authentications).toBeGreaterThanOrEqual(1);
       // Revocation reaches this vendor too: RFC 7009 over mTLS, authenticated by the certificate.
@@ -295,7 +295,7 @@ describe('auth styles against the sandbox', () => {
       const integration = await getIntegration(harness.pool, id);
       expect(integration).toMatchObject({ vendor: 'athenahealth', authMethod: 'client_secret_basic', vendorParams });
       expect(await syncOk(tenantId, id)).toBeGreaterThan(0);
-      expect((await clientView(athena, integration.clientId)).token_endpoint_auth_method).toBe('client_secret_basic');
+      expect((await clientView(athena, integration.clientId!)).token_endpoint_auth_method).toBe('client_secret_basic');
     } finally {
       await athena.close();
     }

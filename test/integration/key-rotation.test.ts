@@ -149,7 +149,7 @@ async function jwksIntegration(): Promise<{
   });
   const integrationId = integrationIds[0]!;
   const { clientId, signingKid } = await getIntegration(harness.pool, integrationId);
-  return { tenantId, integrationId, clientId, oldKid: signingKid! };
+  return { tenantId, integrationId, clientId: clientId!, oldKid: signingKid! };
 }
 
 const stepsOf = (r: KeyRotationResult): string[] => r.steps.map((s) => s.step);

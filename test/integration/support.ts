@@ -20,7 +20,7 @@ import type { Pool } from '../../lib/store/pool.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { registerIntegration } from '../../lib/integrations/registration.js';
 import { buildWorkerDeps } from '../../workers/build-deps.js';
-import { createWorkerActivities } from '../../workers/worker-activities.js';
+import { HEARTBEAT_THROTTLE, createWorkerActivities } from '../../workers/worker-activities.js';
 import { withActivityFaults } from '../activity-faults.js';
 import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 import { installTemporalLogging } from '../../workers/temporal-logging.js';
@@ -96,6 +96,7 @@ export async function startInProcessWorker(config: Config): Promise<RunningWorke
     workflowBundle: await workflowBundle(),
     activities,
     maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
+    maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
   };
   const worker = await Worker.create({ ...options, taskQueue: config.TEMPORAL_TASK_QUEUE });
   // Incidents have their own queue, as in workers/worker.ts.

@@ -46,6 +46,11 @@ export const athenahealth: VendorProfile = {
     `${ATHENA}, best practices: data backfills`,
     'H',
   ),
+  reads: fact(
+    { defaultStrategy: 'patient', systemSearch: false, lastUpdatedSearch: true, overlapSeconds: 300, maxPageSize: 100 },
+    `${ATHENA}: searches are patient-scoped; bulk not recommended for daily sync`,
+    'M',
+  ),
   push: fact('alpha', 'event push reported in alpha', 'L'),
   rateLimit: fact(
     { requests: 10, perSeconds: 1, scope: 'client', window: 'sliding', retryAfter: false },

@@ -7,7 +7,12 @@
 import type { Confidence, Fact, VendorProfile } from './types.js';
 
 export type Weakness =
-  'no-push' | 'no-granular-audit-export' | 'coarse-scopes' | 'long-lived-secret' | 'low-confidence-facts';
+  | 'no-push'
+  | 'no-granular-audit-export'
+  | 'coarse-scopes'
+  | 'long-lived-secret'
+  | 'unauthenticated-server'
+  | 'low-confidence-facts';
 
 export interface CompensatingControl {
   weakness: Weakness;
@@ -118,6 +123,16 @@ export function compensatingControls(profile: VendorProfile): CompensatingContro
         `(${lifetime === null ? 'lifetime unknown' : `valid ${lifetime} days`})`,
       control: 'rotate the client secret on our own schedule, well inside the vendor’s lifetime',
       setting: `secret rotation = every ${SECRET_ROTATION_DAYS} days (the integration's credential due date)`,
+    });
+  }
+  if (profile.auth.methods.value.includes('none')) {
+    controls.push({
+      weakness: 'unauthenticated-server',
+      finding: 'may be registered as an open server (auth method none): no client authentication at all',
+      control:
+        'residual risk, accepted per integration: refused unless the base URL is https (or loopback) and the ' +
+        'operator acknowledges it (audited); the network that protects the server is the organisation’s',
+      setting: 'acknowledgement required per integration (--acknowledge-unauthenticated-server, audited)',
     });
   }
   const unsure = lowConfidenceFacts(profile);

@@ -27,6 +27,17 @@ export const eclinicalworks: VendorProfile = {
   },
   paging: fact('next-link', 'FHIR R4 searchset Bundle link[next]', 'M'),
   bulk: fact({ supported: true, version: '1.0.1', levels: ['group'], incremental: false }, 'third-party reports', 'M'),
+  reads: fact(
+    {
+      defaultStrategy: 'patient',
+      systemSearch: false,
+      lastUpdatedSearch: false,
+      overlapSeconds: 300,
+      maxPageSize: null,
+    },
+    `${GUIDE}: patient-scoped US Core searches within the per-minute limit`,
+    'L',
+  ),
   push: fact(
     'hl7v2-middleware',
     'third-party surveys: no webhooks or FHIR Subscriptions; HL7v2 ADT via middleware',

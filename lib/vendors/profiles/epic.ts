@@ -45,6 +45,11 @@ export const epic: VendorProfile = {
     'fhir.epic.com Bulk FHIR',
     'H',
   ),
+  reads: fact(
+    { defaultStrategy: 'bulk', systemSearch: false, lastUpdatedSearch: false, overlapSeconds: 300, maxPageSize: 1000 },
+    'fhir.epic.com: clinical searches need a patient; population reads are Group $export',
+    'M',
+  ),
   push: fact('none', 'no backend push found', 'M'),
   rateLimit: fact(null, 'not published', 'L'),
   extraParameters: fact([], BACKEND, 'M'),

@@ -7,6 +7,7 @@ import { InvalidArgumentError } from '../../errors/index.js';
 import { athenahealth } from './athenahealth.js';
 import { eclinicalworks } from './eclinicalworks.js';
 import { epic } from './epic.js';
+import { fhirServer } from './fhir-server.js';
 import { meditech } from './meditech.js';
 import { nextgen } from './nextgen.js';
 import { oracleHealth } from './oracle-health.js';
@@ -20,6 +21,7 @@ export const PROFILES: Readonly<Record<VendorId, VendorProfile>> = {
   meditech,
   eclinicalworks,
   nextgen,
+  'fhir-server': fhirServer,
   sandbox,
 };
 

@@ -30,6 +30,17 @@ export const meditech: VendorProfile = {
   },
   paging: fact('next-link', 'FHIR R4 searchset Bundle link[next]', 'M'),
   bulk: fact({ supported: false, levels: [], incremental: false, note: 'none found' }, 'not found', 'L'),
+  reads: fact(
+    {
+      defaultStrategy: 'patient',
+      systemSearch: false,
+      lastUpdatedSearch: false,
+      overlapSeconds: 300,
+      maxPageSize: null,
+    },
+    `${GREENFIELD}: US Core patient-scoped searches; no bulk found`,
+    'L',
+  ),
   push: fact('none', 'not found', 'L'),
   rateLimit: fact(null, 'not found', 'L'),
   extraParameters: fact([], GREENFIELD, 'L'),

@@ -30,6 +30,17 @@ export const nextgen: VendorProfile = {
   },
   paging: fact('offset', NG, 'L'),
   bulk: fact({ supported: true, levels: ['group'], incremental: false, note: 'exists; details unverified' }, NG, 'L'),
+  reads: fact(
+    {
+      defaultStrategy: 'patient',
+      systemSearch: false,
+      lastUpdatedSearch: false,
+      overlapSeconds: 300,
+      maxPageSize: null,
+    },
+    `${NG}: patient-scoped US Core searches`,
+    'L',
+  ),
   push: fact('none', 'not found', 'L'),
   rateLimit: fact(null, 'not disclosed', 'M'),
   extraParameters: fact(

@@ -42,6 +42,11 @@ export const oracleHealth: VendorProfile = {
     'Oracle Health Bulk Data (Millennium)',
     'H',
   ),
+  reads: fact(
+    { defaultStrategy: 'bulk', systemSearch: false, lastUpdatedSearch: true, overlapSeconds: 300, maxPageSize: 200 },
+    `${MILLENNIUM}: patient-scoped searches; population reads by Bulk Data with _since`,
+    'M',
+  ),
   push: fact('none', 'no backend push found', 'M'),
   rateLimit: fact(null, 'none published', 'M'),
   extraParameters: fact([], MILLENNIUM, 'M'),

@@ -29,7 +29,22 @@ export const sandbox: VendorProfile = {
     granularity: { value: 'resource', source: OURS, confidence: 'H' },
   },
   paging: { value: 'next-link', source: OURS, confidence: 'H' },
-  bulk: { value: { supported: false, levels: [], incremental: false }, source: OURS, confidence: 'H' },
+  bulk: {
+    value: { supported: true, version: '2.0.0', levels: ['system', 'group', 'patient'], incremental: true },
+    source: OURS,
+    confidence: 'H',
+  },
+  reads: {
+    value: {
+      defaultStrategy: 'search',
+      systemSearch: true,
+      lastUpdatedSearch: true,
+      overlapSeconds: 120,
+      maxPageSize: 1000,
+    },
+    source: OURS,
+    confidence: 'H',
+  },
   push: { value: 'none', source: OURS, confidence: 'H' },
   rateLimit: { value: null, source: OURS, confidence: 'H' },
   extraParameters: { value: [], source: OURS, confidence: 'H' },

@@ -20,6 +20,7 @@ export const VENDOR_IDS = [
   'meditech',
   'eclinicalworks',
   'nextgen',
+  'fhir-server',
   'sandbox',
 ] as const;
 export type VendorId = (typeof VENDOR_IDS)[number];
@@ -34,6 +35,9 @@ export const TOKEN_AUTH_METHODS = [
   'client_secret_basic',
   'client_secret_post',
   'tls_client_auth',
+  // No client authentication and no token: an open FHIR server on a network the organisation controls
+  // (registration demands TLS or loopback and an explicit acknowledgement; a residual risk in the matrix).
+  'none',
 ] as const;
 export type TokenAuthMethod = (typeof TOKEN_AUTH_METHODS)[number];
 
@@ -77,6 +81,23 @@ export interface BulkSupport {
   note?: string;
 }
 
+/** How the vendor lets a backend client read a population (lib/sync/read-strategy.ts). */
+export interface ReadSupport {
+  /** The read strategy an integration gets unless it names one. */
+  defaultStrategy: 'bulk' | 'patient' | 'search';
+  /** Searches of clinical types without `patient=` (system-wide) are allowed. */
+  systemSearch: boolean;
+  /** `_lastUpdated=gt…` is honoured on searches (incremental REST reads). */
+  lastUpdatedSearch: boolean;
+  /**
+   * Seconds an incremental read reaches back before its checkpoint: a server stamps a transaction's entries
+   * with its start time but shows them at commit, so a strict `gt checkpoint` would skip them for good.
+   */
+  overlapSeconds: number;
+  /** The largest `_count` the server honours (null: not published; the connector's default applies). */
+  maxPageSize: number | null;
+}
+
 export type PushSupport = 'none' | 'subscriptions' | 'webhooks' | 'alpha' | 'hl7v2-middleware';
 
 export interface VendorProfile {
@@ -108,6 +129,7 @@ export interface VendorProfile {
   };
   paging: Fact<'next-link' | 'offset'>;
   bulk: Fact<BulkSupport>;
+  reads: Fact<ReadSupport>;
   push: Fact<PushSupport>;
   rateLimit: Fact<RateLimit | null>;
   extraParameters: Fact<ExtraParameter[]>;

@@ -1,0 +1,88 @@
+/**
+ * Which read strategy an integration uses and with what settings: the integration's own choice, else its
+ * vendor profile's default. The nightly sync's plan names the result, so the workflow runs whichever it is.
+ */
+import type { ReadOptions, ReadStrategy, ResourceType } from '../domain.js';
+import type { ServerCapabilities } from '../fhir/capabilities.js';
+import type { Integration } from '../integrations/repository.js';
+import { profileFor } from '../vendors/profiles/index.js';
+import type { ReadSupport } from '../vendors/profiles/types.js';
+
+export interface EffectiveRead {
+  strategy: ReadStrategy;
+  /** Seconds incremental reads reach back before their checkpoint. */
+  overlapSeconds: number;
+  options: ReadOptions;
+  support: ReadSupport;
+}
+
+export function readStrategyOf(
+  integration: Pick<Integration, 'vendor' | 'readStrategy' | 'readOptions'>,
+): EffectiveRead {
+  const support = profileFor(integration.vendor).reads.value;
+  return {
+    strategy: integration.readStrategy ?? support.defaultStrategy,
+    overlapSeconds: integration.readOptions.overlapSeconds ?? support.overlapSeconds,
+    options: integration.readOptions,
+    support,
+  };
+}
+
+/** How one sync run reads: the plan's part that the workflow branches on (identifiers and numbers only). */
+export interface ReadPlan {
+  strategy: ReadStrategy;
+  /** Incremental reads start this many seconds before each checkpoint, and deduplicate by version. */
+  overlapSeconds: number;
+  /** `_lastUpdated` is honoured on searches (else every run reads everything the strategy reaches). */
+  lastUpdatedSearch: boolean;
+  /** Types whose searches the server may sort by `_lastUpdated` (its CapabilityStatement says so). */
+  sortable: ResourceType[];
+  /** Types whose deletions `[type]/_history?_since=` shows, each since its previous checkpoint. */
+  typeHistory: Array<{ resourceType: ResourceType; since: string }>;
+  /** bulk: the export's level and settings. */
+  bulk?: { level: 'system' | 'group' | 'patient'; groupId?: string; typeFilter?: string[]; incremental: boolean };
+  /** patient: where the roster comes from (a Group, or a Patient search). */
+  roster?: { groupId?: string; search?: string };
+}
+
+export interface ReadPlanInput {
+  integration: Pick<Integration, 'vendor' | 'readStrategy' | 'readOptions'>;
+  capabilities: ServerCapabilities;
+  types: ReadonlyArray<{ resourceType: ResourceType; since: string | null }>;
+  /** Every type's stored checkpoint, also on a full run (history reaches back to it for deletions). */
+  checkpoints: ReadonlyMap<string, string>;
+}
+
+export function planRead(input: ReadPlanInput): ReadPlan {
+  const read = readStrategyOf(input.integration);
+  const caps = input.capabilities;
+  const lastUpdatedSearch = read.support.lastUpdatedSearch || (caps.known && caps.lastUpdated !== null);
+  const plan: ReadPlan = {
+    strategy: read.strategy,
+    overlapSeconds: read.overlapSeconds,
+    lastUpdatedSearch,
+    sortable: input.types.map((t) => t.resourceType).filter((t) => caps.sortable.includes(t)),
+    typeHistory:
+      read.strategy === 'search'
+        ? input.types.flatMap((t) => {
+            const since = input.checkpoints.get(t.resourceType);
+            return since && caps.typeHistory.includes(t.resourceType) ? [{ resourceType: t.resourceType, since }] : [];
+          })
+        : [],
+  };
+  if (read.strategy === 'bulk') {
+    const levels = profileFor(input.integration.vendor).bulk.value;
+    plan.bulk = {
+      level: read.options.bulkLevel ?? levels.levels[0] ?? 'system',
+      ...(read.options.groupId ? { groupId: read.options.groupId } : {}),
+      ...(read.options.typeFilter?.length ? { typeFilter: read.options.typeFilter } : {}),
+      incremental: levels.incremental,
+    };
+  }
+  if (read.strategy === 'patient') {
+    plan.roster = read.options.groupId
+      ? { groupId: read.options.groupId }
+      : { search: read.options.rosterSearch ?? '_count=500' };
+  }
+  return plan;
+}
