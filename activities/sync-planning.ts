@@ -1,6 +1,12 @@
 /** Store-side steps of a sync: what to fetch, checkpoint advancement, and the closing report. */
 import { appendAuditEvents } from '../lib/audit/chain.js';
-import { IntegrationRevokedError, PolicyViolationError, ReadPlanError, VendorHttpError } from '../lib/errors/index.js';
+import {
+  IntegrationRevokedError,
+  PolicyViolationError,
+  ReadPlanError,
+  ScopeNotAdvertisedError,
+  VendorHttpError,
+} from '../lib/errors/index.js';
 import type { ScopeNotGrantedError } from '../lib/errors/index.js';
 import type { ServerCapabilities } from '../lib/fhir/capabilities.js';
 import { UNKNOWN_CAPABILITIES, parseCapabilityStatement } from '../lib/fhir/capabilities.js';
@@ -19,7 +25,7 @@ import type { AdvanceCheckpointInput, PlanSyncInput, SyncPlan, SyncReportInput }
 const SCOPE_NOT_GRANTED: ScopeNotGrantedError['code'] = 'VENDOR_SCOPE_NOT_GRANTED';
 
 export function createSyncPlanningActivities(
-  deps: Pick<SyncActivityDeps, 'pool' | 'defaultPageSize' | 'endpointQueues' | 'vendors'>,
+  deps: Pick<SyncActivityDeps, 'pool' | 'defaultPageSize' | 'endpointQueues' | 'vendors' | 'directory'>,
 ) {
   /** The server's CapabilityStatement through the vendor door; unreadable or refused: nothing optional. */
   async function capabilitiesOf(integrationId: string, baseUrl: string, correlationId: string) {
@@ -55,9 +61,16 @@ export function createSyncPlanningActivities(
       const stored = await readCheckpoints(deps.pool, input.tenantId, input.integrationId);
       const checkpoints = input.full ? new Map<string, string>() : stored;
       const pageQueue = endpointQueueFor(deps.endpointQueues, integration);
-      const types = integration.resourceTypes
-        .filter((t) => input.resourceTypes === undefined || input.resourceTypes.includes(t))
-        .map((resourceType) => ({ resourceType, since: checkpoints.get(resourceType) ?? null }));
+      // Types the vendor's discovery does not advertise are skipped with their reason, not fetched.
+      const unadvertised = new Set(await deps.directory.unadvertisedTypes(integration.id));
+      const wanted = integration.resourceTypes.filter((t) => !input.resourceTypes || input.resourceTypes.includes(t));
+      const skip: NonNullable<ReadPlan['skip']> = wanted
+        .filter((t) => unadvertised.has(t))
+        .map((resourceType) => {
+          const e = new ScopeNotAdvertisedError(integration.id, resourceType);
+          return { resourceType, reason: e.code, detail: e.message };
+        });
+      const types = wanted.map((resourceType) => ({ resourceType, since: checkpoints.get(resourceType) ?? null }));
       const ctx = activityAuditContext();
       const capabilities: ServerCapabilities = await capabilitiesOf(
         integration.id,
@@ -72,18 +85,16 @@ export function createSyncPlanningActivities(
         // A fresh token: the vendor may have narrowed the grant since the cached one was issued.
         deps.vendors.tokens.invalidate(integration.id, await deps.vendors.tokens.accessToken(integration.id));
         const scope = await deps.vendors.tokens.grantedScope(integration.id);
-        const refused = typesNotGranted(
-          scope,
-          types.map((t) => t.resourceType),
-        );
-        if (refused.length > 0) {
-          read.skip = refused.map((resourceType) => ({
+        const readable = types.map((t) => t.resourceType).filter((t) => !unadvertised.has(t));
+        for (const resourceType of typesNotGranted(scope, readable)) {
+          skip.push({
             resourceType,
             reason: SCOPE_NOT_GRANTED,
             detail: `the vendor did not grant a read scope for ${resourceType}`,
-          }));
+          });
         }
       }
+      if (skip.length > 0) read.skip = skip;
       const maxPageSize = profileFor(integration.vendor).reads.value.maxPageSize;
       return {
         vendor: integration.vendor,

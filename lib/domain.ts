@@ -2,6 +2,11 @@
  * Domain types shared by workflows (as `import type`), activities, the CLI and the sandbox.
  * Nothing here may carry PHI: these shapes cross into Temporal histories.
  */
+/**
+ * Every resource type the connector stores: the US Core (R4, 6.1/7.0) profiles' types plus Appointment.
+ * The first seven are the original ones, in their original order (the sandbox derives its data from a
+ * type's position). `Group` is deliberately absent: it is a roster to read patients from, not a record.
+ */
 export const RESOURCE_TYPES = [
   'Patient',
   'Encounter',
@@ -10,6 +15,26 @@ export const RESOURCE_TYPES = [
   'MedicationRequest',
   'AllergyIntolerance',
   'Appointment',
+  'CarePlan',
+  'CareTeam',
+  'Coverage',
+  'Device',
+  'DiagnosticReport',
+  'DocumentReference',
+  'Goal',
+  'Immunization',
+  'Location',
+  'Medication',
+  'MedicationDispense',
+  'Organization',
+  'Practitioner',
+  'PractitionerRole',
+  'Procedure',
+  'Provenance',
+  'QuestionnaireResponse',
+  'RelatedPerson',
+  'ServiceRequest',
+  'Specimen',
 ] as const;
 export type ResourceType = (typeof RESOURCE_TYPES)[number];
 

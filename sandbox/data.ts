@@ -14,6 +14,11 @@ export const BASE_LAST_UPDATED_MS = Date.UTC(2024, 0, 1, 0, 0, 0, 0);
 export const BASE_STEP_MS = 1000;
 export const MRN_SYSTEM = 'urn:oid:2.16.840.1.113883.3.SANDBOX.mrn';
 
+/**
+ * Each type's share of `size`. The original seven types share `size` exactly as they always did, so
+ * every count (and page boundary) that tests and benchmarks knew stays what it was; each other US Core
+ * type adds 1% of `size` on top (20% in all): a data set of size 700 holds 840 resources, 7 of each new type.
+ */
 const SHARES: Record<ResourceType, number> = {
   Patient: 0.1,
   Encounter: 0.2,
@@ -22,7 +27,28 @@ const SHARES: Record<ResourceType, number> = {
   MedicationRequest: 0.1,
   AllergyIntolerance: 0.075,
   Appointment: 0.075,
+  CarePlan: 0.01,
+  CareTeam: 0.01,
+  Coverage: 0.01,
+  Device: 0.01,
+  DiagnosticReport: 0.01,
+  DocumentReference: 0.01,
+  Goal: 0.01,
+  Immunization: 0.01,
+  Location: 0.01,
+  Medication: 0.01,
+  MedicationDispense: 0.01,
+  Organization: 0.01,
+  Practitioner: 0.01,
+  PractitionerRole: 0.01,
+  Procedure: 0.01,
+  Provenance: 0.01,
+  QuestionnaireResponse: 0.01,
+  RelatedPerson: 0.01,
+  ServiceRequest: 0.01,
+  Specimen: 0.01,
 };
+const ORIGINAL_TYPES = RESOURCE_TYPES.slice(0, 7);
 
 const ID_PREFIX: Record<ResourceType, string> = {
   Patient: 'pt',
@@ -32,6 +58,26 @@ const ID_PREFIX: Record<ResourceType, string> = {
   MedicationRequest: 'mrx',
   AllergyIntolerance: 'alg',
   Appointment: 'apt',
+  CarePlan: 'cpl',
+  CareTeam: 'ctm',
+  Coverage: 'cov',
+  Device: 'dev',
+  DiagnosticReport: 'dxr',
+  DocumentReference: 'doc',
+  Goal: 'gol',
+  Immunization: 'imm',
+  Location: 'loc',
+  Medication: 'med',
+  MedicationDispense: 'mdp',
+  Organization: 'org',
+  Practitioner: 'prc',
+  PractitionerRole: 'prr',
+  Procedure: 'prd',
+  Provenance: 'prv',
+  QuestionnaireResponse: 'qrs',
+  RelatedPerson: 'rlp',
+  ServiceRequest: 'srq',
+  Specimen: 'spc',
 };
 const TYPE_BY_PREFIX = new Map<string, ResourceType>(RESOURCE_TYPES.map((type) => [ID_PREFIX[type], type] as const));
 const ID_PATTERN = /^([a-z]+)-([0-9a-z]{7,11})-([0-9a-z]{2})$/;
@@ -39,13 +85,16 @@ const INDEX_WIDTH = 7;
 
 export type Layout = Record<ResourceType, number>;
 
-/** Per-type base counts: the shares of `size`, at least one Patient, rounding remainder to Observation. */
+/**
+ * Per-type base counts: the original seven types' shares of `size` (at least one Patient, the rounding
+ * remainder to Observation), plus 1% of `size` for each other type.
+ */
 export function computeLayout(size: number): Layout {
   const layout = {} as Layout;
   let sum = 0;
   for (const type of RESOURCE_TYPES) {
     layout[type] = Math.floor(size * SHARES[type]);
-    sum += layout[type];
+    if (ORIGINAL_TYPES.includes(type)) sum += layout[type];
   }
   if (layout.Patient < 1) {
     layout.Patient = 1;

@@ -5,46 +5,27 @@
 import type { ResourceType } from '../lib/domain.js';
 import { MRN_SYSTEM, patientFamily, patientIdentity, resourceId, typeIndex } from './data.js';
 import { Rng, hash32 } from './prng.js';
+import type { FhirResource, GenerationContext } from './fhir-values.js';
+import {
+  DAY_MS,
+  LOINC,
+  RXNORM,
+  SNOMED,
+  TINY_PNG,
+  UCUM,
+  clinicalMs,
+  coding,
+  concept,
+  cycle,
+  frozen,
+  iso,
+} from './fhir-values.js';
+import { observationVariant } from './resources-observation.js';
+import { recordResource } from './resources-record.js';
 
-export type FhirResource = {
-  resourceType: string;
-  id: string;
-  meta: { versionId: string; lastUpdated: string };
-} & Record<string, unknown>;
+export { iso } from './fhir-values.js';
 
-export interface GenerationContext {
-  seed: number;
-  /** Number of base patients that other resources may reference. */
-  patientCount: number;
-}
-
-const LOINC = 'http://loinc.org';
-const SNOMED = 'http://snomed.info/sct';
-const RXNORM = 'http://www.nlm.nih.gov/research/umls/rxnorm';
-const UCUM = 'http://unitsofmeasure.org';
-const DAY_MS = 86_400_000;
-const CLINICAL_EPOCH_MS = Date.UTC(2022, 0, 1);
-/** A 1x1 transparent PNG: stands in for a patient photo. */
-const TINY_PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=';
-
-function coding(system: string, code: string, display?: string): { coding: Array<Record<string, string>> } {
-  return { coding: [display === undefined ? { system, code } : { system, code, display }] };
-}
-function concept(
-  system: string,
-  code: string,
-  display: string,
-): { coding: Array<Record<string, string>>; text: string } {
-  return { coding: [{ system, code, display }], text: display };
-}
-/** Deep-freezes shared catalogue objects: they are reused by many resources and only ever serialised. */
-function frozen<T>(value: T): T {
-  if (value && typeof value === 'object') {
-    for (const v of Object.values(value)) frozen(v);
-    Object.freeze(value);
-  }
-  return value;
-}
+export type { FhirResource, GenerationContext } from './fhir-values.js';
 
 const VITALS = frozen(
   [
@@ -145,35 +126,6 @@ const CRITICALITY = ['low', 'high', 'unable-to-assess'] as const;
 const APPOINTMENT_STATUS = ['booked', 'fulfilled', 'cancelled', 'noshow'] as const;
 const MINUTES = [15, 20, 30, 45, 60] as const;
 
-const PAD2 = Array.from({ length: 100 }, (_, i) => String(i).padStart(2, '0'));
-const PAD3 = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
-const dayPrefixes = new Map<number, string>();
-const YEAR_10000_MS = Date.UTC(10000, 0, 1);
-/** Date#toISOString, several times faster (day prefixes cached, time of day from lookup tables). */
-export function iso(ms: number): string {
-  if (!(ms >= 0 && ms < YEAR_10000_MS) || !Number.isInteger(ms)) return new Date(ms).toISOString();
-  const day = Math.floor(ms / DAY_MS);
-  let prefix = dayPrefixes.get(day);
-  if (prefix === undefined) {
-    prefix = new Date(day * DAY_MS).toISOString().slice(0, 11);
-    if (dayPrefixes.size >= 20_000) dayPrefixes.clear();
-    dayPrefixes.set(day, prefix);
-  }
-  let rest = ms - day * DAY_MS;
-  const milli = rest % 1000;
-  rest = (rest - milli) / 1000;
-  const sec = rest % 60;
-  rest = (rest - sec) / 60;
-  return `${prefix}${PAD2[Math.floor(rest / 60)]}:${PAD2[rest % 60]}:${PAD2[sec]}.${PAD3[milli]}Z`;
-}
-/** A clinical instant in 2022–2024, seconds precision. */
-function clinicalMs(rng: Rng): number {
-  return CLINICAL_EPOCH_MS + rng.int(3 * 365) * DAY_MS + rng.int(86_400) * 1000;
-}
-function cycle<T>(items: readonly T[], start: number, version: number): T {
-  return items[(start + version - 1) % items.length] as T;
-}
-
 export function generateResource(
   ctx: GenerationContext,
   type: ResourceType,
@@ -188,8 +140,12 @@ export function generateResource(
   const patientIndex = rng.int(ctx.patientCount);
   const ref = { reference: `Patient/${resourceId(ctx.seed, 'Patient', patientIndex)}` };
   const when = clinicalMs(rng);
+  const base = { ctx, index, version, id, meta, rng, ref, patientIndex, when };
   switch (type) {
     case 'Observation': {
+      // Every tenth index from 1 up is a panel or an unusual value (resources-record.ts); the rest are vitals.
+      const variant = observationVariant(base);
+      if (variant) return variant;
       const vital = rng.pick(VITALS);
       const raw = vital.min + rng.next() * vital.span + (version - 1) * 0.5;
       return {
@@ -301,6 +257,27 @@ export function generateResource(
         ],
       };
     }
+    case 'CarePlan':
+    case 'CareTeam':
+    case 'Coverage':
+    case 'Device':
+    case 'DiagnosticReport':
+    case 'DocumentReference':
+    case 'Goal':
+    case 'Immunization':
+    case 'Location':
+    case 'Medication':
+    case 'MedicationDispense':
+    case 'Organization':
+    case 'Practitioner':
+    case 'PractitionerRole':
+    case 'Procedure':
+    case 'Provenance':
+    case 'QuestionnaireResponse':
+    case 'RelatedPerson':
+    case 'ServiceRequest':
+    case 'Specimen':
+      return recordResource(type, base);
   }
 }
 

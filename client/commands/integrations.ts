@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { RESOURCE_TYPES } from '../../lib/domain.js';
 import { PURPOSES } from '../../lib/fhir/classification.js';
 import { getIntegration, listIntegrations } from '../../lib/integrations/repository.js';
 import { readIntegrationHealth } from '../../lib/integrations/health.js';
@@ -89,7 +90,8 @@ export function registerIntegrationCommands(program: Command): void {
     )
     .option(
       '--types <list>',
-      'comma-separated resource types the policy allows (default: all the purpose allows; others are refused)',
+      `comma-separated resource types the policy allows (default: all the purpose allows; others are refused): ` +
+        RESOURCE_TYPES.join(', '),
     )
     .option(
       '--alg <alg>',

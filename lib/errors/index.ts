@@ -280,6 +280,22 @@ export class ScopeNotGrantedError extends EhrError {
 }
 
 /**
+ * The vendor's SMART configuration lists `scopes_supported` and none of them reads this type: the server
+ * does not hold it, so its scope is not requested (a token request with it would fail `invalid_scope`
+ * for every type) and the sync skips the type with this code.
+ */
+export class ScopeNotAdvertisedError extends EhrError {
+  readonly code = 'VENDOR_SCOPE_NOT_ADVERTISED';
+  readonly retryable = false;
+  constructor(
+    readonly integrationId: string,
+    readonly resourceType: string,
+  ) {
+    super(`the vendor does not advertise a read scope for ${resourceType} (integration ${integrationId})`);
+  }
+}
+
+/**
  * The integration's circuit breaker is open (lib/vendors/circuit-breaker.ts): the vendor failed
  * repeatedly, so calls fail fast until the cool-down ends. Retryable; `retryAfterMs` is the
  * remaining cool-down, so Temporal's next attempt is the half-open probe.

@@ -2,120 +2,31 @@
  * Data classification and purposes (DESIGN §4 invariant 8, minimum necessary).
  *
  * CLASSIFICATION is the one source of truth for what the connector may store: per resource type,
- * every top-level FHIR element it keeps, mapped to a data class. An element absent from the table
- * (narrative `text`, `extension`, photos, contacts, vendor additions…) is never stored under any
- * purpose. A PURPOSE (declared per integration) fixes the resource types it may sync and the data
- * classes it may store; minimisation (lib/fhir/minimise.ts) drops every other element before
- * encryption and counts what it dropped.
+ * every top-level FHIR R4 element (lib/fhir/r4-elements.json, derived from the official definitions),
+ * mapped to a data class by the rules in lib/fhir/classification-rules.ts. Elements the rules mark
+ * never-stored (narrative `text`, `photo`) and elements the definitions do not know (vendor additions)
+ * are never stored under any purpose. A PURPOSE (declared per integration) fixes the resource types it
+ * may sync and the data classes it may store, with overrides per type (PURPOSE_OVERRIDES); minimisation
+ * (lib/fhir/minimise.ts) drops every other element before encryption and counts what it dropped.
  */
 import type { ResourceType } from '../domain.js';
 import { RESOURCE_TYPES } from '../domain.js';
 import { PolicyViolationError } from '../errors/index.js';
+import { NEVER_STORED, elementRules } from './classification-rules.js';
+import type { DataClass } from './data-classes.js';
 
-export const DATA_CLASSES = [
-  /** resourceType, id, meta (versionId/lastUpdated only), status: needed to store any record at all. */
-  'administrative',
-  /** Business identifiers (MRNs) and references that point at the patient or encounter. */
-  'identifiers',
-  'demographics',
-  'clinical-notes',
-  'diagnoses',
-  'medications',
-  'labs-vitals',
-  'scheduling',
-  'billing',
-] as const;
-export type DataClass = (typeof DATA_CLASSES)[number];
-
-const ADMIN = {
-  resourceType: 'administrative',
-  id: 'administrative',
-  meta: 'administrative',
-  status: 'administrative',
-} as const;
+export { DATA_CLASSES } from './data-classes.js';
+export type { DataClass } from './data-classes.js';
 
 /** Element → data class, per resource type. Only elements listed here can ever be stored. */
-export const CLASSIFICATION: Readonly<Record<ResourceType, Readonly<Record<string, DataClass>>>> = {
-  Patient: {
-    ...ADMIN,
-    active: 'administrative',
-    identifier: 'identifiers',
-    name: 'demographics',
-    telecom: 'demographics',
-    gender: 'demographics',
-    birthDate: 'demographics',
-    deceasedBoolean: 'demographics',
-    deceasedDateTime: 'demographics',
-    address: 'demographics',
-  },
-  Encounter: {
-    ...ADMIN,
-    subject: 'identifiers',
-    class: 'scheduling',
-    type: 'scheduling',
-    period: 'scheduling',
-    serviceProvider: 'scheduling',
-    reasonCode: 'diagnoses',
-    account: 'billing',
-  },
-  Observation: {
-    ...ADMIN,
-    subject: 'identifiers',
-    encounter: 'identifiers',
-    category: 'labs-vitals',
-    code: 'labs-vitals',
-    effectiveDateTime: 'labs-vitals',
-    issued: 'labs-vitals',
-    valueQuantity: 'labs-vitals',
-    valueCodeableConcept: 'labs-vitals',
-    valueString: 'labs-vitals',
-    interpretation: 'labs-vitals',
-    referenceRange: 'labs-vitals',
-    note: 'clinical-notes',
-  },
-  Condition: {
-    ...ADMIN,
-    subject: 'identifiers',
-    encounter: 'identifiers',
-    clinicalStatus: 'diagnoses',
-    verificationStatus: 'diagnoses',
-    category: 'diagnoses',
-    code: 'diagnoses',
-    onsetDateTime: 'diagnoses',
-    recordedDate: 'diagnoses',
-    note: 'clinical-notes',
-  },
-  MedicationRequest: {
-    ...ADMIN,
-    subject: 'identifiers',
-    encounter: 'identifiers',
-    intent: 'medications',
-    medicationCodeableConcept: 'medications',
-    authoredOn: 'medications',
-    dosageInstruction: 'medications',
-  },
-  AllergyIntolerance: {
-    ...ADMIN,
-    patient: 'identifiers',
-    clinicalStatus: 'diagnoses',
-    verificationStatus: 'diagnoses',
-    type: 'diagnoses',
-    category: 'diagnoses',
-    criticality: 'diagnoses',
-    code: 'diagnoses',
-    onsetDateTime: 'diagnoses',
-    reaction: 'diagnoses',
-  },
-  Appointment: {
-    ...ADMIN,
-    serviceType: 'scheduling',
-    appointmentType: 'scheduling',
-    start: 'scheduling',
-    end: 'scheduling',
-    minutesDuration: 'scheduling',
-    participant: 'scheduling',
-  },
-};
+export const CLASSIFICATION: Readonly<Record<ResourceType, Readonly<Record<string, DataClass>>>> = Object.fromEntries(
+  RESOURCE_TYPES.map((type) => [
+    type,
+    Object.fromEntries(
+      elementRules(type).flatMap(([element, rule]) => (rule === NEVER_STORED ? [] : [[element, rule]])),
+    ),
+  ]),
+) as Record<ResourceType, Record<string, DataClass>>;
 
 export const PURPOSES = ['clinical-sync', 'scheduling-sync', 'billing-export'] as const;
 export type Purpose = (typeof PURPOSES)[number];
@@ -133,15 +44,18 @@ export const PURPOSE_POLICIES: Readonly<Record<Purpose, PurposePolicy>> = {
   'clinical-sync': {
     purpose: 'clinical-sync',
     description: 'the clinical record: every clinical class, no billing',
-    resourceTypes: RESOURCE_TYPES,
+    // Every type but Coverage, which is billing through and through.
+    resourceTypes: RESOURCE_TYPES.filter((t) => t !== 'Coverage'),
     classes: [
       'administrative',
       'identifiers',
       'demographics',
       'clinical-notes',
       'diagnoses',
+      'procedures',
       'medications',
       'labs-vitals',
+      'care-plans',
       'scheduling',
     ],
   },
@@ -153,8 +67,8 @@ export const PURPOSE_POLICIES: Readonly<Record<Purpose, PurposePolicy>> = {
   },
   'billing-export': {
     purpose: 'billing-export',
-    description: 'who was seen, against which account',
-    resourceTypes: ['Patient', 'Encounter'],
+    description: 'who was seen, against which account and coverage',
+    resourceTypes: ['Patient', 'Encounter', 'Coverage'],
     classes: ['administrative', 'identifiers', 'demographics', 'billing'],
   },
 };
@@ -167,19 +81,45 @@ export function purposePolicy(purpose: Purpose): PurposePolicy {
   return PURPOSE_POLICIES[purpose];
 }
 
-/** The data class of one top-level element, or undefined when the element is never stored. */
+export interface ElementOverride {
+  /** Elements kept although their class is outside the purpose (must be classified elements). */
+  keep?: readonly string[];
+  /** Elements dropped although their class is within the purpose. */
+  drop?: readonly string[];
+}
+
+/**
+ * Per purpose and type, elements kept or dropped against their class. Scheduling and billing keep a
+ * Patient's demographics to know who is booked or billed, but not US Core's race, ethnicity and birth
+ * sex (Patient.extension), marital status, or the details of the patient's contacts (third parties).
+ */
+export const PURPOSE_OVERRIDES: Readonly<Partial<Record<Purpose, Partial<Record<ResourceType, ElementOverride>>>>> = {
+  'scheduling-sync': { Patient: { drop: ['extension', 'contact', 'maritalStatus'] } },
+  'billing-export': { Patient: { drop: ['extension', 'contact', 'maritalStatus'] } },
+};
+
+/**
+ * The data class of one top-level element, or undefined when the element is never stored. A
+ * primitive's `_element` sibling (its id and extensions) has the class of the element.
+ */
 export function classOf(type: ResourceType, element: string): DataClass | undefined {
-  return Object.prototype.hasOwnProperty.call(CLASSIFICATION[type], element)
-    ? CLASSIFICATION[type][element]
-    : undefined;
+  const table = CLASSIFICATION[type];
+  if (Object.hasOwn(table, element)) return table[element];
+  const base = element.startsWith('_') ? element.slice(1) : undefined;
+  return base !== undefined && Object.hasOwn(table, base) ? table[base] : undefined;
 }
 
 /** The elements a purpose keeps for a resource type (empty when the type is outside the purpose). */
 export function retainedElements(type: ResourceType, purpose: Purpose): string[] {
   const policy = PURPOSE_POLICIES[purpose];
   if (!policy.resourceTypes.includes(type)) return [];
+  const override = PURPOSE_OVERRIDES[purpose]?.[type];
   return Object.entries(CLASSIFICATION[type])
-    .filter(([, cls]) => policy.classes.includes(cls))
+    .filter(
+      ([element, cls]) =>
+        (policy.classes.includes(cls) || override?.keep?.includes(element) === true) &&
+        override?.drop?.includes(element) !== true,
+    )
     .map(([element]) => element);
 }
 

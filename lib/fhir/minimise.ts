@@ -1,24 +1,20 @@
 /**
  * Minimum necessary (DESIGN §4 invariant 8): an integration's purpose keeps only the elements whose
  * data class it allows (lib/fhir/classification.ts is the source of truth); everything else —
- * narrative `text`, photos, contacts, free-form extensions, and classes outside the purpose — is
- * dropped before encryption, so it is never stored at all, and counted. `meta` is reduced to
- * versionId and lastUpdated.
+ * narrative `text`, photos, elements FHIR R4 does not define, and classes outside the purpose — is
+ * dropped before encryption, so it is never stored at all, and counted. Granularity is the top-level
+ * element (a kept element is kept whole); `meta` is reduced to versionId and lastUpdated. A primitive's
+ * `_element` sibling (its id and extensions) is kept exactly when the element is.
  */
 import type { ResourceType } from '../domain.js';
+import { RESOURCE_TYPES } from '../domain.js';
 import type { Purpose } from './classification.js';
 import { DEFAULT_PURPOSE, retainedElements } from './classification.js';
 
 /** What the default purpose (clinical-sync) keeps per resource type; derived from the classification. */
-export const RETAINED_ELEMENTS: Readonly<Record<ResourceType, readonly string[]>> = {
-  Patient: retainedElements('Patient', DEFAULT_PURPOSE),
-  Encounter: retainedElements('Encounter', DEFAULT_PURPOSE),
-  Observation: retainedElements('Observation', DEFAULT_PURPOSE),
-  Condition: retainedElements('Condition', DEFAULT_PURPOSE),
-  MedicationRequest: retainedElements('MedicationRequest', DEFAULT_PURPOSE),
-  AllergyIntolerance: retainedElements('AllergyIntolerance', DEFAULT_PURPOSE),
-  Appointment: retainedElements('Appointment', DEFAULT_PURPOSE),
-};
+export const RETAINED_ELEMENTS: Readonly<Record<ResourceType, readonly string[]>> = Object.fromEntries(
+  RESOURCE_TYPES.map((type) => [type, retainedElements(type, DEFAULT_PURPOSE)]),
+) as Record<ResourceType, string[]>;
 
 export interface MinimisedResource {
   resource: Record<string, unknown>;
@@ -44,7 +40,7 @@ export function minimiseForPurpose(
   let dropped = 0;
   for (const [element, value] of Object.entries(resource)) {
     if (value === undefined) continue;
-    if (retained.has(element)) kept[element] = value;
+    if (retained.has(element) || (element.startsWith('_') && retained.has(element.slice(1)))) kept[element] = value;
     else dropped += 1;
   }
   const meta = resource.meta as { versionId?: unknown; lastUpdated?: unknown } | undefined;
@@ -61,25 +57,49 @@ export function minimise(
   return minimiseForPurpose(type, resource, purpose).resource;
 }
 
+/**
+ * Where each type names the patient whose record it is (a Reference, or an array of them), first match
+ * wins; `Patient/<id>` references only; `subject` for types not listed. Directory types (Medication,
+ * Organization, Location, Practitioner, PractitionerRole) belong to no one patient.
+ */
+const PATIENT_ELEMENTS: Readonly<Partial<Record<ResourceType, readonly string[]>>> = {
+  AllergyIntolerance: ['patient'],
+  Immunization: ['patient'],
+  RelatedPerson: ['patient'],
+  Coverage: ['beneficiary', 'subscriber', 'policyHolder'],
+  Provenance: ['target'],
+  Device: ['patient'],
+  CareTeam: ['subject'],
+  MedicationDispense: ['subject'],
+  Specimen: ['subject'],
+  Appointment: ['participant.actor'],
+  Medication: [],
+  Organization: [],
+  Location: [],
+  Practitioner: [],
+  PractitionerRole: [],
+};
+
 /** The patient a resource belongs to (for pseudonymous audit), as a bare id, or undefined. */
 export function patientIdOf(type: ResourceType, resource: Record<string, unknown>): string | undefined {
   if (type === 'Patient') return typeof resource.id === 'string' ? resource.id : undefined;
-  const ref =
-    referenceOf(type === 'AllergyIntolerance' ? resource.patient : resource.subject) ?? appointmentPatient(resource);
-  // `Patient/p-7/_history/2` names patient p-7: one patient, one pseudonym.
-  return ref?.startsWith('Patient/') ? ref.slice('Patient/'.length).split('/')[0] || undefined : undefined;
+  for (const path of PATIENT_ELEMENTS[type] ?? ['subject']) {
+    const [element, inner] = path.split('.') as [string, string | undefined];
+    for (const item of asArray(resource[element])) {
+      const ref = referenceOf(inner === undefined ? item : (item as Record<string, unknown> | null)?.[inner]);
+      // `Patient/p-7/_history/2` names patient p-7: one patient, one pseudonym.
+      const id = ref?.startsWith('Patient/') ? ref.slice('Patient/'.length).split('/')[0] : undefined;
+      if (id) return id;
+    }
+  }
+  return undefined;
+}
+
+function asArray(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : value === undefined ? [] : [value];
 }
 
 function referenceOf(value: unknown): string | undefined {
   const ref = (value as { reference?: unknown } | undefined)?.reference;
   return typeof ref === 'string' ? ref : undefined;
-}
-
-function appointmentPatient(resource: Record<string, unknown>): string | undefined {
-  const participants = Array.isArray(resource.participant) ? resource.participant : [];
-  for (const p of participants) {
-    const ref = referenceOf((p as { actor?: unknown }).actor);
-    if (ref?.startsWith('Patient/')) return ref;
-  }
-  return undefined;
 }

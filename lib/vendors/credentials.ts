@@ -1,11 +1,13 @@
 /**
  * Resolves an integration id to what the vendor wrapper needs to authenticate: endpoint URLs,
- * client id, requested scopes (exactly the policy's resource types, read/search only), its auth
+ * client id, requested scopes (the policy's resource types that the vendor's SMART discovery
+ * advertises, read/search only: lib/vendors/advertised-scopes.ts), its auth
  * method with the matching material (a signer for client assertions, a client secret, TLS
  * material for mTLS / tls_client_auth) and its vendor parameters. Private keys, secrets and client
  * keys are loaded from their secret references once and kept in process memory; they never enter
  * the database, a log line or a workflow history.
  */
+import type { ResourceType } from '../domain.js';
 import { readScopeFor } from '../domain.js';
 import { resolveSecret } from '../config/secrets.js';
 import type { StoredSecretPolicy } from '../config/stored-secret-refs.js';
@@ -16,6 +18,7 @@ import { loadSigningKey } from '../keys/signing-keys.js';
 import type { Integration } from '../integrations/repository.js';
 import { getIntegration } from '../integrations/repository.js';
 import type { Queryable } from '../store/pool.js';
+import { advertisedTypes, unadvertisedTypes } from './advertised-scopes.js';
 import { discoverSmartConfiguration } from './smart-discovery.js';
 import { loadVendorTls } from './tls-options.js';
 import type { VendorTls } from './tls-options.js';
@@ -28,6 +31,8 @@ export interface CredentialDirectory {
   forget(integrationId: string): void;
   /** Credentials (whatever the status) and the vendor's RFC 7009 endpoint, for revoking tokens there. */
   revocationTarget(integrationId: string): Promise<{ cred: IntegrationCredentials; endpoint: string } | undefined>;
+  /** The integration's types its vendor's `scopes_supported` does not advertise (none when it says nothing). */
+  unadvertisedTypes(integrationId: string): Promise<ResourceType[]>;
 }
 
 export interface CredentialDirectoryOptions {
@@ -41,6 +46,12 @@ export interface CredentialDirectoryOptions {
   /** Called (and awaited) with each refusal before it is thrown: the worker audits it. */
   onRefusal?: (integration: Integration, err: SecretRefRefusedError) => Promise<void>;
   cacheTtlMs?: number;
+  /**
+   * Ask the vendor's SMART discovery which scopes it advertises (default true), remembered per base
+   * URL for `scopesTtlMs` (default 10 minutes). A discovery that fails says nothing: every type is asked.
+   */
+  discoverScopes?: boolean;
+  scopesTtlMs?: number;
 }
 
 export function createCredentialDirectory(db: Queryable, options: CredentialDirectoryOptions): CredentialDirectory {
@@ -97,12 +108,38 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
     }
   }
 
+  const scopesTtlMs = options.scopesTtlMs ?? 600_000;
+  const discovered = new Map<string, { at: number; scopes: Promise<string[] | undefined> }>();
+  /** SMART discovery's `scopes_supported` of the integration's base URL (cached; undefined when unknown). */
+  function scopesSupported(i: Integration, tls: VendorTls | undefined): Promise<string[] | undefined> {
+    if (options.discoverScopes === false) return Promise.resolve(undefined);
+    const hit = discovered.get(i.baseUrl);
+    if (hit && Date.now() - hit.at < scopesTtlMs) return hit.scopes;
+    const scopes = discoverSmartConfiguration(i.baseUrl, 5_000, tls).then(
+      (c) => c.scopesSupported,
+      () => undefined,
+    );
+    discovered.set(i.baseUrl, { at: Date.now(), scopes });
+    return scopes;
+  }
+
+  async function tlsOf(refs: Pick<Integration, 'tlsRefs'>): Promise<VendorTls | undefined> {
+    return refs.tlsRefs
+      ? once<VendorTls>(`tls:${JSON.stringify(refs.tlsRefs)}`, () => loadVendorTls(refs.tlsRefs!))
+      : undefined;
+  }
+
+  async function unadvertised(integrationId: string): Promise<ResourceType[]> {
+    const i = await integration(integrationId);
+    return unadvertisedTypes(i.resourceTypes, await scopesSupported(i, await tlsOf(await checkedRefs(i))));
+  }
+
   async function credentialsFor(i: Integration): Promise<IntegrationCredentials> {
     if (i.authMethod !== 'none' && (i.clientId === null || i.tokenUrl === null)) throw new ClientIdPendingError(i.id);
     const refs = await checkedRefs(i);
-    const tls = refs.tlsRefs
-      ? await once<VendorTls>(`tls:${JSON.stringify(refs.tlsRefs)}`, () => loadVendorTls(refs.tlsRefs!))
-      : undefined;
+    const tls = await tlsOf(refs);
+    // Only what the vendor advertises: one unheld type must not fail the token request for all.
+    const types = advertisedTypes(i.resourceTypes, await scopesSupported(i, tls));
     const base: Omit<IntegrationCredentials, 'signAssertion'> = {
       tenantId: i.tenantId,
       integrationId: i.id,
@@ -111,8 +148,8 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
       // Auth method none: no token endpoint and no client id; nothing is ever requested with them.
       tokenUrl: i.tokenUrl ?? '',
       clientId: i.clientId ?? '',
-      scopes: i.resourceTypes.map(readScopeFor),
-      resourceTypes: i.resourceTypes,
+      scopes: types.map(readScopeFor),
+      resourceTypes: types,
       authMethod: i.authMethod,
       generation: i.credentialGeneration,
       vendorParams: { ...i.vendorParams },
@@ -186,5 +223,5 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
       .revocationEndpoint;
   }
 
-  return { credentials, integration, forget, revocationTarget };
+  return { credentials, integration, forget, revocationTarget, unadvertisedTypes: unadvertised };
 }

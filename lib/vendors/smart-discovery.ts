@@ -18,6 +18,8 @@ const MAX_BYTES = 256 * 1024;
 export interface SmartConfiguration {
   tokenEndpoint?: string;
   revocationEndpoint?: string;
+  /** `scopes_supported` when the server lists it (strings only); lib/vendors/advertised-scopes.ts reads it. */
+  scopesSupported?: string[];
 }
 
 export async function discoverSmartConfiguration(
@@ -49,9 +51,11 @@ export async function discoverSmartConfiguration(
     if (err instanceof SyntaxError) return {};
     throw err;
   }
+  const scopes = config.scopes_supported;
   return {
     tokenEndpoint: allowedUrl(config.token_endpoint),
     revocationEndpoint: allowedUrl(config.revocation_endpoint),
+    ...(Array.isArray(scopes) ? { scopesSupported: scopes.filter((s): s is string => typeof s === 'string') } : {}),
   };
 }
 

@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { WorkflowFailedError } from '@temporalio/client';
-import { RESOURCE_TYPES, isResourceType } from '../../lib/domain.js';
+import { isResourceType } from '../../lib/domain.js';
+import { PURPOSE_POLICIES } from '../../lib/fhir/classification.js';
 import { minimise } from '../../lib/fhir/minimise.js';
 import { decryptRecord } from '../../lib/crypto/envelope.js';
 import { LocalKekProvider } from '../../lib/keys/local-kek.js';
@@ -40,7 +41,8 @@ describe('nightly sync', () => {
     expect(report.outcome).toBe('completed');
 
     let expectedTotal = 0;
-    for (const type of RESOURCE_TYPES) {
+    // The default types of a clinical-sync integration: the whole record but Coverage (billing).
+    for (const type of PURPOSE_POLICIES['clinical-sync'].resourceTypes) {
       const manifest = await sandboxManifest(harness.sandbox, type);
       const stored = await storedVersions(harness.pool, tenantId, integrationId, type);
       expectedTotal += manifest.length;

@@ -60,11 +60,12 @@ describe('classification', () => {
         );
         expect(kept, type).not.toHaveProperty('text');
         expect(kept, type).not.toHaveProperty('photo');
-        expect(kept, type).not.toHaveProperty('maritalStatus');
       }
     }
-    // A sandbox Patient carries narrative text and marital status: both dropped and counted.
-    expect(minimiseForPurpose('Patient', sample('Patient'), 'clinical-sync').dropped).toBeGreaterThanOrEqual(2);
+    // A sandbox Patient carries narrative text: dropped and counted; its marital status is demographics.
+    expect(minimiseForPurpose('Patient', sample('Patient'), 'clinical-sync').dropped).toBeGreaterThanOrEqual(1);
+    expect(minimise('Patient', sample('Patient'))).toHaveProperty('maritalStatus');
+    expect(minimise('Patient', sample('Patient'), 'scheduling-sync')).not.toHaveProperty('maritalStatus');
   });
 
   it('keeps the old clinical retention as the default purpose', () => {
@@ -117,7 +118,15 @@ describe('classification', () => {
     expect(() => assertTypesWithinPurpose('scheduling-sync', ['Patient', 'Observation', 'Condition'])).toThrow(
       /scheduling-sync does not allow resource type\(s\) Observation, Condition/,
     );
-    expect(() => assertTypesWithinPurpose('clinical-sync', [...RESOURCE_TYPES])).not.toThrow();
+    expect(() =>
+      assertTypesWithinPurpose(
+        'clinical-sync',
+        RESOURCE_TYPES.filter((t) => t !== 'Coverage'),
+      ),
+    ).not.toThrow();
+    // Coverage is billing through and through: billing-export's, not the clinical record's.
+    expect(() => assertTypesWithinPurpose('clinical-sync', ['Coverage'])).toThrow(PolicyViolationError);
+    expect(() => assertTypesWithinPurpose('billing-export', ['Patient', 'Encounter', 'Coverage'])).not.toThrow();
   });
 });
 

@@ -35,6 +35,7 @@ const SAMPLES: Record<string, unknown[]> = {
   AuditWriteError: ['records.stored', 'connection lost'],
   IntegrationRevokedError: ['i-1', 'revoked'],
   ScopeNotGrantedError: ['i-1', 'Observation'],
+  ScopeNotAdvertisedError: ['i-1', 'Specimen'],
   CircuitOpenError: ['i-1', 30_000, 'VENDOR_HTTP_503'],
   ScopeUnderIncidentError: ['audit export', 'inc-1', 'tenant:t-1'],
   SecretRefRefusedError: ['--client-secret-ref', 'outside-secret-roots', 'must name a file under a secret root'],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RESOURCE_TYPES } from '../../lib/domain.js';
+import { PURPOSE_POLICIES } from '../../lib/fhir/classification.js';
 import { RETAINED_ELEMENTS, minimise, patientIdOf } from '../../lib/fhir/minimise.js';
 
 // Synthetic data only.
@@ -48,22 +48,19 @@ describe('minimise', () => {
         'birthDate',
         'deceasedBoolean',
         'address',
+        // The whole record: contacts, US Core extensions (race, ethnicity, birth sex), modifiers,
+        // contained resources, languages and the primary care provider are part of it now.
+        'contact',
+        'extension',
+        'modifierExtension',
+        'contained',
+        'communication',
+        'generalPractitioner',
       ].sort(),
     );
-    for (const dropped of [
-      'text',
-      'photo',
-      'contact',
-      'extension',
-      'modifierExtension',
-      'contained',
-      'communication',
-      'generalPractitioner',
-      'vendorSpecificNote',
-    ]) {
+    for (const dropped of ['text', 'photo', 'vendorSpecificNote']) {
       expect(kept, dropped).not.toHaveProperty(dropped);
     }
-    expect(JSON.stringify(kept)).not.toContain('Synthetic-Contact');
     expect(JSON.stringify(kept)).not.toContain('iVBORw0KGgo');
     expect(JSON.stringify(kept)).not.toContain('<div>');
   });
@@ -80,8 +77,8 @@ describe('minimise', () => {
     expect(input).toEqual(fullPatient);
   });
 
-  it('drops narrative, extensions and unknown fields for every resource type', () => {
-    for (const type of RESOURCE_TYPES) {
+  it('drops narrative, photos and unknown fields for every resource type', () => {
+    for (const type of PURPOSE_POLICIES['clinical-sync'].resourceTypes) {
       const resource: Record<string, unknown> = {
         resourceType: type,
         id: 'r-1',
@@ -98,7 +95,8 @@ describe('minimise', () => {
       expect(Object.keys(kept).sort(), type).toEqual([...RETAINED_ELEMENTS[type]].sort());
       expect(kept.meta, type).toEqual({ versionId: '1', lastUpdated: '2024-01-01T00:00:00Z' });
       expect(RETAINED_ELEMENTS[type], type).not.toContain('text');
-      expect(RETAINED_ELEMENTS[type], type).not.toContain('extension');
+      expect(RETAINED_ELEMENTS[type], type).not.toContain('photo');
+      expect(RETAINED_ELEMENTS[type], type).not.toContain('somethingNew');
     }
   });
 
@@ -136,6 +134,18 @@ describe('patientIdOf', () => {
         ],
       }),
     ).toBe('p-9');
+    const ref = { reference: 'Patient/p-10' };
+    expect(patientIdOf('Coverage', { resourceType: 'Coverage', beneficiary: ref })).toBe('p-10');
+    expect(patientIdOf('Immunization', { resourceType: 'Immunization', patient: ref })).toBe('p-10');
+    expect(patientIdOf('RelatedPerson', { resourceType: 'RelatedPerson', patient: ref })).toBe('p-10');
+    expect(patientIdOf('Device', { resourceType: 'Device', patient: ref })).toBe('p-10');
+    expect(patientIdOf('DocumentReference', { resourceType: 'DocumentReference', subject: ref })).toBe('p-10');
+    expect(
+      patientIdOf('Provenance', { resourceType: 'Provenance', target: [{ reference: 'Observation/o-1' }, ref] }),
+    ).toBe('p-10');
+    // Directory types belong to no patient.
+    expect(patientIdOf('Practitioner', { resourceType: 'Practitioner', subject: ref })).toBeUndefined();
+    expect(patientIdOf('Organization', { resourceType: 'Organization', id: 'o' })).toBeUndefined();
   });
 
   it('returns undefined when there is no patient', () => {

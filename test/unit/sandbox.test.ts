@@ -205,7 +205,7 @@ describe('sandbox FHIR search and paging', () => {
 
   it('answers errors as OperationOutcomes', async () => {
     const cases: Array<[string, number]> = [
-      [`${sb.fhirBaseUrl}/Medication`, 404],
+      [`${sb.fhirBaseUrl}/Basic`, 404],
       [`${sb.fhirBaseUrl}/Patient/pt-zzzzzzz-00`, 404],
       [`${sb.fhirBaseUrl}/Patient?_count=abc`, 400],
       [`${sb.fhirBaseUrl}/Patient?_lastUpdated=gtyesterday`, 400],

@@ -33,7 +33,7 @@ describe('summariseNotification', () => {
   it('reads an R4 backport event notification: types from entries and focus, unknown types counted', () => {
     const body = backport(
       'event-notification',
-      ['Observation/obs-1', 'Practitioner/p-9'],
+      ['Observation/obs-1', 'Basic/b-9'],
       ['https://ehr.example.org/fhir/Observation/obs-1', 'https://ehr.example.org/fhir/Encounter/e-2/_history/4'],
     );
     expect(summariseNotification(body)).toEqual({
