@@ -58,7 +58,8 @@ export const READ_PATHS: Readonly<Record<PersonalityId, ReadPaths>> = {
     maxPageSize: 5000,
     groupId: 'all-patients',
   },
-  // fhir.epic.com Bulk FHIR: Group $export only, not incremental.
+  // fhir.epic.com Bulk FHIR: Group $export only, not incremental. Clinical searches need `patient`
+  // (Epic answers 400 otherwise); no _sort.
   epic: {
     bulk: {
       version: '1.0.1',
@@ -68,13 +69,14 @@ export const READ_PATHS: Readonly<Record<PersonalityId, ReadPaths>> = {
       expiredStatus: 404,
       resourcesPerFile: 100_000,
     },
-    systemSearch: 'all',
-    sortLastUpdated: true,
+    systemSearch: 'none',
+    sortLastUpdated: false,
     history: false,
-    maxPageSize: 5000,
+    maxPageSize: 1000,
     groupId: 'eIscQb2HmqkT.aPxBKDR1mIj3721CpVk1suC7rlu3yX83',
   },
   // Oracle Health Bulk Data (Millennium): Group and Patient, _since, files expire after 30 days.
+  // Searches need `patient` (or `_id`); small pages.
   'oracle-health': {
     bulk: {
       version: '1.0.1',
@@ -84,10 +86,10 @@ export const READ_PATHS: Readonly<Record<PersonalityId, ReadPaths>> = {
       expiredStatus: 404,
       resourcesPerFile: 100_000,
     },
-    systemSearch: 'all',
-    sortLastUpdated: true,
+    systemSearch: 'none',
+    sortLastUpdated: false,
     history: false,
-    maxPageSize: 5000,
+    maxPageSize: 200,
     groupId: '11ec-d16a-c763b73e-98e8-a31715e6a2bf',
   },
   // athenahealth: Bulk v2 Group export with _since (backfills, by approval).
@@ -100,19 +102,19 @@ export const READ_PATHS: Readonly<Record<PersonalityId, ReadPaths>> = {
       expiredStatus: 410,
       resourcesPerFile: 50_000,
     },
-    systemSearch: 'all',
-    sortLastUpdated: true,
+    systemSearch: 'patient-only',
+    sortLastUpdated: false,
     history: false,
-    maxPageSize: 5000,
+    maxPageSize: 1000,
     groupId: 'a-1.Practice-195900',
   },
   // MEDITECH Expanse: no Bulk Data found; patient-scoped US Core searches.
   meditech: {
     bulk: null,
-    systemSearch: 'all',
-    sortLastUpdated: true,
+    systemSearch: 'patient-only',
+    sortLastUpdated: false,
     history: false,
-    maxPageSize: 5000,
+    maxPageSize: 500,
     groupId: 'practice-roster',
   },
   // eClinicalWorks: Group $export, not incremental (third-party reports).
@@ -125,10 +127,10 @@ export const READ_PATHS: Readonly<Record<PersonalityId, ReadPaths>> = {
       expiredStatus: 404,
       resourcesPerFile: 100_000,
     },
-    systemSearch: 'all',
-    sortLastUpdated: true,
+    systemSearch: 'patient-only',
+    sortLastUpdated: false,
     history: false,
-    maxPageSize: 5000,
+    maxPageSize: 1000,
     groupId: 'SBXPRAC-roster',
   },
   // NextGen: Group $export exists (details unverified), not incremental.
@@ -141,10 +143,10 @@ export const READ_PATHS: Readonly<Record<PersonalityId, ReadPaths>> = {
       expiredStatus: 404,
       resourcesPerFile: 100_000,
     },
-    systemSearch: 'all',
-    sortLastUpdated: true,
+    systemSearch: 'patient-only',
+    sortLastUpdated: false,
     history: false,
-    maxPageSize: 5000,
+    maxPageSize: 1000,
     groupId: 'nge-site-roster',
   },
 };
