@@ -93,7 +93,11 @@ describe('sandbox vendor personalities', () => {
     expect(granted.body.expires_in).toBe(3600);
     const token = granted.body.access_token as string;
     expect(
-      (await fetch(`${epic.fhirBaseUrl}/Patient?_count=2`, { headers: { authorization: `Bearer ${token}` } })).status,
+      (
+        await fetch(`${epic.fhirBaseUrl}/Patient?_id=pt-0000000-00&_count=2`, {
+          headers: { authorization: `Bearer ${token}` },
+        })
+      ).status,
     ).toBe(200);
     expect(
       (await fetch(`${epic.url}/fhir/Patient?_count=2`, { headers: { authorization: `Bearer ${token}` } })).status,
@@ -122,13 +126,9 @@ describe('sandbox vendor personalities', () => {
     expect(outcome.issue[0]?.diagnostics).toMatch(/ah-practice/);
 
     const practice = 'a-1.Practice-195900';
-    const { ids, links } = await follow(
-      sb,
-      token,
-      `${sb.fhirBaseUrl}/Observation?_count=7&_sort=_lastUpdated&ah-practice=${practice}`,
-    );
+    const { ids, links } = await follow(sb, token, `${sb.fhirBaseUrl}/Patient?_count=7&ah-practice=${practice}`);
     const manifest = (
-      await adminJson<{ records: Array<{ id: string }> }>(sb, '/admin/manifest?type=Observation')
+      await adminJson<{ records: Array<{ id: string }> }>(sb, '/admin/manifest?type=Patient')
     ).records.map((r) => r.id);
     expect(ids).toEqual(manifest);
     expect(new Set(ids).size).toBe(ids.length);
@@ -167,7 +167,7 @@ describe('sandbox vendor personalities', () => {
     const sb = await sandbox('eclinicalworks', { rateLimit: { requests: 3, windowMs, window: 'fixed' } });
     const token = await (await createTestClient(sb, { scopes: ['system/*.read'] })).token('system/*.read');
     const get = (): Promise<Response> =>
-      fetch(`${sb.fhirBaseUrl}/Condition?_count=1`, { headers: { authorization: `Bearer ${token}` } });
+      fetch(`${sb.fhirBaseUrl}/Patient?_count=1`, { headers: { authorization: `Bearer ${token}` } });
     // Start at the beginning of a window so the burst below falls inside one.
     await new Promise((r) => setTimeout(r, windowMs - (Date.now() % windowMs) + 20));
     for (let i = 0; i < 3; i++) expect((await get()).status).toBe(200);
