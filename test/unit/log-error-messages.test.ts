@@ -40,6 +40,10 @@ const SAMPLES: Record<string, unknown[]> = {
   ScopeUnderIncidentError: ['audit export', 'inc-1', 'tenant:t-1'],
   SecretRefRefusedError: ['--client-secret-ref', 'outside-secret-roots', 'must name a file under a secret root'],
   KeyRotationRolledBackError: ['keys/t-1/dek/2026-12-05T00:00:00Z', 'retireTenantDek failed (TEST_FAULT)'],
+  ReadPlanError: ['i-1', "Group $export needs the vendor's Group id", 'ehrctl integrations update i-1 --group-id <id>'],
+  ClientIdPendingError: ['i-1'],
+  BulkExportError: ['BULK_KICKOFF_REFUSED', 'kick-off', 'the vendor answered 403', 'forbidden'],
+  BulkFileExpiredError: [2, 410],
 };
 
 const subclasses: Array<[string, Ctor]> = Object.entries(errors as Record<string, unknown>).flatMap(([name, value]) =>

@@ -67,6 +67,7 @@ describe('parseSearchBundle', () => {
     expect(parseSearchBundle('Patient', bytes({ resourceType: 'Bundle', type: 'searchset', total: 0 }))).toEqual({
       resources: [],
       nextUrl: undefined,
+      total: 0,
     });
   });
 
