@@ -24,10 +24,11 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { SyncPageActivities, SyncPlanningActivities } from '../activities/index.js';
-import type { PatientBatchResult, SyncPageResult } from '../activities/types.js';
 import type { BulkExportInput, BulkExportResult } from './bulk-export.js';
-import type { NightlySyncInput, SyncReport, SyncState, TypeProgress } from './nightly-sync-api.js';
+import type { NightlySyncInput, SyncReport, TypeProgress } from './nightly-sync-api.js';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal } from './nightly-sync-api.js';
+import type { PageCounts, SyncRun } from './nightly-sync-reads.js';
+import { emptyTypeProgress, freshState, readByPatient, readBySearch } from './nightly-sync-reads.js';
 import { storePreset, vendorPagePreset } from './presets.js';
 
 export type {
@@ -43,10 +44,6 @@ export { cancelSignal, pauseSignal, progressQuery, resumeSignal } from './nightl
 
 /** lib/errors ScopeNotGrantedError's code (workflows may not import lib/errors). */
 const SCOPE_NOT_GRANTED = 'VENDOR_SCOPE_NOT_GRANTED';
-/** A type read only in part: the server counted more than its pages returned. */
-const SHORTFALL = 'SYNC_SHORTFALL';
-/** Roster positions per patient-strategy activity. */
-const PATIENTS_PER_BATCH = 25;
 
 const store = proxyActivities<SyncPlanningActivities>(storePreset);
 
@@ -91,6 +88,7 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     state.plan.pageTaskQueue ? { ...vendorPagePreset, taskQueue: state.plan.pageTaskQueue } : vendorPagePreset,
   );
   const scope = { tenantId: input.tenantId, integrationId: input.integrationId };
+  const run: SyncRun = { state, scope, vendor, held, carryOnIfLarge, record };
 
   if (read?.strategy === 'bulk') return readByBulk();
 
@@ -110,8 +108,8 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
       if (typeProgress.skippedReason !== undefined) {
         // Skipped by the plan (e.g. a scope the vendor did not grant): nothing to read.
       } else if (state.roster) {
-        if ((await readByPatient(typeProgress, since)) === 'cancelled') return finish('cancelled');
-      } else if ((await readBySearch(typeProgress, since)) === 'cancelled') {
+        if ((await readByPatient(run, typeProgress, since)) === 'cancelled') return finish('cancelled');
+      } else if ((await readBySearch(run, typeProgress, since)) === 'cancelled') {
         return finish('cancelled');
       }
     } catch (err) {
@@ -150,78 +148,6 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     if (!historyIsLarge(input.historyEventLimit)) return;
     state.progress.continuedAsNew += 1;
     await continueAsNew<typeof nightlySync>({ ...input, carried: state });
-  }
-
-  /** System-wide searches of one type, window by window, then its deletions from the type's history. */
-  async function readBySearch(t: TypeProgress, since: string | null): Promise<'read' | 'cancelled'> {
-    const resourceType = t.resourceType;
-    if (read && !state.window)
-      state.window = { since, overlapSeconds: read.overlapSeconds, fetched: 0, expected: null };
-    while (!state.readingHistory) {
-      do {
-        if (await held()) return 'cancelled';
-        const window = state.window;
-        const page: SyncPageResult = await vendor.syncPage({
-          ...scope,
-          resourceType,
-          since: window ? window.since : since,
-          cursor: state.cursor,
-          pageSize: state.plan.pageSize,
-          // Only with a read plan, so recorded histories replay with identical activity inputs.
-          ...(read && window
-            ? {
-                overlapSeconds: window.overlapSeconds,
-                sort: read.sortable.includes(resourceType),
-                countCheck: state.cursor === null,
-              }
-            : {}),
-        });
-        record(t, page);
-        if (window) {
-          window.fetched += page.fetched;
-          if (page.expected !== undefined) window.expected = page.expected;
-        }
-        state.cursor = page.nextCursor;
-        state.highWater = later(state.highWater, page.maxLastUpdated);
-        await carryOnIfLarge();
-      } while (state.cursor !== null);
-
-      const window = state.window;
-      if (!read || !window || window.expected === null || window.fetched >= window.expected) break;
-      // A shortfall: the server stopped short of its own count (it caps result sets). Sorted by _lastUpdated, the
-      // pages were the oldest matches, so the next window starts at the newest one read; otherwise, or when that
-      // makes no progress (more ties at one instant than the cap), the type is incomplete and read again next run.
-      const sorted = read.sortable.includes(resourceType);
-      if (!sorted || state.highWater === null || state.highWater === window.since) {
-        t.incompleteReason = SHORTFALL;
-        t.incompleteDetail = `the server counted ${window.expected} ${resourceType} but its pages held ${window.fetched}`;
-        return 'read';
-      }
-      state.window = { since: state.highWater, overlapSeconds: 0, fetched: 0, expected: null };
-    }
-
-    const history = read?.typeHistory.find((h) => h.resourceType === resourceType);
-    if (!history) return 'read';
-    if (!state.readingHistory) {
-      state.readingHistory = true;
-      state.cursor = null;
-    }
-    const historySince = new Date(Date.parse(history.since) - read!.overlapSeconds * 1000).toISOString();
-    do {
-      if (await held()) return 'cancelled';
-      const page = await vendor.syncDeletions({
-        ...scope,
-        resourceType,
-        since: historySince,
-        cursor: state.cursor,
-        pageSize: state.plan.pageSize,
-      });
-      t.deleted = (t.deleted ?? 0) + page.removed;
-      state.progress.totals.deleted = (state.progress.totals.deleted ?? 0) + page.removed;
-      state.cursor = page.nextCursor;
-      await carryOnIfLarge();
-    } while (state.cursor !== null);
-    return 'read';
   }
 
   /**
@@ -271,35 +197,6 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     return finish(state.progress.types.some((t) => t.incompleteReason) ? 'incomplete' : 'completed');
   }
 
-  /** One type, patient by patient over the run's roster, in batches of roster positions. */
-  async function readByPatient(t: TypeProgress, since: string | null): Promise<'read' | 'cancelled'> {
-    const roster = state.roster!;
-    let position = state.cursor === null ? 0 : Number(state.cursor);
-    while (position < roster.size) {
-      if (await held()) return 'cancelled';
-      const batch: PatientBatchResult = await vendor.syncPatientBatch({
-        ...scope,
-        rosterId: roster.id,
-        resourceType: t.resourceType,
-        from: position,
-        to: Math.min(position + PATIENTS_PER_BATCH, roster.size),
-        since,
-        overlapSeconds: read!.overlapSeconds,
-        lastUpdated: read!.lastUpdatedSearch,
-        pageSize: state.plan.pageSize,
-      });
-      record(t, batch);
-      t.deleted = (t.deleted ?? 0) + batch.deleted;
-      state.progress.totals.deleted = (state.progress.totals.deleted ?? 0) + batch.deleted;
-      position = batch.position;
-      state.cursor = String(position);
-      state.progress.roster = { size: roster.size, position };
-      state.highWater = later(state.highWater, batch.maxLastUpdated);
-      await carryOnIfLarge();
-    }
-    return 'read';
-  }
-
   async function finish(outcome: SyncReport['outcome']): Promise<SyncReport> {
     state.progress.status = outcome;
     state.progress.currentResourceType = null;
@@ -330,10 +227,7 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     };
   }
 
-  function record(
-    t: TypeProgress,
-    page: { fetched: number; inserted: number; updated: number; unchanged: number; dropped?: number },
-  ): void {
+  function record(t: TypeProgress, page: PageCounts): void {
     const totals = state.progress.totals;
     t.pages += 1;
     totals.pages += 1;
@@ -345,33 +239,6 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     t.dropped = (t.dropped ?? 0) + (page.dropped ?? 0);
     totals.dropped = (totals.dropped ?? 0) + (page.dropped ?? 0);
   }
-}
-
-function freshState(): SyncState {
-  return {
-    plan: { vendor: '', pageSize: 0, resourceTypes: [] },
-    typeIndex: 0,
-    cursor: null,
-    highWater: null,
-    paused: false,
-    progress: {
-      status: 'planning',
-      currentResourceType: null,
-      types: [],
-      totals: { pages: 0, fetched: 0, inserted: 0, updated: 0, unchanged: 0, dropped: 0 },
-      continuedAsNew: 0,
-    },
-  };
-}
-
-function emptyTypeProgress(resourceType: TypeProgress['resourceType']): TypeProgress {
-  return { resourceType, pages: 0, fetched: 0, inserted: 0, updated: 0, unchanged: 0, dropped: 0, done: false };
-}
-
-function later(a: string | null, b: string | null): string | null {
-  if (a === null) return b;
-  if (b === null) return a;
-  return Date.parse(b) > Date.parse(a) ? b : a;
 }
 
 function isFailureOfType(err: unknown, type: string): boolean {

@@ -1,0 +1,168 @@
+/**
+ * How the nightly sync reads one type (workflows/nightly-sync.ts is the playbook): system-wide searches window by
+ * window then the type's deletions, or patient by patient over the run's roster. Workflow code: deterministic,
+ * only `@temporalio/workflow` and type imports.
+ */
+import type { ActivityInterfaceFor } from '@temporalio/workflow';
+import type { SyncPageActivities } from '../activities/index.js';
+import type { PatientBatchResult, SyncPageResult } from '../activities/types.js';
+import type { SyncState, TypeProgress } from './nightly-sync-api.js';
+
+/** A type read only in part: the server counted more than its pages returned. */
+const SHORTFALL = 'SYNC_SHORTFALL';
+/** Roster positions per patient-strategy activity. */
+const PATIENTS_PER_BATCH = 25;
+
+export interface PageCounts {
+  fetched: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+  dropped?: number;
+}
+
+/** What a read needs from the run: its state, the vendor-bound activities and the run's own steps. */
+export interface SyncRun {
+  state: SyncState;
+  scope: { tenantId: string; integrationId: string };
+  vendor: ActivityInterfaceFor<SyncPageActivities>;
+  /** Waits out a pause; true when the run is to stop (cancelled). */
+  held(): Promise<boolean>;
+  /** Continues as new, carrying the state, when the history has grown large. */
+  carryOnIfLarge(): Promise<void>;
+  record(t: TypeProgress, page: PageCounts): void;
+}
+
+/** System-wide searches of one type, window by window, then its deletions from the type's history. */
+export async function readBySearch(run: SyncRun, t: TypeProgress, since: string | null): Promise<'read' | 'cancelled'> {
+  const resourceType = t.resourceType;
+  const read = run.state.plan.read;
+  if (read && !run.state.window)
+    run.state.window = { since, overlapSeconds: read.overlapSeconds, fetched: 0, expected: null };
+  while (!run.state.readingHistory) {
+    do {
+      if (await run.held()) return 'cancelled';
+      const window = run.state.window;
+      const page: SyncPageResult = await run.vendor.syncPage({
+        ...run.scope,
+        resourceType,
+        since: window ? window.since : since,
+        cursor: run.state.cursor,
+        pageSize: run.state.plan.pageSize,
+        // Only with a read plan, so recorded histories replay with identical activity inputs.
+        ...(read && window
+          ? {
+              overlapSeconds: window.overlapSeconds,
+              sort: read.sortable.includes(resourceType),
+              countCheck: run.state.cursor === null,
+            }
+          : {}),
+      });
+      run.record(t, page);
+      if (window) {
+        window.fetched += page.fetched;
+        if (page.expected !== undefined) window.expected = page.expected;
+      }
+      run.state.cursor = page.nextCursor;
+      run.state.highWater = later(run.state.highWater, page.maxLastUpdated);
+      await run.carryOnIfLarge();
+    } while (run.state.cursor !== null);
+
+    const window = run.state.window;
+    if (!read || !window || window.expected === null || window.fetched >= window.expected) break;
+    // A shortfall: the server stopped short of its own count (it caps result sets). Sorted by _lastUpdated, the
+    // pages were the oldest matches, so the next window starts at the newest one read; otherwise, or when that
+    // makes no progress (more ties at one instant than the cap), the type is incomplete and read again next run.
+    const sorted = read.sortable.includes(resourceType);
+    if (!sorted || run.state.highWater === null || run.state.highWater === window.since) {
+      t.incompleteReason = SHORTFALL;
+      t.incompleteDetail = `the server counted ${window.expected} ${resourceType} but its pages held ${window.fetched}`;
+      return 'read';
+    }
+    run.state.window = { since: run.state.highWater, overlapSeconds: 0, fetched: 0, expected: null };
+  }
+
+  const history = read?.typeHistory.find((h) => h.resourceType === resourceType);
+  if (!history) return 'read';
+  if (!run.state.readingHistory) {
+    run.state.readingHistory = true;
+    run.state.cursor = null;
+  }
+  const historySince = new Date(Date.parse(history.since) - read!.overlapSeconds * 1000).toISOString();
+  do {
+    if (await run.held()) return 'cancelled';
+    const page = await run.vendor.syncDeletions({
+      ...run.scope,
+      resourceType,
+      since: historySince,
+      cursor: run.state.cursor,
+      pageSize: run.state.plan.pageSize,
+    });
+    t.deleted = (t.deleted ?? 0) + page.removed;
+    run.state.progress.totals.deleted = (run.state.progress.totals.deleted ?? 0) + page.removed;
+    run.state.cursor = page.nextCursor;
+    await run.carryOnIfLarge();
+  } while (run.state.cursor !== null);
+  return 'read';
+}
+
+/** One type, patient by patient over the run's roster, in batches of roster positions. */
+export async function readByPatient(
+  run: SyncRun,
+  t: TypeProgress,
+  since: string | null,
+): Promise<'read' | 'cancelled'> {
+  const roster = run.state.roster!;
+  const read = run.state.plan.read!;
+  let position = run.state.cursor === null ? 0 : Number(run.state.cursor);
+  while (position < roster.size) {
+    if (await run.held()) return 'cancelled';
+    const batch: PatientBatchResult = await run.vendor.syncPatientBatch({
+      ...run.scope,
+      rosterId: roster.id,
+      resourceType: t.resourceType,
+      from: position,
+      to: Math.min(position + PATIENTS_PER_BATCH, roster.size),
+      since,
+      overlapSeconds: read.overlapSeconds,
+      lastUpdated: read.lastUpdatedSearch,
+      pageSize: run.state.plan.pageSize,
+    });
+    run.record(t, batch);
+    t.deleted = (t.deleted ?? 0) + batch.deleted;
+    run.state.progress.totals.deleted = (run.state.progress.totals.deleted ?? 0) + batch.deleted;
+    position = batch.position;
+    run.state.cursor = String(position);
+    run.state.progress.roster = { size: roster.size, position };
+    run.state.highWater = later(run.state.highWater, batch.maxLastUpdated);
+    await run.carryOnIfLarge();
+  }
+  return 'read';
+}
+
+export function freshState(): SyncState {
+  return {
+    plan: { vendor: '', pageSize: 0, resourceTypes: [] },
+    typeIndex: 0,
+    cursor: null,
+    highWater: null,
+    paused: false,
+    progress: {
+      status: 'planning',
+      currentResourceType: null,
+      types: [],
+      totals: { pages: 0, fetched: 0, inserted: 0, updated: 0, unchanged: 0, dropped: 0 },
+      continuedAsNew: 0,
+    },
+  };
+}
+
+export function emptyTypeProgress(resourceType: TypeProgress['resourceType']): TypeProgress {
+  return { resourceType, pages: 0, fetched: 0, inserted: 0, updated: 0, unchanged: 0, dropped: 0, done: false };
+}
+
+export function later(a: string | null, b: string | null): string | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return Date.parse(b) > Date.parse(a) ? b : a;
+}
