@@ -64,8 +64,14 @@ export function printReport(workflowId: string, report: SyncReport): void {
     }
     print(
       `  ${t.resourceType.padEnd(20)} fetched ${t.fetched}, new ${t.inserted}, ` +
-        `updated ${t.updated}, unchanged ${t.unchanged} (${t.pages} pages)`,
+        `updated ${t.updated}, unchanged ${t.unchanged}, deleted ${t.deleted ?? 0} (${t.pages} pages)`,
     );
+    if (t.incompleteReason) {
+      print(
+        `  ${''.padEnd(20)} INCOMPLETE: ${t.incompleteReason}` +
+          `${t.incompleteDetail ? ` (${t.incompleteDetail})` : ''}; its checkpoint is unchanged, the next run reads it again`,
+      );
+    }
   }
   print(
     `  total: fetched ${report.totals.fetched}, new ${report.totals.inserted}, ` +
