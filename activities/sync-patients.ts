@@ -7,7 +7,7 @@
 import { Context } from '@temporalio/activity';
 import { MalformedVendorDataError, ScopeNotGrantedError, VendorHttpError } from '../lib/errors/index.js';
 import { parseSearchBundle } from '../lib/fhir/search-bundle.js';
-import { dropRoster, readRoster, writeRoster } from '../lib/sync/roster-repository.js';
+import { dropRoster, readRoster, storedPatientsOutside, writeRoster } from '../lib/sync/roster-repository.js';
 import { applyDeletions, storeResources } from '../lib/sync/store-resources.js';
 import type { CallContext } from '../lib/vendors/vendor-call.js';
 import type { SyncActivityDeps } from './deps.js';
@@ -22,7 +22,7 @@ type Deps = Pick<SyncActivityDeps, 'pool' | 'keyring' | 'vendors' | 'directory'>
 
 export function createSyncPatientActivities(deps: Deps) {
   return {
-    async buildRoster(input: BuildRosterInput): Promise<{ size: number }> {
+    async buildRoster(input: BuildRosterInput): Promise<{ size: number; rechecks: number }> {
       const ctx = activityAuditContext();
       const integration = await deps.directory.integration(input.integrationId);
       const base = integration.baseUrl.replace(/\/$/, '');
@@ -47,8 +47,14 @@ export function createSyncPatientActivities(deps: Deps) {
           url = page.nextUrl;
         }
       }
-      const size = await writeRoster(deps.pool, input, ids);
-      return { size };
+      // Patients stored before but no longer on the roster follow it: only their Patient read runs again, so a
+      // deletion at the vendor (410/404) becomes a tombstone instead of a record kept for ever.
+      const unique = [...new Set(ids)];
+      const rechecks = integration.resourceTypes.includes('Patient')
+        ? await storedPatientsOutside(deps.pool, input, unique)
+        : [];
+      await writeRoster(deps.pool, input, [...unique, ...rechecks]);
+      return { size: unique.length, rechecks: rechecks.length };
     },
 
     async syncPatientBatch(input: PatientBatchInput): Promise<PatientBatchResult> {

@@ -85,8 +85,11 @@ export interface SyncState {
   window?: SearchWindow;
   /** search with a read plan: the current type's pages are done and its history (deletions) is being read. */
   readingHistory?: boolean;
-  /** patient strategy: the run's roster. */
-  roster?: { id: string; size: number };
+  /**
+   * patient strategy: the run's roster; `rechecks` stored patients off the roster follow its members and are read
+   * for the Patient type only (to learn of deletions).
+   */
+  roster?: { id: string; size: number; rechecks?: number };
 }
 
 export interface SyncReport {

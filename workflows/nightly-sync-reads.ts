@@ -3,6 +3,7 @@
  * window then the type's deletions, or patient by patient over the run's roster. Workflow code: deterministic,
  * only `@temporalio/workflow` and type imports.
  */
+import { ApplicationFailure } from '@temporalio/workflow';
 import type { ActivityInterfaceFor } from '@temporalio/workflow';
 import type { SyncPageActivities } from '../activities/index.js';
 import type { PatientBatchResult, SyncPageResult } from '../activities/types.js';
@@ -115,14 +116,15 @@ export async function readByPatient(
   const roster = run.state.roster!;
   const read = run.state.plan.read!;
   let position = run.state.cursor === null ? 0 : Number(run.state.cursor);
-  while (position < roster.size) {
+  const end = t.resourceType === 'Patient' ? roster.size + (roster.rechecks ?? 0) : roster.size;
+  while (position < end) {
     if (await run.held()) return 'cancelled';
     const batch: PatientBatchResult = await run.vendor.syncPatientBatch({
       ...run.scope,
       rosterId: roster.id,
       resourceType: t.resourceType,
       from: position,
-      to: Math.min(position + PATIENTS_PER_BATCH, roster.size),
+      to: Math.min(position + PATIENTS_PER_BATCH, end),
       since,
       overlapSeconds: read.overlapSeconds,
       lastUpdated: read.lastUpdatedSearch,
@@ -131,9 +133,16 @@ export async function readByPatient(
     run.record(t, batch);
     t.deleted = (t.deleted ?? 0) + batch.deleted;
     run.state.progress.totals.deleted = (run.state.progress.totals.deleted ?? 0) + batch.deleted;
+    // A batch that did not move (its roster rows gone) would loop for ever: stop the run with a reason instead.
+    if (batch.position <= position) {
+      throw ApplicationFailure.nonRetryable(
+        `roster ${roster.id} did not advance past ${position}`,
+        'SYNC_ROSTER_STALLED',
+      );
+    }
     position = batch.position;
     run.state.cursor = String(position);
-    run.state.progress.roster = { size: roster.size, position };
+    run.state.progress.roster = { size: end, position };
     run.state.highWater = later(run.state.highWater, batch.maxLastUpdated);
     await run.carryOnIfLarge();
   }

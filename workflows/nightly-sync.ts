@@ -96,7 +96,7 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     const info = workflowInfo();
     const rosterId = `${info.workflowId}/${info.firstExecutionRunId}`;
     const roster = await vendor.buildRoster({ ...scope, rosterId, ...read.roster });
-    state.roster = { id: rosterId, size: roster.size };
+    state.roster = { id: rosterId, size: roster.size, rechecks: roster.rechecks };
   }
 
   while (state.typeIndex < state.plan.resourceTypes.length) {

@@ -25,6 +25,24 @@ export async function writeRoster(
   });
 }
 
+/**
+ * Patients this integration has stored who are not in `roster` (they left the Group, or the vendor deleted them):
+ * the patient strategy reads them once more, to learn which were deleted.
+ */
+export async function storedPatientsOutside(
+  db: Queryable,
+  scope: { tenantId: string; integrationId: string },
+  roster: readonly string[],
+): Promise<string[]> {
+  const { rows } = await db.query<{ resource_id: string }>(
+    `SELECT resource_id FROM records
+      WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = 'Patient' AND resource_id <> ALL($3::text[])
+      ORDER BY resource_id`,
+    [scope.tenantId, scope.integrationId, roster],
+  );
+  return rows.map((r) => r.resource_id);
+}
+
 /** Patient ids at positions [from, to) of a roster, in order. */
 export async function readRoster(db: Queryable, rosterId: string, from: number, to: number): Promise<string[]> {
   const { rows } = await db.query<{ patient_id: string }>(
