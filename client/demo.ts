@@ -56,6 +56,19 @@ interface StackStatus {
   sandboxUrl: string;
   sandboxAdminToken: string;
   secretsDir: string;
+  sandboxes?: Array<{ personality: string; url: string; adminToken: string }>;
+}
+
+/**
+ * The Group id a vendor's customer would hand over for Bulk Data or a patient roster; the demo asks the
+ * personality sandbox for its practice Group, as an operator would read it off the vendor's portal.
+ */
+async function practiceGroupOf(status: StackStatus, personality: string): Promise<string> {
+  const sandbox = status.sandboxes?.find((s) => s.personality === personality);
+  if (!sandbox) throw new Error(`the dev stack runs no ${personality} sandbox`);
+  const res = await fetch(`${sandbox.url}/admin/read-paths`, { headers: { 'x-sandbox-admin': sandbox.adminToken } });
+  if (!res.ok) throw new Error(`sandbox admin /admin/read-paths answered ${res.status}`);
+  return ((await res.json()) as { reads: { groupId: string } }).reads.groupId;
 }
 
 /**
@@ -172,10 +185,25 @@ async function main(): Promise<void> {
 
     step(
       '6. Three vendor personalities side by side: Epic (private_key_jwt, SMART v1 scopes), ' +
-        'Oracle Health (client_secret_basic), eClinicalWorks (250 calls/min, no Retry-After)',
+        'Oracle Health (client_secret_basic), both by Bulk Data $export; ' +
+        'eClinicalWorks (250 calls/min, no Retry-After) patient by patient',
     );
     ehrctl('vendors', 'matrix');
-    ehrctl('integrations', 'add', '--id', `${tenant}-epic`, '--tenant', tenant, '--vendor', 'epic', '--alg', 'RS384');
+    // Epic and Oracle Health read by Bulk Data $export of the practice's Group; eClinicalWorks patient by patient.
+    ehrctl(
+      'integrations',
+      'add',
+      '--id',
+      `${tenant}-epic`,
+      '--tenant',
+      tenant,
+      '--vendor',
+      'epic',
+      '--alg',
+      'RS384',
+      '--group-id',
+      await practiceGroupOf(status, 'epic'),
+    );
     ehrctl(
       'integrations',
       'add',
@@ -187,6 +215,8 @@ async function main(): Promise<void> {
       'oracle-health',
       '--client-secret-ref',
       issuedSecretRef(status, `${tenant}-oracle`),
+      '--group-id',
+      await practiceGroupOf(status, 'oracle-health'),
     );
     ehrctl(
       'integrations',

@@ -186,7 +186,9 @@ async function startStack(): Promise<StackInfo> {
 
   // One sandbox per vendor personality, so `integrations add --vendor epic` meets an Epic-shaped API.
   const personalities = devPersonalities(env.EHR_SANDBOX_PERSONALITIES);
-  const personalitySize = Math.min(sandboxSize, 2000);
+  // A small practice each: vendors read patient by patient make a request per patient and type within their
+  // rate limit (eClinicalWorks: 250 a minute), so a big roster would make the demo wait minutes for nothing.
+  const personalitySize = Math.min(sandboxSize, 600);
   const sandboxes = await step(
     'sandboxes',
     `vendor personality sandboxes (${personalities.join(', ') || 'none'}; ${personalitySize} resources each)`,
