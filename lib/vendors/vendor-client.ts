@@ -162,7 +162,9 @@ export class VendorClient {
     };
     try {
       for (let attempt = 1; ; attempt++) {
-        const token = opts.withToken ? await this.tokens.accessToken(integrationId) : undefined;
+        // An open server (auth method none) has no token to give, whatever its manifest says (HAPI says true).
+        const withToken = opts.withToken && cred.authMethod !== 'none';
+        const token = withToken ? await this.tokens.accessToken(integrationId) : undefined;
         const headers: Record<string, string> = { accept: 'application/fhir+ndjson' };
         if (token) headers.authorization = `Bearer ${token}`;
         const res = await this.send(cred, ctx, { method: 'GET', url: target, headers }, { stream, signal });

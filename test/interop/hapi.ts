@@ -37,6 +37,8 @@ export interface HapiSettings {
   bulkExportReuse?: boolean;
   /** How often batch2 maintenance advances export jobs (default 1000 ms; HAPI's is a minute). */
   batchMaintenanceMillis?: number;
+  /** Retry-After on $export status answers, in seconds (unset: HAPI's own, a fixed 120). */
+  bulkRetryAfterSeconds?: number;
 }
 
 export interface StartHapiOptions extends HapiSettings {
@@ -72,6 +74,7 @@ const SETTING_PROPERTIES: Record<keyof HapiSettings, string> = {
   bulkExport: 'interop.bulk-export',
   bulkExportReuse: 'interop.bulk-export-reuse',
   batchMaintenanceMillis: 'interop.batch-maintenance-millis',
+  bulkRetryAfterSeconds: 'interop.bulk-retry-after-seconds',
 };
 
 /** The server's `--interop.*=value` arguments for these settings (unset ones keep the defaults). */

@@ -22,7 +22,7 @@ import org.springframework.context.annotation.Import;
   ServletWebServerFactoryAutoConfiguration.class,
   EmbeddedWebServerFactoryCustomizerAutoConfiguration.class
 })
-@Import({HapiJpaWiring.class, FhirEndpoint.class})
+@Import({HapiJpaWiring.class, FhirEndpoint.class, RetryAfterOverride.class})
 public class InteropHapiServer {
 
   public static void main(String[] args) {

@@ -46,4 +46,8 @@ public class InteropSettings {
   /** How often batch2 job maintenance runs (HAPI default 60 000 ms); exports finish a step per pass. */
   @Value("${interop.batch-maintenance-millis:1000}")
   public long batchMaintenanceMillis;
+
+  /** Retry-After on $export status answers, in seconds; negative: HAPI's own (a fixed 120). */
+  @Value("${interop.bulk-retry-after-seconds:-1}")
+  public int bulkRetryAfterSeconds;
 }
