@@ -23,6 +23,8 @@ import { activityAuditContext } from './audit-context.js';
 import type { AdvanceCheckpointInput, PlanSyncInput, SyncPlan, SyncReportInput } from './types.js';
 
 const SCOPE_NOT_GRANTED: ScopeNotGrantedError['code'] = 'VENDOR_SCOPE_NOT_GRANTED';
+/** Roster positions per patient-strategy activity where no rate limit paces the vendor's endpoint. */
+const PATIENTS_PER_BATCH = 25;
 
 export function createSyncPlanningActivities(
   deps: Pick<SyncActivityDeps, 'pool' | 'defaultPageSize' | 'endpointQueues' | 'vendors' | 'directory'>,
@@ -64,7 +66,7 @@ export function createSyncPlanningActivities(
       // Types the vendor's discovery does not advertise are skipped with their reason, not fetched.
       const unadvertised = new Set(await deps.directory.unadvertisedTypes(integration.id));
       const wanted = integration.resourceTypes.filter((t) => !input.resourceTypes || input.resourceTypes.includes(t));
-      const skip: NonNullable<ReadPlan['skip']> = wanted
+      const notAdvertised: NonNullable<ReadPlan['skip']> = wanted
         .filter((t) => unadvertised.has(t))
         .map((resourceType) => {
           const e = new ScopeNotAdvertisedError(integration.id, resourceType);
@@ -79,6 +81,7 @@ export function createSyncPlanningActivities(
       );
       const read = planRead({ integration, capabilities, types, checkpoints: stored });
       assertRunnable(integration.id, read);
+      const skip = [...notAdvertised, ...(read.skip ?? []).filter((x) => !unadvertised.has(x.resourceType))];
       if (read.strategy === 'bulk') {
         // One export asks for every type at once, and a vendor refuses the whole kick-off for one type it does not
         // grant: such a type is skipped here with its reason, as a 403 on a search skips it for the other strategies.
@@ -95,6 +98,7 @@ export function createSyncPlanningActivities(
         }
       }
       if (skip.length > 0) read.skip = skip;
+      if (read.strategy === 'patient') read.patientsPerBatch = pageQueue ? 1 : PATIENTS_PER_BATCH;
       const maxPageSize = profileFor(integration.vendor).reads.value.maxPageSize;
       return {
         vendor: integration.vendor,

@@ -11,7 +11,7 @@ import type { SyncState, TypeProgress } from './nightly-sync-api.js';
 
 /** A type read only in part: the server counted more than its pages returned. */
 const SHORTFALL = 'SYNC_SHORTFALL';
-/** Roster positions per patient-strategy activity. */
+/** Roster positions per patient-strategy activity in plans recorded before the plan said. */
 const PATIENTS_PER_BATCH = 25;
 
 export interface PageCounts {
@@ -124,7 +124,7 @@ export async function readByPatient(
       rosterId: roster.id,
       resourceType: t.resourceType,
       from: position,
-      to: Math.min(position + PATIENTS_PER_BATCH, end),
+      to: Math.min(position + (read.patientsPerBatch ?? PATIENTS_PER_BATCH), end),
       since,
       overlapSeconds: read.overlapSeconds,
       lastUpdated: read.lastUpdatedSearch,

@@ -8,6 +8,15 @@ import type { Integration } from '../integrations/repository.js';
 import { profileFor } from '../vendors/profiles/index.js';
 import type { ReadSupport } from '../vendors/profiles/types.js';
 
+/** Types outside every patient compartment (FHIR R4 CompartmentDefinition patient) among the stored ones. */
+export const NOT_PATIENT_SCOPED: ReadonlySet<string> = new Set([
+  'Practitioner',
+  'PractitionerRole',
+  'Organization',
+  'Location',
+  'Medication',
+]);
+
 export interface EffectiveRead {
   strategy: ReadStrategy;
   /** Seconds incremental reads reach back before their checkpoint. */
@@ -43,6 +52,11 @@ export interface ReadPlan {
   bulk?: { level: 'system' | 'group' | 'patient'; groupId?: string; typeFilter?: string[]; incremental: boolean };
   /** Types this run does not read, each with its stable reason code (e.g. a scope the vendor did not grant). */
   skip?: Array<{ resourceType: ResourceType; reason: string; detail: string }>;
+  /**
+   * patient: roster positions per activity. A rate-limited endpoint's queue paces activities, not requests, so
+   * there one activity reads one patient (a request per type, more only when a patient's results span pages).
+   */
+  patientsPerBatch?: number;
   /** patient: where the roster comes from (a Group, or a Patient search). */
   roster?: { groupId?: string; search?: string };
 }
@@ -82,6 +96,16 @@ export function planRead(input: ReadPlanInput): ReadPlan {
     };
   }
   if (read.strategy === 'patient') {
+    // Directory resources belong to no patient's compartment: a `patient=` search of them is meaningless (and
+    // refused), so the patient strategy leaves them out, named in the report.
+    const outside = input.types.filter((t) => NOT_PATIENT_SCOPED.has(t.resourceType));
+    if (outside.length > 0) {
+      plan.skip = outside.map((t) => ({
+        resourceType: t.resourceType,
+        reason: 'TYPE_NOT_PATIENT_SCOPED',
+        detail: `${t.resourceType} is in no patient's compartment; read it with the search or bulk strategy`,
+      }));
+    }
     plan.roster = read.options.groupId
       ? { groupId: read.options.groupId }
       : { search: read.options.rosterSearch ?? '_count=500' };

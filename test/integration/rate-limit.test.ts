@@ -43,7 +43,9 @@ let ecw: SandboxHandle;
 let child: ChildWorker | undefined;
 
 beforeAll(async () => {
-  ecw = await startTestSandbox({ size: 1500 });
+  // eClinicalWorks reads patient by patient (its profile's default): a request per patient, one patient per
+  // activity on the limited queue, so a small practice keeps the paced run short.
+  ecw = await startTestSandbox({ size: 400 });
 });
 afterAll(async () => {
   child?.child.kill('SIGTERM');

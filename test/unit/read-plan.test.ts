@@ -127,6 +127,19 @@ describe('read strategy and plan', () => {
       checkpoints: new Map(),
     });
     expect(athena.roster).toEqual({ search: '_count=500' });
+    expect(athena.skip).toBeUndefined();
+    const withDirectory = planRead({
+      integration: integration('athenahealth'),
+      capabilities: UNKNOWN_CAPABILITIES,
+      types: [
+        { resourceType: 'Patient', since: null },
+        { resourceType: 'Practitioner', since: null },
+      ],
+      checkpoints: new Map(),
+    });
+    expect(withDirectory.skip).toEqual([
+      expect.objectContaining({ resourceType: 'Practitioner', reason: 'TYPE_NOT_PATIENT_SCOPED' }),
+    ]);
     expect(athena.typeHistory).toEqual([]);
   });
 });
