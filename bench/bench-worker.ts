@@ -26,3 +26,46 @@ export function resetPeakRss(pid: number): boolean {
     return false;
   }
 }
+
+/** Current resident set size of a process (VmRSS), in MiB. */
+export function currentRssMiB(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1] ?? NaN) / 1024;
+}
+
+/** CPU seconds (user + system) used so far by this process and each of its descendants, by command name. */
+export function cpuSecondsByCommand(workerPid: number): Map<string, number> {
+  const tick = 100; // USER_HZ on Linux
+  const stats = new Map<number, { ppid: number; comm: string; seconds: number }>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const text = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const close = text.lastIndexOf(')');
+      const comm = text.slice(text.indexOf('(') + 1, close);
+      const fields = text.slice(close + 2).split(' ');
+      const seconds = (Number(fields[11]) + Number(fields[12])) / tick;
+      stats.set(Number(entry), { ppid: Number(fields[1]), comm, seconds });
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  const mine = (pid: number): boolean => {
+    for (let p = pid; p > 1; p = stats.get(p)?.ppid ?? 0) if (p === process.pid) return true;
+    return false;
+  };
+  const out = new Map<string, number>();
+  for (const [pid, s] of stats) {
+    if (!mine(pid)) continue;
+    const name =
+      pid === process.pid
+        ? 'bench + sandbox'
+        : pid === workerPid
+          ? 'worker'
+          : s.comm.startsWith('postgres')
+            ? 'postgres'
+            : s.comm;
+    out.set(name, (out.get(name) ?? 0) + s.seconds);
+  }
+  return out;
+}

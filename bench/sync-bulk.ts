@@ -22,7 +22,7 @@ import { startSandbox } from '../sandbox/index.js';
 import { createTestClient } from '../sandbox/test-client.js';
 import { benchInfraEnv, median, peakRssMiB, tailPercentileText, type BenchInfra } from '../dev/ephemeral.js';
 import { bulkFloorRun } from './bulk-floor.js';
-import { resetPeakRss, trackedWorker } from './bench-worker.js';
+import { cpuSecondsByCommand, currentRssMiB, resetPeakRss, trackedWorker } from './bench-worker.js';
 
 /** Files the bulkExport child reads at once when the nightly sync starts it (its default). */
 const PRODUCT_FILE_CONCURRENCY = 2;
@@ -33,8 +33,23 @@ interface RunFigures {
   floor: number;
   e2e: number;
   rssMiB: number;
+  /** The worker's RSS when the run started (its peak counts from there). */
+  rssBefore: number;
   events: number;
   files: number;
+  /** CPU seconds per process during the end-to-end run, and during the floor run. */
+  cpu: string;
+  floorCpu: string;
+}
+
+function cpuSince(before: Map<string, number>, workerPid: number): string {
+  const after = cpuSecondsByCommand(workerPid);
+  return [...after]
+    .map(([name, seconds]) => [name, seconds - (before.get(name) ?? 0)] as const)
+    .filter(([, seconds]) => seconds >= 0.5)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, seconds]) => `${name} ${seconds.toFixed(1)}`)
+    .join(', ');
 }
 
 /** Every event of a workflow's chain of runs (continue-as-new followed), counted. */
@@ -60,7 +75,7 @@ async function e2eRun(
   run: number,
   resources: number,
   workerPid: number,
-): Promise<Omit<RunFigures, 'floor'>> {
+): Promise<Omit<RunFigures, 'floor' | 'floorCpu'>> {
   const integrationId = `bench-bulk-${run}`;
   await registerIntegration(
     ctx.pool,
@@ -75,7 +90,9 @@ async function e2eRun(
     },
     { actor: 'bench:sync-bulk', correlationId: randomUUID() },
   );
+  const rssBefore = currentRssMiB(workerPid);
   const rssReset = resetPeakRss(workerPid);
+  const cpuBefore = cpuSecondsByCommand(workerPid);
   const started = performance.now();
   const handle = await startSync(
     ctx.client,
@@ -86,6 +103,7 @@ async function e2eRun(
   const report = await syncResult(handle);
   const seconds = (performance.now() - started) / 1000;
   const rssMiB = peakRssMiB(workerPid);
+  const cpu = cpuSince(cpuBefore, workerPid);
   if (report.outcome !== 'completed' || report.totals.inserted !== resources)
     throw new Error(`bulk sync ${report.outcome}: stored ${report.totals.inserted}, expected ${resources}`);
   const childId = `${handle.workflowId}/bulk/${handle.firstExecutionRunId}`;
@@ -100,9 +118,11 @@ async function e2eRun(
   await ctx.pool.query('DELETE FROM records WHERE tenant_id = $1 AND integration_id = $2', ['bench', integrationId]);
   return {
     e2e: report.totals.fetched / seconds,
+    rssBefore,
     rssMiB,
     events: parentEvents + childEvents,
     files: report.types.reduce((n, t) => n + (t.pages ?? 0), 0),
+    cpu,
   };
 }
 
@@ -137,6 +157,7 @@ export async function bulkBench(infra: BenchInfra, opts: { resources: number; ru
 
   const figures: RunFigures[] = [];
   for (let run = 1; run <= runs; run++) {
+    const floorCpuBefore = cpuSecondsByCommand(worker.child.pid!);
     const floor = await bulkFloorRun(pool, {
       fhirBaseUrl: sandbox.fhirBaseUrl,
       token: await floorClient.token(),
@@ -145,17 +166,19 @@ export async function bulkBench(infra: BenchInfra, opts: { resources: number; ru
       concurrency: PRODUCT_FILE_CONCURRENCY,
       expected: resources,
     });
+    const floorCpu = cpuSince(floorCpuBefore, worker.child.pid!);
     const e2e = await e2eRun(
       { pool, client, taskQueue: config.TEMPORAL_TASK_QUEUE, sandboxUrls: sandbox, secretsDir: infra.secretsDir },
       run,
       resources,
       worker.child.pid!,
     );
-    figures.push({ floor, ...e2e });
+    figures.push({ floor, floorCpu, ...e2e });
     console.log(
       `run ${run}: floor ${floor.toFixed(0)} resources/s, end-to-end ${e2e.e2e.toFixed(0)} resources/s ` +
-        `(${e2e.files} files), worker peak RSS ${e2e.rssMiB.toFixed(0)} MiB, ${e2e.events} history events`,
+        `(${e2e.files} files), worker peak RSS ${e2e.rssMiB.toFixed(0)} MiB (${e2e.rssBefore.toFixed(0)} at start), ${e2e.events} history events`,
     );
+    console.log(`  CPU seconds — floor: ${floorCpu}; end to end: ${e2e.cpu}`);
   }
   printBulkTable(figures, resources);
 }

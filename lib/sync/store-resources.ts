@@ -53,12 +53,19 @@ export async function storeResources(
   const dataKey = await deps.keyring.primaryDataKey(scope.tenantId, ctx);
   const records: EncryptedRecord[] = [];
   const pseudonyms = new Set<string>();
+  // A patient's pseudonym once per batch (an HMAC each), however many of their resources the batch holds.
+  const pseudonymOf = new Map<string, string>();
   let maxLastUpdated: string | null = null;
+  let maxLastUpdatedMs = -Infinity;
   let dropped = 0;
   for (const item of items) {
     const patientId = patientIdOf(scope.resourceType, item.resource);
-    const pseudonym = patientId ? await deps.keyring.pseudonymise(scope.tenantId, patientId) : null;
-    if (pseudonym) pseudonyms.add(pseudonym);
+    let pseudonym: string | null = null;
+    if (patientId) {
+      pseudonym = pseudonymOf.get(patientId) ?? (await deps.keyring.pseudonymise(scope.tenantId, patientId));
+      pseudonymOf.set(patientId, pseudonym);
+      pseudonyms.add(pseudonym);
+    }
     const minimised = minimiseForPurpose(scope.resourceType, item.resource, scope.purpose);
     dropped += minimised.dropped;
     const plaintext = Buffer.from(JSON.stringify(minimised.resource), 'utf8');
@@ -76,8 +83,11 @@ export async function storeResources(
       keyVersion: dataKey.version,
       ciphertext: encryptRecord(dataKey, recordCtx, plaintext),
     });
-    if (maxLastUpdated === null || Date.parse(item.lastUpdated) > Date.parse(maxLastUpdated))
+    const ms = Date.parse(item.lastUpdated);
+    if (maxLastUpdated === null || ms > maxLastUpdatedMs) {
       maxLastUpdated = item.lastUpdated;
+      maxLastUpdatedMs = ms;
+    }
   }
 
   const counts = await withTransaction(deps.pool, async (client) => {
