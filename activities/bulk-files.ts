@@ -11,8 +11,7 @@ import type { ResourceType } from '../lib/domain.js';
 import { BulkFileExpiredError, VendorHttpError } from '../lib/errors/index.js';
 import type { Integration } from '../lib/integrations/repository.js';
 import { noteMalformed, outcomeIssueCodes, parseDeletedLine, parseOutputLine } from '../lib/sync/bulk-lines.js';
-import type { FetchedResource } from '../lib/sync/store-resources.js';
-import { applyDeletions, storeResources } from '../lib/sync/store-resources.js';
+import { SealedBatch, applyDeletions } from '../lib/sync/store-resources.js';
 import type { Deletion } from '../lib/store/records.js';
 import type { NdjsonLine } from '../lib/vendors/ndjson-lines.js';
 import { activityAuditContext } from './audit-context.js';
@@ -52,7 +51,8 @@ export function createBulkFileActivities(deps: BulkExportActivityDeps) {
     integration: Integration,
     purpose: string,
     fresh: R,
-    each: (line: NdjsonLine, result: R) => boolean,
+    /** True when a batch is full; a promise of it where the line had to wait (a new batch opening). */
+    each: (line: NdjsonLine, result: R) => boolean | Promise<boolean>,
     commit: (results: readonly R[], lastLine: number) => Promise<void>,
   ): Promise<R> {
     const activity = Context.current();
@@ -96,7 +96,8 @@ export function createBulkFileActivities(deps: BulkExportActivityDeps) {
             continue;
           }
           reached = line.number;
-          if (each(line, result)) {
+          const full = each(line, result);
+          if (full === true || (full !== false && (await full))) {
             await inflight;
             inflight = cut(reached);
           }
@@ -123,7 +124,8 @@ export function createBulkFileActivities(deps: BulkExportActivityDeps) {
       const integration = await integrationOfTenant(deps.directory, input);
       assertTypeAllowed(integration, input.resourceType);
       const scope = { ...input, purpose: integration.purpose };
-      let batch: FetchedResource[] = [];
+      // The batch being filled: each resource is sealed (minimised, encrypted) as its line is read.
+      let batch: SealedBatch | undefined;
       let firstLine = 0;
       const fresh: BulkOutputFileResult = {
         lines: 0,
@@ -147,18 +149,21 @@ export function createBulkFileActivities(deps: BulkExportActivityDeps) {
             noteMalformed(result.malformed, line.number);
             return false;
           }
-          if (batch.length === 0) firstLine = line.number;
-          batch.push(resource);
-          return batch.length >= deps.batchSize;
+          const add = (into: SealedBatch): boolean => {
+            into.add(resource);
+            return into.size >= deps.batchSize;
+          };
+          if (batch) return add(batch);
+          firstLine = line.number;
+          return SealedBatch.open(deps, ctx, scope).then((opened) => add((batch = opened)));
         },
         async (results, lastLine) => {
-          if (batch.length === 0) return;
-          const items = batch;
-          batch = [];
-          const where = { bulkFile: input.fileIndex, lines: `${firstLine}-${lastLine}` };
-          const stored = await storeResources(deps, ctx, scope, items, where);
+          const full = batch;
+          batch = undefined;
+          if (!full || full.size === 0) return;
+          const stored = await full.store({ bulkFile: input.fileIndex, lines: `${firstLine}-${lastLine}` });
           for (const result of results) {
-            result.fetched += items.length;
+            result.fetched += full.size;
             result.inserted += stored.inserted;
             result.updated += stored.updated;
             result.unchanged += stored.unchanged;
