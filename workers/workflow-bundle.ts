@@ -21,10 +21,17 @@ bundleWorkflowCode({ workflowsPath: process.argv[1], logger: quiet }).then(
 export async function bundleWorkflowsApart(workflowsPath: string): Promise<{ code: string }> {
   const { stdout } = await run(process.execPath, ['-e', SCRIPT, workflowsPath], {
     cwd: path.join(__dirname, '..'),
-    env: process.env,
+    // The bundler needs no configuration: none of the worker's settings (secrets among them) go to it.
+    env: pickEnv(['PATH', 'HOME', 'TMPDIR', 'NODE_PATH']),
     maxBuffer: 256 * 1024 * 1024,
     encoding: 'utf8',
   });
   if (stdout.length === 0) throw new Error('the workflow bundle came back empty');
   return { code: stdout };
+}
+
+function pickEnv(names: readonly string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of names) if (process.env[name] !== undefined) env[name] = process.env[name];
+  return env;
 }
