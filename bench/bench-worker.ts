@@ -33,7 +33,10 @@ export function currentRssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)\s+kB/.exec(status)?.[1] ?? NaN) / 1024;
 }
 
-/** CPU seconds (user + system) used so far by this process and each of its descendants, by command name. */
+/**
+ * CPU seconds (user + system) used so far by this process and its descendants, by command name; descendants that
+ * exited count in their parent's (cutime, cstime), so a difference of two readings misses nothing.
+ */
 export function cpuSecondsByCommand(workerPid: number): Map<string, number> {
   const tick = 100; // USER_HZ on Linux
   const stats = new Map<number, { ppid: number; comm: string; seconds: number }>();
@@ -44,7 +47,8 @@ export function cpuSecondsByCommand(workerPid: number): Map<string, number> {
       const close = text.lastIndexOf(')');
       const comm = text.slice(text.indexOf('(') + 1, close);
       const fields = text.slice(close + 2).split(' ');
-      const seconds = (Number(fields[11]) + Number(fields[12])) / tick;
+      // Own time plus that of reaped children (a PostgreSQL backend that exited counts in the postmaster's).
+      const seconds = (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / tick;
       stats.set(Number(entry), { ppid: Number(fields[1]), comm, seconds });
     } catch {
       // The process ended meanwhile.
