@@ -11,8 +11,7 @@ import type { ResourceType } from '../lib/domain.js';
 import { BulkFileExpiredError, VendorHttpError } from '../lib/errors/index.js';
 import type { Integration } from '../lib/integrations/repository.js';
 import { noteMalformed, outcomeIssueCodes, parseDeletedLine, parseOutputLine } from '../lib/sync/bulk-lines.js';
-import type { FetchedResource } from '../lib/sync/store-resources.js';
-import { applyDeletions, storeResources } from '../lib/sync/store-resources.js';
+import { SealedBatch, applyDeletions } from '../lib/sync/store-resources.js';
 import type { Deletion } from '../lib/store/records.js';
 import type { NdjsonLine } from '../lib/vendors/ndjson-lines.js';
 import { activityAuditContext } from './audit-context.js';
@@ -42,29 +41,45 @@ interface Resume<R> {
 export function createBulkFileActivities(deps: BulkExportActivityDeps) {
   /**
    * Streams one file, resuming after an earlier attempt's last heartbeat. `each` sees every line past it;
-   * `commit` runs when `each` asks and at the end, and is followed by a heartbeat of the line reached.
+   * `commit` runs when `each` asks and at the end, adding what it stored to every result it is given, and is
+   * followed by a heartbeat of the line reached. One commit runs while the next batch is read (the database
+   * and the download overlap); commits stay in file order, and a heartbeat carries the counts and the
+   * malformed lines as they were when its batch was cut, so a resumed attempt counts nothing twice.
    */
   async function readFile<R extends { lines: number }>(
     input: FileInput,
     integration: Integration,
     purpose: string,
     fresh: R,
-    each: (line: NdjsonLine, result: R) => boolean,
-    commit: (result: R, lastLine: number) => Promise<void>,
+    /** True when a batch is full; a promise of it where the line had to wait (a new batch opening). */
+    each: (line: NdjsonLine, result: R) => boolean | Promise<boolean>,
+    commit: (results: readonly R[], lastLine: number) => Promise<void>,
   ): Promise<R> {
     const activity = Context.current();
     const resume = activity.info.heartbeatDetails as Resume<R> | undefined;
     const result = resume?.result ?? fresh;
     const skip = resume?.line ?? 0;
-    // A copy each time: the SDK may send a heartbeat later than asked, and `result` moves on meanwhile. The
+    // The SDK may send a heartbeat later than asked, and `result` moves on meanwhile: each one is a copy. The
     // last one is repeated on a timer, so a slow vendor (bounded by the door's idle timeout) is not a dead worker.
     let last: Resume<R> = { line: skip, result: structuredClone(result) };
-    const beat = (line: number): void => {
-      last = { line, result: structuredClone(result) };
+    const beat = (next: Resume<R>): void => {
+      last = next;
       activity.heartbeat(last);
     };
-    beat(skip);
+    beat(last);
     const keepAlive = setInterval(() => activity.heartbeat(last), KEEP_ALIVE_MS);
+    let inflight: Promise<void> | undefined;
+    /** Cuts a batch at `line`: stored in the background, then heartbeated as of that line. */
+    const cut = (line: number): Promise<void> => {
+      const snapshot: Resume<R> = { line, result: structuredClone(result) };
+      snapshot.result.lines = line;
+      const stored = commit([result, snapshot.result], line).then(() => {
+        result.lines = Math.max(result.lines, line);
+        beat(snapshot);
+      });
+      stored.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+      return stored;
+    };
     const ctx = { correlationId: activityAuditContext().correlationId, purpose };
     const options = {
       withToken: input.requiresAccessToken,
@@ -77,20 +92,22 @@ export function createBulkFileActivities(deps: BulkExportActivityDeps) {
         let reached = skip;
         for await (const line of lines) {
           if (line.number <= skip) {
-            if (line.number % SKIP_HEARTBEAT_LINES === 0) beat(skip);
+            if (line.number % SKIP_HEARTBEAT_LINES === 0) beat(last);
             continue;
           }
           reached = line.number;
-          if (each(line, result)) {
-            await commit(result, reached);
-            result.lines = reached;
-            beat(reached);
+          const full = each(line, result);
+          if (full === true || (full !== false && (await full))) {
+            await inflight;
+            inflight = cut(reached);
           }
         }
-        await commit(result, reached);
-        result.lines = Math.max(result.lines, reached);
+        await inflight;
+        await cut(reached);
       });
     } catch (err) {
+      // A failed download or store: let a commit under way finish (or fail) before the attempt ends.
+      await inflight?.catch(() => undefined);
       if (err instanceof VendorHttpError && (err.status === 404 || err.status === 410))
         throw new BulkFileExpiredError(input.fileIndex, err.status);
       throw err;
@@ -107,7 +124,8 @@ export function createBulkFileActivities(deps: BulkExportActivityDeps) {
       const integration = await integrationOfTenant(deps.directory, input);
       assertTypeAllowed(integration, input.resourceType);
       const scope = { ...input, purpose: integration.purpose };
-      let batch: FetchedResource[] = [];
+      // The batch being filled: each resource is sealed (minimised, encrypted) as its line is read.
+      let batch: SealedBatch | undefined;
       let firstLine = 0;
       const fresh: BulkOutputFileResult = {
         lines: 0,
@@ -131,20 +149,26 @@ export function createBulkFileActivities(deps: BulkExportActivityDeps) {
             noteMalformed(result.malformed, line.number);
             return false;
           }
-          if (batch.length === 0) firstLine = line.number;
-          batch.push(resource);
-          return batch.length >= deps.batchSize;
+          const add = (into: SealedBatch): boolean => {
+            into.add(resource);
+            return into.size >= deps.batchSize;
+          };
+          if (batch) return add(batch);
+          firstLine = line.number;
+          return SealedBatch.open(deps, ctx, scope).then((opened) => add((batch = opened)));
         },
-        async (result, lastLine) => {
-          if (batch.length === 0) return;
-          const where = { bulkFile: input.fileIndex, lines: `${firstLine}-${lastLine}` };
-          const stored = await storeResources(deps, ctx, scope, batch, where);
-          result.fetched += batch.length;
-          result.inserted += stored.inserted;
-          result.updated += stored.updated;
-          result.unchanged += stored.unchanged;
-          result.dropped += stored.dropped;
-          batch = [];
+        async (results, lastLine) => {
+          const full = batch;
+          batch = undefined;
+          if (!full || full.size === 0) return;
+          const stored = await full.store({ bulkFile: input.fileIndex, lines: `${firstLine}-${lastLine}` });
+          for (const result of results) {
+            result.fetched += full.size;
+            result.inserted += stored.inserted;
+            result.updated += stored.updated;
+            result.unchanged += stored.unchanged;
+            result.dropped += stored.dropped;
+          }
         },
       );
     },
@@ -201,20 +225,23 @@ export function createBulkFileActivities(deps: BulkExportActivityDeps) {
           }
           return waiting >= deps.batchSize;
         },
-        async (result) => {
-          for (const [resourceType, deletions] of pending) {
+        async (results) => {
+          const batches = [...pending];
+          pending.clear();
+          waiting = 0;
+          for (const [resourceType, deletions] of batches) {
             const scope = { tenantId: input.tenantId, integrationId: input.integrationId, resourceType };
             const counts = await applyDeletions(deps, ctx, scope, deletions, 'bulk-deleted', {
               bulkFile: input.fileIndex,
             });
-            const seen = result.byType[resourceType] ?? { listed: 0, removed: 0, tombstoned: 0 };
-            seen.listed += deletions.length;
-            seen.removed += counts.removed;
-            seen.tombstoned += counts.tombstoned;
-            result.byType[resourceType] = seen;
+            for (const result of results) {
+              const seen = result.byType[resourceType] ?? { listed: 0, removed: 0, tombstoned: 0 };
+              seen.listed += deletions.length;
+              seen.removed += counts.removed;
+              seen.tombstoned += counts.tombstoned;
+              result.byType[resourceType] = seen;
+            }
           }
-          pending.clear();
-          waiting = 0;
         },
       );
     },

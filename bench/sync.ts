@@ -4,6 +4,9 @@
  * Temporal or encryption. Prints medians of BENCH_RUNS runs (default 3) and the worker's peak RSS.
  * Figures, not pass/fail. Then three vendor personalities at once (bench/sync-vendors.ts; skip with
  * BENCH_VENDORS=0, or run only that part with `npm run bench:sync:vendors`).
+ *
+ * `--strategy bulk [--resources N]` runs the Bulk Data benchmark instead (bench/sync-bulk.ts; default N is
+ * 1,000,000, runs BENCH_RUNS). `--strategy search` (the default) is the run described above.
  */
 import path from 'node:path';
 import os from 'node:os';
@@ -24,11 +27,20 @@ import { startSync, syncResult } from '../client/sync-client.js';
 import { startSandbox } from '../sandbox/index.js';
 import type { SandboxHandle } from '../sandbox/index.js';
 import { createTestClient } from '../sandbox/test-client.js';
-import { startChildWorker, type ChildWorker } from '../test/integration/child-worker.js';
 import { benchInfraEnv, median, peakRssMiB, withBenchInfra, type BenchInfra } from '../dev/ephemeral.js';
 import { threeVendorBench } from './sync-vendors.js';
+import { trackedWorker } from './bench-worker.js';
+import { bulkBench } from './sync-bulk.js';
 
-const SIZE = Number(process.env.BENCH_SIZE ?? 50_000);
+/** `--name value` or `--name=value` from the command line. */
+function argValue(name: string): string | undefined {
+  const args = process.argv.slice(2);
+  const i = args.indexOf(name);
+  if (i >= 0) return args[i + 1];
+  return args.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1);
+}
+
+const SIZE = Number(argValue('--resources') ?? process.env.BENCH_SIZE ?? 50_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PAGE = Number(process.env.BENCH_PAGE_SIZE ?? 1_000);
 const actor = { actor: 'bench:sync', correlationId: randomUUID() };
@@ -134,16 +146,6 @@ async function floorRun(sandbox: SandboxHandle, pool: Pool, token: string, run: 
   return count / seconds;
 }
 
-/** A child worker process, registered for the infrastructure's stop the moment it is up. */
-async function trackedWorker(infra: BenchInfra, config: Config, logPath: string): Promise<ChildWorker> {
-  const worker = await startChildWorker(config, logPath);
-  infra.onStop(`worker (pid ${worker.child.pid})`, async () => {
-    worker.child.kill('SIGTERM');
-    await worker.exited;
-  });
-  return worker;
-}
-
 /** The three-vendor section on its own worker: page size 100 so the limited vendor makes enough calls. */
 async function vendorSection(infra: BenchInfra, pool: Pool): Promise<void> {
   const config = loadConfig({
@@ -168,6 +170,17 @@ async function vendorSection(infra: BenchInfra, pool: Pool): Promise<void> {
 
 async function main(): Promise<void> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
+  const strategy = argValue('--strategy') ?? 'search';
+  if (strategy !== 'search' && strategy !== 'bulk') throw new Error('--strategy must be search or bulk');
+  if (strategy === 'bulk') {
+    const resources = Number(argValue('--resources') ?? 1_000_000);
+    if (!Number.isSafeInteger(resources) || resources < 1) throw new Error('--resources must be a positive integer');
+    await withBenchInfra(
+      (line) => console.log(line),
+      (infra) => bulkBench(infra, { resources, runs: RUNS }),
+    );
+    return;
+  }
   if (process.argv.includes('--vendors-only')) {
     await withBenchInfra(
       (line) => console.log(line),

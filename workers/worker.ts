@@ -4,7 +4,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Config } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/schema.js';
 import { exitCodeForError } from '../lib/errors/exit-codes.js';
@@ -21,6 +21,7 @@ import { installTemporalLogging } from './temporal-logging.js';
 import { EndpointWorkers } from './endpoint-workers.js';
 import { startJwksServer } from './jwks-server.js';
 import { publishedSigningKeys } from '../lib/keys/signing-key-repository.js';
+import { bundleWorkflowsApart } from './workflow-bundle.js';
 
 export async function runWorker(config: Config): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'worker' });
@@ -68,10 +69,7 @@ export async function runWorker(config: Config): Promise<void> {
       namespace: config.TEMPORAL_NAMESPACE,
       // Every payload (inputs, results, signals, heartbeats, failures' details) is encrypted (DESIGN §4.2).
       dataConverter: { payloadCodecs: [codec] },
-      workflowBundle: await bundleWorkflowCode({
-        workflowsPath: path.join(__dirname, '../workflows/index.ts'),
-        logger: Runtime.instance().logger,
-      }),
+      workflowBundle: await bundleWorkflowsApart(path.join(__dirname, '../workflows/index.ts')),
       activities,
       maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
       maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,

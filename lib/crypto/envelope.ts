@@ -16,7 +16,6 @@
  * DecryptionError reasons never carry data (no ids, no bytes).
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import canonicalize from 'canonicalize';
 import { DecryptionError, EhrError, InvalidArgumentError, PolicyViolationError } from '../errors/index.js';
 
 export const ENVELOPE_FORMAT_V1 = 0x01;
@@ -84,15 +83,41 @@ export function envelopeHeader(tenantId: string, keyVersion: number): Buffer {
   return encodeHeader(tenantKeyId(tenantId), keyVersion);
 }
 
+/**
+ * The canonical JSON (RFC 8785) of the record context, written out: its keys in JCS order and its strings and
+ * integer through JSON.stringify, which is what JCS prescribes for them — the same bytes as canonicalize() (a
+ * unit test holds them equal) without building and sorting an object per record.
+ */
+export function canonicalRecordContext(ctx: RecordContext, keyVersion: number): string {
+  return (
+    `{"integrationId":${JSON.stringify(ctx.integrationId)},"keyVersion":${keyVersion},` +
+    `"resourceId":${JSON.stringify(ctx.resourceId)},"resourceType":${JSON.stringify(ctx.resourceType)},` +
+    `"tenantId":${JSON.stringify(ctx.tenantId)}}`
+  );
+}
+
+/** keyVersion is an integer in 1..2^32-1 wherever this is called (checked first). */
 function buildAad(header: Buffer, ctx: RecordContext, keyVersion: number): Buffer {
-  const bound = canonicalize({
-    tenantId: ctx.tenantId,
-    integrationId: ctx.integrationId,
-    resourceType: ctx.resourceType,
-    resourceId: ctx.resourceId,
-    keyVersion,
-  });
-  return Buffer.concat([header, Buffer.from(bound!, 'utf8')]);
+  return Buffer.concat([header, Buffer.from(canonicalRecordContext(ctx, keyVersion), 'utf8')]);
+}
+
+/**
+ * IVs come from the CSPRNG a block at a time: one call per IV_BLOCK_RECORDS records rather than one each (the
+ * call, not the randomness, was the cost). Each 12-byte slice is used once; a worker thread or child process
+ * has its own module state, hence its own block.
+ */
+const IV_BLOCK_RECORDS = 4096;
+let ivBlock = Buffer.alloc(0);
+let ivOffset = 0;
+
+function nextIv(): Buffer {
+  if (ivOffset + IV_BYTES > ivBlock.length) {
+    ivBlock = randomBytes(IV_BYTES * IV_BLOCK_RECORDS);
+    ivOffset = 0;
+  }
+  const iv = ivBlock.subarray(ivOffset, ivOffset + IV_BYTES);
+  ivOffset += IV_BYTES;
+  return iv;
 }
 
 function readHeader(buf: Buffer): CiphertextHeader & { headerLength: number } {
@@ -127,11 +152,12 @@ export function encryptRecord(dek: DataKey, ctx: RecordContext, plaintext: Buffe
   if (!Buffer.isBuffer(plaintext)) throw new InvalidArgumentError('plaintext', 'must be a Buffer');
 
   const header = encodeHeader(tenantKeyId(ctx.tenantId), dek.version);
-  const iv = randomBytes(IV_BYTES);
+  const iv = nextIv();
   const cipher = createCipheriv('aes-256-gcm', dek.key, iv, { authTagLength: TAG_BYTES });
   cipher.setAAD(buildAad(header, ctx, dek.version));
-  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  return Buffer.concat([header, iv, body, cipher.getAuthTag()]);
+  const body = cipher.update(plaintext);
+  const final = cipher.final();
+  return Buffer.concat([header, iv, body, final, cipher.getAuthTag()]);
 }
 
 export async function decryptRecord(ciphertext: Buffer, ctx: RecordContext, lookup: DataKeyLookup): Promise<Buffer> {

@@ -132,9 +132,19 @@ export class TenantKeyring {
     assertTenantId(tenantId);
     if (typeof value !== 'string' || value.length === 0)
       throw new InvalidArgumentError('value', 'must be a non-empty string');
+    return (await this.pseudonymiser(tenantId, audit))(value);
+  }
+
+  /** pseudonymise() with the tenant's pseudonym key looked up once, for a batch of values. */
+  async pseudonymiser(tenantId: string, audit?: AuditContext): Promise<(value: string) => string> {
+    assertTenantId(tenantId);
     const pk = await this.#pseudonyms.key(tenantId, audit ?? systemAudit());
-    const mac = createHmac('sha256', pk).update(value, 'utf8').digest('base64url');
-    return `psn_${mac.slice(0, 22)}`;
+    return (value) => {
+      if (typeof value !== 'string' || value.length === 0)
+        throw new InvalidArgumentError('value', 'must be a non-empty string');
+      const mac = createHmac('sha256', pk).update(value, 'utf8').digest('base64url');
+      return `psn_${mac.slice(0, 22)}`;
+    };
   }
 
   /**

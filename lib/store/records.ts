@@ -26,12 +26,23 @@ export async function upsertRecords(
 ): Promise<UpsertCounts> {
   const unique = latestPerId(records);
   if (unique.length === 0) return { inserted: 0, updated: 0, unchanged: 0 };
+  // The ciphertexts travel as one bytea parameter, sent in binary, and are cut in SQL by offset and length: a
+  // bytea[] parameter goes as hex text (twice the bytes, encoded here and decoded there).
+  const offsets: number[] = [];
+  const lengths: number[] = [];
+  let offset = 0;
+  for (const r of unique) {
+    offsets.push(offset);
+    lengths.push(r.ciphertext.byteLength);
+    offset += r.ciphertext.byteLength;
+  }
   const res = await client.query<{ inserted: boolean }>(
     `INSERT INTO records AS r (tenant_id, integration_id, resource_type, resource_id, version_id,
        last_updated, patient_pseudonym, key_version, ciphertext)
-     SELECT $1, $2, $3, t.resource_id, t.version_id, t.last_updated, t.patient_pseudonym, t.key_version, t.ciphertext
-       FROM unnest($4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::int[], $9::bytea[])
-         AS t(resource_id, version_id, last_updated, patient_pseudonym, key_version, ciphertext)
+     SELECT $1, $2, $3, t.resource_id, t.version_id, t.last_updated, t.patient_pseudonym, t.key_version,
+            substring($9::bytea FROM t.ct_offset + 1 FOR t.ct_length)
+       FROM unnest($4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::int[], $10::int[], $11::int[])
+         AS t(resource_id, version_id, last_updated, patient_pseudonym, key_version, ct_offset, ct_length)
       -- A version the vendor had already deleted (an overlap window re-reading it, a slow replica) stays deleted.
       WHERE NOT EXISTS (
         SELECT 1 FROM record_tombstones tb
@@ -52,7 +63,12 @@ export async function upsertRecords(
       unique.map((r) => r.lastUpdated),
       unique.map((r) => r.patientPseudonym),
       unique.map((r) => r.keyVersion),
-      unique.map((r) => r.ciphertext),
+      Buffer.concat(
+        unique.map((r) => r.ciphertext),
+        offset,
+      ),
+      offsets,
+      lengths,
     ],
   );
   // A resource re-created after its deletion (a newer version) is live again: its tombstone goes.

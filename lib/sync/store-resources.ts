@@ -5,7 +5,7 @@
  */
 import type { AuditContext, AuditEvent } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
-import { encryptRecord } from '../crypto/envelope.js';
+import { encryptRecord, type DataKey } from '../crypto/envelope.js';
 import type { ResourceType } from '../domain.js';
 import type { Purpose } from '../fhir/classification.js';
 import { minimiseForPurpose, patientIdOf } from '../fhir/minimise.js';
@@ -50,17 +50,58 @@ export async function storeResources(
   /** Identifiers only (e.g. the bulk file and line range), added to the first audit event. */
   auditDetails: Record<string, unknown> = {},
 ): Promise<StoredCounts> {
-  const dataKey = await deps.keyring.primaryDataKey(scope.tenantId, ctx);
-  const records: EncryptedRecord[] = [];
-  const pseudonyms = new Set<string>();
-  let maxLastUpdated: string | null = null;
-  let dropped = 0;
-  for (const item of items) {
+  const batch = await SealedBatch.open(deps, ctx, scope);
+  for (const item of items) batch.add(item);
+  return batch.store(auditDetails);
+}
+
+/**
+ * A batch sealed as it is filled: each resource is minimised and encrypted when added, so its parsed form can
+ * go at once (a streamed file keeps ciphertext, not object trees, while its batch fills). The data key and the
+ * pseudonym key are the tenant's current ones when the batch opens. store() is storeResources' transaction.
+ */
+export class SealedBatch {
+  private readonly records: EncryptedRecord[] = [];
+  private readonly pseudonyms = new Set<string>();
+  /** A patient's pseudonym once per batch, however many of their resources the batch holds. */
+  private readonly pseudonymOf = new Map<string, string>();
+  private maxLastUpdated: string | null = null;
+  private maxLastUpdatedMs = -Infinity;
+  private dropped = 0;
+
+  private constructor(
+    private readonly deps: { pool: Pool },
+    private readonly ctx: AuditContext,
+    private readonly scope: StoreScope,
+    private readonly dataKey: DataKey,
+    private readonly pseudonymise: (value: string) => string,
+  ) {}
+
+  static async open(
+    deps: { pool: Pool; keyring: TenantKeyring },
+    ctx: AuditContext,
+    scope: StoreScope,
+  ): Promise<SealedBatch> {
+    const dataKey = await deps.keyring.primaryDataKey(scope.tenantId, ctx);
+    const pseudonymise = await deps.keyring.pseudonymiser(scope.tenantId);
+    return new SealedBatch(deps, ctx, scope, dataKey, pseudonymise);
+  }
+
+  get size(): number {
+    return this.records.length;
+  }
+
+  add(item: FetchedResource): void {
+    const scope = this.scope;
     const patientId = patientIdOf(scope.resourceType, item.resource);
-    const pseudonym = patientId ? await deps.keyring.pseudonymise(scope.tenantId, patientId) : null;
-    if (pseudonym) pseudonyms.add(pseudonym);
+    let pseudonym: string | null = null;
+    if (patientId) {
+      pseudonym = this.pseudonymOf.get(patientId) ?? this.pseudonymise(patientId);
+      this.pseudonymOf.set(patientId, pseudonym);
+      this.pseudonyms.add(pseudonym);
+    }
     const minimised = minimiseForPurpose(scope.resourceType, item.resource, scope.purpose);
-    dropped += minimised.dropped;
+    this.dropped += minimised.dropped;
     const plaintext = Buffer.from(JSON.stringify(minimised.resource), 'utf8');
     const recordCtx = {
       tenantId: scope.tenantId,
@@ -68,25 +109,32 @@ export async function storeResources(
       resourceType: scope.resourceType,
       resourceId: item.id,
     };
-    records.push({
+    this.records.push({
       resourceId: item.id,
       versionId: item.versionId,
       lastUpdated: item.lastUpdated,
       patientPseudonym: pseudonym,
-      keyVersion: dataKey.version,
-      ciphertext: encryptRecord(dataKey, recordCtx, plaintext),
+      keyVersion: this.dataKey.version,
+      ciphertext: encryptRecord(this.dataKey, recordCtx, plaintext),
     });
-    if (maxLastUpdated === null || Date.parse(item.lastUpdated) > Date.parse(maxLastUpdated))
-      maxLastUpdated = item.lastUpdated;
+    const ms = Date.parse(item.lastUpdated);
+    if (this.maxLastUpdated === null || ms > this.maxLastUpdatedMs) {
+      this.maxLastUpdated = item.lastUpdated;
+      this.maxLastUpdatedMs = ms;
+    }
   }
 
-  const counts = await withTransaction(deps.pool, async (client) => {
-    const upserted = await upsertRecords(client, scope, records);
-    const events = storedEvents(ctx, scope, { ...upserted, dropped, ...auditDetails }, [...pseudonyms]);
-    await appendAuditEvents(client, events);
-    return upserted;
-  });
-  return { ...counts, dropped, maxLastUpdated };
+  /** Upsert and audit in one transaction. */
+  async store(auditDetails: Record<string, unknown> = {}): Promise<StoredCounts> {
+    const { ctx, scope, dropped } = this;
+    const counts = await withTransaction(this.deps.pool, async (client) => {
+      const upserted = await upsertRecords(client, scope, this.records);
+      const events = storedEvents(ctx, scope, { ...upserted, dropped, ...auditDetails }, [...this.pseudonyms]);
+      await appendAuditEvents(client, events);
+      return upserted;
+    });
+    return { ...counts, dropped, maxLastUpdated: this.maxLastUpdated };
+  }
 }
 
 function storedEvents(

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { decodeFromPayloadsAtIndex } from '@temporalio/common/lib/internal-non-workflow';
 import { describe, expect, it } from 'vitest';
 import { bulkLog, setBulkBehaviour } from '../../sandbox/test-bulk.js';
 import { findLeaks } from '../security/leak-scan.js';
@@ -14,7 +15,8 @@ import { startChildWorker } from './child-worker.js';
 import { registerSandboxTenant, sandboxAdmin, sandboxManifest, storedVersions, useSyncHarness } from './support.js';
 
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-bulk-worker-logs-'));
-const harness = useSyncHarness({ sandbox: { size: 60_000 }, worker: false });
+// 52,500 Observations in one file: long enough to be read for seconds however fast the store path gets.
+const harness = useSyncHarness({ sandbox: { size: 150_000 }, worker: false });
 /** The worker's store batch (workers/build-deps.ts): a resumed attempt repeats at most the uncommitted tail. */
 const BATCH = 1_000;
 
@@ -33,19 +35,23 @@ describe('bulk export: worker crash mid-download', () => {
     });
     const stored = async (): Promise<number> =>
       (await storedVersions(harness.pool, tenantId, integrationId, 'Observation')).size;
-    // Kill once batches have committed and a heartbeat after them has had time to reach the server.
+    // The line the server holds as the download's last heartbeat (what a retried attempt resumes after).
+    const heartbeatLine = async (): Promise<number> => {
+      const { client } = harness.temporal;
+      const { raw } = await client.workflow.getHandle(handle.workflowId).describe();
+      const payloads = raw.pendingActivities?.[0]?.heartbeatDetails?.payloads;
+      if (!payloads?.length) return 0;
+      const details = await decodeFromPayloadsAtIndex<{ line: number }>(
+        client.options.loadedDataConverter,
+        0,
+        payloads,
+      );
+      return details?.line ?? 0;
+    };
+    // Kill once the server holds a heartbeat after two committed batches: the retry must resume, not restart.
     let atCrash = 0;
-    let firstBatchAt = 0;
-    await expect
-      .poll(
-        async () => {
-          atCrash = await stored();
-          if (atCrash > 0 && firstBatchAt === 0) firstBatchAt = Date.now();
-          return atCrash >= 2 * BATCH && Date.now() - firstBatchAt >= 2_500;
-        },
-        { timeout: 120_000, interval: 100 },
-      )
-      .toBe(true);
+    await expect.poll(async () => (await heartbeatLine()) >= 2 * BATCH, { timeout: 120_000, interval: 100 }).toBe(true);
+    atCrash = await stored();
     first.child.kill('SIGKILL');
     await first.exited;
     const manifest = await sandboxManifest(harness.sandbox, 'Observation');

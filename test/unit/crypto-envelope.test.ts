@@ -1,8 +1,16 @@
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
+import canonicalize from 'canonicalize';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DecryptionError, PolicyViolationError } from '../../lib/errors/index.js';
-import { decryptRecord, encryptRecord, parseCiphertextHeader, tenantKeyId } from '../../lib/crypto/envelope.js';
+import {
+  canonicalRecordContext,
+  decryptRecord,
+  encryptRecord,
+  envelopeHeader,
+  parseCiphertextHeader,
+  tenantKeyId,
+} from '../../lib/crypto/envelope.js';
 import type { DataKey, RecordContext } from '../../lib/crypto/envelope.js';
 
 const idArb = fc.string({ minLength: 1, maxLength: 40 });
@@ -53,6 +61,46 @@ describe('envelope encryption', () => {
       }),
       { numRuns: 150 },
     );
+  });
+
+  it('binds the record context as RFC 8785 JSON: the same AAD bytes as canonicalize, any unicode', () => {
+    const anyText = fc.string({ minLength: 1, maxLength: 40, unit: 'binary' });
+    fc.assert(
+      fc.property(
+        fc.record({ tenantId: anyText, integrationId: anyText, resourceType: anyText, resourceId: anyText }),
+        versionArb,
+        (ctx, keyVersion) => {
+          expect(canonicalRecordContext(ctx, keyVersion)).toBe(canonicalize({ ...ctx, keyVersion }));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('decrypts a record sealed with the canonicalize()-built AAD (records stored before keep opening)', async () => {
+    const ctx = { tenantId: 't-ü', integrationId: 'i"1', resourceType: 'Observation', resourceId: 'obs-\u2028' };
+    const dek = { tenantId: ctx.tenantId, version: 7, key: randomBytes(32) };
+    const header = envelopeHeader(ctx.tenantId, dek.version);
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', dek.key, iv, { authTagLength: 16 });
+    cipher.setAAD(Buffer.concat([header, Buffer.from(canonicalize({ ...ctx, keyVersion: 7 })!, 'utf8')]));
+    const plaintext = Buffer.from('{"resourceType":"Observation"}');
+    const sealed = Buffer.concat([header, iv, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+    expect((await decryptRecord(sealed, ctx, lookupFor(dek))).equals(plaintext)).toBe(true);
+  });
+
+  it('never repeats an IV across many records (IVs are drawn from the CSPRNG in blocks)', () => {
+    const ctx = { tenantId: 't1', integrationId: 'i1', resourceType: 'Patient', resourceId: 'p1' };
+    const dek = { tenantId: 't1', version: 1, key: randomBytes(32) };
+    const ivStart = envelopeHeader('t1', 1).length;
+    const ivs = new Set<string>();
+    for (let i = 0; i < 10_000; i++)
+      ivs.add(
+        encryptRecord(dek, ctx, Buffer.from('x'))
+          .subarray(ivStart, ivStart + 12)
+          .toString('hex'),
+      );
+    expect(ivs.size).toBe(10_000);
   });
 
   it('uses a fresh IV: the same plaintext encrypts differently each time', () => {
