@@ -106,6 +106,20 @@ export class FaultQueue {
       SearchFault | undefined;
   }
 
+  /**
+   * Consumes one use of the first unavailability fault (a 429 or 5xx status) of `type`, for a count
+   * (`_summary=count`): a vendor that is down answers every request so, while a malformed or truncated page, a
+   * foreign next link or an expired token concern pages only.
+   */
+  takeUnavailable(type: ResourceType): SearchFault | undefined {
+    return this.consume(
+      (f) =>
+        f.kind === 'status' &&
+        (f.status === undefined || f.status === 429 || f.status >= 500) &&
+        (f.resourceType === undefined || f.resourceType === type),
+    ) as SearchFault | undefined;
+  }
+
   /** Consumes one use of the first token-endpoint fault. */
   takeToken(): Fault | undefined {
     return this.consume((f) => isTokenFault(f.kind));

@@ -183,6 +183,12 @@ export function registerFhirRoutes(app: FastifyInstance, ctx: SandboxContext): v
     if (cached) return reply.code(cached.status).type(FHIR_JSON).header('x-cache', 'HIT').send(cached.body);
     if (parsed.summaryCount) {
       const count = { resourceType: 'Bundle', type: 'searchset', total: countMatches(ctx, type, parsed) };
+      const down = ctx.faults.takeUnavailable(type);
+      if (down) {
+        ctx.stats.faultsInjected++;
+        const raw = faultResponse(down, type, { ...count, link: [], entry: [] });
+        if (raw) return reply.code(raw.status).headers(raw.headers).send(raw.body);
+      }
       return reply.type(FHIR_JSON).send(JSON.stringify(count));
     }
     const result = runSearch(ctx, type, parsed);

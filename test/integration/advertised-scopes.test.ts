@@ -101,8 +101,10 @@ describe('scopes the vendor does not advertise', () => {
       );
     expect((await sandboxManifest(harness.sandbox, 'Specimen')).length).toBeGreaterThan(0);
     expect((await storedVersions(harness.pool, tenantId, integrationId, 'Specimen')).size).toBe(0);
-    // The planner left Specimen out of the plan (plan.skipped names it with VENDOR_SCOPE_NOT_ADVERTISED).
-    expect(report.types.map((t) => t.resourceType)).not.toContain('Specimen');
-    expect(report.types.map((t) => t.resourceType)).toEqual(['Patient', 'Observation']);
+    // The plan skipped Specimen, and the report names it with its reason.
+    expect(report.skipped).toEqual([
+      expect.objectContaining({ resourceType: 'Specimen', reason: 'VENDOR_SCOPE_NOT_ADVERTISED' }),
+    ]);
+    expect(report.types.filter((t) => t.done).map((t) => t.resourceType)).toEqual(['Patient', 'Observation']);
   });
 });

@@ -73,7 +73,7 @@ describe('circuit breaker', () => {
     });
 
     // While open, an attempt was refused here (audited) instead of reaching the vendor: the vendor
-    // saw the 3 failed searches and then only the pages.
+    // saw the 3 failed searches (the count before the first page), then the count and the pages.
     const calls = await harness.pool.query<{ error_code: string | null }>(
       `SELECT details->>'errorCode' AS error_code FROM audit_events WHERE integration_id = $1
           AND action = 'vendor.call' ORDER BY seq`,
@@ -83,6 +83,6 @@ describe('circuit breaker', () => {
     const searches =
       (await sandboxAdmin<{ searchRequests: number }>(harness.sandbox, 'GET', '/admin/stats')).searchRequests -
       searchesBefore;
-    expect(searches).toBe(3 + report.totals.pages);
+    expect(searches).toBe(3 + 1 + report.totals.pages);
   });
 });
