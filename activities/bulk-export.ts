@@ -3,14 +3,12 @@
  * kick-off, one status poll (the waiting between polls is the workflow's durable timer, never a sleep
  * here), the DELETE that ends an export, and a type's checkpoint. The file steps are in bulk-files.ts.
  */
-import { appendAuditEvents } from '../lib/audit/chain.js';
 import { BulkExportError, EhrError, VendorHttpError } from '../lib/errors/index.js';
 import { kickoffUrl, parseManifest, progressText } from '../lib/sync/bulk-manifest.js';
-import { advanceCheckpoint } from '../lib/store/checkpoints.js';
-import { withTransaction } from '../lib/store/pool.js';
 import { isVendorOrigin } from '../lib/vendors/bulk-hosts.js';
 import { parseRetryAfterMs } from '../lib/vendors/http-policy.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
+import { advanceTypeCheckpoint } from '../lib/sync/store-resources.js';
 import { activityAuditContext } from './audit-context.js';
 import type {
   BulkCheckpointInput,
@@ -130,22 +128,8 @@ export function createBulkExportActivities(deps: BulkExportActivityDeps) {
 
     /** After every file of the type committed whole: the next export of it starts at this transactionTime. */
     async advanceBulkCheckpoint(input: BulkCheckpointInput): Promise<string> {
-      const ctx = activityAuditContext();
       const { kickoffs, ...checkpoint } = input;
-      return withTransaction(deps.pool, async (client) => {
-        const stored = await advanceCheckpoint(client, { ...checkpoint, runId: ctx.correlationId });
-        await appendAuditEvents(client, [
-          {
-            ...ctx,
-            action: 'sync.checkpoint_advanced',
-            outcome: 'success',
-            tenantId: input.tenantId,
-            integrationId: input.integrationId,
-            details: { resourceType: input.resourceType, highWater: stored, via: 'bulk', kickoffs },
-          },
-        ]);
-        return stored;
-      });
+      return advanceTypeCheckpoint(deps, activityAuditContext(), checkpoint, { via: 'bulk', kickoffs });
     },
   };
 }

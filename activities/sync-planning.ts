@@ -14,11 +14,12 @@ import type { ReadPlan } from '../lib/sync/read-strategy.js';
 import { planRead } from '../lib/sync/read-strategy.js';
 import { typesNotGranted } from '../lib/vendors/granted-scopes.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
-import { advanceCheckpoint, readCheckpoints } from '../lib/store/checkpoints.js';
+import { readCheckpoints } from '../lib/store/checkpoints.js';
 import { getIntegration } from '../lib/integrations/repository.js';
 import { withTransaction } from '../lib/store/pool.js';
 import { endpointQueueFor } from '../lib/vendors/endpoint-queues.js';
 import type { SyncActivityDeps } from './deps.js';
+import { advanceTypeCheckpoint } from '../lib/sync/store-resources.js';
 import { activityAuditContext } from './audit-context.js';
 import type { AdvanceCheckpointInput, PlanSyncInput, SyncPlan, SyncReportInput } from './types.js';
 
@@ -111,21 +112,7 @@ export function createSyncPlanningActivities(
 
     /** Called after every page of a type has committed: the next run starts after `highWater`. */
     async advanceSyncCheckpoint(input: AdvanceCheckpointInput): Promise<string> {
-      const ctx = activityAuditContext();
-      return withTransaction(deps.pool, async (client) => {
-        const stored = await advanceCheckpoint(client, { ...input, runId: ctx.correlationId });
-        await appendAuditEvents(client, [
-          {
-            ...ctx,
-            action: 'sync.checkpoint_advanced',
-            outcome: 'success',
-            tenantId: input.tenantId,
-            integrationId: input.integrationId,
-            details: { resourceType: input.resourceType, highWater: stored },
-          },
-        ]);
-        return stored;
-      });
+      return advanceTypeCheckpoint(deps, activityAuditContext(), input);
     },
 
     async recordSyncReport(input: SyncReportInput): Promise<void> {

@@ -11,6 +11,7 @@ import type { Purpose } from '../fhir/classification.js';
 import { minimiseForPurpose, patientIdOf } from '../fhir/minimise.js';
 import type { TenantKeyring } from '../keys/keyring.js';
 import type { Pool } from '../store/pool.js';
+import { advanceCheckpoint } from '../store/checkpoints.js';
 import { withTransaction } from '../store/pool.js';
 import type { Deletion, DeletionSource, EncryptedRecord } from '../store/records.js';
 import { tombstoneRecords, upsertRecords } from '../store/records.js';
@@ -204,5 +205,31 @@ export async function applyDeletions(
     }
     await appendAuditEvents(client, events);
     return { removed: counts.removed, tombstoned: counts.tombstoned };
+  });
+}
+
+/**
+ * Moves a type's checkpoint forward (never back) with its audit event in one transaction; `auditDetails` says how
+ * the type was read (identifiers and counts only). Returns the checkpoint as stored.
+ */
+export async function advanceTypeCheckpoint(
+  deps: { pool: Pool },
+  ctx: AuditContext,
+  checkpoint: { tenantId: string; integrationId: string; resourceType: string; highWater: string },
+  auditDetails: Record<string, unknown> = {},
+): Promise<string> {
+  return withTransaction(deps.pool, async (client) => {
+    const stored = await advanceCheckpoint(client, { ...checkpoint, runId: ctx.correlationId });
+    await appendAuditEvents(client, [
+      {
+        ...ctx,
+        action: 'sync.checkpoint_advanced',
+        outcome: 'success',
+        tenantId: checkpoint.tenantId,
+        integrationId: checkpoint.integrationId,
+        details: { resourceType: checkpoint.resourceType, highWater: stored, ...auditDetails },
+      },
+    ]);
+    return stored;
   });
 }
