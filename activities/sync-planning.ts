@@ -83,7 +83,8 @@ export function createSyncPlanningActivities(
       const read = planRead({ integration, capabilities, types, checkpoints: stored });
       assertRunnable(integration.id, read);
       const skip = [...notAdvertised, ...(read.skip ?? []).filter((x) => !unadvertised.has(x.resourceType))];
-      if (read.strategy === 'bulk') {
+      // An open server (auth method none) issues no token, so there is no grant to narrow.
+      if (read.strategy === 'bulk' && integration.authMethod !== 'none') {
         // One export asks for every type at once, and a vendor refuses the whole kick-off for one type it does not
         // grant: such a type is skipped here with its reason, as a 403 on a search skips it for the other strategies.
         // A fresh token: the vendor may have narrowed the grant since the cached one was issued.
