@@ -314,7 +314,7 @@ async function main(): Promise<void> {
     for (const id of workflowIds)
       console.log(`  ${status.temporalUiUrl}/namespaces/default/workflows/${encodeURIComponent(id)}`);
   } catch (err) {
-    console.error(`demo failed: ${(err as Error).message}`);
+    console.error(`demo failed: ${describeFailure(err)}`);
     process.exitCode = 1;
   } finally {
     finish(up, startedByDemo);
@@ -322,6 +322,18 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  console.error(`demo failed: ${(err as Error).message}`);
+  console.error(`demo failed: ${describeFailure(err)}`);
   process.exit(1);
 });
+
+/** The error's message and its causes' (a failed fetch says why only in its cause). */
+function describeFailure(err: unknown): string {
+  const parts: string[] = [];
+  for (
+    let e = err as { message?: unknown; cause?: unknown } | undefined;
+    e && parts.length < 4;
+    e = e.cause as typeof e
+  )
+    if (typeof e.message === 'string') parts.push(e.message);
+  return parts.join(': ');
+}
