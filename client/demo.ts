@@ -11,6 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 
 const repoRoot = path.resolve(__dirname, '..');
@@ -41,13 +42,47 @@ function ehrctlWith(opts: { echo: boolean }, ...args: string[]): string {
 }
 
 async function sandboxAdmin(status: StackStatus, route: string, body: unknown): Promise<unknown> {
-  const res = await fetch(`${status.sandboxUrl}${route}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-sandbox-admin': status.sandboxAdminToken },
-    body: JSON.stringify(body),
+  return adminRequest(`${status.sandboxUrl}${route}`, status.sandboxAdminToken, 'POST', body);
+}
+
+/**
+ * One admin request on a connection of its own. The demo's calls are minutes apart; fetch's pooled keep-alive
+ * socket was found closed by the sandbox by then ("other side closed"), and a POST is not retried.
+ */
+function adminRequest(url: string, adminToken: string, method: 'GET' | 'POST', body?: unknown): Promise<unknown> {
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      url,
+      {
+        method,
+        agent: false,
+        headers: {
+          'x-sandbox-admin': adminToken,
+          ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status >= 300) {
+            reject(new Error(`sandbox admin ${new URL(url).pathname} answered ${status}`));
+            return;
+          }
+          try {
+            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+          } catch (err) {
+            reject(err as Error);
+          }
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
   });
-  if (!res.ok) throw new Error(`sandbox admin ${route} answered ${res.status}`);
-  return res.json();
 }
 
 interface StackStatus {
@@ -66,9 +101,8 @@ interface StackStatus {
 async function practiceGroupOf(status: StackStatus, personality: string): Promise<string> {
   const sandbox = status.sandboxes?.find((s) => s.personality === personality);
   if (!sandbox) throw new Error(`the dev stack runs no ${personality} sandbox`);
-  const res = await fetch(`${sandbox.url}/admin/read-paths`, { headers: { 'x-sandbox-admin': sandbox.adminToken } });
-  if (!res.ok) throw new Error(`sandbox admin /admin/read-paths answered ${res.status}`);
-  return ((await res.json()) as { reads: { groupId: string } }).reads.groupId;
+  const answer = await adminRequest(`${sandbox.url}/admin/read-paths`, sandbox.adminToken, 'GET');
+  return (answer as { reads: { groupId: string } }).reads.groupId;
 }
 
 /**
