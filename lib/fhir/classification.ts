@@ -14,6 +14,7 @@ import { RESOURCE_TYPES } from '../domain.js';
 import { PolicyViolationError } from '../errors/index.js';
 import { NEVER_STORED, elementRules } from './classification-rules.js';
 import type { DataClass } from './data-classes.js';
+import { DATA_CLASSES } from './data-classes.js';
 
 export { DATA_CLASSES } from './data-classes.js';
 export type { DataClass } from './data-classes.js';
@@ -46,18 +47,8 @@ export const PURPOSE_POLICIES: Readonly<Record<Purpose, PurposePolicy>> = {
     description: 'the clinical record: every clinical class, no billing',
     // Every type but Coverage, which is billing through and through.
     resourceTypes: RESOURCE_TYPES.filter((t) => t !== 'Coverage'),
-    classes: [
-      'administrative',
-      'identifiers',
-      'demographics',
-      'clinical-notes',
-      'diagnoses',
-      'procedures',
-      'medications',
-      'labs-vitals',
-      'care-plans',
-      'scheduling',
-    ],
+    // Every class but billing.
+    classes: DATA_CLASSES.filter((c) => c !== 'billing'),
   },
   'scheduling-sync': {
     purpose: 'scheduling-sync',
