@@ -12,17 +12,22 @@ import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import { Client as TemporalClient, Connection } from '@temporalio/client';
 import { loadConfig } from '../lib/config/schema.js';
-import { RESOURCE_TYPES, readScopeFor } from '../lib/domain.js';
+import { readScopeFor } from '../lib/domain.js';
+import { DEFAULT_PURPOSE, purposePolicy } from '../lib/fhir/classification.js';
 import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 import { registerIntegration } from '../lib/integrations/registration.js';
 import { createPool, type Pool } from '../lib/store/pool.js';
 import { createTenant } from '../lib/store/tenants.js';
 import { startSync, syncResult } from '../client/sync-client.js';
 import { startSandbox } from '../sandbox/index.js';
+import { computeLayout } from '../sandbox/data.js';
 import { createTestClient } from '../sandbox/test-client.js';
 import { benchInfraEnv, median, peakRssMiB, tailPercentileText, type BenchInfra } from '../dev/ephemeral.js';
 import { bulkFloorRun } from './bulk-floor.js';
 import { cpuSecondsByCommand, currentRssMiB, resetPeakRss, trackedWorker } from './bench-worker.js';
+
+/** The types the benchmark's integration syncs (its purpose's, the default): the floor exports the same. */
+const SYNCED_TYPES = purposePolicy(DEFAULT_PURPOSE).resourceTypes;
 
 /** Files the bulkExport child reads at once when the nightly sync starts it (its default). */
 const PRODUCT_FILE_CONCURRENCY = 2;
@@ -130,13 +135,29 @@ function verdict(met: boolean): string {
   return met ? 'met' : 'NOT met';
 }
 
+/**
+ * The sandbox size whose data set holds about `wanted` resources (a size holds more: its seven original types
+ * share it and every other type adds 1 % of it), and the exact count it holds.
+ */
+function sandboxSizeFor(wanted: number): { size: number; resources: number } {
+  const total = (size: number): number => {
+    const layout = computeLayout(size);
+    return SYNCED_TYPES.reduce((n, type) => n + layout[type], 0);
+  };
+  let size = Math.max(1, Math.floor(wanted / 1.2));
+  while (total(size) < wanted) size += 1;
+  return { size, resources: total(size) };
+}
+
 export async function bulkBench(infra: BenchInfra, opts: { resources: number; runs: number }): Promise<void> {
-  const { resources, runs } = opts;
+  const { runs } = opts;
+  // The sandbox's size that holds about opts.resources of the synced types; the exact count is the benchmark's.
+  const { size, resources } = sandboxSizeFor(opts.resources);
   console.log(
-    `bench:sync --strategy bulk — ${resources} resources (sandbox $export, system level, ${RESOURCE_TYPES.length} types),` +
+    `bench:sync --strategy bulk — ${resources} resources (sandbox $export, system level, ${SYNCED_TYPES.length} types),` +
       ` ${runs} runs; machine: ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`,
   );
-  const sandbox = await startSandbox({ seed: 2026, size: resources });
+  const sandbox = await startSandbox({ seed: 2026, size });
   infra.onStop('sandbox', () => sandbox.close());
   const pool = createPool(infra.databaseUrl, 4);
   infra.onStop('pool', () => pool.end());
@@ -148,7 +169,7 @@ export async function bulkBench(infra: BenchInfra, opts: { resources: number; ru
     connection,
     dataConverter: { payloadCodecs: [await openPayloadCodec(config, { pool, actor: 'bench:client' })] },
   });
-  const floorClient = await createTestClient(sandbox, { scopes: RESOURCE_TYPES.map(readScopeFor) });
+  const floorClient = await createTestClient(sandbox, { scopes: SYNCED_TYPES.map(readScopeFor) });
   await createTenant(
     pool,
     { id: 'bench', name: 'Benchmark Clinic (synthetic)' },
@@ -161,7 +182,7 @@ export async function bulkBench(infra: BenchInfra, opts: { resources: number; ru
     const floor = await bulkFloorRun(pool, {
       fhirBaseUrl: sandbox.fhirBaseUrl,
       token: await floorClient.token(),
-      types: RESOURCE_TYPES,
+      types: SYNCED_TYPES,
       run,
       concurrency: PRODUCT_FILE_CONCURRENCY,
       expected: resources,
