@@ -16,4 +16,6 @@ COPY dev ./dev
 COPY migrations ./migrations
 COPY bin ./bin
 USER node
-CMD ["node", "--import", "tsx", "workers/worker.ts"]
+# Started as the dev stack, tests and benchmarks start it: workers/node-process.ts says why these flags.
+ENV MALLOC_ARENA_MAX=2
+CMD ["node", "--require", "tsx/cjs", "workers/worker.ts"]

@@ -31,6 +31,7 @@ import { StopList, startSideBySide } from './stop-list.js';
 import { resolveTemporalCli } from './temporal-cli.js';
 import { startTemporalDevServer } from './temporal-server.js';
 import { waitForWorkerPolling } from './worker-ready.js';
+import { PROCESS_ENV, nodeArgsFor } from '../workers/node-process.js';
 
 const env = process.env;
 const paths = stackPaths(env);
@@ -209,12 +210,13 @@ async function startStack(): Promise<StackInfo> {
    */
   const startService = (name: string, script: string, serviceEnv: NodeJS.ProcessEnv, stopGraceMs = 10_000) => {
     const logFile = path.join(paths.logDir, `${script}.log`);
-    const spawned = spawnLogged(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'workers', `${script}.ts`)], {
+    const spawned = spawnLogged(process.execPath, nodeArgsFor(path.join(repoRoot, 'workers', `${script}.ts`)), {
       cwd: repoRoot,
       logFile,
       // What every service shares: the database, the key directories, the log level.
       env: {
         ...env,
+        ...PROCESS_ENV,
         DATABASE_URL: db.databaseUrl,
         EHR_KEK_DIR: paths.kekDir,
         EHR_SECRETS_DIR: paths.secretsDir,

@@ -4,6 +4,7 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../../lib/config/schema.js';
+import { PROCESS_ENV, nodeArgsFor } from '../../workers/node-process.js';
 import { registerLogFile } from '../security/leak-registry.js';
 
 export interface ChildWorker {
@@ -17,7 +18,8 @@ const repoRoot = path.resolve(__dirname, '../..');
 export async function startChildWorker(config: Config, logPath: string, readyTimeoutMs = 90_000): Promise<ChildWorker> {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' };
   for (const [k, v] of Object.entries(config)) env[k] = String(v);
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/worker.ts'], {
+  Object.assign(env, PROCESS_ENV);
+  const child = spawn(process.execPath, nodeArgsFor('workers/worker.ts'), {
     cwd: repoRoot,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPool } from '../../lib/store/pool.js';
 import { onDatabase, testEnv, uniqueId } from '../harness.js';
 import { recordErrorOutput } from '../security/leak-registry.js';
+import { PROCESS_ENV, nodeArgsFor } from '../../workers/node-process.js';
 
 const repoRoot = path.resolve(__dirname, '../..');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'migrate-job-'));
@@ -30,7 +31,10 @@ function runMigrate(
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const full: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' };
   for (const [k, v] of Object.entries(env)) if (v !== undefined) full[k] = v;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/migrate.ts'], { cwd: repoRoot, env: full });
+  const child = spawn(process.execPath, nodeArgsFor('workers/migrate.ts'), {
+    cwd: repoRoot,
+    env: { ...full, ...PROCESS_ENV },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));

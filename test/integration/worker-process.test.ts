@@ -3,13 +3,17 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { testConfig } from './support.js';
+import { PROCESS_ENV, nodeArgsFor } from '../../workers/node-process.js';
 
 const repoRoot = path.resolve(__dirname, '../..');
 
 function runWorker(env: Record<string, string | undefined>): Promise<{ code: number | null; stderr: string }> {
   const full: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' };
   for (const [k, v] of Object.entries(env)) if (v !== undefined) full[k] = v;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/worker.ts'], { cwd: repoRoot, env: full });
+  const child = spawn(process.execPath, nodeArgsFor('workers/worker.ts'), {
+    cwd: repoRoot,
+    env: { ...full, ...PROCESS_ENV },
+  });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
   return new Promise((resolve) => child.on('close', (code) => resolve({ code, stderr })));

@@ -8,6 +8,7 @@ import { configFields, loadConfig } from '../../lib/config/schema.js';
 import { SEARCH_ATTRIBUTES } from '../../lib/domain.js';
 import { loadMigrateConfig } from '../../lib/config/migrate-config.js';
 import { APP_LOGIN_ROLE } from '../../lib/store/roles.js';
+import { NODE_ARGS, PROCESS_ENV, nodeArgsFor } from '../../workers/node-process.js';
 
 interface Service {
   image?: string;
@@ -112,6 +113,18 @@ describe('docker-compose.yml', () => {
       expect(services[name]!.build, name).toEqual(services.worker!.build);
       expect(JSON.stringify(services[name]!.command), name).toContain(entry);
       expect(fs.existsSync(path.join(repoRoot, entry)), entry).toBe(true);
+    }
+  });
+
+  it('starts every process of ours as the tests and benchmarks do (workers/node-process.ts)', () => {
+    const dockerfile = fs.readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
+    const cmd = /^CMD (\[.*\])$/m.exec(dockerfile)?.[1];
+    expect(JSON.parse(cmd ?? '[]')).toEqual(['node', ...nodeArgsFor('workers/worker.ts')]);
+    for (const [name, value] of Object.entries(PROCESS_ENV))
+      expect(dockerfile, name).toMatch(new RegExp(`^ENV ${name}=${value}$`, 'm'));
+    for (const name of ['worker', 'migrate', ...APP_SERVICES]) {
+      const command = services[name]!.command as string[];
+      expect(command.slice(0, 1 + NODE_ARGS.length), name).toEqual(['node', ...NODE_ARGS]);
     }
   });
 

@@ -1,0 +1,19 @@
+/**
+ * How each of our long-running processes (worker, webhook receiver, codec server, migration job) is started
+ * everywhere it runs: the Dockerfile and docker-compose.yml (a unit test holds them to this), the dev stack, the
+ * tests that spawn the real entry points and the benchmarks, so what is measured is what ships.
+ *
+ * - `--require tsx/cjs`: TypeScript through tsx's CommonJS hook alone (the code base is CommonJS; ESM-only
+ *   packages are still transpiled on require). `--import tsx` also registers tsx's ESM loader, which Node 20
+ *   runs on a thread of its own — one V8 isolate more, about 50 MiB of a resting worker's RSS.
+ * - `MALLOC_ARENA_MAX=2`: glibc gives threads their own malloc arenas, and a worker has about twenty (Temporal
+ *   core's runtime, libuv's pool, the workflow threads); their fragments add to RSS under load.
+ */
+export const NODE_ARGS: readonly string[] = ['--require', 'tsx/cjs'];
+
+export const PROCESS_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+
+/** The command line of one entry point (a path such as `workers/worker.ts`), after the node executable. */
+export function nodeArgsFor(entryPoint: string): string[] {
+  return [...NODE_ARGS, entryPoint];
+}
