@@ -19,15 +19,29 @@ export interface UpsertCounts {
   unchanged: number;
 }
 
+/**
+ * Records as columns, one entry per resource (ids unique), their ciphertexts laid end to end in one buffer and
+ * cut by offset and length: how a batch sealed as it streams holds them (no object and buffer per record kept
+ * while the batch fills), and how they travel to PostgreSQL.
+ */
+export interface RecordColumns {
+  resourceIds: string[];
+  versionIds: string[];
+  lastUpdated: string[];
+  patientPseudonyms: Array<string | null>;
+  keyVersions: number[];
+  /** The ciphertexts end to end; entry i is ciphertexts[offsets[i] .. offsets[i] + lengths[i]). */
+  ciphertexts: Buffer;
+  offsets: number[];
+  lengths: number[];
+}
+
 export async function upsertRecords(
   client: PoolClient,
   scope: { tenantId: string; integrationId: string; resourceType: string },
   records: EncryptedRecord[],
 ): Promise<UpsertCounts> {
   const unique = latestPerId(records);
-  if (unique.length === 0) return { inserted: 0, updated: 0, unchanged: 0 };
-  // The ciphertexts travel as one bytea parameter, sent in binary, and are cut in SQL by offset and length: a
-  // bytea[] parameter goes as hex text (twice the bytes, encoded here and decoded there).
   const offsets: number[] = [];
   const lengths: number[] = [];
   let offset = 0;
@@ -36,6 +50,31 @@ export async function upsertRecords(
     lengths.push(r.ciphertext.byteLength);
     offset += r.ciphertext.byteLength;
   }
+  return upsertRecordColumns(client, scope, {
+    resourceIds: unique.map((r) => r.resourceId),
+    versionIds: unique.map((r) => r.versionId),
+    lastUpdated: unique.map((r) => r.lastUpdated),
+    patientPseudonyms: unique.map((r) => r.patientPseudonym),
+    keyVersions: unique.map((r) => r.keyVersion),
+    ciphertexts: Buffer.concat(
+      unique.map((r) => r.ciphertext),
+      offset,
+    ),
+    offsets,
+    lengths,
+  });
+}
+
+/** upsertRecords for records already in columns (ids unique within them). */
+export async function upsertRecordColumns(
+  client: PoolClient,
+  scope: { tenantId: string; integrationId: string; resourceType: string },
+  columns: RecordColumns,
+): Promise<UpsertCounts> {
+  const count = columns.resourceIds.length;
+  if (count === 0) return { inserted: 0, updated: 0, unchanged: 0 };
+  // The ciphertexts travel as one bytea parameter, sent in binary, and are cut in SQL by offset and length: a
+  // bytea[] parameter goes as hex text (twice the bytes, encoded here and decoded there).
   const res = await client.query<{ inserted: boolean }>(
     `INSERT INTO records AS r (tenant_id, integration_id, resource_type, resource_id, version_id,
        last_updated, patient_pseudonym, key_version, ciphertext)
@@ -58,17 +97,14 @@ export async function upsertRecords(
       scope.tenantId,
       scope.integrationId,
       scope.resourceType,
-      unique.map((r) => r.resourceId),
-      unique.map((r) => r.versionId),
-      unique.map((r) => r.lastUpdated),
-      unique.map((r) => r.patientPseudonym),
-      unique.map((r) => r.keyVersion),
-      Buffer.concat(
-        unique.map((r) => r.ciphertext),
-        offset,
-      ),
-      offsets,
-      lengths,
+      columns.resourceIds,
+      columns.versionIds,
+      columns.lastUpdated,
+      columns.patientPseudonyms,
+      columns.keyVersions,
+      columns.ciphertexts,
+      columns.offsets,
+      columns.lengths,
     ],
   );
   // A resource re-created after its deletion (a newer version) is live again: its tombstone goes.
@@ -77,11 +113,11 @@ export async function upsertRecords(
       WHERE tb.tenant_id = $1 AND tb.integration_id = $2 AND tb.resource_type = $3 AND tb.resource_id = ANY($4)
         AND r.tenant_id = tb.tenant_id AND r.integration_id = tb.integration_id AND r.resource_type = tb.resource_type
         AND r.resource_id = tb.resource_id AND r.last_updated > tb.deleted_at`,
-    [scope.tenantId, scope.integrationId, scope.resourceType, unique.map((r) => r.resourceId)],
+    [scope.tenantId, scope.integrationId, scope.resourceType, columns.resourceIds],
   );
   const inserted = res.rows.filter((r) => r.inserted).length;
   const updated = res.rows.length - inserted;
-  return { inserted, updated, unchanged: unique.length - res.rows.length };
+  return { inserted, updated, unchanged: count - res.rows.length };
 }
 
 export type DeletionSource = 'bulk-deleted' | 'read-gone' | 'history';

@@ -13,8 +13,8 @@ import type { TenantKeyring } from '../keys/keyring.js';
 import type { Pool } from '../store/pool.js';
 import { advanceCheckpoint } from '../store/checkpoints.js';
 import { withTransaction } from '../store/pool.js';
-import type { Deletion, DeletionSource, EncryptedRecord } from '../store/records.js';
-import { tombstoneRecords, upsertRecords } from '../store/records.js';
+import type { Deletion, DeletionSource, RecordColumns } from '../store/records.js';
+import { tombstoneRecords, upsertRecordColumns } from '../store/records.js';
 
 /** Pseudonyms per audit event: keeps each event's details well under the 8 KB cap. */
 const PSEUDONYMS_PER_EVENT = 200;
@@ -56,16 +56,32 @@ export async function storeResources(
   return batch.store(auditDetails);
 }
 
+/** A batch's first ciphertext arena (a thousand records of about 1.3 KB); it doubles when full. */
+const ARENA_START_BYTES = 2 * 1024 * 1024;
+
 /**
  * A batch sealed as it is filled: each resource is minimised and encrypted when added, so its parsed form can
- * go at once (a streamed file keeps ciphertext, not object trees, while its batch fills). The data key and the
- * pseudonym key are the tenant's current ones when the batch opens. store() is storeResources' transaction.
+ * go at once. What stays while the batch fills is columns — ids, versions, pseudonyms — and the ciphertexts end
+ * to end in one buffer, not an object and a buffer per record (a streamed file's batches are where the worker's
+ * heap grew). A resource added twice keeps its newest version. The data key and the pseudonym key are the
+ * tenant's current ones when the batch opens. store() is storeResources' transaction.
  */
 export class SealedBatch {
-  private readonly records: EncryptedRecord[] = [];
+  private readonly columns: Omit<RecordColumns, 'ciphertexts'> = {
+    resourceIds: [],
+    versionIds: [],
+    lastUpdated: [],
+    patientPseudonyms: [],
+    keyVersions: [],
+    offsets: [],
+    lengths: [],
+  };
+  private arena = Buffer.allocUnsafe(0);
+  private used = 0;
+  /** Where each id is in the columns, and its lastUpdated in ms (a later duplicate replaces it). */
+  private readonly positionOf = new Map<string, { index: number; ms: number }>();
   private readonly pseudonyms = new Set<string>();
-  /** A patient's pseudonym once per batch, however many of their resources the batch holds. */
-  private readonly pseudonymOf = new Map<string, string>();
+  private added = 0;
   private maxLastUpdated: string | null = null;
   private maxLastUpdatedMs = -Infinity;
   private dropped = 0;
@@ -88,19 +104,21 @@ export class SealedBatch {
     return new SealedBatch(deps, ctx, scope, dataKey, pseudonymise);
   }
 
+  /** Resources added (a duplicate id counts each time it was added). */
   get size(): number {
-    return this.records.length;
+    return this.added;
   }
 
   add(item: FetchedResource): void {
     const scope = this.scope;
+    const ms = Date.parse(item.lastUpdated);
+    const seen = this.positionOf.get(item.id);
+    this.added += 1;
+    // An older version of a resource already in the batch changes nothing (the newest wins, as in the store).
+    if (seen && seen.ms > ms) return;
     const patientId = patientIdOf(scope.resourceType, item.resource);
-    let pseudonym: string | null = null;
-    if (patientId) {
-      pseudonym = this.pseudonymOf.get(patientId) ?? this.pseudonymise(patientId);
-      this.pseudonymOf.set(patientId, pseudonym);
-      this.pseudonyms.add(pseudonym);
-    }
+    const pseudonym = patientId ? this.pseudonymise(patientId) : null;
+    if (pseudonym) this.pseudonyms.add(pseudonym);
     const minimised = minimiseForPurpose(scope.resourceType, item.resource, scope.purpose);
     this.dropped += minimised.dropped;
     const plaintext = Buffer.from(JSON.stringify(minimised.resource), 'utf8');
@@ -110,26 +128,44 @@ export class SealedBatch {
       resourceType: scope.resourceType,
       resourceId: item.id,
     };
-    this.records.push({
-      resourceId: item.id,
-      versionId: item.versionId,
-      lastUpdated: item.lastUpdated,
-      patientPseudonym: pseudonym,
-      keyVersion: this.dataKey.version,
-      ciphertext: encryptRecord(this.dataKey, recordCtx, plaintext),
-    });
-    const ms = Date.parse(item.lastUpdated);
+    const ciphertext = encryptRecord(this.dataKey, recordCtx, plaintext);
+    const at = this.append(ciphertext);
+    const c = this.columns;
+    const index = seen ? seen.index : c.resourceIds.length;
+    c.resourceIds[index] = item.id;
+    c.versionIds[index] = item.versionId;
+    c.lastUpdated[index] = item.lastUpdated;
+    c.patientPseudonyms[index] = pseudonym;
+    c.keyVersions[index] = this.dataKey.version;
+    c.offsets[index] = at;
+    c.lengths[index] = ciphertext.length;
+    this.positionOf.set(item.id, { index, ms });
     if (this.maxLastUpdated === null || ms > this.maxLastUpdatedMs) {
       this.maxLastUpdated = item.lastUpdated;
       this.maxLastUpdatedMs = ms;
     }
   }
 
+  /** Copies a ciphertext to the end of the arena (grown as needed); returns its offset. */
+  private append(ciphertext: Buffer): number {
+    if (this.used + ciphertext.length > this.arena.length) {
+      const grown = Buffer.allocUnsafe(
+        Math.max(ARENA_START_BYTES, 2 * this.arena.length, this.used + ciphertext.length),
+      );
+      this.arena.copy(grown, 0, 0, this.used);
+      this.arena = grown;
+    }
+    const at = this.used;
+    this.used += ciphertext.copy(this.arena, at);
+    return at;
+  }
+
   /** Upsert and audit in one transaction. */
   async store(auditDetails: Record<string, unknown> = {}): Promise<StoredCounts> {
     const { ctx, scope, dropped } = this;
+    const columns: RecordColumns = { ...this.columns, ciphertexts: this.arena.subarray(0, this.used) };
     const counts = await withTransaction(this.deps.pool, async (client) => {
-      const upserted = await upsertRecords(client, scope, this.records);
+      const upserted = await upsertRecordColumns(client, scope, columns);
       const events = storedEvents(ctx, scope, { ...upserted, dropped, ...auditDetails }, [...this.pseudonyms]);
       await appendAuditEvents(client, events);
       return upserted;
