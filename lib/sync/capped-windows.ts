@@ -41,7 +41,7 @@ export function windowAt(from: number | null, hintMs: number | null, nowMs: numb
 export function narrower(w: TimeWindow, nowMs: number): TimeWindow | null {
   if (w.to === null) {
     if (w.from === null) return { from: null, to: nowMs };
-    return { from: w.from, to: Math.max(nowMs, w.from + AHEAD_MS) };
+    return { from: w.from, to: nowMs > w.from ? nowMs : w.from + AHEAD_MS };
   }
   const lo = w.from ?? FLOOR_MS;
   if (w.to - lo <= 1) return null;
