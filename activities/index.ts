@@ -13,6 +13,7 @@ import { createSyncDeletionActivities } from './sync-deletions.js';
 import { createSyncPageActivities } from './sync-page.js';
 import { createSyncPatientActivities } from './sync-patients.js';
 import { createSyncPlanningActivities } from './sync-planning.js';
+import { createSyncWindowActivities } from './sync-windows.js';
 
 export type {
   BulkExportActivityDeps,
@@ -28,6 +29,7 @@ export function createSyncActivities(deps: SyncActivityDeps) {
     ...createSyncPageActivities(deps),
     ...createSyncDeletionActivities(deps),
     ...createSyncPatientActivities(deps),
+    ...createSyncWindowActivities(deps),
   });
 }
 
@@ -39,7 +41,8 @@ export type BulkExportActivities = ReturnType<typeof createBulkExportSteps>;
 export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;
 export type SyncPageActivities = ReturnType<typeof createSyncPageActivities> &
   ReturnType<typeof createSyncDeletionActivities> &
-  ReturnType<typeof createSyncPatientActivities>;
+  ReturnType<typeof createSyncPatientActivities> &
+  ReturnType<typeof createSyncWindowActivities>;
 export type SyncActivities = ReturnType<typeof createSyncActivities>;
 export type KeyRotationActivities = ReturnType<typeof createKeyRotationActivities>;
 export type ContainmentActivities = ReturnType<typeof createContainmentActivities>;

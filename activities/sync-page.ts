@@ -119,7 +119,7 @@ function freshResults(input: SyncPageInput): Record<string, string> {
  * `Bundle.total` of a `_summary=count` answer; null when the server gives none, ignores `_summary` or refuses it
  * with a 4xx (then there is nothing to check against, and the search itself still decides the run).
  */
-async function countOf(answer: Promise<{ body: Buffer }>): Promise<number | null> {
+export async function countOf(answer: Promise<{ body: Buffer }>): Promise<number | null> {
   let body: Buffer;
   try {
     body = (await answer).body;

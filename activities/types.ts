@@ -56,6 +56,48 @@ export interface SyncPageResult {
   expected?: number | null;
 }
 
+/**
+ * A capped type without `_sort`, read in `_lastUpdated` windows each counted (`_summary=count`) before it is read:
+ * one activity reads several consecutive windows, in time order, from `from` on.
+ */
+export interface CappedWindowsInput {
+  tenantId: string;
+  integrationId: string;
+  resourceType: ResourceType;
+  /** Start of the range not yet read (`ge`, an instant); null: from the beginning. */
+  from: string | null;
+  /** Most matches one search serves whole (what the capped search returned). */
+  limit: number;
+  /** Width (ms) of the last window that fitted, to try first; null: none yet. */
+  hintMs: number | null;
+  /** Count probes this activity may still make (the type's budget for the run, less what it used). */
+  probeBudget: number;
+  pageSize: number;
+}
+
+export interface CappedWindowsResult {
+  pages: number;
+  fetched: number;
+  inserted: number;
+  updated: number;
+  unchanged: number;
+  dropped: number;
+  /** Windows read (each whole, or named in `gap`). */
+  windows: number;
+  probes: number;
+  /** Where the next activity continues (instant); null with `done`. */
+  next: string | null;
+  /** The range was read through its open end (now and on). */
+  done: boolean;
+  limit: number;
+  hintMs: number | null;
+  maxLastUpdated: string | null;
+  /** Newest lastUpdated among the windows read whole before `gap` (the checkpoint may move up to it). */
+  wholeHighWater: string | null;
+  /** The first window that could not be read whole: why, with its instant and counts (no clinical content). */
+  gap?: string;
+}
+
 export interface SyncDeletionsInput {
   tenantId: string;
   integrationId: string;

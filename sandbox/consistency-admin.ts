@@ -1,6 +1,6 @@
 /**
  * Admin routes (under /admin, behind the admin header) for incremental-sync and Bulk Data tests:
- * deletions, tied lastUpdated, transactions that commit late, the search cap/cache/page size, and
+ * deletions, tied lastUpdated, transactions that commit late, the search cap/cache/page size/`_sort`, and
  * Bulk Data misbehaviour with what the sandbox observed of the client.
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -33,6 +33,8 @@ const SearchBehaviourBody = z
     capResults: z.number().int().min(0).max(100_000_000).nullable(),
     cacheSeconds: z.number().int().min(1).max(3600).nullable(),
     maxPageSize: z.number().int().min(1).max(100_000),
+    /** Whether searches accept (and the CapabilityStatement lists) `_sort=_lastUpdated`. */
+    sortLastUpdated: z.boolean(),
   })
   .strict()
   .partial();
@@ -59,6 +61,7 @@ function searchState(ctx: SandboxContext): Record<string, unknown> {
     cacheSeconds: b.cacheSeconds,
     cacheHits: b.cacheHits,
     maxPageSize: ctx.maxPageSize,
+    sortLastUpdated: ctx.reads.sortLastUpdated,
   };
 }
 
@@ -110,6 +113,7 @@ export function registerConsistencyAdminRoutes(admin: FastifyInstance, ctx: Sand
       b.cache.clear();
     }
     if (parsed.data.maxPageSize !== undefined) ctx.maxPageSize = parsed.data.maxPageSize;
+    if (parsed.data.sortLastUpdated !== undefined) ctx.reads.sortLastUpdated = parsed.data.sortLastUpdated;
     return searchState(ctx);
   });
 

@@ -103,7 +103,7 @@ export async function beginTransaction(
 
 export function setSearchBehaviour(
   sb: SandboxRef,
-  patch: { capResults?: number | null; cacheSeconds?: number | null; maxPageSize?: number },
+  patch: { capResults?: number | null; cacheSeconds?: number | null; maxPageSize?: number; sortLastUpdated?: boolean },
 ): Promise<Record<string, unknown>> {
   return adminJson(sb, '/admin/search-behaviour', patch, 'PUT');
 }

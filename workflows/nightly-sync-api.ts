@@ -74,6 +74,27 @@ export interface SearchWindow {
   expected: number | null;
 }
 
+/**
+ * A capped type the server cannot sort, read in counted `_lastUpdated` windows (activities/sync-windows.ts):
+ * where the unread range starts and what the run learned. Instants and counts only.
+ */
+export interface CappedRead {
+  /** Start (`ge`) of the range not yet read; null: from the beginning. */
+  from: string | null;
+  /** Most matches one search serves whole (observed from the capped search, lowered if a window says less). */
+  limit: number;
+  /** Width (ms) of the last window that fitted. */
+  hintMs: number | null;
+  /** Count probes and windows this run (bounded per type per run). */
+  probes: number;
+  windows: number;
+  /** Newest lastUpdated among windows read whole in time order, before any gap: the checkpoint may move to it. */
+  wholeHighWater: string | null;
+  /** The first window that could not be read whole (its instant and counts). */
+  gap?: string;
+  done: boolean;
+}
+
 export interface SyncState {
   plan: SyncPlan;
   typeIndex: number;
@@ -83,6 +104,8 @@ export interface SyncState {
   progress: SyncProgress;
   /** search with a read plan: the current type's window. */
   window?: SearchWindow;
+  /** search with a read plan: the current type is capped, unsortable, and read in counted windows. */
+  capped?: CappedRead;
   /** search with a read plan: the current type's pages are done and its history (deletions) is being read. */
   readingHistory?: boolean;
   /**

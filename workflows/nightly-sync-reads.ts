@@ -3,14 +3,18 @@
  * window then the type's deletions, or patient by patient over the run's roster. Workflow code: deterministic,
  * only `@temporalio/workflow` and type imports.
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import type { ActivityInterfaceFor } from '@temporalio/workflow';
 import type { SyncPageActivities } from '../activities/index.js';
-import type { PatientBatchResult, SyncPageResult } from '../activities/types.js';
-import type { SyncState, TypeProgress } from './nightly-sync-api.js';
+import type { CappedWindowsResult, PatientBatchResult, SyncPageResult } from '../activities/types.js';
+import type { SearchWindow, SyncState, TypeProgress } from './nightly-sync-api.js';
 
 /** A type read only in part: the server counted more than its pages returned. */
 const SHORTFALL = 'SYNC_SHORTFALL';
+/** A capped type without `_sort` is read in counted `_lastUpdated` windows (histories before it: incomplete). */
+const CAPPED_WINDOWS = 'capped-search-windows';
+/** Count probes per capped type per run (each window costs one or more); the next run continues where it stops. */
+export const MAX_WINDOW_PROBES = 1_000;
 /** Roster positions per patient-strategy activity in plans recorded before the plan said. */
 const PATIENTS_PER_BATCH = 25;
 
@@ -41,46 +45,55 @@ export async function readBySearch(run: SyncRun, t: TypeProgress, since: string 
   if (read && !run.state.window)
     run.state.window = { since, overlapSeconds: read.overlapSeconds, fetched: 0, expected: null };
   while (!run.state.readingHistory) {
-    do {
-      if (await run.held()) return 'cancelled';
-      const window = run.state.window;
-      const page: SyncPageResult = await run.vendor.syncPage({
-        ...run.scope,
-        resourceType,
-        since: window ? window.since : since,
-        cursor: run.state.cursor,
-        pageSize: run.state.plan.pageSize,
-        // Only with a read plan, so recorded histories replay with identical activity inputs.
-        ...(read && window
-          ? {
-              overlapSeconds: window.overlapSeconds,
-              sort: read.sortable.includes(resourceType),
-              countCheck: run.state.cursor === null,
-            }
-          : {}),
-      });
-      run.record(t, page);
-      if (window) {
-        window.fetched += page.fetched;
-        if (page.expected !== undefined) window.expected = page.expected;
-      }
-      run.state.cursor = page.nextCursor;
-      run.state.highWater = later(run.state.highWater, page.maxLastUpdated);
-      await run.carryOnIfLarge();
-    } while (run.state.cursor !== null);
+    if (!run.state.capped) {
+      do {
+        if (await run.held()) return 'cancelled';
+        const window = run.state.window;
+        const page: SyncPageResult = await run.vendor.syncPage({
+          ...run.scope,
+          resourceType,
+          since: window ? window.since : since,
+          cursor: run.state.cursor,
+          pageSize: run.state.plan.pageSize,
+          // Only with a read plan, so recorded histories replay with identical activity inputs.
+          ...(read && window
+            ? {
+                overlapSeconds: window.overlapSeconds,
+                sort: read.sortable.includes(resourceType),
+                countCheck: run.state.cursor === null,
+              }
+            : {}),
+        });
+        run.record(t, page);
+        if (window) {
+          window.fetched += page.fetched;
+          if (page.expected !== undefined) window.expected = page.expected;
+        }
+        run.state.cursor = page.nextCursor;
+        run.state.highWater = later(run.state.highWater, page.maxLastUpdated);
+        await run.carryOnIfLarge();
+      } while (run.state.cursor !== null);
 
-    const window = run.state.window;
-    if (!read || !window || window.expected === null || window.fetched >= window.expected) break;
-    // A shortfall: the server stopped short of its own count (it caps result sets). Sorted by _lastUpdated, the
-    // pages were the oldest matches, so the next window starts at the newest one read; otherwise, or when that
-    // makes no progress (more ties at one instant than the cap), the type is incomplete and read again next run.
-    const sorted = read.sortable.includes(resourceType);
-    if (!sorted || run.state.highWater === null || run.state.highWater === window.since) {
-      t.incompleteReason = SHORTFALL;
-      t.incompleteDetail = `the server counted ${window.expected} ${resourceType} but its pages held ${window.fetched}`;
-      return 'read';
+      const window = run.state.window;
+      if (!read || !window || window.expected === null || window.fetched >= window.expected) break;
+      // A shortfall: the server stopped short of its own count (it caps result sets). Sorted by _lastUpdated, the
+      // pages were the oldest matches, so the next window starts at the newest one read; unsorted, the type is read
+      // again in counted time windows, each small enough to be served whole. Otherwise (more ties at one instant
+      // than the cap, histories recorded before windows) the type is incomplete and read again next run.
+      const sorted = read.sortable.includes(resourceType);
+      if (sorted && run.state.highWater !== null && run.state.highWater !== window.since) {
+        run.state.window = { since: run.state.highWater, overlapSeconds: 0, fetched: 0, expected: null };
+        continue;
+      }
+      if (sorted || window.fetched === 0 || !patched(CAPPED_WINDOWS)) {
+        t.incompleteReason = SHORTFALL;
+        t.incompleteDetail = `the server counted ${window.expected} ${resourceType} but its pages held ${window.fetched}`;
+        return 'read';
+      }
+      run.state.capped = cappedRead(window);
     }
-    run.state.window = { since: run.state.highWater, overlapSeconds: 0, fetched: 0, expected: null };
+    if ((await readCappedWindows(run, t)) === 'cancelled') return 'cancelled';
+    break;
   }
 
   const history = read?.typeHistory.find((h) => h.resourceType === resourceType);
@@ -104,6 +117,54 @@ export async function readBySearch(run: SyncRun, t: TypeProgress, since: string 
     run.state.cursor = page.nextCursor;
     await run.carryOnIfLarge();
   } while (run.state.cursor !== null);
+  return 'read';
+}
+
+function cappedRead(window: SearchWindow): NonNullable<SyncState['capped']> {
+  const from =
+    window.since === null ? null : new Date(Date.parse(window.since) - window.overlapSeconds * 1000).toISOString();
+  return { from, limit: window.fetched, hintMs: null, probes: 0, windows: 0, wholeHighWater: null, done: false };
+}
+
+/**
+ * A capped type the server cannot sort: consecutive counted windows from the type's start (activities/sync-windows.ts),
+ * several per activity, until the range is read through now, a window cannot be read whole (then the type is
+ * incomplete and its checkpoint moves only over the windows before it), or the run's probe budget is spent.
+ */
+async function readCappedWindows(run: SyncRun, t: TypeProgress): Promise<'read' | 'cancelled'> {
+  const c = run.state.capped!;
+  while (!c.done && c.probes < MAX_WINDOW_PROBES) {
+    if (await run.held()) return 'cancelled';
+    const r: CappedWindowsResult = await run.vendor.syncCappedWindows({
+      ...run.scope,
+      resourceType: t.resourceType,
+      from: c.from,
+      limit: c.limit,
+      hintMs: c.hintMs,
+      probeBudget: MAX_WINDOW_PROBES - c.probes,
+      pageSize: run.state.plan.pageSize,
+    });
+    run.record(t, r);
+    t.pages += r.pages - 1;
+    run.state.progress.totals.pages += r.pages - 1;
+    Object.assign(c, { from: r.next, done: r.done, limit: r.limit, hintMs: r.hintMs });
+    c.probes += r.probes;
+    c.windows += r.windows;
+    if (c.gap === undefined) c.wholeHighWater = later(c.wholeHighWater, r.wholeHighWater);
+    c.gap ??= r.gap;
+    run.state.highWater = later(run.state.highWater, r.maxLastUpdated);
+    // No window passed and one named: the server will not say more this run (e.g. it gave no count).
+    const stalled = r.windows === 0 && r.gap !== undefined;
+    await run.carryOnIfLarge();
+    if (stalled) break;
+  }
+  if (c.gap !== undefined || !c.done) {
+    t.incompleteReason = SHORTFALL;
+    t.incompleteDetail =
+      c.gap ??
+      `read whole up to ${c.from ?? 'the beginning'} in ${c.windows} windows, when the run's` +
+        ` ${MAX_WINDOW_PROBES} count probes were spent; the next run continues from there`;
+  }
   return 'read';
 }
 

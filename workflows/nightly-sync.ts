@@ -122,12 +122,16 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     const whole = typeProgress.skippedReason === undefined && typeProgress.incompleteReason === undefined;
     if (state.highWater !== null && whole) {
       await store.advanceSyncCheckpoint({ ...scope, resourceType, highWater: state.highWater });
+    } else if (typeProgress.skippedReason === undefined && state.capped?.wholeHighWater) {
+      // A capped type read in part, in counted windows: its checkpoint moves over the windows read whole, in order.
+      await store.advanceSyncCheckpoint({ ...scope, resourceType, highWater: state.capped.wholeHighWater });
     }
     typeProgress.done = whole;
     state.typeIndex += 1;
     state.cursor = null;
     state.highWater = null;
     delete state.window;
+    delete state.capped;
     delete state.readingHistory;
   }
   if (state.roster) await vendor.dropSyncRoster({ rosterId: state.roster.id });
