@@ -30,7 +30,7 @@ import { cpuSecondsByCommand, currentRssMiB, resetPeakRss, trackedWorker } from 
 const SYNCED_TYPES = purposePolicy(DEFAULT_PURPOSE).resourceTypes;
 
 /** Files the bulkExport child reads at once when the nightly sync starts it (its default). */
-const PRODUCT_FILE_CONCURRENCY = 2;
+const PRODUCT_FILE_CONCURRENCY = 3;
 
 export const BULK_AIMS = { perSecond: 20_000, ofFloor: 1.3, rssMB: 300, eventsPerThousand: 1 } as const;
 

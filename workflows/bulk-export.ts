@@ -14,7 +14,7 @@
  *   5. DELETE the status URL (done, failed or cancelled: the vendor may drop the files), then report.
  * Cancelling this workflow cancels its downloads and sends that DELETE in a non-cancellable scope.
  */
-import { CancellationScope, defineQuery, proxyActivities, setHandler, sleep } from '@temporalio/workflow';
+import { CancellationScope, defineQuery, patched, proxyActivities, setHandler, sleep } from '@temporalio/workflow';
 import type { BulkExportActivities } from '../activities/index.js';
 import type { BulkFileRef, BulkLevel, BulkManifest } from '../activities/bulk-types.js';
 import type { ResourceType } from '../lib/domain.js';
@@ -68,7 +68,9 @@ export async function bulkExport(input: BulkExportInput): Promise<BulkExportResu
   const since = input.types.some((t) => t.since === null)
     ? null
     : input.types.reduce<string | null>((min, t) => (min === null || t.since! < min ? t.since : min), null);
-  const concurrency = Math.min(Math.max(input.concurrency ?? 2, 1), 8);
+  // Three files at once keep a worker's thread busy while PostgreSQL commits; histories from before read two.
+  const defaultConcurrency = patched('bulk-files-three-at-once') ? 3 : 2;
+  const concurrency = Math.min(Math.max(input.concurrency ?? defaultConcurrency, 1), 8);
   const tally = new BulkTally(types);
   let statusUrl: string | null = null;
   setHandler(bulkProgressQuery, () => tally.progress);
