@@ -100,6 +100,7 @@ describeWhenAvailable(
         const outside = [owned[6]![0]!, ...ofType(owned[7]!, 'Observation').slice(0, 2)];
         await updateInTransaction(base, [...changed, ...outside]);
         const created = await createObservation(corpus.patients[3]!.id);
+        owned[3]!.push(created);
         reach([created]);
 
         const report = await runSync(h, ids);
@@ -198,6 +199,23 @@ describeWhenAvailable(
           const after = await checkpoints(h, ids);
           for (const type of SYNCED_TYPES)
             expect(Date.parse(after.get(type)!), type).toBeGreaterThan(Date.parse(before.get(type)!));
+        },
+        EXPORT_MS,
+      );
+
+      // A finding about HAPI: its $export manifest has no deleted[] (HAPI 8.8 exports current resources only, with
+      // or without _since), so a deletion between exports reaches the product by no path it reads under this
+      // strategy. When it does (e.g. the type's _history after the export), this test starts failing: drop `.fails`.
+      it.fails(
+        'a record deleted at HAPI between Group exports becomes a tombstone',
+        async () => {
+          const [condition] = ofType(owned[4]!, 'Condition');
+          await deleteResources(base, [condition!]);
+          exported.delete(key(condition!));
+          const report = await runSync(h, ids);
+          expect(report.outcome).toBe('completed');
+          expect((await tombstones(h, ids)).map(key)).toEqual([key(condition!)]);
+          await expectStored(h, ids, exported);
         },
         EXPORT_MS,
       );
