@@ -21,28 +21,41 @@ import { recordIdentifiers } from '../security/leak-registry.js';
 import { storedVersions, testActor, useSyncHarness, type SyncHarness } from '../integration/support.js';
 import { CORPUS_TYPES, currentVersionsByType } from './hapi-data.js';
 import { startHapi, type HapiServer, type StartHapiOptions } from './hapi.js';
+import { sharedHapiPartition } from './hapi-shared.js';
 
 /** The corpus's types the product stores (the corpus's Group is a roster, not a record, unless the product says so). */
 export const SYNCED_TYPES: ResourceType[] = (CORPUS_TYPES as readonly string[]).filter(isResourceType);
 
-export interface HapiSync {
-  readonly harness: SyncHarness;
-  readonly hapi: HapiServer;
+/** Where a file's HAPI data lives: a partition of the run's shared server, or a server of its own. */
+export interface HapiEndpoint {
+  /** The FHIR base URL the file writes to and the integration reads from. */
+  baseUrl: string;
 }
 
-/** useSyncHarness (its sandbox minimal, unused) and one HAPI instance, for the file's tests. */
+export interface HapiSync {
+  readonly harness: SyncHarness;
+  readonly hapi: HapiEndpoint;
+}
+
+/**
+ * useSyncHarness (its sandbox minimal, unused) and HAPI for the file's tests: a partition of the run's shared
+ * server (test/interop/hapi-shared.ts), or, given `hapi` options (a configuration the shared one cannot have), a
+ * server of the file's own, stopped after its tests.
+ */
 export function useHapiSync(options: { hapi?: StartHapiOptions; config?: Partial<Record<string, string>> } = {}) {
   const harness = useSyncHarness({ sandbox: { size: 5 }, config: options.config });
-  let hapi: HapiServer | undefined;
+  let hapi: HapiEndpoint | undefined;
+  let own: HapiServer | undefined;
   beforeAll(async () => {
-    hapi = await startHapi(options.hapi);
+    if (options.hapi) hapi = own = await startHapi(options.hapi);
+    else hapi = await sharedHapiPartition();
   }, 900_000);
   afterAll(async () => {
-    await hapi?.stop();
+    await own?.stop();
   });
   return {
     harness,
-    get hapi(): HapiServer {
+    get hapi(): HapiEndpoint {
       if (!hapi) throw new Error('useHapiSync: HAPI is not started (read it inside a test or hook)');
       return hapi;
     },

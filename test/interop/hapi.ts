@@ -39,6 +39,11 @@ export interface HapiSettings {
   batchMaintenanceMillis?: number;
   /** Retry-After on $export status answers, in seconds (unset: HAPI's own, a fixed 120). */
   bulkRetryAfterSeconds?: number;
+  /**
+   * HAPI partitioning with URL-based tenants (default false): every URL names its partition first,
+   * `/fhir/<partition>/Patient`, the built-in one being DEFAULT; createPartition() adds one.
+   */
+  partitioning?: boolean;
 }
 
 export interface StartHapiOptions extends HapiSettings {
@@ -55,8 +60,9 @@ export interface StartHapiOptions extends HapiSettings {
 }
 
 export interface HapiServer {
-  /** e.g. http://127.0.0.1:41234/fhir */
+  /** e.g. http://127.0.0.1:41234/fhir (with partitioning, add a partition: …/fhir/DEFAULT) */
   baseUrl: string;
+  partitioning: boolean;
   port: number;
   pid: number;
   /** The JVM's log (removed by stop()). */
@@ -75,6 +81,7 @@ const SETTING_PROPERTIES: Record<keyof HapiSettings, string> = {
   bulkExportReuse: 'interop.bulk-export-reuse',
   batchMaintenanceMillis: 'interop.batch-maintenance-millis',
   bulkRetryAfterSeconds: 'interop.bulk-retry-after-seconds',
+  partitioning: 'interop.partitioning',
 };
 
 /** The server's `--interop.*=value` arguments for these settings (unset ones keep the defaults). */
@@ -135,12 +142,18 @@ async function startOnce(
   const registration = options.stops?.add(`HAPI FHIR server :${port}`, stop);
 
   const baseUrl = `http://127.0.0.1:${port}/fhir`;
+  const partitioning = options.partitioning ?? false;
   const started = Date.now();
   try {
-    await waitForMetadata(baseUrl, child, options.startTimeoutMs ?? 180_000, () => {
-      if (options.signal?.aborted) return new Error('start aborted');
-      return spawnError;
-    });
+    await waitForMetadata(
+      partitioning ? `${baseUrl}/DEFAULT` : baseUrl,
+      child,
+      options.startTimeoutMs ?? 180_000,
+      () => {
+        if (options.signal?.aborted) return new Error('start aborted');
+        return spawnError;
+      },
+    );
   } catch (err) {
     const tail = spawned.outputTail();
     await stop();
@@ -149,7 +162,32 @@ async function startOnce(
       `${err instanceof Error ? err.message : String(err)}; the end of its log:\n${tail.trim()}`,
     );
   }
-  return { baseUrl, port, pid: child.pid ?? -1, logFile, startMs: Date.now() - started, stop };
+  return { baseUrl, partitioning, port, pid: child.pid ?? -1, logFile, startMs: Date.now() - started, stop };
+}
+
+/** Partition names HAPI accepts here: letters, digits, - and _ (and not DEFAULT). */
+const PARTITION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * Creates partition `name` (numbered `id`, unique on the server) on a partitioned server and returns its base URL,
+ * `…/fhir/<name>`: searches, history, transactions and $export there see that partition's resources only.
+ */
+export async function createPartition(server: Pick<HapiServer, 'baseUrl'>, id: number, name: string): Promise<string> {
+  if (!PARTITION_NAME.test(name) || name === 'DEFAULT') throw new Error(`not a partition name: ${name}`);
+  const res = await fetch(`${server.baseUrl}/DEFAULT/$partition-management-create-partition`, {
+    method: 'POST',
+    headers: { accept: 'application/fhir+json', 'content-type': 'application/fhir+json' },
+    body: JSON.stringify({
+      resourceType: 'Parameters',
+      parameter: [
+        { name: 'id', valueInteger: id },
+        { name: 'name', valueCode: name },
+      ],
+    }),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`creating HAPI partition ${name} answered ${res.status}: ${text.slice(0, 500)}`);
+  return `${server.baseUrl}/${name}`;
 }
 
 async function waitForMetadata(

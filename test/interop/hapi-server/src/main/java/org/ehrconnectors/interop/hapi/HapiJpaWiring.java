@@ -71,8 +71,10 @@ public class HapiJpaWiring {
   }
 
   @Bean
-  public PartitionSettings partitionSettings() {
-    return new PartitionSettings();
+  public PartitionSettings partitionSettings(InteropSettings settings) {
+    PartitionSettings partitions = new PartitionSettings();
+    partitions.setPartitioningEnabled(settings.partitioning);
+    return partitions;
   }
 
   @Bean

@@ -47,6 +47,14 @@ public class InteropSettings {
   @Value("${interop.batch-maintenance-millis:1000}")
   public long batchMaintenanceMillis;
 
+  /**
+   * HAPI partitioning with URL-based tenants: every request names its partition as the first path segment
+   * ({@code /fhir/<partition>/Patient}), and partitions are created at {@code /fhir/DEFAULT/$partition-management-
+   * create-partition}. One server then holds the data of several test files, each in its own partition.
+   */
+  @Value("${interop.partitioning:false}")
+  public boolean partitioning;
+
   /** Retry-After on $export status answers, in seconds; negative: HAPI's own (a fixed 120). */
   @Value("${interop.bulk-retry-after-seconds:-1}")
   public int bulkRetryAfterSeconds;

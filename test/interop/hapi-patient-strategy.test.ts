@@ -1,0 +1,291 @@
+/**
+ * The product's patient strategy and Group-level Bulk Data `$export` against HAPI FHIR JPA (a server this project
+ * did not write), each on its own tenant and integration, data in this file's partition of the shared server.
+ *
+ * The patient strategy (`--strategy patient --group-id …`): the roster is a Group loaded into HAPI; each type is
+ * read per roster patient (`[type]?patient=…`, `_lastUpdated` on incremental runs). Patients outside the Group are
+ * never read; a stored patient who left the Group is read once more (Patient only), so one deleted at HAPI
+ * becomes a tombstone (410 on read). Group `$export` (`--strategy bulk --bulk-level group`): HAPI's own export of
+ * the Group's patient compartments; the second run sends `_since`.
+ */
+import { beforeAll, expect, it } from 'vitest';
+import type { ResourceType } from '../../lib/domain.js';
+import { storedVersions } from '../integration/support.js';
+import { describeWhenAvailable } from '../suites-not-run.js';
+import { fhirJson, postBundle, refFromLocation, type FhirResource, type ResourceRef } from './hapi-fhir.js';
+import {
+  currentVersionsByType,
+  deleteResources,
+  loadCorpus,
+  resourcesPerPatient,
+  updateInTransaction,
+  type Corpus,
+} from './hapi-data.js';
+import { javaAndMaven } from './hapi-requirement.js';
+import {
+  SYNCED_TYPES,
+  checkpoints,
+  recordCorpusIdentifiers,
+  registerHapi,
+  runSync,
+  tombstones,
+  typeOf,
+  useHapiSync,
+  type HapiSync,
+  type Ids,
+} from './hapi-sync-support.js';
+
+const PATIENTS = 8;
+const PER_PATIENT = 2;
+/** Patients 0–5 are the roster Group; 6 and 7 are patients of the server the integration must not read. */
+const ROSTER = [0, 1, 2, 3, 4, 5];
+/** The Group that Group-level $export exports (patients 6 and 7 are outside it). */
+const EXPORT_GROUP = [0, 3, 4];
+const EXPORT_MS = 120_000;
+
+describeWhenAvailable(
+  __filename,
+  'the product reading HAPI FHIR JPA patient by patient, and by Group $export',
+  [javaAndMaven],
+  () => {
+    const h = useHapiSync({ config: { EHR_SYNC_PAGE_SIZE: '5' } });
+    let base: string;
+    let corpus: Corpus;
+    /** Every resource of patient i (the Patient first), as loaded; later versions are read from the server. */
+    let owned: ResourceRef[][];
+    let rosterGroup: string;
+
+    beforeAll(async () => {
+      base = h.hapi.baseUrl;
+      corpus = await loadCorpus(base, { patients: PATIENTS, perPatient: PER_PATIENT, patientsPerBundle: 4 });
+      recordCorpusIdentifiers(PATIENTS);
+      const per = resourcesPerPatient(PER_PATIENT);
+      owned = corpus.patients.map((_, i) => corpus.refs.slice(i * per, (i + 1) * per));
+      expect(owned.map((refs) => refs[0]!.id)).toEqual(corpus.patients.map((p) => p.id));
+      rosterGroup = await createGroup(ROSTER);
+    }, 300_000);
+
+    patientStrategyTests();
+    groupExportTests();
+
+    function patientStrategyTests(): void {
+      let ids: Ids;
+      /** What this integration should hold: the ids of resources it has read (the server says at which version). */
+      const reached = new Set<string>();
+      const reach = (refs: readonly ResourceRef[]) => refs.forEach((r) => reached.add(key(r)));
+
+      it('a full sync reads exactly the roster patients’ resources, every type, at the server’s versions', async () => {
+        ids = await registerHapi(h, { read: { strategy: 'patient', groupId: rosterGroup } });
+        const report = await runSync(h, ids, true);
+        expect(report.outcome).toBe('completed');
+        expect(report.skipped).toEqual([]);
+        ROSTER.forEach((i) => reach(owned[i]!));
+        for (const type of SYNCED_TYPES) {
+          const n = ROSTER.flatMap((i) => owned[i]!).filter((r) => r.type === type).length;
+          expect(n, type).toBeGreaterThan(0);
+          expect(typeOf(report, type), type).toMatchObject({ fetched: n, inserted: n, updated: 0, done: true });
+        }
+        // Each patient's 8 Observations span two pages of 5: the counts above hold only if next links are followed.
+        await expectStored(h, ids, reached);
+        expect((await checkpoints(h, ids)).size).toBe(SYNCED_TYPES.length);
+      });
+
+      it('an incremental sync stores exactly the roster patients’ changes, and none of the others', async () => {
+        const changed = [
+          owned[0]![0]!, // a Patient
+          ...ofType(owned[1]!, 'Observation').slice(0, 3),
+          ...ofType(owned[2]!, 'Condition'),
+          ...ofType(owned[5]!, 'MedicationRequest').slice(0, 1),
+        ];
+        const outside = [owned[6]![0]!, ...ofType(owned[7]!, 'Observation').slice(0, 2)];
+        await updateInTransaction(base, [...changed, ...outside]);
+        const created = await createObservation(corpus.patients[3]!.id);
+        owned[3]!.push(created);
+        reach([created]);
+
+        const report = await runSync(h, ids);
+        expect(report.outcome).toBe('completed');
+        for (const type of SYNCED_TYPES) {
+          const t = typeOf(report, type);
+          const updated = changed.filter((r) => r.type === type).length;
+          const inserted = type === 'Observation' ? 1 : 0;
+          expect({ inserted: t.inserted, updated: t.updated }, type).toEqual({ inserted, updated });
+          // The overlap window reads recent unchanged resources again: counted as such, never stored twice.
+          expect(t.fetched, type).toBe(t.inserted + t.updated + t.unchanged);
+        }
+        await expectStored(h, ids, reached);
+      });
+
+      it('a patient deleted at HAPI and gone from the Group becomes a tombstone; one who only left is kept', async () => {
+        const left = corpus.patients[1]!; // leaves the Group, stays at HAPI
+        const deleted = corpus.patients[2]!; // leaves the Group and is deleted with all of its records
+        await putGroupMembers(
+          rosterGroup,
+          ROSTER.filter((i) => i !== 1 && i !== 2),
+        );
+        const lastRead = await versionsAtServer(owned[2]!);
+        await deleteResources(base, owned[2]!);
+
+        const report = await runSync(h, ids);
+        expect(report.outcome).toBe('completed');
+        expect(typeOf(report, 'Patient')).toMatchObject({ deleted: 1, inserted: 0, updated: 0 });
+        expect(report.totals.deleted).toBe(1);
+        expect(await tombstones(h, ids)).toEqual([{ type: 'Patient', id: deleted.id, how: 'read-gone' }]);
+        reached.delete(key(deleted));
+        // The patient who left is read again (Patient only) and kept at the server's version; the records of
+        // both stay as last read (the patient strategy reads no type but Patient for anyone off the roster).
+        const stored = await storedVersions(h.harness.pool, ids.tenantId, ids.integrationId, 'Patient');
+        expect(stored.has(left.id)).toBe(true);
+        expect(stored.has(deleted.id)).toBe(false);
+        await expectStored(h, ids, reached, { keptAsRead: lastRead.slice(1) });
+      });
+
+      // A finding, not yet the product's behaviour (README: the patient strategy learns deletions from Patient
+      // reads only): records deleted at the vendor stay stored under this strategy — the clinical records of a
+      // deleted patient, and a deleted Observation of a patient still on the roster. When the product learns them
+      // (e.g. the type's `_history` as the search strategy reads it), this test starts failing: drop `.fails`.
+      it.fails('records deleted at HAPI become tombstones under the patient strategy too', async () => {
+        // A BP panel of a roster patient (no other resource refers to it, so HAPI lets it go alone).
+        const bp = ofType(owned[3]!, 'Observation')[0]!;
+        const bpNow = await fhirJson<FhirResource>(`${base}/Observation/${bp.id}`, { fresh: true });
+        expect((bpNow.code as { text?: string }).text).toBe('Blood pressure panel');
+        await deleteResources(base, [bp]);
+        reached.delete(key(bp));
+        const report = await runSync(h, ids, true);
+        expect(report.outcome).toBe('completed');
+        await expectStored(h, ids, reached);
+      });
+    }
+
+    function groupExportTests(): void {
+      let ids: Ids;
+      const exported = new Set<string>();
+
+      it(
+        'a Group-level $export stores exactly the Group’s patients and their records, checkpoints at its transactionTime',
+        async () => {
+          const group = await createGroup(EXPORT_GROUP);
+          ids = await registerHapi(h, { read: { strategy: 'bulk', bulkLevel: 'group', groupId: group } });
+          const server = await currentVersionsByType(base, SYNCED_TYPES);
+          for (const i of EXPORT_GROUP) for (const r of owned[i]!) if (server[r.type]?.has(r.id)) exported.add(key(r));
+          const report = await runSync(h, ids, true);
+          expect(report.outcome).toBe('completed');
+          for (const type of SYNCED_TYPES) {
+            const n = [...exported].filter((k) => k.startsWith(`${type}/`)).length;
+            expect(n, type).toBeGreaterThan(0);
+            expect(typeOf(report, type), type).toMatchObject({ fetched: n, inserted: n, updated: 0, done: true });
+          }
+          await expectStored(h, ids, exported);
+          const stamps = new Set((await checkpoints(h, ids)).values());
+          expect(stamps.size).toBe(1);
+        },
+        EXPORT_MS,
+      );
+
+      it(
+        'the next Group $export sends _since: HAPI exports only the members’ changes, and the stored set is exact',
+        async () => {
+          const before = await checkpoints(h, ids);
+          const changed = [owned[0]![0]!, ...ofType(owned[3]!, 'Condition'), ...ofType(owned[4]!, 'Encounter')];
+          const outside = [owned[5]![0]!, ...ofType(owned[6]!, 'Condition')];
+          await updateInTransaction(base, [...changed, ...outside]);
+          const report = await runSync(h, ids);
+          expect(report.outcome).toBe('completed');
+          for (const type of SYNCED_TYPES) {
+            const n = changed.filter((r) => r.type === type).length;
+            expect(typeOf(report, type), type).toMatchObject({ fetched: n, updated: n, inserted: 0 });
+          }
+          await expectStored(h, ids, exported);
+          const after = await checkpoints(h, ids);
+          for (const type of SYNCED_TYPES)
+            expect(Date.parse(after.get(type)!), type).toBeGreaterThan(Date.parse(before.get(type)!));
+        },
+        EXPORT_MS,
+      );
+
+      // A finding about HAPI: its $export manifest has no deleted[] (HAPI 8.8 exports current resources only, with
+      // or without _since), so a deletion between exports reaches the product by no path it reads under this
+      // strategy. When it does (e.g. the type's _history after the export), this test starts failing: drop `.fails`.
+      it.fails(
+        'a record deleted at HAPI between Group exports becomes a tombstone',
+        async () => {
+          const [condition] = ofType(owned[4]!, 'Condition');
+          await deleteResources(base, [condition!]);
+          exported.delete(key(condition!));
+          const report = await runSync(h, ids);
+          expect(report.outcome).toBe('completed');
+          expect((await tombstones(h, ids)).map(key)).toEqual([key(condition!)]);
+          await expectStored(h, ids, exported);
+        },
+        EXPORT_MS,
+      );
+    }
+
+    /** A Group (person, actual) of the corpus patients at these indexes; returns its id. */
+    async function createGroup(members: readonly number[]): Promise<string> {
+      const res = await postBundle(base, 'transaction', [
+        { resource: groupOf(members), request: { method: 'POST', url: 'Group' } },
+      ]);
+      return refFromLocation(res.entry![0]!.response!.location!).id;
+    }
+
+    async function putGroupMembers(groupId: string, members: readonly number[]): Promise<void> {
+      await fhirJson(`${base}/Group/${groupId}`, { method: 'PUT', body: { ...groupOf(members), id: groupId } });
+    }
+
+    function groupOf(members: readonly number[]): FhirResource {
+      return {
+        resourceType: 'Group',
+        type: 'person',
+        actual: true,
+        name: 'Synthetic roster',
+        member: members.map((i) => ({ entity: { reference: `Patient/${corpus.patients[i]!.id}` } })),
+      };
+    }
+
+    /** The server's current version of each of `refs` (all of them must exist). */
+    async function versionsAtServer(refs: readonly ResourceRef[]): Promise<ResourceRef[]> {
+      const server = await currentVersionsByType(base, [...new Set(refs.map((r) => r.type))]);
+      return refs.map((r) => ({ ...r, versionId: server[r.type]!.get(r.id)! }));
+    }
+
+    async function createObservation(patientId: string): Promise<ResourceRef> {
+      const res = await postBundle(base, 'transaction', [
+        {
+          resource: {
+            resourceType: 'Observation',
+            status: 'final',
+            code: { text: 'Synthetic late reading' },
+            subject: { reference: `Patient/${patientId}` },
+          },
+          request: { method: 'POST', url: 'Observation' },
+        },
+      ]);
+      return refFromLocation(res.entry![0]!.response!.location!);
+    }
+  },
+);
+
+const key = (r: Pick<ResourceRef, 'type' | 'id'>) => `${r.type}/${r.id}`;
+const ofType = (refs: readonly ResourceRef[], type: ResourceType) => refs.filter((r) => r.type === type);
+
+/**
+ * Per type, the stored ids and versions are exactly `expected`'s at the server's current versions; `keptAsRead`
+ * (deleted at the server since) are stored at the version last read.
+ */
+async function expectStored(
+  h: HapiSync,
+  ids: Ids,
+  expected: ReadonlySet<string>,
+  options: { keptAsRead?: readonly ResourceRef[] } = {},
+): Promise<void> {
+  const server = await currentVersionsByType(h.hapi.baseUrl, SYNCED_TYPES);
+  for (const type of SYNCED_TYPES) {
+    const want = new Map<string, string>();
+    for (const [id, version] of server[type]!) if (expected.has(`${type}/${id}`)) want.set(id, version);
+    for (const r of options.keptAsRead ?? []) if (r.type === type) want.set(r.id, r.versionId);
+    const stored = await storedVersions(h.harness.pool, ids.tenantId, ids.integrationId, type);
+    const sorted = (m: Map<string, string>) => [...m.entries()].sort(([a], [b]) => a.localeCompare(b));
+    expect(sorted(stored), `${type}: stored ids and versions`).toEqual(sorted(want));
+  }
+}
