@@ -110,7 +110,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/**/*.ts', 'bench/**/*.ts', 'client/demo.ts', 'sandbox/main.ts', 'dev/**/*.ts'],
+    files: ['test/**/*.ts', 'bench/**/*.ts', 'client/demo*.ts', 'sandbox/main.ts', 'dev/**/*.ts'],
     rules: { 'no-console': 'off' },
   },
 );

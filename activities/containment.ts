@@ -1,19 +1,15 @@
 /**
  * Breach containment activities (workflows/breach-containment.ts). Each is idempotent — a retry
  * after a worker crash finds its own earlier effect and does not repeat it — and returns only
- * identifiers, counts and times, never PHI.
+ * identifiers, counts and times, never PHI. What evidence is collected is containment-evidence.ts.
  */
-import { Context } from '@temporalio/activity';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import type { ScheduleHandle } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import pLimit from 'p-limit';
 import { scheduleIdFor } from '../lib/domain.js';
 import type { AuditContext } from '../lib/audit/chain.js';
 import { recordAuditEvent } from '../lib/audit/chain.js';
-import type { EvidencePackage, HistoryEvidence } from '../lib/incidents/evidence.js';
-import { preserveEvidence } from '../lib/incidents/evidence.js';
+import type { EvidencePackage } from '../lib/incidents/evidence.js';
 import type { RecoveryCredentials } from '../lib/incidents/recovery-credentials.js';
 import { recoveryCredentialProblems } from '../lib/incidents/recovery-credentials.js';
 import { replayPendingWrites } from '../lib/incidents/pending-writes.js';
@@ -24,6 +20,7 @@ import { restoreIntegration } from '../lib/revocation/restore.js';
 import { revokeIntegrations } from '../lib/revocation/revoke.js';
 import { atActivityBoundary } from './boundary.js';
 import type { ContainmentActivityDeps } from './deps.js';
+import { preserveScopeEvidence } from './containment-evidence.js';
 import { NOT_CANCELLED_BY_CONTAINMENT, cancelEach, listRuns, scopeQueries } from './scope-workflows.js';
 
 export interface IncidentRef {
@@ -53,20 +50,6 @@ const wereActive = (affected: ScopedIntegration[]): ScopedIntegration[] =>
  * seconds of round trips; all at once would crowd out the worker's own task polls.
  */
 const TEMPORAL_CALLS_IN_FLIGHT = 16;
-
-/** Our sync runs of these integrations matching a visibility query (evidence: their histories), most recent first. */
-async function syncRunsOf(
-  client: Awaited<ReturnType<ContainmentActivityDeps['temporal']>>,
-  integrationIds: string[],
-  extra: string,
-  limit: number,
-) {
-  return listRuns(
-    client,
-    scopeQueries(undefined, integrationIds, [], ` AND WorkflowType = 'nightlySync'${extra}`),
-    limit,
-  );
-}
 
 /** The schedule's state, or undefined when there is none; any other failure propagates (the step retries). */
 async function scheduleState(handle: ScheduleHandle) {
@@ -185,32 +168,7 @@ export function createContainmentActivities(deps: ContainmentActivityDeps) {
       scope: IncidentScope,
       affected: ScopedIntegration[],
     ): Promise<EvidencePackage & { doneAtMs: number }> {
-      const client = await deps.temporal();
-      const tenants = [...new Set(affected.map((i) => i.tenantId))];
-      async function* histories(): AsyncIterable<HistoryEvidence> {
-        for (const run of await syncRunsOf(
-          client,
-          affected.map((i) => i.integrationId),
-          '',
-          200,
-        )) {
-          Context.current().heartbeat();
-          const history = await client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
-          yield { ...run, json: historyToJSON(temporal.api.history.v1.History.create(history)) };
-        }
-      }
-      const pkg = await preserveEvidence(
-        {
-          pool: deps.pool,
-          signer: deps.signer,
-          anchor: deps.anchor,
-          evidenceDir: deps.evidenceDir,
-          checkpointWriter: deps.checkpointWriter,
-        },
-        { id: ref.incidentId, scope, ...(tenants.length === 1 && scope !== 'all' ? { tenantId: tenants[0]! } : {}) },
-        histories(),
-        audit(ref),
-      );
+      const pkg = await preserveScopeEvidence(deps, ref.incidentId, scope, affected, audit(ref));
       return { ...pkg, doneAtMs: Date.now() };
     },
 

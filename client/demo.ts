@@ -8,136 +8,24 @@
  * leaves it running). A stack that was already running is used and left running. Exits non-zero if
  * any step fails, and its last lines say what is still running — only what is.
  */
-import { spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
+import {
+  describeFailure,
+  ehrctl,
+  ehrctlWith,
+  issuedSecretRef,
+  practiceGroupOf,
+  sandboxAdmin,
+  stackRunning,
+  startedIds,
+  step,
+  waitFor,
+  workflowIds,
+  type StackStatus,
+} from './demo-tools.js';
 
-const repoRoot = path.resolve(__dirname, '..');
 const keep = process.argv.includes('--keep');
-const workflowIds: string[] = [];
-
-function step(title: string): void {
-  console.log(`\n=== ${title}`);
-}
-
-/** Runs ehrctl, echoing its output; returns stdout. Throws with the exit code on failure. */
-function ehrctl(...args: string[]): string {
-  return ehrctlWith({ echo: true }, ...args);
-}
-
-function ehrctlWith(opts: { echo: boolean }, ...args: string[]): string {
-  if (opts.echo) console.log(`$ ehrctl ${args.join(' ')}`);
-  const res = spawnSync(process.execPath, [path.join(repoRoot, 'bin/ehrctl.js'), ...args], {
-    cwd: repoRoot,
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, FORCE_COLOR: '0' },
-  });
-  if (res.stdout && opts.echo) process.stdout.write(res.stdout);
-  if (res.status !== 0) throw new Error(`ehrctl ${args[0]} ${args[1] ?? ''} failed with exit code ${res.status}`);
-  for (const m of res.stdout.matchAll(/^started (\S+)/gm)) workflowIds.push(m[1]!);
-  return res.stdout;
-}
-
-async function sandboxAdmin(status: StackStatus, route: string, body: unknown): Promise<unknown> {
-  return adminRequest(`${status.sandboxUrl}${route}`, status.sandboxAdminToken, 'POST', body);
-}
-
-/**
- * One admin request on a connection of its own. The demo's calls are minutes apart; fetch's pooled keep-alive
- * socket was found closed by the sandbox by then ("other side closed"), and a POST is not retried.
- */
-function adminRequest(url: string, adminToken: string, method: 'GET' | 'POST', body?: unknown): Promise<unknown> {
-  const payload = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      url,
-      {
-        method,
-        agent: false,
-        headers: {
-          'x-sandbox-admin': adminToken,
-          ...(payload === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          if (status < 200 || status >= 300) {
-            reject(new Error(`sandbox admin ${new URL(url).pathname} answered ${status}`));
-            return;
-          }
-          try {
-            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-          } catch (err) {
-            reject(err as Error);
-          }
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(payload);
-  });
-}
-
-interface StackStatus {
-  temporalUiUrl: string;
-  webhookUrl: string;
-  sandboxUrl: string;
-  sandboxAdminToken: string;
-  secretsDir: string;
-  sandboxes?: Array<{ personality: string; url: string; adminToken: string }>;
-}
-
-/**
- * The Group id a vendor's customer would hand over for Bulk Data or a patient roster; the demo asks the
- * personality sandbox for its practice Group, as an operator would read it off the vendor's portal.
- */
-async function practiceGroupOf(status: StackStatus, personality: string): Promise<string> {
-  const sandbox = status.sandboxes?.find((s) => s.personality === personality);
-  if (!sandbox) throw new Error(`the dev stack runs no ${personality} sandbox`);
-  const answer = await adminRequest(`${sandbox.url}/admin/read-paths`, sandbox.adminToken, 'GET');
-  return (answer as { reads: { groupId: string } }).reads.groupId;
-}
-
-/**
- * A client secret "issued by the vendor", kept the way an operator would: a 0600 file referenced by
- * the integration (`file:`), never printed, never in the database.
- */
-function issuedSecretRef(status: StackStatus, name: string): string {
-  const file = path.join(status.secretsDir, `${name}.client-secret`);
-  fs.writeFileSync(file, randomBytes(32).toString('base64url'), { mode: 0o600 });
-  return `file:${file}`;
-}
-
-async function waitFor(what: string, timeoutMs: number, done: () => boolean): Promise<void> {
-  for (const deadline = Date.now() + timeoutMs; !done();) {
-    if (Date.now() > deadline) throw new Error(`${what} did not finish within ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
-function startedIds(output: string): string[] {
-  return [...output.matchAll(/^started (\S+)/gm)].map((m) => m[1]!);
-}
-
-/** Whether a dev stack runs (or is starting) right now, as `ehrctl dev status --json` sees it. */
-function stackRunning(): boolean {
-  try {
-    const s = JSON.parse(ehrctlWith({ echo: false }, 'dev', 'status', '--json')) as {
-      running: boolean;
-      starting?: boolean;
-    };
-    return s.running || s.starting === true;
-  } catch {
-    return false;
-  }
-}
 
 /** The demo's last word on the stack: what it did with it, and what is running now. */
 function finish(up: boolean, startedByDemo: boolean): void {
@@ -359,15 +247,3 @@ main().catch((err: unknown) => {
   console.error(`demo failed: ${describeFailure(err)}`);
   process.exit(1);
 });
-
-/** The error's message and its causes' (a failed fetch says why only in its cause). */
-function describeFailure(err: unknown): string {
-  const parts: string[] = [];
-  for (
-    let e = err as { message?: unknown; cause?: unknown } | undefined;
-    e && parts.length < 4;
-    e = e.cause as typeof e
-  )
-    if (typeof e.message === 'string') parts.push(e.message);
-  return parts.join(': ');
-}

@@ -5,26 +5,20 @@
  * instead of surfacing as an unhandled 'error' event. The cluster lives in `dataDir`; it is
  * initialised only when `dataDir/PG_VERSION` is missing, so a data dir under .data/ survives restarts.
  * The superuser password is random, kept in `<dataDir>/../postgres.password` (0600) and reused on the
- * next start. Under root the server runs as `postgres` (postgres-binaries.ts, postgres-placement.ts
- * say how it reaches its binaries and data). Measured on a 2-core machine: ~1 s to start an existing
- * cluster, a few seconds to initialise a new one.
+ * next start (postgres-initdb.ts creates a new cluster). Under root the server runs as `postgres`
+ * (postgres-binaries.ts, postgres-placement.ts say how it reaches its binaries and data). Measured on a
+ * 2-core machine: ~1 s to start an existing cluster, a few seconds to initialise a new one.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import { DevSetupError } from './errors.js';
 import { findFreePort } from './ports.js';
 import { readTail } from './process.js';
-import {
-  mkdirTraversable,
-  runnableBinaries,
-  serverUser,
-  type PostgresBinaries,
-  type ServerUser,
-} from './postgres-binaries.js';
-import { placeCluster, removeCluster, type ClusterPlace } from './postgres-placement.js';
-import { runToCompletion, spawnServer, type ServerProcess } from './postgres-process.js';
+import { runnableBinaries, serverUser, type PostgresBinaries, type ServerUser } from './postgres-binaries.js';
+import { initialise, newPassword, readPassword } from './postgres-initdb.js';
+import { placeCluster, removeCluster } from './postgres-placement.js';
+import { spawnServer, type ServerProcess } from './postgres-process.js';
 import { abortedReason, type StopList } from './stop-list.js';
 
 export interface EmbeddedPostgresOptions {
@@ -139,97 +133,6 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   };
 }
 
-function readPassword(passwordFile: string, place: ClusterPlace): string {
-  try {
-    return fs.readFileSync(passwordFile, 'utf8').trim();
-  } catch {
-    const where = place.linkedFrom ? `${place.dataDir} (and the link ${place.linkedFrom})` : place.dataDir;
-    throw new DevSetupError(
-      'PostgreSQL',
-      `the cluster in ${place.dataDir} exists but its password file ${passwordFile} is missing`,
-      `delete ${where} to start over (its data is lost)`,
-    );
-  }
-}
-
-function newPassword(dataDir: string, passwordFile: string): string {
-  if (fs.existsSync(dataDir) && fs.readdirSync(dataDir).length > 0) {
-    throw new DevSetupError(
-      'PostgreSQL',
-      `${dataDir} is not empty but holds no PostgreSQL cluster (no PG_VERSION)`,
-      `move ${dataDir} away or delete it`,
-    );
-  }
-  const password = randomBytes(24).toString('hex');
-  fs.writeFileSync(passwordFile, `${password}\n`, { mode: 0o600 });
-  fs.chmodSync(passwordFile, 0o600);
-  return password;
-}
-
-interface InitOptions {
-  binaries: PostgresBinaries;
-  user: ServerUser | undefined;
-  dataDir: string;
-  password: string;
-  fast: boolean;
-  log: ServerLog;
-  stops?: StopList;
-  signal?: AbortSignal;
-}
-
-/** initdb as the server's user; the password reaches it through a 0600 file of that user's, removed afterwards. */
-async function initialise(o: InitOptions): Promise<void> {
-  mkdirTraversable(path.dirname(o.dataDir));
-  fs.mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
-  const pwfile = path.join(
-    path.dirname(o.dataDir),
-    `.${path.basename(o.dataDir)}.pw-${randomBytes(6).toString('hex')}`,
-  );
-  fs.writeFileSync(pwfile, `${o.password}\n`, { mode: 0o600 });
-  if (o.user) {
-    fs.chownSync(o.dataDir, o.user.uid, o.user.gid);
-    fs.chownSync(pwfile, o.user.uid, o.user.gid);
-  }
-  try {
-    const args = [
-      `--pgdata=${o.dataDir}`,
-      '--auth=scram-sha-256',
-      '--username=postgres',
-      `--pwfile=${pwfile}`,
-      '--encoding=UTF8',
-      // The same collation and character classes on every machine, whatever locales it has installed.
-      '--locale=C',
-      '--locale-provider=builtin',
-      '--builtin-locale=C.UTF-8',
-      ...(o.fast ? ['--no-sync'] : []),
-    ];
-    const result = await runToCompletion(o.binaries.initdb, args, {
-      user: o.user,
-      onOutput: (s) => o.log.write(s),
-      timeoutMs: 300_000,
-      stops: o.stops,
-      signal: o.signal,
-    });
-    if (result.spawnError) {
-      throw new DevSetupError(
-        'PostgreSQL',
-        `could not run ${o.binaries.initdb}${o.user ? ` as \`${o.user.name}\`` : ''}: ${result.spawnError.message}`,
-        'check that the file exists and is executable; `npm ci` restores it',
-      );
-    }
-    if (result.aborted) throw new DevSetupError('PostgreSQL', `initdb ${abortedReason(o.signal) ?? 'was stopped'}`);
-    if (result.code !== 0) {
-      throw new DevSetupError(
-        'PostgreSQL',
-        `initdb failed in ${o.dataDir} (exit ${result.code ?? result.signal}):\n${o.log.tail()}`,
-        `delete ${o.dataDir} and start again; the log above says what initdb refused`,
-      );
-    }
-  } finally {
-    fs.rmSync(pwfile, { force: true });
-  }
-}
-
 function serverArgs(dataDir: string, port: number, fast: boolean): string[] {
   return [
     '-D',
@@ -295,7 +198,7 @@ function checkAborted(signal: AbortSignal | undefined): void {
 }
 
 /** The server's and initdb's output: appended to a file (0600), or the last 8 kB kept in memory. */
-class ServerLog {
+export class ServerLog {
   private memory = '';
   constructor(private readonly file: string | undefined) {
     if (file) fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });

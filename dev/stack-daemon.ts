@@ -7,11 +7,11 @@
  * and stays up. SIGTERM/SIGINT stop the webhook receiver, the worker (drain), codec server, sandbox, Temporal
  * and PostgreSQL in that order, remove stack.json and exit 0. If a part fails to start, what was started is
  * stopped, the reason is logged and the exit code is 1. Progress is logged as JSON lines with `part` and
- * `phase`, which `dev up` relays.
+ * `phase`, which `dev up` relays. Our own processes (codec server, worker, webhook receiver) are started by
+ * stack-services.ts; the lock is stack-lock.ts; this file owns the order, the signals and the stack file.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ChildProcess } from 'node:child_process';
 import { configSchema } from '../lib/config/schema.js';
 import { createLogger } from '../lib/log/logger.js';
 import { ensureLocalKekDir } from '../lib/keys/local-kek.js';
@@ -21,17 +21,16 @@ import { writeSecretRoots } from '../lib/store/secret-roots.js';
 import { storedSecretPolicyFromConfig } from '../lib/config/stored-secret-refs.js';
 import { startSandbox } from '../sandbox/index.js';
 import { PERSONALITY_IDS, isPersonalityId, type PersonalityId } from '../sandbox/personalities.js';
-import { DEV_TOKEN_AUDIENCE, DEV_TOKEN_ISSUER, ensureDevCodecMaterial, waitForCodecServer } from './dev-tls.js';
+import { ensureDevCodecMaterial } from './dev-tls.js';
 import { DevSetupError } from './errors.js';
 import { findFreePort } from './ports.js';
 import { startEmbeddedPostgres } from './postgres.js';
-import { hasExited, isPidAlive, spawnLogged, stopChild, terminateOnExit } from './process.js';
-import { removeStackFile, repoRoot, stackPaths, writeStackFile, type StackInfo } from './stack-files.js';
+import { acquireLock, releaseLock } from './stack-lock.js';
+import { removeStackFile, stackPaths, writeStackFile, type StackInfo } from './stack-files.js';
+import { startServices } from './stack-services.js';
 import { StopList, startSideBySide } from './stop-list.js';
 import { resolveTemporalCli } from './temporal-cli.js';
 import { startTemporalDevServer } from './temporal-server.js';
-import { waitForWorkerPolling } from './worker-ready.js';
-import { PROCESS_ENV, nodeArgsFor } from '../workers/node-process.js';
 
 const env = process.env;
 const paths = stackPaths(env);
@@ -63,33 +62,6 @@ async function stopAll(): Promise<void> {
     (name, err) => logger.error({ part: name, err }, `stopping ${name} failed`),
     (name) => logger.info({ part: name, phase: 'stopping' }, `stopping ${name}`),
   );
-}
-
-function acquireLock(): void {
-  fs.mkdirSync(paths.dataDir, { recursive: true, mode: 0o755 });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      fs.writeFileSync(paths.lockFile, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
-      return;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const holder = Number(fs.readFileSync(paths.lockFile, 'utf8').trim());
-      if (isPidAlive(holder) && holder !== process.pid) {
-        throw new DevSetupError('dev stack', `another dev stack daemon (pid ${holder}) holds ${paths.lockFile}`);
-      }
-      fs.rmSync(paths.lockFile, { force: true });
-    }
-  }
-  throw new DevSetupError('dev stack', `could not take ${paths.lockFile}`);
-}
-
-function releaseLock(): void {
-  try {
-    if (Number(fs.readFileSync(paths.lockFile, 'utf8').trim()) === process.pid)
-      fs.rmSync(paths.lockFile, { force: true });
-  } catch {
-    // not ours or already gone
-  }
 }
 
 /** EHR_SANDBOX_PERSONALITIES: comma-separated, 'none', or unset for every vendor personality. */
@@ -204,95 +176,24 @@ async function startStack(): Promise<StackInfo> {
     },
   );
 
-  /**
-   * One of our own processes (workers/<script>.ts) with its log file: stopped in reverse order with the
-   * rest, and `abortIf` for its readiness wait (a stop request, or the process already gone).
-   */
-  const startService = (name: string, script: string, serviceEnv: NodeJS.ProcessEnv, stopGraceMs = 10_000) => {
-    const logFile = path.join(paths.logDir, `${script}.log`);
-    const spawned = spawnLogged(process.execPath, nodeArgsFor(path.join(repoRoot, 'workers', `${script}.ts`)), {
-      cwd: repoRoot,
-      logFile,
-      // What every service shares: the database, the key directories, the log level.
-      env: {
-        ...env,
-        ...PROCESS_ENV,
-        DATABASE_URL: db.databaseUrl,
-        EHR_KEK_DIR: paths.kekDir,
-        EHR_SECRETS_DIR: paths.secretsDir,
-        LOG_LEVEL: env.LOG_LEVEL ?? 'info',
-        ...serviceEnv,
-      },
-    });
-    const child = spawned.child;
-    terminateOnExit(child);
-    started.add(name, async () => {
-      const status = await stopChild(child, stopGraceMs);
-      logger.info(
-        { part: script, code: status?.code, signal: status?.signal },
-        `${name} exited (${status?.code ?? status?.signal ?? 'unknown'})`,
-      );
-    });
-    const abortIf = (): string | undefined =>
-      stopRequested
-        ? 'stop requested'
-        : hasExited(child)
-          ? `the ${name} exited (code ${child.exitCode ?? child.signalCode}); ` +
-            `see ${logFile}:\n${spawned.outputTail().trim()}`
-          : undefined;
-    return { child, abortIf };
-  };
-
-  const codec = await step('codec', `codec server (${codecUrl})`, async () => {
-    const { child, abortIf } = startService('codec server', 'codec-server', {
-      CODEC_HOST: '127.0.0.1',
-      CODEC_PORT: String(codecPort),
-      CODEC_UI_ORIGIN: env.CODEC_UI_ORIGIN || new URL(temporal.uiUrl ?? 'http://127.0.0.1:8233').origin,
-      CODEC_TLS_CERT: `file:${tls.serverCertPath}`,
-      CODEC_TLS_KEY: `file:${tls.serverKeyPath}`,
-      CODEC_AUTH_ISSUER_KEY: `file:${tls.issuerPublicKeyPath}`,
-      CODEC_AUTH_ISSUER: DEV_TOKEN_ISSUER,
-      CODEC_AUTH_AUDIENCE: DEV_TOKEN_AUDIENCE,
-    });
-    await waitForCodecServer(codecUrl, fs.readFileSync(tls.caCertPath, 'utf8'), { timeoutMs: 60_000, abortIf });
-    return child;
-  });
-
-  const worker = await step('worker', 'worker', async () => {
-    const graceMs = Number(env.WORKER_SHUTDOWN_GRACE_MS ?? 30_000) + 15_000;
-    const { child, abortIf } = startService(
-      'worker',
-      'worker',
-      {
-        TEMPORAL_ADDRESS: temporal.address,
-        TEMPORAL_NAMESPACE: namespace,
-        TEMPORAL_TASK_QUEUE: taskQueue,
-        EHR_AUDIT_ANCHOR_PATH: paths.auditAnchor,
-        JWKS_LISTEN: `127.0.0.1:${jwksPort}`,
-        EHR_DEV_SANDBOX_ADMINS: JSON.stringify([
-          { fhirBaseUrl: sandbox.fhirBaseUrl, url: sandbox.url, adminToken: sandbox.adminToken },
-          ...sandboxes.map((s) => ({ fhirBaseUrl: s.fhirBaseUrl, url: s.url, adminToken: s.adminToken })),
-        ]),
-      },
-      graceMs,
-    );
-    await waitForWorkerPolling(temporal.address, namespace, taskQueue, { timeoutMs: 180_000, abortIf });
-    return child;
-  });
-  watchWorker(worker);
-
-  const webhookUrl = `http://127.0.0.1:${webhookPort}`;
-  const webhooks = await step('webhooks', `webhook receiver (${webhookUrl})`, async () => {
-    const { child, abortIf } = startService('webhook receiver', 'webhook-receiver', {
-      TEMPORAL_ADDRESS: temporal.address,
-      TEMPORAL_NAMESPACE: namespace,
-      TEMPORAL_TASK_QUEUE: taskQueue,
-      WEBHOOK_HOST: '127.0.0.1',
-      WEBHOOK_PORT: String(webhookPort),
-    });
-    await waitForHealthz(webhookUrl, { timeoutMs: 60_000, abortIf });
-    return child;
-  });
+  const { codec, worker, webhooks, webhookUrl } = await startServices(
+    { env, paths, logger, started, step, stopRequested: () => stopRequested },
+    {
+      databaseUrl: db.databaseUrl,
+      temporal,
+      namespace,
+      taskQueue,
+      tls,
+      codecUrl,
+      codecPort,
+      jwksPort,
+      webhookPort,
+      sandboxAdmins: [
+        { fhirBaseUrl: sandbox.fhirBaseUrl, url: sandbox.url, adminToken: sandbox.adminToken },
+        ...sandboxes.map((s) => ({ fhirBaseUrl: s.fhirBaseUrl, url: s.url, adminToken: s.adminToken })),
+      ],
+    },
+  );
 
   return {
     pid: process.pid,
@@ -320,41 +221,6 @@ async function startStack(): Promise<StackInfo> {
   };
 }
 
-/** Polls `<url>/healthz` (plain HTTP, loopback) until it answers 200. */
-async function waitForHealthz(
-  url: string,
-  opts: { timeoutMs: number; abortIf: () => string | undefined },
-): Promise<void> {
-  const deadline = Date.now() + opts.timeoutMs;
-  let last = 'not tried yet';
-  for (;;) {
-    const aborted = opts.abortIf();
-    if (aborted) throw new DevSetupError('webhook receiver', aborted);
-    try {
-      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2_000) });
-      if (res.ok) return;
-      last = `answered ${res.status}`;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline)
-      throw new DevSetupError('webhook receiver', `not ready at ${url} (last problem: ${last})`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-function watchWorker(child: ChildProcess): void {
-  child.once('exit', (code, signal) => {
-    if (!stopRequested) {
-      logger.error(
-        { part: 'worker', code, signal },
-        'the worker exited unexpectedly; ' +
-          'the rest of the stack stays up (restart with `ehrctl dev down && ehrctl dev up`)',
-      );
-    }
-  });
-}
-
 async function shutdown(signal: string): Promise<void> {
   if (stopRequested) return;
   stopRequested = true;
@@ -365,7 +231,7 @@ async function shutdown(signal: string): Promise<void> {
   }
   await stopAll();
   removeStackFile(paths);
-  releaseLock();
+  releaseLock(paths);
   logger.info({ phase: 'stopped' }, 'dev stack stopped');
   process.exit(0);
 }
@@ -374,7 +240,7 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGHUP', () => undefined);
-  acquireLock();
+  acquireLock(paths);
   logger.info({ phase: 'starting', dataDir: paths.dataDir }, 'dev stack starting');
   try {
     const info = await startStack();
@@ -401,7 +267,7 @@ async function main(): Promise<void> {
       );
     await stopAll();
     removeStackFile(paths);
-    releaseLock();
+    releaseLock(paths);
     process.exit(requested ? 0 : 1);
   }
 }
@@ -410,7 +276,7 @@ process.on('uncaughtException', (err) => {
   logger.fatal({ err }, 'uncaught exception in the dev stack daemon; stopping');
   void stopAll().finally(() => {
     removeStackFile(paths);
-    releaseLock();
+    releaseLock(paths);
     process.exit(1);
   });
 });

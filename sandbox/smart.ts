@@ -1,22 +1,13 @@
 /**
- * SMART Backend Services: client registry, `private_key_jwt` assertion verification (jose), opaque access
- * tokens, discovery. Error descriptions are fixed strings: they never echo the assertion or a token.
+ * SMART Backend Services: client registry, client authentication by the registered method, jti replay,
+ * opaque access tokens and their scopes. The assertion's verification is smart-assertion.ts, the HTTP
+ * routes (discovery, token, revocation) smart-routes.ts. Error descriptions are fixed strings: they never
+ * echo the assertion or a token.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { TLSSocket } from 'node:tls';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { decodeJwt, decodeProtectedHeader, errors, importJWK, jwtVerify, type JWK } from 'jose';
-import { RESOURCE_TYPES, type ResourceType } from '../lib/domain.js';
-import type { SandboxContext } from './context.js';
+import type { JWK } from 'jose';
+import type { ResourceType } from '../lib/domain.js';
 import {
-  TokenRefusal,
-  assertAcceptedAuthMethod,
-  assertClientMayAuthenticate,
-  assertScopeSyntax,
-  grantWithinNarrowing,
-} from './token-policy.js';
-import {
-  CLIENT_AUTH_METHODS,
   RemoteJwks,
   certificateThumbprint,
   hashSecret,
@@ -27,12 +18,11 @@ import {
   type ClientAuthMethod,
   type StoredSecret,
 } from './client-auth.js';
+import { ASSERTION_TYPE, CLOCK_SKEW_S, OAuthFailure, invalidClient, verifyClientAssertion } from './smart-assertion.js';
 
-export const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
-const ALLOWED_ALGS = ['RS384', 'ES384'] as const;
-type AllowedAlg = (typeof ALLOWED_ALGS)[number];
-const MAX_ASSERTION_LIFETIME_S = 300;
-const CLOCK_SKEW_S = 10;
+// Callers import these from here, as before the assertion check and the routes got files of their own.
+export { ASSERTION_TYPE } from './smart-assertion.js';
+export { registerSmartRoutes, smartConfiguration } from './smart-routes.js';
 
 export interface RegisteredClient {
   clientId: string;
@@ -79,16 +69,6 @@ export type ClientRegistration = {
   tlsSubjectDn?: string;
   assertionAudience?: AssertionAudienceRule;
 };
-
-class OAuthFailure extends Error {
-  constructor(
-    readonly status: 400 | 401,
-    readonly code: string,
-    readonly description: string,
-  ) {
-    super(code);
-  }
-}
 
 /** What the ledger and tests compare: a SHA-256 prefix of an access token, never the token. */
 export function tokenHash(token: string): string {
@@ -143,7 +123,6 @@ export class SmartAuth {
     req: { authorization: string | undefined; form: URLSearchParams; peer: PeerCertificate | undefined },
     endpoints: { tokenUrl: string; issuer: string },
   ): Promise<RegisteredClient> {
-    const invalidClient = (why: string): OAuthFailure => new OAuthFailure(401, 'invalid_client', why);
     const presented = presentedClient(req.authorization, req.form, ASSERTION_TYPE);
     if (presented === 'none') throw new OAuthFailure(400, 'invalid_request', 'client authentication is required');
     if (presented === 'ambiguous')
@@ -232,74 +211,27 @@ export class SmartAuth {
     for (const [key, token] of this.tokens) if (token.expiresAtMs + 60_000 <= now) this.tokens.delete(key);
   }
 
-  /** Verifies a client assertion; returns the authenticated client or throws OAuthFailure. */
+  /**
+   * Verifies a client assertion (smart-assertion.ts) and that its jti was not used before; returns the
+   * authenticated client or throws OAuthFailure.
+   */
   async verifyAssertion(
     assertion: string,
     endpoints: { tokenUrl: string; issuer: string },
     formClientId: string | undefined,
   ): Promise<RegisteredClient> {
-    const invalidClient = (why: string): OAuthFailure => new OAuthFailure(401, 'invalid_client', why);
-    if (assertion.split('.').length !== 3)
-      throw new OAuthFailure(400, 'invalid_request', 'client_assertion is not a compact JWS');
-    let header: ReturnType<typeof decodeProtectedHeader>;
-    let claims: ReturnType<typeof decodeJwt>;
-    try {
-      header = decodeProtectedHeader(assertion);
-      claims = decodeJwt(assertion);
-    } catch {
-      throw new OAuthFailure(400, 'invalid_request', 'client_assertion could not be decoded');
-    }
-    if (!ALLOWED_ALGS.includes(header.alg as AllowedAlg)) throw invalidClient('assertion alg must be RS384 or ES384');
-    const alg = header.alg as AllowedAlg;
-    if (typeof header.kid !== 'string' || header.kid.length === 0) throw invalidClient('assertion header lacks kid');
-    if (header.typ !== undefined && header.typ.toUpperCase() !== 'JWT')
-      throw invalidClient('assertion typ must be JWT');
-    const client = typeof claims.iss === 'string' ? this.clients.get(claims.iss) : undefined;
-    if (!client) throw invalidClient('unknown client');
-    if (client.authMethod !== 'private_key_jwt')
-      throw invalidClient('client authentication method is not the one registered');
-    if (claims.sub !== client.clientId) throw invalidClient('iss and sub must both equal the client_id');
-    if (formClientId !== undefined && formClientId !== client.clientId)
-      throw invalidClient('client_id does not match the assertion');
-    if (header.jku !== undefined && header.jku !== client.jku)
-      throw invalidClient('jku does not match the registered JWKS URL');
-    const jwk = client.jwks ? await client.jwks.key(header.kid) : client.keys.get(header.kid);
-    if (!jwk) throw invalidClient('unknown kid');
-    if (jwk.alg !== undefined && jwk.alg !== alg) throw invalidClient('registered key is not for this alg');
-    let key: Awaited<ReturnType<typeof importJWK>>;
-    try {
-      key = await importJWK(jwk, alg);
-    } catch {
-      throw invalidClient('registered key is not usable with this alg');
-    }
-    try {
-      await jwtVerify(assertion, key, {
-        algorithms: [alg],
-        issuer: client.clientId,
-        subject: client.clientId,
-        audience: client.assertionAudience === 'issuer' ? endpoints.issuer : endpoints.tokenUrl,
-        clockTolerance: CLOCK_SKEW_S,
-        requiredClaims: ['exp', 'jti', 'iss', 'sub', 'aud'],
-        currentDate: new Date(this.now()),
-      });
-    } catch (err) {
-      if (err instanceof errors.JWTExpired) throw invalidClient('assertion has expired');
-      if (err instanceof errors.JWTClaimValidationFailed)
-        throw invalidClient(`assertion claim "${safeClaim(err.claim)}" is invalid`);
-      if (err instanceof errors.JWSSignatureVerificationFailed)
-        throw invalidClient('assertion signature verification failed');
-      throw invalidClient('assertion verification failed');
-    }
-    const nowS = this.now() / 1000;
-    const exp = claims.exp as number;
-    if (exp > nowS + MAX_ASSERTION_LIFETIME_S + CLOCK_SKEW_S)
-      throw invalidClient('assertion exp is more than 5 minutes ahead');
-    if (typeof claims.jti !== 'string' || claims.jti.length === 0) throw invalidClient('assertion lacks jti');
+    const { client, kid, jti, exp } = await verifyClientAssertion(
+      assertion,
+      endpoints,
+      formClientId,
+      (clientId) => this.clients.get(clientId),
+      () => this.now(),
+    );
     this.sweep();
-    const jtiKey = `${client.clientId}\n${claims.jti}`;
+    const jtiKey = `${client.clientId}\n${jti}`;
     if (this.usedJtis.has(jtiKey)) throw invalidClient('assertion jti has already been used');
     this.usedJtis.set(jtiKey, (exp + CLOCK_SKEW_S) * 1000);
-    client.kidsSeen.set(header.kid, (client.kidsSeen.get(header.kid) ?? 0) + 1);
+    client.kidsSeen.set(kid, (client.kidsSeen.get(kid) ?? 0) + 1);
     return client;
   }
 
@@ -323,154 +255,7 @@ export class SmartAuth {
   }
 }
 
-function safeClaim(claim: string): string {
-  return /^[a-z]{1,8}$/.test(claim) ? claim : 'unknown';
-}
-
 /** True when the token's scopes allow reading and searching `type`. */
 export function scopeAllows(token: AccessToken, type: ResourceType): boolean {
   return [`system/${type}.rs`, `system/${type}.read`, 'system/*.rs', 'system/*.read'].some((s) => token.scopes.has(s));
-}
-
-/** The parts of a request that can authenticate a client: Basic header, form, TLS peer certificate. */
-function clientAuthInput(
-  req: FastifyRequest,
-  form: URLSearchParams,
-): { authorization: string | undefined; form: URLSearchParams; peer: PeerCertificate | undefined } {
-  const socket = req.raw.socket as Partial<TLSSocket>;
-  const cert = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : undefined;
-  const peer =
-    cert && Buffer.isBuffer(cert.raw)
-      ? { raw: cert.raw, subject: cert.subject as unknown as Record<string, string | string[]> }
-      : undefined;
-  return { authorization: req.headers.authorization, form, peer };
-}
-
-function endpointsOf(ctx: SandboxContext): { tokenUrl: string; issuer: string } {
-  return { tokenUrl: ctx.urls.tokenUrl, issuer: ctx.urls.fhirBaseUrl };
-}
-
-function oauthError(reply: FastifyReply, status: number, error: string, description: string): FastifyReply {
-  return reply.code(status).header('cache-control', 'no-store').send({ error, error_description: description });
-}
-
-export function smartConfiguration(ctx: SandboxContext): Record<string, unknown> {
-  return {
-    issuer: ctx.urls.fhirBaseUrl,
-    token_endpoint: ctx.urls.tokenUrl,
-    revocation_endpoint: `${ctx.urls.url}/oauth/revoke`,
-    revocation_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
-    grant_types_supported: ['client_credentials'],
-    token_endpoint_auth_methods_supported: [...CLIENT_AUTH_METHODS],
-    token_endpoint_auth_signing_alg_values_supported: [...ALLOWED_ALGS],
-    scopes_supported: [
-      ...RESOURCE_TYPES.map((t) => `system/${t}.rs`),
-      'system/*.rs',
-      ...RESOURCE_TYPES.map((t) => `system/${t}.read`),
-    ],
-    capabilities: ['client-confidential-asymmetric', 'permission-v2'],
-  };
-}
-
-export function registerSmartRoutes(app: FastifyInstance, ctx: SandboxContext): void {
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
-    done(null, new URLSearchParams(body as string));
-  });
-
-  const discovery = async (): Promise<Record<string, unknown>> => smartConfiguration(ctx);
-  app.get('/.well-known/smart-configuration', discovery);
-  app.get(`${ctx.personality.basePath}/.well-known/smart-configuration`, discovery);
-
-  // RFC 7009 token revocation, the client authenticated like at the token endpoint (assertion aud: the token endpoint).
-  app.post('/oauth/revoke', async (req, reply) => {
-    if (!(req.body instanceof URLSearchParams))
-      return oauthError(reply, 400, 'invalid_request', 'body must be application/x-www-form-urlencoded');
-    const form = req.body;
-    for (const name of [
-      'token',
-      'token_type_hint',
-      'client_assertion_type',
-      'client_assertion',
-      'client_id',
-      'client_secret',
-    ]) {
-      if (form.getAll(name).length > 1) return oauthError(reply, 400, 'invalid_request', 'a parameter was repeated');
-    }
-    const token = form.get('token');
-    if (!token) return oauthError(reply, 400, 'invalid_request', 'token is required');
-    const hint = form.get('token_type_hint');
-    if (hint !== null && hint !== 'access_token' && hint !== 'refresh_token')
-      return oauthError(reply, 400, 'unsupported_token_type', 'unknown token_type_hint');
-    try {
-      const client = await ctx.auth.authenticateClient(clientAuthInput(req, form), endpointsOf(ctx));
-      ctx.stats.tokensRevoked += ctx.auth.revoke(client, token);
-      return reply.code(200).header('cache-control', 'no-store').send();
-    } catch (err) {
-      if (err instanceof OAuthFailure) return oauthError(reply, err.status, err.code, err.description);
-      return oauthError(reply, 400, 'invalid_request', 'the revocation request could not be processed');
-    }
-  });
-
-  app.post('/oauth/token', async (req, reply) => {
-    ctx.stats.tokenRequests++;
-    const fail = (status: number, error: string, description: string): FastifyReply => {
-      ctx.stats.tokenRequestsRejected++;
-      return oauthError(reply, status, error, description);
-    };
-    if (!(req.body instanceof URLSearchParams)) {
-      return fail(400, 'invalid_request', 'body must be application/x-www-form-urlencoded');
-    }
-    const form = req.body;
-    for (const name of [
-      'grant_type',
-      'client_assertion_type',
-      'client_assertion',
-      'scope',
-      'client_id',
-      'client_secret',
-    ]) {
-      if (form.getAll(name).length > 1) return fail(400, 'invalid_request', 'a parameter was repeated');
-    }
-    const grantType = form.get('grant_type');
-    if (grantType === null) return fail(400, 'invalid_request', 'grant_type is required');
-    if (grantType !== 'client_credentials')
-      return fail(400, 'unsupported_grant_type', 'only client_credentials is supported');
-    let method: ReturnType<typeof assertAcceptedAuthMethod>;
-    try {
-      method = assertAcceptedAuthMethod(ctx, req.headers.authorization, form);
-    } catch (err) {
-      if (err instanceof TokenRefusal) return fail(err.status, err.code, err.description);
-      throw err;
-    }
-    if (form.has('client_assertion_type') && form.get('client_assertion_type') !== ASSERTION_TYPE) {
-      return fail(400, 'invalid_request', `client_assertion_type must be ${ASSERTION_TYPE}`);
-    }
-    if (form.has('client_assertion_type') && !form.get('client_assertion'))
-      return fail(400, 'invalid_request', 'client_assertion is required');
-    try {
-      const client = await ctx.auth.authenticateClient(clientAuthInput(req, form), endpointsOf(ctx));
-      assertClientMayAuthenticate(ctx, client.clientId, method);
-      assertScopeSyntax(ctx, form.get('scope') ?? undefined);
-      const scopes = grantWithinNarrowing(
-        ctx,
-        client.clientId,
-        ctx.auth.grantScopes(client, form.get('scope') ?? undefined),
-      );
-      const accessToken = ctx.auth.issue(client.clientId, scopes, ctx.tokenTtlSeconds);
-      ctx.stats.tokensIssued++;
-      return reply
-        .header('cache-control', 'no-store')
-        .header('pragma', 'no-cache')
-        .send({
-          access_token: accessToken,
-          token_type: 'bearer',
-          expires_in: ctx.tokenTtlSeconds,
-          scope: scopes.join(' '),
-        });
-    } catch (err) {
-      if (err instanceof OAuthFailure || err instanceof TokenRefusal)
-        return fail(err.status, err.code, err.description);
-      return fail(400, 'invalid_request', 'the token request could not be processed');
-    }
-  });
 }

@@ -4,18 +4,16 @@
  * Order within a type is (lastUpdated, id). Base lastUpdated is strictly increasing with the index, and every
  * overlay timestamp is strictly increasing and later than every base one, so the ordered stream is: base
  * indices not in the overlay, then the overlay log. Seeking to a lastUpdated is arithmetic on the index
- * (base) or a binary search (overlay log), so a page costs O(page), never a scan of the dataset.
+ * (base) or a binary search (overlay log), so a page costs O(page), never a scan of the dataset. The
+ * search itself is store-search.ts; this file holds the records and their writes.
  */
 import { RESOURCE_TYPES, type ResourceType } from '../lib/domain.js';
-import {
-  BASE_STEP_MS,
-  BASE_LAST_UPDATED_MS,
-  baseLastUpdatedMs,
-  computeLayout,
-  parseResourceId,
-  resourceId,
-} from './data.js';
+import { baseLastUpdatedMs, computeLayout, parseResourceId, resourceId } from './data.js';
 import { generateResource, type FhirResource, type GenerationContext } from './resources.js';
+import { firstLogPosition, searchRecords } from './store-search.js';
+
+// store-changes.ts finds a log position here, as before the search got a file of its own.
+export { firstLogPosition } from './store-search.js';
 
 export interface RecordRef {
   type: ResourceType;
@@ -223,34 +221,9 @@ export class RecordStore {
     return out;
   }
 
+  /** A page of the type's current records in (lastUpdated, id) order within the query's bounds (store-search.ts). */
   search(type: ResourceType, q: SearchQuery): SearchResult {
-    const recs = this.recs(type);
-    const want = q.count + 1;
-    const out: RecordRef[] = [];
-    const startMs = Math.max(q.lower?.ms ?? -Infinity, q.after?.ms ?? -Infinity);
-    const afterStart = (ms: number, id: string): boolean =>
-      (!q.lower || (q.lower.inclusive ? ms >= q.lower.ms : ms > q.lower.ms)) &&
-      (!q.after || ms > q.after.ms || (ms === q.after.ms && id > q.after.id));
-    const beforeEnd = (ms: number): boolean => !q.upper || (q.upper.inclusive ? ms <= q.upper.ms : ms < q.upper.ms);
-
-    for (let i = firstBaseIndex(startMs); i < recs.baseCount && out.length < want; i++) {
-      const ms = baseLastUpdatedMs(i);
-      if (!beforeEnd(ms)) break;
-      if (recs.overlay.has(i)) continue;
-      const id = resourceId(this.seed, type, i);
-      if (afterStart(ms, id)) out.push({ type, index: i, id, version: 1, lastUpdatedMs: ms });
-    }
-    for (let p = firstLogPosition(recs.log, startMs); p < recs.log.length && out.length < want; p++) {
-      const entry = recs.log[p] as LogEntry;
-      if (!beforeEnd(entry.lastUpdatedMs)) break;
-      if (!recs.isCurrent(entry) || entry.deleted) continue;
-      const id = resourceId(this.seed, type, entry.index);
-      if (afterStart(entry.lastUpdatedMs, id))
-        out.push({ type, id, index: entry.index, version: entry.version, lastUpdatedMs: entry.lastUpdatedMs });
-    }
-    const hasMore = out.length > q.count;
-    if (hasMore) out.length = q.count;
-    return { records: out, hasMore, total: this.total(recs, q.lower, q.upper) };
+    return searchRecords(this.seed, type, this.recs(type), q);
   }
 
   /**
@@ -261,27 +234,6 @@ export class RecordStore {
     if (offset === 0) return this.search(type, q);
     const wide = this.search(type, { ...q, count: offset + q.count });
     return { ...wide, records: wide.records.slice(offset) };
-  }
-
-  private total(recs: TypeRecords, lower: Bound | undefined, upper: Bound | undefined): number {
-    const inRange = (ms: number): boolean =>
-      (!lower || (lower.inclusive ? ms >= lower.ms : ms > lower.ms)) &&
-      (!upper || (upper.inclusive ? ms <= upper.ms : ms < upper.ms));
-    // Base indices in [from, to) are exactly those whose base lastUpdated satisfies the bounds.
-    let from = lower ? firstBaseIndex(lower.ms) : 0;
-    if (lower && !lower.inclusive && baseLastUpdatedMs(from) === lower.ms) from++;
-    let to = recs.baseCount;
-    if (upper) {
-      let last = Math.floor((upper.ms - BASE_LAST_UPDATED_MS) / BASE_STEP_MS);
-      if (!upper.inclusive && baseLastUpdatedMs(last) === upper.ms) last--;
-      to = Math.max(0, Math.min(to, last + 1));
-    }
-    let total = Math.max(0, to - from);
-    for (const [index, state] of recs.overlay) {
-      if (index < recs.baseCount && index >= from && index < to) total--;
-      if (!state.deleted && inRange(state.lastUpdatedMs)) total++;
-    }
-    return total;
   }
 
   /** Every current record of the type in search order (O(n): for tests on small datasets). */
@@ -302,21 +254,4 @@ export class RecordStore {
     const recs = this.recs('Patient');
     return Array.from({ length: recs.created }, (_, j) => recs.baseCount + j);
   }
-}
-
-/** First base index whose lastUpdated is >= ms. */
-function firstBaseIndex(ms: number): number {
-  if (ms === -Infinity) return 0;
-  return Math.max(0, Math.ceil((ms - BASE_LAST_UPDATED_MS) / BASE_STEP_MS));
-}
-
-export function firstLogPosition(log: readonly LogEntry[], ms: number): number {
-  let lo = 0;
-  let hi = log.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if ((log[mid] as LogEntry).lastUpdatedMs < ms) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

@@ -11,14 +11,15 @@
  *   PRE_AUTH_BODY_LIMIT bytes (the /login token), and a refused one is not read at all.
  * - Every decode and encode writes an audit event (actor = token sub; details: namespace, payload
  *   count, key ids — never payload content) BEFORE the payloads leave; if the audit write fails the
- *   request is refused (fail closed). Refusals are audited by route (codec/refusals.ts).
+ *   request is refused (fail closed). Refusals are audited by route (codec/refusals.ts). The payload
+ *   routes themselves are codec/payload-routes.ts.
  * - Security headers on every answer (codec/security-headers.ts).
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import Fastify from 'fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Payload, PayloadCodec } from '@temporalio/common';
+import type { PayloadCodec } from '@temporalio/common';
 import type { AuditEvent } from '../lib/audit/chain.js';
 import { recordAuditEvent } from '../lib/audit/chain.js';
 import type { Config } from '../lib/config/schema.js';
@@ -27,7 +28,6 @@ import { exitCodeForError } from '../lib/errors/exit-codes.js';
 import { ConfigError, EhrError } from '../lib/errors/index.js';
 import type { Logger } from '../lib/log/logger.js';
 import { createLogger } from '../lib/log/logger.js';
-import { payloadKeyId } from '../lib/crypto/payload-codec.js';
 import { createPool } from '../lib/store/pool.js';
 import type { Principal, TokenVerifier } from './codec/auth.js';
 import {
@@ -37,10 +37,10 @@ import {
   createTokenVerifier,
   offersCredentials,
 } from './codec/auth.js';
-import { createRefuser, frameworkReason, matchedRoute, namespaceOf } from './codec/refusals.js';
+import { registerPayloadRoutes } from './codec/payload-routes.js';
+import { createRefuser, frameworkReason, matchedRoute } from './codec/refusals.js';
 import { securityHeaders } from './codec/security-headers.js';
 import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
-import { fromWire, toWire } from '../lib/crypto/codec-wire.js';
 import { resolveSecret } from '../lib/config/secrets.js';
 
 export type CodecServerConfig = Pick<
@@ -79,8 +79,8 @@ export interface CodecServerHandle {
 const ALLOWED_HEADERS = 'Authorization, Content-Type, X-Namespace';
 /** The most a request may send before its caller is authorised: a /login body holding one token. */
 export const PRE_AUTH_BODY_LIMIT = 8 * 1024;
-/** Payload batches for /decode and /encode, read only once the caller holds the route's role. */
-export const PAYLOAD_BODY_LIMIT = 16 * 1024 * 1024;
+// Callers read the payload limit here, as before the payload routes got a file of their own.
+export { PAYLOAD_BODY_LIMIT } from './codec/payload-routes.js';
 
 async function tlsMaterial(config: CodecServerConfig, deps: CodecServerDeps): Promise<{ cert: string; key: string }> {
   if (deps.tls) return { cert: deps.tls.certPem, key: deps.tls.keyPem };
@@ -216,65 +216,14 @@ export async function startCodecServer(config: CodecServerConfig, deps: CodecSer
     return { ok: true };
   });
 
-  /** Audits a decode or encode before its payloads leave; false when the audit could not be written. */
-  const auditPayloads = async (req: FastifyRequest, principal: Principal, action: string, payloads: Payload[]) => {
-    const keyIds = [...new Set(payloads.map(payloadKeyId).filter((k): k is string => k !== undefined))].slice(0, 20);
-    try {
-      await deps.audit({
-        actor: principal.sub,
-        action,
-        outcome: 'success',
-        correlationId: randomUUID(),
-        details: {
-          namespace: namespaceOf(req),
-          payloadCount: payloads.length,
-          encryptedCount: payloads.filter((p) => payloadKeyId(p) !== undefined).length,
-          keyIds,
-          via: principal.via,
-        },
-      });
-      return true;
-    } catch {
-      log?.error({ sub: principal.sub, action }, 'refused: audit write failed');
-      return false;
-    }
-  };
-  const auditUnavailable = (reply: FastifyReply, verb: string) =>
-    reply.code(503).send({ error: 'audit_unavailable', reason: `the ${verb} could not be audited; refused` });
-
-  const encodeRoute = { bodyLimit: PAYLOAD_BODY_LIMIT, onRequest: requireRole(config.CODEC_ENCODE_ROLE, 'encode') };
-  const decodeRoute = { bodyLimit: PAYLOAD_BODY_LIMIT, onRequest: requireRole(config.CODEC_DECODE_ROLE, 'decode') };
-
-  app.post('/encode', encodeRoute, async (req, reply) => {
-    const principal = admitted(req);
-    let payloads: Payload[];
-    try {
-      payloads = fromWire(req.body);
-    } catch (err) {
-      return refuse(req, reply, 400, (err as Error).message, principal);
-    }
-    const encoded = await deps.codec.encode(payloads);
-    if (!(await auditPayloads(req, principal, 'codec.encode', encoded))) return auditUnavailable(reply, 'encode');
-    return toWire(encoded);
-  });
-
-  app.post('/decode', decodeRoute, async (req, reply) => {
-    const principal = admitted(req);
-    let payloads: Payload[];
-    try {
-      payloads = fromWire(req.body);
-    } catch (err) {
-      return refuse(req, reply, 400, (err as Error).message, principal);
-    }
-    let decoded: Payload[];
-    try {
-      decoded = await deps.codec.decode(payloads);
-    } catch (err) {
-      const reason = err instanceof EhrError ? err.message : 'payloads could not be decoded';
-      return refuse(req, reply, 422, reason, principal);
-    }
-    if (!(await auditPayloads(req, principal, 'codec.decode', payloads))) return auditUnavailable(reply, 'decode');
-    return toWire(decoded);
+  registerPayloadRoutes(app, {
+    codec: deps.codec,
+    audit: deps.audit,
+    log,
+    refuse,
+    admitted,
+    encodeGuard: requireRole(config.CODEC_ENCODE_ROLE, 'encode'),
+    decodeGuard: requireRole(config.CODEC_DECODE_ROLE, 'decode'),
   });
 
   await app.listen({ host: config.CODEC_HOST, port: config.CODEC_PORT });

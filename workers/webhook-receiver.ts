@@ -18,11 +18,11 @@
  *      unsignalled and we answer 503: the redelivery signals it then.
  * Every refusal is audited (`webhook.refused`, with the real cause), rate-limited per integration and
  * reason. The body is never stored or logged: only ids, types and counts (lib/webhooks/notification.ts).
- * Plain HTTP: production puts its TLS-terminating ingress in front, like the hosted JWKS.
+ * Plain HTTP: production puts its TLS-terminating ingress in front, like the hosted JWKS. Steps 3–7 are
+ * the delivery route, webhook-delivery.ts; this file keeps the server, steps 1–2 and the process.
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import Fastify from 'fastify';
 import type { FastifyReply } from 'fastify';
 import { Client, Connection } from '@temporalio/client';
@@ -32,21 +32,19 @@ import type { Config } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/schema.js';
 import { ID_PATTERN } from '../lib/domain.js';
 import { exitCodeForError } from '../lib/errors/exit-codes.js';
-import { EhrError, InvalidArgumentError, ScopeUnderIncidentError } from '../lib/errors/index.js';
-import { assertWebhookAccepted } from '../lib/incidents/holds.js';
+import { EhrError } from '../lib/errors/index.js';
 import type { Logger } from '../lib/log/logger.js';
 import { createLogger } from '../lib/log/logger.js';
 import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 import type { Pool } from '../lib/store/pool.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
-import { authenticateDelivery } from '../lib/webhooks/authenticate-delivery.js';
 import { checkWebhookContentType } from '../lib/webhooks/content-type.js';
 import type { DeliveryTarget, Refusal } from '../lib/webhooks/deliveries.js';
-import { auditRefusal, markDeliverySignalled, storeDelivery } from '../lib/webhooks/deliveries.js';
-import { summariseNotification } from '../lib/webhooks/notification.js';
+import { auditRefusal } from '../lib/webhooks/deliveries.js';
 import type { ChangeNotification } from '../workflows/webhook-delta-sync.js';
 import { notifyDeltaSync } from '../client/delta-sync-client.js';
 import { HTTP_ERROR_NAMES } from './http-error-names.js';
+import { TRANSIENT_RETRY_SECONDS, WEBHOOK_ROUTE, registerDeliveryRoute } from './webhook-delivery.js';
 
 export type WebhookReceiverConfig = Pick<
   Config,
@@ -73,20 +71,11 @@ export interface WebhookReceiverHandle {
   close(): Promise<void>;
 }
 
-/** Retry-After when storing or signalling failed on our side. */
-const TRANSIENT_RETRY_SECONDS = 30;
 /**
  * An unknown integration is answered without reading any secret, a known one after reading its
  * secrets (a file, or a secret manager): the floor hides that difference in the response time.
  */
 export const UNVERIFIED_REFUSAL_FLOOR_MS = 100;
-const WEBHOOK_ID = /^[A-Za-z0-9._:~-]{1,255}$/;
-const WEBHOOK_ROUTE = '/webhooks/:integrationId';
-
-function header(value: string | string[] | undefined): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
-
 /** The integration id in a delivery's path, for the audit of a refusal made before the route ran. */
 function claimedIntegration(url: string): Record<string, string> {
   const claimed = /^\/webhooks\/([^/?]+)/.exec(url)?.[1];
@@ -163,85 +152,7 @@ export async function startWebhookReceiver(
 
   app.get('/healthz', async () => ({ ok: true }));
 
-  app.post<{ Params: { integrationId: string } }>(WEBHOOK_ROUTE, async (req, reply) => {
-    const started = performance.now();
-    const ctx = { actor, correlationId: randomUUID() };
-    const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const headers = {
-      'webhook-id': header(req.headers['webhook-id']),
-      'webhook-timestamp': header(req.headers['webhook-timestamp']),
-      'webhook-signature': header(req.headers['webhook-signature']),
-    };
-    const clock = deps.nowSeconds ? { nowSeconds: deps.nowSeconds() } : {};
-    const auth = await authenticateDelivery(pool, req.params.integrationId, headers, body, clock);
-    if (!auth.ok) {
-      await sleep(Math.max(0, floorMs - (performance.now() - started)));
-      return refuse(reply, ctx, auth.refusal);
-    }
-    const { target } = auth;
-    const integrationId = target.integrationId;
-
-    try {
-      await assertWebhookAccepted(pool, integrationId);
-    } catch (err) {
-      if (!(err instanceof ScopeUnderIncidentError)) throw err;
-      // The sender keeps the delivery and retries; the incident id stays on our side (audit only).
-      const retryAfter = String(config.WEBHOOK_RETRY_AFTER_SECONDS);
-      return refuse(
-        reply,
-        ctx,
-        { status: 503, reason: 'scope-under-incident', target, details: { incidentId: err.incidentId } },
-        { 'retry-after': retryAfter },
-      );
-    }
-
-    const webhookId = headers['webhook-id']!;
-    if (!WEBHOOK_ID.test(webhookId)) return refuse(reply, ctx, { status: 400, reason: 'bad-webhook-id', target });
-    if (auth.integrationStatus !== 'active') {
-      const details = { integrationStatus: auth.integrationStatus };
-      return refuse(reply, ctx, { status: 403, reason: 'integration-not-active', target, details });
-    }
-
-    let summary: ReturnType<typeof summariseNotification>;
-    try {
-      summary = summariseNotification(body);
-    } catch (err) {
-      if (!(err instanceof InvalidArgumentError)) throw err;
-      return refuse(reply, ctx, {
-        status: 400,
-        reason: 'unrecognised-payload',
-        target,
-        details: { webhookId, problem: err.problem },
-      });
-    }
-
-    const delivery = { webhookId, summary, bodyBytes: body.length, verifiedWith: auth.verifiedWith };
-    const outcome = await storeDelivery(pool, target, delivery, ctx);
-    if (outcome.stored || !outcome.signalled) {
-      // Handshakes and heartbeats change nothing; a change naming only types we do not sync neither.
-      const syncs = summary.kind === 'change' && !(summary.resourceTypes.length === 0 && summary.unknownTypes > 0);
-      if (syncs) {
-        try {
-          await deps.notify(target, { webhookId, resourceTypes: summary.resourceTypes });
-        } catch (err) {
-          log?.error(
-            { integrationId, webhookId, err: { message: (err as Error).message } },
-            'delta sync not signalled; the redelivery will',
-          );
-          return reply
-            .code(503)
-            .header('retry-after', String(TRANSIENT_RETRY_SECONDS))
-            .send({ error: 'unavailable', reason: 'stored-not-signalled' });
-        }
-      }
-      await markDeliverySignalled(pool, integrationId, webhookId);
-    }
-    log?.info(
-      { integrationId, webhookId, duplicate: !outcome.stored, resourceTypes: summary.resourceTypes },
-      'webhook accepted',
-    );
-    return reply.code(200).send({ accepted: true, duplicate: !outcome.stored });
-  });
+  registerDeliveryRoute(app, { config, deps, actor, floorMs, refuse });
 
   await app.listen({ host: config.WEBHOOK_HOST, port: config.WEBHOOK_PORT });
   const address = app.server.address();

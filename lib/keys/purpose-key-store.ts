@@ -7,11 +7,8 @@
  * The first key of a purpose is created on first use; rotation makes a new primary and leaves the old
  * ones readable (decrypt-only / verification). Creation, rotation and every unwrap (a cache miss) are
  * audited; unwrapped keys are cached in memory for `cacheTtlMs`, the primary's id for `primaryTtlMs`.
+ * The keys themselves (generation, wrap AAD, the objects handed out) are purpose-key-material.ts.
  */
-import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
-import type { KeyObject } from 'node:crypto';
-import canonicalize from 'canonicalize';
-import { calculateJwkThumbprint } from 'jose';
 import type { JWK } from 'jose';
 import { appendAuditEvents, recordAuditEvent } from '../audit/chain.js';
 import type { AuditContext } from '../audit/chain.js';
@@ -19,13 +16,7 @@ import { ConflictError, DecryptionError, EhrError, InvalidArgumentError } from '
 import { withTransaction } from '../store/pool.js';
 import type { Pool } from '../store/pool.js';
 import type { KekProvider } from './kek-provider.js';
-import type {
-  AuditSigningKey,
-  AuditSigningKeySource,
-  KeyPurpose,
-  PayloadKey,
-  PayloadKeySource,
-} from './purpose-keys.js';
+import type { AuditSigningKeySource, KeyPurpose, PayloadKeySource } from './purpose-keys.js';
 import {
   auditSigningPublicKeys,
   demotePurposeKey,
@@ -37,6 +28,10 @@ import {
   readPurposeKey,
 } from './purpose-key-repository.js';
 import type { PurposeKeyRow as PurposeRow } from './purpose-key-repository.js';
+import { PAYLOAD_KEY_ID, newKey, purposeKeyWrapAad, toPayloadKey, toSigningKey } from './purpose-key-material.js';
+
+// Callers import these from here, as before the key material got a file of its own.
+export { payloadKeyId, purposeKeyWrapAad } from './purpose-key-material.js';
 
 export interface PurposeKeysOptions {
   pool: Pool;
@@ -66,46 +61,7 @@ interface Cached<T> {
   expiresAt: number;
 }
 
-const PAYLOAD_KEY_ID = /^payload-v([1-9][0-9]{0,8})$/;
 const AUDIT_ACTION: Record<KeyPurpose, string> = { payload: 'key.payload', 'audit-signing': 'key.audit_signing' };
-
-/** The AAD a purpose key is wrapped under. */
-export function purposeKeyWrapAad(
-  purpose: KeyPurpose,
-  version: number,
-  keyId: string,
-  kekId: string,
-  kekVersion: number,
-): Buffer {
-  return Buffer.from(
-    canonicalize({ purpose: 'ehr-connectors/purpose-key/v1', keyPurpose: purpose, version, keyId, kekId, kekVersion })!,
-    'utf8',
-  );
-}
-
-export function payloadKeyId(version: number): string {
-  return `payload-v${version}`;
-}
-
-function hide<T extends object>(obj: T, field: string, value: unknown): T {
-  Object.defineProperty(obj, field, { value, enumerable: false, writable: false });
-  return obj;
-}
-
-interface NewKey {
-  keyId: string;
-  secret: Buffer;
-  publicJwk: JWK | null;
-}
-
-async function newKey(purpose: KeyPurpose, version: number): Promise<NewKey> {
-  if (purpose === 'payload') return { keyId: payloadKeyId(version), secret: randomBytes(32), publicJwk: null };
-  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-  const jwk = publicKey.export({ format: 'jwk' }) as JWK;
-  const kid = await calculateJwkThumbprint({ kty: jwk.kty, crv: jwk.crv, x: jwk.x } as JWK, 'sha256');
-  const secret = privateKey.export({ format: 'der', type: 'pkcs8' });
-  return { keyId: kid, secret, publicJwk: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, kid, alg: 'EdDSA', use: 'sig' } };
-}
 
 class PurposeKeyStore {
   readonly #pool: Pool;
@@ -261,21 +217,6 @@ class PurposeKeyStore {
       details: { ...details, errorCode },
     }).catch(() => undefined);
   }
-}
-
-function toPayloadKey(v: { row: PurposeRow; secret: Buffer }): PayloadKey {
-  return hide({ keyId: v.row.key_id, version: v.row.version } as PayloadKey, 'key', v.secret);
-}
-
-const signingKeys = new WeakMap<Buffer, KeyObject>();
-
-function toSigningKey(v: { row: PurposeRow; secret: Buffer }): AuditSigningKey {
-  let privateKey = signingKeys.get(v.secret);
-  if (!privateKey) {
-    privateKey = createPrivateKey({ key: v.secret, format: 'der', type: 'pkcs8' });
-    signingKeys.set(v.secret, privateKey);
-  }
-  return hide({ kid: v.row.key_id, publicJwk: v.row.public_jwk! } as AuditSigningKey, 'privateKey', privateKey);
 }
 
 /**
