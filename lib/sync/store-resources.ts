@@ -13,7 +13,7 @@ import type { TenantKeyring } from '../keys/keyring.js';
 import type { Pool } from '../store/pool.js';
 import { advanceCheckpoint } from '../store/checkpoints.js';
 import { withTransaction } from '../store/pool.js';
-import type { Deletion, DeletionSource, RecordColumns } from '../store/records.js';
+import type { Deletion, DeletionSource, RecordColumns, UpsertCounts } from '../store/records.js';
 import { tombstoneRecords, upsertRecordColumns } from '../store/records.js';
 
 /** Pseudonyms per audit event: keeps each event's details well under the 8 KB cap. */
@@ -58,6 +58,13 @@ export async function storeResources(
 
 /** A batch's first ciphertext arena (a thousand records of about 1.3 KB); it doubles when full. */
 const ARENA_START_BYTES = 2 * 1024 * 1024;
+/**
+ * Arenas of stored batches, taken again by the next batches. A new one per batch lives through its commit, so
+ * it outlives young-generation collections, and dead arenas piled up (megabytes each) until a full collection.
+ * They hold ciphertext only, and a batch writes each byte before it is read.
+ */
+const spareArenas: Buffer[] = [];
+const SPARE_ARENAS = 8;
 
 /**
  * A batch sealed as it is filled: each resource is minimised and encrypted when added, so its parsed form can
@@ -76,7 +83,7 @@ export class SealedBatch {
     offsets: [],
     lengths: [],
   };
-  private arena = Buffer.allocUnsafe(0);
+  private arena = spareArenas.pop() ?? Buffer.allocUnsafe(0);
   private used = 0;
   /** Where each id is in the columns, and its lastUpdated in ms (a later duplicate replaces it). */
   private readonly positionOf = new Map<string, { index: number; ms: number }>();
@@ -164,12 +171,21 @@ export class SealedBatch {
   async store(auditDetails: Record<string, unknown> = {}): Promise<StoredCounts> {
     const { ctx, scope, dropped } = this;
     const columns: RecordColumns = { ...this.columns, ciphertexts: this.arena.subarray(0, this.used) };
-    const counts = await withTransaction(this.deps.pool, async (client) => {
-      const upserted = await upsertRecordColumns(client, scope, columns);
-      const events = storedEvents(ctx, scope, { ...upserted, dropped, ...auditDetails }, [...this.pseudonyms]);
-      await appendAuditEvents(client, events);
-      return upserted;
-    });
+    let counts: UpsertCounts;
+    try {
+      counts = await withTransaction(this.deps.pool, async (client) => {
+        const upserted = await upsertRecordColumns(client, scope, columns);
+        const events = storedEvents(ctx, scope, { ...upserted, dropped, ...auditDetails }, [...this.pseudonyms]);
+        await appendAuditEvents(client, events);
+        return upserted;
+      });
+    } finally {
+      // The query has been written out (or has failed): the arena goes back for the next batch; this one is done.
+      if (this.arena.length > 0 && this.arena.length <= 2 * ARENA_START_BYTES && spareArenas.length < SPARE_ARENAS)
+        spareArenas.push(this.arena);
+      this.arena = Buffer.allocUnsafe(0);
+      this.used = 0;
+    }
     return { ...counts, dropped, maxLastUpdated: this.maxLastUpdated };
   }
 }
