@@ -15,6 +15,8 @@ const SHORTFALL = 'SYNC_SHORTFALL';
 const CAPPED_WINDOWS = 'capped-search-windows';
 /** Count probes per capped type per run (each window costs one or more); the next run continues where it stops. */
 export const MAX_WINDOW_PROBES = 1_000;
+/** The patient strategy reads each type's deletions from its `_history` (histories before it: never). */
+const PATIENT_HISTORY = 'patient-strategy-type-history';
 /** Roster positions per patient-strategy activity in plans recorded before the plan said. */
 const PATIENTS_PER_BATCH = 25;
 
@@ -96,6 +98,16 @@ export async function readBySearch(run: SyncRun, t: TypeProgress, since: string 
     break;
   }
 
+  return readDeletions(run, t);
+}
+
+/**
+ * The type's deletions from its `_history` since its previous checkpoint (less the overlap), where the plan names
+ * the type: each DELETE entry becomes a tombstone, and a stored version no newer than the deletion is removed.
+ */
+async function readDeletions(run: SyncRun, t: TypeProgress): Promise<'read' | 'cancelled'> {
+  const read = run.state.plan.read;
+  const resourceType = t.resourceType;
   const history = read?.typeHistory.find((h) => h.resourceType === resourceType);
   if (!history) return 'read';
   if (!run.state.readingHistory) {
@@ -168,12 +180,23 @@ async function readCappedWindows(run: SyncRun, t: TypeProgress): Promise<'read' 
   return 'read';
 }
 
-/** One type, patient by patient over the run's roster, in batches of roster positions. */
+/**
+ * One type, patient by patient over the run's roster, in batches of roster positions; then, where the server offers
+ * the type's `_history`, its deletions (per-patient searches never show what was deleted).
+ */
 export async function readByPatient(
   run: SyncRun,
   t: TypeProgress,
   since: string | null,
 ): Promise<'read' | 'cancelled'> {
+  if (!run.state.readingHistory && (await readRoster(run, t, since)) === 'cancelled') return 'cancelled';
+  // Plans recorded before the patient strategy read history name no type here; the patch marks the new step.
+  const history = run.state.plan.read!.typeHistory.some((h) => h.resourceType === t.resourceType);
+  if (!history || (!run.state.readingHistory && !patched(PATIENT_HISTORY))) return 'read';
+  return readDeletions(run, t);
+}
+
+async function readRoster(run: SyncRun, t: TypeProgress, since: string | null): Promise<'read' | 'cancelled'> {
   const roster = run.state.roster!;
   const read = run.state.plan.read!;
   let position = run.state.cursor === null ? 0 : Number(run.state.cursor);

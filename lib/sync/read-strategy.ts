@@ -46,7 +46,7 @@ export interface ReadPlan {
   lastUpdatedSearch: boolean;
   /** Types whose searches the server may sort by `_lastUpdated` (its CapabilityStatement says so). */
   sortable: ResourceType[];
-  /** Types whose deletions `[type]/_history?_since=` shows, each since its previous checkpoint. */
+  /** search, patient: types whose deletions `[type]/_history?_since=` shows, each since its previous checkpoint. */
   typeHistory: Array<{ resourceType: ResourceType; since: string }>;
   /** bulk: the export's level and settings. */
   bulk?: { level: 'system' | 'group' | 'patient'; groupId?: string; typeFilter?: string[]; incremental: boolean };
@@ -78,13 +78,10 @@ export function planRead(input: ReadPlanInput): ReadPlan {
     overlapSeconds: read.overlapSeconds,
     lastUpdatedSearch,
     sortable: input.types.map((t) => t.resourceType).filter((t) => caps.sortable.includes(t)),
+    // Searches (system-wide or per patient) never show a deletion: where the server offers the type's history, the
+    // run reads its deletions there. A bulk export lists its own (`deleted[]`).
     typeHistory:
-      read.strategy === 'search'
-        ? input.types.flatMap((t) => {
-            const since = input.checkpoints.get(t.resourceType);
-            return since && caps.typeHistory.includes(t.resourceType) ? [{ resourceType: t.resourceType, since }] : [];
-          })
-        : [],
+      read.strategy === 'bulk' ? [] : input.types.flatMap((t) => historySince(input, read.strategy, t.resourceType)),
   };
   if (read.strategy === 'bulk') {
     const levels = profileFor(input.integration.vendor).bulk.value;
@@ -111,4 +108,15 @@ export function planRead(input: ReadPlanInput): ReadPlan {
       : { search: read.options.rosterSearch ?? '_count=500' };
   }
   return plan;
+}
+
+function historySince(
+  input: ReadPlanInput,
+  strategy: ReadStrategy,
+  resourceType: ResourceType,
+): ReadPlan['typeHistory'] {
+  const since = input.checkpoints.get(resourceType);
+  if (!since || !input.capabilities.typeHistory.includes(resourceType)) return [];
+  // The patient strategy does not read directory types at all (they are skipped), so not their deletions either.
+  return strategy === 'patient' && NOT_PATIENT_SCOPED.has(resourceType) ? [] : [{ resourceType, since }];
 }

@@ -1,6 +1,7 @@
 /**
  * The patient strategy end to end against the sandbox: a roster from the practice's Group, each type read
- * patient by patient, exact records; a patient the vendor deleted (its read answers 410) becomes a tombstone.
+ * patient by patient, exact records; a patient the vendor deleted (its read answers 410) becomes a tombstone, and
+ * so does a record deleted at the vendor (learned from the type's `_history`, which this personality offers).
  */
 import { describe, expect, it } from 'vitest';
 import { startSync, syncResult } from '../../client/sync-client.js';
@@ -19,7 +20,7 @@ async function expectExact(t: { tenantId: string; integrationId: string }, type:
 }
 
 describe('patient strategy', () => {
-  it('reads every type patient by patient from the Group roster, and tombstones a deleted patient', async () => {
+  it('reads every type patient by patient from the Group roster, and tombstones deleted patients and records', async () => {
     const { groupId } = (
       await sandboxAdmin<{ reads: { groupId: string } }>(harness.sandbox, 'GET', '/admin/read-paths')
     ).reads;
@@ -55,5 +56,27 @@ describe('patient strategy', () => {
     // The roster never reached the workflow history, and it is gone once the run ends.
     const left = await harness.pool.query('SELECT 1 FROM sync_rosters WHERE tenant_id = $1', [tenantId]);
     expect(left.rowCount).toBe(0);
+
+    // Records of roster patients deleted at the vendor: no per-patient search shows them, the type's `_history`
+    // (which this personality offers) does; each becomes a tombstone and leaves the store.
+    const conditions = await deleteRecords(harness.sandbox, 'Condition', { count: 3 });
+    const observations = await deleteRecords(harness.sandbox, 'Observation', { count: 2 });
+    const third = await run();
+    expect(third.outcome).toBe('completed');
+    expect(third.types.map((x) => [x.resourceType, x.deleted ?? 0])).toEqual([
+      ['Patient', 0],
+      ['Condition', conditions.length],
+      ['Observation', observations.length],
+    ]);
+    expect(third.totals.deleted).toBe(conditions.length + observations.length);
+    for (const type of TYPES) await expectExact(t, type);
+    const history = await harness.pool.query<{ resource_type: string; resource_id: string }>(
+      `SELECT resource_type, resource_id FROM record_tombstones WHERE tenant_id = $1 AND learned_how = 'history'`,
+      [tenantId],
+    );
+    const key = (type: string, id: string) => `${type}/${id}`;
+    expect(history.rows.map((r) => key(r.resource_type, r.resource_id)).sort()).toEqual(
+      [...conditions.map((c) => key('Condition', c.id)), ...observations.map((o) => key('Observation', o.id))].sort(),
+    );
   });
 });

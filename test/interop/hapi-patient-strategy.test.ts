@@ -5,8 +5,9 @@
  * The patient strategy (`--strategy patient --group-id …`): the roster is a Group loaded into HAPI; each type is
  * read per roster patient (`[type]?patient=…`, `_lastUpdated` on incremental runs). Patients outside the Group are
  * never read; a stored patient who left the Group is read once more (Patient only), so one deleted at HAPI
- * becomes a tombstone (410 on read). Group `$export` (`--strategy bulk --bulk-level group`): HAPI's own export of
- * the Group's patient compartments; the second run sends `_since`.
+ * becomes a tombstone (410 on read); records deleted at HAPI are learned from each type's `_history`. Group
+ * `$export` (`--strategy bulk --bulk-level group`): HAPI's own export of the Group's patient compartments; the second
+ * run sends `_since`.
  */
 import { beforeAll, expect, it } from 'vitest';
 import type { ResourceType } from '../../lib/domain.js';
@@ -116,35 +117,40 @@ describeWhenAvailable(
         await expectStored(h, ids, reached);
       });
 
-      it('a patient deleted at HAPI and gone from the Group becomes a tombstone; one who only left is kept', async () => {
+      it('a patient deleted at HAPI with its records: every one a tombstone; a patient who only left is kept', async () => {
         const left = corpus.patients[1]!; // leaves the Group, stays at HAPI
         const deleted = corpus.patients[2]!; // leaves the Group and is deleted with all of its records
         await putGroupMembers(
           rosterGroup,
           ROSTER.filter((i) => i !== 1 && i !== 2),
         );
-        const lastRead = await versionsAtServer(owned[2]!);
         await deleteResources(base, owned[2]!);
 
         const report = await runSync(h, ids);
         expect(report.outcome).toBe('completed');
+        // The Patient read answers 410 (the patient is re-read once off the roster); the records no per-patient
+        // search reaches any more are learned from each type's `_history`, which HAPI offers.
         expect(typeOf(report, 'Patient')).toMatchObject({ deleted: 1, inserted: 0, updated: 0 });
-        expect(report.totals.deleted).toBe(1);
-        expect(await tombstones(h, ids)).toEqual([{ type: 'Patient', id: deleted.id, how: 'read-gone' }]);
-        reached.delete(key(deleted));
-        // The patient who left is read again (Patient only) and kept at the server's version; the records of
-        // both stay as last read (the patient strategy reads no type but Patient for anyone off the roster).
+        for (const type of SYNCED_TYPES) {
+          const n = ofType(owned[2]!, type).length;
+          expect(typeOf(report, type).deleted ?? 0, type).toBe(n);
+        }
+        expect(report.totals.deleted).toBe(owned[2]!.length);
+        // Every tombstone says `history`, the Patient's too: the read's 410 tombstoned it first, then the Patient
+        // history named it again. HAPI's deletion entries carry no `response.lastModified`, so each is stamped with
+        // the moment it was learned, later than the read's, and the later learning is the one kept.
+        const gone = owned[2]!.map((r) => ({ type: r.type, id: r.id, how: 'history' }));
+        expect((await tombstones(h, ids)).sort(byKey)).toEqual(gone.sort(byKey));
+        owned[2]!.forEach((r) => reached.delete(key(r)));
+        // The patient who left is read again (Patient only) and kept at the server's version, with the records
+        // last read (the patient strategy reads no type but Patient for anyone off the roster).
         const stored = await storedVersions(h.harness.pool, ids.tenantId, ids.integrationId, 'Patient');
         expect(stored.has(left.id)).toBe(true);
         expect(stored.has(deleted.id)).toBe(false);
-        await expectStored(h, ids, reached, { keptAsRead: lastRead.slice(1) });
+        await expectStored(h, ids, reached);
       });
 
-      // A finding, not yet the product's behaviour (README: the patient strategy learns deletions from Patient
-      // reads only): records deleted at the vendor stay stored under this strategy — the clinical records of a
-      // deleted patient, and a deleted Observation of a patient still on the roster. When the product learns them
-      // (e.g. the type's `_history` as the search strategy reads it), this test starts failing: drop `.fails`.
-      it.fails('records deleted at HAPI become tombstones under the patient strategy too', async () => {
+      it('a record of a roster patient deleted at HAPI becomes a tombstone, on a full sync too', async () => {
         // A BP panel of a roster patient (no other resource refers to it, so HAPI lets it go alone).
         const bp = ofType(owned[3]!, 'Observation')[0]!;
         const bpNow = await fhirJson<FhirResource>(`${base}/Observation/${bp.id}`, { fresh: true });
@@ -153,6 +159,9 @@ describeWhenAvailable(
         reached.delete(key(bp));
         const report = await runSync(h, ids, true);
         expect(report.outcome).toBe('completed');
+        expect(report.totals.deleted).toBe(1);
+        expect(typeOf(report, 'Observation').deleted).toBe(1);
+        expect(await tombstones(h, ids)).toContainEqual({ type: 'Observation', id: bp.id, how: 'history' });
         await expectStored(h, ids, reached);
       });
     }
@@ -243,12 +252,6 @@ describeWhenAvailable(
       };
     }
 
-    /** The server's current version of each of `refs` (all of them must exist). */
-    async function versionsAtServer(refs: readonly ResourceRef[]): Promise<ResourceRef[]> {
-      const server = await currentVersionsByType(base, [...new Set(refs.map((r) => r.type))]);
-      return refs.map((r) => ({ ...r, versionId: server[r.type]!.get(r.id)! }));
-    }
-
     async function createObservation(patientId: string): Promise<ResourceRef> {
       const res = await postBundle(base, 'transaction', [
         {
@@ -267,23 +270,15 @@ describeWhenAvailable(
 );
 
 const key = (r: Pick<ResourceRef, 'type' | 'id'>) => `${r.type}/${r.id}`;
+const byKey = (a: { type: string; id: string }, b: { type: string; id: string }) => key(a).localeCompare(key(b));
 const ofType = (refs: readonly ResourceRef[], type: ResourceType) => refs.filter((r) => r.type === type);
 
-/**
- * Per type, the stored ids and versions are exactly `expected`'s at the server's current versions; `keptAsRead`
- * (deleted at the server since) are stored at the version last read.
- */
-async function expectStored(
-  h: HapiSync,
-  ids: Ids,
-  expected: ReadonlySet<string>,
-  options: { keptAsRead?: readonly ResourceRef[] } = {},
-): Promise<void> {
+/** Per type, the stored ids and versions are exactly `expected`'s still at the server, at its current versions. */
+async function expectStored(h: HapiSync, ids: Ids, expected: ReadonlySet<string>): Promise<void> {
   const server = await currentVersionsByType(h.hapi.baseUrl, SYNCED_TYPES);
   for (const type of SYNCED_TYPES) {
     const want = new Map<string, string>();
     for (const [id, version] of server[type]!) if (expected.has(`${type}/${id}`)) want.set(id, version);
-    for (const r of options.keptAsRead ?? []) if (r.type === type) want.set(r.id, r.versionId);
     const stored = await storedVersions(h.harness.pool, ids.tenantId, ids.integrationId, type);
     const sorted = (m: Map<string, string>) => [...m.entries()].sort(([a], [b]) => a.localeCompare(b));
     expect(sorted(stored), `${type}: stored ids and versions`).toEqual(sorted(want));

@@ -112,6 +112,32 @@ describe('read strategy and plan', () => {
     expect(plan.typeHistory).toEqual([{ resourceType: 'Patient', since: '2026-01-01T00:00:00.000Z' }]);
   });
 
+  it('the patient strategy reads history where the server offers it (not of directory types); bulk never', () => {
+    const input = (vendor: string, readStrategy: 'patient' | 'bulk') => ({
+      integration: integration(vendor, { readStrategy }),
+      capabilities: {
+        known: true,
+        sortable: [],
+        typeHistory: ['Patient', 'Observation', 'Practitioner'],
+        lastUpdated: null,
+      },
+      types: (['Patient', 'Condition', 'Observation', 'Practitioner'] as const).map((resourceType) => ({
+        resourceType,
+        since: null,
+      })),
+      checkpoints: new Map([
+        ['Patient', '2026-01-01T00:00:00.000Z'],
+        ['Condition', '2026-01-02T00:00:00.000Z'],
+        ['Practitioner', '2026-01-03T00:00:00.000Z'],
+      ]),
+    });
+    // Observation has no checkpoint yet (a first read has nothing stored to delete); Condition has no history.
+    expect(planRead(input('sandbox', 'patient')).typeHistory).toEqual([
+      { resourceType: 'Patient', since: '2026-01-01T00:00:00.000Z' },
+    ]);
+    expect(planRead(input('sandbox', 'bulk')).typeHistory).toEqual([]);
+  });
+
   it('bulk takes the first level the vendor offers, and a patient roster defaults to a Patient search', () => {
     const epic = planRead({
       integration: integration('epic', { readOptions: { groupId: 'g-1' } }),
