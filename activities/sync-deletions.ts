@@ -33,7 +33,11 @@ export function createSyncDeletionActivities(deps: Pick<SyncActivityDeps, 'pool'
         deps,
         ctx,
         { tenantId: input.tenantId, integrationId: input.integrationId, resourceType: input.resourceType },
-        page.deletions.map((d) => ({ resourceId: d.resourceId, deletedAt: d.deletedAt ?? learnedAt })),
+        page.deletions.map((d) =>
+          d.deletedAt
+            ? { resourceId: d.resourceId, deletedAt: d.deletedAt }
+            : { resourceId: d.resourceId, deletedAt: learnedAt, learned: true },
+        ),
         'history',
       );
       return { deletions: page.deletions.length, removed: counts.removed, nextCursor: page.nextUrl ?? null };

@@ -105,7 +105,7 @@ export function createSyncPatientActivities(deps: Deps) {
             deps,
             ctx,
             scope,
-            [{ resourceId: patientId, deletedAt: new Date().toISOString() }],
+            [{ resourceId: patientId, deletedAt: new Date().toISOString(), learned: true }],
             'read-gone',
           );
           result.deleted += gone.tombstoned;

@@ -126,6 +126,12 @@ export interface Deletion {
   resourceId: string;
   /** When the vendor deleted it (its history entry, the export's transactionTime), else when we learned it. */
   deletedAt: string;
+  /**
+   * True when deletedAt is only when we learned it (a history entry without a time, a read answering 410). Such
+   * a time never moves an existing tombstone forward: each run that learns the deletion again would otherwise
+   * push it later, and block a version re-created in between.
+   */
+  learned?: boolean;
 }
 
 export interface TombstoneCounts {
@@ -149,23 +155,29 @@ export async function tombstoneRecords(
   runId: string,
 ): Promise<TombstoneCounts> {
   if (deletions.length === 0) return { removed: 0, tombstoned: 0, pseudonyms: [] };
-  const latest = new Map<string, string>();
+  const latest = new Map<string, Deletion>();
   for (const d of deletions) {
     const seen = latest.get(d.resourceId);
-    if (!seen || Date.parse(seen) < Date.parse(d.deletedAt)) latest.set(d.resourceId, d.deletedAt);
+    if (!seen || Date.parse(seen.deletedAt) < Date.parse(d.deletedAt)) latest.set(d.resourceId, d);
   }
   const ids = [...latest.keys()];
-  const times = ids.map((id) => latest.get(id)!);
+  const times = ids.map((id) => latest.get(id)!.deletedAt);
+  const learned = ids.map((id) => latest.get(id)!.learned === true);
+  // A learned time is written for a resource with no tombstone yet; an existing tombstone keeps its time.
   const tomb = await client.query(
     `INSERT INTO record_tombstones AS tb (tenant_id, integration_id, resource_type, resource_id, deleted_at,
        learned_how, run_id)
      SELECT $1, $2, $3, t.resource_id, t.deleted_at, $6, $7
-       FROM unnest($4::text[], $5::timestamptz[]) AS t(resource_id, deleted_at)
+       FROM unnest($4::text[], $5::timestamptz[], $8::boolean[]) AS t(resource_id, deleted_at, learned)
+      WHERE NOT (t.learned AND EXISTS (
+        SELECT 1 FROM record_tombstones old
+         WHERE old.tenant_id = $1 AND old.integration_id = $2 AND old.resource_type = $3
+           AND old.resource_id = t.resource_id))
      ON CONFLICT (tenant_id, integration_id, resource_type, resource_id) DO UPDATE
        SET deleted_at = EXCLUDED.deleted_at, learned_at = now(), learned_how = EXCLUDED.learned_how,
            run_id = EXCLUDED.run_id
        WHERE tb.deleted_at < EXCLUDED.deleted_at`,
-    [scope.tenantId, scope.integrationId, scope.resourceType, ids, times, how, runId],
+    [scope.tenantId, scope.integrationId, scope.resourceType, ids, times, how, runId, learned],
   );
   const removed = await client.query<{ patient_pseudonym: string | null }>(
     `DELETE FROM records r USING unnest($4::text[], $5::timestamptz[]) AS t(resource_id, deleted_at)

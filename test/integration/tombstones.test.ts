@@ -76,4 +76,63 @@ describe('tombstones', () => {
     expect(audit.rows[0]!.details).toMatchObject({ resourceType: 'Observation', how: 'history', removed: 1 });
     expect(JSON.stringify(audit.rows[0]!.details)).not.toContain('synthetic');
   });
+
+  it('a deletion known only by when it was learned keeps its first time: learning it again does not move it', async () => {
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
+      resourceTypes: ['Observation'],
+    });
+    const integrationId = integrationIds[0]!;
+    const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
+    const deps = { pool: harness.pool, keyring: new TenantKeyring({ pool: harness.pool, kek }) };
+    const scope = { tenantId, integrationId, resourceType: 'Observation' as const, purpose: 'clinical-sync' as const };
+    const tombstoneTime = async () =>
+      (
+        await harness.pool.query<{ deleted_at: Date }>(
+          'SELECT deleted_at FROM record_tombstones WHERE tenant_id = $1 AND resource_id = $2',
+          [tenantId, 'o-learned'],
+        )
+      ).rows.map((r) => r.deleted_at.toISOString());
+
+    const first = '2026-02-01T00:00:00.000Z';
+    await applyDeletions(
+      deps,
+      testActor,
+      scope,
+      [{ resourceId: 'o-learned', deletedAt: first, learned: true }],
+      'history',
+    );
+    const again = await applyDeletions(
+      deps,
+      testActor,
+      scope,
+      [{ resourceId: 'o-learned', deletedAt: '2026-02-05T00:00:00.000Z', learned: true }],
+      'history',
+    );
+    expect(again.tombstoned).toBe(0);
+    expect(await tombstoneTime()).toEqual([first]);
+
+    // Re-created at the vendor after the first learning: the version is stored (the tombstone did not drift past it).
+    const back = await storeResources(deps, testActor, scope, [
+      observation('o-learned', '2', '2026-02-03T00:00:00.000Z'),
+    ]);
+    expect(back).toMatchObject({ inserted: 1 });
+    expect(await tombstoneTime()).toEqual([]);
+
+    // A deletion with its own time still moves a tombstone forward.
+    await applyDeletions(
+      deps,
+      testActor,
+      scope,
+      [{ resourceId: 'o-learned', deletedAt: '2026-02-04T00:00:00.000Z' }],
+      'history',
+    );
+    await applyDeletions(
+      deps,
+      testActor,
+      scope,
+      [{ resourceId: 'o-learned', deletedAt: '2026-02-06T00:00:00.000Z' }],
+      'history',
+    );
+    expect(await tombstoneTime()).toEqual(['2026-02-06T00:00:00.000Z']);
+  });
 });
