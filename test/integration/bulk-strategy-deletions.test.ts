@@ -12,7 +12,8 @@ import { checkpointsOf, tombstonesOf } from './bulk-support.js';
 import { registerSandboxTenant, sandboxAdmin, sandboxManifest, storedVersions, useSyncHarness } from './support.js';
 
 const TYPES: ResourceType[] = ['Patient', 'Condition', 'Observation'];
-const harness = useSyncHarness({ sandbox: { size: 150 } });
+// Small history pages: a type's deletions span several, so a run can continue as new between them.
+const harness = useSyncHarness({ sandbox: { size: 150 }, config: { EHR_SYNC_PAGE_SIZE: '2' } });
 
 type Ids = { tenantId: string; integrationId: string };
 
@@ -29,9 +30,14 @@ async function bulkTenant(behaviour: BulkBehaviourPatch): Promise<Ids> {
   return { tenantId, integrationId: integrationIds[0]! };
 }
 
-async function sync(ids: Ids) {
+async function sync(ids: Ids, options: { historyEventLimit?: number } = {}) {
   return syncResult(
-    await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, { ...ids, vendor: 'sandbox' }),
+    await startSync(
+      harness.temporal.client,
+      harness.config.TEMPORAL_TASK_QUEUE,
+      { ...ids, vendor: 'sandbox' },
+      options,
+    ),
   );
 }
 
@@ -85,6 +91,27 @@ describe('bulk strategy deletions from type history', () => {
     const moved = await checkpointsOf(harness.pool, ids.tenantId, ids.integrationId);
     for (const type of TYPES)
       expect(Date.parse(moved.get(type)!), type).toBeGreaterThan(Date.parse(planned.get(type)!));
+  });
+
+  it('a run continued as new while reading history does not export again, and misses no deletion', async () => {
+    const ids = await bulkTenant({ deleted: 'never' });
+    expect((await sync(ids)).outcome).toBe('completed');
+    const observations = await deleteRecords(harness.sandbox, 'Observation', { count: 5 });
+    // The export alone outgrows this limit: the run continues as new after each history page or two.
+    const second = await sync(ids, { historyEventLimit: 20 });
+    expect(second.outcome).toBe('completed');
+    expect(second.continuedAsNew).toBeGreaterThan(0);
+    expect((await bulkLog(harness.sandbox)).kickoffs).toHaveLength(2);
+    // The export's counts survived the carried state (the second export read only what changed: nothing).
+    expect(second.types.map((t) => [t.resourceType, t.pages, t.fetched, t.deleted ?? 0])).toEqual([
+      ['Patient', 0, 0, 0],
+      ['Condition', 0, 0, 0],
+      ['Observation', 0, 0, observations.length],
+    ]);
+    expect((await tombstonesOf(harness.pool, ids.tenantId, ids.integrationId)).map((t) => t.id).sort()).toEqual(
+      observations.map((o) => o.id).sort(),
+    );
+    await expectExact(ids);
   });
 
   it('a deletion that deleted[] and history both tell is removed and counted once', async () => {
