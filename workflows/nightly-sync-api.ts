@@ -108,6 +108,8 @@ export interface SyncState {
   capped?: CappedRead;
   /** search with a read plan: the current type's pages are done and its history (deletions) is being read. */
   readingHistory?: boolean;
+  /** bulk: the export has been applied to the progress (what follows is the types' history). */
+  exported?: boolean;
   /**
    * patient strategy: the run's roster; `rechecks` stored patients off the roster follow its members and are read
    * for the Patient type only (to learn of deletions).

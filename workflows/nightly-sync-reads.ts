@@ -1,9 +1,9 @@
 /**
  * How the nightly sync reads one type (workflows/nightly-sync.ts is the playbook): system-wide searches window by
- * window then the type's deletions, or patient by patient over the run's roster. Workflow code: deterministic,
- * only `@temporalio/workflow` and type imports.
+ * window then the type's deletions, or patient by patient over the run's roster; and, after a bulk export, each
+ * type's deletions. Workflow code: deterministic, only `@temporalio/workflow` and type imports.
  */
-import { ApplicationFailure, patched } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, patched } from '@temporalio/workflow';
 import type { ActivityInterfaceFor } from '@temporalio/workflow';
 import type { SyncPageActivities } from '../activities/index.js';
 import type { CappedWindowsResult, PatientBatchResult, SyncPageResult } from '../activities/types.js';
@@ -17,6 +17,10 @@ const CAPPED_WINDOWS = 'capped-search-windows';
 export const MAX_WINDOW_PROBES = 1_000;
 /** The patient strategy reads each type's deletions from its `_history` (histories before it: never). */
 const PATIENT_HISTORY = 'patient-strategy-type-history';
+/** The bulk strategy reads each type's deletions from its `_history` after the export (histories before it: never). */
+const BULK_HISTORY = 'bulk-strategy-type-history';
+/** lib/errors ScopeNotGrantedError's code (workflows may not import lib/errors). */
+const SCOPE_NOT_GRANTED = 'VENDOR_SCOPE_NOT_GRANTED';
 /** Roster positions per patient-strategy activity in plans recorded before the plan said. */
 const PATIENTS_PER_BATCH = 25;
 
@@ -129,6 +133,35 @@ async function readDeletions(run: SyncRun, t: TypeProgress): Promise<'read' | 'c
     run.state.cursor = page.nextCursor;
     await run.carryOnIfLarge();
   } while (run.state.cursor !== null);
+  return 'read';
+}
+
+/**
+ * bulk, once the export has been applied: each planned type's deletions from its `_history`, where the server offers
+ * it (an export tells deletions only in `deleted[]`, which some servers never send). The plan holds each type's
+ * checkpoint from before the export moved it, so the window covers the time between the two exports. A type the
+ * vendor no longer lets us read history of is reported incomplete, its deletions unread.
+ */
+export async function readBulkDeletions(run: SyncRun): Promise<'read' | 'cancelled'> {
+  const state = run.state;
+  // Plans recorded before the bulk strategy read history name no type here; the patch marks the new step.
+  if (!state.plan.read?.typeHistory.length || !patched(BULK_HISTORY)) return 'read';
+  while (state.typeIndex < state.plan.resourceTypes.length) {
+    const t = state.progress.types[state.typeIndex]!;
+    state.progress.currentResourceType = t.resourceType;
+    try {
+      if (t.skippedReason === undefined && (await readDeletions(run, t)) === 'cancelled') return 'cancelled';
+    } catch (err) {
+      const cause = err instanceof ActivityFailure ? err.cause : undefined;
+      if (!(cause instanceof ApplicationFailure) || cause.type !== SCOPE_NOT_GRANTED) throw err;
+      t.incompleteReason = SCOPE_NOT_GRANTED;
+      t.incompleteDetail = `its deletions were not read: ${cause.message}`;
+      t.done = false;
+    }
+    state.typeIndex += 1;
+    state.cursor = null;
+    delete state.readingHistory;
+  }
   return 'read';
 }
 

@@ -28,7 +28,7 @@ import type { BulkExportInput, BulkExportResult } from './bulk-export.js';
 import type { NightlySyncInput, SyncReport, TypeProgress } from './nightly-sync-api.js';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal } from './nightly-sync-api.js';
 import type { PageCounts, SyncRun } from './nightly-sync-reads.js';
-import { emptyTypeProgress, freshState, readByPatient, readBySearch } from './nightly-sync-reads.js';
+import { emptyTypeProgress, freshState, readBulkDeletions, readByPatient, readBySearch } from './nightly-sync-reads.js';
 import { storePreset, vendorPagePreset } from './presets.js';
 
 export type {
@@ -155,10 +155,18 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
   }
 
   /**
-   * Bulk Data `$export` of every planned type, as a child workflow (its own history: polls, files, checkpoints).
-   * Cancel reaches it (it then DELETEs the export at the vendor); pause does not stop an export under way.
+   * Bulk Data `$export` of every planned type, as a child workflow (its own history: polls, files, checkpoints),
+   * then each type's deletions from its `_history` where the plan names it. Cancel reaches the child (it then
+   * DELETEs the export at the vendor); pause does not stop an export under way.
    */
   async function readByBulk(): Promise<SyncReport> {
+    // A run continued as new while reading history has applied its export already.
+    if (!state.exported && (await exportAll()) === 'cancelled') return finish('cancelled');
+    if ((await readBulkDeletions(run)) === 'cancelled') return finish('cancelled');
+    return finish(state.progress.types.some((t) => t.incompleteReason) ? 'incomplete' : 'completed');
+  }
+
+  async function exportAll(): Promise<'read' | 'cancelled'> {
     const bulk = read!.bulk!;
     const info = workflowInfo();
     const exportInput: BulkExportInput = {
@@ -169,7 +177,7 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
       ...(bulk.typeFilter ? { typeFilter: bulk.typeFilter } : {}),
       ...(state.plan.pageTaskQueue ? { pageTaskQueue: state.plan.pageTaskQueue } : {}),
     };
-    if (await held()) return finish('cancelled');
+    if (await held()) return 'cancelled';
     const exporting = new CancellationScope();
     let result: BulkExportResult;
     try {
@@ -182,7 +190,7 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
         return child;
       });
     } catch (err) {
-      if (cancelRequested && (err instanceof ChildWorkflowFailure || isCancellation(err))) return finish('cancelled');
+      if (cancelRequested && (err instanceof ChildWorkflowFailure || isCancellation(err))) return 'cancelled';
       throw err;
     }
     for (const r of result.types) {
@@ -198,7 +206,8 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
       }
       t.done = r.checkpoint !== null && !r.incomplete;
     }
-    return finish(state.progress.types.some((t) => t.incompleteReason) ? 'incomplete' : 'completed');
+    state.exported = true;
+    return 'read';
   }
 
   async function finish(outcome: SyncReport['outcome']): Promise<SyncReport> {

@@ -46,7 +46,10 @@ export interface ReadPlan {
   lastUpdatedSearch: boolean;
   /** Types whose searches the server may sort by `_lastUpdated` (its CapabilityStatement says so). */
   sortable: ResourceType[];
-  /** search, patient: types whose deletions `[type]/_history?_since=` shows, each since its previous checkpoint. */
+  /**
+   * Types whose deletions `[type]/_history?_since=` shows, each since its checkpoint as it was when the run planned
+   * (bulk: read after the export, which has moved the checkpoints by then).
+   */
   typeHistory: Array<{ resourceType: ResourceType; since: string }>;
   /** bulk: the export's level and settings. */
   bulk?: { level: 'system' | 'group' | 'patient'; groupId?: string; typeFilter?: string[]; incremental: boolean };
@@ -78,10 +81,10 @@ export function planRead(input: ReadPlanInput): ReadPlan {
     overlapSeconds: read.overlapSeconds,
     lastUpdatedSearch,
     sortable: input.types.map((t) => t.resourceType).filter((t) => caps.sortable.includes(t)),
-    // Searches (system-wide or per patient) never show a deletion: where the server offers the type's history, the
-    // run reads its deletions there. A bulk export lists its own (`deleted[]`).
-    typeHistory:
-      read.strategy === 'bulk' ? [] : input.types.flatMap((t) => historySince(input, read.strategy, t.resourceType)),
+    // Searches (system-wide or per patient) never show a deletion, and an export lists its own in `deleted[]` only
+    // where the server sends one (HAPI never does): where the server offers the type's history, the run reads its
+    // deletions there too. A deletion learned twice (`deleted[]` and history) is removed, and counted, once.
+    typeHistory: input.types.flatMap((t) => historySince(input, read.strategy, t.resourceType)),
   };
   if (read.strategy === 'bulk') {
     const levels = profileFor(input.integration.vendor).bulk.value;

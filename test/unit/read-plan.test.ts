@@ -112,7 +112,7 @@ describe('read strategy and plan', () => {
     expect(plan.typeHistory).toEqual([{ resourceType: 'Patient', since: '2026-01-01T00:00:00.000Z' }]);
   });
 
-  it('the patient strategy reads history where the server offers it (not of directory types); bulk never', () => {
+  it('patient and bulk strategies read history where the server offers it (patient: not of directory types)', () => {
     const input = (vendor: string, readStrategy: 'patient' | 'bulk') => ({
       integration: integration(vendor, { readStrategy }),
       capabilities: {
@@ -135,7 +135,12 @@ describe('read strategy and plan', () => {
     expect(planRead(input('sandbox', 'patient')).typeHistory).toEqual([
       { resourceType: 'Patient', since: '2026-01-01T00:00:00.000Z' },
     ]);
-    expect(planRead(input('sandbox', 'bulk')).typeHistory).toEqual([]);
+    // An export's manifest may carry no deleted[] (HAPI's never does): the bulk strategy reads history too, each type
+    // since its checkpoint from before the export, directory types included (an export reads them).
+    expect(planRead(input('sandbox', 'bulk')).typeHistory).toEqual([
+      { resourceType: 'Patient', since: '2026-01-01T00:00:00.000Z' },
+      { resourceType: 'Practitioner', since: '2026-01-03T00:00:00.000Z' },
+    ]);
   });
 
   it('bulk takes the first level the vendor offers, and a patient roster defaults to a Patient search', () => {
