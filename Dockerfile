@@ -18,4 +18,4 @@ COPY bin ./bin
 USER node
 # Started as the dev stack, tests and benchmarks start it: workers/node-process.ts says why these flags.
 ENV MALLOC_ARENA_MAX=2
-CMD ["node", "--require", "tsx/cjs", "--max-semi-space-size=8", "--heap-growing-percent=50", "workers/worker.ts"]
+CMD ["node", "--require", "tsx/cjs", "--max-semi-space-size=2", "--heap-growing-percent=20", "workers/worker.ts"]

@@ -6,21 +6,20 @@
  * - `--require tsx/cjs`: TypeScript through tsx's CommonJS hook alone (the code base is CommonJS; ESM-only
  *   packages are still transpiled on require). `--import tsx` also registers tsx's ESM loader, which Node 20
  *   runs on a thread of its own — one V8 isolate more, about 50 MiB of a resting worker's RSS.
- * - `--max-semi-space-size=8` (MiB; Node 20's default is 16): the young generation is committed whole once a
- *   busy process has filled it, and a worker's garbage is short-lived (parsed lines, sealed records); half the
- *   space lowered the bulk benchmark's peak RSS by about 20-30 MiB at no CPU cost measured (bench:sync, bulk).
- * - `--heap-growing-percent=50`: after a full collection V8 lets the old generation grow to as much as four
- *   times what survived before the next one; a worker's survivors are few (keys, caches, batches being
- *   committed), so it let garbage pile up to ~200 MiB of heap in a long bulk file. 1.5 times keeps the heap
- *   under ~100 MiB for ~10 % more worker CPU (bench:sync --strategy bulk: peak RSS 430 → 285 MiB).
+ * - `--max-semi-space-size=2` and `--heap-growing-percent=20`: a worker's garbage is short-lived (parsed lines,
+ *   sealed records) and what survives is small (keys, caches, batches being committed). Node 20's defaults (16
+ *   MiB semi-spaces, an old generation let grow to up to 4 x its survivors between full collections) let a long
+ *   bulk file pile garbage up to ~200 MiB of heap. Measured with `npm run bench:sync -- --strategy bulk`
+ *   (1,000,000 resources, worker peak RSS / worker CPU-s): defaults 357-430 MiB / 33; 8 MiB and 50 % 295-310 /
+ *   34; 4 MiB and 30 % 281-291 / 35; 2 MiB and 20 % 272-273 / 36-39.
  * - `MALLOC_ARENA_MAX=2`: glibc gives threads their own malloc arenas, and a worker has about twenty (Temporal
  *   core's runtime, libuv's pool, the workflow threads); their fragments add to RSS under load.
  */
 export const NODE_ARGS: readonly string[] = [
   '--require',
   'tsx/cjs',
-  '--max-semi-space-size=8',
-  '--heap-growing-percent=50',
+  '--max-semi-space-size=2',
+  '--heap-growing-percent=20',
 ];
 
 export const PROCESS_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
