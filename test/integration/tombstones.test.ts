@@ -27,15 +27,21 @@ function observation(id: string, versionId: string, lastUpdated: string) {
   };
 }
 
+/** A tenant with one Observation integration, and what storing and deleting its records needs. */
+async function observationStore() {
+  const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
+    resourceTypes: ['Observation'],
+  });
+  const integrationId = integrationIds[0]!;
+  const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
+  const deps = { pool: harness.pool, keyring: new TenantKeyring({ pool: harness.pool, kek }) };
+  const scope = { tenantId, integrationId, resourceType: 'Observation' as const, purpose: 'clinical-sync' as const };
+  return { tenantId, integrationId, deps, scope };
+}
+
 describe('tombstones', () => {
   it('removes the ciphertext, keeps older versions out and lets a newer version back in', async () => {
-    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
-      resourceTypes: ['Observation'],
-    });
-    const integrationId = integrationIds[0]!;
-    const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
-    const deps = { pool: harness.pool, keyring: new TenantKeyring({ pool: harness.pool, kek }) };
-    const scope = { tenantId, integrationId, resourceType: 'Observation' as const, purpose: 'clinical-sync' as const };
+    const { tenantId, integrationId, deps, scope } = await observationStore();
 
     await storeResources(deps, testActor, scope, [
       observation('o-1', '1', '2026-01-01T00:00:00.000Z'),
@@ -78,13 +84,7 @@ describe('tombstones', () => {
   });
 
   it('a deletion known only by when it was learned keeps its first time: learning it again does not move it', async () => {
-    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
-      resourceTypes: ['Observation'],
-    });
-    const integrationId = integrationIds[0]!;
-    const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
-    const deps = { pool: harness.pool, keyring: new TenantKeyring({ pool: harness.pool, kek }) };
-    const scope = { tenantId, integrationId, resourceType: 'Observation' as const, purpose: 'clinical-sync' as const };
+    const { tenantId, deps, scope } = await observationStore();
     const tombstoneTime = async () =>
       (
         await harness.pool.query<{ deleted_at: Date }>(
