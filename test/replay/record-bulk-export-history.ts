@@ -1,6 +1,8 @@
 /**
  * Records a Bulk Data export history for test/replay/replay.test.ts:
- *   npx tsx test/replay/record-bulk-export-history.ts
+ *   npx tsx test/replay/record-bulk-export-history.ts [bulk-export | bulk-export-three-files]
+ * (names given: only those histories are written; the others keep covering older code).
+ * bulk-export-three-files: the same export with the child's default file concurrency (three at once).
  * A system export of Patient and Observation: slow preparation (two 202 polls, a transient 503 between
  * them), several output files per type downloaded two at a time, an error file, a deleted file (one
  * Observation deleted at the vendor after a first export), checkpoints, and the DELETE of the status URL.
@@ -35,7 +37,9 @@ async function main(): Promise<void> {
       },
       actor,
     );
-    const run = (id: string) =>
+    const only = process.argv.slice(2);
+    const wanted = (name: string) => only.length === 0 || only.includes(name);
+    const run = (id: string, concurrency: number | undefined = 2) =>
       client.workflow.execute<typeof bulkExport>('bulkExport', {
         taskQueue: config.TEMPORAL_TASK_QUEUE,
         workflowId: id,
@@ -48,7 +52,7 @@ async function main(): Promise<void> {
               { resourceType: 'Patient', since: null },
               { resourceType: 'Observation', since: null },
             ],
-            concurrency: 2,
+            ...(concurrency === undefined ? {} : { concurrency }),
           },
         ],
       });
@@ -56,8 +60,14 @@ async function main(): Promise<void> {
     await run('bulk-export-first');
     await deleteRecords(sandbox, 'Observation', { count: 1 });
     await setBulkBehaviour(sandbox, { preparePolls: 2, errorFile: true, deleted: 'always', pollErrors: 1 });
-    await run('bulk-export');
-    await writeHistory('bulk-export', client.workflow.getHandle('bulk-export'), await sandboxIdentifiers(sandbox));
+    for (const [name, concurrency] of [
+      ['bulk-export', 2],
+      ['bulk-export-three-files', undefined],
+    ] as const) {
+      if (!wanted(name)) continue;
+      await run(name, concurrency);
+      await writeHistory(name, client.workflow.getHandle(name), await sandboxIdentifiers(sandbox));
+    }
   } finally {
     await close();
   }
