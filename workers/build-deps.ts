@@ -184,6 +184,7 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
       jwksPublicUrl: config.JWKS_PUBLIC_URL,
       sandboxAdminFor,
     },
+    retention: { pool },
     close: async () => {
       await (await temporalClientPromise?.catch(() => undefined))?.connection.close();
       await revocations.close();

@@ -9,6 +9,8 @@ import type {
   KeyRotationActivityDeps,
   SyncActivityDeps,
 } from '../activities/index.js';
+import type { RetentionActivityDeps } from '../activities/retention.js';
+import { createRetentionActivities } from '../activities/retention.js';
 import {
   createBulkExportActivities,
   createContainmentActivities,
@@ -28,6 +30,7 @@ export interface WorkerActivityDeps {
   bulk: BulkExportActivityDeps;
   keyRotation: KeyRotationActivityDeps;
   containment: ContainmentActivityDeps;
+  retention: RetentionActivityDeps;
 }
 
 export function createWorkerActivities(deps: WorkerActivityDeps) {
@@ -35,8 +38,9 @@ export function createWorkerActivities(deps: WorkerActivityDeps) {
   const bulk = createBulkExportActivities(deps.bulk);
   const keyRotation = createKeyRotationActivities(deps.keyRotation);
   const containment = createContainmentActivities(deps.containment);
-  const names = [sync, bulk, keyRotation, containment].flatMap((set) => Object.keys(set));
+  const retention = createRetentionActivities(deps.retention);
+  const names = [sync, bulk, keyRotation, containment, retention].flatMap((set) => Object.keys(set));
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
-  return { ...sync, ...bulk, ...keyRotation, ...containment };
+  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention };
 }

@@ -20,7 +20,7 @@ import type { AnchoredHead } from './chain-verifier.js';
 import { listCheckpoints } from './checkpoint.js';
 import type { CheckpointPayload, StoredCheckpoint } from './checkpoint-jws.js';
 import { CHECKPOINT_GENESIS_HASH, checkpointHashOf, publicKeyFromJwk, verifyCheckpointJws } from './checkpoint-jws.js';
-import { checkBatchSize, inSnapshot, readHead, walk } from './verify-chain.js';
+import { checkBatchSize, inSnapshot, readHead, readPurgeBoundary, walk } from './verify-chain.js';
 import type { AuditVerification } from './verify-chain.js';
 
 export type { AuditVerification };
@@ -36,6 +36,8 @@ export interface CheckpointProblem {
 export interface AuditTrailVerification extends AuditVerification {
   /** Checkpoints in the database. */
   checkpoints: number;
+  /** Retention purged every event up to this seq (whole segments); the chain is verified from there. */
+  purgedThroughSeq?: number;
   /** Lines in the anchor; null when the anchor does not exist. */
   anchorLines: number | null;
   anchor: string;
@@ -250,7 +252,22 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
         problem({ checkpointSeq: k, reason: `checkpoint ${k} is in the anchor but missing from the database` });
     }
 
-    const chain = await walk(client, trusted, head, batchSize);
+    // After retention purged the oldest segments, the kept chain starts after a signed checkpoint.
+    const boundary = await readPurgeBoundary(client);
+    if (boundary) {
+      const signed = trusted.find(
+        (c) =>
+          c.checkpointSeq === boundary.checkpointSeq && c.eventSeq === boundary.seq && c.headHash.equals(boundary.hash),
+      );
+      if (!signed)
+        problem({
+          checkpointSeq: boundary.checkpointSeq,
+          reason:
+            `audit events through seq ${boundary.seq} were purged, ` +
+            `but no trusted signed checkpoint ${boundary.checkpointSeq} ends there`,
+        });
+    }
+    const chain = await walk(client, trusted, head, batchSize, boundary);
     if (chain.ok) {
       const best = trusted.reduce<AnchoredHead | undefined>(
         (m, c) => (!m || c.checkpointSeq > m.checkpointSeq ? c : m),
@@ -272,6 +289,7 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
       headSeq: head.seq,
       ...(chain.ok ? {} : { firstBrokenSeq: chain.firstBrokenSeq, reason: chain.reason }),
       checkpoints: dbCheckpoints.length,
+      ...(boundary ? { purgedThroughSeq: boundary.seq } : {}),
       ...base,
       ...(lastTrusted ? { lastCheckpoint: lastTrusted } : {}),
       keySource,
