@@ -10,6 +10,8 @@ import { recordAuditEvent } from '../lib/audit/chain.js';
 import { InvalidArgumentError } from '../lib/errors/index.js';
 import { purgeOldestAuditSegment } from '../lib/retention/audit-segments.js';
 import type { AuditSegmentPurgeResult } from '../lib/retention/audit-segments.js';
+import type { EvidencePurgeResult, EvidenceTask } from '../lib/retention/evidence.js';
+import { purgeIncidentEvidence } from '../lib/retention/evidence.js';
 import type { PurgeTask, RetentionPlan } from '../lib/retention/plan.js';
 import { planRetention } from '../lib/retention/plan.js';
 import { purgeRecordsBatch, purgeWebhookDeliveriesBatch } from '../lib/retention/purge.js';
@@ -21,6 +23,8 @@ import { atActivityBoundary } from './boundary.js';
 
 export interface RetentionActivityDeps {
   pool: Pool;
+  /** Where incident evidence is written (as for containment); only files under it are removed. */
+  evidenceDir: string;
 }
 
 export interface RetentionRunSummary {
@@ -29,6 +33,7 @@ export interface RetentionRunSummary {
   purged: Record<string, number>;
   auditRowsPurged: number;
   auditSegmentsPurged: number;
+  evidenceFilesPurged: number;
   /** Holds that kept something past due, by kind. */
   heldBy: Record<string, string[]>;
 }
@@ -74,6 +79,18 @@ export function createRetentionSteps(deps: RetentionActivityDeps) {
         activityAuditContext(),
       );
       heartbeat({ batchKey, phase: 'committed', rows: result.rows });
+      return result;
+    },
+
+    async purgeEvidence(input: { runId: string; task: EvidenceTask }): Promise<EvidencePurgeResult> {
+      const batchKey = `evidence/${input.task.incidentId}`;
+      heartbeat({ batchKey, phase: 'start' });
+      const result = await purgeIncidentEvidence(
+        deps.pool,
+        { runId: input.runId, batchKey, task: input.task, evidenceDir: deps.evidenceDir },
+        activityAuditContext(),
+      );
+      heartbeat({ batchKey, phase: 'committed', purged: result.purged });
       return result;
     },
 

@@ -134,17 +134,41 @@ BEGIN
 END;
 $$;
 
+-- An incident's evidence rows (insert-only for the application, so that cleanup cannot rewrite them) once
+-- it is past its retention: recovered before p_cutoff and its legal hold released. The worker deletes the
+-- files in the same transaction (lib/retention/evidence.ts). Returns the rows deleted.
+CREATE FUNCTION retention_purge_incident_evidence(p_incident_id text, p_cutoff timestamptz)
+RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+DECLARE
+  n bigint;
+BEGIN
+  IF NOT EXISTS (
+    SELECT 1 FROM public.incidents i LEFT JOIN public.incident_holds h ON h.incident_id = i.id
+     WHERE i.id = p_incident_id AND i.status = 'recovered' AND i.recovered_at < p_cutoff
+       AND NOT coalesce(h.legal_hold, false)) THEN
+    RAISE EXCEPTION 'incident % evidence is not past due or is under its legal hold', p_incident_id
+      USING ERRCODE = 'check_violation';
+  END IF;
+  DELETE FROM public.incident_evidence e WHERE e.incident_id = p_incident_id;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END;
+$$;
+
 REVOKE ALL ON retention_rules, retention_holds, retention_purge_batches, audit_purges FROM ehr_app;
 GRANT SELECT, INSERT, UPDATE ON retention_rules, retention_holds TO ehr_app;
 GRANT DELETE ON retention_rules TO ehr_app;
 GRANT SELECT, INSERT ON retention_purge_batches TO ehr_app;
 GRANT SELECT ON audit_purges TO ehr_app;
 REVOKE ALL ON FUNCTION retention_purge_audit_segment(bigint, timestamptz),
-  retention_purge_webhook_deliveries(text, timestamptz, text[], integer) FROM PUBLIC;
+  retention_purge_webhook_deliveries(text, timestamptz, text[], integer),
+  retention_purge_incident_evidence(text, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION retention_purge_audit_segment(bigint, timestamptz),
-  retention_purge_webhook_deliveries(text, timestamptz, text[], integer) TO ehr_app;
+  retention_purge_webhook_deliveries(text, timestamptz, text[], integer),
+  retention_purge_incident_evidence(text, timestamptz) TO ehr_app;
 
 -- Down Migration
+DROP FUNCTION retention_purge_incident_evidence(text, timestamptz);
 DROP FUNCTION retention_purge_webhook_deliveries(text, timestamptz, text[], integer);
 DROP FUNCTION retention_purge_audit_segment(bigint, timestamptz);
 CREATE OR REPLACE FUNCTION audit_events_insert_only() RETURNS trigger LANGUAGE plpgsql AS $$

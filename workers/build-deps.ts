@@ -184,7 +184,7 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
       jwksPublicUrl: config.JWKS_PUBLIC_URL,
       sandboxAdminFor,
     },
-    retention: { pool },
+    retention: { pool, evidenceDir: path.join(path.dirname(path.resolve(config.EHR_AUDIT_ANCHOR_PATH)), 'evidence') },
     close: async () => {
       await (await temporalClientPromise?.catch(() => undefined))?.connection.close();
       await revocations.close();

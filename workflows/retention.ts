@@ -1,7 +1,8 @@
 /**
  * Retention (issue 12 item 6), started by its Temporal schedule (`ehrctl retention schedule`) or by hand
  * (`ehrctl retention run`): plans the run (cutoffs fixed once), then purges each tenant's past-due records
- * by data class and webhook deliveries in batches, then the oldest audit segments, one per batch, and
+ * by data class and webhook deliveries in batches, then the oldest audit segments, one per batch, then
+ * past-due incident evidence, one incident per batch, and
  * records the run's totals in the audit trail. Every batch is one activity and one transaction with its
  * audit event and an idempotency ledger row keyed by this run (lib/retention/purge.ts): a batch retried
  * after a worker died or its reply was lost deletes nothing twice. A run that failed leaves nothing
@@ -26,6 +27,7 @@ export interface RetentionInput {
     taskIndex: number;
     batch: number;
     auditBatch: number;
+    evidenceIndex?: number;
     summary: RetentionRunSummary;
   };
 }
@@ -51,16 +53,18 @@ export async function retention(input: RetentionInput = {}): Promise<RetentionRe
     purged: {},
     auditRowsPurged: 0,
     auditSegmentsPurged: 0,
+    evidenceFilesPurged: 0,
     heldBy: {},
   };
   let taskIndex = c?.taskIndex ?? 0;
   let batch = c?.batch ?? 0;
   let auditBatch = c?.auditBatch ?? 0;
+  let evidenceIndex = c?.evidenceIndex ?? 0;
   let batchesThisRun = 0;
   const carryOn = (): Promise<never> =>
     continueAsNew<typeof retention>({
       ...input,
-      carried: { runId, plan, taskIndex, batch, auditBatch, summary },
+      carried: { runId, plan, taskIndex, batch, auditBatch, evidenceIndex, summary },
     });
 
   while (taskIndex < plan.tasks.length) {
@@ -90,6 +94,17 @@ export async function retention(input: RetentionInput = {}): Promise<RetentionRe
       if (r.stopped) break;
       if (batchesThisRun >= maxBatches || workflowInfo().continueAsNewSuggested) return carryOn();
     }
+  }
+
+  const evidence = plan.evidence ?? [];
+  while (evidenceIndex < evidence.length) {
+    const task = evidence[evidenceIndex]!;
+    const r = await acts.purgeEvidence({ runId, task });
+    summary.evidenceFilesPurged += r.purged;
+    if (r.heldBy.length > 0) summary.heldBy.evidence = [...new Set([...(summary.heldBy.evidence ?? []), ...r.heldBy])];
+    evidenceIndex += 1;
+    batchesThisRun += 1;
+    if (batchesThisRun >= maxBatches || workflowInfo().continueAsNewSuggested) return carryOn();
   }
 
   await acts.recordRetentionRun(summary);

@@ -5,6 +5,8 @@
  */
 import { isResourceType } from '../domain.js';
 import type { Queryable } from '../store/pool.js';
+import type { EvidenceTask } from './evidence.js';
+import { evidenceDue } from './evidence.js';
 import type { RecordsKind, RetentionKind } from './rules.js';
 import { auditRetentionDays, retentionClassOf, retentionDaysFor } from './rules.js';
 
@@ -22,6 +24,8 @@ export interface RetentionPlan {
   tasks: PurgeTask[];
   /** Absent when the run is limited to one tenant (the audit trail is every tenant's). */
   audit?: { days: number; cutoff: string };
+  /** Incidents whose evidence is past due (full runs only: an incident may span tenants). */
+  evidence?: EvidenceTask[];
 }
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -73,6 +77,7 @@ export async function planRetention(
   if (opts.tenantId === undefined) {
     const days = await auditRetentionDays(db);
     plan.audit = { days, cutoff: cutoffOf(now, days) };
+    plan.evidence = await evidenceDue(db, now);
   }
   return plan;
 }

@@ -6,6 +6,8 @@
  * Audit segments: test/integration/retention-audit.test.ts.
  */
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Pool } from '../../lib/store/pool.js';
 import { createPool } from '../../lib/store/pool.js';
@@ -16,7 +18,7 @@ import { activityFaults } from '../activity-faults.js';
 import { testEnv } from '../harness.js';
 import { ehrctlEnv, runEhrctl } from './ehrctl-process.js';
 import { syncedSandboxTenant } from './stored-records.js';
-import { testActor, useSyncHarness } from './support.js';
+import { registerSandboxTenant, testActor, useSyncHarness } from './support.js';
 
 const harness = useSyncHarness({ sandbox: { seed: 11, size: 30 } });
 
@@ -218,6 +220,98 @@ describe('retention by data class', () => {
         owner.query(`DROP TRIGGER IF EXISTS ${fn} ON records; DROP FUNCTION IF EXISTS ${fn}();`),
       );
     }
+  });
+
+  it('a full run purges signalled webhook deliveries and incident evidence past due, not what a hold keeps', async () => {
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
+      resourceTypes: ['Patient'],
+      integrations: 2,
+    });
+    // Deliveries and the finished incident on the first integration; the held incident on the second.
+    const [integrationId, heldIntegrationId] = integrationIds as [string, string];
+    await setRetentionRule(harness.pool, { tenantId, kind: 'webhook-deliveries', days: 10 }, testActor);
+    await setRetentionRule(harness.pool, { tenantId, kind: 'evidence', days: 30 }, testActor);
+    const deliveries: Array<[string, number, boolean]> = [
+      ['old-1', 20, true],
+      ['old-2', 20, true],
+      ['old-unsignalled', 20, false],
+      ['recent', 5, true],
+    ];
+    const affected = (i: string) =>
+      JSON.stringify([{ tenantId, integrationId: i, vendor: 'sandbox', baseUrl: 'x', status: 'active' }]);
+    const done = `inc-done-${tenantId}`.slice(0, 63);
+    const held = `inc-held-${tenantId}`.slice(0, 63);
+    await asOwner(async (owner) => {
+      for (const [id, days, signalled] of deliveries)
+        await owner.query(
+          `INSERT INTO webhook_deliveries (tenant_id, integration_id, webhook_id, received_at, event_type, resource_types,
+                                           entry_count, body_bytes, signalled_at)
+           VALUES ($1, $2, $3, now() - make_interval(days => $4), 'synthetic', '{Patient}', 1, 10,
+                   CASE WHEN $5 THEN now() END)`,
+          [tenantId, integrationId, id, days, signalled],
+        );
+      for (const [id, legalHold, on] of [
+        [done, false, integrationId],
+        [held, true, heldIntegrationId],
+      ] as const) {
+        await owner.query(
+          `INSERT INTO incidents (id, scope, severity, reason, declared_by, declared_at, affected, status, recovered_at)
+           VALUES ($1, $2, 'high', 'synthetic', 'user:test', now() - interval '50 days', $3, 'recovered',
+                   now() - interval '40 days')`,
+          [id, `integration:${on}`, affected(on)],
+        );
+        await owner.query(
+          `INSERT INTO incident_holds (incident_id, scope, exports_frozen, webhooks_refused, writes_queued, legal_hold,
+                                       released_at)
+           VALUES ($1, $2, false, false, false, $3, now() - interval '40 days')`,
+          [id, `integration:${on}`, legalHold],
+        );
+      }
+    });
+    // Evidence as lib/incidents/evidence.ts leaves it: 0400 files in a 0500 directory under the evidence root.
+    const evidenceRoot = path.join(path.dirname(path.resolve(harness.config.EHR_AUDIT_ANCHOR_PATH)), 'evidence');
+    const dirs = new Map<string, string>();
+    for (const id of [done, held]) {
+      const dir = path.join(evidenceRoot, id, randomUUID());
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      for (const name of ['manifest.json', 'checkpoint.json']) {
+        fs.writeFileSync(path.join(dir, name), '{}', { mode: 0o400 });
+        await harness.pool.query(
+          `INSERT INTO incident_evidence (incident_id, name, kind, sha256, bytes, path) VALUES ($1, $2, 'x', 'x', 2, $3)`,
+          [id, name, path.join(dir, name)],
+        );
+      }
+      fs.chmodSync(dir, 0o500);
+      dirs.set(id, dir);
+    }
+
+    const result = await runRetention({});
+    const kept = await harness.pool.query<{ webhook_id: string }>(
+      'SELECT webhook_id FROM webhook_deliveries WHERE tenant_id = $1 ORDER BY webhook_id',
+      [tenantId],
+    );
+    expect(kept.rows.map((r) => r.webhook_id)).toEqual(['old-unsignalled', 'recent']);
+    expect(result.purged['webhook-deliveries']).toBeGreaterThanOrEqual(2);
+    expect(result.evidenceFilesPurged).toBe(2);
+    expect(result.heldBy.evidence).toContain(held);
+    expect(fs.existsSync(dirs.get(done)!)).toBe(false);
+    expect(fs.readdirSync(dirs.get(held)!).sort()).toEqual(['checkpoint.json', 'manifest.json']);
+    const rows = await harness.pool.query<{ incident_id: string; n: number }>(
+      'SELECT incident_id, count(*)::int AS n FROM incident_evidence WHERE incident_id = ANY ($1) GROUP BY incident_id',
+      [[done, held]],
+    );
+    expect(rows.rows).toEqual([{ incident_id: held, n: 2 }]);
+    const events = await harness.pool.query<{ action: string; details: { incidentId?: string; files?: number } }>(
+      `SELECT action, details FROM audit_events
+        WHERE action IN ('retention.evidence_purged', 'retention.webhook_deliveries_purged')
+          AND (tenant_id = $1 OR details ->> 'incidentId' = $2) ORDER BY audit_events.seq`,
+      [tenantId, done],
+    );
+    expect(events.rows.map((e) => e.action)).toEqual([
+      'retention.webhook_deliveries_purged',
+      'retention.evidence_purged',
+    ]);
+    expect(events.rows[1]!.details).toMatchObject({ incidentId: done, files: 2 });
   });
 
   it('ehrctl retention set|show and holds place|list|release', async () => {
