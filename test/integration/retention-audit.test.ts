@@ -17,7 +17,8 @@ import { verifyAuditTrail } from '../../lib/audit/verify.js';
 import { verifyAuditChain } from '../../lib/audit/verify-chain.js';
 import { purgeOldestAuditSegment } from '../../lib/retention/audit-segments.js';
 import { placeLegalHold, releaseLegalHold } from '../../lib/retention/holds.js';
-import { DEFAULT_RETENTION_DAYS } from '../../lib/retention/rules.js';
+import { DEFAULT_RETENTION_DAYS, auditRetentionDays, setRetentionRule } from '../../lib/retention/rules.js';
+import { createTenant } from '../../lib/store/tenants.js';
 import { migrateUp } from '../../lib/store/migrate.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { createPool, withTransaction } from '../../lib/store/pool.js';
@@ -67,8 +68,8 @@ async function append(n: number, occurredAt: Date, tenantId: string): Promise<vo
 }
 
 async function seqs(): Promise<number[]> {
-  return (await app.query<{ seq: string }>('SELECT seq::text FROM audit_events ORDER BY audit_events.seq')).rows.map((r) =>
-    Number(r.seq),
+  return (await app.query<{ seq: string }>('SELECT seq::text FROM audit_events ORDER BY audit_events.seq')).rows.map(
+    (r) => Number(r.seq),
   );
 }
 
@@ -86,8 +87,22 @@ describe('audit segments', () => {
     await append(2, new Date(now), 'tenant-old');
     const hold = await placeLegalHold(app, { scope: 'tenant:tenant-held', reason: 'litigation (synthetic)' }, ctx);
 
-    // The audit retention's cutoff: no shorter than the longest rule (the defaults here: 2555 days).
-    const cutoff = new Date(now - Math.max(...Object.values(DEFAULT_RETENTION_DAYS)) * DAY).toISOString();
+    // Audit rows are kept at least as long as the longest rule: a tenant keeping billing records 4000 days
+    // keeps the 3700-day-old segment too.
+    await createTenant(app, { id: 'tenant-long', name: 'Long Retention Clinic' }, ctx);
+    await setRetentionRule(app, { tenantId: 'tenant-long', kind: 'records:billing', days: 4000 }, ctx);
+    expect(await auditRetentionDays(app)).toBe(4000);
+    const cutoffOf = async () => new Date(now - (await auditRetentionDays(app)) * DAY).toISOString();
+    const kept = await purgeOldestAuditSegment(
+      app,
+      { runId: 'run-0', batchKey: 'audit/0', cutoff: await cutoffOf() },
+      ctx,
+    );
+    expect(kept).toMatchObject({ rows: 0, stopped: 'none-due' });
+    await setRetentionRule(app, { tenantId: 'tenant-long', kind: 'records:billing', days: 1000 }, ctx);
+    // Now the longest rule is a default (2555 days).
+    expect(await auditRetentionDays(app)).toBe(Math.max(...Object.values(DEFAULT_RETENTION_DAYS)));
+    const cutoff = await cutoffOf();
     const run = { runId: 'run-1', cutoff };
     const first = await purgeOldestAuditSegment(app, { ...run, batchKey: 'audit/0' }, ctx);
     expect(first).toMatchObject({ rows: 5, purged: { checkpointSeq: 1, fromSeq: 1, throughSeq: 5, rows: 5 } });
