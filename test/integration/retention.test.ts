@@ -314,7 +314,7 @@ describe('retention by data class', () => {
     expect(events.rows[1]!.details).toMatchObject({ incidentId: done, files: 2 });
   });
 
-  it('ehrctl retention set|show and holds place|list|release', async () => {
+  it('ehrctl retention set|show|run|schedule and holds place|list|release', async () => {
     const { tenantId } = await syncedSandboxTenant(harness, ['Patient']);
     const ehrctl = (args: string[]) => runEhrctl(args, ehrctlEnv({ config: harness.config }));
     const set = await ehrctl(['retention', 'set', '--tenant', tenantId, '--class', 'scheduling', '--days', '400']);
@@ -336,6 +336,20 @@ describe('retention by data class', () => {
     const longest = Math.max(...rules.filter((r) => r.kind !== 'audit').map((r) => r.days));
     const audit = rules.find((r) => r.kind === 'audit')!;
     expect(audit.effectiveDays ?? audit.days).toBeGreaterThanOrEqual(longest);
+
+    const run = await ehrctl(['retention', 'run', '--tenant', tenantId, '--wait']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/retention run retention\/[a-z0-9-]+\/[0-9a-f-]+ started\nretention run completed/);
+    const schedule = await ehrctl(['retention', 'schedule', '--at', '03:30', '--timezone', 'UTC']);
+    expect(schedule.code, schedule.stderr).toBe(0);
+    const handle = harness.temporal.client.schedule.getHandle('retention');
+    try {
+      const d = await handle.describe();
+      expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: 'retention' });
+      expect(d.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 3, end: 3, step: 1 }] });
+    } finally {
+      await handle.delete();
+    }
 
     const place = await ehrctl(['holds', 'place', '--scope', `tenant:${tenantId}`, '--reason', 'audit (synthetic)']);
     expect(place.code, place.stderr).toBe(0);

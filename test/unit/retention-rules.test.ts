@@ -27,6 +27,14 @@ describe('retention rules', () => {
 
   it('has a default for every kind', () => {
     for (const kind of RETENTION_KINDS) expect(DEFAULT_RETENTION_DAYS[kind]).toBeGreaterThan(0);
+    // The documented defaults (README, "Retention and legal holds").
+    for (const c of DATA_CLASSES) expect(DEFAULT_RETENTION_DAYS[`records:${c}`]).toBe(c === 'scheduling' ? 730 : 2555);
+    expect(DEFAULT_RETENTION_DAYS).toMatchObject({
+      'webhook-deliveries': 90,
+      evidence: 2190,
+      exports: 30,
+      audit: 2190,
+    });
     expect(RETENTION_KINDS).toHaveLength(DATA_CLASSES.length + 4);
   });
 
