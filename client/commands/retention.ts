@@ -32,8 +32,11 @@ function parseTimezone(tz: string): string {
 
 function describe(result: RetentionResult): string[] {
   const lines = Object.entries(result.purged).map(([kind, n]) => `  ${kind}: ${n} purged`);
-  lines.push(`  audit: ${result.auditRowsPurged} rows in ${result.auditSegmentsPurged} segment(s) purged`);
-  lines.push(`  evidence: ${result.evidenceFilesPurged} file(s) purged`);
+  if (result.tenantId === undefined) {
+    // A full run: the audit trail and incidents' evidence are every tenant's.
+    lines.push(`  audit: ${result.auditRowsPurged} rows in ${result.auditSegmentsPurged} segment(s) purged`);
+    lines.push(`  evidence: ${result.evidenceFilesPurged} file(s) purged`);
+  }
   for (const [kind, holds] of Object.entries(result.heldBy)) lines.push(`  ${kind}: held by ${holds.join(', ')}`);
   return lines;
 }

@@ -17,7 +17,12 @@ import { verifyAuditTrail } from '../../lib/audit/verify.js';
 import { verifyAuditChain } from '../../lib/audit/verify-chain.js';
 import { purgeOldestAuditSegment } from '../../lib/retention/audit-segments.js';
 import { placeLegalHold, releaseLegalHold } from '../../lib/retention/holds.js';
-import { DEFAULT_RETENTION_DAYS, auditRetentionDays, setRetentionRule } from '../../lib/retention/rules.js';
+import {
+  DEFAULT_RETENTION_DAYS,
+  auditRetentionDays,
+  retentionDaysFor,
+  setRetentionRule,
+} from '../../lib/retention/rules.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { migrateUp } from '../../lib/store/migrate.js';
 import type { Pool } from '../../lib/store/pool.js';
@@ -92,6 +97,8 @@ describe('audit segments', () => {
     await createTenant(app, { id: 'tenant-long', name: 'Long Retention Clinic' }, ctx);
     await setRetentionRule(app, { tenantId: 'tenant-long', kind: 'records:billing', days: 4000 }, ctx);
     expect(await auditRetentionDays(app)).toBe(4000);
+    expect(await retentionDaysFor(app, 'tenant-long', 'audit')).toBe(4000);
+    expect(await retentionDaysFor(app, 'tenant-long', 'exports')).toBe(30);
     const cutoffOf = async () => new Date(now - (await auditRetentionDays(app)) * DAY).toISOString();
     const kept = await purgeOldestAuditSegment(
       app,

@@ -231,24 +231,26 @@ describe('retention by data class', () => {
     const [integrationId, heldIntegrationId] = integrationIds as [string, string];
     await setRetentionRule(harness.pool, { tenantId, kind: 'webhook-deliveries', days: 10 }, testActor);
     await setRetentionRule(harness.pool, { tenantId, kind: 'evidence', days: 30 }, testActor);
-    const deliveries: Array<[string, number, boolean]> = [
-      ['old-1', 20, true],
-      ['old-2', 20, true],
-      ['old-unsignalled', 20, false],
-      ['recent', 5, true],
+    // [webhook id, days ago, signalled, on the held integration]
+    const deliveries: Array<[string, number, boolean, boolean]> = [
+      ['old-1', 20, true, false],
+      ['old-2', 20, true, false],
+      ['old-unsignalled', 20, false, false],
+      ['recent', 5, true, false],
+      ['old-under-hold', 20, true, true],
     ];
     const affected = (i: string) =>
       JSON.stringify([{ tenantId, integrationId: i, vendor: 'sandbox', baseUrl: 'x', status: 'active' }]);
     const done = `inc-done-${tenantId}`.slice(0, 63);
     const held = `inc-held-${tenantId}`.slice(0, 63);
     await asOwner(async (owner) => {
-      for (const [id, days, signalled] of deliveries)
+      for (const [id, days, signalled, onHeld] of deliveries)
         await owner.query(
           `INSERT INTO webhook_deliveries (tenant_id, integration_id, webhook_id, received_at, event_type, resource_types,
                                            entry_count, body_bytes, signalled_at)
            VALUES ($1, $2, $3, now() - make_interval(days => $4), 'synthetic', '{Patient}', 1, 10,
                    CASE WHEN $5 THEN now() END)`,
-          [tenantId, integrationId, id, days, signalled],
+          [tenantId, onHeld ? heldIntegrationId : integrationId, id, days, signalled],
         );
       for (const [id, legalHold, on] of [
         [done, false, integrationId],
@@ -290,8 +292,9 @@ describe('retention by data class', () => {
       'SELECT webhook_id FROM webhook_deliveries WHERE tenant_id = $1 ORDER BY webhook_id',
       [tenantId],
     );
-    expect(kept.rows.map((r) => r.webhook_id)).toEqual(['old-unsignalled', 'recent']);
+    expect(kept.rows.map((r) => r.webhook_id)).toEqual(['old-under-hold', 'old-unsignalled', 'recent']);
     expect(result.purged['webhook-deliveries']).toBeGreaterThanOrEqual(2);
+    expect(result.heldBy['webhook-deliveries']).toContain(held);
     expect(result.evidenceFilesPurged).toBe(2);
     expect(result.heldBy.evidence).toContain(held);
     expect(fs.existsSync(dirs.get(done)!)).toBe(false);
@@ -337,9 +340,25 @@ describe('retention by data class', () => {
     const audit = rules.find((r) => r.kind === 'audit')!;
     expect(audit.effectiveDays ?? audit.days).toBeGreaterThanOrEqual(longest);
 
+    expect(rules.find((r) => r.kind === 'records:scheduling')).toMatchObject({
+      resourceTypes: expect.arrayContaining(['Appointment', 'Encounter']),
+    });
+    const ruleSet = await harness.pool.query<{ details: unknown }>(
+      "SELECT details FROM audit_events WHERE tenant_id = $1 AND action = 'retention.rule_set'",
+      [tenantId],
+    );
+    expect(ruleSet.rows).toEqual([{ details: { kind: 'records:scheduling', days: 400, previousDays: 730 } }]);
+
+    // Patients (demographics) kept 5 days, stored 10 days ago: a run by hand purges them and says so.
+    const patients = await ids(tenantId, 'Patient');
+    expect(patients.length).toBeGreaterThan(0);
+    await ehrctl(['retention', 'set', '--tenant', tenantId, '--class', 'demographics', '--days', '5']);
+    await age(tenantId, 'Patient', 10);
     const run = await ehrctl(['retention', 'run', '--tenant', tenantId, '--wait']);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(/retention run retention\/[a-z0-9-]+\/[0-9a-f-]+ started\nretention run completed/);
+    expect(run.stdout).toContain(`records:demographics: ${patients.length} purged`);
+    expect(await ids(tenantId, 'Patient')).toEqual([]);
     const schedule = await ehrctl(['retention', 'schedule', '--at', '03:30', '--timezone', 'UTC']);
     expect(schedule.code, schedule.stderr).toBe(0);
     const handle = harness.temporal.client.schedule.getHandle('retention');
@@ -355,8 +374,26 @@ describe('retention by data class', () => {
     expect(place.code, place.stderr).toBe(0);
     const id = /legal hold (hold-[0-9a-f]+) placed/.exec(place.stdout)?.[1];
     expect(id).toBeDefined();
-    const list = JSON.parse((await ehrctl(['holds', 'list', '--json'])).stdout) as { manual: Array<{ id: string }> };
+    // An incident's standing legal hold is listed beside the manual ones.
+    const incidentId = `inc-list-${tenantId}`.slice(0, 63);
+    await asOwner(async (owner) => {
+      await owner.query(
+        `INSERT INTO incidents (id, scope, severity, reason, declared_by, declared_at, affected, status)
+         VALUES ($1, $2, 'low', 'synthetic', 'user:test', now(), '[]'::jsonb, 'recovered')`,
+        [incidentId, `tenant:${tenantId}`],
+      );
+      await owner.query(
+        `INSERT INTO incident_holds (incident_id, scope, exports_frozen, webhooks_refused, writes_queued, legal_hold)
+         VALUES ($1, $2, false, false, false, true)`,
+        [incidentId, `tenant:${tenantId}`],
+      );
+    });
+    const list = JSON.parse((await ehrctl(['holds', 'list', '--json'])).stdout) as {
+      manual: Array<{ id: string }>;
+      incidents: Array<{ id: string; scope: string }>;
+    };
     expect(list.manual.map((h) => h.id)).toContain(id);
+    expect(list.incidents).toContainEqual({ source: 'incident', id: incidentId, scope: `tenant:${tenantId}` });
     const release = await ehrctl(['holds', 'release', id!, '--reason', 'done (synthetic)']);
     expect(release.code, release.stderr).toBe(0);
     const twice = await ehrctl(['holds', 'release', id!, '--reason', 'done (synthetic)']);
