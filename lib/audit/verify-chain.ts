@@ -44,6 +44,25 @@ export async function readPurgeBoundary(
   return r ? { seq: Number(r.seq), hash: r.hash, checkpointSeq: Number(r.checkpoint_seq) } : undefined;
 }
 
+/** The problem when no trusted signed checkpoint ends exactly at the purge boundary (seq and head hash). */
+export function unsignedBoundary(
+  boundary: ChainHead & { checkpointSeq: number },
+  trusted: readonly AnchoredHead[],
+): { checkpointSeq: number; reason: string } | undefined {
+  const signed = trusted.some(
+    (c) =>
+      c.checkpointSeq === boundary.checkpointSeq && c.eventSeq === boundary.seq && c.headHash.equals(boundary.hash),
+  );
+  return signed
+    ? undefined
+    : {
+        checkpointSeq: boundary.checkpointSeq,
+        reason:
+          `audit events through seq ${boundary.seq} were purged, ` +
+          `but no trusted signed checkpoint ${boundary.checkpointSeq} ends there`,
+      };
+}
+
 /** Walks the chain from genesis, or from `from` (the trusted point the kept chain starts after). */
 export async function walk(
   client: PoolClient,

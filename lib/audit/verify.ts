@@ -20,7 +20,7 @@ import type { AnchoredHead } from './chain-verifier.js';
 import { listCheckpoints } from './checkpoint.js';
 import type { CheckpointPayload, StoredCheckpoint } from './checkpoint-jws.js';
 import { CHECKPOINT_GENESIS_HASH, checkpointHashOf, publicKeyFromJwk, verifyCheckpointJws } from './checkpoint-jws.js';
-import { checkBatchSize, inSnapshot, readHead, readPurgeBoundary, walk } from './verify-chain.js';
+import { checkBatchSize, inSnapshot, readHead, readPurgeBoundary, unsignedBoundary, walk } from './verify-chain.js';
 import type { AuditVerification } from './verify-chain.js';
 
 export type { AuditVerification };
@@ -254,19 +254,8 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
 
     // After retention purged the oldest segments, the kept chain starts after a signed checkpoint.
     const boundary = await readPurgeBoundary(client);
-    if (boundary) {
-      const signed = trusted.find(
-        (c) =>
-          c.checkpointSeq === boundary.checkpointSeq && c.eventSeq === boundary.seq && c.headHash.equals(boundary.hash),
-      );
-      if (!signed)
-        problem({
-          checkpointSeq: boundary.checkpointSeq,
-          reason:
-            `audit events through seq ${boundary.seq} were purged, ` +
-            `but no trusted signed checkpoint ${boundary.checkpointSeq} ends there`,
-        });
-    }
+    const unsigned = boundary && unsignedBoundary(boundary, trusted);
+    if (unsigned) problem(unsigned);
     const chain = await walk(client, trusted, head, batchSize, boundary);
     if (chain.ok) {
       const best = trusted.reduce<AnchoredHead | undefined>(
