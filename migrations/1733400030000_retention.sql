@@ -12,6 +12,11 @@ CREATE TABLE retention_rules (
   PRIMARY KEY (tenant_id, kind)
 );
 
+-- A purge batch reads a tenant's oldest records first (stored_at < cutoff, in order): without this index each
+-- batch would scan all of the tenant's records. One more index entry per stored version (writes of the
+-- ciphertext are never HOT updates anyway: records_tenant_header_key_version indexes it).
+CREATE INDEX records_retention ON records (tenant_id, stored_at);
+
 -- Legal holds placed by hand (`ehrctl holds place`); incidents place theirs in incident_holds.legal_hold.
 -- A hold stops every purge in its scope ('all', 'tenant:T', 'integration:I', 'vendor:V') until released.
 CREATE TABLE retention_holds (
@@ -180,3 +185,4 @@ DROP TABLE audit_purges;
 DROP TABLE retention_purge_batches;
 DROP TABLE retention_holds;
 DROP TABLE retention_rules;
+DROP INDEX records_retention;
