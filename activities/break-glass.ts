@@ -53,7 +53,8 @@ export function createBreakGlassActivities(deps: BreakGlassActivityDeps) {
       try {
         return { event, hook: await postBreakGlassAlert(alert, { ref: deps.alertHookRef }) };
       } catch (err) {
-        log.warn('break-glass alert hook failed', { event, grantId, attempt, error: (err as Error).message });
+        const failed = { event: 'break-glass.alert-hook-failed', alert: event, grantId, attempt };
+        log.warn('break-glass alert hook failed', { ...failed, error: (err as Error).message });
         throw err;
       }
     },
