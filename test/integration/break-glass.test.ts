@@ -79,7 +79,12 @@ const ehrctl = (...args: string[]) =>
     EHR_BREAK_GLASS_MAX_MINUTES: '60',
   });
 
-async function breakGlass(consumer: string, requestedBy: string, minutes = 30): Promise<{ id: string }> {
+async function breakGlass(
+  consumer: string,
+  requestedBy: string,
+  minutes = 30,
+  reason = REASON,
+): Promise<{ id: string }> {
   const res = await ehrctl(
     'access',
     'break-glass',
@@ -90,7 +95,7 @@ async function breakGlass(consumer: string, requestedBy: string, minutes = 30): 
     '--reason-code',
     'emergency-care',
     '--reason',
-    REASON,
+    reason,
     '--minutes',
     String(minutes),
     '--requested-by',
@@ -358,6 +363,25 @@ describe('break-glass', () => {
     const twice = await ehrctl('access', 'revoke', third.id, '--reason', 'again', '--as', 'frank@clinic');
     expect(twice.code).toBe(3);
     expect(twice.stderr).toMatch(/already revoked by frank@clinic/);
+  });
+
+  it('lets the application role neither delete a grant nor rewrite it, nor record a review by its requester', async () => {
+    // PostgreSQL's log shows a row that fails a check (DETAIL: Failing row contains …): this one's reason is not the
+    // registered identifier the leak scan looks for.
+    const { id } = await breakGlass(uniqueId('consumer'), 'gina@clinic', 5, 'synthetic: privilege check');
+    await expect(pool.query('DELETE FROM break_glass_grants WHERE id = $1', [id])).rejects.toMatchObject({
+      code: '42501',
+    });
+    await expect(
+      pool.query(`UPDATE break_glass_grants SET expires_at = expires_at + interval '1 hour' WHERE id = $1`, [id]),
+    ).rejects.toMatchObject({ code: '42501' });
+    await expect(
+      pool.query(
+        `UPDATE break_glass_grants SET reviewed_at = now(), reviewed_by = 'gina@clinic', review_verdict = 'appropriate'
+          WHERE id = $1`,
+        [id],
+      ),
+    ).rejects.toMatchObject({ code: '23514', constraint: 'break_glass_four_eyes' });
   });
 
   it('leaves an audit trail that verifies', async () => {
