@@ -196,6 +196,23 @@ describe('break-glass', () => {
       details: { consumerId: consumer, reasonCode: 'emergency-care', minutes: 30, requestedBy: 'alice@clinic' },
     });
     expect(JSON.stringify(audit)).not.toContain('cardiology');
+
+    // The requester's words are in the grant's row, for the reviewer.
+    const shown = await ehrctl('access', 'show', grantId);
+    expect(shown.code, shown.stderr).toBe(0);
+    expect(JSON.parse(shown.stdout)).toMatchObject({
+      id: grantId,
+      reason: REASON,
+      state: 'active',
+      reviewState: 'pending',
+    });
+    const codes = await ehrctl('access', 'reason-codes');
+    expect(
+      codes.stdout
+        .trim()
+        .split('\n')
+        .map((line) => line.split(' ')[0]),
+    ).toEqual(['emergency-care', 'patient-safety', 'care-continuity', 'system-outage', 'legal-obligation']);
   });
 
   it('refuses bad requests by name and records nothing', async () => {
@@ -315,6 +332,8 @@ describe('break-glass', () => {
     );
     expect(again.code).toBe(3);
     expect(again.stderr).toMatch(/already reviewed by bob@clinic/);
+    expect((await auditRows(grantId)).filter((r) => r.action === 'break_glass.review_refused')).toHaveLength(2);
+    expect(JSON.stringify(posts)).not.toContain('consult confirmed');
     const listed = await ehrctl('access', 'reviews', '--json');
     const mine = (JSON.parse(listed.stdout) as Array<Record<string, unknown>>).find((g) => g.id === grantId);
     expect(mine).toMatchObject({ reviewVerdict: 'appropriate', reviewedBy: 'bob@clinic', state: 'active' });
@@ -363,6 +382,11 @@ describe('break-glass', () => {
     const twice = await ehrctl('access', 'revoke', third.id, '--reason', 'again', '--as', 'frank@clinic');
     expect(twice.code).toBe(3);
     expect(twice.stderr).toMatch(/already revoked by frank@clinic/);
+    // (Its reminder may have fired meanwhile.)
+    const revokedRows = (await auditRows(third.id)).filter((r) => r.action === 'break_glass.revoked');
+    expect(revokedRows).toMatchObject([{ details: { revokedBy: 'frank@clinic', early: true } }]);
+    const listed = JSON.parse((await ehrctl('access', 'reviews', '--json')).stdout) as Array<Record<string, unknown>>;
+    expect(listed.filter((g) => g.id === id || g.id === third.id).map((g) => g.state)).toEqual(['revoked', 'revoked']);
   });
 
   it('lets the application role neither delete a grant nor rewrite it, nor record a review by its requester', async () => {
@@ -374,6 +398,9 @@ describe('break-glass', () => {
     });
     await expect(
       pool.query(`UPDATE break_glass_grants SET expires_at = expires_at + interval '1 hour' WHERE id = $1`, [id]),
+    ).rejects.toMatchObject({ code: '42501' });
+    await expect(
+      pool.query(`UPDATE break_glass_grants SET scopes = '{system/*.rs}' WHERE id = $1`, [id]),
     ).rejects.toMatchObject({ code: '42501' });
     await expect(
       pool.query(
