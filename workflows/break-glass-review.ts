@@ -51,7 +51,7 @@ const store = proxyActivities<Pick<BreakGlassActivities, 'recordBreakGlassReview
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 10 },
 });
-/** An alert hook that is down is retried for about ten minutes; the log event went out on the first attempt. */
+/** A hook that is down is retried for several minutes (ten attempts); the log event went out on the first one. */
 const alerts = proxyActivities<Pick<BreakGlassActivities, 'raiseBreakGlassAlert'>>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10 },

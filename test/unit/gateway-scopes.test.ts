@@ -15,7 +15,8 @@ describe('gateway scopes', () => {
     expect(parseScope('system/*.s')).toMatchObject({ resourceType: '*', read: false, search: true });
     // SMART v1 `.read` means read and search.
     expect(formatScope(parseScope('system/Condition.read'))).toBe('system/Condition.rs');
-    for (const s of ['system/Observation.rs', 'system/Patient.r', 'system/*.s']) expect(formatScope(parseScope(s))).toBe(s);
+    for (const s of ['system/Observation.rs', 'system/Patient.r', 'system/*.s'])
+      expect(formatScope(parseScope(s))).toBe(s);
   });
 
   it('merges a list, so the same type named twice holds the union of its permissions', () => {
