@@ -292,6 +292,45 @@ describe('tenants, winners and refusals', () => {
   });
 });
 
+describe('metadata', () => {
+  it('lists exactly what is served: every listed type reads and searches with each listed parameter', async () => {
+    const access = consumer(tenantA, 'clinical-sync', ['system/*.rs']);
+    const res = await call(access, 'metadata');
+    expect(res.status).toBe(200);
+    expect(await auditOf(harness.pool, res)).toEqual([]);
+    const statement = res.body as {
+      rest: Array<{
+        security: { extension: Array<{ extension: Array<{ url: string; valueUri: string }> }> };
+        resource: Array<{
+          type: string;
+          interaction: Array<{ code: string }>;
+          searchParam: Array<{ name: string }>;
+          operation?: Array<{ name: string }>;
+        }>;
+      }>;
+    };
+    const rest = statement.rest[0]!;
+    expect(rest.security.extension[0]!.extension).toEqual([
+      { url: 'token', valueUri: 'https://gateway.test/auth/token' },
+    ]);
+    const values: Record<string, string> = { _id: 'x-1,x-2', _lastUpdated: 'gt2026-01-01', patient: 'p-1' };
+    for (const r of rest.resource) {
+      expect(r.interaction.map((i) => i.code)).toEqual(['read', 'search-type']);
+      expect(r.operation?.map((o) => o.name) ?? []).toEqual(r.type === 'Patient' ? ['everything'] : []);
+      const who = r.type === 'Coverage' ? consumer(tenantA, 'billing-export', ['system/*.rs']) : access;
+      for (const p of r.searchParam)
+        expect([r.type, p.name, (await call(who, r.type, `${p.name}=${values[p.name]}`)).status]).toEqual([
+          r.type,
+          p.name,
+          200,
+        ]);
+      expect((await call(who, `${r.type}/x-none`)).status).toBe(404);
+      if (!r.searchParam.some((p) => p.name === 'patient'))
+        expect((await call(who, r.type, 'patient=p-1')).status).toBe(400);
+    }
+  });
+});
+
 describe('the audit trail of gateway reads', () => {
   it('holds consumer, purpose, scope, type, count and pseudonyms — no ids or content — and verifies', async () => {
     const access = consumer(tenantA, 'clinical-sync', ['system/Observation.rs']);
