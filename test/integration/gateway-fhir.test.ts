@@ -360,4 +360,21 @@ describe('the audit trail of gateway reads', () => {
     }
     expect(await verifyAuditChain(harness.pool)).toMatchObject({ ok: true });
   });
+
+  it('concurrent reads (committed together) each return only once their own event is in the chain', async () => {
+    const access = consumer(tenantA, 'clinical-sync', ['system/Observation.rs']);
+    const ids = (await storedIds(tenantA, 'Observation')).slice(0, 40);
+    // Each answer's event is looked up the moment it arrives, while the other reads are still in flight.
+    const answers = await Promise.all(
+      ids.map(async (id) => {
+        const res = await call(access, `Observation/${id}`);
+        return { status: res.status, events: await auditOf(harness.pool, res) };
+      }),
+    );
+    for (const { status, events } of answers) {
+      expect(status).toBe(200);
+      expect(events).toMatchObject([{ action: 'gateway.read', details: { count: 1 } }]);
+    }
+    expect(await verifyAuditChain(harness.pool)).toMatchObject({ ok: true });
+  });
 });

@@ -22,7 +22,7 @@ import type { GatewayAccess, GatewayResponse } from '../access.js';
 import type { GatewayAction, ReadAudit } from './audit.js';
 import { writeReadAudit } from './audit.js';
 import { capabilityStatement } from './capability.js';
-import { readFreeze } from './freeze.js';
+import { FreezeGate, ReadsFrozen } from './freeze.js';
 import type { Served } from './interactions.js';
 import { everything, readById, searchType } from './interactions.js';
 import type { Interaction } from './policy.js';
@@ -156,30 +156,14 @@ async function serve(deps: FhirReadDeps, access: GatewayAccess, request: FhirRea
     const diagnostics = `no scope grants ${interaction} on ${type}`;
     return refused(access, 403, 'forbidden', diagnostics, { action, resourceType: type, reason: 'scope' });
   }
-  const freeze = await readFreeze(deps.pool, access.tenantId);
-  if (freeze) {
-    return refused(
-      access,
-      503,
-      'transient',
-      'reads are frozen by an incident (SCOPE_UNDER_INCIDENT)',
-      {
-        action,
-        resourceType: type,
-        scope: grant.scope,
-        reason: 'incident-hold',
-        extra: { incidentId: freeze.incidentId },
-      },
-      { 'retry-after': '3600' },
-    );
-  }
+  const gate = new FreezeGate(deps.pool, access.tenantId);
   switch (r.kind) {
     case 'read':
-      return readById(deps, access, r.type, r.id);
+      return readById(deps, access, gate, r.type, r.id);
     case 'search':
-      return searchType(deps, access, r.type, request.query, request.baseUrl);
+      return searchType(deps, access, gate, r.type, request.query, request.baseUrl);
     case 'everything':
-      return everything(deps, access, r.id, request.query, request.baseUrl);
+      return everything(deps, access, gate, r.id, request.query, request.baseUrl);
   }
 }
 
@@ -189,6 +173,11 @@ function failure(access: GatewayAccess, r: Route, err: unknown): Served {
   const resourceType =
     r.kind === 'read' || r.kind === 'search' ? r.type : r.kind === 'everything' ? 'Patient' : undefined;
   const at = { action, ...(resourceType ? { resourceType } : {}) };
+  if (err instanceof ReadsFrozen) {
+    const audit = { ...at, reason: 'incident-hold', extra: { incidentId: err.freeze.incidentId } };
+    const diagnostics = 'reads are frozen by an incident (SCOPE_UNDER_INCIDENT)';
+    return refused(access, 503, 'transient', diagnostics, audit, { 'retry-after': '3600' });
+  }
   if (err instanceof SearchParamError) {
     const audit = { ...at, reason: 'search-parameter', extra: { parameter: err.parameter.slice(0, 64) } };
     return refused(access, 400, 'invalid', err.message, audit);

@@ -21,6 +21,7 @@ import {
 } from '../../store/record-reads.js';
 import type { GatewayAccess } from '../access.js';
 import type { ReadAudit } from './audit.js';
+import type { FreezeGate } from './freeze.js';
 import { grantFor, purposeAllows } from './policy.js';
 import type { BundleEntryInput } from './responses.js';
 import { fhirHeaders, outcomeResponse, searchsetBundle } from './responses.js';
@@ -64,11 +65,18 @@ function pseudonymsOf(rows: readonly StoredRecordRow[]): string[] {
   return rows.flatMap((r) => (r.patientPseudonym ? [r.patientPseudonym] : []));
 }
 
-export async function readById(deps: ReadDeps, access: GatewayAccess, type: ResourceType, id: string): Promise<Served> {
+export async function readById(
+  deps: ReadDeps,
+  access: GatewayAccess,
+  gate: FreezeGate,
+  type: ResourceType,
+  id: string,
+): Promise<Served> {
   const grant = grantFor(access, type, 'read')!;
   const base = { action: 'gateway.read' as const, resourceType: type, scope: grant.scope };
   const bg = grant.breakGlassId ? { breakGlassIds: [grant.breakGlassId] } : {};
   const row = FHIR_ID.test(id) ? await readWinningRecord(deps.pool, access.tenantId, type, id) : undefined;
+  await gate.check();
   if (!row) {
     // Another tenant's resource is answered exactly as a missing one; only the audit event tells them apart.
     const foreign = FHIR_ID.test(id) && (await heldByAnotherTenant(deps.pool, access.tenantId, type, id));
@@ -122,6 +130,7 @@ async function page(
 export async function searchType(
   deps: ReadDeps,
   access: GatewayAccess,
+  gate: FreezeGate,
   type: ResourceType,
   query: URLSearchParams,
   baseUrl: string,
@@ -148,6 +157,7 @@ export async function searchType(
     ...(search.cursor ? { afterId: search.cursor.after[0] } : {}),
     limit: search.count + 1,
   });
+  await gate.check();
   const { entries, served: servedRows, more } = await page(deps, access, rows, search.count);
   const self = new URLSearchParams(search.linkQuery);
   if (query.has('_cursor')) self.set('_cursor', query.get('_cursor')!);
@@ -183,6 +193,7 @@ export async function searchType(
 export async function everything(
   deps: ReadDeps,
   access: GatewayAccess,
+  gate: FreezeGate,
   patientId: string,
   query: URLSearchParams,
   baseUrl: string,
@@ -193,6 +204,7 @@ export async function everything(
   const patient = FHIR_ID.test(patientId)
     ? await readWinningRecord(deps.pool, access.tenantId, 'Patient', patientId)
     : undefined;
+  await gate.check();
   const grants = RESOURCE_TYPES.flatMap((t) => {
     const g = purposeAllows(access, t) ? grantFor(access, t, t === 'Patient' ? 'read' : 'search') : undefined;
     return g ? [{ type: t, grant: g }] : [];
