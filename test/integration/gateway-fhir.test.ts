@@ -14,7 +14,8 @@ import { storeResources } from '../../lib/sync/store-resources.js';
 import { uniqueId } from '../harness.js';
 import { syncedSandboxTenant } from './stored-records.js';
 import { registerSandboxTenant, testActor, useSyncHarness } from './support.js';
-import { allPages, asBundle, auditOf, caller, consumer, openKeyring, storedAs } from './gateway-support.js';
+import { BASE_URL, allPages, asBundle, auditOf, caller, consumer, openKeyring, storedAs } from './gateway-support.js';
+import { handleFhirRead } from '../../lib/gateway/fhir/handler.js';
 
 const harness = useSyncHarness({ sandbox: { size: 200 }, config: { EHR_SYNC_PAGE_SIZE: '100' } });
 let keyring: TenantKeyring;
@@ -221,6 +222,8 @@ describe('tenants, winners and refusals', () => {
       ['Patient', 'patient=p-1', 403, undefined], // Patient.r: no search scope
       ['Encounter/e-1', '', 403, undefined],
       ['Observation/o-tie/_history/1', '', 404, undefined],
+      ['Patient/p-none/$everything', '', 404, 'Patient/p-none'],
+      ['Patient/p-c1/$everything', '_since=2026-01-01', 400, '_since'],
     ];
     for (const [path, query, status, named] of cases) {
       const res = await call(access, path, query);
@@ -232,6 +235,13 @@ describe('tenants, winners and refusals', () => {
       expect(events).toHaveLength(1);
       expect(events[0]).toMatchObject({ outcome: 'failure', details: { status } });
     }
+    const post = await handleFhirRead({ pool: harness.pool, keyring }, access, {
+      method: 'POST',
+      path: 'Observation',
+      query: new URLSearchParams(),
+      baseUrl: BASE_URL,
+    });
+    expect([post.status, post.headers.allow]).toEqual([405, 'GET']);
     // patient= is not a Patient search parameter (use _id): named, not ignored.
     const onPatient = await call(consumer(tenantC, 'clinical-sync', ['system/Patient.rs']), 'Patient', 'patient=p-1');
     expect([onPatient.status, JSON.stringify(onPatient.body)]).toEqual([400, expect.stringContaining('patient')]);
