@@ -116,6 +116,8 @@ describe('reads from a real sync', () => {
     const every = await allPages(call, access, `Patient/${patientId}/$everything`, '_count=4');
     const byType = (t: string) => every.filter((r) => r.resourceType === t).map((r) => r.id);
     expect(byType('Patient')).toEqual([patientId]);
+    // A percent-encoded `$` names the same operation.
+    expect((await call(access, `Patient/${patientId}/%24everything`)).status).toBe(200);
     expect(byType('Observation')).toEqual(obs.map((o) => o.id));
     expect(byType('Encounter')).toEqual(enc.map((e) => e.id));
     expect(obs.length + enc.length).toBeGreaterThan(0);

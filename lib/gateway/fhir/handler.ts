@@ -55,7 +55,17 @@ type Route =
   | { kind: 'unsupported'; type?: ResourceType };
 
 function route(path: string): Route {
-  const segments = path.replace(/^\/+|\/+$/g, '').split('/');
+  // A client may percent-encode a segment (`%24everything`); one that does not decode matches nothing.
+  const segments = path
+    .replace(/^\/+|\/+$/g, '')
+    .split('/')
+    .map((segment) => {
+      try {
+        return decodeURIComponent(segment);
+      } catch {
+        return '\u0000';
+      }
+    });
   const [first = '', second, third, ...rest] = segments;
   if (segments.length === 1 && first === 'metadata') return { kind: 'metadata' };
   if (first === '') return { kind: 'unsupported' };
