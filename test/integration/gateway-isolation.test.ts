@@ -174,5 +174,8 @@ describe('tenant isolation (property)', () => {
     );
     // The property saw resources, not only refusals.
     expect(served).toBeGreaterThan(100);
+    // Reads of the tenant with nothing stored (patient= searches included) created no data key for it.
+    const keys = await harness.pool.query('SELECT 1 FROM data_keys WHERE tenant_id = $1', [tenants[3]]);
+    expect(keys.rowCount).toBe(0);
   }, 120_000);
 });
