@@ -69,8 +69,13 @@ export async function heldByAnotherTenant(
   resourceType: string,
   resourceId: string,
 ): Promise<boolean> {
+  // Tenant by tenant, so each probe is an index lookup (records_tenant_type_id): `tenant_id <> $1` alone would
+  // scan the table on PostgreSQL before 18 (no skip scan), on every refused read.
   const res = await db.query(
-    `SELECT 1 FROM records WHERE resource_type = $2 AND resource_id = $3 AND tenant_id <> $1 LIMIT 1`,
+    `SELECT 1 FROM tenants t
+      WHERE t.id <> $1
+        AND EXISTS (SELECT 1 FROM records r WHERE r.tenant_id = t.id AND r.resource_type = $2 AND r.resource_id = $3)
+      LIMIT 1`,
     [tenantId, resourceType, resourceId],
   );
   return (res.rowCount ?? 0) > 0;
