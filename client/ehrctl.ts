@@ -1,6 +1,7 @@
 /** ehrctl — the operator CLI. Exit codes: lib/errors/exit-codes.ts. */
 import { Command, CommanderError } from 'commander';
 import { EXIT, exitCodeForError } from '../lib/errors/exit-codes.js';
+import { registerAccessCommands } from './commands/access.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerAuditHistoryCommand } from './commands/audit-history.js';
 import { registerDbCommands } from './commands/db.js';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerDbCommands(program);
   registerRetentionCommands(program);
   registerHoldCommands(program);
+  registerAccessCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;
 }

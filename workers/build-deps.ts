@@ -185,6 +185,7 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
       sandboxAdminFor,
     },
     retention: { pool, evidenceDir: path.join(path.dirname(path.resolve(config.EHR_AUDIT_ANCHOR_PATH)), 'evidence') },
+    breakGlass: { pool, alertHookRef: config.EHR_BREAK_GLASS_ALERT_URL },
     close: async () => {
       await (await temporalClientPromise?.catch(() => undefined))?.connection.close();
       await revocations.close();

@@ -4,6 +4,7 @@
  * activity is refused here rather than one silently replacing the other.
  */
 import type {
+  BreakGlassActivityDeps,
   BulkExportActivityDeps,
   ContainmentActivityDeps,
   KeyRotationActivityDeps,
@@ -12,6 +13,7 @@ import type {
 import type { RetentionActivityDeps } from '../activities/retention.js';
 import { createRetentionActivities } from '../activities/retention.js';
 import {
+  createBreakGlassActivities,
   createBulkExportActivities,
   createContainmentActivities,
   createKeyRotationActivities,
@@ -31,6 +33,7 @@ export interface WorkerActivityDeps {
   keyRotation: KeyRotationActivityDeps;
   containment: ContainmentActivityDeps;
   retention: RetentionActivityDeps;
+  breakGlass: BreakGlassActivityDeps;
 }
 
 export function createWorkerActivities(deps: WorkerActivityDeps) {
@@ -39,8 +42,9 @@ export function createWorkerActivities(deps: WorkerActivityDeps) {
   const keyRotation = createKeyRotationActivities(deps.keyRotation);
   const containment = createContainmentActivities(deps.containment);
   const retention = createRetentionActivities(deps.retention);
-  const names = [sync, bulk, keyRotation, containment, retention].flatMap((set) => Object.keys(set));
+  const breakGlass = createBreakGlassActivities(deps.breakGlass);
+  const names = [sync, bulk, keyRotation, containment, retention, breakGlass].flatMap((set) => Object.keys(set));
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
-  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention };
+  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention, ...breakGlass };
 }

@@ -376,3 +376,18 @@ export class BulkFileExpiredError extends EhrError {
     super(`bulk export file ${fileIndex} is gone (HTTP ${status}): the export expired`);
   }
 }
+
+/**
+ * The break-glass alert hook (EHR_BREAK_GLASS_ALERT_URL) did not take an alert: an HTTP status, or none when the
+ * request failed (timeout, refused, a redirect). Retryable: the alert activity tries again. Never names the URL.
+ */
+export class AlertHookError extends EhrError {
+  readonly code = 'ALERT_HOOK_FAILED';
+  readonly retryable = true;
+  constructor(
+    readonly status: number | null,
+    readonly problem: string,
+  ) {
+    super(`break-glass alert hook: ${status === null ? problem : `HTTP ${status}`}`);
+  }
+}
