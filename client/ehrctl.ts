@@ -9,7 +9,9 @@ import { registerDevCommands } from './commands/dev.js';
 import { registerIncidentCommands } from './commands/incident.js';
 import { registerIntegrationCommands } from './commands/integrations.js';
 import { registerKeyCommands } from './commands/keys.js';
+import { registerHoldCommands } from './commands/holds.js';
 import { registerRecordCommands } from './commands/records.js';
+import { registerRetentionCommands } from './commands/retention.js';
 import { registerScheduleCommands } from './commands/schedule.js';
 import { registerSyncCommands } from './commands/sync.js';
 import { registerTenantCommands } from './commands/tenants.js';
@@ -34,6 +36,8 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerWebhookCommands(program);
   registerDbCommands(program);
+  registerRetentionCommands(program);
+  registerHoldCommands(program);
   registerAccessCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;

@@ -10,6 +10,8 @@ import type {
   KeyRotationActivityDeps,
   SyncActivityDeps,
 } from '../activities/index.js';
+import type { RetentionActivityDeps } from '../activities/retention.js';
+import { createRetentionActivities } from '../activities/retention.js';
 import {
   createBreakGlassActivities,
   createBulkExportActivities,
@@ -30,6 +32,7 @@ export interface WorkerActivityDeps {
   bulk: BulkExportActivityDeps;
   keyRotation: KeyRotationActivityDeps;
   containment: ContainmentActivityDeps;
+  retention: RetentionActivityDeps;
   breakGlass: BreakGlassActivityDeps;
 }
 
@@ -38,9 +41,10 @@ export function createWorkerActivities(deps: WorkerActivityDeps) {
   const bulk = createBulkExportActivities(deps.bulk);
   const keyRotation = createKeyRotationActivities(deps.keyRotation);
   const containment = createContainmentActivities(deps.containment);
+  const retention = createRetentionActivities(deps.retention);
   const breakGlass = createBreakGlassActivities(deps.breakGlass);
-  const names = [sync, bulk, keyRotation, containment, breakGlass].flatMap((set) => Object.keys(set));
+  const names = [sync, bulk, keyRotation, containment, retention, breakGlass].flatMap((set) => Object.keys(set));
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
-  return { ...sync, ...bulk, ...keyRotation, ...containment, ...breakGlass };
+  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention, ...breakGlass };
 }

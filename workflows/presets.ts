@@ -85,3 +85,13 @@ export const bulkCleanupPreset: ActivityOptions = {
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 3 },
 };
+
+/**
+ * A retention batch (workflows/retention.ts): one transaction of at most a few hundred deletions and their
+ * audit event. A dead worker is noticed within 30 s; a retried batch finds its ledger row if it committed.
+ */
+export const retentionPreset: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20 },
+};
