@@ -4,6 +4,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { AuditAnchor } from '../lib/audit/anchor.js';
+import type { KekProvider } from '../lib/keys/kek-provider.js';
 import type { KeyAdmin } from '../lib/keys/key-admin.js';
 import type { KeyHierarchy } from '../lib/keys/key-hierarchy.js';
 import type { TenantKeyring } from '../lib/keys/keyring.js';
@@ -69,4 +70,16 @@ export interface ContainmentActivityDeps {
   jwksPublicUrl: string | undefined;
   /** A sandbox vendor's admin endpoint for restore (lib/incidents/sandbox-admins.ts). */
   sandboxAdminFor(baseUrl: string): SandboxAdmin | undefined;
+}
+
+/** The batch export's activities (workflows/export.ts). */
+export interface ExportActivityDeps {
+  pool: Pool;
+  keyring: TenantKeyring;
+  /** Wraps and unwraps export job keys. */
+  kek: KekProvider;
+  /** Signs manifests: the audit checkpoint signing key. */
+  signer: AuditSigningKeySource;
+  /** Records read (and heartbeated) per page. */
+  pageSize: number;
 }

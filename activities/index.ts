@@ -7,7 +7,8 @@
 import { atActivityBoundary } from './boundary.js';
 import { createBulkExportActivities as createBulkExportSteps } from './bulk-export.js';
 import { createContainmentActivities } from './containment.js';
-import type { BulkExportActivityDeps, SyncActivityDeps } from './deps.js';
+import type { BulkExportActivityDeps, ExportActivityDeps, SyncActivityDeps } from './deps.js';
+import { createExportActivities as createExportSteps } from './export.js';
 import { createKeyRotationActivities } from './key-rotation.js';
 import { createSyncDeletionActivities } from './sync-deletions.js';
 import { createSyncPageActivities } from './sync-page.js';
@@ -18,6 +19,7 @@ import { createSyncWindowActivities } from './sync-windows.js';
 export type {
   BulkExportActivityDeps,
   ContainmentActivityDeps,
+  ExportActivityDeps,
   KeyRotationActivityDeps,
   SyncActivityDeps,
 } from './deps.js';
@@ -37,6 +39,11 @@ export function createBulkExportActivities(deps: BulkExportActivityDeps) {
   return atActivityBoundary(createBulkExportSteps(deps));
 }
 
+export function createExportActivities(deps: ExportActivityDeps) {
+  return atActivityBoundary(createExportSteps(deps));
+}
+
+export type ExportActivities = ReturnType<typeof createExportSteps>;
 export type BulkExportActivities = ReturnType<typeof createBulkExportSteps>;
 export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;
 export type SyncPageActivities = ReturnType<typeof createSyncPageActivities> &

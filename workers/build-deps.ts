@@ -184,6 +184,8 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
       jwksPublicUrl: config.JWKS_PUBLIC_URL,
       sandboxAdminFor,
     },
+    // Batch exports: job keys wrapped by the KEK, manifests signed with the audit signing key.
+    export: { pool, keyring, kek, signer: purposeKeys.auditSigning, pageSize: 500 },
     close: async () => {
       await (await temporalClientPromise?.catch(() => undefined))?.connection.close();
       await revocations.close();

@@ -6,12 +6,14 @@
 import type {
   BulkExportActivityDeps,
   ContainmentActivityDeps,
+  ExportActivityDeps,
   KeyRotationActivityDeps,
   SyncActivityDeps,
 } from '../activities/index.js';
 import {
   createBulkExportActivities,
   createContainmentActivities,
+  createExportActivities,
   createKeyRotationActivities,
   createSyncActivities,
 } from '../activities/index.js';
@@ -28,6 +30,7 @@ export interface WorkerActivityDeps {
   bulk: BulkExportActivityDeps;
   keyRotation: KeyRotationActivityDeps;
   containment: ContainmentActivityDeps;
+  export: ExportActivityDeps;
 }
 
 export function createWorkerActivities(deps: WorkerActivityDeps) {
@@ -35,8 +38,9 @@ export function createWorkerActivities(deps: WorkerActivityDeps) {
   const bulk = createBulkExportActivities(deps.bulk);
   const keyRotation = createKeyRotationActivities(deps.keyRotation);
   const containment = createContainmentActivities(deps.containment);
-  const names = [sync, bulk, keyRotation, containment].flatMap((set) => Object.keys(set));
+  const exports = createExportActivities(deps.export);
+  const names = [sync, bulk, keyRotation, containment, exports].flatMap((set) => Object.keys(set));
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
-  return { ...sync, ...bulk, ...keyRotation, ...containment };
+  return { ...sync, ...bulk, ...keyRotation, ...containment, ...exports };
 }
