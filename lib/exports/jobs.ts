@@ -16,6 +16,7 @@ import { holdCovering, legalHoldCovering } from '../incidents/holds.js';
 import type { KekProvider } from '../keys/kek-provider.js';
 import type { AuditSigningKeySource } from '../keys/purpose-keys.js';
 import { withTransaction } from '../store/pool.js';
+import { tenantExists } from '../store/tenants.js';
 import type { Pool } from '../store/pool.js';
 import { destroyJobKey, insertExportJob, markExportWritten, readExportJob, storedTypes } from './export-repository.js';
 import type { ExportJob } from './export-repository.js';
@@ -72,6 +73,7 @@ export async function beginExport(
   if (!path.isAbsolute(b.to)) throw new InvalidArgumentError('--to', 'must be an absolute path');
   const existing = await readExportJob(deps.pool, b.jobId);
   if (existing) return begun(existing);
+  if (!(await tenantExists(deps.pool, b.tenantId))) throw new NotFoundError('tenant', b.tenantId);
   await assertNotFrozen(deps.pool, b.tenantId, audit, b.jobId);
   const wanted = b.types ?? [...purposePolicy(purpose).resourceTypes];
   assertTypesWithinPurpose(purpose, wanted);
