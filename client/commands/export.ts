@@ -25,7 +25,7 @@ import type { CliContext } from '../context.js';
 import { withContext } from '../context.js';
 import { exportProgress, newExportJobId, scheduleExport, startExport, waitUntilWritten } from '../export-client.js';
 import { print, printJson, table } from '../output.js';
-import { failureLine, syncFailureOf } from '../sync-failure.js';
+import { syncFailureOf } from '../sync-failure.js';
 import { parseEvery } from './schedule.js';
 
 const DAY = 86_400;
@@ -123,7 +123,7 @@ export function registerExportCommands(program: Command): void {
         } catch (err) {
           const failure = syncFailureOf(err);
           if (!failure) throw err;
-          print(failureLine(handle.workflowId, failure));
+          print(`export ${handle.workflowId}: ${failure.status} — ${failure.code}: ${failure.message}`);
           process.exitCode = failure.exitCode;
         }
       }),

@@ -1,0 +1,257 @@
+/**
+ * Encrypted batch exports, as an operator and a recipient use them (`ehrctl export …` as real processes
+ * against a real sync of the sandbox): the decrypted output is exactly the stored records minimised for the
+ * export's purpose; a flipped byte in a file or in the manifest is named by `export verify`; after the
+ * retention period the job key is destroyed and decryption fails; an incident's freeze refuses the export.
+ * Nothing of the exported content is printed: the tests compare it in memory.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { decryptRecord } from '../../lib/crypto/envelope.js';
+import type { ResourceType } from '../../lib/domain.js';
+import { minimiseForPurpose } from '../../lib/fhir/minimise.js';
+import { createKekProvider } from '../../lib/keys/kek-factory.js';
+import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
+import { TenantKeyring } from '../../lib/keys/keyring.js';
+import { createPool } from '../../lib/store/pool.js';
+import { activityFaults } from '../activity-faults.js';
+import { testEnv } from '../harness.js';
+import { ehrctlEnv, runEhrctl } from './ehrctl-process.js';
+import type { EhrctlResult } from './ehrctl-process.js';
+import { syncedSandboxTenant } from './stored-records.js';
+import { useSyncHarness } from './support.js';
+
+const harness = useSyncHarness({ sandbox: { seed: 7, size: 12 } });
+const ehrctl = (args: string[]) => runEhrctl(args, ehrctlEnv({ config: harness.config }));
+const tmp = (prefix: string) => fs.mkdtempSync(path.join(os.tmpdir(), `ehr-export-${prefix}-`));
+
+/** The job id `export run` printed. */
+function jobOf(run: EhrctlResult): string {
+  const m = /\(job ([a-z0-9-]+)\)/.exec(run.stdout);
+  if (!m) throw new Error(`no job id in the output of export run (exit ${run.code})`);
+  return m[1]!;
+}
+
+/** The tenant's stored records of a type, decrypted with a fresh keyring and minimised for `purpose`, by id. */
+async function expectedRecords(tenantId: string, type: ResourceType, purpose: 'scheduling-sync' | 'clinical-sync') {
+  const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
+  const keyring = new TenantKeyring({ pool: harness.pool, kek });
+  const { rows } = await harness.pool.query<{ integration_id: string; resource_id: string; ciphertext: Buffer }>(
+    'SELECT integration_id, resource_id, ciphertext FROM records WHERE tenant_id = $1 AND resource_type = $2',
+    [tenantId, type],
+  );
+  const stored = new Map<string, Record<string, unknown>>();
+  const minimised = new Map<string, Record<string, unknown>>();
+  for (const r of rows) {
+    const at = { tenantId, integrationId: r.integration_id, resourceType: type, resourceId: r.resource_id };
+    const plain = await decryptRecord(r.ciphertext, at, keyring.lookup);
+    const resource = JSON.parse(plain.toString('utf8')) as Record<string, unknown>;
+    plain.fill(0);
+    stored.set(r.resource_id, resource);
+    minimised.set(r.resource_id, minimiseForPurpose(type, resource, purpose).resource);
+  }
+  return { stored, minimised };
+}
+
+function readNdjson(file: string): Map<string, Record<string, unknown>> {
+  const out = new Map<string, Record<string, unknown>>();
+  for (const line of fs.readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
+    const r = JSON.parse(line) as Record<string, unknown>;
+    out.set(String(r.id), r);
+  }
+  return out;
+}
+
+async function auditActions(tenantId: string, prefix: string): Promise<Array<{ action: string; outcome: string }>> {
+  const res = await harness.pool.query<{ action: string; outcome: string }>(
+    `SELECT action, outcome FROM audit_events WHERE tenant_id = $1 AND action LIKE $2 ORDER BY seq`,
+    [tenantId, `${prefix}%`],
+  );
+  return res.rows;
+}
+
+/** Flips the lowest bit of the byte at `at` (a copy of the export is tampered with, never the original). */
+function flipByte(file: string, at: number): void {
+  const buf = fs.readFileSync(file);
+  buf[at] = buf[at]! ^ 1;
+  fs.writeFileSync(file, buf);
+}
+
+describe('ehrctl export', () => {
+  it('round trip: the decrypted files are the stored records minimised for the purpose; tampering is named', async () => {
+    const { tenantId } = await syncedSandboxTenant(harness, ['Patient', 'Observation', 'Encounter']);
+    const to = tmp('out');
+    // The first type's file is written, then its reply is lost: the retry writes it again, whole.
+    activityFaults.loseReplyOnce.add('writeExportFile');
+    const run = await ehrctl([
+      'export',
+      'run',
+      '--tenant',
+      tenantId,
+      '--purpose',
+      'scheduling-sync',
+      '--to',
+      to,
+      '--retain-days',
+      '7',
+      '--wait',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(activityFaults.loseReplyOnce.has('writeExportFile')).toBe(false);
+    const job = jobOf(run);
+    const dir = path.join(to, job);
+    // Scheduling allows Patient and Encounter of the stored types; Observation is outside the purpose.
+    expect(fs.readdirSync(dir).sort()).toEqual(['Encounter.ndjson.enc', 'Patient.ndjson.enc', 'manifest.json']);
+    expect(fs.readFileSync(path.join(dir, 'Patient.ndjson.enc')).includes('"resourceType"')).toBe(false);
+
+    const verify = await ehrctl(['export', 'verify', dir]);
+    expect(verify.code, verify.stdout).toBe(0);
+    expect(verify.stdout).toMatch(new RegExp(`^ok: export ${job} \\(scheduling-sync\\), 2 files verified`, 'm'));
+
+    const out = path.join(tmp('plain'), 'out');
+    const decrypt = await ehrctl(['export', 'decrypt', dir, '--to', out]);
+    expect(decrypt.code, decrypt.stderr).toBe(0);
+    for (const type of ['Patient', 'Encounter'] as const) {
+      const { stored, minimised } = await expectedRecords(tenantId, type, 'scheduling-sync');
+      const got = readNdjson(path.join(out, `${type}.ndjson`));
+      expect(got.size).toBeGreaterThan(0);
+      expect([...got.keys()].sort()).toEqual([...minimised.keys()].sort());
+      for (const [id, resource] of got) expect(resource, `${type} ${id}`).toStrictEqual(minimised.get(id));
+      expect(run.stdout).toContain(`${type}: ${got.size} records`);
+      if (type === 'Patient') {
+        // Minimisation did something: what scheduling may not see (e.g. a Patient's extension) is gone.
+        const dropped = [...stored.values()].filter((r) => 'extension' in r || 'maritalStatus' in r);
+        expect(dropped.length).toBeGreaterThan(0);
+        for (const r of got.values()) expect(Object.keys(r)).not.toContain('extension');
+      }
+    }
+    // The operator's output names ids, counts and paths; none of the content.
+    const names = [...readNdjson(path.join(out, 'Patient.ndjson')).values()].flatMap((p) =>
+      ((p.name as Array<{ family?: string }> | undefined) ?? []).flatMap((n) => (n.family ? [n.family] : [])),
+    );
+    expect(names.length).toBeGreaterThan(0);
+    for (const output of [run, verify, decrypt])
+      for (const family of names) expect(output.stdout + output.stderr).not.toContain(family);
+
+    const actions = (await auditActions(tenantId, 'export.')).map((a) => `${a.action}:${a.outcome}`);
+    expect(actions).toEqual([
+      'export.started:success',
+      'export.file_written:success', // the first attempt, whose reply was lost
+      'export.file_written:success',
+      'export.file_written:success',
+      'export.completed:success',
+      'export.decrypted:success',
+    ]);
+
+    // A flipped byte in a file: verify names the file, decrypt refuses the export.
+    const badFile = tmp('badfile');
+    fs.cpSync(dir, badFile, { recursive: true });
+    flipByte(path.join(badFile, 'Encounter.ndjson.enc'), 40);
+    const v1 = await ehrctl(['export', 'verify', badFile]);
+    expect(v1.code).toBe(1);
+    expect(v1.stdout.trim()).toBe('FAIL Encounter.ndjson.enc: SHA-256 does not match the manifest');
+    const d1 = await ehrctl(['export', 'decrypt', badFile, '--to', path.join(tmp('plain'), 'x')]);
+    expect(d1.code).toBe(2);
+    expect(d1.stderr).toMatch(/export does not verify: Encounter\.ndjson\.enc/);
+
+    // A flipped byte in the manifest (a digit of a count): verify names the manifest.
+    const badManifest = tmp('badmanifest');
+    fs.cpSync(dir, badManifest, { recursive: true });
+    const manifestFile = path.join(badManifest, 'manifest.json');
+    flipByte(manifestFile, fs.readFileSync(manifestFile, 'utf8').search(/"count": \d/) + '"count": '.length);
+    const v2 = await ehrctl(['export', 'verify', badManifest]);
+    expect(v2.code).toBe(1);
+    expect(v2.stdout.trim()).toBe('FAIL manifest.json: the manifest differs from what was signed (bad manifest)');
+  });
+
+  it('after the retention period the job key is destroyed, the files removed, and decryption fails', async () => {
+    const { tenantId } = await syncedSandboxTenant(harness, ['Patient']);
+    const to = tmp('retained');
+    const run = await ehrctl([
+      'export',
+      'run',
+      '--tenant',
+      tenantId,
+      '--purpose',
+      'clinical-sync',
+      '--to',
+      to,
+      '--retain-seconds',
+      '6',
+      '--wait',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const job = jobOf(run);
+    const copy = tmp('copy');
+    fs.cpSync(path.join(to, job), copy, { recursive: true });
+    expect((await ehrctl(['export', 'verify', copy])).code).toBe(0);
+
+    const status = async () =>
+      (
+        await harness.pool.query<{ status: string; shredded: boolean }>(
+          'SELECT status, wrapped_key IS NULL AS shredded FROM export_jobs WHERE id = $1',
+          [job],
+        )
+      ).rows[0];
+    expect(await status()).toEqual({ status: 'written', shredded: false });
+    const deadline = Date.now() + 60_000;
+    while ((await status())?.status !== 'shredded' && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 500));
+    expect(await status()).toEqual({ status: 'shredded', shredded: true });
+    expect(fs.existsSync(path.join(to, job))).toBe(false);
+
+    const list = await ehrctl(['export', 'list', '--tenant', tenantId]);
+    expect(list.stdout).toMatch(new RegExp(`${job}\\s+${tenantId}\\s+clinical-sync\\s+shredded`));
+    // The copy still verifies (it is what was signed), but its key is gone for good.
+    const decrypt = await ehrctl(['export', 'decrypt', copy, '--to', path.join(tmp('plain'), 'never')]);
+    expect(decrypt.code).toBe(1);
+    expect(decrypt.stderr).toMatch(new RegExp(`export job key export-${job} has been destroyed`));
+    expect(fs.existsSync(path.join(copy, '..', 'never'))).toBe(false);
+    const actions = (await auditActions(tenantId, 'export.')).map((a) => `${a.action}:${a.outcome}`);
+    expect(actions.slice(-3)).toEqual([
+      'export.key.destroyed:success',
+      'export.files_removed:success',
+      'export.decrypted:failure',
+    ]);
+  });
+
+  it('is refused while an incident freezes the tenant, naming the incident', async () => {
+    const { tenantId } = await syncedSandboxTenant(harness, ['Patient']);
+    const incidentId = `freeze-${tenantId}`.slice(0, 63);
+    const owner = createPool(testEnv().ownerDatabaseUrl, 1);
+    try {
+      await owner.query(
+        `INSERT INTO incidents (id, scope, severity, reason, declared_by, declared_at, affected, status)
+         VALUES ($1, $2, 'high', 'synthetic', 'user:test', now(), '[]'::jsonb, 'contained')`,
+        [incidentId, `tenant:${tenantId}`],
+      );
+      await owner.query(
+        `INSERT INTO incident_holds (incident_id, scope, exports_frozen, webhooks_refused, writes_queued, legal_hold)
+         VALUES ($1, $2, true, false, false, false)`,
+        [incidentId, `tenant:${tenantId}`],
+      );
+    } finally {
+      await owner.end();
+    }
+    const to = tmp('frozen');
+    const run = await ehrctl([
+      'export',
+      'run',
+      '--tenant',
+      tenantId,
+      '--purpose',
+      'clinical-sync',
+      '--to',
+      to,
+      '--wait',
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(new RegExp(`SCOPE_UNDER_INCIDENT.*held by incident ${incidentId}`));
+    expect(fs.readdirSync(to)).toEqual([]);
+    const jobs = await harness.pool.query('SELECT 1 FROM export_jobs WHERE tenant_id = $1', [tenantId]);
+    expect(jobs.rowCount).toBe(0);
+    expect(await auditActions(tenantId, 'export.')).toEqual([{ action: 'export.refused', outcome: 'failure' }]);
+  });
+});
