@@ -16,6 +16,8 @@ import { createKekProvider } from '../../lib/keys/kek-factory.js';
 import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
 import { TenantKeyring } from '../../lib/keys/keyring.js';
 import { createPool } from '../../lib/store/pool.js';
+import { exportProgress, newExportJobId, startExport } from '../../client/export-client.js';
+import type { ExportResult } from '../../workflows/export-api.js';
 import { activityFaults } from '../activity-faults.js';
 import { testEnv } from '../harness.js';
 import { ehrctlEnv, runEhrctl } from './ehrctl-process.js';
@@ -70,6 +72,37 @@ async function auditActions(tenantId: string, prefix: string): Promise<Array<{ a
     [tenantId, `${prefix}%`],
   );
   return res.rows;
+}
+
+/** An incident holding the tenant with the given flags (as containment leaves one), written as the owner. */
+async function holdTenant(tenantId: string, prefix: string, flags: { exportsFrozen: boolean; legalHold: boolean }) {
+  const incidentId = `${prefix}-${tenantId}`.slice(0, 63);
+  const owner = createPool(testEnv().ownerDatabaseUrl, 1);
+  try {
+    await owner.query(
+      `INSERT INTO incidents (id, scope, severity, reason, declared_by, declared_at, affected, status)
+       VALUES ($1, $2, 'high', 'synthetic', 'user:test', now(), '[]'::jsonb, 'contained')`,
+      [incidentId, `tenant:${tenantId}`],
+    );
+    await owner.query(
+      `INSERT INTO incident_holds (incident_id, scope, exports_frozen, webhooks_refused, writes_queued, legal_hold)
+       VALUES ($1, $2, $3, false, false, $4)`,
+      [incidentId, `tenant:${tenantId}`, flags.exportsFrozen, flags.legalHold],
+    );
+  } finally {
+    await owner.end();
+  }
+  return {
+    incidentId,
+    async releaseLegalHold() {
+      const o = createPool(testEnv().ownerDatabaseUrl, 1);
+      try {
+        await o.query('UPDATE incident_holds SET legal_hold = false WHERE incident_id = $1', [incidentId]);
+      } finally {
+        await o.end();
+      }
+    },
+  };
 }
 
 /** Flips the lowest bit of the byte at `at` (a copy of the export is tampered with, never the original). */
@@ -219,22 +252,7 @@ describe('ehrctl export', () => {
 
   it('is refused while an incident freezes the tenant, naming the incident', async () => {
     const { tenantId } = await syncedSandboxTenant(harness, ['Patient']);
-    const incidentId = `freeze-${tenantId}`.slice(0, 63);
-    const owner = createPool(testEnv().ownerDatabaseUrl, 1);
-    try {
-      await owner.query(
-        `INSERT INTO incidents (id, scope, severity, reason, declared_by, declared_at, affected, status)
-         VALUES ($1, $2, 'high', 'synthetic', 'user:test', now(), '[]'::jsonb, 'contained')`,
-        [incidentId, `tenant:${tenantId}`],
-      );
-      await owner.query(
-        `INSERT INTO incident_holds (incident_id, scope, exports_frozen, webhooks_refused, writes_queued, legal_hold)
-         VALUES ($1, $2, true, false, false, false)`,
-        [incidentId, `tenant:${tenantId}`],
-      );
-    } finally {
-      await owner.end();
-    }
+    const { incidentId } = await holdTenant(tenantId, 'freeze', { exportsFrozen: true, legalHold: false });
     const to = tmp('frozen');
     const run = await ehrctl([
       'export',
@@ -253,5 +271,40 @@ describe('ehrctl export', () => {
     const jobs = await harness.pool.query('SELECT 1 FROM export_jobs WHERE tenant_id = $1', [tenantId]);
     expect(jobs.rowCount).toBe(0);
     expect(await auditActions(tenantId, 'export.')).toEqual([{ action: 'export.refused', outcome: 'failure' }]);
+  });
+
+  it('waits for a legal hold on the tenant before shredding, and shreds once it is released', async () => {
+    const { tenantId } = await syncedSandboxTenant(harness, ['Patient']);
+    const hold = await holdTenant(tenantId, 'legal', { exportsFrozen: false, legalHold: true });
+    const to = tmp('held');
+    const jobId = newExportJobId();
+    const handle = await startExport(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
+      tenantId,
+      purpose: 'clinical-sync',
+      to,
+      retainSeconds: 1,
+      requestedBy: 'test:export',
+      jobId,
+      holdRecheckSeconds: 1,
+    });
+    const deadline = Date.now() + 60_000;
+    let progress = await exportProgress(handle);
+    while (progress.phase !== 'shred-deferred' && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 300));
+      progress = await exportProgress(handle);
+    }
+    expect(progress).toMatchObject({ jobId, phase: 'shred-deferred', deferredBy: hold.incidentId });
+    // Past its retention, but held: key and files are still there, and stay there while the hold stands.
+    await new Promise((r) => setTimeout(r, 2_500));
+    const row = async () =>
+      (await harness.pool.query<{ status: string }>('SELECT status FROM export_jobs WHERE id = $1', [jobId])).rows[0];
+    expect(await row()).toEqual({ status: 'written' });
+    expect(fs.readdirSync(path.join(to, jobId)).sort()).toEqual(['Patient.ndjson.enc', 'manifest.json']);
+
+    await hold.releaseLegalHold();
+    const result = (await handle.result()) as ExportResult;
+    expect(result).toMatchObject({ jobId, filesRemoved: 2 });
+    expect(await row()).toEqual({ status: 'shredded' });
+    expect(fs.existsSync(path.join(to, jobId))).toBe(false);
   });
 });
