@@ -307,4 +307,82 @@ describe('ehrctl export', () => {
     expect(await row()).toEqual({ status: 'shredded' });
     expect(fs.existsSync(path.join(to, jobId))).toBe(false);
   });
+
+  it('status shows a job and its progress; shred ends the retention early; schedule makes a Temporal Schedule', async () => {
+    const { tenantId } = await syncedSandboxTenant(harness, ['Patient']);
+    const to = tmp('status');
+    const run = await ehrctl([
+      'export',
+      'run',
+      '--tenant',
+      tenantId,
+      '--purpose',
+      'clinical-sync',
+      '--to',
+      to,
+      '--wait',
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    const job = jobOf(run);
+    const status = await ehrctl(['export', 'status', job]);
+    expect(status.code, status.stderr).toBe(0);
+    const shown = JSON.parse(status.stdout) as Record<string, unknown>;
+    expect(shown).toMatchObject({ id: job, tenantId, status: 'written', keyDestroyed: false });
+    expect(shown.progress).toMatchObject({ jobId: job, phase: 'retained', types: [{ resourceType: 'Patient' }] });
+    expect(Date.parse(String(shown.retainUntil)) - Date.now()).toBeGreaterThan(29 * 86_400_000);
+
+    const shred = await ehrctl(['export', 'shred', job]);
+    expect(shred.code, shred.stderr).toBe(0);
+    const deadline = Date.now() + 30_000;
+    const statusOf = async () =>
+      (await harness.pool.query<{ status: string }>('SELECT status FROM export_jobs WHERE id = $1', [job])).rows[0]
+        ?.status;
+    while ((await statusOf()) !== 'shredded' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 300));
+    expect(await statusOf()).toBe('shredded');
+    expect(fs.existsSync(path.join(to, job))).toBe(false);
+
+    const badAt = await ehrctl([
+      'export',
+      'schedule',
+      '--tenant',
+      tenantId,
+      '--purpose',
+      'clinical-sync',
+      '--to',
+      to,
+      '--at',
+      '25:00',
+      '--timezone',
+      'UTC',
+    ]);
+    expect(badAt.code).toBe(2);
+    const scheduled = await ehrctl([
+      'export',
+      'schedule',
+      '--tenant',
+      tenantId,
+      '--purpose',
+      'clinical-sync',
+      '--to',
+      to,
+      '--at',
+      '02:30',
+      '--timezone',
+      'America/Chicago',
+      '--retain-days',
+      '3',
+    ]);
+    expect(scheduled.code, scheduled.stderr).toBe(0);
+    const handle = harness.temporal.client.schedule.getHandle(`export/${tenantId}/clinical-sync`);
+    try {
+      const d = await handle.describe();
+      expect(d.action).toMatchObject({ type: 'startWorkflow', workflowType: 'batchExport' });
+      expect(d.policies.overlap).toBe('ALLOW_ALL');
+      expect(d.spec.calendars?.[0]).toMatchObject({ hour: [{ start: 2, end: 2, step: 1 }], minute: [{ start: 30 }] });
+      const [input] = (d.action as { args?: unknown[] }).args ?? [];
+      expect(input).toMatchObject({ tenantId, purpose: 'clinical-sync', retainSeconds: 3 * 86_400 });
+    } finally {
+      await handle.delete();
+    }
+  });
 });
