@@ -135,6 +135,7 @@ describe('ehrctl export', () => {
     expect(activityFaults.loseReplyOnce.has('writeExportFile')).toBe(false);
     const job = jobOf(run);
     const dir = path.join(to, job);
+    expect(run.stdout).toMatch(new RegExp(`^started export/${tenantId}/${job} `));
     // Scheduling allows Patient and Encounter of the stored types; Observation is outside the purpose.
     expect(fs.readdirSync(dir).sort()).toEqual(['Encounter.ndjson.enc', 'Patient.ndjson.enc', 'manifest.json']);
     expect(fs.readFileSync(path.join(dir, 'Patient.ndjson.enc')).includes('"resourceType"')).toBe(false);
@@ -213,12 +214,18 @@ describe('ehrctl export', () => {
       to,
       '--retain-seconds',
       '6',
+      '--types',
+      'Patient,Encounter',
       '--wait',
     ]);
     expect(run.code, run.stderr).toBe(0);
+    // A named type is exported even when the tenant stores none of it.
+    expect(run.stdout).toMatch(/^ {2}Patient: [1-9]\d* records/m);
+    expect(run.stdout).toMatch(/^ {2}Encounter: 0 records/m);
     const job = jobOf(run);
     const copy = tmp('copy');
     fs.cpSync(path.join(to, job), copy, { recursive: true });
+    expect(fs.readdirSync(copy).sort()).toEqual(['Encounter.ndjson.enc', 'Patient.ndjson.enc', 'manifest.json']);
     expect((await ehrctl(['export', 'verify', copy])).code).toBe(0);
 
     const status = async () =>
@@ -311,6 +318,8 @@ describe('ehrctl export', () => {
   it('status shows a job and its progress; shred ends the retention early; schedule makes a Temporal Schedule', async () => {
     const { tenantId } = await syncedSandboxTenant(harness, ['Patient']);
     const to = tmp('status');
+    // Nothing was updated since a far-future instant: the stored type is exported, with no records.
+    const since = '2999-01-01T00:00:00Z';
     const run = await ehrctl([
       'export',
       'run',
@@ -320,14 +329,23 @@ describe('ehrctl export', () => {
       'clinical-sync',
       '--to',
       to,
+      '--since',
+      since,
       '--wait',
     ]);
     expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^ {2}Patient: 0 records/m);
     const job = jobOf(run);
     const status = await ehrctl(['export', 'status', job]);
     expect(status.code, status.stderr).toBe(0);
     const shown = JSON.parse(status.stdout) as Record<string, unknown>;
-    expect(shown).toMatchObject({ id: job, tenantId, status: 'written', keyDestroyed: false });
+    expect(shown).toMatchObject({
+      id: job,
+      tenantId,
+      status: 'written',
+      keyDestroyed: false,
+      since: '2999-01-01T00:00:00.000Z',
+    });
     expect(shown.progress).toMatchObject({ jobId: job, phase: 'retained', types: [{ resourceType: 'Patient' }] });
     expect(Date.parse(String(shown.retainUntil)) - Date.now()).toBeGreaterThan(29 * 86_400_000);
 
