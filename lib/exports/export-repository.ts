@@ -192,3 +192,15 @@ export async function recordPage(
     ciphertext: r.ciphertext,
   }));
 }
+
+/** The tenant's integrations with their vendors (an incident on any of them holds part of what an export reads). */
+export async function tenantIntegrations(
+  db: Queryable,
+  tenantId: string,
+): Promise<Array<{ id: string; vendor: string }>> {
+  const res = await db.query<{ id: string; vendor: string }>(
+    'SELECT id, vendor FROM integrations WHERE tenant_id = $1 ORDER BY id',
+    [tenantId],
+  );
+  return res.rows;
+}

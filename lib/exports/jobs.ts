@@ -18,7 +18,14 @@ import type { AuditSigningKeySource } from '../keys/purpose-keys.js';
 import { withTransaction } from '../store/pool.js';
 import { tenantExists } from '../store/tenants.js';
 import type { Pool } from '../store/pool.js';
-import { destroyJobKey, insertExportJob, markExportWritten, readExportJob, storedTypes } from './export-repository.js';
+import {
+  destroyJobKey,
+  insertExportJob,
+  markExportWritten,
+  readExportJob,
+  storedTypes,
+  tenantIntegrations,
+} from './export-repository.js';
 import type { ExportJob } from './export-repository.js';
 import { jobKeyIdFor, newJobKey } from './job-key.js';
 import { EXPORT_FORMAT, MANIFEST_FILE, sha256OfFile, signManifest, writeManifest } from './manifest.js';
@@ -49,9 +56,15 @@ export function assertExportPurpose(purpose: string): Purpose {
   return purpose;
 }
 
-/** Refused (ScopeUnderIncidentError naming the incident, audited) while an incident freezes the tenant's exports. */
+/**
+ * Refused (ScopeUnderIncidentError naming the incident, audited) while an incident freezes the tenant's exports:
+ * on the tenant, or on any of its integrations or their vendors, since the export reads every integration's records.
+ */
 export async function assertNotFrozen(pool: Pool, tenantId: string, audit: AuditContext, jobId: string): Promise<void> {
-  const hold = await holdCovering(pool, 'exports_frozen', { tenantId });
+  let hold = await holdCovering(pool, 'exports_frozen', { tenantId });
+  for (const i of hold ? [] : await tenantIntegrations(pool, tenantId)) {
+    hold ??= await holdCovering(pool, 'exports_frozen', { tenantId, integrationId: i.id, vendor: i.vendor });
+  }
   if (!hold) return;
   const refused = new ScopeUnderIncidentError('export', hold.incident_id, hold.scope);
   await recordAuditEvent(pool, {
@@ -231,7 +244,8 @@ export async function endExport(
     filesRemoved += 1;
   }
   await fs.rmdir(job.directory).catch(() => undefined);
-  if (keyDestroyed)
+  // Also on a retry that finds the key already destroyed but files left behind (a worker lost in between).
+  if (keyDestroyed || filesRemoved > 0)
     await recordAuditEvent(pool, {
       ...audit,
       action: 'export.files_removed',

@@ -75,19 +75,24 @@ async function auditActions(tenantId: string, prefix: string): Promise<Array<{ a
 }
 
 /** An incident holding the tenant with the given flags (as containment leaves one), written as the owner. */
-async function holdTenant(tenantId: string, prefix: string, flags: { exportsFrozen: boolean; legalHold: boolean }) {
+async function holdTenant(
+  tenantId: string,
+  prefix: string,
+  flags: { exportsFrozen: boolean; legalHold: boolean },
+  scope = `tenant:${tenantId}`,
+) {
   const incidentId = `${prefix}-${tenantId}`.slice(0, 63);
   const owner = createPool(testEnv().ownerDatabaseUrl, 1);
   try {
     await owner.query(
       `INSERT INTO incidents (id, scope, severity, reason, declared_by, declared_at, affected, status)
        VALUES ($1, $2, 'high', 'synthetic', 'user:test', now(), '[]'::jsonb, 'contained')`,
-      [incidentId, `tenant:${tenantId}`],
+      [incidentId, scope],
     );
     await owner.query(
       `INSERT INTO incident_holds (incident_id, scope, exports_frozen, webhooks_refused, writes_queued, legal_hold)
        VALUES ($1, $2, $3, false, false, $4)`,
-      [incidentId, `tenant:${tenantId}`, flags.exportsFrozen, flags.legalHold],
+      [incidentId, scope, flags.exportsFrozen, flags.legalHold],
     );
   } finally {
     await owner.end();
@@ -278,6 +283,33 @@ describe('ehrctl export', () => {
     const jobs = await harness.pool.query('SELECT 1 FROM export_jobs WHERE tenant_id = $1', [tenantId]);
     expect(jobs.rowCount).toBe(0);
     expect(await auditActions(tenantId, 'export.')).toEqual([{ action: 'export.refused', outcome: 'failure' }]);
+
+    // An incident on one of the tenant's integrations freezes the export too: it would read that integration's records.
+    const other = await syncedSandboxTenant(harness, ['Patient']);
+    const scope = `integration:${other.integrationIds[0]!}`;
+    const held = await holdTenant(other.tenantId, 'freeze-i', { exportsFrozen: true, legalHold: false }, scope);
+    const refused = await ehrctl([
+      'export',
+      'run',
+      '--tenant',
+      other.tenantId,
+      '--purpose',
+      'clinical-sync',
+      '--to',
+      to,
+      '--retain-seconds',
+      '1',
+    ]);
+    expect(refused.code, refused.stderr).toBe(0); // started; the workflow refuses
+    const jobId = /\(job ([a-z0-9-]+)\)/.exec(refused.stdout)![1]!;
+    const handle = harness.temporal.client.workflow.getHandle(`export/${other.tenantId}/${jobId}`);
+    const failure = await handle.result().then(
+      () => undefined,
+      (err: unknown) => err as Error,
+    );
+    expect(String((failure?.cause as Error | undefined)?.cause)).toMatch(
+      new RegExp(`scope ${scope} is held by incident ${held.incidentId}`),
+    );
   });
 
   it('waits for a legal hold on the tenant before shredding, and shreds once it is released', async () => {
