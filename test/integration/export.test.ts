@@ -435,4 +435,40 @@ describe('ehrctl export', () => {
       await handle.delete();
     }
   });
+
+  it('a type that cannot be written fails the export: its key is destroyed and its files removed at once', async () => {
+    const { tenantId } = await syncedSandboxTenant(harness, ['Patient', 'Observation']);
+    const to = tmp('failed');
+    // The first type is written; the second fails for good (as a database that stays down would).
+    activityFaults.failAfter.set('writeExportFile', 1);
+    const run = await ehrctl([
+      'export',
+      'run',
+      '--tenant',
+      tenantId,
+      '--purpose',
+      'clinical-sync',
+      '--to',
+      to,
+      '--wait',
+    ]);
+    expect(activityFaults.failAfter.has('writeExportFile')).toBe(false);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/failed — TEST_INJECTED_FAULT/);
+    const job = jobOf(run);
+    const row = await harness.pool.query<{ status: string; destroyed: boolean }>(
+      'SELECT status, wrapped_key IS NULL AS destroyed FROM export_jobs WHERE id = $1',
+      [job],
+    );
+    expect(row.rows).toEqual([{ status: 'failed', destroyed: true }]);
+    expect(fs.existsSync(path.join(to, job))).toBe(false);
+    const actions = (await auditActions(tenantId, 'export.')).map((a) => `${a.action}:${a.outcome}`);
+    expect(actions).toEqual([
+      'export.started:success',
+      'export.file_written:success',
+      'export.failed:failure',
+      'export.key.destroyed:success',
+      'export.files_removed:success',
+    ]);
+  });
 });
