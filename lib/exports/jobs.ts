@@ -9,6 +9,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { appendAuditEvents, recordAuditEvent } from '../audit/chain.js';
 import type { AuditContext } from '../audit/chain.js';
+import { isResourceType } from '../domain.js';
 import { ConflictError, InvalidArgumentError, NotFoundError, ScopeUnderIncidentError } from '../errors/index.js';
 import { assertTypesWithinPurpose, isPurpose, purposePolicy } from '../fhir/classification.js';
 import type { Purpose } from '../fhir/classification.js';
@@ -88,6 +89,8 @@ export async function beginExport(
   if (existing) return begun(existing);
   if (!(await tenantExists(deps.pool, b.tenantId))) throw new NotFoundError('tenant', b.tenantId);
   await assertNotFrozen(deps.pool, b.tenantId, audit, b.jobId);
+  const unknown = (b.types ?? []).filter((t) => !isResourceType(t));
+  if (unknown.length > 0) throw new InvalidArgumentError('types', `unknown resource type(s) ${unknown.join(', ')}`);
   const wanted = b.types ?? [...purposePolicy(purpose).resourceTypes];
   assertTypesWithinPurpose(purpose, wanted);
   const present = new Set(await storedTypes(deps.pool, b.tenantId, wanted));

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { DecryptionError } from '../../lib/errors/index.js';
+import { DecryptionError, InvalidArgumentError, PolicyViolationError } from '../../lib/errors/index.js';
 import { readExportJob } from '../../lib/exports/export-repository.js';
 import { unwrapJobKey } from '../../lib/exports/job-key.js';
 import { beginExport, endExport } from '../../lib/exports/jobs.js';
@@ -96,5 +96,19 @@ describe('export job keys', () => {
     expect(await endExport(db.pool, 'job-a', 'retention', ctx('shred-again'))).toMatchObject({ keyDestroyed: false });
     const destroyed = await db.pool.query(`SELECT 1 FROM audit_events WHERE action = 'export.key.destroyed'`);
     expect(destroyed.rowCount).toBe(1);
+  });
+
+  it('refuses unknown types and types outside the purpose before any key is made', async () => {
+    const { kek } = await open();
+    const begin = (jobId: string, types: string[]) =>
+      beginExport(
+        { pool: db.pool, kek },
+        { jobId, tenantId: 'tenant-x', workflowId: jobId, purpose: 'scheduling-sync', types, since: null, to: db.tmp },
+        ctx('begin'),
+      );
+    expect(await rejection(begin('job-unknown', ['Patient', 'Nope']))).toBeInstanceOf(InvalidArgumentError);
+    expect(await rejection(begin('job-outside', ['Patient', 'Observation']))).toBeInstanceOf(PolicyViolationError);
+    const rows = await db.pool.query(`SELECT 1 FROM export_jobs WHERE id IN ('job-unknown', 'job-outside')`);
+    expect(rows.rowCount).toBe(0);
   });
 });
