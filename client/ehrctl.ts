@@ -6,6 +6,7 @@ import { registerAuditCommands } from './commands/audit.js';
 import { registerAuditHistoryCommand } from './commands/audit-history.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDevCommands } from './commands/dev.js';
+import { registerExportCommands } from './commands/export.js';
 import { registerIncidentCommands } from './commands/incident.js';
 import { registerIntegrationCommands } from './commands/integrations.js';
 import { registerKeyCommands } from './commands/keys.js';
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerRetentionCommands(program);
   registerHoldCommands(program);
   registerAccessCommands(program);
+  registerExportCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;
 }

@@ -7,6 +7,7 @@ import type {
   BreakGlassActivityDeps,
   BulkExportActivityDeps,
   ContainmentActivityDeps,
+  ExportActivityDeps,
   KeyRotationActivityDeps,
   SyncActivityDeps,
 } from '../activities/index.js';
@@ -16,6 +17,7 @@ import {
   createBreakGlassActivities,
   createBulkExportActivities,
   createContainmentActivities,
+  createExportActivities,
   createKeyRotationActivities,
   createSyncActivities,
 } from '../activities/index.js';
@@ -34,6 +36,7 @@ export interface WorkerActivityDeps {
   containment: ContainmentActivityDeps;
   retention: RetentionActivityDeps;
   breakGlass: BreakGlassActivityDeps;
+  export: ExportActivityDeps;
 }
 
 export function createWorkerActivities(deps: WorkerActivityDeps) {
@@ -43,8 +46,11 @@ export function createWorkerActivities(deps: WorkerActivityDeps) {
   const containment = createContainmentActivities(deps.containment);
   const retention = createRetentionActivities(deps.retention);
   const breakGlass = createBreakGlassActivities(deps.breakGlass);
-  const names = [sync, bulk, keyRotation, containment, retention, breakGlass].flatMap((set) => Object.keys(set));
+  const exports = createExportActivities(deps.export);
+  const names = [sync, bulk, keyRotation, containment, retention, breakGlass, exports].flatMap((set) =>
+    Object.keys(set),
+  );
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
-  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention, ...breakGlass };
+  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention, ...breakGlass, ...exports };
 }

@@ -6,3 +6,4 @@ export { webhookDeltaSync } from './webhook-delta-sync.js';
 export { bulkExport } from './bulk-export.js';
 export { retention } from './retention.js';
 export { breakGlassReview } from './break-glass-review.js';
+export { batchExport } from './export.js';

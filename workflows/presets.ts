@@ -95,3 +95,13 @@ export const retentionPreset: ActivityOptions = {
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20 },
 };
+
+/**
+ * One type of a batch export (workflows/export.ts): stored records decrypted, minimised and written encrypted.
+ * Heartbeats after every page, so a dead worker is noticed within 30 s and the file is written again elsewhere.
+ */
+export const exportFilePreset: ActivityOptions = {
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+};
