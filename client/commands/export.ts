@@ -19,6 +19,7 @@ import { assertTypesWithinPurpose } from '../../lib/fhir/classification.js';
 import { createKekProvider } from '../../lib/keys/kek-factory.js';
 import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
 import { openPurposeKeys } from '../../lib/keys/open-purpose-keys.js';
+import { retentionDaysFor } from '../../lib/retention/rules.js';
 import { tenantExists } from '../../lib/store/tenants.js';
 import type { ExportInput } from '../../workflows/export-api.js';
 import type { CliContext } from '../context.js';
@@ -60,7 +61,10 @@ async function exportInput(ctx: CliContext, o: ExportOptions, since?: string): P
   const retainSeconds =
     o.retainSeconds !== undefined
       ? positiveInt('--retain-seconds', o.retainSeconds)
-      : positiveInt('--retain-days', o.retainDays ?? '30') * DAY;
+      : o.retainDays !== undefined
+        ? positiveInt('--retain-days', o.retainDays) * DAY
+        : // The tenant's exports rule (`ehrctl retention set --class exports`), 30 days unless set.
+          (await retentionDaysFor(await ctx.db(), o.tenant, 'exports')) * DAY;
   return {
     tenantId: o.tenant,
     purpose,
@@ -100,7 +104,10 @@ function exportOptions(cmd: Command): Command {
     .requiredOption('--purpose <purpose>', 'clinical-sync | scheduling-sync | billing-export (caps the data classes)')
     .requiredOption('--to <dir>', "directory on the worker's host; the job writes into <dir>/<job id>")
     .option('--types <list>', 'comma-separated resource types (default: every stored type the purpose allows)')
-    .option('--retain-days <n>', 'days before the job key is destroyed and the files removed (default 30)')
+    .option(
+      '--retain-days <n>',
+      "days before the job key is destroyed and the files removed (default: the tenant's exports retention rule)",
+    )
     .addOption(new Option('--retain-seconds <n>', 'retention in seconds (drills and tests)').hideHelp());
 }
 

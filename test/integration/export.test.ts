@@ -350,6 +350,9 @@ describe('ehrctl export', () => {
   it('status shows a job and its progress; shred ends the retention early; schedule makes a Temporal Schedule', async () => {
     const { tenantId } = await syncedSandboxTenant(harness, ['Patient']);
     const to = tmp('status');
+    // Without --retain-days, the tenant's exports rule says how long the job lives.
+    const rule = await ehrctl(['retention', 'set', '--tenant', tenantId, '--class', 'exports', '--days', '12']);
+    expect(rule.code, rule.stderr).toBe(0);
     // Nothing was updated since a far-future instant: the stored type is exported, with no records.
     const since = '2999-01-01T00:00:00Z';
     const run = await ehrctl([
@@ -379,7 +382,9 @@ describe('ehrctl export', () => {
       since: '2999-01-01T00:00:00.000Z',
     });
     expect(shown.progress).toMatchObject({ jobId: job, phase: 'retained', types: [{ resourceType: 'Patient' }] });
-    expect(Date.parse(String(shown.retainUntil)) - Date.now()).toBeGreaterThan(29 * 86_400_000);
+    const retained = Date.parse(String(shown.retainUntil)) - Date.now();
+    expect(retained).toBeGreaterThan(11 * 86_400_000);
+    expect(retained).toBeLessThanOrEqual(12 * 86_400_000);
 
     const shred = await ehrctl(['export', 'shred', job]);
     expect(shred.code, shred.stderr).toBe(0);
