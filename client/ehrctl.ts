@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { EXIT, exitCodeForError } from '../lib/errors/exit-codes.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerAuditHistoryCommand } from './commands/audit-history.js';
+import { registerConsumerCommands } from './commands/consumers.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDevCommands } from './commands/dev.js';
 import { registerIncidentCommands } from './commands/incident.js';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerWebhookCommands(program);
   registerDbCommands(program);
+  registerConsumerCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;
 }
