@@ -1,184 +1,38 @@
 /**
- * The gateway as SMART Backend Services authorization server and the checks on every FHIR request, over real
- * HTTP against the real PostgreSQL: tokens for good assertions; forged, expired, replayed, wrong-audience and
- * over-scoped ones refused; revocation on the next request; tokens bound to their consumer's tenant; rate limit,
- * incident freeze and break-glass grants; every refusal audited without the token; the chain verifies afterwards.
- * The FHIR read side is the fhir helper's: here a recording handler stands in for it.
+ * The gateway as SMART Backend Services authorization server, over real HTTP against the real PostgreSQL: tokens
+ * for good assertions; forged, expired, replayed, wrong-audience and over-scoped ones refused; bearer tokens
+ * checked on every FHIR request; revocation on the next request; tokens bound to their consumer's tenant; every
+ * refusal audited without the token; the chain verifies afterwards (test/integration/gateway-support.ts).
  */
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
-import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
-import type { CryptoKey, JWK } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SignJWT } from 'jose';
+import { describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../lib/audit/verify-chain.js';
-import { signClientAssertion } from '../../lib/crypto/client-assertion.js';
-import type { BreakGlassGrant, GatewayAccess } from '../../lib/gateway/access.js';
-import { AccessTokens, loadGatewaySigningKey } from '../../lib/gateway/auth/access-tokens.js';
+import { AccessTokens } from '../../lib/gateway/auth/access-tokens.js';
 import type { GatewaySigningKey } from '../../lib/gateway/auth/access-tokens.js';
-import { addConsumer, devKeyPath, restoreConsumer, revokeConsumer } from '../../lib/gateway/consumers.js';
-import { createKekProvider } from '../../lib/keys/kek-factory.js';
-import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
-import { TenantKeyring } from '../../lib/keys/keyring.js';
-import type { Pool } from '../../lib/store/pool.js';
-import { createTenant } from '../../lib/store/tenants.js';
-import type { GatewayHandle } from '../../workers/gateway.js';
-import { startGateway } from '../../workers/gateway.js';
-import { testEnv, uniqueId } from '../harness.js';
-import { testActor, testConfig, testPool } from './support.js';
+import { restoreConsumer, revokeConsumer } from '../../lib/gateway/consumers.js';
+import { uniqueId } from '../harness.js';
+import type { TestConsumer } from './gateway-support.js';
+import {
+  assertion,
+  consumerKey,
+  gateway,
+  newConsumer,
+  pool,
+  read,
+  refusalReasons,
+  secretsSent,
+  seen,
+  signingKey,
+  tenantA,
+  tenantB,
+  tokenFor,
+  tokenRequest,
+  useTestGateway,
+} from './gateway-support.js';
+import { testActor } from './support.js';
 
-let pool: Pool;
-let gateway: GatewayHandle;
-let signingKey: GatewaySigningKey;
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-auth-'));
-const tenantA = uniqueId('gw-a');
-const tenantB = uniqueId('gw-b');
-/** Every access the stand-in FHIR handler was given. */
-const seen: GatewayAccess[] = [];
-const grants = new Map<string, BreakGlassGrant[]>();
-/** Every token and assertion the tests sent: none may reach the audit trail. */
-const secretsSent: string[] = [];
-
-interface TestConsumer {
-  id: string;
-  kid: string;
-  alg: 'ES384' | 'RS384';
-  privateKey: CryptoKey;
-}
-
-async function consumerKey(alg: 'ES384' | 'RS384'): Promise<{ jwk: JWK; kid: string; privateKey: CryptoKey }> {
-  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, modulusLength: 2048 });
-  const jwk = await exportJWK(publicKey);
-  const kid = await calculateJwkThumbprint(jwk, 'sha256');
-  return { jwk: { ...jwk, kid, alg, use: 'sig' }, kid, privateKey };
-}
-
-async function newConsumer(
-  opts: {
-    tenantId?: string;
-    scopes?: string;
-    alg?: 'ES384' | 'RS384';
-    ratePerMinute?: number;
-    rateBurst?: number;
-  } = {},
-): Promise<TestConsumer> {
-  const alg = opts.alg ?? 'ES384';
-  const key = await consumerKey(alg);
-  const id = uniqueId('consumer');
-  await addConsumer(
-    pool,
-    {
-      id,
-      tenantId: opts.tenantId ?? tenantA,
-      purpose: 'clinical-sync',
-      scopes: opts.scopes ?? 'system/Patient.rs system/Observation.rs',
-      keys: { kind: 'jwks', jwks: { keys: [key.jwk] } },
-      ratePerMinute: opts.ratePerMinute,
-      rateBurst: opts.rateBurst,
-    },
-    testActor,
-  );
-  return { id, kid: key.kid, alg, privateKey: key.privateKey };
-}
-
-async function assertion(
-  c: TestConsumer,
-  opts: { audience?: string; now?: Date; lifetimeSeconds?: number; key?: CryptoKey } = {},
-): Promise<string> {
-  const signed = await signClientAssertion({
-    clientId: c.id,
-    audience: opts.audience ?? gateway.tokenUrl,
-    kid: c.kid,
-    alg: c.alg,
-    privateKey: opts.key ?? c.privateKey,
-    lifetimeSeconds: opts.lifetimeSeconds ?? 240,
-    ...(opts.now ? { now: opts.now } : {}),
-  });
-  secretsSent.push(signed);
-  return signed;
-}
-
-async function tokenRequest(
-  signed: string,
-  scope = 'system/Patient.rs',
-  extra: Record<string, string> = {},
-): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
-  const res = await fetch(gateway.tokenUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-      client_assertion: signed,
-      scope,
-      ...extra,
-    }).toString(),
-  });
-  const body = (await res.json()) as Record<string, unknown>;
-  if (typeof body.access_token === 'string') secretsSent.push(body.access_token);
-  return { status: res.status, body, headers: res.headers };
-}
-
-async function tokenFor(c: TestConsumer, scope = 'system/Patient.rs'): Promise<string> {
-  const res = await tokenRequest(await assertion(c), scope);
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body.access_token as string;
-}
-
-async function read(token: string | undefined, fhirPath = 'Patient/p-1'): Promise<Response> {
-  return fetch(`${gateway.fhirBaseUrl}/${fhirPath}`, {
-    headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
-  });
-}
-
-/** The refusal events written for a consumer (or claimed id), reasons in order. */
-async function refusalReasons(consumerId: string, action = 'gateway.request.refused'): Promise<string[]> {
-  const res = await pool.query<{ reason: string }>(
-    `SELECT details->>'reason' AS reason FROM audit_events
-      WHERE action = $1 AND (details->>'consumerId' = $2 OR details->>'claimedConsumerId' = $2) ORDER BY seq`,
-    [action, consumerId],
-  );
-  return res.rows.map((r) => r.reason);
-}
-
-beforeAll(async () => {
-  pool = testPool();
-  await createTenant(pool, { id: tenantA, name: 'Synthetic Gateway Clinic A' }, testActor);
-  await createTenant(pool, { id: tenantB, name: 'Synthetic Gateway Clinic B' }, testActor);
-  const { privateKey } = generateKeyPairSync('ed25519');
-  const keyFile = path.join(tmp, 'gateway-access.key');
-  fs.writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-  signingKey = await loadGatewaySigningKey(`file:${keyFile}`);
-  const config = testConfig();
-  const kek = await KeyHierarchy.open({
-    pool,
-    backend: await createKekProvider(config),
-    audit: { actor: 'test:gateway', correlationId: randomUUID() },
-  });
-  gateway = await startGateway(
-    { GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: 0, GATEWAY_PUBLIC_URL: undefined, GATEWAY_ACCESS_LIFETIME_SECONDS: 300 },
-    {
-      pool,
-      keyring: new TenantKeyring({ pool, kek }),
-      signingKey,
-      grantsFor: async (consumerId) => grants.get(consumerId) ?? [],
-      handleFhir: async (_deps, access, request) => {
-        seen.push(access);
-        return { status: 200, headers: {}, body: { resourceType: 'Bundle', path: request.path } };
-      },
-      refusalAuditWindowMs: 0,
-      actor: 'test:gateway',
-    },
-  );
-});
-
-afterAll(async () => {
-  await gateway?.close();
-  await pool?.end();
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+useTestGateway();
 
 describe('discovery', () => {
   it('publishes the token endpoint, private_key_jwt with RS384/ES384, client_credentials and v2 scopes', async () => {
@@ -385,67 +239,6 @@ describe('every FHIR request', () => {
     expect(seen.length).toBe(before);
     expect(await refusalReasons(a.id)).toEqual(['token-tenant']);
   });
-
-  it('answers 429 with Retry-After past the consumer rate limit, audited', async () => {
-    const c = await newConsumer({ ratePerMinute: 6, rateBurst: 2 });
-    const token = await tokenFor(c);
-    expect((await read(token)).status).toBe(200);
-    expect((await read(token)).status).toBe(200);
-    const limited = await read(token);
-    expect(limited.status).toBe(429);
-    expect(Number(limited.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    expect(await limited.json()).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'throttled' }] });
-    expect(await refusalReasons(c.id)).toEqual(['rate-limited']);
-  });
-
-  it("answers 503 with a reason code while an incident freezes the consumer's tenant, audited", async () => {
-    const frozenTenant = uniqueId('gw-frozen');
-    await createTenant(pool, { id: frozenTenant, name: 'Synthetic Frozen Clinic' }, testActor);
-    const c = await newConsumer({ tenantId: frozenTenant });
-    const token = await tokenFor(c);
-    const incidentId = `gw-${frozenTenant}`.slice(0, 63);
-    const owner = new pg.Client({ connectionString: testEnv().ownerDatabaseUrl });
-    await owner.connect();
-    try {
-      await owner.query(
-        `INSERT INTO incidents (id, scope, severity, reason, declared_by, declared_at, affected, status)
-         VALUES ($1, $2, 'high', 'synthetic', 'user:test', now(), '[]'::jsonb, 'contained')`,
-        [incidentId, `tenant:${frozenTenant}`],
-      );
-      await owner.query('INSERT INTO incident_holds (incident_id, scope) VALUES ($1, $2)', [
-        incidentId,
-        `tenant:${frozenTenant}`,
-      ]);
-      const frozen = await read(token);
-      expect(frozen.status).toBe(503);
-      expect(frozen.headers.get('retry-after')).toBe('300');
-      expect(await frozen.json()).toMatchObject({
-        issue: [{ code: 'transient', details: { coding: [{ code: 'incident-freeze' }] } }],
-      });
-      expect(await refusalReasons(c.id)).toEqual(['incident-freeze']);
-      // Another tenant's consumer reads on.
-      expect((await read(await tokenFor(await newConsumer()))).status).toBe(200);
-      await owner.query('UPDATE incident_holds SET exports_frozen = false WHERE incident_id = $1', [incidentId]);
-      expect((await read(token)).status).toBe(200);
-    } finally {
-      await owner.end();
-    }
-  });
-
-  it("puts the consumer's active break-glass grants, and only those, in the access", async () => {
-    const c = await newConsumer();
-    const active: BreakGlassGrant = {
-      id: uniqueId('bg'),
-      consumerId: c.id,
-      scopes: [{ context: 'system', resourceType: 'Condition', read: true, search: true }],
-      reasonCode: 'EMERGENCY',
-      expiresAt: new Date(Date.now() + 600_000),
-    };
-    const expired: BreakGlassGrant = { ...active, id: uniqueId('bg'), expiresAt: new Date(Date.now() - 1_000) };
-    grants.set(c.id, [active, expired]);
-    await read(await tokenFor(c), 'Condition?patient=p-1');
-    expect(seen.at(-1)!.breakGlass).toEqual([active]);
-  });
 });
 
 describe('afterwards', () => {
@@ -458,41 +251,5 @@ describe('afterwards', () => {
     );
     expect(leaked.rows[0]!.n).toBe('0');
     expect((await verifyAuditChain(pool)).ok).toBe(true);
-  });
-
-  it('--dev-key keeps the private key in a 0600 file under the secrets directory, never in the database', async () => {
-    const id = uniqueId('dev-consumer');
-    const { consumer, devKeyFile } = await addConsumer(
-      pool,
-      {
-        id,
-        tenantId: tenantA,
-        purpose: 'clinical-sync',
-        scopes: 'system/Patient.rs',
-        keys: { kind: 'dev-key', alg: 'ES384', secretsDir: tmp },
-      },
-      testActor,
-    );
-    const kid = consumer.jwks!.keys[0]!.kid!;
-    expect(devKeyFile).toBe(devKeyPath(tmp, id, kid));
-    expect(fs.statSync(devKeyFile!).mode & 0o777).toBe(0o600);
-    expect(consumer.jwks!.keys[0]).not.toHaveProperty('d');
-    expect(JSON.stringify(consumer)).not.toContain('PRIVATE');
-  });
-
-  it('refuses scopes outside the purpose at registration, naming the types', async () => {
-    await expect(
-      addConsumer(
-        pool,
-        {
-          id: uniqueId('sched'),
-          tenantId: tenantA,
-          purpose: 'scheduling-sync',
-          scopes: 'system/Patient.rs system/Observation.rs',
-          keys: { kind: 'jwks-url', url: 'https://consumer.example.org/jwks.json' },
-        },
-        testActor,
-      ),
-    ).rejects.toThrow(/purpose scheduling-sync does not allow resource type\(s\) Observation/);
   });
 });

@@ -2,8 +2,9 @@
  * Audit and answer of the gateway's refusals. Every refusal is audited (`gateway.token.refused` at the token
  * endpoint, `gateway.request.refused` elsewhere) with its status, reason code and the consumer when known — never
  * the token, the assertion or the request's path (which can name a patient). A flood of the same refusal (same
- * route, consumer or claimed id, and reason) is audited once per window with the count of those left out
- * (RefusalAuditLimiter), so a caller cannot fill the chain. The caller is told RFC 6749 / 6750 codes only.
+ * route, proven consumer, and reason) is audited once per window with the count of those left out
+ * (RefusalAuditLimiter), so a caller cannot fill the chain; callers who proved nothing share one window per
+ * reason, whatever client id they claim. The caller is told RFC 6749 / 6750 codes only.
  */
 import type { AuditContext } from '../../audit/chain.js';
 import { recordAuditEvent } from '../../audit/chain.js';
@@ -22,8 +23,9 @@ export async function auditGatewayRefusal(
   ctx: AuditContext,
   claimedConsumerId?: string,
 ): Promise<boolean> {
-  const who = err.consumerId ?? claimedConsumerId;
-  const suppressedBefore = limiter.admit(`${route}\0${who ?? '-'}\0${err.reason}`);
+  // Keyed by the consumer only when it is proven (a verified token or a registered client): a claimed id is the
+  // caller's to vary, and must not open a window of its own per request.
+  const suppressedBefore = limiter.admit(`${route}\0${err.consumerId ?? '-'}\0${err.reason}`);
   if (suppressedBefore === undefined) return false;
   await recordAuditEvent(pool, {
     ...ctx,
