@@ -5,6 +5,8 @@
  * outside the purpose are refused.
  */
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { BreakGlassGrant } from '../../lib/gateway/access.js';
@@ -12,6 +14,8 @@ import { addConsumer, devKeyPath } from '../../lib/gateway/consumers.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { testEnv, uniqueId } from '../harness.js';
 import {
+  assertion,
+  consumerKey,
   grants,
   newConsumer,
   pool,
@@ -21,6 +25,7 @@ import {
   tenantA,
   tmp,
   tokenFor,
+  tokenRequest,
   useTestGateway,
 } from './gateway-support.js';
 import { testActor } from './support.js';
@@ -109,6 +114,36 @@ describe('consumer registration', () => {
     expect(fs.statSync(devKeyFile!).mode & 0o777).toBe(0o600);
     expect(consumer.jwks!.keys[0]).not.toHaveProperty('d');
     expect(JSON.stringify(consumer)).not.toContain('PRIVATE');
+  });
+
+  it("verifies assertions against a consumer's JWKS URL, fetched once and cached", async () => {
+    const key = await consumerKey('RS384');
+    let fetched = 0;
+    const jwksServer = http.createServer((_req, res) => {
+      fetched += 1;
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [key.jwk] }));
+    });
+    await new Promise<void>((resolve) => jwksServer.listen(0, '127.0.0.1', resolve));
+    try {
+      const id = uniqueId('url-consumer');
+      const url = `http://127.0.0.1:${(jwksServer.address() as AddressInfo).port}/jwks.json`;
+      const scopes = 'system/Patient.rs';
+      await addConsumer(
+        pool,
+        { id, tenantId: tenantA, purpose: 'clinical-sync', scopes, keys: { kind: 'jwks-url', url } },
+        testActor,
+      );
+      const c = { id, kid: key.kid, alg: 'RS384' as const, privateKey: key.privateKey };
+      expect((await tokenRequest(await assertion(c))).status).toBe(200);
+      expect((await tokenRequest(await assertion(c))).status).toBe(200);
+      expect(fetched).toBe(1);
+      const stranger = await consumerKey('RS384');
+      const forged = await tokenRequest(await assertion({ ...c, privateKey: stranger.privateKey }));
+      expect(forged.status).toBe(401);
+      expect(await refusalReasons(id, 'gateway.token.refused')).toEqual(['assertion-signature']);
+    } finally {
+      await new Promise((resolve) => jwksServer.close(resolve));
+    }
   });
 
   it('refuses scopes outside the purpose at registration, naming the types', async () => {
