@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomFreePort } from '../../dev/ports.js';
 import { createCertificateAuthority, issueCertificate } from '../../lib/crypto/tls-certs.js';
@@ -153,7 +154,7 @@ describe('the gateway process', () => {
       jwks: { keys: Array<{ kid: string }> };
       status: string;
     };
-    expect(shown.status).toBe('active');
+    expect(shown).toMatchObject({ status: 'active', ratePerMinute: 600, rateBurst: 60 });
     const keyFile = devKeyPath(config.EHR_SECRETS_DIR, consumer, shown.jwks.keys[0]!.kid);
     expect(fs.statSync(keyFile).mode & 0o777).toBe(0o600);
     const listed = await runEhrctl(['consumers', 'list', '--tenant', tenant], env);
@@ -162,6 +163,11 @@ describe('the gateway process', () => {
     const caFile = path.join(tmp, 'ca.pem');
     const token = await runEhrctl(['dev', 'consumer-token', '--consumer', consumer, '--ca', caFile], env);
     expect(token.code, token.stderr).toBe(0);
+    // Every registered scope unless --scope; an EdDSA JWT for the consumer and its tenant, short-lived.
+    expect(decodeProtectedHeader(token.stdout.trim())).toMatchObject({ alg: 'EdDSA', typ: 'at+jwt' });
+    const claims = decodeJwt(token.stdout.trim());
+    expect(claims).toMatchObject({ sub: consumer, tenant, scope: 'system/Patient.rs system/Observation.rs' });
+    expect(claims.exp! - claims.iat!).toBe(300);
     const bearer = { authorization: `Bearer ${token.stdout.trim()}` };
     // Accepted by the auth side (what the read side answers is its own business: 501 until it lands).
     const read = await get(`${gatewayUrl}/fhir/metadata`, bearer);

@@ -9,6 +9,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { RefusalAuditLimiter } from '../../lib/audit/refusal-limiter.js';
+import { GatewayRefusalError } from '../../lib/errors/index.js';
+import { auditGatewayRefusal } from '../../lib/gateway/auth/refusals.js';
 import type { BreakGlassGrant } from '../../lib/gateway/access.js';
 import { addConsumer, devKeyPath } from '../../lib/gateway/consumers.js';
 import { createTenant } from '../../lib/store/tenants.js';
@@ -92,6 +95,29 @@ describe('every FHIR request', () => {
     grants.set(c.id, [active, expired]);
     await read(await tokenFor(c), 'Condition?patient=p-1');
     expect(seen.at(-1)!.breakGlass).toEqual([active]);
+  });
+});
+
+describe('refusals under a flood', () => {
+  it('audits the same refusal once per window with the count left out; claimed ids do not open windows', async () => {
+    const limiter = new RefusalAuditLimiter(300);
+    const correlationId = uniqueId('flood');
+    const ctx = { actor: 'test:gateway-flood', correlationId };
+    const unknown = new GatewayRefusalError(401, 'invalid_client', 'unknown-consumer');
+    const written = [];
+    for (const claimed of ['ghost-a', 'ghost-b', 'ghost-c'])
+      written.push(await auditGatewayRefusal(pool, limiter, 'token', unknown, ctx, claimed));
+    expect(written).toEqual([true, false, false]);
+    await new Promise((r) => setTimeout(r, 350));
+    expect(await auditGatewayRefusal(pool, limiter, 'token', unknown, ctx, 'ghost-d')).toBe(true);
+    const rows = await pool.query<{ details: Record<string, unknown> }>(
+      'SELECT details FROM audit_events WHERE correlation_id = $1 ORDER BY seq',
+      [correlationId],
+    );
+    expect(rows.rows.map((r) => r.details)).toEqual([
+      { status: 401, reason: 'unknown-consumer', claimedConsumerId: 'ghost-a' },
+      { status: 401, reason: 'unknown-consumer', claimedConsumerId: 'ghost-d', suppressedBefore: 2 },
+    ]);
   });
 });
 
