@@ -154,7 +154,6 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     } catch (err) {
       if (!(err instanceof GatewayRefusalError)) throw err;
       await audit('token', err, ctx, claimedConsumerId(form));
-      if (err.status === 401) reply.header('www-authenticate', 'private_key_jwt');
       return reply
         .code(err.status)
         .send({ error: err.oauthError, error_description: OAUTH_DESCRIPTIONS[err.oauthError] ?? 'request refused' });
