@@ -149,6 +149,8 @@ export function createBulkFileActivities(deps: BulkExportActivityDeps) {
             noteMalformed(result.malformed, line.number);
             return false;
           }
+          // The line's bytes are read by add(), before the next line is asked for.
+          resource.raw = line.bytes;
           const add = (into: SealedBatch): boolean => {
             into.add(resource);
             return into.size >= deps.batchSize;

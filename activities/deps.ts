@@ -70,3 +70,10 @@ export interface ContainmentActivityDeps {
   /** A sandbox vendor's admin endpoint for restore (lib/incidents/sandbox-admins.ts). */
   sandboxAdminFor(baseUrl: string): SandboxAdmin | undefined;
 }
+
+/** Break-glass review's activities (workflows/break-glass-review.ts). */
+export interface BreakGlassActivityDeps {
+  pool: Pool;
+  /** EHR_BREAK_GLASS_ALERT_URL: the alert hook's secret reference, resolved per alert; undefined: log only. */
+  alertHookRef: string | undefined;
+}

@@ -5,9 +5,10 @@
  * boundary (activities/boundary.ts): errors become ApplicationFailures with stable codes.
  */
 import { atActivityBoundary } from './boundary.js';
+import { createBreakGlassActivities as createBreakGlassSteps } from './break-glass.js';
 import { createBulkExportActivities as createBulkExportSteps } from './bulk-export.js';
 import { createContainmentActivities } from './containment.js';
-import type { BulkExportActivityDeps, SyncActivityDeps } from './deps.js';
+import type { BreakGlassActivityDeps, BulkExportActivityDeps, SyncActivityDeps } from './deps.js';
 import { createKeyRotationActivities } from './key-rotation.js';
 import { createSyncDeletionActivities } from './sync-deletions.js';
 import { createSyncPageActivities } from './sync-page.js';
@@ -16,6 +17,7 @@ import { createSyncPlanningActivities } from './sync-planning.js';
 import { createSyncWindowActivities } from './sync-windows.js';
 
 export type {
+  BreakGlassActivityDeps,
   BulkExportActivityDeps,
   ContainmentActivityDeps,
   KeyRotationActivityDeps,
@@ -37,7 +39,12 @@ export function createBulkExportActivities(deps: BulkExportActivityDeps) {
   return atActivityBoundary(createBulkExportSteps(deps));
 }
 
+export function createBreakGlassActivities(deps: BreakGlassActivityDeps) {
+  return atActivityBoundary(createBreakGlassSteps(deps));
+}
+
 export type BulkExportActivities = ReturnType<typeof createBulkExportSteps>;
+export type BreakGlassActivities = ReturnType<typeof createBreakGlassSteps>;
 export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;
 export type SyncPageActivities = ReturnType<typeof createSyncPageActivities> &
   ReturnType<typeof createSyncDeletionActivities> &

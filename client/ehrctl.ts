@@ -1,6 +1,7 @@
 /** ehrctl — the operator CLI. Exit codes: lib/errors/exit-codes.ts. */
 import { Command, CommanderError } from 'commander';
 import { EXIT, exitCodeForError } from '../lib/errors/exit-codes.js';
+import { registerAccessCommands } from './commands/access.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerAuditHistoryCommand } from './commands/audit-history.js';
 import { registerConsumerCommands } from './commands/consumers.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerWebhookCommands(program);
   registerDbCommands(program);
   registerConsumerCommands(program);
+  registerAccessCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;
 }

@@ -40,6 +40,8 @@ export const FaultRequest = z
       .regex(/^[A-Za-z0-9.-]{1,253}$/)
       .optional(),
     resourceType: z.enum(RESOURCE_TYPES).optional(),
+    /** Applies to the type's `_history` instead of its searches (kind status only). */
+    history: z.boolean().optional(),
     times: z.number().int().min(1).max(1_000_000).default(1),
   })
   .strict()
@@ -51,6 +53,7 @@ export const FaultRequest = z
     'status and Retry-After belong to kind status',
   )
   .refine((f) => !f.retryAfterAsDate || f.retryAfterSeconds !== undefined, 'retryAfterAsDate needs retryAfterSeconds')
+  .refine((f) => !f.history || f.kind === 'status', 'a history fault is of kind status')
   .refine(
     (f) => f.kind !== 'jti-replay' || f.resourceType === undefined,
     'jti-replay is a token-endpoint fault: no resourceType',
@@ -65,6 +68,7 @@ export interface Fault {
   delayMs?: number;
   nextHost?: string;
   resourceType?: ResourceType;
+  history?: true;
   remaining: number;
 }
 
@@ -85,6 +89,7 @@ export class FaultQueue {
       ...(req.delayMs !== undefined ? { delayMs: req.delayMs } : {}),
       ...(req.nextHost !== undefined ? { nextHost: req.nextHost } : {}),
       ...(req.resourceType !== undefined ? { resourceType: req.resourceType } : {}),
+      ...(req.history ? { history: true as const } : {}),
     };
     this.faults.push(fault);
     return fault;
@@ -102,7 +107,14 @@ export class FaultQueue {
 
   /** Consumes one use of the first search fault that applies to a search of `type`. */
   take(type: ResourceType): SearchFault | undefined {
-    return this.consume((f) => !isTokenFault(f.kind) && (f.resourceType === undefined || f.resourceType === type)) as
+    return this.consume(
+      (f) => !isTokenFault(f.kind) && !f.history && (f.resourceType === undefined || f.resourceType === type),
+    ) as SearchFault | undefined;
+  }
+
+  /** Consumes one use of the first fault of the type's `_history`. */
+  takeHistory(type: ResourceType): SearchFault | undefined {
+    return this.consume((f) => f.history === true && (f.resourceType === undefined || f.resourceType === type)) as
       SearchFault | undefined;
   }
 
@@ -115,6 +127,7 @@ export class FaultQueue {
     return this.consume(
       (f) =>
         f.kind === 'status' &&
+        !f.history &&
         (f.status === undefined || f.status === 429 || f.status >= 500) &&
         (f.resourceType === undefined || f.resourceType === type),
     ) as SearchFault | undefined;

@@ -6,6 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { SandboxContext } from './context.js';
 import { admit, checkType, FHIR_JSON, sendOutcome } from './fhir-routes.js';
+import { faultResponse } from './faults.js';
 import { BadRequest, applyLastUpdated, single, type Query } from './search-params.js';
 
 const HISTORY_PAGE_MAX = 1000;
@@ -94,6 +95,13 @@ export function registerReadRoutes(app: FastifyInstance, ctx: SandboxContext): v
             },
       ),
     };
+    const fault = ctx.faults.takeHistory(type);
+    if (fault) {
+      ctx.stats.faultsInjected++;
+      // History faults are of kind status: the answer replaces the page whole.
+      const raw = faultResponse(fault, type, { ...bundle, entry: [] });
+      if (raw) return reply.code(raw.status).headers(raw.headers).send(raw.body);
+    }
     return reply.type(FHIR_JSON).send(JSON.stringify(bundle));
   });
 }

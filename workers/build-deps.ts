@@ -184,6 +184,7 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
       jwksPublicUrl: config.JWKS_PUBLIC_URL,
       sandboxAdminFor,
     },
+    breakGlass: { pool, alertHookRef: config.EHR_BREAK_GLASS_ALERT_URL },
     close: async () => {
       await (await temporalClientPromise?.catch(() => undefined))?.connection.close();
       await revocations.close();

@@ -30,6 +30,7 @@ import { auditGatewayRefusal, operationOutcome } from '../lib/gateway/auth/refus
 import { authorizeRequest } from '../lib/gateway/auth/request-auth.js';
 import { ConsumerKeySets, TokenEndpoint, claimedConsumerId } from '../lib/gateway/auth/token-endpoint.js';
 import { smartConfiguration } from '../lib/gateway/auth/discovery.js';
+import { activeGrantsFor } from '../lib/gateway/break-glass.js';
 import { handleFhirRead } from '../lib/gateway/fhir/handler.js';
 import { createKekProvider } from '../lib/keys/kek-factory.js';
 import { KeyHierarchy } from '../lib/keys/key-hierarchy.js';
@@ -244,7 +245,17 @@ export async function runGateway(
       audit: { actor, correlationId: `gateway-start:${randomUUID()}` },
     });
     const keyring = new TenantKeyring({ pool, kek });
-    const handle = await startGateway(config, { pool, keyring, signingKey, ...(tls ? { tls } : {}), logger, actor });
+    // Break-glass grants (lib/gateway/break-glass.ts) are read per request: a grant or its revocation counts at once.
+    const grantsFor = (consumerId: string) => activeGrantsFor(pool, consumerId);
+    const handle = await startGateway(config, {
+      pool,
+      keyring,
+      signingKey,
+      grantsFor,
+      ...(tls ? { tls } : {}),
+      logger,
+      actor,
+    });
     return {
       handle,
       stop: async () => {

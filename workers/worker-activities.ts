@@ -4,12 +4,14 @@
  * activity is refused here rather than one silently replacing the other.
  */
 import type {
+  BreakGlassActivityDeps,
   BulkExportActivityDeps,
   ContainmentActivityDeps,
   KeyRotationActivityDeps,
   SyncActivityDeps,
 } from '../activities/index.js';
 import {
+  createBreakGlassActivities,
   createBulkExportActivities,
   createContainmentActivities,
   createKeyRotationActivities,
@@ -28,6 +30,7 @@ export interface WorkerActivityDeps {
   bulk: BulkExportActivityDeps;
   keyRotation: KeyRotationActivityDeps;
   containment: ContainmentActivityDeps;
+  breakGlass: BreakGlassActivityDeps;
 }
 
 export function createWorkerActivities(deps: WorkerActivityDeps) {
@@ -35,8 +38,9 @@ export function createWorkerActivities(deps: WorkerActivityDeps) {
   const bulk = createBulkExportActivities(deps.bulk);
   const keyRotation = createKeyRotationActivities(deps.keyRotation);
   const containment = createContainmentActivities(deps.containment);
-  const names = [sync, bulk, keyRotation, containment].flatMap((set) => Object.keys(set));
+  const breakGlass = createBreakGlassActivities(deps.breakGlass);
+  const names = [sync, bulk, keyRotation, containment, breakGlass].flatMap((set) => Object.keys(set));
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
-  return { ...sync, ...bulk, ...keyRotation, ...containment };
+  return { ...sync, ...bulk, ...keyRotation, ...containment, ...breakGlass };
 }

@@ -30,6 +30,11 @@ export interface BulkTypeResult {
   malformedLines: number;
   /** The checkpoint it advanced to (the transactionTime), or null when it did not. */
   checkpoint: string | null;
+  /**
+   * True when the type was complete but its checkpoint was left for the parent to move (to `checkpoint`) once it has
+   * read the type's deletions from its history: moved here, a failed history pass would lose them for good.
+   */
+  checkpointHeld?: boolean;
   /** Why the checkpoint stayed: a stable code, and identifiers-only words. */
   incomplete?: 'BULK_MALFORMED_LINES' | 'BULK_COUNT_SHORT' | 'BULK_DELETIONS_UNREADABLE';
   incompleteDetail?: string;
@@ -200,8 +205,10 @@ export class BulkTally {
     return complete;
   }
 
-  checkpointed(type: ResourceType, highWater: string): void {
-    this.type(type)!.checkpoint = highWater;
+  checkpointed(type: ResourceType, highWater: string, held = false): void {
+    const t = this.type(type)!;
+    t.checkpoint = highWater;
+    if (held) t.checkpointHeld = true;
   }
 
   private type(name: string): BulkTypeResult | undefined {

@@ -10,7 +10,8 @@
  *      a file that expired (404/410) leads to exactly one new kick-off;
  *   4. each type's checkpoint becomes the manifest's transactionTime only when every file of it committed,
  *      no line was malformed and the count stored matches the manifest's; otherwise the type is reported
- *      incomplete and the next run fetches it again;
+ *      incomplete and the next run fetches it again (types whose deletions the parent reads from `_history`
+ *      afterwards are left for the parent to move once it has);
  *   5. DELETE the status URL (done, failed or cancelled: the vendor may drop the files), then report.
  * Cancelling this workflow cancels its downloads and sends that DELETE in a non-cancellable scope.
  */
@@ -36,7 +37,12 @@ export interface BulkExportInput {
   typeFilter?: string[];
   /** The vendor endpoint's rate-limited task queue (the sync plan's pageTaskQueue): vendor-bound steps run there. */
   pageTaskQueue?: string;
-  /** Files downloaded at once (default 2, at most 8). */
+  /**
+   * Types whose checkpoint the parent moves itself, after reading their deletions from `_history` (their results
+   * say `checkpointHeld`); the others' move here.
+   */
+  holdCheckpoints?: ResourceType[];
+  /** Files downloaded at once (default 3, at most 8). */
   concurrency?: number;
 }
 
@@ -98,6 +104,10 @@ export async function bulkExport(input: BulkExportInput): Promise<BulkExportResu
     tally.progress.phase = 'checkpoints';
     for (const type of tally.completeTypes()) {
       const highWater = tally.result.transactionTime;
+      if (input.holdCheckpoints?.includes(type)) {
+        tally.checkpointed(type, highWater, true);
+        continue;
+      }
       await store.advanceBulkCheckpoint({ ...ids, resourceType: type, highWater, kickoffs: tally.result.kickoffs });
       tally.checkpointed(type, highWater);
     }

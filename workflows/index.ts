@@ -4,3 +4,4 @@ export { keyRotation } from './key-rotation.js';
 export { breachContainment } from './breach-containment.js';
 export { webhookDeltaSync } from './webhook-delta-sync.js';
 export { bulkExport } from './bulk-export.js';
+export { breakGlassReview } from './break-glass-review.js';

@@ -111,6 +111,11 @@ export interface SyncState {
   /** bulk: the export has been applied to the progress (what follows is the types' history). */
   exported?: boolean;
   /**
+   * bulk: the types whose export completed but whose checkpoint waits for their history pass (deletions read),
+   * and where it then moves: the export's transactionTime.
+   */
+  heldCheckpoints?: { types: ResourceType[]; highWater: string; kickoffs: number };
+  /**
    * patient strategy: the run's roster; `rechecks` stored patients off the roster follow its members and are read
    * for the Patient type only (to learn of deletions).
    */

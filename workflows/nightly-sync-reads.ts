@@ -7,6 +7,7 @@ import { ActivityFailure, ApplicationFailure, patched } from '@temporalio/workfl
 import type { ActivityInterfaceFor } from '@temporalio/workflow';
 import type { SyncPageActivities } from '../activities/index.js';
 import type { CappedWindowsResult, PatientBatchResult, SyncPageResult } from '../activities/types.js';
+import type { ResourceType } from '../lib/domain.js';
 import type { SearchWindow, SyncState, TypeProgress } from './nightly-sync-api.js';
 
 /** A type read only in part: the server counted more than its pages returned. */
@@ -42,6 +43,8 @@ export interface SyncRun {
   /** Continues as new, carrying the state, when the history has grown large. */
   carryOnIfLarge(): Promise<void>;
   record(t: TypeProgress, page: PageCounts): void;
+  /** bulk: moves a type's checkpoint the export held, once its deletions are read. */
+  moveHeldCheckpoint(resourceType: ResourceType): Promise<void>;
 }
 
 /** System-wide searches of one type, window by window, then its deletions from the type's history. */
@@ -151,6 +154,7 @@ export async function readBulkDeletions(run: SyncRun): Promise<'read' | 'cancell
     state.progress.currentResourceType = t.resourceType;
     try {
       if (t.skippedReason === undefined && (await readDeletions(run, t)) === 'cancelled') return 'cancelled';
+      await run.moveHeldCheckpoint(t.resourceType);
     } catch (err) {
       const cause = err instanceof ActivityFailure ? err.cause : undefined;
       if (!(cause instanceof ApplicationFailure) || cause.type !== SCOPE_NOT_GRANTED) throw err;

@@ -19,11 +19,13 @@ import {
   condition,
   executeChild,
   continueAsNew,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { SyncPageActivities, SyncPlanningActivities } from '../activities/index.js';
+import type { BulkExportActivities, SyncPageActivities, SyncPlanningActivities } from '../activities/index.js';
+import type { ResourceType } from '../lib/domain.js';
 import type { BulkExportInput, BulkExportResult } from './bulk-export.js';
 import type { NightlySyncInput, SyncReport, TypeProgress } from './nightly-sync-api.js';
 import { cancelSignal, pauseSignal, progressQuery, resumeSignal } from './nightly-sync-api.js';
@@ -44,8 +46,11 @@ export { cancelSignal, pauseSignal, progressQuery, resumeSignal } from './nightl
 
 /** lib/errors ScopeNotGrantedError's code (workflows may not import lib/errors). */
 const SCOPE_NOT_GRANTED = 'VENDOR_SCOPE_NOT_GRANTED';
+/** bulk: checkpoints of types read from `_history` move after it (histories before it: the export moved them). */
+const CHECKPOINTS_AFTER_HISTORY = 'bulk-checkpoints-after-history';
 
 const store = proxyActivities<SyncPlanningActivities>(storePreset);
+const bulkStore = proxyActivities<BulkExportActivities>(storePreset);
 
 export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> {
   const state = input.carried ?? freshState();
@@ -88,7 +93,7 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
     state.plan.pageTaskQueue ? { ...vendorPagePreset, taskQueue: state.plan.pageTaskQueue } : vendorPagePreset,
   );
   const scope = { tenantId: input.tenantId, integrationId: input.integrationId };
-  const run: SyncRun = { state, scope, vendor, held, carryOnIfLarge, record };
+  const run: SyncRun = { state, scope, vendor, held, carryOnIfLarge, record, moveHeldCheckpoint };
 
   if (read?.strategy === 'bulk') return readByBulk();
 
@@ -177,6 +182,10 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
       ...(bulk.typeFilter ? { typeFilter: bulk.typeFilter } : {}),
       ...(state.plan.pageTaskQueue ? { pageTaskQueue: state.plan.pageTaskQueue } : {}),
     };
+    // Types whose deletions are read from `_history` next keep their checkpoint until that is done: moved by the
+    // export, a history pass that then failed would never be read again from before the export.
+    const historyTypes = read!.typeHistory.map((h) => h.resourceType);
+    if (historyTypes.length > 0 && patched(CHECKPOINTS_AFTER_HISTORY)) exportInput.holdCheckpoints = historyTypes;
     if (await held()) return 'cancelled';
     const exporting = new CancellationScope();
     let result: BulkExportResult;
@@ -206,8 +215,20 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
       }
       t.done = r.checkpoint !== null && !r.incomplete;
     }
+    const heldTypes = result.types.filter((r) => r.checkpointHeld).map((r) => r.resourceType);
+    if (heldTypes.length > 0)
+      state.heldCheckpoints = { types: heldTypes, highWater: result.transactionTime, kickoffs: result.kickoffs };
     state.exported = true;
     return 'read';
+  }
+
+  /** bulk: a type's deletions are read; its checkpoint, held by the export, moves to the export's transactionTime. */
+  async function moveHeldCheckpoint(resourceType: ResourceType): Promise<void> {
+    const heldCheckpoints = state.heldCheckpoints;
+    if (!heldCheckpoints?.types.includes(resourceType)) return;
+    const { highWater, kickoffs } = heldCheckpoints;
+    await bulkStore.advanceBulkCheckpoint({ ...scope, resourceType, highWater, kickoffs });
+    heldCheckpoints.types = heldCheckpoints.types.filter((t) => t !== resourceType);
   }
 
   async function finish(outcome: SyncReport['outcome']): Promise<SyncReport> {

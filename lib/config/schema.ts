@@ -163,6 +163,18 @@ export const configSchema = z.object({
   /** TLS certificate (reference or literal PEM) and key (a secret reference only); without them plain HTTP. */
   GATEWAY_TLS_CERT: z.string().min(1).optional(),
   GATEWAY_TLS_KEY: z.string().min(1).optional(),
+  // Break-glass (lib/gateway/break-glass.ts, workflows/break-glass-review.ts).
+  /**
+   * Where break-glass alerts are POSTed (JSON, ids only): a secret reference (`file:`/`env:`) to an https URL, or
+   * http to a loopback host. Unset: the structured log event is the only alert.
+   */
+  EHR_BREAK_GLASS_ALERT_URL: z.string().min(1).optional(),
+  /** Longest break-glass grant, in minutes (never more than a day). */
+  EHR_BREAK_GLASS_MAX_MINUTES: positiveInt.max(1_440).default(240),
+  /** A grant not reviewed this long after it was made: a reminder (log and alert hook). */
+  EHR_BREAK_GLASS_REMIND_SECONDS: positiveInt.max(30 * 86_400).default(4 * 3_600),
+  /** Not reviewed this long after it was made (longer than the reminder): escalated (log and alert hook). */
+  EHR_BREAK_GLASS_ESCALATE_SECONDS: positiveInt.max(90 * 86_400).default(24 * 3_600),
   /**
    * Dev stack only: JSON `[{"fhirBaseUrl","url","adminToken"}]` of its sandboxes, so incident recovery
    * (a drill) can register restored credentials there. Real vendors need none.
@@ -198,6 +210,7 @@ export const SECRET_FIELDS: Readonly<Partial<Record<ConfigField, 'reference' | '
   CODEC_TLS_KEY: 'reference',
   GATEWAY_ACCESS_SIGNING_KEY: 'reference',
   GATEWAY_TLS_KEY: 'reference',
+  EHR_BREAK_GLASS_ALERT_URL: 'reference',
 };
 
 const LOOPBACK_HOSTS = new Set(['localhost', '::1', '[::1]']);

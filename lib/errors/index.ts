@@ -378,6 +378,21 @@ export class BulkFileExpiredError extends EhrError {
 }
 
 /**
+ * The break-glass alert hook (EHR_BREAK_GLASS_ALERT_URL) did not take an alert: an HTTP status, or none when the
+ * request failed (timeout, refused, a redirect). Retryable: the alert activity tries again. Never names the URL.
+ */
+export class AlertHookError extends EhrError {
+  readonly code = 'ALERT_HOOK_FAILED';
+  readonly retryable = true;
+  constructor(
+    readonly status: number | null,
+    readonly problem: string,
+  ) {
+    super(`break-glass alert hook: ${status === null ? problem : `HTTP ${status}`}`);
+  }
+}
+
+/**
  * The mediation gateway refuses a consumer's request (workers/gateway.ts): `status` and `oauthError` are what
  * the caller is told (RFC 6749 / RFC 6750 codes, no detail); `reason` is the stable cause for the audit trail
  * only (e.g. `assertion-signature`, `jti-replayed`, `consumer-revoked`). Never carries a token or an assertion.

@@ -20,6 +20,11 @@ export interface MinimisedResource {
   resource: Record<string, unknown>;
   /** Top-level elements present in the input that were not kept (unclassified or outside the purpose). */
   dropped: number;
+  /**
+   * True when the result holds exactly what the input did (nothing dropped, meta no more than its version and
+   * lastUpdated): the input's own JSON text is then a serialisation of the result.
+   */
+  unchanged: boolean;
 }
 
 const retainedCache = new Map<string, ReadonlySet<string>>();
@@ -44,8 +49,18 @@ export function minimiseForPurpose(
     else dropped += 1;
   }
   const meta = resource.meta as { versionId?: unknown; lastUpdated?: unknown } | undefined;
-  if (meta && retained.has('meta')) kept.meta = { versionId: meta.versionId, lastUpdated: meta.lastUpdated };
-  return { resource: kept, dropped };
+  let unchanged = dropped === 0;
+  if (meta && retained.has('meta')) {
+    kept.meta = { versionId: meta.versionId, lastUpdated: meta.lastUpdated };
+    if (unchanged) unchanged = metaHoldsOnlyVersion(meta);
+  }
+  return { resource: kept, dropped, unchanged };
+}
+
+function metaHoldsOnlyVersion(meta: object): boolean {
+  if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) return false;
+  for (const key in meta) if (key !== 'versionId' && key !== 'lastUpdated') return false;
+  return true;
 }
 
 /** The stored form of a resource under `purpose` (default clinical-sync). */

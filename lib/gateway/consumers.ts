@@ -27,7 +27,7 @@ import {
   setConsumerStatus,
   tenantIsRegistered,
 } from './consumers-repository.js';
-import { formatScope, parseRegisteredScopes } from './scopes.js';
+import { formatScope, parseScopes } from './scopes.js';
 
 export type { ConsumerRow, ConsumerStatus };
 
@@ -127,7 +127,7 @@ export async function addConsumer(
     throw new InvalidArgumentError('--id', 'use 1-63 lowercase letters, digits or hyphens');
   if (!isPurpose(input.purpose)) throw new InvalidArgumentError('--purpose', `must be one of ${PURPOSES.join(', ')}`);
   const purpose: Purpose = input.purpose;
-  const scopes = parseRegisteredScopes(input.scopes);
+  const scopes = parseScopes(input.scopes, '--scopes');
   // A scope for a type the purpose does not allow is refused here, naming the types (`*` is capped at read time).
   assertTypesWithinPurpose(
     purpose,

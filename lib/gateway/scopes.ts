@@ -1,73 +1,83 @@
 /**
- * SMART App Launch v2 scopes as the gateway grants them (read side only): `system/<Type>.<perms>` where
- * `<Type>` is a stored resource type or `*`, and `<perms>` is `r`, `s` or `rs` (SMART's c-r-u-d-s order,
- * restricted to what a read API can do). Anything else — v1 `.read`, patient/ or user/ context, create,
- * update or delete permissions, query restrictions (`?category=…`) — is not a scope the gateway knows
- * and is refused, never ignored or widened.
+ * SMART App Launch v2 scope strings as the gateway understands them: `system/<Type|*>.<permissions>`, where the
+ * gateway, being read-only, grants only `r` (read) and `s` (search) — `rs`, `r` or `s`. The v1 form
+ * `system/<Type>.read` is taken as `rs`. Anything else (patient/ or user/ context, write permissions, an unknown
+ * type, a query suffix) is refused naming the scope, never ignored.
  */
-import type { ResourceType } from '../domain.js';
 import { isResourceType } from '../domain.js';
 import { InvalidArgumentError } from '../errors/index.js';
 import type { GatewayScope } from './access.js';
 
-const SCOPE = /^system\/([A-Za-z]+|\*)\.(rs|r|s)$/;
-/** The most scopes one string may carry (a registration or a token request). */
-export const MAX_SCOPES = 100;
+const SCOPE = /^(system|patient|user)\/([A-Za-z*]+)\.([a-z]+)$/;
+const MAX_SCOPES = 32;
 
-/** One scope, or undefined when it is not one the gateway grants. */
-export function parseScope(text: string): GatewayScope | undefined {
-  const m = SCOPE.exec(text);
-  if (!m) return undefined;
-  const type = m[1]!;
-  if (type !== '*' && !isResourceType(type)) return undefined;
-  const perms = m[2]!;
-  return {
-    context: 'system',
-    resourceType: type as ResourceType | '*',
-    read: perms.includes('r'),
-    search: perms.includes('s'),
-  };
-}
-
-export function formatScope(scope: GatewayScope): string {
-  return `system/${scope.resourceType}.${scope.read ? 'r' : ''}${scope.search ? 's' : ''}`;
-}
-
-/** The scopes of a space-separated string; `unknown` lists the words that are not scopes (in order). */
-export function parseScopes(text: string): { scopes: GatewayScope[]; unknown: string[] } {
-  const scopes: GatewayScope[] = [];
-  const unknown: string[] = [];
-  const seen = new Set<string>();
-  for (const word of text.split(/[ \t\n]+/).filter((w) => w.length > 0)) {
-    const scope = parseScope(word);
-    if (!scope) unknown.push(word);
-    else if (!seen.has(formatScope(scope))) {
-      seen.add(formatScope(scope));
-      scopes.push(scope);
-    }
+/** One scope string as a GatewayScope; `field` names the argument in the error. */
+export function parseScope(value: string, field = 'scope'): GatewayScope {
+  const shown = JSON.stringify(value.slice(0, 80));
+  const m = SCOPE.exec(value);
+  if (!m) throw new InvalidArgumentError(field, `${shown} is not a scope like system/Observation.rs`);
+  const [, context, type, permissions] = m as unknown as [string, string, string, string];
+  if (context !== 'system')
+    throw new InvalidArgumentError(field, `${shown}: the gateway grants system/ scopes only (SMART Backend Services)`);
+  if (type !== '*' && !isResourceType(type))
+    throw new InvalidArgumentError(field, `${shown}: ${type} is not a resource type the store holds`);
+  const resourceType = type === '*' ? '*' : type;
+  if (permissions === 'read') return { context: 'system', resourceType, read: true, search: true };
+  if (!/^(rs|r|s)$/.test(permissions)) {
+    const what = /^c?r?u?d?s?$/.test(permissions) ? 'the gateway is read-only: use r, s or rs' : 'expected r, s or rs';
+    throw new InvalidArgumentError(field, `${shown}: ${what}`);
   }
-  return { scopes, unknown };
+  return { context: 'system', resourceType, read: permissions.includes('r'), search: permissions.includes('s') };
+}
+
+/** A space-separated scope list (as in a token request or `--scope`); duplicates are merged. */
+export function parseScopes(value: string, field = 'scope'): GatewayScope[] {
+  const parts = value.split(/\s+/).filter((p) => p !== '');
+  if (parts.length === 0) throw new InvalidArgumentError(field, 'at least one scope, e.g. system/Observation.rs');
+  if (parts.length > MAX_SCOPES) throw new InvalidArgumentError(field, `at most ${MAX_SCOPES} scopes`);
+  const merged = new Map<string, GatewayScope>();
+  for (const part of parts) {
+    const scope = parseScope(part, field);
+    const seen = merged.get(scope.resourceType);
+    merged.set(
+      scope.resourceType,
+      seen ? { ...seen, read: seen.read || scope.read, search: seen.search || scope.search } : scope,
+    );
+  }
+  return [...merged.values()];
+}
+
+/** The canonical string of a scope (v2 permissions in SMART's order), e.g. `system/Observation.rs`. */
+export function formatScope(scope: GatewayScope): string {
+  return `${scope.context}/${scope.resourceType}.${scope.read ? 'r' : ''}${scope.search ? 's' : ''}`;
 }
 
 /**
- * Scopes from a registration (`consumers add --scopes`): at least one, all known. InvalidArgumentError names
- * the first word that is not a scope the gateway grants.
+ * A scope string split without throwing (the token endpoint and token verification): the scopes, merged as
+ * parseScopes does, and the words that are not scopes the gateway grants, in order.
  */
-export function parseRegisteredScopes(text: string): GatewayScope[] {
-  const { scopes, unknown } = parseScopes(text);
-  if (unknown.length > 0)
-    throw new InvalidArgumentError(
-      '--scopes',
-      `${JSON.stringify(unknown[0]!.slice(0, 80))} is not a scope the gateway grants ` +
-        '(system/<Type>.r, .s or .rs, <Type> a stored resource type or *)',
+export function splitScopes(value: string): { scopes: GatewayScope[]; unknown: string[] } {
+  const merged = new Map<string, GatewayScope>();
+  const unknown: string[] = [];
+  for (const part of value.split(/\s+/).filter((p) => p !== '')) {
+    let scope: GatewayScope;
+    try {
+      scope = parseScope(part);
+    } catch {
+      unknown.push(part);
+      continue;
+    }
+    const seen = merged.get(scope.resourceType);
+    merged.set(
+      scope.resourceType,
+      seen ? { ...seen, read: seen.read || scope.read, search: seen.search || scope.search } : scope,
     );
-  if (scopes.length === 0) throw new InvalidArgumentError('--scopes', 'give at least one scope');
-  if (scopes.length > MAX_SCOPES) throw new InvalidArgumentError('--scopes', `at most ${MAX_SCOPES} scopes`);
-  return scopes;
+  }
+  return { scopes: [...merged.values()], unknown };
 }
 
 /** Whether `held` allow `permission` on `type` (a `*` scope covers every type; only `*` covers a `*` request). */
-function allows(held: readonly GatewayScope[], type: ResourceType | '*', permission: 'read' | 'search'): boolean {
+function allows(held: readonly GatewayScope[], type: GatewayScope['resourceType'], permission: 'read' | 'search') {
   return held.some((h) => h[permission] && (h.resourceType === '*' || h.resourceType === type));
 }
 
@@ -82,9 +92,4 @@ export function scopeCovered(held: readonly GatewayScope[], requested: GatewaySc
 /** The requested scopes that `held` do not cover (empty: the request is within them). */
 export function scopesNotCovered(held: readonly GatewayScope[], requested: readonly GatewayScope[]): GatewayScope[] {
   return requested.filter((r) => !scopeCovered(held, r));
-}
-
-/** The resource types scopes name (`*` included as such). */
-export function scopeTypes(scopes: readonly GatewayScope[]): Array<ResourceType | '*'> {
-  return [...new Set(scopes.map((s) => s.resourceType))];
 }

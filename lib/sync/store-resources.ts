@@ -24,6 +24,11 @@ export interface FetchedResource {
   versionId: string;
   lastUpdated: string;
   resource: Record<string, unknown>;
+  /**
+   * The resource's JSON as the vendor served it (an NDJSON line), when at hand: stored as it is when minimisation
+   * keeps everything, rather than serialised again. Read only while the resource is added to a batch.
+   */
+  raw?: Buffer;
 }
 
 export interface StoreScope {
@@ -128,7 +133,9 @@ export class SealedBatch {
     if (pseudonym) this.pseudonyms.add(pseudonym);
     const minimised = minimiseForPurpose(scope.resourceType, item.resource, scope.purpose);
     this.dropped += minimised.dropped;
-    const plaintext = Buffer.from(JSON.stringify(minimised.resource), 'utf8');
+    // Kept whole, the vendor's bytes are the stored form as they are: one serialisation less per resource.
+    const plaintext =
+      minimised.unchanged && item.raw ? item.raw : Buffer.from(JSON.stringify(minimised.resource), 'utf8');
     const recordCtx = {
       tenantId: scope.tenantId,
       integrationId: scope.integrationId,

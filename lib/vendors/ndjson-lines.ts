@@ -7,8 +7,12 @@
  */
 
 export type NdjsonLine =
-  /** `number` is 1-based and counts every line of the file, blank ones included. */
-  { number: number; text: string; oversize?: undefined } | { number: number; text?: undefined; oversize: true };
+  /**
+   * `number` is 1-based and counts every line of the file, blank ones included. `bytes` are the line's own bytes
+   * (`text` is them decoded): a view of the stream's chunk, valid only until the next line is asked for.
+   */
+  | { number: number; text: string; bytes: Buffer; oversize?: undefined }
+  | { number: number; text?: undefined; bytes?: undefined; oversize: true };
 
 const NEWLINE = 0x0a;
 const CARRIAGE_RETURN = 0x0d;
@@ -34,7 +38,7 @@ export async function* ndjsonLines(
     if (line.byteLength > 0 && line[line.byteLength - 1] === CARRIAGE_RETURN) line = line.subarray(0, -1);
     parts = [];
     length = 0;
-    return { number, text: line.toString('utf8') };
+    return { number, text: line.toString('utf8'), bytes: line };
   };
 
   for await (const chunk of chunks) {

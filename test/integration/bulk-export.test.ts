@@ -7,7 +7,10 @@
  * kick-off, and cancellation (DELETE on the status URL).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { ResourceType } from '../../lib/domain.js';
+import { readScopeFor, type ResourceType } from '../../lib/domain.js';
+import { DEFAULT_PURPOSE } from '../../lib/fhir/classification.js';
+import { minimiseForPurpose } from '../../lib/fhir/minimise.js';
+import { createTestClient } from '../../sandbox/test-client.js';
 import { bulkLog, deleteRecords, setBulkBehaviour } from '../../sandbox/test-bulk.js';
 import type { BulkBehaviourPatch } from '../../sandbox/bulk-behaviour.js';
 import { bulkProgressQuery } from '../../workflows/bulk-export.js';
@@ -19,6 +22,7 @@ import {
   tombstonesOf,
   type BulkHandle,
 } from './bulk-support.js';
+import { decryptedResources } from './stored-records.js';
 import { registerSandboxTenant, sandboxAdmin, sandboxManifest, storedVersions, useSyncHarness } from './support.js';
 
 const TYPES: ResourceType[] = ['Patient', 'Observation'];
@@ -83,6 +87,21 @@ describe('bulk export against the sandbox', () => {
     // Done with the export: the status URL is deleted.
     const log = await bulkLog(harness.sandbox);
     expect(log.deletes.map((d) => d.jobId)).toContain(log.kickoffs.at(-1)!.jobId);
+
+    // What is stored is what the vendor serves, minimised for the purpose, element by element (kept whole, a
+    // resource is stored as the bytes of its line; otherwise serialised again after minimisation).
+    const reader = await createTestClient(harness.sandbox, { scopes: TYPES.map(readScopeFor) });
+    const token = await reader.token();
+    for (const type of TYPES) {
+      const stored = await decryptedResources(harness, { ...ids, resourceType: type });
+      for (const id of [...stored.keys()].slice(0, 25)) {
+        const res = await fetch(`${harness.sandbox.fhirBaseUrl}/${type}/${id}`, {
+          headers: { authorization: `Bearer ${token}`, accept: 'application/fhir+json' },
+        });
+        const served = (await res.json()) as Record<string, unknown>;
+        expect(stored.get(id), `${type}/${id}`).toEqual(minimiseForPurpose(type, served, DEFAULT_PURPOSE).resource);
+      }
+    }
 
     // A second run finds everything stored already.
     const again = await (await run(ids)).result();

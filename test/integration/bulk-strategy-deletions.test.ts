@@ -114,6 +114,36 @@ describe('bulk strategy deletions from type history', () => {
     await expectExact(ids);
   });
 
+  it('a history pass that fails keeps its type at the old checkpoint: the next run still reads the deletions', async () => {
+    const ids = await bulkTenant({ deleted: 'never' });
+    expect((await sync(ids)).outcome).toBe('completed');
+    const planned = await checkpointsOf(harness.pool, ids.tenantId, ids.integrationId);
+    const observations = await deleteRecords(harness.sandbox, 'Observation', { count: 2 });
+    // The vendor refuses the Observation history outright (a 400 is not retried): the run fails after its export.
+    await sandboxAdmin(harness.sandbox, 'POST', '/admin/faults', {
+      kind: 'status',
+      status: 400,
+      resourceType: 'Observation',
+      history: true,
+    });
+    await expect(sync(ids)).rejects.toThrow();
+    const afterFailure = await checkpointsOf(harness.pool, ids.tenantId, ids.integrationId);
+    // Patient's and Condition's histories were read before: their checkpoints moved. Observation's stayed.
+    expect(afterFailure.get('Observation')).toBe(planned.get('Observation'));
+    for (const type of ['Patient', 'Condition'])
+      expect(Date.parse(afterFailure.get(type)!), type).toBeGreaterThan(Date.parse(planned.get(type)!));
+    expect(await tombstonesOf(harness.pool, ids.tenantId, ids.integrationId)).toEqual([]);
+
+    const third = await sync(ids);
+    expect(third.outcome).toBe('completed');
+    expect((await tombstonesOf(harness.pool, ids.tenantId, ids.integrationId)).map((t) => t.id).sort()).toEqual(
+      observations.map((o) => o.id).sort(),
+    );
+    await expectExact(ids);
+    const moved = await checkpointsOf(harness.pool, ids.tenantId, ids.integrationId);
+    expect(Date.parse(moved.get('Observation')!)).toBeGreaterThan(Date.parse(planned.get('Observation')!));
+  });
+
   it('a deletion that deleted[] and history both tell is removed and counted once', async () => {
     const ids = await bulkTenant({ deleted: 'since-only' });
     expect((await sync(ids)).outcome).toBe('completed');

@@ -58,3 +58,24 @@ export async function decryptTenantRecords(harness: SyncHarness, tenantId: strin
   }
   return { records: rows.length, versions: [...versions].sort((a, b) => a - b), decrypted, failures };
 }
+
+/** The stored records of one type, decrypted (through a fresh keyring) and parsed, by resource id. */
+export async function decryptedResources(
+  harness: SyncHarness,
+  scope: { tenantId: string; integrationId: string; resourceType: string },
+): Promise<Map<string, unknown>> {
+  if (!isResourceType(scope.resourceType)) throw new Error('unexpected resource type');
+  const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
+  const keyring = new TenantKeyring({ pool: harness.pool, kek });
+  const { rows } = await harness.pool.query<{ resource_id: string; ciphertext: Buffer }>(
+    `SELECT resource_id, ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3`,
+    [scope.tenantId, scope.integrationId, scope.resourceType],
+  );
+  const out = new Map<string, unknown>();
+  for (const r of rows) {
+    const plain = await decryptRecord(r.ciphertext, { ...scope, resourceId: r.resource_id }, keyring.lookup);
+    out.set(r.resource_id, JSON.parse(plain.toString('utf8')));
+    plain.fill(0);
+  }
+  return out;
+}

@@ -7,7 +7,9 @@
  *   - bulk: the nightly sync with its bulkExport child (the child's own history is bulk-export.json);
  *   - capped-windows-sync: a search whose server caps results and refuses `_sort` (counted time windows);
  *   - patient-strategy-history-sync, bulk-strategy-history-sync: second runs that read deletions from each
- *     type's `_history` after the patients' searches, after the export.
+ *     type's `_history` after the patients' searches, after the export;
+ *   - bulk-checkpoints-after-history-sync: the same bulk run where the export leaves the checkpoints of types read
+ *     from `_history` to the nightly sync, which moves each once its deletions are read.
  * Names given on the command line: only those histories are written (the others keep covering older code).
  */
 import { randomUUID } from 'node:crypto';
@@ -97,6 +99,12 @@ async function main(): Promise<void> {
       await deleteRecords(sandbox, 'Observation', { count: 2 });
       await record('patient-strategy-history-sync', 'patient-history');
       await record('bulk-strategy-history-sync', 'bulk-history');
+    }
+    if (wanted(['bulk-checkpoints-after-history-sync'])) {
+      await register('bulk-held', ['Patient', 'Observation'], { strategy: 'bulk', bulkLevel: 'system' });
+      await sync('bulk-held', 'replay-bulk-held-first');
+      await deleteRecords(sandbox, 'Observation', { count: 2 });
+      await record('bulk-checkpoints-after-history-sync', 'bulk-held');
     }
   } finally {
     await close();

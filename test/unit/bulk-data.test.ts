@@ -16,7 +16,12 @@ async function split(chunks: Array<string | Buffer>, cap = 1024): Promise<Ndjson
     for (const c of chunks) yield typeof c === 'string' ? Buffer.from(c, 'utf8') : c;
   }
   const out: NdjsonLine[] = [];
-  for await (const line of ndjsonLines(source(), cap)) out.push(line);
+  for await (const line of ndjsonLines(source(), cap)) {
+    // A line's bytes are its text, undecoded (the bulk reader stores them as they are).
+    const { bytes, ...rest } = line;
+    expect(bytes?.toString('utf8')).toBe(line.text);
+    out.push(rest as NdjsonLine);
+  }
   return out;
 }
 

@@ -1,72 +1,52 @@
-/** SMART v2 scopes as the gateway grants them (lib/gateway/scopes.ts): parsing, refusal and coverage. */
+/** SMART v2 scope strings as the gateway (and break-glass) takes them: read-only system scopes, refused by name. */
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
-import {
-  formatScope,
-  parseRegisteredScopes,
-  parseScope,
-  parseScopes,
-  scopeCovered,
-  scopesNotCovered,
-} from '../../lib/gateway/scopes.js';
+import { formatScope, parseScope, parseScopes } from '../../lib/gateway/scopes.js';
 
 describe('gateway scopes', () => {
-  it('parses system scopes with read, search or both into GatewayScope', () => {
-    expect(parseScope('system/Patient.rs')).toEqual({
+  it('parses read, search and both, for one type or all, and prints them back canonically', () => {
+    expect(parseScope('system/Observation.rs')).toEqual({
       context: 'system',
-      resourceType: 'Patient',
+      resourceType: 'Observation',
       read: true,
       search: true,
     });
-    expect(parseScope('system/Observation.r')).toMatchObject({
-      resourceType: 'Observation',
-      read: true,
-      search: false,
-    });
-    expect(parseScope('system/Observation.s')).toMatchObject({ read: false, search: true });
-    expect(parseScope('system/*.rs')).toMatchObject({ resourceType: '*', read: true, search: true });
-    expect(formatScope(parseScope('system/Encounter.rs')!)).toBe('system/Encounter.rs');
+    expect(parseScope('system/Patient.r')).toMatchObject({ resourceType: 'Patient', read: true, search: false });
+    expect(parseScope('system/*.s')).toMatchObject({ resourceType: '*', read: false, search: true });
+    // SMART v1 `.read` means read and search.
+    expect(formatScope(parseScope('system/Condition.read'))).toBe('system/Condition.rs');
+    for (const s of ['system/Observation.rs', 'system/Patient.r', 'system/*.s'])
+      expect(formatScope(parseScope(s))).toBe(s);
+  });
+
+  it('merges a list, so the same type named twice holds the union of its permissions', () => {
+    const scopes = parseScopes('  system/Observation.r system/Patient.rs\tsystem/Observation.s ');
+    expect(scopes.map(formatScope)).toEqual(['system/Observation.rs', 'system/Patient.rs']);
   });
 
   it.each([
-    'system/Patient.read', // SMART v1
-    'patient/Patient.rs', // another context
-    'user/*.rs',
-    'system/Patient.cruds', // writes
-    'system/Patient.sr', // out of SMART's order
-    'system/Patient.rs?category=vital-signs', // query restrictions are not supported
-    'system/Group.rs', // not a stored type
-    'system/patient.rs',
-    'openid',
-    '',
-  ])('refuses %j', (text) => {
-    expect(parseScope(text)).toBeUndefined();
+    ['patient/Observation.rs', /system\/ scopes only/],
+    ['user/Observation.read', /system\/ scopes only/],
+    ['system/Observation.cruds', /read-only/],
+    ['system/Observation.w', /expected r, s or rs/],
+    ['system/Observation.sr', /read-only|expected r, s or rs/],
+    ['system/Group.rs', /Group is not a resource type the store holds/],
+    ['system/Observation.rs?category=laboratory', /is not a scope/],
+    ['launch/patient', /is not a scope/],
+  ])('refuses %s, naming it', (scope, message) => {
+    let thrown: unknown;
+    try {
+      parseScopes(scope, '--scope');
+    } catch (err) {
+      thrown = err;
+    }
+    expect(thrown).toBeInstanceOf(InvalidArgumentError);
+    expect((thrown as Error).message).toMatch(/^--scope: /);
+    expect((thrown as Error).message).toMatch(message);
   });
 
-  it('splits a scope string, drops duplicates and lists what is not a scope', () => {
-    const { scopes, unknown } = parseScopes(' system/Patient.rs  system/Patient.rs\tsystem/Observation.cruds launch ');
-    expect(scopes.map(formatScope)).toEqual(['system/Patient.rs']);
-    expect(unknown).toEqual(['system/Observation.cruds', 'launch']);
-  });
-
-  it('refuses a registration naming a word that is not a scope, or none at all', () => {
-    expect(() => parseRegisteredScopes('system/Patient.rs system/Patient.write')).toThrow(InvalidArgumentError);
-    expect(() => parseRegisteredScopes('system/Patient.rs system/Patient.write')).toThrow(/system\/Patient\.write/);
-    expect(() => parseRegisteredScopes('   ')).toThrow(/at least one scope/);
-  });
-
-  it('covers a request only with every permission held, across scopes; * covers types but only * covers *', () => {
-    const held = parseScopes('system/Patient.r system/Patient.s system/Observation.r').scopes;
-    expect(scopeCovered(held, parseScope('system/Patient.rs')!)).toBe(true);
-    expect(scopeCovered(held, parseScope('system/Observation.r')!)).toBe(true);
-    expect(scopeCovered(held, parseScope('system/Observation.rs')!)).toBe(false);
-    expect(scopeCovered(held, parseScope('system/Encounter.r')!)).toBe(false);
-    expect(scopeCovered(held, parseScope('system/*.r')!)).toBe(false);
-    const all = parseScopes('system/*.rs').scopes;
-    expect(scopeCovered(all, parseScope('system/Condition.rs')!)).toBe(true);
-    expect(scopeCovered(all, parseScope('system/*.s')!)).toBe(true);
-    expect(scopesNotCovered(held, parseScopes('system/Patient.rs system/Encounter.s').scopes).map(formatScope)).toEqual(
-      ['system/Encounter.s'],
-    );
+  it('refuses an empty list and one too long', () => {
+    expect(() => parseScopes('  ')).toThrow(/at least one scope/);
+    expect(() => parseScopes(Array.from({ length: 33 }, () => 'system/Patient.r').join(' '))).toThrow(/at most 32/);
   });
 });

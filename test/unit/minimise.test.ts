@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { PURPOSE_POLICIES } from '../../lib/fhir/classification.js';
-import { RETAINED_ELEMENTS, minimise, patientIdOf } from '../../lib/fhir/minimise.js';
+import { RETAINED_ELEMENTS, minimise, minimiseForPurpose, patientIdOf } from '../../lib/fhir/minimise.js';
 
 // Synthetic data only.
 const fullPatient = {
@@ -174,5 +174,33 @@ describe('patientIdOf', () => {
     expect(
       patientIdOf('Observation', { resourceType: 'Observation', subject: { reference: 'Patient/p-7/_history/2' } }),
     ).toBe('p-7');
+  });
+});
+
+describe('a resource minimisation keeps whole', () => {
+  const kept = {
+    resourceType: 'Patient',
+    id: 'p-2',
+    meta: { versionId: '1', lastUpdated: '2024-05-01T10:00:00.000Z' },
+    name: [{ family: 'Synthetic' }],
+    gender: 'unknown',
+  };
+  it('is said to be unchanged, and its own JSON parses to what minimisation returns', () => {
+    const raw = JSON.stringify(kept);
+    const result = minimiseForPurpose('Patient', JSON.parse(raw) as Record<string, unknown>, 'clinical-sync');
+    expect(result.unchanged).toBe(true);
+    expect(result.dropped).toBe(0);
+    expect(JSON.parse(raw)).toEqual(result.resource);
+  });
+  it('is not, when an element or a meta field other than version and lastUpdated goes', () => {
+    expect(minimiseForPurpose('Patient', { ...kept, vendorSpecificNote: 'x' }, 'clinical-sync').unchanged).toBe(false);
+    const tagged = { ...kept, meta: { ...kept.meta, source: '#node' } };
+    expect(minimiseForPurpose('Patient', tagged, 'clinical-sync').unchanged).toBe(false);
+    expect(minimiseForPurpose('Patient', { ...kept, meta: 'not an object' }, 'clinical-sync').unchanged).toBe(false);
+    expect(minimiseForPurpose('Patient', fullPatient, 'clinical-sync').unchanged).toBe(false);
+    // A narrower purpose drops what the clinical one keeps.
+    const extended = { ...kept, extension: [{ url: 'http://example.org/x', valueString: 'synthetic' }] };
+    expect(minimiseForPurpose('Patient', extended, 'clinical-sync').unchanged).toBe(true);
+    expect(minimiseForPurpose('Patient', extended, 'billing-export').unchanged).toBe(false);
   });
 });

@@ -12,7 +12,7 @@ import { GatewayRefusalError } from '../../errors/index.js';
 import { holdCovering } from '../../incidents/holds.js';
 import type { Pool } from '../../store/pool.js';
 import { readConsumer } from '../consumers-repository.js';
-import { parseScopes } from '../scopes.js';
+import { splitScopes } from '../scopes.js';
 import type { AccessTokens } from './access-tokens.js';
 import type { ConsumerRateLimiter } from './rate-limit.js';
 
@@ -49,7 +49,7 @@ export async function authorizeRequest(
   if (consumer.tenantId !== claims.tenantId) throw known(401, 'invalid_token', 'token-tenant');
   if (claims.consumerGeneration !== consumer.statusChangedAt.getTime())
     throw known(401, 'invalid_token', 'token-before-status-change');
-  const parsed = parseScopes(claims.scope);
+  const parsed = splitScopes(claims.scope);
   if (parsed.unknown.length > 0 || parsed.scopes.length === 0) throw known(401, 'invalid_token', 'token-scope');
 
   const rate = deps.rateLimiter.take(consumer.id, consumer.ratePerMinute, consumer.rateBurst);

@@ -18,7 +18,7 @@ import type { Pool } from '../../store/pool.js';
 import { withTransaction } from '../../store/pool.js';
 import type { ConsumerRow } from '../consumers-repository.js';
 import { readConsumer, rememberJti, sweepExpiredJtis } from '../consumers-repository.js';
-import { formatScope, parseScopes, scopesNotCovered } from '../scopes.js';
+import { formatScope, scopesNotCovered, splitScopes } from '../scopes.js';
 import type { AccessTokens } from './access-tokens.js';
 
 export const ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -148,10 +148,10 @@ export class TokenEndpoint {
     if (form.grant_type !== 'client_credentials') throw refusal(400, 'unsupported_grant_type', 'grant-type');
     const { consumer, jti, exp, kid } = await verifyAssertion(this.deps, form, nowMs);
 
-    const requested = parseScopes(form.scope ?? '');
+    const requested = splitScopes(form.scope ?? '');
     if (requested.unknown.length > 0) throw refusal(400, 'invalid_scope', 'scope-unknown', consumer);
     if (requested.scopes.length === 0) throw refusal(400, 'invalid_scope', 'scope-missing', consumer);
-    const registered = parseScopes(consumer.scopes.join(' ')).scopes;
+    const registered = splitScopes(consumer.scopes.join(' ')).scopes;
     if (scopesNotCovered(registered, requested.scopes).length > 0)
       throw refusal(400, 'invalid_scope', 'scope-not-registered', consumer);
     const scope = requested.scopes.map(formatScope).join(' ');
