@@ -2,7 +2,7 @@
  * The gateway as SMART Backend Services authorization server, over real HTTP against the real PostgreSQL: tokens
  * for good assertions; forged, expired, replayed, wrong-audience and over-scoped ones refused; bearer tokens
  * checked on every FHIR request; revocation on the next request; tokens bound to their consumer's tenant; every
- * refusal audited without the token; the chain verifies afterwards (test/integration/gateway-support.ts).
+ * refusal audited without the token; the chain verifies afterwards (test/integration/gateway-auth-support.ts).
  */
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
@@ -12,7 +12,7 @@ import { AccessTokens } from '../../lib/gateway/auth/access-tokens.js';
 import type { GatewaySigningKey } from '../../lib/gateway/auth/access-tokens.js';
 import { restoreConsumer, revokeConsumer } from '../../lib/gateway/consumers.js';
 import { uniqueId } from '../harness.js';
-import type { TestConsumer } from './gateway-support.js';
+import type { TestConsumer } from './gateway-auth-support.js';
 import {
   assertion,
   consumerKey,
@@ -29,7 +29,7 @@ import {
   tokenFor,
   tokenRequest,
   useTestGateway,
-} from './gateway-support.js';
+} from './gateway-auth-support.js';
 import { testActor } from './support.js';
 
 useTestGateway();

@@ -1,5 +1,5 @@
 /**
- * What the gateway checks on every FHIR request beyond the token (test/integration/gateway-support.ts): the
+ * What the gateway checks on every FHIR request beyond the token (test/integration/gateway-auth-support.ts): the
  * consumer's rate limit (429), an incident freezing its tenant (503 with a reason code), its break-glass grants
  * in the access; and registration: a --dev-key consumer's private key stays out of the database, and scopes
  * outside the purpose are refused.
@@ -30,7 +30,7 @@ import {
   tokenFor,
   tokenRequest,
   useTestGateway,
-} from './gateway-support.js';
+} from './gateway-auth-support.js';
 import { testActor } from './support.js';
 
 useTestGateway();

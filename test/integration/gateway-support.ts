@@ -1,183 +1,138 @@
 /**
- * A gateway in the test's process (workers/gateway.ts startGateway) over real HTTP and the real PostgreSQL, two
- * tenants, and helpers to register consumers, sign their assertions, get tokens and read. The FHIR read side is
- * the fhir helper's: a recording handler stands in for it (`seen`), and break-glass grants come from `grants`.
- * `useTestGateway()` registers its start and stop with the file's beforeAll/afterAll.
+ * What the gateway's FHIR read tests share: consumers' accesses, a call of handleFhirRead (the HTTP layer is the
+ * auth side's), the stored record as it should be served (decrypted with a fresh keyring, minimised for a
+ * purpose), and the audit events of a request.
  */
-import { generateKeyPairSync, randomUUID } from 'node:crypto';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
-import type { CryptoKey, JWK } from 'jose';
-import { afterAll, beforeAll, expect } from 'vitest';
-import { signClientAssertion } from '../../lib/crypto/client-assertion.js';
-import type { BreakGlassGrant, GatewayAccess } from '../../lib/gateway/access.js';
-import { loadGatewaySigningKey } from '../../lib/gateway/auth/access-tokens.js';
-import type { GatewaySigningKey } from '../../lib/gateway/auth/access-tokens.js';
-import { addConsumer } from '../../lib/gateway/consumers.js';
+import { randomUUID } from 'node:crypto';
+import { decryptRecord } from '../../lib/crypto/envelope.js';
+import type { ResourceType } from '../../lib/domain.js';
+import type { Purpose } from '../../lib/fhir/classification.js';
+import { minimiseForPurpose } from '../../lib/fhir/minimise.js';
+import type { BreakGlassGrant, GatewayAccess, GatewayResponse, GatewayScope } from '../../lib/gateway/access.js';
+import { handleFhirRead } from '../../lib/gateway/fhir/handler.js';
+import type { Config } from '../../lib/config/schema.js';
 import { createKekProvider } from '../../lib/keys/kek-factory.js';
 import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
 import { TenantKeyring } from '../../lib/keys/keyring.js';
 import type { Pool } from '../../lib/store/pool.js';
-import { createTenant } from '../../lib/store/tenants.js';
-import type { GatewayHandle } from '../../workers/gateway.js';
-import { startGateway } from '../../workers/gateway.js';
-import { uniqueId } from '../harness.js';
-import { testActor, testConfig, testPool } from './support.js';
 
-export let pool: Pool;
-export let gateway: GatewayHandle;
-export let signingKey: GatewaySigningKey;
-export const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-auth-'));
-export const tenantA = uniqueId('gw-a');
-export const tenantB = uniqueId('gw-b');
-/** Every access the stand-in FHIR handler was given. */
-export const seen: GatewayAccess[] = [];
-export const grants = new Map<string, BreakGlassGrant[]>();
-/** Every token and assertion the tests sent: none may reach the audit trail. */
-export const secretsSent: string[] = [];
+export const BASE_URL = 'https://gateway.test/fhir';
 
-export interface TestConsumer {
-  id: string;
-  kid: string;
-  alg: 'ES384' | 'RS384';
-  privateKey: CryptoKey;
+/** `system/Observation.rs` → a GatewayScope. */
+export function scope(text: string): GatewayScope {
+  const m = /^system\/([A-Za-z*]+)\.([rs]+)$/.exec(text);
+  if (!m) throw new Error(`bad scope in test: ${text}`);
+  return {
+    context: 'system',
+    resourceType: m[1] as ResourceType | '*',
+    read: m[2]!.includes('r'),
+    search: m[2]!.includes('s'),
+  };
 }
 
-export async function consumerKey(alg: 'ES384' | 'RS384'): Promise<{ jwk: JWK; kid: string; privateKey: CryptoKey }> {
-  const { publicKey, privateKey } = await generateKeyPair(alg, { extractable: true, modulusLength: 2048 });
-  const jwk = await exportJWK(publicKey);
-  const kid = await calculateJwkThumbprint(jwk, 'sha256');
-  return { jwk: { ...jwk, kid, alg, use: 'sig' }, kid, privateKey };
+export function consumer(
+  tenantId: string,
+  purpose: Purpose,
+  scopes: string[],
+  breakGlass: BreakGlassGrant[] = [],
+  consumerId = 'c-test',
+): GatewayAccess {
+  return { tenantId, consumerId, purpose, scopes: scopes.map(scope), breakGlass, correlationId: randomUUID() };
 }
 
-export async function newConsumer(
-  opts: {
-    tenantId?: string;
-    scopes?: string;
-    alg?: 'ES384' | 'RS384';
-    ratePerMinute?: number;
-    rateBurst?: number;
-  } = {},
-): Promise<TestConsumer> {
-  const alg = opts.alg ?? 'ES384';
-  const key = await consumerKey(alg);
-  const id = uniqueId('consumer');
-  await addConsumer(
-    pool,
-    {
-      id,
-      tenantId: opts.tenantId ?? tenantA,
-      purpose: 'clinical-sync',
-      scopes: opts.scopes ?? 'system/Patient.rs system/Observation.rs',
-      keys: { kind: 'jwks', jwks: { keys: [key.jwk] } },
-      ratePerMinute: opts.ratePerMinute,
-      rateBurst: opts.rateBurst,
-    },
-    testActor,
-  );
-  return { id, kid: key.kid, alg, privateKey: key.privateKey };
+export async function openKeyring(pool: Pool, config: Config): Promise<TenantKeyring> {
+  const kek = await KeyHierarchy.open({ pool, backend: await createKekProvider(config) });
+  return new TenantKeyring({ pool, kek });
 }
 
-export async function assertion(
-  c: TestConsumer,
-  opts: { audience?: string; now?: Date; lifetimeSeconds?: number; key?: CryptoKey } = {},
-): Promise<string> {
-  const signed = await signClientAssertion({
-    clientId: c.id,
-    audience: opts.audience ?? gateway.tokenUrl,
-    kid: c.kid,
-    alg: c.alg,
-    privateKey: opts.key ?? c.privateKey,
-    lifetimeSeconds: opts.lifetimeSeconds ?? 240,
-    ...(opts.now ? { now: opts.now } : {}),
-  });
-  secretsSent.push(signed);
-  return signed;
+export interface Caller {
+  (access: GatewayAccess, path: string, query?: string): Promise<GatewayResponse>;
 }
 
-export async function tokenRequest(
-  signed: string,
-  scope = 'system/Patient.rs',
-  extra: Record<string, string> = {},
-): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
-  const res = await fetch(gateway.tokenUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-      client_assertion: signed,
-      scope,
-      ...extra,
-    }).toString(),
-  });
-  const body = (await res.json()) as Record<string, unknown>;
-  if (typeof body.access_token === 'string') secretsSent.push(body.access_token);
-  return { status: res.status, body, headers: res.headers };
-}
-
-export async function tokenFor(c: TestConsumer, scope = 'system/Patient.rs'): Promise<string> {
-  const res = await tokenRequest(await assertion(c), scope);
-  expect(res.status, JSON.stringify(res.body)).toBe(200);
-  return res.body.access_token as string;
-}
-
-export async function read(token: string | undefined, fhirPath = 'Patient/p-1'): Promise<Response> {
-  return fetch(`${gateway.fhirBaseUrl}/${fhirPath}`, {
-    headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
-  });
-}
-
-/** The refusal events written for a consumer (or claimed id), reasons in order. */
-export async function refusalReasons(consumerId: string, action = 'gateway.request.refused'): Promise<string[]> {
-  const res = await pool.query<{ reason: string }>(
-    `SELECT details->>'reason' AS reason FROM audit_events
-      WHERE action = $1 AND (details->>'consumerId' = $2 OR details->>'claimedConsumerId' = $2) ORDER BY seq`,
-    [action, consumerId],
-  );
-  return res.rows.map((r) => r.reason);
-}
-
-export function useTestGateway(): void {
-  beforeAll(startTestGateway);
-  afterAll(stopTestGateway);
-}
-
-async function startTestGateway(): Promise<void> {
-  pool = testPool();
-  await createTenant(pool, { id: tenantA, name: 'Synthetic Gateway Clinic A' }, testActor);
-  await createTenant(pool, { id: tenantB, name: 'Synthetic Gateway Clinic B' }, testActor);
-  const { privateKey } = generateKeyPairSync('ed25519');
-  const keyFile = path.join(tmp, 'gateway-access.key');
-  fs.writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
-  signingKey = await loadGatewaySigningKey(`file:${keyFile}`);
-  const config = testConfig();
-  const kek = await KeyHierarchy.open({
-    pool,
-    backend: await createKekProvider(config),
-    audit: { actor: 'test:gateway', correlationId: randomUUID() },
-  });
-  gateway = await startGateway(
-    { GATEWAY_HOST: '127.0.0.1', GATEWAY_PORT: 0, GATEWAY_PUBLIC_URL: undefined, GATEWAY_ACCESS_LIFETIME_SECONDS: 300 },
-    {
-      pool,
-      keyring: new TenantKeyring({ pool, kek }),
-      signingKey,
-      grantsFor: async (consumerId) => grants.get(consumerId) ?? [],
-      handleFhir: async (_deps, access, request) => {
-        seen.push(access);
-        return { status: 200, headers: {}, body: { resourceType: 'Bundle', path: request.path } };
+export function caller(deps: () => { pool: Pool; keyring: TenantKeyring }): Caller {
+  return (access, path, query = '') =>
+    handleFhirRead(
+      deps(),
+      { ...access, correlationId: randomUUID() },
+      {
+        method: 'GET',
+        path,
+        query: new URLSearchParams(query),
+        baseUrl: BASE_URL,
       },
-      refusalAuditWindowMs: 0,
-      actor: 'test:gateway',
-    },
-  );
+    ).then((res) => {
+      lastCorrelation.set(res, res.headers['x-correlation-id']!);
+      return res;
+    });
 }
 
-async function stopTestGateway(): Promise<void> {
-  await gateway?.close();
-  await pool?.end();
-  fs.rmSync(tmp, { recursive: true, force: true });
+const lastCorrelation = new WeakMap<GatewayResponse, string>();
+
+/** The audit events the request that produced `res` wrote. */
+export async function auditOf(
+  pool: Pool,
+  res: GatewayResponse,
+): Promise<Array<{ action: string; outcome: string; tenant_id: string; details: Record<string, unknown> }>> {
+  const correlationId = lastCorrelation.get(res);
+  const rows = await pool.query<{
+    action: string;
+    outcome: string;
+    tenant_id: string;
+    details: Record<string, unknown>;
+  }>('SELECT action, outcome, tenant_id, details FROM audit_events WHERE correlation_id = $1 ORDER BY seq', [
+    correlationId,
+  ]);
+  return rows.rows;
+}
+
+/** The stored record of the integration, decrypted with a fresh keyring and minimised for `purpose`. */
+export async function storedAs(
+  pool: Pool,
+  keyring: TenantKeyring,
+  at: { tenantId: string; integrationId: string; resourceType: ResourceType; resourceId: string },
+  purpose: Purpose,
+): Promise<Record<string, unknown>> {
+  const { rows } = await pool.query<{ ciphertext: Buffer }>(
+    `SELECT ciphertext FROM records WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3
+        AND resource_id = $4`,
+    [at.tenantId, at.integrationId, at.resourceType, at.resourceId],
+  );
+  if (!rows[0]) throw new Error('no such stored record');
+  const plain = await decryptRecord(rows[0].ciphertext, at, keyring.lookup);
+  return minimiseForPurpose(at.resourceType, JSON.parse(plain.toString('utf8')) as Record<string, unknown>, purpose)
+    .resource;
+}
+
+export interface BundleShape {
+  resourceType: string;
+  type: string;
+  link: Array<{ relation: string; url: string }>;
+  entry: Array<{ fullUrl: string; resource: Record<string, unknown> }>;
+}
+
+export function asBundle(res: GatewayResponse): BundleShape {
+  if (res.status !== 200) throw new Error(`expected a bundle, got ${res.status}`);
+  return res.body as BundleShape;
+}
+
+/** Follows `next` links from a first search; returns every page's entries in order. */
+export async function allPages(
+  call: Caller,
+  access: GatewayAccess,
+  path: string,
+  query: string,
+  between?: (page: number) => Promise<void>,
+): Promise<Array<Record<string, unknown>>> {
+  const out: Array<Record<string, unknown>> = [];
+  let res = await call(access, path, query);
+  for (let page = 0; ; page++) {
+    const bundle = asBundle(res);
+    out.push(...bundle.entry.map((e) => e.resource));
+    const next = bundle.link.find((l) => l.relation === 'next');
+    if (!next) return out;
+    if (page > 10_000) throw new Error('paging does not end');
+    await between?.(page);
+    const url = new URL(next.url);
+    res = await call(access, url.pathname.replace(/^\/fhir\//, ''), url.search.slice(1));
+  }
 }
