@@ -4,6 +4,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { AuditAnchor } from '../lib/audit/anchor.js';
+import type { KekProvider } from '../lib/keys/kek-provider.js';
 import type { KeyAdmin } from '../lib/keys/key-admin.js';
 import type { KeyHierarchy } from '../lib/keys/key-hierarchy.js';
 import type { TenantKeyring } from '../lib/keys/keyring.js';
@@ -76,4 +77,16 @@ export interface BreakGlassActivityDeps {
   pool: Pool;
   /** EHR_BREAK_GLASS_ALERT_URL: the alert hook's secret reference, resolved per alert; undefined: log only. */
   alertHookRef: string | undefined;
+}
+
+/** The batch export's activities (workflows/export.ts). */
+export interface ExportActivityDeps {
+  pool: Pool;
+  keyring: TenantKeyring;
+  /** Wraps and unwraps export job keys. */
+  kek: KekProvider;
+  /** Signs manifests: the audit checkpoint signing key. */
+  signer: AuditSigningKeySource;
+  /** Records read (and heartbeated) per page. */
+  pageSize: number;
 }

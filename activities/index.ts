@@ -8,7 +8,8 @@ import { atActivityBoundary } from './boundary.js';
 import { createBreakGlassActivities as createBreakGlassSteps } from './break-glass.js';
 import { createBulkExportActivities as createBulkExportSteps } from './bulk-export.js';
 import { createContainmentActivities } from './containment.js';
-import type { BreakGlassActivityDeps, BulkExportActivityDeps, SyncActivityDeps } from './deps.js';
+import type { BreakGlassActivityDeps, BulkExportActivityDeps, ExportActivityDeps, SyncActivityDeps } from './deps.js';
+import { createExportActivities as createExportSteps } from './export.js';
 import { createKeyRotationActivities } from './key-rotation.js';
 import { createSyncDeletionActivities } from './sync-deletions.js';
 import { createSyncPageActivities } from './sync-page.js';
@@ -20,6 +21,7 @@ export type {
   BreakGlassActivityDeps,
   BulkExportActivityDeps,
   ContainmentActivityDeps,
+  ExportActivityDeps,
   KeyRotationActivityDeps,
   SyncActivityDeps,
 } from './deps.js';
@@ -43,6 +45,11 @@ export function createBreakGlassActivities(deps: BreakGlassActivityDeps) {
   return atActivityBoundary(createBreakGlassSteps(deps));
 }
 
+export function createExportActivities(deps: ExportActivityDeps) {
+  return atActivityBoundary(createExportSteps(deps));
+}
+
+export type ExportActivities = ReturnType<typeof createExportSteps>;
 export type BulkExportActivities = ReturnType<typeof createBulkExportSteps>;
 export type BreakGlassActivities = ReturnType<typeof createBreakGlassSteps>;
 export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;

@@ -88,7 +88,7 @@ export function createKeyRotationActivities(deps: KeyRotationActivityDeps) {
     async rewrapKeyBatch(actor: RotationActor, batchSize: number): Promise<{ moved: number; remaining: number }> {
       Context.current().heartbeat({ phase: 'rewrap' });
       const r = await deps.admin.rewrapDataKeys(batchSize, auditCtx(actor));
-      return { moved: r.dataKeys + r.purposeKeys + r.tenantPurposeKeys, remaining: r.remaining };
+      return { moved: r.dataKeys + r.purposeKeys + r.tenantPurposeKeys + r.exportJobKeys, remaining: r.remaining };
     },
 
     /**

@@ -7,10 +7,13 @@ import { registerAuditHistoryCommand } from './commands/audit-history.js';
 import { registerConsumerCommands } from './commands/consumers.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDevCommands } from './commands/dev.js';
+import { registerExportCommands } from './commands/export.js';
 import { registerIncidentCommands } from './commands/incident.js';
 import { registerIntegrationCommands } from './commands/integrations.js';
 import { registerKeyCommands } from './commands/keys.js';
+import { registerHoldCommands } from './commands/holds.js';
 import { registerRecordCommands } from './commands/records.js';
+import { registerRetentionCommands } from './commands/retention.js';
 import { registerScheduleCommands } from './commands/schedule.js';
 import { registerSyncCommands } from './commands/sync.js';
 import { registerTenantCommands } from './commands/tenants.js';
@@ -36,7 +39,10 @@ export function buildProgram(): Command {
   registerWebhookCommands(program);
   registerDbCommands(program);
   registerConsumerCommands(program);
+  registerRetentionCommands(program);
+  registerHoldCommands(program);
   registerAccessCommands(program);
+  registerExportCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;
 }

@@ -184,7 +184,10 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
       jwksPublicUrl: config.JWKS_PUBLIC_URL,
       sandboxAdminFor,
     },
+    retention: { pool, evidenceDir: path.join(path.dirname(path.resolve(config.EHR_AUDIT_ANCHOR_PATH)), 'evidence') },
     breakGlass: { pool, alertHookRef: config.EHR_BREAK_GLASS_ALERT_URL },
+    // Batch exports: job keys wrapped by the KEK, manifests signed with the audit signing key.
+    export: { pool, keyring, kek, signer: purposeKeys.auditSigning, pageSize: 500 },
     close: async () => {
       await (await temporalClientPromise?.catch(() => undefined))?.connection.close();
       await revocations.close();

@@ -7,13 +7,17 @@ import type {
   BreakGlassActivityDeps,
   BulkExportActivityDeps,
   ContainmentActivityDeps,
+  ExportActivityDeps,
   KeyRotationActivityDeps,
   SyncActivityDeps,
 } from '../activities/index.js';
+import type { RetentionActivityDeps } from '../activities/retention.js';
+import { createRetentionActivities } from '../activities/retention.js';
 import {
   createBreakGlassActivities,
   createBulkExportActivities,
   createContainmentActivities,
+  createExportActivities,
   createKeyRotationActivities,
   createSyncActivities,
 } from '../activities/index.js';
@@ -30,7 +34,9 @@ export interface WorkerActivityDeps {
   bulk: BulkExportActivityDeps;
   keyRotation: KeyRotationActivityDeps;
   containment: ContainmentActivityDeps;
+  retention: RetentionActivityDeps;
   breakGlass: BreakGlassActivityDeps;
+  export: ExportActivityDeps;
 }
 
 export function createWorkerActivities(deps: WorkerActivityDeps) {
@@ -38,9 +44,13 @@ export function createWorkerActivities(deps: WorkerActivityDeps) {
   const bulk = createBulkExportActivities(deps.bulk);
   const keyRotation = createKeyRotationActivities(deps.keyRotation);
   const containment = createContainmentActivities(deps.containment);
+  const retention = createRetentionActivities(deps.retention);
   const breakGlass = createBreakGlassActivities(deps.breakGlass);
-  const names = [sync, bulk, keyRotation, containment, breakGlass].flatMap((set) => Object.keys(set));
+  const exports = createExportActivities(deps.export);
+  const names = [sync, bulk, keyRotation, containment, retention, breakGlass, exports].flatMap((set) =>
+    Object.keys(set),
+  );
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
-  return { ...sync, ...bulk, ...keyRotation, ...containment, ...breakGlass };
+  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention, ...breakGlass, ...exports };
 }

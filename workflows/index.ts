@@ -4,4 +4,6 @@ export { keyRotation } from './key-rotation.js';
 export { breachContainment } from './breach-containment.js';
 export { webhookDeltaSync } from './webhook-delta-sync.js';
 export { bulkExport } from './bulk-export.js';
+export { retention } from './retention.js';
 export { breakGlassReview } from './break-glass-review.js';
+export { batchExport } from './export.js';

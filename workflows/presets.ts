@@ -85,3 +85,23 @@ export const bulkCleanupPreset: ActivityOptions = {
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '10 seconds', maximumAttempts: 3 },
 };
+
+/**
+ * A retention batch (workflows/retention.ts): one transaction of at most a few hundred deletions and their
+ * audit event. A dead worker is noticed within 30 s; a retried batch finds its ledger row if it committed.
+ */
+export const retentionPreset: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20 },
+};
+
+/**
+ * One type of a batch export (workflows/export.ts): stored records decrypted, minimised and written encrypted.
+ * Heartbeats after every page, so a dead worker is noticed within 30 s and the file is written again elsewhere.
+ */
+export const exportFilePreset: ActivityOptions = {
+  startToCloseTimeout: '2 hours',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
+};

@@ -24,6 +24,10 @@ function describe(result: AuditTrailVerification): string[] {
   } else {
     out.push(`audit chain intact: ${result.eventsChecked} events verified, head at seq ${result.headSeq}`);
   }
+  if (result.purgedThroughSeq !== undefined)
+    out.push(
+      `events 1..${result.purgedThroughSeq} were purged by retention (whole signed segments); verified from there`,
+    );
   for (const p of result.checkpointProblems.slice(0, 10)) out.push(`audit checkpoints BROKEN: ${p.reason}`);
   if (result.checkpointProblems.length > 10)
     out.push(`... and ${result.checkpointProblems.length - 10} more checkpoint problems`);

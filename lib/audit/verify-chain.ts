@@ -29,9 +29,50 @@ export async function readHead(client: PoolClient): Promise<(ChainHead & { chain
   return r ? { seq: Number(r.seq), hash: r.hash, chainId: r.chain_id ?? undefined } : undefined;
 }
 
-export async function walk(client: PoolClient, checkpoints: AnchoredHead[], head: ChainHead, batchSize: number) {
-  const v = new ChainVerifier(checkpoints);
-  for await (const batch of readChainRows(client, { fromSeq: 1, batchSize })) {
+/**
+ * Where the kept chain starts: the last audit segment purged by retention (lib/retention/audit-segments.ts)
+ * ends at a signed checkpoint, and every event up to its seq is gone. Undefined when nothing was purged.
+ */
+export async function readPurgeBoundary(
+  client: PoolClient,
+): Promise<(ChainHead & { checkpointSeq: number }) | undefined> {
+  const res = await client.query<{ seq: string; hash: Buffer; checkpoint_seq: string }>(
+    `SELECT purged_through_seq::text AS seq, through_hash AS hash, checkpoint_seq::text AS checkpoint_seq
+       FROM audit_purges ORDER BY purged_through_seq DESC LIMIT 1`,
+  );
+  const r = res.rows[0];
+  return r ? { seq: Number(r.seq), hash: r.hash, checkpointSeq: Number(r.checkpoint_seq) } : undefined;
+}
+
+/** The problem when no trusted signed checkpoint ends exactly at the purge boundary (seq and head hash). */
+export function unsignedBoundary(
+  boundary: ChainHead & { checkpointSeq: number },
+  trusted: readonly AnchoredHead[],
+): { checkpointSeq: number; reason: string } | undefined {
+  const signed = trusted.some(
+    (c) =>
+      c.checkpointSeq === boundary.checkpointSeq && c.eventSeq === boundary.seq && c.headHash.equals(boundary.hash),
+  );
+  return signed
+    ? undefined
+    : {
+        checkpointSeq: boundary.checkpointSeq,
+        reason:
+          `audit events through seq ${boundary.seq} were purged, ` +
+          `but no trusted signed checkpoint ${boundary.checkpointSeq} ends there`,
+      };
+}
+
+/** Walks the chain from genesis, or from `from` (the trusted point the kept chain starts after). */
+export async function walk(
+  client: PoolClient,
+  checkpoints: AnchoredHead[],
+  head: ChainHead,
+  batchSize: number,
+  from?: ChainHead,
+) {
+  const v = new ChainVerifier(checkpoints, from);
+  for await (const batch of readChainRows(client, { fromSeq: (from?.seq ?? 0) + 1, batchSize })) {
     for (const row of batch) {
       v.push(row);
       if (v.done) break;
@@ -63,7 +104,10 @@ export async function verifyAuditChain(pool: Pool, opts: { batchSize?: number } 
     const head = await readHead(client);
     if (!head)
       return { ok: false, eventsChecked: 0, headSeq: 0, firstBrokenSeq: 1, reason: 'audit head row is missing' };
-    const r = await walk(client, [], head, batchSize);
+    // After a retention purge the chain alone can only start from the recorded boundary; verifyAuditTrail
+    // checks that boundary against a signed checkpoint.
+    const boundary = await readPurgeBoundary(client);
+    const r = await walk(client, [], head, batchSize, boundary);
     return r.ok
       ? { ok: true, eventsChecked: r.eventsChecked, headSeq: head.seq }
       : {

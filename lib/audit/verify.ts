@@ -20,7 +20,7 @@ import type { AnchoredHead } from './chain-verifier.js';
 import { listCheckpoints } from './checkpoint.js';
 import type { CheckpointPayload, StoredCheckpoint } from './checkpoint-jws.js';
 import { CHECKPOINT_GENESIS_HASH, checkpointHashOf, publicKeyFromJwk, verifyCheckpointJws } from './checkpoint-jws.js';
-import { checkBatchSize, inSnapshot, readHead, walk } from './verify-chain.js';
+import { checkBatchSize, inSnapshot, readHead, readPurgeBoundary, unsignedBoundary, walk } from './verify-chain.js';
 import type { AuditVerification } from './verify-chain.js';
 
 export type { AuditVerification };
@@ -36,6 +36,8 @@ export interface CheckpointProblem {
 export interface AuditTrailVerification extends AuditVerification {
   /** Checkpoints in the database. */
   checkpoints: number;
+  /** Retention purged every event up to this seq (whole segments); the chain is verified from there. */
+  purgedThroughSeq?: number;
   /** Lines in the anchor; null when the anchor does not exist. */
   anchorLines: number | null;
   anchor: string;
@@ -250,7 +252,11 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
         problem({ checkpointSeq: k, reason: `checkpoint ${k} is in the anchor but missing from the database` });
     }
 
-    const chain = await walk(client, trusted, head, batchSize);
+    // After retention purged the oldest segments, the kept chain starts after a signed checkpoint.
+    const boundary = await readPurgeBoundary(client);
+    const unsigned = boundary && unsignedBoundary(boundary, trusted);
+    if (unsigned) problem(unsigned);
+    const chain = await walk(client, trusted, head, batchSize, boundary);
     if (chain.ok) {
       const best = trusted.reduce<AnchoredHead | undefined>(
         (m, c) => (!m || c.checkpointSeq > m.checkpointSeq ? c : m),
@@ -272,6 +278,7 @@ export async function verifyAuditTrail(pool: Pool, opts: VerifyAuditTrailOptions
       headSeq: head.seq,
       ...(chain.ok ? {} : { firstBrokenSeq: chain.firstBrokenSeq, reason: chain.reason }),
       checkpoints: dbCheckpoints.length,
+      ...(boundary ? { purgedThroughSeq: boundary.seq } : {}),
       ...base,
       ...(lastTrusted ? { lastCheckpoint: lastTrusted } : {}),
       keySource,

@@ -212,6 +212,8 @@ export async function countWrappedKeys(
     `SELECT (SELECT count(*) FROM data_keys WHERE kek_id = $1 AND kek_version ${op} $2 AND wrapped_key IS NOT NULL)
           + (SELECT count(*) FROM purpose_keys WHERE kek_id = $1 AND kek_version ${op} $2 AND wrapped_key IS NOT NULL)
           + (SELECT count(*) FROM tenant_purpose_keys WHERE kek_id = $1 AND kek_version ${op} $2
+            AND wrapped_key IS NOT NULL)
+          + (SELECT count(*) FROM export_jobs WHERE kek_id = $1 AND kek_version ${op} $2
             AND wrapped_key IS NOT NULL) AS n`,
     [kekId, v],
   );

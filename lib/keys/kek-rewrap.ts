@@ -1,6 +1,6 @@
 /**
  * A KEK rewrap batch (KeyAdmin.rewrapDataKeys): up to `batchSize` keys wrapped under a non-primary
- * version of the KEK — tenant DEKs, then purpose keys, then per-tenant purpose keys
+ * version of the KEK — tenant DEKs, then purpose keys, then per-tenant purpose keys, then export job keys
  * (lib/keys/rewrap-stages.ts) — moved to the primary version in one transaction, each audited. Rows are
  * locked SKIP LOCKED, so concurrent rewraps share the work. Plaintext keys exist only inside this
  * process during the rewrap (or not at all when the backend can re-encrypt, e.g. KMS ReEncrypt) and
@@ -16,7 +16,7 @@ import type { WrappedKey } from './kek-provider.js';
 import { countWrappedKeys } from './kek-repository.js';
 import type { KeyHierarchy } from './key-hierarchy.js';
 import { lockStaleWrappedKeys, storeRewrappedKey } from './rewrap-repository.js';
-import { dataKeyStage, purposeKeyStage, tenantPurposeKeyStage } from './rewrap-stages.js';
+import { dataKeyStage, exportJobKeyStage, purposeKeyStage, tenantPurposeKeyStage } from './rewrap-stages.js';
 import type { RewrapStage, WrappedRow } from './rewrap-stages.js';
 
 export interface RewrapResult {
@@ -26,6 +26,8 @@ export interface RewrapResult {
   purposeKeys: number;
   /** Per-tenant purpose keys (pseudonym keys, `tenant_purpose_keys`) moved in this call. */
   tenantPurposeKeys: number;
+  /** Export job keys (`export_jobs`, not yet destroyed) moved in this call. */
+  exportJobKeys: number;
   /** Keys still wrapped under a non-primary version of this KEK. */
   remaining: number;
 }
@@ -51,8 +53,9 @@ export async function rewrapBatch(
       const dataKeys = await stage(dataKeyStage, batchSize);
       const purposeKeys = await stage(purposeKeyStage, batchSize - dataKeys);
       const tenantPurposeKeys = await stage(tenantPurposeKeyStage, batchSize - dataKeys - purposeKeys);
+      const exportJobKeys = await stage(exportJobKeyStage, batchSize - dataKeys - purposeKeys - tenantPurposeKeys);
       if (events.length > 0) await appendAuditEvents(client, events);
-      return { dataKeys, purposeKeys, tenantPurposeKeys };
+      return { dataKeys, purposeKeys, tenantPurposeKeys, exportJobKeys };
     });
     const remaining = await countWrappedKeys(pool, kekId, { notVersion: kek.primaryVersion() });
     return { ...moved, remaining };

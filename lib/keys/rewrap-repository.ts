@@ -5,7 +5,7 @@
  */
 import type { PoolClient } from '../store/pool.js';
 
-export type WrappedKeyTable = 'data_keys' | 'purpose_keys' | 'tenant_purpose_keys';
+export type WrappedKeyTable = 'data_keys' | 'purpose_keys' | 'tenant_purpose_keys' | 'export_jobs';
 
 export interface WrappedRow {
   kek_version: number;
@@ -36,6 +36,10 @@ const STATEMENTS: Record<WrappedKeyTable, { select: string; update: string }> = 
     select: stale('tenant_purpose_keys', 'tenant_id, purpose, version', 'tenant_id, purpose, version'),
     update: `UPDATE tenant_purpose_keys SET kek_version = $4, wrapped_key = $5, rewrapped_at = now()
               WHERE tenant_id = $1 AND purpose = $2 AND version = $3`,
+  },
+  export_jobs: {
+    select: stale('export_jobs', 'id, tenant_id, key_id', 'id'),
+    update: `UPDATE export_jobs SET kek_version = $2, wrapped_key = $3 WHERE id = $1 AND wrapped_key IS NOT NULL`,
   },
 };
 

@@ -1,9 +1,10 @@
 /**
- * The three kinds of key a KEK wraps, as rewrap stages for KeyAdmin.rewrapDataKeys: the table the
+ * The four kinds of key a KEK wraps, as rewrap stages for KeyAdmin.rewrapDataKeys: the table the
  * rows live in (lib/keys/rewrap-repository.ts selects and stores them), the row's key, the AAD each
  * was wrapped under, and its audit event. One table each: tenant DEKs, purpose keys (payload codec,
- * audit signing), per-tenant purpose keys (pseudonym keys).
+ * audit signing), per-tenant purpose keys (pseudonym keys), export job keys (lib/exports/job-key.ts).
  */
+import { jobKeyWrapAad } from '../exports/job-key.js';
 import { dataKeyWrapAad } from './keyring.js';
 import { tenantPurposeKeyWrapAad } from './pseudonym-keys.js';
 import { purposeKeyWrapAad } from './purpose-key-store.js';
@@ -63,6 +64,17 @@ export const tenantPurposeKeyStage: RewrapStage<
   audit: (r, kekId, to) => ({
     action: 'key.pseudonym.rewrapped',
     details: { purpose: r.purpose, version: r.version, kekId, fromKekVersion: r.kek_version, toKekVersion: to },
+    tenantId: r.tenant_id,
+  }),
+};
+
+export const exportJobKeyStage: RewrapStage<WrappedRow & { id: string; tenant_id: string; key_id: string }> = {
+  table: 'export_jobs',
+  keyOf: (r) => [r.id],
+  aad: (r, kekId, v) => jobKeyWrapAad({ tenantId: r.tenant_id, jobId: r.id, keyId: r.key_id }, kekId, v),
+  audit: (r, kekId, to) => ({
+    action: 'key.export_job.rewrapped',
+    details: { jobId: r.id, keyId: r.key_id, kekId, fromKekVersion: r.kek_version, toKekVersion: to },
     tenantId: r.tenant_id,
   }),
 };

@@ -176,7 +176,7 @@ describeWhenAvailable(__filename, 'aws-kms KEK provider against moto', [motoRequ
     const v2 = (await p1.kek.versions()).find((v) => v.version === 2)!;
     expect(v2.providerRef).not.toBe(keyId);
     const r = await p1.admin.rewrapDataKeys(100, ctx('rewrap'));
-    expect(r).toEqual({ dataKeys: 2, purposeKeys: 1, tenantPurposeKeys: 0, remaining: 0 });
+    expect(r).toEqual({ dataKeys: 2, purposeKeys: 1, tenantPurposeKeys: 0, exportJobKeys: 0, remaining: 0 });
     await p1.admin.raiseKekFloor(2, ctx('floor'));
     const fresh = await open();
     await readAll(fresh.keyring);
