@@ -4,6 +4,7 @@ import { EXIT, exitCodeForError } from '../lib/errors/exit-codes.js';
 import { registerAccessCommands } from './commands/access.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerAuditHistoryCommand } from './commands/audit-history.js';
+import { registerConsumerCommands } from './commands/consumers.js';
 import { registerDbCommands } from './commands/db.js';
 import { registerDevCommands } from './commands/dev.js';
 import { registerExportCommands } from './commands/export.js';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerWebhookCommands(program);
   registerDbCommands(program);
+  registerConsumerCommands(program);
   registerRetentionCommands(program);
   registerHoldCommands(program);
   registerAccessCommands(program);

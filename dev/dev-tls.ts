@@ -1,9 +1,10 @@
 /**
  * Development-only TLS and token material for the codec server, under `.data/tls/` (0700; private
  * keys 0600): a dev CA (its private key is not kept: certificates are re-issued with a new CA when
- * missing or near expiry), the codec server's certificate for 127.0.0.1/localhost, and a dev token
- * issuer (Ed25519) whose public key the dev codec server trusts. `ehrctl dev token` signs
- * short-lived tokens with it. Never used in production: there the operator's PKI and IdP apply.
+ * missing or near expiry), the codec server's and the gateway's certificates for 127.0.0.1/localhost, a dev
+ * token issuer (Ed25519) whose public key the dev codec server trusts (`ehrctl dev token` signs short-lived
+ * tokens with it), and the dev gateway's Ed25519 key that signs its access tokens (GATEWAY_ACCESS_SIGNING_KEY).
+ * Never used in production: there the operator's PKI, IdP and secret store apply.
  */
 import fs from 'node:fs';
 import https from 'node:https';
@@ -24,6 +25,11 @@ export interface DevCodecMaterial {
   serverKeyPath: string;
   issuerPublicKeyPath: string;
   issuerPrivateKeyPath: string;
+  /** The gateway's certificate and key (workers/gateway.ts), from the same dev CA. */
+  gatewayCertPath: string;
+  gatewayKeyPath: string;
+  /** The gateway's access-token signing key (Ed25519, PKCS#8 PEM, 0600). */
+  gatewayAccessKeyPath: string;
 }
 
 export function devCodecPaths(tlsDir: string): DevCodecMaterial {
@@ -34,6 +40,9 @@ export function devCodecPaths(tlsDir: string): DevCodecMaterial {
     serverKeyPath: path.join(tlsDir, 'codec-server.key'),
     issuerPublicKeyPath: path.join(tlsDir, 'dev-token-issuer.pub.pem'),
     issuerPrivateKeyPath: path.join(tlsDir, 'dev-token-issuer.key'),
+    gatewayCertPath: path.join(tlsDir, 'gateway.pem'),
+    gatewayKeyPath: path.join(tlsDir, 'gateway.key'),
+    gatewayAccessKeyPath: path.join(tlsDir, 'gateway-access-signing.key'),
   };
 }
 
@@ -57,18 +66,26 @@ export async function ensureDevCodecMaterial(tlsDir: string): Promise<DevCodecMa
   const created: string[] = [];
   fs.mkdirSync(tlsDir, { recursive: true, mode: 0o700 });
   fs.chmodSync(tlsDir, 0o700);
-  if (!certStillGood(p.serverCertPath, p.serverKeyPath) || !fs.existsSync(p.caCertPath)) {
+  if (
+    !certStillGood(p.serverCertPath, p.serverKeyPath) ||
+    !certStillGood(p.gatewayCertPath, p.gatewayKeyPath) ||
+    !fs.existsSync(p.caCertPath)
+  ) {
     const ca = await createCertificateAuthority('ehr-connectors dev CA (codec server)', 365);
-    const server = await issueCertificate(ca, {
-      commonName: '127.0.0.1',
-      altNames: ['127.0.0.1', 'localhost', '::1'],
-      usage: 'server',
-      days: 365,
-    });
+    const loopback = { commonName: '127.0.0.1', altNames: ['127.0.0.1', 'localhost', '::1'], usage: 'server' as const };
+    const server = await issueCertificate(ca, { ...loopback, days: 365 });
+    const gateway = await issueCertificate(ca, { ...loopback, days: 365 });
     fs.writeFileSync(p.caCertPath, ca.certPem, { mode: 0o644 });
     fs.writeFileSync(p.serverCertPath, server.certPem, { mode: 0o644 });
     writeSecret(p.serverKeyPath, server.keyPem);
-    created.push('dev CA', 'codec server certificate');
+    fs.writeFileSync(p.gatewayCertPath, gateway.certPem, { mode: 0o644 });
+    writeSecret(p.gatewayKeyPath, gateway.keyPem);
+    created.push('dev CA', 'codec server certificate', 'gateway certificate');
+  }
+  if (!fs.existsSync(p.gatewayAccessKeyPath)) {
+    const { privateKey } = generateKeyPairSync('ed25519');
+    writeSecret(p.gatewayAccessKeyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    created.push('gateway access-token signing key');
   }
   if (!fs.existsSync(p.issuerPrivateKeyPath) || !fs.existsSync(p.issuerPublicKeyPath)) {
     const { publicKey, privateKey } = generateKeyPairSync('ed25519');
@@ -111,17 +128,18 @@ export async function issueDevToken(tlsDir: string, opts: DevTokenOptions): Prom
     .sign(createPrivateKey(pem));
 }
 
-/** Polls GET <url>/healthz over TLS trusting only `caPem`, until it answers 200. */
+/** Polls GET <url>/healthz over TLS trusting only `caPem`, until it answers 200 (the codec server, the gateway). */
 export async function waitForCodecServer(
   url: string,
   caPem: string,
-  opts: { timeoutMs?: number; abortIf?: () => string | undefined } = {},
+  opts: { timeoutMs?: number; abortIf?: () => string | undefined; part?: string } = {},
 ): Promise<void> {
+  const part = opts.part ?? 'codec server';
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   let last = 'not tried yet';
   for (;;) {
     const aborted = opts.abortIf?.();
-    if (aborted) throw new DevSetupError('codec server', aborted);
+    if (aborted) throw new DevSetupError(part, aborted);
     last = await new Promise<string>((resolve) => {
       const req = https.get(`${url}/healthz`, { ca: caPem, timeout: 2_000 }, (res) => {
         res.resume();
@@ -131,7 +149,7 @@ export async function waitForCodecServer(
       req.on('error', (err) => resolve(err.message));
     });
     if (last === '') return;
-    if (Date.now() > deadline) throw new DevSetupError('codec server', `not ready at ${url} (last problem: ${last})`);
+    if (Date.now() > deadline) throw new DevSetupError(part, `not ready at ${url} (last problem: ${last})`);
     await sleep(200);
   }
 }

@@ -3,8 +3,9 @@
  * .data/logs/stack.log). It starts, in order: PostgreSQL (+ migrations) and the Temporal dev server
  * with its Web UI (in parallel; the UI is pointed at the codec server with --ui-codec-endpoint), the KEK
  * and secrets dirs, the sandbox vendor (in-process), the codec server (child process, HTTPS with the dev
- * CA under .data/tls/), the worker and the webhook receiver (child processes); then writes .data/stack.json
- * and stays up. SIGTERM/SIGINT stop the webhook receiver, the worker (drain), codec server, sandbox, Temporal
+ * CA under .data/tls/), the worker, the webhook receiver and the gateway (child processes, the gateway over HTTPS
+ * with the dev CA); then writes .data/stack.json and stays up. SIGTERM/SIGINT stop the gateway, the webhook
+ * receiver, the worker (drain), codec server, sandbox, Temporal
  * and PostgreSQL in that order, remove stack.json and exit 0. If a part fails to start, what was started is
  * stopped, the reason is logged and the exit code is 1. Progress is logged as JSON lines with `part` and
  * `phase`, which `dev up` relays. Our own processes (codec server, worker, webhook receiver) are started by
@@ -102,6 +103,8 @@ async function startStack(): Promise<StackInfo> {
   const jwksPort = await findFreePort({ prefer: 8890, avoid: [codecPort] });
   // The webhook receiver: vendors (and the sandbox's sender) post to <webhookUrl>/webhooks/<integration>.
   const webhookPort = await findFreePort({ prefer: 8891, avoid: [codecPort, jwksPort] });
+  // The mediation gateway (workers/gateway.ts): consumers' token endpoint and FHIR reads, over HTTPS.
+  const gatewayPort = await findFreePort({ prefer: 8892, avoid: [codecPort, jwksPort, webhookPort] });
   const codecUrl = `https://127.0.0.1:${codecPort}`;
   // Side by side; the first failure aborts the other, and each is registered in `started` once spawned.
   const [db, temporal] = await startSideBySide([
@@ -130,8 +133,9 @@ async function startStack(): Promise<StackInfo> {
       }),
     (failed) =>
       step('temporal', 'Temporal dev server + Web UI', async () => {
-        const port = await findFreePort({ prefer: 7233, avoid: [codecPort, jwksPort, webhookPort] });
-        const uiPort = await findFreePort({ prefer: 8233, avoid: [port, codecPort, jwksPort, webhookPort] });
+        const taken = [codecPort, jwksPort, webhookPort, gatewayPort];
+        const port = await findFreePort({ prefer: 7233, avoid: taken });
+        const uiPort = await findFreePort({ prefer: 8233, avoid: [port, ...taken] });
         return startTemporalDevServer({
           cliPath,
           port,
@@ -176,7 +180,7 @@ async function startStack(): Promise<StackInfo> {
     },
   );
 
-  const { codec, worker, webhooks, webhookUrl } = await startServices(
+  const { codec, worker, webhooks, webhookUrl, gateway, gatewayUrl } = await startServices(
     { env, paths, logger, started, step, stopRequested: () => stopRequested },
     {
       databaseUrl: db.databaseUrl,
@@ -188,6 +192,7 @@ async function startStack(): Promise<StackInfo> {
       codecPort,
       jwksPort,
       webhookPort,
+      gatewayPort,
       sandboxAdmins: [
         { fhirBaseUrl: sandbox.fhirBaseUrl, url: sandbox.url, adminToken: sandbox.adminToken },
         ...sandboxes.map((s) => ({ fhirBaseUrl: s.fhirBaseUrl, url: s.url, adminToken: s.adminToken })),
@@ -217,6 +222,8 @@ async function startStack(): Promise<StackInfo> {
     jwksUrl: `http://127.0.0.1:${jwksPort}`,
     webhookUrl,
     webhookPid: webhooks.pid!,
+    gatewayUrl,
+    gatewayPid: gateway.pid!,
     sandboxes,
   };
 }

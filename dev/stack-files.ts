@@ -79,6 +79,9 @@ export const stackInfoSchema = z.object({
   /** The webhook receiver (workers/webhook-receiver.ts): vendors post to `<webhookUrl>/webhooks/<integrationId>`. */
   webhookUrl: z.string().optional(),
   webhookPid: z.number().int().positive().optional(),
+  /** The mediation gateway (workers/gateway.ts, HTTPS, dev CA): token URL `<gatewayUrl>/auth/token`, FHIR `/fhir`. */
+  gatewayUrl: z.string().optional(),
+  gatewayPid: z.number().int().positive().optional(),
   /** Sandboxes impersonating vendors (sandbox/personalities.ts), one per personality. */
   sandboxes: z.array(DevSandbox).optional(),
 });
@@ -147,6 +150,7 @@ export function stackEnvFromInfo(info: StackInfo): Record<string, string> {
     ...(info.devCaPath ? { EHR_CODEC_CA: info.devCaPath } : {}),
     ...(info.jwksUrl ? { JWKS_PUBLIC_URL: info.jwksUrl } : {}),
     ...(info.webhookUrl ? { EHR_WEBHOOK_URL: info.webhookUrl } : {}),
+    ...(info.gatewayUrl ? { GATEWAY_PUBLIC_URL: info.gatewayUrl } : {}),
     ...(info.sandboxes ? { EHR_SANDBOXES: JSON.stringify(info.sandboxes) } : {}),
   };
 }

@@ -1,5 +1,6 @@
 /**
- * The product's own processes in the dev stack: the codec server, the worker and the webhook receiver,
+ * The product's own processes in the dev stack: the codec server, the worker, the webhook receiver and the
+ * mediation gateway (HTTPS with a certificate from the dev CA, like the codec server),
  * each `workers/<script>.ts` spawned with its log file, registered to be stopped with the rest, and
  * waited for until it serves. The daemon (stack-daemon.ts) starts the infrastructure they need and owns
  * the start-up sequence; this file is what one of our services needs to run beside it.
@@ -39,6 +40,7 @@ export interface ServiceInputs {
   codecPort: number;
   jwksPort: number;
   webhookPort: number;
+  gatewayPort: number;
   /** Every sandbox's admin access, for the worker's dev-only sandbox hooks. */
   sandboxAdmins: Array<Pick<DevSandbox, 'fhirBaseUrl' | 'url' | 'adminToken'>>;
 }
@@ -48,9 +50,11 @@ export interface StartedServices {
   worker: ChildProcess;
   webhooks: ChildProcess;
   webhookUrl: string;
+  gateway: ChildProcess;
+  gatewayUrl: string;
 }
 
-/** Starts the codec server, the worker and the webhook receiver, in that order, each until it serves. */
+/** Starts the codec server, the worker, the webhook receiver and the gateway, in that order, each until it serves. */
 export async function startServices(run: StackRun, inputs: ServiceInputs): Promise<StartedServices> {
   const { env, step } = run;
   const { temporal, namespace, taskQueue, tls, codecUrl } = inputs;
@@ -104,7 +108,25 @@ export async function startServices(run: StackRun, inputs: ServiceInputs): Promi
     return child;
   });
 
-  return { codec, worker, webhooks, webhookUrl };
+  const gatewayUrl = `https://127.0.0.1:${inputs.gatewayPort}`;
+  const gateway = await step('gateway', `gateway (${gatewayUrl})`, async () => {
+    const { child, abortIf } = startService('gateway', 'gateway', {
+      GATEWAY_HOST: '127.0.0.1',
+      GATEWAY_PORT: String(inputs.gatewayPort),
+      GATEWAY_PUBLIC_URL: gatewayUrl,
+      GATEWAY_TLS_CERT: `file:${tls.gatewayCertPath}`,
+      GATEWAY_TLS_KEY: `file:${tls.gatewayKeyPath}`,
+      GATEWAY_ACCESS_SIGNING_KEY: `file:${tls.gatewayAccessKeyPath}`,
+    });
+    await waitForCodecServer(gatewayUrl, fs.readFileSync(tls.caCertPath, 'utf8'), {
+      timeoutMs: 60_000,
+      abortIf,
+      part: 'gateway',
+    });
+    return child;
+  });
+
+  return { codec, worker, webhooks, webhookUrl, gateway, gatewayUrl };
 }
 
 /**

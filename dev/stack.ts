@@ -193,6 +193,12 @@ export function describeStack(info: StackInfo, workerRunning = true): string[] {
     ...(info.webhookUrl
       ? [`  webhooks     ${info.webhookUrl}/webhooks/<integrationId>  (pid ${info.webhookPid ?? '?'})`]
       : []),
+    ...(info.gatewayUrl
+      ? [
+          `  gateway      ${info.gatewayUrl}  (FHIR ${info.gatewayUrl}/fhir, token ${info.gatewayUrl}/auth/token; ` +
+            `pid ${info.gatewayPid ?? '?'})`,
+        ]
+      : []),
     `  keys         ${info.kekDir}  (secrets ${info.secretsDir})`,
     `  logs         ${info.logDir}`,
     `  daemon       pid ${info.pid}, up since ${info.startedAt}`,

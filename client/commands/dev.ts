@@ -4,6 +4,7 @@ import { issueDevToken } from '../../dev/dev-tls.js';
 import { describeStack, devDown, devStatus, devUp, stackPaths } from '../../dev/stack.js';
 import { InvalidArgumentError } from '../../lib/errors/index.js';
 import { print, printJson } from '../output.js';
+import { registerConsumerTokenCommand } from './consumer-token.js';
 
 /** Settings that, when exported, take precedence over the dev stack for ehrctl commands. */
 const OVERRIDING_ENV = ['TEMPORAL_ADDRESS', 'DATABASE_URL', 'EHR_KEK_DIR', 'EHR_SECRETS_DIR'] as const;
@@ -71,6 +72,7 @@ export function registerDevCommands(program: Command): void {
     });
 
   registerDevTokenCommand(dev);
+  registerConsumerTokenCommand(dev);
 }
 
 export function registerDevTokenCommand(dev: Command): void {

@@ -144,6 +144,25 @@ export const configSchema = z.object({
    * http://JWKS_LISTEN.
    */
   JWKS_PUBLIC_URL: z.string().url().optional(),
+  // Mediation gateway (workers/gateway.ts): consumers' SMART Backend Services token endpoint and FHIR reads.
+  GATEWAY_HOST: z.string().min(1).default('127.0.0.1'),
+  GATEWAY_PORT: z.coerce.number().int().min(0).max(65_535).default(8892),
+  /**
+   * The URL consumers reach the gateway at (its token URL, the audience of their assertions, is
+   * `<this>/auth/token`; the FHIR base `<this>/fhir`); default http(s)://GATEWAY_HOST:GATEWAY_PORT.
+   */
+  GATEWAY_PUBLIC_URL: z
+    .string()
+    .url()
+    .refine((v) => !/[?#]/.test(v) && !v.endsWith('/'), 'no query, fragment or trailing slash')
+    .optional(),
+  /** Lifetime of the access tokens the gateway issues (seconds). */
+  GATEWAY_ACCESS_LIFETIME_SECONDS: positiveInt.max(3_600).default(300),
+  /** The gateway's Ed25519 key (PKCS#8 PEM) that signs access tokens: a secret reference only, no default. */
+  GATEWAY_ACCESS_SIGNING_KEY: z.string().min(1).optional(),
+  /** TLS certificate (reference or literal PEM) and key (a secret reference only); without them plain HTTP. */
+  GATEWAY_TLS_CERT: z.string().min(1).optional(),
+  GATEWAY_TLS_KEY: z.string().min(1).optional(),
   // Break-glass (lib/gateway/break-glass.ts, workflows/break-glass-review.ts).
   /**
    * Where break-glass alerts are POSTed (JSON, ids only): a secret reference (`file:`/`env:`) to an https URL, or
@@ -189,6 +208,8 @@ export const configFields: ReadonlyArray<{ name: ConfigField; required: boolean 
 export const SECRET_FIELDS: Readonly<Partial<Record<ConfigField, 'reference' | 'database-url'>>> = {
   DATABASE_URL: 'database-url',
   CODEC_TLS_KEY: 'reference',
+  GATEWAY_ACCESS_SIGNING_KEY: 'reference',
+  GATEWAY_TLS_KEY: 'reference',
   EHR_BREAK_GLASS_ALERT_URL: 'reference',
 };
 

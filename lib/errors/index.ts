@@ -391,3 +391,24 @@ export class AlertHookError extends EhrError {
     super(`break-glass alert hook: ${status === null ? problem : `HTTP ${status}`}`);
   }
 }
+
+/**
+ * The mediation gateway refuses a consumer's request (workers/gateway.ts): `status` and `oauthError` are what
+ * the caller is told (RFC 6749 / RFC 6750 codes, no detail); `reason` is the stable cause for the audit trail
+ * only (e.g. `assertion-signature`, `jti-replayed`, `consumer-revoked`). Never carries a token or an assertion.
+ */
+export class GatewayRefusalError extends EhrError {
+  readonly code = 'GATEWAY_REFUSED';
+  readonly retryable = false;
+  constructor(
+    readonly status: 400 | 401 | 403 | 429 | 503,
+    readonly oauthError: string,
+    readonly reason: string,
+    readonly consumerId?: string,
+    readonly tenantId?: string,
+    /** A 429's or 503's Retry-After. */
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(`gateway refused the request (${status} ${oauthError}): ${reason}`);
+  }
+}

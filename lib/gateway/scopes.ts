@@ -51,3 +51,45 @@ export function parseScopes(value: string, field = 'scope'): GatewayScope[] {
 export function formatScope(scope: GatewayScope): string {
   return `${scope.context}/${scope.resourceType}.${scope.read ? 'r' : ''}${scope.search ? 's' : ''}`;
 }
+
+/**
+ * A scope string split without throwing (the token endpoint and token verification): the scopes, merged as
+ * parseScopes does, and the words that are not scopes the gateway grants, in order.
+ */
+export function splitScopes(value: string): { scopes: GatewayScope[]; unknown: string[] } {
+  const merged = new Map<string, GatewayScope>();
+  const unknown: string[] = [];
+  for (const part of value.split(/\s+/).filter((p) => p !== '')) {
+    let scope: GatewayScope;
+    try {
+      scope = parseScope(part);
+    } catch {
+      unknown.push(part);
+      continue;
+    }
+    const seen = merged.get(scope.resourceType);
+    merged.set(
+      scope.resourceType,
+      seen ? { ...seen, read: seen.read || scope.read, search: seen.search || scope.search } : scope,
+    );
+  }
+  return { scopes: [...merged.values()], unknown };
+}
+
+/** Whether `held` allow `permission` on `type` (a `*` scope covers every type; only `*` covers a `*` request). */
+function allows(held: readonly GatewayScope[], type: GatewayScope['resourceType'], permission: 'read' | 'search') {
+  return held.some((h) => h[permission] && (h.resourceType === '*' || h.resourceType === type));
+}
+
+/** Whether every permission of `requested` is held (possibly across several held scopes). */
+export function scopeCovered(held: readonly GatewayScope[], requested: GatewayScope): boolean {
+  return (
+    (!requested.read || allows(held, requested.resourceType, 'read')) &&
+    (!requested.search || allows(held, requested.resourceType, 'search'))
+  );
+}
+
+/** The requested scopes that `held` do not cover (empty: the request is within them). */
+export function scopesNotCovered(held: readonly GatewayScope[], requested: readonly GatewayScope[]): GatewayScope[] {
+  return requested.filter((r) => !scopeCovered(held, r));
+}

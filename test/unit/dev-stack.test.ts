@@ -1,6 +1,7 @@
 /** `ehrctl dev up | status | down` end to end, in a temporary data dir (real PostgreSQL, Temporal, sandbox, worker). */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -30,6 +31,18 @@ function ehrctl(
         resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
       },
     );
+  });
+}
+
+function httpsGet(url: string, ca: string, bearer?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const headers = bearer ? { authorization: `Bearer ${bearer}` } : {};
+    const req = https.get(url, { ca, headers, timeout: 10_000 }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString('utf8')));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
   });
 }
 
@@ -97,6 +110,34 @@ describe('ehrctl dev', () => {
     const env = readStackEnv(stackPaths({ EHR_DEV_DATA_DIR: dataDir }));
     expect(env?.DATABASE_URL).toBe(status.databaseUrl);
 
+    // The mediation gateway: HTTPS with the dev CA, discovery at its URL, and a --dev-key consumer's token by hand.
+    expect(status.gatewayUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(up.stdout).toContain(`gateway      ${status.gatewayUrl as string}`);
+    const ca = fs.readFileSync(status.devCaPath as string, 'utf8');
+    const discovery = await httpsGet(`${status.gatewayUrl as string}/.well-known/smart-configuration`, ca);
+    expect(discovery.status).toBe(200);
+    expect(JSON.parse(discovery.body)).toMatchObject({ token_endpoint: `${status.gatewayUrl as string}/auth/token` });
+    expect((await ehrctl(['tenants', 'add', '--id', 'dev-gw', '--name', 'Synthetic Dev Clinic'])).code).toBe(0);
+    const consumer = await ehrctl([
+      'consumers',
+      'add',
+      '--id',
+      'dev-gw-app',
+      '--tenant',
+      'dev-gw',
+      '--purpose',
+      'scheduling-sync',
+      '--scopes',
+      'system/Appointment.rs',
+      '--dev-key',
+    ]);
+    expect(consumer.code, consumer.stderr).toBe(0);
+    const token = await ehrctl(['dev', 'consumer-token', '--consumer', 'dev-gw-app']);
+    expect(token.code, token.stderr).toBe(0);
+    const read = await httpsGet(`${status.gatewayUrl as string}/fhir/metadata`, ca, token.stdout.trim());
+    expect(read.status).toBe(200);
+    expect(JSON.parse(read.body)).toMatchObject({ resourceType: 'CapabilityStatement' });
+
     const again = await ehrctl(['dev', 'up']);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/already running/);
@@ -108,6 +149,7 @@ describe('ehrctl dev', () => {
     expect(down.stdout).toMatch(/dev stack stopped/);
     expect(isPidAlive(status.pid as number)).toBe(false);
     expect(isPidAlive(status.workerPid as number)).toBe(false);
+    expect(isPidAlive(status.gatewayPid as number)).toBe(false);
     expect(fs.existsSync(path.join(dataDir, 'stack.json'))).toBe(false);
     expect(JSON.parse((await ehrctl(['dev', 'status', '--json'])).stdout)).toEqual({ running: false });
     // Data survives for the next `dev up`.

@@ -64,6 +64,7 @@ function interpolate(value: string, vars: Record<string, string>): string {
 const APP_ENTRY_POINTS: Record<string, string> = {
   'webhook-receiver': 'workers/webhook-receiver.ts',
   'codec-server': 'workers/codec-server.ts',
+  gateway: 'workers/gateway.ts',
 };
 const APP_SERVICES = Object.keys(APP_ENTRY_POINTS);
 /**
@@ -78,6 +79,7 @@ const COMPOSE_VARS = {
   EHR_JWKS_PUBLIC_URL: 'https://jwks.example.org',
   CODEC_AUTH_JWKS_URL: 'https://idp.example.org/jwks.json',
   CODEC_AUTH_ISSUER: 'https://idp.example.org',
+  EHR_GATEWAY_PUBLIC_URL: 'https://gateway.example.org',
 };
 
 /**
@@ -155,6 +157,15 @@ describe('docker-compose.yml', () => {
     if (name === 'webhook-receiver') {
       expect(config.WEBHOOK_HOST).toBe('0.0.0.0');
       expect(services[name]!.expose).toContain(String(config.WEBHOOK_PORT));
+    } else if (name === 'gateway') {
+      expect(config.GATEWAY_HOST).toBe('0.0.0.0');
+      expect(JSON.stringify(services[name]!.ports)).toContain(`:${config.GATEWAY_PORT}"`);
+      expect(config.GATEWAY_PUBLIC_URL).toBe(COMPOSE_VARS.EHR_GATEWAY_PUBLIC_URL);
+      // Its token-signing key and TLS key come from docker secrets by reference, never from the environment.
+      for (const field of ['GATEWAY_ACCESS_SIGNING_KEY', 'GATEWAY_TLS_KEY'] as const) {
+        expect(environmentOf(services[name]!)[field], field).toMatch(/^file:\/run\/secrets\//);
+        expect(config[field], field).toMatch(/^file:\//);
+      }
     } else {
       expect(config.CODEC_HOST).toBe('0.0.0.0');
       expect(JSON.stringify(services[name]!.ports)).toContain(`:${config.CODEC_PORT}"`);

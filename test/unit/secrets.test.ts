@@ -163,6 +163,22 @@ describe('configuration secrets', () => {
     );
   });
 
+  it.each(['GATEWAY_ACCESS_SIGNING_KEY', 'GATEWAY_TLS_KEY'])('requires %s by reference, checked at load', (field) => {
+    const dbUrl = 'postgres://app:pw@127.0.0.1:5432/ehr';
+    const inline = configError(() => loadConfig({ ...base, DATABASE_URL: dbUrl, [field]: PEM }));
+    expect(inline.field).toBe(field);
+    expect(inline.message).toMatch(/must be given by reference/);
+    expect(inline.message).not.toContain('FAKEFAKE');
+    const open = write(`${field}-open.pem`, PEM, 0o644);
+    expect(configError(() => loadConfig({ ...base, DATABASE_URL: dbUrl, [field]: `file:${open}` })).message).toMatch(
+      /mode 0644/,
+    );
+    const key = write(`${field}.pem`, PEM, 0o600);
+    expect(loadConfig({ ...base, DATABASE_URL: dbUrl, [field]: `file:${key}` })[field as 'GATEWAY_TLS_KEY']).toBe(
+      `file:${key}`,
+    );
+  });
+
   it('refuses a private key pasted into any other field, naming it', () => {
     const dbUrl = 'postgres://app:pw@127.0.0.1:5432/ehr';
     const pem = configError(() => loadConfig({ ...base, DATABASE_URL: dbUrl, CODEC_AUTH_ISSUER_KEY: PEM }));

@@ -1,0 +1,287 @@
+/**
+ * The mediation gateway (issue 12): one door through which the organisation's own systems (consumers) read the
+ * encrypted store. It is their SMART Backend Services authorization server and their FHIR endpoint:
+ *   GET  /.well-known/smart-configuration (also under /fhir/) — discovery, no token needed;
+ *   POST /auth/token — client_credentials with a private_key_jwt assertion (lib/gateway/auth/token-endpoint.ts);
+ *   ANY  /fhir/<path> — bearer token checked per request (lib/gateway/auth/request-auth.ts: signature, audience,
+ *        expiry, consumer still active, rate limit, incident freeze, break-glass grants), then handed to
+ *        handleFhirRead (lib/gateway/fhir/handler.ts) with the GatewayAccess it builds.
+ * Every refusal is audited (lib/gateway/auth/refusals.ts) and answered without detail: OAuth errors at the token
+ * endpoint, a generic OperationOutcome under /fhir/. HTTPS with GATEWAY_TLS_CERT/KEY (the dev stack gives it a
+ * certificate from its dev CA, like the codec server); plain HTTP without them, for a TLS-terminating ingress.
+ */
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import Fastify from 'fastify';
+import type { FastifyReply } from 'fastify';
+import type { AuditContext } from '../lib/audit/chain.js';
+import { RefusalAuditLimiter } from '../lib/audit/refusal-limiter.js';
+import type { Config } from '../lib/config/schema.js';
+import { loadConfig } from '../lib/config/schema.js';
+import { resolveSecret } from '../lib/config/secrets.js';
+import { exitCodeForError } from '../lib/errors/exit-codes.js';
+import { ConfigError, EhrError, GatewayRefusalError } from '../lib/errors/index.js';
+import type { BreakGlassGrant, GatewayAccess, GatewayResponse } from '../lib/gateway/access.js';
+import type { GatewaySigningKey } from '../lib/gateway/auth/access-tokens.js';
+import { AccessTokens, loadGatewaySigningKey } from '../lib/gateway/auth/access-tokens.js';
+import { ConsumerRateLimiter } from '../lib/gateway/auth/rate-limit.js';
+import type { GatewayRoute } from '../lib/gateway/auth/refusals.js';
+import { auditGatewayRefusal, operationOutcome } from '../lib/gateway/auth/refusals.js';
+import { authorizeRequest } from '../lib/gateway/auth/request-auth.js';
+import { ConsumerKeySets, TokenEndpoint, claimedConsumerId } from '../lib/gateway/auth/token-endpoint.js';
+import { smartConfiguration } from '../lib/gateway/auth/discovery.js';
+import { activeGrantsFor } from '../lib/gateway/break-glass.js';
+import { handleFhirRead } from '../lib/gateway/fhir/handler.js';
+import { createKekProvider } from '../lib/keys/kek-factory.js';
+import { KeyHierarchy } from '../lib/keys/key-hierarchy.js';
+import { TenantKeyring } from '../lib/keys/keyring.js';
+import type { Logger } from '../lib/log/logger.js';
+import { createLogger } from '../lib/log/logger.js';
+import type { Pool } from '../lib/store/pool.js';
+import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
+
+export type GatewayConfig = Pick<
+  Config,
+  'GATEWAY_HOST' | 'GATEWAY_PORT' | 'GATEWAY_PUBLIC_URL' | 'GATEWAY_ACCESS_LIFETIME_SECONDS'
+>;
+
+export type FhirHandler = typeof handleFhirRead;
+
+export interface GatewayDeps {
+  pool: Pool;
+  keyring: TenantKeyring;
+  signingKey: GatewaySigningKey;
+  /** PEMs for HTTPS; plain HTTP without. */
+  tls?: { certPem: string; keyPem: string };
+  /** The consumer's break-glass grants (the breakglass side implements it). */
+  grantsFor?: (consumerId: string) => Promise<BreakGlassGrant[]>;
+  /** The FHIR read side; lib/gateway/fhir/handler.ts unless a test gives another. */
+  handleFhir?: FhirHandler;
+  logger?: Logger;
+  actor?: string;
+  /** Audit at most one identical refusal per this many ms (default 60 s; see refusals.ts). */
+  refusalAuditWindowMs?: number;
+  now?: () => number;
+}
+
+export interface GatewayHandle {
+  /** The public URL (GATEWAY_PUBLIC_URL, or where it listens). */
+  url: string;
+  tokenUrl: string;
+  fhirBaseUrl: string;
+  close(): Promise<void>;
+}
+
+const BODY_LIMIT = 32 * 1024;
+const GENERIC: Record<number, string> = {
+  401: 'authentication required',
+  403: 'access denied',
+  429: 'too many requests',
+  503: 'temporarily unavailable',
+};
+/** Fixed descriptions per OAuth error: never the cause. */
+const OAUTH_DESCRIPTIONS: Record<string, string> = {
+  invalid_request: 'the request is malformed',
+  invalid_client: 'client authentication failed',
+  invalid_scope: 'the requested scope is not available to this client',
+  unsupported_grant_type: 'only client_credentials is supported',
+};
+
+function parseForm(body: string): Record<string, string> {
+  const params = new URLSearchParams(body);
+  const form: Record<string, string> = {};
+  for (const [k, v] of params) {
+    // RFC 6749 §3.2: parameters must not be included more than once.
+    if (Object.hasOwn(form, k)) throw new GatewayRefusalError(400, 'invalid_request', 'duplicate-parameter');
+    form[k] = v;
+  }
+  return form;
+}
+
+export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Promise<GatewayHandle> {
+  const { pool, logger: log } = deps;
+  const actor = deps.actor ?? `gateway:${os.hostname()}:${process.pid}`;
+  const limiter = new RefusalAuditLimiter(deps.refusalAuditWindowMs);
+  const rateLimiter = new ConsumerRateLimiter(deps.now);
+  const keySets = new ConsumerKeySets();
+  const handleFhir = deps.handleFhir ?? handleFhirRead;
+  const app = Fastify({
+    logger: false,
+    bodyLimit: BODY_LIMIT,
+    forceCloseConnections: true,
+    ...(deps.tls ? { https: { cert: deps.tls.certPem, key: deps.tls.keyPem, minVersion: 'TLSv1.2' as const } } : {}),
+  });
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) =>
+    done(null, body),
+  );
+  // Set once the listener's address is known (routes are registered before it).
+  const at: { url: string; tokens?: AccessTokens; endpoint?: TokenEndpoint } = { url: '' };
+
+  const audit = async (route: GatewayRoute, err: GatewayRefusalError, ctx: AuditContext, claimed?: string) => {
+    try {
+      if (await auditGatewayRefusal(pool, limiter, route, err, ctx, claimed))
+        log?.warn({ route, status: err.status, reason: err.reason, consumerId: err.consumerId }, 'gateway refused');
+    } catch (e) {
+      log?.error({ err: { message: (e as Error).message }, reason: err.reason }, 'could not audit a gateway refusal');
+    }
+  };
+
+  const refuseFhir = async (reply: FastifyReply, err: GatewayRefusalError, ctx: AuditContext) => {
+    await audit('fhir', err, ctx);
+    if (err.status === 401) reply.header('www-authenticate', `Bearer realm="${at.url}/fhir", error="invalid_token"`);
+    if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
+    const reasonCode = err.status === 503 || err.status === 429 ? err.reason : undefined;
+    return reply
+      .code(err.status)
+      .header('x-correlation-id', ctx.correlationId)
+      .type('application/fhir+json')
+      .send(operationOutcome(err.status, GENERIC[err.status] ?? 'request refused', reasonCode));
+  };
+
+  app.get('/healthz', async () => ({ ok: true }));
+  const discovery = async (_req: unknown, reply: FastifyReply) =>
+    reply.header('cache-control', 'public, max-age=300').send(smartConfiguration(at.url));
+  app.get('/.well-known/smart-configuration', discovery);
+  app.get('/fhir/.well-known/smart-configuration', discovery);
+
+  app.post('/auth/token', async (req, reply) => {
+    const ctx = { actor, correlationId: randomUUID() };
+    reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+    let form: Record<string, string> = {};
+    try {
+      if (typeof req.body !== 'string') throw new GatewayRefusalError(400, 'invalid_request', 'not-a-form');
+      form = parseForm(req.body);
+      return reply.send(await at.endpoint!.exchange(form, ctx));
+    } catch (err) {
+      if (!(err instanceof GatewayRefusalError)) throw err;
+      await audit('token', err, ctx, claimedConsumerId(form));
+      return reply
+        .code(err.status)
+        .send({ error: err.oauthError, error_description: OAUTH_DESCRIPTIONS[err.oauthError] ?? 'request refused' });
+    }
+  });
+
+  app.route({
+    method: ['GET', 'HEAD', 'POST'],
+    url: '/fhir/*',
+    handler: async (req, reply) => {
+      const ctx = { actor, correlationId: randomUUID() };
+      let access: GatewayAccess;
+      try {
+        access = await authorizeRequest(
+          { pool, tokens: at.tokens!, rateLimiter, grantsFor: deps.grantsFor, now: deps.now },
+          req.headers.authorization,
+          ctx.correlationId,
+        );
+      } catch (err) {
+        if (err instanceof GatewayRefusalError) return refuseFhir(reply, err, ctx);
+        throw err;
+      }
+      const url = new URL(req.url, 'http://gateway.invalid');
+      const answer: GatewayResponse = await handleFhir({ pool, keyring: deps.keyring }, access, {
+        method: req.method,
+        path: url.pathname.slice('/fhir/'.length),
+        query: url.searchParams,
+        baseUrl: `${at.url}/fhir`,
+      });
+      const headers = { 'content-type': 'application/fhir+json', ...answer.headers };
+      return reply.code(answer.status).headers(headers).header('x-correlation-id', ctx.correlationId).send(answer.body);
+    },
+  });
+
+  app.setNotFoundHandler((_req, reply) =>
+    reply.code(404).type('application/fhir+json').send(operationOutcome(404, 'unknown route')),
+  );
+  app.setErrorHandler(async (err: { statusCode?: number }, _req, reply) => {
+    const status = err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500 ? 400 : 500;
+    if (status === 500)
+      log?.error({ err: { message: err instanceof EhrError ? err.message : 'unexpected failure' } }, 'gateway failed');
+    return reply.code(status).type('application/fhir+json').send(operationOutcome(status, 'request failed'));
+  });
+
+  await app.listen({ host: config.GATEWAY_HOST, port: config.GATEWAY_PORT });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.GATEWAY_PORT;
+  const host = config.GATEWAY_HOST.includes(':') ? `[${config.GATEWAY_HOST}]` : config.GATEWAY_HOST;
+  at.url =
+    config.GATEWAY_PUBLIC_URL ??
+    `${deps.tls ? 'https' : 'http'}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`;
+  at.tokens = new AccessTokens(deps.signingKey, at.url, config.GATEWAY_ACCESS_LIFETIME_SECONDS, deps.now);
+  at.endpoint = new TokenEndpoint({
+    pool,
+    tokens: at.tokens,
+    tokenUrl: `${at.url}/auth/token`,
+    keySets,
+    now: deps.now,
+  });
+  log?.info({ url: at.url, tls: deps.tls !== undefined }, 'gateway listening');
+  return { url: at.url, tokenUrl: `${at.url}/auth/token`, fhirBaseUrl: `${at.url}/fhir`, close: () => app.close() };
+}
+
+async function tlsFromConfig(config: Config): Promise<{ certPem: string; keyPem: string } | undefined> {
+  if (!config.GATEWAY_TLS_CERT && !config.GATEWAY_TLS_KEY) return undefined;
+  if (!config.GATEWAY_TLS_CERT) throw new ConfigError('GATEWAY_TLS_CERT', 'is required with GATEWAY_TLS_KEY');
+  if (!config.GATEWAY_TLS_KEY) throw new ConfigError('GATEWAY_TLS_KEY', 'is required with GATEWAY_TLS_CERT');
+  return {
+    certPem: await resolveSecret(config.GATEWAY_TLS_CERT, { field: 'GATEWAY_TLS_CERT', shareable: true }),
+    keyPem: await resolveSecret(config.GATEWAY_TLS_KEY, { field: 'GATEWAY_TLS_KEY' }),
+  };
+}
+
+/** The process: its own pool, the tenant keyring (for the read side), the signing key and TLS from config. */
+export async function runGateway(
+  config: Config,
+  logger: Logger,
+): Promise<{ handle: GatewayHandle; stop(): Promise<void> }> {
+  const pool = createPool(config.DATABASE_URL, 10);
+  try {
+    await assertDatabaseReachable(pool, describeDatabaseUrl(config.DATABASE_URL));
+    const actor = `gateway:${os.hostname()}:${process.pid}`;
+    const signingKey = await loadGatewaySigningKey(config.GATEWAY_ACCESS_SIGNING_KEY);
+    const tls = await tlsFromConfig(config);
+    const kek = await KeyHierarchy.open({
+      pool,
+      backend: await createKekProvider(config),
+      audit: { actor, correlationId: `gateway-start:${randomUUID()}` },
+    });
+    const keyring = new TenantKeyring({ pool, kek });
+    // Break-glass grants (lib/gateway/break-glass.ts) are read per request: a grant or its revocation counts at once.
+    const grantsFor = (consumerId: string) => activeGrantsFor(pool, consumerId);
+    const handle = await startGateway(config, {
+      pool,
+      keyring,
+      signingKey,
+      grantsFor,
+      ...(tls ? { tls } : {}),
+      logger,
+      actor,
+    });
+    return {
+      handle,
+      stop: async () => {
+        await handle.close();
+        await pool.end();
+      },
+    };
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+}
+
+if (require.main === module) {
+  const config = loadConfig();
+  const logger = createLogger({ level: config.LOG_LEVEL, name: 'gateway' });
+  runGateway(config, logger)
+    .then(({ stop }) => {
+      const onSignal = () => void stop().then(() => process.exit(0));
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+    })
+    .catch((err: unknown) => {
+      const message =
+        err instanceof EhrError ? err.message : `unexpected failure: ${(err as Error)?.message ?? String(err)}`;
+      process.stderr.write(`gateway: ${message}\n`);
+      process.exit(exitCodeForError(err));
+    });
+}
