@@ -24,6 +24,7 @@ import {
   setReviewed,
   setRevoked,
 } from './break-glass-repository.js';
+import { readConsumer } from './consumers-repository.js';
 import { formatScope, parseScope, parseScopes } from './scopes.js';
 
 export type { BreakGlassRecord, ReviewVerdict } from './break-glass-repository.js';
@@ -109,6 +110,9 @@ export async function recordBreakGlassGrant(
   const scopes = checked.scopes.map(formatScope);
   return withTransaction(pool, async (client) => {
     if (await selectGrant(client, id)) throw new ConflictError('break-glass grant', id);
+    // Only a registered consumer can be granted anything; its tenant goes on the audit event.
+    const consumer = await readConsumer(client, checked.consumerId);
+    if (!consumer) throw new NotFoundError('gateway consumer', checked.consumerId);
     const grant = await insertGrant(client, {
       id,
       consumerId: checked.consumerId,
@@ -125,6 +129,7 @@ export async function recordBreakGlassGrant(
         ...opts.audit,
         action: 'break_glass.granted',
         outcome: 'success',
+        tenantId: consumer.tenantId,
         details: {
           grantId: id,
           consumerId: grant.consumerId,

@@ -12,7 +12,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../lib/config/schema.js';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { activeGrantsFor, revokeBreakGlassGrant } from '../../lib/gateway/break-glass.js';
+import { addConsumer } from '../../lib/gateway/consumers.js';
+import { createTenant } from '../../lib/store/tenants.js';
 import type { BreakGlassAlert } from '../../lib/gateway/break-glass-alerts.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { uniqueId } from '../harness.js';
@@ -60,8 +63,31 @@ beforeAll(async () => {
     EHR_BREAK_GLASS_MAX_MINUTES: '60',
   });
   pool = testPool();
+  await createTenant(pool, { id: TENANT, name: 'Break-glass Clinic (synthetic)' }, testActor);
   worker = await startInProcessWorker(config);
 });
+
+const TENANT = uniqueId('bg-tenant');
+
+/** A gateway consumer of the tenant (break-glass is granted to registered consumers only). */
+async function registeredConsumer(): Promise<string> {
+  const { publicKey } = await generateKeyPair('ES384', { extractable: true });
+  const jwk = await exportJWK(publicKey);
+  const kid = await calculateJwkThumbprint(jwk, 'sha256');
+  const id = uniqueId('consumer');
+  await addConsumer(
+    pool,
+    {
+      id,
+      tenantId: TENANT,
+      purpose: 'clinical-sync',
+      scopes: 'system/Patient.rs',
+      keys: { kind: 'jwks', jwks: { keys: [{ ...jwk, kid, alg: 'ES384', use: 'sig' }] } },
+    },
+    testActor,
+  );
+  return id;
+}
 
 afterAll(async () => {
   await worker?.stop();
@@ -138,10 +164,11 @@ async function auditRows(grantId: string) {
 }
 
 describe('break-glass', () => {
-  const consumer = uniqueId('consumer');
+  let consumer: string;
   let grantId: string;
 
   it('records a time-boxed grant, audited, returned by activeGrantsFor until it expires, and alerts at once', async () => {
+    consumer = await registeredConsumer();
     const before = Date.now();
     ({ id: grantId } = await breakGlass(consumer, 'alice@clinic'));
 
@@ -246,6 +273,13 @@ describe('break-glass', () => {
       expect(res.code, res.stderr).toBe(2);
       expect(res.stderr).toMatch(message);
     }
+    // A well-formed request for a consumer the gateway does not know.
+    const unknown = await ehrctl(
+      ...base,
+      ...['--scope', 'system/Observation.rs', '--reason-code', 'emergency-care', '--minutes', '5'],
+    );
+    expect(unknown.code, unknown.stderr).toBe(3);
+    expect(unknown.stderr).toMatch(/gateway consumer .* does not exist/);
     const { rows } = await pool.query('SELECT 1 FROM break_glass_grants WHERE consumer_id = $1', [other]);
     expect(rows).toEqual([]);
   });
@@ -343,7 +377,7 @@ describe('break-glass', () => {
   });
 
   it('ends a running grant reviewed as inappropriate; a revoked grant is never returned; a hook failure is retried', async () => {
-    const consumer2 = uniqueId('consumer');
+    const consumer2 = await registeredConsumer();
     failFirst.add(consumer2);
     const { id } = await breakGlass(consumer2, 'dave@clinic', 10);
     // The hook answered 503 first: the alert is retried (log event once), and arrives.
@@ -375,7 +409,7 @@ describe('break-glass', () => {
       expect.arrayContaining(['break_glass.reviewed', 'break_glass.revoked']),
     );
 
-    const consumer3 = uniqueId('consumer');
+    const consumer3 = await registeredConsumer();
     const third = await breakGlass(consumer3, 'dave@clinic', 10);
     await revokeBreakGlassGrant(pool, third.id, { by: 'frank@clinic', reason: 'no longer needed', audit: testActor });
     expect(await activeGrantsFor(pool, consumer3)).toEqual([]);
@@ -392,7 +426,7 @@ describe('break-glass', () => {
   it('lets the application role neither delete a grant nor rewrite it, nor record a review by its requester', async () => {
     // PostgreSQL's log shows a row that fails a check (DETAIL: Failing row contains …): this one's reason is not the
     // registered identifier the leak scan looks for.
-    const { id } = await breakGlass(uniqueId('consumer'), 'gina@clinic', 5, 'synthetic: privilege check');
+    const { id } = await breakGlass(await registeredConsumer(), 'gina@clinic', 5, 'synthetic: privilege check');
     await expect(pool.query('DELETE FROM break_glass_grants WHERE id = $1', [id])).rejects.toMatchObject({
       code: '42501',
     });

@@ -6,7 +6,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { requestBreakGlass, reviewBreakGlass } from '../../client/break-glass-client.js';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { getBreakGlassGrant } from '../../lib/gateway/break-glass.js';
+import { addConsumer } from '../../lib/gateway/consumers.js';
+import { createTenant } from '../../lib/store/tenants.js';
 import { runRecorder, startRecordingStack, writeHistory } from './history-files.js';
 
 const actor = { actor: 'recorder', correlationId: randomUUID() };
@@ -19,6 +22,22 @@ async function main(): Promise<void> {
     sandboxSize: 10,
   });
   try {
+    // Break-glass is granted to a registered gateway consumer.
+    await createTenant(pool, { id: 'replay', name: 'Replay Clinic (synthetic)' }, actor);
+    const { publicKey } = await generateKeyPair('ES384', { extractable: true });
+    const jwk = await exportJWK(publicKey);
+    const kid = await calculateJwkThumbprint(jwk, 'sha256');
+    await addConsumer(
+      pool,
+      {
+        id: 'replay-consumer',
+        tenantId: 'replay',
+        purpose: 'clinical-sync',
+        scopes: 'system/Patient.rs',
+        keys: { kind: 'jwks', jwks: { keys: [{ ...jwk, kid, alg: 'ES384', use: 'sig' }] } },
+      },
+      actor,
+    );
     const grant = await requestBreakGlass(
       pool,
       client,
