@@ -1,7 +1,7 @@
 /**
  * The mediation gateway (issue 12): one door through which the organisation's own systems (consumers) read the
  * encrypted store. It is their SMART Backend Services authorization server and their FHIR endpoint:
- *   GET  /.well-known/smart-configuration (also under /fhir/) — discovery, no token needed;
+ *   GET  /.well-known/smart-configuration (also under /fhir/) and /fhir/metadata — discovery, no token needed;
  *   POST /auth/token — client_credentials with a private_key_jwt assertion (lib/gateway/auth/token-endpoint.ts);
  *   ANY  /fhir/<path> — bearer token checked per request (lib/gateway/auth/request-auth.ts: signature, audience,
  *        expiry, consumer still active, rate limit, incident freeze, break-glass grants), then handed to
@@ -31,6 +31,7 @@ import { authorizeRequest } from '../lib/gateway/auth/request-auth.js';
 import { ConsumerKeySets, TokenEndpoint, claimedConsumerId } from '../lib/gateway/auth/token-endpoint.js';
 import { smartConfiguration } from '../lib/gateway/auth/discovery.js';
 import { activeGrantsFor } from '../lib/gateway/break-glass.js';
+import { capabilityStatement } from '../lib/gateway/fhir/capability.js';
 import { handleFhirRead } from '../lib/gateway/fhir/handler.js';
 import { createKekProvider } from '../lib/keys/kek-factory.js';
 import { KeyHierarchy } from '../lib/keys/key-hierarchy.js';
@@ -143,6 +144,13 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     reply.header('cache-control', 'public, max-age=300').send(smartConfiguration(at.url));
   app.get('/.well-known/smart-configuration', discovery);
   app.get('/fhir/.well-known/smart-configuration', discovery);
+  // What the server supports, as FHIR clients ask before they authenticate (it names the token endpoint).
+  app.get('/fhir/metadata', async (_req, reply) =>
+    reply
+      .type('application/fhir+json')
+      .header('cache-control', 'public, max-age=300')
+      .send(capabilityStatement({ baseUrl: `${at.url}/fhir`, tokenUrl: `${at.url}/auth/token` })),
+  );
 
   app.post('/auth/token', async (req, reply) => {
     const ctx = { actor, correlationId: randomUUID() };

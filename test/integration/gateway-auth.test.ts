@@ -48,6 +48,14 @@ describe('discovery', () => {
       });
     }
   });
+
+  it('serves the CapabilityStatement without a token, naming the token endpoint', async () => {
+    const res = await fetch(`${gateway.url}/fhir/metadata`);
+    expect(res.status).toBe(200);
+    const statement = (await res.json()) as { resourceType: string; rest: Array<Record<string, unknown>> };
+    expect(statement.resourceType).toBe('CapabilityStatement');
+    expect(JSON.stringify(statement.rest[0]!.security)).toContain(gateway.tokenUrl);
+  });
 });
 
 describe('the token endpoint', () => {
