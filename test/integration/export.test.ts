@@ -242,7 +242,8 @@ describe('ehrctl export', () => {
       ).rows[0];
     expect(await status()).toEqual({ status: 'written', shredded: false });
     const deadline = Date.now() + 60_000;
-    while ((await status())?.status !== 'shredded' && Date.now() < deadline)
+    // The key goes first (its transaction), the files right after it.
+    while (((await status())?.status !== 'shredded' || fs.existsSync(path.join(to, job))) && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 500));
     expect(await status()).toEqual({ status: 'shredded', shredded: true });
     expect(fs.existsSync(path.join(to, job))).toBe(false);
@@ -392,7 +393,9 @@ describe('ehrctl export', () => {
     const statusOf = async () =>
       (await harness.pool.query<{ status: string }>('SELECT status FROM export_jobs WHERE id = $1', [job])).rows[0]
         ?.status;
-    while ((await statusOf()) !== 'shredded' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 300));
+    // The key goes first (its transaction), the files right after it.
+    const shredded = async () => (await statusOf()) === 'shredded' && !fs.existsSync(path.join(to, job));
+    while (!(await shredded()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 300));
     expect(await statusOf()).toBe('shredded');
     expect(fs.existsSync(path.join(to, job))).toBe(false);
 
