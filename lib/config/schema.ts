@@ -76,6 +76,11 @@ export const configSchema = z.object({
     .optional(),
   /** How often workers look for new rate-limited vendor endpoints to serve (seconds). */
   EHR_ENDPOINT_QUEUE_RECHECK_SECONDS: positiveInt.max(3_600).default(10),
+  /**
+   * How long a worker keeps an integration's row (and so its current signing kid) in memory. A signing-key
+   * rotation waits this long (as the worker running its step has it) before it retires the old key.
+   */
+  EHR_CREDENTIAL_CACHE_SECONDS: positiveInt.max(300).default(15),
 
   // Key hierarchy (lib/keys). `local`: key files in EHR_KEK_DIR; `aws-kms`: data keys wrapped by KMS.
   EHR_KEK_PROVIDER: z.enum(['local', 'aws-kms']).default('local'),

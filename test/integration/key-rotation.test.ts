@@ -27,7 +27,9 @@ import { registerSandboxTenant, sandboxAdmin, testActor, useSyncHarness } from '
 
 const harness = useSyncHarness({
   sandbox: { seed: 41, size: 200, tokenTtlSeconds: 2 },
-  config: { EHR_SYNC_PAGE_SIZE: '20' },
+  // Workers keep integration rows (and the current kid) 2 s instead of 15: a signing-key rotation waits that
+  // cache out (plus the vendor's JWKS cache, the sandbox's 5 s) before it retires a key.
+  config: { EHR_SYNC_PAGE_SIZE: '20', EHR_CREDENTIAL_CACHE_SECONDS: '2' },
 });
 const TYPES = ['Patient', 'Observation'];
 let jwks: JwksServer;
