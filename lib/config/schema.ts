@@ -57,6 +57,11 @@ export const configSchema = z.object({
   EHR_SYNC_PAGE_SIZE: positiveInt.max(5_000).default(1_000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: positiveInt.max(1_000).default(16),
   WORKER_SHUTDOWN_GRACE_MS: positiveInt.default(30_000),
+  /**
+   * A workflow bundle built ahead of time (writeWorkflowBundle in workers/workflow-bundle.ts, from the same
+   * checkout): the worker loads it instead of bundling workflows/ at every start. Unset: bundled at start.
+   */
+  WORKER_WORKFLOW_BUNDLE: z.string().min(1).optional(),
 
   // Resilient vendor HTTP (lib/vendors/circuit-breaker.ts, lib/vendors/endpoint-queues.ts).
   /** Circuit breaker preset per integration: standard (5 failures, 30 s), tolerant (10, 60 s), strict (3, 15 s). */
