@@ -48,6 +48,8 @@ export interface KeyRotationActivityDeps {
   purposeKeys: Pick<PurposeKeys, 'rotatePayloadKey' | 'forget'>;
   /** Where generated signing keys and webhook secrets are written (EHR_SECRETS_DIR). */
   secretsDir: string;
+  /** How long workers cache integration rows, and so the current kid (EHR_CREDENTIAL_CACHE_SECONDS). */
+  credentialCacheSeconds: number;
 }
 
 /** Breach containment's activities (workflows/breach-containment.ts). */

@@ -194,7 +194,8 @@ export function createKeyRotationActivities(deps: KeyRotationActivityDeps) {
     async publishSigningKeySuccessor(
       actor: RotationActor,
       integrationId: string,
-    ): Promise<{ kid: string; previousKid: string; jwksCacheSeconds: number }> {
+      // credentialCacheSeconds: absent from results recorded before workers reported it.
+    ): Promise<{ kid: string; previousKid: string; jwksCacheSeconds: number; credentialCacheSeconds?: number }> {
       const integration = await getIntegration(deps.pool, integrationId);
       const previousKid = integration.signingKid;
       if (!previousKid) throw new ConflictError('integration', integrationId, 'has no current signing key');
@@ -205,6 +206,7 @@ export function createKeyRotationActivities(deps: KeyRotationActivityDeps) {
         kid: successor.kid,
         previousKid,
         jwksCacheSeconds: profileFor(integration.vendor).auth.jwksCacheSeconds.value,
+        credentialCacheSeconds: deps.credentialCacheSeconds,
       };
     },
 

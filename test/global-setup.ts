@@ -55,7 +55,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     if (!skip)
       await writeSecretRoots(database.ownerDatabaseUrl, { roots: [secretsDir], excluded: [kekDir] }, 'test-setup');
 
-    const infra: TestInfra = { temporalAddress, namespace, ...database, kekDir, secretsDir };
+    const workflowBundlePath = path.join(tmpRoot, 'workflow-bundle.js');
+    const infra: TestInfra = { temporalAddress, namespace, ...database, kekDir, secretsDir, workflowBundlePath };
     for (const [key, value] of Object.entries(infra) as Array<[keyof TestInfra, string]>) project.provide(key, value);
     return teardown;
   } catch (err) {

@@ -18,6 +18,11 @@ export interface TestInfra {
   ownerDatabaseUrl: string;
   kekDir: string;
   secretsDir: string;
+  /**
+   * Where the run's workflow bundle goes (test/integration/support.ts builds it there once, the first time a
+   * file asks for it): every worker of the run loads it, as the product's WORKER_WORKFLOW_BUNDLE.
+   */
+  workflowBundlePath: string;
 }
 
 declare module 'vitest' {
@@ -38,6 +43,7 @@ export function testEnv(): TestEnv {
     ownerDatabaseUrl: inject('ownerDatabaseUrl'),
     kekDir: inject('kekDir'),
     secretsDir: inject('secretsDir'),
+    workflowBundlePath: inject('workflowBundlePath'),
   };
   if (!infra.temporalAddress || !infra.databaseUrl) {
     throw new Error(

@@ -81,6 +81,7 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
   registerDevSandboxAdmins(config.EHR_DEV_SANDBOX_ADMINS);
   // Stored secret references are checked against this process's configuration before every use; a refusal is audited.
   const directory = createCredentialDirectory(pool, {
+    cacheTtlMs: config.EHR_CREDENTIAL_CACHE_SECONDS * 1000,
     secretPolicy: storedSecretPolicyFromConfig(config),
     onRefusal: (i, err) =>
       auditSecretRefRefusal(pool, { actor, correlationId: randomUUID() }, err, {
@@ -170,7 +171,15 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
     sync: { pool, keyring, vendors, directory, defaultPageSize: config.EHR_SYNC_PAGE_SIZE, endpointQueues },
     // Bulk Data files: 1,000 lines per store transaction (and heartbeat); a line over 16 MiB is refused.
     bulk: { pool, keyring, vendors, directory, batchSize: 1_000, maxLineBytes: 16 * 1024 * 1024 },
-    keyRotation: { pool, keyring, admin, kek, purposeKeys, secretsDir: config.EHR_SECRETS_DIR },
+    keyRotation: {
+      pool,
+      keyring,
+      admin,
+      kek,
+      purposeKeys,
+      secretsDir: config.EHR_SECRETS_DIR,
+      credentialCacheSeconds: config.EHR_CREDENTIAL_CACHE_SECONDS,
+    },
     containment: {
       pool,
       keyring,

@@ -3,7 +3,6 @@
  * validated before anything starts. SIGINT/SIGTERM drain in-flight activities, then exit 0.
  */
 import os from 'node:os';
-import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Config } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/schema.js';
@@ -21,7 +20,7 @@ import { installTemporalLogging } from './temporal-logging.js';
 import { EndpointWorkers } from './endpoint-workers.js';
 import { startJwksServer } from './jwks-server.js';
 import { publishedSigningKeys } from '../lib/keys/signing-key-repository.js';
-import { bundleWorkflowsApart } from './workflow-bundle.js';
+import { WORKFLOWS_PATH, bundleWorkflowsApart } from './workflow-bundle.js';
 
 export async function runWorker(config: Config): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL, name: 'worker' });
@@ -69,7 +68,9 @@ export async function runWorker(config: Config): Promise<void> {
       namespace: config.TEMPORAL_NAMESPACE,
       // Every payload (inputs, results, signals, heartbeats, failures' details) is encrypted (DESIGN §4.2).
       dataConverter: { payloadCodecs: [codec] },
-      workflowBundle: await bundleWorkflowsApart(path.join(__dirname, '../workflows/index.ts')),
+      workflowBundle: config.WORKER_WORKFLOW_BUNDLE
+        ? { codePath: config.WORKER_WORKFLOW_BUNDLE }
+        : await bundleWorkflowsApart(WORKFLOWS_PATH),
       activities,
       maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
       maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,

@@ -4,10 +4,14 @@
  * from ~390 MB to ~270 MB). The bundle is the same: same SDK, same options, the code handed back on stdout.
  */
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
+
+/** The workflows every worker runs. */
+export const WORKFLOWS_PATH = path.join(__dirname, '../workflows/index.ts');
 
 /** A -e script: CommonJS, plain JavaScript (no loader), resolving @temporalio/worker from the repository. */
 const SCRIPT = `
@@ -28,6 +32,18 @@ export async function bundleWorkflowsApart(workflowsPath: string): Promise<{ cod
   });
   if (stdout.length === 0) throw new Error('the workflow bundle came back empty');
   return { code: stdout };
+}
+
+/**
+ * Builds the bundle once and writes it to `file` (config WORKER_WORKFLOW_BUNDLE), so workers started from it skip
+ * bundling. Written beside and renamed into place: a reader never sees half a bundle.
+ */
+export async function writeWorkflowBundle(file: string, workflowsPath = WORKFLOWS_PATH): Promise<string> {
+  const { code } = await bundleWorkflowsApart(workflowsPath);
+  const partial = `${file}.${process.pid}.partial`;
+  fs.writeFileSync(partial, code, { mode: 0o644 });
+  fs.renameSync(partial, file);
+  return file;
 }
 
 function pickEnv(names: readonly string[]): Record<string, string> {

@@ -4,7 +4,7 @@
  *        decryption floor raised → old version scheduled for destruction.
  *   Tenant DEK: new DEK for writes → records re-encrypted in batches → none left under old versions →
  *        grace timer → stragglers moved → old DEK destroyed (v1 too: pseudonyms have their own stored key).
- *   Signing key: successor published → vendor JWKS cache waited out → kid switched → workers' 15 s row
+ *   Signing key: successor published → vendor JWKS cache waited out → kid switched → workers' row
  *        cache + vendor cache waited out → old key retired.
  *   Webhook secret: new secret current, old one still accepted for the grace window, then retired.
  *   Payload key: new key for new payloads; old keys stay readable by id.
@@ -51,7 +51,11 @@ const DEFAULT_GRACE_SECONDS: Record<KeyKind, number> = {
   'webhook-secret': DAY,
   'payload-key': 0,
 };
-/** Workers cache integration rows (and so the current kid) for 15 s (lib/vendors/credentials.ts). */
+/**
+ * Workers cache integration rows (and so the current kid) for EHR_CREDENTIAL_CACHE_SECONDS
+ * (lib/vendors/credentials.ts), as the activity that published the successor reports it; 15 s in histories
+ * recorded before it reported it.
+ */
 const CREDENTIAL_CACHE_SECONDS = 15;
 const KEK_VERIFY_SAMPLE = 20;
 const DEK_VERIFY_SAMPLE = 20;
@@ -258,9 +262,11 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
     }
     case 'signing-key': {
       const integrationId = required(input.integrationId, 'integrationId');
-      const { kid, previousKid, jwksCacheSeconds } = await act.publishSigningKeySuccessor(actor, integrationId);
+      const published = await act.publishSigningKeySuccessor(actor, integrationId);
+      const { kid, previousKid, jwksCacheSeconds } = published;
       note('successor published in the JWKS', { kid });
       const cache = input.vendorJwksCacheSeconds ?? jwksCacheSeconds;
+      const rows = published.credentialCacheSeconds ?? CREDENTIAL_CACHE_SECONDS;
       let activated = false;
       return guarded(
         async () => {
@@ -270,7 +276,7 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
           activated = true;
           note('assertions signed with the new kid', { kid, previousKid });
           await announceSwitch();
-          await sleep((CREDENTIAL_CACHE_SECONDS + cache) * 1000);
+          await sleep((rows + cache) * 1000);
           await act.retireSigningKey(actor, integrationId, previousKid);
           note('old key retired', { kid: previousKid });
         },
@@ -278,7 +284,7 @@ export async function keyRotation(input: KeyRotationInput): Promise<KeyRotationR
           const restored = await act.rollBackSigningKeyRotation(actor, integrationId, previousKid, kid);
           // A new key that signed stays published until workers' cached rows and vendor caches turn over.
           if (activated) {
-            await sleep((CREDENTIAL_CACHE_SECONDS + cache) * 1000);
+            await sleep((rows + cache) * 1000);
             await act.retireSigningKey(actor, integrationId, kid);
           }
           return { ...restored, currentKid: previousKid, retiredKid: kid };

@@ -57,6 +57,11 @@ export const configSchema = z.object({
   EHR_SYNC_PAGE_SIZE: positiveInt.max(5_000).default(1_000),
   WORKER_MAX_CONCURRENT_ACTIVITIES: positiveInt.max(1_000).default(16),
   WORKER_SHUTDOWN_GRACE_MS: positiveInt.default(30_000),
+  /**
+   * A workflow bundle built ahead of time (writeWorkflowBundle in workers/workflow-bundle.ts, from the same
+   * checkout): the worker loads it instead of bundling workflows/ at every start. Unset: bundled at start.
+   */
+  WORKER_WORKFLOW_BUNDLE: z.string().min(1).optional(),
 
   // Resilient vendor HTTP (lib/vendors/circuit-breaker.ts, lib/vendors/endpoint-queues.ts).
   /** Circuit breaker preset per integration: standard (5 failures, 30 s), tolerant (10, 60 s), strict (3, 15 s). */
@@ -76,6 +81,11 @@ export const configSchema = z.object({
     .optional(),
   /** How often workers look for new rate-limited vendor endpoints to serve (seconds). */
   EHR_ENDPOINT_QUEUE_RECHECK_SECONDS: positiveInt.max(3_600).default(10),
+  /**
+   * How long a worker keeps an integration's row (and so its current signing kid) in memory. A signing-key
+   * rotation waits this long (as the worker running its step has it) before it retires the old key.
+   */
+  EHR_CREDENTIAL_CACHE_SECONDS: positiveInt.max(300).default(15),
 
   // Key hierarchy (lib/keys). `local`: key files in EHR_KEK_DIR; `aws-kms`: data keys wrapped by KMS.
   EHR_KEK_PROVIDER: z.enum(['local', 'aws-kms']).default('local'),

@@ -115,8 +115,12 @@ describe('ehrctl happy path', () => {
     const refused = await ehrctl(['integrations', 'restore', `${tenant}-r`]);
     expect(refused.code).toBe(3);
     expect(refused.stderr).toContain(`tenant "${tenant}" is revoked`);
-    expect((await ehrctl(['integrations', 'revoke', 'no-such-integration'])).code).toBe(3);
-    expect((await ehrctl(['tenants', 'revoke', 'no-such-tenant'])).code).toBe(3);
+    const [noIntegration, noTenant] = await Promise.all([
+      ehrctl(['integrations', 'revoke', 'no-such-integration']),
+      ehrctl(['tenants', 'revoke', 'no-such-tenant']),
+    ]);
+    expect(noIntegration.code).toBe(3);
+    expect(noTenant.code).toBe(3);
   });
 
   it('creates, lists, pauses and deletes a nightly schedule', async () => {
@@ -189,20 +193,14 @@ describe('ehrctl refuses bad input clearly', () => {
     expect(dupIntegration.stderr).toMatch(/integration "[a-z0-9-]+" already exists/);
   });
 
+  // Invocations that share no state run side by side: each is still its own process, checked on its own.
   it('unknown ids: exit 3 naming the id', async () => {
-    const sync = await ehrctl(['sync', 'run', '--integration', 'no-such-integration']);
+    const [sync, integ] = await Promise.all([
+      ehrctl(['sync', 'run', '--integration', 'no-such-integration']),
+      ehrctl(['integrations', 'add', '--id', 'orphan', '--tenant', 'no-such-tenant', '--vendor', 'sandbox']),
+    ]);
     expect(sync.code).toBe(3);
     expect(sync.stderr).toContain('integration "no-such-integration" does not exist');
-    const integ = await ehrctl([
-      'integrations',
-      'add',
-      '--id',
-      'orphan',
-      '--tenant',
-      'no-such-tenant',
-      '--vendor',
-      'sandbox',
-    ]);
     expect(integ.code).toBe(3);
     expect(integ.stderr).toContain('tenant "no-such-tenant" does not exist');
   });
@@ -217,85 +215,73 @@ describe('ehrctl refuses bad input clearly', () => {
       ['sync', 'wait'],
       ['audit', 'history'],
     ];
-    for (const args of commands.map((c) => [...c, id])) {
-      const res = await ehrctl(args);
+    const incident = uniqueId('no-such-incident');
+    const names = ['status', 'timeline'];
+    const [workflows, incidents] = await Promise.all([
+      Promise.all(commands.map((c) => [...c, id]).map(async (args) => ({ args, res: await ehrctl(args) }))),
+      Promise.all(names.map(async (name) => ({ name, res: await ehrctl(['incident', name, incident]) }))),
+    ]);
+    expect(workflows).toHaveLength(commands.length);
+    for (const { args, res } of workflows) {
       expect({ args, code: res.code }).toEqual({ args, code: 3 });
       expect(res.stderr).toContain(`workflow "${id}" does not exist`);
     }
-    const incident = uniqueId('no-such-incident');
-    for (const name of ['status', 'timeline']) {
-      const res = await ehrctl(['incident', name, incident]);
+    expect(incidents).toHaveLength(names.length);
+    for (const { name, res } of incidents) {
       expect({ name, code: res.code }).toEqual({ name, code: 3 });
       expect(res.stderr).toContain(`incident "${incident}" does not exist`);
     }
   });
 
   it('malformed and over-long arguments: exit 2 with the argument named', async () => {
-    const badId = await ehrctl(['tenants', 'add', '--id', 'Bad_ID!', '--name', 'x']);
+    const [badId, longName, longId, badTypes, badTime, badZone, usage] = await Promise.all([
+      ehrctl(['tenants', 'add', '--id', 'Bad_ID!', '--name', 'x']),
+      ehrctl(['tenants', 'add', '--id', uniqueId('long'), '--name', 'n'.repeat(201)]),
+      ehrctl(['tenants', 'add', '--id', 'a'.repeat(64), '--name', 'x']),
+      ehrctl([
+        'integrations',
+        'add',
+        '--id',
+        'x1',
+        '--tenant',
+        'whoever',
+        '--vendor',
+        'sandbox',
+        '--types',
+        'Patient,Spaceship',
+      ]),
+      ehrctl(['schedule', 'nightly', '--integration', 'x', '--at', '25:00', '--timezone', 'America/Chicago']),
+      ehrctl(['schedule', 'nightly', '--integration', 'x', '--at', '02:00', '--timezone', 'Mars/Olympus_Mons']),
+      ehrctl(['sync', 'run']),
+    ]);
     expect(badId.code).toBe(2);
     expect(badId.stderr).toContain('tenant id');
-    const longName = await ehrctl(['tenants', 'add', '--id', uniqueId('long'), '--name', 'n'.repeat(201)]);
     expect(longName.code).toBe(2);
     expect(longName.stderr).toContain('tenant name');
-    const longId = await ehrctl(['tenants', 'add', '--id', 'a'.repeat(64), '--name', 'x']);
     expect(longId.code).toBe(2);
-    const badTypes = await ehrctl([
-      'integrations',
-      'add',
-      '--id',
-      'x1',
-      '--tenant',
-      'whoever',
-      '--vendor',
-      'sandbox',
-      '--types',
-      'Patient,Spaceship',
-    ]);
     expect(badTypes.code).toBe(2);
     expect(badTypes.stderr).toContain('Spaceship');
-    const badTime = await ehrctl([
-      'schedule',
-      'nightly',
-      '--integration',
-      'x',
-      '--at',
-      '25:00',
-      '--timezone',
-      'America/Chicago',
-    ]);
     expect(badTime.code).toBe(2);
     expect(badTime.stderr).toContain('--at');
-    const badZone = await ehrctl([
-      'schedule',
-      'nightly',
-      '--integration',
-      'x',
-      '--at',
-      '02:00',
-      '--timezone',
-      'Mars/Olympus_Mons',
-    ]);
     expect(badZone.code).toBe(2);
     expect(badZone.stderr).toContain('--timezone');
-    const usage = await ehrctl(['sync', 'run']);
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain('--integration');
   });
 
   it('invalid configuration names the field: exit 78', async () => {
-    const missing = await ehrctl(['tenants', 'list'], { DATABASE_URL: undefined });
+    const [missing, badAddress] = await Promise.all([
+      ehrctl(['tenants', 'list'], { DATABASE_URL: undefined }),
+      ehrctl(['tenants', 'list'], { TEMPORAL_ADDRESS: 'not an address' }),
+    ]);
     expect(missing.code).toBe(78);
     expect(missing.stderr).toContain('DATABASE_URL');
-    const badAddress = await ehrctl(['tenants', 'list'], { TEMPORAL_ADDRESS: 'not an address' });
     expect(badAddress.code).toBe(78);
     expect(badAddress.stderr).toContain('TEMPORAL_ADDRESS');
   });
 
   it('unreachable PostgreSQL or Temporal says which and how to fix it: exit 69', async () => {
-    const db = await ehrctl(['tenants', 'list'], { DATABASE_URL: 'postgresql://postgres:x@127.0.0.1:1/none' });
-    expect(db.code).toBe(69);
-    expect(db.stderr).toMatch(/postgres is not reachable at 127\.0\.0\.1:1.*ehrctl dev up.*DATABASE_URL/s);
-    expect(db.stderr).not.toContain('postgres:x@');
+    const unreachableDb = ehrctl(['tenants', 'list'], { DATABASE_URL: 'postgresql://postgres:x@127.0.0.1:1/none' });
     const tenant = uniqueId('unreach');
     await ehrctl(['tenants', 'add', '--id', tenant, '--name', 'Unreachable Clinic']);
     await ehrctl([
@@ -310,6 +296,10 @@ describe('ehrctl refuses bad input clearly', () => {
       '--types',
       'Patient',
     ]);
+    const db = await unreachableDb;
+    expect(db.code).toBe(69);
+    expect(db.stderr).toMatch(/postgres is not reachable at 127\.0\.0\.1:1.*ehrctl dev up.*DATABASE_URL/s);
+    expect(db.stderr).not.toContain('postgres:x@');
     const temporal = await ehrctl(['sync', 'run', '--integration', `${tenant}-u`], { TEMPORAL_ADDRESS: '127.0.0.1:1' });
     expect(temporal.code).toBe(69);
     expect(temporal.stderr).toMatch(/temporal is not reachable at 127\.0\.0\.1:1.*ehrctl dev up.*TEMPORAL_ADDRESS/s);

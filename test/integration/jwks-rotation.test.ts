@@ -17,7 +17,12 @@ import { registerSandboxTenant, sandboxAdmin, testActor, useSyncHarness } from '
 
 /** The sandbox profile's jwksCacheSeconds: how long the sandbox may keep serving a stale key set. */
 const CACHE_MS = 5_000;
-const harness = useSyncHarness({ sandbox: { size: 300, tokenTtlSeconds: 2 }, config: { EHR_SYNC_PAGE_SIZE: '10' } });
+/** How long workers keep an integration's row, and so the kid they sign with (EHR_CREDENTIAL_CACHE_SECONDS). */
+const ROW_CACHE_SECONDS = 2;
+const harness = useSyncHarness({
+  sandbox: { size: 300, tokenTtlSeconds: 2 },
+  config: { EHR_SYNC_PAGE_SIZE: '10', EHR_CREDENTIAL_CACHE_SECONDS: String(ROW_CACHE_SECONDS) },
+});
 let jwks: JwksServer;
 
 beforeAll(async () => {
@@ -80,7 +85,7 @@ describe('signing key rotation through the hosted JWKS', () => {
           .poll(async () => (await view()).known_kids.sort(), { timeout: CACHE_MS + 3_000, interval: 200 })
           .toEqual([oldKid, successor.kid].sort());
 
-        // 2. Activate: assertions now carry the new kid (workers' cached rows turn over within 15 s).
+        // 2. Activate: assertions now carry the new kid (workers' cached rows turn over within ROW_CACHE_SECONDS).
         expect((await activateSuccessorKey(harness.pool, integrationId, testActor)).changed).toBe(true);
         expect(
           (await activateSuccessorKey(harness.pool, integrationId, testActor, { expectedKid: successor.kid })).changed,

@@ -27,7 +27,9 @@ import { registerSandboxTenant, sandboxAdmin, testActor, useSyncHarness } from '
 
 const harness = useSyncHarness({
   sandbox: { seed: 41, size: 200, tokenTtlSeconds: 2 },
-  config: { EHR_SYNC_PAGE_SIZE: '20' },
+  // Workers keep integration rows (and the current kid) 2 s instead of 15: a signing-key rotation waits that
+  // cache out (plus the vendor's JWKS cache, the sandbox's 5 s) before it retires a key.
+  config: { EHR_SYNC_PAGE_SIZE: '20', EHR_CREDENTIAL_CACHE_SECONDS: '2' },
 });
 const TYPES = ['Patient', 'Observation'];
 let jwks: JwksServer;
@@ -463,6 +465,12 @@ describe('key rotation workflows under sync load', () => {
         (await listSigningKeys(harness.pool, integrationId)).map((k) => [k.kid, k.state]),
       );
       expect(states).toEqual({ [oldKid]: 'retired', [newKid]: 'current' });
+      // The old key was retired once the workers' row cache (EHR_CREDENTIAL_CACHE_SECONDS, 2 s here) and the
+      // vendor's JWKS cache (5 s) had turned over after the switch: the configured wait, not the 15 s default.
+      const at = (step: string): number => Date.parse(result.steps.find((s) => s.step === step)!.at);
+      const waited = at('old key retired') - at('assertions signed with the new kid');
+      expect(waited).toBeGreaterThanOrEqual((2 + 5) * 1000);
+      expect(waited).toBeLessThan((15 + 5) * 1000);
       const client = await sandboxAdmin<{ kids_seen: Record<string, number>; token_requests_rejected?: number }>(
         harness.sandbox,
         'GET',

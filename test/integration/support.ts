@@ -9,9 +9,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { afterAll, beforeAll } from 'vitest';
-import { bundleWorkflowCode, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import type { WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { afterAll, beforeAll, inject } from 'vitest';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { WorkflowBundle } from '@temporalio/worker';
 import type { Config } from '../../lib/config/schema.js';
 import { loadConfig } from '../../lib/config/schema.js';
 import { createLogger } from '../../lib/log/logger.js';
@@ -21,6 +21,7 @@ import type { Pool } from '../../lib/store/pool.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import { registerIntegration } from '../../lib/integrations/registration.js';
 import { buildWorkerDeps } from '../../workers/build-deps.js';
+import { writeWorkflowBundle } from '../../workers/workflow-bundle.js';
 import { HEARTBEAT_THROTTLE, createWorkerActivities } from '../../workers/worker-activities.js';
 import { withActivityFaults } from '../activity-faults.js';
 import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
@@ -67,12 +68,23 @@ export function testConfig(overrides: Partial<Record<string, string>> = {}): Con
   });
 }
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  bundle ??= bundleWorkflowCode({
-    workflowsPath: path.resolve(__dirname, '../../workflows/index.ts'),
-    logger: Runtime.instance().logger,
-  });
+let bundlePath: Promise<string> | undefined;
+/**
+ * The run's workflow bundle, built once per run rather than once per test file: the first file that asks
+ * writes it where the global setup says, later files (and child worker processes, through the product's
+ * WORKER_WORKFLOW_BUNDLE) load it. Without a run directory (EHR_TEST_INFRA=none), one per process.
+ */
+export function sharedWorkflowBundlePath(): Promise<string> {
+  bundlePath ??= (async () => {
+    const file = inject('workflowBundlePath') || path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-wf-')), 'b.js');
+    return fs.existsSync(file) ? file : writeWorkflowBundle(file);
+  })();
+  return bundlePath;
+}
+
+let bundle: Promise<WorkflowBundle> | undefined;
+export function workflowBundle(): Promise<WorkflowBundle> {
+  bundle ??= sharedWorkflowBundlePath().then((file) => ({ code: fs.readFileSync(file, 'utf8') }));
   return bundle;
 }
 

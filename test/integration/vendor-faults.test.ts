@@ -360,11 +360,12 @@ describe('a vendor personality with a fixed-window limit and no Retry-After', ()
 
   it('syncs through its own base path, waits out the throttled windows, and stores exactly its records', async () => {
     // MEDITECH's base path and v2 scopes (what registration asks for today), with an eClinicalWorks-style
-    // limit scaled down: 2 calls per 2 s window, then 429 without Retry-After until the window ends.
+    // limit scaled down: 2 calls per 2 s window, then 429 without Retry-After until the window ends. A practice
+    // of 3 patients still needs more calls than one window allows; each throttled attempt waits a longer backoff.
     meditech = await startTestSandbox({
       personality: 'meditech',
       rateLimit: { requests: 2, windowMs: 2000, window: 'fixed' },
-      size: 60,
+      size: 30,
     });
     expect(meditech.fhirBaseUrl).toMatch(/\/v2\/uscore\/STU6$/);
     const types = ['Patient', 'Condition'];

@@ -21,23 +21,24 @@ describe('PHI leak scan', () => {
     const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
       integrations: 2,
     });
-    const handles = [];
-    for (const integrationId of integrationIds) {
-      const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
-        tenantId,
-        integrationId,
-        vendor: 'sandbox',
-      });
-      await syncResult(handle);
-      await sandboxAdmin(harness.sandbox, 'POST', '/admin/records/modify', { resourceType: 'Patient', count: 10 });
-      const incremental = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
-        tenantId,
-        integrationId,
-        vendor: 'sandbox',
-      });
-      await syncResult(incremental);
-      handles.push(handle, incremental);
-    }
+    // Both integrations sync side by side: a full sync each, then 10 patients change, then an incremental each.
+    const syncAll = () =>
+      Promise.all(
+        integrationIds.map(async (integrationId) => {
+          const handle = await startSync(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
+            tenantId,
+            integrationId,
+            vendor: 'sandbox',
+          });
+          await syncResult(handle);
+          return handle;
+        }),
+      );
+    const fulls = await syncAll();
+    await sandboxAdmin(harness.sandbox, 'POST', '/admin/records/modify', { resourceType: 'Patient', count: 10 });
+    const incrementals = await syncAll();
+    const handles = [...fulls, ...incrementals];
+    expect(handles).toHaveLength(4);
 
     for (const handle of handles) {
       const text = historyText(await handle.fetchHistory());

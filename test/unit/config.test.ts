@@ -34,6 +34,7 @@ describe('loadConfig', () => {
       WORKER_SHUTDOWN_GRACE_MS: 30_000,
       EHR_CIRCUIT_BREAKER: 'standard',
       EHR_ENDPOINT_QUEUE_RECHECK_SECONDS: 10,
+      EHR_CREDENTIAL_CACHE_SECONDS: 15,
       EHR_KEK_PROVIDER: 'local',
       EHR_KEY_DESTROY_DELAY_SECONDS: 7 * 24 * 3600,
       EHR_AUDIT_ANCHOR_PATH: '.data/audit-anchor.jsonl',
