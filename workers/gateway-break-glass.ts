@@ -10,12 +10,13 @@ import { Client, Connection } from '@temporalio/client';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { AuditContext } from '../lib/audit/chain.js';
 import type { Config } from '../lib/config/schema.js';
-import { GatewayRefusalError } from '../lib/errors/index.js';
+import { EhrError, GatewayRefusalError } from '../lib/errors/index.js';
 import type { GatewayAccess } from '../lib/gateway/access.js';
 import type { BreakGlassEndpointDeps } from '../lib/gateway/break-glass-endpoint.js';
 import { handleBreakGlassRequest } from '../lib/gateway/break-glass-endpoint.js';
 import type { KekProvider } from '../lib/keys/kek-provider.js';
 import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
+import type { Logger } from '../lib/log/logger.js';
 import type { Pool } from '../lib/store/pool.js';
 import { requestBreakGlass } from '../client/break-glass-client.js';
 
@@ -24,7 +25,11 @@ export interface BreakGlassRouteDeps {
   breakGlass: BreakGlassEndpointDeps;
   authorize(authorization: string | undefined, correlationId: string): Promise<GatewayAccess>;
   refuse(reply: FastifyReply, err: GatewayRefusalError, ctx: AuditContext): Promise<FastifyReply>;
+  logger?: Logger;
 }
+
+/** Retry-After of a 503 when the grant could not be made or its review not started (the grant was revoked). */
+export const BREAK_GLASS_RETRY_AFTER_SECONDS = 30;
 
 export async function registerBreakGlassRoute(app: FastifyInstance, deps: BreakGlassRouteDeps): Promise<void> {
   await app.register(async (scope) => {
@@ -32,8 +37,9 @@ export async function registerBreakGlassRoute(app: FastifyInstance, deps: BreakG
     scope.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body));
     scope.post('/break-glass', async (req, reply) => {
       const ctx = { actor: deps.actor, correlationId: randomUUID() };
+      let access: GatewayAccess | undefined;
       try {
-        const access = await deps.authorize(req.headers.authorization, ctx.correlationId);
+        access = await deps.authorize(req.headers.authorization, ctx.correlationId);
         const answer = await handleBreakGlassRequest(deps.breakGlass, access, req.body, ctx);
         return reply
           .code(answer.status)
@@ -42,7 +48,17 @@ export async function registerBreakGlassRoute(app: FastifyInstance, deps: BreakG
           .send(answer.body);
       } catch (err) {
         if (err instanceof GatewayRefusalError) return deps.refuse(reply, err, ctx);
-        throw err;
+        // E.g. Temporal unreachable: requestBreakGlass has revoked the grant again. Logged as the gateway's 500s are.
+        const failure = { name: (err as Error)?.name, message: err instanceof EhrError ? err.message : undefined };
+        deps.logger?.error({ err: failure, correlationId: ctx.correlationId }, 'break-glass request failed');
+        const { consumerId, tenantId } = access ?? {};
+        const unavailable = 'break-glass-unavailable';
+        const retry = BREAK_GLASS_RETRY_AFTER_SECONDS;
+        return deps.refuse(
+          reply,
+          new GatewayRefusalError(503, 'unavailable', unavailable, consumerId, tenantId, retry),
+          ctx,
+        );
       }
     });
   });

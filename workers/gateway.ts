@@ -188,6 +188,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       breakGlass: deps.breakGlass,
       authorize,
       refuse: refuse('break-glass'),
+      ...(log ? { logger: log } : {}),
     });
 
   app.route({

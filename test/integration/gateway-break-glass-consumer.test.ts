@@ -4,7 +4,7 @@
  * is outside its scopes (403), the grant makes it readable on the next request (200, the read's audit event carries
  * the grant's id), the breakGlassReview workflow is running and refuses a review by `consumer:<id>` (four eyes).
  * Bad bodies are 400s naming the field, audited, granting nothing; a revoked consumer is 401; the reason text is in
- * no audit event and no log line.
+ * no audit event and no log line; a review that cannot start (no such namespace) is a 503 and its grant revoked.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
@@ -29,6 +29,8 @@ const REASON = 'synthetic drill: consumer needs recent labs for a transfer';
 const harness = useSyncHarness({ sandbox: { size: 20 }, config: { EHR_BREAK_GLASS_MAX_MINUTES: '60' } });
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gateway-bg-consumer-'));
 let gateway: { handle: GatewayHandle; stop(): Promise<void> };
+/** The same gateway, but its Temporal namespace does not exist: no review workflow can start. */
+let stranded: { handle: GatewayHandle; stop(): Promise<void> };
 let tenantId: string;
 
 interface Consumer {
@@ -44,18 +46,20 @@ beforeAll(async () => {
   const { privateKey } = generateKeyPairSync('ed25519');
   fs.writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   // The harness's config (its task queue, where its worker runs breakGlassReview) with the gateway's settings.
-  const config = testConfig({
+  const settings = {
     TEMPORAL_TASK_QUEUE: harness.config.TEMPORAL_TASK_QUEUE,
     EHR_BREAK_GLASS_MAX_MINUTES: '60',
     GATEWAY_HOST: '127.0.0.1',
     GATEWAY_PORT: '0',
     GATEWAY_ACCESS_SIGNING_KEY: `file:${keyFile}`,
-  });
-  gateway = await runGateway(config, testLogger());
+  };
+  gateway = await runGateway(testConfig(settings), testLogger());
+  stranded = await runGateway(testConfig({ ...settings, TEMPORAL_NAMESPACE: uniqueId('no-such-ns') }), testLogger());
 });
 
 afterAll(async () => {
   await gateway?.stop();
+  await stranded?.stop();
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -78,15 +82,15 @@ async function newConsumer(): Promise<Consumer> {
   return { id, kid, privateKey };
 }
 
-async function tokenFor(c: Consumer): Promise<string> {
+async function tokenFor(c: Consumer, at = gateway.handle): Promise<string> {
   const assertion = await signClientAssertion({
     clientId: c.id,
-    audience: gateway.handle.tokenUrl,
+    audience: at.tokenUrl,
     kid: c.kid,
     alg: 'ES384',
     privateKey: c.privateKey,
   });
-  const res = await fetch(gateway.handle.tokenUrl, {
+  const res = await fetch(at.tokenUrl, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({
@@ -103,10 +107,10 @@ async function tokenFor(c: Consumer): Promise<string> {
 
 const goodBody = { scope: 'system/Observation.rs', reasonCode: 'care-continuity', reason: REASON, minutes: 15 };
 
-function postBreakGlass(token: string | undefined, body: unknown, contentType = 'application/json') {
-  return fetch(`${gateway.handle.url}/break-glass`, {
+function postBreakGlass(token: string | undefined, body: unknown, at = gateway.handle) {
+  return fetch(`${at.url}/break-glass`, {
     method: 'POST',
-    headers: { 'content-type': contentType, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
 }
@@ -229,5 +233,19 @@ describe('POST /break-glass by the consumer itself', () => {
     expect(res.status).toBe(401);
     expect(await refusals(c.id)).toEqual([{ reason: 'consumer-revoked', status: 401, route: 'break-glass' }]);
     expect((await listBreakGlassGrants(harness.pool)).filter((g) => g.consumerId === c.id)).toEqual([]);
+  });
+
+  it('answers 503 (audited) and leaves no grant in force when the review workflow cannot start', async () => {
+    const c = await newConsumer();
+    const res = await postBreakGlass(await tokenFor(c, stranded.handle), goodBody, stranded.handle);
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('30');
+    expect(await res.json()).toMatchObject({ issue: [{ details: { coding: [{ code: 'break-glass-unavailable' }] } }] });
+    expect(await refusals(c.id)).toEqual([{ reason: 'break-glass-unavailable', status: 503, route: 'break-glass' }]);
+    const grants = (await listBreakGlassGrants(harness.pool)).filter((g) => g.consumerId === c.id);
+    expect(grants).toHaveLength(1);
+    expect(grants[0]!.revokedAt).not.toBeNull();
+    expect(grants[0]!.revokedBy).toBe(`consumer:${c.id}`);
+    expect((await readObservations(await tokenFor(c))).status).toBe(403);
   });
 });
