@@ -5,7 +5,8 @@
  *   POST /auth/token — client_credentials with a private_key_jwt assertion (lib/gateway/auth/token-endpoint.ts);
  *   ANY  /fhir/<path> — bearer token checked per request (lib/gateway/auth/request-auth.ts: signature, audience,
  *        expiry, consumer still active, rate limit, incident freeze, break-glass grants), then handed to
- *        handleFhirRead (lib/gateway/fhir/handler.ts) with the GatewayAccess it builds.
+ *        handleFhirRead (lib/gateway/fhir/handler.ts) with the GatewayAccess it builds;
+ *   POST /break-glass — a consumer asks for break-glass itself, same token checks (workers/gateway-break-glass.ts).
  * Every refusal is audited (lib/gateway/auth/refusals.ts) and answered without detail: OAuth errors at the token
  * endpoint, a generic OperationOutcome under /fhir/. HTTPS with GATEWAY_TLS_CERT/KEY (the dev stack gives it a
  * certificate from its dev CA, like the codec server); plain HTTP without them, for a TLS-terminating ingress.
@@ -18,13 +19,14 @@ import type { AuditContext } from '../lib/audit/chain.js';
 import { RefusalAuditLimiter } from '../lib/audit/refusal-limiter.js';
 import type { Config } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/schema.js';
-import { resolveSecret } from '../lib/config/secrets.js';
 import { exitCodeForError } from '../lib/errors/exit-codes.js';
-import { ConfigError, EhrError, GatewayRefusalError } from '../lib/errors/index.js';
+import { EhrError, GatewayRefusalError } from '../lib/errors/index.js';
 import type { BreakGlassGrant, GatewayAccess, GatewayResponse } from '../lib/gateway/access.js';
+import type { BreakGlassEndpointDeps } from '../lib/gateway/break-glass-endpoint.js';
 import type { GatewaySigningKey } from '../lib/gateway/auth/access-tokens.js';
 import { AccessTokens, loadGatewaySigningKey } from '../lib/gateway/auth/access-tokens.js';
 import { ConsumerRateLimiter } from '../lib/gateway/auth/rate-limit.js';
+import { gatewayTlsFromConfig } from '../lib/gateway/auth/tls-config.js';
 import type { GatewayRoute } from '../lib/gateway/auth/refusals.js';
 import { auditGatewayRefusal, operationOutcome } from '../lib/gateway/auth/refusals.js';
 import { authorizeRequest } from '../lib/gateway/auth/request-auth.js';
@@ -40,6 +42,7 @@ import type { Logger } from '../lib/log/logger.js';
 import { createLogger } from '../lib/log/logger.js';
 import type { Pool } from '../lib/store/pool.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
+import { openBreakGlassRequests, registerBreakGlassRoute } from './gateway-break-glass.js';
 
 export type GatewayConfig = Pick<
   Config,
@@ -56,6 +59,8 @@ export interface GatewayDeps {
   tls?: { certPem: string; keyPem: string };
   /** The consumer's break-glass grants (the breakglass side implements it). */
   grantsFor?: (consumerId: string) => Promise<BreakGlassGrant[]>;
+  /** POST /break-glass (records the grant, starts its review); without it the route is not offered. */
+  breakGlass?: BreakGlassEndpointDeps;
   /** The FHIR read side; lib/gateway/fhir/handler.ts unless a test gives another. */
   handleFhir?: FhirHandler;
   logger?: Logger;
@@ -75,6 +80,7 @@ export interface GatewayHandle {
 
 const BODY_LIMIT = 32 * 1024;
 const GENERIC: Record<number, string> = {
+  400: 'bad request',
   401: 'authentication required',
   403: 'access denied',
   429: 'too many requests',
@@ -127,11 +133,12 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     }
   };
 
-  const refuseFhir = async (reply: FastifyReply, err: GatewayRefusalError, ctx: AuditContext) => {
-    await audit('fhir', err, ctx);
+  const refuse = (route: GatewayRoute) => async (reply: FastifyReply, err: GatewayRefusalError, ctx: AuditContext) => {
+    await audit(route, err, ctx);
     if (err.status === 401) reply.header('www-authenticate', `Bearer realm="${at.url}/fhir", error="invalid_token"`);
     if (err.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.retryAfterSeconds));
-    const reasonCode = err.status === 503 || err.status === 429 ? err.reason : undefined;
+    // A 400 (POST /break-glass only) names the field in its code; the caller has proven who it is.
+    const reasonCode = [400, 429, 503].includes(err.status) ? err.reason : undefined;
     return reply
       .code(err.status)
       .header('x-correlation-id', ctx.correlationId)
@@ -169,6 +176,21 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
     }
   });
 
+  const authorize = (authorization: string | undefined, correlationId: string) =>
+    authorizeRequest(
+      { pool, tokens: at.tokens!, rateLimiter, grantsFor: deps.grantsFor, now: deps.now },
+      authorization,
+      correlationId,
+    );
+  if (deps.breakGlass)
+    await registerBreakGlassRoute(app, {
+      actor,
+      breakGlass: deps.breakGlass,
+      authorize,
+      refuse: refuse('break-glass'),
+      ...(log ? { logger: log } : {}),
+    });
+
   app.route({
     method: ['GET', 'HEAD', 'POST'],
     url: '/fhir/*',
@@ -176,13 +198,9 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       const ctx = { actor, correlationId: randomUUID() };
       let access: GatewayAccess;
       try {
-        access = await authorizeRequest(
-          { pool, tokens: at.tokens!, rateLimiter, grantsFor: deps.grantsFor, now: deps.now },
-          req.headers.authorization,
-          ctx.correlationId,
-        );
+        access = await authorize(req.headers.authorization, ctx.correlationId);
       } catch (err) {
-        if (err instanceof GatewayRefusalError) return refuseFhir(reply, err, ctx);
+        if (err instanceof GatewayRefusalError) return refuse('fhir')(reply, err, ctx);
         throw err;
       }
       const url = new URL(req.url, 'http://gateway.invalid');
@@ -226,27 +244,18 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   return { url: at.url, tokenUrl: `${at.url}/auth/token`, fhirBaseUrl: `${at.url}/fhir`, close: () => app.close() };
 }
 
-async function tlsFromConfig(config: Config): Promise<{ certPem: string; keyPem: string } | undefined> {
-  if (!config.GATEWAY_TLS_CERT && !config.GATEWAY_TLS_KEY) return undefined;
-  if (!config.GATEWAY_TLS_CERT) throw new ConfigError('GATEWAY_TLS_CERT', 'is required with GATEWAY_TLS_KEY');
-  if (!config.GATEWAY_TLS_KEY) throw new ConfigError('GATEWAY_TLS_KEY', 'is required with GATEWAY_TLS_CERT');
-  return {
-    certPem: await resolveSecret(config.GATEWAY_TLS_CERT, { field: 'GATEWAY_TLS_CERT', shareable: true }),
-    keyPem: await resolveSecret(config.GATEWAY_TLS_KEY, { field: 'GATEWAY_TLS_KEY' }),
-  };
-}
-
 /** The process: its own pool, the tenant keyring (for the read side), the signing key and TLS from config. */
 export async function runGateway(
   config: Config,
   logger: Logger,
 ): Promise<{ handle: GatewayHandle; stop(): Promise<void> }> {
   const pool = createPool(config.DATABASE_URL, 10);
+  let requests: Awaited<ReturnType<typeof openBreakGlassRequests>> | undefined;
   try {
     await assertDatabaseReachable(pool, describeDatabaseUrl(config.DATABASE_URL));
     const actor = `gateway:${os.hostname()}:${process.pid}`;
     const signingKey = await loadGatewaySigningKey(config.GATEWAY_ACCESS_SIGNING_KEY);
-    const tls = await tlsFromConfig(config);
+    const tls = await gatewayTlsFromConfig(config);
     const kek = await KeyHierarchy.open({
       pool,
       backend: await createKekProvider(config),
@@ -255,11 +264,13 @@ export async function runGateway(
     const keyring = new TenantKeyring({ pool, kek });
     // Break-glass grants (lib/gateway/break-glass.ts) are read per request: a grant or its revocation counts at once.
     const grantsFor = (consumerId: string) => activeGrantsFor(pool, consumerId);
+    requests = await openBreakGlassRequests(config, { pool, actor, kek });
     const handle = await startGateway(config, {
       pool,
       keyring,
       signingKey,
       grantsFor,
+      breakGlass: requests.breakGlass,
       ...(tls ? { tls } : {}),
       logger,
       actor,
@@ -268,10 +279,12 @@ export async function runGateway(
       handle,
       stop: async () => {
         await handle.close();
+        await requests?.close();
         await pool.end();
       },
     };
   } catch (err) {
+    await requests?.close().catch(() => undefined);
     await pool.end().catch(() => undefined);
     throw err;
   }

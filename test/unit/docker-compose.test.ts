@@ -200,7 +200,7 @@ describe('docker-compose.yml', () => {
   });
 
   it('points TEMPORAL_ADDRESS at the temporal service and DATABASE_URL at the postgresql service', () => {
-    for (const name of ['worker', 'webhook-receiver', 'temporal-ui', 'temporal-admin-tools']) {
+    for (const name of ['worker', 'webhook-receiver', 'gateway', 'temporal-ui', 'temporal-admin-tools']) {
       const address = environmentOf(services[name]!).TEMPORAL_ADDRESS ?? '';
       expect(address, name).toBe('temporal:7233');
     }

@@ -12,7 +12,8 @@ import type { RefusalAuditLimiter } from '../../audit/refusal-limiter.js';
 import type { GatewayRefusalError } from '../../errors/index.js';
 import type { Pool } from '../../store/pool.js';
 
-export type GatewayRoute = 'token' | 'fhir';
+/** Where a refusal happened; `break-glass` is a consumer's own POST /break-glass (its events name the route). */
+export type GatewayRoute = 'token' | 'fhir' | 'break-glass';
 
 /** Audits one refusal (or counts it, inside the limiter's window); true when a row was written. */
 export async function auditGatewayRefusal(
@@ -35,6 +36,7 @@ export async function auditGatewayRefusal(
     details: {
       status: err.status,
       reason: err.reason,
+      ...(route === 'break-glass' ? { route } : {}),
       ...(err.consumerId ? { consumerId: err.consumerId } : claimedConsumerId ? { claimedConsumerId } : {}),
       ...(suppressedBefore > 0 ? { suppressedBefore } : {}),
     },
