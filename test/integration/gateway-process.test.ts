@@ -169,12 +169,13 @@ describe('the gateway process', () => {
     expect(claims).toMatchObject({ sub: consumer, tenant, scope: 'system/Patient.rs system/Observation.rs' });
     expect(claims.exp! - claims.iat!).toBe(300);
     const bearer = { authorization: `Bearer ${token.stdout.trim()}` };
-    const read = await get(`${gatewayUrl}/fhir/metadata`, bearer);
+    // A search of a type the token covers (the tenant has stored nothing: an empty page).
+    const read = await get(`${gatewayUrl}/fhir/Patient?_count=1`, bearer);
     expect(read.status).toBe(200);
-    expect(JSON.parse(read.body)).toMatchObject({ resourceType: 'CapabilityStatement' });
+    expect(JSON.parse(read.body)).toMatchObject({ resourceType: 'Bundle', type: 'searchset' });
 
     expect((await runEhrctl(['consumers', 'revoke', consumer, '--reason', 'synthetic test'], env)).code).toBe(0);
-    const after = await get(`${gatewayUrl}/fhir/metadata`, bearer);
+    const after = await get(`${gatewayUrl}/fhir/Patient?_count=1`, bearer);
     expect(after.status).toBe(401);
     expect(JSON.parse(after.body)).toMatchObject({ resourceType: 'OperationOutcome', issue: [{ code: 'login' }] });
     const again = await runEhrctl(['dev', 'consumer-token', '--consumer', consumer, '--ca', caFile], env);

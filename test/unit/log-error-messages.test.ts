@@ -44,6 +44,8 @@ const SAMPLES: Record<string, unknown[]> = {
   ClientIdPendingError: ['i-1'],
   BulkExportError: ['BULK_KICKOFF_REFUSED', 'kick-off', 'the vendor answered 403', 'forbidden'],
   BulkFileExpiredError: [2, 410],
+  AlertHookError: [503, 'the hook answered 503'],
+  GatewayRefusalError: [401, 'invalid_token', 'token-expired', 'consumer-1', 't-1'],
 };
 
 const subclasses: Array<[string, Ctor]> = Object.entries(errors as Record<string, unknown>).flatMap(([name, value]) =>
