@@ -18,8 +18,6 @@ import type { FastifyReply } from 'fastify';
 import type { AuditContext } from '../lib/audit/chain.js';
 import { RefusalAuditLimiter } from '../lib/audit/refusal-limiter.js';
 import type { Config } from '../lib/config/schema.js';
-import { loadConfig } from '../lib/config/schema.js';
-import { exitCodeForError } from '../lib/errors/exit-codes.js';
 import { EhrError, GatewayRefusalError } from '../lib/errors/index.js';
 import type { BreakGlassGrant, GatewayAccess, GatewayResponse } from '../lib/gateway/access.js';
 import type { BreakGlassEndpointDeps } from '../lib/gateway/break-glass-endpoint.js';
@@ -39,10 +37,10 @@ import { createKekProvider } from '../lib/keys/kek-factory.js';
 import { KeyHierarchy } from '../lib/keys/key-hierarchy.js';
 import { TenantKeyring } from '../lib/keys/keyring.js';
 import type { Logger } from '../lib/log/logger.js';
-import { createLogger } from '../lib/log/logger.js';
 import type { Pool } from '../lib/store/pool.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
 import { openBreakGlassRequests, registerBreakGlassRoute } from './gateway-break-glass.js';
+import { runServiceMain } from './service-main.js';
 
 export type GatewayConfig = Pick<
   Config,
@@ -290,19 +288,4 @@ export async function runGateway(
   }
 }
 
-if (require.main === module) {
-  const config = loadConfig();
-  const logger = createLogger({ level: config.LOG_LEVEL, name: 'gateway' });
-  runGateway(config, logger)
-    .then(({ stop }) => {
-      const onSignal = () => void stop().then(() => process.exit(0));
-      process.once('SIGTERM', onSignal);
-      process.once('SIGINT', onSignal);
-    })
-    .catch((err: unknown) => {
-      const message =
-        err instanceof EhrError ? err.message : `unexpected failure: ${(err as Error)?.message ?? String(err)}`;
-      process.stderr.write(`gateway: ${message}\n`);
-      process.exit(exitCodeForError(err));
-    });
-}
+if (require.main === module) runServiceMain('gateway', runGateway);

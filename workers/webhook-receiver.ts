@@ -29,12 +29,9 @@ import { Client, Connection } from '@temporalio/client';
 import type { AuditContext } from '../lib/audit/chain.js';
 import { RefusalAuditLimiter } from '../lib/audit/refusal-limiter.js';
 import type { Config } from '../lib/config/schema.js';
-import { loadConfig } from '../lib/config/schema.js';
 import { ID_PATTERN } from '../lib/domain.js';
-import { exitCodeForError } from '../lib/errors/exit-codes.js';
 import { EhrError } from '../lib/errors/index.js';
 import type { Logger } from '../lib/log/logger.js';
-import { createLogger } from '../lib/log/logger.js';
 import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 import type { Pool } from '../lib/store/pool.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
@@ -45,6 +42,7 @@ import type { ChangeNotification } from '../workflows/webhook-delta-sync.js';
 import { notifyDeltaSync } from '../client/delta-sync-client.js';
 import { HTTP_ERROR_NAMES } from './http-error-names.js';
 import { TRANSIENT_RETRY_SECONDS, WEBHOOK_ROUTE, registerDeliveryRoute } from './webhook-delivery.js';
+import { runServiceMain } from './service-main.js';
 
 export type WebhookReceiverConfig = Pick<
   Config,
@@ -199,19 +197,4 @@ export async function runWebhookReceiver(
   }
 }
 
-if (require.main === module) {
-  const config = loadConfig();
-  const logger = createLogger({ level: config.LOG_LEVEL, name: 'webhook-receiver' });
-  runWebhookReceiver(config, logger)
-    .then(({ stop }) => {
-      const onSignal = () => void stop().then(() => process.exit(0));
-      process.once('SIGTERM', onSignal);
-      process.once('SIGINT', onSignal);
-    })
-    .catch((err: unknown) => {
-      const message =
-        err instanceof EhrError ? err.message : `unexpected failure: ${(err as Error)?.message ?? String(err)}`;
-      process.stderr.write(`webhook-receiver: ${message}\n`);
-      process.exit(exitCodeForError(err));
-    });
-}
+if (require.main === module) runServiceMain('webhook-receiver', runWebhookReceiver);
