@@ -6,7 +6,6 @@ import path from 'node:path';
 import type { Config } from '../../lib/config/schema.js';
 import { PROCESS_ENV, nodeArgsFor } from '../../workers/node-process.js';
 import { registerLogFile } from '../security/leak-registry.js';
-import { sharedWorkflowBundlePath } from './support.js';
 
 export interface ChildWorker {
   child: ChildProcess;
@@ -20,8 +19,10 @@ export async function startChildWorker(config: Config, logPath: string, readyTim
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root' };
   for (const [k, v] of Object.entries(config)) env[k] = String(v);
   Object.assign(env, PROCESS_ENV);
-  // The run's workflow bundle, built once (support.ts): the worker starts without bundling (WORKER_WORKFLOW_BUNDLE).
-  env.WORKER_WORKFLOW_BUNDLE ??= await sharedWorkflowBundlePath();
+  // Under vitest, the run's workflow bundle, built once (support.ts): the worker starts without bundling
+  // (WORKER_WORKFLOW_BUNDLE). The benchmarks use this file too, outside vitest: their worker bundles at start.
+  if (process.env.VITEST)
+    env.WORKER_WORKFLOW_BUNDLE ??= await (await import('./support.js')).sharedWorkflowBundlePath();
   const child = spawn(process.execPath, nodeArgsFor('workers/worker.ts'), {
     cwd: repoRoot,
     env,
