@@ -137,7 +137,7 @@ async function kickOff(
     }
     throw err;
   }
-  const job = createJob(ctx.bulk, ctx.store, ctx.changes, request, Date.now());
+  const job = createJob(ctx.bulk, ctx.store, ctx.changes, request, ctx.store.clockMs());
   record(202, job.id);
   const info = { resourceType: 'OperationOutcome', issue: [{ severity: 'information', code: 'informational' }] };
   return reply

@@ -139,6 +139,17 @@ export class RecordStore {
     return generateResource(this.ctx, ref.type, ref.index, ref.version, ref.lastUpdatedMs);
   }
 
+  /**
+   * The server's clock: now, but never before a write it has already stamped. Overlay stamps run ahead
+   * of the wall clock when several writes land in one millisecond, and an export's transactionTime taken
+   * from Date.now() alone would leave the last of them out of a `_since` export that follows them.
+   */
+  clockMs(): number {
+    let ms = this.now();
+    for (const recs of this.types.values()) ms = Math.max(ms, recs.lastOverlayMs);
+    return ms;
+  }
+
   /** A fresh overlay timestamp for the type: now, strictly after every earlier one and every base one. */
   nextOverlayMs(recs: TypeRecords): number {
     const ms = Math.max(this.now(), recs.lastOverlayMs + 1, this.baseMaxMs + 1);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { RESOURCE_TYPES, type ResourceType } from '../../lib/domain.js';
 import { baseLastUpdatedMs, computeLayout, parseResourceId, patientIdentity, resourceId } from '../../sandbox/data.js';
 import { iso } from '../../sandbox/resources.js';
+import { StoreChanges } from '../../sandbox/store-changes.js';
 import { RecordStore, type SearchQuery } from '../../sandbox/store.js';
 
 type Op = { kind: 'spread'; count: number } | { kind: 'ids'; picks: number[] } | { kind: 'create'; count: number };
@@ -138,5 +139,19 @@ describe('sandbox record store (model-based)', () => {
         expect(iso(ms)).toBe(new Date(ms).toISOString());
       }),
     );
+  });
+});
+
+describe('sandbox server clock', () => {
+  it('never reads earlier than a write it stamped, so a _since export right after a burst lists all of it', () => {
+    const frozen = Date.UTC(2030, 0, 1);
+    const store = new RecordStore(7, 200, () => frozen);
+    const changes = new StoreChanges(store);
+    const since = frozen - 1;
+    const deleted = changes.delete('Encounter', { count: 3 });
+    expect(new Set(deleted.map((d) => d.lastUpdatedMs)).size).toBe(3);
+    expect(store.clockMs()).toBeGreaterThanOrEqual(Math.max(...deleted.map((d) => d.lastUpdatedMs)));
+    const listed = changes.deletedBetween('Encounter', since, store.clockMs()).map((r) => r.id);
+    expect(listed.sort()).toEqual(deleted.map((d) => d.id).sort());
   });
 });
