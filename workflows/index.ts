@@ -7,3 +7,4 @@ export { bulkExport } from './bulk-export.js';
 export { retention } from './retention.js';
 export { breakGlassReview } from './break-glass-review.js';
 export { batchExport } from './export.js';
+export { writeBack } from './write-back.js';
