@@ -8,3 +8,4 @@ export { retention } from './retention.js';
 export { breakGlassReview } from './break-glass-review.js';
 export { batchExport } from './export.js';
 export { writeBack } from './write-back.js';
+export { conflictResolution } from './conflict-resolution.js';

@@ -12,3 +12,12 @@ export interface OutboxNotifier {
 export function writeBackWorkflowId(integrationId: string): string {
   return `write-back-${integrationId}`;
 }
+
+/** Starts an opened conflict's conflictResolution workflow (idempotent: its id is `conflict-<id>`). */
+export interface ConflictNotifier {
+  conflictOpened(conflict: { tenantId: string; integrationId: string; conflictId: string }): Promise<void>;
+}
+
+export function conflictWorkflowId(conflictId: string): string {
+  return `conflict-${conflictId}`;
+}

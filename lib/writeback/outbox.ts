@@ -17,11 +17,14 @@ import { insertOutboxRow, outboxCiphertext } from './outbox-repository.js';
 
 /**
  * What a change carries, encrypted.
- *   update: `elements` maps each changed element to its new local value (null: removed locally);
+ *   update: `elements` maps each changed element to its new local value (null: removed locally), and `base` the
+ *     same elements' values in the version the change was made against (null: absent) — what write-back compares
+ *     the vendor's current values with, to tell whether the vendor changed them too;
  *   create: `resource` is the whole resource as the organisation's system created it (without id/meta).
  */
 export type ChangePayload =
-  { kind: 'update'; elements: Record<string, unknown> } | { kind: 'create'; resource: Record<string, unknown> };
+  | { kind: 'update'; elements: Record<string, unknown>; base: Record<string, unknown> }
+  | { kind: 'create'; resource: Record<string, unknown> };
 
 export interface NewChange {
   tenantId: string;
