@@ -92,3 +92,11 @@ export interface ExportActivityDeps {
   /** Records read (and heartbeated) per page. */
   pageSize: number;
 }
+
+/** The writeBack workflow's activities (workflows/write-back.ts): the outbox, the keys and the vendor door. */
+export interface WriteBackActivityDeps {
+  pool: Pool;
+  keyring: TenantKeyring;
+  vendors: VendorClient;
+  directory: CredentialDirectory;
+}

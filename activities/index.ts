@@ -8,7 +8,13 @@ import { atActivityBoundary } from './boundary.js';
 import { createBreakGlassActivities as createBreakGlassSteps } from './break-glass.js';
 import { createBulkExportActivities as createBulkExportSteps } from './bulk-export.js';
 import { createContainmentActivities } from './containment.js';
-import type { BreakGlassActivityDeps, BulkExportActivityDeps, ExportActivityDeps, SyncActivityDeps } from './deps.js';
+import type {
+  BreakGlassActivityDeps,
+  BulkExportActivityDeps,
+  ExportActivityDeps,
+  SyncActivityDeps,
+  WriteBackActivityDeps,
+} from './deps.js';
 import { createExportActivities as createExportSteps } from './export.js';
 import { createKeyRotationActivities } from './key-rotation.js';
 import { createSyncDeletionActivities } from './sync-deletions.js';
@@ -16,6 +22,7 @@ import { createSyncPageActivities } from './sync-page.js';
 import { createSyncPatientActivities } from './sync-patients.js';
 import { createSyncPlanningActivities } from './sync-planning.js';
 import { createSyncWindowActivities } from './sync-windows.js';
+import { createWriteBackActivities as createWriteBackSteps } from './write-back.js';
 
 export type {
   BreakGlassActivityDeps,
@@ -24,6 +31,7 @@ export type {
   ExportActivityDeps,
   KeyRotationActivityDeps,
   SyncActivityDeps,
+  WriteBackActivityDeps,
 } from './deps.js';
 export { createContainmentActivities, createKeyRotationActivities };
 
@@ -49,7 +57,12 @@ export function createExportActivities(deps: ExportActivityDeps) {
   return atActivityBoundary(createExportSteps(deps));
 }
 
+export function createWriteBackActivities(deps: WriteBackActivityDeps) {
+  return atActivityBoundary(createWriteBackSteps(deps));
+}
+
 export type ExportActivities = ReturnType<typeof createExportSteps>;
+export type WriteBackActivities = ReturnType<typeof createWriteBackSteps>;
 export type BulkExportActivities = ReturnType<typeof createBulkExportSteps>;
 export type BreakGlassActivities = ReturnType<typeof createBreakGlassSteps>;
 export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;

@@ -25,6 +25,7 @@ import { newSearchBehaviour } from './search-exec.js';
 import { SmartAuth, registerSmartRoutes } from './smart.js';
 import { StoreChanges } from './store-changes.js';
 import { RecordStore } from './store.js';
+import { WriteLedger } from './write-ledger.js';
 import { registerWriteRoutes } from './write-routes.js';
 
 export interface SandboxOptions {
@@ -172,7 +173,7 @@ export async function startSandbox(opts: SandboxOptions = {}): Promise<SandboxHa
   registerLedger(app, ctx);
   registerSmartRoutes(app, ctx);
   registerFhirRoutes(app, ctx);
-  registerWriteRoutes(app, ctx);
+  registerWriteRoutes(app, ctx, new WriteLedger());
   registerAdminRoutes(app, ctx);
   registerReadRoutes(app, ctx);
   registerBulkExportRoutes(app, ctx);

@@ -81,6 +81,11 @@ export class TypeRecords {
 export class RecordStore {
   readonly ctx: GenerationContext;
   private readonly types = new Map<ResourceType, TypeRecords>();
+  /**
+   * Content written through the FHIR write routes (or a conflicting edit), per record: it replaces the generated
+   * content from the version it was written at on (a later generated modification bumps the version, keeps it).
+   */
+  private readonly written = new Map<string, Record<string, unknown>>();
   private readonly baseMaxMs: number;
 
   constructor(
@@ -136,7 +141,31 @@ export class RecordStore {
   }
 
   render(ref: RecordRef): FhirResource {
-    return generateResource(this.ctx, ref.type, ref.index, ref.version, ref.lastUpdatedMs);
+    const content = this.written.get(`${ref.type}/${ref.index}`);
+    if (!content) return generateResource(this.ctx, ref.type, ref.index, ref.version, ref.lastUpdatedMs);
+    const meta = { versionId: String(ref.version), lastUpdated: new Date(ref.lastUpdatedMs).toISOString() };
+    return { ...content, resourceType: ref.type, id: ref.id, meta } as FhirResource;
+  }
+
+  /** How many records carry written content. */
+  get writtenCount(): number {
+    return this.written.size;
+  }
+
+  /**
+   * Writes a record's content (without id and meta) as a new version: of an existing record (`index`), or of a
+   * new one (created like the admin API creates them). Visible at once to reads, searches, history and exports.
+   */
+  writeContent(type: ResourceType, content: Record<string, unknown>, index?: number): RecordRef {
+    const { id: _id, meta: _meta, ...rest } = content;
+    if (index === undefined) {
+      const created = this.create(type, 1)[0] as RecordRef;
+      this.written.set(`${type}/${created.index}`, rest);
+      return created;
+    }
+    const current = this.ref(type, index) as RecordRef;
+    this.written.set(`${type}/${index}`, rest);
+    return this.write(type, index, current.version + 1);
   }
 
   /**

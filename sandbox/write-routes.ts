@@ -1,42 +1,29 @@
 /**
- * FHIR writes with idempotency keys: `POST /fhir/:type` (create) and `PUT /fhir/:type/:id` (update or
- * create with a client id). Every write must carry `Idempotency-Key`; a repeated key from the same
- * client returns the first answer and changes nothing, and the same key with a different body is
- * refused (422) — how Stripe-style idempotency behaves, and what our vendor writes rely on.
- * Written resources live beside the generated data set; `GET /admin/writes` counts them.
+ * FHIR writes, refusing what real vendors refuse: `POST [base]/:type` (create; `If-None-Exist` makes it
+ * conditional: the one existing match is answered 200 and nothing is written, several matches 412) and
+ * `PUT [base]/:type/:id` (a versioned update of ANY record, generated ones included; a stale `If-Match` is 412,
+ * an unknown id 404 — no update-as-create — and a deleted one 410). Every write carries `Idempotency-Key`: a
+ * repeated key from the same client returns the first successful answer and writes nothing, the same key for a
+ * different request is refused (422). Writes become versions of the record store, so later reads, searches, history and
+ * exports see them. Refusals on request and the write ledger: write-ledger.ts, write-admin.ts.
  */
-import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isResourceType, type ResourceType } from '../lib/domain.js';
-import { ADMIN_HEADER } from './admin-routes.js';
 import type { SandboxContext } from './context.js';
 import { operationOutcome } from './faults.js';
-import { FHIR_JSON } from './fhir-routes.js';
+import { FHIR_JSON, admit } from './fhir-routes.js';
+import type { Query } from './search-params.js';
 import type { AccessToken } from './smart.js';
+import type { RecordRef } from './store.js';
+import type { LedgerRow, StoredAnswer, WriteLedger } from './write-ledger.js';
+import { editedContent } from './write-ledger.js';
+import { registerWriteAdminRoutes } from './write-admin.js';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{8,255}$/;
 const FHIR_ID = /^[A-Za-z0-9.-]{1,64}$/;
 
-interface StoredAnswer {
-  requestDigest: string;
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-interface WrittenResource {
-  version: number;
-  resource: Record<string, unknown>;
-}
-
-export interface WriteStats {
-  created: number;
-  updated: number;
-  /** Requests answered from the idempotency store (nothing written). */
-  replayed: number;
-  /** Same key, different request: refused. */
-  keyConflicts: number;
-}
+type Answer = Omit<StoredAnswer, 'requestDigest'>;
 
 function digest(value: string): string {
   return createHash('sha256').update(value, 'utf8').digest('hex');
@@ -51,17 +38,21 @@ function scopeAllowsWrite(token: AccessToken, type: ResourceType, access: 'c' | 
   });
 }
 
-function outcome(reply: FastifyReply, status: number, code: string, diagnostics: string): FastifyReply {
-  return reply
-    .code(status)
-    .type(FHIR_JSON)
-    .send(JSON.stringify(operationOutcome(code, diagnostics)));
+function outcomeAnswer(status: number, code: string, diagnostics: string): Answer {
+  return {
+    status,
+    headers: { 'content-type': FHIR_JSON },
+    body: JSON.stringify(operationOutcome(code, diagnostics)),
+  };
 }
 
-export function registerWriteRoutes(app: FastifyInstance, ctx: SandboxContext): void {
-  const answers = new Map<string, StoredAnswer>();
-  const written = new Map<string, WrittenResource>();
-  const stats: WriteStats = { created: 0, updated: 0, replayed: 0, keyConflicts: 0 };
+function send(reply: FastifyReply, answer: Answer): FastifyReply {
+  return reply.code(answer.status).headers(answer.headers).send(answer.body);
+}
+
+export function registerWriteRoutes(app: FastifyInstance, ctx: SandboxContext, ledger: WriteLedger): void {
+  const base = ctx.personality.basePath;
+  const { stats } = ledger;
 
   app.addContentTypeParser('application/fhir+json', { parseAs: 'string' }, (_req, body, done) => {
     try {
@@ -73,43 +64,57 @@ export function registerWriteRoutes(app: FastifyInstance, ctx: SandboxContext): 
     }
   });
 
-  /** Authenticates, checks scope, body and key; replays a stored answer; else runs `write` and stores its answer. */
+  function resourceAnswer(ref: RecordRef, status: number): Answer {
+    const resource = ctx.store.render(ref);
+    return {
+      status,
+      headers: {
+        'content-type': FHIR_JSON,
+        location: `${ctx.urls.fhirBaseUrl}/${ref.type}/${ref.id}/_history/${ref.version}`,
+        etag: `W/"${ref.version}"`,
+        'last-modified': new Date(ref.lastUpdatedMs).toUTCString(),
+      },
+      body: JSON.stringify(resource),
+    };
+  }
+
+  /** Admits, checks scope, body and key; replays a stored answer; else runs `write` and stores its answer. */
   async function handle(
-    req: FastifyRequest<{ Params: { type: string; id?: string } }>,
+    req: FastifyRequest<{ Params: { type: string; id?: string }; Querystring: Query }>,
     reply: FastifyReply,
     access: 'c' | 'u',
-    write: (type: ResourceType, resource: Record<string, unknown>) => Omit<StoredAnswer, 'requestDigest'>,
+    write: (type: ResourceType, resource: Record<string, unknown>, row: LedgerRow) => Answer,
   ): Promise<FastifyReply> {
-    const token = ctx.auth.authenticate(req.headers.authorization);
-    if (!token) {
-      ctx.stats.rejectedTokens++;
-      return outcome(
-        reply.header('www-authenticate', 'Bearer error="invalid_token"'),
-        401,
-        'login',
-        'missing, unknown or expired access token',
-      );
-    }
+    const token = admit(ctx, req, reply);
+    if (!token) return reply;
     const type = req.params.type;
-    if (!isResourceType(type)) return outcome(reply, 404, 'not-supported', 'unknown or unsupported resource type');
+    if (!isResourceType(type)) return send(reply, outcomeAnswer(404, 'not-supported', 'unknown resource type'));
     if (!scopeAllowsWrite(token, type, access)) {
       ctx.stats.forbidden++;
-      return outcome(reply, 403, 'forbidden', `access token lacks a write scope for ${type}`);
+      return send(reply, outcomeAnswer(403, 'forbidden', `access token lacks a write scope for ${type}`));
     }
     const key = req.headers['idempotency-key'];
     if (typeof key !== 'string' || !IDEMPOTENCY_KEY.test(key))
-      return outcome(reply, 400, 'required', 'Idempotency-Key header (8-255 visible characters) is required');
+      return send(
+        reply,
+        outcomeAnswer(400, 'required', 'Idempotency-Key header (8-255 visible characters) is required'),
+      );
     const resource = req.body as Record<string, unknown> | undefined;
-    if (!resource || typeof resource !== 'object' || Array.isArray(resource) || resource.resourceType !== type) {
-      return outcome(reply, 400, 'invalid', `body must be a ${type} resource`);
-    }
+    if (!resource || typeof resource !== 'object' || Array.isArray(resource) || resource.resourceType !== type)
+      return send(reply, outcomeAnswer(400, 'invalid', `body must be a ${type} resource`));
+    const row = ledger.row(key, req.method as 'POST' | 'PUT', type);
+    const ifMatch = req.headers['if-match'];
+    const ifNoneExist = req.headers['if-none-exist'];
+    if (typeof ifMatch === 'string') row.ifMatch = ifMatch.slice(0, 64);
+    if (typeof ifNoneExist === 'string') row.ifNoneExist = ifNoneExist.slice(0, 300);
     const storeKey = `${token.clientId}\u0000${key}`;
     const requestDigest = digest(`${req.method} ${req.url}\u0000${JSON.stringify(resource)}`);
-    const previous = answers.get(storeKey);
+    const previous = ledger.answers.get(storeKey);
     if (previous) {
+      row.noEffect++;
       if (previous.requestDigest !== requestDigest) {
         stats.keyConflicts++;
-        return outcome(reply, 422, 'conflict', 'Idempotency-Key was already used for a different request');
+        return send(reply, outcomeAnswer(422, 'conflict', 'Idempotency-Key was already used for a different request'));
       }
       stats.replayed++;
       return reply
@@ -117,61 +122,75 @@ export function registerWriteRoutes(app: FastifyInstance, ctx: SandboxContext): 
         .headers({ ...previous.headers, 'idempotent-replayed': 'true' })
         .send(previous.body);
     }
-    const answer = write(type, resource);
-    if (answer.status < 500) answers.set(storeKey, { requestDigest, ...answer });
-    return reply.code(answer.status).headers(answer.headers).send(answer.body);
+    const refusal = ledger.takeRefusal(type);
+    const answer = refusal
+      ? outcomeAnswer(refusal.status, refusal.code, 'refused by the vendor (sandbox write fault)')
+      : write(type, resource, row);
+    if (refusal) row.noEffect++;
+    // Only what was carried out is remembered (as Stripe does): a refusal or a failed precondition wrote nothing,
+    // so the same key may be sent again once the cause is fixed (a retried change, a re-read version).
+    if (answer.status < 300) ledger.answers.set(storeKey, { requestDigest, ...answer });
+    const delayMs = answer.status < 300 ? ledger.takeSlow(type) : 0;
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    return send(reply, answer);
   }
 
-  function save(
-    type: ResourceType,
-    id: string,
-    resource: Record<string, unknown>,
-    version: number,
-  ): Omit<StoredAnswer, 'requestDigest'> {
-    const stored = { ...resource, id, meta: { versionId: String(version), lastUpdated: new Date().toISOString() } };
-    written.set(`${type}/${id}`, { version, resource: stored });
-    return {
-      status: version === 1 ? 201 : 200,
-      headers: {
-        'content-type': FHIR_JSON,
-        location: `${ctx.urls.fhirBaseUrl}/${type}/${id}/_history/${version}`,
-        etag: `W/"${version}"`,
-      },
-      body: JSON.stringify(stored),
-    };
-  }
-
-  app.post<{ Params: { type: string } }>('/fhir/:type', async (req, reply) =>
-    handle(req, reply, 'c', (type, resource) => {
+  app.post<{ Params: { type: string }; Querystring: Query }>(`${base}/:type`, async (req, reply) =>
+    handle(req, reply, 'c', (type, resource, row) => {
+      const condition = req.headers['if-none-exist'];
+      if (typeof condition === 'string') {
+        const found = ledger.matches(type, condition);
+        if (found === undefined)
+          return outcomeAnswer(400, 'not-supported', 'If-None-Exist supports identifier=[system|]value only');
+        if (found.length > 1) {
+          row.noEffect++;
+          return outcomeAnswer(412, 'duplicate', 'If-None-Exist matches more than one resource');
+        }
+        const match = found[0] !== undefined ? ctx.store.lookup(type, found[0]) : undefined;
+        if (match && !match.deleted) {
+          stats.conditionalMatches++;
+          row.noEffect++;
+          row.id = match.id;
+          return resourceAnswer(match, 200);
+        }
+      }
+      const ref = ctx.store.writeContent(type, resource);
+      ledger.index(type, ref.id, resource);
       stats.created++;
-      return save(type, `w-${randomUUID()}`, resource, 1);
+      row.effects++;
+      row.id = ref.id;
+      return resourceAnswer(ref, 201);
     }),
   );
 
-  app.put<{ Params: { type: string; id: string } }>('/fhir/:type/:id', async (req, reply) => {
-    if (!FHIR_ID.test(req.params.id)) return outcome(reply, 400, 'invalid', 'invalid resource id');
-    const existing = written.get(`${req.params.type}/${req.params.id}`);
-    return handle(req, reply, existing ? 'u' : 'c', (type, resource) => {
-      const ifMatch = req.headers['if-match'];
-      if (existing && typeof ifMatch === 'string' && ifMatch !== `W/"${existing.version}"`) {
-        return {
-          status: 412,
-          headers: { 'content-type': FHIR_JSON },
-          body: JSON.stringify(operationOutcome('conflict', 'If-Match does not match the current version')),
-        };
+  app.put<{ Params: { type: string; id: string }; Querystring: Query }>(`${base}/:type/:id`, async (req, reply) => {
+    if (!FHIR_ID.test(req.params.id)) return send(reply, outcomeAnswer(400, 'invalid', 'invalid resource id'));
+    return handle(req, reply, 'u', (type, resource, row) => {
+      if (resource.id !== undefined && resource.id !== req.params.id)
+        return outcomeAnswer(400, 'invalid', 'the body id differs from the URL id');
+      let existing = ctx.store.lookup(type, req.params.id);
+      const edit = existing && !existing.deleted ? ledger.editsOnNextWrite.get(`${type}/${existing.id}`) : undefined;
+      if (existing && edit) {
+        // Someone at the vendor saved their edit a moment before this write arrived.
+        ledger.editsOnNextWrite.delete(`${type}/${existing.id}`);
+        existing = ctx.store.writeContent(type, editedContent(ctx.store.render(existing), edit), existing.index);
       }
-      if (existing) stats.updated++;
-      else stats.created++;
-      return save(type, req.params.id, resource, (existing?.version ?? 0) + 1);
+      if (!existing) return outcomeAnswer(404, 'not-found', `${type} not found (update-as-create is not supported)`);
+      if (existing.deleted) return outcomeAnswer(410, 'deleted', `${type} was deleted`);
+      const ifMatch = req.headers['if-match'];
+      if (typeof ifMatch === 'string' && ifMatch !== `W/"${existing.version}"`) {
+        stats.preconditionFailed++;
+        row.noEffect++;
+        return outcomeAnswer(412, 'conflict', 'If-Match does not match the current version');
+      }
+      const ref = ctx.store.writeContent(type, resource, existing.index);
+      ledger.index(type, ref.id, resource);
+      stats.updated++;
+      row.effects++;
+      row.id = ref.id;
+      return resourceAnswer(ref, 200);
     });
   });
 
-  const expected = createHash('sha256').update(ctx.adminToken, 'utf8').digest();
-  app.get('/admin/writes', async (req, reply) => {
-    const given = req.headers[ADMIN_HEADER];
-    if (typeof given !== 'string' || !timingSafeEqual(createHash('sha256').update(given, 'utf8').digest(), expected)) {
-      return reply.code(401).send({ error: 'unauthorized' });
-    }
-    return { ...stats, resources: written.size };
-  });
+  registerWriteAdminRoutes(app, ctx, ledger);
 }

@@ -197,6 +197,8 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
     breakGlass: { pool, alertHookRef: config.EHR_BREAK_GLASS_ALERT_URL },
     // Batch exports: job keys wrapped by the KEK, manifests signed with the audit signing key.
     export: { pool, keyring, kek, signer: purposeKeys.auditSigning, pageSize: 500 },
+    // Write-back: outbox changes sent through the same vendor door as every sync.
+    writeBack: { pool, keyring, vendors, directory },
     close: async () => {
       await (await temporalClientPromise?.catch(() => undefined))?.connection.close();
       await revocations.close();

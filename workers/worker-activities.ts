@@ -10,6 +10,7 @@ import type {
   ExportActivityDeps,
   KeyRotationActivityDeps,
   SyncActivityDeps,
+  WriteBackActivityDeps,
 } from '../activities/index.js';
 import type { RetentionActivityDeps } from '../activities/retention.js';
 import { createRetentionActivities } from '../activities/retention.js';
@@ -20,6 +21,7 @@ import {
   createExportActivities,
   createKeyRotationActivities,
   createSyncActivities,
+  createWriteBackActivities,
 } from '../activities/index.js';
 
 /**
@@ -37,6 +39,7 @@ export interface WorkerActivityDeps {
   retention: RetentionActivityDeps;
   breakGlass: BreakGlassActivityDeps;
   export: ExportActivityDeps;
+  writeBack: WriteBackActivityDeps;
 }
 
 export function createWorkerActivities(deps: WorkerActivityDeps) {
@@ -47,10 +50,11 @@ export function createWorkerActivities(deps: WorkerActivityDeps) {
   const retention = createRetentionActivities(deps.retention);
   const breakGlass = createBreakGlassActivities(deps.breakGlass);
   const exports = createExportActivities(deps.export);
-  const names = [sync, bulk, keyRotation, containment, retention, breakGlass, exports].flatMap((set) =>
+  const writeBack = createWriteBackActivities(deps.writeBack);
+  const names = [sync, bulk, keyRotation, containment, retention, breakGlass, exports, writeBack].flatMap((set) =>
     Object.keys(set),
   );
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
-  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention, ...breakGlass, ...exports };
+  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention, ...breakGlass, ...exports, ...writeBack };
 }

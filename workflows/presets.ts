@@ -105,3 +105,16 @@ export const exportFilePreset: ActivityOptions = {
   heartbeatTimeout: '30 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
 };
+
+/**
+ * One write-back send (workflows/write-back.ts): a read and a write at the vendor, then one transaction. 429,
+ * 5xx and network failures are retried for as long as it takes (the change stays pending, and later changes of
+ * the integration wait behind it, so a record's changes keep their order), with the vendor's Retry-After
+ * overriding the backoff; refusals are answers, not failures. A retried send is harmless (lib/writeback/sender.ts).
+ */
+export const writeBackSendPreset: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  // The send heartbeats every 2 s: a killed worker's send is retried elsewhere after 10 s.
+  heartbeatTimeout: '10 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '5 minutes' },
+};

@@ -1,23 +1,124 @@
 /**
  * writeBack (`write-back-<integration>`): sends an integration's queued outbox changes through the vendor door,
- * oldest first. Signal-with-started by whoever queues a change (lib/writeback/notifier.ts).
- *
- * CONTRACT STUB — the signal and input are fixed; the body is being built (issue 13 item 2).
+ * oldest first, one activity per change (so a record's changes go strictly in order). Signal-with-started by
+ * whoever queues a change (lib/writeback/notifier.ts); woken by `outboxChanged`; idles on a condition (no busy
+ * loop) when nothing is pending. While an incident holds the integration's writes the changes stay pending and
+ * the workflow waits on a durable timer (or a signal) before it looks again; after recovery each is sent once.
+ * Continues as new when its history grows, carrying its counts. The history carries change ids, element names,
+ * statuses and codes — never values.
  */
-import { condition, defineSignal, setHandler } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { WriteBackActivities } from '../activities/index.js';
+import { storePreset, writeBackSendPreset } from './presets.js';
 
 export interface WriteBackInput {
   tenantId: string;
   integrationId: string;
+  /** Seconds between looks while an incident holds the writes (default 60); a signal looks at once. */
+  holdRecheckSeconds?: number;
+  /** Set only by continueAsNew: the counts so far. */
+  progress?: WriteBackProgress;
+}
+
+/** Counts by outcome since the workflow first started (carried across continue-as-new). */
+export interface WriteBackProgress {
+  sent: number;
+  refused: number;
+  conflict: number;
+  /** Changes found no longer pending (cancelled, or settled by an earlier attempt). */
+  skipped: number;
+  /** Sends that failed for a reason not the vendor's refusal (left pending, tried again on the next signal). */
+  failed: number;
+  /** Times the workflow found the integration's writes held by an incident. */
+  held: number;
+  /** The incident holding the writes now, if any. */
+  heldBy: string | null;
+  /** Pending changes seen at the last look. */
+  pending: number;
+  continuedAsNew: number;
 }
 
 /** Something was queued (or a refused change was retried): drain what is pending. Carries nothing. */
 export const outboxChangedSignal = defineSignal('outboxChanged');
+export const writeBackProgressQuery = defineQuery<WriteBackProgress>('writeBackProgress');
 
-export async function writeBack(_input: WriteBackInput): Promise<void> {
+/** Changes listed per look; the list is taken again after each batch. */
+const BATCH = 50;
+/** A run continues as new after this many changes (or when the server suggests it), at a quiet moment. */
+const CHANGES_PER_RUN = 500;
+
+const store = proxyActivities<WriteBackActivities>(storePreset);
+const vendor = proxyActivities<WriteBackActivities>(writeBackSendPreset);
+
+export async function writeBack(input: WriteBackInput): Promise<void> {
+  const scope = { tenantId: input.tenantId, integrationId: input.integrationId };
+  const progress: WriteBackProgress = input.progress ?? {
+    sent: 0,
+    refused: 0,
+    conflict: 0,
+    skipped: 0,
+    failed: 0,
+    held: 0,
+    heldBy: null,
+    pending: 0,
+    continuedAsNew: 0,
+  };
   let woken = false;
+  /** Changes whose send failed in this run: not tried again until the next signal. */
+  const failed = new Set<string>();
   setHandler(outboxChangedSignal, () => {
     woken = true;
   });
-  await condition(() => woken);
+  setHandler(writeBackProgressQuery, () => ({ ...progress }));
+  let handled = 0;
+
+  for (;;) {
+    if (woken) failed.clear();
+    woken = false;
+    const ids = (await store.listPendingChanges({ ...scope, limit: BATCH + failed.size })).filter(
+      (id) => !failed.has(id),
+    );
+    progress.pending = ids.length;
+    if (ids.length === 0) {
+      if (handled >= CHANGES_PER_RUN || workflowInfo().continueAsNewSuggested) await carryOn(input, progress);
+      await condition(() => woken);
+      continue;
+    }
+    let heldBy: string | null = null;
+    for (const changeId of ids.slice(0, BATCH)) {
+      try {
+        const result = await vendor.sendOutboxChange({ ...scope, changeId });
+        handled += 1;
+        if (result.outcome === 'held') {
+          heldBy = result.incidentId;
+          break;
+        }
+        progress[result.outcome] += 1;
+      } catch (err) {
+        if (!(err instanceof ActivityFailure)) throw err;
+        // Not retryable (e.g. the integration revoked): the change stays pending; a signal tries it again.
+        failed.add(changeId);
+        progress.failed += 1;
+      }
+    }
+    if (heldBy !== progress.heldBy && heldBy !== null) progress.held += 1;
+    progress.heldBy = heldBy;
+    if (heldBy !== null) await condition(() => woken, (input.holdRecheckSeconds ?? 60) * 1000);
+  }
+}
+
+async function carryOn(input: WriteBackInput, progress: WriteBackProgress): Promise<never> {
+  return continueAsNew<typeof writeBack>({
+    ...input,
+    progress: { ...progress, continuedAsNew: progress.continuedAsNew + 1 },
+  });
 }

@@ -412,3 +412,31 @@ export class GatewayRefusalError extends EhrError {
     super(`gateway refused the request (${status} ${oauthError}): ${reason}`);
   }
 }
+
+/**
+ * Write-back met the vendor's 412 again and again: each re-read found a newer version by the time the update
+ * arrived. Retryable: the activity tries again later (the change stays pending). Ids only.
+ */
+export class WriteBackContendedError extends EhrError {
+  readonly code = 'WRITE_BACK_CONTENDED';
+  readonly retryable = true;
+  constructor(
+    readonly changeId: string,
+    readonly attempts: number,
+  ) {
+    super(`write-back of change ${changeId}: the vendor's version moved on ${attempts} times in a row (412)`);
+  }
+}
+
+/** A change cannot be moved from its status by this operation (`ehrctl writes retry|cancel`). Ids only. */
+export class OutboxTransitionError extends EhrError {
+  readonly code = 'OUTBOX_TRANSITION_REFUSED';
+  readonly retryable = false;
+  constructor(
+    readonly changeId: string,
+    readonly status: string,
+    readonly operation: string,
+  ) {
+    super(`change ${changeId} is ${status}: ${operation} is not possible`);
+  }
+}

@@ -13,7 +13,7 @@
  * The secret is resolved by reference on demand and lives only in this process's memory.
  */
 import { profileFor } from './profiles/index.js';
-import { assertionAudience, scopesFor } from './profiles/adapters.js';
+import { assertionAudience, scopesFor, writeScopesFor } from './profiles/adapters.js';
 import { isVendorId } from './profiles/types.js';
 import { ConfigError } from '../errors/index.js';
 import type { IntegrationCredentials } from './vendor-call.js';
@@ -82,10 +82,11 @@ function formRequest(auth: ClientAuthentication, fields: Record<string, string>)
 
 /** A client_credentials token request; scopes in the profile's syntax (v1 `.read` or v2 `.rs`). */
 export async function tokenRequest(cred: IntegrationCredentials): Promise<FormRequest> {
-  const scope =
-    cred.resourceTypes && isVendorId(cred.vendor)
-      ? scopesFor(profileFor(cred.vendor), cred.resourceTypes).join(' ')
-      : cred.scopes.join(' ');
+  const profile = isVendorId(cred.vendor) ? profileFor(cred.vendor) : undefined;
+  const reads = cred.resourceTypes && profile ? scopesFor(profile, cred.resourceTypes) : cred.scopes;
+  // Write scopes only for the types the integration writes back (absent: a read-only integration asks for none).
+  const writes = cred.writeTypes && profile ? writeScopesFor(profile, cred.writeTypes) : [];
+  const scope = [...reads, ...writes].join(' ');
   return formRequest(await clientAuthentication(cred), { grant_type: 'client_credentials', scope });
 }
 

@@ -18,6 +18,7 @@ import { loadSigningKey } from '../keys/signing-keys.js';
 import type { Integration } from '../integrations/repository.js';
 import { getIntegration } from '../integrations/repository.js';
 import type { Queryable } from '../store/pool.js';
+import { writableTypes } from '../writeback/authority.js';
 import { advertisedTypes, unadvertisedTypes } from './advertised-scopes.js';
 import { discoverSmartConfiguration } from './smart-discovery.js';
 import { loadVendorTls } from './tls-options.js';
@@ -140,6 +141,9 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
     const tls = await tlsOf(refs);
     // Only what the vendor advertises: one unheld type must not fail the token request for all.
     const types = advertisedTypes(i.resourceTypes, await scopesSupported(i, tls));
+    const writeTypes = (await writableTypes(db, { tenantId: i.tenantId, integrationId: i.id })).filter((t) =>
+      types.includes(t),
+    );
     const base: Omit<IntegrationCredentials, 'signAssertion'> = {
       tenantId: i.tenantId,
       integrationId: i.id,
@@ -150,6 +154,7 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
       clientId: i.clientId ?? '',
       scopes: types.map(readScopeFor),
       resourceTypes: types,
+      ...(writeTypes.length > 0 ? { writeTypes } : {}),
       authMethod: i.authMethod,
       generation: i.credentialGeneration,
       vendorParams: { ...i.vendorParams },

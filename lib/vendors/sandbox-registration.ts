@@ -7,6 +7,9 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import https from 'node:https';
 import { resolveSecret } from '../config/secrets.js';
+import { RESOURCE_TYPES } from '../domain.js';
+import { defaultWritePolicy } from '../writeback/authority.js';
+import { scopesFor, writeScopesFor } from './profiles/adapters.js';
 import { InvalidArgumentError, VendorHttpError } from '../errors/index.js';
 import type { VendorProfile } from './profiles/types.js';
 import type { TokenAuthMethod } from './profiles/types.js';
@@ -33,10 +36,24 @@ export function certificateThumbprint(certPem: string): string {
   return createHash('sha256').update(new X509Certificate(certPem).raw).digest('base64url');
 }
 
+/**
+ * The write scopes a registration adds: for each type read whose built-in write policy lets the organisation create
+ * or update it (lib/writeback/authority.ts), as a vendor app registration for write-back would list them. A
+ * token asks for them only once a stored write policy switches write-back on for the type.
+ */
+function withWriteScopes(profile: VendorProfile, scopes: readonly string[]): string[] {
+  const read = new Set(scopes);
+  const writable = RESOURCE_TYPES.filter((t) => {
+    const policy = defaultWritePolicy(t);
+    return (policy.create || policy.update) && scopesFor(profile, [t]).every((s) => read.has(s));
+  });
+  return [...scopes, ...writeScopesFor(profile, writable).filter((s) => !read.has(s))];
+}
+
 async function body(profile: VendorProfile, m: SandboxClientMaterial): Promise<Record<string, unknown>> {
   const common = {
     token_endpoint_auth_method: m.authMethod,
-    scopes: m.scopes,
+    scopes: withWriteScopes(profile, m.scopes),
     assertion_audience: profile.auth.assertionAudience.value,
   };
   switch (m.authMethod) {

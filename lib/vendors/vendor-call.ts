@@ -19,6 +19,8 @@ export interface IntegrationCredentials {
   scopes: string[];
   /** The policy's resource types; with them, scopes are written in the vendor profile's syntax. */
   resourceTypes?: readonly ResourceType[];
+  /** The types the integration writes back (stored write policies): their write scopes are asked for too. */
+  writeTypes?: readonly ResourceType[];
   /** Client authentication at the token endpoint (default private_key_jwt): lib/vendors/client-auth.ts. */
   authMethod?: TokenAuthMethod;
   /** Signs a fresh client assertion (new jti) with `aud` = audience (default: the token endpoint). */

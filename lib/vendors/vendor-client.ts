@@ -23,7 +23,7 @@ import type {
   VendorResponse,
   WriteContext,
 } from './vendor-call.js';
-import { assertSameOrigin, oauthErrorCode, parseTokenResponse, profileOf } from './vendor-answers.js';
+import { assertSameOrigin, oauthErrorCode, outcomeCodeOf, parseTokenResponse, profileOf } from './vendor-answers.js';
 import type { ExchangeHost, RawRequest, SendOptions } from './vendor-exchange.js';
 import { auditedExchange } from './vendor-exchange.js';
 
@@ -31,6 +31,8 @@ import { auditedExchange } from './vendor-exchange.js';
 const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:/+=-]{8,255}$/;
 const FHIR_ID = /^[A-Za-z0-9.-]{1,64}$/;
 const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
+/** A conditional create's criterion: one identifier token (our system and a change id), never content. */
+const IF_NONE_EXIST = /^identifier=[A-Za-z0-9._:/-]{1,200}\|[A-Za-z0-9._:/-]{1,200}$/;
 
 export class VendorClient {
   readonly tokens: TokenManager;
@@ -186,20 +188,25 @@ export class VendorClient {
 
   /**
    * POST a new FHIR resource with an Idempotency-Key: a retry with the same key returns the first
-   * result and creates nothing more (DESIGN §4 invariant 9). A non-2xx answer is a classified error.
+   * result and creates nothing more (DESIGN §4 invariant 9); with `ifNoneExist` (`identifier=<system>|<value>`)
+   * a conditional create, for vendors that honour that instead. A non-2xx answer is a classified error carrying
+   * the OperationOutcome's issue code.
    */
   async create(
     integrationId: string,
     resourceType: string,
     resource: Record<string, unknown>,
-    ctx: WriteContext,
+    ctx: WriteContext & { ifNoneExist?: string },
   ): Promise<VendorResponse> {
     if (!RESOURCE_TYPE.test(resourceType))
       throw new InvalidArgumentError('resourceType', 'expected a FHIR resource type name');
-    return this.write(integrationId, ctx, 'POST', resourceType, resource);
+    if (ctx.ifNoneExist !== undefined && !IF_NONE_EXIST.test(ctx.ifNoneExist))
+      throw new InvalidArgumentError('ifNoneExist', 'expected identifier=<system>|<value> of identifiers only');
+    const extra: Record<string, string> = ctx.ifNoneExist !== undefined ? { 'if-none-exist': ctx.ifNoneExist } : {};
+    return this.write(integrationId, ctx, 'POST', resourceType, resource, extra);
   }
 
-  /** PUT (update or conditional create) a FHIR resource by id, with an Idempotency-Key and optional If-Match. */
+  /** PUT (update) a FHIR resource by id, with an Idempotency-Key and optional If-Match. */
   async update(
     integrationId: string,
     resourceType: string,
@@ -210,7 +217,8 @@ export class VendorClient {
     if (!RESOURCE_TYPE.test(resourceType))
       throw new InvalidArgumentError('resourceType', 'expected a FHIR resource type name');
     if (!FHIR_ID.test(id)) throw new InvalidArgumentError('id', 'expected a FHIR resource id');
-    return this.write(integrationId, ctx, 'PUT', `${resourceType}/${id}`, resource, ctx.ifMatch);
+    const extra: Record<string, string> = ctx.ifMatch ? { 'if-match': ctx.ifMatch } : {};
+    return this.write(integrationId, ctx, 'PUT', `${resourceType}/${id}`, resource, extra);
   }
 
   private async write(
@@ -219,7 +227,7 @@ export class VendorClient {
     method: 'POST' | 'PUT',
     relative: string,
     resource: Record<string, unknown>,
-    ifMatch?: string,
+    extra: Record<string, string>,
   ): Promise<VendorResponse> {
     if (!IDEMPOTENCY_KEY.test(ctx.idempotencyKey))
       throw new InvalidArgumentError('idempotencyKey', 'use 8-255 letters, digits and . _ : / + = -');
@@ -229,11 +237,13 @@ export class VendorClient {
       accept: 'application/fhir+json',
       'content-type': 'application/fhir+json',
       'idempotency-key': ctx.idempotencyKey,
-      ...(ifMatch ? { 'if-match': ifMatch } : {}),
+      ...extra,
     };
-    const res = await this.authorized(integrationId, ctx, url, { method, headers, body: JSON.stringify(resource) });
+    const body = JSON.stringify(resource);
+    const res = await this.authorized(integrationId, ctx, url, { method, headers, body }, { outcomeOnError: true });
     // send() hands a POST's 400 back (token endpoints answer 400 for OAuth errors); a FHIR write's is an error.
-    if (res.status >= 400) throw new VendorHttpError(res.status, method, safePath(new URL(url)));
+    if (res.status >= 400)
+      throw new VendorHttpError(res.status, method, safePath(new URL(url)), undefined, outcomeCodeOf(res.body));
     return res;
   }
 

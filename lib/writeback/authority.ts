@@ -91,3 +91,19 @@ export async function writePolicyFor(
   );
   return res.rows[0]?.policy ?? defaultWritePolicy(type);
 }
+
+/**
+ * The types an integration writes back: those with a stored write policy allowing create or update. A stored
+ * policy is how write-back is switched on for a type (the defaults above shape it, they do not switch it on):
+ * the vendor door asks for these types' write scopes (lib/vendors/client-auth.ts).
+ */
+export async function writableTypes(
+  db: Queryable,
+  scope: { tenantId: string; integrationId: string },
+): Promise<ResourceType[]> {
+  const res = await db.query<{ resource_type: ResourceType; policy: TypeWritePolicy }>(
+    'SELECT resource_type, policy FROM write_policies WHERE tenant_id = $1 AND integration_id = $2 ORDER BY 1',
+    [scope.tenantId, scope.integrationId],
+  );
+  return res.rows.filter((r) => r.policy.create || r.policy.update).map((r) => r.resource_type);
+}

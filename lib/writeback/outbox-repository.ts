@@ -188,3 +188,81 @@ export async function pendingChangesOfRecord(
   );
   return res.rows.map(toChange);
 }
+
+/*
+ * Status transitions (writeBack and `ehrctl writes`). Each moves a row only from the statuses it names, so a
+ * repeated activity or a race with an operator changes nothing the second time: the caller learns from the
+ * returned boolean whether its transition happened.
+ *   pending → sent | refused | conflict | cancelled;   refused → pending (retry) | cancelled
+ */
+
+/** Ids of an integration's pending changes, oldest first (the order writeBack sends them in). */
+export async function pendingChangeIds(db: Queryable, integrationId: string, limit: number): Promise<string[]> {
+  const res = await db.query<{ id: string }>(
+    `SELECT id FROM outbox_changes WHERE integration_id = $1 AND status = 'pending' ORDER BY created_at, id LIMIT $2`,
+    [integrationId, limit],
+  );
+  return res.rows.map((r) => r.id);
+}
+
+/** One more send attempt of a pending change (for `writes show`). */
+export async function countSendAttempt(db: Queryable, id: string): Promise<void> {
+  await db.query(`UPDATE outbox_changes SET attempts = attempts + 1, updated_at = now() WHERE id = $1`, [id]);
+}
+
+/** Sent: from pending, or from cancelled when an operator cancelled it while it was on its way (the vendor has it). */
+export async function markChangeSent(
+  db: Queryable,
+  id: string,
+  vendor: { status: number; resourceId: string; versionId: string | null },
+): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE outbox_changes SET status = 'sent', vendor_status = $2, vendor_resource_id = $3, vendor_version_id = $4,
+       vendor_outcome_code = NULL, sent_at = now(), updated_at = now()
+      WHERE id = $1 AND status IN ('pending', 'cancelled')`,
+    [id, vendor.status, vendor.resourceId, vendor.versionId],
+  );
+  return res.rowCount === 1;
+}
+
+/** The vendor refused it: kept with the HTTP status and the OperationOutcome's issue code, never dropped. */
+export async function markChangeRefused(
+  db: Queryable,
+  id: string,
+  vendor: { status: number | null; outcomeCode: string | null },
+): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE outbox_changes SET status = 'refused', vendor_status = $2, vendor_outcome_code = $3, updated_at = now()
+      WHERE id = $1 AND status = 'pending'`,
+    [id, vendor.status, vendor.outcomeCode],
+  );
+  return res.rowCount === 1;
+}
+
+export async function markChangeConflict(db: Queryable, id: string, conflictId: string): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE outbox_changes SET status = 'conflict', conflict_id = $2, updated_at = now()
+      WHERE id = $1 AND status = 'pending'`,
+    [id, conflictId],
+  );
+  return res.rowCount === 1;
+}
+
+/** A refused change goes back to pending (its vendor status and code stay until the next answer replaces them). */
+export async function retryRefusedChange(db: Queryable, id: string): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE outbox_changes SET status = 'pending', updated_at = now() WHERE id = $1 AND status = 'refused'`,
+    [id],
+  );
+  return res.rowCount === 1;
+}
+
+/** A pending or refused change is cancelled: its row stays (the application never deletes one). */
+export async function cancelOutboxChange(db: Queryable, id: string): Promise<boolean> {
+  const res = await db.query(
+    `UPDATE outbox_changes SET status = 'cancelled', updated_at = now()
+      WHERE id = $1 AND status IN ('pending', 'refused')`,
+    [id],
+  );
+  return res.rowCount === 1;
+}

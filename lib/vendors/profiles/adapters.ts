@@ -13,6 +13,15 @@ export function scopesFor(profile: VendorProfile, types: readonly ResourceType[]
   return types.map((t) => `system/${t}.${suffix}`);
 }
 
+/**
+ * Write scopes in the profile's syntax (v2 `system/T.cud`, v1 `system/T.write`), for the types an integration
+ * writes back (a stored write policy allowing create or update: lib/writeback/authority.ts).
+ */
+export function writeScopesFor(profile: VendorProfile, types: readonly ResourceType[]): string[] {
+  const suffix = profile.scopes.syntax.value === 'v2' ? 'cud' : 'write';
+  return types.map((t) => `system/${t}.${suffix}`);
+}
+
 /** The resource types a granted scope string covers (v1 or v2 syntax, `system/*` wildcards). */
 export function typesGranted(scope: string, requested: readonly ResourceType[]): ResourceType[] {
   const granted = new Set(scope.split(/\s+/).filter(Boolean));
