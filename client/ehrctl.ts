@@ -19,6 +19,7 @@ import { registerSyncCommands } from './commands/sync.js';
 import { registerTenantCommands } from './commands/tenants.js';
 import { registerVendorCommands } from './commands/vendors.js';
 import { registerWebhookCommands } from './commands/webhooks.js';
+import { registerWriteCommands } from './commands/writes.js';
 import { fromTemporalError } from './temporal-errors.js';
 
 export function buildProgram(): Command {
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerHoldCommands(program);
   registerAccessCommands(program);
   registerExportCommands(program);
+  registerWriteCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;
 }

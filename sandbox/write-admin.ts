@@ -3,7 +3,8 @@
  *   GET  /admin/writes            counts, records with written content, and the write ledger (per request key:
  *                                 effects = versions written; more than one is a duplicate)
  *   POST /admin/write-faults      refuse the next N writes (of a type) with 400/403/409/422 and an
- *                                 OperationOutcome code, as a vendor's business rules do
+ *                                 OperationOutcome code, as a vendor's business rules do (or fail them with
+ *                                 429/500/503, Retry-After optional)
  *   POST /admin/conflicting-edit  someone at the vendor edits given elements of a record (a new version; null
  *                                 removes an element): now, or `onNextWrite` the moment its next write arrives
  *   POST /admin/write-slow        the next N writes are carried out at once but answered after a delay
@@ -21,8 +22,18 @@ const ADMIN_HEADER = 'x-sandbox-admin';
 
 const WriteFaultBody = z
   .object({
-    status: z.union([z.literal(400), z.literal(403), z.literal(409), z.literal(422)]),
+    status: z.union([
+      z.literal(400),
+      z.literal(403),
+      z.literal(409),
+      z.literal(422),
+      z.literal(429),
+      z.literal(500),
+      z.literal(503),
+    ]),
     code: z.string().regex(/^[a-z][a-z-]{0,63}$/),
+    /** 429/503: the Retry-After sent with it. */
+    retryAfterSeconds: z.number().int().min(0).max(3600).optional(),
     resourceType: z.enum(RESOURCE_TYPES).optional(),
     times: z.number().int().min(1).max(1000).default(1),
   })

@@ -52,8 +52,9 @@ export interface SlowWrite {
 }
 
 export interface WriteRefusal {
-  status: 400 | 403 | 409 | 422;
+  status: 400 | 403 | 409 | 422 | 429 | 500 | 503;
   code: string;
+  retryAfterSeconds?: number;
   resourceType?: ResourceType;
   remaining: number;
 }

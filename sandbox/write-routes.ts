@@ -16,7 +16,7 @@ import { FHIR_JSON, admit } from './fhir-routes.js';
 import type { Query } from './search-params.js';
 import type { AccessToken } from './smart.js';
 import type { RecordRef } from './store.js';
-import type { LedgerRow, StoredAnswer, WriteLedger } from './write-ledger.js';
+import type { LedgerRow, StoredAnswer, WriteLedger, WriteRefusal } from './write-ledger.js';
 import { editedContent } from './write-ledger.js';
 import { registerWriteAdminRoutes } from './write-admin.js';
 
@@ -44,6 +44,12 @@ function outcomeAnswer(status: number, code: string, diagnostics: string): Answe
     headers: { 'content-type': FHIR_JSON },
     body: JSON.stringify(operationOutcome(code, diagnostics)),
   };
+}
+
+function refusalAnswer(refusal: WriteRefusal): Answer {
+  const answer = outcomeAnswer(refusal.status, refusal.code, 'refused by the vendor (sandbox write fault)');
+  if (refusal.retryAfterSeconds !== undefined) answer.headers['retry-after'] = String(refusal.retryAfterSeconds);
+  return answer;
 }
 
 function send(reply: FastifyReply, answer: Answer): FastifyReply {
@@ -123,9 +129,7 @@ export function registerWriteRoutes(app: FastifyInstance, ctx: SandboxContext, l
         .send(previous.body);
     }
     const refusal = ledger.takeRefusal(type);
-    const answer = refusal
-      ? outcomeAnswer(refusal.status, refusal.code, 'refused by the vendor (sandbox write fault)')
-      : write(type, resource, row);
+    const answer = refusal ? refusalAnswer(refusal) : write(type, resource, row);
     if (refusal) row.noEffect++;
     // Only what was carried out is remembered (as Stripe does): a refusal or a failed precondition wrote nothing,
     // so the same key may be sent again once the cause is fixed (a retried change, a re-read version).
