@@ -12,7 +12,7 @@ import { recordAuditEvent } from '../lib/audit/chain.js';
 import type { EvidencePackage } from '../lib/incidents/evidence.js';
 import type { RecoveryCredentials } from '../lib/incidents/recovery-credentials.js';
 import { recoveryCredentialProblems } from '../lib/incidents/recovery-credentials.js';
-import { replayPendingWrites } from '../lib/incidents/pending-writes.js';
+import { replayPendingWrites, wakeWriteBacks } from '../lib/incidents/pending-writes.js';
 import type { IncidentScope, ScopedIntegration } from '../lib/incidents/scope.js';
 import { liftHold, markIncident, openIncident, raiseHold, recordPausedSchedules } from '../lib/incidents/store.js';
 import { getIntegration } from '../lib/integrations/repository.js';
@@ -261,10 +261,12 @@ export function createContainmentActivities(deps: ContainmentActivityDeps) {
       return done({ schedules: scheduleIds });
     },
 
+    /** Legacy queued writes replayed once each; the writeBack workflows with held outbox changes woken. */
     async replayQueuedWrites(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
       let replayed = 0;
       for (const i of affected) replayed += await replayPendingWrites(deps, i.integrationId, ref.incidentId);
-      return done({ replayed });
+      const woken = await wakeWriteBacks(deps, affected);
+      return done({ replayed, writeBacksWoken: woken });
     },
 
     async markRecovered(ref: IncidentRef, timeToRecoverMs: number): Promise<void> {

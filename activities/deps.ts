@@ -15,6 +15,7 @@ import type { CredentialDirectory } from '../lib/vendors/credentials.js';
 import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
 import type { SandboxAdmin } from '../lib/vendors/sandbox-registration.js';
 import type { VendorClient } from '../lib/vendors/vendor-client.js';
+import type { OutboxNotifier } from '../lib/writeback/notifier.js';
 
 /** The nightly sync's activities (workflows/nightly-sync.ts; the webhook delta sync runs it as a child). */
 export interface SyncActivityDeps {
@@ -72,6 +73,8 @@ export interface ContainmentActivityDeps {
   jwksPublicUrl: string | undefined;
   /** A sandbox vendor's admin endpoint for restore (lib/incidents/sandbox-admins.ts). */
   sandboxAdminFor(baseUrl: string): SandboxAdmin | undefined;
+  /** Wakes the writeBack workflows whose changes the incident held, after recovery. */
+  outbox: OutboxNotifier;
 }
 
 /** Break-glass review's activities (workflows/break-glass-review.ts). */

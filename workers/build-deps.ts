@@ -29,6 +29,7 @@ import { recordBreakerTransition } from '../lib/integrations/health.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { registerDevSandboxAdmins, sandboxAdminFor } from '../lib/incidents/sandbox-admins.js';
 import { createPayloadCodec } from '../lib/crypto/payload-codec.js';
+import { temporalOutboxNotifier } from './outbox-notifier.js';
 
 async function recordBreakerChange(pool: Pool, t: BreakerTransition, actor: string): Promise<void> {
   try {
@@ -192,6 +193,10 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
       secretsDir: config.EHR_SECRETS_DIR,
       jwksPublicUrl: config.JWKS_PUBLIC_URL,
       sandboxAdminFor,
+      outbox: {
+        changesQueued: async (scope) =>
+          temporalOutboxNotifier(await temporalClient(), config.TEMPORAL_TASK_QUEUE).changesQueued(scope),
+      },
     },
     retention: { pool, evidenceDir: path.join(path.dirname(path.resolve(config.EHR_AUDIT_ANCHOR_PATH)), 'evidence') },
     breakGlass: { pool, alertHookRef: config.EHR_BREAK_GLASS_ALERT_URL },

@@ -1,4 +1,9 @@
 /**
+ * Since issue 13 the organisation's writes go through the write-back outbox (lib/writeback/): while an incident
+ * holds an integration's writes its changes stay pending and its writeBack workflow waits; recovery wakes it
+ * (`wakeWriteBacks`) and each change is sent once. The queue below is the older door, kept so rows queued
+ * through it (and recorded incident histories) still replay.
+ *
  * Vendor writes that arrive while their integration is held by an incident are queued, not lost:
  * `enqueueVendorWrite` stores the request (resource envelope-encrypted with the tenant's data key,
  * which binds it to the row's identifiers) under its idempotency key; after approval the containment
@@ -13,6 +18,8 @@ import type { Pool } from '../store/pool.js';
 import { withTransaction } from '../store/pool.js';
 import type { VendorClient } from '../vendors/vendor-client.js';
 import { VendorHttpError } from '../errors/index.js';
+import type { OutboxNotifier } from '../writeback/notifier.js';
+import { pendingChangeIds } from '../writeback/outbox-repository.js';
 import { writesHeld } from './holds.js';
 
 export interface VendorWrite {
@@ -145,4 +152,21 @@ export async function replayPendingWrites(
     ]);
   }
   return rows.rows.length;
+}
+
+/**
+ * After recovery: wakes the writeBack workflow of each integration that has pending outbox changes (held while
+ * the incident held its writes), so each is sent once. Returns the integrations woken.
+ */
+export async function wakeWriteBacks(
+  deps: { pool: Pool; outbox: OutboxNotifier },
+  integrations: ReadonlyArray<{ tenantId: string; integrationId: string }>,
+): Promise<string[]> {
+  const woken: string[] = [];
+  for (const i of integrations) {
+    if ((await pendingChangeIds(deps.pool, i.integrationId, 1)).length === 0) continue;
+    await deps.outbox.changesQueued({ tenantId: i.tenantId, integrationId: i.integrationId });
+    woken.push(i.integrationId);
+  }
+  return woken;
 }

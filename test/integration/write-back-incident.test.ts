@@ -1,0 +1,77 @@
+/**
+ * While an incident holds an integration's writes, its outbox changes stay pending and its writeBack workflow
+ * waits (nothing reaches the vendor); recovery lifts the hold and wakes the workflow the way the containment's
+ * replayQueuedWrites step does (lib/incidents/pending-writes.ts wakeWriteBacks), and each change is sent
+ * exactly once. Another integration, outside the incident's scope, writes on meanwhile.
+ */
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { wakeWriteBacks } from '../../lib/incidents/pending-writes.js';
+import { liftHold, openIncident, raiseHold } from '../../lib/incidents/store.js';
+import { writeBackWorkflowId } from '../../lib/writeback/notifier.js';
+import { getOutboxChange } from '../../lib/writeback/outbox-repository.js';
+import { temporalOutboxNotifier } from '../../workers/outbox-notifier.js';
+import { writeBackProgressQuery } from '../../workflows/write-back.js';
+import { sandboxManifest, testActor, useSyncHarness } from './support.js';
+import { effectsOf, queueUpdate, settled, vendorCopy, wakeWriteBack, writeBackTenant } from './write-back-support.js';
+
+const harness = useSyncHarness({ sandbox: { size: 300 } });
+
+describe('write-back under an incident', () => {
+  it('holds changes pending while the incident holds writes; after recovery each is sent exactly once', async () => {
+    const held = await writeBackTenant(harness);
+    const free = await writeBackTenant(harness);
+    const ids = (await sandboxManifest(harness.sandbox, 'Appointment')).map((m) => m.id);
+    const incidentId = `inc-${randomUUID()}`;
+    await openIncident(
+      harness.pool,
+      {
+        id: incidentId,
+        scope: `integration:${held.integrationId}`,
+        severity: 'high',
+        reason: 'drill: write-back hold',
+        declaredBy: 'test',
+        drill: true,
+        declaredAt: new Date(),
+      },
+      testActor,
+    );
+    await raiseHold(harness.pool, incidentId, `integration:${held.integrationId}`, testActor);
+
+    const queued = [
+      await queueUpdate(harness, held, 'Appointment', ids[0]!, { status: 'cancelled' }),
+      await queueUpdate(harness, held, 'Appointment', ids[1]!, { status: 'cancelled' }),
+    ];
+    const elsewhere = await queueUpdate(harness, free, 'Appointment', ids[2]!, { status: 'cancelled' });
+    await wakeWriteBack(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, held);
+    await wakeWriteBack(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, free);
+
+    // The integration outside the scope writes on; the held one waits, its workflow saying why.
+    expect(await settled(harness.pool, elsewhere)).toMatchObject({ status: 'sent' });
+    const handle = harness.temporal.client.workflow.getHandle(writeBackWorkflowId(held.integrationId));
+    await expect
+      .poll(async () => (await handle.query(writeBackProgressQuery)).heldBy, { timeout: 30_000 })
+      .toBe(incidentId);
+    // Woken again while held: still nothing goes.
+    await wakeWriteBack(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, held);
+    await new Promise((r) => setTimeout(r, 1_500));
+    for (const id of queued) {
+      const change = (await getOutboxChange(harness.pool, id))!;
+      expect(change.status).toBe('pending');
+      expect(await effectsOf(harness, change)).toBe(0);
+    }
+    expect((await vendorCopy(harness, 'Appointment', ids[0]!)).meta).toMatchObject({ versionId: '1' });
+
+    // Recovery: the hold is lifted and the held integrations' write-backs are woken.
+    await liftHold(harness.pool, incidentId, testActor);
+    const notifier = temporalOutboxNotifier(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE);
+    const woken = await wakeWriteBacks({ pool: harness.pool, outbox: notifier }, [held, free]);
+    expect(woken).toEqual([held.integrationId]);
+    for (const id of queued) {
+      const change = await settled(harness.pool, id);
+      expect(change.status).toBe('sent');
+      expect(await effectsOf(harness, change)).toBe(1);
+    }
+    expect(await handle.query(writeBackProgressQuery)).toMatchObject({ sent: 2, heldBy: null, held: 1 });
+  });
+});
