@@ -87,6 +87,7 @@ function refusalOf(err: unknown): { status: number; outcomeCode: string | null }
 
 const gone = (err: unknown): boolean => err instanceof VendorHttpError && (err.status === 404 || err.status === 410);
 const stale = (err: unknown): boolean => err instanceof VendorHttpError && err.status === 412;
+const versionConflict = (err: unknown): boolean => err instanceof VendorHttpError && err.status === 409;
 
 export async function sendChange(deps: SenderDeps, changeId: string, audit: AuditContext): Promise<SendResult> {
   const change = await getOutboxChange(deps.pool, changeId);
@@ -176,6 +177,19 @@ async function sendUpdate(
     const c = await settleConflict(deps, change, { reason: 'deleted-remote', elements, sides }, ctx);
     return { outcome: 'conflict', conflictId: c.conflictId, reason: 'deleted-remote', elements };
   };
+  const versionMoved = async (sent: string | null): Promise<boolean> => {
+    try {
+      const now = answerOf(
+        await deps.vendors.get(change.integrationId, url, ctx),
+        change.resourceType,
+        change.resourceId,
+      );
+      return now.versionId !== sent;
+    } catch (err) {
+      if (gone(err)) return true;
+      throw err;
+    }
+  };
   for (let attempt = 1; attempt <= MAX_PRECONDITION_RETRIES; attempt++) {
     let current: VendorAnswer;
     try {
@@ -231,8 +245,9 @@ async function sendUpdate(
       };
     } catch (err) {
       if (gone(err)) return deleted();
-      if (!stale(err)) throw err;
-      // 412: the vendor's version moved on between our read and our write; read again and decide again.
+      // 412: the vendor's version moved on between our read and our write; read again and decide again. Some
+      // servers (HAPI) answer a stale If-Match with 409: it is a version conflict only if the version moved.
+      if (!stale(err) && !(versionConflict(err) && (await versionMoved(current.versionId)))) throw err;
     }
   }
   throw new WriteBackContendedError(change.id, MAX_PRECONDITION_RETRIES);

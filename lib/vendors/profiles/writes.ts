@@ -33,7 +33,8 @@ export const WRITE_SUPPORT: Readonly<Record<VendorId, Fact<WriteSupport>>> = {
   nextgen: assumed({ conditionalCreate: true, idempotencyKey: false, ifMatch: true }, NOT_PUBLISHED),
   'fhir-server': fact(
     { conditionalCreate: true, idempotencyKey: false, ifMatch: true },
-    `${SPEC}; HAPI FHIR JPA honours both (test/interop/hapi-write-back.test.ts)`,
+    `${SPEC}; HAPI FHIR JPA honours both, answering a stale If-Match with 409 rather than 412 ` +
+      '(test/interop/hapi-write-back.test.ts)',
     'M',
   ),
   sandbox: fact(
