@@ -1,8 +1,8 @@
 /**
- * A change the vendor refuses (422 with an OperationOutcome) stays in the outbox as `refused`, with the HTTP status
- * and the issue code, and is never dropped: `ehrctl writes retry` sends it again once the cause is gone,
- * `ehrctl writes cancel` keeps it as cancelled. 429/5xx are retried by the activity, never marked. `writes list`
- * and `show` print ids, element names and codes — never values.
+ * A change the vendor refuses (422, or a 409 that is no version conflict, with an OperationOutcome) stays in the
+ * outbox as `refused`, with the HTTP status and the issue code, and is never dropped: `ehrctl writes retry` sends it
+ * again once the cause is gone, `ehrctl writes cancel` keeps it as cancelled. A 503 is retried by the activity,
+ * never marked. `writes list` and `show` print ids, element names and codes — never values.
  */
 import { describe, expect, it } from 'vitest';
 import { getOutboxChange } from '../../lib/writeback/outbox-repository.js';
@@ -15,14 +15,21 @@ const harness = useSyncHarness({ sandbox: { size: 300 } });
 const ehrctl = (args: string[]) => runEhrctl(args, ehrctlEnv({ config: harness.config }));
 
 describe('refused write-backs', () => {
-  it('a 422 stays refused with its code, is retried by `writes retry` and sent once; `cancel` keeps it', async () => {
+  it('a 422 (or a 409 that is no version conflict) stays refused with its code, is retried by `writes retry` and sent once; `cancel` keeps it', async () => {
     const t = await writeBackTenant(harness);
     const [a, b] = (await sandboxManifest(harness.sandbox, 'Appointment')).map((m) => m.id);
     await sandboxAdmin(harness.sandbox, 'POST', '/admin/write-faults', {
       status: 422,
       code: 'business-rule',
       resourceType: 'Appointment',
-      times: 2,
+      times: 1,
+    });
+    // A 409 that is not a version conflict (the version did not move): a refusal too.
+    await sandboxAdmin(harness.sandbox, 'POST', '/admin/write-faults', {
+      status: 409,
+      code: 'business-rule',
+      resourceType: 'Appointment',
+      times: 1,
     });
     const first = await queueUpdate(harness, t, 'Appointment', a!, { status: 'cancelled', cancelationReason: null });
     const second = await queueUpdate(harness, t, 'Appointment', b!, { status: 'cancelled' });
@@ -30,7 +37,7 @@ describe('refused write-backs', () => {
 
     const refused = await settled(harness.pool, first);
     expect(refused).toMatchObject({ status: 'refused', vendorStatus: 422, vendorOutcomeCode: 'business-rule' });
-    expect(await settled(harness.pool, second)).toMatchObject({ status: 'refused', vendorStatus: 422 });
+    expect(await settled(harness.pool, second)).toMatchObject({ status: 'refused', vendorStatus: 409 });
     expect(await effectsOf(harness, refused)).toBe(0);
 
     const list = await ehrctl(['writes', 'list', '--integration', t.integrationId, '--status', 'refused']);
