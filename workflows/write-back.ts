@@ -25,6 +25,8 @@ export interface WriteBackInput {
   integrationId: string;
   /** Seconds between looks while an incident holds the writes (default 60); a signal looks at once. */
   holdRecheckSeconds?: number;
+  /** Changes a run handles before it continues as new at its next quiet moment (default 500). */
+  changesPerRun?: number;
   /** Set only by continueAsNew: the counts so far. */
   progress?: WriteBackProgress;
 }
@@ -89,7 +91,8 @@ export async function writeBack(input: WriteBackInput): Promise<void> {
     );
     progress.pending = ids.length;
     if (ids.length === 0) {
-      if (handled >= CHANGES_PER_RUN || workflowInfo().continueAsNewSuggested) await carryOn(input, progress);
+      const runIsLong = handled >= (input.changesPerRun ?? CHANGES_PER_RUN) || workflowInfo().continueAsNewSuggested;
+      if (runIsLong) await carryOn(input, progress);
       await condition(() => woken);
       continue;
     }

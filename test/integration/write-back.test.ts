@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { openConflictSides } from '../../lib/writeback/conflicts.js';
 import { writeBackWorkflowId } from '../../lib/writeback/notifier.js';
-import { writeBackProgressQuery } from '../../workflows/write-back.js';
+import { writeBack, writeBackProgressQuery } from '../../workflows/write-back.js';
 import { sandboxAdmin, sandboxManifest, storedVersions, useSyncHarness } from './support.js';
 import {
   effectsOf,
@@ -154,6 +154,30 @@ describe('writeBack', () => {
       remote: { start: '2026-12-31T11:00:00Z' },
     });
     expect((await vendorCopy(harness, 'Appointment', id)).start).toBe('2026-12-31T11:00:00Z');
+  });
+
+  it('continues as new after its changes per run, carrying its counts, and goes on draining', async () => {
+    const t = await writeBackTenant(harness);
+    const ids = [await someRecord('Appointment'), await someRecord('Appointment'), await someRecord('Appointment')];
+    const changes = [];
+    for (const id of ids) changes.push(await queueUpdate(harness, t, 'Appointment', id, { status: 'cancelled' }));
+    const handle = await harness.temporal.client.workflow.start(writeBack, {
+      workflowId: writeBackWorkflowId(t.integrationId),
+      taskQueue: harness.config.TEMPORAL_TASK_QUEUE,
+      args: [{ tenantId: t.tenantId, integrationId: t.integrationId, changesPerRun: 2 }],
+    });
+    for (const id of changes) expect((await settled(harness.pool, id)).status).toBe('sent');
+    await expect
+      .poll(async () => (await handle.query(writeBackProgressQuery)).continuedAsNew, { timeout: 30_000 })
+      .toBe(1);
+    expect((await handle.describe()).runId).not.toBe(handle.firstExecutionRunId);
+    // The new run drains what comes next, its counts carried over.
+    const later = await queueUpdate(harness, t, 'Appointment', await someRecord('Appointment'), {
+      status: 'cancelled',
+    });
+    await wakeWriteBack(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, t);
+    expect((await settled(harness.pool, later)).status).toBe('sent');
+    await expect.poll(async () => (await handle.query(writeBackProgressQuery)).sent).toBe(4);
   });
 
   it('a record deleted at the vendor becomes a deleted-remote conflict, never a re-create', async () => {
