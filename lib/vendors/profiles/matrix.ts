@@ -6,6 +6,8 @@
  */
 import { compensatingControls, factEntries, recommendedSettings } from './compensating.js';
 import type { BulkSupport, ExtraParameter, Fact, RateLimit, VendorProfile } from './types.js';
+import type { WriteSupport } from './writes.js';
+import { WRITE_SUPPORT } from './writes.js';
 
 export const REGENERATE_MATRIX_COMMAND = 'npx ehrctl vendors matrix --format md > docs/vendor-matrix.md';
 
@@ -32,6 +34,16 @@ export function formatExtraParameters(params: ExtraParameter[]): string {
   return list(params.map((p) => `${p.name} → ${p.in} ${p.key}${p.required ? '' : ' (optional)'}`));
 }
 
+/** The write guards a vendor honours (lib/vendors/profiles/writes.ts). */
+export function formatWrites(w: WriteSupport): string {
+  const guards = [
+    ...(w.ifMatch ? ['If-Match'] : []),
+    ...(w.conditionalCreate ? ['If-None-Exist'] : []),
+    ...(w.idempotencyKey ? ['Idempotency-Key'] : []),
+  ];
+  return list(guards);
+}
+
 /** One matrix row per vendor; every cell is `value (confidence)`. */
 export function matrixRow(p: VendorProfile): Record<string, string> {
   return {
@@ -49,6 +61,7 @@ export function matrixRow(p: VendorProfile): Record<string, string> {
     push: cell(p.push),
     'rate limit': cell(p.rateLimit, formatRateLimit),
     'extra parameters': cell(p.extraParameters, formatExtraParameters),
+    writes: cell(WRITE_SUPPORT[p.id], formatWrites),
     sandbox: cell(p.sandbox),
     controls: list(compensatingControls(p).map((c) => c.weakness)),
   };
@@ -122,7 +135,13 @@ export function renderMatrixMarkdown(profiles: readonly VendorProfile[]): string
       '',
       `### ${p.name} (\`${p.id}\`)`,
       '',
-      ...mdTable(factEntries(p).map(([path, f]) => ({ fact: path, confidence: f.confidence, source: f.source }))),
+      ...mdTable(
+        [...factEntries(p), ['writes', WRITE_SUPPORT[p.id]] as const].map(([path, f]) => ({
+          fact: path,
+          confidence: f.confidence,
+          source: f.source,
+        })),
+      ),
     );
   }
   return `${lines.join('\n')}\n`;
