@@ -23,7 +23,10 @@ import { storePreset, writeBackSendPreset } from './presets.js';
 export interface WriteBackInput {
   tenantId: string;
   integrationId: string;
-  /** Seconds between looks while an incident holds the writes (default 60); a signal looks at once. */
+  /**
+   * Seconds between looks while an incident holds the writes or the integration is not active, and before
+   * changes whose send failed are tried again (default 60); a signal looks at once.
+   */
   holdRecheckSeconds?: number;
   /** Changes a run handles before it continues as new at its next quiet moment (default 500). */
   changesPerRun?: number;
@@ -40,9 +43,9 @@ export interface WriteBackProgress {
   skipped: number;
   /** Sends that failed for a reason not the vendor's refusal (left pending, tried again on the next signal). */
   failed: number;
-  /** Times the workflow found the integration's writes held by an incident. */
+  /** Times the workflow found the integration's writes held (by an incident, or the integration not active). */
   held: number;
-  /** The incident holding the writes now, if any. */
+  /** The incident holding the writes now (or `integration <status>`), if any. */
   heldBy: string | null;
   /** Pending changes seen at the last look. */
   pending: number;
@@ -82,6 +85,7 @@ export async function writeBack(input: WriteBackInput): Promise<void> {
   });
   setHandler(writeBackProgressQuery, () => ({ ...progress }));
   let handled = 0;
+  const recheckMs = (input.holdRecheckSeconds ?? 60) * 1000;
 
   for (;;) {
     if (woken) failed.clear();
@@ -93,7 +97,9 @@ export async function writeBack(input: WriteBackInput): Promise<void> {
     if (ids.length === 0) {
       const runIsLong = handled >= (input.changesPerRun ?? CHANGES_PER_RUN) || workflowInfo().continueAsNewSuggested;
       if (runIsLong) await carryOn(input, progress);
-      await condition(() => woken);
+      // Changes that failed wait for a signal, or are tried again after the recheck interval.
+      if (failed.size === 0) await condition(() => woken);
+      else if (!(await condition(() => woken, recheckMs))) failed.clear();
       continue;
     }
     let heldBy: string | null = null;
@@ -101,21 +107,21 @@ export async function writeBack(input: WriteBackInput): Promise<void> {
       try {
         const result = await vendor.sendOutboxChange({ ...scope, changeId });
         handled += 1;
-        if (result.outcome === 'held') {
-          heldBy = result.incidentId;
+        if (result.outcome === 'held' || result.outcome === 'suspended') {
+          heldBy = result.outcome === 'held' ? result.incidentId : `integration ${result.status}`;
           break;
         }
         progress[result.outcome] += 1;
       } catch (err) {
         if (!(err instanceof ActivityFailure)) throw err;
-        // Not retryable (e.g. the integration revoked): the change stays pending; a signal tries it again.
+        // Not retryable: the change stays pending; a signal, or the recheck interval, tries it again.
         failed.add(changeId);
         progress.failed += 1;
       }
     }
     if (heldBy !== progress.heldBy && heldBy !== null) progress.held += 1;
     progress.heldBy = heldBy;
-    if (heldBy !== null) await condition(() => woken, (input.holdRecheckSeconds ?? 60) * 1000);
+    if (heldBy !== null) await condition(() => woken, recheckMs);
   }
 }
 

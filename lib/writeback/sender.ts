@@ -21,6 +21,7 @@ import {
   WriteBackContendedError,
 } from '../errors/index.js';
 import { writesHeld } from '../incidents/holds.js';
+import { getIntegration } from '../integrations/repository.js';
 import type { CredentialDirectory } from '../vendors/credentials.js';
 import { writeSupportFor } from '../vendors/profiles/writes.js';
 import { isVendorId } from '../vendors/profiles/types.js';
@@ -52,6 +53,8 @@ export type SendResult =
   | { outcome: 'refused'; vendorStatus: number | null; outcomeCode: string | null }
   | { outcome: 'conflict'; conflictId: string; reason: 'stale-write' | 'deleted-remote'; elements: string[] }
   | { outcome: 'held'; incidentId: string }
+  /** The integration is not active (revoked, suspended, awaiting its client id): nothing is sent until it is. */
+  | { outcome: 'suspended'; status: string }
   | { outcome: 'skipped'; status: string };
 
 function parseResource(res: VendorResponse, type: string): Record<string, unknown> | undefined {
@@ -95,7 +98,15 @@ export async function sendChange(deps: SenderDeps, changeId: string, audit: Audi
   if (change.status !== 'pending') return { outcome: 'skipped', status: change.status };
   const hold = await writesHeld(deps.pool, change.integrationId);
   if (hold) return { outcome: 'held', incidentId: hold.incident_id };
-  const integration = await deps.directory.integration(change.integrationId);
+  // Its status read fresh: a restore that this worker's cache has not heard of yet must not fail the send.
+  const fresh = await getIntegration(deps.pool, change.integrationId);
+  if (fresh.status !== 'active') return { outcome: 'suspended', status: fresh.status };
+  let integration = await deps.directory.integration(change.integrationId);
+  if (integration.status !== 'active' || integration.credentialGeneration !== fresh.credentialGeneration) {
+    deps.directory.forget(change.integrationId);
+    deps.vendors.forget(change.integrationId);
+    integration = await deps.directory.integration(change.integrationId);
+  }
   if (integration.tenantId !== change.tenantId)
     throw new PolicyViolationError('tenant-isolation', `change ${change.id} names another tenant's integration`);
   const type = change.resourceType as ResourceType;

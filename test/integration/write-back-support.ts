@@ -44,7 +44,10 @@ export async function writeBackTenant(
       [tenantId, integrationId, type, JSON.stringify(defaultWritePolicy(type))],
     );
   const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
-  return { tenantId, integrationId, keyring: new TenantKeyring({ pool: harness.pool, kek }) };
+  const keyring = new TenantKeyring({ pool: harness.pool, kek });
+  // The tenant's data key exists before anything else happens to it (as after its first sync).
+  await keyring.primaryDataKey(tenantId, testActor);
+  return { tenantId, integrationId, keyring };
 }
 
 /** The sandbox's current copy of a record (admin read: no token, no ledger entry). */
