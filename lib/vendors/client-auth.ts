@@ -81,11 +81,12 @@ function formRequest(auth: ClientAuthentication, fields: Record<string, string>)
 }
 
 /** A client_credentials token request; scopes in the profile's syntax (v1 `.read` or v2 `.rs`). */
-export async function tokenRequest(cred: IntegrationCredentials): Promise<FormRequest> {
+export async function tokenRequest(cred: IntegrationCredentials, forWrites = false): Promise<FormRequest> {
   const profile = isVendorId(cred.vendor) ? profileFor(cred.vendor) : undefined;
   const reads = cred.resourceTypes && profile ? scopesFor(profile, cred.resourceTypes) : cred.scopes;
-  // Write scopes only for the types the integration writes back (absent: a read-only integration asks for none).
-  const writes = cred.writeTypes && profile ? writeScopesFor(profile, cred.writeTypes) : [];
+  // Only the token that writes (write-back) asks for write scopes, of the types the integration writes back: a
+  // vendor that would refuse them (a registration without write scopes) never fails the reads.
+  const writes = forWrites && cred.writeTypes && profile ? writeScopesFor(profile, cred.writeTypes) : [];
   const scope = [...reads, ...writes].join(' ');
   return formRequest(await clientAuthentication(cred), { grant_type: 'client_credentials', scope });
 }

@@ -141,9 +141,7 @@ export function createCredentialDirectory(db: Queryable, options: CredentialDire
     const tls = await tlsOf(refs);
     // Only what the vendor advertises: one unheld type must not fail the token request for all.
     const types = advertisedTypes(i.resourceTypes, await scopesSupported(i, tls));
-    const writeTypes = (await writableTypes(db, { tenantId: i.tenantId, integrationId: i.id })).filter((t) =>
-      types.includes(t),
-    );
+    const writeTypes = await writableTypes(db, { tenantId: i.tenantId, integrationId: i.id }, types);
     const base: Omit<IntegrationCredentials, 'signAssertion'> = {
       tenantId: i.tenantId,
       integrationId: i.id,

@@ -38,8 +38,8 @@ export function certificateThumbprint(certPem: string): string {
 
 /**
  * The write scopes a registration adds: for each type read whose built-in write policy lets the organisation create
- * or update it (lib/writeback/authority.ts), as a vendor app registration for write-back would list them. A
- * token asks for them only once a stored write policy switches write-back on for the type.
+ * or update it (lib/writeback/authority.ts), as a vendor app registration for write-back would list them. Only the
+ * vendor door's write token asks for them (lib/vendors/client-auth.ts).
  */
 function withWriteScopes(profile: VendorProfile, scopes: readonly string[]): string[] {
   const read = new Set(scopes);

@@ -19,7 +19,7 @@ export interface IntegrationCredentials {
   scopes: string[];
   /** The policy's resource types; with them, scopes are written in the vendor profile's syntax. */
   resourceTypes?: readonly ResourceType[];
-  /** The types the integration writes back (stored write policies): their write scopes are asked for too. */
+  /** The types the integration writes back (its write policies): the write token asks for their write scopes. */
   writeTypes?: readonly ResourceType[];
   /** Client authentication at the token endpoint (default private_key_jwt): lib/vendors/client-auth.ts. */
   authMethod?: TokenAuthMethod;

@@ -36,13 +36,16 @@ const IF_NONE_EXIST = /^identifier=[A-Za-z0-9._:/-]{1,200}\|[A-Za-z0-9._:/-]{1,2
 
 export class VendorClient {
   readonly tokens: TokenManager;
+  /** Tokens for writes (write-back): the read scopes plus the write scopes of the types it writes. */
+  readonly writeTokens: TokenManager;
   /** Per-integration https agents (trust, client certificate, TLS 1.2 floor); forget() on revocation. */
   readonly agents = new VendorAgents();
 
   private readonly exchangeHost: ExchangeHost;
 
   constructor(private readonly deps: VendorClientDeps) {
-    this.tokens = new TokenManager((integrationId) => this.requestToken(integrationId));
+    this.tokens = new TokenManager((integrationId) => this.requestToken(integrationId, false));
+    this.writeTokens = new TokenManager((integrationId) => this.requestToken(integrationId, true));
     this.exchangeHost = {
       deps,
       agents: this.agents,
@@ -60,6 +63,7 @@ export class VendorClient {
   /** Drops every token and connection of an integration (revocation, restore) and stops its downloads. */
   forget(integrationId: string): void {
     this.tokens.forget(integrationId);
+    this.writeTokens.forget(integrationId);
     this.agents.forget(integrationId);
     for (const stream of this.streams.get(integrationId) ?? [])
       stream.abort(new Error('integration credentials changed'));
@@ -79,19 +83,23 @@ export class VendorClient {
    * vendor.token_revocation; returns whether the vendor accepted it (undefined: nothing to revoke).
    */
   async revokeAtVendor(integrationId: string): Promise<boolean | undefined> {
-    const token = this.tokens.peek(integrationId);
+    const held = [this.tokens.peek(integrationId), this.writeTokens.peek(integrationId)].filter((t) => t !== undefined);
     this.forget(integrationId);
-    if (!token || !this.deps.revocationTarget) return undefined;
+    if (held.length === 0 || !this.deps.revocationTarget) return undefined;
     const target = await this.deps.revocationTarget(integrationId);
     if (!target) return undefined;
-    const request = await revocationRequest(target.cred, token);
-    const res = await this.send(
-      target.cred,
-      { correlationId: randomUUID(), purpose: 'auth.revoke' },
-      { method: 'POST', url: new URL(target.endpoint), headers: request.headers, body: request.body },
-      { ungated: true },
-    );
-    return res.status === 200;
+    let accepted = true;
+    for (const token of held) {
+      const request = await revocationRequest(target.cred, token);
+      const res = await this.send(
+        target.cred,
+        { correlationId: randomUUID(), purpose: 'auth.revoke' },
+        { method: 'POST', url: new URL(target.endpoint), headers: request.headers, body: request.body },
+        { ungated: true },
+      );
+      accepted &&= res.status === 200;
+    }
+    return accepted;
   }
 
   /** An authenticated GET. A 401 invalidates the token and retries exactly once with a fresh one. */
@@ -240,7 +248,13 @@ export class VendorClient {
       ...extra,
     };
     const body = JSON.stringify(resource);
-    const res = await this.authorized(integrationId, ctx, url, { method, headers, body }, { outcomeOnError: true });
+    const res = await this.authorized(
+      integrationId,
+      ctx,
+      url,
+      { method, headers, body },
+      { outcomeOnError: true, forWrites: true },
+    );
     // send() hands a POST's 400 back (token endpoints answer 400 for OAuth errors); a FHIR write's is an error.
     if (res.status >= 400)
       throw new VendorHttpError(res.status, method, safePath(new URL(url)), undefined, outcomeCodeOf(res.body));
@@ -256,9 +270,10 @@ export class VendorClient {
     ctx: CallContext,
     url: string,
     req: { method: RawRequest['method']; headers: Record<string, string>; body?: string },
-    sendOptions: SendOptions & { anywhereOnOrigin?: boolean } = {},
+    sendOptions: SendOptions & { anywhereOnOrigin?: boolean; forWrites?: boolean } = {},
   ): Promise<VendorResponse> {
     const cred = await this.deps.credentials(integrationId);
+    const tokens = sendOptions.forWrites ? this.writeTokens : this.tokens;
     const target = new URL(url);
     assertTransportAllowed(target);
     assertSameOrigin(target, cred.baseUrl, sendOptions.anywhereOnOrigin);
@@ -272,7 +287,7 @@ export class VendorClient {
       return res;
     }
     for (let attempt = 1; ; attempt++) {
-      const token = await this.tokens.accessToken(integrationId);
+      const token = await tokens.accessToken(integrationId);
       const res = await this.send(
         cred,
         ctx,
@@ -280,7 +295,7 @@ export class VendorClient {
         sendOptions,
       );
       if (res.status !== 401) return res;
-      this.tokens.invalidate(integrationId, token);
+      tokens.invalidate(integrationId, token);
       if (attempt === 2)
         throw new VendorAuthError(integrationId, 'the vendor refused a freshly issued access token (401)');
     }
@@ -300,10 +315,11 @@ export class VendorClient {
 
   private async requestToken(
     integrationId: string,
+    forWrites: boolean,
   ): Promise<{ accessToken: string; expiresInSeconds: number; scope: string }> {
     const cred = await this.deps.credentials(integrationId);
     // A fresh client authentication (a new assertion and jti) for every request, retries included.
-    const request = await tokenRequest(cred);
+    const request = await tokenRequest(cred, forWrites);
     const ctx = { correlationId: randomUUID(), purpose: 'auth.token' };
     const res = await this.send(cred, ctx, {
       method: 'POST',

@@ -93,17 +93,22 @@ export async function writePolicyFor(
 }
 
 /**
- * The types an integration writes back: those with a stored write policy allowing create or update. A stored
- * policy is how write-back is switched on for a type (the defaults above shape it, they do not switch it on):
- * the vendor door asks for these types' write scopes (lib/vendors/client-auth.ts).
+ * Of the given types, those an integration writes back: its policy in force (stored override, else the built-in
+ * default) allows create or update. The vendor door's write token asks for these types' write scopes
+ * (lib/vendors/client-auth.ts); read tokens never do.
  */
 export async function writableTypes(
   db: Queryable,
   scope: { tenantId: string; integrationId: string },
+  types: readonly ResourceType[],
 ): Promise<ResourceType[]> {
-  const res = await db.query<{ resource_type: ResourceType; policy: TypeWritePolicy }>(
-    'SELECT resource_type, policy FROM write_policies WHERE tenant_id = $1 AND integration_id = $2 ORDER BY 1',
+  const res = await db.query<{ resource_type: string; policy: TypeWritePolicy }>(
+    'SELECT resource_type, policy FROM write_policies WHERE tenant_id = $1 AND integration_id = $2',
     [scope.tenantId, scope.integrationId],
   );
-  return res.rows.filter((r) => r.policy.create || r.policy.update).map((r) => r.resource_type);
+  const stored = new Map(res.rows.map((r) => [r.resource_type, r.policy]));
+  return types.filter((t) => {
+    const policy = stored.get(t) ?? defaultWritePolicy(t);
+    return policy.create || policy.update;
+  });
 }

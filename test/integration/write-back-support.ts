@@ -1,5 +1,5 @@
 /**
- * Write-back tests' ground: a sandbox tenant whose integration writes back (a stored write policy per type), and
+ * Write-back tests' ground: a sandbox tenant whose integration writes back (the built-in write policies), and
  * local changes queued the way the gateway queues them — the local version of the record stored (its own
  * version id, last_updated = now) together with the outbox change and its audit event, in one transaction.
  */
@@ -13,7 +13,6 @@ import { TenantKeyring } from '../../lib/keys/keyring.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { withTransaction } from '../../lib/store/pool.js';
 import { upsertRecords } from '../../lib/store/records.js';
-import { defaultWritePolicy } from '../../lib/writeback/authority.js';
 import type { ChangePayload } from '../../lib/writeback/outbox.js';
 import { enqueueChange } from '../../lib/writeback/outbox.js';
 import type { OutboxChange } from '../../lib/writeback/outbox-repository.js';
@@ -28,7 +27,7 @@ export interface WriteBackTenant {
   keyring: TenantKeyring;
 }
 
-/** A tenant with one sandbox integration of `types`, write-back switched on for each by its default policy. */
+/** A tenant with one sandbox integration of `types`, each written back as its built-in write policy says. */
 export async function writeBackTenant(
   harness: SyncHarness,
   types: ResourceType[] = ['Patient', 'Appointment'],
@@ -37,12 +36,6 @@ export async function writeBackTenant(
     resourceTypes: types,
   });
   const integrationId = integrationIds[0]!;
-  for (const type of types)
-    await harness.pool.query(
-      `INSERT INTO write_policies (tenant_id, integration_id, resource_type, policy, updated_by)
-       VALUES ($1, $2, $3, $4, 'test')`,
-      [tenantId, integrationId, type, JSON.stringify(defaultWritePolicy(type))],
-    );
   const kek = await KeyHierarchy.open({ pool: harness.pool, backend: await createKekProvider(harness.config) });
   const keyring = new TenantKeyring({ pool: harness.pool, kek });
   // The tenant's data key exists before anything else happens to it (as after its first sync).
