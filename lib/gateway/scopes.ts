@@ -41,7 +41,14 @@ export function parseScope(value: string, field = 'scope', options: ScopeParseOp
   const resourceType = type === '*' ? '*' : type;
   const { read, search, create, update } = permissionsOf(permissions, shown, field, options.writes === true);
   // Read-only scopes keep the shape they always had (no create/update members).
-  return { context: 'system', resourceType, read, search, ...(create ? { create } : {}), ...(update ? { update } : {}) };
+  return {
+    context: 'system',
+    resourceType,
+    read,
+    search,
+    ...(create ? { create } : {}),
+    ...(update ? { update } : {}),
+  };
 }
 
 /** The union of two scopes of one type. */

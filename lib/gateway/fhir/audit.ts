@@ -15,11 +15,7 @@ import type { GatewayAccess } from '../access.js';
 const PSEUDONYMS_PER_EVENT = 200;
 
 export type GatewayAction =
-  | 'gateway.read'
-  | 'gateway.search'
-  | 'gateway.everything'
-  | 'gateway.request'
-  | 'gateway.write';
+  'gateway.read' | 'gateway.search' | 'gateway.everything' | 'gateway.request' | 'gateway.write';
 
 export interface ReadAudit {
   action: GatewayAction;
