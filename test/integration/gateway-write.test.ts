@@ -58,6 +58,7 @@ describe('an update through the gateway', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(200);
     const etag = res.headers.etag!;
     expect(etag).toMatch(/^W\/"local-[0-9a-f-]{36}"$/);
+    expect(res.headers.location).toBe(`https://gateway.test/fhir/Appointment/appt-1/_history/${etag.slice(3, -1)}`);
     expect(res.body).toMatchObject({ id: 'appt-1', status: 'cancelled', meta: { versionId: etag.slice(3, -1) } });
 
     const [change, ...more] = await outboxOf(harness.pool, tenantId, 'appt-1');
