@@ -34,7 +34,11 @@ beforeAll(async () => {
   one = await newTenant(harness);
   two = await newTenant(harness, 2);
   const at = { tenantId: one.tenantId, integrationId: one.integrationIds[0]! };
-  await storeAsSynced(deps(), at, 'Appointment', [appointment('appt-p1', 'pat-9'), appointment('appt-p2', 'pat-9')]);
+  await storeAsSynced(deps(), at, 'Appointment', [
+    appointment('appt-p1', 'pat-9'),
+    appointment('appt-p2', 'pat-9'),
+    appointment('appt-race', 'pat-9'),
+  ]);
 }, 120_000);
 
 function fresh(patientId: string): Record<string, unknown> {
@@ -148,5 +152,41 @@ describe('patch', () => {
     expect(media.status).toBe(415);
     expect(await versionOf(harness.pool, one.tenantId, 'Appointment', 'appt-p2')).toBe(version);
     expect(await outboxOf(harness.pool, one.tenantId, 'appt-p2')).toEqual([]);
+  });
+});
+
+describe('concurrent writes', () => {
+  it('serialises two updates of one record: the one decided on a version already replaced stores nothing (409)', async () => {
+    const scheduler = access(one.tenantId, 'scheduling-sync', 'system/Appointment.cu');
+    // Hold the record's row so both writes are decided on version 1 and then wait for it.
+    const holder = await harness.pool.connect();
+    let results: Array<{ status: number; headers: Record<string, string> }>;
+    try {
+      await holder.query('BEGIN');
+      await holder.query(
+        `SELECT 1 FROM records WHERE tenant_id = $1 AND resource_type = 'Appointment' AND resource_id = 'appt-race'
+          FOR UPDATE`,
+        [one.tenantId],
+      );
+      const pending = ['arrived', 'noshow'].map((status) =>
+        write(scheduler, 'PUT', 'Appointment/appt-race', appointment('appt-race', 'pat-9', { status })),
+      );
+      for (let waiting = 0; waiting < 2; await new Promise((r) => setTimeout(r, 20))) {
+        const { rows } = await harness.pool.query<{ n: string }>(
+          `SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'`,
+        );
+        waiting = Number(rows[0]!.n);
+      }
+      await holder.query('COMMIT');
+      results = await Promise.all(pending);
+    } finally {
+      holder.release();
+    }
+    expect(results.map((r) => r.status).sort()).toEqual([200, 409]);
+    expect(await outboxOf(harness.pool, one.tenantId, 'appt-race')).toHaveLength(1);
+    const winner = results.find((r) => r.status === 200)!;
+    expect(await versionOf(harness.pool, one.tenantId, 'Appointment', 'appt-race')).toBe(
+      winner.headers.etag!.slice(3, -1),
+    );
   });
 });
