@@ -14,6 +14,7 @@ import {
   auditRows,
   newTenant,
   outboxOf,
+  patient,
   readBack,
   recordingNotifier,
   storeAsSynced,
@@ -38,7 +39,9 @@ beforeAll(async () => {
     appointment('appt-p1', 'pat-9'),
     appointment('appt-p2', 'pat-9'),
     appointment('appt-race', 'pat-9'),
+    appointment('appt-quiet', 'pat-9'),
   ]);
+  await storeAsSynced(deps(), at, 'Patient', [patient('pat-9')]);
 }, 120_000);
 
 function fresh(patientId: string): Record<string, unknown> {
@@ -188,5 +191,33 @@ describe('concurrent writes', () => {
     expect(await versionOf(harness.pool, one.tenantId, 'Appointment', 'appt-race')).toBe(
       winner.headers.etag!.slice(3, -1),
     );
+  });
+});
+
+describe('around the transaction', () => {
+  it('answers 200 when write-back cannot be notified: the change waits in the outbox', async () => {
+    const failing = writer(() => ({
+      pool: harness.pool,
+      keyring,
+      notifier: { changesQueued: () => Promise.reject(new Error('temporal unreachable')) },
+    }));
+    const scheduler = access(one.tenantId, 'scheduling-sync', 'system/Appointment.cu');
+    const res = await failing(
+      scheduler,
+      'PUT',
+      'Appointment/appt-quiet',
+      appointment('appt-quiet', 'pat-9', { status: 'noshow' }),
+    );
+    expect(res.status).toBe(200);
+    expect((await outboxOf(harness.pool, one.tenantId, 'appt-quiet')).map((c) => c.status)).toEqual(['pending']);
+  });
+
+  it('refuses an element the consumer purpose does not keep (422), rather than dropping it', async () => {
+    const frontDesk = access(one.tenantId, 'scheduling-sync', 'system/Patient.cu system/Patient.r');
+    const view = (await readBack(deps(), frontDesk, 'Patient/pat-9')).body as Record<string, unknown>;
+    const res = await write(frontDesk, 'PUT', 'Patient/pat-9', { ...view, maritalStatus: { text: 'Other' } });
+    expect(res.status).toBe(422);
+    expect(res.body).toMatchObject({ issue: [{ expression: ['Patient.maritalStatus'] }] });
+    expect(await outboxOf(harness.pool, one.tenantId, 'pat-9')).toEqual([]);
   });
 });
