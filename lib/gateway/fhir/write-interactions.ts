@@ -10,8 +10,9 @@ import { randomUUID } from 'node:crypto';
 import { decryptRecord } from '../../crypto/envelope.js';
 import type { ResourceType } from '../../domain.js';
 import { PURPOSE_POLICIES } from '../../fhir/classification.js';
+import type { Purpose } from '../../fhir/classification.js';
 import { minimiseForPurpose } from '../../fhir/minimise.js';
-import { listIntegrations } from '../../integrations/repository.js';
+import { getIntegration, listIntegrations } from '../../integrations/repository.js';
 import type { Integration } from '../../integrations/repository.js';
 import type { TenantKeyring } from '../../keys/keyring.js';
 import type { Pool } from '../../store/pool.js';
@@ -76,8 +77,8 @@ function validate(resource: Resource): void {
     );
 }
 
-function refuseUnstored(type: ResourceType, sent: Resource, access: GatewayAccess, integration: { purpose: string }) {
-  const names = elementsNotStored(type, sent, [access.purpose, integration.purpose as GatewayAccess['purpose']]);
+function refuseUnstored(type: ResourceType, sent: Resource, access: GatewayAccess, integration: { purpose: Purpose }) {
+  const names = elementsNotStored(type, sent, [access.purpose, integration.purpose]);
   if (names.length > 0)
     throw new WriteRefused(
       422,
@@ -229,7 +230,7 @@ export async function updateResource(
   const stored = JSON.parse(plain.toString('utf8')) as Resource;
   plain.fill(0);
   const sent = sentBody ?? applyJsonPatch(minimiseForPurpose(type, stored, access.purpose).resource, patch!);
-  const integration = (await listIntegrations(deps.pool, access.tenantId)).find((i) => i.id === row.integrationId)!;
+  const integration = await getIntegration(deps.pool, row.integrationId);
   const merged = mergeForUpdate(type, stored, sent, access.purpose);
   validate({ resourceType: type, id, ...merged });
   refuseUnstored(type, contentOf(sent), access, integration);
