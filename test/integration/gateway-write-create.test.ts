@@ -153,6 +153,15 @@ describe('patch', () => {
     expect([unresolved.status, JSON.stringify(unresolved.body)]).toEqual([400, expect.stringMatching(/UNRESOLVABLE/)]);
     const media = await write(scheduler, 'PATCH', 'Appointment/appt-p2', '[]', { contentType: 'application/json' });
     expect(media.status).toBe(415);
+    // Another tenant's record is answered as a missing one.
+    const stranger = access(two.tenantId, 'scheduling-sync', 'system/Appointment.cu');
+    const foreign = await write(
+      stranger,
+      'PUT',
+      'Appointment/appt-p2',
+      appointment('appt-p2', 'pat-9', { status: 'noshow' }),
+    );
+    expect(foreign.status).toBe(404);
     expect(await versionOf(harness.pool, one.tenantId, 'Appointment', 'appt-p2')).toBe(version);
     expect(await outboxOf(harness.pool, one.tenantId, 'appt-p2')).toEqual([]);
   });
