@@ -140,7 +140,7 @@ export async function reconcileBatch(deps: ReconcileDeps, ctx: AuditContext, inp
     apply(deps, ctx, client, { input, decided, locals, groups }),
   );
   tally.decisions.writeBacksQueued = opened.writeBacks;
-  tally.decisions.conflictsOpened = opened.conflictIds.length;
+  tally.decisions.conflictsOpened = opened.conflictsOpened;
   if (opened.writeBacks > 0) await deps.outbox.changesQueued(scope);
   for (const conflictId of opened.conflictIds) await deps.conflicts.conflictOpened({ ...scope, conflictId });
   return tally;
@@ -156,7 +156,7 @@ async function apply(
     locals: Map<string, Sides & { versionId: string }>;
     groups: string[];
   },
-): Promise<{ writeBacks: number; conflictIds: string[] }> {
+): Promise<{ writeBacks: number; conflictIds: string[]; conflictsOpened: number }> {
   const { input, decided, locals, groups } = batch;
   const { scope, runId } = input;
   let dek: DataKey | undefined;
@@ -172,6 +172,7 @@ async function apply(
   const tombstones: string[] = [];
   const agreed: Array<{ resourceId: string; digests: Record<string, string> }> = [];
   let writeBacks = 0;
+  let conflictsOpened = 0;
   const conflictIds: string[] = [];
   for (const { id, decision: d, remote } of decided) {
     const local = locals.get(id);
@@ -223,7 +224,7 @@ async function apply(
     }
     if (d.conflict && local) {
       const elements = d.conflict.elements;
-      const { id: conflictId } = await openConflict(
+      const conflict = await openConflict(
         client,
         deps.keyring,
         {
@@ -242,7 +243,8 @@ async function apply(
         },
         ctx,
       );
-      conflictIds.push(conflictId);
+      conflictIds.push(conflict.id);
+      if (conflict.opened) conflictsOpened += 1;
     }
   }
   if (inserts.length > 0) await upsertRecords(client, scope, inserts);
@@ -262,5 +264,5 @@ async function apply(
       decided.map(({ id, decision }) => ({ id, decision })),
     ),
   );
-  return { writeBacks, conflictIds };
+  return { writeBacks, conflictIds, conflictsOpened };
 }

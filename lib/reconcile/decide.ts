@@ -35,11 +35,13 @@ export interface Pending {
   create: boolean;
   /** The record was created here (a create of it is in the outbox, sent or not): the vendor may never have had it. */
   createdLocally: boolean;
-  /** Elements pending updates carry. */
+  /** An open conflict of this record waits for a person. */
+  conflictOpen: boolean;
+  /** Elements pending updates and the open conflict carry. */
   elements: ReadonlySet<string>;
 }
 
-export const NO_PENDING: Pending = { create: false, createdLocally: false, elements: new Set() };
+export const NO_PENDING: Pending = { create: false, createdLocally: false, conflictOpen: false, elements: new Set() };
 
 export interface RecordFacts {
   local: Side | null;
@@ -95,7 +97,7 @@ export function decideRecord(facts: RecordFacts, policy: TypeWritePolicy): Decis
     return outcome('missing-local', { storeRemote: true, baseline: remote.digests() });
   }
   if (remote === 'gone') {
-    if (pending.create) return outcome('pending');
+    if (pending.create || pending.conflictOpen) return outcome('pending');
     if (pending.createdLocally) return outcome('missing-remote');
     if (pending.elements.size > 0)
       return outcome('deleted-remote', {

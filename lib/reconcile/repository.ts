@@ -3,6 +3,7 @@
  * agreed group digests, the per-run staging of ids the vendor listed, and the local side looked up in batches.
  */
 import type { Queryable } from '../store/pool.js';
+import type { Pending } from './decide.js';
 import type { GroupDigests } from './digest.js';
 
 export interface RecordScope {
@@ -81,15 +82,16 @@ export async function dropBaselines(db: Queryable, scope: RecordScope, ids: read
 }
 
 /**
- * Outbox changes of these records: per id whether a create waits, the elements pending updates carry, and whether
- * the record was created locally (a create of it in the outbox, whatever became of it).
+ * Outbox changes and open conflicts of these records: per id whether a create waits, the elements pending updates
+ * and open conflicts carry, and whether the record was created locally (a create of it in the outbox, whatever
+ * became of it).
  */
 export async function pendingOfRecords(
   db: Queryable,
   scope: RecordScope,
   ids: readonly string[],
-): Promise<Map<string, { create: boolean; createdLocally: boolean; elements: Set<string> }>> {
-  const out = new Map<string, { create: boolean; createdLocally: boolean; elements: Set<string> }>();
+): Promise<Map<string, Pending>> {
+  const out = new Map<string, Pending & { elements: Set<string> }>();
   if (ids.length === 0) return out;
   const res = await db.query<{ resource_id: string; kind: string; status: string; changed_elements: string[] }>(
     `SELECT resource_id, kind, status, changed_elements FROM outbox_changes
@@ -97,13 +99,28 @@ export async function pendingOfRecords(
         AND (status = 'pending' OR kind = 'create')`,
     [scope.tenantId, scope.integrationId, scope.resourceType, [...ids]],
   );
+  const entry = (id: string) => {
+    let p = out.get(id);
+    if (!p) out.set(id, (p = { create: false, createdLocally: false, conflictOpen: false, elements: new Set() }));
+    return p;
+  };
   for (const r of res.rows) {
-    let p = out.get(r.resource_id);
-    if (!p) out.set(r.resource_id, (p = { create: false, createdLocally: false, elements: new Set() }));
+    const p = entry(r.resource_id);
     if (r.kind === 'create') p.createdLocally = true;
     if (r.status !== 'pending') continue;
     if (r.kind === 'create') p.create = true;
     else for (const e of r.changed_elements) p.elements.add(e);
+  }
+  // A record's open conflict waits for a person: its elements are not differences to decide again.
+  const open = await db.query<{ resource_id: string; elements: string[] }>(
+    `SELECT resource_id, elements FROM reconcile_conflicts
+      WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3 AND resource_id = ANY($4) AND status = 'open'`,
+    [scope.tenantId, scope.integrationId, scope.resourceType, [...ids]],
+  );
+  for (const r of open.rows) {
+    const p = entry(r.resource_id);
+    p.conflictOpen = true;
+    for (const e of r.elements) p.elements.add(e);
   }
   return out;
 }

@@ -136,7 +136,7 @@ describe('reconcile decisions', () => {
   });
 
   it('elements a pending change carries are not differences', () => {
-    const pending = { create: false, createdLocally: false, elements: new Set(['status']) };
+    const pending = { create: false, createdLocally: false, conflictOpen: false, elements: new Set(['status']) };
     expect(decideRecord(facts({ ...base, status: 'cancelled' }, base, { pending }), policy)).toMatchObject({
       class: 'pending',
       diverged: [],
@@ -150,7 +150,7 @@ describe('reconcile decisions', () => {
       tombstone: true,
       conflict: null,
     });
-    const pending = { create: false, createdLocally: false, elements: new Set(['status']) };
+    const pending = { create: false, createdLocally: false, conflictOpen: false, elements: new Set(['status']) };
     expect(decideRecord(facts(base, 'gone', { pending }), policy)).toMatchObject({
       class: 'deleted-remote',
       tombstone: false,
@@ -161,13 +161,17 @@ describe('reconcile decisions', () => {
   it('a record created here: pending create is skipped, a create the vendor never got is missing-remote', () => {
     expect(
       decideRecord(
-        facts(base, 'gone', { pending: { create: true, createdLocally: true, elements: new Set() } }),
+        facts(base, 'gone', {
+          pending: { create: true, createdLocally: true, conflictOpen: false, elements: new Set() },
+        }),
         policy,
       ).class,
     ).toBe('pending');
     expect(
       decideRecord(
-        facts(base, 'gone', { pending: { create: false, createdLocally: true, elements: new Set() } }),
+        facts(base, 'gone', {
+          pending: { create: false, createdLocally: true, conflictOpen: false, elements: new Set() },
+        }),
         policy,
       ),
     ).toMatchObject({
