@@ -15,9 +15,11 @@ import { reconcileBatch } from '../lib/reconcile/compare.js';
 import { clearSeen, finishRun, insertRun, markSeen, unseenLocalIds } from '../lib/reconcile/repository.js';
 import type { BatchTally } from '../lib/reconcile/tally.js';
 import { readStrategyOf } from '../lib/sync/read-strategy.js';
+import { profileFor } from '../lib/vendors/profiles/index.js';
 import { writePolicyFor } from '../lib/writeback/authority.js';
 import { activityAuditContext } from './audit-context.js';
 import type { ReconcileActivityDeps } from './deps.js';
+import { createReconcileBulkActivities } from './reconcile-bulk.js';
 
 export interface ReconcilePlanInput {
   runId: string;
@@ -29,9 +31,15 @@ export interface ReconcilePlanInput {
 
 export interface ReconcilePlan {
   types: ResourceType[];
-  /** How the vendor's side is read in this run, and the integration's own strategy when that differs. */
-  readStrategy: 'search';
+  /**
+   * How the vendor's side is read in this run: the integration's own strategy for `search` and `bulk`; the
+   * `patient` strategy is read by system search here (a patient-by-patient listing would read every patient's
+   * compartment per type; the unlisted phase reads by id what a search misses).
+   */
+  readStrategy: 'search' | 'bulk';
   integrationStrategy: string;
+  /** bulk: the export's level and settings (the integration's, as its syncs use them). */
+  bulk?: { level: 'system' | 'group' | 'patient'; groupId?: string; typeFilter?: string[] };
   pageSize: number;
 }
 
@@ -90,6 +98,8 @@ export function createReconcileActivities(deps: ReconcileActivityDeps) {
     `${integration.baseUrl.replace(/\/$/, '')}/${resourceType}`;
 
   return {
+    ...createReconcileBulkActivities(deps),
+
     async reconcilePlan(input: ReconcilePlanInput): Promise<ReconcilePlan> {
       const integration = await integrationOf(input);
       const allowed = purposePolicy(integration.purpose).resourceTypes;
@@ -102,11 +112,23 @@ export function createReconcileActivities(deps: ReconcileActivityDeps) {
           `${refused.slice(0, 5).join(', ')} outside integration ${integration.id}'s types or purpose`,
         );
       const types = asked.filter(isResourceType);
-      await insertRun(deps.pool, { id: input.runId, ...input, resourceTypes: types, readStrategy: 'search' });
+      const read = readStrategyOf(integration);
+      const readStrategy = read.strategy === 'bulk' ? 'bulk' : 'search';
+      await insertRun(deps.pool, { id: input.runId, ...input, resourceTypes: types, readStrategy });
+      const levels = profileFor(integration.vendor).bulk.value.levels;
+      const bulk =
+        readStrategy === 'bulk'
+          ? {
+              level: read.options.bulkLevel ?? levels[0] ?? 'system',
+              ...(read.options.groupId ? { groupId: read.options.groupId } : {}),
+              ...(read.options.typeFilter?.length ? { typeFilter: read.options.typeFilter } : {}),
+            }
+          : undefined;
       return {
         types,
-        readStrategy: 'search',
-        integrationStrategy: readStrategyOf(integration).strategy,
+        readStrategy,
+        integrationStrategy: read.strategy,
+        ...(bulk ? { bulk } : {}),
         pageSize: deps.pageSize,
       };
     },

@@ -3,7 +3,9 @@
  * current copies, type by type —
  *   1. plan: the types (asked for, else every type the integration reads) and the run's row;
  *   2. list: the vendor's search pages, each compared and decided in one activity (heartbeats; the cursor is the
- *      page's next link, so a retried or continued run resumes at the page it was on);
+ *      page's next link, so a retried or continued run resumes at the page it was on) — or, for an integration
+ *      that reads by Bulk Data, one full export whose output files are compared file by file
+ *      (workflows/reconcile-bulk.ts);
  *   3. unlisted: stored records the vendor did not list, read by id in batches (cursor: the last id);
  *   4. finish: counts into the run's row (the report reads it with the outcomes so far).
  * The history carries ids of the run, type names, cursors and counts — never values or digests. Progress is a
@@ -21,6 +23,8 @@ import type { ReconcileActivities } from '../activities/index.js';
 import type { ResourceType } from '../lib/domain.js';
 import type { BatchTally } from '../lib/reconcile/tally.js';
 import { reconcilePreset, storePreset } from './presets.js';
+import type { BulkReconcileState } from './reconcile-bulk.js';
+import { bulkReconcileStep } from './reconcile-bulk.js';
 
 export interface ReconcileInput {
   tenantId: string;
@@ -35,6 +39,8 @@ export interface ReconcileInput {
 
 export interface ReconcileState {
   types: ResourceType[];
+  /** bulk: the export's progress; the types' phases then start at `unlisted` (the files listed them). */
+  bulk?: BulkReconcileState;
   pageSize: number;
   typeIndex: number;
   phase: 'list' | 'unlisted';
@@ -56,7 +62,7 @@ export interface ReconcileReport {
 export interface ReconcileProgress {
   runId: string;
   type: string | null;
-  phase: ReconcileState['phase'] | 'planning' | 'done';
+  phase: ReconcileState['phase'] | 'planning' | 'bulk' | 'done';
   pages: number;
   counts: Record<string, Record<string, number>>;
   decisions: Record<string, number>;
@@ -77,7 +83,13 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileReport>
   setHandler(reconcileProgressQuery, () => ({
     runId,
     type: state ? (state.types[state.typeIndex] ?? null) : null,
-    phase: !state ? 'planning' : state.typeIndex >= state.types.length ? 'done' : state.phase,
+    phase: !state
+      ? 'planning'
+      : state.bulk && !state.bulk.done
+        ? 'bulk'
+        : state.typeIndex >= state.types.length
+          ? 'done'
+          : state.phase,
     pages: state?.pages ?? 0,
     counts: state?.counts ?? {},
     decisions: state?.decisions ?? {},
@@ -88,9 +100,10 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileReport>
       const planned = await plan.reconcilePlan({ ...scope, ...(input.types ? { types: input.types } : {}) });
       state = {
         types: planned.types,
+        ...(planned.bulk ? { bulk: { ...planned.bulk, statusUrl: null, manifest: null, next: 0, done: false } } : {}),
         pageSize: planned.pageSize,
         typeIndex: 0,
-        phase: 'list',
+        phase: planned.bulk ? 'unlisted' : 'list',
         cursor: null,
         pages: 0,
         counts: {},
@@ -104,10 +117,16 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileReport>
       s.pages += 1;
     };
     const limit = input.historyEventLimit ?? 2_000;
-    while (s.typeIndex < s.types.length) {
-      if (workflowInfo().historyLength >= limit || workflowInfo().continueAsNewSuggested) {
+    const continueIfLong = async () => {
+      if (workflowInfo().historyLength >= limit || workflowInfo().continueAsNewSuggested)
         await continueAsNew<typeof reconcile>({ ...input, carried: s });
-      }
+    };
+    while (s.bulk && !s.bulk.done) {
+      await continueIfLong();
+      await bulkReconcileStep(scope, s.types, s.pageSize, s.bulk, tallied);
+    }
+    while (s.typeIndex < s.types.length) {
+      await continueIfLong();
       const resourceType = s.types[s.typeIndex]!;
       s.counts[resourceType] ??= {};
       if (s.phase === 'list') {
@@ -126,7 +145,7 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileReport>
         s.cursor = batch.nextAfterId;
         if (s.cursor === null) {
           s.typeIndex += 1;
-          s.phase = 'list';
+          s.phase = s.bulk ? 'unlisted' : 'list';
         }
       }
     }

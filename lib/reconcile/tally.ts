@@ -10,6 +10,7 @@ export const DECISION_COUNTS = [
   'conflictsOpened',
   'ignoredLocalOnly',
   'unlistedFound',
+  'malformedLines',
 ] as const;
 export type DecisionCount = (typeof DECISION_COUNTS)[number];
 
@@ -32,4 +33,9 @@ export function tallyDecision(tally: BatchTally, d: Decision): void {
   if (d.storeRemote) tally.decisions.storedRemote += 1;
   if (d.tombstone) tally.decisions.tombstoned += 1;
   if (d.ignored.length > 0) tally.decisions.ignoredLocalOnly += 1;
+}
+
+export function addTally(into: BatchTally, from: BatchTally): void {
+  for (const c of Object.keys(from.classes) as RecordClass[]) into.classes[c] += from.classes[c];
+  for (const c of Object.keys(from.decisions) as DecisionCount[]) into.decisions[c] += from.decisions[c];
 }
