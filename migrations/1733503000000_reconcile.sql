@@ -21,13 +21,18 @@ CREATE TABLE reconcile_runs (
 CREATE INDEX reconcile_runs_integration ON reconcile_runs (tenant_id, integration_id, started_at);
 
 -- The last agreed state per record: keyed (HMAC) digests per element group, written when a record is found in
--- sync or a group is decided. Shared elements compare each side with it to tell which side changed.
+-- sync or a group is decided. Shared elements compare each side with it to tell which side changed. When the
+-- whole record was agreed, `whole` is the keyed digest of its content and `local_version` the stored version it
+-- was agreed at: while the stored record is still that version, a vendor copy with the same digest is in sync
+-- without decrypting the stored one.
 CREATE TABLE reconcile_baselines (
   tenant_id      text NOT NULL,
   integration_id text NOT NULL,
   resource_type  text NOT NULL,
   resource_id    text NOT NULL,
   digests        jsonb NOT NULL,
+  whole          text,
+  local_version  text,
   run_id         text NOT NULL,
   agreed_at      timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (tenant_id, integration_id, resource_type, resource_id),

@@ -14,6 +14,7 @@ import { enqueueChange } from '../writeback/outbox.js';
 import { decisionEvents } from './audit.js';
 import type { BatchInput, Compared, ReconcileDeps } from './compare.js';
 import { groupValues } from './digest.js';
+import type { Baseline } from './repository.js';
 import { dropBaselines, replaceRecords, saveBaselines } from './repository.js';
 
 /** The vendor's copy with the local parts kept: local-only, written-back, disputed and pending elements. */
@@ -57,13 +58,13 @@ export async function applyDecisions(
   const inserts: EncryptedRecord[] = [];
   const replaces: Parameters<typeof replaceRecords>[2][number][] = [];
   const tombstones: string[] = [];
-  const agreed: Array<{ resourceId: string; digests: Record<string, string> }> = [];
+  const agreed: Array<{ resourceId: string; baseline: Baseline }> = [];
   let writeBacks = 0;
   let conflictsOpened = 0;
   const conflictIds: string[] = [];
-  for (const { id, decision: d, remote } of decided) {
+  for (const { id, decision: d, remote, baseline } of decided) {
     const local = locals.get(id);
-    if (d.baseline) agreed.push({ resourceId: id, digests: d.baseline });
+    if (baseline) agreed.push({ resourceId: id, baseline });
     if (d.storeRemote && remote) {
       const patientId = patientIdOf(scope.resourceType, remote.resource);
       inserts.push({

@@ -19,9 +19,9 @@ import type { ConflictNotifier, OutboxNotifier } from '../writeback/notifier.js'
 import { applyDecisions } from './apply.js';
 import type { Decision, Pending, RecordFacts, Side } from './decide.js';
 import { decideRecord, NO_PENDING } from './decide.js';
-import type { DigestKey, GroupDigests } from './digest.js';
-import { canonicalContent, digestKeyFor, groupDigests, policyGroups } from './digest.js';
-import type { LocalRow, RecordScope } from './repository.js';
+import type { DigestKey } from './digest.js';
+import { canonicalContent, digestKeyFor, groupDigests, keyedDigest, policyGroups } from './digest.js';
+import type { Baseline, LocalRow, RecordScope } from './repository.js';
 import { baselines, localRecords, pendingOfRecords } from './repository.js';
 import type { BatchTally } from './tally.js';
 import { emptyTally, tallyDecision } from './tally.js';
@@ -74,41 +74,79 @@ export interface Decided {
   id: string;
   decision: Decision;
   remote?: RemoteSide;
+  /** The agreed state to store for the record (absent: leave it). */
+  baseline?: Baseline;
 }
 
 export type LocalSide = Sides & { versionId: string };
 export type RemoteSide = RemoteCopy & Sides;
 
+/** Something waits on the record: a queued change or create, or an open conflict. */
+function waiting(p: Pending | undefined): boolean {
+  return p !== undefined && (p.create || p.conflictOpen || p.elements.size > 0);
+}
+
+/** A vendor copy that matches the agreed state of an unchanged stored version: in sync, nothing to write. */
+const SETTLED: Decision = decideRecord(
+  { local: null, remote: null, baseline: null, pending: NO_PENDING },
+  { create: false, update: false, elements: {} },
+);
+
 /**
- * The compare step: stored ciphertexts decrypted, the vendor's copies minimised, both compared (canonical text,
- * then keyed group digests where they differ) and decided. No database access: the caller looked the local side up.
+ * The compare step: the vendor's copies minimised and canonicalised (RFC 8785), each compared first with its
+ * record's agreed state (keyed whole digest, while the stored record is still the version it was agreed at: no
+ * decryption); the rest against the stored record decrypted (canonical text, then keyed group digests where they
+ * differ), and decided. No database access: the caller looked the local side up.
  */
 export async function compareBatch(
   keyring: Pick<TenantKeyring, 'lookup'>,
   key: DigestKey,
   input: BatchInput,
-  stored: { rows: readonly LocalRow[]; base: Map<string, GroupDigests>; pending: Map<string, Pending> },
+  stored: { rows: readonly LocalRow[]; base: Map<string, Baseline>; pending: Map<string, Pending> },
 ): Promise<Compared> {
   const { scope, policy } = input;
   const groups = policyGroups(policy);
+  const rows = new Map(stored.rows.map((r) => [r.resourceId, r]));
+  const decided: Decided[] = [];
+  const unsettled: RemoteSide[] = [];
+  for (const copy of input.remote) {
+    const minimised = minimiseForPurpose(scope.resourceType, copy.resource, scope.purpose).resource;
+    const remote = { ...copy, ...sideOf(key, groups, minimised) };
+    const row = rows.get(copy.id);
+    const base = stored.base.get(copy.id);
+    if (
+      row &&
+      base?.whole &&
+      base.localVersion === row.versionId &&
+      !waiting(stored.pending.get(copy.id)) &&
+      keyedDigest(key, remote.side.canonical) === base.whole
+    ) {
+      decided.push({ id: copy.id, decision: SETTLED, remote });
+      continue;
+    }
+    unsettled.push(remote);
+  }
+  const needed = new Set([...unsettled.map((r) => r.id), ...(input.gone ?? [])]);
   const locals = new Map<string, LocalSide>();
   for (const row of stored.rows) {
+    if (!needed.has(row.resourceId)) continue;
     const plain = await decryptRecord(row.ciphertext, { ...scope, resourceId: row.resourceId }, keyring.lookup);
     const resource = JSON.parse(plain.toString('utf8')) as Record<string, unknown>;
     plain.fill(0);
     locals.set(row.resourceId, { ...sideOf(key, groups, resource), versionId: row.versionId });
   }
-  const decided: Decided[] = [];
-  for (const copy of input.remote) {
-    const minimised = minimiseForPurpose(scope.resourceType, copy.resource, scope.purpose).resource;
-    const remote = { ...copy, ...sideOf(key, groups, minimised) };
+  for (const remote of unsettled) {
+    const local = locals.get(remote.id);
+    const base = stored.base.get(remote.id);
+    const pending = stored.pending.get(remote.id);
     const facts: RecordFacts = {
-      local: locals.get(copy.id)?.side ?? null,
+      local: local?.side ?? null,
       remote: remote.side,
-      baseline: stored.base.get(copy.id) ?? null,
-      pending: stored.pending.get(copy.id) ?? NO_PENDING,
+      baseline: base?.digests ?? null,
+      pending: pending ?? NO_PENDING,
     };
-    decided.push({ id: copy.id, decision: decideRecord(facts, policy), remote });
+    const decision = decideRecord(facts, policy);
+    decided.push({ id: remote.id, decision, remote, ...agreedState(key, decision, remote, local, base, pending) });
   }
   for (const id of input.gone ?? []) {
     const local = locals.get(id);
@@ -122,6 +160,33 @@ export async function compareBatch(
     decided.push({ id, decision: decideRecord(facts, policy) });
   }
   return { decided, locals, groups };
+}
+
+/**
+ * The baseline to store after a decision: the whole record agreed (in sync, or the vendor's copy stored) keeps its
+ * whole digest and the stored version it holds; otherwise the agreed groups only. Undefined: nothing changed.
+ */
+function agreedState(
+  key: DigestKey,
+  decision: Decision,
+  remote: RemoteSide,
+  local: LocalSide | undefined,
+  base: Baseline | undefined,
+  pending: Pending | undefined,
+): { baseline?: Baseline } {
+  const whole = (localVersion: string): Baseline => ({
+    digests: decision.baseline ?? base?.digests ?? remote.side.digests(),
+    whole: keyedDigest(key, remote.side.canonical),
+    localVersion,
+  });
+  if (decision.class === 'missing-local') return { baseline: whole(remote.versionId) };
+  if (decision.class === 'in-sync' && local && !waiting(pending)) {
+    const next = whole(local.versionId);
+    const same =
+      base && base.whole === next.whole && base.localVersion === next.localVersion && decision.baseline === null;
+    return same ? {} : { baseline: next };
+  }
+  return decision.baseline ? { baseline: { digests: decision.baseline, whole: null, localVersion: null } } : {};
 }
 
 export async function reconcileBatch(deps: ReconcileDeps, ctx: AuditContext, input: BatchInput): Promise<BatchTally> {

@@ -35,38 +35,59 @@ export async function localRecords(db: Queryable, scope: RecordScope, ids: reado
   }));
 }
 
+/** A record's last agreed state (lib/reconcile/decide.ts reads the groups; the whole digest is the fast path). */
+export interface Baseline {
+  digests: GroupDigests;
+  /** Keyed digest of the whole content, when the whole record was agreed. */
+  whole: string | null;
+  /** The stored version the whole record was agreed at. */
+  localVersion: string | null;
+}
+
 export async function baselines(
   db: Queryable,
   scope: RecordScope,
   ids: readonly string[],
-): Promise<Map<string, GroupDigests>> {
+): Promise<Map<string, Baseline>> {
   if (ids.length === 0) return new Map();
-  const res = await db.query<{ resource_id: string; digests: GroupDigests }>(
-    `SELECT resource_id, digests FROM reconcile_baselines
+  const res = await db.query<{
+    resource_id: string;
+    digests: GroupDigests;
+    whole: string | null;
+    local_version: string | null;
+  }>(
+    `SELECT resource_id, digests, whole, local_version FROM reconcile_baselines
       WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3 AND resource_id = ANY($4)`,
     [scope.tenantId, scope.integrationId, scope.resourceType, [...ids]],
   );
-  return new Map(res.rows.map((r) => [r.resource_id, r.digests]));
+  return new Map(
+    res.rows.map((r) => [r.resource_id, { digests: r.digests, whole: r.whole, localVersion: r.local_version }]),
+  );
 }
 
 export async function saveBaselines(
   db: Queryable,
   scope: RecordScope,
   runId: string,
-  entries: ReadonlyArray<{ resourceId: string; digests: GroupDigests }>,
+  entries: ReadonlyArray<{ resourceId: string; baseline: Baseline }>,
 ): Promise<void> {
   if (entries.length === 0) return;
   await db.query(
-    `INSERT INTO reconcile_baselines AS b (tenant_id, integration_id, resource_type, resource_id, digests, run_id)
-     SELECT $1, $2, $3, t.id, t.digests, $6 FROM unnest($4::text[], $5::jsonb[]) AS t(id, digests)
+    `INSERT INTO reconcile_baselines AS b (tenant_id, integration_id, resource_type, resource_id, digests, whole,
+       local_version, run_id)
+     SELECT $1, $2, $3, t.id, t.digests, t.whole, t.local_version, $8
+       FROM unnest($4::text[], $5::jsonb[], $6::text[], $7::text[]) AS t(id, digests, whole, local_version)
      ON CONFLICT (tenant_id, integration_id, resource_type, resource_id) DO UPDATE
-       SET digests = EXCLUDED.digests, run_id = EXCLUDED.run_id, agreed_at = now()`,
+       SET digests = EXCLUDED.digests, whole = EXCLUDED.whole, local_version = EXCLUDED.local_version,
+           run_id = EXCLUDED.run_id, agreed_at = now()`,
     [
       scope.tenantId,
       scope.integrationId,
       scope.resourceType,
       entries.map((e) => e.resourceId),
-      entries.map((e) => JSON.stringify(e.digests)),
+      entries.map((e) => JSON.stringify(e.baseline.digests)),
+      entries.map((e) => e.baseline.whole),
+      entries.map((e) => e.baseline.localVersion),
       runId,
     ],
   );

@@ -91,6 +91,15 @@ describe('reconcile', () => {
     for (const type of ['Observation', 'Appointment', 'ServiceRequest'])
       expect(Object.entries(first.counts[type] ?? {}).filter(([c, n]) => c !== 'in-sync' && n > 0)).toEqual([]);
     expect(first.counts.Observation?.['in-sync']).toBe(obs.length);
+    // Every record's agreed state holds its whole digest at the stored version (the next run's fast path).
+    const agreed = await pool.query<{ agreed: string; n: string }>(
+      `SELECT count(*) FILTER (WHERE b.whole IS NOT NULL AND b.local_version = r.version_id) AS agreed, count(*) AS n
+         FROM records r LEFT JOIN reconcile_baselines b USING (tenant_id, integration_id, resource_type, resource_id)
+        WHERE r.integration_id = $1`,
+      [integrationId],
+    );
+    expect(Number(agreed.rows[0]!.agreed)).toBe(obs.length + appts.length + srs.length);
+    expect(Number(agreed.rows[0]!.n)).toBe(obs.length + appts.length + srs.length);
 
     // Plant every class.
     const [o1, o2, o3] = obs;
