@@ -259,6 +259,21 @@ describe('reconcile', () => {
       expect(described.type).toBe('conflictResolution');
     }
 
+    // Audit: the run's decisions per batch — ids, classes, element names; no values.
+    const audited = await pool.query<{ details: { records: Array<Record<string, unknown>> } }>(
+      `SELECT details FROM audit_events WHERE action = 'reconcile.decided' AND details->>'runId' = $1`,
+      [second.runId],
+    );
+    const entries = new Map(audited.rows.flatMap((r) => r.details.records.map((e) => [e.id as string, e])));
+    expect(entries.get(o1!)).toEqual({ id: o1, class: 'diverged', diverged: ['_rest'], takeRemote: ['_rest'] });
+    expect(entries.get(a1!)).toEqual({ id: a1, class: 'diverged', diverged: ['status'], writeBack: ['status'] });
+    expect(entries.get(s3!)).toMatchObject({ class: 'diverged', conflict: 'both-changed', disputed: ['status'] });
+    expect(entries.get(o3!)).toEqual({ id: o3, class: 'deleted-remote', tombstone: true });
+    expect(entries.size).toBe(11); // the planted records, no in-sync one
+    const auditText = JSON.stringify(audited.rows);
+    for (const value of [LOCAL_OCCURRENCE, LOCAL_STATUS, LOCAL_APPOINTMENT_STATUS])
+      expect(auditText).not.toContain(value);
+
     // The report: counts as the run found them, drift rate, write-backs and conflicts so far.
     const report = await reconcileReport(pool, second.runId);
     expect(report.status).toBe('completed');
