@@ -4,11 +4,20 @@
  */
 import type { Client, ScheduleHandle, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { ScheduleOverlapPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
+import { IntegrationIdKey, TenantIdKey } from './sync-client.js';
 import type { ReconcileInput, ReconcileProgress, ReconcileReport, reconcile } from '../workflows/reconcile.js';
 
 export interface ReconcileTarget {
   tenantId: string;
   integrationId: string;
+}
+
+/** TenantId and IntegrationId: so containment finds (and cancels) a run in its scope, and the Web UI lists it. */
+function searchAttributesFor(t: ReconcileTarget) {
+  return [
+    { key: TenantIdKey, value: t.tenantId },
+    { key: IntegrationIdKey, value: t.integrationId },
+  ];
 }
 
 /** `reconcile/<tenant>/<integration>/<UTC time, ms>`: also the run's id in reconcile_runs and the report. */
@@ -34,6 +43,7 @@ export async function startReconcile(
     workflowId: options.workflowId ?? reconcileWorkflowId(target),
     workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
     args: [input],
+    typedSearchAttributes: searchAttributesFor(target),
   });
 }
 
@@ -68,6 +78,7 @@ export async function scheduleReconcile(
       taskQueue,
       workflowId: `reconcile/${target.tenantId}/${target.integrationId}/scheduled`,
       args: [input],
+      typedSearchAttributes: searchAttributesFor(target),
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
     memo: { tenantId: target.tenantId, integrationId: target.integrationId },

@@ -12,6 +12,7 @@
  * query; the run continues as new before its history grows large, carrying its place and counts.
  */
 import {
+  CancellationScope,
   ContinueAsNew,
   continueAsNew,
   defineQuery,
@@ -153,12 +154,15 @@ export async function reconcile(input: ReconcileInput): Promise<ReconcileReport>
     return { runId, status: 'completed', counts: s.counts, decisions: s.decisions, pages: s.pages };
   } catch (err) {
     if (!(err instanceof ContinueAsNew)) {
-      await plan.reconcileFinish({
-        runId,
-        status: 'failed',
-        counts: state?.counts ?? {},
-        decisions: state?.decisions ?? {},
-      });
+      // Also when cancelled (containment cancels the runs of its scope): the run's row says how far it got.
+      await CancellationScope.nonCancellable(() =>
+        plan.reconcileFinish({
+          runId,
+          status: 'failed',
+          counts: state?.counts ?? {},
+          decisions: state?.decisions ?? {},
+        }),
+      );
     }
     throw err;
   }

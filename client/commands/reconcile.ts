@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { ClientIdPendingError, InvalidArgumentError } from '../../lib/errors/index.js';
+import { assertResumptionAllowed } from '../../lib/incidents/holds.js';
 import { getIntegration } from '../../lib/integrations/repository.js';
 import type { ReconcileRunReport } from '../../lib/reconcile/report.js';
 import { reconcileReport } from '../../lib/reconcile/report.js';
@@ -59,6 +60,8 @@ export function registerReconcile(program: Command): Command {
       withContext(async (ctx) => {
         const integration = await getIntegration(await ctx.db(), opts.integration);
         if (integration.status === 'pending-client-id') throw new ClientIdPendingError(integration.id);
+        // While an incident holds the integration, its vendor traffic is the incident's to resume.
+        await assertResumptionAllowed(await ctx.db(), 'reconcile run', integration.id);
         const types = parseTypes(opts.types);
         const handle = await startReconcile(
           await ctx.temporal(),

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { startSync, syncResult } from '../../client/sync-client.js';
-import { reconcileScheduleId } from '../../client/reconcile-client.js';
+import { reconcileProgress, reconcileScheduleId, startReconcile } from '../../client/reconcile-client.js';
 import { ehrctlEnv, runEhrctl } from './ehrctl-process.js';
 import { registerSandboxTenant, sandboxAdmin, useSyncHarness } from './support.js';
 
@@ -78,5 +78,45 @@ describe('ehrctl reconcile', () => {
     const unknown = await ehrctl(['reconcile', 'report', 'reconcile/none/none/never']);
     expect(unknown.code).not.toBe(0);
     expect(unknown.stderr).toMatch(/reconcile run/);
+  }, 120_000);
+
+  it('carries its scope for containment, and a cancelled run is recorded as failed', async () => {
+    const { tenantId, integrationIds } = await registerSandboxTenant(harness.pool, harness.sandbox, {
+      resourceTypes: ['Condition'],
+    });
+    const integrationId = integrationIds[0]!;
+    // The vendor is down for Condition: the run's first page waits in its retries.
+    await sandboxAdmin(harness.sandbox, 'POST', '/admin/faults', {
+      kind: 'status',
+      status: 503,
+      retryAfterSeconds: 1,
+      resourceType: 'Condition',
+      times: 1_000,
+    });
+    try {
+      const handle = await startReconcile(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, {
+        tenantId,
+        integrationId,
+      });
+      // Containment finds a scope's runs by these search attributes (activities/scope-workflows.ts).
+      const listed = async () => {
+        const found: string[] = [];
+        for await (const w of harness.temporal.client.workflow.list({
+          query: `IntegrationId = '${integrationId}' AND TenantId = '${tenantId}' AND ExecutionStatus = 'Running'`,
+        }))
+          found.push(w.workflowId);
+        return found;
+      };
+      await expect.poll(listed, { timeout: 15_000, interval: 250 }).toEqual([handle.workflowId]);
+      await expect.poll(async () => (await reconcileProgress(handle)).phase, { timeout: 10_000 }).toBe('list');
+      await handle.cancel();
+      await expect(handle.result()).rejects.toThrow();
+      const row = await harness.pool.query<{ status: string }>('SELECT status FROM reconcile_runs WHERE id = $1', [
+        handle.workflowId,
+      ]);
+      expect(row.rows[0]?.status).toBe('failed');
+    } finally {
+      await sandboxAdmin(harness.sandbox, 'DELETE', '/admin/faults');
+    }
   }, 120_000);
 });
