@@ -12,7 +12,8 @@ import { parseSearchBundle } from '../lib/fhir/search-bundle.js';
 import type { Integration } from '../lib/integrations/repository.js';
 import type { RemoteCopy } from '../lib/reconcile/compare.js';
 import { reconcileBatch } from '../lib/reconcile/compare.js';
-import { clearSeen, finishRun, insertRun, markSeen, unseenLocalIds } from '../lib/reconcile/repository.js';
+import { clearSeen, markSeen, unseenLocalIds } from '../lib/reconcile/repository.js';
+import { finishRun, insertRun } from '../lib/reconcile/runs-repository.js';
 import type { BatchTally } from '../lib/reconcile/tally.js';
 import { readStrategyOf } from '../lib/sync/read-strategy.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
@@ -166,7 +167,8 @@ export function createReconcileActivities(deps: ReconcileActivityDeps) {
       const ctx = activityAuditContext();
       const integration = await integrationOf(input);
       const scope = batchScope(integration, input.resourceType);
-      const ids = await unseenLocalIds(deps.pool, { ...scope, runId: input.runId }, input.afterId, input.batchSize);
+      const unseen = await unseenLocalIds(deps.pool, { ...scope, runId: input.runId }, input.afterId, input.batchSize);
+      const ids = unseen.ids;
       const call = { correlationId: ctx.correlationId, purpose: 'reconcile.read' };
       const found: RemoteCopy[] = [];
       const gone: string[] = [];
@@ -188,8 +190,7 @@ export function createReconcileActivities(deps: ReconcileActivityDeps) {
       const policy = await writePolicyFor(deps.pool, scope, input.resourceType);
       const tally = await reconcileBatch(deps, ctx, { scope, runId: input.runId, policy, remote: found, gone });
       tally.decisions.unlistedFound += found.length;
-      const last = ids.at(-1);
-      return { ...tally, nextAfterId: ids.length < input.batchSize || last === undefined ? null : last };
+      return { ...tally, nextAfterId: unseen.lastScanned };
     },
 
     async reconcileFinish(input: ReconcileFinishInput): Promise<void> {

@@ -4,8 +4,8 @@
  */
 import { NotFoundError } from '../errors/index.js';
 import type { Queryable } from '../store/pool.js';
-import type { ReconcileRunRow } from './repository.js';
-import { getRun, runOutcomes } from './repository.js';
+import type { ReconcileRunRow } from './runs-repository.js';
+import { getRun, runOutcomes } from './runs-repository.js';
 
 export interface ReconcileRunReport extends ReconcileRunRow {
   /** Records compared (every class). */

@@ -1,5 +1,5 @@
 /**
- * The statements of reconciliation (migrations/1733503000000): runs and their counts, per-record baselines of
+ * The statements of reconciliation (migrations/1733503000000; runs in runs-repository.ts): per-record baselines of
  * agreed group digests, the per-run staging of ids the vendor listed, and the local side looked up in batches.
  */
 import type { Queryable } from '../store/pool.js';
@@ -189,111 +189,41 @@ export async function markSeen(db: Queryable, runId: string, resourceType: strin
   );
 }
 
-/** Stored ids of a type the vendor did not list in this run, in id order after `afterId`. */
+/**
+ * Stored ids of a type the vendor did not list in this run, in id order after `afterId`: stored ids are scanned in
+ * chunks by primary key and each chunk's listed ones looked up by key (no anti-join over the staging table, whose
+ * statistics a run outgrows as it fills). Stops at `limit` unlisted ids or after a bounded scan; `lastScanned` is
+ * where the next call goes on (null: the type is done).
+ */
 export async function unseenLocalIds(
   db: Queryable,
   scope: RecordScope & { runId: string },
   afterId: string | null,
   limit: number,
-): Promise<string[]> {
-  const res = await db.query<{ resource_id: string }>(
-    `SELECT r.resource_id FROM records r
-      WHERE r.tenant_id = $1 AND r.integration_id = $2 AND r.resource_type = $3 AND ($5::text IS NULL OR r.resource_id > $5)
-        AND NOT EXISTS (SELECT 1 FROM reconcile_seen s
-                         WHERE s.run_id = $4 AND s.resource_type = $3 AND s.resource_id = r.resource_id)
-      ORDER BY r.resource_id LIMIT $6`,
-    [scope.tenantId, scope.integrationId, scope.resourceType, scope.runId, afterId, limit],
-  );
-  return res.rows.map((r) => r.resource_id);
+): Promise<{ ids: string[]; lastScanned: string | null }> {
+  const ids: string[] = [];
+  let cursor = afterId;
+  for (let chunk = 0; chunk < 20 && ids.length < limit; chunk++) {
+    const stored = await db.query<{ resource_id: string }>(
+      `SELECT resource_id FROM records
+        WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3 AND ($4::text IS NULL OR resource_id > $4)
+        ORDER BY resource_id LIMIT $5`,
+      [scope.tenantId, scope.integrationId, scope.resourceType, cursor, limit],
+    );
+    const chunkIds = stored.rows.map((r) => r.resource_id);
+    if (chunkIds.length === 0) return { ids, lastScanned: null };
+    const seen = await db.query<{ resource_id: string }>(
+      `SELECT resource_id FROM reconcile_seen WHERE run_id = $1 AND resource_type = $2 AND resource_id = ANY($3)`,
+      [scope.runId, scope.resourceType, chunkIds],
+    );
+    const listed = new Set(seen.rows.map((r) => r.resource_id));
+    for (const id of chunkIds) if (!listed.has(id)) ids.push(id);
+    cursor = chunkIds.at(-1)!;
+    if (chunkIds.length < limit) return { ids, lastScanned: null };
+  }
+  return { ids, lastScanned: cursor };
 }
 
 export async function clearSeen(db: Queryable, runId: string): Promise<void> {
   await db.query('DELETE FROM reconcile_seen WHERE run_id = $1', [runId]);
-}
-
-export type ClassCounts = Record<string, number>;
-
-export interface ReconcileRunRow {
-  id: string;
-  tenantId: string;
-  integrationId: string;
-  resourceTypes: string[];
-  readStrategy: string;
-  status: 'running' | 'completed' | 'failed';
-  counts: Record<string, ClassCounts>;
-  decisions: Record<string, number>;
-  startedAt: string;
-  finishedAt: string | null;
-}
-
-export async function insertRun(
-  db: Queryable,
-  run: { id: string; tenantId: string; integrationId: string; resourceTypes: string[]; readStrategy: string },
-): Promise<void> {
-  await db.query(
-    `INSERT INTO reconcile_runs (id, tenant_id, integration_id, resource_types, read_strategy, status)
-     VALUES ($1, $2, $3, $4, $5, 'running') ON CONFLICT (id) DO NOTHING`,
-    [run.id, run.tenantId, run.integrationId, run.resourceTypes, run.readStrategy],
-  );
-}
-
-export async function finishRun(
-  db: Queryable,
-  id: string,
-  result: { status: 'completed' | 'failed'; counts: Record<string, ClassCounts>; decisions: Record<string, number> },
-): Promise<void> {
-  await db.query(
-    `UPDATE reconcile_runs SET status = $2, counts = $3, decisions = $4, finished_at = coalesce(finished_at, now())
-      WHERE id = $1`,
-    [id, result.status, JSON.stringify(result.counts), JSON.stringify(result.decisions)],
-  );
-}
-
-export async function getRun(db: Queryable, id: string): Promise<ReconcileRunRow | undefined> {
-  const res = await db.query<{
-    id: string;
-    tenant_id: string;
-    integration_id: string;
-    resource_types: string[];
-    read_strategy: string;
-    status: ReconcileRunRow['status'];
-    counts: Record<string, ClassCounts>;
-    decisions: Record<string, number>;
-    started_at: Date;
-    finished_at: Date | null;
-  }>('SELECT * FROM reconcile_runs WHERE id = $1', [id]);
-  const r = res.rows[0];
-  if (!r) return undefined;
-  return {
-    id: r.id,
-    tenantId: r.tenant_id,
-    integrationId: r.integration_id,
-    resourceTypes: r.resource_types,
-    readStrategy: r.read_strategy,
-    status: r.status,
-    counts: r.counts,
-    decisions: r.decisions,
-    startedAt: r.started_at.toISOString(),
-    finishedAt: r.finished_at?.toISOString() ?? null,
-  };
-}
-
-/** What became of a run's write-backs and conflicts so far (outbox_changes and reconcile_conflicts of the run). */
-export async function runOutcomes(
-  db: Queryable,
-  run: { id: string; integrationId: string },
-): Promise<{ writeBacks: Record<string, number>; conflicts: Record<string, number> }> {
-  const changes = await db.query<{ status: string; n: string }>(
-    `SELECT status, count(*) AS n FROM outbox_changes
-      WHERE integration_id = $1 AND origin = 'reconcile' AND requested_by = $2 GROUP BY status`,
-    [run.integrationId, `reconcile:${run.id}`],
-  );
-  const conflicts = await db.query<{ status: string; n: string }>(
-    `SELECT status, count(*) AS n FROM reconcile_conflicts
-      WHERE integration_id = $1 AND source = 'reconcile' AND run_id = $2 GROUP BY status`,
-    [run.integrationId, run.id],
-  );
-  const tally = (rows: Array<{ status: string; n: string }>) =>
-    Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
-  return { writeBacks: tally(changes.rows), conflicts: tally(conflicts.rows) };
 }
