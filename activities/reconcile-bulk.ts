@@ -70,9 +70,11 @@ export function createReconcileBulkActivities(deps: ReconcileActivityDeps) {
       beat(skip);
       const keepAlive = setInterval(() => activity.heartbeat(last), KEEP_ALIVE_MS);
       let batch: RemoteCopy[] = [];
+      let batchStart = 0;
       const flush = async (line: number) => {
         if (batch.length > 0) {
           const remote = batch;
+          const batchKey = `${input.resourceType}:file:${input.fileIndex}:${batchStart}`;
           batch = [];
           await markSeen(
             deps.pool,
@@ -80,7 +82,7 @@ export function createReconcileBulkActivities(deps: ReconcileActivityDeps) {
             input.resourceType,
             remote.map((r) => r.id),
           );
-          addTally(tally, await reconcileBatch(deps, ctx, { scope, runId: input.runId, policy, remote }));
+          addTally(tally, await reconcileBatch(deps, ctx, { scope, runId: input.runId, policy, remote, batchKey }));
         }
         beat(line);
       };
@@ -106,6 +108,7 @@ export function createReconcileBulkActivities(deps: ReconcileActivityDeps) {
               tally.decisions.malformedLines += 1;
               continue;
             }
+            if (batch.length === 0) batchStart = line.number;
             batch.push({
               id: resource.id,
               versionId: resource.versionId,

@@ -12,7 +12,7 @@ import { parseSearchBundle } from '../lib/fhir/search-bundle.js';
 import type { Integration } from '../lib/integrations/repository.js';
 import type { RemoteCopy } from '../lib/reconcile/compare.js';
 import { reconcileBatch } from '../lib/reconcile/compare.js';
-import { clearSeen, markSeen, unseenLocalIds } from '../lib/reconcile/repository.js';
+import { clearSeen, committedBatch, markSeen, unseenLocalIds } from '../lib/reconcile/repository.js';
 import { finishRun, insertRun } from '../lib/reconcile/runs-repository.js';
 import type { BatchTally } from '../lib/reconcile/tally.js';
 import { readStrategyOf } from '../lib/sync/read-strategy.js';
@@ -155,7 +155,14 @@ export function createReconcileActivities(deps: ReconcileActivityDeps) {
         page.resources.map((r) => r.id),
       );
       const policy = await writePolicyFor(deps.pool, scope, input.resourceType);
-      const tally = await reconcileBatch(deps, ctx, { scope, runId: input.runId, policy, remote: page.resources });
+      const batchKey = `${input.resourceType}:page:${input.cursor ?? ''}`;
+      const tally = await reconcileBatch(deps, ctx, {
+        scope,
+        runId: input.runId,
+        policy,
+        remote: page.resources,
+        batchKey,
+      });
       return { ...tally, nextCursor: page.nextUrl ?? null };
     },
 
@@ -167,6 +174,10 @@ export function createReconcileActivities(deps: ReconcileActivityDeps) {
       const ctx = activityAuditContext();
       const integration = await integrationOf(input);
       const scope = batchScope(integration, input.resourceType);
+      // A batch that committed before (its reply lost) goes on from where it went on then.
+      const batchKey = `${input.resourceType}:unlisted:${input.afterId ?? ''}`;
+      const committed = await committedBatch(deps.pool, input.runId, batchKey);
+      if (committed) return { ...committed.tally, nextAfterId: committed.next ?? null };
       const unseen = await unseenLocalIds(deps.pool, { ...scope, runId: input.runId }, input.afterId, input.batchSize);
       const ids = unseen.ids;
       const call = { correlationId: ctx.correlationId, purpose: 'reconcile.read' };
@@ -188,8 +199,16 @@ export function createReconcileActivities(deps: ReconcileActivityDeps) {
         );
       }
       const policy = await writePolicyFor(deps.pool, scope, input.resourceType);
-      const tally = await reconcileBatch(deps, ctx, { scope, runId: input.runId, policy, remote: found, gone });
-      tally.decisions.unlistedFound += found.length;
+      const tally = await reconcileBatch(deps, ctx, {
+        scope,
+        runId: input.runId,
+        policy,
+        remote: found,
+        gone,
+        batchKey,
+        next: unseen.lastScanned,
+        unlisted: true,
+      });
       return { ...tally, nextAfterId: unseen.lastScanned };
     },
 

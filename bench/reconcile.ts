@@ -95,7 +95,7 @@ async function floorAndComparePass(
       const compared = await compareBatch(
         keyring,
         key,
-        { scope, runId: 'bench', policy, remote },
+        { scope, runId: 'bench', policy, remote, batchKey: url },
         { rows, base, pending },
       );
       figures.compareSeconds += (performance.now() - compareStart) / 1000;

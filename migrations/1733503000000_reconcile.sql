@@ -48,11 +48,23 @@ CREATE UNLOGGED TABLE reconcile_seen (
   PRIMARY KEY (run_id, resource_type, resource_id)
 );
 
+-- What each batch of a run decided (its counts), written in the batch's own transaction: a batch repeated after
+-- its commit (a lost reply, a worker killed before its heartbeat) finds its counts here instead of deciding and
+-- counting again. Emptied when the run ends.
+CREATE TABLE reconcile_batches (
+  run_id     text NOT NULL,
+  batch_key  text NOT NULL,
+  tally      jsonb NOT NULL,
+  PRIMARY KEY (run_id, batch_key)
+);
+
 GRANT SELECT, INSERT, UPDATE ON reconcile_runs TO ehr_app;
+GRANT SELECT, INSERT, DELETE ON reconcile_batches TO ehr_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON reconcile_baselines TO ehr_app;
 GRANT SELECT, INSERT, DELETE ON reconcile_seen TO ehr_app;
 
 -- Down Migration
+DROP TABLE reconcile_batches;
 DROP TABLE reconcile_seen;
 DROP TABLE reconcile_baselines;
 DROP TABLE reconcile_runs;

@@ -144,13 +144,14 @@ export async function applyDecisions(
     await dropBaselines(client, scope, tombstones);
   }
   await saveBaselines(client, scope, runId, agreed);
-  await appendAuditEvents(
-    client,
-    decisionEvents(
-      ctx,
-      { ...scope, runId },
-      decided.map(({ id, decision }) => ({ id, decision })),
-    ),
-  );
+  if (decided.length > 0)
+    await appendAuditEvents(
+      client,
+      decisionEvents(
+        ctx,
+        { ...scope, runId },
+        decided.map(({ id, decision }) => ({ id, decision })),
+      ),
+    );
   return { writeBacks, conflictIds, conflictsOpened };
 }

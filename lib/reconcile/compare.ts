@@ -22,7 +22,7 @@ import { decideRecord, NO_PENDING } from './decide.js';
 import type { DigestKey } from './digest.js';
 import { canonicalContent, digestKeyFor, groupDigests, keyedDigest, policyGroups } from './digest.js';
 import type { Baseline, LocalRow, RecordScope } from './repository.js';
-import { baselines, localRecords, pendingOfRecords } from './repository.js';
+import { baselines, committedBatch, localRecords, pendingOfRecords, recordBatch } from './repository.js';
 import type { BatchTally } from './tally.js';
 import { emptyTally, tallyDecision } from './tally.js';
 
@@ -48,6 +48,15 @@ export interface BatchInput {
   remote: readonly RemoteCopy[];
   /** Stored ids the vendor said are gone (404/410 on a read by id). */
   gone?: readonly string[];
+  /**
+   * Names the batch within its run (type and cursor, or file and first line): a batch that committed is not
+   * decided again, its recorded counts are returned.
+   */
+  batchKey: string;
+  /** The vendor's copies were read by id (not listed): counted as `unlistedFound`. */
+  unlisted?: boolean;
+  /** Where the run goes on after this batch, recorded with it (a repeated batch goes on from the same place). */
+  next?: string | null;
 }
 
 export interface Sides {
@@ -191,6 +200,8 @@ function agreedState(
 
 export async function reconcileBatch(deps: ReconcileDeps, ctx: AuditContext, input: BatchInput): Promise<BatchTally> {
   const { scope } = input;
+  const committed = await committedBatch(deps.pool, input.runId, input.batchKey);
+  if (committed) return committed.tally;
   const ids = [...new Set([...input.remote.map((r) => r.id), ...(input.gone ?? [])])];
   const [rows, base, pending] = await Promise.all([
     localRecords(deps.pool, scope, ids),
@@ -201,9 +212,17 @@ export async function reconcileBatch(deps: ReconcileDeps, ctx: AuditContext, inp
   const compared = await compareBatch(deps.keyring, key, input, { rows, base, pending });
   const tally = emptyTally();
   for (const d of compared.decided) tallyDecision(tally, d.decision);
-  const opened = await withTransaction(deps.pool, (client) => applyDecisions(deps, ctx, client, input, compared));
-  tally.decisions.writeBacksQueued = opened.writeBacks;
-  tally.decisions.conflictsOpened = opened.conflictsOpened;
+  if (input.unlisted) tally.decisions.unlistedFound += input.remote.length;
+  const opened = await withTransaction(deps.pool, async (client) => {
+    const applied = await applyDecisions(deps, ctx, client, input, compared);
+    tally.decisions.writeBacksQueued = applied.writeBacks;
+    tally.decisions.conflictsOpened = applied.conflictsOpened;
+    await recordBatch(client, input.runId, input.batchKey, {
+      tally,
+      ...(input.next !== undefined ? { next: input.next } : {}),
+    });
+    return applied;
+  });
   if (opened.writeBacks > 0) await deps.outbox.changesQueued(scope);
   for (const conflictId of opened.conflictIds) await deps.conflicts.conflictOpened({ ...scope, conflictId });
   return tally;

@@ -5,6 +5,7 @@
 import type { Queryable } from '../store/pool.js';
 import type { Pending } from './decide.js';
 import type { GroupDigests } from './digest.js';
+import type { BatchTally } from './tally.js';
 
 export interface RecordScope {
   tenantId: string;
@@ -224,6 +225,41 @@ export async function unseenLocalIds(
   return { ids, lastScanned: cursor };
 }
 
+/** A run's staging and batch ledger go when it ends. */
 export async function clearSeen(db: Queryable, runId: string): Promise<void> {
   await db.query('DELETE FROM reconcile_seen WHERE run_id = $1', [runId]);
+  await db.query('DELETE FROM reconcile_batches WHERE run_id = $1', [runId]);
+}
+
+/** A committed batch: its counts, and where the run goes on after it (when the batch chose that itself). */
+export interface CommittedBatch {
+  tally: BatchTally;
+  next?: string | null;
+}
+
+/** What a batch of the run committed, if it did. */
+export async function committedBatch(
+  db: Queryable,
+  runId: string,
+  batchKey: string,
+): Promise<CommittedBatch | undefined> {
+  const res = await db.query<{ tally: CommittedBatch }>(
+    'SELECT tally FROM reconcile_batches WHERE run_id = $1 AND batch_key = $2',
+    [runId, batchKey],
+  );
+  return res.rows[0]?.tally;
+}
+
+/** Records a batch's counts in its transaction (a second commit of the same batch fails on the key). */
+export async function recordBatch(
+  db: Queryable,
+  runId: string,
+  batchKey: string,
+  committed: CommittedBatch,
+): Promise<void> {
+  await db.query('INSERT INTO reconcile_batches (run_id, batch_key, tally) VALUES ($1, $2, $3)', [
+    runId,
+    batchKey,
+    JSON.stringify(committed),
+  ]);
 }

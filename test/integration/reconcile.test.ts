@@ -17,6 +17,7 @@ import { openConflictSides } from '../../lib/writeback/conflicts.js';
 import type { ReconcileReport } from '../../workflows/reconcile.js';
 import type { Scope } from './reconcile-support.js';
 import { decodedHistoryText, storedResource, storeLocalVersion, testKeyring } from './reconcile-support.js';
+import { activityFaults } from '../activity-faults.js';
 import { registerSandboxTenant, sandboxAdmin, useSyncHarness } from './support.js';
 
 const harness = useSyncHarness({ sandbox: { size: 120 } });
@@ -167,11 +168,15 @@ describe('reconcile', () => {
       status: LOCAL_STATUS,
     });
 
-    // Run 2: exactly the planted differences.
+    // Run 2: exactly the planted differences — also when a page's and an unlisted batch's replies are lost after
+    // they committed (the retries find their recorded counts instead of deciding again).
+    activityFaults.loseReplyOnce.add('reconcilePage');
+    activityFaults.loseReplyOnce.add('reconcileUnlisted');
     const handle = await startReconcile(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, target, {
       historyEventLimit: 20,
     });
     const second = await handle.result();
+    expect(activityFaults.loseReplyOnce.size).toBe(0);
     const nonZero = (type: string) =>
       Object.fromEntries(Object.entries(second.counts[type] ?? {}).filter(([c, n]) => c !== 'in-sync' && n > 0));
     expect(nonZero('Observation')).toEqual({ diverged: 2, 'deleted-remote': 1, 'missing-local': 1 });
