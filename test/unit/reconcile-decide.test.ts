@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createSecretKey, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { RecordFacts, Side } from '../../lib/reconcile/decide.js';
 import { decideRecord, NO_PENDING } from '../../lib/reconcile/decide.js';
@@ -7,7 +7,7 @@ import { canonicalContent, groupDigests, groupValues, policyGroups, REST_GROUP }
 import type { TypeWritePolicy } from '../../lib/writeback/authority.js';
 
 // Synthetic data only.
-const key: DigestKey = { tenantId: 't1', key: randomBytes(32) };
+const key: DigestKey = { tenantId: 't1', key: createSecretKey(randomBytes(32)) };
 const policy: TypeWritePolicy = {
   create: true,
   update: true,
@@ -60,7 +60,7 @@ describe('reconcile digests', () => {
   });
 
   it('are keyed: another tenant key gives other digests, and a plain hash of a guessed status does not match', () => {
-    const other: DigestKey = { tenantId: 't2', key: randomBytes(32) };
+    const other: DigestKey = { tenantId: 't2', key: createSecretKey(randomBytes(32)) };
     const mine = groupDigests(key, base, groups);
     expect(groupDigests(other, base, groups).status).not.toBe(mine.status);
     const guesses = ['booked', 'cancelled', 'arrived'].flatMap((s) => {
