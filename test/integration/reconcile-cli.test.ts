@@ -7,9 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { startSync, syncResult } from '../../client/sync-client.js';
 import { reconcileProgress, reconcileScheduleId, startReconcile } from '../../client/reconcile-client.js';
-import { createPool } from '../../lib/store/pool.js';
-import { testEnv } from '../harness.js';
 import { ehrctlEnv, runEhrctl } from './ehrctl-process.js';
+import { holdWrites } from './reconcile-support.js';
 import { registerSandboxTenant, sandboxAdmin, useSyncHarness } from './support.js';
 
 const harness = useSyncHarness({ sandbox: { size: 80 } });
@@ -119,22 +118,7 @@ describe('ehrctl reconcile', () => {
       expect(row.rows[0]?.status).toBe('failed');
 
       // While an incident holds the integration, a run is the incident's to allow: refused, naming it.
-      const incidentId = `inc-rec-${integrationId}`.slice(0, 63);
-      const owner = createPool(testEnv().ownerDatabaseUrl, 1);
-      try {
-        await owner.query(
-          `INSERT INTO incidents (id, scope, severity, reason, declared_by, declared_at, affected, status)
-           VALUES ($1, $2, 'high', 'synthetic', 'user:test', now(), '[]'::jsonb, 'contained')`,
-          [incidentId, `integration:${integrationId}`],
-        );
-        await owner.query(
-          `INSERT INTO incident_holds (incident_id, scope, exports_frozen, webhooks_refused, writes_queued, legal_hold)
-           VALUES ($1, $2, false, false, true, false)`,
-          [incidentId, `integration:${integrationId}`],
-        );
-      } finally {
-        await owner.end();
-      }
+      const incidentId = await holdWrites(integrationId);
       const held = await ehrctl(['reconcile', 'run', '--integration', integrationId]);
       expect(held.code).not.toBe(0);
       expect(held.stderr).toContain(incidentId);

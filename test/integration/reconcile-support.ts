@@ -10,7 +10,7 @@ import { createKekProvider } from '../../lib/keys/kek-factory.js';
 import { KeyHierarchy } from '../../lib/keys/key-hierarchy.js';
 import { TenantKeyring } from '../../lib/keys/keyring.js';
 import type { Pool } from '../../lib/store/pool.js';
-import { withTransaction } from '../../lib/store/pool.js';
+import { createPool, withTransaction } from '../../lib/store/pool.js';
 import type { ChangePayload } from '../../lib/writeback/outbox.js';
 import { enqueueChange } from '../../lib/writeback/outbox.js';
 import { testEnv } from '../harness.js';
@@ -87,6 +87,27 @@ export async function storeLocalVersion(
         testActor,
       );
   });
+}
+
+/** An incident hold on the integration that queues its vendor writes (what containment leaves behind). */
+export async function holdWrites(integrationId: string): Promise<string> {
+  const incidentId = `inc-rec-${integrationId}`.slice(0, 63);
+  const owner = createPool(testEnv().ownerDatabaseUrl, 1);
+  try {
+    await owner.query(
+      `INSERT INTO incidents (id, scope, severity, reason, declared_by, declared_at, affected, status)
+       VALUES ($1, $2, 'high', 'synthetic', 'user:test', now(), '[]'::jsonb, 'contained')`,
+      [incidentId, `integration:${integrationId}`],
+    );
+    await owner.query(
+      `INSERT INTO incident_holds (incident_id, scope, exports_frozen, webhooks_refused, writes_queued, legal_hold)
+       VALUES ($1, $2, false, false, true, false)`,
+      [incidentId, `integration:${integrationId}`],
+    );
+  } finally {
+    await owner.end();
+  }
+  return incidentId;
 }
 
 /** Every payload of a workflow's history, decoded with the product's codec, as one text. */

@@ -16,10 +16,8 @@ import { openChange } from '../../lib/writeback/outbox.js';
 import { openConflictSides } from '../../lib/writeback/conflicts.js';
 import type { ReconcileReport } from '../../workflows/reconcile.js';
 import type { Scope } from './reconcile-support.js';
-import { decodedHistoryText, storedResource, storeLocalVersion, testKeyring } from './reconcile-support.js';
-import { createPool } from '../../lib/store/pool.js';
+import { decodedHistoryText, holdWrites, storedResource, storeLocalVersion, testKeyring } from './reconcile-support.js';
 import { activityFaults } from '../activity-faults.js';
-import { testEnv } from '../harness.js';
 import { registerSandboxTenant, sandboxAdmin, useSyncHarness } from './support.js';
 
 const harness = useSyncHarness({ sandbox: { size: 120 } });
@@ -39,26 +37,6 @@ async function runReconcile(scope: { tenantId: string; integrationId: string }):
     historyEventLimit: 20,
   });
   return handle.result();
-}
-
-/** An incident hold on the integration that queues its vendor writes (what containment leaves behind). */
-async function holdWrites(integrationId: string): Promise<void> {
-  const incidentId = `inc-rec-${integrationId}`.slice(0, 63);
-  const owner = createPool(testEnv().ownerDatabaseUrl, 1);
-  try {
-    await owner.query(
-      `INSERT INTO incidents (id, scope, severity, reason, declared_by, declared_at, affected, status)
-       VALUES ($1, $2, 'high', 'synthetic', 'user:test', now(), '[]'::jsonb, 'contained')`,
-      [incidentId, `integration:${integrationId}`],
-    );
-    await owner.query(
-      `INSERT INTO incident_holds (incident_id, scope, exports_frozen, webhooks_refused, writes_queued, legal_hold)
-       VALUES ($1, $2, false, false, true, false)`,
-      [incidentId, `integration:${integrationId}`],
-    );
-  } finally {
-    await owner.end();
-  }
 }
 
 async function vendorCopy(type: string, id: string): Promise<Record<string, unknown>> {
