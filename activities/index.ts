@@ -8,9 +8,16 @@ import { atActivityBoundary } from './boundary.js';
 import { createBreakGlassActivities as createBreakGlassSteps } from './break-glass.js';
 import { createBulkExportActivities as createBulkExportSteps } from './bulk-export.js';
 import { createContainmentActivities } from './containment.js';
-import type { BreakGlassActivityDeps, BulkExportActivityDeps, ExportActivityDeps, SyncActivityDeps } from './deps.js';
+import type {
+  BreakGlassActivityDeps,
+  BulkExportActivityDeps,
+  ExportActivityDeps,
+  ReconcileActivityDeps,
+  SyncActivityDeps,
+} from './deps.js';
 import { createExportActivities as createExportSteps } from './export.js';
 import { createKeyRotationActivities } from './key-rotation.js';
+import { createReconcileActivities as createReconcileSteps } from './reconcile.js';
 import { createSyncDeletionActivities } from './sync-deletions.js';
 import { createSyncPageActivities } from './sync-page.js';
 import { createSyncPatientActivities } from './sync-patients.js';
@@ -23,6 +30,7 @@ export type {
   ContainmentActivityDeps,
   ExportActivityDeps,
   KeyRotationActivityDeps,
+  ReconcileActivityDeps,
   SyncActivityDeps,
 } from './deps.js';
 export { createContainmentActivities, createKeyRotationActivities };
@@ -49,7 +57,12 @@ export function createExportActivities(deps: ExportActivityDeps) {
   return atActivityBoundary(createExportSteps(deps));
 }
 
+export function createReconcileActivities(deps: ReconcileActivityDeps) {
+  return atActivityBoundary(createReconcileSteps(deps));
+}
+
 export type ExportActivities = ReturnType<typeof createExportSteps>;
+export type ReconcileActivities = ReturnType<typeof createReconcileSteps>;
 export type BulkExportActivities = ReturnType<typeof createBulkExportSteps>;
 export type BreakGlassActivities = ReturnType<typeof createBreakGlassSteps>;
 export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;

@@ -29,6 +29,7 @@ import { recordBreakerTransition } from '../lib/integrations/health.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { registerDevSandboxAdmins, sandboxAdminFor } from '../lib/incidents/sandbox-admins.js';
 import { createPayloadCodec } from '../lib/crypto/payload-codec.js';
+import { lazyConflictNotifier, lazyOutboxNotifier } from './outbox-notifier-lazy.js';
 
 async function recordBreakerChange(pool: Pool, t: BreakerTransition, actor: string): Promise<void> {
   try {
@@ -197,6 +198,16 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
     breakGlass: { pool, alertHookRef: config.EHR_BREAK_GLASS_ALERT_URL },
     // Batch exports: job keys wrapped by the KEK, manifests signed with the audit signing key.
     export: { pool, keyring, kek, signer: purposeKeys.auditSigning, pageSize: 500 },
+    // Reconciliation: write-backs and conflicts it opens wake their workflows through the same Temporal client.
+    reconcile: {
+      pool,
+      keyring,
+      vendors,
+      directory,
+      outbox: lazyOutboxNotifier(temporalClient, config.TEMPORAL_TASK_QUEUE),
+      conflicts: lazyConflictNotifier(temporalClient, config.TEMPORAL_TASK_QUEUE),
+      pageSize: config.EHR_SYNC_PAGE_SIZE,
+    },
     close: async () => {
       await (await temporalClientPromise?.catch(() => undefined))?.connection.close();
       await revocations.close();

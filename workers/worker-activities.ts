@@ -9,6 +9,7 @@ import type {
   ContainmentActivityDeps,
   ExportActivityDeps,
   KeyRotationActivityDeps,
+  ReconcileActivityDeps,
   SyncActivityDeps,
 } from '../activities/index.js';
 import type { RetentionActivityDeps } from '../activities/retention.js';
@@ -19,6 +20,7 @@ import {
   createContainmentActivities,
   createExportActivities,
   createKeyRotationActivities,
+  createReconcileActivities,
   createSyncActivities,
 } from '../activities/index.js';
 
@@ -37,6 +39,7 @@ export interface WorkerActivityDeps {
   retention: RetentionActivityDeps;
   breakGlass: BreakGlassActivityDeps;
   export: ExportActivityDeps;
+  reconcile: ReconcileActivityDeps;
 }
 
 export function createWorkerActivities(deps: WorkerActivityDeps) {
@@ -47,10 +50,11 @@ export function createWorkerActivities(deps: WorkerActivityDeps) {
   const retention = createRetentionActivities(deps.retention);
   const breakGlass = createBreakGlassActivities(deps.breakGlass);
   const exports = createExportActivities(deps.export);
-  const names = [sync, bulk, keyRotation, containment, retention, breakGlass, exports].flatMap((set) =>
+  const reconcile = createReconcileActivities(deps.reconcile);
+  const names = [sync, bulk, keyRotation, containment, retention, breakGlass, exports, reconcile].flatMap((set) =>
     Object.keys(set),
   );
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
-  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention, ...breakGlass, ...exports };
+  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention, ...breakGlass, ...exports, ...reconcile };
 }
