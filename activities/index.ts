@@ -12,11 +12,13 @@ import type {
   BreakGlassActivityDeps,
   BulkExportActivityDeps,
   ExportActivityDeps,
+  ReconcileActivityDeps,
   SyncActivityDeps,
   WriteBackActivityDeps,
 } from './deps.js';
 import { createExportActivities as createExportSteps } from './export.js';
 import { createKeyRotationActivities } from './key-rotation.js';
+import { createReconcileActivities as createReconcileSteps } from './reconcile.js';
 import { createSyncDeletionActivities } from './sync-deletions.js';
 import { createSyncPageActivities } from './sync-page.js';
 import { createSyncPatientActivities } from './sync-patients.js';
@@ -30,6 +32,7 @@ export type {
   ContainmentActivityDeps,
   ExportActivityDeps,
   KeyRotationActivityDeps,
+  ReconcileActivityDeps,
   SyncActivityDeps,
   WriteBackActivityDeps,
 } from './deps.js';
@@ -61,8 +64,13 @@ export function createWriteBackActivities(deps: WriteBackActivityDeps) {
   return atActivityBoundary(createWriteBackSteps(deps));
 }
 
+export function createReconcileActivities(deps: ReconcileActivityDeps) {
+  return atActivityBoundary(createReconcileSteps(deps));
+}
+
 export type ExportActivities = ReturnType<typeof createExportSteps>;
 export type WriteBackActivities = ReturnType<typeof createWriteBackSteps>;
+export type ReconcileActivities = ReturnType<typeof createReconcileSteps>;
 export type BulkExportActivities = ReturnType<typeof createBulkExportSteps>;
 export type BreakGlassActivities = ReturnType<typeof createBreakGlassSteps>;
 export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;

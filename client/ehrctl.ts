@@ -13,6 +13,7 @@ import { registerIntegrationCommands } from './commands/integrations.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerHoldCommands } from './commands/holds.js';
 import { registerRecordCommands } from './commands/records.js';
+import { registerReconcile } from './commands/reconcile.js';
 import { registerRetentionCommands } from './commands/retention.js';
 import { registerScheduleCommands } from './commands/schedule.js';
 import { registerSyncCommands } from './commands/sync.js';
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerAccessCommands(program);
   registerExportCommands(program);
   registerWriteCommands(program);
+  registerReconcile(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   // `writes policy`: under the `writes` group when another command file made it, else in a group of its own.
   registerWritePolicyCommands(

@@ -30,6 +30,7 @@ import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { registerDevSandboxAdmins, sandboxAdminFor } from '../lib/incidents/sandbox-admins.js';
 import { createPayloadCodec } from '../lib/crypto/payload-codec.js';
 import { temporalOutboxNotifier } from './outbox-notifier.js';
+import { lazyConflictNotifier, lazyOutboxNotifier } from './outbox-notifier-lazy.js';
 
 async function recordBreakerChange(pool: Pool, t: BreakerTransition, actor: string): Promise<void> {
   try {
@@ -204,6 +205,16 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
     export: { pool, keyring, kek, signer: purposeKeys.auditSigning, pageSize: 500 },
     // Write-back: outbox changes sent through the same vendor door as every sync.
     writeBack: { pool, keyring, vendors, directory },
+    // Reconciliation: write-backs and conflicts it opens wake their workflows through the same Temporal client.
+    reconcile: {
+      pool,
+      keyring,
+      vendors,
+      directory,
+      outbox: lazyOutboxNotifier(temporalClient, config.TEMPORAL_TASK_QUEUE),
+      conflicts: lazyConflictNotifier(temporalClient, config.TEMPORAL_TASK_QUEUE),
+      pageSize: config.EHR_SYNC_PAGE_SIZE,
+    },
     close: async () => {
       await (await temporalClientPromise?.catch(() => undefined))?.connection.close();
       await revocations.close();

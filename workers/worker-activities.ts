@@ -9,6 +9,7 @@ import type {
   ContainmentActivityDeps,
   ExportActivityDeps,
   KeyRotationActivityDeps,
+  ReconcileActivityDeps,
   SyncActivityDeps,
   WriteBackActivityDeps,
 } from '../activities/index.js';
@@ -20,6 +21,7 @@ import {
   createContainmentActivities,
   createExportActivities,
   createKeyRotationActivities,
+  createReconcileActivities,
   createSyncActivities,
   createWriteBackActivities,
 } from '../activities/index.js';
@@ -40,6 +42,7 @@ export interface WorkerActivityDeps {
   breakGlass: BreakGlassActivityDeps;
   export: ExportActivityDeps;
   writeBack: WriteBackActivityDeps;
+  reconcile: ReconcileActivityDeps;
 }
 
 export function createWorkerActivities(deps: WorkerActivityDeps) {
@@ -51,10 +54,20 @@ export function createWorkerActivities(deps: WorkerActivityDeps) {
   const breakGlass = createBreakGlassActivities(deps.breakGlass);
   const exports = createExportActivities(deps.export);
   const writeBack = createWriteBackActivities(deps.writeBack);
-  const names = [sync, bulk, keyRotation, containment, retention, breakGlass, exports, writeBack].flatMap((set) =>
-    Object.keys(set),
-  );
+  const reconcile = createReconcileActivities(deps.reconcile);
+  const sets = [sync, bulk, keyRotation, containment, retention, breakGlass, exports, writeBack, reconcile];
+  const names = sets.flatMap((set) => Object.keys(set));
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
-  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention, ...breakGlass, ...exports, ...writeBack };
+  return {
+    ...sync,
+    ...bulk,
+    ...keyRotation,
+    ...containment,
+    ...retention,
+    ...breakGlass,
+    ...exports,
+    ...writeBack,
+    ...reconcile,
+  };
 }
