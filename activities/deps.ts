@@ -15,6 +15,7 @@ import type { CredentialDirectory } from '../lib/vendors/credentials.js';
 import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
 import type { SandboxAdmin } from '../lib/vendors/sandbox-registration.js';
 import type { VendorClient } from '../lib/vendors/vendor-client.js';
+import type { OutboxNotifier } from '../lib/writeback/notifier.js';
 
 /** The nightly sync's activities (workflows/nightly-sync.ts; the webhook delta sync runs it as a child). */
 export interface SyncActivityDeps {
@@ -91,4 +92,20 @@ export interface ExportActivityDeps {
   signer: AuditSigningKeySource;
   /** Records read (and heartbeated) per page. */
   pageSize: number;
+}
+
+/** Conflict resolution's activities (workflows/conflict-resolution.ts). */
+export interface ConflictActivityDeps {
+  pool: Pool;
+  keyring: TenantKeyring;
+  /** The vendor's current copy of a disputed record is read through the one door. */
+  vendors: VendorClient;
+  directory: CredentialDirectory;
+  /** Wakes the integration's writeBack workflow after a resolution queued a change. */
+  outbox: OutboxNotifier;
+  /** EHR_CONFLICT_REMIND_SECONDS / _ESCALATE_SECONDS. */
+  remindAfterSeconds: number;
+  escalateAfterSeconds: number;
+  /** The operators' alert hook (EHR_BREAK_GLASS_ALERT_URL, a secret reference); undefined: log only. */
+  alertHookRef: string | undefined;
 }

@@ -7,8 +7,15 @@
 import { atActivityBoundary } from './boundary.js';
 import { createBreakGlassActivities as createBreakGlassSteps } from './break-glass.js';
 import { createBulkExportActivities as createBulkExportSteps } from './bulk-export.js';
+import { createConflictActivities as createConflictSteps } from './conflicts.js';
 import { createContainmentActivities } from './containment.js';
-import type { BreakGlassActivityDeps, BulkExportActivityDeps, ExportActivityDeps, SyncActivityDeps } from './deps.js';
+import type {
+  BreakGlassActivityDeps,
+  BulkExportActivityDeps,
+  ConflictActivityDeps,
+  ExportActivityDeps,
+  SyncActivityDeps,
+} from './deps.js';
 import { createExportActivities as createExportSteps } from './export.js';
 import { createKeyRotationActivities } from './key-rotation.js';
 import { createSyncDeletionActivities } from './sync-deletions.js';
@@ -20,6 +27,7 @@ import { createSyncWindowActivities } from './sync-windows.js';
 export type {
   BreakGlassActivityDeps,
   BulkExportActivityDeps,
+  ConflictActivityDeps,
   ContainmentActivityDeps,
   ExportActivityDeps,
   KeyRotationActivityDeps,
@@ -49,6 +57,11 @@ export function createExportActivities(deps: ExportActivityDeps) {
   return atActivityBoundary(createExportSteps(deps));
 }
 
+export function createConflictActivities(deps: ConflictActivityDeps) {
+  return atActivityBoundary(createConflictSteps(deps));
+}
+
+export type ConflictActivities = ReturnType<typeof createConflictSteps>;
 export type ExportActivities = ReturnType<typeof createExportSteps>;
 export type BulkExportActivities = ReturnType<typeof createBulkExportSteps>;
 export type BreakGlassActivities = ReturnType<typeof createBreakGlassSteps>;

@@ -29,6 +29,8 @@ import { recordBreakerTransition } from '../lib/integrations/health.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { registerDevSandboxAdmins, sandboxAdminFor } from '../lib/incidents/sandbox-admins.js';
 import { createPayloadCodec } from '../lib/crypto/payload-codec.js';
+import type { OutboxNotifier } from '../lib/writeback/notifier.js';
+import { temporalOutboxNotifier } from './outbox-notifier.js';
 
 async function recordBreakerChange(pool: Pool, t: BreakerTransition, actor: string): Promise<void> {
   try {
@@ -158,6 +160,11 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
     );
     return temporalClientPromise;
   };
+  // A resolution that queues a write-back wakes the integration's writeBack workflow through the same client.
+  const outbox: OutboxNotifier = {
+    changesQueued: async (scope) =>
+      temporalOutboxNotifier(await temporalClient(), config.TEMPORAL_TASK_QUEUE).changesQueued(scope),
+  };
   const endpointQueues = {
     mainTaskQueue: config.TEMPORAL_TASK_QUEUE,
     overrides: parseRateOverrides(config.EHR_VENDOR_RATE_LIMITS),
@@ -197,6 +204,16 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
     breakGlass: { pool, alertHookRef: config.EHR_BREAK_GLASS_ALERT_URL },
     // Batch exports: job keys wrapped by the KEK, manifests signed with the audit signing key.
     export: { pool, keyring, kek, signer: purposeKeys.auditSigning, pageSize: 500 },
+    conflicts: {
+      pool,
+      keyring,
+      vendors,
+      directory,
+      outbox,
+      remindAfterSeconds: config.EHR_CONFLICT_REMIND_SECONDS,
+      escalateAfterSeconds: config.EHR_CONFLICT_ESCALATE_SECONDS,
+      alertHookRef: config.EHR_BREAK_GLASS_ALERT_URL,
+    },
     close: async () => {
       await (await temporalClientPromise?.catch(() => undefined))?.connection.close();
       await revocations.close();

@@ -6,6 +6,7 @@
 import type {
   BreakGlassActivityDeps,
   BulkExportActivityDeps,
+  ConflictActivityDeps,
   ContainmentActivityDeps,
   ExportActivityDeps,
   KeyRotationActivityDeps,
@@ -16,6 +17,7 @@ import { createRetentionActivities } from '../activities/retention.js';
 import {
   createBreakGlassActivities,
   createBulkExportActivities,
+  createConflictActivities,
   createContainmentActivities,
   createExportActivities,
   createKeyRotationActivities,
@@ -37,6 +39,7 @@ export interface WorkerActivityDeps {
   retention: RetentionActivityDeps;
   breakGlass: BreakGlassActivityDeps;
   export: ExportActivityDeps;
+  conflicts: ConflictActivityDeps;
 }
 
 export function createWorkerActivities(deps: WorkerActivityDeps) {
@@ -47,10 +50,11 @@ export function createWorkerActivities(deps: WorkerActivityDeps) {
   const retention = createRetentionActivities(deps.retention);
   const breakGlass = createBreakGlassActivities(deps.breakGlass);
   const exports = createExportActivities(deps.export);
-  const names = [sync, bulk, keyRotation, containment, retention, breakGlass, exports].flatMap((set) =>
+  const conflicts = createConflictActivities(deps.conflicts);
+  const names = [sync, bulk, keyRotation, containment, retention, breakGlass, exports, conflicts].flatMap((set) =>
     Object.keys(set),
   );
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
-  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention, ...breakGlass, ...exports };
+  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention, ...breakGlass, ...exports, ...conflicts };
 }
