@@ -190,9 +190,24 @@ export async function markConflictResolved(
 }
 
 /**
- * Cancels the outbox change a resolution supersedes, when it has not been sent: true when it was cancelled now.
- * A cancelled change keeps its row; it names the conflict that superseded it.
+ * The unsent outbox changes a resolution supersedes, oldest first, locked: the change that opened the conflict,
+ * and those write-back parked on it since (status `conflict`, naming it).
  */
+export async function supersededChanges(
+  client: PoolClient,
+  conflictId: string,
+  changeId: string | null,
+): Promise<Array<{ id: string; kind: 'create' | 'update' }>> {
+  const res = await client.query<{ id: string; kind: 'create' | 'update' }>(
+    `SELECT id, kind FROM outbox_changes
+      WHERE (id = $2 OR (conflict_id = $1 AND status = 'conflict')) AND status IN ('pending', 'conflict', 'refused')
+      ORDER BY created_at, id FOR UPDATE`,
+    [conflictId, changeId],
+  );
+  return res.rows;
+}
+
+/** Cancels a superseded change (its row stays, naming the conflict that superseded it); true when it was unsent. */
 export async function cancelSupersededChange(
   client: PoolClient,
   changeId: string,

@@ -6,8 +6,9 @@
  *     those elements, If-Match on its current version), the local copy keeping the local values;
  *   - a record the vendor no longer has: `remote` tombstones the local copy, `local` re-creates it at the vendor
  *     (a create change; the audit event says so);
- *   - the outbox change that opened the conflict (if any, and unsent) is cancelled: superseded. Its elements
- *     outside the conflict still go to the vendor, in the resolution's change.
+ *   - the unsent outbox changes the conflict holds (the one that opened it, those write-back parked on it since)
+ *     are cancelled: superseded. Their elements outside the conflict still go to the vendor, in the resolution's
+ *     change.
  * The local copy also keeps its local-only elements and the elements of the record's other pending changes.
  * The audit event names elements and sides, never values.
  */
@@ -33,10 +34,11 @@ import {
   markConflictResolved,
   replaceLocalRecord,
   resolutionChangeOf,
+  supersededChanges,
 } from './conflict-repository.js';
 import { openConflictSides } from './conflicts.js';
 import { enqueueChange, openChange } from './outbox.js';
-import { getOutboxChange, pendingChangesOfRecord } from './outbox-repository.js';
+import { listOutboxChanges, pendingChangesOfRecord } from './outbox-repository.js';
 
 /** The vendor's current copy of the record, as read through the vendor door; null: it has none (404/410). */
 export interface VendorCopy {
@@ -63,15 +65,13 @@ export interface ResolutionOutcome {
   resolvedAt: string;
   /** The write-back change queued for the elements kept local (or the re-create); null when none. */
   changeId: string | null;
-  /** The unsent change that opened the conflict, cancelled as superseded. */
-  cancelledChangeId: string | null;
+  /** The unsent changes the conflict held, cancelled as superseded. */
+  cancelledChangeIds: string[];
   /** The record is gone at the vendor and is created there again from the local copy. */
   recreate: boolean;
   /** The record is gone at the vendor and its local copy was tombstoned. */
   tombstoned: boolean;
 }
-
-const UNSENT = new Set(['pending', 'conflict', 'refused']);
 
 export async function applyConflictResolution(
   deps: { pool: Pool; keyring: TenantKeyring },
@@ -116,7 +116,8 @@ class Resolution {
     const { client, conflict, input } = this;
     const sides = await openConflictSides(client, this.keyring, conflict.id);
     const local = await this.localCopy();
-    const carried = await this.carriedElements();
+    const superseded = await supersededChanges(client, conflict.id, conflict.changeId);
+    const carried = await this.carriedElements(superseded);
     const sidesTaken = new Set(Object.values(input.decisions));
     let changeId: string | null = null;
     let recreate = false;
@@ -136,7 +137,8 @@ class Resolution {
     } else {
       const vendor = input.vendor;
       const next = minimiseForPurpose(this.type, vendor.resource, input.purpose).resource;
-      if (local) for (const element of await this.keptLocally()) setElement(next, element, local[element]);
+      const supersededIds = new Set(superseded.map((ch) => ch.id));
+      if (local) for (const element of await this.keptLocally(supersededIds)) setElement(next, element, local[element]);
       const write: Record<string, unknown> = { ...carried };
       for (const [element, side] of Object.entries(input.decisions))
         if (side === 'local') write[element] = sides.local?.[element] ?? null;
@@ -154,14 +156,11 @@ class Resolution {
       if (next.meta !== undefined) next.meta = { ...version };
       await this.storeLocal(next, version);
     }
-    let cancelledChangeId: string | null = null;
-    if (conflict.changeId && (await cancelSupersededChange(client, conflict.changeId, conflict.id))) {
-      cancelledChangeId = conflict.changeId;
-      this.event('writeback.change_cancelled', {
-        changeId: conflict.changeId,
-        reason: 'superseded-by-resolution',
-        conflictId: conflict.id,
-      });
+    const cancelledChangeIds: string[] = [];
+    for (const { id: changeId } of superseded) {
+      if (!(await cancelSupersededChange(client, changeId, conflict.id))) continue;
+      cancelledChangeIds.push(changeId);
+      this.event('writeback.cancelled', { changeId, reason: 'superseded-by-resolution', conflictId: conflict.id });
     }
     if (changeId) await linkChangeToConflict(client, changeId, conflict.id);
     const resolved = await markConflictResolved(client, conflict.id, input.decisions, input.resolvedBy);
@@ -173,7 +172,7 @@ class Resolution {
       resolution: input.decisions,
       ...(Object.keys(carried).length > 0 ? { carriedElements: Object.keys(carried) } : {}),
       ...(changeId ? { changeId } : {}),
-      ...(cancelledChangeId ? { cancelledChangeId } : {}),
+      ...(cancelledChangeIds.length > 0 ? { cancelledChangeIds } : {}),
       ...(recreate ? { recreate: true } : {}),
       ...(tombstoned ? { tombstoned: true } : {}),
       ...(input.vendor ? { vendorVersionId: input.vendor.versionId } : { vendorGone: true }),
@@ -182,7 +181,7 @@ class Resolution {
     return {
       ...outcomeOf(resolved),
       changeId,
-      cancelledChangeId,
+      cancelledChangeIds,
       recreate,
       tombstoned,
     };
@@ -205,24 +204,28 @@ class Resolution {
     }
   }
 
-  /** Elements of the superseded change outside the conflict: still the organisation's to send. */
-  private async carriedElements(): Promise<Record<string, unknown>> {
-    const id = this.conflict.changeId;
-    if (!id) return {};
-    const change = await getOutboxChange(this.client, id);
-    if (!change || change.kind !== 'update' || !UNSENT.has(change.status)) return {};
-    const payload = await openChange(this.client, this.keyring, id);
-    if (payload.kind !== 'update') return {};
+  /** Elements of the superseded updates outside the conflict (the newest value of each): still to be sent. */
+  private async carriedElements(
+    superseded: ReadonlyArray<{ id: string; kind: 'create' | 'update' }>,
+  ): Promise<Record<string, unknown>> {
     const disputed = new Set(this.conflict.elements);
-    return Object.fromEntries(Object.entries(payload.elements).filter(([element]) => !disputed.has(element)));
+    const carried: Record<string, unknown> = {};
+    for (const change of superseded) {
+      if (change.kind !== 'update') continue;
+      const payload = await openChange(this.client, this.keyring, change.id);
+      if (payload.kind !== 'update') continue;
+      for (const [element, value] of Object.entries(payload.elements))
+        if (!disputed.has(element)) carried[element] = value;
+    }
+    return carried;
   }
 
   /** Elements whose local value stays: local-only ones, and those of the record's other pending changes. */
-  private async keptLocally(): Promise<string[]> {
+  private async keptLocally(superseded: ReadonlySet<string>): Promise<string[]> {
     const policy = await writePolicyFor(this.client, this.conflict, this.type);
     const kept = new Set(Object.entries(policy.elements).flatMap(([e, a]) => (a === 'local-only' ? [e] : [])));
     for (const change of await pendingChangesOfRecord(this.client, this.record))
-      if (change.id !== this.conflict.changeId) for (const element of change.changedElements) kept.add(element);
+      if (!superseded.has(change.id)) for (const element of change.changedElements) kept.add(element);
     for (const element of Object.keys(this.input.decisions)) kept.delete(element);
     for (const element of VENDOR_ASSIGNED_ELEMENTS) kept.delete(element);
     return [...kept];
@@ -282,7 +285,7 @@ function withoutVendorElements(resource: Record<string, unknown>): Record<string
 
 function outcomeOf(
   c: ConflictRow,
-): Omit<ResolutionOutcome, 'changeId' | 'cancelledChangeId' | 'recreate' | 'tombstoned'> {
+): Omit<ResolutionOutcome, 'changeId' | 'cancelledChangeIds' | 'recreate' | 'tombstoned'> {
   return {
     conflictId: c.id,
     resourceType: c.resourceType,
@@ -296,11 +299,11 @@ function outcomeOf(
 /** A conflict resolved before (a retried activity): what its resolution did, from the rows it left. */
 async function settledOutcome(client: PoolClient, c: ConflictRow): Promise<ResolutionOutcome> {
   const change = await resolutionChangeOf(client, c.id);
-  const superseded = c.changeId ? await getOutboxChange(client, c.changeId) : undefined;
+  const cancelled = await listOutboxChanges(client, { integrationId: c.integrationId, status: 'cancelled' });
   return {
     ...outcomeOf(c),
     changeId: change?.id ?? null,
-    cancelledChangeId: superseded?.status === 'cancelled' && superseded.conflictId === c.id ? superseded.id : null,
+    cancelledChangeIds: cancelled.filter((ch) => ch.conflictId === c.id).map((ch) => ch.id),
     recreate: change?.kind === 'create',
     tombstoned: false,
   };

@@ -252,13 +252,39 @@ describe('conflictResolution', () => {
       changeId,
       vendor: vendorless.vendor,
     });
+    // A later change, which write-back parked on the same conflict (as its settle step does).
+    const { id: parkedId } = await withTransaction(h.pool, (client) =>
+      enqueueChange(
+        client,
+        keyring,
+        {
+          ...record(vendorless.resourceId),
+          origin: 'gateway',
+          requestedBy: 'consumer:scheduler',
+          baseVersionId: '1',
+          payload: {
+            kind: 'update',
+            elements: { status: 'noshow', start: LOCAL_END },
+            base: { status: null, start: null },
+          },
+        },
+        testActor,
+      ),
+    );
+    await h.pool.query(`UPDATE outbox_changes SET status = 'conflict', conflict_id = $1 WHERE id = $2`, [
+      c.conflictId,
+      parkedId,
+    ]);
     const outcome = await resolve(c.conflictId, { take: 'remote', by: 'nurse.lee' });
-    expect(outcome.cancelledChangeId).toBe(changeId);
-    expect((await getOutboxChange(h.pool, changeId))?.status).toBe('cancelled');
+    expect(outcome.cancelledChangeIds).toEqual([changeId, parkedId]);
+    for (const id of [changeId, parkedId]) expect((await getOutboxChange(h.pool, id))?.status).toBe('cancelled');
+    // Their elements outside the conflict still go, the newest value of each; the disputed start does not.
     const carried = await getOutboxChange(h.pool, outcome.changeId!);
-    expect(carried).toMatchObject({ origin: 'resolution', changedElements: ['status'], status: 'pending' });
-    expect(await auditDetails('writeback.change_cancelled', c.conflictId)).toEqual([
+    expect(carried).toMatchObject({ origin: 'resolution', changedElements: ['status'] });
+    expect(await openChange(h.pool, keyring, carried!.id)).toMatchObject({ elements: { status: 'noshow' } });
+    expect(await auditDetails('writeback.cancelled', c.conflictId)).toEqual([
       { changeId, reason: 'superseded-by-resolution', conflictId: c.conflictId },
+      { changeId: parkedId, reason: 'superseded-by-resolution', conflictId: c.conflictId },
     ]);
   });
 
