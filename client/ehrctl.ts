@@ -13,6 +13,7 @@ import { registerIntegrationCommands } from './commands/integrations.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerHoldCommands } from './commands/holds.js';
 import { registerRecordCommands } from './commands/records.js';
+import { registerReconcileConflictCommands } from './commands/reconcile-conflicts.js';
 import { registerRetentionCommands } from './commands/retention.js';
 import { registerScheduleCommands } from './commands/schedule.js';
 import { registerSyncCommands } from './commands/sync.js';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerHoldCommands(program);
   registerAccessCommands(program);
   registerExportCommands(program);
+  registerReconcileConflictCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   return program;
 }

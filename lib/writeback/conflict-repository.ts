@@ -65,7 +65,11 @@ function toConflict(r: Row): ConflictRow {
     reason: r.reason,
     elements: r.elements,
     status: r.status,
-    resolution: r.resolution,
+    // In the conflict's element order (jsonb keeps its own key order).
+    resolution:
+      r.resolution === null
+        ? null
+        : Object.fromEntries(r.elements.flatMap((e) => (r.resolution?.[e] ? [[e, r.resolution[e]]] : []))),
     resolvedBy: r.resolved_by,
     openedAt: r.opened_at.toISOString(),
     resolvedAt: r.resolved_at === null ? null : r.resolved_at.toISOString(),
@@ -286,4 +290,29 @@ export async function replaceLocalRecord(
       WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3 AND resource_id = $4`,
     key,
   );
+}
+
+/** One step of a conflict's timeline, from its audit events: when, who, what (ids, element names, sides). */
+export interface ConflictTimelineEntry {
+  at: string;
+  actor: string;
+  action: string;
+  outcome: string;
+  details: Record<string, unknown>;
+}
+
+/** The audit events naming a conflict, oldest first (opened, reminded, escalated, decoded, refused, resolved). */
+export async function conflictTimeline(db: Queryable, conflictId: string): Promise<ConflictTimelineEntry[]> {
+  const res = await db.query<{ occurred_at: Date; actor: string; action: string; outcome: string; details: object }>(
+    `SELECT occurred_at, actor, action, outcome, details FROM audit_events
+      WHERE details ? 'conflictId' AND details->>'conflictId' = $1 ORDER BY seq LIMIT 200`,
+    [conflictId],
+  );
+  return res.rows.map((r) => ({
+    at: r.occurred_at.toISOString(),
+    actor: r.actor,
+    action: r.action,
+    outcome: r.outcome,
+    details: r.details as Record<string, unknown>,
+  }));
 }

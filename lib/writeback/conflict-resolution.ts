@@ -14,6 +14,7 @@
  */
 import type { AuditContext } from '../audit/chain.js';
 import { appendAuditEvents } from '../audit/chain.js';
+import type { DataKey } from '../crypto/envelope.js';
 import { decryptRecord, encryptRecord } from '../crypto/envelope.js';
 import { isResourceType } from '../domain.js';
 import type { ResourceType } from '../domain.js';
@@ -114,6 +115,12 @@ class Resolution {
 
   async run(): Promise<ResolutionOutcome> {
     const { client, conflict, input } = this;
+    // Every key this resolution uses is at hand before its first audit event is appended: a key loaded later may
+    // write its own audit event on another connection, which would wait for this transaction's audit head lock.
+    const keys = {
+      dek: await this.keyring.primaryDataKey(conflict.tenantId, this.audit),
+      pseudonymise: await this.keyring.pseudonymiser(conflict.tenantId, this.audit),
+    };
     const sides = await openConflictSides(client, this.keyring, conflict.id);
     const local = await this.localCopy();
     const superseded = await supersededChanges(client, conflict.id, conflict.changeId);
@@ -154,7 +161,7 @@ class Resolution {
           ? { versionId: vendor.versionId, lastUpdated: vendor.lastUpdated }
           : { versionId: `resolution-${conflict.id}`, lastUpdated: new Date().toISOString() };
       if (next.meta !== undefined) next.meta = { ...version };
-      await this.storeLocal(next, version);
+      await this.storeLocal(next, version, keys);
     }
     const cancelledChangeIds: string[] = [];
     for (const { id: changeId } of superseded) {
@@ -254,11 +261,10 @@ class Resolution {
   private async storeLocal(
     resource: Record<string, unknown>,
     version: { versionId: string; lastUpdated: string },
+    { dek, pseudonymise }: { dek: DataKey; pseudonymise: (value: string) => string },
   ): Promise<void> {
-    const { tenantId } = this.conflict;
-    const dek = await this.keyring.primaryDataKey(tenantId, this.audit);
     const patientId = patientIdOf(this.type, resource);
-    const pseudonym = patientId ? (await this.keyring.pseudonymiser(tenantId, this.audit))(patientId) : null;
+    const pseudonym = patientId ? pseudonymise(patientId) : null;
     const plaintext = Buffer.from(JSON.stringify(resource), 'utf8');
     const ciphertext = encryptRecord(dek, this.record, plaintext);
     plaintext.fill(0);
