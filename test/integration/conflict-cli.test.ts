@@ -90,6 +90,12 @@ describe('ehrctl reconcile conflicts', () => {
     expect(done.stdout).toContain(`conflict ${conflict.conflictId} resolved by dr.kim: start=local, end=remote`);
     expect(done.stdout).toMatch(/write-back queued: change [0-9a-f-]{36}/);
     expect(done.stdout).toContain("local copy took the vendor's current end");
+    const open = await ehrctl('conflicts', '--integration', scope.integrationId);
+    expect(open.stdout.trim()).toBe('no open conflicts');
+    const all = await ehrctl('conflicts', '--integration', scope.integrationId, '--all', '--json');
+    expect(JSON.parse(all.stdout)).toEqual([
+      expect.objectContaining({ id: conflict.conflictId, status: 'resolved', resolvedBy: 'dr.kim' }),
+    ]);
     const show = await ehrctl('conflict', conflict.conflictId);
     expect(show.stdout).toContain('resolved by dr.kim: start=local,end=remote');
     expect(show.stdout).toMatch(/reconcile\.conflict_resolved\s+dr\.kim/);
