@@ -23,7 +23,7 @@ import { enqueueChange, openChange } from '../../lib/writeback/outbox.js';
 import { getOutboxChange, listOutboxChanges } from '../../lib/writeback/outbox-repository.js';
 import { recordIdentifiers } from '../security/leak-registry.js';
 import type { Resource } from './conflict-support.js';
-import { decodedHistoryText, localCopy, openTestConflict, testKeyring } from './conflict-support.js';
+import { decodedHistoryText, localCopy, openTestConflict, testKeyring, vendorAppointment } from './conflict-support.js';
 import { registerSandboxTenant, sandboxAdmin, testActor, useSyncHarness } from './support.js';
 
 // Synthetic local edits: never in a workflow history, a log line or an error output.
@@ -60,13 +60,16 @@ const h = useSyncHarness({
 });
 let keyring: TenantKeyring;
 let scope: { tenantId: string; integrationId: string };
+let quietIntegrationId: string;
 
 beforeAll(async () => {
   keyring = await testKeyring(h);
   const { tenantId, integrationIds } = await registerSandboxTenant(h.pool, h.sandbox, {
     resourceTypes: ['Patient', 'Appointment'],
+    integrations: 2,
   });
   scope = { tenantId, integrationId: integrationIds[0]! };
+  quietIntegrationId = integrationIds[1]!;
 });
 
 afterAll(async () => {
@@ -225,56 +228,44 @@ describe('conflictResolution', () => {
   });
 
   it('a change that opened a conflict is cancelled as superseded; its other elements go in the resolution', async () => {
-    const vendorless = await openTestConflict(h, keyring, scope, { local: { start: LOCAL_START } });
-    await resolve(vendorless.conflictId, { take: 'remote', by: 'nurse.lee' });
-    // A gateway change of start and status, which write-back found stale on start.
-    const { id: changeId } = await withTransaction(h.pool, (client) =>
-      enqueueChange(
-        client,
-        keyring,
-        {
-          ...record(vendorless.resourceId),
-          origin: 'gateway',
-          requestedBy: 'consumer:scheduler',
-          baseVersionId: '1',
-          payload: {
-            kind: 'update',
-            elements: { start: LOCAL_START, status: 'cancelled' },
-            base: { start: null, status: null },
+    // An integration whose writeBack workflow no resolution has woken yet: nothing sends these changes meanwhile.
+    const quiet = { tenantId: scope.tenantId, integrationId: quietIntegrationId };
+    const vendor = await vendorAppointment(h);
+    const gatewayChange = (elements: Record<string, unknown>) =>
+      withTransaction(h.pool, (client) =>
+        enqueueChange(
+          client,
+          keyring,
+          {
+            ...quiet,
+            resourceType: 'Appointment',
+            resourceId: vendor.id as string,
+            origin: 'gateway',
+            requestedBy: 'consumer:scheduler',
+            baseVersionId: '1',
+            payload: {
+              kind: 'update',
+              elements,
+              base: Object.fromEntries(Object.keys(elements).map((e) => [e, null])),
+            },
           },
-        },
-        testActor,
-      ),
-    );
-    const c = await openTestConflict(h, keyring, scope, {
+          testActor,
+        ),
+      );
+    const parkOn = (conflictId: string, id: string) =>
+      h.pool.query(`UPDATE outbox_changes SET status = 'conflict', conflict_id = $1 WHERE id = $2`, [conflictId, id]);
+    // A gateway change of start and status, which write-back found stale on start (and parked, as its settle does).
+    const { id: changeId } = await gatewayChange({ start: LOCAL_START, status: 'cancelled' });
+    const c = await openTestConflict(h, keyring, quiet, {
       local: { start: LOCAL_START },
       reason: 'stale-write',
       changeId,
-      vendor: vendorless.vendor,
+      vendor,
     });
-    // A later change, which write-back parked on the same conflict (as its settle step does).
-    const { id: parkedId } = await withTransaction(h.pool, (client) =>
-      enqueueChange(
-        client,
-        keyring,
-        {
-          ...record(vendorless.resourceId),
-          origin: 'gateway',
-          requestedBy: 'consumer:scheduler',
-          baseVersionId: '1',
-          payload: {
-            kind: 'update',
-            elements: { status: 'noshow', start: LOCAL_END },
-            base: { status: null, start: null },
-          },
-        },
-        testActor,
-      ),
-    );
-    await h.pool.query(`UPDATE outbox_changes SET status = 'conflict', conflict_id = $1 WHERE id = $2`, [
-      c.conflictId,
-      parkedId,
-    ]);
+    await parkOn(c.conflictId, changeId);
+    // A later change, parked on the same conflict.
+    const { id: parkedId } = await gatewayChange({ status: 'noshow', start: LOCAL_END });
+    await parkOn(c.conflictId, parkedId);
     const outcome = await resolve(c.conflictId, { take: 'remote', by: 'nurse.lee' });
     expect(outcome.cancelledChangeIds).toEqual([changeId, parkedId]);
     for (const id of [changeId, parkedId]) expect((await getOutboxChange(h.pool, id))?.status).toBe('cancelled');
