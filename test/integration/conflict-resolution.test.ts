@@ -106,7 +106,8 @@ describe('conflictResolution', () => {
   it('reminds, then escalates, on durable timers: audit events, and the alert hook with ids only', async () => {
     const c = await openTestConflict(h, keyring, scope, { local: { start: LOCAL_START } });
     const deadline = Date.now() + 30_000;
-    while ((await conflictState(h.temporal.client, c.conflictId)).status !== 'escalated' && Date.now() < deadline)
+    // The status turns `escalated` as the escalation is raised; its alert is listed once it went out.
+    while ((await conflictState(h.temporal.client, c.conflictId)).alerts.length < 2 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 250));
     const state = await conflictState(h.temporal.client, c.conflictId);
     expect(state).toMatchObject({
