@@ -20,6 +20,7 @@ import { registerSyncCommands } from './commands/sync.js';
 import { registerTenantCommands } from './commands/tenants.js';
 import { registerVendorCommands } from './commands/vendors.js';
 import { registerWebhookCommands } from './commands/webhooks.js';
+import { registerWritePolicyCommands } from './commands/write-policy.js';
 import { fromTemporalError } from './temporal-errors.js';
 
 export function buildProgram(): Command {
@@ -46,6 +47,11 @@ export function buildProgram(): Command {
   registerExportCommands(program);
   registerReconcileConflictCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
+  // `writes policy`: under the `writes` group when another command file made it, else in a group of its own.
+  registerWritePolicyCommands(
+    program.commands.find((c) => c.name() === 'writes') ??
+      program.command('writes').description('local changes written back to the EHR'),
+  );
   return program;
 }
 

@@ -4,8 +4,10 @@
  *   GET  /.well-known/smart-configuration (also under /fhir/) and /fhir/metadata — discovery, no token needed;
  *   POST /auth/token — client_credentials with a private_key_jwt assertion (lib/gateway/auth/token-endpoint.ts);
  *   ANY  /fhir/<path> — bearer token checked per request (lib/gateway/auth/request-auth.ts: signature, audience,
- *        expiry, consumer still active, rate limit, incident freeze, break-glass grants), then handed to
- *        handleFhirRead (lib/gateway/fhir/handler.ts) with the GatewayAccess it builds;
+ *        expiry, consumer still active, rate limit, incident freeze, break-glass grants), then handed with the
+ *        GatewayAccess it builds to handleFhirRead (GET, HEAD: lib/gateway/fhir/handler.ts) or handleFhirWrite
+ *        (POST, PUT, PATCH, DELETE: lib/gateway/fhir/write-handler.ts, the body as text; its notifier wakes the
+ *        writeBack workflow, workers/gateway-writes.ts);
  *   POST /break-glass — a consumer asks for break-glass itself, same token checks (workers/gateway-break-glass.ts).
  * Every refusal is audited (lib/gateway/auth/refusals.ts) and answered without detail: OAuth errors at the token
  * endpoint, a generic OperationOutcome under /fhir/. HTTPS with GATEWAY_TLS_CERT/KEY (the dev stack gives it a
@@ -19,7 +21,7 @@ import type { AuditContext } from '../lib/audit/chain.js';
 import { RefusalAuditLimiter } from '../lib/audit/refusal-limiter.js';
 import type { Config } from '../lib/config/schema.js';
 import { EhrError, GatewayRefusalError } from '../lib/errors/index.js';
-import type { BreakGlassGrant, GatewayAccess, GatewayResponse } from '../lib/gateway/access.js';
+import type { BreakGlassGrant } from '../lib/gateway/access.js';
 import type { BreakGlassEndpointDeps } from '../lib/gateway/break-glass-endpoint.js';
 import type { GatewaySigningKey } from '../lib/gateway/auth/access-tokens.js';
 import { AccessTokens, loadGatewaySigningKey } from '../lib/gateway/auth/access-tokens.js';
@@ -33,13 +35,18 @@ import { smartConfiguration } from '../lib/gateway/auth/discovery.js';
 import { activeGrantsFor } from '../lib/gateway/break-glass.js';
 import { capabilityStatement } from '../lib/gateway/fhir/capability.js';
 import { handleFhirRead } from '../lib/gateway/fhir/handler.js';
+import { preloadFhirDefinitions } from '../lib/gateway/fhir/validate.js';
+import { handleFhirWrite } from '../lib/gateway/fhir/write-handler.js';
 import { createKekProvider } from '../lib/keys/kek-factory.js';
 import { KeyHierarchy } from '../lib/keys/key-hierarchy.js';
 import { TenantKeyring } from '../lib/keys/keyring.js';
 import type { Logger } from '../lib/log/logger.js';
 import type { Pool } from '../lib/store/pool.js';
+import type { OutboxNotifier } from '../lib/writeback/notifier.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
 import { openBreakGlassRequests, registerBreakGlassRoute } from './gateway-break-glass.js';
+import { registerFhirRoute } from './gateway-fhir-route.js';
+import { openWriteBackNotifier } from './gateway-writes.js';
 import { runServiceMain } from './service-main.js';
 
 export type GatewayConfig = Pick<
@@ -48,6 +55,7 @@ export type GatewayConfig = Pick<
 >;
 
 export type FhirHandler = typeof handleFhirRead;
+export type FhirWriteHandler = typeof handleFhirWrite;
 
 export interface GatewayDeps {
   pool: Pool;
@@ -61,6 +69,10 @@ export interface GatewayDeps {
   breakGlass?: BreakGlassEndpointDeps;
   /** The FHIR read side; lib/gateway/fhir/handler.ts unless a test gives another. */
   handleFhir?: FhirHandler;
+  /** The FHIR write side; lib/gateway/fhir/write-handler.ts unless a test gives another. */
+  handleFhirWrite?: FhirWriteHandler;
+  /** Wakes an integration's writeBack workflow after a local change is stored; without it the change just waits. */
+  outboxNotifier?: OutboxNotifier;
   logger?: Logger;
   actor?: string;
   /** Audit at most one identical refusal per this many ms (default 60 s; see refusals.ts). */
@@ -110,6 +122,7 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
   const rateLimiter = new ConsumerRateLimiter(deps.now);
   const keySets = new ConsumerKeySets();
   const handleFhir = deps.handleFhir ?? handleFhirRead;
+  const handleWrite = deps.handleFhirWrite ?? handleFhirWrite;
   const app = Fastify({
     logger: false,
     bodyLimit: BODY_LIMIT,
@@ -189,28 +202,23 @@ export async function startGateway(config: GatewayConfig, deps: GatewayDeps): Pr
       ...(log ? { logger: log } : {}),
     });
 
-  app.route({
-    method: ['GET', 'HEAD', 'POST'],
-    url: '/fhir/*',
-    handler: async (req, reply) => {
-      const ctx = { actor, correlationId: randomUUID() };
-      let access: GatewayAccess;
-      try {
-        access = await authorize(req.headers.authorization, ctx.correlationId);
-      } catch (err) {
-        if (err instanceof GatewayRefusalError) return refuse('fhir')(reply, err, ctx);
-        throw err;
-      }
-      const url = new URL(req.url, 'http://gateway.invalid');
-      const answer: GatewayResponse = await handleFhir({ pool, keyring: deps.keyring }, access, {
-        method: req.method,
-        path: url.pathname.slice('/fhir/'.length),
-        query: url.searchParams,
-        baseUrl: `${at.url}/fhir`,
-      });
-      const headers = { 'content-type': 'application/fhir+json', ...answer.headers };
-      return reply.code(answer.status).headers(headers).header('x-correlation-id', ctx.correlationId).send(answer.body);
-    },
+  await registerFhirRoute(app, {
+    authorize,
+    refuse: refuse('fhir'),
+    read: (access, request) => handleFhir({ pool, keyring: deps.keyring }, access, request),
+    write: (access, request) =>
+      handleWrite(
+        {
+          pool,
+          keyring: deps.keyring,
+          ...(deps.outboxNotifier ? { notifier: deps.outboxNotifier } : {}),
+          ...(log ? { logger: log } : {}),
+        },
+        access,
+        request,
+      ),
+    actor,
+    baseUrl: () => `${at.url}/fhir`,
   });
 
   app.setNotFoundHandler((_req, reply) =>
@@ -249,6 +257,7 @@ export async function runGateway(
 ): Promise<{ handle: GatewayHandle; stop(): Promise<void> }> {
   const pool = createPool(config.DATABASE_URL, 10);
   let requests: Awaited<ReturnType<typeof openBreakGlassRequests>> | undefined;
+  let writes: Awaited<ReturnType<typeof openWriteBackNotifier>> | undefined;
   try {
     await assertDatabaseReachable(pool, describeDatabaseUrl(config.DATABASE_URL));
     const actor = `gateway:${os.hostname()}:${process.pid}`;
@@ -263,12 +272,16 @@ export async function runGateway(
     // Break-glass grants (lib/gateway/break-glass.ts) are read per request: a grant or its revocation counts at once.
     const grantsFor = (consumerId: string) => activeGrantsFor(pool, consumerId);
     requests = await openBreakGlassRequests(config, { pool, actor, kek });
+    writes = await openWriteBackNotifier(config, { pool, actor, kek });
+    // The R4 definitions the write validator uses, indexed before the first request rather than during it.
+    preloadFhirDefinitions();
     const handle = await startGateway(config, {
       pool,
       keyring,
       signingKey,
       grantsFor,
       breakGlass: requests.breakGlass,
+      outboxNotifier: writes.notifier,
       ...(tls ? { tls } : {}),
       logger,
       actor,
@@ -278,11 +291,13 @@ export async function runGateway(
       stop: async () => {
         await handle.close();
         await requests?.close();
+        await writes?.close();
         await pool.end();
       },
     };
   } catch (err) {
     await requests?.close().catch(() => undefined);
+    await writes?.close().catch(() => undefined);
     await pool.end().catch(() => undefined);
     throw err;
   }

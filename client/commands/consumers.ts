@@ -86,7 +86,10 @@ export function registerConsumerCommands(program: Command): void {
     .requiredOption('--id <id>', 'consumer id = its client_id (lowercase letters, digits, hyphens; max 63)')
     .requiredOption('--tenant <id>', 'the one tenant it reads')
     .requiredOption('--purpose <purpose>', 'clinical-sync | scheduling-sync | billing-export: caps what it receives')
-    .requiredOption('--scopes <scopes>', 'SMART v2 scopes, e.g. "system/Patient.rs system/Observation.rs"')
+    .requiredOption(
+      '--scopes <scopes>',
+      'SMART v2 scopes, e.g. "system/Patient.rs system/Observation.rs" (writes: "system/Appointment.cu")',
+    )
     .option('--jwks-url <url>', "the consumer's JWKS URL (https)")
     .option('--jwks-file <file>', "a file with the consumer's public JWKS")
     .option('--dev-key', 'make a key pair here (private key 0600 under EHR_SECRETS_DIR), for `dev consumer-token`')

@@ -13,6 +13,10 @@ export interface GatewayScope {
   resourceType: ResourceType | '*';
   read: boolean;
   search: boolean;
+  /** `c`: create through the gateway (issue 13); absent: not granted. */
+  create?: boolean;
+  /** `u`: update and patch through the gateway (issue 13); absent: not granted. */
+  update?: boolean;
 }
 
 /** A time-boxed grant beyond a consumer's scopes (break-glass); every access under it carries its id. */

@@ -28,6 +28,7 @@ import {
   tenantIsRegistered,
 } from './consumers-repository.js';
 import { formatScope, parseScopes } from './scopes.js';
+import { assertWriteScopesAllowed } from './write-scopes.js';
 
 export type { ConsumerRow, ConsumerStatus };
 
@@ -127,7 +128,8 @@ export async function addConsumer(
     throw new InvalidArgumentError('--id', 'use 1-63 lowercase letters, digits or hyphens');
   if (!isPurpose(input.purpose)) throw new InvalidArgumentError('--purpose', `must be one of ${PURPOSES.join(', ')}`);
   const purpose: Purpose = input.purpose;
-  const scopes = parseScopes(input.scopes, '--scopes');
+  const scopes = parseScopes(input.scopes, '--scopes', { writes: true });
+  assertWriteScopesAllowed(purpose, scopes);
   // A scope for a type the purpose does not allow is refused here, naming the types (`*` is capped at read time).
   assertTypesWithinPurpose(
     purpose,

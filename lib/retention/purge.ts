@@ -61,24 +61,40 @@ function heldIds(tenant: ActiveHold | undefined, integrations: Map<string, Activ
   return [...new Set([...(tenant ? [tenant.id] : []), ...[...integrations.values()].map((h) => h.id)])].sort();
 }
 
-/** One batch of a tenant's records of one data class, stored before the cutoff, outside every hold. */
-export async function purgeRecordsBatch(
+/**
+ * A purge batch's frame: a batch already in the run's ledger answers from it (a retried activity purges nothing
+ * twice); otherwise the holds are locked and read, `purge` deletes outside the held integrations (nothing at all
+ * under a tenant-wide hold) and the ledger records the count, all in one transaction.
+ */
+async function purgeBatch(
   pool: Pool,
-  input: PurgeBatchInput & { dataClass: DataClass },
-  ctx: AuditContext,
+  input: PurgeBatchInput,
+  kind: string,
+  purge: (client: PoolClient, heldIntegrationIds: string[]) => Promise<number>,
 ): Promise<PurgeBatchResult> {
   return withTransaction(pool, async (client) => {
     const seen = await ledgerOf(client, input.runId, input.batchKey);
     if (seen !== undefined) return { purged: seen, done: seen < input.limit, heldBy: [], replayed: true };
     await lockHoldsForPurge(client);
     const { tenant, integrations } = await heldIntegrations(client, await activeLegalHolds(client), input.tenantId);
-    const heldBy = heldIds(tenant, integrations);
+    const purged = tenant ? 0 : await purge(client, [...integrations.keys()]);
+    await writeLedger(client, { ...input, kind, purged });
+    return { purged, done: purged < input.limit, heldBy: heldIds(tenant, integrations), replayed: false };
+  });
+}
+
+/** One batch of a tenant's records of one data class, stored before the cutoff, outside every hold. */
+export async function purgeRecordsBatch(
+  pool: Pool,
+  input: PurgeBatchInput & { dataClass: DataClass },
+  ctx: AuditContext,
+): Promise<PurgeBatchResult> {
+  const kind = `records:${input.dataClass}`;
+  return purgeBatch(pool, input, kind, async (client, heldIntegrationIds) => {
     const types = typesOfRetentionClass(input.dataClass);
-    const deleted = tenant
-      ? []
-      : (
-          await client.query<{ resource_type: string; patient_pseudonym: string | null; integration_id: string }>(
-            `DELETE FROM records r USING (
+    const deleted = (
+      await client.query<{ resource_type: string; patient_pseudonym: string | null; integration_id: string }>(
+        `DELETE FROM records r USING (
                SELECT tenant_id, integration_id, resource_type, resource_id FROM records
                 WHERE tenant_id = $1 AND resource_type = ANY ($2::text[]) AND stored_at < $3
                   AND NOT (integration_id = ANY ($4::text[]))
@@ -86,10 +102,9 @@ export async function purgeRecordsBatch(
              WHERE r.tenant_id = due.tenant_id AND r.integration_id = due.integration_id
                AND r.resource_type = due.resource_type AND r.resource_id = due.resource_id
              RETURNING r.resource_type, r.patient_pseudonym, r.integration_id`,
-            [input.tenantId, types, input.cutoff, [...integrations.keys()], input.limit],
-          )
-        ).rows;
-    const kind = `records:${input.dataClass}`;
+        [input.tenantId, types, input.cutoff, heldIntegrationIds, input.limit],
+      )
+    ).rows;
     if (deleted.length > 0) {
       const byType: Record<string, number> = {};
       const byIntegration: Record<string, number> = {};
@@ -118,8 +133,7 @@ export async function purgeRecordsBatch(
       }
       await appendAuditEvents(client, events);
     }
-    await writeLedger(client, { ...input, kind, purged: deleted.length });
-    return { purged: deleted.length, done: deleted.length < input.limit, heldBy, replayed: false };
+    return deleted.length;
   });
 }
 
@@ -129,20 +143,12 @@ export async function purgeWebhookDeliveriesBatch(
   input: PurgeBatchInput,
   ctx: AuditContext,
 ): Promise<PurgeBatchResult> {
-  return withTransaction(pool, async (client) => {
-    const seen = await ledgerOf(client, input.runId, input.batchKey);
-    if (seen !== undefined) return { purged: seen, done: seen < input.limit, heldBy: [], replayed: true };
-    await lockHoldsForPurge(client);
-    const { tenant, integrations } = await heldIntegrations(client, await activeLegalHolds(client), input.tenantId);
-    const heldBy = heldIds(tenant, integrations);
-    let purged = 0;
-    if (!tenant) {
-      const res = await client.query<{ n: string }>(
-        'SELECT retention_purge_webhook_deliveries($1, $2, $3::text[], $4)::text AS n',
-        [input.tenantId, input.cutoff, [...integrations.keys()], input.limit],
-      );
-      purged = Number(res.rows[0]?.n ?? 0);
-    }
+  return purgeBatch(pool, input, 'webhook-deliveries', async (client, heldIntegrationIds) => {
+    const res = await client.query<{ n: string }>(
+      'SELECT retention_purge_webhook_deliveries($1, $2, $3::text[], $4)::text AS n',
+      [input.tenantId, input.cutoff, heldIntegrationIds, input.limit],
+    );
+    const purged = Number(res.rows[0]?.n ?? 0);
     if (purged > 0) {
       await appendAuditEvents(client, [
         {
@@ -154,7 +160,6 @@ export async function purgeWebhookDeliveriesBatch(
         },
       ]);
     }
-    await writeLedger(client, { ...input, kind: 'webhook-deliveries', purged });
-    return { purged, done: purged < input.limit, heldBy, replayed: false };
+    return purged;
   });
 }

@@ -34,21 +34,16 @@ export interface OutboxChange {
   sentAt: string | null;
 }
 
-export interface OutboxRowInsert {
-  id: string;
-  tenantId: string;
-  integrationId: string;
-  resourceType: string;
-  resourceId: string;
-  kind: ChangeKind;
-  origin: ChangeOrigin;
-  requestedBy: string;
+export type OutboxRowInsert = Pick<
+  OutboxChange,
+  'id' | 'tenantId' | 'integrationId' | 'resourceType' | 'resourceId' | 'kind' | 'origin' | 'requestedBy'
+> & {
   baseVersionId: string | null;
   changedElements: readonly string[];
   keyVersion: number;
   ciphertext: Buffer;
   idempotencyKey: string;
-}
+};
 
 interface Row {
   id: string;

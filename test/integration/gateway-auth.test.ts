@@ -126,14 +126,17 @@ describe('the token endpoint', () => {
     const otherType = await tokenRequest(await assertion(c), 'system/Encounter.r');
     const wildcard = await tokenRequest(await assertion(c), 'system/*.r');
     const write = await tokenRequest(await assertion(c), 'system/Observation.cruds');
+    const word = await tokenRequest(await assertion(c), 'launch');
     const none = await tokenRequest(await assertion(c), '');
-    for (const refused of [over, otherType, wildcard, write, none]) {
+    for (const refused of [over, otherType, wildcard, write, word, none]) {
       expect(refused.status).toBe(400);
       expect(refused.body.error).toBe('invalid_scope');
     }
     expect(await refusalReasons(c.id, 'gateway.token.refused')).toEqual([
       'scope-not-registered',
       'scope-not-registered',
+      'scope-not-registered',
+      // A write scope is a scope (issue 13); this consumer holds none.
       'scope-not-registered',
       'scope-unknown',
       'scope-missing',

@@ -8,17 +8,15 @@ import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAuditChain } from '../../lib/audit/verify-chain.js';
-import { signClientAssertion } from '../../lib/crypto/client-assertion.js';
 import { loadGatewaySigningKey } from '../../lib/gateway/auth/access-tokens.js';
-import { addConsumer } from '../../lib/gateway/consumers.js';
 import type { TenantKeyring } from '../../lib/keys/keyring.js';
 import { createTenant } from '../../lib/store/tenants.js';
 import type { GatewayHandle } from '../../workers/gateway.js';
 import { startGateway } from '../../workers/gateway.js';
 import { uniqueId } from '../harness.js';
+import { consumerWithToken } from './gateway-consumer-token.js';
 import { openKeyring, storedAs } from './gateway-support.js';
 import { syncedSandboxTenant } from './stored-records.js';
 import { testActor, useSyncHarness } from './support.js';
@@ -31,31 +29,8 @@ let tenantId: string;
 let integrationId: string;
 
 async function tokenForNewConsumer(tenant: string, purpose: string, scopes: string): Promise<[string, string]> {
-  const { publicKey, privateKey } = await generateKeyPair('ES384', { extractable: true });
-  const jwk = await exportJWK(publicKey);
-  const kid = await calculateJwkThumbprint(jwk, 'sha256');
-  const id = uniqueId('e2e-consumer');
-  const keys = { kind: 'jwks' as const, jwks: { keys: [{ ...jwk, kid, alg: 'ES384' }] } };
-  await addConsumer(harness.pool, { id, tenantId: tenant, purpose, scopes, keys }, testActor);
-  const assertion = await signClientAssertion({
-    clientId: id,
-    audience: gateway.tokenUrl,
-    kid,
-    alg: 'ES384',
-    privateKey,
-  });
-  const res = await fetch(gateway.tokenUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-      client_assertion: assertion,
-      scope: scopes,
-    }),
-  });
-  expect(res.status).toBe(200);
-  return [id, ((await res.json()) as { access_token: string }).access_token];
+  const got = await consumerWithToken(harness.pool, gateway.tokenUrl, { tenantId: tenant, purpose, scopes });
+  return [got.consumerId, got.accessToken];
 }
 
 async function read(token: string, fhirPath: string): Promise<{ status: number; body: Record<string, unknown> }> {

@@ -11,8 +11,9 @@ describe('scopes at the token endpoint', () => {
     const { scopes, unknown } = splitScopes(
       ' system/Patient.r  system/Patient.s\tsystem/Observation.cruds launch system/Group.rs patient/Encounter.rs ',
     );
-    expect(scopes.map(formatScope)).toEqual(['system/Patient.rs']);
-    expect(unknown).toEqual(['system/Observation.cruds', 'launch', 'system/Group.rs', 'patient/Encounter.rs']);
+    // Write scopes are taken here (registration decides who holds them); `d` grants nothing.
+    expect(scopes.map(formatScope)).toEqual(['system/Patient.rs', 'system/Observation.crus']);
+    expect(unknown).toEqual(['launch', 'system/Group.rs', 'patient/Encounter.rs']);
     expect(splitScopes('')).toEqual({ scopes: [], unknown: [] });
   });
 

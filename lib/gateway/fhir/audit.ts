@@ -14,7 +14,8 @@ import type { GatewayAccess } from '../access.js';
 /** Pseudonyms per event: keeps each event's details well under the 8 KB cap. */
 const PSEUDONYMS_PER_EVENT = 200;
 
-export type GatewayAction = 'gateway.read' | 'gateway.search' | 'gateway.everything' | 'gateway.request';
+export type GatewayAction =
+  'gateway.read' | 'gateway.search' | 'gateway.everything' | 'gateway.request' | 'gateway.write';
 
 export interface ReadAudit {
   action: GatewayAction;

@@ -1,11 +1,21 @@
 /**
- * The gateway's CapabilityStatement (`GET [base]/metadata`): only what lib/gateway/fhir/handler.ts implements —
- * read and search-type on every type the store holds, with the search parameters lib/gateway/fhir/search-params.ts
- * parses, and `$everything` on Patient — and the SMART security extension naming the gateway's token endpoint.
- * No PHI; the same for every caller.
+ * The gateway's CapabilityStatement (`GET [base]/metadata`): only what lib/gateway/fhir/handler.ts and
+ * write-handler.ts implement — read and search-type on every type the store holds, with the search parameters
+ * lib/gateway/fhir/search-params.ts parses, and `$everything` on Patient; create, update and patch (JSON Patch) on
+ * the types the built-in write policy lets the organisation's systems write (lib/writeback/authority.ts; an
+ * integration's own policy decides each request) — and the SMART security extension naming the gateway's token
+ * endpoint. No PHI; the same for every caller.
  */
+import type { ResourceType } from '../../domain.js';
 import { RESOURCE_TYPES } from '../../domain.js';
+import { defaultWritePolicy } from '../../writeback/authority.js';
 import { MAX_COUNT, searchParamsOf } from './search-params.js';
+
+/** The interactions advertised for a type: reads everywhere, writes where the default write policy allows them. */
+export function advertisedInteractions(type: ResourceType): string[] {
+  const policy = defaultWritePolicy(type);
+  return ['read', 'search-type', ...(policy.create ? ['create'] : []), ...(policy.update ? ['update', 'patch'] : [])];
+}
 
 const SEARCH_PARAM_TYPES: Readonly<Record<string, { type: string; documentation: string }>> = {
   _id: { type: 'token', documentation: 'Comma-separated resource ids (any of them).' },
@@ -28,6 +38,7 @@ export function capabilityStatement(options: { baseUrl: string; tokenUrl?: strin
     kind: 'instance',
     fhirVersion: '4.0.1',
     format: ['json'],
+    patchFormat: ['application/json-patch+json'],
     software: { name: 'ehr-connectors mediation gateway' },
     implementation: { description: 'Scoped, audited reads of the encrypted store', url: options.baseUrl },
     rest: [
@@ -35,7 +46,9 @@ export function capabilityStatement(options: { baseUrl: string; tokenUrl?: strin
         mode: 'server',
         documentation:
           `Reads across every integration of the consumer's tenant; when two hold the same resource, the newest ` +
-          `lastUpdated wins, then the lowest integration id. Pages hold at most ${MAX_COUNT} entries.`,
+          `lastUpdated wins, then the lowest integration id. Pages hold at most ${MAX_COUNT} entries. Writes are ` +
+          `stored locally and sent to the EHR by write-back; the integration's write policy decides which elements ` +
+          `this side may change (a refused element is named in a 422 OperationOutcome). No deletes.`,
         security: {
           service: [
             {
@@ -56,7 +69,8 @@ export function capabilityStatement(options: { baseUrl: string; tokenUrl?: strin
         },
         resource: RESOURCE_TYPES.map((type) => ({
           type,
-          interaction: [{ code: 'read' }, { code: 'search-type' }],
+          interaction: advertisedInteractions(type).map((code) => ({ code })),
+          ...(advertisedInteractions(type).includes('update') ? { versioning: 'versioned', updateCreate: false } : {}),
           searchParam: searchParamsOf(type).map((name) => ({ name, ...SEARCH_PARAM_TYPES[name] })),
           ...(type === 'Patient'
             ? {

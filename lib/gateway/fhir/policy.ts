@@ -6,13 +6,16 @@
  *   - a scope must grant the interaction (`r` for read by id, `s` for search and $everything): the consumer's own
  *     scopes first, then its unexpired break-glass grants (the access is then under that grant, and its audit
  *     events carry the grant's id); else 403. Read by id without a covering scope is 403 rather than 404: the
- *     answer depends only on the token, never on the resource, so it leaks nothing.
+ *     answer depends only on the token, never on the resource, so it leaks nothing;
+ *   - create and update (`c`, `u`; patch is an update) come from the consumer's own scopes only: break-glass
+ *     widens what may be read in an emergency, never what may be written.
  */
 import type { ResourceType } from '../../domain.js';
 import { PURPOSE_POLICIES } from '../../fhir/classification.js';
 import type { GatewayAccess, GatewayScope } from '../access.js';
+import { formatScope } from '../scopes.js';
 
-export type Interaction = 'read' | 'search';
+export type Interaction = 'read' | 'search' | 'create' | 'update';
 
 export interface Grant {
   /** The scope used, as SMART v2 writes it, e.g. `system/Observation.rs`. */
@@ -22,11 +25,11 @@ export interface Grant {
 }
 
 export function scopeString(s: GatewayScope): string {
-  return `${s.context}/${s.resourceType}.${s.read ? 'r' : ''}${s.search ? 's' : ''}`;
+  return formatScope(s);
 }
 
 function covers(s: GatewayScope, type: ResourceType, interaction: Interaction): boolean {
-  return (s.resourceType === '*' || s.resourceType === type) && (interaction === 'read' ? s.read : s.search);
+  return (s.resourceType === '*' || s.resourceType === type) && s[interaction] === true;
 }
 
 export function purposeAllows(access: GatewayAccess, type: ResourceType): boolean {
@@ -42,6 +45,7 @@ export function grantFor(
 ): Grant | undefined {
   const own = access.scopes.find((s) => covers(s, type, interaction));
   if (own) return { scope: scopeString(own) };
+  if (interaction === 'create' || interaction === 'update') return undefined;
   for (const grant of access.breakGlass) {
     if (grant.consumerId !== access.consumerId || grant.expiresAt.getTime() <= now.getTime()) continue;
     const s = grant.scopes.find((g) => covers(g, type, interaction));

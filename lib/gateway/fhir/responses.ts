@@ -4,7 +4,8 @@
  */
 import type { GatewayResponse } from '../access.js';
 
-export type IssueCode = 'not-found' | 'not-supported' | 'invalid' | 'forbidden' | 'transient' | 'exception';
+export type IssueCode =
+  'not-found' | 'not-supported' | 'invalid' | 'forbidden' | 'transient' | 'exception' | 'conflict' | 'business-rule';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
 
