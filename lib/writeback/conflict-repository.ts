@@ -1,8 +1,8 @@
 /**
- * The statements of reconciliation conflicts (migrations/1733500000000, `reconcile_conflicts`), and the few a
- * resolution needs beside them: the local copy of the disputed record (read and replaced as a resolution decides)
- * and the settling of the outbox change a resolution supersedes. Rows carry identifiers, element names and codes;
- * the two sides are the ciphertext, which only lib/writeback/conflicts.ts opens.
+ * The statements of reconciliation conflicts (migrations/1733500000000, `reconcile_conflicts`), and the settling of
+ * the outbox changes a resolution supersedes (the local copy it replaces: lib/writeback/local-record-repository.ts).
+ * Rows carry identifiers, element names and codes; the two sides are the ciphertext, which only
+ * lib/writeback/conflicts.ts opens.
  */
 import type { PoolClient, Queryable } from '../store/pool.js';
 
@@ -240,56 +240,6 @@ export async function resolutionChangeOf(
     [conflictId, `resolution-${conflictId}`],
   );
   return res.rows[0];
-}
-
-/** The local copy of a record (ciphertext and version), locked for the caller's transaction. */
-export async function lockLocalRecord(
-  client: PoolClient,
-  record: { tenantId: string; integrationId: string; resourceType: string; resourceId: string },
-): Promise<{ versionId: string; lastUpdated: Date; ciphertext: Buffer } | undefined> {
-  const res = await client.query<{ version_id: string; last_updated: Date; ciphertext: Buffer }>(
-    `SELECT version_id, last_updated, ciphertext FROM records
-      WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3 AND resource_id = $4 FOR UPDATE`,
-    [record.tenantId, record.integrationId, record.resourceType, record.resourceId],
-  );
-  const r = res.rows[0];
-  return r ? { versionId: r.version_id, lastUpdated: r.last_updated, ciphertext: r.ciphertext } : undefined;
-}
-
-/**
- * Replaces the local copy of a record with what a resolution decided, whatever version it held (the sync upsert
- * keeps a newer local version; a person's decision overrides it). A tombstone of the record goes: it is live.
- */
-export async function replaceLocalRecord(
-  client: PoolClient,
-  record: {
-    tenantId: string;
-    integrationId: string;
-    resourceType: string;
-    resourceId: string;
-    versionId: string;
-    lastUpdated: string;
-    patientPseudonym: string | null;
-    keyVersion: number;
-    ciphertext: Buffer;
-  },
-): Promise<void> {
-  const key = [record.tenantId, record.integrationId, record.resourceType, record.resourceId];
-  await client.query(
-    `INSERT INTO records (tenant_id, integration_id, resource_type, resource_id, version_id, last_updated,
-       patient_pseudonym, key_version, ciphertext)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-     ON CONFLICT (tenant_id, integration_id, resource_type, resource_id) DO UPDATE
-       SET version_id = EXCLUDED.version_id, last_updated = EXCLUDED.last_updated,
-           patient_pseudonym = EXCLUDED.patient_pseudonym, key_version = EXCLUDED.key_version,
-           ciphertext = EXCLUDED.ciphertext, stored_at = now()`,
-    [...key, record.versionId, record.lastUpdated, record.patientPseudonym, record.keyVersion, record.ciphertext],
-  );
-  await client.query(
-    `DELETE FROM record_tombstones
-      WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3 AND resource_id = $4`,
-    key,
-  );
 }
 
 /** One step of a conflict's timeline, from its audit events: when, who, what (ids, element names, sides). */

@@ -31,13 +31,12 @@ import {
   cancelSupersededChange,
   linkChangeToConflict,
   lockConflict,
-  lockLocalRecord,
   markConflictResolved,
-  replaceLocalRecord,
   resolutionChangeOf,
   supersededChanges,
 } from './conflict-repository.js';
 import { openConflictSides } from './conflicts.js';
+import { lockLocalRecord, replaceLocalRecord } from './local-record-repository.js';
 import { enqueueChange, openChange } from './outbox.js';
 import { listOutboxChanges, pendingChangesOfRecord } from './outbox-repository.js';
 
