@@ -4,7 +4,7 @@
  * partial decision, a second resolution) is audited as refused and comes back as a usage error.
  */
 import type { Client } from '@temporalio/client';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { AuditContext } from '../lib/audit/chain.js';
 import { recordAuditEvent } from '../lib/audit/chain.js';
 import { ConflictError, InvalidArgumentError, NotFoundError } from '../lib/errors/index.js';
@@ -13,19 +13,39 @@ import { getConflict } from '../lib/writeback/conflict-repository.js';
 import type { ResolutionOutcome } from '../lib/writeback/conflict-resolution.js';
 import { conflictWorkflowId } from '../lib/writeback/notifier.js';
 import type { ResolveRequest } from '../workflows/conflict-resolve-request.js';
-import type { ConflictResolutionState } from '../workflows/conflict-resolution.js';
+import type { ConflictResolutionInput, ConflictResolutionState } from '../workflows/conflict-resolution.js';
 
 export async function conflictState(temporal: Client, conflictId: string): Promise<ConflictResolutionState> {
   return temporal.workflow.getHandle(conflictWorkflowId(conflictId)).query<ConflictResolutionState>('conflictState');
 }
 
-/** Sends the resolution to the conflict's workflow; its validator decides whether it counts. */
+/**
+ * Starts an open conflict's workflow when it is not running (its start after the conflict was opened failed, or it
+ * was terminated): the same start as ConflictNotifier.conflictOpened, so a running one stands.
+ */
+async function ensureConflictWorkflow(temporal: Client, taskQueue: string, input: ConflictResolutionInput) {
+  try {
+    await temporal.workflow.start('conflictResolution', {
+      workflowId: conflictWorkflowId(input.conflictId),
+      taskQueue,
+      args: [input],
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+  }
+}
+
+/**
+ * Sends the resolution to the conflict's workflow; its validator decides whether it counts. With `taskQueue`, an
+ * open conflict whose workflow is not running gets it started first.
+ */
 export async function resolveConflict(
   pool: Pool,
   temporal: Client,
   conflictId: string,
   request: ResolveRequest,
   audit: AuditContext,
+  opts: { taskQueue?: string } = {},
 ): Promise<ResolutionOutcome> {
   const conflict = await getConflict(pool, conflictId);
   if (!conflict) throw new NotFoundError('conflict', conflictId);
@@ -44,6 +64,12 @@ export async function resolveConflict(
     await refused(detail);
     throw new ConflictError('conflict', conflictId, detail);
   }
+  if (opts.taskQueue !== undefined)
+    await ensureConflictWorkflow(temporal, opts.taskQueue, {
+      tenantId: conflict.tenantId,
+      integrationId: conflict.integrationId,
+      conflictId,
+    });
   // The workflow loads the conflict first (one activity); wait for it rather than be refused for it.
   for (let i = 0; i < 50 && (await conflictState(temporal, conflictId)).status === 'loading'; i++)
     await new Promise((resolve) => setTimeout(resolve, 200));

@@ -156,7 +156,9 @@ export function registerReconcileConflictCommands(program: Command): void {
           if (typeof fields === 'string') throw new InvalidArgumentError('--fields', fields);
           request = { fields, by: opts.by };
         }
-        const outcome = await resolveConflict(await ctx.db(), await ctx.temporal(), id, request, ctx.audit);
+        const outcome = await resolveConflict(await ctx.db(), await ctx.temporal(), id, request, ctx.audit, {
+          taskQueue: ctx.config.TEMPORAL_TASK_QUEUE,
+        });
         if (opts.json) return printJson(outcome);
         const decisions = Object.entries(outcome.resolution)
           .map(([element, side]) => `${element}=${side}`)

@@ -2,7 +2,8 @@
  * `ehrctl reconcile conflicts | conflict | resolve` as an operator runs them (a real ehrctl process against the test
  * run's PostgreSQL and Temporal, an in-process worker, the sandbox vendor): the list and the show name elements,
  * never values; `--decode` shows both sides only through the codec server with a decode-role token; `resolve
- * --fields` says what it did; a refused resolution is a usage error that names the undecided element.
+ * --fields` says what it did; a refused resolution is a usage error that names the undecided element; an open
+ * conflict whose workflow never started (a lost notification) is resolved all the same.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TenantKeyring } from '../../lib/keys/keyring.js';
@@ -99,5 +100,12 @@ describe('ehrctl reconcile conflicts', () => {
     const show = await ehrctl('conflict', conflict.conflictId);
     expect(show.stdout).toContain('resolved by dr.kim: start=local,end=remote');
     expect(show.stdout).toMatch(/reconcile\.conflict_resolved\s+dr\.kim/);
+  });
+
+  it('resolve starts the workflow of an open conflict whose start notification was lost, then resolves it', async () => {
+    const lost = await openTestConflict(h, keyring, scope, { local: { end: LOCAL_END }, notify: false });
+    const done = await ehrctl('resolve', lost.conflictId, '--take', 'remote', '--by', 'nurse.lee');
+    expect(done.stderr).toBe('');
+    expect(done.stdout).toContain(`conflict ${lost.conflictId} resolved by nurse.lee: end=remote`);
   });
 });

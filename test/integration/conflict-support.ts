@@ -49,7 +49,8 @@ export async function openTestConflict(
   h: SyncHarness,
   keyring: TenantKeyring,
   scope: { tenantId: string; integrationId: string },
-  opts: { local: Resource; reason?: ConflictReason; changeId?: string; vendor?: Resource },
+  /** notify: false leaves the workflow unstarted (a notification that failed). */
+  opts: { local: Resource; reason?: ConflictReason; changeId?: string; vendor?: Resource; notify?: boolean },
 ): Promise<OpenedConflict> {
   const vendor = opts.vendor ?? (await vendorAppointment(h));
   const resourceId = vendor.id as string;
@@ -86,10 +87,11 @@ export async function openTestConflict(
       testActor,
     ),
   );
-  await temporalConflictNotifier(h.temporal.client, h.config.TEMPORAL_TASK_QUEUE).conflictOpened({
-    ...scope,
-    conflictId: id,
-  });
+  if (opts.notify !== false)
+    await temporalConflictNotifier(h.temporal.client, h.config.TEMPORAL_TASK_QUEUE).conflictOpened({
+      ...scope,
+      conflictId: id,
+    });
   return { conflictId: id, resourceId, vendor };
 }
 
