@@ -15,7 +15,7 @@ import type { CredentialDirectory } from '../lib/vendors/credentials.js';
 import type { EndpointQueuePolicy } from '../lib/vendors/endpoint-queues.js';
 import type { SandboxAdmin } from '../lib/vendors/sandbox-registration.js';
 import type { VendorClient } from '../lib/vendors/vendor-client.js';
-import type { OutboxNotifier } from '../lib/writeback/notifier.js';
+import type { ConflictNotifier, OutboxNotifier } from '../lib/writeback/notifier.js';
 
 /** The nightly sync's activities (workflows/nightly-sync.ts; the webhook delta sync runs it as a child). */
 export interface SyncActivityDeps {
@@ -108,4 +108,18 @@ export interface ConflictActivityDeps {
   escalateAfterSeconds: number;
   /** The operators' alert hook (EHR_BREAK_GLASS_ALERT_URL, a secret reference); undefined: log only. */
   alertHookRef: string | undefined;
+}
+
+/** Reconciliation's activities (workflows/reconcile.ts). */
+export interface ReconcileActivityDeps {
+  pool: Pool;
+  keyring: TenantKeyring;
+  vendors: VendorClient;
+  directory: CredentialDirectory;
+  /** Wakes the integration's writeBack workflow after write-backs are queued. */
+  outbox: OutboxNotifier;
+  /** Starts an opened conflict's conflictResolution workflow. */
+  conflicts: ConflictNotifier;
+  /** Resources per search page (and stored records per by-id batch). */
+  pageSize: number;
 }

@@ -14,10 +14,12 @@ import type {
   BulkExportActivityDeps,
   ConflictActivityDeps,
   ExportActivityDeps,
+  ReconcileActivityDeps,
   SyncActivityDeps,
 } from './deps.js';
 import { createExportActivities as createExportSteps } from './export.js';
 import { createKeyRotationActivities } from './key-rotation.js';
+import { createReconcileActivities as createReconcileSteps } from './reconcile.js';
 import { createSyncDeletionActivities } from './sync-deletions.js';
 import { createSyncPageActivities } from './sync-page.js';
 import { createSyncPatientActivities } from './sync-patients.js';
@@ -31,6 +33,7 @@ export type {
   ContainmentActivityDeps,
   ExportActivityDeps,
   KeyRotationActivityDeps,
+  ReconcileActivityDeps,
   SyncActivityDeps,
 } from './deps.js';
 export { createContainmentActivities, createKeyRotationActivities };
@@ -62,7 +65,13 @@ export function createConflictActivities(deps: ConflictActivityDeps) {
 }
 
 export type ConflictActivities = ReturnType<typeof createConflictSteps>;
+
+export function createReconcileActivities(deps: ReconcileActivityDeps) {
+  return atActivityBoundary(createReconcileSteps(deps));
+}
+
 export type ExportActivities = ReturnType<typeof createExportSteps>;
+export type ReconcileActivities = ReturnType<typeof createReconcileSteps>;
 export type BulkExportActivities = ReturnType<typeof createBulkExportSteps>;
 export type BreakGlassActivities = ReturnType<typeof createBreakGlassSteps>;
 export type SyncPlanningActivities = ReturnType<typeof createSyncPlanningActivities>;

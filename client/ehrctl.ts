@@ -13,6 +13,7 @@ import { registerIntegrationCommands } from './commands/integrations.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerHoldCommands } from './commands/holds.js';
 import { registerRecordCommands } from './commands/records.js';
+import { registerReconcile } from './commands/reconcile.js';
 import { registerReconcileConflictCommands } from './commands/reconcile-conflicts.js';
 import { registerRetentionCommands } from './commands/retention.js';
 import { registerScheduleCommands } from './commands/schedule.js';
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerHoldCommands(program);
   registerAccessCommands(program);
   registerExportCommands(program);
+  registerReconcile(program);
   registerReconcileConflictCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   // `writes policy`: under the `writes` group when another command file made it, else in a group of its own.

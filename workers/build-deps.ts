@@ -29,8 +29,7 @@ import { recordBreakerTransition } from '../lib/integrations/health.js';
 import { FileAuditAnchor } from '../lib/audit/anchor.js';
 import { registerDevSandboxAdmins, sandboxAdminFor } from '../lib/incidents/sandbox-admins.js';
 import { createPayloadCodec } from '../lib/crypto/payload-codec.js';
-import type { OutboxNotifier } from '../lib/writeback/notifier.js';
-import { temporalOutboxNotifier } from './outbox-notifier.js';
+import { lazyConflictNotifier, lazyOutboxNotifier } from './outbox-notifier-lazy.js';
 
 async function recordBreakerChange(pool: Pool, t: BreakerTransition, actor: string): Promise<void> {
   try {
@@ -160,11 +159,6 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
     );
     return temporalClientPromise;
   };
-  // A resolution that queues a write-back wakes the integration's writeBack workflow through the same client.
-  const outbox: OutboxNotifier = {
-    changesQueued: async (scope) =>
-      temporalOutboxNotifier(await temporalClient(), config.TEMPORAL_TASK_QUEUE).changesQueued(scope),
-  };
   const endpointQueues = {
     mainTaskQueue: config.TEMPORAL_TASK_QUEUE,
     overrides: parseRateOverrides(config.EHR_VENDOR_RATE_LIMITS),
@@ -204,15 +198,26 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
     breakGlass: { pool, alertHookRef: config.EHR_BREAK_GLASS_ALERT_URL },
     // Batch exports: job keys wrapped by the KEK, manifests signed with the audit signing key.
     export: { pool, keyring, kek, signer: purposeKeys.auditSigning, pageSize: 500 },
+    // Conflicts: the vendor's current copy through the door; a resolution's write-back wakes writeBack.
     conflicts: {
       pool,
       keyring,
       vendors,
       directory,
-      outbox,
+      outbox: lazyOutboxNotifier(temporalClient, config.TEMPORAL_TASK_QUEUE),
       remindAfterSeconds: config.EHR_CONFLICT_REMIND_SECONDS,
       escalateAfterSeconds: config.EHR_CONFLICT_ESCALATE_SECONDS,
       alertHookRef: config.EHR_BREAK_GLASS_ALERT_URL,
+    },
+    // Reconciliation: write-backs and conflicts it opens wake their workflows through the same Temporal client.
+    reconcile: {
+      pool,
+      keyring,
+      vendors,
+      directory,
+      outbox: lazyOutboxNotifier(temporalClient, config.TEMPORAL_TASK_QUEUE),
+      conflicts: lazyConflictNotifier(temporalClient, config.TEMPORAL_TASK_QUEUE),
+      pageSize: config.EHR_SYNC_PAGE_SIZE,
     },
     close: async () => {
       await (await temporalClientPromise?.catch(() => undefined))?.connection.close();

@@ -10,6 +10,7 @@ import type {
   ContainmentActivityDeps,
   ExportActivityDeps,
   KeyRotationActivityDeps,
+  ReconcileActivityDeps,
   SyncActivityDeps,
 } from '../activities/index.js';
 import type { RetentionActivityDeps } from '../activities/retention.js';
@@ -21,6 +22,7 @@ import {
   createContainmentActivities,
   createExportActivities,
   createKeyRotationActivities,
+  createReconcileActivities,
   createSyncActivities,
 } from '../activities/index.js';
 
@@ -40,6 +42,7 @@ export interface WorkerActivityDeps {
   breakGlass: BreakGlassActivityDeps;
   export: ExportActivityDeps;
   conflicts: ConflictActivityDeps;
+  reconcile: ReconcileActivityDeps;
 }
 
 export function createWorkerActivities(deps: WorkerActivityDeps) {
@@ -51,10 +54,20 @@ export function createWorkerActivities(deps: WorkerActivityDeps) {
   const breakGlass = createBreakGlassActivities(deps.breakGlass);
   const exports = createExportActivities(deps.export);
   const conflicts = createConflictActivities(deps.conflicts);
-  const names = [sync, bulk, keyRotation, containment, retention, breakGlass, exports, conflicts].flatMap((set) =>
-    Object.keys(set),
-  );
+  const reconcile = createReconcileActivities(deps.reconcile);
+  const sets = [sync, bulk, keyRotation, containment, retention, breakGlass, exports, conflicts, reconcile];
+  const names = sets.flatMap((set) => Object.keys(set));
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
-  return { ...sync, ...bulk, ...keyRotation, ...containment, ...retention, ...breakGlass, ...exports, ...conflicts };
+  return {
+    ...sync,
+    ...bulk,
+    ...keyRotation,
+    ...containment,
+    ...retention,
+    ...breakGlass,
+    ...exports,
+    ...conflicts,
+    ...reconcile,
+  };
 }

@@ -9,3 +9,4 @@ export { breakGlassReview } from './break-glass-review.js';
 export { batchExport } from './export.js';
 export { writeBack } from './write-back.js';
 export { conflictResolution } from './conflict-resolution.js';
+export { reconcile } from './reconcile.js';

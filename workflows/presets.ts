@@ -121,3 +121,13 @@ export const alertHookPreset: ActivityOptions = {
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10 },
 };
+
+/**
+ * A reconcile batch (workflows/reconcile.ts): one search page, or one batch of reads by id, compared and decided in
+ * one transaction. Heartbeats notice a dead worker within 30 s; a retried page decides again from what committed.
+ */
+export const reconcilePreset: ActivityOptions = {
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 8 },
+};
