@@ -104,6 +104,22 @@ export interface WriteBackActivityDeps {
   directory: CredentialDirectory;
 }
 
+/** Conflict resolution's activities (workflows/conflict-resolution.ts). */
+export interface ConflictActivityDeps {
+  pool: Pool;
+  keyring: TenantKeyring;
+  /** The vendor's current copy of a disputed record is read through the one door. */
+  vendors: VendorClient;
+  directory: CredentialDirectory;
+  /** Wakes the integration's writeBack workflow after a resolution queued a change. */
+  outbox: OutboxNotifier;
+  /** EHR_CONFLICT_REMIND_SECONDS / _ESCALATE_SECONDS. */
+  remindAfterSeconds: number;
+  escalateAfterSeconds: number;
+  /** The operators' alert hook (EHR_BREAK_GLASS_ALERT_URL, a secret reference); undefined: log only. */
+  alertHookRef: string | undefined;
+}
+
 /** Reconciliation's activities (workflows/reconcile.ts). */
 export interface ReconcileActivityDeps {
   pool: Pool;

@@ -7,10 +7,12 @@
 import { atActivityBoundary } from './boundary.js';
 import { createBreakGlassActivities as createBreakGlassSteps } from './break-glass.js';
 import { createBulkExportActivities as createBulkExportSteps } from './bulk-export.js';
+import { createConflictActivities as createConflictSteps } from './conflicts.js';
 import { createContainmentActivities } from './containment.js';
 import type {
   BreakGlassActivityDeps,
   BulkExportActivityDeps,
+  ConflictActivityDeps,
   ExportActivityDeps,
   ReconcileActivityDeps,
   SyncActivityDeps,
@@ -29,6 +31,7 @@ import { createWriteBackActivities as createWriteBackSteps } from './write-back.
 export type {
   BreakGlassActivityDeps,
   BulkExportActivityDeps,
+  ConflictActivityDeps,
   ContainmentActivityDeps,
   ExportActivityDeps,
   KeyRotationActivityDeps,
@@ -63,6 +66,12 @@ export function createExportActivities(deps: ExportActivityDeps) {
 export function createWriteBackActivities(deps: WriteBackActivityDeps) {
   return atActivityBoundary(createWriteBackSteps(deps));
 }
+
+export function createConflictActivities(deps: ConflictActivityDeps) {
+  return atActivityBoundary(createConflictSteps(deps));
+}
+
+export type ConflictActivities = ReturnType<typeof createConflictSteps>;
 
 export function createReconcileActivities(deps: ReconcileActivityDeps) {
   return atActivityBoundary(createReconcileSteps(deps));

@@ -81,3 +81,50 @@ export function remoteDecoder(opts: RemoteCodecOptions): (payloads: Payload[]) =
       req.end(body);
     });
 }
+
+/**
+ * A reconciliation conflict's decoded diff: GET <codec>/conflicts/<id> with the caller's bearer token. The codec
+ * server checks the decode role and audits the decode before it answers; nothing is decrypted here.
+ */
+export function remoteConflictDiff(opts: Omit<RemoteCodecOptions, 'namespace'>, conflictId: string): Promise<unknown> {
+  const endpoint = new URL(`/conflicts/${encodeURIComponent(conflictId)}`, opts.url);
+  if (endpoint.protocol !== 'https:') throw new PolicyViolationError('codec server', 'must be reached over https');
+  const ca = opts.caPem ? [...rootCertificates, opts.caPem] : undefined;
+  return new Promise<unknown>((resolve, reject) => {
+    const req = https.request(
+      endpoint,
+      { method: 'GET', ca, timeout: 30_000, headers: { authorization: `Bearer ${opts.token}` } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          let parsed: unknown;
+          try {
+            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            parsed = undefined;
+          }
+          if (res.statusCode === 200 && parsed !== undefined) return resolve(parsed);
+          const reason = (parsed as { reason?: unknown } | undefined)?.reason;
+          reject(
+            new PolicyViolationError(
+              'codec server refused the conflict diff',
+              `${res.statusCode}: ${typeof reason === 'string' ? reason : 'no reason given'}`,
+            ),
+          );
+        });
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error('timed out after 30 s')));
+    req.on('error', (err) =>
+      reject(
+        new InfrastructureUnavailableError(
+          'codec',
+          endpoint.origin,
+          `${err.message}. Start it with \`ehrctl dev up\` or pass --codec-url.`,
+        ),
+      ),
+    );
+    req.end();
+  });
+}

@@ -14,6 +14,7 @@ import { registerKeyCommands } from './commands/keys.js';
 import { registerHoldCommands } from './commands/holds.js';
 import { registerRecordCommands } from './commands/records.js';
 import { registerReconcile } from './commands/reconcile.js';
+import { registerReconcileConflictCommands } from './commands/reconcile-conflicts.js';
 import { registerRetentionCommands } from './commands/retention.js';
 import { registerScheduleCommands } from './commands/schedule.js';
 import { registerSyncCommands } from './commands/sync.js';
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerExportCommands(program);
   registerWriteCommands(program);
   registerReconcile(program);
+  registerReconcileConflictCommands(program);
   registerAuditHistoryCommand(program.commands.find((c) => c.name() === 'audit')!);
   // `writes policy`: under the `writes` group when another command file made it, else in a group of its own.
   registerWritePolicyCommands(

@@ -205,6 +205,17 @@ export async function buildWorkerDeps(config: Config): Promise<WorkerDeps> {
     export: { pool, keyring, kek, signer: purposeKeys.auditSigning, pageSize: 500 },
     // Write-back: outbox changes sent through the same vendor door as every sync.
     writeBack: { pool, keyring, vendors, directory },
+    // Conflicts: the vendor's current copy through the door; a resolution's write-back wakes writeBack.
+    conflicts: {
+      pool,
+      keyring,
+      vendors,
+      directory,
+      outbox: lazyOutboxNotifier(temporalClient, config.TEMPORAL_TASK_QUEUE),
+      remindAfterSeconds: config.EHR_CONFLICT_REMIND_SECONDS,
+      escalateAfterSeconds: config.EHR_CONFLICT_ESCALATE_SECONDS,
+      alertHookRef: config.EHR_BREAK_GLASS_ALERT_URL,
+    },
     // Reconciliation: write-backs and conflicts it opens wake their workflows through the same Temporal client.
     reconcile: {
       pool,

@@ -37,10 +37,16 @@ import {
   createTokenVerifier,
   offersCredentials,
 } from './codec/auth.js';
+import type { ConflictDiffSource } from './codec/conflict-routes.js';
+import { registerConflictRoutes } from './codec/conflict-routes.js';
 import { registerPayloadRoutes } from './codec/payload-routes.js';
 import { createRefuser, frameworkReason, matchedRoute } from './codec/refusals.js';
 import { securityHeaders } from './codec/security-headers.js';
 import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
+import { createKekProvider } from '../lib/keys/kek-factory.js';
+import { KeyHierarchy } from '../lib/keys/key-hierarchy.js';
+import { TenantKeyring } from '../lib/keys/keyring.js';
+import { conflictDiff } from '../lib/writeback/conflicts.js';
 import { resolveSecret } from '../lib/config/secrets.js';
 
 export type CodecServerConfig = Pick<
@@ -66,6 +72,8 @@ export interface CodecServerDeps {
   /** PEMs instead of the CODEC_TLS_CERT/KEY references (tests). */
   tls?: { certPem: string; keyPem: string };
   verifier?: TokenVerifier;
+  /** GET /conflicts/:id (a reconciliation conflict's decoded diff); without it the route does not exist. */
+  conflicts?: ConflictDiffSource;
   /** Audit at most one refusal of an unidentified caller per action, status and reason per this many ms (60 s). */
   anonymousRefusalWindowMs?: number;
 }
@@ -225,6 +233,15 @@ export async function startCodecServer(config: CodecServerConfig, deps: CodecSer
     encodeGuard: requireRole(config.CODEC_ENCODE_ROLE, 'encode'),
     decodeGuard: requireRole(config.CODEC_DECODE_ROLE, 'decode'),
   });
+  if (deps.conflicts)
+    registerConflictRoutes(app, {
+      conflicts: deps.conflicts,
+      audit: deps.audit,
+      log,
+      refuse,
+      admitted,
+      decodeGuard: requireRole(config.CODEC_DECODE_ROLE, 'decode'),
+    });
 
   await app.listen({ host: config.CODEC_HOST, port: config.CODEC_PORT });
   const address = app.server.address();
@@ -241,8 +258,22 @@ if (require.main === module) {
   const pool = createPool(config.DATABASE_URL, 4);
   Promise.resolve()
     .then(async () => {
-      const codec = await openPayloadCodec(config, { pool, actor: `codec-server:${os.hostname()}:${process.pid}` });
-      const server = await startCodecServer(config, { codec, audit: (e) => recordAuditEvent(pool, e), logger });
+      const actor = `codec-server:${os.hostname()}:${process.pid}`;
+      // Conflicts' diffs are decrypted with the tenant keyring, under the same KEK hierarchy as the payload codec.
+      const kek = await KeyHierarchy.open({
+        pool,
+        backend: await createKekProvider(config),
+        audit: { actor, correlationId: randomUUID() },
+      });
+      const codec = await openPayloadCodec(config, { pool, kek, actor });
+      const keyring = new TenantKeyring({ pool, kek });
+      const conflicts = { diff: (id: string) => conflictDiff(pool, keyring, id) };
+      const server = await startCodecServer(config, {
+        codec,
+        audit: (e) => recordAuditEvent(pool, e),
+        logger,
+        conflicts,
+      });
       const stop = () => {
         void server
           .close()

@@ -6,6 +6,7 @@
 import type {
   BreakGlassActivityDeps,
   BulkExportActivityDeps,
+  ConflictActivityDeps,
   ContainmentActivityDeps,
   ExportActivityDeps,
   KeyRotationActivityDeps,
@@ -18,6 +19,7 @@ import { createRetentionActivities } from '../activities/retention.js';
 import {
   createBreakGlassActivities,
   createBulkExportActivities,
+  createConflictActivities,
   createContainmentActivities,
   createExportActivities,
   createKeyRotationActivities,
@@ -42,6 +44,7 @@ export interface WorkerActivityDeps {
   breakGlass: BreakGlassActivityDeps;
   export: ExportActivityDeps;
   writeBack: WriteBackActivityDeps;
+  conflicts: ConflictActivityDeps;
   reconcile: ReconcileActivityDeps;
 }
 
@@ -54,8 +57,9 @@ export function createWorkerActivities(deps: WorkerActivityDeps) {
   const breakGlass = createBreakGlassActivities(deps.breakGlass);
   const exports = createExportActivities(deps.export);
   const writeBack = createWriteBackActivities(deps.writeBack);
+  const conflicts = createConflictActivities(deps.conflicts);
   const reconcile = createReconcileActivities(deps.reconcile);
-  const sets = [sync, bulk, keyRotation, containment, retention, breakGlass, exports, writeBack, reconcile];
+  const sets = [sync, bulk, keyRotation, containment, retention, breakGlass, exports, writeBack, conflicts, reconcile];
   const names = sets.flatMap((set) => Object.keys(set));
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice !== undefined) throw new Error(`activity ${twice} is defined by two workflows' activity sets`);
@@ -68,6 +72,7 @@ export function createWorkerActivities(deps: WorkerActivityDeps) {
     ...breakGlass,
     ...exports,
     ...writeBack,
+    ...conflicts,
     ...reconcile,
   };
 }

@@ -120,6 +120,22 @@ export const writeBackSendPreset: ActivityOptions = {
 };
 
 /**
+ * Applying a conflict's resolution (workflows/conflict-resolution.ts): one vendor read and one transaction, while
+ * a person waits on the update. A 5xx or 429 is retried with its Retry-After for a few minutes at most; a refusal
+ * (the record gone and the resolution mixed, an unknown conflict) fails the update at once.
+ */
+export const conflictResolvePreset: ActivityOptions = {
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 6 },
+};
+
+/** An alert hook (chat, paging) that is down is retried for several minutes; the log event went out first. */
+export const alertHookPreset: ActivityOptions = {
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 10 },
+};
+
+/**
  * A reconcile batch (workflows/reconcile.ts): one search page, or one batch of reads by id, compared and decided in
  * one transaction. Heartbeats notice a dead worker within 30 s; a retried page decides again from what committed.
  */

@@ -185,6 +185,11 @@ export const configSchema = z.object({
   EHR_BREAK_GLASS_REMIND_SECONDS: positiveInt.max(30 * 86_400).default(4 * 3_600),
   /** Not reviewed this long after it was made (longer than the reminder): escalated (log and alert hook). */
   EHR_BREAK_GLASS_ESCALATE_SECONDS: positiveInt.max(90 * 86_400).default(24 * 3_600),
+  // Reconciliation conflicts (workflows/conflict-resolution.ts): alerts go to EHR_BREAK_GLASS_ALERT_URL's hook.
+  /** A conflict not resolved this long after it was opened: a reminder (log and alert hook). */
+  EHR_CONFLICT_REMIND_SECONDS: positiveInt.max(30 * 86_400).default(24 * 3_600),
+  /** Not resolved this long after it was opened (longer than the reminder): escalated (log and alert hook). */
+  EHR_CONFLICT_ESCALATE_SECONDS: positiveInt.max(90 * 86_400).default(3 * 86_400),
   /**
    * Dev stack only: JSON `[{"fhirBaseUrl","url","adminToken"}]` of its sandboxes, so incident recovery
    * (a drill) can register restored credentials there. Real vendors need none.

@@ -14,9 +14,10 @@ import { decryptRecord, encryptRecord } from '../crypto/envelope.js';
 import { NotFoundError } from '../errors/index.js';
 import type { TenantKeyring } from '../keys/keyring.js';
 import type { PoolClient, Queryable } from '../store/pool.js';
+import type { ConflictReason, ConflictSource } from './conflict-repository.js';
+import { conflictCiphertext, getConflict, insertConflictRow, openConflictOf } from './conflict-repository.js';
 
-export type ConflictSource = 'reconcile' | 'write-back';
-export type ConflictReason = 'both-changed' | 'deleted-remote' | 'missing-remote' | 'stale-write';
+export type { ConflictReason, ConflictSource } from './conflict-repository.js';
 
 /** The two sides of the disputed elements (absent side: null), encrypted in the row. */
 export interface ConflictSides {
@@ -52,35 +53,26 @@ export async function openConflict(
   conflict: NewConflict,
   audit: AuditContext,
 ): Promise<{ id: string; opened: boolean }> {
-  const existing = await client.query<{ id: string }>(
-    `SELECT id FROM reconcile_conflicts WHERE tenant_id = $1 AND integration_id = $2 AND resource_type = $3
-        AND resource_id = $4 AND status = 'open'`,
-    [conflict.tenantId, conflict.integrationId, conflict.resourceType, conflict.resourceId],
-  );
-  if (existing.rows[0]) return { id: existing.rows[0].id, opened: false };
+  const existing = await openConflictOf(client, conflict);
+  if (existing !== undefined) return { id: existing, opened: false };
   const id = randomUUID();
   const dek = await keyring.primaryDataKey(conflict.tenantId, audit);
   const plaintext = Buffer.from(JSON.stringify(conflict.sides), 'utf8');
   const ciphertext = encryptRecord(dek, conflictContext(conflict, id), plaintext);
-  await client.query(
-    `INSERT INTO reconcile_conflicts (id, tenant_id, integration_id, resource_type, resource_id, source, run_id,
-       change_id, reason, elements, key_version, ciphertext, status)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'open')`,
-    [
-      id,
-      conflict.tenantId,
-      conflict.integrationId,
-      conflict.resourceType,
-      conflict.resourceId,
-      conflict.source,
-      conflict.runId ?? null,
-      conflict.changeId ?? null,
-      conflict.reason,
-      [...conflict.elements],
-      dek.version,
-      ciphertext,
-    ],
-  );
+  await insertConflictRow(client, {
+    id,
+    tenantId: conflict.tenantId,
+    integrationId: conflict.integrationId,
+    resourceType: conflict.resourceType,
+    resourceId: conflict.resourceId,
+    source: conflict.source,
+    runId: conflict.runId ?? null,
+    changeId: conflict.changeId ?? null,
+    reason: conflict.reason,
+    elements: conflict.elements,
+    keyVersion: dek.version,
+    ciphertext,
+  });
   await appendAuditEvents(client, [
     {
       ...audit,
@@ -105,13 +97,48 @@ export async function openConflict(
 
 /** Decrypts a conflict's two sides (resolution and the decode-role diff only). */
 export async function openConflictSides(db: Queryable, keyring: TenantKeyring, id: string): Promise<ConflictSides> {
-  const res = await db.query<{ tenant_id: string; integration_id: string; ciphertext: Buffer }>(
-    'SELECT tenant_id, integration_id, ciphertext FROM reconcile_conflicts WHERE id = $1',
-    [id],
-  );
-  const row = res.rows[0];
+  const row = await conflictCiphertext(db, id);
   if (!row) throw new NotFoundError('conflict', id);
-  const scope = { tenantId: row.tenant_id, integrationId: row.integration_id };
-  const plain = await decryptRecord(row.ciphertext, conflictContext(scope, id), (t, v) => keyring.dataKey(t, v));
+  const plain = await decryptRecord(row.ciphertext, conflictContext(row, id), (t, v) => keyring.dataKey(t, v));
   return JSON.parse(plain.toString('utf8')) as ConflictSides;
+}
+
+/** Both sides of a conflict's disputed elements, for a caller holding the decode role (workers/codec-server.ts). */
+export interface ConflictDiff {
+  conflictId: string;
+  tenantId: string;
+  integrationId: string;
+  resourceType: string;
+  resourceId: string;
+  reason: ConflictReason;
+  status: string;
+  elements: string[];
+  /** element -> value on each side (null: absent on that side). */
+  local: Record<string, unknown>;
+  remote: Record<string, unknown>;
+}
+
+/** The decoded diff of a conflict; undefined when there is no such conflict. */
+export async function conflictDiff(
+  db: Queryable,
+  keyring: TenantKeyring,
+  id: string,
+): Promise<ConflictDiff | undefined> {
+  const row = await getConflict(db, id);
+  if (!row) return undefined;
+  const sides = await openConflictSides(db, keyring, id);
+  const pick = (side: Record<string, unknown> | null) =>
+    Object.fromEntries(row.elements.map((e) => [e, side && Object.hasOwn(side, e) ? side[e] : null]));
+  return {
+    conflictId: row.id,
+    tenantId: row.tenantId,
+    integrationId: row.integrationId,
+    resourceType: row.resourceType,
+    resourceId: row.resourceId,
+    reason: row.reason,
+    status: row.status,
+    elements: row.elements,
+    local: pick(sides.local),
+    remote: pick(sides.remote),
+  };
 }

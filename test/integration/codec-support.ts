@@ -9,6 +9,7 @@ import { createCertificateAuthority, issueCertificate } from '../../lib/crypto/t
 import type { Pool } from '../../lib/store/pool.js';
 import type { CodecServerHandle } from '../../workers/codec-server.js';
 import { startCodecServer } from '../../workers/codec-server.js';
+import type { ConflictDiffSource } from '../../workers/codec/conflict-routes.js';
 import { openPayloadCodec } from '../../lib/keys/open-purpose-keys.js';
 
 export const ISSUER = 'https://issuer.test.invalid';
@@ -31,7 +32,7 @@ export async function startTestCodecServer(
   config: Config,
   pool: Pool,
   uiOrigin: string,
-  opts: { anonymousRefusalWindowMs?: number } = {},
+  opts: { anonymousRefusalWindowMs?: number; conflicts?: ConflictDiffSource } = {},
 ): Promise<TestCodecServer> {
   const ca = await createCertificateAuthority('codec test CA');
   const tls = await issueCertificate(ca, {
@@ -57,6 +58,7 @@ export async function startTestCodecServer(
       audit: (e) => recordAuditEvent(pool, e),
       tls,
       anonymousRefusalWindowMs: opts.anonymousRefusalWindowMs,
+      conflicts: opts.conflicts,
     },
   );
   return {

@@ -64,6 +64,8 @@ export async function startRecordingStack(opts: {
   taskQueue: string;
   sandboxSeed: number;
   sandboxSize: number;
+  /** Configuration the worker runs with beyond the defaults (e.g. short timers). */
+  env?: Record<string, string>;
 }): Promise<RecordingStack> {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const infra = await startBenchInfra((line) => process.stdout.write(`${line}\n`));
@@ -74,6 +76,7 @@ export async function startRecordingStack(opts: {
     TEMPORAL_TASK_QUEUE: opts.taskQueue,
     EHR_SYNC_PAGE_SIZE: '25',
     LOG_LEVEL: 'warn',
+    ...opts.env,
   });
   const deps = await buildWorkerDeps(config);
   const nativeConnection = await NativeConnection.connect({ address: infra.temporalAddress });

@@ -22,6 +22,7 @@ const ROUTE_ACTIONS: Readonly<Record<string, string>> = {
   '/login': 'codec.login',
   '/logout': 'codec.logout',
   '/healthz': 'codec.healthz',
+  '/conflicts/:id': 'reconcile.conflict_decode',
   '/*': 'codec.preflight',
 };
 export const UNKNOWN_ROUTE_ACTION = 'codec.unknown-route';
