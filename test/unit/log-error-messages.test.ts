@@ -46,6 +46,8 @@ const SAMPLES: Record<string, unknown[]> = {
   BulkFileExpiredError: [2, 410],
   AlertHookError: [503, 'the hook answered 503'],
   GatewayRefusalError: [401, 'invalid_token', 'token-expired', 'consumer-1', 't-1'],
+  WriteBackContendedError: ['change-1', 3],
+  OutboxTransitionError: ['change-1', 'sent', 'cancel'],
 };
 
 const subclasses: Array<[string, Ctor]> = Object.entries(errors as Record<string, unknown>).flatMap(([name, value]) =>
