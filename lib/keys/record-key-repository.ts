@@ -123,14 +123,23 @@ export async function recordGroupsUnderKeyVersion(
 }
 
 /**
- * The DEK versions that vendor writes queued during an incident (pending_vendor_actions, not yet
- * replayed) are encrypted under, read from the envelope header (lib/crypto/envelope.ts: format byte,
- * 2-byte key id length, key id, 4-byte key version).
+ * The DEK versions that what still waits to go to the vendor is encrypted under — writes queued during an
+ * incident, write-back changes, open conflicts — read from the envelope header (lib/crypto/envelope.ts: format
+ * byte, 2-byte key id length, key id, 4-byte key version).
  */
 export async function versionsHeldByQueuedWrites(client: PoolClient, tenantId: string): Promise<Set<number>> {
+  // Re-encryption moves records only. Writes queued during an incident, write-back changes not yet sent (or
+  // refused, or parked on a conflict, whose resolution carries their values on) and open conflicts' two sides
+  // keep the version they were encrypted under until they settle.
   const { rows } = await client.query<{ v: string }>(
-    `SELECT DISTINCT ${HEADER_VERSION} AS v FROM pending_vendor_actions
-      WHERE tenant_id = $1 AND replayed_at IS NULL AND ${HEADER_VERSION} IS NOT NULL`,
+    `SELECT DISTINCT v FROM (
+       SELECT ${HEADER_VERSION} AS v FROM pending_vendor_actions WHERE tenant_id = $1 AND replayed_at IS NULL
+       UNION ALL
+       SELECT ${HEADER_VERSION} FROM outbox_changes
+        WHERE tenant_id = $1 AND status IN ('pending', 'refused', 'conflict')
+       UNION ALL
+       SELECT ${HEADER_VERSION} FROM reconcile_conflicts WHERE tenant_id = $1 AND status = 'open') held
+      WHERE v IS NOT NULL`,
     [tenantId],
   );
   return new Set(rows.map((r) => Number(r.v)));
