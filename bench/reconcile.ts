@@ -8,6 +8,9 @@
  *      records SELECTed by id (no decryption, no digests, no decisions) — records/s;
  *   3. end to end: the reconcile workflow on a worker process (search pages through the vendor door, decisions
  *      applied and audited, unlisted records looked up, report) — records/s and seconds.
+ *   4. write-back: BENCH_WRITES (default 200) status changes queued as the gateway queues them and drained by the
+ *      writeBack workflow, against one client's plain GET + PUT with If-Match; duplicates from the sandbox's write
+ *      ledger (bench/reconcile-writes.ts).
  * Medians of the runs. Figures, not pass/fail: a benchmark never fails on a number.
  */
 import { randomUUID } from 'node:crypto';
@@ -40,11 +43,14 @@ import { startSandbox } from '../sandbox/index.js';
 import type { SandboxHandle } from '../sandbox/index.js';
 import { createTestClient } from '../sandbox/test-client.js';
 import { trackedWorker } from './bench-worker.js';
+import type { WriteBackFigures } from './reconcile-writes.js';
+import { writeBackPhase } from './reconcile-writes.js';
 
 const SIZE = Number(process.env.BENCH_SIZE ?? 100_000);
 const DRIFT = Number(process.env.BENCH_DRIFT ?? 0.01);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PAGE = Number(process.env.BENCH_PAGE_SIZE ?? 1_000);
+const WRITES = Number(process.env.BENCH_WRITES ?? 200);
 const TENANT = 'bench-rec';
 const INTEGRATION = 'bench-rec-i';
 const actor = { actor: 'bench:reconcile', correlationId: randomUUID() };
@@ -176,6 +182,18 @@ async function main(): Promise<void> {
       );
       const counts = new Map((await countRecords(pool, target)).map((c) => [c.resourceType, c.count] as const));
       const floorClient = await createTestClient(sandbox, { scopes: integration.resourceTypes.map(readScopeFor) });
+      const writerClient = await createTestClient(sandbox, {
+        scopes: ['system/Appointment.cu', 'system/Appointment.rs'],
+      });
+      const writeTarget = {
+        sandbox,
+        pool,
+        keyring,
+        temporal: client,
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        ...target,
+      };
+      const writes: WriteBackFigures[] = [];
 
       const compareRates: number[] = [];
       const floorRates: number[] = [];
@@ -211,6 +229,17 @@ async function main(): Promise<void> {
             `end to end ${seconds.toFixed(1)} s, ${(compared / seconds).toFixed(0)} records/s, ${found} not in sync, ` +
             `${report.decisions.writeBacksQueued ?? 0} write-backs queued, ${report.pages} batches`,
         );
+        const w = await writeBackPhase(writeTarget, {
+          offset: (run - 1) * WRITES * 2,
+          count: WRITES,
+          floorToken: await writerClient.token(),
+        });
+        writes.push(w);
+        console.log(
+          `run ${run}: write-back ${w.sent}/${w.changes} sent in ${w.seconds.toFixed(1)} s ` +
+            `(${(w.changes / w.seconds).toFixed(0)}/s), ${w.duplicates} duplicates; ` +
+            `floor ${(w.changes / w.floorSeconds).toFixed(0)} writes/s`,
+        );
       }
       const compareMedian = median(compareRates);
       console.log('\nresults (medians)');
@@ -225,6 +254,13 @@ async function main(): Promise<void> {
           `${median(e2eSeconds).toFixed(1)} s`,
       );
       console.log(`  end to end / floor: ${(median(e2eRates) / median(floorRates)).toFixed(2)}`);
+      const writeRate = median(writes.map((w) => w.changes / w.seconds));
+      const writeFloor = median(writes.map((w) => w.changes / w.floorSeconds));
+      console.log(
+        `  write-back (outbox → writeBack → GET + PUT If-Match → stored): ${writeRate.toFixed(0)} changes/s; ` +
+          `floor (GET + PUT If-Match, one client): ${writeFloor.toFixed(0)} writes/s; ` +
+          `duplicates ${writes.reduce((n, w) => n + w.duplicates, 0)} of ${writes.reduce((n, w) => n + w.changes, 0)}`,
+      );
       console.log(`  goal: compare step >= 50000 records/s ${compareMedian >= 50_000 ? 'met' : 'NOT met'}`);
     },
   );
