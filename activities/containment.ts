@@ -6,7 +6,7 @@
 import { ScheduleNotFoundError } from '@temporalio/client';
 import type { ScheduleHandle } from '@temporalio/client';
 import pLimit from 'p-limit';
-import { scheduleIdFor } from '../lib/domain.js';
+import { reconcileScheduleIdFor, scheduleIdFor } from '../lib/domain.js';
 import type { AuditContext } from '../lib/audit/chain.js';
 import { recordAuditEvent } from '../lib/audit/chain.js';
 import type { EvidencePackage } from '../lib/incidents/evidence.js';
@@ -105,15 +105,19 @@ export function createContainmentActivities(deps: ContainmentActivityDeps) {
       return done({ exportsFrozen: true, webhooksRefused: true, writesQueued: true, legalHold: true });
     },
 
-    /** Pauses each integration's schedule not already paused by someone else; returns the ones this incident paused. */
+    /**
+     * Pauses each integration's schedules (nightly sync, reconciliation) not already paused by someone else; returns
+     * the ones this incident paused.
+     */
     async pauseScopeSchedules(ref: IncidentRef, affected: ScopedIntegration[]): Promise<StepDone> {
       const client = await deps.temporal();
       const note = `paused by incident ${ref.incidentId}`;
       const limit = pLimit(TEMPORAL_CALLS_IN_FLIGHT);
+      const scheduleIds = affected.flatMap((i) => [scheduleIdFor(i), reconcileScheduleIdFor(i)]);
       const outcomes = await Promise.all(
-        affected.map((i) =>
+        scheduleIds.map((scheduleId) =>
           limit(async () => {
-            const handle = client.schedule.getHandle(scheduleIdFor(i));
+            const handle = client.schedule.getHandle(scheduleId);
             const state = await scheduleState(handle);
             if (!state) return undefined;
             if (state.paused && state.note !== note) return undefined; // paused by someone else: theirs to resume

@@ -4,6 +4,7 @@
  */
 import type { Client, ScheduleHandle, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { ScheduleOverlapPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
+import { reconcileScheduleIdFor } from '../lib/domain.js';
 import { IntegrationIdKey, TenantIdKey } from './sync-client.js';
 import type { ReconcileInput, ReconcileProgress, ReconcileReport, reconcile } from '../workflows/reconcile.js';
 
@@ -26,7 +27,7 @@ export function reconcileWorkflowId(t: ReconcileTarget, now = new Date()): strin
 }
 
 export function reconcileScheduleId(t: ReconcileTarget): string {
-  return `reconcile/${t.tenantId}/${t.integrationId}`;
+  return reconcileScheduleIdFor(t);
 }
 
 export async function startReconcile(

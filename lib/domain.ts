@@ -98,3 +98,8 @@ export function incidentTaskQueue(mainTaskQueue: string): string {
 export function scheduleIdFor(t: { tenantId: string; integrationId: string }): string {
   return `nightly/${t.tenantId}/${t.integrationId}`;
 }
+
+/** An integration's reconciliation Schedule (`reconcile/<tenant>/<integration>`); containment pauses it too. */
+export function reconcileScheduleIdFor(t: { tenantId: string; integrationId: string }): string {
+  return `reconcile/${t.tenantId}/${t.integrationId}`;
+}

@@ -10,6 +10,7 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { scheduleIdFor } from '../../lib/domain.js';
+import { scheduleReconcile } from '../../client/reconcile-client.js';
 import { scheduleNightlySync, startSync, syncResult } from '../../client/sync-client.js';
 import { ScopeUnderIncidentError } from '../../lib/errors/index.js';
 import {
@@ -59,6 +60,16 @@ describe('breach containment', () => {
         { hour: 2, minute: 0, timezone: 'UTC' },
       );
       const schedule = harness.temporal.client.schedule.getHandle(scheduleIdFor(scheduled));
+      const reconcileSchedule = await scheduleReconcile(
+        harness.temporal.client,
+        config.TEMPORAL_TASK_QUEUE,
+        scheduled,
+        {
+          hour: 3,
+          minute: 0,
+          timezone: 'UTC',
+        },
+      );
       const syncs = await Promise.all(
         [
           ...breached.integrationIds.map((integrationId) => ({ tenantId: breached.tenantId, integrationId })),
@@ -96,6 +107,7 @@ describe('breach containment', () => {
       expect(sandbox.ledger(containedAtMs + 1)).toEqual([]);
       for (const id of breached.integrationIds) expect((await getIntegration(pool, id)).status).toBe('revoked');
       expect((await schedule.describe()).state.paused).toBe(true);
+      expect((await reconcileSchedule.describe()).state.paused).toBe(true);
       // The other tenant kept syncing to the end.
       expect((await syncResult(syncs[2]!)).outcome).toBe('completed');
 
@@ -196,6 +208,7 @@ describe('breach containment', () => {
       expect(final.status).toBe('recovered');
       for (const id of breached.integrationIds) expect((await getIntegration(pool, id)).status).toBe('active');
       expect((await schedule.describe()).state.paused).toBe(false);
+      expect((await reconcileSchedule.describe()).state.paused).toBe(false);
       await schedule.delete();
       // Catch-up syncs reached the vendor again with fresh credentials.
       await expect
