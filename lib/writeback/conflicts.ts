@@ -46,6 +46,8 @@ function conflictContext(c: { tenantId: string; integrationId: string }, id: str
  * Opens a conflict with its `reconcile.conflict_opened` audit event, in the caller's transaction. A record holds
  * at most one open conflict: when it already has one, that one's id is returned and nothing is stored
  * (`opened: false`). After commit the caller starts its workflow (ConflictNotifier.conflictOpened).
+ * Call it before anything else in the transaction appends audit events: loading a data key that is not cached audits
+ * the unwrap on another connection, which would wait forever on the audit-head lock this transaction then holds.
  */
 export async function openConflict(
   client: PoolClient,

@@ -59,6 +59,8 @@ export function changedElementsOf(payload: ChangePayload): string[] {
 /**
  * Encrypts and queues one change with its `writeback.change_queued` audit event, in the caller's transaction.
  * Returns the change id, and whether it was new (false: the idempotency key was already queued, nothing stored).
+ * Call it before anything else in the transaction appends audit events: loading a data key that is not cached audits
+ * the unwrap on another connection, which would wait forever on the audit-head lock this transaction then holds.
  */
 export async function enqueueChange(
   client: PoolClient,
