@@ -15,12 +15,13 @@ import { reconcileBatch } from '../lib/reconcile/compare.js';
 import { clearSeen, committedBatch, markSeen, unseenLocalIds } from '../lib/reconcile/repository.js';
 import { finishRun, insertRun } from '../lib/reconcile/runs-repository.js';
 import type { BatchTally } from '../lib/reconcile/tally.js';
-import { readStrategyOf } from '../lib/sync/read-strategy.js';
+import { NOT_PATIENT_SCOPED, readStrategyOf } from '../lib/sync/read-strategy.js';
 import { profileFor } from '../lib/vendors/profiles/index.js';
 import { writePolicyFor } from '../lib/writeback/authority.js';
 import { activityAuditContext } from './audit-context.js';
 import type { ReconcileActivityDeps } from './deps.js';
 import { createReconcileBulkActivities } from './reconcile-bulk.js';
+import { createReconcilePatientActivities } from './reconcile-patients.js';
 
 export interface ReconcilePlanInput {
   runId: string;
@@ -33,14 +34,19 @@ export interface ReconcilePlanInput {
 export interface ReconcilePlan {
   types: ResourceType[];
   /**
-   * How the vendor's side is read in this run: the integration's own strategy for `search` and `bulk`; the
-   * `patient` strategy is read by system search here (a patient-by-patient listing would read every patient's
-   * compartment per type; the unlisted phase reads by id what a search misses).
+   * How the vendor's side is read in this run: the integration's own strategy — a system search per type, one
+   * Bulk Data export, or patient by patient over the sync's roster (activities/reconcile-patients.ts).
    */
-  readStrategy: 'search' | 'bulk';
+  readStrategy: 'search' | 'bulk' | 'patient';
   integrationStrategy: string;
   /** bulk: the export's level and settings (the integration's, as its syncs use them). */
   bulk?: { level: 'system' | 'group' | 'patient'; groupId?: string; typeFilter?: string[] };
+  /** patient: where the roster comes from (the sync's plan says the same: a Group, or a Patient search). */
+  roster?: { groupId?: string; search?: string };
+  /** patient: roster positions per activity. */
+  patientsPerBatch?: number;
+  /** patient: types in no patient's compartment — no listing, their stored records are read by id. */
+  unlistedOnly?: ResourceType[];
   pageSize: number;
 }
 
@@ -71,6 +77,8 @@ export interface ReconcileFinishInput {
 
 /** Reads by id side by side, per batch of unlisted records. */
 const READS_IN_FLIGHT = 4;
+/** patient: roster positions per activity (as the sync's patient batches). */
+const PATIENTS_PER_BATCH = 25;
 
 export function createReconcileActivities(deps: ReconcileActivityDeps) {
   const integrationOf = async (input: { tenantId: string; integrationId: string }): Promise<Integration> => {
@@ -100,6 +108,7 @@ export function createReconcileActivities(deps: ReconcileActivityDeps) {
 
   return {
     ...createReconcileBulkActivities(deps),
+    ...createReconcilePatientActivities(deps),
 
     async reconcilePlan(input: ReconcilePlanInput): Promise<ReconcilePlan> {
       const integration = await integrationOf(input);
@@ -114,7 +123,7 @@ export function createReconcileActivities(deps: ReconcileActivityDeps) {
         );
       const types = asked.filter(isResourceType);
       const read = readStrategyOf(integration);
-      const readStrategy = read.strategy === 'bulk' ? 'bulk' : 'search';
+      const readStrategy = read.strategy;
       await insertRun(deps.pool, { id: input.runId, ...input, resourceTypes: types, readStrategy });
       const levels = profileFor(integration.vendor).bulk.value.levels;
       const bulk =
@@ -125,11 +134,22 @@ export function createReconcileActivities(deps: ReconcileActivityDeps) {
               ...(read.options.typeFilter?.length ? { typeFilter: read.options.typeFilter } : {}),
             }
           : undefined;
+      const patient =
+        readStrategy === 'patient'
+          ? {
+              roster: read.options.groupId
+                ? { groupId: read.options.groupId }
+                : { search: read.options.rosterSearch ?? '_count=500' },
+              patientsPerBatch: PATIENTS_PER_BATCH,
+              unlistedOnly: types.filter((t) => NOT_PATIENT_SCOPED.has(t)),
+            }
+          : {};
       return {
         types,
         readStrategy,
         integrationStrategy: read.strategy,
         ...(bulk ? { bulk } : {}),
+        ...patient,
         pageSize: deps.pageSize,
       };
     },
