@@ -12,7 +12,7 @@ import type { ResourceType } from '../lib/domain.js';
 import { MalformedVendorDataError, PolicyViolationError } from '../lib/errors/index.js';
 import { parseSearchBundle } from '../lib/fhir/search-bundle.js';
 import { reconcileBatch } from '../lib/reconcile/compare.js';
-import { committedBatch, markSeen } from '../lib/reconcile/repository.js';
+import { claimSeen, committedBatch } from '../lib/reconcile/repository.js';
 import type { BatchTally } from '../lib/reconcile/tally.js';
 import { addTally, emptyTally } from '../lib/reconcile/tally.js';
 import { readRoster } from '../lib/sync/roster-repository.js';
@@ -75,10 +75,10 @@ export function createReconcilePatientActivities(deps: ReconcileActivityDeps) {
         if (!FHIR_ID.test(id)) throw new MalformedVendorDataError('Patient', 'a roster member has no valid id');
 
       /** One patient's (or the range's Patient) search, page by page, each page a ledger batch. */
-      const listed = async (first: string, keyPrefix: string): Promise<void> => {
+      const listed = async (first: string, claim: string): Promise<void> => {
         let url: string | undefined = first;
         for (let n = 0; url !== undefined && n < MAX_PAGES_PER_PATIENT; n++) {
-          const batchKey = `${keyPrefix}:${n}`;
+          const batchKey = `${claim}:${n}`;
           const committed = await committedBatch(deps.pool, input.runId, batchKey);
           if (committed) {
             addTally(done.tally, committed.tally);
@@ -90,11 +90,13 @@ export function createReconcilePatientActivities(deps: ReconcileActivityDeps) {
             'cache-control': 'no-cache',
           });
           const page = parseSearchBundle(input.resourceType, res.body);
-          await markSeen(
+          // A record another patient's listing claimed first (in two compartments) is compared there only.
+          const held = await claimSeen(
             deps.pool,
             input.runId,
             input.resourceType,
             page.resources.map((r) => r.id),
+            claim,
           );
           const next = page.nextUrl ?? null;
           addTally(
@@ -103,7 +105,7 @@ export function createReconcilePatientActivities(deps: ReconcileActivityDeps) {
               scope,
               runId: input.runId,
               policy,
-              remote: page.resources,
+              remote: page.resources.filter((r) => held.has(r.id)),
               batchKey,
               next,
             }),

@@ -191,6 +191,32 @@ export async function markSeen(db: Queryable, runId: string, resourceType: strin
 }
 
 /**
+ * Marks ids listed under one claim (the patient strategy: one rostered patient's listing) and returns those this
+ * claim holds: ids it marked now or on an earlier attempt. An id another claim marked first is left out — a
+ * record in two patients' compartments is compared and counted once.
+ */
+export async function claimSeen(
+  db: Queryable,
+  runId: string,
+  resourceType: string,
+  ids: readonly string[],
+  claim: string,
+): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  await db.query(
+    `INSERT INTO reconcile_seen (run_id, resource_type, resource_id, claimed_by)
+     SELECT $1, $2, unnest($3::text[]), $4 ON CONFLICT DO NOTHING`,
+    [runId, resourceType, [...ids], claim],
+  );
+  const held = await db.query<{ resource_id: string }>(
+    `SELECT resource_id FROM reconcile_seen
+      WHERE run_id = $1 AND resource_type = $2 AND resource_id = ANY($3) AND claimed_by = $4`,
+    [runId, resourceType, [...ids], claim],
+  );
+  return new Set(held.rows.map((r) => r.resource_id));
+}
+
+/**
  * Stored ids of a type the vendor did not list in this run, in id order after `afterId`: stored ids are scanned in
  * chunks by primary key and each chunk's listed ones looked up by key (no anti-join over the staging table, whose
  * statistics a run outgrows as it fills). Stops at `limit` unlisted ids or after a bounded scan; `lastScanned` is
