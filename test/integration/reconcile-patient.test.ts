@@ -53,7 +53,8 @@ describe('reconcile over the patient strategy', () => {
         tenantId,
         vendor: 'meditech',
         baseUrl: sandbox.fhirBaseUrl,
-        resourceTypes: TYPES,
+        // Practitioner is in no patient's compartment: never listed under this strategy (a search would be refused).
+        resourceTypes: [...TYPES, 'Practitioner'],
         secretsDir: testEnv().secretsDir,
         sandboxAdmin: { url: sandbox.url, adminToken: sandbox.adminToken },
         read: { groupId: reads.groupId },
@@ -98,6 +99,8 @@ describe('reconcile over the patient strategy', () => {
     expect(first.report.counts.Observation?.['in-sync']).toBe(obs.length);
     expect(first.report.counts.Appointment?.['in-sync']).toBe(appts.length);
     expect(first.report.counts.Patient?.['in-sync']).toBe(patients.length);
+    expect(first.requests.filter((e) => e.resource === 'Practitioner')).toEqual([]);
+    expect(Object.keys(first.report.counts).sort()).toEqual(['Appointment', 'Observation', 'Patient', 'Practitioner']);
     // Listed, not read one by one: nothing was unlisted.
     expect(first.report.decisions.unlistedFound).toBe(0);
     // Observations were searched patient by patient: at least one request per rostered patient.
