@@ -14,7 +14,7 @@ import { liftHold, openIncident, raiseHold } from '../../lib/incidents/store.js'
 import { writeBackWorkflowId } from '../../lib/writeback/notifier.js';
 import { getOutboxChange } from '../../lib/writeback/outbox-repository.js';
 import { temporalOutboxNotifier } from '../../workers/outbox-notifier.js';
-import { writeBackProgressQuery } from '../../workflows/write-back.js';
+import { outboxChangedSignal, writeBack, writeBackProgressQuery } from '../../workflows/write-back.js';
 import { sandboxManifest, testActor, useSyncHarness } from './support.js';
 import { effectsOf, queueUpdate, settled, vendorCopy, wakeWriteBack, writeBackTenant } from './write-back-support.js';
 
@@ -49,7 +49,15 @@ describe('write-back under an incident', () => {
 
     const queued = [];
     for (const id of ids) queued.push(await queueUpdate(harness, t, 'Appointment', id, { status: 'cancelled' }));
-    await wakeWriteBack(client, config.TEMPORAL_TASK_QUEUE, t);
+    // A send that fails while recovery settles (a loaded machine's token exchange after the key rotation) is tried
+    // again after the recheck interval: 2 s here rather than the default minute.
+    await client.workflow.signalWithStart(writeBack, {
+      workflowId: writeBackWorkflowId(t.integrationId),
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      args: [{ tenantId: t.tenantId, integrationId: t.integrationId, holdRecheckSeconds: 2 }],
+      signal: outboxChangedSignal,
+      signalArgs: [],
+    });
     const writeBackHandle = client.workflow.getHandle(writeBackWorkflowId(t.integrationId));
     await expect
       .poll(async () => (await writeBackHandle.query(writeBackProgressQuery)).heldBy, { timeout: 30_000 })
@@ -65,7 +73,7 @@ describe('write-back under an incident', () => {
       .poll(replayed, { timeout: 90_000, interval: 500 })
       .toMatchObject({ writeBacksWoken: [t.integrationId] });
     for (const id of queued) {
-      const change = await settled(harness.pool, id);
+      const change = await settled(harness.pool, id, 120_000);
       expect(change.status).toBe('sent');
       expect(await effectsOf(harness, change)).toBe(1);
     }
