@@ -7,14 +7,13 @@
  */
 import { Context } from '@temporalio/activity';
 import type { ResourceType } from '../lib/domain.js';
-import { PolicyViolationError } from '../lib/errors/index.js';
 import type { RemoteCopy } from '../lib/reconcile/compare.js';
 import { reconcileBatch } from '../lib/reconcile/compare.js';
 import { markSeen } from '../lib/reconcile/repository.js';
 import type { BatchTally } from '../lib/reconcile/tally.js';
 import { addTally, emptyTally } from '../lib/reconcile/tally.js';
 import { parseOutputLine } from '../lib/sync/bulk-lines.js';
-import { writePolicyFor } from '../lib/writeback/authority.js';
+import { reconcileBatchScope } from './reconcile-scope.js';
 import { activityAuditContext } from './audit-context.js';
 import type { ReconcileActivityDeps } from './deps.js';
 
@@ -45,19 +44,7 @@ export function createReconcileBulkActivities(deps: ReconcileActivityDeps) {
   return {
     async reconcileBulkFile(input: ReconcileBulkFileInput): Promise<BatchTally> {
       const ctx = activityAuditContext();
-      const integration = await deps.directory.integration(input.integrationId);
-      if (integration.tenantId !== input.tenantId || !integration.resourceTypes.includes(input.resourceType))
-        throw new PolicyViolationError(
-          'minimum-necessary',
-          `${input.resourceType} is outside the integration's policy`,
-        );
-      const scope = {
-        tenantId: integration.tenantId,
-        integrationId: integration.id,
-        resourceType: input.resourceType,
-        purpose: integration.purpose,
-      };
-      const policy = await writePolicyFor(deps.pool, scope, input.resourceType);
+      const { integration, scope, policy } = await reconcileBatchScope(deps, input);
       const activity = Context.current();
       const resume = activity.info.heartbeatDetails as Resume | undefined;
       const tally = resume?.tally ?? emptyTally();

@@ -9,14 +9,14 @@
  */
 import { Context } from '@temporalio/activity';
 import type { ResourceType } from '../lib/domain.js';
-import { MalformedVendorDataError, PolicyViolationError } from '../lib/errors/index.js';
+import { MalformedVendorDataError } from '../lib/errors/index.js';
 import { parseSearchBundle } from '../lib/fhir/search-bundle.js';
 import { reconcileBatch } from '../lib/reconcile/compare.js';
 import { claimSeen, committedBatch } from '../lib/reconcile/repository.js';
 import type { BatchTally } from '../lib/reconcile/tally.js';
 import { addTally, emptyTally } from '../lib/reconcile/tally.js';
 import { readRoster } from '../lib/sync/roster-repository.js';
-import { writePolicyFor } from '../lib/writeback/authority.js';
+import { reconcileBatchScope } from './reconcile-scope.js';
 import { activityAuditContext } from './audit-context.js';
 import type { ReconcileActivityDeps } from './deps.js';
 
@@ -51,20 +51,8 @@ export function createReconcilePatientActivities(deps: ReconcileActivityDeps) {
   return {
     async reconcilePatients(input: ReconcilePatientsInput): Promise<ReconcilePatientsResult> {
       const ctx = activityAuditContext();
-      const integration = await deps.directory.integration(input.integrationId);
-      if (integration.tenantId !== input.tenantId || !integration.resourceTypes.includes(input.resourceType))
-        throw new PolicyViolationError(
-          'minimum-necessary',
-          `${input.resourceType} is outside the integration's policy`,
-        );
-      const scope = {
-        tenantId: integration.tenantId,
-        integrationId: integration.id,
-        resourceType: input.resourceType,
-        purpose: integration.purpose,
-      };
+      const { integration, scope, policy } = await reconcileBatchScope(deps, input);
       const base = integration.baseUrl.replace(/\/$/, '');
-      const policy = await writePolicyFor(deps.pool, scope, input.resourceType);
       const call = { correlationId: ctx.correlationId, purpose: 'reconcile.patient' };
       const activity = Context.current();
       // A retry resumes after the last patient whose pages all committed (and the ledger covers the pages after).

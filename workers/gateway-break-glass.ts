@@ -6,7 +6,7 @@
  * grant again if the workflow cannot start).
  */
 import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { AuditContext } from '../lib/audit/chain.js';
 import type { Config } from '../lib/config/schema.js';
@@ -14,8 +14,6 @@ import { EhrError, GatewayRefusalError } from '../lib/errors/index.js';
 import type { GatewayAccess } from '../lib/gateway/access.js';
 import type { BreakGlassEndpointDeps } from '../lib/gateway/break-glass-endpoint.js';
 import { handleBreakGlassRequest } from '../lib/gateway/break-glass-endpoint.js';
-import type { KekProvider } from '../lib/keys/kek-provider.js';
-import { openPayloadCodec } from '../lib/keys/open-purpose-keys.js';
 import type { Logger } from '../lib/log/logger.js';
 import type { Pool } from '../lib/store/pool.js';
 import { requestBreakGlass } from '../client/break-glass-client.js';
@@ -64,23 +62,10 @@ export async function registerBreakGlassRoute(app: FastifyInstance, deps: BreakG
   });
 }
 
-/** The gateway process's break-glass requests: a lazy Temporal client (payloads encrypted) and the CLI's path. */
-export async function openBreakGlassRequests(
-  config: Config,
-  deps: { pool: Pool; actor: string; kek: KekProvider },
-): Promise<{ breakGlass: BreakGlassEndpointDeps; close(): Promise<void> }> {
-  const codec = await openPayloadCodec(config, deps);
-  const connection = Connection.lazy({ address: config.TEMPORAL_ADDRESS });
-  const temporal = new Client({
-    connection,
-    namespace: config.TEMPORAL_NAMESPACE,
-    dataConverter: { payloadCodecs: [codec] },
-  });
+/** The gateway process's break-glass requests, over its Temporal client (payloads encrypted): the CLI's path. */
+export function breakGlassRequests(config: Config, deps: { pool: Pool; temporal: Client }): BreakGlassEndpointDeps {
   return {
-    breakGlass: {
-      request: (req, audit) => requestBreakGlass(deps.pool, temporal, config, req, audit),
-      maxMinutes: config.EHR_BREAK_GLASS_MAX_MINUTES,
-    },
-    close: () => connection.close(),
+    request: (req, audit) => requestBreakGlass(deps.pool, deps.temporal, config, req, audit),
+    maxMinutes: config.EHR_BREAK_GLASS_MAX_MINUTES,
   };
 }

@@ -7,7 +7,7 @@
  *        expiry, consumer still active, rate limit, incident freeze, break-glass grants), then handed with the
  *        GatewayAccess it builds to handleFhirRead (GET, HEAD: lib/gateway/fhir/handler.ts) or handleFhirWrite
  *        (POST, PUT, PATCH, DELETE: lib/gateway/fhir/write-handler.ts, the body as text; its notifier wakes the
- *        writeBack workflow, workers/gateway-writes.ts);
+ *        writeBack workflow, workers/gateway-temporal.ts);
  *   POST /break-glass — a consumer asks for break-glass itself, same token checks (workers/gateway-break-glass.ts).
  * Every refusal is audited (lib/gateway/auth/refusals.ts) and answered without detail: OAuth errors at the token
  * endpoint, a generic OperationOutcome under /fhir/. HTTPS with GATEWAY_TLS_CERT/KEY (the dev stack gives it a
@@ -44,9 +44,10 @@ import type { Logger } from '../lib/log/logger.js';
 import type { Pool } from '../lib/store/pool.js';
 import type { OutboxNotifier } from '../lib/writeback/notifier.js';
 import { assertDatabaseReachable, createPool, describeDatabaseUrl } from '../lib/store/pool.js';
-import { openBreakGlassRequests, registerBreakGlassRoute } from './gateway-break-glass.js';
+import { breakGlassRequests, registerBreakGlassRoute } from './gateway-break-glass.js';
 import { registerFhirRoute } from './gateway-fhir-route.js';
-import { openWriteBackNotifier } from './gateway-writes.js';
+import { openGatewayTemporal } from './gateway-temporal.js';
+import { temporalOutboxNotifier } from './outbox-notifier.js';
 import { runServiceMain } from './service-main.js';
 
 export type GatewayConfig = Pick<
@@ -256,8 +257,7 @@ export async function runGateway(
   logger: Logger,
 ): Promise<{ handle: GatewayHandle; stop(): Promise<void> }> {
   const pool = createPool(config.DATABASE_URL, 10);
-  let requests: Awaited<ReturnType<typeof openBreakGlassRequests>> | undefined;
-  let writes: Awaited<ReturnType<typeof openWriteBackNotifier>> | undefined;
+  let temporal: Awaited<ReturnType<typeof openGatewayTemporal>> | undefined;
   try {
     await assertDatabaseReachable(pool, describeDatabaseUrl(config.DATABASE_URL));
     const actor = `gateway:${os.hostname()}:${process.pid}`;
@@ -271,8 +271,7 @@ export async function runGateway(
     const keyring = new TenantKeyring({ pool, kek });
     // Break-glass grants (lib/gateway/break-glass.ts) are read per request: a grant or its revocation counts at once.
     const grantsFor = (consumerId: string) => activeGrantsFor(pool, consumerId);
-    requests = await openBreakGlassRequests(config, { pool, actor, kek });
-    writes = await openWriteBackNotifier(config, { pool, actor, kek });
+    temporal = await openGatewayTemporal(config, { pool, actor, kek });
     // The R4 definitions the write validator uses, indexed before the first request rather than during it.
     preloadFhirDefinitions();
     const handle = await startGateway(config, {
@@ -280,8 +279,8 @@ export async function runGateway(
       keyring,
       signingKey,
       grantsFor,
-      breakGlass: requests.breakGlass,
-      outboxNotifier: writes.notifier,
+      breakGlass: breakGlassRequests(config, { pool, temporal: temporal.client }),
+      outboxNotifier: temporalOutboxNotifier(temporal.client, config.TEMPORAL_TASK_QUEUE),
       ...(tls ? { tls } : {}),
       logger,
       actor,
@@ -290,14 +289,12 @@ export async function runGateway(
       handle,
       stop: async () => {
         await handle.close();
-        await requests?.close();
-        await writes?.close();
+        await temporal?.close();
         await pool.end();
       },
     };
   } catch (err) {
-    await requests?.close().catch(() => undefined);
-    await writes?.close().catch(() => undefined);
+    await temporal?.close().catch(() => undefined);
     await pool.end().catch(() => undefined);
     throw err;
   }

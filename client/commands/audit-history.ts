@@ -3,11 +3,10 @@
  * history is read as stored (encrypted); with --decode its payloads go to the codec server's /decode
  * with the caller's token — the same authorisation and audit as the Web UI, never keys loaded here.
  */
-import fs from 'node:fs';
 import type { Command } from 'commander';
-import { InvalidArgumentError } from '../../lib/errors/index.js';
 import { convertPayloadsIn } from '../../lib/crypto/payload-codec.js';
 import { remoteDecoder } from '../codec-client.js';
+import { codecServerAccess } from './codec-access.js';
 import { withContext } from '../context.js';
 import { buildTimeline, formatTimeline } from '../history-timeline.js';
 import { fetchWorkflowHistory } from '../temporal-errors.js';
@@ -42,28 +41,8 @@ export function registerAuditHistoryCommand(audit: Command): void {
       withContext(async (ctx) => {
         let decoder: ReturnType<typeof remoteDecoder> | undefined;
         if (opts.decode) {
-          const token = opts.token ?? process.env.EHR_CODEC_TOKEN;
-          if (!token)
-            throw new InvalidArgumentError(
-              '--token',
-              'is required with --decode (or set EHR_CODEC_TOKEN; on a dev stack: ehrctl dev token)',
-            );
-          const url = opts.codecUrl ?? ctx.stack('EHR_CODEC_URL');
-          if (!url)
-            throw new InvalidArgumentError(
-              '--codec-url',
-              'is required with --decode (or set EHR_CODEC_URL, or run the dev stack)',
-            );
-          const caFile = opts.codecCa ?? ctx.stack('EHR_CODEC_CA');
-          let caPem: string | undefined;
-          if (caFile) {
-            try {
-              caPem = fs.readFileSync(caFile, 'utf8');
-            } catch {
-              throw new InvalidArgumentError('--codec-ca', `${caFile} cannot be read`);
-            }
-          }
-          decoder = remoteDecoder({ url, token, caPem, namespace: ctx.config.TEMPORAL_NAMESPACE });
+          const access = codecServerAccess(ctx, opts);
+          decoder = remoteDecoder({ ...access, namespace: ctx.config.TEMPORAL_NAMESPACE });
         }
         const client = await ctx.rawTemporal();
         let history = await fetchWorkflowHistory(client.workflow.getHandle(workflowId, opts.runId));

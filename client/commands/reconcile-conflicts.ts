@@ -5,7 +5,6 @@
  * disputed elements through the codec server with the caller's token (decode role; audited there). `resolve` sends
  * the workflow's `resolve` update (ids and element paths only) and says what the resolution did.
  */
-import fs from 'node:fs';
 import type { Command } from 'commander';
 import { InvalidArgumentError, NotFoundError } from '../../lib/errors/index.js';
 import type { ConflictRow } from '../../lib/writeback/conflict-repository.js';
@@ -14,6 +13,7 @@ import type { ConflictDiff } from '../../lib/writeback/conflicts.js';
 import type { ResolveRequest } from '../../workflows/conflict-resolve-request.js';
 import { parseFieldsOption } from '../../workflows/conflict-resolve-request.js';
 import { remoteConflictDiff } from '../codec-client.js';
+import { codecServerAccess } from './codec-access.js';
 import { resolveConflict } from '../conflict-client.js';
 import type { CliContext } from '../context.js';
 import { withContext } from '../context.js';
@@ -35,28 +35,7 @@ function resolutionText(c: ConflictRow): string {
 }
 
 async function decodedDiff(ctx: CliContext, id: string, opts: DecodeOptions): Promise<ConflictDiff> {
-  const token = opts.token ?? process.env.EHR_CODEC_TOKEN;
-  if (!token)
-    throw new InvalidArgumentError(
-      '--token',
-      'is required with --decode (or set EHR_CODEC_TOKEN; on a dev stack: ehrctl dev token)',
-    );
-  const url = opts.codecUrl ?? ctx.stack('EHR_CODEC_URL');
-  if (!url)
-    throw new InvalidArgumentError(
-      '--codec-url',
-      'is required with --decode (or set EHR_CODEC_URL, or run the dev stack)',
-    );
-  const caFile = opts.codecCa ?? ctx.stack('EHR_CODEC_CA');
-  let caPem: string | undefined;
-  if (caFile) {
-    try {
-      caPem = fs.readFileSync(caFile, 'utf8');
-    } catch {
-      throw new InvalidArgumentError('--codec-ca', `${caFile} cannot be read`);
-    }
-  }
-  return (await remoteConflictDiff({ url, token, caPem }, id)) as ConflictDiff;
+  return (await remoteConflictDiff(codecServerAccess(ctx, opts), id)) as ConflictDiff;
 }
 
 /** Registers the conflict commands on the `reconcile` group (created here when the group does not exist yet). */

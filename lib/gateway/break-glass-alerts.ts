@@ -69,13 +69,21 @@ export interface AlertHookOptions {
 
 /** POSTs the alert to the hook; false when none is configured. Any answer but 2xx is an AlertHookError. */
 export async function postBreakGlassAlert(alert: BreakGlassAlert, opts: AlertHookOptions): Promise<boolean> {
+  return postToAlertHook(alert, opts, 'ehr-connectors-break-glass');
+}
+
+/**
+ * POSTs an alert (ids and codes only) as JSON to the operators' hook; false when none is configured. The hook's
+ * URL is checked on every call (it is a secret reference that may change); any answer but 2xx is an AlertHookError.
+ */
+export async function postToAlertHook(alert: object, opts: AlertHookOptions, userAgent: string): Promise<boolean> {
   if (opts.ref === undefined) return false;
   const url = checkAlertHookUrl(await resolveSecret(opts.ref, { field: 'EHR_BREAK_GLASS_ALERT_URL' }));
   let res: Response;
   try {
     res = await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'user-agent': 'ehr-connectors-break-glass' },
+      headers: { 'content-type': 'application/json', 'user-agent': userAgent },
       body: JSON.stringify(alert),
       redirect: 'error',
       signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),

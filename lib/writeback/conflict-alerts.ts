@@ -4,9 +4,7 @@
  * resolved per alert, https or loopback http; lib/gateway/break-glass-alerts.ts checks it). The body carries the
  * conflict's ids, reason and element names only — never values, never the record's id.
  */
-import { resolveSecret } from '../config/secrets.js';
-import { AlertHookError } from '../errors/index.js';
-import { checkAlertHookUrl } from '../gateway/break-glass-alerts.js';
+import { postToAlertHook } from '../gateway/break-glass-alerts.js';
 import type { ConflictRow } from './conflict-repository.js';
 import { conflictWorkflowId } from './notifier.js';
 
@@ -47,22 +45,5 @@ export async function postConflictAlert(
   alert: ConflictAlert,
   opts: { ref: string | undefined; timeoutMs?: number },
 ): Promise<boolean> {
-  if (opts.ref === undefined) return false;
-  const url = checkAlertHookUrl(await resolveSecret(opts.ref, { field: 'EHR_BREAK_GLASS_ALERT_URL' }));
-  let res: Response;
-  try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'user-agent': 'ehr-connectors-reconcile' },
-      body: JSON.stringify(alert),
-      redirect: 'error',
-      signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
-    });
-  } catch (err) {
-    const timedOut = err instanceof Error && err.name === 'TimeoutError';
-    throw new AlertHookError(null, timedOut ? 'timed out' : 'request failed (unreachable, refused or redirected)');
-  }
-  await res.body?.cancel().catch(() => undefined);
-  if (res.status < 200 || res.status > 299) throw new AlertHookError(res.status, 'refused');
-  return true;
+  return postToAlertHook(alert, opts, 'ehr-connectors-reconcile');
 }

@@ -4,6 +4,7 @@
  * Rows carry identifiers, element names and codes; the two sides are the ciphertext, which only
  * lib/writeback/conflicts.ts opens.
  */
+import { equalityFilter } from '../store/equality-filter.js';
 import type { PoolClient, Queryable } from '../store/pool.js';
 
 export type ConflictSource = 'reconcile' | 'write-back';
@@ -159,20 +160,15 @@ export interface ConflictFilter {
 
 /** Conflicts, oldest first. */
 export async function listConflicts(db: Queryable, filter: ConflictFilter = {}): Promise<ConflictRow[]> {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  const add = (sql: string, value: unknown): void => {
-    params.push(value);
-    where.push(sql.replace('?', `$${params.length}`));
-  };
-  if (filter.tenantId !== undefined) add('tenant_id = ?', filter.tenantId);
-  if (filter.integrationId !== undefined) add('integration_id = ?', filter.integrationId);
   const status = filter.status ?? 'open';
-  if (status !== 'all') add('status = ?', status);
+  const { where, params } = equalityFilter({
+    tenant_id: filter.tenantId,
+    integration_id: filter.integrationId,
+    status: status === 'all' ? undefined : status,
+  });
   params.push(filter.limit ?? 1000);
   const res = await db.query<Row>(
-    `SELECT ${COLUMNS} FROM reconcile_conflicts ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY opened_at, id LIMIT $${params.length}`,
+    `SELECT ${COLUMNS} FROM reconcile_conflicts ${where} ORDER BY opened_at, id LIMIT $${params.length}`,
     params,
   );
   return res.rows.map(toConflict);

@@ -2,6 +2,7 @@
  * The statements of the write-back outbox (migrations/1733500000000). Rows carry identifiers, element names and
  * vendor status codes; the change itself is the ciphertext, which only lib/writeback/outbox.ts opens.
  */
+import { equalityFilter } from '../store/equality-filter.js';
 import type { Queryable } from '../store/pool.js';
 
 export const OUTBOX_STATUSES = ['pending', 'sent', 'refused', 'conflict', 'cancelled'] as const;
@@ -152,19 +153,14 @@ export interface OutboxFilter {
 
 /** Changes, oldest first. */
 export async function listOutboxChanges(db: Queryable, filter: OutboxFilter = {}): Promise<OutboxChange[]> {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  const add = (sql: string, value: unknown): void => {
-    params.push(value);
-    where.push(sql.replace('?', `$${params.length}`));
-  };
-  if (filter.tenantId !== undefined) add('tenant_id = ?', filter.tenantId);
-  if (filter.integrationId !== undefined) add('integration_id = ?', filter.integrationId);
-  if (filter.status !== undefined) add('status = ?', filter.status);
+  const { where, params } = equalityFilter({
+    tenant_id: filter.tenantId,
+    integration_id: filter.integrationId,
+    status: filter.status,
+  });
   params.push(filter.limit ?? 1000);
   const res = await db.query<Row>(
-    `SELECT ${COLUMNS} FROM outbox_changes ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY created_at, id LIMIT $${params.length}`,
+    `SELECT ${COLUMNS} FROM outbox_changes ${where} ORDER BY created_at, id LIMIT $${params.length}`,
     params,
   );
   return res.rows.map(toChange);
