@@ -5,6 +5,8 @@
  * lib/writeback/conflicts.ts opens.
  */
 import { equalityFilter } from '../store/equality-filter.js';
+import type { SealedRow } from './outbox-repository.js';
+import { sealedRow } from './outbox-repository.js';
 import type { PoolClient, Queryable } from '../store/pool.js';
 
 export type ConflictSource = 'reconcile' | 'write-back';
@@ -127,16 +129,8 @@ export async function insertConflictRow(db: Queryable, row: ConflictInsert): Pro
   );
 }
 
-export async function conflictCiphertext(
-  db: Queryable,
-  id: string,
-): Promise<{ tenantId: string; integrationId: string; ciphertext: Buffer } | undefined> {
-  const res = await db.query<{ tenant_id: string; integration_id: string; ciphertext: Buffer }>(
-    'SELECT tenant_id, integration_id, ciphertext FROM reconcile_conflicts WHERE id = $1',
-    [id],
-  );
-  const r = res.rows[0];
-  return r ? { tenantId: r.tenant_id, integrationId: r.integration_id, ciphertext: r.ciphertext } : undefined;
+export async function conflictCiphertext(db: Queryable, id: string): Promise<SealedRow | undefined> {
+  return sealedRow(db, 'reconcile_conflicts', id);
 }
 
 export async function getConflict(db: Queryable, id: string): Promise<ConflictRow | undefined> {

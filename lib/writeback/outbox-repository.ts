@@ -131,13 +131,25 @@ export async function getOutboxChange(db: Queryable, id: string): Promise<Outbox
   return res.rows[0] ? toChange(res.rows[0]) : undefined;
 }
 
-/** The change's ciphertext and the key version its header names (for decryption and key rotation). */
-export async function outboxCiphertext(
+/** The change's ciphertext and the row's tenant and integration (its AAD), for decryption. */
+export async function outboxCiphertext(db: Queryable, id: string): Promise<SealedRow | undefined> {
+  return sealedRow(db, 'outbox_changes', id);
+}
+
+export interface SealedRow {
+  tenantId: string;
+  integrationId: string;
+  ciphertext: Buffer;
+}
+
+/** A write-back table's row ciphertext with the tenant and integration its AAD names. */
+export async function sealedRow(
   db: Queryable,
+  table: 'outbox_changes' | 'reconcile_conflicts',
   id: string,
-): Promise<{ tenantId: string; integrationId: string; ciphertext: Buffer } | undefined> {
+): Promise<SealedRow | undefined> {
   const res = await db.query<{ tenant_id: string; integration_id: string; ciphertext: Buffer }>(
-    'SELECT tenant_id, integration_id, ciphertext FROM outbox_changes WHERE id = $1',
+    `SELECT tenant_id, integration_id, ciphertext FROM ${table} WHERE id = $1`,
     [id],
   );
   const r = res.rows[0];
