@@ -178,7 +178,7 @@ export async function listOutboxChanges(db: Queryable, filter: OutboxFilter = {}
   return res.rows.map(toChange);
 }
 
-/** Pending changes of one record other than `exceptId`, oldest first (a record's changes are sent in order). */
+/** Pending changes of one record, oldest first (a record's changes are sent in order). */
 export async function pendingChangesOfRecord(
   db: Queryable,
   record: { tenantId: string; integrationId: string; resourceType: string; resourceId: string },
