@@ -25,6 +25,7 @@ import { createTestClient } from '../sandbox/test-client.js';
 import { benchInfraEnv, median, peakRssMiB, tailPercentileText, type BenchInfra } from '../dev/ephemeral.js';
 import { bulkFloorRun } from './bulk-floor.js';
 import { cpuSecondsByCommand, currentRssMiB, resetPeakRss, trackedWorker } from './bench-worker.js';
+import { keepSealedRecords, measureStoreCost, type StoreCost } from './store-cost.js';
 
 /** The types the benchmark's integration syncs (its purpose's, the default): the floor exports the same. */
 const SYNCED_TYPES = purposePolicy(DEFAULT_PURPOSE).resourceTypes;
@@ -36,6 +37,8 @@ export const BULK_AIMS = { perSecond: 20_000, ofFloor: 1.3, rssMB: 300, eventsPe
 
 interface RunFigures {
   floor: number;
+  /** Wall seconds of the floor run. */
+  floorSeconds: number;
   e2e: number;
   rssMiB: number;
   /** The worker's RSS when the run started (its peak counts from there). */
@@ -80,7 +83,8 @@ async function e2eRun(
   run: number,
   resources: number,
   workerPid: number,
-): Promise<Omit<RunFigures, 'floor' | 'floorCpu'>> {
+  keepRecords: boolean,
+): Promise<Omit<RunFigures, 'floor' | 'floorSeconds' | 'floorCpu'>> {
   const integrationId = `bench-bulk-${run}`;
   await registerIntegration(
     ctx.pool,
@@ -119,8 +123,12 @@ async function e2eRun(
     (await ctx.client.workflow.getHandle(childId).describe()).runId,
   );
   if (!rssReset && run === 1) console.log("  (peak RSS could not be reset between runs: it spans the worker's life)");
+  if (keepRecords) await keepSealedRecords(ctx.pool, 'bench', integrationId);
   // The next run starts from the same empty table the floor's does (the records are not the benchmark's output).
   await ctx.pool.query('DELETE FROM records WHERE tenant_id = $1 AND integration_id = $2', ['bench', integrationId]);
+  // Without this the next run inserts beside a million dead rows and their index entries (and autovacuum may
+  // reclaim them during that run): PostgreSQL's CPU per run grew 33 -> 38 -> 42 s over three runs.
+  await ctx.pool.query('VACUUM (ANALYZE) records');
   return {
     e2e: report.totals.fetched / seconds,
     rssBefore,
@@ -179,6 +187,7 @@ export async function bulkBench(infra: BenchInfra, opts: { resources: number; ru
   const figures: RunFigures[] = [];
   for (let run = 1; run <= runs; run++) {
     const floorCpuBefore = cpuSecondsByCommand(worker.child.pid!);
+    const floorStarted = performance.now();
     const floor = await bulkFloorRun(pool, {
       fhirBaseUrl: sandbox.fhirBaseUrl,
       token: await floorClient.token(),
@@ -187,14 +196,16 @@ export async function bulkBench(infra: BenchInfra, opts: { resources: number; ru
       concurrency: PRODUCT_FILE_CONCURRENCY,
       expected: resources,
     });
+    const floorSeconds = (performance.now() - floorStarted) / 1000;
     const floorCpu = cpuSince(floorCpuBefore, worker.child.pid!);
     const e2e = await e2eRun(
       { pool, client, taskQueue: config.TEMPORAL_TASK_QUEUE, sandboxUrls: sandbox, secretsDir: infra.secretsDir },
       run,
       resources,
       worker.child.pid!,
+      run === runs,
     );
-    figures.push({ floor, floorCpu, ...e2e });
+    figures.push({ floor, floorSeconds, floorCpu, ...e2e });
     console.log(
       `run ${run}: floor ${floor.toFixed(0)} resources/s, end-to-end ${e2e.e2e.toFixed(0)} resources/s ` +
         `(${e2e.files} files), worker peak RSS ${e2e.rssMiB.toFixed(0)} MiB (${e2e.rssBefore.toFixed(0)} at start), ${e2e.events} history events`,
@@ -202,6 +213,26 @@ export async function bulkBench(infra: BenchInfra, opts: { resources: number; ru
     console.log(`  CPU seconds — floor: ${floorCpu}; end to end: ${e2e.cpu}`);
   }
   printBulkTable(figures, resources);
+  printCpuBudget(figures, await measureStoreCost(pool, worker.child.pid!));
+}
+
+/**
+ * The CPU the machine has at the ratio aim (its cores for 1.3 x the floor's median wall time) beside what the
+ * product's run spent, by process, and what PostgreSQL alone must spend to hold the records (bench/store-cost.ts).
+ */
+function printCpuBudget(figures: RunFigures[], store: StoreCost): void {
+  const cores = os.cpus().length;
+  const budget = cores * BULK_AIMS.ofFloor * median(figures.map((f) => f.floorSeconds));
+  const perMillion = (cpu: number): string => `${((cpu * 1e6) / store.rows).toFixed(1)} CPU-s per million`;
+  console.log(
+    `CPU at the ratio aim: ${cores} cores x ${BULK_AIMS.ofFloor} x the floor's wall time = ${budget.toFixed(1)} CPU-s`,
+  );
+  console.log(`  the last end-to-end run spent: ${figures.at(-1)!.cpu}`);
+  console.log(
+    `  PostgreSQL alone, inserting that run's ${store.rows} sealed records with one INSERT ... SELECT: ` +
+      `into records ${store.intoRecords.toFixed(1)} CPU-s (${perMillion(store.intoRecords)}), ` +
+      `into a bare table of its columns ${store.intoBare.toFixed(1)} (${perMillion(store.intoBare)})`,
+  );
 }
 
 function printBulkTable(figures: RunFigures[], resources: number): void {
