@@ -181,8 +181,8 @@ export async function recordPage(
   }>(
     `SELECT integration_id, resource_id, patient_pseudonym, ciphertext FROM records
       WHERE tenant_id = $1 AND resource_type = $2 AND ($3::timestamptz IS NULL OR last_updated >= $3)
-        AND ($4::text IS NULL OR (integration_id, resource_id) > ($4, $5))
-      ORDER BY integration_id, resource_id LIMIT $6`,
+        AND ($4::text IS NULL OR (resource_id, integration_id) > ($5, $4))
+      ORDER BY resource_id, integration_id LIMIT $6`,
     [q.tenantId, q.resourceType, q.since, after?.integrationId ?? null, after?.resourceId ?? null, limit],
   );
   return res.rows.map((r) => ({

@@ -4,12 +4,12 @@
  *
  * Which record is served when two integrations hold the same type and id: the one with the newest lastUpdated;
  * on a tie, the one of the lowest integration id (text order). Read by id, searches and $everything apply the same
- * rule (`ORDER BY …, last_updated DESC, integration_id` under DISTINCT ON), and a search filters the winner — an
- * older copy in another integration never matches in its place.
+ * rule (`ORDER BY …, last_updated DESC, integration_id`), and a search filters the winner — an older copy in
+ * another integration never matches in its place.
  *
  * Search pages are keyset-paged by resource id (by type and id for $everything): a page starts after the last id
  * of the one before, so under concurrent writes no id is served twice in one paging and none present throughout it
- * is skipped (migrations/1733400010000_gateway-record-reads.sql holds the indexes).
+ * is skipped (migrations/1733600000000_records-key-order.sql says which indexes serve them).
  */
 import type { Queryable } from './pool.js';
 
@@ -34,6 +34,9 @@ interface Row {
 }
 
 const COLUMNS = 'integration_id, resource_type, resource_id, version_id, last_updated, patient_pseudonym, ciphertext';
+const COLUMNS_OF_R = COLUMNS.split(', ')
+  .map((column) => `r.${column}`)
+  .join(', ');
 
 function toRow(r: Row): StoredRecordRow {
   return {
@@ -69,7 +72,7 @@ export async function heldByAnotherTenant(
   resourceType: string,
   resourceId: string,
 ): Promise<boolean> {
-  // Tenant by tenant, so each probe is an index lookup (records_tenant_type_id): `tenant_id <> $1` alone would
+  // Tenant by tenant, so each probe is an index lookup (the primary key): `tenant_id <> $1` alone would
   // scan the table on PostgreSQL before 18 (no skip scan), on every refused read.
   const res = await db.query(
     `SELECT 1 FROM tenants t
@@ -101,41 +104,45 @@ export interface RecordSearch {
   limit: number;
 }
 
-/** One page of winners in resource id order; `limit + 1` rows asked for tell whether there is a next page. */
+/**
+ * One page of winners in resource id order; `limit + 1` rows asked for tell whether there is a next page.
+ *
+ * Each row of the type is a candidate, in primary-key order (tenant, type, id, integration), and is served when it
+ * is its id's winner (a correlated lookup by the key's prefix: an id has a row per integration holding it). The
+ * plan streams from the key and stops at the page's end whatever the table's visibility map says; a DISTINCT ON
+ * over the type, or a DISTINCT subquery of ids, was planned for all its rows (a sort of the whole type per page)
+ * whenever recent writes had left pages not all-visible, as syncs do.
+ */
 export async function searchWinningRecords(db: Queryable, search: RecordSearch): Promise<StoredRecordRow[]> {
   const params: unknown[] = [search.tenantId, search.resourceType];
-  const inner: string[] = ['tenant_id = $1', 'resource_type = $2'];
-  const outer: string[] = [];
+  const where: string[] = ['r.tenant_id = $1', 'r.resource_type = $2'];
   if (search.afterId !== undefined) {
     params.push(search.afterId);
-    inner.push(`resource_id > $${params.length}`);
+    where.push(`r.resource_id > $${params.length}`);
   }
   if (search.ids) {
     params.push(search.ids);
-    inner.push(`resource_id = ANY($${params.length}::text[])`);
+    where.push(`r.resource_id = ANY($${params.length}::text[])`);
   }
   if (search.patientPseudonyms) {
+    // The winner must be the patient's: a record another integration holds newer under another patient is not.
     params.push(search.patientPseudonyms);
-    const p = `$${params.length}::text[]`;
-    // Candidates by the patient index; the winner must be the patient's too.
-    inner.push(
-      `resource_id IN (SELECT resource_id FROM records WHERE tenant_id = $1 AND resource_type = $2
-                        AND patient_pseudonym = ANY(${p}))`,
-    );
-    outer.push(`w.patient_pseudonym = ANY(${p})`);
+    where.push(`r.patient_pseudonym = ANY($${params.length}::text[])`);
   }
   for (const bound of search.lastUpdated) {
     params.push(bound.at);
-    outer.push(`w.last_updated ${bound.op} $${params.length}::timestamptz`);
+    where.push(`r.last_updated ${bound.op} $${params.length}::timestamptz`);
   }
+  where.push(
+    `r.integration_id = (SELECT o.integration_id FROM records o
+        WHERE o.tenant_id = $1 AND o.resource_type = $2 AND o.resource_id = r.resource_id
+        ORDER BY o.last_updated DESC, o.integration_id LIMIT 1)`,
+  );
   params.push(search.limit);
   const res = await db.query<Row>(
-    `SELECT ${COLUMNS} FROM (
-       SELECT DISTINCT ON (resource_id) ${COLUMNS} FROM records
-        WHERE ${inner.join(' AND ')}
-        ORDER BY resource_id, last_updated DESC, integration_id) w
-      ${outer.length > 0 ? `WHERE ${outer.join(' AND ')}` : ''}
-      ORDER BY w.resource_id LIMIT $${params.length}`,
+    `SELECT ${COLUMNS_OF_R} FROM records r
+      WHERE ${where.join(' AND ')}
+      ORDER BY r.resource_id LIMIT $${params.length}`,
     params,
   );
   return res.rows.map(toRow);
