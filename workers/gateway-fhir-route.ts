@@ -57,6 +57,7 @@ export async function registerFhirRoute(app: FastifyInstance, deps: FhirRouteDep
                   ifMatch: header('if-match'),
                   prefer: header('prefer'),
                   integration: header('x-ehr-integration'),
+                  idempotencyKey: header('idempotency-key'),
                 },
               });
         const headers = { 'content-type': 'application/fhir+json', ...answer.headers };

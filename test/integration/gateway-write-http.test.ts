@@ -142,10 +142,15 @@ describe('writes over HTTP', () => {
     expect((await handle.describe()).status.name).toBe('RUNNING');
 
     const { id: _id, ...fresh } = appointment('x', 'pat-h', { status: 'proposed' });
-    const post = await send(token, 'POST', 'Appointment', JSON.stringify(fresh), { prefer: 'return=minimal' });
+    const once = { prefer: 'return=minimal', 'idempotency-key': 'http-create-0001' };
+    const post = await send(token, 'POST', 'Appointment', JSON.stringify(fresh), once);
     expect(post.status).toBe(201);
     expect(post.body).toBeUndefined();
     expect(post.headers.get('location')).toMatch(/\/fhir\/Appointment\/local-[0-9a-f-]{36}\/_history\/local-/);
+    // Sent again with its Idempotency-Key: the same resource, nothing queued twice.
+    const repeat = await send(token, 'POST', 'Appointment', JSON.stringify(fresh), once);
+    expect([repeat.status, repeat.headers.get('idempotent-replayed')]).toEqual([201, 'true']);
+    expect(repeat.headers.get('location')).toBe(post.headers.get('location'));
     expect((await outboxOf(harness.pool, tenantId)).map((c) => c.kind)).toEqual(['update', 'create']);
   });
 

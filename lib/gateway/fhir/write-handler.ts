@@ -10,8 +10,9 @@
  *
  * Refusals, decided before anything is stored and audited like read refusals (`gateway.write`, failure): an unknown
  * type 404; purpose or scope 403; a malformed or invalid body 400 (OperationOutcome naming the element); a stale
- * If-Match 412; an element the write policy leaves to the EHR 422; an incident freezing the tenant 503. When the
- * refusal's audit event cannot be written the answer is a 500.
+ * If-Match 412; an element the write policy leaves to the EHR 422; an incident freezing the tenant 503; a malformed
+ * Idempotency-Key 400, one used before for another request 422 (write-replay.ts). When the refusal's audit event
+ * cannot be written the answer is a 500.
  */
 import { isResourceType } from '../../domain.js';
 import type { ResourceType } from '../../domain.js';
@@ -45,7 +46,7 @@ export interface FhirWriteRequest {
   baseUrl: string;
   /** The raw body (undefined: none). */
   body: string | undefined;
-  headers: { contentType?: string; ifMatch?: string; prefer?: string; integration?: string };
+  headers: { contentType?: string; ifMatch?: string; prefer?: string; integration?: string; idempotencyKey?: string };
 }
 
 type Route =

@@ -4,7 +4,8 @@
  * integration's write policy (lib/writeback/authority.ts), then one transaction (write-store.ts). An update goes
  * to the integration holding the record (the winning stored copy, as reads choose it); a create to the tenant's
  * only integration, else the one X-Ehr-Integration names. The answer is the stored local version as the consumer
- * reads it (minimised for its purpose), with its ETag, Last-Modified and Location.
+ * reads it (minimised for its purpose), with its ETag, Last-Modified and Location. A create whose Idempotency-Key
+ * the consumer sent before stores nothing and answers what that request created (write-replay.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { decryptRecord } from '../../crypto/envelope.js';
@@ -19,10 +20,9 @@ import type { Pool } from '../../store/pool.js';
 import { readWinningRecord } from '../../store/record-reads.js';
 import type { TypeWritePolicy } from '../../writeback/authority.js';
 import { writePolicyFor } from '../../writeback/authority.js';
-import type { GatewayAccess, GatewayResponse } from '../access.js';
+import type { GatewayAccess } from '../access.js';
 import { writeReadAudit } from './audit.js';
 import { FreezeGate } from './freeze.js';
-import { fhirHeaders } from './responses.js';
 import { WriteRefused, applyJsonPatch, patchBody, resourceBody } from './write-body.js';
 import type { OutcomeIssue } from './write-body.js';
 import {
@@ -37,19 +37,14 @@ import {
 } from './write-changes.js';
 import { createPending, vendorBaseOfLocalCopy } from './write-repository.js';
 import type { LocalWrite, StoredWrite } from './write-store.js';
-import { storeLocalWrite } from './write-store.js';
+import { IdempotentReplay, storeLocalWrite } from './write-store.js';
+import { answer } from './write-answer.js';
+import type { WriteOutcome } from './write-answer.js';
+import { claimFor, replayCreate } from './write-replay.js';
 import { validateFhirResource } from './validate.js';
 import type { FhirWriteRequest } from './write-handler.js';
 
 type Resource = Record<string, unknown>;
-
-export interface WriteOutcome {
-  response: GatewayResponse;
-  /** Its success audit event is written (in the transaction, or for a no-op beside it). */
-  committed: boolean;
-  integrationId: string;
-  changeId?: string;
-}
 
 interface Deps {
   pool: Pool;
@@ -107,26 +102,6 @@ function refuseRemote(type: ResourceType, policy: TypeWritePolicy, changed: read
     );
 }
 
-function answer(
-  access: GatewayAccess,
-  request: FhirWriteRequest,
-  type: ResourceType,
-  stored: Pick<StoredWrite, 'versionId' | 'lastUpdated' | 'resource'>,
-  status: number,
-): GatewayResponse {
-  const id = String(stored.resource.id);
-  const minimal = /(^|[;,\s])return=minimal\b/.test(request.headers.prefer ?? '');
-  return {
-    status,
-    headers: fhirHeaders(access.correlationId, {
-      etag: `W/"${stored.versionId}"`,
-      'last-modified': stored.lastUpdated.toUTCString(),
-      location: `${request.baseUrl.replace(/\/+$/, '')}/${type}/${id}/_history/${stored.versionId}`,
-    }),
-    body: minimal ? undefined : minimiseForPurpose(type, stored.resource, access.purpose).resource,
-  };
-}
-
 async function targetIntegration(pool: Pool, access: GatewayAccess, named: string | undefined): Promise<Integration> {
   const all = (await listIntegrations(pool, access.tenantId)).filter((i) => i.status !== 'revoked');
   const header = 'X-Ehr-Integration';
@@ -169,6 +144,7 @@ export async function createResource(
       `the write policy of ${integration.id} does not allow creating ${type}`,
       'write-policy',
     );
+  const claim = await claimFor(deps, access, request, { type, integrationId: integration.id, content });
   const write: LocalWrite = {
     integrationId: integration.id,
     resourceType: type,
@@ -179,8 +155,15 @@ export async function createResource(
     changed: Object.keys(content).sort(),
     payload: createPayload(type, content, policy),
     baseVersionId: null,
+    ...(claim ? { idempotency: claim } : {}),
   };
-  const stored = await storeLocalWrite(deps, access, write);
+  let stored: StoredWrite;
+  try {
+    stored = await storeLocalWrite(deps, access, write);
+  } catch (err) {
+    if (claim && err instanceof IdempotentReplay) return replayCreate(deps, access, request, scope, claim, err.earlier);
+    throw err;
+  }
   return {
     response: answer(access, request, type, stored, 201),
     committed: true,

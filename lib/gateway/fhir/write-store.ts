@@ -4,7 +4,8 @@
  * upsert's version check lets it in and an older vendor version never overwrites it), the outbox change through
  * `enqueueChange` (with its own audit event), and the `gateway.write` audit event. The record's row is locked
  * first and its version compared with the one the write was decided on: a write that raced another answers 409
- * (412 when the consumer sent If-Match), and nothing is stored.
+ * (412 when the consumer sent If-Match), and nothing is stored. A create's Idempotency-Key is claimed before
+ * all of it: the key commits with the create or not at all.
  */
 import { randomUUID } from 'node:crypto';
 import { appendAuditEvents } from '../../audit/chain.js';
@@ -19,6 +20,8 @@ import type { ChangePayload } from '../../writeback/outbox.js';
 import { enqueueChange } from '../../writeback/outbox.js';
 import type { GatewayAccess } from '../access.js';
 import { auditEvents } from './audit.js';
+import type { ClaimedKey } from './idempotency-repository.js';
+import { claimIdempotencyKey } from './idempotency-repository.js';
 import { lockRecordVersion } from './write-repository.js';
 
 export type WriteInteraction = 'create' | 'update' | 'patch';
@@ -41,6 +44,8 @@ export interface LocalWrite {
   expectedVersionId?: string;
   /** Its lastUpdated: the local version is stamped after it. */
   previousLastUpdated?: Date;
+  /** A create's Idempotency-Key, claimed first in the transaction, and its request's keyed digest. */
+  idempotency?: { key: string; requestDigest: string };
 }
 
 export interface StoredWrite {
@@ -50,6 +55,13 @@ export interface StoredWrite {
   /** The stored local version as a whole resource. */
   resource: Record<string, unknown>;
   pseudonym: string | null;
+}
+
+/** The consumer sent this create's Idempotency-Key before: nothing is stored; `earlier` is what that request made. */
+export class IdempotentReplay extends Error {
+  constructor(readonly earlier: ClaimedKey) {
+    super('the Idempotency-Key was used before');
+  }
 }
 
 /** The record changed between the write's decision and its transaction (another write got there first). */
@@ -74,6 +86,15 @@ export async function storeLocalWrite(
   const dek = await deps.keyring.primaryDataKey(access.tenantId, ctx);
   const pseudonymise = await deps.keyring.pseudonymiser(access.tenantId, ctx);
   return withTransaction(deps.pool, async (client) => {
+    if (write.idempotency) {
+      const claim = await claimIdempotencyKey(client, {
+        ...key,
+        consumerId: access.consumerId,
+        key: write.idempotency.key,
+        requestDigest: write.idempotency.requestDigest,
+      });
+      if (!claim.claimed) throw new IdempotentReplay(claim.earlier);
+    }
     const current = await lockRecordVersion(client, key);
     if (current !== write.expectedVersionId) throw new WriteRaced();
     let changeId: string | undefined;
