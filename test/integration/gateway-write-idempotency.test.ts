@@ -5,22 +5,13 @@
  * each consumer's own. Real Temporal (writeBack to the sandbox), real PostgreSQL.
  */
 import { describe, expect, it } from 'vitest';
-import type { TenantKeyring } from '../../lib/keys/keyring.js';
-import { temporalOutboxNotifier } from '../../workers/outbox-notifier.js';
-import { openKeyring } from './gateway-support.js';
-import { access, appointment, auditRows, outboxOf, writer } from './gateway-write-support.js';
+import { access, appointment, auditRows, outboxOf, temporalWriter } from './gateway-write-support.js';
 import { syncedSandboxTenant } from './stored-records.js';
 import { sandboxManifest, useSyncHarness } from './support.js';
 import { settled, writesLedger } from './write-back-support.js';
 
 const harness = useSyncHarness({ sandbox: { size: 20 } });
-let keyring: TenantKeyring | undefined;
-const deps = () => ({
-  pool: harness.pool,
-  keyring: keyring!,
-  notifier: temporalOutboxNotifier(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE),
-});
-const write = writer(deps);
+const { write, open } = temporalWriter(harness);
 
 function newAppointment(patientId: string, description: string): Record<string, unknown> {
   const { id: _id, ...rest } = appointment('ignored', patientId, { status: 'proposed', description });
@@ -37,7 +28,7 @@ async function appointmentsStored(tenantId: string): Promise<number> {
 
 describe('creates with an Idempotency-Key', () => {
   it('a repeat creates nothing more, here or at the EHR, and answers what the first created', async () => {
-    keyring = await openKeyring(harness.pool, harness.config);
+    await open();
     const { tenantId } = await syncedSandboxTenant(harness, ['Patient', 'Appointment']);
     const patientId = (await sandboxManifest(harness.sandbox, 'Patient'))[0]!.id;
     const scheduler = access(tenantId, 'scheduling-sync', 'system/Appointment.cruds');
@@ -102,7 +93,7 @@ describe('creates with an Idempotency-Key', () => {
   });
 
   it('concurrent repeats create one record; a malformed key is refused before anything is stored', async () => {
-    keyring ??= await openKeyring(harness.pool, harness.config);
+    await open();
     const { tenantId } = await syncedSandboxTenant(harness, ['Patient', 'Appointment']);
     const patientId = (await sandboxManifest(harness.sandbox, 'Patient'))[0]!.id;
     const scheduler = access(tenantId, 'scheduling-sync', 'system/Appointment.cruds');

@@ -16,6 +16,8 @@ import type { TenantKeyring } from '../../lib/keys/keyring.js';
 import type { Pool } from '../../lib/store/pool.js';
 import { storeResources } from '../../lib/sync/store-resources.js';
 import type { OutboxNotifier } from '../../lib/writeback/notifier.js';
+import { temporalOutboxNotifier } from '../../workers/outbox-notifier.js';
+import { openKeyring } from './gateway-support.js';
 import type { SyncHarness } from './support.js';
 import { registerSandboxTenant, testActor } from './support.js';
 
@@ -64,6 +66,26 @@ export function writer(deps: () => { pool: Pool; keyring: TenantKeyring; notifie
       },
     );
     return { ...res, correlationId };
+  };
+}
+
+/**
+ * Gateway writes whose notifier wakes the real writeBack workflow on the harness's Temporal (the changes reach the
+ * sandbox); `open()` opens the keyring once the harness is up.
+ */
+export function temporalWriter(harness: SyncHarness) {
+  let keyring: TenantKeyring | undefined;
+  const deps = () => ({
+    pool: harness.pool,
+    keyring: keyring!,
+    notifier: temporalOutboxNotifier(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE),
+  });
+  return {
+    deps,
+    write: writer(deps),
+    async open(): Promise<void> {
+      keyring ??= await openKeyring(harness.pool, harness.config);
+    },
   };
 }
 

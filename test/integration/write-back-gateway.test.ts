@@ -5,26 +5,17 @@
  * gateway then serves the vendor's version.
  */
 import { describe, expect, it } from 'vitest';
-import type { TenantKeyring } from '../../lib/keys/keyring.js';
-import { temporalOutboxNotifier } from '../../workers/outbox-notifier.js';
-import { openKeyring } from './gateway-support.js';
-import { access, outboxOf, readBack, writer } from './gateway-write-support.js';
+import { access, outboxOf, readBack, temporalWriter } from './gateway-write-support.js';
 import { syncedSandboxTenant } from './stored-records.js';
 import { sandboxManifest, storedVersions, useSyncHarness } from './support.js';
 import { effectsOf, settled, vendorCopy, writesLedger } from './write-back-support.js';
 
 const harness = useSyncHarness({ sandbox: { size: 60 } });
-let keyring: TenantKeyring | undefined;
-const deps = () => ({
-  pool: harness.pool,
-  keyring: keyring!,
-  notifier: temporalOutboxNotifier(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE),
-});
-const write = writer(deps);
+const { deps, write, open } = temporalWriter(harness);
 
 describe('gateway → outbox → vendor', () => {
   it('a PUT on the gateway reaches the vendor with If-Match, once, and the vendor version becomes the record', async () => {
-    keyring = await openKeyring(harness.pool, harness.config);
+    await open();
     const { tenantId, integrationIds } = await syncedSandboxTenant(harness, ['Patient', 'Appointment']);
     const integrationId = integrationIds[0]!;
     const id = (await sandboxManifest(harness.sandbox, 'Appointment'))[0]!.id;

@@ -21,7 +21,6 @@ import { readWinningRecord } from '../../store/record-reads.js';
 import type { TypeWritePolicy } from '../../writeback/authority.js';
 import { writePolicyFor } from '../../writeback/authority.js';
 import type { GatewayAccess } from '../access.js';
-import { writeReadAudit } from './audit.js';
 import { FreezeGate } from './freeze.js';
 import { WriteRefused, applyJsonPatch, patchBody, resourceBody } from './write-body.js';
 import type { OutcomeIssue } from './write-body.js';
@@ -38,7 +37,7 @@ import {
 import { createPending, vendorBaseOfLocalCopy } from './write-repository.js';
 import type { LocalWrite, StoredWrite } from './write-store.js';
 import { IdempotentReplay, storeLocalWrite } from './write-store.js';
-import { answer } from './write-answer.js';
+import { answer, answerStored } from './write-answer.js';
 import type { WriteOutcome } from './write-answer.js';
 import { claimFor, replayCreate } from './write-replay.js';
 import { validateFhirResource } from './validate.js';
@@ -229,19 +228,16 @@ export async function updateResource(
   refuseRemote(type, policy, changed, row.integrationId);
   if (changed.length === 0) {
     // Nothing changes: the stored version stands; audited as served, nothing queued.
-    await writeReadAudit(deps.pool, access, {
-      action: 'gateway.write',
-      status: 200,
-      resourceType: type,
+    return answerStored(deps.pool, access, request, {
+      type,
       scope,
+      interaction,
+      row,
+      resource: stored,
+      status: 200,
       count: 0,
-      patients: row.patientPseudonym ? [row.patientPseudonym] : [],
-      integrationIds: [row.integrationId],
       reason: 'unchanged',
-      extra: { interaction, resourceId: id, elements: [] },
     });
-    const current = { versionId: row.versionId, lastUpdated: row.lastUpdated, resource: stored };
-    return { response: answer(access, request, type, current, 200), committed: true, integrationId: row.integrationId };
   }
   const toSend = elementsToSend(policy, changed);
   const baseVersionId = row.versionId.startsWith('local-')

@@ -12,10 +12,9 @@ import type { TenantKeyring } from '../../keys/keyring.js';
 import type { Pool } from '../../store/pool.js';
 import { readWinningRecord } from '../../store/record-reads.js';
 import type { GatewayAccess } from '../access.js';
-import { writeReadAudit } from './audit.js';
 import type { ClaimedKey } from './idempotency-repository.js';
 import { IDEMPOTENCY_KEY_HOURS, vendorIdOfCreate } from './idempotency-repository.js';
-import { answer } from './write-answer.js';
+import { answerStored } from './write-answer.js';
 import type { WriteOutcome } from './write-answer.js';
 import { WriteRefused } from './write-body.js';
 import type { FhirWriteRequest } from './write-handler.js';
@@ -89,21 +88,15 @@ export async function replayCreate(
   const resource = JSON.parse(plain.toString('utf8')) as Record<string, unknown>;
   plain.fill(0);
   // A read of what was created: audited as served, nothing queued.
-  await writeReadAudit(deps.pool, access, {
-    action: 'gateway.write',
-    status: 201,
-    resourceType: type,
+  return answerStored(deps.pool, access, request, {
+    type,
     scope,
+    interaction: 'create',
+    row,
+    resource,
+    status: 201,
     count: 1,
-    patients: row.patientPseudonym ? [row.patientPseudonym] : [],
-    integrationIds: [row.integrationId],
     reason: 'idempotent-replay',
-    extra: { interaction: 'create', resourceId, elements: [] },
+    headers: { 'idempotent-replayed': 'true' },
   });
-  const current = { versionId: row.versionId, lastUpdated: row.lastUpdated, resource };
-  return {
-    response: answer(access, request, type, current, 201, { 'idempotent-replayed': 'true' }),
-    committed: true,
-    integrationId: row.integrationId,
-  };
 }
