@@ -3,7 +3,8 @@
  * did not write (HAPI FHIR JPA): the client updates an Appointment's status with If-Match on the ETag the gateway
  * served and patches it with a JSON Patch; each change goes back to HAPI through the writeBack workflow, with
  * If-Match on HAPI's version, once. A stale If-Match and an EHR-owned element come back to the client as FHIR
- * errors (412, 422 with an OperationOutcome naming the element), and nothing reaches HAPI for them.
+ * errors (412, 422 with an OperationOutcome naming the element), and nothing reaches HAPI for them. A create the
+ * client sends three times with one Idempotency-Key creates one Appointment at HAPI.
  */
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
@@ -156,5 +157,36 @@ describeWhenAvailable(__filename, 'gateway writes from a third-party client to H
     expect(second).toHaveLength(1);
     expect(await settled(h.harness.pool, second[0]!.id)).toMatchObject({ status: 'sent', vendorVersionId: '3' });
     expect(await hapiCopy(id)).toMatchObject({ status: 'fulfilled', start: created.start, meta: { versionId: '3' } });
+  });
+
+  it('a create sent again with its Idempotency-Key creates one Appointment at HAPI', async () => {
+    const atHapi = async () =>
+      (await fhirJson<{ total: number }>(`${h.hapi.baseUrl}/Appointment?_summary=count`, { fresh: true })).total;
+    const before = await atHapi();
+    const create = () =>
+      client.create({
+        resourceType: 'Appointment',
+        body: {
+          resourceType: 'Appointment',
+          status: 'proposed',
+          start: '2027-03-03T10:00:00Z',
+          end: '2027-03-03T10:30:00Z',
+          participant: [{ actor: { display: 'Synthetic Room 9' }, status: 'needs-action' }],
+        },
+        options: { headers: { 'Idempotency-Key': 'kit-create-appointment-0001' } },
+      }) as Promise<FhirResource>;
+    const first = await create();
+    expect((await create()).id).toBe(first.id);
+    const [change] = (
+      await h.harness.pool.query<{ id: string }>(
+        `SELECT id FROM outbox_changes WHERE integration_id = $1 AND kind = 'create'`,
+        [ids.integrationId],
+      )
+    ).rows;
+    const sent = await settled(h.harness.pool, change!.id);
+    expect(sent).toMatchObject({ status: 'sent' });
+    // After HAPI created it: the answer is HAPI's resource, and HAPI holds one more Appointment, not two.
+    expect((await create()).id).toBe(sent.vendorResourceId);
+    expect(await atHapi()).toBe(before + 1);
   });
 });
