@@ -5,7 +5,7 @@
 -- A POST carrying an Idempotency-Key claims the key here in the create's own transaction; the same key again
 -- from the same consumer answers with what the first created (lib/gateway/fhir/write-replay.ts), and with a
 -- different request it is refused. The request is kept only as a digest under the tenant's pseudonym key (an
--- HMAC; no PHI). Keys are kept 24 hours: each claim first removes the consumer's expired ones.
+-- HMAC; no PHI). Keys are kept 24 hours: each claim first removes the tenant's expired ones.
 CREATE TABLE gateway_idempotency_keys (
   tenant_id       text NOT NULL REFERENCES tenants(id),
   consumer_id     text NOT NULL,
@@ -18,7 +18,7 @@ CREATE TABLE gateway_idempotency_keys (
   created_at      timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (tenant_id, consumer_id, idempotency_key)
 );
-CREATE INDEX gateway_idempotency_keys_expiry ON gateway_idempotency_keys (tenant_id, consumer_id, created_at);
+CREATE INDEX gateway_idempotency_keys_expiry ON gateway_idempotency_keys (tenant_id, created_at);
 
 GRANT SELECT, INSERT, DELETE ON gateway_idempotency_keys TO ehr_app;
 REVOKE UPDATE ON gateway_idempotency_keys FROM ehr_app;

@@ -2,9 +2,11 @@
  * A consumer's create sent again with its Idempotency-Key (a dropped connection, a restarted job) creates one
  * resource, locally and at the EHR: the repeat answers what the first created (under the EHR's id once sent),
  * marked `Idempotent-Replayed`; the key with another body is refused 422; concurrent repeats create one; keys are
- * each consumer's own. Real Temporal (writeBack to the sandbox), real PostgreSQL.
+ * each consumer's own and forgotten after 24 hours. Real Temporal (writeBack to the sandbox), real PostgreSQL.
  */
 import { describe, expect, it } from 'vitest';
+import { createPool } from '../../lib/store/pool.js';
+import { testEnv } from '../harness.js';
 import { access, appointment, auditRows, outboxOf, temporalWriter } from './gateway-write-support.js';
 import { syncedSandboxTenant } from './stored-records.js';
 import { sandboxManifest, useSyncHarness } from './support.js';
@@ -92,7 +94,7 @@ describe('creates with an Idempotency-Key', () => {
     expect((theirs.body as { id: string }).id).not.toBe(localId);
   });
 
-  it('concurrent repeats create one record; a malformed key is refused before anything is stored', async () => {
+  it('concurrent repeats create one record; a malformed key is refused; a key is forgotten after 24 hours', async () => {
     await open();
     const { tenantId } = await syncedSandboxTenant(harness, ['Patient', 'Appointment']);
     const patientId = (await sandboxManifest(harness.sandbox, 'Patient'))[0]!.id;
@@ -116,5 +118,19 @@ describe('creates with an Idempotency-Key', () => {
       expect(refused.status).toBe(400);
     }
     expect(await appointmentsStored(tenantId)).toBe(storedBefore + 1);
+
+    // 24 hours on (the operator's clock moved by hand), the key is forgotten: the same request creates anew.
+    const owner = createPool(testEnv().ownerDatabaseUrl, 1);
+    try {
+      await owner.query(
+        `UPDATE gateway_idempotency_keys SET created_at = created_at - interval '25 hours' WHERE tenant_id = $1`,
+        [tenantId],
+      );
+    } finally {
+      await owner.end();
+    }
+    const later = await write(scheduler, 'POST', 'Appointment', body, { idempotencyKey: 'burst-0001-appointment' });
+    expect([later.status, later.headers['idempotent-replayed']]).toEqual([201, undefined]);
+    expect(await appointmentsStored(tenantId)).toBe(storedBefore + 2);
   });
 });

@@ -27,7 +27,7 @@ export interface ClaimedKey {
 
 /**
  * Claims the key for this create; when the consumer already used it (within the window), what it created then.
- * The consumer's expired keys go first.
+ * The tenant's expired keys go first (any consumer's create sweeps them, so none outlive the window by much).
  */
 export async function claimIdempotencyKey(
   client: PoolClient,
@@ -35,8 +35,8 @@ export async function claimIdempotencyKey(
 ): Promise<{ claimed: true } | { claimed: false; earlier: ClaimedKey }> {
   await client.query(
     `DELETE FROM gateway_idempotency_keys
-      WHERE tenant_id = $1 AND consumer_id = $2 AND created_at < now() - make_interval(hours => $3)`,
-    [claim.tenantId, claim.consumerId, IDEMPOTENCY_KEY_HOURS],
+      WHERE tenant_id = $1 AND created_at < now() - make_interval(hours => $2)`,
+    [claim.tenantId, IDEMPOTENCY_KEY_HOURS],
   );
   const inserted = await client.query(
     `INSERT INTO gateway_idempotency_keys
@@ -64,7 +64,7 @@ export async function claimIdempotencyKey(
     [claim.tenantId, claim.consumerId, claim.key],
   );
   const row = earlier.rows[0];
-  // Not there: it expired and another claim of this consumer removed it between the two statements (rare): the
+  // Not there: it expired and another claim of the tenant removed it between the two statements (rare): the
   // create fails whole (500, nothing stored) and the consumer's retry claims the key afresh.
   if (!row) throw new Error('idempotency key claim raced a rollback');
   return {
