@@ -19,6 +19,12 @@ const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-bulk-worker-logs-'));
 const harness = useSyncHarness({ sandbox: { size: 150_000 }, worker: false });
 /** The worker's store batch (workers/build-deps.ts): a resumed attempt repeats at most the uncommitted tail. */
 const BATCH = 1_000;
+/**
+ * A dead worker's download is retried once Temporal misses its heartbeats this long: 10 s instead of the preset's
+ * 30 s (the download heartbeats at least every 5 s, after each committed batch in between), so the test waits
+ * 20 s less for the crash to be noticed. Resuming after the last heartbeat is what it checks, not the timeout.
+ */
+const HEARTBEAT_TIMEOUT_SECONDS = 10;
 
 describe('bulk export: worker crash mid-download', () => {
   it('a SIGKILLed worker is restarted and every resource of the file is stored exactly once', async () => {
@@ -32,6 +38,7 @@ describe('bulk export: worker crash mid-download', () => {
       tenantId,
       integrationId,
       types: ['Observation'],
+      fileHeartbeatTimeoutSeconds: HEARTBEAT_TIMEOUT_SECONDS,
     });
     const stored = async (): Promise<number> =>
       (await storedVersions(harness.pool, tenantId, integrationId, 'Observation')).size;
