@@ -11,12 +11,12 @@ import { describe, expect, it } from 'vitest';
 import { bulkLog, setBulkBehaviour } from '../../sandbox/test-bulk.js';
 import { findLeaks } from '../security/leak-scan.js';
 import { startBulkExport } from './bulk-support.js';
-import { startChildWorker } from './child-worker.js';
+import { KILLED_WORKER_CONFIG, startChildWorker } from './child-worker.js';
 import { registerSandboxTenant, sandboxAdmin, sandboxManifest, storedVersions, useSyncHarness } from './support.js';
 
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-bulk-worker-logs-'));
 // 52,500 Observations in one file: long enough to be read for seconds however fast the store path gets.
-const harness = useSyncHarness({ sandbox: { size: 150_000 }, worker: false });
+const harness = useSyncHarness({ sandbox: { size: 150_000 }, config: KILLED_WORKER_CONFIG, worker: false });
 /** The worker's store batch (workers/build-deps.ts): a resumed attempt repeats at most the uncommitted tail. */
 const BATCH = 1_000;
 /**
