@@ -27,10 +27,9 @@ import { registerSandboxTenant, sandboxAdmin, testActor, useSyncHarness } from '
 
 const CREDENTIAL_CACHE = 1;
 /**
- * The max-age our JWKS announces (and so how long the sandbox caches it), and the JWKS cache the signing-key
- * rotations wait out: 1 s instead of the sandbox profile's 5, so each wait is seconds shorter. The sandbox
- * honours the announced max-age, so a rotation that switched kids before the vendor's cache turned over would
- * still see its token requests refused.
+ * The max-age our JWKS announces (and so how long the sandbox, like a vendor, caches it), and the JWKS cache the
+ * signing-key rotations wait out: 1 s instead of the sandbox profile's 5, so each wait is seconds shorter. Both
+ * move together: the rotation still waits out the cache the vendor actually has.
  */
 const JWKS_MAX_AGE = 1;
 const harness = useSyncHarness({
