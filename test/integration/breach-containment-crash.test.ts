@@ -15,15 +15,11 @@ import { approveResumption, declareIncident, incidentTimeline } from '../../clie
 import { verifyEvidence } from '../../lib/incidents/evidence.js';
 import { REVOCATION_CHANNEL, WATCHER_APPLICATION_NAME } from '../../lib/revocation/watcher.js';
 import { testEnv, uniqueId } from '../harness.js';
-import { KILLED_WORKER_CONFIG, startChildWorker } from './child-worker.js';
+import { startChildWorker } from './child-worker.js';
 import { registerSandboxTenant, useSyncHarness } from './support.js';
 
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-containment-crash-'));
-const harness = useSyncHarness({
-  sandbox: { size: 1000 },
-  config: { EHR_SYNC_PAGE_SIZE: '5', ...KILLED_WORKER_CONFIG },
-  worker: false,
-});
+const harness = useSyncHarness({ sandbox: { size: 1000 }, config: { EHR_SYNC_PAGE_SIZE: '5' }, worker: false });
 
 async function auditCount(action: string, incidentId: string, integrationIds: string[] = []): Promise<number> {
   const res = await harness.pool.query<{ n: string }>(
