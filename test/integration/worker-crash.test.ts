@@ -7,13 +7,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startSync, syncProgress, syncResult } from '../../client/sync-client.js';
-import { startChildWorker } from './child-worker.js';
+import { KILLED_WORKER_CONFIG, startChildWorker } from './child-worker.js';
 import { findLeaks } from '../security/leak-scan.js';
 import { registerSandboxTenant, sandboxAdmin, sandboxManifest, storedVersions, useSyncHarness } from './support.js';
 
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-worker-logs-'));
 
-const harness = useSyncHarness({ sandbox: { size: 2000 }, config: { EHR_SYNC_PAGE_SIZE: '25' }, worker: false });
+const harness = useSyncHarness({
+  sandbox: { size: 2000 },
+  config: { EHR_SYNC_PAGE_SIZE: '25', ...KILLED_WORKER_CONFIG },
+  worker: false,
+});
 
 describe('worker crash', () => {
   it('a SIGKILLed worker is restarted and the sync completes with no lost and no duplicated record', async () => {
