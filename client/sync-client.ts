@@ -39,7 +39,12 @@ export async function startSync(
   client: Client,
   taskQueue: string,
   target: SyncTarget,
-  options: { full?: boolean; historyEventLimit?: number; workflowId?: string } = {},
+  options: {
+    full?: boolean;
+    historyEventLimit?: number;
+    workflowId?: string;
+    pageHeartbeatTimeoutSeconds?: number;
+  } = {},
 ): Promise<WorkflowHandleWithFirstExecutionRunId> {
   const input: NightlySyncInput = {
     tenantId: target.tenantId,
@@ -47,6 +52,8 @@ export async function startSync(
     full: options.full ?? false,
   };
   if (options.historyEventLimit !== undefined) input.historyEventLimit = options.historyEventLimit;
+  if (options.pageHeartbeatTimeoutSeconds !== undefined)
+    input.pageHeartbeatTimeoutSeconds = options.pageHeartbeatTimeoutSeconds;
   return client.workflow.start('nightlySync', {
     taskQueue,
     workflowId: options.workflowId ?? manualSyncWorkflowId(target),

@@ -4,14 +4,14 @@
  * missing or near expiry), the codec server's and the gateway's certificates for 127.0.0.1/localhost, a dev
  * token issuer (Ed25519) whose public key the dev codec server trusts (`ehrctl dev token` signs short-lived
  * tokens with it), and the dev gateway's Ed25519 key that signs its access tokens (GATEWAY_ACCESS_SIGNING_KEY).
- * Never used in production: there the operator's PKI, IdP and secret store apply.
+ * Never used in production: there the operator's PKI, IdP and secret store apply. The material is made by
+ * dev-codec-material.ts (the stack daemon's), so ehrctl, which imports this file, does not load the X.509 library.
  */
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
-import { X509Certificate, createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { createCertificateAuthority, issueCertificate } from '../lib/crypto/tls-certs.js';
 import { DevSetupError } from './errors.js';
 import { sleep } from './process.js';
 
@@ -44,58 +44,6 @@ export function devCodecPaths(tlsDir: string): DevCodecMaterial {
     gatewayKeyPath: path.join(tlsDir, 'gateway.key'),
     gatewayAccessKeyPath: path.join(tlsDir, 'gateway-access-signing.key'),
   };
-}
-
-function writeSecret(file: string, text: string): void {
-  fs.writeFileSync(file, text, { mode: 0o600 });
-  fs.chmodSync(file, 0o600);
-}
-
-function certStillGood(certPath: string, keyPath: string): boolean {
-  try {
-    const cert = new X509Certificate(fs.readFileSync(certPath));
-    return fs.existsSync(keyPath) && new Date(cert.validTo).getTime() - Date.now() > 7 * 86_400_000;
-  } catch {
-    return false;
-  }
-}
-
-/** Creates (first `dev up`) or reuses the dev CA, codec server certificate and token issuer key pair. */
-export async function ensureDevCodecMaterial(tlsDir: string): Promise<DevCodecMaterial & { created: string[] }> {
-  const p = devCodecPaths(tlsDir);
-  const created: string[] = [];
-  fs.mkdirSync(tlsDir, { recursive: true, mode: 0o700 });
-  fs.chmodSync(tlsDir, 0o700);
-  if (
-    !certStillGood(p.serverCertPath, p.serverKeyPath) ||
-    !certStillGood(p.gatewayCertPath, p.gatewayKeyPath) ||
-    !fs.existsSync(p.caCertPath)
-  ) {
-    const ca = await createCertificateAuthority('ehr-connectors dev CA (codec server)', 365);
-    const loopback = { commonName: '127.0.0.1', altNames: ['127.0.0.1', 'localhost', '::1'], usage: 'server' as const };
-    const server = await issueCertificate(ca, { ...loopback, days: 365 });
-    const gateway = await issueCertificate(ca, { ...loopback, days: 365 });
-    fs.writeFileSync(p.caCertPath, ca.certPem, { mode: 0o644 });
-    fs.writeFileSync(p.serverCertPath, server.certPem, { mode: 0o644 });
-    writeSecret(p.serverKeyPath, server.keyPem);
-    fs.writeFileSync(p.gatewayCertPath, gateway.certPem, { mode: 0o644 });
-    writeSecret(p.gatewayKeyPath, gateway.keyPem);
-    created.push('dev CA', 'codec server certificate', 'gateway certificate');
-  }
-  if (!fs.existsSync(p.gatewayAccessKeyPath)) {
-    const { privateKey } = generateKeyPairSync('ed25519');
-    writeSecret(p.gatewayAccessKeyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
-    created.push('gateway access-token signing key');
-  }
-  if (!fs.existsSync(p.issuerPrivateKeyPath) || !fs.existsSync(p.issuerPublicKeyPath)) {
-    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-    writeSecret(p.issuerPrivateKeyPath, privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
-    fs.writeFileSync(p.issuerPublicKeyPath, publicKey.export({ type: 'spki', format: 'pem' }).toString(), {
-      mode: 0o644,
-    });
-    created.push('dev token issuer key');
-  }
-  return { ...p, created };
 }
 
 export interface DevTokenOptions {

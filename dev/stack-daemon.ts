@@ -22,7 +22,7 @@ import { writeSecretRoots } from '../lib/store/secret-roots.js';
 import { storedSecretPolicyFromConfig } from '../lib/config/stored-secret-refs.js';
 import { startSandbox } from '../sandbox/index.js';
 import { PERSONALITY_IDS, isPersonalityId, type PersonalityId } from '../sandbox/personalities.js';
-import { ensureDevCodecMaterial } from './dev-tls.js';
+import { ensureDevCodecMaterial } from './dev-codec-material.js';
 import { DevSetupError } from './errors.js';
 import { findFreePort } from './ports.js';
 import { startEmbeddedPostgres } from './postgres.js';

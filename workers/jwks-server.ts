@@ -45,7 +45,12 @@ export type PublishedKeys = (
   integrationId: string,
 ) => Promise<{ vendor: string; keys: IntegrationSigningKey[] } | undefined>;
 
-export async function startJwksServer(opts: { published: PublishedKeys; listen: string }): Promise<JwksServer> {
+export async function startJwksServer(opts: {
+  published: PublishedKeys;
+  listen: string;
+  /** The max-age announced for every vendor instead of its profile's (tests that wait caches out). */
+  maxAgeSeconds?: number;
+}): Promise<JwksServer> {
   const sep = opts.listen.lastIndexOf(':');
   const host = opts.listen.slice(0, sep).replace(/^\[|\]$/g, '');
   const port = Number(opts.listen.slice(sep + 1));
@@ -63,7 +68,8 @@ export async function startJwksServer(opts: { published: PublishedKeys; listen: 
       keys: keys.map((k) => publicOnly({ ...k.publicJwk, kid: k.kid, alg: k.alg, use: 'sig' })),
     });
     const etag = `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
-    reply.header('cache-control', `public, max-age=${cacheSecondsFor(published.vendor)}`).header('etag', etag);
+    const maxAge = opts.maxAgeSeconds ?? cacheSecondsFor(published.vendor);
+    reply.header('cache-control', `public, max-age=${maxAge}`).header('etag', etag);
     if (req.headers['if-none-match'] === etag) return reply.code(304).send();
     return reply.type('application/jwk-set+json').send(body);
   });

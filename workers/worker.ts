@@ -75,6 +75,9 @@ export async function runWorker(config: Config): Promise<void> {
       maxConcurrentActivityTaskExecutions: config.WORKER_MAX_CONCURRENT_ACTIVITIES,
       maxHeartbeatThrottleInterval: HEARTBEAT_THROTTLE,
       shutdownGraceTime: config.WORKER_SHUTDOWN_GRACE_MS,
+      ...(config.WORKER_STICKY_QUEUE_TIMEOUT_MS
+        ? { stickyQueueScheduleToStartTimeout: config.WORKER_STICKY_QUEUE_TIMEOUT_MS }
+        : {}),
     };
     const worker = await Worker.create({ ...workerOptions, taskQueue: config.TEMPORAL_TASK_QUEUE });
     // Incidents have their own queue so containment never waits behind the syncs it contains.

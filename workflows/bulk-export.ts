@@ -44,6 +44,11 @@ export interface BulkExportInput {
   holdCheckpoints?: ResourceType[];
   /** Files downloaded at once (default 3, at most 8). */
   concurrency?: number;
+  /**
+   * How long a file download may go without a heartbeat before it is retried elsewhere (a dead worker), in
+   * seconds; default the preset's 30 s. The download heartbeats at least every 5 s. For tests that kill workers.
+   */
+  fileHeartbeatTimeoutSeconds?: number;
 }
 
 export const bulkProgressQuery = defineQuery<BulkProgress>('bulkProgress');
@@ -63,7 +68,13 @@ export async function bulkExport(input: BulkExportInput): Promise<BulkExportResu
   const onVendorQueue = <T extends object>(preset: T): T =>
     input.pageTaskQueue ? { ...preset, taskQueue: input.pageTaskQueue } : preset;
   const status = proxyActivities<BulkExportActivities>(onVendorQueue(bulkStatusPreset));
-  const files = proxyActivities<BulkExportActivities>(onVendorQueue(bulkFilePreset));
+  const files = proxyActivities<BulkExportActivities>(
+    onVendorQueue(
+      input.fileHeartbeatTimeoutSeconds
+        ? { ...bulkFilePreset, heartbeatTimeout: input.fileHeartbeatTimeoutSeconds * 1000 }
+        : bulkFilePreset,
+    ),
+  );
   const cleanup = proxyActivities<BulkExportActivities>(onVendorQueue(bulkCleanupPreset));
   const store = proxyActivities<BulkExportActivities>(storePreset);
 

@@ -15,6 +15,11 @@ export interface NightlySyncInput {
   resourceTypes?: ResourceType[];
   /** Continue as new once the history holds this many events (default 10,000). */
   historyEventLimit?: number;
+  /**
+   * How long a vendor page may go without a heartbeat before it is retried elsewhere (a dead worker), in seconds;
+   * default the preset's 20 s. For tests that kill workers.
+   */
+  pageHeartbeatTimeoutSeconds?: number;
   /** Set only by continueAsNew: where the previous run stopped. */
   carried?: SyncState;
 }

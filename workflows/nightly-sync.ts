@@ -89,8 +89,11 @@ export async function nightlySync(input: NightlySyncInput): Promise<SyncReport> 
 
   // Pages go to the vendor endpoint's rate-limited queue when the plan names one; a plan without
   // the field (older runs, carried states) keeps the workflow's own queue, as before.
+  const pagePreset = input.pageHeartbeatTimeoutSeconds
+    ? { ...vendorPagePreset, heartbeatTimeout: input.pageHeartbeatTimeoutSeconds * 1000 }
+    : vendorPagePreset;
   const vendor = proxyActivities<SyncPageActivities>(
-    state.plan.pageTaskQueue ? { ...vendorPagePreset, taskQueue: state.plan.pageTaskQueue } : vendorPagePreset,
+    state.plan.pageTaskQueue ? { ...pagePreset, taskQueue: state.plan.pageTaskQueue } : pagePreset,
   );
   const scope = { tenantId: input.tenantId, integrationId: input.integrationId };
   const run: SyncRun = { state, scope, vendor, held, carryOnIfLarge, record, moveHeldCheckpoint };

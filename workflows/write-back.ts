@@ -30,6 +30,11 @@ export interface WriteBackInput {
   holdRecheckSeconds?: number;
   /** Changes a run handles before it continues as new at its next quiet moment (default 500). */
   changesPerRun?: number;
+  /**
+   * How long a send may go without a heartbeat before it is sent again from another worker (a dead worker), in
+   * seconds; default the preset's 10 s. A send heartbeats every 2 s. For tests that kill workers.
+   */
+  sendHeartbeatTimeoutSeconds?: number;
   /** Set only by continueAsNew: the counts so far. */
   progress?: WriteBackProgress;
 }
@@ -62,10 +67,14 @@ const BATCH = 50;
 const CHANGES_PER_RUN = 500;
 
 const store = proxyActivities<WriteBackActivities>(storePreset);
-const vendor = proxyActivities<WriteBackActivities>(writeBackSendPreset);
 
 export async function writeBack(input: WriteBackInput): Promise<void> {
   const scope = { tenantId: input.tenantId, integrationId: input.integrationId };
+  const vendor = proxyActivities<WriteBackActivities>(
+    input.sendHeartbeatTimeoutSeconds
+      ? { ...writeBackSendPreset, heartbeatTimeout: input.sendHeartbeatTimeoutSeconds * 1000 }
+      : writeBackSendPreset,
+  );
   const progress: WriteBackProgress = input.progress ?? {
     sent: 0,
     refused: 0,

@@ -58,6 +58,11 @@ export const configSchema = z.object({
   WORKER_MAX_CONCURRENT_ACTIVITIES: positiveInt.max(1_000).default(16),
   WORKER_SHUTDOWN_GRACE_MS: positiveInt.default(30_000),
   /**
+   * How long a workflow's next task waits on the sticky queue of the worker that ran its last one before any
+   * worker may take it; after a worker dies, its workflows wait this long. Unset: the Temporal SDK's 10 s.
+   */
+  WORKER_STICKY_QUEUE_TIMEOUT_MS: positiveInt.max(60_000).optional(),
+  /**
    * A workflow bundle built ahead of time (writeWorkflowBundle in workers/workflow-bundle.ts, from the same
    * checkout): the worker loads it instead of bundling workflows/ at every start. Unset: bundled at start.
    */

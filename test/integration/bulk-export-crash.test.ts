@@ -11,14 +11,20 @@ import { describe, expect, it } from 'vitest';
 import { bulkLog, setBulkBehaviour } from '../../sandbox/test-bulk.js';
 import { findLeaks } from '../security/leak-scan.js';
 import { startBulkExport } from './bulk-support.js';
-import { startChildWorker } from './child-worker.js';
+import { KILLED_WORKER_CONFIG, startChildWorker } from './child-worker.js';
 import { registerSandboxTenant, sandboxAdmin, sandboxManifest, storedVersions, useSyncHarness } from './support.js';
 
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-bulk-worker-logs-'));
 // 52,500 Observations in one file: long enough to be read for seconds however fast the store path gets.
-const harness = useSyncHarness({ sandbox: { size: 150_000 }, worker: false });
+const harness = useSyncHarness({ sandbox: { size: 150_000 }, config: KILLED_WORKER_CONFIG, worker: false });
 /** The worker's store batch (workers/build-deps.ts): a resumed attempt repeats at most the uncommitted tail. */
 const BATCH = 1_000;
+/**
+ * A dead worker's download is retried once Temporal misses its heartbeats this long: 10 s instead of the preset's
+ * 30 s (the download heartbeats at least every 5 s, after each committed batch in between), so the test waits
+ * 20 s less for the crash to be noticed. Resuming after the last heartbeat is what it checks, not the timeout.
+ */
+const HEARTBEAT_TIMEOUT_SECONDS = 10;
 
 describe('bulk export: worker crash mid-download', () => {
   it('a SIGKILLed worker is restarted and every resource of the file is stored exactly once', async () => {
@@ -32,6 +38,7 @@ describe('bulk export: worker crash mid-download', () => {
       tenantId,
       integrationId,
       types: ['Observation'],
+      fileHeartbeatTimeoutSeconds: HEARTBEAT_TIMEOUT_SECONDS,
     });
     const stored = async (): Promise<number> =>
       (await storedVersions(harness.pool, tenantId, integrationId, 'Observation')).size;

@@ -57,8 +57,16 @@ const SIZE: Partial<Record<VendorId, number>> = { eclinicalworks: 50, athenaheal
 
 const harness = useSyncHarness({
   // Several pages per type, so each personality's paging style (keyset or offset links) is exercised;
-  // endpoint queues for rate-limited vendors are picked up within a second.
-  config: { EHR_SYNC_PAGE_SIZE: '40', EHR_ENDPOINT_QUEUE_RECHECK_SECONDS: '1' },
+  // endpoint queues for rate-limited vendors are picked up within a second. Our side paces eClinicalWorks at
+  // 250 requests per 10 s instead of its published minute (EHR_VENDOR_RATE_LIMITS, for tests that cannot wait):
+  // its endpoint queue is still the one every request goes through, and the personality keeps its own
+  // 250/min limit, which this file's ~100 eClinicalWorks requests stay under. The limit's pacing itself is
+  // checked in rate-limit.test.ts.
+  config: {
+    EHR_SYNC_PAGE_SIZE: '40',
+    EHR_ENDPOINT_QUEUE_RECHECK_SECONDS: '1',
+    EHR_VENDOR_RATE_LIMITS: 'eclinicalworks=250/10',
+  },
 });
 
 /** A client secret "issued by the vendor", stored the way an operator would: a 0600 file. */

@@ -25,17 +25,28 @@ import type { KeyRotationInput, KeyRotationResult } from '../../workflows/key-ro
 import { testEnv, uniqueId } from '../harness.js';
 import { registerSandboxTenant, sandboxAdmin, testActor, useSyncHarness } from './support.js';
 
+const CREDENTIAL_CACHE = 1;
+/**
+ * The max-age our JWKS announces (and so how long the sandbox, like a vendor, caches it), and the JWKS cache the
+ * signing-key rotations wait out: 1 s instead of the sandbox profile's 5, so each wait is seconds shorter. Both
+ * move together: the rotation still waits out the cache the vendor actually has.
+ */
+const JWKS_MAX_AGE = 1;
 const harness = useSyncHarness({
   sandbox: { seed: 41, size: 200, tokenTtlSeconds: 2 },
-  // Workers keep integration rows (and the current kid) 2 s instead of 15: a signing-key rotation waits that
-  // cache out (plus the vendor's JWKS cache, the sandbox's 5 s) before it retires a key.
-  config: { EHR_SYNC_PAGE_SIZE: '20', EHR_CREDENTIAL_CACHE_SECONDS: '2' },
+  // Workers keep integration rows (and the current kid) 1 s instead of 15: a signing-key rotation waits that
+  // cache out (plus the vendor's JWKS cache, JWKS_MAX_AGE here) before it retires a key.
+  config: { EHR_SYNC_PAGE_SIZE: '20', EHR_CREDENTIAL_CACHE_SECONDS: String(CREDENTIAL_CACHE) },
 });
 const TYPES = ['Patient', 'Observation'];
 let jwks: JwksServer;
 
 beforeAll(async () => {
-  jwks = await startJwksServer({ published: (id) => publishedSigningKeys(harness.pool, id), listen: '127.0.0.1:0' });
+  jwks = await startJwksServer({
+    published: (id) => publishedSigningKeys(harness.pool, id),
+    listen: '127.0.0.1:0',
+    maxAgeSeconds: JWKS_MAX_AGE,
+  });
 });
 afterAll(async () => {
   activityFaults.failOnce.clear();
@@ -456,7 +467,7 @@ describe('key rotation workflows under sync load', () => {
     async () => {
       const { tenantId, integrationId, clientId, oldKid } = await jwksIntegration();
       const { value: result } = await underSyncLoad(tenantId, integrationId, () =>
-        rotate({ kind: 'signing-key', integrationId }),
+        rotate({ kind: 'signing-key', integrationId, vendorJwksCacheSeconds: JWKS_MAX_AGE }),
       );
       expect(result.outcome).toBe('completed');
       const newKid = result.steps.find((s) => s.step === 'successor published in the JWKS')?.detail?.['kid'] as string;
@@ -465,12 +476,12 @@ describe('key rotation workflows under sync load', () => {
         (await listSigningKeys(harness.pool, integrationId)).map((k) => [k.kid, k.state]),
       );
       expect(states).toEqual({ [oldKid]: 'retired', [newKid]: 'current' });
-      // The old key was retired once the workers' row cache (EHR_CREDENTIAL_CACHE_SECONDS, 2 s here) and the
-      // vendor's JWKS cache (5 s) had turned over after the switch: the configured wait, not the 15 s default.
+      // The old key was retired once the workers' row cache (EHR_CREDENTIAL_CACHE_SECONDS, 1 s here) and the
+      // vendor's JWKS cache (1 s here) had turned over after the switch: the configured wait, not the 15 s default.
       const at = (step: string): number => Date.parse(result.steps.find((s) => s.step === step)!.at);
       const waited = at('old key retired') - at('assertions signed with the new kid');
-      expect(waited).toBeGreaterThanOrEqual((2 + 5) * 1000);
-      expect(waited).toBeLessThan((15 + 5) * 1000);
+      expect(waited).toBeGreaterThanOrEqual((CREDENTIAL_CACHE + JWKS_MAX_AGE) * 1000);
+      expect(waited).toBeLessThan((15 + JWKS_MAX_AGE) * 1000);
       const client = await sandboxAdmin<{ kids_seen: Record<string, number>; token_requests_rejected?: number }>(
         harness.sandbox,
         'GET',
@@ -491,7 +502,7 @@ describe('key rotation workflows under sync load', () => {
       await sandboxAdmin(harness.sandbox, 'POST', '/admin/stats/reset');
       activityFaults.failOnce.add('retireSigningKey');
       const { value: result } = await underSyncLoad(tenantId, integrationId, () =>
-        rotate({ kind: 'signing-key', integrationId }),
+        rotate({ kind: 'signing-key', integrationId, vendorJwksCacheSeconds: JWKS_MAX_AGE }),
       );
       expect(result.outcome).toBe('rolled-back');
       const newKid = result.steps.find((s) => s.step === 'successor published in the JWKS')?.detail?.['kid'] as string;

@@ -97,14 +97,16 @@ describe('a server without SMART discovery, registered before the vendor issues 
     expect(stored).toMatchObject({ status: 'pending-client-id', clientId: null, tokenUrl: `${origin}/nodisc/token` });
     expect((await audits(id, 'integration.registered'))[0]).toMatchObject({ tokenUrlSource: 'given' });
 
-    const shown = await ehrctl(['integrations', 'show', id], { JWKS_PUBLIC_URL: 'https://jwks.example.test' });
+    // Neither changes anything: side by side.
+    const [shown, refused] = await Promise.all([
+      ehrctl(['integrations', 'show', id], { JWKS_PUBLIC_URL: 'https://jwks.example.test' }),
+      ehrctl(['sync', 'run', '--integration', id]),
+    ]);
     expect(shown.code).toBe(0);
     expect(shown.stdout).toContain(`JWKS URL: https://jwks.example.test/jwks/${id}.json`);
     expect(shown.stdout).toContain(`"kid":"${stored.signingKid}"`);
     expect(shown.stdout).toContain('-----BEGIN PUBLIC KEY-----');
     expect(shown.stdout).toContain('read strategy: search');
-
-    const refused = await ehrctl(['sync', 'run', '--integration', id]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toContain('pending-client-id');
 
@@ -163,13 +165,16 @@ describe('a server without SMART discovery, registered before the vendor issues 
     });
     expect(events[2]!.changed!.scopes!.to).toEqual(['system/Patient.rs', 'system/Observation.rs']);
 
-    // Checked against the purpose and the vendor: refused, nothing changes, nothing audited.
-    const outside = await ehrctl(['integrations', 'update', id, '--types', 'Appointment,Spaceship', ...reason]);
+    // Checked against the purpose and the vendor: refused, nothing changes, nothing audited. Refusals change
+    // nothing, so the three processes run side by side; each is still checked on its own.
+    const [outside, noGroup, badHost] = await Promise.all([
+      ehrctl(['integrations', 'update', id, '--types', 'Appointment,Spaceship', ...reason]),
+      ehrctl(['integrations', 'update', id, '--strategy', 'patient', ...reason]),
+      ehrctl(['integrations', 'update', id, '--bulk-file-host', 'https://x.test/path', ...reason]),
+    ]);
     expect(outside.code).toBe(2);
-    const noGroup = await ehrctl(['integrations', 'update', id, '--strategy', 'patient', ...reason]);
     expect(noGroup.code).toBe(2);
     expect(noGroup.stderr).toContain('--roster-search');
-    const badHost = await ehrctl(['integrations', 'update', id, '--bulk-file-host', 'https://x.test/path', ...reason]);
     expect(badHost.code).toBe(2);
     expect(await audits(id, 'integration.updated')).toHaveLength(6);
   });

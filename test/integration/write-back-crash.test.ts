@@ -10,7 +10,9 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { ChildWorker } from './child-worker.js';
-import { startChildWorker } from './child-worker.js';
+import { KILLED_WORKER_CONFIG, startChildWorker } from './child-worker.js';
+import { writeBackWorkflowId } from '../../lib/writeback/notifier.js';
+import { outboxChangedSignal, writeBack } from '../../workflows/write-back.js';
 import { sandboxAdmin, sandboxManifest, useSyncHarness } from './support.js';
 import type { WriteBackTenant } from './write-back-support.js';
 import {
@@ -18,14 +20,37 @@ import {
   queueUpdate,
   settled,
   vendorCopy,
-  wakeWriteBack,
   writeBackTenant,
   writesLedger,
 } from './write-back-support.js';
 import { getOutboxChange } from '../../lib/writeback/outbox-repository.js';
 
 const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ehr-writeback-crash-'));
-const harness = useSyncHarness({ sandbox: { size: 300 }, worker: false });
+const harness = useSyncHarness({ sandbox: { size: 300 }, config: KILLED_WORKER_CONFIG, worker: false });
+
+/**
+ * A killed worker's send is sent again once Temporal misses its heartbeats this long: 5 s instead of the preset's
+ * 10 s (a send heartbeats every 2 s), so each of the two crashes is noticed 5 s sooner. What the test checks is
+ * the resend's single effect, not the timeout; a send that timed out spuriously would be one more resend.
+ */
+const SEND_HEARTBEAT_TIMEOUT_SECONDS = 5;
+
+/** What the outbox notifier does (workers/outbox-notifier.ts), with the workflow's shorter send heartbeat timeout. */
+async function wakeWriteBack(t: WriteBackTenant): Promise<void> {
+  await harness.temporal.client.workflow.signalWithStart(writeBack, {
+    workflowId: writeBackWorkflowId(t.integrationId),
+    taskQueue: harness.config.TEMPORAL_TASK_QUEUE,
+    args: [
+      {
+        tenantId: t.tenantId,
+        integrationId: t.integrationId,
+        sendHeartbeatTimeoutSeconds: SEND_HEARTBEAT_TIMEOUT_SECONDS,
+      },
+    ],
+    signal: outboxChangedSignal,
+    signalArgs: [],
+  });
+}
 
 async function keyOf(changeId: string): Promise<string> {
   return (await getOutboxChange(harness.pool, changeId))!.idempotencyKey;
@@ -78,7 +103,7 @@ describe('write-back across worker crashes', () => {
     });
 
     const first = await startChildWorker(harness.config, path.join(logDir, 'worker-1.log'));
-    await wakeWriteBack(harness.temporal.client, harness.config.TEMPORAL_TASK_QUEUE, t);
+    await wakeWriteBack(t);
     await writtenAtVendor(await keyOf(create));
     await kill(first);
 

@@ -76,12 +76,14 @@ describe('loadConfig', () => {
       EHR_SYNC_PAGE_SIZE: '250',
       WORKER_MAX_CONCURRENT_ACTIVITIES: '4',
       WORKER_SHUTDOWN_GRACE_MS: '1000',
+      WORKER_STICKY_QUEUE_TIMEOUT_MS: '1000',
     });
     expect(config.EHR_VENDOR_TIMEOUT_MS).toBe(5_000);
     expect(config.EHR_VENDOR_MAX_RESPONSE_BYTES).toBe(1_048_576);
     expect(config.EHR_SYNC_PAGE_SIZE).toBe(250);
     expect(config.WORKER_MAX_CONCURRENT_ACTIVITIES).toBe(4);
     expect(config.WORKER_SHUTDOWN_GRACE_MS).toBe(1_000);
+    expect(config.WORKER_STICKY_QUEUE_TIMEOUT_MS).toBe(1_000);
   });
 
   it('names a missing DATABASE_URL', () => {

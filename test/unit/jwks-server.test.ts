@@ -66,6 +66,19 @@ describe('hosted JWKS', () => {
     expect(await res.json()).toEqual({ keys: [] });
   });
 
+  it('announces a configured max-age instead of the profile one (tests that wait vendor caches out)', async () => {
+    const short = await startJwksServer({
+      listen: '127.0.0.1:0',
+      published: async () => ({ vendor: 'epic', keys }),
+      maxAgeSeconds: 1,
+    });
+    try {
+      expect((await fetch(`${short.url}/jwks/i-1.json`)).headers.get('cache-control')).toBe('public, max-age=1');
+    } finally {
+      await short.close();
+    }
+  });
+
   it('answers 404 for unknown integrations and malformed paths', async () => {
     expect((await fetch(`${server.url}/jwks/nobody.json`)).status).toBe(404);
     expect((await fetch(`${server.url}/jwks/..%2Fetc.json`)).status).toBe(404);
