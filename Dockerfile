@@ -18,4 +18,6 @@ COPY bin ./bin
 USER node
 # Started as the dev stack, tests and benchmarks start it: workers/node-process.ts says why these flags.
 ENV MALLOC_ARENA_MAX=2
+ENV MALLOC_MMAP_THRESHOLD_=131072
+ENV MALLOC_TRIM_THRESHOLD_=131072
 CMD ["node", "--require", "tsx/cjs", "--max-semi-space-size=2", "--heap-growing-percent=20", "workers/worker.ts"]
