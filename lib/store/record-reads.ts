@@ -108,10 +108,10 @@ export interface RecordSearch {
  * One page of winners in resource id order; `limit + 1` rows asked for tell whether there is a next page.
  *
  * Each row of the type is a candidate, in primary-key order (tenant, type, id, integration), and is served when it
- * is its id's winner (a correlated lookup by the key's prefix: an id has a row per integration holding it). The
- * plan streams from the key and stops at the page's end whatever the table's visibility map says; a DISTINCT ON
- * over the type, or a DISTINCT subquery of ids, was planned for all its rows (a sort of the whole type per page)
- * whenever recent writes had left pages not all-visible, as syncs do.
+ * is its id's winner (a correlated probe of the key's prefix: an id has a row per integration holding it). The
+ * plan streams from the key and stops at the page's end, on a table of 20,000 rows or 300,000, vacuumed or not; a
+ * DISTINCT ON over the type, or a DISTINCT subquery of ids, was planned for all its rows (a sort of the whole type
+ * per page) whenever recent writes had left pages not all-visible, as syncs do.
  */
 export async function searchWinningRecords(db: Queryable, search: RecordSearch): Promise<StoredRecordRow[]> {
   const params: unknown[] = [search.tenantId, search.resourceType];
@@ -133,10 +133,15 @@ export async function searchWinningRecords(db: Queryable, search: RecordSearch):
     params.push(bound.at);
     where.push(`r.last_updated ${bound.op} $${params.length}::timestamptz`);
   }
+  // The row is its id's winner: no other integration's row of the id is newer, or as new with a lower id. OFFSET 0
+  // keeps it a per-row check: pulled up into an anti-join it was planned as a merge from the type's first row, and
+  // written as `integration_id = (SELECT … LIMIT 1)` its default selectivity (0.5 %) made the planner scan and sort
+  // the whole type for every page.
   where.push(
-    `r.integration_id = (SELECT o.integration_id FROM records o
+    `NOT EXISTS (SELECT 1 FROM records o
         WHERE o.tenant_id = $1 AND o.resource_type = $2 AND o.resource_id = r.resource_id
-        ORDER BY o.last_updated DESC, o.integration_id LIMIT 1)`,
+          AND (o.last_updated > r.last_updated OR (o.last_updated = r.last_updated AND o.integration_id < r.integration_id))
+        OFFSET 0)`,
   );
   params.push(search.limit);
   const res = await db.query<Row>(
