@@ -84,6 +84,12 @@ export const SEARCH_ATTRIBUTES = {
 export const ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 /**
+ * An Idempotency-Key, ours to a vendor or a consumer's to the gateway: it travels as a header and lands in logs, so
+ * identifiers only, bounded (gateway_idempotency_keys holds the same CHECK).
+ */
+export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9._:/+=-]{8,255}$/;
+
+/**
  * Incidents run on their own task queue beside the main one, polled by every worker: a containment's
  * workflow tasks never wait behind the sync load it is containing.
  */

@@ -5,6 +5,7 @@
  * call, success or failure. An audit write failure fails the call (fail closed).
  */
 import { randomUUID } from 'node:crypto';
+import { IDEMPOTENCY_KEY_PATTERN } from '../domain.js';
 import { BulkExportError, InvalidArgumentError, VendorAuthError, VendorHttpError } from '../errors/index.js';
 import { assertTransportAllowed, safePath } from './http-policy.js';
 import { fileOrigin } from './bulk-hosts.js';
@@ -27,8 +28,6 @@ import { assertSameOrigin, oauthErrorCode, outcomeCodeOf, parseTokenResponse, pr
 import type { ExchangeHost, RawRequest, SendOptions } from './vendor-exchange.js';
 import { auditedExchange } from './vendor-exchange.js';
 
-/** Idempotency keys travel as a header and land in vendor logs: identifiers only, bounded. */
-const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:/+=-]{8,255}$/;
 const FHIR_ID = /^[A-Za-z0-9.-]{1,64}$/;
 const RESOURCE_TYPE = /^[A-Z][A-Za-z]{1,63}$/;
 /** A conditional create's criterion: one identifier token (our system and a change id), never content. */
@@ -237,7 +236,7 @@ export class VendorClient {
     resource: Record<string, unknown>,
     extra: Record<string, string>,
   ): Promise<VendorResponse> {
-    if (!IDEMPOTENCY_KEY.test(ctx.idempotencyKey))
+    if (!IDEMPOTENCY_KEY_PATTERN.test(ctx.idempotencyKey))
       throw new InvalidArgumentError('idempotencyKey', 'use 8-255 letters, digits and . _ : / + = -');
     const cred = await this.deps.credentials(integrationId);
     const url = `${cred.baseUrl.replace(/\/$/, '')}/${relative}`;

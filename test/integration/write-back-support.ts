@@ -3,6 +3,7 @@
  * local changes queued the way the gateway queues them — the local version of the record stored (its own
  * version id, last_updated = now) together with the outbox change and its audit event, in one transaction.
  */
+import type { LedgerRow, WriteStats } from '../../sandbox/write-ledger.js';
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { encryptRecord } from '../../lib/crypto/envelope.js';
@@ -121,24 +122,8 @@ export async function settled(pool: Pool, changeId: string, timeoutMs = 60_000):
   }
 }
 
-export interface WritesLedger {
-  created: number;
-  updated: number;
-  replayed: number;
-  preconditionFailed: number;
-  refused: number;
-  conditionalMatches: number;
-  ledger: Array<{
-    key: string;
-    method: string;
-    resourceType: string;
-    id?: string;
-    effects: number;
-    noEffect: number;
-    ifMatch?: string;
-    ifNoneExist?: string;
-  }>;
-}
+/** What the sandbox's `GET /admin/writes` answers (sandbox/write-admin.ts). */
+export type WritesLedger = WriteStats & { resources: number; ledger: LedgerRow[] };
 
 export async function writesLedger(harness: SyncHarness): Promise<WritesLedger> {
   return sandboxAdmin<WritesLedger>(harness.sandbox, 'GET', '/admin/writes');

@@ -7,6 +7,7 @@
  */
 import canonicalize from 'canonicalize';
 import { decryptRecord } from '../../crypto/envelope.js';
+import { IDEMPOTENCY_KEY_PATTERN } from '../../domain.js';
 import type { ResourceType } from '../../domain.js';
 import type { TenantKeyring } from '../../keys/keyring.js';
 import type { Pool } from '../../store/pool.js';
@@ -18,9 +19,6 @@ import { answerStored } from './write-answer.js';
 import type { WriteOutcome } from './write-answer.js';
 import { WriteRefused } from './write-body.js';
 import type { FhirWriteRequest } from './write-handler.js';
-
-/** The same characters and length the vendor door allows for its own Idempotency-Keys. */
-const IDEMPOTENCY_KEY = /^[A-Za-z0-9._:/+=-]{8,255}$/;
 
 interface Deps {
   pool: Pool;
@@ -39,7 +37,7 @@ export async function claimFor(
 ): Promise<{ key: string; requestDigest: string } | undefined> {
   const key = request.headers.idempotencyKey;
   if (key === undefined) return undefined;
-  if (!IDEMPOTENCY_KEY.test(key))
+  if (!IDEMPOTENCY_KEY_PATTERN.test(key))
     throw new WriteRefused(
       400,
       'invalid',
@@ -50,8 +48,8 @@ export async function claimFor(
     actor: `consumer:${access.consumerId}`,
     correlationId: access.correlationId,
   });
-  const request_ = `gateway-create\n${create.type}\n${create.integrationId}\n${canonicalize(create.content)}`;
-  return { key, requestDigest: pseudonymise(request_) };
+  const described = `gateway-create\n${create.type}\n${create.integrationId}\n${canonicalize(create.content)}`;
+  return { key, requestDigest: pseudonymise(described) };
 }
 
 /** The answer to a create whose key was claimed before (see the file comment). */
