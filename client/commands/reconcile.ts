@@ -12,6 +12,7 @@ import { reconcileReport } from '../../lib/reconcile/report.js';
 import { withContext } from '../context.js';
 import { print, printJson, table } from '../output.js';
 import { reconcileScheduleId, scheduleReconcile, startReconcile } from '../reconcile-client.js';
+import { SYNC_INTERVAL_HOURS, parseAt, parseTimezone } from './schedule.js';
 
 function parseTypes(types: string | undefined): string[] | undefined {
   const list = types
@@ -125,28 +126,12 @@ export function registerReconcile(program: Command): Command {
   return reconcile;
 }
 
-const EVERY_HOURS = [1, 2, 3, 4, 6, 8, 12, 24];
 function parseEveryHours(every: string): number {
   const hours = Number(/^(\d{1,2})h?$/.exec(every)?.[1]);
-  if (!EVERY_HOURS.includes(hours))
+  if (!(SYNC_INTERVAL_HOURS as readonly number[]).includes(hours))
     throw new InvalidArgumentError(
       '--every',
-      `use hours that divide a day: ${EVERY_HOURS.map((h) => `${h}h`).join(', ')}`,
+      `use hours that divide a day: ${SYNC_INTERVAL_HOURS.map((h) => `${h}h`).join(', ')}`,
     );
   return hours;
-}
-
-function parseAt(at: string): { hour: number; minute: number } {
-  const m = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(at);
-  if (!m) throw new InvalidArgumentError('--at', 'expected HH:MM in 24-hour time, e.g. 02:00');
-  return { hour: Number(m[1]), minute: Number(m[2]) };
-}
-
-function parseTimezone(tz: string): string {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: tz });
-  } catch {
-    throw new InvalidArgumentError('--timezone', `unknown IANA time zone ${JSON.stringify(tz.slice(0, 64))}`);
-  }
-  return tz;
 }

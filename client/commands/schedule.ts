@@ -11,13 +11,13 @@ import { print, table } from '../output.js';
 import { scheduleIdFor } from '../../lib/domain.js';
 import { scheduleNightlySync } from '../sync-client.js';
 
-function parseAt(at: string): { hour: number; minute: number } {
+export function parseAt(at: string): { hour: number; minute: number } {
   const m = /^([01]\d|2[0-3]):([0-5]\d)$/.exec(at);
   if (!m) throw new InvalidArgumentError('--at', 'expected HH:MM in 24-hour time, e.g. 02:00');
   return { hour: Number(m[1]), minute: Number(m[2]) };
 }
 
-function parseTimezone(tz: string): string {
+export function parseTimezone(tz: string): string {
   try {
     new Intl.DateTimeFormat('en', { timeZone: tz });
   } catch {
