@@ -64,6 +64,12 @@ export async function applyDecisions(
   const conflictIds: string[] = [];
   for (const { id, decision: d, remote, baseline } of decided) {
     const local = locals.get(id);
+    const recordKey = {
+      tenantId: scope.tenantId,
+      integrationId: scope.integrationId,
+      resourceType: scope.resourceType,
+      resourceId: id,
+    };
     if (baseline) agreed.push({ resourceId: id, baseline });
     if (d.storeRemote && remote) {
       const patientId = patientIdOf(scope.resourceType, remote.resource);
@@ -92,10 +98,7 @@ export async function applyDecisions(
         client,
         deps.keyring,
         {
-          tenantId: scope.tenantId,
-          integrationId: scope.integrationId,
-          resourceType: scope.resourceType,
-          resourceId: id,
+          ...recordKey,
           origin: 'reconcile',
           requestedBy: `reconcile:${runId}`,
           baseVersionId: remote.versionId,
@@ -116,10 +119,7 @@ export async function applyDecisions(
         client,
         deps.keyring,
         {
-          tenantId: scope.tenantId,
-          integrationId: scope.integrationId,
-          resourceType: scope.resourceType,
-          resourceId: id,
+          ...recordKey,
           source: 'reconcile',
           runId,
           reason: d.conflict.reason,
